@@ -1,0 +1,13 @@
+module github.com/pushgo/gateway
+
+go 1.26.8
+
+require (
+	github.com/pushgo/gateway/ingest v0.0.0
+	github.com/pushgo/gateway/schemas v0.0.0
+)
+
+replace (
+	github.com/pushgo/gateway/ingest => ./ingest
+	github.com/pushgo/gateway/schemas => ./schemas
+)

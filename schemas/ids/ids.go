@@ -1,0 +1,121 @@
+// Package ids holds the identifier formats of the contract: channel ids
+// (Crockford base32 of 128 random bits), entity ids and op ids, and the
+// deterministic derivation of create ids from an op_id.
+package ids
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// crockford is the Crockford base32 alphabet (no I, L, O, U).
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// ChannelIDLen is the length of a channel id: ceil(128/5).
+const ChannelIDLen = 26
+
+// NewChannelID returns a fresh channel id of 128 random bits.
+func NewChannelID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return encodeCrockford(b)
+}
+
+func encodeCrockford(b [16]byte) string {
+	// 128 bits as 26 symbols: the first symbol carries the top 3 bits.
+	var out [ChannelIDLen]byte
+	var hi, lo uint64
+	for i := 0; i < 8; i++ {
+		hi = hi<<8 | uint64(b[i])
+		lo = lo<<8 | uint64(b[8+i])
+	}
+	for i := ChannelIDLen - 1; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | (hi&31)<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
+
+// NormalizeChannelID returns the canonical (upper-case) form of a channel id,
+// decoding case-insensitively with O→0 and I/L→1 as Crockford specifies.
+// ok is false for anything that is not 26 symbols encoding 128 bits.
+func NormalizeChannelID(s string) (id string, ok bool) {
+	if len(s) != ChannelIDLen {
+		return "", false
+	}
+	var out [ChannelIDLen]byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		switch c {
+		case 'O':
+			c = '0'
+		case 'I', 'L':
+			c = '1'
+		}
+		if strings.IndexByte(crockford, c) < 0 {
+			return "", false
+		}
+		out[i] = c
+	}
+	// 26 symbols hold 130 bits; the top two must be zero for a 128-bit value.
+	if strings.IndexByte(crockford, out[0]) > 7 {
+		return "", false
+	}
+	return string(out[:]), true
+}
+
+// validToken reports whether s is 1..max characters of [A-Za-z0-9_:-] plus
+// any of extra.
+func validToken(s string, max int, extra string) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == ':', c == '-':
+		case extra != "" && strings.IndexByte(extra, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidEntityID reports whether s is a valid event, thing or message id:
+// 1-64 characters of [A-Za-z0-9_:-]. Such ids are safe as NATS subject tokens.
+func ValidEntityID(s string) bool { return validToken(s, 64, "") }
+
+// ValidOpID reports whether s is a valid op_id: 1-128 characters of [A-Za-z0-9_:-].
+func ValidOpID(s string) bool { return validToken(s, 128, "") }
+
+// NewOpID returns a generated op_id: 32 lowercase hex characters.
+func NewOpID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewDeviceKey returns a generated device key: 32 lowercase hex characters.
+func NewDeviceKey() string { return NewOpID() }
+
+// DeriveEntityID returns the id of the entity created by (channel, route,
+// opID): 32 lowercase hex characters. Deriving it, rather than drawing it at
+// random, is what makes a retried create land on the same entity however
+// late the retry comes.
+func DeriveEntityID(channelID, route, opID string) string {
+	h := sha256.New()
+	h.Write([]byte(channelID))
+	h.Write([]byte{0})
+	h.Write([]byte(route))
+	h.Write([]byte{0})
+	h.Write([]byte(opID))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
