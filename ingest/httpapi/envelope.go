@@ -1,0 +1,42 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/go-json-experiment/json"
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+)
+
+// envelope is the response shape of every route (spec section 1).
+type envelope struct {
+	Success   bool         `json:"success"`
+	Data      any          `json:"data"`
+	Error     *string      `json:"error"`
+	ErrorCode *apierr.Code `json:"error_code"`
+}
+
+// writeOK answers 200 with data in the success envelope.
+func writeOK(c *echo.Context, data any) error {
+	b, err := json.Marshal(envelope{Success: true, Data: data})
+	if err != nil {
+		return writeErr(c, apierr.New(apierr.InternalError))
+	}
+	return c.JSONBlob(http.StatusOK, b)
+}
+
+// writeErr answers e's status with the failure envelope, and Retry-After
+// when e asks for one.
+func writeErr(c *echo.Context, e *apierr.Error) error {
+	msg, code := e.Detail, e.Code
+	b, err := json.Marshal(envelope{Success: false, Error: &msg, ErrorCode: &code})
+	if err != nil {
+		return err
+	}
+	if e.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	return c.JSONBlob(e.Status(), b)
+}

@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+)
+
+const headerRequestID = "X-Request-Id"
+
+// requestID echoes a sane client X-Request-Id or makes one.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		id := c.Request().Header.Get(headerRequestID)
+		if !saneRequestID(id) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set(headerRequestID, id)
+		return next(c)
+	}
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// bearerAuth enforces PUSHGO_TOKEN on every route but the open ones.
+// Both sides are hashed before the constant-time compare so that the
+// comparison time does not reveal the token's length either.
+func bearerAuth(token string, open map[string]bool) echo.MiddlewareFunc {
+	want := sha256.Sum256([]byte(token))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			if open[c.Request().URL.Path] {
+				return next(c)
+			}
+			got, ok := parseBearer(c.Request().Header.Get("Authorization"))
+			sum := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
+				return writeErr(c, apierr.New(apierr.AuthenticationFailed))
+			}
+			return next(c)
+		}
+	}
+}
+
+// parseBearer accepts "Bearer <token>" with a case-insensitive scheme and
+// exactly one token of at most 4096 characters.
+func parseBearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	if token == "" || len(token) > 4096 || strings.ContainsAny(token, " \t") {
+		return "", false
+	}
+	return token, true
+}
+
+// observe records the request in the metrics and logs server errors. It
+// logs the path only: query strings may carry channel passwords
+// (GET /message).
+func observe(m *metrics, log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c *echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			status := 0
+			if r, uerr := echo.UnwrapResponse(c.Response()); uerr == nil {
+				status = r.Status
+			}
+			m.observe(route, status, time.Since(start))
+			if status >= 500 {
+				log.Warn("http: server error", "route", route, "status", status,
+					"request_id", c.Response().Header().Get(headerRequestID))
+			}
+			return err
+		}
+	}
+}

@@ -1,0 +1,144 @@
+// Package httpapi is the public HTTP front of the gateway: the PushGo write
+// routes, the channel routes and the operational endpoints. Handlers are
+// thin: decode, validate (schemas/ops), authorize, append, answer.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Channels is the registry as the handlers use it.
+type Channels interface {
+	Authorize(ctx context.Context, id, password string) (registry.Channel, *apierr.Error)
+	Lookup(ctx context.Context, id string) (registry.Channel, bool, error)
+	Create(ctx context.Context, name, password string, now time.Time) (registry.Channel, error)
+	Rename(ctx context.Context, c registry.Channel, name string) (registry.Channel, error)
+}
+
+// Appender appends validated operations.
+type Appender interface {
+	Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error)
+}
+
+// Options configure the HTTP front.
+type Options struct {
+	// Token, when set, is the gateway-wide bearer token (PUSHGO_TOKEN).
+	Token string
+	// Ready reports whether the gateway can accept writes; /readyz answers
+	// 503 with its error otherwise. Nil means always ready.
+	Ready func(ctx context.Context) error
+	// Now is the clock for defaults such as occurred_at. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server holds the routes. Build it with New.
+type Server struct {
+	channels Channels
+	appender Appender
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	echo     *echo.Echo
+}
+
+// openPaths need no bearer token.
+var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// New builds the HTTP front.
+func New(channels Channels, appender Appender, opts Options) *Server {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{channels: channels, appender: appender, opts: opts, log: opts.Logger, metrics: newMetrics()}
+	e := echo.New()
+	e.HTTPErrorHandler = s.handleError
+	e.Use(requestID, observe(s.metrics, s.log))
+	if opts.Token != "" {
+		e.Use(bearerAuth(opts.Token, openPaths))
+	}
+
+	e.POST("/channel/create", s.channelCreate)
+	e.GET("/channel/exists", s.channelExists)
+	e.POST("/channel/rename", s.channelRename)
+
+	e.POST("/event/create", s.eventRoute(ops.EventCreate))
+	e.POST("/event/update", s.eventRoute(ops.EventUpdate))
+	e.POST("/event/close", s.eventRoute(ops.EventClose))
+	e.POST("/thing/create", s.thingRoute(ops.ThingCreate))
+	e.POST("/thing/update", s.thingRoute(ops.ThingUpdate))
+	e.POST("/thing/archive", s.thingRoute(ops.ThingArchive))
+	e.POST("/thing/delete", s.thingRoute(ops.ThingDelete))
+	e.POST("/message", s.messagePost)
+	e.GET("/message", s.messageGet)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	metricsHandler := s.metrics.handler()
+	e.GET("/metrics", func(c *echo.Context) error {
+		metricsHandler.ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
+	s.echo = e
+	return s
+}
+
+// Handler is the http.Handler of every route.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo exposes the router so other modules (the read API) can add routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// handleError turns router errors and unexpected handler errors into the
+// failure envelope.
+func (s *Server) handleError(c *echo.Context, err error) {
+	if r, uerr := echo.UnwrapResponse(c.Response()); uerr == nil && r.Committed {
+		return
+	}
+	var aerr *apierr.Error
+	switch {
+	case errors.As(err, &aerr):
+	case errors.Is(err, echo.ErrNotFound):
+		aerr = apierr.New(apierr.RouteNotFound)
+	case errors.Is(err, echo.ErrMethodNotAllowed):
+		aerr = apierr.New(apierr.MethodNotAllowed)
+	default:
+		var sc echo.HTTPStatusCoder
+		if errors.As(err, &sc) && sc.StatusCode() == http.StatusRequestEntityTooLarge {
+			aerr = apierr.New(apierr.PayloadTooLarge)
+		} else {
+			s.log.Error("http: unhandled error", "path", c.Request().URL.Path, "err", err)
+			aerr = apierr.New(apierr.InternalError)
+		}
+	}
+	_ = writeErr(c, aerr)
+}
+
+func (s *Server) healthz(c *echo.Context) error {
+	return writeOK(c, map[string]any{"alive": true})
+}
+
+func (s *Server) readyz(c *echo.Context) error {
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "not ready: " + err.Error(), RetryAfter: 1})
+		}
+	}
+	return writeOK(c, map[string]any{"ready": true})
+}

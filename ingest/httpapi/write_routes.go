@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Response data of the write routes (spec sections 4, 5, 6).
+type eventData struct {
+	ChannelID string `json:"channel_id"`
+	OpID      string `json:"op_id"`
+	EventID   string `json:"event_id"`
+	Accepted  bool   `json:"accepted"`
+}
+
+type thingData struct {
+	ChannelID string `json:"channel_id"`
+	OpID      string `json:"op_id"`
+	ThingID   string `json:"thing_id"`
+	Accepted  bool   `json:"accepted"`
+}
+
+type messageData struct {
+	ChannelID string `json:"channel_id"`
+	OpID      string `json:"op_id"`
+	MessageID string `json:"message_id"`
+	ThingID   string `json:"thing_id,omitempty"`
+	Accepted  bool   `json:"accepted"`
+}
+
+func (s *Server) eventRoute(op ops.Name) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		var req ops.EventRequest
+		if aerr := decodeJSON(c, &req); aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli())
+		if aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		return s.accept(c, v)
+	}
+}
+
+func (s *Server) thingRoute(op ops.Name) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		var req ops.ThingRequest
+		if aerr := decodeJSON(c, &req); aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		v, aerr := ops.ValidateThing(op, &req, s.opts.Now().UnixMilli())
+		if aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		return s.accept(c, v)
+	}
+}
+
+func (s *Server) messagePost(c *echo.Context) error {
+	var req ops.MessageRequest
+	if aerr := decodeJSON(c, &req); aerr != nil {
+		return s.reject(c, ops.MessageCreate, aerr)
+	}
+	return s.message(c, &req)
+}
+
+// messageGet is GET /message (as PushGo): the fields as query parameters.
+func (s *Server) messageGet(c *echo.Context) error {
+	req, aerr := ops.MessageRequestFromQuery(c.QueryParams())
+	if aerr != nil {
+		return s.reject(c, ops.MessageCreate, aerr)
+	}
+	return s.message(c, req)
+}
+
+func (s *Server) message(c *echo.Context, req *ops.MessageRequest) error {
+	v, aerr := ops.ValidateMessage(req, s.opts.Now().UnixMilli())
+	if aerr != nil {
+		return s.reject(c, ops.MessageCreate, aerr)
+	}
+	return s.accept(c, v)
+}
+
+// accept authorizes the channel, appends and answers. Every rejection
+// happens before the append, so a rejected request changes nothing.
+func (s *Server) accept(c *echo.Context, v *ops.Validated) error {
+	ctx := c.Request().Context()
+	if _, aerr := s.channels.Authorize(ctx, v.ChannelID, v.Password); aerr != nil {
+		return s.reject(c, v.Op, aerr)
+	}
+	res, aerr := s.appender.Append(ctx, v)
+	if aerr != nil {
+		return s.reject(c, v.Op, aerr)
+	}
+	outcome := "appended"
+	if res.Replayed {
+		outcome = "replayed"
+	}
+	s.metrics.appends.WithLabelValues(string(v.Op), outcome).Inc()
+	switch v.Op.Kind() {
+	case ops.KindEvent:
+		return writeOK(c, eventData{ChannelID: v.ChannelID, OpID: res.OpID, EventID: res.EntityID, Accepted: true})
+	case ops.KindThing:
+		return writeOK(c, thingData{ChannelID: v.ChannelID, OpID: res.OpID, ThingID: res.EntityID, Accepted: true})
+	default:
+		return writeOK(c, messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, ThingID: res.ThingID, Accepted: true})
+	}
+}
+
+func (s *Server) reject(c *echo.Context, op ops.Name, aerr *apierr.Error) error {
+	s.metrics.appends.WithLabelValues(string(op), "rejected").Inc()
+	return writeErr(c, aerr)
+}

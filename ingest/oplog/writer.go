@@ -1,0 +1,332 @@
+// Package oplog appends validated operations to PUSHGO_OPS: it decides the
+// lifecycle (404, 409), recognises retried op_ids, and appends with the
+// entity's expected last subject sequence so that two writers racing on one
+// entity, in one process or in several, cannot both win.
+package oplog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Options configure a Writer.
+type Options struct {
+	// AppendTimeout bounds one append: the reads and the publish until its
+	// PubAck. Past it the client gets 503 and may retry with the same op_id.
+	// Default 5s.
+	AppendTimeout time.Duration
+	// CachedEntities bounds the entity-state cache. Default 200,000
+	// (about 40 MB).
+	CachedEntities int
+	// Now is the clock of accepted_at. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Writer appends operations. It is safe for concurrent use.
+type Writer struct {
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	opts    Options
+	log     *slog.Logger
+	stripes *stripes
+}
+
+// New returns a Writer over PUSHGO_OPS, which streams.Ensure created.
+func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Writer, error) {
+	if opts.AppendTimeout <= 0 {
+		opts.AppendTimeout = 5 * time.Second
+	}
+	if opts.CachedEntities <= 0 {
+		opts.CachedEntities = 200_000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", streams.Ops, err)
+	}
+	return &Writer{js: js, stream: s, opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}, nil
+}
+
+// Result is the outcome of an accepted operation.
+type Result struct {
+	OpID     string
+	EntityID string
+	ThingID  string
+	// Seq is the stream sequence of the operation (of the original, when
+	// Replayed).
+	Seq uint64
+	// Replayed is true when the op_id had already been accepted with the
+	// same body: nothing was appended, the first answer is repeated.
+	Replayed bool
+}
+
+// maxAttempts bounds re-decisions after losing a compare-and-swap race to
+// another process.
+const maxAttempts = 16
+
+// Append decides and appends v. On success the operation is durably in the
+// stream (the PubAck was received) or was already there (Replayed).
+func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.AppendTimeout)
+	defer cancel()
+
+	opID, clientOpID := v.OpID, v.OpID != ""
+	if !clientOpID {
+		opID = ids.NewOpID()
+	}
+	if v.Op.IsCreate() {
+		v.SetEntityID(ids.DeriveEntityID(v.ChannelID, string(v.Op), opID))
+	}
+	res := Result{OpID: opID, EntityID: v.EntityID, ThingID: v.ThingID}
+	kind := v.Op.Kind()
+
+	if v.ThingID != "" && kind != ops.KindThing {
+		if aerr := w.checkLinkedThing(ctx, v.ChannelID, v.ThingID); aerr != nil {
+			return Result{}, aerr
+		}
+	}
+
+	subject := streams.OpSubject(v.ChannelID, kind, v.EntityID)
+	st := w.stripes.of(subject)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+
+	data, err := w.encode(v, opID)
+	if err != nil {
+		w.log.Error("oplog: encode operation", "op", v.Op, "err", err)
+		return Result{}, apierr.New(apierr.InternalError)
+	}
+
+	fresh := false
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		cur, aerr := w.state(ctx, st, subject, fresh)
+		if aerr != nil {
+			return Result{}, aerr
+		}
+		// A retry of the entity's latest operation.
+		if clientOpID && cur.exists && cur.opID == opID {
+			return w.replay(res, cur.seq, cur.bodyHash, v.BodyHash)
+		}
+		if v.Op.IsCreate() && cur.exists {
+			// The derived id is taken: by this op_id's create, followed by
+			// later operations (a late retry).
+			return w.replayCreate(ctx, res, subject, v.BodyHash)
+		}
+		if !v.Op.IsCreate() {
+			if !cur.exists {
+				return Result{}, notFound(kind)
+			}
+			if cur.closed() {
+				if clientOpID {
+					if r, aerr, found := w.probeDuplicate(ctx, res, subject, v, opID, data); found {
+						return r, aerr
+					}
+				}
+				return Result{}, lifecycleConflict(kind)
+			}
+		}
+
+		ack, err := w.publish(ctx, subject, v, opID, data, cur.seq, clientOpID)
+		if err == nil {
+			if ack.Duplicate {
+				// Same op_id within the dedup window, appended before under
+				// another latest state: answer as the first time, or conflict.
+				st.forget(subject)
+				return w.replayAt(ctx, res, ack.Sequence, v.BodyHash)
+			}
+			st.put(subject, entityState{exists: true, seq: ack.Sequence, op: v.Op, opID: opID, bodyHash: v.BodyHash}, w.stripes.perCap)
+			res.Seq = ack.Sequence
+			return res, nil
+		}
+		st.forget(subject)
+		if isWrongLastSequence(err) {
+			fresh = true // another process wrote this entity: re-read and re-decide
+			continue
+		}
+		return Result{}, w.unavailable("append", subject, err)
+	}
+	w.log.Warn("oplog: gave up after repeated conflicts", "subject", subject)
+	return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
+}
+
+// state returns the entity's latest state, from the cache unless fresh.
+// st.mu MUST be held.
+func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh bool) (entityState, *apierr.Error) {
+	if !fresh {
+		if e, ok := st.get(subject); ok {
+			return e, nil
+		}
+	}
+	e, err := w.readLatest(ctx, subject)
+	if err != nil {
+		return entityState{}, w.unavailable("read", subject, err)
+	}
+	if e.exists {
+		st.put(subject, e, w.stripes.perCap)
+	}
+	return e, nil
+}
+
+func (w *Writer) readLatest(ctx context.Context, subject string) (entityState, error) {
+	m, err := w.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return entityState{}, nil
+	}
+	if err != nil {
+		return entityState{}, err
+	}
+	return stateOf(m), nil
+}
+
+// checkLinkedThing requires the Thing an event or message links to to
+// exist (404 thing_not_found) and not to be deleted (409 thing_deleted).
+func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string) *apierr.Error {
+	subject := streams.OpSubject(channelID, ops.KindThing, thingID)
+	st := w.stripes.of(subject)
+	st.mu.Lock()
+	cur, aerr := w.state(ctx, st, subject, false)
+	st.mu.Unlock()
+	switch {
+	case aerr != nil:
+		return aerr
+	case !cur.exists:
+		return apierr.Field(apierr.ThingNotFound, "thing_id")
+	case cur.closed():
+		return apierr.Field(apierr.ThingDeleted, "thing_id")
+	}
+	return nil
+}
+
+func (w *Writer) encode(v *ops.Validated, opID string) ([]byte, error) {
+	payload, err := json.Marshal(v.Payload)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(ops.Envelope{
+		V: ops.EnvelopeVersion, Op: v.Op, ChannelID: v.ChannelID, OpID: opID, EntityID: v.EntityID,
+		AcceptedAt: w.opts.Now().UnixMilli(), BodyHash: v.BodyHash, Payload: payload,
+	})
+}
+
+// dedupID is the Nats-Msg-Id of an operation: unique per channel, route and
+// op_id, which is exactly the scope of the idempotency contract.
+func dedupID(channelID string, op ops.Name, opID string) string {
+	return channelID + ":" + string(op) + ":" + opID
+}
+
+func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, opID string, data []byte, expectSeq uint64, clientOpID bool) (*jetstream.PubAck, error) {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(streams.HeaderOp, string(v.Op))
+	m.Header.Set(streams.HeaderOpID, opID)
+	m.Header.Set(streams.HeaderBodyHash, v.BodyHash)
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expectSeq)}
+	if clientOpID {
+		// Generated op_ids cannot be retried by the client, so only client
+		// op_ids spend an entry of the broker's duplicate window.
+		opts = append(opts, jetstream.WithMsgID(dedupID(v.ChannelID, v.Op, opID)))
+	}
+	return w.js.PublishMsg(ctx, m, opts...)
+}
+
+// probeDuplicate answers a retried op_id whose entity has since been closed
+// or deleted by another operation. It publishes with the op's Nats-Msg-Id
+// and an expected last Nats-Msg-Id that can never match: the broker checks
+// the duplicate window before that expectation, so a known op_id comes back
+// as a duplicate ack with the original sequence, and an unknown one is
+// refused without being stored.
+func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string, v *ops.Validated, opID string, data []byte) (Result, *apierr.Error, bool) {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(streams.HeaderOp, string(v.Op))
+	m.Header.Set(streams.HeaderOpID, opID)
+	ack, err := w.js.PublishMsg(ctx, m,
+		jetstream.WithMsgID(dedupID(v.ChannelID, v.Op, opID)),
+		jetstream.WithExpectLastMsgID("pushgo-probe-never-matches"))
+	if err != nil || !ack.Duplicate {
+		return Result{}, nil, false
+	}
+	r, aerr := w.replayAt(ctx, res, ack.Sequence, v.BodyHash)
+	return r, aerr, true
+}
+
+// replay answers a retried op_id from the hash recorded with the original.
+func (w *Writer) replay(res Result, seq uint64, storedHash, bodyHash string) (Result, *apierr.Error) {
+	if storedHash != bodyHash {
+		return Result{}, apierr.New(apierr.OpIDConflict)
+	}
+	res.Seq, res.Replayed = seq, true
+	return res, nil
+}
+
+// replayAt answers a retried op_id whose original is at seq.
+func (w *Writer) replayAt(ctx context.Context, res Result, seq uint64, bodyHash string) (Result, *apierr.Error) {
+	m, err := w.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return Result{}, w.unavailable("read original", fmt.Sprint(seq), err)
+	}
+	return w.replay(res, seq, m.Header.Get(streams.HeaderBodyHash), bodyHash)
+}
+
+// replayCreate answers a retried create whose entity has later operations:
+// the entity's first message is the create. If retention has removed it,
+// the retry is answered as a replay: the derived id guarantees it cannot
+// make a second entity, and no stored body is left to compare against.
+func (w *Writer) replayCreate(ctx context.Context, res Result, subject, bodyHash string) (Result, *apierr.Error) {
+	m, err := w.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+	if err != nil {
+		return Result{}, w.unavailable("read create", subject, err)
+	}
+	first := stateOf(m)
+	if !first.op.IsCreate() {
+		res.Seq, res.Replayed = first.seq, true
+		return res, nil
+	}
+	return w.replay(res, first.seq, first.bodyHash, bodyHash)
+}
+
+func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
+	w.log.Warn("oplog: broker did not answer", "step", what, "subject", subject, "err", err)
+	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
+}
+
+func notFound(k ops.Kind) *apierr.Error {
+	if k == ops.KindEvent {
+		return apierr.Field(apierr.EventNotFound, "event_id")
+	}
+	return apierr.Field(apierr.ThingNotFound, "thing_id")
+}
+
+func lifecycleConflict(k ops.Kind) *apierr.Error {
+	if k == ops.KindEvent {
+		return apierr.Field(apierr.EventClosed, "event_id")
+	}
+	return apierr.Field(apierr.ThingDeleted, "thing_id")
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}

@@ -1,0 +1,308 @@
+// Package registry is ingest's view of the channel registry: the
+// PUSHGO_CHANNELS key-value bucket, kept in memory by a watcher so that
+// reads cost no broker round trip, with writes by compare-and-swap.
+package registry
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Channel is one channel of the registry.
+type Channel struct {
+	ID   string `json:"-"`
+	Name string `json:"name"`
+	// PasswordHash is the argon2id PHC string. It never leaves the registry.
+	PasswordHash string `json:"password_hash"`
+	CreatedAt    int64  `json:"created_at"`
+	// Revision is the bucket revision of this record; it changes on every
+	// write, which is what invalidates cached password checks.
+	Revision uint64 `json:"-"`
+}
+
+// Options configure a Registry.
+type Options struct {
+	// Argon2 are the cost parameters of new hashes. Default DefaultArgon2.
+	Argon2 Argon2Params
+	// MaxConcurrentHashes bounds concurrent argon2id computations so a burst
+	// of cold or wrong passwords cannot exhaust memory. Default GOMAXPROCS.
+	MaxConcurrentHashes int
+	Logger              *slog.Logger
+}
+
+// Registry reads and writes channels. The caller MUST call Close.
+type Registry struct {
+	kv     jetstream.KeyValue
+	opts   Options
+	log    *slog.Logger
+	hashes chan struct{}
+	cache  checkCache
+
+	mu       sync.RWMutex
+	channels map[string]Channel
+	verified map[string]verifiedCheck
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type verifiedCheck struct {
+	revision uint64
+	mac      [32]byte
+}
+
+// Open opens the registry bucket (which streams.Ensure created) and starts
+// the watcher that keeps the in-memory view current. It returns once the
+// initial values are loaded.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry, error) {
+	if opts.Argon2 == (Argon2Params{}) {
+		opts.Argon2 = DefaultArgon2
+	}
+	if opts.MaxConcurrentHashes <= 0 {
+		opts.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	kv, err := js.KeyValue(ctx, streams.ChannelsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.ChannelsBucket, err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch %s: %w", streams.ChannelsBucket, err)
+	}
+	r := &Registry{
+		kv: kv, opts: opts, log: opts.Logger,
+		hashes:   make(chan struct{}, opts.MaxConcurrentHashes),
+		cache:    newCheckCache(),
+		channels: map[string]Channel{},
+		verified: map[string]verifiedCheck{},
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	loaded := make(chan struct{})
+	go r.watch(w, loaded)
+	select {
+	case <-loaded:
+		return r, nil
+	case <-ctx.Done():
+		r.Close()
+		return nil, fmt.Errorf("load %s: %w", streams.ChannelsBucket, ctx.Err())
+	}
+}
+
+// watch applies bucket updates to the in-memory view until Close.
+func (r *Registry) watch(w jetstream.KeyWatcher, loaded chan struct{}) {
+	defer close(r.done)
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for e := range w.Updates() {
+		if e == nil { // end of the initial values
+			if initial {
+				initial = false
+				close(loaded)
+			}
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			r.mu.Lock()
+			delete(r.channels, e.Key())
+			r.mu.Unlock()
+			continue
+		}
+		c, err := decodeChannel(e.Key(), e.Value(), e.Revision())
+		if err != nil {
+			r.log.Error("registry: skip malformed channel record", "channel_id", e.Key(), "err", err)
+			continue
+		}
+		r.remember(c)
+	}
+}
+
+// remember stores c unless the view already holds a newer revision.
+func (r *Registry) remember(c Channel) {
+	r.mu.Lock()
+	if old, ok := r.channels[c.ID]; !ok || old.Revision < c.Revision {
+		r.channels[c.ID] = c
+	}
+	r.mu.Unlock()
+}
+
+func decodeChannel(id string, b []byte, rev uint64) (Channel, error) {
+	var c Channel
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Channel{}, err
+	}
+	c.ID, c.Revision = id, rev
+	return c, nil
+}
+
+// Close stops the watcher and waits for it.
+func (r *Registry) Close() {
+	r.cancel()
+	<-r.done
+}
+
+// Lookup returns the channel id. It reads the in-memory view and, on a
+// miss, the bucket itself: a channel created a moment ago through another
+// replica may not have reached this replica's watcher yet.
+func (r *Registry) Lookup(ctx context.Context, id string) (Channel, bool, error) {
+	r.mu.RLock()
+	c, ok := r.channels[id]
+	r.mu.RUnlock()
+	if ok {
+		return c, true, nil
+	}
+	e, err := r.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Channel{}, false, nil
+	}
+	if err != nil {
+		return Channel{}, false, fmt.Errorf("get channel %s: %w", id, err)
+	}
+	c, err = decodeChannel(id, e.Value(), e.Revision())
+	if err != nil {
+		return Channel{}, false, fmt.Errorf("decode channel %s: %w", id, err)
+	}
+	r.remember(c)
+	return c, true, nil
+}
+
+// Authorize checks that channel id exists and that password is its
+// password: 404 channel_not_found, 403 password_mismatch, 503 when the
+// registry cannot be read.
+func (r *Registry) Authorize(ctx context.Context, id, password string) (Channel, *apierr.Error) {
+	c, ok, err := r.Lookup(ctx, id)
+	if err != nil {
+		r.log.Warn("registry: lookup failed", "channel_id", id, "err", err)
+		return Channel{}, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
+	}
+	if !ok {
+		return Channel{}, apierr.New(apierr.ChannelNotFound)
+	}
+	mac := r.cache.mac(id, password)
+	r.mu.RLock()
+	v, hit := r.verified[id]
+	r.mu.RUnlock()
+	if hit && v.revision == c.Revision && subtle.ConstantTimeCompare(v.mac[:], mac[:]) == 1 {
+		return c, nil
+	}
+	match, err := r.verify(ctx, c.PasswordHash, password)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Channel{}, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "request cancelled while verifying the password", RetryAfter: 1}
+		}
+		r.log.Error("registry: password hash unreadable", "channel_id", id, "err", err)
+		return Channel{}, apierr.New(apierr.InternalError)
+	}
+	if !match {
+		return Channel{}, apierr.New(apierr.PasswordMismatch)
+	}
+	r.mu.Lock()
+	r.verified[id] = verifiedCheck{revision: c.Revision, mac: mac}
+	r.mu.Unlock()
+	return c, nil
+}
+
+// verify runs argon2id under the concurrency bound.
+func (r *Registry) verify(ctx context.Context, phc, password string) (bool, error) {
+	select {
+	case r.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-r.hashes }()
+	return verifyPassword(phc, password)
+}
+
+func (r *Registry) hash(ctx context.Context, password string) (string, error) {
+	select {
+	case r.hashes <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-r.hashes }()
+	return hashPassword(password, r.opts.Argon2), nil
+}
+
+// Create makes a new channel with a fresh id.
+func (r *Registry) Create(ctx context.Context, name, password string, now time.Time) (Channel, error) {
+	phc, err := r.hash(ctx, password)
+	if err != nil {
+		return Channel{}, err
+	}
+	c := Channel{ID: ids.NewChannelID(), Name: name, PasswordHash: phc, CreatedAt: now.UnixMilli()}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return Channel{}, err
+	}
+	rev, err := r.kv.Create(ctx, c.ID, b)
+	if err != nil {
+		return Channel{}, fmt.Errorf("create channel %s: %w", c.ID, err)
+	}
+	c.Revision = rev
+	r.remember(c)
+	// The creator just proved the password; the first send skips argon2id.
+	r.mu.Lock()
+	r.verified[c.ID] = verifiedCheck{revision: rev, mac: r.cache.mac(c.ID, password)}
+	r.mu.Unlock()
+	return c, nil
+}
+
+// ErrConflict is returned by Rename when the record changed underneath
+// more times than the retry budget allows.
+var ErrConflict = errors.New("registry: concurrent update conflict")
+
+// Rename sets the name of channel c (already authorized) by
+// compare-and-swap on its revision, retrying on a concurrent write.
+func (r *Registry) Rename(ctx context.Context, c Channel, name string) (Channel, error) {
+	for attempt := 0; attempt < 8; attempt++ {
+		c.Name = name
+		b, err := json.Marshal(c)
+		if err != nil {
+			return Channel{}, err
+		}
+		rev, err := r.kv.Update(ctx, c.ID, b, c.Revision)
+		if err == nil {
+			c.Revision = rev
+			r.remember(c)
+			return c, nil
+		}
+		if !isWrongRevision(err) {
+			return Channel{}, fmt.Errorf("rename channel %s: %w", c.ID, err)
+		}
+		e, gerr := r.kv.Get(ctx, c.ID)
+		if gerr != nil {
+			return Channel{}, fmt.Errorf("rename channel %s: reread: %w", c.ID, gerr)
+		}
+		if c, gerr = decodeChannel(c.ID, e.Value(), e.Revision()); gerr != nil {
+			return Channel{}, gerr
+		}
+	}
+	return Channel{}, ErrConflict
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return errors.Is(err, jetstream.ErrKeyExists)
+}

@@ -1,0 +1,88 @@
+// Package ingest is the write side of the gateway: the HTTP front, the
+// channel registry view and the operation writer, composed into a Service.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/ingest/httpapi"
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Config configures the ingest service.
+type Config struct {
+	// Token is PUSHGO_TOKEN: empty means a public gateway.
+	Token string
+	// Streams are the stream options ingest ensures at start.
+	Streams streams.Options
+	// AppendTimeout bounds one append (default 5s).
+	AppendTimeout time.Duration
+	// Argon2 overrides the password hash cost (tests use a cheap one).
+	Argon2 registry.Argon2Params
+	Logger *slog.Logger
+}
+
+// Service is a running ingest. The caller MUST call Close.
+type Service struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	registry *registry.Registry
+	http     *httpapi.Server
+}
+
+// Start ensures the streams, loads the registry and builds the HTTP front
+// over nc, which the caller owns and closes after Close.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if err := streams.Ensure(ctx, js, cfg.Streams); err != nil {
+		return nil, err
+	}
+	reg, err := registry.Open(ctx, js, registry.Options{Argon2: cfg.Argon2, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Logger: cfg.Logger})
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
+	s := &Service{nc: nc, js: js, registry: reg}
+	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger})
+	return s, nil
+}
+
+// Handler serves every HTTP route.
+func (s *Service) Handler() http.Handler { return s.http.Handler() }
+
+// HTTP exposes the front so later services can add routes to it.
+func (s *Service) HTTP() *httpapi.Server { return s.http }
+
+// ready is /readyz: the broker connection is up and the stream answers.
+func (s *Service) ready(ctx context.Context) error {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("broker connection %s", st)
+	}
+	if _, err := s.js.Stream(ctx, streams.Ops); err != nil {
+		return errors.New("stream " + streams.Ops + " unavailable")
+	}
+	return nil
+}
+
+// Close stops the registry watcher. The NATS connection stays open.
+func (s *Service) Close() { s.registry.Close() }

@@ -1,0 +1,157 @@
+// Package gateway runs the pushgo binary's services: it reads the
+// configuration, starts the embedded broker when no external one is
+// configured, and runs the selected targets until its context ends.
+package gateway
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Config is the whole configuration of one pushgo process. Every field has
+// an environment variable and a flag of the same meaning; flags win.
+type Config struct {
+	HTTPAddr      string        // PUSHGO_HTTP_ADDR
+	DataDir       string        // PUSHGO_DATA_DIR
+	NATSURL       string        // PUSHGO_NATS_URL; empty starts the embedded server
+	NATSListen    string        // PUSHGO_NATS_LISTEN; "off" for in-process only
+	Target        string        // PUSHGO_TARGET: all | ingest
+	Token         string        // PUSHGO_TOKEN
+	Replicas      int           // PUSHGO_REPLICAS
+	Sync          broker.Sync   // PUSHGO_SYNC: "always" or an fsync interval
+	DedupWindow   time.Duration // PUSHGO_DEDUP_WINDOW
+	Retention     time.Duration // PUSHGO_RETENTION
+	AppendTimeout time.Duration // PUSHGO_APPEND_TIMEOUT
+	MaxStore      int64         // PUSHGO_MAX_STORE (bytes) for the embedded server
+	MaxMemory     int64         // PUSHGO_MAX_MEMORY (bytes) for the embedded server
+	LogLevel      string        // PUSHGO_LOG_LEVEL: debug | info | warn | error
+}
+
+// DefaultSync is the default of PUSHGO_SYNC; see the README for why.
+const DefaultSync = "1s"
+
+// Defaults returns the documented defaults: one machine, nothing else
+// installed.
+func Defaults() Config {
+	s, _ := broker.ParseSync(DefaultSync)
+	o := streams.DefaultOptions()
+	return Config{
+		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
+		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
+		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
+	}
+}
+
+// Targets are the services a process can run.
+var Targets = []string{"all", "ingest"}
+
+// Load reads the environment (getenv) then the flags in args.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	c := Defaults()
+	fs := flag.NewFlagSet("pushgo", flag.ContinueOnError)
+	str := func(p *string, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			*p = v
+		}
+		fs.StringVar(p, name, *p, usage+" ("+env+")")
+	}
+	str(&c.HTTPAddr, "http-addr", "PUSHGO_HTTP_ADDR", "HTTP listen address")
+	str(&c.DataDir, "data-dir", "PUSHGO_DATA_DIR", "embedded broker store directory")
+	str(&c.NATSURL, "nats-url", "PUSHGO_NATS_URL", "external NATS servers; empty starts the embedded server")
+	str(&c.NATSListen, "nats-listen", "PUSHGO_NATS_LISTEN", "embedded server client address, or off")
+	str(&c.Target, "target", "PUSHGO_TARGET", "services to run: "+strings.Join(Targets, "|"))
+	str(&c.Token, "token", "PUSHGO_TOKEN", "gateway-wide bearer token; empty means public")
+	str(&c.LogLevel, "log-level", "PUSHGO_LOG_LEVEL", "debug, info, warn or error")
+	syncStr, replicas := c.Sync.String(), strconv.Itoa(c.Replicas)
+	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
+	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
+	str(&syncStr, "sync", "PUSHGO_SYNC", "durability: always, or an fsync interval such as 1s")
+	str(&replicas, "replicas", "PUSHGO_REPLICAS", "stream replicas (3 on a cluster)")
+	str(&dedup, "dedup-window", "PUSHGO_DEDUP_WINDOW", "op_id duplicate window")
+	str(&retention, "retention", "PUSHGO_RETENTION", "history retention")
+	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
+	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
+	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	var err error
+	if c.Sync, err = broker.ParseSync(syncStr); err != nil {
+		return Config{}, err
+	}
+	if c.Replicas, err = strconv.Atoi(replicas); err != nil {
+		return Config{}, fmt.Errorf("PUSHGO_REPLICAS %q: %w", replicas, err)
+	}
+	for _, d := range []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{{"PUSHGO_DEDUP_WINDOW", dedup, &c.DedupWindow}, {"PUSHGO_RETENTION", retention, &c.Retention}, {"PUSHGO_APPEND_TIMEOUT", appendTimeout, &c.AppendTimeout}} {
+		if *d.out, err = parseDuration(d.in); err != nil {
+			return Config{}, fmt.Errorf("%s %q: %w", d.name, d.in, err)
+		}
+	}
+	if c.MaxStore, err = strconv.ParseInt(maxStore, 10, 64); err != nil {
+		return Config{}, fmt.Errorf("PUSHGO_MAX_STORE %q: %w", maxStore, err)
+	}
+	if c.MaxMemory, err = strconv.ParseInt(maxMem, 10, 64); err != nil {
+		return Config{}, fmt.Errorf("PUSHGO_MAX_MEMORY %q: %w", maxMem, err)
+	}
+	return c, c.Validate()
+}
+
+// parseDuration accepts Go durations plus a day suffix ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 {
+			return 0, fmt.Errorf("bad day count")
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("must be positive")
+	}
+	return d, nil
+}
+
+// StreamOptions are the stream options implied by c.
+func (c Config) StreamOptions() streams.Options {
+	o := streams.DefaultOptions()
+	o.Replicas, o.Retention, o.DedupWindow = c.Replicas, c.Retention, c.DedupWindow
+	return o
+}
+
+// Validate reports a configuration that cannot run.
+func (c Config) Validate() error {
+	switch c.Target {
+	case "all", "ingest":
+	case "projector", "pusher":
+		return fmt.Errorf("target %q is not part of this build yet; available: %s", c.Target, strings.Join(Targets, ", "))
+	default:
+		return fmt.Errorf("unknown target %q; available: %s", c.Target, strings.Join(Targets, ", "))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("PUSHGO_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.NATSURL == "" && c.DataDir == "" {
+		return fmt.Errorf("PUSHGO_DATA_DIR is required for the embedded broker")
+	}
+	return c.StreamOptions().Validate()
+}
+
+// EnvOS is os.Getenv, for Load.
+func EnvOS(k string) string { return os.Getenv(k) }

@@ -1,0 +1,205 @@
+// Package broker runs the embedded NATS JetStream server: the one-command
+// run of the gateway and every test use it, with the same limits and
+// durability settings, so tests exercise the production configuration.
+//
+// It lives in schemas because every service module needs it for its tests
+// and schemas is the one module they all share.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Sync is the durability of acknowledged writes on the embedded server.
+type Sync struct {
+	// Always fsyncs every write before the PubAck: survives power loss.
+	Always bool
+	// Interval between fsyncs when !Always: survives any process crash
+	// (the write is in the OS page cache before the ack), may lose the last
+	// interval on power loss.
+	Interval time.Duration
+}
+
+func (s Sync) String() string {
+	if s.Always {
+		return "always"
+	}
+	return s.Interval.String()
+}
+
+// ParseSync parses PUSHGO_SYNC: "always" or a Go duration such as "1s".
+func ParseSync(v string) (Sync, error) {
+	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "always") {
+		return Sync{Always: true, Interval: 2 * time.Minute}, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return Sync{}, fmt.Errorf("PUSHGO_SYNC %q: want \"always\" or a positive duration", v)
+	}
+	return Sync{Interval: d}, nil
+}
+
+// Config configures the embedded server. Zero fields take the defaults
+// documented on each; Validate reports values out of range.
+type Config struct {
+	// Dir holds the JetStream store. Required.
+	Dir string
+	// Listen is the client address ("127.0.0.1:4222"), or "off" (or empty)
+	// for in-process connections only.
+	Listen string
+	// Sync is the write durability. Default: 1s interval.
+	Sync Sync
+	// MaxMemory bounds JetStream memory storage. Default 256 MiB.
+	MaxMemory int64
+	// MaxStore bounds JetStream file storage. Default 10 GiB.
+	MaxStore int64
+	// ServerName names the node (cluster members need distinct names).
+	ServerName string
+	// Cluster, when set, joins a cluster: ClusterName, ClusterListen
+	// (host:port) and Routes (nats-route://host:port URLs).
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	// Logger receives the server's warnings and errors. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Sync == (Sync{}) {
+		c.Sync = Sync{Interval: time.Second}
+	}
+	if c.MaxMemory == 0 {
+		c.MaxMemory = 256 << 20
+	}
+	if c.MaxStore == 0 {
+		c.MaxStore = 10 << 30
+	}
+	if c.ServerName == "" {
+		c.ServerName = "pushgo"
+	}
+}
+
+// Validate reports a configuration that cannot start.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("broker: Dir is required")
+	}
+	if c.MaxMemory < 0 || c.MaxStore < 0 {
+		return errors.New("broker: limits must not be negative")
+	}
+	if c.Listen != "" && c.Listen != "off" {
+		if _, _, err := splitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("broker: listen %q: %w", c.Listen, err)
+		}
+	}
+	return nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	return h, port, nil
+}
+
+// Embedded is a running embedded server. The caller MUST call Shutdown.
+type Embedded struct {
+	srv *server.Server
+}
+
+// Start starts the server and waits until it accepts connections and
+// JetStream is ready. It installs no signal handlers: the process owns them.
+func Start(cfg Config) (*Embedded, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		ServerName:         cfg.ServerName,
+		JetStream:          true,
+		StoreDir:           cfg.Dir,
+		JetStreamMaxMemory: cfg.MaxMemory,
+		JetStreamMaxStore:  cfg.MaxStore,
+		SyncAlways:         cfg.Sync.Always,
+		SyncInterval:       cfg.Sync.Interval,
+		NoSigs:             true,
+		NoLog:              cfg.Logger == nil,
+		MaxPayload:         1 << 20,
+	}
+	if cfg.Listen == "" || cfg.Listen == "off" {
+		opts.DontListen = true
+	} else {
+		h, p, _ := splitHostPort(cfg.Listen)
+		opts.Host, opts.Port = h, p
+	}
+	if cfg.ClusterName != "" {
+		h, p, err := splitHostPort(cfg.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("broker: cluster listen %q: %w", cfg.ClusterListen, err)
+		}
+		opts.Cluster.Name = cfg.ClusterName
+		opts.Cluster.Host, opts.Cluster.Port = h, p
+		opts.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("broker: new server: %w", err)
+	}
+	if cfg.Logger != nil {
+		srv.SetLoggerV2(slogAdapter{cfg.Logger}, false, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("broker: server not ready after 30s")
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// Connect opens an in-process client connection (no TCP). The caller MUST
+// close it.
+func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	opts = append([]nats.Option{nats.InProcessServer(e.srv), nats.Name("pushgo-inproc")}, opts...)
+	return nats.Connect("", opts...)
+}
+
+// ClientURL is the TCP URL of the client port ("" when not listening).
+func (e *Embedded) ClientURL() string {
+	if e.srv.Addr() == nil {
+		return ""
+	}
+	return e.srv.ClientURL()
+}
+
+// Server exposes the underlying server for tests that need to inspect it.
+func (e *Embedded) Server() *server.Server { return e.srv }
+
+// Shutdown stops the server and waits for it to finish.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any)  {}
+func (a slogAdapter) Tracef(format string, v ...any)  {}

@@ -1,0 +1,48 @@
+package ops
+
+import (
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+)
+
+// attrs validates an attrs patch (spec §1): an object whose values are
+// scalars, null, or an object of scalars and nulls. The patch is kept as sent
+// (key order included), only compacted: merging it is the projector's job.
+func attrs(v jsontext.Value) (jsontext.Value, *apierr.Error) {
+	if absentJSON(v) {
+		return nil, nil
+	}
+	invalid := apierr.Field(apierr.AttrsInvalid, "attrs")
+	err := decodeObject(v, invalid, func(d *jsontext.Decoder, key string) *apierr.Error {
+		return attrValue(d, "attrs."+key, invalid, true)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := v.Clone()
+	if out.Compact() != nil {
+		return nil, invalid
+	}
+	return out, nil
+}
+
+// attrValue checks and consumes one value at field; nestOK says whether an
+// object is still allowed at this depth.
+func attrValue(d *jsontext.Decoder, field string, invalid *apierr.Error, nestOK bool) *apierr.Error {
+	switch d.PeekKind() {
+	case '[':
+		return apierr.Field(apierr.ExtensionObjectArraysUnsupported, field)
+	case '{':
+		if !nestOK {
+			return apierr.Field(apierr.ExtensionObjectNestedObjectUnsupported, field)
+		}
+		return readObject(d, invalid, func(key string) *apierr.Error {
+			return attrValue(d, field+"."+key, invalid, false)
+		})
+	}
+	if d.SkipValue() != nil {
+		return invalid
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+// Package streams names the JetStream streams, subjects and KV buckets of
+// the gateway and creates them. Every service calls Ensure at start, so any
+// of them can be the first to run against a fresh broker.
+package streams
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+const (
+	// Ops is the source of truth: every accepted operation.
+	Ops = "PUSHGO_OPS"
+	// OpsSubjectPrefix prefixes every operation subject.
+	OpsSubjectPrefix = "pushgo.op."
+	// ChannelsBucket is the channel registry: channel id → ChannelRecord.
+	ChannelsBucket = "PUSHGO_CHANNELS"
+)
+
+// OpSubject returns the subject of an operation on one entity:
+// pushgo.op.<channel_id>.<kind>.<entity_id>. The per-entity subject gives
+// ordering and optimistic concurrency per entity.
+func OpSubject(channelID string, kind ops.Kind, entityID string) string {
+	var b strings.Builder
+	b.Grow(len(OpsSubjectPrefix) + len(channelID) + len(kind) + len(entityID) + 2)
+	b.WriteString(OpsSubjectPrefix)
+	b.WriteString(channelID)
+	b.WriteByte('.')
+	b.WriteString(string(kind))
+	b.WriteByte('.')
+	b.WriteString(entityID)
+	return b.String()
+}
+
+// ChannelSubjects returns the filter matching every operation of a channel.
+func ChannelSubjects(channelID string) string { return OpsSubjectPrefix + channelID + ".>" }
+
+// Headers carried by every operation message.
+const (
+	// HeaderOp carries the ops.Name so consumers can filter without decoding.
+	HeaderOp = "Pushgo-Op"
+	// HeaderOpID carries the op_id, for idempotency checks without decoding.
+	HeaderOpID = "Pushgo-Op-Id"
+	// HeaderBodyHash carries the body hash of the request.
+	HeaderBodyHash = "Pushgo-Body-Hash"
+)
+
+// Options configure the streams. The zero value is not valid; use
+// DefaultOptions and override.
+type Options struct {
+	// Replicas of every stream and bucket: 1 single node, 3 on a cluster.
+	Replicas int
+	// Retention is the history kept in PUSHGO_OPS (MaxAge).
+	Retention time.Duration
+	// DedupWindow is PUSHGO_OPS's duplicate window for Nats-Msg-Id.
+	DedupWindow time.Duration
+	// Storage of every stream; file in production, memory in some tests.
+	Storage jetstream.StorageType
+}
+
+// DefaultOptions are the documented defaults: one replica, 30 days of
+// history, a one hour idempotency window, file storage.
+func DefaultOptions() Options {
+	return Options{Replicas: 1, Retention: 30 * 24 * time.Hour, DedupWindow: time.Hour, Storage: jetstream.FileStorage}
+}
+
+// Validate reports an option out of range.
+func (o Options) Validate() error {
+	switch {
+	case o.Replicas < 1 || o.Replicas > 5:
+		return fmt.Errorf("replicas %d: must be 1..5", o.Replicas)
+	case o.Retention <= 0:
+		return fmt.Errorf("retention %s: must be positive", o.Retention)
+	case o.DedupWindow <= 0:
+		return fmt.Errorf("dedup window %s: must be positive", o.DedupWindow)
+	case o.DedupWindow > o.Retention:
+		return fmt.Errorf("dedup window %s: must not exceed retention %s", o.DedupWindow, o.Retention)
+	}
+	return nil
+}
+
+// OpsConfig is the configuration of PUSHGO_OPS.
+func OpsConfig(o Options) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Ops,
+		Description: "PushGo accepted operations: the source of truth",
+		Subjects:    []string{OpsSubjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.Retention,
+		Duplicates:  o.DedupWindow,
+		Discard:     jetstream.DiscardOld,
+		AllowDirect: true,
+		// Operations are never rolled up or purged by clients.
+		DenyDelete: true,
+		DenyPurge:  true,
+	}
+}
+
+// ChannelsConfig is the configuration of the channel registry bucket.
+func ChannelsConfig(o Options) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      ChannelsBucket,
+		Description: "PushGo channels: id → name and password hash",
+		History:     1,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+	}
+}
+
+// Ensure creates or updates the streams and buckets ingest needs.
+func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("stream options: %w", err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, OpsConfig(o)); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", Ops, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, ChannelsConfig(o)); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", ChannelsBucket, err)
+	}
+	return nil
+}
