@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -78,9 +79,22 @@ type Result struct {
 	Replayed bool
 }
 
-// maxAttempts bounds re-decisions after losing a compare-and-swap race to
-// another process.
-const maxAttempts = 16
+// backoff waits a little, with jitter, after losing a compare-and-swap
+// race to another process, so that two replicas hammering one entity take
+// turns instead of colliding in lock step. The number of attempts is bounded
+// by the append timeout, not by a count: a replica that keeps losing to a
+// busy one gets through when the other's queue drains, or answers 503.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(min(attempt, 10))*int64(500*time.Microsecond) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Append decides and appends v. On success the operation is durably in the
 // stream (the PubAck was received) or was already there (Replayed).
@@ -116,7 +130,13 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 	}
 
 	fresh := false
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				w.log.Warn("oplog: gave up after repeated conflicts", "subject", subject, "attempts", attempt)
+				return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
+			}
+		}
 		cur, aerr := w.state(ctx, st, subject, fresh)
 		if aerr != nil {
 			return Result{}, aerr
@@ -163,8 +183,6 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 		}
 		return Result{}, w.unavailable("append", subject, err)
 	}
-	w.log.Warn("oplog: gave up after repeated conflicts", "subject", subject)
-	return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
 }
 
 // state returns the entity's latest state, from the cache unless fresh.

@@ -145,6 +145,9 @@ func Start(cfg Config) (*Embedded, error) {
 		opts.DontListen = true
 	} else {
 		h, p, _ := splitHostPort(cfg.Listen)
+		if p == 0 { // port 0 asks for any free port, as net.Listen does
+			p = server.RANDOM_PORT
+		}
 		opts.Host, opts.Port = h, p
 	}
 	if cfg.ClusterName != "" {

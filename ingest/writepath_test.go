@@ -1,0 +1,202 @@
+package ingest_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+func TestIdempotentRetries(t *testing.T) {
+	b := startBroker(t, "")
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("idem")
+
+	// A create retried with the same op_id and body: same data, one append.
+	first := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001")))
+	again := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001")))
+	if first.str("event_id") != again.str("event_id") || again.str("op_id") != "op-20260422-001" {
+		t.Fatalf("retry answered differently: %s vs %s", first.Raw, again.Raw)
+	}
+	if n := len(streamOps(t, g.nc)); n != 1 {
+		t.Fatalf("stream has %d operations after a retried create, want 1", n)
+	}
+	// Same op_id, different body: conflict, nothing appended.
+	r := g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001", "message", "other"))
+	if r.Status != 409 || r.code() != "op_id_conflict" {
+		t.Fatalf("different body: %d %s", r.Status, r.Raw)
+	}
+	ev := first.str("event_id")
+
+	// An update, then a later update; the first update's retry still
+	// answers 200 (dedup window) and appends nothing.
+	u1 := mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1")))
+	mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-2", "message", "more")))
+	if u := mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1"))); u.str("op_id") != u1.str("op_id") {
+		t.Fatalf("update retry: %s", u.Raw)
+	}
+	if r := g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1", "message", "changed")); r.code() != "op_id_conflict" {
+		t.Fatalf("update retry with other body: %d %s", r.Status, r.Raw)
+	}
+	// The create retried after later updates still lands on the same event.
+	if c := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001"))); c.str("event_id") != ev {
+		t.Fatalf("late create retry made another event: %s", c.Raw)
+	}
+
+	// Close, then retries of the close and of an earlier update: the
+	// event is closed, but these op_ids were accepted before.
+	closeBody := body(ch, "event_id", ev, "status", "success", "message", "done", "severity", "normal", "event_time", 1713750600, "op_id", "c-1")
+	mustOK(t, g.post("/event/close", closeBody))
+	mustOK(t, g.post("/event/close", closeBody))
+	mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-2", "message", "more")))
+	// A new update after close is refused.
+	if r := g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-3")); r.Status != 409 || r.code() != "event_closed" {
+		t.Fatalf("update after close: %d %s", r.Status, r.Raw)
+	}
+	if r := g.post("/event/update", eventUpdate(ch, ev)); r.Status != 409 || r.code() != "event_closed" {
+		t.Fatalf("update after close without op_id: %d %s", r.Status, r.Raw)
+	}
+	got := streamOps(t, g.nc)
+	var names []ops.Name
+	for _, m := range got {
+		names = append(names, envelopeOf(t, m).Op)
+	}
+	want := []ops.Name{ops.EventCreate, ops.EventUpdate, ops.EventUpdate, ops.EventClose}
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("stream holds %v, want %v", names, want)
+	}
+}
+
+func TestThingLifecycleAndLinks(t *testing.T) {
+	b := startBroker(t, "")
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("things")
+
+	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000))).str("thing_id")
+	// An event or message may link only to an existing thing.
+	ev := eventCreate(ch, "thing_id", "no-such-thing")
+	if r := g.post("/event/create", ev); r.Status != 404 || r.code() != "thing_not_found" {
+		t.Fatalf("link to unknown thing: %d %s", r.Status, r.Raw)
+	}
+	mustOK(t, g.post("/event/create", eventCreate(ch, "thing_id", th)))
+	mustOK(t, g.post("/message", body(ch, "title", "disk failed", "thing_id", th, "occurred_at", 1713750000)))
+	mustOK(t, g.post("/thing/archive", body(ch, "thing_id", th, "observed_at", 1713750100000)))
+	// An update re-activates an archived thing (as PushGo).
+	mustOK(t, g.post("/thing/update", body(ch, "thing_id", th, "observed_at", 1713750200000, "attrs", map[string]any{"online": true})))
+	mustOK(t, g.post("/thing/delete", body(ch, "thing_id", th, "observed_at", 1713750300000)))
+	for _, path := range []string{"/thing/update", "/thing/archive", "/thing/delete"} {
+		if r := g.post(path, body(ch, "thing_id", th, "observed_at", 1713750400000)); r.Status != 409 || r.code() != "thing_deleted" {
+			t.Fatalf("%s on deleted thing: %d %s", path, r.Status, r.Raw)
+		}
+	}
+	if r := g.post("/event/create", eventCreate(ch, "thing_id", th)); r.Status != 409 || r.code() != "thing_deleted" {
+		t.Fatalf("event linked to deleted thing: %d %s", r.Status, r.Raw)
+	}
+	if r := g.post("/thing/update", body(ch, "thing_id", "unknown", "observed_at", 1713750400000)); r.Status != 404 || r.code() != "thing_not_found" {
+		t.Fatalf("unknown thing: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestConcurrentWritersOneEvent: 64 writers update one event at once.
+// Every 200 is in the stream exactly once, and each writer's updates appear
+// in the order that writer got its answers: no lost or reordered update.
+func TestConcurrentWritersOneEvent(t *testing.T) {
+	b := startBroker(t, "")
+	// Two replicas on one broker: writers race across processes' caches
+	// and locks too, so the broker's compare-and-swap is what arbitrates.
+	g1 := startIngest(t, b, ingest.Config{})
+	g2 := startIngest(t, b, ingest.Config{})
+	ch := g1.createChannel("race")
+	ev := mustOK(t, g1.post("/event/create", eventCreate(ch))).str("event_id")
+
+	const writers, each = 64, 8
+	var wg sync.WaitGroup
+	acked := make([][]string, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := g1
+			if w%2 == 1 {
+				g = g2
+			}
+			for i := 0; i < each; i++ {
+				opID := fmt.Sprintf("w%02d-%02d", w, i)
+				r := g.post("/event/update", eventUpdate(ch, ev, "op_id", opID, "message", opID))
+				if r.Status != 200 {
+					t.Errorf("%s: %d %s", opID, r.Status, r.Raw)
+					return
+				}
+				acked[w] = append(acked[w], opID)
+			}
+		}()
+	}
+	wg.Wait()
+	pos := map[string]int{}
+	for i, m := range streamOps(t, g1.nc) {
+		e := envelopeOf(t, m)
+		if e.Op != ops.EventUpdate {
+			continue
+		}
+		if _, dup := pos[e.OpID]; dup {
+			t.Fatalf("op %s appended twice", e.OpID)
+		}
+		pos[e.OpID] = i
+	}
+	total := 0
+	for w := range acked {
+		last := -1
+		for _, id := range acked[w] {
+			p, ok := pos[id]
+			if !ok {
+				t.Fatalf("acknowledged %s is not in the stream", id)
+			}
+			if p <= last {
+				t.Fatalf("writer %d: %s is before an update that was answered earlier", w, id)
+			}
+			last = p
+			total++
+		}
+	}
+	if total != writers*each || len(pos) != total {
+		t.Fatalf("acked %d, stream has %d updates, want %d", total, len(pos), writers*each)
+	}
+}
+
+// TestConcurrentCloseOneWinner: many replicas racing to close one event:
+// exactly one close is appended, every other writer learns it is closed.
+func TestConcurrentCloseOneWinner(t *testing.T) {
+	b := startBroker(t, "")
+	gs := []*gw{startIngest(t, b, ingest.Config{}), startIngest(t, b, ingest.Config{}), startIngest(t, b, ingest.Config{})}
+	ch := gs[0].createChannel("close-race")
+	ev := mustOK(t, gs[0].post("/event/create", eventCreate(ch))).str("event_id")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := gs[i%3].post("/event/close", body(ch, "event_id", ev, "status", "done", "message", fmt.Sprint(i), "severity", "low", "event_time", 1713750600))
+			mu.Lock()
+			codes[r.Status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[200] != 1 || codes[409] != 29 {
+		t.Fatalf("status counts %v, want one 200 and 29 409", codes)
+	}
+	closes := 0
+	for _, m := range streamOps(t, gs[0].nc) {
+		if m.Header.Get(streams.HeaderOp) == string(ops.EventClose) {
+			closes++
+		}
+	}
+	if closes != 1 {
+		t.Fatalf("%d closes appended", closes)
+	}
+}

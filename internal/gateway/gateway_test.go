@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/schemas/broker"
+)
+
+func post(t *testing.T, base, path, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s: %q", path, raw)
+	}
+	return resp.StatusCode, resp.Header, m
+}
+
+// TestExternalBrokerAnd503 runs the gateway against a separate broker over
+// TCP (PUSHGO_NATS_URL), then stops that broker: a write answers 503 with
+// Retry-After and error_code append_unavailable instead of hanging or
+// pretending success.
+func TestExternalBrokerAnd503(t *testing.T) {
+	b, err := broker.Start(broker.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			b.Shutdown()
+		}
+	}()
+	cfg := Defaults()
+	cfg.NATSURL, cfg.HTTPAddr, cfg.AppendTimeout = b.ClientURL(), "127.0.0.1:0", time.Second
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	base := "http://" + g.Addr()
+
+	status, _, m := post(t, base, "/channel/create", `{"channel_name":"ext","password":"correct-horse"}`)
+	if status != 200 {
+		t.Fatalf("channel create: %d %v", status, m)
+	}
+	ch := m["data"].(map[string]any)["channel_id"].(string)
+	create := `{"channel_id":"` + ch + `","password":"correct-horse","title":"t","status":"s","message":"m","severity":"low","event_time":1713750000}`
+	if status, _, m = post(t, base, "/event/create", create); status != 200 {
+		t.Fatalf("event create over TCP broker: %d %v", status, m)
+	}
+
+	b.Shutdown()
+	stopped = true
+	start := time.Now()
+	status, hdr, m := post(t, base, "/event/create", strings.Replace(create, `"title":"t"`, `"title":"u"`, 1))
+	if status != 503 || m["error_code"] != "append_unavailable" || hdr.Get("Retry-After") == "" {
+		t.Fatalf("with the broker down: %d %v Retry-After=%q", status, m, hdr.Get("Retry-After"))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("503 took %s, want about the append timeout", took)
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("/readyz with the broker down: %d", resp.StatusCode)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	env := map[string]string{"PUSHGO_HTTP_ADDR": "0.0.0.0:9000", "PUSHGO_SYNC": "always", "PUSHGO_RETENTION": "7d", "PUSHGO_TOKEN": "t"}
+	c, err := Load([]string{"-http-addr", "127.0.0.1:9001"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:9001" || !c.Sync.Always || c.Retention != 7*24*time.Hour || c.Token != "t" || c.DedupWindow != time.Hour {
+		t.Fatalf("loaded %+v", c)
+	}
+	d, err := Load(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.HTTPAddr != "127.0.0.1:8080" || d.DataDir != "./data" || d.NATSListen != "127.0.0.1:4222" || d.Target != "all" || d.Sync.String() != DefaultSync {
+		t.Fatalf("defaults %+v", d)
+	}
+	for _, bad := range []map[string]string{
+		{"PUSHGO_SYNC": "sometimes"},
+		{"PUSHGO_REPLICAS": "0"},
+		{"PUSHGO_RETENTION": "-1h"},
+		{"PUSHGO_DEDUP_WINDOW": "60d"}, // longer than retention
+		{"PUSHGO_TARGET": "everything"},
+		{"PUSHGO_TARGET": "projector"}, // arrives with a later issue
+		{"PUSHGO_LOG_LEVEL": "loud"},
+	} {
+		if _, err := Load(nil, func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("Load accepted %v", bad)
+		}
+	}
+}
