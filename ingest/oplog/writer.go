@@ -234,7 +234,9 @@ func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string
 }
 
 func (w *Writer) encode(v *ops.Validated, opID string) ([]byte, error) {
-	payload, err := json.Marshal(v.Payload)
+	// Deterministic: external_ids is a map, and equal operations should be
+	// equal bytes in the log.
+	payload, err := json.Marshal(v.Payload, json.Deterministic(true))
 	if err != nil {
 		return nil, err
 	}

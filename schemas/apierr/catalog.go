@@ -81,7 +81,6 @@ const (
 	TTLExpired         Code = "ttl_expired"
 
 	// 400: shared value rules.
-	DescriptionInvalid                     Code = "description_invalid"
 	TagsFormatInvalid                      Code = "tags_format_invalid"
 	ImagesFormatInvalid                    Code = "images_format_invalid"
 	AttrsInvalid                           Code = "attrs_invalid"
@@ -167,7 +166,7 @@ func init() {
 	def(ObservedAtRequired, bad, "observed_at is required")
 	def(CreatedAtForbiddenOnUpdate, bad, "created_at is only allowed on /thing/create")
 	def(DeletedAtForbiddenOnUpdate, bad, "deleted_at is only allowed on /thing/delete")
-	def(PrimaryImageInvalid, bad, "primary_image must be a non-empty URL of at most 2048 characters")
+	def(PrimaryImageInvalid, bad, "primary_image must be a non-empty string (a URL) of at most 2048 characters")
 	def(ExternalIDsKeyInvalid, bad, "external_ids keys must be 1-64 bytes of [A-Za-z0-9_:.-]")
 	def(ExternalIDsValueInvalid, bad, "external_ids values must be a non-empty string of at most 256 bytes, or null")
 	def(LocationIncomplete, bad, "location_type and location_value must be sent together")
@@ -178,9 +177,8 @@ func init() {
 	def(URLInvalid, bad, "url must be an absolute URL of at most 2048 characters")
 	def(TTLExpired, bad, "ttl is in the past")
 
-	def(DescriptionInvalid, bad, "description is invalid")
 	def(TagsFormatInvalid, bad, "tags must be at most 32 non-empty strings of at most 64 characters")
-	def(ImagesFormatInvalid, bad, "images must be at most 32 non-empty URLs of at most 2048 characters")
+	def(ImagesFormatInvalid, bad, "images must be at most 32 non-empty strings (URLs) of at most 2048 characters each")
 	def(AttrsInvalid, bad, "attrs must be a JSON object")
 	def(ExtensionObjectArraysUnsupported, bad, "arrays are not allowed in attrs")
 	def(ExtensionObjectNestedObjectUnsupported, bad, "attrs allow one level of nested objects")

@@ -94,7 +94,6 @@ func list(prefix string, n int) string {
 	return "[" + strings.Join(items, ",") + "]"
 }
 
-
 // validateBody decodes body strictly, as ingest does, and validates it.
 func validateBody(op Name, body []byte, now int64) (*Validated, *apierr.Error) {
 	switch op.Kind() {
@@ -174,7 +173,7 @@ func runRuleCases(t *testing.T, cases []ruleCase) {
 // payloadJSON marshals v's payload as it goes into the log.
 func payloadJSON(t *testing.T, v *Validated) map[string]jsontext.Value {
 	t.Helper()
-	b, err := json.Marshal(v.Payload)
+	b, err := json.Marshal(v.Payload, json.Deterministic(true))
 	if err != nil {
 		t.Fatalf("marshal payload: %v", err)
 	}

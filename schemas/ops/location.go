@@ -29,8 +29,11 @@ func location(typ, value *string) (string, string, *apierr.Error) {
 	if typ == nil && value == nil {
 		return "", "", nil
 	}
-	if typ == nil || value == nil {
-		return "", "", apierr.Field(apierr.LocationIncomplete, "location_type")
+	if typ == nil {
+		return "", "", apierr.Fieldf(apierr.LocationIncomplete, "location_type", "required with location_value")
+	}
+	if value == nil {
+		return "", "", apierr.Fieldf(apierr.LocationIncomplete, "location_value", "required with location_type")
 	}
 	t := strings.TrimSpace(*typ)
 	v := strings.TrimSpace(*value)
