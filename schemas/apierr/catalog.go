@@ -2,8 +2,8 @@
 //
 // Every rejection the gateway makes is an *Error whose Code comes from this
 // catalog. Codes are part of the public contract: they are never renamed or
-// reused with another meaning. The README's error table is generated from
-// Catalog (see TestReadmeListsEveryCode in the root module).
+// reused with another meaning. The README's error table lists every entry
+// of Catalog (TestReadmeListsEveryCode in the root module checks it).
 package apierr
 
 import (
