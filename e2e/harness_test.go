@@ -1,0 +1,620 @@
+// Package e2e runs the pushgo binary as a user would: it builds it once,
+// starts real processes on free loopback ports with their own data
+// directories, talks to them over HTTP, and reads what they appended to
+// PUSHGO_OPS through the embedded broker's NATS port.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the black-box contract (schemas/streams), restated here on
+// purpose: the tests must notice if the code renames them.
+const (
+	opsStream      = "PUSHGO_OPS"
+	channelsStream = "KV_PUSHGO_CHANNELS"
+	headerOp       = "Pushgo-Op"
+	headerOpID     = "Pushgo-Op-Id"
+)
+
+var (
+	pushgoBin string // built once by TestMain
+	hex32     = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	channelID = regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{26}$`)
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: module root not found next to the e2e package:", err)
+		return 1
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: go not on PATH:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "pushgo-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	pushgoBin = filepath.Join(dir, "pushgo")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, goBin, "build", "-o", pushgoBin, "github.com/pushgo/gateway")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: go build failed: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+// syncBuffer collects a process's output; it is written by exec's copier and
+// read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type gwConfig struct {
+	DataDir  string // required: reuse it to restart on the same store
+	Token    string // PUSHGO_TOKEN; "" means public
+	LogLevel string // PUSHGO_LOG_LEVEL; default info
+}
+
+// gateway is one running pushgo process.
+type gateway struct {
+	t       *testing.T
+	name    string
+	cfg     gwConfig
+	base    string // http://127.0.0.1:port
+	natsURL string // nats://127.0.0.1:port
+	cmd     *exec.Cmd
+	output  *syncBuffer
+	done    chan struct{}
+	waitErr error
+	client  *http.Client
+}
+
+var startCount struct {
+	sync.Mutex
+	n int
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startGateway starts pushgo, waits until /readyz answers 200, and kills it
+// at cleanup. Its output is logged when the test fails.
+func startGateway(t *testing.T, cfg gwConfig) *gateway {
+	t.Helper()
+	if cfg.DataDir == "" {
+		t.Fatal("startGateway: DataDir is required")
+	}
+	startCount.Lock()
+	startCount.n++
+	name := fmt.Sprintf("pushgo#%d", startCount.n)
+	startCount.Unlock()
+
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g := &gateway{
+		t: t, name: name, cfg: cfg,
+		base: "http://" + httpAddr, natsURL: "nats://" + natsAddr,
+		output: &syncBuffer{}, done: make(chan struct{}),
+		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
+	}
+	env := make([]string, 0, len(os.Environ())+8)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PUSHGO_") {
+			env = append(env, kv)
+		}
+	}
+	logLevel := cfg.LogLevel
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	env = append(env,
+		"PUSHGO_DATA_DIR="+cfg.DataDir,
+		"PUSHGO_HTTP_ADDR="+httpAddr,
+		"PUSHGO_NATS_LISTEN="+natsAddr,
+		"PUSHGO_LOG_LEVEL="+logLevel,
+	)
+	if cfg.Token != "" {
+		env = append(env, "PUSHGO_TOKEN="+cfg.Token)
+	}
+	g.cmd = exec.Command(pushgoBin)
+	g.cmd.Env = env
+	g.cmd.Stdout = g.output
+	g.cmd.Stderr = g.output
+	if err := g.cmd.Start(); err != nil {
+		t.Fatalf("%s: start: %v", name, err)
+	}
+	go func() {
+		g.waitErr = g.cmd.Wait()
+		close(g.done)
+	}()
+	t.Cleanup(func() {
+		g.kill()
+		g.client.CloseIdleConnections()
+		if t.Failed() {
+			t.Logf("---- %s (http %s, nats %s) output ----\n%s---- end of %s ----", name, httpAddr, natsAddr, g.output.String(), name)
+		}
+	})
+	g.waitReady(20 * time.Second)
+	return g
+}
+
+func (g *gateway) waitReady(bound time.Duration) {
+	g.t.Helper()
+	deadline := time.Now().Add(bound)
+	probe := &http.Client{Timeout: time.Second}
+	defer probe.CloseIdleConnections()
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-g.done:
+			g.t.Fatalf("%s exited before it was ready: %v", g.name, g.waitErr)
+		default:
+		}
+		resp, err := probe.Get(g.base + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.t.Fatalf("%s: /readyz not 200 within %s (last: %s)", g.name, bound, last)
+}
+
+// exited reports whether the process has ended.
+func (g *gateway) exited() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be reaped.
+func (g *gateway) kill() {
+	if g.exited() {
+		return
+	}
+	_ = g.cmd.Process.Kill()
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		g.t.Errorf("%s: not reaped 10s after SIGKILL", g.name)
+	}
+}
+
+// terminate sends SIGTERM and waits for a graceful exit; it returns the
+// process's exit error (nil on status 0).
+func (g *gateway) terminate() error {
+	if g.exited() {
+		return g.waitErr
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.done:
+		return g.waitErr
+	case <-time.After(15 * time.Second):
+		g.kill()
+		return errors.New("did not exit within 15s of SIGTERM; killed")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+// apiResp is one HTTP answer of the gateway.
+type apiResp struct {
+	Method, Path string
+	Status       int
+	Header       http.Header
+	Body         []byte
+}
+
+func (r *apiResp) String() string {
+	return fmt.Sprintf("%s %s -> %d %s", r.Method, r.Path, r.Status, bytes.TrimSpace(r.Body))
+}
+
+// do sends one request. Unless hdr sets Authorization, the gateway's token
+// (if any) is sent as a bearer token. It returns an error only when no
+// complete answer was received.
+func (g *gateway) do(ctx context.Context, method, path string, body []byte, hdr http.Header) (*apiResp, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if g.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+g.cfg.Token)
+	}
+	for k, vs := range hdr {
+		req.Header.Del(k)
+		for _, v := range vs {
+			if v != "" {
+				req.Header.Add(k, v)
+			}
+		}
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &apiResp{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// post sends a JSON body and fails the test when no answer comes.
+func (g *gateway) post(t *testing.T, path string, body []byte) *apiResp {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := g.do(ctx, http.MethodPost, path, body, nil)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	return r
+}
+
+func (g *gateway) get(t *testing.T, pathAndQuery string, hdr http.Header) *apiResp {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := g.do(ctx, http.MethodGet, pathAndQuery, nil, hdr)
+	if err != nil {
+		t.Fatalf("GET %s: %v", pathAndQuery, err)
+	}
+	return r
+}
+
+// mustJSON marshals a request body built by the test; it is safe to call
+// from any goroutine (a failure is a bug in the test and panics).
+func mustJSON(_ *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("e2e: marshal %T: %v", v, err))
+	}
+	return b
+}
+
+// envelope decodes the response envelope, requiring exactly the four
+// documented members.
+func envelope(r *apiResp) (map[string]json.RawMessage, error) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &env); err != nil {
+		return nil, fmt.Errorf("response is not a JSON object: %v", err)
+	}
+	if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, []string{"data", "error", "error_code", "success"}) {
+		return nil, fmt.Errorf("envelope keys %v, want [data error error_code success]", got)
+	}
+	return env, nil
+}
+
+func decodeObject(raw []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// okData checks a documented success (HTTP 200, success true, error and
+// error_code JSON null) whose data has exactly keys, and returns data.
+func okData(r *apiResp, keys ...string) (map[string]any, error) {
+	if r.Status != http.StatusOK {
+		return nil, fmt.Errorf("want 200: %s", r)
+	}
+	env, err := envelope(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", r, err)
+	}
+	if string(env["success"]) != "true" {
+		return nil, fmt.Errorf("success is %s, want true: %s", env["success"], r)
+	}
+	if string(env["error"]) != "null" || string(env["error_code"]) != "null" {
+		return nil, fmt.Errorf("error/error_code must be JSON null on success: %s", r)
+	}
+	data, err := decodeObject(env["data"])
+	if err != nil || data == nil {
+		return nil, fmt.Errorf("data is not an object (%v): %s", err, r)
+	}
+	want := slices.Sorted(slices.Values(keys))
+	if got := slices.Sorted(maps.Keys(data)); !slices.Equal(got, want) {
+		return nil, fmt.Errorf("data keys %v, want exactly %v: %s", got, want, r)
+	}
+	if _, ok := data["accepted"]; ok && data["accepted"] != true {
+		return nil, fmt.Errorf("accepted is %v, want true: %s", data["accepted"], r)
+	}
+	return data, nil
+}
+
+func mustOK(t *testing.T, r *apiResp, keys ...string) map[string]any {
+	t.Helper()
+	data, err := okData(r, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// Key sets of the write routes' data (spec sections 4, 5, 6).
+var (
+	eventKeys   = []string{"channel_id", "op_id", "event_id", "accepted"}
+	thingKeys   = []string{"channel_id", "op_id", "thing_id", "accepted"}
+	messageKeys = []string{"channel_id", "op_id", "message_id", "accepted"}
+)
+
+// mustFail checks a documented failure: the status, success false, data
+// null, a non-empty error message and the error_code.
+func mustFail(t *testing.T, r *apiResp, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("want %d %s: %s", status, code, r)
+		return
+	}
+	env, err := envelope(r)
+	if err != nil {
+		t.Errorf("%s: %v", r, err)
+		return
+	}
+	var msg, gotCode string
+	if string(env["success"]) != "false" || string(env["data"]) != "null" ||
+		json.Unmarshal(env["error"], &msg) != nil || msg == "" ||
+		json.Unmarshal(env["error_code"], &gotCode) != nil {
+		t.Errorf("want failure envelope {success:false, data:null, error:\"...\", error_code:%q}: %s", code, r)
+		return
+	}
+	if gotCode != code {
+		t.Errorf("error_code %q, want %q: %s", gotCode, code, r)
+	}
+}
+
+func str(t *testing.T, data map[string]any, key string) string {
+	t.Helper()
+	s, ok := data[key].(string)
+	if !ok {
+		t.Fatalf("data.%s is %T %v, want a string", key, data[key], data[key])
+	}
+	return s
+}
+
+// createChannel creates a channel and returns its id.
+func createChannel(t *testing.T, g *gateway, name, password string) string {
+	t.Helper()
+	r := g.post(t, "/channel/create", mustJSON(t, map[string]string{"channel_name": name, "password": password}))
+	data := mustOK(t, r, "channel_id", "channel_name", "created")
+	id := str(t, data, "channel_id")
+	if !channelID.MatchString(id) {
+		t.Fatalf("channel_id %q is not 26 Crockford base32 symbols", id)
+	}
+	if data["channel_name"] != name || data["created"] != true {
+		t.Fatalf("channel/create data %v, want channel_name %q, created true", data, name)
+	}
+	return id
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ---------------------------------------------------------------------------
+// Seeds
+
+// seedBody returns a seed request body from testdata/seeds with only the
+// placeholders replaced: each key of repl is a JSON string value in the
+// seed (e.g. YOUR_CHANNEL_ID), which must occur.
+func seedBody(t *testing.T, name string, repl map[string]string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "seeds", name))
+	if err != nil {
+		t.Fatalf("seed %s: %v", name, err)
+	}
+	for from, to := range repl {
+		old := []byte(`"` + from + `"`)
+		if !bytes.Contains(b, old) {
+			t.Fatalf("seed %s has no %s", name, old)
+		}
+		b = bytes.ReplaceAll(b, old, mustJSON(t, to))
+	}
+	if !json.Valid(b) {
+		t.Fatalf("seed %s is not valid JSON after substitution", name)
+	}
+	return b
+}
+
+// ---------------------------------------------------------------------------
+// The log
+
+// opMsg is one message of PUSHGO_OPS.
+type opMsg struct {
+	Seq     uint64
+	Subject string
+	Header  nats.Header
+	Data    []byte
+	// From the envelope in Data.
+	Op, OpID, EntityID, ChannelID string
+	Payload                       map[string]any
+}
+
+// readStream returns every message of stream, in sequence order, read from
+// the gateway's NATS port. It also checks the stream's message count.
+func readStream(t *testing.T, natsURL, stream string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"))
+	if err != nil {
+		t.Fatalf("connect %s: %v", natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream %s info: %v", stream, err)
+	}
+	var out []*jetstream.RawStreamMsg
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("stream %s: get seq %d: %v", stream, seq, err)
+		}
+		out = append(out, m)
+	}
+	if uint64(len(out)) != info.State.Msgs {
+		t.Fatalf("stream %s: read %d messages, info says %d", stream, len(out), info.State.Msgs)
+	}
+	return out
+}
+
+// readOps reads PUSHGO_OPS and decodes each envelope.
+func readOps(t *testing.T, natsURL string) []opMsg {
+	t.Helper()
+	var out []opMsg
+	for _, m := range readStream(t, natsURL, opsStream) {
+		var env struct {
+			Op        string          `json:"op"`
+			OpID      string          `json:"op_id"`
+			EntityID  string          `json:"entity_id"`
+			ChannelID string          `json:"channel_id"`
+			Payload   json.RawMessage `json:"payload"`
+		}
+		if err := json.Unmarshal(m.Data, &env); err != nil {
+			t.Fatalf("seq %d: envelope is not JSON: %v: %s", m.Sequence, err, m.Data)
+		}
+		payload, err := decodeObject(env.Payload)
+		if err != nil {
+			t.Fatalf("seq %d: payload is not an object: %v: %s", m.Sequence, err, m.Data)
+		}
+		if h := m.Header.Get(headerOpID); h != env.OpID {
+			t.Errorf("seq %d: header %s %q differs from envelope op_id %q", m.Sequence, headerOpID, h, env.OpID)
+		}
+		if h := m.Header.Get(headerOp); h != env.Op {
+			t.Errorf("seq %d: header %s %q differs from envelope op %q", m.Sequence, headerOp, h, env.Op)
+		}
+		out = append(out, opMsg{
+			Seq: m.Sequence, Subject: m.Subject, Header: m.Header, Data: m.Data,
+			Op: env.Op, OpID: env.OpID, EntityID: env.EntityID, ChannelID: env.ChannelID, Payload: payload,
+		})
+	}
+	return out
+}
+
+// byOpID indexes ops by op_id; an op_id may occur more than once (that is
+// what the tests look for).
+func byOpID(msgs []opMsg) map[string][]opMsg {
+	m := make(map[string][]opMsg, len(msgs))
+	for _, o := range msgs {
+		m[o.OpID] = append(m[o.OpID], o)
+	}
+	return m
+}
+
+// num returns a payload number as int64.
+func num(t *testing.T, payload map[string]any, key string) int64 {
+	t.Helper()
+	n, ok := payload[key].(json.Number)
+	if !ok {
+		t.Fatalf("payload.%s is %T %v, want a number", key, payload[key], payload[key])
+	}
+	v, err := n.Int64()
+	if err != nil {
+		t.Fatalf("payload.%s = %s: %v", key, n, err)
+	}
+	return v
+}
