@@ -1,0 +1,186 @@
+package fold
+
+import (
+	"fmt"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// CheckEnvelope rejects an envelope this fold does not understand: a newer
+// version or an unknown operation. The projector stops on it rather than
+// folding something it cannot interpret.
+func CheckEnvelope(env *ops.Envelope) error {
+	if env.V < 1 || env.V > ops.EnvelopeVersion {
+		return fmt.Errorf("envelope version %d not supported (max %d)", env.V, ops.EnvelopeVersion)
+	}
+	if !env.Op.Valid() {
+		return fmt.Errorf("unknown operation %q", env.Op)
+	}
+	return nil
+}
+
+// ApplyEvent folds one event operation at stream sequence seq into prev
+// (nil when the event is unknown: its create, or a log whose create has aged
+// out). It returns a new snapshot; prev is not modified.
+func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
+	var p ops.EventPayload
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		return nil, fmt.Errorf("seq %d: event payload: %w", seq, err)
+	}
+	e := &Event{}
+	if prev != nil {
+		*e = *prev
+	} else {
+		e.ChannelID, e.EventID, e.CreatedAt = env.ChannelID, env.EntityID, env.AcceptedAt
+		e.StartedAt = p.EventTime
+	}
+	if env.Op == ops.EventCreate {
+		e.Title = p.Title
+		if p.StartedAt != nil {
+			e.StartedAt = *p.StartedAt
+		}
+	} else if p.Title != "" {
+		e.Title = p.Title
+	}
+	e.Status, e.Message, e.Severity, e.EventTime = p.Status, p.Message, p.Severity, p.EventTime
+	setIfGiven(&e.ThingID, p.ThingID)
+	setIfGiven(&e.Description, p.Description)
+	setIfGiven(&e.Ciphertext, p.Ciphertext)
+	replaceList(&e.Tags, p.Tags)
+	replaceList(&e.Images, p.Images)
+	replaceValue(&e.Metadata, p.Metadata)
+	attrs, err := MergePatch(e.Attrs, p.Attrs)
+	if err != nil {
+		return nil, fmt.Errorf("seq %d: %w", seq, err)
+	}
+	e.Attrs = attrs
+	e.State = ops.EventOngoing
+	if env.Op == ops.EventClose {
+		e.State = ops.EventClosed
+		end := p.EventTime
+		if p.EndedAt != nil {
+			end = *p.EndedAt
+		}
+		e.EndedAt = &end
+	}
+	e.UpdatedAt, e.Version, e.LastSeq, e.LastOpID = env.AcceptedAt, e.Version+1, seq, env.OpID
+	return e, nil
+}
+
+// ApplyThing folds one thing operation into prev (nil when unknown).
+func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
+	var p ops.ThingPayload
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		return nil, fmt.Errorf("seq %d: thing payload: %w", seq, err)
+	}
+	t := &Thing{}
+	if prev != nil {
+		*t = *prev
+	} else {
+		t.ChannelID, t.ThingID, t.CreatedAt = env.ChannelID, env.EntityID, p.ObservedAt
+	}
+	if p.CreatedAt != nil {
+		t.CreatedAt = *p.CreatedAt
+	}
+	setIfGiven(&t.Title, p.Title)
+	setIfGiven(&t.Description, p.Description)
+	setIfGiven(&t.PrimaryImage, p.PrimaryImage)
+	setIfGiven(&t.Ciphertext, p.Ciphertext)
+	if p.LocationType != "" {
+		t.LocationType, t.LocationValue = p.LocationType, p.LocationValue
+	}
+	replaceList(&t.Tags, p.Tags)
+	replaceList(&t.Images, p.Images)
+	replaceValue(&t.Metadata, p.Metadata)
+	t.ExternalIDs = mergeExternalIDs(t.ExternalIDs, p.ExternalIDs)
+	attrs, err := MergePatch(t.Attrs, p.Attrs)
+	if err != nil {
+		return nil, fmt.Errorf("seq %d: %w", seq, err)
+	}
+	t.Attrs = attrs
+	t.ObservedAt = p.ObservedAt
+	switch env.Op {
+	case ops.ThingCreate, ops.ThingUpdate:
+		// An update re-activates an archived thing (as PushGo).
+		t.State, t.ArchivedAt = ops.ThingActive, nil
+	case ops.ThingArchive:
+		at := p.ObservedAt
+		t.State, t.ArchivedAt = ops.ThingArchived, &at
+	case ops.ThingDelete:
+		at := p.ObservedAt
+		if p.DeletedAt != nil {
+			at = *p.DeletedAt
+		}
+		t.State, t.DeletedAt = ops.ThingDeleted, &at
+	}
+	t.UpdatedAt, t.Version, t.LastSeq, t.LastOpID = env.AcceptedAt, t.Version+1, seq, env.OpID
+	return t, nil
+}
+
+func setIfGiven(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// replaceList replaces a list when the operation carries one: nil means
+// absent (keep), an empty list clears.
+func replaceList(dst *[]string, v []string) {
+	if v == nil {
+		return
+	}
+	if len(v) == 0 {
+		*dst = nil
+		return
+	}
+	*dst = append([]string(nil), v...)
+}
+
+func replaceValue(dst *jsontext.Value, v jsontext.Value) {
+	if len(v) > 0 && v.Kind() != 'n' {
+		*dst = v.Clone()
+	}
+}
+
+// mergeExternalIDs applies an external_ids patch: a null value removes.
+func mergeExternalIDs(cur map[string]string, patch map[string]*string) map[string]string {
+	if len(patch) == 0 {
+		return cur
+	}
+	out := make(map[string]string, len(cur)+len(patch))
+	for k, v := range cur {
+		out[k] = v
+	}
+	for k, v := range patch {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = *v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// HistoryItem is one operation as /channel/history and the SSE stream
+// return it: the log entry without credentials (it never had any).
+type HistoryItem struct {
+	Seq        uint64         `json:"seq"`
+	Op         ops.Name       `json:"op"`
+	EntityType ops.Kind       `json:"entity_type"`
+	EntityID   string         `json:"entity_id"`
+	OpID       string         `json:"op_id"`
+	AcceptedAt int64          `json:"accepted_at"`
+	Payload    jsontext.Value `json:"payload"`
+}
+
+// Item returns the history item of env at seq.
+func Item(env *ops.Envelope, seq uint64) HistoryItem {
+	return HistoryItem{Seq: seq, Op: env.Op, EntityType: env.Op.Kind(), EntityID: env.EntityID,
+		OpID: env.OpID, AcceptedAt: env.AcceptedAt, Payload: env.Payload}
+}

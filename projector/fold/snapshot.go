@@ -1,0 +1,85 @@
+// Package fold is the projector's pure, deterministic fold: (snapshot,
+// operation) → snapshot. It reads no clock and no state beyond its
+// arguments, so folding the same log always yields byte-identical
+// snapshots (see Encode), which is what makes projections disposable.
+package fold
+
+import (
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Event is the current state of an Event: every field of spec section 4
+// after the last folded operation.
+type Event struct {
+	ChannelID   string         `json:"channel_id"`
+	EventID     string         `json:"event_id"`
+	ThingID     string         `json:"thing_id,omitempty"`
+	Title       string         `json:"title"`
+	Description string         `json:"description,omitempty"`
+	Status      string         `json:"status"`
+	Message     string         `json:"message"`
+	Severity    string         `json:"severity"`
+	State       string         `json:"state"` // ONGOING | CLOSED
+	EventTime   int64          `json:"event_time"`
+	StartedAt   int64          `json:"started_at"`
+	EndedAt     *int64         `json:"ended_at,omitempty"`
+	Tags        []string       `json:"tags,omitempty"`
+	Images      []string       `json:"images,omitempty"`
+	Attrs       Attrs          `json:"attrs"`
+	Metadata    jsontext.Value `json:"metadata,omitzero"`
+	Ciphertext  string         `json:"ciphertext,omitempty"`
+	CreatedAt   int64          `json:"created_at"` // accepted_at of the first folded operation
+	UpdatedAt   int64          `json:"updated_at"` // accepted_at of the last
+	Version     uint64         `json:"version"`    // number of operations folded
+	LastSeq     uint64         `json:"last_seq"`
+	LastOpID    string         `json:"last_op_id"`
+}
+
+// Thing is the current state of a Thing: every field of spec section 5.
+type Thing struct {
+	ChannelID     string            `json:"channel_id"`
+	ThingID       string            `json:"thing_id"`
+	Title         string            `json:"title,omitempty"`
+	Description   string            `json:"description,omitempty"`
+	State         string            `json:"state"` // active | archived | deleted
+	Tags          []string          `json:"tags,omitempty"`
+	PrimaryImage  string            `json:"primary_image,omitempty"`
+	Images        []string          `json:"images,omitempty"`
+	Attrs         Attrs             `json:"attrs"`
+	Metadata      jsontext.Value    `json:"metadata,omitzero"`
+	ExternalIDs   map[string]string `json:"external_ids,omitempty"`
+	LocationType  string            `json:"location_type,omitempty"`
+	LocationValue string            `json:"location_value,omitempty"`
+	Ciphertext    string            `json:"ciphertext,omitempty"`
+	CreatedAt     int64             `json:"created_at"`  // the thing's created_at (defaults to observed_at)
+	ObservedAt    int64             `json:"observed_at"` // of the last operation
+	ArchivedAt    *int64            `json:"archived_at,omitempty"`
+	DeletedAt     *int64            `json:"deleted_at,omitempty"`
+	UpdatedAt     int64             `json:"updated_at"` // accepted_at of the last operation
+	Version       uint64            `json:"version"`
+	LastSeq       uint64            `json:"last_seq"`
+	LastOpID      string            `json:"last_op_id"`
+}
+
+// Attrs is a merged attrs object: scalar values, or objects of scalars
+// (one nesting level). Values keep the exact JSON text they were sent with.
+type Attrs map[string]jsontext.Value
+
+// encodeOpts make snapshots byte-stable: map keys sorted.
+var encodeOpts = json.JoinOptions(json.Deterministic(true))
+
+// Encode returns the canonical bytes of a snapshot (*Event or *Thing).
+// Equal snapshots encode to equal bytes.
+func Encode(snapshot any) ([]byte, error) { return json.Marshal(snapshot, encodeOpts) }
+
+// DecodeEvent and DecodeThing read snapshots written by Encode.
+func DecodeEvent(b []byte) (*Event, error) {
+	var e Event
+	return &e, json.Unmarshal(b, &e)
+}
+
+func DecodeThing(b []byte) (*Thing, error) {
+	var t Thing
+	return &t, json.Unmarshal(b, &t)
+}
