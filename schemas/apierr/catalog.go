@@ -32,6 +32,12 @@ const (
 	InvalidRequestBody     Code = "invalid_request_body"
 	InvalidQuery           Code = "invalid_query"
 
+	// 400: read routes.
+	InvalidState  Code = "invalid_state"
+	InvalidLimit  Code = "invalid_limit"
+	InvalidCursor Code = "invalid_cursor"
+	InvalidKinds  Code = "invalid_kinds"
+
 	// 400: identifiers and credentials.
 	ChannelIDRequired        Code = "channel_id_required"
 	InvalidChannelID         Code = "invalid_channel_id"
@@ -114,6 +120,8 @@ const (
 	InternalError     Code = "internal_error"
 	AppendUnavailable Code = "append_unavailable"
 	BrokerUnavailable Code = "broker_unavailable"
+	ProjectionLagging Code = "projection_lagging"
+	ReadUnavailable   Code = "read_unavailable"
 )
 
 var catalog = map[Code]Entry{}
@@ -132,6 +140,10 @@ func init() {
 	def(InvalidJSONData, bad, "request body does not match the route's schema")
 	def(InvalidRequestBody, bad, "request body is empty")
 	def(InvalidQuery, bad, "query string is invalid")
+	def(InvalidState, bad, "state must be one of the entity's states")
+	def(InvalidLimit, bad, "limit is out of range")
+	def(InvalidCursor, bad, "cursor is not one this gateway returned")
+	def(InvalidKinds, bad, "kinds must be a list of event, thing, message")
 
 	def(ChannelIDRequired, bad, "channel_id is required")
 	def(InvalidChannelID, bad, "channel_id must be a 26-character Crockford base32 id")
@@ -207,6 +219,8 @@ func init() {
 	def(InternalError, http.StatusInternalServerError, "internal error")
 	def(AppendUnavailable, http.StatusServiceUnavailable, "the operation could not be appended; retry with the same op_id")
 	def(BrokerUnavailable, http.StatusServiceUnavailable, "the broker is unavailable; retry later")
+	def(ProjectionLagging, http.StatusServiceUnavailable, "the projection has not caught up with your write yet; retry")
+	def(ReadUnavailable, http.StatusServiceUnavailable, "no projector answered; retry later")
 }
 
 // Lookup returns the catalog entry of c. An unknown code is a programming

@@ -1,0 +1,195 @@
+// Package projector folds PUSHGO_OPS into Pebble and answers the read API
+// over NATS request-reply. Every replica folds the whole stream into its own
+// store; any replica answers any read (they share a queue group), so reads
+// scale by adding replicas with no routing or discovery.
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/projector/store"
+	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Config configures a Projector.
+type Config struct {
+	// Dir is the Pebble directory. Required unless InMemory.
+	Dir string
+	// InMemory keeps the projection in memory: every start is a rebuild.
+	InMemory bool
+	// Rebuild deletes Dir before opening: the projection is folded again
+	// from the first retained operation.
+	Rebuild bool
+	// BatchSize is the most operations per Pebble batch. Default 1000.
+	BatchSize int
+	// ReadWait bounds how long a read waits for the fold to reach its
+	// read-your-writes barrier before answering projection_lagging.
+	// Default 2s.
+	ReadWait time.Duration
+	// MaxConcurrentReads bounds reads served at once. Default 64.
+	MaxConcurrentReads int
+	// Serve answers reads; false folds only (a rebuild, a bench).
+	Serve  bool
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1000
+	}
+	if c.ReadWait <= 0 {
+		c.ReadWait = 2 * time.Second
+	}
+	if c.MaxConcurrentReads <= 0 {
+		c.MaxConcurrentReads = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Dir == "" && !c.InMemory {
+		return errors.New("projector: Dir is required unless InMemory")
+	}
+	return nil
+}
+
+// Projector is a running fold and read service. The caller MUST call Close.
+type Projector struct {
+	cfg   Config
+	log   *slog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *store.Store
+
+	applied atomic.Uint64 // last stream sequence committed to the store
+	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
+	failed  atomic.Pointer[error]
+
+	mu     sync.Mutex
+	notify chan struct{} // closed and replaced on every commit
+
+	sub    *nats.Subscription
+	reads  chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+	wg     sync.WaitGroup // in-flight reads
+}
+
+// Start opens the store, resumes the fold after the last applied sequence
+// and, with cfg.Serve, starts answering reads.
+func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if cfg.Rebuild && !cfg.InMemory {
+		if err := os.RemoveAll(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("projector: rebuild: remove %s: %w", cfg.Dir, err)
+		}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := js.Stream(ctx, streams.Ops); err != nil {
+		return nil, fmt.Errorf("projector: stream %s: %w", streams.Ops, err)
+	}
+	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := st.Applied()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("projector: applied sequence: %w", err)
+	}
+	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, store: st,
+		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{})}
+	p.applied.Store(applied)
+	fctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() {
+		defer close(p.done)
+		if err := p.fold(fctx, applied); err != nil && fctx.Err() == nil {
+			p.log.Error("projector: fold stopped", "err", err)
+			p.failed.Store(&err)
+		}
+	}()
+	if cfg.Serve {
+		p.sub, err = nc.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("projector: subscribe reads: %w", err)
+		}
+	}
+	p.log.Info("projector started", "applied", applied, "serve", cfg.Serve)
+	return p, nil
+}
+
+// Applied is the last stream sequence folded and committed.
+func (p *Projector) Applied() uint64 { return p.applied.Load() }
+
+// Lag is the number of operations in the stream not yet folded, as of the
+// last delivered message.
+func (p *Projector) Lag() uint64 { return p.pending.Load() }
+
+// Err is the error that stopped the fold, or nil while it runs.
+func (p *Projector) Err() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Store exposes the store to tests and the rebuild comparison.
+func (p *Projector) Store() *store.Store { return p.store }
+
+// committed publishes a new applied sequence and wakes waiters.
+func (p *Projector) committed(seq uint64) {
+	p.applied.Store(seq)
+	p.mu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// WaitApplied blocks until the fold has committed seq, or ctx ends.
+func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
+	for {
+		p.mu.Lock()
+		ch := p.notify
+		p.mu.Unlock()
+		if p.applied.Load() >= seq {
+			return nil
+		}
+		if err := p.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops serving reads, waits for in-flight ones, stops the fold
+// (committing what it holds) and closes the store.
+func (p *Projector) Close() error {
+	if p.sub != nil {
+		_ = p.sub.Drain()
+	}
+	p.wg.Wait()
+	p.cancel()
+	<-p.done
+	return p.store.Close()
+}

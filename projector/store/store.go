@@ -1,0 +1,221 @@
+// Package store keeps the projections in Pebble: entity snapshots, the
+// indexes the read API pages through, the channel history, and the last
+// applied stream sequence, always written in the same batch as the state
+// it describes.
+//
+// Durability of the store does not matter for correctness: batches commit
+// without fsync, and after a crash the projector resumes from the last
+// applied sequence that made it to disk; the log is the source of truth.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/pushgo/gateway/projector/fold"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Options configure a Store.
+type Options struct {
+	// InMemory keeps the store in memory (tests, and replicas that accept
+	// a full rebuild on every start).
+	InMemory bool
+	// CachedSnapshots bounds the decoded-snapshot cache the fold reads
+	// through. Default 100,000.
+	CachedSnapshots int
+}
+
+// Store is the Pebble-backed projection store. The caller MUST call Close.
+type Store struct {
+	db   *pebble.DB
+	opts Options
+
+	mu    sync.Mutex // guards cache
+	cache map[string]any
+}
+
+// Open opens (or creates) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.CachedSnapshots <= 0 {
+		opts.CachedSnapshots = 100_000
+	}
+	po := &pebble.Options{}
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+	}
+	return &Store{db: db, opts: opts, cache: map[string]any{}}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Applied returns the last applied stream sequence (0 for a new store).
+func (s *Store) Applied() (uint64, error) {
+	v, closer, err := s.db.Get(appliedKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("applied sequence: %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// get returns a copy of the value at k, or nil.
+func (s *Store) get(k []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// Batch accumulates the effects of folded operations. Reads through a
+// batch see its own writes. Commit writes them, with the applied sequence,
+// atomically. A Batch is used by one goroutine.
+type Batch struct {
+	s       *Store
+	b       *pebble.Batch
+	overlay map[string]any // snapshot key → *fold.Event | *fold.Thing written in this batch
+	n       int
+}
+
+// NewBatch starts a batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, b: s.db.NewBatch(), overlay: map[string]any{}}
+}
+
+// Len is the number of operations added.
+func (b *Batch) Len() int { return b.n }
+
+func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error) {
+	if v, ok := b.overlay[string(k)]; ok {
+		return v, nil
+	}
+	b.s.mu.Lock()
+	v, ok := b.s.cache[string(k)]
+	b.s.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	raw, err := b.s.get(k)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return decode(raw)
+}
+
+// Event returns the current snapshot of an event, or nil.
+func (b *Batch) Event(channelID, id string) (*fold.Event, error) {
+	v, err := b.snapshot(snapshotKey(ops.KindEvent, channelID, id), func(raw []byte) (any, error) { return fold.DecodeEvent(raw) })
+	if v == nil || err != nil {
+		return nil, err
+	}
+	return v.(*fold.Event), nil
+}
+
+// Thing returns the current snapshot of a thing, or nil.
+func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
+	v, err := b.snapshot(snapshotKey(ops.KindThing, channelID, id), func(raw []byte) (any, error) { return fold.DecodeThing(raw) })
+	if v == nil || err != nil {
+		return nil, err
+	}
+	return v.(*fold.Thing), nil
+}
+
+// PutEvent writes next and moves its index entries from prev (nil if new).
+func (b *Batch) PutEvent(prev, next *fold.Event) error {
+	raw, err := fold.Encode(next)
+	if err != nil {
+		return err
+	}
+	k := snapshotKey(ops.KindEvent, next.ChannelID, next.EventID)
+	_ = b.b.Set(k, raw, nil)
+	if prev != nil && prev.State != next.State {
+		_ = b.b.Delete(stateKey(ops.KindEvent, prev.ChannelID, prev.State, prev.EventID), nil)
+	}
+	if prev == nil || prev.State != next.State {
+		_ = b.b.Set(stateKey(ops.KindEvent, next.ChannelID, next.State, next.EventID), nil, nil)
+	}
+	if prev != nil && prev.ThingID != next.ThingID && prev.ThingID != "" {
+		_ = b.b.Delete(linkKey(prev.ChannelID, prev.ThingID, prev.EventID), nil)
+	}
+	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID) {
+		_ = b.b.Set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil, nil)
+	}
+	b.overlay[string(k)] = next
+	return nil
+}
+
+// PutThing writes next and moves its index entry from prev (nil if new).
+func (b *Batch) PutThing(prev, next *fold.Thing) error {
+	raw, err := fold.Encode(next)
+	if err != nil {
+		return err
+	}
+	k := snapshotKey(ops.KindThing, next.ChannelID, next.ThingID)
+	_ = b.b.Set(k, raw, nil)
+	if prev != nil && prev.State != next.State {
+		_ = b.b.Delete(stateKey(ops.KindThing, prev.ChannelID, prev.State, prev.ThingID), nil)
+	}
+	if prev == nil || prev.State != next.State {
+		_ = b.b.Set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil, nil)
+	}
+	b.overlay[string(k)] = next
+	return nil
+}
+
+// PutHistory appends an operation to its channel's history.
+func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []byte) {
+	v := make([]byte, 0, len(item)+1)
+	v = append(v, kindByte(kind))
+	v = append(v, item...)
+	_ = b.b.Set(historyKey(channelID, seq), v, nil)
+	b.n++
+}
+
+// Commit writes the batch and the applied sequence atomically, without
+// fsync (the log is the source of truth), and publishes the batch's
+// snapshots to the fold cache.
+func (b *Batch) Commit(applied uint64) error {
+	_ = b.b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
+	if err := b.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("commit batch at %d: %w", applied, err)
+	}
+	_ = b.b.Close()
+	s := b.s
+	s.mu.Lock()
+	for k, v := range b.overlay {
+		if len(s.cache) >= s.opts.CachedSnapshots {
+			for old := range s.cache { // random eviction: map order is random
+				delete(s.cache, old)
+				break
+			}
+		}
+		s.cache[k] = v
+	}
+	s.mu.Unlock()
+	b.overlay = nil
+	return nil
+}
+
+// Discard drops an uncommitted batch.
+func (b *Batch) Discard() { _ = b.b.Close() }

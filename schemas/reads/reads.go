@@ -1,0 +1,206 @@
+// Package reads is the read API's contract: the HTTP request bodies of
+// spec section 7 with their validation, and the request-reply messages by
+// which ingest's HTTP front asks a projector replica (any one: they share a
+// queue group) to answer them.
+package reads
+
+import (
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Route names a read; the NATS subject is SubjectPrefix + Route.
+type Route string
+
+const (
+	ThingGet       Route = "thing.get"
+	EventGet       Route = "event.get"
+	ChannelThings  Route = "channel.things"
+	ChannelEvents  Route = "channel.events"
+	ChannelHistory Route = "channel.history"
+)
+
+const (
+	// SubjectPrefix prefixes the read subjects projector replicas serve.
+	SubjectPrefix = "pushgo.read."
+	// QueueGroup is the projector replicas' queue group: one answers.
+	QueueGroup = "pushgo-projector"
+	// DefaultLimit and MaxLimit bound a page.
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Subject returns the NATS subject of r.
+func Subject(r Route) string { return SubjectPrefix + string(r) }
+
+// Body is the JSON body of every read route; each route accepts a subset
+// (Validate rejects the members a route does not take).
+type Body struct {
+	ChannelID *string    `json:"channel_id"`
+	Password  *string    `json:"password"`
+	EventID   *string    `json:"event_id"`
+	ThingID   *string    `json:"thing_id"`
+	State     *string    `json:"state"`
+	Limit     *int       `json:"limit"`
+	Cursor    *string    `json:"cursor"`
+	After     *uint64    `json:"after"`
+	Kinds     []ops.Kind `json:"kinds"`
+}
+
+// Request is a validated read, as sent to the projector. It carries no
+// password: ingest has authorized the channel before forwarding.
+type Request struct {
+	Route     Route  `json:"route"`
+	ChannelID string `json:"channel_id"`
+	// MinSeq is the read-your-writes barrier: the projector answers only
+	// once it has applied every operation of the channel up to MinSeq.
+	MinSeq  uint64     `json:"min_seq,omitempty"`
+	EventID string     `json:"event_id,omitempty"`
+	ThingID string     `json:"thing_id,omitempty"`
+	State   string     `json:"state,omitempty"`
+	Limit   int        `json:"limit,omitempty"`
+	Cursor  string     `json:"cursor,omitempty"`
+	After   uint64     `json:"after,omitempty"`
+	Kinds   []ops.Kind `json:"kinds,omitempty"`
+}
+
+// Response is the projector's answer: Data on success, else an error code
+// from the catalog.
+type Response struct {
+	Data      jsontext.Value `json:"data,omitzero"`
+	ErrorCode apierr.Code    `json:"error_code,omitempty"`
+	Error     string         `json:"error,omitempty"`
+}
+
+// ListData is the data of /channel/things and /channel/events.
+type ListData struct {
+	Items      []jsontext.Value `json:"items"`
+	NextCursor string           `json:"next_cursor"`
+	HasMore    bool             `json:"has_more"`
+}
+
+// HistoryData is the data of /channel/history.
+type HistoryData struct {
+	Items     []jsontext.Value `json:"items"`
+	NextAfter uint64           `json:"next_after"`
+	HasMore   bool             `json:"has_more"`
+	// FirstSeq is where the channel's retained history starts (0: empty).
+	FirstSeq uint64 `json:"first_seq"`
+}
+
+// Validate checks b for route r and returns the request and the password.
+func Validate(r Route, b *Body) (*Request, string, *apierr.Error) {
+	ch, aerr := ops.ValidateChannelID(b.ChannelID)
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	pw, aerr := ops.ValidatePassword(b.Password)
+	if aerr != nil {
+		return nil, "", aerr
+	}
+	req := &Request{Route: r, ChannelID: ch}
+	allowed := map[string]bool{}
+	switch r {
+	case ThingGet:
+		allowed["thing_id"] = true
+		if req.ThingID, aerr = requiredID(b.ThingID, "thing_id", apierr.ThingIDRequired, apierr.InvalidThingID); aerr != nil {
+			return nil, "", aerr
+		}
+	case EventGet:
+		allowed["event_id"] = true
+		if req.EventID, aerr = requiredID(b.EventID, "event_id", apierr.EventIDRequired, apierr.InvalidEventID); aerr != nil {
+			return nil, "", aerr
+		}
+	case ChannelThings, ChannelEvents:
+		allowed["state"], allowed["limit"], allowed["cursor"] = true, true, true
+		states := []string{ops.ThingActive, ops.ThingArchived, ops.ThingDeleted}
+		if r == ChannelEvents {
+			allowed["thing_id"] = true
+			states = []string{ops.EventOngoing, ops.EventClosed}
+			if b.ThingID != nil {
+				if req.ThingID, aerr = requiredID(b.ThingID, "thing_id", apierr.ThingIDRequired, apierr.InvalidThingID); aerr != nil {
+					return nil, "", aerr
+				}
+			}
+		}
+		if b.State != nil {
+			req.State = strings.TrimSpace(*b.State)
+			if !contains(states, req.State) {
+				return nil, "", apierr.Fieldf(apierr.InvalidState, "state", "must be one of %s", strings.Join(states, ", "))
+			}
+		}
+		if b.Cursor != nil && *b.Cursor != "" {
+			if !ids.ValidEntityID(*b.Cursor) {
+				return nil, "", apierr.Field(apierr.InvalidCursor, "cursor")
+			}
+			req.Cursor = *b.Cursor
+		}
+		if req.Limit, aerr = limit(b.Limit); aerr != nil {
+			return nil, "", aerr
+		}
+	case ChannelHistory:
+		allowed["after"], allowed["limit"], allowed["kinds"] = true, true, true
+		if b.After != nil {
+			req.After = *b.After
+		}
+		if req.Limit, aerr = limit(b.Limit); aerr != nil {
+			return nil, "", aerr
+		}
+		seen := map[ops.Kind]bool{}
+		for _, k := range b.Kinds {
+			if k != ops.KindEvent && k != ops.KindThing && k != ops.KindMessage {
+				return nil, "", apierr.Fieldf(apierr.InvalidKinds, "kinds", "unknown kind %q", k)
+			}
+			if !seen[k] {
+				seen[k] = true
+				req.Kinds = append(req.Kinds, k)
+			}
+		}
+	default:
+		return nil, "", apierr.New(apierr.RouteNotFound)
+	}
+	for name, given := range map[string]bool{
+		"event_id": b.EventID != nil, "thing_id": b.ThingID != nil, "state": b.State != nil, "limit": b.Limit != nil,
+		"cursor": b.Cursor != nil, "after": b.After != nil, "kinds": b.Kinds != nil,
+	} {
+		if given && !allowed[name] {
+			return nil, "", apierr.Fieldf(apierr.InvalidJSONData, name, "unknown member for this route")
+		}
+	}
+	return req, pw, nil
+}
+
+func requiredID(s *string, field string, missing, invalid apierr.Code) (string, *apierr.Error) {
+	if s == nil || strings.TrimSpace(*s) == "" {
+		return "", apierr.Field(missing, field)
+	}
+	id := strings.TrimSpace(*s)
+	if !ids.ValidEntityID(id) {
+		return "", apierr.Field(invalid, field)
+	}
+	return id, nil
+}
+
+func limit(l *int) (int, *apierr.Error) {
+	if l == nil {
+		return DefaultLimit, nil
+	}
+	if *l < 1 || *l > MaxLimit {
+		return 0, apierr.Fieldf(apierr.InvalidLimit, "limit", "must be 1..%d", MaxLimit)
+	}
+	return *l, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
