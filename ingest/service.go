@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/ingest/httpapi"
+	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/ingest/registry"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -27,6 +29,11 @@ type Config struct {
 	Streams streams.Options
 	// AppendTimeout bounds one append (default 5s).
 	AppendTimeout time.Duration
+	// ReadTimeout bounds a forwarded read (default 5s).
+	ReadTimeout time.Duration
+	// MaxProjectorLag is the fold lag (operations) above which /readyz
+	// answers 503. Default 10,000.
+	MaxProjectorLag uint64
 	// Argon2 overrides the password hash cost (tests use a cheap one).
 	Argon2 registry.Argon2Params
 	Logger *slog.Logger
@@ -37,6 +44,8 @@ type Service struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	registry *registry.Registry
+	reads    *readfwd.Forwarder
+	maxLag   uint64
 	http     *httpapi.Server
 }
 
@@ -62,8 +71,17 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
-	s := &Service{nc: nc, js: js, registry: reg}
-	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger})
+	fwd, err := readfwd.New(ctx, nc, cfg.ReadTimeout, cfg.Logger)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
+	if cfg.MaxProjectorLag == 0 {
+		cfg.MaxProjectorLag = 10_000
+	}
+	s := &Service{nc: nc, js: js, registry: reg, reads: fwd, maxLag: cfg.MaxProjectorLag}
+	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger,
+		Reader: fwd, Follower: livestream.New(js)})
 	return s, nil
 }
 
@@ -73,15 +91,27 @@ func (s *Service) Handler() http.Handler { return s.http.Handler() }
 // HTTP exposes the front so later services can add routes to it.
 func (s *Service) HTTP() *httpapi.Server { return s.http }
 
-// ready is /readyz: the broker connection is up and the stream answers.
-func (s *Service) ready(ctx context.Context) error {
+// ready is /readyz: the broker connection is up, the stream answers, and a
+// projector replica answers with a fold lag within the bound.
+func (s *Service) ready(ctx context.Context) (map[string]any, error) {
 	if st := s.nc.Status(); st != nats.CONNECTED {
-		return fmt.Errorf("broker connection %s", st)
+		return nil, fmt.Errorf("broker connection %s", st)
 	}
 	if _, err := s.js.Stream(ctx, streams.Ops); err != nil {
-		return errors.New("stream " + streams.Ops + " unavailable")
+		return nil, errors.New("stream " + streams.Ops + " unavailable")
 	}
-	return nil
+	st, err := s.reads.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info := map[string]any{"projector_applied": st.Applied, "projector_lag": st.Lag}
+	if st.Error != "" {
+		return info, fmt.Errorf("projector stopped: %s", st.Error)
+	}
+	if st.Lag > s.maxLag {
+		return info, fmt.Errorf("projector lag %d above %d", st.Lag, s.maxLag)
+	}
+	return info, nil
 }
 
 // Close stops the registry watcher. The NATS connection stays open.

@@ -10,6 +10,7 @@ import (
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -132,7 +133,7 @@ func Fold(b *store.Batch, env *ops.Envelope, seq uint64) error {
 			return err
 		}
 	}
-	item, err := json.Marshal(fold.Item(env, seq))
+	item, err := json.Marshal(reads.Item(env, seq))
 	if err != nil {
 		return err
 	}

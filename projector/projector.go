@@ -103,7 +103,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if _, err := js.Stream(ctx, streams.Ops); err != nil {
 		return nil, fmt.Errorf("projector: stream %s: %w", streams.Ops, err)
 	}
-	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory})
+	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,12 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 // (committing what it holds) and closes the store.
 func (p *Projector) Close() error {
 	if p.sub != nil {
+		// Drain delivers what is buffered, then unsubscribes; wait for it so
+		// no read starts after wg.Wait.
 		_ = p.sub.Drain()
+		for deadline := time.Now().Add(5 * time.Second); p.sub.IsValid() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	p.wg.Wait()
 	p.cancel()

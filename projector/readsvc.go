@@ -60,6 +60,12 @@ func (p *Projector) Read(req *reads.Request) (jsontext.Value, *apierr.Error) { r
 
 func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 	switch req.Route {
+	case reads.ProjectorStatus:
+		st := reads.Status{Applied: p.Applied(), Lag: p.Lag()}
+		if err := p.Err(); err != nil {
+			st.Error = err.Error()
+		}
+		return encode(st)
 	case reads.ThingGet:
 		return p.snapshot(ops.KindThing, req.ChannelID, req.ThingID, apierr.ThingNotFound, "thing_id")
 	case reads.EventGet:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/registry"
@@ -35,9 +36,14 @@ type Appender interface {
 type Options struct {
 	// Token, when set, is the gateway-wide bearer token (PUSHGO_TOKEN).
 	Token string
-	// Ready reports whether the gateway can accept writes; /readyz answers
-	// 503 with its error otherwise. Nil means always ready.
-	Ready func(ctx context.Context) error
+	// Ready reports whether the gateway is ready, with details shown by
+	// /readyz; /readyz answers 503 with its error otherwise. Nil means
+	// always ready.
+	Ready func(ctx context.Context) (map[string]any, error)
+	// Reader answers the read routes (spec section 7); nil leaves them out.
+	Reader Reader
+	// Follower serves GET /channel/stream; nil leaves it out.
+	Follower Follower
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -86,6 +92,11 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	e.POST("/message", s.messagePost)
 	e.GET("/message", s.messageGet)
 
+	s.echo = e
+	if opts.Reader != nil {
+		s.routeReads()
+	}
+
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	metricsHandler := s.metrics.handler()
@@ -93,8 +104,17 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 		metricsHandler.ServeHTTP(c.Response(), c.Request())
 		return nil
 	})
-	s.echo = e
 	return s
+}
+
+// RegisterMetrics adds collectors (a projector's, say) to /metrics.
+func (s *Server) RegisterMetrics(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := s.metrics.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Handler is the http.Handler of every route.
@@ -133,12 +153,18 @@ func (s *Server) healthz(c *echo.Context) error {
 }
 
 func (s *Server) readyz(c *echo.Context) error {
+	info := map[string]any{}
 	if s.opts.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
-		if err := s.opts.Ready(ctx); err != nil {
+		var err error
+		if info, err = s.opts.Ready(ctx); err != nil {
 			return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "not ready: " + err.Error(), RetryAfter: 1})
 		}
+		if info == nil {
+			info = map[string]any{}
+		}
 	}
-	return writeOK(c, map[string]any{"ready": true})
+	info["ready"] = true
+	return writeOK(c, info)
 }

@@ -22,7 +22,8 @@ type Config struct {
 	DataDir       string        // PUSHGO_DATA_DIR
 	NATSURL       string        // PUSHGO_NATS_URL; empty starts the embedded server
 	NATSListen    string        // PUSHGO_NATS_LISTEN; "off" for in-process only
-	Target        string        // PUSHGO_TARGET: all | ingest
+	Target        string        // PUSHGO_TARGET: all | ingest | projector
+	Rebuild       bool          // PUSHGO_REBUILD: fold the projection again from the log at start
 	Token         string        // PUSHGO_TOKEN
 	Replicas      int           // PUSHGO_REPLICAS
 	Sync          broker.Sync   // PUSHGO_SYNC: "always" or an fsync interval
@@ -50,7 +51,10 @@ func Defaults() Config {
 }
 
 // Targets are the services a process can run.
-var Targets = []string{"all", "ingest"}
+var Targets = []string{"all", "ingest", "projector"}
+
+// Runs reports whether the process runs service svc.
+func (c Config) Runs(svc string) bool { return c.Target == "all" || c.Target == svc }
 
 // Load reads the environment (getenv) then the flags in args.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -79,10 +83,17 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
+	rebuild := getenv("PUSHGO_REBUILD")
+	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	var err error
+	if rebuild != "" {
+		if c.Rebuild, err = strconv.ParseBool(rebuild); err != nil {
+			return Config{}, fmt.Errorf("PUSHGO_REBUILD %q: %w", rebuild, err)
+		}
+	}
 	if c.Sync, err = broker.ParseSync(syncStr); err != nil {
 		return Config{}, err
 	}
@@ -136,8 +147,8 @@ func (c Config) StreamOptions() streams.Options {
 // Validate reports a configuration that cannot run.
 func (c Config) Validate() error {
 	switch c.Target {
-	case "all", "ingest":
-	case "projector", "pusher":
+	case "all", "ingest", "projector":
+	case "pusher":
 		return fmt.Errorf("target %q is not part of this build yet; available: %s", c.Target, strings.Join(Targets, ", "))
 	default:
 		return fmt.Errorf("unknown target %q; available: %s", c.Target, strings.Join(Targets, ", "))
@@ -147,8 +158,8 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("PUSHGO_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
 	}
-	if c.NATSURL == "" && c.DataDir == "" {
-		return fmt.Errorf("PUSHGO_DATA_DIR is required for the embedded broker")
+	if c.DataDir == "" && (c.NATSURL == "" || c.Runs("projector")) {
+		return fmt.Errorf("PUSHGO_DATA_DIR is required for the embedded broker and the projection store")
 	}
 	return c.StreamOptions().Validate()
 }

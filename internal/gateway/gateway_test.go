@@ -104,7 +104,8 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_RETENTION": "-1h"},
 		{"PUSHGO_DEDUP_WINDOW": "60d"}, // longer than retention
 		{"PUSHGO_TARGET": "everything"},
-		{"PUSHGO_TARGET": "projector"}, // arrives with a later issue
+		{"PUSHGO_TARGET": "pusher"}, // arrives with a later issue
+		{"PUSHGO_REBUILD": "maybe"},
 		{"PUSHGO_LOG_LEVEL": "loud"},
 	} {
 		if _, err := Load(nil, func(k string) string { return bad[k] }); err == nil {

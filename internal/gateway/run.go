@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // Gateway is a running pushgo process. The caller MUST call Close.
@@ -23,6 +26,7 @@ type Gateway struct {
 	broker *broker.Embedded // nil with an external broker
 	nc     *nats.Conn
 	ingest *ingest.Service
+	proj   *projector.Projector
 	http   *http.Server
 	ln     net.Listener
 	served chan error
@@ -56,11 +60,36 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 	if err != nil {
 		return nil, fmt.Errorf("connect to broker: %w", err)
 	}
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return nil, err
+	}
+	// Every service can be the first against a fresh broker.
+	if err := streams.Ensure(ctx, js, cfg.StreamOptions()); err != nil {
+		return nil, err
+	}
+	if cfg.Runs("projector") {
+		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
+			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start projector: %w", err)
+		}
+	}
+	if !cfg.Runs("ingest") {
+		log.Info("pushgo running", "target", cfg.Target)
+		return g, nil
+	}
 	g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
 		Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start ingest: %w", err)
+	}
+	if g.proj != nil {
+		if err := g.ingest.HTTP().RegisterMetrics(g.proj.Collectors()...); err != nil {
+			return nil, err
+		}
 	}
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -80,8 +109,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 	return g, nil
 }
 
-// Addr is the HTTP listen address actually bound (useful with port 0).
-func (g *Gateway) Addr() string { return g.ln.Addr().String() }
+// Addr is the HTTP listen address actually bound (useful with port 0);
+// empty when this process runs no ingest.
+func (g *Gateway) Addr() string {
+	if g.ln == nil {
+		return ""
+	}
+	return g.ln.Addr().String()
+}
+
+// Projector is the in-process projector, or nil.
+func (g *Gateway) Projector() *projector.Projector { return g.proj }
 
 // NATSURL is the embedded broker's client URL ("" if not listening or external).
 func (g *Gateway) NATSURL() string {
@@ -106,6 +144,11 @@ func (g *Gateway) Close(ctx context.Context) error {
 	if g.ingest != nil {
 		g.ingest.Close()
 	}
+	if g.proj != nil {
+		if err := g.proj.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("projector close: %w", err))
+		}
+	}
 	if g.nc != nil {
 		g.nc.Close()
 	}
@@ -122,9 +165,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var served <-chan error = g.served
+	if served == nil {
+		served = make(chan error) // no HTTP: wait for ctx only
+	}
 	select {
 	case <-ctx.Done():
-	case err := <-g.served:
+	case err := <-served:
 		g.served <- err // let Close see it
 	}
 	log.Info("pushgo shutting down")

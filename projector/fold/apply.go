@@ -166,21 +166,3 @@ func mergeExternalIDs(cur map[string]string, patch map[string]*string) map[strin
 	}
 	return out
 }
-
-// HistoryItem is one operation as /channel/history and the SSE stream
-// return it: the log entry without credentials (it never had any).
-type HistoryItem struct {
-	Seq        uint64         `json:"seq"`
-	Op         ops.Name       `json:"op"`
-	EntityType ops.Kind       `json:"entity_type"`
-	EntityID   string         `json:"entity_id"`
-	OpID       string         `json:"op_id"`
-	AcceptedAt int64          `json:"accepted_at"`
-	Payload    jsontext.Value `json:"payload"`
-}
-
-// Item returns the history item of env at seq.
-func Item(env *ops.Envelope, seq uint64) HistoryItem {
-	return HistoryItem{Seq: seq, Op: env.Op, EntityType: env.Op.Kind(), EntityID: env.EntityID,
-		OpID: env.OpID, AcceptedAt: env.AcceptedAt, Payload: env.Payload}
-}

@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -26,6 +27,8 @@ type Options struct {
 	// InMemory keeps the store in memory (tests, and replicas that accept
 	// a full rebuild on every start).
 	InMemory bool
+	// Logger receives Pebble's messages. Default: discard.
+	Logger *slog.Logger
 	// CachedSnapshots bounds the decoded-snapshot cache the fold reads
 	// through. Default 100,000.
 	CachedSnapshots int
@@ -45,7 +48,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.CachedSnapshots <= 0 {
 		opts.CachedSnapshots = 100_000
 	}
-	po := &pebble.Options{}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	po := &pebble.Options{Logger: pebbleLogger{opts.Logger}}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
 	}

@@ -23,6 +23,8 @@ const (
 	ChannelThings  Route = "channel.things"
 	ChannelEvents  Route = "channel.events"
 	ChannelHistory Route = "channel.history"
+	// ProjectorStatus asks a replica for its fold position (for /readyz).
+	ProjectorStatus Route = "projector.status"
 )
 
 const (
@@ -203,4 +205,29 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// HistoryItem is one operation as /channel/history and the SSE stream
+// return it: the log entry (which never held credentials) and its sequence.
+type HistoryItem struct {
+	Seq        uint64         `json:"seq"`
+	Op         ops.Name       `json:"op"`
+	EntityType ops.Kind       `json:"entity_type"`
+	EntityID   string         `json:"entity_id"`
+	OpID       string         `json:"op_id"`
+	AcceptedAt int64          `json:"accepted_at"`
+	Payload    jsontext.Value `json:"payload"`
+}
+
+// Item returns the history item of env at seq.
+func Item(env *ops.Envelope, seq uint64) HistoryItem {
+	return HistoryItem{Seq: seq, Op: env.Op, EntityType: env.Op.Kind(), EntityID: env.EntityID,
+		OpID: env.OpID, AcceptedAt: env.AcceptedAt, Payload: env.Payload}
+}
+
+// Status is a projector replica's fold position.
+type Status struct {
+	Applied uint64 `json:"applied"`
+	Lag     uint64 `json:"lag"`
+	Error   string `json:"error,omitempty"`
 }

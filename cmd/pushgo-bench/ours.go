@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushgo/gateway/internal/gateway"
+	"github.com/pushgo/gateway/schemas/ids"
+)
+
+// target is a running gateway with a channel and its entities.
+type target struct {
+	gw        *gateway.Gateway
+	dir       string
+	client    *http.Client
+	base      string
+	eventURL  string
+	thingURL  string
+	healthURL string
+	bodies    *bodies
+	eventIDs  []string
+	thingIDs  []string
+}
+
+// startTarget starts the whole gateway in-process, as the pushgo binary
+// does, on a fresh data directory, then creates the channel and the
+// entities over HTTP (not measured).
+func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (t *target, err error) {
+	t = &target{}
+	if t.dir, err = os.MkdirTemp("", "pushgo-bench-gw-*"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	cfg := gateway.Defaults()
+	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr, cfg.Sync, cfg.LogLevel = t.dir, "off", "127.0.0.1:0", m.sync, "warn"
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if t.gw, err = gateway.Start(sctx, cfg, log); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	t.base = "http://" + t.gw.Addr()
+	t.eventURL, t.thingURL, t.healthURL = t.base+"/event/update", t.base+"/thing/update", t.base+"/healthz"
+	t.client = newHTTPClient(o.concurrency)
+
+	password := "bench-" + ids.NewOpID()[:16]
+	b, err := post(sctx, t.client, t.base+"/channel/create", []byte(`{"channel_name":"pushgo-bench","password":"`+password+`"}`), true)
+	if err != nil {
+		return nil, fmt.Errorf("create channel: %w", err)
+	}
+	channelID, err := dataField(b, "channel_id")
+	if err != nil {
+		return nil, err
+	}
+	t.bodies = newBodies(channelID, password, o.bodySize)
+
+	began := time.Now()
+	if t.eventIDs, err = t.create(sctx, o, "/event/create", "event_id", t.bodies.eventCreate); err != nil {
+		return nil, err
+	}
+	if t.thingIDs, err = t.create(sctx, o, "/thing/create", "thing_id", t.bodies.thingCreate); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "  set-up: channel, %d events, %d things created in %s\n",
+		len(t.eventIDs), len(t.thingIDs), time.Since(began).Round(time.Millisecond))
+	return t, nil
+}
+
+// create makes o.entities entities with o.concurrency clients and returns
+// their ids. Any failure fails the benchmark: the measured phases need
+// every entity.
+func (t *target) create(ctx context.Context, o options, route, idField string, body func(int, int64) []byte) ([]string, error) {
+	out := make([]string, o.entities)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, o.concurrency)
+	for range min(o.concurrency, o.entities) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= o.entities || ctx.Err() != nil {
+					return
+				}
+				octx, cancel := context.WithTimeout(ctx, opTimeout)
+				b, err := post(octx, t.client, t.base+route, body(i, time.Now().UnixMilli()), true)
+				cancel()
+				if err == nil {
+					out[i], err = dataField(b, idField)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("set-up %s #%d: %w", route, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return out, ctx.Err()
+}
+
+// update is the measured operation: alternately an event update and a thing
+// update of a random entity, with a changing time and readings.
+func (t *target) update(ctx context.Context, w *worker) error {
+	ms := time.Now().UnixMilli()
+	var url string
+	if w.n%2 == 0 {
+		w.buf = t.bodies.eventUpdate(w.buf[:0], t.eventIDs[w.rng.IntN(len(t.eventIDs))], ms, w.n)
+		url = t.eventURL
+	} else {
+		w.buf = t.bodies.thingUpdate(w.buf[:0], t.thingIDs[w.rng.IntN(len(t.thingIDs))], ms, w.n)
+		url = t.thingURL
+	}
+	_, err := post(ctx, t.client, url, w.buf, false)
+	return err
+}
+
+// healthz is the -diag floor operation: GET /healthz, the gateway's cheapest
+// route, through the same router, middleware and client.
+func (t *target) healthz(ctx context.Context, _ *worker) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.healthURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, successPrefix) {
+		return fmt.Errorf("/healthz %d %s", resp.StatusCode, errorCode(b))
+	}
+	return nil
+}
+
+// close stops the gateway (letting in-flight requests finish) and removes
+// its data directory. It may be called more than once.
+func (t *target) close() {
+	if t.client != nil {
+		t.client.CloseIdleConnections()
+	}
+	if t.gw != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := t.gw.Close(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "  gateway close:", err)
+		}
+		cancel()
+		t.gw = nil
+	}
+	if t.dir != "" {
+		_ = os.RemoveAll(t.dir)
+		t.dir = ""
+	}
+}

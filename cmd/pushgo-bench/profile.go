@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+)
+
+// startCPUProfile profiles the process until the returned stop is called.
+// The load generator runs in the same process, so the profile shows the
+// HTTP clients' cost next to the gateway's.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "cpu profile:", err)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "  cpu profile of the OURS phase written to %s (go tool pprof -top %s)\n", path, path)
+	}, nil
+}

@@ -1,0 +1,116 @@
+// Package readfwd forwards validated reads from ingest's HTTP front to the
+// projector replicas over NATS request-reply. Any number of replicas share
+// a queue group, so a scaled deployment needs no path routing and no
+// service discovery: one HTTP front, reads answered by whichever replica
+// the broker picks.
+package readfwd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Forwarder sends reads to projectors. It is safe for concurrent use.
+type Forwarder struct {
+	nc      *nats.Conn
+	stream  jetstream.Stream
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// New returns a Forwarder; timeout bounds one read end to end (default 5s).
+func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Logger) (*Forwarder, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	s, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", streams.Ops, err)
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Forwarder{nc: nc, stream: s, timeout: timeout, log: log}, nil
+}
+
+// Read answers req from a projector, after the projector has folded every
+// operation of the channel appended before the read started. That barrier
+// is the channel's last sequence in the log, read from the broker, so a
+// read reflects any write that got its 200 before, through any ingest
+// replica.
+func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	barrier, err := f.channelLastSeq(ctx, req.ChannelID)
+	if err != nil {
+		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
+		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
+	}
+	req.MinSeq = barrier
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, apierr.New(apierr.InternalError)
+	}
+	msg, err := f.nc.RequestWithContext(ctx, reads.Subject(req.Route), b)
+	if err != nil {
+		f.log.Warn("readfwd: no answer", "route", req.Route, "err", err)
+		return nil, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
+	}
+	var resp reads.Response
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, apierr.New(apierr.InternalError)
+	}
+	if resp.ErrorCode != "" {
+		e := &apierr.Error{Code: resp.ErrorCode, Detail: resp.Error}
+		if e.Status() == 503 {
+			e.RetryAfter = 1
+		}
+		return nil, e
+	}
+	return resp.Data, nil
+}
+
+func (f *Forwarder) channelLastSeq(ctx context.Context, channelID string) (uint64, error) {
+	m, err := f.stream.GetLastMsgForSubject(ctx, streams.ChannelSubjects(channelID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
+// Status asks any projector replica for its fold status.
+func (f *Forwarder) Status(ctx context.Context) (reads.Status, error) {
+	b, _ := json.Marshal(reads.Request{Route: reads.ProjectorStatus})
+	msg, err := f.nc.RequestWithContext(ctx, reads.Subject(reads.ProjectorStatus), b)
+	if err != nil {
+		return reads.Status{}, fmt.Errorf("no projector answered: %w", err)
+	}
+	var resp reads.Response
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return reads.Status{}, err
+	}
+	var st reads.Status
+	if err := json.Unmarshal(resp.Data, &st); err != nil {
+		return reads.Status{}, err
+	}
+	return st, nil
+}
