@@ -2,7 +2,7 @@
 # `make test` runs every test of every module. Nothing else to install.
 
 GO        ?= go
-PKGS      := ./... ./schemas/... ./ingest/...
+PKGS      := ./... ./schemas/... ./ingest/... ./projector/...
 FUZZTIME  ?= 3s
 # package:FuzzTarget pairs run for FUZZTIME each by `make test`.
 FUZZ_TARGETS := \

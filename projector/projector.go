@@ -73,6 +73,7 @@ type Projector struct {
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
+	served  atomic.Uint64 // reads answered
 	failed  atomic.Pointer[error]
 
 	mu     sync.Mutex
@@ -83,6 +84,9 @@ type Projector struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	wg     sync.WaitGroup // in-flight reads
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start opens the store, resumes the fold after the last applied sequence
@@ -142,6 +146,9 @@ func (p *Projector) Applied() uint64 { return p.applied.Load() }
 // last delivered message.
 func (p *Projector) Lag() uint64 { return p.pending.Load() }
 
+// ServedReads is the number of reads this replica has answered.
+func (p *Projector) ServedReads() uint64 { return p.served.Load() }
+
 // Err is the error that stopped the fold, or nil while it runs.
 func (p *Projector) Err() error {
 	if e := p.failed.Load(); e != nil {
@@ -183,8 +190,14 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 }
 
 // Close stops serving reads, waits for in-flight ones, stops the fold
-// (committing what it holds) and closes the store.
+// (committing what it holds) and closes the store. Later calls return the
+// first call's result.
 func (p *Projector) Close() error {
+	p.closeOnce.Do(func() { p.closeErr = p.close() })
+	return p.closeErr
+}
+
+func (p *Projector) close() error {
 	if p.sub != nil {
 		// Drain delivers what is buffered, then unsubscribes; wait for it so
 		// no read starts after wg.Wait.

@@ -28,6 +28,7 @@ func (p *Projector) onRead(m *nats.Msg) {
 			b, _ = json.Marshal(reads.Response{ErrorCode: apierr.InternalError, Error: "encode response"})
 		}
 		_ = m.Respond(b)
+		p.served.Add(1)
 	}()
 }
 
