@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func startAll(t *testing.T) string {
+	t.Helper()
+	cfg := Defaults()
+	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	return "http://" + g.Addr()
+}
+
+func data(t *testing.T, status int, m map[string]any) map[string]any {
+	t.Helper()
+	if status != 200 {
+		t.Fatalf("status %d: %v", status, m)
+	}
+	return m["data"].(map[string]any)
+}
+
+// TestSeedThingGet is the seed Thing example end to end: create with attrs
+// {online, disk_used, temperature}, update {disk_used, temperature}, update
+// {temporary_alarm: null}, archive {online: false}; /thing/get returns the
+// merged attrs and state archived, read right after the writes.
+func TestSeedThingGet(t *testing.T) {
+	base := startAll(t)
+	s, _, m := post(t, base, "/channel/create", `{"channel_name":"home","password":"correct-horse"}`)
+	ch := data(t, s, m)["channel_id"].(string)
+	cred := `"channel_id":"` + ch + `","password":"correct-horse"`
+	s, _, m = post(t, base, "/thing/create", `{`+cred+`,"title":"Home NAS","description":"Primary storage in the living room rack","observed_at":1713750000000,"tags":["nas","home"],"location_type":"physical","location_value":"home/living-room","attrs":{"online":true,"disk_used":0.72,"temperature":43.2}}`)
+	th := data(t, s, m)["thing_id"].(string)
+	for _, b := range []struct{ path, body string }{
+		{"/thing/update", `"observed_at":1713750600000,"attrs":{"disk_used":0.74,"temperature":44.1}`},
+		{"/thing/update", `"observed_at":1713750700000,"attrs":{"temporary_alarm":null}`},
+		{"/thing/archive", `"observed_at":1713751200000,"attrs":{"online":false}`},
+	} {
+		s, _, m = post(t, base, b.path, `{`+cred+`,"thing_id":"`+th+`",`+b.body+`}`)
+		data(t, s, m)
+	}
+	s, _, m = post(t, base, "/thing/get", `{`+cred+`,"thing_id":"`+th+`"}`)
+	snap := data(t, s, m)
+	attrs := fmt.Sprint(snap["attrs"])
+	if snap["state"] != "archived" || attrs != "map[disk_used:0.74 online:false temperature:44.1]" || snap["version"] != 4.0 ||
+		snap["title"] != "Home NAS" || snap["location_value"] != "home/living-room" {
+		t.Fatalf("snapshot %v", snap)
+	}
+	s, _, m = post(t, base, "/thing/get", `{`+cred+`,"thing_id":"nope"}`)
+	if s != 404 || m["error_code"] != "thing_not_found" {
+		t.Fatalf("unknown thing: %d %v", s, m)
+	}
+	s, _, m = post(t, base, "/thing/get", `{"channel_id":"`+ch+`","password":"wrong-password","thing_id":"`+th+`"}`)
+	if s != 403 {
+		t.Fatalf("wrong password: %d %v", s, m)
+	}
+}
+
+// TestReadYourWrites: every read started after a write's 200 reflects it.
+func TestReadYourWrites(t *testing.T) {
+	base := startAll(t)
+	s, _, m := post(t, base, "/channel/create", `{"channel_name":"ryw","password":"correct-horse"}`)
+	ch := data(t, s, m)["channel_id"].(string)
+	cred := `"channel_id":"` + ch + `","password":"correct-horse"`
+	s, _, m = post(t, base, "/event/create", `{`+cred+`,"title":"Deploy","status":"running","message":"0","severity":"normal","event_time":1713750000}`)
+	ev := data(t, s, m)["event_id"].(string)
+	for i := 1; i <= 100; i++ {
+		s, _, m = post(t, base, "/event/update", fmt.Sprintf(`{%s,"event_id":"%s","status":"running","message":"%d","severity":"normal","event_time":1713750000,"attrs":{"i":%d}}`, cred, ev, i, i))
+		opID := data(t, s, m)["op_id"].(string)
+		s, _, m = post(t, base, "/event/get", `{`+cred+`,"event_id":"`+ev+`"}`)
+		snap := data(t, s, m)
+		if snap["last_op_id"] != opID || snap["message"] != fmt.Sprint(i) || snap["version"] != float64(i+1) {
+			t.Fatalf("read %d did not reflect its write: %v", i, snap)
+		}
+	}
+	s, _, m = post(t, base, "/channel/events", `{`+cred+`,"state":"ONGOING"}`)
+	items := data(t, s, m)["items"].([]any)
+	if len(items) != 1 || !strings.Contains(fmt.Sprint(items[0]), ev) {
+		t.Fatalf("ongoing events %v", items)
+	}
+}
