@@ -39,6 +39,9 @@ type Config struct {
 	ReadWait time.Duration
 	// MaxConcurrentReads bounds reads served at once. Default 64.
 	MaxConcurrentReads int
+	// PruneInterval is how often history older than the log's retention
+	// is deleted. Default 1 minute.
+	PruneInterval time.Duration
 	// Serve answers reads; false folds only (a rebuild, a bench).
 	Serve  bool
 	Logger *slog.Logger
@@ -54,6 +57,9 @@ func (c *Config) defaults() error {
 	if c.MaxConcurrentReads <= 0 {
 		c.MaxConcurrentReads = 64
 	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -62,6 +68,8 @@ func (c *Config) defaults() error {
 	}
 	return nil
 }
+
+const streamName = streams.Ops
 
 // Projector is a running fold and read service. The caller MUST call Close.
 type Projector struct {
@@ -104,7 +112,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := js.Stream(ctx, streams.Ops); err != nil {
+	if _, err := js.Stream(ctx, streamName); err != nil {
 		return nil, fmt.Errorf("projector: stream %s: %w", streams.Ops, err)
 	}
 	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger})
@@ -123,6 +131,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
+		var pruned sync.WaitGroup
+		pruned.Go(func() { p.prune(fctx) })
+		defer pruned.Wait()
 		if err := p.fold(fctx, applied); err != nil && fctx.Err() == nil {
 			p.log.Error("projector: fold stopped", "err", err)
 			p.failed.Store(&err)

@@ -16,6 +16,7 @@ import (
 //	T 0 <channel> 0 <state> 0 <thing_id>   → ∅   things by state
 //	R 0 <channel> 0 <thing_id> 0 <event_id> → ∅  events by linked thing
 //	h 0 <channel> 0 <seq, 8 bytes BE>      → <kind byte> history item JSON
+//	g 0 <seq, 8 bytes BE>                  → <channel>  history in log order, for pruning
 //	m 0 applied                            → last applied stream sequence
 const sep = 0
 
@@ -55,6 +56,10 @@ func linkKey(channelID, thingID, eventID string) []byte { return key("R", channe
 func historyKey(channelID string, seq uint64) []byte {
 	b := key("h", channelID, "")
 	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+func globalKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("g\x00"), seq)
 }
 
 // prefixEnd returns the first key after every key starting with p.

@@ -159,7 +159,7 @@ func (s *Store) Dump(fn func(k, v []byte) error) error {
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
-		if k[0] == 'h' || k[0] == 'm' {
+		if k[0] == 'h' || k[0] == 'g' || k[0] == 'm' {
 			continue
 		}
 		if err := fn(k, it.Value()); err != nil {

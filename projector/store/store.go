@@ -195,6 +195,7 @@ func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []b
 	v = append(v, kindByte(kind))
 	v = append(v, item...)
 	_ = b.b.Set(historyKey(channelID, seq), v, nil)
+	_ = b.b.Set(globalKey(seq), []byte(channelID), nil)
 	b.n++
 }
 
@@ -225,3 +226,30 @@ func (b *Batch) Commit(applied uint64) error {
 
 // Discard drops an uncommitted batch.
 func (b *Batch) Discard() { _ = b.b.Close() }
+
+// PruneHistory deletes the history of every operation with a sequence
+// below first (the stream's first retained sequence), so history ages out
+// with the log while snapshots remain. It returns the number of items
+// removed.
+func (s *Store) PruneHistory(first uint64) (int, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: globalKey(0), UpperBound: globalKey(first)})
+	if err != nil {
+		return 0, err
+	}
+	b := s.db.NewBatch()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[2:])
+		_ = b.Delete(historyKey(string(it.Value()), seq), nil)
+		_ = b.Delete(it.Key(), nil)
+		n++
+	}
+	if err := it.Close(); err != nil {
+		b.Close()
+		return 0, err
+	}
+	if n == 0 {
+		return 0, b.Close()
+	}
+	return n, b.Commit(pebble.NoSync)
+}

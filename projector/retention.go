@@ -1,0 +1,31 @@
+package projector
+
+import (
+	"context"
+	"time"
+)
+
+// prune keeps the history in step with the log's retention: every interval
+// it reads the stream's first sequence and deletes older history items.
+// Snapshots are never pruned: an entity's state outlives its operations.
+func (p *Projector) prune(ctx context.Context) {
+	t := time.NewTicker(p.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s, err := p.js.Stream(ctx, streamName)
+		if err != nil {
+			continue
+		}
+		first := s.CachedInfo().State.FirstSeq
+		if n, err := p.store.PruneHistory(first); err != nil {
+			p.log.Warn("projector: prune history", "err", err)
+		} else if n > 0 {
+			p.log.Debug("projector: pruned history", "items", n, "first_seq", first)
+		}
+	}
+}

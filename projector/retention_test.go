@@ -1,0 +1,88 @@
+package projector_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestRetention: operations that age out of the stream leave their
+// snapshots in place; the history drops them and says where it starts.
+func TestRetention(t *testing.T) {
+	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	nc, _ := b.Connect()
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	o := streams.DefaultOptions()
+	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
+	if err := streams.Ensure(context.Background(), js, o); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, nc, projector.Config{InMemory: true, Serve: true, PruneInterval: 50 * time.Millisecond})
+	early := workload(t, js, rand.New(rand.NewPCG(7, 8)), 100)
+	waitApplied(t, p, early)
+	snapBefore := countThings(t, p)
+	time.Sleep(1500 * time.Millisecond) // the first 100 operations age out
+	last := workload(t, js, rand.New(rand.NewPCG(9, 10)), 20)
+	waitApplied(t, p, last)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, aerr := p.Read(&reads.Request{Route: reads.ChannelHistory, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Limit: 1000})
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		var h reads.HistoryData
+		if err := json.Unmarshal(data, &h); err != nil {
+			t.Fatal(err)
+		}
+		if h.FirstSeq > early {
+			for _, it := range h.Items {
+				var item reads.HistoryItem
+				_ = json.Unmarshal(it, &item)
+				if item.Seq <= early {
+					t.Fatalf("history still holds aged-out seq %d", item.Seq)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history still starts at %d, want after %d", h.FirstSeq, early)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := countThings(t, p); got < snapBefore {
+		t.Fatalf("snapshots lost with retention: %d before, %d after", snapBefore, got)
+	}
+}
+
+func countThings(t *testing.T, p *projector.Projector) int {
+	t.Helper()
+	n := 0
+	for _, ch := range []string{"01ARZ3NDEKTSV4RRFFQ69G5FAV", "7VNDECTMTAYVFHY2G194E2AY8Z"} {
+		data, aerr := p.Read(&reads.Request{Route: reads.ChannelThings, ChannelID: ch, Limit: 1000})
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		var l reads.ListData
+		_ = json.Unmarshal(data, &l)
+		n += len(l.Items)
+	}
+	if n == 0 {
+		t.Fatal("no things")
+	}
+	return n
+}
+
