@@ -85,4 +85,3 @@ func countThings(t *testing.T, p *projector.Projector) int {
 	}
 	return n
 }
-
