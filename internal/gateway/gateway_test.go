@@ -44,7 +44,7 @@ func TestExternalBrokerAnd503(t *testing.T) {
 		}
 	}()
 	cfg := Defaults()
-	cfg.NATSURL, cfg.HTTPAddr, cfg.AppendTimeout = b.ClientURL(), "127.0.0.1:0", time.Second
+	cfg.NATSURL, cfg.HTTPAddr, cfg.AppendTimeout, cfg.DataDir = b.ClientURL(), "127.0.0.1:0", time.Second, t.TempDir()
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
