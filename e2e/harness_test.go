@@ -109,6 +109,15 @@ type gwConfig struct {
 	DataDir  string // required: reuse it to restart on the same store
 	Token    string // PUSHGO_TOKEN; "" means public
 	LogLevel string // PUSHGO_LOG_LEVEL; default info
+	// Target is PUSHGO_TARGET; "" leaves the default (all). An ingest is
+	// waited for on /healthz (its /readyz needs a projector); a projector
+	// has no HTTP and is not waited for: the caller polls an ingest.
+	Target string
+	// NATSURL is PUSHGO_NATS_URL (another process's broker); "" starts the
+	// embedded broker listening on a free port.
+	NATSURL string
+	// Env holds extra KEY=VALUE entries, e.g. PUSHGO_REBUILD=true.
+	Env []string
 }
 
 // gateway is one running pushgo process.
@@ -180,6 +189,14 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 	if cfg.Token != "" {
 		env = append(env, "PUSHGO_TOKEN="+cfg.Token)
 	}
+	if cfg.Target != "" {
+		env = append(env, "PUSHGO_TARGET="+cfg.Target)
+	}
+	if cfg.NATSURL != "" {
+		env = append(env, "PUSHGO_NATS_URL="+cfg.NATSURL)
+		g.natsURL = cfg.NATSURL
+	}
+	env = append(env, cfg.Env...)
 	g.cmd = exec.Command(pushgoBin)
 	g.cmd.Env = env
 	g.cmd.Stdout = g.output
@@ -195,14 +212,26 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		g.kill()
 		g.client.CloseIdleConnections()
 		if t.Failed() {
-			t.Logf("---- %s (http %s, nats %s) output ----\n%s---- end of %s ----", name, httpAddr, natsAddr, g.output.String(), name)
+			t.Logf("---- %s (http %s, nats %s) output ----\n%s---- end of %s ----", name, httpAddr, g.natsURL, g.output.String(), name)
 		}
 	})
-	g.waitReady(20 * time.Second)
+	switch cfg.Target {
+	case "projector":
+	case "ingest":
+		g.waitPath("/healthz", 20*time.Second)
+	default:
+		g.waitReady(20 * time.Second)
+	}
 	return g
 }
 
 func (g *gateway) waitReady(bound time.Duration) {
+	g.t.Helper()
+	g.waitPath("/readyz", bound)
+}
+
+// waitPath polls a GET route of g until it answers 200.
+func (g *gateway) waitPath(path string, bound time.Duration) {
 	g.t.Helper()
 	deadline := time.Now().Add(bound)
 	probe := &http.Client{Timeout: time.Second}
@@ -214,7 +243,7 @@ func (g *gateway) waitReady(bound time.Duration) {
 			g.t.Fatalf("%s exited before it was ready: %v", g.name, g.waitErr)
 		default:
 		}
-		resp, err := probe.Get(g.base + "/readyz")
+		resp, err := probe.Get(g.base + path)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -227,7 +256,7 @@ func (g *gateway) waitReady(bound time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	g.t.Fatalf("%s: /readyz not 200 within %s (last: %s)", g.name, bound, last)
+	g.t.Fatalf("%s: %s not 200 within %s (last: %s)", g.name, path, bound, last)
 }
 
 // exited reports whether the process has ended.
