@@ -24,6 +24,8 @@ type options struct {
 	ratioBudget float64
 	cpuProfile  string
 	diag        bool
+	timeline    bool
+	target      string // gateway.Config.Target
 	modes       []syncMode
 }
 
@@ -46,6 +48,8 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.halfLoad, "load", 0.5, "open-loop rate as a fraction of OURS's measured rate")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
 	fs.BoolVar(&o.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor) and raw JetStream open-loop at the half-load rate (informational rows)")
+	fs.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
+	fs.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
 	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up (explicit flags still win)")
 	modes := fs.String("modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +78,8 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errors.New("-body must be within 200..16384")
 	case o.halfLoad <= 0 || o.halfLoad > 1:
 		return options{}, errors.New("-load must be within (0, 1]")
+	case o.target != "all" && o.target != "ingest":
+		return options{}, errors.New("-target must be all or ingest (the HTTP routes need ingest)")
 	}
 	for _, s := range strings.Split(*modes, ",") {
 		s = strings.TrimSpace(s)
@@ -99,6 +105,6 @@ func parseFlags(args []string) (options, error) {
 // do: three timed phases per run, plus generous room for start-up, entity
 // creation and shutdown.
 func (o options) hardLimit() time.Duration {
-	perRun := 5 * (o.duration + o.warmup + 15*time.Second)
+	perRun := 5*(o.duration+o.warmup+15*time.Second) + 2*settleLimit
 	return time.Duration(len(o.modes)) * (time.Duration(o.runs)*perRun + 2*time.Minute)
 }

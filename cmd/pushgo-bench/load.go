@@ -70,6 +70,7 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 					rec.fail(err)
 				} else {
 					rec.ok(done.Sub(t0))
+					rec.tick(done.Sub(measureFrom))
 				}
 				rec.lastDone = done
 			}
@@ -135,6 +136,7 @@ func openLoop(ctx context.Context, workers int, rate float64, warmup, dur time.D
 					rec.fail(err)
 				} else {
 					rec.ok(done.Sub(sched))
+					rec.tick(done.Sub(measureFrom))
 				}
 				rec.lastDone = done
 			}

@@ -55,12 +55,15 @@ func benchMode(ctx context.Context, o options, m syncMode) (rep modeReport, err 
 		stop := func() {}
 		if o.cpuProfile != "" && !profiled && m == o.modes[0] {
 			profiled = true
-			if stop, err = startCPUProfile(o.cpuProfile); err != nil {
-				return result{}, err
+			var perr error
+			if stop, perr = startCPUProfile(o.cpuProfile); perr != nil {
+				return result{}, perr
 			}
 		}
-		defer stop()
-		return closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.update), nil
+		r := closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.update)
+		stop()
+		r.note = t.settleNote(ctx)
+		return r, nil
 	}); err != nil {
 		return rep, err
 	}
@@ -80,7 +83,9 @@ func benchMode(ctx context.Context, o options, m syncMode) (rep modeReport, err 
 		return rep, fmt.Errorf("OURS measured %.1f ops/s: no rate to run the open-loop phase at", rep.ours.rate)
 	}
 	if rep.low, err = repeat(ctx, o, lowLabel(o), func() (result, error) {
-		return openLoop(ctx, o.concurrency, rate, o.warmup, o.duration, t.update), nil
+		r := openLoop(ctx, o.concurrency, rate, o.warmup, o.duration, t.update)
+		r.note = t.settleNote(ctx)
+		return r, nil
 	}); err != nil {
 		return rep, err
 	}
@@ -98,6 +103,23 @@ func benchMode(ctx context.Context, o options, m syncMode) (rep modeReport, err 
 	return rep, nil
 }
 
+// settleNote waits for the projector to catch up after a phase and says
+// how far behind it was ("" without a projector).
+func (t *target) settleNote(ctx context.Context) string {
+	if t.gw.Projector() == nil {
+		return ""
+	}
+	backlog, took, ok := t.settle(ctx)
+	if !ok {
+		return fmt.Sprintf("projector: backlog %d ops at phase end, NOT caught up after %s (lag now %d)",
+			backlog, took.Round(time.Second), t.gw.Projector().Lag())
+	}
+	if backlog == 0 {
+		return "projector kept up (lag 0 at phase end)"
+	}
+	return fmt.Sprintf("projector: backlog %d ops at phase end, folded in %s", backlog, took.Round(10*time.Millisecond))
+}
+
 // repeat measures o.runs times, printing each run, and returns the median.
 func repeat(ctx context.Context, o options, phase string, measure func() (result, error)) (result, error) {
 	var rs []result
@@ -106,7 +128,7 @@ func repeat(ctx context.Context, o options, phase string, measure func() (result
 		if err != nil {
 			return result{}, err
 		}
-		progress(phase, i, r)
+		progress(o, phase, i, r)
 		rs = append(rs, r)
 		if err := ctx.Err(); err != nil {
 			return result{}, fmt.Errorf("%s: %w", phase, err)
@@ -117,7 +139,7 @@ func repeat(ctx context.Context, o options, phase string, measure func() (result
 
 func lowLabel(o options) string { return fmt.Sprintf("ours @ %.0f%%", o.halfLoad*100) }
 
-func progress(phase string, run int, r result) {
+func progress(o options, phase string, run int, r result) {
 	extra := ""
 	if r.target > 0 {
 		extra = fmt.Sprintf(" (target %.0f/s, late %d, skipped %d)", r.target, r.late, r.skipped)
@@ -125,6 +147,12 @@ func progress(phase string, run int, r result) {
 	fmt.Fprintf(os.Stderr, "  run %d  %-16s %8.0f ops/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %d%s  [%d ops in %s; cpu: us %.2f cores, others %.2f of %d]\n",
 		run+1, phase, r.rate, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), fmtDur(r.max), r.errors, extra,
 		r.ops, r.elapsed.Round(time.Millisecond), r.cpu.self, r.cpu.others, numCPU())
+	if r.note != "" {
+		fmt.Fprintln(os.Stderr, "         "+r.note)
+	}
+	if o.timeline {
+		fmt.Fprintf(os.Stderr, "         per second: %v\n", r.perSec)
+	}
 	if disturbed(r) {
 		fmt.Fprintf(os.Stderr, "  warning: other processes used %.2f cores during this phase: the numbers above are disturbed\n", r.cpu.others)
 	}

@@ -45,6 +45,7 @@ func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (
 	}()
 	cfg := gateway.Defaults()
 	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr, cfg.Sync, cfg.LogLevel = t.dir, "off", "127.0.0.1:0", m.sync, "warn"
+	cfg.Target = o.target
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if t.gw, err = gateway.Start(sctx, cfg, log); err != nil {
@@ -149,6 +150,33 @@ func (t *target) healthz(ctx context.Context, _ *worker) error {
 		return fmt.Errorf("/healthz %d %s", resp.StatusCode, errorCode(b))
 	}
 	return nil
+}
+
+// settleLimit bounds the wait for the projector to catch up.
+const settleLimit = 2 * time.Minute
+
+// settle waits until the in-process projector (target "all") has folded
+// every operation appended so far, so that the backlog a max-rate phase
+// leaves behind does not load the next phase. It reports the backlog it
+// found and how long the fold took to clear it; ok is false if it did not
+// within settleLimit.
+func (t *target) settle(ctx context.Context) (backlog uint64, took time.Duration, ok bool) {
+	p := t.gw.Projector()
+	if p == nil {
+		return 0, 0, true
+	}
+	began := time.Now()
+	backlog = p.Lag()
+	prev := p.Applied()
+	for time.Since(began) < settleLimit && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		cur := p.Applied()
+		if p.Lag() == 0 && cur == prev {
+			return backlog, time.Since(began), true
+		}
+		prev = cur
+	}
+	return backlog, time.Since(began), false
 }
 
 // close stops the gateway (letting in-flight requests finish) and removes

@@ -17,8 +17,8 @@ func printHeader(w io.Writer, o options) {
 	}
 	fmt.Fprintf(w, "pushgo-bench: %s, GOMAXPROCS=%d, NumCPU=%d; %s per phase after %s warm-up, %d run(s) (median)\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), o.duration, o.warmup, o.runs)
-	fmt.Fprintf(w, "  %d concurrent publishers/clients, %d events + %d things, ~%d-byte bodies, modes: %s\n",
-		o.concurrency, o.entities, o.entities, o.bodySize, strings.Join(modes, ", "))
+	fmt.Fprintf(w, "  %d concurrent publishers/clients, %d events + %d things, ~%d-byte bodies, gateway target %q, modes: %s\n",
+		o.concurrency, o.entities, o.entities, o.bodySize, o.target, strings.Join(modes, ", "))
 }
 
 // printReport prints the final table and verdicts, and reports whether any
@@ -52,6 +52,13 @@ func printReport(w io.Writer, o options, reps []modeReport) (failed bool) {
 			verdict(lowOK(o, r.low)))
 	}
 
+	for _, r := range reps {
+		for _, p := range phases(o, &r) {
+			if p.res.note != "" {
+				fmt.Fprintf(w, "  %-12s %s: %s\n", r.mode.label(), p.name, p.res.note)
+			}
+		}
+	}
 	for _, r := range reps {
 		for _, p := range phases(o, &r) {
 			if disturbed(*p.res) {

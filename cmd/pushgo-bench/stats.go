@@ -14,6 +14,7 @@ type recorder struct {
 	errKinds map[string]int
 	late     int64
 	lastDone time.Time
+	perSec   []int64 // successes completed in each second of the window
 }
 
 // maxErrKinds bounds the distinct error messages kept per worker.
@@ -24,6 +25,15 @@ func newRecorder(capacity int) *recorder {
 }
 
 func (r *recorder) ok(d time.Duration) { r.lat = append(r.lat, d) }
+
+// tick counts a success completed at offset `at` into the measured window.
+func (r *recorder) tick(at time.Duration) {
+	s := int(at / time.Second)
+	for len(r.perSec) <= s {
+		r.perSec = append(r.perSec, 0)
+	}
+	r.perSec[s]++
+}
 
 func (r *recorder) fail(err error) {
 	r.errors++
@@ -45,6 +55,8 @@ type result struct {
 	p999     time.Duration // progress lines only
 	max      time.Duration // progress lines only
 	cpu      cpuUse        // of one run; after median, the most disturbed run's
+	perSec   []int64       // of one run: successes per second (-timeline)
+	note     string        // of one run: projector catch-up after the phase
 	errors   int64
 	errKinds map[string]int
 	late     int64 // open loop: operations that waited > lateAfter for a free client
@@ -65,6 +77,12 @@ func summarize(recs []*recorder, elapsed time.Duration) result {
 		all = append(all, r.lat...)
 		res.errors += r.errors
 		res.late += r.late
+		for i, n := range r.perSec {
+			for len(res.perSec) <= i {
+				res.perSec = append(res.perSec, 0)
+			}
+			res.perSec[i] += n
+		}
 		for k, v := range r.errKinds {
 			res.errKinds[k] += v
 		}
@@ -108,6 +126,9 @@ func median(rs []result) result {
 		out.late += r.late
 		if r.cpu.others >= out.cpu.others {
 			out.cpu = r.cpu
+		}
+		if r.note != "" {
+			out.note = r.note + " (last run)"
 		}
 		for k, v := range r.errKinds {
 			out.errKinds[k] += v
