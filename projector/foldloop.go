@@ -96,16 +96,16 @@ func (p *Projector) apply(b *store.Batch, m jetstream.Msg) (uint64, error) {
 	if err := fold.CheckEnvelope(&env); err != nil {
 		return 0, fmt.Errorf("seq %d: %w", seq, err)
 	}
-	if err := Fold(b, &env, seq); err != nil {
+	if err := Fold(b, &env, m.Data(), seq); err != nil {
 		return 0, err
 	}
 	return seq, nil
 }
 
-// Fold applies one operation to the batch: the entity snapshot and its
-// indexes, and the channel history. It is the whole of what an operation
-// does to the projection.
-func Fold(b *store.Batch, env *ops.Envelope, seq uint64) error {
+// Fold applies one operation (env, decoded from raw) to the batch: the
+// entity snapshot and its indexes, and the channel history. It is the whole
+// of what an operation does to the projection.
+func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 	kind := env.Op.Kind()
 	switch kind {
 	case ops.KindEvent:
@@ -133,10 +133,6 @@ func Fold(b *store.Batch, env *ops.Envelope, seq uint64) error {
 			return err
 		}
 	}
-	item, err := json.Marshal(reads.Item(env, seq))
-	if err != nil {
-		return err
-	}
-	b.PutHistory(env.ChannelID, kind, seq, item)
+	b.PutHistory(env.ChannelID, kind, seq, reads.AppendItem(nil, seq, kind, raw))
 	return nil
 }

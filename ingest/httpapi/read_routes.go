@@ -22,7 +22,7 @@ type Reader interface {
 
 // Follower follows a channel's operations from a sequence, then live.
 type Follower interface {
-	Follow(ctx context.Context, channelID string, after uint64, fn func(item reads.HistoryItem, raw []byte) error) error
+	Follow(ctx context.Context, channelID string, after uint64, fn func(seq uint64, op ops.Name, item []byte) error) error
 }
 
 func (s *Server) routeReads() {
@@ -101,15 +101,16 @@ func (s *Server) channelStream(c *echo.Context) error {
 	_ = rc.Flush()
 
 	type event struct {
-		item reads.HistoryItem
-		raw  []byte
+		seq uint64
+		op  ops.Name
+		raw []byte
 	}
 	events := make(chan event, 256)
 	followErr := make(chan error, 1)
 	go func() {
-		followErr <- s.opts.Follower.Follow(ctx, id, after, func(item reads.HistoryItem, raw []byte) error {
+		followErr <- s.opts.Follower.Follow(ctx, id, after, func(seq uint64, op ops.Name, raw []byte) error {
 			select {
-			case events <- event{item, raw}:
+			case events <- event{seq, op, raw}:
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()
@@ -139,9 +140,9 @@ func (s *Server) channelStream(c *echo.Context) error {
 		case ev := <-events:
 			buf = buf[:0]
 			buf = append(buf, "id: "...)
-			buf = strconv.AppendUint(buf, ev.item.Seq, 10)
+			buf = strconv.AppendUint(buf, ev.seq, 10)
 			buf = append(buf, "\nevent: "...)
-			buf = append(buf, ev.item.Op...)
+			buf = append(buf, ev.op...)
 			buf = append(buf, "\ndata: "...)
 			buf = append(buf, ev.raw...)
 			buf = append(buf, "\n\n"...)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/ops"
@@ -25,10 +24,11 @@ type Follower struct {
 // New returns a Follower over js.
 func New(js jetstream.JetStream) *Follower { return &Follower{js: js} }
 
-// Follow calls fn, in log order, for every operation of channelID with a
+// Follow calls fn with the sequence, name and history item JSON, in log
+// order, of every operation of channelID with a
 // sequence greater than after, first the retained history and then live
 // ones, until ctx ends (it then returns nil) or fn returns an error.
-func (f *Follower) Follow(ctx context.Context, channelID string, after uint64, fn func(item reads.HistoryItem, raw []byte) error) error {
+func (f *Follower) Follow(ctx context.Context, channelID string, after uint64, fn func(seq uint64, op ops.Name, item []byte) error) error {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{streams.ChannelSubjects(channelID)}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
@@ -56,16 +56,9 @@ func (f *Follower) Follow(ctx context.Context, channelID string, after uint64, f
 		if err != nil {
 			return err
 		}
-		var env ops.Envelope
-		if err := json.Unmarshal(m.Data(), &env); err != nil {
-			return fmt.Errorf("follow %s: seq %d: %w", channelID, md.Sequence.Stream, err)
-		}
-		item := reads.Item(&env, md.Sequence.Stream)
-		raw, err := json.Marshal(item)
-		if err != nil {
-			return err
-		}
-		if err := fn(item, raw); err != nil {
+		op := ops.Name(m.Headers().Get(streams.HeaderOp))
+		raw := reads.AppendItem(nil, md.Sequence.Stream, op.Kind(), m.Data())
+		if err := fn(md.Sequence.Stream, op, raw); err != nil {
 			return err
 		}
 	}

@@ -51,7 +51,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	po := &pebble.Options{Logger: pebbleLogger{opts.Logger}}
+	po := &pebble.Options{
+		Logger: pebbleLogger{opts.Logger},
+		// Large memtables absorb the overwrites of hot snapshots before they
+		// reach sstables, which is most of what compaction would rewrite.
+		MemTableSize: 64 << 20,
+	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
 	}
@@ -62,8 +67,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	return &Store{db: db, opts: opts, cache: map[string]any{}}, nil
 }
 
-// Close flushes and closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close flushes the memtables, so a restart does not replay the WAL, and
+// closes the store.
+func (s *Store) Close() error {
+	ferr := s.db.Flush()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return ferr
+}
 
 // Applied returns the last applied stream sequence (0 for a new store).
 func (s *Store) Applied() (uint64, error) {
@@ -147,14 +159,11 @@ func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
 	return v.(*fold.Thing), nil
 }
 
-// PutEvent writes next and moves its index entries from prev (nil if new).
+// PutEvent records next and moves its index entries from prev (nil if
+// new). The snapshot is encoded once per batch, at Commit, however many
+// operations of the batch touch it.
 func (b *Batch) PutEvent(prev, next *fold.Event) error {
-	raw, err := fold.Encode(next)
-	if err != nil {
-		return err
-	}
 	k := snapshotKey(ops.KindEvent, next.ChannelID, next.EventID)
-	_ = b.b.Set(k, raw, nil)
 	if prev != nil && prev.State != next.State {
 		_ = b.b.Delete(stateKey(ops.KindEvent, prev.ChannelID, prev.State, prev.EventID), nil)
 	}
@@ -171,14 +180,9 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	return nil
 }
 
-// PutThing writes next and moves its index entry from prev (nil if new).
+// PutThing records next and moves its index entry from prev (nil if new).
 func (b *Batch) PutThing(prev, next *fold.Thing) error {
-	raw, err := fold.Encode(next)
-	if err != nil {
-		return err
-	}
 	k := snapshotKey(ops.KindThing, next.ChannelID, next.ThingID)
-	_ = b.b.Set(k, raw, nil)
 	if prev != nil && prev.State != next.State {
 		_ = b.b.Delete(stateKey(ops.KindThing, prev.ChannelID, prev.State, prev.ThingID), nil)
 	}
@@ -203,6 +207,13 @@ func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []b
 // fsync (the log is the source of truth), and publishes the batch's
 // snapshots to the fold cache.
 func (b *Batch) Commit(applied uint64) error {
+	for k, snap := range b.overlay {
+		raw, err := fold.Encode(snap)
+		if err != nil {
+			return fmt.Errorf("encode snapshot %q: %w", k, err)
+		}
+		_ = b.b.Set([]byte(k), raw, nil)
+	}
 	_ = b.b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)

@@ -5,6 +5,7 @@
 package reads
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -208,21 +209,38 @@ func contains(list []string, s string) bool {
 }
 
 // HistoryItem is one operation as /channel/history and the SSE stream
-// return it: the log entry (which never held credentials) and its sequence.
+// return it: the operation envelope as appended (it never holds
+// credentials) with its stream sequence and entity type in front.
 type HistoryItem struct {
 	Seq        uint64         `json:"seq"`
-	Op         ops.Name       `json:"op"`
 	EntityType ops.Kind       `json:"entity_type"`
-	EntityID   string         `json:"entity_id"`
+	V          int            `json:"v"`
+	Op         ops.Name       `json:"op"`
+	ChannelID  string         `json:"channel_id"`
 	OpID       string         `json:"op_id"`
+	EntityID   string         `json:"entity_id"`
 	AcceptedAt int64          `json:"accepted_at"`
+	BodyHash   string         `json:"body_hash"`
 	Payload    jsontext.Value `json:"payload"`
 }
 
-// Item returns the history item of env at seq.
-func Item(env *ops.Envelope, seq uint64) HistoryItem {
-	return HistoryItem{Seq: seq, Op: env.Op, EntityType: env.Op.Kind(), EntityID: env.EntityID,
-		OpID: env.OpID, AcceptedAt: env.AcceptedAt, Payload: env.Payload}
+// AppendItem appends the JSON of the history item of the envelope whose
+// encoded form is envelope (as stored in the log) to dst. It splices
+// instead of re-encoding: the fold writes one item per operation, and the
+// envelope is already the right JSON.
+func AppendItem(dst []byte, seq uint64, kind ops.Kind, envelope []byte) []byte {
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"entity_type":"`...)
+	dst = append(dst, kind...)
+	dst = append(dst, '"')
+	if len(envelope) > 2 { // "{}" has no members to splice
+		dst = append(dst, ',')
+		dst = append(dst, envelope[1:]...)
+	} else {
+		dst = append(dst, '}')
+	}
+	return dst
 }
 
 // Status is a projector replica's fold position.
