@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/ingest/devices"
 	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/oplog"
@@ -44,6 +45,7 @@ type Service struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	registry *registry.Registry
+	devices  *devices.Registry
 	reads    *readfwd.Forwarder
 	maxLag   uint64
 	http     *httpapi.Server
@@ -76,12 +78,17 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
+	devs, err := devices.Open(ctx, js, devices.Options{Logger: cfg.Logger})
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
-	s := &Service{nc: nc, js: js, registry: reg, reads: fwd, maxLag: cfg.MaxProjectorLag}
+	s := &Service{nc: nc, js: js, registry: reg, devices: devs, reads: fwd, maxLag: cfg.MaxProjectorLag}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger,
-		Reader: fwd, Follower: livestream.New(js)})
+		Reader: fwd, Follower: livestream.New(js), Devices: devs})
 	return s, nil
 }
 
@@ -115,4 +122,7 @@ func (s *Service) ready(ctx context.Context) (map[string]any, error) {
 }
 
 // Close stops the registry watcher. The NATS connection stays open.
-func (s *Service) Close() { s.registry.Close() }
+func (s *Service) Close() {
+	s.devices.Close()
+	s.registry.Close()
+}

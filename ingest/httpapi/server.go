@@ -44,6 +44,9 @@ type Options struct {
 	Reader Reader
 	// Follower serves GET /channel/stream; nil leaves it out.
 	Follower Follower
+	// Devices serves the device and subscription routes (spec sections 2
+	// and 3); nil leaves them out.
+	Devices Devices
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -95,6 +98,9 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	s.echo = e
 	if opts.Reader != nil {
 		s.routeReads()
+	}
+	if opts.Devices != nil {
+		s.routeDevices()
 	}
 
 	e.GET("/healthz", s.healthz)

@@ -56,6 +56,19 @@ const (
 	CiphertextTooLong        Code = "ciphertext_too_long"
 	InvalidCiphertext        Code = "invalid_ciphertext"
 
+	// 400: devices and subscriptions.
+	ChannelBindingInvalid       Code = "channel_binding_invalid"
+	ChannelTypePlatformMismatch Code = "channel_type_platform_mismatch"
+	ChannelTypeRequired         Code = "channel_type_required"
+	DeviceKeyRequired           Code = "device_key_required"
+	InvalidChannelType          Code = "invalid_channel_type"
+	InvalidChannels             Code = "invalid_channels"
+	InvalidDeviceKey            Code = "invalid_device_key"
+	InvalidPlatform             Code = "invalid_platform"
+	InvalidProviderToken        Code = "invalid_provider_token"
+	PlatformRequired            Code = "platform_required"
+	ProviderTokenRequired       Code = "provider_token_required"
+
 	// 400: event fields.
 	TitleRequired                        Code = "title_required"
 	TitleTooLong                         Code = "title_too_long"
@@ -103,6 +116,7 @@ const (
 	AuthenticationFailed Code = "authentication_failed"
 	PasswordMismatch     Code = "password_mismatch"
 	ChannelNotFound      Code = "channel_not_found"
+	DeviceNotFound       Code = "device_not_found"
 	EventNotFound        Code = "event_not_found"
 	ThingNotFound        Code = "thing_not_found"
 	RouteNotFound        Code = "route_not_found"
@@ -162,6 +176,18 @@ func init() {
 	def(CiphertextTooLong, bad, "ciphertext must be at most 16 KiB")
 	def(InvalidCiphertext, bad, "ciphertext must be a non-empty string")
 
+	def(ChannelBindingInvalid, bad, "exactly one of channel_id and channel_name is required")
+	def(ChannelTypePlatformMismatch, bad, "apns requires an Apple platform (ios, ipados, macos, watchos) and fcm requires android")
+	def(ChannelTypeRequired, bad, "channel_type is required")
+	def(DeviceKeyRequired, bad, "device_key is required")
+	def(InvalidChannelType, bad, "channel_type must be apns or fcm")
+	def(InvalidChannels, bad, "channels must be a list of at most 128 {channel_id, password} objects with distinct channel ids")
+	def(InvalidDeviceKey, bad, "device_key must be 32 hexadecimal characters")
+	def(InvalidPlatform, bad, "platform must be one of ios, ipados, macos, watchos, android")
+	def(InvalidProviderToken, bad, "provider_token must be 64-200 hexadecimal characters for apns, 1-4096 visible ASCII characters for fcm")
+	def(PlatformRequired, bad, "platform is required")
+	def(ProviderTokenRequired, bad, "provider_token is required")
+
 	def(TitleRequired, bad, "title is required")
 	def(TitleTooLong, bad, "title must be at most 256 characters")
 	def(StatusRequired, bad, "status is required")
@@ -204,6 +230,7 @@ func init() {
 	def(AuthenticationFailed, http.StatusUnauthorized, "bearer token is missing or wrong")
 	def(PasswordMismatch, http.StatusForbidden, "channel password does not match")
 	def(ChannelNotFound, http.StatusNotFound, "channel not found")
+	def(DeviceNotFound, http.StatusNotFound, "device not found; register it with /device/register")
 	def(EventNotFound, http.StatusNotFound, "event not found")
 	def(ThingNotFound, http.StatusNotFound, "thing not found")
 	def(RouteNotFound, http.StatusNotFound, "no such route")

@@ -21,6 +21,19 @@ const (
 	OpsSubjectPrefix = "pushgo.op."
 	// ChannelsBucket is the channel registry: channel id → ChannelRecord.
 	ChannelsBucket = "PUSHGO_CHANNELS"
+	// DevicesBucket is the device registry: device key → devices.Device.
+	DevicesBucket = "PUSHGO_DEVICES"
+	// SubscriptionsBucket holds one key per subscription,
+	// "<channel_id>.<device_key>" → devices.Subscription, so a channel's
+	// subscribers are one key-prefix listing.
+	SubscriptionsBucket = "PUSHGO_SUBSCRIPTIONS"
+	// DeviceChannelsBucket is the per-device index of subscriptions,
+	// "<device_key>.<channel_id>" → devices.Subscription (sync, unsubscribe).
+	DeviceChannelsBucket = "PUSHGO_DEVICE_CHANNELS"
+	// ProviderTokensBucket maps a provider token to the device holding it,
+	// "<channel_type>.<sha256 hex of the token>" → devices.TokenOwner, so a
+	// token can be retired without knowing the device.
+	ProviderTokensBucket = "PUSHGO_PROVIDER_TOKENS"
 )
 
 // OpSubject returns the subject of an operation on one entity:
@@ -115,6 +128,21 @@ func ChannelsConfig(o Options) jetstream.KeyValueConfig {
 	}
 }
 
+// DeviceBucketConfigs are the configurations of the device registry
+// buckets (DevicesBucket, SubscriptionsBucket, DeviceChannelsBucket,
+// ProviderTokensBucket). Each keeps only the latest value of a key.
+func DeviceBucketConfigs(o Options) []jetstream.KeyValueConfig {
+	mk := func(name, desc string) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{Bucket: name, Description: desc, History: 1, Storage: o.Storage, Replicas: o.Replicas}
+	}
+	return []jetstream.KeyValueConfig{
+		mk(DevicesBucket, "PushGo devices: key → platform and push route"),
+		mk(SubscriptionsBucket, "PushGo subscriptions by channel: <channel_id>.<device_key>"),
+		mk(DeviceChannelsBucket, "PushGo subscriptions by device: <device_key>.<channel_id>"),
+		mk(ProviderTokensBucket, "PushGo provider tokens: <channel_type>.<token hash> → device key"),
+	}
+}
+
 // Ensure creates or updates the streams and buckets ingest needs.
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	if err := o.Validate(); err != nil {
@@ -125,6 +153,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, ChannelsConfig(o)); err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", ChannelsBucket, err)
+	}
+	for _, cfg := range DeviceBucketConfigs(o) {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,589 @@
+// Package devices is ingest's device and subscription registry over the
+// JetStream KV buckets PUSHGO_DEVICES, PUSHGO_SUBSCRIPTIONS,
+// PUSHGO_DEVICE_CHANNELS and PUSHGO_PROVIDER_TOKENS (key layout and record
+// types in schemas/devices, which the pusher reads too).
+//
+// Every read is a direct get or a filtered key listing on the broker (no
+// in-memory view): device writes are compare-and-swap on the record's
+// revision, so they need the current revision anyway, and any ingest
+// replica sees every other replica's writes at once. Writes that lose a
+// race re-read and decide again, a bounded number of times.
+package devices
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/devices"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// maxAttempts bounds the compare-and-swap retries of one write; losers
+// back off with jitter (backoff) so a burst of writers of one record
+// spreads out instead of colliding again at once.
+const maxAttempts = 10
+
+// backoff sleeps before retry attempt (1-based) of a lost compare-and-swap:
+// a random 0..attempt ms, or until ctx ends.
+func backoff(ctx context.Context, attempt int) {
+	d := time.Duration(rand.IntN(attempt*1000+1)) * time.Microsecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+var (
+	// ErrDeviceNotFound: no device has the key.
+	ErrDeviceNotFound = errors.New("devices: device not found")
+	// ErrPlatformMismatch: the route's channel type does not fit the
+	// device's platform (apns needs an Apple platform, fcm android).
+	ErrPlatformMismatch = errors.New("devices: channel type does not fit the platform")
+	// ErrConflict: the record changed underneath more times than the retry
+	// budget allows.
+	ErrConflict = errors.New("devices: concurrent update conflict")
+)
+
+// Options configure a Registry.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Registry reads and writes devices and subscriptions. It is safe for
+// concurrent use.
+type Registry struct {
+	devices, subs, devChans, tokens jetstream.KeyValue
+	log                             *slog.Logger
+}
+
+// Open binds the registry buckets, which streams.Ensure created.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Registry{log: opts.Logger}
+	for _, b := range []struct {
+		name string
+		kv   *jetstream.KeyValue
+	}{
+		{streams.DevicesBucket, &r.devices},
+		{streams.SubscriptionsBucket, &r.subs},
+		{streams.DeviceChannelsBucket, &r.devChans},
+		{streams.ProviderTokensBucket, &r.tokens},
+	} {
+		kv, err := js.KeyValue(ctx, b.name)
+		if err != nil {
+			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)
+		}
+		*b.kv = kv
+	}
+	return r, nil
+}
+
+// Close releases nothing today; it is here so the service can treat every
+// registry alike.
+func (r *Registry) Close() {}
+
+// Device returns the device of key (canonical form). ok is false when no
+// device has it.
+func (r *Registry) Device(ctx context.Context, key string) (devices.Device, bool, error) {
+	e, err := r.devices.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return devices.Device{}, false, nil
+	}
+	if err != nil {
+		return devices.Device{}, false, fmt.Errorf("get device: %w", err)
+	}
+	d, err := decodeDevice(key, e.Value(), e.Revision())
+	if err != nil {
+		return devices.Device{}, false, err
+	}
+	return d, true, nil
+}
+
+func decodeDevice(key string, b []byte, rev uint64) (devices.Device, error) {
+	var d devices.Device
+	if err := json.Unmarshal(b, &d); err != nil {
+		return devices.Device{}, fmt.Errorf("decode device %s: %w", key, err)
+	}
+	d.Key, d.Revision = key, rev
+	return d, nil
+}
+
+// RegisterResult is the outcome of Register.
+type RegisterResult struct {
+	Device devices.Device
+	// IssuedNewKey is true when a new key was made; Reason says why
+	// (devices.IssueMissing or devices.IssueUnknown).
+	IssuedNewKey bool
+	Reason       string
+}
+
+// Register records a device. With key "" or a key the registry does not
+// know, it makes a device under a fresh key; with a known key it keeps the
+// key and updates the platform if it changed (dropping a route the new
+// platform cannot use).
+func (r *Registry) Register(ctx context.Context, key, platform string, now time.Time) (RegisterResult, error) {
+	reason := devices.IssueMissing
+	if key != "" {
+		reason = devices.IssueUnknown
+		var res RegisterResult
+		err := r.updateDevice(ctx, key, func(d *devices.Device) (bool, error) {
+			res.Device = *d
+			if d.Platform == platform {
+				return false, nil
+			}
+			d.Platform = platform
+			if d.ChannelType != "" && !devices.Compatible(d.ChannelType, platform) {
+				d.ClearRoute()
+			}
+			d.UpdatedAt = now.UnixMilli()
+			return true, nil
+		}, func(d devices.Device) { res.Device = d })
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, ErrDeviceNotFound) {
+			return RegisterResult{}, fmt.Errorf("register device: %w", err)
+		}
+	}
+	ms := now.UnixMilli()
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		d := devices.Device{Key: ids.NewDeviceKey(), Platform: platform, CreatedAt: ms, UpdatedAt: ms}
+		b, err := json.Marshal(d)
+		if err != nil {
+			return RegisterResult{}, err
+		}
+		rev, err := r.devices.Create(ctx, d.Key, b)
+		if isConflict(err) { // 128 random bits collided: draw again
+			continue
+		}
+		if err != nil {
+			return RegisterResult{}, fmt.Errorf("register device: create: %w", err)
+		}
+		d.Revision = rev
+		return RegisterResult{Device: d, IssuedNewKey: true, Reason: reason}, nil
+	}
+	return RegisterResult{}, ErrConflict
+}
+
+// updateDevice applies change to the device of key by compare-and-swap,
+// re-reading and re-applying on a concurrent write. change reports whether
+// it changed anything (false: nothing is written). done, if not nil, gets
+// the stored record after a write.
+func (r *Registry) updateDevice(ctx context.Context, key string, change func(*devices.Device) (bool, error), done func(devices.Device)) error {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		d, ok, err := r.Device(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrDeviceNotFound
+		}
+		changed, err := change(&d)
+		if err != nil || !changed {
+			return err
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		rev, err := r.devices.Update(ctx, key, b, d.Revision)
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update device: %w", err)
+		}
+		d.Revision = rev
+		if done != nil {
+			done(d)
+		}
+		return nil
+	}
+	return ErrConflict
+}
+
+// BindRoute sets the push route of device key to (channelType, token).
+// platform, when not "", replaces the registered platform. The token then
+// belongs to this device only: another device that held it loses its
+// route, so one provider token is never pushed to twice.
+// Errors: ErrDeviceNotFound, ErrPlatformMismatch.
+func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platform string, now time.Time) (devices.Device, error) {
+	// Check first, claim the token index second, write the device third:
+	// a crash in between leaves at worst an index entry that the device
+	// record contradicts, which every reader of the index checks for.
+	d, ok, err := r.Device(ctx, key)
+	if err != nil {
+		return devices.Device{}, fmt.Errorf("bind route: %w", err)
+	}
+	if !ok {
+		return devices.Device{}, ErrDeviceNotFound
+	}
+	if !devices.Compatible(channelType, pick(platform, d.Platform)) {
+		return devices.Device{}, ErrPlatformMismatch
+	}
+	tk := devices.TokenKey(channelType, token)
+	previousOwner, err := r.claimToken(ctx, tk, key)
+	if err != nil {
+		return devices.Device{}, fmt.Errorf("bind route: %w", err)
+	}
+	var old devices.Device
+	var stored devices.Device
+	ms := now.UnixMilli()
+	err = r.updateDevice(ctx, key, func(d *devices.Device) (bool, error) {
+		old = *d
+		p := pick(platform, d.Platform)
+		if !devices.Compatible(channelType, p) {
+			return false, ErrPlatformMismatch
+		}
+		if d.Platform == p && d.ChannelType == channelType && d.ProviderToken == token {
+			stored = *d
+			return false, nil
+		}
+		d.Platform, d.ChannelType, d.ProviderToken = p, channelType, token
+		d.RouteBoundAt, d.UpdatedAt = ms, ms
+		return true, nil
+	}, func(d devices.Device) { stored = d })
+	if err != nil {
+		if !errors.Is(err, ErrDeviceNotFound) && !errors.Is(err, ErrPlatformMismatch) {
+			err = fmt.Errorf("bind route: %w", err)
+		}
+		return devices.Device{}, err
+	}
+	// The device's previous token, if another, no longer points here.
+	if old.HasRoute() && (old.ChannelType != channelType || old.ProviderToken != token) {
+		r.releaseToken(ctx, devices.TokenKey(old.ChannelType, old.ProviderToken), key)
+	}
+	// The token's previous holder, if another device, loses its route.
+	if previousOwner != "" && previousOwner != key {
+		if err := r.clearRouteIf(ctx, previousOwner, channelType, token, now, false); err != nil && !errors.Is(err, ErrDeviceNotFound) {
+			r.log.Warn("devices: previous holder of a rebound token keeps its route", "device_key", previousOwner, "err", err)
+		}
+	}
+	return stored, nil
+}
+
+func pick(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// claimToken points the token index entry tk at device key by
+// compare-and-swap and returns the device it pointed at before ("" if none).
+func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, error) {
+	val, err := json.Marshal(devices.TokenOwner{DeviceKey: key})
+	if err != nil {
+		return "", err
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		e, err := r.tokens.Get(ctx, tk)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			_, err = r.tokens.Create(ctx, tk, val)
+			if isConflict(err) {
+				continue
+			}
+			if err != nil {
+				return "", fmt.Errorf("claim token: %w", err)
+			}
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("claim token: %w", err)
+		}
+		var owner devices.TokenOwner
+		if err := json.Unmarshal(e.Value(), &owner); err != nil {
+			r.log.Warn("devices: malformed token index entry replaced", "err", err)
+		}
+		if owner.DeviceKey == key {
+			return key, nil
+		}
+		_, err = r.tokens.Update(ctx, tk, val, e.Revision())
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("claim token: %w", err)
+		}
+		return owner.DeviceKey, nil
+	}
+	return "", ErrConflict
+}
+
+// releaseToken deletes the token index entry tk if it still points at
+// device key. Best effort: a stale entry is harmless (readers check the
+// device record).
+func (r *Registry) releaseToken(ctx context.Context, tk, key string) {
+	e, err := r.tokens.Get(ctx, tk)
+	if err != nil {
+		return
+	}
+	var owner devices.TokenOwner
+	if json.Unmarshal(e.Value(), &owner) == nil && owner.DeviceKey != key {
+		return
+	}
+	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+		r.log.Warn("devices: token index entry not released", "device_key", key, "err", err)
+	}
+}
+
+// clearRouteIf removes the route of device key when it is (channelType,
+// token), or of any token when token is "" (only channelType must match).
+// retired marks the removal as a provider retirement.
+func (r *Registry) clearRouteIf(ctx context.Context, key, channelType, token string, now time.Time, retired bool) error {
+	return r.updateDevice(ctx, key, func(d *devices.Device) (bool, error) {
+		if d.ChannelType != channelType || (token != "" && d.ProviderToken != token) {
+			return false, nil
+		}
+		d.ClearRoute()
+		d.UpdatedAt = now.UnixMilli()
+		if retired {
+			d.RetiredAt = d.UpdatedAt
+		}
+		return true, nil
+	}, nil)
+}
+
+// DeleteRoute removes the route of device key if it is of channelType and
+// reports whether there was one. Error: ErrDeviceNotFound.
+func (r *Registry) DeleteRoute(ctx context.Context, key, channelType string, now time.Time) (bool, error) {
+	var removed devices.Device
+	err := r.updateDevice(ctx, key, func(d *devices.Device) (bool, error) {
+		if d.ChannelType != channelType || !d.HasRoute() {
+			return false, nil
+		}
+		removed = *d
+		d.ClearRoute()
+		d.UpdatedAt = now.UnixMilli()
+		return true, nil
+	}, nil)
+	if err != nil {
+		if !errors.Is(err, ErrDeviceNotFound) {
+			err = fmt.Errorf("delete route: %w", err)
+		}
+		return false, err
+	}
+	if !removed.HasRoute() {
+		return false, nil
+	}
+	r.releaseToken(ctx, devices.TokenKey(removed.ChannelType, removed.ProviderToken), key)
+	return true, nil
+}
+
+// RetireToken removes the route of whichever device holds (channelType,
+// token), as when the provider reports the token dead, so the pusher stops
+// sending to it. It reports whether a device's route was removed; an
+// unknown token is not an error.
+func (r *Registry) RetireToken(ctx context.Context, channelType, token string, now time.Time) (bool, error) {
+	tk := devices.TokenKey(channelType, token)
+	e, err := r.tokens.Get(ctx, tk)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("retire token: %w", err)
+	}
+	var owner devices.TokenOwner
+	if err := json.Unmarshal(e.Value(), &owner); err != nil {
+		return false, fmt.Errorf("retire token: decode index entry: %w", err)
+	}
+	retired := false
+	err = r.updateDevice(ctx, owner.DeviceKey, func(d *devices.Device) (bool, error) {
+		if d.ChannelType != channelType || d.ProviderToken != token {
+			return false, nil
+		}
+		d.ClearRoute()
+		d.UpdatedAt = now.UnixMilli()
+		d.RetiredAt = d.UpdatedAt
+		retired = true
+		return true, nil
+	}, nil)
+	if err != nil && !errors.Is(err, ErrDeviceNotFound) {
+		return false, fmt.Errorf("retire token: %w", err)
+	}
+	// Drop the index entry unless someone re-claimed it meanwhile.
+	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+		r.log.Warn("devices: retired token's index entry not deleted", "device_key", owner.DeviceKey, "err", err)
+	}
+	return retired, nil
+}
+
+// Subscribe subscribes device key to channelID (both canonical, both
+// checked by the caller) and reports whether the subscription is new.
+// Idempotent. The device index key is written before the channel key.
+func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now time.Time) (bool, error) {
+	b, err := json.Marshal(devices.Subscription{ChannelID: channelID, DeviceKey: key, SubscribedAt: now.UnixMilli()})
+	if err != nil {
+		return false, err
+	}
+	if _, err := r.createIfAbsent(ctx, r.devChans, devices.DeviceChannelKey(key, channelID), b); err != nil {
+		return false, fmt.Errorf("subscribe %s: index: %w", channelID, err)
+	}
+	created, err := r.createIfAbsent(ctx, r.subs, devices.SubscriptionKey(channelID, key), b)
+	if err != nil {
+		return false, fmt.Errorf("subscribe %s: %w", channelID, err)
+	}
+	return created, nil
+}
+
+// createIfAbsent creates k (also over a delete marker) unless it exists;
+// it reports whether it created it.
+func (r *Registry) createIfAbsent(ctx context.Context, kv jetstream.KeyValue, k string, val []byte) (bool, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		_, err := kv.Create(ctx, k, val)
+		if err == nil {
+			return true, nil
+		}
+		if !isConflict(err) {
+			return false, err
+		}
+		// Exists, or a concurrent create/delete raced us: look again.
+		if _, gerr := kv.Get(ctx, k); gerr == nil {
+			return false, nil
+		} else if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return false, gerr
+		}
+	}
+	return false, ErrConflict
+}
+
+// Unsubscribe removes the subscription of device key to channelID and
+// reports whether there was one. The channel key goes before the device
+// index key.
+func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool, error) {
+	removed, err := r.deleteIfPresent(ctx, r.subs, devices.SubscriptionKey(channelID, key))
+	if err != nil {
+		return false, fmt.Errorf("unsubscribe %s: %w", channelID, err)
+	}
+	if _, err := r.deleteIfPresent(ctx, r.devChans, devices.DeviceChannelKey(key, channelID)); err != nil {
+		return removed, fmt.Errorf("unsubscribe %s: index: %w", channelID, err)
+	}
+	return removed, nil
+}
+
+// deleteIfPresent deletes k by compare-and-swap on its revision and
+// reports whether it existed.
+func (r *Registry) deleteIfPresent(ctx context.Context, kv jetstream.KeyValue, k string) (bool, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			backoff(ctx, attempt)
+		}
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		err = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
+		if isConflict(err) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, ErrConflict
+}
+
+// Channels returns the ids of the channels device key is subscribed to,
+// sorted, from the per-device index.
+func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
+	keys, err := listKeys(ctx, r.devChans, devices.DeviceChannelsFilter(key))
+	if err != nil {
+		return nil, fmt.Errorf("list channels of device: %w", err)
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, ch, ok := devices.ParseDeviceChannelKey(k); ok {
+			out = append(out, ch)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Subscribers returns the keys of the devices subscribed to channelID,
+// sorted. It is one filtered key listing of PUSHGO_SUBSCRIPTIONS (headers
+// only, no values), so its cost is proportional to the channel's
+// subscribers, not to the bucket: 10,000 subscribers list in tens of
+// milliseconds. Fetch routes with Device (the pusher keeps its own view).
+func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string, error) {
+	keys, err := listKeys(ctx, r.subs, devices.SubscribersFilter(channelID))
+	if err != nil {
+		return nil, fmt.Errorf("list subscribers of %s: %w", channelID, err)
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, dk, ok := devices.ParseSubscriptionKey(k); ok {
+			out = append(out, dk)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// listKeys lists the live keys of kv matching filter.
+func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kl, err := kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer func() { _ = kl.Stop() }()
+	var out []string
+	for k := range kl.Keys() {
+		out = append(out, k)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// isConflict reports a compare-and-swap loss: the key exists (Create) or
+// its revision moved (Update, Delete with LastRevision).
+func isConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}

@@ -1,0 +1,184 @@
+// Package devices is the device and subscription contract shared by ingest
+// (which writes the registry) and the pusher (which reads it to fan out):
+// the request bodies of the device and subscription routes (spec sections 2
+// and 3) and their validation, the records stored in the registry buckets,
+// and the key layout of those buckets.
+//
+// Buckets (names in schemas/streams) and keys:
+//
+//	PUSHGO_DEVICES          <device_key>                    → Device
+//	PUSHGO_SUBSCRIPTIONS    <channel_id>.<device_key>       → Subscription
+//	PUSHGO_DEVICE_CHANNELS  <device_key>.<channel_id>       → Subscription
+//	PUSHGO_PROVIDER_TOKENS  <channel_type>.<sha256(token)>  → TokenOwner
+//
+// A channel's subscribers are the keys matching SubscribersFilter(channel):
+// one filtered key listing, no scan of other channels. The per-device index
+// serves /channel/sync and unsubscribe. Writers put the device index key
+// before the channel key and delete the channel key before the index key,
+// so a channel key always has its index key (sync can always find it).
+//
+// Device keys are 32 lowercase hex characters and channel ids 26 Crockford
+// base32 characters, so both are single NATS subject tokens and valid KV
+// key tokens.
+package devices
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Platforms (spec section 3).
+const (
+	PlatformIOS     = "ios"
+	PlatformIPadOS  = "ipados"
+	PlatformMacOS   = "macos"
+	PlatformWatchOS = "watchos"
+	PlatformAndroid = "android"
+)
+
+// Channel types: the push provider of a device's route.
+const (
+	ChannelTypeAPNs = "apns"
+	ChannelTypeFCM  = "fcm"
+)
+
+// Issue reasons of /device/register when a new key is issued.
+const (
+	IssueMissing = "missing" // no device_key was sent
+	IssueUnknown = "unknown" // the device_key is not in the registry
+)
+
+// DeviceKeyLen is the length of a device key: 32 lowercase hex characters.
+const DeviceKeyLen = 32
+
+// ValidPlatform reports whether p is one of the platforms (normalised).
+func ValidPlatform(p string) bool {
+	switch p {
+	case PlatformIOS, PlatformIPadOS, PlatformMacOS, PlatformWatchOS, PlatformAndroid:
+		return true
+	}
+	return false
+}
+
+// ValidChannelType reports whether t is apns or fcm.
+func ValidChannelType(t string) bool { return t == ChannelTypeAPNs || t == ChannelTypeFCM }
+
+// ChannelTypeFor returns the only channel type a platform can be routed
+// through: apns for the Apple platforms, fcm for android, "" otherwise.
+func ChannelTypeFor(platform string) string {
+	switch platform {
+	case PlatformIOS, PlatformIPadOS, PlatformMacOS, PlatformWatchOS:
+		return ChannelTypeAPNs
+	case PlatformAndroid:
+		return ChannelTypeFCM
+	}
+	return ""
+}
+
+// Compatible reports whether a device of platform can have a route of
+// channelType: apns requires an Apple platform, fcm requires android.
+func Compatible(channelType, platform string) bool {
+	return channelType != "" && ChannelTypeFor(platform) == channelType
+}
+
+// NormalizeDeviceKey returns the canonical (lowercase) form of a device
+// key; ok is false unless s is exactly 32 hex characters.
+func NormalizeDeviceKey(s string) (key string, ok bool) {
+	if len(s) != DeviceKeyLen {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return "", false
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+// Device is a device record in PUSHGO_DEVICES, keyed by its device key.
+// A device has at most one push route: ChannelType with ProviderToken.
+// A device without a route (never bound, deleted or retired) receives
+// nothing; the pusher skips it.
+type Device struct {
+	Key      string `json:"-"`
+	Platform string `json:"platform"`
+	// ChannelType is apns or fcm; "" means no route.
+	ChannelType string `json:"channel_type,omitempty"`
+	// ProviderToken is the APNs device token (lowercase hex) or the FCM
+	// registration token. It is never logged.
+	ProviderToken string `json:"provider_token,omitempty"`
+	// RouteBoundAt is when the current route was bound (ms).
+	RouteBoundAt int64 `json:"route_bound_at,omitempty"`
+	// RetiredAt is when a route of this device was last retired (ms): the
+	// provider reported its token dead.
+	RetiredAt int64 `json:"retired_at,omitempty"`
+	CreatedAt int64 `json:"created_at"`
+	UpdatedAt int64 `json:"updated_at"`
+	// Revision is the bucket revision of this record (compare-and-swap).
+	Revision uint64 `json:"-"`
+}
+
+// HasRoute reports whether d can be pushed to.
+func (d Device) HasRoute() bool { return d.ChannelType != "" && d.ProviderToken != "" }
+
+// ClearRoute removes d's push route.
+func (d *Device) ClearRoute() {
+	d.ChannelType, d.ProviderToken, d.RouteBoundAt = "", "", 0
+}
+
+// Subscription is the value of a key in PUSHGO_SUBSCRIPTIONS and in
+// PUSHGO_DEVICE_CHANNELS. The ids are also in the key; they are repeated so
+// a value read alone is self-describing.
+type Subscription struct {
+	ChannelID    string `json:"channel_id"`
+	DeviceKey    string `json:"device_key"`
+	SubscribedAt int64  `json:"subscribed_at"`
+}
+
+// TokenOwner is the value of a key in PUSHGO_PROVIDER_TOKENS: the device
+// that last bound the token. It is an index, checked against the device
+// record (whose token is authoritative) before anything is changed.
+type TokenOwner struct {
+	DeviceKey string `json:"device_key"`
+}
+
+// SubscriptionKey is the PUSHGO_SUBSCRIPTIONS key of (channel, device).
+func SubscriptionKey(channelID, deviceKey string) string { return channelID + "." + deviceKey }
+
+// SubscribersFilter matches every PUSHGO_SUBSCRIPTIONS key of a channel
+// (for ListKeysFiltered / WatchFiltered).
+func SubscribersFilter(channelID string) string { return channelID + ".*" }
+
+// ParseSubscriptionKey splits a PUSHGO_SUBSCRIPTIONS key.
+func ParseSubscriptionKey(key string) (channelID, deviceKey string, ok bool) {
+	return split(key)
+}
+
+// DeviceChannelKey is the PUSHGO_DEVICE_CHANNELS key of (device, channel).
+func DeviceChannelKey(deviceKey, channelID string) string { return deviceKey + "." + channelID }
+
+// DeviceChannelsFilter matches every PUSHGO_DEVICE_CHANNELS key of a device.
+func DeviceChannelsFilter(deviceKey string) string { return deviceKey + ".*" }
+
+// ParseDeviceChannelKey splits a PUSHGO_DEVICE_CHANNELS key.
+func ParseDeviceChannelKey(key string) (deviceKey, channelID string, ok bool) {
+	return split(key)
+}
+
+func split(key string) (string, string, bool) {
+	a, b, ok := strings.Cut(key, ".")
+	if !ok || a == "" || b == "" || strings.Contains(b, ".") {
+		return "", "", false
+	}
+	return a, b, true
+}
+
+// TokenKey is the PUSHGO_PROVIDER_TOKENS key of a provider token: the
+// channel type and the SHA-256 of the token, so the token itself is not a
+// key (keys show up in subjects and broker logs) and any token length fits.
+func TokenKey(channelType, token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return channelType + "." + hex.EncodeToString(sum[:])
+}
