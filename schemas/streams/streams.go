@@ -34,6 +34,19 @@ const (
 	// "<channel_type>.<sha256 hex of the token>" → devices.TokenOwner, so a
 	// token can be retired without knowing the device.
 	ProviderTokensBucket = "PUSHGO_PROVIDER_TOKENS"
+	// Deliveries is the work queue of delivery tasks: one per (operation,
+	// device), taken by sender workers and removed when acknowledged.
+	Deliveries = "PUSHGO_DELIVERIES"
+	// DeliveriesSubjectPrefix prefixes delivery task subjects:
+	// pushgo.delivery.<provider>.<device_key>.
+	DeliveriesSubjectPrefix = "pushgo.delivery."
+	// Receipts holds delivery outcomes, folded into /send_status.
+	Receipts = "PUSHGO_RECEIPTS"
+	// ReceiptsSubjectPrefix prefixes receipts: pushgo.receipt.<channel_id>.
+	ReceiptsSubjectPrefix = "pushgo.receipt."
+	// InboxBucket holds the full items of oversized or undelivered
+	// notifications per device, for /v2/messages/pull: <device_key>.<op seq>.
+	InboxBucket = "PUSHGO_INBOX"
 )
 
 // OpSubject returns the subject of an operation on one entity:
@@ -154,10 +167,67 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	if _, err := js.CreateOrUpdateKeyValue(ctx, ChannelsConfig(o)); err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", ChannelsBucket, err)
 	}
-	for _, cfg := range DeviceBucketConfigs(o) {
+	for _, cfg := range append(DeviceBucketConfigs(o), InboxConfig(o)) {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 		}
 	}
+	for _, cfg := range []jetstream.StreamConfig{DeliveriesConfig(o), ReceiptsConfig(o)} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
 	return nil
+}
+
+// DeliverySubject is the subject of a delivery task.
+func DeliverySubject(provider, deviceKey string) string {
+	return DeliveriesSubjectPrefix + provider + "." + deviceKey
+}
+
+// ReceiptSubject is the subject of a receipt of a channel's operation.
+func ReceiptSubject(channelID string) string { return ReceiptsSubjectPrefix + channelID }
+
+// DeliveriesConfig is the work queue of delivery tasks. Its duplicate
+// window makes a re-expanded operation add no second task: the message id
+// of a task is "<op seq>:<device_key>".
+func DeliveriesConfig(o Options) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Deliveries,
+		Description: "PushGo delivery tasks: one per (operation, device)",
+		Subjects:    []string{DeliveriesSubjectPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.Retention,
+		Duplicates:  o.DedupWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// ReceiptsConfig is the stream of delivery outcomes.
+func ReceiptsConfig(o Options) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Receipts,
+		Description: "PushGo delivery receipts",
+		Subjects:    []string{ReceiptsSubjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.Retention,
+		Duplicates:  o.DedupWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// InboxConfig is the per-device inbox of full notification items.
+func InboxConfig(o Options) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      InboxBucket,
+		Description: "PushGo device inboxes: full items of oversized or undelivered notifications",
+		History:     1,
+		TTL:         o.Retention,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+	}
 }

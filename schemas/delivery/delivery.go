@@ -1,0 +1,165 @@
+// Package delivery is the contract between the pusher's fan-out, its
+// sender workers and the projector: the delivery task of one (operation,
+// device), the receipts that record what happened to it, and the
+// /send_status and inbox shapes built from them.
+package delivery
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Task is one delivery: one operation to one device. It carries no
+// provider token (read at send time, so a retired token stops sends at
+// once) and no payload (read from the log by sequence, so fanning out to
+// 10,000 devices publishes 10,000 small messages).
+type Task struct {
+	ID         string   `json:"id"` // ID(seq, device_key); also the task's Nats-Msg-Id
+	Seq        uint64   `json:"seq"`
+	ChannelID  string   `json:"channel_id"`
+	OpID       string   `json:"op_id"`
+	Op         ops.Name `json:"op"`
+	EntityID   string   `json:"entity_id"`
+	DeviceKey  string   `json:"device_key"`
+	Provider   string   `json:"provider"` // apns | fcm
+	AcceptedAt int64    `json:"accepted_at"`
+}
+
+// ID is the delivery id of (op seq, device): "<seq>:<device_key>".
+func ID(seq uint64, deviceKey string) string {
+	return strconv.FormatUint(seq, 10) + ":" + deviceKey
+}
+
+// ParseID splits a delivery id.
+func ParseID(id string) (seq uint64, deviceKey string, ok bool) {
+	s, d, found := strings.Cut(id, ":")
+	if !found || d == "" {
+		return 0, "", false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, d, err == nil
+}
+
+// Outcome of a delivery.
+type Outcome string
+
+const (
+	Sent Outcome = "sent"
+	// Failed: the provider refused it for good, or the retry budget ran out.
+	Failed Outcome = "failed"
+	// Retired: the provider said the token is dead; the token was retired.
+	Retired Outcome = "retired"
+	// Expired: the message's ttl passed before it could be sent.
+	Expired Outcome = "expired"
+	// NoRoute: the device has no push route (never bound, removed, retired).
+	NoRoute Outcome = "no_route"
+	// NotConfigured: the provider is not configured on this gateway.
+	NotConfigured Outcome = "not_configured"
+)
+
+// Succeeded reports whether o counts as delivered in /send_status.
+func (o Outcome) Succeeded() bool { return o == Sent }
+
+// Receipt kinds.
+const (
+	// KindExpanded: the fan-out made Tasks tasks for the operation.
+	KindExpanded = "expanded"
+	// KindOutcome: one task ended with Outcome.
+	KindOutcome = "outcome"
+)
+
+// Receipt is one record of PUSHGO_RECEIPTS.
+type Receipt struct {
+	Kind       string   `json:"kind"`
+	ChannelID  string   `json:"channel_id"`
+	OpID       string   `json:"op_id"`
+	Seq        uint64   `json:"seq"`
+	EntityType ops.Kind `json:"entity_type"`
+	EntityID   string   `json:"entity_id"`
+	AcceptedAt int64    `json:"accepted_at"`
+	At         int64    `json:"at"` // ms
+	// KindExpanded.
+	Tasks int `json:"tasks,omitempty"`
+	// KindOutcome.
+	DeliveryID string  `json:"delivery_id,omitempty"`
+	DeviceKey  string  `json:"device_key,omitempty"`
+	Provider   string  `json:"provider,omitempty"`
+	Outcome    Outcome `json:"outcome,omitempty"`
+	Reason     string  `json:"reason,omitempty"`
+	Attempts   int     `json:"attempts,omitempty"`
+}
+
+// MsgID is the Nats-Msg-Id of r: a receipt recorded twice (a task sent
+// twice after a crash) is stored once.
+func (r Receipt) MsgID() string {
+	if r.Kind == KindExpanded {
+		return "expanded:" + strconv.FormatUint(r.Seq, 10)
+	}
+	return "outcome:" + r.DeliveryID
+}
+
+// Status values of /send_status (as PushGo 1.3).
+const (
+	StatusAccepted        = "accepted"
+	StatusProcessing      = "processing"
+	StatusSent            = "sent"
+	StatusPartiallyFailed = "partially_failed"
+	StatusFailed          = "failed"
+)
+
+// Counts are the deliveries of one operation.
+type Counts struct {
+	Sent    int `json:"sent"`
+	Failed  int `json:"failed"`
+	Pending int `json:"pending"`
+}
+
+// SendStatus is the data of GET /send_status/{op_id}.
+type SendStatus struct {
+	OpID       string   `json:"op_id"`
+	Status     string   `json:"status"`
+	EntityType ops.Kind `json:"entity_type"`
+	EntityID   string   `json:"entity_id"`
+	AcceptedAt int64    `json:"accepted_at"`
+	UpdatedAt  int64    `json:"updated_at"`
+	Deliveries Counts   `json:"deliveries"`
+}
+
+// StatusOf derives the status: accepted before the fan-out, processing
+// while tasks are pending, then sent, partially_failed or failed.
+func StatusOf(expanded bool, c Counts) string {
+	switch {
+	case !expanded:
+		return StatusAccepted
+	case c.Pending > 0:
+		return StatusProcessing
+	case c.Failed == 0:
+		return StatusSent
+	case c.Sent == 0:
+		return StatusFailed
+	}
+	return StatusPartiallyFailed
+}
+
+// InboxKey is the inbox bucket key of a delivery: "<device_key>.<seq>",
+// so a device's inbox is one key prefix, in sequence order when the
+// sequence is zero-padded.
+func InboxKey(deviceKey string, seq uint64) string {
+	return deviceKey + "." + padSeq(seq)
+}
+
+func padSeq(seq uint64) string {
+	s := strconv.FormatUint(seq, 10)
+	if len(s) >= 20 {
+		return s
+	}
+	return strings.Repeat("0", 20-len(s)) + s
+}
+
+// InboxItem is one item of a device's inbox (/v2/messages/pull).
+type InboxItem struct {
+	DeliveryID string            `json:"delivery_id"`
+	Payload    map[string]string `json:"payload"`
+}
