@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/go-json-experiment/json"
@@ -9,24 +10,59 @@ import (
 
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/projector/store"
+	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
-// fold consumes the stream from after applied and folds it until ctx ends.
+// fold consumes PUSHGO_OPS from after applied and folds it until ctx ends.
 // The position lives in the store (in the same batch as the state it
 // describes), so the consumer is an ordered one that keeps no state on the
 // server: resuming after a crash starts exactly after the last committed
 // batch, and a replica can be thrown away and rebuilt at will.
 func (p *Projector) fold(ctx context.Context, applied uint64) error {
+	return p.follow(ctx, streams.Ops, applied, p.apply, (*store.Batch).Commit, p.committed)
+}
+
+// foldReceipts consumes PUSHGO_RECEIPTS the same way, into /send_status.
+func (p *Projector) foldReceipts(ctx context.Context, applied uint64) error {
+	return p.follow(ctx, streams.Receipts, applied, applyReceipt, (*store.Batch).CommitReceipts, p.receiptsApplied.Store)
+}
+
+// errGap reports a message delivered after a sequence the fold has not
+// seen, while the stream still holds that sequence.
+var errGap = errors.New("sequence gap in delivery")
+
+// follow runs consume, and runs it again from the last committed sequence
+// whenever the consumer skipped messages the stream still holds: the fold
+// must see every operation exactly once, in order.
+func (p *Projector) follow(ctx context.Context, stream string, applied uint64,
+	apply func(*store.Batch, jetstream.Msg) (uint64, error),
+	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
+	for {
+		last, err := p.consume(ctx, stream, applied, apply, commit, committed)
+		if !errors.Is(err, errGap) {
+			return err
+		}
+		p.log.Warn("projector: consumer skipped messages; resuming from the last folded sequence", "stream", stream, "after", last)
+		applied = last
+	}
+}
+
+// consume runs one fold loop over stream: apply each message to a batch,
+// commit the batch with the last sequence through commit, report it. It
+// returns the last committed sequence.
+func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
+	apply func(*store.Batch, jetstream.Msg) (uint64, error),
+	commit func(*store.Batch, uint64) error, committed func(uint64)) (uint64, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if applied > 0 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: applied + 1}
 	}
-	cons, err := p.js.OrderedConsumer(ctx, streams.Ops, cfg)
+	cons, err := p.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
-		return fmt.Errorf("ordered consumer: %w", err)
+		return applied, fmt.Errorf("%s: ordered consumer: %w", stream, err)
 	}
 	msgs := make(chan jetstream.Msg, 4*p.cfg.BatchSize)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -36,49 +72,91 @@ func (p *Projector) fold(ctx context.Context, applied uint64) error {
 		}
 	}, jetstream.PullMaxMessages(2*p.cfg.BatchSize))
 	if err != nil {
-		return fmt.Errorf("consume: %w", err)
+		return applied, fmt.Errorf("%s: consume: %w", stream, err)
 	}
 	defer cc.Stop()
 
 	batch := p.store.NewBatch()
-	var last uint64
-	commit := func() error {
+	last, done := applied, applied // last folded into the batch; last committed
+	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
 		}
-		if err := batch.Commit(last); err != nil {
+		if err := commit(batch, last); err != nil {
 			return err
 		}
-		p.committed(last)
+		committed(last)
+		done = last
 		batch = p.store.NewBatch()
 		return nil
 	}
 	defer func() {
 		// Fold what was received; a failure here only means a later start
 		// folds it again.
-		_ = commit()
+		_ = flush()
 		batch.Discard()
 	}()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return done, nil
 		case m := <-msgs:
-			seq, err := p.apply(batch, m)
+			md, err := m.Metadata()
 			if err != nil {
-				return err
+				return done, fmt.Errorf("%s: message metadata: %w", stream, err)
+			}
+			seq := md.Sequence.Stream
+			if seq <= last {
+				continue // delivered again after a consumer reset: folded already
+			}
+			if last > 0 && seq != last+1 && p.streamHolds(ctx, stream, last+1) {
+				if err := flush(); err != nil {
+					return done, err
+				}
+				return done, errGap
+			}
+			if _, err := apply(batch, m); err != nil {
+				return done, fmt.Errorf("%s: %w", stream, err)
 			}
 			last = seq
 			// Commit when the batch is full, or as soon as the fold has
 			// caught up: batches grow under load and stay small when idle,
 			// so reads waiting on their barrier are not held back.
 			if batch.Len() >= p.cfg.BatchSize || len(msgs) == 0 {
-				if err := commit(); err != nil {
-					return err
+				if err := flush(); err != nil {
+					return done, err
 				}
 			}
 		}
 	}
+}
+
+// streamHolds reports whether stream still holds seq (it is not before the
+// first retained sequence). On doubt it answers true, which costs only a
+// consumer restart.
+func (p *Projector) streamHolds(ctx context.Context, stream string, seq uint64) bool {
+	s, err := p.js.Stream(ctx, stream)
+	if err != nil {
+		return true
+	}
+	return s.CachedInfo().State.FirstSeq <= seq
+}
+
+// applyReceipt folds one receipt into the batch.
+func applyReceipt(b *store.Batch, m jetstream.Msg) (uint64, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0, fmt.Errorf("message metadata: %w", err)
+	}
+	var r delivery.Receipt
+	if err := json.Unmarshal(m.Data(), &r); err != nil {
+		return 0, fmt.Errorf("seq %d: receipt: %w", md.Sequence.Stream, err)
+	}
+	if err := b.ApplyReceipt(&r); err != nil {
+		return 0, fmt.Errorf("seq %d: %w", md.Sequence.Stream, err)
+	}
+	b.Count()
+	return md.Sequence.Stream, nil
 }
 
 // apply folds one operation into the batch and returns its sequence.
@@ -134,5 +212,6 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 		}
 	}
 	b.PutHistory(env.ChannelID, kind, seq, reads.AppendItem(nil, seq, kind, raw))
+	b.PutOp(env)
 	return nil
 }

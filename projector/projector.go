@@ -82,7 +82,9 @@ type Projector struct {
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
 	served  atomic.Uint64 // reads answered
-	failed  atomic.Pointer[error]
+
+	receiptsApplied atomic.Uint64 // last PUSHGO_RECEIPTS sequence folded
+	failed          atomic.Pointer[error]
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
@@ -112,8 +114,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := js.Stream(ctx, streamName); err != nil {
-		return nil, fmt.Errorf("projector: stream %s: %w", streams.Ops, err)
+	for _, name := range []string{streams.Ops, streams.Receipts} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			return nil, fmt.Errorf("projector: stream %s: %w", name, err)
+		}
 	}
 	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger})
 	if err != nil {
@@ -124,16 +128,28 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		st.Close()
 		return nil, fmt.Errorf("projector: applied sequence: %w", err)
 	}
+	receipts, err := st.ReceiptsApplied()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("projector: receipts sequence: %w", err)
+	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, store: st,
 		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{})}
 	p.applied.Store(applied)
+	p.receiptsApplied.Store(receipts)
 	fctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		var pruned sync.WaitGroup
-		pruned.Go(func() { p.prune(fctx) })
-		defer pruned.Wait()
+		var side sync.WaitGroup
+		side.Go(func() { p.prune(fctx) })
+		side.Go(func() {
+			if err := p.foldReceipts(fctx, receipts); err != nil && fctx.Err() == nil {
+				p.log.Error("projector: receipts fold stopped", "err", err)
+				p.failed.Store(&err)
+			}
+		})
+		defer side.Wait()
 		if err := p.fold(fctx, applied); err != nil && fctx.Err() == nil {
 			p.log.Error("projector: fold stopped", "err", err)
 			p.failed.Store(&err)
@@ -152,6 +168,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 
 // Applied is the last stream sequence folded and committed.
 func (p *Projector) Applied() uint64 { return p.applied.Load() }
+
+// ReceiptsApplied is the last PUSHGO_RECEIPTS sequence folded.
+func (p *Projector) ReceiptsApplied() uint64 { return p.receiptsApplied.Load() }
 
 // Lag is the number of operations in the stream not yet folded, as of the
 // last delivered message.

@@ -67,6 +67,15 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 			st.Error = err.Error()
 		}
 		return encode(st)
+	case reads.SendStatus:
+		st, err := p.store.SendStatus(req.ChannelID, req.OpID)
+		if err != nil {
+			return nil, p.storeErr(err)
+		}
+		if st == nil {
+			return nil, apierr.Field(apierr.OpNotFound, "op_id")
+		}
+		return encode(st)
 	case reads.ThingGet:
 		return p.snapshot(ops.KindThing, req.ChannelID, req.ThingID, apierr.ThingNotFound, "thing_id")
 	case reads.EventGet:

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 )
@@ -32,6 +33,7 @@ func (s *Server) routeReads() {
 	e.POST("/channel/things", s.readRoute(reads.ChannelThings))
 	e.POST("/channel/events", s.readRoute(reads.ChannelEvents))
 	e.POST("/channel/history", s.readRoute(reads.ChannelHistory))
+	e.GET("/send_status/:op_id", s.sendStatus)
 	if s.opts.Follower != nil {
 		e.GET("/channel/stream", s.channelStream)
 	}
@@ -154,4 +156,39 @@ func (s *Server) channelStream(c *echo.Context) error {
 		}
 		_ = rc.Flush()
 	}
+}
+
+// sendStatus is GET /send_status/{op_id}?channel_id= (as PushGo 1.3): the
+// delivery progress of one operation. It takes no password, as PushGo: it
+// reveals delivery counts only, to whoever holds the op_id.
+func (s *Server) sendStatus(c *echo.Context) error {
+	q := c.QueryParams()
+	for k, vs := range q {
+		if k != "channel_id" || len(vs) != 1 {
+			return writeErr(c, apierr.Fieldf(apierr.InvalidQuery, k, "unknown or repeated query parameter"))
+		}
+	}
+	var chp *string
+	if v, ok := q["channel_id"]; ok {
+		chp = &v[0]
+	}
+	ch, aerr := ops.ValidateChannelID(chp)
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	opID := c.Param("op_id")
+	if !ids.ValidOpID(opID) {
+		return writeErr(c, apierr.Field(apierr.InvalidOpID, "op_id"))
+	}
+	ctx := c.Request().Context()
+	if _, ok, err := s.channels.Lookup(ctx, ch); err != nil {
+		return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "registry unavailable; retry", RetryAfter: 1})
+	} else if !ok {
+		return writeErr(c, apierr.New(apierr.ChannelNotFound))
+	}
+	data, aerr := s.opts.Reader.Read(ctx, &reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: opID})
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	return writeOK(c, data)
 }

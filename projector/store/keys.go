@@ -17,10 +17,25 @@ import (
 //	R 0 <channel> 0 <thing_id> 0 <event_id> → ∅  events by linked thing
 //	h 0 <channel> 0 <seq, 8 bytes BE>      → <kind byte> history item JSON
 //	g 0 <seq, 8 bytes BE>                  → <channel>  history in log order, for pruning
-//	m 0 applied                            → last applied stream sequence
+//	m 0 applied                            → last applied PUSHGO_OPS sequence
+//	m 0 receipts                           → last applied PUSHGO_RECEIPTS sequence
 const sep = 0
 
-var appliedKey = []byte("m\x00applied")
+var (
+	appliedKey         = []byte("m\x00applied")
+	receiptsAppliedKey = []byte("m\x00receipts")
+)
+
+// Send status keys (folded from the ops and the receipts):
+//
+//	o 0 <channel> 0 <op_id>                → sendOp: the operation, for "accepted"
+//	x 0 <channel> 0 <op_id>                → sendCounts: expansion and counts
+//	d 0 <channel> 0 <op_id> 0 <device_key> → outcome of one delivery (idempotency)
+func opKey(channelID, opID string) []byte     { return key("o", channelID, opID) }
+func countsKey(channelID, opID string) []byte { return key("x", channelID, opID) }
+func outcomeKey(channelID, opID, deviceKey string) []byte {
+	return key("d", channelID, opID, deviceKey)
+}
 
 func key(parts ...string) []byte {
 	n := len(parts)

@@ -77,9 +77,14 @@ func (s *Store) Close() error {
 	return ferr
 }
 
-// Applied returns the last applied stream sequence (0 for a new store).
-func (s *Store) Applied() (uint64, error) {
-	v, closer, err := s.db.Get(appliedKey)
+// Applied returns the last applied PUSHGO_OPS sequence (0 for a new store).
+func (s *Store) Applied() (uint64, error) { return s.cursor(appliedKey) }
+
+// ReceiptsApplied returns the last applied PUSHGO_RECEIPTS sequence.
+func (s *Store) ReceiptsApplied() (uint64, error) { return s.cursor(receiptsAppliedKey) }
+
+func (s *Store) cursor(k []byte) (uint64, error) {
+	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}
@@ -114,12 +119,18 @@ type Batch struct {
 	b       *pebble.Batch
 	overlay map[string]any // snapshot key → *fold.Event | *fold.Thing written in this batch
 	n       int
+
+	receipts map[string]sendCounts // counts written in this batch (receipts fold)
+	outcomes map[string]struct{}   // outcome keys written in this batch
 }
 
 // NewBatch starts a batch.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, b: s.db.NewBatch(), overlay: map[string]any{}}
+	return &Batch{s: s, b: s.db.NewBatch(), overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
 }
+
+// Count adds one folded record (a receipt) to Len.
+func (b *Batch) Count() { b.n++ }
 
 // Len is the number of operations added.
 func (b *Batch) Len() int { return b.n }
@@ -206,7 +217,13 @@ func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []b
 // Commit writes the batch and the applied sequence atomically, without
 // fsync (the log is the source of truth), and publishes the batch's
 // snapshots to the fold cache.
-func (b *Batch) Commit(applied uint64) error {
+func (b *Batch) Commit(applied uint64) error { return b.commit(appliedKey, applied) }
+
+// CommitReceipts commits a batch of folded receipts with their applied
+// PUSHGO_RECEIPTS sequence.
+func (b *Batch) CommitReceipts(applied uint64) error { return b.commit(receiptsAppliedKey, applied) }
+
+func (b *Batch) commit(cursor []byte, applied uint64) error {
 	for k, snap := range b.overlay {
 		raw, err := fold.Encode(snap)
 		if err != nil {
@@ -214,7 +231,7 @@ func (b *Batch) Commit(applied uint64) error {
 		}
 		_ = b.b.Set([]byte(k), raw, nil)
 	}
-	_ = b.b.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
+	_ = b.b.Set(cursor, binary.BigEndian.AppendUint64(nil, applied), nil)
 	if err := b.b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}

@@ -119,6 +119,7 @@ const (
 	DeviceNotFound       Code = "device_not_found"
 	EventNotFound        Code = "event_not_found"
 	ThingNotFound        Code = "thing_not_found"
+	OpNotFound           Code = "op_not_found"
 	RouteNotFound        Code = "route_not_found"
 	MethodNotAllowed     Code = "method_not_allowed"
 
@@ -233,6 +234,7 @@ func init() {
 	def(DeviceNotFound, http.StatusNotFound, "device not found; register it with /device/register")
 	def(EventNotFound, http.StatusNotFound, "event not found")
 	def(ThingNotFound, http.StatusNotFound, "thing not found")
+	def(OpNotFound, http.StatusNotFound, "no operation with this op_id in this channel")
 	def(RouteNotFound, http.StatusNotFound, "no such route")
 	def(MethodNotAllowed, http.StatusMethodNotAllowed, "method not allowed on this route")
 

@@ -24,6 +24,8 @@ const (
 	ChannelThings  Route = "channel.things"
 	ChannelEvents  Route = "channel.events"
 	ChannelHistory Route = "channel.history"
+	// SendStatus is GET /send_status/{op_id}.
+	SendStatus Route = "send.status"
 	// ProjectorStatus asks a replica for its fold position (for /readyz).
 	ProjectorStatus Route = "projector.status"
 )
@@ -65,6 +67,7 @@ type Request struct {
 	MinSeq  uint64     `json:"min_seq,omitempty"`
 	EventID string     `json:"event_id,omitempty"`
 	ThingID string     `json:"thing_id,omitempty"`
+	OpID    string     `json:"op_id,omitempty"`
 	State   string     `json:"state,omitempty"`
 	Limit   int        `json:"limit,omitempty"`
 	Cursor  string     `json:"cursor,omitempty"`

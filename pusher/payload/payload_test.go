@@ -1,0 +1,290 @@
+package payload
+
+import (
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+const channel = "0Y3C8M5N2P6Q9R1S4T7V0W3X5Z"
+
+var now = time.UnixMilli(1_780_000_000_000)
+
+func env(t *testing.T, op ops.Name, id string, p any) ops.Envelope {
+	t.Helper()
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops.Envelope{V: 1, Op: op, ChannelID: channel, OpID: "op1", EntityID: id, AcceptedAt: now.UnixMilli() - 5, Payload: b}
+}
+
+func build(t *testing.T, e ops.Envelope, p Provider) Notification {
+	t.Helper()
+	n, err := Build(e, 42, "devkey", p, "tok", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSeverityTable(t *testing.T) {
+	for sev, want := range map[string]struct {
+		level   string
+		prio    Priority
+		android string
+	}{
+		"critical": {"critical", PriorityHigh, "high"},
+		"high":     {"time-sensitive", PriorityHigh, "high"},
+		"normal":   {"active", PriorityHigh, "high"},
+		"low":      {"passive", PriorityNormal, "normal"},
+	} {
+		m, ok := MapSeverity(sev)
+		if !ok || m.InterruptionLevel != want.level || m.Priority != want.prio || m.Priority.AndroidPriority() != want.android {
+			t.Errorf("%s: %+v", sev, m)
+		}
+		n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: sev, OccurredAt: 1}), APNs)
+		if n.InterruptionLevel != want.level || n.Priority != want.prio || n.Severity != sev || n.Data["severity"] != sev {
+			t.Errorf("%s: built %+v", sev, n)
+		}
+	}
+	if _, ok := MapSeverity("urgent"); ok {
+		t.Errorf("unknown severity mapped")
+	}
+	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: "urgent", OccurredAt: 1}), APNs)
+	if n.Severity != "normal" || n.InterruptionLevel != "active" {
+		t.Errorf("unknown severity not treated as normal: %+v", n)
+	}
+}
+
+func TestOperations(t *testing.T) {
+	ev := ops.EventPayload{Title: "Deploy", Status: "running", Message: "step 2", Severity: "high", EventTime: 1000}
+	th := ops.ThingPayload{Title: "NAS", ObservedAt: 2000, Attrs: jsontext.Value(`{"cpu":42,"name":"nas","gone":null,"disk":{"a":1}}`)}
+	for _, c := range []struct {
+		op         ops.Name
+		p          any
+		background bool
+		prio       Priority
+		collapse   string
+		thread     string
+		title      string
+		body       string
+		keys       map[string]string
+	}{
+		{ops.MessageCreate, ops.MessagePayload{Title: "Hi", Body: "there", Severity: "low", OccurredAt: 3000, ThingID: "nas"},
+			false, PriorityNormal, "", channel + ":thing:nas", "Hi", "there",
+			map[string]string{"entity_type": "message", "occurred_at": "3000", "thing_id": "nas"}},
+		{ops.EventCreate, ev, false, PriorityHigh, "event:x1", channel + ":event:x1", "Deploy", "step 2 (running)",
+			map[string]string{"entity_type": "event", "event_id": "x1", "event_state": "ONGOING", "event_time": "1000", "status": "running", "message": "step 2"}},
+		{ops.EventUpdate, ops.EventPayload{Status: "ok", Message: "m", Severity: "normal", EventTime: 1}, false, PriorityHigh, "event:x1", channel + ":event:x1", "Event ok", "m (ok)",
+			map[string]string{"event_state": "ONGOING"}},
+		{ops.EventClose, ops.EventPayload{Status: "done", Message: "m", Severity: "critical", EventTime: 1, EndedAt: new(int64(5))}, false, PriorityHigh, "event:x1", channel + ":event:x1", "Event done", "m (done)",
+			map[string]string{"event_state": "CLOSED", "ended_at": "5"}},
+		{ops.ThingCreate, th, false, PriorityHigh, "thing:x1", channel + ":thing:x1", "NAS", "Created",
+			map[string]string{"entity_type": "thing", "thing_id": "x1", "state": "active", "observed_at": "2000", "occurred_at": "2000"}},
+		{ops.ThingUpdate, th, true, PriorityNormal, "thing:x1:bg", channel + ":thing:x1", "NAS", "cpu=42, name=nas",
+			map[string]string{"state": "active", "attrs": string(th.Attrs)}},
+		{ops.ThingUpdate, ops.ThingPayload{ObservedAt: 1}, true, PriorityNormal, "thing:x1:bg", channel + ":thing:x1", "x1", "Updated", nil},
+		{ops.ThingArchive, ops.ThingPayload{ObservedAt: 1}, false, PriorityHigh, "thing:x1", channel + ":thing:x1", "x1", "Archived",
+			map[string]string{"state": "archived"}},
+		{ops.ThingDelete, ops.ThingPayload{ObservedAt: 1}, false, PriorityHigh, "thing:x1", channel + ":thing:x1", "x1", "Deleted",
+			map[string]string{"state": "deleted"}},
+	} {
+		for _, p := range []Provider{APNs, FCM} {
+			n := build(t, env(t, c.op, "x1", c.p), p)
+			if n.Background != c.background || n.Priority != c.prio || n.CollapseID != c.collapse || n.ThreadID != c.thread ||
+				n.Title != c.title || n.Body != c.body {
+				t.Errorf("%s/%s: background=%v prio=%d collapse=%q thread=%q title=%q body=%q", c.op, p,
+					n.Background, n.Priority, n.CollapseID, n.ThreadID, n.Title, n.Body)
+			}
+			for k, v := range c.keys {
+				if n.Data[k] != v {
+					t.Errorf("%s/%s: data[%s] = %q, want %q", c.op, p, k, n.Data[k], v)
+				}
+			}
+			for k, v := range map[string]string{
+				"channel_id": channel, "schema_version": "1", "payload_version": "1", "op_id": "op1", "delivery_id": "42:devkey",
+				"ingested_at": "1779999999995", "sent_at": "1780000000000", "entity_id": "x1", "title": c.title, "body": c.body,
+			} {
+				if n.Data[k] != v {
+					t.Errorf("%s/%s: data[%s] = %q, want %q", c.op, p, k, n.Data[k], v)
+				}
+			}
+			if n.DeliveryID != "42:devkey" || n.Token != "tok" || n.Provider != p || n.Oversized || !maps.Equal(n.Full, n.Data) {
+				t.Errorf("%s/%s: %+v", c.op, p, n)
+			}
+		}
+	}
+}
+
+func TestOptionalKeys(t *testing.T) {
+	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: "normal", OccurredAt: 1}), FCM)
+	for _, k := range []string{"ttl", "thing_id", "url", "images", "tags", "metadata", "ciphertext"} {
+		if _, ok := n.Data[k]; ok {
+			t.Errorf("absent %s is in the map", k)
+		}
+	}
+	n = build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: "normal", OccurredAt: 1,
+		Images: []string{"https://x/a.png"}, Tags: []string{}, Metadata: jsontext.Value(`{"k":"v"}`), Ciphertext: "QUJD"}), FCM)
+	for k, v := range map[string]string{"images": `["https://x/a.png"]`, "tags": `[]`, "metadata": `{"k":"v"}`, "ciphertext": "QUJD"} {
+		if n.Data[k] != v {
+			t.Errorf("data[%s] = %q, want %q", k, n.Data[k], v)
+		}
+	}
+}
+
+func TestExpiration(t *testing.T) {
+	ttl := now.Add(time.Hour).UnixMilli()
+	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: "normal", OccurredAt: 1, TTL: &ttl}), APNs)
+	if !n.Expiration.Equal(time.UnixMilli(ttl)) || n.Data["ttl"] != "1780003600000" {
+		t.Errorf("expiration %v, ttl %q", n.Expiration, n.Data["ttl"])
+	}
+	n = build(t, env(t, ops.EventCreate, "e", ops.EventPayload{Status: "s", Message: "m", Severity: "low", EventTime: 1}), APNs)
+	if !n.Expiration.IsZero() {
+		t.Errorf("an event has an expiration")
+	}
+	for _, past := range []int64{now.UnixMilli(), now.UnixMilli() - 1} {
+		_, err := Build(env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: "normal", OccurredAt: 1, TTL: &past}), 1, "d", APNs, "tok", now)
+		if !errors.Is(err, ErrExpired) {
+			t.Errorf("ttl %d: err %v, want ErrExpired", past, err)
+		}
+	}
+}
+
+func TestCollapseID(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	for _, c := range []struct {
+		kind       ops.Kind
+		id         string
+		background bool
+	}{{ops.KindEvent, long, false}, {ops.KindThing, long, true}, {ops.KindEvent, strings.Repeat("b", 58), false}} {
+		got := collapseID(c.kind, c.id, c.background)
+		if len(got) > MaxCollapseIDBytes || !strings.HasPrefix(got, string(c.kind)+":") {
+			t.Errorf("collapseID(%s, %d bytes) = %q", c.kind, len(c.id), got)
+		}
+		if got != collapseID(c.kind, c.id, c.background) || got == collapseID(c.kind, c.id+"x", c.background) {
+			t.Errorf("collapse id not deterministic or not distinct: %q", got)
+		}
+	}
+	if got := collapseID(ops.KindEvent, strings.Repeat("b", 58), false); got != "event:"+strings.Repeat("b", 58) {
+		t.Errorf("a 64-byte id was hashed: %q", got)
+	}
+}
+
+func TestOversized(t *testing.T) {
+	body := strings.Repeat("é", 3000) // 6000 bytes
+	for _, p := range []Provider{APNs, FCM} {
+		n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: strings.Repeat("T", 300), Body: body, Severity: "high", OccurredAt: 1}), p)
+		if !n.Oversized || n.Data["wakeup"] != "1" || n.Full["body"] != body {
+			t.Fatalf("%s: not a wake-up: oversized=%v data=%v", p, n.Oversized, n.Data)
+		}
+		for _, k := range []string{"delivery_id", "channel_id", "entity_type", "entity_id", "op_id", "schema_version", "payload_version"} {
+			if n.Data[k] == "" || n.Data[k] != n.Full[k] {
+				t.Errorf("%s: wake-up data[%s] = %q, full %q", p, k, n.Data[k], n.Full[k])
+			}
+		}
+		if Size(n) > MaxPayloadBytes || len(n.Body) > wakeBodyBytes || len(n.Title) > wakeTitleBytes ||
+			!utf8.ValidString(n.Body) || !strings.HasSuffix(n.Body, "…") {
+			t.Errorf("%s: wake-up of %d bytes, title %d, body %d (%q…)", p, Size(n), len(n.Title), len(n.Body), n.Body[:10])
+		}
+		if n.Priority != PriorityHigh || n.InterruptionLevel != "time-sensitive" || n.Background {
+			t.Errorf("%s: the wake-up lost its severity: %+v", p, n)
+		}
+	}
+	// Just under the limit stays whole; the threshold is per provider.
+	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Body: strings.Repeat("x", 1500), Severity: "normal", OccurredAt: 1}), FCM)
+	if n.Oversized {
+		t.Errorf("a 1.5 KiB body was oversized (size %d)", Size(n))
+	}
+}
+
+func TestAPNsJSON(t *testing.T) {
+	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Body: "B", Severity: "critical", OccurredAt: 1}), APNs)
+	b, err := APNsJSON(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"alert": map[string]any{"title": "T", "body": "B"}, "sound": "default",
+		"interruption-level": "critical", "thread-id": channel, "mutable-content": float64(1)}
+	if !jsonEqual(got["aps"], want) {
+		t.Errorf("aps = %v, want %v", got["aps"], want)
+	}
+	if len(got) != len(n.Data)+1 {
+		t.Errorf("%d top-level keys, want aps and %d data keys", len(got), len(n.Data))
+	}
+	for k, v := range n.Data {
+		if got[k] != v {
+			t.Errorf("beside aps: %s = %v, want %q", k, got[k], v)
+		}
+	}
+
+	low := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "low", OccurredAt: 1}), APNs)
+	b, _ = APNsJSON(low)
+	if strings.Contains(string(b), `"sound"`) || !strings.Contains(string(b), `"interruption-level":"passive"`) || !strings.Contains(string(b), `"alert":{"title":"T"}`) {
+		t.Errorf("low: %s", b)
+	}
+
+	bg := build(t, env(t, ops.ThingUpdate, "x", ops.ThingPayload{ObservedAt: 1}), APNs)
+	b, _ = APNsJSON(bg)
+	if !strings.Contains(string(b), `"aps":{"content-available":1}`) {
+		t.Errorf("background: %s", b)
+	}
+	if b2, _ := APNsJSON(bg); string(b2) != string(b) {
+		t.Errorf("APNsJSON is not deterministic")
+	}
+}
+
+func jsonEqual(a, b any) bool {
+	x, _ := json.Marshal(a, json.Deterministic(true))
+	y, _ := json.Marshal(b, json.Deterministic(true))
+	return string(x) == string(y)
+}
+
+func TestErrors(t *testing.T) {
+	good := env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Severity: "normal", OccurredAt: 1})
+	if _, err := Build(good, 1, "d", "webpush", "tok", now); !errors.Is(err, ErrUnknownProvider) {
+		t.Errorf("provider: %v", err)
+	}
+	bad := good
+	bad.Op = "message.delete"
+	if _, err := Build(bad, 1, "d", APNs, "tok", now); !errors.Is(err, ErrUnknownOp) {
+		t.Errorf("op: %v", err)
+	}
+	bad = good
+	bad.Payload = jsontext.Value(`{"title": 5}`)
+	if _, err := Build(bad, 1, "d", APNs, "tok", now); err == nil {
+		t.Errorf("a bad payload built")
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	e := env(t, ops.EventCreate, "e", ops.EventPayload{Title: "x", Status: "s", Message: "m", Severity: "high", EventTime: 1, Tags: []string{"a"}})
+	a, b := build(t, e, APNs), build(t, e, APNs)
+	if !maps.Equal(a.Data, b.Data) || a.CollapseID != b.CollapseID || a.Title != b.Title {
+		t.Errorf("Build is not deterministic")
+	}
+}
+
+func TestCut(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{{"hello", 10, "hello"}, {"hello world", 8, "hello…"}, {"ééé", 5, "é…"}, {"aééé", 6, "aé…"}, {"aééé", 5, "a…"}} {
+		if got := cut(c.in, c.n); got != c.want || len(got) > c.n || !utf8.ValidString(got) {
+			t.Errorf("cut(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,291 @@
+// Package apns sends notifications to Apple Push Notification service over
+// HTTP/2 with token (.p8) authentication, through github.com/sideshow/apns2.
+//
+// Request mapping (payload.Notification → APNs):
+//
+//	apns-topic        Options.Topic (the app's bundle id)
+//	apns-id           ID(n.DeliveryID): a name-based UUID, so a retried
+//	                  duplicate of one delivery carries the same apns-id
+//	apns-push-type    alert, or background for n.Background
+//	apns-priority     n.Priority (10 or 5; background always 5)
+//	apns-collapse-id  n.CollapseID
+//	apns-expiration   n.Expiration (absent when zero)
+//	body              payload.APNsJSON(n)
+//
+// Response mapping (see sender.Outcome):
+//
+//	200                                         Sent (ProviderID = apns-id)
+//	410, or reason Unregistered / ExpiredToken  RetireToken
+//	400 BadDeviceToken, DeviceTokenNotForTopic  RetireToken
+//	429, 5xx                                    Retry (RetryAfter from Retry-After)
+//	timeout, connection error                   Retry
+//	any other status                            Failed (Reason = APNs reason)
+//	n.Expiration already passed                 Failed "expired", nothing sent
+//
+// apns2 makes one HTTP attempt per push and does not retry; each Send is
+// bounded by Options.SendTimeout as well as the caller's context.
+package apns
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sideshow/apns2"
+	"github.com/sideshow/apns2/token"
+
+	"github.com/pushgo/gateway/pusher/payload"
+	"github.com/pushgo/gateway/pusher/sender"
+	"github.com/pushgo/gateway/pusher/sender/internal/attempt"
+)
+
+// Endpoint names accepted by Options.Endpoint besides a URL.
+const (
+	Production  = "production"
+	Development = "development"
+)
+
+// DefaultSendTimeout bounds one Send when Options.SendTimeout is zero.
+const DefaultSendTimeout = 10 * time.Second
+
+// Options configure a Sender. KeyID, TeamID, Topic and one of KeyFile and
+// Key are required.
+type Options struct {
+	// KeyFile is the path of the .p8 auth key; Key is its PEM contents.
+	// Exactly one must be set.
+	KeyFile string
+	Key     []byte
+	KeyID   string // the key's id (10 characters in Apple's console)
+	TeamID  string // the developer team id
+	Topic   string // the app's bundle id
+
+	// Endpoint is "production" (the default when empty), "development",
+	// or an http(s) URL (tests and proxies).
+	Endpoint string
+
+	// HTTPClient replaces apns2's HTTP/2 client (tests: the fake server's
+	// client, which trusts its certificate). Its Transport is wrapped, not
+	// modified. Nil uses apns2's client.
+	HTTPClient *http.Client
+
+	// SendTimeout bounds one Send; default DefaultSendTimeout.
+	SendTimeout time.Duration
+	// Logger receives debug lines about failed sends (never a token);
+	// default: discard.
+	Logger *slog.Logger
+	// Now is the clock for Retry-After dates; default time.Now.
+	Now func() time.Time
+}
+
+// Sender is an APNs sender. It is safe for concurrent use.
+type Sender struct {
+	client  *apns2.Client
+	topic   string
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+var _ sender.Sender = (*Sender)(nil)
+
+// New validates opts and returns a Sender. It reads the key file but makes
+// no network call.
+func New(opts Options) (*Sender, error) {
+	if opts.KeyID == "" || opts.TeamID == "" || opts.Topic == "" {
+		return nil, errors.New("apns: key id, team id and topic are required")
+	}
+	var (
+		key *ecdsa.PrivateKey
+		err error
+	)
+	switch {
+	case opts.KeyFile != "" && len(opts.Key) > 0:
+		return nil, errors.New("apns: set one of key file and key, not both")
+	case opts.KeyFile != "":
+		key, err = token.AuthKeyFromFile(opts.KeyFile)
+	case len(opts.Key) > 0:
+		key, err = token.AuthKeyFromBytes(opts.Key)
+	default:
+		return nil, errors.New("apns: an auth key (.p8) is required")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apns: auth key: %w", err)
+	}
+	host, err := endpoint(opts.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if opts.SendTimeout < 0 {
+		return nil, errors.New("apns: negative send timeout")
+	}
+	if opts.SendTimeout == 0 {
+		opts.SendTimeout = DefaultSendTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	client := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: opts.KeyID, TeamID: opts.TeamID})
+	client.Host = host
+	base := client.HTTPClient
+	if opts.HTTPClient != nil {
+		base = opts.HTTPClient
+	}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	client.HTTPClient = &http.Client{
+		Transport: &attempt.Transport{Base: rt},
+		Timeout:   base.Timeout,
+	}
+	return &Sender{client: client, topic: opts.Topic, timeout: opts.SendTimeout, log: opts.Logger, now: opts.Now}, nil
+}
+
+func endpoint(e string) (string, error) {
+	switch e {
+	case "", Production:
+		return apns2.HostProduction, nil
+	case Development:
+		return apns2.HostDevelopment, nil
+	}
+	u, err := url.Parse(e)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("apns: endpoint must be production, development or an http(s) URL, got %q", e)
+	}
+	return u.Scheme + "://" + u.Host + u.Path, nil
+}
+
+// Name returns "apns".
+func (s *Sender) Name() string { return string(payload.APNs) }
+
+// namespace is the UUID namespace of apns-ids derived from delivery ids.
+var namespace = uuid.MustParse("6f1d4c0e-3b57-4a8e-9a57-0f0c2b9e5a11")
+
+// ID is the apns-id of a delivery: the name-based (SHA-1, version 5) UUID
+// of the delivery id, lower case as APNs expects. The same delivery always
+// gets the same id, so APNs can drop a retried duplicate.
+func ID(deliveryID string) string {
+	return uuid.NewSHA1(namespace, []byte(deliveryID)).String()
+}
+
+// Notification translates n into the apns2 request the Sender would make.
+func (s *Sender) Notification(n payload.Notification) (*apns2.Notification, error) {
+	body, err := payload.APNsJSON(n)
+	if err != nil {
+		return nil, err
+	}
+	an := &apns2.Notification{
+		ApnsID:      ID(n.DeliveryID),
+		CollapseID:  n.CollapseID,
+		DeviceToken: n.Token,
+		Topic:       s.topic,
+		Expiration:  n.Expiration,
+		Priority:    int(n.Priority),
+		PushType:    apns2.PushTypeAlert,
+		Payload:     body,
+	}
+	if n.Background {
+		an.PushType = apns2.PushTypeBackground
+		an.Priority = apns2.PriorityLow
+	}
+	if an.Priority != apns2.PriorityHigh {
+		an.Priority = apns2.PriorityLow
+	}
+	return an, nil
+}
+
+// Send implements sender.Sender.
+func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result {
+	if n.Token == "" {
+		return sender.Result{Outcome: sender.RetireToken, Reason: apns2.ReasonMissingDeviceToken}
+	}
+	if !n.Expiration.IsZero() && !n.Expiration.After(s.now()) {
+		return sender.Result{Outcome: sender.Failed, Reason: "expired"}
+	}
+	an, err := s.Notification(n)
+	if err != nil {
+		return sender.Result{Outcome: sender.Failed, Reason: "encode: " + err.Error()}
+	}
+	ctx, cancelTimeout := context.WithTimeout(ctx, s.timeout)
+	defer cancelTimeout()
+	ctx, rec, cancel := attempt.Start(ctx, false)
+	defer cancel()
+
+	resp, err := s.client.PushWithContext(ctx, an)
+	_, status, header, _ := rec.Result()
+	if err != nil {
+		res := sender.Result{Outcome: sender.Retry, Reason: "connection", StatusCode: status}
+		if cerr := ctx.Err(); cerr != nil {
+			res.Reason = "timeout"
+			if errors.Is(cerr, context.Canceled) {
+				res.Reason = "canceled"
+			}
+		} else if status != 0 {
+			// An answer whose body did not decode: classify by status.
+			res.Outcome = sender.FromStatus(status)
+			res.Reason = http.StatusText(status)
+			res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
+		}
+		s.log.LogAttrs(ctx, slog.LevelDebug, "apns send failed",
+			slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()), slog.String("error", redact(err)))
+		return res
+	}
+	res := classify(resp.StatusCode, resp.Reason)
+	res.StatusCode = resp.StatusCode
+	if res.Outcome == sender.Sent {
+		res.ProviderID = resp.ApnsID
+		if res.ProviderID == "" {
+			res.ProviderID = an.ApnsID
+		}
+		return res
+	}
+	if res.Outcome == sender.Retry && header != nil {
+		res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
+	}
+	s.log.LogAttrs(ctx, slog.LevelDebug, "apns send rejected",
+		slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()))
+	return res
+}
+
+// redact returns err's text without the request URL, which holds the
+// device token (DESIGN invariant 6).
+func redact(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// classify maps an APNs status and reason to an outcome.
+func classify(status int, reason string) sender.Result {
+	if status == http.StatusOK {
+		return sender.Result{Outcome: sender.Sent}
+	}
+	r := sender.Result{Reason: reason}
+	if r.Reason == "" {
+		r.Reason = http.StatusText(status)
+	}
+	switch {
+	case status == http.StatusGone,
+		reason == apns2.ReasonUnregistered,
+		reason == apns2.ReasonExpiredToken:
+		r.Outcome = sender.RetireToken
+	case status == http.StatusBadRequest &&
+		(reason == apns2.ReasonBadDeviceToken || reason == apns2.ReasonDeviceTokenNotForTopic):
+		r.Outcome = sender.RetireToken
+	default:
+		r.Outcome = sender.FromStatus(status)
+	}
+	return r
+}

@@ -1,0 +1,199 @@
+package apns_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/pusher/payload"
+	"github.com/pushgo/gateway/pusher/sender"
+	"github.com/pushgo/gateway/pusher/sender/apns"
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+const (
+	keyID  = "ABC123DEFG"
+	teamID = "TEAM123456"
+	topic  = "app.pushgo.test"
+)
+
+// p8 returns a fresh PKCS#8 PEM P-256 key, as Apple's .p8 files are.
+func p8(t testing.TB) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func newSender(t *testing.T) (*apns.Sender, *sendertest.FakeAPNs) {
+	t.Helper()
+	f := sendertest.NewFakeAPNs(t)
+	s, err := apns.New(apns.Options{
+		Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), HTTPClient: f.Client(), SendTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+func TestConformance(t *testing.T) {
+	sendertest.RunConformance(t, func(t *testing.T) (sender.Sender, sendertest.Provider) {
+		return newSender(t)
+	})
+}
+
+func build(t *testing.T, op ops.Name, id string, p any, token string) payload.Notification {
+	t.Helper()
+	n, err := payload.Build(sendertest.Envelope(t, op, id, p), 9, "dev", payload.APNs, token, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRequestHeaders(t *testing.T) {
+	s, f := newSender(t)
+	ctx := context.Background()
+	ttl := time.Now().Add(time.Hour).Truncate(time.Second)
+	msg := build(t, ops.MessageCreate, "m1", ops.MessagePayload{Title: "T", Severity: "critical", OccurredAt: 1, TTL: new(ttl.UnixMilli())}, "aa11")
+	if r := s.Send(ctx, msg); r.Outcome != sender.Sent {
+		t.Fatalf("message: %v", r)
+	}
+	up := build(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}, "aa11")
+	if r := s.Send(ctx, up); r.Outcome != sender.Sent {
+		t.Fatalf("thing.update: %v", r)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	h := reqs[0].Header
+	for k, want := range map[string]string{
+		"apns-topic": topic, "apns-push-type": "alert", "apns-priority": "10",
+		"apns-id": apns.ID(msg.DeliveryID), "apns-expiration": ttlString(ttl),
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if reqs[0].KeyID != keyID || reqs[0].TeamID != teamID {
+		t.Errorf("JWT kid %q iss %q", reqs[0].KeyID, reqs[0].TeamID)
+	}
+	if !strings.Contains(string(reqs[0].Body), `"interruption-level":"critical"`) ||
+		!strings.Contains(string(reqs[0].Body), `"mutable-content":1`) {
+		t.Errorf("body %s", reqs[0].Body)
+	}
+	h = reqs[1].Header
+	if h.Get("apns-push-type") != "background" || h.Get("apns-priority") != "5" || h.Get("apns-collapse-id") != "thing:nas:bg" {
+		t.Errorf("background headers %v", h)
+	}
+	if b := string(reqs[1].Body); !strings.Contains(b, `"aps":{"content-available":1}`) {
+		t.Errorf("background body %s", b)
+	}
+}
+
+func ttlString(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+func TestTokenErrors(t *testing.T) {
+	s, f := newSender(t)
+	for _, reason := range []string{"BadDeviceToken", "DeviceTokenNotForTopic"} {
+		tok := "tok-" + reason
+		f.Script(tok, sendertest.Answer{Kind: sendertest.BadToken, Reason: reason})
+		r := s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, tok))
+		if r.Outcome != sender.RetireToken || r.Reason != reason || r.StatusCode != 400 {
+			t.Errorf("%s: %v", reason, r)
+		}
+	}
+	// Another 400 is the payload's fault, not the token's.
+	f.Script("tok-x", sendertest.Answer{Kind: sendertest.BadToken, Reason: "BadExpirationDate"})
+	r := s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok-x"))
+	if r.Outcome != sender.Failed {
+		t.Errorf("BadExpirationDate: %v", r)
+	}
+}
+
+func TestID(t *testing.T) {
+	a, b := apns.ID("12:dev"), apns.ID("12:dev")
+	if a != b || a == apns.ID("13:dev") || len(a) != 36 || strings.ToLower(a) != a {
+		t.Errorf("ID: %q %q %q", a, b, apns.ID("13:dev"))
+	}
+}
+
+func TestConnectionErrorIsRetry(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: "https://127.0.0.1:1", HTTPClient: f.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "aa"))
+	if r.Outcome != sender.Retry || r.Reason != "connection" {
+		t.Errorf("%v", r)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	key := p8(t)
+	file := filepath.Join(t.TempDir(), "AuthKey.p8")
+	if err := os.WriteFile(file, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := apns.Options{KeyFile: file, KeyID: keyID, TeamID: teamID, Topic: topic}
+	for name, o := range map[string]apns.Options{
+		"file": ok, "development": with(ok, func(o *apns.Options) { o.Endpoint = "development" }),
+		"url": with(ok, func(o *apns.Options) { o.Endpoint = "https://apns.example.invalid:8443" }),
+	} {
+		if _, err := apns.New(o); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, o := range map[string]apns.Options{
+		"no key":       with(ok, func(o *apns.Options) { o.KeyFile = "" }),
+		"both keys":    with(ok, func(o *apns.Options) { o.Key = key }),
+		"missing file": with(ok, func(o *apns.Options) { o.KeyFile = file + ".nope" }),
+		"bad key":      with(ok, func(o *apns.Options) { o.KeyFile = ""; o.Key = []byte("nope") }),
+		"no topic":     with(ok, func(o *apns.Options) { o.Topic = "" }),
+		"no team":      with(ok, func(o *apns.Options) { o.TeamID = "" }),
+		"bad endpoint": with(ok, func(o *apns.Options) { o.Endpoint = "staging" }),
+		"neg timeout":  with(ok, func(o *apns.Options) { o.SendTimeout = -1 }),
+	} {
+		if _, err := apns.New(o); err == nil {
+			t.Errorf("%s: New accepted %+v", name, o)
+		}
+	}
+}
+
+func with(o apns.Options, f func(*apns.Options)) apns.Options { f(&o); return o }
+
+func TestLogsNoToken(t *testing.T) {
+	var buf strings.Builder
+	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: "https://127.0.0.1:1", Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "cafe0123456789secrettoken"
+	s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, secret))
+	if buf.Len() == 0 || strings.Contains(buf.String(), secret) {
+		t.Errorf("log: %s", buf.String())
+	}
+}

@@ -1,0 +1,222 @@
+package fcm_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/pushgo/gateway/pusher/payload"
+	"github.com/pushgo/gateway/pusher/sender"
+	"github.com/pushgo/gateway/pusher/sender/fcm"
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+const project = "pushgo-test"
+
+func newSender(t *testing.T) (*fcm.Sender, *sendertest.FakeFCM) {
+	t.Helper()
+	f := sendertest.NewFakeFCM(t)
+	s, err := fcm.New(fcm.Options{
+		ProjectID: project, Endpoint: f.Endpoint(), SendTimeout: 5 * time.Second,
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "test-access-token"}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, f
+}
+
+func TestConformance(t *testing.T) {
+	sendertest.RunConformance(t, func(t *testing.T) (sender.Sender, sendertest.Provider) {
+		return newSender(t)
+	})
+}
+
+func build(t *testing.T, op ops.Name, id string, p any, token string) payload.Notification {
+	t.Helper()
+	n, err := payload.Build(sendertest.Envelope(t, op, id, p), 9, "dev", payload.FCM, token, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestRequest(t *testing.T) {
+	s, f := newSender(t)
+	ttl := time.Now().Add(time.Hour)
+	n := build(t, ops.EventUpdate, "e1", ops.EventPayload{Status: "ok", Message: "m", Severity: "low", EventTime: 1}, "fcm-token")
+	n.Expiration = ttl
+	r := s.Send(context.Background(), n)
+	if r.Outcome != sender.Sent || !strings.HasPrefix(r.ProviderID, "projects/"+project+"/messages/") {
+		t.Fatalf("%v %q", r, r.ProviderID)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 1 || reqs[0].Project != project {
+		t.Fatalf("requests %+v", reqs)
+	}
+	if got := reqs[0].Header.Get("Authorization"); got != "Bearer test-access-token" {
+		t.Errorf("Authorization %q", got)
+	}
+	var body struct {
+		Message struct {
+			Token   string            `json:"token"`
+			Data    map[string]string `json:"data"`
+			Android struct {
+				CollapseKey  string         `json:"collapse_key"`
+				Priority     string         `json:"priority"`
+				TTL          string         `json:"ttl"`
+				Notification map[string]any `json:"notification"`
+			} `json:"android"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	a := body.Message.Android
+	if body.Message.Token != "fcm-token" || a.CollapseKey != "event:e1" || a.Priority != "normal" ||
+		a.Notification["tag"] != "event:e1" || a.Notification["title"] != n.Title {
+		t.Errorf("message %s", reqs[0].Body)
+	}
+	if a.TTL != "3599s" && a.TTL != "3600s" {
+		t.Errorf("ttl %q", a.TTL)
+	}
+}
+
+// A 503 with Retry-After must not make the SDK sleep and retry: one
+// request, a prompt Retry carrying the provider's wait.
+func TestNoHiddenSDKRetry(t *testing.T) {
+	s, f := newSender(t)
+	f.Script("tok", sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 90 * time.Second})
+	start := time.Now()
+	r := s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok"))
+	if r.Outcome != sender.Retry || r.RetryAfter != 90*time.Second || r.StatusCode != 503 || r.Reason != "UNAVAILABLE" {
+		t.Errorf("%v", r)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("Send took %v", el)
+	}
+	if n := len(f.Requests()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	// The sender stays usable after the stopped attempt.
+	if r := s.Send(context.Background(), build(t, ops.MessageCreate, "m2", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok")); r.Outcome != sender.Sent {
+		t.Errorf("next send: %v", r)
+	}
+}
+
+func TestConnectionErrorIsRetry(t *testing.T) {
+	s, err := fcm.New(fcm.Options{ProjectID: project, Endpoint: "http://127.0.0.1:1/v1",
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r := s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok"))
+	if r.Outcome != sender.Retry || r.Reason != "connection" {
+		t.Errorf("%v", r)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("Send took %v: the SDK retried a connection error", el)
+	}
+}
+
+// serviceAccount writes a service account key file whose token_uri is a
+// local token server, so the credentials-file path runs offline.
+func serviceAccount(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	var grants atomic.Int32
+	tokSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		if r.Form.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.Form.Get("assertion") == "" {
+			http.Error(w, "bad grant", 400)
+			return
+		}
+		grants.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"access_token":"sa-access-token","token_type":"Bearer","expires_in":3600}`))
+	}))
+	t.Cleanup(tokSrv.Close)
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	b, _ := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": "from-file", "private_key_id": "kid1",
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": "pusher@from-file.iam.gserviceaccount.com", "client_id": "1",
+		"token_uri": tokSrv.URL + "/token",
+	})
+	file := filepath.Join(t.TempDir(), "sa.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file, &grants
+}
+
+func TestCredentialsFile(t *testing.T) {
+	file, grants := serviceAccount(t)
+	f := sendertest.NewFakeFCM(t)
+	s, err := fcm.New(fcm.Options{CredentialsFile: file, Endpoint: f.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := s.Send(context.Background(), build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok"))
+	if r.Outcome != sender.Sent {
+		t.Fatalf("%v", r)
+	}
+	reqs := f.Requests()
+	if len(reqs) != 1 || reqs[0].Project != "from-file" || reqs[0].Header.Get("Authorization") != "Bearer sa-access-token" {
+		t.Errorf("requests %+v", reqs)
+	}
+	if grants.Load() != 1 {
+		t.Errorf("%d token grants", grants.Load())
+	}
+}
+
+func TestOptions(t *testing.T) {
+	ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "x"})
+	for name, o := range map[string]fcm.Options{
+		"no credentials": {ProjectID: project},
+		"both":           {ProjectID: project, TokenSource: ts, CredentialsFile: "x.json"},
+		"no project":     {TokenSource: ts},
+		"bad endpoint":   {ProjectID: project, TokenSource: ts, Endpoint: "fcm.local"},
+		"missing file":   {CredentialsFile: filepath.Join(t.TempDir(), "none.json")},
+		"neg timeout":    {ProjectID: project, TokenSource: ts, SendTimeout: -time.Second},
+	} {
+		if _, err := fcm.New(o); err == nil {
+			t.Errorf("%s: New accepted %+v", name, o)
+		}
+	}
+}
+
+func TestMessage(t *testing.T) {
+	now := time.Now()
+	n := build(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}, "tok")
+	m, ok := fcm.Message(n, now)
+	if !ok || m.Android.Notification != nil || m.Android.Priority != "normal" || m.Android.TTL != nil {
+		t.Errorf("background message %+v", m.Android)
+	}
+	n.Expiration = now.Add(60 * 24 * time.Hour)
+	if m, _ := fcm.Message(n, now); *m.Android.TTL != 28*24*time.Hour {
+		t.Errorf("ttl %v, want capped at 28 days", *m.Android.TTL)
+	}
+	n.Expiration = now.Add(-time.Second)
+	if _, ok := fcm.Message(n, now); ok {
+		t.Errorf("an expired notification made a message")
+	}
+}

@@ -1,0 +1,53 @@
+package sender
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Policy is the per-device retry policy for Outcome Retry: exponential
+// back-off from Base doubling up to Max, never sooner than the provider's
+// Retry-After, for at most Attempts sends in all. After the budget the
+// caller records a failed receipt.
+//
+// The zero Policy is usable: it takes DefaultPolicy's values.
+type Policy struct {
+	Base     time.Duration // first wait; default 1 s
+	Max      time.Duration // largest computed wait; default 5 min
+	Attempts int           // sends in all, the first included; default 8
+	// NoJitter disables jitter. By default a wait d is drawn from
+	// [d/2, d) so devices failed by one outage do not retry in lockstep.
+	NoJitter bool
+}
+
+// DefaultPolicy is the policy used for zero fields.
+var DefaultPolicy = Policy{Base: time.Second, Max: 5 * time.Minute, Attempts: 8}
+
+// Next reports whether to send again after res, which was the result of
+// send number attempt (1 for the first), and how long to wait first. It
+// returns false for any outcome but Retry and when the budget is spent. A
+// Retry-After longer than Max is honoured (it is capped by
+// ParseRetryAfter at one hour).
+func (p Policy) Next(attempt int, res Result) (time.Duration, bool) {
+	if p.Base <= 0 {
+		p.Base = DefaultPolicy.Base
+	}
+	if p.Max <= 0 {
+		p.Max = DefaultPolicy.Max
+	}
+	if p.Attempts <= 0 {
+		p.Attempts = DefaultPolicy.Attempts
+	}
+	if res.Outcome != Retry || attempt >= p.Attempts {
+		return 0, false
+	}
+	d := p.Base
+	for i := 1; i < attempt && d < p.Max; i++ {
+		d *= 2
+	}
+	d = min(d, p.Max)
+	if !p.NoJitter && d > 1 {
+		d = d/2 + rand.N(d/2)
+	}
+	return max(d, res.RetryAfter), true
+}
