@@ -33,6 +33,16 @@ type Config struct {
 	MaxStore      int64         // PUSHGO_MAX_STORE (bytes) for the embedded server
 	MaxMemory     int64         // PUSHGO_MAX_MEMORY (bytes) for the embedded server
 	LogLevel      string        // PUSHGO_LOG_LEVEL: debug | info | warn | error
+
+	APNsKeyFile  string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
+	APNsKeyID    string // PUSHGO_APNS_KEY_ID
+	APNsTeamID   string // PUSHGO_APNS_TEAM_ID
+	APNsTopic    string // PUSHGO_APNS_TOPIC: the app's bundle id
+	APNsEndpoint string // PUSHGO_APNS_ENDPOINT: production | development | URL
+
+	FCMCredentialsFile string // PUSHGO_FCM_CREDENTIALS_FILE: service account JSON
+	FCMProjectID       string // PUSHGO_FCM_PROJECT_ID
+	FCMEndpoint        string // PUSHGO_FCM_ENDPOINT: override for tests and proxies
 }
 
 // DefaultSync is the default of PUSHGO_SYNC; see the README for why.
@@ -51,7 +61,7 @@ func Defaults() Config {
 }
 
 // Targets are the services a process can run.
-var Targets = []string{"all", "ingest", "projector"}
+var Targets = []string{"all", "ingest", "projector", "pusher"}
 
 // Runs reports whether the process runs service svc.
 func (c Config) Runs(svc string) bool { return c.Target == "all" || c.Target == svc }
@@ -83,6 +93,14 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
+	str(&c.APNsKeyFile, "apns-key-file", "PUSHGO_APNS_KEY_FILE", "APNs .p8 key file (token auth)")
+	str(&c.APNsKeyID, "apns-key-id", "PUSHGO_APNS_KEY_ID", "APNs key id")
+	str(&c.APNsTeamID, "apns-team-id", "PUSHGO_APNS_TEAM_ID", "APNs team id")
+	str(&c.APNsTopic, "apns-topic", "PUSHGO_APNS_TOPIC", "APNs topic (bundle id)")
+	str(&c.APNsEndpoint, "apns-endpoint", "PUSHGO_APNS_ENDPOINT", "APNs endpoint: production, development or a URL")
+	str(&c.FCMCredentialsFile, "fcm-credentials-file", "PUSHGO_FCM_CREDENTIALS_FILE", "FCM service account JSON")
+	str(&c.FCMProjectID, "fcm-project-id", "PUSHGO_FCM_PROJECT_ID", "FCM project id")
+	str(&c.FCMEndpoint, "fcm-endpoint", "PUSHGO_FCM_ENDPOINT", "FCM endpoint override")
 	rebuild := getenv("PUSHGO_REBUILD")
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {
@@ -147,9 +165,7 @@ func (c Config) StreamOptions() streams.Options {
 // Validate reports a configuration that cannot run.
 func (c Config) Validate() error {
 	switch c.Target {
-	case "all", "ingest", "projector":
-	case "pusher":
-		return fmt.Errorf("target %q is not part of this build yet; available: %s", c.Target, strings.Join(Targets, ", "))
+	case "all", "ingest", "projector", "pusher":
 	default:
 		return fmt.Errorf("unknown target %q; available: %s", c.Target, strings.Join(Targets, ", "))
 	}

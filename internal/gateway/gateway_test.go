@@ -104,7 +104,7 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_RETENTION": "-1h"},
 		{"PUSHGO_DEDUP_WINDOW": "60d"}, // longer than retention
 		{"PUSHGO_TARGET": "everything"},
-		{"PUSHGO_TARGET": "pusher"}, // arrives with a later issue
+		{"PUSHGO_TARGET": "mailer"},
 		{"PUSHGO_REBUILD": "maybe"},
 		{"PUSHGO_LOG_LEVEL": "loud"},
 	} {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -27,6 +28,7 @@ type Gateway struct {
 	nc     *nats.Conn
 	ingest *ingest.Service
 	proj   *projector.Projector
+	push   *pusher.Pusher
 	http   *http.Server
 	ln     net.Listener
 	served chan error
@@ -76,6 +78,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 			return nil, fmt.Errorf("start projector: %w", err)
 		}
 	}
+	if cfg.Runs("pusher") {
+		senders, err := buildSenders(cfg, log.With("component", "pusher"))
+		if err != nil {
+			return nil, err
+		}
+		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, Logger: log.With("component", "pusher")})
+		if err != nil {
+			return nil, fmt.Errorf("start pusher: %w", err)
+		}
+	}
 	if !cfg.Runs("ingest") {
 		log.Info("pushgo running", "target", cfg.Target)
 		return g, nil
@@ -88,6 +100,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 	}
 	if g.proj != nil {
 		if err := g.ingest.HTTP().RegisterMetrics(g.proj.Collectors()...); err != nil {
+			return nil, err
+		}
+	}
+	if g.push != nil {
+		if err := g.ingest.HTTP().RegisterMetrics(g.push.Collectors()...); err != nil {
 			return nil, err
 		}
 	}
@@ -143,6 +160,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	}
 	if g.ingest != nil {
 		g.ingest.Close()
+	}
+	if g.push != nil {
+		_ = g.push.Close()
 	}
 	if g.proj != nil {
 		if err := g.proj.Close(); err != nil {

@@ -12,8 +12,8 @@ import (
 )
 
 // Task is one delivery: one operation to one device. It carries no
-// provider token (read at send time, so a retired token stops sends at
-// once) and no payload (read from the log by sequence, so fanning out to
+// provider and no token (the device's route is read at send time, so a
+// retired token or a changed route takes effect at once) and no payload (read from the log by sequence, so fanning out to
 // 10,000 devices publishes 10,000 small messages).
 type Task struct {
 	ID         string   `json:"id"` // ID(seq, device_key); also the task's Nats-Msg-Id
@@ -23,7 +23,6 @@ type Task struct {
 	Op         ops.Name `json:"op"`
 	EntityID   string   `json:"entity_id"`
 	DeviceKey  string   `json:"device_key"`
-	Provider   string   `json:"provider"` // apns | fcm
 	AcceptedAt int64    `json:"accepted_at"`
 }
 

@@ -38,7 +38,7 @@ const (
 	// device), taken by sender workers and removed when acknowledged.
 	Deliveries = "PUSHGO_DELIVERIES"
 	// DeliveriesSubjectPrefix prefixes delivery task subjects:
-	// pushgo.delivery.<provider>.<device_key>.
+	// pushgo.delivery.<channel_id>.<device_key>.
 	DeliveriesSubjectPrefix = "pushgo.delivery."
 	// Receipts holds delivery outcomes, folded into /send_status.
 	Receipts = "PUSHGO_RECEIPTS"
@@ -181,8 +181,8 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 }
 
 // DeliverySubject is the subject of a delivery task.
-func DeliverySubject(provider, deviceKey string) string {
-	return DeliveriesSubjectPrefix + provider + "." + deviceKey
+func DeliverySubject(channelID, deviceKey string) string {
+	return DeliveriesSubjectPrefix + channelID + "." + deviceKey
 }
 
 // ReceiptSubject is the subject of a receipt of a channel's operation.

@@ -1,0 +1,61 @@
+package pusher
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// opCache holds recently expanded operations by sequence: the tasks of one
+// operation fanned out to 10,000 devices all need its payload, and reading
+// it from the log once is enough.
+type opCache struct {
+	stream jetstream.Stream
+	mu     sync.Mutex
+	m      map[uint64]*ops.Envelope
+	max    int
+}
+
+func newOpCache(s jetstream.Stream, max int) *opCache {
+	return &opCache{stream: s, m: make(map[uint64]*ops.Envelope), max: max}
+}
+
+func (c *opCache) put(seq uint64, env *ops.Envelope) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[seq]; !ok && len(c.m) >= c.max {
+		for k := range c.m { // random eviction
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[seq] = env
+}
+
+// get returns the operation at seq, nil if it is no longer in the log.
+func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
+	c.mu.Lock()
+	env, ok := c.m[seq]
+	c.mu.Unlock()
+	if ok {
+		return env, nil
+	}
+	m, err := c.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	env = &ops.Envelope{}
+	if err := json.Unmarshal(m.Data, env); err != nil {
+		return nil, err
+	}
+	c.put(seq, env)
+	return env, nil
+}

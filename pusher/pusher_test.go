@@ -1,0 +1,249 @@
+package pusher_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/pusher"
+	"github.com/pushgo/gateway/pusher/payload"
+	"github.com/pushgo/gateway/pusher/sender"
+	"github.com/pushgo/gateway/pusher/sender/apns"
+	"github.com/pushgo/gateway/pusher/sender/fcm"
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
+
+	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+const pw = "correct-horse"
+
+type env struct {
+	t     *testing.T
+	url   string
+	apns  *sendertest.FakeAPNs
+	fcm   *sendertest.FakeFCM
+	b     *broker.Embedded
+	push  *pusher.Pusher
+	start func() *pusher.Pusher
+}
+
+func p8(t *testing.T) []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// setup runs a broker, ingest over HTTP, and a pusher whose senders are the
+// real APNs and FCM senders pointed at local fake providers.
+func setup(t *testing.T) *env {
+	t.Helper()
+	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Shutdown)
+	nc, err := b.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	svc, err := ingest.Start(ctx, nc, ingest.Config{Streams: streams.DefaultOptions(), Argon2: registry.Argon2Params{Time: 1, Memory: 64, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(func() { srv.Close(); svc.Close() })
+
+	e := &env{t: t, url: srv.URL, b: b, apns: sendertest.NewFakeAPNs(t), fcm: sendertest.NewFakeFCM(t)}
+	as, err := apns.New(apns.Options{Key: p8(t), KeyID: "ABC123DEFG", TeamID: "TEAM123456", Topic: "dev.pushgo.app",
+		Endpoint: e.apns.URL(), HTTPClient: e.apns.Client(), SendTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := fcm.New(fcm.Options{ProjectID: "pushgo-test", TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "test"}),
+		Endpoint: e.fcm.Endpoint(), SendTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start = func() *pusher.Pusher {
+		p, err := pusher.Start(ctx, nc, pusher.Config{
+			Senders: map[payload.Provider]sender.Sender{payload.APNs: as, payload.FCM: fs},
+			Policy:  sender.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 5},
+			Lanes:   16, SendTimeout: 2 * time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	}
+	e.push = e.start()
+	return e
+}
+
+func (e *env) post(path string, body map[string]any) map[string]any {
+	e.t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(e.url+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("%s: %d %s", path, resp.StatusCode, raw)
+	}
+	return m["data"].(map[string]any)
+}
+
+// device registers a device, binds its push route and subscribes it.
+func (e *env) device(platform, channelType, token, ch string) string {
+	key := e.post("/device/register", map[string]any{"platform": platform})["device_key"].(string)
+	e.post("/channel/device", map[string]any{"device_key": key, "channel_type": channelType, "provider_token": token})
+	e.post("/channel/subscribe", map[string]any{"device_key": key, "channel_id": ch, "password": pw})
+	return key
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var apnsToken = strings.Repeat("ab", 32)
+
+const fcmToken = "fcm-token-android-1:APA91b"
+
+// TestSeedEventReachesBothPlatforms: the seed event's create, update and
+// close reach an iOS and an Android device, in order, with the section-8
+// keys, the severity mapping and one collapse id per event.
+func TestSeedEventReachesBothPlatforms(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "deploys", "password": pw})["channel_id"].(string)
+	e.device("ios", "apns", apnsToken, ch)
+	e.device("android", "fcm", fcmToken, ch)
+
+	cred := map[string]any{"channel_id": ch, "password": pw}
+	with := func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for k, v := range cred {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	ev := e.post("/event/create", with("title", "Production deployment", "status", "running", "message", "Deployment started",
+		"severity", "normal", "event_time", 1713750000000, "started_at", 1713750000000, "attrs", map[string]any{"service": "api", "revision": "8f3c2a1"}))["event_id"].(string)
+	e.post("/event/update", with("event_id", ev, "status", "publishing", "message", "Image pushed, publishing release",
+		"severity", "high", "event_time", 1713750300000, "attrs", map[string]any{"progress": 0.75}))
+	closeOp := e.post("/event/close", with("event_id", ev, "status", "success", "message", "Production deployment completed",
+		"severity", "low", "event_time", 1713750600000, "ended_at", 1713750600000, "attrs", map[string]any{"progress": 1}))["op_id"].(string)
+
+	for _, p := range []struct {
+		name  string
+		prov  sendertest.Provider
+		token string
+	}{{"apns", e.apns, apnsToken}, {"fcm", e.fcm, fcmToken}} {
+		waitFor(t, p.name+" to receive 3 pushes", func() bool { return len(p.prov.Received(p.token)) >= 3 })
+		got := p.prov.Received(p.token)
+		if len(got) != 3 {
+			t.Fatalf("%s received %d pushes", p.name, len(got))
+		}
+		wantStates := []string{"ONGOING", "ONGOING", "CLOSED"}
+		wantHigh := []bool{true, true, false} // normal, high → high priority; low → normal
+		for i, o := range got {
+			if len(o.Problems) > 0 {
+				t.Errorf("%s push %d: protocol problems %v", p.name, i, o.Problems)
+			}
+			if o.Data["event_state"] != wantStates[i] || o.Data["event_id"] != ev || o.Data["entity_type"] != "event" ||
+				o.Data["channel_id"] != ch || o.Data["schema_version"] != "1" || o.Data["delivery_id"] == "" {
+				t.Errorf("%s push %d data: %v", p.name, i, o.Data)
+			}
+			if o.High != wantHigh[i] || !o.Alert || o.Background {
+				t.Errorf("%s push %d: high=%v alert=%v background=%v", p.name, i, o.High, o.Alert, o.Background)
+			}
+			if o.CollapseID == "" || o.CollapseID != got[0].CollapseID {
+				t.Errorf("%s push %d: collapse id %q, first %q", p.name, i, o.CollapseID, got[0].CollapseID)
+			}
+		}
+		if p.name == "apns" {
+			levels := []string{got[0].InterruptionLevel, got[1].InterruptionLevel, got[2].InterruptionLevel}
+			if fmt.Sprint(levels) != "[active time-sensitive passive]" {
+				t.Errorf("interruption levels %v", levels)
+			}
+		}
+	}
+	// Each delivery of the close ends with a "sent" receipt.
+	waitFor(t, "sent receipts of the close", func() bool {
+		n := 0
+		for _, r := range receipts(t, e) {
+			if r.OpID == closeOp && r.Kind == delivery.KindOutcome && r.Outcome == delivery.Sent {
+				n++
+			}
+		}
+		return n == 2
+	})
+}
+
+// receipts reads PUSHGO_RECEIPTS.
+func receipts(t *testing.T, e *env) []delivery.Receipt {
+	t.Helper()
+	nc, err := e.b.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, streams.Receipts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := s.Info(ctx)
+	var out []delivery.Receipt
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var r delivery.Receipt
+		_ = json.Unmarshal(m.Data, &r)
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,180 @@
+package pusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/pusher/payload"
+	"github.com/pushgo/gateway/pusher/sender"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// SendConsumer is the durable work-queue consumer of PUSHGO_DELIVERIES
+// shared by every pusher replica's sender workers.
+const SendConsumer = "pushgo-sender"
+
+// send takes delivery tasks and hands each to the lane of its device until
+// ctx ends. A lane is one goroutine: one device's tasks are sent one after
+// the other in the order they were queued, while thousands of devices are
+// sent to at once across lanes.
+func (p *Pusher) send(ctx context.Context) error {
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, streams.Deliveries, jetstream.ConsumerConfig{
+		Durable:       SendConsumer,
+		Description:   "PushGo pusher: sends delivery tasks to APNs and FCM",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.cfg.SendTimeout + 20*time.Second,
+		MaxAckPending: p.cfg.MaxInFlight,
+	})
+	if err != nil {
+		return fmt.Errorf("send consumer: %w", err)
+	}
+	lanes := make([]chan jetstream.Msg, p.cfg.Lanes)
+	seed := maphash.MakeSeed()
+	done := make(chan struct{})
+	for i := range lanes {
+		lanes[i] = make(chan jetstream.Msg, 64)
+		p.lanes.Go(func() {
+			for {
+				select {
+				case m := <-lanes[i]:
+					p.deliver(ctx, m)
+				case <-done:
+					return
+				}
+			}
+		})
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		// The device key is the last subject token: no decoding to route.
+		subj := m.Subject()
+		dev := subj[lastDot(subj)+1:]
+		select {
+		case lanes[maphash.String(seed, dev)%uint64(len(lanes))] <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(min(p.cfg.MaxInFlight, 2000)))
+	if err != nil {
+		close(done)
+		return fmt.Errorf("send consume: %w", err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	close(done)
+	return nil
+}
+
+func lastDot(s string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// deliver sends one task and settles it: ack with a receipt when its
+// outcome is final, nak with a delay when it should be tried again.
+func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
+	var t delivery.Task
+	if err := json.Unmarshal(m.Data(), &t); err != nil {
+		p.log.Error("pusher: malformed task", "err", err)
+		_ = m.Term()
+		return
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		_ = m.Nak()
+		return
+	}
+	attempt := int(md.NumDelivered)
+	final := func(o delivery.Outcome, provider, reason string) {
+		_ = p.receipt(ctx, delivery.Receipt{
+			Kind: delivery.KindOutcome, ChannelID: t.ChannelID, OpID: t.OpID, Seq: t.Seq, EntityType: t.Op.Kind(),
+			EntityID: t.EntityID, AcceptedAt: t.AcceptedAt, At: p.now().UnixMilli(), DeliveryID: t.ID,
+			DeviceKey: t.DeviceKey, Provider: provider, Outcome: o, Reason: reason, Attempts: attempt,
+		}, false)
+		p.metrics.outcomes.WithLabelValues(providerLabel(provider), string(o)).Inc()
+		_ = m.Ack()
+	}
+
+	env, err := p.ops.get(ctx, t.Seq)
+	if err != nil {
+		p.log.Warn("pusher: read operation", "seq", t.Seq, "err", err)
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if env == nil { // aged out of the log before it could be sent
+		final(delivery.Expired, "", "operation no longer in the log")
+		return
+	}
+	dev, ok, err := p.devices.Device(ctx, t.DeviceKey)
+	if err != nil {
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	if !ok || !dev.HasRoute() {
+		final(delivery.NoRoute, "", "device has no push route")
+		return
+	}
+	prov := payload.Provider(dev.ChannelType)
+	n, err := payload.Build(*env, t.Seq, t.DeviceKey, prov, dev.ProviderToken, p.now())
+	switch {
+	case errors.Is(err, payload.ErrExpired):
+		final(delivery.Expired, string(prov), "ttl passed")
+		return
+	case err != nil:
+		final(delivery.Failed, string(prov), "build: "+err.Error())
+		return
+	}
+	if n.Oversized {
+		if err := p.inbox.put(ctx, t, n.Full); err != nil {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+	}
+	s := p.senders[prov]
+	if s == nil {
+		s = sender.Unconfigured(string(prov), "provider "+string(prov)+" is not configured")
+	}
+	sctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+	start := time.Now()
+	res := s.Send(sctx, n)
+	cancel()
+	p.metrics.providerSeconds.WithLabelValues(string(prov)).Observe(time.Since(start).Seconds())
+	switch res.Outcome {
+	case sender.Sent:
+		p.metrics.acceptToProvider.Observe(float64(p.now().UnixMilli()-t.AcceptedAt) / 1000)
+		final(delivery.Sent, string(prov), res.ProviderID)
+	case sender.RetireToken:
+		if _, err := p.devices.RetireToken(ctx, dev.ChannelType, dev.ProviderToken, p.now()); err != nil {
+			p.log.Warn("pusher: retire token", "device_key", t.DeviceKey, "err", err)
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		p.metrics.retired.WithLabelValues(string(prov)).Inc()
+		final(delivery.Retired, string(prov), res.Reason)
+	case sender.Retry:
+		if wait, again := p.cfg.Policy.Next(attempt, res); again {
+			p.metrics.retries.WithLabelValues(string(prov)).Inc()
+			_ = m.NakWithDelay(wait)
+			return
+		}
+		final(delivery.Failed, string(prov), "retry budget spent: "+res.Reason)
+	default:
+		final(delivery.Failed, string(prov), res.Reason)
+	}
+}
+
+func providerLabel(p string) string {
+	if p == "" {
+		return "none"
+	}
+	return p
+}
