@@ -77,7 +77,7 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) error {
 		return nil
 	}
 	p.ops.put(md.Sequence.Stream, &env)
-	devicesOf, err := p.devices.Subscribers(ctx, env.ChannelID)
+	devicesOf, err := p.devices.SubscribersAt(ctx, env.ChannelID, env.AcceptedAt)
 	if err != nil {
 		return fmt.Errorf("subscribers of %s: %w", env.ChannelID, err)
 	}

@@ -549,6 +549,38 @@ func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string,
 	return out, nil
 }
 
+// SubscribersAt lists the devices that were subscribed to channelID at
+// time at (ms): the audience of an operation accepted then. A device that
+// subscribes after an operation was accepted does not get it pushed, even
+// when the fan-out runs later: for that device the operation is history.
+func (r *Registry) SubscribersAt(ctx context.Context, channelID string, at int64) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := r.subs.WatchFiltered(ctx, []string{devices.SubscribersFilter(channelID)}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("watch subscribers of %s: %w", channelID, err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []string
+	for e := range w.Updates() {
+		if e == nil { // the current values are all delivered
+			break
+		}
+		var s devices.Subscription
+		if err := json.Unmarshal(e.Value(), &s); err != nil {
+			return nil, fmt.Errorf("subscription %s: %w", e.Key(), err)
+		}
+		if s.SubscribedAt <= at {
+			out = append(out, s.DeviceKey)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // listKeys lists the live keys of kv matching filter.
 func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)

@@ -1,0 +1,151 @@
+package pusher_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pushgo/gateway/ingest/devices"
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
+	"github.com/pushgo/gateway/schemas/delivery"
+)
+
+func (e *env) message(ch, title string) string {
+	return e.post("/message", map[string]any{"channel_id": ch, "password": pw, "title": title})["op_id"].(string)
+}
+
+func (e *env) outcome(opID, deviceKey string) delivery.Outcome {
+	for _, r := range receipts(e.t, e) {
+		if r.OpID == opID && r.DeviceKey == deviceKey && r.Kind == delivery.KindOutcome {
+			return r.Outcome
+		}
+	}
+	return ""
+}
+
+func (e *env) registry(t *testing.T) *devices.Registry {
+	nc, err := e.b.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	r, err := devices.Open(context.Background(), js, devices.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestUnregisteredTokenIsRetired: a 410 retires the token; the device
+// receives nothing after, and its later deliveries say it has no route.
+func TestUnregisteredTokenIsRetired(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dead := e.device("ios", "apns", apnsToken, ch)
+	e.apns.Script(apnsToken, sendertest.Answer{Kind: sendertest.Unregistered})
+	first := e.message(ch, "one")
+	waitFor(t, "retired receipt", func() bool { return e.outcome(first, dead) == delivery.Retired })
+	d, ok, err := e.registry(t).Device(context.Background(), dead)
+	if err != nil || !ok || d.HasRoute() || d.RetiredAt == 0 {
+		t.Fatalf("device after 410: %+v %v %v", d, ok, err)
+	}
+	second := e.message(ch, "two")
+	waitFor(t, "no_route receipt", func() bool { return e.outcome(second, dead) == delivery.NoRoute })
+	if n := len(e.apns.Received(apnsToken)); n != 1 {
+		t.Fatalf("the retired token received %d pushes, want only the one answered 410", n)
+	}
+}
+
+// TestTransientFailureRetriesThatDeviceOnly: 503 twice then 200 delivers
+// exactly once to that device, and the other device is not held back.
+func TestTransientFailureRetriesThatDeviceOnly(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	flaky := e.device("android", "fcm", fcmToken, ch)
+	healthy := e.device("ios", "apns", apnsToken, ch)
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 0}, sendertest.Answer{Kind: sendertest.Unavailable})
+	op := e.message(ch, "hello")
+	waitFor(t, "healthy device sent", func() bool { return e.outcome(op, healthy) == delivery.Sent })
+	waitFor(t, "flaky device sent", func() bool { return e.outcome(op, flaky) == delivery.Sent })
+	if n := len(e.fcm.Received(fcmToken)); n != 3 {
+		t.Fatalf("flaky device got %d attempts, want 2 failures and 1 success", n)
+	}
+	if n := len(e.apns.Received(apnsToken)); n != 1 {
+		t.Fatalf("healthy device got %d pushes", n)
+	}
+	sent := 0
+	for _, r := range receipts(t, e) {
+		if r.OpID == op && r.DeviceKey == flaky && r.Outcome == delivery.Sent {
+			sent++
+		}
+	}
+	if sent != 1 {
+		t.Fatalf("%d sent receipts for the flaky device", sent)
+	}
+}
+
+// TestHistoryIsNeverPushed: operations appended before a device subscribed
+// (replayed later through /channel/history) raise no push for it.
+func TestHistoryIsNeverPushed(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	for i := 0; i < 5; i++ {
+		e.message(ch, fmt.Sprint("old ", i))
+	}
+	e.device("ios", "apns", apnsToken, ch)
+	op := e.message(ch, "new")
+	waitFor(t, "the new message", func() bool { return len(e.apns.Received(apnsToken)) >= 1 })
+	time.Sleep(200 * time.Millisecond) // give a wrong push of the old ones time to show
+	got := e.apns.Received(apnsToken)
+	if len(got) != 1 || got[0].Data["op_id"] != op {
+		t.Fatalf("device received %d pushes (%v); want only the new message", len(got), got)
+	}
+}
+
+// TestTwoReplicasSendEachTaskOnce: two pushers share the consumers; every
+// (operation, device) is sent once. Then one replica stops mid-load and the
+// other finishes its work: nothing is lost.
+func TestTwoReplicasSendEachTaskOnce(t *testing.T) {
+	e := setup(t)
+	second := e.start()
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	var tokens []string
+	for i := 0; i < 8; i++ {
+		tok := strings.Repeat(fmt.Sprintf("%02x", i+1), 32)
+		tokens = append(tokens, tok)
+		e.device("ios", "apns", tok, ch)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.message(ch, fmt.Sprint("m", i)) }()
+		if i == n/2 {
+			_ = second.Close() // a replica leaves mid-load
+		}
+	}
+	wg.Wait()
+	for _, tok := range tokens {
+		waitFor(t, "every message on "+tok[:4], func() bool { return len(e.apns.Received(tok)) >= n })
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, tok := range tokens {
+		seen := map[string]int{}
+		for _, o := range e.apns.Received(tok) {
+			seen[o.Data["op_id"]]++
+		}
+		if len(seen) != n {
+			t.Fatalf("token %s got %d distinct messages, want %d", tok[:4], len(seen), n)
+		}
+		for op, c := range seen {
+			if c != 1 {
+				t.Errorf("token %s got op %s %d times", tok[:4], op, c)
+			}
+		}
+	}
+}
