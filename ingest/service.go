@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushgo/gateway/ingest/devices"
 	"github.com/pushgo/gateway/ingest/httpapi"
+	"github.com/pushgo/gateway/ingest/inbox"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
@@ -83,12 +84,17 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
+	box, err := inbox.Open(ctx, js)
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
 	s := &Service{nc: nc, js: js, registry: reg, devices: devs, reads: fwd, maxLag: cfg.MaxProjectorLag}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger,
-		Reader: fwd, Follower: livestream.New(js), Devices: devs})
+		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box})
 	return s, nil
 }
 

@@ -149,3 +149,38 @@ func TestTwoReplicasSendEachTaskOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedGoesThroughTheInbox: a notification over 4 KiB becomes a
+// wake-up push carrying its delivery_id; the full item waits in the
+// device's inbox until the device acks it.
+func TestOversizedGoesThroughTheInbox(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dev := e.device("ios", "apns", apnsToken, ch)
+	long := strings.Repeat("All systems nominal. ", 300) // ~6 KB of Markdown
+	e.post("/message", map[string]any{"channel_id": ch, "password": pw, "title": "Report", "body": long})
+	waitFor(t, "the wake-up push", func() bool { return len(e.apns.Received(apnsToken)) == 1 })
+	wake := e.apns.Received(apnsToken)[0]
+	id := wake.Data["delivery_id"]
+	// The wake-up shows a cut body (so the person sees something); the
+	// whole item is in the inbox.
+	if id == "" || wake.Data["wakeup"] != "1" || len(wake.Data["body"]) > 520 {
+		t.Fatalf("wake-up push carries %v", wake.Data)
+	}
+	page := e.post("/v2/messages/pull", map[string]any{"device_key": dev})
+	items := page["items"].([]any)
+	if len(items) != 1 || page["has_more"] != false {
+		t.Fatalf("inbox page %v", page)
+	}
+	item := items[0].(map[string]any)
+	if item["delivery_id"] != id || item["payload"].(map[string]any)["body"] != long {
+		t.Fatalf("inbox item %v", item)
+	}
+	acked := e.post("/v2/messages/ack", map[string]any{"device_key": dev, "delivery_ids": []string{id, "1:nope"}})
+	if acked["requested_count"] != 2.0 || acked["removed_count"] != 1.0 {
+		t.Fatalf("ack %v", acked)
+	}
+	if again := e.post("/v2/messages/pull", map[string]any{"device_key": dev}); len(again["items"].([]any)) != 0 {
+		t.Fatalf("inbox after ack %v", again)
+	}
+}

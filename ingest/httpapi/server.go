@@ -47,6 +47,9 @@ type Options struct {
 	// Devices serves the device and subscription routes (spec sections 2
 	// and 3); nil leaves them out.
 	Devices Devices
+	// Inbox serves /v2/messages/pull and ack (with Devices); nil leaves
+	// them out.
+	Inbox Inbox
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -101,6 +104,9 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	}
 	if opts.Devices != nil {
 		s.routeDevices()
+		if opts.Inbox != nil {
+			s.routeInbox()
+		}
 	}
 
 	e.GET("/healthz", s.healthz)

@@ -1,0 +1,119 @@
+// Package inbox serves the device inboxes of PUSHGO_INBOX: the full items
+// of notifications too large for a push (the device got a wake-up push with
+// their delivery_id). Pull is non-destructive; the device acks what it has.
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Inbox reads and acks device inboxes. It is safe for concurrent use.
+type Inbox struct{ kv jetstream.KeyValue }
+
+// Open binds the inbox bucket, which streams.Ensure created.
+func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
+	kv, err := js.KeyValue(ctx, streams.InboxBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.InboxBucket, err)
+	}
+	return &Inbox{kv: kv}, nil
+}
+
+// Page is the data of /v2/messages/pull.
+type Page struct {
+	Items   []jsontext.Value `json:"items"`
+	HasMore bool             `json:"has_more"`
+}
+
+// Pull returns up to limit items of deviceKey's inbox in delivery order,
+// after the delivery id after ("" from the start).
+func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (Page, error) {
+	keys, err := in.keys(ctx, deviceKey)
+	if err != nil {
+		return Page{}, err
+	}
+	start := 0
+	if after != "" {
+		if seq, dev, ok := delivery.ParseID(after); ok && dev == deviceKey {
+			ak := delivery.InboxKey(deviceKey, seq)
+			start = sort.SearchStrings(keys, ak)
+			if start < len(keys) && keys[start] == ak {
+				start++
+			}
+		}
+	}
+	page := Page{Items: []jsontext.Value{}}
+	for _, k := range keys[start:] {
+		if len(page.Items) == limit {
+			page.HasMore = true
+			break
+		}
+		e, err := in.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // acked meanwhile
+		}
+		if err != nil {
+			return Page{}, fmt.Errorf("inbox %s: %w", k, err)
+		}
+		page.Items = append(page.Items, jsontext.Value(e.Value()))
+	}
+	return page, nil
+}
+
+// Ack removes the items with the given delivery ids from deviceKey's inbox
+// and reports how many were there.
+func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, error) {
+	removed := 0
+	for _, id := range ids {
+		seq, dev, ok := delivery.ParseID(id)
+		if !ok || dev != deviceKey {
+			continue
+		}
+		k := delivery.InboxKey(deviceKey, seq)
+		if _, err := in.kv.Get(ctx, k); errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		} else if err != nil {
+			return removed, fmt.Errorf("inbox %s: %w", k, err)
+		}
+		if err := in.kv.Purge(ctx, k); err != nil {
+			return removed, fmt.Errorf("ack %s: %w", k, err)
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+func (in *Inbox) keys(ctx context.Context, deviceKey string) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kl, err := in.kv.ListKeysFiltered(ctx, deviceKey+".*")
+	if err != nil {
+		return nil, fmt.Errorf("list inbox of %s: %w", deviceKey, err)
+	}
+	defer func() { _ = kl.Stop() }()
+	var keys []string
+	for k := range kl.Keys() {
+		if strings.HasPrefix(k, deviceKey+".") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys) // zero-padded sequences: key order is delivery order
+	return keys, nil
+}
+
+// Item decodes one stored item (for tests and tools).
+func Item(v jsontext.Value) (delivery.InboxItem, error) {
+	var it delivery.InboxItem
+	return it, json.Unmarshal(v, &it)
+}
