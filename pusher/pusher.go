@@ -32,6 +32,9 @@ type Config struct {
 	// SendTimeout bounds one provider call, SDK retries included.
 	// Default 10s.
 	SendTimeout time.Duration
+	// ThingUpdateAlerts lists the channels whose thing updates are visible
+	// alerts rather than background pushes; "*" means every channel.
+	ThingUpdateAlerts []string
 	// Fanout and Send select the halves this process runs (both by default).
 	NoFanout, NoSend bool
 	Now              func() time.Time

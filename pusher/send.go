@@ -124,7 +124,11 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	prov := payload.Provider(dev.ChannelType)
-	n, err := payload.Build(*env, t.Seq, t.DeviceKey, prov, dev.ProviderToken, p.now())
+	var opts []payload.Option
+	if p.thingAlerts(t.ChannelID) {
+		opts = append(opts, payload.ThingUpdatesAsAlerts())
+	}
+	n, err := payload.Build(*env, t.Seq, t.DeviceKey, prov, dev.ProviderToken, p.now(), opts...)
 	switch {
 	case errors.Is(err, payload.ErrExpired):
 		final(delivery.Expired, string(prov), "ttl passed")
@@ -177,4 +181,14 @@ func providerLabel(p string) string {
 		return "none"
 	}
 	return p
+}
+
+// thingAlerts reports whether channelID asked for thing updates as alerts.
+func (p *Pusher) thingAlerts(channelID string) bool {
+	for _, c := range p.cfg.ThingUpdateAlerts {
+		if c == "*" || c == channelID {
+			return true
+		}
+	}
+	return false
 }

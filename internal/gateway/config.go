@@ -43,6 +43,10 @@ type Config struct {
 	FCMCredentialsFile string // PUSHGO_FCM_CREDENTIALS_FILE: service account JSON
 	FCMProjectID       string // PUSHGO_FCM_PROJECT_ID
 	FCMEndpoint        string // PUSHGO_FCM_ENDPOINT: override for tests and proxies
+
+	// ThingUpdateAlerts: channel ids (comma-separated, or "*") whose thing
+	// updates ring as alerts instead of background pushes.
+	ThingUpdateAlerts string // PUSHGO_THING_UPDATE_ALERTS
 }
 
 // DefaultSync is the default of PUSHGO_SYNC; see the README for why.
@@ -101,6 +105,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.FCMCredentialsFile, "fcm-credentials-file", "PUSHGO_FCM_CREDENTIALS_FILE", "FCM service account JSON")
 	str(&c.FCMProjectID, "fcm-project-id", "PUSHGO_FCM_PROJECT_ID", "FCM project id")
 	str(&c.FCMEndpoint, "fcm-endpoint", "PUSHGO_FCM_ENDPOINT", "FCM endpoint override")
+	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (or *) whose thing updates are alerts, not background pushes")
 	rebuild := getenv("PUSHGO_REBUILD")
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {

@@ -83,7 +83,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 		if err != nil {
 			return nil, err
 		}
-		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, Logger: log.With("component", "pusher")})
+		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, ThingUpdateAlerts: splitList(cfg.ThingUpdateAlerts),
+			Logger: log.With("component", "pusher")})
 		if err != nil {
 			return nil, fmt.Errorf("start pusher: %w", err)
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
@@ -33,4 +34,15 @@ func buildSenders(c Config, log *slog.Logger) (map[payload.Provider]sender.Sende
 		out[payload.FCM] = s
 	}
 	return out, nil
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

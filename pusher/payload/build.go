@@ -49,7 +49,11 @@ func DeliveryID(seq uint64, deviceKey string) string {
 // It returns ErrExpired for a message whose ttl is not after now, and an
 // error for an envelope whose payload does not decode. An item too large for
 // the provider comes back as a wake-up push with Oversized set.
-func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, token string, now time.Time) (Notification, error) {
+func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, token string, now time.Time, opts ...Option) (Notification, error) {
+	var o buildOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if !provider.Valid() {
 		return Notification{}, fmt.Errorf("%w %q", ErrUnknownProvider, provider)
 	}
@@ -155,7 +159,7 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		}
 		n.Body = thingSummary(env.Op, &p)
 		n.Severity = ops.SeverityNormal
-		n.Background = env.Op == ops.ThingUpdate
+		n.Background = env.Op == ops.ThingUpdate && !o.thingUpdateAlerts
 		d["thing_id"] = env.EntityID
 		d["state"] = state
 		d["observed_at"] = ms(p.ObservedAt)
@@ -333,3 +337,13 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + ellipsis
 }
+
+// Option changes what Build makes.
+type Option func(*buildOptions)
+
+type buildOptions struct{ thingUpdateAlerts bool }
+
+// ThingUpdatesAsAlerts makes thing.update a visible alert instead of a
+// background push: for channels whose Things change rarely and whose
+// people want to see every change (PUSHGO_THING_UPDATE_ALERTS).
+func ThingUpdatesAsAlerts() Option { return func(o *buildOptions) { o.thingUpdateAlerts = true } }

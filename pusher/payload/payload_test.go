@@ -288,3 +288,16 @@ func TestCut(t *testing.T) {
 		}
 	}
 }
+
+func TestThingUpdatesAsAlerts(t *testing.T) {
+	env := ops.Envelope{V: 1, Op: ops.ThingUpdate, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", OpID: "o", EntityID: "nas", AcceptedAt: 1,
+		Payload: []byte(`{"thing_id":"nas","observed_at":1713750000000,"attrs":{"temp":44}}`)}
+	bg, err := Build(env, 7, "dev", APNs, "tok", time.Unix(1713750000, 0))
+	if err != nil || !bg.Background || bg.Priority != PriorityNormal {
+		t.Fatalf("default thing.update: background=%v priority=%v err=%v", bg.Background, bg.Priority, err)
+	}
+	alert, err := Build(env, 7, "dev", APNs, "tok", time.Unix(1713750000, 0), ThingUpdatesAsAlerts())
+	if err != nil || alert.Background || alert.Priority != PriorityHigh || alert.CollapseID == bg.CollapseID {
+		t.Fatalf("opted-in thing.update: background=%v priority=%v collapse %q vs %q err=%v", alert.Background, alert.Priority, alert.CollapseID, bg.CollapseID, err)
+	}
+}
