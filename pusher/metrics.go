@@ -1,6 +1,13 @@
 package pusher
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushgo/gateway/schemas/streams"
+)
 
 // metrics are the pusher's Prometheus metrics (no global registry).
 type metrics struct {
@@ -36,5 +43,26 @@ func newMetrics() *metrics {
 // Collectors are the pusher's metrics for the process's /metrics.
 func (p *Pusher) Collectors() []prometheus.Collector {
 	m := p.metrics
-	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider}
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_pusher_task_backlog",
+		Help: "Delivery tasks waiting or in flight (sampled every few seconds)."}, func() float64 { return float64(p.backlog.Load()) })
+	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider, backlog}
+}
+
+// sampleBacklog refreshes the backlog gauge from the sender consumer until
+// ctx ends: one API call every interval, not one per scrape.
+func (p *Pusher) sampleBacklog(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if c, err := p.js.Consumer(ctx, streams.Deliveries, SendConsumer); err == nil {
+			if info, err := c.Info(ctx); err == nil {
+				p.backlog.Store(info.NumPending + uint64(info.NumAckPending))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -77,6 +78,8 @@ type Pusher struct {
 	lanes  sync.WaitGroup // send lanes
 	errMu  sync.Mutex
 	err    error
+
+	backlog atomic.Uint64 // tasks pending or in flight, sampled
 }
 
 // Start binds the streams and buckets (which streams.Ensure created) and
@@ -123,6 +126,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	}
 	if !cfg.NoSend {
 		run("send", p.send)
+		run("backlog", p.sampleBacklog)
 	}
 	return p, nil
 }
