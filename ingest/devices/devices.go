@@ -549,10 +549,13 @@ func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string,
 	return out, nil
 }
 
-// SubscribersAt lists the devices that were subscribed to channelID at
-// time at (ms): the audience of an operation accepted then. A device that
-// subscribes after an operation was accepted does not get it pushed, even
-// when the fan-out runs later: for that device the operation is history.
+// SubscribersAt lists the devices that were subscribed to channelID
+// before time at (ms): the audience of an operation accepted then. A device
+// that subscribes after an operation was accepted does not get it pushed,
+// even when the fan-out runs later: for that device the operation is
+// history. Within one millisecond the order is unknown, so an operation
+// accepted in the subscription's own millisecond counts as history too
+// (the device replays it; it is never pushed twice or pushed stale).
 func (r *Registry) SubscribersAt(ctx context.Context, channelID string, at int64) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -570,7 +573,7 @@ func (r *Registry) SubscribersAt(ctx context.Context, channelID string, at int64
 		if err := json.Unmarshal(e.Value(), &s); err != nil {
 			return nil, fmt.Errorf("subscription %s: %w", e.Key(), err)
 		}
-		if s.SubscribedAt <= at {
+		if s.SubscribedAt < at {
 			out = append(out, s.DeviceKey)
 		}
 	}

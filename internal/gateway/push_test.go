@@ -71,6 +71,7 @@ func TestSendStatus(t *testing.T) {
 	data(t, s, m)
 	s, _, m = post(t, base, "/channel/subscribe", `{"device_key":"`+dev+`","channel_id":"`+ch+`","password":"correct-horse"}`)
 	data(t, s, m)
+	time.Sleep(2 * time.Millisecond) // operations after the subscription's millisecond are pushed
 	s, _, m = post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","severity":"high","op_id":"disk-2"}`)
 	data(t, s, m)
 
