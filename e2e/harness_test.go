@@ -111,7 +111,8 @@ type gwConfig struct {
 	LogLevel string // PUSHGO_LOG_LEVEL; default info
 	// Target is PUSHGO_TARGET; "" leaves the default (all). An ingest is
 	// waited for on /healthz (its /readyz needs a projector); a projector
-	// has no HTTP and is not waited for: the caller polls an ingest.
+	// or a pusher has no HTTP and is not waited for: the caller polls an
+	// ingest (or the broker).
 	Target string
 	// NATSURL is PUSHGO_NATS_URL (another process's broker); "" starts the
 	// embedded broker listening on a free port.
@@ -216,7 +217,7 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		}
 	})
 	switch cfg.Target {
-	case "projector":
+	case "projector", "pusher":
 	case "ingest":
 		g.waitPath("/healthz", 20*time.Second)
 	default:
