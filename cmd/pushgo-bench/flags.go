@@ -27,7 +27,30 @@ type options struct {
 	timeline    bool
 	target      string // gateway.Config.Target
 	modes       []syncMode
+	client      string // clientLight or clientNetHTTP: the load phases' HTTP client
+
+	// The projector phases (-phases projector).
+	write, projector bool // which tables to produce
+	ops              int  // operations populated for the raw consume and the fold
+	historyOps       int  // operations appended to the history channel
+	historyReqs      int  // /channel/history requests per measurement
+	historyClients   int  // concurrent clients of the concurrent history row
+	historyLimit     int
+	getRate          float64 // /thing/get requests per second under the write load
+	foldProfile      string
+	foldRatioBudget  float64
+	rebuildBudget    time.Duration // per million operations
+	historyBudget    time.Duration // p99
+	getBudget        time.Duration // p99
 }
+
+const (
+	clientLight   = "light"
+	clientNetHTTP = "nethttp"
+)
+
+// getReaders are the connections of the paced /thing/get readers.
+const getReaders = 16
 
 // syncMode is one durability setting under test.
 type syncMode struct {
@@ -50,7 +73,16 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor) and raw JetStream open-loop at the half-load rate (informational rows)")
 	fs.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	fs.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
-	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up (explicit flags still win)")
+	fs.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")
+	phaseList := fs.String("phases", "write,projector", `comma-separated tables to produce: "write" (raw vs ours, per sync mode) and "projector" (populate, raw consume, fold, history and /thing/get latency)`)
+	fs.IntVar(&o.ops, "ops", 1_000_000, "operations populated for the projector fold phases")
+	fs.IntVar(&o.historyOps, "history-ops", 20_000, "operations appended over HTTP to the channel whose /channel/history is read")
+	fs.IntVar(&o.historyReqs, "history-reqs", 500, "/channel/history requests per measurement")
+	fs.IntVar(&o.historyClients, "history-clients", 8, "concurrent clients of the concurrent /channel/history row (at most -concurrency)")
+	fs.IntVar(&o.historyLimit, "history-limit", 1000, "limit of each /channel/history request")
+	fs.Float64Var(&o.getRate, "get-rate", 200, "/thing/get requests per second issued during the write load")
+	fs.StringVar(&o.foldProfile, "foldprofile", "", "write a CPU profile of the first projector fold (rebuild) to this file")
+	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up, 100,000 populated operations, 200 history requests (explicit flags still win)")
 	modes := fs.String("modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -67,8 +99,27 @@ func parseFlags(args []string) (options, error) {
 		if !set["warmup"] {
 			o.warmup = 500 * time.Millisecond
 		}
+		if !set["ops"] {
+			o.ops = 100_000
+		}
+		if !set["history-reqs"] {
+			o.historyReqs = 200
+		}
 	}
 	o.p99Budget, o.ratioBudget = 20*time.Millisecond, 0.5
+	o.foldRatioBudget, o.rebuildBudget = 0.5, 30*time.Second
+	o.historyBudget, o.getBudget = 20*time.Millisecond, 5*time.Millisecond
+	for _, p := range strings.Split(*phaseList, ",") {
+		switch strings.TrimSpace(p) {
+		case "write":
+			o.write = true
+		case "projector":
+			o.projector = true
+		case "":
+		default:
+			return options{}, fmt.Errorf("-phases: unknown %q (want write and/or projector)", p)
+		}
+	}
 	switch {
 	case o.duration <= 0 || o.warmup < 0:
 		return options{}, errors.New("-duration must be positive and -warmup not negative")
@@ -80,7 +131,22 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errors.New("-load must be within (0, 1]")
 	case o.target != "all" && o.target != "ingest":
 		return options{}, errors.New("-target must be all or ingest (the HTTP routes need ingest)")
+	case o.client != clientLight && o.client != clientNetHTTP:
+		return options{}, errors.New("-client must be light or nethttp")
+	case !o.write && !o.projector:
+		return options{}, errors.New("-phases names no table")
+	case o.projector && o.ops < minOps:
+		return options{}, fmt.Errorf("-ops must be at least %d", minOps)
+	case o.projector && (o.historyOps < 1 || o.historyReqs < 1 || o.historyClients < 1):
+		return options{}, errors.New("-history-ops, -history-reqs and -history-clients must be at least 1")
+	case o.historyLimit < 1 || o.historyLimit > 1000:
+		return options{}, errors.New("-history-limit must be within 1..1000")
+	case o.getRate <= 0:
+		return options{}, errors.New("-get-rate must be positive")
+	case o.projector && o.target != "all":
+		return options{}, errors.New("-phases projector needs -target all (the reads need the projector)")
 	}
+	o.historyClients = min(o.historyClients, o.concurrency)
 	for _, s := range strings.Split(*modes, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -102,9 +168,18 @@ func parseFlags(args []string) (options, error) {
 }
 
 // hardLimit bounds the whole program, whatever the broker or the gateway
-// do: three timed phases per run, plus generous room for start-up, entity
-// creation and shutdown.
+// do: three timed phases per run (four with -diag), plus generous room for
+// start-up, entity creation and shutdown; and the projector phases, each
+// bounded on its own.
 func (o options) hardLimit() time.Duration {
-	perRun := 5*(o.duration+o.warmup+15*time.Second) + 2*settleLimit
-	return time.Duration(len(o.modes)) * (time.Duration(o.runs)*perRun + 2*time.Minute)
+	var total time.Duration
+	if o.write {
+		perRun := 6*(o.duration+o.warmup+15*time.Second) + 2*settleLimit
+		total += time.Duration(len(o.modes)) * (time.Duration(o.runs)*perRun + 2*time.Minute)
+	}
+	if o.projector {
+		perRun := o.consumeLimit() + o.foldLimit() + 2*o.historyTimeLimit() + 2*(o.duration+o.warmup+15*time.Second) + settleLimit
+		total += o.populateLimit() + time.Duration(o.runs)*perRun + 2*settleLimit + 3*time.Minute
+	}
+	return total
 }

@@ -1,9 +1,17 @@
 // Command pushgo-bench measures the gateway's write path against the raw
 // JetStream ceiling of the same embedded broker configuration, and its
-// latency at half of its measured maximum rate, for each durability mode.
+// latency at half of its measured maximum rate, for each durability mode
+// (-phases write); and the projector's budget (-phases projector): the
+// rebuild of a large log against a bare ordered consumer of it, and the
+// latency of /channel/history and of /thing/get under the write load.
 //
 //	go run ./cmd/pushgo-bench            # full run, 10s per phase
-//	go run ./cmd/pushgo-bench -quick     # 3s smoke run
+//	go run ./cmd/pushgo-bench -quick     # 3s phases, 100,000 operations folded
+//	go run ./cmd/pushgo-bench -phases projector -ops 2000000
+//
+// The load phases use a minimal keep-alive HTTP/1.1 client (lightclient.go)
+// so that the load generator takes little CPU from the gateway it shares
+// the machine with; -client nethttp uses net/http instead.
 //
 // Everything runs in this process against 127.0.0.1, in temporary
 // directories that are removed at the end. The exit code is non-zero only
@@ -37,15 +45,26 @@ func run() int {
 	baseline := runtime.NumGoroutine()
 	printHeader(os.Stderr, opts)
 	var reports []modeReport
-	for _, m := range opts.modes {
-		rep, err := benchMode(ctx, opts, m)
+	if opts.write {
+		for _, m := range opts.modes {
+			rep, err := benchMode(ctx, opts, m)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "pushgo-bench: %s: %v\n", m.label(), err)
+				return 1
+			}
+			reports = append(reports, rep)
+		}
+	}
+	var proj *projReport
+	if opts.projector {
+		rep, err := benchProjector(ctx, opts)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "pushgo-bench: %s: %v\n", m.label(), err)
+			fmt.Fprintf(os.Stderr, "pushgo-bench: projector phases: %v\n", err)
 			return 1
 		}
-		reports = append(reports, rep)
+		proj = &rep
 	}
-	failed := printReport(os.Stdout, opts, reports)
+	failed := printReport(os.Stdout, opts, reports, proj)
 	checkGoroutines(baseline)
 	if failed {
 		return 1

@@ -13,9 +13,9 @@ import (
 type modeReport struct {
 	mode           syncMode
 	raw, ours, low result
-	// -diag only: GET /healthz closed loop, and raw JetStream open loop at
-	// the rate of the low phase.
-	floor, rawLow *result
+	// -diag only: GET /healthz closed loop, raw JetStream open loop at the
+	// rate of the low phase, and OURS through the other HTTP client.
+	floor, rawLow, oursAlt *result
 }
 
 // benchMode runs raw, ours and the open-loop phase for one sync mode, each
@@ -56,7 +56,7 @@ func benchMode(ctx context.Context, o options, m syncMode) (rep modeReport, err 
 		if o.cpuProfile != "" && !profiled && m == o.modes[0] {
 			profiled = true
 			var perr error
-			if stop, perr = startCPUProfile(o.cpuProfile); perr != nil {
+			if stop, perr = startCPUProfile(o.cpuProfile, "OURS (http)"); perr != nil {
 				return result{}, perr
 			}
 		}
@@ -69,6 +69,15 @@ func benchMode(ctx context.Context, o options, m syncMode) (rep modeReport, err 
 	}
 
 	if o.diag {
+		a, err := repeat(ctx, o, altLabel(o), func() (result, error) {
+			r := closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.updateOther)
+			r.note = t.settleNote(ctx)
+			return r, nil
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.oursAlt = &a
 		f, err := repeat(ctx, o, "http floor", func() (result, error) {
 			return closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.healthz), nil
 		})
@@ -138,6 +147,14 @@ func repeat(ctx context.Context, o options, phase string, measure func() (result
 }
 
 func lowLabel(o options) string { return fmt.Sprintf("ours @ %.0f%%", o.halfLoad*100) }
+
+// altLabel names the -diag OURS row through the other HTTP client.
+func altLabel(o options) string {
+	if o.client == clientLight {
+		return "ours (nethttp)"
+	}
+	return "ours (light)"
+}
 
 func progress(o options, phase string, run int, r result) {
 	extra := ""

@@ -20,10 +20,11 @@ import (
 type target struct {
 	gw        *gateway.Gateway
 	dir       string
-	client    *http.Client
+	client    *http.Client // net/http: set-up, and the load with -client nethttp
+	light     *lightClient // one connection per load worker
+	reader    *lightClient // the paced readers of the /thing/get phase
+	lightLoad bool         // the load phases use the light client
 	base      string
-	eventURL  string
-	thingURL  string
 	healthURL string
 	bodies    *bodies
 	eventIDs  []string
@@ -52,8 +53,11 @@ func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	t.base = "http://" + t.gw.Addr()
-	t.eventURL, t.thingURL, t.healthURL = t.base+"/event/update", t.base+"/thing/update", t.base+"/healthz"
+	t.healthURL = t.base + "/healthz"
 	t.client = newHTTPClient(o.concurrency)
+	t.light = newLightClient(t.gw.Addr(), o.concurrency)
+	t.reader = newLightClient(t.gw.Addr(), getReaders)
+	t.lightLoad = o.client == clientLight
 
 	password := "bench-" + ids.NewOpID()[:16]
 	b, err := post(sctx, t.client, t.base+"/channel/create", []byte(`{"channel_name":"pushgo-bench","password":"`+password+`"}`), true)
@@ -115,24 +119,51 @@ func (t *target) create(ctx context.Context, o options, route, idField string, b
 }
 
 // update is the measured operation: alternately an event update and a thing
-// update of a random entity, with a changing time and readings.
+// update of a random entity, with a changing time and readings, through the
+// client -client chose.
 func (t *target) update(ctx context.Context, w *worker) error {
+	return t.updateVia(ctx, w, t.lightLoad)
+}
+
+// updateOther is update through the other client (-diag).
+func (t *target) updateOther(ctx context.Context, w *worker) error {
+	return t.updateVia(ctx, w, !t.lightLoad)
+}
+
+func (t *target) updateVia(ctx context.Context, w *worker, light bool) error {
 	ms := time.Now().UnixMilli()
-	var url string
+	var path string
 	if w.n%2 == 0 {
 		w.buf = t.bodies.eventUpdate(w.buf[:0], t.eventIDs[w.rng.IntN(len(t.eventIDs))], ms, w.n)
-		url = t.eventURL
+		path = "/event/update"
 	} else {
 		w.buf = t.bodies.thingUpdate(w.buf[:0], t.thingIDs[w.rng.IntN(len(t.thingIDs))], ms, w.n)
-		url = t.thingURL
+		path = "/thing/update"
 	}
-	_, err := post(ctx, t.client, url, w.buf, false)
+	if light {
+		_, err := t.light.conn(w.id).post(ctx, path, w.buf)
+		return err
+	}
+	_, err := post(ctx, t.client, t.base+path, w.buf, false)
 	return err
+}
+
+// call posts body to path: with lc, on worker w's connection of lc, else
+// with net/http. The returned body is valid until w's next call.
+func (t *target) call(ctx context.Context, lc *lightClient, w *worker, path string, body []byte) ([]byte, error) {
+	if t.lightLoad {
+		return lc.conn(w.id).post(ctx, path, body)
+	}
+	return post(ctx, t.client, t.base+path, body, true)
 }
 
 // healthz is the -diag floor operation: GET /healthz, the gateway's cheapest
 // route, through the same router, middleware and client.
-func (t *target) healthz(ctx context.Context, _ *worker) error {
+func (t *target) healthz(ctx context.Context, w *worker) error {
+	if t.lightLoad {
+		_, err := t.light.conn(w.id).get(ctx, "/healthz")
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.healthURL, nil)
 	if err != nil {
 		return err
@@ -184,6 +215,11 @@ func (t *target) settle(ctx context.Context) (backlog uint64, took time.Duration
 func (t *target) close() {
 	if t.client != nil {
 		t.client.CloseIdleConnections()
+	}
+	for _, lc := range []*lightClient{t.light, t.reader} {
+		if lc != nil {
+			lc.close()
+		}
 	}
 	if t.gw != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -9,7 +9,7 @@ import (
 // startCPUProfile profiles the process until the returned stop is called.
 // The load generator runs in the same process, so the profile shows the
 // HTTP clients' cost next to the gateway's.
-func startCPUProfile(path string) (stop func(), err error) {
+func startCPUProfile(path, what string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
@@ -24,6 +24,6 @@ func startCPUProfile(path string) (stop func(), err error) {
 			fmt.Fprintln(os.Stderr, "cpu profile:", err)
 			return
 		}
-		fmt.Fprintf(os.Stderr, "  cpu profile of the OURS phase written to %s (go tool pprof -top %s)\n", path, path)
+		fmt.Fprintf(os.Stderr, "  cpu profile of the %s phase written to %s (go tool pprof -top %s)\n", what, path, path)
 	}, nil
 }
