@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,6 +79,7 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 
 	batch := p.store.NewBatch()
 	last, done := applied, applied // last folded into the batch; last committed
+	var opened time.Time           // when the batch got its first operation
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
@@ -115,14 +117,18 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 				}
 				return done, errGap
 			}
+			if batch.Len() == 0 {
+				opened = time.Now()
+			}
 			if _, err := apply(batch, m); err != nil {
 				return done, fmt.Errorf("%s: %w", stream, err)
 			}
 			last = seq
-			// Commit when the batch is full, or as soon as the fold has
-			// caught up: batches grow under load and stay small when idle,
-			// so reads waiting on their barrier are not held back.
-			if batch.Len() >= p.cfg.BatchSize || len(msgs) == 0 {
+			// Commit when the batch is full, as soon as the fold has caught
+			// up, or when its oldest operation has waited MaxBatchDelay:
+			// batches grow under load and stay small when idle, and reads
+			// waiting on their barrier are never held back for long.
+			if batch.Len() >= p.cfg.BatchSize || len(msgs) == 0 || time.Since(opened) >= p.cfg.MaxBatchDelay {
 				if err := flush(); err != nil {
 					return done, err
 				}

@@ -33,6 +33,11 @@ type Config struct {
 	Rebuild bool
 	// BatchSize is the most operations per Pebble batch. Default 1000.
 	BatchSize int
+	// MaxBatchDelay bounds how long a folded operation waits in an
+	// uncommitted batch under sustained load, which is how long a read
+	// waits for its read-your-writes barrier beyond the fold itself.
+	// Default 5ms.
+	MaxBatchDelay time.Duration
 	// ReadWait bounds how long a read waits for the fold to reach its
 	// read-your-writes barrier before answering projection_lagging.
 	// Default 2s.
@@ -50,6 +55,9 @@ type Config struct {
 func (c *Config) defaults() error {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
+	}
+	if c.MaxBatchDelay <= 0 {
+		c.MaxBatchDelay = 5 * time.Millisecond
 	}
 	if c.ReadWait <= 0 {
 		c.ReadWait = 2 * time.Second

@@ -55,7 +55,9 @@ func (p *Pusher) fanout(ctx context.Context) error {
 		if err := p.expand(ctx, m); err != nil {
 			// Nothing is lost: the operation is redelivered and its tasks,
 			// deduplicated by delivery id, are not doubled.
-			p.log.Warn("pusher: expand failed; will retry", "err", err)
+			if ctx.Err() == nil {
+				p.log.Warn("pusher: expand failed; will retry", "err", err)
+			}
 			_ = m.NakWithDelay(time.Second)
 			continue
 		}

@@ -24,7 +24,14 @@ func writeOK(c *echo.Context, data any) error {
 	if err != nil {
 		return writeErr(c, apierr.New(apierr.InternalError))
 	}
-	return c.JSONBlob(http.StatusOK, b)
+	return blob(c, http.StatusOK, b)
+}
+
+// blob writes a JSON answer with its Content-Length, so that large answers
+// (history pages) are not chunked.
+func blob(c *echo.Context, status int, b []byte) error {
+	c.Response().Header().Set("Content-Length", strconv.Itoa(len(b)))
+	return c.JSONBlob(status, b)
 }
 
 // writeErr answers e's status with the failure envelope, and Retry-After
@@ -38,5 +45,5 @@ func writeErr(c *echo.Context, e *apierr.Error) error {
 	if e.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
-	return c.JSONBlob(e.Status(), b)
+	return blob(c, e.Status(), b)
 }
