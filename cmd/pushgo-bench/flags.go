@@ -42,7 +42,27 @@ type options struct {
 	rebuildBudget    time.Duration // per million operations
 	historyBudget    time.Duration // p99
 	getBudget        time.Duration // p99
+
+	// The delivery phases (-phases delivery).
+	delivery           bool
+	deliveryProvider   string        // providerAPNs or providerFCM
+	deliveryDevices    int           // devices of the throughput channel
+	deliveryMsgs       int           // messages of each throughput run
+	fanoutDevices      int           // devices of the fan-out channel
+	latencyDevices     int           // devices of the latency channel
+	latencyRate        float64       // messages per second of the latency phase
+	providerLatency    time.Duration // the fake provider's latency of the second throughput phase
+	deliverySenders    int           // HTTP clients sending the messages
+	deliveryProfile    string
+	deliveryRateBudget float64       // notifications/s at providerLatency
+	fanoutBudget       time.Duration // last push of the fan-out
+	latencyBudget      time.Duration // p99 accept-to-provider
 }
+
+const (
+	providerAPNs = "apns"
+	providerFCM  = "fcm"
+)
 
 const (
 	clientLight   = "light"
@@ -74,7 +94,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	fs.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
 	fs.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")
-	phaseList := fs.String("phases", "write,projector", `comma-separated tables to produce: "write" (raw vs ours, per sync mode) and "projector" (populate, raw consume, fold, history and /thing/get latency)`)
+	phaseList := fs.String("phases", "write,projector,delivery", `comma-separated tables to produce: "write" (raw vs ours, per sync mode), "projector" (populate, raw consume, fold, history and /thing/get latency) and "delivery" (notifications/s, fan-out, accept-to-provider latency against a fake provider)`)
 	fs.IntVar(&o.ops, "ops", 1_000_000, "operations populated for the projector fold phases")
 	fs.IntVar(&o.historyOps, "history-ops", 20_000, "operations appended over HTTP to the channel whose /channel/history is read")
 	fs.IntVar(&o.historyReqs, "history-reqs", 500, "/channel/history requests per measurement")
@@ -82,7 +102,16 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.historyLimit, "history-limit", 1000, "limit of each /channel/history request")
 	fs.Float64Var(&o.getRate, "get-rate", 200, "/thing/get requests per second issued during the write load")
 	fs.StringVar(&o.foldProfile, "foldprofile", "", "write a CPU profile of the first projector fold (rebuild) to this file")
-	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up, 100,000 populated operations, 200 history requests (explicit flags still win)")
+	fs.StringVar(&o.deliveryProvider, "provider", providerAPNs, "delivery phases: the provider the devices use: apns (real APNs sender, fake APNs over TLS HTTP/2) or fcm (real FCM sender, fake FCM over HTTP/1.1)")
+	fs.IntVar(&o.deliveryDevices, "delivery-devices", 10_000, "delivery phases: devices subscribed to the throughput channel")
+	fs.IntVar(&o.deliveryMsgs, "delivery-msgs", 10, "delivery phases: messages sent in each throughput run (each pushed to every device)")
+	fs.IntVar(&o.fanoutDevices, "fanout-devices", 10_000, "delivery phases: devices subscribed to the fan-out channel")
+	fs.IntVar(&o.latencyDevices, "latency-devices", 10, "delivery phases: devices subscribed to the latency channel")
+	fs.Float64Var(&o.latencyRate, "latency-rate", 500, "delivery phases: messages per second of the latency phase (open loop)")
+	fs.DurationVar(&o.providerLatency, "provider-latency", 20*time.Millisecond, "delivery phases: the fake provider's answer latency of the second throughput phase")
+	fs.IntVar(&o.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
+	fs.StringVar(&o.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
+	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up, 100,000 populated operations, 200 history requests, 5 messages per delivery throughput run (explicit flags still win)")
 	modes := fs.String("modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -105,19 +134,25 @@ func parseFlags(args []string) (options, error) {
 		if !set["history-reqs"] {
 			o.historyReqs = 200
 		}
+		if !set["delivery-msgs"] {
+			o.deliveryMsgs = 5
+		}
 	}
 	o.p99Budget, o.ratioBudget = 20*time.Millisecond, 0.5
 	o.foldRatioBudget, o.rebuildBudget = 0.5, 30*time.Second
 	o.historyBudget, o.getBudget = 20*time.Millisecond, 5*time.Millisecond
+	o.deliveryRateBudget, o.fanoutBudget, o.latencyBudget = 10_000, time.Second, 100*time.Millisecond
 	for _, p := range strings.Split(*phaseList, ",") {
 		switch strings.TrimSpace(p) {
 		case "write":
 			o.write = true
 		case "projector":
 			o.projector = true
+		case "delivery":
+			o.delivery = true
 		case "":
 		default:
-			return options{}, fmt.Errorf("-phases: unknown %q (want write and/or projector)", p)
+			return options{}, fmt.Errorf("-phases: unknown %q (want write, projector and/or delivery)", p)
 		}
 	}
 	switch {
@@ -133,7 +168,7 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errors.New("-target must be all or ingest (the HTTP routes need ingest)")
 	case o.client != clientLight && o.client != clientNetHTTP:
 		return options{}, errors.New("-client must be light or nethttp")
-	case !o.write && !o.projector:
+	case !o.write && !o.projector && !o.delivery:
 		return options{}, errors.New("-phases names no table")
 	case o.projector && o.ops < minOps:
 		return options{}, fmt.Errorf("-ops must be at least %d", minOps)
@@ -145,6 +180,12 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errors.New("-get-rate must be positive")
 	case o.projector && o.target != "all":
 		return options{}, errors.New("-phases projector needs -target all (the reads need the projector)")
+	case o.deliveryProvider != providerAPNs && o.deliveryProvider != providerFCM:
+		return options{}, errors.New("-provider must be apns or fcm")
+	case o.deliveryDevices < 1 || o.deliveryMsgs < 1 || o.fanoutDevices < 1 || o.latencyDevices < 1 || o.deliverySenders < 1:
+		return options{}, errors.New("-delivery-devices, -delivery-msgs, -fanout-devices, -latency-devices and -delivery-clients must be at least 1")
+	case o.latencyRate <= 0 || o.providerLatency < 0:
+		return options{}, errors.New("-latency-rate must be positive and -provider-latency not negative")
 	}
 	o.historyClients = min(o.historyClients, o.concurrency)
 	for _, s := range strings.Split(*modes, ",") {
@@ -180,6 +221,9 @@ func (o options) hardLimit() time.Duration {
 	if o.projector {
 		perRun := o.consumeLimit() + o.foldLimit() + 2*o.historyTimeLimit() + 2*(o.duration+o.warmup+15*time.Second) + settleLimit
 		total += o.populateLimit() + time.Duration(o.runs)*perRun + 2*settleLimit + 3*time.Minute
+	}
+	if o.delivery {
+		total += o.deliveryLimit()
 	}
 	return total
 }

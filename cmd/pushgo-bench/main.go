@@ -3,11 +3,16 @@
 // latency at half of its measured maximum rate, for each durability mode
 // (-phases write); and the projector's budget (-phases projector): the
 // rebuild of a large log against a bare ordered consumer of it, and the
-// latency of /channel/history and of /thing/get under the write load.
+// latency of /channel/history and of /thing/get under the write load;
+// and the pusher's (-phases delivery): notifications per second against a
+// fake provider answering at once and after 20 ms, the fan-out of one
+// message to 10,000 devices, and accept-to-provider latency at 500
+// messages/s to 10 devices.
 //
 //	go run ./cmd/pushgo-bench            # full run, 10s per phase
 //	go run ./cmd/pushgo-bench -quick     # 3s phases, 100,000 operations folded
 //	go run ./cmd/pushgo-bench -phases projector -ops 2000000
+//	go run ./cmd/pushgo-bench -phases delivery -runs 3
 //
 // The load phases use a minimal keep-alive HTTP/1.1 client (lightclient.go)
 // so that the load generator takes little CPU from the gateway it shares
@@ -64,7 +69,16 @@ func run() int {
 		}
 		proj = &rep
 	}
-	failed := printReport(os.Stdout, opts, reports, proj)
+	var del *deliveryReport
+	if opts.delivery {
+		rep, err := benchDelivery(ctx, opts)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pushgo-bench: delivery phases: %v\n", err)
+			return 1
+		}
+		del = &rep
+	}
+	failed := printReport(os.Stdout, opts, reports, proj, del)
 	checkGoroutines(baseline)
 	if failed {
 		return 1

@@ -17,8 +17,10 @@ func printHeader(w io.Writer, o options) {
 	}
 	fmt.Fprintf(w, "pushgo-bench: %s, GOMAXPROCS=%d, NumCPU=%d; %s per phase after %s warm-up, %d run(s) (median)\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), o.duration, o.warmup, o.runs)
-	fmt.Fprintf(w, "  %d concurrent publishers/clients (%s HTTP client), %d events + %d things, ~%d-byte bodies, gateway target %q, modes: %s\n",
-		o.concurrency, o.client, o.entities, o.entities, o.bodySize, o.target, strings.Join(modes, ", "))
+	if o.write || o.projector {
+		fmt.Fprintf(w, "  %d concurrent publishers/clients (%s HTTP client), %d events + %d things, ~%d-byte bodies, gateway target %q, modes: %s\n",
+			o.concurrency, o.client, o.entities, o.entities, o.bodySize, o.target, strings.Join(modes, ", "))
+	}
 	var tables []string
 	if o.write {
 		tables = append(tables, "write")
@@ -27,17 +29,24 @@ func printHeader(w io.Writer, o options) {
 		tables = append(tables, fmt.Sprintf("projector (%d operations folded; /channel/history: %d requests of %d after %d appends; /thing/get at %.0f/s)",
 			o.ops, o.historyReqs, o.historyLimit, o.historyOps, o.getRate))
 	}
+	if o.delivery {
+		tables = append(tables, fmt.Sprintf("delivery (%s; %d devices x %d messages at 0 and %s provider latency; fan-out to %d devices; %.0f messages/s to %d devices)",
+			o.deliveryProvider, o.deliveryDevices, o.deliveryMsgs, fmtLatency(o.providerLatency), o.fanoutDevices, o.latencyRate, o.latencyDevices))
+	}
 	fmt.Fprintf(w, "  phases: %s\n", strings.Join(tables, ", "))
 }
 
 // printReport prints the final tables and verdicts, and reports whether
 // any operation failed (which makes the exit code non-zero).
-func printReport(w io.Writer, o options, reps []modeReport, proj *projReport) (failed bool) {
+func printReport(w io.Writer, o options, reps []modeReport, proj *projReport, del *deliveryReport) (failed bool) {
 	if len(reps) > 0 {
 		printWriteTable(w, o, reps)
 	}
 	if proj != nil {
 		printProjTable(w, o, proj)
+	}
+	if del != nil {
+		printDeliveryTable(w, o, del)
 	}
 
 	var total int64
@@ -61,11 +70,27 @@ func printReport(w io.Writer, o options, reps []modeReport, proj *projReport) (f
 			report("projector phases: "+p.name, p.res)
 		}
 	}
+	if del != nil {
+		for _, p := range del.rows(o) {
+			if p.row.errors == 0 {
+				continue
+			}
+			total += p.row.errors
+			fmt.Fprintf(w, "\n!!! delivery phases: %s: %d FAILED (messages not accepted, notifications not received)\n", p.name, p.row.errors)
+			for _, k := range slices.Sorted(maps.Keys(p.row.errKinds)) {
+				fmt.Fprintf(w, "!!!   %6d x %s\n", p.row.errKinds[k], k)
+			}
+		}
+	}
 	if total > 0 {
 		fmt.Fprintf(w, "\n!!! ERRORS: %d operations failed; exit status 1\n", total)
 		return true
 	}
-	fmt.Fprintf(w, "\nerrors: 0 (every request answered 200 with success true (%s client), every publish acknowledged)\n", o.client)
+	what := "every request answered 200 with success true (" + o.client + " client), every publish acknowledged"
+	if del != nil {
+		what += ", every notification received by the fake provider"
+	}
+	fmt.Fprintf(w, "\nerrors: 0 (%s)\n", what)
 	return false
 }
 

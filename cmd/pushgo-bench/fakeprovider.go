@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// fakeProvider is the delivery phases' push provider: a counting stand-in
+// for APNs (TLS, HTTP/2, POST /3/device/{token}) and FCM (plain HTTP,
+// POST /v1/projects/{project}/messages:send) on loopback. It answers 200
+// after a fixed, settable latency and records, for each request, when it
+// arrived and the operation's acceptance time carried in the push data
+// ("ingested_at", ms), so the accept-to-provider latency is measured where
+// the provider sees the push. It keeps no bodies (sendertest's fakes keep
+// every request, which is what a conformance test wants and a 200,000-push
+// run does not).
+type fakeProvider struct {
+	apns, fcm *httptest.Server
+	latency   atomic.Int64 // ns
+	rec       atomic.Pointer[arrivals]
+	fcmSeq    atomic.Int64
+	apnsTr    *http2.Transport // the APNs sender's transport, closed with the fake
+}
+
+// arrivals is what the fake received since the last reset.
+type arrivals struct {
+	n  atomic.Int64 // distinct deliveries received
+	mu sync.Mutex
+	at []int64 // arrival, unix ns
+	// accepted is the operation's accepted_at (ms) of the same request.
+	accepted []int64
+	seen     map[string]struct{}
+	dups     int64 // a delivery id received again (a retry: at least once)
+	bad      int64 // a request without a delivery id or ingested_at
+	fromMs   int64
+	stale    int64 // pushes of operations accepted before fromMs
+}
+
+// apnsMaxStreams is the concurrent-stream limit the fake advertises, as
+// APNs does (1,000 per connection).
+const apnsMaxStreams = 1000
+
+func newFakeProvider() *fakeProvider {
+	f := &fakeProvider{}
+	f.reset(0, 0)
+	quiet := log.New(io.Discard, "", 0)
+
+	am := http.NewServeMux()
+	am.HandleFunc("POST /3/device/{token}", func(w http.ResponseWriter, r *http.Request) { f.serve(w, r, true) })
+	f.apns = httptest.NewUnstartedServer(am)
+	f.apns.Config.ErrorLog = quiet
+	f.apns.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: apnsMaxStreams}
+	f.apns.EnableHTTP2 = true
+	f.apns.StartTLS()
+
+	fm := http.NewServeMux()
+	fm.HandleFunc("POST /v1/projects/{rest...}", func(w http.ResponseWriter, r *http.Request) { f.serve(w, r, false) })
+	f.fcm = httptest.NewUnstartedServer(fm)
+	f.fcm.Config.ErrorLog = quiet
+	f.fcm.Start()
+	return f
+}
+
+// apnsClient is the HTTP client of the APNs sender: the transport
+// sideshow/apns2 builds for production (x/net HTTP/2, 15 s read-idle
+// ping, 60 s client timeout), trusting the fake's certificate.
+func (f *fakeProvider) apnsClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(f.apns.Certificate())
+	f.apnsTr = &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ReadIdleTimeout: 15 * time.Second}
+	return &http.Client{Transport: f.apnsTr, Timeout: 60 * time.Second}
+}
+
+func (f *fakeProvider) apnsURL() string     { return f.apns.URL }
+func (f *fakeProvider) fcmEndpoint() string { return f.fcm.URL + "/v1" }
+
+func (f *fakeProvider) close() {
+	f.apns.Close()
+	f.fcm.Close()
+	if f.apnsTr != nil {
+		f.apnsTr.CloseIdleConnections()
+	}
+}
+
+// reset starts a new record of the pushes of operations accepted from
+// fromMs on (later pushes of earlier operations are counted as stale) and
+// sets the latency of the next answers.
+func (f *fakeProvider) reset(latency time.Duration, fromMs int64) *arrivals {
+	a := &arrivals{seen: map[string]struct{}{}, fromMs: fromMs}
+	f.rec.Store(a)
+	f.latency.Store(int64(latency))
+	return a
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request, apns bool) {
+	now := time.Now().UnixNano()
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err := buf.ReadFrom(r.Body)
+	if err == nil {
+		f.rec.Load().record(now, buf.Bytes())
+	}
+	bodyPool.Put(buf)
+	if err != nil {
+		return
+	}
+	if d := time.Duration(f.latency.Load()); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // abandoned by the sender: no answer
+			t.Stop()
+			return
+		}
+	}
+	if apns {
+		w.Header().Set("apns-id", r.Header.Get("apns-id"))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	io.WriteString(w, `{"name":"projects/pushgo-bench/messages/`+strconv.FormatInt(f.fcmSeq.Add(1), 10)+`"}`)
+}
+
+// record notes one request: the data keys are flat strings in both
+// providers' bodies (APNs beside aps, FCM in message.data).
+func (a *arrivals) record(at int64, body []byte) {
+	id, ok1 := jsonString(body, "delivery_id")
+	acc, ok2 := jsonString(body, "ingested_at")
+	ms, err := strconv.ParseInt(string(acc), 10, 64)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !ok1 || !ok2 || err != nil {
+		a.bad++
+		return
+	}
+	if ms < a.fromMs {
+		a.stale++
+		return
+	}
+	if _, dup := a.seen[string(id)]; dup {
+		a.dups++
+		return
+	}
+	a.seen[string(id)] = struct{}{}
+	a.at = append(a.at, at)
+	a.accepted = append(a.accepted, ms)
+	a.n.Add(1)
+}
+
+// jsonString finds "key":"value" in b and returns value (no escapes: the
+// keys read here are ids and digits).
+func jsonString(b []byte, key string) ([]byte, bool) {
+	pat := make([]byte, 0, len(key)+5)
+	pat = append(pat, '"')
+	pat = append(pat, key...)
+	pat = append(pat, `":"`...)
+	i := bytes.Index(b, pat)
+	if i < 0 {
+		return nil, false
+	}
+	rest := b[i+len(pat):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return nil, false
+	}
+	return rest[:j], true
+}
+
+// arrivalStats summarises a record: when the first and the last push
+// arrived, the accept-to-provider latencies (arrival - accepted_at) of the
+// pushes accepted at or after fromMs, sorted, and the rate between the
+// 10th and the 90th percentile arrival (the steady rate, without the
+// ramp-up and the tail).
+type arrivalStats struct {
+	n, dups, bad, stale int64
+	first, last         time.Time
+	lat                 []time.Duration
+	steady              float64
+}
+
+func (a *arrivals) stats(fromMs int64) arrivalStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := arrivalStats{n: int64(len(a.at)), dups: a.dups, bad: a.bad, stale: a.stale}
+	if len(a.at) == 0 {
+		return s
+	}
+	at := slices.Clone(a.at)
+	slices.Sort(at)
+	s.first, s.last = time.Unix(0, at[0]), time.Unix(0, at[len(at)-1])
+	if n := len(at); n >= 10 {
+		lo, hi := at[n/10], at[n*9/10]
+		if hi > lo {
+			s.steady = float64(n*9/10-n/10) / time.Duration(hi-lo).Seconds()
+		}
+	}
+	s.lat = make([]time.Duration, 0, len(a.at))
+	for i, t := range a.at {
+		if a.accepted[i] >= fromMs {
+			s.lat = append(s.lat, time.Duration(t-a.accepted[i]*int64(time.Millisecond)))
+		}
+	}
+	slices.Sort(s.lat)
+	return s
+}
