@@ -132,7 +132,22 @@ func TestTwoReplicasSendEachTaskOnce(t *testing.T) {
 	}
 	wg.Wait()
 	for _, tok := range tokens {
-		waitFor(t, "every message on "+tok[:4], func() bool { return len(e.apns.Received(tok)) >= n })
+		deadline := time.Now().Add(10 * time.Second)
+		for len(e.apns.Received(tok)) < n {
+			if time.Now().After(deadline) {
+				got := map[string]bool{}
+				for _, o := range e.apns.Received(tok) {
+					got[o.Data["op_id"]] = true
+				}
+				for _, r := range receipts(t, e) {
+					if !got[r.OpID] && r.Kind == delivery.KindExpanded {
+						t.Logf("missing op %s seq %d: expanded to %d tasks", r.OpID, r.Seq, r.Tasks)
+					}
+				}
+				t.Fatalf("token %s got %d of %d messages", tok[:4], len(got), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	for _, tok := range tokens {

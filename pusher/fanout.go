@@ -19,9 +19,11 @@ import (
 // pusher replica: each operation is expanded by one of them.
 const FanoutConsumer = "pushgo-fanout"
 
-// fanout expands operations into delivery tasks until ctx ends. It handles
-// one operation at a time, so within a replica the tasks of one device are
-// queued in log order (event create, update, close arrive in order).
+// fanout expands operations into delivery tasks until ctx ends. Within a
+// replica the operations are expanded one after the other, so one device's
+// tasks are queued in log order (event create, update, close arrive in
+// order); the broker's acknowledgements are awaited in a pipeline, so the
+// next operation is expanded while the last one's tasks are being stored.
 //
 // The consumer is created with DeliverNew: operations appended before the
 // pusher first ran are history, and history never raises a push.
@@ -32,18 +34,31 @@ func (p *Pusher) fanout(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
-		MaxAckPending: 64,
+		MaxAckPending: 1024,
 	})
 	if err != nil {
 		return fmt.Errorf("fan-out consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
 	if err != nil {
 		return fmt.Errorf("fan-out messages: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
+	// On shutdown, drain: stop pulling, and nak what was pulled but not
+	// expanded, so another replica takes it now rather than after the ack
+	// wait.
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	defer it.Stop()
+
+	inflight := make(chan *expansion, 256)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		for x := range inflight {
+			p.settle(ctx, x)
+		}
+	}()
+	defer func() { close(inflight); <-settled }()
 	for {
 		m, err := it.Next()
 		if err != nil {
@@ -52,65 +67,105 @@ func (p *Pusher) fanout(ctx context.Context) error {
 			}
 			return fmt.Errorf("fan-out next: %w", err)
 		}
-		if err := p.expand(ctx, m); err != nil {
-			// Nothing is lost: the operation is redelivered and its tasks,
-			// deduplicated by delivery id, are not doubled.
-			if ctx.Err() == nil {
-				p.log.Warn("pusher: expand failed; will retry", "err", err)
-			}
+		if ctx.Err() != nil {
+			_ = m.Nak()
+			continue
+		}
+		x, err := p.expand(ctx, m)
+		if err != nil {
+			p.log.Warn("pusher: expand failed; will retry", "err", err)
 			_ = m.NakWithDelay(time.Second)
 			continue
 		}
-		_ = m.Ack()
+		if x != nil {
+			inflight <- x
+		}
 	}
 }
 
-// expand publishes one task per subscribed device, then the expanded
-// receipt. It returns only when the broker has acknowledged all of them.
-func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) error {
+// expansion is one operation whose tasks and receipt are published and
+// whose acknowledgements are awaited.
+type expansion struct {
+	m       jetstream.Msg
+	futures []jetstream.PubAckFuture
+	start   time.Time
+}
+
+// expand publishes one task per device subscribed when the operation was
+// accepted, then its expanded receipt, without waiting for the broker.
+// It returns nil for an operation that is settled already (malformed).
+func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error) {
 	md, err := m.Metadata()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var env ops.Envelope
 	if err := json.Unmarshal(m.Data(), &env); err != nil {
 		// A malformed operation can never be delivered; say so and move on.
 		p.log.Error("pusher: malformed operation", "seq", md.Sequence.Stream, "err", err)
-		return nil
+		_ = m.Term()
+		return nil, nil
 	}
 	p.ops.put(md.Sequence.Stream, &env)
-	devicesOf, err := p.devices.SubscribersAt(ctx, env.ChannelID, env.AcceptedAt)
+	// The operation is in the log, so every subscription made before it is
+	// in the bucket: wait until the audience holds them all.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = p.audience.Sync(sctx)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("subscribers of %s: %w", env.ChannelID, err)
+		return nil, err
 	}
-	start := time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, len(devicesOf))
-	for _, dev := range devicesOf {
+	audience := p.audience.At(env.ChannelID, env.AcceptedAt)
+	x := &expansion{m: m, futures: make([]jetstream.PubAckFuture, 0, len(audience)+1), start: time.Now()}
+	for _, dev := range audience {
 		t := delivery.Task{
 			ID: delivery.ID(md.Sequence.Stream, dev), Seq: md.Sequence.Stream, ChannelID: env.ChannelID,
 			OpID: env.OpID, Op: env.Op, EntityID: env.EntityID, DeviceKey: dev, AcceptedAt: env.AcceptedAt,
 		}
 		b, err := json.Marshal(t)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		msg := nats.NewMsg(streams.DeliverySubject(env.ChannelID, dev))
 		msg.Data = b
 		f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(t.ID))
 		if err != nil {
-			return fmt.Errorf("publish task %s: %w", t.ID, err)
+			return nil, fmt.Errorf("publish task %s: %w", t.ID, err)
 		}
-		futures = append(futures, f)
+		x.futures = append(x.futures, f)
 	}
-	if err := awaitAll(ctx, futures); err != nil {
-		return err
-	}
-	p.metrics.fanoutSeconds.Observe(time.Since(start).Seconds())
-	p.metrics.tasks.Add(float64(len(futures)))
-	return p.receipt(ctx, delivery.Receipt{
+	r := delivery.Receipt{
 		Kind: delivery.KindExpanded, ChannelID: env.ChannelID, OpID: env.OpID, Seq: md.Sequence.Stream,
-		EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt, At: p.now().UnixMilli(), Tasks: len(futures),
-	}, true)
+		EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt, At: p.now().UnixMilli(), Tasks: len(audience),
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(streams.ReceiptSubject(r.ChannelID))
+	msg.Data = b
+	f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(r.MsgID()))
+	if err != nil {
+		return nil, fmt.Errorf("publish receipt: %w", err)
+	}
+	x.futures = append(x.futures, f)
+	p.metrics.tasks.Add(float64(len(audience)))
+	return x, nil
+}
+
+// settle acks an operation once the broker holds all its tasks and its
+// receipt; if any publish failed it naks it, and the redelivered operation
+// adds no second task (the tasks are deduplicated by delivery id).
+func (p *Pusher) settle(ctx context.Context, x *expansion) {
+	if err := awaitAll(ctx, x.futures); err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("pusher: expansion not stored; will retry", "err", err)
+		}
+		_ = x.m.NakWithDelay(time.Second)
+		return
+	}
+	p.metrics.fanoutSeconds.Observe(time.Since(x.start).Seconds())
+	_ = x.m.Ack()
 }
 
 func awaitAll(ctx context.Context, fs []jetstream.PubAckFuture) error {
@@ -118,7 +173,7 @@ func awaitAll(ctx context.Context, fs []jetstream.PubAckFuture) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("publish task: %w", err)
+			return fmt.Errorf("publish: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -63,15 +63,16 @@ func (c *Config) defaults() {
 // Pusher runs the fan-out and the sender workers. The caller MUST call
 // Close.
 type Pusher struct {
-	cfg     Config
-	log     *slog.Logger
-	js      jetstream.JetStream
-	devices *devices.Registry
-	senders map[payload.Provider]sender.Sender
-	ops     *opCache
-	inbox   inbox
-	metrics *metrics
-	now     func() time.Time
+	cfg      Config
+	log      *slog.Logger
+	js       jetstream.JetStream
+	devices  *devices.Registry
+	audience *devices.Audience
+	senders  map[payload.Provider]sender.Sender
+	ops      *opCache
+	inbox    inbox
+	metrics  *metrics
+	now      func() time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // fan-out and send loops
@@ -86,7 +87,9 @@ type Pusher struct {
 // starts the loops.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	cfg.defaults()
-	js, err := jetstream.New(nc)
+	// The fan-out of one operation to 10,000 devices publishes 10,000
+	// tasks asynchronously: allow that many in flight.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(32_768))
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +105,18 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
+	var aud *devices.Audience
+	if !cfg.NoFanout {
+		if aud, err = reg.OpenAudience(ctx); err != nil {
+			return nil, fmt.Errorf("pusher: audience: %w", err)
+		}
+	}
 	for _, prov := range []payload.Provider{payload.APNs, payload.FCM} {
 		if cfg.Senders[prov] == nil {
 			cfg.Logger.Warn("pusher: provider not configured; its deliveries will fail with not_configured receipts", "provider", prov)
 		}
 	}
-	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(opsStream, 4096),
+	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, audience: aud, senders: cfg.Senders, ops: newOpCache(opsStream, 4096),
 		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now}
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -144,6 +153,9 @@ func (p *Pusher) Close() error {
 	p.cancel()
 	p.wg.Wait()
 	p.lanes.Wait()
+	if p.audience != nil {
+		p.audience.Close()
+	}
 	p.devices.Close()
 	return nil
 }

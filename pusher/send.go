@@ -46,7 +46,16 @@ func (p *Pusher) send(ctx context.Context) error {
 				case m := <-lanes[i]:
 					p.deliver(ctx, m)
 				case <-done:
-					return
+					// Hand queued tasks back now rather than after the
+					// ack wait.
+					for {
+						select {
+						case m := <-lanes[i]:
+							_ = m.Nak()
+						default:
+							return
+						}
+					}
 				}
 			}
 		})
@@ -58,6 +67,7 @@ func (p *Pusher) send(ctx context.Context) error {
 		select {
 		case lanes[maphash.String(seed, dev)%uint64(len(lanes))] <- m:
 		case <-ctx.Done():
+			_ = m.Nak() // stopping: hand it back at once
 		}
 	}, jetstream.PullMaxMessages(min(p.cfg.MaxInFlight, 2000)))
 	if err != nil {
@@ -65,7 +75,14 @@ func (p *Pusher) send(ctx context.Context) error {
 		return fmt.Errorf("send consume: %w", err)
 	}
 	<-ctx.Done()
-	cc.Stop()
+	// Drain hands the tasks buffered in the client to the callback, which
+	// naks them (ctx is done), instead of dropping them into the ack wait.
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+		cc.Stop()
+	}
 	close(done)
 	return nil
 }

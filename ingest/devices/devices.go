@@ -63,6 +63,7 @@ type Options struct {
 // Registry reads and writes devices and subscriptions. It is safe for
 // concurrent use.
 type Registry struct {
+	js                              jetstream.JetStream
 	devices, subs, devChans, tokens jetstream.KeyValue
 	log                             *slog.Logger
 }
@@ -72,7 +73,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{log: opts.Logger}
+	r := &Registry{js: js, log: opts.Logger}
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue
