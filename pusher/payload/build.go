@@ -190,6 +190,17 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 	d["severity"] = n.Severity
 	n.Data, n.Full = d, d
 
+	if n.Provider == APNs {
+		body, err := APNsJSON(n)
+		if err != nil {
+			return Notification{}, err
+		}
+		if len(body) <= MaxPayloadBytes {
+			n.APNsBody = body
+			return n, nil
+		}
+		return wakeUp(n), nil
+	}
 	if Size(n) > MaxPayloadBytes {
 		n = wakeUp(n)
 	}

@@ -111,6 +111,11 @@ type Notification struct {
 	// Oversized reports that the full item exceeded MaxPayloadBytes and Data
 	// is a wake-up push; see the package comment.
 	Oversized bool
+
+	// APNsBody is APNsJSON(n) as Build encoded it for the size check, so the
+	// APNs sender does not encode it again. Nil means "encode when sending"
+	// (a Notification changed after Build MUST reset it).
+	APNsBody []byte
 }
 
 // SeverityMapping is one row of the severity table of spec section 8.

@@ -180,7 +180,10 @@ func ID(deliveryID string) string {
 
 // Notification translates n into the apns2 request the Sender would make.
 func (s *Sender) Notification(n payload.Notification) (*apns2.Notification, error) {
-	body, err := payload.APNsJSON(n)
+	body, err := n.APNsBody, error(nil)
+	if body == nil {
+		body, err = payload.APNsJSON(n)
+	}
 	if err != nil {
 		return nil, err
 	}
