@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -50,14 +51,14 @@ func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Lo
 }
 
 // Read answers req from a projector, after the projector has folded every
-// operation of the channel appended before the read started. That barrier
-// is the channel's last sequence in the log, read from the broker, so a
-// read reflects any write that got its 200 before, through any ingest
-// replica.
+// operation the read depends on that was appended before the read started:
+// the entity's for a single-entity read, the channel's otherwise. The
+// barrier is read from the broker, so a read reflects any write that got
+// its 200 before, through any ingest replica.
 func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	barrier, err := f.channelLastSeq(ctx, req.ChannelID)
+	barrier, err := f.lastSeq(ctx, barrierSubject(req))
 	if err != nil {
 		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
 		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
@@ -86,8 +87,21 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 	return resp.Data, nil
 }
 
-func (f *Forwarder) channelLastSeq(ctx context.Context, channelID string) (uint64, error) {
-	m, err := f.stream.GetLastMsgForSubject(ctx, streams.ChannelSubjects(channelID))
+// barrierSubject is what a read must have seen: the entity's own subject
+// for /thing/get and /event/get (a read of one entity waits only for that
+// entity's writes), the whole channel for lists and history.
+func barrierSubject(req *reads.Request) string {
+	switch req.Route {
+	case reads.ThingGet:
+		return streams.OpSubject(req.ChannelID, ops.KindThing, req.ThingID)
+	case reads.EventGet:
+		return streams.OpSubject(req.ChannelID, ops.KindEvent, req.EventID)
+	}
+	return streams.ChannelSubjects(req.ChannelID)
+}
+
+func (f *Forwarder) lastSeq(ctx context.Context, subject string) (uint64, error) {
+	m, err := f.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
