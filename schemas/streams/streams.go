@@ -5,7 +5,9 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,26 +158,58 @@ func DeviceBucketConfigs(o Options) []jetstream.KeyValueConfig {
 	}
 }
 
-// Ensure creates or updates the streams and buckets ingest needs.
+// Ensure creates the streams and buckets that are missing and updates a
+// stream only when its settings differ from o. It does not touch what is
+// already right: every process of a scaled deployment calls Ensure at
+// start, and a needless stream update racing with another process's
+// consumer creation is work the broker need not do.
 func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("stream options: %w", err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, OpsConfig(o)); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", Ops, err)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, ChannelsConfig(o)); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", ChannelsBucket, err)
-	}
-	for _, cfg := range append(DeviceBucketConfigs(o), InboxConfig(o)) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
+	for _, cfg := range []jetstream.StreamConfig{OpsConfig(o), DeliveriesConfig(o), ReceiptsConfig(o)} {
+		if err := ensureStream(ctx, js, cfg); err != nil {
+			return err
 		}
 	}
-	for _, cfg := range []jetstream.StreamConfig{DeliveriesConfig(o), ReceiptsConfig(o)} {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+	for _, cfg := range append([]jetstream.KeyValueConfig{ChannelsConfig(o)}, append(DeviceBucketConfigs(o), InboxConfig(o))...) {
+		if err := ensureBucket(ctx, js, cfg); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", want.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", want.Name, err)
+	}
+	have := s.CachedInfo().Config
+	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas &&
+		have.AllowDirect == want.AllowDirect && slices.Equal(have.Subjects, want.Subjects) {
+		return nil
+	}
+	if _, err := js.UpdateStream(ctx, want); err != nil {
+		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
+	if _, err := js.KeyValue(ctx, want.Bucket); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("bucket %s: %w", want.Bucket, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, want); err != nil {
+		return fmt.Errorf("create bucket %s: %w", want.Bucket, err)
 	}
 	return nil
 }
