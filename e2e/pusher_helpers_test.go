@@ -7,18 +7,9 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"io"
 	mrand "math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -39,34 +30,9 @@ const (
 	fcmProjectID     = "pushgo-test"
 )
 
-// fcmCredentials writes a service account file whose token_uri is a local
-// token endpoint, so a pusher configured by PUSHGO_FCM_* authenticates
-// against the test process instead of Google.
+// fcmCredentials is a service account whose token endpoint is local.
 func fcmCredentials(t *testing.T) string {
-	t.Helper()
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"access_token":"local-test-token","token_type":"Bearer","expires_in":3600}`)
-	}))
-	t.Cleanup(tokens.Close)
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa := mustJSON(t, map[string]string{
-		"type": "service_account", "project_id": fcmProjectID, "private_key_id": "k1",
-		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email": "pusher@pushgo-test.iam.gserviceaccount.com", "client_id": "1",
-		"token_uri": tokens.URL + "/token",
-	})
-	f := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(f, sa, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f, _ := sendertest.ServiceAccount(t, "pushgo-test")
 	return f
 }
 

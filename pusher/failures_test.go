@@ -98,7 +98,6 @@ func TestHistoryIsNeverPushed(t *testing.T) {
 		e.message(ch, fmt.Sprint("old ", i))
 	}
 	e.device("ios", "apns", apnsToken, ch)
-	time.Sleep(2 * time.Millisecond) // leave the subscription's millisecond
 	op := e.message(ch, "new")
 	waitFor(t, "the new message", func() bool { return len(e.apns.Received(apnsToken)) >= 1 })
 	time.Sleep(200 * time.Millisecond) // give a wrong push of the old ones time to show

@@ -91,8 +91,8 @@ type expansion struct {
 	start   time.Time
 }
 
-// expand publishes one task per device subscribed when the operation was
-// accepted, then its expanded receipt, without waiting for the broker.
+// expand publishes one task per device subscribed before the operation was
+// appended, then its expanded receipt, without waiting for the broker.
 // It returns nil for an operation that is settled already (malformed).
 func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error) {
 	md, err := m.Metadata()
@@ -115,7 +115,7 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error
 	if err != nil {
 		return nil, err
 	}
-	audience := p.audience.At(env.ChannelID, env.AcceptedAt)
+	audience := p.audience.At(env.ChannelID, md.Sequence.Stream)
 	x := &expansion{m: m, futures: make([]jetstream.PubAckFuture, 0, len(audience)+1), start: time.Now()}
 	for _, dev := range audience {
 		t := delivery.Task{

@@ -129,7 +129,6 @@ func (e *env) device(platform, channelType, token, ch string) string {
 	key := e.post("/device/register", map[string]any{"platform": platform})["device_key"].(string)
 	e.post("/channel/device", map[string]any{"device_key": key, "channel_type": channelType, "provider_token": token})
 	e.post("/channel/subscribe", map[string]any{"device_key": key, "channel_id": ch, "password": pw})
-	time.Sleep(2 * time.Millisecond) // operations from the next millisecond on are pushed to it
 	return key
 }
 

@@ -19,10 +19,10 @@ import (
 // operation's audience with no broker round trip. The caller MUST call Close.
 type Audience struct {
 	mu      sync.RWMutex
-	subs    map[string]map[string]int64 // channel → device → subscribed_at
-	applied uint64                      // last bucket revision applied
-	notify  chan struct{}               // closed and replaced on every update
-	stream  jetstream.Stream            // the bucket's stream, for Sync
+	subs    map[string]map[string]uint64 // channel → device → after_seq
+	applied uint64                       // last bucket revision applied
+	notify  chan struct{}                // closed and replaced on every update
+	stream  jetstream.Stream             // the bucket's stream, for Sync
 	log     *slog.Logger
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -42,7 +42,7 @@ func (r *Registry) OpenAudience(ctx context.Context) (*Audience, error) {
 		cancel()
 		return nil, fmt.Errorf("watch subscriptions: %w", err)
 	}
-	a := &Audience{subs: map[string]map[string]int64{}, notify: make(chan struct{}), stream: stream, log: r.log,
+	a := &Audience{subs: map[string]map[string]uint64{}, notify: make(chan struct{}), stream: stream, log: r.log,
 		stop: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go a.watch(w)
 	select {
@@ -81,9 +81,9 @@ func (a *Audience) watch(w jetstream.KeyWatcher) {
 				a.log.Error("audience: skip malformed subscription", "key", e.Key(), "err", err)
 			} else {
 				if a.subs[ch] == nil {
-					a.subs[ch] = map[string]int64{}
+					a.subs[ch] = map[string]uint64{}
 				}
-				a.subs[ch][dev] = s.SubscribedAt
+				a.subs[ch][dev] = s.AfterSeq
 			}
 		} else if m := a.subs[ch]; m != nil {
 			delete(m, dev)
@@ -119,13 +119,14 @@ func (a *Audience) Sync(ctx context.Context) error {
 	}
 }
 
-// At lists, in key order, the devices subscribed to channelID before time
-// at (ms), with the same rule as Registry.SubscribersAt.
-func (a *Audience) At(channelID string, at int64) []string {
+// At lists, in key order, the devices of channelID that the operation at
+// stream sequence seq is pushed to: those subscribed before it was
+// appended. For a device that subscribed later it is history.
+func (a *Audience) At(channelID string, seq uint64) []string {
 	a.mu.RLock()
 	out := make([]string, 0, len(a.subs[channelID]))
-	for dev, since := range a.subs[channelID] {
-		if since < at {
+	for dev, after := range a.subs[channelID] {
+		if after < seq {
 			out = append(out, dev)
 		}
 	}

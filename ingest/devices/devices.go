@@ -435,7 +435,14 @@ func (r *Registry) RetireToken(ctx context.Context, channelType, token string, n
 // checked by the caller) and reports whether the subscription is new.
 // Idempotent. The device index key is written before the channel key.
 func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now time.Time) (bool, error) {
-	b, err := json.Marshal(devices.Subscription{ChannelID: channelID, DeviceKey: key, SubscribedAt: now.UnixMilli()})
+	// Read the log's position before writing: every operation appended
+	// after this subscription is answered has a higher sequence.
+	ops, err := r.js.Stream(ctx, streams.Ops)
+	if err != nil {
+		return false, fmt.Errorf("subscribe %s: log position: %w", channelID, err)
+	}
+	after := ops.CachedInfo().State.LastSeq
+	b, err := json.Marshal(devices.Subscription{ChannelID: channelID, DeviceKey: key, SubscribedAt: now.UnixMilli(), AfterSeq: after})
 	if err != nil {
 		return false, err
 	}
@@ -545,41 +552,6 @@ func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string,
 		if _, dk, ok := devices.ParseSubscriptionKey(k); ok {
 			out = append(out, dk)
 		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
-// SubscribersAt lists the devices that were subscribed to channelID
-// before time at (ms): the audience of an operation accepted then. A device
-// that subscribes after an operation was accepted does not get it pushed,
-// even when the fan-out runs later: for that device the operation is
-// history. Within one millisecond the order is unknown, so an operation
-// accepted in the subscription's own millisecond counts as history too
-// (the device replays it; it is never pushed twice or pushed stale).
-func (r *Registry) SubscribersAt(ctx context.Context, channelID string, at int64) ([]string, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := r.subs.WatchFiltered(ctx, []string{devices.SubscribersFilter(channelID)}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("watch subscribers of %s: %w", channelID, err)
-	}
-	defer func() { _ = w.Stop() }()
-	var out []string
-	for e := range w.Updates() {
-		if e == nil { // the current values are all delivered
-			break
-		}
-		var s devices.Subscription
-		if err := json.Unmarshal(e.Value(), &s); err != nil {
-			return nil, fmt.Errorf("subscription %s: %w", e.Key(), err)
-		}
-		if s.SubscribedAt < at {
-			out = append(out, s.DeviceKey)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
 	}
 	sort.Strings(out)
 	return out, nil

@@ -2,51 +2,15 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
-
-// fcmCredentials writes a service account file whose token endpoint is a
-// local server, so the FCM sender configured by PUSHGO_FCM_* runs against
-// fakes exactly as it would against Google.
-func fcmCredentials(t *testing.T) string {
-	t.Helper()
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"access_token":"local-test-token","token_type":"Bearer","expires_in":3600}`)
-	}))
-	t.Cleanup(tokens.Close)
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(k)
-	sa, _ := json.Marshal(map[string]string{
-		"type": "service_account", "project_id": "pushgo-test", "private_key_id": "k1",
-		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email": "pusher@pushgo-test.iam.gserviceaccount.com", "client_id": "1",
-		"token_uri": tokens.URL + "/token",
-	})
-	f := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(f, sa, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
 
 // TestSendStatus: a message to a subscribed Android device is delivered
 // through the configured FCM sender, and /send_status follows it from
@@ -55,7 +19,8 @@ func TestSendStatus(t *testing.T) {
 	fake := sendertest.NewFakeFCM(t)
 	cfg := Defaults()
 	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
-	cfg.FCMCredentialsFile, cfg.FCMProjectID, cfg.FCMEndpoint = fcmCredentials(t), "pushgo-test", fake.Endpoint()
+	creds, _ := sendertest.ServiceAccount(t, "pushgo-test")
+	cfg.FCMCredentialsFile, cfg.FCMProjectID, cfg.FCMEndpoint = creds, "pushgo-test", fake.Endpoint()
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +36,6 @@ func TestSendStatus(t *testing.T) {
 	data(t, s, m)
 	s, _, m = post(t, base, "/channel/subscribe", `{"device_key":"`+dev+`","channel_id":"`+ch+`","password":"correct-horse"}`)
 	data(t, s, m)
-	time.Sleep(2 * time.Millisecond) // operations after the subscription's millisecond are pushed
 	s, _, m = post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","severity":"high","op_id":"disk-2"}`)
 	data(t, s, m)
 

@@ -135,6 +135,11 @@ type Subscription struct {
 	ChannelID    string `json:"channel_id"`
 	DeviceKey    string `json:"device_key"`
 	SubscribedAt int64  `json:"subscribed_at"`
+	// AfterSeq is the last PUSHGO_OPS sequence when the subscription was
+	// made: the device is pushed the channel's operations with a higher
+	// sequence, and everything up to it is history. Sequences order what
+	// timestamps cannot (many operations share a millisecond).
+	AfterSeq uint64 `json:"after_seq,omitempty"`
 }
 
 // TokenOwner is the value of a key in PUSHGO_PROVIDER_TOKENS: the device

@@ -2,14 +2,7 @@ package fcm_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -136,36 +129,8 @@ func TestConnectionErrorIsRetry(t *testing.T) {
 
 // serviceAccount writes a service account key file whose token_uri is a
 // local token server, so the credentials-file path runs offline.
-func serviceAccount(t *testing.T) (string, *atomic.Int32) {
-	t.Helper()
-	var grants atomic.Int32
-	tokSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.ParseForm()
-		if r.Form.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.Form.Get("assertion") == "" {
-			http.Error(w, "bad grant", 400)
-			return
-		}
-		grants.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"access_token":"sa-access-token","token_type":"Bearer","expires_in":3600}`))
-	}))
-	t.Cleanup(tokSrv.Close)
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(k)
-	b, _ := json.Marshal(map[string]string{
-		"type": "service_account", "project_id": "from-file", "private_key_id": "kid1",
-		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email": "pusher@from-file.iam.gserviceaccount.com", "client_id": "1",
-		"token_uri": tokSrv.URL + "/token",
-	})
-	file := filepath.Join(t.TempDir(), "sa.json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file, &grants
+func serviceAccount(t *testing.T) (string, *atomic.Int64) {
+	return sendertest.ServiceAccount(t, "from-file")
 }
 
 func TestCredentialsFile(t *testing.T) {
