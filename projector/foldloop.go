@@ -35,6 +35,10 @@ func (p *Projector) foldReceipts(ctx context.Context, applied uint64) error {
 // seen, while the stream still holds that sequence.
 var errGap = errors.New("sequence gap in delivery")
 
+// errConsumer marks a failure to (re)create the consumer: the broker may be
+// briefly unavailable, so the fold tries again rather than stopping.
+var errConsumer = errors.New("consumer unavailable")
+
 // follow runs consume, and runs it again from the last committed sequence
 // whenever the consumer skipped messages the stream still holds: the fold
 // must see every operation exactly once, in order.
@@ -43,10 +47,19 @@ func (p *Projector) follow(ctx context.Context, stream string, applied uint64,
 	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
 	for {
 		last, err := p.consume(ctx, stream, applied, apply, commit, committed)
-		if !errors.Is(err, errGap) {
+		switch {
+		case errors.Is(err, errGap):
+			p.log.Warn("projector: consumer skipped messages; resuming from the last folded sequence", "stream", stream, "after", last)
+		case errors.Is(err, errConsumer) && ctx.Err() == nil:
+			p.log.Warn("projector: consumer unavailable; retrying", "stream", stream, "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+		default:
 			return err
 		}
-		p.log.Warn("projector: consumer skipped messages; resuming from the last folded sequence", "stream", stream, "after", last)
 		applied = last
 	}
 }
@@ -63,17 +76,20 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 	}
 	cons, err := p.js.OrderedConsumer(ctx, stream, cfg)
 	if err != nil {
-		return applied, fmt.Errorf("%s: ordered consumer: %w", stream, err)
+		return applied, fmt.Errorf("%s: ordered consumer: %w: %w", stream, errConsumer, err)
 	}
 	msgs := make(chan jetstream.Msg, 4*p.cfg.BatchSize)
+	quit := make(chan struct{}) // ends a callback blocked on msgs when this loop returns
+	defer close(quit)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
+		case <-quit:
 		}
 	}, jetstream.PullMaxMessages(2*p.cfg.BatchSize))
 	if err != nil {
-		return applied, fmt.Errorf("%s: consume: %w", stream, err)
+		return applied, fmt.Errorf("%s: consume: %w: %w", stream, errConsumer, err)
 	}
 	defer cc.Stop()
 

@@ -161,6 +161,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		if err := p.fold(fctx, applied); err != nil && fctx.Err() == nil {
 			p.log.Error("projector: fold stopped", "err", err)
 			p.failed.Store(&err)
+			p.committed(p.applied.Load()) // wake waiting reads: they fail now
 		}
 	}()
 	if cfg.Serve {

@@ -111,12 +111,22 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	attempt := int(md.NumDelivered)
+	// The task may have waited in its lane: restart its ack wait now.
+	_ = m.InProgress()
+	// final records the outcome, and acks the task only once the receipt
+	// is stored: a task is never settled without its outcome.
 	final := func(o delivery.Outcome, provider, reason string) {
-		_ = p.receipt(ctx, delivery.Receipt{
+		err := p.receipt(ctx, delivery.Receipt{
 			Kind: delivery.KindOutcome, ChannelID: t.ChannelID, OpID: t.OpID, Seq: t.Seq, EntityType: t.Op.Kind(),
 			EntityID: t.EntityID, AcceptedAt: t.AcceptedAt, At: p.now().UnixMilli(), DeliveryID: t.ID,
 			DeviceKey: t.DeviceKey, Provider: provider, Outcome: o, Reason: reason, Attempts: attempt,
-		}, false)
+		}, true)
+		if err != nil {
+			// Sent again later: the provider drops an APNs duplicate by
+			// apns-id, and the receipt fold counts one outcome per delivery.
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
 		p.metrics.outcomes.WithLabelValues(providerLabel(provider), string(o)).Inc()
 		_ = m.Ack()
 	}
@@ -164,10 +174,17 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	if s == nil {
 		s = sender.Unconfigured(string(prov), "provider "+string(prov)+" is not configured")
 	}
+	_ = m.InProgress()
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 	start := time.Now()
 	res := s.Send(sctx, n)
 	cancel()
+	if ctx.Err() != nil {
+		// Stopping: this attempt says nothing about the device. Hand the
+		// task back without spending its retry budget on it.
+		_ = m.Nak()
+		return
+	}
 	p.metrics.providerSeconds.WithLabelValues(string(prov)).Observe(time.Since(start).Seconds())
 	switch res.Outcome {
 	case sender.Sent:

@@ -221,6 +221,12 @@ func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string
 	st := w.stripes.of(subject)
 	st.mu.Lock()
 	cur, aerr := w.state(ctx, st, subject, false)
+	if aerr == nil && (!cur.exists || !cur.closed()) {
+		// Deleted is final, so a cached deletion can be trusted; "alive"
+		// cannot (another replica may have deleted it, and no
+		// compare-and-swap checks the link), so read it from the log.
+		cur, aerr = w.state(ctx, st, subject, true)
+	}
 	st.mu.Unlock()
 	switch {
 	case aerr != nil:
@@ -273,6 +279,9 @@ func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, 
 // the duplicate window before that expectation, so a known op_id comes back
 // as a duplicate ack with the original sequence, and an unknown one is
 // refused without being stored.
+//
+// Only the broker's "wrong last msg id" refusal means "not a duplicate";
+// any other failure answers 503, never a 409 for an op that may be stored.
 func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string, v *ops.Validated, opID string, data []byte) (Result, *apierr.Error, bool) {
 	m := nats.NewMsg(subject)
 	m.Data = data
@@ -281,8 +290,15 @@ func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string,
 	ack, err := w.js.PublishMsg(ctx, m,
 		jetstream.WithMsgID(dedupID(v.ChannelID, v.Op, opID)),
 		jetstream.WithExpectLastMsgID("pushgo-probe-never-matches"))
-	if err != nil || !ack.Duplicate {
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil && !ack.Duplicate:
+		// Cannot happen (the expectation never matches); treat as unknown.
+		return Result{}, w.unavailable("probe", subject, errors.New("probe was stored")), true
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeWrongLastMsgID:
 		return Result{}, nil, false
+	case err != nil:
+		return Result{}, w.unavailable("probe", subject, err), true
 	}
 	r, aerr := w.replayAt(ctx, res, ack.Sequence, v.BodyHash)
 	return r, aerr, true
@@ -341,6 +357,9 @@ func lifecycleConflict(k ops.Kind) *apierr.Error {
 	}
 	return apierr.Field(apierr.ThingDeleted, "thing_id")
 }
+
+// jsErrCodeWrongLastMsgID is JetStream's "wrong last msg ID" error code.
+const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
 
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
