@@ -138,13 +138,7 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error
 		Kind: delivery.KindExpanded, ChannelID: env.ChannelID, OpID: env.OpID, Seq: md.Sequence.Stream,
 		EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt, At: p.now().UnixMilli(), Tasks: len(audience),
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	msg := nats.NewMsg(streams.ReceiptSubject(r.ChannelID))
-	msg.Data = b
-	f, err := p.js.PublishMsgAsync(msg, jetstream.WithMsgID(r.MsgID()))
+	f, err := p.receiptAsync(r)
 	if err != nil {
 		return nil, fmt.Errorf("publish receipt: %w", err)
 	}
@@ -181,18 +175,13 @@ func awaitAll(ctx context.Context, fs []jetstream.PubAckFuture) error {
 	return nil
 }
 
-// receipt publishes r; with wait it returns once the broker has it.
-func (p *Pusher) receipt(ctx context.Context, r delivery.Receipt, wait bool) error {
+// receiptAsync publishes r and returns the broker's future answer.
+func (p *Pusher) receiptAsync(r delivery.Receipt) (jetstream.PubAckFuture, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	msg := nats.NewMsg(streams.ReceiptSubject(r.ChannelID))
 	msg.Data = b
-	if wait {
-		_, err = p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(r.MsgID()))
-		return err
-	}
-	_, err = p.js.PublishMsgAsync(msg, jetstream.WithMsgID(r.MsgID()))
-	return err
+	return p.js.PublishMsgAsync(msg, jetstream.WithMsgID(r.MsgID()))
 }

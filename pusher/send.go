@@ -113,22 +113,32 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	attempt := int(md.NumDelivered)
 	// The task may have waited in its lane: restart its ack wait now.
 	_ = m.InProgress()
-	// final records the outcome, and acks the task only once the receipt
-	// is stored: a task is never settled without its outcome.
+	// final records the outcome, and acks the task only once the broker
+	// has stored the receipt (off the lane, so the device's next push need
+	// not wait): a task is never settled without its outcome.
 	final := func(o delivery.Outcome, provider, reason string) {
-		err := p.receipt(ctx, delivery.Receipt{
+		f, err := p.receiptAsync(delivery.Receipt{
 			Kind: delivery.KindOutcome, ChannelID: t.ChannelID, OpID: t.OpID, Seq: t.Seq, EntityType: t.Op.Kind(),
 			EntityID: t.EntityID, AcceptedAt: t.AcceptedAt, At: p.now().UnixMilli(), DeliveryID: t.ID,
 			DeviceKey: t.DeviceKey, Provider: provider, Outcome: o, Reason: reason, Attempts: attempt,
-		}, true)
+		})
 		if err != nil {
-			// Sent again later: the provider drops an APNs duplicate by
-			// apns-id, and the receipt fold counts one outcome per delivery.
 			_ = m.NakWithDelay(time.Second)
 			return
 		}
 		p.metrics.outcomes.WithLabelValues(providerLabel(provider), string(o)).Inc()
-		_ = m.Ack()
+		p.lanes.Go(func() {
+			select {
+			case <-f.Ok():
+				_ = m.Ack()
+			case <-f.Err():
+				// Sent again later: APNs drops the duplicate by apns-id, and
+				// the receipt fold counts one outcome per delivery.
+				_ = m.NakWithDelay(time.Second)
+			case <-ctx.Done():
+				// Unsettled: redelivered after the ack wait.
+			}
+		})
 	}
 
 	env, err := p.ops.get(ctx, t.Seq)
@@ -174,7 +184,6 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	if s == nil {
 		s = sender.Unconfigured(string(prov), "provider "+string(prov)+" is not configured")
 	}
-	_ = m.InProgress()
 	sctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
 	start := time.Now()
 	res := s.Send(sctx, n)
