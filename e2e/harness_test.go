@@ -555,16 +555,7 @@ func readStream(t *testing.T, natsURL, stream string) []*jetstream.RawStreamMsg 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"))
-	if err != nil {
-		t.Fatalf("connect %s: %v", natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	s, err := js.Stream(ctx, stream)
+	s, err := dialJS(t, natsURL).js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatalf("stream %s: %v", stream, err)
 	}

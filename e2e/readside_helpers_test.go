@@ -25,9 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/pushgo/gateway/projector/store"
 )
 
@@ -178,24 +175,11 @@ func streamLastSeq(t *testing.T, natsURL string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"))
-	if err != nil {
-		t.Fatalf("connect %s: %v", natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	s, err := js.Stream(ctx, opsStream)
+	st, err := dialJS(t, natsURL).streamState(ctx, opsStream)
 	if err != nil {
 		t.Fatalf("stream %s: %v", opsStream, err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream %s info: %v", opsStream, err)
-	}
-	return info.State.LastSeq
+	return st.LastSeq
 }
 
 // stopClean stops p with SIGTERM and fails the test unless it exits 0.
