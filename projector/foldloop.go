@@ -43,7 +43,7 @@ var errConsumer = errors.New("consumer unavailable")
 // whenever the consumer skipped messages the stream still holds: the fold
 // must see every operation exactly once, in order.
 func (p *Projector) follow(ctx context.Context, stream string, applied uint64,
-	apply func(*store.Batch, jetstream.Msg) (uint64, error),
+	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
 	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
 	for {
 		last, err := p.consume(ctx, stream, applied, apply, commit, committed)
@@ -68,7 +68,7 @@ func (p *Projector) follow(ctx context.Context, stream string, applied uint64,
 // commit the batch with the last sequence through commit, report it. It
 // returns the last committed sequence.
 func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
-	apply func(*store.Batch, jetstream.Msg) (uint64, error),
+	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
 	commit func(*store.Batch, uint64) error, committed func(uint64)) (uint64, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if applied > 0 {
@@ -136,7 +136,7 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 			if batch.Len() == 0 {
 				opened = time.Now()
 			}
-			if _, err := apply(batch, m); err != nil {
+			if err := apply(batch, m, md); err != nil {
 				return done, fmt.Errorf("%s: %w", stream, err)
 			}
 			last = seq
@@ -165,41 +165,30 @@ func (p *Projector) streamHolds(ctx context.Context, stream string, seq uint64) 
 }
 
 // applyReceipt folds one receipt into the batch.
-func applyReceipt(b *store.Batch, m jetstream.Msg) (uint64, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return 0, fmt.Errorf("message metadata: %w", err)
-	}
+func applyReceipt(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) error {
 	var r delivery.Receipt
 	if err := json.Unmarshal(m.Data(), &r); err != nil {
-		return 0, fmt.Errorf("seq %d: receipt: %w", md.Sequence.Stream, err)
+		return fmt.Errorf("seq %d: receipt: %w", md.Sequence.Stream, err)
 	}
 	if err := b.ApplyReceipt(&r); err != nil {
-		return 0, fmt.Errorf("seq %d: %w", md.Sequence.Stream, err)
+		return fmt.Errorf("seq %d: %w", md.Sequence.Stream, err)
 	}
 	b.Count()
-	return md.Sequence.Stream, nil
+	return nil
 }
 
-// apply folds one operation into the batch and returns its sequence.
-func (p *Projector) apply(b *store.Batch, m jetstream.Msg) (uint64, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return 0, fmt.Errorf("message metadata: %w", err)
-	}
+// apply folds one operation into the batch.
+func (p *Projector) apply(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) error {
 	seq := md.Sequence.Stream
 	p.pending.Store(md.NumPending)
 	var env ops.Envelope
 	if err := json.Unmarshal(m.Data(), &env); err != nil {
-		return 0, fmt.Errorf("seq %d: envelope: %w", seq, err)
+		return fmt.Errorf("seq %d: envelope: %w", seq, err)
 	}
 	if err := fold.CheckEnvelope(&env); err != nil {
-		return 0, fmt.Errorf("seq %d: %w", seq, err)
+		return fmt.Errorf("seq %d: %w", seq, err)
 	}
-	if err := Fold(b, &env, m.Data(), seq); err != nil {
-		return 0, err
-	}
-	return seq, nil
+	return Fold(b, &env, m.Data(), seq)
 }
 
 // Fold applies one operation (env, decoded from raw) to the batch: the
