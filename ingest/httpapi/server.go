@@ -50,6 +50,14 @@ type Options struct {
 	// Inbox serves /v2/messages/pull and ack (with Devices); nil leaves
 	// them out.
 	Inbox Inbox
+	// Tokens serves /channel/token/create and /channel/token/revoke; nil
+	// leaves them out.
+	Tokens Tokens
+	// OwnAuth reports the routes (by their pattern, as c.Path()) that
+	// authenticate themselves with an integration token, which stands in
+	// for PUSHGO_TOKEN there: a monitoring tool sends one Authorization
+	// header only.
+	OwnAuth func(route string) bool
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -81,7 +89,7 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(requestID, observe(s.metrics, s.log))
 	if opts.Token != "" {
-		e.Use(bearerAuth(opts.Token, openPaths))
+		e.Use(bearerAuth(opts.Token, openPaths, opts.OwnAuth))
 	}
 
 	e.POST("/channel/create", s.channelCreate)
@@ -99,6 +107,9 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	e.GET("/message", s.messageGet)
 
 	s.echo = e
+	if opts.Tokens != nil {
+		s.routeTokens()
+	}
 	if opts.Reader != nil {
 		s.routeReads()
 	}

@@ -18,6 +18,9 @@ type entityState struct {
 	op       ops.Name
 	opID     string
 	bodyHash string
+	// contentHash is the integration content hash of the latest operation
+	// ("" for operations from the PushGo routes).
+	contentHash string
 }
 
 // closed reports whether the entity's lifecycle has ended.
@@ -25,11 +28,12 @@ func (s entityState) closed() bool { return s.op == ops.EventClose || s.op == op
 
 func stateOf(m *jetstream.RawStreamMsg) entityState {
 	return entityState{
-		exists:   true,
-		seq:      m.Sequence,
-		op:       ops.Name(m.Header.Get(streams.HeaderOp)),
-		opID:     m.Header.Get(streams.HeaderOpID),
-		bodyHash: m.Header.Get(streams.HeaderBodyHash),
+		exists:      true,
+		seq:         m.Sequence,
+		op:          ops.Name(m.Header.Get(streams.HeaderOp)),
+		opID:        m.Header.Get(streams.HeaderOpID),
+		bodyHash:    m.Header.Get(streams.HeaderBodyHash),
+		contentHash: m.Header.Get(streams.HeaderContentHash),
 	}
 }
 

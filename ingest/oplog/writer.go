@@ -77,6 +77,9 @@ type Result struct {
 	// Replayed is true when the op_id had already been accepted with the
 	// same body: nothing was appended, the first answer is repeated.
 	Replayed bool
+	// Unchanged is true when the operation carried a ContentHash equal to
+	// that of the open entity's latest operation: nothing was appended.
+	Unchanged bool
 }
 
 // backoff waits a little, with jitter, after losing a compare-and-swap
@@ -162,6 +165,34 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				}
 				return Result{}, lifecycleConflict(kind)
 			}
+			// A cached state may be behind another replica's write: decide
+			// a skip or a conditional refusal only on the log's own answer.
+			if v.ExpectSeq != 0 && cur.seq != v.ExpectSeq {
+				if !fresh {
+					fresh = true
+					continue
+				}
+				return Result{}, &apierr.Error{Code: apierr.SequenceMismatch, Detail: apierr.Lookup(apierr.SequenceMismatch).Message}
+			}
+			// A skip appends nothing, so no compare-and-swap would catch a
+			// stale cache: confirm it on the log. A refresh is appended
+			// with the expected sequence, which catches it.
+			same := v.ContentHash != "" && cur.contentHash == v.ContentHash
+			if same && !fresh && !v.RefreshIfUnchanged {
+				fresh = true
+				continue
+			}
+			if same && !v.RefreshIfUnchanged {
+				res.Seq, res.Unchanged = cur.seq, true
+				return res, nil
+			}
+			if p, ok := v.Payload.(*ops.EventPayload); ok && v.RefreshIfUnchanged && p.Refresh != same {
+				p.Refresh = same // decided per attempt: another replica may have changed the content
+				if data, err = w.encode(v, opID); err != nil {
+					w.log.Error("oplog: encode operation", "op", v.Op, "err", err)
+					return Result{}, apierr.New(apierr.InternalError)
+				}
+			}
 		}
 
 		ack, err := w.publish(ctx, subject, v, opID, data, cur.seq, clientOpID)
@@ -172,7 +203,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				st.forget(subject)
 				return w.replayAt(ctx, res, ack.Sequence, v.BodyHash)
 			}
-			st.put(subject, entityState{exists: true, seq: ack.Sequence, op: v.Op, opID: opID, bodyHash: v.BodyHash}, w.stripes.perCap)
+			st.put(subject, entityState{exists: true, seq: ack.Sequence, op: v.Op, opID: opID, bodyHash: v.BodyHash, contentHash: v.ContentHash}, w.stripes.perCap)
 			res.Seq = ack.Sequence
 			return res, nil
 		}
@@ -264,6 +295,9 @@ func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, 
 	m.Header.Set(streams.HeaderOp, string(v.Op))
 	m.Header.Set(streams.HeaderOpID, opID)
 	m.Header.Set(streams.HeaderBodyHash, v.BodyHash)
+	if v.ContentHash != "" {
+		m.Header.Set(streams.HeaderContentHash, v.ContentHash)
+	}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expectSeq)}
 	if clientOpID {
 		// Generated op_ids cannot be retried by the client, so only client

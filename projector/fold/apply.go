@@ -58,7 +58,12 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	}
 	e.Attrs = attrs
 	e.State = ops.EventOngoing
+	if p.Deadline != nil {
+		d := *p.Deadline
+		e.Deadline = &d
+	}
 	if env.Op == ops.EventClose {
+		e.Deadline = nil
 		e.State = ops.EventClosed
 		end := p.EventTime
 		if p.EndedAt != nil {

@@ -29,11 +29,14 @@ type Event struct {
 	Attrs       Attrs          `json:"attrs"`
 	Metadata    jsontext.Value `json:"metadata,omitzero"`
 	Ciphertext  string         `json:"ciphertext,omitempty"`
-	CreatedAt   int64          `json:"created_at"` // accepted_at of the first folded operation
-	UpdatedAt   int64          `json:"updated_at"` // accepted_at of the last
-	Version     uint64         `json:"version"`    // number of operations folded
-	LastSeq     uint64         `json:"last_seq"`
-	LastOpID    string         `json:"last_op_id"`
+	// Deadline (ms) is when the gateway closes the open event with status
+	// timed_out unless another operation comes first (integrations only).
+	Deadline  *int64 `json:"deadline,omitempty"`
+	CreatedAt int64  `json:"created_at"` // accepted_at of the first folded operation
+	UpdatedAt int64  `json:"updated_at"` // accepted_at of the last
+	Version   uint64 `json:"version"`    // number of operations folded
+	LastSeq   uint64 `json:"last_seq"`
+	LastOpID  string `json:"last_op_id"`
 }
 
 // Thing is the current state of a Thing: every field of spec section 5.

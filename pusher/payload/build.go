@@ -138,7 +138,13 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		putValue(d, "attrs", p.Attrs)
 		putValue(d, "metadata", p.Metadata)
 		put(d, "ciphertext", p.Ciphertext)
-		n.CollapseID = collapseID(kind, env.EntityID, false)
+		if p.Deadline != nil {
+			d["deadline"] = ms(*p.Deadline)
+		}
+		// An integration's refresh says nothing new: the device learns the
+		// new deadline without an alert.
+		n.Background = env.Op == ops.EventUpdate && p.Refresh
+		n.CollapseID = collapseID(kind, env.EntityID, n.Background)
 		n.ThreadID = env.ChannelID + ":event:" + env.EntityID
 
 	case ops.KindThing:

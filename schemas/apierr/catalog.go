@@ -38,6 +38,14 @@ const (
 	InvalidCursor Code = "invalid_cursor"
 	InvalidKinds  Code = "invalid_kinds"
 
+	// 400: integration tokens and entity selectors.
+	TokenNameRequired     Code = "token_name_required"
+	InvalidTokenName      Code = "invalid_token_name"
+	InvalidScopes         Code = "invalid_scopes"
+	TokenIDRequired       Code = "token_id_required"
+	InvalidTokenID        Code = "invalid_token_id"
+	InvalidEntitySelector Code = "invalid_entity_selector"
+
 	// 400: identifiers and credentials.
 	ChannelIDRequired        Code = "channel_id_required"
 	InvalidChannelID         Code = "invalid_channel_id"
@@ -114,6 +122,9 @@ const (
 
 	// 401, 403, 404, 405.
 	AuthenticationFailed Code = "authentication_failed"
+	InvalidAPIToken      Code = "invalid_api_token"
+	ScopeMissing         Code = "scope_missing"
+	TokenNotFound        Code = "token_not_found"
 	PasswordMismatch     Code = "password_mismatch"
 	ChannelNotFound      Code = "channel_not_found"
 	DeviceNotFound       Code = "device_not_found"
@@ -128,6 +139,10 @@ const (
 	ThingDeleted  Code = "thing_deleted"
 	OpIDConflict  Code = "op_id_conflict"
 	ChannelExists Code = "channel_exists"
+	// SequenceMismatch is internal: an operation conditioned on the
+	// entity's last sequence (the gateway's own timeout close) lost to a
+	// later operation. Never answered to a client.
+	SequenceMismatch Code = "sequence_mismatch"
 
 	// 413, 429, 500, 503.
 	PayloadTooLarge   Code = "payload_too_large"
@@ -159,6 +174,12 @@ func init() {
 	def(InvalidLimit, bad, "limit is out of range")
 	def(InvalidCursor, bad, "cursor is not one this gateway returned")
 	def(InvalidKinds, bad, "kinds must be a list of event, thing, message")
+	def(TokenNameRequired, bad, "name is required")
+	def(InvalidTokenName, bad, "name must be 1-128 characters without control characters")
+	def(InvalidScopes, bad, "scopes must be a non-empty list of known scopes (events.ingest, events.read)")
+	def(TokenIDRequired, bad, "token_id is required")
+	def(InvalidTokenID, bad, "token_id is not a token id this gateway issued")
+	def(InvalidEntitySelector, bad, "entitySelector is invalid")
 
 	def(ChannelIDRequired, bad, "channel_id is required")
 	def(InvalidChannelID, bad, "channel_id must be a 26-character Crockford base32 id")
@@ -229,7 +250,10 @@ func init() {
 	def(MetadataValueTooLong, bad, "metadata values must be at most 512 bytes")
 
 	def(AuthenticationFailed, http.StatusUnauthorized, "bearer token is missing or wrong")
+	def(InvalidAPIToken, http.StatusUnauthorized, "integration token is missing, wrong or revoked")
 	def(PasswordMismatch, http.StatusForbidden, "channel password does not match")
+	def(ScopeMissing, http.StatusForbidden, "integration token lacks the scope this route needs")
+	def(TokenNotFound, http.StatusNotFound, "no such token in this channel")
 	def(ChannelNotFound, http.StatusNotFound, "channel not found")
 	def(DeviceNotFound, http.StatusNotFound, "device not found; register it with /device/register")
 	def(EventNotFound, http.StatusNotFound, "event not found")
@@ -242,6 +266,7 @@ func init() {
 	def(ThingDeleted, http.StatusConflict, "thing is deleted")
 	def(OpIDConflict, http.StatusConflict, "op_id was already used with a different body")
 	def(ChannelExists, http.StatusConflict, "channel already exists")
+	def(SequenceMismatch, http.StatusConflict, "the entity changed since the operation was decided")
 
 	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, "request body is larger than 32 KiB")
 	def(RateLimited, http.StatusTooManyRequests, "rate limit exceeded")

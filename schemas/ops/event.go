@@ -8,13 +8,28 @@ import (
 // in a fixed order so the first error reported is stable: credentials, ids,
 // route-required fields, then the remaining fields in struct order.
 func validateEvent(op Name, r *EventRequest, _ int64) (*Validated, *apierr.Error) {
+	return validateEventAs(op, r, true)
+}
+
+// validateEventAs validates an event request; an integration's request
+// (withPassword false) carries no password: the integration token has
+// authorized the channel.
+func validateEventAs(op Name, r *EventRequest, withPassword bool) (*Validated, *apierr.Error) {
 	if op.Kind() != KindEvent {
 		return nil, apierr.Fieldf(apierr.InternalError, "op", "%q is not an event operation", op)
 	}
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
 	}
-	c, err := validateCredentials(r.ChannelID, r.Password, r.OpID)
+	var c credentials
+	var err *apierr.Error
+	if withPassword {
+		c, err = validateCredentials(r.ChannelID, r.Password, r.OpID)
+	} else if r.Password != nil {
+		err = apierr.Fieldf(apierr.InvalidJSONData, "password", "an integration operation carries no password")
+	} else if c.channelID, err = validateChannelID(r.ChannelID); err == nil {
+		c.opID, err = validateOpID(r.OpID)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -193,6 +193,16 @@ type EventPayload struct {
 	Attrs       jsontext.Value `json:"attrs,omitzero"`    // validated patch, compact
 	Metadata    jsontext.Value `json:"metadata,omitzero"` // validated object, keys trimmed, compact
 	Ciphertext  string         `json:"ciphertext,omitempty"`
+	// Deadline (ms) is set by integrations (Dynatrace problem events): when
+	// it passes with no later operation on the event, the gateway closes
+	// the event itself with status timed_out. An operation without it
+	// keeps the event's deadline; a close clears it.
+	Deadline *int64 `json:"deadline,omitempty"`
+	// Refresh marks an integration update that re-asserts an open event
+	// without changing what it says (it only moves the deadline): it is
+	// pushed as a background update, so a tool that re-sends an open
+	// problem every minute does not ring the phone every minute.
+	Refresh bool `json:"refresh,omitzero"`
 }
 
 // ThingPayload is the payload of thing.create, thing.update, thing.archive
@@ -252,6 +262,21 @@ type Validated struct {
 	// Payload is *EventPayload, *ThingPayload or *MessagePayload. On creates
 	// its id field is empty; ingest calls SetEntityID after deriving it.
 	Payload any
+
+	// ContentHash, when set (integrations), identifies what the operation
+	// says. An update whose open entity's latest operation carries the same
+	// ContentHash is not appended: a monitoring tool re-sending an unchanged
+	// alert must not notify again.
+	ContentHash string
+	// RefreshIfUnchanged turns that skip into a refresh: the update is
+	// appended with EventPayload.Refresh set (it moves a deadline, and is
+	// pushed as a background update).
+	RefreshIfUnchanged bool
+	// ExpectSeq, when set, makes the operation conditional: it is appended
+	// only if the entity's latest operation is still at this stream
+	// sequence (the gateway's own timeout close), else it fails with
+	// sequence_mismatch.
+	ExpectSeq uint64
 }
 
 // SetEntityID sets the entity id of v and of its payload.

@@ -25,6 +25,14 @@ func ValidateEvent(op Name, r *EventRequest, now int64) (*Validated, *apierr.Err
 	return validateEvent(op, r, now)
 }
 
+// ValidateIntegrationEvent validates an event operation an integration
+// adapter built from a monitoring tool's report: the same rules as
+// ValidateEvent, without a password (the integration token authorized the
+// channel). The adapter may then set the payload's Deadline and Refresh.
+func ValidateIntegrationEvent(op Name, r *EventRequest) (*Validated, *apierr.Error) {
+	return validateEventAs(op, r, false)
+}
+
 // ValidateThing validates a /thing/create|update|archive|delete request.
 func ValidateThing(op Name, r *ThingRequest, now int64) (*Validated, *apierr.Error) {
 	return validateThing(op, r, now)

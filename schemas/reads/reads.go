@@ -73,6 +73,25 @@ type Request struct {
 	Cursor  string     `json:"cursor,omitempty"`
 	After   uint64     `json:"after,omitempty"`
 	Kinds   []ops.Kind `json:"kinds,omitempty"`
+	// Selector is the entitySelector of ThingsSelect, as the client sent it
+	// (ingest has parsed it once to reject bad ones with the tool's error).
+	Selector string `json:"selector,omitempty"`
+}
+
+// MaxSelected bounds the Things one entitySelector may select: a report
+// about more is refused rather than turned into thousands of operations.
+const MaxSelected = 1000
+
+// SelectData is the answer of ThingsSelect.
+type SelectData struct {
+	// ThingIDs are the selected Things (active or archived, never
+	// deleted), in id order, at most MaxSelected.
+	ThingIDs []string `json:"thing_ids"`
+	// UnknownTypes lists the type(...) values of the selector's top level
+	// that no Thing of the channel has (Dynatrace's INVALID_ENTITY_TYPE).
+	UnknownTypes []string `json:"unknown_types,omitempty"`
+	// TooMany is set when more than MaxSelected Things matched.
+	TooMany bool `json:"too_many,omitempty"`
 }
 
 // Response is the projector's answer: Data on success, else an error code

@@ -49,6 +49,14 @@ const (
 	// InboxBucket holds the full items of oversized or undelivered
 	// notifications per device, for /v2/messages/pull: <device_key>.<op seq>.
 	InboxBucket = "PUSHGO_INBOX"
+	// APITokensBucket holds the channel-scoped integration tokens:
+	// <token id> → the token's channel, name, scopes and secret hash.
+	APITokensBucket = "PUSHGO_API_TOKENS"
+	// AlertKeysBucket maps an integration's alert key (Dynatrace
+	// eventType+title+thing, Alertmanager fingerprint, PagerDuty dedup_key)
+	// to the Event that currently represents it:
+	// <channel_id>.<source>.<key hash> → the event id and its generation.
+	AlertKeysBucket = "PUSHGO_ALERT_KEYS"
 )
 
 // OpSubject returns the subject of an operation on one entity:
@@ -77,6 +85,10 @@ const (
 	HeaderOpID = "Pushgo-Op-Id"
 	// HeaderBodyHash carries the body hash of the request.
 	HeaderBodyHash = "Pushgo-Body-Hash"
+	// HeaderContentHash carries an integration's hash of what an operation
+	// says (ops.Validated.ContentHash), so an unchanged repeat is known
+	// without decoding; absent on other operations.
+	HeaderContentHash = "Pushgo-Content-Hash"
 )
 
 // Options configure the streams. The zero value is not valid; use
@@ -172,7 +184,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 			return err
 		}
 	}
-	for _, cfg := range append([]jetstream.KeyValueConfig{ChannelsConfig(o)}, append(DeviceBucketConfigs(o), InboxConfig(o))...) {
+	buckets := append([]jetstream.KeyValueConfig{ChannelsConfig(o)}, DeviceBucketConfigs(o)...)
+	buckets = append(buckets, InboxConfig(o), APITokensConfig(o), AlertKeysConfig(o))
+	for _, cfg := range buckets {
 		if err := ensureBucket(ctx, js, cfg); err != nil {
 			return err
 		}
@@ -261,6 +275,29 @@ func InboxConfig(o Options) jetstream.KeyValueConfig {
 		Description: "PushGo device inboxes: full items of oversized or undelivered notifications",
 		History:     1,
 		TTL:         o.Retention,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+	}
+}
+
+// APITokensConfig is the integration token bucket.
+func APITokensConfig(o Options) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      APITokensBucket,
+		Description: "PushGo integration tokens: id → channel, scopes and secret hash",
+		History:     1,
+		Storage:     o.Storage,
+		Replicas:    o.Replicas,
+	}
+}
+
+// AlertKeysConfig is the bucket of integration alert keys. It keeps no
+// TTL: a key must outlive its open Event, however long that stays open.
+func AlertKeysConfig(o Options) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      AlertKeysBucket,
+		Description: "PushGo integration alert keys: <channel>.<source>.<key hash> → current event",
+		History:     1,
 		Storage:     o.Storage,
 		Replicas:    o.Replicas,
 	}

@@ -1,0 +1,381 @@
+// Package alerts maps the alert keys of monitoring tools (a Dynatrace
+// problem's eventType+title+entity, an Alertmanager fingerprint, a PagerDuty
+// dedup_key) to the Event that currently represents each, and turns a
+// tool's "firing", "acknowledged" and "resolved" into ordinary event
+// operations appended through the same writer as /event/*.
+//
+// A key lives in the PUSHGO_ALERT_KEYS bucket as <channel>.<source>.<hash>
+// → {event_id, op_id, gen}. The entry is written only when a key opens a
+// new Event (its first report, or the first after its Event closed), never
+// on a refresh, so the hot path of a tool re-sending open alerts is one
+// append (or none when nothing changed). The entry is written before the
+// Event's create and names the create's op_id, so a crash between the two
+// is repaired by the next report: the update finds no event and the create
+// is appended with the recorded op_id, whose derived event id is the one
+// the entry names. Two replicas opening one key race on the entry's
+// revision; the loser re-reads it and updates the winner's Event.
+package alerts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Appender appends validated operations (an *oplog.Writer).
+type Appender interface {
+	Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error)
+}
+
+// Key names one alert of one tool in one channel.
+type Key struct {
+	ChannelID string
+	// Source is the tool: "dynatrace", "alertmanager", "pagerduty". Keys of
+	// different sources never meet.
+	Source string
+	// Value is the tool's own identity of the alert (fingerprint,
+	// dedup_key, ...), any string.
+	Value string
+}
+
+// hash is the key's stable digest: bucket keys and op_ids must be short
+// and of a restricted alphabet, tool keys are neither.
+func (k Key) hash() string {
+	sum := sha256.Sum256([]byte(k.Source + "\x00" + k.Value))
+	return hex.EncodeToString(sum[:15])
+}
+
+func (k Key) bucketKey() string { return k.ChannelID + "." + k.Source + "." + k.hash() }
+
+// opID is the op_id of the create of the key's gen-th Event.
+func (k Key) opID(gen uint64) string {
+	return k.Source + ":" + k.hash() + ":" + strconv.FormatUint(gen, 10)
+}
+
+// entry is the bucket value of a key.
+type entry struct {
+	EventID string `json:"event_id"`
+	OpID    string `json:"op_id"`
+	Gen     uint64 `json:"gen"`
+	rev     uint64
+}
+
+// Outcome says what a report did.
+type Outcome struct {
+	EventID string
+	// Created: a new Event was opened. Updated: the open Event was updated
+	// (or refreshed). Unchanged: the open Event already said this; nothing
+	// was appended. Absent: the key had no open Event; nothing was appended
+	// (acknowledge or resolve of an unknown key).
+	Created, Updated, Unchanged, Absent bool
+	// Seq is the stream sequence of the appended (or current) operation.
+	Seq uint64
+}
+
+// Options configure a Tracker.
+type Options struct {
+	// CachedKeys bounds the in-memory key cache. Default 100,000.
+	CachedKeys int
+	Logger     *slog.Logger
+}
+
+// Tracker opens, refreshes and closes the Events of alert keys. It is safe
+// for concurrent use.
+type Tracker struct {
+	kv  jetstream.KeyValue
+	app Appender
+	log *slog.Logger
+	max int
+
+	mu    sync.Mutex
+	cache map[string]entry
+}
+
+// New returns a Tracker over the alert key bucket (which streams.Ensure
+// created).
+func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options) (*Tracker, error) {
+	kv, err := js.KeyValue(ctx, streams.AlertKeysBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.AlertKeysBucket, err)
+	}
+	if opts.CachedKeys <= 0 {
+		opts.CachedKeys = 100_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Tracker{kv: kv, app: app, log: opts.Logger, max: opts.CachedKeys, cache: map[string]entry{}}, nil
+}
+
+// Report is one "firing" report of a key.
+type Report struct {
+	Key Key
+	// Event holds what the Event says: title, status, message, severity,
+	// event_time, and optionally thing_id, description, tags, images,
+	// attrs, started_at (used on create only). ChannelID, OpID, EventID
+	// and Password are set by the Tracker.
+	Event ops.EventRequest
+	// ContentHash identifies what the report says (see
+	// ops.Validated.ContentHash): a report equal to the open Event's latest
+	// is not appended, unless Deadline is set.
+	ContentHash string
+	// Deadline, when set, is the Event's new deadline (ms): the gateway
+	// closes it with status timed_out when it passes. A report with a
+	// deadline is always appended (as a background refresh when unchanged)
+	// because it moves the deadline.
+	Deadline *int64
+}
+
+// attempts bounds the open/update/create loop: each turn is a lost race
+// with another replica on the same key, which resolves in one or two.
+const attempts = 6
+
+// Open opens an Event for r.Key, or updates the open one.
+func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
+	for range attempts {
+		e, ok, err := t.lookup(ctx, r.Key)
+		if err != nil {
+			return Outcome{}, t.unavailable("read", r.Key, err)
+		}
+		if !ok {
+			e = entry{Gen: 1, OpID: r.Key.opID(1)}
+			e.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), e.OpID)
+			if err := t.claim(ctx, r.Key, &e, 0); err != nil {
+				if isRevisionConflict(err) {
+					continue // another report opened it first
+				}
+				return Outcome{}, t.unavailable("claim", r.Key, err)
+			}
+			out, aerr, retry := t.create(ctx, r, e)
+			if retry {
+				continue
+			}
+			return out, aerr
+		}
+		out, aerr := t.update(ctx, r, e)
+		if aerr == nil {
+			return out, nil
+		}
+		switch aerr.Code {
+		case apierr.EventNotFound:
+			// The entry was written and its create not (yet) appended.
+			out, aerr, retry := t.create(ctx, r, e)
+			if retry {
+				continue
+			}
+			return out, aerr
+		case apierr.EventClosed:
+			next := entry{Gen: e.Gen + 1, OpID: r.Key.opID(e.Gen + 1)}
+			next.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), next.OpID)
+			if err := t.claim(ctx, r.Key, &next, e.rev); err != nil {
+				t.forget(r.Key)
+				if isRevisionConflict(err) {
+					continue
+				}
+				return Outcome{}, t.unavailable("claim", r.Key, err)
+			}
+			out, aerr, retry := t.create(ctx, r, next)
+			if retry {
+				continue
+			}
+			return out, aerr
+		}
+		return Outcome{}, aerr
+	}
+	return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent reports of this alert; retry", RetryAfter: 1}
+}
+
+// create appends the create of e's Event. retry reports a lost race: the
+// Event exists already (another replica created it), so the caller should
+// go round again and update it.
+func (t *Tracker) create(ctx context.Context, r Report, e entry) (Outcome, *apierr.Error, bool) {
+	req := r.Event
+	req.ChannelID, req.OpID, req.EventID, req.Password = &r.Key.ChannelID, &e.OpID, nil, nil
+	req.EndedAt = nil
+	v, aerr := ops.ValidateIntegrationEvent(ops.EventCreate, &req)
+	if aerr != nil {
+		return Outcome{}, aerr, false
+	}
+	v.ContentHash = r.ContentHash
+	v.Payload.(*ops.EventPayload).Deadline = r.Deadline
+	res, aerr := t.app.Append(ctx, v)
+	switch {
+	case aerr != nil && aerr.Code == apierr.OpIDConflict:
+		return Outcome{}, nil, true
+	case aerr != nil:
+		return Outcome{}, aerr, false
+	case res.Replayed:
+		// This very create was appended before (a retried report); what it
+		// says may since have changed: update it.
+		return Outcome{}, nil, true
+	}
+	return Outcome{EventID: res.EntityID, Created: true, Seq: res.Seq}, nil, false
+}
+
+// update appends r as an update of e's Event.
+func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apierr.Error) {
+	req := r.Event
+	req.ChannelID, req.EventID, req.OpID, req.Password = &r.Key.ChannelID, &e.EventID, nil, nil
+	req.StartedAt, req.EndedAt = nil, nil
+	v, aerr := ops.ValidateIntegrationEvent(ops.EventUpdate, &req)
+	if aerr != nil {
+		return Outcome{}, aerr
+	}
+	v.ContentHash = r.ContentHash
+	v.RefreshIfUnchanged = r.Deadline != nil
+	v.Payload.(*ops.EventPayload).Deadline = r.Deadline
+	res, aerr := t.app.Append(ctx, v)
+	if aerr != nil {
+		return Outcome{}, aerr
+	}
+	return Outcome{EventID: e.EventID, Updated: !res.Unchanged, Unchanged: res.Unchanged, Seq: res.Seq}, nil
+}
+
+// Update appends req as an update of the key's open Event (PagerDuty's
+// acknowledge). A key with no open Event is Absent: nothing is appended.
+func (t *Tracker) Update(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
+	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
+		return t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash}, e)
+	})
+}
+
+// Close closes the key's open Event with req (resolved). A key with no
+// open Event is Absent: nothing is appended, so a repeated or unknown
+// resolve is accepted and changes nothing.
+func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest) (Outcome, *apierr.Error) {
+	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
+		req := req
+		req.ChannelID, req.EventID, req.OpID, req.Password = &k.ChannelID, &e.EventID, nil, nil
+		req.StartedAt = nil
+		v, aerr := ops.ValidateIntegrationEvent(ops.EventClose, &req)
+		if aerr != nil {
+			return Outcome{}, aerr
+		}
+		res, aerr := t.app.Append(ctx, v)
+		if aerr != nil {
+			return Outcome{}, aerr
+		}
+		return Outcome{EventID: e.EventID, Updated: true, Seq: res.Seq}, nil
+	})
+}
+
+// onOpen applies fn to the key's Event. An Event that is closed or missing
+// is Absent, once the bucket itself (not a cached entry that another
+// replica may have superseded) confirms the key still names it.
+func (t *Tracker) onOpen(ctx context.Context, k Key, fn func(entry) (Outcome, *apierr.Error)) (Outcome, *apierr.Error) {
+	for fresh := false; ; fresh = true {
+		if fresh {
+			t.forget(k)
+		}
+		e, ok, err := t.lookup(ctx, k)
+		if err != nil {
+			return Outcome{}, t.unavailable("read", k, err)
+		}
+		if !ok {
+			return Outcome{Absent: true}, nil
+		}
+		out, aerr := fn(e)
+		if aerr == nil {
+			return out, nil
+		}
+		if aerr.Code != apierr.EventClosed && aerr.Code != apierr.EventNotFound {
+			return Outcome{}, aerr
+		}
+		if fresh {
+			return Outcome{Absent: true}, nil
+		}
+	}
+}
+
+// lookup returns the key's entry, from the cache or the bucket. A cached
+// entry may name an Event that has since closed and been replaced through
+// another replica; the append then answers event_closed and Open claims the
+// next generation, which fails on the stale revision and re-reads.
+func (t *Tracker) lookup(ctx context.Context, k Key) (entry, bool, error) {
+	bk := k.bucketKey()
+	t.mu.Lock()
+	e, ok := t.cache[bk]
+	t.mu.Unlock()
+	if ok {
+		return e, true, nil
+	}
+	kve, err := t.kv.Get(ctx, bk)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return entry{}, false, nil
+	}
+	if err != nil {
+		return entry{}, false, err
+	}
+	if err := json.Unmarshal(kve.Value(), &e); err != nil {
+		return entry{}, false, fmt.Errorf("decode alert key %s: %w", bk, err)
+	}
+	e.rev = kve.Revision()
+	t.remember(bk, e)
+	return e, true, nil
+}
+
+// claim writes e as the key's entry: a create when rev is 0, else a
+// compare-and-swap on rev.
+func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	bk := k.bucketKey()
+	if rev == 0 {
+		e.rev, err = t.kv.Create(ctx, bk, b)
+	} else {
+		e.rev, err = t.kv.Update(ctx, bk, b, rev)
+	}
+	if err != nil {
+		return err
+	}
+	t.remember(bk, *e)
+	return nil
+}
+
+func (t *Tracker) remember(bk string, e entry) {
+	t.mu.Lock()
+	if _, ok := t.cache[bk]; !ok && len(t.cache) >= t.max {
+		for old := range t.cache { // random eviction: map order is random
+			delete(t.cache, old)
+			break
+		}
+	}
+	if old, ok := t.cache[bk]; !ok || old.rev <= e.rev {
+		t.cache[bk] = e
+	}
+	t.mu.Unlock()
+}
+
+func (t *Tracker) forget(k Key) {
+	t.mu.Lock()
+	delete(t.cache, k.bucketKey())
+	t.mu.Unlock()
+}
+
+func (t *Tracker) unavailable(step string, k Key, err error) *apierr.Error {
+	t.log.Warn("alerts: broker did not answer", "step", step, "channel_id", k.ChannelID, "source", k.Source, "err", err)
+	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
+}
+
+// isRevisionConflict reports a lost compare-and-swap on a key.
+func isRevisionConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant))
+}

@@ -1,0 +1,434 @@
+// Package apitokens is the registry of channel-scoped integration tokens
+// (spec integrations.md, "Credentials for integrations").
+//
+// A token has the form
+//
+//	pgo1.<id>.<secret>
+//
+// where id is 24 characters of lower-case RFC 4648 base32 (120 bits from
+// crypto/rand; see ops.ValidTokenID) and secret is 64 lower-case hex
+// characters (256 bits from crypto/rand). The id names the record and may
+// be logged and shown; the secret is shown once, by Create, and never
+// stored: the PUSHGO_API_TOKENS bucket holds, under the id, the token's
+// channel, name, scopes, creation time and the SHA-256 of the secret.
+//
+// Why a plain SHA-256 and not a password hash such as argon2id: a slow
+// hash protects low-entropy secrets (human passwords) against offline
+// guessing by whoever reads the stored hash. A 256-bit random secret
+// cannot be guessed however fast the hash is, so a slow hash would add
+// no protection and would cost its full price on every monitoring report
+// (integrations send one request per alert, often in bursts). SHA-256 is
+// preimage resistant, so the bucket alone does not yield a usable token.
+// The stored and computed digests are compared with crypto/subtle in
+// constant time.
+//
+// Like ingest/registry, the Registry keeps an in-memory view of the bucket
+// current with a watcher, so authorizing a request costs no broker round
+// trip; on a miss it reads the bucket directly, because a token created a
+// moment ago through another replica may not have reached this replica's
+// watcher yet.
+package apitokens
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Scopes a token can hold. They are the scopes schemas/ops validates.
+const (
+	ScopeEventsIngest = ops.ScopeEventsIngest
+	ScopeEventsRead   = ops.ScopeEventsRead
+)
+
+// Token format constants.
+const (
+	// prefix versions the format, so a later format can be told apart
+	// and so a leaked token is recognisable by secret scanners.
+	prefix = "pgo1"
+	// secretBytes is the entropy of the secret: 256 bits.
+	secretBytes = 32
+	// secretLen is the secret's length in hex characters.
+	secretLen = 2 * secretBytes
+	// tokenLen is the length of a whole token.
+	tokenLen = len(prefix) + 1 + ops.TokenIDLen + 1 + secretLen
+	// maxCredential bounds the credential of an Authorization header, as
+	// the PUSHGO_TOKEN check does.
+	maxCredential = 4096
+)
+
+// idEncoding encodes 15 random bytes as exactly 24 characters of
+// ops.TokenIDAlphabet.
+var idEncoding = base32.NewEncoding(ops.TokenIDAlphabet).WithPadding(base32.NoPadding)
+
+// Token is one integration token, without its secret.
+type Token struct {
+	ID        string `json:"-"`
+	ChannelID string `json:"channel_id"`
+	Name      string `json:"name"`
+	// Scopes is shared with the registry's view: callers MUST NOT modify
+	// it.
+	Scopes []string `json:"scopes"`
+	// CreatedAt is the creation time in Unix milliseconds.
+	CreatedAt int64 `json:"created_at"`
+	// Revision is the bucket revision of the record.
+	Revision uint64 `json:"-"`
+}
+
+// Has reports whether t holds scope.
+func (t Token) Has(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// record is the bucket value of a token.
+type record struct {
+	ChannelID string   `json:"channel_id"`
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	CreatedAt int64    `json:"created_at"`
+	// SecretHash is the lower-case hex SHA-256 of the secret's text.
+	SecretHash string `json:"secret_hash"`
+}
+
+// entry is a token of the in-memory view. A revoked token stays as a
+// tombstone (revoked set, no hash): token ids are random and never
+// reissued, so a tombstone is final, and it keeps a bucket read that
+// raced with the revocation from bringing the token back.
+type entry struct {
+	tok     Token
+	hash    [sha256.Size]byte
+	revoked bool
+}
+
+// Options configure a Registry.
+type Options struct {
+	// Logger receives the registry's events. It is never given a token or
+	// a secret. Default: discard.
+	Logger *slog.Logger
+}
+
+// Registry holds the tokens. The caller MUST call Close.
+type Registry struct {
+	kv  jetstream.KeyValue
+	log *slog.Logger
+
+	mu     sync.RWMutex
+	tokens map[string]entry
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open opens the token bucket (which streams.Ensure created) and starts
+// the watcher that keeps the in-memory view current. It returns once the
+// initial values are loaded.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	kv, err := js.KeyValue(ctx, streams.APITokensBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.APITokensBucket, err)
+	}
+	// The watcher outlives ctx, which only bounds the initial load.
+	wctx, cancel := context.WithCancel(context.Background())
+	w, err := kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch %s: %w", streams.APITokensBucket, err)
+	}
+	r := &Registry{
+		kv: kv, log: opts.Logger,
+		tokens: map[string]entry{},
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	loaded := make(chan struct{})
+	go r.watch(w, loaded)
+	select {
+	case <-loaded:
+		return r, nil
+	case <-ctx.Done():
+		r.Close()
+		return nil, fmt.Errorf("load %s: %w", streams.APITokensBucket, ctx.Err())
+	}
+}
+
+// Close stops the watcher and waits for it. Authorize, Create and Revoke
+// MUST NOT be called after Close.
+func (r *Registry) Close() {
+	r.cancel()
+	<-r.done
+}
+
+// watch applies bucket updates to the in-memory view until Close.
+func (r *Registry) watch(w jetstream.KeyWatcher, loaded chan struct{}) {
+	defer close(r.done)
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for e := range w.Updates() {
+		if e == nil { // end of the initial values
+			if initial {
+				initial = false
+				close(loaded)
+			}
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			r.forget(e.Key(), e.Revision())
+			continue
+		}
+		en, err := decode(e.Key(), e.Value(), e.Revision())
+		if err != nil {
+			r.log.Error("apitokens: skip malformed token record", "token_id", e.Key(), "err", err)
+			continue
+		}
+		r.remember(en)
+	}
+}
+
+// remember stores en unless the view holds a tombstone or a newer
+// revision of it.
+func (r *Registry) remember(en entry) {
+	r.mu.Lock()
+	if old, ok := r.tokens[en.tok.ID]; !ok || (!old.revoked && old.tok.Revision < en.tok.Revision) {
+		r.tokens[en.tok.ID] = en
+	}
+	r.mu.Unlock()
+}
+
+// forget replaces token id by a tombstone.
+func (r *Registry) forget(id string, rev uint64) {
+	r.mu.Lock()
+	r.tokens[id] = entry{tok: Token{ID: id, Revision: rev}, revoked: true}
+	r.mu.Unlock()
+}
+
+func decode(id string, b []byte, rev uint64) (entry, error) {
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return entry{}, err
+	}
+	en := entry{tok: Token{ID: id, ChannelID: rec.ChannelID, Name: rec.Name, Scopes: rec.Scopes, CreatedAt: rec.CreatedAt, Revision: rev}}
+	// Length first: hex.Decode panics when dst is too short.
+	if len(rec.SecretHash) != hex.EncodedLen(sha256.Size) {
+		return entry{}, errors.New("secret_hash is not a hex SHA-256")
+	}
+	if _, err := hex.Decode(en.hash[:], []byte(rec.SecretHash)); err != nil {
+		return entry{}, fmt.Errorf("secret_hash: %w", err)
+	}
+	return en, nil
+}
+
+// lookup returns token id from the view or, on a miss, from the bucket.
+// A tombstone answers "not found" without a bucket read.
+func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
+	r.mu.RLock()
+	en, ok := r.tokens[id]
+	r.mu.RUnlock()
+	if ok {
+		return en, !en.revoked, nil
+	}
+	e, err := r.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return entry{}, false, nil
+	}
+	if err != nil {
+		return entry{}, false, fmt.Errorf("get token %s: %w", id, err)
+	}
+	if en, err = decode(id, e.Value(), e.Revision()); err != nil {
+		return entry{}, false, fmt.Errorf("decode token %s: %w", id, err)
+	}
+	r.remember(en)
+	// Reread the view: a revocation may have landed while we read.
+	r.mu.RLock()
+	en, ok = r.tokens[id]
+	r.mu.RUnlock()
+	return en, ok && !en.revoked, nil
+}
+
+// Create issues a token for channelID with a fresh id and secret and
+// returns the whole token, which is not retrievable later, and its
+// record. channelID, name and scopes MUST be validated already
+// (ops.ValidateTokenCreate); an unknown scope is an error. now is the
+// creation time.
+func (r *Registry) Create(ctx context.Context, channelID, name string, scopes []string, now time.Time) (string, Token, error) {
+	if len(scopes) == 0 {
+		return "", Token{}, errors.New("create token: no scopes")
+	}
+	for _, s := range scopes {
+		if !ops.KnownScope(s) {
+			return "", Token{}, fmt.Errorf("create token: unknown scope %q", s)
+		}
+	}
+	var sb [secretBytes]byte
+	_, _ = rand.Read(sb[:]) // crypto/rand.Read never fails (Go 1.24+).
+	secret := hex.EncodeToString(sb[:])
+	sum := sha256.Sum256([]byte(secret))
+	rec := record{ChannelID: channelID, Name: name, Scopes: slices.Clone(scopes), CreatedAt: now.UnixMilli(), SecretHash: hex.EncodeToString(sum[:])}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return "", Token{}, fmt.Errorf("encode token: %w", err)
+	}
+	// 120 random bits make an id collision practically impossible; the
+	// retry only keeps one from becoming a failure.
+	for attempt := 0; ; attempt++ {
+		id := newID()
+		rev, err := r.kv.Create(ctx, id, b)
+		if errors.Is(err, jetstream.ErrKeyExists) && attempt < 2 {
+			continue
+		}
+		if err != nil {
+			return "", Token{}, fmt.Errorf("create token %s: %w", id, err)
+		}
+		tok := Token{ID: id, ChannelID: rec.ChannelID, Name: rec.Name, Scopes: rec.Scopes, CreatedAt: rec.CreatedAt, Revision: rev}
+		r.remember(entry{tok: tok, hash: sum})
+		r.log.Info("apitokens: token created", "channel_id", channelID, "token_id", id, "scopes", rec.Scopes)
+		return prefix + "." + id + "." + secret, tok, nil
+	}
+}
+
+func newID() string {
+	var b [15]byte // 120 bits: exactly 24 base32 characters
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// Revoke deletes token tokenID of channelID. It returns 404 token_not_found
+// when there is no such token or it belongs to another channel (the two
+// are not told apart, so a channel's owner learns nothing about other
+// channels' tokens), and 503 broker_unavailable when the bucket cannot be
+// read or written. A revoked token fails Authorize on this replica at
+// once, and on the others as soon as their watchers see the deletion.
+// The caller MUST have authorized the channel.
+func (r *Registry) Revoke(ctx context.Context, channelID, tokenID string) *apierr.Error {
+	if !ops.ValidTokenID(tokenID) {
+		return apierr.New(apierr.TokenNotFound)
+	}
+	en, ok, err := r.lookup(ctx, tokenID)
+	if err != nil {
+		r.log.Warn("apitokens: revoke lookup failed", "channel_id", channelID, "token_id", tokenID, "err", err)
+		return brokerUnavailable()
+	}
+	if !ok || en.tok.ChannelID != channelID {
+		return apierr.New(apierr.TokenNotFound)
+	}
+	// Conditioned on the revision read, so that of two concurrent revokes
+	// one answers 404 instead of both succeeding.
+	err = r.kv.Delete(ctx, tokenID, jetstream.LastRevision(en.tok.Revision))
+	if isWrongRevision(err) {
+		return apierr.New(apierr.TokenNotFound)
+	}
+	if err != nil {
+		r.log.Warn("apitokens: revoke failed", "channel_id", channelID, "token_id", tokenID,
+			"err", fmt.Errorf("delete token %s: %w", tokenID, err))
+		return brokerUnavailable()
+	}
+	r.forget(tokenID, en.tok.Revision)
+	r.log.Info("apitokens: token revoked", "channel_id", channelID, "token_id", tokenID)
+	return nil
+}
+
+// Authorize checks an Authorization header value ("Api-Token <t>" or
+// "Bearer <t>", scheme case-insensitive, exactly one credential of at
+// most 4096 characters): 401 invalid_api_token when missing, malformed,
+// wrong or revoked; 403 scope_missing when the token lacks scope; 503
+// broker_unavailable when the token is not in the view and the bucket
+// cannot be read. On success the token identifies the channel.
+func (r *Registry) Authorize(ctx context.Context, header, scope string) (Token, *apierr.Error) {
+	t, ok := parseHeader(header)
+	if !ok {
+		return Token{}, apierr.New(apierr.InvalidAPIToken)
+	}
+	return r.AuthorizeToken(ctx, t, scope)
+}
+
+// AuthorizeToken is Authorize for a bare token (PagerDuty's routing_key).
+func (r *Registry) AuthorizeToken(ctx context.Context, token, scope string) (Token, *apierr.Error) {
+	id, secret, ok := parseToken(token)
+	if !ok {
+		return Token{}, apierr.New(apierr.InvalidAPIToken)
+	}
+	en, found, err := r.lookup(ctx, id)
+	if err != nil {
+		r.log.Warn("apitokens: token lookup failed", "token_id", id, "err", err)
+		return Token{}, brokerUnavailable()
+	}
+	// The id is not secret, so it does not matter that an unknown id is
+	// answered faster than a wrong secret; the secret comparison itself
+	// is constant-time.
+	sum := sha256.Sum256([]byte(secret))
+	if !found || subtle.ConstantTimeCompare(sum[:], en.hash[:]) != 1 {
+		return Token{}, apierr.New(apierr.InvalidAPIToken)
+	}
+	if !en.tok.Has(scope) {
+		return Token{}, apierr.New(apierr.ScopeMissing)
+	}
+	return en.tok, nil
+}
+
+// parseHeader returns the credential of "Api-Token <t>" or "Bearer <t>".
+func parseHeader(h string) (string, bool) {
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !(strings.EqualFold(scheme, "api-token") || strings.EqualFold(scheme, "bearer")) {
+		return "", false
+	}
+	if cred == "" || len(cred) > maxCredential || strings.ContainsAny(cred, " \t") {
+		return "", false
+	}
+	return cred, true
+}
+
+// parseToken splits "pgo1.<id>.<secret>", checking each part's form, so
+// that no malformed token costs a bucket read.
+func parseToken(t string) (id, secret string, ok bool) {
+	if len(t) != tokenLen {
+		return "", "", false
+	}
+	p, rest, _ := strings.Cut(t, ".")
+	id, secret, _ = strings.Cut(rest, ".")
+	if p != prefix || !ops.ValidTokenID(id) || len(secret) != secretLen {
+		return "", "", false
+	}
+	for i := 0; i < len(secret); i++ {
+		if c := secret[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", "", false
+		}
+	}
+	return id, secret, true
+}
+
+func brokerUnavailable() *apierr.Error {
+	return &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
+}
+
+func isWrongRevision(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}

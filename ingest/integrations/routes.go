@@ -1,0 +1,204 @@
+// Package integrations accepts the native formats of monitoring tools
+// (Dynatrace Events API v2, a cloud event bus, CloudEvents, Alertmanager and
+// Grafana, PagerDuty Events v2) and translates each report into ordinary
+// Event operations appended through the same writer as /event/*: replay,
+// projections and delivery work for them unchanged (spec integrations.md).
+//
+// One file per tool. Each handler is thin: authenticate the integration
+// token, read the body, decode and translate (the tool's rules), decide
+// (alert keys, entity selection) and append; every rejection is answered in
+// the tool's own error shape.
+package integrations
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
+)
+
+// Tokens authorizes integration tokens (an *apitokens.Registry).
+type Tokens interface {
+	// Authorize checks an Authorization header ("Api-Token <t>" or
+	// "Bearer <t>"): 401 invalid_api_token, 403 scope_missing.
+	Authorize(ctx context.Context, header, scope string) (apitokens.Token, *apierr.Error)
+	// AuthorizeToken checks a bare token (PagerDuty's routing_key).
+	AuthorizeToken(ctx context.Context, token, scope string) (apitokens.Token, *apierr.Error)
+}
+
+// Appender appends validated operations (an *oplog.Writer).
+type Appender interface {
+	Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error)
+}
+
+// Reader answers reads from the projections (a *readfwd.Forwarder): the
+// Dynatrace entity selection and event reads.
+type Reader interface {
+	Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error)
+}
+
+// Channels looks channels up (the event bus names a channel by id or
+// name): an *registry.Registry.
+type Channels interface {
+	Lookup(ctx context.Context, id string) (registry.Channel, bool, error)
+}
+
+// Deps are what the integration routes need. Every field is required
+// unless it says otherwise.
+type Deps struct {
+	Tokens   Tokens
+	Appender Appender
+	Alerts   *alerts.Tracker
+	Reader   Reader
+	Channels Channels
+	// MaxInFlight bounds the integration requests served at once; over it
+	// a request is refused at once as overload (503, or 429 with
+	// Retry-After where the tool expects it) instead of queueing without
+	// bound behind a slow broker. Default 1024.
+	MaxInFlight int
+	// Now is the clock of defaults (receive times). Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// MaxBodyBytes is the body limit of the integration routes: Dynatrace's
+// own 1 MiB, not the 32 KiB of the PushGo routes.
+const MaxBodyBytes = 1 << 20
+
+// Route patterns. OwnAuth lists them for the PUSHGO_TOKEN middleware.
+const (
+	RouteDynatrace        = "/api/v2/events/ingest"
+	RouteDynatraceEnv     = "/e/:environment/api/v2/events/ingest"
+	RouteDynatraceGet     = "/api/v2/events/:correlationId"
+	RouteDynatraceEnvGet  = "/e/:environment/api/v2/events/:correlationId"
+	RouteEventBus         = "/v1/event-bus/event/recv"
+	RouteEventBusNew      = "/v1/event-bus/recv"
+	RouteCloudEvents      = "/cloudevents"
+	RouteAlertmanager     = "/integrations/alertmanager"
+	RoutePagerDutyEnqueue = "/v2/enqueue"
+)
+
+var ownAuth = map[string]bool{
+	RouteDynatrace: true, RouteDynatraceEnv: true, RouteDynatraceGet: true, RouteDynatraceEnvGet: true,
+	RouteEventBus: true, RouteEventBusNew: true, RouteCloudEvents: true, RouteAlertmanager: true, RoutePagerDutyEnqueue: true,
+}
+
+// OwnAuth reports whether route (an echo route pattern) authenticates with
+// an integration token, which stands in for PUSHGO_TOKEN there.
+func OwnAuth(route string) bool { return ownAuth[route] }
+
+// Routes serves the integration routes.
+type Routes struct {
+	d        Deps
+	log      *slog.Logger
+	inFlight chan struct{}
+}
+
+// Register adds every integration route to e.
+func Register(e *echo.Echo, d Deps) *Routes {
+	if d.MaxInFlight <= 0 {
+		d.MaxInFlight = 1024
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Routes{d: d, log: d.Logger, inFlight: make(chan struct{}, d.MaxInFlight)}
+	r.routeDynatrace(e)
+	r.routeEventBus(e)
+	r.routeCloudEvents(e)
+	r.routeAlertmanager(e)
+	r.routePagerDuty(e)
+	return r
+}
+
+// admit takes an in-flight slot without waiting; ok false means overload.
+// The caller MUST call release when ok.
+func (r *Routes) admit() (release func(), ok bool) {
+	select {
+	case r.inFlight <- struct{}{}:
+		return func() { <-r.inFlight }, true
+	default:
+		return nil, false
+	}
+}
+
+// errTooLarge is readBody's answer to a body over MaxBodyBytes.
+var errTooLarge = errors.New("request body is larger than 1 MiB")
+
+// readBody returns the request body, whatever its Content-Type says (tools
+// and curl --data send JSON as form-urlencoded), up to MaxBodyBytes
+// counted on the bytes read, so a chunked body cannot get past it.
+func readBody(c *echo.Context) ([]byte, error) {
+	req := c.Request()
+	if req.ContentLength > MaxBodyBytes {
+		return nil, errTooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errTooLarge
+	}
+	return b, err
+}
+
+// contentHash is the hash of what a report says (ops.Validated.ContentHash):
+// the deterministic JSON of v.
+func contentHash(v any) string {
+	b, err := json.Marshal(v, json.Deterministic(true))
+	if err != nil {
+		return "" // no hash: the report is always appended
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// writeJSON answers status with v as JSON, with its Content-Length.
+func writeJSON(c *echo.Context, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Content-Length", strconv.Itoa(len(b)))
+	return c.JSONBlob(status, b)
+}
+
+// ptr returns a pointer to v (request fields are pointers).
+func ptr[T any](v T) *T { return &v }
+
+// truncate cuts s to at most n runes (tool titles and messages may be
+// longer than the PushGo limits; a report is shortened, never refused for
+// that).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for j := range s {
+		if i == n {
+			return strings.ToValidUTF8(s[:j], "")
+		}
+		i++
+	}
+	return s
+}
