@@ -13,13 +13,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/apitokens"
 	"github.com/pushgo/gateway/ingest/devices"
 	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/inbox"
+	"github.com/pushgo/gateway/ingest/integrations"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/ingest/timeouts"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -36,6 +40,13 @@ type Config struct {
 	// MaxProjectorLag is the fold lag (operations) above which /readyz
 	// answers 503. Default 10,000.
 	MaxProjectorLag uint64
+	// MaxIntegrationRequests bounds the integration requests served at
+	// once; over it they are refused as overload. Default 1024.
+	MaxIntegrationRequests int
+	// DeadlineScan is how often open events past their deadline are looked
+	// for and closed with status timed_out. Default 1s; negative disables
+	// the scan on this replica.
+	DeadlineScan time.Duration
 	// Argon2 overrides the password hash cost (tests use a cheap one).
 	Argon2 registry.Argon2Params
 	Logger *slog.Logger
@@ -47,9 +58,11 @@ type Service struct {
 	js       jetstream.JetStream
 	registry *registry.Registry
 	devices  *devices.Registry
+	tokens   *apitokens.Registry
 	reads    *readfwd.Forwarder
 	maxLag   uint64
 	http     *httpapi.Server
+	closer   *timeouts.Closer
 }
 
 // Start ensures the streams, loads the registry and builds the HTTP front
@@ -84,19 +97,42 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
+	toks, err := apitokens.Open(ctx, js, apitokens.Options{Logger: cfg.Logger})
+	if err != nil {
+		reg.Close()
+		return nil, err
+	}
 	box, err := inbox.Open(ctx, js)
 	if err != nil {
+		toks.Close()
+		devs.Close()
+		reg.Close()
+		return nil, err
+	}
+	tracker, err := alerts.New(ctx, js, w, alerts.Options{Logger: cfg.Logger})
+	if err != nil {
+		toks.Close()
+		devs.Close()
 		reg.Close()
 		return nil, err
 	}
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
-	s := &Service{nc: nc, js: js, registry: reg, devices: devs, reads: fwd, maxLag: cfg.MaxProjectorLag}
+	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger,
-		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box})
+		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box, Tokens: toks, OwnAuth: integrations.OwnAuth})
+	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
+		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Logger: cfg.Logger})
+	if cfg.DeadlineScan >= 0 {
+		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})
+	}
 	return s, nil
 }
+
+// Tokens is the integration token registry, for the integration routes
+// that authorize with it.
+func (s *Service) Tokens() *apitokens.Registry { return s.tokens }
 
 // Handler serves every HTTP route.
 func (s *Service) Handler() http.Handler { return s.http.Handler() }
@@ -129,6 +165,10 @@ func (s *Service) ready(ctx context.Context) (map[string]any, error) {
 
 // Close stops the registry watcher. The NATS connection stays open.
 func (s *Service) Close() {
+	if s.closer != nil {
+		s.closer.Close()
+	}
+	s.tokens.Close()
 	s.devices.Close()
 	s.registry.Close()
 }

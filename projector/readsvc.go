@@ -91,6 +91,12 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 			return nil, p.storeErr(err)
 		}
 		return encode(reads.ListData{Items: values(page.Items), NextCursor: page.Cursor, HasMore: page.Cursor != ""})
+	case reads.DeadlinesDue:
+		due, err := p.store.DueDeadlines(req.Before, limitOf(req.Limit))
+		if err != nil {
+			return nil, p.storeErr(err)
+		}
+		return encode(reads.DueData{Items: due})
 	case reads.ChannelHistory:
 		var kinds map[ops.Kind]bool
 		if len(req.Kinds) > 0 {

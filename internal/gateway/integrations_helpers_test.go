@@ -20,6 +20,9 @@ type integ struct {
 	channel  string
 	password string
 	token    string
+	// bearer is PUSHGO_TOKEN ("" when the gateway is public), sent on the
+	// PushGo routes.
+	bearer string
 }
 
 const integPassword = "correct-horse"
@@ -38,7 +41,7 @@ func startIntegrations(t *testing.T, name string, opts ...func(*Config)) *integ 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	it := &integ{t: t, g: g, base: "http://" + g.Addr(), password: integPassword}
+	it := &integ{t: t, g: g, base: "http://" + g.Addr(), password: integPassword, bearer: cfg.Token}
 	s, _, m := it.pushgo("/channel/create", map[string]any{"channel_name": name, "password": integPassword})
 	it.channel = data(t, s, m)["channel_id"].(string)
 	it.token = it.newToken("events.ingest")
@@ -61,7 +64,12 @@ func (it *integ) pushgo(path string, body map[string]any) (int, http.Header, map
 	if err != nil {
 		it.t.Fatal(err)
 	}
-	return post(it.t, it.base, path, string(b))
+	h := map[string]string{"Content-Type": "application/json"}
+	if it.bearer != "" {
+		h["Authorization"] = "Bearer " + it.bearer
+	}
+	s, hdr, raw := it.send("POST", path, h, string(b))
+	return s, hdr, decode(it.t, raw)
 }
 
 // send makes a raw request: headers as given (no Content-Type unless

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/pushgo/gateway/schemas/ops"
@@ -15,10 +16,26 @@ import (
 //	E 0 <channel> 0 <state> 0 <event_id>   → ∅   events by state
 //	T 0 <channel> 0 <state> 0 <thing_id>   → ∅   things by state
 //	R 0 <channel> 0 <thing_id> 0 <event_id> → ∅  events by linked thing
+//	Y 0 <channel> 0 <type> 0 <thing_id>     → ∅  things by attrs.type
+//	N 0 <channel> 0 <type> 0 <name> 0 <thing_id>
+//	                                       → ∅  typed things by title
+//	L 0 <channel> 0 <rel> 0 <target_id> 0 <source_id>
+//	                                       → ∅  relationships by target
 //	h 0 <channel> 0 <seq, 8 bytes BE>      → <kind byte> history item JSON
 //	g 0 <seq, 8 bytes BE>                  → <channel>  history in log order, for pruning
 //	m 0 applied                            → last applied PUSHGO_OPS sequence
 //	m 0 receipts                           → last applied PUSHGO_RECEIPTS sequence
+//
+// Y, N and L serve entitySelector evaluation (select.go). Things that are
+// not deleted have entries, archived ones included. <type> is attrs.type
+// when it is a non-empty JSON string without 0x00; N holds only typed
+// Things with a title, <name> being entityselector.NameKey(title), so an
+// entityName equals, in or startsWith within a type is a prefix scan.
+// A title may hold 0x00 (sent as \u0000); that only widens a scan, never
+// loses an entry: the thing id is what follows the key's last 0x00, and
+// every candidate is re-checked on its snapshot. L has one
+// entry per (rel, target) a source declares in attrs.relationships, rel
+// being a name a selector can spell and target a valid entity id.
 const sep = 0
 
 var (
@@ -67,6 +84,20 @@ func stateKey(kind ops.Kind, channelID, state, id string) []byte {
 }
 
 func linkKey(channelID, thingID, eventID string) []byte { return key("R", channelID, thingID, eventID) }
+
+func typeKey(channelID, typ, thingID string) []byte { return key("Y", channelID, typ, thingID) }
+
+func nameKey(channelID, typ, name, thingID string) []byte {
+	return key("N", channelID, typ, name, thingID)
+}
+
+func relKey(channelID, rel, targetID, sourceID string) []byte {
+	return key("L", channelID, rel, targetID, sourceID)
+}
+
+// lastPart returns what follows k's last separator: the id that ends every
+// index key.
+func lastPart(k []byte) string { return string(k[bytes.LastIndexByte(k, sep)+1:]) }
 
 func historyKey(channelID string, seq uint64) []byte {
 	b := key("h", channelID, "")

@@ -187,11 +187,14 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID) {
 		_ = b.b.Set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil, nil)
 	}
+	b.moveDeadline(prev, next)
 	b.overlay[string(k)] = next
 	return nil
 }
 
-// PutThing records next and moves its index entry from prev (nil if new).
+// PutThing records next and moves its index entries from prev (nil if
+// new): the state index, and the entitySelector indexes (type, name,
+// relationships) that a deleted thing leaves.
 func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	k := snapshotKey(ops.KindThing, next.ChannelID, next.ThingID)
 	if prev != nil && prev.State != next.State {
@@ -200,6 +203,7 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	if prev == nil || prev.State != next.State {
 		_ = b.b.Set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil, nil)
 	}
+	b.putSelectorIndex(prev, next)
 	b.overlay[string(k)] = next
 	return nil
 }

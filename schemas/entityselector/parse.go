@@ -220,8 +220,11 @@ func (p *parser) classify(name string, off int) (*Relationship, *Error) {
 		dir    Direction
 	}{{"fromRelationship", From}, {"fromRelationships", From}, {"toRelationship", To}, {"toRelationships", To}} {
 		rel, ok := strings.CutPrefix(name, d.prefix+".")
-		if !ok && name != d.prefix {
-			continue
+		if !ok {
+			if name != d.prefix {
+				continue
+			}
+			rel = ""
 		}
 		if !ValidRelationshipName(rel) {
 			return nil, p.errf(off, "%s needs a relationship name of 1-%d characters [A-Za-z0-9_-], as in %s.isInstanceOf(...); got %q",

@@ -28,6 +28,13 @@ const (
 	SendStatus Route = "send.status"
 	// ProjectorStatus asks a replica for its fold position (for /readyz).
 	ProjectorStatus Route = "projector.status"
+	// ThingsSelect evaluates a Dynatrace entitySelector (Request.Selector)
+	// over the channel's Things; the answer is SelectData.
+	ThingsSelect Route = "things.select"
+	// DeadlinesDue lists open events whose deadline is before
+	// Request.Before (ms), oldest first: the gateway closes them with
+	// status timed_out. The answer is DueData.
+	DeadlinesDue Route = "deadlines.due"
 )
 
 const (
@@ -76,6 +83,24 @@ type Request struct {
 	// Selector is the entitySelector of ThingsSelect, as the client sent it
 	// (ingest has parsed it once to reject bad ones with the tool's error).
 	Selector string `json:"selector,omitempty"`
+	// Before is the bound of DeadlinesDue (ms).
+	Before int64 `json:"before,omitempty"`
+}
+
+// DueEvent is an open event past its deadline.
+type DueEvent struct {
+	ChannelID string `json:"channel_id"`
+	EventID   string `json:"event_id"`
+	Deadline  int64  `json:"deadline"`
+	Severity  string `json:"severity"`
+	// LastSeq is the stream sequence of the event's latest operation as
+	// folded: the close is appended only if it is still the latest.
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// DueData is the answer of DeadlinesDue.
+type DueData struct {
+	Items []DueEvent `json:"items"`
 }
 
 // MaxSelected bounds the Things one entitySelector may select: a report

@@ -1,0 +1,88 @@
+package store
+
+import (
+	"encoding/binary"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/pushgo/gateway/projector/fold"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
+)
+
+// Deadline index: open events with a deadline, in deadline order, so the
+// gateway finds the events to time out without scanning open events:
+//
+//	D 0 <deadline ms, 8 bytes BE> 0 <channel> 0 <event_id> → ∅
+func deadlineKey(deadline int64, channelID, eventID string) []byte {
+	b := binary.BigEndian.AppendUint64([]byte("D\x00"), uint64(deadline))
+	b = append(b, sep)
+	return append(b, key(channelID, eventID)...)
+}
+
+// deadlineOf is the indexed deadline of an event snapshot: only open events
+// with a deadline are in the index.
+func deadlineOf(e *fold.Event) (int64, bool) {
+	if e == nil || e.State != ops.EventOngoing || e.Deadline == nil || *e.Deadline < 0 {
+		return 0, false
+	}
+	return *e.Deadline, true
+}
+
+// moveDeadline keeps the deadline index in step with an event's change.
+func (b *Batch) moveDeadline(prev, next *fold.Event) {
+	pd, pok := deadlineOf(prev)
+	nd, nok := deadlineOf(next)
+	if pok && nok && pd == nd {
+		return
+	}
+	if pok {
+		_ = b.b.Delete(deadlineKey(pd, prev.ChannelID, prev.EventID), nil)
+	}
+	if nok {
+		_ = b.b.Set(deadlineKey(nd, next.ChannelID, next.EventID), nil, nil)
+	}
+}
+
+// DueDeadlines returns up to limit open events whose deadline is before
+// before (ms), oldest deadline first.
+func (s *Store) DueDeadlines(before int64, limit int) ([]reads.DueEvent, error) {
+	upper := binary.BigEndian.AppendUint64([]byte("D\x00"), uint64(max(before, 0)))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("D\x00"), UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []reads.DueEvent
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 11 {
+			continue
+		}
+		rest := k[11:] // "D" 0 <8 bytes> 0
+		var channelID, eventID string
+		for i, c := range rest {
+			if c == sep {
+				channelID, eventID = string(rest[:i]), string(rest[i+1:])
+				break
+			}
+		}
+		raw, err := s.get(snapshotKey(ops.KindEvent, channelID, eventID))
+		if err != nil {
+			return nil, err
+		}
+		if raw == nil {
+			continue
+		}
+		e, err := fold.DecodeEvent(raw)
+		if err != nil {
+			return nil, err
+		}
+		d, open := deadlineOf(e)
+		if !open {
+			continue
+		}
+		out = append(out, reads.DueEvent{ChannelID: channelID, EventID: eventID, Deadline: d, Severity: e.Severity, LastSeq: e.LastSeq})
+	}
+	return out, it.Error()
+}
