@@ -10,7 +10,8 @@ FUZZ_TARGETS := \
 	./schemas/ops:FuzzValidateEvent \
 	./schemas/ops:FuzzValidateThing \
 	./schemas/ops:FuzzValidateMessage \
-	./schemas/ops:FuzzMessageQuery
+	./schemas/ops:FuzzMessageQuery \
+	./schemas/entityselector:FuzzParse
 
 .PHONY: build run test unit fuzz bench lint clean
 

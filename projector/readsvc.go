@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/entityselector"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 )
@@ -97,6 +98,16 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 			return nil, p.storeErr(err)
 		}
 		return encode(reads.DueData{Items: due})
+	case reads.ThingsSelect:
+		sel, perr := entityselector.Parse(req.Selector)
+		if perr != nil {
+			return nil, apierr.Fieldf(apierr.InvalidEntitySelector, "entitySelector", "%s", perr.Message)
+		}
+		res, err := p.store.SelectThings(req.ChannelID, sel, reads.MaxSelected)
+		if err != nil {
+			return nil, p.storeErr(err)
+		}
+		return encode(reads.SelectData{ThingIDs: res.ThingIDs, UnknownTypes: res.UnknownTypes, TooMany: res.TooMany})
 	case reads.ChannelHistory:
 		var kinds map[ops.Kind]bool
 		if len(req.Kinds) > 0 {

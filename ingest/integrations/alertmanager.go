@@ -1,6 +1,223 @@
 package integrations
 
-import "github.com/labstack/echo/v5"
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
 
-// routeAlertmanager registers the route(s) of this tool. STUB: being written.
-func (r *Routes) routeAlertmanager(e *echo.Echo) {}
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/integrations/alertmanager"
+)
+
+// Prometheus Alertmanager (webhook v4) and Grafana (webhook v1) on one
+// route (spec integrations.md section 4). Answers use the PushGo envelope.
+// Every overload or broker failure is a 503 with Retry-After, never a 429:
+// Alertmanager and Grafana retry a notification only on a 5xx, and drop it
+// on any 4xx.
+
+// amParallel bounds the alerts of one payload processed at once: a
+// 100-alert group must be answered within Alertmanager's patience (and
+// the 50 ms p99 budget), without one payload taking every broker
+// round trip of the gateway.
+const amParallel = 16
+
+// Outcomes of one alert in the answer.
+const (
+	amOpened    = "opened"
+	amUpdated   = "updated"
+	amUnchanged = "unchanged"
+	amResolved  = "resolved"
+	// amAbsent: a resolved alert with no open Event (resolved before it
+	// was ever reported, or resolved again): nothing was appended.
+	amAbsent = "absent"
+)
+
+// amAnswer is the 200 data: one counter per outcome and one item per
+// alert, in payload order.
+type amAnswer struct {
+	Alerts    int       `json:"alerts"`
+	Opened    int       `json:"opened"`
+	Updated   int       `json:"updated"`
+	Unchanged int       `json:"unchanged"`
+	Resolved  int       `json:"resolved"`
+	Absent    int       `json:"absent"`
+	Events    []amEvent `json:"events"`
+}
+
+type amEvent struct {
+	Fingerprint string `json:"fingerprint"`
+	EventID     string `json:"event_id,omitempty"`
+	Outcome     string `json:"outcome"`
+}
+
+func (r *Routes) routeAlertmanager(e *echo.Echo) {
+	e.POST(RouteAlertmanager, r.alertmanager)
+}
+
+// amOverloaded is the answer when no in-flight slot is free.
+func amOverloaded() *apierr.Error {
+	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many integration requests in flight; retry", RetryAfter: 1}
+}
+
+// amRetryable turns every "retry later" into a 503 with Retry-After:
+// a 429 would make Alertmanager drop the notification.
+func amRetryable(e *apierr.Error) *apierr.Error {
+	switch e.Status() {
+	case http.StatusTooManyRequests:
+		return &apierr.Error{Code: apierr.AppendUnavailable, Detail: e.Detail, RetryAfter: max(e.RetryAfter, 1)}
+	case http.StatusServiceUnavailable:
+		return &apierr.Error{Code: e.Code, Detail: e.Detail, RetryAfter: max(e.RetryAfter, 1)}
+	}
+	return e
+}
+
+// alertmanager handles one webhook notification: authorize, read and
+// translate the whole payload (a bad alert refuses the payload before
+// anything is appended), then open, update or close one Event per alert.
+func (r *Routes) alertmanager(c *echo.Context) error {
+	release, ok := r.admit()
+	if !ok {
+		return writePushGoErr(c, amOverloaded())
+	}
+	defer release()
+	ctx := c.Request().Context()
+	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
+	if aerr != nil {
+		return writePushGoErr(c, amRetryable(aerr))
+	}
+	body, err := readBody(c)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
+		}
+		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
+	}
+	p, reps, aerr := alertmanager.Parse(body, r.d.Now().UnixMilli())
+	if aerr != nil {
+		return writePushGoErr(c, aerr)
+	}
+	if p.TruncatedAlerts > 0 {
+		// Alertmanager's max_alerts cut the group: the alerts left out are
+		// not seen here until a later notification carries them.
+		r.log.Info("alertmanager: notification truncated by the sender", "channel_id", tok.ChannelID,
+			"truncated_alerts", p.TruncatedAlerts, "group_key", p.GroupKey)
+	}
+
+	outs, aerr := r.amApply(ctx, tok.ChannelID, reps)
+	if aerr != nil {
+		return writePushGoErr(c, amRetryable(aerr))
+	}
+	ans := amAnswer{Alerts: len(reps), Events: make([]amEvent, len(reps))}
+	for i, rep := range reps {
+		o := outs[i]
+		ev := amEvent{Fingerprint: rep.Fingerprint, EventID: o.EventID}
+		switch {
+		case o.Absent:
+			ev.Outcome, ev.EventID = amAbsent, ""
+			ans.Absent++
+		case rep.Resolved:
+			ev.Outcome = amResolved
+			ans.Resolved++
+		case o.Created:
+			ev.Outcome = amOpened
+			ans.Opened++
+		case o.Unchanged:
+			ev.Outcome = amUnchanged
+			ans.Unchanged++
+		default:
+			ev.Outcome = amUpdated
+			ans.Updated++
+		}
+		ans.Events[i] = ev
+	}
+	return writePushGoOK(c, ans)
+}
+
+// amApply reports every alert to the tracker, amParallel at a time, and
+// returns their outcomes in payload order. Alerts of one fingerprint
+// (which a sender should not repeat within a payload, but a derived
+// fingerprint can) are applied one after the other in payload order, so
+// a firing-then-resolved pair ends resolved. The first failure stops the
+// alerts not yet started: the sender retries the whole payload, and the
+// alerts already applied are then unchanged (or absent).
+func (r *Routes) amApply(ctx context.Context, channelID string, reps []alertmanager.Report) ([]alerts.Outcome, *apierr.Error) {
+	// Group by fingerprint, groups in order of first appearance.
+	var groups [][]int
+	index := make(map[string]int, len(reps))
+	for i, rep := range reps {
+		g, ok := index[rep.Fingerprint]
+		if !ok {
+			g = len(groups)
+			index[rep.Fingerprint] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outs := make([]alerts.Outcome, len(reps))
+	var (
+		mu    sync.Mutex
+		first *apierr.Error
+		wg    sync.WaitGroup
+	)
+	fail := func(e *apierr.Error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = e
+			cancel()
+		}
+	}
+	sem := make(chan struct{}, amParallel)
+	for _, g := range groups {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for _, i := range g {
+				if ctx.Err() != nil {
+					return
+				}
+				o, aerr := r.amReport(ctx, channelID, reps[i])
+				if aerr != nil {
+					fail(aerr)
+					return
+				}
+				outs[i] = o
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		r.log.Warn("alertmanager: notification not fully applied", "channel_id", channelID,
+			"alerts", len(reps), "error_code", first.Code, "err", first.Detail)
+		return nil, first
+	}
+	if err := ctx.Err(); err != nil {
+		// The client went away before every alert was applied.
+		return nil, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "request cancelled: " + err.Error(), RetryAfter: 1}
+	}
+	return outs, nil
+}
+
+// amReport applies one alert.
+func (r *Routes) amReport(ctx context.Context, channelID string, rep alertmanager.Report) (alerts.Outcome, *apierr.Error) {
+	key := alerts.Key{ChannelID: channelID, Source: alertmanager.Source, Value: rep.Fingerprint}
+	if rep.Resolved {
+		return r.d.Alerts.Close(ctx, key, rep.Event)
+	}
+	return r.d.Alerts.Open(ctx, alerts.Report{Key: key, Event: rep.Event, ContentHash: contentHash(rep.Content)})
+}

@@ -1,6 +1,117 @@
 package integrations
 
-import "github.com/labstack/echo/v5"
+import (
+	"errors"
+	"net/http"
+	"strconv"
 
-// routePagerDuty registers the route(s) of this tool. STUB: being written.
-func (r *Routes) routePagerDuty(e *echo.Echo) {}
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/integrations/pagerduty"
+)
+
+// PagerDuty Events API v2 (spec integrations.md section 5). Answers use
+// PagerDuty's shapes: 202 {status, message, dedup_key}; errors {status,
+// message, errors[]}. Back-pressure is a 429 with Retry-After, the answer
+// PagerDuty clients are written to back off and retry on.
+
+// pdAnswer is every answer's body.
+type pdAnswer struct {
+	Status   string   `json:"status"`
+	Message  string   `json:"message"`
+	DedupKey string   `json:"dedup_key,omitempty"`
+	Errors   []string `json:"errors,omitempty"`
+}
+
+// PagerDuty's own status and message strings.
+const (
+	pdInvalidStatus  = "invalid event"
+	pdInvalidMessage = "Event object is invalid"
+	pdThrottleStatus = "throttle event"
+	pdThrottleMsg    = "Requests for this service are arriving too quickly. Please retry later."
+)
+
+func (r *Routes) routePagerDuty(e *echo.Echo) {
+	e.POST(RoutePagerDutyEnqueue, r.pagerDuty)
+}
+
+// pdInvalid answers status (400, 401, 403, 413) as an invalid event.
+func pdInvalid(c *echo.Context, status int, errs ...string) error {
+	return writeJSON(c, status, pdAnswer{Status: pdInvalidStatus, Message: pdInvalidMessage, Errors: errs})
+}
+
+// pdThrottle answers 429 with Retry-After: every overload and every broker
+// failure, which a PagerDuty client retries.
+func pdThrottle(c *echo.Context, retryAfter int, reason string) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(max(retryAfter, 1)))
+	return writeJSON(c, http.StatusTooManyRequests, pdAnswer{Status: pdThrottleStatus, Message: pdThrottleMsg, Errors: []string{reason}})
+}
+
+// pdFail answers a catalog error from the token check or the tracker.
+func pdFail(c *echo.Context, e *apierr.Error) error {
+	switch s := e.Status(); {
+	case e.Code == apierr.InvalidAPIToken:
+		return pdInvalid(c, s, "'routing_key' is not a valid integration token of this gateway (wrong or revoked)")
+	case e.Code == apierr.ScopeMissing:
+		return pdInvalid(c, s, "the integration token in 'routing_key' lacks the "+apitokens.ScopeEventsIngest+" scope")
+	case s == http.StatusServiceUnavailable || s == http.StatusTooManyRequests:
+		return pdThrottle(c, e.RetryAfter, e.Detail)
+	case s < 500:
+		return pdInvalid(c, s, e.Detail)
+	default:
+		return writeJSON(c, s, pdAnswer{Status: "error", Message: "The event could not be processed", Errors: []string{e.Detail}})
+	}
+}
+
+// pagerDuty handles one enqueue: validate the event, authorize its
+// routing_key, then trigger (open or update), acknowledge (update) or
+// resolve (close) the Event of its dedup_key. acknowledge and resolve of
+// a key with no open Event are accepted and change nothing.
+func (r *Routes) pagerDuty(c *echo.Context) error {
+	release, ok := r.admit()
+	if !ok {
+		return pdThrottle(c, 1, "too many integration requests in flight")
+	}
+	defer release()
+	ctx := c.Request().Context()
+	body, err := readBody(c)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return pdInvalid(c, http.StatusRequestEntityTooLarge, err.Error())
+		}
+		return pdInvalid(c, http.StatusBadRequest, "reading the request body: "+err.Error())
+	}
+	// Validation comes before the token check because the token is in the
+	// body: a body that cannot be read has no routing_key to check.
+	ev, rep, inv := pagerduty.Parse(body, r.d.Now().UnixMilli(), ids.NewOpID)
+	if inv != nil {
+		return pdInvalid(c, http.StatusBadRequest, inv.Errors...)
+	}
+	tok, aerr := r.d.Tokens.AuthorizeToken(ctx, ev.RoutingKey, apitokens.ScopeEventsIngest)
+	if aerr != nil {
+		return pdFail(c, aerr)
+	}
+
+	key := alerts.Key{ChannelID: tok.ChannelID, Source: pagerduty.Source, Value: rep.DedupKey}
+	var out alerts.Outcome
+	switch rep.Action {
+	case pagerduty.ActionTrigger:
+		out, aerr = r.d.Alerts.Open(ctx, alerts.Report{Key: key, Event: rep.Event, ContentHash: contentHash(rep.Content)})
+	case pagerduty.ActionAcknowledge:
+		out, aerr = r.d.Alerts.Update(ctx, key, rep.Event, contentHash(rep.Content))
+	case pagerduty.ActionResolve:
+		out, aerr = r.d.Alerts.Close(ctx, key, rep.Event)
+	}
+	if aerr != nil {
+		r.log.Warn("pagerduty: event not applied", "channel_id", tok.ChannelID, "event_action", rep.Action,
+			"error_code", aerr.Code, "err", aerr.Detail)
+		return pdFail(c, aerr)
+	}
+	r.log.Debug("pagerduty: event applied", "channel_id", tok.ChannelID, "event_action", rep.Action,
+		"event_id", out.EventID, "created", out.Created, "unchanged", out.Unchanged, "absent", out.Absent)
+	return writeJSON(c, http.StatusAccepted, pdAnswer{Status: "success", Message: "Event processed", DedupKey: rep.DedupKey})
+}

@@ -112,7 +112,7 @@ func Decode(body []byte) (*EventIngest, []Violation, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, []Violation{{Path: "body", Message: "must not be empty"}}, nil
 	}
-	if !jsontext.Value(body).IsValid() {
+	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
 		return nil, nil, errors.New("request body is not valid JSON")
 	}
 	var r EventIngest

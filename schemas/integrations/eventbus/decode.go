@@ -48,19 +48,20 @@ const (
 
 // Error is a rejection of a batch. Field names the offending member as a
 // path ("eventList[2].level"), or is "" when the rejection is about the
-// whole body.
+// whole body; Reason follows it in Message.
 type Error struct {
 	Code   Code
 	Field  string
 	Reason string
 }
 
-// Message is the text of the error body: the field and the reason.
+// Message is the text of the error body: the field and the reason, which
+// is phrased to follow the field ("eventList[0].source is required").
 func (e *Error) Message() string {
 	if e.Field == "" {
 		return e.Reason
 	}
-	return e.Field + ": " + e.Reason
+	return e.Field + " " + e.Reason
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message() }
@@ -242,7 +243,15 @@ func (e *Event) Check(prefix string) *Error {
 		return &Error{Code: InvalidParameterValue, Field: join(prefix, "specversion"), Reason: `must be "1.0"`}
 	}
 	if e.DataContentType != "" && !IsJSONContentType(e.DataContentType) {
-		return &Error{Code: InvalidParameterValue, Field: join(prefix, "datacontenttype"), Reason: "only application/json is supported"}
+		return &Error{Code: InvalidParameterValue, Field: join(prefix, "datacontenttype"), Reason: "must be application/json (the only supported data content type)"}
+	}
+	if e.Severity != "" {
+		s, ok := ParseSeverity(e.Severity)
+		if !ok {
+			return &Error{Code: InvalidParameterValue, Field: join(prefix, "severity"),
+				Reason: "must be one of critical, high, normal, low"}
+		}
+		e.Severity = s
 	}
 	if e.Level != "" {
 		l, ok := ParseLevel(e.Level)
@@ -252,7 +261,7 @@ func (e *Event) Check(prefix string) *Error {
 		}
 		e.Level = l
 	}
-	for _, a := range e.context() {
+	for _, a := range append(e.context(), attr{"eventBusId", e.EventBusID}, attr{"eventBusName", e.EventBusName}) {
 		if utf8.RuneCountInString(a.value) > maxText {
 			return &Error{Code: InvalidParameterValue, Field: join(prefix, a.member),
 				Reason: fmt.Sprintf("must be at most %d characters", maxText)}
@@ -393,12 +402,12 @@ func join(prefix, name string) string {
 func classify(err error, prefix string) *Error {
 	field := pathOf(err, prefix)
 	if errors.Is(err, jsontext.ErrDuplicateName) {
-		return &Error{Code: InvalidParameter, Field: field, Reason: "duplicate member (names match case-insensitively)"}
+		return &Error{Code: InvalidParameter, Field: field, Reason: "is a duplicate member (names match case-insensitively)"}
 	}
 	var se *json.SemanticError
 	if errors.As(err, &se) {
 		if se.Err == json.ErrUnknownName {
-			return &Error{Code: InvalidParameter, Field: field, Reason: "unknown member"}
+			return &Error{Code: InvalidParameter, Field: field, Reason: "is an unknown member"}
 		}
 		kind := "value"
 		if se.JSONKind != 0 {
@@ -408,13 +417,16 @@ func classify(err error, prefix string) *Error {
 		if field == "eventList" {
 			want = "an array of CloudEvents"
 		}
-		return &Error{Code: InvalidParameterValue, Field: field, Reason: fmt.Sprintf("wrong type (%s), must be %s", kind, want)}
+		return &Error{Code: InvalidParameterValue, Field: field, Reason: fmt.Sprintf("has the wrong type (%s), must be %s", kind, want)}
 	}
 	var syn *jsontext.SyntacticError
-	if errors.As(err, &syn) {
-		return &Error{Code: InvalidParameter, Field: field, Reason: "malformed JSON at byte " + strconv.FormatInt(syn.ByteOffset, 10)}
+	if errors.As(err, &syn) && field == "" {
+		return &Error{Code: InvalidParameter, Reason: "request body is not valid JSON"}
 	}
-	return &Error{Code: InvalidParameter, Field: field, Reason: "malformed JSON"}
+	if errors.As(err, &syn) {
+		return &Error{Code: InvalidParameter, Field: field, Reason: "is malformed JSON at byte " + strconv.FormatInt(syn.ByteOffset, 10)}
+	}
+	return &Error{Code: InvalidParameter, Field: field, Reason: "is malformed JSON"}
 }
 
 // pathOf returns the member path of err under prefix: "eventList[0].id".

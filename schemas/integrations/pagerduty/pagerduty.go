@@ -3,7 +3,7 @@
 // validation into PagerDuty's error strings, and the mapping of trigger,
 // acknowledge and resolve onto PushGo Event operations keyed by dedup_key.
 // It is pure: the caller passes the clock and, for a trigger without a
-// dedup_key, the key to use.
+// dedup_key, the function that makes one.
 package pagerduty
 
 import (
@@ -244,8 +244,8 @@ type content struct {
 }
 
 // Translate maps a valid event (see Validate) to a Report at now (ms, the
-// event_time when payload.timestamp is absent). newKey is the dedup_key of
-// a trigger that sent none (blank counts as none).
+// event_time when payload.timestamp is absent). newKey makes the dedup_key
+// of a trigger that sent none (blank counts as none).
 //
 // trigger: title = summary cut to 256 characters, message = summary cut to
 // 512, status triggered, severity mapped, attrs = source, component,
@@ -259,12 +259,12 @@ type content struct {
 // gateway keeps no copy of the Event: the severity is the payload's when
 // sent, else normal. So an acknowledged or resolved Event reads "normal"
 // unless the sender repeats its severity.
-func Translate(ev *Event, now int64, newKey string) Report {
+func Translate(ev *Event, now int64, newKey func() string) Report {
 	r := Report{Action: ev.EventAction}
 	if ev.DedupKey != nil && strings.TrimSpace(*ev.DedupKey) != "" {
 		r.DedupKey = *ev.DedupKey
 	} else {
-		r.DedupKey = newKey
+		r.DedupKey = newKey()
 	}
 	t := now
 	sev := ops.SeverityNormal
@@ -298,7 +298,7 @@ func Translate(ev *Event, now int64, newKey string) Report {
 }
 
 // Parse is Decode, Validate and Translate.
-func Parse(body []byte, now int64, newKey string) (*Event, Report, *Invalid) {
+func Parse(body []byte, now int64, newKey func() string) (*Event, Report, *Invalid) {
 	ev, inv := Decode(body)
 	if inv != nil {
 		return nil, Report{}, inv

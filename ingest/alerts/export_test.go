@@ -1,0 +1,16 @@
+package alerts
+
+import (
+	"context"
+
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// ClaimOnly writes a key's first entry without appending its create: the
+// state a process leaves when it dies between the two.
+func (t *Tracker) ClaimOnly(ctx context.Context, k Key) (string, error) {
+	e := entry{Gen: 1, OpID: k.opID(1)}
+	e.EventID = ids.DeriveEntityID(k.ChannelID, string(ops.EventCreate), e.OpID)
+	return e.EventID, t.claim(ctx, k, &e, 0)
+}
