@@ -57,6 +57,16 @@ type options struct {
 	deliveryRateBudget float64       // notifications/s at providerLatency
 	fanoutBudget       time.Duration // last push of the fan-out
 	latencyBudget      time.Duration // p99 accept-to-provider
+
+	// The integrations phases (-phases integrations).
+	integrations     bool
+	integThings      int           // Things created before the Dynatrace phases
+	amAlerts         int           // alerts per Alertmanager payload
+	amClients        int           // concurrent Alertmanager senders
+	dtRatioBudget    float64       // Dynatrace reports/s over the /event/create rate
+	dtP99Budget      time.Duration // Dynatrace request p99
+	amP99Budget      time.Duration // Alertmanager payload p99
+	integQuickThings bool          // -quick lowered -integ-things (said in the header)
 }
 
 const (
@@ -94,7 +104,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	fs.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
 	fs.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")
-	phaseList := fs.String("phases", "write,projector,delivery", `comma-separated tables to produce: "write" (raw vs ours, per sync mode), "projector" (populate, raw consume, fold, history and /thing/get latency) and "delivery" (notifications/s, fan-out, accept-to-provider latency against a fake provider)`)
+	phaseList := fs.String("phases", "write,projector,delivery,integrations", `comma-separated tables to produce: "write" (raw vs ours, per sync mode), "projector" (populate, raw consume, fold, history and /thing/get latency), "delivery" (notifications/s, fan-out, accept-to-provider latency against a fake provider) and "integrations" (Dynatrace ingest and Alertmanager webhooks against the /event/create rate)`)
 	fs.IntVar(&o.ops, "ops", 1_000_000, "operations populated for the projector fold phases")
 	fs.IntVar(&o.historyOps, "history-ops", 20_000, "operations appended over HTTP to the channel whose /channel/history is read")
 	fs.IntVar(&o.historyReqs, "history-reqs", 500, "/channel/history requests per measurement")
@@ -111,7 +121,10 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.providerLatency, "provider-latency", 20*time.Millisecond, "delivery phases: the fake provider's answer latency of the second throughput phase")
 	fs.IntVar(&o.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
 	fs.StringVar(&o.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
-	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up, 100,000 populated operations, 200 history requests, 5 messages per delivery throughput run (explicit flags still win)")
+	fs.IntVar(&o.integThings, "integ-things", 100_000, "integrations phases: Things (type HOST, titled host-<i>) created before the Dynatrace phases")
+	fs.IntVar(&o.amAlerts, "am-alerts", 100, "integrations phases: alerts per Alertmanager payload")
+	fs.IntVar(&o.amClients, "am-clients", 8, "integrations phases: concurrent Alertmanager senders (at most -concurrency)")
+	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up, 100,000 populated operations, 200 history requests, 5 messages per delivery throughput run, 20,000 integration Things (explicit flags still win)")
 	modes := fs.String("modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -137,11 +150,15 @@ func parseFlags(args []string) (options, error) {
 		if !set["delivery-msgs"] {
 			o.deliveryMsgs = 5
 		}
+		if !set["integ-things"] {
+			o.integThings, o.integQuickThings = 20_000, true
+		}
 	}
 	o.p99Budget, o.ratioBudget = 20*time.Millisecond, 0.5
 	o.foldRatioBudget, o.rebuildBudget = 0.5, 30*time.Second
 	o.historyBudget, o.getBudget = 20*time.Millisecond, 5*time.Millisecond
 	o.deliveryRateBudget, o.fanoutBudget, o.latencyBudget = 10_000, time.Second, 100*time.Millisecond
+	o.dtRatioBudget, o.dtP99Budget, o.amP99Budget = 0.5, 30*time.Millisecond, 50*time.Millisecond
 	for _, p := range strings.Split(*phaseList, ",") {
 		switch strings.TrimSpace(p) {
 		case "write":
@@ -150,9 +167,11 @@ func parseFlags(args []string) (options, error) {
 			o.projector = true
 		case "delivery":
 			o.delivery = true
+		case "integrations":
+			o.integrations = true
 		case "":
 		default:
-			return options{}, fmt.Errorf("-phases: unknown %q (want write, projector and/or delivery)", p)
+			return options{}, fmt.Errorf("-phases: unknown %q (want write, projector, delivery and/or integrations)", p)
 		}
 	}
 	switch {
@@ -168,7 +187,7 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errors.New("-target must be all or ingest (the HTTP routes need ingest)")
 	case o.client != clientLight && o.client != clientNetHTTP:
 		return options{}, errors.New("-client must be light or nethttp")
-	case !o.write && !o.projector && !o.delivery:
+	case !o.write && !o.projector && !o.delivery && !o.integrations:
 		return options{}, errors.New("-phases names no table")
 	case o.projector && o.ops < minOps:
 		return options{}, fmt.Errorf("-ops must be at least %d", minOps)
@@ -186,8 +205,13 @@ func parseFlags(args []string) (options, error) {
 		return options{}, errors.New("-delivery-devices, -delivery-msgs, -fanout-devices, -latency-devices and -delivery-clients must be at least 1")
 	case o.latencyRate <= 0 || o.providerLatency < 0:
 		return options{}, errors.New("-latency-rate must be positive and -provider-latency not negative")
+	case o.integrations && (o.integThings < 1 || o.amAlerts < 1 || o.amClients < 1):
+		return options{}, errors.New("-integ-things, -am-alerts and -am-clients must be at least 1")
+	case o.integrations && o.target != "all":
+		return options{}, errors.New("-phases integrations needs -target all (the Dynatrace selectors read the projection)")
 	}
 	o.historyClients = min(o.historyClients, o.concurrency)
+	o.amClients = min(o.amClients, o.concurrency)
 	for _, s := range strings.Split(*modes, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -210,8 +234,8 @@ func parseFlags(args []string) (options, error) {
 
 // hardLimit bounds the whole program, whatever the broker or the gateway
 // do: three timed phases per run (four with -diag), plus generous room for
-// start-up, entity creation and shutdown; and the projector phases, each
-// bounded on its own.
+// start-up, entity creation and shutdown; and the projector, delivery and
+// integrations phases, each bounded on its own.
 func (o options) hardLimit() time.Duration {
 	var total time.Duration
 	if o.write {
@@ -224,6 +248,9 @@ func (o options) hardLimit() time.Duration {
 	}
 	if o.delivery {
 		total += o.deliveryLimit()
+	}
+	if o.integrations {
+		total += o.integLimit()
 	}
 	return total
 }

@@ -59,6 +59,31 @@ func post(ctx context.Context, c *http.Client, url string, body []byte, keep boo
 	return b, nil
 }
 
+// exchange sends one JSON POST with an Authorization header (when auth is
+// not "") and returns the status and body whatever the status: the
+// integration routes answer 201 and their own envelopes. Only transport
+// failures are errors.
+func exchange(ctx context.Context, c *http.Client, url, auth string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("transport: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read response: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
 // errorCode extracts error_code from a failure envelope for the report.
 func errorCode(b []byte) string {
 	var env struct {

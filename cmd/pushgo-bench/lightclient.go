@@ -114,11 +114,27 @@ func (c *lightConn) get(ctx context.Context, path string) ([]byte, error) {
 }
 
 func (c *lightConn) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	resp, err := c.exchange(ctx, method, path, "", body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.status != 200 || !bytes.HasPrefix(resp.body, successPrefix) {
+		return nil, fmt.Errorf("%s %d %s", path, resp.status, errorCode(resp.body))
+	}
+	return resp.body, nil
+}
+
+// exchange sends one request, with header (complete "Name: value\r\n"
+// lines, or "") added to the fixed ones, and returns the response whatever
+// its status: the integration routes answer 201 and their own envelopes.
+// Only transport and protocol failures are errors. The body is valid until
+// the next call on this connection.
+func (c *lightConn) exchange(ctx context.Context, method, path, header string, body []byte) (response, error) {
 	if err := c.dial(ctx); err != nil {
 		c.failed = true
-		return nil, fmt.Errorf("dial: %w", err)
+		return response{}, fmt.Errorf("dial: %w", err)
 	}
-	c.req = appendRequest(c.req[:0], method, path, c.lc.addr, body)
+	c.req = appendRequest(c.req[:0], method, path, c.lc.addr, header, body)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(opTimeout)
@@ -127,36 +143,36 @@ func (c *lightConn) do(ctx context.Context, method, path string, body []byte) ([
 	if _, err := c.c.Write(c.req); err != nil {
 		c.drop()
 		c.failed = true
-		return nil, fmt.Errorf("transport: write: %w", err)
+		return response{}, fmt.Errorf("transport: write: %w", err)
 	}
 	resp, err := readResponse(c.br, c.body[:0])
 	c.lastUsed = time.Now()
 	if err != nil {
 		c.drop()
 		c.failed = true
-		return nil, fmt.Errorf("transport: read response: %w", err)
+		return response{}, fmt.Errorf("transport: read response: %w", err)
 	}
 	c.body = resp.body[:0]
 	if resp.close {
 		c.drop()
 	}
-	if resp.status != 200 || !bytes.HasPrefix(resp.body, successPrefix) {
-		return nil, fmt.Errorf("%s %d %s", path, resp.status, errorCode(resp.body))
-	}
-	return resp.body, nil
+	return resp, nil
 }
 
-// appendRequest serialises a request; a POST carries a JSON body.
-func appendRequest(dst []byte, method, path, host string, body []byte) []byte {
+// appendRequest serialises a request; a POST carries a JSON body. header
+// holds extra complete header lines (each ending in CRLF), or is "".
+func appendRequest(dst []byte, method, path, host, header string, body []byte) []byte {
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
 	dst = append(dst, path...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, header...)
 	if method == "GET" {
-		return append(dst, "\r\n\r\n"...)
+		return append(dst, "\r\n"...)
 	}
-	dst = append(dst, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	dst = append(dst, "Content-Type: application/json\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)

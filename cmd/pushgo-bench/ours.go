@@ -35,6 +35,27 @@ type target struct {
 // does, on a fresh data directory, then creates the channel and the
 // entities over HTTP (not measured).
 func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (t *target, err error) {
+	if t, err = startGateway(ctx, o, m, log); err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	began := time.Now()
+	if t.eventIDs, err = t.create(sctx, o.entities, o.concurrency, "/event/create", "event_id", t.bodies.eventCreate); err == nil {
+		t.thingIDs, err = t.create(sctx, o.entities, o.concurrency, "/thing/create", "thing_id", t.bodies.thingCreate)
+	}
+	if err != nil {
+		t.close()
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "  set-up: channel, %d events, %d things created in %s\n",
+		len(t.eventIDs), len(t.thingIDs), time.Since(began).Round(time.Millisecond))
+	return t, nil
+}
+
+// startGateway starts the whole gateway in-process on a fresh data
+// directory, with its clients, and creates the channel (not measured).
+func startGateway(ctx context.Context, o options, m syncMode, log *slog.Logger) (t *target, err error) {
 	t = &target{}
 	if t.dir, err = os.MkdirTemp("", "pushgo-bench-gw-*"); err != nil {
 		return nil, err
@@ -69,32 +90,22 @@ func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (
 		return nil, err
 	}
 	t.bodies = newBodies(channelID, password, o.bodySize)
-
-	began := time.Now()
-	if t.eventIDs, err = t.create(sctx, o, "/event/create", "event_id", t.bodies.eventCreate); err != nil {
-		return nil, err
-	}
-	if t.thingIDs, err = t.create(sctx, o, "/thing/create", "thing_id", t.bodies.thingCreate); err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(os.Stderr, "  set-up: channel, %d events, %d things created in %s\n",
-		len(t.eventIDs), len(t.thingIDs), time.Since(began).Round(time.Millisecond))
 	return t, nil
 }
 
-// create makes o.entities entities with o.concurrency clients and returns
-// their ids. Any failure fails the benchmark: the measured phases need
-// every entity.
-func (t *target) create(ctx context.Context, o options, route, idField string, body func(int, int64) []byte) ([]string, error) {
-	out := make([]string, o.entities)
+// create makes n entities with conc clients (at most -concurrency) and
+// returns their ids. Any failure fails the benchmark: the measured phases
+// need every entity.
+func (t *target) create(ctx context.Context, n, conc int, route, idField string, body func(int, int64) []byte) ([]string, error) {
+	out := make([]string, n)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, o.concurrency)
-	for range min(o.concurrency, o.entities) {
+	errs := make(chan error, conc)
+	for range min(conc, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= o.entities || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
 				octx, cancel := context.WithTimeout(ctx, opTimeout)

@@ -1,6 +1,184 @@
 package integrations
 
-import "github.com/labstack/echo/v5"
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
 
-// routeEventBus registers the route(s) of this tool. STUB: being written.
-func (r *Routes) routeEventBus(e *echo.Echo) {}
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/integrations/eventbus"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// routeEventBus registers the cloud event bus push API (seed 004, spec
+// section 2) under both of its spellings.
+func (r *Routes) routeEventBus(e *echo.Echo) {
+	e.POST(RouteEventBus, r.eventBus)
+	e.POST(RouteEventBusNew, r.eventBus)
+}
+
+// eventBus records a batch of CloudEvents, each as an Event created and
+// closed at once. The whole batch is decoded, checked and validated before
+// anything is appended, so a rejected batch changes nothing; a batch that
+// fails part-way (503) is safe to resend whole, since source+id makes every
+// append idempotent.
+func (r *Routes) eventBus(c *echo.Context) error {
+	release, ok := r.admit()
+	if !ok {
+		return writeBusError(c, http.StatusServiceUnavailable, eventbus.InternalError, "overloaded, retry", 1)
+	}
+	defer release()
+	ctx := c.Request().Context()
+
+	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
+	if aerr != nil {
+		return writeBusAPIError(c, aerr)
+	}
+	body, err := readBody(c)
+	if err == errTooLarge {
+		return writeBusError(c, http.StatusRequestEntityTooLarge, eventbus.InvalidParameter, err.Error(), 0)
+	}
+	if err != nil {
+		return writeBusError(c, http.StatusBadRequest, eventbus.InvalidParameter, "request body could not be read", 0)
+	}
+	batch, berr := eventbus.Decode(body)
+	if berr != nil {
+		return writeBusDecodeError(c, berr)
+	}
+	ch, found, err := r.d.Channels.Lookup(ctx, tok.ChannelID)
+	if err != nil {
+		r.log.Warn("eventbus: channel lookup failed", "channel_id", tok.ChannelID, "err", err)
+		return writeBusError(c, http.StatusServiceUnavailable, eventbus.InternalError, "the channel registry is unavailable; retry", 1)
+	}
+	if !found {
+		// The token outlived its channel: nothing it names can be written.
+		return writeBusError(c, http.StatusForbidden, eventbus.AuthorizationError, "the token's event bus does not exist", 0)
+	}
+	if berr := batch.ResolveBus(tok.ChannelID, ch.Name); berr != nil {
+		return writeBusDecodeError(c, berr)
+	}
+
+	received := r.d.Now()
+	occ := make([]occurrence, len(batch.Events))
+	for i := range batch.Events {
+		ev := &batch.Events[i]
+		if ev.ID == "" {
+			ev.ID = ids.NewOpID()
+		}
+		if occ[i], aerr = prepareOccurrence(ev, tok.ChannelID, received); aerr != nil {
+			return writeBusError(c, http.StatusBadRequest, eventbus.InvalidParameterValue,
+				"eventList["+strconv.Itoa(i)+"]: "+aerr.Detail, 0)
+		}
+	}
+	for i := range occ {
+		if aerr := r.record(ctx, &occ[i]); aerr != nil {
+			return writeBusAPIError(c, aerr)
+		}
+	}
+
+	resp := eventbus.Response{Events: make([]eventbus.ResponseEvent, len(batch.Events))}
+	for i := range batch.Events {
+		resp.Events[i] = batch.Events[i].Response(tok.ChannelID, ch.Name, received)
+	}
+	r.log.Debug("eventbus: batch recorded", "channel_id", tok.ChannelID, "events", len(occ))
+	return writeJSON(c, http.StatusOK, resp)
+}
+
+// occurrence is one CloudEvent's operations, validated.
+type occurrence struct {
+	eventID string
+	create  *ops.Validated
+	// unlinked is create without the Thing link, appended when the
+	// subject names no live Thing; nil when create has no link.
+	unlinked *ops.Validated
+	close    *ops.Validated
+}
+
+// prepareOccurrence translates ev (its ID set) and validates the
+// operations, without appending anything.
+func prepareOccurrence(ev *eventbus.Event, channelID string, received time.Time) (occurrence, *apierr.Error) {
+	o := ev.Occurrence(channelID, received)
+	out := occurrence{eventID: o.EventID}
+	var aerr *apierr.Error
+	if out.create, aerr = ops.ValidateIntegrationEvent(ops.EventCreate, &o.Create); aerr != nil {
+		return occurrence{}, aerr
+	}
+	if o.Create.ThingID != nil {
+		o.Create.ThingID = nil
+		if out.unlinked, aerr = ops.ValidateIntegrationEvent(ops.EventCreate, &o.Create); aerr != nil {
+			return occurrence{}, aerr
+		}
+	}
+	if out.close, aerr = ops.ValidateIntegrationEvent(ops.EventClose, &o.Close); aerr != nil {
+		return occurrence{}, aerr
+	}
+	return out, nil
+}
+
+// record appends an occurrence: the create (linked to the subject's Thing
+// when it exists), then the close. A create that is already there answers
+// Replayed, or op_id_conflict when a defaulted field (the receive time)
+// differs from the first time; either way the Event exists, and the close
+// is still made sure of (Replayed, or event_closed once the broker's
+// duplicate window has passed, mean it is there too).
+func (r *Routes) record(ctx context.Context, o *occurrence) *apierr.Error {
+	_, aerr := r.d.Appender.Append(ctx, o.create)
+	if aerr != nil && o.unlinked != nil && (aerr.Code == apierr.ThingNotFound || aerr.Code == apierr.ThingDeleted) {
+		_, aerr = r.d.Appender.Append(ctx, o.unlinked)
+	}
+	if aerr != nil && aerr.Code != apierr.OpIDConflict {
+		r.log.Warn("eventbus: create failed", "channel_id", o.create.ChannelID, "event_id", o.eventID, "code", aerr.Code)
+		return aerr
+	}
+	_, aerr = r.d.Appender.Append(ctx, o.close)
+	if aerr != nil && aerr.Code != apierr.EventClosed && aerr.Code != apierr.OpIDConflict {
+		r.log.Warn("eventbus: close failed", "channel_id", o.close.ChannelID, "event_id", o.eventID, "code", aerr.Code)
+		return aerr
+	}
+	return nil
+}
+
+// writeBusError answers the provider's error body; requestId is the
+// request's X-Request-Id (set by the server's middleware).
+func writeBusError(c *echo.Context, status int, code eventbus.Code, msg string, retryAfter int) error {
+	if retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	return writeJSON(c, status, eventbus.ErrorBody{
+		RequestID: c.Response().Header().Get("X-Request-Id"), Code: code, Message: msg,
+	})
+}
+
+// writeBusDecodeError answers a rejection of the body or of its bus.
+func writeBusDecodeError(c *echo.Context, e *eventbus.Error) error {
+	status := http.StatusBadRequest
+	if e.Code == eventbus.AuthorizationError {
+		status = http.StatusForbidden
+	}
+	return writeBusError(c, status, e.Code, e.Message(), 0)
+}
+
+// writeBusAPIError answers a gateway rejection (token, append) in the
+// provider's shape: 401/403 AUTHORIZATION_ERROR, 503 INTERNAL_ERROR with
+// Retry-After for an unavailable broker (the batch may be resent), 500
+// INTERNAL_ERROR for a fault, and 400 INVALID_PARAMETER_VALUE for any
+// other rejection of an operation.
+func writeBusAPIError(c *echo.Context, e *apierr.Error) error {
+	switch status := e.Status(); {
+	case e.Code == apierr.InvalidAPIToken:
+		return writeBusError(c, http.StatusUnauthorized, eventbus.AuthorizationError, e.Detail, 0)
+	case e.Code == apierr.ScopeMissing:
+		return writeBusError(c, http.StatusForbidden, eventbus.AuthorizationError, e.Detail, 0)
+	case status == http.StatusServiceUnavailable:
+		return writeBusError(c, status, eventbus.InternalError, e.Detail, max(e.RetryAfter, 1))
+	case status >= 500:
+		return writeBusError(c, http.StatusInternalServerError, eventbus.InternalError, "internal error", 0)
+	default:
+		return writeBusError(c, http.StatusBadRequest, eventbus.InvalidParameterValue, e.Detail, 0)
+	}
+}

@@ -33,6 +33,8 @@ type Config struct {
 	MaxStore      int64         // PUSHGO_MAX_STORE (bytes) for the embedded server
 	MaxMemory     int64         // PUSHGO_MAX_MEMORY (bytes) for the embedded server
 	LogLevel      string        // PUSHGO_LOG_LEVEL: debug | info | warn | error
+	// MaxIntegrationRequests bounds integration requests served at once.
+	MaxIntegrationRequests int // PUSHGO_MAX_INTEGRATION_REQUESTS
 
 	APNsKeyFile  string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
 	APNsKeyID    string // PUSHGO_APNS_KEY_ID
@@ -61,6 +63,7 @@ func Defaults() Config {
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
 		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
+		MaxIntegrationRequests: 1024,
 	}
 }
 
@@ -90,6 +93,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	syncStr, replicas := c.Sync.String(), strconv.Itoa(c.Replicas)
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
+	maxInteg := strconv.Itoa(c.MaxIntegrationRequests)
+	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
 	str(&syncStr, "sync", "PUSHGO_SYNC", "durability: always, or an fsync interval such as 1s")
 	str(&replicas, "replicas", "PUSHGO_REPLICAS", "stream replicas (3 on a cluster)")
 	str(&dedup, "dedup-window", "PUSHGO_DEDUP_WINDOW", "op_id duplicate window")
@@ -131,6 +136,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.out, err = parseDuration(d.in); err != nil {
 			return Config{}, fmt.Errorf("%s %q: %w", d.name, d.in, err)
 		}
+	}
+	if c.MaxIntegrationRequests, err = strconv.Atoi(maxInteg); err != nil || c.MaxIntegrationRequests < 1 {
+		return Config{}, fmt.Errorf("PUSHGO_MAX_INTEGRATION_REQUESTS %q: want a positive integer", maxInteg)
 	}
 	if c.MaxStore, err = strconv.ParseInt(maxStore, 10, 64); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_MAX_STORE %q: %w", maxStore, err)

@@ -95,6 +95,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 	}
 	g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
 		Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
+		MaxIntegrationRequests: cfg.MaxIntegrationRequests,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start ingest: %w", err)

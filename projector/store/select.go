@@ -16,7 +16,9 @@ import (
 
 // Selection is the answer of SelectThings.
 type Selection struct {
-	// ThingIDs are the selected Things in id order, at most limit.
+	// ThingIDs are the selected Things in id order, at most limit. With
+	// TooMany they are limit of the matches, not necessarily the lowest
+	// ids.
 	ThingIDs []string
 	// UnknownTypes are the top-level type(...) values that no Thing of the
 	// channel has (archived Things count; deleted ones do not).
@@ -42,12 +44,14 @@ type SelectStats struct {
 //
 // Each selector level is driven by one criterion, read through an index,
 // and its candidates are checked against every criterion on their
-// snapshots: entityId reads the listed snapshots; a type with an
-// entityName equals, in or startsWith scans the name index; a relationship
-// takes the Things its inner selector relates; a type alone scans the type
-// index. A relationship's inner selector is evaluated in full first.
-// Everything is read from one Pebble snapshot, so a concurrent commit is
-// seen entirely or not at all.
+// snapshots, so no selection reads every Thing of the channel unless a
+// bare type(...) covers them: entityId reads the listed snapshots; a type
+// with an entityName equals, in or startsWith scans the name index; a
+// fromRelationship scans the relationship index for the Things its inner
+// selector matched; a toRelationship reads their declarations; a type
+// alone scans the type index. Every relationship's inner selector is
+// evaluated in full first. Everything is read from one Pebble snapshot, so
+// a concurrent commit is seen entirely or not at all.
 func (s *Store) SelectThings(channelID string, sel *entityselector.Selector, limit int) (Selection, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
@@ -101,15 +105,22 @@ func (e *evaluator) level(sel *entityselector.Selector, limit int) (things []*fo
 			return nil, false, err
 		}
 	}
-	// cur is the candidate being matched: a From criterion is answered
-	// from the candidate's own declaration, with no index read.
-	var cur *fold.Thing
+	// A From criterion is answered from the declaration of the candidate
+	// being matched, cur, with no index read.
+	var (
+		cur     *fold.Thing
+		curRels map[string][]string // cur's, decoded on first need
+		decoded bool
+	)
 	related := func(r *entityselector.Relationship, t *entityselector.Thing) bool {
 		rel := rels[r]
 		if r.Direction == entityselector.To {
 			return rel.targets[t.ID]
 		}
-		return slices.ContainsFunc(thingRelationships(cur)[r.Name], func(id string) bool { return rel.inner[id] })
+		if !decoded {
+			curRels, decoded = thingRelationships(cur), true
+		}
+		return slices.ContainsFunc(curRels[r.Name], func(id string) bool { return rel.inner[id] })
 	}
 	seen := map[string]bool{}
 	err = e.candidates(sel, rels, func(id string) (bool, error) {
@@ -121,7 +132,7 @@ func (e *evaluator) level(sel *entityselector.Selector, limit int) (things []*fo
 		if err != nil || t == nil || t.State != ops.ThingActive {
 			return err == nil, err
 		}
-		if cur = t; !sel.Match(view(t), related) {
+		if cur, decoded = t, false; !sel.Match(view(t), related) {
 			return true, nil
 		}
 		things = append(things, t)
@@ -141,7 +152,7 @@ func (e *evaluator) level(sel *entityselector.Selector, limit int) (things []*fo
 func (e *evaluator) resolve(r *entityselector.Relationship) (*relation, error) {
 	inner, _, err := e.level(r.Inner, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", r, err)
+		return nil, fmt.Errorf("relationship %s: %w", r.Name, err)
 	}
 	rel := &relation{inner: make(map[string]bool, len(inner))}
 	if r.Direction == entityselector.To {

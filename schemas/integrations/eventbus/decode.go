@@ -177,7 +177,8 @@ func Decode(body []byte) (*Batch, *Error) {
 	if strings.TrimSpace(string(body)) == "" {
 		return nil, &Error{Code: InvalidParameter, Reason: "request body is empty"}
 	}
-	if !jsontext.Value(body).IsValid() {
+	// Duplicates are left to the unmarshaler, which names the member.
+	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
 		return nil, &Error{Code: InvalidParameter, Reason: "request body is not valid JSON"}
 	}
 	if jsontext.Value(body).Kind() != '{' {

@@ -319,31 +319,33 @@ func flatten(data jsontext.Value, taken map[string]bool) (out []member, dropped 
 		return nil, false
 	}
 	for d.PeekKind() == '"' {
-		name, err := d.ReadToken()
+		tok, err := d.ReadToken()
 		if err != nil {
 			return out, dropped
 		}
+		name := tok.String() // before the next read voids tok
 		if d.PeekKind() != '{' {
 			v, err := d.ReadValue()
 			if err != nil {
 				return out, dropped
 			}
-			add(name.String(), v)
+			add(name, v)
 			continue
 		}
 		if _, err := d.ReadToken(); err != nil {
 			return out, dropped
 		}
 		for d.PeekKind() == '"' {
-			child, err := d.ReadToken()
+			tok, err := d.ReadToken()
 			if err != nil {
 				return out, dropped
 			}
+			key := name + "." + tok.String()
 			v, err := d.ReadValue()
 			if err != nil {
 				return out, dropped
 			}
-			add(name.String()+"."+child.String(), v)
+			add(key, v)
 		}
 		if _, err := d.ReadToken(); err != nil { // '}'
 			return out, dropped
