@@ -131,6 +131,23 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
+	if current, err := st.LayoutCurrent(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("projector: layout version: %w", err)
+	} else if !current {
+		// Folded by an older version whose indexes this one reads: the
+		// projection is disposable, so fold it again from the log.
+		cfg.Logger.Warn("projector: projection layout changed; rebuilding from the log", "dir", cfg.Dir)
+		if err := st.Close(); err != nil {
+			return nil, err
+		}
+		if err := os.RemoveAll(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("projector: rebuild: remove %s: %w", cfg.Dir, err)
+		}
+		if st, err = store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+	}
 	applied, err := st.Applied()
 	if err != nil {
 		st.Close()

@@ -1,6 +1,212 @@
 package integrations
 
-import "github.com/labstack/echo/v5"
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 
-// routeCloudEvents registers the route(s) of this tool. STUB: being written.
-func (r *Routes) routeCloudEvents(e *echo.Echo) {}
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/integrations/eventbus"
+)
+
+// CloudEvents 1.0 over HTTP (spec integrations.md section 3): binary mode
+// (ce-* headers), structured mode (application/cloudevents+json) and
+// batched mode (application/cloudevents-batch+json), parsed by the
+// CloudEvents SDK and recorded exactly as the event bus records its
+// CloudEvents (same translation, same source+id op_ids: one CloudEvent
+// sent through either route is one Event). Answers use the PushGo
+// envelope: CloudEvents defines no response body.
+
+// ceAnswer is the 200 data: one item per CloudEvent, in request order.
+type ceAnswer struct {
+	Events []ceEvent `json:"events"`
+}
+
+type ceEvent struct {
+	ID      string `json:"id"`
+	Source  string `json:"source"`
+	EventID string `json:"event_id"`
+}
+
+// routeCloudEvents registers POST /cloudevents.
+func (r *Routes) routeCloudEvents(e *echo.Echo) {
+	e.POST(RouteCloudEvents, r.cloudEvents)
+}
+
+// cloudEvents records the CloudEvents of one request, each as an Event
+// created and closed at once. Every CloudEvent is parsed, checked and
+// validated before anything is appended.
+func (r *Routes) cloudEvents(c *echo.Context) error {
+	release, ok := r.admit()
+	if !ok {
+		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable,
+			Detail: "too many integration requests in flight; retry", RetryAfter: 1})
+	}
+	defer release()
+	ctx := c.Request().Context()
+
+	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
+	if aerr != nil {
+		return writePushGoErr(c, aerr)
+	}
+	body, err := readBody(c)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
+		}
+		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
+	}
+	evs, aerr := parseCloudEvents(ctx, c.Request().Header, body)
+	if aerr != nil {
+		return writePushGoErr(c, aerr)
+	}
+
+	received := r.d.Now()
+	occ := make([]occurrence, len(evs))
+	for i := range evs {
+		if occ[i], aerr = prepareOccurrence(&evs[i], tok.ChannelID, received); aerr != nil {
+			return writePushGoErr(c, &apierr.Error{Code: aerr.Code, Detail: ceField(len(evs), i) + aerr.Detail})
+		}
+	}
+	ans := ceAnswer{Events: make([]ceEvent, len(evs))}
+	for i := range occ {
+		if aerr := r.record(ctx, &occ[i]); aerr != nil {
+			return writePushGoErr(c, aerr)
+		}
+		ans.Events[i] = ceEvent{ID: evs[i].ID, Source: evs[i].Source, EventID: occ[i].eventID}
+	}
+	r.log.Debug("cloudevents: recorded", "channel_id", tok.ChannelID, "events", len(evs))
+	return writePushGoOK(c, ans)
+}
+
+// parseCloudEvents reads the CloudEvents of a request in any of the three
+// modes with the SDK's HTTP binding, and translates each into an
+// eventbus.Event, checked.
+func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]eventbus.Event, *apierr.Error) {
+	msg := cehttp.NewMessage(header, io.NopCloser(bytes.NewReader(body)))
+	var ces []event.Event
+	switch msg.ReadEncoding() {
+	case binding.EncodingBatch:
+		var err error
+		if ces, err = binding.ToEvents(ctx, msg, msg.BodyReader); err != nil {
+			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvents batch: %v", err)
+		}
+		if n := len(ces); n == 0 || n > eventbus.MaxEvents {
+			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "a batch must hold 1 to %d CloudEvents, got %d", eventbus.MaxEvents, n)
+		}
+	case binding.EncodingBinary, binding.EncodingStructured:
+		ce, err := binding.ToEvent(ctx, msg)
+		if err != nil {
+			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: %v", err)
+		}
+		ces = []event.Event{*ce}
+	default:
+		return nil, apierr.Fieldf(apierr.InvalidJSONData, "body",
+			"not a CloudEvent: send ce-* headers (binary mode) or Content-Type %s or %s",
+			event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON)
+	}
+	out := make([]eventbus.Event, len(ces))
+	for i := range ces {
+		ev, aerr := fromCloudEvent(&ces[i], ceField(len(ces), i))
+		if aerr != nil {
+			return nil, aerr
+		}
+		out[i] = ev
+	}
+	return out, nil
+}
+
+// ceField names the i-th of n CloudEvents in an error detail ("" for a
+// single one).
+func ceField(n, i int) string {
+	if n == 1 {
+		return ""
+	}
+	return "events[" + strconv.Itoa(i) + "]: "
+}
+
+// fromCloudEvent translates a parsed CloudEvent into an eventbus.Event:
+// the extension attributes that spell event bus fields (level, region,
+// eventaliasen, ...) fill them, "severity" (a PushGo severity) overrides
+// the level, and every other extension becomes a "ce.<name>" attr.
+func fromCloudEvent(ce *event.Event, prefix string) (eventbus.Event, *apierr.Error) {
+	if err := ce.Validate(); err != nil {
+		return eventbus.Event{}, &apierr.Error{Code: apierr.InvalidJSONData, Detail: prefix + "not a valid CloudEvent: " + err.Error()}
+	}
+	// Trimmed like the event bus's members, so that both routes derive the
+	// same op_id from one CloudEvent.
+	ev := eventbus.Event{
+		ID: strings.TrimSpace(ce.ID()), Source: strings.TrimSpace(ce.Source()), Type: strings.TrimSpace(ce.Type()),
+		SpecVersion: ce.SpecVersion(), Subject: strings.TrimSpace(ce.Subject()),
+		DataContentType: strings.TrimSpace(ce.DataContentType()), Time: ce.Time(), Extensions: map[string]string{},
+	}
+	if ev.ID == "" {
+		return eventbus.Event{}, apierr.Fieldf(apierr.InvalidJSONData, strings.TrimSuffix(prefix, ": ")+"id", "is required")
+	}
+	if s := ce.DataSchema(); s != "" {
+		ev.Extensions["dataschema"] = s
+	}
+	for name, v := range ce.Extensions() {
+		s, err := types.Format(v)
+		if err != nil {
+			return eventbus.Event{}, &apierr.Error{Code: apierr.InvalidJSONData, Detail: prefix + name + ": " + err.Error()}
+		}
+		s = strings.TrimSpace(s)
+		switch name {
+		case "severity":
+			ev.Severity = s
+		case "level":
+			ev.Level = s
+		case "resourcetype":
+			ev.ResourceType = s
+		case "accountid":
+			ev.AccountID = s
+		case "eventsourcealias":
+			ev.EventSourceAlias = s
+		case "eventalias":
+			ev.EventAlias = s
+		case "eventaliasen":
+			ev.EventAliasEn = s
+		case "region":
+			ev.Region = s
+		case "recvtimestamp":
+			ev.RecvTimestamp = s
+		default:
+			ev.Extensions[name] = s
+		}
+	}
+	data, berr := eventbus.NormalizeData(jsontext.Value(ce.Data()), "data")
+	if berr != nil {
+		return eventbus.Event{}, ceError(berr, prefix)
+	}
+	ev.Data = data
+	if berr := ev.Check(""); berr != nil {
+		return eventbus.Event{}, ceError(berr, prefix)
+	}
+	return ev, nil
+}
+
+// ceError turns a check's rejection into the catalog code of its field.
+func ceError(e *eventbus.Error, prefix string) *apierr.Error {
+	code := apierr.InvalidJSONData
+	switch e.Field {
+	case "severity", "level":
+		code = apierr.InvalidSeverity
+	case "time":
+		code = apierr.InvalidTimestamp
+	}
+	return &apierr.Error{Code: code, Detail: fmt.Sprintf("%s%s", prefix, e.Message())}
+}

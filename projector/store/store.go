@@ -77,6 +77,31 @@ func (s *Store) Close() error {
 	return ferr
 }
 
+// Layout is the version of the key layout. A store folded under another
+// layout lacks indexes this code reads (or has ones it no longer
+// maintains) and must be folded again. Bump it with every change to keys.go.
+const Layout = 2
+
+var layoutKey = []byte("m\x00layout")
+
+// LayoutCurrent reports whether the store was folded under Layout: true
+// for a new, empty store (which it then marks), false for one folded by an
+// older version.
+func (s *Store) LayoutCurrent() (bool, error) {
+	v, err := s.get(layoutKey)
+	if err != nil {
+		return false, err
+	}
+	if v != nil {
+		return len(v) == 8 && binary.BigEndian.Uint64(v) == Layout, nil
+	}
+	applied, err := s.Applied()
+	if err != nil || applied > 0 {
+		return false, err
+	}
+	return true, s.db.Set(layoutKey, binary.BigEndian.AppendUint64(nil, Layout), pebble.Sync)
+}
+
 // Applied returns the last applied PUSHGO_OPS sequence (0 for a new store).
 func (s *Store) Applied() (uint64, error) { return s.cursor(appliedKey) }
 

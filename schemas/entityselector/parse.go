@@ -159,8 +159,11 @@ func (p *parser) criterion(depth int) (Criterion, *Error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := p.close(name, open); err != nil {
+			return nil, err
+		}
 		rel.Inner = inner
-		return rel, p.close(name, open)
+		return rel, nil
 	case name == "not" || name == "caseSensitive":
 		inner, err := p.criterion(depth + 1)
 		if err != nil {
@@ -187,15 +190,7 @@ func (p *parser) criterion(depth int) (Criterion, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	one := func() *Error {
-		if len(vals) != 1 {
-			return p.errf(start, "%s(...) takes exactly one value, got %d", name, len(vals))
-		}
-		return nil
-	}
 	switch name {
-	case "type":
-		return &TypeIs{Type: vals[0]}, one()
 	case "entityId":
 		return &EntityIDIn{IDs: vals}, nil
 	case "tag":
@@ -203,8 +198,18 @@ func (p *parser) criterion(depth int) (Criterion, *Error) {
 	case "entityName.in":
 		return &NameMatch{Op: NameIn, Values: vals}, nil
 	}
-	op := map[string]NameOp{"entityName": NameContains, "entityName.equals": NameEquals, "entityName.startsWith": NameStartsWith}[name]
-	return &NameMatch{Op: op, Values: vals}, one()
+	if len(vals) != 1 {
+		return nil, p.errf(start, "%s(...) takes exactly one value, got %d", name, len(vals))
+	}
+	switch name {
+	case "type":
+		return &TypeIs{Type: vals[0]}, nil
+	case "entityName.equals":
+		return &NameMatch{Op: NameEquals, Values: vals}, nil
+	case "entityName.startsWith":
+		return &NameMatch{Op: NameStartsWith, Values: vals}, nil
+	}
+	return &NameMatch{Op: NameContains, Values: vals}, nil // entityName, the one name classify leaves
 }
 
 // classify rejects unsupported criterion names, and returns the (not yet

@@ -109,14 +109,14 @@ const MaxSelected = 1000
 
 // SelectData is the answer of ThingsSelect.
 type SelectData struct {
-	// ThingIDs are the selected Things (active or archived, never
-	// deleted), in id order, at most MaxSelected.
+	// ThingIDs are the selected Things (active ones only: Dynatrace
+	// selects recently active entities), in id order, at most MaxSelected.
 	ThingIDs []string `json:"thing_ids"`
 	// UnknownTypes lists the type(...) values of the selector's top level
 	// that no Thing of the channel has (Dynatrace's INVALID_ENTITY_TYPE).
 	UnknownTypes []string `json:"unknown_types,omitempty"`
 	// TooMany is set when more than MaxSelected Things matched.
-	TooMany bool `json:"too_many,omitempty"`
+	TooMany bool `json:"too_many,omitzero"`
 }
 
 // Response is the projector's answer: Data on success, else an error code

@@ -240,6 +240,9 @@ func (e *Event) Check(prefix string) *Error {
 	if e.Type == "" {
 		return &Error{Code: InvalidParameter, Field: join(prefix, "type"), Reason: "is required"}
 	}
+	if !e.Time.IsZero() && (e.Time.Before(time.Unix(0, 0)) || e.Time.UnixMilli() > maxMillis) {
+		return &Error{Code: InvalidParameterValue, Field: join(prefix, "time"), Reason: "must be between 1970 and 9999"}
+	}
 	if e.SpecVersion != "" && e.SpecVersion != "1.0" {
 		return &Error{Code: InvalidParameterValue, Field: join(prefix, "specversion"), Reason: `must be "1.0"`}
 	}
@@ -288,6 +291,9 @@ func IsJSONContentType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }
+
+// maxMillis is 9999-12-31T23:59:59.999Z, wire.Millis's limit.
+const maxMillis = 253_402_300_799_999
 
 // providerTime is the provider's own offset form, without the colon
 // ("2023-01-01T00:00:00+0800"); fractional seconds are accepted on parse.

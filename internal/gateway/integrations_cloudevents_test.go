@@ -1,0 +1,242 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// ceClient is the CloudEvents SDK's own HTTP client aimed at the gateway
+// with an integration token.
+func (it *integ) ceClient(token string) cloudevents.Client {
+	it.t.Helper()
+	c, err := cloudevents.NewClientHTTP(
+		cloudevents.WithTarget(it.base+"/cloudevents"),
+		cehttp.WithHeader("Authorization", "Api-Token "+token),
+	)
+	if err != nil {
+		it.t.Fatal(err)
+	}
+	return c
+}
+
+// ceEvent builds a CloudEvent with JSON data.
+func ceEvent(t *testing.T, id, source, typ string, data any, ext map[string]any) cloudevents.Event {
+	t.Helper()
+	e := cloudevents.NewEvent()
+	e.SetID(id)
+	e.SetSource(source)
+	e.SetType(typ)
+	for k, v := range ext {
+		e.SetExtension(k, v)
+	}
+	if data != nil {
+		if err := e.SetData(cloudevents.ApplicationJSON, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// ceStatus is the HTTP status of a Send result.
+func ceStatus(t *testing.T, res error) int {
+	t.Helper()
+	if cloudevents.IsACK(res) {
+		return 200
+	}
+	var r *cehttp.Result
+	if !cloudevents.ResultAs(res, &r) {
+		t.Fatalf("send: %v", res)
+	}
+	return r.StatusCode
+}
+
+// ceBatch posts events as one batched request built by the SDK.
+func (it *integ) ceBatch(token string, events ...cloudevents.Event) (int, map[string]any) {
+	it.t.Helper()
+	req, err := cehttp.NewHTTPRequestFromEvents(context.Background(), it.base+"/cloudevents", events)
+	if err != nil {
+		it.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		it.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, decode(it.t, b)
+}
+
+func TestCloudEventsModes(t *testing.T) {
+	it := startIntegrations(t, "ce")
+	host := it.thing("web-1", map[string]any{"type": "HOST"})
+	client := it.ceClient(it.token)
+	ctx := context.Background()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+	// Binary mode (the client's default): ce-* headers, JSON body.
+	bin := ceEvent(t, "b-1", "/monitor/web", "com.example.cpu.high", map[string]any{
+		"message": "CPU above 90%", "cpu": 93.5, "host": map[string]any{"name": "web-1", "cores": 8},
+	}, map[string]any{"severity": "high", "region": "eu-west"})
+	bin.SetSubject(host)
+	bin.SetTime(at)
+	if s := ceStatus(t, client.Send(ctx, bin)); s != 200 {
+		t.Fatalf("binary: %d", s)
+	}
+	// Structured mode: application/cloudevents+json.
+	st := ceEvent(t, "s-1", "/monitor/db", "com.example.disk.full", map[string]any{"info": "disk full"},
+		map[string]any{"level": "CRITICAL", "eventaliasen": "Disk full"})
+	if s := ceStatus(t, client.Send(cloudevents.WithEncodingStructured(ctx), st)); s != 200 {
+		t.Fatalf("structured: %d", s)
+	}
+	// Batched mode, built by the SDK: one without data, one with.
+	b1 := ceEvent(t, "k-1", "/deploy", "com.example.deploy", nil, nil)
+	b2 := ceEvent(t, "k-2", "/deploy", "com.example.deploy", map[string]any{"version": "1.2.3"}, map[string]any{"level": "warning"})
+	s, m := it.ceBatch(it.token, b1, b2)
+	if s != 200 || m["success"] != true {
+		t.Fatalf("batch: %d %v", s, m)
+	}
+	items := m["data"].(map[string]any)["events"].([]any)
+	if len(items) != 2 || items[0].(map[string]any)["id"] != "k-1" || items[1].(map[string]any)["source"] != "/deploy" ||
+		items[0].(map[string]any)["event_id"] == "" {
+		t.Fatalf("batch answer %v", items)
+	}
+
+	byID := map[string]map[string]any{}
+	for _, e := range it.events("CLOSED") {
+		byID[e["attrs"].(map[string]any)["ce.id"].(string)] = e
+	}
+	if len(byID) != 4 || len(it.events("")) != 4 {
+		t.Fatalf("events %v", byID)
+	}
+	e := byID["b-1"]
+	attrs := e["attrs"].(map[string]any)
+	if e["title"] != "com.example.cpu.high" || e["message"] != "CPU above 90%" || e["severity"] != "high" ||
+		e["thing_id"] != host || e["event_time"] != float64(at.UnixMilli()) || e["status"] != "occurred" {
+		t.Fatalf("binary event %v", e)
+	}
+	if attrs["cpu"] != 93.5 || attrs["host.name"] != "web-1" || attrs["host.cores"] != 8.0 || attrs["ce.source"] != "/monitor/web" ||
+		attrs["ce.region"] != "eu-west" || attrs["ce.severity"] != "high" || attrs["ce.subject"] != host {
+		t.Fatalf("binary attrs %v", attrs)
+	}
+	if e := byID["s-1"]; e["title"] != "Disk full" || e["message"] != "disk full" || e["severity"] != "critical" {
+		t.Fatalf("structured event %v", e)
+	}
+	if e := byID["k-1"]; e["title"] != "com.example.deploy" || e["message"] != "com.example.deploy" || e["severity"] != "low" {
+		t.Fatalf("batch event %v", e)
+	}
+	if e := byID["k-2"]; e["severity"] != "normal" || e["attrs"].(map[string]any)["version"] != "1.2.3" {
+		t.Fatalf("batch event %v", e)
+	}
+	if items[1].(map[string]any)["event_id"] != byID["k-2"]["event_id"] {
+		t.Fatalf("answered event_id %v, recorded %v", items[1], byID["k-2"]["event_id"])
+	}
+
+	// Resent in every mode, and the same CloudEvent through the event bus
+	// route: source+id, nothing new.
+	history := len(it.history())
+	if s := ceStatus(t, client.Send(ctx, bin)); s != 200 {
+		t.Fatalf("binary again: %d", s)
+	}
+	if s := ceStatus(t, client.Send(cloudevents.WithEncodingStructured(ctx), st)); s != 200 {
+		t.Fatalf("structured again: %d", s)
+	}
+	if s, m := it.ceBatch(it.token, b1, b2); s != 200 {
+		t.Fatalf("batch again: %d %v", s, m)
+	}
+	if s, _, m := it.eventBus("/v1/event-bus/recv", it.token,
+		`{"eventList":[{"source":"/deploy","type":"com.example.deploy","id":"k-1"}],"eventBusId":"`+it.channel+`"}`); s != 200 {
+		t.Fatalf("event bus: %d %v", s, m)
+	}
+	if n := len(it.events("")); n != 4 {
+		t.Fatalf("%d events after resending", n)
+	}
+	if n := len(it.history()); n != history {
+		t.Fatalf("history %d, want %d", n, history)
+	}
+}
+
+func TestCloudEventsRejections(t *testing.T) {
+	it := startIntegrations(t, "ce")
+	ctx := context.Background()
+	good := ceEvent(t, "1", "/s", "t", map[string]any{"a": 1}, nil)
+
+	// Through the SDK's client: the status is what it sees.
+	if s := ceStatus(t, it.ceClient("pgo1.AAAAAAAAAAAAAAAAAAAAAAAA."+strings.Repeat("0", 64)).Send(ctx, good)); s != 401 {
+		t.Fatalf("wrong token: %d", s)
+	}
+	if s := ceStatus(t, it.ceClient(it.newToken("events.read")).Send(ctx, good)); s != 403 {
+		t.Fatalf("scope missing: %d", s)
+	}
+	badSeverity := ceEvent(t, "2", "/s", "t", nil, map[string]any{"severity": "urgent"})
+	if s := ceStatus(t, it.ceClient(it.token).Send(ctx, badSeverity)); s != 400 {
+		t.Fatalf("bad severity: %d", s)
+	}
+
+	// Raw requests: the PushGo envelope and its error_code.
+	auth := "Bearer " + it.token
+	bin := func(extra map[string]string) map[string]string {
+		h := map[string]string{"Authorization": auth, "Ce-Specversion": "1.0", "Ce-Id": "x", "Ce-Source": "/s", "Ce-Type": "t", "Content-Type": "application/json"}
+		for k, v := range extra {
+			if v == "" {
+				delete(h, k)
+			} else {
+				h[k] = v
+			}
+		}
+		return h
+	}
+	structured := map[string]string{"Authorization": auth, "Content-Type": "application/cloudevents+json"}
+	batch := map[string]string{"Authorization": auth, "Content-Type": "application/cloudevents-batch+json"}
+	many, _ := json.Marshal(func() []map[string]any {
+		var out []map[string]any
+		for range 101 {
+			out = append(out, map[string]any{"specversion": "1.0", "id": "1", "source": "/s", "type": "t"})
+		}
+		return out
+	}())
+	cases := []struct {
+		name    string
+		headers map[string]string
+		body    string
+		status  int
+		code    string
+	}{
+		{"no token", map[string]string{"Content-Type": "application/cloudevents+json"}, `{}`, 401, "invalid_api_token"},
+		{"not a cloudevent", map[string]string{"Authorization": auth, "Content-Type": "application/json"}, `{"a":1}`, 400, "invalid_json_data"},
+		{"binary without id", bin(map[string]string{"Ce-Id": ""}), `{}`, 400, "invalid_json_data"},
+		{"binary text data", bin(map[string]string{"Content-Type": "text/plain"}), `hello`, 400, "invalid_json_data"},
+		{"binary array data", bin(nil), `[1,2]`, 400, "invalid_json_data"},
+		{"binary bad json", bin(nil), `{"a":`, 400, "invalid_json_data"},
+		{"binary bad level", bin(map[string]string{"Ce-Level": "LOUD"}), `{}`, 400, "invalid_severity"},
+		{"binary bad time", bin(map[string]string{"Ce-Time": "yesterday"}), `{}`, 400, "invalid_json_data"},
+		{"binary old spec", bin(map[string]string{"Ce-Specversion": "0.3"}), `{}`, 400, "invalid_json_data"},
+		{"structured malformed", structured, `{"specversion":"1.0",`, 400, "invalid_json_data"},
+		{"structured no source", structured, `{"specversion":"1.0","id":"1","type":"t"}`, 400, "invalid_json_data"},
+		{"structured data string", structured, `{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":"plain"}`, 400, "invalid_json_data"},
+		{"empty batch", batch, `[]`, 400, "invalid_json_data"},
+		{"101 in a batch", batch, string(many), 400, "invalid_json_data"},
+		{"batch with a bad one", batch, `[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"1.0","id":"2","source":"/s","type":"t","severity":"loud"}]`, 400, "invalid_severity"},
+		{"too large", structured, `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"x":"` + strings.Repeat("x", 1<<20) + `"}}`, 413, "payload_too_large"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, _, b := it.send("POST", "/cloudevents", c.headers, c.body)
+			m := decode(t, b)
+			if s != c.status || m["success"] != false || m["error_code"] != c.code || m["error"] == "" {
+				t.Fatalf("got %d %v, want %d %s", s, m, c.status, c.code)
+			}
+		})
+	}
+	if n := len(it.history()); n != 0 {
+		t.Fatalf("rejections appended %d operations", n)
+	}
+}
