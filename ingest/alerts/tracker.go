@@ -138,6 +138,9 @@ type Report struct {
 	// deadline is always appended (as a background refresh when unchanged)
 	// because it moves the deadline.
 	Deadline *int64
+	// LinkVerified: Event.ThingID was just read as an active Thing (see
+	// ops.Validated.LinkVerified).
+	LinkVerified bool
 }
 
 // attempts bounds the open/update/create loop: each turn is a lost race
@@ -210,7 +213,7 @@ func (t *Tracker) create(ctx context.Context, r Report, e entry) (Outcome, *apie
 	if aerr != nil {
 		return Outcome{}, aerr, false
 	}
-	v.ContentHash = r.ContentHash
+	v.ContentHash, v.LinkVerified = r.ContentHash, r.LinkVerified
 	v.Payload.(*ops.EventPayload).Deadline = r.Deadline
 	res, aerr := t.app.Append(ctx, v)
 	switch {
@@ -235,7 +238,7 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 	if aerr != nil {
 		return Outcome{}, aerr
 	}
-	v.ContentHash = r.ContentHash
+	v.ContentHash, v.LinkVerified = r.ContentHash, r.LinkVerified
 	v.RefreshIfUnchanged = r.Deadline != nil
 	v.Payload.(*ops.EventPayload).Deadline = r.Deadline
 	res, aerr := t.app.Append(ctx, v)

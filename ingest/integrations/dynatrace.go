@@ -261,8 +261,9 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 			Key:   alerts.Key{ChannelID: channelID, Source: "dynatrace", Value: rep.EventType + "\x00" + rep.Title + "\x00" + thing},
 			Event: ev,
 			// What the report says; its times only move the deadline.
-			ContentHash: contentHash([]any{rep.EventType, rep.Title, rep.Properties, thing}),
-			Deadline:    &deadline,
+			ContentHash:  contentHash([]any{rep.EventType, rep.Title, rep.Properties, thing}),
+			Deadline:     &deadline,
+			LinkVerified: thing != "",
 		})
 		return out.EventID, aerr
 	}
@@ -273,6 +274,7 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 	if aerr != nil {
 		return "", aerr
 	}
+	v.LinkVerified = thing != ""
 	created, aerr := r.d.Appender.Append(ctx, v)
 	if aerr != nil {
 		return "", aerr

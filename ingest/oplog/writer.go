@@ -115,7 +115,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 	res := Result{OpID: opID, EntityID: v.EntityID, ThingID: v.ThingID}
 	kind := v.Op.Kind()
 
-	if v.ThingID != "" && kind != ops.KindThing {
+	if v.ThingID != "" && kind != ops.KindThing && !v.LinkVerified {
 		if aerr := w.checkLinkedThing(ctx, v.ChannelID, v.ThingID); aerr != nil {
 			return Result{}, aerr
 		}

@@ -101,6 +101,11 @@ func barrierSubject(req *reads.Request) string {
 		return streams.OpSubject(req.ChannelID, ops.KindThing, req.ThingID)
 	case reads.EventGet:
 		return streams.OpSubject(req.ChannelID, ops.KindEvent, req.EventID)
+	case reads.ThingsSelect:
+		// A selection is about the channel's Things only: waiting for the
+		// channel's event writes too (the reports themselves) would only
+		// add the fold's latency.
+		return streams.OpSubject(req.ChannelID, ops.KindThing, ">")
 	case reads.DeadlinesDue:
 		// Across channels, and a stale answer costs nothing: the close is
 		// conditional on the event's last sequence.

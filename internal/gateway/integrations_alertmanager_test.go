@@ -319,7 +319,7 @@ func TestAlertmanagerHundredAlerts(t *testing.T) {
 	if n := len(it.history()); n != h {
 		t.Fatalf("history %d after the resend, want %d", n, h)
 	}
-	t.Logf("100 alerts: first notification %v, resend %v (race detector on)", first, resend)
+	t.Logf("100 alerts: first notification %v, resend %v", first, resend)
 }
 
 // TestAlertmanagerRejections: each rejection is answered in the PushGo

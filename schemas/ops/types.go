@@ -277,6 +277,10 @@ type Validated struct {
 	// sequence (the gateway's own timeout close), else it fails with
 	// sequence_mismatch.
 	ExpectSeq uint64
+	// LinkVerified says the caller has just read the linked Thing as active
+	// (an integration's entity selection): the append skips the linked
+	// Thing's existence check, a broker round trip per report.
+	LinkVerified bool
 }
 
 // SetEntityID sets the entity id of v and of its payload.
