@@ -14,6 +14,9 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
+// The helpers below (fakeTokens, newTestRoutes, serve, envelopeReply,
+// envelopeOf) are shared by the package's internal tests.
+
 // fakeTokens accepts the token "good" (scope events.ingest), "read"
 // (scope events.read only) and answers "down" as a broker failure.
 type fakeTokens struct{}

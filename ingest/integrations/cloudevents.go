@@ -81,11 +81,11 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 			return writePushGoErr(c, &apierr.Error{Code: aerr.Code, Detail: ceField(len(evs), i) + aerr.Detail})
 		}
 	}
+	if aerr := r.recordAll(ctx, occ); aerr != nil {
+		return writePushGoErr(c, aerr)
+	}
 	ans := ceAnswer{Events: make([]ceEvent, len(evs))}
 	for i := range occ {
-		if aerr := r.record(ctx, &occ[i]); aerr != nil {
-			return writePushGoErr(c, aerr)
-		}
 		ans.Events[i] = ceEvent{ID: evs[i].ID, Source: evs[i].Source, EventID: occ[i].eventID}
 	}
 	r.log.Debug("cloudevents: recorded", "channel_id", tok.ChannelID, "events", len(evs))

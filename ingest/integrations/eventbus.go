@@ -2,8 +2,10 @@ package integrations
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -40,7 +42,7 @@ func (r *Routes) eventBus(c *echo.Context) error {
 		return writeBusAPIError(c, aerr)
 	}
 	body, err := readBody(c)
-	if err == errTooLarge {
+	if errors.Is(err, errTooLarge) {
 		return writeBusError(c, http.StatusRequestEntityTooLarge, eventbus.InvalidParameter, err.Error(), 0)
 	}
 	if err != nil {
@@ -75,10 +77,8 @@ func (r *Routes) eventBus(c *echo.Context) error {
 				"eventList["+strconv.Itoa(i)+"]: "+aerr.Detail, 0)
 		}
 	}
-	for i := range occ {
-		if aerr := r.record(ctx, &occ[i]); aerr != nil {
-			return writeBusAPIError(c, aerr)
-		}
+	if aerr := r.recordAll(ctx, occ); aerr != nil {
+		return writeBusAPIError(c, aerr)
 	}
 
 	resp := eventbus.Response{Events: make([]eventbus.ResponseEvent, len(batch.Events))}
@@ -120,12 +120,73 @@ func prepareOccurrence(ev *eventbus.Event, channelID string, received time.Time)
 	return out, nil
 }
 
+// ebParallel bounds the CloudEvents of one batch recorded at once: a
+// 100-event batch is 200 appends, too many to make one after the other
+// within a sender's patience, and too many to let one request take every
+// broker round trip of the gateway.
+const ebParallel = 16
+
+// recordAll records every occurrence, up to ebParallel at once; the
+// occurrences of one CloudEvent sent twice in the batch (same op_id) are
+// recorded one after the other, so they meet as a replay rather than as a
+// race. It answers the first failure; the others are cancelled. Events
+// recorded before a failure stay: resending the batch is safe.
+func (r *Routes) recordAll(ctx context.Context, occ []occurrence) *apierr.Error {
+	var groups [][]int
+	index := make(map[string]int, len(occ))
+	for i := range occ {
+		g, ok := index[occ[i].create.OpID]
+		if !ok {
+			g = len(groups)
+			index[occ[i].create.OpID] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first *apierr.Error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, ebParallel)
+	for _, g := range groups {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			for _, i := range g {
+				if aerr := r.record(ctx, &occ[i]); aerr != nil {
+					mu.Lock()
+					if first == nil {
+						first = aerr
+						cancel()
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
 // record appends an occurrence: the create (linked to the subject's Thing
 // when it exists), then the close. A create that is already there answers
 // Replayed, or op_id_conflict when a defaulted field (the receive time)
 // differs from the first time; either way the Event exists, and the close
-// is still made sure of (Replayed, or event_closed once the broker's
-// duplicate window has passed, mean it is there too).
+// is still made sure of: Replayed, op_id_conflict (its defaulted time
+// differs too) or event_closed (the broker's duplicate window has passed)
+// all mean it is there.
 func (r *Routes) record(ctx context.Context, o *occurrence) *apierr.Error {
 	_, aerr := r.d.Appender.Append(ctx, o.create)
 	if aerr != nil && o.unlinked != nil && (aerr.Code == apierr.ThingNotFound || aerr.Code == apierr.ThingDeleted) {

@@ -84,7 +84,7 @@ func (it *integ) alertmanager(auth, body string, want int) (amAnswer, map[string
 	return env.Data, m
 }
 
-func ms(t *testing.T, rfc3339 string) float64 {
+func amMillis(t *testing.T, rfc3339 string) float64 {
 	t.Helper()
 	tm, err := time.Parse(time.RFC3339Nano, rfc3339)
 	if err != nil {
@@ -111,7 +111,7 @@ func TestAlertmanagerLifecycle(t *testing.T) {
 	}
 	e := it.event(cpu)
 	if e["title"] != "HighCPU" || e["status"] != "firing" || e["message"] != "CPU above 90% on web-1" || e["severity"] != "critical" ||
-		e["state"] != "ONGOING" || e["started_at"] != ms(t, "2025-10-09T08:00:00.123Z") {
+		e["state"] != "ONGOING" || e["started_at"] != amMillis(t, "2025-10-09T08:00:00.123Z") {
 		t.Fatalf("cpu event %v", e)
 	}
 	attrs := e["attrs"].(map[string]any)
@@ -159,7 +159,7 @@ func TestAlertmanagerLifecycle(t *testing.T) {
 	}
 	for _, id := range []string{cpu, disk} {
 		e := it.event(id)
-		if e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] != ms(t, end) || e["event_time"] != ms(t, end) {
+		if e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] != amMillis(t, end) || e["event_time"] != amMillis(t, end) {
 			t.Fatalf("closed event %v", e)
 		}
 	}
@@ -252,7 +252,7 @@ func TestGrafanaWebhook(t *testing.T) {
 	e := it.event(mem)
 	attrs := e["attrs"].(map[string]any)
 	if e["title"] != "High memory usage" || e["message"] != "This alert was triggered for zone us-1" || e["severity"] != "normal" ||
-		e["started_at"] != ms(t, "2021-10-12T09:51:03.157076+02:00") || attrs["orgId"] != float64(1) ||
+		e["started_at"] != amMillis(t, "2021-10-12T09:51:03.157076+02:00") || attrs["orgId"] != float64(1) ||
 		attrs["values"].(map[string]any)["B"] != 44.2 || attrs["silenceURL"] == nil {
 		t.Fatalf("event %v", e)
 	}
@@ -274,7 +274,7 @@ func TestGrafanaWebhook(t *testing.T) {
 	if a.Resolved != 2 {
 		t.Fatalf("resolved: %+v", a)
 	}
-	if e := it.event(mem); e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] != ms(t, end) {
+	if e := it.event(mem); e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] != amMillis(t, end) {
 		t.Fatalf("closed %v", e)
 	}
 }

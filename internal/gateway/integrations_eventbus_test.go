@@ -314,3 +314,25 @@ func TestEventBusRejections(t *testing.T) {
 		t.Fatalf("rejected batches appended %d operations", n)
 	}
 }
+
+// TestEventBusFullBatch sends the largest batch, one CloudEvent in it
+// twice: every other event is recorded once, the repeated one once.
+func TestEventBusFullBatch(t *testing.T) {
+	it := startIntegrations(t, "bus")
+	var events []string
+	for i := range 99 {
+		events = append(events, fmt.Sprintf(`{"source":"load","type":"TICK","id":"%d","time":%d}`, i, 1_700_000_000_000+i))
+	}
+	events = append(events, `{"source":"load","type":"TICK","id":"0","time":1700000000000}`)
+	body := `{"eventList":[` + strings.Join(events, ",") + `],"eventBusId":"` + it.channel + `"}`
+	s, _, m := it.eventBus("/v1/event-bus/event/recv", it.token, body)
+	if s != 200 || len(m["events"].([]any)) != 100 {
+		t.Fatalf("%d %v", s, m)
+	}
+	if n := len(it.events("CLOSED")); n != 99 {
+		t.Fatalf("%d closed events, want 99", n)
+	}
+	if n := len(it.history()); n != 198 {
+		t.Fatalf("history %d, want 198", n)
+	}
+}

@@ -230,9 +230,11 @@ func (e *Event) fromWire(w *wireEvent, prefix string) *Error {
 	return e.Check(prefix)
 }
 
-// Check checks the fields of e that Decode does not check while decoding
-// (required members, levels, specversion, datacontenttype), and
-// canonicalises Level. prefix names e in errors ("eventList[0]").
+// Check checks what decoding alone does not (required members, time
+// range, specversion, datacontenttype, severity, level, lengths) and
+// canonicalises Severity (lower case) and Level (upper case). Decode runs
+// it on every event; the CloudEvents route runs it on the Event it built
+// from the SDK's. prefix names e in errors ("eventList[0]", or "").
 func (e *Event) Check(prefix string) *Error {
 	if e.Source == "" {
 		return &Error{Code: InvalidParameter, Field: join(prefix, "source"), Reason: "is required"}

@@ -222,8 +222,8 @@ func TestDecodeRejections(t *testing.T) {
 		{"data string not json", ev(`,"data":"hello"`), InvalidParameterValue, "eventList[0].data holds a string that is not valid JSON"},
 		{"data string array", ev(`,"data":"[1,2]"`), InvalidParameterValue, "eventList[0].data must be a JSON object"},
 		{"data string duplicate", ev(`,"data":"{\"a\":1,\"a\":2}"`), InvalidParameterValue, "eventList[0].data"},
-		{"id too long", ev(`,"id":"`+long+`"`), InvalidParameterValue, "eventList[0].id must be at most 1024 characters"},
-		{"bus name too long", ev(`,"eventBusName":"`+long+`"`), InvalidParameterValue, "eventList[0].eventBusName"},
+		{"id too long", ev(`,"id":"` + long + `"`), InvalidParameterValue, "eventList[0].id must be at most 1024 characters"},
+		{"bus name too long", ev(`,"eventBusName":"` + long + `"`), InvalidParameterValue, "eventList[0].eventBusName"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

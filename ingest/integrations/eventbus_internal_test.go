@@ -1,0 +1,207 @@
+package integrations
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// ebChannel is the channel of fakeTokens' "good" token.
+const ebChannel = "0123456789ABCDEFGHJKMNPQRS"
+
+// ebAppender records appends and answers them with answer (nil: accepted).
+type ebAppender struct {
+	mu     sync.Mutex
+	calls  []*ops.Validated
+	answer func(v *ops.Validated) *apierr.Error
+}
+
+func (a *ebAppender) Append(_ context.Context, v *ops.Validated) (oplog.Result, *apierr.Error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, v)
+	if a.answer != nil {
+		if aerr := a.answer(v); aerr != nil {
+			return oplog.Result{}, aerr
+		}
+	}
+	return oplog.Result{OpID: v.OpID, EntityID: v.EntityID}, nil
+}
+
+// ebChannels knows ebChannel as "bus"; err, when set, is every answer.
+type ebChannels struct{ err error }
+
+func (c ebChannels) Lookup(_ context.Context, id string) (registry.Channel, bool, error) {
+	if c.err != nil {
+		return registry.Channel{}, false, c.err
+	}
+	if id == ebChannel {
+		return registry.Channel{ID: id, Name: "bus"}, true, nil
+	}
+	return registry.Channel{}, false, nil
+}
+
+func ebRoutes(t *testing.T, app *ebAppender, ch ebChannels) (*echo.Echo, *Routes) {
+	t.Helper()
+	e := echo.New()
+	return e, Register(e, Deps{Tokens: fakeTokens{}, Appender: app, Channels: ch, MaxInFlight: 1})
+}
+
+func ebBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+		t.Fatalf("body %q: %v", rec.Body.String(), err)
+	}
+	return m
+}
+
+var ebAuth = map[string]string{"Authorization": "Api-Token good"}
+
+const ebOne = `{"eventList":[{"source":"s","type":"t","id":"1","subject":"host-1"}],"eventBusId":"bus"}`
+
+// TestEventBusFailures: overload and broker failures are 503
+// INTERNAL_ERROR with Retry-After (resending the batch is safe), a fault
+// is 500, an unknown or unreadable channel registry ends before any
+// append.
+func TestEventBusFailures(t *testing.T) {
+	down := func(*ops.Validated) *apierr.Error {
+		return &apierr.Error{Code: apierr.AppendUnavailable, Detail: "broker down", RetryAfter: 2}
+	}
+	fault := func(*ops.Validated) *apierr.Error { return apierr.New(apierr.InternalError) }
+	cases := []struct {
+		name    string
+		headers map[string]string
+		answer  func(*ops.Validated) *apierr.Error
+		ch      ebChannels
+		status  int
+		code    string
+		retry   string
+		appends int
+	}{
+		{"token store down", map[string]string{"Authorization": "Bearer down"}, nil, ebChannels{}, 503, "INTERNAL_ERROR", "1", 0},
+		{"append unavailable", ebAuth, down, ebChannels{}, 503, "INTERNAL_ERROR", "2", 1},
+		{"append fault", ebAuth, fault, ebChannels{}, 500, "INTERNAL_ERROR", "", 1},
+		{"registry down", ebAuth, nil, ebChannels{err: errors.New("kv down")}, 503, "INTERNAL_ERROR", "1", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			app := &ebAppender{answer: c.answer}
+			e, _ := ebRoutes(t, app, c.ch)
+			rec := serve(e, RouteEventBus, c.headers, ebOne)
+			m := ebBody(t, rec)
+			if rec.Code != c.status || m["code"] != c.code || rec.Header().Get("Retry-After") != c.retry || len(app.calls) != c.appends {
+				t.Fatalf("got %d %v Retry-After %q, %d appends", rec.Code, m, rec.Header().Get("Retry-After"), len(app.calls))
+			}
+		})
+	}
+	t.Run("overload", func(t *testing.T) {
+		app := &ebAppender{}
+		e, r := ebRoutes(t, app, ebChannels{})
+		release, ok := r.admit()
+		if !ok {
+			t.Fatal("no slot")
+		}
+		defer release()
+		rec := serve(e, RouteEventBusNew, ebAuth, ebOne)
+		m := ebBody(t, rec)
+		if rec.Code != 503 || m["code"] != "INTERNAL_ERROR" || m["message"] != "overloaded, retry" ||
+			rec.Header().Get("Retry-After") != "1" || len(app.calls) != 0 {
+			t.Fatalf("got %d %v", rec.Code, m)
+		}
+	})
+}
+
+// TestEventBusAlreadyThere: a create that is already there (replayed, or
+// op_id_conflict because its defaulted time differs) still gets its close,
+// and a close that is already there (event_closed) is success. A subject
+// that names no live Thing is recorded without the link.
+func TestEventBusAlreadyThere(t *testing.T) {
+	cases := []struct {
+		name   string
+		answer func(*ops.Validated) *apierr.Error
+		want   []string // op and thing of each append
+	}{
+		{"fresh", nil, []string{"event.create host-1", "event.close "}},
+		{"create conflict", func(v *ops.Validated) *apierr.Error {
+			if v.Op == ops.EventCreate {
+				return apierr.New(apierr.OpIDConflict)
+			}
+			return nil
+		}, []string{"event.create host-1", "event.close "}},
+		{"close closed", func(v *ops.Validated) *apierr.Error {
+			if v.Op == ops.EventClose {
+				return apierr.Field(apierr.EventClosed, "event_id")
+			}
+			return nil
+		}, []string{"event.create host-1", "event.close "}},
+		{"no such thing", func(v *ops.Validated) *apierr.Error {
+			if v.ThingID != "" {
+				return apierr.Field(apierr.ThingNotFound, "thing_id")
+			}
+			return nil
+		}, []string{"event.create host-1", "event.create ", "event.close "}},
+		{"deleted thing", func(v *ops.Validated) *apierr.Error {
+			if v.ThingID != "" {
+				return apierr.Field(apierr.ThingDeleted, "thing_id")
+			}
+			return nil
+		}, []string{"event.create host-1", "event.create ", "event.close "}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			app := &ebAppender{answer: c.answer}
+			e, _ := ebRoutes(t, app, ebChannels{})
+			rec := serve(e, RouteEventBus, ebAuth, ebOne)
+			if rec.Code != 200 {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			var got []string
+			for _, v := range app.calls {
+				got = append(got, string(v.Op)+" "+v.ThingID)
+			}
+			if strings.Join(got, "|") != strings.Join(c.want, "|") {
+				t.Fatalf("appends %v, want %v", got, c.want)
+			}
+			create, closeOp := app.calls[0], app.calls[len(app.calls)-1]
+			if closeOp.OpID != create.OpID+":close" || closeOp.EntityID == "" || closeOp.ChannelID != ebChannel {
+				t.Fatalf("close %+v of create %+v", closeOp, create)
+			}
+		})
+	}
+}
+
+// TestCloudEventsFailures: overload and an unavailable broker are 503
+// with Retry-After in the PushGo envelope.
+func TestCloudEventsFailures(t *testing.T) {
+	headers := map[string]string{"Authorization": "Bearer good", "Ce-Specversion": "1.0", "Ce-Id": "1",
+		"Ce-Source": "/s", "Ce-Type": "t", "Content-Type": "application/json"}
+	app := &ebAppender{answer: func(*ops.Validated) *apierr.Error {
+		return &apierr.Error{Code: apierr.AppendUnavailable, Detail: "broker down", RetryAfter: 1}
+	}}
+	e, r := ebRoutes(t, app, ebChannels{})
+	rec := serve(e, RouteCloudEvents, headers, `{"a":1}`)
+	if m := envelopeOf(t, rec); rec.Code != 503 || *m.ErrorCode != "append_unavailable" || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("append down: %d %s", rec.Code, rec.Body)
+	}
+	release, ok := r.admit()
+	if !ok {
+		t.Fatal("no slot")
+	}
+	defer release()
+	rec = serve(e, RouteCloudEvents, headers, `{"a":1}`)
+	if m := envelopeOf(t, rec); rec.Code != 503 || *m.ErrorCode != "append_unavailable" || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("overload: %d %s", rec.Code, rec.Body)
+	}
+}
