@@ -7,12 +7,16 @@
 // and the pusher's (-phases delivery): notifications per second against a
 // fake provider answering at once and after 20 ms, the fan-out of one
 // message to 10,000 devices, and accept-to-provider latency at 500
-// messages/s to 10 devices.
+// messages/s to 10 devices; and the integrations' (-phases integrations):
+// Dynatrace event ingest by entityId and by type+entityName against the
+// /event/create rate over 100,000 Things, and Alertmanager payloads of 100
+// alerts.
 //
 //	go run ./cmd/pushgo-bench            # full run, 10s per phase
 //	go run ./cmd/pushgo-bench -quick     # 3s phases, 100,000 operations folded
 //	go run ./cmd/pushgo-bench -phases projector -ops 2000000
 //	go run ./cmd/pushgo-bench -phases delivery -runs 3
+//	go run ./cmd/pushgo-bench -phases integrations -quick
 //
 // The load phases use a minimal keep-alive HTTP/1.1 client (lightclient.go)
 // so that the load generator takes little CPU from the gateway it shares
@@ -78,7 +82,16 @@ func run() int {
 		}
 		del = &rep
 	}
-	failed := printReport(os.Stdout, opts, reports, proj, del)
+	var integ *integReport
+	if opts.integrations {
+		rep, err := benchIntegrations(ctx, opts)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pushgo-bench: integrations phases: %v\n", err)
+			return 1
+		}
+		integ = &rep
+	}
+	failed := printReport(os.Stdout, opts, reports, proj, del, integ)
 	checkGoroutines(baseline)
 	if failed {
 		return 1

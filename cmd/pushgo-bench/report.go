@@ -33,12 +33,15 @@ func printHeader(w io.Writer, o options) {
 		tables = append(tables, fmt.Sprintf("delivery (%s; %d devices x %d messages at 0 and %s provider latency; fan-out to %d devices; %.0f messages/s to %d devices)",
 			o.deliveryProvider, o.deliveryDevices, o.deliveryMsgs, fmtLatency(o.providerLatency), o.fanoutDevices, o.latencyRate, o.latencyDevices))
 	}
+	if o.integrations {
+		tables = append(tables, integHeader(o))
+	}
 	fmt.Fprintf(w, "  phases: %s\n", strings.Join(tables, ", "))
 }
 
 // printReport prints the final tables and verdicts, and reports whether
 // any operation failed (which makes the exit code non-zero).
-func printReport(w io.Writer, o options, reps []modeReport, proj *projReport, del *deliveryReport) (failed bool) {
+func printReport(w io.Writer, o options, reps []modeReport, proj *projReport, del *deliveryReport, integ *integReport) (failed bool) {
 	if len(reps) > 0 {
 		printWriteTable(w, o, reps)
 	}
@@ -47,6 +50,9 @@ func printReport(w io.Writer, o options, reps []modeReport, proj *projReport, de
 	}
 	if del != nil {
 		printDeliveryTable(w, o, del)
+	}
+	if integ != nil {
+		printIntegTable(w, o, integ)
 	}
 
 	var total int64
@@ -82,6 +88,11 @@ func printReport(w io.Writer, o options, reps []modeReport, proj *projReport, de
 			}
 		}
 	}
+	if integ != nil {
+		for _, p := range integ.phases(o) {
+			report("integrations phases: "+p.name, p.res)
+		}
+	}
 	if total > 0 {
 		fmt.Fprintf(w, "\n!!! ERRORS: %d operations failed; exit status 1\n", total)
 		return true
@@ -89,6 +100,9 @@ func printReport(w io.Writer, o options, reps []modeReport, proj *projReport, de
 	what := "every request answered 200 with success true (" + o.client + " client), every publish acknowledged"
 	if del != nil {
 		what += ", every notification received by the fake provider"
+	}
+	if integ != nil {
+		what += ", every integration request answered 2xx with the expected result"
 	}
 	fmt.Fprintf(w, "\nerrors: 0 (%s)\n", what)
 	return false

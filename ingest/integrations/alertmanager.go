@@ -24,7 +24,7 @@ import (
 // 100-alert group must be answered within Alertmanager's patience (and
 // the 50 ms p99 budget), without one payload taking every broker
 // round trip of the gateway.
-const amParallel = 16
+const amParallel = 64
 
 // Outcomes of one alert in the answer.
 const (

@@ -218,9 +218,21 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 }
 
 // selectThings evaluates the selector over the channel's Things in the
-// projection.
+// projection as it is, which costs no broker round trip. An empty answer
+// is asked again after the projection has caught up with the log, so a
+// Thing created just before its first report is found; a non-empty one may
+// miss a Thing created in the last milliseconds, as Dynatrace's own
+// selection lags entity discovery.
 func (r *Routes) selectThings(ctx context.Context, channelID, selector string) (reads.SelectData, *apierr.Error) {
-	b, aerr := r.d.Reader.Read(ctx, &reads.Request{Route: reads.ThingsSelect, ChannelID: channelID, Selector: selector})
+	req := &reads.Request{Route: reads.ThingsSelect, ChannelID: channelID, Selector: selector}
+	sel, aerr := decodeSelection(r.d.Reader.Read(ctx, req))
+	if aerr != nil || len(sel.ThingIDs) > 0 {
+		return sel, aerr
+	}
+	return decodeSelection(r.d.Reader.ReadConsistent(ctx, req))
+}
+
+func decodeSelection(b []byte, aerr *apierr.Error) (reads.SelectData, *apierr.Error) {
 	if aerr != nil {
 		return reads.SelectData{}, aerr
 	}

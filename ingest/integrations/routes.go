@@ -53,6 +53,9 @@ type Appender interface {
 // Dynatrace entity selection and event reads.
 type Reader interface {
 	Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error)
+	// ReadConsistent answers after every operation appended before the
+	// call is folded.
+	ReadConsistent(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error)
 }
 
 // Channels looks channels up (the event bus names a channel by id or

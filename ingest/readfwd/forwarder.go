@@ -67,6 +67,11 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
 		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
 	}
+	return f.request(ctx, req, barrier)
+}
+
+// request sends req with its barrier to a projector replica.
+func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uint64) (jsontext.Value, *apierr.Error) {
 	req.MinSeq = barrier
 	b, err := json.Marshal(req)
 	if err != nil {
@@ -101,12 +106,13 @@ func barrierSubject(req *reads.Request) string {
 		return streams.OpSubject(req.ChannelID, ops.KindThing, req.ThingID)
 	case reads.EventGet:
 		return streams.OpSubject(req.ChannelID, ops.KindEvent, req.EventID)
-	case reads.ThingsSelect:
-		// A selection is about the channel's Things only: waiting for the
-		// channel's event writes too (the reports themselves) would only
-		// add the fold's latency.
-		return streams.OpSubject(req.ChannelID, ops.KindThing, ">")
-	case reads.DeadlinesDue:
+	case reads.ThingsSelect, reads.DeadlinesDue:
+		// A selection reads the projection as it is: the last message of a
+		// wildcard subject costs the broker a walk over every subject it
+		// matches (100,000 Things: every report), and Dynatrace itself
+		// selects from entities seen a while ago. ReadConsistent is the
+		// fallback when that answer would be empty. A deadline scan needs
+		// no barrier: its close is conditional on the event's sequence.
 		// Across channels, and a stale answer costs nothing: the close is
 		// conditional on the event's last sequence.
 		return ""
@@ -123,6 +129,20 @@ func (f *Forwarder) lastSeq(ctx context.Context, subject string) (uint64, error)
 		return 0, err
 	}
 	return m.Sequence, nil
+}
+
+// ReadConsistent answers req after the projector has folded every
+// operation of the whole log appended before the call (one cheap stream
+// info, no wildcard lookup); for reads whose usual barrier is none.
+func (f *Forwarder) ReadConsistent(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	info, err := f.stream.Info(ctx)
+	if err != nil {
+		f.log.Warn("readfwd: stream info", "err", err)
+		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
+	}
+	return f.request(ctx, req, info.State.LastSeq)
 }
 
 // Status asks any projector replica for its fold status.

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/pushgo/gateway/internal/gateway"
+)
+
+// The integrations phases (-phases integrations): the monitoring
+// integrations' ingest rate and latency against the gateway's own write
+// rate, in one gateway (the whole binary in-process, gateway.Defaults(),
+// 127.0.0.1 only):
+//
+//   - set-up (not measured): a channel, an events.ingest token, and
+//     -integ-things Things of type HOST titled host-<i>, created over HTTP;
+//     then the projector catches up (the selectors read the projection);
+//   - baseline: POST /event/create, -concurrency clients, closed loop;
+//   - Dynatrace POST /api/v2/events/ingest with entityId("<thing id>") of a
+//     random Thing: ERROR_EVENT (a problem: the first report about a Thing
+//     opens an Event, later ones refresh it), then CUSTOM_INFO (an info
+//     event: created and closed, two appends), then ERROR_EVENT with
+//     type(HOST),entityName.equals(host-<i>) of a random i;
+//   - Alertmanager POST /integrations/alertmanager: -am-alerts alerts per
+//     payload, -am-clients senders, each re-sending its groups: every other
+//     payload repeats the previous one byte for byte (the "unchanged
+//     repeat" path), the others change the description annotation of every
+//     alert (the first send of a group opens its Events).
+//
+// Any answer other than 2xx is a failed operation, and so is a 2xx that
+// did not do what was asked (a Dynatrace answer without exactly one OK
+// report: a selector that picked nothing measures nothing).
+
+// integReport is what the integrations phases measured (medians over -runs).
+type integReport struct {
+	things   int
+	setup    time.Duration // Things created
+	caughtUp time.Duration // the projector's catch-up after the set-up
+	base     result        // /event/create
+	dtID     result        // ERROR_EVENT, entityId
+	dtInfo   result        // CUSTOM_INFO, entityId
+	dtName   result        // ERROR_EVENT, type(HOST),entityName.equals
+	am       result        // Alertmanager payloads
+	// Alertmanager outcomes over every run, warm-up included.
+	amOpened, amUpdated, amUnchanged, amOther int64
+}
+
+// integSetupLimit bounds the set-up: a minute plus 2 ms per Thing.
+func (o options) integSetupLimit() time.Duration {
+	return time.Minute + time.Duration(o.integThings)*2*time.Millisecond
+}
+
+func (o options) integLimit() time.Duration {
+	perRun := 5 * (o.warmup + o.duration + opTimeout + settleLimit)
+	return o.integSetupLimit() + settleLimit + time.Duration(o.runs)*perRun + 2*time.Minute
+}
+
+// integEnv is the gateway of the integrations phases and its fixtures.
+type integEnv struct {
+	t      *target
+	token  string
+	header string // the Authorization header line of the light client
+	hosts  []string
+	am     []*amSender     // per Alertmanager sender (worker id)
+	amOuts [4]atomic.Int64 // opened, updated, unchanged, other
+}
+
+// amSender is one Alertmanager sender's groups and position.
+type amSender struct {
+	groups []*amGroup
+	n      int
+}
+
+// amGroupsPerSender is how many groups each sender cycles through.
+const amGroupsPerSender = 4
+
+func benchIntegrations(ctx context.Context, o options) (rep integReport, err error) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	fmt.Fprintf(os.Stderr, "== integrations phases: %d Things; Dynatrace and /event/create with %d clients, Alertmanager %d-alert payloads with %d\n",
+		o.integThings, o.concurrency, o.amAlerts, o.amClients)
+	t, err := startGateway(ctx, o, syncMode{sync: gateway.Defaults().Sync}, log)
+	if err != nil {
+		return rep, err
+	}
+	defer t.close()
+	e := &integEnv{t: t}
+	if err := e.setup(ctx, o, &rep); err != nil {
+		return rep, fmt.Errorf("set-up: %w", err)
+	}
+
+	// phase measures op o.runs times; the first run is profiled when
+	// -integprofile is set.
+	phase := func(name, key string, workers int, op opFunc) (result, error) {
+		run := 0
+		return repeat(ctx, o, name, func() (result, error) {
+			stop := func() {}
+			if run == 0 && o.integProfile != "" {
+				var perr error
+				if stop, perr = startCPUProfile(profilePath(o.integProfile, key), name); perr != nil {
+					return result{}, perr
+				}
+			}
+			run++
+			r := closedLoop(ctx, workers, o.warmup, o.duration, op)
+			stop()
+			r.note = t.settleNote(ctx)
+			return r, nil
+		})
+	}
+	if rep.base, err = phase("/event/create", "base", o.concurrency, e.eventCreate); err != nil {
+		return rep, err
+	}
+	if rep.dtID, err = phase("dt entityId ERROR", "dt-id", o.concurrency, e.dynatrace(dtProblem, "bench problem by id", selEntityID)); err != nil {
+		return rep, err
+	}
+	if rep.dtInfo, err = phase("dt entityId INFO", "dt-info", o.concurrency, e.dynatrace(dtInfo, "bench info by id", selEntityID)); err != nil {
+		return rep, err
+	}
+	if rep.dtName, err = phase("dt entityName ERROR", "dt-name", o.concurrency, e.dynatrace(dtProblem, "bench problem by name", selEntityName)); err != nil {
+		return rep, err
+	}
+	e.am = make([]*amSender, o.amClients)
+	seed := uint64(time.Now().UnixNano())
+	for w := range e.am {
+		s := &amSender{}
+		for g := range amGroupsPerSender {
+			s.groups = append(s.groups, newAMGroup(seed, w, g, o.amAlerts))
+		}
+		e.am[w] = s
+	}
+	if rep.am, err = phase(fmt.Sprintf("alertmanager x%d", o.amAlerts), "am", o.amClients, e.alertmanager); err != nil {
+		return rep, err
+	}
+	rep.amOpened, rep.amUpdated, rep.amUnchanged, rep.amOther = e.amOuts[0].Load(), e.amOuts[1].Load(), e.amOuts[2].Load(), e.amOuts[3].Load()
+	return rep, nil
+}
+
+// setup creates the token and the Things, and waits for the projector.
+func (e *integEnv) setup(ctx context.Context, o options, rep *integReport) error {
+	sctx, cancel := context.WithTimeout(ctx, o.integSetupLimit())
+	defer cancel()
+	t := e.t
+	b, err := post(sctx, t.client, t.base+"/channel/token/create", []byte(`{"channel_id":"`+t.bodies.channelID+
+		`","password":"`+t.bodies.password+`","name":"pushgo-bench","scopes":["events.ingest"]}`), true)
+	if err != nil {
+		return fmt.Errorf("create token: %w", err)
+	}
+	if e.token, err = dataField(b, "token"); err != nil {
+		return err
+	}
+	e.header = "Authorization: Api-Token " + e.token + "\r\n"
+
+	began := time.Now()
+	if e.hosts, err = t.create(sctx, o.integThings, o.concurrency, "/thing/create", "thing_id", t.bodies.hostCreate); err != nil {
+		return err
+	}
+	rep.things, rep.setup = len(e.hosts), time.Since(began)
+	backlog, took, ok := t.settle(sctx)
+	rep.caughtUp = took
+	fmt.Fprintf(os.Stderr, "  set-up (not measured): channel, token, %d Things created over HTTP with %d clients in %s (%.0f/s); projector backlog %d ops, caught up in %s\n",
+		rep.things, min(o.concurrency, o.integThings), rep.setup.Round(time.Millisecond), float64(rep.things)/rep.setup.Seconds(),
+		backlog, took.Round(10*time.Millisecond))
+	if !ok {
+		return fmt.Errorf("the projector did not catch up with the set-up within %s", settleLimit)
+	}
+	return sctx.Err()
+}
+
+// send posts body to path with the token, through the client -client
+// chose, on worker w's connection, and returns the status and the body
+// (valid until w's next call).
+func (e *integEnv) send(ctx context.Context, w *worker, path string, body []byte) (int, []byte, error) {
+	if e.t.lightLoad {
+		r, err := e.t.light.conn(w.id).exchange(ctx, "POST", path, e.header, body)
+		return r.status, r.body, err
+	}
+	return exchange(ctx, e.t.client, e.t.base+path, "Api-Token "+e.token, body)
+}
+
+// eventCreate is the baseline: a new Event per request (bodies.go).
+func (e *integEnv) eventCreate(ctx context.Context, w *worker) error {
+	_, err := e.t.call(ctx, e.t.light, w, "/event/create", e.t.bodies.eventCreate(int(w.n), time.Now().UnixMilli()))
+	return err
+}
+
+// dynatrace is one Dynatrace report about a random Thing per request; it
+// succeeds on a 201 with exactly one OK result.
+func (e *integEnv) dynatrace(eventType, title string, sel dtSelector) opFunc {
+	const path = "/api/v2/events/ingest"
+	return func(ctx context.Context, w *worker) error {
+		i := w.rng.IntN(len(e.hosts))
+		w.buf = dtBody(w.buf[:0], eventType, title, sel, i, e.hosts[i], w.n)
+		status, b, err := e.send(ctx, w, path, w.buf)
+		if err != nil {
+			return err
+		}
+		if status < 200 || status > 299 {
+			return fmt.Errorf("%s %d %s", path, status, dtErrorMessage(b))
+		}
+		var ans struct {
+			ReportCount        int `json:"reportCount"`
+			EventIngestResults []struct {
+				Status string `json:"status"`
+			} `json:"eventIngestResults"`
+		}
+		if err := json.Unmarshal(b, &ans); err != nil {
+			return fmt.Errorf("%s %d: answer not EventIngestResults: %q", path, status, truncate(b))
+		}
+		if ans.ReportCount != 1 || len(ans.EventIngestResults) != 1 || ans.EventIngestResults[0].Status != "OK" {
+			return fmt.Errorf("%s %d but not one OK report (the selector must pick exactly one Thing): %s", path, status, truncate(b))
+		}
+		return nil
+	}
+}
+
+// dtErrorMessage is Dynatrace's error envelope's message, for the report.
+func dtErrorMessage(b []byte) string {
+	var env struct {
+		Error *struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &env) != nil || env.Error == nil {
+		return fmt.Sprintf("non-envelope body %q", truncate(b))
+	}
+	return env.Error.Message
+}
+
+// alertmanager sends worker w's next payload: its groups in turn, each
+// sent at a new revision (an annotation of every alert changed; the
+// first time, the group's Events opened) and then repeated unchanged. It
+// succeeds on a 200 with the success envelope covering every alert.
+func (e *integEnv) alertmanager(ctx context.Context, w *worker) error {
+	const path = "/integrations/alertmanager"
+	s := e.am[w.id]
+	g := s.groups[(s.n/2)%len(s.groups)]
+	if s.n%2 == 0 {
+		g.rev++
+		g.last = g.amPayload(g.last[:0], g.rev)
+	}
+	s.n++
+	status, b, err := e.send(ctx, w, path, g.last)
+	if err != nil {
+		return err
+	}
+	if status < 200 || status > 299 {
+		return fmt.Errorf("%s %d %s", path, status, errorCode(b))
+	}
+	var env struct {
+		Success bool `json:"success"`
+		Data    struct {
+			Alerts    int `json:"alerts"`
+			Opened    int `json:"opened"`
+			Updated   int `json:"updated"`
+			Unchanged int `json:"unchanged"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil || !env.Success || env.Data.Alerts != len(g.fps) {
+		return fmt.Errorf("%s %d: not a success envelope for %d alerts: %q", path, status, len(g.fps), truncate(b))
+	}
+	d := env.Data
+	e.amOuts[0].Add(int64(d.Opened))
+	e.amOuts[1].Add(int64(d.Updated))
+	e.amOuts[2].Add(int64(d.Unchanged))
+	e.amOuts[3].Add(int64(d.Alerts - d.Opened - d.Updated - d.Unchanged))
+	return nil
+}

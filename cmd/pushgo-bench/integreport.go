@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// integHeader is the integrations entry of the header's phase list.
+func integHeader(o options) string {
+	things := fmt.Sprintf("%d Things", o.integThings)
+	if o.integQuickThings {
+		things += " (-quick: the budget's set-up is 100,000; -integ-things 100000 for it)"
+	}
+	return fmt.Sprintf("integrations (%s; /event/create and Dynatrace with %d clients, Alertmanager %d-alert payloads with %d)",
+		things, o.concurrency, o.amAlerts, o.amClients)
+}
+
+// phases lists the measured integrations phases, in table order.
+func (r *integReport) phases(o options) []namedResult {
+	return []namedResult{
+		{fmt.Sprintf("/event/create (baseline, c=%d)", o.concurrency), &r.base},
+		{fmt.Sprintf("dynatrace entityId %s (c=%d)", dtProblem, o.concurrency), &r.dtID},
+		{fmt.Sprintf("dynatrace entityId %s (c=%d)", dtInfo, o.concurrency), &r.dtInfo},
+		{fmt.Sprintf("dynatrace entityName %s (c=%d)", dtProblem, o.concurrency), &r.dtName},
+		{fmt.Sprintf("alertmanager %d alerts (c=%d)", o.amAlerts, o.amClients), &r.am},
+	}
+}
+
+// dtRatio is a Dynatrace phase's reports/s over the baseline's requests/s
+// (each Dynatrace request reports about exactly one Thing).
+func (r *integReport) dtRatio(dt result) float64 {
+	if r.base.rate <= 0 {
+		return 0
+	}
+	return dt.rate / r.base.rate
+}
+
+func (r *integReport) dtOK(o options, dt result) bool {
+	return dt.ops > 0 && dt.errors == 0 && r.dtRatio(dt) >= o.dtRatioBudget && dt.p99 <= o.dtP99Budget
+}
+
+func (r *integReport) amOK(o options) bool {
+	return r.am.ops > 0 && r.am.errors == 0 && r.am.p99 <= o.amP99Budget
+}
+
+// printIntegTable prints the integrations phases and their budget.
+func printIntegTable(w io.Writer, o options, r *integReport) {
+	ph := r.phases(o)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-40s %8s %9s %8s %8s   %s\n", "phase", "reqs", "reqs/s", "p50", "p99", "ratio / budget")
+	line := func(name string, res result, note string) {
+		out := fmt.Sprintf("%-40s %8d %9.0f %8s %8s   %s", name, res.ops, res.rate, fmtDur(res.p50), fmtDur(res.p99), note)
+		fmt.Fprintln(w, strings.TrimRight(out, " "))
+	}
+	line(ph[0].name, r.base, "(raw rate: the baseline of the ratios)")
+	dt := func(res result) string {
+		return fmt.Sprintf("%.2f (>= %.2f: %s), p99 <= %s: %s", r.dtRatio(res), o.dtRatioBudget, verdict(r.dtRatio(res) >= o.dtRatioBudget),
+			fmtDur(o.dtP99Budget), verdict(res.p99 <= o.dtP99Budget))
+	}
+	line(ph[1].name, r.dtID, dt(r.dtID))
+	line(ph[2].name, r.dtInfo, fmt.Sprintf("%.2f (info: create + close, not budgeted)", r.dtRatio(r.dtInfo)))
+	line(ph[3].name, r.dtName, dt(r.dtName))
+	line(ph[4].name, r.am, fmt.Sprintf("p99 <= %s: %s (%.0f alerts/s)", fmtDur(o.amP99Budget), verdict(r.amOK(o)), r.am.rate*float64(o.amAlerts)))
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "budgets (load through the %s client; a phase with failed requests misses its budget):\n", o.client)
+	fmt.Fprintf(w, "  %-48s ratio %.2f >= %.2f: %-6s  p99 %s <= %s: %s\n", "dynatrace "+selEntityID.String(),
+		r.dtRatio(r.dtID), o.dtRatioBudget, verdict(r.dtRatio(r.dtID) >= o.dtRatioBudget), fmtDur(r.dtID.p99), fmtDur(o.dtP99Budget), verdict(r.dtOK(o, r.dtID)))
+	fmt.Fprintf(w, "  %-48s ratio %.2f >= %.2f: %-6s  p99 %s <= %s: %s\n", "dynatrace "+selEntityName.String(),
+		r.dtRatio(r.dtName), o.dtRatioBudget, verdict(r.dtRatio(r.dtName) >= o.dtRatioBudget), fmtDur(r.dtName.p99), fmtDur(o.dtP99Budget), verdict(r.dtOK(o, r.dtName)))
+	fmt.Fprintf(w, "  %-48s p99 %s <= %s: %s\n", fmt.Sprintf("alertmanager %d-alert payloads", o.amAlerts),
+		fmtDur(r.am.p99), fmtDur(o.amP99Budget), verdict(r.amOK(o)))
+
+	fmt.Fprintf(w, "  set-up (not measured): channel, token, %d Things (type HOST, host-<i>) created over HTTP in %s (%.0f/s), projector caught up in %s\n",
+		r.things, fmtSecs(r.setup), float64(r.things)/max(r.setup.Seconds(), 1e-9), fmtSecs(r.caughtUp))
+	fmt.Fprintf(w, "  dynatrace: a random Thing per request; %s: the first report about a Thing opens an Event, later ones refresh it; %s: create + close\n",
+		dtProblem, dtInfo)
+	fmt.Fprintf(w, "  alertmanager: %d groups per sender, each sent at a new revision (every alert's description changed) then repeated unchanged;\n",
+		amGroupsPerSender)
+	fmt.Fprintf(w, "    alert outcomes (every run, warm-up included): opened %d, updated %d, unchanged %d, other %d\n",
+		r.amOpened, r.amUpdated, r.amUnchanged, r.amOther)
+	for _, p := range ph {
+		if p.res.note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", p.name, p.res.note)
+		}
+	}
+	for _, p := range ph {
+		if disturbed(*p.res) {
+			fmt.Fprintf(w, "  note: %s ran while other processes used %.2f of %d cores: disturbed, re-run on a quiet machine\n",
+				p.name, p.res.cpu.others, numCPU())
+		}
+	}
+}
