@@ -147,6 +147,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		if st, err = store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger}); err != nil {
 			return nil, err
 		}
+		if _, err := st.LayoutCurrent(); err != nil { // marks the empty store
+			st.Close()
+			return nil, fmt.Errorf("projector: layout version: %w", err)
+		}
 	}
 	applied, err := st.Applied()
 	if err != nil {

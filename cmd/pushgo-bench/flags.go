@@ -124,7 +124,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
 	fs.IntVar(&o.integThings, "integ-things", 100_000, "integrations phases: Things (type HOST, titled host-<i>) created before the Dynatrace phases")
 	fs.IntVar(&o.amAlerts, "am-alerts", 100, "integrations phases: alerts per Alertmanager payload")
-	fs.IntVar(&o.amClients, "am-clients", 8, "integrations phases: concurrent Alertmanager senders (at most -concurrency)")
+	fs.IntVar(&o.amClients, "am-clients", 1, "integrations phases: concurrent Alertmanager senders (at most -concurrency)")
 	fs.StringVar(&o.integProfile, "integprofile", "", "write a CPU profile of the first run of each integrations phase to this file, the phase inserted before the extension (x.prof: x-base.prof, x-dt-id.prof, x-dt-info.prof, x-dt-name.prof, x-am.prof)")
 	quick := fs.Bool("quick", false, "smoke mode: 3s phases, 500ms warm-up, 100,000 populated operations, 200 history requests, 5 messages per delivery throughput run, 20,000 integration Things (explicit flags still win)")
 	modes := fs.String("modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)

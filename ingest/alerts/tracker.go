@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -71,7 +72,10 @@ type entry struct {
 	EventID string `json:"event_id"`
 	OpID    string `json:"op_id"`
 	Gen     uint64 `json:"gen"`
-	rev     uint64
+	// ClaimedAt (ms) tells a create still on its way (a young claim) from
+	// one that will never come or has aged out of the log (an old one).
+	ClaimedAt int64 `json:"claimed_at"`
+	rev       uint64
 }
 
 // Outcome says what a report did.
@@ -90,16 +94,25 @@ type Outcome struct {
 type Options struct {
 	// CachedKeys bounds the in-memory key cache. Default 100,000.
 	CachedKeys int
-	Logger     *slog.Logger
+	// ClaimGrace is how long after a key's claim its Event's create may
+	// still be on its way (another request's append in flight). Within it
+	// an acknowledge or resolve that finds no Event answers "retry" rather
+	// than "nothing to do", which would lose it. Default 15s (three append
+	// timeouts).
+	ClaimGrace time.Duration
+	// Now is the clock of claims. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Tracker opens, refreshes and closes the Events of alert keys. It is safe
 // for concurrent use.
 type Tracker struct {
-	kv  jetstream.KeyValue
-	app Appender
-	log *slog.Logger
-	max int
+	kv   jetstream.KeyValue
+	app  Appender
+	log  *slog.Logger
+	max  int
+	opts Options
 
 	mu    sync.Mutex
 	cache map[string]entry
@@ -115,10 +128,16 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if opts.CachedKeys <= 0 {
 		opts.CachedKeys = 100_000
 	}
+	if opts.ClaimGrace <= 0 {
+		opts.ClaimGrace = 15 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{kv: kv, app: app, log: opts.Logger, max: opts.CachedKeys, cache: map[string]entry{}}, nil
+	return &Tracker{kv: kv, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}, nil
 }
 
 // Report is one "firing" report of a key.
@@ -173,15 +192,20 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		if aerr == nil {
 			return out, nil
 		}
-		switch aerr.Code {
-		case apierr.EventNotFound:
-			// The entry was written and its create not (yet) appended.
+		switch {
+		case aerr.Code == apierr.EventNotFound && t.young(e):
+			// The entry was written and its create not (yet) appended:
+			// another request's create in flight, or a process that died
+			// in between. Appending it (idempotent by op_id) settles both.
 			out, aerr, retry := t.create(ctx, r, e)
 			if retry {
 				continue
 			}
 			return out, aerr
-		case apierr.EventClosed:
+		case aerr.Code == apierr.EventNotFound, aerr.Code == apierr.EventClosed:
+			// Closed, or an old claim whose Event is not in the log (aged
+			// out with the retention, or never created): a new Event, under
+			// a new id, so an old incident's snapshot is never reopened.
 			next := entry{Gen: e.Gen + 1, OpID: r.Key.opID(e.Gen + 1)}
 			next.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), next.OpID)
 			if err := t.claim(ctx, r.Key, &next, e.rev); err != nil {
@@ -299,9 +323,19 @@ func (t *Tracker) onOpen(ctx context.Context, k Key, fn func(entry) (Outcome, *a
 			return Outcome{}, aerr
 		}
 		if fresh {
+			if aerr.Code == apierr.EventNotFound && t.young(e) {
+				// The Event's create is on its way: answer "retry", not
+				// "nothing to do", or this acknowledge/resolve is lost.
+				return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "the alert's event is being created; retry", RetryAfter: 1}
+			}
 			return Outcome{Absent: true}, nil
 		}
 	}
+}
+
+// young reports whether e was claimed within the claim grace.
+func (t *Tracker) young(e entry) bool {
+	return t.opts.Now().UnixMilli()-e.ClaimedAt < t.opts.ClaimGrace.Milliseconds()
 }
 
 // lookup returns the key's entry, from the cache or the bucket. A cached
@@ -334,6 +368,7 @@ func (t *Tracker) lookup(ctx context.Context, k Key) (entry, bool, error) {
 // claim writes e as the key's entry: a create when rev is 0, else a
 // compare-and-swap on rev.
 func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error {
+	e.ClaimedAt = t.opts.Now().UnixMilli()
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err

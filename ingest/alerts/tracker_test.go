@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,10 @@ type replica struct {
 }
 
 func setup(t *testing.T, n int) (jetstream.Stream, []replica) {
+	return setupWith(t, n, alerts.Options{})
+}
+
+func setupWith(t *testing.T, n int, opts alerts.Options) (jetstream.Stream, []replica) {
 	t.Helper()
 	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -47,7 +52,7 @@ func setup(t *testing.T, n int) (jetstream.Stream, []replica) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := alerts.New(ctx, js, w, alerts.Options{})
+		tr, err := alerts.New(ctx, js, w, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,6 +191,56 @@ func TestCrashBetweenClaimAndCreate(t *testing.T) {
 		t.Fatalf("after the lost create: %+v %v (claimed %s)", out, aerr, claimed)
 	}
 	if got := opsOf(t, s); len(got) != 1 || got[0] != "event.create:"+claimed {
+		t.Fatalf("log %v", got)
+	}
+}
+
+// TestResolveWhileCreating: a resolve that finds a key claimed a moment ago
+// but its Event not yet in the log answers "retry" (never "nothing to
+// do", which would leave the Event open forever once the create lands);
+// once the claim is old, a missing Event means a new one.
+func TestResolveWhileCreating(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.UnixMilli(1_800_000_000_000)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	s, rs := setupWith(t, 1, alerts.Options{Now: now, ClaimGrace: 15 * time.Second})
+	tr := rs[0].tr
+	ctx := context.Background()
+	key := firing("slow", "").Key
+	claimed, err := tr.ClaimOnly(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := wire.Millis(1_800_000_060_000)
+	resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
+	if out, aerr := tr.Close(ctx, key, resolve); aerr == nil || aerr.Code != "append_unavailable" || aerr.RetryAfter == 0 {
+		t.Fatalf("resolve during the create: %+v %v", out, aerr)
+	}
+	// The creator's append lands; the retried resolve closes the Event.
+	if out, aerr := tr.Open(ctx, firing("slow", "x")); aerr != nil || out.EventID != claimed || !out.Created {
+		t.Fatalf("create: %+v %v", out, aerr)
+	}
+	if out, aerr := tr.Close(ctx, key, resolve); aerr != nil || !out.Updated {
+		t.Fatalf("retried resolve: %+v %v", out, aerr)
+	}
+
+	// An old claim with no Event (it aged out of the log, or its create
+	// never came): a resolve has nothing to do, a report opens a new Event.
+	old := firing("aged", "").Key
+	oldID, err := tr.ClaimOnly(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance(time.Minute)
+	if out, aerr := tr.Close(ctx, old, resolve); aerr != nil || !out.Absent {
+		t.Fatalf("resolve of an old claim: %+v %v", out, aerr)
+	}
+	out, aerr := tr.Open(ctx, firing("aged", "again"))
+	if aerr != nil || !out.Created || out.EventID == oldID {
+		t.Fatalf("report after an old claim: %+v %v (old id %s)", out, aerr, oldID)
+	}
+	if got := opsOf(t, s); len(got) != 3 || got[2] != "event.create:"+out.EventID {
 		t.Fatalf("log %v", got)
 	}
 }

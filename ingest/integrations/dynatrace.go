@@ -287,6 +287,10 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 		return "", aerr
 	}
 	v.LinkVerified = thing != ""
+	// A safety net: should the close below never land (the broker timed
+	// out, the client went away), the gateway closes the event a minute
+	// later instead of leaving an info event open forever.
+	v.Payload.(*ops.EventPayload).Deadline = ptr(max(rep.Start, r.d.Now().UnixMilli()) + 60_000)
 	created, aerr := r.d.Appender.Append(ctx, v)
 	if aerr != nil {
 		return "", aerr

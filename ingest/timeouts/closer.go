@@ -101,35 +101,41 @@ func (c *Closer) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		// A full batch means more are due: scan again at once.
-		for n := c.Scan(ctx); n == c.opts.Batch && ctx.Err() == nil; n = c.Scan(ctx) {
+		// A full batch that closed something means more are due: scan
+		// again at once. One that closed nothing is the projection lagging
+		// behind closes already made: wait for the next tick.
+		for due, closed := c.Scan(ctx); due == c.opts.Batch && closed > 0 && ctx.Err() == nil; due, closed = c.Scan(ctx) {
 		}
 	}
 }
 
-// Scan closes the events due now and returns how many were due.
-func (c *Closer) Scan(ctx context.Context) int {
+// Scan closes the events due now; it returns how many were due and how
+// many of them this call closed.
+func (c *Closer) Scan(ctx context.Context) (due, closed int) {
 	now := c.opts.Now().UnixMilli()
 	b, aerr := c.reader.Read(ctx, &reads.Request{Route: reads.DeadlinesDue, Before: now + 1, Limit: c.opts.Batch})
 	if aerr != nil {
 		c.log.Debug("timeouts: no deadline answer", "code", aerr.Code)
-		return 0
+		return 0, 0
 	}
-	var due reads.DueData
-	if err := json.Unmarshal(b, &due); err != nil {
+	var data reads.DueData
+	if err := json.Unmarshal(b, &data); err != nil {
 		c.log.Error("timeouts: decode due deadlines", "err", err)
-		return 0
+		return 0, 0
 	}
-	for _, d := range due.Items {
+	for _, d := range data.Items {
 		if ctx.Err() != nil {
 			break
 		}
-		c.close(ctx, d)
+		if c.close(ctx, d) {
+			closed++
+		}
 	}
-	return len(due.Items)
+	return len(data.Items), closed
 }
 
-func (c *Closer) close(ctx context.Context, d reads.DueEvent) {
+// close appends the timeout close of d and reports whether it did.
+func (c *Closer) close(ctx context.Context, d reads.DueEvent) bool {
 	at := wire.Millis(d.Deadline)
 	opID := "timeout-" + d.EventID
 	req := ops.EventRequest{
@@ -140,19 +146,21 @@ func (c *Closer) close(ctx context.Context, d reads.DueEvent) {
 	v, aerr := ops.ValidateIntegrationEvent(ops.EventClose, &req)
 	if aerr != nil {
 		c.log.Error("timeouts: invalid close", "event_id", d.EventID, "code", aerr.Code, "err", aerr.Detail)
-		return
+		return false
 	}
 	v.ExpectSeq = d.LastSeq
 	res, aerr := c.app.Append(ctx, v)
 	switch {
 	case aerr == nil && !res.Replayed:
 		c.log.Info("timeouts: closed event", "channel_id", d.ChannelID, "event_id", d.EventID, "deadline", d.Deadline)
+		return true
 	case aerr == nil:
 	case aerr.Code == apierr.SequenceMismatch, aerr.Code == apierr.EventClosed, aerr.Code == apierr.EventNotFound:
 		// Refreshed, closed or gone since the projection was read.
 	default:
 		c.log.Warn("timeouts: close failed; retried on the next scan", "event_id", d.EventID, "code", aerr.Code)
 	}
+	return false
 }
 
 func ptr[T any](v T) *T { return &v }

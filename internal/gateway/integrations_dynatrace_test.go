@@ -125,7 +125,8 @@ func TestDynatraceSeedExamples(t *testing.T) {
 	}
 
 	// Sending the problem again refreshes the open event: same correlation
-	// id, one more operation, no new event.
+	// id, one more operation, no new event, a later deadline.
+	time.Sleep(5 * time.Millisecond)
 	before := len(it.history())
 	s, m := it.dtIngest(seed003[2])
 	if s != 201 || m["eventIngestResults"].([]any)[0].(map[string]any)["correlationId"] != correlation[3] {
@@ -137,8 +138,12 @@ func TestDynatraceSeedExamples(t *testing.T) {
 	if n := len(it.events("")); n != 4 {
 		t.Fatalf("%d events after refresh, want 4", n)
 	}
-	if refreshed := it.event(correlation[3]); refreshed["version"] != 2.0 || refreshed["state"] != "ONGOING" {
+	refreshed := it.event(correlation[3])
+	if refreshed["version"] != 2.0 || refreshed["state"] != "ONGOING" {
 		t.Fatalf("refreshed event: %v", refreshed)
+	}
+	if moved := int64(refreshed["deadline"].(float64)); moved <= deadline {
+		t.Fatalf("refresh kept the deadline at %d (was %d): it must move to the last report + timeout", moved, deadline)
 	}
 }
 

@@ -182,7 +182,9 @@ func Validate(r *EventIngest, now int64) (*Report, []Violation) {
 		}
 		rep.TimeoutMinutes = min(*r.Timeout, MaxTimeoutMinutes)
 	}
-	rep.Deadline = rep.Start + rep.TimeoutMinutes*60_000
+	// "Last report + timeout": a tool re-sending an open problem with its
+	// original startTime still extends it.
+	rep.Deadline = max(rep.Start, now) + rep.TimeoutMinutes*60_000
 	if r.EndTime != nil {
 		if *r.EndTime < rep.Start {
 			bad("endTime", "must not be before startTime")
