@@ -63,16 +63,16 @@ func classify(err error) *apierr.Error {
 	if errors.As(err, &fe) {
 		field := fe.Field
 		if field == "" {
-			field = pointerOf(err)
+			field = PointerOf(err)
 		}
 		return apierr.Fieldf(fe.Code, field, "%s", fe.Reason)
 	}
 	if errors.Is(err, jsontext.ErrDuplicateName) {
-		return apierr.Fieldf(apierr.InvalidJSONData, pointerOf(err), "duplicate member")
+		return apierr.Fieldf(apierr.InvalidJSONData, PointerOf(err), "duplicate member")
 	}
 	var se *json.SemanticError
 	if errors.As(err, &se) {
-		field := pointerOf(err)
+		field := PointerOf(err)
 		if se.Err == json.ErrUnknownName {
 			return apierr.Fieldf(apierr.InvalidJSONData, field, "unknown member")
 		}
@@ -89,9 +89,9 @@ func classify(err error) *apierr.Error {
 	return &apierr.Error{Code: apierr.InvalidJSONSyntax, Detail: "malformed JSON"}
 }
 
-// pointerOf returns the field path of err as a dotted name ("attrs.cpu"),
-// or "body" when the error is about the whole document.
-func pointerOf(err error) string {
+// PointerOf returns the member path of a decoding error as a dotted name
+// ("attrs.cpu"), or "body" when the error is about the whole document.
+func PointerOf(err error) string {
 	var p jsontext.Pointer
 	var se *json.SemanticError
 	var syn *jsontext.SyntacticError

@@ -476,7 +476,7 @@ func ptr[T any](v T) *T { return &v }
 func classify(err error) *apierr.Error {
 	var syn *jsontext.SyntacticError
 	if errors.Is(err, jsontext.ErrDuplicateName) {
-		return apierr.Fieldf(apierr.InvalidJSONData, pointerOf(err), "duplicate member")
+		return apierr.Fieldf(apierr.InvalidJSONData, wire.PointerOf(err), "duplicate member")
 	}
 	var se *json.SemanticError
 	if errors.As(err, &se) {
@@ -484,31 +484,10 @@ func classify(err error) *apierr.Error {
 		if se.JSONKind != 0 {
 			kind = se.JSONKind.String()
 		}
-		return apierr.Fieldf(apierr.InvalidJSONData, pointerOf(err), "wrong type (%s)", kind)
+		return apierr.Fieldf(apierr.InvalidJSONData, wire.PointerOf(err), "wrong type (%s)", kind)
 	}
 	if errors.As(err, &syn) {
 		return &apierr.Error{Code: apierr.InvalidJSONSyntax, Detail: fmt.Sprintf("malformed JSON at byte %d", syn.ByteOffset)}
 	}
 	return &apierr.Error{Code: apierr.InvalidJSONSyntax, Detail: "malformed JSON"}
-}
-
-// pointerOf returns err's member path as a dotted name, or "body".
-func pointerOf(err error) string {
-	var p jsontext.Pointer
-	var se *json.SemanticError
-	var syn *jsontext.SyntacticError
-	switch {
-	case errors.As(err, &se):
-		p = se.JSONPointer
-	case errors.As(err, &syn):
-		p = syn.JSONPointer
-	}
-	var parts []string
-	for tok := range p.Tokens() {
-		parts = append(parts, tok)
-	}
-	if len(parts) == 0 {
-		return "body"
-	}
-	return strings.Join(parts, ".")
 }

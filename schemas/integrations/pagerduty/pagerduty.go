@@ -479,36 +479,15 @@ func classify(err error) *Invalid {
 	var se *json.SemanticError
 	switch {
 	case errors.Is(err, jsontext.ErrDuplicateName):
-		return invalid("'%s' is given more than once", pointerOf(err))
+		return invalid("'%s' is given more than once", wire.PointerOf(err))
 	case errors.As(err, &se):
 		kind := "value"
 		if se.JSONKind != 0 {
 			kind = se.JSONKind.String()
 		}
-		return invalid("'%s' has the wrong type (%s)", pointerOf(err), kind)
+		return invalid("'%s' has the wrong type (%s)", wire.PointerOf(err), kind)
 	case errors.As(err, &syn):
 		return invalid("the request body is not valid JSON (at byte %d)", syn.ByteOffset)
 	}
 	return invalid("the request body is not valid JSON")
-}
-
-// pointerOf returns err's member path as a dotted name, or "body".
-func pointerOf(err error) string {
-	var p jsontext.Pointer
-	var se *json.SemanticError
-	var syn *jsontext.SyntacticError
-	switch {
-	case errors.As(err, &se):
-		p = se.JSONPointer
-	case errors.As(err, &syn):
-		p = syn.JSONPointer
-	}
-	var parts []string
-	for tok := range p.Tokens() {
-		parts = append(parts, tok)
-	}
-	if len(parts) == 0 {
-		return "body"
-	}
-	return strings.Join(parts, ".")
 }
