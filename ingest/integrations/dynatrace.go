@@ -252,8 +252,8 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 		msg = rep.Title
 	}
 	ev := ops.EventRequest{
-		Title:     ptr(truncate(rep.Title, 256)),
-		Message:   ptr(truncate(msg, 512)),
+		Title:     ptr(ops.Truncate(rep.Title, 256)),
+		Message:   ptr(ops.Truncate(msg, 512)),
 		Severity:  ptr(rep.Severity()),
 		EventTime: &start,
 		StartedAt: &start,

@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -188,20 +187,3 @@ func writeJSON(c *echo.Context, status int, v any) error {
 
 // ptr returns a pointer to v (request fields are pointers).
 func ptr[T any](v T) *T { return &v }
-
-// truncate cuts s to at most n runes (tool titles and messages may be
-// longer than the PushGo limits; a report is shortened, never refused for
-// that).
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := 0
-	for j := range s {
-		if i == n {
-			return strings.ToValidUTF8(s[:j], "")
-		}
-		i++
-	}
-	return s
-}

@@ -167,3 +167,21 @@ func ciphertext(s *string) (string, *apierr.Error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Truncate cuts s to at most n characters (runes), never inside one, and
+// drops invalid UTF-8 at the cut. Integrations use it to shorten a tool's
+// text to the PushGo limits: a report is shortened, never refused for a
+// long title or message.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for j := range s {
+		if i == n {
+			return strings.ToValidUTF8(s[:j], "")
+		}
+		i++
+	}
+	return s
+}

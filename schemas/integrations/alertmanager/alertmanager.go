@@ -226,7 +226,7 @@ func translate(p *Payload, a *Alert, at string, now int64) (Report, *apierr.Erro
 
 	title := firstText(MaxTitle, a.Labels["alertname"], p.Title)
 	if title == "" {
-		title = "Alert " + truncate(r.Fingerprint, MaxTitle-len("Alert "))
+		title = "Alert " + ops.Truncate(r.Fingerprint, MaxTitle-len("Alert "))
 	}
 	message := firstText(MaxMessage, a.Annotations["summary"], a.Annotations["description"], title)
 	sev := Severity(a.Labels["severity"])
@@ -368,7 +368,7 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 		"receiver":     p.Receiver,
 	} {
 		if v = strings.TrimSpace(v); v != "" {
-			stable[k] = truncate(v, MaxAttrValue)
+			stable[k] = ops.Truncate(v, MaxAttrValue)
 		}
 	}
 	if p.OrgID != nil {
@@ -388,7 +388,7 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 		}
 	}
 	if v := strings.TrimSpace(a.ValueString); v != "" {
-		volatile["valueString"] = truncate(v, MaxAttrValue)
+		volatile["valueString"] = ops.Truncate(v, MaxAttrValue)
 	}
 	return stable, volatile
 }
@@ -404,7 +404,7 @@ func boundedStrings(m map[string]string) map[string]any {
 	}
 	out := make(map[string]any, len(keys))
 	for _, k := range keys {
-		out[k] = truncate(m[k], MaxAttrValue)
+		out[k] = ops.Truncate(m[k], MaxAttrValue)
 	}
 	return out
 }
@@ -444,28 +444,16 @@ func imageURL(s string) string {
 func firstText(max int, vs ...string) string {
 	for _, v := range vs {
 		if v = strings.TrimSpace(v); v != "" {
-			return strings.TrimSpace(truncate(v, max))
+			return strings.TrimSpace(ops.Truncate(v, max))
 		}
 	}
 	return ""
 }
 
-// truncate cuts s to at most n runes.
-func truncate(s string, n int) string {
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
-}
-
 // clip shortens a rejected value for an error message.
 func clip(s string) string {
 	if utf8.RuneCountInString(s) > 64 {
-		return truncate(s, 64) + "..."
+		return ops.Truncate(s, 64) + "..."
 	}
 	return s
 }

@@ -157,8 +157,8 @@ func (e *Event) Occurrence(channelID string, received time.Time) Occurrence {
 	if title == "" {
 		title = e.Type
 	}
-	title = truncate(strings.TrimSpace(title), maxTitle)
-	message := truncate(e.message(), maxMessage)
+	title = ops.Truncate(strings.TrimSpace(title), maxTitle)
+	message := ops.Truncate(e.message(), maxMessage)
 	severity := e.SeverityOf()
 	status := Status
 	o := Occurrence{OpID: opID, EventID: ids.DeriveEntityID(channelID, string(ops.EventCreate), opID)}
@@ -369,13 +369,13 @@ func attrValue(v jsontext.Value) jsontext.Value {
 		if len(s) <= maxAttrValue {
 			return v.Clone()
 		}
-		return quote(truncate(s, maxAttrValue))
+		return quote(ops.Truncate(s, maxAttrValue))
 	case '{', '[':
 		c := v.Clone()
 		if c.Compact() != nil {
 			return nil
 		}
-		return quote(truncate(string(c), maxAttrValue))
+		return quote(ops.Truncate(string(c), maxAttrValue))
 	}
 	return v.Clone()
 }
@@ -389,21 +389,6 @@ func quote(s string) jsontext.Value {
 		b, _ = jsontext.AppendQuote(nil, strings.ToValidUTF8(s, "\uFFFD"))
 	}
 	return b
-}
-
-// truncate cuts s to at most n characters.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
 }
 
 // Response is the 200 answer of the event bus route.

@@ -280,8 +280,8 @@ func Translate(ev *Event, now int64, newKey func() string) Report {
 	switch ev.EventAction {
 	case ActionTrigger:
 		summary := strings.TrimSpace(ev.Payload.Summary)
-		title := strings.TrimSpace(truncate(summary, MaxTitle))
-		message := strings.TrimSpace(truncate(summary, MaxMessage))
+		title := strings.TrimSpace(ops.Truncate(summary, MaxTitle))
+		message := strings.TrimSpace(ops.Truncate(summary, MaxMessage))
 		attrs := triggerAttrs(ev, r.DedupKey)
 		e.Title, e.Message, e.Status = &title, &message, ptr(StatusTriggered)
 		e.Images = images(ev.Images)
@@ -312,14 +312,14 @@ func Parse(body []byte, now int64, newKey func() string) (*Event, Report, *Inval
 // triggerAttrs builds a trigger's attrs. Empty strings are left out:
 // they carry nothing.
 func triggerAttrs(ev *Event, dedupKey string) map[string]any {
-	out := map[string]any{"dedup_key": truncate(dedupKey, MaxAttrValue)}
+	out := map[string]any{"dedup_key": ops.Truncate(dedupKey, MaxAttrValue)}
 	p := ev.Payload
 	for k, v := range map[string]string{
 		"source": p.Source, "component": p.Component, "group": p.Group, "class": p.Class,
 		"client": ev.Client, "client_url": ev.ClientURL,
 	} {
 		if v = strings.TrimSpace(v); v != "" {
-			out[k] = truncate(v, MaxAttrValue)
+			out[k] = ops.Truncate(v, MaxAttrValue)
 		}
 	}
 	if d := customDetails(p.CustomDetails); d != nil {
@@ -335,9 +335,9 @@ func triggerAttrs(ev *Event, dedupKey string) map[string]any {
 		if name == "" {
 			name = href
 		}
-		name = truncate(name, MaxAttrKey)
+		name = ops.Truncate(name, MaxAttrKey)
 		if _, dup := links[name]; !dup { // first of a repeated text wins
-			links[name] = truncate(href, MaxAttrValue)
+			links[name] = ops.Truncate(href, MaxAttrValue)
 		}
 	}
 	if len(links) > 0 {
@@ -390,14 +390,14 @@ func scalar(v jsontext.Value) any {
 	case '"':
 		var s string
 		if json.Unmarshal(v, &s) == nil {
-			return truncate(s, MaxAttrValue)
+			return ops.Truncate(s, MaxAttrValue)
 		}
 	case '0', 't', 'f':
 		return v.Clone() // raw JSON number or boolean, kept exactly
 	}
 	c := v.Clone()
 	_ = c.Compact()
-	return truncate(string(c), MaxAttrValue)
+	return ops.Truncate(string(c), MaxAttrValue)
 }
 
 // images returns the src of every image that can be an Event image (an
@@ -451,22 +451,10 @@ func parseTime(s string) (int64, bool) {
 	return 0, false
 }
 
-// truncate cuts s to at most n runes.
-func truncate(s string, n int) string {
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
-}
-
 // clip shortens a rejected value for an error message.
 func clip(s string) string {
 	if utf8.RuneCountInString(s) > 64 {
-		return truncate(s, 64) + "..."
+		return ops.Truncate(s, 64) + "..."
 	}
 	return s
 }
