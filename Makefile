@@ -2,7 +2,7 @@
 # `make test` runs every test of every module. Nothing else to install.
 
 GO        ?= go
-PKGS      := ./... ./schemas/... ./ingest/... ./projector/... ./pusher/...
+PKGS      := ./... ./schemas/... ./broker/... ./ingest/... ./projector/... ./pusher/...
 FUZZTIME  ?= 3s
 # package:FuzzTarget pairs run for FUZZTIME each by `make test`.
 FUZZ_TARGETS := \

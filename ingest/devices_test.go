@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/ingest"
-	"github.com/pushgo/gateway/ingest/devices"
 	schema "github.com/pushgo/gateway/schemas/devices"
 )
 

@@ -9,8 +9,9 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/pushgo/gateway/schemas v0.0.0
-	golang.org/x/crypto v0.58.0
 )
+
+require golang.org/x/crypto v0.58.0 // indirect
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
@@ -30,6 +31,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/pushgo/gateway/broker v0.0.0
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.27.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
@@ -38,3 +40,5 @@ require (
 )
 
 replace github.com/pushgo/gateway/schemas => ../schemas
+
+replace github.com/pushgo/gateway/broker => ../broker

@@ -13,9 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest"
-	"github.com/pushgo/gateway/ingest/registry"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )

@@ -10,19 +10,21 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest/alerts"
-	"github.com/pushgo/gateway/ingest/apitokens"
-	"github.com/pushgo/gateway/ingest/devices"
 	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/inbox"
 	"github.com/pushgo/gateway/ingest/integrations"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
-	"github.com/pushgo/gateway/ingest/registry"
 	"github.com/pushgo/gateway/ingest/timeouts"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -75,7 +77,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := streams.Ensure(ctx, js, cfg.Streams); err != nil {
+	if err := provision.Ensure(ctx, js, cfg.Streams); err != nil {
 		return nil, err
 	}
 	reg, err := registry.Open(ctx, js, registry.Options{Argon2: cfg.Argon2, Logger: cfg.Logger})

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/ingest"
-	"github.com/pushgo/gateway/ingest/apitokens"
 	"github.com/pushgo/gateway/schemas/ids"
 )
 

@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/projector/store"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -33,7 +35,7 @@ func setup(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	if err := streams.Ensure(context.Background(), js, streams.DefaultOptions()); err != nil {
+	if err := provision.Ensure(context.Background(), js, streams.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	return nc, js

@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/projector"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -28,7 +30,7 @@ func TestRetention(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	o := streams.DefaultOptions()
 	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
-	if err := streams.Ensure(context.Background(), js, o); err != nil {
+	if err := provision.Ensure(context.Background(), js, o); err != nil {
 		t.Fatal(err)
 	}
 	p := start(t, nc, projector.Config{InMemory: true, Serve: true, PruneInterval: 50 * time.Millisecond})

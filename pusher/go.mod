@@ -8,7 +8,6 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/pushgo/gateway/ingest v0.0.0
 	github.com/pushgo/gateway/schemas v0.0.0
 	github.com/sideshow/apns2 v0.25.0
 	golang.org/x/oauth2 v0.37.0
@@ -52,6 +51,7 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/pushgo/gateway/broker v0.0.0
 	github.com/spiffe/go-spiffe/v2 v2.5.0 // indirect
 	github.com/zeebo/errs v1.4.0 // indirect
 	go.opentelemetry.io/auto/sdk v1.1.0 // indirect
@@ -77,7 +77,6 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace (
-	github.com/pushgo/gateway/ingest => ../ingest
-	github.com/pushgo/gateway/schemas => ../schemas
-)
+replace github.com/pushgo/gateway/schemas => ../schemas
+
+replace github.com/pushgo/gateway/broker => ../broker

@@ -12,7 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/ingest/devices"
+	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/pusher/audience"
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -67,7 +68,7 @@ type Pusher struct {
 	log      *slog.Logger
 	js       jetstream.JetStream
 	devices  *devices.Registry
-	audience *devices.Audience
+	audience *audience.Audience
 	senders  map[payload.Provider]sender.Sender
 	ops      *opCache
 	inbox    inbox
@@ -105,9 +106,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
-	var aud *devices.Audience
+	var aud *audience.Audience
 	if !cfg.NoFanout {
-		if aud, err = reg.OpenAudience(ctx); err != nil {
+		if aud, err = audience.Open(ctx, js, cfg.Logger); err != nil {
 			return nil, fmt.Errorf("pusher: audience: %w", err)
 		}
 	}

@@ -20,13 +20,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/ingest"
-	"github.com/pushgo/gateway/ingest/devices"
 	"github.com/pushgo/gateway/internal/gateway"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/pusher"
@@ -34,7 +37,6 @@ import (
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/apns"
 	"github.com/pushgo/gateway/pusher/sender/fcm"
-	"github.com/pushgo/gateway/schemas/broker"
 	sdevices "github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -260,7 +262,7 @@ func startDeliveryEnv(ctx context.Context, o options, log *slog.Logger) (e *deli
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		return nil, err
 	}
-	if err := streams.Ensure(sctx, e.js, cfg.StreamOptions()); err != nil {
+	if err := provision.Ensure(sctx, e.js, cfg.StreamOptions()); err != nil {
 		return nil, err
 	}
 	if e.proj, err = projector.Start(sctx, e.nc, projector.Config{Dir: filepath.Join(e.dir, "projection"), Serve: true,

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/internal/gateway"
-	"github.com/pushgo/gateway/schemas/broker"
 )
 
 // options are the command's flags after defaults and -quick are applied.

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/ingest/integrations/alertmanager"
+	"github.com/pushgo/gateway/ingest/integrations/dynatrace"
 	"github.com/pushgo/gateway/schemas/ids"
-	"github.com/pushgo/gateway/schemas/integrations/alertmanager"
-	"github.com/pushgo/gateway/schemas/integrations/dynatrace"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/wire"
 )

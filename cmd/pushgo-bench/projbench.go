@@ -10,12 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/internal/gateway"
 	"github.com/pushgo/gateway/projector"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -154,7 +156,7 @@ func populate(ctx context.Context, o options, b *broker.Embedded) (last uint64, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.populateLimit())
 	defer cancel()
-	if err := streams.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
 		return 0, 0, 0, err
 	}
 

@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/internal/gateway"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -62,7 +64,7 @@ func startRaw(ctx context.Context, o options, m syncMode, log *slog.Logger) (r *
 	// cfg.StreamOptions() of the defaults is streams.DefaultOptions(): the
 	// stream the gateway's streams.Ensure creates.
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = r.js.CreateStream(sctx, streams.OpsConfig(cfg.StreamOptions()))
+	_, err = r.js.CreateStream(sctx, provision.StreamConfig(streams.OpsStream(cfg.StreamOptions()), cfg.StreamOptions()))
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("create stream: %w", err)

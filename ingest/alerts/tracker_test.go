@@ -6,12 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/ingest/alerts"
 	"github.com/pushgo/gateway/ingest/oplog"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -45,7 +47,7 @@ func setupWith(t *testing.T, n int, opts alerts.Options) (jetstream.Stream, []re
 		}
 		t.Cleanup(nc.Close)
 		js, _ := jetstream.New(nc)
-		if err := streams.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+		if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
 			t.Fatal(err)
 		}
 		w, err := oplog.New(ctx, js, oplog.Options{})

@@ -8,14 +8,14 @@ import (
 
 	"github.com/labstack/echo/v5"
 
-	"github.com/pushgo/gateway/ingest/devices"
-	"github.com/pushgo/gateway/ingest/registry"
+	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/schemas/apierr"
 	schema "github.com/pushgo/gateway/schemas/devices"
 )
 
 // Devices is the device and subscription registry as the handlers use it
-// (implemented by ingest/devices.Registry). Its errors are
+// (implemented by broker/devices.Registry). Its errors are
 // devices.ErrDeviceNotFound, devices.ErrPlatformMismatch or broker errors.
 type Devices interface {
 	Device(ctx context.Context, key string) (schema.Device, bool, error)

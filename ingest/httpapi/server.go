@@ -13,8 +13,8 @@ import (
 	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest/oplog"
-	"github.com/pushgo/gateway/ingest/registry"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 )

@@ -6,7 +6,7 @@ import (
 
 	"github.com/labstack/echo/v5"
 
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 )

@@ -8,10 +8,10 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/ingest/alerts"
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/ingest/integrations/alertmanager"
 	"github.com/pushgo/gateway/schemas/apierr"
-	"github.com/pushgo/gateway/schemas/integrations/alertmanager"
 )
 
 // Prometheus Alertmanager (webhook v4) and Grafana (webhook v1) on one

@@ -10,7 +10,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 

@@ -17,9 +17,9 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/ingest/integrations/eventbus"
 	"github.com/pushgo/gateway/schemas/apierr"
-	"github.com/pushgo/gateway/schemas/integrations/eventbus"
 )
 
 // CloudEvents 1.0 over HTTP (spec integrations.md section 3): binary mode

@@ -11,11 +11,11 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/ingest/alerts"
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/ingest/integrations/dynatrace"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
-	"github.com/pushgo/gateway/schemas/integrations/dynatrace"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/wire"

@@ -10,10 +10,10 @@ import (
 
 	"github.com/labstack/echo/v5"
 
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/ingest/integrations/eventbus"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
-	"github.com/pushgo/gateway/schemas/integrations/eventbus"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest/oplog"
-	"github.com/pushgo/gateway/ingest/registry"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 )

@@ -7,11 +7,11 @@ import (
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/ingest/alerts"
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/ingest/integrations/pagerduty"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
-	"github.com/pushgo/gateway/schemas/integrations/pagerduty"
 )
 
 // PagerDuty Events API v2 (spec integrations.md section 5). Answers use

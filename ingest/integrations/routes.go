@@ -25,10 +25,10 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest/alerts"
-	"github.com/pushgo/gateway/ingest/apitokens"
 	"github.com/pushgo/gateway/ingest/oplog"
-	"github.com/pushgo/gateway/ingest/registry"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 

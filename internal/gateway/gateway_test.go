@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/broker"
 )
 
 func post(t *testing.T, base, path, body string) (int, http.Header, map[string]any) {

@@ -10,14 +10,15 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/pusher"
-	"github.com/pushgo/gateway/schemas/broker"
-	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // Gateway is a running pushgo process. The caller MUST call Close.
@@ -67,7 +68,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 		return nil, err
 	}
 	// Every service can be the first against a fresh broker.
-	if err := streams.Ensure(ctx, js, cfg.StreamOptions()); err != nil {
+	if err := provision.Ensure(ctx, js, cfg.StreamOptions()); err != nil {
 		return nil, err
 	}
 	if cfg.Runs("projector") {

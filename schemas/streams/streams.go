@@ -1,17 +1,15 @@
 // Package streams names the JetStream streams, subjects and KV buckets of
-// the gateway and creates them. Every service calls Ensure at start, so any
-// of them can be the first to run against a fresh broker.
+// the gateway and defines them as plain data: what each holds, how long,
+// with which limits. It performs no I/O and imports no NATS package;
+// broker/streams turns these definitions into JetStream configurations and
+// creates them, so every module can share the contract without pulling in
+// the broker.
 package streams
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/ops"
 )
@@ -101,13 +99,33 @@ type Options struct {
 	// DedupWindow is PUSHGO_OPS's duplicate window for Nats-Msg-Id.
 	DedupWindow time.Duration
 	// Storage of every stream; file in production, memory in some tests.
-	Storage jetstream.StorageType
+	Storage Storage
 }
+
+// Storage is where the broker keeps a stream.
+type Storage int
+
+const (
+	// FileStorage survives a broker restart (the default).
+	FileStorage Storage = iota
+	// MemoryStorage is lost when the broker stops (tests, benches).
+	MemoryStorage
+)
+
+// Retention is how a stream lets messages go.
+type Retention int
+
+const (
+	// LimitsRetention keeps messages until an age or size limit.
+	LimitsRetention Retention = iota
+	// WorkQueueRetention removes a message once a consumer acknowledges it.
+	WorkQueueRetention
+)
 
 // DefaultOptions are the documented defaults: one replica, 30 days of
 // history, a one hour idempotency window, file storage.
 func DefaultOptions() Options {
-	return Options{Replicas: 1, Retention: 30 * 24 * time.Hour, DedupWindow: time.Hour, Storage: jetstream.FileStorage}
+	return Options{Replicas: 1, Retention: 30 * 24 * time.Hour, DedupWindow: time.Hour, Storage: FileStorage}
 }
 
 // Validate reports an option out of range.
@@ -125,109 +143,6 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// OpsConfig is the configuration of PUSHGO_OPS.
-func OpsConfig(o Options) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        Ops,
-		Description: "PushGo accepted operations: the source of truth",
-		Subjects:    []string{OpsSubjectPrefix + ">"},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
-		MaxAge:      o.Retention,
-		Duplicates:  o.DedupWindow,
-		Discard:     jetstream.DiscardOld,
-		AllowDirect: true,
-		// Operations are never rolled up or purged by clients.
-		DenyDelete: true,
-		DenyPurge:  true,
-	}
-}
-
-// ChannelsConfig is the configuration of the channel registry bucket.
-func ChannelsConfig(o Options) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      ChannelsBucket,
-		Description: "PushGo channels: id → name and password hash",
-		History:     1,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
-	}
-}
-
-// DeviceBucketConfigs are the configurations of the device registry
-// buckets (DevicesBucket, SubscriptionsBucket, DeviceChannelsBucket,
-// ProviderTokensBucket). Each keeps only the latest value of a key.
-func DeviceBucketConfigs(o Options) []jetstream.KeyValueConfig {
-	mk := func(name, desc string) jetstream.KeyValueConfig {
-		return jetstream.KeyValueConfig{Bucket: name, Description: desc, History: 1, Storage: o.Storage, Replicas: o.Replicas}
-	}
-	return []jetstream.KeyValueConfig{
-		mk(DevicesBucket, "PushGo devices: key → platform and push route"),
-		mk(SubscriptionsBucket, "PushGo subscriptions by channel: <channel_id>.<device_key>"),
-		mk(DeviceChannelsBucket, "PushGo subscriptions by device: <device_key>.<channel_id>"),
-		mk(ProviderTokensBucket, "PushGo provider tokens: <channel_type>.<token hash> → device key"),
-	}
-}
-
-// Ensure creates the streams and buckets that are missing and updates a
-// stream only when its settings differ from o. It does not touch what is
-// already right: every process of a scaled deployment calls Ensure at
-// start, and a needless stream update racing with another process's
-// consumer creation is work the broker need not do.
-func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
-	if err := o.Validate(); err != nil {
-		return fmt.Errorf("stream options: %w", err)
-	}
-	for _, cfg := range []jetstream.StreamConfig{OpsConfig(o), DeliveriesConfig(o), ReceiptsConfig(o)} {
-		if err := ensureStream(ctx, js, cfg); err != nil {
-			return err
-		}
-	}
-	buckets := append([]jetstream.KeyValueConfig{ChannelsConfig(o)}, DeviceBucketConfigs(o)...)
-	buckets = append(buckets, InboxConfig(o), APITokensConfig(o), AlertKeysConfig(o))
-	for _, cfg := range buckets {
-		if err := ensureBucket(ctx, js, cfg); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
-	s, err := js.Stream(ctx, want.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		if _, err := js.CreateStream(ctx, want); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return fmt.Errorf("create stream %s: %w", want.Name, err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", want.Name, err)
-	}
-	have := s.CachedInfo().Config
-	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas &&
-		have.AllowDirect == want.AllowDirect && slices.Equal(have.Subjects, want.Subjects) {
-		return nil
-	}
-	if _, err := js.UpdateStream(ctx, want); err != nil {
-		return fmt.Errorf("update stream %s: %w", want.Name, err)
-	}
-	return nil
-}
-
-func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
-	if _, err := js.KeyValue(ctx, want.Bucket); err == nil {
-		return nil
-	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return fmt.Errorf("bucket %s: %w", want.Bucket, err)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, want); err != nil {
-		return fmt.Errorf("create bucket %s: %w", want.Bucket, err)
-	}
-	return nil
-}
-
 // DeliverySubject is the subject of a delivery task.
 func DeliverySubject(channelID, deviceKey string) string {
 	return DeliveriesSubjectPrefix + channelID + "." + deviceKey
@@ -236,69 +151,90 @@ func DeliverySubject(channelID, deviceKey string) string {
 // ReceiptSubject is the subject of a receipt of a channel's operation.
 func ReceiptSubject(channelID string) string { return ReceiptsSubjectPrefix + channelID }
 
-// DeliveriesConfig is the work queue of delivery tasks. Its duplicate
+// Stream defines one stream. Replicas and storage come from Options.
+type Stream struct {
+	Name        string
+	Description string
+	Subjects    []string
+	Retention   Retention
+	// MaxAge is how long a message is kept; zero keeps it forever.
+	MaxAge time.Duration
+	// Duplicates is the Nats-Msg-Id duplicate window.
+	Duplicates time.Duration
+	// AllowDirect serves direct gets from any replica.
+	AllowDirect bool
+	// DenyDelete and DenyPurge forbid clients to remove messages.
+	DenyDelete, DenyPurge bool
+}
+
+// Bucket defines one key-value bucket. Every bucket keeps only the latest
+// value of a key.
+type Bucket struct {
+	Name        string
+	Description string
+	// TTL expires values; zero keeps them.
+	TTL time.Duration
+}
+
+// OpsStream is PUSHGO_OPS, the source of truth.
+func OpsStream(o Options) Stream {
+	return Stream{
+		Name:        Ops,
+		Description: "PushGo accepted operations: the source of truth",
+		Subjects:    []string{OpsSubjectPrefix + ">"},
+		Retention:   LimitsRetention,
+		MaxAge:      o.Retention,
+		Duplicates:  o.DedupWindow,
+		AllowDirect: true,
+		// Operations are never rolled up or purged by clients.
+		DenyDelete: true,
+		DenyPurge:  true,
+	}
+}
+
+// DeliveriesStream is the work queue of delivery tasks. Its duplicate
 // window makes a re-expanded operation add no second task: the message id
 // of a task is "<op seq>:<device_key>".
-func DeliveriesConfig(o Options) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+func DeliveriesStream(o Options) Stream {
+	return Stream{
 		Name:        Deliveries,
 		Description: "PushGo delivery tasks: one per (operation, device)",
 		Subjects:    []string{DeliveriesSubjectPrefix + ">"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
+		Retention:   WorkQueueRetention,
 		MaxAge:      o.Retention,
 		Duplicates:  o.DedupWindow,
-		Discard:     jetstream.DiscardOld,
 	}
 }
 
-// ReceiptsConfig is the stream of delivery outcomes.
-func ReceiptsConfig(o Options) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
+// ReceiptsStream is the stream of delivery outcomes.
+func ReceiptsStream(o Options) Stream {
+	return Stream{
 		Name:        Receipts,
 		Description: "PushGo delivery receipts",
 		Subjects:    []string{ReceiptsSubjectPrefix + ">"},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
+		Retention:   LimitsRetention,
 		MaxAge:      o.Retention,
 		Duplicates:  o.DedupWindow,
-		Discard:     jetstream.DiscardOld,
 	}
 }
 
-// InboxConfig is the per-device inbox of full notification items.
-func InboxConfig(o Options) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      InboxBucket,
-		Description: "PushGo device inboxes: full items of oversized or undelivered notifications",
-		History:     1,
-		TTL:         o.Retention,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
-	}
+// AllStreams are every stream of the gateway.
+func AllStreams(o Options) []Stream {
+	return []Stream{OpsStream(o), DeliveriesStream(o), ReceiptsStream(o)}
 }
 
-// APITokensConfig is the integration token bucket.
-func APITokensConfig(o Options) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      APITokensBucket,
-		Description: "PushGo integration tokens: id → channel, scopes and secret hash",
-		History:     1,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
-	}
-}
-
-// AlertKeysConfig is the bucket of integration alert keys. It keeps no
-// TTL: a key must outlive its open Event, however long that stays open.
-func AlertKeysConfig(o Options) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      AlertKeysBucket,
-		Description: "PushGo integration alert keys: <channel>.<source>.<key hash> → current event",
-		History:     1,
-		Storage:     o.Storage,
-		Replicas:    o.Replicas,
+// AllBuckets are every key-value bucket of the gateway.
+func AllBuckets(o Options) []Bucket {
+	return []Bucket{
+		{Name: ChannelsBucket, Description: "PushGo channels: id → name and password hash"},
+		{Name: DevicesBucket, Description: "PushGo devices: key → platform and push route"},
+		{Name: SubscriptionsBucket, Description: "PushGo subscriptions by channel: <channel_id>.<device_key>"},
+		{Name: DeviceChannelsBucket, Description: "PushGo subscriptions by device: <device_key>.<channel_id>"},
+		{Name: ProviderTokensBucket, Description: "PushGo provider tokens: <channel_type>.<token hash> → device key"},
+		// Inbox items age out with the history they belong to.
+		{Name: InboxBucket, Description: "PushGo device inboxes: full items of oversized or undelivered notifications", TTL: o.Retention},
+		{Name: APITokensBucket, Description: "PushGo integration tokens: id → channel, scopes and secret hash"},
+		// No TTL: a key must outlive its open Event, however long that stays open.
+		{Name: AlertKeysBucket, Description: "PushGo integration alert keys: <channel>.<source>.<key hash> → current event"},
 	}
 }

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/ingest/apitokens"
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/schemas/apierr"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -45,7 +47,7 @@ func startBroker(t *testing.T) (*broker.Embedded, jetstream.JetStream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := streams.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	return b, js

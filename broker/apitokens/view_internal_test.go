@@ -5,10 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/schemas/apierr"
-	"github.com/pushgo/gateway/schemas/broker"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -31,7 +33,7 @@ func startJS(t *testing.T) jetstream.JetStream {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := streams.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	return js

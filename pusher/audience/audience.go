@@ -1,4 +1,5 @@
-package devices
+// Package audience keeps, in memory, who an operation is pushed to.
+package audience
 
 import (
 	"context"
@@ -29,20 +30,24 @@ type Audience struct {
 	ready   chan struct{}
 }
 
-// OpenAudience starts the watch and returns once the current subscriptions
-// are loaded.
-func (r *Registry) OpenAudience(ctx context.Context) (*Audience, error) {
-	stream, err := r.js.Stream(ctx, "KV_"+streams.SubscriptionsBucket)
+// Open starts the watch and returns once the current subscriptions are
+// loaded.
+func Open(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*Audience, error) {
+	stream, err := js.Stream(ctx, "KV_"+streams.SubscriptionsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions stream: %w", err)
 	}
+	kv, err := js.KeyValue(ctx, streams.SubscriptionsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions bucket: %w", err)
+	}
 	wctx, cancel := context.WithCancel(context.Background())
-	w, err := r.subs.WatchAll(wctx)
+	w, err := kv.WatchAll(wctx)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("watch subscriptions: %w", err)
 	}
-	a := &Audience{subs: map[string]map[string]uint64{}, notify: make(chan struct{}), stream: stream, log: r.log,
+	a := &Audience{subs: map[string]map[string]uint64{}, notify: make(chan struct{}), stream: stream, log: log,
 		stop: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	go a.watch(w)
 	select {

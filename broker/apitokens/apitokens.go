@@ -22,7 +22,7 @@
 // The stored and computed digests are compared with crypto/subtle in
 // constant time.
 //
-// Like ingest/registry, the Registry keeps an in-memory view of the bucket
+// Like broker/registry, the Registry keeps an in-memory view of the bucket
 // current with a watcher, so authorizing a request costs no broker round
 // trip; on a miss it reads the bucket directly, because a token created a
 // moment ago through another replica may not have reached this replica's

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/provision"
+
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/ingest/devices"
-	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/devices"
 	schema "github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -39,7 +41,7 @@ func open(t *testing.T) (*devices.Registry, jetstream.JetStream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := streams.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
 		t.Fatal(err)
 	}
 	r, err := devices.Open(ctx, js, devices.Options{})

@@ -1,4 +1,4 @@
-package pusher_test
+package deliveryflow_test
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/pushgo/gateway/ingest/devices"
+
+	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 	"github.com/pushgo/gateway/schemas/delivery"
 )

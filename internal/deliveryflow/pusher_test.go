@@ -1,4 +1,4 @@
-package pusher_test
+package deliveryflow_test
 
 import (
 	"bytes"
@@ -20,8 +20,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest"
-	"github.com/pushgo/gateway/ingest/registry"
 	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
@@ -29,7 +30,7 @@ import (
 	"github.com/pushgo/gateway/pusher/sender/fcm"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 
-	"github.com/pushgo/gateway/schemas/broker"
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/streams"
 )

@@ -1,0 +1,126 @@
+package kvview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Decoder turns a bucket value into T. revision is the value's bucket
+// revision, for types that carry it.
+type Decoder[T any] func(key string, value []byte, revision uint64) (T, error)
+
+// Map is an in-memory copy of a bucket's decoded values, kept current by
+// one Watch, with a fallback to the bucket for keys the watch has not
+// brought yet. Values are ordered by revision: an older write never
+// replaces a newer one, and a deletion stays as a tombstone so a read that
+// raced with it cannot bring the key back. The caller MUST call Close.
+type Map[T any] struct {
+	kv     jetstream.KeyValue
+	decode Decoder[T]
+	log    *slog.Logger
+	watch  *Watch
+
+	mu      sync.RWMutex
+	entries map[string]slot[T]
+}
+
+type slot[T any] struct {
+	val     T
+	rev     uint64
+	deleted bool
+}
+
+// OpenMap loads bucket into memory and keeps it current until Close.
+// Values that do not decode are logged and skipped.
+func OpenMap[T any](ctx context.Context, js jetstream.JetStream, bucket string, decode Decoder[T], opts Options) (*Map[T], error) {
+	opts.defaults()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	m := &Map[T]{kv: kv, decode: decode, log: opts.Logger, entries: map[string]slot[T]{}}
+	if m.watch, err = Start(ctx, js, bucket, m, opts); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Put applies a watched write (Applier).
+func (m *Map[T]) Put(key string, value []byte, revision uint64) {
+	v, err := m.decode(key, value, revision)
+	if err != nil {
+		m.log.Error("kvview: skip malformed value", "bucket", m.kv.Bucket(), "key", key, "err", err)
+		return
+	}
+	m.Remember(key, v, revision)
+}
+
+// Delete applies a watched deletion (Applier).
+func (m *Map[T]) Delete(key string, revision uint64) {
+	m.mu.Lock()
+	if old, ok := m.entries[key]; !ok || old.rev < revision {
+		m.entries[key] = slot[T]{rev: revision, deleted: true}
+	}
+	m.mu.Unlock()
+}
+
+// Remember stores v as key's value at revision unless the view holds that
+// revision or a newer one: a writer calls it with what it just wrote, so
+// its next read need not wait for the watch.
+func (m *Map[T]) Remember(key string, v T, revision uint64) {
+	m.mu.Lock()
+	if old, ok := m.entries[key]; !ok || old.rev < revision {
+		m.entries[key] = slot[T]{val: v, rev: revision}
+	}
+	m.mu.Unlock()
+}
+
+// Get returns key's value from the view. known is false when the view has
+// never heard of key (Lookup then asks the bucket); ok is false for an
+// unknown or deleted key.
+func (m *Map[T]) Get(key string) (v T, ok, known bool) {
+	m.mu.RLock()
+	s, known := m.entries[key]
+	m.mu.RUnlock()
+	return s.val, known && !s.deleted, known
+}
+
+// Lookup returns key's value from the view or, when the view has never
+// heard of it, from the bucket: a key written a moment ago by another
+// process may not have reached this watch yet. A deleted key answers not
+// found without a bucket read.
+func (m *Map[T]) Lookup(ctx context.Context, key string) (T, bool, error) {
+	if v, ok, known := m.Get(key); known {
+		return v, ok, nil
+	}
+	var zero T
+	e, err := m.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, fmt.Errorf("get %s %s: %w", m.kv.Bucket(), key, err)
+	}
+	v, err := m.decode(key, e.Value(), e.Revision())
+	if err != nil {
+		return zero, false, fmt.Errorf("decode %s %s: %w", m.kv.Bucket(), key, err)
+	}
+	m.Remember(key, v, e.Revision())
+	// Read the view again: a deletion may have landed while we read.
+	v, ok, _ := m.Get(key)
+	return v, ok, nil
+}
+
+// Bucket is the underlying bucket, for writes.
+func (m *Map[T]) Bucket() jetstream.KeyValue { return m.kv }
+
+// Watch is the watch that keeps the map current (Sync, Err).
+func (m *Map[T]) Watch() *Watch { return m.watch }
+
+// Close stops the watch.
+func (m *Map[T]) Close() { m.watch.Close() }

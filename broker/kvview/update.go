@@ -1,0 +1,56 @@
+package kvview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/cas"
+)
+
+// ErrNotFound is returned by Update when the key does not exist.
+var ErrNotFound = errors.New("key not found")
+
+// UpdateOptions bound Update's retries. The zero value takes the defaults.
+type UpdateOptions struct {
+	// Attempts is the most compare-and-swap tries. Default 10.
+	Attempts int
+	// Step is the back-off unit between lost tries (cas.Backoff).
+	// Default 1ms.
+	Step time.Duration
+}
+
+// Update reads key, lets change edit the value, and writes it back by
+// compare-and-swap on the revision it read, reading and changing again
+// after a lost race, with jittered back-off. change reports whether it
+// changed anything: false writes nothing. It returns the revision written
+// (0 when nothing was). A missing key is ErrNotFound; a race lost
+// Attempts times is cas.ErrExhausted.
+func Update(ctx context.Context, kv jetstream.KeyValue, key string, change func(value []byte, revision uint64) (next []byte, write bool, err error), o UpdateOptions) (uint64, error) {
+	if o.Attempts <= 0 {
+		o.Attempts = 10
+	}
+	if o.Step <= 0 {
+		o.Step = time.Millisecond
+	}
+	var written uint64
+	err := cas.Retry(ctx, o.Attempts, o.Step, func(int) error {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("get %s %s: %w", kv.Bucket(), key, err)
+		}
+		next, write, err := change(e.Value(), e.Revision())
+		if err != nil || !write {
+			return err
+		}
+		written, err = kv.Update(ctx, key, next, e.Revision())
+		return err
+	})
+	return written, err
+}

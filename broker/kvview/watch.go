@@ -1,0 +1,197 @@
+// Package kvview keeps key-value buckets in memory: one long-lived watch
+// per bucket applies every change, in order, to a view (a Map of decoded
+// values, or any Applier), so that readers pay no broker round trip. Sync
+// makes a view current with the bucket as of the call, which is how a
+// reader proves it has seen every write made before some event.
+package kvview
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Applier receives a bucket's changes in revision order. Put is a value
+// written; Delete a key deleted or purged. Calls come from one goroutine.
+type Applier interface {
+	Put(key string, value []byte, revision uint64)
+	Delete(key string, revision uint64)
+}
+
+// Options configure a Watch. The zero value is valid.
+type Options struct {
+	// Logger receives restarts of the watch. Default: discard.
+	Logger *slog.Logger
+	// RestartDelay is the first pause before a broken watch is started
+	// again (it doubles up to 5s). Default 100ms.
+	RestartDelay time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RestartDelay <= 0 {
+		o.RestartDelay = 100 * time.Millisecond
+	}
+}
+
+// Watch applies a bucket's changes to an Applier until Close. If the
+// broker ends the watch (the bucket's stream moved or was recreated), it
+// starts again after the last applied revision, with back-off. The caller
+// MUST call Close.
+type Watch struct {
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
+	apply  Applier
+	opts   Options
+
+	mu      sync.Mutex
+	applied uint64        // last revision applied
+	notify  chan struct{} // closed and replaced on every applied change
+	broken  error         // why the watch is not running, or nil
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start watches bucket of js and returns once its current values are
+// applied (or ctx ends, which only bounds that initial load).
+func Start(ctx context.Context, js jetstream.JetStream, bucket string, a Applier, opts Options) (*Watch, error) {
+	opts.defaults()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	stream, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s stream: %w", bucket, err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	w := &Watch{kv: kv, stream: stream, apply: a, opts: opts, notify: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	first, err := kv.WatchAll(wctx)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("watch %s: %w", bucket, err)
+	}
+	loaded := make(chan struct{})
+	go w.run(wctx, first, loaded)
+	select {
+	case <-loaded:
+		return w, nil
+	case <-ctx.Done():
+		w.Close()
+		return nil, fmt.Errorf("load %s: %w", bucket, ctx.Err())
+	}
+}
+
+// run applies updates until ctx ends, restarting the watch when it breaks.
+func (w *Watch) run(ctx context.Context, kw jetstream.KeyWatcher, loaded chan struct{}) {
+	defer close(w.done)
+	delay := w.opts.RestartDelay
+	for {
+		w.consume(kw, loaded)
+		_ = kw.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+		w.setBroken(errors.New("watch of " + w.kv.Bucket() + " ended"))
+		w.opts.Logger.Warn("kvview: watch ended; starting again", "bucket", w.kv.Bucket(), "after_revision", w.Applied())
+		for {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			delay = min(2*delay, 5*time.Second)
+			var err error
+			if kw, err = w.kv.WatchAll(ctx, jetstream.ResumeFromRevision(w.Applied()+1)); err == nil {
+				break
+			}
+			w.opts.Logger.Warn("kvview: watch failed to start", "bucket", w.kv.Bucket(), "err", err)
+		}
+		w.setBroken(nil)
+		delay = w.opts.RestartDelay
+	}
+}
+
+// consume applies updates until the watcher's channel closes.
+func (w *Watch) consume(kw jetstream.KeyWatcher, loaded chan struct{}) {
+	for e := range kw.Updates() {
+		if e == nil { // the end of the initial values
+			if loaded != nil {
+				select {
+				case <-loaded:
+				default:
+					close(loaded)
+				}
+			}
+			continue
+		}
+		if e.Operation() == jetstream.KeyValuePut {
+			w.apply.Put(e.Key(), e.Value(), e.Revision())
+		} else {
+			w.apply.Delete(e.Key(), e.Revision())
+		}
+		w.mu.Lock()
+		w.applied = max(w.applied, e.Revision())
+		close(w.notify)
+		w.notify = make(chan struct{})
+		w.mu.Unlock()
+	}
+}
+
+func (w *Watch) setBroken(err error) {
+	w.mu.Lock()
+	w.broken = err
+	w.mu.Unlock()
+}
+
+// Err says why the watch is not running now (it is being restarted), or
+// nil while it runs.
+func (w *Watch) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.broken
+}
+
+// Applied is the last bucket revision applied to the view.
+func (w *Watch) Applied() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.applied
+}
+
+// Sync waits until the view holds every write the bucket had when Sync was
+// called: after it, a reader sees whatever was written before, by any
+// process.
+func (w *Watch) Sync(ctx context.Context) error {
+	info, err := w.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", w.kv.Bucket(), err)
+	}
+	for {
+		w.mu.Lock()
+		applied, ch := w.applied, w.notify
+		w.mu.Unlock()
+		if applied >= info.State.LastSeq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops the watch and waits for it.
+func (w *Watch) Close() {
+	w.cancel()
+	<-w.done
+}

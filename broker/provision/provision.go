@@ -1,0 +1,112 @@
+// Package provision creates the gateway's streams and buckets, defined as data
+// in schemas/streams, on a JetStream broker. Every process calls Ensure at
+// start, so any of them can be the first to run against a fresh broker.
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// StreamConfig is the JetStream configuration of stream s under options o.
+func StreamConfig(s streams.Stream, o streams.Options) jetstream.StreamConfig {
+	retention := jetstream.LimitsPolicy
+	if s.Retention == streams.WorkQueueRetention {
+		retention = jetstream.WorkQueuePolicy
+	}
+	return jetstream.StreamConfig{
+		Name:        s.Name,
+		Description: s.Description,
+		Subjects:    s.Subjects,
+		Retention:   retention,
+		Storage:     storage(o.Storage),
+		Replicas:    o.Replicas,
+		MaxAge:      s.MaxAge,
+		Duplicates:  s.Duplicates,
+		Discard:     jetstream.DiscardOld,
+		AllowDirect: s.AllowDirect,
+		DenyDelete:  s.DenyDelete,
+		DenyPurge:   s.DenyPurge,
+	}
+}
+
+// BucketConfig is the JetStream configuration of bucket b under options o.
+func BucketConfig(b streams.Bucket, o streams.Options) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      b.Name,
+		Description: b.Description,
+		History:     1,
+		TTL:         b.TTL,
+		Storage:     storage(o.Storage),
+		Replicas:    o.Replicas,
+	}
+}
+
+func storage(s streams.Storage) jetstream.StorageType {
+	if s == streams.MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// Ensure creates the streams and buckets that are missing and updates a
+// stream only when its settings differ from o. It does not touch what is
+// already right: every process of a scaled deployment calls Ensure at
+// start, and a needless stream update racing with another process's
+// consumer creation is work the broker need not do.
+func Ensure(ctx context.Context, js jetstream.JetStream, o streams.Options) error {
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("stream options: %w", err)
+	}
+	for _, s := range streams.AllStreams(o) {
+		if err := ensureStream(ctx, js, StreamConfig(s, o)); err != nil {
+			return err
+		}
+	}
+	for _, b := range streams.AllBuckets(o) {
+		if err := ensureBucket(ctx, js, BucketConfig(b, o)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("create stream %s: %w", want.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", want.Name, err)
+	}
+	have := s.CachedInfo().Config
+	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas &&
+		have.AllowDirect == want.AllowDirect && slices.Equal(have.Subjects, want.Subjects) {
+		return nil
+	}
+	if _, err := js.UpdateStream(ctx, want); err != nil {
+		return fmt.Errorf("update stream %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
+	if _, err := js.KeyValue(ctx, want.Bucket); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("bucket %s: %w", want.Bucket, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, want); err != nil {
+		return fmt.Errorf("create bucket %s: %w", want.Bucket, err)
+	}
+	return nil
+}
