@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -16,13 +17,25 @@ func TestReadmeListsEveryCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(b)
+	known := map[string]bool{}
 	for _, e := range apierr.Catalog() {
 		row := "| " + itoa(e.Status) + " | `" + string(e.Code) + "` |"
+		known[row] = true
 		if !strings.Contains(readme, row) {
 			t.Errorf("README.md has no row %q", row)
 		}
 	}
+	// And the reverse: a row for a code the catalog no longer has (or with
+	// another status) is a promise the gateway does not keep.
+	for _, m := range errorRow.FindAllStringSubmatch(readme, -1) {
+		if !known[m[1]] {
+			t.Errorf("README.md has a row %q for a code the catalog does not have with that status", m[1])
+		}
+	}
 }
+
+// errorRow matches the start of a row of the README's error table.
+var errorRow = regexp.MustCompile("(?m)^(\\| [1-5][0-9][0-9] \\| `[a-z0-9_]+` \\|)")
 
 func itoa(n int) string {
 	s := ""

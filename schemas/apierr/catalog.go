@@ -135,10 +135,9 @@ const (
 	MethodNotAllowed     Code = "method_not_allowed"
 
 	// 409.
-	EventClosed   Code = "event_closed"
-	ThingDeleted  Code = "thing_deleted"
-	OpIDConflict  Code = "op_id_conflict"
-	ChannelExists Code = "channel_exists"
+	EventClosed  Code = "event_closed"
+	ThingDeleted Code = "thing_deleted"
+	OpIDConflict Code = "op_id_conflict"
 	// SequenceMismatch is internal: an operation conditioned on the
 	// entity's last sequence (the gateway's own timeout close) lost to a
 	// later operation. Never answered to a client.
@@ -265,7 +264,6 @@ func init() {
 	def(EventClosed, http.StatusConflict, "event is closed")
 	def(ThingDeleted, http.StatusConflict, "thing is deleted")
 	def(OpIDConflict, http.StatusConflict, "op_id was already used with a different body")
-	def(ChannelExists, http.StatusConflict, "channel already exists")
 	def(SequenceMismatch, http.StatusConflict, "the entity changed since the operation was decided")
 
 	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, "request body is larger than 32 KiB")
