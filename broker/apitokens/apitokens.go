@@ -41,12 +41,13 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/broker/kvview"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -113,13 +114,12 @@ type record struct {
 }
 
 // entry is a token of the in-memory view. A revoked token stays as a
-// tombstone (revoked set, no hash): token ids are random and never
+// tombstone of the view: token ids are random and never
 // reissued, so a tombstone is final, and it keeps a bucket read that
 // raced with the revocation from bringing the token back.
 type entry struct {
-	tok     Token
-	hash    [sha256.Size]byte
-	revoked bool
+	tok  Token
+	hash [sha256.Size]byte
 }
 
 // Options configure a Registry.
@@ -131,100 +131,38 @@ type Options struct {
 
 // Registry holds the tokens. The caller MUST call Close.
 type Registry struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
-
-	mu     sync.RWMutex
-	tokens map[string]entry
-
-	cancel context.CancelFunc
-	done   chan struct{}
+	view *kvview.Map[entry]
+	log  *slog.Logger
 }
 
-// Open opens the token bucket (which streams.Ensure created) and starts
-// the watcher that keeps the in-memory view current. It returns once the
+// Open opens the token bucket (which provision.Ensure created) and starts
+// the watch that keeps the in-memory view current. It returns once the
 // initial values are loaded.
 func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.KeyValue(ctx, streams.APITokensBucket)
+	// Token ids are random and never reissued, so a deletion is final.
+	view, err := kvview.OpenMap(ctx, js, streams.APITokensBucket, decode, kvview.Options{Logger: opts.Logger, DeletesAreFinal: true})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", streams.APITokensBucket, err)
+		return nil, err
 	}
-	// The watcher outlives ctx, which only bounds the initial load.
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("watch %s: %w", streams.APITokensBucket, err)
-	}
-	r := &Registry{
-		kv: kv, log: opts.Logger,
-		tokens: map[string]entry{},
-		cancel: cancel,
-		done:   make(chan struct{}),
-	}
-	loaded := make(chan struct{})
-	go r.watch(w, loaded)
-	select {
-	case <-loaded:
-		return r, nil
-	case <-ctx.Done():
-		r.Close()
-		return nil, fmt.Errorf("load %s: %w", streams.APITokensBucket, ctx.Err())
-	}
+	return &Registry{view: view, log: opts.Logger}, nil
 }
 
-// Close stops the watcher and waits for it. Authorize, Create and Revoke
+// Close stops the watch and waits for it. Authorize, Create and Revoke
 // MUST NOT be called after Close.
-func (r *Registry) Close() {
-	r.cancel()
-	<-r.done
-}
+func (r *Registry) Close() { r.view.Close() }
 
-// watch applies bucket updates to the in-memory view until Close.
-func (r *Registry) watch(w jetstream.KeyWatcher, loaded chan struct{}) {
-	defer close(r.done)
-	defer func() { _ = w.Stop() }()
-	initial := true
-	for e := range w.Updates() {
-		if e == nil { // end of the initial values
-			if initial {
-				initial = false
-				close(loaded)
-			}
-			continue
-		}
-		if e.Operation() != jetstream.KeyValuePut {
-			r.forget(e.Key(), e.Revision())
-			continue
-		}
-		en, err := decode(e.Key(), e.Value(), e.Revision())
-		if err != nil {
-			r.log.Error("apitokens: skip malformed token record", "token_id", e.Key(), "err", err)
-			continue
-		}
-		r.remember(en)
-	}
-}
+// Watch is the watch keeping the view current, for readiness.
+func (r *Registry) Watch() *kvview.Watch { return r.view.Watch() }
 
 // remember stores en unless the view holds a tombstone or a newer
 // revision of it.
-func (r *Registry) remember(en entry) {
-	r.mu.Lock()
-	if old, ok := r.tokens[en.tok.ID]; !ok || (!old.revoked && old.tok.Revision < en.tok.Revision) {
-		r.tokens[en.tok.ID] = en
-	}
-	r.mu.Unlock()
-}
+func (r *Registry) remember(en entry) { r.view.Remember(en.tok.ID, en, en.tok.Revision) }
 
 // forget replaces token id by a tombstone.
-func (r *Registry) forget(id string, rev uint64) {
-	r.mu.Lock()
-	r.tokens[id] = entry{tok: Token{ID: id, Revision: rev}, revoked: true}
-	r.mu.Unlock()
-}
+func (r *Registry) forget(id string, rev uint64) { r.view.Delete(id, rev) }
 
 func decode(id string, b []byte, rev uint64) (entry, error) {
 	var rec record
@@ -245,28 +183,7 @@ func decode(id string, b []byte, rev uint64) (entry, error) {
 // lookup returns token id from the view or, on a miss, from the bucket.
 // A tombstone answers "not found" without a bucket read.
 func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
-	r.mu.RLock()
-	en, ok := r.tokens[id]
-	r.mu.RUnlock()
-	if ok {
-		return en, !en.revoked, nil
-	}
-	e, err := r.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return entry{}, false, nil
-	}
-	if err != nil {
-		return entry{}, false, fmt.Errorf("get token %s: %w", id, err)
-	}
-	if en, err = decode(id, e.Value(), e.Revision()); err != nil {
-		return entry{}, false, fmt.Errorf("decode token %s: %w", id, err)
-	}
-	r.remember(en)
-	// Reread the view: a revocation may have landed while we read.
-	r.mu.RLock()
-	en, ok = r.tokens[id]
-	r.mu.RUnlock()
-	return en, ok && !en.revoked, nil
+	return r.view.Lookup(ctx, id)
 }
 
 // Create issues a token for channelID with a fresh id and secret and
@@ -296,7 +213,7 @@ func (r *Registry) Create(ctx context.Context, channelID, name string, scopes []
 	// retry only keeps one from becoming a failure.
 	for attempt := 0; ; attempt++ {
 		id := newID()
-		rev, err := r.kv.Create(ctx, id, b)
+		rev, err := r.view.Bucket().Create(ctx, id, b)
 		if errors.Is(err, jetstream.ErrKeyExists) && attempt < 2 {
 			continue
 		}
@@ -337,8 +254,8 @@ func (r *Registry) Revoke(ctx context.Context, channelID, tokenID string) *apier
 	}
 	// Conditioned on the revision read, so that of two concurrent revokes
 	// one answers 404 instead of both succeeding.
-	err = r.kv.Delete(ctx, tokenID, jetstream.LastRevision(en.tok.Revision))
-	if isWrongRevision(err) {
+	err = r.view.Bucket().Delete(ctx, tokenID, jetstream.LastRevision(en.tok.Revision))
+	if cas.Lost(err) {
 		return apierr.New(apierr.TokenNotFound)
 	}
 	if err != nil {
@@ -422,13 +339,4 @@ func parseToken(t string) (id, secret string, ok bool) {
 
 func brokerUnavailable() *apierr.Error {
 	return &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
-}
-
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return false
 }

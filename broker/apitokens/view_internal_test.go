@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker/kvview"
+
 	"github.com/pushgo/gateway/broker/provision"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,10 +64,7 @@ func TestFallbackGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lagging.mu.RLock()
-	_, inView := lagging.tokens[rec.ID]
-	lagging.mu.RUnlock()
-	if inView {
+	if _, _, inView := lagging.view.Get(rec.ID); inView {
 		t.Fatal("a stopped watcher saw the token")
 	}
 	if _, aerr := lagging.AuthorizeToken(ctx, tok, ScopeEventsIngest); aerr != nil {
@@ -88,7 +87,7 @@ func TestFallbackGet(t *testing.T) {
 // record read before the delete, remembered after it) must not bring the
 // token back.
 func TestTombstoneIsFinal(t *testing.T) {
-	r := &Registry{tokens: map[string]entry{}}
+	r := &Registry{view: kvview.NewMap[entry](decode, kvview.Options{DeletesAreFinal: true})}
 	id := newID()
 	live := entry{tok: Token{ID: id, ChannelID: ids.NewChannelID(), Scopes: []string{ScopeEventsIngest}, Revision: 5}}
 	r.remember(live)
@@ -96,7 +95,7 @@ func TestTombstoneIsFinal(t *testing.T) {
 	r.remember(live)
 	live.tok.Revision = 7
 	r.remember(live)
-	if en := r.tokens[id]; !en.revoked {
+	if en, live, _ := r.view.Get(id); live {
 		t.Fatalf("revoked token came back: %+v", en)
 	}
 }

@@ -15,9 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sort"
 	"time"
+
+	"github.com/pushgo/gateway/broker/cas"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,21 +29,12 @@ import (
 )
 
 // maxAttempts bounds the compare-and-swap retries of one write; losers
-// back off with jitter (backoff) so a burst of writers of one record
+// back off with jitter (cas.Backoff) so a burst of writers of one record
 // spreads out instead of colliding again at once.
 const maxAttempts = 10
 
-// backoff sleeps before retry attempt (1-based) of a lost compare-and-swap:
-// a random 0..attempt ms, or until ctx ends.
-func backoff(ctx context.Context, attempt int) {
-	d := time.Duration(rand.IntN(attempt*1000+1)) * time.Microsecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
+// backoffStep is the unit of the jittered wait after a lost race.
+const backoffStep = time.Millisecond
 
 var (
 	// ErrDeviceNotFound: no device has the key.
@@ -162,7 +154,7 @@ func (r *Registry) Register(ctx context.Context, key, platform string, now time.
 	ms := now.UnixMilli()
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
-			backoff(ctx, attempt)
+			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
 		d := devices.Device{Key: ids.NewDeviceKey(), Platform: platform, CreatedAt: ms, UpdatedAt: ms}
 		b, err := json.Marshal(d)
@@ -170,7 +162,7 @@ func (r *Registry) Register(ctx context.Context, key, platform string, now time.
 			return RegisterResult{}, err
 		}
 		rev, err := r.devices.Create(ctx, d.Key, b)
-		if isConflict(err) { // 128 random bits collided: draw again
+		if cas.Lost(err) { // 128 random bits collided: draw again
 			continue
 		}
 		if err != nil {
@@ -189,7 +181,7 @@ func (r *Registry) Register(ctx context.Context, key, platform string, now time.
 func (r *Registry) updateDevice(ctx context.Context, key string, change func(*devices.Device) (bool, error), done func(devices.Device)) error {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
-			backoff(ctx, attempt)
+			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
 		d, ok, err := r.Device(ctx, key)
 		if err != nil {
@@ -207,7 +199,7 @@ func (r *Registry) updateDevice(ctx context.Context, key string, change func(*de
 			return err
 		}
 		rev, err := r.devices.Update(ctx, key, b, d.Revision)
-		if isConflict(err) {
+		if cas.Lost(err) {
 			continue
 		}
 		if err != nil {
@@ -298,12 +290,12 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
-			backoff(ctx, attempt)
+			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
 		e, err := r.tokens.Get(ctx, tk)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			_, err = r.tokens.Create(ctx, tk, val)
-			if isConflict(err) {
+			if cas.Lost(err) {
 				continue
 			}
 			if err != nil {
@@ -322,7 +314,7 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 			return key, nil
 		}
 		_, err = r.tokens.Update(ctx, tk, val, e.Revision())
-		if isConflict(err) {
+		if cas.Lost(err) {
 			continue
 		}
 		if err != nil {
@@ -345,7 +337,7 @@ func (r *Registry) releaseToken(ctx context.Context, tk, key string) {
 	if json.Unmarshal(e.Value(), &owner) == nil && owner.DeviceKey != key {
 		return
 	}
-	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
 		r.log.Warn("devices: token index entry not released", "device_key", key, "err", err)
 	}
 }
@@ -425,7 +417,7 @@ func (r *Registry) RetireToken(ctx context.Context, channelType, token string, n
 		return false, fmt.Errorf("retire token: %w", err)
 	}
 	// Drop the index entry unless someone re-claimed it meanwhile.
-	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
 		r.log.Warn("devices: retired token's index entry not deleted", "device_key", owner.DeviceKey, "err", err)
 	}
 	return retired, nil
@@ -461,13 +453,13 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 func (r *Registry) createIfAbsent(ctx context.Context, kv jetstream.KeyValue, k string, val []byte) (bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
-			backoff(ctx, attempt)
+			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
 		_, err := kv.Create(ctx, k, val)
 		if err == nil {
 			return true, nil
 		}
-		if !isConflict(err) {
+		if !cas.Lost(err) {
 			return false, err
 		}
 		// Exists, or a concurrent create/delete raced us: look again.
@@ -499,7 +491,7 @@ func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool
 func (r *Registry) deleteIfPresent(ctx context.Context, kv jetstream.KeyValue, k string) (bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
-			backoff(ctx, attempt)
+			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
 		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -509,7 +501,7 @@ func (r *Registry) deleteIfPresent(ctx context.Context, kv jetstream.KeyValue, k
 			return false, err
 		}
 		err = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
-		if isConflict(err) {
+		if cas.Lost(err) {
 			continue
 		}
 		if err != nil {
@@ -577,21 +569,4 @@ func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]stri
 		return nil, err
 	}
 	return out, nil
-}
-
-// isConflict reports a compare-and-swap loss: the key exists (Create) or
-// its revision moved (Update, Delete with LastRevision).
-func isConflict(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return false
 }

@@ -24,6 +24,7 @@ type Map[T any] struct {
 	decode Decoder[T]
 	log    *slog.Logger
 	watch  *Watch
+	final  bool // Options.DeletesAreFinal
 
 	mu      sync.RWMutex
 	entries map[string]slot[T]
@@ -35,15 +36,23 @@ type slot[T any] struct {
 	deleted bool
 }
 
+// NewMap returns an empty map that no watch feeds: the revision-ordered
+// store alone, for tests of what is built on it. Lookup, Bucket, Watch and
+// Close need OpenMap.
+func NewMap[T any](decode Decoder[T], opts Options) *Map[T] {
+	opts.defaults()
+	return &Map[T]{decode: decode, log: opts.Logger, final: opts.DeletesAreFinal, entries: map[string]slot[T]{}}
+}
+
 // OpenMap loads bucket into memory and keeps it current until Close.
 // Values that do not decode are logged and skipped.
 func OpenMap[T any](ctx context.Context, js jetstream.JetStream, bucket string, decode Decoder[T], opts Options) (*Map[T], error) {
-	opts.defaults()
 	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", bucket, err)
 	}
-	m := &Map[T]{kv: kv, decode: decode, log: opts.Logger, entries: map[string]slot[T]{}}
+	m := NewMap(decode, opts)
+	m.kv = kv
 	if m.watch, err = Start(ctx, js, bucket, m, opts); err != nil {
 		return nil, err
 	}
@@ -54,7 +63,7 @@ func OpenMap[T any](ctx context.Context, js jetstream.JetStream, bucket string, 
 func (m *Map[T]) Put(key string, value []byte, revision uint64) {
 	v, err := m.decode(key, value, revision)
 	if err != nil {
-		m.log.Error("kvview: skip malformed value", "bucket", m.kv.Bucket(), "key", key, "err", err)
+		m.log.Error("kvview: skip malformed value", "key", key, "err", err)
 		return
 	}
 	m.Remember(key, v, revision)
@@ -63,8 +72,8 @@ func (m *Map[T]) Put(key string, value []byte, revision uint64) {
 // Delete applies a watched deletion (Applier).
 func (m *Map[T]) Delete(key string, revision uint64) {
 	m.mu.Lock()
-	if old, ok := m.entries[key]; !ok || old.rev < revision {
-		m.entries[key] = slot[T]{rev: revision, deleted: true}
+	if old, ok := m.entries[key]; !ok || old.rev < revision || m.final {
+		m.entries[key] = slot[T]{rev: max(old.rev, revision), deleted: true}
 	}
 	m.mu.Unlock()
 }
@@ -74,7 +83,7 @@ func (m *Map[T]) Delete(key string, revision uint64) {
 // its next read need not wait for the watch.
 func (m *Map[T]) Remember(key string, v T, revision uint64) {
 	m.mu.Lock()
-	if old, ok := m.entries[key]; !ok || old.rev < revision {
+	if old, ok := m.entries[key]; !ok || (old.rev < revision && !(old.deleted && m.final)) {
 		m.entries[key] = slot[T]{val: v, rev: revision}
 	}
 	m.mu.Unlock()

@@ -27,6 +27,10 @@ type Applier interface {
 type Options struct {
 	// Logger receives restarts of the watch. Default: discard.
 	Logger *slog.Logger
+	// DeletesAreFinal makes a Map keep a deleted key deleted whatever
+	// revision is remembered later: for buckets whose keys are random ids
+	// never reused, where a late read must never bring a key back.
+	DeletesAreFinal bool
 	// RestartDelay is the first pause before a broken watch is started
 	// again (it doubles up to 5s). Default 100ms.
 	RestartDelay time.Duration

@@ -16,6 +16,8 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/broker/kvview"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -45,18 +47,14 @@ type Options struct {
 
 // Registry reads and writes channels. The caller MUST call Close.
 type Registry struct {
-	kv     jetstream.KeyValue
+	view   *kvview.Map[Channel]
 	opts   Options
 	log    *slog.Logger
 	hashes chan struct{}
 	cache  checkCache
 
 	mu       sync.RWMutex
-	channels map[string]Channel
 	verified map[string]verifiedCheck
-
-	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 type verifiedCheck struct {
@@ -64,9 +62,9 @@ type verifiedCheck struct {
 	mac      [32]byte
 }
 
-// Open opens the registry bucket (which streams.Ensure created) and starts
-// the watcher that keeps the in-memory view current. It returns once the
-// initial values are loaded.
+// Open opens the registry bucket (which provision.Ensure created) and
+// starts the watch that keeps the in-memory view current. It returns once
+// the initial values are loaded.
 func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry, error) {
 	if opts.Argon2 == (Argon2Params{}) {
 		opts.Argon2 = DefaultArgon2
@@ -77,71 +75,16 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	kv, err := js.KeyValue(ctx, streams.ChannelsBucket)
+	view, err := kvview.OpenMap(ctx, js, streams.ChannelsBucket, decodeChannel, kvview.Options{Logger: opts.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", streams.ChannelsBucket, err)
+		return nil, err
 	}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("watch %s: %w", streams.ChannelsBucket, err)
-	}
-	r := &Registry{
-		kv: kv, opts: opts, log: opts.Logger,
+	return &Registry{
+		view: view, opts: opts, log: opts.Logger,
 		hashes:   make(chan struct{}, opts.MaxConcurrentHashes),
 		cache:    newCheckCache(),
-		channels: map[string]Channel{},
 		verified: map[string]verifiedCheck{},
-		cancel:   cancel,
-		done:     make(chan struct{}),
-	}
-	loaded := make(chan struct{})
-	go r.watch(w, loaded)
-	select {
-	case <-loaded:
-		return r, nil
-	case <-ctx.Done():
-		r.Close()
-		return nil, fmt.Errorf("load %s: %w", streams.ChannelsBucket, ctx.Err())
-	}
-}
-
-// watch applies bucket updates to the in-memory view until Close.
-func (r *Registry) watch(w jetstream.KeyWatcher, loaded chan struct{}) {
-	defer close(r.done)
-	defer func() { _ = w.Stop() }()
-	initial := true
-	for e := range w.Updates() {
-		if e == nil { // end of the initial values
-			if initial {
-				initial = false
-				close(loaded)
-			}
-			continue
-		}
-		if e.Operation() != jetstream.KeyValuePut {
-			r.mu.Lock()
-			delete(r.channels, e.Key())
-			r.mu.Unlock()
-			continue
-		}
-		c, err := decodeChannel(e.Key(), e.Value(), e.Revision())
-		if err != nil {
-			r.log.Error("registry: skip malformed channel record", "channel_id", e.Key(), "err", err)
-			continue
-		}
-		r.remember(c)
-	}
-}
-
-// remember stores c unless the view already holds a newer revision.
-func (r *Registry) remember(c Channel) {
-	r.mu.Lock()
-	if old, ok := r.channels[c.ID]; !ok || old.Revision < c.Revision {
-		r.channels[c.ID] = c
-	}
-	r.mu.Unlock()
+	}, nil
 }
 
 func decodeChannel(id string, b []byte, rev uint64) (Channel, error) {
@@ -153,35 +96,17 @@ func decodeChannel(id string, b []byte, rev uint64) (Channel, error) {
 	return c, nil
 }
 
-// Close stops the watcher and waits for it.
-func (r *Registry) Close() {
-	r.cancel()
-	<-r.done
-}
+// Close stops the watch and waits for it.
+func (r *Registry) Close() { r.view.Close() }
+
+// Watch is the watch keeping the view current, for readiness.
+func (r *Registry) Watch() *kvview.Watch { return r.view.Watch() }
 
 // Lookup returns the channel id. It reads the in-memory view and, on a
 // miss, the bucket itself: a channel created a moment ago through another
-// replica may not have reached this replica's watcher yet.
+// replica may not have reached this replica's watch yet.
 func (r *Registry) Lookup(ctx context.Context, id string) (Channel, bool, error) {
-	r.mu.RLock()
-	c, ok := r.channels[id]
-	r.mu.RUnlock()
-	if ok {
-		return c, true, nil
-	}
-	e, err := r.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Channel{}, false, nil
-	}
-	if err != nil {
-		return Channel{}, false, fmt.Errorf("get channel %s: %w", id, err)
-	}
-	c, err = decodeChannel(id, e.Value(), e.Revision())
-	if err != nil {
-		return Channel{}, false, fmt.Errorf("decode channel %s: %w", id, err)
-	}
-	r.remember(c)
-	return c, true, nil
+	return r.view.Lookup(ctx, id)
 }
 
 // Authorize checks that channel id exists and that password is its
@@ -252,12 +177,12 @@ func (r *Registry) Create(ctx context.Context, name, password string, now time.T
 	if err != nil {
 		return Channel{}, err
 	}
-	rev, err := r.kv.Create(ctx, c.ID, b)
+	rev, err := r.view.Bucket().Create(ctx, c.ID, b)
 	if err != nil {
 		return Channel{}, fmt.Errorf("create channel %s: %w", c.ID, err)
 	}
 	c.Revision = rev
-	r.remember(c)
+	r.view.Remember(c.ID, c, rev)
 	// The creator just proved the password; the first send skips argon2id.
 	r.mu.Lock()
 	r.verified[c.ID] = verifiedCheck{revision: rev, mac: r.cache.mac(c.ID, password)}
@@ -272,37 +197,23 @@ var ErrConflict = errors.New("registry: concurrent update conflict")
 // Rename sets the name of channel c (already authorized) by
 // compare-and-swap on its revision, retrying on a concurrent write.
 func (r *Registry) Rename(ctx context.Context, c Channel, name string) (Channel, error) {
-	for attempt := 0; attempt < 8; attempt++ {
+	rev, err := kvview.Update(ctx, r.view.Bucket(), c.ID, func(value []byte, rev uint64) ([]byte, bool, error) {
+		cur, err := decodeChannel(c.ID, value, rev)
+		if err != nil {
+			return nil, false, err
+		}
+		c = cur
 		c.Name = name
 		b, err := json.Marshal(c)
-		if err != nil {
-			return Channel{}, err
-		}
-		rev, err := r.kv.Update(ctx, c.ID, b, c.Revision)
-		if err == nil {
-			c.Revision = rev
-			r.remember(c)
-			return c, nil
-		}
-		if !isWrongRevision(err) {
-			return Channel{}, fmt.Errorf("rename channel %s: %w", c.ID, err)
-		}
-		e, gerr := r.kv.Get(ctx, c.ID)
-		if gerr != nil {
-			return Channel{}, fmt.Errorf("rename channel %s: reread: %w", c.ID, gerr)
-		}
-		if c, gerr = decodeChannel(c.ID, e.Value(), e.Revision()); gerr != nil {
-			return Channel{}, gerr
-		}
+		return b, err == nil, err
+	}, kvview.UpdateOptions{Attempts: 8})
+	switch {
+	case errors.Is(err, cas.ErrExhausted):
+		return Channel{}, ErrConflict
+	case err != nil:
+		return Channel{}, fmt.Errorf("rename channel %s: %w", c.ID, err)
 	}
-	return Channel{}, ErrConflict
-}
-
-func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return errors.Is(err, jetstream.ErrKeyExists)
+	c.Revision = rev
+	r.view.Remember(c.ID, c, rev)
+	return c, nil
 }

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pushgo/gateway/broker/cas"
+
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -177,7 +179,7 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			e = entry{Gen: 1, OpID: r.Key.opID(1)}
 			e.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), e.OpID)
 			if err := t.claim(ctx, r.Key, &e, 0); err != nil {
-				if isRevisionConflict(err) {
+				if cas.Lost(err) {
 					continue // another report opened it first
 				}
 				return Outcome{}, t.unavailable("claim", r.Key, err)
@@ -210,7 +212,7 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			next.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), next.OpID)
 			if err := t.claim(ctx, r.Key, &next, e.rev); err != nil {
 				t.forget(r.Key)
-				if isRevisionConflict(err) {
+				if cas.Lost(err) {
 					continue
 				}
 				return Outcome{}, t.unavailable("claim", r.Key, err)
@@ -409,11 +411,4 @@ func (t *Tracker) forget(k Key) {
 func (t *Tracker) unavailable(step string, k Key, err error) *apierr.Error {
 	t.log.Warn("alerts: broker did not answer", "step", step, "channel_id", k.ChannelID, "source", k.Source, "err", err)
 	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
-}
-
-// isRevisionConflict reports a lost compare-and-swap on a key.
-func isRevisionConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) &&
-		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant))
 }

@@ -9,8 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
+
+	"github.com/pushgo/gateway/broker/cas"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
@@ -82,22 +83,13 @@ type Result struct {
 	Unchanged bool
 }
 
-// backoff waits a little, with jitter, after losing a compare-and-swap
-// race to another process, so that two replicas hammering one entity take
-// turns instead of colliding in lock step. The number of attempts is bounded
-// by the append timeout, not by a count: a replica that keeps losing to a
-// busy one gets through when the other's queue drains, or answers 503.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(rand.Int64N(int64(min(attempt, 10))*int64(500*time.Microsecond) + 1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// backoffStep is the unit of the jittered wait (cas.Backoff) after losing
+// a compare-and-swap race to another process, so that two replicas
+// hammering one entity take turns instead of colliding in lock step. The
+// number of attempts is bounded by the append timeout, not by a count: a
+// replica that keeps losing to a busy one gets through when the other's
+// queue drains, or answers 503.
+const backoffStep = 500 * time.Microsecond
 
 // Append decides and appends v. On success the operation is durably in the
 // stream (the PubAck was received) or was already there (Replayed).
@@ -135,7 +127,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 	fresh := false
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
+			if err := cas.Backoff(ctx, attempt, backoffStep); err != nil {
 				w.log.Warn("oplog: gave up after repeated conflicts", "subject", subject, "attempts", attempt)
 				return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
 			}
@@ -208,7 +200,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 			return res, nil
 		}
 		st.forget(subject)
-		if isWrongLastSequence(err) {
+		if cas.Lost(err) {
 			fresh = true // another process wrote this entity: re-read and re-decide
 			continue
 		}
@@ -394,12 +386,3 @@ func lifecycleConflict(k ops.Kind) *apierr.Error {
 
 // jsErrCodeWrongLastMsgID is JetStream's "wrong last msg ID" error code.
 const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
-
-func isWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return false
-}

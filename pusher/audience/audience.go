@@ -1,9 +1,9 @@
-// Package audience keeps, in memory, who an operation is pushed to.
+// Package audience keeps, in memory, who an operation is pushed to: every
+// channel's subscribers and the log sequence each subscribed after.
 package audience
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -11,6 +11,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/kvview"
 	"github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -19,110 +20,70 @@ import (
 // one long-lived watch of the subscriptions bucket, so the fan-out finds an
 // operation's audience with no broker round trip. The caller MUST call Close.
 type Audience struct {
-	mu      sync.RWMutex
-	subs    map[string]map[string]uint64 // channel → device → after_seq
-	applied uint64                       // last bucket revision applied
-	notify  chan struct{}                // closed and replaced on every update
-	stream  jetstream.Stream             // the bucket's stream, for Sync
-	log     *slog.Logger
-	stop    context.CancelFunc
-	done    chan struct{}
-	ready   chan struct{}
+	mu    sync.RWMutex
+	subs  map[string]map[string]uint64 // channel → device → after_seq
+	log   *slog.Logger
+	watch *kvview.Watch
 }
 
 // Open starts the watch and returns once the current subscriptions are
 // loaded.
 func Open(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*Audience, error) {
-	stream, err := js.Stream(ctx, "KV_"+streams.SubscriptionsBucket)
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Audience{subs: map[string]map[string]uint64{}, log: log}
+	w, err := kvview.Start(ctx, js, streams.SubscriptionsBucket, a, kvview.Options{Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("subscriptions stream: %w", err)
+		return nil, err
 	}
-	kv, err := js.KeyValue(ctx, streams.SubscriptionsBucket)
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions bucket: %w", err)
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx)
-	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("watch subscriptions: %w", err)
-	}
-	a := &Audience{subs: map[string]map[string]uint64{}, notify: make(chan struct{}), stream: stream, log: log,
-		stop: cancel, done: make(chan struct{}), ready: make(chan struct{})}
-	go a.watch(w)
-	select {
-	case <-a.ready:
-		return a, nil
-	case <-ctx.Done():
-		a.Close()
-		return nil, ctx.Err()
-	}
+	a.watch = w
+	return a, nil
 }
 
-func (a *Audience) watch(w jetstream.KeyWatcher) {
-	defer close(a.done)
-	defer func() { _ = w.Stop() }()
-	loaded := false
-	for e := range w.Updates() {
-		if e == nil {
-			if !loaded {
-				loaded = true
-				close(a.ready)
-			}
-			continue
-		}
-		ch, dev, ok := devices.ParseSubscriptionKey(e.Key())
-		a.mu.Lock()
-		a.applied = max(a.applied, e.Revision())
-		close(a.notify)
-		a.notify = make(chan struct{})
-		if !ok {
-			a.mu.Unlock()
-			continue
-		}
-		if e.Operation() == jetstream.KeyValuePut {
-			var s devices.Subscription
-			if err := json.Unmarshal(e.Value(), &s); err != nil {
-				a.log.Error("audience: skip malformed subscription", "key", e.Key(), "err", err)
-			} else {
-				if a.subs[ch] == nil {
-					a.subs[ch] = map[string]uint64{}
-				}
-				a.subs[ch][dev] = s.AfterSeq
-			}
-		} else if m := a.subs[ch]; m != nil {
-			delete(m, dev)
-			if len(m) == 0 {
-				delete(a.subs, ch)
-			}
-		}
-		a.mu.Unlock()
+// Put applies a subscription written (kvview.Applier).
+func (a *Audience) Put(key string, value []byte, _ uint64) {
+	ch, dev, ok := devices.ParseSubscriptionKey(key)
+	if !ok {
+		return
 	}
+	var s devices.Subscription
+	if err := json.Unmarshal(value, &s); err != nil {
+		a.log.Error("audience: skip malformed subscription", "key", key, "err", err)
+		return
+	}
+	a.mu.Lock()
+	if a.subs[ch] == nil {
+		a.subs[ch] = map[string]uint64{}
+	}
+	a.subs[ch][dev] = s.AfterSeq
+	a.mu.Unlock()
+}
+
+// Delete applies a subscription removed (kvview.Applier).
+func (a *Audience) Delete(key string, _ uint64) {
+	ch, dev, ok := devices.ParseSubscriptionKey(key)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	if m := a.subs[ch]; m != nil {
+		delete(m, dev)
+		if len(m) == 0 {
+			delete(a.subs, ch)
+		}
+	}
+	a.mu.Unlock()
 }
 
 // Sync waits until the audience holds every subscription write the bucket
 // had when Sync was called. Called after an operation was appended, it makes
 // At see every subscription made before that operation, whichever ingest
 // replica wrote it.
-func (a *Audience) Sync(ctx context.Context) error {
-	info, err := a.stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("audience sync: %w", err)
-	}
-	for {
-		a.mu.RLock()
-		applied, ch := a.applied, a.notify
-		a.mu.RUnlock()
-		if applied >= info.State.LastSeq {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (a *Audience) Sync(ctx context.Context) error { return a.watch.Sync(ctx) }
+
+// Err says why the watch is not running now, or nil.
+func (a *Audience) Err() error { return a.watch.Err() }
 
 // At lists, in key order, the devices of channelID that the operation at
 // stream sequence seq is pushed to: those subscribed before it was
@@ -141,7 +102,4 @@ func (a *Audience) At(channelID string, seq uint64) []string {
 }
 
 // Close stops the watch and waits for it.
-func (a *Audience) Close() {
-	a.stop()
-	<-a.done
-}
+func (a *Audience) Close() { a.watch.Close() }
