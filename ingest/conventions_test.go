@@ -18,15 +18,13 @@ func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p) }
 // TestConventions covers spec section 1 at the HTTP level: every rule with
 // an accepted and a rejected request, asserting status and error_code.
 func TestConventions(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	const token = "s3cret-gateway-token"
 	g := startIngest(t, b, ingest.Config{Token: token})
 	ch := ""
 	{ // the channel, made with the token
-		req, _ := http.NewRequest("POST", g.url+"/channel/create", strings.NewReader(`{"channel_name":"conv","password":"`+password+`"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		ch = mustOK(t, g.do(req)).str("channel_id")
+		r := g.api.Send(t, "POST", "/channel/create", `{"channel_name":"conv","password":"`+password+`"}`, http.Header{"Authorization": {"Bearer " + token}})
+		ch = mustOK(t, r).Str("channel_id")
 	}
 	valid := `{"channel_id":"` + ch + `","password":"` + password + `","title":"t","observed_at":1713750000}`
 	big := `{"channel_id":"` + ch + `","password":"` + password + `","observed_at":1713750000,"description":"` + strings.Repeat("x", 33_000) + `"}`
@@ -49,9 +47,9 @@ func TestConventions(t *testing.T) {
 		{"two tokens", "POST", "/thing/create", "application/json", "Bearer " + token + " " + token, strings.NewReader(valid), 401, "authentication_failed"},
 		{"basic scheme", "POST", "/thing/create", "application/json", "Basic " + token, strings.NewReader(valid), 401, "authentication_failed"},
 		{"token too long", "POST", "/thing/create", "application/json", "Bearer " + strings.Repeat("a", 4097), strings.NewReader(valid), 401, "authentication_failed"},
-		{"healthz open", "GET", "/healthz", "", "", nil, 200, ""},
-		// Open, but not ready: no projector runs in these tests.
-		{"readyz open", "GET", "/readyz", "", "", nil, 503, "broker_unavailable"},
+		// /healthz, /readyz and /metrics are served, open, by the process
+		// in front of this API for every target: e2e TestPrivateGateway and
+		// internal/gateway's tests hold them.
 		{"wrong content type", "POST", "/thing/create", "text/plain", "Bearer " + token, strings.NewReader(valid), 400, "missing_json_content_type"},
 		{"no content type", "POST", "/thing/create", "", "Bearer " + token, strings.NewReader(valid), 400, "missing_json_content_type"},
 		{"empty body", "POST", "/thing/create", "application/json", "Bearer " + token, strings.NewReader(""), 400, "invalid_request_body"},
@@ -73,23 +71,17 @@ func TestConventions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, g.url+c.path, c.body)
-			if c.contentType != "" {
-				req.Header.Set("Content-Type", c.contentType)
-			}
-			if c.auth != "" {
-				req.Header.Set("Authorization", c.auth)
-			}
-			r := g.do(req)
-			if r.Status != c.status || r.code() != c.code {
-				t.Fatalf("got %d %q, want %d %q: %s", r.Status, r.code(), c.status, c.code, r.Raw)
+			// Exactly the case's headers: "" sends none.
+			r := g.api.Send(t, c.method, c.path, c.body, http.Header{"Content-Type": {c.contentType}, "Authorization": {c.auth}})
+			if r.Status != c.status || r.Code() != c.code {
+				t.Fatalf("got %d %q, want %d %q: %s", r.Status, r.Code(), c.status, c.code, r.Body)
 			}
 			if r.Header.Get("X-Request-Id") == "" {
 				t.Fatal("no X-Request-Id")
 			}
 			// The envelope: success with null error fields, or failure with
 			// null data and a message.
-			raw := string(r.Raw)
+			raw := string(r.Body)
 			if c.status == 200 && (!strings.Contains(raw, `"error":null`) || !strings.Contains(raw, `"error_code":null`)) {
 				t.Fatalf("success envelope lacks null error fields: %s", raw)
 			}
@@ -100,9 +92,7 @@ func TestConventions(t *testing.T) {
 	}
 
 	t.Run("request id echoed", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", g.url+"/healthz", nil)
-		req.Header.Set("X-Request-Id", "trace-abc-123")
-		if got := g.do(req).Header.Get("X-Request-Id"); got != "trace-abc-123" {
+		if got := g.api.Get(t, "/healthz", http.Header{"X-Request-Id": {"trace-abc-123"}}).Header.Get("X-Request-Id"); got != "trace-abc-123" {
 			t.Fatalf("X-Request-Id %q", got)
 		}
 	})
@@ -111,46 +101,45 @@ func TestConventions(t *testing.T) {
 // TestChannelRoutes: create, exists and rename, and a rename made through
 // one replica taking effect on another.
 func TestChannelRoutes(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	a, c := startIngest(t, b, ingest.Config{}), startIngest(t, b, ingest.Config{})
 	ch := a.createChannel("before")
 
 	get := func(g *gw, q string) reply {
-		req, _ := http.NewRequest("GET", g.url+"/channel/exists?"+q, nil)
-		return g.do(req)
+		return g.api.Get(t, "/channel/exists?"+q, nil)
 	}
 	// A channel made on one replica is visible on another at once.
-	if r := mustOK(t, get(c, "channel_id="+strings.ToLower(ch))); r.Data["exists"] != true || r.str("channel_name") != "before" || r.str("channel_id") != ch {
-		t.Fatalf("exists on other replica: %s", r.Raw)
+	if r := mustOK(t, get(c, "channel_id="+strings.ToLower(ch))); r.Data["exists"] != true || r.Str("channel_name") != "before" || r.Str("channel_id") != ch {
+		t.Fatalf("exists on other replica: %s", r.Body)
 	}
 	if r := mustOK(t, get(a, "channel_id=01ARZ3NDEKTSV4RRFFQ69G5FAV")); r.Data["exists"] != false {
-		t.Fatalf("unknown channel exists: %s", r.Raw)
+		t.Fatalf("unknown channel exists: %s", r.Body)
 	}
-	if r := get(a, "channel_id=bad"); r.Status != 400 || r.code() != "invalid_channel_id" {
-		t.Fatalf("bad id: %d %s", r.Status, r.Raw)
+	if r := get(a, "channel_id=bad"); r.Status != 400 || r.Code() != "invalid_channel_id" {
+		t.Fatalf("bad id: %d %s", r.Status, r.Body)
 	}
-	if r := get(a, "channel_id="+ch+"&x=1"); r.Status != 400 || r.code() != "invalid_query" {
-		t.Fatalf("unknown parameter: %d %s", r.Status, r.Raw)
+	if r := get(a, "channel_id="+ch+"&x=1"); r.Status != 400 || r.Code() != "invalid_query" {
+		t.Fatalf("unknown parameter: %d %s", r.Status, r.Body)
 	}
 	// Warm the password cache on replica a, then rename through c.
 	mustOK(t, a.post("/thing/create", body(ch, "observed_at", 1713750000)))
-	if r := c.post("/channel/rename", map[string]any{"channel_id": ch, "password": "wrong-password", "channel_name": "x"}); r.Status != 403 || r.code() != "password_mismatch" {
-		t.Fatalf("rename with wrong password: %d %s", r.Status, r.Raw)
+	if r := c.post("/channel/rename", map[string]any{"channel_id": ch, "password": "wrong-password", "channel_name": "x"}); r.Status != 403 || r.Code() != "password_mismatch" {
+		t.Fatalf("rename with wrong password: %d %s", r.Status, r.Body)
 	}
-	if r := mustOK(t, c.post("/channel/rename", map[string]any{"channel_id": ch, "password": password, "channel_name": "after"})); r.str("channel_name") != "after" {
-		t.Fatalf("rename: %s", r.Raw)
+	if r := mustOK(t, c.post("/channel/rename", map[string]any{"channel_id": ch, "password": password, "channel_name": "after"})); r.Str("channel_name") != "after" {
+		t.Fatalf("rename: %s", r.Body)
 	}
-	waitFor(t, func() bool { return get(a, "channel_id="+ch).str("channel_name") == "after" })
+	waitFor(t, func() bool { return get(a, "channel_id="+ch).Str("channel_name") == "after" })
 	// After the rename, replica a verifies again: the right password
 	// passes, a wrong one does not.
 	mustOK(t, a.post("/thing/create", body(ch, "observed_at", 1713750000)))
 	if r := a.post("/thing/create", map[string]any{"channel_id": ch, "password": "wrong-password", "observed_at": 1713750000}); r.Status != 403 {
-		t.Fatalf("wrong password after rename: %d %s", r.Status, r.Raw)
+		t.Fatalf("wrong password after rename: %d %s", r.Status, r.Body)
 	}
-	if r := a.post("/channel/create", map[string]any{"channel_name": "", "password": password}); r.Status != 400 || r.code() != "channel_name_required" {
-		t.Fatalf("empty name: %d %s", r.Status, r.Raw)
+	if r := a.post("/channel/create", map[string]any{"channel_name": "", "password": password}); r.Status != 400 || r.Code() != "channel_name_required" {
+		t.Fatalf("empty name: %d %s", r.Status, r.Body)
 	}
-	if r := a.post("/channel/create", map[string]any{"channel_name": "ok", "password": "short"}); r.Status != 400 || r.code() != "invalid_password" {
-		t.Fatalf("short password: %d %s", r.Status, r.Raw)
+	if r := a.post("/channel/create", map[string]any{"channel_name": "ok", "password": "short"}); r.Status != 400 || r.Code() != "invalid_password" {
+		t.Fatalf("short password: %d %s", r.Status, r.Body)
 	}
 }

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/provision"
 
@@ -65,6 +68,8 @@ type Service struct {
 	maxLag   uint64
 	http     *httpapi.Server
 	closer   *timeouts.Closer
+
+	closeOnce sync.Once
 }
 
 // Start ensures the streams, loads the registry and builds the HTTP front
@@ -122,7 +127,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		cfg.MaxProjectorLag = 10_000
 	}
 	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag}
-	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Ready: s.ready, Logger: cfg.Logger,
+	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger,
 		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box, Tokens: toks, OwnAuth: integrations.OwnAuth})
 	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Logger: cfg.Logger})
@@ -142,11 +147,29 @@ func (s *Service) Handler() http.Handler { return s.http.Handler() }
 // HTTP exposes the front so later services can add routes to it.
 func (s *Service) HTTP() *httpapi.Server { return s.http }
 
-// ready is /readyz: the broker connection is up, the stream answers, and a
-// projector replica answers with a fold lag within the bound.
-func (s *Service) ready(ctx context.Context) (map[string]any, error) {
+// Run waits until ctx ends, then stops the service (Close) and returns
+// nil. Nothing in ingest fails for good: its watches restart themselves
+// and its writes answer 503 while the broker is away.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.Close()
+	return nil
+}
+
+// Collectors are ingest's metrics, for the process's /metrics.
+func (s *Service) Collectors() []prometheus.Collector { return s.http.Collectors() }
+
+// Ready is ingest's part of /readyz: the registry watches run, the
+// stream answers, and a projector replica answers with a fold lag within
+// the bound. info carries the projector's applied sequence and lag.
+func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("broker connection %s", st)
+	}
+	for name, err := range map[string]error{"channel registry": s.registry.Watch().Err(), "token registry": s.tokens.Watch().Err()} {
+		if err != nil {
+			return nil, fmt.Errorf("ingest: %s: %w", name, err)
+		}
 	}
 	if _, err := s.js.Stream(ctx, streams.Ops); err != nil {
 		return nil, errors.New("stream " + streams.Ops + " unavailable")
@@ -165,8 +188,11 @@ func (s *Service) ready(ctx context.Context) (map[string]any, error) {
 	return info, nil
 }
 
-// Close stops the registry watcher. The NATS connection stays open.
-func (s *Service) Close() {
+// Close stops the registry watchers and the deadline scan; later calls do
+// nothing. The NATS connection stays open.
+func (s *Service) Close() { s.closeOnce.Do(s.close) }
+
+func (s *Service) close() {
 	if s.closer != nil {
 		s.closer.Close()
 	}

@@ -45,24 +45,48 @@ var errConsumer = errors.New("consumer unavailable")
 func (p *Projector) follow(ctx context.Context, stream string, applied uint64,
 	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
 	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
+	failures := 0
 	for {
 		last, err := p.consume(ctx, stream, applied, apply, commit, committed)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var wait time.Duration
 		switch {
+		case err == nil:
+			return nil
 		case errors.Is(err, errGap):
 			p.log.Warn("projector: consumer skipped messages; resuming from the last folded sequence", "stream", stream, "after", last)
-		case errors.Is(err, errConsumer) && ctx.Err() == nil:
+		case errors.Is(err, errConsumer):
 			p.log.Warn("projector: consumer unavailable; retrying", "stream", stream, "err", err)
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-				return nil
-			}
+			wait = time.Second
 		default:
-			return err
+			// A batch that failed to fold or commit is folded again from the
+			// last committed sequence a few times (a store hiccup passes);
+			// one that keeps failing cannot go on.
+			if last > applied {
+				failures = 0
+			}
+			if failures++; failures > maxFoldRetries {
+				return err
+			}
+			p.log.Warn("projector: fold failed; folding again from the last committed sequence", "stream", stream,
+				"after", last, "attempt", failures, "err", err)
+			wait = time.Duration(failures) * 500 * time.Millisecond
+		}
+		p.foldErr(stream, err)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil
 		}
 		applied = last
 	}
 }
+
+// maxFoldRetries is how many times a failing batch is folded again before
+// the fold stops for good.
+const maxFoldRetries = 3
 
 // consume runs one fold loop over stream: apply each message to a batch,
 // commit the batch with the last sequence through commit, report it. It
@@ -92,6 +116,8 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 		return applied, fmt.Errorf("%s: consume: %w: %w", stream, errConsumer, err)
 	}
 	defer cc.Stop()
+	p.folding(stream, true)
+	defer p.folding(stream, false)
 
 	batch := p.store.NewBatch()
 	last, done := applied, applied // last folded into the batch; last committed

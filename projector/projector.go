@@ -105,6 +105,10 @@ type Projector struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	runningMu sync.Mutex
+	running   map[string]bool  // stream → its fold loop is consuming
+	lastErr   map[string]error // stream → why its fold last stopped
 }
 
 // Start opens the store, resumes the fold after the last applied sequence
@@ -163,7 +167,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector: receipts sequence: %w", err)
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, store: st,
-		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{})}
+		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
+		running: map[string]bool{}, lastErr: map[string]error{}}
 	p.applied.Store(applied)
 	p.receiptsApplied.Store(receipts)
 	fctx, cancel := context.WithCancel(context.Background())
@@ -176,12 +181,14 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 			if err := p.foldReceipts(fctx, receipts); err != nil && fctx.Err() == nil {
 				p.log.Error("projector: receipts fold stopped", "err", err)
 				p.failed.Store(&err)
+				cancel() // the projector cannot go on without it: stop the fold too
 			}
 		})
 		defer side.Wait()
 		if err := p.fold(fctx, applied); err != nil && fctx.Err() == nil {
 			p.log.Error("projector: fold stopped", "err", err)
 			p.failed.Store(&err)
+			cancel()                      // end the receipts fold and the pruning too: the projector is done
 			p.committed(p.applied.Load()) // wake waiting reads: they fail now
 		}
 	}()
@@ -194,6 +201,52 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	}
 	p.log.Info("projector started", "applied", applied, "serve", cfg.Serve)
 	return p, nil
+}
+
+// Run waits until ctx ends, then stops the projector (Close) and returns
+// nil; or until the fold stops for good (a store that cannot be written,
+// an operation that cannot be folded), then closes it and returns why.
+// A broker that is briefly away does not end Run: the fold recreates its
+// consumer and resumes after the last committed sequence.
+func (p *Projector) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return p.Close()
+	case <-p.done:
+		err := p.Err()
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+}
+
+// Ready reports nil while both folds (operations and receipts) consume,
+// or names the one that does not.
+func (p *Projector) Ready() error {
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("projector: fold stopped: %w", err)
+	}
+	p.runningMu.Lock()
+	defer p.runningMu.Unlock()
+	for _, s := range []string{streams.Ops, streams.Receipts} {
+		if !p.running[s] {
+			return fmt.Errorf("projector: fold of %s not running: %v", s, p.lastErr[s])
+		}
+	}
+	return nil
+}
+
+func (p *Projector) foldErr(stream string, err error) {
+	p.runningMu.Lock()
+	p.lastErr[stream] = err
+	p.runningMu.Unlock()
+}
+
+func (p *Projector) folding(stream string, on bool) {
+	p.runningMu.Lock()
+	p.running[stream] = on
+	p.runningMu.Unlock()
 }
 
 // Applied is the last stream sequence folded and committed.

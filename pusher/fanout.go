@@ -2,9 +2,10 @@ package pusher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
@@ -19,68 +20,63 @@ import (
 // pusher replica: each operation is expanded by one of them.
 const FanoutConsumer = "pushgo-fanout"
 
-// fanout expands operations into delivery tasks until ctx ends. Within a
-// replica the operations are expanded one after the other, so one device's
-// tasks are queued in log order (event create, update, close arrive in
-// order); the broker's acknowledgements are awaited in a pipeline, so the
-// next operation is expanded while the last one's tasks are being stored.
-//
-// The consumer is created with DeliverNew: operations appended before the
-// pusher first ran are history, and history never raises a push.
-func (p *Pusher) fanout(ctx context.Context) error {
-	cons, err := p.js.CreateOrUpdateConsumer(ctx, streams.Ops, jetstream.ConsumerConfig{
+// fanoutConsumer is the fan-out's consumer configuration. It starts at
+// DeliverNew: operations appended before the pusher first ran are history,
+// and history never raises a push.
+func fanoutConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       FanoutConsumer,
 		Description:   "PushGo pusher: expands operations into delivery tasks",
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 1024,
-	})
-	if err != nil {
-		return fmt.Errorf("fan-out consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
-	if err != nil {
-		return fmt.Errorf("fan-out messages: %w", err)
-	}
-	// On shutdown, drain: stop pulling, and nak what was pulled but not
-	// expanded, so another replica takes it now rather than after the ack
-	// wait.
-	stop := context.AfterFunc(ctx, it.Drain)
-	defer stop()
-	defer it.Stop()
+}
 
-	inflight := make(chan *expansion, 256)
+// resumeFanout recreates a fan-out consumer that went missing (deleted by
+// an operator, lost with a node) after the last operation this replica
+// settled, so nothing appended while it was gone is skipped; operations
+// expanded twice add no second task (tasks are deduplicated by delivery
+// id).
+func resumeFanout(lastAcked uint64) jetstream.ConsumerConfig {
+	c := fanoutConsumer()
+	if lastAcked > 0 {
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, lastAcked+1
+	}
+	return c
+}
+
+// fanout expands operations into delivery tasks until ctx ends. Within a
+// replica the operations are expanded one after the other, so one device's
+// tasks are queued in log order (event create, update, close arrive in
+// order); the broker's acknowledgements are awaited in a pipeline, so the
+// next operation is expanded while the last one's tasks are being stored.
+func (p *Pusher) fanout(ctx context.Context) error {
 	settled := make(chan struct{})
 	go func() {
 		defer close(settled)
-		for x := range inflight {
+		for x := range p.inflight {
 			p.settle(ctx, x)
 		}
 	}()
-	defer func() { close(inflight); <-settled }()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("fan-out next: %w", err)
-		}
-		if ctx.Err() != nil {
-			_ = m.Nak()
-			continue
-		}
-		x, err := p.expand(ctx, m)
-		if err != nil {
-			p.log.Warn("pusher: expand failed; will retry", "err", err)
-			_ = m.NakWithDelay(time.Second)
-			continue
-		}
-		if x != nil {
-			inflight <- x
-		}
+	defer func() { close(p.inflight); <-settled }()
+	return p.fanoutLoop.Run(ctx)
+}
+
+// expandOne is the fan-out loop's handler: it expands m and passes it to
+// the pipeline that settles it once the broker holds its tasks.
+func (p *Pusher) expandOne(ctx context.Context, m jetstream.Msg) consume.Decision {
+	x, err := p.expand(ctx, m)
+	switch {
+	case err != nil:
+		p.log.Warn("pusher: expand failed; will retry", "err", err)
+		return consume.Nak(time.Second)
+	case x == nil:
+		return consume.Term // malformed: can never be delivered
 	}
+	p.inflight <- x
+	return consume.Held
 }
 
 // expansion is one operation whose tasks and receipt are published and
@@ -93,7 +89,7 @@ type expansion struct {
 
 // expand publishes one task per device subscribed before the operation was
 // appended, then its expanded receipt, without waiting for the broker.
-// It returns nil for an operation that is settled already (malformed).
+// It returns nil for a malformed operation, which can never be delivered.
 func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error) {
 	md, err := m.Metadata()
 	if err != nil {
@@ -103,7 +99,6 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error
 	if err := json.Unmarshal(m.Data(), &env); err != nil {
 		// A malformed operation can never be delivered; say so and move on.
 		p.log.Error("pusher: malformed operation", "seq", md.Sequence.Stream, "err", err)
-		_ = m.Term()
 		return nil, nil
 	}
 	p.ops.put(md.Sequence.Stream, &env)
@@ -155,11 +150,11 @@ func (p *Pusher) settle(ctx context.Context, x *expansion) {
 		if ctx.Err() == nil {
 			p.log.Warn("pusher: expansion not stored; will retry", "err", err)
 		}
-		_ = x.m.NakWithDelay(time.Second)
+		p.fanoutLoop.Settle(x.m, consume.Nak(time.Second))
 		return
 	}
 	p.metrics.fanoutSeconds.Observe(time.Since(x.start).Seconds())
-	_ = x.m.Ack()
+	p.fanoutLoop.Settle(x.m, consume.Ack)
 }
 
 func awaitAll(ctx context.Context, fs []jetstream.PubAckFuture) error {

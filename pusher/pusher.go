@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -75,11 +80,19 @@ type Pusher struct {
 	metrics  *metrics
 	now      func() time.Time
 
+	fanoutLoop *consume.Loop        // nil with NoFanout
+	sendLoop   *consume.Loop        // nil with NoSend
+	inflight   chan *expansion      // expanded operations awaiting their acks
+	lanes      []chan jetstream.Msg // one device's tasks go through one lane
+	laneSeed   maphash.Seed
+	laneWG     sync.WaitGroup // send lanes and receipt waits
+
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // fan-out and send loops
-	lanes  sync.WaitGroup // send lanes
+	done   chan struct{} // closed when the loops have ended
 	errMu  sync.Mutex
 	err    error
+
+	closeOnce sync.Once
 
 	backlog atomic.Uint64 // tasks pending or in flight, sampled
 }
@@ -119,16 +132,37 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	}
 	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, audience: aud, senders: cfg.Senders, ops: newOpCache(opsStream, 4096),
 		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now}
+	p.inflight = make(chan *expansion, 256)
+	p.laneSeed = maphash.MakeSeed()
+	if !cfg.NoFanout {
+		if p.fanoutLoop, err = consume.New(js, consume.Config{Stream: streams.Ops, Consumer: fanoutConsumer(), Resume: resumeFanout,
+			Handler: p.expandOne, PullMaxMessages: 256, Logger: cfg.Logger}); err != nil {
+			p.closeRegistries()
+			return nil, err
+		}
+	}
+	if !cfg.NoSend {
+		if p.sendLoop, err = consume.New(js, consume.Config{Stream: streams.Deliveries, Consumer: p.sendConsumer(),
+			Handler: p.toLane, PullMaxMessages: min(cfg.MaxInFlight, 2000), Logger: cfg.Logger}); err != nil {
+			p.closeRegistries()
+			return nil, err
+		}
+	}
 	rctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
+	p.cancel, p.done = cancel, make(chan struct{})
+	var g errgroup.Group
 	run := func(name string, loop func(context.Context) error) {
-		p.wg.Go(func() {
-			if err := loop(rctx); err != nil && rctx.Err() == nil {
-				p.log.Error("pusher: loop stopped", "loop", name, "err", err)
+		g.Go(func() error {
+			err := loop(rctx)
+			if err != nil && rctx.Err() == nil {
+				p.log.Error("pusher: loop stopped for good", "loop", name, "err", err)
 				p.errMu.Lock()
 				p.err = errors.Join(p.err, fmt.Errorf("%s: %w", name, err))
 				p.errMu.Unlock()
+				cancel() // one loop that cannot go on stops the service
+				return err
 			}
+			return nil
 		})
 	}
 	if !cfg.NoFanout {
@@ -138,7 +172,44 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		run("send", p.send)
 		run("backlog", p.sampleBacklog)
 	}
+	go func() {
+		_ = g.Wait()
+		close(p.done)
+	}()
 	return p, nil
+}
+
+// Run waits until ctx ends, then stops the pusher (Close) and returns nil;
+// or until a loop fails for good, then stops it and returns that error.
+// Transient failures (broker reconnecting, a consumer deleted) do not end
+// Run: the loops recreate what they need.
+func (p *Pusher) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-p.done:
+	}
+	_ = p.Close()
+	return p.Err()
+}
+
+// Ready reports nil while every loop of the pusher runs, or names the
+// loops that do not (their consumer is being recreated).
+func (p *Pusher) Ready() error {
+	var errs []error
+	for _, l := range []*consume.Loop{p.fanoutLoop, p.sendLoop} {
+		if l != nil && !l.Running() {
+			errs = append(errs, fmt.Errorf("pusher: consumer %s not running: %v", l.Name(), l.Err()))
+		}
+	}
+	if p.audience != nil {
+		if err := p.audience.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("pusher: audience: %w", err))
+		}
+	}
+	if err := p.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Err is the error that stopped a loop, or nil.
@@ -151,12 +222,18 @@ func (p *Pusher) Err() error {
 // Close stops the loops and waits for in-flight sends. Tasks taken but not
 // settled are redelivered to a replica after their ack wait: nothing is lost.
 func (p *Pusher) Close() error {
-	p.cancel()
-	p.wg.Wait()
-	p.lanes.Wait()
+	p.closeOnce.Do(func() {
+		p.cancel()
+		<-p.done
+		p.laneWG.Wait()
+		p.closeRegistries()
+	})
+	return nil
+}
+
+func (p *Pusher) closeRegistries() {
 	if p.audience != nil {
 		p.audience.Close()
 	}
 	p.devices.Close()
-	return nil
 }

@@ -3,9 +3,10 @@ package pusher
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"time"
+
+	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,45 +14,44 @@ import (
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/schemas/delivery"
-	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // SendConsumer is the durable work-queue consumer of PUSHGO_DELIVERIES
 // shared by every pusher replica's sender workers.
 const SendConsumer = "pushgo-sender"
 
-// send takes delivery tasks and hands each to the lane of its device until
-// ctx ends. A lane is one goroutine: one device's tasks are sent one after
-// the other in the order they were queued, while thousands of devices are
-// sent to at once across lanes.
-func (p *Pusher) send(ctx context.Context) error {
-	cons, err := p.js.CreateOrUpdateConsumer(ctx, streams.Deliveries, jetstream.ConsumerConfig{
+// sendConsumer is the sender workers' consumer configuration.
+func (p *Pusher) sendConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       SendConsumer,
 		Description:   "PushGo pusher: sends delivery tasks to APNs and FCM",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.cfg.SendTimeout + 20*time.Second,
 		MaxAckPending: p.cfg.MaxInFlight,
-	})
-	if err != nil {
-		return fmt.Errorf("send consumer: %w", err)
 	}
-	lanes := make([]chan jetstream.Msg, p.cfg.Lanes)
-	seed := maphash.MakeSeed()
+}
+
+// send takes delivery tasks and hands each to the lane of its device until
+// ctx ends. A lane is one goroutine: one device's tasks are sent one after
+// the other in the order they were queued, while thousands of devices are
+// sent to at once across lanes.
+func (p *Pusher) send(ctx context.Context) error {
+	p.lanes = make([]chan jetstream.Msg, p.cfg.Lanes)
 	done := make(chan struct{})
-	for i := range lanes {
-		lanes[i] = make(chan jetstream.Msg, 64)
-		p.lanes.Go(func() {
+	for i := range p.lanes {
+		p.lanes[i] = make(chan jetstream.Msg, 64)
+		p.laneWG.Go(func() {
 			for {
 				select {
-				case m := <-lanes[i]:
+				case m := <-p.lanes[i]:
 					p.deliver(ctx, m)
 				case <-done:
 					// Hand queued tasks back now rather than after the
 					// ack wait.
 					for {
 						select {
-						case m := <-lanes[i]:
-							_ = m.Nak()
+						case m := <-p.lanes[i]:
+							p.sendLoop.Settle(m, consume.Nak(0))
 						default:
 							return
 						}
@@ -60,31 +60,22 @@ func (p *Pusher) send(ctx context.Context) error {
 			}
 		})
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		// The device key is the last subject token: no decoding to route.
-		subj := m.Subject()
-		dev := subj[lastDot(subj)+1:]
-		select {
-		case lanes[maphash.String(seed, dev)%uint64(len(lanes))] <- m:
-		case <-ctx.Done():
-			_ = m.Nak() // stopping: hand it back at once
-		}
-	}, jetstream.PullMaxMessages(min(p.cfg.MaxInFlight, 2000)))
-	if err != nil {
-		close(done)
-		return fmt.Errorf("send consume: %w", err)
-	}
-	<-ctx.Done()
-	// Drain hands the tasks buffered in the client to the callback, which
-	// naks them (ctx is done), instead of dropping them into the ack wait.
-	cc.Drain()
+	defer close(done)
+	return p.sendLoop.Run(ctx)
+}
+
+// toLane is the send loop's handler: it queues m on its device's lane,
+// which settles it.
+func (p *Pusher) toLane(ctx context.Context, m jetstream.Msg) consume.Decision {
+	// The device key is the last subject token: no decoding to route.
+	subj := m.Subject()
+	dev := subj[lastDot(subj)+1:]
 	select {
-	case <-cc.Closed():
-	case <-time.After(5 * time.Second):
-		cc.Stop()
+	case p.lanes[maphash.String(p.laneSeed, dev)%uint64(len(p.lanes))] <- m:
+		return consume.Held
+	case <-ctx.Done():
+		return consume.Nak(0) // stopping: hand it back at once
 	}
-	close(done)
-	return nil
 }
 
 func lastDot(s string) int {
@@ -102,12 +93,12 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	var t delivery.Task
 	if err := json.Unmarshal(m.Data(), &t); err != nil {
 		p.log.Error("pusher: malformed task", "err", err)
-		_ = m.Term()
+		p.sendLoop.Settle(m, consume.Term)
 		return
 	}
 	md, err := m.Metadata()
 	if err != nil {
-		_ = m.Nak()
+		p.sendLoop.Settle(m, consume.Nak(0))
 		return
 	}
 	attempt := int(md.NumDelivered)
@@ -123,18 +114,18 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 			DeviceKey: t.DeviceKey, Provider: provider, Outcome: o, Reason: reason, Attempts: attempt,
 		})
 		if err != nil {
-			_ = m.NakWithDelay(time.Second)
+			p.sendLoop.Settle(m, consume.Nak(time.Second))
 			return
 		}
 		p.metrics.outcomes.WithLabelValues(providerLabel(provider), string(o)).Inc()
-		p.lanes.Go(func() {
+		p.laneWG.Go(func() {
 			select {
 			case <-f.Ok():
-				_ = m.Ack()
+				p.sendLoop.Settle(m, consume.Ack)
 			case <-f.Err():
 				// Sent again later: APNs drops the duplicate by apns-id, and
 				// the receipt fold counts one outcome per delivery.
-				_ = m.NakWithDelay(time.Second)
+				p.sendLoop.Settle(m, consume.Nak(time.Second))
 			case <-ctx.Done():
 				// Unsettled: redelivered after the ack wait.
 			}
@@ -144,7 +135,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	env, err := p.ops.get(ctx, t.Seq)
 	if err != nil {
 		p.log.Warn("pusher: read operation", "seq", t.Seq, "err", err)
-		_ = m.NakWithDelay(time.Second)
+		p.sendLoop.Settle(m, consume.Nak(time.Second))
 		return
 	}
 	if env == nil { // aged out of the log before it could be sent
@@ -153,7 +144,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	}
 	dev, ok, err := p.devices.Device(ctx, t.DeviceKey)
 	if err != nil {
-		_ = m.NakWithDelay(time.Second)
+		p.sendLoop.Settle(m, consume.Nak(time.Second))
 		return
 	}
 	if !ok || !dev.HasRoute() {
@@ -176,7 +167,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	}
 	if n.Oversized {
 		if err := p.inbox.put(ctx, t, n.Full); err != nil {
-			_ = m.NakWithDelay(time.Second)
+			p.sendLoop.Settle(m, consume.Nak(time.Second))
 			return
 		}
 	}
@@ -191,7 +182,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	if ctx.Err() != nil {
 		// Stopping: this attempt says nothing about the device. Hand the
 		// task back without spending its retry budget on it.
-		_ = m.Nak()
+		p.sendLoop.Settle(m, consume.Nak(0))
 		return
 	}
 	p.metrics.providerSeconds.WithLabelValues(string(prov)).Observe(time.Since(start).Seconds())
@@ -202,7 +193,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	case sender.RetireToken:
 		if _, err := p.devices.RetireToken(ctx, dev.ChannelType, dev.ProviderToken, p.now()); err != nil {
 			p.log.Warn("pusher: retire token", "device_key", t.DeviceKey, "err", err)
-			_ = m.NakWithDelay(time.Second)
+			p.sendLoop.Settle(m, consume.Nak(time.Second))
 			return
 		}
 		p.metrics.retired.WithLabelValues(string(prov)).Inc()
@@ -210,7 +201,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	case sender.Retry:
 		if wait, again := p.cfg.Policy.Next(attempt, res); again {
 			p.metrics.retries.WithLabelValues(string(prov)).Inc()
-			_ = m.NakWithDelay(wait)
+			p.sendLoop.Settle(m, consume.Nak(wait))
 			return
 		}
 		final(delivery.Failed, string(prov), "retry budget spent: "+res.Reason)

@@ -4,23 +4,14 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
-// envelope is the response shape of every route (spec section 1).
-type envelope struct {
-	Success   bool         `json:"success"`
-	Data      any          `json:"data"`
-	Error     *string      `json:"error"`
-	ErrorCode *apierr.Code `json:"error_code"`
-}
-
 // writeOK answers 200 with data in the success envelope.
 func writeOK(c *echo.Context, data any) error {
-	b, err := json.Marshal(envelope{Success: true, Data: data})
+	b, err := apierr.EncodeOK(data)
 	if err != nil {
 		return writeErr(c, apierr.New(apierr.InternalError))
 	}
@@ -37,8 +28,7 @@ func blob(c *echo.Context, status int, b []byte) error {
 // writeErr answers e's status with the failure envelope, and Retry-After
 // when e asks for one.
 func writeErr(c *echo.Context, e *apierr.Error) error {
-	msg, code := e.Detail, e.Code
-	b, err := json.Marshal(envelope{Success: false, Error: &msg, ErrorCode: &code})
+	b, err := apierr.EncodeError(e)
 	if err != nil {
 		return err
 	}

@@ -42,16 +42,17 @@ func saneRequestID(id string) bool {
 	return true
 }
 
-// bearerAuth enforces PUSHGO_TOKEN on every route but the open ones and
+// bearerAuth enforces PUSHGO_TOKEN on every route (the process serves
+// /healthz, /readyz and /metrics before this front, open) but
 // those that authenticate with an integration token (ownAuth, by route
 // pattern; nil for none).
 // Both sides are hashed before the constant-time compare so that the
 // comparison time does not reveal the token's length either.
-func bearerAuth(token string, open map[string]bool, ownAuth func(route string) bool) echo.MiddlewareFunc {
+func bearerAuth(token string, ownAuth func(route string) bool) echo.MiddlewareFunc {
 	want := sha256.Sum256([]byte(token))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
-			if open[c.Request().URL.Path] || (ownAuth != nil && ownAuth(c.Path())) {
+			if ownAuth != nil && ownAuth(c.Path()) {
 				return next(c)
 			}
 			got, ok := parseBearer(c.Request().Header.Get("Authorization"))

@@ -36,10 +36,6 @@ type Appender interface {
 type Options struct {
 	// Token, when set, is the gateway-wide bearer token (PUSHGO_TOKEN).
 	Token string
-	// Ready reports whether the gateway is ready, with details shown by
-	// /readyz; /readyz answers 503 with its error otherwise. Nil means
-	// always ready.
-	Ready func(ctx context.Context) (map[string]any, error)
 	// Reader answers the read routes (spec section 7); nil leaves them out.
 	Reader Reader
 	// Follower serves GET /channel/stream; nil leaves it out.
@@ -73,9 +69,6 @@ type Server struct {
 	echo     *echo.Echo
 }
 
-// openPaths need no bearer token.
-var openPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
-
 // New builds the HTTP front.
 func New(channels Channels, appender Appender, opts Options) *Server {
 	if opts.Now == nil {
@@ -89,7 +82,7 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(requestID, observe(s.metrics, s.log))
 	if opts.Token != "" {
-		e.Use(bearerAuth(opts.Token, openPaths, opts.OwnAuth))
+		e.Use(bearerAuth(opts.Token, opts.OwnAuth))
 	}
 
 	e.POST("/channel/create", s.channelCreate)
@@ -120,24 +113,13 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 		}
 	}
 
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	metricsHandler := s.metrics.handler()
-	e.GET("/metrics", func(c *echo.Context) error {
-		metricsHandler.ServeHTTP(c.Response(), c.Request())
-		return nil
-	})
 	return s
 }
 
-// RegisterMetrics adds collectors (a projector's, say) to /metrics.
-func (s *Server) RegisterMetrics(cs ...prometheus.Collector) error {
-	for _, c := range cs {
-		if err := s.metrics.reg.Register(c); err != nil {
-			return err
-		}
-	}
-	return nil
+// Collectors are the HTTP front's metrics, for the process's /metrics:
+// requests and latency by route, operations by outcome.
+func (s *Server) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.metrics.requests, s.metrics.duration, s.metrics.appends}
 }
 
 // Handler is the http.Handler of every route.
@@ -169,25 +151,4 @@ func (s *Server) handleError(c *echo.Context, err error) {
 		}
 	}
 	_ = writeErr(c, aerr)
-}
-
-func (s *Server) healthz(c *echo.Context) error {
-	return writeOK(c, map[string]any{"alive": true})
-}
-
-func (s *Server) readyz(c *echo.Context) error {
-	info := map[string]any{}
-	if s.opts.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		var err error
-		if info, err = s.opts.Ready(ctx); err != nil {
-			return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "not ready: " + err.Error(), RetryAfter: 1})
-		}
-		if info == nil {
-			info = map[string]any{}
-		}
-	}
-	info["ready"] = true
-	return writeOK(c, info)
 }

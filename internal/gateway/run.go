@@ -10,50 +10,70 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/provision"
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/pusher"
 )
 
-// Gateway is a running pushgo process. The caller MUST call Close.
+// service is one of the selected services as the supervisor sees it: Run
+// blocks until ctx ends (then stops the service and returns nil) or the
+// service cannot go on (then returns why); Close stops it when it was
+// never run.
+type service struct {
+	name  string
+	run   func(ctx context.Context) error
+	close func() error
+}
+
+// Gateway is a started pushgo process. Serve runs it; a caller that does
+// not call Serve MUST call Close.
 type Gateway struct {
-	cfg    Config
-	log    *slog.Logger
-	broker *broker.Embedded // nil with an external broker
-	nc     *nats.Conn
-	ingest *ingest.Service
-	proj   *projector.Projector
-	push   *pusher.Pusher
-	http   *http.Server
-	ln     net.Listener
-	served chan error
+	cfg      Config
+	log      *slog.Logger
+	broker   *broker.Embedded // nil with an external broker
+	nc       *nats.Conn
+	ingest   *ingest.Service
+	proj     *projector.Projector
+	push     *pusher.Pusher
+	services []service // in start order; stopped in reverse
+	ops      *opsServer
+	http     *http.Server
+	ln       net.Listener
+	served   chan error
 }
 
 // Start starts the broker (unless external), the selected services and the
-// HTTP listener, and returns once all of them accept work.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err error) {
+// HTTP listener (/healthz, /readyz and /metrics for every target, and the
+// API when the process runs ingest), and returns once all of them accept
+// work. On error everything started is stopped again.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g = &Gateway{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			g.Close(context.Background())
-		}
-	}()
+	g := &Gateway{cfg: cfg, log: log}
+	if err := g.start(ctx); err != nil {
+		_ = g.Close(context.Background())
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) start(ctx context.Context) error {
+	cfg, log := g.cfg, g.log
+	var err error
 	if cfg.NATSURL == "" {
 		g.broker, err = broker.Start(broker.Config{
 			Dir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen, Sync: cfg.Sync,
 			MaxStore: cfg.MaxStore, MaxMemory: cfg.MaxMemory, Logger: log.With("component", "nats"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("start embedded broker: %w", err)
+			return fmt.Errorf("start embedded broker: %w", err)
 		}
 		g.nc, err = g.broker.Connect(nats.MaxReconnects(-1))
 		log.Info("embedded broker started", "dir", filepath.Join(cfg.DataDir, "jetstream"), "client_url", g.broker.ClientURL(), "sync", cfg.Sync.String())
@@ -61,62 +81,69 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 		g.nc, err = nats.Connect(cfg.NATSURL, nats.Name("pushgo"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to broker: %w", err)
+		return fmt.Errorf("connect to broker: %w", err)
 	}
 	js, err := jetstream.New(g.nc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Every service can be the first against a fresh broker.
 	if err := provision.Ensure(ctx, js, cfg.StreamOptions()); err != nil {
-		return nil, err
+		return err
 	}
+	g.ops = newOpsServer(g.nc)
 	if cfg.Runs("projector") {
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
 			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("start projector: %w", err)
+			return fmt.Errorf("start projector: %w", err)
+		}
+		g.services = append(g.services, service{"projector", g.proj.Run, g.proj.Close})
+		p := g.proj
+		if err := g.ops.add("projector", func(context.Context) (map[string]any, error) {
+			return map[string]any{"projector_applied": p.Applied(), "projector_lag": p.Lag()}, p.Ready()
+		}, p.Collectors()...); err != nil {
+			return err
 		}
 	}
 	if cfg.Runs("pusher") {
 		senders, err := buildSenders(cfg, log.With("component", "pusher"))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, ThingUpdateAlerts: splitList(cfg.ThingUpdateAlerts),
 			Logger: log.With("component", "pusher")})
 		if err != nil {
-			return nil, fmt.Errorf("start pusher: %w", err)
+			return fmt.Errorf("start pusher: %w", err)
+		}
+		g.services = append(g.services, service{"pusher", g.push.Run, g.push.Close})
+		p := g.push
+		if err := g.ops.add("pusher", func(context.Context) (map[string]any, error) { return nil, p.Ready() }, p.Collectors()...); err != nil {
+			return err
 		}
 	}
-	if !cfg.Runs("ingest") {
-		log.Info("pushgo running", "target", cfg.Target)
-		return g, nil
-	}
-	g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
-		Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
-		MaxIntegrationRequests: cfg.MaxIntegrationRequests,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start ingest: %w", err)
-	}
-	if g.proj != nil {
-		if err := g.ingest.HTTP().RegisterMetrics(g.proj.Collectors()...); err != nil {
-			return nil, err
+	if cfg.Runs("ingest") {
+		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
+			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
+			MaxIntegrationRequests: cfg.MaxIntegrationRequests,
+		})
+		if err != nil {
+			return fmt.Errorf("start ingest: %w", err)
 		}
-	}
-	if g.push != nil {
-		if err := g.ingest.HTTP().RegisterMetrics(g.push.Collectors()...); err != nil {
-			return nil, err
+		s := g.ingest
+		g.services = append(g.services, service{"ingest", s.Run, func() error { s.Close(); return nil }})
+		if err := g.ops.add("ingest", s.Ready, s.Collectors()...); err != nil {
+			return err
 		}
+		g.ops.next = s.Handler()
 	}
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	g.http = &http.Server{
-		Handler:           g.ingest.Handler(),
+		Handler:           g.ops,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -126,11 +153,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (g *Gateway, err e
 	g.served = make(chan error, 1)
 	go func() { g.served <- g.http.Serve(g.ln) }()
 	log.Info("pushgo serving", "http", g.ln.Addr().String(), "target", cfg.Target, "private", cfg.Token != "")
-	return g, nil
+	return nil
 }
 
-// Addr is the HTTP listen address actually bound (useful with port 0);
-// empty when this process runs no ingest.
+// Addr is the HTTP listen address actually bound (useful with port 0).
 func (g *Gateway) Addr() string {
 	if g.ln == nil {
 		return ""
@@ -149,56 +175,84 @@ func (g *Gateway) NATSURL() string {
 	return g.broker.ClientURL()
 }
 
-// Close stops accepting requests, lets in-flight ones finish within ctx,
-// then stops the services and the broker, in that order.
-func (g *Gateway) Close(ctx context.Context) error {
+// Serve supervises the started services until ctx ends or one of them
+// cannot go on, then shuts down: the HTTP server first (in-flight requests
+// finish within 10 seconds), then the services, the connection and the
+// broker. It returns nil after a clean stop, or the error of the service
+// (named) or HTTP server that ended the process.
+func (g *Gateway) Serve(ctx context.Context) error {
+	svcCtx, stopServices := context.WithCancel(context.Background())
+	defer stopServices()
+	group, groupCtx := errgroup.WithContext(svcCtx)
+	for _, s := range g.services {
+		group.Go(func() error {
+			if err := s.run(groupCtx); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	var httpErr error
+	select {
+	case <-ctx.Done():
+	case <-groupCtx.Done(): // a service failed for good
+	case httpErr = <-g.served:
+		g.served = nil
+		httpErr = fmt.Errorf("http serve: %w", httpErr)
+	}
+	g.log.Info("pushgo shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := g.shutdownHTTP(sctx)
+	stopServices()
+	err = errors.Join(group.Wait(), httpErr, err)
+	g.services = nil // stopped by their Run
+	return errors.Join(err, g.Close(sctx))
+}
+
+func (g *Gateway) shutdownHTTP(ctx context.Context) error {
+	if g.http == nil || g.served == nil {
+		return nil
+	}
 	var errs []error
-	if g.http != nil {
-		if err := g.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	if err := g.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("http serve: %w", err))
+	}
+	g.served = nil
+	return errors.Join(errs...)
+}
+
+// Close stops accepting requests, lets in-flight ones finish within ctx,
+// then stops the services (in reverse start order), the connection and
+// the broker. It is safe on a partly started gateway and after Serve.
+func (g *Gateway) Close(ctx context.Context) error {
+	errs := []error{g.shutdownHTTP(ctx)}
+	for i := len(g.services) - 1; i >= 0; i-- {
+		if err := g.services[i].close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s close: %w", g.services[i].name, err))
 		}
-		if err := <-g.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errs = append(errs, fmt.Errorf("http serve: %w", err))
-		}
 	}
-	if g.ingest != nil {
-		g.ingest.Close()
-	}
-	if g.push != nil {
-		_ = g.push.Close()
-	}
-	if g.proj != nil {
-		if err := g.proj.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("projector close: %w", err))
-		}
-	}
+	g.services = nil
 	if g.nc != nil {
 		g.nc.Close()
+		g.nc = nil
 	}
 	if g.broker != nil {
 		g.broker.Shutdown()
+		g.broker = nil
 	}
 	return errors.Join(errs...)
 }
 
-// Run starts the gateway and serves until ctx ends, then shuts down
-// gracefully within 10 seconds.
+// Run starts the gateway and serves until ctx ends or a service fails for
+// good.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g, err := Start(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	var served <-chan error = g.served
-	if served == nil {
-		served = make(chan error) // no HTTP: wait for ctx only
-	}
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		g.served <- err // let Close see it
-	}
-	log.Info("pushgo shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return g.Close(sctx)
+	return g.Serve(ctx)
 }

@@ -1,0 +1,300 @@
+// Package consume runs the gateway's durable JetStream consumers with one
+// loop: it creates (or binds) the consumer, pulls messages, hands each to a
+// Handler and settles it as the handler decides (ack, nak with a delay,
+// term). Transient failures (the broker reconnecting, the consumer deleted,
+// a stream leader moving) make the loop recreate what it needs and go on
+// with back-off; only a configuration the broker rejects ends it with an
+// error. Running says whether messages are flowing, for readiness.
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Decision says how a handled message is settled.
+type Decision struct {
+	kind  decisionKind
+	delay time.Duration
+}
+
+type decisionKind uint8
+
+const (
+	ack decisionKind = iota
+	nak
+	term
+	held
+)
+
+var (
+	// Ack settles the message: it is done.
+	Ack = Decision{kind: ack}
+	// Term settles a message that can never be handled (malformed): it is
+	// not redelivered.
+	Term = Decision{kind: term}
+	// Held leaves the message to the handler, which settles it later with
+	// Loop.Settle (a pipeline that acks once a publish is confirmed).
+	Held = Decision{kind: held}
+)
+
+// Nak hands the message back to be redelivered after delay (0: at once).
+func Nak(delay time.Duration) Decision { return Decision{kind: nak, delay: delay} }
+
+// Handler handles one message. ctx ends when the loop stops; a handler
+// that sees it ended should return Nak(0) so another replica takes the
+// message at once.
+type Handler func(ctx context.Context, m jetstream.Msg) Decision
+
+// Config configures a Loop. Stream, Consumer.Durable and Handler are
+// required; zero durations take the documented defaults.
+type Config struct {
+	// Stream is the stream consumed.
+	Stream string
+	// Consumer is the durable consumer's configuration, created or updated
+	// when the loop starts.
+	Consumer jetstream.ConsumerConfig
+	// Resume, when set, is the configuration for recreating the consumer
+	// after it went missing while the loop ran, given the highest stream
+	// sequence acked through this loop (0 if none). A consumer that starts
+	// at DeliverNew uses it to start after what it settled, so nothing
+	// appended while it was missing is skipped.
+	Resume func(lastAcked uint64) jetstream.ConsumerConfig
+	// Handler handles each message.
+	Handler Handler
+	// PullMaxMessages is how many messages are buffered. Default 256.
+	PullMaxMessages int
+	// Heartbeat is the idle heartbeat of a pull; two missed ones make the
+	// loop check that its consumer still exists. Default 2s.
+	Heartbeat time.Duration
+	// RetryDelay is the first pause after a failure; it doubles up to
+	// MaxRetryDelay. Defaults 250ms and 5s.
+	RetryDelay, MaxRetryDelay time.Duration
+	Logger                    *slog.Logger
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Stream == "":
+		return errors.New("consume: Stream is required")
+	case c.Consumer.Durable == "":
+		return errors.New("consume: Consumer.Durable is required")
+	case c.Handler == nil:
+		return errors.New("consume: Handler is required")
+	}
+	if c.PullMaxMessages <= 0 {
+		c.PullMaxMessages = 256
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 2 * time.Second
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = 250 * time.Millisecond
+	}
+	if c.MaxRetryDelay <= 0 {
+		c.MaxRetryDelay = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Loop is one durable consumer's loop. Build it with New and run it with
+// Run; Running, Err and Settle may be called from any goroutine.
+type Loop struct {
+	js  jetstream.JetStream
+	cfg Config
+
+	running   atomic.Bool
+	pulled    bool // the last pull got a message (Run's goroutine only)
+	lastAcked atomic.Uint64
+	mu        sync.Mutex
+	lastErr   error
+}
+
+// New validates cfg and returns a loop over js.
+func New(js jetstream.JetStream, cfg Config) (*Loop, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Loop{js: js, cfg: cfg}, nil
+}
+
+// Name is the durable consumer's name.
+func (l *Loop) Name() string { return l.cfg.Consumer.Durable }
+
+// Running reports whether the loop is pulling from its consumer now.
+func (l *Loop) Running() bool { return l.running.Load() }
+
+// Err is the last failure that stopped the pulling, or nil.
+func (l *Loop) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
+}
+
+func (l *Loop) setErr(err error) {
+	l.mu.Lock()
+	l.lastErr = err
+	l.mu.Unlock()
+}
+
+// Run consumes until ctx ends, then stops pulling, hands back (nak) what
+// was pulled and not handled, and returns nil. It returns an error only
+// when the broker rejects the consumer's configuration: nothing a retry
+// can fix.
+func (l *Loop) Run(ctx context.Context) error {
+	delay := l.cfg.RetryDelay
+	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			return nil
+		}
+		cons, err := l.consumer(ctx, attempt == 0)
+		if err == nil {
+			err = l.pull(ctx, cons)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if l.pulled {
+				delay = l.cfg.RetryDelay // it ran: start the back-off afresh
+			}
+		}
+		if permanent(err) {
+			l.setErr(err)
+			return fmt.Errorf("consumer %s on %s: %w", l.Name(), l.cfg.Stream, err)
+		}
+		l.setErr(err)
+		l.cfg.Logger.Warn("consume: consumer interrupted; recreating", "consumer", l.Name(), "stream", l.cfg.Stream, "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil
+		}
+		delay = min(2*delay, l.cfg.MaxRetryDelay)
+	}
+}
+
+// consumer creates or updates the consumer on the first attempt; later it
+// binds the existing one, or recreates it (from Resume) when it is gone.
+// A consumer whose settings cannot be updated (another replica recreated
+// it from a start sequence) is bound as it is.
+func (l *Loop) consumer(ctx context.Context, first bool) (jetstream.Consumer, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if first {
+		cons, err := l.js.CreateOrUpdateConsumer(cctx, l.cfg.Stream, l.cfg.Consumer)
+		if permanent(err) {
+			if have, berr := l.js.Consumer(cctx, l.cfg.Stream, l.Name()); berr == nil {
+				l.cfg.Logger.Warn("consume: existing consumer kept as it is", "consumer", l.Name(), "stream", l.cfg.Stream, "err", err)
+				return have, nil
+			}
+		}
+		return cons, err
+	}
+	cons, err := l.js.Consumer(cctx, l.cfg.Stream, l.Name())
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return cons, err
+	}
+	cfg := l.cfg.Consumer
+	if l.cfg.Resume != nil {
+		cfg = l.cfg.Resume(l.lastAcked.Load())
+	}
+	l.cfg.Logger.Warn("consume: consumer missing; creating it again", "consumer", l.Name(), "stream", l.cfg.Stream, "after_seq", l.lastAcked.Load())
+	cons, err = l.js.CreateConsumer(cctx, l.cfg.Stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) { // another replica was first
+		return l.js.Consumer(cctx, l.cfg.Stream, l.Name())
+	}
+	return cons, err
+}
+
+// pull hands messages to the handler until ctx ends or the pull fails.
+func (l *Loop) pull(ctx context.Context, cons jetstream.Consumer) error {
+	l.pulled = false
+	it, err := cons.Messages(jetstream.PullMaxMessages(l.cfg.PullMaxMessages), jetstream.PullHeartbeat(l.cfg.Heartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	if err != nil {
+		return fmt.Errorf("messages: %w", err)
+	}
+	// On shutdown, drain: stop pulling, and hand back what was pulled but
+	// not handled, so another replica takes it now rather than after the
+	// ack wait.
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer it.Stop()
+	l.running.Store(true)
+	defer l.running.Store(false)
+	l.setErr(nil)
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				// Quiet, or gone? Only a consumer that still exists is kept.
+				if _, ierr := cons.Info(ctx); ierr != nil {
+					return fmt.Errorf("no heartbeat, and consumer info: %w", ierr)
+				}
+				continue
+			}
+			return fmt.Errorf("next: %w", err)
+		}
+		l.pulled = true
+		if ctx.Err() != nil {
+			_ = m.Nak()
+			continue
+		}
+		l.Settle(m, l.cfg.Handler(ctx, m))
+	}
+}
+
+// Settle settles m as d says (Held does nothing) and records an acked
+// message's stream sequence for Resume. Handlers that return Held call it
+// when they are done.
+func (l *Loop) Settle(m jetstream.Msg, d Decision) {
+	var err error
+	switch d.kind {
+	case ack:
+		if err = m.Ack(); err == nil {
+			if md, merr := m.Metadata(); merr == nil {
+				for {
+					cur := l.lastAcked.Load()
+					if md.Sequence.Stream <= cur || l.lastAcked.CompareAndSwap(cur, md.Sequence.Stream) {
+						break
+					}
+				}
+			}
+		}
+	case nak:
+		if d.delay > 0 {
+			err = m.NakWithDelay(d.delay)
+		} else {
+			err = m.Nak()
+		}
+	case term:
+		err = m.Term()
+	case held:
+		return
+	}
+	if err != nil {
+		// The broker redelivers an unsettled message after its ack wait.
+		l.cfg.Logger.Debug("consume: settle failed", "consumer", l.Name(), "err", err)
+	}
+}
+
+// permanent reports an error no retry can fix: the broker rejected the
+// consumer's configuration.
+func permanent(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == http.StatusBadRequest &&
+		apiErr.ErrorCode != jetstream.JSErrCodeConsumerNotFound && apiErr.ErrorCode != jetstream.JSErrCodeStreamNotFound
+}

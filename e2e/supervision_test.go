@@ -1,0 +1,256 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
+)
+
+// getPath is one GET of a process's path: status and body.
+func getPath(t *testing.T, g *gateway, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(g.base + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// postOK posts body to path of g and returns the answer's data, failing
+// the test unless it is a 200 success envelope.
+func postOK(t *testing.T, g *gateway, path string, body map[string]any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	c := &http.Client{Timeout: 15 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Post(g.base+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var env struct {
+		Success bool           `json:"success"`
+		Data    map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || resp.StatusCode != 200 || !env.Success {
+		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
+	}
+	return env.Data
+}
+
+// waitStatus polls path of g until it answers want, and returns the body.
+func waitStatus(t *testing.T, g *gateway, path string, want int, bound time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	var last string
+	for time.Now().Before(deadline) {
+		code, body := getPath(t, g, path)
+		if code == want {
+			return body
+		}
+		last = fmt.Sprintf("%d %s", code, body)
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s %s: not %d within %s (last: %s)", g.name, path, want, bound, last)
+	return ""
+}
+
+// TestEveryTargetIsOperable: a projector-only and a pusher-only process
+// serve /healthz, /readyz and /metrics with their own service's metrics.
+func TestEveryTargetIsOperable(t *testing.T) {
+	t.Parallel()
+	a := startIngest(t)
+	proj := startProjector(t, a, t.TempDir())
+	push := startPusher(t, a, fcmCredentials(t), sendertest.NewFakeFCM(t))
+	for _, c := range []struct {
+		g      *gateway
+		metric string
+	}{{proj, "pushgo_projector_applied_sequence"}, {push, "pushgo_pusher_task_backlog"}} {
+		if code, body := getPath(t, c.g, "/healthz"); code != 200 || !strings.Contains(body, `"alive":true`) {
+			t.Errorf("%s /healthz: %d %s", c.g.cfg.Target, code, body)
+		}
+		body := waitStatus(t, c.g, "/readyz", 200, 20*time.Second)
+		if !strings.Contains(body, `"ready":true`) {
+			t.Errorf("%s /readyz: %s", c.g.cfg.Target, body)
+		}
+		code, body := getPath(t, c.g, "/metrics")
+		if code != 200 || !strings.Contains(body, c.metric) || !strings.Contains(body, "go_goroutines") {
+			t.Errorf("%s /metrics: %d, want %s and the Go runtime's metrics:\n%.2000s", c.g.cfg.Target, code, c.metric, body)
+		}
+		// Only this process's services: a pusher exports no projector metric.
+		if c.g == push && strings.Contains(body, "pushgo_projector_") {
+			t.Errorf("pusher /metrics exports projector metrics")
+		}
+	}
+	// The API is ingest's: a projector-only process answers it with 404.
+	if code, body := getPath(t, proj, "/channel/exists?channel_id=x"); code != 404 || !strings.Contains(body, "route_not_found") {
+		t.Errorf("projector /channel/exists: %d %s", code, body)
+	}
+}
+
+// TestConsumersRecreatedUnderRunningServices deletes the fan-out, sender
+// and fold consumers out from under running -target pusher and -target
+// projector processes: each recreates its consumer, and every operation
+// appended afterwards is delivered and folded.
+func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
+	t.Parallel()
+	fake := sendertest.NewFakeFCM(t)
+	a := startIngest(t)
+	proj := startProjector(t, a, t.TempDir())
+	push := startPusher(t, a, fcmCredentials(t), fake)
+	for _, g := range []*gateway{proj, push} {
+		waitStatus(t, g, "/readyz", 200, 20*time.Second)
+	}
+	bc := dialJS(t, a.natsURL)
+	password := "recreate-" + randomHex(t, 8)
+	ch := createChannel(t, a, "recreate", password)
+	token := "fcm-recreate-" + randomHex(t, 4)
+	dev := postOK(t, a, "/device/register", map[string]any{"platform": "android"})["device_key"].(string)
+	postOK(t, a, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": token})
+	postOK(t, a, "/channel/subscribe", map[string]any{"device_key": dev, "channel_id": ch, "password": password})
+
+	send := func(title string) {
+		postOK(t, a, "/message", map[string]any{"channel_id": ch, "password": password, "title": title})
+	}
+	pushed := func(title string) bool {
+		for _, r := range fake.Requests() {
+			if strings.Contains(string(r.Body), title) {
+				return true
+			}
+		}
+		return false
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(45 * time.Second)
+		for !cond() {
+			failIfExited(t, []*gateway{a, proj, push})
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 45s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	send("before-delete")
+	waitUntil("the first message pushed", func() bool { return pushed("before-delete") })
+
+	// Delete every consumer of the three streams: the pusher's two durable
+	// ones and the projector's ordered fold consumers.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	deleted := 0
+	for _, stream := range []string{opsStream, deliveriesStream, receiptsStream} {
+		s, err := bc.js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := s.ConsumerNames(ctx)
+		var all []string
+		for n := range names.Name() {
+			all = append(all, n)
+		}
+		for _, n := range all {
+			if err := s.DeleteConsumer(ctx, n); err != nil && err != jetstream.ErrConsumerNotFound {
+				t.Fatalf("delete consumer %s on %s: %v", n, stream, err)
+			}
+			deleted++
+		}
+	}
+	if deleted < 4 { // fan-out, sender, the fold of operations and of receipts
+		t.Fatalf("deleted %d consumers, want at least 4", deleted)
+	}
+	t.Logf("deleted %d consumers", deleted)
+
+	const after = 20
+	for i := range after {
+		send(fmt.Sprintf("after-delete-%02d", i))
+	}
+	waitUntil("every message appended after the deletion pushed", func() bool {
+		for i := range after {
+			if !pushed(fmt.Sprintf("after-delete-%02d", i)) {
+				return false
+			}
+		}
+		return true
+	})
+	last, err := bc.streamState(ctx, opsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("the projector folded every operation", func() bool {
+		_, body := getPath(t, proj, "/readyz")
+		return strings.Contains(body, fmt.Sprintf(`"projector_applied":%d`, last.LastSeq))
+	})
+	for _, g := range []*gateway{proj, push} {
+		waitStatus(t, g, "/readyz", 200, 20*time.Second)
+	}
+	for _, name := range []string{fanoutConsumer} {
+		if info, err := bc.consumerInfo(ctx, opsStream, name); err != nil || info == nil {
+			t.Errorf("consumer %s not recreated: %v", name, err)
+		}
+	}
+}
+
+// TestBrokenServiceEndsTheProcess: a projector whose fold cannot go on
+// (an operation it cannot fold, retried and failing each time) answers
+// /readyz 503 naming the projector while it retries, then the process
+// exits non-zero with one log line saying why.
+func TestBrokenServiceEndsTheProcess(t *testing.T) {
+	t.Parallel()
+	a := startIngest(t)
+	proj := startProjector(t, a, t.TempDir())
+	waitStatus(t, proj, "/readyz", 200, 20*time.Second)
+	bc := dialJS(t, a.natsURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Not an operation envelope: the fold fails on it every time.
+	if _, err := bc.js.Publish(ctx, "pushgo.op.0000000000000000000000BAD0.thing.broken", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	saw503 := ""
+	deadline := time.Now().Add(30 * time.Second)
+	for !proj.exited() && time.Now().Before(deadline) {
+		if code, body := getPath(t, proj, "/readyz"); code == 503 && saw503 == "" {
+			saw503 = body
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !proj.exited() {
+		t.Fatal("the projector process did not exit within 30s of a fold that cannot go on")
+	}
+	if proj.waitErr == nil {
+		t.Fatal("the projector process exited with status 0")
+	}
+	if !strings.Contains(saw503, "projector") {
+		t.Errorf("/readyz before the exit: want a 503 naming the projector, saw %q", saw503)
+	}
+	out := proj.output.String()
+	var stopped []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "pushgo stopped") {
+			stopped = append(stopped, line)
+		}
+	}
+	if len(stopped) != 1 || !strings.Contains(stopped[0], "projector") || !strings.Contains(stopped[0], "level=ERROR") {
+		t.Errorf("want one ERROR line 'pushgo stopped' naming the projector, got %q", stopped)
+	}
+	if strings.Contains(out, "panic") {
+		t.Errorf("the process panicked:\n%s", out)
+	}
+	t.Logf("exit: %v; %s", proj.waitErr, stopped)
+}
