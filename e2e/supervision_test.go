@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +255,31 @@ func TestBrokenServiceEndsTheProcess(t *testing.T) {
 		t.Errorf("the process panicked:\n%s", out)
 	}
 	t.Logf("exit: %v; %s", proj.waitErr, stopped)
+}
+
+// TestBusyPortIsOneClearLine: `make run` twice. The second process finds
+// its HTTP port taken: it exits non-zero with one line naming the port,
+// never a panic.
+func TestBusyPortIsOneClearLine(t *testing.T) {
+	t.Parallel()
+	a := startIngest(t)
+	busy := strings.TrimPrefix(a.base, "http://")
+	cmd := exec.Command(pushgoBin)
+	cmd.Env = append(os.Environ(), "PUSHGO_DATA_DIR="+t.TempDir(), "PUSHGO_HTTP_ADDR="+busy, "PUSHGO_NATS_LISTEN=off")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("second pushgo on %s exited 0:\n%s", busy, out)
+	}
+	if strings.Contains(string(out), "panic") || strings.Contains(string(out), "goroutine ") {
+		t.Fatalf("second pushgo panicked:\n%s", out)
+	}
+	var errLines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "level=ERROR") {
+			errLines = append(errLines, l)
+		}
+	}
+	if len(errLines) != 1 || !strings.Contains(errLines[0], "listen "+busy) || !strings.Contains(errLines[0], "address already in use") {
+		t.Fatalf("want one ERROR line naming %s, got:\n%s", busy, out)
+	}
 }

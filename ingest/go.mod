@@ -9,6 +9,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/pushgo/gateway/schemas v0.0.0
+	golang.org/x/sync v0.22.0
 )
 
 require golang.org/x/crypto v0.58.0 // indirect

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 
 	"github.com/labstack/echo/v5"
 
@@ -159,48 +158,17 @@ func (r *Routes) amApply(ctx context.Context, channelID string, reps []alertmana
 		groups[g] = append(groups[g], i)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	outs := make([]alerts.Outcome, len(reps))
-	var (
-		mu    sync.Mutex
-		first *apierr.Error
-		wg    sync.WaitGroup
-	)
-	fail := func(e *apierr.Error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first == nil {
-			first = e
-			cancel()
-		}
-	}
-	sem := make(chan struct{}, amParallel)
-	for _, g := range groups {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			for _, i := range g {
-				if ctx.Err() != nil {
-					return
-				}
-				o, aerr := r.amReport(ctx, channelID, reps[i])
-				if aerr != nil {
-					fail(aerr)
-					return
-				}
-				outs[i] = o
+	first := eachBounded(ctx, len(groups), amParallel, func(ctx context.Context, gi int) *apierr.Error {
+		for _, i := range groups[gi] {
+			o, aerr := r.amReport(ctx, channelID, reps[i])
+			if aerr != nil {
+				return aerr
 			}
-		}()
-	}
-	wg.Wait()
+			outs[i] = o
+		}
+		return nil
+	})
 	if first != nil {
 		r.log.Warn("alertmanager: notification not fully applied", "channel_id", channelID,
 			"alerts", len(reps), "error_code", first.Code, "err", first.Detail)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
@@ -182,30 +181,13 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 
 	// One report per selected Thing, a few at a time: a selector may pick
 	// hundreds, and each is its own append.
-	var (
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 16)
-		mu    sync.Mutex
-		first *apierr.Error
-	)
-	for i, thing := range things {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			id, aerr := r.dtReport(ctx, tok.ChannelID, rep, thing)
-			if aerr != nil {
-				mu.Lock()
-				if first == nil {
-					first = aerr
-				}
-				mu.Unlock()
-				return
-			}
+	first := eachBounded(ctx, len(things), 16, func(ctx context.Context, i int) *apierr.Error {
+		id, aerr := r.dtReport(ctx, tok.ChannelID, rep, things[i])
+		if aerr == nil {
 			results[i] = dtResult{CorrelationID: &id, Status: dtOK}
-		}()
-	}
-	wg.Wait()
+		}
+		return aerr
+	})
 	if first != nil {
 		// Reports already appended stay appended; the tool retries the
 		// request, which refreshes them (problems) or adds info events

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -144,40 +143,14 @@ func (r *Routes) recordAll(ctx context.Context, occ []occurrence) *apierr.Error 
 		groups[g] = append(groups[g], i)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu    sync.Mutex
-		first *apierr.Error
-		wg    sync.WaitGroup
-	)
-	sem := make(chan struct{}, ebParallel)
-	for _, g := range groups {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			for _, i := range g {
-				if aerr := r.record(ctx, &occ[i]); aerr != nil {
-					mu.Lock()
-					if first == nil {
-						first = aerr
-						cancel()
-					}
-					mu.Unlock()
-					return
-				}
+	return eachBounded(ctx, len(groups), ebParallel, func(ctx context.Context, gi int) *apierr.Error {
+		for _, i := range groups[gi] {
+			if aerr := r.record(ctx, &occ[i]); aerr != nil {
+				return aerr
 			}
-		}()
-	}
-	wg.Wait()
-	return first
+		}
+		return nil
+	})
 }
 
 // record appends an occurrence: the create (linked to the subject's Thing
