@@ -20,7 +20,7 @@ func TestPrivateGateway(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// An empty value means: send no Authorization header at all.
-		r, err := g.do(ctx, method, path, body, http.Header{"Authorization": {auth}})
+		r, err := g.Do(ctx, method, path, body, http.Header{"Authorization": {auth}})
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
@@ -50,7 +50,7 @@ func TestPrivateGateway(t *testing.T) {
 	t.Run("401 carries X-Request-Id, echoed when sent", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		r, err := g.do(ctx, http.MethodPost, "/event/create", []byte(`{}`), http.Header{"Authorization": {""}, "X-Request-Id": {"e2e-req-1"}})
+		r, err := g.Do(ctx, http.MethodPost, "/event/create", []byte(`{}`), http.Header{"Authorization": {""}, "X-Request-Id": {"e2e-req-1"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -65,7 +65,7 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 				}
 				b := mustJSON(t, fields)
 				inflight.Add(1)
-				r, err := g1.do(ctx, http.MethodPost, path, b, nil)
+				r, err := g1.Do(ctx, http.MethodPost, path, b, nil)
 				inflight.Add(-1)
 				if err != nil {
 					noAnswer.Add(1)
@@ -155,7 +155,7 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 			continue
 		}
 		updates++
-		r := g2.post(t, "/event/update", mustJSON(t, map[string]any{
+		r := g2.Post(t, "/event/update", mustJSON(t, map[string]any{
 			"channel_id": ch, "password": password, "event_id": ev, "status": "recovered",
 			"message": "after restart", "severity": "high", "event_time": 1713760000000,
 		}))

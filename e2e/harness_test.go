@@ -29,6 +29,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pushgo/gateway/ingest/apitest"
 )
 
 // Names of the black-box contract (schemas/streams), restated here on
@@ -109,10 +110,9 @@ type gwConfig struct {
 	DataDir  string // required: reuse it to restart on the same store
 	Token    string // PUSHGO_TOKEN; "" means public
 	LogLevel string // PUSHGO_LOG_LEVEL; default info
-	// Target is PUSHGO_TARGET; "" leaves the default (all). An ingest is
-	// waited for on /healthz (its /readyz needs a projector); a projector
-	// or a pusher has no HTTP and is not waited for: the caller polls an
-	// ingest (or the broker).
+	// Target is PUSHGO_TARGET; "" leaves the default (all). A single
+	// service is waited for on /healthz (an ingest's /readyz needs a
+	// projector); the default target on /readyz.
 	Target string
 	// NATSURL is PUSHGO_NATS_URL (another process's broker); "" starts the
 	// embedded broker listening on a free port.
@@ -121,8 +121,11 @@ type gwConfig struct {
 	Env []string
 }
 
-// gateway is one running pushgo process.
+// gateway is one running pushgo process. Its API client (Do, Send, Post,
+// Get) sends the gateway's token, if any, as a bearer token unless a
+// request's headers set Authorization.
 type gateway struct {
+	*apitest.Client
 	t       *testing.T
 	name    string
 	cfg     gwConfig
@@ -132,7 +135,6 @@ type gateway struct {
 	output  *syncBuffer
 	done    chan struct{}
 	waitErr error
-	client  *http.Client
 }
 
 var startCount struct {
@@ -169,7 +171,8 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		t: t, name: name, cfg: cfg,
 		base: "http://" + httpAddr, natsURL: "nats://" + natsAddr,
 		output: &syncBuffer{}, done: make(chan struct{}),
-		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
+		Client: &apitest.Client{Base: "http://" + httpAddr, Bearer: cfg.Token,
+			HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}},
 	}
 	env := make([]string, 0, len(os.Environ())+8)
 	for _, kv := range os.Environ() {
@@ -211,14 +214,15 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 	}()
 	t.Cleanup(func() {
 		g.kill()
-		g.client.CloseIdleConnections()
+		g.HTTP.CloseIdleConnections()
 		if t.Failed() {
 			t.Logf("---- %s (http %s, nats %s) output ----\n%s---- end of %s ----", name, httpAddr, g.natsURL, g.output.String(), name)
 		}
 	})
 	switch cfg.Target {
-	case "projector", "pusher":
-	case "ingest":
+	case "projector", "pusher", "ingest":
+		// Every target serves /healthz; only a process with a projector
+		// (or one reachable) can answer /readyz 200.
 		g.waitPath("/healthz", 20*time.Second)
 	default:
 		g.waitReady(20 * time.Second)
@@ -303,77 +307,7 @@ func (g *gateway) terminate() error {
 // HTTP
 
 // apiResp is one HTTP answer of the gateway.
-type apiResp struct {
-	Method, Path string
-	Status       int
-	Header       http.Header
-	Body         []byte
-}
-
-func (r *apiResp) String() string {
-	return fmt.Sprintf("%s %s -> %d %s", r.Method, r.Path, r.Status, bytes.TrimSpace(r.Body))
-}
-
-// do sends one request. Unless hdr sets Authorization, the gateway's token
-// (if any) is sent as a bearer token. It returns an error only when no
-// complete answer was received.
-func (g *gateway) do(ctx context.Context, method, path string, body []byte, hdr http.Header) (*apiResp, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, g.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if g.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+g.cfg.Token)
-	}
-	for k, vs := range hdr {
-		req.Header.Del(k)
-		for _, v := range vs {
-			if v != "" {
-				req.Header.Add(k, v)
-			}
-		}
-	}
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &apiResp{Method: method, Path: path, Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
-}
-
-// post sends a JSON body and fails the test when no answer comes.
-func (g *gateway) post(t *testing.T, path string, body []byte) *apiResp {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	r, err := g.do(ctx, http.MethodPost, path, body, nil)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	return r
-}
-
-func (g *gateway) get(t *testing.T, pathAndQuery string, hdr http.Header) *apiResp {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	r, err := g.do(ctx, http.MethodGet, pathAndQuery, nil, hdr)
-	if err != nil {
-		t.Fatalf("GET %s: %v", pathAndQuery, err)
-	}
-	return r
-}
+type apiResp = apitest.Reply
 
 // mustJSON marshals a request body built by the test; it is safe to call
 // from any goroutine (a failure is a bug in the test and panics).
@@ -491,7 +425,7 @@ func str(t *testing.T, data map[string]any, key string) string {
 // createChannel creates a channel and returns its id.
 func createChannel(t *testing.T, g *gateway, name, password string) string {
 	t.Helper()
-	r := g.post(t, "/channel/create", mustJSON(t, map[string]string{"channel_name": name, "password": password}))
+	r := g.Post(t, "/channel/create", mustJSON(t, map[string]string{"channel_name": name, "password": password}))
 	data := mustOK(t, r, "channel_id", "channel_name", "created")
 	id := str(t, data, "channel_id")
 	if !channelID.MatchString(id) {

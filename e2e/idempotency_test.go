@@ -22,7 +22,7 @@ func TestIdempotentRetryAcrossRestart(t *testing.T) {
 	body := seedBody(t, "000_event_create.json", map[string]string{seedChannel: ch, seedPassword: password})
 	body = bytes.Replace(body, []byte("{\n"), []byte("{\n\"op_id\": \""+opID+"\",\n"), 1)
 
-	first := mustOK(t, g1.post(t, "/event/create", body), eventKeys...)
+	first := mustOK(t, g1.Post(t, "/event/create", body), eventKeys...)
 	if first["op_id"] != opID || first["channel_id"] != ch {
 		t.Fatalf("create answered %v, want op_id %s channel_id %s", first, opID, ch)
 	}
@@ -35,7 +35,7 @@ func TestIdempotentRetryAcrossRestart(t *testing.T) {
 	}
 
 	g2 := startGateway(t, gwConfig{DataDir: dataDir})
-	again := mustOK(t, g2.post(t, "/event/create", body), eventKeys...)
+	again := mustOK(t, g2.Post(t, "/event/create", body), eventKeys...)
 	if !maps.Equal(again, first) {
 		t.Errorf("retry after restart answered %v, want the first answer %v", again, first)
 	}
@@ -44,10 +44,10 @@ func TestIdempotentRetryAcrossRestart(t *testing.T) {
 	if bytes.Equal(changed, body) {
 		t.Fatal("test bug: the body was not changed")
 	}
-	mustFail(t, g2.post(t, "/event/create", changed), http.StatusConflict, "op_id_conflict")
+	mustFail(t, g2.Post(t, "/event/create", changed), http.StatusConflict, "op_id_conflict")
 
 	// The conflict changed nothing: the original still replays.
-	if third := mustOK(t, g2.post(t, "/event/create", body), eventKeys...); !maps.Equal(third, first) {
+	if third := mustOK(t, g2.Post(t, "/event/create", body), eventKeys...); !maps.Equal(third, first) {
 		t.Errorf("retry after the conflict answered %v, want %v", third, first)
 	}
 

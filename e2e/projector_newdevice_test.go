@@ -140,7 +140,7 @@ func TestNewDevicePath(t *testing.T) {
 		} else {
 			body["title"] = fmt.Sprintf("live %d", i)
 		}
-		if _, err := okAny(g.post(t, path, mustJSON(t, body))); err != nil {
+		if _, err := okAny(g.Post(t, path, mustJSON(t, body))); err != nil {
 			t.Fatal(err)
 		}
 		sent = append(sent, opID)
@@ -186,7 +186,7 @@ func pageHistory(t *testing.T, g *gateway, c chanCred, after uint64) []historyIt
 		if page > 100 {
 			t.Fatalf("/channel/history: more than 100 pages; next_after does not advance?")
 		}
-		r := g.post(t, "/channel/history", mustJSON(t, map[string]any{"channel_id": c.ID, "password": c.Password, "after": after, "limit": 1000}))
+		r := g.Post(t, "/channel/history", mustJSON(t, map[string]any{"channel_id": c.ID, "password": c.Password, "after": after, "limit": 1000}))
 		data := mustOK(t, r, "items", "next_after", "has_more", "first_seq")
 		items, ok := data["items"].([]any)
 		if !ok {
@@ -283,7 +283,7 @@ func checkListing(t *testing.T, g *gateway, c chanCred, path, state string, want
 		if cursor != "" {
 			body["cursor"] = cursor
 		}
-		r := g.post(t, path, mustJSON(t, body))
+		r := g.Post(t, path, mustJSON(t, body))
 		data := mustOK(t, r, "items", "next_cursor", "has_more")
 		items, ok := data["items"].([]any)
 		if !ok || len(items) > 100 {

@@ -122,7 +122,7 @@ func readsDuring(t *testing.T, a *gateway, w *workload, what string, stop func()
 				if rng.IntN(4) == 0 {
 					cr := w.credOf(e.Channel)
 					var resp *apiResp
-					resp, err = a.do(ctx, http.MethodPost, "/channel/"+e.Kind+"s", mustJSON(nil, map[string]any{"channel_id": cr.ID, "password": cr.Password, "limit": 5}), nil)
+					resp, err = a.Do(ctx, http.MethodPost, "/channel/"+e.Kind+"s", mustJSON(nil, map[string]any{"channel_id": cr.ID, "password": cr.Password, "limit": 5}), nil)
 					if err == nil {
 						_, err = okData(resp, "items", "next_cursor", "has_more")
 					}

@@ -26,7 +26,7 @@ func TestReadYourWritesAcrossProcesses(t *testing.T) {
 	write := func(path string, fields map[string]any) map[string]any {
 		t.Helper()
 		fields["channel_id"], fields["password"] = c.ID, c.Password
-		return mustOK(t, a.post(t, path, mustJSON(t, fields)), "channel_id", "op_id", path[1:6]+"_id", "accepted")
+		return mustOK(t, a.Post(t, path, mustJSON(t, fields)), "channel_id", "op_id", path[1:6]+"_id", "accepted")
 	}
 	thing := &entity{Kind: "thing", Channel: c.ID, State: "active", Version: 1, LastOpID: "ryw-thing-create", Title: "boiler",
 		Attrs: mergeAttrs(nil, map[string]any{"temp": 20, "site": map[string]any{"room": "cellar"}})}

@@ -80,9 +80,9 @@ func TestPusherSIGKILLLosesNoTask(t *testing.T) {
 	ch := createChannel(t, a, "pusher-crash", password)
 	devOf := map[string]string{} // provider token -> device key
 	for _, tok := range tokens {
-		dev := str(t, okOrFatal(a.post(t, "/device/register", mustJSON(t, map[string]any{"platform": "android"}))), "device_key")
-		okOrFatal(a.post(t, "/channel/device", mustJSON(t, map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": tok})))
-		okOrFatal(a.post(t, "/channel/subscribe", mustJSON(t, map[string]any{"device_key": dev, "channel_id": ch, "password": password})))
+		dev := str(t, okOrFatal(a.Post(t, "/device/register", mustJSON(t, map[string]any{"platform": "android"}))), "device_key")
+		okOrFatal(a.Post(t, "/channel/device", mustJSON(t, map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": tok})))
+		okOrFatal(a.Post(t, "/channel/subscribe", mustJSON(t, map[string]any{"device_key": dev, "channel_id": ch, "password": password})))
 		devOf[tok] = dev
 	}
 	setup := time.Since(t0)
@@ -105,7 +105,7 @@ func TestPusherSIGKILLLosesNoTask(t *testing.T) {
 	for c := range clients {
 		wg.Go(func() {
 			for i := c; i < messagesN && ctx.Err() == nil; i += clients {
-				r, err := a.do(ctx, http.MethodPost, "/message", mustJSON(nil, map[string]any{
+				r, err := a.Do(ctx, http.MethodPost, "/message", mustJSON(nil, map[string]any{
 					"channel_id": ch, "password": password, "op_id": opIDs[i],
 					"title": fmt.Sprintf("message %d", i), "body": "pusher crash test",
 				}), nil)

@@ -58,7 +58,7 @@ type readyStatus struct {
 }
 
 func probeReady(ctx context.Context, a *gateway) (readyStatus, error) {
-	r, err := a.do(ctx, http.MethodGet, "/readyz", nil, nil)
+	r, err := a.Do(ctx, http.MethodGet, "/readyz", nil, nil)
 	if err != nil {
 		return readyStatus{}, err
 	}
@@ -433,7 +433,7 @@ func checkSnapshot(e *entity, snap map[string]any) error {
 // getSnapshot reads one entity through /thing/get or /event/get.
 func getSnapshot(ctx context.Context, g *gateway, c chanCred, e *entity) (map[string]any, error) {
 	body := mustJSON(nil, map[string]any{"channel_id": c.ID, "password": c.Password, e.Kind + "_id": e.ID})
-	r, err := g.do(ctx, http.MethodPost, "/"+e.Kind+"/get", body, nil)
+	r, err := g.Do(ctx, http.MethodPost, "/"+e.Kind+"/get", body, nil)
 	if err != nil {
 		return nil, fmt.Errorf("POST /%s/get: %v", e.Kind, err)
 	}
@@ -715,7 +715,7 @@ func (w *workload) worker(ctx context.Context, id int) {
 			}
 		}
 		body["channel_id"], body["password"] = ch.ID, ch.Password
-		r, err := w.g.do(ctx, http.MethodPost, path, mustJSON(nil, body), nil)
+		r, err := w.g.Do(ctx, http.MethodPost, path, mustJSON(nil, body), nil)
 		if err != nil {
 			if ctx.Err() == nil {
 				fail("%s %s: %v", path, opID, err)

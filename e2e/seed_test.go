@@ -37,7 +37,7 @@ func TestSeedDocuments(t *testing.T) {
 	var acceptedOrder []string
 	send := func(path string, body []byte, keys []string, idKey string) map[string]any {
 		t.Helper()
-		data := mustOK(t, g.post(t, path, body), keys...)
+		data := mustOK(t, g.Post(t, path, body), keys...)
 		if got := str(t, data, "channel_id"); got != ch {
 			t.Fatalf("%s: data.channel_id %q, want %q", path, got, ch)
 		}
@@ -76,13 +76,13 @@ func TestSeedDocuments(t *testing.T) {
 	closeOp := acceptedOrder[len(acceptedOrder)-1]
 
 	t.Run("closed event is 409 event_closed", func(t *testing.T) {
-		mustFail(t, g.post(t, "/event/update", seedBody(t, "000_event_update.json", with(seedEntityID, ev))), http.StatusConflict, "event_closed")
-		mustFail(t, g.post(t, "/event/close", seedBody(t, "000_event_close.json", with(seedEntityID, ev))), http.StatusConflict, "event_closed")
+		mustFail(t, g.Post(t, "/event/update", seedBody(t, "000_event_update.json", with(seedEntityID, ev))), http.StatusConflict, "event_closed")
+		mustFail(t, g.Post(t, "/event/close", seedBody(t, "000_event_close.json", with(seedEntityID, ev))), http.StatusConflict, "event_closed")
 	})
 	t.Run("unknown event is 404 event_not_found", func(t *testing.T) {
 		// The seed's example event_id was never created on this channel.
-		mustFail(t, g.post(t, "/event/update", seedBody(t, "000_event_update.json", creds)), http.StatusNotFound, "event_not_found")
-		mustFail(t, g.post(t, "/event/close", seedBody(t, "000_event_close.json", creds)), http.StatusNotFound, "event_not_found")
+		mustFail(t, g.Post(t, "/event/update", seedBody(t, "000_event_update.json", creds)), http.StatusNotFound, "event_not_found")
+		mustFail(t, g.Post(t, "/event/close", seedBody(t, "000_event_close.json", creds)), http.StatusNotFound, "event_not_found")
 	})
 
 	// Seed 001 (Chinese text); event_time and started_at in seconds, which
@@ -97,7 +97,7 @@ func TestSeedDocuments(t *testing.T) {
 
 	// A linked event needs an existing thing.
 	t.Run("event linked to an unknown thing is 404 thing_not_found", func(t *testing.T) {
-		mustFail(t, g.post(t, "/event/create", seedBody(t, "000_event_thing_linked.json", creds)), http.StatusNotFound, "thing_not_found")
+		mustFail(t, g.Post(t, "/event/create", seedBody(t, "000_event_thing_linked.json", creds)), http.StatusNotFound, "thing_not_found")
 	})
 
 	// Seed 002: the thing's lifecycle, with the seed 000/001 linked events
@@ -144,15 +144,15 @@ func TestSeedDocuments(t *testing.T) {
 			{"/thing/archive", "002_thing_archive.json"},
 			{"/thing/delete", "002_thing_delete.json"},
 		} {
-			mustFail(t, g.post(t, c.path, seedBody(t, c.seed, with(seedEntityID, nas))), http.StatusConflict, "thing_deleted")
+			mustFail(t, g.Post(t, c.path, seedBody(t, c.seed, with(seedEntityID, nas))), http.StatusConflict, "thing_deleted")
 		}
-		mustFail(t, g.post(t, "/event/create", seedBody(t, "000_event_thing_linked.json", with(seedThingID, nas))), http.StatusConflict, "thing_deleted")
-		mustFail(t, g.post(t, "/message", mustJSON(t, map[string]any{
+		mustFail(t, g.Post(t, "/event/create", seedBody(t, "000_event_thing_linked.json", with(seedThingID, nas))), http.StatusConflict, "thing_deleted")
+		mustFail(t, g.Post(t, "/message", mustJSON(t, map[string]any{
 			"channel_id": ch, "password": password, "thing_id": nas, "occurred_at": 1713752000000, "title": "after delete",
 		})), http.StatusConflict, "thing_deleted")
 	})
 	t.Run("unknown thing is 404 thing_not_found", func(t *testing.T) {
-		mustFail(t, g.post(t, "/thing/update", seedBody(t, "002_thing_update.json", creds)), http.StatusNotFound, "thing_not_found")
+		mustFail(t, g.Post(t, "/thing/update", seedBody(t, "002_thing_update.json", creds)), http.StatusNotFound, "thing_not_found")
 	})
 
 	// Messages: GET with query parameters (as PushGo) and POST.
@@ -165,7 +165,7 @@ func TestSeedDocuments(t *testing.T) {
 	q.Set("tags", "backup,nas")
 	q.Set("metadata", `{"job":"nightly","size_gb":120}`)
 	q.Set("url", "https://example.com/backups/1")
-	getMsg := mustOK(t, g.get(t, "/message?"+q.Encode(), nil), messageKeys...)
+	getMsg := mustOK(t, g.Get(t, "/message?"+q.Encode(), nil), messageKeys...)
 	getMsgOp := str(t, getMsg, "op_id")
 	for _, k := range []string{"op_id", "message_id"} {
 		if !hex32.MatchString(str(t, getMsg, k)) {

@@ -57,7 +57,7 @@ func TestStreamHasEveryAcknowledgedOpAndNoSecrets(t *testing.T) {
 		return mustJSON(t, m)
 	}
 	post := func(ctx context.Context, path string, b []byte) (*apiResp, error) {
-		return g.do(ctx, http.MethodPost, path, b, nil)
+		return g.Do(ctx, http.MethodPost, path, b, nil)
 	}
 
 	// Four concurrent senders, each with its own event, thing and messages.
@@ -124,25 +124,25 @@ func TestStreamHasEveryAcknowledgedOpAndNoSecrets(t *testing.T) {
 
 	// GET /message carries the password in the query string.
 	q := url.Values{"channel_id": {ch}, "password": {password}, "title": {"via GET"}, "tags": {"a,b"}}
-	if _, err := record(g.get(t, "/message?"+q.Encode(), nil), messageKeys, "message_id"); err != nil {
+	if _, err := record(g.Get(t, "/message?"+q.Encode(), nil), messageKeys, "message_id"); err != nil {
 		t.Fatal(err)
 	}
 
 	// Rejections: none of them may reach the log.
-	mustFail(t, g.post(t, "/event/create", mustJSON(t, map[string]any{
+	mustFail(t, g.Post(t, "/event/create", mustJSON(t, map[string]any{
 		"channel_id": ch, "password": wrongPassword, "title": "x", "status": "s", "message": "m", "severity": "normal", "event_time": 1,
 	})), http.StatusForbidden, "password_mismatch")
 	qWrong := url.Values{"channel_id": {ch}, "password": {wrongPassword}, "title": {"wrong"}}
-	mustFail(t, g.get(t, "/message?"+qWrong.Encode(), nil), http.StatusForbidden, "password_mismatch")
-	mustFail(t, g.post(t, "/event/update", body(map[string]any{
+	mustFail(t, g.Get(t, "/message?"+qWrong.Encode(), nil), http.StatusForbidden, "password_mismatch")
+	mustFail(t, g.Post(t, "/event/update", body(map[string]any{
 		"event_id": "no-such-event", "status": "s", "message": "m", "severity": "normal", "event_time": 1,
 	})), http.StatusNotFound, "event_not_found")
-	mustFail(t, g.post(t, "/event/create", body(map[string]any{
+	mustFail(t, g.Post(t, "/event/create", body(map[string]any{
 		"title": "x", "status": "s", "message": "m", "severity": "urgent", "event_time": 1,
 	})), http.StatusBadRequest, "invalid_severity")
 	ctxW, cancelW := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelW()
-	r, err := g.do(ctxW, http.MethodPost, "/message", body(map[string]any{"title": "bad token"}),
+	r, err := g.Do(ctxW, http.MethodPost, "/message", body(map[string]any{"title": "bad token"}),
 		http.Header{"Authorization": {"Bearer " + token + "x"}})
 	if err != nil {
 		t.Fatal(err)

@@ -45,13 +45,13 @@ func deviceRegistry(t *testing.T, g *gw) *devices.Registry {
 func (g *gw) register(platform string) string {
 	g.t.Helper()
 	r := mustOK(g.t, g.post("/device/register", map[string]any{"platform": platform}))
-	return r.str("device_key")
+	return r.Str("device_key")
 }
 
 func wantErr(t *testing.T, r reply, status int, code string) {
 	t.Helper()
-	if r.Status != status || r.code() != code {
-		t.Fatalf("want %d %s, got %d %s", status, code, r.Status, r.Raw)
+	if r.Status != status || r.Code() != code {
+		t.Fatalf("want %d %s, got %d %s", status, code, r.Status, r.Body)
 	}
 }
 
@@ -65,13 +65,13 @@ func device(t *testing.T, reg *devices.Registry, key string) schema.Device {
 }
 
 func TestDeviceRegister(t *testing.T) {
-	g := startIngest(t, startBroker(t, ""), ingest.Config{})
+	g := startIngest(t, startBroker(t), ingest.Config{})
 	reg := deviceRegistry(t, g)
 
 	r := mustOK(t, g.post("/device/register", map[string]any{"platform": "ios"}))
-	key := r.str("device_key")
-	if !hexKey.MatchString(key) || r.Data["issued_new_key"] != true || r.str("issue_reason") != "missing" {
-		t.Fatalf("new device: %s", r.Raw)
+	key := r.Str("device_key")
+	if !hexKey.MatchString(key) || r.Data["issued_new_key"] != true || r.Str("issue_reason") != "missing" {
+		t.Fatalf("new device: %s", r.Body)
 	}
 	if d := device(t, reg, key); d.Platform != "ios" || d.HasRoute() {
 		t.Fatalf("stored %+v", d)
@@ -79,11 +79,11 @@ func TestDeviceRegister(t *testing.T) {
 
 	// An existing key (any case) is kept; the platform is updated.
 	r = mustOK(t, g.post("/device/register", map[string]any{"device_key": strings.ToUpper(key), "platform": "ipados"}))
-	if r.str("device_key") != key || r.Data["issued_new_key"] != false {
-		t.Fatalf("existing device: %s", r.Raw)
+	if r.Str("device_key") != key || r.Data["issued_new_key"] != false {
+		t.Fatalf("existing device: %s", r.Body)
 	}
 	if _, has := r.Data["issue_reason"]; has {
-		t.Fatalf("issue_reason on an existing key: %s", r.Raw)
+		t.Fatalf("issue_reason on an existing key: %s", r.Body)
 	}
 	if d := device(t, reg, key); d.Platform != "ipados" {
 		t.Fatalf("platform not updated: %+v", d)
@@ -92,8 +92,8 @@ func TestDeviceRegister(t *testing.T) {
 	// An unknown key gets a new one.
 	unknown := "ffffffffffffffffffffffffffffffff"
 	r = mustOK(t, g.post("/device/register", map[string]any{"device_key": unknown, "platform": "android"}))
-	if nk := r.str("device_key"); nk == unknown || !hexKey.MatchString(nk) || r.Data["issued_new_key"] != true || r.str("issue_reason") != "unknown" {
-		t.Fatalf("unknown key: %s", r.Raw)
+	if nk := r.Str("device_key"); nk == unknown || !hexKey.MatchString(nk) || r.Data["issued_new_key"] != true || r.Str("issue_reason") != "unknown" {
+		t.Fatalf("unknown key: %s", r.Body)
 	}
 
 	wantErr(t, g.post("/device/register", map[string]any{"platform": "windows"}), 400, "invalid_platform")
@@ -104,7 +104,7 @@ func TestDeviceRegister(t *testing.T) {
 }
 
 func TestDeviceRoutes(t *testing.T) {
-	g := startIngest(t, startBroker(t, ""), ingest.Config{})
+	g := startIngest(t, startBroker(t), ingest.Config{})
 	reg := deviceRegistry(t, g)
 	ios, android := g.register("ios"), g.register("android")
 
@@ -117,8 +117,8 @@ func TestDeviceRoutes(t *testing.T) {
 	}
 
 	r := mustOK(t, bind(ios, "apns", strings.ToUpper(apnsTok)))
-	if r.str("device_key") != ios || r.str("channel_type") != "apns" {
-		t.Fatalf("bind: %s", r.Raw)
+	if r.Str("device_key") != ios || r.Str("channel_type") != "apns" {
+		t.Fatalf("bind: %s", r.Body)
 	}
 	if d := device(t, reg, ios); d.ChannelType != "apns" || d.ProviderToken != apnsTok {
 		t.Fatalf("stored %+v", d)
@@ -144,11 +144,11 @@ func TestDeviceRoutes(t *testing.T) {
 	// Delete: wrong channel type removes nothing; the right one removes.
 	r = mustOK(t, g.post("/channel/device/delete", map[string]any{"device_key": android, "channel_type": "apns"}))
 	if r.Data["removed"] != false {
-		t.Fatalf("delete apns of an fcm device: %s", r.Raw)
+		t.Fatalf("delete apns of an fcm device: %s", r.Body)
 	}
 	r = mustOK(t, g.post("/channel/device/delete", map[string]any{"device_key": android, "channel_type": "fcm"}))
-	if r.Data["removed"] != true || r.str("channel_type") != "fcm" {
-		t.Fatalf("delete: %s", r.Raw)
+	if r.Data["removed"] != true || r.Str("channel_type") != "fcm" {
+		t.Fatalf("delete: %s", r.Body)
 	}
 	if d := device(t, reg, android); d.HasRoute() {
 		t.Fatalf("route kept: %+v", d)
@@ -158,7 +158,7 @@ func TestDeviceRoutes(t *testing.T) {
 	// Retire: the device holding the token loses its route.
 	r = mustOK(t, g.post("/channel/device/provider-token/retire", map[string]any{"platform": "ios", "provider_token": apnsTok}))
 	if r.Data["retired"] != true {
-		t.Fatalf("retire: %s", r.Raw)
+		t.Fatalf("retire: %s", r.Body)
 	}
 	if d := device(t, reg, ios); d.HasRoute() || d.RetiredAt == 0 {
 		t.Fatalf("retired route kept: %+v", d)
@@ -166,7 +166,7 @@ func TestDeviceRoutes(t *testing.T) {
 	// An unknown token retires nothing, and says so the PushGo way.
 	r = mustOK(t, g.post("/channel/device/provider-token/retire", map[string]any{"platform": "android", "provider_token": "never-bound"}))
 	if r.Data["retired"] != true {
-		t.Fatalf("retire unknown: %s", r.Raw)
+		t.Fatalf("retire unknown: %s", r.Body)
 	}
 	if d := device(t, reg, mac); !d.HasRoute() {
 		t.Fatalf("another device lost its route: %+v", d)
@@ -187,7 +187,7 @@ func TestDeviceRoutes(t *testing.T) {
 }
 
 func TestSubscribe(t *testing.T) {
-	g := startIngest(t, startBroker(t, ""), ingest.Config{})
+	g := startIngest(t, startBroker(t), ingest.Config{})
 	reg := deviceRegistry(t, g)
 	dev := g.register("ios")
 	ch := g.createChannel("existing")
@@ -201,8 +201,8 @@ func TestSubscribe(t *testing.T) {
 	}
 
 	r := mustOK(t, sub("channel_id", strings.ToLower(ch)))
-	if r.str("channel_id") != ch || r.str("channel_name") != "existing" || r.Data["created"] != false || r.Data["subscribed"] != true {
-		t.Fatalf("join: %s", r.Raw)
+	if r.Str("channel_id") != ch || r.Str("channel_name") != "existing" || r.Data["created"] != false || r.Data["subscribed"] != true {
+		t.Fatalf("join: %s", r.Body)
 	}
 	mustOK(t, sub("channel_id", ch)) // idempotent
 	wantErr(t, sub("channel_id", ch, "password", "wrong-password"), 403, "password_mismatch")
@@ -213,9 +213,9 @@ func TestSubscribe(t *testing.T) {
 	wantErr(t, sub("channel_name", "never-made", "device_key", "0123456789abcdef0123456789abcdef"), 404, "device_not_found")
 
 	r = mustOK(t, sub("channel_name", "  made by a device "))
-	made := r.str("channel_id")
-	if r.str("channel_name") != "made by a device" || r.Data["created"] != true || r.Data["subscribed"] != true || made == "" {
-		t.Fatalf("create and join: %s", r.Raw)
+	made := r.Str("channel_id")
+	if r.Str("channel_name") != "made by a device" || r.Data["created"] != true || r.Data["subscribed"] != true || made == "" {
+		t.Fatalf("create and join: %s", r.Body)
 	}
 	// The channel is a real one: a sender can use it with the password.
 	mustOK(t, g.post("/message", map[string]any{"channel_id": made, "password": password, "title": "hi"}))
@@ -229,12 +229,12 @@ func TestSubscribe(t *testing.T) {
 	}
 
 	r = mustOK(t, g.post("/channel/unsubscribe", map[string]any{"device_key": dev, "channel_id": ch}))
-	if r.str("channel_id") != ch || r.Data["removed"] != true {
-		t.Fatalf("unsubscribe: %s", r.Raw)
+	if r.Str("channel_id") != ch || r.Data["removed"] != true {
+		t.Fatalf("unsubscribe: %s", r.Body)
 	}
 	r = mustOK(t, g.post("/channel/unsubscribe", map[string]any{"device_key": dev, "channel_id": ch}))
 	if r.Data["removed"] != false {
-		t.Fatalf("second unsubscribe: %s", r.Raw)
+		t.Fatalf("second unsubscribe: %s", r.Body)
 	}
 	if subs, _ := reg.Subscribers(ctx, ch); len(subs) != 0 {
 		t.Fatalf("subscribers after unsubscribe %v", subs)
@@ -265,7 +265,7 @@ func sorted(s ...string) []string {
 }
 
 func TestSync(t *testing.T) {
-	g := startIngest(t, startBroker(t, ""), ingest.Config{})
+	g := startIngest(t, startBroker(t), ingest.Config{})
 	reg := deviceRegistry(t, g)
 	ctx := context.Background()
 	dev := g.register("android")
@@ -286,7 +286,7 @@ func TestSync(t *testing.T) {
 	r := mustOK(t, syncReq(item(a, password), item(d, password), item(b, "wrong-password")))
 	items := r.Data["channels"].([]any)
 	if len(items) != 3 {
-		t.Fatalf("items %s", r.Raw)
+		t.Fatalf("items %s", r.Body)
 	}
 	for i, want := range []struct {
 		id   string
@@ -300,7 +300,7 @@ func TestSync(t *testing.T) {
 		}
 	}
 	if un := r.Data["unsubscribed"].([]any); len(un) != 0 {
-		t.Fatalf("unsubscribed after a failed item: %s", r.Raw)
+		t.Fatalf("unsubscribed after a failed item: %s", r.Body)
 	}
 	if chs, _ := reg.Channels(ctx, dev); strings.Join(chs, ",") != strings.Join(sorted(a, b, c, d), ",") {
 		t.Fatalf("after failed sync %v", chs)
@@ -309,7 +309,7 @@ func TestSync(t *testing.T) {
 	// An unknown channel fails its item the same way.
 	r = mustOK(t, syncReq(item(a, password), item("01ARZ3NDEKTSV4RRFFQ69G5FAV", password)))
 	if it := r.Data["channels"].([]any)[1].(map[string]any); it["error_code"] != "channel_not_found" || it["subscribed"] != false {
-		t.Fatalf("unknown channel item: %s", r.Raw)
+		t.Fatalf("unknown channel item: %s", r.Body)
 	}
 	if chs, _ := reg.Channels(ctx, dev); len(chs) != 4 {
 		t.Fatalf("after failed sync %v", chs)
@@ -346,7 +346,7 @@ func TestSync(t *testing.T) {
 	// The empty list unsubscribes everything.
 	r = mustOK(t, syncReq())
 	if un := r.Data["unsubscribed"].([]any); len(un) != 2 {
-		t.Fatalf("empty sync: %s", r.Raw)
+		t.Fatalf("empty sync: %s", r.Body)
 	}
 	if chs, _ := reg.Channels(ctx, dev); len(chs) != 0 {
 		t.Fatalf("after empty sync %v", chs)
@@ -356,7 +356,7 @@ func TestSync(t *testing.T) {
 // TestConcurrentSubscribe: 50 devices joining one channel at once all land,
 // on two ingest replicas sharing the broker.
 func TestConcurrentSubscribe(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	g1 := startIngest(t, b, ingest.Config{})
 	g2 := startIngest(t, b, ingest.Config{})
 	ch := g1.createChannel("crowd")
@@ -372,7 +372,7 @@ func TestConcurrentSubscribe(t *testing.T) {
 		wg.Go(func() {
 			r := g.post("/channel/subscribe", map[string]any{"device_key": k, "password": password, "channel_id": ch})
 			if r.Status != 200 || r.Data["subscribed"] != true {
-				errs <- fmt.Sprintf("%s: %d %s", k, r.Status, r.Raw)
+				errs <- fmt.Sprintf("%s: %d %s", k, r.Status, r.Body)
 			}
 		})
 	}
@@ -394,7 +394,7 @@ func TestConcurrentSubscribe(t *testing.T) {
 // reach a log line, also when the registry fails.
 func TestDeviceRoutesNoSecretsInLogs(t *testing.T) {
 	logs := &deviceLogBuffer{}
-	g := startIngest(t, startBroker(t, ""), ingest.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	g := startIngest(t, startBroker(t), ingest.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	dev := g.register("ios")
 	mustOK(t, g.post("/channel/device", map[string]any{"device_key": dev, "channel_type": "apns", "provider_token": apnsTok}))
 	mustOK(t, g.post("/channel/subscribe", map[string]any{"device_key": dev, "password": password, "channel_name": "n"}))

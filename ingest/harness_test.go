@@ -1,11 +1,8 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -13,9 +10,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -25,31 +23,26 @@ var cheapArgon2 = registry.Argon2Params{Time: 1, Memory: 64, Threads: 1}
 
 const password = "correct-horse"
 
-// startBroker runs a real embedded JetStream server for one test.
-func startBroker(t *testing.T, listen string) *broker.Embedded {
+// startBroker runs a real embedded JetStream server for one test. Its
+// streams and buckets are left to ingest.Start, which ensures them with
+// the Config's options.
+func startBroker(t *testing.T) *brokertest.Broker {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir(), Listen: listen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	return b
+	return brokertest.Start(t, brokertest.NoEnsure())
 }
 
-// gw is one ingest replica behind an httptest server.
+// gw is one ingest replica behind an httptest server, with a client of
+// its API that fails the test on an answer that is not JSON.
 type gw struct {
 	t   *testing.T
-	url string
+	api *apitest.Client
 	svc *ingest.Service
 	nc  *nats.Conn
 }
 
-func startIngest(t *testing.T, b *broker.Embedded, cfg ingest.Config) *gw {
+func startIngest(t *testing.T, b *brokertest.Broker, cfg ingest.Config) *gw {
 	t.Helper()
-	nc, err := b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, _ := b.Conn(t)
 	if cfg.Streams == (streams.Options{}) {
 		cfg.Streams = streams.DefaultOptions()
 	}
@@ -63,75 +56,26 @@ func startIngest(t *testing.T, b *broker.Embedded, cfg ingest.Config) *gw {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(svc.Handler())
-	t.Cleanup(func() { srv.Close(); svc.Close(); nc.Close() })
-	return &gw{t: t, url: srv.URL, svc: svc, nc: nc}
+	t.Cleanup(func() { srv.Close(); svc.Close() })
+	return &gw{t: t, api: &apitest.Client{Base: srv.URL, RequireJSON: true}, svc: svc, nc: nc}
 }
 
-// reply is the response envelope.
-type reply struct {
-	Status    int
-	Header    http.Header
-	Success   bool            `json:"success"`
-	Data      map[string]any  `json:"data"`
-	Error     *string         `json:"error"`
-	ErrorCode *string         `json:"error_code"`
-	Raw       json.RawMessage `json:"-"`
-}
+// reply is one answer of the API, its envelope decoded.
+type reply = *apitest.Reply
 
-func (r reply) code() string {
-	if r.ErrorCode == nil {
-		return ""
-	}
-	return *r.ErrorCode
-}
-
-func (r reply) str(k string) string { s, _ := r.Data[k].(string); return s }
-
+// post sends body (JSON-encoded, or as is when a string) to path.
 func (g *gw) post(path string, body any) reply {
 	g.t.Helper()
-	var b []byte
-	switch v := body.(type) {
-	case string:
-		b = []byte(v)
-	default:
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			g.t.Fatal(err)
-		}
-	}
-	req, _ := http.NewRequest(http.MethodPost, g.url+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	return g.do(req)
-}
-
-func (g *gw) do(req *http.Request) reply {
-	g.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		g.t.Fatalf("%s %s: non-JSON answer %d %q", req.Method, req.URL.Path, resp.StatusCode, raw)
-	}
-	return r
+	return g.api.Post(g.t, path, body)
 }
 
 // mustOK fails unless r is a 200 success.
-func mustOK(t *testing.T, r reply) reply {
-	t.Helper()
-	if r.Status != 200 || !r.Success {
-		t.Fatalf("want 200, got %d %s", r.Status, r.Raw)
-	}
-	return r
-}
+var mustOK = apitest.MustOK
 
 func (g *gw) createChannel(name string) string {
 	g.t.Helper()
 	r := mustOK(g.t, g.post("/channel/create", map[string]any{"channel_name": name, "password": password}))
-	return r.str("channel_id")
+	return r.Str("channel_id")
 }
 
 // body builds a request body for channel ch from key-value pairs.

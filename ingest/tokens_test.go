@@ -19,8 +19,8 @@ import (
 // tokenWant fails unless r is status with error_code code.
 func tokenWant(t *testing.T, what string, r reply, status int, code string) {
 	t.Helper()
-	if r.Status != status || r.code() != code {
-		t.Errorf("%s: want %d %s, got %d %s", what, status, code, r.Status, r.Raw)
+	if r.Status != status || r.Code() != code {
+		t.Errorf("%s: want %d %s, got %d %s", what, status, code, r.Status, r.Body)
 	}
 }
 
@@ -42,7 +42,7 @@ func authorize(t *testing.T, g *gw, tok string) (apitokens.Token, string) {
 // authorized with, until it is revoked.
 func TestTokenRoutes(t *testing.T) {
 	logs := &tokenLogBuffer{}
-	b := startBroker(t, "")
+	b := startBroker(t)
 	g := startIngest(t, b, ingest.Config{Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	chA, chB := g.createChannel("a"), g.createChannel("b")
 	create := func(ch string, kv ...any) reply {
@@ -51,9 +51,9 @@ func TestTokenRoutes(t *testing.T) {
 
 	// Create, with the channel id in lower case: the answer is canonical.
 	r := mustOK(t, create(strings.ToLower(chA)))
-	tok, tokID := r.str("token"), r.str("token_id")
-	if r.str("channel_id") != chA || r.str("name") != "alertmanager" || !strings.HasPrefix(tok, "pgo1."+tokID+".") || len(tok) != 94 {
-		t.Fatalf("create answered %s", r.Raw)
+	tok, tokID := r.Str("token"), r.Str("token_id")
+	if r.Str("channel_id") != chA || r.Str("name") != "alertmanager" || !strings.HasPrefix(tok, "pgo1."+tokID+".") || len(tok) != 94 {
+		t.Fatalf("create answered %s", r.Body)
 	}
 	if sc, _ := r.Data["scopes"].([]any); len(sc) != 1 || sc[0] != "events.ingest" {
 		t.Errorf("scopes %v", r.Data["scopes"])
@@ -85,7 +85,7 @@ func TestTokenRoutes(t *testing.T) {
 	tokenWant(t, "unknown member", create(chA, "token_id", tokID), 400, "invalid_json_data")
 	tokenWant(t, "bad channel id", create("nope"), 400, "invalid_channel_id")
 	if r := create(chA, "scopes", []string{"events.write"}); r.Error == nil || !strings.Contains(*r.Error, `"events.write"`) {
-		t.Errorf("invalid_scopes does not name the unknown scope: %s", r.Raw)
+		t.Errorf("invalid_scopes does not name the unknown scope: %s", r.Body)
 	}
 
 	revoke := func(ch, pw, id string) reply {
@@ -102,8 +102,8 @@ func TestTokenRoutes(t *testing.T) {
 	}
 
 	r = mustOK(t, revoke(chA, password, tokID))
-	if r.str("channel_id") != chA || r.str("token_id") != tokID || r.Data["revoked"] != true {
-		t.Errorf("revoke answered %s", r.Raw)
+	if r.Str("channel_id") != chA || r.Str("token_id") != tokID || r.Data["revoked"] != true {
+		t.Errorf("revoke answered %s", r.Body)
 	}
 	if _, code := authorize(t, g, tok); code != "invalid_api_token" {
 		t.Errorf("authorize after revoke: %q, want invalid_api_token", code)
@@ -138,20 +138,15 @@ func TestTokenRoutes(t *testing.T) {
 // in for it only on the integration routes.
 func TestTokenRoutesNeedGatewayToken(t *testing.T) {
 	const gatewayToken = "s3cret-gateway-token"
-	g := startIngest(t, startBroker(t, ""), ingest.Config{Token: gatewayToken})
+	g := startIngest(t, startBroker(t), ingest.Config{Token: gatewayToken})
 	post := func(path, auth string, b any) reply {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, g.url+path, strings.NewReader(mustJSON(t, b)))
-		req.Header.Set("Content-Type", "application/json")
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		return g.do(req)
+		return g.api.Send(t, http.MethodPost, path, mustJSON(t, b), http.Header{"Authorization": {auth}})
 	}
-	ch := mustOK(t, post("/channel/create", "Bearer "+gatewayToken, map[string]any{"channel_name": "c", "password": password})).str("channel_id")
+	ch := mustOK(t, post("/channel/create", "Bearer "+gatewayToken, map[string]any{"channel_name": "c", "password": password})).Str("channel_id")
 	req := body(ch, "name", "n", "scopes", []string{"events.ingest"})
 	tokenWant(t, "without gateway token", post("/channel/token/create", "", req), 401, "authentication_failed")
-	tok := mustOK(t, post("/channel/token/create", "Bearer "+gatewayToken, req)).str("token")
+	tok := mustOK(t, post("/channel/token/create", "Bearer "+gatewayToken, req)).Str("token")
 	// An integration token is not the gateway token.
 	tokenWant(t, "integration token on a PushGo route", post("/channel/token/create", "Bearer "+tok, req), 401, "authentication_failed")
 }

@@ -11,39 +11,39 @@ import (
 )
 
 func TestIdempotentRetries(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	g := startIngest(t, b, ingest.Config{})
 	ch := g.createChannel("idem")
 
 	// A create retried with the same op_id and body: same data, one append.
 	first := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001")))
 	again := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001")))
-	if first.str("event_id") != again.str("event_id") || again.str("op_id") != "op-20260422-001" {
-		t.Fatalf("retry answered differently: %s vs %s", first.Raw, again.Raw)
+	if first.Str("event_id") != again.Str("event_id") || again.Str("op_id") != "op-20260422-001" {
+		t.Fatalf("retry answered differently: %s vs %s", first.Body, again.Body)
 	}
 	if n := len(streamOps(t, g.nc)); n != 1 {
 		t.Fatalf("stream has %d operations after a retried create, want 1", n)
 	}
 	// Same op_id, different body: conflict, nothing appended.
 	r := g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001", "message", "other"))
-	if r.Status != 409 || r.code() != "op_id_conflict" {
-		t.Fatalf("different body: %d %s", r.Status, r.Raw)
+	if r.Status != 409 || r.Code() != "op_id_conflict" {
+		t.Fatalf("different body: %d %s", r.Status, r.Body)
 	}
-	ev := first.str("event_id")
+	ev := first.Str("event_id")
 
 	// An update, then a later update; the first update's retry still
 	// answers 200 (dedup window) and appends nothing.
 	u1 := mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1")))
 	mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-2", "message", "more")))
-	if u := mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1"))); u.str("op_id") != u1.str("op_id") {
-		t.Fatalf("update retry: %s", u.Raw)
+	if u := mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1"))); u.Str("op_id") != u1.Str("op_id") {
+		t.Fatalf("update retry: %s", u.Body)
 	}
-	if r := g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1", "message", "changed")); r.code() != "op_id_conflict" {
-		t.Fatalf("update retry with other body: %d %s", r.Status, r.Raw)
+	if r := g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-1", "message", "changed")); r.Code() != "op_id_conflict" {
+		t.Fatalf("update retry with other body: %d %s", r.Status, r.Body)
 	}
 	// The create retried after later updates still lands on the same event.
-	if c := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001"))); c.str("event_id") != ev {
-		t.Fatalf("late create retry made another event: %s", c.Raw)
+	if c := mustOK(t, g.post("/event/create", eventCreate(ch, "op_id", "op-20260422-001"))); c.Str("event_id") != ev {
+		t.Fatalf("late create retry made another event: %s", c.Body)
 	}
 
 	// Close, then retries of the close and of an earlier update: the
@@ -53,11 +53,11 @@ func TestIdempotentRetries(t *testing.T) {
 	mustOK(t, g.post("/event/close", closeBody))
 	mustOK(t, g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-2", "message", "more")))
 	// A new update after close is refused.
-	if r := g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-3")); r.Status != 409 || r.code() != "event_closed" {
-		t.Fatalf("update after close: %d %s", r.Status, r.Raw)
+	if r := g.post("/event/update", eventUpdate(ch, ev, "op_id", "u-3")); r.Status != 409 || r.Code() != "event_closed" {
+		t.Fatalf("update after close: %d %s", r.Status, r.Body)
 	}
-	if r := g.post("/event/update", eventUpdate(ch, ev)); r.Status != 409 || r.code() != "event_closed" {
-		t.Fatalf("update after close without op_id: %d %s", r.Status, r.Raw)
+	if r := g.post("/event/update", eventUpdate(ch, ev)); r.Status != 409 || r.Code() != "event_closed" {
+		t.Fatalf("update after close without op_id: %d %s", r.Status, r.Body)
 	}
 	got := streamOps(t, g.nc)
 	var names []ops.Name
@@ -71,15 +71,15 @@ func TestIdempotentRetries(t *testing.T) {
 }
 
 func TestThingLifecycleAndLinks(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	g := startIngest(t, b, ingest.Config{})
 	ch := g.createChannel("things")
 
-	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000))).str("thing_id")
+	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000))).Str("thing_id")
 	// An event or message may link only to an existing thing.
 	ev := eventCreate(ch, "thing_id", "no-such-thing")
-	if r := g.post("/event/create", ev); r.Status != 404 || r.code() != "thing_not_found" {
-		t.Fatalf("link to unknown thing: %d %s", r.Status, r.Raw)
+	if r := g.post("/event/create", ev); r.Status != 404 || r.Code() != "thing_not_found" {
+		t.Fatalf("link to unknown thing: %d %s", r.Status, r.Body)
 	}
 	mustOK(t, g.post("/event/create", eventCreate(ch, "thing_id", th)))
 	mustOK(t, g.post("/message", body(ch, "title", "disk failed", "thing_id", th, "occurred_at", 1713750000)))
@@ -88,15 +88,15 @@ func TestThingLifecycleAndLinks(t *testing.T) {
 	mustOK(t, g.post("/thing/update", body(ch, "thing_id", th, "observed_at", 1713750200000, "attrs", map[string]any{"online": true})))
 	mustOK(t, g.post("/thing/delete", body(ch, "thing_id", th, "observed_at", 1713750300000)))
 	for _, path := range []string{"/thing/update", "/thing/archive", "/thing/delete"} {
-		if r := g.post(path, body(ch, "thing_id", th, "observed_at", 1713750400000)); r.Status != 409 || r.code() != "thing_deleted" {
-			t.Fatalf("%s on deleted thing: %d %s", path, r.Status, r.Raw)
+		if r := g.post(path, body(ch, "thing_id", th, "observed_at", 1713750400000)); r.Status != 409 || r.Code() != "thing_deleted" {
+			t.Fatalf("%s on deleted thing: %d %s", path, r.Status, r.Body)
 		}
 	}
-	if r := g.post("/event/create", eventCreate(ch, "thing_id", th)); r.Status != 409 || r.code() != "thing_deleted" {
-		t.Fatalf("event linked to deleted thing: %d %s", r.Status, r.Raw)
+	if r := g.post("/event/create", eventCreate(ch, "thing_id", th)); r.Status != 409 || r.Code() != "thing_deleted" {
+		t.Fatalf("event linked to deleted thing: %d %s", r.Status, r.Body)
 	}
-	if r := g.post("/thing/update", body(ch, "thing_id", "unknown", "observed_at", 1713750400000)); r.Status != 404 || r.code() != "thing_not_found" {
-		t.Fatalf("unknown thing: %d %s", r.Status, r.Raw)
+	if r := g.post("/thing/update", body(ch, "thing_id", "unknown", "observed_at", 1713750400000)); r.Status != 404 || r.Code() != "thing_not_found" {
+		t.Fatalf("unknown thing: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -104,13 +104,13 @@ func TestThingLifecycleAndLinks(t *testing.T) {
 // Every 200 is in the stream exactly once, and each writer's updates appear
 // in the order that writer got its answers: no lost or reordered update.
 func TestConcurrentWritersOneEvent(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	// Two replicas on one broker: writers race across processes' caches
 	// and locks too, so the broker's compare-and-swap is what arbitrates.
 	g1 := startIngest(t, b, ingest.Config{})
 	g2 := startIngest(t, b, ingest.Config{})
 	ch := g1.createChannel("race")
-	ev := mustOK(t, g1.post("/event/create", eventCreate(ch))).str("event_id")
+	ev := mustOK(t, g1.post("/event/create", eventCreate(ch))).Str("event_id")
 
 	const writers, each = 64, 8
 	var wg sync.WaitGroup
@@ -127,7 +127,7 @@ func TestConcurrentWritersOneEvent(t *testing.T) {
 				opID := fmt.Sprintf("w%02d-%02d", w, i)
 				r := g.post("/event/update", eventUpdate(ch, ev, "op_id", opID, "message", opID))
 				if r.Status != 200 {
-					t.Errorf("%s: %d %s", opID, r.Status, r.Raw)
+					t.Errorf("%s: %d %s", opID, r.Status, r.Body)
 					return
 				}
 				acked[w] = append(acked[w], opID)
@@ -169,10 +169,10 @@ func TestConcurrentWritersOneEvent(t *testing.T) {
 // TestConcurrentCloseOneWinner: many replicas racing to close one event:
 // exactly one close is appended, every other writer learns it is closed.
 func TestConcurrentCloseOneWinner(t *testing.T) {
-	b := startBroker(t, "")
+	b := startBroker(t)
 	gs := []*gw{startIngest(t, b, ingest.Config{}), startIngest(t, b, ingest.Config{}), startIngest(t, b, ingest.Config{})}
 	ch := gs[0].createChannel("close-race")
-	ev := mustOK(t, gs[0].post("/event/create", eventCreate(ch))).str("event_id")
+	ev := mustOK(t, gs[0].post("/event/create", eventCreate(ch))).Str("event_id")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	codes := map[int]int{}

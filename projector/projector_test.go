@@ -8,13 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -24,21 +22,8 @@ import (
 
 func setup(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if err := provision.Ensure(context.Background(), js, streams.DefaultOptions()); err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	b := brokertest.Start(t)
+	return b.NC, b.JS
 }
 
 func start(t *testing.T, nc *nats.Conn, cfg projector.Config) *projector.Projector {

@@ -1,17 +1,13 @@
 package projector_test
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/go-json-experiment/json"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -20,19 +16,10 @@ import (
 // TestRetention: operations that age out of the stream leave their
 // snapshots in place; the history drops them and says where it starts.
 func TestRetention(t *testing.T) {
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Shutdown()
-	nc, _ := b.Connect()
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	o := streams.DefaultOptions()
 	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
-	if err := provision.Ensure(context.Background(), js, o); err != nil {
-		t.Fatal(err)
-	}
+	b := brokertest.Start(t, brokertest.Streams(o))
+	nc, js := b.NC, b.JS
 	p := start(t, nc, projector.Config{InMemory: true, Serve: true, PruneInterval: 50 * time.Millisecond})
 	early := workload(t, js, rand.New(rand.NewPCG(7, 8)), 100)
 	waitApplied(t, p, early)

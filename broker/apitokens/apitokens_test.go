@@ -11,12 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -29,28 +27,9 @@ var tokenForm = regexp.MustCompile(`^pgo1\.[a-z2-7]{24}\.[0-9a-f]{64}$`)
 
 // startBroker runs a real embedded broker with the streams and buckets
 // ensured.
-func startBroker(t *testing.T) (*broker.Embedded, jetstream.JetStream) {
-	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
-		t.Fatal(err)
-	}
-	return b, js
+func startBroker(t *testing.T) (*brokertest.Broker, jetstream.JetStream) {
+	b := brokertest.Start(t)
+	return b, b.JS
 }
 
 // open opens one registry (one ingest replica) over js.

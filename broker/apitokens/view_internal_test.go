@@ -5,41 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker/kvview"
-
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/broker/kvview"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
-	"github.com/pushgo/gateway/schemas/streams"
 )
 
-func startJS(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
+func startJS(t *testing.T) jetstream.JetStream { return brokertest.Start(t).JS }
 
 // TestFallbackGet: a replica whose watcher has not seen a token yet
 // (here: has stopped) still accepts it, by reading the bucket on the

@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/devices"
 	schema "github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/ids"
@@ -25,25 +23,9 @@ import (
 // registry over them.
 func open(t *testing.T) (*devices.Registry, jetstream.JetStream) {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := brokertest.Start(t).JS
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
-		t.Fatal(err)
-	}
 	r, err := devices.Open(ctx, js, devices.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker/provision"
-
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/alerts"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/ids"
@@ -32,24 +30,12 @@ func setup(t *testing.T, n int) (jetstream.Stream, []replica) {
 
 func setupWith(t *testing.T, n int, opts alerts.Options) (jetstream.Stream, []replica) {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
+	b := brokertest.Start(t)
 	ctx := context.Background()
 	var out []replica
 	var stream jetstream.Stream
 	for range n {
-		nc, err := b.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
-		if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
-			t.Fatal(err)
-		}
+		_, js := b.Conn(t)
 		w, err := oplog.New(ctx, js, oplog.Options{})
 		if err != nil {
 			t.Fatal(err)

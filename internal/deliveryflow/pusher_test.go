@@ -1,7 +1,6 @@
 package deliveryflow_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,8 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -19,18 +16,16 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/apns"
 	"github.com/pushgo/gateway/pusher/sender/fcm"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
-
-	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -39,10 +34,10 @@ const pw = "correct-horse"
 
 type env struct {
 	t     *testing.T
-	url   string
+	api   *apitest.Client
 	apns  *sendertest.FakeAPNs
 	fcm   *sendertest.FakeFCM
-	b     *broker.Embedded
+	b     *brokertest.Broker
 	push  *pusher.Pusher
 	start func() *pusher.Pusher
 }
@@ -63,16 +58,8 @@ func p8(t *testing.T) []byte {
 // real APNs and FCM senders pointed at local fake providers.
 func setup(t *testing.T) *env {
 	t.Helper()
-	b, err := broker.Start(broker.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Shutdown)
-	nc, err := b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	nc := b.NC
 	ctx := context.Background()
 	svc, err := ingest.Start(ctx, nc, ingest.Config{Streams: streams.DefaultOptions(), Argon2: registry.Argon2Params{Time: 1, Memory: 64, Threads: 1}})
 	if err != nil {
@@ -81,7 +68,7 @@ func setup(t *testing.T) *env {
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(func() { srv.Close(); svc.Close() })
 
-	e := &env{t: t, url: srv.URL, b: b, apns: sendertest.NewFakeAPNs(t), fcm: sendertest.NewFakeFCM(t)}
+	e := &env{t: t, api: apitest.New(srv.URL), b: b, apns: sendertest.NewFakeAPNs(t), fcm: sendertest.NewFakeFCM(t)}
 	as, err := apns.New(apns.Options{Key: p8(t), KeyID: "ABC123DEFG", TeamID: "TEAM123456", Topic: "dev.pushgo.app",
 		Endpoint: e.apns.URL(), HTTPClient: e.apns.Client(), SendTimeout: 2 * time.Second})
 	if err != nil {
@@ -108,21 +95,10 @@ func setup(t *testing.T) *env {
 	return e
 }
 
+// post sends body to path and returns the data of a 200 success.
 func (e *env) post(path string, body map[string]any) map[string]any {
 	e.t.Helper()
-	b, _ := json.Marshal(body)
-	resp, err := http.Post(e.url+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	if resp.StatusCode != 200 {
-		e.t.Fatalf("%s: %d %s", path, resp.StatusCode, raw)
-	}
-	return m["data"].(map[string]any)
+	return apitest.MustOK(e.t, e.api.Post(e.t, path, body)).Data
 }
 
 // device registers a device, binds its push route and subscribes it.
@@ -224,14 +200,8 @@ func TestSeedEventReachesBothPlatforms(t *testing.T) {
 // receipts reads PUSHGO_RECEIPTS.
 func receipts(t *testing.T, e *env) []delivery.Receipt {
 	t.Helper()
-	nc, err := e.b.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	s, err := js.Stream(ctx, streams.Receipts)
+	s, err := e.b.JS.Stream(ctx, streams.Receipts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,30 +2,22 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/ingest/apitest"
 )
 
+// post sends a JSON body to base+path and returns the status, the headers
+// and the answer decoded, failing t unless it is a JSON object.
 func post(t *testing.T, base, path, body string) (int, http.Header, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("%s: %q", path, raw)
-	}
-	return resp.StatusCode, resp.Header, m
+	r := apitest.New(base).Post(t, path, body)
+	return r.Status, r.Header, r.Object(t)
 }
 
 // TestExternalBrokerAnd503 runs the gateway against a separate broker over
@@ -33,16 +25,7 @@ func post(t *testing.T, base, path, body string) (int, http.Header, map[string]a
 // Retry-After and error_code append_unavailable instead of hanging or
 // pretending success.
 func TestExternalBrokerAnd503(t *testing.T) {
-	b, err := broker.Start(broker.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			b.Shutdown()
-		}
-	}()
+	b := brokertest.Start(t, brokertest.Listen("127.0.0.1:0"), brokertest.NoEnsure())
 	cfg := Defaults()
 	cfg.NATSURL, cfg.HTTPAddr, cfg.AppendTimeout, cfg.DataDir = b.ClientURL(), "127.0.0.1:0", time.Second, t.TempDir()
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
@@ -63,7 +46,6 @@ func TestExternalBrokerAnd503(t *testing.T) {
 	}
 
 	b.Shutdown()
-	stopped = true
 	start := time.Now()
 	status, hdr, m := post(t, base, "/event/create", strings.Replace(create, `"title":"t"`, `"title":"u"`, 1))
 	if status != 503 || m["error_code"] != "append_unavailable" || hdr.Get("Retry-After") == "" {
@@ -72,13 +54,8 @@ func TestExternalBrokerAnd503(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("503 took %s, want about the append timeout", took)
 	}
-	resp, err := http.Get(base + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 {
-		t.Fatalf("/readyz with the broker down: %d", resp.StatusCode)
+	if r := apitest.New(base).Get(t, "/readyz", nil); r.Status != 503 {
+		t.Fatalf("/readyz with the broker down: %d", r.Status)
 	}
 }
 

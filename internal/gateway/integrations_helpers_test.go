@@ -3,12 +3,13 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushgo/gateway/ingest/apitest"
 )
 
 // integ is a whole gateway (embedded broker, projector, pusher, ingest)
@@ -20,9 +21,9 @@ type integ struct {
 	channel  string
 	password string
 	token    string
-	// bearer is PUSHGO_TOKEN ("" when the gateway is public), sent on the
-	// PushGo routes.
-	bearer string
+	// api is a client of the gateway; its Bearer is PUSHGO_TOKEN ("" when
+	// the gateway is public), sent on the PushGo routes.
+	api *apitest.Client
 }
 
 const integPassword = "correct-horse"
@@ -41,7 +42,8 @@ func startIntegrations(t *testing.T, name string, opts ...func(*Config)) *integ 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	it := &integ{t: t, g: g, base: "http://" + g.Addr(), password: integPassword, bearer: cfg.Token}
+	base := "http://" + g.Addr()
+	it := &integ{t: t, g: g, base: base, password: integPassword, api: &apitest.Client{Base: base, Bearer: cfg.Token}}
 	s, _, m := it.pushgo("/channel/create", map[string]any{"channel_name": name, "password": integPassword})
 	it.channel = data(t, s, m)["channel_id"].(string)
 	it.token = it.newToken("events.ingest")
@@ -60,16 +62,8 @@ func (it *integ) newToken(scopes ...string) string {
 // pushgo posts a PushGo route with a JSON body and returns the envelope.
 func (it *integ) pushgo(path string, body map[string]any) (int, http.Header, map[string]any) {
 	it.t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		it.t.Fatal(err)
-	}
-	h := map[string]string{"Content-Type": "application/json"}
-	if it.bearer != "" {
-		h["Authorization"] = "Bearer " + it.bearer
-	}
-	s, hdr, raw := it.send("POST", path, h, string(b))
-	return s, hdr, decode(it.t, raw)
+	r := it.api.Post(it.t, path, body)
+	return r.Status, r.Header, r.Object(it.t)
 }
 
 // send makes a raw request: headers as given (no Content-Type unless
@@ -77,23 +71,12 @@ func (it *integ) pushgo(path string, body map[string]any) (int, http.Header, map
 // returns the status, headers and raw body.
 func (it *integ) send(method, path string, headers map[string]string, body string) (int, http.Header, []byte) {
 	it.t.Helper()
-	req, err := http.NewRequest(method, it.base+path, strings.NewReader(body))
-	if err != nil {
-		it.t.Fatal(err)
-	}
+	hdr := http.Header{"Content-Type": {""}, "Authorization": {""}} // none unless given
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		hdr.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		it.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		it.t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	r := it.api.Send(it.t, method, path, body, hdr)
+	return r.Status, r.Header, r.Body
 }
 
 // thing creates a Thing of the channel with the given title, attrs and

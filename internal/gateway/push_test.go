@@ -2,13 +2,12 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
 
@@ -39,22 +38,19 @@ func TestSendStatus(t *testing.T) {
 	s, _, m = post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","severity":"high","op_id":"disk-2"}`)
 	data(t, s, m)
 
+	api := apitest.New(base)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get(base + "/send_status/disk-2?channel_id=" + ch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 200 && strings.Contains(string(raw), `"status":"sent"`) {
+		r := api.Get(t, "/send_status/disk-2?channel_id="+ch, nil)
+		raw := r.Body
+		if r.Status == 200 && strings.Contains(string(raw), `"status":"sent"`) {
 			if !strings.Contains(string(raw), `"deliveries":{"sent":1,"failed":0,"pending":0}`) || !strings.Contains(string(raw), `"entity_type":"message"`) {
 				t.Fatalf("send status %s", raw)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("send status never reached sent: %d %s", resp.StatusCode, raw)
+			t.Fatalf("send status never reached sent: %d %s", r.Status, raw)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -62,9 +58,7 @@ func TestSendStatus(t *testing.T) {
 	if len(got) != 1 || got[0].Data["title"] != "Disk 2 failed" || !got[0].High || !got[0].Authorized {
 		t.Fatalf("FCM received %+v", got)
 	}
-	resp, _ := http.Get(base + "/send_status/unknown-op?channel_id=" + ch)
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Fatalf("unknown op: %d", resp.StatusCode)
+	if r := api.Get(t, "/send_status/unknown-op?channel_id="+ch, nil); r.Status != 404 {
+		t.Fatalf("unknown op: %d", r.Status)
 	}
 }
