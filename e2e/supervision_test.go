@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,44 +12,27 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
 
 // getPath is one GET of a process's path: status and body.
 func getPath(t *testing.T, g *gateway, path string) (int, string) {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get(g.base + path)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := g.Do(ctx, http.MethodGet, path, nil, nil)
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return r.Status, string(r.Body)
 }
 
 // postOK posts body to path of g and returns the answer's data, failing
 // the test unless it is a 200 success envelope.
 func postOK(t *testing.T, g *gateway, path string, body map[string]any) map[string]any {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	c := &http.Client{Timeout: 15 * time.Second}
-	defer c.CloseIdleConnections()
-	resp, err := c.Post(g.base+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var env struct {
-		Success bool           `json:"success"`
-		Data    map[string]any `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil || resp.StatusCode != 200 || !env.Success {
-		t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
-	}
-	return env.Data
+	return apitest.MustOK(t, g.Post(t, path, body)).Data
 }
 
 // waitStatus polls path of g until it answers want, and returns the body.
