@@ -7,13 +7,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +63,72 @@ import (
 // operation's accepted_at, which the push carries as "ingested_at" in whole
 // milliseconds (so it reads up to 1 ms high).
 
+func init() { registerPhase(30, func() phase { return &deliveryPhase{} }) }
+
+// deliveryPhase is the delivery phases' flags, with the common options.
+type deliveryPhase struct {
+	*options
+	deliveryProvider   string        // providerAPNs or providerFCM
+	deliveryDevices    int           // devices of the throughput channel
+	deliveryMsgs       int           // messages of each throughput run
+	fanoutDevices      int           // devices of the fan-out channel
+	latencyDevices     int           // devices of the latency channel
+	latencyRate        float64       // messages per second of the latency phase
+	providerLatency    time.Duration // the fake provider's latency of the second throughput phase
+	deliverySenders    int           // HTTP clients sending the messages
+	deliveryProfile    string
+	deliveryRateBudget float64       // notifications/s at providerLatency
+	fanoutBudget       time.Duration // last push of the fan-out
+	latencyBudget      time.Duration // p99 accept-to-provider
+}
+
+const (
+	providerAPNs = "apns"
+	providerFCM  = "fcm"
+)
+
+func (*deliveryPhase) name() string { return "delivery" }
+func (*deliveryPhase) about() string {
+	return "notifications/s, fan-out, accept-to-provider latency against a fake provider"
+}
+
+func (p *deliveryPhase) flags(fs *flagSet) {
+	fs.StringVar(&p.deliveryProvider, "provider", providerAPNs, "delivery phases: the provider the devices use: apns (real APNs sender, fake APNs over TLS HTTP/2) or fcm (real FCM sender, fake FCM over HTTP/1.1)")
+	fs.IntVar(&p.deliveryDevices, "delivery-devices", 10_000, "delivery phases: devices subscribed to the throughput channel")
+	fs.IntVar(&p.deliveryMsgs, "delivery-msgs", 10, "delivery phases: messages sent in each throughput run (each pushed to every device)")
+	fs.IntVar(&p.fanoutDevices, "fanout-devices", 10_000, "delivery phases: devices subscribed to the fan-out channel")
+	fs.IntVar(&p.latencyDevices, "latency-devices", 10, "delivery phases: devices subscribed to the latency channel")
+	fs.Float64Var(&p.latencyRate, "latency-rate", 500, "delivery phases: messages per second of the latency phase (open loop)")
+	fs.DurationVar(&p.providerLatency, "provider-latency", 20*time.Millisecond, "delivery phases: the fake provider's answer latency of the second throughput phase")
+	fs.IntVar(&p.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
+	fs.StringVar(&p.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
+	fs.quick("delivery-msgs", "5")
+}
+
+func (p *deliveryPhase) setup(o *options) error {
+	p.options = o
+	switch {
+	case p.deliveryProvider != providerAPNs && p.deliveryProvider != providerFCM:
+		return errors.New("-provider must be apns or fcm")
+	case p.deliveryDevices < 1 || p.deliveryMsgs < 1 || p.fanoutDevices < 1 || p.latencyDevices < 1 || p.deliverySenders < 1:
+		return errors.New("-delivery-devices, -delivery-msgs, -fanout-devices, -latency-devices and -delivery-clients must be at least 1")
+	case p.latencyRate <= 0 || p.providerLatency < 0:
+		return errors.New("-latency-rate must be positive and -provider-latency not negative")
+	}
+	p.deliveryRateBudget, p.fanoutBudget, p.latencyBudget = 10_000, time.Second, 100*time.Millisecond
+	return nil
+}
+
+func (p *deliveryPhase) header() string {
+	return fmt.Sprintf("delivery (%s; %d devices x %d messages at 0 and %s provider latency; fan-out to %d devices; %.0f messages/s to %d devices)",
+		p.deliveryProvider, p.deliveryDevices, p.deliveryMsgs, fmtLatency(p.providerLatency), p.fanoutDevices, p.latencyRate, p.latencyDevices)
+}
+
+func (p *deliveryPhase) run(ctx context.Context) (table, error) {
+	rep, err := benchDelivery(ctx, p)
+	return &rep, err
+}
+
 // deliveryRow is one measured delivery phase (medians over -runs).
 type deliveryRow struct {
 	notifs   int64         // pushes received (latency phase: those accepted in the window)
@@ -85,6 +151,7 @@ type deliveryRow struct {
 
 // deliveryReport is what the delivery phases measured.
 type deliveryReport struct {
+	o                      *deliveryPhase
 	provider               string
 	setup                  time.Duration
 	pool                   int
@@ -94,9 +161,11 @@ type deliveryReport struct {
 // deliveryWait bounds the wait for a phase's pushes to arrive.
 const deliveryWait = 2 * time.Minute
 
-func (o options) deliveryLimit() time.Duration {
-	perRun := 3*(deliveryWait+15*time.Second) + o.warmup + o.duration + deliveryWait
-	return 3*time.Minute + time.Duration(o.runs)*perRun
+// limit: per run, three bursts and the latency phase, each with its wait
+// for the pushes; room for the set-up.
+func (p *deliveryPhase) limit() time.Duration {
+	perRun := 3*(deliveryWait+15*time.Second) + p.warmup + p.duration + deliveryWait
+	return 3*time.Minute + time.Duration(p.runs)*perRun
 }
 
 // deliveryEnv is the in-process gateway of the delivery phases.
@@ -121,7 +190,8 @@ type deliveryEnv struct {
 	keys     []string // the device pool
 }
 
-func benchDelivery(ctx context.Context, o options) (rep deliveryReport, err error) {
+func benchDelivery(ctx context.Context, o *deliveryPhase) (rep deliveryReport, err error) {
+	rep.o = o
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rep.provider = o.deliveryProvider
 	rep.pool = max(o.deliveryDevices, o.fanoutDevices, o.latencyDevices)
@@ -163,24 +233,24 @@ func benchDelivery(ctx context.Context, o options) (rep deliveryReport, err erro
 	thr := func(lat time.Duration) string {
 		return fmt.Sprintf("@%s (%d dev x %d)", fmtLatency(lat), o.deliveryDevices, o.deliveryMsgs)
 	}
-	if rep.thr0, err = repeatDelivery(ctx, o, "delivery "+thr(0), func(profile string) (deliveryRow, error) {
-		return e.throughput(ctx, o, thrCh, 0, profile)
-	}, "0ms"); err != nil {
+	if rep.thr0, err = repeat(ctx, o.options, "delivery "+thr(0), func(run int) (deliveryRow, error) {
+		return e.throughput(ctx, o, thrCh, 0, run)
+	}); err != nil {
 		return rep, err
 	}
-	if rep.thrLat, err = repeatDelivery(ctx, o, "delivery "+thr(o.providerLatency), func(profile string) (deliveryRow, error) {
-		return e.throughput(ctx, o, thrCh, o.providerLatency, profile)
-	}, fmtLatency(o.providerLatency)); err != nil {
+	if rep.thrLat, err = repeat(ctx, o.options, "delivery "+thr(o.providerLatency), func(run int) (deliveryRow, error) {
+		return e.throughput(ctx, o, thrCh, o.providerLatency, run)
+	}); err != nil {
 		return rep, err
 	}
-	if rep.fan, err = repeatDelivery(ctx, o, fmt.Sprintf("fan-out %d devices", o.fanoutDevices), func(profile string) (deliveryRow, error) {
-		return e.fanout(ctx, o, fanCh, profile)
-	}, "fanout"); err != nil {
+	if rep.fan, err = repeat(ctx, o.options, fmt.Sprintf("fan-out %d devices", o.fanoutDevices), func(run int) (deliveryRow, error) {
+		return e.fanout(ctx, o, fanCh, run)
+	}); err != nil {
 		return rep, err
 	}
-	if rep.lat, err = repeatDelivery(ctx, o, fmt.Sprintf("%.0f ops/s x %d dev", o.latencyRate, o.latencyDevices), func(profile string) (deliveryRow, error) {
-		return e.latency(ctx, o, latCh, profile)
-	}, "latency"); err != nil {
+	if rep.lat, err = repeat(ctx, o.options, fmt.Sprintf("%.0f ops/s x %d dev", o.latencyRate, o.latencyDevices), func(run int) (deliveryRow, error) {
+		return e.latency(ctx, o, latCh, run)
+	}); err != nil {
 		return rep, err
 	}
 	if err := e.push.Err(); err != nil {
@@ -191,49 +261,35 @@ func benchDelivery(ctx context.Context, o options) (rep deliveryReport, err erro
 
 func fmtLatency(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
 
-// repeatDelivery measures o.runs times and keeps the medians; the first run
-// is profiled when -deliveryprofile is set.
-func repeatDelivery(ctx context.Context, o options, name string, measure func(profile string) (deliveryRow, error), key string) (deliveryRow, error) {
-	var rows []deliveryRow
-	for i := range o.runs {
-		profile := ""
-		if i == 0 && o.deliveryProfile != "" {
-			profile = profilePath(o.deliveryProfile, key)
-		}
-		r, err := measure(profile)
-		if err != nil {
-			return deliveryRow{}, fmt.Errorf("%s: %w", name, err)
-		}
-		fmt.Fprintf(os.Stderr, "  run %d  %-32s %7d notifs in %8s: %6.0f/s (steady %6.0f/s)  accept->provider p50 %s p99 %s",
-			i+1, name, r.notifs, fmtSecs(r.took), r.rate, r.steady, fmtDur(r.p50), fmtDur(r.p99))
-		if r.expand > 0 || r.first > 0 {
-			fmt.Fprintf(os.Stderr, "  first push %s, tasks published in %s", fmtDur(r.first), fmtDur(r.expand))
-		}
-		if r.opsBacklog > 0 || r.taskBacklog > 0 {
-			fmt.Fprintf(os.Stderr, "  backlog at the last message: %d operations to expand, %d tasks to send", r.opsBacklog, r.taskBacklog)
-		}
-		fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: us %.2f cores, others %.2f of %d]\n", r.errors, r.dups, r.cpu.self, r.cpu.others, numCPU())
-		for k, v := range r.errKinds {
-			fmt.Fprintf(os.Stderr, "         %d x %s\n", v, k)
-		}
-		if r.cpu.others > 0.25 {
-			fmt.Fprintf(os.Stderr, "  warning: other processes used %.2f cores during this phase: the numbers above are disturbed\n", r.cpu.others)
-		}
-		rows = append(rows, r)
-		if err := ctx.Err(); err != nil {
-			return deliveryRow{}, fmt.Errorf("%s: %w", name, err)
-		}
+// progress prints one run of a delivery phase.
+func (r deliveryRow) progress(_ *options, name string, run int) {
+	fmt.Fprintf(os.Stderr, "  run %d  %-32s %7d notifs in %8s: %6.0f/s (steady %6.0f/s)  accept->provider p50 %s p99 %s",
+		run+1, name, r.notifs, fmtSecs(r.took), r.rate, r.steady, fmtDur(r.p50), fmtDur(r.p99))
+	if r.expand > 0 || r.first > 0 {
+		fmt.Fprintf(os.Stderr, "  first push %s, tasks published in %s", fmtDur(r.first), fmtDur(r.expand))
 	}
-	return medianRow(rows), nil
+	if r.opsBacklog > 0 || r.taskBacklog > 0 {
+		fmt.Fprintf(os.Stderr, "  backlog at the last message: %d operations to expand, %d tasks to send", r.opsBacklog, r.taskBacklog)
+	}
+	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: us %.2f cores, others %.2f of %d]\n", r.errors, r.dups, r.cpu.self, r.cpu.others, numCPU())
+	for k, v := range r.errKinds {
+		fmt.Fprintf(os.Stderr, "         %d x %s\n", v, k)
+	}
+	if r.cpu.others > 0.25 {
+		fmt.Fprintf(os.Stderr, "  warning: other processes used %.2f cores during this phase: the numbers above are disturbed\n", r.cpu.others)
+	}
 }
 
-// profilePath inserts the phase key before path's extension.
+// profilePath inserts the phase key before path's extension ("" stays "").
 func profilePath(path, key string) string {
+	if path == "" {
+		return ""
+	}
 	ext := filepath.Ext(path)
 	return strings.TrimSuffix(path, ext) + "-" + key + ext
 }
 
-func startDeliveryEnv(ctx context.Context, o options, log *slog.Logger) (e *deliveryEnv, err error) {
+func startDeliveryEnv(ctx context.Context, o *deliveryPhase, log *slog.Logger) (e *deliveryEnv, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -437,7 +493,7 @@ func each(ctx context.Context, n int, f func(i int) error) error {
 // makeDevices registers n devices and binds each a push route of the
 // chosen provider, directly in the registry (as /device/register and
 // /channel/device do).
-func (e *deliveryEnv) makeDevices(ctx context.Context, o options, n int) error {
+func (e *deliveryEnv) makeDevices(ctx context.Context, o *deliveryPhase, n int) error {
 	platform, channelType := "ios", sdevices.ChannelTypeAPNs
 	if o.deliveryProvider == providerFCM {
 		platform, channelType = "android", sdevices.ChannelTypeFCM
@@ -504,21 +560,14 @@ func (e *deliveryEnv) message(ctx context.Context, ch string, w *worker) error {
 	return err
 }
 
-// profiled starts a CPU profile when path is set.
-func profiled(path, what string) (stop func(), err error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	return startCPUProfile(path, what)
-}
-
 // throughput sends o.deliveryMsgs messages to ch as fast as
 // o.deliverySenders clients can, with the fake answering after latency,
-// and times them until the last push arrives.
-func (e *deliveryEnv) throughput(ctx context.Context, o options, ch string, latency time.Duration, profile string) (deliveryRow, error) {
+// and times them until the last push arrives. Run 0 is profiled with
+// -deliveryprofile.
+func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch string, latency time.Duration, run int) (deliveryRow, error) {
 	began := time.Now()
 	a := e.fake.reset(latency, began.UnixMilli())
-	stop, err := profiled(profile, "delivery @"+fmtLatency(latency))
+	stop, err := profileRun(run, profilePath(o.deliveryProfile, fmtLatency(latency)), "delivery @"+fmtLatency(latency))
 	if err != nil {
 		return deliveryRow{}, err
 	}
@@ -559,13 +608,13 @@ func (e *deliveryEnv) throughput(ctx context.Context, o options, ch string, late
 
 // fanout sends one message to ch and times it from the 200 answer to the
 // last of its pushes.
-func (e *deliveryEnv) fanout(ctx context.Context, o options, ch string, profile string) (deliveryRow, error) {
+func (e *deliveryEnv) fanout(ctx context.Context, o *deliveryPhase, ch string, run int) (deliveryRow, error) {
 	a := e.fake.reset(0, time.Now().UnixMilli())
 	expand0, err := e.expandSeconds()
 	if err != nil {
 		return deliveryRow{}, err
 	}
-	stop, err := profiled(profile, "fan-out")
+	stop, err := profileRun(run, profilePath(o.deliveryProfile, "fanout"), "fan-out")
 	if err != nil {
 		return deliveryRow{}, err
 	}
@@ -624,9 +673,9 @@ func (e *deliveryEnv) expandSeconds() (time.Duration, error) {
 
 // latency sends messages to ch at o.latencyRate per second (open loop) and
 // measures accept-to-provider of those accepted after the warm-up.
-func (e *deliveryEnv) latency(ctx context.Context, o options, ch string, profile string) (deliveryRow, error) {
+func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, run int) (deliveryRow, error) {
 	a := e.fake.reset(0, time.Now().UnixMilli())
-	stop, err := profiled(profile, "latency")
+	stop, err := profileRun(run, profilePath(o.deliveryProfile, "latency"), "latency")
 	if err != nil {
 		return deliveryRow{}, err
 	}
@@ -703,49 +752,25 @@ func (r *deliveryRow) account(werr error, st arrivalStats) {
 	}
 }
 
-// medianRow combines runs column by column (medians; errors, duplicates
-// and late messages summed; the most disturbed run's CPU).
-func medianRow(rs []deliveryRow) deliveryRow {
-	if len(rs) == 1 {
-		return rs[0]
+// columns: medians; errors, duplicates and late messages summed; the most
+// disturbed run's CPU.
+func (deliveryRow) columns() []column[deliveryRow] {
+	return []column[deliveryRow]{
+		mid(func(r *deliveryRow) *int64 { return &r.notifs }),
+		mid(func(r *deliveryRow) *int64 { return &r.sent }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.took }),
+		mid(func(r *deliveryRow) *float64 { return &r.rate }),
+		mid(func(r *deliveryRow) *float64 { return &r.steady }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.p50 }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.p99 }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.first }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.expand }),
+		mid(func(r *deliveryRow) *uint64 { return &r.opsBacklog }),
+		mid(func(r *deliveryRow) *uint64 { return &r.taskBacklog }),
+		sum(func(r *deliveryRow) *int64 { return &r.errors }),
+		sum(func(r *deliveryRow) *int64 { return &r.dups }),
+		sum(func(r *deliveryRow) *int64 { return &r.late }),
+		busiest(func(r *deliveryRow) *cpuUse { return &r.cpu }),
+		kinds(func(r *deliveryRow) *map[string]int { return &r.errKinds }),
 	}
-	out := deliveryRow{errKinds: map[string]int{}}
-	col := func(f func(deliveryRow) float64) float64 {
-		xs := make([]float64, len(rs))
-		for i, r := range rs {
-			xs[i] = f(r)
-		}
-		slices.Sort(xs)
-		mid := len(xs) / 2
-		if len(xs)%2 == 1 {
-			return xs[mid]
-		}
-		return (xs[mid-1] + xs[mid]) / 2
-	}
-	dur := func(f func(deliveryRow) time.Duration) time.Duration {
-		return time.Duration(col(func(r deliveryRow) float64 { return float64(f(r)) }))
-	}
-	out.notifs = int64(col(func(r deliveryRow) float64 { return float64(r.notifs) }))
-	out.sent = int64(col(func(r deliveryRow) float64 { return float64(r.sent) }))
-	out.took = dur(func(r deliveryRow) time.Duration { return r.took })
-	out.rate = col(func(r deliveryRow) float64 { return r.rate })
-	out.steady = col(func(r deliveryRow) float64 { return r.steady })
-	out.p50 = dur(func(r deliveryRow) time.Duration { return r.p50 })
-	out.p99 = dur(func(r deliveryRow) time.Duration { return r.p99 })
-	out.first = dur(func(r deliveryRow) time.Duration { return r.first })
-	out.expand = dur(func(r deliveryRow) time.Duration { return r.expand })
-	out.opsBacklog = uint64(col(func(r deliveryRow) float64 { return float64(r.opsBacklog) }))
-	out.taskBacklog = uint64(col(func(r deliveryRow) float64 { return float64(r.taskBacklog) }))
-	for _, r := range rs {
-		out.errors += r.errors
-		out.dups += r.dups
-		out.late += r.late
-		if r.cpu.others >= out.cpu.others {
-			out.cpu = r.cpu
-		}
-		for k, v := range r.errKinds {
-			out.errKinds[k] += v
-		}
-	}
-	return out
 }

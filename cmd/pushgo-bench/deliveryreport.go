@@ -9,13 +9,25 @@ import (
 	"github.com/pushgo/gateway/internal/gateway"
 )
 
+func (d *deliveryReport) print(w io.Writer) { printDeliveryTable(w, d.o, d) }
+func (d *deliveryReport) vouches() string   { return "every notification received by the fake provider" }
+
+func (d *deliveryReport) failures() []failure {
+	var out []failure
+	for _, p := range d.rows(d.o) {
+		out = append(out, failure{label: "delivery phases: " + p.name, what: "(messages not accepted, notifications not received)",
+			errors: p.row.errors, kinds: p.row.errKinds})
+	}
+	return out
+}
+
 type namedRow struct {
 	name string
 	row  *deliveryRow
 }
 
 // rows lists the delivery phases in table order.
-func (d *deliveryReport) rows(o options) []namedRow {
+func (d *deliveryReport) rows(o *deliveryPhase) []namedRow {
 	thr := func(lat time.Duration) string {
 		return fmt.Sprintf("delivery @%-4s (%d dev x %d)", fmtLatency(lat), o.deliveryDevices, o.deliveryMsgs)
 	}
@@ -27,18 +39,18 @@ func (d *deliveryReport) rows(o options) []namedRow {
 	}
 }
 
-func (d *deliveryReport) rateOK(o options) bool {
+func (d *deliveryReport) rateOK(o *deliveryPhase) bool {
 	return d.thrLat.rate >= o.deliveryRateBudget && d.thrLat.errors == 0
 }
-func (d *deliveryReport) fanoutOK(o options) bool {
+func (d *deliveryReport) fanoutOK(o *deliveryPhase) bool {
 	return d.fan.took > 0 && d.fan.took < o.fanoutBudget && d.fan.errors == 0
 }
-func (d *deliveryReport) latencyOK(o options) bool {
+func (d *deliveryReport) latencyOK(o *deliveryPhase) bool {
 	return d.lat.notifs > 0 && d.lat.p99 <= o.latencyBudget && d.lat.errors == 0
 }
 
 // printDeliveryTable prints the delivery phases (issue 4's budget).
-func printDeliveryTable(w io.Writer, o options, d *deliveryReport) {
+func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%-40s %8s %8s %9s %8s %8s   %s\n", "phase", "notifs", "time", "notifs/s", "p50", "p99", "budget")
 	line := func(name string, r deliveryRow, showRate bool, note string) {

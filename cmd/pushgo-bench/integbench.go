@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -36,8 +37,54 @@ import (
 // did not do what was asked (a Dynatrace answer without exactly one OK
 // report: a selector that picked nothing measures nothing).
 
+func init() { registerPhase(40, func() phase { return &integPhase{} }) }
+
+// integPhase is the integrations phases' flags, with the common options.
+type integPhase struct {
+	*options
+	integThings   int // Things created before the Dynatrace phases
+	amAlerts      int // alerts per Alertmanager payload
+	amClients     int // concurrent Alertmanager senders
+	integProfile  string
+	dtRatioBudget float64       // Dynatrace reports/s over the /event/create rate
+	dtP99Budget   time.Duration // Dynatrace request p99
+	amP99Budget   time.Duration // Alertmanager payload p99
+}
+
+func (*integPhase) name() string { return "integrations" }
+func (*integPhase) about() string {
+	return "Dynatrace ingest and Alertmanager webhooks against the /event/create rate"
+}
+
+func (p *integPhase) flags(fs *flagSet) {
+	fs.IntVar(&p.integThings, "integ-things", 100_000, "integrations phases: Things (type HOST, titled host-<i>) created before the Dynatrace phases")
+	fs.IntVar(&p.amAlerts, "am-alerts", 100, "integrations phases: alerts per Alertmanager payload")
+	fs.IntVar(&p.amClients, "am-clients", 1, "integrations phases: concurrent Alertmanager senders (at most -concurrency)")
+	fs.StringVar(&p.integProfile, "integprofile", "", "write a CPU profile of the first run of each integrations phase to this file, the phase inserted before the extension (x.prof: x-base.prof, x-dt-id.prof, x-dt-info.prof, x-dt-name.prof, x-am.prof)")
+	fs.quick("integ-things", "20000")
+}
+
+func (p *integPhase) setup(o *options) error {
+	p.options = o
+	switch {
+	case p.integThings < 1 || p.amAlerts < 1 || p.amClients < 1:
+		return errors.New("-integ-things, -am-alerts and -am-clients must be at least 1")
+	case p.target != "all":
+		return errors.New("-phases integrations needs -target all (the Dynatrace selectors read the projection)")
+	}
+	p.amClients = min(p.amClients, p.concurrency)
+	p.dtRatioBudget, p.dtP99Budget, p.amP99Budget = 0.5, 30*time.Millisecond, 50*time.Millisecond
+	return nil
+}
+
+func (p *integPhase) run(ctx context.Context) (table, error) {
+	rep, err := benchIntegrations(ctx, p)
+	return &rep, err
+}
+
 // integReport is what the integrations phases measured (medians over -runs).
 type integReport struct {
+	o        *integPhase
 	things   int
 	setup    time.Duration // Things created
 	caughtUp time.Duration // the projector's catch-up after the set-up
@@ -51,11 +98,13 @@ type integReport struct {
 }
 
 // integSetupLimit bounds the set-up: a minute plus 2 ms per Thing.
-func (o options) integSetupLimit() time.Duration {
+func (o *integPhase) integSetupLimit() time.Duration {
 	return time.Minute + time.Duration(o.integThings)*2*time.Millisecond
 }
 
-func (o options) integLimit() time.Duration {
+// limit: the set-up and its catch-up; per run, five phases, each with its
+// catch-up; room for start-up and shutdown.
+func (o *integPhase) limit() time.Duration {
 	perRun := 5 * (o.warmup + o.duration + opTimeout + settleLimit)
 	return o.integSetupLimit() + settleLimit + time.Duration(o.runs)*perRun + 2*time.Minute
 }
@@ -79,11 +128,12 @@ type amSender struct {
 // amGroupsPerSender is how many groups each sender cycles through.
 const amGroupsPerSender = 4
 
-func benchIntegrations(ctx context.Context, o options) (rep integReport, err error) {
+func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err error) {
+	rep.o = o
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fmt.Fprintf(os.Stderr, "== integrations phases: %d Things; Dynatrace and /event/create with %d clients, Alertmanager %d-alert payloads with %d\n",
 		o.integThings, o.concurrency, o.amAlerts, o.amClients)
-	t, err := startGateway(ctx, o, syncMode{sync: gateway.Defaults().Sync}, log)
+	t, err := startGateway(ctx, o.options, syncMode{sync: gateway.Defaults().Sync}, log)
 	if err != nil {
 		return rep, err
 	}
@@ -96,16 +146,11 @@ func benchIntegrations(ctx context.Context, o options) (rep integReport, err err
 	// phase measures op o.runs times; the first run is profiled when
 	// -integprofile is set.
 	phase := func(name, key string, workers int, op opFunc) (result, error) {
-		run := 0
-		return repeat(ctx, o, name, func() (result, error) {
-			stop := func() {}
-			if run == 0 && o.integProfile != "" {
-				var perr error
-				if stop, perr = startCPUProfile(profilePath(o.integProfile, key), name); perr != nil {
-					return result{}, perr
-				}
+		return repeat(ctx, o.options, name, func(run int) (result, error) {
+			stop, err := profileRun(run, profilePath(o.integProfile, key), name)
+			if err != nil {
+				return result{}, err
 			}
-			run++
 			r := closedLoop(ctx, workers, o.warmup, o.duration, op)
 			stop()
 			r.note = t.settleNote(ctx)
@@ -141,7 +186,7 @@ func benchIntegrations(ctx context.Context, o options) (rep integReport, err err
 }
 
 // setup creates the token and the Things, and waits for the projector.
-func (e *integEnv) setup(ctx context.Context, o options, rep *integReport) error {
+func (e *integEnv) setup(ctx context.Context, o *integPhase, rep *integReport) error {
 	sctx, cancel := context.WithTimeout(ctx, o.integSetupLimit())
 	defer cancel()
 	t := e.t

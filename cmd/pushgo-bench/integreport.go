@@ -6,18 +6,27 @@ import (
 	"strings"
 )
 
-// integHeader is the integrations entry of the header's phase list.
-func integHeader(o options) string {
+// header: -quick lowers -integ-things below the budget's set-up.
+func (o *integPhase) header() string {
 	things := fmt.Sprintf("%d Things", o.integThings)
-	if o.integQuickThings {
+	if o.lowered["integ-things"] {
 		things += " (-quick: the budget's set-up is 100,000; -integ-things 100000 for it)"
 	}
 	return fmt.Sprintf("integrations (%s; /event/create and Dynatrace with %d clients, Alertmanager %d-alert payloads with %d)",
 		things, o.concurrency, o.amAlerts, o.amClients)
 }
 
+func (r *integReport) print(w io.Writer) { printIntegTable(w, r.o, r) }
+func (r *integReport) vouches() string {
+	return "every integration request answered 2xx with the expected result"
+}
+
+func (r *integReport) failures() []failure {
+	return resultFailures("integrations phases: ", r.phases(r.o))
+}
+
 // phases lists the measured integrations phases, in table order.
-func (r *integReport) phases(o options) []namedResult {
+func (r *integReport) phases(o *integPhase) []namedResult {
 	return []namedResult{
 		{fmt.Sprintf("/event/create (baseline, c=%d)", o.concurrency), &r.base},
 		{fmt.Sprintf("dynatrace entityId %s (c=%d)", dtProblem, o.concurrency), &r.dtID},
@@ -36,16 +45,16 @@ func (r *integReport) dtRatio(dt result) float64 {
 	return dt.rate / r.base.rate
 }
 
-func (r *integReport) dtOK(o options, dt result) bool {
+func (r *integReport) dtOK(o *integPhase, dt result) bool {
 	return dt.ops > 0 && dt.errors == 0 && r.dtRatio(dt) >= o.dtRatioBudget && dt.p99 <= o.dtP99Budget
 }
 
-func (r *integReport) amOK(o options) bool {
+func (r *integReport) amOK(o *integPhase) bool {
 	return r.am.ops > 0 && r.am.errors == 0 && r.am.p99 <= o.amP99Budget
 }
 
 // printIntegTable prints the integrations phases and their budget.
-func printIntegTable(w io.Writer, o options, r *integReport) {
+func printIntegTable(w io.Writer, o *integPhase, r *integReport) {
 	ph := r.phases(o)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%-40s %8s %9s %8s %8s   %s\n", "phase", "reqs", "reqs/s", "p50", "p99", "ratio / budget")

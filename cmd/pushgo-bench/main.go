@@ -22,6 +22,10 @@
 // so that the load generator takes little CPU from the gateway it shares
 // the machine with; -client nethttp uses net/http instead.
 //
+// Each phase is one file registering a phase (phase.go): its own flags
+// (-help lists them by phase), its run, which repeats each measurement
+// -runs times and keeps the medians (repeat.go), and its table.
+//
 // Everything runs in this process against 127.0.0.1, in temporary
 // directories that are removed at the end. The exit code is non-zero only
 // when a request or publish failed (or the benchmark could not run); missed
@@ -53,45 +57,16 @@ func run() int {
 
 	baseline := runtime.NumGoroutine()
 	printHeader(os.Stderr, opts)
-	var reports []modeReport
-	if opts.write {
-		for _, m := range opts.modes {
-			rep, err := benchMode(ctx, opts, m)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "pushgo-bench: %s: %v\n", m.label(), err)
-				return 1
-			}
-			reports = append(reports, rep)
-		}
-	}
-	var proj *projReport
-	if opts.projector {
-		rep, err := benchProjector(ctx, opts)
+	var tables []table
+	for _, p := range opts.phases {
+		t, err := p.run(ctx)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "pushgo-bench: projector phases: %v\n", err)
+			fmt.Fprintf(os.Stderr, "pushgo-bench: %s phases: %v\n", p.name(), err)
 			return 1
 		}
-		proj = &rep
+		tables = append(tables, t)
 	}
-	var del *deliveryReport
-	if opts.delivery {
-		rep, err := benchDelivery(ctx, opts)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "pushgo-bench: delivery phases: %v\n", err)
-			return 1
-		}
-		del = &rep
-	}
-	var integ *integReport
-	if opts.integrations {
-		rep, err := benchIntegrations(ctx, opts)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "pushgo-bench: integrations phases: %v\n", err)
-			return 1
-		}
-		integ = &rep
-	}
-	failed := printReport(os.Stdout, opts, reports, proj, del, integ)
+	failed := printReport(os.Stdout, opts, tables)
 	checkGoroutines(baseline)
 	if failed {
 		return 1

@@ -16,6 +16,9 @@ import (
 	"github.com/pushgo/gateway/schemas/ids"
 )
 
+// getReaders are the connections of the paced /thing/get readers.
+const getReaders = 16
+
 // target is a running gateway with a channel and its entities.
 type target struct {
 	gw        *gateway.Gateway
@@ -34,7 +37,7 @@ type target struct {
 // startTarget starts the whole gateway in-process, as the pushgo binary
 // does, on a fresh data directory, then creates the channel and the
 // entities over HTTP (not measured).
-func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (t *target, err error) {
+func startTarget(ctx context.Context, o *options, m syncMode, log *slog.Logger) (t *target, err error) {
 	if t, err = startGateway(ctx, o, m, log); err != nil {
 		return nil, err
 	}
@@ -55,7 +58,7 @@ func startTarget(ctx context.Context, o options, m syncMode, log *slog.Logger) (
 
 // startGateway starts the whole gateway in-process on a fresh data
 // directory, with its clients, and creates the channel (not measured).
-func startGateway(ctx context.Context, o options, m syncMode, log *slog.Logger) (t *target, err error) {
+func startGateway(ctx context.Context, o *options, m syncMode, log *slog.Logger) (t *target, err error) {
 	t = &target{}
 	if t.dir, err = os.MkdirTemp("", "pushgo-bench-gw-*"); err != nil {
 		return nil, err

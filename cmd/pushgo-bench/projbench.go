@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,8 +27,84 @@ import (
 // the gateway: /channel/history pages, and /thing/get while the write load
 // runs.
 
+func init() { registerPhase(20, func() phase { return &projPhase{} }) }
+
+// projPhase is the projector phases' flags, with the common options.
+type projPhase struct {
+	*options
+	ops             int // operations populated for the raw consume and the fold
+	historyOps      int // operations appended to the history channel
+	historyReqs     int // /channel/history requests per measurement
+	historyClients  int // concurrent clients of the concurrent history row
+	historyLimit    int
+	getRate         float64 // /thing/get requests per second under the write load
+	foldProfile     string
+	foldRatioBudget float64
+	rebuildBudget   time.Duration // per million operations
+	historyBudget   time.Duration // p99
+	getBudget       time.Duration // p99
+}
+
+func (*projPhase) name() string { return "projector" }
+func (*projPhase) about() string {
+	return "populate, raw consume, fold, history and /thing/get latency"
+}
+
+func (p *projPhase) flags(fs *flagSet) {
+	fs.IntVar(&p.ops, "ops", 1_000_000, "operations populated for the projector fold phases")
+	fs.IntVar(&p.historyOps, "history-ops", 20_000, "operations appended over HTTP to the channel whose /channel/history is read")
+	fs.IntVar(&p.historyReqs, "history-reqs", 500, "/channel/history requests per measurement")
+	fs.IntVar(&p.historyClients, "history-clients", 8, "concurrent clients of the concurrent /channel/history row (at most -concurrency)")
+	fs.IntVar(&p.historyLimit, "history-limit", 1000, "limit of each /channel/history request")
+	fs.Float64Var(&p.getRate, "get-rate", 200, "/thing/get requests per second issued during the write load")
+	fs.StringVar(&p.foldProfile, "foldprofile", "", "write a CPU profile of the first projector fold (rebuild) to this file")
+	fs.quick("ops", "100000")
+	fs.quick("history-reqs", "200")
+}
+
+func (p *projPhase) setup(o *options) error {
+	p.options = o
+	switch {
+	case p.ops < minOps:
+		return fmt.Errorf("-ops must be at least %d", minOps)
+	case p.historyOps < 1 || p.historyReqs < 1 || p.historyClients < 1:
+		return errors.New("-history-ops, -history-reqs and -history-clients must be at least 1")
+	case p.historyLimit < 1 || p.historyLimit > 1000:
+		return errors.New("-history-limit must be within 1..1000")
+	case p.getRate <= 0:
+		return errors.New("-get-rate must be positive")
+	case p.target != "all":
+		return errors.New("-phases projector needs -target all (the reads need the projector)")
+	}
+	p.historyClients = min(p.historyClients, p.concurrency)
+	p.foldRatioBudget, p.rebuildBudget = 0.5, 30*time.Second
+	p.historyBudget, p.getBudget = 20*time.Millisecond, 5*time.Millisecond
+	return nil
+}
+
+func (p *projPhase) header() string {
+	return fmt.Sprintf("projector (%d operations folded; /channel/history: %d requests of %d after %d appends; /thing/get at %.0f/s)",
+		p.ops, p.historyReqs, p.historyLimit, p.historyOps, p.getRate)
+}
+
+// loadNote: the read phases run the write load (with the default sync).
+func (p *projPhase) loadNote() string { return "" }
+
+// limit: populate once; per run, a raw consume, a fold, two history
+// measurements and the /thing/get phase; room for start-up and shutdown.
+func (p *projPhase) limit() time.Duration {
+	perRun := p.consumeLimit() + p.foldLimit() + 2*p.historyTimeLimit() + 2*(p.duration+p.warmup+15*time.Second) + settleLimit
+	return p.populateLimit() + time.Duration(p.runs)*perRun + 2*settleLimit + 3*time.Minute
+}
+
+func (p *projPhase) run(ctx context.Context) (table, error) {
+	rep, err := benchProjector(ctx, p)
+	return &rep, err
+}
+
 // projReport is what the projector phases measured (medians over -runs).
 type projReport struct {
+	o                  *projPhase
 	ops                int
 	bytes              int64
 	populate           time.Duration
@@ -43,6 +120,14 @@ type timed struct {
 	cpu  cpuUse
 }
 
+// columns: the median time, the most disturbed run's CPU.
+func (timed) columns() []column[timed] {
+	return []column[timed]{
+		mid(func(t *timed) *time.Duration { return &t.took }),
+		busiest(func(t *timed) *cpuUse { return &t.cpu }),
+	}
+}
+
 func (t timed) rate(n int) float64 {
 	if t.took <= 0 {
 		return 0
@@ -52,23 +137,24 @@ func (t timed) rate(n int) float64 {
 
 // Time bounds of the projector phases. The fold gets a minute plus
 // 200 µs per operation (3m20s for a million), well above the budget.
-func (o options) populateLimit() time.Duration {
+func (o *projPhase) populateLimit() time.Duration {
 	return 2*time.Minute + time.Duration(o.ops)*time.Millisecond/2
 }
-func (o options) consumeLimit() time.Duration {
+func (o *projPhase) consumeLimit() time.Duration {
 	return time.Minute + time.Duration(o.ops)*100*time.Microsecond
 }
-func (o options) foldLimit() time.Duration {
+func (o *projPhase) foldLimit() time.Duration {
 	return time.Minute + time.Duration(o.ops)*200*time.Microsecond
 }
-func (o options) historyTimeLimit() time.Duration {
+func (o *projPhase) historyTimeLimit() time.Duration {
 	return time.Duration(o.historyReqs)*opTimeout/time.Duration(o.historyClients) + time.Minute
 }
 
 // asyncWindow bounds the populate phase's unacknowledged publishes.
 const asyncWindow = 4096
 
-func benchProjector(ctx context.Context, o options) (rep projReport, err error) {
+func benchProjector(ctx context.Context, o *projPhase) (rep projReport, err error) {
+	rep.o = o
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	fmt.Fprintf(os.Stderr, "== projector phases: %d operations over %d channels, %d events + %d things\n",
 		o.ops, genChannels, genEntities, genEntities)
@@ -84,7 +170,7 @@ func benchProjector(ctx context.Context, o options) (rep projReport, err error) 
 // foldPhases populates a fresh broker once, then reads the whole log with
 // a bare ordered consumer and folds it with a fresh projector, o.runs
 // times each.
-func foldPhases(ctx context.Context, o options, log *slog.Logger, rep *projReport) error {
+func foldPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projReport) error {
 	dir, err := os.MkdirTemp("", "pushgo-bench-fold-*")
 	if err != nil {
 		return err
@@ -108,35 +194,47 @@ func foldPhases(ctx context.Context, o options, log *slog.Logger, rep *projRepor
 	fmt.Fprintf(os.Stderr, "  populate: %d operations (%.0f MB of envelopes, %d bytes each on average) published in %s, %.0f ops/s\n",
 		o.ops, float64(rep.bytes)/1e6, rep.bytes/int64(o.ops), rep.populate.Round(time.Millisecond), float64(o.ops)/rep.populate.Seconds())
 
-	var consumes, folds []timed
-	for i := range o.runs {
+	fold, err := repeat(ctx, o.options, "fold", func(run int) (foldRound, error) {
 		c, err := rawConsume(ctx, o, b, last)
 		if err != nil {
-			return fmt.Errorf("raw consume: %w", err)
+			return foldRound{}, fmt.Errorf("raw consume: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "  run %d  raw ordered consume %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
-			i+1, o.ops, c.took.Round(time.Millisecond), c.rate(o.ops), c.cpu.self, c.cpu.others)
-		consumes = append(consumes, c)
-
-		f, err := foldRun(ctx, o, b, last, i == 0 && o.foldProfile != "")
+		f, err := foldRun(ctx, o, b, last, run)
 		if err != nil {
-			return fmt.Errorf("fold: %w", err)
+			return foldRound{}, err
 		}
-		fmt.Fprintf(os.Stderr, "  run %d  projector fold    %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
-			i+1, o.ops, f.took.Round(time.Millisecond), f.rate(o.ops), f.cpu.self, f.cpu.others)
-		folds = append(folds, f)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		return foldRound{ops: o.ops, consume: c, fold: f}, nil
+	})
+	rep.consume, rep.fold = fold.consume, fold.fold
+	return err
+}
+
+// foldRound is one run of the fold phases: the raw consume of the log,
+// then its fold.
+type foldRound struct {
+	ops           int
+	consume, fold timed
+}
+
+func (foldRound) columns() []column[foldRound] {
+	return []column[foldRound]{
+		mid(func(r *foldRound) *int { return &r.ops }),
+		nested(func(r *foldRound) *timed { return &r.consume }),
+		nested(func(r *foldRound) *timed { return &r.fold }),
 	}
-	rep.consume, rep.fold = medianTimed(consumes), medianTimed(folds)
-	return nil
+}
+
+func (r foldRound) progress(_ *options, _ string, run int) {
+	fmt.Fprintf(os.Stderr, "  run %d  raw ordered consume %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
+		run+1, r.ops, r.consume.took.Round(time.Millisecond), r.consume.rate(r.ops), r.consume.cpu.self, r.consume.cpu.others)
+	fmt.Fprintf(os.Stderr, "  run %d  projector fold    %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
+		run+1, r.ops, r.fold.took.Round(time.Millisecond), r.fold.rate(r.ops), r.fold.cpu.self, r.fold.cpu.others)
 }
 
 // populate publishes o.ops operations with PublishAsync, at most
 // asyncWindow unacknowledged, and returns the last stream sequence. Any
 // failed publish fails the phase.
-func populate(ctx context.Context, o options, b *broker.Embedded) (last uint64, bytes int64, took time.Duration, err error) {
+func populate(ctx context.Context, o *projPhase, b *broker.Embedded) (last uint64, bytes int64, took time.Duration, err error) {
 	nc, err := b.Connect()
 	if err != nil {
 		return 0, 0, 0, err
@@ -205,7 +303,7 @@ const consumePull = 2000
 
 // rawConsume reads the whole log with an ordered consumer, doing nothing
 // but count, and times it until the message at last arrives.
-func rawConsume(ctx context.Context, o options, b *broker.Embedded, last uint64) (timed, error) {
+func rawConsume(ctx context.Context, o *projPhase, b *broker.Embedded, last uint64) (timed, error) {
 	nc, err := b.Connect()
 	if err != nil {
 		return timed{}, err
@@ -257,8 +355,9 @@ func rawConsume(ctx context.Context, o options, b *broker.Embedded, last uint64)
 }
 
 // foldRun starts a projector on an empty store (a rebuild) and times it
-// until it has committed the last operation.
-func foldRun(ctx context.Context, o options, b *broker.Embedded, last uint64, profile bool) (timed, error) {
+// until it has committed the last operation; the first run is profiled
+// with -foldprofile.
+func foldRun(ctx context.Context, o *projPhase, b *broker.Embedded, last uint64, run int) (timed, error) {
 	dir, err := os.MkdirTemp("", "pushgo-bench-projection-*")
 	if err != nil {
 		return timed{}, err
@@ -272,11 +371,9 @@ func foldRun(ctx context.Context, o options, b *broker.Embedded, last uint64, pr
 	ctx, cancel := context.WithTimeout(ctx, o.foldLimit())
 	defer cancel()
 
-	stop := func() {}
-	if profile {
-		if stop, err = startCPUProfile(o.foldProfile, "projector fold"); err != nil {
-			return timed{}, err
-		}
+	stop, err := profileRun(run, o.foldProfile, "projector fold")
+	if err != nil {
+		return timed{}, err
 	}
 	cpu0 := sampleCPU()
 	began := time.Now()
@@ -297,21 +394,12 @@ func foldRun(ctx context.Context, o options, b *broker.Embedded, last uint64, pr
 	return res, nil
 }
 
-func medianTimed(ts []timed) timed {
-	rs := make([]result, len(ts))
-	for i, t := range ts {
-		rs[i] = result{p50: t.took, cpu: t.cpu}
-	}
-	m := median(rs)
-	return timed{took: m.p50, cpu: m.cpu}
-}
-
 // readPhases start the whole gateway, give it a channel with
 // o.historyOps operations (appended over HTTP), then measure
 // /channel/history with one client and with o.historyClients, and
 // /thing/get at a fixed rate under the closed-loop write load.
-func readPhases(ctx context.Context, o options, log *slog.Logger, rep *projReport) error {
-	t, err := startTarget(ctx, o, syncMode{sync: gateway.Defaults().Sync}, log)
+func readPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projReport) error {
+	t, err := startTarget(ctx, o.options, syncMode{sync: gateway.Defaults().Sync}, log)
 	if err != nil {
 		return err
 	}
@@ -333,33 +421,44 @@ func readPhases(ctx context.Context, o options, log *slog.Logger, rep *projRepor
 	}
 
 	hist := t.historyOp(rep.histOps, o.historyLimit)
-	if rep.histSingle, err = repeat(ctx, o, "history c=1", func() (result, error) {
+	if rep.histSingle, err = repeat(ctx, o.options, "history c=1", func(int) (result, error) {
 		return countLoop(ctx, 1, o.historyReqs, hist), nil
 	}); err != nil {
 		return err
 	}
-	if rep.histMC, err = repeat(ctx, o, fmt.Sprintf("history c=%d", o.historyClients), func() (result, error) {
+	if rep.histMC, err = repeat(ctx, o.options, fmt.Sprintf("history c=%d", o.historyClients), func(int) (result, error) {
 		return countLoop(ctx, o.historyClients, o.historyReqs, hist), nil
 	}); err != nil {
 		return err
 	}
 
-	var loads []result
-	if rep.get, err = repeat(ctx, o, "thing/get", func() (result, error) {
+	get, err := repeat(ctx, o.options, "thing/get", func(int) (getRound, error) {
 		var load result
 		var wg sync.WaitGroup
 		wg.Go(func() { load = closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.update) })
 		get := openLoop(ctx, getReaders, o.getRate, o.warmup, o.duration, t.thingGet)
 		wg.Wait()
-		progress(o, "  write load", len(loads), load)
-		loads = append(loads, load)
 		get.note = t.settleNote(ctx)
-		return get, nil
-	}); err != nil {
-		return err
+		return getRound{get: get, load: load}, nil
+	})
+	rep.get, rep.getLoad = get.get, get.load
+	return err
+}
+
+// getRound is one run of the /thing/get phase: the paced reads and the
+// write load they ran under.
+type getRound struct{ get, load result }
+
+func (getRound) columns() []column[getRound] {
+	return []column[getRound]{
+		nested(func(r *getRound) *result { return &r.get }),
+		nested(func(r *getRound) *result { return &r.load }),
 	}
-	rep.getLoad = median(loads)
-	return nil
+}
+
+func (r getRound) progress(o *options, name string, run int) {
+	r.load.progress(o, "  write load", run)
+	r.get.progress(o, name, run)
 }
 
 // countLoop issues n operations from `workers` clients, back to back,

@@ -36,7 +36,7 @@ type rawTarget struct {
 	subjects  [2][]string // event, thing
 }
 
-func startRaw(ctx context.Context, o options, m syncMode, log *slog.Logger) (r *rawTarget, err error) {
+func startRaw(ctx context.Context, o *options, m syncMode, log *slog.Logger) (r *rawTarget, err error) {
 	r = &rawTarget{}
 	if r.dir, err = os.MkdirTemp("", "pushgo-bench-raw-*"); err != nil {
 		return nil, err

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"runtime"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -108,44 +110,54 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// median combines repeated runs column by column: the median rate, the
-// median p50 and the median p99; error and skip counts are summed, so a
-// failure in any run is reported.
-func median(rs []result) result {
-	if len(rs) == 1 {
-		return rs[0]
+// columns: the median rate, p50, p99 and open-loop target; operations,
+// window, errors, skips and late operations summed; the most disturbed
+// run's CPU; the last run's note.
+func (result) columns() []column[result] {
+	return []column[result]{
+		mid(func(r *result) *float64 { return &r.rate }),
+		mid(func(r *result) *time.Duration { return &r.p50 }),
+		mid(func(r *result) *time.Duration { return &r.p99 }),
+		mid(func(r *result) *float64 { return &r.target }),
+		sum(func(r *result) *int64 { return &r.ops }),
+		sum(func(r *result) *time.Duration { return &r.elapsed }),
+		sum(func(r *result) *int64 { return &r.errors }),
+		sum(func(r *result) *int64 { return &r.skipped }),
+		sum(func(r *result) *int64 { return &r.late }),
+		busiest(func(r *result) *cpuUse { return &r.cpu }),
+		kinds(func(r *result) *map[string]int { return &r.errKinds }),
+		func(out *result, runs []result) {
+			for _, r := range runs {
+				if r.note != "" {
+					out.note = r.note + " (last run)"
+				}
+			}
+		},
 	}
-	out := result{errKinds: map[string]int{}}
-	rates, p50s, p99s, targets := make([]float64, len(rs)), make([]time.Duration, len(rs)), make([]time.Duration, len(rs)), make([]float64, len(rs))
-	for i, r := range rs {
-		rates[i], p50s[i], p99s[i], targets[i] = r.rate, r.p50, r.p99, r.target
-		out.ops += r.ops
-		out.elapsed += r.elapsed
-		out.errors += r.errors
-		out.skipped += r.skipped
-		out.late += r.late
-		if r.cpu.others >= out.cpu.others {
-			out.cpu = r.cpu
-		}
-		if r.note != "" {
-			out.note = r.note + " (last run)"
-		}
-		for k, v := range r.errKinds {
-			out.errKinds[k] += v
-		}
-	}
-	sort.Float64s(rates)
-	sort.Float64s(targets)
-	slices.Sort(p50s)
-	slices.Sort(p99s)
-	mid := len(rs) / 2
-	if len(rs)%2 == 1 {
-		out.rate, out.p50, out.p99, out.target = rates[mid], p50s[mid], p99s[mid], targets[mid]
-	} else {
-		out.rate = (rates[mid-1] + rates[mid]) / 2
-		out.target = (targets[mid-1] + targets[mid]) / 2
-		out.p50 = (p50s[mid-1] + p50s[mid]) / 2
-		out.p99 = (p99s[mid-1] + p99s[mid]) / 2
-	}
-	return out
 }
+
+// progress prints one run of a phase: its rate, latencies, errors and CPU.
+func (r result) progress(o *options, phase string, run int) {
+	extra := ""
+	if r.target > 0 {
+		extra = fmt.Sprintf(" (target %.0f/s, late %d, skipped %d)", r.target, r.late, r.skipped)
+	}
+	fmt.Fprintf(os.Stderr, "  run %d  %-16s %8.0f ops/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %d%s  [%d ops in %s; cpu: us %.2f cores, others %.2f of %d]\n",
+		run+1, phase, r.rate, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), fmtDur(r.max), r.errors, extra,
+		r.ops, r.elapsed.Round(time.Millisecond), r.cpu.self, r.cpu.others, numCPU())
+	if r.note != "" {
+		fmt.Fprintln(os.Stderr, "         "+r.note)
+	}
+	if o.timeline {
+		fmt.Fprintf(os.Stderr, "         per second: %v\n", r.perSec)
+	}
+	if disturbed(r) {
+		fmt.Fprintf(os.Stderr, "  warning: other processes used %.2f cores during this phase: the numbers above are disturbed\n", r.cpu.others)
+	}
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+// disturbed reports a phase during which other processes took a
+// noticeable share of the machine.
+func disturbed(r result) bool { return r.cpu.others > 0.25 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Every phase measures each of its rows -runs times and reports the median
+// (repeat). A row type says once, column by column, how repeated runs
+// combine (median): the median of a rate or a latency, the sum of a failure
+// count (a failure in any run is reported), the CPU figures of the most
+// disturbed run.
+
+// A combinable type says how repeated runs of it combine into one.
+type combinable[R any] interface {
+	columns() []column[R]
+}
+
+// A row is one measurement of a phase, the unit that repeat runs -runs
+// times.
+type row[R any] interface {
+	combinable[R]
+	// progress prints one run on stderr as it completes.
+	progress(o *options, name string, run int)
+}
+
+// A column is one field of R and how runs combine into it. A field no
+// column names is left zero in a combined row.
+type column[R any] func(out *R, runs []R)
+
+// repeat measures o.runs times, printing each run, and returns the median.
+// measure gets the run's index from 0 (run 0 is the one profiled). It
+// stops at the first error, which it prefixes with name, or when ctx ends.
+func repeat[R row[R]](ctx context.Context, o *options, name string, measure func(run int) (R, error)) (R, error) {
+	var zero R
+	runs := make([]R, 0, o.runs)
+	for i := range o.runs {
+		r, err := measure(i)
+		if err != nil {
+			return zero, fmt.Errorf("%s: %w", name, err)
+		}
+		r.progress(o, name, i)
+		runs = append(runs, r)
+		if err := ctx.Err(); err != nil {
+			return zero, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return median(runs), nil
+}
+
+// median combines runs column by column (R's columns); a single run is
+// returned as it is.
+func median[R combinable[R]](runs []R) R {
+	var out R
+	switch len(runs) {
+	case 0:
+		return out
+	case 1:
+		return runs[0]
+	}
+	for _, c := range out.columns() {
+		c(&out, runs)
+	}
+	return out
+}
+
+type number interface {
+	~int | ~int64 | ~uint64 | ~float64
+}
+
+// mid is the median of a numeric field: the middle run's value, or the
+// mean of the middle two of an even count.
+func mid[R any, N number](field func(*R) *N) column[R] {
+	return func(out *R, runs []R) {
+		xs := make([]float64, len(runs))
+		for i := range runs {
+			xs[i] = float64(*field(&runs[i]))
+		}
+		slices.Sort(xs)
+		m := len(xs) / 2
+		v := xs[m]
+		if len(xs)%2 == 0 {
+			v = (xs[m-1] + xs[m]) / 2
+		}
+		*field(out) = N(v)
+	}
+}
+
+// sum adds a numeric field over the runs.
+func sum[R any, N number](field func(*R) *N) column[R] {
+	return func(out *R, runs []R) {
+		var s N
+		for i := range runs {
+			s += *field(&runs[i])
+		}
+		*field(out) = s
+	}
+}
+
+// kinds merges the runs' counts of each distinct error.
+func kinds[R any](field func(*R) *map[string]int) column[R] {
+	return func(out *R, runs []R) {
+		m := map[string]int{}
+		for i := range runs {
+			for k, v := range *field(&runs[i]) {
+				m[k] += v
+			}
+		}
+		*field(out) = m
+	}
+}
+
+// busiest keeps the CPU figures of the run during which other processes
+// took the most (the last such run on a tie), so that a disturbed run is
+// still reported.
+func busiest[R any](field func(*R) *cpuUse) column[R] {
+	return func(out *R, runs []R) {
+		var c cpuUse
+		for i := range runs {
+			if r := *field(&runs[i]); r.others >= c.others {
+				c = r
+			}
+		}
+		*field(out) = c
+	}
+}
+
+// nested combines a field that is itself combinable by its own columns.
+func nested[R any, S combinable[S]](field func(*R) *S) column[R] {
+	return func(out *R, runs []R) {
+		ss := make([]S, len(runs))
+		for i := range runs {
+			ss[i] = *field(&runs[i])
+		}
+		*field(out) = median(ss)
+	}
+}
+
+// profileRun profiles the first run (run 0) of a phase into path when it is
+// set; stop ends the profile.
+func profileRun(run int, path, what string) (stop func(), err error) {
+	if run > 0 || path == "" {
+		return func() {}, nil
+	}
+	return startCPUProfile(path, what)
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/internal/gateway"
+)
+
+// The write phase (-phases write): for each sync mode, the raw JetStream
+// ceiling of the same broker configuration (raw.go), the gateway's write
+// path at its maximum rate (ours.go), and its latency at a fraction of that
+// rate (mode.go).
+
+func init() { registerPhase(10, func() phase { return &writePhase{} }) }
+
+// writePhase is the write phase's flags, with the common options.
+type writePhase struct {
+	*options
+	halfLoad    float64 // fraction of OURS's rate for the open-loop phase
+	cpuProfile  string
+	diag        bool
+	modeList    string
+	modes       []syncMode
+	p99Budget   time.Duration
+	ratioBudget float64
+}
+
+// syncMode is one durability setting under test.
+type syncMode struct {
+	sync broker.Sync
+}
+
+func (m syncMode) label() string { return "sync=" + m.sync.String() }
+
+func (*writePhase) name() string  { return "write" }
+func (*writePhase) about() string { return "raw vs ours, per sync mode" }
+
+func (p *writePhase) flags(fs *flagSet) {
+	fs.Float64Var(&p.halfLoad, "load", 0.5, "open-loop rate as a fraction of OURS's measured rate")
+	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
+	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor) and raw JetStream open-loop at the half-load rate (informational rows)")
+	fs.StringVar(&p.modeList, "modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
+}
+
+func (p *writePhase) setup(o *options) error {
+	p.options = o
+	if p.halfLoad <= 0 || p.halfLoad > 1 {
+		return errors.New("-load must be within (0, 1]")
+	}
+	p.p99Budget, p.ratioBudget = 20*time.Millisecond, 0.5
+	for _, s := range strings.Split(p.modeList, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		m := syncMode{sync: gateway.Defaults().Sync}
+		if s != "default" {
+			var err error
+			if m.sync, err = broker.ParseSync(s); err != nil {
+				return err
+			}
+		}
+		p.modes = append(p.modes, m)
+	}
+	if len(p.modes) == 0 {
+		return errors.New("-modes names no mode")
+	}
+	return nil
+}
+
+func (p *writePhase) header() string { return "write" }
+
+func (p *writePhase) loadNote() string {
+	modes := make([]string, len(p.modes))
+	for i, m := range p.modes {
+		modes[i] = m.label()
+	}
+	return "modes: " + strings.Join(modes, ", ")
+}
+
+// limit: three timed phases per run (six with -diag), plus generous room
+// for start-up, entity creation, the projector's catch-up and shutdown.
+func (p *writePhase) limit() time.Duration {
+	perRun := 6*(p.duration+p.warmup+15*time.Second) + 2*settleLimit
+	return time.Duration(len(p.modes)) * (time.Duration(p.runs)*perRun + 2*time.Minute)
+}
+
+func (p *writePhase) run(ctx context.Context) (table, error) {
+	t := &writeTable{o: p}
+	for _, m := range p.modes {
+		rep, err := benchMode(ctx, p, m)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.label(), err)
+		}
+		t.reps = append(t.reps, rep)
+	}
+	return t, nil
+}
+
+// writeTable is the write phase's table: one modeReport per sync mode.
+type writeTable struct {
+	o    *writePhase
+	reps []modeReport
+}
+
+func (t *writeTable) print(w io.Writer) { printWriteTable(w, t.o, t.reps) }
+func (t *writeTable) vouches() string   { return "" }
+
+func (t *writeTable) failures() []failure {
+	var out []failure
+	for _, r := range t.reps {
+		out = append(out, resultFailures(r.mode.label()+" ", r.rows(t.o))...)
+	}
+	return out
+}
+
+// printWriteTable prints the write phase: per sync mode, raw JetStream,
+// ours, the open-loop row and the -diag rows, then the budgets.
+func printWriteTable(w io.Writer, o *writePhase, reps []modeReport) {
+	row := func(mode, phase string, r result, note string) {
+		line := fmt.Sprintf("%-12s %-16s %8.0f %9s %9s   %s", mode, phase, r.rate, fmtDur(r.p50), fmtDur(r.p99), note)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-12s %-16s %8s %9s %9s   %s\n", "mode", "phase", "ops/s", "p50", "p99", "ratio")
+	for _, r := range reps {
+		mode := r.mode.label()
+		row(mode, "raw jetstream", r.raw, "")
+		row(mode, "ours (http)", r.ours, fmt.Sprintf("%.2f (budget >= %.2f: %s)", ratio(r), o.ratioBudget, verdict(ratio(r) >= o.ratioBudget)))
+		if a := r.oursAlt; a != nil {
+			row(mode, o.altLabel(), *a, fmt.Sprintf("%.2f (diag: the same load through the other HTTP client)", a.rate/max(r.raw.rate, 1)))
+		}
+		if f := r.floor; f != nil {
+			row(mode, "http floor", *f, fmt.Sprintf("%.2f (diag: GET /healthz, HTTP only)", f.rate/max(r.raw.rate, 1)))
+		}
+		row(mode, lowLabel(o), r.low, fmt.Sprintf("(p99 budget %s: %s; target %.0f/s, late %d, skipped %d)",
+			fmtDur(o.p99Budget), verdict(lowOK(o, r.low)), r.low.target, r.low.late, r.low.skipped))
+		if rl := r.rawLow; rl != nil {
+			row(mode, "raw @ same rate", *rl, fmt.Sprintf("(diag: raw jetstream open loop; late %d, skipped %d)", rl.late, rl.skipped))
+		}
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "budgets (informational; load through the %s client):\n", o.client)
+	for _, r := range reps {
+		fmt.Fprintf(w, "  %-12s ratio ours/raw %.2f >= %.2f: %-6s  p99 at %.0f%% load %s <= %s: %s\n", r.mode.label(),
+			ratio(r), o.ratioBudget, verdict(ratio(r) >= o.ratioBudget), o.halfLoad*100, fmtDur(r.low.p99), fmtDur(o.p99Budget),
+			verdict(lowOK(o, r.low)))
+	}
+
+	for _, r := range reps {
+		for _, p := range r.rows(o) {
+			if p.res.note != "" {
+				fmt.Fprintf(w, "  %-12s %s: %s\n", r.mode.label(), p.name, p.res.note)
+			}
+		}
+	}
+	for _, r := range reps {
+		for _, p := range r.rows(o) {
+			if disturbed(*p.res) {
+				fmt.Fprintf(w, "  note: %s %s ran while other processes used %.2f of %d cores: disturbed, re-run on a quiet machine\n",
+					r.mode.label(), p.name, p.res.cpu.others, numCPU())
+			}
+		}
+	}
+}
+
+// rows lists the measured rows of r, in table order.
+func (r *modeReport) rows(o *writePhase) []namedResult {
+	out := []namedResult{{"raw jetstream", &r.raw}, {"ours (http)", &r.ours}, {lowLabel(o), &r.low}}
+	if r.oursAlt != nil {
+		out = append(out, namedResult{o.altLabel(), r.oursAlt})
+	}
+	if r.floor != nil {
+		out = append(out, namedResult{"http floor", r.floor})
+	}
+	if r.rawLow != nil {
+		out = append(out, namedResult{"raw @ same rate", r.rawLow})
+	}
+	return out
+}
+
+func ratio(r modeReport) float64 {
+	if r.raw.rate <= 0 {
+		return 0
+	}
+	return r.ours.rate / r.raw.rate
+}
+
+// lowOK is the latency budget: p99 within budget, measured from the
+// scheduled times, and every scheduled operation issued.
+func lowOK(o *writePhase, r result) bool { return r.p99 <= o.p99Budget && r.skipped == 0 }
