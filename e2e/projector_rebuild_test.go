@@ -86,7 +86,7 @@ func TestProjectorSIGKILLEqualsRebuild(t *testing.T) {
 	waitApplied(t, a, last, 1, 30*time.Second, c)
 	// B again on its directory, beside C: a plain restart folds nothing new.
 	b3 := startProjector(t, a, dirB)
-	waitLog(t, b3, "pushgo running", 20*time.Second)
+	waitLog(t, b3, "pushgo serving", 20*time.Second)
 	waitApplied(t, a, last, 40, 30*time.Second, b3, c)
 	stopClean(t, b3)
 	stopClean(t, c)

@@ -22,7 +22,7 @@ func TestTwoProjectorReplicas(t *testing.T) {
 	b := startProjector(t, a, dirB)
 	waitServed(t, a, 20*time.Second, b)
 	c := startProjector(t, a, dirC)
-	waitLog(t, c, "pushgo running", 20*time.Second)
+	waitLog(t, c, "pushgo serving", 20*time.Second)
 
 	var chans []chanCred
 	var chanIDs []string
@@ -64,7 +64,7 @@ func TestTwoProjectorReplicas(t *testing.T) {
 	// B comes back on its store; then C stops: B alone serves, and must
 	// first fold what was written while it was down.
 	b2 := startProjector(t, a, dirB)
-	waitLog(t, b2, "pushgo running", 20*time.Second)
+	waitLog(t, b2, "pushgo serving", 20*time.Second)
 	waitApplied(t, a, streamLastSeq(t, a.natsURL), 40, 30*time.Second, b2, c)
 	readsDuring(t, a, w1, "SIGTERM of C", func() { stopClean(t, c) })
 	w3 := phase("c-down", 60, b2)
@@ -74,7 +74,7 @@ func TestTwoProjectorReplicas(t *testing.T) {
 
 	// C comes back; both catch up; stopped, their stores are identical.
 	c2 := startProjector(t, a, dirC)
-	waitLog(t, c2, "pushgo running", 20*time.Second)
+	waitLog(t, c2, "pushgo serving", 20*time.Second)
 	last := streamLastSeq(t, a.natsURL)
 	waitApplied(t, a, last, 40, 30*time.Second, b2, c2)
 	stopClean(t, b2)
