@@ -2,9 +2,10 @@ package projector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,111 +18,49 @@ import (
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
-// fold consumes PUSHGO_OPS from after applied and folds it until ctx ends.
-// The position lives in the store (in the same batch as the state it
-// describes), so the consumer is an ordered one that keeps no state on the
-// server: resuming after a crash starts exactly after the last committed
-// batch, and a replica can be thrown away and rebuilt at will.
-func (p *Projector) fold(ctx context.Context, applied uint64) error {
-	return p.follow(ctx, streams.Ops, applied, p.apply, (*store.Batch).Commit, p.committed)
-}
-
-// foldReceipts consumes PUSHGO_RECEIPTS the same way, into /send_status.
-func (p *Projector) foldReceipts(ctx context.Context, applied uint64) error {
-	return p.follow(ctx, streams.Receipts, applied, applyReceipt, (*store.Batch).CommitReceipts, p.receiptsApplied.Store)
-}
-
-// errGap reports a message delivered after a sequence the fold has not
-// seen, while the stream still holds that sequence.
-var errGap = errors.New("sequence gap in delivery")
-
-// errConsumer marks a failure to (re)create the consumer: the broker may be
-// briefly unavailable, so the fold tries again rather than stopping.
-var errConsumer = errors.New("consumer unavailable")
-
-// follow runs consume, and runs it again from the last committed sequence
-// whenever the consumer skipped messages the stream still holds: the fold
-// must see every operation exactly once, in order.
-func (p *Projector) follow(ctx context.Context, stream string, applied uint64,
-	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
-	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
-	failures := 0
-	for {
-		last, err := p.consume(ctx, stream, applied, apply, commit, committed)
-		if ctx.Err() != nil {
-			return nil
-		}
-		var wait time.Duration
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, errGap):
-			p.log.Warn("projector: consumer skipped messages; resuming from the last folded sequence", "stream", stream, "after", last)
-		case errors.Is(err, errConsumer):
-			p.log.Warn("projector: consumer unavailable; retrying", "stream", stream, "err", err)
-			wait = time.Second
-		default:
-			// A batch that failed to fold or commit is folded again from the
-			// last committed sequence a few times (a store hiccup passes);
-			// one that keeps failing cannot go on.
-			if last > applied {
-				failures = 0
-			}
-			if failures++; failures > maxFoldRetries {
-				return err
-			}
-			p.log.Warn("projector: fold failed; folding again from the last committed sequence", "stream", stream,
-				"after", last, "attempt", failures, "err", err)
-			wait = time.Duration(failures) * 500 * time.Millisecond
-		}
-		p.foldErr(stream, err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil
-		}
-		applied = last
+// folds builds the two fold loops: PUSHGO_OPS into the projection and
+// PUSHGO_RECEIPTS into /send_status. Each is an ordered consumer that
+// keeps no state on the server: the position lives in the store (in the
+// same batch as the state it describes), so resuming after a crash starts
+// exactly after the last committed batch, and a replica can be thrown away
+// and rebuilt at will.
+func (p *Projector) folds() (ops, receipts *consume.Ordered, err error) {
+	mk := func(stream string, after func() uint64, apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
+		commit func(*store.Batch, uint64) error, committed func(uint64)) (*consume.Ordered, error) {
+		return consume.NewOrdered(p.js, consume.OrderedConfig{
+			Stream: stream, After: after, Buffer: p.cfg.BatchSize, MaxFailures: maxFoldRetries, Logger: p.log,
+			Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
+				return p.consume(ctx, msgs, stream, after(), apply, commit, committed)
+			},
+		})
 	}
+	if ops, err = mk(streams.Ops, p.applied.Load, p.apply, (*store.Batch).Commit, p.committed); err != nil {
+		return nil, nil, err
+	}
+	receipts, err = mk(streams.Receipts, p.receiptsApplied.Load, applyReceipt, (*store.Batch).CommitReceipts, p.receiptsApplied.Store)
+	return ops, receipts, err
 }
 
-// maxFoldRetries is how many times a failing batch is folded again before
-// the fold stops for good.
+// maxFoldRetries is how many times a failing batch is folded again from
+// the last committed sequence (a store hiccup passes) before the fold
+// stops for good.
 const maxFoldRetries = 3
 
-// consume runs one fold loop over stream: apply each message to a batch,
-// commit the batch with the last sequence through commit, report it. It
-// returns the last committed sequence.
-func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
-	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
-	commit func(*store.Batch, uint64) error, committed func(uint64)) (uint64, error) {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if applied > 0 {
-		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: applied + 1}
-	}
-	cons, err := p.js.OrderedConsumer(ctx, stream, cfg)
-	if err != nil {
-		return applied, fmt.Errorf("%s: ordered consumer: %w: %w", stream, errConsumer, err)
-	}
-	msgs := make(chan jetstream.Msg, 4*p.cfg.BatchSize)
-	quit := make(chan struct{}) // ends a callback blocked on msgs when this loop returns
-	defer close(quit)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case msgs <- m:
-		case <-ctx.Done():
-		case <-quit:
-		}
-	}, jetstream.PullMaxMessages(2*p.cfg.BatchSize))
-	if err != nil {
-		return applied, fmt.Errorf("%s: consume: %w: %w", stream, errConsumer, err)
-	}
-	defer cc.Stop()
-	p.folding(stream, true)
-	defer p.folding(stream, false)
+// errGap reports a message delivered after a sequence the fold has not
+// seen, while the stream still holds that sequence: the consumer is
+// restarted from the last committed sequence, since the fold must see
+// every operation exactly once, in order.
+var errGap = fmt.Errorf("sequence gap in delivery: %w", consume.ErrRestart)
 
+// consume folds messages from msgs: apply each to a batch, commit the
+// batch with the last sequence through commit, report it. It returns nil
+// when ctx ends, after committing what it holds.
+func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stream string, applied uint64,
+	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
+	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
 	batch := p.store.NewBatch()
-	last, done := applied, applied // last folded into the batch; last committed
-	var opened time.Time           // when the batch got its first operation
+	last := applied      // last folded into the batch
+	var opened time.Time // when the batch got its first operation
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
@@ -130,7 +69,6 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 			return err
 		}
 		committed(last)
-		done = last
 		batch = p.store.NewBatch()
 		return nil
 	}
@@ -143,11 +81,11 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 	for {
 		select {
 		case <-ctx.Done():
-			return done, nil
+			return nil
 		case m := <-msgs:
 			md, err := m.Metadata()
 			if err != nil {
-				return done, fmt.Errorf("%s: message metadata: %w", stream, err)
+				return fmt.Errorf("%s: message metadata: %w", stream, err)
 			}
 			seq := md.Sequence.Stream
 			if seq <= last {
@@ -155,15 +93,17 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 			}
 			if last > 0 && seq != last+1 && p.streamHolds(ctx, stream, last+1) {
 				if err := flush(); err != nil {
-					return done, err
+					return err
 				}
-				return done, errGap
+				return fmt.Errorf("%s: after %d: %w", stream, last, errGap)
 			}
 			if batch.Len() == 0 {
 				opened = time.Now()
 			}
 			if err := apply(batch, m, md); err != nil {
-				return done, fmt.Errorf("%s: %w", stream, err)
+				batch.Discard()
+				batch = p.store.NewBatch() // what the batch held is folded again on restart
+				return fmt.Errorf("%s: %w", stream, err)
 			}
 			last = seq
 			// Commit when the batch is full, as soon as the fold has caught
@@ -172,7 +112,7 @@ func (p *Projector) consume(ctx context.Context, stream string, applied uint64,
 			// waiting on their barrier are never held back for long.
 			if batch.Len() >= p.cfg.BatchSize || len(msgs) == 0 || time.Since(opened) >= p.cfg.MaxBatchDelay {
 				if err := flush(); err != nil {
-					return done, err
+					return err
 				}
 			}
 		}

@@ -8,6 +8,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/pushgo/gateway/schemas v0.0.0
+	golang.org/x/sync v0.24.0
 )
 
 require (

@@ -14,6 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pushgo/gateway/broker/consume"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -106,9 +110,7 @@ type Projector struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	runningMu sync.Mutex
-	running   map[string]bool  // stream → its fold loop is consuming
-	lastErr   map[string]error // stream → why its fold last stopped
+	opsFold, receiptsFold *consume.Ordered
 }
 
 // Start opens the store, resumes the fold after the last applied sequence
@@ -167,30 +169,33 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector: receipts sequence: %w", err)
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, store: st,
-		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
-		running: map[string]bool{}, lastErr: map[string]error{}}
+		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{})}
 	p.applied.Store(applied)
 	p.receiptsApplied.Store(receipts)
+	if p.opsFold, p.receiptsFold, err = p.folds(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	fctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		var side sync.WaitGroup
-		side.Go(func() { p.prune(fctx) })
-		side.Go(func() {
-			if err := p.foldReceipts(fctx, receipts); err != nil && fctx.Err() == nil {
-				p.log.Error("projector: receipts fold stopped", "err", err)
-				p.failed.Store(&err)
-				cancel() // the projector cannot go on without it: stop the fold too
-			}
-		})
-		defer side.Wait()
-		if err := p.fold(fctx, applied); err != nil && fctx.Err() == nil {
-			p.log.Error("projector: fold stopped", "err", err)
-			p.failed.Store(&err)
-			cancel()                      // end the receipts fold and the pruning too: the projector is done
-			p.committed(p.applied.Load()) // wake waiting reads: they fail now
+		// The projector cannot go on without either fold: the first to
+		// fail for good stops the other and the pruning.
+		g, gctx := errgroup.WithContext(fctx)
+		g.Go(func() error { p.prune(gctx); return nil })
+		for name, f := range map[string]*consume.Ordered{"fold": p.opsFold, "receipts fold": p.receiptsFold} {
+			g.Go(func() error {
+				err := f.Run(gctx)
+				if err != nil {
+					p.log.Error("projector: "+name+" stopped", "err", err)
+					p.failed.CompareAndSwap(nil, &err)
+					p.committed(p.applied.Load()) // wake waiting reads: they fail now
+				}
+				return err
+			})
 		}
+		_ = g.Wait()
 	}()
 	if cfg.Serve {
 		p.sub, err = nc.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
@@ -227,26 +232,15 @@ func (p *Projector) Ready() error {
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("projector: fold stopped: %w", err)
 	}
-	p.runningMu.Lock()
-	defer p.runningMu.Unlock()
-	for _, s := range []string{streams.Ops, streams.Receipts} {
-		if !p.running[s] {
-			return fmt.Errorf("projector: fold of %s not running: %v", s, p.lastErr[s])
+	for _, f := range []struct {
+		stream string
+		loop   *consume.Ordered
+	}{{streams.Ops, p.opsFold}, {streams.Receipts, p.receiptsFold}} {
+		if !f.loop.Running() {
+			return fmt.Errorf("projector: fold of %s not running: %v", f.stream, f.loop.Err())
 		}
 	}
 	return nil
-}
-
-func (p *Projector) foldErr(stream string, err error) {
-	p.runningMu.Lock()
-	p.lastErr[stream] = err
-	p.runningMu.Unlock()
-}
-
-func (p *Projector) folding(stream string, on bool) {
-	p.runningMu.Lock()
-	p.running[stream] = on
-	p.runningMu.Unlock()
 }
 
 // Applied is the last stream sequence folded and committed.
