@@ -72,8 +72,8 @@ type Config struct {
 	Handler Handler
 	// PullMaxMessages is how many messages are buffered. Default 256.
 	PullMaxMessages int
-	// Heartbeat is the idle heartbeat of a pull; two missed ones make the
-	// loop check that its consumer still exists. Default 2s.
+	// Heartbeat is the idle heartbeat of a pull (500ms to 15s); two missed
+	// ones make the loop check that its consumer still exists. Default 2s.
 	Heartbeat time.Duration
 	// RetryDelay is the first pause after a failure; it doubles up to
 	// MaxRetryDelay. Defaults 250ms and 5s.
@@ -93,8 +93,11 @@ func (c *Config) validate() error {
 	if c.PullMaxMessages <= 0 {
 		c.PullMaxMessages = 256
 	}
-	if c.Heartbeat <= 0 {
+	if c.Heartbeat == 0 {
 		c.Heartbeat = 2 * time.Second
+	}
+	if c.Heartbeat < 500*time.Millisecond || c.Heartbeat > 15*time.Second {
+		return fmt.Errorf("consume: Heartbeat %s: must be 500ms to 15s", c.Heartbeat)
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 250 * time.Millisecond
@@ -292,8 +295,11 @@ func (l *Loop) Settle(m jetstream.Msg, d Decision) {
 }
 
 // permanent reports an error no retry can fix: the broker rejected the
-// consumer's configuration.
+// consumer's configuration, or the client library rejected an option.
 func permanent(err error) bool {
+	if errors.Is(err, jetstream.ErrInvalidOption) {
+		return true
+	}
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.Code == http.StatusBadRequest &&
 		apiErr.ErrorCode != jetstream.JSErrCodeConsumerNotFound && apiErr.ErrorCode != jetstream.JSErrCodeStreamNotFound

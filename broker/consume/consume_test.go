@@ -1,0 +1,226 @@
+package consume_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/broker/consume"
+)
+
+func stream(t *testing.T, js jetstream.JetStream, retention jetstream.RetentionPolicy) {
+	t.Helper()
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Retention: retention}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func publish(t *testing.T, js jetstream.JetStream, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := js.Publish(context.Background(), "s.x", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// seen collects the bodies handled, counting each.
+type seen struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *seen) add(b []byte) {
+	s.mu.Lock()
+	s.n[string(b)]++
+	s.mu.Unlock()
+}
+
+func (s *seen) all(from, to int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := from; i < to; i++ {
+		if s.n[strconv.Itoa(i)] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func run(t *testing.T, l interface{ Run(context.Context) error }) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(cancel)
+	return func() error { cancel(); return <-done }
+}
+
+// TestLoopRecreatesADeletedConsumer: a DeliverNew consumer deleted under
+// the loop is recreated after what the loop acked, so every message
+// published while it was missing is handled; Running says so meanwhile.
+func TestLoopRecreatesADeletedConsumer(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	s := &seen{n: map[string]int{}}
+	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
+	l, err := consume.New(b.JS, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Resume: func(last uint64) jetstream.ConsumerConfig {
+			c := base
+			c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+			return c
+		},
+		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	waitFor(t, "running", l.Running)
+	publish(t, b.JS, 0, 10)
+	waitFor(t, "first ten handled", func() bool { return s.all(0, 10) })
+	if err := b.JS.DeleteConsumer(context.Background(), "S", "c"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b.JS, 10, 30) // while the consumer is missing, or just recreated
+	waitFor(t, "every later message handled", func() bool { return s.all(10, 30) })
+	waitFor(t, "running again", l.Running)
+	if err := stop(); err != nil {
+		t.Fatalf("Run after ctx ended: %v", err)
+	}
+	if l.Running() {
+		t.Fatal("Running after Run returned")
+	}
+}
+
+// TestLoopSettles: Nak redelivers, Term does not, Held waits for Settle.
+func TestLoopSettles(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.WorkQueuePolicy)
+	s := &seen{n: map[string]int{}}
+	var held []jetstream.Msg
+	var mu sync.Mutex
+	var l *consume.Loop
+	l, err := consume.New(b.JS, consume.Config{Stream: "S",
+		Consumer: jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute},
+		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision {
+			s.add(m.Data())
+			md, _ := m.Metadata()
+			switch string(m.Data()) {
+			case "0":
+				if md.NumDelivered == 1 {
+					return consume.Nak(0) // once: it comes back
+				}
+				return consume.Ack
+			case "1":
+				return consume.Term
+			default:
+				mu.Lock()
+				held = append(held, m)
+				mu.Unlock()
+				return consume.Held
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	publish(t, b.JS, 0, 3)
+	waitFor(t, "the nak'd message back", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.n["0"] == 2 })
+	waitFor(t, "the held message", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) == 1 })
+	mu.Lock()
+	l.Settle(held[0], consume.Ack)
+	mu.Unlock()
+	info, err := b.JS.Stream(context.Background(), "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the work queue empty", func() bool {
+		i, err := info.Info(context.Background())
+		return err == nil && i.State.Msgs == 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s.n["1"] != 1 || s.n["2"] != 1 {
+		t.Fatalf("term'd or held message delivered again: %v", s.n)
+	}
+}
+
+// TestLoopEndsOnARejectedConfiguration: a consumer the broker refuses
+// (deliver by start sequence, with no sequence) ends Run with an error.
+func TestLoopEndsOnARejectedConfiguration(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	l, err := consume.New(b.JS, consume.Config{Stream: "S",
+		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverByStartSequencePolicy, AckPolicy: jetstream.AckExplicitPolicy},
+		Handler:  func(context.Context, jetstream.Msg) consume.Decision { return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := l.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v), want the broker's rejection", err, ctx.Err())
+	}
+}
+
+// TestOrderedRestartsAndGivesUp: a handler failing without progress is
+// run again from After, MaxFailures times, then Run returns its error;
+// progress resets the count.
+func TestOrderedRestartsAndGivesUp(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	publish(t, b.JS, 0, 10)
+	var (
+		mu       sync.Mutex
+		after    uint64
+		attempts int
+	)
+	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", MaxFailures: 2, RetryDelay: time.Millisecond,
+		After: func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
+		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
+			mu.Lock()
+			attempts++
+			mu.Unlock()
+			for m := range msgs {
+				md, _ := m.Metadata()
+				if string(m.Data()) == "5" {
+					return fmt.Errorf("cannot handle seq %d", md.Sequence.Stream)
+				}
+				mu.Lock()
+				after = md.Sequence.Stream
+				mu.Unlock()
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = o.Run(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v, want the handler's error", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if after != 5 || attempts != 3 {
+		t.Fatalf("after %d (want 5: seqs 1..5 handled), attempts %d (want 1 + MaxFailures)", after, attempts)
+	}
+}
