@@ -3,54 +3,39 @@ package fold
 import (
 	"bufio"
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cockroachdb/datadriven"
 
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden snapshots in testdata")
-
-// TestGolden folds the operations of each testdata file and compares the
-// final snapshot with the one after "----". File format:
+// TestGolden runs the data-driven files of testdata (cockroachdb/datadriven;
+// rewrite the expectations with -rewrite). The one command:
 //
-//	# comment
+//	fold
 //	op <name> seq=<n> at=<accepted_at> id=<entity_id> op_id=<op_id>
 //	<payload JSON on one line>
 //	...
 //	----
-//	<expected snapshot, indented JSON>
+//	<the final snapshot, indented JSON>
 func TestGolden(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	if len(files) == 0 {
-		t.Fatal("no golden files")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			input, want, _ := strings.Cut(string(raw), "----\n")
-			got := foldFile(t, input)
-			if *update {
-				if err := os.WriteFile(f, []byte(input+"----\n"+got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != want {
-				t.Fatalf("snapshot differs\n--- got\n%s--- want\n%s", got, want)
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			switch d.Cmd {
+			case "fold":
+				return foldFile(t, d.Input)
+			default:
+				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+				return ""
 			}
 		})
-	}
+	})
 }
 
 func foldFile(t *testing.T, input string) string {
