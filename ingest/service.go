@@ -29,6 +29,7 @@ import (
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/ingest/timeouts"
+	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -52,6 +53,10 @@ type Config struct {
 	// for and closed with status timed_out. Default 1s; negative disables
 	// the scan on this replica.
 	DeadlineScan time.Duration
+	// MetadataValueMax is the most bytes of one metadata value
+	// (PUSHGO_METADATA_VALUE_MAX). Default ops.DefaultMetadataValueMax
+	// (PushGo's 512), at most ops.MetadataValueMaxLimit (16 KiB).
+	MetadataValueMax int
 	// Argon2 overrides the password hash cost (tests use a cheap one).
 	Argon2 registry.Argon2Params
 	Logger *slog.Logger
@@ -75,6 +80,11 @@ type Service struct {
 // Start ensures the streams, loads the registry and builds the HTTP front
 // over nc, which the caller owns and closes after Close.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
+	if cfg.MetadataValueMax != 0 {
+		if err := ops.CheckMetadataValueMax(cfg.MetadataValueMax); err != nil {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,7 +137,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		cfg.MaxProjectorLag = 10_000
 	}
 	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag}
-	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger,
+	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
 		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box, Tokens: toks, OwnAuth: integrations.OwnAuth})
 	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Logger: cfg.Logger})
@@ -135,6 +145,14 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})
 	}
 	return s, nil
+}
+
+// validation is the write rules' options this configuration asks for.
+func (c Config) validation() []ops.Option {
+	if c.MetadataValueMax == 0 {
+		return nil
+	}
+	return []ops.Option{ops.WithMetadataValueMax(c.MetadataValueMax)}
 }
 
 // Tokens is the integration token registry, for the integration routes

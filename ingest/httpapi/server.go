@@ -54,6 +54,9 @@ type Options struct {
 	// for PUSHGO_TOKEN there: a monitoring tool sends one Authorization
 	// header only.
 	OwnAuth func(route string) bool
+	// Validation adjusts the write routes' rules to the configuration
+	// (ops.WithMetadataValueMax).
+	Validation []ops.Option
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -36,7 +36,7 @@ func (s *Server) eventRoute(op ops.Name) echo.HandlerFunc {
 		if aerr := decodeJSON(c, &req); aerr != nil {
 			return s.reject(c, op, aerr)
 		}
-		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli())
+		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
 		if aerr != nil {
 			return s.reject(c, op, aerr)
 		}
@@ -50,7 +50,7 @@ func (s *Server) thingRoute(op ops.Name) echo.HandlerFunc {
 		if aerr := decodeJSON(c, &req); aerr != nil {
 			return s.reject(c, op, aerr)
 		}
-		v, aerr := ops.ValidateThing(op, &req, s.opts.Now().UnixMilli())
+		v, aerr := ops.ValidateThing(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
 		if aerr != nil {
 			return s.reject(c, op, aerr)
 		}
@@ -76,7 +76,7 @@ func (s *Server) messageGet(c *echo.Context) error {
 }
 
 func (s *Server) message(c *echo.Context, req *ops.MessageRequest) error {
-	v, aerr := ops.ValidateMessage(req, s.opts.Now().UnixMilli())
+	v, aerr := ops.ValidateMessage(req, s.opts.Now().UnixMilli(), s.opts.Validation...)
 	if aerr != nil {
 		return s.reject(c, ops.MessageCreate, aerr)
 	}

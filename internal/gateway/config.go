@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	LogLevel      string        // PUSHGO_LOG_LEVEL: debug | info | warn | error
 	// MaxIntegrationRequests bounds integration requests served at once.
 	MaxIntegrationRequests int // PUSHGO_MAX_INTEGRATION_REQUESTS
+	// MetadataValueMax bounds one metadata value, in bytes (PushGo: 512;
+	// up to 16 KiB for the task plugins of the PushGo fork).
+	MetadataValueMax int // PUSHGO_METADATA_VALUE_MAX
 
 	APNsKeyFile  string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
 	APNsKeyID    string // PUSHGO_APNS_KEY_ID
@@ -63,7 +67,7 @@ func Defaults() Config {
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
 		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
-		MaxIntegrationRequests: 1024,
+		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 	}
 }
 
@@ -93,7 +97,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	syncStr, replicas := c.Sync.String(), strconv.Itoa(c.Replicas)
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
-	maxInteg := strconv.Itoa(c.MaxIntegrationRequests)
+	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
+	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
 	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
 	str(&syncStr, "sync", "PUSHGO_SYNC", "durability: always, or an fsync interval such as 1s")
 	str(&replicas, "replicas", "PUSHGO_REPLICAS", "stream replicas (3 on a cluster)")
@@ -139,6 +144,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxIntegrationRequests, err = strconv.Atoi(maxInteg); err != nil || c.MaxIntegrationRequests < 1 {
 		return Config{}, fmt.Errorf("PUSHGO_MAX_INTEGRATION_REQUESTS %q: want a positive integer", maxInteg)
+	}
+	if c.MetadataValueMax, err = strconv.Atoi(metaMax); err != nil {
+		return Config{}, fmt.Errorf("PUSHGO_METADATA_VALUE_MAX %q: want an integer", metaMax)
 	}
 	if c.MaxStore, err = strconv.ParseInt(maxStore, 10, 64); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_MAX_STORE %q: %w", maxStore, err)
@@ -186,6 +194,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("PUSHGO_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if err := ops.CheckMetadataValueMax(c.MetadataValueMax); err != nil {
+		return fmt.Errorf("PUSHGO_METADATA_VALUE_MAX: %w", err)
 	}
 	if c.DataDir == "" && (c.NATSURL == "" || c.Runs("projector")) {
 		return fmt.Errorf("PUSHGO_DATA_DIR is required for the embedded broker and the projection store")

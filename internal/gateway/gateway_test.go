@@ -84,6 +84,9 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_TARGET": "mailer"},
 		{"PUSHGO_REBUILD": "maybe"},
 		{"PUSHGO_LOG_LEVEL": "loud"},
+		{"PUSHGO_METADATA_VALUE_MAX": "16385"},
+		{"PUSHGO_METADATA_VALUE_MAX": "0"},
+		{"PUSHGO_METADATA_VALUE_MAX": "lots"},
 	} {
 		if _, err := Load(nil, func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("Load accepted %v", bad)

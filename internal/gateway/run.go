@@ -126,7 +126,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	if cfg.Runs("ingest") {
 		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
 			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
-			MaxIntegrationRequests: cfg.MaxIntegrationRequests,
+			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax,
 		})
 		if err != nil {
 			return fmt.Errorf("start ingest: %w", err)

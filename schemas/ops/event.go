@@ -7,14 +7,10 @@ import (
 // validateEvent validates /event/create|update|close (spec §4). Checks run
 // in a fixed order so the first error reported is stable: credentials, ids,
 // route-required fields, then the remaining fields in struct order.
-func validateEvent(op Name, r *EventRequest, _ int64) (*Validated, *apierr.Error) {
-	return validateEventAs(op, r, true)
-}
-
 // validateEventAs validates an event request; an integration's request
 // (withPassword false) carries no password: the integration token has
 // authorized the channel.
-func validateEventAs(op Name, r *EventRequest, withPassword bool) (*Validated, *apierr.Error) {
+func validateEventAs(op Name, r *EventRequest, withPassword bool, rl rules) (*Validated, *apierr.Error) {
 	if op.Kind() != KindEvent {
 		return nil, apierr.Fieldf(apierr.InternalError, "op", "%q is not an event operation", op)
 	}
@@ -85,7 +81,7 @@ func validateEventAs(op Name, r *EventRequest, withPassword bool) (*Validated, *
 	if p.Attrs, err = attrs(r.Attrs); err != nil {
 		return nil, err
 	}
-	if p.Metadata, err = metadata(r.Metadata); err != nil {
+	if p.Metadata, err = metadata(r.Metadata, rl); err != nil {
 		return nil, err
 	}
 	if p.Ciphertext, err = ciphertext(r.Ciphertext); err != nil {

@@ -13,7 +13,7 @@ const maxTTLMillis = 30 * 24 * 60 * 60 * 1000
 
 // validateMessage validates POST /message and GET /message (spec §6). now
 // (ms) fills occurred_at and bounds ttl.
-func validateMessage(r *MessageRequest, now int64) (*Validated, *apierr.Error) {
+func validateMessage(r *MessageRequest, now int64, rl rules) (*Validated, *apierr.Error) {
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
 	}
@@ -59,7 +59,7 @@ func validateMessage(r *MessageRequest, now int64) (*Validated, *apierr.Error) {
 	if p.Tags, err = tags(r.Tags); err != nil {
 		return nil, err
 	}
-	if p.Metadata, err = metadata(r.Metadata); err != nil {
+	if p.Metadata, err = metadata(r.Metadata, rl); err != nil {
 		return nil, err
 	}
 	if p.Ciphertext, err = ciphertext(r.Ciphertext); err != nil {

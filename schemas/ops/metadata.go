@@ -8,9 +8,10 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
-// metadata validates the metadata object (spec §1) and returns it rebuilt
+// metadata validates the metadata object (spec §1; values up to
+// rl.metadataValueMax bytes) and returns it rebuilt
 // with trimmed keys and trimmed string values, compact, in the order sent.
-func metadata(v jsontext.Value) (jsontext.Value, *apierr.Error) {
+func metadata(v jsontext.Value, rl rules) (jsontext.Value, *apierr.Error) {
 	if absentJSON(v) {
 		return nil, nil
 	}
@@ -29,7 +30,7 @@ func metadata(v jsontext.Value) (jsontext.Value, *apierr.Error) {
 			return apierr.Fieldf(apierr.MetadataKeyInvalid, field, "duplicate key after trimming")
 		}
 		seen[key] = true
-		val, err := metadataValue(d, field, invalid)
+		val, err := metadataValue(d, field, invalid, rl.metadataValueMax)
 		if err != nil {
 			return err
 		}
@@ -48,7 +49,7 @@ func metadata(v jsontext.Value) (jsontext.Value, *apierr.Error) {
 }
 
 // metadataValue consumes one value and returns its normalised JSON text.
-func metadataValue(d *jsontext.Decoder, field string, invalid *apierr.Error) ([]byte, *apierr.Error) {
+func metadataValue(d *jsontext.Decoder, field string, invalid *apierr.Error, max int) ([]byte, *apierr.Error) {
 	switch d.PeekKind() {
 	case '"':
 		tok, err := d.ReadToken()
@@ -59,8 +60,8 @@ func metadataValue(d *jsontext.Decoder, field string, invalid *apierr.Error) ([]
 		if s == "" {
 			return nil, apierr.Field(apierr.MetadataValueInvalid, field)
 		}
-		if len(s) > maxMetadataValueB {
-			return nil, apierr.Field(apierr.MetadataValueTooLong, field)
+		if len(s) > max {
+			return nil, tooLong(field, max)
 		}
 		q, err := jsontext.AppendQuote(nil, s)
 		if err != nil {
@@ -73,12 +74,18 @@ func metadataValue(d *jsontext.Decoder, field string, invalid *apierr.Error) ([]
 			return nil, invalid
 		}
 		// Numbers and booleans are measured by their JSON text.
-		if len(val) > maxMetadataValueB {
-			return nil, apierr.Field(apierr.MetadataValueTooLong, field)
+		if len(val) > max {
+			return nil, tooLong(field, max)
 		}
 		return val.Clone(), nil
 	case 'n', '{', '[':
 		return nil, apierr.Field(apierr.MetadataValueScalarRequired, field)
 	}
 	return nil, invalid
+}
+
+// tooLong names the limit in force, which the configuration may have
+// raised above the catalog's 512 bytes.
+func tooLong(field string, max int) *apierr.Error {
+	return apierr.Fieldf(apierr.MetadataValueTooLong, field, "metadata values must be at most %d bytes", max)
 }

@@ -22,7 +22,6 @@ const (
 	maxPasswordB      = 128
 	maxChannelName    = 128
 	maxMetadataKeyB   = 64
-	maxMetadataValueB = 512
 )
 
 func validateChannelID(s *string) (string, *apierr.Error) {

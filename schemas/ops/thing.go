@@ -9,7 +9,7 @@ import (
 
 // validateThing validates /thing/create|update|archive|delete (spec §5), in
 // the same stable order as validateEvent.
-func validateThing(op Name, r *ThingRequest, _ int64) (*Validated, *apierr.Error) {
+func validateThing(op Name, r *ThingRequest, rl rules) (*Validated, *apierr.Error) {
 	if op.Kind() != KindThing {
 		return nil, apierr.Fieldf(apierr.InternalError, "op", "%q is not a thing operation", op)
 	}
@@ -59,7 +59,7 @@ func validateThing(op Name, r *ThingRequest, _ int64) (*Validated, *apierr.Error
 	if p.Attrs, err = attrs(r.Attrs); err != nil {
 		return nil, err
 	}
-	if p.Metadata, err = metadata(r.Metadata); err != nil {
+	if p.Metadata, err = metadata(r.Metadata, rl); err != nil {
 		return nil, err
 	}
 	if p.Ciphertext, err = ciphertext(r.Ciphertext); err != nil {

@@ -21,26 +21,26 @@ type ChannelRename struct {
 
 // ValidateEvent validates an /event/create|update|close request (op is
 // EventCreate, EventUpdate or EventClose) at time now (ms).
-func ValidateEvent(op Name, r *EventRequest, now int64) (*Validated, *apierr.Error) {
-	return validateEvent(op, r, now)
+func ValidateEvent(op Name, r *EventRequest, now int64, opts ...Option) (*Validated, *apierr.Error) {
+	return validateEventAs(op, r, true, newRules(opts))
 }
 
 // ValidateIntegrationEvent validates an event operation an integration
 // adapter built from a monitoring tool's report: the same rules as
 // ValidateEvent, without a password (the integration token authorized the
 // channel). The adapter may then set the payload's Deadline and Refresh.
-func ValidateIntegrationEvent(op Name, r *EventRequest) (*Validated, *apierr.Error) {
-	return validateEventAs(op, r, false)
+func ValidateIntegrationEvent(op Name, r *EventRequest, opts ...Option) (*Validated, *apierr.Error) {
+	return validateEventAs(op, r, false, newRules(opts))
 }
 
 // ValidateThing validates a /thing/create|update|archive|delete request.
-func ValidateThing(op Name, r *ThingRequest, now int64) (*Validated, *apierr.Error) {
-	return validateThing(op, r, now)
+func ValidateThing(op Name, r *ThingRequest, now int64, opts ...Option) (*Validated, *apierr.Error) {
+	return validateThing(op, r, newRules(opts))
 }
 
 // ValidateMessage validates a /message request.
-func ValidateMessage(r *MessageRequest, now int64) (*Validated, *apierr.Error) {
-	return validateMessage(r, now)
+func ValidateMessage(r *MessageRequest, now int64, opts ...Option) (*Validated, *apierr.Error) {
+	return validateMessage(r, now, newRules(opts))
 }
 
 // MessageRequestFromQuery builds a MessageRequest from GET /message query
