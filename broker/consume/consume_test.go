@@ -224,3 +224,28 @@ func TestOrderedRestartsAndGivesUp(t *testing.T) {
 		t.Fatalf("after %d (want 5: seqs 1..5 handled), attempts %d (want 1 + MaxFailures)", after, attempts)
 	}
 }
+
+// TestLoopKeepsAConsumerItCannotUpdate: a consumer another replica
+// recreated from a start sequence cannot be updated back to DeliverNew; a
+// starting loop binds it as it is instead of failing.
+func TestLoopKeepsAConsumerItCannotUpdate(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	publish(t, b.JS, 0, 5)
+	if _, err := b.JS.CreateConsumer(context.Background(), "S", jetstream.ConsumerConfig{Durable: "c",
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: 3, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	s := &seen{n: map[string]int{}}
+	l, err := consume.New(b.JS, consume.Config{Stream: "S",
+		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy},
+		Handler:  func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	waitFor(t, "the existing consumer's messages", func() bool { return s.all(2, 5) })
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
