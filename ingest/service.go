@@ -22,6 +22,7 @@ import (
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/compat"
 	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/inbox"
 	"github.com/pushgo/gateway/ingest/integrations"
@@ -138,14 +139,20 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
-		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box, Tokens: toks, OwnAuth: integrations.OwnAuth})
+		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth})
 	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Logger: cfg.Logger})
+	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation()})
 	if cfg.DeadlineScan >= 0 {
 		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})
 	}
 	return s, nil
 }
+
+// ownAuth reports the routes that check PUSHGO_TOKEN themselves: the
+// integrations (their integration token) and the ntfy compat routes
+// (ntfy's auth parameter).
+func ownAuth(route string) bool { return integrations.OwnAuth(route) || compat.OwnAuth(route) }
 
 // validation is the write rules' options this configuration asks for.
 func (c Config) validation() []ops.Option {

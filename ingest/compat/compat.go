@@ -1,0 +1,114 @@
+// Package compat serves PushGo's sender compatibility routes (gateway
+// src/api/handlers/message/compat/ and their registration in
+// src/api/handlers/mod.rs): requests in the shape of ntfy, Bark and
+// ServerChan, each turned into one Message through the same validation
+// (ops.ValidateMessage), channel password check and idempotent append
+// (op_id) as POST /message. A script that talks to one of these tools works
+// by changing its base URL to <gateway>/ntfy, <gateway>/bark or
+// <gateway>/serverchan.
+//
+// The channel and its password travel where the tool puts its secret (the
+// ntfy topic, the Bark device key, the ServerChan send key), as PushGo's
+// compat key "<channel_id>:<password>" (key.go).
+//
+// One file per tool (ntfy.go, bark.go, serverchan.go); params.go reads a
+// request's parameters from its query, headers and body, convert.go builds
+// the message fields they share. Handlers are thin: read the parameters,
+// convert them to an ops.MessageRequest, then send (validate, authorize,
+// append, answer). Every rejection happens before the append, so a rejected
+// request appends nothing. Answers are PushGo's envelope, as PushGo answers
+// on these routes: on success the data of POST /message.
+package compat
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Channels checks channel passwords (a *registry.Registry).
+type Channels interface {
+	Authorize(ctx context.Context, id, password string) (registry.Channel, *apierr.Error)
+}
+
+// Appender appends validated operations (an *oplog.Writer).
+type Appender interface {
+	Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error)
+}
+
+// Deps are what the compat routes need. Channels and Appender are required.
+type Deps struct {
+	Channels Channels
+	Appender Appender
+	// Token is PUSHGO_TOKEN ("" for a public gateway). The bearer
+	// middleware checks it on the Bark and ServerChan routes, as PushGo
+	// does; the ntfy routes check it themselves (OwnAuth), because ntfy
+	// clients may send it in the auth query parameter instead of the
+	// Authorization header.
+	Token string
+	// Validation adjusts the message rules to the configuration, as for
+	// POST /message (ops.WithMetadataValueMax).
+	Validation []ops.Option
+	// Now is the clock of defaults (occurred_at, the ttl bound). Default
+	// time.Now.
+	Now func() time.Time
+}
+
+// Routes serves the compat routes.
+type Routes struct {
+	d    Deps
+	auth bearer
+}
+
+// Register adds every compat route to e (ntfy.go, bark.go, serverchan.go
+// list them).
+func Register(e *echo.Echo, d Deps) *Routes {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	r := &Routes{d: d, auth: newBearer(d.Token)}
+	r.routeNtfy(e)
+	r.routeBark(e)
+	r.routeServerChan(e)
+	return r
+}
+
+// OwnAuth reports whether route (an echo route pattern) checks PUSHGO_TOKEN
+// itself, so the gateway's bearer middleware must let it through: the ntfy
+// routes (ntfy's auth query parameter).
+func OwnAuth(route string) bool { return ntfyRoutes[route] }
+
+// messageData is the 200 data: POST /message's.
+type messageData struct {
+	ChannelID string `json:"channel_id"`
+	OpID      string `json:"op_id"`
+	MessageID string `json:"message_id"`
+	Accepted  bool   `json:"accepted"`
+}
+
+// send validates req as POST /message does, checks the channel password,
+// appends and answers. A retry with the same op_id and the same fields is
+// answered as the first time and appends nothing; the same op_id with other
+// fields is 409 op_id_conflict.
+func (r *Routes) send(c *echo.Context, req *ops.MessageRequest) error {
+	v, aerr := ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	ctx := c.Request().Context()
+	if _, aerr := r.d.Channels.Authorize(ctx, v.ChannelID, v.Password); aerr != nil {
+		return writeErr(c, aerr)
+	}
+	res, aerr := r.d.Appender.Append(ctx, v)
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	return writeOK(c, http.StatusOK, messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, Accepted: true})
+}

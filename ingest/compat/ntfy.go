@@ -1,0 +1,347 @@
+package compat
+
+import (
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v5"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// ntfy (PushGo's compat/ntfy.rs, routes in src/api/handlers/mod.rs):
+//
+//	POST|PUT|GET /ntfy/{topic}                     the message in the body (or the message parameter)
+//	POST|PUT|GET /ntfy/{topic}/publish|send|trigger
+//	POST|PUT     /ntfy                             ntfy's JSON publishing: {"topic", "message", ...}
+//
+// The topic is the compat key "<channel_id>:<password>". Parameters come as
+// ntfy's headers or query parameters (every spelling ntfy accepts; the
+// query wins over a header, as PushGo), plus PushGo's own query parameters
+// (body, severity, url, op_id, occurred_at, ttl, images, ciphertext, tags,
+// metadata).
+
+// Route patterns of ntfy; OwnAuth lists them.
+const (
+	RouteNtfy        = "/ntfy/:topic"
+	RouteNtfyPublish = "/ntfy/:topic/publish"
+	RouteNtfySend    = "/ntfy/:topic/send"
+	RouteNtfyTrigger = "/ntfy/:topic/trigger"
+	RouteNtfyJSON    = "/ntfy"
+	RouteNtfyJSONDir = "/ntfy/"
+)
+
+var ntfyRoutes = map[string]bool{RouteNtfy: true, RouteNtfyPublish: true, RouteNtfySend: true,
+	RouteNtfyTrigger: true, RouteNtfyJSON: true, RouteNtfyJSONDir: true}
+
+func (r *Routes) routeNtfy(e *echo.Echo) {
+	methods := []string{http.MethodPost, http.MethodPut, http.MethodGet}
+	for _, route := range []string{RouteNtfy, RouteNtfyPublish, RouteNtfySend, RouteNtfyTrigger} {
+		e.Match(methods, route, r.ntfy)
+	}
+	e.Match([]string{http.MethodPost, http.MethodPut}, RouteNtfyJSON, r.ntfyJSON)
+	e.Match([]string{http.MethodPost, http.MethodPut}, RouteNtfyJSONDir, r.ntfyJSON)
+}
+
+// ntfyRefused are ntfy's features a message here cannot have.
+var ntfyRefused = map[string]string{
+	"delay":    "scheduled delivery is not supported: the message would be sent at once",
+	"email":    "e-mail notifications are not supported",
+	"call":     "phone calls are not supported",
+	"actions":  "action buttons are not supported; use click for a link",
+	"filename": "file attachments are not supported; attach a URL with attach",
+	"thing_id": "thing_id is not accepted on the compat routes (as PushGo); use POST /message",
+}
+
+// ntfyQuery is the query vocabulary of /ntfy/{topic}: ntfy's lower-case
+// spellings and PushGo's own parameters.
+var ntfyQuery = vocabulary{
+	names: map[string]string{
+		"x-title": "title", "title": "title", "ti": "title", "t": "title",
+		"x-message": "message", "message": "message", "m": "message",
+		"body":       "body",
+		"x-priority": "priority", "priority": "priority", "prio": "priority", "p": "priority",
+		"severity": "severity",
+		"x-tags":   "tags", "tags": "tags", "tag": "tags", "ta": "tags",
+		"x-click": "click", "click": "click", "url": "url",
+		"x-attach": "attach", "attach": "attach", "a": "attach",
+		"x-icon": "icon", "icon": "icon",
+		"op_id": "op_id", "occurred_at": "occurred_at", "ttl": "ttl", "images": "images",
+		"ciphertext": "ciphertext", "metadata": "metadata",
+		// Accepted, no effect here: Markdown (the apps render the body as
+		// Markdown anyway), ntfy's delivery switches, its notification
+		// replacement ids, the access token (checked by auth.go).
+		"x-markdown": "", "markdown": "", "md": "", "x-cache": "", "cache": "", "x-firebase": "", "firebase": "",
+		"x-unifiedpush": "", "unifiedpush": "", "up": "", "x-poll-id": "", "poll-id": "",
+		"x-sequence-id": "", "sequence-id": "", "sid": "", "auth": "", "authorization": "",
+	},
+	refused: spellings(ntfyRefused, map[string][]string{
+		"delay":    {"x-delay", "delay", "x-at", "at", "x-in", "in"},
+		"email":    {"x-email", "x-e-mail", "email", "e-mail", "mail", "e"},
+		"call":     {"x-call", "call"},
+		"actions":  {"x-actions", "actions", "action"},
+		"filename": {"x-filename", "filename", "file", "f"},
+		"thing_id": {"thing_id"},
+	}),
+}
+
+// ntfyHeaders are ntfy's header spellings of each parameter, in ntfy's
+// order of preference.
+var ntfyHeaders = []struct {
+	canon string
+	names []string
+}{
+	{"title", []string{"X-Title", "Title", "Ti", "T"}},
+	{"message", []string{"X-Message", "Message", "M"}},
+	{"priority", []string{"X-Priority", "Priority", "Prio", "P"}},
+	{"tags", []string{"X-Tags", "Tags", "Tag", "Ta"}},
+	{"click", []string{"X-Click", "Click"}},
+	{"attach", []string{"X-Attach", "Attach", "A"}},
+	{"icon", []string{"X-Icon", "Icon"}},
+}
+
+// ntfyRefusedHeaders are the headers of ntfyRefused's features (ntfy's
+// one-letter spellings left out: too easily some proxy's).
+var ntfyRefusedHeaders = map[string][]string{
+	"delay":    {"X-Delay", "Delay", "X-At", "At", "X-In", "In"},
+	"email":    {"X-Email", "X-E-Mail", "Email", "E-Mail", "Mail"},
+	"call":     {"X-Call", "Call"},
+	"actions":  {"X-Actions", "Actions", "Action"},
+	"filename": {"X-Filename", "Filename", "File"},
+}
+
+// ntfyJSONVocabulary is the vocabulary of ntfy's JSON publishing, plus
+// op_id.
+var ntfyJSONVocabulary = vocabulary{
+	names: map[string]string{
+		"topic": "topic", "message": "message", "title": "title", "priority": "priority", "tags": "tags",
+		"click": "click", "attach": "attach", "icon": "icon", "op_id": "op_id",
+		"markdown": "", "cache": "", "firebase": "", "sequence_id": "",
+	},
+	refused: spellings(ntfyRefused, map[string][]string{
+		"delay": {"delay"}, "email": {"email"}, "call": {"call"}, "actions": {"actions"}, "filename": {"filename"},
+	}),
+}
+
+// ntfy serves /ntfy/{topic} and its /publish, /send and /trigger forms.
+func (r *Routes) ntfy(c *echo.Context) error {
+	if ok, err := r.auth.check(c); !ok {
+		return err
+	}
+	req := &ops.MessageRequest{}
+	topic, aerr := pathParam(c, "topic", false)
+	if aerr == nil {
+		aerr = setKey(req, topic, "topic")
+	}
+	var q, h params
+	if aerr == nil {
+		q, aerr = fromQuery(ntfyQuery, c)
+	}
+	if aerr == nil {
+		h, aerr = ntfyHeaderParams(c.Request().Header)
+	}
+	var body []byte
+	if aerr == nil && c.Request().Method != http.MethodGet {
+		body, aerr = readBody(c)
+	}
+	if aerr == nil {
+		aerr = ntfyMessage(req, q, h, body)
+	}
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	return r.send(c, req)
+}
+
+// ntfyJSON serves ntfy's JSON publishing: POST /ntfy with {"topic": key,
+// "message", "title", "priority" (1-5), "tags" (a list), "click",
+// "attach", "icon"}.
+func (r *Routes) ntfyJSON(c *echo.Context) error {
+	if ok, err := r.auth.check(c); !ok {
+		return err
+	}
+	req := &ops.MessageRequest{}
+	body, aerr := readBody(c)
+	var p params
+	if aerr == nil {
+		p, aerr = fromJSON(ntfyJSONVocabulary, body)
+	}
+	if aerr == nil {
+		aerr = setNtfyTopic(req, p)
+	}
+	if aerr == nil {
+		aerr = ntfyMessage(req, p, nil, nil)
+	}
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	return r.send(c, req)
+}
+
+func setNtfyTopic(req *ops.MessageRequest, p params) *apierr.Error {
+	topic, aerr := p.text("topic")
+	if aerr != nil {
+		return aerr
+	}
+	if topic == nil {
+		return apierr.Fieldf(apierr.ChannelIDRequired, "topic", "required: <channel_id>:<password>")
+	}
+	return setKey(req, *topic, "topic")
+}
+
+// ntfyHeaderParams reads ntfy's headers: each in ntfy's order of
+// spellings, RFC 2047 encoded words decoded (as ntfy), UTF-8 required.
+// The headers of refused features are rejected.
+func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
+	for _, feature := range []string{"actions", "call", "delay", "email", "filename"} {
+		for _, name := range ntfyRefusedHeaders[feature] {
+			if hd.Get(name) != "" {
+				return nil, apierr.Fieldf(apierr.InvalidRequestBody, name, "%s", ntfyRefused[feature])
+			}
+		}
+	}
+	p := params{}
+	dec := new(mime.WordDecoder)
+	for _, f := range ntfyHeaders {
+		for _, name := range f.names {
+			v := hd.Get(name)
+			if v == "" {
+				continue
+			}
+			// The HTTP Priority header of RFC 9218 ("u=3, i"), which
+			// browsers and proxies add, is not ntfy's (ntfy ignores it too).
+			if f.canon == "priority" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(v)), "u=") {
+				continue
+			}
+			if d, err := dec.DecodeHeader(v); err == nil {
+				v = d
+			}
+			if !utf8.ValidString(v) {
+				return nil, apierr.Fieldf(apierr.InvalidRequestBody, name, "header is not valid UTF-8")
+			}
+			p[f.canon] = value{name: name, text: v}
+			break
+		}
+	}
+	return p, nil
+}
+
+// ntfyMessage converts ntfy parameters (q, then h, then the body) into
+// req, as PushGo's CompatNtfyQuery::into_intent: the title from title (or
+// "Notification"); the body from the message parameter, PushGo's body
+// parameter, the Message header, or else the request body (trimmed, UTF-8
+// text: ntfy's file uploads are not supported); the severity from
+// PushGo's severity parameter or ntfy's priority (ntfyPriority); the link
+// from url or click; attach as one more image; icon kept in the metadata
+// as compat.ntfy.icon.
+func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Error {
+	p := q.or(h)
+	if err := setPushGoFields(req, p, ","); err != nil {
+		return err
+	}
+	var err *apierr.Error
+	if req.Title, err = p.text("title"); err != nil {
+		return err
+	}
+	if req.Title == nil {
+		req.Title = new(defaultTitle)
+	}
+	if req.Body, err = ntfyBody(q, h, body); err != nil {
+		return err
+	}
+	if req.Severity, err = p.text("severity"); err != nil || req.Severity != nil {
+		return err
+	}
+	prio, err := p.text("priority")
+	if err != nil {
+		return err
+	}
+	if prio != nil {
+		sev, ok := ntfyPriority(*prio)
+		if !ok {
+			return apierr.Fieldf(apierr.InvalidSeverity, safeName(p["priority"].name), "ntfy priority must be 1-5, min, low, default, high, max or urgent")
+		}
+		req.Severity = &sev
+	}
+	if req.URL == nil {
+		if req.URL, err = p.text("click"); err != nil {
+			return err
+		}
+	}
+	attach, err := p.text("attach")
+	if err != nil {
+		return err
+	}
+	if attach != nil {
+		req.Images = append(req.Images, strings.TrimSpace(*attach))
+	}
+	icon, err := p.text("icon")
+	if err != nil {
+		return err
+	}
+	req.Metadata, err = withHints(req.Metadata, hint{"compat.ntfy.icon", icon})
+	return err
+}
+
+// ntfyBody is the message text, as PushGo picks it (the message
+// parameter, PushGo's body parameter, the Message header, the request
+// body). ntfy's message parameter writes a line break as \n (also in its
+// JSON publishing, which ntfy turns into parameters).
+func ntfyBody(q, h params, body []byte) (*string, *apierr.Error) {
+	if s, err := q.text("message"); s != nil || err != nil {
+		return unescapeNewlines(s), err
+	}
+	if s, err := q.text("body"); s != nil || err != nil {
+		return s, err
+	}
+	if s, err := h.text("message"); s != nil || err != nil {
+		return unescapeNewlines(s), err
+	}
+	if !utf8.Valid(body) {
+		return nil, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "the body must be UTF-8 text: file attachments are not supported"}
+	}
+	if t := strings.TrimSpace(string(body)); t != "" {
+		return &t, nil
+	}
+	return nil, nil
+}
+
+func unescapeNewlines(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	return new(strings.ReplaceAll(*s, `\n`, "\n"))
+}
+
+// ntfyPriority maps ntfy's priority to a severity, one step for one step:
+// 1 min and 2 low → low, 3 default → normal, 4 high → high, 5 max and
+// urgent → critical. (PushGo maps 1-2 to "info", 3 to "warning" and 4-5
+// to "critical"; its severity parser knows neither info nor warning and
+// makes them normal, so there 1-3 are normal and 4 is already critical.)
+func ntfyPriority(s string) (string, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "min", "2", "low":
+		return ops.SeverityLow, true
+	case "3", "default":
+		return ops.SeverityNormal, true
+	case "4", "high":
+		return ops.SeverityHigh, true
+	case "5", "max", "urgent":
+		return ops.SeverityCritical, true
+	}
+	return "", false
+}
+
+// spellings expands each refused feature's reason to all its spellings.
+func spellings(reasons map[string]string, names map[string][]string) map[string]string {
+	out := map[string]string{}
+	for feature, list := range names {
+		for _, n := range list {
+			out[n] = reasons[feature]
+		}
+	}
+	return out
+}

@@ -1,0 +1,139 @@
+package ingest_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pushgo/gateway/ingest"
+)
+
+// TestCompatNtfy: /ntfy/{topic} (POST, PUT, GET and the /publish, /send,
+// /trigger forms) and ntfy's JSON publishing, with ntfy's headers and
+// query parameters.
+func TestCompatNtfy(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	ch := g.createChannel("ntfy")
+	text := contentType("text/plain")
+	runCompat(t, g, ch, []compatCase{
+		// Accepted.
+		{name: "body is the message", method: "POST", path: "/ntfy/{key}", body: "Backup successful 😀\n", header: text,
+			want: map[string]any{"title": "Notification", "body": "Backup successful 😀", "severity": "normal", "url": nil, "tags": nil}},
+		{name: "curl -d form body is text", method: "POST", path: "/ntfy/{key}", body: "a=b&c", header: contentType("application/x-www-form-urlencoded"),
+			want: map[string]any{"body": "a=b&c"}},
+		{name: "ntfy headers", method: "POST", path: "/ntfy/{key}", body: "Disk full", header: http.Header{
+			"Content-Type": {"text/plain"}, "X-Title": {"NAS"}, "X-Priority": {"5"}, "X-Tags": {"warning, skull"},
+			"X-Click": {"https://nas.example/disks"}},
+			want: map[string]any{"title": "NAS", "body": "Disk full", "severity": "critical", "tags": list("warning", "skull"),
+				"url": "https://nas.example/disks"}},
+		{name: "PUT with short headers", method: "PUT", path: "/ntfy/{key}", body: "up", header: http.Header{
+			"Content-Type": {"text/plain"}, "T": {"Short"}, "Prio": {"high"}, "Ta": {"x"}},
+			want: map[string]any{"title": "Short", "severity": "high", "tags": list("x")}},
+		{name: "GET publish with query", path: "/ntfy/{key}/publish?message=Hi&title=T&priority=1",
+			want: map[string]any{"title": "T", "body": "Hi", "severity": "low"}},
+		{name: "GET topic with aliases and escaped newline", path: `/ntfy/{key}?t=Short&m=line1\nline2&p=min`,
+			want: map[string]any{"title": "Short", "body": "line1\nline2", "severity": "low"}},
+		{name: "send form", method: "POST", path: "/ntfy/{key}/send?priority=default", body: "sent", header: text,
+			want: map[string]any{"body": "sent", "severity": "normal"}},
+		{name: "trigger without message", path: "/ntfy/{key}/trigger",
+			want: map[string]any{"title": "Notification", "body": nil}},
+		{name: "priority names", path: "/ntfy/{key}?p=urgent", want: map[string]any{"severity": "critical"}},
+		{name: "priority 2 is low", path: "/ntfy/{key}?p=2", want: map[string]any{"severity": "low"}},
+		{name: "priority 4 is high", path: "/ntfy/{key}?p=4", want: map[string]any{"severity": "high"}},
+		{name: "PushGo severity wins over priority", path: "/ntfy/{key}?severity=high&priority=1",
+			want: map[string]any{"severity": "high"}},
+		{name: "query wins over header", method: "POST", path: "/ntfy/{key}?title=Query", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Title": {"Header"}},
+			want:   map[string]any{"title": "Query"}},
+		{name: "message parameter wins over body", method: "POST", path: "/ntfy/{key}?message=param", body: "body", header: text,
+			want: map[string]any{"body": "param"}},
+		{name: "RFC 2047 header", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "X-Title": {"=?UTF-8?B?8J+HqfCfh6o=?="}},
+			want:   map[string]any{"title": "🇩🇪"}},
+		{name: "RFC 9218 Priority header is not ntfy's", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Priority": {"u=3, i"}},
+			want:   map[string]any{"severity": "normal"}},
+		{name: "RFC 9218 Priority header then ntfy's P", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Priority": {"u=0, i"}, "P": {"5"}},
+			want:   map[string]any{"severity": "critical"}},
+		{name: "attach, icon, markdown and PushGo extras", method: "POST",
+			path: "/ntfy/{key}?attach=https://cam.example/snap.jpg&icon=https://x.example/i.png&md=yes&tags=a,b" +
+				`&metadata={"room":"hall"}&occurred_at=1713750000&images=https://x.example/1.png`,
+			body: "motion", header: text,
+			want: map[string]any{"images": list("https://x.example/1.png", "https://cam.example/snap.jpg"),
+				"metadata": map[string]any{"room": "hall", "compat.ntfy.icon": "https://x.example/i.png"},
+				"tags":     list("a", "b"), "occurred_at": float64(1713750000000)}},
+		{name: "click is the url", path: "/ntfy/{key}?click=https://a.example", want: map[string]any{"url": "https://a.example"}},
+		{name: "escaped key", path: "/ntfy/{ch}%3A" + password + "?m=x", want: map[string]any{"body": "x"}},
+		{name: "ntfy delivery switches and auth are accepted", path: "/ntfy/{key}?cache=no&firebase=no&up=0&auth=e30",
+			want: map[string]any{"title": "Notification"}},
+		{name: "JSON publishing", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","message":"Disk\nfull","title":"NAS","priority":4,"tags":["a","b"],"click":"https://nas.example","markdown":true}`,
+			want: map[string]any{"title": "NAS", "body": "Disk\nfull", "severity": "high", "tags": list("a", "b"), "url": "https://nas.example"}},
+		{name: "JSON publishing to /ntfy/ with PUT", method: "PUT", path: "/ntfy/", body: `{"topic":"{key}","attach":"https://a.example/x.png"}`,
+			header: text, want: map[string]any{"title": "Notification", "images": list("https://a.example/x.png")}},
+
+		// Rejected.
+		{name: "topic without password", method: "POST", path: "/ntfy/mytopic", body: "x", header: text, status: 400, code: "password_required"},
+		{name: "topic without channel", method: "POST", path: "/ntfy/:" + password, body: "x", header: text, status: 400, code: "channel_id_required"},
+		{name: "topic with a bad channel id", path: "/ntfy/nope:" + password, status: 400, code: "invalid_channel_id"},
+		{name: "wrong password", path: "/ntfy/{ch}:wrong-password", status: 403, code: "password_mismatch"},
+		{name: "unknown channel", path: "/ntfy/3VDNK58JZ14ZV5ZZ19466GK25T:" + password, status: 404, code: "channel_not_found"},
+		{name: "bad priority", path: "/ntfy/{key}?priority=9", status: 400, code: "invalid_severity"},
+		{name: "bad priority header", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "X-Priority": {"loud"}}, status: 400, code: "invalid_severity"},
+		{name: "bad PushGo severity", path: "/ntfy/{key}?severity=urgent", status: 400, code: "invalid_severity"},
+		{name: "delay header", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "X-Delay": {"30m"}}, status: 400, code: "invalid_request_body"},
+		{name: "delay parameter", path: "/ntfy/{key}?in=30m", status: 400, code: "invalid_query"},
+		{name: "email parameter", path: "/ntfy/{key}?email=a@b.example", status: 400, code: "invalid_query"},
+		{name: "actions header", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"view, Open, https://a.example"}}, status: 400, code: "invalid_request_body"},
+		{name: "file upload", method: "PUT", path: "/ntfy/{key}?filename=a.bin", body: "x", header: text, status: 400, code: "invalid_query"},
+		{name: "binary body", method: "PUT", path: "/ntfy/{key}", body: "\xff\xfe\x00", header: contentType("application/octet-stream"),
+			status: 400, code: "invalid_request_body"},
+		{name: "body over 32 KiB", method: "POST", path: "/ntfy/{key}", body: strings.Repeat("a", 33<<10), header: text,
+			status: 413, code: "payload_too_large"},
+		{name: "unknown parameter", path: "/ntfy/{key}?foo=1", status: 400, code: "invalid_query"},
+		{name: "thing_id", path: "/ntfy/{key}?thing_id=nas", status: 400, code: "invalid_query"},
+		{name: "repeated parameter", path: "/ntfy/{key}?title=a&title=b", status: 400, code: "invalid_query"},
+		{name: "parameter under two spellings", path: "/ntfy/{key}?t=a&title=b", status: 400, code: "invalid_query"},
+		{name: "bad click URL", path: "/ntfy/{key}?click=javascript:alert(1)", status: 400, code: "url_invalid"},
+		{name: "title too long", path: "/ntfy/{key}?title=" + strings.Repeat("t", 257), status: 400, code: "title_too_long"},
+		{name: "bad timestamp", path: "/ntfy/{key}?occurred_at=yesterday", status: 400, code: "invalid_timestamp"},
+		{name: "DELETE", method: "DELETE", path: "/ntfy/{key}", status: 405, code: "method_not_allowed"},
+		{name: "subscribing is not served", path: "/ntfy/{key}/json", status: 404, code: "route_not_found"},
+		{name: "JSON without topic", method: "POST", path: "/ntfy", body: `{"message":"x"}`, status: 400, code: "channel_id_required"},
+		{name: "JSON with actions", method: "POST", path: "/ntfy", body: `{"topic":"{key}","actions":[]}`, status: 400, code: "invalid_json_data"},
+		{name: "JSON with an unknown member", method: "POST", path: "/ntfy", body: `{"topic":"{key}","foo":1}`, status: 400, code: "invalid_json_data"},
+		{name: "JSON malformed", method: "POST", path: "/ntfy", body: `{"topic":`, status: 400, code: "invalid_json_syntax"},
+		{name: "JSON title not a string", method: "POST", path: "/ntfy", body: `{"topic":"{key}","title":["a"]}`, status: 400, code: "invalid_json_data"},
+	})
+}
+
+// TestCompatNtfyToken: with PUSHGO_TOKEN, the ntfy routes take it as a
+// bearer token, as ntfy's Basic form with an empty user, or in ntfy's auth
+// query parameter; anything else is 401 and appends nothing.
+func TestCompatNtfyToken(t *testing.T) {
+	const token = "gateway-token-1"
+	g := startIngest(t, startBroker(t), ingest.Config{Token: token})
+	g.api.Bearer = token
+	ch := g.createChannel("ntfy-token")
+	g.api.Bearer = ""
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	auth := func(v string) http.Header { return http.Header{"Authorization": {v}} }
+	runCompat(t, g, ch, []compatCase{
+		{name: "bearer header", path: "/ntfy/{key}?m=1", header: auth("Bearer " + token), want: map[string]any{"body": "1"}},
+		{name: "basic with empty user", path: "/ntfy/{key}?m=2", header: auth("Basic " + base64.StdEncoding.EncodeToString([]byte(":"+token))),
+			want: map[string]any{"body": "2"}},
+		{name: "auth parameter", path: "/ntfy/{key}?m=3&auth=" + b64("Bearer "+token), want: map[string]any{"body": "3"}},
+		{name: "JSON publishing with the auth parameter", method: "POST", path: "/ntfy?auth=" + b64("Bearer "+token),
+			body: `{"topic":"{key}","message":"4"}`, want: map[string]any{"body": "4"}},
+		{name: "no token", path: "/ntfy/{key}?m=x", status: 401, code: "authentication_failed"},
+		{name: "wrong token", path: "/ntfy/{key}?m=x", header: auth("Bearer nope"), status: 401, code: "authentication_failed"},
+		{name: "wrong auth parameter", path: "/ntfy/{key}?m=x&auth=" + b64("Bearer nope"), status: 401, code: "authentication_failed"},
+		{name: "basic with a user name", path: "/ntfy/{key}?m=x", header: auth("Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+token))),
+			status: 401, code: "authentication_failed"},
+	})
+}

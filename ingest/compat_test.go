@@ -1,0 +1,107 @@
+package ingest_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The sender compatibility routes (ingest/compat) over HTTP: each tool's
+// table of accepted requests (the Message they append) and rejected ones
+// (the status and code, and nothing appended).
+
+// compatCase is one request to a compat route. In path and body, {key} is
+// the channel's compat key "<channel_id>:<password>" and {ch} the channel
+// id.
+type compatCase struct {
+	name   string
+	method string
+	path   string
+	body   string
+	header http.Header
+	// want are members of the appended message.create payload; a nil value
+	// means the member is absent. Set for accepted requests.
+	want map[string]any
+	// status and code are the rejection's (want unset).
+	status int
+	code   string
+}
+
+// contentType sets the request's Content-Type ("" sends none; apitest
+// sends application/json with every body otherwise).
+func contentType(ct string) http.Header { return http.Header{"Content-Type": {ct}} }
+
+// runCompat sends each case to g, on channel ch (password "correct-horse"),
+// and checks the answer and what was appended.
+func runCompat(t *testing.T, g *gw, ch string, cases []compatCase) {
+	t.Helper()
+	expand := func(s string) string { return expandCompat(s, ch) }
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(streamOps(t, g.nc))
+			var body any
+			if tc.body != "" {
+				body = expand(tc.body)
+			}
+			method := tc.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			r := g.api.Send(t, method, expand(tc.path), body, tc.header)
+			after := streamOps(t, g.nc)
+			if tc.want == nil {
+				if r.Status != tc.status || r.Code() != tc.code || r.Success {
+					t.Fatalf("want %d %s, got %s", tc.status, tc.code, r)
+				}
+				if len(after) != before {
+					t.Fatalf("a rejected request appended %d operations", len(after)-before)
+				}
+				return
+			}
+			mustOK(t, r)
+			if r.Str("channel_id") != ch || r.Str("message_id") == "" || r.Str("op_id") == "" || r.Data["accepted"] != true {
+				t.Fatalf("answer data: %s", r.Body)
+			}
+			if len(after) != before+1 {
+				t.Fatalf("%d operations appended, want 1", len(after)-before)
+			}
+			env := envelopeOf(t, after[len(after)-1])
+			if env.Op != "message.create" || env.EntityID != r.Str("message_id") || env.OpID != r.Str("op_id") {
+				t.Fatalf("appended %s %s %s, answered %s", env.Op, env.EntityID, env.OpID, r.Body)
+			}
+			var payload map[string]any
+			if err := json.Unmarshal(env.Payload, &payload); err != nil {
+				t.Fatal(err)
+			}
+			for k, w := range tc.want {
+				got, ok := payload[k]
+				if w == nil {
+					if ok {
+						t.Errorf("payload %s = %#v, want absent", k, got)
+					}
+					continue
+				}
+				if !reflect.DeepEqual(got, w) {
+					t.Errorf("payload %s = %#v, want %#v", k, got, w)
+				}
+			}
+		})
+	}
+}
+
+// expandCompat replaces {key} in s by the compat key of channel ch and {ch}
+// by ch.
+func expandCompat(s, ch string) string {
+	return strings.NewReplacer("{key}", ch+":"+password, "{ch}", ch).Replace(s)
+}
+
+// list is a JSON list as decoded from a payload.
+func list(items ...string) []any {
+	out := make([]any, len(items))
+	for i, s := range items {
+		out[i] = s
+	}
+	return out
+}
