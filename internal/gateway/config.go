@@ -50,6 +50,11 @@ type Config struct {
 	FCMProjectID       string // PUSHGO_FCM_PROJECT_ID
 	FCMEndpoint        string // PUSHGO_FCM_ENDPOINT: override for tests and proxies
 
+	// TokenServiceURL is a PushGo token service (https://token.pushgo.dev):
+	// APNs and FCM tokens of the official PushGo apps, used by a provider
+	// without keys of its own.
+	TokenServiceURL string // PUSHGO_TOKEN_SERVICE_URL
+
 	// ThingUpdateAlerts: channel ids (comma-separated, or "*") whose thing
 	// updates ring as alerts instead of background pushes.
 	ThingUpdateAlerts string // PUSHGO_THING_UPDATE_ALERTS
@@ -115,6 +120,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.FCMCredentialsFile, "fcm-credentials-file", "PUSHGO_FCM_CREDENTIALS_FILE", "FCM service account JSON")
 	str(&c.FCMProjectID, "fcm-project-id", "PUSHGO_FCM_PROJECT_ID", "FCM project id")
 	str(&c.FCMEndpoint, "fcm-endpoint", "PUSHGO_FCM_ENDPOINT", "FCM endpoint override")
+	str(&c.TokenServiceURL, "token-service-url", "PUSHGO_TOKEN_SERVICE_URL", "PushGo token service: APNs and FCM tokens of the official apps, for a provider without own keys")
 	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (or *) whose thing updates are alerts, not background pushes")
 	rebuild := getenv("PUSHGO_REBUILD")
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")

@@ -1,5 +1,7 @@
 // Package apns sends notifications to Apple Push Notification service over
-// HTTP/2 with token (.p8) authentication, through github.com/sideshow/apns2.
+// HTTP/2 with token authentication, through github.com/sideshow/apns2. The
+// provider token comes from a TokenSource: a .p8 key, or the PushGo token
+// service (see auth.go).
 //
 // Request mapping (payload.Notification → APNs):
 //
@@ -54,16 +56,21 @@ const (
 // DefaultSendTimeout bounds one Send when Options.SendTimeout is zero.
 const DefaultSendTimeout = 10 * time.Second
 
-// Options configure a Sender. KeyID, TeamID, Topic and one of KeyFile and
-// Key are required.
+// Options configure a Sender. Topic and one credential are required: a .p8
+// key (KeyFile or Key, with KeyID and TeamID) or a TokenSource.
 type Options struct {
 	// KeyFile is the path of the .p8 auth key; Key is its PEM contents.
-	// Exactly one must be set.
+	// At most one may be set, and none with TokenSource.
 	KeyFile string
 	Key     []byte
 	KeyID   string // the key's id (10 characters in Apple's console)
 	TeamID  string // the developer team id
 	Topic   string // the app's bundle id
+
+	// TokenSource supplies provider tokens instead of a key (the PushGo
+	// token service, pusher/sender/tokenservice); KeyID and TeamID are
+	// then not used and must be empty.
+	TokenSource TokenSource
 
 	// Endpoint is "production" (the default when empty), "development",
 	// or an http(s) URL (tests and proxies).
@@ -95,27 +102,14 @@ type Sender struct {
 var _ sender.Sender = (*Sender)(nil)
 
 // New validates opts and returns a Sender. It reads the key file but makes
-// no network call.
+// no network call (a TokenSource is first asked at the first Send).
 func New(opts Options) (*Sender, error) {
-	if opts.KeyID == "" || opts.TeamID == "" || opts.Topic == "" {
-		return nil, errors.New("apns: key id, team id and topic are required")
+	if opts.Topic == "" {
+		return nil, errors.New("apns: topic is required")
 	}
-	var (
-		key *ecdsa.PrivateKey
-		err error
-	)
-	switch {
-	case opts.KeyFile != "" && len(opts.Key) > 0:
-		return nil, errors.New("apns: set one of key file and key, not both")
-	case opts.KeyFile != "":
-		key, err = token.AuthKeyFromFile(opts.KeyFile)
-	case len(opts.Key) > 0:
-		key, err = token.AuthKeyFromBytes(opts.Key)
-	default:
-		return nil, errors.New("apns: an auth key (.p8) is required")
-	}
+	src, err := tokenSource(opts)
 	if err != nil {
-		return nil, fmt.Errorf("apns: auth key: %w", err)
+		return nil, err
 	}
 	host, err := endpoint(opts.Endpoint)
 	if err != nil {
@@ -134,7 +128,9 @@ func New(opts Options) (*Sender, error) {
 		opts.Now = time.Now
 	}
 
-	client := apns2.NewTokenClient(&token.Token{AuthKey: key, KeyID: opts.KeyID, TeamID: opts.TeamID})
+	// apns2's client without its own token: the authorization header comes
+	// from src, below the attempt record (see auth.go).
+	client := apns2.NewTokenClient(nil)
 	client.Host = host
 	base := client.HTTPClient
 	if opts.HTTPClient != nil {
@@ -145,10 +141,43 @@ func New(opts Options) (*Sender, error) {
 		rt = http.DefaultTransport
 	}
 	client.HTTPClient = &http.Client{
-		Transport: &attempt.Transport{Base: rt},
+		Transport: &attempt.Transport{Base: authTransport(src, rt)},
 		Timeout:   base.Timeout,
 	}
 	return &Sender{client: client, topic: opts.Topic, timeout: opts.SendTimeout, log: opts.Logger, now: opts.Now}, nil
+}
+
+// tokenSource returns the credential opts name: their TokenSource, or a
+// signer of the .p8 key.
+func tokenSource(opts Options) (TokenSource, error) {
+	hasKey := opts.KeyFile != "" || len(opts.Key) > 0
+	if opts.TokenSource != nil {
+		if hasKey || opts.KeyID != "" || opts.TeamID != "" {
+			return nil, errors.New("apns: set a token source or an auth key (with key id and team id), not both")
+		}
+		return opts.TokenSource, nil
+	}
+	if opts.KeyID == "" || opts.TeamID == "" {
+		return nil, errors.New("apns: key id and team id are required with an auth key")
+	}
+	var (
+		key *ecdsa.PrivateKey
+		err error
+	)
+	switch {
+	case opts.KeyFile != "" && len(opts.Key) > 0:
+		return nil, errors.New("apns: set one of key file and key, not both")
+	case opts.KeyFile != "":
+		key, err = token.AuthKeyFromFile(opts.KeyFile)
+	case len(opts.Key) > 0:
+		key, err = token.AuthKeyFromBytes(opts.Key)
+	default:
+		return nil, errors.New("apns: an auth key (.p8) or a token source is required")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apns: auth key: %w", err)
+	}
+	return keySource{t: &token.Token{AuthKey: key, KeyID: opts.KeyID, TeamID: opts.TeamID}}, nil
 }
 
 func endpoint(e string) (string, error) {

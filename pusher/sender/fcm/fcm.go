@@ -60,19 +60,23 @@ const Scope = "https://www.googleapis.com/auth/firebase.messaging"
 // maxTTL is FCM's largest android.ttl (28 days).
 const maxTTL = 28 * 24 * time.Hour
 
-// Options configure a Sender. One of CredentialsFile and TokenSource is
-// required, and ProjectID unless the credentials file names it. Application
-// default credentials are never looked up, so a Sender never probes a
-// metadata server.
+// Options configure a Sender. One of CredentialsFile, TokenSource and
+// AccessSource is required, and ProjectID unless the credentials file names
+// it or the AccessSource supplies it. Application default credentials are
+// never looked up, so a Sender never probes a metadata server.
 type Options struct {
 	// ProjectID is the Firebase project; default: project_id of the
-	// credentials file.
+	// credentials file. Must be empty with AccessSource.
 	ProjectID string
 	// CredentialsFile is a service account JSON key file.
 	CredentialsFile string
 	// TokenSource supplies OAuth 2 access tokens instead of a file (tests,
 	// workload identity set up by the caller).
 	TokenSource oauth2.TokenSource
+	// AccessSource supplies access tokens and the project they are for
+	// (the PushGo token service, pusher/sender/tokenservice), asked on
+	// every request; see auth.go.
+	AccessSource AccessSource
 	// Endpoint overrides the FCM base URL (default
 	// https://fcm.googleapis.com/v1); the request goes to
 	// Endpoint + "/projects/<project>/messages:send".
@@ -105,8 +109,14 @@ var _ sender.Sender = (*Sender)(nil)
 func New(opts Options) (*Sender, error) {
 	var cred option.ClientOption
 	switch {
-	case opts.CredentialsFile != "" && opts.TokenSource != nil:
-		return nil, errors.New("fcm: set one of credentials file and token source, not both")
+	case (opts.CredentialsFile != "") && (opts.TokenSource != nil || opts.AccessSource != nil),
+		opts.TokenSource != nil && opts.AccessSource != nil:
+		return nil, errors.New("fcm: set one of credentials file, token source and access source")
+	case opts.AccessSource != nil:
+		if opts.ProjectID != "" {
+			return nil, errors.New("fcm: the project id comes from the access source; leave ProjectID empty")
+		}
+		opts.ProjectID = sourcedProject
 	case opts.CredentialsFile != "":
 		if opts.ProjectID == "" {
 			pid, err := projectIDOf(opts.CredentialsFile)
@@ -119,7 +129,7 @@ func New(opts Options) (*Sender, error) {
 	case opts.TokenSource != nil:
 		cred = option.WithTokenSource(opts.TokenSource)
 	default:
-		return nil, errors.New("fcm: a credentials file or a token source is required")
+		return nil, errors.New("fcm: a credentials file, a token source or an access source is required")
 	}
 	if opts.ProjectID == "" {
 		return nil, errors.New("fcm: project id is required")
@@ -149,9 +159,14 @@ func New(opts Options) (*Sender, error) {
 	}
 
 	ctx := context.Background()
-	authed, err := htransport.NewTransport(ctx, base, cred, option.WithScopes(Scope))
-	if err != nil {
-		return nil, fmt.Errorf("fcm: credentials: %w", err)
+	var authed http.RoundTripper
+	if opts.AccessSource != nil {
+		authed = accessTransport(opts.AccessSource, base)
+	} else {
+		var err error
+		if authed, err = htransport.NewTransport(ctx, base, cred, option.WithScopes(Scope)); err != nil {
+			return nil, fmt.Errorf("fcm: credentials: %w", err)
+		}
 	}
 	hc := &http.Client{Transport: &attempt.Transport{Base: authed}}
 	appOpts := []option.ClientOption{option.WithHTTPClient(hc)}
