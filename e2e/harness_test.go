@@ -319,15 +319,24 @@ func mustJSON(_ *testing.T, v any) []byte {
 	return b
 }
 
-// envelope decodes the response envelope, requiring exactly the four
-// documented members.
+// envelope decodes the response envelope, requiring exactly the
+// documented members: {success, data} on success, {success, data, error,
+// error_code, problem} on failure. (A success used to carry "error": null
+// and "error_code": null too; the Android app reads them with org.json's
+// optString, which turns null into "null", and fails the call:
+// app/src/main/java/io/ethan/pushgo/data/ChannelSubscriptionService.kt,
+// execute. So they are absent, as in PushGo's StatusResponse.)
 func envelope(r *apiResp) (map[string]json.RawMessage, error) {
 	var env map[string]json.RawMessage
 	if err := json.Unmarshal(r.Body, &env); err != nil {
 		return nil, fmt.Errorf("response is not a JSON object: %v", err)
 	}
-	if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, []string{"data", "error", "error_code", "success"}) {
-		return nil, fmt.Errorf("envelope keys %v, want [data error error_code success]", got)
+	want := []string{"data", "error", "error_code", "problem", "success"}
+	if string(env["success"]) == "true" {
+		want = []string{"data", "success"}
+	}
+	if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, want) {
+		return nil, fmt.Errorf("envelope keys %v, want %v", got, want)
 	}
 	return env, nil
 }
@@ -342,8 +351,8 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// okData checks a documented success (HTTP 200, success true, error and
-// error_code JSON null) whose data has exactly keys, and returns data.
+// okData checks a documented success (HTTP 200, success true, no error
+// members) whose data has exactly keys, and returns data.
 func okData(r *apiResp, keys ...string) (map[string]any, error) {
 	if r.Status != http.StatusOK {
 		return nil, fmt.Errorf("want 200: %s", r)
@@ -354,9 +363,6 @@ func okData(r *apiResp, keys ...string) (map[string]any, error) {
 	}
 	if string(env["success"]) != "true" {
 		return nil, fmt.Errorf("success is %s, want true: %s", env["success"], r)
-	}
-	if string(env["error"]) != "null" || string(env["error_code"]) != "null" {
-		return nil, fmt.Errorf("error/error_code must be JSON null on success: %s", r)
 	}
 	data, err := decodeObject(env["data"])
 	if err != nil || data == nil {
@@ -389,7 +395,8 @@ var (
 )
 
 // mustFail checks a documented failure: the status, success false, data
-// null, a non-empty error message and the error_code.
+// null, a non-empty error message, the error_code and the problem object
+// with the same code and status.
 func mustFail(t *testing.T, r *apiResp, status int, code string) {
 	t.Helper()
 	if r.Status != status {
@@ -410,6 +417,13 @@ func mustFail(t *testing.T, r *apiResp, status int, code string) {
 	}
 	if gotCode != code {
 		t.Errorf("error_code %q, want %q: %s", gotCode, code, r)
+	}
+	var p struct {
+		Code   string `json:"code"`
+		Status int    `json:"status"`
+	}
+	if json.Unmarshal(env["problem"], &p) != nil || p.Code != code || p.Status != status {
+		t.Errorf("problem %s, want code %q status %d: %s", env["problem"], code, status, r)
 	}
 }
 

@@ -310,7 +310,7 @@ func okAny(r *apiResp) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", r, err)
 	}
-	if string(env["success"]) != "true" || string(env["error"]) != "null" || string(env["error_code"]) != "null" {
+	if string(env["success"]) != "true" { // envelope has checked there are no error members
 		return nil, fmt.Errorf("not a success envelope: %s", r)
 	}
 	data, err := decodeObject(env["data"])

@@ -79,13 +79,19 @@ func TestConventions(t *testing.T) {
 			if r.Header.Get("X-Request-Id") == "" {
 				t.Fatal("no X-Request-Id")
 			}
-			// The envelope: success with null error fields, or failure with
-			// null data and a message.
+			// The envelope: success without error members, or failure with
+			// null data, a message and PushGo's problem object. (A success
+			// used to carry "error": null and "error_code": null; the
+			// Android app reads both with org.json's optString, which makes
+			// a null the string "null", and fails on a non-empty one:
+			// app/src/main/java/io/ethan/pushgo/data/ChannelSubscriptionService.kt,
+			// execute. So a success has neither, as PushGo's StatusResponse.)
 			raw := string(r.Body)
-			if c.status == 200 && (!strings.Contains(raw, `"error":null`) || !strings.Contains(raw, `"error_code":null`)) {
-				t.Fatalf("success envelope lacks null error fields: %s", raw)
+			if c.status == 200 && (strings.Contains(raw, `"error"`) || strings.Contains(raw, `"error_code"`) || !strings.HasPrefix(raw, `{"success":true,"data":{`)) {
+				t.Fatalf("success envelope carries error members: %s", raw)
 			}
-			if c.status != 200 && (!strings.Contains(raw, `"data":null`) || r.Error == nil || *r.Error == "") {
+			if c.status != 200 && (!strings.Contains(raw, `"data":null`) || r.Error == nil || *r.Error == "" ||
+				!strings.Contains(raw, `"problem":{"code":"`+c.code+`","category":"`)) {
 				t.Fatalf("failure envelope malformed: %s", raw)
 			}
 		})

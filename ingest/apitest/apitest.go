@@ -45,8 +45,9 @@ type Client struct {
 func New(base string) *Client { return &Client{Base: base} }
 
 // Envelope is the PushGo response envelope. On success Success is true,
-// Data holds the route's data and Error and ErrorCode are nil (JSON null);
-// on failure Data is nil and Error and ErrorCode say why.
+// Data holds the route's data and Error and ErrorCode are nil (the members
+// are absent); on failure Data is nil and Error and ErrorCode say why (the
+// problem object beside them is in Reply.Body).
 type Envelope struct {
 	Success   bool           `json:"success"`
 	Data      map[string]any `json:"data"`

@@ -9,7 +9,8 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
-// writeOK answers 200 with data in the success envelope.
+// writeOK answers 200 with data in the success envelope
+// ({"success": true, "data": ...}, no error members).
 func writeOK(c *echo.Context, data any) error {
 	b, err := apierr.EncodeOK(data)
 	if err != nil {
@@ -25,15 +26,37 @@ func blob(c *echo.Context, status int, b []byte) error {
 	return c.JSONBlob(status, b)
 }
 
-// writeErr answers e's status with the failure envelope, and Retry-After
-// when e asks for one.
+// writeErr answers e's status with the failure envelope in the language
+// the request's Accept-Language asks for (error, problem.title and
+// problem.localized_message; Content-Language says which, as PushGo),
+// PushGo's problem object carrying the answer's X-Request-Id, and
+// Retry-After when e asks for one.
 func writeErr(c *echo.Context, e *apierr.Error) error {
-	b, err := apierr.EncodeError(e)
+	l := localeOf(c)
+	b, err := apierr.EncodeErrorIn(e, l, requestIDOf(c))
 	if err != nil {
 		return err
 	}
+	h := c.Response().Header()
+	h.Set("Content-Language", string(l))
 	if e.RetryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	return blob(c, e.Status(), b)
+}
+
+// localeOf is the answer language the request's Accept-Language asks for.
+func localeOf(c *echo.Context) apierr.Locale {
+	return apierr.NegotiateLocale(c.Request().Header.Get("Accept-Language"))
+}
+
+// requestIDOf is the answer's X-Request-Id (set by the requestID
+// middleware before any handler runs).
+func requestIDOf(c *echo.Context) string { return c.Response().Header().Get(headerRequestID) }
+
+// problemOf is e as a failed item of a batch answer (/channel/sync): its
+// error text, code and problem object in the request's language.
+func problemOf(c *echo.Context, e *apierr.Error) (text string, code apierr.Code, problem *apierr.Problem) {
+	l := localeOf(c)
+	return e.Text(l), e.Code, e.Problem(l, requestIDOf(c))
 }

@@ -15,13 +15,22 @@ import (
 // Code is a stable snake_case machine code returned as error_code.
 type Code string
 
-// Entry describes one code: the HTTP status it is answered with and the
-// message used when the rejection has no more specific detail.
+// Entry describes one code: the HTTP status it is answered with, the
+// message used when the rejection has no more specific detail (English),
+// the same message in every language the gateway answers in, and the
+// problem category and retryability of PushGo's problem object.
 type Entry struct {
-	Code    Code
-	Status  int
-	Message string
+	Code   Code
+	Status int
+	// Message is the English text (Texts.En).
+	Message   string
+	Texts     Texts
+	Category  Category
+	Retryable bool
 }
+
+// Text is e's message in l (English for a locale the catalog lacks).
+func (e Entry) Text(l Locale) string { return e.Texts.In(l) }
 
 // The catalog. Grouped by status; within a group, alphabetical.
 const (
@@ -71,6 +80,8 @@ const (
 	DeviceKeyRequired           Code = "device_key_required"
 	InvalidChannelType          Code = "invalid_channel_type"
 	InvalidChannels             Code = "invalid_channels"
+	ChannelsLimitExceeded       Code = "channels_limit_exceeded"
+	DeliveryIDRequired          Code = "delivery_id_required"
 	InvalidDeviceKey            Code = "invalid_device_key"
 	InvalidPlatform             Code = "invalid_platform"
 	InvalidProviderToken        Code = "invalid_provider_token"
@@ -127,17 +138,24 @@ const (
 	TokenNotFound        Code = "token_not_found"
 	PasswordMismatch     Code = "password_mismatch"
 	ChannelNotFound      Code = "channel_not_found"
-	DeviceNotFound       Code = "device_not_found"
-	EventNotFound        Code = "event_not_found"
-	ThingNotFound        Code = "thing_not_found"
-	OpNotFound           Code = "op_not_found"
-	RouteNotFound        Code = "route_not_found"
-	MethodNotAllowed     Code = "method_not_allowed"
+	// DeviceNotFound is no longer answered: an unknown device key answers
+	// DeviceKeyNotFound, the code the PushGo apps re-register on. Kept so
+	// the code is never reused with another meaning.
+	DeviceNotFound    Code = "device_not_found"
+	DeviceKeyNotFound Code = "device_key_not_found"
+	EventNotFound     Code = "event_not_found"
+	ThingNotFound     Code = "thing_not_found"
+	OpNotFound        Code = "op_not_found"
+	RouteNotFound     Code = "route_not_found"
+	MethodNotAllowed  Code = "method_not_allowed"
 
 	// 409.
 	EventClosed  Code = "event_closed"
 	ThingDeleted Code = "thing_deleted"
 	OpIDConflict Code = "op_id_conflict"
+	// OpIDAmbiguous: /send_status/{op_id} without channel_id names an
+	// op_id that more than one channel used.
+	OpIDAmbiguous Code = "op_id_ambiguous"
 	// SequenceMismatch is internal: an operation conditioned on the
 	// entity's last sequence (the gateway's own timeout close) lost to a
 	// later operation. Never answered to a client.
@@ -151,128 +169,145 @@ const (
 	BrokerUnavailable Code = "broker_unavailable"
 	ProjectionLagging Code = "projection_lagging"
 	ReadUnavailable   Code = "read_unavailable"
+	// PrivateChannelDisabled: the device asked for PushGo's private
+	// transport (channel_type private: its own QUIC / TCP / WebSocket
+	// connection to the gateway), which this gateway does not serve. The
+	// code and the 503 are PushGo's for a gateway whose private channel is
+	// off; it is not retryable and carries no Retry-After.
+	PrivateChannelDisabled Code = "private_channel_disabled"
 )
 
 var catalog = map[Code]Entry{}
 
-func def(c Code, status int, msg string) {
+// T is one code's message per language: English, Simplified Chinese,
+// Korean, Japanese (TestEveryCodeHasEveryLanguage checks that none is
+// empty). Field names and values stay as the API spells them.
+type T = Texts
+
+func def(c Code, status int, texts T) {
 	if _, dup := catalog[c]; dup {
 		panic("apierr: duplicate code " + string(c))
 	}
-	catalog[c] = Entry{Code: c, Status: status, Message: msg}
+	cat, retry := categoryOf(c, status)
+	catalog[c] = Entry{Code: c, Status: status, Message: texts.En, Texts: texts, Category: cat, Retryable: retry}
 }
 
 func init() {
 	const bad = http.StatusBadRequest
-	def(MissingJSONContentType, bad, "Content-Type must be application/json")
-	def(InvalidJSONSyntax, bad, "request body is not valid JSON")
-	def(InvalidJSONData, bad, "request body does not match the route's schema")
-	def(InvalidRequestBody, bad, "request body is empty")
-	def(InvalidQuery, bad, "query string is invalid")
-	def(InvalidState, bad, "state must be one of the entity's states")
-	def(InvalidLimit, bad, "limit is out of range")
-	def(InvalidCursor, bad, "cursor is not one this gateway returned")
-	def(InvalidKinds, bad, "kinds must be a list of event, thing, message")
-	def(TokenNameRequired, bad, "name is required")
-	def(InvalidTokenName, bad, "name must be 1-128 characters without control characters")
-	def(InvalidScopes, bad, "scopes must be a non-empty list of known scopes (events.ingest, events.read)")
-	def(TokenIDRequired, bad, "token_id is required")
-	def(InvalidTokenID, bad, "token_id is not a token id this gateway issued")
-	def(InvalidEntitySelector, bad, "entitySelector is invalid")
+	def(MissingJSONContentType, bad, T{"Content-Type must be application/json", "Content-Type 必须为 application/json", "Content-Type은 application/json이어야 합니다", "Content-Type は application/json である必要があります"})
+	def(InvalidJSONSyntax, bad, T{"request body is not valid JSON", "请求体不是有效的 JSON", "요청 본문이 올바른 JSON이 아닙니다", "リクエスト本文が正しい JSON ではありません"})
+	def(InvalidJSONData, bad, T{"request body does not match the route's schema", "请求体与该接口的结构不符", "요청 본문이 이 경로의 스키마와 맞지 않습니다", "リクエスト本文がこのルートのスキーマと一致しません"})
+	def(InvalidRequestBody, bad, T{"request body is empty", "请求体为空", "요청 본문이 비어 있습니다", "リクエスト本文が空です"})
+	def(InvalidQuery, bad, T{"query string is invalid", "查询字符串无效", "쿼리 문자열이 올바르지 않습니다", "クエリ文字列が不正です"})
+	def(InvalidState, bad, T{"state must be one of the entity's states", "state 必须是该实体的状态之一", "state는 해당 엔터티의 상태 중 하나여야 합니다", "state はエンティティの状態のいずれかである必要があります"})
+	def(InvalidLimit, bad, T{"limit is out of range", "limit 超出范围", "limit이 허용 범위를 벗어났습니다", "limit が範囲外です"})
+	def(InvalidCursor, bad, T{"cursor is not one this gateway returned", "cursor 不是本网关返回的值", "cursor가 이 게이트웨이가 반환한 값이 아닙니다", "cursor はこのゲートウェイが返した値ではありません"})
+	def(InvalidKinds, bad, T{"kinds must be a list of event, thing, message", "kinds 必须是由 event、thing、message 组成的列表", "kinds는 event, thing, message로 이루어진 목록이어야 합니다", "kinds は event、thing、message からなるリストである必要があります"})
+	def(TokenNameRequired, bad, T{"name is required", "name 为必填项", "name은 필수입니다", "name は必須です"})
+	def(InvalidTokenName, bad, T{"name must be 1-128 characters without control characters", "name 必须为 1-128 个字符，且不含控制字符", "name은 제어 문자 없이 1-128자여야 합니다", "name は制御文字を含まない 1〜128 文字である必要があります"})
+	def(InvalidScopes, bad, T{"scopes must be a non-empty list of known scopes (events.ingest, events.read)", "scopes 必须是非空的已知权限列表（events.ingest、events.read）", "scopes는 알려진 범위(events.ingest, events.read)로 된 비어 있지 않은 목록이어야 합니다", "scopes は既知のスコープ（events.ingest、events.read）からなる空でないリストである必要があります"})
+	def(TokenIDRequired, bad, T{"token_id is required", "token_id 为必填项", "token_id는 필수입니다", "token_id は必須です"})
+	def(InvalidTokenID, bad, T{"token_id is not a token id this gateway issued", "token_id 不是本网关签发的令牌 ID", "token_id가 이 게이트웨이가 발급한 토큰 ID가 아닙니다", "token_id はこのゲートウェイが発行したトークン ID ではありません"})
+	def(InvalidEntitySelector, bad, T{"entitySelector is invalid", "entitySelector 无效", "entitySelector가 올바르지 않습니다", "entitySelector が不正です"})
 
-	def(ChannelIDRequired, bad, "channel_id is required")
-	def(InvalidChannelID, bad, "channel_id must be a 26-character Crockford base32 id")
-	def(PasswordRequired, bad, "password is required")
-	def(InvalidPassword, bad, "password must be 8-128 bytes after trimming")
-	def(ChannelNameRequired, bad, "channel_name is required")
-	def(InvalidChannelName, bad, "channel_name must be 1-128 characters without control characters")
-	def(InvalidOpID, bad, "op_id must be 1-128 characters of [A-Za-z0-9_:-]")
-	def(EventIDRequired, bad, "event_id is required")
-	def(InvalidEventID, bad, "event_id must be 1-64 characters of [A-Za-z0-9_:-]")
-	def(EventIDForbiddenOnCreate, bad, "event_id must not be sent on create")
-	def(ThingIDRequired, bad, "thing_id is required")
-	def(InvalidThingID, bad, "thing_id must be 1-64 characters of [A-Za-z0-9_:-]")
-	def(ThingIDForbiddenOnCreate, bad, "thing_id must not be sent on create")
-	def(InvalidTimestamp, bad, "timestamp must be a non-negative integer of seconds or milliseconds")
-	def(CiphertextTooLong, bad, "ciphertext must be at most 16 KiB")
-	def(InvalidCiphertext, bad, "ciphertext must be a non-empty string")
+	def(ChannelIDRequired, bad, T{"channel_id is required", "channel_id 为必填项", "channel_id는 필수입니다", "channel_id は必須です"})
+	def(InvalidChannelID, bad, T{"channel_id must be a 26-character Crockford base32 id", "channel_id 必须是 26 位 Crockford base32 ID", "channel_id는 26자의 Crockford base32 ID여야 합니다", "channel_id は 26 文字の Crockford base32 ID である必要があります"})
+	def(PasswordRequired, bad, T{"password is required", "password 为必填项", "password는 필수입니다", "password は必須です"})
+	def(InvalidPassword, bad, T{"password must be 8-128 bytes after trimming", "password 去除首尾空白后必须为 8-128 字节", "password는 앞뒤 공백을 제거한 뒤 8-128바이트여야 합니다", "password は前後の空白を除いて 8〜128 バイトである必要があります"})
+	def(ChannelNameRequired, bad, T{"channel_name is required", "channel_name 为必填项", "channel_name은 필수입니다", "channel_name は必須です"})
+	def(InvalidChannelName, bad, T{"channel_name must be 1-128 characters without control characters", "channel_name 必须为 1-128 个字符，且不含控制字符", "channel_name은 제어 문자 없이 1-128자여야 합니다", "channel_name は制御文字を含まない 1〜128 文字である必要があります"})
+	def(InvalidOpID, bad, T{"op_id must be 1-128 characters of [A-Za-z0-9_:-]", "op_id 必须为 1-128 个 [A-Za-z0-9_:-] 字符", "op_id는 [A-Za-z0-9_:-] 문자 1-128자여야 합니다", "op_id は [A-Za-z0-9_:-] の 1〜128 文字である必要があります"})
+	def(EventIDRequired, bad, T{"event_id is required", "event_id 为必填项", "event_id는 필수입니다", "event_id は必須です"})
+	def(InvalidEventID, bad, T{"event_id must be 1-64 characters of [A-Za-z0-9_:-]", "event_id 必须为 1-64 个 [A-Za-z0-9_:-] 字符", "event_id는 [A-Za-z0-9_:-] 문자 1-64자여야 합니다", "event_id は [A-Za-z0-9_:-] の 1〜64 文字である必要があります"})
+	def(EventIDForbiddenOnCreate, bad, T{"event_id must not be sent on create", "创建时不得提供 event_id", "생성 시에는 event_id를 보내면 안 됩니다", "作成時に event_id を送ってはいけません"})
+	def(ThingIDRequired, bad, T{"thing_id is required", "thing_id 为必填项", "thing_id는 필수입니다", "thing_id は必須です"})
+	def(InvalidThingID, bad, T{"thing_id must be 1-64 characters of [A-Za-z0-9_:-]", "thing_id 必须为 1-64 个 [A-Za-z0-9_:-] 字符", "thing_id는 [A-Za-z0-9_:-] 문자 1-64자여야 합니다", "thing_id は [A-Za-z0-9_:-] の 1〜64 文字である必要があります"})
+	def(ThingIDForbiddenOnCreate, bad, T{"thing_id must not be sent on create", "创建时不得提供 thing_id", "생성 시에는 thing_id를 보내면 안 됩니다", "作成時に thing_id を送ってはいけません"})
+	def(InvalidTimestamp, bad, T{"timestamp must be a non-negative integer of seconds or milliseconds", "时间戳必须是以秒或毫秒为单位的非负整数", "타임스탬프는 초 또는 밀리초 단위의 음수가 아닌 정수여야 합니다", "タイムスタンプは秒またはミリ秒単位の非負の整数である必要があります"})
+	def(CiphertextTooLong, bad, T{"ciphertext must be at most 16 KiB", "ciphertext 不得超过 16 KiB", "ciphertext는 최대 16KiB까지 가능합니다", "ciphertext は 16 KiB 以下である必要があります"})
+	def(InvalidCiphertext, bad, T{"ciphertext must be a non-empty string", "ciphertext 必须是非空字符串", "ciphertext는 비어 있지 않은 문자열이어야 합니다", "ciphertext は空でない文字列である必要があります"})
 
-	def(ChannelBindingInvalid, bad, "exactly one of channel_id and channel_name is required")
-	def(ChannelTypePlatformMismatch, bad, "apns requires an Apple platform (ios, ipados, macos, watchos) and fcm requires android")
-	def(ChannelTypeRequired, bad, "channel_type is required")
-	def(DeviceKeyRequired, bad, "device_key is required")
-	def(InvalidChannelType, bad, "channel_type must be apns or fcm")
-	def(InvalidChannels, bad, "channels must be a list of at most 128 {channel_id, password} objects with distinct channel ids")
-	def(InvalidDeviceKey, bad, "device_key must be 32 hexadecimal characters")
-	def(InvalidPlatform, bad, "platform must be one of ios, ipados, macos, watchos, android")
-	def(InvalidProviderToken, bad, "provider_token must be 64-200 hexadecimal characters for apns, 1-4096 visible ASCII characters for fcm")
-	def(PlatformRequired, bad, "platform is required")
-	def(ProviderTokenRequired, bad, "provider_token is required")
+	def(ChannelBindingInvalid, bad, T{"exactly one of channel_id and channel_name is required", "channel_id 与 channel_name 必须且只能提供一个", "channel_id와 channel_name 중 정확히 하나를 보내야 합니다", "channel_id と channel_name のどちらか一方だけを送る必要があります"})
+	def(ChannelTypePlatformMismatch, bad, T{"apns requires an Apple platform (ios, ipados, macos, watchos) and fcm requires android", "apns 需要 Apple 平台（ios、ipados、macos、watchos），fcm 需要 android", "apns에는 Apple 플랫폼(ios, ipados, macos, watchos)이, fcm에는 android가 필요합니다", "apns には Apple のプラットフォーム（ios、ipados、macos、watchos）、fcm には android が必要です"})
+	def(ChannelTypeRequired, bad, T{"channel_type is required", "channel_type 为必填项", "channel_type은 필수입니다", "channel_type は必須です"})
+	def(DeviceKeyRequired, bad, T{"device_key is required", "device_key 为必填项", "device_key는 필수입니다", "device_key は必須です"})
+	def(InvalidChannelType, bad, T{"channel_type must be apns or fcm", "channel_type 必须为 apns 或 fcm", "channel_type은 apns 또는 fcm이어야 합니다", "channel_type は apns または fcm である必要があります"})
+	def(InvalidChannels, bad, T{"channels must be a list of {channel_id, password} objects with distinct channel ids", "channels 必须是由 {channel_id, password} 对象组成、channel_id 互不重复的列表", "channels는 channel_id가 서로 다른 {channel_id, password} 객체의 목록이어야 합니다", "channels は channel_id が重複しない {channel_id, password} オブジェクトのリストである必要があります"})
+	def(ChannelsLimitExceeded, bad, T{"channels must have at most 2000 items", "channels 最多 2000 项", "channels는 최대 2000개까지 가능합니다", "channels は 2000 件以下である必要があります"})
+	def(InvalidDeviceKey, bad, T{"device_key must be 32 hexadecimal characters", "device_key 必须是 32 位十六进制字符", "device_key는 16진수 32자여야 합니다", "device_key は 16 進数 32 文字である必要があります"})
+	def(InvalidPlatform, bad, T{"platform must be one of ios, ipados, macos, watchos, android", "platform 必须是 ios、ipados、macos、watchos、android 之一", "platform은 ios, ipados, macos, watchos, android 중 하나여야 합니다", "platform は ios、ipados、macos、watchos、android のいずれかである必要があります"})
+	def(InvalidProviderToken, bad, T{"provider_token must be 64-200 hexadecimal characters for apns, 1-4096 visible ASCII characters for fcm", "provider_token 对 apns 必须是 64-200 位十六进制字符，对 fcm 必须是 1-4096 个可见 ASCII 字符", "provider_token은 apns의 경우 16진수 64-200자, fcm의 경우 보이는 ASCII 문자 1-4096자여야 합니다", "provider_token は apns では 16 進数 64〜200 文字、fcm では表示可能な ASCII 1〜4096 文字である必要があります"})
+	def(PlatformRequired, bad, T{"platform is required", "platform 为必填项", "platform은 필수입니다", "platform は必須です"})
+	def(ProviderTokenRequired, bad, T{"provider_token is required", "provider_token 为必填项", "provider_token은 필수입니다", "provider_token は必須です"})
+	def(DeliveryIDRequired, bad, T{"delivery_id is required", "delivery_id 为必填项", "delivery_id는 필수입니다", "delivery_id は必須です"})
 
-	def(TitleRequired, bad, "title is required")
-	def(TitleTooLong, bad, "title must be at most 256 characters")
-	def(StatusRequired, bad, "status is required")
-	def(StatusTooLong, bad, "status must be at most 24 characters")
-	def(MessageRequired, bad, "message is required")
-	def(MessageTooLong, bad, "message must be at most 512 characters")
-	def(SeverityRequired, bad, "severity is required")
-	def(InvalidSeverity, bad, "severity must be one of critical, high, normal, low")
-	def(EventTimeRequired, bad, "event_time is required")
-	def(EndedAtForbiddenOnCreate, bad, "ended_at is only allowed on /event/close")
-	def(StartedAtForbiddenOnClose, bad, "started_at is only allowed on /event/create")
-	def(EventTemporalFieldsForbiddenOnUpdate, bad, "started_at and ended_at are not allowed on /event/update")
+	def(TitleRequired, bad, T{"title is required", "title 为必填项", "title은 필수입니다", "title は必須です"})
+	def(TitleTooLong, bad, T{"title must be at most 256 characters", "title 不得超过 256 个字符", "title은 최대 256자까지 가능합니다", "title は 256 文字以下である必要があります"})
+	def(StatusRequired, bad, T{"status is required", "status 为必填项", "status는 필수입니다", "status は必須です"})
+	def(StatusTooLong, bad, T{"status must be at most 24 characters", "status 不得超过 24 个字符", "status는 최대 24자까지 가능합니다", "status は 24 文字以下である必要があります"})
+	def(MessageRequired, bad, T{"message is required", "message 为必填项", "message는 필수입니다", "message は必須です"})
+	def(MessageTooLong, bad, T{"message must be at most 512 characters", "message 不得超过 512 个字符", "message는 최대 512자까지 가능합니다", "message は 512 文字以下である必要があります"})
+	def(SeverityRequired, bad, T{"severity is required", "severity 为必填项", "severity는 필수입니다", "severity は必須です"})
+	def(InvalidSeverity, bad, T{"severity must be one of critical, high, normal, low", "severity 必须是 critical、high、normal、low 之一", "severity는 critical, high, normal, low 중 하나여야 합니다", "severity は critical、high、normal、low のいずれかである必要があります"})
+	def(EventTimeRequired, bad, T{"event_time is required", "event_time 为必填项", "event_time은 필수입니다", "event_time は必須です"})
+	def(EndedAtForbiddenOnCreate, bad, T{"ended_at is only allowed on /event/close", "ended_at 仅允许在 /event/close 中提供", "ended_at은 /event/close에서만 허용됩니다", "ended_at は /event/close でのみ指定できます"})
+	def(StartedAtForbiddenOnClose, bad, T{"started_at is only allowed on /event/create", "started_at 仅允许在 /event/create 中提供", "started_at은 /event/create에서만 허용됩니다", "started_at は /event/create でのみ指定できます"})
+	def(EventTemporalFieldsForbiddenOnUpdate, bad, T{"started_at and ended_at are not allowed on /event/update", "/event/update 中不允许提供 started_at 和 ended_at", "/event/update에서는 started_at과 ended_at을 보낼 수 없습니다", "/event/update では started_at と ended_at は指定できません"})
 
-	def(ObservedAtRequired, bad, "observed_at is required")
-	def(CreatedAtForbiddenOnUpdate, bad, "created_at is only allowed on /thing/create")
-	def(DeletedAtForbiddenOnUpdate, bad, "deleted_at is only allowed on /thing/delete")
-	def(PrimaryImageInvalid, bad, "primary_image must be a non-empty string (a URL) of at most 2048 characters")
-	def(ExternalIDsKeyInvalid, bad, "external_ids keys must be 1-64 bytes of [A-Za-z0-9_:.-]")
-	def(ExternalIDsValueInvalid, bad, "external_ids values must be a non-empty string of at most 256 bytes, or null")
-	def(LocationIncomplete, bad, "location_type and location_value must be sent together")
-	def(LocationTypeInvalid, bad, "location_type must be physical, geo, cloud, datacenter or logical")
-	def(LocationValueInvalid, bad, "location_value does not match its location_type")
+	def(ObservedAtRequired, bad, T{"observed_at is required", "observed_at 为必填项", "observed_at은 필수입니다", "observed_at は必須です"})
+	def(CreatedAtForbiddenOnUpdate, bad, T{"created_at is only allowed on /thing/create", "created_at 仅允许在 /thing/create 中提供", "created_at은 /thing/create에서만 허용됩니다", "created_at は /thing/create でのみ指定できます"})
+	def(DeletedAtForbiddenOnUpdate, bad, T{"deleted_at is only allowed on /thing/delete", "deleted_at 仅允许在 /thing/delete 中提供", "deleted_at은 /thing/delete에서만 허용됩니다", "deleted_at は /thing/delete でのみ指定できます"})
+	def(PrimaryImageInvalid, bad, T{"primary_image must be a non-empty string (a URL) of at most 2048 characters", "primary_image 必须是不超过 2048 个字符的非空字符串（URL）", "primary_image는 최대 2048자의 비어 있지 않은 문자열(URL)이어야 합니다", "primary_image は 2048 文字以下の空でない文字列（URL）である必要があります"})
+	def(ExternalIDsKeyInvalid, bad, T{"external_ids keys must be 1-64 bytes of [A-Za-z0-9_:.-]", "external_ids 的键必须为 1-64 字节的 [A-Za-z0-9_:.-]", "external_ids의 키는 [A-Za-z0-9_:.-] 1-64바이트여야 합니다", "external_ids のキーは [A-Za-z0-9_:.-] の 1〜64 バイトである必要があります"})
+	def(ExternalIDsValueInvalid, bad, T{"external_ids values must be a non-empty string of at most 256 bytes, or null", "external_ids 的值必须是不超过 256 字节的非空字符串或 null", "external_ids의 값은 최대 256바이트의 비어 있지 않은 문자열이거나 null이어야 합니다", "external_ids の値は 256 バイト以下の空でない文字列か null である必要があります"})
+	def(LocationIncomplete, bad, T{"location_type and location_value must be sent together", "location_type 与 location_value 必须同时提供", "location_type과 location_value는 함께 보내야 합니다", "location_type と location_value は一緒に送る必要があります"})
+	def(LocationTypeInvalid, bad, T{"location_type must be physical, geo, cloud, datacenter or logical", "location_type 必须是 physical、geo、cloud、datacenter 或 logical", "location_type은 physical, geo, cloud, datacenter, logical 중 하나여야 합니다", "location_type は physical、geo、cloud、datacenter、logical のいずれかである必要があります"})
+	def(LocationValueInvalid, bad, T{"location_value does not match its location_type", "location_value 与其 location_type 不符", "location_value가 location_type과 맞지 않습니다", "location_value が location_type と一致しません"})
 
-	def(OccurredAtRequired, bad, "occurred_at is required when thing_id is set")
-	def(URLInvalid, bad, "url must be an absolute URL of at most 2048 characters")
-	def(TTLExpired, bad, "ttl is in the past")
+	def(OccurredAtRequired, bad, T{"occurred_at is required when thing_id is set", "提供 thing_id 时 occurred_at 为必填项", "thing_id를 보낼 때는 occurred_at이 필수입니다", "thing_id を指定するときは occurred_at が必須です"})
+	def(URLInvalid, bad, T{"url must be an absolute URL of at most 2048 characters", "url 必须是不超过 2048 个字符的绝对 URL", "url은 최대 2048자의 절대 URL이어야 합니다", "url は 2048 文字以下の絶対 URL である必要があります"})
+	def(TTLExpired, bad, T{"ttl is in the past", "ttl 已过期", "ttl이 이미 지난 시각입니다", "ttl が過去の時刻です"})
 
-	def(TagsFormatInvalid, bad, "tags must be at most 32 non-empty strings of at most 64 characters")
-	def(ImagesFormatInvalid, bad, "images must be at most 32 non-empty strings (URLs) of at most 2048 characters each")
-	def(AttrsInvalid, bad, "attrs must be a JSON object")
-	def(ExtensionObjectArraysUnsupported, bad, "arrays are not allowed in attrs")
-	def(ExtensionObjectNestedObjectUnsupported, bad, "attrs allow one level of nested objects")
-	def(MetadataInvalid, bad, "metadata must be a JSON object")
-	def(MetadataKeyInvalid, bad, "metadata keys must be non-empty and unique after trimming")
-	def(MetadataKeyTooLong, bad, "metadata keys must be at most 64 bytes")
-	def(MetadataValueScalarRequired, bad, "metadata values must be strings, numbers or booleans")
-	def(MetadataValueInvalid, bad, "metadata text values must be non-empty")
-	def(MetadataValueTooLong, bad, "metadata values must be at most 512 bytes")
+	def(TagsFormatInvalid, bad, T{"tags must be at most 32 non-empty strings of at most 64 characters", "tags 最多 32 个非空字符串，每个不超过 64 个字符", "tags는 각 64자 이하의 비어 있지 않은 문자열 최대 32개여야 합니다", "tags は 64 文字以下の空でない文字列 32 個以下である必要があります"})
+	def(ImagesFormatInvalid, bad, T{"images must be at most 32 non-empty strings (URLs) of at most 2048 characters each", "images 最多 32 个非空字符串（URL），每个不超过 2048 个字符", "images는 각 2048자 이하의 비어 있지 않은 문자열(URL) 최대 32개여야 합니다", "images は各 2048 文字以下の空でない文字列（URL）32 個以下である必要があります"})
+	def(AttrsInvalid, bad, T{"attrs must be a JSON object", "attrs 必须是 JSON 对象", "attrs는 JSON 객체여야 합니다", "attrs は JSON オブジェクトである必要があります"})
+	def(ExtensionObjectArraysUnsupported, bad, T{"arrays are not allowed in attrs", "attrs 中不允许使用数组", "attrs에는 배열을 쓸 수 없습니다", "attrs に配列は使えません"})
+	def(ExtensionObjectNestedObjectUnsupported, bad, T{"attrs allow one level of nested objects", "attrs 仅允许一层嵌套对象", "attrs는 한 단계의 중첩 객체만 허용합니다", "attrs で入れ子にできるオブジェクトは 1 階層までです"})
+	def(MetadataInvalid, bad, T{"metadata must be a JSON object", "metadata 必须是 JSON 对象", "metadata는 JSON 객체여야 합니다", "metadata は JSON オブジェクトである必要があります"})
+	def(MetadataKeyInvalid, bad, T{"metadata keys must be non-empty and unique after trimming", "metadata 的键去除首尾空白后必须非空且不重复", "metadata의 키는 앞뒤 공백을 제거한 뒤 비어 있지 않고 서로 달라야 합니다", "metadata のキーは前後の空白を除いて空でなく、重複しない必要があります"})
+	def(MetadataKeyTooLong, bad, T{"metadata keys must be at most 64 bytes", "metadata 的键不得超过 64 字节", "metadata의 키는 최대 64바이트까지 가능합니다", "metadata のキーは 64 バイト以下である必要があります"})
+	def(MetadataValueScalarRequired, bad, T{"metadata values must be strings, numbers or booleans", "metadata 的值必须是字符串、数字或布尔值", "metadata의 값은 문자열, 숫자 또는 불리언이어야 합니다", "metadata の値は文字列、数値、真偽値のいずれかである必要があります"})
+	def(MetadataValueInvalid, bad, T{"metadata text values must be non-empty", "metadata 的文本值不能为空", "metadata의 텍스트 값은 비어 있으면 안 됩니다", "metadata のテキスト値は空にできません"})
+	def(MetadataValueTooLong, bad, T{"metadata values must be at most 512 bytes", "metadata 的值不得超过 512 字节", "metadata의 값은 최대 512바이트까지 가능합니다", "metadata の値は 512 バイト以下である必要があります"})
 
-	def(AuthenticationFailed, http.StatusUnauthorized, "bearer token is missing or wrong")
-	def(InvalidAPIToken, http.StatusUnauthorized, "integration token is missing, wrong or revoked")
-	def(PasswordMismatch, http.StatusForbidden, "channel password does not match")
-	def(ScopeMissing, http.StatusForbidden, "integration token lacks the scope this route needs")
-	def(TokenNotFound, http.StatusNotFound, "no such token in this channel")
-	def(ChannelNotFound, http.StatusNotFound, "channel not found")
-	def(DeviceNotFound, http.StatusNotFound, "device not found; register it with /device/register")
-	def(EventNotFound, http.StatusNotFound, "event not found")
-	def(ThingNotFound, http.StatusNotFound, "thing not found")
-	def(OpNotFound, http.StatusNotFound, "no operation with this op_id in this channel")
-	def(RouteNotFound, http.StatusNotFound, "no such route")
-	def(MethodNotAllowed, http.StatusMethodNotAllowed, "method not allowed on this route")
+	def(AuthenticationFailed, http.StatusUnauthorized, T{"bearer token is missing or wrong", "Bearer 令牌缺失或错误", "Bearer 토큰이 없거나 올바르지 않습니다", "Bearer トークンがないか、誤っています"})
+	def(InvalidAPIToken, http.StatusUnauthorized, T{"integration token is missing, wrong or revoked", "集成令牌缺失、错误或已吊销", "통합 토큰이 없거나 올바르지 않거나 폐기되었습니다", "連携トークンがないか、誤っているか、失効しています"})
+	def(PasswordMismatch, http.StatusForbidden, T{"channel password does not match", "频道密码不正确", "채널 비밀번호가 일치하지 않습니다", "チャンネルのパスワードが一致しません"})
+	def(ScopeMissing, http.StatusForbidden, T{"integration token lacks the scope this route needs", "集成令牌缺少该接口所需的权限", "통합 토큰에 이 경로에 필요한 범위가 없습니다", "連携トークンにこのルートに必要なスコープがありません"})
+	def(TokenNotFound, http.StatusNotFound, T{"no such token in this channel", "该频道中没有此令牌", "이 채널에 해당 토큰이 없습니다", "このチャンネルにそのトークンはありません"})
+	def(ChannelNotFound, http.StatusNotFound, T{"channel not found", "频道不存在", "채널을 찾을 수 없습니다", "チャンネルが見つかりません"})
+	def(DeviceNotFound, http.StatusNotFound, T{"device not found; register it with /device/register", "设备不存在；请通过 /device/register 注册", "기기를 찾을 수 없습니다. /device/register로 등록하세요", "デバイスが見つかりません。/device/register で登録してください"})
+	def(DeviceKeyNotFound, http.StatusNotFound, T{"device_key not found; register the device again with /device/register", "device_key 不存在；请通过 /device/register 重新注册设备", "device_key를 찾을 수 없습니다. /device/register로 기기를 다시 등록하세요", "device_key が見つかりません。/device/register でデバイスを登録し直してください"})
+	def(EventNotFound, http.StatusNotFound, T{"event not found", "事件不存在", "이벤트를 찾을 수 없습니다", "イベントが見つかりません"})
+	def(ThingNotFound, http.StatusNotFound, T{"thing not found", "对象不存在", "Thing을 찾을 수 없습니다", "Thing が見つかりません"})
+	def(OpNotFound, http.StatusNotFound, T{"no operation with this op_id", "没有使用此 op_id 的操作", "이 op_id를 가진 작업이 없습니다", "この op_id の操作はありません"})
+	def(RouteNotFound, http.StatusNotFound, T{"no such route", "没有此接口", "해당 경로가 없습니다", "そのルートはありません"})
+	def(MethodNotAllowed, http.StatusMethodNotAllowed, T{"method not allowed on this route", "该接口不允许此请求方法", "이 경로에서 허용되지 않는 메서드입니다", "このルートでは許可されていないメソッドです"})
 
-	def(EventClosed, http.StatusConflict, "event is closed")
-	def(ThingDeleted, http.StatusConflict, "thing is deleted")
-	def(OpIDConflict, http.StatusConflict, "op_id was already used with a different body")
-	def(SequenceMismatch, http.StatusConflict, "the entity changed since the operation was decided")
+	def(EventClosed, http.StatusConflict, T{"event is closed", "事件已关闭", "이벤트가 이미 종료되었습니다", "イベントは終了しています"})
+	def(ThingDeleted, http.StatusConflict, T{"thing is deleted", "对象已删除", "Thing이 삭제되었습니다", "Thing は削除されています"})
+	def(OpIDConflict, http.StatusConflict, T{"op_id was already used with a different body", "该 op_id 已用于不同的请求内容", "op_id가 이미 다른 본문으로 사용되었습니다", "op_id はすでに別の本文で使われています"})
+	def(OpIDAmbiguous, http.StatusConflict, T{"op_id was used in more than one channel; add ?channel_id= to choose one", "该 op_id 在多个频道中使用过；请添加 ?channel_id= 指定频道", "op_id가 여러 채널에서 사용되었습니다. ?channel_id=를 추가해 하나를 고르세요", "op_id が複数のチャンネルで使われています。?channel_id= を付けてどれか一つを選んでください"})
+	def(SequenceMismatch, http.StatusConflict, T{"the entity changed since the operation was decided", "操作判定后实体已发生变化", "작업이 결정된 뒤 엔터티가 바뀌었습니다", "操作の判断後にエンティティが変更されました"})
 
-	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, "request body is larger than 32 KiB")
-	def(RateLimited, http.StatusTooManyRequests, "rate limit exceeded")
-	def(InternalError, http.StatusInternalServerError, "internal error")
-	def(AppendUnavailable, http.StatusServiceUnavailable, "the operation could not be appended; retry with the same op_id")
-	def(BrokerUnavailable, http.StatusServiceUnavailable, "the broker is unavailable; retry later")
-	def(ProjectionLagging, http.StatusServiceUnavailable, "the projection has not caught up with your write yet; retry")
-	def(ReadUnavailable, http.StatusServiceUnavailable, "no projector answered; retry later")
+	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, T{"request body is larger than 32 KiB", "请求体超过 32 KiB", "요청 본문이 32KiB보다 큽니다", "リクエスト本文が 32 KiB を超えています"})
+	def(RateLimited, http.StatusTooManyRequests, T{"rate limit exceeded", "请求过于频繁", "요청 한도를 초과했습니다", "レート制限を超えました"})
+	def(InternalError, http.StatusInternalServerError, T{"internal error", "内部错误", "내부 오류", "内部エラー"})
+	def(AppendUnavailable, http.StatusServiceUnavailable, T{"the operation could not be appended; retry with the same op_id", "操作未能写入；请使用相同的 op_id 重试", "작업을 기록하지 못했습니다. 같은 op_id로 다시 시도하세요", "操作を記録できませんでした。同じ op_id で再試行してください"})
+	def(BrokerUnavailable, http.StatusServiceUnavailable, T{"the broker is unavailable; retry later", "消息代理不可用；请稍后重试", "브로커를 사용할 수 없습니다. 잠시 후 다시 시도하세요", "ブローカーを利用できません。しばらくしてから再試行してください"})
+	def(ProjectionLagging, http.StatusServiceUnavailable, T{"the projection has not caught up with your write yet; retry", "读取视图尚未追上您的写入；请重试", "프로젝션이 아직 쓰기를 따라잡지 못했습니다. 다시 시도하세요", "プロジェクションがまだ書き込みに追いついていません。再試行してください"})
+	def(ReadUnavailable, http.StatusServiceUnavailable, T{"no projector answered; retry later", "没有 projector 响应；请稍后重试", "응답한 projector가 없습니다. 잠시 후 다시 시도하세요", "応答した projector がありません。しばらくしてから再試行してください"})
+	def(PrivateChannelDisabled, http.StatusServiceUnavailable, T{"private channel is disabled: this gateway delivers through apns and fcm only, not through PushGo's private transport (QUIC, TCP, WebSocket)", "当前网关未开启私有通道：仅通过 apns 和 fcm 推送，不支持 PushGo 私有传输（QUIC、TCP、WebSocket）", "비공개 채널이 꺼져 있습니다. 이 게이트웨이는 apns와 fcm으로만 전달하며 PushGo 비공개 전송(QUIC, TCP, WebSocket)은 지원하지 않습니다", "プライベートチャンネルは無効です。このゲートウェイは apns と fcm でのみ配信し、PushGo のプライベート転送（QUIC、TCP、WebSocket）には対応していません"})
 }
 
 // Lookup returns the catalog entry of c. An unknown code is a programming
@@ -304,6 +339,10 @@ func Catalog() []Entry {
 type Error struct {
 	Code   Code
 	Detail string
+	// Field is the offending field when the rejection names one (Field,
+	// Fieldf, Within): a localized answer keeps it in front of the
+	// translated message, as Detail has it in front of the English one.
+	Field string
 	// RetryAfter, in seconds, is sent as Retry-After on 429 and 503.
 	RetryAfter int
 }
@@ -313,15 +352,43 @@ func New(c Code) *Error { return &Error{Code: c, Detail: Lookup(c).Message} }
 
 // Field returns an *Error whose detail names the field.
 func Field(c Code, field string) *Error {
-	return &Error{Code: c, Detail: field + ": " + Lookup(c).Message}
+	return &Error{Code: c, Field: field, Detail: field + ": " + Lookup(c).Message}
 }
 
 // Fieldf returns an *Error with a formatted detail prefixed by the field.
 func Fieldf(c Code, field, format string, args ...any) *Error {
-	return &Error{Code: c, Detail: field + ": " + fmt.Sprintf(format, args...)}
+	return &Error{Code: c, Field: field, Detail: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// Within returns err with its field nested under path ("channels.3" and
+// "password" make "channels.3.password"); an err without a field gets path
+// as its field.
+func Within(path string, err *Error) *Error {
+	e := *err
+	if e.Field == "" {
+		e.Field, e.Detail = path, path+": "+e.Detail
+		return &e
+	}
+	e.Field, e.Detail = path+"."+e.Field, path+"."+e.Detail
+	return &e
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Detail }
 
 // Status is the HTTP status of e's code.
 func (e *Error) Status() int { return Lookup(e.Code).Status }
+
+// Text is the error text answered in l: the detail (naming the field, with
+// whatever the rejection added) in English; in another language the
+// catalog's translated message, after the field when there is one. The
+// English detail is always in the problem object's detail.
+func (e *Error) Text(l Locale) string {
+	if l == English || l == "" {
+		return e.Detail
+	}
+	msg := Lookup(e.Code).Text(l)
+	if e.Field != "" {
+		return e.Field + ": " + msg
+	}
+	return msg
+}

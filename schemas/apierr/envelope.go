@@ -2,13 +2,23 @@ package apierr
 
 import "github.com/go-json-experiment/json"
 
-// Envelope is the answer shape of every route (spec section 1):
-// {success, data, error, error_code}.
+// Envelope is the answer shape of every route (spec section 1), as PushGo's
+// StatusResponse (src/api/response.rs):
+//
+//	success: {"success": true, "data": {...}}
+//	failure: {"success": false, "data": null, "error": "...", "error_code": "...", "problem": {...}}
+//
+// A success carries no error and error_code members at all: the Android app
+// reads them with org.json's optString, which turns a JSON null into the
+// string "null", and it treats any non-empty error or error_code as a
+// failure (app/src/main/java/io/ethan/pushgo/data/ChannelSubscriptionService.kt,
+// execute), so a success with "error": null fails every call.
 type Envelope struct {
-	Success   bool    `json:"success"`
-	Data      any     `json:"data"`
-	Error     *string `json:"error"`
-	ErrorCode *Code   `json:"error_code"`
+	Success   bool     `json:"success"`
+	Data      any      `json:"data"`
+	Error     *string  `json:"error,omitzero"`
+	ErrorCode *Code    `json:"error_code,omitzero"`
+	Problem   *Problem `json:"problem,omitzero"`
 }
 
 // EncodeOK is the success envelope around data.
@@ -16,8 +26,14 @@ func EncodeOK(data any) ([]byte, error) {
 	return json.Marshal(Envelope{Success: true, Data: data})
 }
 
-// EncodeError is the failure envelope of e.
-func EncodeError(e *Error) ([]byte, error) {
-	msg, code := e.Detail, e.Code
-	return json.Marshal(Envelope{Success: false, Error: &msg, ErrorCode: &code})
+// EncodeError is the failure envelope of e in English, without a request
+// id (for answers made outside a request's context).
+func EncodeError(e *Error) ([]byte, error) { return EncodeErrorIn(e, English, "") }
+
+// EncodeErrorIn is the failure envelope of e in locale l: error is e's
+// text in l (Error.Text), error_code its code, problem PushGo's problem
+// object with requestID ("" leaves it out).
+func EncodeErrorIn(e *Error, l Locale, requestID string) ([]byte, error) {
+	msg, code := e.Text(l), e.Code
+	return json.Marshal(Envelope{Success: false, Error: &msg, ErrorCode: &code, Problem: e.Problem(l, requestID)})
 }
