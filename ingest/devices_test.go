@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/schemas/delivery"
 	schema "github.com/pushgo/gateway/schemas/devices"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 var hexKey = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -126,7 +129,10 @@ func TestDeviceRoutes(t *testing.T) {
 	wantErr(t, bind(android, "apns", apnsTok), 400, "channel_type_platform_mismatch") // registered platform
 	wantErr(t, bind(ios, "fcm", fcmTok), 400, "channel_type_platform_mismatch")
 	wantErr(t, bind(ios, "fcm", fcmTok, "platform", "ios"), 400, "channel_type_platform_mismatch") // sent platform
-	wantErr(t, bind("0123456789abcdef0123456789abcdef", "apns", apnsTok), 404, "device_not_found")
+	// An unknown device key is device_key_not_found (it was device_not_found):
+	// the code on which the apps register again (Apple
+	// ChannelSubscriptionController.swift, Android PrivateChannelClient.kt).
+	wantErr(t, bind("0123456789abcdef0123456789abcdef", "apns", apnsTok), 404, "device_key_not_found")
 	wantErr(t, bind(ios, "apns", "not-hex"), 400, "invalid_provider_token")
 	wantErr(t, bind(ios, "wns", apnsTok), 400, "invalid_channel_type")
 	if d := device(t, reg, ios); d.ChannelType != "apns" || d.ProviderToken != apnsTok {
@@ -153,7 +159,7 @@ func TestDeviceRoutes(t *testing.T) {
 	if d := device(t, reg, android); d.HasRoute() {
 		t.Fatalf("route kept: %+v", d)
 	}
-	wantErr(t, g.post("/channel/device/delete", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channel_type": "fcm"}), 404, "device_not_found")
+	wantErr(t, g.post("/channel/device/delete", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channel_type": "fcm"}), 404, "device_key_not_found")
 
 	// Retire: the device holding the token loses its route.
 	r = mustOK(t, g.post("/channel/device/provider-token/retire", map[string]any{"platform": "ios", "provider_token": apnsTok}))
@@ -209,8 +215,8 @@ func TestSubscribe(t *testing.T) {
 	wantErr(t, sub("channel_id", "01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404, "channel_not_found")
 	wantErr(t, sub("channel_id", ch, "channel_name", "both"), 400, "channel_binding_invalid")
 	wantErr(t, sub(), 400, "channel_binding_invalid")
-	wantErr(t, sub("channel_id", ch, "device_key", "0123456789abcdef0123456789abcdef"), 404, "device_not_found")
-	wantErr(t, sub("channel_name", "never-made", "device_key", "0123456789abcdef0123456789abcdef"), 404, "device_not_found")
+	wantErr(t, sub("channel_id", ch, "device_key", "0123456789abcdef0123456789abcdef"), 404, "device_key_not_found")
+	wantErr(t, sub("channel_name", "never-made", "device_key", "0123456789abcdef0123456789abcdef"), 404, "device_key_not_found")
 
 	r = mustOK(t, sub("channel_name", "  made by a device "))
 	made := r.Str("channel_id")
@@ -242,7 +248,7 @@ func TestSubscribe(t *testing.T) {
 	if chs, _ := reg.Channels(ctx, dev); len(chs) != 1 || chs[0] != made {
 		t.Fatalf("device index after unsubscribe %v", chs)
 	}
-	wantErr(t, g.post("/channel/unsubscribe", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channel_id": ch}), 404, "device_not_found")
+	wantErr(t, g.post("/channel/unsubscribe", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channel_id": ch}), 404, "device_key_not_found")
 	wantErr(t, g.post("/channel/unsubscribe", map[string]any{"device_key": dev, "channel_id": ch, "password": password}), 400, "invalid_json_data")
 
 	// Subscribing again after an unsubscribe works (create over a delete marker).
@@ -337,8 +343,15 @@ func TestSync(t *testing.T) {
 	// Rejections before any write.
 	wantErr(t, g.post("/channel/sync", map[string]any{"device_key": dev}), 400, "invalid_channels")
 	wantErr(t, syncReq(item(a, password), item(a, password)), 400, "invalid_channels")
-	wantErr(t, syncReq(item("bad", password)), 400, "invalid_channel_id")
-	wantErr(t, g.post("/channel/sync", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channels": []any{}}), 404, "device_not_found")
+	// A malformed item fails alone, as PushGo's sync.rs answers it in the
+	// item (this used to reject the whole request), and since an item
+	// failed nothing is unsubscribed.
+	r = mustOK(t, syncReq(item("bad", password), item(a, password)))
+	if it := r.Data["channels"].([]any)[0].(map[string]any); it["error_code"] != "invalid_channel_id" || it["subscribed"] != false || it["channel_id"] != "bad" ||
+		r.Data["failed"] != 1.0 || r.Data["success"] != 1.0 || len(r.Data["unsubscribed"].([]any)) != 0 {
+		t.Fatalf("malformed item: %s", r.Body)
+	}
+	wantErr(t, g.post("/channel/sync", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channels": []any{}}), 404, "device_key_not_found")
 	if chs, _ := reg.Channels(ctx, dev); len(chs) != 2 {
 		t.Fatalf("a rejected sync changed subscriptions: %v", chs)
 	}
@@ -424,4 +437,118 @@ func (l *deviceLogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestDeviceRoutesPushGoForms: the PushGo forms of the device routes:
+// /device/register with channel_type binds the route, the private
+// transport is refused with PushGo's code, and a retirement limited to a
+// device_key leaves a token another device holds now.
+func TestDeviceRoutesPushGoForms(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	reg := deviceRegistry(t, g)
+
+	r := mustOK(t, g.post("/device/register", map[string]any{"platform": "android", "channel_type": "FCM", "provider_token": fcmTok}))
+	first := r.Str("device_key")
+	if r.Str("channel_type") != "fcm" || r.Data["issued_new_key"] != true {
+		t.Fatalf("register with route: %s", r.Body)
+	}
+	if d := device(t, reg, first); d.ChannelType != "fcm" || d.ProviderToken != fcmTok {
+		t.Fatalf("stored %+v", d)
+	}
+	// Registering the known key again with its route is idempotent.
+	r = mustOK(t, g.post("/device/register", map[string]any{"device_key": first, "platform": "android", "channel_type": "fcm", "provider_token": fcmTok}))
+	if r.Str("device_key") != first || r.Data["issued_new_key"] != false {
+		t.Fatalf("again: %s", r.Body)
+	}
+	wantErr(t, g.post("/device/register", map[string]any{"platform": "android", "channel_type": "private"}), 503, "private_channel_disabled")
+	wantErr(t, g.post("/channel/device", map[string]any{"device_key": first, "channel_type": "private"}), 503, "private_channel_disabled")
+	wantErr(t, g.post("/device/register", map[string]any{"platform": "android", "provider_token": fcmTok}), 400, "channel_type_required")
+	wantErr(t, g.post("/device/register", map[string]any{"platform": "ios", "channel_type": "fcm", "provider_token": fcmTok}), 400, "channel_type_platform_mismatch")
+	if d := device(t, reg, first); d.ChannelType != "fcm" {
+		t.Fatalf("a refused private route changed the route: %+v", d)
+	}
+
+	// The token moves to a second device; the first device's retirement of
+	// it (its device_key) leaves the second one's route.
+	second := g.register("android")
+	mustOK(t, g.post("/channel/device", map[string]any{"device_key": second, "channel_type": "fcm", "provider_token": fcmTok}))
+	r = mustOK(t, g.post("/channel/device/provider-token/retire", map[string]any{"platform": "android", "provider_token": fcmTok, "device_key": first, "channel_type": "fcm"}))
+	if r.Data["retired"] != true {
+		t.Fatalf("retire: %s", r.Body)
+	}
+	if d := device(t, reg, second); !d.HasRoute() {
+		t.Fatalf("the holder lost its route: %+v", d)
+	}
+	mustOK(t, g.post("/channel/device/provider-token/retire", map[string]any{"platform": "android", "provider_token": fcmTok, "device_key": second}))
+	if d := device(t, reg, second); d.HasRoute() {
+		t.Fatalf("route kept: %+v", d)
+	}
+	wantErr(t, g.post("/channel/device/provider-token/retire", map[string]any{"platform": "android", "provider_token": fcmTok, "channel_type": "apns"}), 400, "channel_type_platform_mismatch")
+
+	// Deleting a private route (the Android app does when it leaves a
+	// gateway) removes nothing; of an unknown device it is
+	// device_key_not_found.
+	r = mustOK(t, g.post("/channel/device/delete", map[string]any{"device_key": second, "channel_type": "private"}))
+	if r.Data["removed"] != false {
+		t.Fatalf("delete private: %s", r.Body)
+	}
+	wantErr(t, g.post("/channel/device/delete", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "channel_type": "private"}), 404, "device_key_not_found")
+}
+
+// TestInboxRoutes: the v2 pull of one delivery_id and PushGo's legacy pull
+// and ack, against items stored as the pusher stores them.
+func TestInboxRoutes(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	dev := g.register("android")
+	js, _ := jetstream.New(g.nc)
+	kv, err := js.KeyValue(context.Background(), streams.InboxBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(seq uint64) string {
+		id := delivery.ID(seq, dev)
+		b, _ := json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: map[string]string{"title": fmt.Sprint("item ", seq)}})
+		if _, err := kv.Put(context.Background(), delivery.InboxKey(dev, seq), b); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a, b := put(3), put(5)
+
+	r := mustOK(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev, "delivery_id": " " + b + " "}))
+	if items := r.Data["items"].([]any); len(items) != 1 || items[0].(map[string]any)["delivery_id"] != b || r.Data["has_more"] != false {
+		t.Fatalf("v2 pull of one: %s", r.Body)
+	}
+	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev, "delivery_id": b, "after": a}), 400, "invalid_json_data")
+	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev, "delivery_id": ""}), 400, "delivery_id_required")
+	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": "0123456789abcdef0123456789abcdef"}), 404, "device_key_not_found")
+	// Still there: v2 pull is not destructive.
+	if r := mustOK(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev})); len(r.Data["items"].([]any)) != 2 {
+		t.Fatalf("v2 pull: %s", r.Body)
+	}
+
+	// Legacy: pulling one removes it; the ack after finds nothing.
+	r = mustOK(t, g.post("/messages/pull", map[string]any{"device_key": dev, "delivery_id": a}))
+	if items := r.Data["items"].([]any); len(items) != 1 || items[0].(map[string]any)["delivery_id"] != a {
+		t.Fatalf("legacy pull of one: %s", r.Body)
+	}
+	if _, has := r.Data["has_more"]; has {
+		t.Fatalf("legacy pull answers PushGo's {items} only: %s", r.Body)
+	}
+	if r := mustOK(t, g.post("/messages/ack", map[string]any{"device_key": dev, "delivery_id": a})); r.Data["removed"] != false {
+		t.Fatalf("legacy ack after the pull: %s", r.Body)
+	}
+	if r := mustOK(t, g.post("/messages/ack", map[string]any{"device_key": dev, "delivery_id": b})); r.Data["removed"] != true {
+		t.Fatalf("legacy ack: %s", r.Body)
+	}
+	if r := mustOK(t, g.post("/messages/pull", map[string]any{"device_key": dev})); len(r.Data["items"].([]any)) != 0 {
+		t.Fatalf("legacy pull of an empty inbox: %s", r.Body)
+	}
+	// As PushGo: a device the gateway does not know has no items.
+	if r := mustOK(t, g.post("/messages/pull", map[string]any{"device_key": "0123456789abcdef0123456789abcdef"})); len(r.Data["items"].([]any)) != 0 {
+		t.Fatalf("unknown device: %s", r.Body)
+	}
+	wantErr(t, g.post("/messages/ack", map[string]any{"device_key": dev}), 400, "delivery_id_required")
+	wantErr(t, g.post("/messages/pull", map[string]any{"device_key": "nope"}), 400, "invalid_device_key")
+	wantErr(t, g.post("/messages/pull", map[string]any{"device_key": dev, "limit": 3}), 400, "invalid_json_data")
 }

@@ -390,6 +390,14 @@ func (r *Registry) DeleteRoute(ctx context.Context, key, channelType string, now
 // sending to it. It reports whether a device's route was removed; an
 // unknown token is not an error.
 func (r *Registry) RetireToken(ctx context.Context, channelType, token string, now time.Time) (bool, error) {
+	return r.RetireTokenOf(ctx, channelType, token, "", now)
+}
+
+// RetireTokenOf is RetireToken limited to the device key (canonical; ""
+// for any device): when another device holds the token now (it was bound
+// there after the caller's device used it), nothing is retired, since the
+// token is alive on that device.
+func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key string, now time.Time) (bool, error) {
 	tk := devices.TokenKey(channelType, token)
 	e, err := r.tokens.Get(ctx, tk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -401,6 +409,9 @@ func (r *Registry) RetireToken(ctx context.Context, channelType, token string, n
 	var owner devices.TokenOwner
 	if err := json.Unmarshal(e.Value(), &owner); err != nil {
 		return false, fmt.Errorf("retire token: decode index entry: %w", err)
+	}
+	if key != "" && owner.DeviceKey != key {
+		return false, nil
 	}
 	retired := false
 	err = r.updateDevice(ctx, owner.DeviceKey, func(d *devices.Device) (bool, error) {

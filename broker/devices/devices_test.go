@@ -198,6 +198,40 @@ func TestConcurrentDeviceWrites(t *testing.T) {
 	}
 }
 
+// TestRetireTokenOf: a retirement limited to a device key retires the
+// token only from that device; once the token moved to another device it
+// is alive there and stays.
+func TestRetireTokenOf(t *testing.T) {
+	r, _ := open(t)
+	ctx := context.Background()
+	a, err := r.Register(ctx, "", "android", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Register(ctx, "", "android", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BindRoute(ctx, a.Device.Key, "fcm", "moving", "", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.BindRoute(ctx, b.Device.Key, "fcm", "moving", "", now); err != nil {
+		t.Fatal(err)
+	}
+	if retired, err := r.RetireTokenOf(ctx, "fcm", "moving", a.Device.Key, now); err != nil || retired {
+		t.Fatalf("retired from the device that no longer holds it: %v %v", retired, err)
+	}
+	if d, _, _ := r.Device(ctx, b.Device.Key); !d.HasRoute() {
+		t.Fatalf("the holder lost its route: %+v", d)
+	}
+	if retired, err := r.RetireTokenOf(ctx, "fcm", "moving", b.Device.Key, now); err != nil || !retired {
+		t.Fatalf("holder's retirement: %v %v", retired, err)
+	}
+	if d, _, _ := r.Device(ctx, b.Device.Key); d.HasRoute() {
+		t.Fatalf("route kept: %+v", d)
+	}
+}
+
 func TestSubscribeIdempotent(t *testing.T) {
 	r, _ := open(t)
 	ctx := context.Background()

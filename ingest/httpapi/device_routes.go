@@ -22,14 +22,19 @@ type Devices interface {
 	Register(ctx context.Context, key, platform string, now time.Time) (devices.RegisterResult, error)
 	BindRoute(ctx context.Context, key, channelType, token, platform string, now time.Time) (schema.Device, error)
 	DeleteRoute(ctx context.Context, key, channelType string, now time.Time) (bool, error)
-	RetireToken(ctx context.Context, channelType, token string, now time.Time) (bool, error)
+	RetireTokenOf(ctx context.Context, channelType, token, key string, now time.Time) (bool, error)
 	Subscribe(ctx context.Context, key, channelID string, now time.Time) (bool, error)
 	Unsubscribe(ctx context.Context, key, channelID string) (bool, error)
 	Channels(ctx context.Context, key string) ([]string, error)
 }
 
 // routeDevices adds the device routes (spec section 3) and the
-// subscription routes of section 2.
+// subscription routes of section 2, as the PushGo apps call them. An
+// unknown device key answers 404 device_key_not_found on every one of them:
+// the code on which the apps register again (Apple
+// Shared/Application/ChannelSubscriptionController.swift,
+// isDeviceKeyNotFoundError; Android ChannelSubscriptionRepository.kt and
+// PrivateChannelClient.kt, isDeviceKeyMissing*).
 func (s *Server) routeDevices() {
 	e := s.echo
 	e.POST("/device/register", s.deviceRegister)
@@ -45,6 +50,8 @@ type deviceRegistered struct {
 	DeviceKey    string `json:"device_key"`
 	IssuedNewKey bool   `json:"issued_new_key"`
 	IssueReason  string `json:"issue_reason,omitempty"`
+	// ChannelType is the route bound by the same call (channel_type sent).
+	ChannelType string `json:"channel_type,omitempty"`
 }
 
 type deviceRoute struct {
@@ -74,16 +81,32 @@ type channelUnsubscribed struct {
 	Removed   bool   `json:"removed"`
 }
 
+// syncItem is one item of /channel/sync's answer, as PushGo's
+// ChannelSyncResult (src/api/handlers/core/channels/types.rs): a failed
+// item carries error, error_code and problem; a subscribed one its
+// channel_name.
 type syncItem struct {
-	ChannelID   string       `json:"channel_id"`
-	ChannelName string       `json:"channel_name,omitempty"`
-	Subscribed  bool         `json:"subscribed"`
-	ErrorCode   *apierr.Code `json:"error_code,omitempty"`
+	ChannelID   string          `json:"channel_id"`
+	ChannelName string          `json:"channel_name,omitempty"`
+	Subscribed  bool            `json:"subscribed"`
+	Created     bool            `json:"created"`
+	Error       string          `json:"error,omitempty"`
+	ErrorCode   apierr.Code     `json:"error_code,omitempty"`
+	Problem     *apierr.Problem `json:"problem,omitzero"`
 }
 
+// channelSynced is /channel/sync's answer: PushGo's ChannelSyncResponse
+// {total, success, failed, channels} (the Apple app fails to decode an
+// answer without the integer success and failed:
+// Shared/Services/ChannelSubscriptionService.swift, SyncPayload), plus the
+// device key and the channels the sync removed.
 type channelSynced struct {
-	DeviceKey string     `json:"device_key"`
-	Channels  []syncItem `json:"channels"`
+	Total    int        `json:"total"`
+	Success  int        `json:"success"`
+	Failed   int        `json:"failed"`
+	Channels []syncItem `json:"channels"`
+	// DeviceKey and Unsubscribed are additions to PushGo's answer.
+	DeviceKey string `json:"device_key"`
 	// Unsubscribed lists the channels removed because the sync did not
 	// list them (only when every listed channel succeeded).
 	Unsubscribed []string `json:"unsubscribed"`
@@ -96,6 +119,9 @@ func (s *Server) registryUnavailable(c *echo.Context, what string, err error) er
 	return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: what + "; retry", RetryAfter: 1})
 }
 
+// deviceRegister is POST /device/register: it issues or confirms the
+// device key and, when channel_type and provider_token are sent (PushGo
+// 1.2.0-1.2.1's combined register), binds the route in the same call.
 func (s *Server) deviceRegister(c *echo.Context) error {
 	var req schema.RegisterRequest
 	if aerr := decodeJSON(c, &req); aerr != nil {
@@ -105,11 +131,19 @@ func (s *Server) deviceRegister(c *echo.Context) error {
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}
-	res, err := s.opts.Devices.Register(c.Request().Context(), v.DeviceKey, v.Platform, s.opts.Now())
+	ctx, now := c.Request().Context(), s.opts.Now()
+	res, err := s.opts.Devices.Register(ctx, v.DeviceKey, v.Platform, now)
 	if err != nil {
 		return s.registryUnavailable(c, "device could not be registered", err)
 	}
-	return writeOK(c, deviceRegistered{DeviceKey: res.Device.Key, IssuedNewKey: res.IssuedNewKey, IssueReason: res.Reason})
+	out := deviceRegistered{DeviceKey: res.Device.Key, IssuedNewKey: res.IssuedNewKey, IssueReason: res.Reason}
+	if v.ChannelType != "" {
+		if _, err := s.opts.Devices.BindRoute(ctx, res.Device.Key, v.ChannelType, v.ProviderToken, "", now); err != nil {
+			return s.registryUnavailable(c, "route could not be stored (the device is registered: repeat the call with its device_key)", err)
+		}
+		out.ChannelType = v.ChannelType
+	}
+	return writeOK(c, out)
 }
 
 func (s *Server) deviceBindRoute(c *echo.Context) error {
@@ -124,7 +158,7 @@ func (s *Server) deviceBindRoute(c *echo.Context) error {
 	_, err := s.opts.Devices.BindRoute(c.Request().Context(), v.DeviceKey, v.ChannelType, v.ProviderToken, v.Platform, s.opts.Now())
 	switch {
 	case errors.Is(err, devices.ErrDeviceNotFound):
-		return writeErr(c, apierr.New(apierr.DeviceNotFound))
+		return writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
 	case errors.Is(err, devices.ErrPlatformMismatch):
 		return writeErr(c, apierr.Fieldf(apierr.ChannelTypePlatformMismatch, "channel_type",
 			"%s does not fit the device's registered platform (apns needs ios, ipados, macos or watchos; fcm needs android)", v.ChannelType))
@@ -134,6 +168,10 @@ func (s *Server) deviceBindRoute(c *echo.Context) error {
 	return writeOK(c, deviceRoute{DeviceKey: v.DeviceKey, ChannelType: v.ChannelType})
 }
 
+// deviceDeleteRoute is POST /channel/device/delete. A channel type of
+// PushGo's that a route never has here (private, wns) removes nothing: the
+// Android app deletes its private route when it leaves a gateway
+// (ChannelSubscriptionRepository.kt, cleanupPreviousGatewayDeviceRoute).
 func (s *Server) deviceDeleteRoute(c *echo.Context) error {
 	var req schema.DeleteRouteRequest
 	if aerr := decodeJSON(c, &req); aerr != nil {
@@ -143,16 +181,26 @@ func (s *Server) deviceDeleteRoute(c *echo.Context) error {
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}
+	if !v.Served() {
+		if ok, err := s.requireDevice(c, v.DeviceKey); !ok {
+			return err
+		}
+		return writeOK(c, deviceRouteDeleted{DeviceKey: v.DeviceKey, ChannelType: v.ChannelType, Removed: false})
+	}
 	removed, err := s.opts.Devices.DeleteRoute(c.Request().Context(), v.DeviceKey, v.ChannelType, s.opts.Now())
 	switch {
 	case errors.Is(err, devices.ErrDeviceNotFound):
-		return writeErr(c, apierr.New(apierr.DeviceNotFound))
+		return writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
 	case err != nil:
 		return s.registryUnavailable(c, "route could not be removed", err)
 	}
 	return writeOK(c, deviceRouteDeleted{DeviceKey: v.DeviceKey, ChannelType: v.ChannelType, Removed: removed})
 }
 
+// deviceRetireToken is POST /channel/device/provider-token/retire. It
+// always answers {retired: true} (as PushGo): after it no device is pushed
+// through the token, which is all the caller asks. With a device_key only
+// that device's route is retired; a token another device holds now stays.
 func (s *Server) deviceRetireToken(c *echo.Context) error {
 	var req schema.RetireRequest
 	if aerr := decodeJSON(c, &req); aerr != nil {
@@ -162,23 +210,21 @@ func (s *Server) deviceRetireToken(c *echo.Context) error {
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}
-	// An unknown token is retired too: after this call no device is pushed
-	// through it, which is all the caller asks (as PushGo, always true).
-	if _, err := s.opts.Devices.RetireToken(c.Request().Context(), v.ChannelType, v.ProviderToken, s.opts.Now()); err != nil {
+	if _, err := s.opts.Devices.RetireTokenOf(c.Request().Context(), v.ChannelType, v.ProviderToken, v.DeviceKey, s.opts.Now()); err != nil {
 		return s.registryUnavailable(c, "token could not be retired", err)
 	}
 	return writeOK(c, tokenRetired{Retired: true})
 }
 
-// requireDevice answers 404 device_not_found (or 503) unless the device
-// exists; ok reports whether the handler may go on.
+// requireDevice answers 404 device_key_not_found (or 503) unless the
+// device exists; ok reports whether the handler may go on.
 func (s *Server) requireDevice(c *echo.Context, key string) (ok bool, err error) {
 	_, found, gerr := s.opts.Devices.Device(c.Request().Context(), key)
 	if gerr != nil {
 		return false, s.registryUnavailable(c, "device registry unavailable", gerr)
 	}
 	if !found {
-		return false, writeErr(c, apierr.New(apierr.DeviceNotFound))
+		return false, writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
 	}
 	return true, nil
 }
@@ -235,12 +281,14 @@ func (s *Server) channelUnsubscribe(c *echo.Context) error {
 	return writeOK(c, channelUnsubscribed{ChannelID: v.ChannelID, Removed: removed})
 }
 
-// channelSync makes the device's subscriptions match the list: every
-// listed channel whose password checks is subscribed; an unknown channel
-// or a wrong password is reported in its item (and changes nothing for that
-// channel); channels not listed are unsubscribed only when every listed
-// item succeeded (as PushGo). Every password is checked before anything is
-// written, so a registry failure while checking changes nothing.
+// channelSync is POST /channel/sync, as PushGo's channel_sync
+// (src/api/handlers/core/channels/sync.rs): every listed channel whose
+// password checks is subscribed; a malformed item, an unknown channel or a
+// wrong password fails its item (with error, error_code and problem) and
+// changes nothing for that channel; channels not listed are unsubscribed
+// only when every item succeeded. Every password is checked before
+// anything is written, so a registry failure while checking changes
+// nothing.
 func (s *Server) channelSync(c *echo.Context) error {
 	var req schema.SyncRequest
 	if aerr := decodeJSON(c, &req); aerr != nil {
@@ -255,43 +303,49 @@ func (s *Server) channelSync(c *echo.Context) error {
 	}
 	ctx := c.Request().Context()
 
-	// Check every item concurrently; the registry bounds the hashing.
+	// Check every valid item concurrently; the registry bounds the hashing.
 	names := make([]string, len(v.Channels))
 	errs := make([]*apierr.Error, len(v.Channels))
 	var wg sync.WaitGroup
 	for i, it := range v.Channels {
+		if it.Err != nil {
+			errs[i] = it.Err
+			continue
+		}
 		wg.Go(func() {
 			ch, aerr := s.channels.Authorize(ctx, it.ChannelID, it.Password)
 			names[i], errs[i] = ch.Name, aerr
 		})
 	}
 	wg.Wait()
-	items := make([]syncItem, len(v.Channels))
-	allOK := true
+	out := channelSynced{Total: len(v.Channels), Channels: make([]syncItem, len(v.Channels)), DeviceKey: v.DeviceKey, Unsubscribed: []string{}}
 	for i, it := range v.Channels {
-		items[i] = syncItem{ChannelID: it.ChannelID, ChannelName: names[i], Subscribed: errs[i] == nil}
+		out.Channels[i] = syncItem{ChannelID: it.ChannelID}
 		if e := errs[i]; e != nil {
-			if e.Code != apierr.ChannelNotFound && e.Code != apierr.PasswordMismatch {
+			if it.Err == nil && e.Code != apierr.ChannelNotFound && e.Code != apierr.PasswordMismatch {
 				return writeErr(c, e) // 503/500: nothing written, retry the whole sync
 			}
-			code := e.Code
-			items[i].ErrorCode, allOK = &code, false
+			item := &out.Channels[i]
+			item.Error, item.ErrorCode, item.Problem = problemOf(c, e)
+			out.Failed++
+			continue
 		}
+		out.Channels[i].ChannelName, out.Channels[i].Subscribed = names[i], true
+		out.Success++
 	}
 
 	now := s.opts.Now()
 	listed := make(map[string]bool, len(v.Channels))
 	for i, it := range v.Channels {
-		listed[it.ChannelID] = true
 		if errs[i] != nil {
 			continue
 		}
+		listed[it.ChannelID] = true
 		if _, err := s.opts.Devices.Subscribe(ctx, v.DeviceKey, it.ChannelID, now); err != nil {
 			return s.registryUnavailable(c, "subscriptions could not be stored (the sync is safe to repeat)", err)
 		}
 	}
-	unsubscribed := []string{}
-	if allOK {
+	if out.Failed == 0 {
 		current, err := s.opts.Devices.Channels(ctx, v.DeviceKey)
 		if err != nil {
 			return s.registryUnavailable(c, "subscriptions could not be listed (the sync is safe to repeat)", err)
@@ -303,8 +357,8 @@ func (s *Server) channelSync(c *echo.Context) error {
 			if _, err := s.opts.Devices.Unsubscribe(ctx, v.DeviceKey, id); err != nil {
 				return s.registryUnavailable(c, "subscriptions could not be removed (the sync is safe to repeat)", err)
 			}
-			unsubscribed = append(unsubscribed, id)
+			out.Unsubscribed = append(out.Unsubscribed, id)
 		}
 	}
-	return writeOK(c, channelSynced{DeviceKey: v.DeviceKey, Channels: items, Unsubscribed: unsubscribed})
+	return writeOK(c, out)
 }

@@ -71,6 +71,69 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	return page, nil
 }
 
+// Get returns the item of deviceKey's inbox with delivery id deliveryID
+// (the one a wake-up push named), nil when there is none: never delivered
+// there, another device's, or acked already. Non-destructive.
+func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontext.Value, error) {
+	seq, dev, ok := delivery.ParseID(deliveryID)
+	if !ok || dev != deviceKey {
+		return nil, nil
+	}
+	k := delivery.InboxKey(deviceKey, seq)
+	e, err := in.kv.Get(ctx, k)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inbox %s: %w", k, err)
+	}
+	return jsontext.Value(e.Value()), nil
+}
+
+// Take is the legacy pull (PushGo's /messages/pull): it returns the item
+// with delivery id deliveryID, or with deliveryID "" up to limit items in
+// delivery order, and removes what it returns, as PushGo's pull deletes the
+// rows it answers (src/storage/database/sqlite/access/provider.rs,
+// pull_provider_item and pull_provider_items). Items are removed only
+// after all were read: an error while reading removes nothing (nil items),
+// an error while removing returns the items with it (they stay in the
+// inbox and come again with the next pull: at least once).
+func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit int) ([]jsontext.Value, error) {
+	var keys []string
+	if deliveryID != "" {
+		seq, dev, ok := delivery.ParseID(deliveryID)
+		if !ok || dev != deviceKey {
+			return []jsontext.Value{}, nil
+		}
+		keys = []string{delivery.InboxKey(deviceKey, seq)}
+	} else {
+		var err error
+		if keys, err = in.keys(ctx, deviceKey); err != nil {
+			return nil, err
+		}
+	}
+	items, taken := []jsontext.Value{}, []string{}
+	for _, k := range keys {
+		if len(items) == limit {
+			break
+		}
+		e, err := in.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // acked meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inbox %s: %w", k, err)
+		}
+		items, taken = append(items, jsontext.Value(e.Value())), append(taken, k)
+	}
+	for _, k := range taken {
+		if err := in.kv.Purge(ctx, k); err != nil {
+			return items, fmt.Errorf("take %s: %w", k, err)
+		}
+	}
+	return items, nil
+}
+
 // Ack removes the items with the given delivery ids from deviceKey's inbox
 // and reports how many were there.
 func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, error) {

@@ -43,6 +43,18 @@ const (
 	ChannelTypeFCM  = "fcm"
 )
 
+// PushGo's other channel types, which this gateway does not serve: private
+// is PushGo's own transport (the app keeps a QUIC, TCP or WebSocket
+// connection to the gateway: src/private/ in the PushGo gateway, used by the
+// Android app's PrivateChannelClient), wns is Windows push. A route of
+// either type is refused (private: 503 private_channel_disabled, PushGo's
+// answer when its private channel is off; wns: 400 invalid_channel_type),
+// and deleting one removes nothing.
+const (
+	ChannelTypePrivate = "private"
+	ChannelTypeWNS     = "wns"
+)
+
 // Issue reasons of /device/register when a new key is issued.
 const (
 	IssueMissing = "missing" // no device_key was sent

@@ -17,18 +17,26 @@ const (
 	// FCM registration tokens are about 150-250 characters; the bound only
 	// keeps a record and a request small.
 	MaxFCMToken = 4096
-	// MaxSyncChannels bounds the channels of one /channel/sync: each item
-	// may cost a password hash on a cold cache.
-	MaxSyncChannels = 128
+	// MaxSyncChannels bounds the channels of one /channel/sync (PushGo's
+	// 2000, src/api/handlers/core/channels/sync.rs). The 32 KiB body limit
+	// bounds it further (about 400 items); each item may cost a password
+	// hash on a cold cache.
+	MaxSyncChannels = 2000
 )
 
 // Request bodies. Pointers tell an absent member from an empty one; they
 // are decoded strictly (wire.Decode).
 
-// RegisterRequest is the body of /device/register.
+// RegisterRequest is the body of /device/register. ChannelType and
+// ProviderToken are PushGo's (gateway 1.2.0-1.2.1 served /device/register
+// with its route upsert, and the Android app's 1.2.0 betas register with
+// them: app/src/main/java/io/ethan/pushgo/data/ChannelSubscriptionService.kt,
+// upsertDeviceChannel): sent, they bind the route in the same call.
 type RegisterRequest struct {
-	DeviceKey *string `json:"device_key"`
-	Platform  *string `json:"platform"`
+	DeviceKey     *string `json:"device_key"`
+	Platform      *string `json:"platform"`
+	ChannelType   *string `json:"channel_type"`
+	ProviderToken *string `json:"provider_token"`
 }
 
 // BindRouteRequest is the body of /channel/device.
@@ -46,9 +54,14 @@ type DeleteRouteRequest struct {
 }
 
 // RetireRequest is the body of /channel/device/provider-token/retire.
+// DeviceKey and ChannelType are optional (sent by newer apps, spec
+// section 3): the device key limits the retirement to that device's route,
+// the channel type must be the platform's.
 type RetireRequest struct {
 	Platform      *string `json:"platform"`
 	ProviderToken *string `json:"provider_token"`
+	DeviceKey     *string `json:"device_key"`
+	ChannelType   *string `json:"channel_type"`
 }
 
 // SubscribeRequest is the body of /channel/subscribe.
@@ -80,10 +93,14 @@ type SyncChannelRequest struct {
 // Validated requests: trimmed and normalised.
 
 // Register is a validated /device/register. DeviceKey is "" when none was
-// sent (a new key is issued with reason IssueMissing).
+// sent (a new key is issued with reason IssueMissing). ChannelType is ""
+// when no route is to be bound; otherwise it fits Platform and
+// ProviderToken is its valid token.
 type Register struct {
-	DeviceKey string
-	Platform  string
+	DeviceKey     string
+	Platform      string
+	ChannelType   string
+	ProviderToken string
 }
 
 // BindRoute is a validated /channel/device. Platform is "" when not sent
@@ -96,18 +113,24 @@ type BindRoute struct {
 	Platform      string
 }
 
-// DeleteRoute is a validated /channel/device/delete.
+// DeleteRoute is a validated /channel/device/delete. ChannelType may be
+// one this gateway never stores (private, wns): nothing is removed then.
 type DeleteRoute struct {
 	DeviceKey   string
 	ChannelType string
 }
 
+// Served reports whether d's channel type is one a route can have here.
+func (d *DeleteRoute) Served() bool { return ValidChannelType(d.ChannelType) }
+
 // Retire is a validated /channel/device/provider-token/retire; ChannelType
-// is the platform's.
+// is the platform's. DeviceKey is "" when none was sent: the token is
+// retired from whichever device holds it; otherwise only from that device.
 type Retire struct {
 	Platform      string
 	ChannelType   string
 	ProviderToken string
+	DeviceKey     string
 }
 
 // Subscribe is a validated /channel/subscribe: exactly one of ChannelID
@@ -125,21 +148,30 @@ type Unsubscribe struct {
 	ChannelID string
 }
 
-// Sync is a validated /channel/sync: channel ids are canonical and
-// distinct; an empty list is valid (it unsubscribes every channel).
+// Sync is a validated /channel/sync: the items in the order sent; an
+// empty list is valid (it unsubscribes every channel).
 type Sync struct {
 	DeviceKey string
 	Channels  []SyncChannel
 }
 
-// SyncChannel is one validated item of a sync.
+// SyncChannel is one item of a sync. With Err nil, ChannelID is canonical
+// (and distinct from the other valid items') and Password valid. With Err
+// set the item is malformed and answered as failed in its place, as PushGo
+// answers a bad channel_id or password in its item rather than for the
+// whole request (src/api/handlers/core/channels/sync.rs); ChannelID is then
+// the id as sent, trimmed.
 type SyncChannel struct {
 	ChannelID string
 	Password  string
+	Err       *apierr.Error
 }
 
 // ValidateRegister validates /device/register. An absent, null or blank
-// device_key asks for a new key; a present one must be well formed.
+// device_key asks for a new key; a present one must be well formed. A
+// channel_type asks for the route to be bound too: it must be served here
+// and fit the platform, and provider_token is then required; a
+// provider_token without channel_type is refused.
 func ValidateRegister(r *RegisterRequest) (*Register, *apierr.Error) {
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
@@ -157,6 +189,21 @@ func ValidateRegister(r *RegisterRequest) (*Register, *apierr.Error) {
 		return nil, err
 	}
 	v.Platform = p
+	if !present(r.ChannelType) {
+		if present(r.ProviderToken) {
+			return nil, apierr.Fieldf(apierr.ChannelTypeRequired, "channel_type", "a provider_token is bound with its channel_type (apns or fcm)")
+		}
+		return &v, nil
+	}
+	if v.ChannelType, err = channelType(r.ChannelType); err != nil {
+		return nil, err
+	}
+	if !Compatible(v.ChannelType, v.Platform) {
+		return nil, apierr.Field(apierr.ChannelTypePlatformMismatch, "channel_type")
+	}
+	if v.ProviderToken, err = providerToken(r.ProviderToken, v.ChannelType); err != nil {
+		return nil, err
+	}
 	return &v, nil
 }
 
@@ -202,14 +249,16 @@ func ValidateDeleteRoute(r *DeleteRouteRequest) (*DeleteRoute, *apierr.Error) {
 	if v.DeviceKey, err = deviceKey(r.DeviceKey); err != nil {
 		return nil, err
 	}
-	if v.ChannelType, err = channelType(r.ChannelType); err != nil {
+	if v.ChannelType, err = anyChannelType(r.ChannelType); err != nil {
 		return nil, err
 	}
 	return &v, nil
 }
 
 // ValidateRetire validates /channel/device/provider-token/retire; the
-// token is checked in the format of the platform's channel type.
+// token is checked in the format of the platform's channel type. A
+// channel_type sent with it must be that one; a blank device_key or
+// channel_type counts as absent.
 func ValidateRetire(r *RetireRequest) (*Retire, *apierr.Error) {
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
@@ -220,8 +269,22 @@ func ValidateRetire(r *RetireRequest) (*Retire, *apierr.Error) {
 		return nil, err
 	}
 	v.ChannelType = ChannelTypeFor(v.Platform)
+	if present(r.ChannelType) {
+		ct, err := channelType(r.ChannelType)
+		if err != nil {
+			return nil, err
+		}
+		if ct != v.ChannelType {
+			return nil, apierr.Field(apierr.ChannelTypePlatformMismatch, "channel_type")
+		}
+	}
 	if v.ProviderToken, err = providerToken(r.ProviderToken, v.ChannelType); err != nil {
 		return nil, err
+	}
+	if present(r.DeviceKey) {
+		if v.DeviceKey, err = deviceKey(r.DeviceKey); err != nil {
+			return nil, err
+		}
 	}
 	return &v, nil
 }
@@ -277,10 +340,13 @@ func ValidateUnsubscribe(r *UnsubscribeRequest) (*Unsubscribe, *apierr.Error) {
 	return &v, nil
 }
 
-// ValidateSync validates /channel/sync. Every item is checked before
-// anything is done: a malformed item rejects the whole request (400 naming
-// channels.<i>.<field>); per-item results are only for the registry's
-// answers (unknown channel, wrong password).
+// ValidateSync validates /channel/sync. The request is refused (400) for
+// what PushGo refuses as a whole: no device_key, no channels list, more
+// than MaxSyncChannels items (channels_limit_exceeded), an item that is not
+// an object or lacks channel_id or password (naming channels.<i>.<field>).
+// Two items with the same channel are refused too (invalid_channels). A
+// channel_id or password that is present but malformed fails only its item
+// (SyncChannel.Err), as PushGo answers them in the item.
 func ValidateSync(r *SyncRequest) (*Sync, *apierr.Error) {
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
@@ -294,7 +360,7 @@ func ValidateSync(r *SyncRequest) (*Sync, *apierr.Error) {
 		return nil, apierr.Fieldf(apierr.InvalidChannels, "channels", "is required (send [] to unsubscribe every channel)")
 	}
 	if len(r.Channels) > MaxSyncChannels {
-		return nil, apierr.Fieldf(apierr.InvalidChannels, "channels", "at most %d items", MaxSyncChannels)
+		return nil, apierr.Fieldf(apierr.ChannelsLimitExceeded, "channels", "%d items, at most %d", len(r.Channels), MaxSyncChannels)
 	}
 	seen := make(map[string]int, len(r.Channels))
 	v.Channels = make([]SyncChannel, 0, len(r.Channels))
@@ -303,13 +369,21 @@ func ValidateSync(r *SyncRequest) (*Sync, *apierr.Error) {
 		if it == nil {
 			return nil, apierr.Fieldf(apierr.InvalidChannels, at, "must be an object {channel_id, password}")
 		}
+		if it.ChannelID == nil {
+			return nil, apierr.Within(at, apierr.Field(apierr.ChannelIDRequired, "channel_id"))
+		}
+		if it.Password == nil {
+			return nil, apierr.Within(at, apierr.Field(apierr.PasswordRequired, "password"))
+		}
 		id, err := ops.ValidateChannelID(it.ChannelID)
 		if err != nil {
-			return nil, within(at, err)
+			v.Channels = append(v.Channels, SyncChannel{ChannelID: strings.TrimSpace(*it.ChannelID), Err: apierr.Within(at, err)})
+			continue
 		}
 		pw, err := ops.ValidatePassword(it.Password)
 		if err != nil {
-			return nil, within(at, err)
+			v.Channels = append(v.Channels, SyncChannel{ChannelID: id, Err: apierr.Within(at, err)})
+			continue
 		}
 		if j, dup := seen[id]; dup {
 			return nil, apierr.Fieldf(apierr.InvalidChannels, at+".channel_id", "same channel as channels.%d", j)
@@ -318,11 +392,6 @@ func ValidateSync(r *SyncRequest) (*Sync, *apierr.Error) {
 		v.Channels = append(v.Channels, SyncChannel{ChannelID: id, Password: pw})
 	}
 	return &v, nil
-}
-
-// within prefixes the field named by err's detail with the item path.
-func within(at string, err *apierr.Error) *apierr.Error {
-	return &apierr.Error{Code: err.Code, Detail: at + "." + err.Detail}
 }
 
 func present(s *string) bool { return s != nil && strings.TrimSpace(*s) != "" }
@@ -350,16 +419,36 @@ func platform(s *string) (string, *apierr.Error) {
 	return p, nil
 }
 
-// channelType: trimmed, case-insensitive, apns or fcm.
+// channelType: trimmed, case-insensitive, a channel type a route can have
+// here (apns or fcm). PushGo's private transport is answered 503
+// private_channel_disabled, the code the Android app recognises
+// (app/src/main/java/io/ethan/pushgo/notifications/PrivateChannelClient.kt,
+// isGatewayPrivateDisabledError); wns is named as not served.
 func channelType(s *string) (string, *apierr.Error) {
+	t, err := anyChannelType(s)
+	switch {
+	case err != nil:
+		return "", err
+	case t == ChannelTypePrivate:
+		return "", apierr.Field(apierr.PrivateChannelDisabled, "channel_type")
+	case t == ChannelTypeWNS:
+		return "", apierr.Fieldf(apierr.InvalidChannelType, "channel_type", "wns (Windows push) is not served by this gateway; channel_type must be apns or fcm")
+	}
+	return t, nil
+}
+
+// anyChannelType: trimmed, case-insensitive, one of PushGo's channel types
+// (apns, fcm, wns, private).
+func anyChannelType(s *string) (string, *apierr.Error) {
 	if !present(s) {
 		return "", apierr.Field(apierr.ChannelTypeRequired, "channel_type")
 	}
 	t := strings.ToLower(strings.TrimSpace(*s))
-	if !ValidChannelType(t) {
-		return "", apierr.Field(apierr.InvalidChannelType, "channel_type")
+	switch t {
+	case ChannelTypeAPNs, ChannelTypeFCM, ChannelTypePrivate, ChannelTypeWNS:
+		return t, nil
 	}
-	return t, nil
+	return "", apierr.Field(apierr.InvalidChannelType, "channel_type")
 }
 
 // providerToken: trimmed. APNs: 64-200 hex characters, stored lowercase.

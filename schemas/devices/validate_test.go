@@ -140,7 +140,22 @@ func TestRegisterRules(t *testing.T) {
 		{"platform absent", del(base, "platform"), 400, apierr.PlatformRequired, nil},
 		{"platform blank", set(base, "platform", `""`), 400, apierr.PlatformRequired, nil},
 		{"platform unknown", set(base, "platform", `"windows"`), 400, apierr.InvalidPlatform, nil},
-		{"unknown member", set(base, "channel_type", `"apns"`), 400, apierr.InvalidJSONData, nil},
+		{"unknown member", set(base, "name", `"x"`), 400, apierr.InvalidJSONData, nil},
+		// PushGo's channel_type and provider_token (gateway 1.2.0-1.2.1's
+		// /device/register, the Android 1.2.0 betas) bind the route too.
+		{"with route", set(base, "channel_type", `"APNs"`, "provider_token", q(strings.ToUpper(apnsToken))), 200, "", func(t *testing.T, v any) {
+			if r := v.(Register); r.ChannelType != "apns" || r.ProviderToken != apnsToken || r.Platform != "ios" {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{"with fcm route", set(base, "platform", `"android"`, "channel_type", `"fcm"`, "provider_token", q(fcmToken)), 200, "", nil},
+		{"route without token", set(base, "channel_type", `"apns"`), 400, apierr.ProviderTokenRequired, nil},
+		{"token without route", set(base, "provider_token", q(apnsToken)), 400, apierr.ChannelTypeRequired, nil},
+		{"blank channel_type counts as absent", set(base, "channel_type", `" "`), 200, "", nil},
+		{"route of another platform", set(base, "channel_type", `"fcm"`, "provider_token", q(fcmToken)), 400, apierr.ChannelTypePlatformMismatch, nil},
+		{"private transport", set(base, "channel_type", `"private"`), 503, apierr.PrivateChannelDisabled, nil},
+		{"wns", set(base, "channel_type", `"wns"`, "provider_token", q(apnsToken)), 400, apierr.InvalidChannelType, nil},
+		{"bad token", set(base, "channel_type", `"apns"`, "provider_token", `"zz"`), 400, apierr.InvalidProviderToken, nil},
 	}, ValidateRegister)
 }
 
@@ -169,6 +184,8 @@ func TestBindRouteRules(t *testing.T) {
 		{"device_key bad", set(apns, "device_key", `"nope"`), 400, apierr.InvalidDeviceKey, nil},
 		{"channel_type absent", del(apns, "channel_type"), 400, apierr.ChannelTypeRequired, nil},
 		{"channel_type unknown", set(apns, "channel_type", `"wns"`), 400, apierr.InvalidChannelType, nil},
+		{"channel_type private", set(apns, "channel_type", `"private"`), 503, apierr.PrivateChannelDisabled, nil},
+		{"channel_type other", set(apns, "channel_type", `"sms"`), 400, apierr.InvalidChannelType, nil},
 		{"channel_type case-insensitive", set(apns, "channel_type", `"APNs"`), 200, "", nil},
 		{"token absent", del(apns, "provider_token"), 400, apierr.ProviderTokenRequired, nil},
 		{"token blank", set(apns, "provider_token", `"  "`), 400, apierr.ProviderTokenRequired, nil},
@@ -199,6 +216,11 @@ func TestDeleteRouteRules(t *testing.T) {
 		{"device_key bad", set(base, "device_key", `"xyz"`), 400, apierr.InvalidDeviceKey, nil},
 		{"channel_type absent", del(base, "channel_type"), 400, apierr.ChannelTypeRequired, nil},
 		{"channel_type bad", set(base, "channel_type", `"sms"`), 400, apierr.InvalidChannelType, nil},
+		{"channel_type private: never stored, nothing to remove", set(base, "channel_type", `"private"`), 200, "", func(t *testing.T, v any) {
+			if r := v.(DeleteRoute); r.ChannelType != "private" || r.Served() {
+				t.Errorf("%+v", r)
+			}
+		}},
 		{"unknown member", set(base, "provider_token", q(fcmToken)), 400, apierr.InvalidJSONData, nil},
 	}, ValidateDeleteRoute)
 }
@@ -220,7 +242,19 @@ func TestRetireRules(t *testing.T) {
 		{"platform absent", del(base, "platform"), 400, apierr.PlatformRequired, nil},
 		{"platform unknown", set(base, "platform", `"linux"`), 400, apierr.InvalidPlatform, nil},
 		{"token absent", del(base, "provider_token"), 400, apierr.ProviderTokenRequired, nil},
-		{"unknown member", set(base, "device_key", q(dk)), 400, apierr.InvalidJSONData, nil},
+		{"unknown member", set(base, "password", q(pw)), 400, apierr.InvalidJSONData, nil},
+		// The optional device_key and channel_type of newer apps.
+		{"device_key", set(base, "device_key", q(strings.ToUpper(dk))), 200, "", func(t *testing.T, v any) {
+			if r := v.(Retire); r.DeviceKey != dk {
+				t.Errorf("%+v", r)
+			}
+		}},
+		{"blank device_key counts as absent", set(base, "device_key", `""`), 200, "", nil},
+		{"device_key bad", set(base, "device_key", `"k"`), 400, apierr.InvalidDeviceKey, nil},
+		{"channel_type of the platform", set(base, "channel_type", `"apns"`), 200, "", nil},
+		{"channel_type of another platform", set(base, "channel_type", `"fcm"`), 400, apierr.ChannelTypePlatformMismatch, nil},
+		{"channel_type private", set(base, "channel_type", `"private"`), 503, apierr.PrivateChannelDisabled, nil},
+		{"channel_type unknown", set(base, "channel_type", `"sms"`), 400, apierr.InvalidChannelType, nil},
 	}, ValidateRetire)
 }
 
@@ -287,29 +321,57 @@ func TestSyncRules(t *testing.T) {
 		{"channels absent", del(base, "channels"), 400, apierr.InvalidChannels, nil},
 		{"channels null", set(base, "channels", `null`), 400, apierr.InvalidChannels, nil},
 		{"channels not a list", set(base, "channels", `{}`), 400, apierr.InvalidJSONData, nil},
-		{"too many", set(base, "channels", `[`+strings.Join(many, ",")+`]`), 400, apierr.InvalidChannels, nil},
+		{"too many", set(base, "channels", `[`+strings.Join(many, ",")+`]`), 400, apierr.ChannelsLimitExceeded, nil},
 		{"null item", set(base, "channels", `[null]`), 400, apierr.InvalidChannels, nil},
 		{"duplicate after normalisation", set(base, "channels", `[`+item(cid, pw)+`,`+item(strings.ToLower(cid), pw)+`]`), 400, apierr.InvalidChannels, nil},
 		{"item channel_id absent", set(base, "channels", `[{"password":"`+pw+`"}]`), 400, apierr.ChannelIDRequired, nil},
-		{"item channel_id bad", set(base, "channels", `[`+item("x", pw)+`]`), 400, apierr.InvalidChannelID, nil},
+		// A present but malformed channel_id or password fails its item only
+		// (as PushGo's sync.rs), so the other items are still synced.
+		{"item channel_id bad", set(base, "channels", `[`+item("x", pw)+`,`+item(cid, pw)+`]`), 200, "", func(t *testing.T, v any) {
+			s := v.(Sync)
+			if len(s.Channels) != 2 || s.Channels[0].Err == nil || s.Channels[0].Err.Code != apierr.InvalidChannelID ||
+				s.Channels[0].ChannelID != "x" || s.Channels[1].Err != nil {
+				t.Errorf("%+v", s)
+			}
+		}},
+		{"item channel_id blank", set(base, "channels", `[`+item(" ", pw)+`]`), 200, "", func(t *testing.T, v any) {
+			if s := v.(Sync); s.Channels[0].Err == nil || s.Channels[0].Err.Code != apierr.ChannelIDRequired {
+				t.Errorf("%+v", s)
+			}
+		}},
 		{"item password absent", set(base, "channels", `[{"channel_id":"`+cid+`"}]`), 400, apierr.PasswordRequired, nil},
-		{"item password short", set(base, "channels", `[`+item(cid, "short")+`]`), 400, apierr.InvalidPassword, nil},
+		{"item password short", set(base, "channels", `[`+item(cid, "short")+`]`), 200, "", func(t *testing.T, v any) {
+			if s := v.(Sync); s.Channels[0].Err == nil || s.Channels[0].Err.Code != apierr.InvalidPassword || s.Channels[0].ChannelID != cid {
+				t.Errorf("%+v", s)
+			}
+		}},
 		{"item unknown member", set(base, "channels", `[{"channel_id":"`+cid+`","password":"`+pw+`","name":"x"}]`), 400, apierr.InvalidJSONData, nil},
 		{"device_key absent", del(base, "device_key"), 400, apierr.DeviceKeyRequired, nil},
 		{"device_key bad", set(base, "device_key", `"!"`), 400, apierr.InvalidDeviceKey, nil},
 	}, ValidateSync)
 }
 
-// TestSyncItemErrorNamesItem: a rejected item is named by its position.
+// TestSyncItemErrorNamesItem: a failed item is named by its position.
 func TestSyncItemErrorNamesItem(t *testing.T) {
 	body := `{"device_key":"` + dk + `","channels":[{"channel_id":"` + cid + `","password":"` + pw + `"},{"channel_id":"bad","password":"` + pw + `"}]}`
 	var r SyncRequest
 	if err := wire.Decode([]byte(body), &r); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ValidateSync(&r)
-	if err == nil || !strings.HasPrefix(err.Detail, "channels.1.channel_id") {
-		t.Fatalf("detail %v", err)
+	v, err := ValidateSync(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := v.Channels[1].Err; e == nil || e.Field != "channels.1.channel_id" || !strings.HasPrefix(e.Detail, "channels.1.channel_id: ") {
+		t.Fatalf("item error %+v", e)
+	}
+	// A whole-request rejection names the item too.
+	body = `{"device_key":"` + dk + `","channels":[{"channel_id":"` + cid + `"}]}`
+	if err := wire.Decode([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ValidateSync(&r); err == nil || err.Field != "channels.0.password" {
+		t.Fatalf("error %v", err)
 	}
 }
 
