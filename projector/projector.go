@@ -97,6 +97,9 @@ type Projector struct {
 
 	receiptsApplied atomic.Uint64 // last PUSHGO_RECEIPTS sequence folded
 	failed          atomic.Pointer[error]
+	// retention is PUSHGO_OPS's MaxAge in milliseconds (0: forever), read
+	// at start and with every prune: /send_status's expires_at.
+	retention atomic.Int64
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
@@ -128,9 +131,14 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
+	var retention time.Duration
 	for _, name := range []string{streams.Ops, streams.Receipts} {
-		if _, err := js.Stream(ctx, name); err != nil {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
 			return nil, fmt.Errorf("projector: stream %s: %w", name, err)
+		}
+		if name == streams.Ops {
+			retention = s.CachedInfo().Config.MaxAge
 		}
 	}
 	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger})
@@ -172,6 +180,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{})}
 	p.applied.Store(applied)
 	p.receiptsApplied.Store(receipts)
+	p.retention.Store(retention.Milliseconds())
 	if p.opsFold, p.receiptsFold, err = p.folds(); err != nil {
 		st.Close()
 		return nil, err

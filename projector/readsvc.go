@@ -69,14 +69,7 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		}
 		return encode(st)
 	case reads.SendStatus:
-		st, err := p.store.SendStatus(req.ChannelID, req.OpID)
-		if err != nil {
-			return nil, p.storeErr(err)
-		}
-		if st == nil {
-			return nil, apierr.Field(apierr.OpNotFound, "op_id")
-		}
-		return encode(st)
+		return p.sendStatus(req.ChannelID, req.OpID)
 	case reads.ThingGet:
 		return p.snapshot(ops.KindThing, req.ChannelID, req.ThingID, apierr.ThingNotFound, "thing_id")
 	case reads.EventGet:
@@ -123,6 +116,39 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		return encode(reads.HistoryData{Items: values(page.Items), NextAfter: page.NextAfter, HasMore: page.HasMore, FirstSeq: page.FirstSeq})
 	}
 	return nil, apierr.New(apierr.RouteNotFound)
+}
+
+// sendStatus answers /send_status/{op_id}: the operation of channelID
+// with op_id opID, or with channelID "" the one operation of any channel
+// with that op_id (as PushGo, which keys send status by op_id alone). Two
+// channels may have used one op_id (op_ids are unique per channel): then
+// the answer is 409 op_id_ambiguous, and the sender adds channel_id.
+func (p *Projector) sendStatus(channelID, opID string) (jsontext.Value, *apierr.Error) {
+	if channelID == "" {
+		chs, err := p.store.OpChannels(opID, 2)
+		if err != nil {
+			return nil, p.storeErr(err)
+		}
+		switch len(chs) {
+		case 0:
+			return nil, apierr.Field(apierr.OpNotFound, "op_id")
+		case 1:
+			channelID = chs[0]
+		default:
+			return nil, apierr.Field(apierr.OpIDAmbiguous, "op_id")
+		}
+	}
+	st, err := p.store.SendStatus(channelID, opID)
+	if err != nil {
+		return nil, p.storeErr(err)
+	}
+	if st == nil {
+		return nil, apierr.Field(apierr.OpNotFound, "op_id")
+	}
+	if r := p.retention.Load(); r > 0 {
+		st.ExpiresAt = st.AcceptedAt + r
+	}
+	return encode(st)
 }
 
 func (p *Projector) snapshot(kind ops.Kind, channelID, id string, notFound apierr.Code, field string) (jsontext.Value, *apierr.Error) {

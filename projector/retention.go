@@ -21,6 +21,7 @@ func (p *Projector) prune(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
 		first := s.CachedInfo().State.FirstSeq
 		if n, err := p.store.PruneHistory(first); err != nil {
 			p.log.Warn("projector: prune history", "err", err)

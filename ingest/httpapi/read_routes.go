@@ -158,9 +158,14 @@ func (s *Server) channelStream(c *echo.Context) error {
 	}
 }
 
-// sendStatus is GET /send_status/{op_id}?channel_id= (as PushGo 1.3): the
-// delivery progress of one operation. It takes no password, as PushGo: it
-// reveals delivery counts only, to whoever holds the op_id.
+// sendStatus is GET /send_status/{op_id}[?channel_id=] (as PushGo 1.3,
+// src/api/handlers/send_status.rs): the delivery progress of one operation,
+// with PushGo's fields (op_id, status, model, entity_id, accepted_at,
+// updated_at, expires_at) and ours (entity_type, deliveries). Without
+// channel_id, as PushGo's, the op_id is looked up in every channel; an
+// op_id two channels used is 409 op_id_ambiguous (op_ids are unique per
+// channel only), and channel_id picks one. It takes no password, as
+// PushGo: it reveals delivery counts only, to whoever holds the op_id.
 func (s *Server) sendStatus(c *echo.Context) error {
 	q := c.QueryParams()
 	for k, vs := range q {
@@ -168,25 +173,25 @@ func (s *Server) sendStatus(c *echo.Context) error {
 			return writeErr(c, apierr.Fieldf(apierr.InvalidQuery, k, "unknown or repeated query parameter"))
 		}
 	}
-	var chp *string
-	if v, ok := q["channel_id"]; ok {
-		chp = &v[0]
-	}
-	ch, aerr := ops.ValidateChannelID(chp)
-	if aerr != nil {
-		return writeErr(c, aerr)
-	}
 	opID := c.Param("op_id")
 	if !ids.ValidOpID(opID) {
 		return writeErr(c, apierr.Field(apierr.InvalidOpID, "op_id"))
 	}
 	ctx := c.Request().Context()
-	if _, ok, err := s.channels.Lookup(ctx, ch); err != nil {
-		return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "registry unavailable; retry", RetryAfter: 1})
-	} else if !ok {
-		return writeErr(c, apierr.New(apierr.ChannelNotFound))
+	req := &reads.Request{Route: reads.SendStatus, OpID: opID}
+	if v, ok := q["channel_id"]; ok {
+		ch, aerr := ops.ValidateChannelID(&v[0])
+		if aerr != nil {
+			return writeErr(c, aerr)
+		}
+		if _, ok, err := s.channels.Lookup(ctx, ch); err != nil {
+			return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "registry unavailable; retry", RetryAfter: 1})
+		} else if !ok {
+			return writeErr(c, apierr.New(apierr.ChannelNotFound))
+		}
+		req.ChannelID = ch
 	}
-	data, aerr := s.opts.Reader.Read(ctx, &reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: opID})
+	data, aerr := s.opts.Reader.Read(ctx, req)
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}

@@ -60,7 +60,14 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 	defer cancel()
 	var barrier uint64
 	var err error
-	if subject := barrierSubject(req); subject != "" {
+	if req.Route == reads.SendStatus && req.ChannelID == "" {
+		// An op_id of any channel: the whole log's last sequence (one
+		// stream info), so an operation answered 200 before is found.
+		var info *jetstream.StreamInfo
+		if info, err = f.stream.Info(ctx); err == nil {
+			barrier = info.State.LastSeq
+		}
+	} else if subject := barrierSubject(req); subject != "" {
 		barrier, err = f.lastSeq(ctx, subject)
 	}
 	if err != nil {

@@ -46,10 +46,12 @@ var (
 // Send status keys (folded from the ops and the receipts):
 //
 //	o 0 <channel> 0 <op_id>                → sendOp: the operation, for "accepted"
+//	O 0 <op_id> 0 <channel>                → ∅  channels by op_id, for /send_status without channel_id
 //	x 0 <channel> 0 <op_id>                → sendCounts: expansion and counts
 //	d 0 <channel> 0 <op_id> 0 <device_key> → outcome of one delivery (idempotency)
-func opKey(channelID, opID string) []byte     { return key("o", channelID, opID) }
-func countsKey(channelID, opID string) []byte { return key("x", channelID, opID) }
+func opKey(channelID, opID string) []byte        { return key("o", channelID, opID) }
+func opChannelKey(opID, channelID string) []byte { return key("O", opID, channelID) }
+func countsKey(channelID, opID string) []byte    { return key("x", channelID, opID) }
 func outcomeKey(channelID, opID, deviceKey string) []byte {
 	return key("d", channelID, opID, deviceKey)
 }

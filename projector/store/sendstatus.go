@@ -1,6 +1,7 @@
 package store
 
 import (
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-json-experiment/json"
 
 	"github.com/pushgo/gateway/schemas/delivery"
@@ -26,10 +27,11 @@ type sendCounts struct {
 }
 
 // PutOp records an operation for /send_status ("accepted" until the
-// fan-out reports).
+// fan-out reports), and indexes its channel by op_id.
 func (b *Batch) PutOp(env *ops.Envelope) {
 	raw, _ := json.Marshal(sendOp{EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt})
 	_ = b.b.Set(opKey(env.ChannelID, env.OpID), raw, nil)
+	_ = b.b.Set(opChannelKey(env.OpID, env.ChannelID), nil, nil)
 }
 
 // ApplyReceipt folds one receipt. It is idempotent: a receipt recorded
@@ -77,8 +79,26 @@ func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
 	return b.b.Set(ck, raw, nil)
 }
 
+// OpChannels returns the channels that have an operation with op_id opID,
+// in id order, at most limit of them: op_ids are the sender's and unique
+// per channel only, so more than one channel may have used one.
+func (s *Store) OpChannels(opID string, limit int) ([]string, error) {
+	prefix := key("O", opID, "")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		out = append(out, string(it.Key()[len(prefix):]))
+	}
+	return out, it.Error()
+}
+
 // SendStatus returns the status of an operation, or nil if the gateway
-// knows nothing of it.
+// knows nothing of it. ExpiresAt is left 0 (it depends on the log's
+// retention, which the store does not know).
 func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error) {
 	raw, err := s.get(countsKey(channelID, opID))
 	if err != nil {
@@ -90,7 +110,7 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 			return nil, err
 		}
 		counts := delivery.Counts{Sent: c.Done.Sent, Failed: c.Done.Failed, Pending: max(0, c.Tasks-c.Done.Sent-c.Done.Failed)}
-		return &delivery.SendStatus{OpID: opID, Status: delivery.StatusOf(c.Expanded, counts), EntityType: c.EntityType,
+		return &delivery.SendStatus{OpID: opID, Status: delivery.StatusOf(c.Expanded, counts), Model: c.EntityType, EntityType: c.EntityType,
 			EntityID: c.EntityID, AcceptedAt: c.AcceptedAt, UpdatedAt: c.UpdatedAt, Deliveries: counts}, nil
 	}
 	raw, err = s.get(opKey(channelID, opID))
@@ -101,6 +121,6 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
-	return &delivery.SendStatus{OpID: opID, Status: delivery.StatusAccepted, EntityType: o.EntityType, EntityID: o.EntityID,
+	return &delivery.SendStatus{OpID: opID, Status: delivery.StatusAccepted, Model: o.EntityType, EntityType: o.EntityType, EntityID: o.EntityID,
 		AcceptedAt: o.AcceptedAt, UpdatedAt: o.AcceptedAt}, nil
 }

@@ -80,7 +80,7 @@ func (s *Store) Close() error {
 // Layout is the version of the key layout. A store folded under another
 // layout lacks indexes this code reads (or has ones it no longer
 // maintains) and must be folded again. Bump it with every change to keys.go.
-const Layout = 2
+const Layout = 3 // 3: the op_id index of /send_status (O keys)
 
 var layoutKey = []byte("m\x00layout")
 

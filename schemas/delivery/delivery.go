@@ -115,15 +115,24 @@ type Counts struct {
 	Pending int `json:"pending"`
 }
 
-// SendStatus is the data of GET /send_status/{op_id}.
+// SendStatus is the data of GET /send_status/{op_id}: PushGo 1.3's fields
+// (op_id, status, model, entity_id, accepted_at, updated_at, expires_at:
+// src/api/handlers/send_status.rs, SendStatusResponse) and ours
+// (entity_type, deliveries). Times are Unix milliseconds.
 type SendStatus struct {
-	OpID       string   `json:"op_id"`
-	Status     string   `json:"status"`
+	OpID   string `json:"op_id"`
+	Status string `json:"status"`
+	// Model is PushGo's name for the entity type: message, event or thing.
+	Model      ops.Kind `json:"model"`
 	EntityType ops.Kind `json:"entity_type"`
 	EntityID   string   `json:"entity_id"`
 	AcceptedAt int64    `json:"accepted_at"`
 	UpdatedAt  int64    `json:"updated_at"`
-	Deliveries Counts   `json:"deliveries"`
+	// ExpiresAt is when the operation leaves PUSHGO_OPS (accepted_at plus
+	// the log's retention): the status is answered at least until then.
+	// 0 when the log keeps operations forever.
+	ExpiresAt  int64  `json:"expires_at"`
+	Deliveries Counts `json:"deliveries"`
 }
 
 // StatusOf derives the status: accepted before the fan-out, processing

@@ -24,7 +24,10 @@ const (
 	ChannelThings  Route = "channel.things"
 	ChannelEvents  Route = "channel.events"
 	ChannelHistory Route = "channel.history"
-	// SendStatus is GET /send_status/{op_id}.
+	// SendStatus is GET /send_status/{op_id}: Request.OpID, and
+	// Request.ChannelID when the client named the channel ("" looks the
+	// op_id up in every channel; two channels with it answer 409
+	// op_id_ambiguous). The answer is delivery.SendStatus.
 	SendStatus Route = "send.status"
 	// ProjectorStatus asks a replica for its fold position (for /readyz).
 	ProjectorStatus Route = "projector.status"
