@@ -17,15 +17,21 @@ func writeOK(c *echo.Context, status int, data any) error {
 	return blob(c, status, b)
 }
 
-// writeErr answers e's status with PushGo's failure envelope, and
+// writeErr answers e's status with PushGo's failure envelope, as the
+// PushGo routes answer (ingest/httpapi/envelope.go): in the language the
+// request's Accept-Language asks for (Content-Language says which), with
+// PushGo's problem object carrying the answer's X-Request-Id, and
 // Retry-After when e asks for one.
 func writeErr(c *echo.Context, e *apierr.Error) error {
-	b, err := apierr.EncodeError(e)
+	l := apierr.NegotiateLocale(c.Request().Header.Get("Accept-Language"))
+	b, err := apierr.EncodeErrorIn(e, l, c.Response().Header().Get("X-Request-Id"))
 	if err != nil {
 		return err
 	}
+	h := c.Response().Header()
+	h.Set("Content-Language", string(l))
 	if e.RetryAfter > 0 {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	return blob(c, e.Status(), b)
 }
