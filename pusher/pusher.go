@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +40,16 @@ type Config struct {
 	// SendTimeout bounds one provider call, SDK retries included.
 	// Default 10s.
 	SendTimeout time.Duration
-	// ThingUpdateAlerts lists the channels whose thing updates are visible
-	// alerts rather than background pushes; "*" means every channel.
+	// QuietThingUpdates lists the channels whose thing updates go as
+	// background pushes instead of PushGo's alerts; "*" means every
+	// channel. ThingUpdateAlerts lists channels exempted from it (alerts
+	// win), so "quiet everywhere but these" can be said.
+	QuietThingUpdates []string
 	ThingUpdateAlerts []string
+	// PublicBaseURL, when set, is sent as base_url in every push: where the
+	// Apple app pulls an oversized item from (as PushGo's
+	// PUSHGO_PUBLIC_BASE_URL). An absolute http(s) URL.
+	PublicBaseURL string
 	// Fanout and Send select the halves this process runs (both by default).
 	NoFanout, NoSend bool
 	Now              func() time.Time
@@ -64,6 +72,20 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// checkBaseURL rejects a public base URL the apps could not use: base_url
+// must be an absolute http(s) URL (the Apple app validates it as a server
+// URL and ignores it otherwise), short enough to leave a wake-up room.
+func checkBaseURL(u string) error {
+	if u == "" {
+		return nil
+	}
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(u) > 512 {
+		return fmt.Errorf("pusher: public base URL must be an absolute http(s) URL of at most 512 bytes, got %q", u)
+	}
+	return nil
 }
 
 // Pusher runs the fan-out and the sender workers. The caller MUST call
@@ -101,6 +123,9 @@ type Pusher struct {
 // starts the loops.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	cfg.defaults()
+	if err := checkBaseURL(cfg.PublicBaseURL); err != nil {
+		return nil, err
+	}
 	// The fan-out of one operation to 10,000 devices publishes 10,000
 	// tasks asynchronously: allow that many in flight.
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(32_768))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"slices"
 	"time"
 
 	"github.com/pushgo/gateway/broker/consume"
@@ -153,8 +154,11 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	}
 	prov := payload.Provider(dev.ChannelType)
 	var opts []payload.Option
-	if p.thingAlerts(t.ChannelID) {
-		opts = append(opts, payload.ThingUpdatesAsAlerts())
+	if p.quietThings(t.ChannelID) {
+		opts = append(opts, payload.QuietThingUpdates())
+	}
+	if p.cfg.PublicBaseURL != "" {
+		opts = append(opts, payload.BaseURL(p.cfg.PublicBaseURL))
 	}
 	n, err := payload.Build(*env, t.Seq, t.DeviceKey, prov, dev.ProviderToken, p.now(), opts...)
 	switch {
@@ -217,12 +221,11 @@ func providerLabel(p string) string {
 	return p
 }
 
-// thingAlerts reports whether channelID asked for thing updates as alerts.
-func (p *Pusher) thingAlerts(channelID string) bool {
-	for _, c := range p.cfg.ThingUpdateAlerts {
-		if c == "*" || c == channelID {
-			return true
-		}
+// quietThings reports whether channelID asked for quiet thing updates
+// (QuietThingUpdates) and is not exempted from it (ThingUpdateAlerts).
+func (p *Pusher) quietThings(channelID string) bool {
+	listed := func(list []string) bool {
+		return slices.ContainsFunc(list, func(c string) bool { return c == "*" || c == channelID })
 	}
-	return false
+	return listed(p.cfg.QuietThingUpdates) && !slices.Contains(p.cfg.ThingUpdateAlerts, channelID)
 }

@@ -58,6 +58,14 @@ type Config struct {
 	// ThingUpdateAlerts: channel ids (comma-separated, or "*") whose thing
 	// updates ring as alerts instead of background pushes.
 	ThingUpdateAlerts string // PUSHGO_THING_UPDATE_ALERTS
+	// ThingUpdateQuiet: channel ids (comma-separated, or "*") whose thing
+	// updates go as background pushes instead of PushGo's alerts; a channel
+	// also in ThingUpdateAlerts keeps its alerts.
+	ThingUpdateQuiet string // PUSHGO_THING_UPDATE_QUIET
+	// PublicBaseURL is the gateway's public URL, sent as base_url in every
+	// push so the Apple app knows where to pull an oversized item (PushGo's
+	// setting of the same name).
+	PublicBaseURL string // PUSHGO_PUBLIC_BASE_URL
 }
 
 // DefaultSync is the default of PUSHGO_SYNC; see the README for why.
@@ -122,6 +130,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.FCMEndpoint, "fcm-endpoint", "PUSHGO_FCM_ENDPOINT", "FCM endpoint override")
 	str(&c.TokenServiceURL, "token-service-url", "PUSHGO_TOKEN_SERVICE_URL", "PushGo token service: APNs and FCM tokens of the official apps, for a provider without own keys")
 	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (or *) whose thing updates are alerts, not background pushes")
+	str(&c.ThingUpdateQuiet, "thing-update-quiet", "PUSHGO_THING_UPDATE_QUIET", "channel ids (or *) whose thing updates are background pushes, not PushGo's alerts")
+	str(&c.PublicBaseURL, "public-base-url", "PUSHGO_PUBLIC_BASE_URL", "the gateway's public http(s) URL, sent as base_url in pushes")
 	rebuild := getenv("PUSHGO_REBUILD")
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {

@@ -1,11 +1,12 @@
 package payload
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,13 +29,27 @@ var (
 // MaxCollapseIDBytes is the APNs limit on apns-collapse-id.
 const MaxCollapseIDBytes = 64
 
-// Wake-up limits: the visible alert of a wake-up push is cut to these sizes
-// (at a rune boundary) so the wake-up always fits.
+// Wake-up limits. The body preview is wakeup.rs's (180 characters); the
+// title is cut at a rune boundary so the wake-up always fits.
 const (
-	wakeTitleBytes = 256
-	wakeBodyBytes  = 512
-	summaryBytes   = 160
+	wakeTitleBytes   = 256
+	wakePreviewRunes = 180
 )
+
+// wakeupKeys are the keys a wake-up push copies from the full map, in
+// PushGo's order (gateway src/util/wakeup.rs build_provider_wakeup_data):
+// the ids the app pulls and files the item with. severity is ours: an
+// Apple device whose extension cannot pull shows the wake-up itself
+// (NotificationHandling.swift wakeupFallbackDisplayPayload), and
+// NotificationContentPreparer.swift picks its sound from severity.
+var wakeupKeys = []string{"title", "delivery_id", "channel_id", "entity_type", "entity_id", "message_id", "event_id",
+	"thing_id", "op_id", "sent_at", "ttl", "schema_version", "payload_version", "base_url", "severity"}
+
+// thingActionLabels are the prefixes of a thing alert's title, PushGo's
+// texts (gateway src/api/handlers/thing/helpers.rs notification_label).
+var thingActionLabels = map[ops.Name]string{
+	ops.ThingCreate: "创建", ops.ThingUpdate: "更新", ops.ThingArchive: "存档", ops.ThingDelete: "删除",
+}
 
 // DeliveryID is the id of the delivery task of operation seq for a device:
 // "<op seq>:<device_key>" (DESIGN: PUSHGO_DELIVERIES message id).
@@ -62,6 +77,9 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		Provider:   provider,
 		Token:      token,
 	}
+	// The keys every push carries (custom.rs StandardFields.apply_to).
+	// ingested_at is when ingest accepted the operation (PushGo sends its
+	// send time, having no separate accept step).
 	d := map[string]string{
 		"channel_id":      env.ChannelID,
 		"schema_version":  SchemaVersion,
@@ -72,6 +90,7 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		"sent_at":         ms(now.UnixMilli()),
 		"entity_id":       env.EntityID,
 	}
+	put(d, "base_url", o.baseURL)
 	kind := env.Op.Kind()
 	if kind == "" {
 		return Notification{}, fmt.Errorf("%w %q", ErrUnknownOp, env.Op)
@@ -91,7 +110,14 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 			d["ttl"] = ms(*p.TTL)
 			n.Expiration = time.UnixMilli(*p.TTL).UTC()
 		}
+		// Both apps drop a message without message_id, and Apple's also
+		// one whose entity_id differs from it (NotificationPayloadSemantics
+		// canonicalIdentity); PushGo's message_id is the message's id.
+		d["message_id"] = env.EntityID
 		n.Title, n.Body, n.Severity = p.Title, p.Body, p.Severity
+		d["title"] = p.Title
+		put(d, "body", p.Body)
+		d["severity"] = p.Severity
 		d["occurred_at"] = ms(p.OccurredAt)
 		put(d, "thing_id", p.ThingID)
 		put(d, "url", p.URL)
@@ -99,10 +125,7 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		putList(d, "tags", p.Tags)
 		putValue(d, "metadata", p.Metadata)
 		put(d, "ciphertext", p.Ciphertext)
-		n.ThreadID = env.ChannelID
-		if p.ThingID != "" {
-			n.ThreadID = env.ChannelID + ":thing:" + p.ThingID
-		}
+		n.ThreadID = threadID(kind, env.ChannelID, "", "")
 
 	case ops.KindEvent:
 		var p ops.EventPayload
@@ -113,18 +136,14 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		if env.Op == ops.EventClose {
 			state = ops.EventClosed
 		}
-		n.Title = p.Title
-		if n.Title == "" {
-			n.Title = "Event " + p.Status
-		}
-		n.Body = p.Message + " (" + p.Status + ")"
-		n.Severity = p.Severity
 		d["event_id"] = env.EntityID
 		d["event_state"] = state
 		d["event_time"] = ms(p.EventTime)
 		d["occurred_at"] = ms(p.EventTime)
-		d["status"] = p.Status
-		d["message"] = p.Message
+		put(d, "title", p.Title)
+		put(d, "status", p.Status)
+		put(d, "message", p.Message)
+		put(d, "severity", p.Severity)
 		put(d, "description", p.Description)
 		if p.StartedAt != nil {
 			d["started_at"] = ms(*p.StartedAt)
@@ -141,11 +160,18 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		if p.Deadline != nil {
 			d["deadline"] = ms(*p.Deadline)
 		}
+		// PushGo's texts (event/routes.rs, custom.rs resolve_notification_text):
+		// the operation's title, else "Event <id>"; the body is the
+		// message, else the description, else the state.
+		put(d, "body", cmp.Or(p.Message, p.Description))
+		n.Title = cmp.Or(p.Title, "Event "+env.EntityID)
+		n.Body = cmp.Or(d["body"], eventStateBody(state))
+		n.Severity = p.Severity
 		// An integration's refresh says nothing new: the device learns the
 		// new deadline without an alert.
 		n.Background = env.Op == ops.EventUpdate && p.Refresh
 		n.CollapseID = collapseID(kind, env.EntityID, n.Background)
-		n.ThreadID = env.ChannelID + ":event:" + env.EntityID
+		n.ThreadID = threadID(kind, env.ChannelID, env.EntityID, "")
 
 	case ops.KindThing:
 		var p ops.ThingPayload
@@ -159,26 +185,65 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		case ops.ThingDelete:
 			state = ops.ThingDeleted
 		}
-		n.Title = p.Title
-		if n.Title == "" {
-			n.Title = env.EntityID
+		attrs := p.Attrs
+		if len(attrs) == 0 {
+			attrs = jsontext.Value("{}") // PushGo always sends a thing's attrs
 		}
-		n.Body = thingSummary(env.Op, &p)
-		n.Severity = ops.SeverityNormal
-		n.Background = env.Op == ops.ThingUpdate && !o.thingUpdateAlerts
 		d["thing_id"] = env.EntityID
 		d["state"] = state
 		d["observed_at"] = ms(p.ObservedAt)
 		d["occurred_at"] = ms(p.ObservedAt)
+		d["attrs"] = string(attrs)
+		// A title only when the operation names one (or its attrs do):
+		// PushGo also writes its fallback "Object <id>" here, and the
+		// Apple app then takes it for the thing's title
+		// (EntityScreens.swift buildThings reads data title).
+		put(d, "title", cmp.Or(p.Title, thingNameFromAttrs(p.Attrs)))
 		put(d, "description", p.Description)
-		put(d, "primary_image", p.PrimaryImage)
 		putList(d, "tags", p.Tags)
+		put(d, "primary_image", p.PrimaryImage)
 		putList(d, "images", p.Images)
-		putValue(d, "attrs", p.Attrs)
+		if p.CreatedAt != nil {
+			d["created_at"] = ms(*p.CreatedAt)
+		}
+		if p.DeletedAt != nil {
+			d["deleted_at"] = ms(*p.DeletedAt)
+		}
+		if len(p.ExternalIDs) > 0 {
+			// nil values stay null: the Apple app applies external_ids as
+			// a patch, null removing a key.
+			if b, err := json.Marshal(p.ExternalIDs, json.Deterministic(true)); err == nil {
+				d["external_ids"] = string(b)
+			}
+		}
+		if p.LocationType != "" {
+			d["location_type"] = p.LocationType
+			d["location_value"] = p.LocationValue
+			if b, err := json.Marshal(map[string]string{"type": p.LocationType, "value": p.LocationValue}, json.Deterministic(true)); err == nil {
+				d["location"] = string(b)
+			}
+		}
 		putValue(d, "metadata", p.Metadata)
 		put(d, "ciphertext", p.Ciphertext)
+		// PushGo's texts (thing/helpers.rs build_notification_content,
+		// custom.rs resolve_notification_text).
+		body := p.Description
+		if body == "" && env.Op != ops.ThingCreate {
+			body = attrsSummaryLines(p.Attrs)
+		}
+		put(d, "body", body)
+		if p.Title != "" {
+			n.Title = thingActionLabels[env.Op] + ": " + p.Title
+		} else {
+			n.Title = cmp.Or(thingNameFromAttrs(p.Attrs), "Object "+env.EntityID)
+		}
+		n.Body = cmp.Or(body, thingAttributeUpdateBody(p.Attrs), "Updated")
+		// A Thing has no severity: PushGo pushes it as normal and puts no
+		// severity key in the map.
+		n.Severity = ops.SeverityNormal
+		n.Background = env.Op == ops.ThingUpdate && o.quietThingUpdates
 		n.CollapseID = collapseID(kind, env.EntityID, n.Background)
-		n.ThreadID = env.ChannelID + ":thing:" + env.EntityID
+		n.ThreadID = threadID(kind, env.ChannelID, "", env.EntityID)
 	}
 
 	m, ok := MapSeverity(n.Severity)
@@ -191,9 +256,6 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 	if n.Background {
 		n.Priority = PriorityNormal
 	}
-	d["title"] = n.Title
-	d["body"] = n.Body
-	d["severity"] = n.Severity
 	n.Data, n.Full = d, d
 
 	if n.Provider == APNs {
@@ -205,7 +267,11 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 			n.APNsBody = body
 			return n, nil
 		}
-		return wakeUp(n), nil
+		w := wakeUp(n)
+		if w.APNsBody, err = APNsJSON(w); err != nil {
+			return Notification{}, err
+		}
+		return w, nil
 	}
 	if Size(n) > MaxPayloadBytes {
 		n = wakeUp(n)
@@ -213,31 +279,64 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 	return n, nil
 }
 
-// wakeUp replaces the content of an oversized n with a small push that
-// tells the device to fetch delivery_id from its inbox. The alert stays
-// visible (cut short) so the person still sees what happened if the fetch
-// fails; mutable-content lets the app's extension fetch the full item.
+// wakeUp replaces the content of an oversized n with PushGo's wake-up push
+// (wakeup.rs): the keys of wakeupKeys, a preview of the body, and the three
+// markers by which both apps recognise it and fetch delivery_id from the
+// inbox instead of filing the push (Android NotificationIngressParser
+// providerWakeupPullDeliveryId, Apple NotificationHandling
+// providerWakeupPullDeliveryId; _skip_persist keeps the Apple app from
+// storing the wake-up itself). The alert stays visible, its body the
+// preview, so the person still sees what happened if the fetch fails; it
+// keeps its severity's sound and interruption level for the same reason,
+// and goes at high priority (PushGo's apns.rs wakeup and android.rs
+// "HIGH"): the device must wake up to fetch. A background push stays one.
 func wakeUp(n Notification) Notification {
 	full := n.Data
-	n.Title = cut(n.Title, wakeTitleBytes)
-	n.Body = cut(n.Body, wakeBodyBytes)
-	d := map[string]string{
-		"wakeup":          "1",
-		"title":           n.Title,
-		"body":            n.Body,
-		"severity":        n.Severity,
-		"schema_version":  SchemaVersion,
-		"payload_version": PayloadVersion,
-	}
-	for _, k := range []string{"delivery_id", "channel_id", "entity_type", "entity_id", "op_id", "ingested_at", "sent_at", "ttl"} {
+	d := map[string]string{"provider_mode": "wakeup", "provider_wakeup": "1", "_skip_persist": "1"}
+	for _, k := range wakeupKeys {
 		put(d, k, full[k])
 	}
+	if t, ok := d["title"]; ok {
+		d["title"] = cut(t, wakeTitleBytes)
+	}
+	preview := wakePreview(full["body"])
+	put(d, "body", preview)
+	n.Title = cut(n.Title, wakeTitleBytes)
+	n.Body = preview
+	if !n.Background {
+		n.Priority = PriorityHigh
+	}
 	n.Data, n.Full, n.Oversized = d, full, true
+	n.APNsBody = nil
 	return n
 }
 
+// wakePreview is wakeup.rs's wakeup_body_preview: the body's non-blank
+// lines, trimmed, joined by newlines, at most 180 characters. We end a cut
+// preview with "…" so it does not read as the whole text.
+func wakePreview(body string) string {
+	var lines []string
+	for l := range strings.Lines(body) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	s := strings.Join(lines, "\n")
+	if utf8.RuneCountInString(s) <= wakePreviewRunes {
+		return s
+	}
+	i, r := 0, 0
+	for i = range s {
+		if r == wakePreviewRunes {
+			break
+		}
+		r++
+	}
+	return strings.TrimSpace(s[:i]) + "…"
+}
+
 // collapseID is "<kind>:<entity id>" (":bg" appended for background pushes,
-// so a Thing's silent state updates never replace its visible alerts). An id
+// so a Thing's quiet updates never replace its visible alerts). An id
 // longer than the APNs limit is replaced by a hash of it.
 func collapseID(kind ops.Kind, entityID string, background bool) string {
 	id := string(kind) + ":" + entityID
@@ -251,67 +350,136 @@ func collapseID(kind ops.Kind, entityID string, background bool) string {
 	return string(kind) + ":h:" + hex.EncodeToString(sum[:16])
 }
 
-// thingSummary is the short visible text of a thing operation.
-func thingSummary(op ops.Name, p *ops.ThingPayload) string {
-	switch op {
-	case ops.ThingCreate:
-		if p.Description != "" {
-			return cut(p.Description, summaryBytes)
-		}
-		return "Created"
-	case ops.ThingArchive:
-		return "Archived"
-	case ops.ThingDelete:
-		return "Deleted"
+// threadID is the APNs thread-id: PushGo's (custom.rs apple_thread_id),
+// which is also what the Apple app sets when its extension runs
+// (NotificationPayloadSemantics.swift notificationThreadIdentifier), so a
+// notification lands in the same group either way.
+func threadID(kind ops.Kind, channelID, eventID, thingID string) string {
+	parts := []string{string(kind), "channel=" + channelID}
+	if eventID != "" {
+		parts = append(parts, "event="+eventID)
 	}
-	if s := attrsSummary(p.Attrs); s != "" {
-		return cut(s, summaryBytes)
+	if thingID != "" {
+		parts = append(parts, "thing="+thingID)
 	}
-	if p.Description != "" {
-		return cut(p.Description, summaryBytes)
+	return strings.Join(parts, "|")
+}
+
+// eventStateBody is PushGo's body of an event push without a message or
+// description (custom.rs default_event_body).
+func eventStateBody(state string) string {
+	switch state {
+	case ops.EventOngoing:
+		return "Ongoing"
+	case ops.EventClosed:
+		return "Closed"
 	}
 	return "Updated"
 }
 
-// attrsSummary renders the scalar members of an attrs patch as
-// "k=v, k=v" in key order; removed keys and nested objects are left out.
-func attrsSummary(v jsontext.Value) string {
+// attrsObject decodes an attrs patch, nil when it is not an object.
+func attrsObject(v jsontext.Value) map[string]jsontext.Value {
 	if len(v) == 0 {
-		return ""
+		return nil
 	}
 	var m map[string]jsontext.Value
-	if err := json.Unmarshal(v, &m); err != nil {
+	if json.Unmarshal(v, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// scalarText is custom.rs json_scalar_text: a non-blank string (trimmed),
+// a number or a boolean; "" for anything else.
+func scalarText(v jsontext.Value) string {
+	switch v.Kind() {
+	case '"':
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return ""
+		}
+		return strings.TrimSpace(s)
+	case '0', 't', 'f':
+		return string(v)
+	}
+	return ""
+}
+
+// thingNameFromAttrs is custom.rs thing_name_from_attrs: the first of the
+// attrs name, thing_name and 名称 that is a scalar.
+func thingNameFromAttrs(v jsontext.Value) string {
+	m := attrsObject(v)
+	for _, k := range []string{"name", "thing_name", "名称"} {
+		if s := scalarText(m[k]); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// isNameKey reports whether an attrs key names the thing; those go first
+// (custom.rs attribute_sort_priority, and the apps' own ordering).
+func isNameKey(k string) bool {
+	k = strings.TrimSpace(k)
+	l := strings.ToLower(k)
+	return l == "name" || l == "thing_name" || k == "名称"
+}
+
+// thingAttributeUpdateBody is custom.rs thing_attribute_update_body: up to
+// six scalar attrs, name keys first then by lower-cased key, as
+// "Attribute update || k: v, k: v"; "" when there is none.
+func thingAttributeUpdateBody(v jsontext.Value) string {
+	type pair struct{ k, v string }
+	var pairs []pair
+	for k, val := range attrsObject(v) {
+		name, text := strings.TrimSpace(k), scalarText(val)
+		if name != "" && text != "" {
+			pairs = append(pairs, pair{name, text})
+		}
+	}
+	if len(pairs) == 0 {
 		return ""
 	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if na, nb := isNameKey(a.k), isNameKey(b.k); na != nb {
+			if na {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(strings.ToLower(a.k), strings.ToLower(b.k))
+	})
+	details := make([]string, 0, 6)
+	for _, p := range pairs[:min(len(pairs), 6)] {
+		details = append(details, p.k+": "+p.v)
+	}
+	return "Attribute update || " + strings.Join(details, ", ")
+}
+
+// attrsSummaryLines is thing/helpers.rs attrs_summary_lines, the body of a
+// thing update, archive or delete without a description: every key of the
+// patch in key order as "k=v", one per line (null as "null", objects and
+// arrays as JSON); "" for an empty patch.
+func attrsSummaryLines(v jsontext.Value) string {
+	m := attrsObject(v)
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
-	var b strings.Builder
+	slices.Sort(keys)
+	lines := make([]string, 0, len(keys))
 	for _, k := range keys {
 		val := m[k]
-		switch val.Kind() {
-		case '{', 'n':
-			continue
-		case '"':
+		text := string(val)
+		if val.Kind() == '"' {
 			var s string
-			if json.Unmarshal(val, &s) != nil {
-				continue
+			if json.Unmarshal(val, &s) == nil {
+				text = s
 			}
-			val = jsontext.Value(s)
 		}
-		if b.Len() > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.Write(val)
-		if b.Len() > summaryBytes {
-			break
-		}
+		lines = append(lines, k+"="+text)
 	}
-	return b.String()
+	return strings.Join(lines, "\n")
 }
 
 func ms(v int64) string { return strconv.FormatInt(v, 10) }
@@ -323,7 +491,8 @@ func put(d map[string]string, k, v string) {
 }
 
 // putList stores a list as a JSON array string; an explicitly empty list is
-// kept ("[]" clears the list on the device), an absent one is omitted.
+// kept ("[]" clears the list on the device: the Apple app applies a present
+// tags or images key as a patch), an absent one is omitted.
 func putList(d map[string]string, k string, v []string) {
 	if v == nil {
 		return
@@ -358,9 +527,19 @@ func cut(s string, n int) string {
 // Option changes what Build makes.
 type Option func(*buildOptions)
 
-type buildOptions struct{ thingUpdateAlerts bool }
+type buildOptions struct {
+	quietThingUpdates bool
+	baseURL           string
+}
 
-// ThingUpdatesAsAlerts makes thing.update a visible alert instead of a
-// background push: for channels whose Things change rarely and whose
-// people want to see every change (PUSHGO_THING_UPDATE_ALERTS).
-func ThingUpdatesAsAlerts() Option { return func(o *buildOptions) { o.thingUpdateAlerts = true } }
+// QuietThingUpdates makes thing.update a background push (APNs
+// content-available at priority 5, FCM normal priority) instead of PushGo's
+// alert: for channels whose Things report every few seconds
+// (PUSHGO_THING_UPDATE_QUIET). The device still receives every update.
+func QuietThingUpdates() Option { return func(o *buildOptions) { o.quietThingUpdates = true } }
+
+// BaseURL adds base_url, the gateway's public URL, to every push (as
+// PushGo's PUSHGO_PUBLIC_BASE_URL): the Apple app pulls a wake-up's item
+// from it first (NotificationHandling.swift wakeupGatewayURL). Empty adds
+// nothing; the app then asks the gateways of its subscriptions.
+func BaseURL(u string) Option { return func(o *buildOptions) { o.baseURL = strings.TrimRight(u, "/") } }

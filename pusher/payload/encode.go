@@ -5,19 +5,22 @@ import (
 )
 
 // APNsJSON is the APNs request body for n: the aps dictionary with the flat
-// data keys beside it. Keys are sorted, so the body is deterministic.
+// data keys beside it (custom.rs and providers/apns.rs ApnsPayload, data
+// flattened next to aps). Keys are sorted, so the body is deterministic.
 //
 // An alert:
 //
-//	{"aps":{"alert":{"title":T,"body":B},"sound":"default",
+//	{"aps":{"alert":{"title":T,"body":B},"sound":S,
 //	  "interruption-level":L,"thread-id":TH,"mutable-content":1}, data...}
+//
+// S is the severity's sound file, for critical PushGo's critical-alert
+// dictionary {"name":"alert.caf","critical":1,"volume":1}, absent for low.
+// mutable-content lets the app's notification service extension run: it
+// decrypts ciphertext, fetches a wake-up's full item, and files the push.
 //
 // A background push (no alert, sound or badge, as Apple requires):
 //
 //	{"aps":{"content-available":1}, data...}
-//
-// mutable-content lets the app's notification service extension decrypt
-// ciphertext or fetch a wake-up's full item before the alert shows.
 func APNsJSON(n Notification) ([]byte, error) {
 	body := make(map[string]any, len(n.Data)+1)
 	for k, v := range n.Data {
@@ -27,14 +30,17 @@ func APNsJSON(n Notification) ([]byte, error) {
 	if n.Background {
 		aps["content-available"] = 1
 	} else {
-		alert := map[string]string{"title": n.Title}
+		alert := map[string]string{}
+		if n.Title != "" {
+			alert["title"] = n.Title
+		}
 		if n.Body != "" {
 			alert["body"] = n.Body
 		}
 		aps["alert"] = alert
 		aps["mutable-content"] = 1
-		if m, ok := MapSeverity(n.Severity); !ok || m.Sound {
-			aps["sound"] = "default"
+		if s := apnsSound(n.Severity); s != nil {
+			aps["sound"] = s
 		}
 		if n.InterruptionLevel != "" {
 			aps["interruption-level"] = n.InterruptionLevel
@@ -47,9 +53,24 @@ func APNsJSON(n Notification) ([]byte, error) {
 	return json.Marshal(body, json.Deterministic(true))
 }
 
+// apnsSound is the aps.sound of severity: a file name, the critical-alert
+// dictionary, or nil for a silent alert.
+func apnsSound(severity string) any {
+	m, ok := MapSeverity(severity)
+	if !ok {
+		m = severityTable["normal"]
+	}
+	switch {
+	case m.Sound == "":
+		return nil
+	case m.CriticalSound:
+		return map[string]any{"name": m.Sound, "critical": 1, "volume": 1.0}
+	}
+	return m.Sound
+}
+
 // Size is the number of bytes n counts against the provider's limit: the
-// APNs body, or for FCM the encoded data map plus the notification's title
-// and body.
+// APNs body, or for FCM the encoded data map (FCM pushes are data-only).
 func Size(n Notification) int {
 	switch n.Provider {
 	case APNs:
@@ -63,10 +84,6 @@ func Size(n Notification) int {
 		if err != nil {
 			return MaxPayloadBytes + 1
 		}
-		size := len(b)
-		if !n.Background {
-			size += len(n.Title) + len(n.Body)
-		}
-		return size
+		return len(b)
 	}
 }

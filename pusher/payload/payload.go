@@ -1,7 +1,7 @@
 // Package payload decides what one device receives for one operation: the
 // flat string map of spec section 8, the visible alert, the severity
 // mapping, collapse and thread ids, the expiry, and whether the push is an
-// alert or a background (content-available / data-only) push.
+// alert or a background (content-available) push.
 //
 // It is pure: Build reads no clock (the caller passes now), no state and no
 // network, so the same (operation, device) always builds the same
@@ -9,20 +9,32 @@
 // translate a Notification into a provider request; every decision about
 // content is made here, once, for both providers.
 //
-// Alert or background:
+// The contract is PushGo's, key for key, because the PushGo apps parse the
+// push and drop what they cannot read: the gateway's
+// src/api/handlers/message/payload/ and src/util/wakeup.rs, and the apps'
+// parsers (Apple Shared/Utilities/NotificationPayloadSemantics.swift and
+// Shared/Services/NotificationHandling.swift; Android
+// NotificationIngressParser.kt). internal/deliveryflow/testdata/app_contract.json
+// lists each key with the app file and line that reads it, and
+// internal/deliveryflow checks every one at the fake providers.
 //
-//	message.create, event.*, thing.create/archive/delete  alert
-//	thing.update                                          background
+// Alert or background: every operation is an alert, as in PushGo (thing
+// updates included). Two pushes are background (APNs content-available,
+// priority 5; FCM normal priority) by our choice: thing updates on a channel
+// that asked for quiet ones (QuietThingUpdates, PUSHGO_THING_UPDATE_QUIET),
+// and an integration's refresh of an open event, which says nothing new.
 //
-// A Thing that reports every few seconds must not ring the phone, so its
-// updates go as APNs background pushes (content-available, priority 5) and
-// FCM data-only messages (normal priority).
+// FCM pushes are data-only: the PushGo Android app builds every
+// notification itself from the data (PushGoMessagingService.onMessageReceived),
+// which Android calls in the background only for messages without a
+// notification block.
 //
 // Oversized items: a provider accepts at most MaxPayloadBytes. When the
-// encoded push would be larger, Build returns a small wake-up Notification
-// (Oversized true, Data["wakeup"] == "1") that carries delivery_id; Full
+// encoded push would be larger, Build returns PushGo's wake-up push
+// (Oversized true; Data carries provider_wakeup "1", provider_mode "wakeup",
+// _skip_persist "1" and the ids of wakeup.rs, delivery_id among them); Full
 // holds the complete map, which the caller keeps in the device's inbox so
-// the device can fetch it with /v2/messages/pull.
+// the app can fetch it with /v2/messages/pull naming that delivery_id.
 package payload
 
 import (
@@ -84,6 +96,11 @@ type Notification struct {
 	// what the caller keeps in the device's inbox. Treat both as read-only.
 	Full map[string]string
 
+	// Title and Body are the visible alert (APNs aps.alert), PushGo's texts.
+	// They can differ from Data's title and body: a thing alert's title is
+	// "<action>: <title>", and a text PushGo derives (an event update
+	// without a title is "Event <id>") is shown but not put in Data, where
+	// the apps would take it for the entity's own.
 	Title string
 	Body  string
 
@@ -94,16 +111,17 @@ type Notification struct {
 	// Priority follows Severity, except that background pushes are always
 	// PriorityNormal (APNs requires priority 5 for background pushes).
 	Priority Priority
-	// Background marks a content-available (APNs) / data-only (FCM) push
-	// with no alert, sound or badge.
+	// Background marks an APNs content-available push with no alert, sound
+	// or badge (FCM: the same data-only message at normal priority).
 	Background bool
 
 	// CollapseID makes later pushes about the same entity replace earlier
-	// ones on the device (apns-collapse-id, FCM collapse_key and
-	// notification tag). At most 64 bytes. Empty for messages, which never
-	// replace each other.
+	// ones (apns-collapse-id, FCM collapse_key). At most 64 bytes. Empty for
+	// messages, which never replace each other.
 	CollapseID string
-	// ThreadID groups notifications on the device (APNs thread-id).
+	// ThreadID groups notifications on the device (APNs thread-id), in
+	// the form the Apple app computes itself:
+	// "<entity_type>|channel=<id>[|event=<id>][|thing=<id>]".
 	ThreadID string
 	// Expiration is when the provider may drop the push undelivered.
 	Expiration time.Time
@@ -122,8 +140,12 @@ type Notification struct {
 type SeverityMapping struct {
 	InterruptionLevel string   // APNs aps.interruption-level
 	Priority          Priority // APNs apns-priority; FCM android priority
-	// Sound reports whether an alert plays the default sound.
-	Sound bool
+	// Sound is the APNs aps.sound of an alert: one of the sound files the
+	// PushGo apps bundle (Resources/Sounds), "" for a silent alert.
+	Sound string
+	// CriticalSound makes aps.sound PushGo's critical-alert dictionary
+	// {"name", "critical": 1, "volume": 1.0} instead of a plain name.
+	CriticalSound bool
 }
 
 // AndroidPriority is the FCM android.priority for p: "high" or "normal".
@@ -134,12 +156,15 @@ func (p Priority) AndroidPriority() string {
 	return "normal"
 }
 
-// severityTable is spec section 8's table.
+// severityTable is spec section 8's table, with PushGo's sounds (gateway
+// src/providers/apns.rs build_sound_for_level; the same files the Apple
+// app's Shared/Services/NotificationContentPreparer.swift resolvedSound
+// picks when its extension runs).
 var severityTable = map[string]SeverityMapping{
-	"critical": {InterruptionLevel: "critical", Priority: PriorityHigh, Sound: true},
-	"high":     {InterruptionLevel: "time-sensitive", Priority: PriorityHigh, Sound: true},
-	"normal":   {InterruptionLevel: "active", Priority: PriorityHigh, Sound: true},
-	"low":      {InterruptionLevel: "passive", Priority: PriorityNormal, Sound: false},
+	"critical": {InterruptionLevel: "critical", Priority: PriorityHigh, Sound: "alert.caf", CriticalSound: true},
+	"high":     {InterruptionLevel: "time-sensitive", Priority: PriorityHigh, Sound: "level-up.caf"},
+	"normal":   {InterruptionLevel: "active", Priority: PriorityHigh, Sound: "bubble-pop.caf"},
+	"low":      {InterruptionLevel: "passive", Priority: PriorityNormal},
 }
 
 // MapSeverity returns the mapping of severity, and false for an unknown

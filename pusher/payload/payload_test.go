@@ -65,9 +65,14 @@ func TestSeverityTable(t *testing.T) {
 	}
 }
 
+// TestOperations: what each operation pushes. The visible texts, thread
+// ids and the alert/background choice are PushGo's (gateway
+// src/api/handlers/{event,thing}/, message/payload/custom.rs); the apps'
+// reading of each key is checked at the providers by internal/deliveryflow.
 func TestOperations(t *testing.T) {
 	ev := ops.EventPayload{Title: "Deploy", Status: "running", Message: "step 2", Severity: "high", EventTime: 1000}
 	th := ops.ThingPayload{Title: "NAS", ObservedAt: 2000, Attrs: jsontext.Value(`{"cpu":42,"name":"nas","gone":null,"disk":{"a":1}}`)}
+	noTitle := ops.ThingPayload{ObservedAt: 2000, Attrs: th.Attrs}
 	for _, c := range []struct {
 		op         ops.Name
 		p          any
@@ -78,25 +83,42 @@ func TestOperations(t *testing.T) {
 		title      string
 		body       string
 		keys       map[string]string
+		absent     []string
 	}{
 		{ops.MessageCreate, ops.MessagePayload{Title: "Hi", Body: "there", Severity: "low", OccurredAt: 3000, ThingID: "nas"},
-			false, PriorityNormal, "", channel + ":thing:nas", "Hi", "there",
-			map[string]string{"entity_type": "message", "occurred_at": "3000", "thing_id": "nas"}},
-		{ops.EventCreate, ev, false, PriorityHigh, "event:x1", channel + ":event:x1", "Deploy", "step 2 (running)",
-			map[string]string{"entity_type": "event", "event_id": "x1", "event_state": "ONGOING", "event_time": "1000", "status": "running", "message": "step 2"}},
-		{ops.EventUpdate, ops.EventPayload{Status: "ok", Message: "m", Severity: "normal", EventTime: 1}, false, PriorityHigh, "event:x1", channel + ":event:x1", "Event ok", "m (ok)",
-			map[string]string{"event_state": "ONGOING"}},
-		{ops.EventClose, ops.EventPayload{Status: "done", Message: "m", Severity: "critical", EventTime: 1, EndedAt: new(int64(5))}, false, PriorityHigh, "event:x1", channel + ":event:x1", "Event done", "m (done)",
-			map[string]string{"event_state": "CLOSED", "ended_at": "5"}},
-		{ops.ThingCreate, th, false, PriorityHigh, "thing:x1", channel + ":thing:x1", "NAS", "Created",
-			map[string]string{"entity_type": "thing", "thing_id": "x1", "state": "active", "observed_at": "2000", "occurred_at": "2000"}},
-		{ops.ThingUpdate, th, true, PriorityNormal, "thing:x1:bg", channel + ":thing:x1", "NAS", "cpu=42, name=nas",
-			map[string]string{"state": "active", "attrs": string(th.Attrs)}},
-		{ops.ThingUpdate, ops.ThingPayload{ObservedAt: 1}, true, PriorityNormal, "thing:x1:bg", channel + ":thing:x1", "x1", "Updated", nil},
-		{ops.ThingArchive, ops.ThingPayload{ObservedAt: 1}, false, PriorityHigh, "thing:x1", channel + ":thing:x1", "x1", "Archived",
-			map[string]string{"state": "archived"}},
-		{ops.ThingDelete, ops.ThingPayload{ObservedAt: 1}, false, PriorityHigh, "thing:x1", channel + ":thing:x1", "x1", "Deleted",
-			map[string]string{"state": "deleted"}},
+			false, PriorityNormal, "", "message|channel=" + channel, "Hi", "there",
+			map[string]string{"entity_type": "message", "message_id": "x1", "occurred_at": "3000", "thing_id": "nas",
+				"title": "Hi", "body": "there", "severity": "low"}, nil},
+		{ops.EventCreate, ev, false, PriorityHigh, "event:x1", "event|channel=" + channel + "|event=x1", "Deploy", "step 2",
+			map[string]string{"entity_type": "event", "event_id": "x1", "event_state": "ONGOING", "event_time": "1000",
+				"status": "running", "message": "step 2", "title": "Deploy", "body": "step 2", "severity": "high"},
+			[]string{"message_id"}},
+		// Without a title PushGo shows "Event <id>"; the map carries no
+		// title, so the apps fall back to the event's stored one.
+		{ops.EventUpdate, ops.EventPayload{Status: "ok", Message: "m", Severity: "normal", EventTime: 1}, false, PriorityHigh, "event:x1",
+			"event|channel=" + channel + "|event=x1", "Event x1", "m",
+			map[string]string{"event_state": "ONGOING", "body": "m"}, []string{"title"}},
+		{ops.EventClose, ops.EventPayload{Status: "done", Message: "m", Severity: "critical", EventTime: 1, EndedAt: new(int64(5))}, false, PriorityHigh, "event:x1",
+			"event|channel=" + channel + "|event=x1", "Event x1", "m",
+			map[string]string{"event_state": "CLOSED", "ended_at": "5", "severity": "critical"}, nil},
+		{ops.ThingCreate, th, false, PriorityHigh, "thing:x1", "thing|channel=" + channel + "|thing=x1", "创建: NAS",
+			"Attribute update || name: nas, cpu: 42",
+			map[string]string{"entity_type": "thing", "thing_id": "x1", "state": "active", "observed_at": "2000", "occurred_at": "2000",
+				"title": "NAS", "attrs": string(th.Attrs)}, []string{"body", "severity"}},
+		{ops.ThingUpdate, th, false, PriorityHigh, "thing:x1", "thing|channel=" + channel + "|thing=x1", "更新: NAS",
+			"cpu=42\ndisk={\"a\":1}\ngone=null\nname=nas",
+			map[string]string{"state": "active", "attrs": string(th.Attrs), "body": "cpu=42\ndisk={\"a\":1}\ngone=null\nname=nas"},
+			[]string{"severity"}},
+		// Without a title: the attrs' name, unlabelled (and in the map).
+		{ops.ThingUpdate, noTitle, false, PriorityHigh, "thing:x1", "thing|channel=" + channel + "|thing=x1", "nas",
+			"cpu=42\ndisk={\"a\":1}\ngone=null\nname=nas", map[string]string{"title": "nas"}, nil},
+		{ops.ThingUpdate, ops.ThingPayload{ObservedAt: 1}, false, PriorityHigh, "thing:x1", "thing|channel=" + channel + "|thing=x1",
+			"Object x1", "Updated", map[string]string{"attrs": "{}"}, []string{"title", "body"}},
+		{ops.ThingArchive, ops.ThingPayload{ObservedAt: 1}, false, PriorityHigh, "thing:x1", "thing|channel=" + channel + "|thing=x1",
+			"Object x1", "Updated", map[string]string{"state": "archived"}, nil},
+		{ops.ThingDelete, ops.ThingPayload{Title: "NAS", Description: "gone for good", ObservedAt: 1, DeletedAt: new(int64(7))}, false, PriorityHigh, "thing:x1",
+			"thing|channel=" + channel + "|thing=x1", "删除: NAS", "gone for good",
+			map[string]string{"state": "deleted", "deleted_at": "7", "body": "gone for good"}, nil},
 	} {
 		for _, p := range []Provider{APNs, FCM} {
 			n := build(t, env(t, c.op, "x1", c.p), p)
@@ -110,9 +132,14 @@ func TestOperations(t *testing.T) {
 					t.Errorf("%s/%s: data[%s] = %q, want %q", c.op, p, k, n.Data[k], v)
 				}
 			}
+			for _, k := range c.absent {
+				if v, ok := n.Data[k]; ok {
+					t.Errorf("%s/%s: data[%s] = %q, want none", c.op, p, k, v)
+				}
+			}
 			for k, v := range map[string]string{
 				"channel_id": channel, "schema_version": "1", "payload_version": "1", "op_id": "op1", "delivery_id": "42:devkey",
-				"ingested_at": "1779999999995", "sent_at": "1780000000000", "entity_id": "x1", "title": c.title, "body": c.body,
+				"ingested_at": "1779999999995", "sent_at": "1780000000000", "entity_id": "x1",
 			} {
 				if n.Data[k] != v {
 					t.Errorf("%s/%s: data[%s] = %q, want %q", c.op, p, k, n.Data[k], v)
@@ -121,6 +148,20 @@ func TestOperations(t *testing.T) {
 			if n.DeliveryID != "42:devkey" || n.Token != "tok" || n.Provider != p || n.Oversized || !maps.Equal(n.Full, n.Data) {
 				t.Errorf("%s/%s: %+v", c.op, p, n)
 			}
+		}
+	}
+}
+
+// TestThingKeys: a thing push carries what PushGo's does (created_at,
+// deleted_at, external_ids, location), which the Apple app reads as patches.
+func TestThingKeys(t *testing.T) {
+	v := "nas-01"
+	n := build(t, env(t, ops.ThingCreate, "x1", ops.ThingPayload{ObservedAt: 1, CreatedAt: new(int64(9)),
+		ExternalIDs: map[string]*string{"serial": &v, "old": nil}, LocationType: "physical", LocationValue: "home/rack"}), FCM)
+	for k, want := range map[string]string{"created_at": "9", "external_ids": `{"old":null,"serial":"nas-01"}`,
+		"location_type": "physical", "location_value": "home/rack", "location": `{"type":"physical","value":"home/rack"}`} {
+		if n.Data[k] != want {
+			t.Errorf("data[%s] = %q, want %q", k, n.Data[k], want)
 		}
 	}
 }
@@ -183,26 +224,54 @@ func TestOversized(t *testing.T) {
 	body := strings.Repeat("é", 3000) // 6000 bytes
 	for _, p := range []Provider{APNs, FCM} {
 		n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: strings.Repeat("T", 300), Body: body, Severity: "high", OccurredAt: 1}), p)
-		if !n.Oversized || n.Data["wakeup"] != "1" || n.Full["body"] != body {
+		if !n.Oversized || n.Data["provider_wakeup"] != "1" || n.Data["provider_mode"] != "wakeup" || n.Data["_skip_persist"] != "1" ||
+			n.Full["body"] != body {
 			t.Fatalf("%s: not a wake-up: oversized=%v data=%v", p, n.Oversized, n.Data)
 		}
-		for _, k := range []string{"delivery_id", "channel_id", "entity_type", "entity_id", "op_id", "schema_version", "payload_version"} {
+		for _, k := range []string{"delivery_id", "channel_id", "entity_type", "entity_id", "message_id", "op_id", "sent_at",
+			"schema_version", "payload_version", "severity"} {
 			if n.Data[k] == "" || n.Data[k] != n.Full[k] {
 				t.Errorf("%s: wake-up data[%s] = %q, full %q", p, k, n.Data[k], n.Full[k])
 			}
 		}
-		if Size(n) > MaxPayloadBytes || len(n.Body) > wakeBodyBytes || len(n.Title) > wakeTitleBytes ||
-			!utf8.ValidString(n.Body) || !strings.HasSuffix(n.Body, "…") {
+		// Only wakeup.rs's keys (and severity): the app files the pulled
+		// item, never the wake-up.
+		for _, k := range []string{"ingested_at", "occurred_at", "url", "tags"} {
+			if _, ok := n.Data[k]; ok {
+				t.Errorf("%s: wake-up carries %s", p, k)
+			}
+		}
+		if Size(n) > MaxPayloadBytes || utf8.RuneCountInString(n.Body) > wakePreviewRunes+1 || len(n.Title) > wakeTitleBytes ||
+			!utf8.ValidString(n.Body) || !strings.HasSuffix(n.Body, "…") || n.Data["body"] != n.Body || n.Data["title"] != n.Title {
 			t.Errorf("%s: wake-up of %d bytes, title %d, body %d (%q…)", p, Size(n), len(n.Title), len(n.Body), n.Body[:10])
 		}
 		if n.Priority != PriorityHigh || n.InterruptionLevel != "time-sensitive" || n.Background {
 			t.Errorf("%s: the wake-up lost its severity: %+v", p, n)
 		}
 	}
+	// A low item's wake-up still goes at high priority: the device must
+	// wake to fetch it (PushGo's wake-ups are priority 10 / HIGH).
+	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Body: body, Severity: "low", OccurredAt: 1}), FCM)
+	if !n.Oversized || n.Priority != PriorityHigh {
+		t.Errorf("low wake-up: oversized=%v priority=%d", n.Oversized, n.Priority)
+	}
 	// Just under the limit stays whole; the threshold is per provider.
-	n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Body: strings.Repeat("x", 1500), Severity: "normal", OccurredAt: 1}), FCM)
+	n = build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Body: strings.Repeat("x", 1500), Severity: "normal", OccurredAt: 1}), FCM)
 	if n.Oversized {
 		t.Errorf("a 1.5 KiB body was oversized (size %d)", Size(n))
+	}
+}
+
+func TestWakePreview(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"  one  \n\n  two \r\n", "one\ntwo"},
+		{strings.Repeat("x", 180), strings.Repeat("x", 180)},
+		{strings.Repeat("é", 181), strings.Repeat("é", 180) + "…"},
+	} {
+		if got := wakePreview(c.in); got != c.want {
+			t.Errorf("wakePreview(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }
 
@@ -216,8 +285,9 @@ func TestAPNsJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"alert": map[string]any{"title": "T", "body": "B"}, "sound": "default",
-		"interruption-level": "critical", "thread-id": channel, "mutable-content": float64(1)}
+	want := map[string]any{"alert": map[string]any{"title": "T", "body": "B"},
+		"sound":              map[string]any{"name": "alert.caf", "critical": float64(1), "volume": float64(1)},
+		"interruption-level": "critical", "thread-id": "message|channel=" + channel, "mutable-content": float64(1)}
 	if !jsonEqual(got["aps"], want) {
 		t.Errorf("aps = %v, want %v", got["aps"], want)
 	}
@@ -236,7 +306,16 @@ func TestAPNsJSON(t *testing.T) {
 		t.Errorf("low: %s", b)
 	}
 
-	bg := build(t, env(t, ops.ThingUpdate, "x", ops.ThingPayload{ObservedAt: 1}), APNs)
+	normal := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}), APNs)
+	b, _ = APNsJSON(normal)
+	if !strings.Contains(string(b), `"sound":"bubble-pop.caf"`) {
+		t.Errorf("normal: %s", b)
+	}
+
+	bg, err := Build(env(t, ops.ThingUpdate, "x", ops.ThingPayload{ObservedAt: 1}), 42, "devkey", APNs, "tok", now, QuietThingUpdates())
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, _ = APNsJSON(bg)
 	if !strings.Contains(string(b), `"aps":{"content-available":1}`) {
 		t.Errorf("background: %s", b)
@@ -289,15 +368,34 @@ func TestCut(t *testing.T) {
 	}
 }
 
-func TestThingUpdatesAsAlerts(t *testing.T) {
+// TestQuietThingUpdates: thing updates ring by default, as PushGo's; the
+// quiet option makes them background pushes with their own collapse id.
+func TestQuietThingUpdates(t *testing.T) {
 	env := ops.Envelope{V: 1, Op: ops.ThingUpdate, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", OpID: "o", EntityID: "nas", AcceptedAt: 1,
 		Payload: []byte(`{"thing_id":"nas","observed_at":1713750000000,"attrs":{"temp":44}}`)}
-	bg, err := Build(env, 7, "dev", APNs, "tok", time.Unix(1713750000, 0))
-	if err != nil || !bg.Background || bg.Priority != PriorityNormal {
-		t.Fatalf("default thing.update: background=%v priority=%v err=%v", bg.Background, bg.Priority, err)
+	alert, err := Build(env, 7, "dev", APNs, "tok", time.Unix(1713750000, 0))
+	if err != nil || alert.Background || alert.Priority != PriorityHigh || alert.InterruptionLevel != "active" {
+		t.Fatalf("default thing.update: background=%v priority=%v level=%q err=%v", alert.Background, alert.Priority, alert.InterruptionLevel, err)
 	}
-	alert, err := Build(env, 7, "dev", APNs, "tok", time.Unix(1713750000, 0), ThingUpdatesAsAlerts())
-	if err != nil || alert.Background || alert.Priority != PriorityHigh || alert.CollapseID == bg.CollapseID {
-		t.Fatalf("opted-in thing.update: background=%v priority=%v collapse %q vs %q err=%v", alert.Background, alert.Priority, alert.CollapseID, bg.CollapseID, err)
+	bg, err := Build(env, 7, "dev", APNs, "tok", time.Unix(1713750000, 0), QuietThingUpdates())
+	if err != nil || !bg.Background || bg.Priority != PriorityNormal || alert.CollapseID == bg.CollapseID {
+		t.Fatalf("quiet thing.update: background=%v priority=%v collapse %q vs %q err=%v", bg.Background, bg.Priority, alert.CollapseID, bg.CollapseID, err)
+	}
+	// Quiet concerns updates only.
+	create := env
+	create.Op = ops.ThingCreate
+	if n, err := Build(create, 7, "dev", APNs, "tok", time.Unix(1713750000, 0), QuietThingUpdates()); err != nil || n.Background {
+		t.Fatalf("quiet thing.create: background=%v err=%v", n.Background, err)
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	e := env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "t", Body: strings.Repeat("x", 5000), Severity: "normal", OccurredAt: 1})
+	n, err := Build(e, 1, "d", FCM, "tok", now, BaseURL("https://push.example.com/"))
+	if err != nil || n.Full["base_url"] != "https://push.example.com" || n.Data["base_url"] != "https://push.example.com" {
+		t.Fatalf("base_url: full %q, wake-up %q, err %v", n.Full["base_url"], n.Data["base_url"], err)
+	}
+	if n := build(t, e, FCM); n.Full["base_url"] != "" {
+		t.Errorf("base_url without the option: %q", n.Full["base_url"])
 	}
 }

@@ -78,7 +78,12 @@ func TestRequestHeaders(t *testing.T) {
 	if r := s.Send(ctx, msg); r.Outcome != sender.Sent {
 		t.Fatalf("message: %v", r)
 	}
-	up := build(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}, "aa11")
+	// A quiet thing update (PUSHGO_THING_UPDATE_QUIET) is a background push.
+	up, err := payload.Build(sendertest.Envelope(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}), 9, "dev", payload.APNs, "aa11",
+		time.Now(), payload.QuietThingUpdates())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if r := s.Send(ctx, up); r.Outcome != sender.Sent {
 		t.Fatalf("thing.update: %v", r)
 	}

@@ -66,8 +66,15 @@ func (s *Sender) Name() string { return s.name }
 func (s *Sender) Platform() payload.Provider { return s.platform }
 
 // Capabilities implements sendertest.Provider: the fake sees the
-// notification itself, so it can show interruption level and thread id.
-func (s *Sender) Capabilities() sendertest.Capability { return sendertest.CapInterruptionLevel }
+// notification itself. Built for APNs it shows what an APNs request says
+// (alert or background, interruption level, thread id, sound); built for
+// FCM it shows what a data-only FCM message says, as FakeFCM does.
+func (s *Sender) Capabilities() sendertest.Capability {
+	if s.platform == payload.FCM {
+		return 0
+	}
+	return sendertest.CapInterruptionLevel | sendertest.CapAlert
+}
 
 // Notifications returns every notification Send was given (attempts
 // included), in order.
@@ -93,7 +100,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	s.sent = append(s.sent, n)
 	s.mu.Unlock()
 
-	a := s.Next(observe(n))
+	a := s.Next(s.observe(n))
 	if a.Latency > 0 {
 		t := time.NewTimer(a.Latency)
 		select {
@@ -140,26 +147,28 @@ func (s *Sender) result(a sendertest.Answer) sender.Result {
 	return r
 }
 
-func observe(n payload.Notification) sendertest.Observed {
+// observe is what a provider of the fake's platform would see of n.
+func (s *Sender) observe(n payload.Notification) sendertest.Observed {
 	o := sendertest.Observed{
-		Token:             n.Token,
-		Background:        n.Background,
-		Alert:             !n.Background,
-		High:              n.Priority == payload.PriorityHigh,
-		CollapseID:        n.CollapseID,
-		Tag:               n.CollapseID,
-		Data:              make(map[string]string, len(n.Data)),
-		Expires:           n.Expiration,
-		InterruptionLevel: n.InterruptionLevel,
-		ThreadID:          n.ThreadID,
-	}
-	if o.Alert {
-		o.Title, o.Body, o.InterruptionLevel = n.Title, n.Body, n.InterruptionLevel
-	} else {
-		o.InterruptionLevel, o.ThreadID = "", ""
+		Token:      n.Token,
+		High:       n.Priority == payload.PriorityHigh,
+		CollapseID: n.CollapseID,
+		Data:       make(map[string]string, len(n.Data)),
+		Expires:    n.Expiration,
 	}
 	for k, v := range n.Data {
 		o.Data[k] = v
+	}
+	if s.platform == payload.FCM {
+		o.Title, o.Body = n.Data["title"], n.Data["body"]
+		return o
+	}
+	o.Background, o.Alert = n.Background, !n.Background
+	if o.Alert {
+		o.Title, o.Body, o.InterruptionLevel, o.ThreadID = n.Title, n.Body, n.InterruptionLevel, n.ThreadID
+		if m, ok := payload.MapSeverity(n.Severity); ok {
+			o.Sound, o.CriticalSound = m.Sound, m.CriticalSound
+		}
 	}
 	return o
 }

@@ -8,8 +8,8 @@
 //	android.priority               n.Priority: "high" or "normal"
 //	android.collapse_key           n.CollapseID
 //	android.ttl                    n.Expiration - now (absent when zero)
-//	android.notification           title, body, tag = n.CollapseID;
-//	                               absent for background pushes (data-only)
+//	notification, android.notification
+//	                               never: every push is data-only (see Message)
 //
 // Response mapping (see sender.Outcome):
 //
@@ -203,6 +203,13 @@ func (s *Sender) Name() string { return string(payload.FCM) }
 
 // Message translates n into the FCM message the Sender would send at now.
 // It returns false when n has expired.
+//
+// The message is data-only, as PushGo's (gateway src/providers/fcm.rs:
+// token, data, android priority and ttl): a message with a notification
+// block is shown by Android itself while the app is in the background and
+// never reaches PushGoMessagingService.onMessageReceived, so the PushGo
+// Android app would neither file it nor pull a wake-up's item. The app
+// builds the visible notification from the data's title and body.
 func Message(n payload.Notification, now time.Time) (*messaging.Message, bool) {
 	android := &messaging.AndroidConfig{
 		CollapseKey: n.CollapseID,
@@ -215,13 +222,6 @@ func Message(n payload.Notification, now time.Time) (*messaging.Message, bool) {
 		}
 		ttl = min(ttl, maxTTL)
 		android.TTL = &ttl
-	}
-	if !n.Background {
-		android.Notification = &messaging.AndroidNotification{
-			Title: n.Title,
-			Body:  n.Body,
-			Tag:   n.CollapseID,
-		}
 	}
 	return &messaging.Message{Token: n.Token, Data: n.Data, Android: android}, true
 }

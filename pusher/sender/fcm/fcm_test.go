@@ -79,10 +79,18 @@ func TestRequest(t *testing.T) {
 	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
 		t.Fatal(err)
 	}
+	// Data-only, as PushGo's: the Android app builds the notification from
+	// the data (a notification block would bypass it in the background).
 	a := body.Message.Android
 	if body.Message.Token != "fcm-token" || a.CollapseKey != "event:e1" || a.Priority != "normal" ||
-		a.Notification["tag"] != "event:e1" || a.Notification["title"] != n.Title {
+		a.Notification != nil || body.Message.Data["body"] != "m" || body.Message.Data["event_id"] != "e1" {
 		t.Errorf("message %s", reqs[0].Body)
+	}
+	var raw struct {
+		Message map[string]json.RawMessage `json:"message"`
+	}
+	if err := json.Unmarshal(reqs[0].Body, &raw); err != nil || raw.Message["notification"] != nil {
+		t.Errorf("a notification block: %s", reqs[0].Body)
 	}
 	if a.TTL != "3599s" && a.TTL != "3600s" {
 		t.Errorf("ttl %q", a.TTL)
@@ -173,8 +181,17 @@ func TestMessage(t *testing.T) {
 	now := time.Now()
 	n := build(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}, "tok")
 	m, ok := fcm.Message(n, now)
-	if !ok || m.Android.Notification != nil || m.Android.Priority != "normal" || m.Android.TTL != nil {
-		t.Errorf("background message %+v", m.Android)
+	if !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "high" || m.Android.TTL != nil ||
+		m.Data["thing_id"] != "nas" {
+		t.Errorf("thing update message %+v", m.Android)
+	}
+	n, err := payload.Build(sendertest.Envelope(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}), 9, "dev", payload.FCM, "tok",
+		now, payload.QuietThingUpdates())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := fcm.Message(n, now); !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "normal" {
+		t.Errorf("quiet message %+v", m.Android)
 	}
 	n.Expiration = now.Add(60 * 24 * time.Hour)
 	if m, _ := fcm.Message(n, now); *m.Android.TTL != 28*24*time.Hour {

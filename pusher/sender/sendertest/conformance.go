@@ -41,7 +41,7 @@ func RunConformance(t *testing.T, newSender NewFunc) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s, p := newSender(t)
-			c.run(t, &harness{s: s, p: p})
+			c.run(t, &harness{s: s, p: p, caps: caps})
 		})
 	}
 }
@@ -65,11 +65,15 @@ type testCase struct {
 }
 
 type harness struct {
-	s   sender.Sender
-	p   Provider
-	seq uint64
-	mu  sync.Mutex
+	s    sender.Sender
+	p    Provider
+	caps Capability
+	seq  uint64
+	mu   sync.Mutex
 }
+
+// has reports whether the provider has every capability of c.
+func (h *harness) has(c Capability) bool { return h.caps&c == c }
 
 // Channel is the channel id of the suite's operations.
 const Channel = "0Y3C8M5N2P6Q9R1S4T7V0W3X5Z"
@@ -82,9 +86,9 @@ func (h *harness) nextSeq() uint64 {
 }
 
 // build builds the notification of env for token at now.
-func (h *harness) build(t *testing.T, env ops.Envelope, token string, now time.Time) payload.Notification {
+func (h *harness) build(t *testing.T, env ops.Envelope, token string, now time.Time, opts ...payload.Option) payload.Notification {
 	t.Helper()
-	n, err := payload.Build(env, h.nextSeq(), "dev-"+token, h.p.Platform(), token, now)
+	n, err := payload.Build(env, h.nextSeq(), "dev-"+token, h.p.Platform(), token, now, opts...)
 	if err != nil {
 		t.Fatalf("payload.Build(%s): %v", env.Op, err)
 	}
@@ -181,8 +185,10 @@ func thing(t *testing.T, op ops.Name, id string, p ops.ThingPayload) ops.Envelop
 	return Envelope(t, op, id, p)
 }
 
-// commonKeys are the keys of spec section 8 every push carries.
-var commonKeys = []string{"channel_id", "title", "body", "severity", "schema_version", "payload_version", "op_id",
+// commonKeys are the keys of spec section 8 every push carries (a Thing's
+// has no severity, as PushGo's; internal/deliveryflow's app contract
+// fixture checks each key against the apps).
+var commonKeys = []string{"channel_id", "title", "body", "schema_version", "payload_version", "op_id",
 	"delivery_id", "ingested_at", "occurred_at", "sent_at", "entity_type", "entity_id"}
 
 func hasKeys(t *testing.T, data map[string]string, keys ...string) {
@@ -231,16 +237,17 @@ var cases = []testCase{
 			t.Errorf("Sent without a ProviderID: %v", r)
 		}
 		o := h.one(t, "tok-alert-msg")
-		if !o.Alert || o.Background {
+		if h.has(CapAlert) && (!o.Alert || o.Background) {
 			t.Errorf("message went as alert=%v background=%v, want an alert", o.Alert, o.Background)
 		}
-		if o.Title != msg.Title || o.Body != msg.Body {
-			t.Errorf("alert = %q / %q, want %q / %q", o.Title, o.Body, msg.Title, msg.Body)
+		if o.Title != msg.Title || o.Body != msg.Body || !o.High {
+			t.Errorf("shown = %q / %q (high %v), want %q / %q at high priority", o.Title, o.Body, o.High, msg.Title, msg.Body)
 		}
 		sameData(t, o.Data, msg.Data)
 		hasKeys(t, o.Data, commonKeys...)
-		hasKeys(t, o.Data, "ttl", "thing_id", "url", "images", "tags", "metadata", "ciphertext")
-		if o.Data["entity_type"] != "message" || o.Data["delivery_id"] != msg.DeliveryID || o.Data["schema_version"] != "1" {
+		hasKeys(t, o.Data, "severity", "message_id", "ttl", "thing_id", "url", "images", "tags", "metadata", "ciphertext")
+		if o.Data["entity_type"] != "message" || o.Data["delivery_id"] != msg.DeliveryID || o.Data["schema_version"] != "1" ||
+			o.Data["message_id"] != "m1" || o.Data["entity_id"] != "m1" {
 			t.Errorf("data = %v", o.Data)
 		}
 
@@ -253,10 +260,10 @@ var cases = []testCase{
 		o = h.one(t, "tok-alert-event")
 		sameData(t, o.Data, ev.Data)
 		hasKeys(t, o.Data, commonKeys...)
-		hasKeys(t, o.Data, "event_id", "event_state", "event_time", "status", "message", "description",
+		hasKeys(t, o.Data, "severity", "event_id", "event_state", "event_time", "status", "message", "description",
 			"started_at", "thing_id", "tags", "attrs", "metadata")
-		if o.Data["event_state"] != ops.EventOngoing || o.Title != "Backup" {
-			t.Errorf("event push: title %q, data %v", o.Title, o.Data)
+		if o.Data["event_state"] != ops.EventOngoing || o.Title != "Backup" || o.Body != "started" {
+			t.Errorf("event push: shown %q / %q, data %v", o.Title, o.Body, o.Data)
 		}
 	}},
 
@@ -277,13 +284,22 @@ var cases = []testCase{
 	}},
 
 	{name: "SeverityInterruptionLevel", needs: CapInterruptionLevel, run: func(t *testing.T, h *harness) {
-		want := map[string]string{"critical": "critical", "high": "time-sensitive", "normal": "active", "low": "passive"}
-		for sev, level := range want {
+		// PushGo's levels and sounds (gateway src/providers/apns.rs), the
+		// critical one as Apple's critical-alert dictionary.
+		want := map[string]struct {
+			level, sound string
+			critical     bool
+		}{
+			"critical": {"critical", "alert.caf", true}, "high": {"time-sensitive", "level-up.caf", false},
+			"normal": {"active", "bubble-pop.caf", false}, "low": {"passive", "", false},
+		}
+		for sev, w := range want {
 			tok := "tok-level-" + sev
 			n := h.build(t, message(t, "m-"+sev, ops.MessagePayload{Severity: sev}), tok, time.Now())
 			wantOutcome(t, h.send(t, n), sender.Sent)
-			if o := h.one(t, tok); o.InterruptionLevel != level {
-				t.Errorf("%s: interruption-level %q, want %q", sev, o.InterruptionLevel, level)
+			if o := h.one(t, tok); o.InterruptionLevel != w.level || o.Sound != w.sound || o.CriticalSound != w.critical {
+				t.Errorf("%s: interruption-level %q, sound %q (critical %v), want %q, %q (%v)", sev,
+					o.InterruptionLevel, o.Sound, o.CriticalSound, w.level, w.sound, w.critical)
 			}
 		}
 	}},
@@ -307,9 +323,6 @@ var cases = []testCase{
 		if first == "" || got[1].CollapseID != first || got[2].CollapseID != first {
 			t.Errorf("collapse ids of one event: %q %q %q, want one non-empty id", first, got[1].CollapseID, got[2].CollapseID)
 		}
-		if got[0].Tag != first {
-			t.Errorf("notification tag %q, want the collapse id %q", got[0].Tag, first)
-		}
 		if len(first) > payload.MaxCollapseIDBytes {
 			t.Errorf("collapse id %q over 64 bytes", first)
 		}
@@ -331,37 +344,59 @@ var cases = []testCase{
 			wantOutcome(t, h.send(t, h.build(t, event(t, op, "e-thread", ops.EventPayload{Title: "Deploy"}), tok, now)), sender.Sent)
 		}
 		a, b := h.one(t, "tok-thread-0"), h.one(t, "tok-thread-1")
-		if a.ThreadID == "" || a.ThreadID != b.ThreadID || !strings.Contains(a.ThreadID, Channel) {
-			t.Errorf("thread ids %q, %q: want one id naming the channel and the event", a.ThreadID, b.ThreadID)
+		// The Apple app's own thread id (NotificationPayloadSemantics.swift
+		// notificationThreadIdentifier), which PushGo sends too.
+		if want := "event|channel=" + Channel + "|event=e-thread"; a.ThreadID != want || b.ThreadID != want {
+			t.Errorf("thread ids %q, %q: want %q", a.ThreadID, b.ThreadID, want)
 		}
 	}},
 
-	{name: "ThingUpdateIsBackground", run: func(t *testing.T, h *harness) {
+	{name: "ThingUpdatesRingAsPushGo", run: func(t *testing.T, h *harness) {
 		now := time.Now()
+		// PushGo pushes every thing operation as an alert at high priority,
+		// updates included.
 		up := h.build(t, thing(t, ops.ThingUpdate, "nas", ops.ThingPayload{
 			Attrs: mustJSON(t, map[string]any{"cpu": 42, "temp": 51.5}),
 		}), "tok-thing-up", now)
 		wantOutcome(t, h.send(t, up), sender.Sent)
 		o := h.one(t, "tok-thing-up")
-		if !o.Background || o.Alert || o.High {
-			t.Errorf("thing.update: background=%v alert=%v high=%v, want a normal-priority background push", o.Background, o.Alert, o.High)
+		if o.Background || !o.High || (h.has(CapAlert) && !o.Alert) {
+			t.Errorf("thing.update: background=%v alert=%v high=%v, want a high-priority alert", o.Background, o.Alert, o.High)
 		}
 		sameData(t, o.Data, up.Data)
 		hasKeys(t, o.Data, "thing_id", "state", "observed_at", "attrs")
-		if o.Data["state"] != ops.ThingActive {
-			t.Errorf("state %q", o.Data["state"])
+		if o.Data["state"] != ops.ThingActive || o.Data["body"] != "cpu=42\ntemp=51.5" {
+			t.Errorf("state %q, body %q", o.Data["state"], o.Data["body"])
+		}
+		if _, ok := o.Data["severity"]; ok {
+			t.Errorf("a thing push has a severity: %v", o.Data)
 		}
 
-		for _, op := range []ops.Name{ops.ThingCreate, ops.ThingArchive, ops.ThingDelete} {
+		// Quiet, a channel's choice: a background push at normal priority.
+		quiet := h.build(t, thing(t, ops.ThingUpdate, "nas", ops.ThingPayload{
+			Attrs: mustJSON(t, map[string]any{"cpu": 43}),
+		}), "tok-thing-quiet", now, payload.QuietThingUpdates())
+		wantOutcome(t, h.send(t, quiet), sender.Sent)
+		q := h.one(t, "tok-thing-quiet")
+		if q.High || q.Alert || (h.has(CapAlert) && !q.Background) {
+			t.Errorf("quiet thing.update: background=%v alert=%v high=%v, want a normal-priority background push", q.Background, q.Alert, q.High)
+		}
+		sameData(t, q.Data, quiet.Data)
+
+		for op, label := range map[ops.Name]string{ops.ThingCreate: "创建", ops.ThingArchive: "存档", ops.ThingDelete: "删除"} {
 			tok := "tok-" + string(op)
 			n := h.build(t, thing(t, op, "nas", ops.ThingPayload{Title: "NAS"}), tok, now)
 			wantOutcome(t, h.send(t, n), sender.Sent)
 			c := h.one(t, tok)
-			if !c.Alert || c.Background || c.Title != "NAS" {
-				t.Errorf("%s: alert=%v background=%v title=%q, want an alert", op, c.Alert, c.Background, c.Title)
+			if c.Background || !c.High || c.Data["title"] != "NAS" {
+				t.Errorf("%s: background=%v high=%v data title %q, want an alert titled NAS", op, c.Background, c.High, c.Data["title"])
 			}
-			if c.CollapseID == o.CollapseID {
-				t.Errorf("%s shares collapse id %q with silent updates", op, c.CollapseID)
+			// The alert's own title is PushGo's "<action>: <title>".
+			if h.has(CapAlert) && (!c.Alert || c.Title != label+": NAS") {
+				t.Errorf("%s: alert=%v title=%q, want %q", op, c.Alert, c.Title, label+": NAS")
+			}
+			if c.CollapseID == q.CollapseID {
+				t.Errorf("%s shares collapse id %q with quiet updates", op, c.CollapseID)
 			}
 		}
 	}},
@@ -402,11 +437,16 @@ var cases = []testCase{
 		}
 		wantOutcome(t, h.send(t, n), sender.Sent)
 		o := h.one(t, "tok-big")
-		if o.Data["wakeup"] != "1" || o.Data["delivery_id"] != n.DeliveryID || o.Data["entity_id"] != "m-big" {
-			t.Errorf("wake-up data %v", o.Data)
+		// PushGo's wake-up markers (gateway src/util/wakeup.rs) and the ids
+		// the app pulls and files the item with.
+		for k, v := range map[string]string{"provider_wakeup": "1", "provider_mode": "wakeup", "_skip_persist": "1",
+			"delivery_id": n.DeliveryID, "entity_id": "m-big", "message_id": "m-big", "entity_type": "message"} {
+			if o.Data[k] != v {
+				t.Errorf("wake-up data[%s] = %q, want %q (data %v)", k, o.Data[k], v, sortedKeys(o.Data))
+			}
 		}
-		if !o.Alert || o.Title != "Log" {
-			t.Errorf("wake-up alert=%v title=%q", o.Alert, o.Title)
+		if (h.has(CapAlert) && !o.Alert) || o.Title != "Log" || !o.High {
+			t.Errorf("wake-up alert=%v title=%q high=%v", o.Alert, o.Title, o.High)
 		}
 	}},
 

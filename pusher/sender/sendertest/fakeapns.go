@@ -67,7 +67,7 @@ func (f *FakeAPNs) Platform() payload.Provider { return payload.APNs }
 
 // Capabilities implements Provider.
 func (f *FakeAPNs) Capabilities() Capability {
-	return CapProviderID | CapInterruptionLevel | CapAuth
+	return CapProviderID | CapInterruptionLevel | CapAuth | CapAlert
 }
 
 // Requests returns every request received, in order.
@@ -143,7 +143,6 @@ func observeAPNs(req APNsRequest) Observed {
 		Authorized: req.KeyID != "" && req.TeamID != "",
 		Data:       map[string]string{},
 	}
-	o.Tag = o.CollapseID
 	if req.Proto != "HTTP/2.0" {
 		o.Problems = append(o.Problems, "not HTTP/2: "+req.Proto)
 	}
@@ -200,6 +199,23 @@ func observeAPNs(req APNsRequest) Observed {
 		o.Data[k] = s
 	}
 	o.InterruptionLevel, o.ThreadID = aps.InterruptionLevel, aps.ThreadID
+	switch snd := aps.Sound.(type) {
+	case nil:
+	case string:
+		o.Sound = snd
+	case map[string]any:
+		// A critical alert's sound, as Apple documents it: a name, critical
+		// 1 and a volume from 0 to 1.
+		name, _ := snd["name"].(string)
+		critical, _ := snd["critical"].(float64)
+		volume, ok := snd["volume"].(float64)
+		o.Sound, o.CriticalSound = name, critical == 1
+		if name == "" || !ok || volume < 0 || volume > 1 {
+			o.Problems = append(o.Problems, "bad sound dictionary")
+		}
+	default:
+		o.Problems = append(o.Problems, "aps.sound is neither a name nor a dictionary")
+	}
 	if aps.Alert != nil {
 		o.Alert, o.Title, o.Body = true, aps.Alert.Title, aps.Alert.Body
 	}

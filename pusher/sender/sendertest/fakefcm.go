@@ -131,7 +131,10 @@ func fcmAnswer(k AnswerKind) (status int, grpc, code, msg, field string) {
 	return 200, "", "", "", ""
 }
 
-// observeFCM translates a request into the common form.
+// observeFCM translates a request into the common form. Every push must
+// be data-only: Android shows a message with a notification block itself
+// while the app is in the background, and the PushGo Android app never
+// sees it (PushGoMessagingService.onMessageReceived reads message.data).
 func observeFCM(req FCMRequest, now time.Time) Observed {
 	var m struct {
 		Message struct {
@@ -139,14 +142,10 @@ func observeFCM(req FCMRequest, now time.Time) Observed {
 			Data         map[string]any `json:"data"`
 			Notification jsontext.Value `json:"notification"`
 			Android      *struct {
-				CollapseKey  string `json:"collapse_key"`
-				Priority     string `json:"priority"`
-				TTL          string `json:"ttl"`
-				Notification *struct {
-					Title string `json:"title"`
-					Body  string `json:"body"`
-					Tag   string `json:"tag"`
-				} `json:"notification"`
+				CollapseKey  string         `json:"collapse_key"`
+				Priority     string         `json:"priority"`
+				TTL          string         `json:"ttl"`
+				Notification jsontext.Value `json:"notification"`
 			} `json:"android"`
 		} `json:"message"`
 	}
@@ -167,8 +166,9 @@ func observeFCM(req FCMRequest, now time.Time) Observed {
 		}
 		o.Data[k] = s
 	}
+	o.Title, o.Body = o.Data["title"], o.Data["body"]
 	if len(msg.Notification) > 0 {
-		o.Problems = append(o.Problems, "top-level notification set; expected android.notification only")
+		o.Problems = append(o.Problems, "notification block set: FCM pushes must be data-only")
 	}
 	size := 0
 	if b, err := json.Marshal(msg.Data, json.Deterministic(true)); err == nil {
@@ -188,14 +188,12 @@ func observeFCM(req FCMRequest, now time.Time) Observed {
 				o.Expires = now.Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
 			}
 		}
-		if n := a.Notification; n != nil {
-			o.Alert, o.Title, o.Body, o.Tag = true, n.Title, n.Body, n.Tag
-			size += len(n.Title) + len(n.Body)
+		if len(a.Notification) > 0 {
+			o.Problems = append(o.Problems, "android.notification set: FCM pushes must be data-only")
 		}
 	}
-	o.Background = !o.Alert
 	if size > payload.MaxPayloadBytes {
-		o.Problems = append(o.Problems, "message over 4096 bytes: "+strconv.Itoa(size))
+		o.Problems = append(o.Problems, "data over 4096 bytes: "+strconv.Itoa(size))
 	}
 	return o
 }

@@ -72,20 +72,22 @@ type Answer struct {
 // form.
 type Observed struct {
 	Token string
-	// Background is true for an APNs background push (push type
-	// background, content-available 1, no alert) and an FCM data-only
-	// message. Alert is true when a visible alert was requested.
+	// CapAlert: Background is true for an APNs background push (push type
+	// background, content-available 1, no alert); Alert is true when the
+	// request itself asks for a visible alert. FCM pushes are data-only
+	// (the PushGo Android app builds every notification itself), so an FCM
+	// provider reports neither.
 	Background bool
 	Alert      bool
-	Title      string
-	Body       string
+	// Title and Body are the texts the device shows: the APNs alert's, or
+	// for FCM the data's title and body, from which the Android app builds
+	// its notification.
+	Title string
+	Body  string
 	// High is APNs priority 10 or FCM android priority high.
 	High bool
 	// CollapseID is apns-collapse-id, or FCM collapse_key.
 	CollapseID string
-	// Tag is the FCM android notification tag (the collapse id of the
-	// visible notification); APNs has none and reports CollapseID.
-	Tag string
 	// Data is the flat string map: the keys beside aps, or FCM data.
 	Data map[string]string
 	// Expires is apns-expiration, or FCM receipt time + ttl (to the
@@ -96,7 +98,12 @@ type Observed struct {
 	ID                string // CapProviderID: apns-id
 	InterruptionLevel string // CapInterruptionLevel
 	ThreadID          string // CapInterruptionLevel (APNs thread-id)
-	Authorized        bool   // CapAuth: credentials were presented
+	// Sound is the alert's sound file name ("" for none) and
+	// CriticalSound reports PushGo's critical-alert dictionary
+	// {"name", "critical": 1, "volume": 1} (CapInterruptionLevel).
+	Sound         string
+	CriticalSound bool
+	Authorized    bool // CapAuth: credentials were presented
 
 	// Problems lists protocol violations the provider noticed (a non-string
 	// data value, a background push with priority 10, ...). The suite
@@ -116,6 +123,9 @@ const (
 	CapInterruptionLevel
 	// CapAuth: the provider sees the sender's credentials.
 	CapAuth
+	// CapAlert: the request says whether it is a visible alert or a
+	// background push (APNs). FCM pushes are data-only and say neither.
+	CapAlert
 )
 
 // Provider is a push provider the suite can script and inspect.
