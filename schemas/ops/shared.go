@@ -11,17 +11,17 @@ import (
 // Limits of the shared value rules (spec §1, §4-§6). Lengths are in
 // characters (runes) unless the name says bytes.
 const (
-	maxTitle          = 256
-	maxStatus         = 24
-	maxMessage        = 512
-	maxListItems      = 32
-	maxTag            = 64
-	maxURL            = 2048
-	maxCiphertextB    = 16 << 10
-	minPasswordB      = 8
-	maxPasswordB      = 128
-	maxChannelName    = 128
-	maxMetadataKeyB   = 64
+	maxTitle        = 256
+	maxStatus       = 24
+	maxMessage      = 512
+	maxListItems    = 32
+	maxTag          = 64
+	maxURL          = 2048
+	maxCiphertextB  = 16 << 10
+	minPasswordB    = 8
+	maxPasswordB    = 128
+	maxChannelName  = 128
+	maxMetadataKeyB = 64
 )
 
 func validateChannelID(s *string) (string, *apierr.Error) {
