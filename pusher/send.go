@@ -169,6 +169,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 		final(delivery.Failed, string(prov), "build: "+err.Error())
 		return
 	}
+	n.Platform = dev.Platform
 	if n.Oversized {
 		if err := p.inbox.put(ctx, t, n.Full); err != nil {
 			p.sendLoop.Settle(m, consume.Nak(time.Second))

@@ -40,11 +40,15 @@ type Config struct {
 	// up to 16 KiB for the task plugins of the PushGo fork).
 	MetadataValueMax int // PUSHGO_METADATA_VALUE_MAX
 
-	APNsKeyFile  string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
-	APNsKeyID    string // PUSHGO_APNS_KEY_ID
-	APNsTeamID   string // PUSHGO_APNS_TEAM_ID
-	APNsTopic    string // PUSHGO_APNS_TOPIC: the app's bundle id
-	APNsEndpoint string // PUSHGO_APNS_ENDPOINT: production | development | URL
+	APNsKeyFile string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
+	APNsKeyID   string // PUSHGO_APNS_KEY_ID
+	APNsTeamID  string // PUSHGO_APNS_TEAM_ID
+	APNsTopic   string // PUSHGO_APNS_TOPIC: the app's bundle id
+	// APNsWatchTopic is the watch app's bundle id, the topic of pushes to
+	// watchos devices (default: APNsTopic; with the token service and the
+	// official topic, the official watch app's).
+	APNsWatchTopic string // PUSHGO_APNS_WATCH_TOPIC
+	APNsEndpoint   string // PUSHGO_APNS_ENDPOINT: production | development | URL
 
 	FCMCredentialsFile string // PUSHGO_FCM_CREDENTIALS_FILE: service account JSON
 	FCMProjectID       string // PUSHGO_FCM_PROJECT_ID
@@ -124,6 +128,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.APNsKeyID, "apns-key-id", "PUSHGO_APNS_KEY_ID", "APNs key id")
 	str(&c.APNsTeamID, "apns-team-id", "PUSHGO_APNS_TEAM_ID", "APNs team id")
 	str(&c.APNsTopic, "apns-topic", "PUSHGO_APNS_TOPIC", "APNs topic (bundle id)")
+	str(&c.APNsWatchTopic, "apns-watch-topic", "PUSHGO_APNS_WATCH_TOPIC", "APNs topic of watchos devices (the watch app's bundle id)")
 	str(&c.APNsEndpoint, "apns-endpoint", "PUSHGO_APNS_ENDPOINT", "APNs endpoint: production, development or a URL")
 	str(&c.FCMCredentialsFile, "fcm-credentials-file", "PUSHGO_FCM_CREDENTIALS_FILE", "FCM service account JSON")
 	str(&c.FCMProjectID, "fcm-project-id", "PUSHGO_FCM_PROJECT_ID", "FCM project id")

@@ -87,6 +87,10 @@ type Notification struct {
 	// Token is the device's provider token. It is a secret of the device:
 	// never log it (DESIGN invariant 6).
 	Token string
+	// Platform is the device's registered platform (ios, ipados, macos,
+	// watchos, android): APNs sends a watch's pushes under the watch
+	// app's topic.
+	Platform string
 
 	// Data is the flat map sent to the device: beside aps for APNs, the
 	// data of a data message for FCM. Every value is a string.

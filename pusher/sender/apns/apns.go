@@ -29,6 +29,7 @@
 package apns
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -66,6 +67,11 @@ type Options struct {
 	KeyID   string // the key's id (10 characters in Apple's console)
 	TeamID  string // the developer team id
 	Topic   string // the app's bundle id
+	// WatchTopic is the topic of pushes to a device registered as
+	// watchos: a watch app has a bundle id of its own, and APNs refuses a
+	// watch token under the phone app's (DeviceTokenNotForTopic, which
+	// would retire it). Default Topic.
+	WatchTopic string
 
 	// TokenSource supplies provider tokens instead of a key (the PushGo
 	// token service, pusher/sender/tokenservice); KeyID and TeamID are
@@ -92,14 +98,23 @@ type Options struct {
 
 // Sender is an APNs sender. It is safe for concurrent use.
 type Sender struct {
-	client  *apns2.Client
-	topic   string
-	timeout time.Duration
-	log     *slog.Logger
-	now     func() time.Time
+	client     *apns2.Client
+	topic      string
+	watchTopic string
+	timeout    time.Duration
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 var _ sender.Sender = (*Sender)(nil)
+
+// topicFor is the apns-topic of a push to a device of platform.
+func (s *Sender) topicFor(platform string) string {
+	if platform == "watchos" {
+		return s.watchTopic
+	}
+	return s.topic
+}
 
 // New validates opts and returns a Sender. It reads the key file but makes
 // no network call (a TokenSource is first asked at the first Send).
@@ -144,7 +159,8 @@ func New(opts Options) (*Sender, error) {
 		Transport: &attempt.Transport{Base: authTransport(src, rt)},
 		Timeout:   base.Timeout,
 	}
-	return &Sender{client: client, topic: opts.Topic, timeout: opts.SendTimeout, log: opts.Logger, now: opts.Now}, nil
+	return &Sender{client: client, topic: opts.Topic, watchTopic: cmp.Or(opts.WatchTopic, opts.Topic), timeout: opts.SendTimeout,
+		log: opts.Logger, now: opts.Now}, nil
 }
 
 // tokenSource returns the credential opts name: their TokenSource, or a
@@ -220,7 +236,7 @@ func (s *Sender) Notification(n payload.Notification) (*apns2.Notification, erro
 		ApnsID:      ID(n.DeliveryID),
 		CollapseID:  n.CollapseID,
 		DeviceToken: n.Token,
-		Topic:       s.topic,
+		Topic:       s.topicFor(n.Platform),
 		Expiration:  n.Expiration,
 		Priority:    int(n.Priority),
 		PushType:    apns2.PushTypeAlert,

@@ -202,3 +202,38 @@ func TestLogsNoToken(t *testing.T) {
 		t.Errorf("log: %s", buf.String())
 	}
 }
+
+// TestWatchTopic: a push to a device registered as watchos goes under the
+// watch app's topic (APNs refuses a watch token under the phone app's,
+// which would retire it); every other platform under Topic.
+func TestWatchTopic(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic, WatchTopic: topic + ".watchkitapp",
+		Endpoint: f.URL(), HTTPClient: f.Client(), SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, platform := range []string{"ios", "watchos", "macos"} {
+		n := build(t, ops.MessageCreate, "m-"+platform, ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "aa11")
+		n.Platform = platform
+		if r := s.Send(context.Background(), n); r.Outcome != sender.Sent {
+			t.Fatalf("%s: %v", platform, r)
+		}
+	}
+	reqs := f.Requests()
+	for i, want := range []string{topic, topic + ".watchkitapp", topic} {
+		if got := reqs[i].Header.Get("apns-topic"); got != want {
+			t.Errorf("push %d: apns-topic %q, want %q", i, got, want)
+		}
+	}
+	// Without a WatchTopic, a watch's push goes under Topic.
+	plain, pf := newSender(t)
+	n := build(t, ops.MessageCreate, "m-plain", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "aa11")
+	n.Platform = "watchos"
+	if r := plain.Send(context.Background(), n); r.Outcome != sender.Sent {
+		t.Fatalf("watchos without WatchTopic: %v", r)
+	}
+	if got := pf.Requests()[0].Header.Get("apns-topic"); got != topic {
+		t.Errorf("watchos without WatchTopic: apns-topic %q, want %q", got, topic)
+	}
+}
