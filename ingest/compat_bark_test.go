@@ -65,7 +65,7 @@ func TestCompatBark(t *testing.T) {
 			want: map[string]any{"body": "f"}},
 
 		// Rejected.
-		{name: "key without password", path: "/bark/ynJ5Ft4atkMkWeo2PAvFhF/body", status: 400, code: "password_required"},
+		{name: "key without password", path: "/bark/ynJ5Ft4atkMkWeo2PAvFhF/body", status: 400, code: "compat_key_invalid"},
 		{name: "wrong password", path: "/bark/{ch}:wrong-password/x", status: 403, code: "password_mismatch"},
 		{name: "bad level", path: "/bark/{key}/x?level=loud", status: 400, code: "invalid_severity"},
 		{name: "delete", path: "/bark/{key}/x?delete=1&id=a", status: 400, code: "invalid_query"},
@@ -85,6 +85,6 @@ func TestCompatBark(t *testing.T) {
 		{name: "v2 metadata not an object", method: "POST", path: "/bark/push", body: `{"device_key":"{key}","metadata":["a"]}`,
 			status: 400, code: "metadata_invalid"},
 		{name: "v2 malformed", method: "POST", path: "/bark/push", body: `{"device_key":`, status: 400, code: "invalid_json_syntax"},
-		{name: "v2 GET", path: "/bark/push", status: 400, code: "password_required"},
+		{name: "v2 GET", path: "/bark/push", status: 400, code: "compat_key_invalid"},
 	})
 }

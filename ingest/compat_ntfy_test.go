@@ -75,8 +75,8 @@ func TestCompatNtfy(t *testing.T) {
 			header: text, want: map[string]any{"title": "Notification", "images": list("https://a.example/x.png")}},
 
 		// Rejected.
-		{name: "topic without password", method: "POST", path: "/ntfy/mytopic", body: "x", header: text, status: 400, code: "password_required"},
-		{name: "topic without channel", method: "POST", path: "/ntfy/:" + password, body: "x", header: text, status: 400, code: "channel_id_required"},
+		{name: "topic without password", method: "POST", path: "/ntfy/mytopic", body: "x", header: text, status: 400, code: "compat_key_invalid"},
+		{name: "topic without channel", method: "POST", path: "/ntfy/:" + password, body: "x", header: text, status: 400, code: "compat_key_invalid"},
 		{name: "topic with a bad channel id", path: "/ntfy/nope:" + password, status: 400, code: "invalid_channel_id"},
 		{name: "wrong password", path: "/ntfy/{ch}:wrong-password", status: 403, code: "password_mismatch"},
 		{name: "unknown channel", path: "/ntfy/3VDNK58JZ14ZV5ZZ19466GK25T:" + password, status: 404, code: "channel_not_found"},

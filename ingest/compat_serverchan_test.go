@@ -41,7 +41,7 @@ func TestCompatServerChan(t *testing.T) {
 		{name: "escaped key", path: "/serverchan/{ch}%3A" + password + ".send?title=e", want: map[string]any{"title": "e"}},
 
 		// Rejected.
-		{name: "a ServerChan send key", path: "/serverchan/SCT12345ABCDE.send?title=x", status: 400, code: "password_required"},
+		{name: "a ServerChan send key", path: "/serverchan/SCT12345ABCDE.send?title=x", status: 400, code: "compat_key_invalid"},
 		{name: "wrong password", path: "/serverchan/{ch}:wrong-password.send?title=x", status: 403, code: "password_mismatch"},
 		{name: "unknown parameter", path: "/serverchan/{key}?title=x&foo=1", status: 400, code: "invalid_query"},
 		{name: "unknown form field", method: "POST", path: "/serverchan/{key}", body: "title=x&foo=1", header: form,

@@ -12,7 +12,8 @@ import (
 // src/api/handlers/message/compat/mod.rs), given where the tool puts its
 // secret (field names it in errors: topic, key, sendkey, device_key). The
 // key is split at its first colon (channel ids have none; passwords may),
-// and each side is trimmed. The parts' formats are then checked by
+// and each side is trimmed; a key without both is 400 compat_key_invalid,
+// PushGo's code. The parts' formats are then checked by
 // ops.ValidateMessage like POST /message's channel_id and password.
 func setKey(req *ops.MessageRequest, raw, field string) *apierr.Error {
 	const shape = "must be <channel_id>:<password>"
@@ -20,9 +21,9 @@ func setKey(req *ops.MessageRequest, raw, field string) *apierr.Error {
 	id, password = strings.TrimSpace(id), strings.TrimSpace(password)
 	switch {
 	case id == "":
-		return apierr.Fieldf(apierr.ChannelIDRequired, field, "%s; the channel id is missing", shape)
+		return apierr.Fieldf(apierr.CompatKeyInvalid, field, "%s; the channel id is missing", shape)
 	case !ok || password == "":
-		return apierr.Fieldf(apierr.PasswordRequired, field, "%s; the password is missing", shape)
+		return apierr.Fieldf(apierr.CompatKeyInvalid, field, "%s; the password is missing", shape)
 	}
 	req.ChannelID, req.Password = &id, &password
 	return nil

@@ -75,6 +75,7 @@ const (
 
 	// 400: devices and subscriptions.
 	ChannelBindingInvalid       Code = "channel_binding_invalid"
+	CompatKeyInvalid            Code = "compat_key_invalid"
 	ChannelTypePlatformMismatch Code = "channel_type_platform_mismatch"
 	ChannelTypeRequired         Code = "channel_type_required"
 	DeviceKeyRequired           Code = "device_key_required"
@@ -227,6 +228,7 @@ func init() {
 	def(CiphertextTooLong, bad, T{"ciphertext must be at most 16 KiB", "ciphertext 不得超过 16 KiB", "ciphertext는 최대 16KiB까지 가능합니다", "ciphertext は 16 KiB 以下である必要があります"})
 	def(InvalidCiphertext, bad, T{"ciphertext must be a non-empty string", "ciphertext 必须是非空字符串", "ciphertext는 비어 있지 않은 문자열이어야 합니다", "ciphertext は空でない文字列である必要があります"})
 
+	def(CompatKeyInvalid, bad, T{"compat key must be '<channel_id>:<password>'", "兼容接口的 key 必须是 '<channel_id>:<password>'", "호환 키는 '<channel_id>:<password>' 형식이어야 합니다", "互換キーは '<channel_id>:<password>' の形式である必要があります"})
 	def(ChannelBindingInvalid, bad, T{"exactly one of channel_id and channel_name is required", "channel_id 与 channel_name 必须且只能提供一个", "channel_id와 channel_name 중 정확히 하나를 보내야 합니다", "channel_id と channel_name のどちらか一方だけを送る必要があります"})
 	def(ChannelTypePlatformMismatch, bad, T{"apns requires an Apple platform (ios, ipados, macos, watchos) and fcm requires android", "apns 需要 Apple 平台（ios、ipados、macos、watchos），fcm 需要 android", "apns에는 Apple 플랫폼(ios, ipados, macos, watchos)이, fcm에는 android가 필요합니다", "apns には Apple のプラットフォーム（ios、ipados、macos、watchos）、fcm には android が必要です"})
 	def(ChannelTypeRequired, bad, T{"channel_type is required", "channel_type 为必填项", "channel_type은 필수입니다", "channel_type は必須です"})
