@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/pushgo/gateway/ingest/httpapi"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -47,7 +49,7 @@ func (b bearer) check(c *echo.Context) (ok bool, err error) {
 		return true, nil
 	}
 	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
-	return false, writeErr(c, apierr.New(apierr.AuthenticationFailed))
+	return false, httpapi.WriteError(c, apierr.New(apierr.AuthenticationFailed))
 }
 
 // authParam decodes ntfy's auth query parameter ("" when absent or not

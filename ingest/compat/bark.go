@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/pushgo/gateway/ingest/httpapi"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -88,7 +90,7 @@ func (r *Routes) barkV1(c *echo.Context) error {
 		aerr = barkMessage(req, p)
 	}
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	return r.send(c, req)
 }
@@ -112,7 +114,7 @@ func (r *Routes) barkPush(c *echo.Context) error {
 		aerr = barkMessage(req, p)
 	}
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	return r.send(c, req)
 }

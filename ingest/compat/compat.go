@@ -22,8 +22,9 @@ package compat
 
 import (
 	"context"
-	"net/http"
 	"time"
+
+	"github.com/pushgo/gateway/ingest/httpapi"
 
 	"github.com/labstack/echo/v5"
 
@@ -100,15 +101,15 @@ type messageData struct {
 func (r *Routes) send(c *echo.Context, req *ops.MessageRequest) error {
 	v, aerr := ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	ctx := c.Request().Context()
 	if _, aerr := r.d.Channels.Authorize(ctx, v.ChannelID, v.Password); aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	res, aerr := r.d.Appender.Append(ctx, v)
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
-	return writeOK(c, http.StatusOK, messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, Accepted: true})
+	return httpapi.WriteOK(c, messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, Accepted: true})
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pushgo/gateway/ingest/httpapi"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -151,7 +153,7 @@ func (r *Routes) ntfy(c *echo.Context) error {
 		aerr = ntfyMessage(req, q, h, body)
 	}
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	return r.send(c, req)
 }
@@ -176,7 +178,7 @@ func (r *Routes) ntfyJSON(c *echo.Context) error {
 		aerr = ntfyMessage(req, p, nil, nil)
 	}
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	return r.send(c, req)
 }

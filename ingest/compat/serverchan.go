@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/pushgo/gateway/ingest/httpapi"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -61,7 +63,7 @@ func (r *Routes) serverChan(c *echo.Context) error {
 		aerr = serverChanMessage(req, b.or(q))
 	}
 	if aerr != nil {
-		return writeErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	return r.send(c, req)
 }

@@ -9,6 +9,13 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
+// WriteOK and WriteError answer as every PushGo route does, for the
+// routes other packages of ingest serve (the sender compat routes).
+func WriteOK(c *echo.Context, data any) error { return writeOK(c, data) }
+
+// WriteError: see WriteOK.
+func WriteError(c *echo.Context, e *apierr.Error) error { return writeErr(c, e) }
+
 // writeOK answers 200 with data in the success envelope
 // ({"success": true, "data": ...}, no error members).
 func writeOK(c *echo.Context, data any) error {
