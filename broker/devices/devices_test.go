@@ -61,6 +61,15 @@ func TestSubscribersTenThousand(t *testing.T) {
 			}
 			futures = append(futures, f)
 		}
+		// Wait for the broker every 1,000 publishes: the client refuses
+		// more than its pending bound when the broker is slow to answer.
+		if i%500 == 499 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				t.Fatal("seeding timed out")
+			}
+		}
 	}
 	select {
 	case <-js.PublishAsyncComplete():
