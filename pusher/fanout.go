@@ -106,16 +106,28 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error
 	// in the bucket: wait until the audience holds them all.
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = p.audience.Sync(sctx)
+	var audience []string
+	var routesRev uint64
+	if err == nil {
+		audience = p.audience.At(env.ChannelID, md.Sequence.Stream)
+	}
+	if len(audience) > 0 {
+		// Every route bound before the operation is in the bucket too: its
+		// senders push to the routes as of this revision.
+		var info *jetstream.StreamInfo
+		if info, err = p.devicesStream.Info(sctx); err == nil {
+			routesRev = info.State.LastSeq
+		}
+	}
 	cancel()
 	if err != nil {
 		return nil, err
 	}
-	audience := p.audience.At(env.ChannelID, md.Sequence.Stream)
 	x := &expansion{m: m, futures: make([]jetstream.PubAckFuture, 0, len(audience)+1), start: time.Now()}
 	for _, dev := range audience {
 		t := delivery.Task{
 			ID: delivery.ID(md.Sequence.Stream, dev), Seq: md.Sequence.Stream, ChannelID: env.ChannelID,
-			OpID: env.OpID, Op: env.Op, EntityID: env.EntityID, DeviceKey: dev, AcceptedAt: env.AcceptedAt,
+			OpID: env.OpID, Op: env.Op, EntityID: env.EntityID, DeviceKey: dev, AcceptedAt: env.AcceptedAt, RoutesRev: routesRev,
 		}
 		b, err := json.Marshal(t)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	schemadevices "github.com/pushgo/gateway/schemas/devices"
+
 	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
@@ -143,7 +145,7 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 		final(delivery.Expired, "", "operation no longer in the log")
 		return
 	}
-	dev, ok, err := p.devices.Device(ctx, t.DeviceKey)
+	dev, ok, err := p.route(ctx, t.DeviceKey, t.RoutesRev)
 	if err != nil {
 		p.sendLoop.Settle(m, consume.Nak(time.Second))
 		return
@@ -213,6 +215,27 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 	default:
 		final(delivery.Failed, string(prov), res.Reason)
 	}
+}
+
+// route returns the device of key as of the devices bucket's revision rev
+// (the last one when its operation was expanded), from the in-memory view
+// of the bucket once the view holds that revision (at once, nearly
+// always): a route bound before the operation is the route pushed to,
+// without a bucket read per push. Without a revision (a task of an older
+// pusher), a view that does not catch up within a second, or a device the
+// view holds without a route, the bucket itself is read.
+func (p *Pusher) route(ctx context.Context, key string, rev uint64) (schemadevices.Device, bool, error) {
+	if rev > 0 {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := p.routes.Watch().WaitApplied(wctx, rev)
+		cancel()
+		if err == nil {
+			if d, ok, _ := p.routes.Get(key); ok && d.HasRoute() {
+				return d, true, nil
+			}
+		}
+	}
+	return p.devices.Device(ctx, key)
 }
 
 func providerLabel(p string) string {

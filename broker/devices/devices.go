@@ -98,14 +98,16 @@ func (r *Registry) Device(ctx context.Context, key string) (devices.Device, bool
 	if err != nil {
 		return devices.Device{}, false, fmt.Errorf("get device: %w", err)
 	}
-	d, err := decodeDevice(key, e.Value(), e.Revision())
+	d, err := Decode(key, e.Value(), e.Revision())
 	if err != nil {
 		return devices.Device{}, false, err
 	}
 	return d, true, nil
 }
 
-func decodeDevice(key string, b []byte, rev uint64) (devices.Device, error) {
+// Decode reads a device record of the devices bucket (a kvview.Decoder,
+// for views of the bucket kept in memory).
+func Decode(key string, b []byte, rev uint64) (devices.Device, error) {
 	var d devices.Device
 	if err := json.Unmarshal(b, &d); err != nil {
 		return devices.Device{}, fmt.Errorf("decode device %s: %w", key, err)

@@ -175,15 +175,30 @@ func (w *Watch) Applied() uint64 {
 // called: after it, a reader sees whatever was written before, by any
 // process.
 func (w *Watch) Sync(ctx context.Context) error {
+	rev, err := w.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	return w.WaitApplied(ctx, rev)
+}
+
+// Revision is the bucket's last revision now, as the broker says: what a
+// view must have applied to hold every write made so far.
+func (w *Watch) Revision(ctx context.Context) (uint64, error) {
 	info, err := w.stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", w.kv.Bucket(), err)
+		return 0, fmt.Errorf("revision of %s: %w", w.kv.Bucket(), err)
 	}
+	return info.State.LastSeq, nil
+}
+
+// WaitApplied waits until the view has applied revision rev (or ctx ends).
+func (w *Watch) WaitApplied(ctx context.Context, rev uint64) error {
 	for {
 		w.mu.Lock()
 		applied, ch := w.applied, w.notify
 		w.mu.Unlock()
-		if applied >= info.State.LastSeq {
+		if applied >= rev {
 			return nil
 		}
 		select {

@@ -203,3 +203,28 @@ func TestOversizedGoesThroughTheInbox(t *testing.T) {
 		t.Fatalf("inbox after ack %v", again)
 	}
 }
+
+// TestRebindIsPushedAtOnce: a device that binds a new provider token and
+// gets a message right after receives it on the new token, never the old
+// one: the senders read routes from memory only once it holds every route
+// written before the operation.
+func TestRebindIsPushedAtOnce(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dev := e.device("android", "fcm", fcmToken, ch)
+	first := e.message(ch, "before")
+	waitFor(t, "first push", func() bool { return e.outcome(first, dev) == delivery.Sent })
+	const rounds = 20
+	for i := range rounds {
+		token := fmt.Sprintf("%s-rebound-%02d", fcmToken, i)
+		e.post("/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": token})
+		op := e.message(ch, fmt.Sprintf("after-%02d", i))
+		waitFor(t, "push "+op, func() bool { return e.outcome(op, dev) == delivery.Sent })
+		if n := len(e.fcm.Received(token)); n != 1 {
+			t.Fatalf("round %d: the new token received %d pushes, want 1", i, n)
+		}
+	}
+	if n := len(e.fcm.Received(fcmToken)); n != 1 {
+		t.Fatalf("the first token received %d pushes, want only the one before the rebind", n)
+	}
+}

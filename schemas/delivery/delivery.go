@@ -24,6 +24,12 @@ type Task struct {
 	EntityID   string   `json:"entity_id"`
 	DeviceKey  string   `json:"device_key"`
 	AcceptedAt int64    `json:"accepted_at"`
+	// RoutesRev is the devices bucket's last revision when the operation
+	// was expanded: a sender uses its in-memory device routes once they
+	// hold that revision, so a route bound before the operation is the
+	// route pushed to. 0 (a task queued by an older pusher): read the
+	// bucket when in doubt.
+	RoutesRev uint64 `json:"routes_rev,omitempty"`
 }
 
 // ID is the delivery id of (op seq, device): "<seq>:<device_key>".
