@@ -68,6 +68,7 @@ func init() { registerPhase(30, func() phase { return &deliveryPhase{} }) }
 // deliveryPhase is the delivery phases' flags, with the common options.
 type deliveryPhase struct {
 	*options
+	gorushOptions                    // -gorush: gorush beside ours (gorush.go)
 	deliveryProvider   string        // providerAPNs or providerFCM
 	deliveryDevices    int           // devices of the throughput channel
 	deliveryMsgs       int           // messages of each throughput run
@@ -103,6 +104,7 @@ func (p *deliveryPhase) flags(fs *flagSet) {
 	fs.IntVar(&p.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
 	fs.StringVar(&p.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
 	fs.quick("delivery-msgs", "5")
+	p.gorushFlags(fs)
 }
 
 func (p *deliveryPhase) setup(o *options) error {
@@ -116,12 +118,12 @@ func (p *deliveryPhase) setup(o *options) error {
 		return errors.New("-latency-rate must be positive and -provider-latency not negative")
 	}
 	p.deliveryRateBudget, p.fanoutBudget, p.latencyBudget = 10_000, time.Second, 100*time.Millisecond
-	return nil
+	return p.gorushSetup(p.deliveryProvider)
 }
 
 func (p *deliveryPhase) header() string {
-	return fmt.Sprintf("delivery (%s; %d devices x %d messages at 0 and %s provider latency; fan-out to %d devices; %.0f messages/s to %d devices)",
-		p.deliveryProvider, p.deliveryDevices, p.deliveryMsgs, fmtLatency(p.providerLatency), p.fanoutDevices, p.latencyRate, p.latencyDevices)
+	return fmt.Sprintf("delivery (%s; %d devices x %d messages at 0 and %s provider latency%s; fan-out to %d devices; %.0f messages/s to %d devices)",
+		p.deliveryProvider, p.deliveryDevices, p.deliveryMsgs, fmtLatency(p.providerLatency), p.gorushHeader(), p.fanoutDevices, p.latencyRate, p.latencyDevices)
 }
 
 func (p *deliveryPhase) run(ctx context.Context) (table, error) {
@@ -138,6 +140,8 @@ type deliveryRow struct {
 	p50, p99 time.Duration // accept-to-provider
 	first    time.Duration // fan-out: 200 answer to the first arrival
 	expand   time.Duration // fan-out: the pusher's expansion (tasks published), its own metric
+	cpuPer   time.Duration // throughput: this process's CPU time per notification
+	tailPer  time.Duration // throughput with -gorush: the same after the last push, until the process is quiet
 	sent     int64         // messages accepted
 	dups     int64         // deliveries received more than once (retries)
 	late     int64         // latency phase: messages that waited for a free client
@@ -156,6 +160,7 @@ type deliveryReport struct {
 	setup                  time.Duration
 	pool                   int
 	thr0, thrLat, fan, lat deliveryRow
+	gorush                 *gorushRow // with -gorush: gorush at the provider latency
 }
 
 // deliveryWait bounds the wait for a phase's pushes to arrive.
@@ -165,7 +170,7 @@ const deliveryWait = 2 * time.Minute
 // for the pushes; room for the set-up.
 func (p *deliveryPhase) limit() time.Duration {
 	perRun := 3*(deliveryWait+15*time.Second) + p.warmup + p.duration + deliveryWait
-	return 3*time.Minute + time.Duration(p.runs)*perRun
+	return 3*time.Minute + time.Duration(p.runs)*perRun + p.gorushLimit(p.runs)
 }
 
 // deliveryEnv is the in-process gateway of the delivery phases.
@@ -242,6 +247,13 @@ func benchDelivery(ctx context.Context, o *deliveryPhase) (rep deliveryReport, e
 		return e.throughput(ctx, o, thrCh, o.providerLatency, run)
 	}); err != nil {
 		return rep, err
+	}
+	if o.gorushPath != "" {
+		g, err := e.benchGorush(ctx, o)
+		if err != nil {
+			return rep, err
+		}
+		rep.gorush = &g
 	}
 	if rep.fan, err = repeat(ctx, o.options, fmt.Sprintf("fan-out %d devices", o.fanoutDevices), func(run int) (deliveryRow, error) {
 		return e.fanout(ctx, o, fanCh, run)
@@ -591,15 +603,19 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 	wg.Wait()
 	sent := summarize(recs, 0)
 	werr := waitArrivals(ctx, a, sent.ops*int64(o.deliveryDevices))
-	cpu := cpuBetween(cpu0, sampleCPU())
+	cpu1 := sampleCPU()
 	stop()
 
 	st := a.stats(0)
-	r := deliveryRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops, cpu: cpu,
+	r := deliveryRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops, cpu: cpuBetween(cpu0, cpu1),
 		errors: sent.errors, errKinds: sent.errKinds}
 	if st.n > 0 {
 		r.took = st.last.Sub(began)
 		r.rate = float64(st.n) / r.took.Seconds()
+		r.cpuPer = (cpu1.self - cpu0.self) / time.Duration(st.n)
+		if o.gorushPath != "" { // the side-by-side counts the work left after the last push
+			r.tailPer = (settle(ctx).self - cpu1.self) / time.Duration(st.n)
+		}
 	}
 	r.p50, r.p99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
 	r.account(werr, st)
@@ -765,6 +781,8 @@ func (deliveryRow) columns() []column[deliveryRow] {
 		mid(func(r *deliveryRow) *time.Duration { return &r.p99 }),
 		mid(func(r *deliveryRow) *time.Duration { return &r.first }),
 		mid(func(r *deliveryRow) *time.Duration { return &r.expand }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.cpuPer }),
+		mid(func(r *deliveryRow) *time.Duration { return &r.tailPer }),
 		mid(func(r *deliveryRow) *uint64 { return &r.opsBacklog }),
 		mid(func(r *deliveryRow) *uint64 { return &r.taskBacklog }),
 		sum(func(r *deliveryRow) *int64 { return &r.errors }),

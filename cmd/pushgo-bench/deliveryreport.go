@@ -18,6 +18,10 @@ func (d *deliveryReport) failures() []failure {
 		out = append(out, failure{label: "delivery phases: " + p.name, what: "(messages not accepted, notifications not received)",
 			errors: p.row.errors, kinds: p.row.errKinds})
 	}
+	if g := d.gorush; g != nil {
+		out = append(out, failure{label: "delivery phases: " + d.o.gorushLabel(), what: "(requests not accepted, notifications not received)",
+			errors: g.errors, kinds: g.errKinds})
+	}
 	return out
 }
 
@@ -83,7 +87,9 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 		gateway.Defaults().Sync)
 	fmt.Fprintf(w, "  notifs/s: from the first request to the last push at the fake; steady: between the 10th and 90th percentile push;\n")
 	fmt.Fprintf(w, "  p50/p99: accept-to-provider at the fake (arrival - accepted_at, whole ms: up to 1 ms high); fan-out time from the 200 answer\n")
-	fmt.Fprintf(w, "  for scale: gorush against a fake APNs at 20 ms sends ~4,500/s with its defaults, ~15,800/s tuned, with no durability\n")
+	if d.gorush == nil {
+		fmt.Fprintf(w, "  for scale: gorush against a fake APNs at 20 ms sends ~4,500/s with its defaults, ~15,800/s tuned, with no durability\n")
+	}
 	if ceiling := float64(o.deliveryDevices) / max(o.providerLatency.Seconds(), 1e-9); ceiling < 2*o.deliveryRateBudget {
 		fmt.Fprintf(w, "  note: one device's pushes are sent one at a time, in order: %d devices at %s cannot exceed %.0f/s\n",
 			o.deliveryDevices, fmtLatency(o.providerLatency), ceiling)
@@ -97,5 +103,8 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 			fmt.Fprintf(w, "  note: %s ran while other processes used %.2f of %d cores: disturbed, re-run on a quiet machine\n",
 				p.name, p.row.cpu.others, numCPU())
 		}
+	}
+	if d.gorush != nil {
+		printSideBySide(w, o, d.thrLat, *d.gorush)
 	}
 }

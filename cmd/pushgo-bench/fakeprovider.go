@@ -2,10 +2,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
 	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -26,23 +33,30 @@ import (
 // the provider sees the push. It keeps no bodies (sendertest's fakes keep
 // every request, which is what a conformance test wants and a 200,000-push
 // run does not).
+//
+// The fake APNs' certificate (self-signed, its own root) names 127.0.0.1
+// and Apple's APNs hosts, and its listener also takes connections handed to
+// it by a CONNECT tunnel (handOff): so a server that can only reach Apple's
+// hosts through a proxy, such as gorush, reaches this fake when it trusts
+// the certificate (gorush.go).
 type fakeProvider struct {
 	apns, fcm *httptest.Server
 	latency   atomic.Int64 // ns
 	rec       atomic.Pointer[arrivals]
 	fcmSeq    atomic.Int64
 	apnsTr    *http2.Transport // the APNs sender's transport, closed with the fake
+	apnsLn    *handOffListener // the APNs listener, which also takes tunnelled connections
 }
 
 // arrivals is what the fake received since the last reset.
 type arrivals struct {
-	n  atomic.Int64 // distinct deliveries received
+	n  atomic.Int64 // distinct deliveries (delivery id, device token) received
 	mu sync.Mutex
 	at []int64 // arrival, unix ns
 	// accepted is the operation's accepted_at (ms) of the same request.
 	accepted []int64
 	seen     map[string]struct{}
-	dups     int64 // a delivery id received again (a retry: at least once)
+	dups     int64 // a delivery id received again for a device (a retry: at least once)
 	bad      int64 // a request without a delivery id or ingested_at
 	fromMs   int64
 	stale    int64 // pushes of operations accepted before fromMs
@@ -61,6 +75,9 @@ func newFakeProvider() *fakeProvider {
 	am.HandleFunc("POST /3/device/{token}", func(w http.ResponseWriter, r *http.Request) { f.serve(w, r, true) })
 	f.apns = httptest.NewUnstartedServer(am)
 	f.apns.Config.ErrorLog = quiet
+	f.apns.TLS = &tls.Config{Certificates: []tls.Certificate{fakeAPNsCert()}}
+	f.apnsLn = newHandOffListener(f.apns.Listener)
+	f.apns.Listener = f.apnsLn
 	f.apns.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: apnsMaxStreams}
 	f.apns.EnableHTTP2 = true
 	f.apns.StartTLS()
@@ -112,7 +129,11 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request, apns bool) 
 	buf.Reset()
 	_, err := buf.ReadFrom(r.Body)
 	if err == nil {
-		f.rec.Load().record(now, buf.Bytes())
+		token := "" // FCM: the token is in the body, one delivery id per device
+		if apns {
+			token = r.PathValue("token")
+		}
+		f.rec.Load().record(now, buf.Bytes(), token)
 	}
 	bodyPool.Put(buf)
 	if err != nil {
@@ -137,8 +158,11 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request, apns bool) 
 }
 
 // record notes one request: the data keys are flat strings in both
-// providers' bodies (APNs beside aps, FCM in message.data).
-func (a *arrivals) record(at int64, body []byte) {
+// providers' bodies (APNs beside aps, FCM in message.data). A delivery is
+// its delivery id and the device token of an APNs request's path: the
+// gateway's ids name the device already, and gorush sends one payload
+// (one id) to many tokens (gorush.go).
+func (a *arrivals) record(at int64, body []byte, token string) {
 	id, ok1 := jsonString(body, "delivery_id")
 	acc, ok2 := jsonString(body, "ingested_at")
 	ms, err := strconv.ParseInt(string(acc), 10, 64)
@@ -152,11 +176,15 @@ func (a *arrivals) record(at int64, body []byte) {
 		a.stale++
 		return
 	}
-	if _, dup := a.seen[string(id)]; dup {
+	key := string(id)
+	if token != "" {
+		key += "/" + token
+	}
+	if _, dup := a.seen[key]; dup {
 		a.dups++
 		return
 	}
-	a.seen[string(id)] = struct{}{}
+	a.seen[key] = struct{}{}
 	a.at = append(a.at, at)
 	a.accepted = append(a.accepted, ms)
 	a.n.Add(1)
@@ -217,4 +245,103 @@ func (a *arrivals) stats(fromMs int64) arrivalStats {
 	}
 	slices.Sort(s.lat)
 	return s
+}
+
+// apnsHosts are Apple's APNs hosts, which the fake APNs' certificate names
+// beside loopback.
+var apnsHosts = []string{"api.push.apple.com", "api.sandbox.push.apple.com", "api.development.push.apple.com"}
+
+// fakeAPNsCert is a fresh self-signed certificate (its own root) for
+// 127.0.0.1, ::1, localhost and apnsHosts.
+func fakeAPNsCert() tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic("pushgo-bench: fake APNs key: " + err.Error())
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "pushgo-bench fake APNs"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(7 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              append([]string{"localhost"}, apnsHosts...),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic("pushgo-bench: fake APNs certificate: " + err.Error())
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// apnsCertPEM is the fake APNs' certificate in PEM, for a client's roots.
+func (f *fakeProvider) apnsCertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.apns.Certificate().Raw})
+}
+
+// handOff gives the fake APNs a connection accepted elsewhere (a CONNECT
+// tunnel's client side): it is served as if accepted by its own listener,
+// TLS handshake included.
+func (f *fakeProvider) handOff(c net.Conn) error { return f.apnsLn.handOff(c) }
+
+// handOffListener is a listener whose Accept also returns the connections
+// handed to it.
+type handOffListener struct {
+	net.Listener
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newHandOffListener(l net.Listener) *handOffListener {
+	h := &handOffListener{Listener: l, conns: make(chan net.Conn), closed: make(chan struct{})}
+	go h.pump()
+	return h
+}
+
+// pump passes the inner listener's connections to Accept until either is
+// closed.
+func (h *handOffListener) pump() {
+	for {
+		c, err := h.Listener.Accept()
+		if err != nil {
+			h.Close()
+			return
+		}
+		if h.handOff(c) != nil {
+			c.Close()
+			return
+		}
+	}
+}
+
+func (h *handOffListener) handOff(c net.Conn) error {
+	select {
+	case h.conns <- c:
+		return nil
+	case <-h.closed:
+		return net.ErrClosed
+	}
+}
+
+func (h *handOffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handOffListener) Close() error {
+	err := net.ErrClosed
+	h.once.Do(func() {
+		close(h.closed)
+		err = h.Listener.Close()
+	})
+	return err
 }

@@ -16,6 +16,7 @@
 //	go run ./cmd/pushgo-bench -quick     # 3s phases, 100,000 operations folded
 //	go run ./cmd/pushgo-bench -phases projector -ops 2000000
 //	go run ./cmd/pushgo-bench -phases delivery -runs 3
+//	go run ./cmd/pushgo-bench -phases delivery -gorush /tmp/gorush-bin/gorush   # gorush beside ours (gorush.go)
 //	go run ./cmd/pushgo-bench -phases integrations -quick
 //
 // The load phases use a minimal keep-alive HTTP/1.1 client (lightclient.go)
