@@ -79,6 +79,13 @@ func (p *Pusher) expandOne(ctx context.Context, m jetstream.Msg) consume.Decisio
 	return consume.Held
 }
 
+// routesRevision is the devices bucket's last revision, or why it is
+// unknown.
+type routesRevision struct {
+	rev uint64
+	err error
+}
+
 // expansion is one operation whose tasks and receipt are published and
 // whose acknowledgements are awaited.
 type expansion struct {
@@ -105,24 +112,28 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error
 	// The operation is in the log, so every subscription made before it is
 	// in the bucket: wait until the audience holds them all.
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = p.audience.Sync(sctx)
-	var audience []string
-	var routesRev uint64
-	if err == nil {
-		audience = p.audience.At(env.ChannelID, md.Sequence.Stream)
-	}
-	if len(audience) > 0 {
-		// Every route bound before the operation is in the bucket too: its
-		// senders push to the routes as of this revision.
-		var info *jetstream.StreamInfo
-		if info, err = p.devicesStream.Info(sctx); err == nil {
-			routesRev = info.State.LastSeq
+	// Every route bound before the operation is in the devices bucket too:
+	// its senders push to the routes as of the bucket's revision now. Asked
+	// beside the audience's sync, so the two round trips overlap.
+	routes := make(chan routesRevision, 1)
+	go func() {
+		info, err := p.devicesStream.Info(sctx)
+		if err != nil {
+			routes <- routesRevision{err: err}
+			return
 		}
-	}
+		routes <- routesRevision{rev: info.State.LastSeq}
+	}()
+	err = p.audience.Sync(sctx)
+	rr := <-routes
 	cancel()
+	if err == nil {
+		err = rr.err
+	}
 	if err != nil {
 		return nil, err
 	}
+	audience, routesRev := p.audience.At(env.ChannelID, md.Sequence.Stream), rr.rev
 	x := &expansion{m: m, futures: make([]jetstream.PubAckFuture, 0, len(audience)+1), start: time.Now()}
 	for _, dev := range audience {
 		t := delivery.Task{
