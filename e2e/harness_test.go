@@ -143,15 +143,34 @@ var startCount struct {
 }
 
 // freePort returns a loopback port that was free a moment ago.
+// The kernel may hand a port it just gave out (and that was closed again)
+// to the next caller: a process's HTTP and NATS ports once came out equal.
+// Every port is handed out once per test binary.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("free port: every port offered was handed out before")
+	return 0
 }
+
+// handedOut is every port freePort returned.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // startGateway starts pushgo, waits until /readyz answers 200, and kills it
 // at cleanup. Its output is logged when the test fails.
