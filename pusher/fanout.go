@@ -86,6 +86,15 @@ type routesRevision struct {
 	err error
 }
 
+// routesRevision asks the devices bucket's last revision.
+func (p *Pusher) routesRevision(ctx context.Context) routesRevision {
+	info, err := p.devicesStream.Info(ctx)
+	if err != nil {
+		return routesRevision{err: fmt.Errorf("devices bucket revision: %w", err)}
+	}
+	return routesRevision{rev: info.State.LastSeq}
+}
+
 // expansion is one operation whose tasks and receipt are published and
 // whose acknowledgements are awaited.
 type expansion struct {
@@ -112,28 +121,32 @@ func (p *Pusher) expand(ctx context.Context, m jetstream.Msg) (*expansion, error
 	// The operation is in the log, so every subscription made before it is
 	// in the bucket: wait until the audience holds them all.
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	// Every route bound before the operation is in the devices bucket too:
-	// its senders push to the routes as of the bucket's revision now. Asked
-	// beside the audience's sync, so the two round trips overlap.
-	routes := make(chan routesRevision, 1)
-	go func() {
-		info, err := p.devicesStream.Info(sctx)
-		if err != nil {
-			routes <- routesRevision{err: err}
-			return
-		}
-		routes <- routesRevision{rev: info.State.LastSeq}
-	}()
-	err = p.audience.Sync(sctx)
-	rr := <-routes
-	cancel()
-	if err == nil {
-		err = rr.err
+	// its senders push to the routes as of the bucket's revision now. For a
+	// channel with subscribers it is asked beside the audience's sync, so
+	// the two round trips overlap; a channel with none (most operations of
+	// a busy sender) costs no second round trip.
+	var routes chan routesRevision
+	if p.audience.Has(env.ChannelID) {
+		routes = make(chan routesRevision, 1)
+		go func() { routes <- p.routesRevision(sctx) }()
 	}
-	if err != nil {
+	if err := p.audience.Sync(sctx); err != nil {
 		return nil, err
 	}
-	audience, routesRev := p.audience.At(env.ChannelID, md.Sequence.Stream), rr.rev
+	audience := p.audience.At(env.ChannelID, md.Sequence.Stream)
+	var rr routesRevision
+	switch {
+	case routes != nil:
+		rr = <-routes
+	case len(audience) > 0: // subscribed while the audience synced
+		rr = p.routesRevision(sctx)
+	}
+	if rr.err != nil {
+		return nil, rr.err
+	}
+	routesRev := rr.rev
 	x := &expansion{m: m, futures: make([]jetstream.PubAckFuture, 0, len(audience)+1), start: time.Now()}
 	for _, dev := range audience {
 		t := delivery.Task{

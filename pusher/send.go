@@ -226,9 +226,12 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 // view holds without a route, the bucket itself is read.
 func (p *Pusher) route(ctx context.Context, key string, rev uint64) (schemadevices.Device, bool, error) {
 	if rev > 0 {
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := p.routes.Watch().WaitApplied(wctx, rev)
-		cancel()
+		var err error
+		if w := p.routes.Watch(); w.Applied() < rev { // nearly never: the view is milliseconds behind at most
+			wctx, cancel := context.WithTimeout(ctx, time.Second)
+			err = w.WaitApplied(wctx, rev)
+			cancel()
+		}
 		if err == nil {
 			if d, ok, _ := p.routes.Get(key); ok && d.HasRoute() {
 				return d, true, nil

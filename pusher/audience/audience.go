@@ -85,6 +85,13 @@ func (a *Audience) Sync(ctx context.Context) error { return a.watch.Sync(ctx) }
 // Err says why the watch is not running now, or nil.
 func (a *Audience) Err() error { return a.watch.Err() }
 
+// Has reports whether channelID has any subscriber now.
+func (a *Audience) Has(channelID string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.subs[channelID]) > 0
+}
+
 // At lists, in key order, the devices of channelID that the operation at
 // stream sequence seq is pushed to: those subscribed before it was
 // appended. For a device that subscribed later it is history.
