@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,11 +116,9 @@ type Loop struct {
 	js  jetstream.JetStream
 	cfg Config
 
-	running   atomic.Bool
+	state
 	pulled    bool // the last pull got a message (Run's goroutine only)
 	lastAcked atomic.Uint64
-	mu        sync.Mutex
-	lastErr   error
 }
 
 // New validates cfg and returns a loop over js.
@@ -134,22 +131,6 @@ func New(js jetstream.JetStream, cfg Config) (*Loop, error) {
 
 // Name is the durable consumer's name.
 func (l *Loop) Name() string { return l.cfg.Consumer.Durable }
-
-// Running reports whether the loop is pulling from its consumer now.
-func (l *Loop) Running() bool { return l.running.Load() }
-
-// Err is the last failure that stopped the pulling, or nil.
-func (l *Loop) Err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lastErr
-}
-
-func (l *Loop) setErr(err error) {
-	l.mu.Lock()
-	l.lastErr = err
-	l.mu.Unlock()
-}
 
 // Run consumes until ctx ends, then stops pulling, hands back (nak) what
 // was pulled and not handled, and returns nil. It returns an error only

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,9 +75,7 @@ type Ordered struct {
 	js  jetstream.JetStream
 	cfg OrderedConfig
 
-	running atomic.Bool
-	mu      sync.Mutex
-	lastErr error
+	state
 }
 
 // NewOrdered validates cfg and returns an ordered loop over js.
@@ -88,16 +84,6 @@ func NewOrdered(js jetstream.JetStream, cfg OrderedConfig) (*Ordered, error) {
 		return nil, err
 	}
 	return &Ordered{js: js, cfg: cfg}, nil
-}
-
-// Running reports whether the handler is taking messages now.
-func (o *Ordered) Running() bool { return o.running.Load() }
-
-// Err is the last failure that stopped the handling, or nil.
-func (o *Ordered) Err() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.lastErr
 }
 
 // Run consumes until ctx ends (it returns nil) or the handler fails
@@ -111,9 +97,7 @@ func (o *Ordered) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		o.mu.Lock()
-		o.lastErr = err
-		o.mu.Unlock()
+		o.setErr(err)
 		var wait time.Duration
 		switch {
 		case err == nil:
