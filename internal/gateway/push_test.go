@@ -11,6 +11,28 @@ import (
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
 
+// startWithAndroidSubscriber starts a gateway on cfg and makes channel
+// "ops" (password correct-horse) with one Android device subscribed, its
+// FCM token tok-android-1. It returns the HTTP base and the channel id.
+func startWithAndroidSubscriber(t *testing.T, cfg Config) (base, channelID string) {
+	t.Helper()
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	base = "http://" + g.Addr()
+	s, _, m := post(t, base, "/channel/create", `{"channel_name":"ops","password":"correct-horse"}`)
+	ch := data(t, s, m)["channel_id"].(string)
+	s, _, m = post(t, base, "/device/register", `{"platform":"android"}`)
+	dev := data(t, s, m)["device_key"].(string)
+	s, _, m = post(t, base, "/channel/device", `{"device_key":"`+dev+`","channel_type":"fcm","provider_token":"tok-android-1"}`)
+	data(t, s, m)
+	s, _, m = post(t, base, "/channel/subscribe", `{"device_key":"`+dev+`","channel_id":"`+ch+`","password":"correct-horse"}`)
+	data(t, s, m)
+	return base, ch
+}
+
 // TestSendStatus: a message to a subscribed Android device is delivered
 // through the configured FCM sender, and /send_status follows it from
 // accepted to sent.
@@ -20,22 +42,8 @@ func TestSendStatus(t *testing.T) {
 	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
 	creds, _ := sendertest.ServiceAccount(t, "pushgo-test")
 	cfg.FCMCredentialsFile, cfg.FCMProjectID, cfg.FCMEndpoint = creds, "pushgo-test", fake.Endpoint()
-	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	base := "http://" + g.Addr()
-
-	s, _, m := post(t, base, "/channel/create", `{"channel_name":"ops","password":"correct-horse"}`)
-	ch := data(t, s, m)["channel_id"].(string)
-	s, _, m = post(t, base, "/device/register", `{"platform":"android"}`)
-	dev := data(t, s, m)["device_key"].(string)
-	s, _, m = post(t, base, "/channel/device", `{"device_key":"`+dev+`","channel_type":"fcm","provider_token":"tok-android-1"}`)
-	data(t, s, m)
-	s, _, m = post(t, base, "/channel/subscribe", `{"device_key":"`+dev+`","channel_id":"`+ch+`","password":"correct-horse"}`)
-	data(t, s, m)
-	s, _, m = post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","severity":"high","op_id":"disk-2"}`)
+	base, ch := startWithAndroidSubscriber(t, cfg)
+	s, _, m := post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","severity":"high","op_id":"disk-2"}`)
 	data(t, s, m)
 
 	api := apitest.New(base)

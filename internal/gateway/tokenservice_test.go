@@ -36,22 +36,8 @@ func TestTokenServicePushes(t *testing.T) {
 	cfg := Defaults()
 	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
 	cfg.TokenServiceURL, cfg.FCMEndpoint = svc.URL(), fake.Endpoint()
-	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	base := "http://" + g.Addr()
-
-	s, _, m := post(t, base, "/channel/create", `{"channel_name":"ops","password":"correct-horse"}`)
-	ch := data(t, s, m)["channel_id"].(string)
-	s, _, m = post(t, base, "/device/register", `{"platform":"android"}`)
-	dev := data(t, s, m)["device_key"].(string)
-	s, _, m = post(t, base, "/channel/device", `{"device_key":"`+dev+`","channel_type":"fcm","provider_token":"tok-android-1"}`)
-	data(t, s, m)
-	s, _, m = post(t, base, "/channel/subscribe", `{"device_key":"`+dev+`","channel_id":"`+ch+`","password":"correct-horse"}`)
-	data(t, s, m)
-	s, _, m = post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","op_id":"disk-2"}`)
+	base, ch := startWithAndroidSubscriber(t, cfg)
+	s, _, m := post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"Disk 2 failed","op_id":"disk-2"}`)
 	data(t, s, m)
 
 	api := apitest.New(base)
