@@ -14,13 +14,14 @@ import (
 // to fetch with /v2/messages/pull; the push itself is a small wake-up.
 type inbox struct{ kv jetstream.KeyValue }
 
-func (in inbox) put(ctx context.Context, t delivery.Task, full map[string]string) error {
-	b, err := json.Marshal(delivery.InboxItem{DeliveryID: t.ID, Payload: full})
+func (in inbox) put(ctx context.Context, deviceKey string, seq uint64, full map[string]string) error {
+	id := delivery.ID(seq, deviceKey)
+	b, err := json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: full})
 	if err != nil {
 		return err
 	}
-	if _, err := in.kv.Put(ctx, delivery.InboxKey(t.DeviceKey, t.Seq), b); err != nil {
-		return fmt.Errorf("inbox %s: %w", t.ID, err)
+	if _, err := in.kv.Put(ctx, delivery.InboxKey(deviceKey, seq), b); err != nil {
+		return fmt.Errorf("inbox %s: %w", id, err)
 	}
 	return nil
 }

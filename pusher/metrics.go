@@ -18,15 +18,21 @@ type metrics struct {
 	retired          *prometheus.CounterVec
 	providerSeconds  *prometheus.HistogramVec
 	acceptToProvider prometheus.Histogram
+	takeovers        prometheus.Counter
+	summaries        prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 func newMetrics() *metrics {
 	return &metrics{
-		tasks: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_tasks_total", Help: "Delivery tasks created by the fan-out."}),
+		tasks: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_tasks_total", Help: "Deliveries scheduled by this replica's partitions."}),
 		fanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushgo_pusher_fanout_seconds",
-			Help: "Time to expand one operation into its tasks.", Buckets: latencyBuckets}),
+			Help: "From taking an operation to scheduling its partition's deliveries.", Buckets: latencyBuckets}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_partition_takeovers_total",
+			Help: "Delivery partitions this replica became the owner of (each resets the partition to its checkpoint)."}),
+		summaries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_summaries_total",
+			Help: "(operation, partition) summaries written."}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_deliveries_total",
 			Help: "Settled deliveries by provider and outcome."}, []string{"provider", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_retries_total",
@@ -44,8 +50,10 @@ func newMetrics() *metrics {
 func (p *Pusher) Collectors() []prometheus.Collector {
 	m := p.metrics
 	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_pusher_task_backlog",
-		Help: "Delivery tasks waiting or in flight (sampled every few seconds)."}, func() float64 { return float64(p.backlog.Load()) })
-	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider, backlog}
+		Help: "Deliveries scheduled and not ended, plus retry tasks waiting or in flight (sampled every few seconds)."},
+		func() float64 { return float64(uint64(p.window.inFlight()) + p.backlog.Load()) })
+	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider,
+		m.takeovers, m.summaries, backlog}
 }
 
 // sampleBacklog refreshes the backlog gauge from the sender consumer until

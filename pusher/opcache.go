@@ -37,6 +37,14 @@ func (c *opCache) put(seq uint64, env *ops.Envelope) {
 	c.m[seq] = env
 }
 
+// peek returns the operation at seq if it is cached.
+func (c *opCache) peek(seq uint64) (*ops.Envelope, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	env, ok := c.m[seq]
+	return env, ok
+}
+
 // get returns the operation at seq, nil if it is no longer in the log.
 func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
 	c.mu.Lock()

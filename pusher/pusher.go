@@ -35,11 +35,28 @@ type Config struct {
 	Senders map[payload.Provider]sender.Sender
 	// Policy is the per-device retry policy (default sender.DefaultPolicy).
 	Policy sender.Policy
-	// Lanes is the number of concurrent sends: one device's tasks go
-	// through one lane, in order. Default 512.
+	// Lanes is the number of concurrent sends (the workers of the
+	// partitions, and the lanes of the retry queue; one device's sends go
+	// one at a time, in order). Default 512.
 	Lanes int
-	// MaxInFlight bounds the tasks taken and not yet settled. Default 20,000.
+	// MaxInFlight bounds the deliveries scheduled and not yet ended in
+	// this process (an operation is admitted while fewer are; one larger
+	// than the bound is admitted alone), and the retry tasks taken.
+	// Default 20,000.
 	MaxInFlight int
+	// Partitions is how many delivery partitions devices are hashed to
+	// (see PartitionOf); one replica at a time sends a partition's
+	// deliveries. Fixed for a deployment: changing it moves devices
+	// between partitions (their next pushes can be sent twice or cross).
+	// Default 8, at most MaxPartitions.
+	Partitions int
+	// PartitionWindow is how many operations a partition takes before the
+	// oldest is finished (the consumer's MaxAckPending). Default 1,024.
+	PartitionWindow int
+	// Failover is how long a partition's owner may stop pulling before
+	// the broker pins another replica (the consumer's PinnedTTL): the
+	// longest a dead replica's devices wait. Default 6 s, at least 3 s.
+	Failover time.Duration
 	// SendTimeout bounds one provider call, SDK retries included.
 	// Default 10s.
 	SendTimeout time.Duration
@@ -53,10 +70,8 @@ type Config struct {
 	// Apple app pulls an oversized item from (as PushGo's
 	// PUSHGO_PUBLIC_BASE_URL). An absolute http(s) URL.
 	PublicBaseURL string
-	// Fanout and Send select the halves this process runs (both by default).
-	NoFanout, NoSend bool
-	Now              func() time.Time
-	Logger           *slog.Logger
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -65,6 +80,15 @@ func (c *Config) defaults() {
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 20_000
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 8
+	}
+	if c.PartitionWindow <= 0 {
+		c.PartitionWindow = 1024
+	}
+	if c.Failover <= 0 {
+		c.Failover = 6 * time.Second
 	}
 	if c.SendTimeout <= 0 {
 		c.SendTimeout = 10 * time.Second
@@ -91,30 +115,31 @@ func checkBaseURL(u string) error {
 	return nil
 }
 
-// Pusher runs the fan-out and the sender workers. The caller MUST call
-// Close.
+// Pusher runs the delivery partitions, their workers and the retry queue.
+// The caller MUST call Close.
 type Pusher struct {
-	cfg     Config
-	log     *slog.Logger
-	js      jetstream.JetStream
-	devices *devices.Registry
-	routes  *kvview.Map[schemadevices.Device] // the devices bucket in memory; nil with NoSend
-	// devicesStream is the devices bucket's stream, whose last revision an
-	// expansion gives its tasks (delivery.Task.RoutesRev).
-	devicesStream jetstream.Stream
-	audience      *audience.Audience
-	senders       map[payload.Provider]sender.Sender
-	ops           *opCache
-	inbox         inbox
-	metrics       *metrics
-	now           func() time.Time
+	cfg       Config
+	log       *slog.Logger
+	js        jetstream.JetStream
+	devices   *devices.Registry
+	routes    *kvview.Map[schemadevices.Device] // the devices bucket in memory
+	audience  *audience.Audience
+	fresh     *freshness
+	senders   map[payload.Provider]sender.Sender
+	ops       *opCache
+	opsStream jetstream.Stream
+	inbox     inbox
+	metrics   *metrics
+	now       func() time.Time
+	sched     *scheduler
+	window    *window
+	summaries *summaries
 
-	fanoutLoop *consume.Loop        // nil with NoFanout
-	sendLoop   *consume.Loop        // nil with NoSend
-	inflight   chan *expansion      // expanded operations awaiting their acks
-	lanes      []chan jetstream.Msg // one device's tasks go through one lane
-	laneSeed   maphash.Seed
-	laneWG     sync.WaitGroup // send lanes and receipt waits
+	parts    []*partition
+	sendLoop *consume.Loop        // the retry queue
+	lanes    []chan jetstream.Msg // the retry queue's: one device's tasks go through one lane
+	laneSeed maphash.Seed
+	laneWG   sync.WaitGroup // retry lanes and receipt waits
 
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the loops have ended
@@ -123,19 +148,23 @@ type Pusher struct {
 
 	closeOnce sync.Once
 
-	backlog atomic.Uint64 // tasks pending or in flight, sampled
+	backlog atomic.Uint64 // retry tasks pending or in flight, sampled
 }
 
-// Start binds the streams and buckets (which streams.Ensure created) and
+// Start binds the streams and buckets (which provision.Ensure created) and
 // starts the loops.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	cfg.defaults()
 	if err := checkBaseURL(cfg.PublicBaseURL); err != nil {
 		return nil, err
 	}
-	// The fan-out of one operation to 10,000 devices publishes 10,000
-	// tasks asynchronously: allow that many in flight.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(32_768))
+	if cfg.Partitions > MaxPartitions {
+		return nil, fmt.Errorf("pusher: %d partitions: at most %d", cfg.Partitions, MaxPartitions)
+	}
+	if cfg.Failover < 3*time.Second {
+		return nil, fmt.Errorf("pusher: failover %s: at least 3s (a pinned replica pulls again every second)", cfg.Failover)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		return nil, err
 	}
@@ -143,57 +172,48 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pusher: stream %s: %w", streams.Ops, err)
 	}
-	devicesStream, err := js.Stream(ctx, "KV_"+streams.DevicesBucket)
-	if err != nil {
-		return nil, fmt.Errorf("pusher: devices bucket: %w", err)
-	}
 	reg, err := devices.Open(ctx, js, devices.Options{Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("pusher: devices: %w", err)
 	}
 	kv, err := js.KeyValue(ctx, streams.InboxBucket)
 	if err != nil {
+		reg.Close()
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
-	var routes *kvview.Map[schemadevices.Device]
-	if !cfg.NoSend {
-		// The senders read each device's push route from memory rather than
-		// with one bucket read per push (about 28 µs of a push, measured).
-		if routes, err = kvview.OpenMap(ctx, js, streams.DevicesBucket, devices.Decode, kvview.Options{Logger: cfg.Logger}); err != nil {
-			return nil, fmt.Errorf("pusher: device routes: %w", err)
-		}
+	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(opsStream, 4096), opsStream: opsStream,
+		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight)}
+	p.summaries = newSummaries(p)
+	// Who an operation goes to, and each device's route, are read from
+	// memory kept current by watches: no broker round trip per push.
+	if p.routes, err = kvview.OpenMap(ctx, js, streams.DevicesBucket, devices.Decode, kvview.Options{Logger: cfg.Logger}); err != nil {
+		p.closeRegistries()
+		return nil, fmt.Errorf("pusher: device routes: %w", err)
 	}
-	var aud *audience.Audience
-	if !cfg.NoFanout {
-		if aud, err = audience.Open(ctx, js, cfg.Logger); err != nil {
-			if routes != nil {
-				routes.Close()
-			}
-			return nil, fmt.Errorf("pusher: audience: %w", err)
-		}
+	if p.audience, err = audience.Open(ctx, js, cfg.Logger); err != nil {
+		p.closeRegistries()
+		return nil, fmt.Errorf("pusher: audience: %w", err)
 	}
+	p.fresh = &freshness{sync: func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return p.audience.Sync(gctx) })
+		g.Go(func() error { return p.routes.Watch().Sync(gctx) })
+		return g.Wait()
+	}}
 	for _, prov := range []payload.Provider{payload.APNs, payload.FCM} {
 		if cfg.Senders[prov] == nil {
 			cfg.Logger.Warn("pusher: provider not configured; its deliveries will fail with not_configured receipts", "provider", prov)
 		}
 	}
-	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, routes: routes, devicesStream: devicesStream, audience: aud, senders: cfg.Senders, ops: newOpCache(opsStream, 4096),
-		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now}
-	p.inflight = make(chan *expansion, 256)
-	p.laneSeed = maphash.MakeSeed()
-	if !cfg.NoFanout {
-		if p.fanoutLoop, err = consume.New(js, consume.Config{Stream: streams.Ops, Consumer: fanoutConsumer(), Resume: resumeFanout,
-			Handler: p.expandOne, PullMaxMessages: 256, Logger: cfg.Logger}); err != nil {
-			p.closeRegistries()
-			return nil, err
-		}
+	if err := p.openPartitions(ctx); err != nil {
+		p.closeRegistries()
+		return nil, err
 	}
-	if !cfg.NoSend {
-		if p.sendLoop, err = consume.New(js, consume.Config{Stream: streams.Deliveries, Consumer: p.sendConsumer(),
-			Handler: p.toLane, PullMaxMessages: min(cfg.MaxInFlight, 2000), Logger: cfg.Logger}); err != nil {
-			p.closeRegistries()
-			return nil, err
-		}
+	p.laneSeed = maphash.MakeSeed()
+	if p.sendLoop, err = consume.New(js, consume.Config{Stream: streams.Deliveries, Consumer: p.sendConsumer(),
+		Handler: p.toLane, PullMaxMessages: min(cfg.MaxInFlight, 2000), Logger: cfg.Logger}); err != nil {
+		p.closeRegistries()
+		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan struct{})
@@ -212,19 +232,119 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 			return nil
 		})
 	}
-	if !cfg.NoFanout {
-		run("fanout", p.fanout)
+	for _, pt := range p.parts {
+		run(pt.name, pt.loop.Run)
+		run(pt.name+" intake", func(ctx context.Context) error { pt.runIntake(ctx); return nil })
 	}
-	if !cfg.NoSend {
-		run("send", p.send)
-		run("backlog", p.sampleBacklog)
-	}
+	run("workers", func(ctx context.Context) error {
+		stop := context.AfterFunc(ctx, p.sched.close)
+		defer stop()
+		p.sched.runWorkers(ctx, cfg.Lanes, p.deliver)
+		return nil
+	})
+	run("acks", p.ackFloors)
+	run("summaries", p.summaries.run)
+	run("retry", p.send)
+	run("backlog", p.sampleBacklog)
 	go func() {
 		_ = g.Wait()
 		close(p.done)
 	}()
 	return p, nil
 }
+
+// openPartitions builds the partition loops. A partition consumer that
+// does not exist yet starts after the lowest ack floor of the partitions
+// (or of the fan-out consumer of an older pusher) that do, so an
+// operation appended while partitions were added or the pusher upgraded
+// is not skipped; with none it starts at new operations.
+func (p *Pusher) openPartitions(ctx context.Context) error {
+	start, err := p.partitionStart(ctx)
+	if err != nil {
+		return err
+	}
+	expiry := time.Second
+	for i := range p.cfg.Partitions {
+		pt := &partition{p: p, n: i, name: fmt.Sprintf("%s%d", PartitionConsumerPrefix, i),
+			intake: make(chan intakeItem, 2*p.cfg.PartitionWindow+256)}
+		cfg := p.partitionConsumer(i, start)
+		if pt.loop, err = consume.New(p.js, consume.Config{Stream: streams.Ops, Consumer: cfg,
+			Resume: func(lastAcked uint64) jetstream.ConsumerConfig {
+				return p.partitionConsumer(i, max(lastAcked+1, start))
+			},
+			Handler: pt.take, PullMaxMessages: 256, PriorityGroup: PriorityGroup, PullExpiry: expiry,
+			Heartbeat: expiry / 2, Logger: p.log}); err != nil {
+			return err
+		}
+		p.parts = append(p.parts, pt)
+	}
+	// The fan-out consumer of a pusher before partitions: its floor is
+	// where the partitions took over.
+	if err := p.js.DeleteConsumer(ctx, streams.Ops, legacyFanoutConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		p.log.Warn("pusher: could not delete the old fan-out consumer", "err", err)
+	}
+	return nil
+}
+
+// legacyFanoutConsumer is the consumer of PUSHGO_OPS of pushers before
+// delivery partitions.
+const legacyFanoutConsumer = "pushgo-fanout"
+
+// partitionStart is the start sequence for partition consumers created
+// now: after the lowest ack floor of the existing ones, 0 (new operations
+// only) when there are none.
+func (p *Pusher) partitionStart(ctx context.Context) (uint64, error) {
+	var floor uint64
+	found := false
+	names := []string{legacyFanoutConsumer}
+	for i := range MaxPartitions {
+		names = append(names, fmt.Sprintf("%s%d", PartitionConsumerPrefix, i))
+	}
+	lister := p.opsStream.ListConsumers(ctx)
+	have := map[string]*jetstream.ConsumerInfo{}
+	for info := range lister.Info() {
+		have[info.Name] = info
+	}
+	if err := lister.Err(); err != nil {
+		return 0, fmt.Errorf("pusher: list consumers: %w", err)
+	}
+	for _, n := range names {
+		if info := have[n]; info != nil {
+			if !found || info.AckFloor.Stream < floor {
+				floor = info.AckFloor.Stream
+			}
+			found = true
+		}
+	}
+	if !found {
+		return 0, nil
+	}
+	return floor + 1, nil
+}
+
+// ackFloors acknowledges each partition's finished operations every
+// ackInterval until ctx ends: one AckAll per partition per interval.
+func (p *Pusher) ackFloors(ctx context.Context) error {
+	t := time.NewTicker(ackInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for _, pt := range p.parts {
+				pt.ackFloor() // what was finished before the stop
+			}
+			return nil
+		case <-t.C:
+			for _, pt := range p.parts {
+				pt.ackFloor()
+			}
+		}
+	}
+}
+
+// ackInterval is how often partitions acknowledge: with the summaries'
+// interval, what a crash can send twice beyond the operations in flight.
+const ackInterval = 25 * time.Millisecond
 
 // Run waits until ctx ends, then stops the pusher (Close) and returns nil;
 // or until a loop fails for good, then stops it and returns that error.
@@ -243,20 +363,20 @@ func (p *Pusher) Run(ctx context.Context) error {
 // loops that do not (their consumer is being recreated).
 func (p *Pusher) Ready() error {
 	var errs []error
-	for _, l := range []*consume.Loop{p.fanoutLoop, p.sendLoop} {
-		if l != nil && !l.Running() {
+	loops := []*consume.Loop{p.sendLoop}
+	for _, pt := range p.parts {
+		loops = append(loops, pt.loop)
+	}
+	for _, l := range loops {
+		if !l.Running() {
 			errs = append(errs, fmt.Errorf("pusher: consumer %s not running: %v", l.Name(), l.Err()))
 		}
 	}
-	if p.audience != nil {
-		if err := p.audience.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("pusher: audience: %w", err))
-		}
+	if err := p.audience.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("pusher: audience: %w", err))
 	}
-	if p.routes != nil {
-		if err := p.routes.Watch().Err(); err != nil {
-			errs = append(errs, fmt.Errorf("pusher: device routes: %w", err))
-		}
+	if err := p.routes.Watch().Err(); err != nil {
+		errs = append(errs, fmt.Errorf("pusher: device routes: %w", err))
 	}
 	if err := p.Err(); err != nil {
 		errs = append(errs, err)
@@ -271,13 +391,22 @@ func (p *Pusher) Err() error {
 	return p.err
 }
 
-// Close stops the loops and waits for in-flight sends. Tasks taken but not
-// settled are redelivered to a replica after their ack wait: nothing is lost.
+// Close stops the loops and waits for in-flight sends. Operations not
+// finished are redone by their partitions' next owners, and retry tasks
+// taken but not settled are redelivered: nothing is lost.
 func (p *Pusher) Close() error {
 	p.closeOnce.Do(func() {
 		p.cancel()
 		<-p.done
 		p.laneWG.Wait()
+		// Hand the partitions over now rather than after the failover time.
+		uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		for _, pt := range p.parts {
+			if pt.pin != "" {
+				_ = p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup)
+			}
+		}
+		cancel()
 		p.closeRegistries()
 	})
 	return nil

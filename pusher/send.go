@@ -8,33 +8,35 @@ import (
 	"time"
 
 	schemadevices "github.com/pushgo/gateway/schemas/devices"
+	"github.com/pushgo/gateway/schemas/streams"
 
 	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushgo/gateway/pusher/payload"
-	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/schemas/delivery"
 )
 
-// SendConsumer is the durable work-queue consumer of PUSHGO_DELIVERIES
-// shared by every pusher replica's sender workers.
+// SendConsumer is the durable work-queue consumer of PUSHGO_DELIVERIES,
+// the retry queue, shared by every pusher replica: a delivery a partition
+// could not finish at its first attempt (a 429, a 5xx, a timeout) is a
+// task there, tried again with back-off until it ends.
 const SendConsumer = "pushgo-sender"
 
 // sendConsumer is the sender workers' consumer configuration.
 func (p *Pusher) sendConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       SendConsumer,
-		Description:   "PushGo pusher: sends delivery tasks to APNs and FCM",
+		Description:   "PushGo pusher: retries deliveries to APNs and FCM",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.cfg.SendTimeout + 20*time.Second,
 		MaxAckPending: p.cfg.MaxInFlight,
 	}
 }
 
-// send takes delivery tasks and hands each to the lane of its device until
+// send takes retry tasks and hands each to the lane of its device until
 // ctx ends. A lane is one goroutine: one device's tasks are sent one after
 // the other in the order they were queued, while thousands of devices are
 // sent to at once across lanes.
@@ -47,7 +49,7 @@ func (p *Pusher) send(ctx context.Context) error {
 			for {
 				select {
 				case m := <-p.lanes[i]:
-					p.deliver(ctx, m)
+					p.retryOne(ctx, m)
 				case <-done:
 					// Hand queued tasks back now rather than after the
 					// ack wait.
@@ -90,9 +92,10 @@ func lastDot(s string) int {
 	return -1
 }
 
-// deliver sends one task and settles it: ack with a receipt when its
-// outcome is final, nak with a delay when it should be tried again.
-func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
+// retryOne makes the next attempt at a delivery of the retry queue and
+// settles its task: ack with an outcome receipt when the outcome is
+// final, nak with the policy's delay when it should be tried again.
+func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	var t delivery.Task
 	if err := json.Unmarshal(m.Data(), &t); err != nil {
 		p.log.Error("pusher: malformed task", "err", err)
@@ -104,7 +107,16 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 		p.sendLoop.Settle(m, consume.Nak(0))
 		return
 	}
-	attempt := int(md.NumDelivered)
+	if wait := time.Until(time.UnixMilli(t.NotBefore)); t.NotBefore > 0 && md.NumDelivered == 1 && wait > 0 {
+		// Queued by a partition with its back-off: wait it out, without
+		// spending an attempt.
+		p.sendLoop.Settle(m, consume.Nak(wait))
+		return
+	}
+	attempt := t.PriorAttempts + int(md.NumDelivered)
+	if t.NotBefore > 0 && md.NumDelivered > 1 {
+		attempt-- // the first delivery only waited
+	}
 	// The task may have waited in its lane: restart its ack wait now.
 	_ = m.InProgress()
 	// final records the outcome, and acks the task only once the broker
@@ -126,8 +138,8 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 			case <-f.Ok():
 				p.sendLoop.Settle(m, consume.Ack)
 			case <-f.Err():
-				// Sent again later: APNs drops the duplicate by apns-id, and
-				// the receipt fold counts one outcome per delivery.
+				// Sent again later; the receipt fold counts one outcome
+				// per delivery.
 				p.sendLoop.Settle(m, consume.Nak(time.Second))
 			case <-ctx.Done():
 				// Unsettled: redelivered after the ack wait.
@@ -150,71 +162,27 @@ func (p *Pusher) deliver(ctx context.Context, m jetstream.Msg) {
 		p.sendLoop.Settle(m, consume.Nak(time.Second))
 		return
 	}
-	if !ok || !dev.HasRoute() {
-		final(delivery.NoRoute, "", "device has no push route")
-		return
-	}
-	prov := payload.Provider(dev.ChannelType)
-	var opts []payload.Option
-	if p.quietThings(t.ChannelID) {
-		opts = append(opts, payload.QuietThingUpdates())
-	}
-	if p.cfg.PublicBaseURL != "" {
-		opts = append(opts, payload.BaseURL(p.cfg.PublicBaseURL))
-	}
-	n, err := payload.Build(*env, t.Seq, t.DeviceKey, prov, dev.ProviderToken, p.now(), opts...)
+	r, err := p.attempt(ctx, env, t.Seq, t.DeviceKey, dev, ok)
 	switch {
-	case errors.Is(err, payload.ErrExpired):
-		final(delivery.Expired, string(prov), "ttl passed")
-		return
-	case err != nil:
-		final(delivery.Failed, string(prov), "build: "+err.Error())
-		return
-	}
-	n.Platform = dev.Platform
-	if n.Oversized {
-		if err := p.inbox.put(ctx, t, n.Full); err != nil {
-			p.sendLoop.Settle(m, consume.Nak(time.Second))
-			return
-		}
-	}
-	s := p.senders[prov]
-	if s == nil {
-		s = sender.Unconfigured(string(prov), "provider "+string(prov)+" is not configured")
-	}
-	sctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
-	start := time.Now()
-	res := s.Send(sctx, n)
-	cancel()
-	if ctx.Err() != nil {
-		// Stopping: this attempt says nothing about the device. Hand the
-		// task back without spending its retry budget on it.
+	case errors.Is(err, errStopping) || ctx.Err() != nil:
+		// This attempt says nothing about the device. Hand the task back
+		// without spending its retry budget on it.
 		p.sendLoop.Settle(m, consume.Nak(0))
 		return
-	}
-	p.metrics.providerSeconds.WithLabelValues(string(prov)).Observe(time.Since(start).Seconds())
-	switch res.Outcome {
-	case sender.Sent:
-		p.metrics.acceptToProvider.Observe(float64(p.now().UnixMilli()-t.AcceptedAt) / 1000)
-		final(delivery.Sent, string(prov), res.ProviderID)
-	case sender.RetireToken:
-		if _, err := p.devices.RetireToken(ctx, dev.ChannelType, dev.ProviderToken, p.now()); err != nil {
-			p.log.Warn("pusher: retire token", "device_key", t.DeviceKey, "err", err)
-			p.sendLoop.Settle(m, consume.Nak(time.Second))
-			return
-		}
-		p.metrics.retired.WithLabelValues(string(prov)).Inc()
-		final(delivery.Retired, string(prov), res.Reason)
-	case sender.Retry:
-		if wait, again := p.cfg.Policy.Next(attempt, res); again {
-			p.metrics.retries.WithLabelValues(string(prov)).Inc()
+	case err != nil:
+		p.log.Warn("pusher: retry not done", "seq", t.Seq, "err", err)
+		p.sendLoop.Settle(m, consume.Nak(time.Second))
+		return
+	case r.Outcome == handedToRetry:
+		if wait, again := p.cfg.Policy.Next(attempt, r.Res); again {
+			p.metrics.retries.WithLabelValues(r.Provider).Inc()
 			p.sendLoop.Settle(m, consume.Nak(wait))
 			return
 		}
-		final(delivery.Failed, string(prov), "retry budget spent: "+res.Reason)
-	default:
-		final(delivery.Failed, string(prov), res.Reason)
+		final(delivery.Failed, r.Provider, "retry budget spent: "+r.Reason)
+		return
 	}
+	final(r.Outcome, r.Provider, r.Reason)
 }
 
 // route returns the device of key as of the devices bucket's revision rev
@@ -241,13 +209,6 @@ func (p *Pusher) route(ctx context.Context, key string, rev uint64) (schemadevic
 	return p.devices.Device(ctx, key)
 }
 
-func providerLabel(p string) string {
-	if p == "" {
-		return "none"
-	}
-	return p
-}
-
 // quietThings reports whether channelID asked for quiet thing updates
 // (QuietThingUpdates) and is not exempted from it (ThingUpdateAlerts).
 func (p *Pusher) quietThings(channelID string) bool {
@@ -255,4 +216,15 @@ func (p *Pusher) quietThings(channelID string) bool {
 		return slices.ContainsFunc(list, func(c string) bool { return c == "*" || c == channelID })
 	}
 	return listed(p.cfg.QuietThingUpdates) && !slices.Contains(p.cfg.ThingUpdateAlerts, channelID)
+}
+
+// receiptAsync publishes r and returns the broker's future answer.
+func (p *Pusher) receiptAsync(r delivery.Receipt) (jetstream.PubAckFuture, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(streams.ReceiptSubject(r.ChannelID))
+	msg.Data = b
+	return p.js.PublishMsgAsync(msg, jetstream.WithMsgID(r.MsgID()))
 }

@@ -74,6 +74,16 @@ type Config struct {
 	// Heartbeat is the idle heartbeat of a pull (500ms to 15s); two missed
 	// ones make the loop check that its consumer still exists. Default 2s.
 	Heartbeat time.Duration
+	// PriorityGroup, when set, makes the loop pull as a member of that
+	// priority group of the consumer (one of its PriorityGroups). With the
+	// pinned-client policy one puller at a time gets the messages, and
+	// every message carries the pin id (header Nats-Pin-Id) of the pull it
+	// answers; a puller keeps the pin by pulling again within the
+	// consumer's PinnedTTL.
+	PriorityGroup string
+	// PullExpiry bounds one pull request (default 30 s). A pinned puller
+	// needs it well under the PinnedTTL. Heartbeat must be at most half of it.
+	PullExpiry time.Duration
 	// RetryDelay is the first pause after a failure; it doubles up to
 	// MaxRetryDelay. Defaults 250ms and 5s.
 	RetryDelay, MaxRetryDelay time.Duration
@@ -97,6 +107,9 @@ func (c *Config) validate() error {
 	}
 	if c.Heartbeat < 500*time.Millisecond || c.Heartbeat > 15*time.Second {
 		return fmt.Errorf("consume: Heartbeat %s: must be 500ms to 15s", c.Heartbeat)
+	}
+	if c.PullExpiry > 0 && c.Heartbeat > c.PullExpiry/2 {
+		return fmt.Errorf("consume: Heartbeat %s: must be at most half the PullExpiry %s", c.Heartbeat, c.PullExpiry)
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 250 * time.Millisecond
@@ -203,8 +216,15 @@ func (l *Loop) consumer(ctx context.Context, first bool) (jetstream.Consumer, er
 // pull hands messages to the handler until ctx ends or the pull fails.
 func (l *Loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 	l.pulled = false
-	it, err := cons.Messages(jetstream.PullMaxMessages(l.cfg.PullMaxMessages), jetstream.PullHeartbeat(l.cfg.Heartbeat),
-		jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(l.cfg.PullMaxMessages), jetstream.PullHeartbeat(l.cfg.Heartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true)}
+	if l.cfg.PriorityGroup != "" {
+		opts = append(opts, jetstream.PullPriorityGroup(l.cfg.PriorityGroup))
+	}
+	if l.cfg.PullExpiry > 0 {
+		opts = append(opts, jetstream.PullExpiry(l.cfg.PullExpiry))
+	}
+	it, err := cons.Messages(opts...)
 	if err != nil {
 		return fmt.Errorf("messages: %w", err)
 	}

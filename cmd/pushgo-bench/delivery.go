@@ -406,7 +406,7 @@ func p8() ([]byte, error) {
 
 func (e *deliveryEnv) waitConsumers(ctx context.Context) error {
 	for {
-		_, err1 := e.js.Consumer(ctx, streams.Ops, pusher.FanoutConsumer)
+		_, err1 := e.js.Consumer(ctx, streams.Ops, pusher.PartitionConsumerPrefix+"0")
 		_, err2 := e.js.Consumer(ctx, streams.Deliveries, pusher.SendConsumer)
 		if err1 == nil && err2 == nil {
 			return nil
@@ -721,8 +721,8 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 	return r, nil
 }
 
-// backlog reads the pusher's two queues: operations its fan-out consumer
-// has not acknowledged, and tasks its sender consumer has not settled.
+// backlog reads the pusher's queues: operations its busiest partition has
+// not acknowledged, and retry tasks not settled.
 func (e *deliveryEnv) backlog(ctx context.Context) (ops, tasks uint64) {
 	info := func(stream, name string) uint64 {
 		c, err := e.js.Consumer(ctx, stream, name)
@@ -735,7 +735,10 @@ func (e *deliveryEnv) backlog(ctx context.Context) (ops, tasks uint64) {
 		}
 		return i.NumPending + uint64(i.NumAckPending)
 	}
-	return info(streams.Ops, pusher.FanoutConsumer), info(streams.Deliveries, pusher.SendConsumer)
+	for i := range pusher.MaxPartitions {
+		ops = max(ops, info(streams.Ops, fmt.Sprintf("%s%d", pusher.PartitionConsumerPrefix, i)))
+	}
+	return ops, info(streams.Deliveries, pusher.SendConsumer)
 }
 
 // waitArrivals waits until a has want distinct pushes, or deliveryWait.

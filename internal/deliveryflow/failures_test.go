@@ -3,6 +3,7 @@ package deliveryflow_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 	"github.com/pushgo/gateway/schemas/delivery"
 )
@@ -19,10 +21,32 @@ func (e *env) message(ch, title string) string {
 	return e.post("/message", map[string]any{"channel_id": ch, "password": pw, "title": title})["op_id"].(string)
 }
 
+// outcome is the end of the delivery of opID to deviceKey as the receipts
+// say: the retry queue's outcome receipt, or the summary of the device's
+// partition (a failure it lists, sent when it lists it neither as failed
+// nor as retried); "" while pending.
 func (e *env) outcome(opID, deviceKey string) delivery.Outcome {
-	for _, r := range receipts(e.t, e) {
+	rs := receipts(e.t, e)
+	for _, r := range rs {
 		if r.OpID == opID && r.DeviceKey == deviceKey && r.Kind == delivery.KindOutcome {
 			return r.Outcome
+		}
+	}
+	part := pusher.PartitionOf(deviceKey, e.partitions)
+	for _, r := range rs {
+		for _, s := range r.Summaries {
+			if s.OpID != opID || s.Partition != part {
+				continue
+			}
+			for _, f := range s.Failures {
+				if f.DeviceKey == deviceKey {
+					return f.Outcome
+				}
+			}
+			if slices.Contains(s.Retried, deviceKey) {
+				return ""
+			}
+			return delivery.Sent
 		}
 	}
 	return ""

@@ -1,6 +1,7 @@
 package deliveryflow_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -39,6 +40,8 @@ type env struct {
 	fcm  *sendertest.FakeFCM
 	b    *brokertest.Broker
 	push *pusher.Pusher
+	// partitions is the pushers' delivery partitions.
+	partitions int
 	// start starts another pusher with setup's configuration, changed by
 	// more (applied after setup's own).
 	start func(more ...func(*pusher.Config)) *pusher.Pusher
@@ -91,6 +94,7 @@ func setup(t *testing.T, opts ...func(*pusher.Config)) *env {
 		for _, o := range append(opts[:len(opts):len(opts)], more...) {
 			o(&cfg)
 		}
+		e.partitions = cmp.Or(cfg.Partitions, 8) // the pusher's default
 		p, err := pusher.Start(ctx, nc, cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -194,15 +198,18 @@ func TestSeedEventReachesBothPlatforms(t *testing.T) {
 			}
 		}
 	}
-	// Each delivery of the close ends with a "sent" receipt.
-	waitFor(t, "sent receipts of the close", func() bool {
-		n := 0
+	// Each delivery of the close ends "sent" in its partition's summary.
+	waitFor(t, "sent summaries of the close", func() bool {
+		sent, audience := 0, 0
 		for _, r := range receipts(t, e) {
-			if r.OpID == closeOp && r.Kind == delivery.KindOutcome && r.Outcome == delivery.Sent {
-				n++
+			for _, s := range r.Summaries {
+				if s.OpID == closeOp {
+					sent += s.Sent
+					audience = s.Audience
+				}
 			}
 		}
-		return n == 2
+		return sent == 2 && audience == 2
 	})
 }
 

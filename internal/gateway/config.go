@@ -70,6 +70,15 @@ type Config struct {
 	// push so the Apple app knows where to pull an oversized item (PushGo's
 	// setting of the same name).
 	PublicBaseURL string // PUSHGO_PUBLIC_BASE_URL
+
+	// DeliveryPartitions is how many delivery partitions devices are
+	// hashed to; one pusher replica at a time sends a partition's pushes.
+	// Fixed for a deployment (changing it moves devices between
+	// partitions).
+	DeliveryPartitions int // PUSHGO_DELIVERY_PARTITIONS
+	// DeliveryFailover is how long a pusher replica may be gone before
+	// another takes its partitions over.
+	DeliveryFailover time.Duration // PUSHGO_DELIVERY_FAILOVER
 }
 
 // DefaultSync is the default of PUSHGO_SYNC; see the README for why.
@@ -85,6 +94,7 @@ func Defaults() Config {
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
 		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
+		DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second,
 	}
 }
 
@@ -137,6 +147,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (or *) whose thing updates are alerts, not background pushes")
 	str(&c.ThingUpdateQuiet, "thing-update-quiet", "PUSHGO_THING_UPDATE_QUIET", "channel ids (or *) whose thing updates are background pushes, not PushGo's alerts")
 	str(&c.PublicBaseURL, "public-base-url", "PUSHGO_PUBLIC_BASE_URL", "the gateway's public http(s) URL, sent as base_url in pushes")
+	partitions, failover := strconv.Itoa(c.DeliveryPartitions), c.DeliveryFailover.String()
+	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64), fixed for a deployment")
+	str(&failover, "delivery-failover", "PUSHGO_DELIVERY_FAILOVER", "how long a gone pusher keeps its partitions before another takes them (at least 3s)")
 	rebuild := getenv("PUSHGO_REBUILD")
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +175,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.out, err = parseDuration(d.in); err != nil {
 			return Config{}, fmt.Errorf("%s %q: %w", d.name, d.in, err)
 		}
+	}
+	if c.DeliveryPartitions, err = strconv.Atoi(partitions); err != nil || c.DeliveryPartitions < 1 || c.DeliveryPartitions > 64 {
+		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_PARTITIONS %q: want an integer from 1 to 64", partitions)
+	}
+	if c.DeliveryFailover, err = parseDuration(failover); err != nil || c.DeliveryFailover < 3*time.Second {
+		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_FAILOVER %q: want a duration of at least 3s", failover)
 	}
 	if c.MaxIntegrationRequests, err = strconv.Atoi(maxInteg); err != nil || c.MaxIntegrationRequests < 1 {
 		return Config{}, fmt.Errorf("PUSHGO_MAX_INTEGRATION_REQUESTS %q: want a positive integer", maxInteg)

@@ -30,6 +30,13 @@ type Task struct {
 	// route pushed to. 0 (a task queued by an older pusher): read the
 	// bucket when in doubt.
 	RoutesRev uint64 `json:"routes_rev,omitempty"`
+	// PriorAttempts is how many sends of this delivery were made before it
+	// was queued (1 for a retry handed over by an operation's partition
+	// after a 429 or 5xx); its retry budget counts them.
+	PriorAttempts int `json:"prior_attempts,omitempty"`
+	// NotBefore (Unix ms) is when the next attempt may be made: the
+	// back-off the retry policy chose, or the provider's Retry-After.
+	NotBefore int64 `json:"not_before,omitempty"`
 }
 
 // ID is the delivery id of (op seq, device): "<seq>:<device_key>".
@@ -73,7 +80,48 @@ const (
 	KindExpanded = "expanded"
 	// KindOutcome: one task ended with Outcome.
 	KindOutcome = "outcome"
+	// KindSummary: Summaries says what partitions of the delivery did
+	// with operations, many operations per receipt.
+	KindSummary = "summary"
 )
+
+// Summary is what one delivery partition did with one operation: the
+// partition's share of its audience, sent, failed or handed to the retry
+// queue. A partition writes it once its share is settled; written twice
+// (the partition re-run after a crash), the later one replaces the
+// earlier. A delivery handed to the retry queue reports its end in a
+// KindOutcome receipt of its own.
+type Summary struct {
+	ChannelID  string   `json:"channel_id"`
+	OpID       string   `json:"op_id"`
+	Seq        uint64   `json:"seq"`
+	EntityType ops.Kind `json:"entity_type"`
+	EntityID   string   `json:"entity_id"`
+	AcceptedAt int64    `json:"accepted_at"`
+	At         int64    `json:"at"` // ms
+	Partition  int      `json:"partition"`
+	// Audience is the operation's audience in all partitions together:
+	// the deliveries /send_status counts.
+	Audience int `json:"audience"`
+	// The partition's share, Sent + Failed + Retrying devices.
+	Sent     int `json:"sent"`
+	Failed   int `json:"failed"`
+	Retrying int `json:"retrying"`
+	// Failures lists the share's failed deliveries (retired tokens, no
+	// route, expired, refused): the per-device record kept only for them.
+	Failures []Failure `json:"failures,omitempty"`
+	// Retried lists the share's devices handed to the retry queue (at most
+	// as many as Failures lists); their ends come as KindOutcome receipts.
+	Retried []string `json:"retried,omitempty"`
+}
+
+// Failure is one failed delivery of a Summary.
+type Failure struct {
+	DeviceKey string  `json:"device_key"`
+	Provider  string  `json:"provider,omitempty"`
+	Outcome   Outcome `json:"outcome"`
+	Reason    string  `json:"reason,omitempty"`
+}
 
 // Receipt is one record of PUSHGO_RECEIPTS.
 type Receipt struct {
@@ -94,13 +142,20 @@ type Receipt struct {
 	Outcome    Outcome `json:"outcome,omitempty"`
 	Reason     string  `json:"reason,omitempty"`
 	Attempts   int     `json:"attempts,omitempty"`
+	// KindSummary: the summaries, and the batch's id (unique per batch,
+	// kept when the batch is published again after a failure).
+	Summaries []Summary `json:"summaries,omitempty"`
+	BatchID   string    `json:"batch_id,omitempty"`
 }
 
 // MsgID is the Nats-Msg-Id of r: a receipt recorded twice (a task sent
 // twice after a crash) is stored once.
 func (r Receipt) MsgID() string {
-	if r.Kind == KindExpanded {
+	switch r.Kind {
+	case KindExpanded:
 		return "expanded:" + strconv.FormatUint(r.Seq, 10)
+	case KindSummary:
+		return "summary:" + r.BatchID
 	}
 	return "outcome:" + r.DeliveryID
 }

@@ -148,6 +148,10 @@ func DeliverySubject(channelID, deviceKey string) string {
 	return DeliveriesSubjectPrefix + channelID + "." + deviceKey
 }
 
+// SummariesSubject is the subject of delivery summaries, receipts that
+// span channels ("_" is never in a channel id).
+const SummariesSubject = ReceiptsSubjectPrefix + "_summary"
+
 // ReceiptSubject is the subject of a receipt of a channel's operation.
 func ReceiptSubject(channelID string) string { return ReceiptsSubjectPrefix + channelID }
 

@@ -1,0 +1,385 @@
+package pusher
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/consume"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// Delivery is partitioned by device: a device belongs to partition
+// PartitionOf(key, n), and each partition is a durable consumer of
+// PUSHGO_OPS ("pushgo-deliver-<i>") in the priority group PriorityGroup
+// with the pinned-client policy. Every pusher replica pulls from every
+// partition; the broker gives one of them at a time, the pinned one, the
+// partition's operations, and pins another when the pinned one stops
+// pulling for the consumer's PinnedTTL (Config.Failover). So one replica
+// at a time sends to a device, in log order, and a dead replica's
+// partitions move to the living ones without a lease of our own.
+//
+// The operation is the durable unit of delivery. A partition takes
+// operations in log order, sends each to its share of the audience, writes
+// one summary per (operation, partition) and acknowledges the operations it
+// has finished and recorded with AckAll: the consumer's ack floor is the
+// partition's checkpoint. A replica that becomes the pinned one resets the
+// consumer to that floor (ResetConsumer) and goes on from there, so an
+// operation taken by a replica that died is sent again from its start to
+// the devices of the partition: at least once per (operation, device), and
+// the duplicates a crash can cause are the sends made since the floor last
+// moved.
+const (
+	// PartitionConsumerPrefix names the partition consumers.
+	PartitionConsumerPrefix = "pushgo-deliver-"
+	// PriorityGroup is the partition consumers' priority group.
+	PriorityGroup = "pushers"
+	// MaxPartitions bounds Config.Partitions.
+	MaxPartitions = 64
+)
+
+// PartitionOf is the partition of a device among n.
+func PartitionOf(deviceKey string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(deviceKey))
+	return int(h.Sum32() % uint32(n))
+}
+
+// partition is one delivery partition as this replica runs it.
+type partition struct {
+	p    *Pusher
+	n    int
+	name string
+	loop *consume.Loop
+
+	// The loop goroutine's state.
+	pin       string // pin id of the messages taken; "" before the first
+	resetting bool   // reset asked: skip what was delivered before it
+	resetSeq  uint64
+	last      uint64 // the last stream sequence taken in this epoch
+
+	cur    atomic.Pointer[epoch]
+	intake chan intakeItem
+}
+
+// epoch is one run of a partition by this replica: from the reset that
+// made it the owner until it lost the pin or stopped. Only the current
+// epoch acknowledges.
+type epoch struct {
+	cancelled atomic.Bool
+
+	mu       sync.Mutex
+	ops      []*opRun // taken, not passed by the floor, in sequence order
+	floor    *opRun   // the last operation passed, to acknowledge
+	ackedSeq uint64
+}
+
+type intakeItem struct {
+	m     jetstream.Msg
+	seq   uint64
+	ep    *epoch
+	taken time.Time
+}
+
+// consumerConfig is a partition consumer's configuration: it starts at
+// DeliverNew (operations appended before the pusher first ran are history),
+// or after start when a sibling partition or the old fan-out consumer had
+// already acknowledged up to it.
+func (p *Pusher) partitionConsumer(i int, start uint64) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		Durable:        fmt.Sprintf("%s%d", PartitionConsumerPrefix, i),
+		Description:    fmt.Sprintf("PushGo pusher: delivery partition %d of %d", i, p.cfg.Partitions),
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        5 * time.Minute, // a redelivery is skipped: the floor's ack covers it
+		MaxAckPending:  p.cfg.PartitionWindow,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PriorityGroup},
+		PinnedTTL:      p.cfg.Failover,
+	}
+	if start > 0 {
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	}
+	return c
+}
+
+// take is the partition loop's handler: it keeps the epoch and the order
+// and passes each operation to the intake. It never blocks for long, so
+// the loop keeps pulling and keeps its pin.
+func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision {
+	md, err := m.Metadata()
+	if err != nil {
+		return consume.Held // never acknowledged alone; the floor's ack covers it
+	}
+	if pin := m.Headers().Get("Nats-Pin-Id"); pin != pt.pin || pt.cur.Load() == nil {
+		// Newly pinned (the first time, or again after losing the pin):
+		// what the last owner left unacknowledged is redone from the floor,
+		// in order, before anything newer.
+		pt.takeover(ctx, pin)
+		return consume.Held
+	}
+	if pt.resetting {
+		// Messages delivered before the reset are skipped; the first one
+		// after it has consumer sequence 1 (the reset restarts it).
+		if md.Sequence.Consumer != 1 || md.Sequence.Stream < pt.resetSeq {
+			return consume.Held
+		}
+		pt.resetting = false
+	}
+	if md.Sequence.Stream <= pt.last {
+		return consume.Held // a redelivery of one already taken
+	}
+	pt.last = md.Sequence.Stream
+	ep := pt.cur.Load()
+	select {
+	case pt.intake <- intakeItem{m: m, seq: md.Sequence.Stream, ep: ep, taken: time.Now()}:
+	case <-ctx.Done():
+	}
+	return consume.Held
+}
+
+// takeover starts a new epoch: the last one's queued sends are dropped and
+// it never acknowledges again, and the consumer is reset to its ack floor.
+func (pt *partition) takeover(ctx context.Context, pin string) {
+	if old := pt.cur.Load(); old != nil {
+		old.cancelled.Store(true)
+	}
+	pt.cur.Store(nil)
+	pt.pin = ""
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
+	if err != nil {
+		// Tried again at the next message.
+		pt.p.log.Warn("pusher: partition reset failed; will retry", "partition", pt.n, "err", err)
+		return
+	}
+	pt.pin, pt.resetting, pt.resetSeq, pt.last = pin, true, resp.ResetSeq, resp.ResetSeq-1
+	pt.cur.Store(&epoch{})
+	pt.p.metrics.takeovers.Inc()
+	pt.p.log.Info("pusher: partition taken", "partition", pt.n, "from_seq", resp.ResetSeq)
+}
+
+// runIntake expands the partition's operations in order until ctx ends.
+func (pt *partition) runIntake(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-pt.intake:
+			if it.ep.cancelled.Load() {
+				continue
+			}
+			for {
+				err := pt.expand(ctx, it)
+				if err == nil || ctx.Err() != nil || it.ep.cancelled.Load() {
+					break
+				}
+				// The views could not be made current (broker away): the
+				// operation waits, and so does everything after it.
+				pt.p.log.Warn("pusher: expand failed; will retry", "partition", pt.n, "seq", it.seq, "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
+}
+
+// expand finds the partition's share of the operation's audience and
+// schedules its sends.
+func (pt *partition) expand(ctx context.Context, it intakeItem) error {
+	p := pt.p
+	env, err := p.ops.decode(it.seq, it.m.Data())
+	if err != nil {
+		// A malformed operation can never be delivered: it is passed.
+		p.log.Error("pusher: malformed operation", "seq", it.seq, "err", err)
+		op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
+		pt.track(op)
+		op.recorded()
+		return nil
+	}
+	// Every subscription and route written before the operation was
+	// appended is in memory once a sync begun after it was taken is done.
+	if err := p.fresh.after(ctx, it.taken); err != nil {
+		return err
+	}
+	all := p.audience.At(env.ChannelID, it.seq)
+	share := make([]string, 0, len(all)/p.cfg.Partitions+1)
+	for _, d := range all {
+		if PartitionOf(d, p.cfg.Partitions) == pt.n {
+			share = append(share, d)
+		}
+	}
+	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq, env: env, audience: len(all), left: len(share), taken: it.taken}
+	pt.track(op)
+	if len(share) == 0 {
+		op.finish()
+		return nil
+	}
+	if err := p.window.acquire(ctx, len(share)); err != nil {
+		return nil // stopping: the operation stays unacknowledged
+	}
+	p.metrics.tasks.Add(float64(len(share)))
+	p.metrics.fanoutSeconds.Observe(time.Since(it.taken).Seconds())
+	p.sched.schedule(op, share)
+	return nil
+}
+
+// track adds op to its epoch's operations awaiting the floor.
+func (pt *partition) track(op *opRun) {
+	op.ep.mu.Lock()
+	op.ep.ops = append(op.ep.ops, op)
+	op.ep.mu.Unlock()
+}
+
+// ackFloor acknowledges (AckAll) the last operation the floor passed, if
+// it moved since the last call: one acknowledgement covers every
+// operation finished since.
+func (pt *partition) ackFloor() {
+	ep := pt.cur.Load()
+	if ep == nil || ep.cancelled.Load() {
+		return
+	}
+	ep.mu.Lock()
+	f := ep.floor
+	if f == nil || f.seq <= ep.ackedSeq {
+		ep.mu.Unlock()
+		return
+	}
+	ep.ackedSeq = f.seq
+	ep.mu.Unlock()
+	pt.loop.Settle(f.m, consume.Ack)
+}
+
+// opRun is one operation being delivered to one partition's share of its
+// audience.
+type opRun struct {
+	pt       *partition
+	ep       *epoch
+	m        jetstream.Msg
+	seq      uint64
+	env      *ops.Envelope
+	audience int
+	taken    time.Time
+
+	// The scheduler's (under its lock).
+	ready     []*devQueue
+	readyHead int
+	inRing    bool
+
+	mu        sync.Mutex
+	left      int // sends not ended
+	sent      int
+	failed    int
+	retrying  int
+	failures  []delivery.Failure
+	retried   []string
+	abandoned bool // a send was cut short: the next owner redoes the operation
+
+	isDone bool // recorded: the floor may pass it (under ep.mu)
+}
+
+// maxFailuresListed bounds the failures a summary lists one by one (its
+// counts hold them all), so a summary stays far below a message's size.
+const maxFailuresListed = 64
+
+// ended records one delivery's end; the last one finishes the operation.
+func (op *opRun) ended(o delivery.Outcome, provider, reason, device string) {
+	op.mu.Lock()
+	switch {
+	case o == delivery.Sent:
+		op.sent++
+	case o == handedToRetry:
+		op.retrying++
+		if len(op.retried) < maxFailuresListed {
+			op.retried = append(op.retried, device)
+		}
+	default:
+		op.failed++
+		if len(op.failures) < maxFailuresListed {
+			op.failures = append(op.failures, delivery.Failure{DeviceKey: device, Provider: provider, Outcome: o, Reason: reason})
+		}
+	}
+	op.left--
+	last := op.left == 0
+	op.mu.Unlock()
+	if last {
+		op.finish()
+	}
+}
+
+// abandon records a send cut short by the pusher stopping: the operation
+// is never recorded by this replica.
+func (op *opRun) abandon() {
+	op.mu.Lock()
+	op.abandoned = true
+	op.left--
+	op.mu.Unlock()
+}
+
+// finish writes the partition's summary (its retry tasks are stored by
+// now) and marks the operation recorded once the summary is.
+func (op *opRun) finish() {
+	op.mu.Lock()
+	if op.abandoned || op.ep.cancelled.Load() {
+		op.mu.Unlock()
+		return
+	}
+	share := op.sent + op.failed + op.retrying
+	s := delivery.Summary{
+		ChannelID: op.env.ChannelID, OpID: op.env.OpID, Seq: op.seq, EntityType: op.env.Op.Kind(), EntityID: op.env.EntityID,
+		AcceptedAt: op.env.AcceptedAt, At: op.pt.p.now().UnixMilli(), Partition: op.pt.n, Audience: op.audience,
+		Sent: op.sent, Failed: op.failed, Retrying: op.retrying, Failures: op.failures, Retried: op.retried,
+	}
+	op.mu.Unlock()
+	// A partition with no share writes nothing; an operation with no
+	// audience at all is reported once, by partition 0, so /send_status
+	// says it was expanded.
+	if share == 0 && (op.audience > 0 || op.pt.n != 0) {
+		op.recorded()
+		return
+	}
+	op.pt.p.summaries.add(s, op.recorded)
+}
+
+// recorded lets the floor pass op, and every recorded one after it.
+func (op *opRun) recorded() {
+	ep := op.ep
+	ep.mu.Lock()
+	op.isDone = true
+	n := 0
+	for n < len(ep.ops) && ep.ops[n].isDone {
+		ep.floor = ep.ops[n]
+		n++
+	}
+	if n > 0 {
+		clear(ep.ops[:n])
+		ep.ops = ep.ops[n:]
+	}
+	ep.mu.Unlock()
+}
+
+// decode returns the operation in data, remembering it by sequence for the
+// retry queue (which reads it by sequence).
+func (c *opCache) decode(seq uint64, data []byte) (*ops.Envelope, error) {
+	if env, ok := c.peek(seq); ok {
+		return env, nil
+	}
+	env := &ops.Envelope{}
+	if err := json.Unmarshal(data, env); err != nil {
+		return nil, err
+	}
+	c.put(seq, env)
+	return env, nil
+}

@@ -1,0 +1,127 @@
+package pusher
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// summaries writes the (operation, partition) summaries in batches: one
+// receipt holds every summary finished since the last one (at most
+// summaryBatchMax, or summaryBatchBytes), written every summaryInterval.
+// A summary's done is called once the broker has stored its batch: only
+// then may the partition's floor pass the operation.
+type summaries struct {
+	p *Pusher
+
+	mu      sync.Mutex
+	pending []pendingSummary
+	size    int
+	kick    chan struct{}
+}
+
+type pendingSummary struct {
+	s    delivery.Summary
+	done func()
+}
+
+const (
+	summaryInterval   = 20 * time.Millisecond
+	summaryBatchMax   = 512
+	summaryBatchBytes = 256 << 10
+)
+
+func newSummaries(p *Pusher) *summaries {
+	return &summaries{p: p, kick: make(chan struct{}, 1)}
+}
+
+// add queues s; done runs once it is stored.
+func (w *summaries) add(s delivery.Summary, done func()) {
+	w.mu.Lock()
+	w.pending = append(w.pending, pendingSummary{s: s, done: done})
+	w.size += 256 + 96*len(s.Failures) // about its encoded size
+	full := len(w.pending) >= summaryBatchMax || w.size >= summaryBatchBytes
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run writes batches until ctx ends.
+func (w *summaries) run(ctx context.Context) error {
+	t := time.NewTicker(summaryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-w.kick:
+		}
+		for w.flush(ctx) {
+		}
+	}
+}
+
+// flush writes one batch; it reports whether more are waiting.
+func (w *summaries) flush(ctx context.Context) bool {
+	w.mu.Lock()
+	n := 0
+	for size := 0; n < len(w.pending) && n < summaryBatchMax && size < summaryBatchBytes; n++ {
+		size += 256 + 96*len(w.pending[n].s.Failures)
+	}
+	batch := w.pending[:n:n]
+	w.pending = w.pending[n:]
+	w.size = 0
+	for _, ps := range w.pending {
+		w.size += 256 + 96*len(ps.s.Failures)
+	}
+	more := len(w.pending) > 0
+	w.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	r := delivery.Receipt{Kind: delivery.KindSummary, At: w.p.now().UnixMilli(), BatchID: nuid.Next(), Summaries: make([]delivery.Summary, n)}
+	for i, ps := range batch {
+		r.Summaries[i] = ps.s
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		w.p.log.Error("pusher: encode summaries", "err", err)
+		return more
+	}
+	msg := nats.NewMsg(streams.SummariesSubject)
+	msg.Data = b
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := w.p.js.PublishMsg(pctx, msg, jetstream.WithMsgID(r.MsgID()))
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false // never stored: the operations are redone by their partition's next owner
+		}
+		w.p.log.Warn("pusher: summaries not stored; trying again", "err", err)
+		if cas.Backoff(ctx, attempt, 200*time.Millisecond) != nil {
+			return false
+		}
+	}
+	w.p.metrics.summaries.Add(float64(n))
+	for _, ps := range batch {
+		ps.done()
+	}
+	return more
+}
