@@ -189,6 +189,6 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 		}
 	}
 	b.PutHistory(env.ChannelID, kind, seq, reads.AppendItem(nil, seq, kind, raw))
-	b.PutOp(env)
+	b.PutOp(env, seq)
 	return nil
 }

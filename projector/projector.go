@@ -48,8 +48,9 @@ type Config struct {
 	ReadWait time.Duration
 	// MaxConcurrentReads bounds reads served at once. Default 64.
 	MaxConcurrentReads int
-	// PruneInterval is how often history older than the log's retention
-	// is deleted. Default 1 minute.
+	// PruneInterval is how often the history and send status of
+	// operations older than the log's retention are deleted. Default 1
+	// minute.
 	PruneInterval time.Duration
 	// Serve answers reads; false folds only (a rebuild, a bench).
 	Serve  bool

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// prune keeps the history in step with the log's retention: every interval
-// it reads the stream's first sequence and deletes older history items.
+// prune keeps the history and /send_status in step with the log's
+// retention: every interval it reads the stream's first sequence and
+// deletes older history items and the send status of older operations.
 // Snapshots are never pruned: an entity's state outlives its operations.
 func (p *Projector) prune(ctx context.Context) {
 	t := time.NewTicker(p.cfg.PruneInterval)
@@ -27,6 +28,11 @@ func (p *Projector) prune(ctx context.Context) {
 			p.log.Warn("projector: prune history", "err", err)
 		} else if n > 0 {
 			p.log.Debug("projector: pruned history", "items", n, "first_seq", first)
+		}
+		if n, err := p.store.PruneSendStatus(first); err != nil {
+			p.log.Warn("projector: prune send status", "err", err)
+		} else if n > 0 {
+			p.log.Debug("projector: pruned send status", "operations", n, "first_seq", first)
 		}
 	}
 }

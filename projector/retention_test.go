@@ -9,12 +9,14 @@ import (
 
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // TestRetention: operations that age out of the stream leave their
-// snapshots in place; the history drops them and says where it starts.
+// snapshots in place; the history drops them and says where it starts,
+// and their send status goes.
 func TestRetention(t *testing.T) {
 	o := streams.DefaultOptions()
 	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
@@ -24,6 +26,10 @@ func TestRetention(t *testing.T) {
 	early := workload(t, js, rand.New(rand.NewPCG(7, 8)), 100)
 	waitApplied(t, p, early)
 	snapBefore := countThings(t, p)
+	// op00050 is only in the first workload (op_ids restart at op00000).
+	if _, aerr := p.Read(&reads.Request{Route: reads.SendStatus, OpID: "op00050"}); aerr != nil {
+		t.Fatalf("send status before retention: %v", aerr)
+	}
 	time.Sleep(1500 * time.Millisecond) // the first 100 operations age out
 	last := workload(t, js, rand.New(rand.NewPCG(9, 10)), 20)
 	waitApplied(t, p, last)
@@ -49,6 +55,16 @@ func TestRetention(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("history still starts at %d, want after %d", h.FirstSeq, early)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for {
+		_, aerr := p.Read(&reads.Request{Route: reads.SendStatus, OpID: "op00050"})
+		if aerr != nil && aerr.Code == apierr.OpNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("send status of an aged-out operation: %v, want op_not_found", aerr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -47,14 +47,30 @@ var (
 //
 //	o 0 <channel> 0 <op_id>                → sendOp: the operation, for "accepted"
 //	O 0 <op_id> 0 <channel>                → ∅  channels by op_id, for /send_status without channel_id
-//	x 0 <channel> 0 <op_id>                → sendCounts: expansion and counts
-//	d 0 <channel> 0 <op_id> 0 <device_key> → outcome of one delivery (idempotency)
+//	x 0 <channel> 0 <op_id>                → sendCounts: expansion, summaries and counts
+//	d 0 <seq, 8 bytes BE> 0 <channel> 0 <op_id> 0 <device_key>
+//	                                       → outcome of one delivery (idempotency)
+//	s 0 <seq, 8 bytes BE> 0 <channel> 0 <op_id>
+//	                                       → ∅  send status by the operation's sequence, for pruning
+//
+// <seq> is the operation's PUSHGO_OPS sequence: the send status of
+// operations that left the log is pruned by two key ranges.
 func opKey(channelID, opID string) []byte        { return key("o", channelID, opID) }
 func opChannelKey(opID, channelID string) []byte { return key("O", opID, channelID) }
 func countsKey(channelID, opID string) []byte    { return key("x", channelID, opID) }
-func outcomeKey(channelID, opID, deviceKey string) []byte {
-	return key("d", channelID, opID, deviceKey)
+func outcomeKey(seq uint64, channelID, opID, deviceKey string) []byte {
+	return append(outcomeSeqPrefix(seq), key("", channelID, opID, deviceKey)...)
 }
+func sendSeqKey(seq uint64, channelID, opID string) []byte {
+	return append(sendSeqPrefix(seq), key("", channelID, opID)...)
+}
+
+// outcomeSeqPrefix and sendSeqPrefix begin the d and s keys of the
+// operation at seq; the keys of every earlier operation sort before them.
+func outcomeSeqPrefix(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("d\x00"), seq)
+}
+func sendSeqPrefix(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte("s\x00"), seq) }
 
 func key(parts ...string) []byte {
 	n := len(parts)

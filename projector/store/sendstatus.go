@@ -1,6 +1,8 @@
 package store
 
 import (
+	"slices"
+
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/go-json-experiment/json"
 
@@ -15,46 +17,86 @@ type sendOp struct {
 	AcceptedAt int64    `json:"accepted_at"`
 }
 
-// sendCounts is the receipts fold's record of an operation.
+// sendCounts is the receipts fold's record of an operation. Its
+// deliveries are the partitions' summaries plus the outcome receipts:
+// those of an older pusher (one per delivery, after an "expanded" receipt
+// with Tasks) and those of deliveries a partition handed to the retry
+// queue (counted as retrying in its summary until then).
 type sendCounts struct {
 	EntityType ops.Kind        `json:"entity_type"`
 	EntityID   string          `json:"entity_id"`
 	AcceptedAt int64           `json:"accepted_at"`
 	UpdatedAt  int64           `json:"updated_at"`
 	Expanded   bool            `json:"expanded"`
-	Tasks      int             `json:"tasks"`
-	Done       delivery.Counts `json:"done"` // Sent and Failed; Pending unused
+	Tasks      int             `json:"tasks,omitzero"`
+	Done       delivery.Counts `json:"done,omitzero"` // outcome receipts' Sent and Failed; Pending unused
+	// Audience is the operation's audience as its summaries report it.
+	Audience int `json:"audience,omitzero"`
+	// Parts holds the latest summary of each partition that reported, in
+	// partition order.
+	Parts []partCounts `json:"parts,omitzero"`
 }
 
-// PutOp records an operation for /send_status ("accepted" until the
-// fan-out reports), and indexes its channel by op_id.
-func (b *Batch) PutOp(env *ops.Envelope) {
+// partCounts is one partition's share of an operation.
+type partCounts struct {
+	Partition int `json:"p,omitzero"`
+	Sent      int `json:"s,omitzero"`
+	Failed    int `json:"f,omitzero"`
+	Retrying  int `json:"r,omitzero"`
+}
+
+// setPart records the summary of partition p, replacing an earlier one.
+func (c *sendCounts) setPart(p partCounts) {
+	i, found := slices.BinarySearchFunc(c.Parts, p.Partition, func(x partCounts, n int) int { return x.Partition - n })
+	if found {
+		c.Parts[i] = p
+	} else {
+		c.Parts = slices.Insert(c.Parts, i, p)
+	}
+}
+
+// counts derives the deliveries: the partitions' and the outcomes' sent
+// and failed, the rest of the audience pending. A delivery counted both by
+// a summary and by an outcome (a partition re-run after its retry ended)
+// never makes sent and failed exceed the audience.
+func (c *sendCounts) counts() delivery.Counts {
+	sent, failed := c.Done.Sent, c.Done.Failed
+	for _, p := range c.Parts {
+		sent += p.Sent
+		failed += p.Failed
+	}
+	total := max(c.Tasks, c.Audience)
+	if c.Expanded {
+		sent = min(sent, total)
+		failed = min(failed, total-sent)
+	}
+	return delivery.Counts{Sent: sent, Failed: failed, Pending: max(0, total-sent-failed)}
+}
+
+// PutOp records an operation (at sequence seq of the log) for
+// /send_status ("accepted" until the delivery reports), and indexes its
+// channel by op_id.
+func (b *Batch) PutOp(env *ops.Envelope, seq uint64) {
 	raw, _ := json.Marshal(sendOp{EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt})
 	_ = b.b.Set(opKey(env.ChannelID, env.OpID), raw, nil)
 	_ = b.b.Set(opChannelKey(env.OpID, env.ChannelID), nil, nil)
+	_ = b.b.Set(sendSeqKey(seq, env.ChannelID, env.OpID), nil, nil)
 }
 
 // ApplyReceipt folds one receipt. It is idempotent: a receipt recorded
-// twice, or an outcome reported twice for one delivery, counts once.
+// twice, an outcome reported twice for one delivery, or a partition's
+// summary of an operation written twice counts once.
 func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
-	ck := countsKey(r.ChannelID, r.OpID)
-	c := sendCounts{}
-	if v, ok := b.receipts[string(ck)]; ok {
-		c = v
-	} else if raw, err := b.s.get(ck); err != nil {
-		return err
-	} else if raw != nil {
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return err
-		}
-	}
-	c.EntityType, c.EntityID, c.AcceptedAt = r.EntityType, r.EntityID, r.AcceptedAt
-	c.UpdatedAt = max(c.UpdatedAt, r.At)
 	switch r.Kind {
-	case delivery.KindExpanded:
-		c.Expanded, c.Tasks = true, r.Tasks
+	case delivery.KindSummary:
+		for i := range r.Summaries {
+			if err := b.applySummary(&r.Summaries[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	case delivery.KindOutcome:
-		ok := outcomeKey(r.ChannelID, r.OpID, r.DeviceKey)
+		ok := outcomeKey(r.Seq, r.ChannelID, r.OpID, r.DeviceKey)
 		if _, seen := b.outcomes[string(ok)]; seen {
 			return nil
 		}
@@ -65,17 +107,65 @@ func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
 		}
 		b.outcomes[string(ok)] = struct{}{}
 		_ = b.b.Set(ok, []byte(r.Outcome), nil)
+	}
+	c, err := b.counts(r.ChannelID, r.OpID)
+	if err != nil {
+		return err
+	}
+	c.EntityType, c.EntityID, c.AcceptedAt = r.EntityType, r.EntityID, r.AcceptedAt
+	c.UpdatedAt = max(c.UpdatedAt, r.At)
+	switch r.Kind {
+	case delivery.KindExpanded:
+		c.Expanded, c.Tasks = true, r.Tasks
+	case delivery.KindOutcome:
 		if r.Outcome.Succeeded() {
 			c.Done.Sent++
 		} else {
 			c.Done.Failed++
 		}
 	}
+	return b.putCounts(r.Seq, r.ChannelID, r.OpID, c)
+}
+
+// applySummary folds one partition's summary of an operation: its counts
+// replace the partition's earlier ones.
+func (b *Batch) applySummary(s *delivery.Summary) error {
+	c, err := b.counts(s.ChannelID, s.OpID)
+	if err != nil {
+		return err
+	}
+	c.EntityType, c.EntityID, c.AcceptedAt = s.EntityType, s.EntityID, s.AcceptedAt
+	c.UpdatedAt = max(c.UpdatedAt, s.At)
+	c.Expanded, c.Audience = true, s.Audience
+	c.setPart(partCounts{Partition: s.Partition, Sent: s.Sent, Failed: s.Failed, Retrying: s.Retrying})
+	return b.putCounts(s.Seq, s.ChannelID, s.OpID, c)
+}
+
+// counts returns the record of (channelID, opID): this batch's, else the
+// store's, else a new one.
+func (b *Batch) counts(channelID, opID string) (sendCounts, error) {
+	ck := countsKey(channelID, opID)
+	if v, ok := b.receipts[string(ck)]; ok {
+		return v, nil
+	}
+	c := sendCounts{}
+	raw, err := b.s.get(ck)
+	if err != nil || raw == nil {
+		return c, err
+	}
+	return c, json.Unmarshal(raw, &c)
+}
+
+// putCounts writes the record of (channelID, opID), the operation at seq,
+// and indexes it by seq for pruning.
+func (b *Batch) putCounts(seq uint64, channelID, opID string, c sendCounts) error {
+	ck := countsKey(channelID, opID)
 	b.receipts[string(ck)] = c
 	raw, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
+	_ = b.b.Set(sendSeqKey(seq, channelID, opID), nil, nil)
 	return b.b.Set(ck, raw, nil)
 }
 
@@ -109,7 +199,7 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return nil, err
 		}
-		counts := delivery.Counts{Sent: c.Done.Sent, Failed: c.Done.Failed, Pending: max(0, c.Tasks-c.Done.Sent-c.Done.Failed)}
+		counts := c.counts()
 		return &delivery.SendStatus{OpID: opID, Status: delivery.StatusOf(c.Expanded, counts), Model: c.EntityType, EntityType: c.EntityType,
 			EntityID: c.EntityID, AcceptedAt: c.AcceptedAt, UpdatedAt: c.UpdatedAt, Deliveries: counts}, nil
 	}
@@ -123,4 +213,55 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 	}
 	return &delivery.SendStatus{OpID: opID, Status: delivery.StatusAccepted, Model: o.EntityType, EntityType: o.EntityType, EntityID: o.EntityID,
 		AcceptedAt: o.AcceptedAt, UpdatedAt: o.AcceptedAt}, nil
+}
+
+// PruneSendStatus deletes the send status of every operation with a
+// sequence below first (the stream's first retained sequence): the
+// operation's record, its op_id index entry, its counts and its outcome
+// keys. It returns the number of operations removed. A receipt folded
+// later for such an operation (a late retry outcome, or the receipts fold
+// behind the ops fold) writes its index entry again, and the next pass
+// removes it.
+func (s *Store) PruneSendStatus(first uint64) (int, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sendSeqPrefix(0), UpperBound: sendSeqPrefix(first)})
+	if err != nil {
+		return 0, err
+	}
+	b := s.db.NewBatch()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		channelID, opID, ok := parseSendSeqKey(it.Key())
+		if ok {
+			_ = b.Delete(opKey(channelID, opID), nil)
+			_ = b.Delete(opChannelKey(opID, channelID), nil)
+			_ = b.Delete(countsKey(channelID, opID), nil)
+		}
+		_ = b.Delete(it.Key(), nil)
+		n++
+	}
+	if err := it.Close(); err != nil {
+		b.Close()
+		return 0, err
+	}
+	if n == 0 {
+		return 0, b.Close()
+	}
+	// Outcome keys begin with their operation's sequence: one range.
+	_ = b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(first), nil)
+	return n, b.Commit(pebble.NoSync)
+}
+
+// parseSendSeqKey splits an s key (see keys.go).
+func parseSendSeqKey(k []byte) (channelID, opID string, ok bool) {
+	const head = 2 + 8 + 1 // "s\x00", seq, separator
+	if len(k) < head {
+		return "", "", false
+	}
+	rest := k[head:]
+	for i, c := range rest {
+		if c == sep {
+			return string(rest[:i]), string(rest[i+1:]), true
+		}
+	}
+	return "", "", false
 }

@@ -80,7 +80,10 @@ func (s *Store) Close() error {
 // Layout is the version of the key layout. A store folded under another
 // layout lacks indexes this code reads (or has ones it no longer
 // maintains) and must be folded again. Bump it with every change to keys.go.
-const Layout = 3 // 3: the op_id index of /send_status (O keys)
+// 3: the op_id index of /send_status (O keys). 4: delivery summaries in
+// the counts (x), outcome keys (d) by sequence, the send-status index by
+// sequence (s keys) that pruning reads.
+const Layout = 4
 
 var layoutKey = []byte("m\x00layout")
 

@@ -1,0 +1,86 @@
+package projector_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestSummaryReceipts: the receipts fold reads delivery summaries from
+// their own subject (they span channels) along with per-channel outcome
+// receipts, and /send_status adds them up.
+func TestSummaryReceipts(t *testing.T) {
+	nc, js := setup(t)
+	p := start(t, nc, projector.Config{InMemory: true, Serve: true})
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	payload, _ := json.Marshal(ops.MessagePayload{MessageID: "m1", Title: "hello", Severity: "normal", OccurredAt: 1713750000000})
+	env, _ := json.Marshal(ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op1", EntityID: "m1", AcceptedAt: 1713750000007, Payload: payload})
+	ack, err := js.Publish(context.Background(), streams.OpSubject(ch, ops.KindMessage, "m1"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, p, ack.Sequence)
+	if st := sendStatus(t, p, "op1"); st.Status != delivery.StatusAccepted {
+		t.Fatalf("before any receipt: %+v", st)
+	}
+
+	seq := ack.Sequence
+	part := func(n, sent, failed, retrying int) delivery.Summary {
+		return delivery.Summary{ChannelID: ch, OpID: "op1", Seq: seq, EntityType: ops.KindMessage, EntityID: "m1", AcceptedAt: 1713750000007,
+			At: 1713750001000, Partition: n, Audience: 4, Sent: sent, Failed: failed, Retrying: retrying}
+	}
+	summary := delivery.Receipt{Kind: delivery.KindSummary, At: 1713750001000, BatchID: "b1",
+		Summaries: []delivery.Summary{part(0, 1, 0, 0), part(9, 1, 1, 1)}}
+	outcome := delivery.Receipt{Kind: delivery.KindOutcome, ChannelID: ch, OpID: "op1", Seq: seq, EntityType: ops.KindMessage, EntityID: "m1",
+		AcceptedAt: 1713750000007, At: 1713750002000, DeliveryID: delivery.ID(seq, "dev1"), DeviceKey: "dev1", Outcome: delivery.Sent}
+
+	publishReceipt(t, js, p, streams.SummariesSubject, summary)
+	if st := sendStatus(t, p, "op1"); st.Status != delivery.StatusProcessing || st.Deliveries != (delivery.Counts{Sent: 2, Failed: 1, Pending: 1}) {
+		t.Fatalf("after the summary: %+v", st)
+	}
+	publishReceipt(t, js, p, streams.ReceiptSubject(ch), outcome)
+	publishReceipt(t, js, p, streams.SummariesSubject, summary) // recorded twice: replaces
+	if st := sendStatus(t, p, "op1"); st.Status != delivery.StatusPartiallyFailed || st.Deliveries != (delivery.Counts{Sent: 3, Failed: 1}) ||
+		st.UpdatedAt != 1713750002000 {
+		t.Fatalf("after the retried delivery's outcome: %+v", st)
+	}
+}
+
+func publishReceipt(t *testing.T, js jetstream.JetStream, p *projector.Projector, subject string, r delivery.Receipt) {
+	t.Helper()
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.Publish(context.Background(), subject, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); p.ReceiptsApplied() < ack.Sequence; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("receipts applied %d, want %d", p.ReceiptsApplied(), ack.Sequence)
+		}
+	}
+}
+
+func sendStatus(t *testing.T, p *projector.Projector, opID string) delivery.SendStatus {
+	t.Helper()
+	data, aerr := p.Read(&reads.Request{Route: reads.SendStatus, OpID: opID})
+	if aerr != nil {
+		t.Fatalf("send status of %s: %v", opID, aerr)
+	}
+	var st delivery.SendStatus
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
