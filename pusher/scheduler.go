@@ -46,6 +46,7 @@ func newScheduler() *scheduler {
 func (s *scheduler) schedule(op *opRun, devices []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ready := 0
 	for _, d := range devices {
 		q := s.devs[d]
 		if q == nil {
@@ -55,9 +56,14 @@ func (s *scheduler) schedule(op *opRun, devices []string) {
 		q.ops = append(q.ops, op)
 		if !q.busy && len(q.ops) == 1 {
 			s.readyLocked(op, q)
+			ready++
 		}
 	}
-	s.cond.Broadcast()
+	// Wake as many workers as there are deliveries ready, not all of
+	// them: a broadcast per operation woke 512 goroutines for 10 sends.
+	for range ready {
+		s.cond.Signal()
+	}
 }
 
 func (s *scheduler) readyLocked(op *opRun, q *devQueue) {
