@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pushgo/gateway/pusher/payload"
@@ -28,23 +29,26 @@ type attemptResult struct {
 var errStopping = errors.New("pusher: stopping")
 
 // attempt makes one attempt at delivering env (at seq) to the device key
-// whose route is dev (ok false: the device has none). It returns an error
+// whose route is dev (ok false: the device has none), cutting the
+// notification from the operation's templates when it has them (nil: the
+// retry queue, which builds per device). It returns an error
 // only when it could not do its part (the inbox or the token retirement
 // was not stored, or the pusher is stopping): the delivery is then tried
 // again later.
-func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key string, dev schemadevices.Device, ok bool) (attemptResult, error) {
+func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key string, dev schemadevices.Device, ok bool, tmpl *templates) (attemptResult, error) {
 	if !ok || !dev.HasRoute() {
 		return attemptResult{Outcome: delivery.NoRoute, Reason: "device has no push route"}, nil
 	}
 	prov := payload.Provider(dev.ChannelType)
-	var opts []payload.Option
-	if p.quietThings(env.ChannelID) {
-		opts = append(opts, payload.QuietThingUpdates())
+	now := p.now()
+	var n payload.Notification
+	cut, err := false, error(nil)
+	if t := tmpl.get(p, env, seq, prov, now); t != nil {
+		n, cut, err = t.For(key, dev.ProviderToken, dev.Platform, now)
 	}
-	if p.cfg.PublicBaseURL != "" {
-		opts = append(opts, payload.BaseURL(p.cfg.PublicBaseURL))
+	if !cut {
+		n, err = payload.Build(*env, seq, key, prov, dev.ProviderToken, now, p.buildOptions(env.ChannelID)...)
 	}
-	n, err := payload.Build(*env, seq, key, prov, dev.ProviderToken, p.now(), opts...)
 	switch {
 	case errors.Is(err, payload.ErrExpired):
 		return attemptResult{Outcome: delivery.Expired, Provider: string(prov), Reason: "ttl passed"}, nil
@@ -86,4 +90,42 @@ func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key
 		r.Outcome, r.Reason = delivery.Failed, res.Reason
 	}
 	return r, nil
+}
+
+// buildOptions are the payload options of channelID's pushes.
+func (p *Pusher) buildOptions(channelID string) []payload.Option {
+	var opts []payload.Option
+	if p.quietThings(channelID) {
+		opts = append(opts, payload.QuietThingUpdates())
+	}
+	if p.cfg.PublicBaseURL != "" {
+		opts = append(opts, payload.BaseURL(p.cfg.PublicBaseURL))
+	}
+	return opts
+}
+
+// templates are an operation's notification templates by provider, built
+// at its first device of that provider and shared by the others.
+type templates struct {
+	mu sync.Mutex
+	m  map[payload.Provider]*payload.Template // nil: none could be built
+}
+
+// get returns the template of prov, nil if there is none (ts nil, or the
+// build failed: the caller builds per device and meets the error there).
+func (ts *templates) get(p *Pusher, env *ops.Envelope, seq uint64, prov payload.Provider, now time.Time) *payload.Template {
+	if ts == nil || prov != payload.APNs {
+		return nil
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t, ok := ts.m[prov]
+	if !ok {
+		t, _ = payload.NewTemplate(*env, seq, prov, now, p.buildOptions(env.ChannelID)...)
+		if ts.m == nil {
+			ts.m = map[payload.Provider]*payload.Template{}
+		}
+		ts.m[prov] = t
+	}
+	return t
 }

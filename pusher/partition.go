@@ -272,6 +272,7 @@ type opRun struct {
 	env      *ops.Envelope
 	audience int
 	taken    time.Time
+	tmpl     templates // the notification built once for every device
 
 	// The scheduler's (under its lock).
 	ready     []*devQueue

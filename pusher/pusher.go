@@ -141,7 +141,8 @@ type Pusher struct {
 	laneSeed maphash.Seed
 	laneWG   sync.WaitGroup // retry lanes and receipt waits
 
-	cancel context.CancelFunc
+	cancel     context.CancelFunc // stops every loop
+	stopTaking context.CancelFunc // stops the partitions taking operations
 	done   chan struct{} // closed when the loops have ended
 	errMu  sync.Mutex
 	err    error
@@ -216,11 +217,16 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan struct{})
+	tctx, stopTaking := context.WithCancel(rctx)
+	p.cancel, p.stopTaking, p.done = cancel, stopTaking, make(chan struct{})
 	var g errgroup.Group
-	run := func(name string, loop func(context.Context) error) {
+	run := func(name string, loop func(context.Context) error, taking ...bool) {
+		ctx := rctx
+		if len(taking) > 0 {
+			ctx = tctx
+		}
 		g.Go(func() error {
-			err := loop(rctx)
+			err := loop(ctx)
 			if err != nil && rctx.Err() == nil {
 				p.log.Error("pusher: loop stopped for good", "loop", name, "err", err)
 				p.errMu.Lock()
@@ -233,8 +239,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		})
 	}
 	for _, pt := range p.parts {
-		run(pt.name, pt.loop.Run)
-		run(pt.name+" intake", func(ctx context.Context) error { pt.runIntake(ctx); return nil })
+		run(pt.name, pt.loop.Run, true)
+		run(pt.name+" intake", func(ctx context.Context) error { pt.runIntake(ctx); return nil }, true)
 	}
 	run("workers", func(ctx context.Context) error {
 		stop := context.AfterFunc(ctx, p.sched.close)
@@ -396,6 +402,7 @@ func (p *Pusher) Err() error {
 // taken but not settled are redelivered: nothing is lost.
 func (p *Pusher) Close() error {
 	p.closeOnce.Do(func() {
+		p.drain()
 		p.cancel()
 		<-p.done
 		p.laneWG.Wait()
@@ -411,6 +418,30 @@ func (p *Pusher) Close() error {
 	})
 	return nil
 }
+
+// drain hands the partitions over cleanly: it stops taking operations,
+// lets the sends in flight end (for at most drainTimeout), writes their
+// summaries and acknowledges them, so the next owner starts where this
+// one stopped and sends nothing twice.
+func (p *Pusher) drain() {
+	p.stopTaking()
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	for p.window.inFlight() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	for p.summaries.flush(ctx) {
+	}
+	for _, pt := range p.parts {
+		pt.ackFloor()
+	}
+}
+
+// drainTimeout bounds the wait for sends in flight when the pusher stops.
+const drainTimeout = 5 * time.Second
 
 func (p *Pusher) closeRegistries() {
 	if p.audience != nil {

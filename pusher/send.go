@@ -162,7 +162,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		p.sendLoop.Settle(m, consume.Nak(time.Second))
 		return
 	}
-	r, err := p.attempt(ctx, env, t.Seq, t.DeviceKey, dev, ok)
+	r, err := p.attempt(ctx, env, t.Seq, t.DeviceKey, dev, ok, nil)
 	switch {
 	case errors.Is(err, errStopping) || ctx.Err() != nil:
 		// This attempt says nothing about the device. Hand the task back
