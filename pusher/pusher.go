@@ -143,9 +143,9 @@ type Pusher struct {
 
 	cancel     context.CancelFunc // stops every loop
 	stopTaking context.CancelFunc // stops the partitions taking operations
-	done   chan struct{} // closed when the loops have ended
-	errMu  sync.Mutex
-	err    error
+	done       chan struct{}      // closed when the loops have ended
+	errMu      sync.Mutex
+	err        error
 
 	closeOnce sync.Once
 
