@@ -66,8 +66,10 @@ type partition struct {
 	resetSeq  uint64
 	last      uint64 // the last stream sequence taken in this epoch
 
-	cur    atomic.Pointer[epoch]
-	intake chan intakeItem
+	cur     atomic.Pointer[epoch]
+	intake  chan intakeItem
+	pinned  atomic.Value // string: pin, for the balancer
+	pending atomic.Int64 // operations passed to the intake and not yet tracked
 }
 
 // epoch is one run of a partition by this replica: from the reset that
@@ -139,9 +141,11 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 	}
 	pt.last = md.Sequence.Stream
 	ep := pt.cur.Load()
+	pt.pending.Add(1)
 	select {
 	case pt.intake <- intakeItem{m: m, seq: md.Sequence.Stream, ep: ep, taken: time.Now()}:
 	case <-ctx.Done():
+		pt.pending.Add(-1)
 	}
 	return consume.Held
 }
@@ -154,6 +158,7 @@ func (pt *partition) takeover(ctx context.Context, pin string) {
 	}
 	pt.cur.Store(nil)
 	pt.pin = ""
+	pt.pinned.Store("")
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
@@ -163,6 +168,7 @@ func (pt *partition) takeover(ctx context.Context, pin string) {
 		return
 	}
 	pt.pin, pt.resetting, pt.resetSeq, pt.last = pin, true, resp.ResetSeq, resp.ResetSeq-1
+	pt.pinned.Store(pin)
 	pt.cur.Store(&epoch{})
 	pt.p.metrics.takeovers.Inc()
 	pt.p.log.Info("pusher: partition taken", "partition", pt.n, "from_seq", resp.ResetSeq)
@@ -175,23 +181,27 @@ func (pt *partition) runIntake(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case it := <-pt.intake:
-			if it.ep.cancelled.Load() {
-				continue
-			}
-			for {
-				err := pt.expand(ctx, it)
-				if err == nil || ctx.Err() != nil || it.ep.cancelled.Load() {
-					break
-				}
-				// The views could not be made current (broker away): the
-				// operation waits, and so does everything after it.
-				pt.p.log.Warn("pusher: expand failed; will retry", "partition", pt.n, "seq", it.seq, "err", err)
-				select {
-				case <-time.After(time.Second):
-				case <-ctx.Done():
-					return
-				}
-			}
+			pt.expandOne(ctx, it)
+			pt.pending.Add(-1)
+		}
+	}
+}
+
+// expandOne expands it, trying again while the views cannot be made
+// current, until it is done, its epoch ends or ctx ends.
+func (pt *partition) expandOne(ctx context.Context, it intakeItem) {
+	for !it.ep.cancelled.Load() {
+		err := pt.expand(ctx, it)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		// The views could not be made current (broker away): the
+		// operation waits, and so does everything after it.
+		pt.p.log.Warn("pusher: expand failed; will retry", "partition", pt.n, "seq", it.seq, "err", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return
 		}
 	}
 }

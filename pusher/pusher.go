@@ -57,6 +57,10 @@ type Config struct {
 	// the broker pins another replica (the consumer's PinnedTTL): the
 	// longest a dead replica's devices wait. Default 6 s, at least 3 s.
 	Failover time.Duration
+	// BalanceInterval is how often a replica compares the partitions it
+	// owns with its share (ceil(partitions / live replicas)) and hands one
+	// over when it has more. Default 10 s (jittered).
+	BalanceInterval time.Duration
 	// SendTimeout bounds one provider call, SDK retries included.
 	// Default 10s.
 	SendTimeout time.Duration
@@ -89,6 +93,9 @@ func (c *Config) defaults() {
 	}
 	if c.Failover <= 0 {
 		c.Failover = 6 * time.Second
+	}
+	if c.BalanceInterval <= 0 {
+		c.BalanceInterval = 10 * time.Second
 	}
 	if c.SendTimeout <= 0 {
 		c.SendTimeout = 10 * time.Second
@@ -249,6 +256,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		return nil
 	})
 	run("acks", p.ackFloors)
+	run("balance", p.balance)
 	run("summaries", p.summaries.run)
 	run("retry", p.send)
 	run("backlog", p.sampleBacklog)

@@ -132,6 +132,20 @@ type Loop struct {
 	state
 	pulled    bool // the last pull got a message (Run's goroutine only)
 	lastAcked atomic.Uint64
+	holdUntil atomic.Int64                             // Unix ns: no pulling before it (Hold)
+	it        atomic.Pointer[jetstream.MessagesContext] // the pull in progress
+}
+
+// Hold stops the loop pulling until d from now: messages pulled and not
+// yet handled are dropped unsettled (the broker redelivers them after the
+// ack wait, or sooner to a consumer reset). A pinned puller that holds for
+// longer than its pull expiry lets another puller of its priority group be
+// pinned. The loop counts as running while it holds.
+func (l *Loop) Hold(d time.Duration) {
+	l.holdUntil.Store(time.Now().Add(d).UnixNano())
+	if it := l.it.Load(); it != nil {
+		(*it).Stop()
+	}
 }
 
 // New validates cfg and returns a loop over js.
@@ -160,6 +174,16 @@ func (l *Loop) Run(ctx context.Context) error {
 			err = l.pull(ctx, cons)
 			if ctx.Err() != nil {
 				return nil
+			}
+			if wait := time.Until(time.Unix(0, l.holdUntil.Load())); wait > 0 {
+				l.running.Store(true)
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return nil
+				}
+				attempt = 0 // bind again as at the start, with no back-off
+				continue
 			}
 			if l.pulled {
 				delay = l.cfg.RetryDelay // it ran: start the back-off afresh
@@ -227,6 +251,11 @@ func (l *Loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 	it, err := cons.Messages(opts...)
 	if err != nil {
 		return fmt.Errorf("messages: %w", err)
+	}
+	l.it.Store(&it)
+	defer l.it.Store(nil)
+	if time.Now().UnixNano() < l.holdUntil.Load() {
+		return nil // held since the last check
 	}
 	// On shutdown, drain: stop pulling, and hand back what was pulled but
 	// not handled, so another replica takes it now rather than after the

@@ -55,6 +55,11 @@ const (
 	// to the Event that currently represents it:
 	// <channel_id>.<source>.<key hash> → the event id and its generation.
 	AlertKeysBucket = "PUSHGO_ALERT_KEYS"
+	// PushersBucket holds one key per live pusher replica, refreshed
+	// every few seconds and expiring after PushersTTL: how many replicas
+	// share the delivery partitions. (Who sends a partition is the
+	// broker's pin, never this bucket.)
+	PushersBucket = "PUSHGO_PUSHERS"
 )
 
 // OpSubject returns the subject of an operation on one entity:
@@ -242,6 +247,10 @@ func AllStreams(o Options) []Stream {
 	return []Stream{OpsStream(o), DeliveriesStream(o), ReceiptsStream(o)}
 }
 
+// PushersTTL is how long a pusher replica counts as alive after its last
+// refresh of PushersBucket.
+const PushersTTL = 15 * time.Second
+
 // AllBuckets are every key-value bucket of the gateway.
 func AllBuckets(o Options) []Bucket {
 	return []Bucket{
@@ -255,5 +264,6 @@ func AllBuckets(o Options) []Bucket {
 		{Name: APITokensBucket, Description: "PushGo integration tokens: id → channel, scopes and secret hash"},
 		// No TTL: a key must outlive its open Event, however long that stays open.
 		{Name: AlertKeysBucket, Description: "PushGo integration alert keys: <channel>.<source>.<key hash> → current event"},
+		{Name: PushersBucket, Description: "PushGo pusher replicas alive: id → start time", TTL: PushersTTL},
 	}
 }

@@ -1,0 +1,87 @@
+package deliveryflow_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/pusher"
+)
+
+// TestReplicasShareThePartitions: three pusher replicas started one after
+// the other end up sending two partitions each of six (the broker pins
+// every partition to the first one at first; the others get theirs by
+// clean hand-overs), no partition has two owners, and a message sent
+// after the hand-overs reaches every device exactly once.
+func TestReplicasShareThePartitions(t *testing.T) {
+	opts := func(c *pusher.Config) {
+		c.Partitions, c.BalanceInterval, c.Failover = 6, 200*time.Millisecond, 3*time.Second
+	}
+	e := setup(t, opts)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	tokens := make([]string, 30)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("%s-share-%02d", fcmToken, i)
+		e.device("android", "fcm", tokens[i], ch)
+	}
+	// The first replica takes every partition as messages flow.
+	e.message(ch, "warm-up")
+	waitFor(t, "the warm-up on every device", func() bool {
+		for _, tok := range tokens {
+			if len(e.fcm.Received(tok)) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	replicas := []*pusher.Pusher{e.push, e.start(), e.start()}
+	ctx := context.Background()
+	waitForWithin(t, "two partitions each", 60*time.Second, func() bool {
+		var all []int
+		for _, p := range replicas {
+			owned := p.Owned(ctx)
+			if len(owned) != 2 {
+				// Keep messages flowing: a partition is pinned to a new
+				// owner when it has a message to give.
+				e.message(ch, "tick")
+				return false
+			}
+			all = append(all, owned...)
+		}
+		slices.Sort(all)
+		return slices.Equal(all, []int{0, 1, 2, 3, 4, 5})
+	})
+	before := make([]int, len(tokens))
+	for i, tok := range tokens {
+		before[i] = len(e.fcm.Received(tok))
+	}
+	e.message(ch, "after the hand-overs")
+	waitFor(t, "the last message on every device", func() bool {
+		for i, tok := range tokens {
+			if len(e.fcm.Received(tok)) < before[i]+1 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, tok := range tokens {
+		got := e.fcm.Received(tok)
+		if len(got) != before[i]+1 {
+			t.Fatalf("device %d received the last message %d times", i, len(got)-before[i])
+		}
+	}
+}
+
+// waitForWithin is waitFor with its own bound.
+func waitForWithin(t *testing.T, what string, bound time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", bound, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,150 @@
+package pusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// The broker pins a partition to whichever replica pulled first, so the
+// first replica to start would send every partition while the others
+// wait. balance spreads them: each replica keeps a key in PushersBucket
+// fresh (that is all the bucket is for: counting the live replicas, N),
+// and one that owns more than ceil(P/N) partitions hands one over per
+// round, cleanly: it stops pulling that partition, lets what it took end
+// and acknowledges it, then unpins the consumer, so a replica that is
+// pulling gets the pin and starts where this one stopped, with nothing
+// sent twice. Ownership itself stays the broker's pin: a replica that
+// dies is replaced after the failover time whatever the bucket says.
+func (p *Pusher) balance(ctx context.Context) error {
+	kv, err := p.js.KeyValue(ctx, streams.PushersBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", streams.PushersBucket, err)
+	}
+	id := nuid.Next()
+	refresh := time.NewTicker(streams.PushersTTL / 5)
+	defer refresh.Stop()
+	next := time.Now().Add(p.cfg.BalanceInterval)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := kv.Put(pctx, id, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
+			p.log.Debug("pusher: presence not refreshed", "err", err)
+		}
+		cancel()
+		if time.Now().After(next) {
+			p.rebalance(ctx, kv)
+			// Jittered, so replicas started together do not hand over in
+			// the same instant.
+			next = time.Now().Add(p.cfg.BalanceInterval/2 + rand.N(p.cfg.BalanceInterval))
+		}
+		select {
+		case <-ctx.Done():
+			uctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = kv.Delete(uctx, id) // gone now, not after the TTL
+			cancel()
+			return nil
+		case <-refresh.C:
+		}
+	}
+}
+
+// rebalance hands over one partition if this replica owns more than its
+// share.
+func (p *Pusher) rebalance(ctx context.Context, kv jetstream.KeyValue) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	keys, err := kv.Keys(lctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return
+	}
+	replicas := max(1, len(keys))
+	share := (p.cfg.Partitions + replicas - 1) / replicas
+	owned := p.owned(lctx)
+	if len(owned) <= share {
+		return
+	}
+	pt := owned[len(owned)-1]
+	p.log.Info("pusher: handing a partition over", "partition", pt.n, "owned", len(owned), "replicas", replicas, "share", share)
+	pt.handOver(ctx)
+}
+
+// owned lists the partitions the broker has pinned to this replica now.
+func (p *Pusher) owned(ctx context.Context) []*partition {
+	var out []*partition
+	for _, pt := range p.parts {
+		pin, _ := pt.pinned.Load().(string)
+		if pin == "" {
+			continue
+		}
+		c, err := p.opsStream.Consumer(ctx, pt.name)
+		if err != nil {
+			continue
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			continue
+		}
+		for _, g := range info.PriorityGroups {
+			if g.Group == PriorityGroup && g.PinnedClientID == pin {
+				out = append(out, pt)
+			}
+		}
+	}
+	return out
+}
+
+// Owned lists the partitions this replica sends now, as the broker says.
+func (p *Pusher) Owned(ctx context.Context) []int {
+	var out []int
+	for _, pt := range p.owned(ctx) {
+		out = append(out, pt.n)
+	}
+	return out
+}
+
+// handOver stops taking pt's operations, waits for those taken to be
+// recorded (at most drainTimeout), acknowledges them and unpins pt.
+func (pt *partition) handOver(ctx context.Context) {
+	p := pt.p
+	// Not pulling for longer than a pull lasts: another replica's pull is
+	// the one the broker pins next.
+	pt.loop.Hold(3*time.Second + p.cfg.Failover/2)
+	dctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	defer cancel()
+	for !pt.settled() {
+		select {
+		case <-dctx.Done():
+			return // still busy: kept; handed over at a later round
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	pt.ackFloor()
+	if ep := pt.cur.Load(); ep != nil {
+		ep.cancelled.Store(true) // whatever comes now is the next owner's
+	}
+	if err := p.opsStream.UnpinConsumer(dctx, pt.name, PriorityGroup); err != nil {
+		p.log.Warn("pusher: unpin failed; the partition moves after the failover time", "partition", pt.n, "err", err)
+	}
+}
+
+// settled reports whether every operation pt took is recorded and its
+// intake is empty.
+func (pt *partition) settled() bool {
+	if pt.pending.Load() > 0 {
+		return false
+	}
+	ep := pt.cur.Load()
+	if ep == nil {
+		return true
+	}
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return len(ep.ops) == 0
+}
