@@ -132,7 +132,7 @@ type Loop struct {
 	state
 	pulled    bool // the last pull got a message (Run's goroutine only)
 	lastAcked atomic.Uint64
-	holdUntil atomic.Int64                             // Unix ns: no pulling before it (Hold)
+	holdUntil atomic.Int64                              // Unix ns: no pulling before it (Hold)
 	it        atomic.Pointer[jetstream.MessagesContext] // the pull in progress
 }
 
