@@ -46,9 +46,9 @@ import (
 // this process, wired as the pushgo binary wires them (one broker
 // connection, default pusher configuration: 512 lanes, 20,000 tasks in
 // flight), with the real APNs (or FCM) sender pointed at a counting fake
-// provider on loopback (fakeprovider.go). Every notification goes through a
-// durable task on the PUSHGO_DELIVERIES work queue (file storage, the
-// gateway's default sync policy).
+// provider on loopback (fakeprovider.go). Delivery is durable per
+// operation: the pusher's partitions acknowledge the operations they
+// finished and recorded (file storage, the gateway's default sync policy).
 //
 //   - throughput at 0 ms and at -provider-latency: a burst of -delivery-msgs
 //     messages to a channel of -delivery-devices devices; notifications/s is
@@ -139,7 +139,7 @@ type deliveryRow struct {
 	steady   float64       // arrivals/s between the 10th and 90th percentile arrival
 	p50, p99 time.Duration // accept-to-provider
 	first    time.Duration // fan-out: 200 answer to the first arrival
-	expand   time.Duration // fan-out: the pusher's expansion (tasks published), its own metric
+	expand   time.Duration // fan-out: the partitions' time to schedule it, summed (pushgo_pusher_fanout_seconds)
 	cpuPer   time.Duration // throughput: this process's CPU time per notification
 	tailPer  time.Duration // throughput with -gorush: the same after the last push, until the process is quiet
 	sent     int64         // messages accepted
@@ -151,6 +151,7 @@ type deliveryRow struct {
 	errors                  int64
 	errKinds                map[string]int
 	cpu                     cpuUse
+	rss0, rss1              int64 // throughput: this process's resident memory at the start and the end, bytes
 }
 
 // deliveryReport is what the delivery phases measured.
@@ -278,10 +279,13 @@ func (r deliveryRow) progress(_ *options, name string, run int) {
 	fmt.Fprintf(os.Stderr, "  run %d  %-32s %7d notifs in %8s: %6.0f/s (steady %6.0f/s)  accept->provider p50 %s p99 %s",
 		run+1, name, r.notifs, fmtSecs(r.took), r.rate, r.steady, fmtDur(r.p50), fmtDur(r.p99))
 	if r.expand > 0 || r.first > 0 {
-		fmt.Fprintf(os.Stderr, "  first push %s, tasks published in %s", fmtDur(r.first), fmtDur(r.expand))
+		fmt.Fprintf(os.Stderr, "  first push %s, scheduled in %s (summed over partitions)", fmtDur(r.first), fmtDur(r.expand))
 	}
 	if r.opsBacklog > 0 || r.taskBacklog > 0 {
-		fmt.Fprintf(os.Stderr, "  backlog at the last message: %d operations to expand, %d tasks to send", r.opsBacklog, r.taskBacklog)
+		fmt.Fprintf(os.Stderr, "  backlog at the last message: %d operations not acknowledged (busiest partition), %d retry tasks", r.opsBacklog, r.taskBacklog)
+	}
+	if r.rss0 > 0 && r.rss1 > 0 {
+		fmt.Fprintf(os.Stderr, "  rss %d -> %d MiB", r.rss0>>20, r.rss1>>20)
 	}
 	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: us %.2f cores, others %.2f of %d]\n", r.errors, r.dups, r.cpu.self, r.cpu.others, numCPU())
 	for k, v := range r.errKinds {
@@ -583,7 +587,7 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 	if err != nil {
 		return deliveryRow{}, err
 	}
-	cpu0 := sampleCPU()
+	cpu0, rss0 := sampleCPU(), residentBytes()
 	recs := make([]*recorder, o.deliverySenders)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -608,7 +612,7 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 
 	st := a.stats(0)
 	r := deliveryRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops, cpu: cpuBetween(cpu0, cpu1),
-		errors: sent.errors, errKinds: sent.errKinds}
+		errors: sent.errors, errKinds: sent.errKinds, rss0: rss0, rss1: residentBytes()}
 	if st.n > 0 {
 		r.took = st.last.Sub(began)
 		r.rate = float64(st.n) / r.took.Seconds()
@@ -794,4 +798,21 @@ func (deliveryRow) columns() []column[deliveryRow] {
 		busiest(func(r *deliveryRow) *cpuUse { return &r.cpu }),
 		kinds(func(r *deliveryRow) *map[string]int { return &r.errKinds }),
 	}
+}
+
+// residentBytes is this process's resident memory (VmRSS), 0 if unknown.
+func residentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }

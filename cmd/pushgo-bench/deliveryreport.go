@@ -72,18 +72,18 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	rows := d.rows(o)
 	line(rows[0].name, d.thr0, true, fmt.Sprintf("(not budgeted; steady %.0f/s)", d.thr0.steady))
 	line(rows[1].name, d.thrLat, true, fmt.Sprintf("(>= %.0f/s: %s; steady %.0f/s)", o.deliveryRateBudget, verdict(d.rateOK(o)), d.thrLat.steady))
-	line(rows[2].name, d.fan, false, fmt.Sprintf("(< %s: %s; first push after %s, tasks published in %s)",
+	line(rows[2].name, d.fan, false, fmt.Sprintf("(< %s: %s; first push after %s, scheduled in %s (summed over partitions))",
 		fmtSecs(o.fanoutBudget), verdict(d.fanoutOK(o)), fmtDur(d.fan.first), fmtDur(d.fan.expand)))
-	line(rows[3].name, d.lat, true, fmt.Sprintf("(p99 <= %s: %s; %d messages, late %d; backlog at the end: %d ops to expand, %d tasks to send)",
+	line(rows[3].name, d.lat, true, fmt.Sprintf("(p99 <= %s: %s; %d messages, late %d; backlog at the end: %d ops unacknowledged, %d retry tasks)",
 		fmtDur(o.latencyBudget), verdict(d.latencyOK(o)), d.lat.sent, d.lat.late, d.lat.opsBacklog, d.lat.taskBacklog))
 
 	transport := "TLS HTTP/2, one connection up to 1,000 streams"
 	if o.deliveryProvider == providerFCM {
 		transport = "HTTP/1.1, the FCM sender's default transport"
 	}
-	fmt.Fprintf(w, "  provider: the real %s sender against a fake %s on loopback (%s); pusher defaults (512 lanes, 20,000 tasks in flight)\n",
+	fmt.Fprintf(w, "  provider: the real %s sender against a fake %s on loopback (%s); pusher defaults (8 partitions, 512 workers, 20,000 deliveries in flight)\n",
 		o.deliveryProvider, o.deliveryProvider, transport)
-	fmt.Fprintf(w, "  every task durable: one PUSHGO_DELIVERIES work-queue message per notification (file store, sync=%s), acknowledged after the provider's answer\n",
+	fmt.Fprintf(w, "  durable per operation: each partition acknowledges the operations it finished and recorded (one summary per operation and partition; file store, sync=%s)\n",
 		gateway.Defaults().Sync)
 	fmt.Fprintf(w, "  notifs/s: from the first request to the last push at the fake; steady: between the 10th and 90th percentile push;\n")
 	fmt.Fprintf(w, "  p50/p99: accept-to-provider at the fake (arrival - accepted_at, whole ms: up to 1 ms high); fan-out time from the 200 answer\n")
