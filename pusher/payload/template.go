@@ -2,7 +2,6 @@ package payload
 
 import (
 	"bytes"
-	"maps"
 	"strconv"
 	"time"
 
@@ -61,7 +60,8 @@ func NewTemplate(env ops.Envelope, seq uint64, provider Provider, now time.Time,
 }
 
 // For is the notification of the device deviceKey, with its token and
-// platform, sent at now. ok is false when the template cannot be cut (see
+// platform, sent at now. Its APNsBody is the whole push and its Data and
+// Full are nil. ok is false when the template cannot be cut (see
 // Template): then call Build. err is ErrExpired once the message's ttl is
 // not after now.
 func (t *Template) For(deviceKey, token, platform string, now time.Time) (n Notification, ok bool, err error) {
@@ -86,9 +86,11 @@ func (t *Template) For(deviceKey, token, platform string, now time.Time) (n Noti
 	body = append(body, sentAt...)
 	body = append(body, t.body[t.sentAt+len(sentAt):]...)
 	n.APNsBody = body
-	d := maps.Clone(t.n.Data)
-	d["delivery_id"], d["sent_at"] = n.DeliveryID, sentAt
-	n.Data, n.Full = d, d
+	// APNsBody is the whole push; a copy of the map per device would be
+	// the largest allocation of a send, for nobody (the APNs sender reads
+	// the body; an oversized push, whose Full goes to the inbox, is never
+	// cut from a template).
+	n.Data, n.Full = nil, nil
 	return n, true, nil
 }
 

@@ -3,7 +3,6 @@ package payload
 import (
 	"bytes"
 	"errors"
-	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func TestTemplateCutsWhatBuildBuilds(t *testing.T) {
 			if !bytes.Equal(got.APNsBody, want.APNsBody) {
 				t.Fatalf("%s: body\n got %s\nwant %s", e.Op, got.APNsBody, want.APNsBody)
 			}
-			if !maps.Equal(got.Data, want.Data) || got.DeliveryID != want.DeliveryID || got.Token != "tok" || got.Platform != "ios" ||
+			if got.Data != nil || got.Full != nil || got.DeliveryID != want.DeliveryID || got.Token != "tok" || got.Platform != "ios" ||
 				got.CollapseID != want.CollapseID || got.Priority != want.Priority || got.Expiration != want.Expiration {
 				t.Fatalf("%s: notification\n got %+v\nwant %+v", e.Op, got, want)
 			}
