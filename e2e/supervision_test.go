@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func TestEveryTargetIsOperable(t *testing.T) {
 	t.Parallel()
 	a := startIngest(t)
 	proj := startProjector(t, a, t.TempDir())
-	push := startPusher(t, a, fcmCredentials(t), sendertest.NewFakeFCM(t))
+	push := startPusher(t, a, fcmCredentials(t), sendertest.NewFakeFCM(t).Endpoint())
 	for _, c := range []struct {
 		g      *gateway
 		metric string
@@ -85,16 +86,17 @@ func TestEveryTargetIsOperable(t *testing.T) {
 	}
 }
 
-// TestConsumersRecreatedUnderRunningServices deletes the fan-out, sender
-// and fold consumers out from under running -target pusher and -target
-// projector processes: each recreates its consumer, and every operation
-// appended afterwards is delivered and folded.
+// TestConsumersRecreatedUnderRunningServices deletes the delivery
+// partitions', the retry queue's and the fold consumers out from under
+// running -target pusher and -target projector processes: each recreates
+// its consumers as they were, and every operation appended afterwards is
+// delivered and folded.
 func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 	t.Parallel()
 	fake := sendertest.NewFakeFCM(t)
 	a := startIngest(t)
 	proj := startProjector(t, a, t.TempDir())
-	push := startPusher(t, a, fcmCredentials(t), fake)
+	push := startPusher(t, a, fcmCredentials(t), fake.Endpoint())
 	for _, g := range []*gateway{proj, push} {
 		waitStatus(t, g, "/readyz", 200, 20*time.Second)
 	}
@@ -131,8 +133,9 @@ func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 	send("before-delete")
 	waitUntil("the first message pushed", func() bool { return pushed("before-delete") })
 
-	// Delete every consumer of the three streams: the pusher's two durable
-	// ones and the projector's ordered fold consumers.
+	// Delete every consumer of the three streams: the pusher's durable ones
+	// (the delivery partitions and the retry queue) and the projector's
+	// ordered fold consumers.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	deleted := 0
@@ -153,8 +156,10 @@ func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 			deleted++
 		}
 	}
-	if deleted < 4 { // fan-out, sender, the fold of operations and of receipts
-		t.Fatalf("deleted %d consumers, want at least 4", deleted)
+	// The partitions, the retry queue, the folds of operations and of
+	// receipts.
+	if want := deliveryPartitions + 3; deleted < want {
+		t.Fatalf("deleted %d consumers, want at least %d", deleted, want)
 	}
 	t.Logf("deleted %d consumers", deleted)
 
@@ -181,9 +186,18 @@ func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 	for _, g := range []*gateway{proj, push} {
 		waitStatus(t, g, "/readyz", 200, 20*time.Second)
 	}
-	for _, name := range []string{fanoutConsumer} {
-		if info, err := bc.consumerInfo(ctx, opsStream, name); err != nil || info == nil {
-			t.Errorf("consumer %s not recreated: %v", name, err)
+	// Every partition is back as a pinned-priority, acknowledge-all
+	// consumer of the group "pushers" (the one pusher owns them all).
+	for i := range deliveryPartitions {
+		info, err := bc.consumerInfo(ctx, opsStream, deliverConsumer(i))
+		if err != nil || info == nil {
+			t.Errorf("consumer %s not recreated: %v", deliverConsumer(i), err)
+			continue
+		}
+		if c := info.Config; c.AckPolicy != jetstream.AckAllPolicy || c.PriorityPolicy != jetstream.PriorityPolicyPinned ||
+			!slices.Equal(c.PriorityGroups, []string{deliveryGroup}) {
+			t.Errorf("consumer %s recreated with ack policy %v, priority policy %v, groups %v; want AckAll, pinned, [%s]",
+				deliverConsumer(i), c.AckPolicy, c.PriorityPolicy, c.PriorityGroups, deliveryGroup)
 		}
 	}
 }
