@@ -109,29 +109,46 @@ func (p *Pusher) Owned(ctx context.Context) []int {
 	return out
 }
 
-// handOver stops taking pt's operations, waits for those taken to be
-// recorded (at most drainTimeout), acknowledges them and unpins pt.
+// handOver hands pt to another replica without sending anything twice:
+// it stops taking pt's operations but keeps pulling (so the pin stays
+// here while it finishes), waits for what it took to be recorded (at most
+// drainTimeout; longer, and it keeps the partition for a later round),
+// acknowledges it, then stops pulling and unpins, so the broker pins a
+// replica that is pulling, which resets to this floor.
 func (pt *partition) handOver(ctx context.Context) {
 	p := pt.p
-	// Not pulling for longer than a pull lasts: another replica's pull is
-	// the one the broker pins next.
-	pt.loop.Hold(3*time.Second + p.cfg.Failover/2)
-	dctx, cancel := context.WithTimeout(ctx, drainTimeout)
-	defer cancel()
-	for !pt.settled() {
-		select {
-		case <-dctx.Done():
-			return // still busy: kept; handed over at a later round
-		case <-time.After(10 * time.Millisecond):
-		}
+	pt.releasing.Store(true)
+	defer pt.releasing.Store(false)
+	if !pt.waitSettled(ctx, drainTimeout) {
+		return
 	}
 	pt.ackFloor()
 	if ep := pt.cur.Load(); ep != nil {
 		ep.cancelled.Store(true) // whatever comes now is the next owner's
 	}
-	if err := p.opsStream.UnpinConsumer(dctx, pt.name, PriorityGroup); err != nil {
+	// Not pulling for longer than a pull lasts: another replica's pull is
+	// the one the broker pins next.
+	pt.loop.Hold(3*time.Second + p.cfg.Failover/2)
+	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup); err != nil {
 		p.log.Warn("pusher: unpin failed; the partition moves after the failover time", "partition", pt.n, "err", err)
 	}
+}
+
+// waitSettled waits until pt.settled, at most bound; it reports whether
+// it is.
+func (pt *partition) waitSettled(ctx context.Context, bound time.Duration) bool {
+	dctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	for !pt.settled() {
+		select {
+		case <-dctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 // settled reports whether every operation pt took is recorded and its

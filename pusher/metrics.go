@@ -20,6 +20,7 @@ type metrics struct {
 	acceptToProvider prometheus.Histogram
 	takeovers        prometheus.Counter
 	summaries        prometheus.Counter
+	gapsFilled       prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -33,6 +34,8 @@ func newMetrics() *metrics {
 			Help: "Delivery partitions this replica became the owner of (each resets the partition to its checkpoint)."}),
 		summaries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_summaries_total",
 			Help: "(operation, partition) summaries written."}),
+		gapsFilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_partition_gaps_filled_total",
+			Help: "Operations a partition read from the log because their message had not been delivered in order."}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_deliveries_total",
 			Help: "Settled deliveries by provider and outcome."}, []string{"provider", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_retries_total",
@@ -53,7 +56,7 @@ func (p *Pusher) Collectors() []prometheus.Collector {
 		Help: "Deliveries scheduled and not ended, plus retry tasks waiting or in flight (sampled every few seconds)."},
 		func() float64 { return float64(uint64(p.window.inFlight()) + p.backlog.Load()) })
 	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider,
-		m.takeovers, m.summaries, backlog}
+		m.takeovers, m.summaries, m.gapsFilled, backlog}
 }
 
 // sampleBacklog refreshes the backlog gauge from the sender consumer until

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -70,6 +71,10 @@ type partition struct {
 	intake  chan intakeItem
 	pinned  atomic.Value // string: pin, for the balancer
 	pending atomic.Int64 // operations passed to the intake and not yet tracked
+	// releasing: the partition is being handed over; it keeps pulling (so
+	// it keeps the pin while it finishes what it took) and takes nothing
+	// new (the next owner's reset to the floor delivers it again).
+	releasing atomic.Bool
 }
 
 // epoch is one run of a partition by this replica: from the reset that
@@ -80,12 +85,13 @@ type epoch struct {
 
 	mu       sync.Mutex
 	ops      []*opRun // taken, not passed by the floor, in sequence order
-	floor    *opRun   // the last operation passed, to acknowledge
+	floor    *opRun   // the last operation passed that has a message to acknowledge
 	ackedSeq uint64
 }
 
 type intakeItem struct {
-	m     jetstream.Msg
+	m     jetstream.Msg // nil for an operation read from the stream (fillGap)
+	data  []byte
 	seq   uint64
 	ep    *epoch
 	taken time.Time
@@ -97,11 +103,17 @@ type intakeItem struct {
 // already acknowledged up to it.
 func (p *Pusher) partitionConsumer(i int, start uint64) jetstream.ConsumerConfig {
 	c := jetstream.ConsumerConfig{
-		Durable:        fmt.Sprintf("%s%d", PartitionConsumerPrefix, i),
-		Description:    fmt.Sprintf("PushGo pusher: delivery partition %d of %d", i, p.cfg.Partitions),
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		AckPolicy:      jetstream.AckAllPolicy,
-		AckWait:        5 * time.Minute, // a redelivery is skipped: the floor's ack covers it
+		Durable:       fmt.Sprintf("%s%d", PartitionConsumerPrefix, i),
+		Description:   fmt.Sprintf("PushGo pusher: delivery partition %d of %d", i, p.cfg.Partitions),
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		// A message unacknowledged for the failover time is delivered
+		// again: to the owner, which skips it (the floor's ack covers it),
+		// or, when the owner is gone, to the replica the broker pins next.
+		// Without it a dead owner's partition would wait for a new
+		// operation (none may come, and none is given while MaxAckPending
+		// is full) before anyone is pinned and takes it over.
+		AckWait:        p.cfg.Failover,
 		MaxAckPending:  p.cfg.PartitionWindow,
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
 		PriorityGroups: []string{PriorityGroup},
@@ -117,6 +129,9 @@ func (p *Pusher) partitionConsumer(i int, start uint64) jetstream.ConsumerConfig
 // and passes each operation to the intake. It never blocks for long, so
 // the loop keeps pulling and keeps its pin.
 func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision {
+	if pt.releasing.Load() {
+		return consume.Held
+	}
 	md, err := m.Metadata()
 	if err != nil {
 		return consume.Held // never acknowledged alone; the floor's ack covers it
@@ -136,18 +151,65 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 		}
 		pt.resetting = false
 	}
-	if md.Sequence.Stream <= pt.last {
+	seq := md.Sequence.Stream
+	if seq <= pt.last {
 		return consume.Held // a redelivery of one already taken
 	}
-	pt.last = md.Sequence.Stream
 	ep := pt.cur.Load()
+	// The partition consumes every operation of the log, in order. A
+	// message can be missing between two delivered (pulled by a pull this
+	// replica dropped, or dropped by the client), and comes again only
+	// after the ack wait: it is read from the stream now, never skipped,
+	// since the floor's AckAll would pass it.
+	if seq > pt.last+1 && !pt.fillGap(ctx, ep, seq) {
+		return consume.Held // m comes again after the ack wait
+	}
+	pt.last = seq
+	pt.toIntake(ctx, intakeItem{m: m, data: m.Data(), seq: seq, ep: ep, taken: time.Now()})
+	return consume.Held
+}
+
+// toIntake passes an operation to the intake.
+func (pt *partition) toIntake(ctx context.Context, it intakeItem) {
 	pt.pending.Add(1)
 	select {
-	case pt.intake <- intakeItem{m: m, seq: md.Sequence.Stream, ep: ep, taken: time.Now()}:
+	case pt.intake <- it:
 	case <-ctx.Done():
 		pt.pending.Add(-1)
 	}
-	return consume.Held
+}
+
+// fillGap takes the operations after pt.last and before seq from the
+// stream itself. It reports false if one could not be read (the broker
+// away): the caller takes nothing more until it can.
+func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
+	p := pt.p
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	info, err := p.opsStream.Info(gctx)
+	if err != nil {
+		return false
+	}
+	for s := pt.last + 1; s < seq; s++ {
+		if s < info.State.FirstSeq {
+			// Aged out of the log before anyone took it: nothing to send.
+			s = min(info.State.FirstSeq, seq) - 1
+			pt.last = s
+			continue
+		}
+		raw, err := p.opsStream.GetMsg(gctx, s)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			pt.last = s // deleted from the log
+			continue
+		case err != nil:
+			return false
+		}
+		p.metrics.gapsFilled.Inc()
+		pt.last = s
+		pt.toIntake(ctx, intakeItem{data: raw.Data, seq: s, ep: ep, taken: time.Now()})
+	}
+	return true
 }
 
 // takeover starts a new epoch: the last one's queued sends are dropped and
@@ -210,7 +272,7 @@ func (pt *partition) expandOne(ctx context.Context, it intakeItem) {
 // schedules its sends.
 func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 	p := pt.p
-	env, err := p.ops.decode(it.seq, it.m.Data())
+	env, err := p.ops.decode(it.seq, it.data)
 	if err != nil {
 		// A malformed operation can never be delivered: it is passed.
 		p.log.Error("pusher: malformed operation", "seq", it.seq, "err", err)
@@ -371,7 +433,9 @@ func (op *opRun) recorded() {
 	op.isDone = true
 	n := 0
 	for n < len(ep.ops) && ep.ops[n].isDone {
-		ep.floor = ep.ops[n]
+		if ep.ops[n].m != nil { // AckAll of a later one covers one read from the stream
+			ep.floor = ep.ops[n]
+		}
 		n++
 	}
 	if n > 0 {

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,7 @@ type Config struct {
 	// Default 8, at most MaxPartitions.
 	Partitions int
 	// PartitionWindow is how many operations a partition takes before the
-	// oldest is finished (the consumer's MaxAckPending). Default 1,024.
+	// oldest is finished (the consumer's MaxAckPending): how far its fast devices may run ahead of its slowest, and so what a crash can send again. Default 256.
 	PartitionWindow int
 	// Failover is how long a partition's owner may stop pulling before
 	// the broker pins another replica (the consumer's PinnedTTL): the
@@ -89,7 +90,7 @@ func (c *Config) defaults() {
 		c.Partitions = 8
 	}
 	if c.PartitionWindow <= 0 {
-		c.PartitionWindow = 1024
+		c.PartitionWindow = 256
 	}
 	if c.Failover <= 0 {
 		c.Failover = 6 * time.Second
@@ -268,12 +269,13 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 }
 
 // openPartitions builds the partition loops. A partition consumer that
-// does not exist yet starts after the lowest ack floor of the partitions
-// (or of the fan-out consumer of an older pusher) that do, so an
-// operation appended while partitions were added or the pusher upgraded
-// is not skipped; with none it starts at new operations.
+// exists keeps where it is (its start cannot change); one that does not
+// yet starts after the lowest ack floor of those that do (or of the
+// fan-out consumer of an older pusher), so an operation appended while
+// partitions were added or the pusher upgraded is not skipped; with none
+// it starts at new operations.
 func (p *Pusher) openPartitions(ctx context.Context) error {
-	start, err := p.partitionStart(ctx)
+	have, start, err := p.partitionStart(ctx)
 	if err != nil {
 		return err
 	}
@@ -282,6 +284,10 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 		pt := &partition{p: p, n: i, name: fmt.Sprintf("%s%d", PartitionConsumerPrefix, i),
 			intake: make(chan intakeItem, 2*p.cfg.PartitionWindow+256)}
 		cfg := p.partitionConsumer(i, start)
+		if info := have[pt.name]; info != nil {
+			cfg = p.partitionConsumer(i, 0)
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = info.Config.DeliverPolicy, info.Config.OptStartSeq, info.Config.OptStartTime
+		}
 		if pt.loop, err = consume.New(p.js, consume.Config{Stream: streams.Ops, Consumer: cfg,
 			Resume: func(lastAcked uint64) jetstream.ConsumerConfig {
 				return p.partitionConsumer(i, max(lastAcked+1, start))
@@ -304,26 +310,23 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 // delivery partitions.
 const legacyFanoutConsumer = "pushgo-fanout"
 
-// partitionStart is the start sequence for partition consumers created
-// now: after the lowest ack floor of the existing ones, 0 (new operations
-// only) when there are none.
-func (p *Pusher) partitionStart(ctx context.Context) (uint64, error) {
-	var floor uint64
-	found := false
-	names := []string{legacyFanoutConsumer}
-	for i := range MaxPartitions {
-		names = append(names, fmt.Sprintf("%s%d", PartitionConsumerPrefix, i))
-	}
+// partitionStart lists the consumers of PUSHGO_OPS, and says where a
+// partition consumer created now starts: after the lowest ack floor of the
+// partition consumers (or the old fan-out consumer) that exist; 0 (new
+// operations only) when there are none.
+func (p *Pusher) partitionStart(ctx context.Context) (map[string]*jetstream.ConsumerInfo, uint64, error) {
 	lister := p.opsStream.ListConsumers(ctx)
 	have := map[string]*jetstream.ConsumerInfo{}
 	for info := range lister.Info() {
 		have[info.Name] = info
 	}
 	if err := lister.Err(); err != nil {
-		return 0, fmt.Errorf("pusher: list consumers: %w", err)
+		return nil, 0, fmt.Errorf("pusher: list consumers: %w", err)
 	}
-	for _, n := range names {
-		if info := have[n]; info != nil {
+	var floor uint64
+	found := false
+	for name, info := range have {
+		if name == legacyFanoutConsumer || strings.HasPrefix(name, PartitionConsumerPrefix) {
 			if !found || info.AckFloor.Stream < floor {
 				floor = info.AckFloor.Stream
 			}
@@ -331,9 +334,9 @@ func (p *Pusher) partitionStart(ctx context.Context) (uint64, error) {
 		}
 	}
 	if !found {
-		return 0, nil
+		return have, 0, nil
 	}
-	return floor + 1, nil
+	return have, floor + 1, nil
 }
 
 // ackFloors acknowledges each partition's finished operations every
@@ -427,25 +430,26 @@ func (p *Pusher) Close() error {
 	return nil
 }
 
-// drain hands the partitions over cleanly: it stops taking operations,
-// lets the sends in flight end (for at most drainTimeout), writes their
-// summaries and acknowledges them, so the next owner starts where this
-// one stopped and sends nothing twice.
+// drain hands the partitions over cleanly: they stop taking operations
+// but keep pulling (keeping their pins), the sends in flight end (for at
+// most drainTimeout), their summaries are written and acknowledged, and
+// only then does the pulling stop: the next owner starts where this one
+// stopped and sends nothing twice.
 func (p *Pusher) drain() {
-	p.stopTaking()
+	for _, pt := range p.parts {
+		pt.releasing.Store(true)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	for p.window.inFlight() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(5 * time.Millisecond):
-		}
+	for _, pt := range p.parts {
+		pt.waitSettled(ctx, drainTimeout)
 	}
 	for p.summaries.flush(ctx) {
 	}
 	for _, pt := range p.parts {
 		pt.ackFloor()
 	}
+	p.stopTaking()
 }
 
 // drainTimeout bounds the wait for sends in flight when the pusher stops.
