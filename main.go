@@ -24,6 +24,9 @@ func main() {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if gc := gateway.TuneGC(os.Getenv); gc != "" {
+		log.Debug("pushgo: garbage collector tuned", "settings", gc)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := gateway.Run(ctx, cfg, log); err != nil {

@@ -41,6 +41,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/pushgo/gateway/internal/gateway"
 )
 
 func main() { os.Exit(run()) }
@@ -56,8 +58,15 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, opts.hardLimit())
 	defer cancel()
 
+	// The gateway's services run in this process, so it runs with the
+	// binary's garbage collector settings (gorush, a process of its own,
+	// keeps its own).
+	gc := gateway.TuneGC(os.Getenv)
 	baseline := runtime.NumGoroutine()
 	printHeader(os.Stderr, opts)
+	if gc != "" {
+		fmt.Fprintf(os.Stderr, "  garbage collector as the pushgo binary sets it: %s (GOGC / GOMEMLIMIT override)\n", gc)
+	}
 	var tables []table
 	for _, p := range opts.phases {
 		t, err := p.run(ctx)
