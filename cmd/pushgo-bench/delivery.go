@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,10 @@ type deliveryRow struct {
 	errKinds                map[string]int
 	cpu                     cpuUse
 	rss0, rss1              int64 // throughput: this process's resident memory at the start and the end, bytes
+	// throughput: the live heap after a collection at the start and the
+	// end, and how much of the end is the fake provider's record of what
+	// it received (which grows with every push), bytes.
+	heap0, heap1, fakeHeap int64
 }
 
 // deliveryReport is what the delivery phases measured.
@@ -285,7 +290,8 @@ func (r deliveryRow) progress(_ *options, name string, run int) {
 		fmt.Fprintf(os.Stderr, "  backlog at the last message: %d operations not acknowledged (busiest partition), %d retry tasks", r.opsBacklog, r.taskBacklog)
 	}
 	if r.rss0 > 0 && r.rss1 > 0 {
-		fmt.Fprintf(os.Stderr, "  rss %d -> %d MiB", r.rss0>>20, r.rss1>>20)
+		fmt.Fprintf(os.Stderr, "  rss %d -> %d MiB, live heap %d -> %d MiB (the fake's records %d MiB of it)",
+			r.rss0>>20, r.rss1>>20, r.heap0>>20, r.heap1>>20, r.fakeHeap>>20)
 	}
 	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: us %.2f cores, others %.2f of %d]\n", r.errors, r.dups, r.cpu.self, r.cpu.others, numCPU())
 	for k, v := range r.errKinds {
@@ -587,6 +593,7 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 	if err != nil {
 		return deliveryRow{}, err
 	}
+	heap0 := liveHeap()
 	cpu0, rss0 := sampleCPU(), residentBytes()
 	recs := make([]*recorder, o.deliverySenders)
 	var next atomic.Int64
@@ -613,6 +620,7 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 	st := a.stats(0)
 	r := deliveryRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops, cpu: cpuBetween(cpu0, cpu1),
 		errors: sent.errors, errKinds: sent.errKinds, rss0: rss0, rss1: residentBytes()}
+	r.heap0, r.heap1, r.fakeHeap = heap0, liveHeap(), a.footprint()
 	if st.n > 0 {
 		r.took = st.last.Sub(began)
 		r.rate = float64(st.n) / r.took.Seconds()
@@ -798,6 +806,15 @@ func (deliveryRow) columns() []column[deliveryRow] {
 		busiest(func(r *deliveryRow) *cpuUse { return &r.cpu }),
 		kinds(func(r *deliveryRow) *map[string]int { return &r.errKinds }),
 	}
+}
+
+// liveHeap is the heap in use right after a collection: what the process
+// holds, without the garbage GOGC lets accumulate.
+func liveHeap() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
 
 // residentBytes is this process's resident memory (VmRSS), 0 if unknown.

@@ -190,6 +190,21 @@ func (a *arrivals) record(at int64, body []byte, token string) {
 	a.n.Add(1)
 }
 
+// footprint estimates the bytes the fake holds for what it recorded (the
+// duplicate set and the arrival times), which grows with every push and is
+// the bench's memory, not the gateway's.
+func (a *arrivals) footprint() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var keys int64
+	for k := range a.seen {
+		keys += int64(len(k))
+	}
+	// A map entry of a string key and an empty value: about 16 bytes of
+	// header plus the slot and control overhead (~2x at Go's load factor).
+	return keys + int64(len(a.seen))*40 + int64(cap(a.at)+cap(a.accepted))*8
+}
+
 // jsonString finds "key":"value" in b and returns value (no escapes: the
 // keys read here are ids and digits).
 func jsonString(b []byte, key string) ([]byte, bool) {
