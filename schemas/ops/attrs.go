@@ -4,10 +4,13 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // attrs validates an attrs patch (spec §1): an object whose values are
-// scalars, null, or an object of scalars and nulls. The patch is kept as sent
+// scalars, null, or an object of scalars and nulls, each number within a
+// float64's range (wire.NumberOutOfRange: the projector and every reader
+// hold attrs numbers as float64). The patch is kept as sent
 // (key order included), only compacted: merging it is the projector's job.
 func attrs(v jsontext.Value) (jsontext.Value, *apierr.Error) {
 	if absentJSON(v) {
@@ -40,6 +43,15 @@ func attrValue(d *jsontext.Decoder, field string, invalid *apierr.Error, nestOK 
 		return readObject(d, invalid, func(key string) *apierr.Error {
 			return attrValue(d, field+"."+key, invalid, false)
 		})
+	case '0':
+		num, err := d.ReadValue()
+		if err != nil {
+			return invalid
+		}
+		if !wire.FitsFloat64(num) {
+			return apierr.Fieldf(apierr.InvalidJSONData, field, "%s", wire.OutOfRangeReason)
+		}
+		return nil
 	}
 	if d.SkipValue() != nil {
 		return invalid

@@ -17,6 +17,9 @@ func validateEventAs(op Name, r *EventRequest, withPassword bool, rl rules) (*Va
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
 	}
+	if err := r.checkText(); err != nil {
+		return nil, err
+	}
 	var c credentials
 	var err *apierr.Error
 	if withPassword {

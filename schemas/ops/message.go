@@ -17,6 +17,9 @@ func validateMessage(r *MessageRequest, now int64, rl rules) (*Validated, *apier
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
 	}
+	if err := r.checkText(); err != nil {
+		return nil, err
+	}
 	c, err := validateCredentials(r.ChannelID, r.Password, r.OpID)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // metadata validates the metadata object (spec §1; values up to
@@ -76,6 +77,9 @@ func metadataValue(d *jsontext.Decoder, field string, invalid *apierr.Error, max
 		// Numbers and booleans are measured by their JSON text.
 		if len(val) > max {
 			return nil, tooLong(field, max)
+		}
+		if val.Kind() == '0' && !wire.FitsFloat64(val) {
+			return nil, apierr.Fieldf(apierr.InvalidJSONData, field, "%s", wire.OutOfRangeReason)
 		}
 		return val.Clone(), nil
 	case 'n', '{', '[':

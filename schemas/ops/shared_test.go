@@ -168,6 +168,9 @@ func TestSharedValueRules(t *testing.T) {
 		bad("attrs/whole array", EventCreate, set(ec, "attrs", `[1]`), apierr.AttrsInvalid, "attrs"),
 		bad("attrs/string", EventCreate, set(ec, "attrs", `"x"`), apierr.AttrsInvalid, "attrs"),
 		bad("attrs/number", ThingUpdate, set(thingUpdateBody, "attrs", `5`), apierr.AttrsInvalid, "attrs"),
+		bad("attrs/number beyond a float64", EventCreate, set(ec, "attrs", `{"v":1e400}`), apierr.InvalidJSONData, "attrs.v"),
+		bad("attrs/nested number beyond a float64", ThingCreate, set(tc, "attrs", `{"d":{"v":-2e308}}`), apierr.InvalidJSONData, "attrs.d.v"),
+		ok("attrs/largest float64", ThingCreate, set(tc, "attrs", `{"v":1.7976931348623157e308}`), member("attrs", `{"v":1.7976931348623157e308}`)),
 
 		// metadata: keys trimmed, non-empty, <= 64 bytes, unique; scalar values,
 		// non-empty text, <= 512 bytes.
@@ -189,6 +192,7 @@ func TestSharedValueRules(t *testing.T) {
 		bad("metadata/empty value", EventCreate, set(ec, "metadata", `{"k":""}`), apierr.MetadataValueInvalid, "metadata.k"),
 		bad("metadata/blank value", EventCreate, set(ec, "metadata", `{"k":"  "}`), apierr.MetadataValueInvalid, "metadata.k"),
 		bad("metadata/513 byte value", MessageCreate, set(mc, "metadata", `{"k":`+runes("v", 513)+`}`), apierr.MetadataValueTooLong, "metadata.k"),
-		bad("metadata/513 byte number", MessageCreate, set(mc, "metadata", `{"k":`+strings.Repeat("9", 513)+`}`), apierr.MetadataValueTooLong, "metadata.k"),
+		bad("metadata/number beyond a float64", MessageCreate, set(mc, "metadata", `{"k":1e999}`), apierr.InvalidJSONData, "metadata.k"),
+		bad("metadata/513 byte number", MessageCreate, set(mc, "metadata", `{"k":0.`+strings.Repeat("9", 511)+`}`), apierr.MetadataValueTooLong, "metadata.k"),
 	})
 }

@@ -16,6 +16,9 @@ func validateThing(op Name, r *ThingRequest, rl rules) (*Validated, *apierr.Erro
 	if r == nil {
 		return nil, apierr.New(apierr.InvalidRequestBody)
 	}
+	if err := r.checkText(); err != nil {
+		return nil, err
+	}
 	c, err := validateCredentials(r.ChannelID, r.Password, r.OpID)
 	if err != nil {
 		return nil, err

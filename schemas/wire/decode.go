@@ -26,8 +26,12 @@ var strict = json.JoinOptions(
 	jsontext.AllowInvalidUTF8(false),
 )
 
-// Decode strictly decodes body, which must be one JSON object, into v.
-// It never panics on any input (see FuzzDecode).
+// Decode strictly decodes body, which must be one JSON object, into v:
+// valid UTF-8 (raw and escaped: a lone surrogate is refused), unique
+// member names and numbers a float64 can hold (see NumberOutOfRange),
+// whatever the Go type of the member, so a raw jsontext.Value field (attrs,
+// metadata) gets nothing past that a typed one would refuse. It never
+// panics on any input (see FuzzDecode).
 func Decode(body []byte, v any) *apierr.Error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return apierr.New(apierr.InvalidRequestBody)
@@ -39,6 +43,9 @@ func Decode(body []byte, v any) *apierr.Error {
 			return apierr.New(apierr.InvalidJSONSyntax)
 		}
 		return &apierr.Error{Code: apierr.InvalidJSONData, Detail: "request body must be a JSON object"}
+	}
+	if p, found := NumberOutOfRange(body); found {
+		return apierr.Fieldf(apierr.InvalidJSONData, Dotted(p), "%s", OutOfRangeReason)
 	}
 	if err := json.Unmarshal(body, v, strict); err != nil {
 		return classify(err)
@@ -101,14 +108,7 @@ func PointerOf(err error) string {
 	case errors.As(err, &syn):
 		p = syn.JSONPointer
 	}
-	var parts []string
-	for tok := range p.Tokens() {
-		parts = append(parts, tok)
-	}
-	if len(parts) == 0 {
-		return "body"
-	}
-	return strings.Join(parts, ".")
+	return Dotted(p)
 }
 
 func itoa(n int64) string {

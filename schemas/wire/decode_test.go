@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
@@ -12,6 +15,8 @@ type sample struct {
 	When   *Millis           `json:"when"`
 	Inner  map[string]string `json:"inner"`
 	Number *int              `json:"number"`
+	Float  *float64          `json:"float"`
+	Attrs  jsontext.Value    `json:"attrs"`
 }
 
 func TestDecode(t *testing.T) {
@@ -34,6 +39,22 @@ func TestDecode(t *testing.T) {
 		{"nested wrong type", `{"inner":{"k":1}}`, apierr.InvalidJSONData, "inner.k"},
 		{"bad timestamp", `{"when":1.5}`, apierr.InvalidTimestamp, "when"},
 		{"invalid utf8", "{\"title\":\"\xff\"}", apierr.InvalidJSONSyntax, ""},
+		// Issue 12: nothing gets into a raw value (attrs) that a typed
+		// member would refuse.
+		{"invalid utf8 in a raw value", "{\"attrs\":{\"a\":{\"b\":\"x\xe2\x82\"}}}", apierr.InvalidJSONSyntax, ""},
+		{"invalid utf8 in a raw value's key", "{\"attrs\":{\"\xc0\xaf\":1}}", apierr.InvalidJSONSyntax, ""},
+		{"lone surrogate escape", `{"attrs":{"a":"\ud800"}}`, apierr.InvalidJSONSyntax, ""},
+		{"lone low surrogate escape", `{"title":"\udc00x"}`, apierr.InvalidJSONSyntax, ""},
+		{"surrogate pair escape", `{"title":"\ud83d\ude00","attrs":{"\ud83d\ude00":"\ud83d\ude00"}}`, "", ""},
+		{"huge number in a raw value", `{"attrs":{"v":1e400}}`, apierr.InvalidJSONData, "attrs.v"},
+		{"huge negative number, nested", `{"attrs":{"o":{"v":-1E+309}}}`, apierr.InvalidJSONData, "attrs.o.v"},
+		{"400-digit integer", `{"attrs":{"v":1` + strings.Repeat("0", 400) + `}}`, apierr.InvalidJSONData, "attrs.v"},
+		{"huge number in an unknown member", `{"title":"a","bogus":[1,2e999]}`, apierr.InvalidJSONData, "bogus.1"},
+		{"huge number in a typed member", `{"float":1e400}`, apierr.InvalidJSONData, "float"},
+		{"largest float64", `{"float":1.7976931348623157e308,"attrs":{"v":-1.7976931348623157e308}}`, "", ""},
+		{"tiny number rounds to zero", `{"attrs":{"v":1e-400}}`, "", ""},
+		{"long precise number", `{"attrs":{"v":12345678901234567890123456789}}`, "", ""},
+		{"exponent-like text in a string", `{"title":"1e400","attrs":{"1e999":"-1e999"}}`, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -90,8 +111,33 @@ func TestMillis(t *testing.T) {
 	}
 }
 
+func TestNumberOutOfRange(t *testing.T) {
+	cases := []struct {
+		in    string
+		ptr   string
+		found bool
+	}{
+		{`{"a":1,"b":[1.5,-2e10,"1e400"]}`, "", false},
+		{`{"a":1,"b":[1.5,-2e10,1e400]}`, "/b/2", true},
+		{`1e309`, "", true},
+		{`{"a\"1e400":"\\","b":1e-999}`, "", false},
+		{`{"k":{"x":true,"y":null,"z":[{"w":-9e999}]}}`, "/k/z/0/w", true},
+		{`{"a":` + strings.Repeat("9", 309) + `}`, "/a", true},
+		{`{"a":` + strings.Repeat("9", 308) + `}`, "", false},
+		{`{"a":1e400`, "/a", true}, // the number comes before the error
+		{`{"a" 1e400}`, "", false}, // the error comes first
+	}
+	for _, c := range cases {
+		p, found := NumberOutOfRange([]byte(c.in))
+		if found != c.found || string(p) != c.ptr {
+			t.Errorf("NumberOutOfRange(%.40s) = %q, %v; want %q, %v", c.in, p, found, c.ptr, c.found)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
-	for _, s := range []string{`{"title":"a"}`, `{"when":"17"}`, `{"inner":{"a":"b"}}`, `[]`, `{`, `{"title":"a","title":"a"}`} {
+	for _, s := range []string{`{"title":"a"}`, `{"when":"17"}`, `{"inner":{"a":"b"}}`, `[]`, `{`, `{"title":"a","title":"a"}`,
+		`{"attrs":{"v":1e400}}`, `{"attrs":{"v":"\ud800"}}`, `{"float":-1e-400}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -100,6 +146,16 @@ func FuzzDecode(f *testing.F) {
 			if err.Status() != 400 {
 				t.Fatalf("status %d for %q", err.Status(), b)
 			}
+			return
+		}
+		// What Decode accepts, raw values included, any JSON reader can
+		// read back and write again: valid UTF-8, numbers within a float64.
+		var back any
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("accepted %q, which does not read back: %v", b, err)
+		}
+		if _, err := json.Marshal(back); err != nil {
+			t.Fatalf("accepted %q, which does not write back: %v", b, err)
 		}
 	})
 }
