@@ -224,4 +224,5 @@ func (s *Service) close() {
 	s.tokens.Close()
 	s.devices.Close()
 	s.registry.Close()
+	_ = s.reads.Close()
 }

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Collectors are the projector's Prometheus metrics, for the process's
 // /metrics: the applied sequence, the fold lag and whether the fold stopped.
 func (p *Projector) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{
+	return append(p.readCollectors(), []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushgo_projector_applied_sequence", Help: "Last PUSHGO_OPS sequence folded and committed.",
 		}, func() float64 { return float64(p.Applied()) }),
@@ -20,5 +20,5 @@ func (p *Projector) Collectors() []prometheus.Collector {
 			}
 			return 0
 		}),
-	}
+	}...)
 }

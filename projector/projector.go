@@ -95,6 +95,7 @@ type Projector struct {
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
 	served  atomic.Uint64 // reads answered
+	rstats  readStats     // what bounded the answers (readsvc.go)
 
 	receiptsApplied atomic.Uint64 // last PUSHGO_RECEIPTS sequence folded
 	failed          atomic.Pointer[error]

@@ -3,10 +3,13 @@ package projector
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -23,21 +26,79 @@ func (p *Projector) onRead(m *nats.Msg) {
 	p.wg.Add(1)
 	go func() {
 		defer func() { <-p.reads; p.wg.Done() }()
-		resp := p.serve(m.Data)
+		resp, chunks := p.serve(m.Data)
 		b, err := json.Marshal(resp)
 		if err != nil {
 			b, _ = json.Marshal(reads.Response{ErrorCode: apierr.InternalError, Error: "encode response"})
 		}
-		_ = m.Respond(b)
+		if err := p.reply(m, b, chunks); err != nil {
+			p.log.Warn("projector: read answer not sent", "subject", m.Subject, "bytes", len(b), "err", err)
+		}
 		p.served.Add(1)
 	}()
 }
 
-func (p *Projector) serve(data []byte) reads.Response {
+// reply sends the answer b to m's asker: in one message when it fits the
+// broker's max_payload, else in chunks (reads.ChunkHeader) when the asker
+// reads them, else as an error that says why.
+func (p *Projector) reply(m *nats.Msg, b []byte, chunks bool) error {
+	maxPayload := p.nc.MaxPayload()
+	if int64(len(b)) <= maxPayload || m.Reply == "" {
+		return m.Respond(b)
+	}
+	if !chunks {
+		p.rstats.refused.Add(1)
+		b, _ = json.Marshal(reads.Response{ErrorCode: apierr.InternalError, Error: fmt.Sprintf(
+			"the answer is %d bytes, over the broker's max_payload of %d, and the asker does not read answers in chunks (an ingest older than this projector)",
+			len(b), maxPayload)})
+		return m.Respond(b)
+	}
+	size := reads.ChunkBytes(maxPayload)
+	n := (len(b) + size - 1) / size
+	for i := range n {
+		part := b[i*size : min((i+1)*size, len(b))]
+		msg := &nats.Msg{Subject: m.Reply, Data: part, Header: nats.Header{reads.ChunkHeader: []string{reads.FormatChunk(i+1, n)}}}
+		if err := p.nc.PublishMsg(msg); err != nil {
+			return fmt.Errorf("chunk %d of %d: %w", i+1, n, err)
+		}
+	}
+	p.rstats.chunked.Add(1)
+	return nil
+}
+
+// readStats counts what bounded the projector's answers (for /metrics).
+type readStats struct {
+	pagesCut atomic.Uint64 // pages ended by their byte budget before their limit
+	chunked  atomic.Uint64 // answers sent in chunks
+	refused  atomic.Uint64 // answers over max_payload to an asker that does not read chunks
+}
+
+func (p *Projector) readCollectors() []prometheus.Collector {
+	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	return []prometheus.Collector{
+		counter("pushgo_projector_read_pages_cut_total",
+			"Pages of /channel/history, /channel/things or /channel/events ended by their byte budget (the broker's max_payload less 8 KiB) before their limit.",
+			&p.rstats.pagesCut),
+		counter("pushgo_projector_read_answers_chunked_total",
+			"Read answers larger than the broker's max_payload sent in chunks.", &p.rstats.chunked),
+		counter("pushgo_projector_read_answers_refused_total",
+			"Read answers larger than the broker's max_payload refused to an asker that does not read chunks.", &p.rstats.refused),
+	}
+}
+
+// serve answers one encoded request; chunks says whether the asker reads
+// an answer in chunks.
+func (p *Projector) serve(data []byte) (resp reads.Response, chunks bool) {
 	var req reads.Request
 	if err := json.Unmarshal(data, &req); err != nil {
-		return fail(apierr.Fieldf(apierr.InvalidJSONData, "request", "%v", err))
+		return fail(apierr.Fieldf(apierr.InvalidJSONData, "request", "%v", err)), false
 	}
+	return p.serveReq(&req), req.Chunks
+}
+
+func (p *Projector) serveReq(req *reads.Request) reads.Response {
 	if req.MinSeq > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ReadWait)
 		err := p.WaitApplied(ctx, req.MinSeq)
@@ -50,7 +111,7 @@ func (p *Projector) serve(data []byte) reads.Response {
 			return fail(e)
 		}
 	}
-	data, aerr := p.answer(&req)
+	data, aerr := p.answer(req)
 	if aerr != nil {
 		return fail(aerr)
 	}
@@ -80,9 +141,12 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 			kind = ops.KindEvent
 		}
 		page, err := p.store.List(store.ListFilter{Kind: kind, ChannelID: req.ChannelID, State: req.State,
-			ThingID: req.ThingID, Cursor: req.Cursor, Limit: limitOf(req.Limit)})
+			ThingID: req.ThingID, Cursor: req.Cursor, Limit: limitOf(req.Limit), MaxBytes: p.pageBytes()})
 		if err != nil {
 			return nil, p.storeErr(err)
+		}
+		if page.Cursor != "" && len(page.Items) < limitOf(req.Limit) {
+			p.rstats.pagesCut.Add(1)
 		}
 		return encode(reads.ListData{Items: values(page.Items), NextCursor: page.Cursor, HasMore: page.Cursor != ""})
 	case reads.DeadlinesDue:
@@ -109,9 +173,13 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 				kinds[k] = true
 			}
 		}
-		page, err := p.store.History(req.ChannelID, req.After, limitOf(req.Limit), kinds)
+		page, err := p.store.ReadHistory(store.HistoryFilter{ChannelID: req.ChannelID, After: req.After,
+			Limit: limitOf(req.Limit), MaxBytes: p.pageBytes(), Kinds: kinds})
 		if err != nil {
 			return nil, p.storeErr(err)
+		}
+		if page.HasMore && len(page.Items) < limitOf(req.Limit) {
+			p.rstats.pagesCut.Add(1)
 		}
 		return encode(reads.HistoryData{Items: values(page.Items), NextAfter: page.NextAfter, HasMore: page.HasMore, FirstSeq: page.FirstSeq})
 	}
@@ -166,6 +234,11 @@ func (p *Projector) storeErr(err error) *apierr.Error {
 	p.log.Error("projector: store read failed", "err", err)
 	return apierr.New(apierr.InternalError)
 }
+
+// pageBytes is the byte budget of a page: what one NATS message of the
+// broker this projector is connected to holds, less room for the rest of
+// the answer.
+func (p *Projector) pageBytes() int { return reads.PageBytes(p.nc.MaxPayload()) }
 
 func limitOf(l int) int {
 	if l <= 0 {

@@ -27,11 +27,14 @@ import (
 type Forwarder struct {
 	nc      *nats.Conn
 	stream  jetstream.Stream
+	replies *replies
 	timeout time.Duration
 	log     *slog.Logger
 }
 
 // New returns a Forwarder; timeout bounds one read end to end (default 5s).
+// It subscribes to its own reply inbox: Close ends that (closing nc does
+// too).
 func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Logger) (*Forwarder, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -47,8 +50,16 @@ func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Forwarder{nc: nc, stream: s, timeout: timeout, log: log}, nil
+	r, err := newReplies(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Forwarder{nc: nc, stream: s, replies: r, timeout: timeout, log: log}, nil
 }
+
+// Close stops receiving answers; reads still waiting end with their
+// context.
+func (f *Forwarder) Close() error { return f.replies.close() }
 
 // Read answers req from a projector, after the projector has folded every
 // operation the read depends on that was appended before the read started:
@@ -77,20 +88,23 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 	return f.request(ctx, req, barrier)
 }
 
-// request sends req with its barrier to a projector replica.
+// request sends req with its barrier to a projector replica. The answer
+// may come in chunks (reads.Request.Chunks): one larger than the broker's
+// max_payload is read whole, so no read fails for its size.
 func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uint64) (jsontext.Value, *apierr.Error) {
-	req.MinSeq = barrier
+	req.MinSeq, req.Chunks = barrier, true
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, apierr.New(apierr.InternalError)
 	}
-	msg, err := f.nc.RequestWithContext(ctx, reads.Subject(req.Route), b)
+	data, err := f.replies.request(ctx, reads.Subject(req.Route), b)
 	if err != nil {
 		f.log.Warn("readfwd: no answer", "route", req.Route, "err", err)
 		return nil, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
 	}
 	var resp reads.Response
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+	if err := json.Unmarshal(data, &resp); err != nil {
+		f.log.Error("readfwd: undecodable answer", "route", req.Route, "bytes", len(data), "err", err)
 		return nil, apierr.New(apierr.InternalError)
 	}
 	if resp.ErrorCode != "" {

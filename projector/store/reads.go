@@ -29,11 +29,26 @@ type ListFilter struct {
 	ThingID   string // events only: those linked to this thing
 	Cursor    string // the id after which the page starts
 	Limit     int
+	// MaxBytes bounds the page's items in bytes, one separator each
+	// counted (0: no bound); a page holds at least one item however large.
+	MaxBytes int
+}
+
+// fits reports whether an item of n bytes joins a page of count items and
+// size bytes (the sum of its items' lengths) within limit and maxBytes: the
+// first item always does.
+func fits(count, size, n, limit, maxBytes int) bool {
+	if count == 0 {
+		return limit > 0
+	}
+	return count < limit && (maxBytes <= 0 || size+count+n <= maxBytes)
 }
 
 // List pages through a channel's events or things in id order, through
 // the index that fits the filter, so a page costs O(limit) reads however
-// many entities the channel holds in other states.
+// many entities the channel holds in other states. The page ends before
+// the item that would pass Limit or MaxBytes; then Cursor is the last id
+// in it.
 func (s *Store) List(f ListFilter) (Page, error) {
 	var prefix []byte
 	switch {
@@ -55,7 +70,7 @@ func (s *Store) List(f ListFilter) (Page, error) {
 	}
 	defer it.Close()
 	var page Page
-	last := ""
+	last, size := "", 0
 	for ok := it.First(); ok; ok = it.Next() {
 		id := string(it.Key()[len(prefix):])
 		var snap []byte
@@ -67,12 +82,12 @@ func (s *Store) List(f ListFilter) (Page, error) {
 		if snap == nil || (f.ThingID != "" && f.State != "" && !hasState(snap, f.State)) {
 			continue
 		}
-		if len(page.Items) == f.Limit {
+		if !fits(len(page.Items), size, len(snap), f.Limit, f.MaxBytes) {
 			page.Cursor = last
 			break
 		}
 		page.Items = append(page.Items, snap)
-		last = id
+		last, size = id, size+len(snap)
 	}
 	return page, it.Error()
 }
@@ -96,26 +111,48 @@ type HistoryPage struct {
 // History returns up to limit items of a channel with sequence > after,
 // in log order, optionally only of some kinds.
 func (s *Store) History(channelID string, after uint64, limit int, kinds map[ops.Kind]bool) (HistoryPage, error) {
+	return s.ReadHistory(HistoryFilter{ChannelID: channelID, After: after, Limit: limit, Kinds: kinds})
+}
+
+// HistoryFilter selects a page of a channel's history.
+type HistoryFilter struct {
+	ChannelID string
+	After     uint64 // the page starts after this sequence
+	Limit     int
+	// MaxBytes bounds the page's items in bytes, one separator each
+	// counted (0: no bound); a page holds at least one item however large.
+	MaxBytes int
+	Kinds    map[ops.Kind]bool // nil: every kind
+}
+
+// ReadHistory returns the items of f.ChannelID with sequence > f.After in
+// log order, optionally only of some kinds; the page ends before the item
+// that would pass f.Limit or f.MaxBytes, with HasMore set and NextAfter the
+// last sequence in it.
+func (s *Store) ReadHistory(f HistoryFilter) (HistoryPage, error) {
+	channelID := f.ChannelID
 	prefix := key("h", channelID, "")
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: historyKey(channelID, after+1), UpperBound: prefixEnd(prefix)})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: historyKey(channelID, f.After+1), UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return HistoryPage{}, err
 	}
 	defer it.Close()
-	page := HistoryPage{NextAfter: after}
+	page := HistoryPage{NextAfter: f.After}
+	size := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		v := it.Value()
 		if len(v) == 0 {
 			return HistoryPage{}, fmt.Errorf("history %s: empty value", channelID)
 		}
-		if len(kinds) > 0 && !kinds[kindOf(v[0])] {
+		if len(f.Kinds) > 0 && !f.Kinds[kindOf(v[0])] {
 			continue
 		}
-		if len(page.Items) == limit {
+		if !fits(len(page.Items), size, len(v)-1, f.Limit, f.MaxBytes) {
 			page.HasMore = true
 			break
 		}
 		page.Items = append(page.Items, append([]byte(nil), v[1:]...))
+		size += len(v) - 1
 		page.NextAfter = binary.BigEndian.Uint64(it.Key()[len(prefix):])
 	}
 	if err := it.Error(); err != nil {

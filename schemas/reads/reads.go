@@ -45,10 +45,70 @@ const (
 	SubjectPrefix = "pushgo.read."
 	// QueueGroup is the projector replicas' queue group: one answers.
 	QueueGroup = "pushgo-projector"
-	// DefaultLimit and MaxLimit bound a page.
+	// DefaultLimit and MaxLimit bound a page by count; PageBytes bounds
+	// it by size too.
 	DefaultLimit = 100
 	MaxLimit     = 1000
 )
+
+// Answers are bounded by the broker's max_payload, the largest NATS
+// message (the embedded broker's 1 MiB; a deployment may set another, and
+// each side reads it from its connection: nats.Conn.MaxPayload):
+//
+//   - A page (/channel/history, /channel/things, /channel/events) holds at
+//     most PageBytes(max_payload) bytes of items, besides its count limit:
+//     a page cut by size says has_more, and next_after or next_cursor says
+//     where the next page starts, as one cut by count. A page always holds
+//     at least one item, however large, so paging always moves on.
+//   - An answer larger than one NATS message (a single item over the page
+//     budget: a snapshot whose merged attrs grew past it) is sent in chunks
+//     of at most ChunkBytes(max_payload) bytes to an asker that set
+//     Request.Chunks, each with the ChunkHeader "i/n", in order on the
+//     reply subject; the asker joins them. An asker that did not set Chunks
+//     gets an internal_error that says the answer's size and the limit.
+const (
+	// ReplyHeadroom is what a page leaves free below max_payload for the
+	// answer around its items (the Response, the page members, the commas)
+	// and NATS headers.
+	ReplyHeadroom = 8 << 10
+	// MinPageBytes is the page budget below which PageBytes does not go
+	// (for a broker configured with a max_payload under ReplyHeadroom).
+	MinPageBytes = 4 << 10
+	// ChunkHeader names the header of one chunk of an answer: "i/n", i from 1.
+	ChunkHeader = "PushGo-Chunk"
+	// ChunkHeadroom is what a chunk leaves free below max_payload for its
+	// header.
+	ChunkHeadroom = 256
+)
+
+// PageBytes is the most bytes of items one page holds when the broker's
+// max_payload is maxPayload.
+func PageBytes(maxPayload int64) int {
+	return int(max(maxPayload-ReplyHeadroom, MinPageBytes))
+}
+
+// FormatChunk is the ChunkHeader value of chunk i (from 1) of n.
+func FormatChunk(i, n int) string { return strconv.Itoa(i) + "/" + strconv.Itoa(n) }
+
+// ParseChunk reads a ChunkHeader value: chunk i of n, 1 <= i <= n.
+func ParseChunk(v string) (i, n int, ok bool) {
+	a, b, found := strings.Cut(v, "/")
+	if !found {
+		return 0, 0, false
+	}
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || i < 1 || i > n {
+		return 0, 0, false
+	}
+	return i, n, true
+}
+
+// ChunkBytes is the size of one chunk of an answer larger than one NATS
+// message when the broker's max_payload is maxPayload.
+func ChunkBytes(maxPayload int64) int {
+	return int(max(maxPayload-ChunkHeadroom, 1))
+}
 
 // Subject returns the NATS subject of r.
 func Subject(r Route) string { return SubjectPrefix + string(r) }
@@ -88,6 +148,9 @@ type Request struct {
 	Selector string `json:"selector,omitempty"`
 	// Before is the bound of DeadlinesDue (ms).
 	Before int64 `json:"before,omitempty"`
+	// Chunks says the asker reads an answer sent in chunks (ChunkHeader),
+	// for an answer larger than one NATS message.
+	Chunks bool `json:"chunks,omitzero"`
 }
 
 // DueEvent is an open event past its deadline.
