@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -20,6 +21,7 @@ import (
 	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/ingest/integrations/eventbus"
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // CloudEvents 1.0 over HTTP (spec integrations.md section 3): binary mode
@@ -98,7 +100,30 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]eventbus.Event, *apierr.Error) {
 	msg := cehttp.NewMessage(header, io.NopCloser(bytes.NewReader(body)))
 	var ces []event.Event
-	switch msg.ReadEncoding() {
+	enc := msg.ReadEncoding()
+	if enc == binding.EncodingBatch || enc == binding.EncodingStructured {
+		// The SDK's JSON reader takes invalid UTF-8 and lone surrogate
+		// escapes (as U+FFFD) and numbers beyond a float64: the body is
+		// held to the gateway's wire rules first.
+		if aerr := checkJSONBody(body); aerr != nil {
+			return nil, aerr
+		}
+	}
+	if enc == binding.EncodingBinary {
+		// The context attributes: the SDK would keep invalid UTF-8 or
+		// percent-encode it (source), so it is refused where it stands.
+		for name, vs := range header {
+			if !strings.HasPrefix(strings.ToLower(name), "ce-") {
+				continue
+			}
+			for _, v := range vs {
+				if !utf8.ValidString(v) {
+					return nil, apierr.Fieldf(apierr.InvalidJSONData, strings.ToLower(name), "header is not valid UTF-8")
+				}
+			}
+		}
+	}
+	switch enc {
 	case binding.EncodingBatch:
 		var err error
 		if ces, err = binding.ToEvents(ctx, msg, msg.BodyReader); err != nil {
@@ -127,6 +152,19 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 		out[i] = ev
 	}
 	return out, nil
+}
+
+// checkJSONBody holds a JSON body the SDK will read to wire.Decode's rules:
+// valid JSON in UTF-8 (no lone surrogate escape), numbers within a
+// float64's range.
+func checkJSONBody(body []byte) *apierr.Error {
+	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
+		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: not valid JSON in UTF-8")
+	}
+	if p, found := wire.NumberOutOfRange(body); found {
+		return apierr.Fieldf(apierr.InvalidJSONData, wire.Dotted(p), "%s", wire.OutOfRangeReason)
+	}
+	return nil
 }
 
 // ceField names the i-th of n CloudEvents in an error detail ("" for a

@@ -179,7 +179,12 @@ func contentHash(v any) string {
 func writeJSON(c *echo.Context, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return err
+		// Only invalid UTF-8 fails: an error detail quoting what a tool
+		// sent (the CloudEvents SDK's do). Answered with U+FFFD in its
+		// place rather than as a 500.
+		if b, err = json.Marshal(v, jsontext.AllowInvalidUTF8(true)); err != nil {
+			return err
+		}
 	}
 	c.Response().Header().Set("Content-Length", strconv.Itoa(len(b)))
 	return c.JSONBlob(status, b)

@@ -54,3 +54,32 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgets: the page budget leaves ReplyHeadroom below max_payload (and
+// never goes under MinPageBytes), a chunk leaves ChunkHeadroom, and chunk
+// headers read back what was written, nothing else.
+func TestBudgets(t *testing.T) {
+	if got := PageBytes(1 << 20); got != 1<<20-ReplyHeadroom {
+		t.Fatalf("PageBytes(1 MiB) = %d", got)
+	}
+	if got := PageBytes(1024); got != MinPageBytes {
+		t.Fatalf("PageBytes(1 KiB) = %d", got)
+	}
+	if got := ChunkBytes(1 << 20); got != 1<<20-ChunkHeadroom {
+		t.Fatalf("ChunkBytes(1 MiB) = %d", got)
+	}
+	if got := ChunkBytes(10); got != 1 {
+		t.Fatalf("ChunkBytes(10) = %d", got)
+	}
+	for _, c := range [][2]int{{1, 1}, {1, 2}, {2, 2}, {17, 40}} {
+		i, n, ok := ParseChunk(FormatChunk(c[0], c[1]))
+		if !ok || i != c[0] || n != c[1] {
+			t.Fatalf("chunk %v read back as %d/%d %v", c, i, n, ok)
+		}
+	}
+	for _, v := range []string{"", "1", "0/1", "2/1", "-1/3", "a/b", "1/2/3", " 1/2"} {
+		if _, _, ok := ParseChunk(v); ok {
+			t.Fatalf("ParseChunk(%q) accepted", v)
+		}
+	}
+}

@@ -116,6 +116,9 @@ func Decode(body []byte) (*Payload, *apierr.Error) {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, apierr.New(apierr.InvalidRequestBody)
 	}
+	if ptr, found := wire.NumberOutOfRange(body); found {
+		return nil, apierr.Fieldf(apierr.InvalidJSONData, wire.Dotted(ptr), "%s", wire.OutOfRangeReason)
+	}
 	var p Payload
 	if err := json.Unmarshal(body, &p, decodeOptions); err != nil {
 		return nil, classify(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pushgo/gateway/schemas/entityselector"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // Event types, and whether each opens a problem.
@@ -114,6 +115,9 @@ func Decode(body []byte) (*EventIngest, []Violation, error) {
 	}
 	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
 		return nil, nil, errors.New("request body is not valid JSON")
+	}
+	if p, found := wire.NumberOutOfRange(body); found {
+		return nil, []Violation{{Path: wire.Dotted(p), Message: wire.OutOfRangeReason}}, nil
 	}
 	var r EventIngest
 	err := json.Unmarshal(body, &r, json.RejectUnknownMembers(true))

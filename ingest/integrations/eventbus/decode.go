@@ -184,6 +184,9 @@ func Decode(body []byte) (*Batch, *Error) {
 	if jsontext.Value(body).Kind() != '{' {
 		return nil, &Error{Code: InvalidParameter, Reason: "request body must be a JSON object"}
 	}
+	if p, found := wire.NumberOutOfRange(body); found {
+		return nil, &Error{Code: InvalidParameterValue, Field: pointerPath(p, ""), Reason: "is a " + wire.OutOfRangeReason}
+	}
 	var w wireBatch
 	if err := json.Unmarshal(body, &w, strict); err != nil {
 		return nil, classify(err, "")
@@ -236,6 +239,19 @@ func (e *Event) fromWire(w *wireEvent, prefix string) *Error {
 // it on every event; the CloudEvents route runs it on the Event it built
 // from the SDK's. prefix names e in errors ("eventList[0]", or "").
 func (e *Event) Check(prefix string) *Error {
+	// A decoded body is valid UTF-8, but the CloudEvents route's come from
+	// headers and the SDK's own JSON reader: an invalid byte there would
+	// be recorded and then fail every answer that shows it.
+	for _, a := range append(e.context(), attr{"eventBusId", e.EventBusID}, attr{"eventBusName", e.EventBusName}, attr{"time", e.TimeText}) {
+		if !utf8.ValidString(a.value) {
+			return &Error{Code: InvalidParameterValue, Field: join(prefix, a.member), Reason: "must be valid UTF-8"}
+		}
+	}
+	for name := range e.Extensions {
+		if !utf8.ValidString(name) {
+			return &Error{Code: InvalidParameterValue, Field: join(prefix, "extensions"), Reason: "names must be valid UTF-8"}
+		}
+	}
 	if e.Source == "" {
 		return &Error{Code: InvalidParameter, Field: join(prefix, "source"), Reason: "is required"}
 	}
@@ -380,6 +396,14 @@ func NormalizeData(raw jsontext.Value, field string) (jsontext.Value, *Error) {
 	if raw.Kind() != '{' {
 		return nil, bad
 	}
+	// Compact does not check strings: the object must be valid UTF-8 (no
+	// lone surrogate escape either) and hold no number a float64 cannot.
+	if !raw.IsValid() {
+		return nil, &Error{Code: InvalidParameterValue, Field: field, Reason: "must be valid JSON in UTF-8"}
+	}
+	if p, found := wire.NumberOutOfRange(raw); found {
+		return nil, &Error{Code: InvalidParameterValue, Field: pointerPath(p, field), Reason: "is a " + wire.OutOfRangeReason}
+	}
 	out := raw.Clone()
 	if out.Compact() != nil {
 		return nil, bad
@@ -449,6 +473,11 @@ func pathOf(err error, prefix string) string {
 	case errors.As(err, &syn):
 		p = syn.JSONPointer
 	}
+	return pointerPath(p, prefix)
+}
+
+// pointerPath returns the member path of p under prefix: "eventList[0].id".
+func pointerPath(p jsontext.Pointer, prefix string) string {
 	out := prefix
 	for tok := range p.Tokens() {
 		if _, nerr := strconv.Atoi(tok); nerr == nil && out != "" {

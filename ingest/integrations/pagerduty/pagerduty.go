@@ -126,6 +126,9 @@ func Decode(body []byte) (*Event, *Invalid) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, invalid("the request body is empty")
 	}
+	if p, found := wire.NumberOutOfRange(body); found {
+		return nil, invalid("'%s' is a %s", wire.Dotted(p), wire.OutOfRangeReason)
+	}
 	var ev Event
 	if err := json.Unmarshal(body, &ev, decodeOptions); err != nil {
 		return nil, classify(err)

@@ -1,0 +1,180 @@
+package readfwd_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/ingest/readfwd"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/reads"
+)
+
+const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+// chunk is one message of an answer: i of n (0 of 0: a whole answer).
+type chunk struct {
+	i, n int
+	data []byte
+}
+
+// answerer stands in for a projector replica on the real broker: it
+// answers thing.get with a snapshot of the requested size (thing_id
+// "size-N") in the messages send returns.
+func answerer(t *testing.T, nc *nats.Conn, send func(m *nats.Msg, answer []byte, req reads.Request) []chunk) {
+	t.Helper()
+	sub, err := nc.QueueSubscribe(reads.Subject(reads.ThingGet), reads.QueueGroup, func(m *nats.Msg) {
+		var req reads.Request
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			t.Errorf("request: %v", err)
+			return
+		}
+		var size int
+		_, _ = fmt.Sscanf(req.ThingID, "size-%d", &size)
+		snap, _ := json.Marshal(map[string]string{"thing_id": req.ThingID, "blob": strings.Repeat("x", size)})
+		b, _ := json.Marshal(reads.Response{Data: jsontext.Value(snap)})
+		for _, c := range send(m, b, req) {
+			msg := &nats.Msg{Subject: m.Reply, Data: c.data}
+			if c.n > 0 {
+				msg.Header = nats.Header{reads.ChunkHeader: []string{reads.FormatChunk(c.i, c.n)}}
+			}
+			if err := nc.PublishMsg(msg); err != nil {
+				t.Errorf("publish chunk %d: %v", c.i, err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+}
+
+// split cuts b as a projector does: one message if it fits, else chunks of
+// reads.ChunkBytes.
+func split(nc *nats.Conn, b []byte) []chunk {
+	if len(b) <= int(nc.MaxPayload()) {
+		return []chunk{{data: b}}
+	}
+	size := reads.ChunkBytes(nc.MaxPayload())
+	n := (len(b) + size - 1) / size
+	var out []chunk
+	for i := 1; len(b) > 0; i++ {
+		k := min(size, len(b))
+		out, b = append(out, chunk{i, n, b[:k]}), b[k:]
+	}
+	return out
+}
+
+func forwarder(t *testing.T, nc *nats.Conn, timeout time.Duration) *readfwd.Forwarder {
+	t.Helper()
+	f, err := readfwd.New(context.Background(), nc, timeout, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// TestAnswersOfAnySize: answers from a few bytes to several times the
+// broker's max_payload come back whole through Read, also many at once
+// (each asker gets its own answer), and every request says it reads
+// chunks.
+func TestAnswersOfAnySize(t *testing.T) {
+	b := brokertest.Start(t)
+	noChunks := make(chan bool, 1)
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, req reads.Request) []chunk {
+		if !req.Chunks {
+			select {
+			case noChunks <- true:
+			default:
+			}
+		}
+		return split(b.NC, answer)
+	})
+	f := forwarder(t, b.NC, 20*time.Second)
+	mp := int(b.NC.MaxPayload())
+	sizes := []int{0, 10, mp - 200, mp, mp + 1, 3*mp + 17}
+	var wg sync.WaitGroup
+	for round := range 4 {
+		for _, size := range sizes {
+			wg.Go(func() {
+				size := size + round
+				id := fmt.Sprintf("size-%d", size)
+				data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: id})
+				if aerr != nil {
+					t.Errorf("%s: %v", id, aerr)
+					return
+				}
+				var snap map[string]string
+				if err := json.Unmarshal(data, &snap); err != nil || snap["thing_id"] != id || len(snap["blob"]) != size {
+					t.Errorf("%s: answer of %d bytes is not its own (%v)", id, len(data), err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	select {
+	case <-noChunks:
+		t.Fatal("a request did not say it reads chunks")
+	default:
+	}
+}
+
+// TestLostChunkIsRetryable: an answer with a chunk missing (a slow
+// consumer dropped it) is read_unavailable with Retry-After at once, not
+// a wrong answer and not a wait for the timeout; the next read succeeds.
+func TestLostChunkIsRetryable(t *testing.T) {
+	b := brokertest.Start(t)
+	var mu sync.Mutex
+	drop := true
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, req reads.Request) []chunk {
+		chunks := split(b.NC, answer)
+		mu.Lock()
+		defer mu.Unlock()
+		if drop {
+			drop = false
+			return append(chunks[:1:1], chunks[2:]...)
+		}
+		return chunks
+	})
+	f := forwarder(t, b.NC, time.Minute)
+	req := func() (jsontext.Value, *apierr.Error) {
+		return f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: fmt.Sprintf("size-%d", 3*b.NC.MaxPayload())})
+	}
+	start := time.Now()
+	_, aerr := req()
+	if aerr == nil || aerr.Code != apierr.ReadUnavailable || aerr.RetryAfter == 0 {
+		t.Fatalf("answer with a lost chunk: %v", aerr)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("the lost chunk was noticed after %v", d)
+	}
+	data, aerr := req()
+	if aerr != nil || !bytes.Contains(data, []byte(`"blob":"xxx`)) {
+		t.Fatalf("retry: %v", aerr)
+	}
+}
+
+// TestNoProjector: with no projector subscribed a read is
+// read_unavailable with Retry-After (the broker says no one answers).
+func TestNoProjector(t *testing.T) {
+	b := brokertest.Start(t)
+	f := forwarder(t, b.NC, time.Minute)
+	start := time.Now()
+	_, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "x"})
+	if aerr == nil || aerr.Code != apierr.ReadUnavailable || aerr.RetryAfter == 0 {
+		t.Fatalf("no projector: %v", aerr)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("no projector noticed after %v", d)
+	}
+}
