@@ -146,24 +146,30 @@ func (s partitionState) String() string {
 // partitions reads the state of every partition consumer.
 func (c *jsConn) partitions(ctx context.Context) ([deliveryPartitions]partitionState, error) {
 	var out [deliveryPartitions]partitionState
+	var errs [deliveryPartitions]error
+	var wg sync.WaitGroup
 	for i := range out {
-		info, err := c.consumerInfo(ctx, opsStream, deliverConsumer(i))
-		if err == nil && info == nil {
-			err = errors.New("does not exist")
-		}
-		if err != nil {
-			return out, fmt.Errorf("consumer %s: %w", deliverConsumer(i), err)
-		}
-		s := partitionState{Floor: info.AckFloor.Stream, Delivered: info.Delivered.Stream,
-			Pending: int(info.NumPending), AckPending: info.NumAckPending, Waiting: info.NumWaiting}
-		for _, g := range info.PriorityGroups {
-			if g.Group == deliveryGroup {
-				s.Pin = g.PinnedClientID
+		wg.Go(func() { // all at once: read right after a kill, the sooner the better
+			info, err := c.consumerInfo(ctx, opsStream, deliverConsumer(i))
+			if err == nil && info == nil {
+				err = errors.New("does not exist")
 			}
-		}
-		out[i] = s
+			if err != nil {
+				errs[i] = fmt.Errorf("consumer %s: %w", deliverConsumer(i), err)
+				return
+			}
+			s := partitionState{Floor: info.AckFloor.Stream, Delivered: info.Delivered.Stream,
+				Pending: int(info.NumPending), AckPending: info.NumAckPending, Waiting: info.NumWaiting}
+			for _, g := range info.PriorityGroups {
+				if g.Group == deliveryGroup {
+					s.Pin = g.PinnedClientID
+				}
+			}
+			out[i] = s
+		})
 	}
-	return out, nil
+	wg.Wait()
+	return out, errors.Join(errs[:]...)
 }
 
 // partitionsReport describes every partition consumer, one per line, for

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -70,8 +71,26 @@ func TestStreamHasEveryAcknowledgedOpAndNoSecrets(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			fail := func(err error) { errs <- fmt.Errorf("sender %d: %w", w, err) }
+			n := 0
 			step := func(path string, b []byte, keys []string, idKey string) string {
+				// As a real client: every operation carries an op_id, and a
+				// 503 (an append that timed out on a loaded machine) is sent
+				// again with the same op_id until it is answered.
+				var m map[string]any
+				if err := json.Unmarshal(b, &m); err != nil {
+					fail(err)
+					return ""
+				}
+				if _, ok := m["op_id"]; !ok {
+					n++
+					m["op_id"] = fmt.Sprintf("mix-%d-step-%d", w, n)
+					b = mustJSON(t, m)
+				}
 				r, err := post(ctx, path, b)
+				for err == nil && r.Status == http.StatusServiceUnavailable && ctx.Err() == nil {
+					time.Sleep(200 * time.Millisecond)
+					r, err = post(ctx, path, b)
+				}
 				if err != nil {
 					fail(err)
 					return ""
