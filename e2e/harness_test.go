@@ -535,7 +535,11 @@ func readStream(t *testing.T, natsURL, stream string) []*jetstream.RawStreamMsg 
 		return nil
 	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
+		// Bounded per read, not in all: thousands of reads on a loaded
+		// machine can take longer than any total bound.
+		gctx, gcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		m, err := s.GetMsg(gctx, seq)
+		gcancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
