@@ -58,6 +58,12 @@ type Config struct {
 	// (PUSHGO_METADATA_VALUE_MAX). Default ops.DefaultMetadataValueMax
 	// (PushGo's 512), at most ops.MetadataValueMaxLimit (16 KiB).
 	MetadataValueMax int
+	// MaxStreams caps the GET /channel/stream streams open at once in this
+	// process (PUSHGO_STREAMS_MAX); MaxStreamsPerChannel caps one
+	// channel's (PUSHGO_STREAMS_PER_CHANNEL_MAX). Over a cap a stream is
+	// refused with 429 too_many_streams. Defaults
+	// livestream.DefaultMaxStreams and livestream.DefaultMaxPerChannel.
+	MaxStreams, MaxStreamsPerChannel int
 	// Argon2 overrides the password hash cost (tests use a cheap one).
 	Argon2 registry.Argon2Params
 	Logger *slog.Logger
@@ -74,6 +80,7 @@ type Service struct {
 	maxLag   uint64
 	http     *httpapi.Server
 	closer   *timeouts.Closer
+	live     *livestream.Follower
 
 	closeOnce sync.Once
 }
@@ -137,9 +144,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
-	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag}
+	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag,
+		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
-		Reader: fwd, Follower: livestream.New(js), Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth})
+		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth})
 	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Logger: cfg.Logger})
 	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation()})
@@ -182,7 +190,9 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Collectors are ingest's metrics, for the process's /metrics.
-func (s *Service) Collectors() []prometheus.Collector { return s.http.Collectors() }
+func (s *Service) Collectors() []prometheus.Collector {
+	return append(s.http.Collectors(), s.live.Collectors()...)
+}
 
 // Ready is ingest's part of /readyz: the registry watches run, the
 // stream answers, and a projector replica answers with a fold lag within
@@ -221,6 +231,7 @@ func (s *Service) close() {
 	if s.closer != nil {
 		s.closer.Close()
 	}
+	s.live.Close()
 	s.tokens.Close()
 	s.devices.Close()
 	s.registry.Close()

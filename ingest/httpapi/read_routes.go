@@ -10,6 +10,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -21,9 +22,10 @@ type Reader interface {
 	Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error)
 }
 
-// Follower follows a channel's operations from a sequence, then live.
+// Follower opens streams of a channel's operations from a sequence, then
+// live (ingest/livestream): 429 over its caps, 503 without a broker.
 type Follower interface {
-	Follow(ctx context.Context, channelID string, after uint64, fn func(seq uint64, op ops.Name, item []byte) error) error
+	Open(ctx context.Context, channelID string, after uint64) (*livestream.Stream, *apierr.Error)
 }
 
 func (s *Server) routeReads() {
@@ -65,10 +67,16 @@ func (s *Server) readRoute(r reads.Route) echo.HandlerFunc {
 // sseHeartbeat keeps idle streams alive through proxies.
 const sseHeartbeat = 15 * time.Second
 
+// sseWriteTimeout drops a client that accepts no bytes for that long (its
+// connection is gone, or it does not read); it resumes with Last-Event-ID.
+const sseWriteTimeout = time.Minute
+
 // channelStream is GET /channel/stream: Server-Sent Events of the
 // channel's operations, from after Last-Event-ID (or from the start of the
 // retained history), then live. Credentials come in headers, never in the
-// URL, so they stay out of access logs.
+// URL, so they stay out of access logs. Streams are capped (429
+// too_many_streams with Retry-After); one that ends on an error says so in
+// a last comment, and the client resumes with Last-Event-ID.
 func (s *Server) channelStream(c *echo.Context) error {
 	h := c.Request().Header
 	chID, pw := h.Get("X-PushGo-Channel"), h.Get("X-PushGo-Password")
@@ -88,11 +96,15 @@ func (s *Server) channelStream(c *echo.Context) error {
 		}
 		after = n
 	}
-	ctx, cancel := context.WithCancel(c.Request().Context())
-	defer cancel()
+	ctx := c.Request().Context()
 	if _, aerr := s.channels.Authorize(ctx, id, password); aerr != nil {
 		return writeErr(c, aerr)
 	}
+	st, aerr := s.opts.Follower.Open(ctx, id, after)
+	if aerr != nil {
+		return writeErr(c, aerr)
+	}
+	defer st.Close()
 
 	w := c.Response()
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -100,61 +112,40 @@ func (s *Server) channelStream(c *echo.Context) error {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	_ = rc.Flush()
-
-	type event struct {
-		seq uint64
-		op  ops.Name
-		raw []byte
-	}
-	events := make(chan event, 256)
-	followErr := make(chan error, 1)
-	go func() {
-		followErr <- s.opts.Follower.Follow(ctx, id, after, func(seq uint64, op ops.Name, raw []byte) error {
-			select {
-			case events <- event{seq, op, raw}:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	}()
-	tick := time.NewTicker(sseHeartbeat)
-	defer tick.Stop()
 	var buf []byte
 	for {
-		select {
-		case <-ctx.Done():
-			cancel()
-			<-followErr
-			return nil
-		case err := <-followErr:
-			if err != nil {
-				s.log.Warn("http: channel stream ended", "channel_id", id, "err", err)
-			}
-			return nil
-		case <-tick.C:
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-				cancel()
-				<-followErr
+		op, err := st.Next(ctx, sseHeartbeat)
+		buf = buf[:0]
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
 				return nil
 			}
-		case ev := <-events:
-			buf = buf[:0]
+			s.log.Warn("http: channel stream ended", "channel_id", id, "last_event_id", st.Last(), "err", err)
+			buf = append(buf, ": stream ended: the log is unavailable; reconnect with Last-Event-ID\n\n"...)
+		case op == nil:
+			buf = append(buf, ": keep-alive\n\n"...)
+		default:
 			buf = append(buf, "id: "...)
-			buf = strconv.AppendUint(buf, ev.seq, 10)
+			buf = strconv.AppendUint(buf, op.Seq, 10)
 			buf = append(buf, "\nevent: "...)
-			buf = append(buf, ev.op...)
+			buf = append(buf, op.Name...)
 			buf = append(buf, "\ndata: "...)
-			buf = append(buf, ev.raw...)
+			buf = append(buf, op.Item...)
 			buf = append(buf, "\n\n"...)
-			if _, err := w.Write(buf); err != nil {
-				cancel()
-				<-followErr
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+		if _, werr := w.Write(buf); werr != nil || err != nil {
+			_ = rc.Flush()
+			return nil
+		}
+		if !st.Buffered() {
+			if err := rc.Flush(); err != nil {
 				return nil
 			}
 		}
-		_ = rc.Flush()
 	}
 }
 

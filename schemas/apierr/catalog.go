@@ -176,6 +176,11 @@ const (
 	// code and the 503 are PushGo's for a gateway whose private channel is
 	// off; it is not retryable and carries no Retry-After.
 	PrivateChannelDisabled Code = "private_channel_disabled"
+
+	// TooManyStreams (429): GET /channel/stream over the per-process or
+	// the per-channel cap on open streams (PUSHGO_STREAMS_MAX,
+	// PUSHGO_STREAMS_PER_CHANNEL_MAX); carries Retry-After.
+	TooManyStreams Code = "too_many_streams"
 )
 
 var catalog = map[Code]Entry{}
@@ -304,6 +309,7 @@ func init() {
 
 	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, T{"request body is larger than 32 KiB", "请求体超过 32 KiB", "요청 본문이 32KiB보다 큽니다", "リクエスト本文が 32 KiB を超えています"})
 	def(RateLimited, http.StatusTooManyRequests, T{"rate limit exceeded", "请求过于频繁", "요청 한도를 초과했습니다", "レート制限を超えました"})
+	def(TooManyStreams, http.StatusTooManyRequests, T{"too many live streams are open; retry later", "打开的实时流过多；请稍后重试", "열린 실시간 스트림이 너무 많습니다. 잠시 후 다시 시도하세요", "開いているライブストリームが多すぎます。しばらくしてから再試行してください"})
 	def(InternalError, http.StatusInternalServerError, T{"internal error", "内部错误", "내부 오류", "内部エラー"})
 	def(AppendUnavailable, http.StatusServiceUnavailable, T{"the operation could not be appended; retry with the same op_id", "操作未能写入；请使用相同的 op_id 重试", "작업을 기록하지 못했습니다. 같은 op_id로 다시 시도하세요", "操作を記録できませんでした。同じ op_id で再試行してください"})
 	def(BrokerUnavailable, http.StatusServiceUnavailable, T{"the broker is unavailable; retry later", "消息代理不可用；请稍后重试", "브로커를 사용할 수 없습니다. 잠시 후 다시 시도하세요", "ブローカーを利用できません。しばらくしてから再試行してください"})
