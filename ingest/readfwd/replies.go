@@ -52,6 +52,13 @@ func newReplies(nc *nats.Conn) (*replies, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe read replies: %w", err)
 	}
+	// The callback only files each message under its token, and a chunked
+	// answer is held whole anyway: the default pending bound (64 MiB) would
+	// only drop the chunks of an answer larger than it, every time.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("read replies pending limits: %w", err)
+	}
 	r.sub = sub
 	return r, nil
 }
