@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,7 +44,8 @@ func (p *Projector) folds() (ops, receipts *consume.Ordered, err error) {
 
 // maxFoldRetries is how many times a failing batch is folded again from
 // the last committed sequence (a store hiccup passes) before the fold
-// stops for good.
+// gives up and the projection is rebuilt (heal.go); also how many times a
+// rebuild is tried.
 const maxFoldRetries = 3
 
 // errGap reports a message delivered after a sequence the fold has not
@@ -53,22 +55,34 @@ const maxFoldRetries = 3
 var errGap = fmt.Errorf("sequence gap in delivery: %w", consume.ErrRestart)
 
 // consume folds messages from msgs: apply each to a batch, commit the
-// batch with the last sequence through commit, report it. It returns nil
-// when ctx ends, after committing what it holds.
+// batch with the last sequence through commit, report it. An entry that
+// cannot be folded is set aside as a dead letter (in the same batch) and
+// the fold goes on. It returns nil when ctx ends, after committing what it
+// holds.
 func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stream string, applied uint64,
 	apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
 	commit func(*store.Batch, uint64) error, committed func(uint64)) error {
 	batch := p.store.NewBatch()
 	last := applied      // last folded into the batch
 	var opened time.Time // when the batch got its first operation
+	dead := 0            // dead letters in the batch
 	flush := func() error {
 		if batch.Len() == 0 {
 			return nil
 		}
-		if err := commit(batch, last); err != nil {
+		if err := commitSafely(commit, batch, last); err != nil {
+			if storeBroken(err) {
+				p.requestRebuild(err)
+			}
 			return err
 		}
 		committed(last)
+		if dead > 0 {
+			i := streamIndex(stream)
+			p.heal.setAside[i].Add(uint64(dead))
+			p.heal.held[i].Add(int64(dead))
+			dead = 0
+		}
 		batch = p.store.NewBatch()
 		return nil
 	}
@@ -101,9 +115,21 @@ func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stre
 				opened = time.Now()
 			}
 			if err := apply(batch, m, md); err != nil {
-				batch.Discard()
-				batch = p.store.NewBatch() // what the batch held is folded again on restart
-				return fmt.Errorf("%s: %w", stream, err)
+				var bad *entryError
+				if !errors.As(err, &bad) {
+					batch.Discard()
+					batch = p.store.NewBatch() // what the batch held is folded again on restart
+					dead = 0
+					if storeBroken(err) {
+						p.requestRebuild(err)
+					}
+					return fmt.Errorf("%s: %w", stream, err)
+				}
+				// Never stop on one bad entry: record it and go on.
+				p.log.Error("projector: log entry set aside as a dead letter: it cannot be folded",
+					"stream", stream, "seq", seq, "subject", m.Subject(), "reason", bad.reason)
+				batch.PutDeadLetter(store.DeadLetter{Stream: stream, Seq: seq, Subject: m.Subject(), Reason: bad.reason})
+				dead++
 			}
 			last = seq
 			// Commit when the batch is full, as soon as the fold has caught
@@ -119,6 +145,47 @@ func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stre
 	}
 }
 
+// commitSafely commits b, turning the store's fatal report (a panic, see
+// store.FatalError) into an error.
+func commitSafely(commit func(*store.Batch, uint64) error, b *store.Batch, last uint64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(*store.FatalError)
+			if !ok {
+				panic(r)
+			}
+			err = f
+		}
+	}()
+	return commit(b, last)
+}
+
+// entryError is a log entry the fold cannot fold, whatever the store
+// holds: folding it again cannot succeed, so it is set aside (a dead
+// letter) and the fold goes on.
+type entryError struct{ reason string }
+
+func (e *entryError) Error() string { return "entry cannot be folded: " + e.reason }
+
+func badEntry(format string, args ...any) error {
+	return &entryError{reason: fmt.Sprintf(format, args...)}
+}
+
+// recoverEntry turns a panic of the fold into the error *err: the store's
+// fatal report stays what it is; anything else the fold of one entry
+// raised makes that entry a dead letter (the process never stops on one).
+func recoverEntry(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if f, ok := r.(*store.FatalError); ok {
+		*err = f
+		return
+	}
+	*err = badEntry("the fold failed on it: %v", r)
+}
+
 // streamHolds reports whether stream still holds seq (it is not before the
 // first retained sequence). On doubt it answers true, which costs only a
 // consumer restart.
@@ -130,36 +197,89 @@ func (p *Projector) streamHolds(ctx context.Context, stream string, seq uint64) 
 	return s.CachedInfo().State.FirstSeq <= seq
 }
 
-// applyReceipt folds one receipt into the batch.
-func applyReceipt(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) error {
+// decodeReceipt decodes and checks one PUSHGO_RECEIPTS entry.
+func decodeReceipt(data []byte) (*delivery.Receipt, error) {
 	var r delivery.Receipt
-	if err := json.Unmarshal(m.Data(), &r); err != nil {
-		return fmt.Errorf("seq %d: receipt: %w", md.Sequence.Stream, err)
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, badEntry("receipt: %v", err)
 	}
-	if err := b.ApplyReceipt(&r); err != nil {
+	switch r.Kind {
+	case delivery.KindSummary, delivery.KindOutcome, delivery.KindExpanded:
+	default:
+		return nil, badEntry("receipt: unknown kind %q", r.Kind)
+	}
+	return &r, nil
+}
+
+// applyReceipt folds one receipt into the batch.
+func applyReceipt(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) (err error) {
+	defer recoverEntry(&err)
+	r, err := decodeReceipt(m.Data())
+	if err != nil {
+		return err
+	}
+	if err := b.ApplyReceipt(r); err != nil {
 		return fmt.Errorf("seq %d: %w", md.Sequence.Stream, err)
 	}
 	b.Count()
 	return nil
 }
 
-// apply folds one operation into the batch.
-func (p *Projector) apply(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) error {
-	seq := md.Sequence.Stream
-	p.pending.Store(md.NumPending)
+// decodeOp decodes and checks one PUSHGO_OPS entry (received on subject):
+// an envelope of a version and an operation this fold knows, with valid
+// ids, on the subject ingest appends it to.
+func decodeOp(subject string, data []byte) (*ops.Envelope, error) {
 	var env ops.Envelope
-	if err := json.Unmarshal(m.Data(), &env); err != nil {
-		return fmt.Errorf("seq %d: envelope: %w", seq, err)
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, badEntry("envelope: %v", err)
 	}
 	if err := fold.CheckEnvelope(&env); err != nil {
-		return fmt.Errorf("seq %d: %w", seq, err)
+		return nil, badEntry("%v", err)
 	}
-	return Fold(b, &env, m.Data(), seq)
+	if want := streams.OpSubject(env.ChannelID, env.Op.Kind(), env.EntityID); subject != want {
+		return nil, badEntry("appended to %q, not to its entity's subject %q", subject, want)
+	}
+	return &env, nil
+}
+
+// checkEntry reports whether this version folds the entry of stream at
+// seq, without the store (nil when it does): what decides whether a dead
+// letter set aside by an older version is folded now.
+func checkEntry(stream, subject string, data []byte, seq uint64) (err error) {
+	defer recoverEntry(&err)
+	if stream == streams.Receipts {
+		_, err := decodeReceipt(data)
+		return err
+	}
+	env, err := decodeOp(subject, data)
+	if err != nil {
+		return err
+	}
+	switch env.Op.Kind() {
+	case ops.KindEvent:
+		_, err = fold.ApplyEvent(nil, env, seq)
+	case ops.KindThing:
+		_, err = fold.ApplyThing(nil, env, seq)
+	}
+	return err
+}
+
+// apply folds one operation into the batch.
+func (p *Projector) apply(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) (err error) {
+	defer recoverEntry(&err)
+	seq := md.Sequence.Stream
+	p.pending.Store(md.NumPending)
+	env, err := decodeOp(m.Subject(), m.Data())
+	if err != nil {
+		return err
+	}
+	return Fold(b, env, m.Data(), seq)
 }
 
 // Fold applies one operation (env, decoded from raw) to the batch: the
 // entity snapshot and its indexes, and the channel history. It is the whole
-// of what an operation does to the projection.
+// of what an operation does to the projection. An operation the fold
+// cannot apply (its payload) is an error that leaves the batch untouched.
 func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 	kind := env.Op.Kind()
 	switch kind {
@@ -170,7 +290,7 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 		}
 		next, err := fold.ApplyEvent(prev, env, seq)
 		if err != nil {
-			return err
+			return &entryError{reason: err.Error()}
 		}
 		if err := b.PutEvent(prev, next); err != nil {
 			return err
@@ -182,7 +302,7 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 		}
 		next, err := fold.ApplyThing(prev, env, seq)
 		if err != nil {
-			return err
+			return &entryError{reason: err.Error()}
 		}
 		if err := b.PutThing(prev, next); err != nil {
 			return err

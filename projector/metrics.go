@@ -3,9 +3,10 @@ package projector
 import "github.com/prometheus/client_golang/prometheus"
 
 // Collectors are the projector's Prometheus metrics, for the process's
-// /metrics: the applied sequence, the fold lag and whether the fold stopped.
+// /metrics: the applied sequence, the fold lag, whether the fold stopped,
+// the rebuilds and the dead letters, and what bounded the reads.
 func (p *Projector) Collectors() []prometheus.Collector {
-	return append(p.readCollectors(), []prometheus.Collector{
+	return append(append(p.readCollectors(), p.deadLetterCollectors()...), []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushgo_projector_applied_sequence", Help: "Last PUSHGO_OPS sequence folded and committed.",
 		}, func() float64 { return float64(p.Applied()) }),
@@ -20,5 +21,30 @@ func (p *Projector) Collectors() []prometheus.Collector {
 			}
 			return 0
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pushgo_projector_rebuilds_total",
+			Help: "Automatic rebuilds of the projection from the log since start: found corrupt, its store failed, its fold kept failing, or it held a dead letter this version folds.",
+		}, func() float64 { return float64(p.Rebuilds()) }),
 	}...)
+}
+
+// deadLetterCollectors count the log entries the fold set aside, per
+// stream: those the projection holds now (alert on > 0) and those this
+// process set aside since start.
+func (p *Projector) deadLetterCollectors() []prometheus.Collector {
+	var cs []prometheus.Collector
+	for i, stream := range foldedStreams {
+		labels := prometheus.Labels{"stream": stream}
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pushgo_projector_dead_letters", ConstLabels: labels,
+				Help: "Log entries the fold set aside because they cannot be folded (dead letters) that the projection holds; listed at /deadletters.",
+			}, func() float64 { return float64(p.heal.held[i].Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "pushgo_projector_dead_letters_total", ConstLabels: labels,
+				Help: "Log entries the fold set aside because they cannot be folded, since start.",
+			}, func() float64 { return float64(p.heal.setAside[i].Load()) }),
+		)
+	}
+	return cs
 }

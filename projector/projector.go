@@ -9,12 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pushgo/gateway/broker/consume"
 
@@ -86,11 +83,15 @@ const streamName = streams.Ops
 
 // Projector is a running fold and read service. The caller MUST call Close.
 type Projector struct {
-	cfg   Config
-	log   *slog.Logger
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	store *store.Store
+	cfg Config
+	log *slog.Logger
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	// store is the projection. A rebuild (heal.go) replaces it while the
+	// folds are stopped and no read is served; storeMu guards it for the
+	// readers that run beside a rebuild (DeadLetters, Store).
+	storeMu sync.RWMutex
+	store   *store.Store
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
@@ -106,28 +107,27 @@ type Projector struct {
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
 
-	sub    *nats.Subscription
-	reads  chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	wg     sync.WaitGroup // in-flight reads
+	subMu   sync.Mutex // guards sub and closing
+	sub     *nats.Subscription
+	closing bool
+	reads   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+	wg      sync.WaitGroup // in-flight reads
 
 	closeOnce sync.Once
 	closeErr  error
 
 	opsFold, receiptsFold *consume.Ordered
+
+	heal healState // dead letters and rebuilds (heal.go)
 }
 
-// Start opens the store, resumes the fold after the last applied sequence
-// and, with cfg.Serve, starts answering reads.
+// Start opens the store (rebuilding a corrupt one), resumes the fold after
+// the last applied sequence and, with cfg.Serve, starts answering reads.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
-	}
-	if cfg.Rebuild && !cfg.InMemory {
-		if err := os.RemoveAll(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("projector: rebuild: remove %s: %w", cfg.Dir, err)
-		}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -143,87 +143,41 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 			retention = s.CachedInfo().Config.MaxAge
 		}
 	}
-	st, err := store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger})
-	if err != nil {
+	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
+		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
+		heal: newHealState()}
+	p.retention.Store(retention.Milliseconds())
+	if err := p.openStore(ctx, cfg.Rebuild); err != nil {
 		return nil, err
 	}
-	if current, err := st.LayoutCurrent(); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("projector: layout version: %w", err)
-	} else if !current {
-		// Folded by an older version whose indexes this one reads: the
-		// projection is disposable, so fold it again from the log.
-		cfg.Logger.Warn("projector: projection layout changed; rebuilding from the log", "dir", cfg.Dir)
-		if err := st.Close(); err != nil {
-			return nil, err
-		}
-		if err := os.RemoveAll(cfg.Dir); err != nil {
-			return nil, fmt.Errorf("projector: rebuild: remove %s: %w", cfg.Dir, err)
-		}
-		if st, err = store.Open(cfg.Dir, store.Options{InMemory: cfg.InMemory, Logger: cfg.Logger}); err != nil {
-			return nil, err
-		}
-		if _, err := st.LayoutCurrent(); err != nil { // marks the empty store
-			st.Close()
-			return nil, fmt.Errorf("projector: layout version: %w", err)
-		}
+	select { // a corrupt file the opening found: rebuilt already
+	case <-p.heal.rebuildReq:
+	default:
 	}
-	applied, err := st.Applied()
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("projector: applied sequence: %w", err)
-	}
-	receipts, err := st.ReceiptsApplied()
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("projector: receipts sequence: %w", err)
-	}
-	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, store: st,
-		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{})}
-	p.applied.Store(applied)
-	p.receiptsApplied.Store(receipts)
-	p.retention.Store(retention.Milliseconds())
 	if p.opsFold, p.receiptsFold, err = p.folds(); err != nil {
-		st.Close()
+		p.store.Close()
 		return nil, err
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
 		defer close(p.done)
-		// The projector cannot go on without either fold: the first to
-		// fail for good stops the other and the pruning.
-		g, gctx := errgroup.WithContext(fctx)
-		g.Go(func() error { p.prune(gctx); return nil })
-		for name, f := range map[string]*consume.Ordered{"fold": p.opsFold, "receipts fold": p.receiptsFold} {
-			g.Go(func() error {
-				err := f.Run(gctx)
-				if err != nil {
-					p.log.Error("projector: "+name+" stopped", "err", err)
-					p.failed.CompareAndSwap(nil, &err)
-					p.committed(p.applied.Load()) // wake waiting reads: they fail now
-				}
-				return err
-			})
-		}
-		_ = g.Wait()
+		p.supervise(fctx)
 	}()
-	if cfg.Serve {
-		p.sub, err = nc.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
-		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("projector: subscribe reads: %w", err)
-		}
+	if err := p.startServing(); err != nil {
+		p.Close()
+		return nil, err
 	}
-	p.log.Info("projector started", "applied", applied, "serve", cfg.Serve)
+	p.log.Info("projector started", "applied", p.Applied(), "serve", cfg.Serve)
 	return p, nil
 }
 
 // Run waits until ctx ends, then stops the projector (Close) and returns
-// nil; or until the fold stops for good (a store that cannot be written,
-// an operation that cannot be folded), then closes it and returns why.
-// A broker that is briefly away does not end Run: the fold recreates its
-// consumer and resumes after the last committed sequence.
+// nil; or until the projector stops for good (a projection that cannot be
+// written nor rebuilt), then closes it and returns why. A broker that is
+// briefly away does not end Run: the fold recreates its consumer and
+// resumes after the last committed sequence; an entry that cannot be
+// folded is set aside (a dead letter); a corrupt projection is rebuilt.
 func (p *Projector) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
@@ -238,10 +192,13 @@ func (p *Projector) Run(ctx context.Context) error {
 }
 
 // Ready reports nil while both folds (operations and receipts) consume,
-// or names the one that does not.
+// or names the one that does not, or the rebuild under way.
 func (p *Projector) Ready() error {
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("projector: fold stopped: %w", err)
+	}
+	if err := p.heal.rebuilding.Load(); err != nil {
+		return fmt.Errorf("projector: rebuilding the projection from the log: %w", *err)
 	}
 	for _, f := range []struct {
 		stream string
@@ -275,8 +232,13 @@ func (p *Projector) Err() error {
 	return nil
 }
 
-// Store exposes the store to tests and the rebuild comparison.
-func (p *Projector) Store() *store.Store { return p.store }
+// Store exposes the store to tests and the rebuild comparison. A rebuild
+// replaces it.
+func (p *Projector) Store() *store.Store {
+	p.storeMu.RLock()
+	defer p.storeMu.RUnlock()
+	return p.store
+}
 
 // committed publishes a new applied sequence and wakes waiters.
 func (p *Projector) committed(seq uint64) {
@@ -316,16 +278,56 @@ func (p *Projector) Close() error {
 }
 
 func (p *Projector) close() error {
-	if p.sub != nil {
-		// Drain delivers what is buffered, then unsubscribes; wait for it so
-		// no read starts after wg.Wait.
-		_ = p.sub.Drain()
-		for deadline := time.Now().Add(5 * time.Second); p.sub.IsValid() && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	p.subMu.Lock()
+	p.closing = true
+	sub := p.sub
+	p.sub = nil
+	p.subMu.Unlock()
+	drain(sub)
 	p.wg.Wait()
 	p.cancel()
 	<-p.done
+	if p.store == nil { // a rebuild that failed for good
+		return nil
+	}
 	return p.store.Close()
+}
+
+// startServing subscribes the read service (with cfg.Serve), unless the
+// projector is closing.
+func (p *Projector) startServing() error {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	if p.closing || !p.cfg.Serve {
+		return nil
+	}
+	sub, err := p.nc.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
+	if err != nil {
+		return fmt.Errorf("projector: subscribe reads: %w", err)
+	}
+	p.sub = sub
+	return nil
+}
+
+// stopServing unsubscribes the read service and waits for the reads in
+// flight: afterwards no read touches the store until startServing.
+func (p *Projector) stopServing() {
+	p.subMu.Lock()
+	sub := p.sub
+	p.sub = nil
+	p.subMu.Unlock()
+	drain(sub)
+	p.wg.Wait()
+}
+
+// drain delivers what sub has buffered, then unsubscribes, and waits for
+// it (bounded), so no read starts after it returns.
+func drain(sub *nats.Subscription) {
+	if sub == nil {
+		return
+	}
+	_ = sub.Drain()
+	for deadline := time.Now().Add(5 * time.Second); sub.IsValid() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -230,10 +230,7 @@ func (p *Projector) snapshot(kind ops.Kind, channelID, id string, notFound apier
 	return b, nil
 }
 
-func (p *Projector) storeErr(err error) *apierr.Error {
-	p.log.Error("projector: store read failed", "err", err)
-	return apierr.New(apierr.InternalError)
-}
+func (p *Projector) storeErr(err error) *apierr.Error { return p.readFailed(err) }
 
 // pageBytes is the byte budget of a page: what one NATS message of the
 // broker this projector is connected to holds, less room for the rest of

@@ -7,7 +7,8 @@ import (
 
 // prune keeps the history and /send_status in step with the log's
 // retention: every interval it reads the stream's first sequence and
-// deletes older history items and the send status of older operations.
+// deletes older history items, the send status of older operations and
+// the dead letters of entries that left the log.
 // Snapshots are never pruned: an entity's state outlives its operations.
 func (p *Projector) prune(ctx context.Context) {
 	t := time.NewTicker(p.cfg.PruneInterval)
@@ -28,6 +29,11 @@ func (p *Projector) prune(ctx context.Context) {
 			p.log.Warn("projector: prune history", "err", err)
 		} else if n > 0 {
 			p.log.Debug("projector: pruned history", "items", n, "first_seq", first)
+		}
+		if n, err := p.store.PruneDeadLetters(streamName, first); err != nil {
+			p.log.Warn("projector: prune dead letters", "err", err)
+		} else if n > 0 {
+			p.heal.held[streamIndex(streamName)].Add(-int64(n))
 		}
 		if n, err := p.store.PruneSendStatus(first); err != nil {
 			p.log.Warn("projector: prune send status", "err", err)

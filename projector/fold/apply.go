@@ -6,18 +6,30 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
 // CheckEnvelope rejects an envelope this fold does not understand: a newer
-// version or an unknown operation. The projector stops on it rather than
-// folding something it cannot interpret.
+// version, an unknown operation, or ids ingest never writes (the store's
+// keys rely on their alphabet). The projector sets such an entry aside
+// rather than fold something it cannot interpret; a version that
+// understands it folds it (the projector rebuilds when it finds one).
 func CheckEnvelope(env *ops.Envelope) error {
 	if env.V < 1 || env.V > ops.EnvelopeVersion {
 		return fmt.Errorf("envelope version %d not supported (max %d)", env.V, ops.EnvelopeVersion)
 	}
 	if !env.Op.Valid() {
 		return fmt.Errorf("unknown operation %q", env.Op)
+	}
+	if id, ok := ids.NormalizeChannelID(env.ChannelID); !ok || id != env.ChannelID {
+		return fmt.Errorf("invalid channel_id %q", env.ChannelID)
+	}
+	if !ids.ValidEntityID(env.EntityID) {
+		return fmt.Errorf("invalid entity_id %q", env.EntityID)
+	}
+	if !ids.ValidOpID(env.OpID) {
+		return fmt.Errorf("invalid op_id %q", env.OpID)
 	}
 	return nil
 }

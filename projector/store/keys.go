@@ -25,6 +25,10 @@ import (
 //	g 0 <seq, 8 bytes BE>                  → <channel>  history in log order, for pruning
 //	m 0 applied                            → last applied PUSHGO_OPS sequence
 //	m 0 receipts                           → last applied PUSHGO_RECEIPTS sequence
+//	z 0 <stream> 0 <seq, 8 bytes BE>       → DeadLetter: an entry the fold set aside
+//
+// z keys need no layout change: a store folded before them cannot hold a
+// dead letter (the fold used to stop at such an entry).
 //
 // Y, N and L serve entitySelector evaluation (select.go). Things that are
 // not deleted have entries, archived ones included. <type> is attrs.type

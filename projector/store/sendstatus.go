@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -153,7 +154,10 @@ func (b *Batch) counts(channelID, opID string) (sendCounts, error) {
 	if err != nil || raw == nil {
 		return c, err
 	}
-	return c, json.Unmarshal(raw, &c)
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("%w: send status %q: %v", ErrCorrupt, ck, err)
+	}
+	return c, nil
 }
 
 // putCounts writes the record of (channelID, opID), the operation at seq,
@@ -197,7 +201,7 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 	if raw != nil {
 		var c sendCounts
 		if err := json.Unmarshal(raw, &c); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: send status: %v", ErrCorrupt, err)
 		}
 		counts := c.counts()
 		return &delivery.SendStatus{OpID: opID, Status: delivery.StatusOf(c.Expanded, counts), Model: c.EntityType, EntityType: c.EntityType,
@@ -209,7 +213,7 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 	}
 	var o sendOp
 	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: operation record: %v", ErrCorrupt, err)
 	}
 	return &delivery.SendStatus{OpID: opID, Status: delivery.StatusAccepted, Model: o.EntityType, EntityType: o.EntityType, EntityID: o.EntityID,
 		AcceptedAt: o.AcceptedAt, UpdatedAt: o.AcceptedAt}, nil

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -32,49 +33,127 @@ type Options struct {
 	// CachedSnapshots bounds the decoded-snapshot cache the fold reads
 	// through. Default 100,000.
 	CachedSnapshots int
+	// OnCorruption, when set, is called when Pebble finds a corrupt file
+	// (a checksum that does not match), from whichever goroutine read it
+	// (a read, the fold, a background compaction): it must not block. The
+	// read itself fails with an error IsCorruption recognises.
+	OnCorruption func(error)
 }
+
+// ErrCorrupt marks a stored value this code cannot read back (a snapshot
+// or a sequence that does not decode): the projection is corrupt.
+var ErrCorrupt = errors.New("projection store is corrupt")
+
+// IsCorruption reports whether err says the store is corrupt: a Pebble
+// checksum mismatch or a stored value that does not decode. The
+// projection is disposable: such a store is thrown away and folded again
+// from the log.
+func IsCorruption(err error) bool {
+	return errors.Is(err, ErrCorrupt) || pebble.IsCorruptionError(err)
+}
+
+// FatalError is what Pebble's fatal reports (Fatalf) become: a write the
+// disk refused (the commit pipeline, the MANIFEST), after which the store
+// cannot be used, nor even closed. The store panics with it, as Pebble's
+// contract requires (Fatalf does not return), in the goroutine that made
+// the call; the fold recovers it and reports the store unusable.
+type FatalError struct{ Msg string }
+
+func (e *FatalError) Error() string { return "projection store failed: " + e.Msg }
 
 // Store is the Pebble-backed projection store. The caller MUST call Close.
 type Store struct {
 	db   *pebble.DB
 	opts Options
+	// fatal is set when Pebble reported a fatal failure: the store is
+	// abandoned (Close cannot close it).
+	fatal atomic.Pointer[FatalError]
 
 	mu    sync.Mutex // guards cache
 	cache map[string]any
 }
 
-// Open opens (or creates) the store in dir.
-func Open(dir string, opts Options) (*Store, error) {
+// Open opens (or creates) the store in dir. A corrupt store may open
+// (Pebble reads most files lazily) or fail with an error IsCorruption
+// recognises; a fatal failure while opening (a disk that refuses the
+// MANIFEST) is returned as a *FatalError, never a panic.
+func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.CachedSnapshots <= 0 {
 		opts.CachedSnapshots = 100_000
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	s := &Store{opts: opts, cache: map[string]any{}}
 	po := &pebble.Options{
-		Logger: pebbleLogger{opts.Logger},
+		Logger: pebbleLogger{l: opts.Logger, fatal: &s.fatal},
 		// Large memtables absorb the overwrites of hot snapshots before they
 		// reach sstables, which is most of what compaction would rewrite.
 		MemTableSize: 64 << 20,
+		// Pebble's default for a corrupt file is a fatal report (a panic
+		// that takes the process down): here it is an error of the read
+		// that found it, and the projector rebuilds the projection.
+		EventListener: &pebble.EventListener{DataCorruption: s.corrupt},
 	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(*FatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("open pebble %s: %w", dir, f)
+		}
+	}()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
-	return &Store{db: db, opts: opts, cache: map[string]any{}}, nil
+	s.db = db
+	return s, nil
+}
+
+// corrupt is Pebble's report of a corrupt file.
+func (s *Store) corrupt(info pebble.DataCorruptionInfo) {
+	err := fmt.Errorf("%w: %s", ErrCorrupt, info.String())
+	s.opts.Logger.Error("projection store: corrupt file", "path", info.Path, "err", info.Details)
+	if s.opts.OnCorruption != nil {
+		s.opts.OnCorruption(err)
+	}
+}
+
+// Failed is the fatal failure that made the store unusable, or nil.
+func (s *Store) Failed() error {
+	if f := s.fatal.Load(); f != nil {
+		return f
+	}
+	return nil
 }
 
 // Close flushes the memtables, so a restart does not replay the WAL, and
-// closes the store.
+// closes the store. A store that failed fatally is abandoned instead:
+// Pebble cannot close it (it waits forever for a commit that failed), and
+// the process is about to rebuild or end anyway.
 func (s *Store) Close() error {
+	if err := s.Failed(); err != nil {
+		return err
+	}
 	ferr := s.db.Flush()
 	if err := s.db.Close(); err != nil {
 		return err
 	}
 	return ferr
+}
+
+// Discard closes a store that is about to be deleted: without flushing
+// what it holds.
+func (s *Store) Discard() error {
+	if err := s.Failed(); err != nil {
+		return err
+	}
+	return s.db.Close()
 }
 
 // Layout is the version of the key layout. A store folded under another
@@ -121,7 +200,7 @@ func (s *Store) cursor(k []byte) (uint64, error) {
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("applied sequence: %d bytes", len(v))
+		return 0, fmt.Errorf("%w: applied sequence of %d bytes", ErrCorrupt, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
@@ -177,7 +256,11 @@ func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error
 	if err != nil || raw == nil {
 		return nil, err
 	}
-	return decode(raw)
+	v, err = decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snapshot %q: %v", ErrCorrupt, k, err)
+	}
+	return v, nil
 }
 
 // Event returns the current snapshot of an event, or nil.
@@ -256,6 +339,9 @@ func (b *Batch) Commit(applied uint64) error { return b.commit(appliedKey, appli
 func (b *Batch) CommitReceipts(applied uint64) error { return b.commit(receiptsAppliedKey, applied) }
 
 func (b *Batch) commit(cursor []byte, applied uint64) error {
+	if err := b.s.Failed(); err != nil {
+		return err // Pebble would wait forever for a failed commit pipeline
+	}
 	for k, snap := range b.overlay {
 		raw, err := fold.Encode(snap)
 		if err != nil {

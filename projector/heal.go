@@ -1,0 +1,359 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/consume"
+	"github.com/pushgo/gateway/projector/store"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// The projection is disposable: everything in it is folded from the log.
+// So the projector heals itself instead of stopping:
+//
+//   - a log entry it cannot fold is set aside as a dead letter (foldloop.go)
+//     and the fold goes on;
+//   - a corrupt projection (a checksum that does not match, a value that
+//     does not decode), found at start, by a read, by the fold or by Pebble
+//     in the background, is deleted and folded again from the log;
+//   - so is one whose store failed (a write the disk refused), or whose
+//     fold keeps failing;
+//   - at start, a projection holding a dead letter this version can fold
+//     (an operation of a newer format, folded after an upgrade) is folded
+//     again, so that no valid operation stays skipped.
+//
+// The projector stops for good only when the projection cannot be opened
+// or written even after a rebuild, or keeps breaking (maxRebuilds within
+// rebuildWindow): a disk the process cannot use.
+
+// maxRebuilds automatic rebuilds within rebuildWindow end the projector:
+// a projection that keeps breaking is a disk to look at, not a log to fold
+// again.
+const (
+	maxRebuilds   = 3
+	rebuildWindow = 10 * time.Minute
+)
+
+// deadLetterRecheck bounds the dead letters read again from the log at
+// start (the most recent of each stream).
+const deadLetterRecheck = 1000
+
+// foldedStreams are the streams the projector folds, in the order of
+// healState's per-stream counters.
+var foldedStreams = [...]string{streams.Ops, streams.Receipts}
+
+func streamIndex(stream string) int {
+	if stream == streams.Receipts {
+		return 1
+	}
+	return 0
+}
+
+// healState is the projector's self-healing state.
+type healState struct {
+	// rebuildReq carries why the projection must be rebuilt (a corrupt
+	// file found by a read or in the background); capacity 1.
+	rebuildReq chan error
+	// rebuilding is set while a rebuild is under way (Ready reports it).
+	rebuilding atomic.Pointer[error]
+	// rebuilds counts the automatic rebuilds since start.
+	rebuilds atomic.Uint64
+	// held is the number of dead letters of each stream in the projection;
+	// setAside counts those this process's folds set aside.
+	held     [len(foldedStreams)]atomic.Int64
+	setAside [len(foldedStreams)]atomic.Uint64
+}
+
+func newHealState() healState { return healState{rebuildReq: make(chan error, 1)} }
+
+// requestRebuild asks the supervisor to rebuild the projection; it never
+// blocks (a request already pending covers this one).
+func (p *Projector) requestRebuild(err error) {
+	select {
+	case p.heal.rebuildReq <- err:
+	default:
+	}
+}
+
+// storeBroken reports whether err means the projection cannot be used any
+// more: corrupt, or its store failed fatally.
+func storeBroken(err error) bool {
+	var f *store.FatalError
+	return store.IsCorruption(err) || errors.As(err, &f)
+}
+
+// readFailed is the answer to a read the store failed: a corrupt
+// projection answers 503 read_unavailable (retry: it is being rebuilt) and
+// starts the rebuild; anything else is an internal error.
+func (p *Projector) readFailed(err error) *apierr.Error {
+	if storeBroken(err) {
+		p.log.Error("projector: a read found the projection broken; rebuilding it from the log", "err", err)
+		p.requestRebuild(err)
+		return &apierr.Error{Code: apierr.ReadUnavailable, Detail: "the projection is being rebuilt from the log; retry later", RetryAfter: 1}
+	}
+	p.log.Error("projector: store read failed", "err", err)
+	return apierr.New(apierr.InternalError)
+}
+
+// fail stops the projector for good with err and wakes the reads waiting
+// on the fold (they fail now).
+func (p *Projector) fail(err error) {
+	p.log.Error("projector: stopped", "err", err)
+	p.failed.CompareAndSwap(nil, &err)
+	p.committed(p.applied.Load())
+}
+
+// supervise runs the folds and the pruning until ctx ends, rebuilding the
+// projection whenever it breaks (see the top of this file). It returns
+// when ctx ends or the projector stops for good (p.Err).
+func (p *Projector) supervise(ctx context.Context) {
+	var recent []time.Time
+	for {
+		err := p.runFolds(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		for len(recent) > 0 && now.Sub(recent[0]) > rebuildWindow {
+			recent = recent[1:]
+		}
+		if len(recent) >= maxRebuilds {
+			p.fail(fmt.Errorf("%w (the projection broke again after %d rebuilds within %s: look at its disk)", err, len(recent), rebuildWindow))
+			return
+		}
+		recent = append(recent, now)
+		if err := p.rebuild(ctx, err); err != nil {
+			if ctx.Err() == nil {
+				p.fail(err)
+			}
+			return
+		}
+	}
+}
+
+// runFolds runs both folds and the pruning until ctx ends (nil), a fold
+// fails for good, or a rebuild is requested (why).
+func (p *Projector) runFolds(ctx context.Context) error {
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(foldedStreams))
+	var wg sync.WaitGroup
+	wg.Go(func() { p.prune(gctx) })
+	for _, f := range []struct {
+		name string
+		loop *consume.Ordered
+	}{{"fold of " + streams.Ops, p.opsFold}, {"fold of " + streams.Receipts, p.receiptsFold}} {
+		wg.Go(func() {
+			if err := f.loop.Run(gctx); err != nil {
+				p.log.Error("projector: "+f.name+" failed", "err", err)
+				errs <- fmt.Errorf("%s: %w", f.name, err)
+			}
+		})
+	}
+	var why error
+	select {
+	case <-ctx.Done():
+	case why = <-errs:
+	case why = <-p.heal.rebuildReq:
+	}
+	cancel()
+	wg.Wait()
+	return why
+}
+
+// rebuild replaces the projection with an empty one and lets the folds
+// fold it again from the first retained entry of each stream: reads stop
+// while the store is swapped (a read answers read_unavailable, or another
+// replica answers), then wait for the fold as after any start. Opening the
+// new store is tried maxFoldRetries times.
+func (p *Projector) rebuild(ctx context.Context, why error) error {
+	p.heal.rebuilding.Store(&why)
+	defer p.heal.rebuilding.Store(nil)
+	p.heal.rebuilds.Add(1)
+	p.log.Error("projector: REBUILDING THE PROJECTION from the log: it is corrupt, its store failed, or its fold keeps failing",
+		"reason", why, "dir", p.cfg.Dir, "applied", p.applied.Load())
+	p.stopServing()
+	p.storeMu.Lock()
+	old := p.store
+	p.store = nil
+	p.storeMu.Unlock()
+	if old != nil {
+		if err := discard(old); err != nil {
+			p.log.Warn("projector: the broken projection did not close; abandoned", "err", err)
+		}
+	}
+	p.applied.Store(0)
+	p.receiptsApplied.Store(0)
+	p.pending.Store(0)
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = p.openStore(ctx, true); err == nil {
+			break
+		}
+		if attempt >= maxFoldRetries {
+			return fmt.Errorf("rebuild the projection: %w (tried %d times)", err, attempt)
+		}
+		p.log.Warn("projector: rebuild failed; trying again", "attempt", attempt, "err", err)
+		select {
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select { // a request made while this one was served is served by it
+	case <-p.heal.rebuildReq:
+	default:
+	}
+	p.committed(0)
+	p.log.Warn("projector: projection deleted; folding it again from the log")
+	return p.startServing()
+}
+
+// discard closes a store about to be deleted, giving up after a while (a
+// store whose disk failed may never close).
+func discard(s *store.Store) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Discard() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("close did not return within 10s")
+	}
+}
+
+// openStore opens the projection as p.store and loads the positions it
+// holds; fresh deletes it first. A projection that is corrupt, of an
+// older layout, or holding a dead letter this version can fold is deleted
+// and folded again from the log (once: a new store that fails again is an
+// error).
+func (p *Projector) openStore(ctx context.Context, fresh bool) error {
+	for attempt := 0; ; attempt++ {
+		if fresh && !p.cfg.InMemory {
+			if err := os.RemoveAll(p.cfg.Dir); err != nil {
+				return fmt.Errorf("projector: rebuild: remove %s: %w", p.cfg.Dir, err)
+			}
+		}
+		st, why, err := p.tryOpen(ctx)
+		switch {
+		case err == nil && why == "":
+			p.storeMu.Lock()
+			p.store = st
+			p.storeMu.Unlock()
+			return nil
+		case err != nil && (attempt > 0 || !store.IsCorruption(err)):
+			return fmt.Errorf("projector: %w", err)
+		case err != nil:
+			p.heal.rebuilds.Add(1)
+			p.log.Error("projector: THE PROJECTION IS CORRUPT; deleting it and folding it again from the log", "dir", p.cfg.Dir, "err", err)
+		case attempt > 0:
+			return fmt.Errorf("projector: a new projection %s", why)
+		default:
+			p.heal.rebuilds.Add(1)
+			p.log.Warn("projector: "+why+"; rebuilding from the log", "dir", p.cfg.Dir)
+		}
+		fresh = true
+	}
+}
+
+// tryOpen opens the store and reads its positions. why is not empty when
+// the store opened but must be folded again.
+func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, err error) {
+	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, OnCorruption: p.requestRebuild})
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		if err != nil || why != "" {
+			_ = discard(st)
+			st = nil
+		}
+	}()
+	current, err := st.LayoutCurrent()
+	if err != nil {
+		return st, "", fmt.Errorf("layout version: %w", err)
+	}
+	if !current {
+		// Folded by an older version whose indexes this one reads.
+		return st, "projection layout changed", nil
+	}
+	applied, err := st.Applied()
+	if err != nil {
+		return st, "", fmt.Errorf("applied sequence: %w", err)
+	}
+	receipts, err := st.ReceiptsApplied()
+	if err != nil {
+		return st, "", fmt.Errorf("receipts sequence: %w", err)
+	}
+	for i, stream := range foldedStreams {
+		held, n, err := st.DeadLetters(stream, deadLetterRecheck)
+		if err != nil {
+			return st, "", fmt.Errorf("dead letters: %w", err)
+		}
+		p.heal.held[i].Store(int64(n))
+		if seq := p.foldable(ctx, stream, held); seq != 0 {
+			return st, fmt.Sprintf("this version folds the entry at %s sequence %d, which the projection holds as a dead letter", stream, seq), nil
+		}
+	}
+	p.applied.Store(applied)
+	p.receiptsApplied.Store(receipts)
+	return st, "", nil
+}
+
+// foldable returns the sequence of the first dead letter whose entry,
+// read again from the log, this version folds; 0 when none (or when the
+// log cannot be read: the next start checks again).
+func (p *Projector) foldable(ctx context.Context, stream string, held []store.DeadLetter) uint64 {
+	if len(held) == 0 {
+		return 0
+	}
+	s, err := p.js.Stream(ctx, stream)
+	if err != nil {
+		return 0
+	}
+	for _, d := range held {
+		m, err := s.GetMsg(ctx, d.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // left the log
+		}
+		if err != nil {
+			return 0
+		}
+		if checkEntry(stream, m.Subject, m.Data, d.Seq) == nil {
+			return d.Seq
+		}
+	}
+	return 0
+}
+
+// DeadLetters lists the last limit dead letters of each folded stream (the
+// entries the fold set aside, with why) and how many the projection holds
+// in all. During a rebuild the list is empty.
+func (p *Projector) DeadLetters(limit int) (items []store.DeadLetter, total int, err error) {
+	p.storeMu.RLock()
+	defer p.storeMu.RUnlock()
+	if p.store == nil {
+		return nil, 0, nil
+	}
+	for _, stream := range foldedStreams {
+		ds, n, err := p.store.DeadLetters(stream, limit)
+		if err != nil {
+			return nil, 0, err
+		}
+		items, total = append(items, ds...), total+n
+	}
+	return items, total, nil
+}
+
+// Rebuilds is the number of automatic rebuilds of the projection since
+// start.
+func (p *Projector) Rebuilds() uint64 { return p.heal.rebuilds.Load() }

@@ -1,0 +1,409 @@
+package projector_test
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/projector/store"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+const healCh = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+// metric reads a projector metric (a counter or a gauge) with the label
+// stream=stream ("" for none).
+func metric(t *testing.T, p *projector.Projector, name, stream string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := stream == ""
+			for _, l := range m.GetLabel() {
+				ok = ok || (l.GetName() == "stream" && l.GetValue() == stream)
+			}
+			if !ok {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{stream=%q}", name, stream)
+	return 0
+}
+
+func publish(t *testing.T, js jetstream.JetStream, subject string, data []byte) uint64 {
+	t.Helper()
+	ack, err := js.Publish(context.Background(), subject, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// waitFolded waits until the fold has committed seq, failing at once if
+// the projector stops.
+func waitFolded(t *testing.T, p *projector.Projector, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WaitApplied(ctx, seq); err != nil {
+		t.Fatalf("applied %d, want %d: %v (projector error: %v)", p.Applied(), seq, err, p.Err())
+	}
+}
+
+func waitReceipts(t *testing.T, p *projector.Projector, seq uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); p.ReceiptsApplied() < seq; time.Sleep(5 * time.Millisecond) {
+		if err := p.Err(); err != nil || time.Now().After(deadline) {
+			t.Fatalf("receipts applied %d, want %d (projector error: %v)", p.ReceiptsApplied(), seq, err)
+		}
+	}
+}
+
+func envelope(t *testing.T, env ops.Envelope, payload any) []byte {
+	t.Helper()
+	var err error
+	if env.Payload == nil {
+		if env.Payload, err = json.Marshal(payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// historyItems counts the operations in the history of the workload's
+// channels.
+func historyItems(t *testing.T, p *projector.Projector) int {
+	t.Helper()
+	n := 0
+	for _, ch := range []string{healCh, "7VNDECTMTAYVFHY2G194E2AY8Z"} {
+		for after := uint64(0); ; {
+			data, aerr := p.Read(&reads.Request{Route: reads.ChannelHistory, ChannelID: ch, After: after, Limit: reads.MaxLimit})
+			if aerr != nil {
+				t.Fatal(aerr)
+			}
+			var page reads.HistoryData
+			if err := json.Unmarshal(data, &page); err != nil {
+				t.Fatal(err)
+			}
+			n += len(page.Items)
+			if !page.HasMore {
+				break
+			}
+			after = page.NextAfter
+		}
+	}
+	return n
+}
+
+// TestPoisonedLogIsSetAside: entries of PUSHGO_OPS and PUSHGO_RECEIPTS
+// that cannot be folded (bytes that are not JSON, a newer envelope
+// version, an unknown operation, an envelope on another entity's subject,
+// a payload the fold refuses, an unknown receipt) are set aside as dead
+// letters (listed with sequence and reason, counted in metrics) while the
+// fold goes on: every valid operation around them is folded, the projector
+// stays ready, and a restart or a rebuild does the same. Before, the first
+// of them stopped the fold for good.
+func TestPoisonedLogIsSetAside(t *testing.T) {
+	nc, js := setup(t)
+	dir := t.TempDir()
+	p := start(t, nc, projector.Config{Dir: dir, Serve: true})
+	rng := rand.New(rand.NewPCG(7, 8))
+	workload(t, js, rng, 30)
+
+	ev := ops.EventPayload{EventID: "ev-ok", Title: "t", Status: "s", Message: "m", Severity: "low", EventTime: 1713750000000}
+	good := ops.Envelope{V: 1, Op: ops.EventCreate, ChannelID: healCh, OpID: "op-good", EntityID: "ev-ok", AcceptedAt: 1713750000000}
+	subject := streams.OpSubject(healCh, ops.KindEvent, "ev-ok")
+	newer, unknown, badIDs := good, good, good
+	newer.V = 99
+	unknown.Op = "event.explode"
+	badIDs.ChannelID = "not a channel"
+	badPayload := good
+	badPayload.Payload = []byte(`{"event_id":"ev-ok","attrs":[1,2,3]}`)
+	poison := []struct {
+		subject string
+		data    []byte
+		reason  string
+	}{
+		{streams.OpSubject(healCh, ops.KindThing, "broken"), []byte("not json"), "envelope"},
+		{subject, envelope(t, newer, ev), "version 99"},
+		{subject, envelope(t, unknown, ev), "unknown operation"},
+		{subject, envelope(t, badIDs, ev), "channel_id"},
+		{streams.OpSubject(healCh, ops.KindEvent, "someone-else"), envelope(t, good, ev), "subject"},
+		{subject, envelope(t, badPayload, nil), "attrs"},
+	}
+	var deadSeqs []uint64
+	for _, e := range poison {
+		deadSeqs = append(deadSeqs, publish(t, js, e.subject, e.data))
+	}
+	publish(t, js, subject, envelope(t, good, ev)) // the event, after all
+	last := workload(t, js, rng, 30)
+	waitFolded(t, p, last)
+	if err := p.Ready(); err != nil {
+		t.Fatalf("not ready after setting entries aside: %v", err)
+	}
+	if snap, aerr := p.Read(&reads.Request{Route: reads.EventGet, ChannelID: healCh, EventID: "ev-ok"}); aerr != nil || !strings.Contains(string(snap), `"title":"t"`) {
+		t.Fatalf("the valid event after the poison: %s %v", snap, aerr)
+	}
+	if n := historyItems(t, p); n != 61 {
+		t.Fatalf("history holds %d operations, want the 61 valid ones", n)
+	}
+
+	// A receipt that is not JSON and one of an unknown kind, then a good one.
+	deadSeqs = append(deadSeqs, publish(t, js, streams.ReceiptSubject(healCh), []byte("{oops")))
+	bad, _ := json.Marshal(delivery.Receipt{Kind: "exploded", ChannelID: healCh, OpID: "op-good"})
+	deadSeqs = append(deadSeqs, publish(t, js, streams.ReceiptSubject(healCh), bad))
+	okReceipt, _ := json.Marshal(delivery.Receipt{Kind: delivery.KindExpanded, ChannelID: healCh, OpID: "op-good", Seq: deadSeqs[len(poison)-1] + 1,
+		EntityType: ops.KindEvent, EntityID: "ev-ok", Tasks: 2})
+	waitReceipts(t, p, publish(t, js, streams.ReceiptSubject(healCh), okReceipt))
+
+	items, total, err := p.DeadLetters(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != len(deadSeqs) || len(items) != len(deadSeqs) {
+		t.Fatalf("%d dead letters (%d listed), want %d: %+v", total, len(items), len(deadSeqs), items)
+	}
+	for i, d := range items {
+		wantStream, wantReason := streams.Ops, "receipt"
+		if i < len(poison) {
+			wantStream, wantReason = streams.Ops, poison[i].reason
+		} else {
+			wantStream = streams.Receipts
+		}
+		if d.Stream != wantStream || d.Seq != deadSeqs[i] || !strings.Contains(d.Reason, wantReason) {
+			t.Errorf("dead letter %d: %+v, want %s seq %d with a reason about %q", i, d, wantStream, deadSeqs[i], wantReason)
+		}
+	}
+	for _, m := range []string{"pushgo_projector_dead_letters", "pushgo_projector_dead_letters_total"} {
+		if got := metric(t, p, m, streams.Ops); got != float64(len(poison)) {
+			t.Errorf("%s{stream=PUSHGO_OPS} = %v, want %d", m, got, len(poison))
+		}
+		if got := metric(t, p, m, streams.Receipts); got != 2 {
+			t.Errorf("%s{stream=PUSHGO_RECEIPTS} = %v, want 2", m, got)
+		}
+	}
+	want := dump(t, p.Store())
+
+	// A restart resumes after them; the projection still lists them.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = start(t, nc, projector.Config{Dir: dir, Serve: true})
+	last = workload(t, js, rng, 5)
+	waitFolded(t, p, last)
+	if got := metric(t, p, "pushgo_projector_dead_letters", streams.Ops); got != float64(len(poison)) {
+		t.Errorf("after a restart: %v dead letters of PUSHGO_OPS held, want %d", got, len(poison))
+	}
+	if p.Rebuilds() != 0 {
+		t.Errorf("a restart rebuilt the projection %d times", p.Rebuilds())
+	}
+	// A rebuild and a second replica fold the same log to the same state,
+	// dead letters included.
+	_ = p.Close()
+	rebuilt := start(t, nc, projector.Config{Dir: dir, Rebuild: true})
+	replica := start(t, nc, projector.Config{InMemory: true})
+	waitFolded(t, rebuilt, last)
+	waitFolded(t, replica, last)
+	waitReceipts(t, rebuilt, 3)
+	waitReceipts(t, replica, 3)
+	if a, b := dump(t, rebuilt.Store()), dump(t, replica.Store()); !bytes.Equal(a, b) || !bytes.Contains(a, want[bytes.Index(want, []byte(`"z\x00`)):]) {
+		t.Fatalf("a rebuild and a replica differ, or lost the dead letters (%d vs %d bytes)", len(a), len(b))
+	}
+}
+
+// TestDeadLetterThisVersionFoldsIsFoldedAgain: a projection that holds a
+// dead letter whose entry this version folds (set aside by an older
+// version: an operation of a newer format, before an upgrade) is folded
+// again at start, so the operation is not skipped for good.
+func TestDeadLetterThisVersionFoldsIsFoldedAgain(t *testing.T) {
+	nc, js := setup(t)
+	dir := t.TempDir()
+	p := start(t, nc, projector.Config{Dir: dir})
+	last := workload(t, js, rand.New(rand.NewPCG(9, 10)), 50)
+	waitFolded(t, p, last)
+	want := dump(t, p.Store())
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What an older version would have left: operation 20 set aside.
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.NewBatch()
+	b.PutDeadLetter(store.DeadLetter{Stream: streams.Ops, Seq: 20, Subject: "pushgo.op.x", Reason: "envelope version 2 not supported (max 1)"})
+	if err := b.Commit(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p = start(t, nc, projector.Config{Dir: dir})
+	waitFolded(t, p, last)
+	if p.Rebuilds() != 1 {
+		t.Fatalf("rebuilds at start: %d, want 1", p.Rebuilds())
+	}
+	if got := dump(t, p.Store()); !bytes.Equal(got, want) {
+		t.Fatalf("after folding it again the projection differs from the one that never skipped it (%d vs %d bytes)", len(got), len(want))
+	}
+}
+
+// corrupt flips the bytes of every table of the Pebble store in dir from
+// from to to (fractions of each file's size), in place.
+func corrupt(t *testing.T, dir string, from, to float64) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no table in %s: %v", dir, err)
+	}
+	for _, name := range files {
+		f, err := os.OpenFile(name, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo, hi := int64(float64(fi.Size())*from), int64(float64(fi.Size())*to)
+		buf := make([]byte, hi-lo)
+		if _, err := f.ReadAt(buf, lo); err != nil {
+			t.Fatal(err)
+		}
+		for i := range buf {
+			buf[i] ^= 0x5a
+		}
+		if _, err := f.WriteAt(buf, lo); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCorruptProjectionAtStartIsRebuilt: a projection whose files are
+// corrupt is deleted and folded again from the log at start, to the same
+// state as a fresh replica's. Before, Pebble's report of the corruption
+// panicked and took the process down.
+func TestCorruptProjectionAtStartIsRebuilt(t *testing.T) {
+	nc, js := setup(t)
+	dir := t.TempDir()
+	p := start(t, nc, projector.Config{Dir: dir})
+	last := workload(t, js, rand.New(rand.NewPCG(11, 12)), 1500)
+	waitFolded(t, p, last)
+	if err := p.Close(); err != nil { // flushes the projection to tables
+		t.Fatal(err)
+	}
+	corrupt(t, dir, 0, 0.97) // all but the footer: the first read fails
+
+	p = start(t, nc, projector.Config{Dir: dir, Serve: true})
+	replica := start(t, nc, projector.Config{InMemory: true})
+	waitFolded(t, p, last)
+	waitFolded(t, replica, last)
+	if p.Rebuilds() != 1 {
+		t.Errorf("rebuilds: %d, want 1", p.Rebuilds())
+	}
+	if a, b := dump(t, p.Store()), dump(t, replica.Store()); !bytes.Equal(a, b) {
+		t.Fatalf("the rebuilt projection differs from a replica's (%d vs %d bytes)", len(a), len(b))
+	}
+}
+
+// TestCorruptProjectionAtRuntimeIsRebuilt: a read that meets a corrupt
+// block answers 503 read_unavailable (not a crash, not a 500), and the
+// projector rebuilds the projection from the log by itself: the same read
+// soon answers what a fresh replica answers, and the projector never
+// stopped. Before, Pebble's report of the corruption panicked in the read
+// and took the process down.
+func TestCorruptProjectionAtRuntimeIsRebuilt(t *testing.T) {
+	nc, js := setup(t)
+	dir := t.TempDir()
+	p := start(t, nc, projector.Config{Dir: dir})
+	last := workload(t, js, rand.New(rand.NewPCG(13, 14)), 1500)
+	waitFolded(t, p, last)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopened, the projector has read the end of its table (positions,
+	// dead letters) but not its beginning: the state indexes.
+	p = start(t, nc, projector.Config{Dir: dir, Serve: true})
+	if p.Rebuilds() != 0 {
+		t.Fatalf("rebuilt at start: %d", p.Rebuilds())
+	}
+	corrupt(t, dir, 0, 0.10)
+
+	ask := func(nc *nats.Conn) (reads.Response, error) {
+		req, _ := json.Marshal(reads.Request{Route: reads.ChannelEvents, ChannelID: healCh, State: ops.EventOngoing, Limit: 200, MinSeq: last})
+		m, err := nc.Request(reads.Subject(reads.ChannelEvents), req, 5*time.Second)
+		if err != nil {
+			return reads.Response{}, err
+		}
+		var r reads.Response
+		return r, json.Unmarshal(m.Data, &r)
+	}
+	r, err := ask(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ErrorCode != "read_unavailable" {
+		t.Fatalf("read of a corrupt block: %+v, want read_unavailable", r)
+	}
+	// The answer a projection that was never corrupt gives.
+	replica := start(t, nc, projector.Config{InMemory: true})
+	waitFolded(t, replica, last)
+	want, aerr := replica.Read(&reads.Request{Route: reads.ChannelEvents, ChannelID: healCh, State: ops.EventOngoing, Limit: 200})
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	replica.Close() // answers over NATS only from the healed projector
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := p.Err(); err != nil {
+			t.Fatalf("the projector stopped: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no good answer 30s after the corruption was found; last: %+v %v", r, err)
+		}
+		if r, err = ask(nc); err != nil || r.ErrorCode != "" {
+			continue // rebuilding: no responder, or the fold catching up
+		}
+		if !bytes.Equal(r.Data, want) {
+			t.Fatalf("after the rebuild:\n%s\nwant\n%s", r.Data, want)
+		}
+		break
+	}
+	if p.Rebuilds() != 1 || p.Ready() != nil {
+		t.Fatalf("rebuilds %d, ready %v; want 1, nil", p.Rebuilds(), p.Ready())
+	}
+}
