@@ -26,6 +26,7 @@ import (
 	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/inbox"
 	"github.com/pushgo/gateway/ingest/integrations"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
@@ -64,6 +65,10 @@ type Config struct {
 	// refused with 429 too_many_streams. Defaults
 	// livestream.DefaultMaxStreams and livestream.DefaultMaxPerChannel.
 	MaxStreams, MaxStreamsPerChannel int
+	// Limits are the abuse limits (PUSHGO_LIMIT_*); zero fields take
+	// their defaults, negative ones are off (limits.Off turns every one
+	// off).
+	Limits limits.Config
 	// Argon2 overrides the password hash cost (tests use a cheap one).
 	Argon2 registry.Argon2Params
 	Logger *slog.Logger
@@ -80,6 +85,7 @@ type Service struct {
 	maxLag   uint64
 	http     *httpapi.Server
 	closer   *timeouts.Closer
+	limits   *limits.Limits
 	live     *livestream.Follower
 
 	closeOnce sync.Once
@@ -103,7 +109,13 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err := provision.Ensure(ctx, js, cfg.Streams); err != nil {
 		return nil, err
 	}
-	reg, err := registry.Open(ctx, js, registry.Options{Argon2: cfg.Argon2, Logger: cfg.Logger})
+	devBucket, err := js.KeyValue(ctx, streams.DevicesBucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", streams.DevicesBucket, err)
+	}
+	lim := limits.New(cfg.Limits, limits.Options{CountDevices: countDevices(devBucket), Logger: cfg.Logger})
+	reg, err := registry.Open(ctx, js, registry.Options{Argon2: cfg.Argon2, MaxConcurrentHashes: lim.Config().Hashes(),
+		Gate: lim.Passwords(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +134,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
-	toks, err := apitokens.Open(ctx, js, apitokens.Options{Logger: cfg.Logger})
+	toks, err := apitokens.Open(ctx, js, apitokens.Options{MaxPerChannel: max(0, lim.Config().TokensPerChannel), Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		return nil, err
@@ -144,17 +156,29 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
-	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag,
+	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag, limits: lim,
 		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
-		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth})
+		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
 	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
-		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Logger: cfg.Logger})
+		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Limits: lim, Logger: cfg.Logger})
 	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation()})
 	if cfg.DeadlineScan >= 0 {
 		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})
 	}
 	return s, nil
+}
+
+// countDevices counts the devices of bucket (its values: a device is
+// never deleted), for the devices cap.
+func countDevices(bucket jetstream.KeyValue) func(ctx context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		st, err := bucket.Status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("count devices: %w", err)
+		}
+		return int64(st.Values()), nil
+	}
 }
 
 // ownAuth reports the routes that check PUSHGO_TOKEN themselves: the
@@ -191,7 +215,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Collectors are ingest's metrics, for the process's /metrics.
 func (s *Service) Collectors() []prometheus.Collector {
-	return append(s.http.Collectors(), s.live.Collectors()...)
+	return append(append(s.http.Collectors(), s.live.Collectors()...), s.limits.Collectors()...)
 }
 
 // Ready is ingest's part of /readyz: the registry watches run, the

@@ -124,14 +124,24 @@ type entry struct {
 
 // Options configure a Registry.
 type Options struct {
+	// MaxPerChannel caps the tokens of one channel: Create answers
+	// ErrLimitReached at the cap. 0 means no cap. The count is of the
+	// view after a sync with the bucket, so concurrent creations (on any
+	// replica) can pass the cap by how many are in flight.
+	MaxPerChannel int
 	// Logger receives the registry's events. It is never given a token or
 	// a secret. Default: discard.
 	Logger *slog.Logger
 }
 
+// ErrLimitReached is Create's answer when the channel holds
+// Options.MaxPerChannel tokens already.
+var ErrLimitReached = errors.New("the channel holds the most tokens allowed")
+
 // Registry holds the tokens. The caller MUST call Close.
 type Registry struct {
 	view *kvview.Map[entry]
+	max  int
 	log  *slog.Logger
 }
 
@@ -147,7 +157,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{view: view, log: opts.Logger}, nil
+	return &Registry{view: view, max: opts.MaxPerChannel, log: opts.Logger}, nil
 }
 
 // Close stops the watch and waits for it. Authorize, Create and Revoke
@@ -190,7 +200,8 @@ func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
 // returns the whole token, which is not retrievable later, and its
 // record. channelID, name and scopes MUST be validated already
 // (ops.ValidateTokenCreate); an unknown scope is an error. now is the
-// creation time.
+// creation time. At Options.MaxPerChannel tokens of the channel it
+// answers ErrLimitReached (wrapped).
 func (r *Registry) Create(ctx context.Context, channelID, name string, scopes []string, now time.Time) (string, Token, error) {
 	if len(scopes) == 0 {
 		return "", Token{}, errors.New("create token: no scopes")
@@ -198,6 +209,14 @@ func (r *Registry) Create(ctx context.Context, channelID, name string, scopes []
 	for _, s := range scopes {
 		if !ops.KnownScope(s) {
 			return "", Token{}, fmt.Errorf("create token: unknown scope %q", s)
+		}
+	}
+	if r.max > 0 {
+		if err := r.view.Watch().Sync(ctx); err != nil {
+			return "", Token{}, fmt.Errorf("create token: count the channel's tokens: %w", err)
+		}
+		if n := r.view.Count(func(en entry) bool { return en.tok.ChannelID == channelID }); n >= r.max {
+			return "", Token{}, fmt.Errorf("create token: %w (%d of %d)", ErrLimitReached, n, r.max)
 		}
 	}
 	var sb [secretBytes]byte

@@ -125,6 +125,21 @@ func (m *Map[T]) Lookup(ctx context.Context, key string) (T, bool, error) {
 	return v, ok, nil
 }
 
+// Count is how many live (not deleted) values of the view match, for
+// caps such as tokens per channel. It reads the view only: Sync the
+// watch first to count what other processes wrote.
+func (m *Map[T]) Count(match func(T) bool) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for _, s := range m.entries {
+		if !s.deleted && match(s.val) {
+			n++
+		}
+	}
+	return n
+}
+
 // Bucket is the underlying bucket, for writes.
 func (m *Map[T]) Bucket() jetstream.KeyValue { return m.kv }
 

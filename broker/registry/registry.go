@@ -39,10 +39,27 @@ type Channel struct {
 type Options struct {
 	// Argon2 are the cost parameters of new hashes. Default DefaultArgon2.
 	Argon2 Argon2Params
-	// MaxConcurrentHashes bounds concurrent argon2id computations so a burst
-	// of cold or wrong passwords cannot exhaust memory. Default GOMAXPROCS.
+	// MaxConcurrentHashes bounds concurrent argon2id computations (checks
+	// and new channels' hashes) so a burst of cold or wrong passwords can
+	// neither exhaust memory nor take every core from the senders whose
+	// checks are cached. Default half of GOMAXPROCS, at least 1.
 	MaxConcurrentHashes int
-	Logger              *slog.Logger
+	// Gate, when set, admits each password check before any hashing and
+	// hears its outcome (ingest's back-off of failed checks).
+	Gate   Gate
+	Logger *slog.Logger
+}
+
+// Gate admits password checks and hears their outcomes.
+type Gate interface {
+	// Admit is asked before channelID's password is checked; cached
+	// reports whether the password is one already verified (no hash to
+	// compute). A non-nil error is answered instead of the check.
+	Admit(ctx context.Context, channelID string, cached bool) *apierr.Error
+	// Checked hears the outcome of an admitted check: ok is a match.
+	// Checks that could not run (cancelled, unreadable hash) are not
+	// reported.
+	Checked(ctx context.Context, channelID string, cached, ok bool)
 }
 
 // Registry reads and writes channels. The caller MUST call Close.
@@ -70,7 +87,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 		opts.Argon2 = DefaultArgon2
 	}
 	if opts.MaxConcurrentHashes <= 0 {
-		opts.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
+		opts.MaxConcurrentHashes = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -111,7 +128,7 @@ func (r *Registry) Lookup(ctx context.Context, id string) (Channel, bool, error)
 
 // Authorize checks that channel id exists and that password is its
 // password: 404 channel_not_found, 403 password_mismatch, 503 when the
-// registry cannot be read.
+// registry cannot be read, or the Gate's refusal (before any hashing).
 func (r *Registry) Authorize(ctx context.Context, id, password string) (Channel, *apierr.Error) {
 	c, ok, err := r.Lookup(ctx, id)
 	if err != nil {
@@ -125,7 +142,14 @@ func (r *Registry) Authorize(ctx context.Context, id, password string) (Channel,
 	r.mu.RLock()
 	v, hit := r.verified[id]
 	r.mu.RUnlock()
-	if hit && v.revision == c.Revision && subtle.ConstantTimeCompare(v.mac[:], mac[:]) == 1 {
+	cached := hit && v.revision == c.Revision && subtle.ConstantTimeCompare(v.mac[:], mac[:]) == 1
+	if g := r.opts.Gate; g != nil {
+		if aerr := g.Admit(ctx, id, cached); aerr != nil {
+			return Channel{}, aerr
+		}
+	}
+	if cached {
+		r.checked(ctx, id, true, true)
 		return c, nil
 	}
 	match, err := r.verify(ctx, c.PasswordHash, password)
@@ -136,6 +160,7 @@ func (r *Registry) Authorize(ctx context.Context, id, password string) (Channel,
 		r.log.Error("registry: password hash unreadable", "channel_id", id, "err", err)
 		return Channel{}, apierr.New(apierr.InternalError)
 	}
+	r.checked(ctx, id, false, match)
 	if !match {
 		return Channel{}, apierr.New(apierr.PasswordMismatch)
 	}
@@ -143,6 +168,13 @@ func (r *Registry) Authorize(ctx context.Context, id, password string) (Channel,
 	r.verified[id] = verifiedCheck{revision: c.Revision, mac: mac}
 	r.mu.Unlock()
 	return c, nil
+}
+
+// checked tells the Gate, if any, a check's outcome.
+func (r *Registry) checked(ctx context.Context, id string, cached, ok bool) {
+	if g := r.opts.Gate; g != nil {
+		g.Checked(ctx, id, cached, ok)
+	}
 }
 
 // verify runs argon2id under the concurrency bound.

@@ -33,6 +33,9 @@ func (s *Server) channelCreate(c *echo.Context) error {
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}
+	if aerr := s.lim.ChannelCreate(c.Request().Context()); aerr != nil {
+		return writeErr(c, aerr)
+	}
 	ch, err := s.channels.Create(c.Request().Context(), v.Name, v.Password, s.opts.Now())
 	if err != nil {
 		s.log.Warn("http: channel create failed", "err", err)

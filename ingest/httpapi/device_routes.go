@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -132,9 +131,28 @@ func (s *Server) deviceRegister(c *echo.Context) error {
 		return writeErr(c, aerr)
 	}
 	ctx, now := c.Request().Context(), s.opts.Now()
+	if aerr := s.lim.DeviceRegister(ctx); aerr != nil {
+		return writeErr(c, aerr)
+	}
+	if !s.lim.DeviceRoom(ctx) {
+		// At the cap only a device the gateway knows registers (again).
+		known := false
+		if v.DeviceKey != "" {
+			var err error
+			if _, known, err = s.opts.Devices.Device(ctx, v.DeviceKey); err != nil {
+				return s.registryUnavailable(c, "device registry unavailable", err)
+			}
+		}
+		if !known {
+			return writeErr(c, s.lim.DeviceLimit())
+		}
+	}
 	res, err := s.opts.Devices.Register(ctx, v.DeviceKey, v.Platform, now)
 	if err != nil {
 		return s.registryUnavailable(c, "device could not be registered", err)
+	}
+	if res.IssuedNewKey {
+		s.lim.DeviceAdded()
 	}
 	out := deviceRegistered{DeviceKey: res.Device.Key, IssuedNewKey: res.IssuedNewKey, IssueReason: res.Reason}
 	if v.ChannelType != "" {
@@ -249,6 +267,9 @@ func (s *Server) channelSubscribe(c *echo.Context) error {
 			return writeErr(c, aerr)
 		}
 	} else {
+		if aerr := s.lim.ChannelCreate(ctx); aerr != nil {
+			return writeErr(c, aerr)
+		}
 		var err error
 		if ch, err = s.channels.Create(ctx, v.ChannelName, v.Password, s.opts.Now()); err != nil {
 			s.log.Warn("http: channel create failed", "err", err)
@@ -289,6 +310,13 @@ func (s *Server) channelUnsubscribe(c *echo.Context) error {
 // only when every item succeeded. Every password is checked before
 // anything is written, so a registry failure while checking changes
 // nothing.
+//
+// The items are checked in order, one at a time, and the first password
+// that does not match stops the checking: the items after it fail with
+// password_check_skipped, unchecked, so one sync costs at most one failed
+// password hash however many items it lists (PushGo checks them all). A
+// refusal by the password back-off (429) answers the whole sync, nothing
+// written.
 func (s *Server) channelSync(c *echo.Context) error {
 	var req schema.SyncRequest
 	if aerr := decodeJSON(c, &req); aerr != nil {
@@ -303,28 +331,32 @@ func (s *Server) channelSync(c *echo.Context) error {
 	}
 	ctx := c.Request().Context()
 
-	// Check every valid item concurrently; the registry bounds the hashing.
 	names := make([]string, len(v.Channels))
 	errs := make([]*apierr.Error, len(v.Channels))
-	var wg sync.WaitGroup
+	mismatch := false
 	for i, it := range v.Channels {
-		if it.Err != nil {
+		switch {
+		case it.Err != nil:
 			errs[i] = it.Err
 			continue
+		case mismatch:
+			errs[i] = apierr.New(apierr.PasswordCheckSkipped)
+			continue
 		}
-		wg.Go(func() {
-			ch, aerr := s.channels.Authorize(ctx, it.ChannelID, it.Password)
-			names[i], errs[i] = ch.Name, aerr
-		})
+		ch, aerr := s.channels.Authorize(ctx, it.ChannelID, it.Password)
+		names[i], errs[i] = ch.Name, aerr
+		if aerr == nil || aerr.Code == apierr.ChannelNotFound {
+			continue
+		}
+		if aerr.Code != apierr.PasswordMismatch {
+			return writeErr(c, aerr) // 429, 503, 500: nothing written, retry the whole sync
+		}
+		mismatch = true
 	}
-	wg.Wait()
 	out := channelSynced{Total: len(v.Channels), Channels: make([]syncItem, len(v.Channels)), DeviceKey: v.DeviceKey, Unsubscribed: []string{}}
 	for i, it := range v.Channels {
 		out.Channels[i] = syncItem{ChannelID: it.ChannelID}
 		if e := errs[i]; e != nil {
-			if it.Err == nil && e.Code != apierr.ChannelNotFound && e.Code != apierr.PasswordMismatch {
-				return writeErr(c, e) // 503/500: nothing written, retry the whole sync
-			}
 			item := &out.Channels[i]
 			item.Error, item.ErrorCode, item.Problem = problemOf(c, e)
 			out.Failed++

@@ -6,11 +6,14 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
+	"net"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
@@ -40,6 +43,32 @@ func saneRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// clientAddr puts the request's client address (echo's RealIP, see
+// ipExtractor) in its context, where the per-address limits read it
+// (limits.ClientOf), also on the routes other packages add.
+func clientAddr(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		r := c.Request()
+		c.SetRequest(r.WithContext(limits.WithClient(r.Context(), c.RealIP())))
+		return next(c)
+	}
+}
+
+// ipExtractor names a request's client: the TCP peer's address; with
+// trusted proxies, echo's X-Forwarded-For extraction that believes those
+// proxies only (the nearest address not among them), and no other range
+// (echo trusts loopback and private networks by default).
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // bearerAuth enforces PUSHGO_TOKEN on every route (the process serves

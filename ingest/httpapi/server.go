@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -57,6 +58,10 @@ type Options struct {
 	// Validation adjusts the write routes' rules to the configuration
 	// (ops.WithMetadataValueMax).
 	Validation []ops.Option
+	// Limits are the abuse limits (per-address rates, caps) and name the
+	// client address (the TCP peer, or X-Forwarded-For from a trusted
+	// proxy); nil applies none.
+	Limits *limits.Limits
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -69,6 +74,7 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	metrics  *metrics
+	lim      *limits.Limits
 	echo     *echo.Echo
 }
 
@@ -80,10 +86,14 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{channels: channels, appender: appender, opts: opts, log: opts.Logger, metrics: newMetrics()}
+	if opts.Limits == nil {
+		opts.Limits = limits.New(limits.Off(), limits.Options{})
+	}
+	s := &Server{channels: channels, appender: appender, opts: opts, log: opts.Logger, metrics: newMetrics(), lim: opts.Limits}
 	e := echo.New()
 	e.HTTPErrorHandler = s.handleError
-	e.Use(requestID, observe(s.metrics, s.log))
+	e.IPExtractor = ipExtractor(opts.Limits.Config().TrustedProxies)
+	e.Use(requestID, clientAddr, observe(s.metrics, s.log))
 	if opts.Token != "" {
 		e.Use(bearerAuth(opts.Token, opts.OwnAuth))
 	}

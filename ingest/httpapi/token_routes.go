@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/labstack/echo/v5"
@@ -58,6 +59,9 @@ func (s *Server) tokenCreate(c *echo.Context) error {
 		return writeErr(c, aerr)
 	}
 	tok, rec, err := s.opts.Tokens.Create(ctx, v.ChannelID, v.Name, v.Scopes, s.opts.Now())
+	if errors.Is(err, apitokens.ErrLimitReached) {
+		return writeErr(c, s.lim.TokenLimit())
+	}
 	if err != nil {
 		s.log.Warn("http: token create failed", "channel_id", v.ChannelID, "err", err)
 		return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "token could not be stored; retry", RetryAfter: 1})

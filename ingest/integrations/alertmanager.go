@@ -79,17 +79,17 @@ func amRetryable(e *apierr.Error) *apierr.Error {
 // translate the whole payload (a bad alert refuses the payload before
 // anything is appended), then open, update or close one Event per alert.
 func (r *Routes) alertmanager(c *echo.Context) error {
-	release, ok := r.admit()
-	if !ok {
-		return writePushGoErr(c, amOverloaded())
-	}
-	defer release()
 	ctx := c.Request().Context()
 	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
 	if aerr != nil {
 		return writePushGoErr(c, amRetryable(aerr))
 	}
-	body, err := readBody(c)
+	release, ok := r.admit(c, tok.ID)
+	if !ok {
+		return writePushGoErr(c, amOverloaded())
+	}
+	defer release()
+	body, err := r.readBody(c)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})

@@ -52,19 +52,18 @@ func (r *Routes) routeCloudEvents(e *echo.Echo) {
 // created and closed at once. Every CloudEvent is parsed, checked and
 // validated before anything is appended.
 func (r *Routes) cloudEvents(c *echo.Context) error {
-	release, ok := r.admit()
+	ctx := c.Request().Context()
+	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
+	if aerr != nil {
+		return writePushGoErr(c, aerr)
+	}
+	release, ok := r.admit(c, tok.ID)
 	if !ok {
 		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable,
 			Detail: "too many integration requests in flight; retry", RetryAfter: 1})
 	}
 	defer release()
-	ctx := c.Request().Context()
-
-	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
-	if aerr != nil {
-		return writePushGoErr(c, aerr)
-	}
-	body, err := readBody(c)
+	body, err := r.readBody(c)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})

@@ -111,16 +111,16 @@ func (r *Routes) dtAuthorize(c *echo.Context, scope string) (tok apitokens.Token
 }
 
 func (r *Routes) dynatraceIngest(c *echo.Context) error {
-	release, ok := r.admit()
-	if !ok {
-		return dtFail(c, http.StatusServiceUnavailable, "Too many concurrent requests; retry later")
-	}
-	defer release()
 	tok, ok, err := r.dtAuthorize(c, apitokens.ScopeEventsIngest)
 	if !ok {
 		return err
 	}
-	body, err := readBody(c)
+	release, ok := r.admit(c, tok.ID)
+	if !ok {
+		return dtFail(c, http.StatusServiceUnavailable, "Too many concurrent requests; retry later")
+	}
+	defer release()
+	body, err := r.readBody(c)
 	if err != nil {
 		if err == errTooLarge {
 			return dtFail(c, http.StatusRequestEntityTooLarge, "Request body is larger than 1 MiB")

@@ -29,18 +29,17 @@ func (r *Routes) routeEventBus(e *echo.Echo) {
 // fails part-way (503) is safe to resend whole, since source+id makes every
 // append idempotent.
 func (r *Routes) eventBus(c *echo.Context) error {
-	release, ok := r.admit()
-	if !ok {
-		return writeBusError(c, http.StatusServiceUnavailable, eventbus.InternalError, "overloaded, retry", 1)
-	}
-	defer release()
 	ctx := c.Request().Context()
-
 	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
 	if aerr != nil {
 		return writeBusAPIError(c, aerr)
 	}
-	body, err := readBody(c)
+	release, ok := r.admit(c, tok.ID)
+	if !ok {
+		return writeBusError(c, http.StatusServiceUnavailable, eventbus.InternalError, "overloaded, retry", 1)
+	}
+	defer release()
+	body, err := r.readBody(c)
 	if errors.Is(err, errTooLarge) {
 		return writeBusError(c, http.StatusRequestEntityTooLarge, eventbus.InvalidParameter, err.Error(), 0)
 	}

@@ -109,7 +109,7 @@ func TestEventBusFailures(t *testing.T) {
 	t.Run("overload", func(t *testing.T) {
 		app := &ebAppender{}
 		e, r := ebRoutes(t, app, ebChannels{})
-		release, ok := r.admit()
+		release, ok := r.slots.Take("")
 		if !ok {
 			t.Fatal("no slot")
 		}
@@ -195,7 +195,7 @@ func TestCloudEventsFailures(t *testing.T) {
 	if m := envelopeOf(t, rec); rec.Code != 503 || *m.ErrorCode != "append_unavailable" || rec.Header().Get("Retry-After") != "1" {
 		t.Fatalf("append down: %d %s", rec.Code, rec.Body)
 	}
-	release, ok := r.admit()
+	release, ok := r.slots.Take("")
 	if !ok {
 		t.Fatal("no slot")
 	}

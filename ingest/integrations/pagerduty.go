@@ -39,6 +39,35 @@ func (r *Routes) routePagerDuty(e *echo.Echo) {
 	e.POST(RoutePagerDutyEnqueue, r.pagerDuty)
 }
 
+// pdRead reads and validates the event. The token is in the body, so the
+// body is read before anything is known of its sender: in a place of its
+// client address's own (limits.Config.UnauthenticatedReadsPerAddr), within
+// the body deadline, and apart from the places of authorized requests,
+// which unauthenticated senders therefore cannot take. answered reports
+// that the answer is written (err is its write error).
+func (r *Routes) pdRead(c *echo.Context) (ev *pagerduty.Event, rep pagerduty.Report, answered bool, err error) {
+	release, ok := r.preAuth.TakeClient(c.Request().Context())
+	if !ok {
+		closeAfter(c)
+		return ev, rep, true, pdThrottle(c, 1, "too many requests of this address are sending their body")
+	}
+	defer release()
+	body, err := r.readBody(c)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return ev, rep, true, pdInvalid(c, http.StatusRequestEntityTooLarge, err.Error())
+		}
+		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, "reading the request body: "+err.Error())
+	}
+	// Validation comes before the token check because the token is in the
+	// body: a body that cannot be read has no routing_key to check.
+	ev, rep, inv := pagerduty.Parse(body, r.d.Now().UnixMilli(), ids.NewOpID)
+	if inv != nil {
+		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, inv.Errors...)
+	}
+	return ev, rep, false, nil
+}
+
 // pdInvalid answers status (400, 401, 403, 413) as an invalid event.
 func pdInvalid(c *echo.Context, status int, errs ...string) error {
 	return writeJSON(c, status, pdAnswer{Status: pdInvalidStatus, Message: pdInvalidMessage, Errors: errs})
@@ -72,29 +101,20 @@ func pdFail(c *echo.Context, e *apierr.Error) error {
 // resolve (close) the Event of its dedup_key. acknowledge and resolve of
 // a key with no open Event are accepted and change nothing.
 func (r *Routes) pagerDuty(c *echo.Context) error {
-	release, ok := r.admit()
-	if !ok {
-		return pdThrottle(c, 1, "too many integration requests in flight")
-	}
-	defer release()
 	ctx := c.Request().Context()
-	body, err := readBody(c)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return pdInvalid(c, http.StatusRequestEntityTooLarge, err.Error())
-		}
-		return pdInvalid(c, http.StatusBadRequest, "reading the request body: "+err.Error())
-	}
-	// Validation comes before the token check because the token is in the
-	// body: a body that cannot be read has no routing_key to check.
-	ev, rep, inv := pagerduty.Parse(body, r.d.Now().UnixMilli(), ids.NewOpID)
-	if inv != nil {
-		return pdInvalid(c, http.StatusBadRequest, inv.Errors...)
+	ev, rep, answered, err := r.pdRead(c)
+	if answered {
+		return err
 	}
 	tok, aerr := r.d.Tokens.AuthorizeToken(ctx, ev.RoutingKey, apitokens.ScopeEventsIngest)
 	if aerr != nil {
 		return pdFail(c, aerr)
 	}
+	release, ok := r.admit(c, tok.ID)
+	if !ok {
+		return pdThrottle(c, 1, "too many integration requests in flight")
+	}
+	defer release()
 
 	key := alerts.Key{ChannelID: tok.ChannelID, Source: pagerduty.Source, Value: rep.DedupKey}
 	var out alerts.Outcome

@@ -24,7 +24,7 @@ const pdTrigger = `{"routing_key":"good","event_action":"trigger","payload":{"su
 // PagerDuty's 429 throttle with Retry-After.
 func TestPagerDutyOverload(t *testing.T) {
 	e, r := newTestRoutes(t)
-	release, ok := r.admit()
+	release, ok := r.slots.Take("")
 	if !ok {
 		t.Fatal("no slot")
 	}

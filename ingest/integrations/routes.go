@@ -28,6 +28,7 @@ import (
 	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -74,8 +75,15 @@ type Deps struct {
 	// MaxInFlight bounds the integration requests served at once; over it
 	// a request is refused at once as overload (503, or 429 with
 	// Retry-After where the tool expects it) instead of queueing without
-	// bound behind a slow broker. Default 1024.
+	// bound behind a slow broker. Default 1024. A request takes its place
+	// once its token is known, and one token takes at most its share
+	// (limits.Config.IntegrationPerToken).
 	MaxInFlight int
+	// Limits share the places out per token, bound the time a body may
+	// take, bound the bodies read before their token is known (PagerDuty)
+	// per client address, and count the refusals. Default: limits'
+	// defaults, uncounted.
+	Limits *limits.Limits
 	// Now is the clock of defaults (receive times). Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -109,9 +117,11 @@ func OwnAuth(route string) bool { return ownAuth[route] }
 
 // Routes serves the integration routes.
 type Routes struct {
-	d        Deps
-	log      *slog.Logger
-	inFlight chan struct{}
+	d   Deps
+	log *slog.Logger
+	// slots are the places of requests whose token is known; preAuth of
+	// bodies read before it is (per client address).
+	slots, preAuth *limits.Slots
 }
 
 // Register adds every integration route to e.
@@ -125,7 +135,10 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Routes{d: d, log: d.Logger, inFlight: make(chan struct{}, d.MaxInFlight)}
+	if d.Limits == nil {
+		d.Limits = limits.New(limits.Config{}, limits.Options{})
+	}
+	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads()}
 	r.routeDynatrace(e)
 	r.routeEventBus(e)
 	r.routeCloudEvents(e)
@@ -134,29 +147,47 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	return r
 }
 
-// admit takes an in-flight slot without waiting; ok false means overload.
-// The caller MUST call release when ok.
-func (r *Routes) admit() (release func(), ok bool) {
-	select {
-	case r.inFlight <- struct{}{}:
-		return func() { <-r.inFlight }, true
-	default:
-		return nil, false
+// admit takes an in-flight place for token tokenID without waiting, once
+// the token is authorized (so requests without a valid token never hold
+// one); ok false means overload: every place, or the token's share, is
+// taken. The caller MUST call release when ok.
+func (r *Routes) admit(c *echo.Context, tokenID string) (release func(), ok bool) {
+	release, ok = r.slots.Take(tokenID)
+	if !ok {
+		closeAfter(c)
 	}
+	return release, ok
 }
+
+// closeAfter makes the answer close the connection: a body left unread
+// (refused, cut, too large) is not read to its end first, which a slow
+// sender would make last as long as it likes.
+func closeAfter(c *echo.Context) { c.Response().Header().Set("Connection", "close") }
 
 // errTooLarge is readBody's answer to a body over MaxBodyBytes.
 var errTooLarge = errors.New("request body is larger than 1 MiB")
 
 // readBody returns the request body, whatever its Content-Type says (tools
 // and curl --data send JSON as form-urlencoded), up to MaxBodyBytes
-// counted on the bytes read, so a chunked body cannot get past it.
-func readBody(c *echo.Context) ([]byte, error) {
+// counted on the bytes read, so a chunked body cannot get past it, and
+// within the body deadline (limits.Config.BodyRead), so a slow sender
+// holds its place for a bounded time.
+func (r *Routes) readBody(c *echo.Context) ([]byte, error) {
 	req := c.Request()
 	if req.ContentLength > MaxBodyBytes {
+		closeAfter(c)
 		return nil, errTooLarge
 	}
+	clear := r.d.Limits.BodyDeadline(c.Response())
 	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes))
+	if err != nil {
+		closeAfter(c) // the deadline stays: nothing more is read
+	} else {
+		clear()
+	}
+	if r.d.Limits.BodyTimedOut(err) {
+		return nil, errors.New("the body did not arrive in time")
+	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, errTooLarge

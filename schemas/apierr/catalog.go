@@ -181,6 +181,23 @@ const (
 	// the per-channel cap on open streams (PUSHGO_STREAMS_MAX,
 	// PUSHGO_STREAMS_PER_CHANNEL_MAX); carries Retry-After.
 	TooManyStreams Code = "too_many_streams"
+
+	// Abuse limits (ingest/limits).
+	//
+	// PasswordCheckSkipped (409): a /channel/sync item not checked because
+	// an earlier item's password did not match (a sync stops there, so one
+	// request cannot make the gateway compute many password hashes).
+	PasswordCheckSkipped Code = "password_check_skipped"
+	// TokenLimitReached (409): the channel has the most integration tokens
+	// allowed (PUSHGO_LIMIT_TOKENS_PER_CHANNEL).
+	TokenLimitReached Code = "token_limit_reached"
+	// TooManyPasswordFailures (429): the client address or the channel
+	// failed too many password checks lately; refused before any hashing
+	// until Retry-After.
+	TooManyPasswordFailures Code = "too_many_password_failures"
+	// DeviceLimitReached (503): the gateway holds the most devices it is
+	// configured for (PUSHGO_LIMIT_DEVICES); a new device is refused.
+	DeviceLimitReached Code = "device_limit_reached"
 )
 
 var catalog = map[Code]Entry{}
@@ -305,16 +322,20 @@ func init() {
 	def(ThingDeleted, http.StatusConflict, T{"thing is deleted", "对象已删除", "Thing이 삭제되었습니다", "Thing は削除されています"})
 	def(OpIDConflict, http.StatusConflict, T{"op_id was already used with a different body", "该 op_id 已用于不同的请求内容", "op_id가 이미 다른 본문으로 사용되었습니다", "op_id はすでに別の本文で使われています"})
 	def(OpIDAmbiguous, http.StatusConflict, T{"op_id was used in more than one channel; add ?channel_id= to choose one", "该 op_id 在多个频道中使用过；请添加 ?channel_id= 指定频道", "op_id가 여러 채널에서 사용되었습니다. ?channel_id=를 추가해 하나를 고르세요", "op_id が複数のチャンネルで使われています。?channel_id= を付けてどれか一つを選んでください"})
+	def(PasswordCheckSkipped, http.StatusConflict, T{"not checked: an earlier channel of this sync failed its password check; correct it and sync again", "未检查：本次同步中前面的频道密码校验失败；请更正后重新同步", "확인하지 않음: 이 동기화의 앞선 채널이 비밀번호 확인에 실패했습니다. 바로잡은 뒤 다시 동기화하세요", "未確認: この同期で先のチャンネルがパスワード確認に失敗しました。修正してから再度同期してください"})
+	def(TokenLimitReached, http.StatusConflict, T{"the channel has the most integration tokens allowed; revoke one first", "该频道的集成令牌已达上限；请先吊销一个", "이 채널의 통합 토큰이 허용 한도에 도달했습니다. 먼저 하나를 폐기하세요", "このチャンネルの連携トークンが上限に達しています。先に一つ失効させてください"})
 	def(SequenceMismatch, http.StatusConflict, T{"the entity changed since the operation was decided", "操作判定后实体已发生变化", "작업이 결정된 뒤 엔터티가 바뀌었습니다", "操作の判断後にエンティティが変更されました"})
 
 	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, T{"request body is larger than 32 KiB", "请求体超过 32 KiB", "요청 본문이 32KiB보다 큽니다", "リクエスト本文が 32 KiB を超えています"})
 	def(RateLimited, http.StatusTooManyRequests, T{"rate limit exceeded", "请求过于频繁", "요청 한도를 초과했습니다", "レート制限を超えました"})
 	def(TooManyStreams, http.StatusTooManyRequests, T{"too many live streams are open; retry later", "打开的实时流过多；请稍后重试", "열린 실시간 스트림이 너무 많습니다. 잠시 후 다시 시도하세요", "開いているライブストリームが多すぎます。しばらくしてから再試行してください"})
+	def(TooManyPasswordFailures, http.StatusTooManyRequests, T{"too many failed password checks; retry after the seconds in Retry-After", "密码校验失败次数过多；请在 Retry-After 指定的秒数后重试", "비밀번호 확인 실패가 너무 많습니다. Retry-After의 초만큼 기다린 뒤 다시 시도하세요", "パスワードの確認失敗が多すぎます。Retry-After の秒数が過ぎてから再試行してください"})
 	def(InternalError, http.StatusInternalServerError, T{"internal error", "内部错误", "내부 오류", "内部エラー"})
 	def(AppendUnavailable, http.StatusServiceUnavailable, T{"the operation could not be appended; retry with the same op_id", "操作未能写入；请使用相同的 op_id 重试", "작업을 기록하지 못했습니다. 같은 op_id로 다시 시도하세요", "操作を記録できませんでした。同じ op_id で再試行してください"})
 	def(BrokerUnavailable, http.StatusServiceUnavailable, T{"the broker is unavailable; retry later", "消息代理不可用；请稍后重试", "브로커를 사용할 수 없습니다. 잠시 후 다시 시도하세요", "ブローカーを利用できません。しばらくしてから再試行してください"})
 	def(ProjectionLagging, http.StatusServiceUnavailable, T{"the projection has not caught up with your write yet; retry", "读取视图尚未追上您的写入；请重试", "프로젝션이 아직 쓰기를 따라잡지 못했습니다. 다시 시도하세요", "プロジェクションがまだ書き込みに追いついていません。再試行してください"})
 	def(ReadUnavailable, http.StatusServiceUnavailable, T{"no projector answered; retry later", "没有 projector 响应；请稍后重试", "응답한 projector가 없습니다. 잠시 후 다시 시도하세요", "応答した projector がありません。しばらくしてから再試行してください"})
+	def(DeviceLimitReached, http.StatusServiceUnavailable, T{"the gateway holds the most devices it is configured for; its operator can raise the limit", "网关的设备数已达配置上限；可由运维人员调高上限", "게이트웨이의 기기 수가 설정된 한도에 도달했습니다. 운영자가 한도를 올릴 수 있습니다", "ゲートウェイのデバイス数が設定上限に達しています。運用者が上限を引き上げられます"})
 	def(PrivateChannelDisabled, http.StatusServiceUnavailable, T{"private channel is disabled: this gateway delivers through apns and fcm only, not through PushGo's private transport (QUIC, TCP, WebSocket)", "当前网关未开启私有通道：仅通过 apns 和 fcm 推送，不支持 PushGo 私有传输（QUIC、TCP、WebSocket）", "비공개 채널이 꺼져 있습니다. 이 게이트웨이는 apns와 fcm으로만 전달하며 PushGo 비공개 전송(QUIC, TCP, WebSocket)은 지원하지 않습니다", "プライベートチャンネルは無効です。このゲートウェイは apns と fcm でのみ配信し、PushGo のプライベート転送（QUIC、TCP、WebSocket）には対応していません"})
 }
 

@@ -1,0 +1,242 @@
+package limits
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+)
+
+// clock is a settable clock for the limits.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTest(t *testing.T, cfg Config) (*Limits, *clock) {
+	t.Helper()
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return New(cfg, Options{Now: c.now}), c
+}
+
+func from(addr string) context.Context { return WithClient(context.Background(), addr) }
+
+func refusals(l *Limits, lim Limit) float64 {
+	return testutil.ToFloat64(l.refusals.WithLabelValues(string(lim)))
+}
+
+// wantRefused fails unless e is a 429 too_many_password_failures asking
+// to wait wait.
+func wantRefused(t *testing.T, what string, e *apierr.Error, wait int) {
+	t.Helper()
+	if e == nil || e.Code != apierr.TooManyPasswordFailures || e.Status() != 429 || e.RetryAfter != wait {
+		t.Fatalf("%s: got %v, want 429 too_many_password_failures with Retry-After %d", what, e, wait)
+	}
+}
+
+// TestPasswordBackoffDoubles: an address's failures are free up to the
+// budget, then each one doubles the back-off up to the maximum; during a
+// back-off every check of the address is refused before hashing, the
+// right password too; a quiet hour forgets the failures.
+func TestPasswordBackoffDoubles(t *testing.T) {
+	l, clk := newTest(t, Config{PasswordFailuresPerAddr: 3, PasswordFailuresPerChannel: -1, PasswordBackoffMax: 8 * time.Second})
+	g, a := l.Passwords(), from("198.51.100.1")
+	fail := func() {
+		t.Helper()
+		if e := g.Admit(a, "CH", false); e != nil {
+			t.Fatalf("admit: %v", e)
+		}
+		g.Checked(a, "CH", false, false)
+	}
+	fail()
+	fail()
+	if e := g.Admit(a, "CH", false); e != nil {
+		t.Fatalf("two failures of three: %v", e)
+	}
+	fail() // the third spends the budget
+	wantRefused(t, "budget spent", g.Admit(a, "CH", false), 1)
+	wantRefused(t, "the right password, cached", g.Admit(a, "CH", true), 1)
+	wantRefused(t, "another channel", g.Admit(a, "OTHER", false), 1)
+	if e := g.Admit(from("198.51.100.2"), "CH", false); e != nil {
+		t.Fatalf("another address: %v", e)
+	}
+	for _, want := range []int{2, 4, 8, 8} {
+		clk.advance(8 * time.Second)
+		fail()
+		wantRefused(t, "next failure", g.Admit(a, "CH", false), want)
+	}
+	clk.advance(8 * time.Second)
+	if e := g.Admit(a, "CH", false); e != nil {
+		t.Fatalf("after the back-off: %v", e)
+	}
+	g.Checked(a, "CH", false, true) // the right password works
+	clk.advance(time.Hour + time.Second)
+	fail()
+	if e := g.Admit(a, "CH", false); e != nil {
+		t.Fatalf("an hour later the count starts again: %v", e)
+	}
+	if got := refusals(l, PasswordAddr); got != 7 {
+		t.Errorf("password_address refusals %v, want 7", got)
+	}
+	if got := testutil.ToFloat64(l.checks.WithLabelValues("mismatch")); got != 8 {
+		t.Errorf("mismatch checks %v, want 8", got)
+	}
+}
+
+// TestChannelBackoffSparesProvenAddresses: guesses from many addresses
+// put the channel in back-off; an address that proved the password keeps
+// passing, an unproven one is refused even with the right (cached)
+// password, which would otherwise tell a guesser it guessed right.
+func TestChannelBackoffSparesProvenAddresses(t *testing.T) {
+	l, clk := newTest(t, Config{PasswordFailuresPerAddr: 100, PasswordFailuresPerChannel: 3})
+	g := l.Passwords()
+	sender := from("203.0.113.10")
+	if e := g.Admit(sender, "CH", false); e != nil {
+		t.Fatal(e)
+	}
+	g.Checked(sender, "CH", false, true)
+	for _, a := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+		if e := g.Admit(from(a), "CH", false); e != nil {
+			t.Fatalf("%s: %v", a, e)
+		}
+		g.Checked(from(a), "CH", false, false)
+	}
+	wantRefused(t, "new address", g.Admit(from("198.51.100.4"), "CH", false), 1)
+	wantRefused(t, "new address, right password", g.Admit(from("198.51.100.4"), "CH", true), 1)
+	if e := g.Admit(sender, "CH", true); e != nil {
+		t.Fatalf("proven sender, cached: %v", e)
+	}
+	if e := g.Admit(sender, "CH", false); e != nil {
+		t.Fatalf("proven sender, to be hashed: %v", e)
+	}
+	if e := g.Admit(from("198.51.100.4"), "OTHER", false); e != nil {
+		t.Fatalf("another channel: %v", e)
+	}
+	if got := refusals(l, PasswordChannel); got != 2 {
+		t.Errorf("password_channel refusals %v, want 2", got)
+	}
+	// Proof lasts a day.
+	clk.advance(trustFor + time.Second)
+	for range 3 {
+		g.Checked(from("198.51.100.5"), "CH", false, false)
+	}
+	wantRefused(t, "proof expired", g.Admit(sender, "CH", true), 1)
+}
+
+// TestBucketsPerAddress: an address gets a minute's worth of calls at
+// once, then one every 60/n seconds; another address has its own bucket;
+// an IPv6 /64 is one address.
+func TestBucketsPerAddress(t *testing.T) {
+	l, clk := newTest(t, Config{DeviceRegisterPerMinute: 3})
+	a := from("198.51.100.1")
+	for i := range 3 {
+		if e := l.DeviceRegister(a); e != nil {
+			t.Fatalf("call %d: %v", i, e)
+		}
+	}
+	e := l.DeviceRegister(a)
+	if e == nil || e.Code != apierr.RateLimited || e.RetryAfter != 20 {
+		t.Fatalf("fourth call: %v, want rate_limited after 20 s", e)
+	}
+	if e := l.DeviceRegister(from("198.51.100.2")); e != nil {
+		t.Fatalf("another address: %v", e)
+	}
+	clk.advance(20 * time.Second)
+	if e := l.DeviceRegister(a); e != nil {
+		t.Fatalf("20 s later: %v", e)
+	}
+	for i := range 3 {
+		if e := l.DeviceRegister(from("2001:db8:1:2::" + string(rune('a'+i)))); e != nil {
+			t.Fatalf("v6 call %d: %v", i, e)
+		}
+	}
+	if e := l.DeviceRegister(from("2001:db8:1:2:ffff::1")); e == nil {
+		t.Fatal("the same /64 got a fourth call")
+	}
+	if e := l.DeviceRegister(from("2001:db8:1:3::1")); e != nil {
+		t.Fatalf("another /64: %v", e)
+	}
+	if got := refusals(l, DeviceRegister); got != 2 {
+		t.Errorf("device_register refusals %v, want 2", got)
+	}
+	if e := l.ChannelCreate(context.Background()); e != nil {
+		t.Fatalf("no client address: %v", e)
+	}
+}
+
+// TestSlotsFairPerKey: one key takes at most its share; the total bounds
+// every key together; a release gives the place back once.
+func TestSlotsFairPerKey(t *testing.T) {
+	l, _ := newTest(t, Config{IntegrationPerToken: 2})
+	s := l.IntegrationSlots(3)
+	r1, ok1 := s.Take("a")
+	_, ok2 := s.Take("a")
+	if _, ok := s.Take("a"); !ok1 || !ok2 || ok {
+		t.Fatalf("token a: %v %v, third %v", ok1, ok2, ok)
+	}
+	if _, ok := s.Take("b"); !ok {
+		t.Fatal("token b refused while places are free")
+	}
+	if _, ok := s.Take("c"); ok {
+		t.Fatal("token c admitted over the total")
+	}
+	r1()
+	r1()
+	if _, ok := s.Take("c"); !ok {
+		t.Fatal("token c refused after a release")
+	}
+	if _, ok := s.Take("d"); ok {
+		t.Fatal("a double release gave two places back")
+	}
+	if refusals(l, IntegrationToken) != 1 || refusals(l, IntegrationTotal) != 2 {
+		t.Errorf("refusals: token %v, total %v", refusals(l, IntegrationToken), refusals(l, IntegrationTotal))
+	}
+	if d := New(Config{}, Options{}).IntegrationSlots(1024); d.perKey != 256 {
+		t.Errorf("default share %d, want a quarter of 1024", d.perKey)
+	}
+}
+
+// TestSettings: every limit reads from its variable; "off" and "0" turn
+// it off, "" keeps the default, junk is an error.
+func TestSettings(t *testing.T) {
+	c := Defaults()
+	set := map[string]string{}
+	for _, s := range c.Settings() {
+		set[s.Env] = s.Get()
+	}
+	if set["PUSHGO_LIMIT_TOKENS_PER_CHANNEL"] != "100" || set["PUSHGO_LIMIT_BODY_READ"] != "10s" || set["PUSHGO_LIMIT_INTEGRATION_PER_TOKEN"] != "" {
+		t.Fatalf("defaults as text: %v", set)
+	}
+	apply := func(env, v string) error {
+		for _, s := range c.Settings() {
+			if s.Env == env {
+				return s.Set(v)
+			}
+		}
+		t.Fatalf("no setting %s", env)
+		return nil
+	}
+	for env, v := range map[string]string{"PUSHGO_LIMIT_DEVICES": "5", "PUSHGO_LIMIT_DEVICE_REGISTER": "off", "PUSHGO_LIMIT_CHANNEL_CREATE": "0",
+		"PUSHGO_LIMIT_PASSWORD_BACKOFF_MAX": "1m", "PUSHGO_LIMIT_BODY_READ": "", "PUSHGO_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"} {
+		if err := apply(env, v); err != nil {
+			t.Fatalf("%s=%s: %v", env, v, err)
+		}
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
+	if c.Devices != 5 || c.DeviceRegisterPerMinute != -1 || c.ChannelCreatePerMinute != -1 || c.PasswordBackoffMax != time.Minute ||
+		c.BodyRead != 10*time.Second || len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != want[0] || c.TrustedProxies[1] != want[1] {
+		t.Fatalf("applied: %+v", c)
+	}
+	for env, v := range map[string]string{"PUSHGO_LIMIT_DEVICES": "-3", "PUSHGO_LIMIT_BODY_READ": "soon", "PUSHGO_TRUSTED_PROXIES": "proxy.local"} {
+		if err := apply(env, v); err == nil {
+			t.Errorf("%s=%s accepted", env, v)
+		}
+	}
+	if l := New(Off(), Options{}); l.Passwords() != nil || l.register != nil || l.create != nil || !l.DeviceRoom(context.Background()) {
+		t.Error("Off left a limit on")
+	}
+}

@@ -1,0 +1,107 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Slots admit requests into a number of places served at once, with a
+// share per key (an integration token, a client address), so that one key
+// cannot take every place. Take never waits: a request over a bound is
+// refused at once, in the caller's answer shape.
+type Slots struct {
+	l                *Limits
+	total, perKey    int   // <= 0: no bound
+	totalLim, keyLim Limit // the refusals' names
+	mu               sync.Mutex
+	used             int
+	held             map[string]int
+}
+
+// IntegrationSlots are the integration routes' places, taken once the
+// token is known: total at once, Config.IntegrationPerToken of them for
+// one token (default a quarter of total, at least 1).
+func (l *Limits) IntegrationSlots(total int) *Slots {
+	per := l.cfg.IntegrationPerToken
+	if per == 0 {
+		per = max(1, total/4)
+	}
+	return &Slots{l: l, total: total, perKey: per, totalLim: IntegrationTotal, keyLim: IntegrationToken, held: map[string]int{}}
+}
+
+// UnauthenticatedReads are the places of integration bodies read before
+// their token is known (PagerDuty's routing_key is in the body):
+// Config.UnauthenticatedReadsPerAddr per client address, and no total,
+// so clients cannot crowd each other out (the body read has a deadline).
+func (l *Limits) UnauthenticatedReads() *Slots {
+	return &Slots{l: l, perKey: l.cfg.UnauthenticatedReadsPerAddr, keyLim: UnauthenticatedRead, held: map[string]int{}}
+}
+
+// Take takes a place for key; ok false is a refusal (counted). The caller
+// MUST call release when ok.
+func (s *Slots) Take(key string) (release func(), ok bool) {
+	s.mu.Lock()
+	switch {
+	case s.total > 0 && s.used >= s.total:
+		s.mu.Unlock()
+		s.l.Refused(s.totalLim)
+		return nil, false
+	case s.perKey > 0 && s.held[key] >= s.perKey:
+		s.mu.Unlock()
+		s.l.Refused(s.keyLim)
+		return nil, false
+	}
+	s.used++
+	s.held[key]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.used--
+			if s.held[key]--; s.held[key] <= 0 {
+				delete(s.held, key)
+			}
+			s.mu.Unlock()
+		})
+	}, true
+}
+
+// TakeClient is Take keyed by the request's client address (no bound when
+// the request has none).
+func (s *Slots) TakeClient(ctx context.Context) (release func(), ok bool) {
+	cl, found := ClientOf(ctx)
+	if !found {
+		return func() {}, true
+	}
+	return s.Take(cl.Key)
+}
+
+// BodyDeadline sets the time the request's body must have arrived by
+// (Config.BodyRead from now), on servers that support read deadlines;
+// clear, called once the body is read, lifts it again (so a keep-alive
+// connection's next request is not held to it).
+func (l *Limits) BodyDeadline(w http.ResponseWriter) (clear func()) {
+	if l.cfg.BodyRead <= 0 {
+		return func() {}
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(l.cfg.BodyRead)) != nil {
+		return func() {}
+	}
+	return func() { _ = rc.SetReadDeadline(time.Time{}) }
+}
+
+// BodyTimedOut reports whether err, from reading a body, is the deadline
+// BodyDeadline set (and counts it).
+func (l *Limits) BodyTimedOut(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	l.Refused(BodyRead)
+	return true
+}

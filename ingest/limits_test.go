@@ -1,0 +1,449 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/limits"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// The tests of the abuse limits (issue 12, build item 4). Clients are told
+// apart by X-Forwarded-For, which the gateway believes because the test
+// trusts the loopback proxy (PUSHGO_TRUSTED_PROXIES), except in
+// TestClientAddressIsThePeer, which checks that without that setting the
+// header counts for nothing.
+
+var loopbackProxy = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+
+// as posts body to path as the client at addr.
+func (g *gw) as(addr, path string, body any) reply {
+	g.t.Helper()
+	return g.api.Send(g.t, http.MethodPost, path, body, http.Header{"X-Forwarded-For": {addr}})
+}
+
+// metric is the value of the ingest metric name whose label has value
+// (0 when there is none).
+func metric(t *testing.T, g *gw, name, label, value string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	for _, c := range g.svc.Collectors() {
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// hashes is how many argon2id password hashes g computed for checks.
+func hashes(t *testing.T, g *gw) float64 {
+	return metric(t, g, "pushgo_password_checks_total", "outcome", "verified") +
+		metric(t, g, "pushgo_password_checks_total", "outcome", "mismatch")
+}
+
+func message(ch, pw string) map[string]any {
+	return map[string]any{"channel_id": ch, "password": pw, "title": "disk full"}
+}
+
+// wantBackoff fails unless r is the password back-off's 429 with a
+// Retry-After of at least a second, and returns that Retry-After.
+func wantBackoff(t *testing.T, what string, r reply) time.Duration {
+	t.Helper()
+	s, err := strconv.Atoi(r.Header.Get("Retry-After"))
+	if r.Status != http.StatusTooManyRequests || r.Code() != "too_many_password_failures" || err != nil || s < 1 {
+		t.Fatalf("%s: want 429 too_many_password_failures with Retry-After, got %d %q %s", what, r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	return time.Duration(s) * time.Second
+}
+
+// TestPasswordGuessingBacksOff (issue 12: "password guessing:
+// unthrottled, ~40 guesses/s per channel"): an address that spent its
+// failed checks is answered 429 with Retry-After before any hash is
+// computed, the right password too; the channel's sender and a sender who
+// mistypes once are not bothered; after the back-off the right password
+// works.
+func TestPasswordGuessingBacksOff(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{TrustedProxies: loopbackProxy, PasswordFailuresPerAddr: 3}})
+	ch := g.createChannel("guessed")
+	const sender, guesser = "203.0.113.10", "198.51.100.1"
+	mustOK(t, g.as(sender, "/message", message(ch, password)))
+
+	before := hashes(t, g)
+	for i := range 3 {
+		wantErr(t, g.as(guesser, "/message", message(ch, fmt.Sprintf("guess-%04d", i))), 403, "password_mismatch")
+	}
+	wantBackoff(t, "a guess after the budget", g.as(guesser, "/message", message(ch, "guess-9999")))
+	wantBackoff(t, "the right password from the guesser", g.as(guesser, "/message", message(ch, password)))
+	wantBackoff(t, "a guess on another route", g.as(guesser, "/channel/rename", map[string]any{"channel_id": ch, "password": "guess-on-rename", "channel_name": "x"}))
+	if n := hashes(t, g) - before; n != 3 {
+		t.Errorf("%v password hashes for 3 failures and 3 refusals, want 3", n)
+	}
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "password_address"); n != 3 {
+		t.Errorf("password_address refusals %v, want 3", n)
+	}
+
+	// The channel's own sender keeps sending, and mistyping once costs it
+	// nothing but that one answer.
+	mustOK(t, g.as(sender, "/message", message(ch, password)))
+	wantErr(t, g.as(sender, "/message", message(ch, "mistyped-once")), 403, "password_mismatch")
+	mustOK(t, g.as(sender, "/message", message(ch, password)))
+
+	// After the back-off the guesser's right password works.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := g.as(guesser, "/message", message(ch, password))
+		if r.Status == http.StatusOK {
+			break
+		}
+		wait := wantBackoff(t, "during the back-off", r)
+		if time.Now().After(deadline) {
+			t.Fatal("the back-off did not end")
+		}
+		time.Sleep(wait)
+	}
+}
+
+// TestGuessingFromManyAddresses: guesses spread over addresses put the
+// channel in back-off; a new address is refused even with the right
+// password (a refusal that said "right" would be a free oracle), while the
+// address that proved the password keeps sending. Another channel is not
+// touched.
+func TestGuessingFromManyAddresses(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{TrustedProxies: loopbackProxy, PasswordFailuresPerChannel: 4}})
+	ch, other := g.createChannel("target"), g.createChannel("other")
+	const sender = "203.0.113.10"
+	mustOK(t, g.as(sender, "/message", message(ch, password)))
+	for i := range 4 {
+		wantErr(t, g.as(fmt.Sprintf("198.51.100.%d", i+1), "/message", message(ch, "guess-wrong")), 403, "password_mismatch")
+	}
+	before := hashes(t, g)
+	wantBackoff(t, "a fifth address guessing", g.as("198.51.100.5", "/message", message(ch, "guess-wrong")))
+	wantBackoff(t, "a new address with the right password", g.as("198.51.100.6", "/message", message(ch, password)))
+	if n := hashes(t, g) - before; n != 0 {
+		t.Errorf("%v hashes during the channel's back-off", n)
+	}
+	mustOK(t, g.as(sender, "/message", message(ch, password)))
+	mustOK(t, g.as("198.51.100.6", "/message", message(other, password)))
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "password_channel"); n != 2 {
+		t.Errorf("password_channel refusals %v, want 2", n)
+	}
+}
+
+// TestClientAddressIsThePeer: without trusted proxies the client is the
+// TCP peer: X-Forwarded-For cannot buy a guesser a fresh budget.
+func TestClientAddressIsThePeer(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{PasswordFailuresPerAddr: 2}})
+	ch := g.createChannel("peer")
+	wantErr(t, g.as("198.51.100.1", "/message", message(ch, "guess-wrong")), 403, "password_mismatch")
+	wantErr(t, g.as("198.51.100.2", "/message", message(ch, "guess-wrong")), 403, "password_mismatch")
+	wantBackoff(t, "a third forwarded-for", g.as("198.51.100.3", "/message", message(ch, "guess-wrong")))
+}
+
+// TestChannelSyncStopsAtFirstFailingPassword (issue 12: "one
+// /channel/sync costs 128 argon2 hashes"): the items after the first wrong
+// password are not checked (password_check_skipped) nor subscribed, so a
+// sync costs at most one failed hash.
+func TestChannelSyncStopsAtFirstFailingPassword(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{ChannelCreatePerMinute: 1000}})
+	dev := g.register("android")
+	chs := make([]string, 40)
+	for i := range chs {
+		chs[i] = g.createChannel(fmt.Sprintf("c%d", i))
+	}
+	sync := func(pw func(i int) string) reply {
+		items := make([]map[string]any, len(chs))
+		for i, ch := range chs {
+			items[i] = map[string]any{"channel_id": ch, "password": pw(i)}
+		}
+		return mustOK(t, g.post("/channel/sync", map[string]any{"device_key": dev, "channels": items}))
+	}
+
+	before := hashes(t, g)
+	r := sync(func(i int) string {
+		if i == 1 {
+			return "wrong-password"
+		}
+		return password
+	})
+	items := r.Data["channels"].([]any)
+	for i, it := range items {
+		item := it.(map[string]any)
+		code, _ := item["error_code"].(string)
+		want := map[bool]string{true: "password_check_skipped"}[i > 1]
+		if i == 1 {
+			want = "password_mismatch"
+		}
+		if code != want || item["subscribed"] != (i == 0) {
+			t.Fatalf("item %d: %v, want code %q", i, item, want)
+		}
+	}
+	if r.Data["success"] != 1.0 || r.Data["failed"] != 39.0 {
+		t.Fatalf("sync %s", r.Body)
+	}
+	if subs, err := deviceRegistry(t, g).Channels(context.Background(), dev); err != nil || len(subs) != 1 || subs[0] != chs[0] {
+		t.Fatalf("subscriptions %v %v, want only %s", subs, err, chs[0])
+	}
+	if n := hashes(t, g) - before; n != 1 {
+		t.Errorf("%v hashes for one wrong password", n)
+	}
+
+	before = hashes(t, g)
+	sync(func(int) string { return "wrong-password" })
+	if n := hashes(t, g) - before; n != 1 {
+		t.Errorf("%v hashes for a sync of %d wrong passwords, want 1", n, len(chs))
+	}
+}
+
+// TestAnonymousRoutesLimitedPerAddress (issue 12: "anonymous
+// /device/register at 6,150/s: +1.5 MB/s of store"): /device/register and
+// channel creation are token buckets per client address: past a minute's
+// worth, 429 rate_limited with Retry-After and nothing stored; another
+// address is not affected.
+func TestAnonymousRoutesLimitedPerAddress(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{TrustedProxies: loopbackProxy,
+		DeviceRegisterPerMinute: 5, ChannelCreatePerMinute: 3}})
+	const a, b = "198.51.100.1", "203.0.113.1"
+	reg := map[string]any{"platform": "android"}
+	for range 5 {
+		mustOK(t, g.as(a, "/device/register", reg))
+	}
+	r := g.as(a, "/device/register", reg)
+	wantErr(t, r, 429, "rate_limited")
+	if got := r.Header.Get("Retry-After"); got != "12" {
+		t.Errorf("Retry-After %q, want 12 (5 a minute)", got)
+	}
+	dev := mustOK(t, g.as(b, "/device/register", reg)).Str("device_key")
+	if n := devicesStored(t, g); n != 6 {
+		t.Errorf("%d devices stored, want 6", n)
+	}
+
+	create := map[string]any{"channel_name": "spam", "password": password}
+	for range 3 {
+		mustOK(t, g.as(a, "/channel/create", create))
+	}
+	wantErr(t, g.as(a, "/channel/create", create), 429, "rate_limited")
+	wantErr(t, g.as(a, "/channel/subscribe", map[string]any{"device_key": dev, "channel_name": "spam", "password": password}), 429, "rate_limited")
+	mustOK(t, g.as(b, "/channel/subscribe", map[string]any{"device_key": dev, "channel_name": "mine", "password": password}))
+
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "device_register"); n != 1 {
+		t.Errorf("device_register refusals %v", n)
+	}
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "channel_create"); n != 2 {
+		t.Errorf("channel_create refusals %v", n)
+	}
+}
+
+func devicesStored(t *testing.T, g *gw) int {
+	t.Helper()
+	js, _ := jetstream.New(g.nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, streams.DevicesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(st.Values())
+}
+
+// TestCaps: a channel holds at most PUSHGO_LIMIT_TOKENS_PER_CHANNEL
+// integration tokens (409 token_limit_reached; revoking one makes room)
+// and the gateway at most PUSHGO_LIMIT_DEVICES devices (503
+// device_limit_reached for a new one; a known device registers again).
+func TestCaps(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{TokensPerChannel: 3, Devices: 4}})
+	ch, other := g.createChannel("tokens"), g.createChannel("other")
+	create := func(ch string) reply {
+		return g.post("/channel/token/create", body(ch, "name", "grafana", "scopes", []string{"events.ingest"}))
+	}
+	var first string
+	for i := range 3 {
+		r := mustOK(t, create(ch))
+		if i == 0 {
+			first = r.Str("token_id")
+		}
+	}
+	wantErr(t, create(ch), 409, "token_limit_reached")
+	mustOK(t, create(other))
+	mustOK(t, g.post("/channel/token/revoke", body(ch, "token_id", first)))
+	mustOK(t, create(ch))
+
+	var keys []string
+	for range 4 {
+		keys = append(keys, g.register("ios"))
+	}
+	wantErr(t, g.post("/device/register", map[string]any{"platform": "android"}), 503, "device_limit_reached")
+	wantErr(t, g.post("/device/register", map[string]any{"platform": "android", "device_key": "0123456789abcdef0123456789abcdef"}), 503, "device_limit_reached")
+	if r := mustOK(t, g.post("/device/register", map[string]any{"platform": "ios", "device_key": keys[2]})); r.Str("device_key") != keys[2] {
+		t.Fatalf("a known device registering again: %s", r.Body)
+	}
+	if n := devicesStored(t, g); n != 4 {
+		t.Errorf("%d devices stored, want 4", n)
+	}
+	if metric(t, g, "pushgo_limit_refusals_total", "limit", "tokens_per_channel") != 1 || metric(t, g, "pushgo_limit_refusals_total", "limit", "devices") != 2 {
+		t.Error("cap refusals not counted")
+	}
+}
+
+// slowRequest is a request whose body never comes until finish.
+type slowRequest struct {
+	w    *io.PipeWriter
+	done chan struct{}
+	// status is the answer's, once done is closed (0: no answer).
+	status int
+}
+
+// startSlow sends a POST to path as the client at addr, with headers,
+// whose body stays open.
+func (g *gw) startSlow(t *testing.T, addr, path string, headers map[string]string) *slowRequest {
+	t.Helper()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, g.api.Base+path, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addr != "" {
+		req.Header.Set("X-Forwarded-For", addr)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	s := &slowRequest{w: pw, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			s.status = resp.StatusCode
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	t.Cleanup(s.finish)
+	return s
+}
+
+// refused waits until one of slow is answered with status (while the
+// others stay open): a positive sign that the others hold their places.
+func refused(t *testing.T, slow []*slowRequest, status int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		for _, s := range slow {
+			select {
+			case <-s.done:
+				if s.status != status {
+					t.Fatalf("a slow request was answered %d, want %d", s.status, status)
+				}
+				return true
+			default:
+			}
+		}
+		return false
+	})
+}
+
+func (s *slowRequest) finish() {
+	_ = s.w.CloseWithError(io.ErrUnexpectedEOF)
+	<-s.done
+}
+
+// TestSlowBodiesDoNotCrowdOutIntegrations (issue 12: "unauthenticated slow
+// bodies on an integration route take all 1,024 shared integration slots
+// before auth: Alertmanager, Dynatrace and PagerDuty are refused"): bodies
+// sent slowly before their token is known hold places of their own
+// client address only; authorized requests take their places once the
+// token is checked, one token at most its share.
+func TestSlowBodiesDoNotCrowdOutIntegrations(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{MaxIntegrationRequests: 4,
+		Limits: limits.Config{TrustedProxies: loopbackProxy, UnauthenticatedReadsPerAddr: 4}})
+	ch := g.createChannel("monitoring")
+	newToken := func() string {
+		return mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
+	}
+	tok, greedy := newToken(), newToken()
+
+	// An attacker sends five PagerDuty bodies slowly: four are read (as
+	// many as the gateway serves integration requests at once) and the
+	// fifth is throttled.
+	const attacker = "198.51.100.66"
+	var slow []*slowRequest
+	for range 5 {
+		slow = append(slow, g.startSlow(t, attacker, "/v2/enqueue", nil))
+	}
+	refused(t, slow, http.StatusTooManyRequests)
+
+	am := `{"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"DiskFull"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f1"}]}`
+	hdr := func(auth string) http.Header {
+		return http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}, "X-Forwarded-For": {"203.0.113.5"}}
+	}
+	if r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", am, hdr("Bearer "+tok)); r.Status != http.StatusOK {
+		t.Fatalf("Alertmanager: %d %s", r.Status, r.Body)
+	}
+	if r := g.api.Send(t, http.MethodPost, "/api/v2/events/ingest", `{"eventType":"CUSTOM_INFO","title":"deployed"}`, hdr("Api-Token "+tok)); r.Status != http.StatusCreated {
+		t.Fatalf("Dynatrace: %d %s", r.Status, r.Body)
+	}
+	pd := `{"routing_key":"` + tok + `","event_action":"trigger","payload":{"summary":"disk full","source":"nas","severity":"critical"}}`
+	if r := g.api.Send(t, http.MethodPost, "/v2/enqueue", pd, hdr("")); r.Status != http.StatusAccepted {
+		t.Fatalf("PagerDuty: %d %s", r.Status, r.Body)
+	}
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_unauthenticated"); n < 1 {
+		t.Errorf("integration_unauthenticated refusals %v", n)
+	}
+
+	// One token holds at most its share (a quarter of 4: one place) with
+	// slow bodies of its own; another token is served.
+	greedyAuth := map[string]string{"Authorization": "Bearer " + greedy}
+	refused(t, []*slowRequest{g.startSlow(t, "203.0.113.7", "/integrations/alertmanager", greedyAuth),
+		g.startSlow(t, "203.0.113.7", "/integrations/alertmanager", greedyAuth)}, http.StatusServiceUnavailable)
+	if r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", am, hdr("Bearer "+tok)); r.Status != http.StatusOK {
+		t.Fatalf("Alertmanager beside a greedy token: %d %s", r.Status, r.Body)
+	}
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_token"); n < 1 {
+		t.Errorf("integration_token refusals %v", n)
+	}
+}
+
+// TestSlowIntegrationBodyIsCut: a body that does not arrive within
+// PUSHGO_LIMIT_BODY_READ is answered and its place given back.
+func TestSlowIntegrationBodyIsCut(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{MaxIntegrationRequests: 1,
+		Limits: limits.Config{BodyRead: 200 * time.Millisecond}})
+	ch := g.createChannel("monitoring")
+	tok := mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
+	g.startSlow(t, "", "/integrations/alertmanager", map[string]string{"Authorization": "Bearer " + tok})
+	waitFor(t, func() bool { return metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_body_read") == 1 })
+	am := `{"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f"}]}`
+	r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", am, http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"opened":1`) {
+		t.Fatalf("after the cut body: %d %s", r.Status, r.Body)
+	}
+}
