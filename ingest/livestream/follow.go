@@ -104,6 +104,7 @@ type Follower struct {
 	// directGet and msgGet are the JetStream API subjects of PUSHGO_OPS's
 	// direct get (any replica, batches) and message get (the leader).
 	directGet, msgGet string
+	replies           *replyMux
 
 	mu       sync.Mutex
 	closed   bool
@@ -155,6 +156,7 @@ func New(js jetstream.JetStream, o Options) *Follower {
 		js: js, nc: js.Conn(), opts: o, log: o.Logger, m: newMetrics(),
 		directGet: jetstream.DefaultAPIPrefix + "DIRECT.GET." + streams.Ops,
 		msgGet:    jetstream.DefaultAPIPrefix + "STREAM.MSG.GET." + streams.Ops,
+		replies:   &replyMux{nc: js.Conn()},
 		channels:  map[string]*channel{},
 	}
 }
@@ -441,6 +443,7 @@ func (f *Follower) Close() {
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
+	f.replies.close()
 }
 
 // Collectors are the streams' metrics, for the process's /metrics.

@@ -2,8 +2,10 @@ package livestream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -182,20 +184,21 @@ func (s *Stream) Close() {
 func (f *Follower) readBatch(ctx context.Context, filter string, from uint64) (batch []*Op, end bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	inbox := f.nc.NewInbox()
-	sub, err := f.nc.SubscribeSync(inbox)
+	inbox, replies, done, err := f.replies.open()
 	if err != nil {
 		return nil, false, fmt.Errorf("livestream: read %s: %w", filter, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer done()
 	req := fmt.Appendf(nil, `{"seq":%d,"next_by_subj":%q,"batch":%d,"max_bytes":%d}`, from, filter, batchSize, batchBytes)
 	if err := f.nc.PublishRequest(f.directGet, inbox, req); err != nil {
 		return nil, false, fmt.Errorf("livestream: read %s: %w", filter, err)
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, false, fmt.Errorf("livestream: read %s from %d: %w", filter, from, err)
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("livestream: read %s from %d: %w", filter, from, ctx.Err())
 		}
 		if st := m.Header.Get("Status"); st != "" {
 			switch st {
@@ -259,4 +262,69 @@ func (f *Follower) readLeader(ctx context.Context, filter string, from uint64) (
 func newOp(seq uint64, h nats.Header, data []byte) *Op {
 	name := ops.Name(h.Get(streams.HeaderOp))
 	return &Op{Seq: seq, Name: name, Item: reads.AppendItem(nil, seq, name.Kind(), data)}
+}
+
+// replyMux routes the replies of a Follower's direct gets: one
+// subscription on a wildcard inbox, each request on a subject of its own
+// under it with a channel that holds a whole batch (a subscription per
+// request would cost a SUB and an UNSUB, and nats.go gives a synchronous
+// one a 64K-message channel).
+type replyMux struct {
+	nc      *nats.Conn
+	mu      sync.Mutex
+	sub     *nats.Subscription
+	prefix  string
+	n       uint64
+	waiting map[string]chan *nats.Msg
+	closed  bool
+}
+
+// open returns a new reply subject and the channel its replies come on;
+// done forgets it.
+func (r *replyMux) open() (subject string, replies <-chan *nats.Msg, done func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return "", nil, nil, errors.New("closed")
+	}
+	if r.sub == nil {
+		r.prefix = r.nc.NewInbox() + "."
+		if r.sub, err = r.nc.Subscribe(r.prefix+"*", r.route); err != nil {
+			return "", nil, nil, err
+		}
+		r.waiting = map[string]chan *nats.Msg{}
+	}
+	r.n++
+	subject = r.prefix + strconv.FormatUint(r.n, 36)
+	ch := make(chan *nats.Msg, batchSize+2) // the batch, its end, a no-responders status
+	r.waiting[subject] = ch
+	return subject, ch, func() {
+		r.mu.Lock()
+		delete(r.waiting, subject)
+		r.mu.Unlock()
+	}, nil
+}
+
+// route hands one reply to its request; one nobody waits for any more
+// (timed out) is dropped.
+func (r *replyMux) route(m *nats.Msg) {
+	r.mu.Lock()
+	ch := r.waiting[m.Subject]
+	r.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- m:
+	default: // more than a batch: the request fails on its timeout
+	}
+}
+
+func (r *replyMux) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	if r.sub != nil {
+		_ = r.sub.Unsubscribe()
+	}
 }
