@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -79,6 +80,10 @@ type Config struct {
 	// DeliveryFailover is how long a pusher replica may be gone before
 	// another takes its partitions over.
 	DeliveryFailover time.Duration // PUSHGO_DELIVERY_FAILOVER
+
+	// Limits are the abuse limits and the client address setting:
+	// PUSHGO_LIMIT_* and PUSHGO_TRUSTED_PROXIES (limits.Config.Settings).
+	Limits limits.Config
 }
 
 // DefaultSync is the default of PUSHGO_SYNC; see the README for why.
@@ -94,7 +99,7 @@ func Defaults() Config {
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
 		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
-		DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second,
+		DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
 	}
 }
 
@@ -150,12 +155,23 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	partitions, failover := strconv.Itoa(c.DeliveryPartitions), c.DeliveryFailover.String()
 	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64), fixed for a deployment")
 	str(&failover, "delivery-failover", "PUSHGO_DELIVERY_FAILOVER", "how long a gone pusher keeps its partitions before another takes them (at least 3s)")
+	limitSettings := c.Limits.Settings()
+	limitText := make([]string, len(limitSettings))
+	for i, s := range limitSettings {
+		limitText[i] = s.Get()
+		str(&limitText[i], s.Flag, s.Env, s.Usage)
+	}
 	rebuild := getenv("PUSHGO_REBUILD")
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	var err error
+	for i, s := range limitSettings {
+		if err := s.Set(limitText[i]); err != nil {
+			return Config{}, fmt.Errorf("%s %q: %w", s.Env, limitText[i], err)
+		}
+	}
 	if rebuild != "" {
 		if c.Rebuild, err = strconv.ParseBool(rebuild); err != nil {
 			return Config{}, fmt.Errorf("PUSHGO_REBUILD %q: %w", rebuild, err)

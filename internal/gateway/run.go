@@ -127,7 +127,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	if cfg.Runs("ingest") {
 		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
 			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
-			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax,
+			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
 		})
 		if err != nil {
 			return fmt.Errorf("start ingest: %w", err)
