@@ -3,17 +3,13 @@
 
 GO        ?= go
 PKGS      := ./... ./schemas/... ./broker/... ./ingest/... ./projector/... ./pusher/...
+# Every fuzz target of the workspace (found in the source by .ci/fuzz) runs
+# for FUZZTIME each: a few seconds in `make test`, 2 minutes each in
+# `make fuzz-long` unless FUZZTIME is given (make fuzz-long FUZZTIME=20s).
 FUZZTIME  ?= 3s
-# package:FuzzTarget pairs run for FUZZTIME each by `make test`.
-FUZZ_TARGETS := \
-	./schemas/wire:FuzzDecode \
-	./schemas/ops:FuzzValidateEvent \
-	./schemas/ops:FuzzValidateThing \
-	./schemas/ops:FuzzValidateMessage \
-	./schemas/ops:FuzzMessageQuery \
-	./schemas/entityselector:FuzzParse
+FUZZLONGTIME := $(if $(filter file,$(origin FUZZTIME)),2m,$(FUZZTIME))
 
-.PHONY: build run test unit fuzz bench lint clean
+.PHONY: build run test unit fuzz fuzz-long bench lint clean
 
 build:
 	$(GO) build -o bin/pushgo .
@@ -27,11 +23,12 @@ unit:
 	$(GO) test -race -count=1 -timeout 8m $(PKGS)
 
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test $$pkg -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME); \
-	done
+	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" .ci/fuzz
+
+# Crashers found are kept in <package>/testdata/fuzz/<Target>/: commit each,
+# once its bug is fixed, as the regression test it then is.
+fuzz-long:
+	@GO="$(GO)" FUZZTIME="$(FUZZLONGTIME)" .ci/fuzz
 
 bench:
 	$(GO) run ./cmd/pushgo-bench $(BENCHFLAGS)
