@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -40,6 +41,9 @@ type Config struct {
 	// MetadataValueMax bounds one metadata value, in bytes (PushGo: 512;
 	// up to 16 KiB for the task plugins of the PushGo fork).
 	MetadataValueMax int // PUSHGO_METADATA_VALUE_MAX
+	// MaxStreams and MaxStreamsPerChannel cap the GET /channel/stream
+	// streams open at once in one process, and one channel's in it.
+	MaxStreams, MaxStreamsPerChannel int // PUSHGO_STREAMS_MAX, PUSHGO_STREAMS_PER_CHANNEL_MAX
 
 	APNsKeyFile string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
 	APNsKeyID   string // PUSHGO_APNS_KEY_ID
@@ -99,6 +103,7 @@ func Defaults() Config {
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
 		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
+		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
 		DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
 	}
 }
@@ -132,6 +137,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
 	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
 	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
+	maxStreams, maxStreamsChan := strconv.Itoa(c.MaxStreams), strconv.Itoa(c.MaxStreamsPerChannel)
+	str(&maxStreams, "streams-max", "PUSHGO_STREAMS_MAX", "GET /channel/stream streams open at once in this process before 429")
+	str(&maxStreamsChan, "streams-per-channel-max", "PUSHGO_STREAMS_PER_CHANNEL_MAX", "one channel's GET /channel/stream streams open at once in this process before 429")
 	str(&syncStr, "sync", "PUSHGO_SYNC", "durability: always, or an fsync interval such as 1s")
 	str(&replicas, "replicas", "PUSHGO_REPLICAS", "stream replicas (3 on a cluster)")
 	str(&dedup, "dedup-window", "PUSHGO_DEDUP_WINDOW", "op_id duplicate window")
@@ -200,6 +208,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxIntegrationRequests, err = strconv.Atoi(maxInteg); err != nil || c.MaxIntegrationRequests < 1 {
 		return Config{}, fmt.Errorf("PUSHGO_MAX_INTEGRATION_REQUESTS %q: want a positive integer", maxInteg)
+	}
+	if c.MaxStreams, err = strconv.Atoi(maxStreams); err != nil || c.MaxStreams < 1 {
+		return Config{}, fmt.Errorf("PUSHGO_STREAMS_MAX %q: want a positive integer", maxStreams)
+	}
+	if c.MaxStreamsPerChannel, err = strconv.Atoi(maxStreamsChan); err != nil || c.MaxStreamsPerChannel < 1 {
+		return Config{}, fmt.Errorf("PUSHGO_STREAMS_PER_CHANNEL_MAX %q: want a positive integer", maxStreamsChan)
 	}
 	if c.MetadataValueMax, err = strconv.Atoi(metaMax); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_METADATA_VALUE_MAX %q: want an integer", metaMax)

@@ -128,6 +128,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
 			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
+			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel,
 		})
 		if err != nil {
 			return fmt.Errorf("start ingest: %w", err)
