@@ -66,6 +66,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Gateway, error) 
 
 func (g *Gateway) start(ctx context.Context) error {
 	cfg, log := g.cfg, g.log
+	if err := cfg.checkPortsFree(); err != nil {
+		return err
+	}
 	var err error
 	if cfg.NATSURL == "" {
 		g.broker, err = broker.Start(broker.Config{
