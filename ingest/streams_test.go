@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -215,7 +216,8 @@ func TestManyConcurrentStreams(t *testing.T) {
 	}
 	const channels = 100
 	b := startBroker(t)
-	g := startIngest(t, b, ingest.Config{DeadlineScan: -1})
+	// 100 channels from one address: over the default creation rate.
+	g := startIngest(t, b, ingest.Config{DeadlineScan: -1, Limits: limits.Config{ChannelCreatePerMinute: -1}})
 	srv := g.api.Base
 	chs := make([]string, channels)
 	for i := range chs {
