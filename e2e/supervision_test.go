@@ -203,24 +203,28 @@ func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 }
 
 // TestBrokenServiceEndsTheProcess: a projector whose fold cannot go on
-// (an operation it cannot fold, retried and failing each time) answers
-// /readyz 503 naming the projector while it retries, then the process
-// exits non-zero with one log line saying why.
+// (a projection it cannot write, nor rebuild: each try fails) answers
+// /readyz 503 naming the projector while it tries, then the process exits
+// non-zero with one log line saying why.
 func TestBrokenServiceEndsTheProcess(t *testing.T) {
 	t.Parallel()
 	a := startIngest(t)
 	proj := startProjector(t, a, t.TempDir())
 	waitStatus(t, proj, "/readyz", 200, 20*time.Second)
-	bc := dialJS(t, a.natsURL)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Not an operation envelope: the fold fails on it every time.
-	if _, err := bc.js.Publish(ctx, "pushgo.op.0000000000000000000000BAD0.thing.broken", []byte("not json")); err != nil {
-		t.Fatal(err)
+	// A disk the projector cannot write: its process may not grow any file
+	// (RLIMIT_FSIZE 0), so the next commit of the fold fails, and so does
+	// every rebuild of the projection. A bad log entry would not do: it is
+	// set aside and the fold goes on.
+	if err := limitFileSize(proj.cmd.Process.Pid, 0); err != nil {
+		t.Skipf("cannot limit the projector's file size here: %v", err)
 	}
+	ch := createChannel(t, a, "broken", "correct-horse")
 	saw503 := ""
 	deadline := time.Now().Add(30 * time.Second)
 	for !proj.exited() && time.Now().Before(deadline) {
+		if saw503 == "" { // operations for the fold to commit
+			postOK(t, a, "/message", map[string]any{"channel_id": ch, "password": "correct-horse", "title": "to fold"})
+		}
 		if code, body := getPath(t, proj, "/readyz"); code == 503 && saw503 == "" {
 			saw503 = body
 		}

@@ -26,19 +26,27 @@ func (p *Projector) prune(ctx context.Context) {
 		p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
 		first := s.CachedInfo().State.FirstSeq
 		if n, err := p.store.PruneHistory(first); err != nil {
-			p.log.Warn("projector: prune history", "err", err)
+			p.pruneFailed("history", err)
 		} else if n > 0 {
 			p.log.Debug("projector: pruned history", "items", n, "first_seq", first)
 		}
 		if n, err := p.store.PruneDeadLetters(streamName, first); err != nil {
-			p.log.Warn("projector: prune dead letters", "err", err)
+			p.pruneFailed("dead letters", err)
 		} else if n > 0 {
 			p.heal.held[streamIndex(streamName)].Add(-int64(n))
 		}
 		if n, err := p.store.PruneSendStatus(first); err != nil {
-			p.log.Warn("projector: prune send status", "err", err)
+			p.pruneFailed("send status", err)
 		} else if n > 0 {
 			p.log.Debug("projector: pruned send status", "operations", n, "first_seq", first)
 		}
+	}
+}
+
+// pruneFailed logs a failed prune; a broken store is rebuilt.
+func (p *Projector) pruneFailed(what string, err error) {
+	p.log.Warn("projector: prune "+what, "err", err)
+	if storeBroken(err) {
+		p.requestRebuild(err)
 	}
 }

@@ -82,7 +82,9 @@ func (s *Store) PruneDeadLetters(stream string, first uint64) (int, error) {
 	if err := it.Close(); err != nil || n == 0 {
 		return 0, err
 	}
-	return n, s.db.DeleteRange(lower, upper, pebble.NoSync)
+	b := s.db.NewBatch()
+	_ = b.DeleteRange(lower, upper, nil)
+	return n, s.apply(b)
 }
 
 // printable cuts s to maxReason bytes of valid UTF-8 (a decoder's error

@@ -252,7 +252,7 @@ func (s *Store) PruneSendStatus(first uint64) (int, error) {
 	}
 	// Outcome keys begin with their operation's sequence: one range.
 	_ = b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(first), nil)
-	return n, b.Commit(pebble.NoSync)
+	return n, s.apply(b)
 }
 
 // parseSendSeqKey splits an s key (see keys.go).

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -65,6 +66,9 @@ func (e *FatalError) Error() string { return "projection store failed: " + e.Msg
 type Store struct {
 	db   *pebble.DB
 	opts Options
+	// lock is the directory lock, taken before Pebble opens the store, so
+	// that an abandoned store (fatal) can release it for its replacement.
+	lock *pebble.Lock
 	// fatal is set when Pebble reported a fatal failure: the store is
 	// abandoned (Close cannot close it).
 	fatal atomic.Pointer[FatalError]
@@ -97,6 +101,14 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
+	} else {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+		}
+		if s.lock, err = pebble.LockDirectory(dir, vfs.Default); err != nil {
+			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+		}
+		po.Lock = s.lock
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -105,6 +117,9 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 				panic(r)
 			}
 			err = fmt.Errorf("open pebble %s: %w", dir, f)
+		}
+		if err != nil && s.lock != nil {
+			_ = s.lock.Close()
 		}
 	}()
 	db, err := pebble.Open(dir, po)
@@ -137,11 +152,11 @@ func (s *Store) Failed() error {
 // Pebble cannot close it (it waits forever for a commit that failed), and
 // the process is about to rebuild or end anyway.
 func (s *Store) Close() error {
-	if err := s.Failed(); err != nil {
+	if err := s.abandon(); err != nil {
 		return err
 	}
 	ferr := s.db.Flush()
-	if err := s.db.Close(); err != nil {
+	if err := s.close(); err != nil {
 		return err
 	}
 	return ferr
@@ -150,10 +165,31 @@ func (s *Store) Close() error {
 // Discard closes a store that is about to be deleted: without flushing
 // what it holds.
 func (s *Store) Discard() error {
-	if err := s.Failed(); err != nil {
+	if err := s.abandon(); err != nil {
 		return err
 	}
-	return s.db.Close()
+	return s.close()
+}
+
+func (s *Store) close() error {
+	err := s.db.Close()
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+	}
+	return err
+}
+
+// abandon gives up a store that failed fatally, releasing its directory
+// lock (Pebble's own reference too: it will never close), and returns its
+// failure; nil for a store that did not fail.
+func (s *Store) abandon() error {
+	err := s.Failed()
+	if err != nil && s.lock != nil {
+		_ = s.lock.Close()
+		_ = s.lock.Close()
+		s.lock = nil
+	}
+	return err
 }
 
 // Layout is the version of the key layout. A store folded under another
@@ -181,7 +217,9 @@ func (s *Store) LayoutCurrent() (bool, error) {
 	if err != nil || applied > 0 {
 		return false, err
 	}
-	return true, s.db.Set(layoutKey, binary.BigEndian.AppendUint64(nil, Layout), pebble.Sync)
+	b := s.db.NewBatch()
+	_ = b.Set(layoutKey, binary.BigEndian.AppendUint64(nil, Layout), nil)
+	return true, s.apply(b)
 }
 
 // Applied returns the last applied PUSHGO_OPS sequence (0 for a new store).
@@ -350,7 +388,7 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 		_ = b.b.Set([]byte(k), raw, nil)
 	}
 	_ = b.b.Set(cursor, binary.BigEndian.AppendUint64(nil, applied), nil)
-	if err := b.b.Commit(pebble.NoSync); err != nil {
+	if err := b.s.apply(b.b); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = b.b.Close()
@@ -370,8 +408,33 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 	return nil
 }
 
+// apply commits pb without fsync. Pebble panics when the WAL refuses the
+// write (and leaves its commit pipeline unusable): that panic, like a
+// fatal report, marks the store failed and is returned as a *FatalError.
+func (s *Store) apply(pb *pebble.Batch) (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		f, ok := r.(*FatalError)
+		if !ok {
+			f = &FatalError{Msg: fmt.Sprint(r)}
+			s.opts.Logger.Error("projection store: fatal failure", "err", f.Msg)
+		}
+		s.fatal.CompareAndSwap(nil, f)
+		err = f
+	}()
+	return pb.Commit(pebble.NoSync)
+}
+
 // Discard drops an uncommitted batch.
-func (b *Batch) Discard() { _ = b.b.Close() }
+func (b *Batch) Discard() {
+	if b.s.Failed() != nil {
+		return // Pebble may still hold it, committing
+	}
+	_ = b.b.Close()
+}
 
 // PruneHistory deletes the history of every operation with a sequence
 // below first (the stream's first retained sequence), so history ages out
@@ -397,5 +460,5 @@ func (s *Store) PruneHistory(first uint64) (int, error) {
 	if n == 0 {
 		return 0, b.Close()
 	}
-	return n, b.Commit(pebble.NoSync)
+	return n, s.apply(b)
 }
