@@ -46,15 +46,23 @@ type Options struct {
 	MaxConcurrentHashes int
 	// Gate, when set, admits each password check before any hashing and
 	// hears its outcome (ingest's back-off of failed checks).
-	Gate   Gate
-	Logger *slog.Logger
+	Gate Gate
+	// Timeout, when set, bounds what one call asks the broker (a lookup
+	// that misses the view, a create, a rename with its retries) as a
+	// whole, so a broker that is down costs a request one timeout and not
+	// one per round trip (JetStream's default of 5 s each: a key create is
+	// two). Ingest sets it to the append timeout. Hashing is not bounded
+	// by it.
+	Timeout time.Duration
+	Logger  *slog.Logger
 }
 
 // Gate admits password checks and hears their outcomes.
 type Gate interface {
-	// Admit is asked before channelID's password is checked; cached
-	// reports whether the password is one already verified (no hash to
-	// compute). A non-nil error is answered instead of the check.
+	// Admit is asked before channelID's password is checked, and again
+	// when its hash may start (after waiting for the hashing bound);
+	// cached reports whether the password is one already verified (no
+	// hash to compute). A non-nil error is answered instead of the check.
 	Admit(ctx context.Context, channelID string, cached bool) *apierr.Error
 	// Checked hears the outcome of an admitted check: ok is a match.
 	// Checks that could not run (cancelled, unreadable hash) are not
@@ -123,7 +131,18 @@ func (r *Registry) Watch() *kvview.Watch { return r.view.Watch() }
 // miss, the bucket itself: a channel created a moment ago through another
 // replica may not have reached this replica's watch yet.
 func (r *Registry) Lookup(ctx context.Context, id string) (Channel, bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.view.Lookup(ctx, id)
+}
+
+// bound derives the context of one call's broker work: ctx within
+// Options.Timeout.
+func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.opts.Timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.opts.Timeout)
 }
 
 // Authorize checks that channel id exists and that password is its
@@ -152,7 +171,10 @@ func (r *Registry) Authorize(ctx context.Context, id, password string) (Channel,
 		r.checked(ctx, id, true, true)
 		return c, nil
 	}
-	match, err := r.verify(ctx, c.PasswordHash, password)
+	match, aerr, err := r.verify(ctx, id, c.PasswordHash, password)
+	if aerr != nil {
+		return Channel{}, aerr
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Channel{}, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "request cancelled while verifying the password", RetryAfter: 1}
@@ -177,15 +199,23 @@ func (r *Registry) checked(ctx context.Context, id string, cached, ok bool) {
 	}
 }
 
-// verify runs argon2id under the concurrency bound.
-func (r *Registry) verify(ctx context.Context, phc, password string) (bool, error) {
+// verify runs argon2id under the concurrency bound. The Gate is asked
+// again once a hash may start: checks of the channel that failed while
+// this one waited may have started a back-off, which then refuses it.
+func (r *Registry) verify(ctx context.Context, id, phc, password string) (bool, *apierr.Error, error) {
 	select {
 	case r.hashes <- struct{}{}:
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, nil, ctx.Err()
 	}
 	defer func() { <-r.hashes }()
-	return verifyPassword(phc, password)
+	if g := r.opts.Gate; g != nil {
+		if aerr := g.Admit(ctx, id, false); aerr != nil {
+			return false, aerr, nil
+		}
+	}
+	match, err := verifyPassword(phc, password)
+	return match, nil, err
 }
 
 func (r *Registry) hash(ctx context.Context, password string) (string, error) {
@@ -209,7 +239,9 @@ func (r *Registry) Create(ctx context.Context, name, password string, now time.T
 	if err != nil {
 		return Channel{}, err
 	}
-	rev, err := r.view.Bucket().Create(ctx, c.ID, b)
+	bctx, cancel := r.bound(ctx)
+	defer cancel()
+	rev, err := r.view.Bucket().Create(bctx, c.ID, b)
 	if err != nil {
 		return Channel{}, fmt.Errorf("create channel %s: %w", c.ID, err)
 	}
@@ -229,6 +261,8 @@ var ErrConflict = errors.New("registry: concurrent update conflict")
 // Rename sets the name of channel c (already authorized) by
 // compare-and-swap on its revision, retrying on a concurrent write.
 func (r *Registry) Rename(ctx context.Context, c Channel, name string) (Channel, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	rev, err := kvview.Update(ctx, r.view.Bucket(), c.ID, func(value []byte, rev uint64) ([]byte, bool, error) {
 		cur, err := decodeChannel(c.ID, value, rev)
 		if err != nil {
