@@ -322,6 +322,9 @@ func (f *Follower) runFeed(ctx context.Context, fd *feed) {
 // startFeed creates the feed's consumer after the stream's last sequence
 // and sets the mark to it.
 func (f *Follower) startFeed(ctx context.Context, fd *feed) (jetstream.Consumer, jetstream.MessagesContext, error) {
+	if !f.nc.IsConnected() { // not a wait of requestTimeout for the 503
+		return nil, nil, fmt.Errorf("livestream: broker connection %s", f.nc.Status())
+	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	st, err := f.js.Stream(rctx, streams.Ops)

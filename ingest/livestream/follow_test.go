@@ -554,3 +554,25 @@ func TestClosedFollowerEndsStreams(t *testing.T) {
 	}
 	waitConsumers(t, b.JS, 0)
 }
+
+// TestOpenWithoutBroker: with the broker gone a stream is refused at once
+// with 503 broker_unavailable and a Retry-After (before any 200), and the
+// refusal leaves no stream counted open.
+func TestOpenWithoutBroker(t *testing.T) {
+	b := brokertest.Start(t)
+	f := follower(t, b.JS, livestream.Options{})
+	b.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	s, aerr := f.Open(ctx, chanID(1), 0)
+	if aerr == nil {
+		s.Close()
+		t.Fatal("stream admitted without a broker")
+	}
+	if aerr.Code != apierr.BrokerUnavailable || aerr.Status() != 503 || aerr.RetryAfter <= 0 {
+		t.Fatalf("refusal %v (status %d, Retry-After %d), want 503 broker_unavailable with Retry-After", aerr, aerr.Status(), aerr.RetryAfter)
+	}
+	if open := metric(t, f, "pushgo_streams_open"); open != 0 {
+		t.Fatalf("pushgo_streams_open %v after a refusal", open)
+	}
+}
