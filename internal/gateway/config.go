@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker"
-	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/ingest/limits"
+	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
