@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -66,6 +67,8 @@ type passwordGate struct {
 	l              *Limits
 	addrOn, chanOn bool
 	forget         time.Duration
+	// the pushgo_password_checks_total counters, bound once
+	cached, verified, mismatch, refused prometheus.Counter
 
 	mu      sync.Mutex
 	addrs   *simplelru.LRU[string, *strikes]
@@ -77,7 +80,9 @@ var _ registry.Gate = (*passwordGate)(nil)
 
 func newPasswordGate(l *Limits) *passwordGate {
 	g := &passwordGate{l: l, addrOn: l.cfg.PasswordFailuresPerAddr >= 0, chanOn: l.cfg.PasswordFailuresPerChannel >= 0,
-		forget: max(time.Hour, 2*l.cfg.PasswordBackoffMax)}
+		forget: max(time.Hour, 2*l.cfg.PasswordBackoffMax),
+		cached: l.checks.WithLabelValues("cached"), verified: l.checks.WithLabelValues("verified"),
+		mismatch: l.checks.WithLabelValues("mismatch"), refused: l.checks.WithLabelValues("refused")}
 	g.addrs, _ = simplelru.NewLRU[string, *strikes](maxAddrs, nil)
 	g.chans, _ = simplelru.NewLRU[string, *strikes](maxChans, nil)
 	g.trusted, _ = simplelru.NewLRU[trustKey, time.Time](maxTrusted, nil)
@@ -127,7 +132,7 @@ func (g *passwordGate) Admit(ctx context.Context, channelID string, cached bool)
 		return nil
 	}
 	g.l.Refused(lim)
-	g.l.checks.WithLabelValues("refused").Inc()
+	g.refused.Inc()
 	whom := "this address"
 	if lim == PasswordChannel {
 		whom = "this channel"
@@ -140,11 +145,11 @@ func (g *passwordGate) Admit(ctx context.Context, channelID string, cached bool)
 func (g *passwordGate) Checked(ctx context.Context, channelID string, cached, ok bool) {
 	switch {
 	case cached:
-		g.l.checks.WithLabelValues("cached").Inc()
+		g.cached.Inc()
 	case ok:
-		g.l.checks.WithLabelValues("verified").Inc()
+		g.verified.Inc()
 	default:
-		g.l.checks.WithLabelValues("mismatch").Inc()
+		g.mismatch.Inc()
 	}
 	cl, hasClient := ClientOf(ctx)
 	now := g.l.now()
