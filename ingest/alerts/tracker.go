@@ -32,6 +32,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
@@ -410,5 +411,5 @@ func (t *Tracker) forget(k Key) {
 
 func (t *Tracker) unavailable(step string, k Key, err error) *apierr.Error {
 	t.log.Warn("alerts: broker did not answer", "step", step, "channel_id", k.ChannelID, "source", k.Source, "err", err)
-	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
+	return storage.Or(err, &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/schemas/apierr"
 	schema "github.com/pushgo/gateway/schemas/devices"
 )
@@ -115,7 +116,7 @@ type channelSynced struct {
 // read or written: nothing (or nothing more) was changed; retry.
 func (s *Server) registryUnavailable(c *echo.Context, what string, err error) error {
 	s.log.Warn("http: device registry failed", "route", c.Request().URL.Path, "err", err)
-	return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: what + "; retry", RetryAfter: 1})
+	return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: what + "; retry", RetryAfter: 1}))
 }
 
 // deviceRegister is POST /device/register: it issues or confirms the
@@ -273,7 +274,7 @@ func (s *Server) channelSubscribe(c *echo.Context) error {
 		var err error
 		if ch, err = s.channels.Create(ctx, v.ChannelName, v.Password, s.opts.Now()); err != nil {
 			s.log.Warn("http: channel create failed", "err", err)
-			return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be stored; retry", RetryAfter: 1})
+			return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be stored; retry", RetryAfter: 1}))
 		}
 		created = true
 	}

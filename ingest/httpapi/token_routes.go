@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 )
@@ -64,7 +65,7 @@ func (s *Server) tokenCreate(c *echo.Context) error {
 	}
 	if err != nil {
 		s.log.Warn("http: token create failed", "channel_id", v.ChannelID, "err", err)
-		return writeErr(c, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "token could not be stored; retry", RetryAfter: 1})
+		return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "token could not be stored; retry", RetryAfter: 1}))
 	}
 	// The answer carries a credential: no cache along the way may keep it.
 	c.Response().Header().Set("Cache-Control", "no-store")

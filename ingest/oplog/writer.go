@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/broker/storage"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
@@ -366,6 +367,11 @@ func (w *Writer) replayCreate(ctx context.Context, res Result, subject, bodyHash
 }
 
 func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
+	if storage.Full(err) {
+		// Not "retry": every write fails until an operator frees storage.
+		w.log.Warn("oplog: the broker's storage is full; operation refused", "step", what, "subject", subject, "err", err)
+		return storage.Refusal()
+	}
 	w.log.Warn("oplog: broker did not answer", "step", what, "subject", subject, "err", err)
 	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
 }

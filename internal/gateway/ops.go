@@ -3,15 +3,21 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pushgo/gateway/broker/storage"
+	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
@@ -21,15 +27,19 @@ import (
 type readiness func(ctx context.Context) (info map[string]any, err error)
 
 // opsServer serves /healthz, /readyz and /metrics for every target of the
-// process, in front of the ingest API when this process runs it: probes
-// and scrapers see every process of a scaled deployment alike. These
-// paths are open even when PUSHGO_TOKEN is set.
+// process, and /deadletters with a projector, in front of the ingest API
+// when this process runs it: probes and scrapers see every process of a
+// scaled deployment alike. These paths are open even when PUSHGO_TOKEN is
+// set (/deadletters says which log sequences were set aside and why, not
+// what they hold).
 type opsServer struct {
 	nc       *nats.Conn
 	checks   []namedReadiness
 	registry *prometheus.Registry
 	metrics  http.Handler
 	next     http.Handler // the ingest API, or nil
+	store    *storeGauge
+	proj     func() *projector.Projector // the process's projector, or nil
 }
 
 type namedReadiness struct {
@@ -37,10 +47,27 @@ type namedReadiness struct {
 	check readiness
 }
 
-func newOpsServer(nc *nats.Conn) *opsServer {
+// newOpsServer serves the ops paths of a process connected by nc.
+// storeLimit is the broker's file storage limit when the broker does not
+// tell it (the embedded server's PUSHGO_MAX_STORE; 0 for an external
+// broker); proj returns the process's projector (nil without one).
+func newOpsServer(nc *nats.Conn, storeLimit int64, proj func() *projector.Projector) *opsServer {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &opsServer{nc: nc, registry: reg, metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})}
+	o := &opsServer{nc: nc, registry: reg, metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		store: newStoreGauge(nc, storeLimit), proj: proj}
+	reg.MustRegister(o.store.collectors()...)
+	return o
+}
+
+// embeddedStoreLimit is the embedded broker's file storage limit
+// (PUSHGO_MAX_STORE), which its clients cannot ask it for; 0 with an
+// external broker (whose account limits, if any, JetStream tells).
+func (g *Gateway) embeddedStoreLimit() int64 {
+	if g.broker == nil {
+		return 0
+	}
+	return g.cfg.MaxStore
 }
 
 // add registers a service's readiness and metrics.
@@ -65,6 +92,8 @@ func (o *opsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.answer(w, r, info, err)
 	case "/metrics":
 		o.metrics.ServeHTTP(w, r)
+	case "/deadletters":
+		o.deadLetters(w, r)
 	default:
 		if o.next == nil {
 			o.answerError(w, apierr.New(apierr.RouteNotFound))
@@ -74,29 +103,85 @@ func (o *opsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ready asks the broker connection and every service; the first failure
-// names its service.
+// ready asks the broker connection, every service and the broker's
+// storage; the first failing service is named, and a full store is said
+// before any of them (it is the one no retry fixes).
 func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 	info := map[string]any{}
 	if st := o.nc.Status(); st != nats.CONNECTED {
 		return info, errors.New("broker connection " + st.String())
 	}
+	var failed error
 	for _, c := range o.checks {
 		more, err := c.check(ctx)
 		for k, v := range more {
 			info[k] = v
 		}
-		if err != nil {
-			return info, errors.New(c.name + ": " + err.Error())
+		if err != nil && failed == nil {
+			failed = errors.New(c.name + ": " + err.Error())
 		}
+	}
+	if u, err := o.store.measure(ctx); err == nil {
+		info["store_used_bytes"], info["store_limit_bytes"] = u.Used, u.Limit
+		if u.Full() {
+			return info, storeFullError{u}
+		}
+	}
+	if failed != nil {
+		return info, failed
 	}
 	info["ready"] = true
 	return info, nil
 }
 
+// storeFullError is a /readyz failure: the broker's storage is full, so
+// every write is refused (507 store_full) until an operator frees or adds
+// storage.
+type storeFullError struct{ u storage.Usage }
+
+func (e storeFullError) Error() string {
+	return fmt.Sprintf("broker storage full: %d of %d bytes used; writes are refused (store_full) until storage is freed or PUSHGO_MAX_STORE raised",
+		e.u.Used, e.u.Limit)
+}
+
+// deadLetters answers GET /deadletters: the log entries the projector set
+// aside because it cannot fold them (the last 100 of each stream), and how
+// many the projection holds. An operator reads an entry itself from the
+// log: nats stream get <stream> <seq>.
+func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
+	p := o.proj()
+	if p == nil {
+		o.answerError(w, apierr.New(apierr.RouteNotFound))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		o.answerError(w, apierr.New(apierr.MethodNotAllowed))
+		return
+	}
+	items, total, err := p.DeadLetters(100)
+	if err != nil {
+		o.answerError(w, &apierr.Error{Code: apierr.ReadUnavailable, Detail: "dead letters unreadable: " + err.Error(), RetryAfter: 1})
+		return
+	}
+	if items == nil {
+		items = []store.DeadLetter{}
+	}
+	b, merr := apierr.EncodeOK(map[string]any{"total": total, "items": items})
+	if merr != nil {
+		o.answerError(w, apierr.New(apierr.InternalError))
+		return
+	}
+	write(w, http.StatusOK, b)
+}
+
 func (o *opsServer) answer(w http.ResponseWriter, r *http.Request, data map[string]any, err error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		o.answerError(w, apierr.New(apierr.MethodNotAllowed))
+		return
+	}
+	var full storeFullError
+	if errors.As(err, &full) {
+		o.answerError(w, &apierr.Error{Code: apierr.StoreFull, Detail: "not ready: " + err.Error()})
 		return
 	}
 	if err != nil {
@@ -124,4 +209,77 @@ func write(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// storeGauge measures the broker's file storage for /readyz and /metrics,
+// at most once a second.
+type storeGauge struct {
+	js    jetstream.JetStream
+	limit int64
+
+	mu   sync.Mutex
+	at   time.Time
+	last storage.Usage // last measured
+	err  error         // of the last measure
+}
+
+func newStoreGauge(nc *nats.Conn, limit int64) *storeGauge {
+	js, _ := jetstream.New(nc) // fails only on options it is not given
+	return &storeGauge{js: js, limit: limit}
+}
+
+// measure asks the broker now (/readyz).
+func (s *storeGauge) measure(ctx context.Context) (storage.Usage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.measureLocked(ctx)
+}
+
+// usage is the storage as measured within the last second (/metrics asks
+// three times a scrape).
+func (s *storeGauge) usage(ctx context.Context) (storage.Usage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Since(s.at) < time.Second {
+		return s.last, s.err
+	}
+	return s.measureLocked(ctx)
+}
+
+func (s *storeGauge) measureLocked(ctx context.Context) (storage.Usage, error) {
+	var u storage.Usage
+	if u, s.err = storage.Measure(ctx, s.js, s.limit); s.err == nil {
+		s.last = u
+	}
+	s.at = time.Now()
+	return s.last, s.err
+}
+
+// collectors are pushgo_store_used_bytes, pushgo_store_limit_bytes and
+// pushgo_store_full, for an alert rule (pushgo_store_full == 1, or used
+// over limit above 0.9). While the broker does not answer they keep the
+// last measure.
+func (s *storeGauge) collectors() []prometheus.Collector {
+	measure := func() storage.Usage {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		u, _ := s.usage(ctx)
+		return u
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_used_bytes",
+			Help: "Broker file storage (JetStream) the gateway's streams and buckets use."},
+			func() float64 { return float64(measure().Used) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_limit_bytes",
+			Help: "Broker file storage limit: PUSHGO_MAX_STORE for the embedded broker, the account's limit on a cluster; 0 when unknown."},
+			func() float64 { return float64(measure().Limit) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_full",
+			Help: "1 when less than 1 MiB of the broker's file storage is left: writes are refused with 507 store_full."},
+			func() float64 {
+				if measure().Full() {
+					return 1
+				}
+				return 0
+			}),
+	}
 }

@@ -94,7 +94,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err := provision.Ensure(ctx, js, cfg.StreamOptions()); err != nil {
 		return err
 	}
-	g.ops = newOpsServer(g.nc)
+	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)
 	if cfg.Runs("projector") {
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
 			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),

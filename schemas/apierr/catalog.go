@@ -170,6 +170,11 @@ const (
 	BrokerUnavailable Code = "broker_unavailable"
 	ProjectionLagging Code = "projection_lagging"
 	ReadUnavailable   Code = "read_unavailable"
+	// StoreFull (507): the broker refused the write because its storage is
+	// at its limit (PUSHGO_MAX_STORE, or the account's or stream's limit on
+	// a cluster). Nothing was written. Retrying does not help until an
+	// operator frees or adds storage: not retryable, no Retry-After.
+	StoreFull Code = "store_full"
 	// PrivateChannelDisabled: the device asked for PushGo's private
 	// transport (channel_type private: its own QUIC / TCP / WebSocket
 	// connection to the gateway), which this gateway does not serve. The
@@ -336,6 +341,7 @@ func init() {
 	def(ProjectionLagging, http.StatusServiceUnavailable, T{"the projection has not caught up with your write yet; retry", "读取视图尚未追上您的写入；请重试", "프로젝션이 아직 쓰기를 따라잡지 못했습니다. 다시 시도하세요", "プロジェクションがまだ書き込みに追いついていません。再試行してください"})
 	def(ReadUnavailable, http.StatusServiceUnavailable, T{"no projector answered; retry later", "没有 projector 响应；请稍后重试", "응답한 projector가 없습니다. 잠시 후 다시 시도하세요", "応答した projector がありません。しばらくしてから再試行してください"})
 	def(DeviceLimitReached, http.StatusServiceUnavailable, T{"the gateway holds the most devices it is configured for; its operator can raise the limit", "网关的设备数已达配置上限；可由运维人员调高上限", "게이트웨이의 기기 수가 설정된 한도에 도달했습니다. 운영자가 한도를 올릴 수 있습니다", "ゲートウェイのデバイス数が設定上限に達しています。運用者が上限を引き上げられます"})
+	def(StoreFull, http.StatusInsufficientStorage, T{"the gateway's storage is full: nothing was written; its operator must free or add storage", "网关存储已满：未写入任何内容；需由运维人员释放或扩充存储", "게이트웨이 저장소가 가득 찼습니다. 아무것도 기록되지 않았습니다. 운영자가 저장소를 비우거나 늘려야 합니다", "ゲートウェイのストレージが満杯です。何も書き込まれていません。運用者がストレージを空けるか増やす必要があります"})
 	def(PrivateChannelDisabled, http.StatusServiceUnavailable, T{"private channel is disabled: this gateway delivers through apns and fcm only, not through PushGo's private transport (QUIC, TCP, WebSocket)", "当前网关未开启私有通道：仅通过 apns 和 fcm 推送，不支持 PushGo 私有传输（QUIC、TCP、WebSocket）", "비공개 채널이 꺼져 있습니다. 이 게이트웨이는 apns와 fcm으로만 전달하며 PushGo 비공개 전송(QUIC, TCP, WebSocket)은 지원하지 않습니다", "プライベートチャンネルは無効です。このゲートウェイは apns と fcm でのみ配信し、PushGo のプライベート転送（QUIC、TCP、WebSocket）には対応していません"})
 }
 

@@ -61,6 +61,7 @@ func TestCategories(t *testing.T) {
 		InternalError:          {CategoryInternal, true},
 		RateLimited:            {CategoryRateLimit, true},
 		EventClosed:            {CategoryConflict, false},
+		StoreFull:              {CategoryInternal, false},
 	} {
 		e := Lookup(code)
 		if e.Category != want.cat || e.Retryable != want.retry {

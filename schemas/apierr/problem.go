@@ -127,13 +127,16 @@ var Categories = []Category{CategoryValidation, CategoryAuth, CategoryPermission
 // as PushGo's infer_problem_from_status, with PushGo's per-code exceptions
 // (infer_problem_from_code): password_mismatch is a conflict, not a
 // permission problem, and private_channel_disabled is a disabled feature
-// that retrying does not help.
+// that retrying does not help; and ours: store_full is not retryable
+// either (the storage stays full until an operator acts).
 func categoryOf(c Code, status int) (Category, bool) {
 	switch c {
 	case PasswordMismatch:
 		return CategoryConflict, false
 	case PrivateChannelDisabled:
 		return CategoryFeatureDisabled, false
+	case StoreFull: // retrying does not help until an operator acts
+		return CategoryInternal, false
 	}
 	switch {
 	case status == http.StatusUnauthorized:

@@ -1,0 +1,91 @@
+// Package storage tells a write the broker refused because its storage is
+// at its limit from one it could not take for the moment, and measures how
+// full that storage is. A full store is no outage that passes: every write
+// fails until an operator frees or adds storage, so it has its own answer
+// (507 store_full, no Retry-After) instead of a 503 "retry".
+package storage
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+)
+
+// JetStream's error codes for a write refused for lack of storage.
+const (
+	errInsufficientResources   = 10023 // "insufficient resources": the server's or account's limit
+	errMemoryResourcesExceeded = 10028 // "insufficient memory resources available"
+	errStorageResourcesExceed  = 10047 // "insufficient storage resources available"
+	errStreamStoreFailed       = 10077 // the stream's store refused it: "maximum bytes exceeded" (stream MaxBytes, discard new)
+)
+
+// Full reports whether err is the broker refusing a write (a publish to a
+// stream, a bucket put) because its storage is at its limit.
+func Full(err error) bool {
+	var ae *jetstream.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode {
+	case errInsufficientResources, errMemoryResourcesExceeded, errStorageResourcesExceed:
+		return true
+	case errStreamStoreFailed:
+		return strings.Contains(ae.Description, "maximum bytes exceeded")
+	}
+	return false
+}
+
+// Refusal is the answer to a write refused for lack of storage: 507
+// store_full, without Retry-After.
+func Refusal() *apierr.Error { return apierr.New(apierr.StoreFull) }
+
+// Or is Refusal when err says the store is full, otherwise unavailable
+// (the answer for a broker that could not take the write for now).
+func Or(err error, unavailable *apierr.Error) *apierr.Error {
+	if Full(err) {
+		return Refusal()
+	}
+	return unavailable
+}
+
+// Headroom is the free storage below which the store counts as full: the
+// largest message the broker takes (its max_payload, 1 MiB), which may no
+// longer fit.
+const Headroom = 1 << 20
+
+// Usage is the broker's file storage: what the account uses and its limit
+// (0 when unknown: an external broker whose account has no limit of its
+// own, and the server's limit is not told to clients).
+type Usage struct {
+	Used  int64 `json:"store_used_bytes"`
+	Limit int64 `json:"store_limit_bytes"`
+}
+
+// Full reports whether less than Headroom is left below a known limit.
+func (u Usage) Full() bool { return u.Limit > 0 && u.Limit-u.Used < Headroom }
+
+// Measure asks the broker what the account's file storage uses and may
+// use. serverLimit is the limit to assume when the account has none (the
+// embedded server's PUSHGO_MAX_STORE; 0 for unknown).
+func Measure(ctx context.Context, js jetstream.JetStream, serverLimit int64) (Usage, error) {
+	ai, err := js.AccountInfo(ctx)
+	if err != nil {
+		return Usage{}, err
+	}
+	u := Usage{Used: int64(ai.Store), Limit: ai.Limits.MaxStore}
+	// An account with tiered limits (per replica count) is as full as its
+	// fullest tier.
+	for _, t := range ai.Tiers {
+		if t.Limits.MaxStore > 0 && (u.Limit <= 0 || t.Limits.MaxStore-int64(t.Store) < u.Limit-u.Used) {
+			u = Usage{Used: int64(t.Store), Limit: t.Limits.MaxStore}
+		}
+	}
+	if u.Limit <= 0 {
+		u.Limit = max(serverLimit, 0)
+	}
+	return u, nil
+}

@@ -1,0 +1,72 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/storage"
+)
+
+// TestFullStore: a broker whose file storage is at its limit refuses
+// writes with an error Full recognises (a stream's publish and a bucket's
+// put alike), and Measure says the store is full; an error of a broker
+// that is merely away is not "full".
+func TestFullStore(t *testing.T) {
+	const limit = 2 << 20
+	e, err := broker.Start(broker.Config{Dir: t.TempDir(), MaxStore: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KV"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := storage.Measure(ctx, js, limit); err != nil || u.Full() || u.Limit != limit {
+		t.Fatalf("empty store: %+v %v, want not full with limit %d", u, err, limit)
+	}
+
+	var refused error
+	for i := 0; i < 1000 && refused == nil; i++ {
+		_, refused = js.Publish(ctx, fmt.Sprintf("fill.%d", i), make([]byte, 32<<10))
+	}
+	if !storage.Full(refused) {
+		t.Fatalf("filling the store ended with %v, want a refusal Full recognises", refused)
+	}
+	if _, err := kv.Put(ctx, "k", make([]byte, 32<<10)); !storage.Full(err) {
+		t.Fatalf("a bucket put into the full store: %v, want a refusal Full recognises", err)
+	}
+	u, err := storage.Measure(ctx, js, limit)
+	if err != nil || !u.Full() {
+		t.Fatalf("full store measured %+v %v, want full", u, err)
+	}
+	if e := storage.Or(refused, nil); e == nil || e.Status() != 507 || e.RetryAfter != 0 {
+		t.Fatalf("answer to the refusal: %+v, want 507 store_full without Retry-After", e)
+	}
+
+	for _, err := range []error{nil, context.DeadlineExceeded, jetstream.ErrMsgNotFound, errors.New("nats: no responders")} {
+		if storage.Full(err) {
+			t.Errorf("Full(%v) = true", err)
+		}
+	}
+}
