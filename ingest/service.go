@@ -113,9 +113,15 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", streams.DevicesBucket, err)
 	}
-	lim := limits.New(cfg.Limits, limits.Options{CountDevices: countDevices(devBucket), Logger: cfg.Logger})
+	// A registry call is bounded as an append is, so a broker that is down
+	// answers 503 within the append timeout on every route.
+	regTimeout := cfg.AppendTimeout
+	if regTimeout <= 0 {
+		regTimeout = 5 * time.Second // oplog.Options.AppendTimeout's default
+	}
+	lim := limits.New(cfg.Limits, limits.Options{CountDevices: countDevices(nc, devBucket, regTimeout), Logger: cfg.Logger})
 	reg, err := registry.Open(ctx, js, registry.Options{Argon2: cfg.Argon2, MaxConcurrentHashes: lim.Config().Hashes(),
-		Gate: lim.Passwords(), Logger: cfg.Logger})
+		Gate: lim.Passwords(), Timeout: regTimeout, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -129,12 +135,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
-	devs, err := devices.Open(ctx, js, devices.Options{Logger: cfg.Logger})
+	devs, err := devices.Open(ctx, js, devices.Options{Timeout: regTimeout, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		return nil, err
 	}
-	toks, err := apitokens.Open(ctx, js, apitokens.Options{MaxPerChannel: max(0, lim.Config().TokensPerChannel), Logger: cfg.Logger})
+	toks, err := apitokens.Open(ctx, js, apitokens.Options{MaxPerChannel: max(0, lim.Config().TokensPerChannel), Timeout: regTimeout, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		return nil, err
@@ -171,8 +177,16 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 
 // countDevices counts the devices of bucket (its values: a device is
 // never deleted), for the devices cap.
-func countDevices(bucket jetstream.KeyValue) func(ctx context.Context) (int64, error) {
+func countDevices(nc *nats.Conn, bucket jetstream.KeyValue, timeout time.Duration) func(ctx context.Context) (int64, error) {
 	return func(ctx context.Context) (int64, error) {
+		// The count is advisory (one that fails lets the registration
+		// try): it does not wait for a broker that is away, so the
+		// registration's own answer comes within one timeout.
+		if !nc.IsConnected() {
+			return 0, errors.New("count devices: not connected to the broker")
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
 		st, err := bucket.Status(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("count devices: %w", err)

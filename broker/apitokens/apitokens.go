@@ -129,6 +129,12 @@ type Options struct {
 	// view after a sync with the bucket, so concurrent creations (on any
 	// replica) can pass the cap by how many are in flight.
 	MaxPerChannel int
+	// Timeout, when set, bounds what one call asks the broker (a lookup
+	// that misses the view, the count before a create, the create, a
+	// revoke) as a whole: a broker that is down costs a request one
+	// timeout, not one per round trip. Ingest sets it to the append
+	// timeout.
+	Timeout time.Duration
 	// Logger receives the registry's events. It is never given a token or
 	// a secret. Default: discard.
 	Logger *slog.Logger
@@ -140,9 +146,10 @@ var ErrLimitReached = errors.New("the channel holds the most tokens allowed")
 
 // Registry holds the tokens. The caller MUST call Close.
 type Registry struct {
-	view *kvview.Map[entry]
-	max  int
-	log  *slog.Logger
+	view    *kvview.Map[entry]
+	max     int
+	timeout time.Duration
+	log     *slog.Logger
 }
 
 // Open opens the token bucket (which provision.Ensure created) and starts
@@ -157,7 +164,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{view: view, max: opts.MaxPerChannel, log: opts.Logger}, nil
+	return &Registry{view: view, max: opts.MaxPerChannel, timeout: opts.Timeout, log: opts.Logger}, nil
 }
 
 // Close stops the watch and waits for it. Authorize, Create and Revoke
@@ -193,7 +200,18 @@ func decode(id string, b []byte, rev uint64) (entry, error) {
 // lookup returns token id from the view or, on a miss, from the bucket.
 // A tombstone answers "not found" without a bucket read.
 func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.view.Lookup(ctx, id)
+}
+
+// bound derives the context of one call's broker work: ctx within
+// Options.Timeout.
+func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.timeout)
 }
 
 // Create issues a token for channelID with a fresh id and secret and
@@ -206,6 +224,8 @@ func (r *Registry) Create(ctx context.Context, channelID, name string, scopes []
 	if len(scopes) == 0 {
 		return "", Token{}, errors.New("create token: no scopes")
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	for _, s := range scopes {
 		if !ops.KnownScope(s) {
 			return "", Token{}, fmt.Errorf("create token: unknown scope %q", s)
@@ -263,6 +283,8 @@ func (r *Registry) Revoke(ctx context.Context, channelID, tokenID string) *apier
 	if !ops.ValidTokenID(tokenID) {
 		return apierr.New(apierr.TokenNotFound)
 	}
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	en, ok, err := r.lookup(ctx, tokenID)
 	if err != nil {
 		r.log.Warn("apitokens: revoke lookup failed", "channel_id", channelID, "token_id", tokenID, "err", err)

@@ -49,7 +49,15 @@ var (
 
 // Options configure a Registry.
 type Options struct {
-	Logger *slog.Logger
+	// Timeout, when set, bounds each call of the registry as a whole:
+	// every broker round trip it makes, retries included, shares it, so a
+	// broker that is down costs a request one timeout and not one per
+	// round trip (JetStream's default of 5 s each: a key create is two).
+	// Ingest sets it to the append timeout; zero leaves each round trip to
+	// the context and JetStream's default, as the pusher wants for its
+	// listings.
+	Timeout time.Duration
+	Logger  *slog.Logger
 }
 
 // Registry reads and writes devices and subscriptions. It is safe for
@@ -57,6 +65,7 @@ type Options struct {
 type Registry struct {
 	js                              jetstream.JetStream
 	devices, subs, devChans, tokens jetstream.KeyValue
+	timeout                         time.Duration
 	log                             *slog.Logger
 }
 
@@ -65,7 +74,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{js: js, log: opts.Logger}
+	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger}
 	for _, b := range []struct {
 		name string
 		kv   *jetstream.KeyValue
@@ -84,6 +93,14 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	return r, nil
 }
 
+// bound derives the context of one call: ctx within Options.Timeout.
+func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, r.timeout)
+}
+
 // Close releases nothing today; it is here so the service can treat every
 // registry alike.
 func (r *Registry) Close() {}
@@ -91,6 +108,8 @@ func (r *Registry) Close() {}
 // Device returns the device of key (canonical form). ok is false when no
 // device has it.
 func (r *Registry) Device(ctx context.Context, key string) (devices.Device, bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	e, err := r.devices.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return devices.Device{}, false, nil
@@ -130,6 +149,8 @@ type RegisterResult struct {
 // key and updates the platform if it changed (dropping a route the new
 // platform cannot use).
 func (r *Registry) Register(ctx context.Context, key, platform string, now time.Time) (RegisterResult, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	reason := devices.IssueMissing
 	if key != "" {
 		reason = devices.IssueUnknown
@@ -222,6 +243,8 @@ func (r *Registry) updateDevice(ctx context.Context, key string, change func(*de
 // route, so one provider token is never pushed to twice.
 // Errors: ErrDeviceNotFound, ErrPlatformMismatch.
 func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platform string, now time.Time) (devices.Device, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	// Check first, claim the token index second, write the device third:
 	// a crash in between leaves at worst an index entry that the device
 	// record contradicts, which every reader of the index checks for.
@@ -364,6 +387,8 @@ func (r *Registry) clearRouteIf(ctx context.Context, key, channelType, token str
 // DeleteRoute removes the route of device key if it is of channelType and
 // reports whether there was one. Error: ErrDeviceNotFound.
 func (r *Registry) DeleteRoute(ctx context.Context, key, channelType string, now time.Time) (bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	var removed devices.Device
 	err := r.updateDevice(ctx, key, func(d *devices.Device) (bool, error) {
 		if d.ChannelType != channelType || !d.HasRoute() {
@@ -392,6 +417,8 @@ func (r *Registry) DeleteRoute(ctx context.Context, key, channelType string, now
 // sending to it. It reports whether a device's route was removed; an
 // unknown token is not an error.
 func (r *Registry) RetireToken(ctx context.Context, channelType, token string, now time.Time) (bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	return r.RetireTokenOf(ctx, channelType, token, "", now)
 }
 
@@ -400,6 +427,8 @@ func (r *Registry) RetireToken(ctx context.Context, channelType, token string, n
 // there after the caller's device used it), nothing is retired, since the
 // token is alive on that device.
 func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key string, now time.Time) (bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	tk := devices.TokenKey(channelType, token)
 	e, err := r.tokens.Get(ctx, tk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -440,6 +469,8 @@ func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key st
 // checked by the caller) and reports whether the subscription is new.
 // Idempotent. The device index key is written before the channel key.
 func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now time.Time) (bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	// Read the log's position before writing: every operation appended
 	// after this subscription is answered has a higher sequence.
 	ops, err := r.js.Stream(ctx, streams.Ops)
@@ -489,6 +520,8 @@ func (r *Registry) createIfAbsent(ctx context.Context, kv jetstream.KeyValue, k 
 // reports whether there was one. The channel key goes before the device
 // index key.
 func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	removed, err := r.deleteIfPresent(ctx, r.subs, devices.SubscriptionKey(channelID, key))
 	if err != nil {
 		return false, fmt.Errorf("unsubscribe %s: %w", channelID, err)
@@ -528,6 +561,8 @@ func (r *Registry) deleteIfPresent(ctx context.Context, kv jetstream.KeyValue, k
 // Channels returns the ids of the channels device key is subscribed to,
 // sorted, from the per-device index.
 func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	keys, err := listKeys(ctx, r.devChans, devices.DeviceChannelsFilter(key))
 	if err != nil {
 		return nil, fmt.Errorf("list channels of device: %w", err)
@@ -548,6 +583,8 @@ func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
 // subscribers, not to the bucket: 10,000 subscribers list in tens of
 // milliseconds. Fetch routes with Device (the pusher keeps its own view).
 func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
 	keys, err := listKeys(ctx, r.subs, devices.SubscribersFilter(channelID))
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers of %s: %w", channelID, err)
