@@ -121,11 +121,8 @@ func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 			failed = errors.New(c.name + ": " + err.Error())
 		}
 	}
-	if u, err := o.store.measure(ctx); err == nil {
-		info["store_used_bytes"], info["store_limit_bytes"] = u.Used, u.Limit
-		if u.Full() {
-			return info, storeFullError{u}
-		}
+	if u, err := o.store.measure(ctx); err == nil && u.Full() {
+		return info, storeFullError{u}
 	}
 	if failed != nil {
 		return info, failed
