@@ -2,6 +2,12 @@
 // run of the gateway and every test use it, with the same limits and
 // durability settings, so tests exercise the production configuration.
 //
+// The server is locked: it admits only the nkeys of the roles (Role),
+// whose seeds it generates into its credentials directory on first start,
+// and lets each role publish and subscribe to what its service needs; only
+// ingest may append operations. Remote is how a process presents
+// credentials (and TLS) to a broker it did not start.
+//
 // It lives in schemas because every service module needs it for its tests
 // and schemas is the one module they all share.
 package broker
@@ -11,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +77,10 @@ type Config struct {
 	ClusterName   string
 	ClusterListen string
 	Routes        []string
+	// CredentialsDir holds the roles' nkey seeds (<role>.nk, mode 0600;
+	// see Role), generated on first start: the server admits no other
+	// client. Default: <Dir>/credentials.
+	CredentialsDir string
 	// Logger receives the server's warnings and errors. Default: discard.
 	Logger *slog.Logger
 }
@@ -86,6 +97,9 @@ func (c *Config) defaults() {
 	}
 	if c.ServerName == "" {
 		c.ServerName = "pushgo"
+	}
+	if c.CredentialsDir == "" && c.Dir != "" {
+		c.CredentialsDir = filepath.Join(c.Dir, "credentials")
 	}
 }
 
@@ -119,14 +133,25 @@ func splitHostPort(hp string) (string, int, error) {
 
 // Embedded is a running embedded server. The caller MUST call Shutdown.
 type Embedded struct {
-	srv *server.Server
+	srv   *server.Server
+	creds *credentials
 }
 
 // Start starts the server and waits until it accepts connections and
 // JetStream is ready. It installs no signal handlers: the process owns them.
+// The server admits only the roles' credentials (cfg.CredentialsDir),
+// in process and over TCP alike.
 func Start(cfg Config) (*Embedded, error) {
 	cfg.defaults()
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	creds, err := loadCredentials(cfg.CredentialsDir)
+	if err != nil {
+		return nil, err
+	}
+	users, err := creds.nkeyUsers()
+	if err != nil {
 		return nil, err
 	}
 	opts := &server.Options{
@@ -140,6 +165,7 @@ func Start(cfg Config) (*Embedded, error) {
 		NoSigs:             true,
 		NoLog:              cfg.Logger == nil,
 		MaxPayload:         1 << 20,
+		Nkeys:              users,
 	}
 	if cfg.Listen == "" || cfg.Listen == "off" {
 		opts.DontListen = true
@@ -171,15 +197,35 @@ func Start(cfg Config) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("broker: server not ready after 30s")
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, creds: creds}, nil
 }
 
-// Connect opens an in-process client connection (no TCP). The caller MUST
-// close it.
+// Connect opens an in-process client connection (no TCP) as RoleAdmin,
+// unrestricted: for tests and tools. A service connects with ConnectAs
+// and its role. The caller MUST close it.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.InProcessServer(e.srv), nats.Name("pushgo-inproc")}, opts...)
+	return e.ConnectAs(RoleAdmin, opts...)
+}
+
+// ConnectAs opens an in-process client connection (no TCP) with the
+// credentials of role r. The caller MUST close it.
+func (e *Embedded) ConnectAs(r Role, opts ...nats.Option) (*nats.Conn, error) {
+	kp, ok := e.creds.keys[r]
+	if !ok {
+		return nil, fmt.Errorf("broker: unknown role %q", r)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("broker: credentials of %s: %w", r, err)
+	}
+	opts = append([]nats.Option{nats.InProcessServer(e.srv), nats.Name("pushgo-inproc"), nats.Nkey(pub, kp.Sign)}, opts...)
 	return nats.Connect("", opts...)
 }
+
+// CredentialsFile is the nkey seed file of role r, for a process or tool
+// that connects over TCP (nats.NkeyOptionFromSeed, PUSHGO_NATS_CREDS, the
+// nats CLI's --nkey).
+func (e *Embedded) CredentialsFile(r Role) string { return CredentialsFile(e.creds.dir, r) }
 
 // ClientURL is the TCP URL of the client port ("" when not listening).
 func (e *Embedded) ClientURL() string {

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -218,6 +219,13 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 	if cfg.NATSURL != "" {
 		env = append(env, "PUSHGO_NATS_URL="+cfg.NATSURL)
 		g.natsURL = cfg.NATSURL
+		// The broker admits its roles' credentials only: the process
+		// presents its target's, unless the test gives it others.
+		if !slices.ContainsFunc(cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, "PUSHGO_NATS_CREDS=") }) {
+			env = append(env, "PUSHGO_NATS_CREDS="+credsFile(t, cfg.NATSURL, cmp.Or(cfg.Target, "all")))
+		}
+	} else {
+		brokerCreds.Store(g.natsURL, filepath.Join(cfg.DataDir, "credentials"))
 	}
 	env = append(env, cfg.Env...)
 	g.cmd = exec.Command(pushgoBin)
@@ -247,6 +255,22 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		g.waitReady(20 * time.Second)
 	}
 	return g
+}
+
+// brokerCreds maps the client URL of a process's embedded broker to the
+// directory of its credentials: <data dir>/credentials, one nkey seed
+// file per role (<role>.nk), generated on the broker's first start.
+var brokerCreds sync.Map
+
+// credsFile is the seed file of role (a target, or admin) for the broker
+// at natsURL, which a process of this test binary started.
+func credsFile(t *testing.T, natsURL, role string) string {
+	t.Helper()
+	dir, ok := brokerCreds.Load(natsURL)
+	if !ok {
+		t.Fatalf("no pushgo process started here runs the broker at %s", natsURL)
+	}
+	return filepath.Join(dir.(string), role+".nk")
 }
 
 func (g *gateway) waitReady(bound time.Duration) {

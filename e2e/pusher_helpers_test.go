@@ -82,9 +82,15 @@ type jsConn struct {
 	js jetstream.JetStream
 }
 
+// dialJS connects to the broker at natsURL as its admin role
+// (unrestricted, as an operator's nats CLI would).
 func dialJS(t *testing.T, natsURL string) *jsConn {
 	t.Helper()
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"))
+	creds, err := nats.NkeyOptionFromSeed(credsFile(t, natsURL, "admin"))
+	if err != nil {
+		t.Fatalf("broker credentials: %v", err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"), creds)
 	if err != nil {
 		t.Fatalf("connect %s: %v", natsURL, err)
 	}

@@ -3,6 +3,11 @@
 // in a temporary directory, an in-process connection, a JetStream handle,
 // and the gateway's streams and buckets ensured with provision.Ensure.
 //
+// The broker requires credentials, as in production: NC and Conn connect
+// as broker.RoleAdmin (unrestricted), ConnAs with a service's role, and a
+// process or client that connects over TCP (Listen) presents
+// CredentialsFile(role), e.g. with nats.NkeyOptionFromSeed.
+//
 // It imports only broker, broker/provision, schemas/streams and the NATS
 // client, so any module's tests can use it, the broker module's own
 // included, without an import cycle.
@@ -10,6 +15,7 @@ package brokertest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,8 +38,8 @@ const ensureTimeout = 30 * time.Second
 // which is harmless.
 type Broker struct {
 	*broker.Embedded
-	// NC is an in-process connection, closed at cleanup before the broker
-	// shuts down.
+	// NC is an in-process connection as broker.RoleAdmin, closed at
+	// cleanup before the broker shuts down.
 	NC *nats.Conn
 	// JS is a JetStream handle over NC.
 	JS jetstream.JetStream
@@ -105,17 +111,32 @@ func Start(t testing.TB, opts ...Option) *Broker {
 	return b
 }
 
-// Conn opens one more in-process connection and a JetStream handle over
-// it, as a second process (replica) would have; the connection is closed
-// when t ends. It fails t if the broker does not accept it.
+// Conn opens one more in-process connection (as broker.RoleAdmin) and a
+// JetStream handle over it, as a second process (replica) would have; the
+// connection is closed when t ends. It fails t if the broker does not
+// accept it.
 func (b *Broker) Conn(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	return connect(t, b.Embedded, b.connect)
 }
 
+// ConnAs is Conn with the credentials, and so the permissions, of role r:
+// what a service of that role may do and no more. A publish or request
+// the role may not make is refused with an asynchronous permissions
+// violation (see nats.ErrorHandler) and gets no answer.
+func (b *Broker) ConnAs(t testing.TB, r broker.Role, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return connectAs(t, b.Embedded, r, append(slices.Clip(b.connect), opts...))
+}
+
 func connect(t testing.TB, e *broker.Embedded, opts []nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := e.Connect(opts...)
+	return connectAs(t, e, broker.RoleAdmin, opts)
+}
+
+func connectAs(t testing.TB, e *broker.Embedded, r broker.Role, opts []nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := e.ConnectAs(r, opts...)
 	if err != nil {
 		t.Fatalf("brokertest: connect: %v", err)
 	}

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -107,6 +109,37 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, want); err != nil {
 		return fmt.Errorf("create bucket %s: %w", want.Bucket, err)
+	}
+	return nil
+}
+
+// Await waits until every stream in names (a bucket's stream is
+// KV_<bucket>) exists, for a process whose broker role may use but not
+// create them (a projector or pusher that starts before any ingest
+// process): it asks again every second and logs what it waits for every
+// 10 seconds. It returns when they all exist or ctx ends.
+func Await(ctx context.Context, js jetstream.JetStream, names []string, log *slog.Logger) error {
+	const retry, logEvery = time.Second, 10 * time.Second
+	var lastLog time.Time
+	for _, name := range names {
+		for {
+			_, err := js.Stream(ctx, name)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("stream %s: %w", name, err)
+			}
+			if time.Since(lastLog) >= logEvery {
+				log.Info("waiting for a stream an ingest process creates", "stream", name)
+				lastLog = time.Now()
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for stream %s: %w", name, context.Cause(ctx))
+			case <-time.After(retry):
+			}
+		}
 	}
 	return nil
 }

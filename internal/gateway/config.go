@@ -44,6 +44,10 @@ type Config struct {
 	// MaxStreams and MaxStreamsPerChannel cap the GET /channel/stream
 	// streams open at once in one process, and one channel's in it.
 	MaxStreams, MaxStreamsPerChannel int // PUSHGO_STREAMS_MAX, PUSHGO_STREAMS_PER_CHANNEL_MAX
+	// NATSCreds is the broker credentials file (.creds or nkey seed);
+	// default: <data dir>/credentials/<target>.nk when present. The
+	// NATSTLS* are PEM files for an external broker.
+	NATSCreds, NATSTLSCA, NATSTLSCert, NATSTLSKey string // PUSHGO_NATS_CREDS, PUSHGO_NATS_TLS_CA, _CERT, _KEY
 
 	APNsKeyFile string // PUSHGO_APNS_KEY_FILE: the .p8 token-auth key
 	APNsKeyID   string // PUSHGO_APNS_KEY_ID
@@ -128,6 +132,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.DataDir, "data-dir", "PUSHGO_DATA_DIR", "embedded broker store directory")
 	str(&c.NATSURL, "nats-url", "PUSHGO_NATS_URL", "external NATS servers; empty starts the embedded server")
 	str(&c.NATSListen, "nats-listen", "PUSHGO_NATS_LISTEN", "embedded server client address, or off")
+	str(&c.NATSCreds, "nats-creds", "PUSHGO_NATS_CREDS", "broker credentials: .creds or nkey seed file (default: the data dir's for the target)")
+	str(&c.NATSTLSCA, "nats-tls-ca", "PUSHGO_NATS_TLS_CA", "CA certificates (PEM) of the external broker")
+	str(&c.NATSTLSCert, "nats-tls-cert", "PUSHGO_NATS_TLS_CERT", "client certificate (PEM) for the external broker")
+	str(&c.NATSTLSKey, "nats-tls-key", "PUSHGO_NATS_TLS_KEY", "client key (PEM) for the external broker")
 	str(&c.Target, "target", "PUSHGO_TARGET", "services to run: "+strings.Join(Targets, "|"))
 	str(&c.Token, "token", "PUSHGO_TOKEN", "gateway-wide bearer token; empty means public")
 	str(&c.LogLevel, "log-level", "PUSHGO_LOG_LEVEL", "debug, info, warn or error")

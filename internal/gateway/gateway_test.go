@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/apitest"
 )
@@ -28,6 +29,7 @@ func TestExternalBrokerAnd503(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Listen("127.0.0.1:0"), brokertest.NoEnsure())
 	cfg := Defaults()
 	cfg.NATSURL, cfg.HTTPAddr, cfg.AppendTimeout, cfg.DataDir = b.ClientURL(), "127.0.0.1:0", time.Second, t.TempDir()
+	cfg.NATSCreds = b.CredentialsFile(broker.RoleAll)
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

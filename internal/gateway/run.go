@@ -11,11 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pushgo/gateway/broker"
-	"github.com/pushgo/gateway/broker/provision"
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/pusher"
@@ -69,31 +67,12 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err := cfg.checkPortsFree(); err != nil {
 		return err
 	}
+	// The broker, a connection with the target's credentials, and the
+	// streams and buckets (brokerconn.go).
+	if err := g.connectBroker(ctx); err != nil {
+		return err
+	}
 	var err error
-	if cfg.NATSURL == "" {
-		g.broker, err = broker.Start(broker.Config{
-			Dir: filepath.Join(cfg.DataDir, "jetstream"), Listen: cfg.NATSListen, Sync: cfg.Sync,
-			MaxStore: cfg.MaxStore, MaxMemory: cfg.MaxMemory, Logger: log.With("component", "nats"),
-		})
-		if err != nil {
-			return fmt.Errorf("start embedded broker: %w", err)
-		}
-		g.nc, err = g.broker.Connect(nats.MaxReconnects(-1))
-		log.Info("embedded broker started", "dir", filepath.Join(cfg.DataDir, "jetstream"), "client_url", g.broker.ClientURL(), "sync", cfg.Sync.String())
-	} else {
-		g.nc, err = nats.Connect(cfg.NATSURL, nats.Name("pushgo"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
-	}
-	if err != nil {
-		return fmt.Errorf("connect to broker: %w", err)
-	}
-	js, err := jetstream.New(g.nc)
-	if err != nil {
-		return err
-	}
-	// Every service can be the first against a fresh broker.
-	if err := provision.Ensure(ctx, js, cfg.StreamOptions()); err != nil {
-		return err
-	}
 	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)
 	if cfg.Runs("projector") {
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{

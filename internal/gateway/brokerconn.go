@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/provision"
+)
+
+// credentialsDir is where the embedded broker keeps the roles' nkey seeds
+// and where a process of the same data directory finds its own.
+func (c Config) credentialsDir() string { return filepath.Join(c.DataDir, "credentials") }
+
+// connectBroker starts the embedded broker (no PUSHGO_NATS_URL) or reaches
+// the external one, connects with the credentials of the process's role
+// (its target), and makes sure the streams and buckets exist: a role that
+// may create them ensures them, the others wait for an ingest process to.
+func (g *Gateway) connectBroker(ctx context.Context) error {
+	cfg, log := g.cfg, g.log
+	role, err := broker.ParseRole(cfg.Target)
+	if err != nil {
+		return err
+	}
+	// A permissions violation is only ever reported this way: say it.
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		log.Warn("broker: asynchronous error", "role", role, "err", err)
+	})
+	if cfg.NATSURL == "" {
+		dir := filepath.Join(cfg.DataDir, "jetstream")
+		g.broker, err = broker.Start(broker.Config{
+			Dir: dir, CredentialsDir: cfg.credentialsDir(), Listen: cfg.NATSListen, Sync: cfg.Sync,
+			MaxStore: cfg.MaxStore, MaxMemory: cfg.MaxMemory, Logger: log.With("component", "nats"),
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded broker: %w", err)
+		}
+		log.Info("embedded broker started", "dir", dir, "client_url", g.broker.ClientURL(), "credentials", cfg.credentialsDir(), "sync", cfg.Sync.String())
+		if !role.ManagesStreams() { // the process owns the broker: it provisions what its role only uses
+			if err := provisionAs(ctx, g.broker, cfg); err != nil {
+				return err
+			}
+		}
+		g.nc, err = g.broker.ConnectAs(role, nats.MaxReconnects(-1), onErr)
+	} else {
+		remote := broker.Remote{Creds: cfg.NATSCreds, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey}
+		if f := broker.CredentialsFile(cfg.credentialsDir(), role); remote.Creds == "" && cfg.DataDir != "" && fileExists(f) {
+			remote.Creds = f // a local process of the embedded broker's data directory
+		}
+		var opts []nats.Option
+		if opts, err = remote.Options(); err != nil {
+			return err
+		}
+		opts = append(opts, nats.Name("pushgo-"+string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), onErr)
+		g.nc, err = nats.Connect(cfg.NATSURL, opts...)
+		if errors.Is(err, nats.ErrAuthorization) {
+			used := "without credentials"
+			if remote.Creds != "" {
+				used = "with credentials " + remote.Creds
+			}
+			err = fmt.Errorf("%w %s (role %s): set PUSHGO_NATS_CREDS to a .creds or nkey seed file, "+
+				"or PUSHGO_DATA_DIR to the data directory of the process that runs the embedded broker", err, used, role)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("connect to broker: %w", err)
+	}
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		return err
+	}
+	if role.ManagesStreams() { // every such process can be the first against a fresh broker
+		return provision.Ensure(ctx, js, cfg.StreamOptions())
+	}
+	if g.broker != nil {
+		return nil
+	}
+	return provision.Await(ctx, js, role.Streams(), log)
+}
+
+// provisionAs ensures the streams and buckets over a connection of its
+// own with the role that may create them, then closes it.
+func provisionAs(ctx context.Context, e *broker.Embedded, cfg Config) error {
+	nc, err := e.ConnectAs(broker.RoleAll)
+	if err != nil {
+		return fmt.Errorf("connect to broker: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return provision.Ensure(ctx, js, cfg.StreamOptions())
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
