@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/ingest/apitest"
+)
+
+// TestPoisonedLogEntryIsListed: an entry of PUSHGO_OPS that is not an
+// operation (what any publisher on the subject could append) does not stop
+// the gateway: the projector sets it aside, /deadletters lists its
+// sequence and why, /metrics counts it, /readyz stays ready, and the
+// writes and reads after it work. Before, the projector stopped for good
+// on it, and a restart or PUSHGO_REBUILD stopped on it again.
+func TestPoisonedLogEntryIsListed(t *testing.T) {
+	cfg := Defaults()
+	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen = "127.0.0.1:0", t.TempDir(), "off"
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	base := "http://" + g.Addr()
+	api := apitest.New(base)
+
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ack, err := js.Publish(ctx, "pushgo.op.0000000000000000000000BAD0.thing.broken", []byte("not json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A write after it is read back: the fold went past the bad entry.
+	status, _, m := post(t, base, "/channel/create", `{"channel_name":"after","password":"correct-horse"}`)
+	if status != 200 {
+		t.Fatalf("channel create: %d %v", status, m)
+	}
+	ch := m["data"].(map[string]any)["channel_id"].(string)
+	if status, _, m = post(t, base, "/message", `{"channel_id":"`+ch+`","password":"correct-horse","title":"after the poison"}`); status != 200 {
+		t.Fatalf("message: %d %v", status, m)
+	}
+	status, _, m = post(t, base, "/channel/history", `{"channel_id":"`+ch+`","password":"correct-horse"}`)
+	if items, _ := m["data"].(map[string]any)["items"].([]any); status != 200 || len(items) != 1 {
+		t.Fatalf("history after the poisoned entry: %d %v", status, m)
+	}
+
+	r := api.Get(t, "/deadletters", nil)
+	body := string(r.Body)
+	if r.Status != 200 || !strings.Contains(body, `"total":1`) || !strings.Contains(body, `"stream":"PUSHGO_OPS"`) ||
+		!strings.Contains(body, `"seq":`+strconv.FormatUint(ack.Sequence, 10)+`,`) || !strings.Contains(body, `"reason":"envelope:`) {
+		t.Fatalf("/deadletters: %d %s", r.Status, body)
+	}
+	if r := api.Get(t, "/metrics", nil); !strings.Contains(string(r.Body), `pushgo_projector_dead_letters{stream="PUSHGO_OPS"} 1`) {
+		t.Fatalf("/metrics: %s", grepLines(string(r.Body), "dead_letters"))
+	}
+	if r := api.Get(t, "/readyz", nil); r.Status != 200 {
+		t.Fatalf("/readyz after a poisoned entry: %d %s", r.Status, r.Body)
+	}
+}
