@@ -51,7 +51,8 @@ func TestPoisonedLogEntryIsListed(t *testing.T) {
 		t.Fatalf("message: %d %v", status, m)
 	}
 	status, _, m = post(t, base, "/channel/history", `{"channel_id":"`+ch+`","password":"correct-horse"}`)
-	if items, _ := m["data"].(map[string]any)["items"].([]any); status != 200 || len(items) != 1 {
+	data, _ := m["data"].(map[string]any)
+	if items, _ := data["items"].([]any); status != 200 || len(items) != 1 {
 		t.Fatalf("history after the poisoned entry: %d %v", status, m)
 	}
 
