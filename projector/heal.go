@@ -14,6 +14,7 @@ import (
 	"github.com/pushgo/gateway/broker/consume"
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -102,6 +103,29 @@ func (p *Projector) readFailed(err error) *apierr.Error {
 	}
 	p.log.Error("projector: store read failed", "err", err)
 	return apierr.New(apierr.InternalError)
+}
+
+// serveSafely is serve, but a read that panics never takes the process
+// down: Pebble's fatal report (a store it cannot go on with) answers 503
+// read_unavailable and has the projection rebuilt; any other panic is an
+// internal error of that read.
+func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if f, ok := r.(*store.FatalError); ok {
+			p.log.Error("projector: the store failed under a read; rebuilding the projection from the log", "err", f)
+			p.requestRebuild(f)
+			resp = reads.Response{ErrorCode: apierr.ReadUnavailable, Error: "the projection is being rebuilt from the log; retry later"}
+		} else {
+			p.log.Error("projector: a read panicked", "panic", r)
+			resp = reads.Response{ErrorCode: apierr.InternalError, Error: "internal error"}
+		}
+		chunks = false
+	}()
+	return p.serve(data)
 }
 
 // fail stops the projector for good with err and wakes the reads waiting

@@ -26,7 +26,7 @@ func (p *Projector) onRead(m *nats.Msg) {
 	p.wg.Add(1)
 	go func() {
 		defer func() { <-p.reads; p.wg.Done() }()
-		resp, chunks := p.serve(m.Data)
+		resp, chunks := p.serveSafely(m.Data)
 		b, err := json.Marshal(resp)
 		if err != nil {
 			b, _ = json.Marshal(reads.Response{ErrorCode: apierr.InternalError, Error: "encode response"})
