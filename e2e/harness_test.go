@@ -120,6 +120,9 @@ type gwConfig struct {
 	NATSURL string
 	// Env holds extra KEY=VALUE entries, e.g. PUSHGO_REBUILD=true.
 	Env []string
+	// HTTPAddr and NATSAddr (host:port) restart a process on the addresses
+	// of one that ended; "" takes a free loopback port.
+	HTTPAddr, NATSAddr string
 }
 
 // gateway is one running pushgo process. Its API client (Do, Send, Post,
@@ -185,8 +188,8 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 	name := fmt.Sprintf("pushgo#%d", startCount.n)
 	startCount.Unlock()
 
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	httpAddr := cmp.Or(cfg.HTTPAddr, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	natsAddr := cmp.Or(cfg.NATSAddr, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	g := &gateway{
 		t: t, name: name, cfg: cfg,
 		base: "http://" + httpAddr, natsURL: "nats://" + natsAddr,
