@@ -372,6 +372,9 @@ func TestBrokerStopAndRestart(t *testing.T) {
 	// The broker is down: B says so with 503s (positive signal), and the
 	// projector and pusher are not ready.
 	waitFor(t, "503 answers while the broker is down", 30*time.Second, func() bool { return l.unavailableCount() >= 5 }, b, proj, push)
+	l.mu.Lock()
+	first503 := l.first503.Sub(killedAt)
+	l.mu.Unlock()
 	for _, g := range []*gateway{proj, push} {
 		waitStatus(t, g, "/readyz", http.StatusServiceUnavailable, 15*time.Second)
 	}
@@ -389,8 +392,8 @@ func TestBrokerStopAndRestart(t *testing.T) {
 	close(stop)
 	<-done
 
-	t.Logf("broker: SIGKILL after %d acknowledgements, down for %s (until the restart began); first acknowledgement %s after the restart began; projector ready again within %s, pusher within %s",
-		before, downFor.Round(time.Millisecond), firstAck.Sub(restartAt).Round(time.Millisecond),
+	t.Logf("broker: SIGKILL after %d acknowledgements, first 503 %s after it, down for %s (until the restart began); first acknowledgement %s after the restart began; projector ready again within %s, pusher within %s",
+		before, first503.Round(time.Millisecond), downFor.Round(time.Millisecond), firstAck.Sub(restartAt).Round(time.Millisecond),
 		ready["projector"].Round(time.Millisecond), ready["pusher"].Round(time.Millisecond))
 	l.check(t, a2.natsURL)
 	if l.unavailableCount() == 0 {
@@ -454,9 +457,17 @@ func TestProjectorPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	pausedAt := time.Now()
+	// Writes go on for the pause.
+	waitFor(t, "acknowledgements during the pause", 30*time.Second, func() bool {
+		return time.Since(pausedAt) >= 10*time.Second && l.acksAfter(pausedAt) >= 100
+	}, a)
+	duringPause := l.acksAfter(pausedAt)
 	// Reads while it is stopped: whatever they answer, it is a clean
-	// answer, 200 from what was folded or 503 (never 500).
-	readCode, _ := getPathWithin(a, "/readyz", 5*time.Second)
+	// answer, 200 or 503 (never 500).
+	readCode, readBody := getPathWithin(a, "/readyz", 10*time.Second)
+	if readCode != 200 && readCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while the projector is stopped: %d %s", readCode, readBody)
+	}
 	hr, herr := a.Do(ctx, http.MethodPost, "/channel/history", mustJSON(t, map[string]any{"channel_id": c.ID, "password": c.Password, "limit": 1}), nil)
 	if herr != nil {
 		t.Fatalf("history while the projector is stopped: %v", herr)
@@ -464,11 +475,7 @@ func TestProjectorPause(t *testing.T) {
 	if hr.Status != 200 && hr.Status != http.StatusServiceUnavailable {
 		t.Errorf("history while the projector is stopped: %s", hr)
 	}
-	// Writes go on for the pause.
-	waitFor(t, "acknowledgements during the pause", 30*time.Second, func() bool {
-		return time.Since(pausedAt) >= 10*time.Second && l.acksAfter(pausedAt) >= 100
-	}, a)
-	duringPause := l.acksAfter(pausedAt)
+	t.Logf("while stopped: /readyz %d %.200s; history %.200s", readCode, readBody, hr)
 	if err := proj.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
