@@ -567,3 +567,75 @@ func TestPoisonedLogEntry(t *testing.T) {
 		t.Errorf("projector /readyz after the poisoned entry: %d %s", code, body)
 	}
 }
+
+// TestStoreFull: a gateway whose broker storage is tiny (PUSHGO_MAX_STORE
+// 4 MiB) is filled by senders of 16 KiB messages: the write that does not
+// fit answers 507 store_full (not 503, no Retry-After), /readyz answers
+// 507 store_full; started again on the same data directory with a larger
+// limit (the documented remedy), it is ready, every operation
+// acknowledged before is in the log exactly once and readable, and
+// writes succeed again.
+func TestStoreFull(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	g1 := startGateway(t, gwConfig{DataDir: dir, Env: []string{"PUSHGO_MAX_STORE=4194304"}})
+	c := chanCred{Password: "store-full-" + randomHex(t, 8)}
+	c.ID = createChannel(t, g1, "store-full", c.Password)
+
+	l := newFaultLoad(g1, c, "full")
+	filler := strings.Repeat("A", 16000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var refused *apiResp
+	start := time.Now()
+	for n := 0; n < 1000 && refused == nil; n++ {
+		op := fmt.Sprintf("full-%d", n)
+		r, err := g1.Do(ctx, http.MethodPost, "/message", mustJSON(t, map[string]any{
+			"channel_id": c.ID, "password": c.Password, "op_id": op, "title": "filler", "ciphertext": filler,
+		}), nil)
+		if err != nil {
+			t.Fatalf("message %d: %v", n, err)
+		}
+		l.sent++
+		l.attempts++
+		switch r.Status {
+		case http.StatusOK:
+			mustOK(t, r, messageKeys...)
+			l.acked = append(l.acked, op)
+		case http.StatusInsufficientStorage:
+			refused = r
+		default:
+			t.Fatalf("message %d before the store is full: %s", n, r)
+		}
+	}
+	if refused == nil {
+		t.Fatal("1000 messages of 16 KiB fit a 4 MiB store")
+	}
+	mustFail(t, refused, http.StatusInsufficientStorage, "store_full")
+	if ra := refused.Header.Get("Retry-After"); ra != "" {
+		t.Errorf("store_full answer has Retry-After %s: a retry cannot succeed", ra)
+	}
+	filledIn := time.Since(start)
+	ready := waitStatus(t, g1, "/readyz", http.StatusInsufficientStorage, 20*time.Second)
+	if !strings.Contains(ready, `"error_code":"store_full"`) {
+		t.Errorf("/readyz with the store full: %s", ready)
+	}
+	t.Logf("store full after %d acknowledged 16 KiB messages (%s); the next answered %d %s; /readyz: %.300s",
+		len(l.acked), filledIn.Round(time.Millisecond), refused.Status, refused.Envelope.Code(), ready)
+	if err := g1.terminate(); err != nil {
+		t.Fatalf("%s did not stop cleanly with its store full: %v", g1.name, err)
+	}
+
+	restartAt := time.Now()
+	g2 := startGateway(t, gwConfig{DataDir: dir, Env: []string{"PUSHGO_MAX_STORE=67108864"}})
+	l.g = g2
+	for range 20 {
+		if !l.one(ctx, fmt.Sprintf("full-after-%s", randomHex(t, 4))) {
+			t.Fatal("writes after the restart were not acknowledged in time")
+		}
+	}
+	t.Logf("restarted with a 64 MiB limit: ready and 20 writes acknowledged %s after the restart began", time.Since(restartAt).Round(time.Millisecond))
+	l.check(t, g2.natsURL)
+	waitApplied(t, g2, streamLastSeq(t, g2.natsURL), 1, 30*time.Second)
+	l.checkReadable(t, g2)
+}
