@@ -639,3 +639,61 @@ func TestStoreFull(t *testing.T) {
 	waitApplied(t, g2, streamLastSeq(t, g2.natsURL), 1, 30*time.Second)
 	l.checkReadable(t, g2)
 }
+
+// TestIngestSIGKILL: an ingest-only process (the broker is another
+// process's) is killed with SIGKILL under a steady write load and started
+// again on its address; the clients, which got no answer meanwhile, retry
+// with the same op_id: every acknowledged operation is in the log exactly
+// once (none twice, although one in flight at the kill may have been
+// appended before it and is sent again), and the projector's reads
+// include the last one.
+func TestIngestSIGKILL(t *testing.T) {
+	t.Parallel()
+	a := startIngest(t)
+	proj := startProjector(t, a, t.TempDir())
+	dirB := t.TempDir()
+	b := startGateway(t, gwConfig{DataDir: dirB, Target: "ingest", NATSURL: a.natsURL})
+	waitServed(t, b, 30*time.Second, a, proj)
+	c := chanCred{Password: "ingest-kill-" + randomHex(t, 8)}
+	c.ID = createChannel(t, b, "ingest-kill", c.Password)
+
+	l := newFaultLoad(b, c, "ikill")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(ctx, 3, stop)
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	}()
+
+	waitFor(t, "200 acknowledgements before the kill", 30*time.Second, func() bool { return l.ackCount() >= 200 }, a, b, proj)
+	before := l.ackCount()
+	b.kill()
+	restartAt := time.Now()
+	b2 := startGateway(t, gwConfig{DataDir: dirB, Target: "ingest", NATSURL: a.natsURL, HTTPAddr: hostPort(b.base)})
+	waitFor(t, "100 acknowledgements after the restart", 45*time.Second, func() bool { return l.acksAfter(restartAt) >= 100 }, a, b2, proj)
+	firstAck := l.firstAckAfter(restartAt)
+	close(stop)
+	<-done
+
+	l.mu.Lock()
+	unanswered := l.noAnswer
+	l.mu.Unlock()
+	t.Logf("ingest: SIGKILL after %d acknowledgements; %d requests unanswered; first acknowledgement %s after the restart began",
+		before, unanswered, firstAck.Sub(restartAt).Round(time.Millisecond))
+	if unanswered == 0 {
+		t.Error("no request went unanswered: the kill did not happen under load")
+	}
+	l.check(t, a.natsURL)
+	waitApplied(t, a, streamLastSeq(t, a.natsURL), 1, 45*time.Second, b2, proj)
+	l.checkReadable(t, b2)
+}
