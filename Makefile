@@ -9,7 +9,7 @@ PKGS      := ./... ./schemas/... ./broker/... ./ingest/... ./projector/... ./pus
 FUZZTIME  ?= 3s
 FUZZLONGTIME := $(if $(filter file,$(origin FUZZTIME)),2m,$(FUZZTIME))
 
-.PHONY: build run test unit fuzz fuzz-long bench lint clean
+.PHONY: build run test unit fuzz fuzz-long bench lint clean compose-keys
 
 build:
 	$(GO) build -o bin/pushgo .
@@ -29,6 +29,11 @@ fuzz:
 # once its bug is fixed, as the regression test it then is.
 fuzz-long:
 	@GO="$(GO)" FUZZTIME="$(FUZZLONGTIME)" .ci/fuzz
+
+# The broker credentials of compose.yaml: one nkey per role in deploy/keys
+# (seeds 0600, public keys in nkeys.env). Kept if present.
+compose-keys:
+	$(GO) run ./cmd/pushgo-keys -dir deploy/keys
 
 bench:
 	$(GO) run ./cmd/pushgo-bench $(BENCHFLAGS)

@@ -1,0 +1,68 @@
+// Command pushgo-keys makes the broker credentials of a deployment on a
+// NATS cluster (compose.yaml): one nkey user per pushgo role. It writes
+// each role's seed to <dir>/<role>.nk (mode 0600: give it to that role's
+// processes as PUSHGO_NATS_CREDS) and the public keys to <dir>/nkeys.env
+// (PUSHGO_NKEY_<ROLE>=U...), which the NATS servers read for
+// deploy/nats/accounts.conf. Existing files are kept: run it again and
+// nothing changes; delete the directory to rotate.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nkeys"
+
+	"github.com/pushgo/gateway/broker"
+)
+
+func main() {
+	dir := flag.String("dir", "deploy/keys", "directory for the seeds and nkeys.env")
+	flag.Parse()
+	if err := run(*dir); err != nil {
+		fmt.Fprintln(os.Stderr, "pushgo-keys:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var env strings.Builder
+	for _, r := range broker.Roles {
+		path := broker.CredentialsFile(dir, r)
+		seed, err := os.ReadFile(path)
+		if os.IsNotExist(err) {
+			kp, cerr := nkeys.CreateUser()
+			if cerr != nil {
+				return cerr
+			}
+			if seed, err = kp.Seed(); err != nil {
+				return err
+			}
+			err = os.WriteFile(path, append(seed, '\n'), 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		kp, err := nkeys.ParseDecoratedNKey(seed)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&env, "PUSHGO_NKEY_%s=%s\n", strings.ToUpper(string(r)), pub)
+	}
+	out := filepath.Join(dir, "nkeys.env")
+	if err := os.WriteFile(out, []byte(env.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("seeds in %s/<role>.nk, public keys in %s\n", dir, out)
+	return nil
+}
