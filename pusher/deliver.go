@@ -5,11 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/go-json-experiment/json"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -60,31 +55,11 @@ func (p *Pusher) toRetry(ctx context.Context, op *opRun, device string, prior in
 		EntityID: op.env.EntityID, DeviceKey: device, AcceptedAt: op.env.AcceptedAt, PriorAttempts: prior,
 		NotBefore: p.now().Add(wait).UnixMilli(),
 	}
-	b, err := json.Marshal(t)
-	if err != nil {
+	if p.storeJSON(ctx, streams.DeliverySubject(t.ChannelID, device), t.ID, t, "retry task") != nil {
 		op.abandon()
 		return
 	}
-	msg := nats.NewMsg(streams.DeliverySubject(t.ChannelID, device))
-	msg.Data = b
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := p.js.PublishMsg(pctx, msg, jetstream.WithMsgID(t.ID))
-		cancel()
-		if err == nil {
-			op.ended(handedToRetry, "", "", device)
-			return
-		}
-		if ctx.Err() != nil {
-			op.abandon()
-			return
-		}
-		p.log.Warn("pusher: retry task not stored; trying again", "seq", op.seq, "err", err)
-		if cas.Backoff(ctx, attempt, 200*time.Millisecond) != nil {
-			op.abandon()
-			return
-		}
-	}
+	op.ended(handedToRetry, "", "", device)
 }
 
 func providerLabel(p string) string {

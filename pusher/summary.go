@@ -5,12 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-json-experiment/json"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
-	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -97,27 +93,11 @@ func (w *summaries) flush(ctx context.Context) bool {
 	for i, ps := range batch {
 		r.Summaries[i] = ps.s
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		w.p.log.Error("pusher: encode summaries", "err", err)
-		return more
-	}
-	msg := nats.NewMsg(streams.SummariesSubject)
-	msg.Data = b
-	for attempt := 1; ; attempt++ {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := w.p.js.PublishMsg(pctx, msg, jetstream.WithMsgID(r.MsgID()))
-		cancel()
-		if err == nil {
-			break
+	if err := w.p.storeJSON(ctx, streams.SummariesSubject, r.MsgID(), r, "summaries"); err != nil {
+		if ctx.Err() == nil {
+			w.p.log.Error("pusher: encode summaries", "err", err)
 		}
-		if ctx.Err() != nil {
-			return false // never stored: the operations are redone by their partition's next owner
-		}
-		w.p.log.Warn("pusher: summaries not stored; trying again", "err", err)
-		if cas.Backoff(ctx, attempt, 200*time.Millisecond) != nil {
-			return false
-		}
+		return false // never stored: the operations are redone by their partition's next owner
 	}
 	w.p.metrics.summaries.Add(float64(n))
 	for _, ps := range batch {
