@@ -104,28 +104,24 @@ func (p *Pusher) buildOptions(channelID string) []payload.Option {
 	return opts
 }
 
-// templates are an operation's notification templates by provider, built
-// at its first device of that provider and shared by the others.
+// templates are an operation's notification templates, built at its
+// first device and shared by the others: only APNs has one (the FCM SDK
+// encodes the data map itself). A sync.Once, not a mutex: every worker
+// sending the operation asks for it.
 type templates struct {
-	mu sync.Mutex
-	m  map[payload.Provider]*payload.Template // nil: none could be built
+	once sync.Once
+	apns *payload.Template // nil: none could be built
 }
 
-// get returns the template of prov, nil if there is none (ts nil, or the
-// build failed: the caller builds per device and meets the error there).
+// get returns the template of prov, nil if there is none (ts nil, another
+// provider, or the build failed: the caller builds per device and meets
+// the error there).
 func (ts *templates) get(p *Pusher, env *ops.Envelope, seq uint64, prov payload.Provider, now time.Time) *payload.Template {
 	if ts == nil || prov != payload.APNs {
 		return nil
 	}
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	t, ok := ts.m[prov]
-	if !ok {
-		t, _ = payload.NewTemplate(*env, seq, prov, now, p.buildOptions(env.ChannelID)...)
-		if ts.m == nil {
-			ts.m = map[payload.Provider]*payload.Template{}
-		}
-		ts.m[prov] = t
-	}
-	return t
+	ts.once.Do(func() {
+		ts.apns, _ = payload.NewTemplate(*env, seq, prov, now, p.buildOptions(env.ChannelID)...)
+	})
+	return ts.apns
 }
