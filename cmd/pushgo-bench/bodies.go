@@ -84,3 +84,55 @@ func (b *bodies) thingCreate(i int, ms int64) []byte {
 	return []byte(`{"channel_id":"` + b.channelID + `","password":"` + b.password +
 		`","title":"bench thing ` + strconv.Itoa(i) + `","observed_at":` + strconv.FormatInt(ms, 10) + `}`)
 }
+
+// peerBodySize is the size of every request of the peer comparison (-ntfy):
+// the issue's 421-byte JSON message.
+const peerBodySize = 421
+
+// peerBodies builds the requests of the peer comparison: one notification,
+// a title with the request's number and a text, as a POST /message to us
+// and as a JSON publish (POST /) to ntfy, each exactly size bytes. The
+// number is zero-padded to seven digits so that every request of a run has
+// the same size.
+type peerBodies struct {
+	channelID, password, topic string
+	oursPad, ntfyPad           string
+}
+
+func newPeerBodies(channelID, password, topic string, size int) *peerBodies {
+	b := &peerBodies{channelID: channelID, password: password, topic: topic}
+	b.oursPad = padding(size - len(b.ours(nil, 0)))
+	b.ntfyPad = padding(size - len(b.ntfy(nil, 0)))
+	return b
+}
+
+// appendSeq appends n modulo 10^7, zero-padded to seven digits.
+func appendSeq(dst []byte, n uint64) []byte {
+	s := strconv.AppendUint(nil, 10_000_000+n%10_000_000, 10)
+	return append(dst, s[1:]...)
+}
+
+// ours appends the POST /message body of request n to dst.
+func (b *peerBodies) ours(dst []byte, n uint64) []byte {
+	dst = append(dst, `{"channel_id":"`...)
+	dst = append(dst, b.channelID...)
+	dst = append(dst, `","password":"`...)
+	dst = append(dst, b.password...)
+	dst = append(dst, `","title":"bench message `...)
+	dst = appendSeq(dst, n)
+	dst = append(dst, `","body":"monitoring alert: `...)
+	dst = append(dst, b.oursPad...)
+	return append(dst, `"}`...)
+}
+
+// ntfy appends ntfy's JSON publish body of request n to dst: the same
+// title and text, to b.topic.
+func (b *peerBodies) ntfy(dst []byte, n uint64) []byte {
+	dst = append(dst, `{"topic":"`...)
+	dst = append(dst, b.topic...)
+	dst = append(dst, `","title":"bench message `...)
+	dst = appendSeq(dst, n)
+	dst = append(dst, `","message":"monitoring alert: `...)
+	dst = append(dst, b.ntfyPad...)
+	return append(dst, `"}`...)
+}

@@ -21,10 +21,7 @@ type cpuSample struct {
 
 func sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now()}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
+	s.self = processCPU()
 	f, err := os.Open("/proc/stat")
 	if err != nil {
 		return s
@@ -54,11 +51,17 @@ func sampleCPU() cpuSample {
 	return s
 }
 
-// cpuUse is what a phase used, in cores (1.0 = one core busy throughout).
+// cpuUse is what a phase used, in cores (1.0 = one core busy throughout):
+// self is the system under test (this process, whose gateway serves the
+// load; or the peer's own process, ntfy's), load the load generator's
+// processes, others the rest of the machine (other processes, and this
+// process when the system under test is another).
 type cpuUse struct {
-	self, others float64
+	self, load, others float64
 }
 
+// cpuBetween is this process's use between a and b, everything else being
+// others: a phase whose load, if any, runs in this process.
 func cpuBetween(a, b cpuSample) cpuUse {
 	wall := b.at.Sub(a.at).Seconds()
 	if wall <= 0 {
@@ -71,4 +74,33 @@ func cpuBetween(a, b cpuSample) cpuUse {
 		u.others = max(machine-u.self, 0)
 	}
 	return u
+}
+
+// cpuSplit is the use between a and b of a measurement whose load ran in
+// load processes that used loadCPU between them. With peer (the CPU time
+// another process, the system under test, used between them), self is that
+// process's and this one's counts among the others.
+func cpuSplit(a, b cpuSample, loadCPU time.Duration, peer *time.Duration) cpuUse {
+	u := cpuBetween(a, b)
+	wall := b.at.Sub(a.at).Seconds()
+	if wall <= 0 {
+		return u
+	}
+	u.load = loadCPU.Seconds() / wall
+	u.others = max(u.others-u.load, 0)
+	if peer != nil {
+		p := peer.Seconds() / wall
+		u.others = max(u.others-p, 0) + u.self
+		u.self = p
+	}
+	return u
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

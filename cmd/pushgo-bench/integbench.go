@@ -143,46 +143,81 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 		return rep, fmt.Errorf("set-up: %w", err)
 	}
 
-	// phase measures op o.runs times; the first run is profiled when
-	// -integprofile is set.
-	phase := func(name, key string, workers int, op opFunc) (result, error) {
+	// phase measures spec o.runs times, each run in a load process; the
+	// first run is profiled when -integprofile is set.
+	phase := func(name, key string, workers int, spec loadSpec) (result, error) {
 		return repeat(ctx, o.options, name, func(run int) (result, error) {
 			stop, err := profileRun(run, profilePath(o.integProfile, key), name)
 			if err != nil {
 				return result{}, err
 			}
-			r := closedLoop(ctx, workers, o.warmup, o.duration, op)
+			if spec.Op == opAlertmanager {
+				// Each run's senders have groups of their own (a load
+				// process starts from revision 0), opened by its first
+				// payloads.
+				spec.AMSeed = splitmix(spec.AMSeed + uint64(run))
+			}
+			reps, cpu, err := runLoads(ctx, nil, spec.closed(workers, o.warmup, o.duration))
 			stop()
+			if err != nil {
+				return result{}, err
+			}
+			for i, n := range reps[0].AMOuts {
+				e.amOuts[i].Add(n)
+			}
+			r := reps[0].result(cpu)
 			r.note = t.settleNote(ctx)
 			return r, nil
 		})
 	}
-	if rep.base, err = phase("/event/create", "base", o.concurrency, e.eventCreate); err != nil {
+	if rep.base, err = phase("/event/create", "base", o.concurrency, e.spec(opEventCreate)); err != nil {
 		return rep, err
 	}
-	if rep.dtID, err = phase("dt entityId ERROR", "dt-id", o.concurrency, e.dynatrace(dtProblem, "bench problem by id", selEntityID)); err != nil {
+	if rep.dtID, err = phase("dt entityId ERROR", "dt-id", o.concurrency, e.dtSpec(dtProblem, "bench problem by id", selEntityID)); err != nil {
 		return rep, err
 	}
-	if rep.dtInfo, err = phase("dt entityId INFO", "dt-info", o.concurrency, e.dynatrace(dtInfo, "bench info by id", selEntityID)); err != nil {
+	if rep.dtInfo, err = phase("dt entityId INFO", "dt-info", o.concurrency, e.dtSpec(dtInfo, "bench info by id", selEntityID)); err != nil {
 		return rep, err
 	}
-	if rep.dtName, err = phase("dt entityName ERROR", "dt-name", o.concurrency, e.dynatrace(dtProblem, "bench problem by name", selEntityName)); err != nil {
+	if rep.dtName, err = phase("dt entityName ERROR", "dt-name", o.concurrency, e.dtSpec(dtProblem, "bench problem by name", selEntityName)); err != nil {
 		return rep, err
 	}
-	e.am = make([]*amSender, o.amClients)
-	seed := uint64(time.Now().UnixNano())
-	for w := range e.am {
-		s := &amSender{}
-		for g := range amGroupsPerSender {
-			s.groups = append(s.groups, newAMGroup(seed, w, g, o.amAlerts))
-		}
-		e.am[w] = s
-	}
-	if rep.am, err = phase(fmt.Sprintf("alertmanager x%d", o.amAlerts), "am", o.amClients, e.alertmanager); err != nil {
+	am := e.spec(opAlertmanager)
+	am.AMAlerts, am.AMSeed = o.amAlerts, uint64(time.Now().UnixNano())
+	if rep.am, err = phase(fmt.Sprintf("alertmanager x%d", o.amAlerts), "am", o.amClients, am); err != nil {
 		return rep, err
 	}
 	rep.amOpened, rep.amUpdated, rep.amUnchanged, rep.amOther = e.amOuts[0].Load(), e.amOuts[1].Load(), e.amOuts[2].Load(), e.amOuts[3].Load()
 	return rep, nil
+}
+
+// spec is a load process's work on the integrations' gateway: op with the
+// token.
+func (e *integEnv) spec(op string) loadSpec {
+	s := e.t.spec(op)
+	s.Token = e.token
+	return s
+}
+
+// dtSpec is a Dynatrace phase's work: reports of eventType about a random
+// Thing of the set-up, named by sel.
+func (e *integEnv) dtSpec(eventType, title string, sel dtSelector) loadSpec {
+	s := e.spec(opDynatrace)
+	s.Hosts, s.DTType, s.DTTitle, s.DTSel = e.hosts, eventType, title, sel
+	return s
+}
+
+// newAMSenders makes the groups of each of n Alertmanager senders.
+func newAMSenders(seed uint64, n, alerts int) []*amSender {
+	out := make([]*amSender, n)
+	for w := range out {
+		s := &amSender{}
+		for g := range amGroupsPerSender {
+			s.groups = append(s.groups, newAMGroup(seed, w, g, alerts))
+		}
+		out[w] = s
+	}
+	return out
 }
 
 // setup creates the token and the Things, and waits for the projector.

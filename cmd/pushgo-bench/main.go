@@ -19,15 +19,18 @@
 //	go run ./cmd/pushgo-bench -phases delivery -gorush /tmp/gorush-bin/gorush   # gorush beside ours (gorush.go)
 //	go run ./cmd/pushgo-bench -phases integrations -quick
 //
-// The load phases use a minimal keep-alive HTTP/1.1 client (lightclient.go)
-// so that the load generator takes little CPU from the gateway it shares
+// The load of every measured HTTP row runs in a process of its own, this
+// binary started again as a load process (loadproc.go), so that the
+// gateway's process, its CPU figures and its CPU profiles hold the gateway
+// alone; the load processes use a minimal keep-alive HTTP/1.1 client
+// (lightclient.go) so that they take little CPU from the gateway they share
 // the machine with; -client nethttp uses net/http instead.
 //
 // Each phase is one file registering a phase (phase.go): its own flags
 // (-help lists them by phase), its run, which repeats each measurement
 // -runs times and keeps the medians (repeat.go), and its table.
 //
-// Everything runs in this process against 127.0.0.1, in temporary
+// Everything runs in this process and its load processes against 127.0.0.1, in temporary
 // directories that are removed at the end. The exit code is non-zero only
 // when a request or publish failed (or the benchmark could not run); missed
 // budgets are reported, not fatal.
@@ -45,7 +48,12 @@ import (
 	"github.com/pushgo/gateway/internal/gateway"
 )
 
-func main() { os.Exit(run()) }
+func main() {
+	if os.Getenv(roleEnv) == roleLoad { // a load process (loadproc.go)
+		os.Exit(runLoadProcess(os.Stdin, os.Stdout))
+	}
+	os.Exit(run())
+}
 
 func run() int {
 	opts, err := parseFlags(os.Args[1:])

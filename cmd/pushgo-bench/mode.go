@@ -15,14 +15,20 @@ type modeReport struct {
 	// -diag only: GET /healthz closed loop, raw JetStream open loop at the
 	// rate of the low phase, and OURS through the other HTTP client.
 	floor, rawLow, oursAlt *result
+	// -ntfy only: POST /message closed loop, the peer comparison's load.
+	message   *result
+	isDefault bool // the gateway's default mode, sync=1s
 }
+
+// messageLabel names the -ntfy row of ours.
+const messageLabel = "ours /message"
 
 // benchMode runs raw, ours and the open-loop phase for one sync mode, each
 // o.runs times, and keeps the medians. The open-loop rate is a fraction of
 // the median OURS rate of this mode.
 func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rep.mode = m
+	rep.mode, rep.isDefault = m, m.isDefault()
 	fmt.Fprintf(os.Stderr, "== %s\n", m.label())
 
 	// Each raw run gets a fresh broker and store.
@@ -58,8 +64,11 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		if err != nil {
 			return result{}, err
 		}
-		r := closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.update)
+		r, err := runLoad(ctx, t.spec(opUpdate).closed(o.concurrency, o.warmup, o.duration))
 		stop()
+		if err != nil {
+			return result{}, err
+		}
 		r.note = t.settleNote(ctx)
 		return r, nil
 	}); err != nil {
@@ -68,7 +77,10 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 
 	if o.diag {
 		a, err := repeat(ctx, o.options, o.altLabel(), func(int) (result, error) {
-			r := closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.updateOther)
+			r, err := runLoad(ctx, t.spec(opUpdateOther).closed(o.concurrency, o.warmup, o.duration))
+			if err != nil {
+				return result{}, err
+			}
 			r.note = t.settleNote(ctx)
 			return r, nil
 		})
@@ -77,7 +89,7 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		}
 		rep.oursAlt = &a
 		f, err := repeat(ctx, o.options, "http floor", func(int) (result, error) {
-			return closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.healthz), nil
+			return runLoad(ctx, t.spec(opHealthz).closed(o.concurrency, o.warmup, o.duration))
 		})
 		if err != nil {
 			return rep, err
@@ -90,11 +102,29 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		return rep, fmt.Errorf("OURS measured %.1f ops/s: no rate to run the open-loop phase at", rep.ours.rate)
 	}
 	if rep.low, err = repeat(ctx, o.options, lowLabel(o), func(int) (result, error) {
-		r := openLoop(ctx, o.concurrency, rate, o.warmup, o.duration, t.update)
+		r, err := runLoad(ctx, t.spec(opUpdate).open(o.concurrency, rate, o.warmup, o.duration))
+		if err != nil {
+			return result{}, err
+		}
 		r.note = t.settleNote(ctx)
 		return r, nil
 	}); err != nil {
 		return rep, err
+	}
+
+	if o.ntfyPath != "" {
+		r, err := repeat(ctx, o.options, messageLabel, func(int) (result, error) {
+			r, err := runLoad(ctx, t.spec(opMessage).closed(o.concurrency, o.warmup, o.duration))
+			if err != nil {
+				return result{}, err
+			}
+			r.note = t.settleNote(ctx)
+			return r, nil
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.message = &r
 	}
 
 	if o.diag {

@@ -21,17 +21,20 @@ const getReaders = 16
 
 // target is a running gateway with a channel and its entities.
 type target struct {
-	gw        *gateway.Gateway
-	dir       string
-	client    *http.Client // net/http: set-up, and the load with -client nethttp
-	light     *lightClient // one connection per load worker
-	reader    *lightClient // the paced readers of the /thing/get phase
-	lightLoad bool         // the load phases use the light client
-	base      string
-	healthURL string
-	bodies    *bodies
-	eventIDs  []string
-	thingIDs  []string
+	gw         *gateway.Gateway
+	dir        string
+	addr       string       // host:port of the gateway's HTTP server
+	client     *http.Client // net/http: set-up, and (in a load process) the load with -client nethttp
+	light      *lightClient // in a load process: one connection per load worker
+	reader     *lightClient // in a load process: the connections of the /thing/get readers
+	lightLoad  bool         // the load uses the light client
+	clientName string       // -client
+	base       string
+	healthURL  string
+	bodySize   int
+	bodies     *bodies
+	eventIDs   []string
+	thingIDs   []string
 }
 
 // startTarget starts the whole gateway in-process, as the pushgo binary
@@ -76,12 +79,12 @@ func startGateway(ctx context.Context, o *options, m syncMode, log *slog.Logger)
 	if t.gw, err = gateway.Start(sctx, cfg, log); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	t.base = "http://" + t.gw.Addr()
+	t.addr = t.gw.Addr()
+	t.base = "http://" + t.addr
 	t.healthURL = t.base + "/healthz"
 	t.client = newHTTPClient(o.concurrency)
-	t.light = newLightClient(t.gw.Addr(), o.concurrency)
-	t.reader = newLightClient(t.gw.Addr(), getReaders)
-	t.lightLoad = o.client == clientLight
+	t.lightLoad, t.clientName = o.client == clientLight, o.client
+	t.bodySize = o.bodySize
 
 	password := "bench-" + ids.NewOpID()[:16]
 	b, err := post(sctx, t.client, t.base+"/channel/create", []byte(`{"channel_name":"pushgo-bench","password":"`+password+`"}`), true)
@@ -130,6 +133,16 @@ func (t *target) create(ctx context.Context, n, conc int, route, idField string,
 		return nil, err
 	}
 	return out, ctx.Err()
+}
+
+// spec is a load process's work on this gateway: op through -client, with
+// the channel, the entities and the body size of this target.
+func (t *target) spec(op string) loadSpec {
+	s := loadSpec{Op: op, Addr: t.addr, Client: t.clientName, BodySize: t.bodySize, EventIDs: t.eventIDs, ThingIDs: t.thingIDs}
+	if t.bodies != nil {
+		s.ChannelID, s.Password = t.bodies.channelID, t.bodies.password
+	}
+	return s
 }
 
 // update is the measured operation: alternately an event update and a thing

@@ -39,6 +39,7 @@ type projPhase struct {
 	historyLimit    int
 	getRate         float64 // /thing/get requests per second under the write load
 	foldProfile     string
+	readProfile     string
 	foldRatioBudget float64
 	rebuildBudget   time.Duration // per million operations
 	historyBudget   time.Duration // p99
@@ -58,6 +59,7 @@ func (p *projPhase) flags(fs *flagSet) {
 	fs.IntVar(&p.historyLimit, "history-limit", 1000, "limit of each /channel/history request")
 	fs.Float64Var(&p.getRate, "get-rate", 200, "/thing/get requests per second issued during the write load")
 	fs.StringVar(&p.foldProfile, "foldprofile", "", "write a CPU profile of the first projector fold (rebuild) to this file")
+	fs.StringVar(&p.readProfile, "readprofile", "", "write a CPU profile of the gateway during the first /channel/history c=1 run and the first /thing/get run to this file, the phase inserted before the extension (x.prof: x-history.prof, x-thing-get.prof)")
 	fs.quick("ops", "100000")
 	fs.quick("history-reqs", "200")
 }
@@ -405,7 +407,10 @@ func readPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 	}
 	defer t.close()
 
-	fill := countLoop(ctx, o.concurrency, o.historyOps, t.update)
+	fill, err := runLoad(ctx, t.spec(opUpdate).count(o.concurrency, o.historyOps, o.populateLimit()))
+	if err != nil {
+		return fmt.Errorf("history fill: %w", err)
+	}
 	fmt.Fprintf(os.Stderr, "  history channel: %d updates appended in %s (%.0f ops/s), errors %d\n",
 		fill.ops, fill.elapsed.Round(time.Millisecond), fill.rate, fill.errors)
 	if fill.errors > 0 {
@@ -420,26 +425,39 @@ func readPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 		return fmt.Errorf("history channel has %d operations, fewer than -history-limit %d", rep.histOps, o.historyLimit)
 	}
 
-	hist := t.historyOp(rep.histOps, o.historyLimit)
-	if rep.histSingle, err = repeat(ctx, o.options, "history c=1", func(int) (result, error) {
-		return countLoop(ctx, 1, o.historyReqs, hist), nil
+	hist := t.spec(opHistory)
+	hist.HistoryLast, hist.HistoryLimit = rep.histOps, o.historyLimit
+	if rep.histSingle, err = repeat(ctx, o.options, "history c=1", func(run int) (result, error) {
+		stop, err := profileRun(run, profilePath(o.readProfile, "history"), "/channel/history c=1")
+		if err != nil {
+			return result{}, err
+		}
+		defer stop()
+		return runLoad(ctx, hist.count(1, o.historyReqs, o.historyTimeLimit()))
 	}); err != nil {
 		return err
 	}
 	if rep.histMC, err = repeat(ctx, o.options, fmt.Sprintf("history c=%d", o.historyClients), func(int) (result, error) {
-		return countLoop(ctx, o.historyClients, o.historyReqs, hist), nil
+		return runLoad(ctx, hist.count(o.historyClients, o.historyReqs, o.historyTimeLimit()))
 	}); err != nil {
 		return err
 	}
 
-	get, err := repeat(ctx, o.options, "thing/get", func(int) (getRound, error) {
-		var load result
-		var wg sync.WaitGroup
-		wg.Go(func() { load = closedLoop(ctx, o.concurrency, o.warmup, o.duration, t.update) })
-		get := openLoop(ctx, getReaders, o.getRate, o.warmup, o.duration, t.thingGet)
-		wg.Wait()
-		get.note = t.settleNote(ctx)
-		return getRound{get: get, load: load}, nil
+	get, err := repeat(ctx, o.options, "thing/get", func(run int) (getRound, error) {
+		stop, err := profileRun(run, profilePath(o.readProfile, "thing-get"), "/thing/get under load")
+		if err != nil {
+			return getRound{}, err
+		}
+		reps, cpu, err := runLoads(ctx, nil,
+			t.spec(opUpdate).closed(o.concurrency, o.warmup, o.duration),
+			t.spec(opThingGet).open(getReaders, o.getRate, o.warmup, o.duration))
+		stop()
+		if err != nil {
+			return getRound{}, err
+		}
+		r := getRound{load: reps[0].result(cpu), get: reps[1].result(cpu)}
+		r.get.note = t.settleNote(ctx)
+		return r, nil
 	})
 	rep.get, rep.getLoad = get.get, get.load
 	return err
@@ -462,7 +480,8 @@ func (r getRound) progress(o *options, name string, run int) {
 }
 
 // countLoop issues n operations from `workers` clients, back to back,
-// and records them all (no warm-up: the history reads are few).
+// and records them all (no warm-up: the history reads are few). It runs in
+// a load process (loadproc.go).
 func countLoop(ctx context.Context, workers, n int, op opFunc) result {
 	cpu0 := sampleCPU()
 	ws := newWorkers(workers)

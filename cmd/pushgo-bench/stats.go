@@ -142,9 +142,9 @@ func (r result) progress(o *options, phase string, run int) {
 	if r.target > 0 {
 		extra = fmt.Sprintf(" (target %.0f/s, late %d, skipped %d)", r.target, r.late, r.skipped)
 	}
-	fmt.Fprintf(os.Stderr, "  run %d  %-16s %8.0f ops/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %d%s  [%d ops in %s; cpu: us %.2f cores, others %.2f of %d]\n",
+	fmt.Fprintf(os.Stderr, "  run %d  %-16s %8.0f ops/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %d%s  [%d ops in %s; cpu: %s]\n",
 		run+1, phase, r.rate, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), fmtDur(r.max), r.errors, extra,
-		r.ops, r.elapsed.Round(time.Millisecond), r.cpu.self, r.cpu.others, numCPU())
+		r.ops, r.elapsed.Round(time.Millisecond), r.cpu)
 	if r.note != "" {
 		fmt.Fprintln(os.Stderr, "         "+r.note)
 	}
@@ -157,6 +157,11 @@ func (r result) progress(o *options, phase string, run int) {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// String is the CPU figures of a progress line.
+func (c cpuUse) String() string {
+	return fmt.Sprintf("system under test %.2f cores, load generator %.2f, others %.2f of %d", c.self, c.load, c.others, numCPU())
+}
 
 // disturbed reports a phase during which other processes took a
 // noticeable share of the machine.

@@ -22,6 +22,7 @@ func init() { registerPhase(10, func() phase { return &writePhase{} }) }
 // writePhase is the write phase's flags, with the common options.
 type writePhase struct {
 	*options
+	ntfyOptions         // -ntfy: ntfy beside ours (ntfy.go)
 	halfLoad    float64 // fraction of OURS's rate for the open-loop phase
 	cpuProfile  string
 	diag        bool
@@ -36,6 +37,9 @@ type syncMode struct {
 	sync broker.Sync
 }
 
+// isDefault reports whether m is the gateway's default (sync=1s).
+func (m syncMode) isDefault() bool { return m.sync == gateway.Defaults().Sync }
+
 func (m syncMode) label() string { return "sync=" + m.sync.String() }
 
 func (*writePhase) name() string  { return "write" }
@@ -46,6 +50,7 @@ func (p *writePhase) flags(fs *flagSet) {
 	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
 	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor) and raw JetStream open-loop at the half-load rate (informational rows)")
 	fs.StringVar(&p.modeList, "modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
+	p.ntfyFlags(fs)
 }
 
 func (p *writePhase) setup(o *options) error {
@@ -71,7 +76,7 @@ func (p *writePhase) setup(o *options) error {
 	if len(p.modes) == 0 {
 		return errors.New("-modes names no mode")
 	}
-	return nil
+	return p.ntfySetup()
 }
 
 func (p *writePhase) header() string { return "write" }
@@ -81,14 +86,15 @@ func (p *writePhase) loadNote() string {
 	for i, m := range p.modes {
 		modes[i] = m.label()
 	}
-	return "modes: " + strings.Join(modes, ", ")
+	return "modes: " + strings.Join(modes, ", ") + p.ntfyHeader()
 }
 
-// limit: three timed phases per run (six with -diag), plus generous room
-// for start-up, entity creation, the projector's catch-up and shutdown.
+// limit: three timed phases per run (six with -diag, one more with
+// -ntfy), plus generous room for start-up, entity creation, the
+// projector's catch-up and shutdown; and ntfy's runs.
 func (p *writePhase) limit() time.Duration {
-	perRun := 6*(p.duration+p.warmup+15*time.Second) + 2*settleLimit
-	return time.Duration(len(p.modes)) * (time.Duration(p.runs)*perRun + 2*time.Minute)
+	perRun := 7*(p.duration+p.warmup+15*time.Second) + 3*settleLimit
+	return time.Duration(len(p.modes))*(time.Duration(p.runs)*perRun+2*time.Minute) + p.ntfyLimit(p.runs, p.warmup, p.duration)
 }
 
 func (p *writePhase) run(ctx context.Context) (table, error) {
@@ -100,6 +106,13 @@ func (p *writePhase) run(ctx context.Context) (table, error) {
 		}
 		t.reps = append(t.reps, rep)
 	}
+	if p.ntfyPath != "" {
+		rows, err := benchNtfy(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		t.ntfy = rows
+	}
 	return t, nil
 }
 
@@ -107,15 +120,25 @@ func (p *writePhase) run(ctx context.Context) (table, error) {
 type writeTable struct {
 	o    *writePhase
 	reps []modeReport
+	ntfy []ntfyRow // with -ntfy
 }
 
-func (t *writeTable) print(w io.Writer) { printWriteTable(w, t.o, t.reps) }
-func (t *writeTable) vouches() string   { return "" }
+func (t *writeTable) print(w io.Writer) {
+	printWriteTable(w, t.o, t.reps)
+	if len(t.ntfy) > 0 {
+		printNtfyTable(w, t.o, t.reps, t.ntfy)
+	}
+}
+func (t *writeTable) vouches() string { return "" }
 
 func (t *writeTable) failures() []failure {
 	var out []failure
 	for _, r := range t.reps {
 		out = append(out, resultFailures(r.mode.label()+" ", r.rows(t.o))...)
+	}
+	for i := range t.ntfy {
+		n := &t.ntfy[i]
+		out = append(out, resultFailures("", []namedResult{{"ntfy " + n.cache.label(), &n.res}})...)
 	}
 	return out
 }
@@ -182,6 +205,9 @@ func (r *modeReport) rows(o *writePhase) []namedResult {
 	}
 	if r.rawLow != nil {
 		out = append(out, namedResult{"raw @ same rate", r.rawLow})
+	}
+	if r.message != nil {
+		out = append(out, namedResult{messageLabel, r.message})
 	}
 	return out
 }
