@@ -47,9 +47,31 @@ func TestComposeShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"jetstream", "nats://nats-1:6222", "nats://nats-2:6222", "nats://nats-3:6222", "include ./accounts.conf"} {
+	for _, want := range []string{"jetstream", "routes: $NATS_ROUTES", "include ./accounts.conf"} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("deploy/nats/nats.conf has no %q: the three nodes must run JetStream and route to each other", want)
+		}
+	}
+	clusterEnv := readEnvFile(t, filepath.Join("deploy", "nats", "cluster.env"))
+	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
+		if !strings.Contains(clusterEnv["NATS_ROUTES"], "nats://"+n+":6222") {
+			t.Errorf("deploy/nats/cluster.env: NATS_ROUTES %q does not name %s", clusterEnv["NATS_ROUTES"], n)
+		}
+	}
+	front, err := p.GetService("front")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(front.Ports) != 1 || front.Ports[0].Published != "8080" || front.Ports[0].HostIP != "127.0.0.1" {
+		t.Errorf("front: ports %+v, want the API on 127.0.0.1:8080", front.Ports)
+	}
+	caddyfile, err := os.ReadFile(filepath.Join("deploy", "caddy", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"dynamic a", "name ingest", "port 8080", "flush_interval -1"} {
+		if !strings.Contains(string(caddyfile), want) {
+			t.Errorf("deploy/caddy/Caddyfile has no %q: the front must follow every ingest replica and stream SSE", want)
 		}
 	}
 	for _, target := range []string{"ingest", "projector", "pusher"} {
@@ -84,8 +106,8 @@ func TestComposeShape(t *testing.T) {
 		if s.HealthCheck == nil || !strings.Contains(strings.Join(s.HealthCheck.Test, " "), "/readyz") {
 			t.Errorf("%s: health check %v, want one on /readyz", target, s.HealthCheck)
 		}
-		if (len(s.Ports) > 0) != (target == "ingest") {
-			t.Errorf("%s: ports %v: only ingest is published", target, s.Ports)
+		if len(s.Ports) > 0 {
+			t.Errorf("%s: ports %v: only the front is published (replicas cannot share a host port)", target, s.Ports)
 		}
 	}
 }
@@ -96,6 +118,9 @@ func TestComposeShape(t *testing.T) {
 // the pushgo account with one nkey user per role from accounts.conf.
 func TestClusterConfigParses(t *testing.T) {
 	t.Setenv("SERVER_NAME", "nats-2")
+	for k, v := range readEnvFile(t, filepath.Join("deploy", "nats", "cluster.env")) {
+		t.Setenv(k, v)
+	}
 	for _, role := range []string{"ALL", "INGEST", "PROJECTOR", "PUSHER", "ADMIN"} {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
@@ -115,4 +140,27 @@ func TestClusterConfigParses(t *testing.T) {
 	if len(o.Nkeys) != 5 {
 		t.Fatalf("%d nkey users, want one per role (5)", len(o.Nkeys))
 	}
+}
+
+// readEnvFile reads a KEY=VALUE file as compose's env_file does (comments
+// and blank lines skipped).
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: %q is not KEY=VALUE", path, line)
+		}
+		env[k] = v
+	}
+	return env
 }

@@ -123,6 +123,11 @@ type gwConfig struct {
 	// HTTPAddr and NATSAddr (host:port) restart a process on the addresses
 	// of one that ended; "" takes a free loopback port.
 	HTTPAddr, NATSAddr string
+	// Args are the command's arguments (compose's command, e.g.
+	// ["-target", "ingest"]).
+	Args []string
+	// WaitPath is the route waited for at start ("" decides by Target).
+	WaitPath string
 }
 
 // gateway is one running pushgo process. Its API client (Do, Send, Post,
@@ -231,7 +236,7 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		brokerCreds.Store(g.natsURL, filepath.Join(cfg.DataDir, "credentials"))
 	}
 	env = append(env, cfg.Env...)
-	g.cmd = exec.Command(pushgoBin)
+	g.cmd = exec.Command(pushgoBin, cfg.Args...)
 	g.cmd.Env = env
 	g.cmd.Stdout = g.output
 	g.cmd.Stderr = g.output
@@ -249,8 +254,10 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 			t.Logf("---- %s (http %s, nats %s) output ----\n%s---- end of %s ----", name, httpAddr, g.natsURL, g.output.String(), name)
 		}
 	})
-	switch cfg.Target {
-	case "projector", "pusher", "ingest":
+	switch {
+	case cfg.WaitPath != "":
+		g.waitPath(cfg.WaitPath, 20*time.Second)
+	case cfg.Target == "projector", cfg.Target == "pusher", cfg.Target == "ingest":
 		// Every target serves /healthz; only a process with a projector
 		// (or one reachable) can answer /readyz 200.
 		g.waitPath("/healthz", 20*time.Second)

@@ -90,7 +90,10 @@ func dialJS(t *testing.T, natsURL string) *jsConn {
 	if err != nil {
 		t.Fatalf("broker credentials: %v", err)
 	}
-	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"), creds)
+	// Pings every second: on a cluster, a hung (SIGSTOPped) server is left
+	// for another within seconds, not nats.go's default of minutes.
+	nc, err := nats.Connect(natsURL, nats.Timeout(5*time.Second), nats.Name("pushgo-e2e"), creds,
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
 	if err != nil {
 		t.Fatalf("connect %s: %v", natsURL, err)
 	}

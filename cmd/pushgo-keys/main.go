@@ -1,10 +1,16 @@
 // Command pushgo-keys makes the broker credentials of a deployment on a
 // NATS cluster (compose.yaml): one nkey user per pushgo role. It writes
-// each role's seed to <dir>/<role>.nk (mode 0600: give it to that role's
-// processes as PUSHGO_NATS_CREDS) and the public keys to <dir>/nkeys.env
+// each role's seed to <dir>/<role>.nk (give it to that role's processes
+// as PUSHGO_NATS_CREDS) and the public keys to <dir>/nkeys.env
 // (PUSHGO_NKEY_<ROLE>=U...), which the NATS servers read for
 // deploy/nats/accounts.conf. Existing files are kept: run it again and
 // nothing changes; delete the directory to rotate.
+//
+// The directory is 0700 and the seeds 0644: Docker Compose hands a file
+// secret to a container as a bind mount with the host file's owner and
+// mode, and the pushgo image runs as its own non-root user (uid 10001),
+// which a 0600 seed owned by the operator would shut out. Other users of
+// the host are kept out by the directory, which they cannot enter.
 package main
 
 import (
@@ -32,6 +38,9 @@ func run(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
 	var env strings.Builder
 	for _, r := range broker.Roles {
 		path := broker.CredentialsFile(dir, r)
@@ -44,7 +53,11 @@ func run(dir string) error {
 			if seed, err = kp.Seed(); err != nil {
 				return err
 			}
-			err = os.WriteFile(path, append(seed, '\n'), 0o600)
+			err = os.WriteFile(path, append(seed, '\n'), 0o644)
+		}
+		if err == nil {
+			// Seeds made by an older version were 0600.
+			err = os.Chmod(path, 0o644)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)

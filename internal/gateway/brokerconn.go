@@ -58,7 +58,8 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 		if opts, err = remote.Options(); err != nil {
 			return err
 		}
-		opts = append(opts, nats.Name("pushgo-"+string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), onErr)
+		opts = append(opts, nats.Name("pushgo-"+string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), onErr,
+			nats.PingInterval(cfg.NATSPing), nats.MaxPingsOutstanding(2))
 		g.nc, err = nats.Connect(cfg.NATSURL, opts...)
 		if errors.Is(err, nats.ErrAuthorization) {
 			used := "without credentials"

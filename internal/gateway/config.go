@@ -33,9 +33,15 @@ type Config struct {
 	DedupWindow   time.Duration // PUSHGO_DEDUP_WINDOW
 	Retention     time.Duration // PUSHGO_RETENTION
 	AppendTimeout time.Duration // PUSHGO_APPEND_TIMEOUT
-	MaxStore      int64         // PUSHGO_MAX_STORE (bytes) for the embedded server
-	MaxMemory     int64         // PUSHGO_MAX_MEMORY (bytes) for the embedded server
-	LogLevel      string        // PUSHGO_LOG_LEVEL: debug | info | warn | error
+	// NATSPing is how often a process pings an external NATS server
+	// (PUSHGO_NATS_PING); two unanswered pings in a row end the connection
+	// and the client reconnects to another server of the cluster. A hung
+	// server (SIGSTOP, a stalled VM) keeps its sockets open: without pings
+	// the client would wait on it for nats.go's default of minutes.
+	NATSPing  time.Duration
+	MaxStore  int64  // PUSHGO_MAX_STORE (bytes) for the embedded server
+	MaxMemory int64  // PUSHGO_MAX_MEMORY (bytes) for the embedded server
+	LogLevel  string // PUSHGO_LOG_LEVEL: debug | info | warn | error
 	// MaxIntegrationRequests bounds integration requests served at once.
 	MaxIntegrationRequests int // PUSHGO_MAX_INTEGRATION_REQUESTS
 	// MetadataValueMax bounds one metadata value, in bytes (PushGo: 512;
@@ -105,7 +111,7 @@ func Defaults() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
-		AppendTimeout: 5 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
+		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
 		DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
@@ -141,6 +147,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.LogLevel, "log-level", "PUSHGO_LOG_LEVEL", "debug, info, warn or error")
 	syncStr, replicas := c.Sync.String(), strconv.Itoa(c.Replicas)
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
+	natsPing := c.NATSPing.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
 	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
@@ -153,6 +160,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&dedup, "dedup-window", "PUSHGO_DEDUP_WINDOW", "op_id duplicate window")
 	str(&retention, "retention", "PUSHGO_RETENTION", "history retention")
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
+	str(&natsPing, "nats-ping", "PUSHGO_NATS_PING", "ping interval to an external NATS server; two missed pings move the connection to another server")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
 	str(&c.APNsKeyFile, "apns-key-file", "PUSHGO_APNS_KEY_FILE", "APNs .p8 key file (token auth)")
@@ -203,10 +211,14 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		name string
 		in   string
 		out  *time.Duration
-	}{{"PUSHGO_DEDUP_WINDOW", dedup, &c.DedupWindow}, {"PUSHGO_RETENTION", retention, &c.Retention}, {"PUSHGO_APPEND_TIMEOUT", appendTimeout, &c.AppendTimeout}} {
+	}{{"PUSHGO_DEDUP_WINDOW", dedup, &c.DedupWindow}, {"PUSHGO_RETENTION", retention, &c.Retention}, {"PUSHGO_APPEND_TIMEOUT", appendTimeout, &c.AppendTimeout},
+		{"PUSHGO_NATS_PING", natsPing, &c.NATSPing}} {
 		if *d.out, err = parseDuration(d.in); err != nil {
 			return Config{}, fmt.Errorf("%s %q: %w", d.name, d.in, err)
 		}
+	}
+	if c.NATSPing < 100*time.Millisecond {
+		return Config{}, fmt.Errorf("PUSHGO_NATS_PING %q: want a duration of at least 100ms", natsPing)
 	}
 	if c.DeliveryPartitions, err = strconv.Atoi(partitions); err != nil || c.DeliveryPartitions < 1 || c.DeliveryPartitions > 64 {
 		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_PARTITIONS %q: want an integer from 1 to 64", partitions)

@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
+)
+
+// TestCluster runs compose.yaml's topology as local processes (three
+// nats-server nodes on deploy/nats/nats.conf; two ingest, two projector
+// and two pusher processes with their compose command and environment,
+// every stream and bucket at three replicas) and takes its nodes down one
+// way after another, under a write load through both ingest replicas whose
+// clients retry a 503 with the same op_id, as a real client does. After
+// each fault: every operation that got a 200 is in the log exactly once,
+// no request got a 500 (or any answer but 200 and 503), and the figures
+// (operations acknowledged, lost, duplicates, the window of 503s) are
+// printed. At the end the projector replicas hold identical state and a
+// device subscribed before the first fault was pushed every message.
+//
+// The phases share one cluster (starting one costs ~15 s): a failure in
+// one leaves the cluster in a state the next does not expect, so they run
+// in order and stop at the first failure.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	fake := sendertest.NewFakeFCM(t)
+	c := startCluster(t)
+	c.startAll(fake.Endpoint(), fcmCredentials(t))
+	ingest := c.services["ingest"]
+	a, b := ingest[0], ingest[1]
+	js := dialJS(t, c.url)
+	for _, s := range []string{opsStream, "KV_PUSHGO_DEVICES", "KV_PUSHGO_SUBSCRIPTIONS", "KV_PUSHGO_CHANNELS"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		info, err := streamInfo(ctx, js.js, s)
+		cancel()
+		if err != nil || info.Config.Replicas != 3 {
+			t.Fatalf("stream %s: replicas %v, err %v: the compose environment asks for 3", s, info.Config.Replicas, err)
+		}
+	}
+
+	// A channel the load writes to, and a device on it through the other
+	// replica: every acknowledged message must reach it.
+	load := chanCred{Password: "cluster-" + randomHex(t, 8)}
+	load.ID = createChannel(t, a, "cluster-load", load.Password)
+	token := "fcm-cluster-" + randomHex(t, 4)
+	dev := postOK(t, b, "/device/register", map[string]any{"platform": "android"})["device_key"].(string)
+	postOK(t, b, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": token})
+	postOK(t, b, "/channel/subscribe", map[string]any{"device_key": dev, "channel_id": load.ID, "password": load.Password})
+
+	var loads []*faultLoad
+	pass := func(name string, fault func(l *clusterLoad)) bool {
+		return t.Run(name, func(t *testing.T) {
+			l := startClusterLoad(t, c, load, name)
+			loads = append(loads, l.loads...)
+			fault(l)
+			l.stopAndCheck(t)
+		})
+	}
+
+	ok := pass("ops-leader-SIGKILL", func(l *clusterLoad) {
+		l.waitAcks(200)
+		leader := c.node(c.leader(js, opsStream))
+		killedAt := time.Now()
+		c.kill(leader)
+		next := c.waitLeaderElected(js, opsStream, leader.name, 30*time.Second)
+		l.t.Logf("%s (leading %s) killed; %s elected within %s", leader.name, opsStream, next, time.Since(killedAt).Round(time.Millisecond))
+		// A pusher replica dies too: the other takes its partitions.
+		c.services["pusher"][0].kill()
+		l.waitAcksAfter(time.Now(), 200)
+		c.restart(leader)
+		c.waitReplicasCurrent(js, opsStream, 60*time.Second)
+		l.t.Logf("%s restarted and current again", leader.name)
+		l.waitAcksAfter(time.Now(), 100)
+	}) && pass("ops-leader-SIGSTOP-10s", func(l *clusterLoad) {
+		l.waitAcks(200)
+		leader := c.node(c.leader(js, opsStream))
+		c.pause(leader)
+		stoppedAt := time.Now()
+		next := c.waitLeaderElected(js, opsStream, leader.name, 30*time.Second)
+		l.t.Logf("%s (leading %s) stopped; %s elected within %s", leader.name, opsStream, next, time.Since(stoppedAt).Round(time.Millisecond))
+		l.waitAcksAfter(time.Now(), 100)
+		time.Sleep(time.Until(stoppedAt.Add(10 * time.Second))) // the fault's length, not a wait for an outcome
+		c.resume(leader)
+		c.waitReplicasCurrent(js, opsStream, 60*time.Second)
+		l.t.Logf("%s resumed after %s and current again", leader.name, time.Since(stoppedAt).Round(time.Millisecond))
+		l.waitAcksAfter(time.Now(), 100)
+	}) && t.Run("registry-leader-SIGKILL", func(t *testing.T) {
+		registryLeaderKilled(t, c, js, load, fake)
+	})
+	if !ok {
+		return
+	}
+
+	// Every node is back: reads through every ingest replica agree, the
+	// projector replicas end identical, and every message was pushed.
+	for _, n := range c.nodes {
+		if n.exited() {
+			c.restart(n)
+		}
+	}
+	c.waitReplicasCurrent(js, opsStream, 60*time.Second)
+	last := streamLastSeq(t, c.url)
+	projectors := c.services["projector"]
+	waitApplied(t, a, last, 40, 60*time.Second, projectors...)
+	waitApplied(t, b, last, 40, 60*time.Second, projectors...)
+	histA, histB := historyOpIDs(t, a, load), historyOpIDs(t, b, load)
+	if fmt.Sprint(histA) != fmt.Sprint(histB) {
+		t.Errorf("the channel's history differs between the ingest replicas: %d op_ids through A, %d through B", len(histA), len(histB))
+	}
+	for _, l := range loads {
+		l.checkReadable(t, a)
+	}
+	var acked []string
+	for _, l := range loads {
+		l.mu.Lock()
+		acked = append(acked, l.acked...)
+		l.mu.Unlock()
+	}
+	waitFor(t, "every acknowledged message pushed to the device", 60*time.Second, func() bool {
+		return len(pushedTitles(fake, token, acked)) == 0
+	})
+	dups := 0
+	seen := map[string]int{}
+	for _, o := range fake.Received(token) {
+		if seen[o.Title]++; seen[o.Title] == 2 {
+			dups++
+		}
+	}
+	t.Logf("pushes: %d acknowledged messages all pushed to the device subscribed before the faults (%d pushes in all, %d messages pushed more than once)",
+		len(acked), len(fake.Received(token)), dups)
+	for _, p := range projectors {
+		stopClean(t, p)
+	}
+	imgs := []storeImage{openImage(t, projectors[0].cfg.DataDir, []string{load.ID}), openImage(t, projectors[1].cfg.DataDir, []string{load.ID})}
+	if imgs[0].Applied != last || imgs[1].Applied != last {
+		t.Errorf("projectors applied %d and %d; the log's last sequence is %d", imgs[0].Applied, imgs[1].Applied, last)
+	}
+	sameImage(t, "projector replica 1 vs 2", imgs[0], imgs[1])
+	t.Logf("projector replicas identical at sequence %d (%d snapshot and index entries)", last, len(imgs[0].Dump))
+}
+
+// pushedTitles returns the titles of want the device of token has not
+// been pushed yet.
+func pushedTitles(fake *sendertest.FakeFCM, token string, want []string) []string {
+	got := map[string]bool{}
+	for _, o := range fake.Received(token) {
+		got[o.Title] = true
+	}
+	var missing []string
+	for _, op := range want {
+		if !got["fault load "+op] {
+			missing = append(missing, op)
+		}
+	}
+	return missing
+}
+
+// registryLeaderKilled: the node leading the device and subscription
+// buckets is killed; registering devices and subscribing them keeps
+// working after the election (retrying 503s), and what was registered
+// before is kept: devices registered before and after are both pushed.
+func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fake *sendertest.FakeFCM) {
+	a, b := c.services["ingest"][0], c.services["ingest"][1]
+	reg := chanCred{Password: "registry-" + randomHex(t, 8)}
+	reg.ID = createChannel(t, a, "cluster-registry", reg.Password)
+	var tokens []string
+	register := func(g *gateway, n int) {
+		t.Helper()
+		for i := range n {
+			tok := fmt.Sprintf("fcm-reg-%s-%d", randomHex(t, 3), i)
+			dev := retry503(t, g, "/device/register", map[string]any{"platform": "android"})["device_key"].(string)
+			retry503(t, g, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": tok})
+			retry503(t, g, "/channel/subscribe", map[string]any{"device_key": dev, "channel_id": reg.ID, "password": reg.Password})
+			tokens = append(tokens, tok)
+		}
+	}
+	register(a, 10)
+	register(b, 10)
+	devLeader := c.leader(js, "KV_PUSHGO_DEVICES")
+	subLeader := c.leader(js, "KV_PUSHGO_SUBSCRIPTIONS")
+	leader := c.node(devLeader)
+	killedAt := time.Now()
+	c.kill(leader)
+	next := c.waitLeaderElected(js, "KV_PUSHGO_DEVICES", leader.name, 30*time.Second)
+	t.Logf("%s (leading the devices bucket; %s leads subscriptions) killed; %s elected within %s", devLeader, subLeader, next, time.Since(killedAt).Round(time.Millisecond))
+	register(a, 10)
+	register(b, 10)
+	title := "registry check " + randomHex(t, 4)
+	retry503(t, b, "/message", map[string]any{"channel_id": reg.ID, "password": reg.Password, "title": title})
+	waitFor(t, "the message on all 40 devices, registered before and after the kill", 60*time.Second, func() bool {
+		for _, tok := range tokens {
+			found := false
+			for _, o := range fake.Received(tok) {
+				found = found || o.Title == title
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("registry: 20 devices registered before the kill and 20 after, every one subscribed and pushed")
+	c.restart(leader)
+	c.waitReplicasCurrent(js, "KV_PUSHGO_DEVICES", 60*time.Second)
+}
+
+// retry503 posts body to path through g until the answer is not 503 (a
+// client's retry while the cluster elects a leader) and requires a 200.
+func retry503(t *testing.T, g *gateway, path string, body map[string]any) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		r, err := g.Do(ctx, http.MethodPost, path, mustJSON(t, body), nil)
+		cancel()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no answer but 503 within 45 s: %v %v", path, r, err)
+		}
+		if err != nil || r.Status == http.StatusServiceUnavailable {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		return mustOK(t, r)
+	}
+}
+
+// clusterLoad is a fault load through each ingest replica.
+type clusterLoad struct {
+	t     *testing.T
+	loads []*faultLoad
+	stop  chan struct{}
+	done  sync.WaitGroup
+}
+
+func startClusterLoad(t *testing.T, c *cluster, ch chanCred, name string) *clusterLoad {
+	l := &clusterLoad{t: t, stop: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	for i, g := range c.services["ingest"] {
+		fl := newFaultLoad(g, ch, fmt.Sprintf("%s-%c", strings.ToLower(name), 'a'+i))
+		l.loads = append(l.loads, fl)
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			fl.run(ctx, 3, l.stop)
+		}()
+	}
+	t.Cleanup(func() {
+		l.halt()
+		cancel()
+	})
+	return l
+}
+
+func (l *clusterLoad) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.done.Wait()
+}
+
+// waitAcks waits for n acknowledgements through each replica.
+func (l *clusterLoad) waitAcks(n int) { l.waitAcksAfter(time.Time{}, n) }
+
+// waitAcksAfter waits for n acknowledgements after at through each
+// replica: the load goes on through both.
+func (l *clusterLoad) waitAcksAfter(at time.Time, n int) {
+	l.t.Helper()
+	waitFor(l.t, fmt.Sprintf("%d acknowledgements through each ingest replica", n), 90*time.Second, func() bool {
+		for _, fl := range l.loads {
+			if fl.acksAfter(at) < n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// stopAndCheck stops the load and checks each replica's operations in the
+// log; it prints the figures.
+func (l *clusterLoad) stopAndCheck(t *testing.T) {
+	t.Helper()
+	l.halt()
+	for i, fl := range l.loads {
+		t.Logf("through ingest replica %d:", i+1)
+		fl.check(t, fl.g.natsURL)
+	}
+}
