@@ -36,6 +36,24 @@ func (r *integReport) phases(o *integPhase) []namedResult {
 	}
 }
 
+// budgets: the Dynatrace reports over /event/create, by name and by id.
+func (r *integReport) budgets() []budgetRow {
+	o := r.o
+	row := func(sel dtSelector, dt result) budgetRow {
+		name := "entityId"
+		if sel == selEntityName {
+			name = "entityName"
+		}
+		return budgetRow{
+			stage:  fmt.Sprintf("dynatrace %s / /event/create, %d clients", name, o.concurrency),
+			anchor: "/event/create " + fmtRate(r.base.rate),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(dt.rate), fmtDur(dt.p99), dt.cpu.self),
+			ratio:  r.dtRatio(dt), budget: fmt.Sprintf(">= %.2f", o.dtRatioBudget), ok: r.dtRatio(dt) >= o.dtRatioBudget && dt.errors == 0,
+		}
+	}
+	return []budgetRow{row(selEntityName, r.dtName), row(selEntityID, r.dtID)}
+}
+
 // dtRatio is a Dynatrace phase's reports/s over the baseline's requests/s
 // (each Dynatrace request reports about exactly one Thing).
 func (r *integReport) dtRatio(dt result) float64 {

@@ -61,6 +61,22 @@ type table interface {
 	vouches() string
 }
 
+// A budgeted table has rows under a budget of issue 14's, which the report
+// prints again after every table, each beside its raw anchor.
+type budgeted interface {
+	budgets() []budgetRow
+}
+
+// budgetRow is one budgeted row: what it measures, the raw rate it is
+// compared with (measured in the same run; "" for a latency budget), our
+// figure, the ratio (0 for a latency budget) and the budget.
+type budgetRow struct {
+	stage, anchor, ours string
+	ratio               float64
+	budget              string
+	ok                  bool
+}
+
 // failure is one row's failed operations.
 type failure struct {
 	label  string

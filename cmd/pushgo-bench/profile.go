@@ -7,8 +7,9 @@ import (
 )
 
 // startCPUProfile profiles the process until the returned stop is called.
-// The load generator runs in the same process, so the profile shows the
-// HTTP clients' cost next to the gateway's.
+// The load of the HTTP rows runs in load processes (loadproc.go), so the
+// profile of such a row is the gateway's alone; a raw or fold profile holds
+// the broker's clients beside the broker.
 func startCPUProfile(path, what string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {

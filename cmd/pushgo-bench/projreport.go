@@ -62,6 +62,27 @@ func printProjTable(w io.Writer, o *projPhase, p *projReport) {
 	}
 }
 
+// budgets: the fold over the raw ordered consume, the p99 of a history
+// page for one client and of /thing/get under the write load.
+func (p *projReport) budgets() []budgetRow {
+	o := p.o
+	fr := p.foldRatio()
+	return []budgetRow{{
+		stage:  fmt.Sprintf("projector fold, %d operations", p.ops),
+		anchor: "ordered consume " + fmtRate(p.consume.rate(p.ops)),
+		ours:   fmt.Sprintf("%s (%s), %.2f cores", fmtRate(p.fold.rate(p.ops)), fmtSecs(p.fold.took), p.fold.cpu.self),
+		ratio:  fr, budget: fmt.Sprintf(">= %.2f", o.foldRatioBudget), ok: fr >= o.foldRatioBudget,
+	}, {
+		stage:  fmt.Sprintf("/channel/history %d items, 1 client", o.historyLimit),
+		ours:   fmt.Sprintf("p99 %s, %s, %.2f cores", fmtDur(p.histSingle.p99), fmtRate(p.histSingle.rate), p.histSingle.cpu.self),
+		budget: "p99 <= " + fmtDur(o.historyBudget), ok: p.histSingle.p99 <= o.historyBudget && p.histSingle.ops > 0,
+	}, {
+		stage:  fmt.Sprintf("/thing/get at %.0f/s under write load", o.getRate),
+		ours:   fmt.Sprintf("p99 %s; writes %s, %.2f cores", fmtDur(p.get.p99), fmtRate(p.getLoad.rate), p.get.cpu.self),
+		budget: "p99 <= " + fmtDur(o.getBudget), ok: getOK(o, p.get),
+	}}
+}
+
 func (p *projReport) foldRatio() float64 {
 	if p.consume.took <= 0 || p.fold.took <= 0 {
 		return 0

@@ -39,6 +39,7 @@ func printReport(w io.Writer, o *options, tables []table) (failed bool) {
 	for _, t := range tables {
 		t.print(w)
 	}
+	printBudgets(w, o, tables)
 	var total int64
 	for _, t := range tables {
 		for _, f := range t.failures() {
@@ -96,3 +97,34 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.0fms", ms)
 	}
 }
+
+// printBudgets prints the budgeted rows of every table, each beside its
+// raw anchor, with the ratio and the budget.
+func printBudgets(w io.Writer, o *options, tables []table) {
+	var rows []budgetRow
+	for _, t := range tables {
+		if b, ok := t.(budgeted); ok {
+			rows = append(rows, b.budgets()...)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	runs := "one run"
+	if o.runs > 1 {
+		runs = fmt.Sprintf("medians of %d runs", o.runs)
+	}
+	fmt.Fprintf(w, "\nbudgets beside their raw anchors (%s; cores: the gateway's process, the load in processes of its own):\n", runs)
+	fmt.Fprintf(w, "%-50s %-34s %-40s %6s  %s\n", "stage", "raw anchor, same run", "ours", "ratio", "budget")
+	for _, r := range rows {
+		ratio := ""
+		if r.ratio > 0 || r.anchor != "" {
+			ratio = fmt.Sprintf("%.2f", r.ratio)
+		}
+		line := fmt.Sprintf("%-50s %-34s %-40s %6s  %-14s %s", r.stage, r.anchor, r.ours, ratio, r.budget, verdict(r.ok))
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+}
+
+// fmtRate prints a rate per second.
+func fmtRate(r float64) string { return fmt.Sprintf("%.0f/s", r) }

@@ -143,6 +143,38 @@ func (t *writeTable) failures() []failure {
 	return out
 }
 
+// budgets: per sync mode, ours over raw JetStream and the open-loop p99;
+// with -ntfy, ours at sync=1s over ntfy with no cache.
+func (t *writeTable) budgets() []budgetRow {
+	o := t.o
+	var out []budgetRow
+	for _, r := range t.reps {
+		m := r.mode.label()
+		out = append(out, budgetRow{
+			stage:  fmt.Sprintf("write %s, %d clients", m, o.concurrency),
+			anchor: "JetStream sync publish " + fmtRate(r.raw.rate),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.ours.rate), fmtDur(r.ours.p99), r.ours.cpu.self),
+			ratio:  ratio(r), budget: fmt.Sprintf(">= %.2f", o.ratioBudget), ok: ratio(r) >= o.ratioBudget,
+		}, budgetRow{
+			stage:  fmt.Sprintf("write %s at %.0f%% load", m, o.halfLoad*100),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.low.rate), fmtDur(r.low.p99), r.low.cpu.self),
+			budget: "p99 <= " + fmtDur(o.p99Budget), ok: lowOK(o, r.low),
+		})
+	}
+	for _, p := range peerPairs(t.reps, t.ntfy) {
+		if p.budget == 0 {
+			continue
+		}
+		out = append(out, budgetRow{
+			stage:  fmt.Sprintf("/message %s beside ntfy, %d clients", p.ours.mode.label(), o.concurrency),
+			anchor: fmt.Sprintf("ntfy %s %s", p.ntfy.cache.label(), fmtRate(p.ntfy.res.rate)),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(p.ours.message.rate), fmtDur(p.ours.message.p99), p.ours.message.cpu.self),
+			ratio:  p.ratio(), budget: fmt.Sprintf(">= %.2f", p.budget), ok: p.ok(),
+		})
+	}
+	return out
+}
+
 // printWriteTable prints the write phase: per sync mode, raw JetStream,
 // ours, the open-loop row and the -diag rows, then the budgets.
 func printWriteTable(w io.Writer, o *writePhase, reps []modeReport) {

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/internal/gateway"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/wire"
+)
+
+// The peer comparison's requests are 421 bytes each, ours a message the
+// gateway accepts, ntfy's a JSON publish of the same title and text.
+func TestPeerBodies(t *testing.T) {
+	b := newPeerBodies(ids.NewChannelID(), "bench-password", ntfyTopic, peerBodySize)
+	now := time.Now().UnixMilli()
+	for _, n := range []uint64{0, 7, 123456, 9_999_999, 10_000_001} {
+		ours, theirs := b.ours(nil, n), b.ntfy(nil, n)
+		if len(ours) != peerBodySize || len(theirs) != peerBodySize {
+			t.Fatalf("request %d: ours %d bytes, ntfy's %d, want %d", n, len(ours), len(theirs), peerBodySize)
+		}
+		var mr ops.MessageRequest
+		if aerr := wire.Decode(ours, &mr); aerr != nil {
+			t.Fatalf("%s: %v", ours, aerr)
+		}
+		if _, aerr := ops.ValidateMessage(&mr, now); aerr != nil {
+			t.Fatalf("%s: %v", ours, aerr)
+		}
+		var pub struct{ Topic, Title, Message string }
+		if err := json.Unmarshal(theirs, &pub); err != nil || pub.Topic != ntfyTopic || pub.Title != *mr.Title || pub.Message == "" {
+			t.Fatalf("%s: %+v, %v", theirs, pub, err)
+		}
+	}
+}
+
+// The report ends with every budgeted row beside its raw anchor: the
+// ratio, the budget (issue 14's: Dynatrace by name >= 0.6) and the
+// verdict.
+func TestBudgetsBesideAnchors(t *testing.T) {
+	ms := time.Millisecond
+	always, _ := broker.ParseSync("always")
+	o := &options{runs: 3, concurrency: 64, client: clientLight}
+	wp := &writePhase{options: o, halfLoad: 0.5, p99Budget: 20 * ms, ratioBudget: 0.5}
+	wt := &writeTable{o: wp, reps: []modeReport{
+		{mode: syncMode{sync: gateway.Defaults().Sync}, isDefault: true, raw: result{rate: 36000}, ours: result{rate: 6300, p99: 45 * ms, cpu: cpuUse{self: 1.9}},
+			low: result{rate: 3133, p99: 178 * ms}, message: &result{rate: 5500, p99: 36 * ms}},
+		{mode: syncMode{sync: always}, raw: result{rate: 3900}, ours: result{rate: 2000, p99: 30 * ms}, low: result{rate: 1000, p99: 15 * ms}},
+	}, ntfy: []ntfyRow{{cache: ntfyNoCache, res: result{rate: 5000}}}}
+	pp := &projPhase{options: o, foldRatioBudget: 0.5, historyLimit: 1000, historyBudget: 20 * ms, getRate: 200, getBudget: 5 * ms}
+	pr := &projReport{o: pp, ops: 1_000_000, consume: timed{took: 7300 * ms}, fold: timed{took: 66 * time.Second},
+		histSingle: result{ops: 500, rate: 53, p99: 53 * ms}, get: result{ops: 2000, p99: 4 * ms, target: 200}}
+	ip := &integPhase{integThings: 1, amAlerts: 1, amClients: 1}
+	if err := ip.setup(&options{target: "all", concurrency: 64}); err != nil {
+		t.Fatal(err)
+	}
+	ir := &integReport{o: ip, base: result{rate: 1000}, dtName: result{rate: 590, ops: 1}, dtID: result{rate: 610, ops: 1}}
+
+	var out strings.Builder
+	printBudgets(&out, o, []table{wt, pr, ir})
+	s := out.String()
+	if !strings.Contains(s, "medians of 3 runs") {
+		t.Errorf("no medians in:\n%s", s)
+	}
+	lines := strings.Split(s, "\n")
+	for _, want := range [][]string{
+		{"write sync=1s, 64 clients", "JetStream sync publish 36000/s", "6300/s, p99 45.0ms, 1.90 cores", " 0.17 ", ">= 0.50", "MISSED"},
+		{"write sync=1s at 50% load", "3133/s, p99 178ms", "p99 <= 20.0ms", "MISSED"},
+		{"write sync=always, 64 clients", "JetStream sync publish 3900/s", " 0.51 ", ">= 0.50", " ok"},
+		{"write sync=always at 50% load", "1000/s, p99 15.0ms", "p99 <= 20.0ms", " ok"},
+		{"/message sync=1s beside ntfy, 64 clients", "ntfy no cache 5000/s", "5500/s, p99 36.0ms", " 1.10 ", ">= 1.00", " ok"},
+		{"projector fold, 1000000 operations", "ordered consume 136986/s", "15152/s (66.0s)", " 0.11 ", ">= 0.50", "MISSED"},
+		{"/channel/history 1000 items, 1 client", "p99 53.0ms, 53/s", "p99 <= 20.0ms", "MISSED"},
+		{"/thing/get at 200/s under write load", "p99 4.0ms", "p99 <= 5.0ms", " ok"},
+		{"dynatrace entityName / /event/create, 64 clients", "/event/create 1000/s", "590/s", " 0.59 ", ">= 0.60", "MISSED"},
+		{"dynatrace entityId / /event/create, 64 clients", "/event/create 1000/s", "610/s", " 0.61 ", ">= 0.60", " ok"},
+	} {
+		var line string
+		for _, l := range lines {
+			if strings.HasPrefix(l, want[0]+" ") {
+				line = l
+			}
+		}
+		for _, w := range want[1:] {
+			if !strings.Contains(line, w) {
+				t.Errorf("%s: no %q in %q", want[0], w, line)
+			}
+		}
+	}
+	// A report without budgeted tables prints no budgets.
+	out.Reset()
+	printBudgets(&out, o, []table{&noopTable{p: &noopPhase{}}})
+	if out.Len() != 0 {
+		t.Errorf("budgets of a table without any:\n%s", out.String())
+	}
+}
