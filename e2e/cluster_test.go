@@ -226,7 +226,11 @@ func retry503(t *testing.T, g *gateway, path string, body map[string]any) map[st
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
-		return mustOK(t, r)
+		data, err := okAny(r)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return data
 	}
 }
 
