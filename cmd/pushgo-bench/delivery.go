@@ -564,10 +564,16 @@ func (e *deliveryEnv) channel(ctx context.Context, name string, n int) (string, 
 
 // messageBody appends a POST /message body: a plain alert.
 func (e *deliveryEnv) messageBody(dst []byte, ch string, n uint64) []byte {
+	return deliveryMessageBody(dst, ch, e.password, n)
+}
+
+// deliveryMessageBody appends the POST /message body of message n of the
+// delivery phases to channel ch.
+func deliveryMessageBody(dst []byte, ch, password string, n uint64) []byte {
 	dst = append(dst, `{"channel_id":"`...)
 	dst = append(dst, ch...)
 	dst = append(dst, `","password":"`...)
-	dst = append(dst, e.password...)
+	dst = append(dst, password...)
 	dst = append(dst, `","title":"bench message `...)
 	dst = strconv.AppendUint(dst, n, 10)
 	dst = append(dst, `","body":"delivery benchmark: one alert to every subscribed device","severity":"normal"}`...)
@@ -707,17 +713,18 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 	if err != nil {
 		return deliveryRow{}, err
 	}
-	var ok atomic.Int64
-	measureFrom := time.Now().Add(o.warmup)
-	res := openLoop(ctx, o.deliverySenders, o.latencyRate, o.warmup, o.duration, func(ctx context.Context, w *worker) error {
-		err := e.message(ctx, ch, w)
-		if err == nil {
-			ok.Add(1)
-		}
-		return err
-	})
+	// The messages go from a load process (loadproc.go), the pushes are
+	// timed at the fake provider, in this process.
+	spec := loadSpec{Op: opDeliveryMessage, Addr: e.ln.Addr().String(), Client: clientLight, ChannelID: ch, Password: e.password}
+	reps, cpu, err := runLoads(ctx, nil, spec.open(o.deliverySenders, o.latencyRate, o.warmup, o.duration))
+	if err != nil {
+		stop()
+		return deliveryRow{}, err
+	}
+	res := reps[0].result(cpu)
+	measureFrom := reps[0].Began.Add(o.warmup)
 	opsBacklog, taskBacklog := e.backlog(ctx)
-	werr := waitArrivals(ctx, a, ok.Load()*int64(o.latencyDevices))
+	werr := waitArrivals(ctx, a, reps[0].Succeeded*int64(o.latencyDevices))
 	stop()
 
 	st := a.stats(measureFrom.UnixMilli())

@@ -126,6 +126,15 @@ func newLoadGen(spec loadSpec) (*loadGen, error) {
 			return nil, err
 		}
 		op = t.message(newPeerBodies(spec.ChannelID, spec.Password, "", peerBodySize))
+	case opDeliveryMessage:
+		if err := needChannel(); err != nil {
+			return nil, err
+		}
+		op = func(ctx context.Context, w *worker) error {
+			w.buf = deliveryMessageBody(w.buf[:0], spec.ChannelID, spec.Password, w.n)
+			_, err := t.call(ctx, t.light, w, "/message", w.buf)
+			return err
+		}
 	case opNtfy:
 		if spec.Topic == "" {
 			return bad("ntfy needs a topic")

@@ -62,6 +62,8 @@ const (
 	opAlertmanager = "alertmanager" // Alertmanager payloads
 	opMessage      = "message"      // POST /message of peerBodySize bytes
 	opNtfy         = "ntfy"         // ntfy's JSON publish of peerBodySize bytes
+	// POST /message of the delivery phases' latency row.
+	opDeliveryMessage = "delivery-message"
 )
 
 // loadSpec is one load process's work: its loop, its operation and what the
@@ -137,6 +139,7 @@ type loadReport struct {
 	Skipped   int64          `json:"skipped,omitempty"`
 	Target    float64        `json:"target,omitempty"`
 	Succeeded int64          `json:"succeeded"` // warm-up included
+	Began     time.Time      `json:"began"`     // when the loop began (its warm-up)
 	CPU       time.Duration  `json:"cpu"`
 	AMOuts    [4]int64       `json:"am_outcomes,omitzero"` // Alertmanager: opened, updated, unchanged, other
 }
@@ -409,9 +412,10 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 		_, _ = io.Copy(io.Discard, br)
 		cancel()
 	}()
-	cpu0 := processCPU()
+	cpu0, began := processCPU(), time.Now()
 	res := lg.run(ctx)
 	rep := newLoadReport(res)
+	rep.Began = began
 	rep.CPU = processCPU() - cpu0
 	rep.Succeeded = lg.succeeded.Load()
 	if lg.integ != nil {
