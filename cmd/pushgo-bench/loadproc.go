@@ -25,8 +25,9 @@ import (
 //
 // What stays in this process: the raw JetStream anchors (their publishers
 // stand in for the gateway's ingest, which shares the broker's process in
-// the same way), the populate and fold passes (no client), and the delivery
-// phases (their figures are taken at the fake provider, in this process).
+// the same way), the populate and fold passes (no client), the unmeasured
+// set-ups, and the delivery phases' bursts (a few requests each: their
+// figures are the pushes taken at the fake provider, in this process).
 //
 // The protocol, one line each:
 //
