@@ -63,7 +63,7 @@ func TestCluster(t *testing.T) {
 		})
 	}
 
-	ok := pass("ops-leader-SIGKILL", func(l *clusterLoad) {
+	ok := t.Run("follower-reads", func(t *testing.T) { followerReads(t, c) }) && pass("ops-leader-SIGKILL", func(l *clusterLoad) {
 		l.waitAcks(200)
 		leader := c.node(c.leader(js, opsStream))
 		killedAt := time.Now()
@@ -296,4 +296,91 @@ func (l *clusterLoad) stopAndCheck(t *testing.T) {
 		t.Logf("through ingest replica %d:", i+1)
 		fl.check(t, fl.g.natsURL)
 	}
+}
+
+// followerReads: a thousand times, an entity is created through one
+// ingest replica and read at once through the other (the two replicas are
+// connected to different nodes, so reads may be answered by a follower
+// that has not applied the write yet): a device registered through A is
+// given its provider token through B (the registry buckets), a Thing
+// created through A is read through B (the log and the projector's
+// read-your-writes barrier), a channel created through A is subscribed to
+// through B. None may answer 404.
+func followerReads(t *testing.T, c *cluster) {
+	a, b := c.services["ingest"][0], c.services["ingest"][1]
+	const rounds, workers = 1000, 8
+	var (
+		mu     sync.Mutex
+		false4 = map[string]int{}
+		errs   []string
+	)
+	fail := func(what string, r *apiResp, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && r.Status == http.StatusNotFound {
+			false4[what]++
+			return
+		}
+		if len(errs) < 10 {
+			errs = append(errs, fmt.Sprintf("%s: %v %v", what, r, err))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	post := func(g *gateway, path string, body map[string]any) (*apiResp, map[string]any, error) {
+		r, err := g.Do(ctx, http.MethodPost, path, mustJSON(t, body), nil)
+		if err != nil {
+			return r, nil, err
+		}
+		data, err := okAny(r)
+		return r, data, err
+	}
+	started := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < rounds; i += workers {
+				pw := fmt.Sprintf("follower-%d-%s", i, randomHex(t, 4))
+				_, data, err := post(a, "/channel/create", map[string]any{"channel_name": fmt.Sprintf("follower-%d", i), "password": pw})
+				if err != nil {
+					fail("create channel through A", nil, err)
+					continue
+				}
+				ch := data["channel_id"].(string)
+				_, data, err = post(a, "/device/register", map[string]any{"platform": "android"})
+				if err != nil {
+					fail("register through A", nil, err)
+					continue
+				}
+				dev := data["device_key"].(string)
+				if r, _, err := post(b, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": "fcm-follower-" + dev}); err != nil {
+					fail("set the provider token of a device registered through A, through B", r, err)
+				}
+				if r, _, err := post(b, "/channel/subscribe", map[string]any{"device_key": dev, "channel_id": ch, "password": pw}); err != nil {
+					fail("subscribe through B to a channel created through A", r, err)
+				}
+				_, data, err = post(a, "/thing/create", map[string]any{"channel_id": ch, "password": pw, "title": "follower", "observed_at": time.Now().Unix()})
+				if err != nil {
+					fail("create a thing through A", nil, err)
+					continue
+				}
+				if r, _, err := post(b, "/thing/get", map[string]any{"channel_id": ch, "password": pw, "thing_id": data["thing_id"]}); err != nil {
+					fail("get through B a thing created through A", r, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	n := 0
+	for what, k := range false4 {
+		t.Errorf("%d false 404s: %s", k, what)
+		n += k
+	}
+	t.Logf("follower reads: %d rounds (create through A, read at once through B: a device's token, a subscription, a Thing) in %s, %d false 404s",
+		rounds, time.Since(started).Round(time.Millisecond), n)
 }
