@@ -317,7 +317,7 @@ func followerReads(t *testing.T, c *cluster) {
 	fail := func(what string, r *apiResp, err error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if err == nil && r.Status == http.StatusNotFound {
+		if r != nil && r.Status == http.StatusNotFound {
 			false4[what]++
 			return
 		}
