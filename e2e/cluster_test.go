@@ -299,13 +299,13 @@ func (l *clusterLoad) stopAndCheck(t *testing.T) {
 }
 
 // followerReads: a thousand times, an entity is created through one
-// ingest replica and read at once through the other (the two replicas are
-// connected to different nodes, so reads may be answered by a follower
-// that has not applied the write yet): a device registered through A is
-// given its provider token through B (the registry buckets), a Thing
-// created through A is read through B (the log and the projector's
-// read-your-writes barrier), a channel created through A is subscribed to
-// through B. None may answer 404.
+// ingest replica and read at once through the other (each replica talks
+// to whichever node it connected to, and a read may be answered by a
+// follower that has not applied the write yet), in turn: a device
+// registered through A is given its provider token through B (the
+// registry buckets), a channel created through A is subscribed to through
+// B, a Thing created through A is read through B (the log and the
+// projector's read-your-writes barrier). None may answer 404.
 func followerReads(t *testing.T, c *cluster) {
 	a, b := c.services["ingest"][0], c.services["ingest"][1]
 	const rounds, workers = 1000, 8
@@ -335,6 +335,8 @@ func followerReads(t *testing.T, c *cluster) {
 		data, err := okAny(r)
 		return r, data, err
 	}
+	things := chanCred{Password: "follower-" + randomHex(t, 8)}
+	things.ID = createChannel(t, a, "follower-things", things.Password)
 	started := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -342,32 +344,41 @@ func followerReads(t *testing.T, c *cluster) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < rounds; i += workers {
-				pw := fmt.Sprintf("follower-%d-%s", i, randomHex(t, 4))
-				_, data, err := post(a, "/channel/create", map[string]any{"channel_name": fmt.Sprintf("follower-%d", i), "password": pw})
-				if err != nil {
-					fail("create channel through A", nil, err)
-					continue
-				}
-				ch := data["channel_id"].(string)
-				_, data, err = post(a, "/device/register", map[string]any{"platform": "android"})
-				if err != nil {
-					fail("register through A", nil, err)
-					continue
-				}
-				dev := data["device_key"].(string)
-				if r, _, err := post(b, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": "fcm-follower-" + dev}); err != nil {
-					fail("set the provider token of a device registered through A, through B", r, err)
-				}
-				if r, _, err := post(b, "/channel/subscribe", map[string]any{"device_key": dev, "channel_id": ch, "password": pw}); err != nil {
-					fail("subscribe through B to a channel created through A", r, err)
-				}
-				_, data, err = post(a, "/thing/create", map[string]any{"channel_id": ch, "password": pw, "title": "follower", "observed_at": time.Now().Unix()})
-				if err != nil {
-					fail("create a thing through A", nil, err)
-					continue
-				}
-				if r, _, err := post(b, "/thing/get", map[string]any{"channel_id": ch, "password": pw, "thing_id": data["thing_id"]}); err != nil {
-					fail("get through B a thing created through A", r, err)
+				switch i % 3 {
+				case 0:
+					_, data, err := post(a, "/device/register", map[string]any{"platform": "android"})
+					if err != nil {
+						fail("register through A", nil, err)
+						continue
+					}
+					dev := data["device_key"].(string)
+					if r, _, err := post(b, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": "fcm-follower-" + dev}); err != nil {
+						fail("set through B the provider token of a device registered through A", r, err)
+					}
+				case 1:
+					pw := fmt.Sprintf("follower-%d", i)
+					_, data, err := post(a, "/channel/create", map[string]any{"channel_name": pw, "password": pw})
+					if err != nil {
+						fail("create a channel through A", nil, err)
+						continue
+					}
+					_, dev, err := post(a, "/device/register", map[string]any{"platform": "android"})
+					if err != nil {
+						fail("register through A", nil, err)
+						continue
+					}
+					if r, _, err := post(b, "/channel/subscribe", map[string]any{"device_key": dev["device_key"], "channel_id": data["channel_id"], "password": pw}); err != nil {
+						fail("subscribe through B to a channel created through A", r, err)
+					}
+				case 2:
+					_, data, err := post(a, "/thing/create", map[string]any{"channel_id": things.ID, "password": things.Password, "title": "follower", "observed_at": time.Now().Unix()})
+					if err != nil {
+						fail("create a thing through A", nil, err)
+						continue
+					}
+					if r, _, err := post(b, "/thing/get", map[string]any{"channel_id": things.ID, "password": things.Password, "thing_id": data["thing_id"]}); err != nil {
+						fail("get through B a thing created through A", r, err)
+					}
 				}
 			}
 		}()
@@ -381,6 +392,6 @@ func followerReads(t *testing.T, c *cluster) {
 		t.Errorf("%d false 404s: %s", k, what)
 		n += k
 	}
-	t.Logf("follower reads: %d rounds (create through A, read at once through B: a device's token, a subscription, a Thing) in %s, %d false 404s",
+	t.Logf("follower reads: %d rounds (create through A, read at once through B: a device's token, a subscription, a Thing, in turn) in %s, %d false 404s",
 		rounds, time.Since(started).Round(time.Millisecond), n)
 }
