@@ -182,13 +182,26 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 	}
 	register(a, 10)
 	register(b, 10)
-	devLeader := c.leader(js, "KV_PUSHGO_DEVICES")
-	subLeader := c.leader(js, "KV_PUSHGO_SUBSCRIPTIONS")
-	leader := c.node(devLeader)
+	// The registry is several buckets, each with its own leader: the node
+	// leading most of them dies.
+	leading := map[string][]string{}
+	for _, bucket := range registryBuckets {
+		name := c.leader(js, bucket)
+		leading[name] = append(leading[name], bucket)
+	}
+	var leader *natsNode
+	for _, n := range c.nodes {
+		if leader == nil || len(leading[n.name]) > len(leading[leader.name]) {
+			leader = n
+		}
+	}
 	killedAt := time.Now()
 	c.kill(leader)
-	next := c.waitLeaderElected(js, "KV_PUSHGO_DEVICES", leader.name, 30*time.Second)
-	t.Logf("%s (leading the devices bucket; %s leads subscriptions) killed; %s elected within %s", devLeader, subLeader, next, time.Since(killedAt).Round(time.Millisecond))
+	for _, bucket := range leading[leader.name] {
+		next := c.waitLeaderElected(js, bucket, leader.name, 30*time.Second)
+		t.Logf("%s: %s killed; %s elected within %s", bucket, leader.name, next, time.Since(killedAt).Round(time.Millisecond))
+	}
+	t.Logf("registry leaders before the kill: %v", leading)
 	register(a, 10)
 	register(b, 10)
 	title := "registry check " + randomHex(t, 4)
@@ -207,8 +220,15 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 	})
 	t.Logf("registry: 20 devices registered before the kill and 20 after, every one subscribed and pushed")
 	c.restart(leader)
-	c.waitReplicasCurrent(js, "KV_PUSHGO_DEVICES", 60*time.Second)
+	for _, bucket := range registryBuckets {
+		c.waitReplicasCurrent(js, bucket, 60*time.Second)
+	}
 }
+
+// registryBuckets are the buckets device registration and subscriptions
+// read and write.
+var registryBuckets = []string{"KV_PUSHGO_CHANNELS", "KV_PUSHGO_DEVICES", "KV_PUSHGO_DEVICE_CHANNELS",
+	"KV_PUSHGO_PROVIDER_TOKENS", "KV_PUSHGO_SUBSCRIPTIONS"}
 
 // retry503 posts body to path through g until the answer is not 503 (a
 // client's retry while the cluster elects a leader) and requires a 200.

@@ -215,7 +215,7 @@ func (l *faultLoad) check(t *testing.T, natsURL string) string {
 		op := m.Header.Get(headerOpID)
 		idx[op] = append(idx[op], m.Sequence)
 	}
-	found, lost := 0, 0
+	found, lost, dups := 0, 0, 0
 	for _, op := range l.acked {
 		switch n := len(idx[op]); {
 		case n == 0:
@@ -223,6 +223,7 @@ func (l *faultLoad) check(t *testing.T, natsURL string) string {
 				t.Errorf("acknowledged op_id %s is not in %s", op, opsStream)
 			}
 		case n > 1:
+			dups++
 			t.Errorf("acknowledged op_id %s is in %s %d times", op, opsStream, n)
 		default:
 			found++
@@ -239,8 +240,8 @@ func (l *faultLoad) check(t *testing.T, natsURL string) string {
 		extra++
 	}
 	extra -= found
-	t.Logf("load: %d operations sent in %d attempts, %d acknowledged, %d of them found once in %s (%d lost), %d logged but unacknowledged; %d answers 503, %d requests unanswered, %d unexpected answers",
-		l.sent, l.attempts, len(l.acked), found, opsStream, lost, extra, l.unavail, l.noAnswer, len(l.unexpected))
+	t.Logf("load: %d operations sent in %d attempts, %d acknowledged, %d of them found once in %s (%d lost, %d duplicated), %d logged but unacknowledged; %d answers 503, %d requests unanswered, %d unexpected answers",
+		l.sent, l.attempts, len(l.acked), found, opsStream, lost, dups, extra, l.unavail, l.noAnswer, len(l.unexpected))
 	if !l.first503.IsZero() {
 		t.Logf("503 window: %s, from the first 503 to the last", l.last503.Sub(l.first503).Round(time.Millisecond))
 	}
