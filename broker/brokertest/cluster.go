@@ -1,0 +1,244 @@
+package brokertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/provision"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// ClusterSize is the number of nodes StartCluster starts.
+const ClusterSize = 3
+
+// clusterReady bounds the wait for the cluster's meta leader and for
+// provision.Ensure at start.
+const clusterReady = 60 * time.Second
+
+// Cluster is an in-process JetStream cluster of ClusterSize embedded
+// brokers (the production configuration of package broker, each with its
+// own store directory), routed to each other over loopback TCP, for tests
+// of what a scaled deployment does that one node cannot show: a read
+// answered by a follower that has not yet applied a write the leader
+// acknowledged.
+//
+// The nodes share one credentials directory, so every node admits the
+// same role keys, as the servers of a real cluster share accounts.conf;
+// the routes between them carry no credentials (loopback only).
+type Cluster struct {
+	// Nodes are the running brokers; a node's index is how Conn, ConnAs
+	// and Leader name it.
+	Nodes []*broker.Embedded
+
+	connect []nats.Option
+}
+
+// StartCluster starts ClusterSize embedded brokers in t.TempDir(), waits
+// until they have elected a meta leader and, unless NoEnsure, ensures the
+// streams and buckets with Replicas ClusterSize (Streams sets the other
+// options; its Replicas, if not 1, is kept). Listen is ignored: each node
+// listens on a free loopback port (a server opens its routes only after
+// its client port). Any failure fails t at once; the
+// nodes are shut down when t ends.
+func StartCluster(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	o := options{streams: streams.DefaultOptions(), ensure: true}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.streams.Replicas == 1 {
+		o.streams.Replicas = ClusterSize
+	}
+	dir := t.TempDir()
+	ports := freePorts(t, ClusterSize)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	c := &Cluster{connect: o.connect}
+	for i, p := range ports {
+		cfg := o.cfg
+		// The server starts its routes only once its client port is
+		// open, so every node listens (on loopback, credentials required).
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Dir = filepath.Join(dir, fmt.Sprintf("n%d", i))
+		cfg.CredentialsDir = filepath.Join(dir, "credentials")
+		cfg.ServerName = fmt.Sprintf("n%d", i)
+		cfg.ClusterName = "pushgo-test"
+		cfg.ClusterListen = fmt.Sprintf("127.0.0.1:%d", p)
+		cfg.Routes = routes
+		e, err := broker.Start(cfg)
+		if err != nil {
+			t.Fatalf("brokertest: start cluster node %d: %v", i, err)
+		}
+		t.Cleanup(e.Shutdown)
+		c.Nodes = append(c.Nodes, e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReady)
+	defer cancel()
+	c.awaitMetaLeader(t, ctx)
+	if o.ensure {
+		_, js := c.Conn(t, 0)
+		// The meta group may still be settling its first peers: a create
+		// it cannot place yet is asked again.
+		for {
+			err := provision.Ensure(ctx, js, o.streams)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("brokertest: ensure streams and buckets on the cluster: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// freePorts returns n loopback TCP ports that were free a moment ago.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("brokertest: free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// awaitMetaLeader waits until one node leads the JetStream meta group, it
+// hears from every node, and every node's view of the group is current.
+func (c *Cluster) awaitMetaLeader(t testing.TB, ctx context.Context) {
+	t.Helper()
+	for {
+		leaders, peers, current := 0, 0, 0
+		for _, n := range c.Nodes {
+			if n.Server().JetStreamIsLeader() {
+				leaders++
+				// Only the meta leader lists the peers it hears from.
+				peers = len(n.Server().JetStreamClusterPeers())
+			}
+			if n.Server().JetStreamIsCurrent() {
+				current++
+			}
+		}
+		if leaders == 1 && peers == len(c.Nodes) && current == len(c.Nodes) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("brokertest: cluster has no meta leader after %s (%d leaders, %d current)", clusterReady, leaders, current)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Conn opens an in-process connection to node i as broker.RoleAdmin and a
+// JetStream handle over it: what a process attached to that node has. The
+// connection is closed when t ends.
+func (c *Cluster) Conn(t testing.TB, i int) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return connectAs(t, c.Nodes[i], broker.RoleAdmin, c.connect)
+}
+
+// ConnAs is Conn with the credentials, and so the permissions, of role r.
+func (c *Cluster) ConnAs(t testing.TB, i int, r broker.Role, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return connectAs(t, c.Nodes[i], r, append(slices.Clip(c.connect), opts...))
+}
+
+// Placement says which node leads a stream and which follow it.
+type Placement struct {
+	Leader    int
+	Followers []int
+}
+
+// Placement is where stream (a bucket's stream is KV_<bucket>) is now: the
+// index of its leader's node and of its followers' nodes, from the
+// stream's cluster info. It waits (up to a minute) for the stream to have
+// a leader and every replica current, and fails t if it does not.
+func (c *Cluster) Placement(t testing.TB, stream string) Placement {
+	t.Helper()
+	_, js := c.Conn(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReady)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, stream)
+		if err == nil {
+			if p, ok := c.placement(s.CachedInfo()); ok {
+				return p
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("brokertest: stream %s has no leader with current replicas: %v", stream, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) placement(info *jetstream.StreamInfo) (Placement, bool) {
+	index := func(name string) int {
+		return slices.IndexFunc(c.Nodes, func(n *broker.Embedded) bool { return n.Server().Name() == name })
+	}
+	ci := info.Cluster
+	if ci == nil || ci.Leader == "" {
+		return Placement{}, false
+	}
+	p := Placement{Leader: index(ci.Leader)}
+	for _, r := range ci.Replicas {
+		if !r.Current || r.Offline {
+			return Placement{}, false
+		}
+		p.Followers = append(p.Followers, index(r.Name))
+	}
+	return p, p.Leader >= 0 && len(p.Followers) == info.Config.Replicas-1
+}
+
+// LeadOn moves the leadership of stream to node i (stepping the leader
+// down until the cluster elects i), so a test can place its writer and
+// its reader. It fails t if i is not a replica of the stream or does not
+// become its leader within a minute.
+func (c *Cluster) LeadOn(t testing.TB, stream string, i int) {
+	t.Helper()
+	_, js := c.Conn(t, i)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterReady)
+	defer cancel()
+	for {
+		p := c.Placement(t, stream)
+		if p.Leader == i {
+			return
+		}
+		if !slices.Contains(p.Followers, i) {
+			t.Fatalf("brokertest: node %d holds no replica of %s", i, stream)
+		}
+		// Ask for node i by name: the server elects it if it can.
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.Conn().RequestWithContext(sctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream,
+			fmt.Appendf(nil, `{"placement":{"preferred":%q}}`, c.Nodes[i].Server().Name()))
+		scancel()
+		if ctx.Err() != nil {
+			t.Fatalf("brokertest: node %d did not become leader of %s: %v", i, stream, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
