@@ -12,6 +12,7 @@ import (
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/broker/kvview"
+	"github.com/pushgo/gateway/broker/leaderread"
 )
 
 func decodeString(_ string, v []byte, _ uint64) (string, error) { return string(v), nil }
@@ -121,13 +122,17 @@ func TestUpdateRetriesLostRaces(t *testing.T) {
 	if _, err := kv.Put(ctx, "n", []byte("0")); err != nil {
 		t.Fatal(err)
 	}
+	reads, err := leaderread.NewBucket(ctx, b.JS, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const writers, each = 8, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
 	for range writers {
 		wg.Go(func() {
 			for range each {
-				_, err := kvview.Update(ctx, kv, "n", func(v []byte, _ uint64) ([]byte, bool, error) {
+				_, err := kvview.Update(ctx, reads, "n", func(v []byte, _ uint64) ([]byte, bool, error) {
 					n, err := strconv.Atoi(string(v))
 					return []byte(strconv.Itoa(n + 1)), true, err
 				}, kvview.UpdateOptions{Attempts: 1000})
@@ -146,7 +151,7 @@ func TestUpdateRetriesLostRaces(t *testing.T) {
 	if err != nil || string(e.Value()) != strconv.Itoa(writers*each) {
 		t.Fatalf("n = %s, %v; want %d", e.Value(), err, writers*each)
 	}
-	_, err = kvview.Update(ctx, kv, "missing", func(v []byte, _ uint64) ([]byte, bool, error) { return v, true, nil }, kvview.UpdateOptions{})
+	_, err = kvview.Update(ctx, reads, "missing", func(v []byte, _ uint64) ([]byte, bool, error) { return v, true, nil }, kvview.UpdateOptions{})
 	if !errors.Is(err, kvview.ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/leaderread"
 )
 
 // Decoder turns a bucket value into T. revision is the value's bucket
@@ -21,6 +23,7 @@ type Decoder[T any] func(key string, value []byte, revision uint64) (T, error)
 // raced with it cannot bring the key back. The caller MUST call Close.
 type Map[T any] struct {
 	kv     jetstream.KeyValue
+	reads  *leaderread.Bucket
 	decode Decoder[T]
 	log    *slog.Logger
 	watch  *Watch
@@ -53,6 +56,9 @@ func OpenMap[T any](ctx context.Context, js jetstream.JetStream, bucket string, 
 	}
 	m := NewMap(decode, opts)
 	m.kv = kv
+	if m.reads, err = leaderread.NewBucket(ctx, js, kv); err != nil {
+		return nil, err
+	}
 	if m.watch, err = Start(ctx, js, bucket, m, opts); err != nil {
 		return nil, err
 	}
@@ -101,14 +107,15 @@ func (m *Map[T]) Get(key string) (v T, ok, known bool) {
 
 // Lookup returns key's value from the view or, when the view has never
 // heard of it, from the bucket: a key written a moment ago by another
-// process may not have reached this watch yet. A deleted key answers not
-// found without a bucket read.
+// process may not have reached this watch yet. Not found is the bucket
+// leader's answer (leaderread.Bucket.Get), never a lagging follower's. A
+// deleted key answers not found without a bucket read.
 func (m *Map[T]) Lookup(ctx context.Context, key string) (T, bool, error) {
 	if v, ok, known := m.Get(key); known {
 		return v, ok, nil
 	}
 	var zero T
-	e, err := m.kv.Get(ctx, key)
+	e, err := m.reads.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return zero, false, nil
 	}
@@ -142,6 +149,9 @@ func (m *Map[T]) Count(match func(T) bool) int {
 
 // Bucket is the underlying bucket, for writes.
 func (m *Map[T]) Bucket() jetstream.KeyValue { return m.kv }
+
+// Reads reads the bucket under leaderread's contract, for Update.
+func (m *Map[T]) Reads() *leaderread.Bucket { return m.reads }
 
 // Watch is the watch that keeps the map current (Sync, Err).
 func (m *Map[T]) Watch() *Watch { return m.watch }

@@ -263,7 +263,7 @@ var ErrConflict = errors.New("registry: concurrent update conflict")
 func (r *Registry) Rename(ctx context.Context, c Channel, name string) (Channel, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	rev, err := kvview.Update(ctx, r.view.Bucket(), c.ID, func(value []byte, rev uint64) ([]byte, bool, error) {
+	rev, err := kvview.Update(ctx, r.view.Reads(), c.ID, func(value []byte, rev uint64) ([]byte, bool, error) {
 		cur, err := decodeChannel(c.ID, value, rev)
 		if err != nil {
 			return nil, false, err

@@ -1,0 +1,57 @@
+package apitokens_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother: on a
+// 3-node cluster, an integration token created through one ingest
+// replica (attached to the bucket leader's server) is accepted at once by
+// another replica attached to a follower's server, 1,000 times in a row:
+// never 401 invalid_api_token. Before, the second replica's lookup of a
+// token its view had not yet seen was a direct get the follower answered
+// "not found".
+func TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother(t *testing.T) {
+	c := brokertest.StartCluster(t)
+	bucket := "KV_" + streams.APITokensBucket
+	c.LeadOn(t, bucket, 2)
+	p := c.Placement(t, bucket)
+	ctx := context.Background()
+	open := func(node int) *apitokens.Registry {
+		_, js := c.Conn(t, node)
+		r, err := apitokens.Open(ctx, js, apitokens.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	a, b := open(p.Leader), open(p.Followers[1])
+	channelID := ids.NewChannelID()
+	const n = 1000
+	refused := 0
+	for i := range n {
+		secret, tok, err := a.Create(ctx, channelID, "ci", []string{"events.ingest"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, aerr := b.Authorize(ctx, "Api-Token "+secret, "events.ingest")
+		switch {
+		case aerr != nil && aerr.Status() == 401:
+			refused++
+		case aerr != nil:
+			t.Fatalf("token %d: %v", i, aerr)
+		case got.ID != tok.ID || got.ChannelID != channelID:
+			t.Fatalf("token %d: authorized %+v, want %s", i, got, tok.ID)
+		}
+	}
+	if refused > 0 {
+		t.Errorf("%d of %d tokens created through one replica were refused through the other", refused, n)
+	}
+}
