@@ -3,11 +3,17 @@
 // PUSHGO_DEVICE_CHANNELS and PUSHGO_PROVIDER_TOKENS (key layout and record
 // types in schemas/devices, which the pusher reads too).
 //
-// Every read is a direct get or a filtered key listing on the broker (no
-// in-memory view): device writes are compare-and-swap on the record's
-// revision, so they need the current revision anyway, and any ingest
-// replica sees every other replica's writes at once. Writes that lose a
-// race re-read and decide again, a bounded number of times.
+// Every read of a key is the bucket leader's answer (leaderread.Bucket.Latest;
+// a direct get when the bucket has one replica), and a listing is a filtered
+// key listing on the broker (no in-memory view): device writes are
+// compare-and-swap on the record's revision, so they need the current
+// revision anyway, and each read decides something a user sees (a new
+// device key, platform_mismatch, device_not_found, a subscription removed,
+// a token retired, the route a push goes to), which a follower that has
+// not yet applied another replica's write would decide wrongly: on a
+// 3-node cluster direct gets got it wrong hundreds of times in 1,000.
+// Writes that lose a race re-read and decide again, a bounded number of
+// times.
 package devices
 
 import (
@@ -19,6 +25,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/broker/leaderread"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,7 +71,7 @@ type Options struct {
 // concurrent use.
 type Registry struct {
 	js                              jetstream.JetStream
-	devices, subs, devChans, tokens jetstream.KeyValue
+	devices, subs, devChans, tokens *leaderread.Bucket
 	timeout                         time.Duration
 	log                             *slog.Logger
 }
@@ -77,16 +84,16 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger}
 	for _, b := range []struct {
 		name string
-		kv   *jetstream.KeyValue
+		kv   **leaderread.Bucket
 	}{
 		{streams.DevicesBucket, &r.devices},
 		{streams.SubscriptionsBucket, &r.subs},
 		{streams.DeviceChannelsBucket, &r.devChans},
 		{streams.ProviderTokensBucket, &r.tokens},
 	} {
-		kv, err := js.KeyValue(ctx, b.name)
+		kv, err := leaderread.OpenBucket(ctx, js, b.name)
 		if err != nil {
-			return nil, fmt.Errorf("open bucket %s: %w", b.name, err)
+			return nil, err
 		}
 		*b.kv = kv
 	}
@@ -105,12 +112,13 @@ func (r *Registry) bound(ctx context.Context) (context.Context, context.CancelFu
 // registry alike.
 func (r *Registry) Close() {}
 
-// Device returns the device of key (canonical form). ok is false when no
-// device has it.
+// Device returns the device of key (canonical form) as the bucket's
+// leader holds it: every write acknowledged before, through any replica,
+// is in it. ok is false when no device has it.
 func (r *Registry) Device(ctx context.Context, key string) (devices.Device, bool, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	e, err := r.devices.Get(ctx, key)
+	e, err := r.devices.Latest(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return devices.Device{}, false, nil
 	}
@@ -184,7 +192,7 @@ func (r *Registry) Register(ctx context.Context, key, platform string, now time.
 		if err != nil {
 			return RegisterResult{}, err
 		}
-		rev, err := r.devices.Create(ctx, d.Key, b)
+		rev, err := r.devices.KV().Create(ctx, d.Key, b)
 		if cas.Lost(err) { // 128 random bits collided: draw again
 			continue
 		}
@@ -221,7 +229,7 @@ func (r *Registry) updateDevice(ctx context.Context, key string, change func(*de
 		if err != nil {
 			return err
 		}
-		rev, err := r.devices.Update(ctx, key, b, d.Revision)
+		rev, err := r.devices.KV().Update(ctx, key, b, d.Revision)
 		if cas.Lost(err) {
 			continue
 		}
@@ -317,9 +325,9 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 		if attempt > 0 {
 			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
-		e, err := r.tokens.Get(ctx, tk)
+		e, err := r.tokens.Latest(ctx, tk)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			_, err = r.tokens.Create(ctx, tk, val)
+			_, err = r.tokens.KV().Create(ctx, tk, val)
 			if cas.Lost(err) {
 				continue
 			}
@@ -338,7 +346,7 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 		if owner.DeviceKey == key {
 			return key, nil
 		}
-		_, err = r.tokens.Update(ctx, tk, val, e.Revision())
+		_, err = r.tokens.KV().Update(ctx, tk, val, e.Revision())
 		if cas.Lost(err) {
 			continue
 		}
@@ -354,7 +362,7 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 // device key. Best effort: a stale entry is harmless (readers check the
 // device record).
 func (r *Registry) releaseToken(ctx context.Context, tk, key string) {
-	e, err := r.tokens.Get(ctx, tk)
+	e, err := r.tokens.Latest(ctx, tk)
 	if err != nil {
 		return
 	}
@@ -362,7 +370,7 @@ func (r *Registry) releaseToken(ctx context.Context, tk, key string) {
 	if json.Unmarshal(e.Value(), &owner) == nil && owner.DeviceKey != key {
 		return
 	}
-	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
+	if err := r.tokens.KV().Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
 		r.log.Warn("devices: token index entry not released", "device_key", key, "err", err)
 	}
 }
@@ -430,7 +438,7 @@ func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key st
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
 	tk := devices.TokenKey(channelType, token)
-	e, err := r.tokens.Get(ctx, tk)
+	e, err := r.tokens.Latest(ctx, tk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -459,7 +467,7 @@ func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key st
 		return false, fmt.Errorf("retire token: %w", err)
 	}
 	// Drop the index entry unless someone re-claimed it meanwhile.
-	if err := r.tokens.Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
+	if err := r.tokens.KV().Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
 		r.log.Warn("devices: retired token's index entry not deleted", "device_key", owner.DeviceKey, "err", err)
 	}
 	return retired, nil
@@ -494,12 +502,12 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 
 // createIfAbsent creates k (also over a delete marker) unless it exists;
 // it reports whether it created it.
-func (r *Registry) createIfAbsent(ctx context.Context, kv jetstream.KeyValue, k string, val []byte) (bool, error) {
+func (r *Registry) createIfAbsent(ctx context.Context, b *leaderread.Bucket, k string, val []byte) (bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
 			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
-		_, err := kv.Create(ctx, k, val)
+		_, err := b.KV().Create(ctx, k, val)
 		if err == nil {
 			return true, nil
 		}
@@ -507,7 +515,7 @@ func (r *Registry) createIfAbsent(ctx context.Context, kv jetstream.KeyValue, k 
 			return false, err
 		}
 		// Exists, or a concurrent create/delete raced us: look again.
-		if _, gerr := kv.Get(ctx, k); gerr == nil {
+		if _, gerr := b.Latest(ctx, k); gerr == nil {
 			return false, nil
 		} else if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
 			return false, gerr
@@ -534,19 +542,19 @@ func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool
 
 // deleteIfPresent deletes k by compare-and-swap on its revision and
 // reports whether it existed.
-func (r *Registry) deleteIfPresent(ctx context.Context, kv jetstream.KeyValue, k string) (bool, error) {
+func (r *Registry) deleteIfPresent(ctx context.Context, b *leaderread.Bucket, k string) (bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
 			_ = cas.Backoff(ctx, attempt, backoffStep)
 		}
-		e, err := kv.Get(ctx, k)
+		e, err := b.Latest(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		err = kv.Delete(ctx, k, jetstream.LastRevision(e.Revision()))
+		err = b.KV().Delete(ctx, k, jetstream.LastRevision(e.Revision()))
 		if cas.Lost(err) {
 			continue
 		}
@@ -563,7 +571,7 @@ func (r *Registry) deleteIfPresent(ctx context.Context, kv jetstream.KeyValue, k
 func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	keys, err := listKeys(ctx, r.devChans, devices.DeviceChannelsFilter(key))
+	keys, err := listKeys(ctx, r.devChans.KV(), devices.DeviceChannelsFilter(key))
 	if err != nil {
 		return nil, fmt.Errorf("list channels of device: %w", err)
 	}
@@ -585,7 +593,7 @@ func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
 func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	keys, err := listKeys(ctx, r.subs, devices.SubscribersFilter(channelID))
+	keys, err := listKeys(ctx, r.subs.KV(), devices.SubscribersFilter(channelID))
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers of %s: %w", channelID, err)
 	}

@@ -1,0 +1,112 @@
+package devices_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestWritesThroughOneReplicaAreSeenAtOnceThroughAnother: on a 3-node
+// cluster, what the device registry of one ingest replica (attached to
+// the buckets' leader's server) wrote is what the registry of another
+// replica, attached to a follower's server, decides by at once, 1,000
+// times in a row: a device registered through the first is known to the
+// second (no new key issued for it), takes a route for the platform it
+// was just moved to (no platform_mismatch or device_not_found), shows the
+// route just bound, is unsubscribed from a channel it was just subscribed
+// to, and has a token just bound retired. Before, each of those read a
+// follower's answer by direct get, which did not hold the write yet (and
+// now and then so did the first replica's own reads: a direct get is not
+// always answered by the server the client is attached to).
+func TestWritesThroughOneReplicaAreSeenAtOnceThroughAnother(t *testing.T) {
+	c := brokertest.StartCluster(t)
+	for _, b := range []string{streams.DevicesBucket, streams.SubscriptionsBucket, streams.DeviceChannelsBucket, streams.ProviderTokensBucket} {
+		c.LeadOn(t, "KV_"+b, 0)
+	}
+	ctx := context.Background()
+	open := func(node int) *devices.Registry {
+		_, js := c.Conn(t, node)
+		r, err := devices.Open(ctx, js, devices.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	a, b := open(0), open(1)
+	const n = 1000
+	wrong := map[string]int{}
+	// one runs one iteration; a failure of a write through a is counted
+	// too and ends the iteration.
+	one := func(i int) {
+		fail := func(what string, err error) {
+			if err != nil {
+				what += ": " + err.Error()
+			}
+			wrong[what]++
+		}
+		res, err := a.Register(ctx, "", "android", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := res.Device.Key
+		again, err := b.Register(ctx, key, "android", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.IssuedNewKey || again.Device.Key != key {
+			fail("a device just registered got a new key", nil)
+		}
+		if res, err := a.Register(ctx, key, "ios", now); err != nil || res.IssuedNewKey {
+			fail("the writer's own re-register failed", err)
+			return
+		}
+		switch _, err := b.BindRoute(ctx, key, "apns", fmt.Sprintf("%064x", i), "", now); {
+		case errors.Is(err, devices.ErrPlatformMismatch), errors.Is(err, devices.ErrDeviceNotFound):
+			fail("a route for the platform just set was refused", err)
+		case err != nil:
+			t.Fatal(err)
+		}
+		next := fmt.Sprintf("%064x", n+i)
+		if _, err := a.BindRoute(ctx, key, "apns", next, "", now); err != nil {
+			fail("the writer's own bind failed", err)
+			return
+		}
+		if d, ok, err := b.Device(ctx, key); err != nil {
+			t.Fatal(err)
+		} else if !ok || d.ProviderToken != next {
+			fail("the device read did not show the route just bound", nil)
+		}
+		ch := ids.NewChannelID()
+		if _, err := a.Subscribe(ctx, key, ch, now); err != nil {
+			t.Fatal(err)
+		}
+		if removed, err := b.Unsubscribe(ctx, key, ch); err != nil {
+			t.Fatal(err)
+		} else if !removed {
+			fail("a subscription just made was not there to remove", nil)
+		}
+		last := fmt.Sprintf("%064x", 2*n+i)
+		if _, err := a.BindRoute(ctx, key, "apns", last, "", now); err != nil {
+			fail("the writer's own bind failed", err)
+			return
+		}
+		if retired, err := b.RetireToken(ctx, "apns", last, now); err != nil {
+			t.Fatal(err)
+		} else if !retired {
+			fail("a token just bound was not retired", nil)
+		}
+	}
+	for i := range n {
+		one(i)
+	}
+	for what, k := range wrong {
+		t.Errorf("%s: %d of %d times", what, k, n)
+	}
+}
