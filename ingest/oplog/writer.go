@@ -2,6 +2,15 @@
 // lifecycle (404, 409), recognises retried op_ids, and appends with the
 // entity's expected last subject sequence so that two writers racing on one
 // entity, in one process or in several, cannot both win.
+//
+// In a cluster a direct get may be answered by a follower that has not yet
+// applied a write another ingest replica got acknowledged a moment ago. So
+// the entity's state on the happy path may come from any replica (a stale
+// one is caught by the append's expected sequence, which the leader
+// checks, and read again from the leader), but every answer that rests on
+// a read and no compare-and-swap rests on the leader's (leaderread): not
+// found (404), a conditional refusal (sequence_mismatch), an unchanged
+// skip, a linked Thing's existence, a retry's original.
 package oplog
 
 import (
@@ -12,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/broker/storage"
 
 	"github.com/go-json-experiment/json"
@@ -41,7 +51,7 @@ type Options struct {
 // Writer appends operations. It is safe for concurrent use.
 type Writer struct {
 	js      jetstream.JetStream
-	stream  jetstream.Stream
+	ops     *leaderread.Stream
 	opts    Options
 	log     *slog.Logger
 	stripes *stripes
@@ -65,7 +75,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Writer, er
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", streams.Ops, err)
 	}
-	return &Writer{js: js, stream: s, opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}, nil
+	return &Writer{js: js, ops: leaderread.New(js, s), opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}, nil
 }
 
 // Result is the outcome of an accepted operation.
@@ -133,7 +143,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
 			}
 		}
-		cur, aerr := w.state(ctx, st, subject, fresh)
+		cur, leader, aerr := w.state(ctx, st, subject, fresh)
 		if aerr != nil {
 			return Result{}, aerr
 		}
@@ -147,9 +157,12 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 			return w.replayCreate(ctx, res, subject, v.BodyHash)
 		}
 		if !v.Op.IsCreate() {
-			if !cur.exists {
+			if !cur.exists { // the leader's answer: state confirms a "none"
 				return Result{}, notFound(kind)
 			}
+			// A close or a deletion is final, and a follower holds a prefix
+			// of the leader's log: a closed state, however read, is the
+			// leader's too.
 			if cur.closed() {
 				if clientOpID {
 					if r, aerr, found := w.probeDuplicate(ctx, res, subject, v, opID, data); found {
@@ -158,20 +171,21 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				}
 				return Result{}, lifecycleConflict(kind)
 			}
-			// A cached state may be behind another replica's write: decide
-			// a skip or a conditional refusal only on the log's own answer.
+			// A cached state, or a follower's, may be behind another
+			// replica's write: decide a skip or a conditional refusal only
+			// on the leader's answer.
 			if v.ExpectSeq != 0 && cur.seq != v.ExpectSeq {
-				if !fresh {
+				if !leader {
 					fresh = true
 					continue
 				}
 				return Result{}, &apierr.Error{Code: apierr.SequenceMismatch, Detail: apierr.Lookup(apierr.SequenceMismatch).Message}
 			}
 			// A skip appends nothing, so no compare-and-swap would catch a
-			// stale cache: confirm it on the log. A refresh is appended
+			// stale state: confirm it on the leader. A refresh is appended
 			// with the expected sequence, which catches it.
 			same := v.ContentHash != "" && cur.contentHash == v.ContentHash
-			if same && !fresh && !v.RefreshIfUnchanged {
+			if same && !leader && !v.RefreshIfUnchanged {
 				fresh = true
 				continue
 			}
@@ -209,33 +223,51 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 	}
 }
 
-// state returns the entity's latest state, from the cache unless fresh.
-// st.mu MUST be held.
-func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh bool) (entityState, *apierr.Error) {
+// state returns the entity's latest state: from the cache unless fresh,
+// else from the log, where a fresh read asks the stream's leader and
+// another any replica. leader reports whether the state is the leader's
+// answer (as a direct get is when the stream has one replica). A state that
+// says the entity does not exist always is: a follower's "none" is asked
+// again of the leader, since the create may have been acknowledged
+// through another replica a moment ago. st.mu MUST be held.
+func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh bool) (e entityState, leader bool, aerr *apierr.Error) {
 	if !fresh {
 		if e, ok := st.get(subject); ok {
-			return e, nil
+			return e, false, nil
 		}
 	}
-	e, err := w.readLatest(ctx, subject)
+	e, leader, err := w.readLatest(ctx, subject, fresh)
 	if err != nil {
-		return entityState{}, w.unavailable("read", subject, err)
+		return entityState{}, false, w.unavailable("read", subject, err)
 	}
 	if e.exists {
 		st.put(subject, e, w.stripes.perCap)
 	}
-	return e, nil
+	return e, leader, nil
 }
 
-func (w *Writer) readLatest(ctx context.Context, subject string) (entityState, error) {
-	m, err := w.stream.GetLastMsgForSubject(ctx, subject)
+// readLatest reads the entity's latest operation from the leader when
+// fromLeader, else from any replica with a "none" confirmed by the leader;
+// leader reports whether the answer is the leader's.
+func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader bool) (entityState, bool, error) {
+	replicated := w.ops.Replicated(ctx)
+	leader := fromLeader || !replicated
+	var m *jetstream.RawStreamMsg
+	var err error
+	if !leader {
+		m, err = w.ops.Direct().GetLastMsgForSubject(ctx, subject)
+	}
+	if leader || errors.Is(err, jetstream.ErrMsgNotFound) {
+		m, err = w.ops.LastForSubject(ctx, subject) // a direct get when not replicated
+		leader = true
+	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return entityState{}, nil
+		return entityState{}, leader, nil
 	}
 	if err != nil {
-		return entityState{}, err
+		return entityState{}, false, err
 	}
-	return stateOf(m), nil
+	return stateOf(m), leader, nil
 }
 
 // checkLinkedThing requires the Thing an event or message links to to
@@ -244,12 +276,13 @@ func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string
 	subject := streams.OpSubject(channelID, ops.KindThing, thingID)
 	st := w.stripes.of(subject)
 	st.mu.Lock()
-	cur, aerr := w.state(ctx, st, subject, false)
-	if aerr == nil && (!cur.exists || !cur.closed()) {
-		// Deleted is final, so a cached deletion can be trusted; "alive"
-		// cannot (another replica may have deleted it, and no
-		// compare-and-swap checks the link), so read it from the log.
-		cur, aerr = w.state(ctx, st, subject, true)
+	cur, leader, aerr := w.state(ctx, st, subject, false)
+	if aerr == nil && cur.exists && !cur.closed() && !leader {
+		// Deleted is final, so a deletion however read can be trusted,
+		// and "none" is the leader's already; "alive" cannot (another
+		// replica may have deleted it, and no compare-and-swap checks the
+		// link), so ask the leader.
+		cur, _, aerr = w.state(ctx, st, subject, true)
 	}
 	st.mu.Unlock()
 	switch {
@@ -342,7 +375,9 @@ func (w *Writer) replay(res Result, seq uint64, storedHash, bodyHash string) (Re
 
 // replayAt answers a retried op_id whose original is at seq.
 func (w *Writer) replayAt(ctx context.Context, res Result, seq uint64, bodyHash string) (Result, *apierr.Error) {
-	m, err := w.stream.GetMsg(ctx, seq)
+	// seq is the broker's: the leader holds it even when a follower does
+	// not yet (Msg asks the leader then).
+	m, err := w.ops.Msg(ctx, seq)
 	if err != nil {
 		return Result{}, w.unavailable("read original", fmt.Sprint(seq), err)
 	}
@@ -354,7 +389,7 @@ func (w *Writer) replayAt(ctx context.Context, res Result, seq uint64, bodyHash 
 // the retry is answered as a replay: the derived id guarantees it cannot
 // make a second entity, and no stored body is left to compare against.
 func (w *Writer) replayCreate(ctx context.Context, res Result, subject, bodyHash string) (Result, *apierr.Error) {
-	m, err := w.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subject))
+	m, err := w.ops.NextForSubject(ctx, subject, 1)
 	if err != nil {
 		return Result{}, w.unavailable("read create", subject, err)
 	}
