@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushgo/gateway/broker/consume"
@@ -15,7 +16,6 @@ import (
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ops"
-	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -230,16 +230,33 @@ func applyReceipt(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) (e
 // ids, on the subject ingest appends it to.
 func decodeOp(subject string, data []byte) (*ops.Envelope, error) {
 	var env ops.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := fold.DecodeEnvelope(data, &env); err != nil {
 		return nil, badEntry("envelope: %v", err)
 	}
 	if err := fold.CheckEnvelope(&env); err != nil {
 		return nil, badEntry("%v", err)
 	}
-	if want := streams.OpSubject(env.ChannelID, env.Op.Kind(), env.EntityID); subject != want {
-		return nil, badEntry("appended to %q, not to its entity's subject %q", subject, want)
+	if !isOpSubject(subject, &env) {
+		return nil, badEntry("appended to %q, not to its entity's subject %q",
+			subject, streams.OpSubject(env.ChannelID, env.Op.Kind(), env.EntityID))
 	}
 	return &env, nil
+}
+
+// isOpSubject reports whether subject is streams.OpSubject of env, without
+// building it.
+func isOpSubject(subject string, env *ops.Envelope) bool {
+	rest, ok := strings.CutPrefix(subject, streams.OpsSubjectPrefix)
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, env.ChannelID); !ok || len(rest) == 0 || rest[0] != '.' {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest[1:], string(env.Op.Kind())); !ok || len(rest) == 0 || rest[0] != '.' {
+		return false
+	}
+	return rest[1:] == env.EntityID
 }
 
 // checkEntry reports whether this version folds the entry of stream at
@@ -308,7 +325,7 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 			return err
 		}
 	}
-	b.PutHistory(env.ChannelID, kind, seq, reads.AppendItem(nil, seq, kind, raw))
+	b.AppendHistory(env, raw, seq)
 	b.PutOp(env, seq)
 	return nil
 }

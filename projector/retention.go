@@ -25,20 +25,15 @@ func (p *Projector) prune(ctx context.Context) {
 		}
 		p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
 		first := s.CachedInfo().State.FirstSeq
-		if n, err := p.store.PruneHistory(first); err != nil {
-			p.pruneFailed("history", err)
-		} else if n > 0 {
-			p.log.Debug("projector: pruned history", "items", n, "first_seq", first)
+		if h, ss, err := p.store.Prune(first); err != nil {
+			p.pruneFailed("history and send status", err)
+		} else if h+ss > 0 {
+			p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
 		}
 		if n, err := p.store.PruneDeadLetters(streamName, first); err != nil {
 			p.pruneFailed("dead letters", err)
 		} else if n > 0 {
 			p.heal.held[streamIndex(streamName)].Add(-int64(n))
-		}
-		if n, err := p.store.PruneSendStatus(first); err != nil {
-			p.pruneFailed("send status", err)
-		} else if n > 0 {
-			p.log.Debug("projector: pruned send status", "operations", n, "first_seq", first)
 		}
 	}
 }

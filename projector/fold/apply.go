@@ -3,7 +3,6 @@ package fold
 import (
 	"fmt"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/schemas/ids"
@@ -39,7 +38,7 @@ func CheckEnvelope(env *ops.Envelope) error {
 // out). It returns a new snapshot; prev is not modified.
 func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	var p ops.EventPayload
-	if err := json.Unmarshal(env.Payload, &p); err != nil {
+	if err := decodeEventPayload(env.Payload, &p); err != nil {
 		return nil, fmt.Errorf("seq %d: event payload: %w", seq, err)
 	}
 	e := &Event{}
@@ -63,7 +62,9 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	setIfGiven(&e.Ciphertext, p.Ciphertext)
 	replaceList(&e.Tags, p.Tags)
 	replaceList(&e.Images, p.Images)
-	replaceValue(&e.Metadata, p.Metadata)
+	if err := replaceValue(&e.Metadata, p.Metadata); err != nil {
+		return nil, fmt.Errorf("seq %d: metadata: %w", seq, err)
+	}
 	attrs, err := MergePatch(e.Attrs, p.Attrs)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", seq, err)
@@ -90,7 +91,7 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 // ApplyThing folds one thing operation into prev (nil when unknown).
 func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	var p ops.ThingPayload
-	if err := json.Unmarshal(env.Payload, &p); err != nil {
+	if err := decodeThingPayload(env.Payload, &p); err != nil {
 		return nil, fmt.Errorf("seq %d: thing payload: %w", seq, err)
 	}
 	t := &Thing{}
@@ -111,7 +112,9 @@ func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	}
 	replaceList(&t.Tags, p.Tags)
 	replaceList(&t.Images, p.Images)
-	replaceValue(&t.Metadata, p.Metadata)
+	if err := replaceValue(&t.Metadata, p.Metadata); err != nil {
+		return nil, fmt.Errorf("seq %d: metadata: %w", seq, err)
+	}
 	t.ExternalIDs = mergeExternalIDs(t.ExternalIDs, p.ExternalIDs)
 	attrs, err := MergePatch(t.Attrs, p.Attrs)
 	if err != nil {
@@ -156,10 +159,17 @@ func replaceList(dst *[]string, v []string) {
 	*dst = append([]string(nil), v...)
 }
 
-func replaceValue(dst *jsontext.Value, v jsontext.Value) {
-	if len(v) > 0 && v.Kind() != 'n' {
-		*dst = v.Clone()
+// replaceValue replaces a JSON value (metadata) when the operation
+// carries one, normalised as the snapshot keeps it.
+func replaceValue(dst *jsontext.Value, v jsontext.Value) error {
+	if len(v) == 0 || v.Kind() == 'n' {
+		return nil
 	}
+	nv, err := normalize(v)
+	if err == nil {
+		*dst = nv
+	}
+	return err
 }
 
 // mergeExternalIDs applies an external_ids patch: a null value removes.

@@ -75,7 +75,7 @@ func foldFile(t *testing.T, input string) string {
 	if th != nil {
 		snap = th
 	}
-	b, err := Encode(snap)
+	b, err := JSON(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,17 +109,27 @@ func parseOp(t *testing.T, line string) (ops.Envelope, uint64) {
 }
 
 func TestEncodeIsDeterministic(t *testing.T) {
-	th := &Thing{ThingID: "x", Attrs: Attrs{"b": jsontext.Value(`1`), "a": jsontext.Value(`2`), "c": jsontext.Value(`{"y":1,"x":2}`)},
-		ExternalIDs: map[string]string{"z": "1", "a": "2", "m": "3"}}
-	first, _ := Encode(th)
+	var attrs Attrs
+	if err := jsonUnmarshal(`{"b":1,"a":2,"c":{"y":1,"x":2}}`, &attrs); err != nil {
+		t.Fatal(err)
+	}
+	th := &Thing{ThingID: "x", Attrs: attrs, ExternalIDs: map[string]string{"z": "1", "a": "2", "m": "3"}}
+	first, _ := JSON(th)
+	stored := Encode(th)
 	for i := 0; i < 50; i++ {
-		b, _ := Encode(th)
+		b, _ := JSON(th)
 		if !bytes.Equal(b, first) {
 			t.Fatalf("encoding %d differs:\n%s\n%s", i, b, first)
+		}
+		if b := Encode(th); !bytes.Equal(b, stored) {
+			t.Fatalf("stored encoding %d differs:\n%x\n%x", i, b, stored)
 		}
 	}
 	if !bytes.Contains(first, []byte(`"attrs":{"a":2,"b":1,"c":{"y":1,"x":2}}`)) {
 		t.Fatalf("attrs not sorted: %s", first)
+	}
+	if !bytes.Contains(first, []byte(`"external_ids":{"a":"2","m":"3","z":"1"}`)) {
+		t.Fatalf("external ids not sorted: %s", first)
 	}
 }
 
@@ -143,11 +153,11 @@ func TestMergePatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s + %s: %v", c.cur, c.patch, err)
 		}
-		b, _ := Encode(got)
+		b, _ := JSON(got)
 		if string(b) != c.want {
 			t.Errorf("%s + %s = %s, want %s", c.cur, c.patch, b, c.want)
 		}
-		if b2, _ := Encode(cur); fmt.Sprint(string(b2)) != mustCanon(t, c.cur) {
+		if b2, _ := JSON(cur); fmt.Sprint(string(b2)) != mustCanon(t, c.cur) {
 			t.Errorf("MergePatch modified its input: %s", b2)
 		}
 	}

@@ -14,7 +14,7 @@ func mustCanon(t *testing.T, s string) string {
 	if err := jsonUnmarshal(s, &a); err != nil {
 		t.Fatal(err)
 	}
-	b, err := Encode(a)
+	b, err := JSON(a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,18 @@
 // Package fold is the projector's pure, deterministic fold: (snapshot,
 // operation) → snapshot. It reads no clock and no state beyond its
 // arguments, so folding the same log always yields byte-identical
-// snapshots (see Encode), which is what makes projections disposable.
+// snapshots (see EncodeEvent), which is what makes projections disposable.
 package fold
 
 import (
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Event is the current state of an Event: every field of spec section 4
-// after the last folded operation.
+// after the last folded operation. Its JSON form (AppendEventJSON) is what
+// /event/get answers; the store keeps the compact binary form
+// (EncodeEvent). A snapshot is never modified once built: the fold makes
+// a new one, sharing what did not change.
 type Event struct {
 	ChannelID   string         `json:"channel_id"`
 	EventID     string         `json:"event_id"`
@@ -65,24 +67,17 @@ type Thing struct {
 	LastOpID      string            `json:"last_op_id"`
 }
 
-// Attrs is a merged attrs object: scalar values, or objects of scalars
-// (one nesting level). Values keep the exact JSON text they were sent with.
-type Attrs map[string]jsontext.Value
-
-// encodeOpts make snapshots byte-stable: map keys sorted.
-var encodeOpts = json.JoinOptions(json.Deterministic(true))
-
-// Encode returns the canonical bytes of a snapshot (*Event or *Thing).
-// Equal snapshots encode to equal bytes.
-func Encode(snapshot any) ([]byte, error) { return json.Marshal(snapshot, encodeOpts) }
-
-// DecodeEvent and DecodeThing read snapshots written by Encode.
-func DecodeEvent(b []byte) (*Event, error) {
-	var e Event
-	return &e, json.Unmarshal(b, &e)
-}
-
-func DecodeThing(b []byte) (*Thing, error) {
-	var t Thing
-	return &t, json.Unmarshal(b, &t)
+// JSON returns the JSON of a snapshot (*Event or *Thing), as the read API
+// answers it: members in declaration order, attrs and external_ids sorted
+// by name. Equal snapshots give equal bytes.
+func JSON(snapshot any) ([]byte, error) {
+	switch s := snapshot.(type) {
+	case *Event:
+		return AppendEventJSON(nil, s)
+	case *Thing:
+		return AppendThingJSON(nil, s)
+	case Attrs:
+		return s.appendJSON(nil)
+	}
+	panic("fold.JSON: not a snapshot")
 }

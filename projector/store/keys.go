@@ -22,7 +22,6 @@ import (
 //	L 0 <channel> 0 <rel> 0 <target_id> 0 <source_id>
 //	                                       → ∅  relationships by target
 //	h 0 <channel> 0 <seq, 8 bytes BE>      → <kind byte> history item JSON
-//	g 0 <seq, 8 bytes BE>                  → <channel>  history in log order, for pruning
 //	m 0 applied                            → last applied PUSHGO_OPS sequence
 //	m 0 receipts                           → last applied PUSHGO_RECEIPTS sequence
 //	z 0 <stream> 0 <seq, 8 bytes BE>       → DeadLetter: an entry the fold set aside
@@ -49,17 +48,18 @@ var (
 
 // Send status keys (folded from the ops and the receipts):
 //
-//	o 0 <channel> 0 <op_id>                → sendOp: the operation, for "accepted"
-//	O 0 <op_id> 0 <channel>                → ∅  channels by op_id, for /send_status without channel_id
+//	O 0 <op_id> 0 <channel>                → sendOp: the operation, for "accepted"; and the
+//	                                          channels by op_id, for /send_status without channel_id
 //	x 0 <channel> 0 <op_id>                → sendCounts: expansion, summaries and counts
 //	d 0 <seq, 8 bytes BE> 0 <channel> 0 <op_id> 0 <device_key>
 //	                                       → outcome of one delivery (idempotency)
 //	s 0 <seq, 8 bytes BE> 0 <channel> 0 <op_id>
-//	                                       → ∅  send status by the operation's sequence, for pruning
+//	                                       → ∅  counts by the operation's sequence, for pruning
 //
-// <seq> is the operation's PUSHGO_OPS sequence: the send status of
-// operations that left the log is pruned by two key ranges.
-func opKey(channelID, opID string) []byte        { return key("o", channelID, opID) }
+// <seq> is the operation's PUSHGO_OPS sequence. The send status of
+// operations that left the log is pruned with their history (whose items
+// name their op_id) and by the s and d key ranges. An operation costs the
+// ops fold two writes beside its entity's: its history item and its O key.
 func opChannelKey(opID, channelID string) []byte { return key("O", opID, channelID) }
 func countsKey(channelID, opID string) []byte    { return key("x", channelID, opID) }
 func outcomeKey(seq uint64, channelID, opID, deviceKey string) []byte {
@@ -124,10 +124,6 @@ func lastPart(k []byte) string { return string(k[bytes.LastIndexByte(k, sep)+1:]
 func historyKey(channelID string, seq uint64) []byte {
 	b := key("h", channelID, "")
 	return binary.BigEndian.AppendUint64(b, seq)
-}
-
-func globalKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte("g\x00"), seq)
 }
 
 // prefixEnd returns the first key after every key starting with p.

@@ -7,12 +7,38 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
-// Snapshot returns the encoded snapshot of one event or thing, or nil.
+// Snapshot returns the JSON of one event or thing (fold.JSON), or nil.
 func (s *Store) Snapshot(kind ops.Kind, channelID, id string) ([]byte, error) {
-	return s.get(snapshotKey(kind, channelID, id))
+	raw, err := s.get(snapshotKey(kind, channelID, id))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	return snapshotJSON(kind, raw)
+}
+
+// snapshotJSON returns the JSON of a stored snapshot of kind.
+func snapshotJSON(kind ops.Kind, raw []byte) ([]byte, error) {
+	var b []byte
+	var err error
+	if kind == ops.KindEvent {
+		var e *fold.Event
+		if e, err = fold.DecodeEvent(raw); err == nil {
+			b, err = fold.AppendEventJSON(nil, e)
+		}
+	} else {
+		var t *fold.Thing
+		if t, err = fold.DecodeThing(raw); err == nil {
+			b, err = fold.AppendThingJSON(nil, t)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s snapshot: %v", ErrCorrupt, kind, err)
+	}
+	return b, nil
 }
 
 // Page is one page of a listing. Cursor is empty on the last page.
@@ -73,14 +99,27 @@ func (s *Store) List(f ListFilter) (Page, error) {
 	last, size := "", 0
 	for ok := it.First(); ok; ok = it.Next() {
 		id := string(it.Key()[len(prefix):])
-		var snap []byte
+		var raw []byte
 		if direct {
-			snap = append([]byte(nil), it.Value()...)
-		} else if snap, err = s.get(snapshotKey(f.Kind, f.ChannelID, id)); err != nil {
+			raw = it.Value()
+		} else if raw, err = s.get(snapshotKey(f.Kind, f.ChannelID, id)); err != nil {
 			return Page{}, err
 		}
-		if snap == nil || (f.ThingID != "" && f.State != "" && !hasState(snap, f.State)) {
+		if raw == nil {
 			continue
+		}
+		if f.ThingID != "" && f.State != "" {
+			st, err := fold.StateOf(raw)
+			if err != nil {
+				return Page{}, fmt.Errorf("%w: %s snapshot %s: %v", ErrCorrupt, f.Kind, id, err)
+			}
+			if st != f.State {
+				continue
+			}
+		}
+		snap, err := snapshotJSON(f.Kind, raw)
+		if err != nil {
+			return Page{}, err
 		}
 		if !fits(len(page.Items), size, len(snap), f.Limit, f.MaxBytes) {
 			page.Cursor = last
@@ -90,12 +129,6 @@ func (s *Store) List(f ListFilter) (Page, error) {
 		last, size = id, size+len(snap)
 	}
 	return page, it.Error()
-}
-
-// hasState reports whether an encoded snapshot is in state; used only when
-// filtering the by-thing index by state.
-func hasState(snap []byte, state string) bool {
-	return bytes.Contains(snap, []byte(`"state":"`+state+`"`))
 }
 
 // HistoryPage is one page of a channel's history.
@@ -187,7 +220,9 @@ func kindOf(b byte) ops.Kind {
 
 // Dump calls fn for every snapshot and index entry in key order (not the
 // history, not the applied sequence): what a rebuild must reproduce byte for
-// byte.
+// byte. Snapshots are shown as their JSON (fold.JSON), each checked to be
+// the one encoding of its snapshot (decoded and encoded again, it is the
+// same bytes), so that equal dumps are equal stores.
 func (s *Store) Dump(fn func(k, v []byte) error) error {
 	it, err := s.db.NewIter(&pebble.IterOptions{})
 	if err != nil {
@@ -195,13 +230,52 @@ func (s *Store) Dump(fn func(k, v []byte) error) error {
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if k[0] == 'h' || k[0] == 'g' || k[0] == 'm' {
+		k, v := it.Key(), it.Value()
+		switch k[0] {
+		case 'h', 'm':
 			continue
+		case 'e', 't':
+			kind := ops.KindThing
+			if k[0] == 'e' {
+				kind = ops.KindEvent
+			}
+			j, err := snapshotJSON(kind, v)
+			if err != nil {
+				return fmt.Errorf("snapshot %q: %w", k, err)
+			}
+			snap, _ := decodeSnapshot(kind, v)
+			if again := fold.Encode(snap); !bytes.Equal(again, v) {
+				return fmt.Errorf("%w: snapshot %q is not in its one encoding", ErrCorrupt, k)
+			}
+			v = j
 		}
-		if err := fn(k, it.Value()); err != nil {
+		if err := fn(k, v); err != nil {
 			return err
 		}
 	}
 	return it.Error()
+}
+
+// Raw calls fn for every key and value of the store, in key order, as
+// stored: the whole projection (the history, the applied sequences and
+// the layout included), for comparing two stores byte for byte.
+func (s *Store) Raw(fn func(k, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+func decodeSnapshot(kind ops.Kind, raw []byte) (any, error) {
+	if kind == ops.KindEvent {
+		return fold.DecodeEvent(raw)
+	}
+	return fold.DecodeThing(raw)
 }

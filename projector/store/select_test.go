@@ -245,12 +245,12 @@ func TestSelectUsesIndexes(t *testing.T) {
 	}
 	for g := range groups {
 		put(&fold.Thing{ThingID: fmt.Sprintf("group-%03d", g), Title: fmt.Sprintf("Group %03d", g),
-			Attrs: fold.Attrs{"type": []byte(`"HOST_GROUP"`)}})
+			Attrs: fold.Attrs{{Name: "type", Value: []byte(`"HOST_GROUP"`)}}})
 	}
 	for h := range hosts {
 		put(&fold.Thing{ThingID: fmt.Sprintf("host-%05d", h), Title: fmt.Sprintf("Host %05d", h),
-			Attrs: fold.Attrs{"type": []byte(`"HOST"`),
-				"relationships": []byte(fmt.Sprintf(`{"isInstanceOf":"group-%03d"}`, h%groups))}})
+			Attrs: fold.Attrs{{Name: "relationships", Value: []byte(fmt.Sprintf(`{"isInstanceOf":"group-%03d"}`, h%groups))},
+				{Name: "type", Value: []byte(`"HOST"`)}}})
 	}
 	if err := b.Commit(2); err != nil {
 		t.Fatal(err)

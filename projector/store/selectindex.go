@@ -43,8 +43,8 @@ func (b *Batch) putSelectorIndex(prev, next *fold.Thing) {
 // change neither type, title nor relationships.
 func sameSelectorIndex(a, b *fold.Thing) bool {
 	return (a.State == ops.ThingDeleted) == (b.State == ops.ThingDeleted) && a.Title == b.Title &&
-		bytes.Equal(a.Attrs[typeAttr], b.Attrs[typeAttr]) &&
-		bytes.Equal(a.Attrs[relationshipsAttr], b.Attrs[relationshipsAttr])
+		bytes.Equal(a.Attrs.Get(typeAttr), b.Attrs.Get(typeAttr)) &&
+		bytes.Equal(a.Attrs.Get(relationshipsAttr), b.Attrs.Get(relationshipsAttr))
 }
 
 // selectorIndexKeys returns the sorted selector index keys of t (none for
@@ -76,7 +76,7 @@ func indexable(typ string) bool { return typ != "" && !strings.ContainsRune(typ,
 
 // thingType is t's attrs.type when it is a JSON string, else "".
 func thingType(t *fold.Thing) string {
-	v := t.Attrs[typeAttr]
+	v := t.Attrs.Get(typeAttr)
 	if len(v) == 0 || v.Kind() != '"' {
 		return ""
 	}
@@ -93,7 +93,7 @@ func thingType(t *fold.Thing) string {
 // are not valid entity ids are ignored, not errors: attrs are the sender's
 // and a malformed declaration only means nothing is related through it.
 func thingRelationships(t *fold.Thing) map[string][]string {
-	v := t.Attrs[relationshipsAttr]
+	v := t.Attrs.Get(relationshipsAttr)
 	if len(v) == 0 || v.Kind() != '{' {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -11,11 +12,30 @@ import (
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
-// sendOp is what the ops fold records of an operation for /send_status.
+// sendOp is what the ops fold records of an operation for /send_status,
+// in the op_id index: its kind byte (kindByte), accepted_at (varint) and
+// entity id.
 type sendOp struct {
-	EntityType ops.Kind `json:"entity_type"`
-	EntityID   string   `json:"entity_id"`
-	AcceptedAt int64    `json:"accepted_at"`
+	EntityType ops.Kind
+	EntityID   string
+	AcceptedAt int64
+}
+
+func appendSendOp(dst []byte, o sendOp) []byte {
+	dst = append(dst, kindByte(o.EntityType))
+	dst = binary.AppendVarint(dst, o.AcceptedAt)
+	return append(dst, o.EntityID...)
+}
+
+func decodeSendOp(b []byte) (sendOp, error) {
+	if len(b) < 2 {
+		return sendOp{}, fmt.Errorf("%w: operation record of %d bytes", ErrCorrupt, len(b))
+	}
+	at, n := binary.Varint(b[1:])
+	if n <= 0 {
+		return sendOp{}, fmt.Errorf("%w: operation record: accepted_at", ErrCorrupt)
+	}
+	return sendOp{EntityType: kindOf(b[0]), AcceptedAt: at, EntityID: string(b[1+n:])}, nil
 }
 
 // sendCounts is the receipts fold's record of an operation. Its
@@ -75,13 +95,13 @@ func (c *sendCounts) counts() delivery.Counts {
 }
 
 // PutOp records an operation (at sequence seq of the log) for
-// /send_status ("accepted" until the delivery reports), and indexes its
-// channel by op_id.
+// /send_status ("accepted" until the delivery reports) in the op_id
+// index. The record is written at commit, in log order: an op_id a
+// channel used twice (a client's, past the deduplication window) answers
+// for its later operation.
 func (b *Batch) PutOp(env *ops.Envelope, seq uint64) {
-	raw, _ := json.Marshal(sendOp{EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt})
-	_ = b.b.Set(opKey(env.ChannelID, env.OpID), raw, nil)
-	_ = b.b.Set(opChannelKey(env.OpID, env.ChannelID), nil, nil)
-	_ = b.b.Set(sendSeqKey(seq, env.ChannelID, env.OpID), nil, nil)
+	b.ops = append(b.ops, opRecord{seq: seq, key: opChannelKey(env.OpID, env.ChannelID),
+		value: appendSendOp(nil, sendOp{EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt})})
 }
 
 // ApplyReceipt folds one receipt. It is idempotent: a receipt recorded
@@ -207,36 +227,31 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 		return &delivery.SendStatus{OpID: opID, Status: delivery.StatusOf(c.Expanded, counts), Model: c.EntityType, EntityType: c.EntityType,
 			EntityID: c.EntityID, AcceptedAt: c.AcceptedAt, UpdatedAt: c.UpdatedAt, Deliveries: counts}, nil
 	}
-	raw, err = s.get(opKey(channelID, opID))
+	raw, err = s.get(opChannelKey(opID, channelID))
 	if err != nil || raw == nil {
 		return nil, err
 	}
-	var o sendOp
-	if err := json.Unmarshal(raw, &o); err != nil {
-		return nil, fmt.Errorf("%w: operation record: %v", ErrCorrupt, err)
+	o, err := decodeSendOp(raw)
+	if err != nil {
+		return nil, err
 	}
 	return &delivery.SendStatus{OpID: opID, Status: delivery.StatusAccepted, Model: o.EntityType, EntityType: o.EntityType, EntityID: o.EntityID,
 		AcceptedAt: o.AcceptedAt, UpdatedAt: o.AcceptedAt}, nil
 }
 
-// PruneSendStatus deletes the send status of every operation with a
-// sequence below first (the stream's first retained sequence): the
-// operation's record, its op_id index entry, its counts and its outcome
-// keys. It returns the number of operations removed. A receipt folded
-// later for such an operation (a late retry outcome, or the receipts fold
-// behind the ops fold) writes its index entry again, and the next pass
-// removes it.
-func (s *Store) PruneSendStatus(first uint64) (int, error) {
+// pruneSendStatus deletes the send status the receipts fold recorded of
+// every operation with a sequence below first: its counts, their index
+// entries by sequence and the outcome keys (the op_id index entries of
+// the operations go with their history, pruneHistory).
+func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64) (int, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sendSeqPrefix(0), UpperBound: sendSeqPrefix(first)})
 	if err != nil {
 		return 0, err
 	}
-	b := s.db.NewBatch()
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		channelID, opID, ok := parseSendSeqKey(it.Key())
 		if ok {
-			_ = b.Delete(opKey(channelID, opID), nil)
 			_ = b.Delete(opChannelKey(opID, channelID), nil)
 			_ = b.Delete(countsKey(channelID, opID), nil)
 		}
@@ -244,15 +259,13 @@ func (s *Store) PruneSendStatus(first uint64) (int, error) {
 		n++
 	}
 	if err := it.Close(); err != nil {
-		b.Close()
 		return 0, err
 	}
-	if n == 0 {
-		return 0, b.Close()
+	if n > 0 {
+		// Outcome keys begin with their operation's sequence: one range.
+		_ = b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(first), nil)
 	}
-	// Outcome keys begin with their operation's sequence: one range.
-	_ = b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(first), nil)
-	return n, s.apply(b)
+	return n, nil
 }
 
 // parseSendSeqKey splits an s key (see keys.go).

@@ -19,15 +19,15 @@ import (
 // TestSelectGolden:
 //
 //	ops           input: "<seq> <envelope JSON>" per line, folded as the
-//	              ops fold does (PutOp); no output
+//	              ops fold does (AppendHistory, PutOp); no output
 //	receipts [each]
 //	              input: one delivery.Receipt as JSON per line, folded in one
 //	              batch (with each: one batch per receipt); no output
 //	status        input: "<channel> <op_id>" per line; output: its
 //	              /send_status, one line each
 //	prune first=<seq>
-//	              PruneSendStatus(first); output: the operations pruned
-//	keys          output: the send-status keys (o, O, x, d, s) and values
+//	              Prune(first); output: the history items and receipt records pruned
+//	keys          output: the send-status keys (O, x, d, s) and values
 //
 // Run with -update to rewrite the outputs.
 func TestSendStatusGolden(t *testing.T) {
@@ -55,6 +55,7 @@ func TestSendStatusGolden(t *testing.T) {
 				if err := json.Unmarshal([]byte(envText), &env); err != nil {
 					t.Fatalf("line %d: envelope %s: %v", b.line, envText, err)
 				}
+				batch.AppendHistory(&env, []byte(envText), seq) // as the fold: history and op_id index
 				batch.PutOp(&env, seq)
 				last = seq
 			}
@@ -96,11 +97,11 @@ func TestSendStatusGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("line %d: first: %v", b.line, err)
 			}
-			n, err := s.PruneSendStatus(first)
+			h, n, err := s.Prune(first)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = fmt.Sprintf("pruned %d operations", n)
+			got = fmt.Sprintf("pruned %d history items, %d receipt records", h, n)
 		case "keys":
 			got = sendStatusKeys(t, s)
 		default:
@@ -145,7 +146,14 @@ func sendStatusKeys(t *testing.T, s *Store) string {
 	err := s.Dump(func(k, v []byte) error {
 		var parts []string
 		switch k[0] {
-		case 'o', 'O', 'x':
+		case 'O':
+			parts = strings.Split(string(k), "\x00")
+			o, err := decodeSendOp(v)
+			if err != nil {
+				t.Fatalf("%q: %v", k, err)
+			}
+			v = fmt.Appendf(nil, "%s %s accepted_at=%d", o.EntityType, o.EntityID, o.AcceptedAt)
+		case 'x':
 			parts = strings.Split(string(k), "\x00")
 		case 'd', 's':
 			parts = append([]string{string(k[:1]), strconv.FormatUint(binary.BigEndian.Uint64(k[2:10]), 10)},

@@ -9,11 +9,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -22,6 +24,7 @@ import (
 
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 )
 
 // Options configure a Store.
@@ -31,8 +34,8 @@ type Options struct {
 	InMemory bool
 	// Logger receives Pebble's messages. Default: discard.
 	Logger *slog.Logger
-	// CachedSnapshots bounds the decoded-snapshot cache the fold reads
-	// through. Default 100,000.
+	// CachedSnapshots bounds the decoded-snapshot cache that NewBatch's
+	// batches read through. Default 100,000.
 	CachedSnapshots int
 	// OnCorruption, when set, is called when Pebble finds a corrupt file
 	// (a checksum that does not match), from whichever goroutine read it
@@ -73,8 +76,8 @@ type Store struct {
 	// abandoned (Close cannot close it).
 	fatal atomic.Pointer[FatalError]
 
-	mu    sync.Mutex // guards cache
-	cache map[string]any
+	// cache is the decoded-snapshot cache of NewBatch's batches.
+	cache *Cache
 }
 
 // Open opens (or creates) the store in dir. A corrupt store may open
@@ -88,7 +91,8 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{opts: opts, cache: map[string]any{}}
+	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil)}
+	s.cache.mu = new(sync.Mutex)
 	po := &pebble.Options{
 		Logger: pebbleLogger{l: opts.Logger, fatal: &s.fatal},
 		// Large memtables absorb the overwrites of hot snapshots before they
@@ -197,8 +201,10 @@ func (s *Store) abandon() error {
 // maintains) and must be folded again. Bump it with every change to keys.go.
 // 3: the op_id index of /send_status (O keys). 4: delivery summaries in
 // the counts (x), outcome keys (d) by sequence, the send-status index by
-// sequence (s keys) that pruning reads.
-const Layout = 4
+// sequence (s keys) that pruning reads. 5: snapshots in their binary form
+// (fold.EncodeEvent), the operation record in the O key (no o keys), no
+// g keys and no s keys of operations (history pruned channel by channel).
+const Layout = 5
 
 var layoutKey = []byte("m\x00layout")
 
@@ -258,20 +264,41 @@ func (s *Store) get(k []byte) ([]byte, error) {
 
 // Batch accumulates the effects of folded operations. Reads through a
 // batch see its own writes. Commit writes them, with the applied sequence,
-// atomically. A Batch is used by one goroutine.
+// atomically; or Seal closes it as one part of a group that CommitGroup
+// writes with the parts of other goroutines. A Batch is used by one
+// goroutine.
 type Batch struct {
 	s       *Store
 	b       *pebble.Batch
+	cache   *Cache
 	overlay map[string]any // snapshot key → *fold.Event | *fold.Thing written in this batch
 	n       int
+	// ops are the send-status records of the batch's operations, in
+	// sequence order; written at commit in the order of the log (an
+	// op_id a channel used twice keeps its later operation, whichever
+	// part of a group folded which).
+	ops []opRecord
+	buf []byte // encoding scratch
 
 	receipts map[string]sendCounts // counts written in this batch (receipts fold)
 	outcomes map[string]struct{}   // outcome keys written in this batch
 }
 
-// NewBatch starts a batch.
-func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, b: s.db.NewBatch(), overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
+// opRecord is a key of the op_id index and its value, written for the
+// operation at seq.
+type opRecord struct {
+	seq        uint64
+	key, value []byte
+}
+
+// NewBatch starts a batch that reads through the store's shared snapshot
+// cache and commits itself (Commit).
+func (s *Store) NewBatch() *Batch { return s.NewBatchWith(s.cache) }
+
+// NewBatchWith starts a batch that reads snapshots through c: a cache of
+// the goroutine that uses the batch, for batches sealed into groups.
+func (s *Store) NewBatchWith(c *Cache) *Batch {
+	return &Batch{s: s, b: s.db.NewBatch(), cache: c, overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
 }
 
 // Count adds one folded record (a receipt) to Len.
@@ -284,17 +311,14 @@ func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error
 	if v, ok := b.overlay[string(k)]; ok {
 		return v, nil
 	}
-	b.s.mu.Lock()
-	v, ok := b.s.cache[string(k)]
-	b.s.mu.Unlock()
-	if ok {
+	if v, ok := b.cache.get(string(k)); ok {
 		return v, nil
 	}
 	raw, err := b.s.get(k)
 	if err != nil || raw == nil {
 		return nil, err
 	}
-	v, err = decode(raw)
+	v, err := decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: snapshot %q: %v", ErrCorrupt, k, err)
 	}
@@ -320,8 +344,8 @@ func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
 }
 
 // PutEvent records next and moves its index entries from prev (nil if
-// new). The snapshot is encoded once per batch, at Commit, however many
-// operations of the batch touch it.
+// new). The snapshot is encoded once per batch, at Commit or Seal, however
+// many operations of the batch touch it.
 func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	k := snapshotKey(ops.KindEvent, next.ChannelID, next.EventID)
 	if prev != nil && prev.State != next.State {
@@ -357,19 +381,39 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	return nil
 }
 
-// PutHistory appends an operation to its channel's history.
+// PutHistory appends an item to its channel's history.
 func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []byte) {
-	v := make([]byte, 0, len(item)+1)
-	v = append(v, kindByte(kind))
-	v = append(v, item...)
-	_ = b.b.Set(historyKey(channelID, seq), v, nil)
-	_ = b.b.Set(globalKey(seq), []byte(channelID), nil)
+	b.buf = append(append(b.buf[:0], kindByte(kind)), item...)
+	_ = b.b.Set(historyKey(channelID, seq), b.buf, nil)
 	b.n++
+}
+
+// AppendHistory appends the operation env at seq, whose entry in the log
+// is raw, to its channel's history (reads.AppendItem).
+func (b *Batch) AppendHistory(env *ops.Envelope, raw []byte, seq uint64) {
+	kind := env.Op.Kind()
+	b.buf = reads.AppendItem(append(b.buf[:0], kindByte(kind)), seq, kind, raw)
+	_ = b.b.Set(historyKey(env.ChannelID, seq), b.buf, nil)
+	b.n++
+}
+
+// writeSnapshots encodes the batch's snapshots into it.
+func (b *Batch) writeSnapshots() {
+	for k, snap := range b.overlay {
+		b.buf = b.buf[:0]
+		switch v := snap.(type) {
+		case *fold.Event:
+			b.buf = fold.EncodeEvent(b.buf, v)
+		case *fold.Thing:
+			b.buf = fold.EncodeThing(b.buf, v)
+		}
+		_ = b.b.Set([]byte(k), b.buf, nil)
+	}
 }
 
 // Commit writes the batch and the applied sequence atomically, without
 // fsync (the log is the source of truth), and publishes the batch's
-// snapshots to the fold cache.
+// snapshots to its cache.
 func (b *Batch) Commit(applied uint64) error { return b.commit(appliedKey, applied) }
 
 // CommitReceipts commits a batch of folded receipts with their applied
@@ -380,31 +424,79 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 	if err := b.s.Failed(); err != nil {
 		return err // Pebble would wait forever for a failed commit pipeline
 	}
-	for k, snap := range b.overlay {
-		raw, err := fold.Encode(snap)
-		if err != nil {
-			return fmt.Errorf("encode snapshot %q: %w", k, err)
-		}
-		_ = b.b.Set([]byte(k), raw, nil)
+	b.writeSnapshots()
+	for _, r := range b.ops {
+		_ = b.b.Set(r.key, r.value, nil)
 	}
 	_ = b.b.Set(cursor, binary.BigEndian.AppendUint64(nil, applied), nil)
 	if err := b.s.apply(b.b); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = b.b.Close()
-	s := b.s
-	s.mu.Lock()
 	for k, v := range b.overlay {
-		if len(s.cache) >= s.opts.CachedSnapshots {
-			for old := range s.cache { // random eviction: map order is random
-				delete(s.cache, old)
-				break
+		b.cache.put(k, v, 0)
+	}
+	b.overlay, b.ops = nil, nil
+	return nil
+}
+
+// Seal ends a batch that is one part of group (numbered from 1, in commit
+// order): its snapshots are encoded into it and kept in its cache as
+// written by group, which CommitGroup then commits with the other parts.
+// The goroutine that sealed it goes on with a new batch on the same cache
+// while the group commits.
+func (b *Batch) Seal(group uint64) {
+	b.writeSnapshots()
+	for k, v := range b.overlay {
+		b.cache.put(k, v, group)
+	}
+	b.overlay = nil
+}
+
+// CommitGroup writes the sealed parts of one group and the applied
+// sequence in one atomic batch (without fsync): after a crash the store
+// holds every effect of the operations up to applied, and none of a later
+// one. The parts may not be used afterwards.
+func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
+	if len(parts) == 0 {
+		return errors.New("commit group: no parts")
+	}
+	if err := s.Failed(); err != nil {
+		return err
+	}
+	all := parts[0].b
+	for _, p := range parts[1:] {
+		if err := all.Apply(p.b, nil); err != nil {
+			return fmt.Errorf("commit group at %d: %w", applied, err)
+		}
+	}
+	heads := make([][]opRecord, 0, len(parts))
+	for _, p := range parts {
+		if len(p.ops) > 0 {
+			heads = append(heads, p.ops)
+		}
+	}
+	for len(heads) > 0 { // merge the parts' records by sequence
+		min := 0
+		for i := 1; i < len(heads); i++ {
+			if heads[i][0].seq < heads[min][0].seq {
+				min = i
 			}
 		}
-		s.cache[k] = v
+		r := heads[min][0]
+		_ = all.Set(r.key, r.value, nil)
+		if heads[min] = heads[min][1:]; len(heads[min]) == 0 {
+			heads = slices.Delete(heads, min, min+1)
+		}
 	}
-	s.mu.Unlock()
-	b.overlay = nil
+	_ = all.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
+	if err := s.apply(all); err != nil {
+		return fmt.Errorf("commit batch at %d: %w", applied, err)
+	}
+	for _, p := range parts {
+		_ = p.b.Close()
+		p.ops = nil
+	}
 	return nil
 }
 
@@ -436,29 +528,60 @@ func (b *Batch) Discard() {
 	_ = b.b.Close()
 }
 
-// PruneHistory deletes the history of every operation with a sequence
-// below first (the stream's first retained sequence), so history ages out
-// with the log while snapshots remain. It returns the number of items
-// removed.
-func (s *Store) PruneHistory(first uint64) (int, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: globalKey(0), UpperBound: globalKey(first)})
+// Prune deletes what the projection holds of the operations below first
+// (the stream's first retained sequence), in one batch: their history
+// items, their send status (the op_id index, counts, outcomes). Snapshots
+// remain: an entity outlives its operations. It returns the number of
+// history items and of send-status records removed.
+func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
+	b := s.db.NewBatch()
+	defer func() {
+		if err != nil || history+sendStatus == 0 {
+			_ = b.Close()
+		}
+	}()
+	if history, err = s.pruneHistory(b, first); err != nil {
+		return 0, 0, err
+	}
+	if sendStatus, err = s.pruneSendStatus(b, first); err != nil {
+		return 0, 0, err
+	}
+	if history+sendStatus == 0 {
+		return 0, 0, nil
+	}
+	return history, sendStatus, s.apply(b)
+}
+
+// pruneHistory deletes, channel by channel, the history items below first
+// and the op_id index entries of their operations.
+func (s *Store) pruneHistory(b *pebble.Batch, first uint64) (int, error) {
+	all := key("h", "")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: all, UpperBound: prefixEnd(all)})
 	if err != nil {
 		return 0, err
 	}
-	b := s.db.NewBatch()
 	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		seq := binary.BigEndian.Uint64(it.Key()[2:])
-		_ = b.Delete(historyKey(string(it.Value()), seq), nil)
-		_ = b.Delete(it.Key(), nil)
-		n++
+	for ok := it.First(); ok; {
+		k := it.Key()
+		rest := k[len(all):]
+		i := bytes.IndexByte(rest, sep)
+		if i < 0 {
+			ok = it.Next()
+			continue
+		}
+		channelID := string(rest[:i])
+		prefix := key("h", channelID, "")
+		from, to := historyKey(channelID, 0), historyKey(channelID, first)
+		for ; ok && bytes.Compare(it.Key(), to) < 0; ok = it.Next() {
+			var env ops.Envelope
+			if v := it.Value(); len(v) > 1 && fold.DecodeEnvelope(v[1:], &env) == nil && env.OpID != "" {
+				_ = b.Delete(opChannelKey(env.OpID, channelID), nil)
+				_ = b.Delete(countsKey(channelID, env.OpID), nil)
+			}
+			n++
+		}
+		_ = b.DeleteRange(from, to, nil)
+		ok = it.SeekGE(prefixEnd(prefix)) // the next channel
 	}
-	if err := it.Close(); err != nil {
-		b.Close()
-		return 0, err
-	}
-	if n == 0 {
-		return 0, b.Close()
-	}
-	return n, s.apply(b)
+	return n, it.Close()
 }

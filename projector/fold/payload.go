@@ -1,0 +1,439 @@
+package fold
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/ops"
+)
+
+// Decoding the log without reflection. The json package spends most of an
+// operation's fold in reflection; these decoders read the same members
+// with the same rules (names matched exactly, unknown members skipped,
+// duplicate names, invalid UTF-8 and values of the wrong type rejected, a
+// null leaves a member at its zero value), one token at a time. A test
+// compares them with json.Unmarshal on random and fuzzed input.
+
+// DecodeEnvelope decodes one entry of PUSHGO_OPS. The payload is a
+// subslice of data (not copied).
+func DecodeEnvelope(data []byte, env *ops.Envelope) error {
+	*env = ops.Envelope{}
+	return decodeObject(data, func(name []byte, d *fieldDecoder) error {
+		switch string(name) {
+		case "v":
+			var v int64
+			if err := d.int(&v); err != nil {
+				return err
+			}
+			if int64(int(v)) != v {
+				return errors.New("v out of range")
+			}
+			env.V = int(v)
+		case "op":
+			var s string
+			if err := d.string(&s); err != nil {
+				return err
+			}
+			env.Op = ops.Name(s)
+		case "channel_id":
+			return d.string(&env.ChannelID)
+		case "op_id":
+			return d.string(&env.OpID)
+		case "entity_id":
+			return d.string(&env.EntityID)
+		case "accepted_at":
+			return d.int(&env.AcceptedAt)
+		case "body_hash":
+			return d.string(&env.BodyHash)
+		case "payload":
+			return d.raw(&env.Payload)
+		default:
+			return d.skip()
+		}
+		return nil
+	})
+}
+
+// decodeEventPayload decodes an event operation's payload.
+func decodeEventPayload(data []byte, p *ops.EventPayload) error {
+	return decodeObject(data, func(name []byte, d *fieldDecoder) error {
+		switch string(name) {
+		case "event_id":
+			return d.string(&p.EventID)
+		case "thing_id":
+			return d.string(&p.ThingID)
+		case "title":
+			return d.string(&p.Title)
+		case "description":
+			return d.string(&p.Description)
+		case "status":
+			return d.string(&p.Status)
+		case "message":
+			return d.string(&p.Message)
+		case "severity":
+			return d.string(&p.Severity)
+		case "event_time":
+			return d.int(&p.EventTime)
+		case "started_at":
+			return d.optInt(&p.StartedAt)
+		case "ended_at":
+			return d.optInt(&p.EndedAt)
+		case "tags":
+			return d.list(&p.Tags)
+		case "images":
+			return d.list(&p.Images)
+		case "attrs":
+			return d.raw(&p.Attrs)
+		case "metadata":
+			return d.raw(&p.Metadata)
+		case "ciphertext":
+			return d.string(&p.Ciphertext)
+		case "deadline":
+			return d.optInt(&p.Deadline)
+		case "refresh":
+			return d.bool(&p.Refresh)
+		default:
+			return d.skip()
+		}
+	})
+}
+
+// decodeThingPayload decodes a thing operation's payload.
+func decodeThingPayload(data []byte, p *ops.ThingPayload) error {
+	return decodeObject(data, func(name []byte, d *fieldDecoder) error {
+		switch string(name) {
+		case "thing_id":
+			return d.string(&p.ThingID)
+		case "title":
+			return d.string(&p.Title)
+		case "description":
+			return d.string(&p.Description)
+		case "tags":
+			return d.list(&p.Tags)
+		case "primary_image":
+			return d.string(&p.PrimaryImage)
+		case "images":
+			return d.list(&p.Images)
+		case "observed_at":
+			return d.int(&p.ObservedAt)
+		case "created_at":
+			return d.optInt(&p.CreatedAt)
+		case "deleted_at":
+			return d.optInt(&p.DeletedAt)
+		case "external_ids":
+			return d.externalIDs(&p.ExternalIDs)
+		case "location_type":
+			return d.string(&p.LocationType)
+		case "location_value":
+			return d.string(&p.LocationValue)
+		case "attrs":
+			return d.raw(&p.Attrs)
+		case "metadata":
+			return d.raw(&p.Metadata)
+		case "ciphertext":
+			return d.string(&p.Ciphertext)
+		default:
+			return d.skip()
+		}
+	})
+}
+
+// fieldDecoder reads the value of the member being decoded.
+type fieldDecoder struct {
+	dec  *jsontext.Decoder
+	data []byte // the whole input: values are taken from it by offset
+	name []byte
+}
+
+// decodeObject reads data, exactly one JSON object, calling field for each
+// member with its name (unescaped) and a decoder positioned at its value,
+// which field must read (or skip) exactly once.
+func decodeObject(data []byte, field func(name []byte, d *fieldDecoder) error) error {
+	sd := getDecoder(data)
+	defer putDecoder(sd)
+	fd := fieldDecoder{dec: &sd.dec, data: data}
+	dec := fd.dec
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case 'n': // as the json package: null leaves the value as it is
+		return atEOF(dec)
+	case '{':
+	default:
+		return fmt.Errorf("want an object, got %s", tok.Kind())
+	}
+	for dec.PeekKind() != '}' {
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		end := int(dec.InputOffset())
+		if fd.name, err = unquote(data[end-len(raw) : end]); err != nil {
+			return err
+		}
+		if err := field(fd.name, &fd); err != nil {
+			return fmt.Errorf("%s: %w", fd.name, err)
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	return atEOF(dec)
+}
+
+// atEOF reports an error unless dec has read all its input.
+func atEOF(dec *jsontext.Decoder) error {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		if err == nil {
+			return errors.New("data after the value")
+		}
+		return err
+	}
+	return nil
+}
+
+// value reads the member's value and returns it as a subslice of the
+// input.
+func (d *fieldDecoder) value() (jsontext.Value, error) {
+	v, err := d.dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	end := int(d.dec.InputOffset())
+	return jsontext.Value(d.data[end-len(v) : end : end]), nil
+}
+
+func (d *fieldDecoder) skip() error {
+	_, err := d.dec.ReadValue()
+	return err
+}
+
+func (d *fieldDecoder) raw(dst *jsontext.Value) error {
+	v, err := d.value()
+	if err == nil {
+		*dst = v
+	}
+	return err
+}
+
+func wrongType(v jsontext.Value, want string) error {
+	return fmt.Errorf("cannot unmarshal JSON %s into %s", kindName(v.Kind()), want)
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 'n':
+		return "null"
+	}
+	return "value"
+}
+
+func (d *fieldDecoder) string(dst *string) error {
+	v, err := d.value()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		return nil
+	case '"':
+		s, err := unquote(v)
+		if err != nil {
+			return err
+		}
+		*dst = string(s)
+		return nil
+	}
+	return wrongType(v, "string")
+}
+
+func (d *fieldDecoder) int(dst *int64) error {
+	v, err := d.value()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		return nil
+	case '0':
+		n, ok := parseInt(v)
+		if !ok {
+			return fmt.Errorf("cannot unmarshal JSON number %s into int64", v)
+		}
+		*dst = n
+		return nil
+	}
+	return wrongType(v, "int64")
+}
+
+func (d *fieldDecoder) optInt(dst **int64) error {
+	v, err := d.value()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		*dst = nil
+		return nil
+	case '0':
+		n, ok := parseInt(v)
+		if !ok {
+			return fmt.Errorf("cannot unmarshal JSON number %s into int64", v)
+		}
+		*dst = &n
+		return nil
+	}
+	return wrongType(v, "int64")
+}
+
+func (d *fieldDecoder) bool(dst *bool) error {
+	v, err := d.value()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		return nil
+	case 't', 'f':
+		*dst = v.Kind() == 't'
+		return nil
+	}
+	return wrongType(v, "bool")
+}
+
+// list reads an array of strings (a null element is ""); null is nil, []
+// an empty list.
+func (d *fieldDecoder) list(dst *[]string) error {
+	v, err := d.value()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		*dst = nil
+		return nil
+	case '[':
+	default:
+		return wrongType(v, "[]string")
+	}
+	out := []string{}
+	err = eachElement(v, func(e jsontext.Value) error {
+		switch e.Kind() {
+		case 'n':
+			out = append(out, "")
+		case '"':
+			s, err := unquote(e)
+			if err != nil {
+				return err
+			}
+			out = append(out, string(s))
+		default:
+			return wrongType(e, "string")
+		}
+		return nil
+	})
+	if err == nil {
+		*dst = out
+	}
+	return err
+}
+
+// externalIDs reads an object of strings or nulls; null is nil.
+func (d *fieldDecoder) externalIDs(dst *map[string]*string) error {
+	v, err := d.value()
+	if err != nil {
+		return err
+	}
+	switch v.Kind() {
+	case 'n':
+		*dst = nil
+		return nil
+	case '{':
+	default:
+		return wrongType(v, "map[string]*string")
+	}
+	out := map[string]*string{}
+	err = eachMember(v, func(name []byte, e jsontext.Value) error {
+		switch e.Kind() {
+		case 'n':
+			out[string(name)] = nil
+		case '"':
+			s, err := unquote(e)
+			if err != nil {
+				return err
+			}
+			str := string(s)
+			out[string(name)] = &str
+		default:
+			return wrongType(e, "*string")
+		}
+		return nil
+	})
+	if err == nil {
+		*dst = out
+	}
+	return err
+}
+
+// parseInt parses a valid JSON number that is an integer within int64.
+func parseInt(v []byte) (int64, bool) {
+	neg := len(v) > 0 && v[0] == '-'
+	if neg {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > 19 {
+		return 0, false
+	}
+	var u uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0') // 19 digits fit in a uint64
+	}
+	switch {
+	case neg && u <= 1<<63:
+		return -int64(u), true // -(1<<63) wraps to itself: math.MinInt64
+	case !neg && u < 1<<63:
+		return int64(u), true
+	}
+	return 0, false
+}
+
+// eachElement calls fn with each element of the JSON array arr (a
+// subslice of arr).
+func eachElement(arr jsontext.Value, fn func(v jsontext.Value) error) error {
+	d := getDecoder(arr)
+	defer putDecoder(d)
+	dec := &d.dec
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != ']' {
+		v, err := dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		end := int(dec.InputOffset())
+		if err := fn(arr[end-len(v) : end]); err != nil {
+			return err
+		}
+	}
+	_, err := dec.ReadToken()
+	return err
+}
