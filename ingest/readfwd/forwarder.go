@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
@@ -26,7 +27,8 @@ import (
 // Forwarder sends reads to projectors. It is safe for concurrent use.
 type Forwarder struct {
 	nc      *nats.Conn
-	stream  jetstream.Stream
+	stream  jetstream.Stream   // its info is the leader's
+	ops     *leaderread.Stream // reads of its messages as the leader holds them
 	replies *replies
 	timeout time.Duration
 	log     *slog.Logger
@@ -54,7 +56,7 @@ func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	return &Forwarder{nc: nc, stream: s, replies: r, timeout: timeout, log: log}, nil
+	return &Forwarder{nc: nc, stream: s, ops: leaderread.New(js, s), replies: r, timeout: timeout, log: log}, nil
 }
 
 // Close stops receiving answers; reads still waiting end with their
@@ -64,8 +66,10 @@ func (f *Forwarder) Close() error { return f.replies.close() }
 // Read answers req from a projector, after the projector has folded every
 // operation the read depends on that was appended before the read started:
 // the entity's for a single-entity read, the channel's otherwise. The
-// barrier is read from the broker, so a read reflects any write that got
-// its 200 before, through any ingest replica.
+// barrier is the stream leader's (leaderread; a stream info, which only
+// the leader answers), never a follower's that may not hold the write
+// yet, so a read reflects any write that got its 200 before, through any
+// ingest replica.
 func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -141,8 +145,10 @@ func barrierSubject(req *reads.Request) string {
 	return streams.ChannelSubjects(req.ChannelID)
 }
 
+// lastSeq is the sequence of subject's last message as the stream's
+// leader holds it (0 when none).
 func (f *Forwarder) lastSeq(ctx context.Context, subject string) (uint64, error) {
-	m, err := f.stream.GetLastMsgForSubject(ctx, subject)
+	m, err := f.ops.LastForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
