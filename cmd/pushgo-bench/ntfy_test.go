@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -281,7 +282,8 @@ func TestNtfyTable(t *testing.T) {
 	reps := []modeReport{{mode: def, isDefault: true, message: msg(5500)}, {mode: syncMode{sync: always}, message: msg(1500)}}
 	rows := []ntfyRow{
 		{cache: ntfyNoCache, res: result{rate: 14500, p99: 29 * time.Millisecond, cpu: cpuUse{self: 1}}},
-		{cache: ntfyDurable, res: result{rate: 416, cpu: cpuUse{self: 0.2}}},
+		{cache: ntfyDurable, res: result{rate: 416, cpu: cpuUse{self: 0.2}, errors: 3,
+			errKinds: map[string]int{`ntfy publish 500 "{\"code\":50001,\"error\":\"database is locked\"}"`: 3}}},
 	}
 	var out strings.Builder
 	printNtfyTable(&out, w, reps, rows)
@@ -290,6 +292,8 @@ func TestNtfyTable(t *testing.T) {
 		"ntfy, no cache", "ours sync=1s (POST /message)", "nothing (delivered to subscribers only)",
 		"ours sync=1s / ntfy no cache: 0.38 (budget >= 1.00: MISSED)",
 		"ours sync=always / ntfy durable SQLite cache: 3.61 (not budgeted)",
+		"ntfy, durable SQLite cache: 3 requests failed (not counted in its rate; not a failure of this run)",
+		"database is locked",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("no %q in:\n%s", want, s)
@@ -300,5 +304,16 @@ func TestNtfyTable(t *testing.T) {
 	printNtfyTable(&out, w, reps, rows)
 	if !strings.Contains(out.String(), "ours sync=1s / ntfy no cache: 1.03 (budget >= 1.00: ok)") {
 		t.Errorf("met budget:\n%s", out.String())
+	}
+	// ntfy's failures are its finding, not this run's failure; ours are.
+	wt := &writeTable{o: w, reps: reps, ntfy: rows}
+	for _, f := range wt.failures() {
+		if f.errors != 0 {
+			t.Errorf("failure %s: %d", f.label, f.errors)
+		}
+	}
+	reps[0].message.errors = 2
+	if !slices.ContainsFunc(wt.failures(), func(f failure) bool { return f.errors == 2 && f.label == "sync=1s "+messageLabel }) {
+		t.Errorf("ours' failed /message requests not reported: %+v", wt.failures())
 	}
 }

@@ -136,10 +136,9 @@ func (t *writeTable) failures() []failure {
 	for _, r := range t.reps {
 		out = append(out, resultFailures(r.mode.label()+" ", r.rows(t.o))...)
 	}
-	for i := range t.ntfy {
-		n := &t.ntfy[i]
-		out = append(out, resultFailures("", []namedResult{{"ntfy " + n.cache.label(), &n.res}})...)
-	}
+	// ntfy's failed requests are its own finding (a durable cache answers
+	// 500 "database is locked" under this load): the side by side prints
+	// them; they do not fail the run.
 	return out
 }
 
