@@ -8,6 +8,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
@@ -15,13 +16,17 @@ import (
 // operation fanned out to 10,000 devices all need its payload, and reading
 // it from the log once is enough.
 type opCache struct {
-	stream jetstream.Stream
+	// stream reads the log by sequence: a sequence learned from a
+	// consumer or a task is in the log even when the follower a direct get
+	// reaches has not stored it yet, so "not found" is the leader's word
+	// (leaderread.Stream.Msg), never a lagging follower's.
+	stream *leaderread.Stream
 	mu     sync.Mutex
 	m      map[uint64]*ops.Envelope
 	max    int
 }
 
-func newOpCache(s jetstream.Stream, max int) *opCache {
+func newOpCache(s *leaderread.Stream, max int) *opCache {
 	return &opCache{stream: s, m: make(map[uint64]*ops.Envelope), max: max}
 }
 
@@ -45,7 +50,8 @@ func (c *opCache) peek(seq uint64) (*ops.Envelope, bool) {
 	return env, ok
 }
 
-// get returns the operation at seq, nil if it is no longer in the log.
+// get returns the operation at seq, nil if it is no longer in the log (the
+// stream's leader has no message there).
 func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
 	c.mu.Lock()
 	env, ok := c.m[seq]
@@ -53,7 +59,7 @@ func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
 	if ok {
 		return env, nil
 	}
-	m, err := c.stream.GetMsg(ctx, seq)
+	m, err := c.stream.Msg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}

@@ -197,7 +197,10 @@ func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 			pt.last = s
 			continue
 		}
-		raw, err := p.opsStream.GetMsg(gctx, s)
+		// Not found only when the leader has nothing at s: a follower that
+		// has not stored s yet would otherwise pass over an operation the
+		// consumer delivers after it.
+		raw, err := p.ops.stream.Msg(gctx, s)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			pt.last = s // deleted from the log

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/pusher/audience"
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
@@ -190,7 +191,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		reg.Close()
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
-	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(opsStream, 4096), opsStream: opsStream,
+	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(leaderread.New(js, opsStream), 4096), opsStream: opsStream,
 		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight)}
 	p.summaries = newSummaries(p)
 	// Who an operation goes to, and each device's route, are read from

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -175,7 +176,12 @@ type Placement struct {
 // Placement is where stream (a bucket's stream is KV_<bucket>) is now: the
 // index of its leader's node and of its followers' nodes, from the
 // stream's cluster info. It waits (up to a minute) for the stream to have
-// a leader and every replica current, and fails t if it does not.
+// a leader, every replica current and, when the stream allows direct
+// gets, every replica serving them (a follower joins the direct get
+// queue group a while after it has caught up; until then a direct get
+// through its server is answered by another replica): a test then reads
+// through a follower's server from that follower, as in a settled
+// cluster. It fails t if that does not happen.
 func (c *Cluster) Placement(t testing.TB, stream string) Placement {
 	t.Helper()
 	_, js := c.Conn(t, 0)
@@ -211,7 +217,34 @@ func (c *Cluster) placement(info *jetstream.StreamInfo) (Placement, bool) {
 		}
 		p.Followers = append(p.Followers, index(r.Name))
 	}
-	return p, p.Leader >= 0 && len(p.Followers) == info.Config.Replicas-1
+	if p.Leader < 0 || len(p.Followers) != info.Config.Replicas-1 {
+		return Placement{}, false
+	}
+	if info.Config.AllowDirect {
+		for _, i := range append([]int{p.Leader}, p.Followers...) {
+			if i < 0 || !c.servesDirectGets(i, info.Config.Name) {
+				return Placement{}, false
+			}
+		}
+	}
+	return p, true
+}
+
+// servesDirectGets reports whether node i's replica of stream answers
+// direct gets: it holds the local queue subscription replicas answer
+// them on.
+func (c *Cluster) servesDirectGets(i int, stream string) bool {
+	subject := "$JS.API.DIRECT.GET." + stream
+	sz, err := c.Nodes[i].Server().Subsz(&server.SubszOptions{Subscriptions: true, Test: subject, Limit: 1 << 16})
+	if err != nil {
+		return false
+	}
+	for _, sd := range sz.Subs {
+		if sd.Subject == subject && sd.Queue != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // LeadOn moves the leadership of stream to node i (stepping the leader
