@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/consume"
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/reads"
@@ -335,7 +336,11 @@ func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, e
 
 // foldable returns the sequence of the first dead letter whose entry,
 // read again from the log, this version folds; 0 when none (or when the
-// log cannot be read: the next start checks again).
+// log cannot be read: the next start checks again). An entry is "left the
+// log" only on the stream leader's word (leaderread.Stream.Msg): a
+// follower still catching up answers direct gets once it is 90% in sync,
+// and its "not found" would keep a foldable entry skipped until the next
+// start.
 func (p *Projector) foldable(ctx context.Context, stream string, held []store.DeadLetter) uint64 {
 	if len(held) == 0 {
 		return 0
@@ -344,8 +349,9 @@ func (p *Projector) foldable(ctx context.Context, stream string, held []store.De
 	if err != nil {
 		return 0
 	}
+	log := leaderread.New(p.js, s)
 	for _, d := range held {
-		m, err := s.GetMsg(ctx, d.Seq)
+		m, err := log.Msg(ctx, d.Seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // left the log
 		}
