@@ -14,20 +14,29 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // Inbox reads and acks device inboxes. It is safe for concurrent use.
-type Inbox struct{ kv jetstream.KeyValue }
+//
+// An item is read by direct get and "not there" is the bucket leader's
+// answer (leaderread.Bucket.Get): a device fetches its item the moment the
+// wake-up push arrives, and a follower that has not yet applied the
+// pusher's write would answer that it has none.
+type Inbox struct {
+	kv    jetstream.KeyValue
+	items *leaderread.Bucket
+}
 
 // Open binds the inbox bucket, which streams.Ensure created.
 func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
-	kv, err := js.KeyValue(ctx, streams.InboxBucket)
+	b, err := leaderread.OpenBucket(ctx, js, streams.InboxBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", streams.InboxBucket, err)
+		return nil, err
 	}
-	return &Inbox{kv: kv}, nil
+	return &Inbox{kv: b.KV(), items: b}, nil
 }
 
 // Page is the data of /v2/messages/pull.
@@ -59,7 +68,7 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 			page.HasMore = true
 			break
 		}
-		e, err := in.kv.Get(ctx, k)
+		e, err := in.items.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // acked meanwhile
 		}
@@ -80,7 +89,7 @@ func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontex
 		return nil, nil
 	}
 	k := delivery.InboxKey(deviceKey, seq)
-	e, err := in.kv.Get(ctx, k)
+	e, err := in.items.Get(ctx, k)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -117,7 +126,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 		if len(items) == limit {
 			break
 		}
-		e, err := in.kv.Get(ctx, k)
+		e, err := in.items.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // acked meanwhile
 		}
@@ -144,7 +153,7 @@ func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, 
 			continue
 		}
 		k := delivery.InboxKey(deviceKey, seq)
-		if _, err := in.kv.Get(ctx, k); errors.Is(err, jetstream.ErrKeyNotFound) {
+		if _, err := in.items.Get(ctx, k); errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		} else if err != nil {
 			return removed, fmt.Errorf("inbox %s: %w", k, err)
