@@ -143,7 +143,10 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
 			}
 		}
-		cur, leader, aerr := w.state(ctx, st, subject, fresh)
+		// A create needs no confirmed "none": a follower's stale one is
+		// caught by the append's expected sequence (0), which the leader
+		// refuses, and read again from the leader.
+		cur, leader, aerr := w.state(ctx, st, subject, fresh, !v.Op.IsCreate())
 		if aerr != nil {
 			return Result{}, aerr
 		}
@@ -157,7 +160,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 			return w.replayCreate(ctx, res, subject, v.BodyHash)
 		}
 		if !v.Op.IsCreate() {
-			if !cur.exists { // the leader's answer: state confirms a "none"
+			if !cur.exists { // the leader's answer (confirmNone)
 				return Result{}, notFound(kind)
 			}
 			// A close or a deletion is final, and a follower holds a prefix
@@ -226,17 +229,18 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 // state returns the entity's latest state: from the cache unless fresh,
 // else from the log, where a fresh read asks the stream's leader and
 // another any replica. leader reports whether the state is the leader's
-// answer (as a direct get is when the stream has one replica). A state that
-// says the entity does not exist always is: a follower's "none" is asked
-// again of the leader, since the create may have been acknowledged
-// through another replica a moment ago. st.mu MUST be held.
-func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh bool) (e entityState, leader bool, aerr *apierr.Error) {
+// answer (as a direct get is when the stream has one replica). With
+// confirmNone, a state that says the entity does not exist always is the
+// leader's: a follower's "none" is asked again of the leader, since the
+// create may have been acknowledged through another replica a moment ago.
+// st.mu MUST be held.
+func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh, confirmNone bool) (e entityState, leader bool, aerr *apierr.Error) {
 	if !fresh {
 		if e, ok := st.get(subject); ok {
 			return e, false, nil
 		}
 	}
-	e, leader, err := w.readLatest(ctx, subject, fresh)
+	e, leader, err := w.readLatest(ctx, subject, fresh, confirmNone)
 	if err != nil {
 		return entityState{}, false, w.unavailable("read", subject, err)
 	}
@@ -247,9 +251,9 @@ func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh bo
 }
 
 // readLatest reads the entity's latest operation from the leader when
-// fromLeader, else from any replica with a "none" confirmed by the leader;
-// leader reports whether the answer is the leader's.
-func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader bool) (entityState, bool, error) {
+// fromLeader, else from any replica, with a "none" confirmed by the leader
+// when confirmNone; leader reports whether the answer is the leader's.
+func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader, confirmNone bool) (entityState, bool, error) {
 	replicated := w.ops.Replicated(ctx)
 	leader := fromLeader || !replicated
 	var m *jetstream.RawStreamMsg
@@ -257,7 +261,7 @@ func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader bool
 	if !leader {
 		m, err = w.ops.Direct().GetLastMsgForSubject(ctx, subject)
 	}
-	if leader || errors.Is(err, jetstream.ErrMsgNotFound) {
+	if leader || (confirmNone && errors.Is(err, jetstream.ErrMsgNotFound)) {
 		m, err = w.ops.LastForSubject(ctx, subject) // a direct get when not replicated
 		leader = true
 	}
@@ -276,13 +280,13 @@ func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string
 	subject := streams.OpSubject(channelID, ops.KindThing, thingID)
 	st := w.stripes.of(subject)
 	st.mu.Lock()
-	cur, leader, aerr := w.state(ctx, st, subject, false)
+	cur, leader, aerr := w.state(ctx, st, subject, false, true)
 	if aerr == nil && cur.exists && !cur.closed() && !leader {
 		// Deleted is final, so a deletion however read can be trusted,
 		// and "none" is the leader's already; "alive" cannot (another
 		// replica may have deleted it, and no compare-and-swap checks the
 		// link), so ask the leader.
-		cur, _, aerr = w.state(ctx, st, subject, true)
+		cur, _, aerr = w.state(ctx, st, subject, true, true)
 	}
 	st.mu.Unlock()
 	switch {
