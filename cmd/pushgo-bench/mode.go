@@ -15,8 +15,11 @@ type modeReport struct {
 	// -diag only: GET /healthz closed loop, raw JetStream open loop at the
 	// rate of the low phase, and OURS through the other HTTP client.
 	floor, rawLow, oursAlt *result
-	// -ntfy only: POST /message closed loop, the peer comparison's load.
+	// -ntfy only: POST /message closed loop, the peer comparison's load,
+	// and ntfy with the caches paired with this mode, measured in the
+	// same rounds (ntfy.go).
 	message   *result
+	ntfy      []ntfyRow
 	isDefault bool // the gateway's default mode, sync=1s
 }
 
@@ -113,18 +116,9 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	}
 
 	if o.ntfyPath != "" {
-		r, err := repeat(ctx, o.options, messageLabel, func(int) (result, error) {
-			r, err := runLoad(ctx, t.spec(opMessage).closed(o.concurrency, o.warmup, o.duration))
-			if err != nil {
-				return result{}, err
-			}
-			r.note = t.settleNote(ctx)
-			return r, nil
-		})
-		if err != nil {
+		if err := benchPeerRounds(ctx, o, t, &rep); err != nil {
 			return rep, err
 		}
-		rep.message = &r
 	}
 
 	if o.diag {
@@ -143,7 +137,7 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 // settleNote waits for the projector to catch up after a phase and says
 // how far behind it was ("" without a projector).
 func (t *target) settleNote(ctx context.Context) string {
-	if t.gw.Projector() == nil {
+	if t.gw == nil || t.gw.Projector() == nil {
 		return ""
 	}
 	backlog, took, ok := t.settle(ctx)

@@ -157,26 +157,107 @@ type ntfyRow struct {
 	res   result // cpu.self is ntfy's process
 }
 
-// benchNtfy measures ntfy with each cache setting, -runs times each.
-func benchNtfy(ctx context.Context, o *writePhase) ([]ntfyRow, error) {
+// pairedCaches are the selected caches compared with ours in mode m: no
+// cache and the batched cache with the default (sync=1s), the durable
+// cache with sync=always.
+func (p *ntfyOptions) pairedCaches(m syncMode) []ntfyCache {
+	var out []ntfyCache
+	for _, c := range p.ntfyCaches {
+		if (c == ntfyDurable) == m.sync.Always && (m.sync.Always || m.isDefault()) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// peerRound is one round of the peer comparison: ours' /message run, then
+// one run of ntfy with each paired cache, so that both see the same
+// machine (it is shared; a disturbance hits both alike).
+type peerRound struct {
+	ours result
+	ntfy []result // in the order of pairedCaches
+}
+
+func (peerRound) columns() []column[peerRound] {
+	return []column[peerRound]{
+		nested(func(r *peerRound) *result { return &r.ours }),
+		func(out *peerRound, runs []peerRound) {
+			out.ntfy = make([]result, len(runs[0].ntfy))
+			for i := range out.ntfy {
+				rs := make([]result, len(runs))
+				for j := range runs {
+					rs[j] = runs[j].ntfy[i]
+				}
+				out.ntfy[i] = median(rs)
+			}
+		},
+	}
+}
+
+func (r peerRound) progress(o *options, name string, run int) {
+	r.ours.progress(o, messageLabel, run)
+	for _, n := range r.ntfy {
+		n.progress(o, "  ntfy", run)
+	}
+}
+
+// benchPeerRounds measures ours' /message on t and ntfy with the caches
+// paired with rep's mode, in -runs rounds, and keeps the medians in rep.
+// The ntfy servers run (idle but for their rounds) until the rounds end.
+func benchPeerRounds(ctx context.Context, o *writePhase, t *target, rep *modeReport) error {
+	caches := o.pairedCaches(rep.mode)
+	servers := make([]*ntfyServer, 0, len(caches))
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
+	for _, c := range caches {
+		s, err := startNtfy(ctx, o.ntfyPath, c)
+		if err != nil {
+			return fmt.Errorf("ntfy, %s: %w", c.label(), err)
+		}
+		servers = append(servers, s)
+	}
+	r, err := repeat(ctx, o.options, messageLabel+" beside ntfy", func(int) (peerRound, error) {
+		var round peerRound
+		var err error
+		if round.ours, err = runLoad(ctx, t.spec(opMessage).closed(o.concurrency, o.warmup, o.duration)); err != nil {
+			return round, err
+		}
+		round.ours.note = t.settleNote(ctx)
+		for _, s := range servers {
+			n, err := s.measure(ctx, o)
+			if err != nil {
+				return round, err
+			}
+			round.ntfy = append(round.ntfy, n)
+		}
+		return round, nil
+	})
+	if err != nil {
+		return err
+	}
+	rep.message = &r.ours
+	for i, c := range caches {
+		rep.ntfy = append(rep.ntfy, ntfyRow{cache: c, res: r.ntfy[i]})
+	}
+	return nil
+}
+
+// benchNtfy measures ntfy with each selected cache that no sync mode was
+// paired with (and so measured in no round), -runs times each.
+func benchNtfy(ctx context.Context, o *writePhase, measured []ntfyRow) ([]ntfyRow, error) {
 	var rows []ntfyRow
 	for _, c := range o.ntfyCaches {
-		fmt.Fprintf(os.Stderr, "== %s, %s (%s)\n", o.ntfyName(), c.label(), o.ntfyPath)
+		if slices.ContainsFunc(measured, func(r ntfyRow) bool { return r.cache == c }) {
+			continue
+		}
 		s, err := startNtfy(ctx, o.ntfyPath, c)
 		if err != nil {
 			return nil, fmt.Errorf("ntfy, %s: %w", c.label(), err)
 		}
-		spec := loadSpec{Op: opNtfy, Addr: s.addr, Client: o.client, Topic: ntfyTopic}.closed(o.concurrency, o.warmup, o.duration)
-		r, err := repeat(ctx, o.options, "ntfy "+string(c), func(int) (result, error) {
-			reps, cpu, err := runLoads(ctx, s.cmd.Process, spec)
-			if err != nil {
-				return result{}, err
-			}
-			if err := s.alive(); err != nil {
-				return result{}, err
-			}
-			return reps[0].result(cpu), nil
-		})
+		r, err := repeat(ctx, o.options, "ntfy "+string(c), func(int) (result, error) { return s.measure(ctx, o) })
 		s.stop()
 		if err != nil {
 			return nil, fmt.Errorf("ntfy, %s: %w", c.label(), err)
@@ -186,8 +267,23 @@ func benchNtfy(ctx context.Context, o *writePhase) ([]ntfyRow, error) {
 	return rows, nil
 }
 
+// measure runs the load once against s: -concurrency connections, closed
+// loop, from a load process; the row's CPU is ntfy's process's.
+func (s *ntfyServer) measure(ctx context.Context, o *writePhase) (result, error) {
+	spec := loadSpec{Op: opNtfy, Addr: s.addr, Client: o.client, Topic: ntfyTopic}.closed(o.concurrency, o.warmup, o.duration)
+	reps, cpu, err := runLoads(ctx, s.cmd.Process, spec)
+	if err != nil {
+		return result{}, fmt.Errorf("ntfy, %s: %w", s.cache.label(), err)
+	}
+	if err := s.alive(); err != nil {
+		return result{}, err
+	}
+	return reps[0].result(cpu), nil
+}
+
 // ntfyServer is a running ntfy serve.
 type ntfyServer struct {
+	cache   ntfyCache
 	dir     string
 	logPath string
 	addr    string
@@ -203,7 +299,7 @@ const ntfyReadyLimit = 30 * time.Second
 // directory of its own, on a free loopback port, and waits until it
 // answers.
 func startNtfy(ctx context.Context, path string, cache ntfyCache) (_ *ntfyServer, err error) {
-	s := &ntfyServer{exited: make(chan struct{})}
+	s := &ntfyServer{cache: cache, exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.stop()
@@ -242,7 +338,7 @@ func startNtfy(ctx context.Context, path string, cache ntfyCache) (_ *ntfyServer
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "  ntfy ready on %s (pid %d), %s; configuration %s\n", s.addr, s.cmd.Process.Pid, cache.label(), cfgPath)
+	fmt.Fprintf(os.Stderr, "  ntfy ready on %s (pid %d), %s (%s); configuration %s\n", s.addr, s.cmd.Process.Pid, cache.label(), path, cfgPath)
 	return s, nil
 }
 
@@ -448,6 +544,7 @@ func printNtfyTable(w io.Writer, o *writePhase, reps []modeReport, rows []ntfyRo
 	}
 	fmt.Fprintf(w, "  each system in its own process, the load from a load process (%s client, closed loop, %s after %s warm-up); cpu/req and cores: the system's own process\n",
 		o.client, o.duration, o.warmup)
+	fmt.Fprintf(w, "  in rounds: ours' run, then ntfy's with each cache paired with that sync mode, so that both see the same machine; medians of %d rounds\n", o.runs)
 	fmt.Fprintf(w, "  ntfy: serve on 127.0.0.1, 127.0.0.1 exempt from its visitor limits, one topic without subscribers, JSON publish (POST /); ours: POST /message to a channel without devices\n")
 	for _, n := range rows {
 		if n.res.errors == 0 {

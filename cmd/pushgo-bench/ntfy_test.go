@@ -232,7 +232,7 @@ func TestNtfyAgainstStandIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := writePhaseOf(t, o)
-	rows, err := benchNtfy(context.Background(), w)
+	rows, err := benchNtfy(context.Background(), w, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,5 +315,76 @@ func TestNtfyTable(t *testing.T) {
 	reps[0].message.errors = 2
 	if !slices.ContainsFunc(wt.failures(), func(f failure) bool { return f.errors == 2 && f.label == "sync=1s "+messageLabel }) {
 		t.Errorf("ours' failed /message requests not reported: %+v", wt.failures())
+	}
+}
+
+// Each sync mode is compared with the caches that keep what it keeps: the
+// default (1s) with no cache and the batched cache, sync=always with the
+// durable cache; another interval with none.
+func TestNtfyPairedCaches(t *testing.T) {
+	always, _ := broker.ParseSync("always")
+	five, _ := broker.ParseSync("5s")
+	p := &ntfyOptions{ntfyCaches: []ntfyCache{ntfyNoCache, ntfyBatched, ntfyDurable}}
+	for _, c := range []struct {
+		m    syncMode
+		want string
+	}{
+		{syncMode{sync: gateway.Defaults().Sync}, "none,batched"},
+		{syncMode{sync: always}, "durable"},
+		{syncMode{sync: five}, ""},
+	} {
+		var got []string
+		for _, x := range p.pairedCaches(c.m) {
+			got = append(got, string(x))
+		}
+		if strings.Join(got, ",") != c.want {
+			t.Errorf("%s: %v, want %s", c.m.label(), got, c.want)
+		}
+	}
+	// Rounds combine column by column: ours' median, each cache's median.
+	r := median([]peerRound{
+		{ours: result{rate: 3}, ntfy: []result{{rate: 30}, {rate: 300}}},
+		{ours: result{rate: 1}, ntfy: []result{{rate: 10}, {rate: 100}}},
+		{ours: result{rate: 2}, ntfy: []result{{rate: 20}, {rate: 200}}},
+	})
+	if r.ours.rate != 2 || len(r.ntfy) != 2 || r.ntfy[0].rate != 20 || r.ntfy[1].rate != 200 {
+		t.Fatalf("median of rounds: %+v", r)
+	}
+}
+
+// The peer rounds alternate: each round runs ours' /message load and then
+// ntfy's, from load processes; ours' requests are 421-byte messages to the
+// gateway, ntfy's to ntfy, and the medians land in the mode's report.
+func TestPeerRoundsAlternate(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(t.TempDir(), "standin.jsonl")
+	t.Setenv(ntfyStandInEnv, record)
+	o, err := parseFlags([]string{"-phases", "write", "-ntfy", exe, "-runs", "2",
+		"-concurrency", "2", "-warmup", "50ms", "-duration", "300ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := writePhaseOf(t, o)
+	g := newFakeGateway(t, 0)
+	tg := &target{addr: g.addr(), clientName: clientLight, bodies: newBodies("c0123456789abcdef0123456789abcde", "bench-password", 400)}
+	rep := modeReport{mode: syncMode{sync: gateway.Defaults().Sync}, isDefault: true}
+	if err := benchPeerRounds(context.Background(), w, tg, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.message == nil || rep.message.ops < 1 || rep.message.errors != 0 || len(rep.ntfy) != 1 || rep.ntfy[0].cache != ntfyNoCache || rep.ntfy[0].res.ops < 1 {
+		t.Fatalf("report: message %+v, ntfy %+v", rep.message, rep.ntfy)
+	}
+	g.mu.Lock()
+	messages, sizes := g.paths["POST /message"], g.sizes[peerBodySize]
+	g.mu.Unlock()
+	if int64(messages) < rep.message.ops || sizes != messages {
+		t.Fatalf("the gateway got %d /message requests, %d of %d bytes", messages, sizes, peerBodySize)
+	}
+	recs := readStandInRecords(t, record)
+	if len(recs) != 1 || recs[0].Publishes < int(rep.ntfy[0].res.ops) {
+		t.Fatalf("one ntfy for both rounds, stopped at the end: %+v", recs)
 	}
 }

@@ -107,11 +107,14 @@ func (p *writePhase) run(ctx context.Context) (table, error) {
 		t.reps = append(t.reps, rep)
 	}
 	if p.ntfyPath != "" {
-		rows, err := benchNtfy(ctx, p)
+		for _, r := range t.reps {
+			t.ntfy = append(t.ntfy, r.ntfy...)
+		}
+		rows, err := benchNtfy(ctx, p, t.ntfy)
 		if err != nil {
 			return nil, err
 		}
-		t.ntfy = rows
+		t.ntfy = append(t.ntfy, rows...)
 	}
 	return t, nil
 }
