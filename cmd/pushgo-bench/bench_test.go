@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -277,4 +278,31 @@ func TestOpGenFolds(t *testing.T) {
 		t.Fatalf("average update envelope %d bytes, want about 400", avg)
 	}
 	t.Logf("%d operations, %d bytes per envelope on average (updates %d), %v", n, total/n, updateBytes/updates, counts)
+}
+
+// A transport error is counted by its kind, not once per connection: the
+// connection's ends are left out.
+func TestErrorKind(t *testing.T) {
+	rec := newRecorder(0)
+	for _, e := range []string{
+		"transport: read response: read tcp 127.0.0.1:46428->127.0.0.1:36031: i/o timeout",
+		"transport: read response: read tcp 127.0.0.1:57810->127.0.0.1:36031: i/o timeout",
+		"transport: write: write tcp [::1]:5000->[::1]:8080: broken pipe",
+		"/event/update 503 unavailable",
+	} {
+		rec.fail(errors.New(e))
+	}
+	want := map[string]int{
+		"transport: read response: read tcp <conn>: i/o timeout": 2,
+		"transport: write: write tcp <conn>: broken pipe":        1,
+		"/event/update 503 unavailable":                          1,
+	}
+	if len(rec.errKinds) != len(want) || rec.errors != 4 {
+		t.Fatalf("kinds %v, errors %d", rec.errKinds, rec.errors)
+	}
+	for k, n := range want {
+		if rec.errKinds[k] != n {
+			t.Errorf("%q: %d, want %d (kinds %v)", k, rec.errKinds[k], n, rec.errKinds)
+		}
+	}
 }

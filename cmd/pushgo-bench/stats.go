@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"time"
@@ -39,13 +40,24 @@ func (r *recorder) tick(at time.Duration) {
 
 func (r *recorder) fail(err error) {
 	r.errors++
-	k := err.Error()
+	k := errorKind(err)
 	if len(k) > 160 {
 		k = k[:160] + "..."
 	}
 	if _, seen := r.errKinds[k]; seen || len(r.errKinds) < maxErrKinds {
 		r.errKinds[k]++
 	}
+}
+
+// connPair is a connection's two ends in a transport error ("read tcp
+// 127.0.0.1:46428->127.0.0.1:36031: i/o timeout"), which differ on each
+// connection and would make each failed connection a kind of its own.
+var connPair = regexp.MustCompile(`[0-9a-fA-F.:\[\]]+:\d+->[0-9a-fA-F.:\[\]]+:\d+`)
+
+// errorKind is the kind an error is counted under: its message, without
+// the ends of the connection it happened on.
+func errorKind(err error) string {
+	return connPair.ReplaceAllString(err.Error(), "<conn>")
 }
 
 // result is one measured phase.
