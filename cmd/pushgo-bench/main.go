@@ -1,7 +1,8 @@
 // Command pushgo-bench measures the gateway's write path against the raw
 // JetStream ceiling of the same embedded broker configuration, and its
 // latency at half of its measured maximum rate, for each durability mode
-// (-phases write); and the projector's budget (-phases projector): the
+// (-phases write; with -ntfy, ntfy under the same load, in alternating
+// rounds); and the projector's budget (-phases projector): the
 // rebuild of a large log against a bare ordered consumer of it, and the
 // latency of /channel/history and of /thing/get under the write load;
 // and the pusher's (-phases delivery): notifications per second against a
@@ -18,6 +19,8 @@
 //	go run ./cmd/pushgo-bench -phases delivery -runs 3
 //	go run ./cmd/pushgo-bench -phases delivery -gorush /tmp/gorush-bin/gorush   # gorush beside ours (gorush.go)
 //	go run ./cmd/pushgo-bench -phases integrations -quick
+//	go run ./cmd/pushgo-bench -phases write -ntfy /tmp/ntfy-bin/ntfy   # ntfy beside ours (ntfy.go)
+//	go run ./cmd/pushgo-bench -phases projector -readprofile /tmp/read.prof   # the gateway's CPU profile of the reads
 //
 // The load of every measured HTTP row runs in a process of its own, this
 // binary started again as a load process (loadproc.go), so that the
