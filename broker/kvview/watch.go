@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/leaderread"
 )
 
 // Applier receives a bucket's changes in revision order. Put is a value
@@ -52,8 +54,13 @@ func (o *Options) defaults() {
 type Watch struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
-	apply  Applier
-	opts   Options
+	// log reads the bucket's stream as its leader holds it, and subjects
+	// is the stream's one subject filter ("$KV.<bucket>.>"; "" if it has
+	// another shape): Sync asks it for the first write after the view's.
+	log      *leaderread.Stream
+	subjects string
+	apply    Applier
+	opts     Options
 
 	mu      sync.Mutex
 	applied uint64        // last revision applied
@@ -77,7 +84,10 @@ func Start(ctx context.Context, js jetstream.JetStream, bucket string, a Applier
 		return nil, fmt.Errorf("bucket %s stream: %w", bucket, err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	w := &Watch{kv: kv, stream: stream, apply: a, opts: opts, notify: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	w := &Watch{kv: kv, stream: stream, log: leaderread.New(js, stream), apply: a, opts: opts, notify: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	if subj := stream.CachedInfo().Config.Subjects; len(subj) == 1 {
+		w.subjects = subj[0]
+	}
 	first, err := kv.WatchAll(wctx)
 	if err != nil {
 		cancel()
@@ -174,7 +184,24 @@ func (w *Watch) Applied() uint64 {
 // Sync waits until the view holds every write the bucket had when Sync was
 // called: after it, a reader sees whatever was written before, by any
 // process.
+//
+// It asks the broker for the first write after the last one the view
+// applied: when there is none (the common case: the bucket changes far
+// less often than it is synced), the view is current, at the cost of a
+// direct get whose "not found" is the stream leader's (leaderread), which
+// the broker answers from its index without a scan. Only when the view is
+// behind does Sync read the bucket's last revision (its stream's info) and
+// wait for the view to apply it.
 func (w *Watch) Sync(ctx context.Context) error {
+	if w.subjects != "" {
+		_, err := w.log.NextForSubject(ctx, w.subjects, w.Applied()+1)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", w.kv.Bucket(), err)
+		}
+	}
 	rev, err := w.Revision(ctx)
 	if err != nil {
 		return err
