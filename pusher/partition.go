@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,11 +91,12 @@ type epoch struct {
 }
 
 type intakeItem struct {
-	m     jetstream.Msg // nil for an operation read from the stream (fillGap)
-	data  []byte
-	seq   uint64
-	ep    *epoch
-	taken time.Time
+	m       jetstream.Msg // nil for an operation read from the stream (fillGap)
+	subject string        // pushgo.op.<channel_id>.<kind>.<entity_id>
+	data    []byte
+	seq     uint64
+	ep      *epoch
+	taken   time.Time
 }
 
 // consumerConfig is a partition consumer's configuration: it starts at
@@ -165,7 +167,7 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 		return consume.Held // m comes again after the ack wait
 	}
 	pt.last = seq
-	pt.toIntake(ctx, intakeItem{m: m, data: m.Data(), seq: seq, ep: ep, taken: time.Now()})
+	pt.toIntake(ctx, intakeItem{m: m, subject: m.Subject(), data: m.Data(), seq: seq, ep: ep, taken: time.Now()})
 	return consume.Held
 }
 
@@ -210,7 +212,7 @@ func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 		}
 		p.metrics.gapsFilled.Inc()
 		pt.last = s
-		pt.toIntake(ctx, intakeItem{data: raw.Data, seq: s, ep: ep, taken: time.Now()})
+		pt.toIntake(ctx, intakeItem{subject: raw.Subject, data: raw.Data, seq: s, ep: ep, taken: time.Now()})
 	}
 	return true
 }
@@ -272,36 +274,49 @@ func (pt *partition) expandOne(ctx context.Context, it intakeItem) {
 }
 
 // expand finds the partition's share of the operation's audience and
-// schedules its sends.
+// schedules its sends. The channel is read from the operation's subject,
+// so an operation this partition sends nothing (no subscriber, or none of
+// its devices) is passed without decoding it and without a broker write:
+// only a partition with a share writes a summary.
 func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 	p := pt.p
-	env, err := p.ops.decode(it.seq, it.data)
-	if err != nil {
-		// A malformed operation can never be delivered: it is passed.
-		p.log.Error("pusher: malformed operation", "seq", it.seq, "err", err)
-		op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
-		pt.track(op)
-		op.recorded()
-		return nil
+	channelID, ok := channelOfSubject(it.subject)
+	if !ok {
+		// Not an operation's subject (ingest writes no other): its channel
+		// is the envelope's.
+		env, err := p.ops.decode(it.seq, it.data)
+		if err != nil {
+			pt.passMalformed(it, err)
+			return nil
+		}
+		channelID = env.ChannelID
 	}
 	// Every subscription and route written before the operation was
 	// appended is in memory once a sync begun after it was taken is done.
 	if err := p.fresh.after(ctx, it.taken); err != nil {
 		return err
 	}
-	all := p.audience.At(env.ChannelID, it.seq)
+	all := p.audience.At(channelID, it.seq)
 	share := make([]string, 0, len(all)/p.cfg.Partitions+1)
 	for _, d := range all {
 		if PartitionOf(d, p.cfg.Partitions) == pt.n {
 			share = append(share, d)
 		}
 	}
-	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq, env: env, audience: len(all), left: len(share), taken: it.taken}
-	pt.track(op)
 	if len(share) == 0 {
-		op.finish()
+		// Nobody of this partition is pushed: nothing to record either.
+		op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
+		pt.track(op)
+		op.recorded()
 		return nil
 	}
+	env, err := p.ops.decode(it.seq, it.data)
+	if err != nil {
+		pt.passMalformed(it, err)
+		return nil
+	}
+	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq, env: env, audience: len(all), left: len(share), taken: it.taken}
+	pt.track(op)
 	if err := p.window.acquire(ctx, len(share)); err != nil {
 		return nil // stopping: the operation stays unacknowledged
 	}
@@ -309,6 +324,26 @@ func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 	p.metrics.fanoutSeconds.Observe(time.Since(it.taken).Seconds())
 	p.sched.schedule(op, share)
 	return nil
+}
+
+// passMalformed passes an operation that can never be delivered (its
+// envelope does not decode).
+func (pt *partition) passMalformed(it intakeItem, err error) {
+	pt.p.log.Error("pusher: malformed operation", "seq", it.seq, "err", err)
+	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
+	pt.track(op)
+	op.recorded()
+}
+
+// channelOfSubject returns the channel of an operation's subject,
+// pushgo.op.<channel_id>.<kind>.<entity_id> (streams.OpSubject).
+func channelOfSubject(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, streams.OpsSubjectPrefix)
+	if !ok {
+		return "", false
+	}
+	channelID, _, ok := strings.Cut(rest, ".")
+	return channelID, ok && channelID != ""
 }
 
 // track adds op to its epoch's operations awaiting the floor.
@@ -412,20 +447,12 @@ func (op *opRun) finish() {
 		op.mu.Unlock()
 		return
 	}
-	share := op.sent + op.failed + op.retrying
 	s := delivery.Summary{
 		ChannelID: op.env.ChannelID, OpID: op.env.OpID, Seq: op.seq, EntityType: op.env.Op.Kind(), EntityID: op.env.EntityID,
 		AcceptedAt: op.env.AcceptedAt, At: op.pt.p.now().UnixMilli(), Partition: op.pt.n, Audience: op.audience,
 		Sent: op.sent, Failed: op.failed, Retrying: op.retrying, Failures: op.failures, Retried: op.retried,
 	}
 	op.mu.Unlock()
-	// A partition with no share writes nothing; an operation with no
-	// audience at all is reported once, by partition 0, so /send_status
-	// says it was expanded.
-	if share == 0 && (op.audience > 0 || op.pt.n != 0) {
-		op.recorded()
-		return
-	}
 	op.pt.p.summaries.add(s, op.recorded)
 }
 
