@@ -27,15 +27,26 @@ func (p *Projector) onRead(m *nats.Msg) {
 	go func() {
 		defer func() { <-p.reads; p.wg.Done() }()
 		resp, chunks := p.serveSafely(m.Data)
-		b, err := json.Marshal(resp)
-		if err != nil {
-			b, _ = json.Marshal(reads.Response{ErrorCode: apierr.InternalError, Error: "encode response"})
-		}
+		b := encodeResponse(resp)
 		if err := p.reply(m, b, chunks); err != nil {
 			p.log.Warn("projector: read answer not sent", "subject", m.Subject, "bytes", len(b), "err", err)
 		}
 		p.served.Add(1)
 	}()
+}
+
+// encodeResponse is the answer on the wire: a success is framed by hand
+// around its data (reads.AppendResponse), which is never parsed again; an
+// error is marshalled.
+func encodeResponse(resp reads.Response) []byte {
+	if resp.ErrorCode == "" && len(resp.Data) > 0 {
+		return reads.AppendResponse(make([]byte, 0, reads.FramedLen(len(resp.Data))), resp.Data)
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(reads.Response{ErrorCode: apierr.InternalError, Error: "encode response"})
+	}
+	return b
 }
 
 // reply sends the answer b to m's asker: in one message when it fits the
@@ -148,7 +159,13 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		if page.Cursor != "" && len(page.Items) < limitOf(req.Limit) {
 			p.rstats.pagesCut.Add(1)
 		}
-		return encode(reads.ListData{Items: values(page.Items), NextCursor: page.Cursor, HasMore: page.Cursor != ""})
+		// The stored snapshots go into the page as they are (reads.frame.go).
+		b, err := reads.AppendListPage(make([]byte, 0, reads.ListPageLen(page.Items, page.Cursor)),
+			page.Items, page.Cursor, page.Cursor != "")
+		if err != nil {
+			return nil, apierr.New(apierr.InternalError)
+		}
+		return b, nil
 	case reads.DeadlinesDue:
 		due, err := p.store.DueDeadlines(req.Before, limitOf(req.Limit))
 		if err != nil {
@@ -181,7 +198,9 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		if page.HasMore && len(page.Items) < limitOf(req.Limit) {
 			p.rstats.pagesCut.Add(1)
 		}
-		return encode(reads.HistoryData{Items: values(page.Items), NextAfter: page.NextAfter, HasMore: page.HasMore, FirstSeq: page.FirstSeq})
+		// The stored items go into the page as they are (reads.frame.go).
+		return reads.AppendHistoryPage(make([]byte, 0, reads.HistoryPageLen(page.Items)),
+			page.Items, page.NextAfter, page.HasMore, page.FirstSeq), nil
 	}
 	return nil, apierr.New(apierr.RouteNotFound)
 }
@@ -242,14 +261,6 @@ func limitOf(l int) int {
 		return reads.DefaultLimit
 	}
 	return min(l, reads.MaxLimit)
-}
-
-func values(items [][]byte) []jsontext.Value {
-	out := make([]jsontext.Value, len(items))
-	for i, it := range items {
-		out[i] = it
-	}
-	return out
 }
 
 func encode(v any) (jsontext.Value, *apierr.Error) {

@@ -106,6 +106,12 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 		f.log.Warn("readfwd: no answer", "route", req.Route, "err", err)
 		return nil, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
 	}
+	// A success is taken out of its framing as it is: the projector wrote
+	// the data from its stored bytes, and the HTTP front writes it to the
+	// client as it is (reads/frame.go). Only an error is decoded.
+	if v, ok := reads.ResponseData(data); ok {
+		return v, nil
+	}
 	var resp reads.Response
 	if err := json.Unmarshal(data, &resp); err != nil {
 		f.log.Error("readfwd: undecodable answer", "route", req.Route, "bytes", len(data), "err", err)

@@ -178,3 +178,35 @@ func TestNoProjector(t *testing.T) {
 		t.Fatalf("no projector noticed after %v", d)
 	}
 }
+
+// TestAnswerBytesPassThroughAcrossChunks: the data of a success comes out
+// of Read byte for byte as the projector framed it, unparsed, also when the
+// answer's chunks cut through its framing and its data (a page larger than
+// one NATS message); an error cut in chunks is still decoded as an error.
+func TestAnswerBytesPassThroughAcrossChunks(t *testing.T) {
+	b := brokertest.Start(t)
+	// A page as the projector writes it; its own spacing shows that no
+	// one re-encodes it on the way.
+	page := []byte(`{"items":[{"seq":1, "payload":{"t":"é\u00e9"}},` + strings.Repeat(`{"seq":2,"x":"abc"},`, 50000) + `{}],"next_after":9,"has_more":false,"first_seq":1}`)
+	answerer(t, b.NC, func(m *nats.Msg, _ []byte, req reads.Request) []chunk {
+		answer := reads.AppendResponse(nil, page)
+		if req.ThingID == "error" {
+			answer, _ = json.Marshal(reads.Response{ErrorCode: apierr.ThingNotFound, Error: "thing_id: not found"})
+		}
+		cuts := []int{0, 3, 9, len(answer) / 2, len(answer) - 1, len(answer)} // inside the prefix, the data, before the suffix
+		var out []chunk
+		for i := 1; i < len(cuts); i++ {
+			out = append(out, chunk{i, len(cuts) - 1, answer[cuts[i-1]:cuts[i]]})
+		}
+		return out
+	})
+	f := forwarder(t, b.NC, 20*time.Second)
+	data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "page"})
+	if aerr != nil || !bytes.Equal(data, page) {
+		t.Fatalf("answer of %d bytes, want the %d the projector wrote (%v)", len(data), len(page), aerr)
+	}
+	if _, aerr = f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "error"}); aerr == nil ||
+		aerr.Code != apierr.ThingNotFound || aerr.Detail != "thing_id: not found" {
+		t.Fatalf("error in chunks: %v", aerr)
+	}
+}
