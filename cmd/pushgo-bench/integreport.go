@@ -47,7 +47,7 @@ func (r *integReport) budgets() []budgetRow {
 		return budgetRow{
 			stage:  fmt.Sprintf("dynatrace %s / /event/create, %d clients", name, o.concurrency),
 			anchor: "/event/create " + fmtRate(r.base.rate),
-			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(dt.rate), fmtDur(dt.p99), dt.cpu.self),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(dt.rate), fmtDur(dt.p99), dt.sutCores()),
 			ratio:  r.dtRatio(dt), budget: fmt.Sprintf(">= %.2f", o.dtRatioBudget), ok: r.dtRatio(dt) >= o.dtRatioBudget && dt.errors == 0,
 		}
 	}

@@ -157,6 +157,10 @@ func (r loadReport) result(cpu cpuUse) result {
 	if res.errKinds == nil {
 		res.errKinds = map[string]int{}
 	}
+	res.cores = cpu.self
+	if r.Ops > 0 {
+		res.cpuPerOp = time.Duration(cpu.self * float64(r.Elapsed) / float64(r.Ops))
+	}
 	return res
 }
 

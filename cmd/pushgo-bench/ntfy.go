@@ -174,13 +174,15 @@ func (p *ntfyOptions) pairedCaches(m syncMode) []ntfyCache {
 // one run of ntfy with each paired cache, so that both see the same
 // machine (it is shared; a disturbance hits both alike).
 type peerRound struct {
-	ours result
-	ntfy []result // in the order of pairedCaches
+	ours   result
+	ntfy   []result    // in the order of caches
+	caches []ntfyCache // pairedCaches
 }
 
 func (peerRound) columns() []column[peerRound] {
 	return []column[peerRound]{
 		nested(func(r *peerRound) *result { return &r.ours }),
+		func(out *peerRound, runs []peerRound) { out.caches = runs[0].caches },
 		func(out *peerRound, runs []peerRound) {
 			out.ntfy = make([]result, len(runs[0].ntfy))
 			for i := range out.ntfy {
@@ -196,8 +198,8 @@ func (peerRound) columns() []column[peerRound] {
 
 func (r peerRound) progress(o *options, name string, run int) {
 	r.ours.progress(o, messageLabel, run)
-	for _, n := range r.ntfy {
-		n.progress(o, "  ntfy", run)
+	for i, n := range r.ntfy {
+		n.progress(o, "  ntfy "+string(r.caches[i]), run)
 	}
 }
 
@@ -220,7 +222,7 @@ func benchPeerRounds(ctx context.Context, o *writePhase, t *target, rep *modeRep
 		servers = append(servers, s)
 	}
 	r, err := repeat(ctx, o.options, messageLabel+" beside ntfy", func(int) (peerRound, error) {
-		var round peerRound
+		round := peerRound{caches: caches}
 		var err error
 		if round.ours, err = runLoad(ctx, t.spec(opMessage).closed(o.concurrency, o.warmup, o.duration)); err != nil {
 			return round, err
@@ -504,8 +506,13 @@ func peerPairs(reps []modeReport, rows []ntfyRow) []peerPair {
 	return out
 }
 
-// cpuPerReq is a row's system-under-test CPU time per successful request.
+// cpuPerReq is a row's system-under-test CPU time per successful request:
+// the median over its runs, or the CPU of its most disturbed run over its
+// median rate.
 func cpuPerReq(r result) time.Duration {
+	if r.cpuPerOp > 0 {
+		return r.cpuPerOp
+	}
 	if r.rate <= 0 {
 		return 0
 	}
@@ -520,7 +527,7 @@ func printNtfyTable(w io.Writer, o *writePhase, reps []modeReport, rows []ntfyRo
 	head := fmt.Sprintf("beside ntfy (c=%d, %d-byte JSON)", o.concurrency, peerBodySize)
 	fmt.Fprintf(w, "%-36s %8s %9s %9s %9s %6s   %s\n", head, "req/s", "p50", "p99", "cpu/req", "cores", "stores")
 	line := func(name string, r result, stores string) {
-		out := fmt.Sprintf("%-36s %8.0f %9s %9s %9s %6.2f   %s", name, r.rate, fmtDur(r.p50), fmtDur(r.p99), fmtMicros(cpuPerReq(r)), r.cpu.self, stores)
+		out := fmt.Sprintf("%-36s %8.0f %9s %9s %9s %6.2f   %s", name, r.rate, fmtDur(r.p50), fmtDur(r.p99), fmtMicros(cpuPerReq(r)), r.sutCores(), stores)
 		fmt.Fprintln(w, strings.TrimRight(out, " "))
 	}
 	for _, n := range rows {
@@ -542,7 +549,7 @@ func printNtfyTable(w io.Writer, o *writePhase, reps []modeReport, rows []ntfyRo
 		}
 		fmt.Fprintf(w, "  ours %s / ntfy %s: %.2f (%s)%s\n", p.ours.mode.label(), p.ntfy.cache.label(), p.ratio(), budget, cpu)
 	}
-	fmt.Fprintf(w, "  each system in its own process, the load from a load process (%s client, closed loop, %s after %s warm-up); cpu/req and cores: the system's own process\n",
+	fmt.Fprintf(w, "  each system in its own process, the load from a load process (%s client, closed loop, %s after %s warm-up); cpu/req and cores: the system's own process, medians\n",
 		o.client, o.duration, o.warmup)
 	fmt.Fprintf(w, "  in rounds: ours' run, then ntfy's with each cache paired with that sync mode, so that both see the same machine; medians of %d rounds\n", o.runs)
 	fmt.Fprintf(w, "  ntfy: serve on 127.0.0.1, 127.0.0.1 exempt from its visitor limits, one topic without subscribers, JSON publish (POST /); ours: POST /message to a channel without devices\n")

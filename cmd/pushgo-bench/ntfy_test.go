@@ -342,12 +342,13 @@ func TestNtfyPairedCaches(t *testing.T) {
 		}
 	}
 	// Rounds combine column by column: ours' median, each cache's median.
+	both := []ntfyCache{ntfyNoCache, ntfyBatched}
 	r := median([]peerRound{
-		{ours: result{rate: 3}, ntfy: []result{{rate: 30}, {rate: 300}}},
-		{ours: result{rate: 1}, ntfy: []result{{rate: 10}, {rate: 100}}},
-		{ours: result{rate: 2}, ntfy: []result{{rate: 20}, {rate: 200}}},
+		{ours: result{rate: 3}, ntfy: []result{{rate: 30}, {rate: 300}}, caches: both},
+		{ours: result{rate: 1}, ntfy: []result{{rate: 10}, {rate: 100}}, caches: both},
+		{ours: result{rate: 2}, ntfy: []result{{rate: 20}, {rate: 200}}, caches: both},
 	})
-	if r.ours.rate != 2 || len(r.ntfy) != 2 || r.ntfy[0].rate != 20 || r.ntfy[1].rate != 200 {
+	if r.ours.rate != 2 || len(r.ntfy) != 2 || r.ntfy[0].rate != 20 || r.ntfy[1].rate != 200 || len(r.caches) != 2 || r.caches[1] != ntfyBatched {
 		t.Fatalf("median of rounds: %+v", r)
 	}
 }

@@ -142,6 +142,11 @@ func TestMedianColumns(t *testing.T) {
 	if m.errKinds["a"] != 2 || m.errKinds["b"] != 2 || m.cpu.self != 3 || m.note != "second (last run)" || m.p999 != 0 {
 		t.Errorf("odd: kinds %v, cpu %+v, note %q, p99.9 %s (not combined: zero)", m.errKinds, m.cpu, m.note, m.p999)
 	}
+	load := median([]result{{cores: 1.5, cpuPerOp: 300 * time.Microsecond, cpu: cpuUse{self: 1.5}}, {cores: 0.5, cpuPerOp: 100 * time.Microsecond, cpu: cpuUse{self: 0.5, others: 1}},
+		{cores: 1, cpuPerOp: 200 * time.Microsecond, cpu: cpuUse{self: 1}}})
+	if load.cores != 1 || load.cpuPerOp != 200*time.Microsecond || load.sutCores() != 1 || load.cpu.self != 0.5 {
+		t.Errorf("the system's cores and CPU per operation are medians, cpu the most disturbed run's: %+v", load)
+	}
 	if m := median(odd[:2]); m.rate != 20 || m.p50 != 2*ms || m.p99 != 19500*time.Microsecond {
 		t.Errorf("even: the mean of the middle two: %+v", m)
 	}

@@ -114,7 +114,7 @@ func printBudgets(w io.Writer, o *options, tables []table) {
 	if o.runs > 1 {
 		runs = fmt.Sprintf("medians of %d runs", o.runs)
 	}
-	fmt.Fprintf(w, "\nbudgets beside their raw anchors (%s; cores: the gateway's process, the load in processes of its own):\n", runs)
+	fmt.Fprintf(w, "\nbudgets beside their raw anchors (%s; cores: the gateway's process, median, the load in processes of its own):\n", runs)
 	fmt.Fprintf(w, "%-50s %-34s %-40s %6s  %s\n", "stage", "raw anchor, same run", "ours", "ratio", "budget")
 	for _, r := range rows {
 		ratio := ""

@@ -69,8 +69,13 @@ type result struct {
 	p999     time.Duration // progress lines only
 	max      time.Duration // progress lines only
 	cpu      cpuUse        // of one run; after median, the most disturbed run's
-	perSec   []int64       // of one run: successes per second (-timeline)
-	note     string        // of one run: projector catch-up after the phase
+	// Rows whose load ran in load processes: the system under test's
+	// cores and CPU time per successful operation of the run (medians
+	// after median, unlike cpu).
+	cores    float64
+	cpuPerOp time.Duration
+	perSec   []int64 // of one run: successes per second (-timeline)
+	note     string  // of one run: projector catch-up after the phase
 	errors   int64
 	errKinds map[string]int
 	late     int64 // open loop: operations that waited > lateAfter for a free client
@@ -131,6 +136,8 @@ func (result) columns() []column[result] {
 		mid(func(r *result) *time.Duration { return &r.p50 }),
 		mid(func(r *result) *time.Duration { return &r.p99 }),
 		mid(func(r *result) *float64 { return &r.target }),
+		mid(func(r *result) *float64 { return &r.cores }),
+		mid(func(r *result) *time.Duration { return &r.cpuPerOp }),
 		sum(func(r *result) *int64 { return &r.ops }),
 		sum(func(r *result) *time.Duration { return &r.elapsed }),
 		sum(func(r *result) *int64 { return &r.errors }),
@@ -169,6 +176,15 @@ func (r result) progress(o *options, phase string, run int) {
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// sutCores is the system under test's cores: the median over the runs
+// where the row has it, else the most disturbed run's.
+func (r result) sutCores() float64 {
+	if r.cores > 0 {
+		return r.cores
+	}
+	return r.cpu.self
+}
 
 // String is the CPU figures of a progress line.
 func (c cpuUse) String() string {

@@ -155,11 +155,11 @@ func (t *writeTable) budgets() []budgetRow {
 		out = append(out, budgetRow{
 			stage:  fmt.Sprintf("write %s, %d clients", m, o.concurrency),
 			anchor: "JetStream sync publish " + fmtRate(r.raw.rate),
-			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.ours.rate), fmtDur(r.ours.p99), r.ours.cpu.self),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.ours.rate), fmtDur(r.ours.p99), r.ours.sutCores()),
 			ratio:  ratio(r), budget: fmt.Sprintf(">= %.2f", o.ratioBudget), ok: ratio(r) >= o.ratioBudget,
 		}, budgetRow{
 			stage:  fmt.Sprintf("write %s at %.0f%% load", m, o.halfLoad*100),
-			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.low.rate), fmtDur(r.low.p99), r.low.cpu.self),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.low.rate), fmtDur(r.low.p99), r.low.sutCores()),
 			budget: "p99 <= " + fmtDur(o.p99Budget), ok: lowOK(o, r.low),
 		})
 	}
@@ -170,7 +170,7 @@ func (t *writeTable) budgets() []budgetRow {
 		out = append(out, budgetRow{
 			stage:  fmt.Sprintf("/message %s beside ntfy, %d clients", p.ours.mode.label(), o.concurrency),
 			anchor: fmt.Sprintf("ntfy %s %s", p.ntfy.cache.label(), fmtRate(p.ntfy.res.rate)),
-			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(p.ours.message.rate), fmtDur(p.ours.message.p99), p.ours.message.cpu.self),
+			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(p.ours.message.rate), fmtDur(p.ours.message.p99), p.ours.message.sutCores()),
 			ratio:  p.ratio(), budget: fmt.Sprintf(">= %.2f", p.budget), ok: p.ok(),
 		})
 	}
