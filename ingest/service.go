@@ -79,6 +79,7 @@ type Service struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	registry *registry.Registry
+	writer   *oplog.Writer
 	devices  *devices.Registry
 	tokens   *apitokens.Registry
 	reads    *readfwd.Forwarder
@@ -133,16 +134,21 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	fwd, err := readfwd.New(ctx, nc, cfg.ReadTimeout, cfg.Logger)
 	if err != nil {
 		reg.Close()
+		w.Close()
 		return nil, err
 	}
 	devs, err := devices.Open(ctx, js, devices.Options{Timeout: regTimeout, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
+		w.Close()
+		_ = fwd.Close()
 		return nil, err
 	}
 	toks, err := apitokens.Open(ctx, js, apitokens.Options{MaxPerChannel: max(0, lim.Config().TokensPerChannel), Timeout: regTimeout, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
+		w.Close()
+		_ = fwd.Close()
 		return nil, err
 	}
 	box, err := inbox.Open(ctx, js)
@@ -150,6 +156,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		toks.Close()
 		devs.Close()
 		reg.Close()
+		w.Close()
+		_ = fwd.Close()
 		return nil, err
 	}
 	tracker, err := alerts.New(ctx, js, w, alerts.Options{Logger: cfg.Logger})
@@ -157,12 +165,14 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		toks.Close()
 		devs.Close()
 		reg.Close()
+		w.Close()
+		_ = fwd.Close()
 		return nil, err
 	}
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
-	s := &Service{nc: nc, js: js, registry: reg, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag, limits: lim,
+	s := &Service{nc: nc, js: js, registry: reg, writer: w, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag, limits: lim,
 		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
 		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
@@ -273,5 +283,6 @@ func (s *Service) close() {
 	s.tokens.Close()
 	s.devices.Close()
 	s.registry.Close()
+	s.writer.Close()
 	_ = s.reads.Close()
 }

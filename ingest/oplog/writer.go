@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/pushgo/gateway/broker/cas"
@@ -25,6 +26,7 @@ import (
 	"github.com/pushgo/gateway/broker/storage"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -51,6 +53,7 @@ type Options struct {
 // Writer appends operations. It is safe for concurrent use.
 type Writer struct {
 	js      jetstream.JetStream
+	pub     *publisher
 	ops     *leaderread.Stream
 	opts    Options
 	log     *slog.Logger
@@ -75,8 +78,16 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Writer, er
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", streams.Ops, err)
 	}
-	return &Writer{js: js, ops: leaderread.New(js, s), opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}, nil
+	pub, err := newPublisher(js.Conn())
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{js: js, pub: pub, ops: leaderread.New(js, s), opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}, nil
 }
+
+// Close stops the writer's subscription to its publish acknowledgements.
+// An Append after Close answers 503.
+func (w *Writer) Close() { w.pub.close() }
 
 // Result is the outcome of an accepted operation.
 type Result struct {
@@ -307,10 +318,42 @@ func (w *Writer) encode(v *ops.Validated, opID string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(ops.Envelope{
+	return appendEnvelope(make([]byte, 0, len(payload)+envelopeOverhead), ops.Envelope{
 		V: ops.EnvelopeVersion, Op: v.Op, ChannelID: v.ChannelID, OpID: opID, EntityID: v.EntityID,
 		AcceptedAt: w.opts.Now().UnixMilli(), BodyHash: v.BodyHash, Payload: payload,
 	})
+}
+
+// envelopeOverhead is about what an envelope adds to its payload.
+const envelopeOverhead = 320
+
+// appendEnvelope appends e as json.Marshal(e) writes it, byte for byte
+// (TestEnvelopeEncodingIsTheJSONPackages), without reflection. e.Payload
+// must be one valid JSON value as json.Marshal writes it (compact).
+func appendEnvelope(dst []byte, e ops.Envelope) ([]byte, error) {
+	var err error
+	dst = append(dst, `{"v":`...)
+	dst = strconv.AppendInt(dst, int64(e.V), 10)
+	for _, f := range [...]struct{ name, value string }{
+		{`,"op":`, string(e.Op)}, {`,"channel_id":`, e.ChannelID}, {`,"op_id":`, e.OpID}, {`,"entity_id":`, e.EntityID},
+	} {
+		dst = append(dst, f.name...)
+		if dst, err = jsontext.AppendQuote(dst, f.value); err != nil {
+			return nil, err
+		}
+	}
+	dst = append(dst, `,"accepted_at":`...)
+	dst = strconv.AppendInt(dst, e.AcceptedAt, 10)
+	dst = append(dst, `,"body_hash":`...)
+	if dst, err = jsontext.AppendQuote(dst, e.BodyHash); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"payload":`...)
+	if len(e.Payload) == 0 {
+		return nil, errors.New("envelope without a payload")
+	}
+	dst = append(dst, e.Payload...)
+	return append(dst, '}'), nil
 }
 
 // dedupID is the Nats-Msg-Id of an operation: unique per channel, route and
@@ -322,19 +365,19 @@ func dedupID(channelID string, op ops.Name, opID string) string {
 func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, opID string, data []byte, expectSeq uint64, clientOpID bool) (*jetstream.PubAck, error) {
 	m := nats.NewMsg(subject)
 	m.Data = data
-	m.Header.Set(streams.HeaderOp, string(v.Op))
-	m.Header.Set(streams.HeaderOpID, opID)
-	m.Header.Set(streams.HeaderBodyHash, v.BodyHash)
+	m.Header[streams.HeaderOp] = []string{string(v.Op)}
+	m.Header[streams.HeaderOpID] = []string{opID}
+	m.Header[streams.HeaderBodyHash] = []string{v.BodyHash}
 	if v.ContentHash != "" {
-		m.Header.Set(streams.HeaderContentHash, v.ContentHash)
+		m.Header[streams.HeaderContentHash] = []string{v.ContentHash}
 	}
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(expectSeq)}
+	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(expectSeq, 10)}
 	if clientOpID {
 		// Generated op_ids cannot be retried by the client, so only client
 		// op_ids spend an entry of the broker's duplicate window.
-		opts = append(opts, jetstream.WithMsgID(dedupID(v.ChannelID, v.Op, opID)))
+		m.Header[jetstream.MsgIDHeader] = []string{dedupID(v.ChannelID, v.Op, opID)}
 	}
-	return w.js.PublishMsg(ctx, m, opts...)
+	return w.pub.publish(ctx, m)
 }
 
 // probeDuplicate answers a retried op_id whose entity has since been closed

@@ -1,0 +1,311 @@
+package oplog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// publisher appends messages to the stream and waits for their PubAcks:
+// what jetstream.PublishMsg does, pipelined on one reply subscription for
+// the whole writer. Each publish is written to the connection's buffer
+// and the caller waits only for its own PubAck, so the appends of every
+// request in flight share the connection's flushes and the broker's
+// round trips; a PubAck is matched to its publish by the token ending its
+// reply subject and read without reflection (parsePubAck). Why not
+// jetstream.PublishMsg: a request-reply per publish (a context, a
+// response-mux entry) and a PubAck decoded with encoding/json cost about
+// as much CPU as the rest of the append.
+type publisher struct {
+	nc     *nats.Conn
+	prefix string // the reply subjects' prefix, "<inbox>."
+	sub    *nats.Subscription
+
+	mu      sync.Mutex
+	next    uint64
+	waiting map[uint64]chan *nats.Msg
+}
+
+// Publish retries after "no responders" (the stream's leader moving) as
+// jetstream.PublishMsg does.
+const (
+	noRespondersRetries = 2
+	noRespondersWait    = 250 * time.Millisecond
+)
+
+func newPublisher(nc *nats.Conn) (*publisher, error) {
+	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", waiting: make(map[uint64]chan *nats.Msg)}
+	sub, err := nc.Subscribe(p.prefix+"*", p.reply)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
+	}
+	p.sub = sub
+	return p, nil
+}
+
+// close stops taking acks; a publish still waiting ends with its context.
+func (p *publisher) close() { _ = p.sub.Unsubscribe() }
+
+// reply hands a PubAck (or the broker's "no responders") to the publish
+// waiting for it. It runs on the subscription's goroutine.
+func (p *publisher) reply(m *nats.Msg) {
+	if len(m.Subject) <= len(p.prefix) {
+		return
+	}
+	id, err := strconv.ParseUint(m.Subject[len(p.prefix):], 36, 64)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	ch, ok := p.waiting[id]
+	delete(p.waiting, id)
+	p.mu.Unlock()
+	if ok {
+		ch <- m // buffered: never blocks
+	}
+}
+
+// publish appends m and returns its PubAck: the broker stored m (or found
+// its Nats-Msg-Id in the duplicate window: Duplicate), or refused it (a
+// *jetstream.APIError: an expectation not met, the store full...).
+// m.Reply is overwritten.
+func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := p.request(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Data) == 0 && resp.Header.Get("Status") == "503" {
+			// No responders: the stream has no leader for now.
+			if attempt == noRespondersRetries {
+				return nil, jetstream.ErrNoStreamResponse
+			}
+			select {
+			case <-time.After(noRespondersWait):
+				continue
+			case <-ctx.Done():
+				return nil, jetstream.ErrNoStreamResponse
+			}
+		}
+		return parsePubAck(resp.Data)
+	}
+}
+
+// request publishes m with a reply subject of its own and waits for the
+// one answer.
+func (p *publisher) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
+	ch := make(chan *nats.Msg, 1)
+	p.mu.Lock()
+	p.next++
+	id := p.next
+	p.waiting[id] = ch
+	p.mu.Unlock()
+	m.Reply = p.prefix + strconv.FormatUint(id, 36)
+	if err := p.nc.PublishMsg(m); err != nil {
+		p.forget(id)
+		return nil, err
+	}
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+		p.forget(id)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, nats.ErrTimeout
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (p *publisher) forget(id uint64) {
+	p.mu.Lock()
+	delete(p.waiting, id)
+	p.mu.Unlock()
+}
+
+// pubAckResponse is the broker's answer to a publish, for the answers
+// parsePubAck does not read itself (an error, an unusual shape).
+type pubAckResponse struct {
+	Error *jetstream.APIError `json:"error,omitempty"`
+	jetstream.PubAck
+}
+
+// parsePubAck reads the broker's answer to a publish. The usual answer,
+// {"stream":"PUSHGO_OPS","seq":42} (with "duplicate":true, or a
+// "domain"), is read by scanning its members; any other shape (an
+// "error", nested values, escapes) is decoded with the json package. The
+// result is what jetstream.PublishMsg returns: the PubAck, the broker's
+// *jetstream.APIError, or jetstream.ErrInvalidJSAck.
+func parsePubAck(b []byte) (*jetstream.PubAck, error) {
+	if ack, ok := scanPubAck(b); ok {
+		return ack, nil
+	}
+	var r pubAckResponse
+	if err := json.Unmarshal(b, &r, json.RejectUnknownMembers(false)); err != nil {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	if r.Error != nil {
+		return nil, fmt.Errorf("nats: %w", r.Error)
+	}
+	if r.Stream == "" {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	ack := r.PubAck
+	return &ack, nil
+}
+
+// scanPubAck reads a flat object of string, number and boolean members
+// without escapes, keeping PubAck's (stream, seq, duplicate, domain,
+// val); ok is false for anything else, and for anything the json package
+// would refuse or read otherwise (a member twice, a type that is not the
+// field's, a number that is not a plain unsigned integer, an "error"):
+// the caller decodes it fully (FuzzPubAck holds the two to agreeing).
+func scanPubAck(b []byte) (ack *jetstream.PubAck, ok bool) {
+	var a jetstream.PubAck
+	var seen [8][]byte
+	n := 0
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(b, i+1)
+	for {
+		key, j, ok := scanString(b, i)
+		if !ok || n == len(seen) {
+			return nil, false
+		}
+		for _, k := range seen[:n] {
+			if string(k) == string(key) {
+				return nil, false
+			}
+		}
+		seen[n] = key
+		n++
+		i = skipSpace(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return nil, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s, j, ok := scanString(b, i)
+			if !ok {
+				return nil, false
+			}
+			switch string(key) {
+			case "stream":
+				a.Stream = string(s)
+			case "domain":
+				a.Domain = string(s)
+			case "val":
+				a.Value = string(s)
+			case "seq", "duplicate", "error":
+				return nil, false
+			}
+			i = j
+		case c == 't' || c == 'f':
+			v, j, ok := scanBool(b, i)
+			if !ok {
+				return nil, false
+			}
+			switch string(key) {
+			case "duplicate":
+				a.Duplicate = v
+			case "stream", "domain", "val", "seq", "error":
+				return nil, false
+			}
+			i = j
+		case c >= '0' && c <= '9':
+			v, j, ok := scanUint(b, i)
+			if !ok {
+				return nil, false
+			}
+			switch string(key) {
+			case "seq":
+				a.Sequence = v
+			case "stream", "domain", "val", "duplicate", "error":
+				return nil, false
+			}
+			i = j
+		default: // an object, an array, null, a negative number
+			return nil, false
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return nil, false
+		}
+		if b[i] == '}' {
+			if skipSpace(b, i+1) != len(b) || a.Stream == "" {
+				return nil, false
+			}
+			return &a, true
+		}
+		if b[i] != ',' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// scanUint reads the unsigned integer starting at b[i] (a digit): no
+// leading zero, fraction or exponent, at most 19 digits (below 2^63, so
+// no overflow).
+func scanUint(b []byte, i int) (uint64, int, bool) {
+	var v uint64
+	j := i
+	for ; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+		v = v*10 + uint64(b[j]-'0')
+	}
+	if j-i > 19 || (b[i] == '0' && j-i > 1) {
+		return 0, 0, false
+	}
+	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return 0, 0, false
+	}
+	return v, j, true
+}
+
+// scanString reads the string starting at b[i] ('"'), which must hold no
+// escape and no control character; it returns its bytes and the index
+// after its closing quote.
+func scanString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
+}
+
+func scanBool(b []byte, i int) (bool, int, bool) {
+	switch {
+	case len(b)-i >= 4 && string(b[i:i+4]) == "true":
+		return true, i + 4, true
+	case len(b)-i >= 5 && string(b[i:i+5]) == "false":
+		return false, i + 5, true
+	}
+	return false, 0, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
