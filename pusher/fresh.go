@@ -16,13 +16,18 @@ import (
 // first), so its audience and routes are complete. One sync (a stream-info
 // round trip per bucket, and the wait for the watch to apply up to it) is
 // shared by all the operations of all partitions taken before it began,
-// not paid per operation.
+// not paid per operation. Syncs begin at most every syncSpacing: under a
+// steady stream of operations (each taken after the last sync began, so
+// each needing a new one) the operations taken within syncSpacing share
+// one sync, at the cost of at most syncSpacing of delay before their
+// sends.
 type freshness struct {
 	sync func(ctx context.Context) error
 
-	mu   sync.Mutex
-	good time.Time // start of the last sync that succeeded
-	cur  *syncCall // the sync in flight, or nil
+	mu        sync.Mutex
+	good      time.Time // start of the last sync that succeeded
+	lastStart time.Time // start of the last sync
+	cur       *syncCall // the sync in flight, or nil
 }
 
 type syncCall struct {
@@ -35,6 +40,9 @@ type syncCall struct {
 // stops waiting for it.
 const syncTimeout = 10 * time.Second
 
+// syncSpacing is the least time between the starts of two syncs.
+const syncSpacing = 2 * time.Millisecond
+
 // after returns once a sync that began after t has succeeded, or the
 // error of one that failed, or ctx's error.
 func (f *freshness) after(ctx context.Context, t time.Time) error {
@@ -46,9 +54,11 @@ func (f *freshness) after(ctx context.Context, t time.Time) error {
 		}
 		c := f.cur
 		if c == nil {
-			c = &syncCall{start: time.Now(), done: make(chan struct{})}
+			// Its start is set when it begins, which may be later:
+			// every caller that joins it until then is covered too.
+			c = &syncCall{done: make(chan struct{})}
 			f.cur = c
-			go f.run(c) // owned by c: it ends within syncTimeout
+			go f.run(c, f.lastStart) // owned by c: it ends within syncSpacing + syncTimeout
 		}
 		f.mu.Unlock()
 		select {
@@ -64,7 +74,17 @@ func (f *freshness) after(ctx context.Context, t time.Time) error {
 	}
 }
 
-func (f *freshness) run(c *syncCall) {
+// run waits until syncSpacing after the last sync's start, then syncs.
+// c.start is written here, before done is closed, and read by the
+// callers after.
+func (f *freshness) run(c *syncCall, last time.Time) {
+	if wait := time.Until(last.Add(syncSpacing)); wait > 0 {
+		time.Sleep(wait)
+	}
+	f.mu.Lock()
+	c.start = time.Now()
+	f.lastStart = c.start
+	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
 	c.err = f.sync(ctx)
 	cancel()
