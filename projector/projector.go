@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/projector/store"
-	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -107,9 +106,10 @@ type Projector struct {
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
 
-	subMu   sync.Mutex // guards sub and closing
+	subMu   sync.Mutex // guards sub, closing and readsNC
 	sub     *nats.Subscription
 	closing bool
+	readsNC *nats.Conn // the read service's own connection (readsvc.go)
 	reads   chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -285,6 +285,7 @@ func (p *Projector) close() error {
 	p.subMu.Unlock()
 	drain(sub)
 	p.wg.Wait()
+	p.closeReads()
 	p.cancel()
 	<-p.done
 	if p.store == nil { // a rebuild that failed for good
@@ -301,7 +302,7 @@ func (p *Projector) startServing() error {
 	if p.closing || !p.cfg.Serve {
 		return nil
 	}
-	sub, err := p.nc.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
+	sub, err := p.subscribeReads()
 	if err != nil {
 		return fmt.Errorf("projector: subscribe reads: %w", err)
 	}

@@ -2,15 +2,19 @@ package projector_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
@@ -149,5 +153,167 @@ func TestAnswersOverMaxPayload(t *testing.T) {
 	}
 	if got := counter(t, p, "pushgo_projector_read_pages_cut_total"); got != 1 {
 		t.Fatalf("pages cut counted %v", got)
+	}
+}
+
+// TestPagesAreTheStoredBytesAsTheEncoderWroteThem: a history page and a
+// list page answered over NATS are byte for byte the Response the old
+// path marshalled around the same stored items (json.Marshal of
+// HistoryData and ListData, then of Response), for a page near the byte
+// budget (about 1 MB, items of 70 KB), a page cut by kind, and the last
+// page; a snapshot larger than max_payload, sent in chunks, joins into the
+// Response marshalled around the stored snapshot.
+func TestPagesAreTheStoredBytesAsTheEncoderWroteThem(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	b := brokertest.Start(t)
+	p := start(t, b.NC, projector.Config{InMemory: true, Serve: true})
+	asker, _ := b.Conn(t)
+	text := func(i int) string { return strings.Repeat(fmt.Sprintf("é<%04d>\u2028", i), 6000) } // ~70 KB
+	var last uint64
+	for i := range 60 {
+		now := int64(1713750000000 + i)
+		env := ops.Envelope{V: 1, Op: ops.ThingUpdate, ChannelID: ch, OpID: fmt.Sprintf("op%03d", i), EntityID: fmt.Sprintf("t%d", i%3), AcceptedAt: now}
+		pl := ops.ThingPayload{ThingID: env.EntityID, ObservedAt: now, Attrs: []byte(fmt.Sprintf(`{"k%02d":%q}`, i, text(i)))}
+		if i < 3 {
+			env.Op, pl.Title = ops.ThingCreate, "thing \"quoted\" "+env.EntityID
+		}
+		env.Payload, _ = json.Marshal(pl, json.Deterministic(true))
+		last = publishSelectOp(t, b.JS, ch, &env)
+	}
+	waitApplied(t, p, last)
+	ask := func(req reads.Request) []byte {
+		t.Helper()
+		req.Chunks = true
+		body, _ := json.Marshal(req)
+		inbox := asker.NewInbox()
+		sub, err := asker.SubscribeSync(inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := asker.PublishRequest(reads.Subject(req.Route), inbox, body); err != nil {
+			t.Fatal(err)
+		}
+		var joined []byte
+		for {
+			m, err := sub.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			joined = append(joined, m.Data...)
+			i, n, ok := reads.ParseChunk(m.Header.Get(reads.ChunkHeader))
+			if !ok || i == n {
+				return joined
+			}
+		}
+	}
+	oldResponse := func(page any) []byte {
+		t.Helper()
+		data, err := json.Marshal(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(reads.Response{Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	values := func(items [][]byte) []jsontext.Value {
+		out := make([]jsontext.Value, len(items))
+		for i, it := range items {
+			out[i] = it
+		}
+		return out
+	}
+	budget := reads.PageBytes(asker.MaxPayload())
+	for _, f := range []store.HistoryFilter{
+		{ChannelID: ch, Limit: reads.MaxLimit},
+		{ChannelID: ch, After: 50, Limit: reads.MaxLimit},
+		{ChannelID: ch, Limit: 2, Kinds: map[ops.Kind]bool{ops.KindThing: true}},
+	} {
+		f.MaxBytes = budget
+		page, err := p.Store().ReadHistory(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []ops.Kind
+		for k := range f.Kinds {
+			kinds = append(kinds, k)
+		}
+		got := ask(reads.Request{Route: reads.ChannelHistory, ChannelID: ch, After: f.After, Limit: f.Limit, Kinds: kinds})
+		want := oldResponse(reads.HistoryData{Items: values(page.Items), NextAfter: page.NextAfter, HasMore: page.HasMore, FirstSeq: page.FirstSeq})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("history after %d: %d bytes, not the %d the encoder wrote", f.After, len(got), len(want))
+		}
+		if f.After == 0 && f.Limit == reads.MaxLimit && (!page.HasMore || len(got) < budget/2) {
+			t.Fatalf("the first page is not near the byte budget: %d bytes, has_more %v", len(got), page.HasMore)
+		}
+	}
+	list, err := p.Store().List(store.ListFilter{Kind: ops.KindThing, ChannelID: ch, Limit: 2, MaxBytes: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ask(reads.Request{Route: reads.ChannelThings, ChannelID: ch, Limit: 2})
+	if want := oldResponse(reads.ListData{Items: values(list.Items), NextCursor: list.Cursor, HasMore: list.Cursor != ""}); !bytes.Equal(got, want) {
+		t.Fatalf("things page:\n got %.300s\nwant %.300s", got, want)
+	}
+	snap, err := p.Store().Snapshot(ops.KindThing, ch, "t0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = ask(reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "t0"})
+	if want := oldResponse(jsontext.Value(snap)); len(snap) <= int(asker.MaxPayload()) || !bytes.Equal(got, want) {
+		t.Fatalf("snapshot of %d bytes in chunks: %d bytes, not the %d the encoder wrote", len(snap), len(got), len(want))
+	}
+}
+
+// TestReadServiceHasAConnectionOfItsOwn: the projector answers reads on a
+// connection of its own, opened with the options of the one it folds
+// over, so a read's request and answer never queue behind the operations
+// the fold consumes: 20 answers of 300 KB leave the fold's connection
+// without their bytes (before, all 6 MB went out through it), and Close
+// closes the reads' connection, not the one it was given.
+func TestReadServiceHasAConnectionOfItsOwn(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	b := brokertest.Start(t)
+	foldNC, js := b.Conn(t)
+	p, err := projector.Start(context.Background(), foldNC, projector.Config{InMemory: true, Serve: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var last uint64
+	for i := range 10 {
+		env := ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: fmt.Sprintf("op%03d", i), EntityID: fmt.Sprintf("m%d", i), AcceptedAt: 1713750000000}
+		env.Payload, _ = json.Marshal(ops.MessagePayload{MessageID: env.EntityID, Title: "t", Body: strings.Repeat("x", 30_000), Severity: "normal", OccurredAt: 1713750000000})
+		last = publishSelectOp(t, js, ch, &env)
+	}
+	waitApplied(t, p, last)
+	req, _ := json.Marshal(reads.Request{Route: reads.ChannelHistory, ChannelID: ch, Limit: reads.MaxLimit})
+	before := foldNC.Stats()
+	answered := 0
+	for range 20 {
+		m, err := b.NC.Request(reads.Subject(reads.ChannelHistory), req, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered += len(m.Data)
+		if !bytes.Contains(m.Data, []byte(`"seq":10,`)) {
+			t.Fatalf("history answer %.200s", m.Data)
+		}
+	}
+	after := foldNC.Stats()
+	if out := after.OutBytes - before.OutBytes; out > uint64(answered/10) {
+		t.Fatalf("the fold's connection sent %d bytes while %d bytes of answers went out", out, answered)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if foldNC.IsClosed() {
+		t.Fatal("closing the projector closed the connection it was given")
+	}
+	if _, err := b.NC.Request(reads.Subject(reads.ChannelHistory), req, time.Second); err == nil {
+		t.Fatal("a closed projector still answered")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -26,7 +27,7 @@ import (
 
 // Forwarder sends reads to projectors. It is safe for concurrent use.
 type Forwarder struct {
-	nc      *nats.Conn
+	nc      *nats.Conn         // the reads' own connection (ownConn)
 	stream  jetstream.Stream   // its info is the leader's
 	ops     *leaderread.Stream // reads of its messages as the leader holds them
 	replies *replies
@@ -35,9 +36,22 @@ type Forwarder struct {
 }
 
 // New returns a Forwarder; timeout bounds one read end to end (default 5s).
-// It subscribes to its own reply inbox: Close ends that (closing nc does
-// too).
+// The reads go over a connection of their own, opened with nc's options
+// (ownConn), and Close closes it.
 func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Logger) (*Forwarder, error) {
+	rc, err := ownConn(nc, "reads")
+	if err != nil {
+		return nil, fmt.Errorf("connect the reads: %w", err)
+	}
+	f, err := newForwarder(ctx, rc, timeout, log)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func newForwarder(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Logger) (*Forwarder, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -59,9 +73,27 @@ func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Lo
 	return &Forwarder{nc: nc, stream: s, ops: leaderread.New(js, s), replies: r, timeout: timeout, log: log}, nil
 }
 
-// Close stops receiving answers; reads still waiting end with their
-// context.
-func (f *Forwarder) Close() error { return f.replies.close() }
+// ownConn opens a connection to the broker with nc's options (its
+// servers, credentials, TLS, or in-process server), named after nc and
+// purpose, for traffic that must not queue behind nc's: a connection is
+// one socket and one read loop each way, and on the one the appends use a
+// read's three round trips (its barrier, its request, its answer) waited
+// behind the appends' publishes, their acknowledgements and the folds'
+// deliveries, 10 to 50 ms each under write load for answers the broker
+// and the projector give in microseconds. The caller closes it.
+func ownConn(nc *nats.Conn, purpose string) (*nats.Conn, error) {
+	opts := nc.Opts // set when nc connected, never changed after
+	opts.Name = strings.TrimSpace(opts.Name + " " + purpose)
+	return opts.Connect()
+}
+
+// Close stops receiving answers and closes the reads' connection; reads
+// still waiting end with their context.
+func (f *Forwarder) Close() error {
+	err := f.replies.close()
+	f.nc.Close()
+	return err
+}
 
 // Read answers req from a projector, after the projector has folded every
 // operation the read depends on that was appended before the read started:

@@ -210,3 +210,41 @@ func TestAnswerBytesPassThroughAcrossChunks(t *testing.T) {
 		t.Fatalf("error in chunks: %v", aerr)
 	}
 }
+
+// TestReadsHaveAConnectionOfTheirOwn: a forwarder made over the
+// connection the appends use sends its reads and receives their answers on
+// a connection of its own (same broker, same credentials), so a read never
+// queues behind the appends' traffic on one socket and one read loop:
+// 50 answers of 100 KB come back whole while the appends' connection
+// carries none of their bytes (before, all 5 MB went through it); closing
+// the forwarder closes its connection, not the appends'.
+func TestReadsHaveAConnectionOfTheirOwn(t *testing.T) {
+	b := brokertest.Start(t)
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, _ reads.Request) []chunk { return split(b.NC, answer) })
+	appends, _ := b.Conn(t)
+	f, err := readfwd.New(context.Background(), appends, 20*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := appends.Stats()
+	const n, size = 50, 100_000
+	for range n {
+		data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: fmt.Sprintf("size-%d", size)})
+		if aerr != nil || len(data) < size {
+			t.Fatalf("read: %d bytes, %v", len(data), aerr)
+		}
+	}
+	after := appends.Stats()
+	if in, out := after.InBytes-before.InBytes, after.OutBytes-before.OutBytes; in+out > n*size/10 {
+		t.Fatalf("the appends' connection carried %d bytes in and %d out for %d reads of %d bytes", in, out, n, size)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if appends.IsClosed() {
+		t.Fatal("closing the forwarder closed the connection it was given")
+	}
+	if _, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-1"}); aerr == nil {
+		t.Fatal("a closed forwarder still answered")
+	}
+}
