@@ -1,15 +1,20 @@
 package projector_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/projector/store"
@@ -129,4 +134,91 @@ func BenchmarkFold(b *testing.B) {
 	_ = batch.Commit(uint64(b.N))
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// startProfile writes a CPU profile to path until the returned stop (or
+// pprof.StopCPUProfile) is called.
+func startProfile(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
+
+// BenchmarkFoldFromLog measures what make bench's fold row measures, at a
+// smaller scale: a real embedded broker holding 200,000 operations shaped
+// like its log, read once by a bare ordered consumer (raw) and folded by a
+// fresh projector on disk (fold), one after the other, b.N times. It
+// reports both rates, their ratio and the fold's CPU per operation;
+// FOLD_CPUPROFILE=<file> profiles the (first) fold.
+func BenchmarkFoldFromLog(b *testing.B) {
+	const n = 200_000
+	log := benchLog(n)
+	br := brokertest.Start(b)
+	js, err := jetstream.New(br.NC, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, e := range log {
+		if _, err := js.PublishAsync(e.subject, e.data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	b.ResetTimer()
+	for range b.N {
+		// raw: count the log with an ordered consumer.
+		began := time.Now()
+		cons, err := br.JS.OrderedConsumer(ctx, streams.Ops, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		count := 0
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			if count++; count == n {
+				close(done)
+			}
+		}, jetstream.PullMaxMessages(2*1000))
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-done
+		raw := time.Since(began)
+		cc.Stop()
+
+		if path := os.Getenv("FOLD_CPUPROFILE"); path != "" {
+			stop := startProfile(b, path)
+			defer stop()
+		}
+		cpu0 := cpuTime()
+		began = time.Now()
+		p, err := projector.Start(ctx, br.NC, projector.Config{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err = p.WaitApplied(wctx, uint64(n))
+		cancel()
+		took, cpu := time.Since(began), cpuTime()-cpu0
+		pprof.StopCPUProfile()
+		if cerr := p.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(n/raw.Seconds(), "raw-ops/s")
+		b.ReportMetric(n/took.Seconds(), "fold-ops/s")
+		b.ReportMetric(raw.Seconds()/took.Seconds(), "ratio")
+		b.ReportMetric(float64(cpu)/n, "fold-cpu-ns/op")
+	}
 }

@@ -26,19 +26,22 @@ import (
 // exactly after the last committed batch, and a replica can be thrown away
 // and rebuilt at will.
 func (p *Projector) folds() (ops, receipts *consume.Ordered, err error) {
-	mk := func(stream string, after func() uint64, apply func(*store.Batch, jetstream.Msg, *jetstream.MsgMetadata) error,
-		commit func(*store.Batch, uint64) error, committed func(uint64)) (*consume.Ordered, error) {
-		return consume.NewOrdered(p.js, consume.OrderedConfig{
-			Stream: stream, After: after, Buffer: p.cfg.BatchSize, MaxFailures: maxFoldRetries, Logger: p.log,
-			Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
-				return p.consume(ctx, msgs, stream, after(), apply, commit, committed)
-			},
-		})
-	}
-	if ops, err = mk(streams.Ops, p.applied.Load, p.apply, (*store.Batch).Commit, p.committed); err != nil {
+	ops, err = consume.NewOrdered(p.js, consume.OrderedConfig{
+		Stream: streams.Ops, After: p.applied.Load, Buffer: foldBuffer, MaxFailures: maxFoldRetries, Logger: p.log,
+		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
+			return p.consumeOps(ctx, msgs, p.applied.Load())
+		},
+	})
+	if err != nil {
 		return nil, nil, err
 	}
-	receipts, err = mk(streams.Receipts, p.receiptsApplied.Load, applyReceipt, (*store.Batch).CommitReceipts, p.receiptsApplied.Store)
+	receipts, err = consume.NewOrdered(p.js, consume.OrderedConfig{
+		Stream: streams.Receipts, After: p.receiptsApplied.Load, Buffer: foldBuffer, MaxFailures: maxFoldRetries, Logger: p.log,
+		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
+			return p.consume(ctx, msgs, streams.Receipts, p.receiptsApplied.Load(), applyReceipt,
+				(*store.Batch).CommitReceipts, p.receiptsApplied.Store)
+		},
+	})
 	return ops, receipts, err
 }
 
@@ -54,8 +57,10 @@ const maxFoldRetries = 3
 // every operation exactly once, in order.
 var errGap = fmt.Errorf("sequence gap in delivery: %w", consume.ErrRestart)
 
-// consume folds messages from msgs: apply each to a batch, commit the
-// batch with the last sequence through commit, report it. An entry that
+// consume folds messages from msgs one at a time (the receipts; the
+// operations have the partitioned fold, partfold.go): apply each to a
+// batch, commit the batch with the last sequence through commit, report
+// it. An entry that
 // cannot be folded is set aside as a dead letter (in the same batch) and
 // the fold goes on. It returns nil when ctx ends, after committing what it
 // holds.
@@ -126,9 +131,7 @@ func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stre
 					return fmt.Errorf("%s: %w", stream, err)
 				}
 				// Never stop on one bad entry: record it and go on.
-				p.log.Error("projector: log entry set aside as a dead letter: it cannot be folded",
-					"stream", stream, "seq", seq, "subject", m.Subject(), "reason", bad.reason)
-				batch.PutDeadLetter(store.DeadLetter{Stream: stream, Seq: seq, Subject: m.Subject(), Reason: bad.reason})
+				p.setAside(batch, stream, seq, m.Subject(), bad)
 				dead++
 			}
 			last = seq
@@ -136,13 +139,21 @@ func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stre
 			// up, or when its oldest operation has waited MaxBatchDelay:
 			// batches grow under load and stay small when idle, and reads
 			// waiting on their barrier are never held back for long.
-			if batch.Len() >= p.cfg.BatchSize || len(msgs) == 0 || time.Since(opened) >= p.cfg.MaxBatchDelay {
+			if batch.Len() >= foldBuffer || len(msgs) == 0 || time.Since(opened) >= p.cfg.MaxBatchDelay {
 				if err := flush(); err != nil {
 					return err
 				}
 			}
 		}
 	}
+}
+
+// setAside records an entry that cannot be folded as a dead letter in
+// batch, where it commits with the applied sequence that passes it.
+func (p *Projector) setAside(batch *store.Batch, stream string, seq uint64, subject string, bad *entryError) {
+	p.log.Error("projector: log entry set aside as a dead letter: it cannot be folded",
+		"stream", stream, "seq", seq, "subject", subject, "reason", bad.reason)
+	batch.PutDeadLetter(store.DeadLetter{Stream: stream, Seq: seq, Subject: subject, Reason: bad.reason})
 }
 
 // commitSafely commits b, turning the store's fatal report (a panic, see
@@ -281,16 +292,15 @@ func checkEntry(stream, subject string, data []byte, seq uint64) (err error) {
 	return err
 }
 
-// apply folds one operation into the batch.
-func (p *Projector) apply(b *store.Batch, m jetstream.Msg, md *jetstream.MsgMetadata) (err error) {
+// applyEntry folds one operation into the batch; an *entryError when it
+// cannot be folded.
+func applyEntry(b *store.Batch, it foldItem) (err error) {
 	defer recoverEntry(&err)
-	seq := md.Sequence.Stream
-	p.pending.Store(md.NumPending)
-	env, err := decodeOp(m.Subject(), m.Data())
+	env, err := decodeOp(it.subject, it.data)
 	if err != nil {
 		return err
 	}
-	return Fold(b, env, m.Data(), seq)
+	return Fold(b, env, it.data, it.seq)
 }
 
 // Fold applies one operation (env, decoded from raw) to the batch: the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,12 +32,20 @@ type Config struct {
 	// Rebuild deletes Dir before opening: the projection is folded again
 	// from the first retained operation.
 	Rebuild bool
-	// BatchSize is the most operations per Pebble batch. Default 1000.
+	// BatchSize is the most operations committed at once (one Pebble
+	// batch, with the applied sequence). Default 10,000.
 	BatchSize int
-	// MaxBatchDelay bounds how long a folded operation waits in an
-	// uncommitted batch under sustained load, which is how long a read
-	// waits for its read-your-writes barrier beyond the fold itself.
-	// Default 5ms.
+	// FoldPartitions is the number of goroutines folding operations, each
+	// the entities its share of subjects names. Default GOMAXPROCS.
+	FoldPartitions int
+	// CachedSnapshots bounds the decoded snapshots the fold keeps (shared
+	// among its partitions). Default 100,000.
+	CachedSnapshots int
+	// MaxBatchDelay bounds how long a folded operation waits for its
+	// commit under sustained load while no other commit is under way
+	// (one under way ends the wait: the next group commits as soon as it
+	// has), which is how long a read waits for its read-your-writes
+	// barrier beyond the fold itself. Default 5ms.
 	MaxBatchDelay time.Duration
 	// ReadWait bounds how long a read waits for the fold to reach its
 	// read-your-writes barrier before answering projection_lagging.
@@ -55,7 +64,13 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 10_000
+	}
+	if c.FoldPartitions <= 0 {
+		c.FoldPartitions = runtime.GOMAXPROCS(0)
+	}
+	if c.CachedSnapshots <= 0 {
+		c.CachedSnapshots = 100_000
 	}
 	if c.MaxBatchDelay <= 0 {
 		c.MaxBatchDelay = 5 * time.Millisecond
@@ -120,7 +135,8 @@ type Projector struct {
 
 	opsFold, receiptsFold *consume.Ordered
 
-	heal healState // dead letters and rebuilds (heal.go)
+	heal     healState    // dead letters and rebuilds (heal.go)
+	progress foldProgress // a fold far behind the log (progress.go)
 }
 
 // Start opens the store (rebuilding a corrupt one), resumes the fold after
@@ -145,7 +161,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
 		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
-		heal: newHealState()}
+		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}
 	p.retention.Store(retention.Milliseconds())
 	if err := p.openStore(ctx, cfg.Rebuild); err != nil {
 		return nil, err
@@ -199,6 +215,9 @@ func (p *Projector) Ready() error {
 	}
 	if err := p.heal.rebuilding.Load(); err != nil {
 		return fmt.Errorf("projector: rebuilding the projection from the log: %w", *err)
+	}
+	if s := p.progress.status(); s != "" {
+		return errors.New("projector: " + s)
 	}
 	for _, f := range []struct {
 		stream string

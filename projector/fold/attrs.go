@@ -3,13 +3,9 @@ package fold
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"sync"
 
-	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -63,8 +59,8 @@ func (a *Attrs) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 		return fmt.Errorf("attrs: want an object, got %s", v.Kind())
 	}
 	var out Attrs
-	err = eachMember(v, func(name []byte, val jsontext.Value) error {
-		nv, err := normalize(val)
+	_, err = scanObject(v, 0, 1, func(name []byte, vs, ve int) error {
+		nv, err := normalize(v[vs:ve])
 		if err != nil {
 			return err
 		}
@@ -88,11 +84,9 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 	if len(patch) == 0 || patch.Kind() == 'n' {
 		return cur, nil
 	}
-	if patch.Kind() != '{' {
-		return nil, fmt.Errorf("attrs patch: want an object, got %s", patch.Kind())
-	}
 	out := slices.Clone(cur)
-	err := eachMember(patch, func(rawName []byte, v jsontext.Value) error {
+	err := eachTopMember(patch, func(rawName []byte, vs, ve int) error {
+		v := patch[vs:ve]
 		name := string(rawName)
 		i, found := out.find(name)
 		switch v.Kind() {
@@ -136,15 +130,16 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 func mergeObject(cur, patch jsontext.Value) (jsontext.Value, error) {
 	var base Attrs
 	if len(cur) > 0 && cur.Kind() == '{' {
-		if err := eachMember(cur, func(name []byte, v jsontext.Value) error {
-			base = append(base, Attr{Name: string(name), Value: v}) // normalised already
+		if _, err := scanObject(cur, 0, 1, func(name []byte, vs, ve int) error {
+			base = append(base, Attr{Name: string(name), Value: cur[vs:ve:ve]}) // normalised already
 			return nil
 		}); err != nil {
 			return nil, err
 		}
 		slices.SortFunc(base, func(x, y Attr) int { return cmp.Compare(x.Name, y.Name) })
 	}
-	err := eachMember(patch, func(rawName []byte, v jsontext.Value) error {
+	_, err := scanObject(patch, 0, 1, func(rawName []byte, vs, ve int) error {
+		v := patch[vs:ve]
 		name := string(rawName)
 		i, found := base.find(name)
 		if v.Kind() == 'n' {
@@ -207,89 +202,4 @@ func plain(v jsontext.Value) bool {
 		return true
 	}
 	return false
-}
-
-// decoders are reused: a jsontext.Decoder is about a kilobyte.
-var decoders = sync.Pool{New: func() any { return &sliceDecoder{} }}
-
-// sliceDecoder reads a JSON text held in memory.
-type sliceDecoder struct {
-	dec jsontext.Decoder
-	buf bytes.Buffer
-}
-
-func getDecoder(data []byte) *sliceDecoder {
-	d := decoders.Get().(*sliceDecoder)
-	d.buf = *bytes.NewBuffer(data)
-	d.dec.Reset(&d.buf)
-	return d
-}
-
-func putDecoder(d *sliceDecoder) {
-	d.buf = bytes.Buffer{}
-	d.dec.Reset(&d.buf)
-	decoders.Put(d)
-}
-
-// eachMember calls fn with each member of the JSON object obj, in order:
-// its name (unescaped) and its value (a subslice of obj, not normalised).
-// obj must be exactly one object: duplicate names, invalid UTF-8 and
-// trailing data are errors, as for the json package.
-func eachMember(obj jsontext.Value, fn func(name []byte, v jsontext.Value) error) error {
-	d := getDecoder(obj)
-	defer putDecoder(d)
-	dec := &d.dec
-	if tok, err := dec.ReadToken(); err != nil {
-		return err
-	} else if tok.Kind() != '{' {
-		return fmt.Errorf("want an object, got %s", tok.Kind())
-	}
-	// Both the name and the value are read as raw values and taken from
-	// obj by their offsets: no copy.
-	for dec.PeekKind() != '}' {
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		end := int(dec.InputOffset())
-		name, err := unquote(obj[end-len(raw) : end])
-		if err != nil {
-			return err
-		}
-		v, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		end = int(dec.InputOffset())
-		if err := fn(name, obj[end-len(v):end]); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		if err == nil {
-			return errors.New("data after the object")
-		}
-		return err
-	}
-	return nil
-}
-
-// unquote returns the string a valid JSON string literal q holds: q's
-// inside when it has no escape, else a decoded copy.
-func unquote(q []byte) ([]byte, error) {
-	if len(q) < 2 || q[0] != '"' {
-		return nil, fmt.Errorf("want a string, got %q", q)
-	}
-	in := q[1 : len(q)-1]
-	if bytes.IndexByte(in, '\\') < 0 {
-		return in, nil
-	}
-	var s string
-	if err := json.Unmarshal(q, &s); err != nil {
-		return nil, err
-	}
-	return []byte(s), nil
 }

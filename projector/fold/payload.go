@@ -1,9 +1,9 @@
 package fold
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -21,7 +21,7 @@ import (
 // subslice of data (not copied).
 func DecodeEnvelope(data []byte, env *ops.Envelope) error {
 	*env = ops.Envelope{}
-	return decodeObject(data, func(name []byte, d *fieldDecoder) error {
+	return decodeObject(data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "v":
 			var v int64
@@ -59,7 +59,7 @@ func DecodeEnvelope(data []byte, env *ops.Envelope) error {
 
 // decodeEventPayload decodes an event operation's payload.
 func decodeEventPayload(data []byte, p *ops.EventPayload) error {
-	return decodeObject(data, func(name []byte, d *fieldDecoder) error {
+	return decodeObject(data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "event_id":
 			return d.string(&p.EventID)
@@ -103,7 +103,7 @@ func decodeEventPayload(data []byte, p *ops.EventPayload) error {
 
 // decodeThingPayload decodes a thing operation's payload.
 func decodeThingPayload(data []byte, p *ops.ThingPayload) error {
-	return decodeObject(data, func(name []byte, d *fieldDecoder) error {
+	return decodeObject(data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "thing_id":
 			return d.string(&p.ThingID)
@@ -141,96 +141,38 @@ func decodeThingPayload(data []byte, p *ops.ThingPayload) error {
 	})
 }
 
-// fieldDecoder reads the value of the member being decoded.
+// fieldDecoder hands a member's value (checked already) to a decoder.
 type fieldDecoder struct {
-	dec  *jsontext.Decoder
-	data []byte // the whole input: values are taken from it by offset
-	name []byte
+	v jsontext.Value
 }
 
-// decodeObject reads data, exactly one JSON object, calling field for each
-// member with its name (unescaped) and a decoder positioned at its value,
-// which field must read (or skip) exactly once.
-func decodeObject(data []byte, field func(name []byte, d *fieldDecoder) error) error {
-	sd := getDecoder(data)
-	defer putDecoder(sd)
-	fd := fieldDecoder{dec: &sd.dec, data: data}
-	dec := fd.dec
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return err
-	}
-	switch tok.Kind() {
-	case 'n': // as the json package: null leaves the value as it is
-		return atEOF(dec)
-	case '{':
-	default:
-		return fmt.Errorf("want an object, got %s", tok.Kind())
-	}
-	for dec.PeekKind() != '}' {
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return err
+// decodeObject reads data, exactly one JSON object (or null: no member),
+// calling field for each member with its name (unescaped) and its value.
+func decodeObject(data []byte, field func(name []byte, d fieldDecoder) error) error {
+	return eachTopMember(data, func(name []byte, vs, ve int) error {
+		if err := field(name, fieldDecoder{v: jsontext.Value(data[vs:ve:ve])}); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		end := int(dec.InputOffset())
-		if fd.name, err = unquote(data[end-len(raw) : end]); err != nil {
-			return err
-		}
-		if err := field(fd.name, &fd); err != nil {
-			return fmt.Errorf("%s: %w", fd.name, err)
-		}
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	return atEOF(dec)
+		return nil
+	})
 }
 
-// atEOF reports an error unless dec has read all its input.
-func atEOF(dec *jsontext.Decoder) error {
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		if err == nil {
-			return errors.New("data after the value")
-		}
-		return err
-	}
+func (d fieldDecoder) skip() error { return nil }
+
+func (d fieldDecoder) raw(dst *jsontext.Value) error {
+	*dst = d.v
 	return nil
 }
 
-// value reads the member's value and returns it as a subslice of the
-// input.
-func (d *fieldDecoder) value() (jsontext.Value, error) {
-	v, err := d.dec.ReadValue()
-	if err != nil {
-		return nil, err
-	}
-	end := int(d.dec.InputOffset())
-	return jsontext.Value(d.data[end-len(v) : end : end]), nil
-}
-
-func (d *fieldDecoder) skip() error {
-	_, err := d.dec.ReadValue()
-	return err
-}
-
-func (d *fieldDecoder) raw(dst *jsontext.Value) error {
-	v, err := d.value()
-	if err == nil {
-		*dst = v
-	}
-	return err
-}
-
 func wrongType(v jsontext.Value, want string) error {
-	return fmt.Errorf("cannot unmarshal JSON %s into %s", kindName(v.Kind()), want)
+	return fmt.Errorf("cannot unmarshal JSON %s into %s", kindName(v[0]), want)
 }
 
-func kindName(k jsontext.Kind) string {
-	switch k {
+// kindName names the kind of JSON value that starts with c.
+func kindName(c byte) string {
+	switch c {
 	case '"':
 		return "string"
-	case '0':
-		return "number"
 	case 't', 'f':
 		return "boolean"
 	case '{':
@@ -240,37 +182,30 @@ func kindName(k jsontext.Kind) string {
 	case 'n':
 		return "null"
 	}
+	if c == '-' || c >= '0' && c <= '9' {
+		return "number"
+	}
 	return "value"
 }
 
-func (d *fieldDecoder) string(dst *string) error {
-	v, err := d.value()
-	if err != nil {
-		return err
-	}
-	switch v.Kind() {
+func (d fieldDecoder) string(dst *string) error {
+	v := d.v
+	switch v[0] {
 	case 'n':
 		return nil
 	case '"':
-		s, err := unquote(v)
-		if err != nil {
-			return err
-		}
-		*dst = string(s)
+		*dst = string(stringValue(v, bytes.IndexByte(v, '\\') >= 0))
 		return nil
 	}
 	return wrongType(v, "string")
 }
 
-func (d *fieldDecoder) int(dst *int64) error {
-	v, err := d.value()
-	if err != nil {
-		return err
-	}
-	switch v.Kind() {
-	case 'n':
+func (d fieldDecoder) int(dst *int64) error {
+	v := d.v
+	switch c := v[0]; {
+	case c == 'n':
 		return nil
-	case '0':
+	case c == '-' || c >= '0' && c <= '9':
 		n, ok := parseInt(v)
 		if !ok {
 			return fmt.Errorf("cannot unmarshal JSON number %s into int64", v)
@@ -281,49 +216,35 @@ func (d *fieldDecoder) int(dst *int64) error {
 	return wrongType(v, "int64")
 }
 
-func (d *fieldDecoder) optInt(dst **int64) error {
-	v, err := d.value()
-	if err != nil {
-		return err
-	}
-	switch v.Kind() {
-	case 'n':
+func (d fieldDecoder) optInt(dst **int64) error {
+	if d.v[0] == 'n' {
 		*dst = nil
 		return nil
-	case '0':
-		n, ok := parseInt(v)
-		if !ok {
-			return fmt.Errorf("cannot unmarshal JSON number %s into int64", v)
-		}
-		*dst = &n
-		return nil
 	}
-	return wrongType(v, "int64")
-}
-
-func (d *fieldDecoder) bool(dst *bool) error {
-	v, err := d.value()
-	if err != nil {
+	var n int64
+	if err := d.int(&n); err != nil {
 		return err
 	}
-	switch v.Kind() {
+	*dst = &n
+	return nil
+}
+
+func (d fieldDecoder) bool(dst *bool) error {
+	switch d.v[0] {
 	case 'n':
 		return nil
 	case 't', 'f':
-		*dst = v.Kind() == 't'
+		*dst = d.v[0] == 't'
 		return nil
 	}
-	return wrongType(v, "bool")
+	return wrongType(d.v, "bool")
 }
 
 // list reads an array of strings (a null element is ""); null is nil, []
 // an empty list.
-func (d *fieldDecoder) list(dst *[]string) error {
-	v, err := d.value()
-	if err != nil {
-		return err
-	}
-	switch v.Kind() {
+func (d fieldDecoder) list(dst *[]string) error {
+	v := d.v
+	switch v[0] {
 	case 'n':
 		*dst = nil
 		return nil
@@ -332,16 +253,13 @@ func (d *fieldDecoder) list(dst *[]string) error {
 		return wrongType(v, "[]string")
 	}
 	out := []string{}
-	err = eachElement(v, func(e jsontext.Value) error {
-		switch e.Kind() {
+	_, err := scanArray(v, 0, 1, func(vs, ve int) error {
+		e := v[vs:ve]
+		switch e[0] {
 		case 'n':
 			out = append(out, "")
 		case '"':
-			s, err := unquote(e)
-			if err != nil {
-				return err
-			}
-			out = append(out, string(s))
+			out = append(out, string(stringValue(e, bytes.IndexByte(e, '\\') >= 0)))
 		default:
 			return wrongType(e, "string")
 		}
@@ -354,12 +272,9 @@ func (d *fieldDecoder) list(dst *[]string) error {
 }
 
 // externalIDs reads an object of strings or nulls; null is nil.
-func (d *fieldDecoder) externalIDs(dst *map[string]*string) error {
-	v, err := d.value()
-	if err != nil {
-		return err
-	}
-	switch v.Kind() {
+func (d fieldDecoder) externalIDs(dst *map[string]*string) error {
+	v := d.v
+	switch v[0] {
 	case 'n':
 		*dst = nil
 		return nil
@@ -368,16 +283,13 @@ func (d *fieldDecoder) externalIDs(dst *map[string]*string) error {
 		return wrongType(v, "map[string]*string")
 	}
 	out := map[string]*string{}
-	err = eachMember(v, func(name []byte, e jsontext.Value) error {
-		switch e.Kind() {
+	_, err := scanObject(v, 0, 1, func(name []byte, vs, ve int) error {
+		e := v[vs:ve]
+		switch e[0] {
 		case 'n':
 			out[string(name)] = nil
 		case '"':
-			s, err := unquote(e)
-			if err != nil {
-				return err
-			}
-			str := string(s)
+			str := string(stringValue(e, bytes.IndexByte(e, '\\') >= 0))
 			out[string(name)] = &str
 		default:
 			return wrongType(e, "*string")
@@ -413,27 +325,4 @@ func parseInt(v []byte) (int64, bool) {
 		return int64(u), true
 	}
 	return 0, false
-}
-
-// eachElement calls fn with each element of the JSON array arr (a
-// subslice of arr).
-func eachElement(arr jsontext.Value, fn func(v jsontext.Value) error) error {
-	d := getDecoder(arr)
-	defer putDecoder(d)
-	dec := &d.dec
-	if _, err := dec.ReadToken(); err != nil {
-		return err
-	}
-	for dec.PeekKind() != ']' {
-		v, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		end := int(dec.InputOffset())
-		if err := fn(arr[end-len(v) : end]); err != nil {
-			return err
-		}
-	}
-	_, err := dec.ReadToken()
-	return err
 }

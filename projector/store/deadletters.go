@@ -31,7 +31,7 @@ const maxReason = 256
 func (b *Batch) PutDeadLetter(d DeadLetter) {
 	d.Reason, d.Subject = printable(d.Reason), printable(d.Subject)
 	raw, _ := json.Marshal(d)
-	_ = b.b.Set(deadLetterKey(d.Stream, d.Seq), raw, nil)
+	_ = b.set(deadLetterKey(d.Stream, d.Seq), raw)
 	b.n++
 }
 

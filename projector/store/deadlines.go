@@ -37,10 +37,10 @@ func (b *Batch) moveDeadline(prev, next *fold.Event) {
 		return
 	}
 	if pok {
-		_ = b.b.Delete(deadlineKey(pd, prev.ChannelID, prev.EventID), nil)
+		_ = b.del(deadlineKey(pd, prev.ChannelID, prev.EventID))
 	}
 	if nok {
-		_ = b.b.Set(deadlineKey(nd, next.ChannelID, next.EventID), nil, nil)
+		_ = b.set(deadlineKey(nd, next.ChannelID, next.EventID), nil)
 	}
 }
 

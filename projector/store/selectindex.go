@@ -28,12 +28,12 @@ func (b *Batch) putSelectorIndex(prev, next *fold.Thing) {
 	old, cur := selectorIndexKeys(prev), selectorIndexKeys(next)
 	for _, k := range old {
 		if _, ok := slices.BinarySearch(cur, k); !ok {
-			_ = b.b.Delete([]byte(k), nil)
+			_ = b.del([]byte(k))
 		}
 	}
 	for _, k := range cur {
 		if _, ok := slices.BinarySearch(old, k); !ok {
-			_ = b.b.Set([]byte(k), nil, nil)
+			_ = b.set([]byte(k), nil)
 		}
 	}
 }

@@ -127,7 +127,7 @@ func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
 			return nil
 		}
 		b.outcomes[string(ok)] = struct{}{}
-		_ = b.b.Set(ok, []byte(r.Outcome), nil)
+		_ = b.set(ok, []byte(r.Outcome))
 	}
 	c, err := b.counts(r.ChannelID, r.OpID)
 	if err != nil {
@@ -189,8 +189,8 @@ func (b *Batch) putCounts(seq uint64, channelID, opID string, c sendCounts) erro
 	if err != nil {
 		return err
 	}
-	_ = b.b.Set(sendSeqKey(seq, channelID, opID), nil, nil)
-	return b.b.Set(ck, raw, nil)
+	_ = b.set(sendSeqKey(seq, channelID, opID), nil)
+	return b.set(ck, raw)
 }
 
 // OpChannels returns the channels that have an operation with op_id opID,

@@ -10,6 +10,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -277,8 +278,9 @@ type Batch struct {
 	// sequence order; written at commit in the order of the log (an
 	// op_id a channel used twice keeps its later operation, whichever
 	// part of a group folded which).
-	ops []opRecord
-	buf []byte // encoding scratch
+	ops    []opRecord
+	buf    []byte       // encoding scratch
+	writes sortedWrites // the writes, until Commit or Seal
 
 	receipts map[string]sendCounts // counts written in this batch (receipts fold)
 	outcomes map[string]struct{}   // outcome keys written in this batch
@@ -349,16 +351,16 @@ func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
 func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	k := snapshotKey(ops.KindEvent, next.ChannelID, next.EventID)
 	if prev != nil && prev.State != next.State {
-		_ = b.b.Delete(stateKey(ops.KindEvent, prev.ChannelID, prev.State, prev.EventID), nil)
+		_ = b.del(stateKey(ops.KindEvent, prev.ChannelID, prev.State, prev.EventID))
 	}
 	if prev == nil || prev.State != next.State {
-		_ = b.b.Set(stateKey(ops.KindEvent, next.ChannelID, next.State, next.EventID), nil, nil)
+		_ = b.set(stateKey(ops.KindEvent, next.ChannelID, next.State, next.EventID), nil)
 	}
 	if prev != nil && prev.ThingID != next.ThingID && prev.ThingID != "" {
-		_ = b.b.Delete(linkKey(prev.ChannelID, prev.ThingID, prev.EventID), nil)
+		_ = b.del(linkKey(prev.ChannelID, prev.ThingID, prev.EventID))
 	}
 	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID) {
-		_ = b.b.Set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil, nil)
+		_ = b.set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil)
 	}
 	b.moveDeadline(prev, next)
 	b.overlay[string(k)] = next
@@ -371,10 +373,10 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	k := snapshotKey(ops.KindThing, next.ChannelID, next.ThingID)
 	if prev != nil && prev.State != next.State {
-		_ = b.b.Delete(stateKey(ops.KindThing, prev.ChannelID, prev.State, prev.ThingID), nil)
+		_ = b.del(stateKey(ops.KindThing, prev.ChannelID, prev.State, prev.ThingID))
 	}
 	if prev == nil || prev.State != next.State {
-		_ = b.b.Set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil, nil)
+		_ = b.set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil)
 	}
 	b.putSelectorIndex(prev, next)
 	b.overlay[string(k)] = next
@@ -384,7 +386,7 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 // PutHistory appends an item to its channel's history.
 func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []byte) {
 	b.buf = append(append(b.buf[:0], kindByte(kind)), item...)
-	_ = b.b.Set(historyKey(channelID, seq), b.buf, nil)
+	_ = b.set(historyKey(channelID, seq), b.buf)
 	b.n++
 }
 
@@ -393,8 +395,19 @@ func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []b
 func (b *Batch) AppendHistory(env *ops.Envelope, raw []byte, seq uint64) {
 	kind := env.Op.Kind()
 	b.buf = reads.AppendItem(append(b.buf[:0], kindByte(kind)), seq, kind, raw)
-	_ = b.b.Set(historyKey(env.ChannelID, seq), b.buf, nil)
+	_ = b.set(historyKey(env.ChannelID, seq), b.buf)
 	b.n++
+}
+
+// set and del write to the batch (in key order at commit, sorted.go).
+func (b *Batch) set(k, v []byte) error {
+	b.writes.add(k, v, false)
+	return nil
+}
+
+func (b *Batch) del(k []byte) error {
+	b.writes.add(k, nil, true)
+	return nil
 }
 
 // writeSnapshots encodes the batch's snapshots into it.
@@ -407,7 +420,7 @@ func (b *Batch) writeSnapshots() {
 		case *fold.Thing:
 			b.buf = fold.EncodeThing(b.buf, v)
 		}
-		_ = b.b.Set([]byte(k), b.buf, nil)
+		_ = b.set([]byte(k), b.buf)
 	}
 }
 
@@ -426,9 +439,10 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 	}
 	b.writeSnapshots()
 	for _, r := range b.ops {
-		_ = b.b.Set(r.key, r.value, nil)
+		_ = b.set(r.key, r.value)
 	}
-	_ = b.b.Set(cursor, binary.BigEndian.AppendUint64(nil, applied), nil)
+	_ = b.set(cursor, binary.BigEndian.AppendUint64(nil, applied))
+	b.writes.writeTo(b.b)
 	if err := b.s.apply(b.b); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
@@ -447,6 +461,7 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 // while the group commits.
 func (b *Batch) Seal(group uint64) {
 	b.writeSnapshots()
+	b.writes.writeTo(b.b)
 	for k, v := range b.overlay {
 		b.cache.put(k, v, group)
 	}
@@ -470,24 +485,23 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 			return fmt.Errorf("commit group at %d: %w", applied, err)
 		}
 	}
-	heads := make([][]opRecord, 0, len(parts))
+	// The op_id index records, in key order (sorted.go), of each key the
+	// one of the latest operation, as a sequential fold leaves it.
+	var recs []opRecord
 	for _, p := range parts {
-		if len(p.ops) > 0 {
-			heads = append(heads, p.ops)
-		}
+		recs = append(recs, p.ops...)
 	}
-	for len(heads) > 0 { // merge the parts' records by sequence
-		min := 0
-		for i := 1; i < len(heads); i++ {
-			if heads[i][0].seq < heads[min][0].seq {
-				min = i
-			}
+	slices.SortFunc(recs, func(x, y opRecord) int {
+		if c := bytes.Compare(x.key, y.key); c != 0 {
+			return c
 		}
-		r := heads[min][0]
+		return cmp.Compare(x.seq, y.seq)
+	})
+	for i, r := range recs {
+		if i+1 < len(recs) && bytes.Equal(r.key, recs[i+1].key) {
+			continue
+		}
 		_ = all.Set(r.key, r.value, nil)
-		if heads[min] = heads[min][1:]; len(heads[min]) == 0 {
-			heads = slices.Delete(heads, min, min+1)
-		}
 	}
 	_ = all.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
 	if err := s.apply(all); err != nil {

@@ -1,0 +1,61 @@
+package store
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// sortedWrites holds the writes of a batch until it is committed or
+// sealed, to hand them to Pebble in key order: Pebble inserts a batch
+// into its memtable (a skiplist) one key after the other, remembering
+// where the last one went, so keys in order cost a few comparisons each
+// instead of a search of the whole memtable (most of a commit's time), and
+// a key written twice in the batch is inserted once. In the partitioned
+// fold each partition sorts its part, in parallel; the committing
+// goroutine only inserts.
+type sortedWrites struct {
+	arena []byte // the keys and values, one after the other
+	ents  []sortedWrite
+}
+
+type sortedWrite struct {
+	key, val span
+	del      bool
+	ord      uint32 // position in the batch: of two writes of one key, the later wins
+}
+
+type span struct{ off, n uint32 }
+
+func (w *sortedWrites) add(k, v []byte, del bool) {
+	e := sortedWrite{key: span{uint32(len(w.arena)), uint32(len(k))}, del: del, ord: uint32(len(w.ents))}
+	w.arena = append(w.arena, k...)
+	e.val = span{uint32(len(w.arena)), uint32(len(v))}
+	w.arena = append(w.arena, v...)
+	w.ents = append(w.ents, e)
+}
+
+func (w *sortedWrites) bytes(s span) []byte { return w.arena[s.off : s.off+s.n : s.off+s.n] }
+
+// writeTo sorts the writes by key and writes them to b, each key once (its
+// last write).
+func (w *sortedWrites) writeTo(b *pebble.Batch) {
+	slices.SortFunc(w.ents, func(x, y sortedWrite) int {
+		if c := bytes.Compare(w.bytes(x.key), w.bytes(y.key)); c != 0 {
+			return c
+		}
+		return int(x.ord) - int(y.ord)
+	})
+	for i, e := range w.ents {
+		if i+1 < len(w.ents) && bytes.Equal(w.bytes(e.key), w.bytes(w.ents[i+1].key)) {
+			continue // written again later in the batch
+		}
+		if e.del {
+			_ = b.Delete(w.bytes(e.key), nil)
+		} else {
+			_ = b.Set(w.bytes(e.key), w.bytes(e.val), nil)
+		}
+	}
+	w.arena, w.ents = w.arena[:0], w.ents[:0]
+}
