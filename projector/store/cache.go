@@ -17,6 +17,8 @@ type Cache struct {
 	// committed is the last group (see Batch.Seal) the store committed;
 	// nil when only committed snapshots are put.
 	committed *atomic.Uint64
+	// spare is the write space of the owner's last batch, for its next.
+	spare sortedWrites
 }
 
 type cacheEntry struct {

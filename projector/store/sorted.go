@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -34,6 +35,11 @@ func (w *sortedWrites) add(k, v []byte, del bool) {
 	e.val = span{uint32(len(w.arena)), uint32(len(v))}
 	w.arena = append(w.arena, v...)
 	w.ents = append(w.ents, e)
+}
+
+// size is what the writes take in a Pebble batch, at most.
+func (w *sortedWrites) size() int {
+	return 12 + len(w.arena) + len(w.ents)*(1+2*binary.MaxVarintLen32)
 }
 
 func (w *sortedWrites) bytes(s span) []byte { return w.arena[s.off : s.off+s.n : s.off+s.n] }

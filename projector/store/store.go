@@ -300,7 +300,21 @@ func (s *Store) NewBatch() *Batch { return s.NewBatchWith(s.cache) }
 // NewBatchWith starts a batch that reads snapshots through c: a cache of
 // the goroutine that uses the batch, for batches sealed into groups.
 func (s *Store) NewBatchWith(c *Cache) *Batch {
-	return &Batch{s: s, b: s.db.NewBatch(), cache: c, overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
+	b := &Batch{s: s, cache: c, overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
+	if c.mu == nil { // one goroutine's: reuse the space of its last batch
+		b.writes, c.spare = c.spare, sortedWrites{}
+	}
+	return b
+}
+
+// pebbleBatch writes the batch's writes, in key order, to a Pebble batch
+// of their size.
+func (b *Batch) pebbleBatch() {
+	b.b = b.s.db.NewBatchWithSize(b.writes.size())
+	b.writes.writeTo(b.b)
+	if b.cache.mu == nil {
+		b.cache.spare, b.writes = b.writes, sortedWrites{}
+	}
 }
 
 // Count adds one folded record (a receipt) to Len.
@@ -442,7 +456,7 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 		_ = b.set(r.key, r.value)
 	}
 	_ = b.set(cursor, binary.BigEndian.AppendUint64(nil, applied))
-	b.writes.writeTo(b.b)
+	b.pebbleBatch()
 	if err := b.s.apply(b.b); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
@@ -461,7 +475,7 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 // while the group commits.
 func (b *Batch) Seal(group uint64) {
 	b.writeSnapshots()
-	b.writes.writeTo(b.b)
+	b.pebbleBatch()
 	for k, v := range b.overlay {
 		b.cache.put(k, v, group)
 	}
@@ -479,8 +493,15 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 	if err := s.Failed(); err != nil {
 		return err
 	}
-	all := parts[0].b
-	for _, p := range parts[1:] {
+	size := 64
+	for _, p := range parts {
+		size += len(p.b.Repr())
+		for _, r := range p.ops {
+			size += len(r.key) + len(r.value) + 2*binary.MaxVarintLen32 + 1
+		}
+	}
+	all := s.db.NewBatchWithSize(size)
+	for _, p := range parts {
 		if err := all.Apply(p.b, nil); err != nil {
 			return fmt.Errorf("commit group at %d: %w", applied, err)
 		}
@@ -507,6 +528,7 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 	if err := s.apply(all); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
+	_ = all.Close()
 	for _, p := range parts {
 		_ = p.b.Close()
 		p.ops = nil
@@ -536,8 +558,8 @@ func (s *Store) apply(pb *pebble.Batch) (err error) {
 
 // Discard drops an uncommitted batch.
 func (b *Batch) Discard() {
-	if b.s.Failed() != nil {
-		return // Pebble may still hold it, committing
+	if b.b == nil || b.s.Failed() != nil {
+		return // nothing written to Pebble; or Pebble may still hold it, committing
 	}
 	_ = b.b.Close()
 }
