@@ -45,7 +45,7 @@ func parseFlags(args []string) (*options, error) {
 	common.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	common.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
 	common.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")
-	phaseList := common.String("phases", strings.Join(names(all, false), ","), "comma-separated tables to produce: "+enumerate(names(all, true), "and"))
+	phaseList := common.String("phases", strings.Join(names(defaultPhases(all), false), ","), "comma-separated tables to produce: "+enumerate(names(all, true), "and"))
 	quick := common.Bool("quick", false, "smoke mode: every flag marked (-quick: v) takes v unless given")
 	common.quick("duration", "3s")
 	common.quick("warmup", "500ms")

@@ -19,7 +19,7 @@ func TestPhaseRegistry(t *testing.T) {
 	if len(all) == 0 {
 		t.Fatal("no phase registered")
 	}
-	want := []string{"write", "projector", "delivery", "integrations"} // table order
+	want := []string{"write", "projector", "delivery", "integrations", "cluster"} // table order
 	if got := names(all, false); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("phases %v, want %v", got, want)
 	}
@@ -63,8 +63,8 @@ func TestPhaseRegistry(t *testing.T) {
 		}
 	}
 
-	// The default selects every phase, in table order, whatever the order
-	// given; the deadline is the sum of theirs.
+	// The default selects every phase but the opt-in cluster, in table
+	// order, whatever the order given; the deadline is the sum of theirs.
 	o, err := parseFlags(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestPhaseRegistry(t *testing.T) {
 	for _, p := range o.phases {
 		total += p.limit()
 	}
-	if len(o.phases) != len(all) || o.hardLimit() != total {
+	if len(o.phases) != len(all)-1 || hasPhase(o.phases, "cluster") || o.hardLimit() != total {
 		t.Fatalf("default: %d phases, hard limit %s (sum %s)", len(o.phases), o.hardLimit(), total)
 	}
 	o, err = parseFlags([]string{"-phases", "integrations, write"})
