@@ -11,7 +11,8 @@
 // messages/s to 10 devices; and the integrations' (-phases integrations):
 // Dynatrace event ingest by entityId and by type+entityName against the
 // /event/create rate over 100,000 Things, and Alertmanager payloads of 100
-// alerts.
+// alerts; and, only when named (-phases cluster), raw vs ours on three
+// nats-server processes at R3 (cluster.go).
 //
 //	go run ./cmd/pushgo-bench            # full run, 10s per phase
 //	go run ./cmd/pushgo-bench -quick     # 3s phases, 100,000 operations folded
@@ -19,6 +20,7 @@
 //	go run ./cmd/pushgo-bench -phases delivery -runs 3
 //	go run ./cmd/pushgo-bench -phases delivery -gorush /tmp/gorush-bin/gorush   # gorush beside ours (gorush.go)
 //	go run ./cmd/pushgo-bench -phases integrations -quick
+//	go run ./cmd/pushgo-bench -phases cluster -runs 3   # a 3-node loopback cluster, R3
 //	go run ./cmd/pushgo-bench -phases write -ntfy /tmp/ntfy-bin/ntfy   # ntfy beside ours (ntfy.go)
 //	go run ./cmd/pushgo-bench -phases projector -readprofile /tmp/read.prof   # the gateway's CPU profile of the reads
 //
@@ -33,7 +35,7 @@
 // (-help lists them by phase), its run, which repeats each measurement
 // -runs times and keeps the medians (repeat.go), and its table.
 //
-// Everything runs in this process and its load processes against 127.0.0.1, in temporary
+// Everything runs in this process, its load processes (and -phases cluster's nats-server processes) against 127.0.0.1, in temporary
 // directories that are removed at the end. The exit code is non-zero only
 // when a request or publish failed (or the benchmark could not run); missed
 // budgets are reported, not fatal.

@@ -111,7 +111,7 @@ type registeredPhase struct {
 
 // registerPhase adds a phase from its file's init. rank orders the tables
 // (and the default -phases): write 10, projector 20, delivery 30,
-// integrations 40.
+// integrations 40, cluster 50 (opt-in: optphase.go).
 func registerPhase(rank int, newPhase func() phase) {
 	registry = append(registry, registeredPhase{rank, newPhase().name(), newPhase})
 	slices.SortStableFunc(registry, func(a, b registeredPhase) int {
