@@ -168,7 +168,7 @@ func BenchmarkFoldFromLog(b *testing.B) {
 	}
 	ctx := context.Background()
 	for _, e := range log {
-		if _, err := js.PublishAsync(e.subject, e.data); err != nil {
+		if _, err := js.PublishAsync(e.subject, e.data, jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}
