@@ -1,10 +1,12 @@
 package projector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-json-experiment/json"
@@ -88,11 +90,11 @@ func (p *Projector) onRead(m *nats.Msg) {
 }
 
 // encodeResponse is the answer on the wire: a success is framed by hand
-// around its data (reads.AppendResponse), which is never parsed again; an
+// around its data (reads.EncodeResponse), which is never parsed again; an
 // error is marshalled.
 func encodeResponse(resp reads.Response) []byte {
 	if resp.ErrorCode == "" && len(resp.Data) > 0 {
-		return reads.AppendResponse(make([]byte, 0, reads.FramedLen(len(resp.Data))), resp.Data)
+		return reads.EncodeResponse(resp.Data)
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
@@ -242,17 +244,22 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 				kinds[k] = true
 			}
 		}
-		page, err := p.store.ReadHistory(store.HistoryFilter{ChannelID: req.ChannelID, After: req.After,
-			Limit: limitOf(req.Limit), MaxBytes: p.pageBytes(), Kinds: kinds})
+		// The stored items go into the page as they are (reads/frame.go),
+		// copied once from the store into a page buffer, then into the
+		// answer.
+		buf := getPageBuffer()
+		defer putPageBuffer(buf)
+		b, page, err := p.store.AppendHistory(reads.AppendHistoryHead(*buf), store.HistoryFilter{ChannelID: req.ChannelID,
+			After: req.After, Limit: limitOf(req.Limit), MaxBytes: p.pageBytes(), Kinds: kinds})
+		*buf = b
 		if err != nil {
 			return nil, p.storeErr(err)
 		}
-		if page.HasMore && len(page.Items) < limitOf(req.Limit) {
+		if page.HasMore && page.Count < limitOf(req.Limit) {
 			p.rstats.pagesCut.Add(1)
 		}
-		// The stored items go into the page as they are (reads.frame.go).
-		return reads.AppendHistoryPage(make([]byte, 0, reads.HistoryPageLen(page.Items)),
-			page.Items, page.NextAfter, page.HasMore, page.FirstSeq), nil
+		*buf = reads.AppendHistoryTail(*buf, page.NextAfter, page.HasMore, page.FirstSeq)
+		return bytes.Clone(*buf), nil // sized as it is, not cleared first
 	}
 	return nil, apierr.New(apierr.RouteNotFound)
 }
@@ -307,6 +314,28 @@ func (p *Projector) storeErr(err error) *apierr.Error { return p.readFailed(err)
 // broker this projector is connected to holds, less room for the rest of
 // the answer.
 func (p *Projector) pageBytes() int { return reads.PageBytes(p.replyMaxPayload()) }
+
+// pageBuffers holds the buffers history pages are written into before
+// they are copied, at their size, into the answer: one buffer of up to
+// the broker's max_payload serves page after page, where a page was a
+// thousand allocations (one per item) and a cleared megabyte.
+var pageBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledPage is the largest page buffer kept for the next page (one
+// grown by a single item far over the page budget is let go).
+const maxPooledPage = 4 << 20
+
+func getPageBuffer() *[]byte {
+	b := pageBuffers.Get().(*[]byte)
+	*b = (*b)[:0]
+	return b
+}
+
+func putPageBuffer(b *[]byte) {
+	if cap(*b) <= maxPooledPage {
+		pageBuffers.Put(b)
+	}
+}
 
 func limitOf(l int) int {
 	if l <= 0 {

@@ -24,10 +24,6 @@ const (
 	dataSuffix = `}`
 )
 
-// FramedLen is the length of the Response that AppendResponse writes
-// around data of n bytes.
-func FramedLen(n int) int { return len(dataPrefix) + n + len(dataSuffix) }
-
 // AppendResponse appends the encoded Response of a successful read, data
 // being its JSON as it goes into the answer, unparsed: what
 // json.Marshal(Response{Data: data}) writes for data in canonical form.
@@ -35,6 +31,12 @@ func AppendResponse(dst []byte, data []byte) []byte {
 	dst = append(dst, dataPrefix...)
 	dst = append(dst, data...)
 	return append(dst, dataSuffix...)
+}
+
+// EncodeResponse is AppendResponse into a new buffer of the exact size,
+// which a page's copy fills without clearing it first.
+func EncodeResponse(data []byte) []byte {
+	return bytes.Join([][]byte{[]byte(dataPrefix), data, []byte(dataSuffix)}, nil)
 }
 
 // ResponseData returns the data of an encoded Response that AppendResponse
@@ -70,18 +72,19 @@ func appendItems(dst []byte, items [][]byte) []byte {
 	return append(dst, ']')
 }
 
-// HistoryPageLen bounds the length of AppendHistoryPage's output for these
-// items (exact but for the numbers, counted at their widest).
-func HistoryPageLen(items [][]byte) int {
-	return len(`{"items":,"next_after":,"has_more":false,"first_seq":}`) + itemsLen(items) + 2*20
-}
+// A history page is written in three parts, its items in the middle as
+// they are stored, comma-separated (projector/store.AppendHistory writes
+// them so): AppendHistoryHead, the items, AppendHistoryTail. Together they
+// are the JSON of a HistoryData.
 
-// AppendHistoryPage appends the JSON of a HistoryData whose items are
-// given as stored (each one JSON value in canonical form, copied as it is).
-func AppendHistoryPage(dst []byte, items [][]byte, nextAfter uint64, hasMore bool, firstSeq uint64) []byte {
-	dst = append(dst, `{"items":`...)
-	dst = appendItems(dst, items)
-	dst = append(dst, `,"next_after":`...)
+// AppendHistoryHead appends the start of a history page, up to its first
+// item.
+func AppendHistoryHead(dst []byte) []byte { return append(dst, `{"items":[`...) }
+
+// AppendHistoryTail appends the end of a history page, after its last
+// item.
+func AppendHistoryTail(dst []byte, nextAfter uint64, hasMore bool, firstSeq uint64) []byte {
+	dst = append(dst, `],"next_after":`...)
 	dst = strconv.AppendUint(dst, nextAfter, 10)
 	dst = append(dst, `,"has_more":`...)
 	dst = strconv.AppendBool(dst, hasMore)

@@ -83,10 +83,7 @@ func TestFramedPagesAreWhatTheEncoderWrote(t *testing.T) {
 	for _, n := range []int{0, 1, len(items)} {
 		for _, more := range []bool{false, true} {
 			page := items[:n]
-			hist := AppendHistoryPage(nil, page, 18446744073709551615, more, 3)
-			if len(hist) > HistoryPageLen(page) {
-				t.Errorf("history page of %d items: %d bytes, over HistoryPageLen %d", n, len(hist), HistoryPageLen(page))
-			}
+			hist := historyPage(page, 18446744073709551615, more, 3)
 			want := oldPath(t, HistoryData{Items: values(page), NextAfter: 18446744073709551615, HasMore: more, FirstSeq: 3})
 			if got := newPath(t, hist); !bytes.Equal(got, want) {
 				t.Errorf("history page of %d items:\n got %s\nwant %s", n, got, want)
@@ -114,6 +111,14 @@ func TestFramedPagesAreWhatTheEncoderWrote(t *testing.T) {
 			t.Errorf("snapshot:\n got %s\nwant %s", got, want)
 		}
 	}
+}
+
+// historyPage writes a history page as the projector does: the head, the
+// items as stored, comma-separated, the tail.
+func historyPage(items [][]byte, nextAfter uint64, hasMore bool, firstSeq uint64) []byte {
+	b := AppendHistoryHead(nil)
+	b = append(b, bytes.Join(items, []byte(","))...)
+	return AppendHistoryTail(b, nextAfter, hasMore, firstSeq)
 }
 
 func values(items [][]byte) []jsontext.Value {
@@ -170,11 +175,14 @@ func FuzzFramedPageIsMarshal(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := AppendHistoryPage(nil, page, 7, true, 1); !bytes.Equal(got, want) {
+		if got := historyPage(page, 7, true, 1); !bytes.Equal(got, want) {
 			t.Fatalf("got %s\nwant %s", got, want)
 		}
 		want, _ = json.Marshal(Response{Data: item})
 		if got := AppendResponse(nil, item); !bytes.Equal(got, want) {
+			t.Fatalf("got %s\nwant %s", got, want)
+		}
+		if got := EncodeResponse(item); !bytes.Equal(got, want) {
 			t.Fatalf("got %s\nwant %s", got, want)
 		}
 	})
