@@ -87,7 +87,9 @@ func TestCluster(t *testing.T) {
 		l.waitAcksAfter(time.Now(), 100)
 		time.Sleep(time.Until(stoppedAt.Add(10 * time.Second))) // the fault's length, not a wait for an outcome
 		c.resume(leader)
-		c.waitReplicasCurrent(js, opsStream, 60*time.Second)
+		for _, s := range append([]string{opsStream}, registryBuckets...) {
+			c.waitReplicasCurrent(js, s, 60*time.Second)
+		}
 		l.t.Logf("%s resumed after %s and current again", leader.name, time.Since(stoppedAt).Round(time.Millisecond))
 		l.waitAcksAfter(time.Now(), 100)
 	}) && t.Run("registry-leader-SIGKILL", func(t *testing.T) {
