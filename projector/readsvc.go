@@ -213,13 +213,16 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		if page.Cursor != "" && len(page.Items) < limitOf(req.Limit) {
 			p.rstats.pagesCut.Add(1)
 		}
-		// The stored snapshots go into the page as they are (reads.frame.go).
-		b, err := reads.AppendListPage(make([]byte, 0, reads.ListPageLen(page.Items, page.Cursor)),
-			page.Items, page.Cursor, page.Cursor != "")
+		// The snapshots go into the page as the store wrote them
+		// (reads/frame.go), through a page buffer as history pages do.
+		buf := getPageBuffer()
+		defer putPageBuffer(buf)
+		b, err := reads.AppendListPage(*buf, page.Items, page.Cursor, page.Cursor != "")
 		if err != nil {
 			return nil, apierr.New(apierr.InternalError)
 		}
-		return b, nil
+		*buf = b
+		return bytes.Clone(b), nil
 	case reads.DeadlinesDue:
 		due, err := p.store.DueDeadlines(req.Before, limitOf(req.Limit))
 		if err != nil {
@@ -315,7 +318,7 @@ func (p *Projector) storeErr(err error) *apierr.Error { return p.readFailed(err)
 // the answer.
 func (p *Projector) pageBytes() int { return reads.PageBytes(p.replyMaxPayload()) }
 
-// pageBuffers holds the buffers history pages are written into before
+// pageBuffers holds the buffers pages are written into before
 // they are copied, at their size, into the answer: one buffer of up to
 // the broker's max_payload serves page after page, where a page was a
 // thousand allocations (one per item) and a cleared megabyte.

@@ -52,15 +52,6 @@ func ResponseData(answer []byte) (data jsontext.Value, ok bool) {
 	return answer[len(dataPrefix) : len(answer)-len(dataSuffix)], true
 }
 
-// itemsLen is the length of the JSON array of items.
-func itemsLen(items [][]byte) int {
-	n := len("[]") + max(len(items)-1, 0)
-	for _, it := range items {
-		n += len(it)
-	}
-	return n
-}
-
 func appendItems(dst []byte, items [][]byte) []byte {
 	dst = append(dst, '[')
 	for i, it := range items {
@@ -91,13 +82,6 @@ func AppendHistoryTail(dst []byte, nextAfter uint64, hasMore bool, firstSeq uint
 	dst = append(dst, `,"first_seq":`...)
 	dst = strconv.AppendUint(dst, firstSeq, 10)
 	return append(dst, '}')
-}
-
-// ListPageLen bounds the length of AppendListPage's output for these items
-// and cursor.
-func ListPageLen(items [][]byte, nextCursor string) int {
-	// A cursor is an entity id; quoted, a character takes at most 6 bytes.
-	return len(`{"items":,"next_cursor":"","has_more":false}`) + itemsLen(items) + 6*len(nextCursor)
 }
 
 // AppendListPage appends the JSON of a ListData whose items are given as
