@@ -85,10 +85,9 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 		return cur, nil
 	}
 	out := slices.Clone(cur)
-	err := eachTopMember(patch, func(rawName []byte, vs, ve int) error {
+	err := eachTopMember(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
-		name := string(rawName)
-		i, found := out.find(name)
+		i, found := out.findBytes(name)
 		switch v.Kind() {
 		case 'n':
 			if found {
@@ -115,7 +114,7 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 		if found {
 			out[i].Value = v
 		} else {
-			out = slices.Insert(out, i, Attr{Name: name, Value: v})
+			out = slices.Insert(out, i, Attr{Name: string(name), Value: v})
 		}
 		return nil
 	})
@@ -125,23 +124,40 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 	return out, nil
 }
 
+// findBytes is find with the name as bytes (no string made of it).
+func (a Attrs) findBytes(name []byte) (int, bool) {
+	return slices.BinarySearchFunc(a, name, func(m Attr, n []byte) int { return compareStringBytes(m.Name, n) })
+}
+
+// compareStringBytes is strings.Compare(s, string(b)).
+func compareStringBytes(s string, b []byte) int {
+	for i := range min(len(s), len(b)) {
+		if s[i] != b[i] {
+			if s[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return cmp.Compare(len(s), len(b))
+}
+
 // mergeObject merges a nested patch object into cur (a normalised value;
 // nil or not an object: an empty one) and returns the normalised result.
 func mergeObject(cur, patch jsontext.Value) (jsontext.Value, error) {
-	var base Attrs
+	var base []member
 	if len(cur) > 0 && cur.Kind() == '{' {
 		if _, err := scanObject(cur, 0, 1, func(name []byte, vs, ve int) error {
-			base = append(base, Attr{Name: string(name), Value: cur[vs:ve:ve]}) // normalised already
+			base = append(base, member{name: name, value: cur[vs:ve:ve]}) // normalised already
 			return nil
 		}); err != nil {
 			return nil, err
 		}
-		slices.SortFunc(base, func(x, y Attr) int { return cmp.Compare(x.Name, y.Name) })
+		slices.SortFunc(base, func(x, y member) int { return bytes.Compare(x.name, y.name) })
 	}
-	_, err := scanObject(patch, 0, 1, func(rawName []byte, vs, ve int) error {
+	_, err := scanObject(patch, 0, 1, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
-		name := string(rawName)
-		i, found := base.find(name)
+		i, found := slices.BinarySearchFunc(base, name, func(m member, n []byte) int { return bytes.Compare(m.name, n) })
 		if v.Kind() == 'n' {
 			if found {
 				base = slices.Delete(base, i, i+1)
@@ -153,16 +169,38 @@ func mergeObject(cur, patch jsontext.Value) (jsontext.Value, error) {
 			return err
 		}
 		if found {
-			base[i].Value = nv
+			base[i].value = nv
 		} else {
-			base = slices.Insert(base, i, Attr{Name: name, Value: nv})
+			base = slices.Insert(base, i, member{name: name, value: nv})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return base.appendJSON(nil)
+	n := 2
+	for _, m := range base {
+		n += len(m.name) + len(m.value) + 4
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '{')
+	for i, m := range base {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if out, err = jsontext.AppendQuote(out, m.name); err != nil {
+			return nil, err
+		}
+		out = append(out, ':')
+		out = append(out, m.value...)
+	}
+	return append(out, '}'), nil
+}
+
+// member is a member of a nested attrs object being merged: its name
+// (unescaped) and normalised value.
+type member struct {
+	name, value []byte
 }
 
 // normalize returns a copy of v as the json package writes a raw value
