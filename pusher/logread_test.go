@@ -19,7 +19,7 @@ import (
 // a pusher attached to a follower's server (with the pusher role's
 // permissions) reads an operation by the sequence it learned from the
 // broker right after the operation was acknowledged through the leader's
-// server, 1,000 times each way it does: a retry task's operation
+// server, 300 times each way it does: a retry task's operation
 // (opCache.get) is found, never nil ("no longer in the log": the device
 // would get an expired outcome instead of its push), and a gap a
 // partition fills from the log (fillGap) passes the operation to the
@@ -58,7 +58,9 @@ func TestOperationNotYetOnTheFollowerIsNotTakenAsGone(t *testing.T) {
 		}
 		return ack.Sequence, entityID
 	}
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	expired, passed := 0, 0
 	for range n {
 		seq, _ := publish()

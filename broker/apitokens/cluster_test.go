@@ -13,7 +13,7 @@ import (
 // TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother: on a
 // 3-node cluster, an integration token created through one ingest
 // replica (attached to the bucket leader's server) is accepted at once by
-// another replica attached to a follower's server, 1,000 times in a row:
+// another replica attached to a follower's server, 300 times in a row:
 // never 401 invalid_api_token. Before, the second replica's lookup of a
 // token its view had not yet seen was a direct get the follower answered
 // "not found".
@@ -34,7 +34,9 @@ func TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother(t *testing.T) {
 	}
 	a, b := open(p.Leader), open(p.Followers[1])
 	channelID := ids.NewChannelID()
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	refused := 0
 	for i := range n {
 		secret, tok, err := a.Create(ctx, channelID, "ci", []string{"events.ingest"}, now)

@@ -15,7 +15,7 @@ import (
 // TestWritesThroughOneReplicaAreSeenAtOnceThroughAnother: on a 3-node
 // cluster, what the device registry of one ingest replica (attached to
 // the buckets' leader's server) wrote is what the registry of another
-// replica, attached to a follower's server, decides by at once, 1,000
+// replica, attached to a follower's server, decides by at once, 300
 // times in a row: a device registered through the first is known to the
 // second (no new key issued for it), takes a route for the platform it
 // was just moved to (no platform_mismatch or device_not_found), shows the
@@ -40,7 +40,9 @@ func TestWritesThroughOneReplicaAreSeenAtOnceThroughAnother(t *testing.T) {
 		return r
 	}
 	a, b := open(0), open(1)
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	wrong := map[string]int{}
 	// one runs one iteration; a failure of a write through a is counted
 	// too and ends the iteration.

@@ -12,7 +12,7 @@ import (
 
 // TestSyncThroughAFollowerSeesTheLeadersWrite: on a 3-node cluster, a map
 // whose watch is attached to a follower's server holds, after Sync, a
-// value written through the leader's server a moment before, 1,000
+// value written through the leader's server a moment before, 300
 // times in a row. Sync asks for the first write after the view's last
 // one; a follower that has not stored the write yet would answer "none"
 // (the view is current) if its word were taken, so that answer must be
@@ -34,7 +34,9 @@ func TestSyncThroughAFollowerSeesTheLeadersWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	missed := 0
 	for i := range n {
 		key, val := "k"+strconv.Itoa(i%50), "v"+strconv.Itoa(i)

@@ -16,7 +16,10 @@ import (
 
 // iterations is how many writes each cluster test reads back at once
 // through a follower's server.
-const iterations = 1000
+// 300: a follower's direct get missed about 60% of such reads on the old
+// code, so 300 cannot all pass by luck (e2e's TestCluster does 1,000
+// through the HTTP API).
+const iterations = 300
 
 func subject(i int) string {
 	return fmt.Sprintf("pushgo.op.01ARZ3NDEKTSV4RRFFQ69G5FAV.thing.%032x", i)

@@ -14,7 +14,7 @@ import (
 // 3-node cluster, a channel created by the registry of one ingest replica
 // (attached to the bucket leader's server) is found, and its password
 // accepted, by the registry of another replica attached to a follower's
-// server, at once, 1,000 times in a row: never 404 channel_not_found.
+// server, at once, 300 times in a row: never 404 channel_not_found.
 // A rename through the second replica at once succeeds too. Before, the
 // second replica's lookup of a channel its view had not yet
 // seen was a direct get that the follower answered "not found".
@@ -34,7 +34,9 @@ func TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother(t *testing.T) {
 		return r
 	}
 	a, b := open(p.Leader), open(p.Followers[0])
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	notFound := 0
 	for i := range n {
 		ch, err := a.Create(ctx, "home", "correct-horse", time.Now())

@@ -17,7 +17,7 @@ import (
 // an inbox item the pusher stored through the bucket leader's server is
 // there for the device at once through an ingest attached to a
 // follower's server (the device fetches it the moment the wake-up push
-// arrives), 1,000 times: Get returns it and Ack removes it. Before, both
+// arrives), 300 times: Get returns it and Ack removes it. Before, both
 // read it by direct get, which the follower answered "none": an empty
 // page for the item the push announced, and an ack that removed nothing.
 func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
@@ -37,7 +37,9 @@ func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	device := ids.NewDeviceKey()
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	missing, unacked := 0, 0
 	for i := range 2 * n {
 		seq := uint64(i + 1)

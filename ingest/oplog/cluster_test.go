@@ -16,7 +16,10 @@ import (
 
 // iterations is how many times each cluster test writes through one
 // replica and at once through the other.
-const iterations = 1000
+// 300: a follower's direct get missed about 60% of such reads on the old
+// code, so 300 cannot all pass by luck (e2e's TestCluster does 1,000
+// through the HTTP API).
+const iterations = 300
 
 func ptr[T any](v T) *T { return &v }
 
@@ -76,7 +79,7 @@ func writers(t *testing.T) (a, b *oplog.Writer) {
 // cluster, an event created through one ingest replica is updated at once
 // through another attached to a follower's server, and an event linked to
 // a Thing created a moment before through the first is accepted by the
-// second, 1,000 times each: never 404 event_not_found or thing_not_found.
+// second, 300 times each: never 404 event_not_found or thing_not_found.
 // Before, the second replica decided "not found" on a direct get that
 // the follower answered before it had applied the create.
 func TestCreatedThroughOneReplicaIsFoundAtOnceThroughAnother(t *testing.T) {
@@ -119,7 +122,7 @@ func TestCreatedThroughOneReplicaIsFoundAtOnceThroughAnother(t *testing.T) {
 // TestRetryThroughAnotherReplicaIsReplayed: a create acknowledged through
 // one replica and retried at once with the same op_id through another,
 // attached to a follower's server (the client's retry landed on the other
-// replica), is answered as a replay of the first, 1,000 times: the same
+// replica), is answered as a replay of the first, 300 times: the same
 // entity, the original sequence, never a 503. Before, the retry found the
 // original through the broker's duplicate window and read it back by
 // direct get, which the follower answered "not found": 503.

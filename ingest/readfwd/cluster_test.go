@@ -18,8 +18,8 @@ import (
 // TestBarrierHoldsAWriteThroughAnotherReplica: on a 3-node cluster, a
 // write acknowledged through one ingest replica (attached to PUSHGO_OPS's
 // leader's server) and read at once through another attached to a
-// follower's server carries a barrier at or past the write, 1,000 times
-// for a single-entity read (the entity's subject) and 1,000 for a
+// follower's server carries a barrier at or past the write, 300 times
+// for a single-entity read (the entity's subject) and 300 for a
 // channel's history (the channel's wildcard): a projector holding the
 // read to it answers with the write folded. Before, the barrier was a
 // direct get that the follower answered without the write (an older
@@ -50,7 +50,9 @@ func TestBarrierHoldsAWriteThroughAnotherReplica(t *testing.T) {
 	}
 	f := forwarder(t, rnc, 0)
 	ctx := context.Background()
-	const n = 1000
+	// 300: the old code missed about 60% of these reads, so 300 cannot all
+	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
+	const n = 300
 	for _, route := range []reads.Route{reads.ThingGet, reads.ChannelHistory} {
 		behind := 0
 		for i := range n {
