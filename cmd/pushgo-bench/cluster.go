@@ -282,21 +282,23 @@ func (p *clusterPhase) attachedLabel() string {
 // figures without the brokers' share among the others) and the cores the
 // three nats-server processes used meanwhile.
 type clusterRun struct {
-	res     result
-	brokers float64
+	res          result
+	brokers      float64
+	brokersPerOp time.Duration // the nodes' CPU time per successful operation
 }
 
-// columns: the result's own, and the median of the brokers' cores.
+// columns: the result's own, and the medians of the brokers' figures.
 func (clusterRun) columns() []column[clusterRun] {
 	return []column[clusterRun]{
 		nested(func(r *clusterRun) *result { return &r.res }),
 		mid(func(r *clusterRun) *float64 { return &r.brokers }),
+		mid(func(r *clusterRun) *time.Duration { return &r.brokersPerOp }),
 	}
 }
 
 func (r clusterRun) progress(o *options, name string, run int) {
 	r.res.progress(o, name, run)
-	fmt.Fprintf(os.Stderr, "         nats-server processes: %.2f cores\n", r.brokers)
+	fmt.Fprintf(os.Stderr, "         nats-server processes: %.2f cores, %s per operation\n", r.brokers, fmtMicros(r.brokersPerOp))
 }
 
 // measure runs f and counts the cores the nodes used meanwhile, which it
@@ -314,6 +316,9 @@ func (c *natsCluster) measure(f func() (result, error)) (clusterRun, error) {
 	if wall := time.Since(t0).Seconds(); err0 == nil && err1 == nil && wall > 0 {
 		run.brokers = (cpu1 - cpu0).Seconds() / wall
 		run.res.cpu.others = max(run.res.cpu.others-run.brokers, 0)
+		if res.rate > 0 {
+			run.brokersPerOp = time.Duration(run.brokers / res.rate * float64(time.Second))
+		}
 	}
 	return run, c.alive()
 }

@@ -35,8 +35,9 @@ func (t *clusterTable) print(w io.Writer) {
 	fmt.Fprintf(w, "%-12s %-16s %8s %9s %9s   %s\n", "cluster", "phase", "ops/s", "p50", "p99", "ratio")
 	row("raw jetstream", t.raw.res, "")
 	row("ours (http)", t.ours.res, fmt.Sprintf("%.2f (not budgeted)", t.ratio()))
-	fmt.Fprintf(w, "  cores: raw publishers %.2f, nats-server processes %.2f; ours: gateway %.2f (%s per request), load generator %.2f, nats-server processes %.2f\n",
-		t.raw.res.cpu.self, t.raw.brokers, t.ours.res.sutCores(), fmtCPUPerOp(t.ours.res), t.ours.res.cpu.load, t.ours.brokers)
+	fmt.Fprintf(w, "  cores: raw: publishers %.2f, nats-server processes %.2f (%s per publish); ours: gateway %.2f (%s per request), load generator %.2f, nats-server processes %.2f (%s per request)\n",
+		t.raw.res.cpu.self, t.raw.brokers, fmtMicros(t.raw.brokersPerOp), t.ours.res.sutCores(), fmtMicros(t.ours.res.cpuPerOp),
+		t.ours.res.cpu.load, t.ours.brokers, fmtMicros(t.ours.brokersPerOp))
 	for _, r := range t.rows() {
 		if r.res.note != "" {
 			fmt.Fprintf(w, "  %s %s: %s\n", clusterRowLabel, r.name, r.res.note)
@@ -48,12 +49,6 @@ func (t *clusterTable) print(w io.Writer) {
 				clusterRowLabel, r.name, r.res.cpu.others, numCPU())
 		}
 	}
-}
-
-// fmtCPUPerOp is a row's CPU time per successful operation.
-func fmtCPUPerOp(r result) string {
-	us := float64(r.cpuPerOp.Nanoseconds()) / 1e3
-	return fmt.Sprintf("%.0fµs", us)
 }
 
 func (t *clusterTable) rows() []namedResult {
