@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -157,5 +158,33 @@ func TestPipelinedAppendsKeepEachEntitysOrder(t *testing.T) {
 		if aerr != nil || !res.Replayed || res.Seq != a.seq {
 			t.Fatalf("retry of %s: %+v, %v; want replayed at %d", a.opID, res, aerr, a.seq)
 		}
+	}
+}
+
+// TestAppendAfterCloseAppendsNothing: a writer closed (its acks no longer
+// received) answers 503 and publishes nothing: the same create then
+// appended through another writer on the same connection (so after it on
+// the wire) is new, not the replay of an earlier one.
+func TestAppendAfterCloseAppendsNothing(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	_, js := b.Conn(t)
+	closed, err := oplog.New(ctx, js, oplog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	channelID := ids.NewChannelID()
+	if _, aerr := closed.Append(ctx, event(t, ops.EventCreate, channelID, "late-create", "", "", "hello")); aerr == nil || aerr.Code != apierr.AppendUnavailable {
+		t.Fatalf("append after close: %v, want %s", aerr, apierr.AppendUnavailable)
+	}
+	open, err := oplog.New(ctx, js, oplog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	res, aerr := open.Append(ctx, event(t, ops.EventCreate, channelID, "late-create", "", "", "hello"))
+	if aerr != nil || res.Replayed {
+		t.Fatalf("the same create through an open writer: %+v, %v; want appended, not replayed", res, aerr)
 	}
 }

@@ -29,9 +29,14 @@ type publisher struct {
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
+	closed  bool
 	next    uint64
 	waiting map[uint64]chan *nats.Msg
 }
+
+// errClosed is the error of a publish after close: nothing is published,
+// since its acknowledgement could not be received.
+var errClosed = errors.New("oplog: writer closed")
 
 // Publish retries after "no responders" (the stream's leader moving) as
 // jetstream.PublishMsg does.
@@ -50,8 +55,14 @@ func newPublisher(nc *nats.Conn) (*publisher, error) {
 	return p, nil
 }
 
-// close stops taking acks; a publish still waiting ends with its context.
-func (p *publisher) close() { _ = p.sub.Unsubscribe() }
+// close stops taking acks: a publish still waiting ends with its
+// context, and a later one is refused (errClosed) without publishing.
+func (p *publisher) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = p.sub.Unsubscribe()
+}
 
 // reply hands a PubAck (or the broker's "no responders") to the publish
 // waiting for it. It runs on the subscription's goroutine.
@@ -103,6 +114,10 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 func (p *publisher) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 	ch := make(chan *nats.Msg, 1)
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errClosed
+	}
 	p.next++
 	id := p.next
 	p.waiting[id] = ch

@@ -86,7 +86,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Writer, er
 }
 
 // Close stops the writer's subscription to its publish acknowledgements.
-// An Append after Close answers 503.
+// An Append after Close appends nothing and answers 503.
 func (w *Writer) Close() { w.pub.close() }
 
 // Result is the outcome of an accepted operation.
