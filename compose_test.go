@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -136,6 +137,9 @@ func TestClusterConfigParses(t *testing.T) {
 	if !o.JetStream || o.ServerName != "nats-2" || o.Cluster.Name != "pushgo" || len(o.Routes) != 3 {
 		t.Fatalf("jetstream %v, server name %q, cluster %q, %d routes: want JetStream, nats-2, pushgo, 3 routes",
 			o.JetStream, o.ServerName, o.Cluster.Name, len(o.Routes))
+	}
+	if o.SyncInterval != time.Second {
+		t.Errorf("JetStream sync interval %s, want 1s (PUSHGO_SYNC's default; nats-server's own is 2 minutes)", o.SyncInterval)
 	}
 	if len(o.Nkeys) != 5 {
 		t.Fatalf("%d nkey users, want one per role (5)", len(o.Nkeys))
