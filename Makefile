@@ -19,8 +19,10 @@ run: build
 
 test: lint unit fuzz
 
+# -timeout bounds one package's test binary: e2e, the longest, takes about
+# 5 minutes on 2 quiet cores (its cluster test included).
 unit:
-	$(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 
 fuzz:
 	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" .ci/fuzz
@@ -31,7 +33,7 @@ fuzz-long:
 	@GO="$(GO)" FUZZTIME="$(FUZZLONGTIME)" .ci/fuzz
 
 # The broker credentials of compose.yaml: one nkey per role in deploy/keys
-# (seeds 0600, public keys in nkeys.env). Kept if present.
+# (seeds 0644 in a 0700 directory, public keys in nkeys.env). Kept if present.
 compose-keys:
 	$(GO) run ./cmd/pushgo-keys -dir deploy/keys
 
