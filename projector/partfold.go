@@ -32,6 +32,9 @@ import (
 // none of a later one, as a sequential fold commits it, and the store's
 // contents do not depend on the partitions (tested against the sequential
 // fold, Fold). The partitions fold the next group while one commits.
+// Commits are not fsynced (the log is the source of truth): a crash may
+// lose the last groups committed, never a part of one, and the fold
+// resumes after the watermark that was written.
 //
 //	dispatcher (consume) ──► partition 0 … n-1 ──sealed parts──► committer ──► Pebble
 //	  reads the log, deals     fold, seal at       one batch per group,
