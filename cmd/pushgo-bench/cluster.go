@@ -229,8 +229,9 @@ func (p *clusterPhase) startGateway(ctx context.Context, c *natsCluster, log *sl
 	}
 	node := c.nodes[p.attachTo(leader)]
 
-	t := &target{}
-	if t.dir, err = os.MkdirTemp("", "pushgo-bench-gw-*"); err != nil {
+	cfg.NATSURL, cfg.NATSCreds = node.url(), broker.CredentialsFile(c.credsDir, broker.Role(p.target))
+	t, err := launchGateway(sctx, p.options, cfg, log)
+	if err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -238,28 +239,6 @@ func (p *clusterPhase) startGateway(ctx context.Context, c *natsCluster, log *sl
 			t.close()
 		}
 	}()
-	cfg.DataDir, cfg.HTTPAddr, cfg.LogLevel = t.dir, "127.0.0.1:0", "warn"
-	cfg.NATSURL, cfg.NATSCreds = node.url(), broker.CredentialsFile(c.credsDir, broker.Role(p.target))
-	if t.gw, err = gateway.Start(sctx, cfg, log); err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
-	}
-	t.addr = t.gw.Addr()
-	t.base = "http://" + t.addr
-	t.healthURL = t.base + "/healthz"
-	t.client = newHTTPClient(p.concurrency)
-	t.lightLoad, t.clientName = p.client == clientLight, p.client
-	t.bodySize = p.bodySize
-
-	password := "bench-" + ids.NewOpID()[:16]
-	b, err := post(sctx, t.client, t.base+"/channel/create", []byte(`{"channel_name":"pushgo-bench","password":"`+password+`"}`), true)
-	if err != nil {
-		return nil, fmt.Errorf("create channel: %w", err)
-	}
-	channelID, err := dataField(b, "channel_id")
-	if err != nil {
-		return nil, err
-	}
-	t.bodies = newBodies(channelID, password, p.bodySize)
 	if t.eventIDs, err = t.create(sctx, p.entities, p.concurrency, "/event/create", "event_id", t.bodies.eventCreate); err != nil {
 		return nil, err
 	}

@@ -59,9 +59,20 @@ func startTarget(ctx context.Context, o *options, m syncMode, log *slog.Logger) 
 	return t, nil
 }
 
-// startGateway starts the whole gateway in-process on a fresh data
-// directory, with its clients, and creates the channel (not measured).
+// startGateway starts the whole gateway in-process, with its embedded
+// broker, on a fresh data directory, with its clients, and creates the
+// channel (not measured).
 func startGateway(ctx context.Context, o *options, m syncMode, log *slog.Logger) (t *target, err error) {
+	cfg := gateway.Defaults()
+	cfg.NATSListen, cfg.Sync, cfg.Target = "off", m.sync, o.target
+	return launchGateway(ctx, o, cfg, log)
+}
+
+// launchGateway starts the gateway of cfg in-process on a fresh data
+// directory (on a free loopback port, logging warnings), with its clients,
+// and creates the channel (not measured): the start-up every HTTP row
+// shares, whatever broker cfg names.
+func launchGateway(ctx context.Context, o *options, cfg gateway.Config, log *slog.Logger) (t *target, err error) {
 	t = &target{}
 	if t.dir, err = os.MkdirTemp("", "pushgo-bench-gw-*"); err != nil {
 		return nil, err
@@ -71,9 +82,7 @@ func startGateway(ctx context.Context, o *options, m syncMode, log *slog.Logger)
 			t.close()
 		}
 	}()
-	cfg := gateway.Defaults()
-	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr, cfg.Sync, cfg.LogLevel = t.dir, "off", "127.0.0.1:0", m.sync, "warn"
-	cfg.Target = o.target
+	cfg.DataDir, cfg.HTTPAddr, cfg.LogLevel = t.dir, "127.0.0.1:0", "warn"
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if t.gw, err = gateway.Start(sctx, cfg, log); err != nil {
