@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/console"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/pusher"
 )
@@ -120,7 +121,9 @@ func (g *Gateway) start(ctx context.Context) error {
 		if err := g.ops.add("ingest", s.Ready, s.Collectors()...); err != nil {
 			return err
 		}
-		g.ops.next = s.Handler()
+		// The console is served in front of PUSHGO_TOKEN: its assets hold
+		// no data, and on a private gateway the page asks for the token.
+		g.ops.next = console.Handler(s.Handler())
 	}
 	g.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
