@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushgo/gateway/broker/storage"
+	"github.com/pushgo/gateway/ingest/httpapi/apidoc"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -94,6 +95,8 @@ func (o *opsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.metrics.ServeHTTP(w, r)
 	case "/deadletters":
 		o.deadLetters(w, r)
+	case apidoc.PathHome, apidoc.PathPage, apidoc.PathDocument: // the API reference, open like the probes
+		apidoc.Handler().ServeHTTP(w, r)
 	default:
 		if o.next == nil {
 			o.answerError(w, apierr.New(apierr.RouteNotFound))

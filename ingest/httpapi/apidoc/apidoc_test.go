@@ -1,0 +1,115 @@
+package apidoc
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pushgo/gateway/schemas/apierr"
+)
+
+// TestDocumentListsEveryErrorCode: the document's ErrorCode enum is the
+// catalog, code for code, so a client generated from the document knows
+// every error_code the gateway answers and none it never does.
+func TestDocumentListsEveryErrorCode(t *testing.T) {
+	var doc struct {
+		OpenAPI    string `json:"openapi"`
+		Components struct {
+			Schemas map[string]struct {
+				Enum []string `json:"enum"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(Document(), &doc); err != nil {
+		t.Fatalf("openapi.json is not JSON: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi %q, want 3.1.0", doc.OpenAPI)
+	}
+	var want []string
+	for _, e := range apierr.Catalog() {
+		want = append(want, string(e.Code))
+	}
+	slices.Sort(want)
+	got := slices.Sorted(slices.Values(doc.Components.Schemas["ErrorCode"].Enum))
+	if !slices.Equal(got, want) {
+		t.Errorf("ErrorCode enum differs from the catalog:\n only in the document: %v\n only in the catalog: %v", minus(got, want), minus(want, got))
+	}
+}
+
+func minus(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestHandlerServesTheDocumentAndThePage: GET /openapi.json is the
+// embedded document as JSON; GET /docs and GET / are the page; HEAD
+// answers the headers only; another method is 405 in the failure
+// envelope, another path 404.
+func TestHandlerServesTheDocumentAndThePage(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	get := func(method, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	resp, b := get(http.MethodGet, "/openapi.json")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || string(b) != string(document) {
+		t.Errorf("GET /openapi.json: %d %q, %d bytes (want the %d of the document)", resp.StatusCode, resp.Header.Get("Content-Type"), len(b), len(document))
+	}
+	for _, p := range []string{"/docs", "/"} {
+		resp, b = get(http.MethodGet, p)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(b), `fetch("openapi.json"`) {
+			t.Errorf("GET %s: %d %q, want the page that loads openapi.json", p, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	resp, b = get(http.MethodHead, "/docs")
+	if resp.StatusCode != 200 || len(b) != 0 || resp.Header.Get("Content-Length") != itoa(len(page)) {
+		t.Errorf("HEAD /docs: %d, %d body bytes, Content-Length %q", resp.StatusCode, len(b), resp.Header.Get("Content-Length"))
+	}
+	resp, b = get(http.MethodPost, "/openapi.json")
+	if resp.StatusCode != 405 || !strings.Contains(string(b), `"error_code":"method_not_allowed"`) {
+		t.Errorf("POST /openapi.json: %d %s, want 405 method_not_allowed", resp.StatusCode, b)
+	}
+	resp, b = get(http.MethodGet, "/nowhere")
+	if resp.StatusCode != 404 || !strings.Contains(string(b), `"error_code":"route_not_found"`) {
+		t.Errorf("GET /nowhere: %d %s, want 404 route_not_found", resp.StatusCode, b)
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestPageLoadsNothingFromElsewhere: the page works offline: no script,
+// style, font or image from another origin (the only URL it fetches is
+// the relative openapi.json), and its Content-Security-Policy forbids
+// any.
+func TestPageLoadsNothingFromElsewhere(t *testing.T) {
+	if m := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//`).FindString(string(page)); m != "" {
+		t.Errorf("page.html references another origin: %q", m)
+	}
+	if m := regexp.MustCompile(`(?i)@import|url\(\s*["']?(https?:)?//`).FindString(string(page)); m != "" {
+		t.Errorf("page.html's style loads from elsewhere: %q", m)
+	}
+	rec := httptest.NewRecorder()
+	Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/docs", nil))
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") {
+		t.Errorf("Content-Security-Policy %q, want default-src 'none' and connect-src 'self'", csp)
+	}
+}
