@@ -354,7 +354,7 @@ func startDeliveryEnv(ctx context.Context, o *deliveryPhase, log *slog.Logger) (
 		return nil, err
 	}
 	as, err := apns.New(apns.Options{Key: key, KeyID: "ABC123DEFG", TeamID: "TEAM123456", Topic: "dev.pushgo.bench",
-		Endpoint: e.fake.apnsURL(), HTTPClient: e.fake.apnsClient()})
+		Endpoint: e.fake.apnsURL(), NewHTTPClient: e.fake.apnsClient})
 	if err != nil {
 		return nil, err
 	}

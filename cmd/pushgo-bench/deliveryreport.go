@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/internal/gateway"
+	"github.com/pushgo/gateway/pusher/sender/apns"
 )
 
 func (d *deliveryReport) print(w io.Writer) { printDeliveryTable(w, d.o, d) }
@@ -77,7 +78,7 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	line(rows[3].name, d.lat, true, fmt.Sprintf("(p99 <= %s: %s; %d messages, late %d; backlog at the end: %d ops unacknowledged, %d retry tasks)",
 		fmtDur(o.latencyBudget), verdict(d.latencyOK(o)), d.lat.sent, d.lat.late, d.lat.opsBacklog, d.lat.taskBacklog))
 
-	transport := "TLS HTTP/2, one connection up to 1,000 streams"
+	transport := fmt.Sprintf("TLS HTTP/2, %d connections of up to 1,000 streams each", apns.DefaultConnections)
 	if o.deliveryProvider == providerFCM {
 		transport = "HTTP/1.1, the FCM sender's default transport"
 	}

@@ -44,8 +44,9 @@ type fakeProvider struct {
 	latency   atomic.Int64 // ns
 	rec       atomic.Pointer[arrivals]
 	fcmSeq    atomic.Int64
-	apnsTr    *http2.Transport // the APNs sender's transport, closed with the fake
-	apnsLn    *handOffListener // the APNs listener, which also takes tunnelled connections
+	trMu      sync.Mutex
+	apnsTr    []*http2.Transport // the APNs sender's transports, closed with the fake
+	apnsLn    *handOffListener   // the APNs listener, which also takes tunnelled connections
 }
 
 // arrivals is what the fake received since the last reset.
@@ -90,14 +91,17 @@ func newFakeProvider() *fakeProvider {
 	return f
 }
 
-// apnsClient is the HTTP client of the APNs sender: the transport
-// sideshow/apns2 builds for production (x/net HTTP/2, 15 s read-idle
-// ping, 60 s client timeout), trusting the fake's certificate.
+// apnsClient is an HTTP client of the APNs sender (one per connection):
+// the transport sideshow/apns2 builds for production (x/net HTTP/2, 15 s
+// read-idle ping, 60 s client timeout), trusting the fake's certificate.
 func (f *fakeProvider) apnsClient() *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(f.apns.Certificate())
-	f.apnsTr = &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ReadIdleTimeout: 15 * time.Second}
-	return &http.Client{Transport: f.apnsTr, Timeout: 60 * time.Second}
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ReadIdleTimeout: 15 * time.Second}
+	f.trMu.Lock()
+	f.apnsTr = append(f.apnsTr, tr)
+	f.trMu.Unlock()
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
 func (f *fakeProvider) apnsURL() string     { return f.apns.URL }
@@ -106,9 +110,11 @@ func (f *fakeProvider) fcmEndpoint() string { return f.fcm.URL + "/v1" }
 func (f *fakeProvider) close() {
 	f.apns.Close()
 	f.fcm.Close()
-	if f.apnsTr != nil {
-		f.apnsTr.CloseIdleConnections()
+	f.trMu.Lock()
+	for _, tr := range f.apnsTr {
+		tr.CloseIdleConnections()
 	}
+	f.trMu.Unlock()
 }
 
 // reset starts a new record of the pushes of operations accepted from

@@ -14,6 +14,7 @@ import (
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/livestream"
+	"github.com/pushgo/gateway/pusher/sender/apns"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -64,6 +65,9 @@ type Config struct {
 	// official topic, the official watch app's).
 	APNsWatchTopic string // PUSHGO_APNS_WATCH_TOPIC
 	APNsEndpoint   string // PUSHGO_APNS_ENDPOINT: production | development | URL
+	// APNsConnections is how many HTTP/2 connections to APNs the pusher
+	// spreads its pushes over (PUSHGO_APNS_CONNECTIONS, 1 to 64).
+	APNsConnections int
 
 	FCMCredentialsFile string // PUSHGO_FCM_CREDENTIALS_FILE: service account JSON
 	FCMProjectID       string // PUSHGO_FCM_PROJECT_ID
@@ -114,7 +118,7 @@ func Defaults() Config {
 		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
-		DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
+		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
 	}
 }
 
@@ -169,6 +173,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.APNsTopic, "apns-topic", "PUSHGO_APNS_TOPIC", "APNs topic (bundle id)")
 	str(&c.APNsWatchTopic, "apns-watch-topic", "PUSHGO_APNS_WATCH_TOPIC", "APNs topic of watchos devices (the watch app's bundle id)")
 	str(&c.APNsEndpoint, "apns-endpoint", "PUSHGO_APNS_ENDPOINT", "APNs endpoint: production, development or a URL")
+	apnsConns := strconv.Itoa(c.APNsConnections)
+	str(&apnsConns, "apns-connections", "PUSHGO_APNS_CONNECTIONS", "HTTP/2 connections to APNs the pushes are spread over (1 to 64)")
 	str(&c.FCMCredentialsFile, "fcm-credentials-file", "PUSHGO_FCM_CREDENTIALS_FILE", "FCM service account JSON")
 	str(&c.FCMProjectID, "fcm-project-id", "PUSHGO_FCM_PROJECT_ID", "FCM project id")
 	str(&c.FCMEndpoint, "fcm-endpoint", "PUSHGO_FCM_ENDPOINT", "FCM endpoint override")
@@ -222,6 +228,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.DeliveryPartitions, err = strconv.Atoi(partitions); err != nil || c.DeliveryPartitions < 1 || c.DeliveryPartitions > 64 {
 		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_PARTITIONS %q: want an integer from 1 to 64", partitions)
+	}
+	if c.APNsConnections, err = strconv.Atoi(apnsConns); err != nil || c.APNsConnections < 1 || c.APNsConnections > 64 {
+		return Config{}, fmt.Errorf("PUSHGO_APNS_CONNECTIONS %q: want an integer from 1 to 64", apnsConns)
 	}
 	if c.DeliveryFailover, err = parseDuration(failover); err != nil || c.DeliveryFailover < 3*time.Second {
 		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_FAILOVER %q: want a duration of at least 3s", failover)

@@ -74,8 +74,12 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.HTTPAddr != "127.0.0.1:8080" || d.DataDir != "./data" || d.NATSListen != "127.0.0.1:4222" || d.Target != "all" || d.Sync.String() != DefaultSync {
+	if d.HTTPAddr != "127.0.0.1:8080" || d.DataDir != "./data" || d.NATSListen != "127.0.0.1:4222" || d.Target != "all" || d.Sync.String() != DefaultSync ||
+		d.APNsConnections != 4 {
 		t.Fatalf("defaults %+v", d)
+	}
+	if c, err := Load([]string{"-apns-connections", "16"}, func(string) string { return "" }); err != nil || c.APNsConnections != 16 {
+		t.Fatalf("-apns-connections 16: %v %+v", err, c)
 	}
 	for _, bad := range []map[string]string{
 		{"PUSHGO_SYNC": "sometimes"},
@@ -89,6 +93,8 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_METADATA_VALUE_MAX": "16385"},
 		{"PUSHGO_METADATA_VALUE_MAX": "0"},
 		{"PUSHGO_METADATA_VALUE_MAX": "lots"},
+		{"PUSHGO_APNS_CONNECTIONS": "0"},
+		{"PUSHGO_APNS_CONNECTIONS": "65"},
 	} {
 		if _, err := Load(nil, func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("Load accepted %v", bad)

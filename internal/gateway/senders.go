@@ -35,7 +35,7 @@ func buildSenders(c Config, log *slog.Logger) (map[payload.Provider]sender.Sende
 	switch {
 	case ownAPNs || (c.APNsTopic != "" && svc == nil):
 		s, err := apns.New(apns.Options{KeyFile: c.APNsKeyFile, KeyID: c.APNsKeyID, TeamID: c.APNsTeamID,
-			Topic: c.APNsTopic, WatchTopic: c.APNsWatchTopic, Endpoint: c.APNsEndpoint, Logger: log})
+			Topic: c.APNsTopic, WatchTopic: c.APNsWatchTopic, Endpoint: c.APNsEndpoint, Connections: c.APNsConnections, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("APNs (PUSHGO_APNS_*): %w", err)
 		}
@@ -46,7 +46,8 @@ func buildSenders(c Config, log *slog.Logger) (map[payload.Provider]sender.Sende
 		if watch == "" && topic == tokenservice.OfficialAPNsTopic {
 			watch = tokenservice.OfficialWatchAPNsTopic // the official watch app, as PushGo's WATCHOS_TOPIC
 		}
-		s, err := apns.New(apns.Options{TokenSource: svc.APNs(env), Topic: topic, WatchTopic: watch, Endpoint: c.APNsEndpoint, Logger: log})
+		s, err := apns.New(apns.Options{TokenSource: svc.APNs(env), Topic: topic, WatchTopic: watch, Endpoint: c.APNsEndpoint,
+			Connections: c.APNsConnections, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("APNs (PUSHGO_TOKEN_SERVICE_URL): %w", err)
 		}

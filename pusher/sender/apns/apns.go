@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,10 @@ const (
 
 // DefaultSendTimeout bounds one Send when Options.SendTimeout is zero.
 const DefaultSendTimeout = 10 * time.Second
+
+// DefaultConnections is Options.Connections when zero: enough for the
+// pusher's default 512 concurrent sends at about 128 streams each.
+const DefaultConnections = 4
 
 // Options configure a Sender. Topic and one credential are required: a .p8
 // key (KeyFile or Key, with KeyID and TeamID) or a TokenSource.
@@ -84,8 +89,23 @@ type Options struct {
 
 	// HTTPClient replaces apns2's HTTP/2 client (tests: the fake server's
 	// client, which trusts its certificate). Its Transport is wrapped, not
-	// modified. Nil uses apns2's client.
+	// modified. Nil uses apns2's client. One client is one connection
+	// pool, so a sender given HTTPClient uses it for every push whatever
+	// Connections says; NewHTTPClient gives it a client per connection.
 	HTTPClient *http.Client
+	// NewHTTPClient, when set, makes the HTTP client of each of the
+	// Connections connections (each call a client with a transport of its
+	// own). At most one of HTTPClient and NewHTTPClient may be set.
+	NewHTTPClient func() *http.Client
+
+	// Connections is how many HTTP/2 connections the sender spreads its
+	// pushes over, round robin; default DefaultConnections. One
+	// connection's frames are written under one lock and read by one
+	// goroutine on each side, and APNs serves one connection's streams in
+	// order, so one connection caps a sender's throughput however many
+	// streams it may carry (Apple: "you can establish multiple connections
+	// to APNs servers to improve performance").
+	Connections int
 
 	// SendTimeout bounds one Send; default DefaultSendTimeout.
 	SendTimeout time.Duration
@@ -98,7 +118,8 @@ type Options struct {
 
 // Sender is an APNs sender. It is safe for concurrent use.
 type Sender struct {
-	client     *apns2.Client
+	clients    []*apns2.Client // one per connection
+	next       atomic.Uint32   // round robin over clients
 	topic      string
 	watchTopic string
 	timeout    time.Duration
@@ -143,24 +164,42 @@ func New(opts Options) (*Sender, error) {
 		opts.Now = time.Now
 	}
 
-	// apns2's client without its own token: the authorization header comes
-	// from src, below the attempt record (see auth.go).
-	client := apns2.NewTokenClient(nil)
-	client.Host = host
-	base := client.HTTPClient
-	if opts.HTTPClient != nil {
-		base = opts.HTTPClient
+	switch {
+	case opts.Connections < 0:
+		return nil, errors.New("apns: negative connection count")
+	case opts.HTTPClient != nil && opts.NewHTTPClient != nil:
+		return nil, errors.New("apns: set one of HTTPClient and NewHTTPClient, not both")
+	case opts.HTTPClient != nil:
+		opts.Connections = 1
+	case opts.Connections == 0:
+		opts.Connections = DefaultConnections
 	}
-	rt := base.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
+	s := &Sender{topic: opts.Topic, watchTopic: cmp.Or(opts.WatchTopic, opts.Topic), timeout: opts.SendTimeout,
+		log: opts.Logger, now: opts.Now}
+	for range opts.Connections {
+		// apns2's client without its own token: the authorization header
+		// comes from src, below the attempt record (see auth.go). Each
+		// apns2 client has a transport, so a connection, of its own.
+		client := apns2.NewTokenClient(nil)
+		client.Host = host
+		base := client.HTTPClient
+		switch {
+		case opts.HTTPClient != nil:
+			base = opts.HTTPClient
+		case opts.NewHTTPClient != nil:
+			base = opts.NewHTTPClient()
+		}
+		rt := base.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		client.HTTPClient = &http.Client{
+			Transport: &attempt.Transport{Base: authTransport(src, rt)},
+			Timeout:   base.Timeout,
+		}
+		s.clients = append(s.clients, client)
 	}
-	client.HTTPClient = &http.Client{
-		Transport: &attempt.Transport{Base: authTransport(src, rt)},
-		Timeout:   base.Timeout,
-	}
-	return &Sender{client: client, topic: opts.Topic, watchTopic: cmp.Or(opts.WatchTopic, opts.Topic), timeout: opts.SendTimeout,
-		log: opts.Logger, now: opts.Now}, nil
+	return s, nil
 }
 
 // tokenSource returns the credential opts name: their TokenSource, or a
@@ -269,7 +308,8 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	ctx, rec, cancel := attempt.Start(ctx, false)
 	defer cancel()
 
-	resp, err := s.client.PushWithContext(ctx, an)
+	client := s.clients[int(s.next.Add(1))%len(s.clients)]
+	resp, err := client.PushWithContext(ctx, an)
 	_, status, header, _ := rec.Result()
 	if err != nil {
 		res := sender.Result{Outcome: sender.Retry, Reason: "connection", StatusCode: status}

@@ -61,6 +61,68 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceOverSeveralConnections runs the suite against a sender
+// that spreads its pushes over three connections.
+func TestConformanceOverSeveralConnections(t *testing.T) {
+	sendertest.RunConformance(t, func(t *testing.T) (sender.Sender, sendertest.Provider) {
+		f := sendertest.NewFakeAPNs(t)
+		s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+			Endpoint: f.URL(), NewHTTPClient: f.NewClient, Connections: 3, SendTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, f
+	})
+}
+
+// TestPushesSpreadOverConnections: a sender with Connections n opens n
+// connections and spreads its pushes evenly over them, so one
+// connection's single writer and reader (on both ends) do not cap it.
+func TestPushesSpreadOverConnections(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	const conns, pushes = 4, 40
+	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), NewHTTPClient: f.NewClient, Connections: conns, SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pushes {
+		n := build(t, ops.MessageCreate, "m"+strconv.Itoa(i), ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "aa11")
+		if res := s.Send(t.Context(), n); res.Outcome != sender.Sent {
+			t.Fatalf("push %d: %v", i, res)
+		}
+	}
+	per := map[string]int{}
+	for _, r := range f.Requests() {
+		if r.Proto != "HTTP/2.0" {
+			t.Fatalf("push over %s, want HTTP/2.0", r.Proto)
+		}
+		per[r.RemoteAddr]++
+	}
+	if len(per) != conns {
+		t.Fatalf("pushes came over %d connections (%v), want %d", len(per), per, conns)
+	}
+	for addr, n := range per {
+		if n != pushes/conns {
+			t.Errorf("connection %s carried %d pushes, want %d (round robin)", addr, n, pushes/conns)
+		}
+	}
+}
+
+// TestHTTPClientOptions: HTTPClient with NewHTTPClient, or a negative
+// connection count, is a configuration error.
+func TestHTTPClientOptions(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	if _, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), HTTPClient: f.Client(), NewHTTPClient: f.NewClient}); err == nil {
+		t.Fatal("HTTPClient and NewHTTPClient together accepted")
+	}
+	if _, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), Connections: -1}); err == nil {
+		t.Fatal("a negative connection count accepted")
+	}
+}
+
 func build(t *testing.T, op ops.Name, id string, p any, token string) payload.Notification {
 	t.Helper()
 	n, err := payload.Build(sendertest.Envelope(t, op, id, p), 9, "dev", payload.APNs, token, time.Now())

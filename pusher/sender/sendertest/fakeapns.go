@@ -1,6 +1,8 @@
 package sendertest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"io"
 	"log"
@@ -27,6 +29,8 @@ type APNsRequest struct {
 	// KeyID and TeamID are the kid header and iss claim of the bearer JWT
 	// ("" when absent or malformed).
 	KeyID, TeamID string
+	// RemoteAddr is the client's address: one per connection.
+	RemoteAddr string
 }
 
 // FakeAPNs is a local APNs provider API: POST /3/device/{token} over TLS
@@ -62,6 +66,15 @@ func (f *FakeAPNs) URL() string { return f.srv.URL }
 // HTTP/2 (the APNs sender's Options.HTTPClient).
 func (f *FakeAPNs) Client() *http.Client { return f.srv.Client() }
 
+// NewClient is like Client but with a transport of its own, so every
+// client it returns opens a connection of its own (the APNs sender's
+// Options.NewHTTPClient).
+func (f *FakeAPNs) NewClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(f.srv.Certificate())
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+}
+
 // Platform implements Provider.
 func (f *FakeAPNs) Platform() payload.Provider { return payload.APNs }
 
@@ -79,7 +92,7 @@ func (f *FakeAPNs) Requests() []APNsRequest {
 
 func (f *FakeAPNs) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req := APNsRequest{Token: r.PathValue("token"), Proto: r.Proto, Header: r.Header.Clone(), Body: body}
+	req := APNsRequest{Token: r.PathValue("token"), Proto: r.Proto, Header: r.Header.Clone(), Body: body, RemoteAddr: r.RemoteAddr}
 	req.KeyID, req.TeamID = parseBearer(r.Header.Get("Authorization"))
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
