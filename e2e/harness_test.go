@@ -82,7 +82,14 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: go build failed: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	// Every exchange with a pushgo process was validated against the
+	// OpenAPI document (openapi_validate_test.go): any mismatch fails the
+	// run, also one no test could be told of.
+	if reportOpenAPIMismatches() > 0 && code == 0 {
+		code = 1
+	}
+	return code
 }
 
 // ---------------------------------------------------------------------------
@@ -200,7 +207,7 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		base: "http://" + httpAddr, natsURL: "nats://" + natsAddr,
 		output: &syncBuffer{}, done: make(chan struct{}),
 		Client: &apitest.Client{Base: "http://" + httpAddr, Bearer: cfg.Token,
-			HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}},
+			HTTP: &http.Client{Timeout: 15 * time.Second, Transport: apiValidating(t, &http.Transport{MaxIdleConnsPerHost: 32})}},
 	}
 	env := make([]string, 0, len(os.Environ())+8)
 	for _, kv := range os.Environ() {
@@ -292,7 +299,7 @@ func (g *gateway) waitReady(bound time.Duration) {
 func (g *gateway) waitPath(path string, bound time.Duration) {
 	g.t.Helper()
 	deadline := time.Now().Add(bound)
-	probe := &http.Client{Timeout: time.Second}
+	probe := &http.Client{Timeout: time.Second, Transport: apiValidating(g.t, nil)}
 	defer probe.CloseIdleConnections()
 	var last string
 	for time.Now().Before(deadline) {

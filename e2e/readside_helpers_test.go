@@ -907,7 +907,7 @@ func openSSE(t *testing.T, g *gateway, c chanCred, lastEventID string, bound tim
 	if g.cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+g.cfg.Token)
 	}
-	client := &http.Client{Transport: &http.Transport{}} // no client timeout: the context bounds the stream
+	client := &http.Client{Transport: apiValidating(t, &http.Transport{})} // no client timeout: the context bounds the stream
 	resp, err := client.Do(req)
 	if err != nil {
 		cancel()

@@ -29,7 +29,7 @@ func launch(t *testing.T, httpAddr string, env ...string) *gateway {
 	name := fmt.Sprintf("pushgo#%d", startCount.n)
 	startCount.Unlock()
 	g := &gateway{t: t, name: name, base: "http://" + httpAddr, output: &syncBuffer{}, done: make(chan struct{}),
-		Client: &apitest.Client{Base: "http://" + httpAddr, HTTP: &http.Client{Timeout: 15 * time.Second}}}
+		Client: &apitest.Client{Base: "http://" + httpAddr, HTTP: &http.Client{Timeout: 15 * time.Second, Transport: apiValidating(t, nil)}}}
 	var full []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PUSHGO_") {
