@@ -100,7 +100,10 @@
   function time(ms) {
     if (!ms) return el('span', { text: '—' });
     const d = new Date(ms);
-    return el('time', { dateTime: d.toISOString(), text: d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' }) });
+    // Today's times need no date; the full one is in the tooltip.
+    const today = d.toDateString() === new Date().toDateString();
+    return el('time', { dateTime: d.toISOString(), title: d.toLocaleString(),
+      text: today ? d.toLocaleTimeString() : d.toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'short' }) });
   }
 
   function value(v) { return typeof v === 'string' ? v : JSON.stringify(v); }
@@ -238,7 +241,8 @@
   function summary(it) {
     const p = it.payload || {};
     const parts = [];
-    if (p.title) parts.push(p.title);
+    const known = (it.entity_type === 'thing' ? things : events).get(it.entity_id);
+    if (p.title || (known && known.title)) parts.push(p.title || known.title);
     if (p.status) parts.push('→ ' + p.status);
     if (p.message) parts.push(p.message);
     if (p.body) parts.push(p.body);
