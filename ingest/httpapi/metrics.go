@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushgo/gateway/schemas/apierr"
 )
 
 // metrics are the HTTP front's Prometheus metrics, on a registry of its
@@ -13,6 +15,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	appends  *prometheus.CounterVec
+	errors   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -27,11 +30,23 @@ func newMetrics() *metrics {
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushgo_operations_total", Help: "Write operations by name and outcome (appended, replayed, rejected).",
 		}, []string{"op", "outcome"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pushgo_http_errors_total", Help: "Error answers by route and catalog error code (error_code).",
+		}, []string{"route", "code"}),
 	}
 	return m
 }
 
-func (m *metrics) observe(route string, status int, d time.Duration) {
+// observe counts one answered request; code is the catalog code of an
+// error answer ("" for none).
+func (m *metrics) observe(route string, status int, code apierr.Code, d time.Duration) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	if code != "" {
+		m.errors.WithLabelValues(route, string(code)).Inc()
+	}
 }
+
+// errorCodeKey is the echo context key under which writeErr leaves the
+// code it answered, for the errors metric.
+const errorCodeKey = "pushgo.error_code"

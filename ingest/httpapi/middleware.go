@@ -110,12 +110,18 @@ func parseBearer(h string) (string, bool) {
 
 // observe records the request in the metrics and logs server errors. It
 // logs the path only: query strings may carry channel passwords
-// (GET /message).
+// (GET /message). An error a handler returns is answered here, by the
+// server's error handler, so that its status and code are the ones
+// counted (echo would answer it only after every middleware returned;
+// the error handler answers nothing twice).
 func observe(m *metrics, log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			start := time.Now()
 			err := next(c)
+			if err != nil {
+				c.Echo().HTTPErrorHandler(c, err)
+			}
 			route := c.Path()
 			if route == "" {
 				route = "unmatched"
@@ -124,7 +130,8 @@ func observe(m *metrics, log *slog.Logger) echo.MiddlewareFunc {
 			if r, uerr := echo.UnwrapResponse(c.Response()); uerr == nil {
 				status = r.Status
 			}
-			m.observe(route, status, time.Since(start))
+			code, _ := c.Get(errorCodeKey).(apierr.Code)
+			m.observe(route, status, code, time.Since(start))
 			if status >= 500 {
 				log.Warn("http: server error", "route", route, "status", status,
 					"request_id", c.Response().Header().Get(headerRequestID))

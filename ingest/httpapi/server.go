@@ -130,9 +130,10 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 }
 
 // Collectors are the HTTP front's metrics, for the process's /metrics:
-// requests and latency by route, operations by outcome.
+// requests and latency by route, operations by outcome, error answers by
+// code.
 func (s *Server) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.metrics.requests, s.metrics.duration, s.metrics.appends}
+	return []prometheus.Collector{s.metrics.requests, s.metrics.duration, s.metrics.appends, s.metrics.errors}
 }
 
 // Handler is the http.Handler of every route.

@@ -41,6 +41,10 @@ type opsServer struct {
 	next     http.Handler // the ingest API, or nil
 	store    *storeGauge
 	proj     func() *projector.Projector // the process's projector, or nil
+
+	// collectors are every collector of registry, for Describe: a vector
+	// with no series yet is on /metrics only once it has one.
+	collectors []prometheus.Collector
 }
 
 type namedReadiness struct {
@@ -54,11 +58,41 @@ type namedReadiness struct {
 // broker); proj returns the process's projector (nil without one).
 func newOpsServer(nc *nats.Conn, storeLimit int64, proj func() *projector.Projector) *opsServer {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o := &opsServer{nc: nc, registry: reg, metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		store: newStoreGauge(nc, storeLimit), proj: proj}
-	reg.MustRegister(o.store.collectors()...)
+	o.collectors = append([]prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
+		append(o.store.collectors(), brokerCollectors(nc)...)...)
+	reg.MustRegister(o.collectors...)
 	return o
+}
+
+// brokerCollectors say whether the process's broker connection is up
+// (pushgo_broker_connected, for the broker-disconnected alert) and how
+// often it was lost (pushgo_broker_reconnects_total).
+func brokerCollectors(nc *nats.Conn) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_broker_connected",
+			Help: "1 while this process's connection to the broker (NATS) is up, 0 while it is down or reconnecting."},
+			func() float64 {
+				if nc.Status() == nats.CONNECTED {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pushgo_broker_reconnects_total",
+			Help: "Times this process's broker connection was re-established after a loss."},
+			func() float64 { return float64(nc.Stats().Reconnects) }),
+	}
+}
+
+// Collectors are the collectors behind the process's /metrics, every
+// metric it can export (a vector appears on /metrics only once it has a
+// series; its Describe names it from the start).
+func (g *Gateway) Collectors() []prometheus.Collector {
+	if g.ops == nil {
+		return nil
+	}
+	return g.ops.collectors
 }
 
 // embeddedStoreLimit is the embedded broker's file storage limit
@@ -78,6 +112,7 @@ func (o *opsServer) add(name string, check readiness, cs ...prometheus.Collector
 		if err := o.registry.Register(c); err != nil {
 			return err
 		}
+		o.collectors = append(o.collectors, c)
 	}
 	return nil
 }
