@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
+	"go.yaml.in/yaml/v4"
 )
 
 // TestComposeShape loads compose.yaml with compose-go (the parser Docker
@@ -167,4 +171,193 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// TestComposeMonitoring checks what compose.yaml adds to watch the
+// gateway: Prometheus and Grafana of pinned images, published on loopback
+// only, their configuration mounted read-only from the repository;
+// Prometheus scrapes every pushgo service on the port it serves /metrics
+// on and loads the alert rules TestDashboardAndAlertsUseExportedMetrics
+// checks; Grafana gets that Prometheus as its default data source and the
+// repository's dashboard.
+func TestComposeMonitoring(t *testing.T) {
+	p := loadCompose(t)
+	prom, err := p.GetService("prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	graf, err := p.GetService("grafana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := map[string]*regexp.Regexp{
+		"prometheus": regexp.MustCompile(`^prom/prometheus:v[0-9]+\.[0-9]+\.[0-9]+$`),
+		"grafana":    regexp.MustCompile(`^grafana/grafana:1[1-9]\.[0-9]+\.[0-9]+$`),
+	}
+	for _, s := range []types.ServiceConfig{prom, graf} {
+		if !pinned[s.Name].MatchString(s.Image) {
+			t.Errorf("%s: image %q, want one release pinned (%s)", s.Name, s.Image, pinned[s.Name])
+		}
+		if len(s.Ports) == 0 {
+			t.Errorf("%s: not published", s.Name)
+		}
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s: port %+v is published beyond loopback", s.Name, port)
+			}
+		}
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			if !v.ReadOnly {
+				t.Errorf("%s: %s is mounted writable", s.Name, v.Source)
+			}
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("%s: mounts %s: %v", s.Name, v.Source, err)
+			}
+		}
+	}
+
+	// Prometheus: its config, the rules, every pushgo service scraped.
+	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName      string `yaml:"job_name"`
+			DNSSDConfigs []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	configFile := ""
+	for _, arg := range prom.Command {
+		if v, ok := strings.CutPrefix(arg, "--config.file="); ok {
+			configFile = v
+		}
+	}
+	src := mountedFrom(t, prom, configFile)
+	if src != "deploy/prometheus/prometheus.yml" {
+		t.Errorf("prometheus: --config.file %q is %q, want deploy/prometheus/prometheus.yml", configFile, src)
+	}
+	readYAML(t, "deploy/prometheus/prometheus.yml", &cfg)
+	rulesLoaded := false
+	for _, f := range cfg.RuleFiles {
+		if mountedFrom(t, prom, f) == alertsFile {
+			rulesLoaded = true
+		}
+	}
+	if !rulesLoaded {
+		t.Errorf("prometheus: rule_files %v: none is %s mounted", cfg.RuleFiles, alertsFile)
+	}
+	scraped := map[string]int{}
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, d := range sc.DNSSDConfigs {
+			for _, n := range d.Names {
+				if d.Type == "A" {
+					scraped[n] = d.Port
+				}
+			}
+		}
+	}
+	var pushgo []string
+	for name, s := range p.Services {
+		if len(s.Command) != 2 || s.Command[0] != "-target" {
+			continue
+		}
+		pushgo = append(pushgo, name)
+		addr := ""
+		if v := s.Environment["PUSHGO_HTTP_ADDR"]; v != nil {
+			addr = *v
+		}
+		_, port, _ := strings.Cut(addr, ":")
+		if got, ok := scraped[name]; !ok || strconv.Itoa(got) != port {
+			t.Errorf("prometheus scrapes %s on port %d (listed %v), want every replica (dns_sd_configs type A) on %q, its PUSHGO_HTTP_ADDR's port",
+				name, got, ok, port)
+		}
+	}
+	if len(pushgo) != 3 {
+		t.Errorf("pushgo services %v, want ingest, projector and pusher", pushgo)
+	}
+
+	// Grafana: the data source is that Prometheus, the dashboards are
+	// the repository's.
+	if mountedFrom(t, graf, "/etc/grafana/provisioning") != "deploy/grafana/provisioning" {
+		t.Errorf("grafana: /etc/grafana/provisioning is not deploy/grafana/provisioning")
+	}
+	var ds struct {
+		Datasources []struct {
+			Type      string `yaml:"type"`
+			URL       string `yaml:"url"`
+			IsDefault bool   `yaml:"isDefault"`
+		} `yaml:"datasources"`
+	}
+	readYAML(t, "deploy/grafana/provisioning/datasources/prometheus.yaml", &ds)
+	promURL := fmt.Sprintf("http://prometheus:%d", prom.Ports[0].Target)
+	if len(ds.Datasources) != 1 || ds.Datasources[0].Type != "prometheus" || ds.Datasources[0].URL != promURL || !ds.Datasources[0].IsDefault {
+		t.Errorf("grafana data sources %+v, want one, the default, of type prometheus at %s", ds.Datasources, promURL)
+	}
+	var providers struct {
+		Providers []struct {
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	readYAML(t, "deploy/grafana/provisioning/dashboards/pushgo.yaml", &providers)
+	if len(providers.Providers) != 1 || providers.Providers[0].Type != "file" {
+		t.Fatalf("grafana dashboard providers %+v, want one of type file", providers.Providers)
+	}
+	dir := mountedFrom(t, graf, providers.Providers[0].Options.Path)
+	if filepath.Join(dir, filepath.Base(dashboardFile)) != dashboardFile {
+		t.Errorf("grafana: the dashboards provider reads %s (%q), want the directory of %s", providers.Providers[0].Options.Path, dir, dashboardFile)
+	}
+	if home := graf.Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]; home == nil ||
+		*home != providers.Providers[0].Options.Path+"/"+filepath.Base(dashboardFile) {
+		t.Errorf("grafana: GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH %v, want the PushGo dashboard", home)
+	}
+}
+
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	opts, err := cli.NewProjectOptions([]string{"compose.yaml"}, cli.WithWorkingDirectory("."), cli.WithName("pushgo"),
+		cli.WithoutEnvironmentResolution, cli.WithResolvedPaths(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose.yaml does not load: %v", err)
+	}
+	return p
+}
+
+// mountedFrom is the repository path s mounts at path (a file or
+// directory, or a file inside a mounted directory), or "".
+func mountedFrom(t *testing.T, s types.ServiceConfig, path string) string {
+	t.Helper()
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		rel, err := filepath.Rel(v.Target, path)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			continue
+		}
+		return filepath.Clean(filepath.Join(v.Source, rel))
+	}
+	return ""
+}
+
+func readYAML(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
