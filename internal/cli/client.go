@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Exit codes of every command: the contract scripts branch on.
+const (
+	ExitOK = 0
+	// ExitRefused: the gateway answered and refused the request (a 4xx
+	// other than a rate limit: bad credentials, unknown channel, a
+	// validation error, a conflict). Retrying the same request is useless.
+	ExitRefused = 1
+	// ExitUsage: the command line or the credentials are wrong before
+	// anything was sent (unknown flag, missing channel or password, a
+	// credentials file others can read).
+	ExitUsage = 2
+	// ExitUnavailable: the gateway could not take the request now (network
+	// error, time-out, 5xx, or 429/503 still answered after the retries).
+	// A write retried later with the same --op-id is applied at most once.
+	ExitUnavailable = 3
+)
+
+// apiError is a request that failed, with the exit code it maps to.
+type apiError struct {
+	// Status is the HTTP status, 0 when no answer came.
+	Status int
+	// Code and Message are the gateway's error_code and error (empty when
+	// the answer was not the gateway's JSON envelope).
+	Code, Message string
+	// RetryAfter is the answer's Retry-After, 0 when absent.
+	RetryAfter time.Duration
+	// Err is the transport error when no answer came.
+	Err error
+}
+
+func (e *apiError) Error() string {
+	switch {
+	case e.Status == 0:
+		return fmt.Sprintf("gateway unavailable: %v", e.Err)
+	case e.Code != "":
+		return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+	default:
+		return fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+	}
+}
+
+func (e *apiError) Unwrap() error { return e.Err }
+
+// exitCode is the documented exit code of e.
+func (e *apiError) exitCode() int {
+	switch {
+	case e.Status == 0, e.Status >= 500, e.Status == http.StatusTooManyRequests:
+		return ExitUnavailable
+	default:
+		return ExitRefused
+	}
+}
+
+// usageError is a mistake of the command line or of the credentials,
+// found before any request: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+// client speaks the gateway's HTTP API: JSON bodies in, the PushGo
+// envelope out, with a bound per attempt and retries where a retry cannot
+// apply a request twice.
+type client struct {
+	base  *url.URL
+	token string // PUSHGO_TOKEN of a private gateway; "" sends none
+	http  *http.Client
+	// timeout bounds one attempt (connect, send, answer).
+	timeout time.Duration
+	// retries is how many times a request is sent again after a 429 or
+	// 503 (waiting Retry-After), or after a transport error when safe.
+	retries int
+	// maxWait bounds one wait between attempts: a Retry-After longer than
+	// it ends the retries (the caller is told when to come back).
+	maxWait time.Duration
+	// sleep waits between attempts; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+	// warn reports a retry on stderr.
+	warn func(format string, args ...any)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// parseServer checks a --server / PUSHGO_URL value: an http(s) URL with a
+// host; a bare host:port means http.
+func parseServer(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("server %q: want an http(s) URL such as http://127.0.0.1:8080", s)
+	}
+	if u.User != nil {
+		return nil, usagef("server %q: credentials do not belong in the URL (use PUSHGO_TOKEN or --credentials)", u.Redacted())
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
+}
+
+// retryKind says when a request may be sent again.
+type retryKind int
+
+const (
+	// retrySafe: sending it twice does no harm (a read, or a write that
+	// carries an op_id): retried after 429, 503 and transport errors.
+	retrySafe retryKind = iota
+	// retryUnsent: a write without an op_id (channel create): retried only
+	// when the gateway certainly did not apply it: 429, 503 (the gateway
+	// appended nothing) or a refused connection.
+	retryUnsent
+)
+
+// do sends one request and returns the envelope's data (raw JSON) of a
+// 200, or an *apiError.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, header http.Header, body any, kind retryKind) (json.RawMessage, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return nil, fmt.Errorf("encode the request: %w", err)
+		}
+	}
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	for attempt := 0; ; attempt++ {
+		data, aerr := c.once(ctx, method, u.String(), header, payload)
+		if aerr == nil {
+			return data, nil
+		}
+		if ctx.Err() != nil || attempt >= c.retries || !retryable(aerr, kind) {
+			return nil, aerr
+		}
+		wait := aerr.RetryAfter
+		if wait == 0 {
+			wait = time.Duration(1<<attempt) * 500 * time.Millisecond
+		}
+		if wait > c.maxWait {
+			return nil, aerr
+		}
+		c.warn("%s %s: %v; retrying in %s", method, path, aerr, wait)
+		if err := c.sleep(ctx, wait); err != nil {
+			return nil, aerr
+		}
+	}
+}
+
+func retryable(e *apiError, kind retryKind) bool {
+	switch {
+	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusServiceUnavailable:
+		return true
+	case e.Status != 0:
+		return false
+	case kind == retrySafe:
+		return true
+	default:
+		return errors.Is(e.Err, syscall.ECONNREFUSED)
+	}
+}
+
+// once is one attempt, bounded by c.timeout.
+func (c *client) once(ctx context.Context, method, rawURL string, header http.Header, payload []byte) (json.RawMessage, *apiError) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, rd)
+	if err != nil {
+		return nil, &apiError{Err: err}
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "pushgo-cli")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, &apiError{Err: transportError(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, &apiError{Err: fmt.Errorf("read the answer: %w", err)}
+	}
+	return decodeEnvelope(resp.StatusCode, resp.Header, raw)
+}
+
+// transportError names a time-out plainly (net/http's wording repeats the
+// URL and the context).
+func transportError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer in time: %w", err)
+	}
+	return err
+}
+
+// decodeEnvelope reads a PushGo envelope: data of a success, or the
+// error_code and error of a failure. An answer that is not the envelope
+// (a proxy's error page) keeps its status and a short excerpt.
+func decodeEnvelope(status int, h http.Header, raw []byte) (json.RawMessage, *apiError) {
+	var env struct {
+		Success   bool            `json:"success"`
+		Data      json.RawMessage `json:"data"`
+		Error     *string         `json:"error"`
+		ErrorCode *string         `json:"error_code"`
+	}
+	jsonErr := json.Unmarshal(raw, &env)
+	if status == http.StatusOK && jsonErr == nil && env.Success {
+		return env.Data, nil
+	}
+	e := &apiError{Status: status, RetryAfter: retryAfter(h)}
+	if status == http.StatusOK {
+		// A 200 that is not a success envelope: not the gateway.
+		e.Status = http.StatusBadGateway
+	}
+	if jsonErr == nil && env.ErrorCode != nil {
+		e.Code = *env.ErrorCode
+		if env.Error != nil {
+			e.Message = *env.Error
+		}
+		return nil, e
+	}
+	excerpt := strings.TrimSpace(string(raw))
+	if len(excerpt) > 200 {
+		excerpt = excerpt[:200] + "…"
+	}
+	e.Message = "not a PushGo answer: " + strconv.Quote(excerpt)
+	return nil, e
+}
+
+// retryAfter is Retry-After in seconds (the gateway's form), 0 when absent
+// or an HTTP date.
+func retryAfter(h http.Header) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After")))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
