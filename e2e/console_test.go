@@ -465,12 +465,12 @@ func (p *consolePage) checkSecretsStayOut(secrets ...string) {
 	p.mu.Unlock()
 	streams := 0
 	for _, r := range reqs {
-		for _, s := range secrets {
-			for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s)} {
-				if strings.Contains(r.url, form) || strings.Contains(r.headers["referer"], form) {
-					p.t.Errorf("a secret is in a URL the page requested: %s", r.url)
-				}
-			}
+		if slices.ContainsFunc(secrets, func(s string) bool {
+			return slices.ContainsFunc([]string{s, url.QueryEscape(s), url.PathEscape(s)}, func(form string) bool {
+				return strings.Contains(r.url, form) || strings.Contains(r.headers["referer"], form)
+			})
+		}) {
+			p.t.Errorf("a secret is in a URL the page requested (or its Referer): %s", r.url)
 		}
 		if strings.Contains(r.url, "/channel/stream") {
 			streams++
