@@ -77,6 +77,11 @@
         return c && c.token ? 'The gateway API token is wrong.'
           : 'This gateway is private: enter its API token (PUSHGO_TOKEN) under "Private gateway".';
       case 'network': return 'The gateway cannot be reached. Check the connection and try again.';
+      case 'too_many_password_failures':
+        return 'Too many wrong passwords for this channel: try again in ' + (e.retryAfter || 'a few') + ' s.';
+      case 'token_not_found': return 'No token with this id in this channel (it may be revoked already).';
+      case 'invalid_token_id': return 'A token id is the 24 characters between "pgo1." and the next dot.';
+      case 'token_limit_reached': return 'This channel holds the most tokens allowed: revoke one first.';
     }
     const wait = e.retryAfter ? ' Try again in ' + e.retryAfter + ' s.' : '';
     return (e.message || 'request failed') + (e.code ? ' (' + e.code + ')' : '') + '.' + wait;
