@@ -32,8 +32,9 @@ import (
 // it works) and revoked (and stops working); the stream resumes after the
 // gateway is killed and restarted; sign-out forgets the channel. Through
 // all of it the password appears in no URL the browser requested and in no
-// storage, and the page throws nothing and breaks no Content-Security-
-// Policy rule. On a private gateway (PUSHGO_TOKEN) the page loads, asks for
+// storage, the page requests nothing outside the gateway (it works
+// offline), and it throws nothing and breaks no Content-Security-Policy
+// rule. On a private gateway (PUSHGO_TOKEN) the page loads, asks for
 // the API token, and works with it.
 //
 // On failure the page's screenshot is written to a directory the log
@@ -213,6 +214,7 @@ func TestConsole(t *testing.T) {
 	p.waitJS("live on the private gateway", `document.getElementById('conn').dataset.state === 'live'`)
 	p.checkSecretsStayOut(password, token, apiToken)
 	p.checkNoPageErrors()
+	p.checkRequestsStayHome(g.base, gp.base)
 }
 
 // consoleAPI writes to the channel over the HTTP API, as another client
@@ -500,6 +502,20 @@ func (p *consolePage) checkSecretsStayOut(secrets ...string) {
 	}
 	if len(cookies.Cookies) != 0 {
 		p.t.Errorf("the browser holds %d cookies", len(cookies.Cookies))
+	}
+}
+
+// checkRequestsStayHome fails the test if the page requested anything from
+// another origin than the gateways it was opened on (a CDN, a font): the
+// console works offline.
+func (p *consolePage) checkRequestsStayHome(origins ...string) {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.requests {
+		if !slices.ContainsFunc(origins, func(o string) bool { return strings.HasPrefix(r.url, o+"/") }) && !strings.HasPrefix(r.url, "data:") {
+			p.t.Errorf("the page requested %s, outside the gateway", r.url)
+		}
 	}
 }
 
