@@ -2,11 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -115,7 +117,7 @@ func (w writeCommand) build(env Env, g *globals) *cobra.Command {
 	}
 	fs := cmd.Flags()
 	bf := newBodyFlags(fs, w.withAttrs, w.fields...)
-	fs.StringVar(&opID, "op-id", "", "idempotency key (1 to 128 of [A-Za-z0-9_:-]); default: one generated per invocation, used by its retries")
+	fs.StringVar(&opID, "op-id", "", "idempotency key (1 to 128 of [A-Za-z0-9_:-]); default: one generated per invocation, used by its retries. To repeat an invocation, repeat its whole body, times included")
 	var extra func(map[string]any, Env) error
 	if w.extra != nil {
 		extra = w.extra(fs)
@@ -126,6 +128,7 @@ func (w writeCommand) build(env Env, g *globals) *cobra.Command {
 				return usagef("%s: --%s is required", cmd.CommandPath(), r)
 			}
 		}
+		explicitOpID := opID != ""
 		if opID == "" {
 			opID = ids.NewOpID()
 		} else if !ids.ValidOpID(opID) {
@@ -151,6 +154,12 @@ func (w writeCommand) build(env Env, g *globals) *cobra.Command {
 			body[w.idArg] = args[0]
 		}
 		data, err := s.client.do(cmd.Context(), http.MethodPost, w.route, nil, nil, body, retrySafe)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == "op_id_conflict" && explicitOpID {
+			if defaulted := defaultedTimes(fs, w.fields, w.defaultNow); len(defaulted) > 0 {
+				ae.Message += fmt.Sprintf("; this invocation set %s to now, so it differs from the first one's: repeat the first call's value to retry it", strings.Join(defaulted, ", "))
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -166,6 +175,18 @@ The channel and its password come from the environment, --credentials or
 gateway's data ({channel_id, op_id, %s, accepted}). Times take now, Unix
 seconds or milliseconds, or RFC 3339. --attr k=v sets a string member of attrs,
 --attr k:=JSON any JSON value (k:=null removes the member).`
+
+// defaultedTimes are the time flags of members a command set to now
+// because they were not given.
+func defaultedTimes(fs *pflag.FlagSet, fields []field, members []string) []string {
+	var out []string
+	for _, f := range fields {
+		if f.kind == kindTime && slices.Contains(members, f.member) && !fs.Changed(f.flag) {
+			out = append(out, "--"+f.flag)
+		}
+	}
+	return out
+}
 
 func sendCommand(env Env, g *globals) *cobra.Command {
 	return writeCommand{
