@@ -24,9 +24,10 @@ import (
 
 // TestConsole drives the channel console (/console) in headless Chromium
 // against a real gateway, as a person would: a wrong password is refused
-// with a clear message; after sign-in a Thing updated and created over the
-// API while the page is open changes on the page without a reload, an
-// Event opened and then closed shows each status; the history pages
+// with a clear message; after sign-in the timeline of an Event opened
+// before is read from the history on request; a Thing updated and created
+// over the API while the page is open changes on the page without a
+// reload, an Event opened and then closed shows each status; the history pages
 // forward and back; a message sent from the page is accepted and appears
 // in the history live; an integration token is created (shown once, and
 // it works) and revoked (and stops working); the stream resumes after the
@@ -48,11 +49,16 @@ func TestConsole(t *testing.T) {
 	ch := createChannel(t, g, "home", password)
 	api := consoleAPI{t: t, g: g, ch: ch, password: password}
 
-	// Before the page opens: a Thing and 24 messages, so the history holds
-	// more than one page (the console shows 20 operations a page).
+	// Before the page opens: a Thing, an Event updated once and 24
+	// messages, so the history holds more than one page (the console shows
+	// 20 operations a page).
 	nas := api.write("/thing/create", thingKeys, map[string]any{"title": "Home NAS", "observed_at": nowMillis(),
 		"location_type": "physical", "location_value": "home/living-room", "tags": []string{"nas", "home"},
 		"attrs": map[string]any{"temperature": 43.2, "online": true, "disk_used": 0.72}})["thing_id"].(string)
+	cert := api.write("/event/create", eventKeys, map[string]any{"title": "Certificate renewal", "status": "pending",
+		"message": "Renewal requested", "severity": "low", "event_time": nowMillis()})["event_id"].(string)
+	api.write("/event/update", eventKeys, map[string]any{"event_id": cert, "status": "validating",
+		"message": "DNS challenge published", "severity": "low", "event_time": nowMillis()})
 	for i := range 24 {
 		api.write("/message", messageKeys, map[string]any{"title": fmt.Sprintf("Nightly report %02d", i+1), "severity": "low"})
 	}
@@ -88,6 +94,14 @@ func TestConsole(t *testing.T) {
 	if v := p.eval(`document.getElementById('in-password').value`); v != "" {
 		t.Errorf("the password field still holds %q after sign-in", v)
 	}
+
+	t.Log("the timeline of an event opened before sign-in, read from the history")
+	p.click("#event-" + cert + " button.timeline-all")
+	p.waitJS("the event's whole timeline", `(() => {
+		const items = [...document.querySelectorAll('#event-`+cert+` ol.timeline li')].map(li => li.textContent);
+		return items.length === 2 && items[0].includes('event.create') && items[0].includes('pending') &&
+			items[1].includes('event.update') && items[1].includes('validating');
+	})()`)
 
 	t.Log("a Thing updated and one created over the API change the open page")
 	api.write("/thing/update", thingKeys, map[string]any{"thing_id": nas, "observed_at": nowMillis(), "attrs": map[string]any{"temperature": 51.5}})

@@ -18,7 +18,8 @@
   let lastSeq = 0; // the stream's position: resume after it
   const things = new Map();
   const events = new Map();
-  const timelines = new Map(); // event id -> [{at, op, status, message, severity}]
+  const timelines = new Map(); // event id -> [{seq, at, op, status, message}] (seq 0: the snapshot's latest state)
+  const timelineNotes = new Map(); // event id -> what the full timeline could not show
   const pages = { things: null, events: null }; // next cursors
   const hist = { stack: [], after: undefined, items: [], hasMore: false };
 
@@ -156,9 +157,18 @@
   function eventCard(ev) {
     const state = (ev.state || 'ONGOING').toLowerCase();
     const tl = el('ol', { class: 'timeline', 'aria-label': 'Timeline' });
-    for (const u of timelines.get(ev.event_id) || []) {
-      tl.append(el('li', {}, time(u.at), ' ', el('span', { class: 'mono', text: u.op }),
+    const entries = timelines.get(ev.event_id) || [];
+    for (const u of entries) {
+      tl.append(el('li', { 'data-seq': u.seq }, time(u.at), ' ', el('span', { class: 'mono', text: u.op }),
         u.status ? ' → ' + u.status : '', u.message ? ': ' + u.message : ''));
+    }
+    let more = null;
+    const note = timelineNotes.get(ev.event_id);
+    if (note !== undefined) {
+      if (note) more = el('p', { class: 'meta', text: note });
+    } else if (entries.filter((u) => u.seq).length < ev.version) {
+      more = el('button', { type: 'button', class: 'quiet timeline-all', text: 'Show all ' + ev.version + ' operations' });
+      more.addEventListener('click', () => fullTimeline(ev.event_id, more));
     }
     return el('li', { class: 'card', id: 'event-' + ev.event_id, 'data-id': ev.event_id, 'data-version': ev.version },
       el('h3', { text: ev.title }),
@@ -169,7 +179,7 @@
         el('span', { 'data-field': 'message', text: ev.message || '' })),
       el('p', { class: 'meta' }, 'started ', time(ev.started_at), ' · updated ', time(ev.updated_at),
         ev.ended_at ? ' · ended ' : '', ev.ended_at ? time(ev.ended_at) : null, ' · ' + ev.version + ' operations'),
-      attrList(ev.attrs), tl, el('p', { class: 'meta mono', text: ev.event_id }));
+      attrList(ev.attrs), tl, more, el('p', { class: 'meta mono', text: ev.event_id }));
   }
 
   function put(kind, snap, flash) {
@@ -179,7 +189,7 @@
     if (prev && prev.version > snap.version) return; // an older answer overtaken by a newer one
     map.set(id, snap);
     if (kind === 'event' && !timelines.has(id)) {
-      timelines.set(id, [{ at: snap.updated_at, op: 'latest', status: snap.status, message: snap.message }]);
+      timelines.set(id, [{ seq: 0, at: snap.updated_at, op: 'latest', status: snap.status, message: snap.message }]);
     }
     const card = kind === 'thing' ? thingCard(snap) : eventCard(snap);
     const old = $(kind + '-' + id);
@@ -239,6 +249,51 @@
       draining = false;
       if (dirty.size && cred) drain();
     }
+  }
+
+  // fullTimeline reads an event's earlier operations from the channel's
+  // history (the gateway has no per-event history): the event operations
+  // up to the event's last one, at most TIMELINE_SCAN of them.
+  const TIMELINE_SCAN = 20000;
+  async function fullTimeline(id, button) {
+    const ev = events.get(id);
+    if (!ev) return;
+    const s = session;
+    button.disabled = true;
+    button.textContent = 'Reading the history…';
+    const found = [];
+    let after, read = 0, complete = false;
+    try {
+      while (read < TIMELINE_SCAN) {
+        const body = { limit: 1000, kinds: ['event'] };
+        if (after !== undefined) body.after = after;
+        const d = await call(cred, 'channel/history', body);
+        if (s !== session) return;
+        read += d.items.length;
+        for (const it of d.items) {
+          if (it.entity_id !== id) continue;
+          const p = it.payload || {};
+          found.push({ seq: it.seq, at: it.accepted_at, op: it.op, status: p.status, message: p.message });
+        }
+        const last = d.items[d.items.length - 1];
+        if (!d.has_more || !last || last.seq >= ev.last_seq) { complete = true; break; }
+        after = last.seq;
+      }
+    } catch (e) {
+      if (s !== session) return;
+      button.disabled = false;
+      button.textContent = 'Could not read the history: ' + explain(e, cred) + ' Retry';
+      return;
+    }
+    const seen = new Set(found.map((u) => u.seq));
+    const live = (timelines.get(id) || []).filter((u) => u.seq && !seen.has(u.seq));
+    const all = found.concat(live).sort((a, b) => a.seq - b.seq);
+    timelines.set(id, all);
+    const missing = (events.get(id) || ev).version - all.length;
+    timelineNotes.set(id, missing <= 0 ? '' : complete
+      ? missing + ' earlier operations are past the retained history.'
+      : 'Stopped after reading ' + read + ' operations of the history; ' + missing + ' earlier operations not shown.');
+    put('event', events.get(id) || ev, false);
   }
 
   // ---------------------------------------------------------------- History
@@ -332,7 +387,7 @@
       if (it.entity_type === 'event') {
         const p = it.payload || {};
         const tl = timelines.get(it.entity_id) || [];
-        tl.push({ at: it.accepted_at, op: it.op, status: p.status, message: p.message, severity: p.severity });
+        if (!tl.some((u) => u.seq === it.seq)) tl.push({ seq: it.seq, at: it.accepted_at, op: it.op, status: p.status, message: p.message });
         timelines.set(it.entity_id, tl);
       }
       refresh(it.entity_type, it.entity_id);
@@ -467,7 +522,7 @@
     if (streamAbort) streamAbort.abort();
     streamAbort = null;
     lastSeq = 0;
-    things.clear(); events.clear(); timelines.clear(); dirty.clear();
+    things.clear(); events.clear(); timelines.clear(); timelineNotes.clear(); dirty.clear();
     pages.things = pages.events = null;
     Object.assign(hist, { stack: [], after: undefined, items: [], hasMore: false });
     for (const id of ['things-list', 'events-list', 'hist-list', 'token-list']) $(id).replaceChildren();
