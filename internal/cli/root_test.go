@@ -1,0 +1,391 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// run is one Main run with env and stdin; serve records server runs.
+type run struct {
+	code           int
+	stdout, stderr string
+	served         [][]string
+}
+
+func runMain(t *testing.T, env map[string]string, stdin string, args ...string) run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	var r run
+	serve := func(_ context.Context, a []string) int {
+		r.served = append(r.served, slices.Clone(a))
+		return 7
+	}
+	r.code = Main(ctx, args, Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, serve)
+	r.stdout, r.stderr = out.String(), errOut.String()
+	return r
+}
+
+// TestServerDispatch: no arguments, "serve" and the server's flags alone
+// run the server with its flags; a client command, the client's flags and
+// -h/--help are the client's.
+func TestServerDispatch(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		serve []string // nil: the client
+	}{
+		{[]string{}, []string{}},
+		{[]string{"serve"}, []string{}},
+		{[]string{"serve", "-target", "ingest"}, []string{"-target", "ingest"}},
+		{[]string{"serve", "-h"}, []string{"-h"}},
+		{[]string{"-target", "ingest"}, []string{"-target", "ingest"}},
+		{[]string{"--target=projector", "-log-level", "debug"}, []string{"--target=projector", "-log-level", "debug"}},
+		{[]string{"-rebuild=true"}, []string{"-rebuild=true"}},
+		{[]string{"--help"}, nil},
+		{[]string{"-h"}, nil},
+		{[]string{"help"}, nil},
+		{[]string{"--json", "status", "x"}, nil},
+		{[]string{"--server=ftp://nowhere", "status", "x"}, nil},
+		{[]string{"send", "--title", "x"}, nil},
+	} {
+		// An unusable gateway URL: a client command ends before sending.
+		r := runMain(t, map[string]string{EnvURL: "ftp://nowhere"}, "", c.args...)
+		switch {
+		case c.serve != nil && (len(r.served) != 1 || !slices.Equal(r.served[0], c.serve) || r.code != 7):
+			t.Errorf("%q: served %q (exit %d), want the server with %q and its exit code", c.args, r.served, r.code, c.serve)
+		case c.serve == nil && len(r.served) != 0:
+			t.Errorf("%q: ran the server with %q, want the client", c.args, r.served)
+		}
+	}
+}
+
+// commandPaths is every command of the tree but the root.
+func commandPaths(c *cobra.Command) [][]string {
+	var out [][]string
+	for _, sub := range c.Commands() {
+		if sub.Name() == "help" {
+			continue
+		}
+		out = append(out, strings.Fields(strings.TrimPrefix(sub.CommandPath(), "pushgo ")))
+		out = append(out, commandPaths(sub)...)
+	}
+	return out
+}
+
+// TestNoPasswordFlag: no command has a flag that takes a password: a
+// password on the command line is an unknown flag (exit 2), sent nowhere.
+func TestNoPasswordFlag(t *testing.T) {
+	root, _ := newRoot(Env{}, nil)
+	paths := commandPaths(root)
+	if len(paths) < 14 {
+		t.Fatalf("found %d commands: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		cmd, _, err := root.Find(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check := func(f *pflag.Flag) {
+			if strings.Contains(f.Name, "password") && f.Name != "password-stdin" || strings.Contains(f.Name, "token") {
+				t.Errorf("pushgo %s has a flag --%s", strings.Join(p, " "), f.Name)
+			}
+		}
+		cmd.Flags().VisitAll(check)
+		cmd.InheritedFlags().VisitAll(check)
+		if p[0] == "serve" {
+			continue
+		}
+		r := runMain(t, map[string]string{EnvURL: "http://127.0.0.1:1"}, "", append(slices.Clone(p), "--password", "hunter2-hunter2")...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "unknown flag: --password") {
+			t.Errorf("pushgo %s --password: exit %d, stderr %q; want 2, unknown flag", strings.Join(p, " "), r.code, r.stderr)
+		}
+	}
+}
+
+// TestHelpEverywhere: --help at every level exits 0 with the usage, and
+// every command's help ends with the exit codes.
+func TestHelpEverywhere(t *testing.T) {
+	root, _ := newRoot(Env{}, nil)
+	for _, p := range append(commandPaths(root), nil) {
+		r := runMain(t, nil, "", append(slices.Clone(p), "--help")...)
+		if len(p) > 0 && p[0] == "serve" {
+			continue // the server's own help
+		}
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "Exit codes") {
+			t.Errorf("pushgo %s --help: exit %d, stdout %q", strings.Join(p, " "), r.code, r.stdout)
+		}
+	}
+}
+
+// gatewayStub answers the CLI's requests as scripted and records them: it
+// stands for the HTTP API only (the e2e tests run the real gateway).
+type gatewayStub struct {
+	mu       sync.Mutex
+	requests []stubRequest
+	answer   func(n int, r stubRequest) (status int, header map[string]string, body string)
+}
+
+type stubRequest struct {
+	Method, Path, Query string
+	Header              http.Header
+	Body                map[string]any
+}
+
+func newStub(t *testing.T, answer func(n int, r stubRequest) (int, map[string]string, string)) (*gatewayStub, *httptest.Server) {
+	s := &gatewayStub{answer: answer}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		req := stubRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()}
+		if len(raw) > 0 {
+			d := json.NewDecoder(bytes.NewReader(raw))
+			d.UseNumber()
+			if err := d.Decode(&req.Body); err != nil {
+				t.Errorf("request body is not a JSON object: %v: %s", err, raw)
+			}
+		}
+		s.mu.Lock()
+		n := len(s.requests)
+		s.requests = append(s.requests, req)
+		s.mu.Unlock()
+		status, h, body := s.answer(n, req)
+		for k, v := range h {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return s, srv
+}
+
+func (s *gatewayStub) got() []stubRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+func okAnswer(data string) (int, map[string]string, string) {
+	return 200, nil, `{"success":true,"data":` + data + `}`
+}
+
+func failAnswer(status int, code, msg string) (int, map[string]string, string) {
+	return status, nil, fmt.Sprintf(`{"success":false,"data":null,"error":%q,"error_code":%q,"problem":{"code":%q,"status":%d}}`, msg, code, code, status)
+}
+
+var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// TestFlagsMakeTheBody: the flags of event create become the API's body:
+// attrs from --attrs-json with --attr members over it (k=v a string, k:=
+// JSON), repeated --tag and --meta, times as now / integers / RFC 3339,
+// the credentials from the environment, a generated op_id.
+func TestFlagsMakeTheBody(t *testing.T) {
+	stub, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) {
+		return okAnswer(`{"channel_id":"CH","op_id":"x","event_id":"0123456789abcdef0123456789abcdef","accepted":true}`)
+	})
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	before := time.Now().UnixMilli()
+	r := runMain(t, env, "", "event", "create", "--title", "Deploy", "--status", "running", "--message", "started",
+		"--severity", "normal", "--attrs-json", `{"a":"from json","b":1,"nested":{"x":true}}`, "--attr", "a=from flag",
+		"--attr", "n:=42", "--attr", "gone:=null", "--attr", "url=http://x/?q=a:=b", "--tag", "t1", "--tag", "t2",
+		"--meta", "k=v=w", "--started-at", "2026-04-22T10:00:00Z", "--thing", "THING")
+	after := time.Now().UnixMilli()
+	if r.code != 0 || r.stdout != "0123456789abcdef0123456789abcdef\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	reqs := stub.got()
+	if len(reqs) != 1 || reqs[0].Method != "POST" || reqs[0].Path != "/event/create" || reqs[0].Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	b := reqs[0].Body
+	et, _ := b["event_time"].(json.Number).Int64()
+	if et < before || et > after {
+		t.Errorf("event_time %d, want now (%d..%d)", et, before, after)
+	}
+	if !hex32.MatchString(fmt.Sprint(b["op_id"])) {
+		t.Errorf("op_id %v, want a generated one", b["op_id"])
+	}
+	delete(b, "event_time")
+	delete(b, "op_id")
+	got, _ := json.Marshal(b)
+	want := `{"attrs":{"a":"from flag","b":1,"gone":null,"n":42,"nested":{"x":true},"url":"http://x/?q=a:=b"},"channel_id":"CHANNEL",` +
+		`"message":"started","metadata":{"k":"v=w"},"password":"the-password","severity":"normal","started_at":1776852000000,` +
+		`"status":"running","tags":["t1","t2"],"thing_id":"THING","title":"Deploy"}`
+	if string(got) != want {
+		t.Errorf("body\n %s\nwant\n %s", got, want)
+	}
+}
+
+// TestWriteRetries: a write answered 503 is sent again, with the same
+// op_id and body, and its answer printed; a 4xx is not retried (exit 1,
+// the code and message on stderr); 503 to the end is exit 3; a
+// Retry-After longer than the CLI waits ends the retries at once.
+func TestWriteRetries(t *testing.T) {
+	stub, srv := newStub(t, func(n int, r stubRequest) (int, map[string]string, string) {
+		if n < 2 {
+			return failAnswer(503, "broker_unavailable", "the log is unavailable")
+		}
+		return okAnswer(`{"channel_id":"CH","op_id":"` + fmt.Sprint(r.Body["op_id"]) + `","message_id":"m1","accepted":true}`)
+	})
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	r := runMain(t, env, "", "send", "--title", "hello", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	reqs := stub.got()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests, want 3 (two 503s, then 200)", len(reqs))
+	}
+	b0, _ := json.Marshal(reqs[0].Body)
+	for _, q := range reqs[1:] {
+		if b, _ := json.Marshal(q.Body); string(b) != string(b0) {
+			t.Errorf("a retry sent %s, the first %s", b, b0)
+		}
+	}
+	if !strings.Contains(r.stdout, `"op_id":"`+fmt.Sprint(reqs[0].Body["op_id"])+`"`) || strings.Count(r.stderr, "retrying") != 2 {
+		t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+
+	for _, c := range []struct {
+		name     string
+		answer   func() (int, map[string]string, string)
+		code     int
+		attempts int
+		says     []string
+	}{
+		{"403", func() (int, map[string]string, string) {
+			return failAnswer(403, "password_mismatch", "channel password does not match")
+		},
+			ExitRefused, 1, []string{"password_mismatch", "HTTP 403", "channel password does not match"}},
+		{"409", func() (int, map[string]string, string) { return failAnswer(409, "event_closed", "event is closed") },
+			ExitRefused, 1, []string{"event_closed"}},
+		{"503 always", func() (int, map[string]string, string) { return failAnswer(503, "broker_unavailable", "down") },
+			ExitUnavailable, 2, []string{"broker_unavailable"}},
+		{"429 long Retry-After", func() (int, map[string]string, string) {
+			s, _, b := failAnswer(429, "too_many_password_failures", "wait")
+			return s, map[string]string{"Retry-After": "300"}, b
+		}, ExitUnavailable, 1, []string{"too_many_password_failures"}},
+		{"500 not JSON", func() (int, map[string]string, string) { return 500, nil, "<html>oops</html>" },
+			ExitUnavailable, 1, []string{"HTTP 500", "not a PushGo answer"}},
+		{"200 not the envelope", func() (int, map[string]string, string) { return 200, nil, `{"ok":1}` },
+			ExitUnavailable, 1, []string{"not a PushGo answer"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stub, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) { return c.answer() })
+			env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+			r := runMain(t, env, "", "send", "--title", "x", "--retries", "1")
+			if r.code != c.code || len(stub.got()) != c.attempts || r.stdout != "" {
+				t.Fatalf("exit %d after %d attempts (stdout %q, stderr %q), want exit %d after %d", r.code, len(stub.got()), r.stdout, r.stderr, c.code, c.attempts)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr %q does not say %q", r.stderr, s)
+				}
+			}
+		})
+	}
+}
+
+// TestChannelCreateNotRetriedBlind: channel create has no op_id, so an
+// attempt that timed out (the gateway may have made the channel) is not
+// sent again; a 503 (the gateway made nothing) is.
+func TestChannelCreateNotRetriedBlind(t *testing.T) {
+	release := make(chan struct{})
+	stub, srv := newStub(t, func(n int, _ stubRequest) (int, map[string]string, string) {
+		<-release
+		return okAnswer(`{"channel_id":"CH","channel_name":"x","created":true}`)
+	})
+	defer close(release)
+	env := map[string]string{EnvURL: srv.URL, EnvPassword: "the-password"}
+	r := runMain(t, env, "", "channel", "create", "--name", "x", "--timeout", "300ms", "--retries", "3")
+	if r.code != ExitUnavailable || len(stub.got()) != 1 || !strings.Contains(r.stderr, "no answer in time") {
+		t.Fatalf("exit %d after %d attempts, stderr %q; want exit 3 after 1", r.code, len(stub.got()), r.stderr)
+	}
+
+	stub, srv = newStub(t, func(n int, r stubRequest) (int, map[string]string, string) {
+		if n == 0 {
+			return failAnswer(503, "broker_unavailable", "down")
+		}
+		if r.Body["channel_name"] != "home" || r.Body["password"] != "the-password" || len(r.Body) != 2 {
+			return failAnswer(400, "invalid_json_data", fmt.Sprint(r.Body))
+		}
+		return okAnswer(`{"channel_id":"CH","channel_name":"home","created":true}`)
+	})
+	env[EnvURL] = srv.URL
+	r = runMain(t, env, "", "channel", "create", "--name", "home")
+	if r.code != 0 || r.stdout != "CH\n" || len(stub.got()) != 2 {
+		t.Fatalf("exit %d, stdout %q, stderr %q, %d attempts", r.code, r.stdout, r.stderr, len(stub.got()))
+	}
+}
+
+// TestUsageErrors: bad flags and arguments are exit 2 with nothing sent.
+func TestUsageErrors(t *testing.T) {
+	stub, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) { return okAnswer(`{}`) })
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	for _, args := range [][]string{
+		{"bogus"},
+		{"send"},
+		{"send", "--title", "x", "--nope"},
+		{"send", "--title", "x", "--op-id", "has space"},
+		{"send", "--title", "x", "--ttl", "tomorrow"},
+		{"send", "--title", "x", "--meta", "novalue"},
+		{"send", "--title", "x", "--body", "b", "--body-file", "-"},
+		{"send", "--title", "x", "--body-file", "-", "--password-stdin"},
+		{"event", "create", "--title", "x", "--status", "s", "--message", "m"},
+		{"event", "update", "--status", "s", "--message", "m", "--severity", "low"},
+		{"event", "close", "a", "b", "--status", "s", "--message", "m", "--severity", "low"},
+		{"thing", "create", "--attr", "noequals"},
+		{"thing", "create", "--attr", "k:={bad"},
+		{"thing", "create", "--attrs-json", "[1]"},
+		{"thing", "update"},
+		{"status"},
+		{"status", "bad op id"},
+		{"tail", "--count", "-1"},
+		{"channel", "create"},
+		{"send", "--title", "x", "--server", "ftp://h"},
+		{"send", "--title", "x", "--server", "http://user:pw@h"},
+		{"send", "--title", "x", "--timeout", "0s"},
+	} {
+		r := runMain(t, env, "pw\n", args...)
+		if r.code != ExitUsage {
+			t.Errorf("%q: exit %d (stderr %q), want 2", args, r.code, r.stderr)
+		}
+	}
+	if n := len(stub.got()); n != 0 {
+		t.Errorf("usage errors sent %d requests", n)
+	}
+}
+
+// TestParseTime: now, integers as they are, RFC 3339 in milliseconds.
+func TestParseTime(t *testing.T) {
+	now := func() time.Time { return time.UnixMilli(1776852000123) }
+	for in, want := range map[string]any{
+		"now": int64(1776852000123), "1776852000": int64(1776852000), "1776852000000": int64(1776852000000),
+		"2026-04-22T10:00:00Z": int64(1776852000000), "2026-04-22T12:00:00.5+02:00": int64(1776852000500),
+	} {
+		got, err := parseTime(in, now)
+		if err != nil || got != want {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-5", "yesterday", "2026-04-22", "1.5"} {
+		if _, err := parseTime(in, now); err == nil {
+			t.Errorf("%q: accepted", in)
+		}
+	}
+}

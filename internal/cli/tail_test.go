@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// sseItem is a history item as the gateway streams it.
+func sseItem(seq int) string {
+	return fmt.Sprintf("id: %d\nevent: message.create\ndata: {\"seq\":%d,\"entity_type\":\"message\",\"op\":\"message.create\",\"op_id\":\"op-%d\",\"entity_id\":\"m%d\",\"accepted_at\":1776852000000,\"payload\":{\"title\":\"t%d\"}}\n\n", seq, seq, seq, seq, seq)
+}
+
+// TestTailReconnectsWithoutGapOrRepeat: the stream ends after 3 items;
+// tail reconnects with Last-Event-ID 3, and an item the gateway sends
+// again (3) is not printed twice. The state file holds the last item
+// printed, and the next run resumes from it.
+func TestTailReconnectsWithoutGapOrRepeat(t *testing.T) {
+	var mu sync.Mutex
+	var lastIDs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/channel/stream" || r.Header.Get("X-PushGo-Channel") != "CHANNEL" || r.Header.Get("X-PushGo-Password") != "the-password" {
+			w.WriteHeader(403)
+			fmt.Fprint(w, `{"success":false,"data":null,"error":"channel password does not match","error_code":"password_mismatch"}`)
+			return
+		}
+		mu.Lock()
+		lastIDs = append(lastIDs, r.Header.Get("Last-Event-ID"))
+		conn := len(lastIDs)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		switch conn {
+		case 1:
+			fmt.Fprint(w, ": keep-alive\n\n"+sseItem(1)+sseItem(2)+sseItem(3)+": stream ended: the log is unavailable; reconnect with Last-Event-ID\n\n")
+		default:
+			fmt.Fprint(w, sseItem(3)+sseItem(4)+sseItem(5)+sseItem(6))
+		}
+	}))
+	defer srv.Close()
+	state := filepath.Join(t.TempDir(), "tail.state")
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	r := runMain(t, env, "", "tail", "--json", "--state", state, "--count", "5")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	var seqs []int
+	for _, l := range lines {
+		var it struct{ Seq int }
+		if err := json.Unmarshal([]byte(l), &it); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		seqs = append(seqs, it.Seq)
+	}
+	if fmt.Sprint(seqs) != "[1 2 3 4 5]" {
+		t.Fatalf("printed seqs %v, want [1 2 3 4 5]", seqs)
+	}
+	mu.Lock()
+	if fmt.Sprint(lastIDs) != "[ 3]" {
+		t.Errorf("Last-Event-ID per connection %q, want none then 3", lastIDs)
+	}
+	mu.Unlock()
+	if !strings.Contains(r.stderr, "reconnecting after 3") {
+		t.Errorf("stderr %q does not say it reconnects", r.stderr)
+	}
+	b, err := os.ReadFile(state)
+	if err != nil || strings.TrimSpace(string(b)) != `{"channel_id":"CHANNEL","last_event_id":5}` {
+		t.Fatalf("state %s %v", b, err)
+	}
+
+	// The next run starts after 5; human output, one line per item.
+	r = runMain(t, env, "", "tail", "--state", state, "--count", "1")
+	if r.code != 0 || r.stdout != "6\t2026-04-22T10:00:00Z\tmessage.create\tm6\tt6\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	mu.Lock()
+	if got := lastIDs[len(lastIDs)-1]; got != "5" {
+		t.Errorf("resumed with Last-Event-ID %q, want 5", got)
+	}
+	mu.Unlock()
+
+	// A refusal ends tail at once: exit 1.
+	env[EnvPassword] = "wrong-password"
+	r = runMain(t, env, "", "tail")
+	if r.code != ExitRefused || !strings.Contains(r.stderr, "password_mismatch") {
+		t.Fatalf("wrong password: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestTailStateOfAnotherChannel: a state file is a channel's; using it
+// for another is a usage error, and an unreadable one too.
+func TestTailStateOfAnotherChannel(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "s")
+	if err := writeTailState(state, tailState{ChannelID: "OTHER", LastEventID: 9}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file mode %v %v, want 0600", fi.Mode(), err)
+	}
+	env := map[string]string{EnvURL: "http://127.0.0.1:1", EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	if r := runMain(t, env, "", "tail", "--state", state); r.code != ExitUsage || !strings.Contains(r.stderr, "OTHER") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, []byte("not json"), 0o600)
+	if r := runMain(t, env, "", "tail", "--state", junk); r.code != ExitUsage {
+		t.Fatalf("junk state: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
