@@ -498,8 +498,8 @@ func wantTail(t *testing.T, items []tailItem, opIDs []string) {
 // TestCLITailResumes: pushgo tail prints a channel's operations as they
 // are appended, goes on across a gateway restarted (SIGKILL, then started
 // again on the same data directory and address) with no gap and no
-// duplicate, and a later invocation resumes from its --state file or
-// from --after.
+// duplicate, operations appended while it could not connect included, and
+// a later invocation resumes from its --state file or from --after.
 func TestCLITailResumes(t *testing.T) {
 	dir := t.TempDir()
 	g := startGateway(t, gwConfig{DataDir: dir})
@@ -555,9 +555,20 @@ func TestCLITailResumes(t *testing.T) {
 	if !waitText(stderr, "stream lost", 30*time.Second) {
 		t.Fatalf("tail did not say the stream was lost: %s", what())
 	}
+	// While tail cannot reach it, the gateway appends two operations: it
+	// runs on the same data at another address, then stops.
+	elsewhere := startGateway(t, gwConfig{DataDir: dir})
+	for i := range 2 {
+		op := fmt.Sprintf("tail-while-away-%d", i)
+		mustCLI(t, []string{"PUSHGO_URL=" + elsewhere.base, env[1], env[2]}, "", "send", "--title", op, "--op-id", op)
+		sent = append(sent, op)
+	}
+	if err := elsewhere.terminate(); err != nil {
+		t.Fatalf("the gateway elsewhere did not stop cleanly: %v", err)
+	}
 	g = startGateway(t, gwConfig{DataDir: dir, HTTPAddr: httpAddr, NATSAddr: natsURL.Host})
 	send(3, "after")
-	items := parseTail(t, out.waitFor(t, 6, 60*time.Second, what))
+	items := parseTail(t, out.waitFor(t, 8, 60*time.Second, what))
 	wantTail(t, items, sent)
 	if !waitText(stderr, "reconnected", 10*time.Second) {
 		t.Fatalf("tail did not say it reconnected: %s", what())
@@ -591,8 +602,8 @@ func TestCLITailResumes(t *testing.T) {
 		ChannelID   string `json:"channel_id"`
 		LastEventID uint64 `json:"last_event_id"`
 	}
-	if err := json.Unmarshal(b, &st); err != nil || st.ChannelID != ch || st.LastEventID != items[5].Seq {
-		t.Fatalf("state file %s (%v), want channel %s, last_event_id %d", b, err, ch, items[5].Seq)
+	if err := json.Unmarshal(b, &st); err != nil || st.ChannelID != ch || st.LastEventID != items[7].Seq {
+		t.Fatalf("state file %s (%v), want channel %s, last_event_id %d", b, err, ch, items[7].Seq)
 	}
 	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("state file mode: %v %v, want 0600", fi.Mode(), err)

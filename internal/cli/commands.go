@@ -21,7 +21,7 @@ func channelCommand(env Env, g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "channel",
 		Short: "Manage channels",
-		Args:  exactArgs(),
+		Args:  noSubcommand,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	var name, save string
@@ -76,6 +76,15 @@ gateway's URL, the new channel's id and its password, for later commands'
 	create.Flags().StringVar(&save, "save", "", "write a credentials file (mode 600) for the new channel")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+// noSubcommand refuses an argument of a command that only groups others
+// (pushgo event bogus).
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return nil
 }
 
 func channelIDOf(data []byte) string {
@@ -232,7 +241,7 @@ func eventCommand(env Env, g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "event",
 		Short: "Create, update and close Events (processes with a lifecycle)",
-		Args:  exactArgs(),
+		Args:  noSubcommand,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	common := []field{fStatus, fMessage, fSeverity, fTitle, fDescription, fEventTime, fTag, fImage, fMeta, fCiphertext}
@@ -271,7 +280,7 @@ func thingCommand(env Env, g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "thing",
 		Short: "Create, update, archive and delete Things (long-lived objects with state)",
-		Args:  exactArgs(),
+		Args:  noSubcommand,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	common := []field{fTitle, fDescription, fObservedAt, fTag, fImage, fPrimaryImg, fExternalID, fLocType, fLocValue, fMeta, fCiphertext}

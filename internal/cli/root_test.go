@@ -339,6 +339,8 @@ func TestUsageErrors(t *testing.T) {
 	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
 	for _, args := range [][]string{
 		{"bogus"},
+		{"event", "bogus"},
+		{"thing", "get", "x"},
 		{"send"},
 		{"send", "--title", "x", "--nope"},
 		{"send", "--title", "x", "--op-id", "has space"},
