@@ -31,6 +31,10 @@ const (
 	// error, time-out, 5xx, or 429/503 still answered after the retries).
 	// A write retried later with the same --op-id is applied at most once.
 	ExitUnavailable = 3
+	// ExitInterrupted: SIGINT or SIGTERM came before the answer (128 +
+	// SIGINT, as a shell reports it). tail, which runs until stopped,
+	// ends with ExitOK instead.
+	ExitInterrupted = 130
 )
 
 // apiError is a request that failed, with the exit code it maps to.

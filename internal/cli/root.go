@@ -88,14 +88,16 @@ retried after a 503, a 429 or a lost connection is applied once.
 Exit codes:
   0  done
   1  refused by the gateway (a 4xx: wrong password, unknown channel, invalid
-     field, conflict; the error code and message are on stderr)
+     field, conflict; the error code and message are on stderr), or the
+     answer could not be written out (stdout, tail's --state file)
   2  usage error: bad flags or arguments, missing credentials, a credentials
      file others can read; nothing was sent
   3  gateway unavailable: network error, time-out, 5xx, or 429/503 still
-     answered after the retries; retry later (with the same --op-id)`
+     answered after the retries; retry later (with the same --op-id)
+  130 interrupted (SIGINT, SIGTERM) before the answer came (tail ends with 0)`
 
 const exitFooter = `{{if not .HasParent}}{{else}}
-Exit codes: 0 done, 1 refused by the gateway, 2 usage error, 3 gateway unavailable (see pushgo --help).
+Exit codes: 0 done, 1 refused by the gateway, 2 usage error, 3 gateway unavailable, 130 interrupted (see pushgo --help).
 {{end}}`
 
 // Main runs pushgo with args (os.Args[1:]) and returns the exit code. The
@@ -113,6 +115,11 @@ func Main(ctx context.Context, args []string, env Env, serve ServeFunc) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	if ctx.Err() != nil {
+		// Stopped by SIGINT or SIGTERM while waiting for the gateway.
+		fmt.Fprintln(env.Stderr, "pushgo: interrupted; a write may or may not have been applied (repeat it with the same --op-id to be sure)")
+		return ExitInterrupted
 	}
 	code := exitCodeOf(err)
 	reportError(env.Stderr, g.json, err, code)

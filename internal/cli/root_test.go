@@ -391,3 +391,26 @@ func TestParseTime(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedWrite: SIGINT (the context ending) while a write waits
+// for its answer is exit 130, saying the write may have been applied.
+func TestInterruptedWrite(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	_, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) {
+		close(arrived)
+		<-release
+		return okAnswer(`{}`)
+	})
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	var out, errOut bytes.Buffer
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	code := Main(ctx, []string{"send", "--title", "x"}, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
+	if code != ExitInterrupted || !strings.Contains(errOut.String(), "interrupted") || out.Len() != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 130", code, out.String(), errOut.String())
+	}
+}
