@@ -12,7 +12,7 @@ require (
 	github.com/pushgo/gateway/schemas v0.0.0
 )
 
-require github.com/getkin/kin-openapi v0.153.0 // indirect
+require github.com/getkin/kin-openapi v0.153.0
 
 require (
 	github.com/chromedp/cdproto v0.159.0
