@@ -38,6 +38,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -97,7 +99,7 @@ func reportOpenAPIMismatches() int {
 	apiMismatches.Lock()
 	defer apiMismatches.Unlock()
 	if n := apiExchanges.Load(); n > 0 {
-		fmt.Fprintf(os.Stderr, "e2e: %d exchanges with pushgo validated against the OpenAPI document, %d mismatches\n", n, len(apiMismatches.list))
+		fmt.Fprintf(os.Stderr, "e2e: %d exchanges validated against the OpenAPI document, %d mismatches\n", n, len(apiMismatches.list))
 	}
 	if len(apiMismatches.list) == 0 {
 		return 0
@@ -393,4 +395,66 @@ func newStandIn(t *testing.T, h http.HandlerFunc) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
+}
+
+// apiValidatingProxy serves, for the test, a reverse proxy to the pushgo
+// process at base (http://host:port) whose exchanges go through the same
+// validation (reported to t), and returns its URL: for the clients the
+// suite does not build itself (the pushgo CLI, the browser) to be pointed
+// at instead of base. Streams are passed on as they come.
+func apiValidatingProxy(t *testing.T, base string) string {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("apiValidatingProxy: %v", err)
+	}
+	return newStandIn(t, validatingProxy(target, apiValidating(t, &http.Transport{})).ServeHTTP)
+}
+
+// validatingProxy is a reverse proxy to target sending through tr.
+func validatingProxy(target *url.URL, tr http.RoundTripper) *httputil.ReverseProxy {
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = tr
+	proxy.FlushInterval = -1 // SSE: every write at once
+	return proxy
+}
+
+// TestValidatingProxyReportsWhatItPasses: an exchange through
+// apiValidatingProxy is validated like one of the suite's own clients: a
+// wrong answer is reported (here to a stand-in t), a right one is not, and
+// the client gets the answer unchanged either way.
+func TestValidatingProxyReportsWhatItPasses(t *testing.T) {
+	upstream := newStandIn(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/healthz" {
+			_, _ = io.WriteString(w, `{"success":true,"data":{"alive":true}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"success":true,"data":{"ready":"yes"}}`) // /readyz: ready must be true
+	})
+	// The mismatch is deliberate: it is reported to a list, not to t.
+	var mu sync.Mutex
+	var reports []string
+	target, _ := url.Parse(upstream)
+	front := newStandIn(t, validatingProxy(target, &validatingTransport{next: &http.Transport{}, report: func(m string) {
+		mu.Lock()
+		defer mu.Unlock()
+		reports = append(reports, m)
+	}}).ServeHTTP)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(front + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), `{"success":true`) {
+			t.Errorf("GET %s through the proxy: %d %s, want the upstream's answer unchanged", p, resp.StatusCode, b)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reports) != 1 || !strings.HasPrefix(reports[0], "GET /readyz -> 200 answer does not match the document") {
+		t.Errorf("reports %q, want exactly the /readyz answer's", reports)
+	}
 }
