@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -14,6 +15,9 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/ingest/console"
@@ -105,15 +109,62 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 		t.Errorf("operations of openapi.json that no route serves:\n  %s", strings.Join(gone, "\n  "))
 	}
 
-	// The ops server's and the console's paths answer: what ops.go's
-	// switch names is what the process serves.
+	// The paths read from ops.go and the console's page and assets (named
+	// by the page) answer as the document says: what the switch names is
+	// what the process serves, and the console's asset names fit
+	// /console/{asset}.
 	api := apitest.New("http://" + g.Addr())
-	for _, p := range append(opsPaths, console.Prefix) {
-		r := api.Get(t, p, nil)
-		if r.Status == http.StatusNotFound && strings.Contains(string(r.Body), "route_not_found") {
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := append(slices.Clone(opsPaths), console.Prefix)
+	page := api.Get(t, console.Prefix, nil)
+	for _, m := range regexp.MustCompile(`(?:src|href)="([^"/:]+)"`).FindAllStringSubmatch(string(page.Body), -1) {
+		paths = append(paths, console.Prefix+m[1])
+	}
+	if len(paths) < len(opsPaths)+3 {
+		t.Fatalf("the console page names no script and style: %s", page.Body)
+	}
+	for _, p := range paths {
+		r := api.Get(t, p, http.Header{"Accept-Encoding": {"identity"}})
+		if r.Status != http.StatusOK && p != "/readyz" { // ready or not, as documented
 			t.Errorf("GET %s: %s", p, r)
+			continue
+		}
+		if err := answersAsDocumented(router, p, r); err != nil {
+			t.Errorf("GET %s: %v", p, err)
 		}
 	}
+}
+
+// answersAsDocumented validates a GET of path and its answer r against the
+// document.
+func answersAsDocumented(router routers.Router, path string, r *apitest.Reply) error {
+	req, err := http.NewRequest(http.MethodGet, "http://gateway"+path, nil)
+	if err != nil {
+		return err
+	}
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return fmt.Errorf("no operation of the document: %w", err)
+	}
+	for _, mt := range []string{"text/html", "text/css", "text/javascript"} {
+		if openapi3filter.RegisteredBodyDecoder(mt) == nil {
+			openapi3filter.RegisterBodyDecoder(mt, openapi3filter.PlainBodyDecoder)
+		}
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: r.Status, Header: r.Header, Options: opts}
+	out.SetBodyBytes(r.Body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	return nil
 }
 
 // opsServerPaths reads the paths (*opsServer).ServeHTTP answers itself:
