@@ -14,9 +14,11 @@ package apidoc
 
 import (
 	"bytes"
+	"compress/gzip"
 	_ "embed"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/pushgo/gateway/schemas/apierr"
 )
@@ -26,6 +28,21 @@ var document []byte
 
 //go:embed page.html
 var page []byte
+
+// The gzip forms, sent to clients that accept them: the document is about
+// 290 KB as stored and 22 KB gzipped.
+var (
+	documentGz = gzipped(document)
+	pageGz     = gzipped(page)
+)
+
+func gzipped(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // fails only on a bad level
+	_, _ = w.Write(b)                                       // a bytes.Buffer does not fail
+	_ = w.Close()
+	return buf.Bytes()
+}
 
 // The paths this package serves. They are open even when PUSHGO_TOKEN is
 // set: the document describes the public API and holds no secret, and a
@@ -48,13 +65,13 @@ func Document() []byte { return bytes.Clone(document) }
 func Handler() http.Handler { return http.HandlerFunc(serve) }
 
 func serve(w http.ResponseWriter, r *http.Request) {
-	var body []byte
+	var body, gz []byte
 	var contentType string
 	switch r.URL.Path {
 	case PathDocument:
-		body, contentType = document, "application/json"
+		body, gz, contentType = document, documentGz, "application/json"
 	case PathPage, PathHome:
-		body, contentType = page, "text/html; charset=utf-8"
+		body, gz, contentType = page, pageGz, "text/html; charset=utf-8"
 	default:
 		fail(w, apierr.New(apierr.RouteNotFound))
 		return
@@ -66,6 +83,11 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
+	h.Set("Vary", "Accept-Encoding")
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		body = gz
+		h.Set("Content-Encoding", "gzip")
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	// The page loads nothing from elsewhere; say so to the browser.
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:")
@@ -75,6 +97,24 @@ func serve(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
+}
+
+// acceptsGzip reports whether an Accept-Encoding value admits gzip: named
+// (or "*") without q=0.
+func acceptsGzip(v string) bool {
+	for _, part := range strings.Split(v, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(strings.ToLower(params), " ", "")
+		if q == "q=0" || q == "q=0.0" || q == "q=0.00" || q == "q=0.000" {
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // fail answers e in the gateway's failure envelope (English: these

@@ -1,6 +1,8 @@
 package apidoc
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -62,6 +64,7 @@ func TestHandlerServesTheDocumentAndThePage(t *testing.T) {
 	get := func(method, path string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.Header.Set("Accept-Encoding", "identity") // as stored; gzip: TestGzipWhenAccepted
 		resp, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -111,5 +114,43 @@ func TestPageLoadsNothingFromElsewhere(t *testing.T) {
 	Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/docs", nil))
 	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") {
 		t.Errorf("Content-Security-Policy %q, want default-src 'none' and connect-src 'self'", csp)
+	}
+}
+
+// TestGzipWhenAccepted: a client that accepts gzip gets the document and
+// the page gzipped (under half the bytes), which decompress to them; one
+// that does not (or refuses it with q=0) gets them as stored.
+func TestGzipWhenAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		path   string
+		stored []byte
+	}{{"/openapi.json", document}, {"/docs", page}} {
+		for _, ae := range []string{"gzip, deflate, br", "*", "identity", "gzip;q=0", ""} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+			req.Header.Set("Accept-Encoding", ae)
+			Handler().ServeHTTP(rec, req)
+			body := rec.Body.Bytes()
+			wantGzip := ae == "gzip, deflate, br" || ae == "*"
+			if got := rec.Header().Get("Content-Encoding") == "gzip"; got != wantGzip {
+				t.Errorf("GET %s, Accept-Encoding %q: gzipped %v, want %v", tc.path, ae, got, wantGzip)
+				continue
+			}
+			if wantGzip {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatalf("GET %s: not gzip: %v", tc.path, err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+				if 2*rec.Body.Len() > len(tc.stored) {
+					t.Errorf("GET %s gzipped: %d bytes of %d", tc.path, rec.Body.Len(), len(tc.stored))
+				}
+			}
+			if !bytes.Equal(body, tc.stored) || rec.Header().Get("Vary") != "Accept-Encoding" {
+				t.Errorf("GET %s, Accept-Encoding %q: %d bytes (Vary %q), want the %d stored", tc.path, ae, len(body), rec.Header().Get("Vary"), len(tc.stored))
+			}
+		}
 	}
 }
