@@ -30,6 +30,7 @@
 package apitokens
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -167,8 +168,8 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	return &Registry{view: view, max: opts.MaxPerChannel, timeout: opts.Timeout, log: opts.Logger}, nil
 }
 
-// Close stops the watch and waits for it. Authorize, Create and Revoke
-// MUST NOT be called after Close.
+// Close stops the watch and waits for it. Authorize, Create, Revoke and
+// List MUST NOT be called after Close.
 func (r *Registry) Close() { r.view.Close() }
 
 // Watch is the watch keeping the view current, for readiness.
@@ -307,6 +308,40 @@ func (r *Registry) Revoke(ctx context.Context, channelID, tokenID string) *apier
 	r.forget(tokenID, en.tok.Revision)
 	r.log.Info("apitokens: token revoked", "channel_id", channelID, "token_id", tokenID)
 	return nil
+}
+
+// List returns the tokens of channelID, oldest first (by creation time,
+// then id), without secrets or their hashes. Every creation and
+// revocation acknowledged before the call, through any replica, is in the
+// answer: the view is first synced with the bucket (kvview.Watch.Sync,
+// whose "nothing newer" is the stream leader's word), because a key
+// listing or a view read alone on this replica may miss a token created a
+// moment ago through another. It answers 503 broker_unavailable when the
+// bucket cannot be read. The caller MUST have authorized the channel.
+func (r *Registry) List(ctx context.Context, channelID string) ([]Token, *apierr.Error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	if err := r.view.Watch().Sync(ctx); err != nil {
+		r.log.Warn("apitokens: list sync failed", "channel_id", channelID, "err", fmt.Errorf("sync token view: %w", err))
+		return nil, brokerUnavailable()
+	}
+	var toks []Token
+	// Count visits every live entry under the view's lock; the match
+	// collects instead of counting (kvview has no other iteration, and
+	// a channel holds at most Options.MaxPerChannel tokens).
+	r.view.Count(func(en entry) bool {
+		if en.tok.ChannelID == channelID {
+			toks = append(toks, en.tok)
+		}
+		return false
+	})
+	slices.SortFunc(toks, func(a, b Token) int {
+		if a.CreatedAt != b.CreatedAt {
+			return cmp.Compare(a.CreatedAt, b.CreatedAt)
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return toks, nil
 }
 
 // Authorize checks an Authorization header value ("Api-Token <t>" or

@@ -357,3 +357,39 @@ func TestBrokerDown(t *testing.T) {
 	_, err = r.Authorize(ctx, "Bearer nope", apitokens.ScopeEventsIngest)
 	wantCode(t, "malformed token, broker down", err, apierr.InvalidAPIToken)
 }
+
+// TestList: a channel's list holds its live tokens, oldest first, with
+// their names, scopes and creation times and nothing secret; a revoked
+// token and another channel's tokens are not in it. A second replica
+// lists a token the first created at once.
+func TestList(t *testing.T) {
+	_, js := startBroker(t)
+	r1, r2 := open(t, js), open(t, js)
+	ch, other := ids.NewChannelID(), ids.NewChannelID()
+	var ids3 []string
+	for i, name := range []string{"alertmanager", "grafana", "ci"} {
+		_, rec, err := r1.Create(ctxT(t), ch, name, []string{apitokens.ScopeEventsIngest}, now.Add(time.Duration(i)*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids3 = append(ids3, rec.ID)
+	}
+	create(t, r1, other, apitokens.ScopeEventsRead)
+	wantCode(t, "revoke grafana", r1.Revoke(ctxT(t), ch, ids3[1]), "")
+
+	for i, r := range []*apitokens.Registry{r1, r2} {
+		got, aerr := r.List(ctxT(t), ch)
+		wantCode(t, "list", aerr, "")
+		if len(got) != 2 || got[0].ID != ids3[0] || got[1].ID != ids3[2] {
+			t.Fatalf("replica %d listed %+v, want tokens %s and %s", i+1, got, ids3[0], ids3[2])
+		}
+		if got[0].Name != "alertmanager" || got[1].Name != "ci" || got[0].ChannelID != ch ||
+			!slices.Equal(got[0].Scopes, []string{apitokens.ScopeEventsIngest}) ||
+			got[0].CreatedAt != now.UnixMilli() || got[1].CreatedAt != now.Add(2*time.Second).UnixMilli() {
+			t.Errorf("replica %d listed %+v", i+1, got)
+		}
+	}
+	if got, aerr := r2.List(ctxT(t), ids.NewChannelID()); aerr != nil || len(got) != 0 {
+		t.Errorf("a channel without tokens listed %+v, %v", got, aerr)
+	}
+}

@@ -2,6 +2,7 @@ package apitokens_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/pushgo/gateway/broker/apitokens"
@@ -55,5 +56,55 @@ func TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother(t *testing.T) {
 	}
 	if refused > 0 {
 		t.Errorf("%d of %d tokens created through one replica were refused through the other", refused, n)
+	}
+}
+
+// TestListedThroughAnotherReplicaAtOnce: on a 3-node cluster, a token
+// created (or revoked) through a replica attached to the bucket leader's
+// server is in (or out of) the list another replica, attached to a
+// follower's server, answers right after, 50 times in a row: List syncs
+// its view with the leader before reading it.
+func TestListedThroughAnotherReplicaAtOnce(t *testing.T) {
+	c := brokertest.StartCluster(t)
+	bucket := "KV_" + streams.APITokensBucket
+	c.LeadOn(t, bucket, 2)
+	p := c.Placement(t, bucket)
+	ctx := context.Background()
+	open := func(node int) *apitokens.Registry {
+		_, js := c.Conn(t, node)
+		r, err := apitokens.Open(ctx, js, apitokens.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	a, b := open(p.Leader), open(p.Followers[1])
+	channelID := ids.NewChannelID()
+	listed := func() []string {
+		toks, aerr := b.List(ctx, channelID)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		var got []string
+		for _, tok := range toks {
+			got = append(got, tok.ID)
+		}
+		return got
+	}
+	for i := range 50 {
+		_, tok, err := a.Create(ctx, channelID, "ci", []string{"events.ingest"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := listed(); !slices.Equal(got, []string{tok.ID}) {
+			t.Fatalf("round %d: listed %v right after creating %s", i, got, tok.ID)
+		}
+		if aerr := a.Revoke(ctx, channelID, tok.ID); aerr != nil {
+			t.Fatal(aerr)
+		}
+		if got := listed(); len(got) != 0 {
+			t.Fatalf("round %d: listed %v right after revoking %s", i, got, tok.ID)
+		}
 	}
 }
