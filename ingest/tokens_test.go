@@ -149,6 +149,10 @@ func TestTokenRoutesNeedGatewayToken(t *testing.T) {
 	tok := mustOK(t, post("/channel/token/create", "Bearer "+gatewayToken, req)).Str("token")
 	// An integration token is not the gateway token.
 	tokenWant(t, "integration token on a PushGo route", post("/channel/token/create", "Bearer "+tok, req), 401, "authentication_failed")
+	tokenWant(t, "list without gateway token", post("/channel/token/list", "", body(ch)), 401, "authentication_failed")
+	if r := mustOK(t, post("/channel/token/list", "Bearer "+gatewayToken, body(ch))); !strings.Contains(string(r.Body), `"name":"n"`) {
+		t.Errorf("list with the gateway token: %s", r.Body)
+	}
 }
 
 func mustJSON(t *testing.T, v any) string {
@@ -176,4 +180,74 @@ func (l *tokenLogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestTokenList covers /channel/token/list: the owner sees the channel's
+// live tokens (id, name, scopes, creation time), oldest first, and
+// nothing secret; a wrong password, another channel's owner or a client
+// without the gateway token learn nothing about them.
+func TestTokenList(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{})
+	chA, chB := g.createChannel("a"), g.createChannel("b")
+	var created []reply
+	for _, name := range []string{"alertmanager", "grafana", "ci"} {
+		created = append(created, mustOK(t, g.post("/channel/token/create", body(chA, "name", name, "scopes", []string{"events.ingest", "events.read"}))))
+	}
+	mustOK(t, g.post("/channel/token/create", body(chB, "name", "b's", "scopes", []string{"events.ingest"})))
+	mustOK(t, g.post("/channel/token/revoke", body(chA, "token_id", created[1].Str("token_id"))))
+
+	// Listed through another replica: what the first created and revoked
+	// a moment ago is there as it is now.
+	g2 := startIngest(t, b, ingest.Config{})
+	r := mustOK(t, g2.post("/channel/token/list", body(strings.ToLower(chA))))
+	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", cc)
+	}
+	if r.Str("channel_id") != chA || r.Data["truncated"] != false {
+		t.Errorf("list answered %s", r.Body)
+	}
+	toks, _ := r.Data["tokens"].([]any)
+	if len(toks) != 2 {
+		t.Fatalf("listed %d tokens, want 2: %s", len(toks), r.Body)
+	}
+	for i, want := range []reply{created[0], created[2]} {
+		got, _ := toks[i].(map[string]any)
+		if got["token_id"] != want.Str("token_id") || got["name"] != want.Str("name") ||
+			got["created_at"] != want.Data["created_at"] || mustJSON(t, got["scopes"]) != `["events.ingest","events.read"]` {
+			t.Errorf("token %d listed as %v, created as %s", i, got, want.Body)
+		}
+		if len(got) != 4 {
+			t.Errorf("token %d has members beyond token_id, name, scopes, created_at: %v", i, got)
+		}
+	}
+	for _, c := range created {
+		secret := c.Str("token")[strings.LastIndexByte(c.Str("token"), '.')+1:]
+		if strings.Contains(string(r.Body), secret) {
+			t.Errorf("the list shows a token's secret: %s", r.Body)
+		}
+	}
+
+	// Refusals say nothing about the tokens.
+	for _, c := range []struct {
+		what   string
+		status int
+		code   string
+		r      reply
+	}{
+		{"wrong password", 403, "password_mismatch", g.post("/channel/token/list", map[string]any{"channel_id": chA, "password": "wrong-password"})},
+		{"unknown channel", 404, "channel_not_found", g.post("/channel/token/list", body(ids.NewChannelID()))},
+		{"no password", 400, "password_required", g.post("/channel/token/list", map[string]any{"channel_id": chA})},
+		{"unknown member", 400, "invalid_json_data", g.post("/channel/token/list", body(chA, "token_id", created[0].Str("token_id")))},
+	} {
+		tokenWant(t, c.what, c.r, c.status, c.code)
+		if strings.Contains(string(c.r.Body), created[0].Str("token_id")) || strings.Contains(string(c.r.Body), "alertmanager") {
+			t.Errorf("%s: the refusal names a token: %s", c.what, c.r.Body)
+		}
+	}
+	// Another channel's list holds its own token only.
+	r = mustOK(t, g.post("/channel/token/list", body(chB)))
+	if toks, _ := r.Data["tokens"].([]any); len(toks) != 1 || toks[0].(map[string]any)["name"] != "b's" {
+		t.Errorf("channel b listed %s", r.Body)
+	}
 }

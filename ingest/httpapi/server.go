@@ -47,7 +47,7 @@ type Options struct {
 	// Inbox serves /v2/messages/pull and ack (with Devices); nil leaves
 	// them out.
 	Inbox Inbox
-	// Tokens serves /channel/token/create and /channel/token/revoke; nil
+	// Tokens serves /channel/token/create, /list and /revoke; nil
 	// leaves them out.
 	Tokens Tokens
 	// OwnAuth reports the routes (by their pattern, as c.Path()) that

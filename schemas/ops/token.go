@@ -73,6 +73,12 @@ type TokenRevokeRequest struct {
 	TokenID   *string `json:"token_id"`
 }
 
+// TokenListRequest is the body of /channel/token/list.
+type TokenListRequest struct {
+	ChannelID *string `json:"channel_id"`
+	Password  *string `json:"password"`
+}
+
 // TokenCreate is a validated /channel/token/create request. Scopes holds
 // known scopes only, each once, in the order first sent.
 type TokenCreate struct {
@@ -80,6 +86,12 @@ type TokenCreate struct {
 	Password  string
 	Name      string
 	Scopes    []string
+}
+
+// TokenList is a validated /channel/token/list request.
+type TokenList struct {
+	ChannelID string
+	Password  string
 }
 
 // TokenRevoke is a validated /channel/token/revoke request.
@@ -134,6 +146,23 @@ func ValidateTokenRevoke(r *TokenRevokeRequest) (*TokenRevoke, *apierr.Error) {
 		return nil, err
 	}
 	return &TokenRevoke{ChannelID: id, Password: pw, TokenID: tid}, nil
+}
+
+// ValidateTokenList validates a /channel/token/list request. Fields are
+// checked in the order channel_id, password.
+func ValidateTokenList(r *TokenListRequest) (*TokenList, *apierr.Error) {
+	if r == nil {
+		return nil, apierr.New(apierr.InvalidRequestBody)
+	}
+	id, err := validateChannelID(r.ChannelID)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := validatePassword(r.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenList{ChannelID: id, Password: pw}, nil
 }
 
 // tokenName: trimmed, 1-128 characters, no control characters. The name

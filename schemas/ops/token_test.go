@@ -135,12 +135,56 @@ func TestTokenRevokeRules(t *testing.T) {
 	}
 }
 
+// TestTokenListRules covers /channel/token/list.
+func TestTokenListRules(t *testing.T) {
+	base := `{"channel_id":"` + cid + `","password":"` + pw + `"}`
+	cases := []struct {
+		name, body string
+		code       apierr.Code
+		field      string
+	}{
+		{"ok", base, "", ""},
+		{"channel_id absent", del(base, "channel_id"), apierr.ChannelIDRequired, "channel_id"},
+		{"channel_id malformed", set(base, "channel_id", `"nope"`), apierr.InvalidChannelID, "channel_id"},
+		{"password absent", del(base, "password"), apierr.PasswordRequired, "password"},
+		{"unknown member", set(base, "token_id", q(tid)), apierr.InvalidJSONData, "token_id"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var r TokenListRequest
+			err := wire.Decode([]byte(c.body), &r)
+			var v *TokenList
+			if err == nil {
+				v, err = ValidateTokenList(&r)
+			}
+			if c.code == "" {
+				if err != nil {
+					t.Fatalf("got %v, want accepted", err)
+				}
+				if v.ChannelID != cid || v.Password != pw {
+					t.Errorf("got %+v", v)
+				}
+				return
+			}
+			if err == nil || err.Code != c.code || err.Status() != 400 {
+				t.Fatalf("got %v, want 400 %s\nbody: %s", err, c.code, c.body)
+			}
+			if !strings.Contains(err.Detail, c.field) {
+				t.Errorf("detail %q does not name %q", err.Detail, c.field)
+			}
+		})
+	}
+}
+
 func TestValidateTokenNil(t *testing.T) {
 	if _, err := ValidateTokenCreate(nil); err == nil || err.Code != apierr.InvalidRequestBody {
 		t.Errorf("create nil: %v", err)
 	}
 	if _, err := ValidateTokenRevoke(nil); err == nil || err.Code != apierr.InvalidRequestBody {
 		t.Errorf("revoke nil: %v", err)
+	}
+	if _, err := ValidateTokenList(nil); err == nil || err.Code != apierr.InvalidRequestBody {
+		t.Errorf("list nil: %v", err)
 	}
 }
 
