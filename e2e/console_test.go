@@ -29,8 +29,10 @@ import (
 // over the API while the page is open changes on the page without a
 // reload, an Event opened and then closed shows each status; the history pages
 // forward and back; a message sent from the page is accepted and appears
-// in the history live; an integration token is created (shown once, and
-// it works) and revoked (and stops working); the stream resumes after the
+// in the history live; an integration token created over the API before
+// sign-in is listed (name, id, scopes, creation time; no secret) and
+// revoked from the page (and stops working); an integration token is
+// created (shown once, and it works) and revoked (and stops working); the stream resumes after the
 // gateway is killed and restarted; sign-out forgets the channel. Through
 // all of it the password appears in no URL the browser requested and in no
 // storage, the page requests nothing outside the gateway (it works
@@ -59,6 +61,9 @@ func TestConsole(t *testing.T) {
 		"message": "Renewal requested", "severity": "low", "event_time": nowMillis()})["event_id"].(string)
 	api.write("/event/update", eventKeys, map[string]any{"event_id": cert, "status": "validating",
 		"message": "DNS challenge published", "severity": "low", "event_time": nowMillis()})
+	early := api.write("/channel/token/create", []string{"channel_id", "token_id", "token", "name", "scopes", "created_at"}, map[string]any{"name": "alertmanager (before)",
+		"scopes": []string{"events.ingest", "events.read"}})
+	earlyID, earlyToken := early["token_id"].(string), early["token"].(string)
 	for i := range 24 {
 		api.write("/message", messageKeys, map[string]any{"title": fmt.Sprintf("Nightly report %02d", i+1), "severity": "low"})
 	}
@@ -157,12 +162,34 @@ func TestConsole(t *testing.T) {
 	}
 	p.screenshotFor("desktop.png", true)
 
+	t.Log("a token created over the API before sign-in is listed, without its secret, and revoked from the page")
+	p.waitJS("the earlier token listed", `(() => {
+		const li = document.getElementById('token-`+earlyID+`');
+		return !!li && li.querySelector('strong').textContent === 'alertmanager (before)' &&
+			li.querySelector('code').textContent === '`+earlyID+`' &&
+			li.querySelector('[data-field="scopes"]').textContent === 'events.ingest, events.read' && !!li.querySelector('time');
+	})()`)
+	if found := p.eval(`String(document.documentElement.outerHTML.includes(` + jsString(earlyToken[len(earlyToken)-64:]) + `))`); found != "false" {
+		t.Error("the listed token's secret is on the page")
+	}
+	if st := api.pagerDuty(earlyToken); st != http.StatusAccepted {
+		t.Fatalf("the token created over the API does not work: PagerDuty enqueue answered %d", st)
+	}
+	p.click("#token-" + earlyID + " button")
+	p.waitText("#token-"+earlyID+" button", "Confirm revoke")
+	p.click("#token-" + earlyID + " button")
+	p.waitJS("the earlier token revoked", `document.getElementById('token-`+earlyID+`').dataset.revoked === 'true'`)
+	if st := api.pagerDuty(earlyToken); st == http.StatusAccepted {
+		t.Fatal("the token created over the API still works after the page revoked it")
+	}
+
 	t.Log("an integration token: created and shown once, then revoked")
 	p.fill("#tok-name", "grafana")
 	p.click("#token-form button[type=submit]")
 	p.waitJS("the new token", `document.getElementById('token-value').value.startsWith('pgo1.')`)
 	token := p.eval(`document.getElementById('token-value').value`)
-	tokenID := p.eval(`document.querySelector('#token-list li').dataset.tokenId`)
+	tokenID := strings.Split(token, ".")[1] // pgo1.<id>.<secret>
+	p.waitJS("the new token listed", `!!document.getElementById('token-`+tokenID+`')`)
 	if st := api.pagerDuty(token); st != http.StatusAccepted {
 		t.Fatalf("the token the page showed does not work: PagerDuty enqueue answered %d", st)
 	}
@@ -202,7 +229,7 @@ func TestConsole(t *testing.T) {
 	}
 
 	t.Log("the password is in no URL and no storage")
-	p.checkSecretsStayOut(password, token)
+	p.checkSecretsStayOut(password, token, earlyToken)
 
 	t.Log("sign-out forgets the channel")
 	p.click("#signout")

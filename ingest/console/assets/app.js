@@ -504,6 +504,7 @@
       counts();
       $('things-h').focus();
       follow(s, () => { loadList('thing').catch(() => {}); loadList('event').catch(() => {}); });
+      loadTokens();
     } catch (e) {
       reset();
       err.textContent = explain(e, c);
@@ -527,6 +528,7 @@
     Object.assign(hist, { stack: [], after: undefined, items: [], hasMore: false });
     for (const id of ['things-list', 'events-list', 'hist-list', 'token-list']) $(id).replaceChildren();
     for (const id of ['send-result', 'token-result', 'announce']) $(id).textContent = '';
+    $('tokens-empty').hidden = true;
     hideToken();
     setConn('signed-out');
   }
@@ -590,10 +592,34 @@
       $('token-created').focus();
       $('tok-name').value = '';
       out.textContent = 'Token ' + d.token_id + ' created.';
-      tokenRow(d);
+      putTokenRow(tokenRow(d));
     } catch (e) {
       if (s === session) out.textContent = 'Not created: ' + explain(e, cred);
     }
+  }
+
+  // loadTokens lists the channel's tokens (/channel/token/list), oldest
+  // first, replacing what the list showed.
+  async function loadTokens() {
+    const s = session;
+    const c = cred;
+    try {
+      const d = await call(c, 'channel/token/list', {});
+      if (s !== session) return;
+      $('token-list').replaceChildren(...d.tokens.map(tokenRow));
+      $('tokens-empty').hidden = d.tokens.length > 0;
+      if (d.truncated) $('token-result').textContent = 'Only the oldest ' + d.tokens.length + ' tokens are listed.';
+    } catch (e) {
+      if (s === session) $('token-result').textContent = 'Tokens not listed: ' + explain(e, c);
+    }
+  }
+
+  // putTokenRow shows li in place of the row of the same token, or last.
+  function putTokenRow(li) {
+    const old = $(li.id);
+    if (old) old.replaceWith(li);
+    else $('token-list').append(li);
+    $('tokens-empty').hidden = true;
   }
 
   function tokenRow(d) {
@@ -613,8 +639,8 @@
     });
     const li = el('li', { id: 'token-' + d.token_id, 'data-token-id': d.token_id },
       el('strong', { text: d.name }), el('code', { text: d.token_id }),
-      el('span', { class: 'meta', text: d.scopes.join(', ') }), time(d.created_at), btn);
-    $('token-list').append(li);
+      el('span', { class: 'meta', 'data-field': 'scopes', text: d.scopes.join(', ') }), time(d.created_at), btn);
+    return li;
   }
 
   function revokedRow(d) {
@@ -632,17 +658,6 @@
     } catch (e) {
       if (s === session) out.textContent = 'Not revoked: ' + explain(e, cred);
       return false;
-    }
-  }
-
-  async function revokeByID(ev) {
-    ev.preventDefault();
-    const id = $('revoke-id').value.trim().toLowerCase();
-    if (!id) { $('token-result').textContent = 'Enter the token id (24 characters).'; return; }
-    if (await revoke(id)) {
-      $('revoke-id').value = '';
-      const row = $('token-' + id);
-      if (row) row.replaceWith(revokedRow({ token_id: id, name: row.querySelector('strong').textContent }));
     }
   }
 
@@ -665,7 +680,7 @@
     $('signout').addEventListener('click', signOut);
     $('send-form').addEventListener('submit', send);
     $('token-form').addEventListener('submit', createToken);
-    $('revoke-form').addEventListener('submit', revokeByID);
+    $('tokens-reload').addEventListener('click', () => { $('token-result').textContent = ''; loadTokens(); });
     $('token-copy').addEventListener('click', copyToken);
     $('token-done').addEventListener('click', hideToken);
     $('hist-prev').addEventListener('click', () => pageHistory(-1));
