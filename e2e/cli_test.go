@@ -141,7 +141,10 @@ func historyLen(t *testing.T, g *gateway, ch chanCred) int {
 // level.
 func TestCLICommands(t *testing.T) {
 	g := startGateway(t, gwConfig{DataDir: t.TempDir()})
-	server := "PUSHGO_URL=" + g.base
+	// The CLI talks to the gateway through a validating proxy, so its
+	// requests and the answers it parses are checked against the OpenAPI
+	// document like the suite's own clients'.
+	server := "PUSHGO_URL=" + apiValidatingProxy(t, g.base)
 	const password = "correct-horse-cli"
 
 	t.Run("help", func(t *testing.T) {
@@ -394,7 +397,7 @@ func TestCLIServe(t *testing.T) {
 	const token = "cli-private-token-0123456789"
 	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Token: token, Args: []string{"serve", "-log-level", "info"}})
 	ch := createChannel(t, g, "served", "served-password")
-	env := []string{"PUSHGO_URL=" + g.base, "PUSHGO_CHANNEL_ID=" + ch, "PUSHGO_CHANNEL_PASSWORD=served-password"}
+	env := []string{"PUSHGO_URL=" + apiValidatingProxy(t, g.base), "PUSHGO_CHANNEL_ID=" + ch, "PUSHGO_CHANNEL_PASSWORD=served-password"}
 	wantExit(t, runCLI(t, env, "", "send", "--title", "no token"), 1, "authentication_failed", "HTTP 401")
 	r := mustCLI(t, append(env, "PUSHGO_TOKEN="+token), "", "send", "--title", "with the token")
 	if !hex32.MatchString(strings.TrimSpace(r.stdout)) {
@@ -409,7 +412,7 @@ func TestCLIServe(t *testing.T) {
 
 	// The server's flags alone, as before the client existed.
 	g2 := startGateway(t, gwConfig{DataDir: t.TempDir(), Args: []string{"-log-level", "info"}})
-	mustCLI(t, []string{"PUSHGO_URL=" + g2.base}, "long-enough-password\n", "channel", "create", "--name", "flags-only", "--password-stdin")
+	mustCLI(t, []string{"PUSHGO_URL=" + apiValidatingProxy(t, g2.base)}, "long-enough-password\n", "channel", "create", "--name", "flags-only", "--password-stdin")
 }
 
 // lineReader collects a running process's stdout line by line.
@@ -510,7 +513,10 @@ func TestCLITailResumes(t *testing.T) {
 	}
 	const password = "tail-password"
 	ch := createChannel(t, g, "tail", password)
-	env := []string{"PUSHGO_URL=" + g.base, "PUSHGO_CHANNEL_ID=" + ch, "PUSHGO_CHANNEL_PASSWORD=" + password}
+	// Through a validating proxy (see TestCLICommands), which stays up
+	// while the gateway behind it is killed and restarted: tail then sees
+	// the proxy's 502 as an outage, like a gateway behind a load balancer.
+	env := []string{"PUSHGO_URL=" + apiValidatingProxy(t, g.base), "PUSHGO_CHANNEL_ID=" + ch, "PUSHGO_CHANNEL_PASSWORD=" + password}
 	state := filepath.Join(t.TempDir(), "tail.state")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -560,7 +566,7 @@ func TestCLITailResumes(t *testing.T) {
 	elsewhere := startGateway(t, gwConfig{DataDir: dir})
 	for i := range 2 {
 		op := fmt.Sprintf("tail-while-away-%d", i)
-		mustCLI(t, []string{"PUSHGO_URL=" + elsewhere.base, env[1], env[2]}, "", "send", "--title", op, "--op-id", op)
+		mustCLI(t, []string{"PUSHGO_URL=" + apiValidatingProxy(t, elsewhere.base), env[1], env[2]}, "", "send", "--title", op, "--op-id", op)
 		sent = append(sent, op)
 	}
 	if err := elsewhere.terminate(); err != nil {

@@ -69,7 +69,11 @@ func TestConsole(t *testing.T) {
 	}
 
 	p := openConsole(t, chrome)
-	p.navigate(g.base + "/console") // the redirect to /console/ included
+	// The browser talks to the gateway through a validating proxy: every
+	// exchange the page makes (page, assets, API calls, the stream) is
+	// checked against the OpenAPI document like the suite's own clients'.
+	front := apiValidatingProxy(t, g.base)
+	p.navigate(front + "/console") // the redirect to /console/ included
 	p.waitJS("the page is ready", `document.documentElement.dataset.ready === 'true'`)
 	p.measureFirstLoad()
 	if bad := p.eval(`(() => {
@@ -243,7 +247,8 @@ func TestConsole(t *testing.T) {
 	apiToken := "console-private-" + randomHex(t, 8)
 	gp := startGateway(t, gwConfig{DataDir: t.TempDir(), Token: apiToken})
 	chp := createChannel(t, gp, "private", password)
-	p.navigate(gp.base + "/console/")
+	gpFront := apiValidatingProxy(t, gp.base)
+	p.navigate(gpFront + "/console/")
 	p.waitJS("the page is ready", `document.documentElement.dataset.ready === 'true'`)
 	p.fill("#in-channel", chp)
 	p.fill("#in-password", password)
@@ -255,7 +260,7 @@ func TestConsole(t *testing.T) {
 	p.waitJS("live on the private gateway", `document.getElementById('conn').dataset.state === 'live'`)
 	p.checkSecretsStayOut(password, token, apiToken)
 	p.checkNoPageErrors()
-	p.checkRequestsStayHome(g.base, gp.base)
+	p.checkRequestsStayHome(front, gpFront)
 }
 
 // consoleAPI writes to the channel over the HTTP API, as another client
