@@ -71,7 +71,12 @@ type Config struct {
 	Limits limits.Config
 	// Argon2 overrides the password hash cost (tests use a cheap one).
 	Argon2 registry.Argon2Params
-	Logger *slog.Logger
+	// LocalReads is the projector of this process, if it runs one: reads
+	// are asked there first, without the broker's request and reply (the
+	// barrier of a read still comes from the broker). Nil: every read goes
+	// over the broker.
+	LocalReads readfwd.Local
+	Logger     *slog.Logger
 }
 
 // Service is a running ingest. The caller MUST call Close.
@@ -131,7 +136,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
-	fwd, err := readfwd.New(ctx, nc, cfg.ReadTimeout, cfg.Logger)
+	fwd, err := readfwd.New(ctx, nc, cfg.ReadTimeout, cfg.LocalReads, cfg.Logger)
 	if err != nil {
 		reg.Close()
 		w.Close()

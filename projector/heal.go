@@ -106,11 +106,11 @@ func (p *Projector) readFailed(err error) *apierr.Error {
 	return apierr.New(apierr.InternalError)
 }
 
-// serveSafely is serve, but a read that panics never takes the process
-// down: Pebble's fatal report (a store it cannot go on with) answers 503
-// read_unavailable and has the projection rebuilt; any other panic is an
-// internal error of that read.
-func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) {
+// serveReqSafely is serveReq, but a read that panics never takes the
+// process down: Pebble's fatal report (a store it cannot go on with)
+// answers 503 read_unavailable and has the projection rebuilt; any other
+// panic is an internal error of that read.
+func (p *Projector) serveReqSafely(req *reads.Request) (resp reads.Response) {
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -124,9 +124,8 @@ func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) 
 			p.log.Error("projector: a read panicked", "panic", r)
 			resp = reads.Response{ErrorCode: apierr.InternalError, Error: "internal error"}
 		}
-		chunks = false
 	}()
-	return p.serve(data)
+	return p.serveReq(req)
 }
 
 // fail stops the projector for good with err and wakes the reads waiting

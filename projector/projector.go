@@ -110,7 +110,9 @@ type Projector struct {
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
 	served  atomic.Uint64 // reads answered
-	rstats  readStats     // what bounded the answers (readsvc.go)
+	// servedLocal counts the reads answered through ServeLocal.
+	servedLocal atomic.Uint64
+	rstats      readStats // what bounded the answers (readsvc.go)
 
 	receiptsApplied atomic.Uint64 // last PUSHGO_RECEIPTS sequence folded
 	failed          atomic.Pointer[error]
@@ -129,6 +131,13 @@ type Projector struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	wg      sync.WaitGroup // in-flight reads
+
+	// localMu guards serving, which says whether ServeLocal answers: set
+	// with the read service's subscription and cleared, under the write
+	// lock, before a rebuild touches the store, so no local read is in
+	// flight then (a local read holds the read lock while it runs).
+	localMu sync.RWMutex
+	serving bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -297,6 +306,9 @@ func (p *Projector) Close() error {
 }
 
 func (p *Projector) close() error {
+	p.localMu.Lock() // waits for the local reads in flight
+	p.serving = false
+	p.localMu.Unlock()
 	p.subMu.Lock()
 	p.closing = true
 	sub := p.sub
@@ -326,12 +338,18 @@ func (p *Projector) startServing() error {
 		return fmt.Errorf("projector: subscribe reads: %w", err)
 	}
 	p.sub = sub
+	p.localMu.Lock()
+	p.serving = true
+	p.localMu.Unlock()
 	return nil
 }
 
 // stopServing unsubscribes the read service and waits for the reads in
 // flight: afterwards no read touches the store until startServing.
 func (p *Projector) stopServing() {
+	p.localMu.Lock() // waits for the local reads in flight
+	p.serving = false
+	p.localMu.Unlock()
 	p.subMu.Lock()
 	sub := p.sub
 	p.sub = nil

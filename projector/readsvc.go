@@ -153,14 +153,13 @@ func (p *Projector) readCollectors() []prometheus.Collector {
 	}
 }
 
-// serve answers one encoded request; chunks says whether the asker reads
-// an answer in chunks.
-func (p *Projector) serve(data []byte) (resp reads.Response, chunks bool) {
+// serveSafely decodes a read request and answers it with serveReqSafely.
+func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) {
 	var req reads.Request
 	if err := json.Unmarshal(data, &req); err != nil {
 		return fail(apierr.Fieldf(apierr.InvalidJSONData, "request", "%v", err)), false
 	}
-	return p.serveReq(&req), req.Chunks
+	return p.serveReqSafely(&req), req.Chunks
 }
 
 func (p *Projector) serveReq(req *reads.Request) reads.Response {
@@ -182,6 +181,30 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 	}
 	return reads.Response{Data: data}
 }
+
+// ServeLocal answers req in this process, as a read over NATS is answered
+// (after the fold has committed req.MinSeq, within ReadWait): ingest in
+// the same process asks here first and skips the broker's request and
+// reply, four hops through a broker that the write load keeps busy. ok is
+// false while the projector serves no reads (starting, rebuilding,
+// closed); the read then goes to a replica over the broker.
+func (p *Projector) ServeLocal(req *reads.Request) (resp reads.Response, ok bool) {
+	p.localMu.RLock()
+	defer p.localMu.RUnlock()
+	if !p.serving {
+		return reads.Response{}, false
+	}
+	p.reads <- struct{}{}
+	defer func() { <-p.reads }()
+	resp = p.serveReqSafely(req)
+	p.served.Add(1)
+	p.servedLocal.Add(1)
+	return resp, true
+}
+
+// ServedLocal is the number of reads this projector answered through
+// ServeLocal.
+func (p *Projector) ServedLocal() uint64 { return p.servedLocal.Load() }
 
 // Read answers a validated read directly (the same as over NATS).
 func (p *Projector) Read(req *reads.Request) (jsontext.Value, *apierr.Error) { return p.answer(req) }

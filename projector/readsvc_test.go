@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,89 @@ func TestReadServiceHasAConnectionOfItsOwn(t *testing.T) {
 	}
 	if _, err := b.NC.Request(reads.Subject(reads.ChannelHistory), req, time.Second); err == nil {
 		t.Fatal("a closed projector still answered")
+	}
+}
+
+// TestServeLocalAnswersAsOverNATS: a read asked in the process (ingest
+// beside the projector) gets the very bytes a replica answers over the
+// broker, waits for its barrier like one, and is refused (ok false, so the
+// read goes over the broker) once the projector has stopped serving.
+func TestServeLocalAnswersAsOverNATS(t *testing.T) {
+	nc, js := setup(t)
+	p := start(t, nc, projector.Config{InMemory: true, Serve: true})
+	last := workload(t, js, rand.New(rand.NewPCG(7, 9)), 300)
+	waitApplied(t, p, last)
+
+	overNATS := func(req reads.Request) []byte {
+		t.Helper()
+		req.Chunks = true
+		b, _ := json.Marshal(req)
+		m, err := nc.Request(reads.Subject(req.Route), b, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, ok := reads.ResponseData(m.Data); ok {
+			return data
+		}
+		return m.Data
+	}
+	local := func(req reads.Request) reads.Response {
+		t.Helper()
+		req.Chunks = true
+		resp, ok := p.ServeLocal(&req)
+		if !ok {
+			t.Fatalf("a serving projector refused the local read %+v", req)
+		}
+		return resp
+	}
+	before := p.ServedLocal()
+	for _, ch := range []string{"01ARZ3NDEKTSV4RRFFQ69G5FAV", "7VNDECTMTAYVFHY2G194E2AY8Z"} {
+		for _, req := range []reads.Request{
+			{Route: reads.ChannelHistory, ChannelID: ch, Limit: 1000},
+			{Route: reads.ChannelHistory, ChannelID: ch, Limit: 7, After: 40},
+			{Route: reads.ChannelThings, ChannelID: ch, Limit: 100},
+			{Route: reads.ChannelEvents, ChannelID: ch, Limit: 100},
+		} {
+			resp := local(req)
+			if resp.ErrorCode != "" {
+				t.Fatalf("%+v: local answer %s %s", req, resp.ErrorCode, resp.Error)
+			}
+			if want := overNATS(req); !bytes.Equal(resp.Data, want) {
+				t.Fatalf("%+v: local answer\n%s\nover NATS\n%s", req, resp.Data, want)
+			}
+		}
+	}
+	if resp := local(reads.Request{Route: reads.ThingGet, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", ThingID: "no-such"}); resp.ErrorCode != apierr.ThingNotFound {
+		t.Fatalf("a missing thing answered %+v locally", resp)
+	}
+	if got := p.ServedLocal() - before; got != 9 {
+		t.Fatalf("ServedLocal counted %d reads, want 9", got)
+	}
+
+	// The barrier: a read asked for an operation not yet appended answers
+	// once it is folded, with it.
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	answered := make(chan reads.Response, 1)
+	go func() {
+		resp, _ := p.ServeLocal(&reads.Request{Route: reads.ChannelHistory, ChannelID: ch, Limit: 1, After: last, MinSeq: last + 1})
+		answered <- resp
+	}()
+	now := int64(1713760000000)
+	env := ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "late-op", EntityID: "late", AcceptedAt: now}
+	env.Payload, _ = json.Marshal(ops.MessagePayload{MessageID: "late", Title: "late", Severity: "normal", OccurredAt: now}, json.Deterministic(true))
+	seq := publishSelectOp(t, js, ch, &env)
+	if seq != last+1 {
+		t.Fatalf("appended at %d, want %d", seq, last+1)
+	}
+	resp := <-answered
+	if resp.ErrorCode != "" || !bytes.Contains(resp.Data, []byte(`"late-op"`)) {
+		t.Fatalf("a read with barrier %d answered %s %s %s, want the operation appended at it", last+1, resp.Data, resp.ErrorCode, resp.Error)
+	}
+
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.ServeLocal(&reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "x"}); ok {
+		t.Fatal("a closed projector answered a local read")
 	}
 }

@@ -25,8 +25,21 @@ import (
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
+// Local is a projector in this process (projector.Projector). A read it
+// answers skips the broker's request and reply: four hops through a broker
+// the write load keeps busy, for an answer the projector gives in
+// microseconds.
+type Local interface {
+	// ServeLocal answers req as the projector answers it over NATS (after
+	// its fold has committed req.MinSeq). ok is false while it serves no
+	// reads (starting, rebuilding, closed): the read then goes to a
+	// replica over the broker.
+	ServeLocal(req *reads.Request) (resp reads.Response, ok bool)
+}
+
 // Forwarder sends reads to projectors. It is safe for concurrent use.
 type Forwarder struct {
+	local   Local              // the projector in this process, or nil
 	nc      *nats.Conn         // the reads' own connection (ownConn)
 	stream  jetstream.Stream   // its info is the leader's
 	ops     *leaderread.Stream // reads of its messages as the leader holds them
@@ -37,8 +50,9 @@ type Forwarder struct {
 
 // New returns a Forwarder; timeout bounds one read end to end (default 5s).
 // The reads go over a connection of their own, opened with nc's options
-// (ownConn), and Close closes it.
-func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Logger) (*Forwarder, error) {
+// (ownConn), and Close closes it. local, when not nil, is the projector of
+// this process, asked first (the barrier still comes from the broker).
+func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, local Local, log *slog.Logger) (*Forwarder, error) {
 	rc, err := ownConn(nc, "reads")
 	if err != nil {
 		return nil, fmt.Errorf("connect the reads: %w", err)
@@ -48,6 +62,7 @@ func New(ctx context.Context, nc *nats.Conn, timeout time.Duration, log *slog.Lo
 		rc.Close()
 		return nil, err
 	}
+	f.local = local
 	return f, nil
 }
 
@@ -129,6 +144,11 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 // max_payload is read whole, so no read fails for its size.
 func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uint64) (jsontext.Value, *apierr.Error) {
 	req.MinSeq, req.Chunks = barrier, true
+	if f.local != nil {
+		if resp, ok := f.local.ServeLocal(req); ok {
+			return answerOf(resp)
+		}
+	}
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, apierr.New(apierr.InternalError)
@@ -149,6 +169,12 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 		f.log.Error("readfwd: undecodable answer", "route", req.Route, "bytes", len(data), "err", err)
 		return nil, apierr.New(apierr.InternalError)
 	}
+	return answerOf(resp)
+}
+
+// answerOf is a projector's answer as the HTTP front takes it: the data,
+// or the error (503s with Retry-After).
+func answerOf(resp reads.Response) (jsontext.Value, *apierr.Error) {
 	if resp.ErrorCode != "" {
 		e := &apierr.Error{Code: resp.ErrorCode, Detail: resp.Error}
 		if e.Status() == 503 {

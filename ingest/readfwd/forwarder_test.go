@@ -76,7 +76,7 @@ func split(nc *nats.Conn, b []byte) []chunk {
 
 func forwarder(t *testing.T, nc *nats.Conn, timeout time.Duration) *readfwd.Forwarder {
 	t.Helper()
-	f, err := readfwd.New(context.Background(), nc, timeout, nil)
+	f, err := readfwd.New(context.Background(), nc, timeout, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestReadsHaveAConnectionOfTheirOwn(t *testing.T) {
 	b := brokertest.Start(t)
 	answerer(t, b.NC, func(m *nats.Msg, answer []byte, _ reads.Request) []chunk { return split(b.NC, answer) })
 	appends, _ := b.Conn(t)
-	f, err := readfwd.New(context.Background(), appends, 20*time.Second, nil)
+	f, err := readfwd.New(context.Background(), appends, 20*time.Second, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +246,79 @@ func TestReadsHaveAConnectionOfTheirOwn(t *testing.T) {
 	}
 	if _, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-1"}); aerr == nil {
 		t.Fatal("a closed forwarder still answered")
+	}
+}
+
+// localProjector stands in for the projector of the process: it answers
+// while serving is set, else says it cannot.
+type localProjector struct {
+	mu      sync.Mutex
+	serving bool
+	asked   []reads.Request
+}
+
+func (l *localProjector) ServeLocal(req *reads.Request) (reads.Response, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.serving {
+		return reads.Response{}, false
+	}
+	l.asked = append(l.asked, *req)
+	if req.ThingID == "missing" {
+		return reads.Response{ErrorCode: apierr.ThingNotFound, Error: "no such thing"}, true
+	}
+	return reads.Response{Data: jsontext.Value(`{"from":"local"}`)}, true
+}
+
+// TestLocalProjectorAskedFirst: a Forwarder with a projector in its
+// process asks it first, with the barrier and framing a replica over the
+// broker would get, and passes its errors on as such; while that projector
+// serves no reads (starting, rebuilding), the read goes to a replica over
+// the broker.
+func TestLocalProjectorAskedFirst(t *testing.T) {
+	b := brokertest.Start(t)
+	var remote sync.Mutex
+	remoteAsked := 0
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, req reads.Request) []chunk {
+		remote.Lock()
+		remoteAsked++
+		remote.Unlock()
+		return split(b.NC, answer)
+	})
+	local := &localProjector{serving: true}
+	f, err := readfwd.New(context.Background(), b.NC, 5*time.Second, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+
+	data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"})
+	if aerr != nil || string(data) != `{"from":"local"}` {
+		t.Fatalf("read with a serving local projector: %s, %v; want the local answer", data, aerr)
+	}
+	if _, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "missing"}); aerr == nil || aerr.Code != apierr.ThingNotFound {
+		t.Fatalf("the local projector's thing_not_found came back as %v", aerr)
+	}
+	local.mu.Lock()
+	asked := append([]reads.Request(nil), local.asked...)
+	local.serving = false
+	local.mu.Unlock()
+	if len(asked) != 2 || !asked[0].Chunks || asked[0].Route != reads.ThingGet {
+		t.Fatalf("local projector asked %+v", asked)
+	}
+	remote.Lock()
+	if remoteAsked != 0 {
+		t.Fatalf("a replica over the broker was asked %d times while the local projector served", remoteAsked)
+	}
+	remote.Unlock()
+
+	data, aerr = f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"})
+	if aerr != nil || !bytes.Contains(data, []byte(`"size-3"`)) {
+		t.Fatalf("read while the local projector serves nothing: %s, %v; want the replica's answer", data, aerr)
+	}
+	remote.Lock()
+	defer remote.Unlock()
+	if remoteAsked != 1 {
+		t.Fatalf("replica over the broker asked %d times, want 1", remoteAsked)
 	}
 }

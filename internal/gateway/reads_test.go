@@ -87,3 +87,35 @@ func TestReadYourWrites(t *testing.T) {
 		t.Fatalf("ongoing events %v", items)
 	}
 }
+
+// TestAllInOneReadsStayInProcess: with ingest and a projector in one
+// process, reads are answered by that projector without the broker's
+// request and reply (the default binary: make run, a home lab).
+func TestAllInOneReadsStayInProcess(t *testing.T) {
+	cfg := Defaults()
+	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	base := "http://" + g.Addr()
+	s, _, m := post(t, base, "/channel/create", `{"channel_name":"local","password":"correct-horse"}`)
+	ch := data(t, s, m)["channel_id"].(string)
+	cred := `"channel_id":"` + ch + `","password":"correct-horse"`
+	s, _, m = post(t, base, "/thing/create", `{`+cred+`,"title":"NAS","observed_at":1713750000000,"attrs":{"n":0}}`)
+	th := data(t, s, m)["thing_id"].(string)
+	before := g.Projector().ServedLocal()
+	const reads = 20
+	for i := 1; i <= reads; i++ {
+		s, _, m = post(t, base, "/thing/update", fmt.Sprintf(`{%s,"thing_id":"%s","observed_at":%d,"attrs":{"n":%d}}`, cred, th, 1713750000000+i, i))
+		data(t, s, m)
+		s, _, m = post(t, base, "/thing/get", `{`+cred+`,"thing_id":"`+th+`"}`)
+		if n := data(t, s, m)["attrs"].(map[string]any)["n"]; n != float64(i) {
+			t.Fatalf("read after update %d saw n=%v", i, n)
+		}
+	}
+	if got := g.Projector().ServedLocal() - before; got < reads {
+		t.Fatalf("the projector of the process answered %d of %d reads itself", got, reads)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/ingest/console"
+	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/pusher"
 )
@@ -108,8 +109,13 @@ func (g *Gateway) start(ctx context.Context) error {
 		}
 	}
 	if cfg.Runs("ingest") {
+		var local readfwd.Local // not a nil *Projector in an interface
+		if g.proj != nil {
+			local = g.proj
+		}
 		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
-			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
+			LocalReads: local,
+			Token:      cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
 			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel,
 		})
