@@ -44,7 +44,7 @@ func writeErr(c *echo.Context, e *apierr.Error) error {
 	if err != nil {
 		return err
 	}
-	c.Set(errorCodeKey, e.Code)
+	RecordErrorCode(c, e.Code)
 	h := c.Response().Header()
 	h.Set("Content-Language", string(l))
 	if e.RetryAfter > 0 {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/labstack/echo/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -31,7 +32,7 @@ func newMetrics() *metrics {
 			Name: "pushgo_operations_total", Help: "Write operations by name and outcome (appended, replayed, rejected).",
 		}, []string{"op", "outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushgo_http_errors_total", Help: "Error answers by route and catalog error code (error_code).",
+			Name: "pushgo_http_errors_total", Help: "Error answers by route and error code (the catalog code; for an integration tool's own rules, a code named after the tool).",
 		}, []string{"route", "code"}),
 	}
 	return m
@@ -47,6 +48,15 @@ func (m *metrics) observe(route string, status int, code apierr.Code, d time.Dur
 	}
 }
 
-// errorCodeKey is the echo context key under which writeErr leaves the
-// code it answered, for the errors metric.
+// errorCodeKey is the echo context key under which writeErr (and
+// RecordErrorCode) leaves the code of the error answered, for the errors
+// metric.
 const errorCodeKey = "pushgo.error_code"
+
+// RecordErrorCode records code as the error code of c's answer, for
+// pushgo_http_errors_total{route,code}, as writeErr does for the routes
+// answering in the PushGo envelope: for routes that answer errors in
+// another shape (the integrations answer each in its tool's own). code is
+// the catalog code of the error where there is one. The last call before
+// the answer is counted wins; nothing is counted without one.
+func RecordErrorCode(c *echo.Context, code apierr.Code) { c.Set(errorCodeKey, code) }

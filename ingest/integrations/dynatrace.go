@@ -66,8 +66,10 @@ func (r *Routes) routeDynatrace(e *echo.Echo) {
 	e.GET(RouteDynatraceEnvGet, r.dynatraceGet)
 }
 
-// dtFail answers Dynatrace's error envelope.
-func dtFail(c *echo.Context, status int, msg string, vs ...dynatrace.Violation) error {
+// dtFail answers Dynatrace's error envelope; code is what the errors
+// metric counts.
+func dtFail(c *echo.Context, status int, code apierr.Code, msg string, vs ...dynatrace.Violation) error {
+	countError(c, code)
 	body := dtError{Error: dtErrorBody{Code: status, Message: msg}}
 	for _, v := range vs {
 		body.Error.ConstraintViolations = append(body.Error.ConstraintViolations,
@@ -88,7 +90,7 @@ func dtFailAPI(c *echo.Context, aerr *apierr.Error) error {
 	case apierr.ScopeMissing:
 		msg = "Token is missing required scope. Use one of: " + apitokens.ScopeEventsIngest + " (Ingest events)"
 	}
-	return dtFail(c, aerr.Status(), msg)
+	return dtFail(c, aerr.Status(), aerr.Code, msg)
 }
 
 // dtAuthorize checks the token and, on the /e/{environment}/ form, that
@@ -98,13 +100,13 @@ func (r *Routes) dtAuthorize(c *echo.Context, scope string) (tok apitokens.Token
 	tok, aerr := r.d.Tokens.Authorize(c.Request().Context(), c.Request().Header.Get("Authorization"), scope)
 	if aerr != nil {
 		if aerr.Code == apierr.ScopeMissing {
-			return tok, false, dtFail(c, http.StatusForbidden, "Token is missing required scope. Use one of: "+scope)
+			return tok, false, dtFail(c, http.StatusForbidden, apierr.ScopeMissing, "Token is missing required scope. Use one of: "+scope)
 		}
 		return tok, false, dtFailAPI(c, aerr)
 	}
 	if env := c.Param("environment"); env != "" {
 		if id, valid := ids.NormalizeChannelID(env); !valid || id != tok.ChannelID {
-			return tok, false, dtFail(c, http.StatusForbidden, "the environment id in the URL is not this token's channel id")
+			return tok, false, dtFail(c, http.StatusForbidden, codeDynatraceEnvironment, "the environment id in the URL is not this token's channel id")
 		}
 	}
 	return tok, true, nil
@@ -117,27 +119,27 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 	}
 	release, ok := r.admit(c, tok.ID)
 	if !ok {
-		return dtFail(c, http.StatusServiceUnavailable, "Too many concurrent requests; retry later")
+		return dtFail(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, "Too many concurrent requests; retry later")
 	}
 	defer release()
 	body, err := r.readBody(c)
 	if err != nil {
 		if err == errTooLarge {
-			return dtFail(c, http.StatusRequestEntityTooLarge, "Request body is larger than 1 MiB")
+			return dtFail(c, http.StatusRequestEntityTooLarge, apierr.PayloadTooLarge, "Request body is larger than 1 MiB")
 		}
-		return dtFail(c, http.StatusBadRequest, "Request body could not be read")
+		return dtFail(c, http.StatusBadRequest, apierr.InvalidRequestBody, "Request body could not be read")
 	}
 	req, vs, err := dynatrace.Decode(body)
 	if err != nil {
-		return dtFail(c, http.StatusBadRequest, "Could not map JSON: "+err.Error())
+		return dtFail(c, http.StatusBadRequest, apierr.InvalidJSONSyntax, "Could not map JSON: "+err.Error())
 	}
 	if vs != nil {
-		return dtFail(c, http.StatusBadRequest, "Constraints violated.", vs...)
+		return dtFail(c, http.StatusBadRequest, codeDynatraceConstraints, "Constraints violated.", vs...)
 	}
 	now := r.d.Now().UnixMilli()
 	rep, vs := dynatrace.Validate(req, now)
 	if vs != nil {
-		return dtFail(c, http.StatusBadRequest, "Constraints violated.", vs...)
+		return dtFail(c, http.StatusBadRequest, codeDynatraceConstraints, "Constraints violated.", vs...)
 	}
 	ctx := c.Request().Context()
 
@@ -147,12 +149,12 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 		sel, aerr := r.selectThings(ctx, tok.ChannelID, rep.SelectorText)
 		if aerr != nil {
 			if aerr.Code == apierr.InvalidEntitySelector {
-				return dtFail(c, http.StatusBadRequest, "Constraints violated.", dynatrace.Violation{Path: "entitySelector", Message: strings.TrimPrefix(aerr.Detail, "entitySelector: ")})
+				return dtFail(c, http.StatusBadRequest, apierr.InvalidEntitySelector, "Constraints violated.", dynatrace.Violation{Path: "entitySelector", Message: strings.TrimPrefix(aerr.Detail, "entitySelector: ")})
 			}
 			return dtFailAPI(c, aerr)
 		}
 		if sel.TooMany {
-			return dtFail(c, http.StatusBadRequest, "Constraints violated.", dynatrace.Violation{Path: "entitySelector",
+			return dtFail(c, http.StatusBadRequest, apierr.InvalidEntitySelector, "Constraints violated.", dynatrace.Violation{Path: "entitySelector",
 				Message: "selects more than " + strconv.Itoa(reads.MaxSelected) + " entities; narrow it"})
 		}
 		things, unknownTypes = sel.ThingIDs, sel.UnknownTypes
@@ -327,12 +329,12 @@ func (r *Routes) dynatraceGet(c *echo.Context) error {
 	}
 	id := c.Param("correlationId")
 	if !ids.ValidEntityID(id) {
-		return dtFail(c, http.StatusNotFound, "No event with this correlation id")
+		return dtFail(c, http.StatusNotFound, apierr.EventNotFound, "No event with this correlation id")
 	}
 	b, aerr := r.d.Reader.Read(c.Request().Context(), &reads.Request{Route: reads.EventGet, ChannelID: tok.ChannelID, EventID: id})
 	if aerr != nil {
 		if aerr.Code == apierr.EventNotFound {
-			return dtFail(c, http.StatusNotFound, "No event with correlation id "+id)
+			return dtFail(c, http.StatusNotFound, apierr.EventNotFound, "No event with correlation id "+id)
 		}
 		return dtFailAPI(c, aerr)
 	}

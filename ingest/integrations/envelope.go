@@ -26,8 +26,10 @@ func writePushGoOK(c *echo.Context, data any) error {
 }
 
 // writePushGoErr answers e's status with the failure envelope, and
-// Retry-After when e asks for one.
+// Retry-After when e asks for one; e's code is counted by the errors
+// metric.
 func writePushGoErr(c *echo.Context, e *apierr.Error) error {
+	countError(c, e.Code)
 	msg, code := e.Detail, e.Code
 	if e.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))

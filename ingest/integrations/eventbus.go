@@ -36,15 +36,15 @@ func (r *Routes) eventBus(c *echo.Context) error {
 	}
 	release, ok := r.admit(c, tok.ID)
 	if !ok {
-		return writeBusError(c, http.StatusServiceUnavailable, eventbus.InternalError, "overloaded, retry", 1)
+		return writeBusError(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, eventbus.InternalError, "overloaded, retry", 1)
 	}
 	defer release()
 	body, err := r.readBody(c)
 	if errors.Is(err, errTooLarge) {
-		return writeBusError(c, http.StatusRequestEntityTooLarge, eventbus.InvalidParameter, err.Error(), 0)
+		return writeBusError(c, http.StatusRequestEntityTooLarge, apierr.PayloadTooLarge, eventbus.InvalidParameter, err.Error(), 0)
 	}
 	if err != nil {
-		return writeBusError(c, http.StatusBadRequest, eventbus.InvalidParameter, "request body could not be read", 0)
+		return writeBusError(c, http.StatusBadRequest, apierr.InvalidRequestBody, eventbus.InvalidParameter, "request body could not be read", 0)
 	}
 	batch, berr := eventbus.Decode(body)
 	if berr != nil {
@@ -53,11 +53,11 @@ func (r *Routes) eventBus(c *echo.Context) error {
 	ch, found, err := r.d.Channels.Lookup(ctx, tok.ChannelID)
 	if err != nil {
 		r.log.Warn("eventbus: channel lookup failed", "channel_id", tok.ChannelID, "err", err)
-		return writeBusError(c, http.StatusServiceUnavailable, eventbus.InternalError, "the channel registry is unavailable; retry", 1)
+		return writeBusError(c, http.StatusServiceUnavailable, apierr.BrokerUnavailable, eventbus.InternalError, "the channel registry is unavailable; retry", 1)
 	}
 	if !found {
 		// The token outlived its channel: nothing it names can be written.
-		return writeBusError(c, http.StatusForbidden, eventbus.AuthorizationError, "the token's event bus does not exist", 0)
+		return writeBusError(c, http.StatusForbidden, apierr.ChannelNotFound, eventbus.AuthorizationError, "the token's event bus does not exist", 0)
 	}
 	if berr := batch.ResolveBus(tok.ChannelID, ch.Name); berr != nil {
 		return writeBusDecodeError(c, berr)
@@ -71,7 +71,7 @@ func (r *Routes) eventBus(c *echo.Context) error {
 			ev.ID = ids.NewOpID()
 		}
 		if occ[i], aerr = prepareOccurrence(ev, tok.ChannelID, received); aerr != nil {
-			return writeBusError(c, http.StatusBadRequest, eventbus.InvalidParameterValue,
+			return writeBusError(c, http.StatusBadRequest, aerr.Code, eventbus.InvalidParameterValue,
 				"eventList["+strconv.Itoa(i)+"]: "+aerr.Detail, 0)
 		}
 	}
@@ -177,8 +177,11 @@ func (r *Routes) record(ctx context.Context, o *occurrence) *apierr.Error {
 }
 
 // writeBusError answers the provider's error body; requestId is the
-// request's X-Request-Id (set by the server's middleware).
-func writeBusError(c *echo.Context, status int, code eventbus.Code, msg string, retryAfter int) error {
+// request's X-Request-Id (set by the server's middleware). counted is the
+// code the errors metric counts: the catalog code of the refusal, or
+// eventBusCode of the bus's own.
+func writeBusError(c *echo.Context, status int, counted apierr.Code, code eventbus.Code, msg string, retryAfter int) error {
+	countError(c, counted)
 	if retryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
@@ -193,7 +196,7 @@ func writeBusDecodeError(c *echo.Context, e *eventbus.Error) error {
 	if e.Code == eventbus.AuthorizationError {
 		status = http.StatusForbidden
 	}
-	return writeBusError(c, status, e.Code, e.Message(), 0)
+	return writeBusError(c, status, eventBusCode(e.Code), e.Code, e.Message(), 0)
 }
 
 // writeBusAPIError answers a gateway rejection (token, append) in the
@@ -204,14 +207,14 @@ func writeBusDecodeError(c *echo.Context, e *eventbus.Error) error {
 func writeBusAPIError(c *echo.Context, e *apierr.Error) error {
 	switch status := e.Status(); {
 	case e.Code == apierr.InvalidAPIToken:
-		return writeBusError(c, http.StatusUnauthorized, eventbus.AuthorizationError, e.Detail, 0)
+		return writeBusError(c, http.StatusUnauthorized, e.Code, eventbus.AuthorizationError, e.Detail, 0)
 	case e.Code == apierr.ScopeMissing:
-		return writeBusError(c, http.StatusForbidden, eventbus.AuthorizationError, e.Detail, 0)
+		return writeBusError(c, http.StatusForbidden, e.Code, eventbus.AuthorizationError, e.Detail, 0)
 	case status == http.StatusServiceUnavailable:
-		return writeBusError(c, status, eventbus.InternalError, e.Detail, max(e.RetryAfter, 1))
+		return writeBusError(c, status, e.Code, eventbus.InternalError, e.Detail, max(e.RetryAfter, 1))
 	case status >= 500:
-		return writeBusError(c, http.StatusInternalServerError, eventbus.InternalError, "internal error", 0)
+		return writeBusError(c, http.StatusInternalServerError, e.Code, eventbus.InternalError, "internal error", 0)
 	default:
-		return writeBusError(c, http.StatusBadRequest, eventbus.InvalidParameterValue, e.Detail, 0)
+		return writeBusError(c, http.StatusBadRequest, e.Code, eventbus.InvalidParameterValue, e.Detail, 0)
 	}
 }

@@ -49,33 +49,37 @@ func (r *Routes) pdRead(c *echo.Context) (ev *pagerduty.Event, rep pagerduty.Rep
 	release, ok := r.preAuth.TakeClient(c.Request().Context())
 	if !ok {
 		closeAfter(c)
-		return ev, rep, true, pdThrottle(c, 1, "too many requests of this address are sending their body")
+		return ev, rep, true, pdThrottle(c, apierr.RateLimited, 1, "too many requests of this address are sending their body")
 	}
 	defer release()
 	body, err := r.readBody(c)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			return ev, rep, true, pdInvalid(c, http.StatusRequestEntityTooLarge, err.Error())
+			return ev, rep, true, pdInvalid(c, http.StatusRequestEntityTooLarge, apierr.PayloadTooLarge, err.Error())
 		}
-		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, apierr.InvalidRequestBody, "reading the request body: "+err.Error())
 	}
 	// Validation comes before the token check because the token is in the
 	// body: a body that cannot be read has no routing_key to check.
 	ev, rep, inv := pagerduty.Parse(body, r.d.Now().UnixMilli(), ids.NewOpID)
 	if inv != nil {
-		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, inv.Errors...)
+		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, codePagerDutyInvalidEvent, inv.Errors...)
 	}
 	return ev, rep, false, nil
 }
 
-// pdInvalid answers status (400, 401, 403, 413) as an invalid event.
-func pdInvalid(c *echo.Context, status int, errs ...string) error {
+// pdInvalid answers status (400, 401, 403, 413) as an invalid event;
+// code is what the errors metric counts.
+func pdInvalid(c *echo.Context, status int, code apierr.Code, errs ...string) error {
+	countError(c, code)
 	return writeJSON(c, status, pdAnswer{Status: pdInvalidStatus, Message: pdInvalidMessage, Errors: errs})
 }
 
 // pdThrottle answers 429 with Retry-After: every overload and every broker
-// failure, which a PagerDuty client retries.
-func pdThrottle(c *echo.Context, retryAfter int, reason string) error {
+// failure, which a PagerDuty client retries; code is what the errors
+// metric counts.
+func pdThrottle(c *echo.Context, code apierr.Code, retryAfter int, reason string) error {
+	countError(c, code)
 	c.Response().Header().Set("Retry-After", strconv.Itoa(max(retryAfter, 1)))
 	return writeJSON(c, http.StatusTooManyRequests, pdAnswer{Status: pdThrottleStatus, Message: pdThrottleMsg, Errors: []string{reason}})
 }
@@ -84,14 +88,15 @@ func pdThrottle(c *echo.Context, retryAfter int, reason string) error {
 func pdFail(c *echo.Context, e *apierr.Error) error {
 	switch s := e.Status(); {
 	case e.Code == apierr.InvalidAPIToken:
-		return pdInvalid(c, s, "'routing_key' is not a valid integration token of this gateway (wrong or revoked)")
+		return pdInvalid(c, s, e.Code, "'routing_key' is not a valid integration token of this gateway (wrong or revoked)")
 	case e.Code == apierr.ScopeMissing:
-		return pdInvalid(c, s, "the integration token in 'routing_key' lacks the "+apitokens.ScopeEventsIngest+" scope")
+		return pdInvalid(c, s, e.Code, "the integration token in 'routing_key' lacks the "+apitokens.ScopeEventsIngest+" scope")
 	case s == http.StatusServiceUnavailable || s == http.StatusTooManyRequests:
-		return pdThrottle(c, e.RetryAfter, e.Detail)
+		return pdThrottle(c, e.Code, e.RetryAfter, e.Detail)
 	case s < 500:
-		return pdInvalid(c, s, e.Detail)
+		return pdInvalid(c, s, e.Code, e.Detail)
 	default:
+		countError(c, e.Code)
 		return writeJSON(c, s, pdAnswer{Status: "error", Message: "The event could not be processed", Errors: []string{e.Detail}})
 	}
 }
@@ -112,7 +117,7 @@ func (r *Routes) pagerDuty(c *echo.Context) error {
 	}
 	release, ok := r.admit(c, tok.ID)
 	if !ok {
-		return pdThrottle(c, 1, "too many integration requests in flight")
+		return pdThrottle(c, apierr.AppendUnavailable, 1, "too many integration requests in flight")
 	}
 	defer release()
 
