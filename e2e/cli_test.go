@@ -14,10 +14,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -160,7 +162,7 @@ func TestCLICommands(t *testing.T) {
 		}
 		for _, path := range [][]string{{"channel"}, {"channel", "create"}, {"send"}, {"event"}, {"event", "create"},
 			{"event", "update"}, {"event", "close"}, {"thing"}, {"thing", "create"}, {"thing", "update"},
-			{"thing", "archive"}, {"thing", "delete"}, {"tail"}, {"status"}} {
+			{"thing", "archive"}, {"thing", "delete"}, {"tail"}, {"status"}, {"token"}, {"token", "list"}, {"token", "create"}, {"token", "revoke"}} {
 			r := mustCLI(t, nil, "", append(path, "--help")...)
 			if !strings.Contains(r.stdout, "Usage:") || !strings.Contains(r.stdout, "pushgo "+strings.Join(path, " ")) {
 				t.Errorf("pushgo %s --help: no usage:\n%s", strings.Join(path, " "), r.stdout)
@@ -325,6 +327,47 @@ func TestCLICommands(t *testing.T) {
 		// Without a channel the op_id is looked up in every channel.
 		mustCLI(t, []string{server}, "", "status", "cli-send-1")
 		wantExit(t, runCLI(t, creds, "", "status", "no-such-op"), 1, "op_not_found")
+	})
+
+	t.Run("token create list revoke", func(t *testing.T) {
+		tok := strings.TrimSpace(mustCLI(t, creds, "", "token", "create", "--name", "cli alertmanager").stdout)
+		if !regexp.MustCompile(`^pgo1\.[a-z2-7]{24}\.[0-9a-f]{64}$`).MatchString(tok) {
+			t.Fatalf("token create printed %q, want the token alone", tok)
+		}
+		id := strings.Split(tok, ".")[1]
+		data := jsonLine(t, mustCLI(t, creds, "", "token", "create", "--name", "cli reader", "--scope", "events.read", "--json"))
+		if data["name"] != "cli reader" || fmt.Sprint(data["scopes"]) != "[events.read]" {
+			t.Fatalf("token create --json: %v", data)
+		}
+		// The token works on an integration route.
+		pd := func() int {
+			return g.Post(t, "/v2/enqueue", mustJSON(t, map[string]any{"routing_key": tok, "event_action": "trigger",
+				"payload": map[string]any{"summary": "CLI token check", "source": "e2e", "severity": "info"}})).Status
+		}
+		if st := pd(); st != http.StatusAccepted {
+			t.Fatalf("the token the CLI printed: PagerDuty enqueue answered %d", st)
+		}
+		lines := strings.Split(strings.TrimSuffix(mustCLI(t, creds, "", "token", "list").stdout, "\n"), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], id+"\tcli alertmanager\tevents.ingest\t") || !strings.Contains(lines[1], "\tcli reader\tevents.read\t") {
+			t.Fatalf("token list printed %q", lines)
+		}
+		if strings.Contains(strings.Join(lines, "\n"), tok[len(tok)-64:]) {
+			t.Fatal("token list shows a secret")
+		}
+		if r := mustCLI(t, creds, "", "token", "revoke", id); r.stdout != id+"\n" {
+			t.Fatalf("token revoke printed %q", r.stdout)
+		}
+		if st := pd(); st == http.StatusAccepted {
+			t.Fatal("the token still works after token revoke")
+		}
+		list := jsonLine(t, mustCLI(t, creds, "", "token", "list", "--json"))
+		if toks, _ := list["tokens"].([]any); len(toks) != 1 || list["truncated"] != false {
+			t.Fatalf("token list --json after the revoke: %v", list)
+		}
+		wantExit(t, runCLI(t, creds, "", "token", "revoke", id), 1, "token_not_found")
+		bad := []string{server, "PUSHGO_CHANNEL_ID=" + chID, "PUSHGO_CHANNEL_PASSWORD=not-the-password"}
+		wantExit(t, runCLI(t, bad, "", "token", "list"), 1, "password_mismatch", "HTTP 403")
+		wantExit(t, runCLI(t, creds, "", "token", "create"), 2, "--name")
 	})
 
 	t.Run("bad credentials", func(t *testing.T) {

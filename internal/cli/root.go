@@ -236,6 +236,7 @@ same. The server's flags and their environment variables are listed by
 		thingCommand(env, g),
 		tailCommand(env, g),
 		statusCommand(env, g),
+		tokenCommand(env, g),
 	)
 	return root, g
 }
