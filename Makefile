@@ -9,7 +9,7 @@ PKGS      := ./... ./schemas/... ./broker/... ./ingest/... ./projector/... ./pus
 FUZZTIME  ?= 3s
 FUZZLONGTIME := $(if $(filter file,$(origin FUZZTIME)),2m,$(FUZZTIME))
 
-.PHONY: build run test unit fuzz fuzz-long bench lint clean compose-keys
+.PHONY: build run test test-deps unit fuzz fuzz-long bench lint clean compose-keys
 
 build:
 	$(GO) build -o bin/pushgo .
@@ -17,7 +17,12 @@ build:
 run: build
 	./bin/pushgo
 
-test: lint unit fuzz
+test: lint test-deps unit fuzz
+
+# Chromium for the console's browser test and the modules of the PromQL
+# checker, fetched before the tests run (.ci/test-deps).
+test-deps:
+	@GO="$(GO)" .ci/test-deps
 
 # -timeout bounds one package's test binary: e2e, the longest, takes about
 # 5 minutes on 2 quiet cores (its cluster test included).
@@ -46,6 +51,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd deploy/prometheus/promqlcheck && GOWORK=off $(GO) vet ./...
 
 clean:
 	rm -rf bin data
