@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushgo/gateway/schemas/apierr"
 )
 
 // Exit codes of every command: the contract scripts branch on.
@@ -48,17 +50,40 @@ type apiError struct {
 	RetryAfter time.Duration
 	// Err is the transport error when no answer came.
 	Err error
+	// Hint is what the user should know besides the answer (a create that
+	// may have been applied, and how to check); "" when nothing.
+	Hint string
 }
 
 func (e *apiError) Error() string {
+	var s string
 	switch {
 	case e.Status == 0:
-		return fmt.Sprintf("gateway unavailable: %v", e.Err)
+		s = fmt.Sprintf("gateway unavailable: %v", e.Err)
 	case e.Code != "":
-		return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+		s = fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.detail())
 	default:
-		return fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+		s = fmt.Sprintf("HTTP %d %s: %s", e.Status, http.StatusText(e.Status), e.detail())
 	}
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
+}
+
+// detail is the gateway's message with the Retry-After it came with.
+func (e *apiError) detail() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%s (Retry-After: %s)", e.Message, e.RetryAfter)
+	}
+	return e.Message
+}
+
+// passwordLockout says whether e is the gateway refusing the credentials
+// after too many failed password checks: a 429 that no retry within the
+// CLI's waits can get past, and whose cure is the right password.
+func (e *apiError) passwordLockout() bool {
+	return e.Status == http.StatusTooManyRequests && e.Code == string(apierr.TooManyPasswordFailures)
 }
 
 func (e *apiError) Unwrap() error { return e.Err }
@@ -66,6 +91,8 @@ func (e *apiError) Unwrap() error { return e.Err }
 // exitCode is the documented exit code of e.
 func (e *apiError) exitCode() int {
 	switch {
+	case e.passwordLockout():
+		return ExitRefused
 	case e.Status == 0, e.Status >= 500, e.Status == http.StatusTooManyRequests:
 		return ExitUnavailable
 	default:
@@ -120,8 +147,12 @@ func parseServer(s string) (*url.URL, error) {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("server %q: want an http(s) URL such as http://127.0.0.1:8080", s)
+	if err != nil {
+		// url.Parse's error quotes the whole input, userinfo included.
+		return nil, usagef("server: not a URL: want an http(s) URL such as http://127.0.0.1:8080")
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usagef("server %q: want an http(s) URL such as http://127.0.0.1:8080", u.Redacted())
 	}
 	if u.User != nil {
 		return nil, usagef("server %q: credentials do not belong in the URL (use PUSHGO_TOKEN or --credentials)", u.Redacted())
@@ -137,9 +168,11 @@ const (
 	// retrySafe: sending it twice does no harm (a read, or a write that
 	// carries an op_id): retried after 429, 503 and transport errors.
 	retrySafe retryKind = iota
-	// retryUnsent: a write without an op_id (channel create): retried only
-	// when the gateway certainly did not apply it: 429, 503 (the gateway
-	// appended nothing) or a refused connection.
+	// retryUnsent: a write without an op_id (channel create, token create
+	// and revoke): retried only when the gateway certainly did not apply
+	// it: a refused connection, or a 429 rate_limited (the limit is checked
+	// before the handler runs). Not after a 503: broker_unavailable also
+	// answers a create whose reply timed out after the broker stored it.
 	retryUnsent
 )
 
@@ -180,15 +213,34 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 
 func retryable(e *apiError, kind retryKind) bool {
 	switch {
-	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusServiceUnavailable:
-		return true
-	case e.Status != 0:
+	case e.passwordLockout():
 		return false
 	case kind == retrySafe:
-		return true
+		return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
 	default:
+		return certainlyUnapplied(e)
+	}
+}
+
+// certainlyUnapplied says whether the gateway certainly did not apply the
+// request e answers: the connection was refused, or the rate limit turned
+// it away before any handler ran.
+func certainlyUnapplied(e *apiError) bool {
+	if e.Status == 0 {
 		return errors.Is(e.Err, syscall.ECONNREFUSED)
 	}
+	return e.Status == http.StatusTooManyRequests && e.Code == string(apierr.RateLimited)
+}
+
+// mayHaveApplied adds hint to err when err is a retryUnsent request's
+// failure that leaves open whether the gateway applied it (no answer in
+// time, a 5xx): the user is told before running the command again.
+func mayHaveApplied(err error, hint string) error {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.exitCode() == ExitUnavailable && !certainlyUnapplied(ae) {
+		ae.Hint = hint
+	}
+	return err
 }
 
 // once is one attempt, bounded by c.timeout.

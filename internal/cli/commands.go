@@ -34,7 +34,11 @@ The password is the channel's new password, read as every password is: from
 --password-stdin, the --credentials file or PUSHGO_CHANNEL_PASSWORD (8 to 128
 bytes). --save FILE writes a new credentials file (mode 600) holding the
 gateway's URL, the new channel's id and its password, for later commands'
---credentials.`,
+--credentials.
+
+Not sent again after a time-out or a 503 (the gateway may have stored the
+channel before failing, and a retry would make a second one); sent again after
+a refused connection or a 429 rate_limited, which apply nothing.`,
 		Example: `  printf '%s' "$PASSWORD" | pushgo channel create --name home --password-stdin
   CH=$(PUSHGO_CHANNEL_PASSWORD=correct-horse pushgo channel create --name home)
   pushgo channel create --name home --password-stdin --save ~/.config/pushgo/home.env < pw.txt`,
@@ -53,11 +57,13 @@ gateway's URL, the new channel's id and its password, for later commands'
 				}
 			}
 			// No op_id on this route: retried only when the gateway
-			// certainly made no channel (a 503 or a refused connection).
+			// certainly made no channel (a refused connection, a 429
+			// rate_limited).
 			data, err := s.client.do(cmd.Context(), http.MethodPost, "/channel/create", nil, nil,
 				map[string]string{"channel_name": name, "password": s.creds.Password}, retryUnsent)
 			if err != nil {
-				return err
+				return mayHaveApplied(err, "the gateway may have created the channel without telling its id; "+
+					"not sent again (a second try makes a second channel): run the command again to get one you know the id of")
 			}
 			if err := s.printData(data, func(m map[string]any) string { return strOf(m, "channel_id") }); err != nil {
 				return err

@@ -88,12 +88,16 @@ retried after a 503, a 429 or a lost connection is applied once.
 Exit codes:
   0  done
   1  refused by the gateway (a 4xx: wrong password, unknown channel, invalid
-     field, conflict; the error code and message are on stderr), or the
+     field, conflict, too many failed password checks; the error code and
+     message are on stderr), or the
      answer could not be written out (stdout, tail's --state file)
   2  usage error: bad flags or arguments, missing credentials, a credentials
      file others can read; nothing was sent
   3  gateway unavailable: network error, time-out, 5xx, or 429/503 still
-     answered after the retries; retry later (with the same --op-id)
+     answered after the retries; retry later (with the same --op-id). A
+     create without an op_id (channel create, token create|revoke) is not
+     sent again after a time-out or a 503, which may follow a create the
+     gateway stored: the message says how to check (pushgo token list)
   130 interrupted (SIGINT, SIGTERM) before the answer came (tail ends with 0)`
 
 const exitFooter = `{{if not .HasParent}}{{else}}
@@ -161,7 +165,10 @@ func reportError(w io.Writer, asJSON bool, err error, code int) {
 		out["status"] = ae.Status
 		if ae.Code != "" {
 			out["error_code"] = ae.Code
-			out["error"] = ae.Message
+			out["error"] = ae.detail()
+			if ae.Hint != "" {
+				out["error"] = ae.detail() + "; " + ae.Hint
+			}
 		}
 	}
 	b, _ := json.Marshal(out)

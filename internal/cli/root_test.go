@@ -277,9 +277,15 @@ func TestWriteRetries(t *testing.T) {
 		{"503 always", func() (int, map[string]string, string) { return failAnswer(503, "broker_unavailable", "down") },
 			ExitUnavailable, 2, []string{"broker_unavailable"}},
 		{"429 long Retry-After", func() (int, map[string]string, string) {
-			s, _, b := failAnswer(429, "too_many_password_failures", "wait")
+			s, _, b := failAnswer(429, "rate_limited", "rate limit exceeded")
 			return s, map[string]string{"Retry-After": "300"}, b
-		}, ExitUnavailable, 1, []string{"too_many_password_failures"}},
+		}, ExitUnavailable, 1, []string{"rate_limited", "Retry-After: 5m0s"}},
+		// A lockout refuses the credentials: exit 1 at once, however short
+		// the wait it names, with the wait in the message.
+		{"429 too_many_password_failures", func() (int, map[string]string, string) {
+			s, _, b := failAnswer(429, "too_many_password_failures", "too many failed password checks")
+			return s, map[string]string{"Retry-After": "2"}, b
+		}, ExitRefused, 1, []string{"too_many_password_failures", "too many failed password checks", "Retry-After: 2s"}},
 		{"500 not JSON", func() (int, map[string]string, string) { return 500, nil, "<html>oops</html>" },
 			ExitUnavailable, 1, []string{"HTTP 500", "not a PushGo answer"}},
 		{"200 not the envelope", func() (int, map[string]string, string) { return 200, nil, `{"ok":1}` },
@@ -302,8 +308,10 @@ func TestWriteRetries(t *testing.T) {
 }
 
 // TestChannelCreateNotRetriedBlind: channel create has no op_id, so an
-// attempt that timed out (the gateway may have made the channel) is not
-// sent again; a 503 (the gateway made nothing) is.
+// attempt that may have made the channel is not sent again: one that timed
+// out, and one answered 503 (broker_unavailable also answers a create the
+// broker stored before the reply timed out); the message says so. A 429
+// rate_limited (refused before any handler) is sent again.
 func TestChannelCreateNotRetriedBlind(t *testing.T) {
 	release := make(chan struct{})
 	stub, srv := newStub(t, func(n int, _ stubRequest) (int, map[string]string, string) {
@@ -313,13 +321,31 @@ func TestChannelCreateNotRetriedBlind(t *testing.T) {
 	defer close(release)
 	env := map[string]string{EnvURL: srv.URL, EnvPassword: "the-password"}
 	r := runMain(t, env, "", "channel", "create", "--name", "x", "--timeout", "300ms", "--retries", "3")
-	if r.code != ExitUnavailable || len(stub.got()) != 1 || !strings.Contains(r.stderr, "no answer in time") {
-		t.Fatalf("exit %d after %d attempts, stderr %q; want exit 3 after 1", r.code, len(stub.got()), r.stderr)
+	if r.code != ExitUnavailable || len(stub.got()) != 1 || !strings.Contains(r.stderr, "no answer in time") ||
+		!strings.Contains(r.stderr, "may have created the channel") {
+		t.Fatalf("exit %d after %d attempts, stderr %q; want exit 3 after 1, saying the channel may exist", r.code, len(stub.got()), r.stderr)
+	}
+
+	stub, srv = newStub(t, func(n int, r stubRequest) (int, map[string]string, string) {
+		if n == 0 || n == 1 { // the plain run's only attempt, the --json run's
+			return failAnswer(503, "broker_unavailable", "down")
+		}
+		return okAnswer(`{"channel_id":"CH2","channel_name":"home","created":true}`)
+	})
+	env[EnvURL] = srv.URL
+	r = runMain(t, env, "", "channel", "create", "--name", "home", "--retries", "3")
+	if r.code != ExitUnavailable || r.stdout != "" || len(stub.got()) != 1 ||
+		!strings.Contains(r.stderr, "broker_unavailable") || !strings.Contains(r.stderr, "may have created the channel") {
+		t.Fatalf("after a 503: exit %d, stdout %q, stderr %q, %d attempts; want exit 3 after 1", r.code, r.stdout, r.stderr, len(stub.got()))
+	}
+	r = runMain(t, env, "", "--json", "channel", "create", "--name", "home", "--retries", "3")
+	if r.code != ExitUnavailable || len(stub.got()) != 2 || !strings.Contains(r.stderr, `"error_code":"broker_unavailable"`) || !strings.Contains(r.stderr, "may have created the channel") {
+		t.Fatalf("--json after a 503: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	stub, srv = newStub(t, func(n int, r stubRequest) (int, map[string]string, string) {
 		if n == 0 {
-			return failAnswer(503, "broker_unavailable", "down")
+			return 429, map[string]string{"Retry-After": "0"}, `{"success":false,"data":null,"error":"rate limit exceeded","error_code":"rate_limited"}`
 		}
 		if r.Body["channel_name"] != "home" || r.Body["password"] != "the-password" || len(r.Body) != 2 {
 			return failAnswer(400, "invalid_json_data", fmt.Sprint(r.Body))
@@ -329,7 +355,24 @@ func TestChannelCreateNotRetriedBlind(t *testing.T) {
 	env[EnvURL] = srv.URL
 	r = runMain(t, env, "", "channel", "create", "--name", "home")
 	if r.code != 0 || r.stdout != "CH\n" || len(stub.got()) != 2 {
-		t.Fatalf("exit %d, stdout %q, stderr %q, %d attempts", r.code, r.stdout, r.stderr, len(stub.got()))
+		t.Fatalf("after a 429 rate_limited: exit %d, stdout %q, stderr %q, %d attempts; want 0 after 2", r.code, r.stdout, r.stderr, len(stub.got()))
+	}
+}
+
+// TestBadServerRedacted: a --server or PUSHGO_URL that is refused is
+// reported without the password it holds.
+func TestBadServerRedacted(t *testing.T) {
+	for _, server := range []string{"ftp://user:s3cr3t-pw@h", "http://user:s3cr3t-pw@h", "http://user:s3cr3t-pw@h:bad port", "user:s3cr3t-pw@/nohost", "http://user:s3cr3t-pw@%zz"} {
+		for _, asJSON := range []bool{false, true} {
+			args := []string{"send", "--title", "x", "--server", server}
+			if asJSON {
+				args = append(args, "--json")
+			}
+			r := runMain(t, map[string]string{EnvChannelID: "CHANNEL", EnvPassword: "the-password"}, "", args...)
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "server") || strings.Contains(r.stderr+r.stdout, "s3cr3t-pw") {
+				t.Errorf("--server %q: exit %d, stderr %q; want 2 without the password", server, r.code, r.stderr)
+			}
+		}
 	}
 }
 

@@ -86,7 +86,9 @@ Dynatrace's GET), repeatable. At most PUSHGO_LIMIT_TOKENS_PER_CHANNEL tokens
 per channel (409 token_limit_reached). --json prints the gateway's data
 ({channel_id, token_id, token, name, scopes, created_at}).
 
-Not retried after a lost answer (a retry could make a second token).`,
+Not sent again after a time-out or a 503 (the gateway may have stored the
+token before failing, and a retry would make a second one): the message says
+to check with "pushgo token list".`,
 		Example: `  TOKEN=$(pushgo token create --name alertmanager)
   pushgo token create --name dynatrace --scope events.ingest --scope events.read --json`,
 		Args: exactArgs(),
@@ -101,7 +103,8 @@ Not retried after a lost answer (a retry could make a second token).`,
 			data, err := s.client.do(cmd.Context(), http.MethodPost, "/channel/token/create", nil, nil,
 				map[string]any{"channel_id": s.creds.ChannelID, "password": s.creds.Password, "name": name, "scopes": scopes}, retryUnsent)
 			if err != nil {
-				return err
+				return mayHaveApplied(err, fmt.Sprintf("the gateway may have created the token (its secret is lost if so); "+
+					"not sent again: check with pushgo token list (named %q) and revoke it with pushgo token revoke TOKEN_ID", name))
 			}
 			return s.printData(data, func(m map[string]any) string { return strOf(m, "token") })
 		},
@@ -128,7 +131,7 @@ token_not_found).`,
 			data, err := s.client.do(cmd.Context(), http.MethodPost, "/channel/token/revoke", nil, nil,
 				map[string]string{"channel_id": s.creds.ChannelID, "password": s.creds.Password, "token_id": strings.TrimSpace(args[0])}, retryUnsent)
 			if err != nil {
-				return err
+				return mayHaveApplied(err, "the gateway may have revoked the token; not sent again: check with pushgo token list")
 			}
 			return s.printData(data, func(m map[string]any) string { return strOf(m, "token_id") })
 		},

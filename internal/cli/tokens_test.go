@@ -85,3 +85,20 @@ func TestTokenCommands(t *testing.T) {
 		t.Fatalf("token create after a time-out: exit %d after %d attempts (stderr %q); want exit 3 after 1", r.code, len(slow.got()), r.stderr)
 	}
 }
+
+// TestTokenCreateNotRetriedAfter503: a token create or revoke answered 503
+// (which can follow a create the broker stored) is not sent again: exit 3,
+// saying the token may exist and to check with pushgo token list.
+func TestTokenCreateNotRetriedAfter503(t *testing.T) {
+	stub, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) {
+		return failAnswer(503, "broker_unavailable", "the broker did not answer")
+	})
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	for i, args := range [][]string{{"token", "create", "--name", "am"}, {"token", "revoke", "q3vbx7m2k4n5p6r7s2t3u4v5"}} {
+		r := runMain(t, env, "", append(args, "--retries", "3")...)
+		if r.code != ExitUnavailable || len(stub.got()) != i+1 || !strings.Contains(r.stderr, "pushgo token list") {
+			t.Errorf("pushgo %s after a 503: exit %d after %d attempts, stderr %q; want exit 3 after 1, naming pushgo token list",
+				strings.Join(args, " "), r.code, len(stub.got())-i, r.stderr)
+		}
+	}
+}
