@@ -271,11 +271,46 @@ func (c *client) once(ctx context.Context, method, rawURL string, header http.He
 		return nil, &apiError{Err: transportError(err)}
 	}
 	defer resp.Body.Close()
+	if aerr := redirectError(resp, c.base); aerr != nil {
+		return nil, aerr
+	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, &apiError{Err: fmt.Errorf("read the answer: %w", err)}
 	}
 	return decodeEnvelope(resp.StatusCode, resp.Header, raw)
+}
+
+// noRedirects is the CheckRedirect of the CLI's HTTP clients: a redirect
+// is not followed, since it would send the channel password (in the body
+// or a header) to wherever the Location points; redirectError reports it.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// redirectError is the error of a redirect answer (3xx with a Location),
+// nil for any other: the gateway lives elsewhere, and the user, not the
+// CLI, decides to send the password there. Exit 1: the same request would
+// be redirected again. base is the configured gateway URL: when the
+// Location is the same route under another base (http to https, another
+// host or prefix), the message names that base, which is what PUSHGO_URL
+// takes.
+func redirectError(resp *http.Response, base *url.URL) *apiError {
+	if resp.StatusCode < 300 || resp.StatusCode > 399 {
+		return nil
+	}
+	loc, err := resp.Location()
+	if err != nil {
+		return nil // no Location: an ordinary answer, decoded as one
+	}
+	where := loc.Redacted()
+	route := strings.TrimPrefix(resp.Request.URL.Path, base.Path)
+	if prefix, ok := strings.CutSuffix(loc.Path, route); ok && route != "" {
+		where = (&url.URL{Scheme: loc.Scheme, Host: loc.Host, Path: prefix}).String()
+	}
+	return &apiError{
+		Status: resp.StatusCode,
+		Message: fmt.Sprintf("the gateway redirected to %s: set PUSHGO_URL (or --server) to it "+
+			"(redirects are not followed: they would take the channel password along)", where),
+	}
 }
 
 // transportError names a time-out plainly (net/http's wording repeats the

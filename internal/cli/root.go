@@ -89,7 +89,8 @@ Exit codes:
   0  done
   1  refused by the gateway (a 4xx: wrong password, unknown channel, invalid
      field, conflict, too many failed password checks; the error code and
-     message are on stderr), or the
+     message are on stderr), a redirect (never followed: it would take the
+     password along; set PUSHGO_URL to the URL it names), or the
      answer could not be written out (stdout, tail's --state file)
   2  usage error: bad flags or arguments, missing credentials, a credentials
      file others can read; nothing was sent
@@ -295,7 +296,7 @@ func open(env Env, g *globals, needs ...need) (*session, error) {
 	}
 	c := &client{
 		base: base, token: creds.Token, timeout: g.timeout, retries: g.retries, maxWait: 30 * time.Second,
-		http:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		http:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), CheckRedirect: noRedirects},
 		sleep: sleepCtx,
 		warn: func(format string, args ...any) {
 			fmt.Fprintf(env.Stderr, "pushgo: "+format+"\n", args...)

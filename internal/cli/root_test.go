@@ -457,3 +457,45 @@ func TestInterruptedWrite(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 130", code, out.String(), errOut.String())
 	}
 }
+
+// TestRedirectNotFollowed: a gateway URL that answers a redirect (307,
+// which would resend the body, or 301) is not followed by any command,
+// tail included: the password never reaches the other server, and the
+// command exits 1 naming where to point PUSHGO_URL.
+func TestRedirectNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	var reached []string
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		reached = append(reached, fmt.Sprintf("%s %s header %q body %s", r.Method, r.URL, r.Header.Get("X-PushGo-Password"), raw))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"success":true,"data":{"channel_id":"CH","message_id":"m"}}`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusMovedPermanently} {
+		redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/base"+r.URL.Path, status)
+		}))
+		t.Cleanup(redirector.Close)
+		env := map[string]string{EnvURL: redirector.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+		for _, args := range [][]string{
+			{"send", "--title", "x"},
+			{"channel", "create", "--name", "home"},
+			{"token", "list"},
+			{"tail", "--max-outage", "10s"},
+		} {
+			r := runMain(t, env, "", args...)
+			want := "redirected to " + elsewhere.URL + "/base: set PUSHGO_URL"
+			if r.code != ExitRefused || !strings.Contains(r.stderr, want) {
+				t.Errorf("%d: pushgo %s: exit %d, stderr %q; want exit 1 saying %q", status, strings.Join(args, " "), r.code, r.stderr, want)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reached) != 0 {
+		t.Errorf("the redirect was followed, the password sent elsewhere: %q", reached)
+	}
+}

@@ -206,13 +206,16 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: t.g.timeout, KeepAlive: 15 * time.Second}).DialContext
 	tr.ResponseHeaderTimeout = t.g.timeout
-	hc := &http.Client{Transport: tr}
+	hc := &http.Client{Transport: tr, CheckRedirect: noRedirects}
 	defer hc.CloseIdleConnections()
 	resp, err := hc.Do(req)
 	if err != nil {
 		return false, &apiError{Err: transportError(err)}
 	}
 	defer resp.Body.Close()
+	if aerr := redirectError(resp, t.s.client.base); aerr != nil {
+		return false, aerr
+	}
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		_, aerr := decodeEnvelope(resp.StatusCode, resp.Header, raw)
