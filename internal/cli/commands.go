@@ -34,7 +34,9 @@ The password is the channel's new password, read as every password is: from
 --password-stdin, the --credentials file or PUSHGO_CHANNEL_PASSWORD (8 to 128
 bytes). --save FILE writes a new credentials file (mode 600) holding the
 gateway's URL, the new channel's id and its password, for later commands'
---credentials.
+--credentials (and for a POSIX shell to source: values are single-quoted). The
+file is created before the request (a path that exists or cannot be created is
+exit 2, nothing sent) and removed when the channel is not created.
 
 Not sent again after a time-out or a 503 (the gateway may have stored the
 channel before failing, and a retry would make a second one); sent again after
@@ -51,10 +53,24 @@ a refused connection or a 429 rate_limited, which apply nothing.`,
 			if err != nil {
 				return err
 			}
+			// The --save file is created before the request, so a path
+			// that cannot be created costs no channel, and removed unless
+			// the credentials are all written to it: no partial file holds
+			// the password.
+			var saveFile *os.File
 			if save != "" {
-				if _, err := os.Lstat(save); err == nil {
-					return usagef("--save %s: the file exists (it is never overwritten)", save)
+				if strings.ContainsAny(s.creds.Password+s.creds.Token, "\r\n\x00") {
+					return usagef("--save: the password or token holds a line break or a NUL, which a credentials file cannot hold")
 				}
+				if saveFile, err = createCredentialsFile(save); err != nil {
+					return err
+				}
+				defer func() {
+					if saveFile != nil {
+						saveFile.Close()
+						os.Remove(save)
+					}
+				}()
 			}
 			// No op_id on this route: retried only when the gateway
 			// certainly made no channel (a refused connection, a 429
@@ -65,17 +81,20 @@ a refused connection or a 429 rate_limited, which apply nothing.`,
 				return mayHaveApplied(err, "the gateway may have created the channel without telling its id; "+
 					"not sent again (a second try makes a second channel): run the command again to get one you know the id of")
 			}
+			var saveErr error
+			if saveFile != nil {
+				id := channelIDOf(data)
+				c := Credentials{Server: s.client.base.String(), ChannelID: id, Password: s.creds.Password, Token: s.creds.Token}
+				if err := writeCredentials(saveFile, c); err != nil {
+					saveErr = &failure{err: fmt.Errorf("channel %s created, but --save failed (%s removed): %w", id, save, err)}
+				} else {
+					saveFile = nil // complete: kept
+				}
+			}
 			if err := s.printData(data, func(m map[string]any) string { return strOf(m, "channel_id") }); err != nil {
 				return err
 			}
-			if save != "" {
-				id := channelIDOf(data)
-				c := Credentials{Server: s.client.base.String(), ChannelID: id, Password: s.creds.Password, Token: s.creds.Token}
-				if err := writeCredentialsFile(save, c); err != nil {
-					return &failure{err: fmt.Errorf("channel %s created, but --save failed: %w", id, err)}
-				}
-			}
-			return nil
+			return saveErr
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "the channel's name (1 to 128 characters)")

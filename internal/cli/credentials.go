@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 )
 
@@ -181,17 +180,9 @@ func parseCredentials(path string, b []byte) (map[string]string, error) {
 		if !known {
 			return nil, usagef("credentials file %s line %d: unknown key %q (known: %s)", path, n, key, strings.Join(credentialKeys, ", "))
 		}
-		value = strings.TrimSpace(value)
-		if len(value) >= 2 && (value[0] == '\'' && value[len(value)-1] == '\'' || value[0] == '"' && value[len(value)-1] == '"') {
-			if value[0] == '"' {
-				uq, err := strconv.Unquote(value)
-				if err != nil {
-					return nil, usagef("credentials file %s line %d: bad quoted value", path, n)
-				}
-				value = uq
-			} else {
-				value = value[1 : len(value)-1]
-			}
+		value, err := unquoteShell(strings.TrimSpace(value))
+		if err != nil {
+			return nil, usagef("credentials file %s line %d: %s: %v", path, n, key, err)
 		}
 		if _, dup := out[key]; dup {
 			return nil, usagef("credentials file %s line %d: %s set twice", path, n, key)
@@ -204,37 +195,129 @@ func parseCredentials(path string, b []byte) (map[string]string, error) {
 	return out, nil
 }
 
-// writeCredentialsFile creates path (mode 0600, never over an existing
-// file) holding c in the form readCredentialsFile reads.
-func writeCredentialsFile(path string, c Credentials) error {
+// unquoteShell reads v as a POSIX shell reads the value of an assignment
+// (KEY=v), so that the CLI and a shell sourcing the file see the same
+// value: single-quoted parts literal; double-quoted parts with a backslash
+// escaping only $ ` " and \; outside quotes a backslash escapes the next
+// character and unquoted blanks end the value (then only a # comment may
+// follow). What a shell would expand or run ($, `, ~, ;, &, |, <, >, (, )
+// unquoted; $ and ` in double quotes) is refused with the fix: put the
+// value in single quotes.
+func unquoteShell(v string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(v); {
+		switch c := v[i]; {
+		case c == '\'':
+			j := strings.IndexByte(v[i+1:], '\'')
+			if j < 0 {
+				return "", errors.New("unterminated single quote")
+			}
+			b.WriteString(v[i+1 : i+1+j])
+			i += j + 2
+		case c == '"':
+			j, err := unquoteDouble(&b, v[i+1:])
+			if err != nil {
+				return "", err
+			}
+			i += j + 2
+		case c == '\\':
+			if i+1 >= len(v) {
+				return "", errors.New("a backslash ends the value")
+			}
+			b.WriteByte(v[i+1])
+			i += 2
+		case c == ' ' || c == '\t':
+			if rest := strings.TrimLeft(v[i:], " \t"); rest != "" && rest[0] != '#' {
+				return "", errors.New("a blank outside quotes (a shell would run the rest as a command): put the value in single quotes")
+			}
+			return b.String(), nil
+		case strings.IndexByte("$`~;&|<>()", c) >= 0:
+			return "", fmt.Errorf("%q outside quotes means something to a shell: put the value in single quotes", c)
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String(), nil
+}
+
+// unquoteDouble appends the inside of a double-quoted part (v starts after
+// the opening quote) to b and returns the index of the closing quote.
+func unquoteDouble(b *strings.Builder, v string) (int, error) {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			return i, nil
+		case c == '\\' && i+1 < len(v) && strings.IndexByte("$`\"\\", v[i+1]) >= 0:
+			b.WriteByte(v[i+1])
+			i++
+		case c == '$' || c == '`':
+			return 0, fmt.Errorf("%q inside double quotes is expanded by a shell: put the value in single quotes", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return 0, errors.New("unterminated double quote")
+}
+
+// createCredentialsFile creates path for a credentials file: mode 0600,
+// never over an existing file (nor through a symbolic link). --save calls
+// it before sending anything, so a path it cannot create costs nothing.
+func createCredentialsFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, usagef("--save %s: the file exists (it is never overwritten)", path)
+	}
+	if err != nil {
+		return nil, usagef("--save: %v", err)
+	}
+	return f, nil
+}
+
+// writeCredentials writes c to f, created by createCredentialsFile, in the
+// form readCredentialsFile reads (and a POSIX shell sources), makes it
+// durable and closes f. The caller removes the file when this fails.
+func writeCredentials(f *os.File, c Credentials) error {
 	var b strings.Builder
 	b.WriteString("# pushgo credentials: read with --credentials FILE or PUSHGO_CREDENTIALS=FILE\n")
 	for _, kv := range [][2]string{{EnvURL, c.Server}, {EnvChannelID, c.ChannelID}, {EnvPassword, c.Password}, {EnvToken, c.Token}} {
+		if strings.ContainsAny(kv[1], "\r\n\x00") {
+			f.Close()
+			return fmt.Errorf("%s holds a line break or a NUL: a credentials file cannot hold it", kv[0])
+		}
 		if kv[1] != "" {
 			fmt.Fprintf(&b, "%s=%s\n", kv[0], shellQuote(kv[1]))
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	_, werr := f.WriteString(b.String())
+	if werr == nil {
+		werr = f.Sync()
+	}
+	return errors.Join(werr, f.Close())
+}
+
+// writeCredentialsFile creates path (mode 0600, never over an existing
+// file) holding c; on failure nothing is left at path.
+func writeCredentialsFile(path string, c Credentials) error {
+	f, err := createCredentialsFile(path)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		f.Close()
+	if err := writeCredentials(f, c); err != nil {
+		os.Remove(path)
 		return err
 	}
-	return f.Close()
+	return nil
 }
 
-// shellQuote single-quotes v unless it is plain, so that the file can be
-// sourced by a POSIX shell and read back by parseCredentials.
+// shellQuote leaves v as it is when it is plain, else single-quotes it for
+// a POSIX shell ('\'' for a quote inside), so that the file can be sourced
+// and read back by parseCredentials to the same bytes.
 func shellQuote(v string) string {
 	if v != "" && strings.IndexFunc(v, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/@+,", r))
 	}) < 0 {
 		return v
 	}
-	if !strings.Contains(v, "'") {
-		return "'" + v + "'"
-	}
-	return strconv.Quote(v)
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,5 +146,117 @@ func TestPasswordStdin(t *testing.T) {
 		if _, err := readPasswordStdin(strings.NewReader(in)); !errors.As(err, new(*usageError)) {
 			t.Errorf("%q: %v, want a usage error", in, err)
 		}
+	}
+}
+
+// TestSavedFileIsShellSafe: a file written by --save reads back to the
+// same password whatever it holds (quotes, $, `, \, blanks, non-ASCII),
+// and a POSIX shell sourcing it gets the same bytes and runs nothing.
+func TestSavedFileIsShellSafe(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal("no sh to source the file with: ", err)
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	for _, pw := range []string{
+		"plain-password", "it's", `'`, `''`, `a'b'c`, `"double"`, `it's "both"`, "$HOME", "$(touch " + marker + ")",
+		"it's $(touch " + marker + ")", "`touch " + marker + "`", `back\slash\`, `\'`, "with  two spaces ", "\ttab",
+		"ünïcode-пароль-密码", "a=b#c # not a comment", "~user", "semi;colon&amp|pipe<>()", `!bang`, "*?[glob]",
+	} {
+		p := filepath.Join(t.TempDir(), "saved.env")
+		c := Credentials{Server: "http://127.0.0.1:8080", ChannelID: "CH", Password: pw, Token: "tok'" + pw}
+		if err := writeCredentialsFile(p, c); err != nil {
+			t.Fatalf("%q: %v", pw, err)
+		}
+		got, err := loadCredentials(credentialSources{Getenv: envOf(nil), File: p})
+		if err != nil || got != c {
+			t.Errorf("password %q: read back %+v (%v), want %+v", pw, got, err, c)
+		}
+		out, err := exec.Command(sh, "-c", `. "$1"; printf %s "$PUSHGO_CHANNEL_PASSWORD"`, "sh", p).CombinedOutput()
+		if err != nil || string(out) != pw {
+			b, _ := os.ReadFile(p)
+			t.Errorf("password %q: sh sourcing the file printed %q (%v); the file:\n%s", pw, out, err, b)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("password %q: sourcing the file ran a command", pw)
+		}
+	}
+	if err := writeCredentialsFile(filepath.Join(t.TempDir(), "nl.env"), Credentials{Password: "line\nbreak"}); err == nil {
+		t.Error("a password with a line break was written")
+	}
+}
+
+// TestCredentialsFileShellForms: hand-written values are read as a shell
+// reads them (mixed quoting, escapes, a trailing comment), and what a shell
+// would expand or run differently is refused rather than read otherwise.
+func TestCredentialsFileShellForms(t *testing.T) {
+	for in, want := range map[string]string{
+		`'a'"b"c`:                         "abc",
+		`'it'\''s'`:                       "it's",
+		`"a \"q\" \$ \` + "`" + ` \\ \n"`: `a "q" $ ` + "` \\ \\n",
+		`plain # comment`:                 "plain",
+		`a\ b`:                            "a b",
+		`""`:                              "",
+	} {
+		m, err := parseCredentials("f", []byte(EnvPassword+"="+in+"\n"))
+		if err != nil || m[EnvPassword] != want {
+			t.Errorf("%s: %q %v, want %q", in, m[EnvPassword], err, want)
+		}
+	}
+	for _, in := range []string{`pa$$word`, `$(id)`, "`id`", `"$HOME"`, "\"`id`\"", `a b`, `'open`, `"open`, `~/x`, `a;b`, `trailing\`} {
+		if _, err := parseCredentials("f", []byte(EnvPassword+"="+in+"\n")); !errors.As(err, new(*usageError)) {
+			t.Errorf("%s: %v, want refused", in, err)
+		}
+	}
+}
+
+// TestSaveCreatedBeforeTheRequest: channel create --save creates its file
+// before sending: a path that exists or cannot be created is exit 2 with
+// nothing sent; a create that fails leaves no file; one that succeeds
+// leaves a complete file, mode 0600.
+func TestSaveCreatedBeforeTheRequest(t *testing.T) {
+	stub, srv := newStub(t, func(_ int, r stubRequest) (int, map[string]string, string) {
+		if r.Body["channel_name"] == "refused" {
+			return failAnswer(403, "password_mismatch", "no")
+		}
+		return okAnswer(`{"channel_id":"CH","channel_name":"home","created":true}`)
+	})
+	env := map[string]string{EnvURL: srv.URL, EnvPassword: "it's a $(secret)"}
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.env")
+	if err := os.WriteFile(existing, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "missing", "x.env"), existing, dir} {
+		r := runMain(t, env, "", "channel", "create", "--name", "home", "--save", path)
+		if r.code != ExitUsage || len(stub.got()) != 0 || !strings.Contains(r.stderr, "--save") {
+			t.Errorf("--save %s: exit %d after %d requests (stderr %q); want 2 with nothing sent", path, r.code, len(stub.got()), r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
+		t.Error("--save made a directory")
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep" {
+		t.Errorf("--save changed an existing file: %q", b)
+	}
+
+	refused := filepath.Join(dir, "refused.env")
+	r := runMain(t, env, "", "channel", "create", "--name", "refused", "--save", refused)
+	if _, err := os.Lstat(refused); r.code != ExitRefused || err == nil {
+		t.Errorf("a refused create: exit %d, the file left behind (stat: %v); want exit 1 and no file", r.code, err)
+	}
+
+	saved := filepath.Join(dir, "home.env")
+	r = runMain(t, env, "", "channel", "create", "--name", "home", "--save", saved)
+	if r.code != 0 || r.stdout != "CH\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	fi, err := os.Stat(saved)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("saved file: %v %v, want mode 0600", fi, err)
+	}
+	got, err := loadCredentials(credentialSources{Getenv: envOf(nil), File: saved})
+	if want := (Credentials{Server: srv.URL, ChannelID: "CH", Password: "it's a $(secret)"}); err != nil || got != want {
+		t.Errorf("saved file reads back %+v (%v), want %+v", got, err, want)
 	}
 }

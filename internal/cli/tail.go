@@ -386,6 +386,11 @@ func writeTailState(path string, st tailState) error {
 	}
 	tmp := f.Name()
 	_, werr := f.Write(append(b, '\n'))
+	if werr == nil {
+		// Durable before the rename: else a crash can leave the name
+		// pointing at an empty file.
+		werr = f.Sync()
+	}
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(tmp)
