@@ -311,7 +311,8 @@ func writeCredentialsFile(path string, c Credentials) error {
 }
 
 // shellQuote leaves v as it is when it is plain, else single-quotes it for
-// a POSIX shell ('\” for a quote inside), so that the file can be sourced
+// a POSIX shell (a quote inside ends the quoting, is escaped with a
+// backslash, and the quoting starts again), so that the file can be sourced
 // and read back by parseCredentials to the same bytes.
 func shellQuote(v string) string {
 	if v != "" && strings.IndexFunc(v, func(r rune) bool {
