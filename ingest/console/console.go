@@ -21,7 +21,6 @@ package console
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -30,6 +29,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/pushgo/gateway/ingest/httpapi/gzipneg"
 )
 
 //go:embed assets
@@ -117,20 +118,9 @@ func build(fsys fs.FS, next http.Handler) (*Console, error) {
 }
 
 func newAsset(name, contentType, cache string, body []byte) (*asset, error) {
-	var gz bytes.Buffer
-	w, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(body); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
 	sum := sha256.Sum256(body)
 	tag := hex.EncodeToString(sum[:12])
-	return &asset{name: name, contentType: contentType, cache: cache, body: body, gz: gz.Bytes(),
+	return &asset{name: name, contentType: contentType, cache: cache, body: body, gz: gzipneg.Compress(body),
 		etag: `"` + tag + `"`, etagGz: `"` + tag + `-gz"`}, nil
 }
 
@@ -175,7 +165,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, etag := a.body, a.etag
 	h.Set("Vary", "Accept-Encoding")
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if gzipneg.Accepts(r.Header.Get("Accept-Encoding")) {
 		body, etag = a.gz, a.etagGz
 		h.Set("Content-Encoding", "gzip")
 	}
@@ -192,26 +182,6 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(body)
 	}
-}
-
-// acceptsGzip reports whether an Accept-Encoding value admits gzip (named
-// with a non-zero q, or "*").
-func acceptsGzip(v string) bool {
-	for part := range strings.SplitSeq(v, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		name = strings.ToLower(strings.TrimSpace(name))
-		if name != "gzip" && name != "x-gzip" && name != "*" {
-			continue
-		}
-		for param := range strings.SplitSeq(params, ";") {
-			k, v, _ := strings.Cut(strings.TrimSpace(param), "=")
-			if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); strings.EqualFold(strings.TrimSpace(k), "q") && err == nil && q == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }
 
 // matches reports whether an If-None-Match value names etag (weak

@@ -105,8 +105,14 @@ func TestAssetsCachedAndCompressed(t *testing.T) {
 		if !bytes.Equal(body(t, zipped), raw) {
 			t.Fatalf("GET %s: the gzip variant decodes to other bytes", p)
 		}
-		if refused := get(t, c, http.MethodGet, p, map[string]string{"Accept-Encoding": "gzip;q=0"}); refused.Header.Get("Content-Encoding") != "" {
-			t.Errorf("GET %s with gzip;q=0 was gzipped", p)
+		for _, ae := range []string{"gzip;q=0", "gzip;q=0, *"} {
+			if refused := get(t, c, http.MethodGet, p, map[string]string{"Accept-Encoding": ae}); refused.Header.Get("Content-Encoding") != "" {
+				t.Errorf("GET %s with %q was gzipped", p, ae)
+			}
+		}
+		// An explicit gzip entry decides over "*;q=0".
+		if named := get(t, c, http.MethodGet, p, map[string]string{"Accept-Encoding": "*;q=0, gzip"}); named.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("GET %s with \"*;q=0, gzip\" was not gzipped", p)
 		}
 		etag := plain.Header.Get("ETag")
 		if etag == "" || etag == zipped.Header.Get("ETag") {

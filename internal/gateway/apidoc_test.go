@@ -176,7 +176,8 @@ func opsServerPaths(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consts := map[string]string{"PathHome": apidoc.PathHome, "PathPage": apidoc.PathPage, "PathDocument": apidoc.PathDocument}
+	consts := map[string]string{"PathHome": apidoc.PathHome, "PathPage": apidoc.PathPage, "PathDocument": apidoc.PathDocument,
+		"PathStyle": apidoc.PathStyle, "PathScript": apidoc.PathScript}
 	var paths []string
 	for _, d := range f.Decls {
 		fn, ok := d.(*ast.FuncDecl)

@@ -130,7 +130,7 @@ func (o *opsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.metrics.ServeHTTP(w, r)
 	case "/deadletters":
 		o.deadLetters(w, r)
-	case apidoc.PathHome, apidoc.PathPage, apidoc.PathDocument: // the API reference, open like the probes
+	case apidoc.PathHome, apidoc.PathPage, apidoc.PathDocument, apidoc.PathStyle, apidoc.PathScript: // the API reference, open like the probes
 		apidoc.Handler().ServeHTTP(w, r)
 	default:
 		if o.next == nil {
