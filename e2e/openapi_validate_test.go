@@ -174,12 +174,43 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	if err != nil {
 		return nil, err // no answer: nothing to validate
 	}
-	where := req.Method + " " + req.URL.RequestURI()
+	where, secrets := redactedURI(req.URL)
 	apiExchanges.Add(1)
 	if m := v.check(api, req, reqBody, resp); m != "" {
-		v.report(where + " -> " + m)
+		m = req.Method + " " + where + " -> " + m
+		for _, s := range secrets {
+			m = strings.ReplaceAll(m, s, "REDACTED")
+		}
+		v.report(m)
 	}
 	return resp, nil
+}
+
+// redactedURI is u's path and query for a report, a secret parameter's
+// value (GET /message takes the channel password in the query) replaced
+// by REDACTED, and the values replaced (to be scrubbed from the rest of
+// the report too): reports are printed, and kept in CI logs.
+func redactedURI(u *url.URL) (string, []string) {
+	q := u.Query()
+	var secrets []string
+	for k, vs := range q {
+		lk := strings.ToLower(k)
+		if !strings.Contains(lk, "password") && !strings.Contains(lk, "token") && !strings.Contains(lk, "secret") {
+			continue
+		}
+		for i, v := range vs {
+			if v != "" {
+				secrets = append(secrets, v)
+				vs[i] = "REDACTED"
+			}
+		}
+	}
+	if len(secrets) == 0 {
+		return u.RequestURI(), nil
+	}
+	r := *u
+	r.RawQuery = q.Encode()
+	return r.RequestURI(), secrets
 }
 
 // check validates one exchange and returns the mismatch ("" for none). It
@@ -456,5 +487,37 @@ func TestValidatingProxyReportsWhatItPasses(t *testing.T) {
 	defer mu.Unlock()
 	if len(reports) != 1 || !strings.HasPrefix(reports[0], "GET /readyz -> 200 answer does not match the document") {
 		t.Errorf("reports %q, want exactly the /readyz answer's", reports)
+	}
+}
+
+// TestMismatchReportHidesThePassword: a mismatch of GET /message, which
+// takes the channel password in its query, is reported with the password
+// replaced (in the URI and anywhere else in the report), the other
+// parameters kept.
+func TestMismatchReportHidesThePassword(t *testing.T) {
+	const id = "01J9Z8Q4S6T7V8W9X0Y1Z2A3B4"
+	const password = "hunter2-s3cret value"
+	srv := newStandIn(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "scratch")
+		// A wrong shape that echoes the password: the report quotes it.
+		_, _ = io.WriteString(w, `{"success":true,"data":{"channel_id":"`+id+`","echo":"`+r.URL.Query().Get("password")+`"}}`)
+	})
+	var got []string
+	client := &http.Client{Transport: &validatingTransport{next: &http.Transport{}, report: func(m string) { got = append(got, m) }}}
+	defer client.CloseIdleConnections()
+	q := url.Values{"channel_id": {id}, "password": {password}, "title": {"hello"}}
+	resp, err := client.Get(srv + "/message?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if len(got) != 1 {
+		t.Fatalf("reported %q, want one mismatch", got)
+	}
+	if strings.Contains(got[0], "hunter2") || strings.Contains(got[0], url.QueryEscape(password)) ||
+		!strings.Contains(got[0], "password=REDACTED") || !strings.Contains(got[0], "title=hello") || !strings.HasPrefix(got[0], "GET /message?") {
+		t.Errorf("report %q: want GET /message with password=REDACTED, title kept, the password nowhere", got[0])
 	}
 }
