@@ -31,6 +31,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,6 +237,17 @@ func (v *validatingTransport) check(api *openAPI, req *http.Request, reqBody []b
 		}
 		respBody = b
 		resp.Body = io.NopCloser(bytes.NewReader(b))
+		// A browser accepts gzip and the proxy passes it on: the
+		// document describes the decoded body.
+		if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				return fmt.Sprintf("%d answer says gzip but is not: %v", resp.StatusCode, err)
+			}
+			if respBody, err = io.ReadAll(io.LimitReader(zr, maxValidatedBody)); err != nil {
+				return fmt.Sprintf("%d answer says gzip but is not: %v", resp.StatusCode, err)
+			}
+		}
 	}
 
 	if ferr != nil {
