@@ -19,21 +19,8 @@ import (
 // token its view had not yet seen was a direct get the follower answered
 // "not found".
 func TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother(t *testing.T) {
-	c := brokertest.StartCluster(t)
-	bucket := "KV_" + streams.APITokensBucket
-	c.LeadOn(t, bucket, 2)
-	p := c.Placement(t, bucket)
+	a, b := leaderAndFollower(t)
 	ctx := context.Background()
-	open := func(node int) *apitokens.Registry {
-		_, js := c.Conn(t, node)
-		r, err := apitokens.Open(ctx, js, apitokens.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
-	a, b := open(p.Leader), open(p.Followers[1])
 	channelID := ids.NewChannelID()
 	// 300: the old code missed about 60% of these reads, so 300 cannot all
 	// pass by luck (e2e's TestCluster does 1,000 through the HTTP API).
@@ -65,21 +52,8 @@ func TestCreatedThroughOneReplicaAuthorizesAtOnceThroughAnother(t *testing.T) {
 // follower's server, answers right after, 50 times in a row: List syncs
 // its view with the leader before reading it.
 func TestListedThroughAnotherReplicaAtOnce(t *testing.T) {
-	c := brokertest.StartCluster(t)
-	bucket := "KV_" + streams.APITokensBucket
-	c.LeadOn(t, bucket, 2)
-	p := c.Placement(t, bucket)
+	a, b := leaderAndFollower(t)
 	ctx := context.Background()
-	open := func(node int) *apitokens.Registry {
-		_, js := c.Conn(t, node)
-		r, err := apitokens.Open(ctx, js, apitokens.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Close)
-		return r
-	}
-	a, b := open(p.Leader), open(p.Followers[1])
 	channelID := ids.NewChannelID()
 	listed := func() []string {
 		toks, aerr := b.List(ctx, channelID)
@@ -107,4 +81,25 @@ func TestListedThroughAnotherReplicaAtOnce(t *testing.T) {
 			t.Fatalf("round %d: listed %v right after revoking %s", i, got, tok.ID)
 		}
 	}
+}
+
+// leaderAndFollower starts a 3-node cluster whose token bucket is led by
+// node 2 and opens a registry on the leader's server (a) and one on a
+// follower's (b).
+func leaderAndFollower(t *testing.T) (a, b *apitokens.Registry) {
+	t.Helper()
+	c := brokertest.StartCluster(t)
+	bucket := "KV_" + streams.APITokensBucket
+	c.LeadOn(t, bucket, 2)
+	p := c.Placement(t, bucket)
+	open := func(node int) *apitokens.Registry {
+		_, js := c.Conn(t, node)
+		r, err := apitokens.Open(context.Background(), js, apitokens.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		return r
+	}
+	return open(p.Leader), open(p.Followers[1])
 }
