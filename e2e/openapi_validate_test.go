@@ -112,8 +112,8 @@ var apiShapes struct {
 }
 
 const (
-	apiShapesFull  = 20
-	apiShapesEvery = 10
+	apiShapesFull  = 10
+	apiShapesEvery = 20
 )
 
 // sampledOut reports whether the exchange of kind key is left out.
