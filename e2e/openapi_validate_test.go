@@ -663,7 +663,7 @@ func TestShapeSampling(t *testing.T) {
 			validated++
 		}
 	}
-	if want := apiShapesFull + (100-apiShapesFull)/apiShapesEvery; validated != want {
+	if want := apiShapesFull + 100/apiShapesEvery - apiShapesFull/apiShapesEvery; validated != want {
 		t.Fatalf("validated %d of 100 exchanges of one kind, want %d", validated, want)
 	}
 }
