@@ -34,18 +34,28 @@ func TestProjectorSIGKILLEqualsRebuild(t *testing.T) {
 
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("workload seed %d", seed)
+	// 4 workers × 45 operations; the kill comes once 50 are acknowledged
+	// (a count, not a time: make test's parallel load slows the workload
+	// several-fold), so at least 50 come before it and about 130 after.
+	const perWorker, killAfter = 45, 50
 	w := newWorkload(a, workloadConfig{
-		Name: "rb", Channels: chans, Workers: 4, Until: time.Now().Add(2500 * time.Millisecond), Seed: seed,
+		Name: "rb", Channels: chans, Workers: 4, Ops: perWorker, Seed: seed,
 		Things: 15, Events: 15, Deletes: 3, Closes: 6,
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	done := make(chan int, 1)
 	go func() { done <- w.run(ctx) }()
 
 	// SIGKILL the projector while it folds, keep writing, restart it on the
 	// same directory while the workload still runs.
-	time.Sleep(1100 * time.Millisecond)
+	for w.ackedCount() < killAfter {
+		select {
+		case n := <-done:
+			t.Fatalf("the workload ended after %d operations, before the kill: %v", n, w.failures())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	killedAt := streamLastSeq(t, a.natsURL)
 	b1.kill()
 	time.Sleep(300 * time.Millisecond)

@@ -519,6 +519,13 @@ func (w *workload) run(ctx context.Context) int {
 	return len(w.acked)
 }
 
+// ackedCount is the number of operations acknowledged so far.
+func (w *workload) ackedCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
 // failures returns the workers' errors.
 func (w *workload) failures() []string {
 	w.mu.Lock()
