@@ -6,7 +6,7 @@ PKGS      := ./... ./schemas/... ./broker/... ./ingest/... ./projector/... ./pus
 # Every fuzz target of the workspace (found in the source by .ci/fuzz) runs
 # for FUZZTIME each: a few seconds in `make test`, 2 minutes each in
 # `make fuzz-long` unless FUZZTIME is given (make fuzz-long FUZZTIME=20s).
-FUZZTIME  ?= 3s
+FUZZTIME  ?= 2s
 FUZZLONGTIME := $(if $(filter file,$(origin FUZZTIME)),2m,$(FUZZTIME))
 
 .PHONY: build run test test-deps unit fuzz fuzz-long bench lint clean compose-keys
