@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/schemas/ids"
 )
@@ -17,16 +15,7 @@ import (
 // "route code" -> count.
 func errorSeries(t *testing.T, g *gw) map[string]float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	for _, c := range g.svc.Collectors() {
-		if err := reg.Register(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fams := gatherMetrics(t, g)
 	out := map[string]float64{}
 	for _, f := range fams {
 		if f.GetName() != "pushgo_http_errors_total" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/ingest/limits"
@@ -33,9 +34,8 @@ func (g *gw) as(addr, path string, body any) reply {
 	return g.api.Send(g.t, http.MethodPost, path, body, http.Header{"X-Forwarded-For": {addr}})
 }
 
-// metric is the value of the ingest metric name whose label has value
-// (0 when there is none).
-func metric(t *testing.T, g *gw, name, label, value string) float64 {
+// gatherMetrics is every metric family g's ingest exports.
+func gatherMetrics(t *testing.T, g *gw) []*dto.MetricFamily {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	for _, c := range g.svc.Collectors() {
@@ -47,6 +47,14 @@ func metric(t *testing.T, g *gw, name, label, value string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fams
+}
+
+// metric is the value of the ingest metric name whose label has value
+// (0 when there is none).
+func metric(t *testing.T, g *gw, name, label, value string) float64 {
+	t.Helper()
+	fams := gatherMetrics(t, g)
 	for _, f := range fams {
 		if f.GetName() != name {
 			continue

@@ -11,8 +11,6 @@ import (
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/provision"
 	"github.com/pushgo/gateway/internal/gateway"
-	"github.com/pushgo/gateway/schemas/ids"
-	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -192,15 +190,7 @@ func (p *clusterPhase) newRaw(c *natsCluster, i int) (*rawTarget, error) {
 	if r.nc, r.js, err = c.connect(i, broker.RoleAdmin); err != nil {
 		return nil, err
 	}
-	channelID := ids.NewChannelID()
-	r.subjects = [2][]string{make([]string, p.entities), make([]string, p.entities)}
-	r.entityIDs = make([]string, p.entities)
-	for i := range p.entities {
-		r.entityIDs[i] = ids.NewOpID()
-		r.subjects[0][i] = streams.OpSubject(channelID, ops.KindEvent, r.entityIDs[i])
-		r.subjects[1][i] = streams.OpSubject(channelID, ops.KindThing, ids.NewOpID())
-	}
-	r.bodies = newBodies(channelID, "bench-password", p.bodySize)
+	r.addEntities(p.entities, p.bodySize)
 	return r, nil
 }
 

@@ -70,15 +70,7 @@ func startRaw(ctx context.Context, o *options, m syncMode, log *slog.Logger) (r 
 		return nil, fmt.Errorf("create stream: %w", err)
 	}
 
-	channelID := ids.NewChannelID()
-	r.subjects = [2][]string{make([]string, o.entities), make([]string, o.entities)}
-	r.entityIDs = make([]string, o.entities)
-	for i := range o.entities {
-		r.entityIDs[i] = ids.NewOpID()
-		r.subjects[0][i] = streams.OpSubject(channelID, ops.KindEvent, r.entityIDs[i])
-		r.subjects[1][i] = streams.OpSubject(channelID, ops.KindThing, ids.NewOpID())
-	}
-	r.bodies = newBodies(channelID, "bench-password", o.bodySize)
+	r.addEntities(o.entities, o.bodySize)
 	return r, nil
 }
 
@@ -106,4 +98,18 @@ func (r *rawTarget) close() {
 	if r.dir != "" {
 		_ = os.RemoveAll(r.dir)
 	}
+}
+
+// addEntities gives r n events and n things of one new channel to publish
+// to, and bodies of about bodySize bytes.
+func (r *rawTarget) addEntities(n, bodySize int) {
+	channelID := ids.NewChannelID()
+	r.subjects = [2][]string{make([]string, n), make([]string, n)}
+	r.entityIDs = make([]string, n)
+	for i := range n {
+		r.entityIDs[i] = ids.NewOpID()
+		r.subjects[0][i] = streams.OpSubject(channelID, ops.KindEvent, r.entityIDs[i])
+		r.subjects[1][i] = streams.OpSubject(channelID, ops.KindThing, ids.NewOpID())
+	}
+	r.bodies = newBodies(channelID, "bench-password", bodySize)
 }
