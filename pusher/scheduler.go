@@ -3,13 +3,20 @@ package pusher
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+
+	"github.com/pushgo/gateway/pusher/sender"
 )
 
 // scheduler hands deliveries to a fixed pool of workers under two rules:
 //
-//   - one device's deliveries go one at a time, in the order they were
-//     scheduled (log order: operations are scheduled in sequence order), so
-//     an event's create, update and close reach a phone in that order;
+//   - one device's deliveries are handed to the provider one at a time, in
+//     the order they were scheduled (log order: operations are scheduled in
+//     sequence order), so an event's create, update and close reach a phone
+//     in that order. "Handed" is the request written to the connection that
+//     carries the device's requests in order, when the sender says so
+//     (sender.WithWritten: APNs), else the end of the Send; so a device's
+//     next push does not wait for the provider's answer to the last one;
 //   - operations with deliveries ready are served round robin, one device
 //     each turn, so a 100,000-device fan-out does not hold up a 10-device
 //     channel scheduled after it, and a slow device holds up nobody but
@@ -27,8 +34,9 @@ type scheduler struct {
 }
 
 // devQueue is one device's scheduled deliveries: the operations it awaits,
-// in sequence order. The head is being sent (busy) or ready in its
-// operation's queue.
+// in sequence order. The head is being handed to the provider (busy) or
+// ready in its operation's queue; deliveries already handed over and not
+// yet answered are no longer in it.
 type devQueue struct {
 	key  string
 	ops  []*opRun
@@ -103,8 +111,9 @@ func (s *scheduler) take() (q *devQueue, op *opRun, ok bool) {
 	return q, op, true
 }
 
-// done ends q's head delivery and readies its next one.
-func (s *scheduler) done(q *devQueue) {
+// handed ends q's head delivery's turn (it is written to the provider's
+// connection, or its Send ended) and readies q's next one.
+func (s *scheduler) handed(q *devQueue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q.ops[0] = nil
@@ -139,12 +148,27 @@ func (s *scheduler) runWorkers(ctx context.Context, n int, send func(ctx context
 				if !ok {
 					return
 				}
-				send(ctx, op, q.key)
-				s.done(q)
+				t := &turn{s: s, q: q}
+				send(sender.WithWritten(ctx, t.end), op, q.key)
+				t.end()
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// turn is one delivery's turn at the head of its device's queue; it ends
+// once, when the sender says the request is written or when Send returns.
+type turn struct {
+	s     *scheduler
+	q     *devQueue
+	ended atomic.Bool
+}
+
+func (t *turn) end() {
+	if t.ended.CompareAndSwap(false, true) {
+		t.s.handed(t.q)
+	}
 }
 
 // window bounds the deliveries scheduled and not yet ended: an operation

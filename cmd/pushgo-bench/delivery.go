@@ -76,6 +76,7 @@ type deliveryPhase struct {
 	fanoutDevices      int           // devices of the fan-out channel
 	latencyDevices     int           // devices of the latency channel
 	latencyRate        float64       // messages per second of the latency phase
+	latencyWindow      time.Duration // measured length of the latency phase
 	providerLatency    time.Duration // the fake provider's latency of the second throughput phase
 	deliverySenders    int           // HTTP clients sending the messages
 	deliveryProfile    string
@@ -101,6 +102,8 @@ func (p *deliveryPhase) flags(fs *flagSet) {
 	fs.IntVar(&p.fanoutDevices, "fanout-devices", 10_000, "delivery phases: devices subscribed to the fan-out channel")
 	fs.IntVar(&p.latencyDevices, "latency-devices", 10, "delivery phases: devices subscribed to the latency channel")
 	fs.Float64Var(&p.latencyRate, "latency-rate", 500, "delivery phases: messages per second of the latency phase (open loop)")
+	fs.DurationVar(&p.latencyWindow, "latency-duration", time.Minute, "delivery phases: measured length of the latency phase (issue 11's budget: p99 and no backlog growth over 60 s)")
+	fs.quick("latency-duration", "10s")
 	fs.DurationVar(&p.providerLatency, "provider-latency", 20*time.Millisecond, "delivery phases: the fake provider's answer latency of the second throughput phase")
 	fs.IntVar(&p.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
 	fs.StringVar(&p.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
@@ -115,8 +118,8 @@ func (p *deliveryPhase) setup(o *options) error {
 		return errors.New("-provider must be apns or fcm")
 	case p.deliveryDevices < 1 || p.deliveryMsgs < 1 || p.fanoutDevices < 1 || p.latencyDevices < 1 || p.deliverySenders < 1:
 		return errors.New("-delivery-devices, -delivery-msgs, -fanout-devices, -latency-devices and -delivery-clients must be at least 1")
-	case p.latencyRate <= 0 || p.providerLatency < 0:
-		return errors.New("-latency-rate must be positive and -provider-latency not negative")
+	case p.latencyRate <= 0 || p.providerLatency < 0 || p.latencyWindow <= 0:
+		return errors.New("-latency-rate and -latency-duration must be positive and -provider-latency not negative")
 	}
 	p.deliveryRateBudget, p.fanoutBudget, p.latencyBudget = 10_000, time.Second, 100*time.Millisecond
 	return p.gorushSetup(p.deliveryProvider)
@@ -175,7 +178,7 @@ const deliveryWait = 2 * time.Minute
 // limit: per run, three bursts and the latency phase, each with its wait
 // for the pushes; room for the set-up.
 func (p *deliveryPhase) limit() time.Duration {
-	perRun := 3*(deliveryWait+15*time.Second) + p.warmup + p.duration + deliveryWait
+	perRun := 3*(deliveryWait+15*time.Second) + p.warmup + p.latencyWindow + deliveryWait
 	return 3*time.Minute + time.Duration(p.runs)*perRun + p.gorushLimit(p.runs)
 }
 
@@ -716,7 +719,7 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 	// The messages go from a load process (loadproc.go), the pushes are
 	// timed at the fake provider, in this process.
 	spec := loadSpec{Op: opDeliveryMessage, Addr: e.ln.Addr().String(), Client: clientLight, ChannelID: ch, Password: e.password}
-	reps, cpu, err := runLoads(ctx, nil, spec.open(o.deliverySenders, o.latencyRate, o.warmup, o.duration))
+	reps, cpu, err := runLoads(ctx, nil, spec.open(o.deliverySenders, o.latencyRate, o.warmup, o.latencyWindow))
 	if err != nil {
 		stop()
 		return deliveryRow{}, err
@@ -728,7 +731,7 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 	stop()
 
 	st := a.stats(measureFrom.UnixMilli())
-	r := deliveryRow{notifs: int64(len(st.lat)), took: o.duration, rate: float64(len(st.lat)) / o.duration.Seconds(), steady: st.steady,
+	r := deliveryRow{notifs: int64(len(st.lat)), took: o.latencyWindow, rate: float64(len(st.lat)) / o.latencyWindow.Seconds(), steady: st.steady,
 		dups: st.dups, sent: res.ops, late: res.late, cpu: res.cpu, errors: res.errors, errKinds: res.errKinds}
 	r.p50, r.p99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
 	r.opsBacklog, r.taskBacklog = opsBacklog, taskBacklog

@@ -36,8 +36,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,7 +99,9 @@ type Options struct {
 	NewHTTPClient func() *http.Client
 
 	// Connections is how many HTTP/2 connections the sender spreads its
-	// pushes over, round robin; default DefaultConnections. One
+	// pushes over, by device: one device's pushes always take the same
+	// connection, so they reach Apple in the order they were written (see
+	// sender.WithWritten); default DefaultConnections. One
 	// connection's frames are written under one lock and read by one
 	// goroutine on each side, and APNs serves one connection's streams in
 	// order, so one connection caps a sender's throughput however many
@@ -118,8 +120,7 @@ type Options struct {
 
 // Sender is an APNs sender. It is safe for concurrent use.
 type Sender struct {
-	clients    []*apns2.Client // one per connection
-	next       atomic.Uint32   // round robin over clients
+	clients    []*apns2.Client // one per connection; a device's is connectionOf(token)
 	topic      string
 	watchTopic string
 	timeout    time.Duration
@@ -308,8 +309,8 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	ctx, rec, cancel := attempt.Start(ctx, false)
 	defer cancel()
 
-	client := s.clients[int(s.next.Add(1))%len(s.clients)]
-	resp, err := client.PushWithContext(ctx, an)
+	client := s.clients[connectionOf(n.Token, len(s.clients))]
+	resp, err := client.PushWithContext(withWriteTrace(ctx), an)
 	_, status, header, _ := rec.Result()
 	if err != nil {
 		res := sender.Result{Outcome: sender.Retry, Reason: "connection", StatusCode: status}
@@ -343,6 +344,34 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	s.log.LogAttrs(ctx, slog.LevelDebug, "apns send rejected",
 		slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()))
 	return res
+}
+
+// connectionOf is the connection of the device with token among n: FNV-1a
+// of the token, so every push to one device takes one connection.
+func connectionOf(token string, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(token); i++ {
+		h = (h ^ uint32(token[i])) * 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// withWriteTrace tells the caller of Send (sender.Written) when the
+// request, headers and body, is written to its connection: from then on a
+// later request to the device is written after it, on the same connection.
+// Only a caller that asked (sender.WithWritten) pays for the trace.
+func withWriteTrace(ctx context.Context) context.Context {
+	if !sender.WantsWritten(ctx) {
+		return ctx
+	}
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
+		if w.Err == nil {
+			sender.Written(ctx)
+		}
+	}})
 }
 
 // redact returns err's text without the request URL, which holds the
