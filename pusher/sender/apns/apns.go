@@ -40,6 +40,8 @@ import (
 	"net/url"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/google/uuid"
 	"github.com/sideshow/apns2"
 	"github.com/sideshow/apns2/token"
@@ -193,6 +195,13 @@ func New(opts Options) (*Sender, error) {
 		rt := base.Transport
 		if rt == nil {
 			rt = http.DefaultTransport
+		}
+		if h2, ok := rt.(*http2.Transport); ok && base == client.HTTPClient {
+			// apns2's own transport, made for this client alone: a full
+			// connection makes a request wait for a stream rather than open
+			// a second connection, so one client is one connection and a
+			// device's requests stay in the order they were written.
+			h2.StrictMaxConcurrentStreams = true
 		}
 		client.HTTPClient = &http.Client{
 			Transport: &attempt.Transport{Base: authTransport(src, rt)},
