@@ -77,6 +77,7 @@ type deliveryPhase struct {
 	latencyDevices     int           // devices of the latency channel
 	latencyRate        float64       // messages per second of the latency phase
 	latencyWindow      time.Duration // measured length of the latency phase
+	latencyProvider    time.Duration // the fake provider's latency in the latency phase
 	providerLatency    time.Duration // the fake provider's latency of the second throughput phase
 	deliverySenders    int           // HTTP clients sending the messages
 	deliveryProfile    string
@@ -104,6 +105,7 @@ func (p *deliveryPhase) flags(fs *flagSet) {
 	fs.Float64Var(&p.latencyRate, "latency-rate", 500, "delivery phases: messages per second of the latency phase (open loop)")
 	fs.DurationVar(&p.latencyWindow, "latency-duration", time.Minute, "delivery phases: measured length of the latency phase (issue 11's budget: p99 and no backlog growth over 60 s)")
 	fs.quick("latency-duration", "10s")
+	fs.DurationVar(&p.latencyProvider, "latency-provider-latency", 0, "delivery phases: the fake provider's answer latency in the latency phase (issue 11's budget: 0; a real APNs answers in about 20 ms)")
 	fs.DurationVar(&p.providerLatency, "provider-latency", 20*time.Millisecond, "delivery phases: the fake provider's answer latency of the second throughput phase")
 	fs.IntVar(&p.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
 	fs.StringVar(&p.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
@@ -118,7 +120,7 @@ func (p *deliveryPhase) setup(o *options) error {
 		return errors.New("-provider must be apns or fcm")
 	case p.deliveryDevices < 1 || p.deliveryMsgs < 1 || p.fanoutDevices < 1 || p.latencyDevices < 1 || p.deliverySenders < 1:
 		return errors.New("-delivery-devices, -delivery-msgs, -fanout-devices, -latency-devices and -delivery-clients must be at least 1")
-	case p.latencyRate <= 0 || p.providerLatency < 0 || p.latencyWindow <= 0:
+	case p.latencyRate <= 0 || p.providerLatency < 0 || p.latencyProvider < 0 || p.latencyWindow <= 0:
 		return errors.New("-latency-rate and -latency-duration must be positive and -provider-latency not negative")
 	}
 	p.deliveryRateBudget, p.fanoutBudget, p.latencyBudget = 10_000, time.Second, 100*time.Millisecond
@@ -269,7 +271,7 @@ func benchDelivery(ctx context.Context, o *deliveryPhase) (rep deliveryReport, e
 	}); err != nil {
 		return rep, err
 	}
-	if rep.lat, err = repeat(ctx, o.options, fmt.Sprintf("%.0f ops/s x %d dev", o.latencyRate, o.latencyDevices), func(run int) (deliveryRow, error) {
+	if rep.lat, err = repeat(ctx, o.options, o.latencyRowName(), func(run int) (deliveryRow, error) {
 		return e.latency(ctx, o, latCh, run)
 	}); err != nil {
 		return rep, err
@@ -278,6 +280,16 @@ func benchDelivery(ctx context.Context, o *deliveryPhase) (rep deliveryReport, e
 		return rep, fmt.Errorf("pusher: %w", err)
 	}
 	return rep, nil
+}
+
+// latencyRowName names the latency row: its rate, devices and, when not 0,
+// the provider's latency.
+func (p *deliveryPhase) latencyRowName() string {
+	name := fmt.Sprintf("%.0f ops/s x %d dev", p.latencyRate, p.latencyDevices)
+	if p.latencyProvider > 0 {
+		name += " @" + fmtLatency(p.latencyProvider)
+	}
+	return name
 }
 
 func fmtLatency(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
@@ -711,7 +723,7 @@ func (e *deliveryEnv) expandSeconds() (time.Duration, error) {
 // latency sends messages to ch at o.latencyRate per second (open loop) and
 // measures accept-to-provider of those accepted after the warm-up.
 func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, run int) (deliveryRow, error) {
-	a := e.fake.reset(0, time.Now().UnixMilli())
+	a := e.fake.reset(o.latencyProvider, time.Now().UnixMilli())
 	stop, err := profileRun(run, profilePath(o.deliveryProfile, "latency"), "latency")
 	if err != nil {
 		return deliveryRow{}, err

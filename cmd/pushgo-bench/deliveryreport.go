@@ -40,7 +40,7 @@ func (d *deliveryReport) rows(o *deliveryPhase) []namedRow {
 		{thr(0), &d.thr0},
 		{thr(o.providerLatency), &d.thrLat},
 		{fmt.Sprintf("fan-out %d devices", o.fanoutDevices), &d.fan},
-		{fmt.Sprintf("%.0f ops/s x %d dev accept->provider", o.latencyRate, o.latencyDevices), &d.lat},
+		{o.latencyRowName() + " accept->provider", &d.lat},
 	}
 }
 
