@@ -40,10 +40,7 @@ type Sender interface {
 	// Send makes one attempt to hand n to the provider and reports what
 	// happened. It returns within the earlier of ctx's deadline and the
 	// sender's own timeout. It never panics on a provider answer and never
-	// returns an error: every failure is a Result. A Sender that carries
-	// one device's requests in order on one connection calls Written(ctx)
-	// once the request is written, so that the caller may start the
-	// device's next Send before this one is answered (see WithWritten).
+	// returns an error: every failure is a Result.
 	Send(ctx context.Context, n payload.Notification) Result
 	// Name is the provider's name for logs and receipts ("apns", "fcm").
 	Name() string

@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"time"
 
@@ -102,8 +101,8 @@ type Options struct {
 
 	// Connections is how many HTTP/2 connections the sender spreads its
 	// pushes over, by device: one device's pushes always take the same
-	// connection, so they reach Apple in the order they were written (see
-	// sender.WithWritten); default DefaultConnections. One
+	// connection (a device's pushes of one entity go one at a time anyway:
+	// see the pusher's scheduler); default DefaultConnections. One
 	// connection's frames are written under one lock and read by one
 	// goroutine on each side, and APNs serves one connection's streams in
 	// order, so one connection caps a sender's throughput however many
@@ -199,8 +198,8 @@ func New(opts Options) (*Sender, error) {
 		if h2, ok := rt.(*http2.Transport); ok && base == client.HTTPClient {
 			// apns2's own transport, made for this client alone: a full
 			// connection makes a request wait for a stream rather than open
-			// a second connection, so one client is one connection and a
-			// device's requests stay in the order they were written.
+			// a second connection, so one client is one connection, as
+			// Connections says (Apple treats connection churn as abuse).
 			h2.StrictMaxConcurrentStreams = true
 		}
 		client.HTTPClient = &http.Client{
@@ -319,7 +318,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	defer cancel()
 
 	client := s.clients[connectionOf(n.Token, len(s.clients))]
-	resp, err := client.PushWithContext(withWriteTrace(ctx), an)
+	resp, err := client.PushWithContext(ctx, an)
 	_, status, header, _ := rec.Result()
 	if err != nil {
 		res := sender.Result{Outcome: sender.Retry, Reason: "connection", StatusCode: status}
@@ -366,21 +365,6 @@ func connectionOf(token string, n int) int {
 		h = (h ^ uint32(token[i])) * 16777619
 	}
 	return int(h % uint32(n))
-}
-
-// withWriteTrace tells the caller of Send (sender.Written) when the
-// request, headers and body, is written to its connection: from then on a
-// later request to the device is written after it, on the same connection.
-// Only a caller that asked (sender.WithWritten) pays for the trace.
-func withWriteTrace(ctx context.Context) context.Context {
-	if !sender.WantsWritten(ctx) {
-		return ctx
-	}
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
-		if w.Err == nil {
-			sender.Written(ctx)
-		}
-	}})
 }
 
 // redact returns err's text without the request URL, which holds the

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,8 +77,7 @@ func TestConformanceOverSeveralConnections(t *testing.T) {
 }
 
 // TestPushesSpreadOverConnections: the sender spreads its devices over its
-// connections, and every push to one device takes that device's connection
-// (so a device's requests reach Apple in the order they were written).
+// connections, and every push to one device takes that device's connection.
 func TestPushesSpreadOverConnections(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
 	const conns, devices, pushesEach = 4, 40, 3
@@ -109,44 +107,6 @@ func TestPushesSpreadOverConnections(t *testing.T) {
 	}
 	if len(per) != conns {
 		t.Fatalf("%d devices' pushes came over %d connections (%v), want %d", devices, len(per), per, conns)
-	}
-}
-
-// TestWrittenBeforeTheAnswer: a caller that asked (sender.WithWritten) is
-// told the request is written while the provider has not answered yet,
-// so the device's next push need not wait for the answer.
-func TestWrittenBeforeTheAnswer(t *testing.T) {
-	f := sendertest.NewFakeAPNs(t)
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
-		Endpoint: f.URL(), NewHTTPClient: f.NewClient, SendTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const token = "aa11"
-	f.Script(token, sendertest.Answer{Kind: sendertest.OK, Latency: time.Minute})
-	written, returned := make(chan struct{}), make(chan sender.Result, 1)
-	var once sync.Once
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	n := build(t, ops.MessageCreate, "m1", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, token)
-	go func() {
-		returned <- s.Send(sender.WithWritten(ctx, func() { once.Do(func() { close(written) }) }), n)
-	}()
-	select {
-	case <-written:
-	case res := <-returned:
-		t.Fatalf("Send returned %v before the request was reported written", res)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the request was not reported written in 20 s")
-	}
-	select {
-	case res := <-returned:
-		t.Fatalf("Send returned %v: the fake holds its answer for a minute", res)
-	default:
-	}
-	cancel() // the answer would take a minute
-	if res := <-returned; res.Outcome != sender.Retry {
-		t.Fatalf("abandoned Send: %v, want retry", res)
 	}
 }
 
