@@ -91,10 +91,6 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	if d.gorush == nil {
 		fmt.Fprintf(w, "  for scale: gorush against a fake APNs at 20 ms sends ~4,500/s with its defaults, ~15,800/s tuned, with no durability\n")
 	}
-	if ceiling := float64(o.deliveryDevices) / max(o.providerLatency.Seconds(), 1e-9); o.deliveryProvider == providerFCM && ceiling < 2*o.deliveryRateBudget {
-		fmt.Fprintf(w, "  note: over FCM one device's pushes are sent one at a time, each after the last is answered: %d devices at %s cannot exceed %.0f/s\n",
-			o.deliveryDevices, fmtLatency(o.providerLatency), ceiling)
-	}
 	fmt.Fprintf(w, "  set-up (not budgeted): %d devices and 3 channels in %s\n", d.pool, fmtSecs(d.setup))
 	for _, p := range rows {
 		if p.row.dups > 0 {
