@@ -7,23 +7,16 @@ import (
 
 // scheduler hands deliveries to a fixed pool of workers under two rules:
 //
-//   - one device's deliveries of one entity (an event, a thing, a message)
-//     go one at a time, each after the provider answered the last, in the
-//     order they were scheduled (log order: operations are scheduled in
-//     sequence order), so an event's create, update and close reach a
-//     phone in that order (the PushGo apps keep the entity state of the
-//     push they received last). Deliveries of other entities to the same
-//     device do not wait: 500 messages a second to one phone are 500
-//     entities, and waiting for each answer would cap a device at one push
-//     per provider round trip (50 a second against APNs' 20 ms);
+//   - one device's deliveries go one at a time, in the order they were
+//     scheduled (log order: operations are scheduled in sequence order), so
+//     an event's create, update and close reach a phone in that order;
 //   - operations with deliveries ready are served round robin, one device
 //     each turn, so a 100,000-device fan-out does not hold up a 10-device
 //     channel scheduled after it, and a slow device holds up nobody but
 //     itself (its next delivery waits; the worker pool goes on).
 //
-// Memory is one small record per (device, entity) with deliveries
-// scheduled, and one queue entry per ready one; both are released as
-// deliveries end.
+// Memory is one small record per device with deliveries scheduled, and
+// one queue entry per ready device; both are released as deliveries end.
 type scheduler struct {
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -33,14 +26,13 @@ type scheduler struct {
 	closed bool
 }
 
-// devQueue is one device's scheduled deliveries of one entity: the
-// operations it awaits, in sequence order. The head is being sent (busy)
-// or ready in its operation's queue.
+// devQueue is one device's scheduled deliveries: the operations it awaits,
+// in sequence order. The head is being sent (busy) or ready in its
+// operation's queue.
 type devQueue struct {
-	key    string // device + "\x00" + entity: the scheduler's map key
-	device string
-	ops    []*opRun
-	busy   bool
+	key  string
+	ops  []*opRun
+	busy bool
 }
 
 func newScheduler() *scheduler {
@@ -55,13 +47,11 @@ func (s *scheduler) schedule(op *opRun, devices []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ready := 0
-	entity := op.entityKey()
 	for _, d := range devices {
-		key := d + "\x00" + entity
-		q := s.devs[key]
+		q := s.devs[d]
 		if q == nil {
-			q = &devQueue{key: key, device: d}
-			s.devs[key] = q
+			q = &devQueue{key: d}
+			s.devs[d] = q
 		}
 		q.ops = append(q.ops, op)
 		if !q.busy && len(q.ops) == 1 {
@@ -149,7 +139,7 @@ func (s *scheduler) runWorkers(ctx context.Context, n int, send func(ctx context
 				if !ok {
 					return
 				}
-				send(ctx, op, q.device)
+				send(ctx, op, q.key)
 				s.done(q)
 			}
 		})
@@ -207,14 +197,4 @@ func (w *window) inFlight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.n
-}
-
-// entityKey names the entity op is about, for the per-(device, entity)
-// order: "" for an operation without an envelope (tests), so they all
-// share one order.
-func (op *opRun) entityKey() string {
-	if op.env == nil {
-		return ""
-	}
-	return string(op.env.Op.Kind()) + "." + op.env.ChannelID + "." + op.env.EntityID
 }

@@ -40,7 +40,7 @@ func (d *deliveryReport) rows(o *deliveryPhase) []namedRow {
 		{thr(0), &d.thr0},
 		{thr(o.providerLatency), &d.thrLat},
 		{fmt.Sprintf("fan-out %d devices", o.fanoutDevices), &d.fan},
-		{o.latencyRowName() + " accept->provider", &d.lat},
+		{fmt.Sprintf("%.0f ops/s x %d dev accept->provider", o.latencyRate, o.latencyDevices), &d.lat},
 	}
 }
 
@@ -90,6 +90,10 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	fmt.Fprintf(w, "  p50/p99: accept-to-provider at the fake (arrival - accepted_at, whole ms: up to 1 ms high); fan-out time from the 200 answer\n")
 	if d.gorush == nil {
 		fmt.Fprintf(w, "  for scale: gorush against a fake APNs at 20 ms sends ~4,500/s with its defaults, ~15,800/s tuned, with no durability\n")
+	}
+	if ceiling := float64(o.deliveryDevices) / max(o.providerLatency.Seconds(), 1e-9); ceiling < 2*o.deliveryRateBudget {
+		fmt.Fprintf(w, "  note: one device's pushes are sent one at a time, in order: %d devices at %s cannot exceed %.0f/s\n",
+			o.deliveryDevices, fmtLatency(o.providerLatency), ceiling)
 	}
 	fmt.Fprintf(w, "  set-up (not budgeted): %d devices and 3 channels in %s\n", d.pool, fmtSecs(d.setup))
 	for _, p := range rows {

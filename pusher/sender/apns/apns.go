@@ -101,8 +101,8 @@ type Options struct {
 
 	// Connections is how many HTTP/2 connections the sender spreads its
 	// pushes over, by device: one device's pushes always take the same
-	// connection (a device's pushes of one entity go one at a time anyway:
-	// see the pusher's scheduler); default DefaultConnections. One
+	// connection (the pusher sends a device's pushes one at a time, in log
+	// order, anyway); default DefaultConnections. One
 	// connection's frames are written under one lock and read by one
 	// goroutine on each side, and APNs serves one connection's streams in
 	// order, so one connection caps a sender's throughput however many
