@@ -142,11 +142,29 @@ func readsDuring(t *testing.T, a *gateway, w *workload, what string, stop func()
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Reads run before and after the stop until enough of each succeeded
+	// (counts, not time: under make test's parallel load a fixed window
+	// held 18 reads once); the stop's own reads are whatever fell in it.
+	succeeded := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return ok
+	}
+	waitReads := func(n int, when string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for succeeded() < n {
+			if time.Now().After(deadline) {
+				t.Errorf("only %d reads succeeded in 30 s %s the %s", succeeded(), when, what)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitReads(10, "before")
 	stopStart := time.Now()
 	stop()
 	stopTook := time.Since(stopStart)
-	time.Sleep(300 * time.Millisecond)
+	waitReads(succeeded()+15, "after")
 	close(halt)
 	wg.Wait()
 	for i, e := range errs {
