@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -100,9 +101,7 @@ type Options struct {
 	NewHTTPClient func() *http.Client
 
 	// Connections is how many HTTP/2 connections the sender spreads its
-	// pushes over, by device: one device's pushes always take the same
-	// connection (the pusher sends a device's pushes one at a time, in log
-	// order, anyway); default DefaultConnections. One
+	// pushes over, round robin; default DefaultConnections. One
 	// connection's frames are written under one lock and read by one
 	// goroutine on each side, and APNs serves one connection's streams in
 	// order, so one connection caps a sender's throughput however many
@@ -121,7 +120,8 @@ type Options struct {
 
 // Sender is an APNs sender. It is safe for concurrent use.
 type Sender struct {
-	clients    []*apns2.Client // one per connection; a device's is connectionOf(token)
+	clients    []*apns2.Client // one per connection
+	next       atomic.Uint32   // round robin over clients
 	topic      string
 	watchTopic string
 	timeout    time.Duration
@@ -317,7 +317,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	ctx, rec, cancel := attempt.Start(ctx, false)
 	defer cancel()
 
-	client := s.clients[connectionOf(n.Token, len(s.clients))]
+	client := s.clients[int(s.next.Add(1))%len(s.clients)]
 	resp, err := client.PushWithContext(ctx, an)
 	_, status, header, _ := rec.Result()
 	if err != nil {
@@ -352,19 +352,6 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	s.log.LogAttrs(ctx, slog.LevelDebug, "apns send rejected",
 		slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()))
 	return res
-}
-
-// connectionOf is the connection of the device with token among n: FNV-1a
-// of the token, so every push to one device takes one connection.
-func connectionOf(token string, n int) int {
-	if n == 1 {
-		return 0
-	}
-	h := uint32(2166136261)
-	for i := 0; i < len(token); i++ {
-		h = (h ^ uint32(token[i])) * 16777619
-	}
-	return int(h % uint32(n))
 }
 
 // redact returns err's text without the request URL, which holds the

@@ -13,8 +13,8 @@ import (
 
 // TestOwnTransportsKeepOneConnection: with apns2's own transports (no
 // HTTPClient given: production), each client's transport waits for a free
-// stream instead of opening a second connection, so the connection a
-// device is given (connectionOf) is the only one its requests take.
+// stream instead of opening a second connection, so a sender holds the
+// connections Options.Connections says, no more.
 func TestOwnTransportsKeepOneConnection(t *testing.T) {
 	s, err := New(Options{TokenSource: fixedToken("t"), Topic: "app.pushgo.test", Connections: 3})
 	if err != nil {
@@ -41,23 +41,3 @@ func TestOwnTransportsKeepOneConnection(t *testing.T) {
 type fixedToken string
 
 func (f fixedToken) Token(context.Context) (string, error) { return string(f), nil }
-
-// TestConnectionOfSpreadsAndSticks: one token, one connection; many
-// tokens, every connection.
-func TestConnectionOfSpreadsAndSticks(t *testing.T) {
-	seen := map[int]bool{}
-	for i := range 64 {
-		tok := string(rune('a'+i%26)) + string(rune('a'+i/26)) + "11"
-		c := connectionOf(tok, 4)
-		if c != connectionOf(tok, 4) {
-			t.Fatalf("token %q: two connections", tok)
-		}
-		seen[c] = true
-	}
-	if len(seen) != 4 {
-		t.Fatalf("64 tokens over %d of 4 connections", len(seen))
-	}
-	if connectionOf("anything", 1) != 0 {
-		t.Fatal("one connection: not 0")
-	}
-}
