@@ -58,7 +58,15 @@ func TestProjectorSIGKILLEqualsRebuild(t *testing.T) {
 	}
 	killedAt := streamLastSeq(t, a.natsURL)
 	b1.kill()
-	time.Sleep(300 * time.Millisecond)
+	// Writes go on while the projector is down: restart it once 10 more
+	// are acknowledged (a count, like the kill's trigger).
+	for downFrom := w.ackedCount(); w.ackedCount() < downFrom+10; {
+		select {
+		case n := <-done:
+			t.Fatalf("the workload ended after %d operations, before the restart: %v", n, w.failures())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	b2 := startProjector(t, a, dirB)
 	acked := <-done
 	for _, f := range w.failures() {

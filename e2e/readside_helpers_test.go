@@ -607,7 +607,11 @@ func (w *workload) worker(ctx context.Context, id int) {
 	isOngoing := func(e *entity) bool { return e.State == "ONGOING" }
 
 	for n := 0; cfg.Ops == 0 || n < cfg.Ops; n++ {
-		if ctx.Err() != nil || (!cfg.Until.IsZero() && time.Now().After(cfg.Until)) {
+		if err := ctx.Err(); err != nil {
+			fail("stopped after %d operations: %v", n, err)
+			return
+		}
+		if !cfg.Until.IsZero() && time.Now().After(cfg.Until) {
 			return
 		}
 		now += 1 + int64(rng.IntN(1000))
