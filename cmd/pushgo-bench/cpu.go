@@ -58,6 +58,20 @@ func sampleCPU() cpuSample {
 // process when the system under test is another).
 type cpuUse struct {
 	self, load, others float64
+	// provider is the delivery phases' fake provider process (the far end
+	// of the harness, providerproc.go), not among the others.
+	provider float64
+}
+
+// withProvider moves the provider process's CPU time d over wall from the
+// others to provider.
+func (u cpuUse) withProvider(d, wall time.Duration) cpuUse {
+	if wall <= 0 {
+		return u
+	}
+	u.provider = d.Seconds() / wall.Seconds()
+	u.others = max(u.others-u.provider, 0)
+	return u
 }
 
 // cpuBetween is this process's use between a and b, everything else being

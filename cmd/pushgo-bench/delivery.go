@@ -159,9 +159,8 @@ type deliveryRow struct {
 	cpu                     cpuUse
 	rss0, rss1              int64 // throughput: this process's resident memory at the start and the end, bytes
 	// throughput: the live heap after a collection at the start and the
-	// end, and how much of the end is the fake provider's record of what
-	// it received (which grows with every push), bytes.
-	heap0, heap1, fakeHeap int64
+	// end, bytes (the fake provider's record is in its own process).
+	heap0, heap1 int64
 }
 
 // deliveryReport is what the delivery phases measured.
@@ -198,7 +197,7 @@ type deliveryEnv struct {
 	ln       net.Listener
 	served   chan error
 	reg      *devices.Registry
-	fake     *fakeProvider
+	fake     *providerProc
 	client   *http.Client
 	light    *lightClient
 	base     string
@@ -305,10 +304,10 @@ func (r deliveryRow) progress(_ *options, name string, run int) {
 		fmt.Fprintf(os.Stderr, "  backlog at the last message: %d operations not acknowledged (busiest partition), %d retry tasks", r.opsBacklog, r.taskBacklog)
 	}
 	if r.rss0 > 0 && r.rss1 > 0 {
-		fmt.Fprintf(os.Stderr, "  rss %d -> %d MiB, live heap %d -> %d MiB (the fake's records %d MiB of it)",
-			r.rss0>>20, r.rss1>>20, r.heap0>>20, r.heap1>>20, r.fakeHeap>>20)
+		fmt.Fprintf(os.Stderr, "  rss %d -> %d MiB, live heap %d -> %d MiB", r.rss0>>20, r.rss1>>20, r.heap0>>20, r.heap1>>20)
 	}
-	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: us %.2f cores, others %.2f of %d]\n", r.errors, r.dups, r.cpu.self, r.cpu.others, numCPU())
+	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: us %.2f cores, fake provider %.2f, others %.2f of %d]\n",
+		r.errors, r.dups, r.cpu.self, r.cpu.provider, r.cpu.others, numCPU())
 	for k, v := range r.errKinds {
 		fmt.Fprintf(os.Stderr, "         %d x %s\n", v, k)
 	}
@@ -363,7 +362,9 @@ func startDeliveryEnv(ctx context.Context, o *deliveryPhase, log *slog.Logger) (
 		return nil, fmt.Errorf("start projector: %w", err)
 	}
 
-	e.fake = newFakeProvider()
+	if e.fake, err = startProviderProc(sctx); err != nil {
+		return nil, err
+	}
 	key, err := p8()
 	if err != nil {
 		return nil, err
@@ -609,13 +610,16 @@ func (e *deliveryEnv) message(ctx context.Context, ch string, w *worker) error {
 // -deliveryprofile.
 func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch string, latency time.Duration, run int) (deliveryRow, error) {
 	began := time.Now()
-	a := e.fake.reset(latency, began.UnixMilli())
+	a, err := e.fake.reset(ctx, latency, began.UnixMilli())
+	if err != nil {
+		return deliveryRow{}, err
+	}
 	stop, err := profileRun(run, profilePath(o.deliveryProfile, fmtLatency(latency)), "delivery @"+fmtLatency(latency))
 	if err != nil {
 		return deliveryRow{}, err
 	}
 	heap0 := liveHeap()
-	cpu0, rss0 := sampleCPU(), residentBytes()
+	fake0, cpu0, rss0 := e.fake.cpu(), sampleCPU(), residentBytes()
 	recs := make([]*recorder, o.deliverySenders)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -634,14 +638,18 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 	}
 	wg.Wait()
 	sent := summarize(recs, 0)
-	werr := waitArrivals(ctx, a, sent.ops*int64(o.deliveryDevices))
-	cpu1 := sampleCPU()
+	werr := a.wait(ctx, sent.ops*int64(o.deliveryDevices))
+	fake1, cpu1 := e.fake.cpu(), sampleCPU()
 	stop()
 
-	st := a.stats(0)
-	r := deliveryRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops, cpu: cpuBetween(cpu0, cpu1),
+	st, err := a.stats(ctx, 0)
+	if err != nil {
+		return deliveryRow{}, err
+	}
+	r := deliveryRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops,
+		cpu:    cpuBetween(cpu0, cpu1).withProvider(fake1-fake0, cpu1.at.Sub(cpu0.at)),
 		errors: sent.errors, errKinds: sent.errKinds, rss0: rss0, rss1: residentBytes()}
-	r.heap0, r.heap1, r.fakeHeap = heap0, liveHeap(), a.footprint()
+	r.heap0, r.heap1 = heap0, liveHeap()
 	if st.n > 0 {
 		r.took = st.last.Sub(began)
 		r.rate = float64(st.n) / r.took.Seconds()
@@ -658,7 +666,10 @@ func (e *deliveryEnv) throughput(ctx context.Context, o *deliveryPhase, ch strin
 // fanout sends one message to ch and times it from the 200 answer to the
 // last of its pushes.
 func (e *deliveryEnv) fanout(ctx context.Context, o *deliveryPhase, ch string, run int) (deliveryRow, error) {
-	a := e.fake.reset(0, time.Now().UnixMilli())
+	a, err := e.fake.reset(ctx, 0, time.Now().UnixMilli())
+	if err != nil {
+		return deliveryRow{}, err
+	}
 	expand0, err := e.expandSeconds()
 	if err != nil {
 		return deliveryRow{}, err
@@ -667,7 +678,7 @@ func (e *deliveryEnv) fanout(ctx context.Context, o *deliveryPhase, ch string, r
 	if err != nil {
 		return deliveryRow{}, err
 	}
-	cpu0 := sampleCPU()
+	fake0, cpu0 := e.fake.cpu(), sampleCPU()
 	w := newWorkers(1)[0]
 	r := deliveryRow{errKinds: map[string]int{}}
 	err = e.message(ctx, ch, w)
@@ -678,12 +689,16 @@ func (e *deliveryEnv) fanout(ctx context.Context, o *deliveryPhase, ch string, r
 		r.errKinds[err.Error()]++
 	} else {
 		r.sent = 1
-		werr = waitArrivals(ctx, a, int64(o.fanoutDevices))
+		werr = a.wait(ctx, int64(o.fanoutDevices))
 	}
-	r.cpu = cpuBetween(cpu0, sampleCPU())
+	fake1, cpu1 := e.fake.cpu(), sampleCPU()
+	r.cpu = cpuBetween(cpu0, cpu1).withProvider(fake1-fake0, cpu1.at.Sub(cpu0.at))
 	stop()
 
-	st := a.stats(0)
+	st, err := a.stats(ctx, 0)
+	if err != nil {
+		return deliveryRow{}, err
+	}
 	r.notifs, r.steady, r.dups = st.n, st.steady, st.dups
 	if st.n > 0 {
 		r.took, r.first = st.last.Sub(answered), st.first.Sub(answered)
@@ -723,26 +738,33 @@ func (e *deliveryEnv) expandSeconds() (time.Duration, error) {
 // latency sends messages to ch at o.latencyRate per second (open loop) and
 // measures accept-to-provider of those accepted after the warm-up.
 func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, run int) (deliveryRow, error) {
-	a := e.fake.reset(o.latencyProvider, time.Now().UnixMilli())
+	a, err := e.fake.reset(ctx, o.latencyProvider, time.Now().UnixMilli())
+	if err != nil {
+		return deliveryRow{}, err
+	}
 	stop, err := profileRun(run, profilePath(o.deliveryProfile, "latency"), "latency")
 	if err != nil {
 		return deliveryRow{}, err
 	}
 	// The messages go from a load process (loadproc.go), the pushes are
-	// timed at the fake provider, in this process.
+	// timed at the fake provider, in its own process.
 	spec := loadSpec{Op: opDeliveryMessage, Addr: e.ln.Addr().String(), Client: clientLight, ChannelID: ch, Password: e.password}
+	fake0, began := e.fake.cpu(), time.Now()
 	reps, cpu, err := runLoads(ctx, nil, spec.open(o.deliverySenders, o.latencyRate, o.warmup, o.latencyWindow))
 	if err != nil {
 		stop()
 		return deliveryRow{}, err
 	}
-	res := reps[0].result(cpu)
+	res := reps[0].result(cpu.withProvider(e.fake.cpu()-fake0, time.Since(began)))
 	measureFrom := reps[0].Began.Add(o.warmup)
 	opsBacklog, taskBacklog := e.backlog(ctx)
-	werr := waitArrivals(ctx, a, reps[0].Succeeded*int64(o.latencyDevices))
+	werr := a.wait(ctx, reps[0].Succeeded*int64(o.latencyDevices))
 	stop()
 
-	st := a.stats(measureFrom.UnixMilli())
+	st, err := a.stats(ctx, measureFrom.UnixMilli())
+	if err != nil {
+		return deliveryRow{}, err
+	}
 	r := deliveryRow{notifs: int64(len(st.lat)), took: o.latencyWindow, rate: float64(len(st.lat)) / o.latencyWindow.Seconds(), steady: st.steady,
 		dups: st.dups, sent: res.ops, late: res.late, cpu: res.cpu, errors: res.errors, errKinds: res.errKinds}
 	r.p50, r.p99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
@@ -773,20 +795,6 @@ func (e *deliveryEnv) backlog(ctx context.Context) (ops, tasks uint64) {
 		ops = max(ops, info(streams.Ops, fmt.Sprintf("%s%d", pusher.PartitionConsumerPrefix, i)))
 	}
 	return ops, info(streams.Deliveries, pusher.SendConsumer)
-}
-
-// waitArrivals waits until a has want distinct pushes, or deliveryWait.
-func waitArrivals(ctx context.Context, a *arrivals, want int64) error {
-	ctx, cancel := context.WithTimeout(ctx, deliveryWait)
-	defer cancel()
-	for a.n.Load() < want {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d of %d notifications not received within %s", want-a.n.Load(), want, deliveryWait)
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 // account counts the pushes that did not arrive, and requests the fake

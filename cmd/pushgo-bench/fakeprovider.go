@@ -41,13 +41,13 @@ import (
 // hosts through a proxy, such as gorush, reaches this fake when it trusts
 // the certificate (gorush.go).
 type fakeProvider struct {
-	apns, fcm *httptest.Server
-	latency   atomic.Int64 // ns
-	rec       atomic.Pointer[arrivals]
-	fcmSeq    atomic.Int64
-	trMu      sync.Mutex
-	apnsTr    []*http2.Transport // the APNs sender's transports, closed with the fake
-	apnsLn    *handOffListener   // the APNs listener, which also takes tunnelled connections
+	apns    *apnsServer // fakeapns.go; its listener also takes tunnelled connections
+	fcm     *httptest.Server
+	latency atomic.Int64 // ns
+	rec     atomic.Pointer[arrivals]
+	fcmSeq  atomic.Int64
+	trMu    sync.Mutex
+	apnsTr  []*http2.Transport // the APNs sender's transports, closed with the fake
 }
 
 // arrivals is what the fake received since the last reset.
@@ -72,48 +72,46 @@ type arrivals struct {
 // APNs does (1,000 per connection).
 const apnsMaxStreams = 1000
 
-func newFakeProvider() *fakeProvider {
+func newFakeProvider() (*fakeProvider, error) {
 	f := &fakeProvider{}
 	f.reset(0, 0)
-	quiet := log.New(io.Discard, "", 0)
-
-	am := http.NewServeMux()
-	am.HandleFunc("POST /3/device/{token}", func(w http.ResponseWriter, r *http.Request) { f.serve(w, r, true) })
-	f.apns = httptest.NewUnstartedServer(am)
-	f.apns.Config.ErrorLog = quiet
-	f.apns.TLS = &tls.Config{Certificates: []tls.Certificate{fakeAPNsCert()}}
-	f.apnsLn = newHandOffListener(f.apns.Listener)
-	f.apns.Listener = f.apnsLn
-	f.apns.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: apnsMaxStreams}
-	f.apns.EnableHTTP2 = true
-	f.apns.StartTLS()
-
+	var err error
+	if f.apns, err = newAPNsServer(f); err != nil {
+		return nil, err
+	}
 	fm := http.NewServeMux()
-	fm.HandleFunc("POST /v1/projects/{rest...}", func(w http.ResponseWriter, r *http.Request) { f.serve(w, r, false) })
+	fm.HandleFunc("POST /v1/projects/{rest...}", f.serveFCM)
 	f.fcm = httptest.NewUnstartedServer(fm)
-	f.fcm.Config.ErrorLog = quiet
+	f.fcm.Config.ErrorLog = log.New(io.Discard, "", 0)
 	f.fcm.Start()
-	return f
+	return f, nil
 }
 
-// apnsClient is an HTTP client of the APNs sender (one per connection):
-// the transport sideshow/apns2 builds for production (x/net HTTP/2, 15 s
-// read-idle ping, 60 s client timeout), trusting the fake's certificate.
+// apnsClient is an HTTP client of the APNs sender (one per connection)
+// trusting the fake's certificate (apnsSenderClient).
 func (f *fakeProvider) apnsClient() *http.Client {
 	pool := x509.NewCertPool()
-	pool.AddCert(f.apns.Certificate())
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ReadIdleTimeout: 15 * time.Second}
+	pool.AddCert(f.apns.cert)
+	c, tr := apnsSenderClient(pool)
 	f.trMu.Lock()
 	f.apnsTr = append(f.apnsTr, tr)
 	f.trMu.Unlock()
-	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	return c
 }
 
-func (f *fakeProvider) apnsURL() string     { return f.apns.URL }
+// apnsSenderClient is the HTTP client sideshow/apns2 builds for production
+// (x/net HTTP/2, 15 s read-idle ping, 60 s client timeout) with roots as
+// its only roots, and its transport.
+func apnsSenderClient(roots *x509.CertPool) (*http.Client, *http2.Transport) {
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ReadIdleTimeout: 15 * time.Second}
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, tr
+}
+
+func (f *fakeProvider) apnsURL() string     { return f.apns.url }
 func (f *fakeProvider) fcmEndpoint() string { return f.fcm.URL + "/v1" }
 
 func (f *fakeProvider) close() {
-	f.apns.Close()
+	f.apns.close()
 	f.fcm.Close()
 	f.trMu.Lock()
 	for _, tr := range f.apnsTr {
@@ -137,17 +135,15 @@ var deliverySeed = maphash.MakeSeed()
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request, apns bool) {
+// serveFCM answers one FCM send (the token is in the body: one delivery id
+// per device) after the fake's latency.
+func (f *fakeProvider) serveFCM(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UnixNano()
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	_, err := buf.ReadFrom(r.Body)
 	if err == nil {
-		token := "" // FCM: the token is in the body, one delivery id per device
-		if apns {
-			token = r.PathValue("token")
-		}
-		f.rec.Load().record(now, buf.Bytes(), token)
+		f.rec.Load().record(now, buf.Bytes(), "")
 	}
 	bodyPool.Put(buf)
 	if err != nil {
@@ -161,11 +157,6 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request, apns bool) 
 			t.Stop()
 			return
 		}
-	}
-	if apns {
-		w.Header().Set("apns-id", r.Header.Get("apns-id"))
-		w.WriteHeader(http.StatusOK)
-		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	io.WriteString(w, `{"name":"projects/pushgo-bench/messages/`+strconv.FormatInt(f.fcmSeq.Add(1), 10)+`"}`)
@@ -307,13 +298,13 @@ func fakeAPNsCert() tls.Certificate {
 
 // apnsCertPEM is the fake APNs' certificate in PEM, for a client's roots.
 func (f *fakeProvider) apnsCertPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.apns.Certificate().Raw})
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.apns.cert.Raw})
 }
 
 // handOff gives the fake APNs a connection accepted elsewhere (a CONNECT
 // tunnel's client side): it is served as if accepted by its own listener,
 // TLS handshake included.
-func (f *fakeProvider) handOff(c net.Conn) error { return f.apnsLn.handOff(c) }
+func (f *fakeProvider) handOff(c net.Conn) error { return f.apns.ln.handOff(c) }
 
 // handOffListener is a listener whose Accept also returns the connections
 // handed to it.

@@ -27,22 +27,22 @@ import (
 // the gorush binary at PATH on 127.0.0.1 and sends it the same
 // notifications (-delivery-msgs messages, each to the -delivery-devices
 // devices' APNs tokens, from -delivery-clients clients) through
-// POST /api/push, against the same fake APNs (TLS HTTP/2, the same process,
-// the same latency); then it stops it. The table gets a side-by-side: each
+// POST /api/push, against the same fake APNs (TLS HTTP/2, the same provider
+// process, the same latency); then it stops it. The table gets a side-by-side: each
 // system's notifications/s (first request to last push at the fake) and
 // CPU per notification (its process's CPU time over the run / the pushes
 // received), and ours over gorush.
 //
 // gorush (sideshow/apns2) sends only to Apple's hosts; its one supported
-// detour is core.http_proxy. So gorush gets a CONNECT proxy of this
-// process, which hands each tunnel to the fake APNs' listener (no copy: the
+// detour is core.http_proxy. So gorush gets a CONNECT proxy in the
+// provider process (providerproc.go), which hands each tunnel to the fake APNs' listener (no copy: the
 // fake serves the tunnelled connection itself), and the fake's certificate,
 // which names Apple's hosts, as its only root (SSL_CERT_FILE, SSL_CERT_DIR).
 //
-// Ours runs in this process beside the fake and the load client; gorush
-// runs in its own. So ours' CPU per notification is this process's less
-// the fake's and the load client's share, which is this process's CPU per
-// notification during gorush's run (the gateway idle then): both figures
+// Ours runs in this process beside the bursts' load client; gorush runs in
+// its own; the fake in a third for both. So ours' CPU per notification is
+// this process's less the load client's share, which is this process's
+// CPU per notification during gorush's run (the gateway idle then): both figures
 // count the system alone, the gross figure is printed beside. Both count
 // the work left after the last push (ours: acknowledgements, receipts and
 // their fold), until this process is quiet again (settle).
@@ -145,7 +145,7 @@ type gorushRow struct {
 	steady   float64       // arrivals/s between the 10th and 90th percentile arrival
 	p50, p99 time.Duration // request sent to push at the fake
 	cpuPer   time.Duration // gorush's process CPU time per notification, until this process is quiet
-	benchPer time.Duration // this process's (fake APNs, load client, idle gateway) per notification
+	benchPer time.Duration // this process's (load client, idle gateway) per notification
 	conns    int64         // APNs connections gorush opened since its start, warm-up included (CONNECT tunnels)
 	dups     int64
 	errors   int64
@@ -175,10 +175,10 @@ func (gorushRow) columns() []column[gorushRow] {
 }
 
 func (r gorushRow) progress(_ *options, name string, run int) {
-	fmt.Fprintf(os.Stderr, "  run %d  %-32s %7d notifs in %8s: %6.0f/s (steady %6.0f/s)  request->provider p50 %s p99 %s  cpu/notif gorush %s, fake+load %s",
+	fmt.Fprintf(os.Stderr, "  run %d  %-32s %7d notifs in %8s: %6.0f/s (steady %6.0f/s)  request->provider p50 %s p99 %s  cpu/notif gorush %s, load client %s",
 		run+1, name, r.notifs, fmtSecs(r.took), r.rate, r.steady, fmtDur(r.p50), fmtDur(r.p99), fmtMicros(r.cpuPer), fmtMicros(r.benchPer))
-	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: gorush %.2f cores, us %.2f, others %.2f of %d]\n",
-		r.errors, r.dups, r.gorush, r.cpu.self, r.cpu.others, numCPU())
+	fmt.Fprintf(os.Stderr, "  errors %d dups %d [cpu: gorush %.2f cores, us %.2f, fake provider %.2f, others %.2f of %d]\n",
+		r.errors, r.dups, r.gorush, r.cpu.self, r.cpu.provider, r.cpu.others, numCPU())
 	for k, v := range r.errKinds {
 		fmt.Fprintf(os.Stderr, "         %d x %s\n", v, k)
 	}
@@ -190,7 +190,7 @@ func (r gorushRow) progress(_ *options, name string, run int) {
 // gorushServer is a running gorush and its CONNECT proxy to the fake.
 type gorushServer struct {
 	o       *deliveryPhase
-	fake    *fakeProvider
+	fake    *providerProc
 	dir     string
 	logPath string
 	cmd     *exec.Cmd
@@ -198,9 +198,6 @@ type gorushServer struct {
 	waitErr error
 	base    string // gorush's HTTP API
 	client  *http.Client
-	proxy   net.Listener
-	tunnels atomic.Int64
-	wg      sync.WaitGroup
 }
 
 // benchGorush starts gorush, measures it -runs times at -provider-latency
@@ -217,7 +214,7 @@ func (e *deliveryEnv) benchGorush(ctx context.Context, o *deliveryPhase) (gorush
 	return repeat(ctx, o.options, name, func(run int) (gorushRow, error) { return g.throughput(ctx, run) })
 }
 
-func startGorush(ctx context.Context, o *deliveryPhase, fake *fakeProvider) (_ *gorushServer, err error) {
+func startGorush(ctx context.Context, o *deliveryPhase, fake *providerProc) (_ *gorushServer, err error) {
 	g := &gorushServer{o: o, fake: fake, exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -238,16 +235,12 @@ func startGorush(ctx context.Context, o *deliveryPhase, fake *fakeProvider) (_ *
 	if err := os.WriteFile(roots, fake.apnsCertPEM(), 0o600); err != nil {
 		return nil, err
 	}
-	if g.proxy, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		return nil, err
-	}
-	g.wg.Go(g.serveProxy)
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	perMsg := gorushNotifs(o)
-	cfg := gorushConfig(port, "http://"+g.proxy.Addr().String(), keyPath, o.gorushWorkers, o.gorushPushes,
+	cfg := gorushConfig(port, "http://"+fake.proxyAddr(), keyPath, o.gorushWorkers, o.gorushPushes,
 		max(8192, 2*o.deliveryMsgs*perMsg), max(100, perMsg))
 	cfgPath := filepath.Join(g.dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -281,14 +274,17 @@ func startGorush(ctx context.Context, o *deliveryPhase, fake *fakeProvider) (_ *
 	// Warm-up: one notification to the first tokens at no latency, so the
 	// measured runs find gorush's APNs connection open (ours' warmed up on
 	// the run at 0 ms).
-	a := fake.reset(0, time.Now().UnixMilli())
+	a, err := fake.reset(ctx, 0, time.Now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
 	n := min(o.deliveryDevices, o.gorushTokens)
 	body := gorushBody(nil, "warm-up", time.Now().UnixMilli(), n, o.gorushTokens)
 	if err := g.push(ctx, body); err != nil {
 		return nil, fmt.Errorf("warm-up: %w%s", err, g.logTail())
 	}
-	if err := waitArrivals(ctx, a, int64(n)); err != nil {
-		return nil, fmt.Errorf("warm-up: %w (%d APNs connections through the proxy)%s", err, g.tunnels.Load(), g.logTail())
+	if err := a.wait(ctx, int64(n)); err != nil {
+		return nil, fmt.Errorf("warm-up: %w (%d APNs connections through the proxy)%s", err, g.fake.tunnels(ctx), g.logTail())
 	}
 	fmt.Fprintf(os.Stderr, "  gorush ready on %s (pid %d): %d workers, %d concurrent pushes, %d tokens per notification; warm-up pushes arrived\n",
 		g.base, g.cmd.Process.Pid, o.gorushWorkers, o.gorushPushes, o.gorushTokens)
@@ -391,20 +387,47 @@ func (g *gorushServer) waitReady(ctx context.Context) error {
 	}
 }
 
-// serveProxy accepts gorush's CONNECT requests until the proxy is closed.
-func (g *gorushServer) serveProxy() {
+// apnsProxy is the CONNECT proxy gorush reaches the fake APNs through: it
+// runs in the provider process, beside the fake.
+type apnsProxy struct {
+	fake    *fakeProvider
+	ln      net.Listener
+	tunnels atomic.Int64
+	wg      sync.WaitGroup
+}
+
+// newAPNsProxy listens on loopback and serves until close.
+func newAPNsProxy(f *fakeProvider) (*apnsProxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	px := &apnsProxy{fake: f, ln: ln}
+	px.wg.Go(px.serve)
+	return px, nil
+}
+
+func (px *apnsProxy) addr() string { return px.ln.Addr().String() }
+
+func (px *apnsProxy) close() {
+	px.ln.Close()
+	px.wg.Wait()
+}
+
+// serve accepts CONNECT requests until the proxy is closed.
+func (px *apnsProxy) serve() {
 	for {
-		c, err := g.proxy.Accept()
+		c, err := px.ln.Accept()
 		if err != nil {
 			return
 		}
-		g.wg.Go(func() { g.tunnel(c) })
+		px.wg.Go(func() { px.tunnel(c) })
 	}
 }
 
 // tunnel answers one CONNECT to an APNs host and hands the connection to
 // the fake APNs, which does the TLS handshake gorush expects from Apple.
-func (g *gorushServer) tunnel(c net.Conn) {
+func (px *apnsProxy) tunnel(c net.Conn) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	req, err := http.ReadRequest(br)
@@ -426,8 +449,8 @@ func (g *gorushServer) tunnel(c net.Conn) {
 	if br.Buffered() > 0 { // the client did not wait for the answer
 		conn = &prereadConn{Conn: c, r: br}
 	}
-	g.tunnels.Add(1)
-	if g.fake.handOff(conn) != nil {
+	px.tunnels.Add(1)
+	if px.fake.handOff(conn) != nil {
 		c.Close()
 	}
 }
@@ -476,9 +499,12 @@ func (g *gorushServer) push(ctx context.Context, body []byte) error {
 func (g *gorushServer) throughput(ctx context.Context, run int) (gorushRow, error) {
 	o := g.o
 	began := time.Now()
-	a := g.fake.reset(o.providerLatency, began.UnixMilli())
+	a, err := g.fake.reset(ctx, o.providerLatency, began.UnixMilli())
+	if err != nil {
+		return gorushRow{}, err
+	}
 	gcpu0, gerr := procCPU(g.cmd.Process.Pid)
-	cpu0 := sampleCPU()
+	fake0, cpu0 := g.fake.cpu(), sampleCPU()
 	recs := make([]*recorder, o.deliverySenders)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -503,19 +529,22 @@ func (g *gorushServer) throughput(ctx context.Context, run int) (gorushRow, erro
 	}
 	wg.Wait()
 	sent := summarize(recs, 0)
-	werr := waitArrivals(ctx, a, sent.ops*int64(o.deliveryDevices))
+	werr := a.wait(ctx, sent.ops*int64(o.deliveryDevices))
 	gcpu1, gerr1 := procCPU(g.cmd.Process.Pid)
-	cpu1 := sampleCPU()
+	fake1, cpu1 := g.fake.cpu(), sampleCPU()
 	settle(ctx)
 	gcpu2, gerr2 := procCPU(g.cmd.Process.Pid)
 
-	st := a.stats(0)
+	st, err := a.stats(ctx, 0)
+	if err != nil {
+		return gorushRow{}, err
+	}
 	r := gorushRow{notifs: st.n, steady: st.steady, dups: st.dups, sent: sent.ops,
-		conns: g.tunnels.Load(), errors: sent.errors, errKinds: sent.errKinds}
+		conns: g.fake.tunnels(ctx), errors: sent.errors, errKinds: sent.errKinds}
 	if r.errKinds == nil {
 		r.errKinds = map[string]int{}
 	}
-	r.cpu = cpuBetween(cpu0, cpu1)
+	r.cpu = cpuBetween(cpu0, cpu1).withProvider(fake1-fake0, cpu1.at.Sub(cpu0.at))
 	if st.n > 0 {
 		r.took = st.last.Sub(began)
 		r.rate = float64(st.n) / r.took.Seconds()
@@ -595,10 +624,6 @@ func (g *gorushServer) stop() {
 	if g.client != nil {
 		g.client.CloseIdleConnections()
 	}
-	if g.proxy != nil {
-		g.proxy.Close()
-	}
-	g.wg.Wait()
 	if g.dir != "" {
 		_ = os.RemoveAll(g.dir)
 		g.dir = ""
@@ -650,8 +675,8 @@ func parseProcStatCPU(b []byte) (time.Duration, error) {
 }
 
 // sideBySide compares ours' throughput row with gorush's: notifications/s
-// over gorush's, ours' CPU per notification net of the fake and the load
-// client (gorush's run measured their share), and that over gorush's.
+// over gorush's, ours' CPU per notification net of the load client
+// (gorush's run measured its share), and that over gorush's.
 func sideBySide(ours deliveryRow, g gorushRow) (rateRatio float64, oursNet time.Duration, cpuRatio float64) {
 	if g.rate > 0 {
 		rateRatio = ours.rate / g.rate
@@ -681,7 +706,7 @@ func printSideBySide(w io.Writer, o *deliveryPhase, ours deliveryRow, g gorushRo
 		o.gorushWorkers, o.gorushPushes, gorushNotifs(o), o.gorushTokens, o.deliverySenders)
 	fmt.Fprintf(w, "    reaches the same fake APNs through core.http_proxy (a CONNECT hand-off, no copy; %d connections since its start), the fake's certificate its only root\n", g.conns)
 	fmt.Fprintf(w, "  cpu/notif: process CPU time / notifications received, from the first request until the process is quiet after the last push; ours: this process's\n")
-	fmt.Fprintf(w, "    %s to the last push + %s after it, less the fake APNs' and load client's share (this process during gorush's run: %s);\n",
+	fmt.Fprintf(w, "    %s to the last push + %s after it, less the load client's share (this process during gorush's run: %s);\n",
 		fmtMicros(ours.cpuPer), fmtMicros(ours.tailPer), fmtMicros(g.benchPer))
 	fmt.Fprintf(w, "    ours' row is the delivery @%s row above; p50/p99: accept (gorush: request sent) to provider\n", fmtLatency(o.providerLatency))
 	if g.dups > 0 {

@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -223,25 +223,22 @@ func TestGorushBody(t *testing.T) {
 
 // The way gorush reaches the fake: an HTTP/2 client configured as gorush's
 // APNs client with core.http_proxy (net/http with the proxy, HTTP/2
-// configured, system roots: here the fake's certificate) asks the proxy for
-// Apple's host and gets the fake APNs, which counts one delivery per
-// (delivery id, token). Other hosts are refused.
+// configured, system roots: here the fake's certificate) asks the provider
+// process's proxy for Apple's host and gets the fake APNs, which counts one
+// delivery per (delivery id, token). Other hosts are refused.
 func TestGorushTunnel(t *testing.T) {
-	f := newFakeProvider()
-	defer f.close()
-	g := &gorushServer{fake: f, exited: make(chan struct{})}
-	var err error
-	if g.proxy, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	ctx := context.Background()
+	p, err := startProviderProc(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	g.wg.Go(g.serveProxy)
-	defer g.stop()
+	defer p.close()
 
 	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(f.apnsCertPEM()) {
+	if !roots.AppendCertsFromPEM(p.apnsCertPEM()) {
 		t.Fatal("fake certificate PEM")
 	}
-	proxy, _ := url.Parse("http://" + g.proxy.Addr().String())
+	proxy, _ := url.Parse("http://" + p.proxyAddr())
 	tr := &http.Transport{Proxy: http.ProxyURL(proxy), TLSClientConfig: &tls.Config{RootCAs: roots}}
 	if _, err := http2.ConfigureTransports(tr); err != nil {
 		t.Fatal(err)
@@ -249,7 +246,10 @@ func TestGorushTunnel(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
-	a := f.reset(0, 0)
+	a, err := p.reset(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	body := []byte(`{"aps":{"alert":{"title":"t"}},"delivery_id":"gorush-0-0","ingested_at":"` + itoa(time.Now().UnixMilli()) + `"}`)
 	for _, token := range []string{"aa", "bb", "aa"} { // one id to two tokens, the third a duplicate
 		resp, err := client.Post("https://api.sandbox.push.apple.com/3/device/"+token, "application/json", bytes.NewReader(body))
@@ -262,16 +262,16 @@ func TestGorushTunnel(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, resp.Proto)
 		}
 	}
-	if st := a.stats(0); st.n != 2 || st.dups != 1 || st.bad != 0 {
-		t.Fatalf("stats %+v", st)
+	if st, err := a.stats(ctx, 0); err != nil || st.n != 2 || st.dups != 1 || st.bad != 0 {
+		t.Fatalf("stats %+v, %v", st, err)
 	}
-	if n := g.tunnels.Load(); n != 1 {
+	if n := p.tunnels(ctx); n != 1 {
 		t.Fatalf("%d tunnels, want one HTTP/2 connection", n)
 	}
 	if _, err := client.Get("https://example.com/"); err == nil {
 		t.Fatal("a CONNECT to another host was tunnelled")
 	}
-	if g.tunnels.Load() != 1 {
+	if p.tunnels(ctx) != 1 {
 		t.Fatal("refused CONNECT counted")
 	}
 }

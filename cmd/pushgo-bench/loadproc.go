@@ -27,7 +27,8 @@ import (
 // stand in for the gateway's ingest, which shares the broker's process in
 // the same way), the populate and fold passes (no client), the unmeasured
 // set-ups, and the delivery phases' bursts (a few requests each: their
-// figures are the pushes taken at the fake provider, in this process).
+// figures are the pushes taken at the fake provider, in a process of its
+// own: providerproc.go).
 //
 // The protocol, one line each:
 //
@@ -224,27 +225,19 @@ func runLoads(ctx context.Context, peer *os.Process, specs ...loadSpec) ([]loadR
 	return reps, cpuSplit(cpu0, cpu1, loadCPU, peerCPU), nil
 }
 
-// loadProc is a started load process.
-type loadProc struct {
-	spec    loadSpec
+// childProc is this binary started again in a role (roleEnv), with pipes
+// for its standard input and output; its standard error is this process's.
+type childProc struct {
 	cmd     *exec.Cmd
 	stdin   *os.File
-	lines   chan []byte   // the lines of its standard output, closed at its end
+	stdout  *os.File
 	exited  chan struct{} // closed once it ended; then waitErr is set
 	waitErr error
 }
 
-// loadStartLimit bounds a load process's start (until "ready").
-const loadStartLimit = 30 * time.Second
-
-// startLoadProc starts a load process, hands it spec and waits until it is
-// ready.
-func startLoadProc(ctx context.Context, spec loadSpec) (_ *loadProc, err error) {
+// startChild starts this binary in role.
+func startChild(role string) (*childProc, error) {
 	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("load process: %w", err)
-	}
-	line, err := json.Marshal(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -260,27 +253,52 @@ func startLoadProc(ctx context.Context, spec loadSpec) (_ *loadProc, err error) 
 		inW.Close()
 		return nil, err
 	}
-	p := &loadProc{spec: spec, stdin: inW, lines: make(chan []byte, 2), exited: make(chan struct{})}
-	p.cmd = exec.Command(exe)
-	p.cmd.Env = append(os.Environ(), roleEnv+"="+roleLoad)
-	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = inR, outW, os.Stderr
-	dieWithParent(p.cmd)
-	err = p.cmd.Start()
+	c := &childProc{stdin: inW, stdout: outR, exited: make(chan struct{})}
+	c.cmd = exec.Command(exe)
+	c.cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = inR, outW, os.Stderr
+	dieWithParent(c.cmd)
+	err = c.cmd.Start()
 	inR.Close()
 	outW.Close()
 	if err != nil {
 		inW.Close()
 		outR.Close()
-		return nil, fmt.Errorf("load process: %w", err)
+		return nil, err
 	}
 	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
+		c.waitErr = c.cmd.Wait()
+		close(c.exited)
 	}()
+	return c, nil
+}
+
+// loadProc is a started load process.
+type loadProc struct {
+	*childProc
+	spec  loadSpec
+	lines chan []byte // the lines of its standard output, closed at its end
+}
+
+// loadStartLimit bounds a load process's start (until "ready").
+const loadStartLimit = 30 * time.Second
+
+// startLoadProc starts a load process, hands it spec and waits until it is
+// ready.
+func startLoadProc(ctx context.Context, spec loadSpec) (_ *loadProc, err error) {
+	line, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	c, err := startChild(roleLoad)
+	if err != nil {
+		return nil, fmt.Errorf("load process: %w", err)
+	}
+	p := &loadProc{childProc: c, spec: spec, lines: make(chan []byte, 2)}
 	go func() {
 		defer close(p.lines)
-		defer outR.Close()
-		br := bufio.NewReaderSize(outR, 64<<10)
+		defer c.stdout.Close()
+		br := bufio.NewReaderSize(c.stdout, 64<<10)
 		for {
 			l, err := br.ReadBytes('\n')
 			if len(l) > 0 {

@@ -14,12 +14,15 @@ import (
 )
 
 // TestMain lets the test binary be what the bench binary is when it starts
-// itself again: a load process (loadproc.go), or, for the -ntfy tests, a
-// stand-in for ntfy (ntfy_test.go).
+// itself again: a load process (loadproc.go), the fake provider's process
+// (providerproc.go), or, for the -ntfy tests, a stand-in for ntfy
+// (ntfy_test.go).
 func TestMain(m *testing.M) {
 	switch {
 	case os.Getenv(roleEnv) == roleLoad:
 		os.Exit(runLoadProcess(os.Stdin, os.Stdout))
+	case os.Getenv(roleEnv) == roleProvider:
+		os.Exit(runProviderProcess(os.Stdin, os.Stdout))
 	case os.Getenv(ntfyStandInEnv) != "":
 		os.Exit(ntfyStandIn(os.Args[1:]))
 	}

@@ -54,8 +54,11 @@ import (
 )
 
 func main() {
-	if os.Getenv(roleEnv) == roleLoad { // a load process (loadproc.go)
+	switch os.Getenv(roleEnv) {
+	case roleLoad: // a load process (loadproc.go)
 		os.Exit(runLoadProcess(os.Stdin, os.Stdout))
+	case roleProvider: // the delivery phases' fake provider (providerproc.go)
+		os.Exit(runProviderProcess(os.Stdin, os.Stdout))
 	}
 	os.Exit(run())
 }
