@@ -25,7 +25,7 @@ func (p *Pusher) deliver(ctx context.Context, op *opRun, device string) {
 		return
 	}
 	dev, ok, _ := p.routes.Get(device)
-	r, err := p.attempt(ctx, op.env, op.seq, device, dev, ok, &op.tmpl)
+	r, err := p.attempt(ctx, op.env, op.seq, device, dev, ok, op.tmpl)
 	switch {
 	case errors.Is(err, errStopping) || ctx.Err() != nil:
 		op.abandon()

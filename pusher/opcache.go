@@ -14,7 +14,10 @@ import (
 
 // opCache holds recently expanded operations by sequence: the tasks of one
 // operation fanned out to 10,000 devices all need its payload, and reading
-// it from the log once is enough.
+// it from the log once is enough; and the partitions that share its
+// audience share its notification templates, built once per process, not
+// once per partition (at 10 devices an operation, eight partitions built
+// the same template for a device or two each).
 type opCache struct {
 	// stream reads the log by sequence: a sequence learned from a
 	// consumer or a task is in the log even when the follower a direct get
@@ -22,41 +25,60 @@ type opCache struct {
 	// (leaderread.Stream.Msg), never a lagging follower's.
 	stream *leaderread.Stream
 	mu     sync.Mutex
-	m      map[uint64]*ops.Envelope
+	m      map[uint64]*cachedOp
 	max    int
 }
 
+// cachedOp is one operation of the cache.
+type cachedOp struct {
+	env  *ops.Envelope
+	tmpl templates
+}
+
 func newOpCache(s *leaderread.Stream, max int) *opCache {
-	return &opCache{stream: s, m: make(map[uint64]*ops.Envelope), max: max}
+	return &opCache{stream: s, m: make(map[uint64]*cachedOp), max: max}
 }
 
 func (c *opCache) put(seq uint64, env *ops.Envelope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[seq]; !ok && len(c.m) >= c.max {
+	if _, ok := c.m[seq]; ok {
+		return // the same operation: keep its templates
+	}
+	if len(c.m) >= c.max {
 		for k := range c.m { // random eviction
 			delete(c.m, k)
 			break
 		}
 	}
-	c.m[seq] = env
+	c.m[seq] = &cachedOp{env: env}
 }
 
 // peek returns the operation at seq if it is cached.
 func (c *opCache) peek(seq uint64) (*ops.Envelope, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	env, ok := c.m[seq]
-	return env, ok
+	if co, ok := c.m[seq]; ok {
+		return co.env, true
+	}
+	return nil, false
+}
+
+// templates returns the templates of the operation at seq, shared while
+// it is cached (a fresh set once it is not: built again, never wrong).
+func (c *opCache) templates(seq uint64) *templates {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if co, ok := c.m[seq]; ok {
+		return &co.tmpl
+	}
+	return &templates{}
 }
 
 // get returns the operation at seq, nil if it is no longer in the log (the
 // stream's leader has no message there).
 func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
-	c.mu.Lock()
-	env, ok := c.m[seq]
-	c.mu.Unlock()
-	if ok {
+	if env, ok := c.peek(seq); ok {
 		return env, nil
 	}
 	m, err := c.stream.Msg(ctx, seq)
@@ -66,7 +88,7 @@ func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	env = &ops.Envelope{}
+	env := &ops.Envelope{}
 	if err := json.Unmarshal(m.Data, env); err != nil {
 		return nil, err
 	}

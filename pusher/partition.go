@@ -315,7 +315,7 @@ func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 		pt.passMalformed(it, err)
 		return nil
 	}
-	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq, env: env, audience: len(all), left: len(share), taken: it.taken}
+	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq, env: env, tmpl: p.ops.templates(it.seq), audience: len(all), left: len(share), taken: it.taken}
 	pt.track(op)
 	if err := p.window.acquire(ctx, len(share)); err != nil {
 		return nil // stopping: the operation stays unacknowledged
@@ -382,7 +382,7 @@ type opRun struct {
 	env      *ops.Envelope
 	audience int
 	taken    time.Time
-	tmpl     templates // the notification built once for every device
+	tmpl     *templates // the notification built once for every device (opCache.templates)
 
 	// The scheduler's (under its lock).
 	ready     []*devQueue
