@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"net/http"
@@ -135,3 +136,18 @@ func TestProviderProcess(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The fake APNs flushes its answers unless a whole frame waits to be read:
+// with part of a frame buffered the next read blocks, and an answer held
+// back then waits for the sender's next request, which (one push at a time
+// per device) waits for that answer.
+func TestFrameBuffered(t *testing.T) {
+	frame := []byte{0, 0, 3, 0, 0, 0, 0, 0, 1, 'a', 'b', 'c'} // a 3-byte DATA frame
+	for n, want := range map[int]bool{0: false, 5: false, 9: false, 11: false, 12: true} {
+		br := bufio.NewReader(bytes.NewReader(frame[:n]))
+		br.Peek(n)
+		if got := frameBuffered(br); got != want {
+			t.Errorf("%d bytes buffered: frameBuffered %v, want %v", n, got, want)
+		}
+	}
+}

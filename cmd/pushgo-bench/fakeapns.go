@@ -239,9 +239,10 @@ func (s *apnsServer) serveConn(raw net.Conn) error {
 			w.flush()
 			return nil
 		}
-		// Flush once nothing more is waiting to be read: the answers of a
-		// burst of requests go out together.
-		if br.Buffered() == 0 {
+		// Flush unless a whole frame is waiting to be read: the answers of
+		// a burst of requests go out together, and none waits behind a
+		// read that blocks.
+		if !frameBuffered(br) {
 			w.flush()
 		}
 		if w.err != nil {
@@ -263,4 +264,19 @@ func (s *apnsServer) finish(w *apnsConn, id uint32, st *apnsStream) {
 		return
 	}
 	w.answer(id, "200", st.apnsID, false) // flushed by the read loop
+}
+
+// frameBuffered reports whether br holds a whole HTTP/2 frame, which the
+// next read takes without blocking.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, err := br.Peek(9)
+	if err != nil {
+		return false
+	}
+	length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+	return n >= 9+length
 }
