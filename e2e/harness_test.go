@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,6 +225,9 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		"PUSHGO_HTTP_ADDR="+httpAddr,
 		"PUSHGO_NATS_LISTEN="+natsAddr,
 		"PUSHGO_LOG_LEVEL="+logLevel,
+		// As a scaled deployment sets it (compose.yaml): the tests run
+		// several pusher replicas; a new single node gets 2 ("auto").
+		"PUSHGO_DELIVERY_PARTITIONS="+strconv.Itoa(deliveryPartitions),
 	)
 	if cfg.Token != "" {
 		env = append(env, "PUSHGO_TOKEN="+cfg.Token)

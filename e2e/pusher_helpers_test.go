@@ -38,9 +38,10 @@ const (
 	receiptsStream   = "PUSHGO_RECEIPTS"
 	senderConsumer   = "pushgo-sender"
 	fcmProjectID     = "pushgo-test"
-	// deliveryPartitions is PUSHGO_DELIVERY_PARTITIONS' default; each
-	// partition is the durable consumer deliverConsumer(i) of PUSHGO_OPS in
-	// the priority group "pushers".
+	// deliveryPartitions is the PUSHGO_DELIVERY_PARTITIONS every process
+	// of these tests gets (the harness sets it, as compose.yaml does for
+	// a scaled deployment); each partition is the durable consumer
+	// deliverConsumer(i) of PUSHGO_OPS in the priority group "pushers".
 	deliveryPartitions = 8
 	deliveryGroup      = "pushers"
 )

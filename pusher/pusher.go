@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,15 @@ type Config struct {
 	// (see PartitionOf); one replica at a time sends a partition's
 	// deliveries. Fixed for a deployment: changing it moves devices
 	// between partitions (their next pushes can be sent twice or cross).
-	// Default 8, at most MaxPartitions.
+	// At most MaxPartitions. 0: the count of the deployment's partition
+	// consumers when there are any (an existing deployment keeps its
+	// count), else DefaultPartitions.
+	//
+	// Every partition is handed every operation by the broker, whatever
+	// its share of the audience: each one costs about 5% of the write
+	// path's CPU (PUSHGO_OPS delivered once more, parsed and passed). So
+	// the default is small; set it to at least the pusher replicas a
+	// deployment will run (a replica without a partition is a standby).
 	Partitions int
 	// PartitionWindow is how many operations a partition takes before the
 	// oldest is finished (the consumer's MaxAckPending): how far its fast devices may run ahead of its slowest, and so what a crash can send again. Default 256.
@@ -81,14 +90,12 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	c.Partitions = max(c.Partitions, 0) // 0: decided in openPartitions
 	if c.Lanes <= 0 {
 		c.Lanes = 512
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 20_000
-	}
-	if c.Partitions <= 0 {
-		c.Partitions = 8
 	}
 	if c.PartitionWindow <= 0 {
 		c.PartitionWindow = 256
@@ -280,6 +287,9 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if p.cfg.Partitions == 0 {
+		p.cfg.Partitions = partitionsOf(have)
+	}
 	expiry := time.Second
 	for i := range p.cfg.Partitions {
 		pt := &partition{p: p, n: i, name: fmt.Sprintf("%s%d", PartitionConsumerPrefix, i),
@@ -305,6 +315,24 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 		p.log.Warn("pusher: could not delete the old fan-out consumer", "err", err)
 	}
 	return nil
+}
+
+// partitionsOf is the partition count of a deployment whose partition
+// consumers are have: one more than the highest partition number, or
+// DefaultPartitions when there are none (a new deployment, or one from
+// before partitions).
+func partitionsOf(have map[string]*jetstream.ConsumerInfo) int {
+	n := 0
+	for name := range have {
+		if i, err := strconv.Atoi(strings.TrimPrefix(name, PartitionConsumerPrefix)); err == nil &&
+			strings.HasPrefix(name, PartitionConsumerPrefix) && i >= 0 && i < MaxPartitions {
+			n = max(n, i+1)
+		}
+	}
+	if n == 0 {
+		return DefaultPartitions
+	}
+	return n
 }
 
 // legacyFanoutConsumer is the consumer of PUSHGO_OPS of pushers before

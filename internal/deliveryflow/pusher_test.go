@@ -94,7 +94,7 @@ func setup(t *testing.T, opts ...func(*pusher.Config)) *env {
 		for _, o := range append(opts[:len(opts):len(opts)], more...) {
 			o(&cfg)
 		}
-		e.partitions = cmp.Or(cfg.Partitions, 8) // the pusher's default
+		e.partitions = cmp.Or(cfg.Partitions, pusher.DefaultPartitions) // a new deployment's
 		p, err := pusher.Start(ctx, nc, cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -93,7 +93,8 @@ type Config struct {
 	// DeliveryPartitions is how many delivery partitions devices are
 	// hashed to; one pusher replica at a time sends a partition's pushes.
 	// Fixed for a deployment (changing it moves devices between
-	// partitions).
+	// partitions). 0 ("auto"): the deployment's count, or
+	// pusher.DefaultPartitions for a new one (pusher.Config.Partitions).
 	DeliveryPartitions int // PUSHGO_DELIVERY_PARTITIONS
 	// DeliveryFailover is how long a pusher replica may be gone before
 	// another takes its partitions over.
@@ -118,7 +119,7 @@ func Defaults() Config {
 		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
-		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 8, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
+		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 0, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
 	}
 }
 
@@ -182,8 +183,11 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (or *) whose thing updates are alerts, not background pushes")
 	str(&c.ThingUpdateQuiet, "thing-update-quiet", "PUSHGO_THING_UPDATE_QUIET", "channel ids (or *) whose thing updates are background pushes, not PushGo's alerts")
 	str(&c.PublicBaseURL, "public-base-url", "PUSHGO_PUBLIC_BASE_URL", "the gateway's public http(s) URL, sent as base_url in pushes")
-	partitions, failover := strconv.Itoa(c.DeliveryPartitions), c.DeliveryFailover.String()
-	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64), fixed for a deployment")
+	partitions, failover := "auto", c.DeliveryFailover.String()
+	if c.DeliveryPartitions > 0 {
+		partitions = strconv.Itoa(c.DeliveryPartitions)
+	}
+	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64, or auto: the deployment's count, 2 for a new one), fixed for a deployment")
 	str(&failover, "delivery-failover", "PUSHGO_DELIVERY_FAILOVER", "how long a gone pusher keeps its partitions before another takes them (at least 3s)")
 	limitSettings := c.Limits.Settings()
 	limitText := make([]string, len(limitSettings))
@@ -226,8 +230,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.NATSPing < 100*time.Millisecond {
 		return Config{}, fmt.Errorf("PUSHGO_NATS_PING %q: want a duration of at least 100ms", natsPing)
 	}
-	if c.DeliveryPartitions, err = strconv.Atoi(partitions); err != nil || c.DeliveryPartitions < 1 || c.DeliveryPartitions > 64 {
-		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_PARTITIONS %q: want an integer from 1 to 64", partitions)
+	if partitions == "auto" {
+		c.DeliveryPartitions = 0
+	} else if c.DeliveryPartitions, err = strconv.Atoi(partitions); err != nil || c.DeliveryPartitions < 1 || c.DeliveryPartitions > 64 {
+		return Config{}, fmt.Errorf("PUSHGO_DELIVERY_PARTITIONS %q: want auto or an integer from 1 to 64", partitions)
 	}
 	if c.APNsConnections, err = strconv.Atoi(apnsConns); err != nil || c.APNsConnections < 1 || c.APNsConnections > 64 {
 		return Config{}, fmt.Errorf("PUSHGO_APNS_CONNECTIONS %q: want an integer from 1 to 64", apnsConns)
