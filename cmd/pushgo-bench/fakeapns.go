@@ -147,6 +147,13 @@ func (w *apnsConn) do(f func(fr *http2.Framer) error) {
 	}
 }
 
+// failed is the connection's first write error, nil while it writes.
+func (w *apnsConn) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
 func (w *apnsConn) flush() {
 	w.do(func(*http2.Framer) error { return w.bw.Flush() })
 }
@@ -245,8 +252,8 @@ func (s *apnsServer) serveConn(raw net.Conn) error {
 		if !frameBuffered(br) {
 			w.flush()
 		}
-		if w.err != nil {
-			return w.err
+		if err := w.failed(); err != nil {
+			return err
 		}
 	}
 }
