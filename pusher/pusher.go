@@ -324,8 +324,8 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 func partitionsOf(have map[string]*jetstream.ConsumerInfo) int {
 	n := 0
 	for name := range have {
-		if i, err := strconv.Atoi(strings.TrimPrefix(name, PartitionConsumerPrefix)); err == nil &&
-			strings.HasPrefix(name, PartitionConsumerPrefix) && i >= 0 && i < MaxPartitions {
+		rest, ok := strings.CutPrefix(name, PartitionConsumerPrefix)
+		if i, err := strconv.Atoi(rest); ok && err == nil && i >= 0 && i < MaxPartitions {
 			n = max(n, i+1)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"net/http"
 	"os"
 	"strconv"
@@ -21,7 +22,10 @@ func TestFakeProviderRecords(t *testing.T) {
 	defer f.close()
 	accepted := time.Now().UnixMilli()
 	a := f.reset(5*time.Millisecond, accepted)
-	apns := f.apnsClient()
+	roots := x509.NewCertPool()
+	roots.AddCert(f.apns.cert)
+	apns, tr := apnsSenderClient(roots)
+	defer tr.CloseIdleConnections()
 	body := []byte(`{"aps":{"alert":{"title":"t"}},"delivery_id":"7:dev","ingested_at":"` + itoa(accepted) + `"}`)
 	for range 2 { // the second is a duplicate
 		resp, err := apns.Post(f.apnsURL()+"/3/device/abcd", "application/json", bytes.NewReader(body))

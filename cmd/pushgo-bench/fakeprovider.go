@@ -46,8 +46,6 @@ type fakeProvider struct {
 	latency atomic.Int64 // ns
 	rec     atomic.Pointer[arrivals]
 	fcmSeq  atomic.Int64
-	trMu    sync.Mutex
-	apnsTr  []*http2.Transport // the APNs sender's transports, closed with the fake
 }
 
 // arrivals is what the fake received since the last reset.
@@ -59,8 +57,8 @@ type arrivals struct {
 	accepted []int64
 	// seen holds a 64-bit hash of each delivery (delivery id and token),
 	// not the strings: a map without pointers is not scanned by the
-	// garbage collector, which the gateway under test shares with this
-	// fake (a million string keys made every collection mark them).
+	// garbage collector (a million string keys made every collection
+	// mark them).
 	seen   map[uint64]struct{}
 	dups   int64 // a delivery id received again for a device (a retry: at least once)
 	bad    int64 // a request without a delivery id or ingested_at
@@ -87,18 +85,6 @@ func newFakeProvider() (*fakeProvider, error) {
 	return f, nil
 }
 
-// apnsClient is an HTTP client of the APNs sender (one per connection)
-// trusting the fake's certificate (apnsSenderClient).
-func (f *fakeProvider) apnsClient() *http.Client {
-	pool := x509.NewCertPool()
-	pool.AddCert(f.apns.cert)
-	c, tr := apnsSenderClient(pool)
-	f.trMu.Lock()
-	f.apnsTr = append(f.apnsTr, tr)
-	f.trMu.Unlock()
-	return c
-}
-
 // apnsSenderClient is the HTTP client sideshow/apns2 builds for production
 // (x/net HTTP/2, 15 s read-idle ping, 60 s client timeout) with roots as
 // its only roots, and its transport.
@@ -113,11 +99,6 @@ func (f *fakeProvider) fcmEndpoint() string { return f.fcm.URL + "/v1" }
 func (f *fakeProvider) close() {
 	f.apns.close()
 	f.fcm.Close()
-	f.trMu.Lock()
-	for _, tr := range f.apnsTr {
-		tr.CloseIdleConnections()
-	}
-	f.trMu.Unlock()
 }
 
 // reset starts a new record of the pushes of operations accepted from
@@ -195,17 +176,6 @@ func (a *arrivals) record(at int64, body []byte, token string) {
 	a.at = append(a.at, at)
 	a.accepted = append(a.accepted, ms)
 	a.n.Add(1)
-}
-
-// footprint estimates the bytes the fake holds for what it recorded (the
-// duplicate set and the arrival times), which grows with every push and is
-// the bench's memory, not the gateway's.
-func (a *arrivals) footprint() int64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	// A map entry of a uint64 key and an empty value: 8 bytes plus the
-	// slot and control overhead (~2x at Go's load factor).
-	return int64(len(a.seen))*18 + int64(cap(a.at)+cap(a.accepted))*8
 }
 
 // jsonString finds "key":"value" in b and returns value (no escapes: the
