@@ -391,6 +391,7 @@ type opRun struct {
 	tmpl     *templates // the notification built once for every device (opCache.templates)
 
 	// The scheduler's (under its lock).
+	entity    string // entityKey, once scheduled
 	ready     []*devQueue
 	readyHead int
 	inRing    bool

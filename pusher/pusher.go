@@ -39,8 +39,9 @@ type Config struct {
 	// Policy is the per-device retry policy (default sender.DefaultPolicy).
 	Policy sender.Policy
 	// Lanes is the number of concurrent sends (the workers of the
-	// partitions, and the lanes of the retry queue; one device's sends go
-	// one at a time, in order). Default 512.
+	// partitions, and the lanes of the retry queue; one device's sends are
+	// handed to the provider one at a time, in order, and at most
+	// maxDeviceInFlight of them are unanswered). Default 512.
 	Lanes int
 	// MaxInFlight bounds the deliveries scheduled and not yet ended in
 	// this process (an operation is admitted while fewer are; one larger

@@ -2,21 +2,43 @@ package pusher
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
+
+	"github.com/pushgo/gateway/pusher/sender"
 )
 
-// scheduler hands deliveries to a fixed pool of workers under two rules:
+// scheduler hands deliveries to a fixed pool of workers under three rules:
 //
-//   - one device's deliveries go one at a time, in the order they were
-//     scheduled (log order: operations are scheduled in sequence order), so
-//     an event's create, update and close reach a phone in that order;
+//   - one device's deliveries are handed to the provider one at a time, in
+//     the order they were scheduled (log order: operations are scheduled in
+//     sequence order), so they reach the provider in that order. "Handed"
+//     is the request written to the connection that carries the device's
+//     requests in order, when the sender says so (sender.WithWritten: APNs,
+//     one HTTP/2 connection per device), else the end of the Send (FCM).
+//     The device's next push does not wait for the provider's answer to the
+//     last one: waiting would cap a device at one push per provider round
+//     trip (50 a second against APNs' 20 ms), and a burst of alerts to a few
+//     phones would queue for seconds;
+//   - except within one entity (an event, a thing): a device's delivery of
+//     an entity waits until the provider has answered the device's last
+//     delivery of the same entity, so a provider that serves a connection's
+//     streams concurrently still takes an event's create, update and close
+//     in that order (the PushGo apps keep the entity state of the push
+//     received last, and they replace each other by collapse id). A
+//     waiting delivery holds up the device's later ones too (the first
+//     rule); messages are each their own entity and never wait for an
+//     answer. At most maxDeviceInFlight deliveries of one device are
+//     unanswered at once, so one flooded phone cannot take every worker;
 //   - operations with deliveries ready are served round robin, one device
 //     each turn, so a 100,000-device fan-out does not hold up a 10-device
 //     channel scheduled after it, and a slow device holds up nobody but
 //     itself (its next delivery waits; the worker pool goes on).
 //
-// Memory is one small record per device with deliveries scheduled, and
-// one queue entry per ready device; both are released as deliveries end.
+// Memory is one small record per device with deliveries scheduled or
+// unanswered, and one queue entry per ready device; both are released as
+// deliveries end.
 type scheduler struct {
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -26,13 +48,21 @@ type scheduler struct {
 	closed bool
 }
 
-// devQueue is one device's scheduled deliveries: the operations it awaits,
-// in sequence order. The head is being sent (busy) or ready in its
-// operation's queue.
+// maxDeviceInFlight bounds one device's deliveries handed to the provider
+// and not yet answered: 32 in flight at APNs' 20 ms round trip is 1,600
+// pushes a second to one phone, while a flooded phone holds at most 32 of
+// the workers.
+const maxDeviceInFlight = 32
+
+// devQueue is one device's deliveries: those scheduled and not yet taken,
+// in sequence order (the head ready in its operation's queue, or waiting
+// for the rules), and the entities of those taken and not yet answered.
 type devQueue struct {
-	key  string
-	ops  []*opRun
-	busy bool
+	key      string
+	ops      []*opRun
+	queued   bool     // the head is in its operation's ready queue
+	handing  bool     // a worker is handing the last taken delivery over (not yet written)
+	inFlight []string // entity of each delivery taken and not yet answered
 }
 
 func newScheduler() *scheduler {
@@ -46,6 +76,9 @@ func newScheduler() *scheduler {
 func (s *scheduler) schedule(op *opRun, devices []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if op.entity == "" {
+		op.entity = op.entityKey()
+	}
 	ready := 0
 	for _, d := range devices {
 		q := s.devs[d]
@@ -54,8 +87,7 @@ func (s *scheduler) schedule(op *opRun, devices []string) {
 			s.devs[d] = q
 		}
 		q.ops = append(q.ops, op)
-		if !q.busy && len(q.ops) == 1 {
-			s.readyLocked(op, q)
+		if s.promoteLocked(q) {
 			ready++
 		}
 	}
@@ -66,17 +98,26 @@ func (s *scheduler) schedule(op *opRun, devices []string) {
 	}
 }
 
-func (s *scheduler) readyLocked(op *opRun, q *devQueue) {
+// promoteLocked puts q's head in its operation's ready queue if the rules
+// allow it now, and reports whether it did.
+func (s *scheduler) promoteLocked(q *devQueue) bool {
+	if q.queued || q.handing || len(q.ops) == 0 || len(q.inFlight) >= maxDeviceInFlight ||
+		slices.Contains(q.inFlight, q.ops[0].entity) {
+		return false
+	}
+	op := q.ops[0]
+	q.queued = true
 	op.ready = append(op.ready, q)
 	if !op.inRing {
 		op.inRing = true
 		s.ring = append(s.ring, op)
 	}
+	return true
 }
 
 // take blocks until a delivery is ready and returns its device and
-// operation, marking the device busy; ok is false once the scheduler is
-// closed.
+// operation, marking the device as handing it over; ok is false once the
+// scheduler is closed.
 func (s *scheduler) take() (q *devQueue, op *opRun, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,23 +140,40 @@ func (s *scheduler) take() (q *devQueue, op *opRun, ok bool) {
 	} else {
 		s.next++
 	}
-	q.busy = true
+	q.ops[0] = nil
+	q.ops = q.ops[1:]
+	q.queued, q.handing = false, true
+	q.inFlight = append(q.inFlight, op.entity)
 	return q, op, true
 }
 
-// done ends q's head delivery and readies its next one.
-func (s *scheduler) done(q *devQueue) {
+// written ends the turn of q's delivery being handed over (it is written
+// to the provider's connection, or its Send ended) and readies q's next
+// one if the rules allow.
+func (s *scheduler) written(q *devQueue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q.ops[0] = nil
-	q.ops = q.ops[1:]
-	q.busy = false
-	if len(q.ops) == 0 {
+	q.handing = false
+	if s.promoteLocked(q) {
+		s.cond.Signal()
+	}
+}
+
+// answered ends a delivery of entity to q (its Send returned, after
+// written) and readies q's next one if the rules allow.
+func (s *scheduler) answered(q *devQueue, entity string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(q.inFlight, entity); i >= 0 {
+		q.inFlight = slices.Delete(q.inFlight, i, i+1)
+	}
+	if len(q.ops) == 0 && !q.handing && len(q.inFlight) == 0 {
 		delete(s.devs, q.key)
 		return
 	}
-	s.readyLocked(q.ops[0], q)
-	s.cond.Signal()
+	if s.promoteLocked(q) {
+		s.cond.Signal()
+	}
 }
 
 // close wakes every worker waiting in take; take returns false from then
@@ -130,6 +188,7 @@ func (s *scheduler) close() {
 
 // runWorkers runs n workers, each taking a delivery and passing it to
 // send, until the scheduler is closed; it returns when all have ended.
+// send's context carries the turn's end (sender.WithWritten).
 func (s *scheduler) runWorkers(ctx context.Context, n int, send func(ctx context.Context, op *opRun, device string)) {
 	var wg sync.WaitGroup
 	for range n {
@@ -139,12 +198,29 @@ func (s *scheduler) runWorkers(ctx context.Context, n int, send func(ctx context
 				if !ok {
 					return
 				}
-				send(ctx, op, q.key)
-				s.done(q)
+				t := &turn{s: s, q: q}
+				send(sender.WithWritten(ctx, t.markWritten), op, q.key)
+				t.markWritten()
+				s.answered(q, op.entity)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// turn is one delivery's turn at handing its device's requests over; it
+// ends once, when the sender says the request is written or when Send
+// returns, whichever is first.
+type turn struct {
+	s       *scheduler
+	q       *devQueue
+	written atomic.Bool
+}
+
+func (t *turn) markWritten() {
+	if t.written.CompareAndSwap(false, true) {
+		t.s.written(t.q)
+	}
 }
 
 // window bounds the deliveries scheduled and not yet ended: an operation
@@ -197,4 +273,14 @@ func (w *window) inFlight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.n
+}
+
+// entityKey names the entity op is about, for the per-(device, entity)
+// rule: "" for an operation without an envelope (tests), so they all share
+// one entity.
+func (op *opRun) entityKey() string {
+	if op.env == nil {
+		return ""
+	}
+	return string(op.env.Op.Kind()) + "." + op.env.ChannelID + "." + op.env.EntityID
 }

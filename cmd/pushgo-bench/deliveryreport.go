@@ -92,8 +92,8 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	if d.gorush == nil {
 		fmt.Fprintf(w, "  for scale: gorush against a fake APNs at 20 ms sends ~4,500/s with its defaults, ~15,800/s tuned, with no durability\n")
 	}
-	if ceiling := float64(o.deliveryDevices) / max(o.providerLatency.Seconds(), 1e-9); ceiling < 2*o.deliveryRateBudget {
-		fmt.Fprintf(w, "  note: one device's pushes are sent one at a time, in order: %d devices at %s cannot exceed %.0f/s\n",
+	if ceiling := float64(o.deliveryDevices) / max(o.providerLatency.Seconds(), 1e-9); o.deliveryProvider == providerFCM && ceiling < 2*o.deliveryRateBudget {
+		fmt.Fprintf(w, "  note: one FCM device's push waits for the answer to its last: %d devices at %s cannot exceed %.0f/s\n",
 			o.deliveryDevices, fmtLatency(o.providerLatency), ceiling)
 	}
 	fmt.Fprintf(w, "  set-up (not budgeted): %d devices and 3 channels in %s\n", d.pool, fmtSecs(d.setup))

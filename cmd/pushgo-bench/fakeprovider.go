@@ -86,10 +86,12 @@ func newFakeProvider() (*fakeProvider, error) {
 }
 
 // apnsSenderClient is the HTTP client sideshow/apns2 builds for production
-// (x/net HTTP/2, 15 s read-idle ping, 60 s client timeout) with roots as
-// its only roots, and its transport.
+// (x/net HTTP/2, 15 s read-idle ping, 60 s client timeout) as the APNs
+// sender sets it up (one connection: a full one makes a request wait for a
+// stream) with roots as its only roots, and its transport.
 func apnsSenderClient(roots *x509.CertPool) (*http.Client, *http2.Transport) {
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ReadIdleTimeout: 15 * time.Second}
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ReadIdleTimeout: 15 * time.Second,
+		StrictMaxConcurrentStreams: true}
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}, tr
 }
 

@@ -76,7 +76,7 @@ func setup(t *testing.T, opts ...func(*pusher.Config)) *env {
 
 	e := &env{t: t, api: apitest.New(srv.URL), b: b, apns: sendertest.NewFakeAPNs(t), fcm: sendertest.NewFakeFCM(t)}
 	as, err := apns.New(apns.Options{Key: p8(t), KeyID: "ABC123DEFG", TeamID: "TEAM123456", Topic: "dev.pushgo.app",
-		Endpoint: e.apns.URL(), HTTPClient: e.apns.Client(), SendTimeout: 2 * time.Second})
+		Endpoint: e.apns.URL(), NewHTTPClient: e.apns.NewClient, SendTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

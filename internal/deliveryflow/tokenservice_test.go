@@ -74,7 +74,7 @@ func setupTokenFlow(t *testing.T) *tokenFlow {
 		t.Fatal(err)
 	}
 	as, err := apns.New(apns.Options{TokenSource: ts.APNs(tokenservice.Production), Topic: tokenservice.OfficialAPNsTopic,
-		Endpoint: f.apns.URL(), HTTPClient: f.apns.Client(), SendTimeout: 2 * time.Second})
+		Endpoint: f.apns.URL(), NewHTTPClient: f.apns.NewClient, SendTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,8 +36,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -101,7 +101,9 @@ type Options struct {
 	NewHTTPClient func() *http.Client
 
 	// Connections is how many HTTP/2 connections the sender spreads its
-	// pushes over, round robin; default DefaultConnections. One
+	// pushes over, by device: one device's pushes always take the same
+	// connection, so they reach Apple in the order they were written (see
+	// sender.WithWritten); default DefaultConnections. One
 	// connection's frames are written under one lock and read by one
 	// goroutine on each side, and APNs serves one connection's streams in
 	// order, so one connection caps a sender's throughput however many
@@ -120,8 +122,8 @@ type Options struct {
 
 // Sender is an APNs sender. It is safe for concurrent use.
 type Sender struct {
-	clients    []*apns2.Client // one per connection
-	next       atomic.Uint32   // round robin over clients
+	clients    []*apns2.Client // one per connection; a device's is connectionOf(token)
+	ordered    bool            // each client is one connection: Written may be promised (see withWriteTrace)
 	topic      string
 	watchTopic string
 	timeout    time.Duration
@@ -177,7 +179,7 @@ func New(opts Options) (*Sender, error) {
 		opts.Connections = DefaultConnections
 	}
 	s := &Sender{topic: opts.Topic, watchTopic: cmp.Or(opts.WatchTopic, opts.Topic), timeout: opts.SendTimeout,
-		log: opts.Logger, now: opts.Now}
+		log: opts.Logger, now: opts.Now, ordered: true}
 	for range opts.Connections {
 		// apns2's client without its own token: the authorization header
 		// comes from src, below the attempt record (see auth.go). Each
@@ -201,6 +203,12 @@ func New(opts Options) (*Sender, error) {
 			// a second connection, so one client is one connection, as
 			// Connections says (Apple treats connection churn as abuse).
 			h2.StrictMaxConcurrentStreams = true
+		}
+		if h2, ok := rt.(*http2.Transport); !ok || !h2.StrictMaxConcurrentStreams {
+			// A transport that may open a second connection when one is
+			// full (net/http's) does not keep a device's requests in the
+			// order they were written: never say Written.
+			s.ordered = false
 		}
 		client.HTTPClient = &http.Client{
 			Transport: &attempt.Transport{Base: authTransport(src, rt)},
@@ -317,8 +325,12 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	ctx, rec, cancel := attempt.Start(ctx, false)
 	defer cancel()
 
-	client := s.clients[int(s.next.Add(1))%len(s.clients)]
-	resp, err := client.PushWithContext(ctx, an)
+	client := s.clients[connectionOf(n.Token, len(s.clients))]
+	pushCtx := ctx
+	if s.ordered {
+		pushCtx = withWriteTrace(ctx)
+	}
+	resp, err := client.PushWithContext(pushCtx, an)
 	_, status, header, _ := rec.Result()
 	if err != nil {
 		res := sender.Result{Outcome: sender.Retry, Reason: "connection", StatusCode: status}
@@ -352,6 +364,38 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	s.log.LogAttrs(ctx, slog.LevelDebug, "apns send rejected",
 		slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()))
 	return res
+}
+
+// connectionOf is the connection of the device with token among n: FNV-1a
+// of the token, so every push to one device takes one connection, where
+// its requests are written in the order they were started (see
+// sender.WithWritten).
+func connectionOf(token string, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(token); i++ {
+		h = (h ^ uint32(token[i])) * 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// withWriteTrace tells the caller of Send (sender.Written) when the
+// request, headers and body, is written to its connection: a request the
+// device starts after that is written after it, on the same connection
+// (the transport waits for a free stream rather than opening another
+// connection: StrictMaxConcurrentStreams). Only a caller that asked
+// (sender.WithWritten) pays for the trace.
+func withWriteTrace(ctx context.Context) context.Context {
+	if !sender.WantsWritten(ctx) {
+		return ctx
+	}
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
+		if w.Err == nil {
+			sender.Written(ctx)
+		}
+	}})
 }
 
 // redact returns err's text without the request URL, which holds the

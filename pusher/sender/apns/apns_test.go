@@ -7,11 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,37 +78,97 @@ func TestConformanceOverSeveralConnections(t *testing.T) {
 	})
 }
 
-// TestPushesSpreadOverConnections: a sender with Connections n opens n
-// connections and spreads its pushes evenly over them, so one
-// connection's single writer and reader (on both ends) do not cap it.
+// TestPushesSpreadOverConnections: the sender spreads its devices over its
+// connections, and every push to one device takes that device's connection
+// (so a device's requests reach Apple in the order they were written).
 func TestPushesSpreadOverConnections(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
-	const conns, pushes = 4, 40
+	const conns, devices, pushesEach = 4, 40, 3
 	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), NewHTTPClient: f.NewClient, Connections: conns, SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range pushes {
-		n := build(t, ops.MessageCreate, "m"+strconv.Itoa(i), ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "aa11")
+	for i := range devices * pushesEach {
+		token := fmt.Sprintf("%064x", i%devices)
+		n := build(t, ops.MessageCreate, "m"+strconv.Itoa(i), ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, token)
 		if res := s.Send(t.Context(), n); res.Outcome != sender.Sent {
 			t.Fatalf("push %d: %v", i, res)
 		}
 	}
 	per := map[string]int{}
+	connOf := map[string]string{}
 	for _, r := range f.Requests() {
 		if r.Proto != "HTTP/2.0" {
 			t.Fatalf("push over %s, want HTTP/2.0", r.Proto)
 		}
 		per[r.RemoteAddr]++
+		if c, ok := connOf[r.Token]; ok && c != r.RemoteAddr {
+			t.Fatalf("device %s…: pushes over %s and %s, want one connection", r.Token[:8], c, r.RemoteAddr)
+		}
+		connOf[r.Token] = r.RemoteAddr
 	}
 	if len(per) != conns {
-		t.Fatalf("pushes came over %d connections (%v), want %d", len(per), per, conns)
+		t.Fatalf("%d devices' pushes came over %d connections (%v), want %d", devices, len(per), per, conns)
 	}
-	for addr, n := range per {
-		if n != pushes/conns {
-			t.Errorf("connection %s carried %d pushes, want %d (round robin)", addr, n, pushes/conns)
-		}
+}
+
+// TestWrittenBeforeTheAnswer: a caller that asked (sender.WithWritten) is
+// told the request is written while the provider has not answered yet,
+// so the device's next push need not wait for the answer.
+func TestWrittenBeforeTheAnswer(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), NewHTTPClient: f.NewClient, SendTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "aa11"
+	f.Script(token, sendertest.Answer{Kind: sendertest.OK, Latency: time.Minute})
+	written, returned := make(chan struct{}), make(chan sender.Result, 1)
+	var once sync.Once
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	n := build(t, ops.MessageCreate, "m1", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, token)
+	go func() {
+		returned <- s.Send(sender.WithWritten(ctx, func() { once.Do(func() { close(written) }) }), n)
+	}()
+	select {
+	case <-written:
+	case res := <-returned:
+		t.Fatalf("Send returned %v before the request was reported written", res)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request was not reported written in 20 s")
+	}
+	select {
+	case res := <-returned:
+		t.Fatalf("Send returned %v: the fake holds its answer for a minute", res)
+	default:
+	}
+	cancel() // the answer would take a minute
+	if res := <-returned; res.Outcome != sender.Retry {
+		t.Fatalf("abandoned Send: %v, want retry", res)
+	}
+}
+
+// TestNoWrittenOverAnUnorderedTransport: a sender given a transport that
+// may open a second connection when one is full (net/http's) cannot keep a
+// device's requests in the order they were written, so it never says
+// Written: the caller waits for each answer.
+func TestNoWrittenOverAnUnorderedTransport(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), HTTPClient: f.Client(), SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written atomic.Bool
+	n := build(t, ops.MessageCreate, "m1", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "aa11")
+	if res := s.Send(sender.WithWritten(t.Context(), func() { written.Store(true) }), n); res.Outcome != sender.Sent {
+		t.Fatalf("send: %v", res)
+	}
+	if written.Load() {
+		t.Fatal("Written said over net/http's transport, which may carry a device's next request on another connection")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/net/http2"
 
 	"github.com/pushgo/gateway/pusher/payload"
 )
@@ -66,13 +67,15 @@ func (f *FakeAPNs) URL() string { return f.srv.URL }
 // HTTP/2 (the APNs sender's Options.HTTPClient).
 func (f *FakeAPNs) Client() *http.Client { return f.srv.Client() }
 
-// NewClient is like Client but with a transport of its own, so every
-// client it returns opens a connection of its own (the APNs sender's
-// Options.NewHTTPClient).
+// NewClient is like Client but with a transport of its own that keeps to
+// one connection, as the APNs sender's own transports do (a full connection
+// makes a request wait for a stream): every client it returns opens one
+// connection of its own, and the sender may pipeline a device's pushes over
+// it (the APNs sender's Options.NewHTTPClient; see sender.WithWritten).
 func (f *FakeAPNs) NewClient() *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(f.srv.Certificate())
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	return &http.Client{Transport: &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, StrictMaxConcurrentStreams: true}}
 }
 
 // Platform implements Provider.
