@@ -42,6 +42,7 @@ func parseFlags(args []string) (*options, error) {
 	common.IntVar(&o.entities, "entities", 1000, "events and things created before the HTTP run (each)")
 	common.IntVar(&o.concurrency, "concurrency", 64, "concurrent publishers / HTTP clients")
 	common.IntVar(&o.bodySize, "body", 400, "approximate request body size in bytes")
+	common.BoolVar(&profileEveryRun, "profile-every-run", false, "profile every run of a phase, not only the first, each to its own file (-run<N> before the extension): to compare a run with the ones after it")
 	common.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	common.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
 	common.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")

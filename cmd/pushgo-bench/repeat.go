@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Every phase measures each of its rows -runs times and reports the median
@@ -137,10 +139,21 @@ func nested[R any, S combinable[S]](field func(*R) *S) column[R] {
 	}
 }
 
+// profileEveryRun is -profile-every-run: profileRun profiles each run,
+// into a file of its own.
+var profileEveryRun bool
+
 // profileRun profiles the first run (run 0) of a phase into path when it is
-// set; stop ends the profile.
+// set, or every run with -profile-every-run (path with -run<N> before its
+// extension); stop ends the profile.
 func profileRun(run int, path, what string) (stop func(), err error) {
-	if run > 0 || path == "" {
+	switch {
+	case path == "":
+		return func() {}, nil
+	case profileEveryRun:
+		ext := filepath.Ext(path)
+		return startCPUProfile(fmt.Sprintf("%s-run%d%s", strings.TrimSuffix(path, ext), run+1, ext), what)
+	case run > 0:
 		return func() {}, nil
 	}
 	return startCPUProfile(path, what)
