@@ -292,7 +292,8 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 // tryOpen opens the store and reads its positions. why is not empty when
 // the store opened but must be folded again.
 func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, err error) {
-	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, OnCorruption: p.requestRebuild})
+	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, BlockCacheBytes: p.cfg.BlockCacheBytes,
+		OnCorruption: p.requestRebuild})
 	if err != nil {
 		return nil, "", err
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	// CachedSnapshots bounds the decoded snapshots the fold keeps (shared
 	// among its partitions). Default 100,000.
 	CachedSnapshots int
+	// BlockCacheBytes sizes the store's block cache (store.Options).
+	// Default store.DefaultBlockCacheBytes.
+	BlockCacheBytes int64
 	// MaxBatchDelay bounds how long a folded operation waits for its
 	// commit under sustained load while no other commit is under way
 	// (one under way ends the wait: the next group commits as soon as it

@@ -40,9 +40,12 @@ type Config struct {
 	// server (SIGSTOP, a stalled VM) keeps its sockets open: without pings
 	// the client would wait on it for nats.go's default of minutes.
 	NATSPing  time.Duration
-	MaxStore  int64  // PUSHGO_MAX_STORE (bytes) for the embedded server
-	MaxMemory int64  // PUSHGO_MAX_MEMORY (bytes) for the embedded server
-	LogLevel  string // PUSHGO_LOG_LEVEL: debug | info | warn | error
+	MaxStore  int64 // PUSHGO_MAX_STORE (bytes) for the embedded server
+	MaxMemory int64 // PUSHGO_MAX_MEMORY (bytes) for the embedded server
+	// ProjectionCache is the projection store's block cache, in bytes
+	// (PUSHGO_PROJECTION_CACHE).
+	ProjectionCache int64
+	LogLevel        string // PUSHGO_LOG_LEVEL: debug | info | warn | error
 	// MaxIntegrationRequests bounds integration requests served at once.
 	MaxIntegrationRequests int // PUSHGO_MAX_INTEGRATION_REQUESTS
 	// MetadataValueMax bounds one metadata value, in bytes (PushGo: 512;
@@ -116,7 +119,7 @@ func Defaults() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
-		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, LogLevel: "info",
+		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
 		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 0, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
@@ -154,6 +157,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
 	natsPing := c.NATSPing.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
+	projCache := strconv.FormatInt(c.ProjectionCache, 10)
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
 	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
 	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
@@ -168,6 +172,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&natsPing, "nats-ping", "PUSHGO_NATS_PING", "ping interval to an external NATS server; two missed pings move the connection to another server")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
+	str(&projCache, "projection-cache", "PUSHGO_PROJECTION_CACHE", "the projection store's block cache, bytes (at least 1 MiB)")
 	str(&c.APNsKeyFile, "apns-key-file", "PUSHGO_APNS_KEY_FILE", "APNs .p8 key file (token auth)")
 	str(&c.APNsKeyID, "apns-key-id", "PUSHGO_APNS_KEY_ID", "APNs key id")
 	str(&c.APNsTeamID, "apns-team-id", "PUSHGO_APNS_TEAM_ID", "APNs team id")
@@ -258,6 +263,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.MaxMemory, err = strconv.ParseInt(maxMem, 10, 64); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_MAX_MEMORY %q: %w", maxMem, err)
+	}
+	if c.ProjectionCache, err = strconv.ParseInt(projCache, 10, 64); err != nil || c.ProjectionCache < 1<<20 {
+		return Config{}, fmt.Errorf("PUSHGO_PROJECTION_CACHE %q: want a byte count of at least 1048576 (1 MiB)", projCache)
 	}
 	return c, c.Validate()
 }

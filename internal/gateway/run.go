@@ -79,6 +79,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	if cfg.Runs("projector") {
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
 			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
+			BlockCacheBytes: cfg.ProjectionCache,
 		})
 		if err != nil {
 			return fmt.Errorf("start projector: %w", err)

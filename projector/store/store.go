@@ -39,12 +39,22 @@ type Options struct {
 	// CachedSnapshots bounds the decoded-snapshot cache that NewBatch's
 	// batches read through. Default 100,000.
 	CachedSnapshots int
+	// BlockCacheBytes sizes Pebble's block cache, shared by every read
+	// and the fold's lookups. Default DefaultBlockCacheBytes.
+	BlockCacheBytes int64
 	// OnCorruption, when set, is called when Pebble finds a corrupt file
 	// (a checksum that does not match), from whichever goroutine read it
 	// (a read, the fold, a background compaction): it must not block. The
 	// read itself fails with an error IsCorruption recognises.
 	OnCorruption func(error)
 }
+
+// DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
+// Pebble's own default (8 MiB) held too little of a store of 100,000
+// things for its index blocks to stay cached: a selection or a
+// /thing/get read its sstable blocks from the page cache again, with
+// their checksums and decompression, at each request.
+const DefaultBlockCacheBytes = 256 << 20
 
 // ErrCorrupt marks a stored value this code cannot read back (a snapshot
 // or a sequence that does not decode): the projection is corrupt.
@@ -93,6 +103,9 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.BlockCacheBytes <= 0 {
+		opts.BlockCacheBytes = DefaultBlockCacheBytes
+	}
 	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil)}
 	s.cache.mu = new(sync.Mutex)
 	po := &pebble.Options{
@@ -105,6 +118,10 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		// that found it, and the projector rebuilds the projection.
 		EventListener: &pebble.EventListener{DataCorruption: s.corrupt},
 	}
+	// The store holds the cache's one reference once Pebble took its own.
+	cache := pebble.NewCache(opts.BlockCacheBytes)
+	defer cache.Unref()
+	po.Cache = cache
 	// Compression only where the data comes to rest: every byte the fold
 	// writes passes through the upper levels on its way down, and
 	// compressing it at each (snappy) was a tenth of a rebuild's CPU; the
