@@ -166,13 +166,19 @@ type Report struct {
 }
 
 // attempts bounds the open/update/create loop: each turn is a lost race
-// with another replica on the same key, which resolves in one or two.
-const attempts = 6
+// with another replica on the same key, which resolves in one or two (Open's
+// first turn may also be a claim of a key that exists, not yet read).
+const attempts = 7
 
 // Open opens an Event for r.Key, or updates the open one.
 func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
-	for range attempts {
-		e, ok, err := t.lookup(ctx, r.Key)
+	for i := range attempts {
+		// The first turn reads only this process's memory: a key it has not
+		// seen is most often a new alert (an outage's storm of them), so it
+		// is claimed at once, and the bucket is read only when the claim
+		// loses (the key exists: opened by another replica, or before a
+		// restart). That saves a new alert a broker round trip.
+		e, ok, err := t.lookup(ctx, r.Key, i > 0)
 		if err != nil {
 			return Outcome{}, t.unavailable("read", r.Key, err)
 		}
@@ -311,7 +317,7 @@ func (t *Tracker) onOpen(ctx context.Context, k Key, fn func(entry) (Outcome, *a
 		if fresh {
 			t.forget(k)
 		}
-		e, ok, err := t.lookup(ctx, k)
+		e, ok, err := t.lookup(ctx, k, true)
 		if err != nil {
 			return Outcome{}, t.unavailable("read", k, err)
 		}
@@ -344,14 +350,15 @@ func (t *Tracker) young(e entry) bool {
 // lookup returns the key's entry, from the cache or the bucket. A cached
 // entry may name an Event that has since closed and been replaced through
 // another replica; the append then answers event_closed and Open claims the
-// next generation, which fails on the stale revision and re-reads.
-func (t *Tracker) lookup(ctx context.Context, k Key) (entry, bool, error) {
+// next generation, which fails on the stale revision and re-reads. Without
+// read, only the cache is consulted (ok false: not in this process's memory).
+func (t *Tracker) lookup(ctx context.Context, k Key, read bool) (entry, bool, error) {
 	bk := k.bucketKey()
 	t.mu.Lock()
 	e, ok := t.cache[bk]
 	t.mu.Unlock()
-	if ok {
-		return e, true, nil
+	if ok || !read {
+		return e, ok, nil
 	}
 	kve, err := t.kv.Get(ctx, bk)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

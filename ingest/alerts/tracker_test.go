@@ -232,3 +232,25 @@ func TestResolveWhileCreating(t *testing.T) {
 		t.Fatalf("log %v", got)
 	}
 }
+
+// TestOpenedOnAnotherReplica: a replica that has never seen a key (it
+// claims before it reads) finds the Event another replica opened, and
+// updates it: one create, the same event id.
+func TestOpenedOnAnotherReplica(t *testing.T) {
+	s, rs := setup(t, 2)
+	ctx := context.Background()
+	first, aerr := rs[0].tr.Open(ctx, firing("disk", "disk 91% full"))
+	if aerr != nil || !first.Created {
+		t.Fatalf("open on replica 1: %+v %v", first, aerr)
+	}
+	second, aerr := rs[1].tr.Open(ctx, firing("disk", "disk 97% full"))
+	if aerr != nil {
+		t.Fatalf("report on replica 2: %v", aerr)
+	}
+	if second.Created || !second.Updated || second.EventID != first.EventID {
+		t.Fatalf("report on replica 2: %+v, want an update of %s", second, first.EventID)
+	}
+	if got := opsOf(t, s); len(got) != 2 || got[0][:len("event.create")] != "event.create" || got[1][:len("event.update")] != "event.update" {
+		t.Fatalf("operations %v, want a create and an update", got)
+	}
+}
