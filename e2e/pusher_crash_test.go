@@ -34,10 +34,15 @@ import (
 //     subscribed to its channel, none the test never sent.
 //
 // Process A is an ingest with the embedded broker; the pushers are
-// connected to it. Each pusher sends to its own FakeFCM in the test process
-// (same credentials), through one recorder that stamps every request with
-// one arrival order across all replicas before passing it on, and answers
-// it 1-6 ms later, so every replica has sends in flight when it is killed.
+// connected to it. Half the devices are Android (FCM), half iOS (APNs).
+// Each pusher sends FCM pushes to its own FakeFCM in the test process (same
+// credentials), through one recorder that stamps every request with one
+// arrival order across all replicas before passing it on, and APNs pushes
+// to its own APNs front of the same recorder, which reads each HTTP/2
+// connection's frames in order (an APNs device's pushes are pipelined on
+// its connection, each written before the next starts, not answered:
+// their arrival order is the one the provider sees); both answer 1-6 ms
+// later, so every replica has sends in flight when it is killed.
 // The kill points and the victims come from a seed, logged (set
 // E2E_CRASH_SEED to replay one).
 func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
@@ -77,6 +82,7 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 	t0 := time.Now()
 
 	creds := fcmCredentials(t)
+	apns := newAPNsProvider(t)
 	rec := newPushRecorder(t, time.Millisecond, 6*time.Millisecond, seed)
 	a := startIngest(t)
 	bc := dialJS(t, a.natsURL)
@@ -93,7 +99,8 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 	start := func() *replica {
 		t.Helper()
 		r := &replica{n: len(replicas) + 1, fake: sendertest.NewFakeFCM(t)}
-		r.g = startPusher(t, a, creds, rec.front(t, r.n, r.fake), "PUSHGO_DELIVERY_FAILOVER="+failover.String())
+		env := append([]string{"PUSHGO_DELIVERY_FAILOVER=" + failover.String(), "PUSHGO_APNS_ENDPOINT=" + rec.apnsFront(t, r.n, apns)}, apns.env...)
+		r.g = startPusher(t, a, creds, rec.front(t, r.n, r.fake), env...)
 		replicas = append(replicas, r)
 		return r
 	}
@@ -117,11 +124,15 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 	channels := [2]string{createChannel(t, a, "pusher-crash-a", password), createChannel(t, a, "pusher-crash-b", password)}
 	type device struct {
 		key, token string
+		apns       bool    // iOS, pushed through APNs; else Android, FCM
 		subs       [2]bool // subscribed to channels[0], channels[1]
 	}
 	devs := make([]device, devicesN+unsubscribed)
 	for i := range devs {
 		devs[i].token = fmt.Sprintf("fcm-crash-%03d-%s", i, suffix)
+		if devs[i].apns = i%2 == 1; devs[i].apns {
+			devs[i].token = fmt.Sprintf("%s%056x", suffix, i) // 64 hex characters
+		}
 		if i < devicesN {
 			devs[i].subs = [2]bool{i%3 != 1, i%3 != 0}
 		}
@@ -159,14 +170,18 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 		setupW.Go(func() {
 			for i := w; i < len(devs); i += 8 {
 				d := &devs[i]
-				data := post(setupCtx, "/device/register", map[string]any{"platform": "android"})
+				platform, channelType := "android", "fcm"
+				if d.apns {
+					platform, channelType = "ios", "apns"
+				}
+				data := post(setupCtx, "/device/register", map[string]any{"platform": platform})
 				key, _ := data["device_key"].(string)
 				if key == "" {
 					fail("device %d: no device_key in %v", i, data)
 					return
 				}
 				d.key = key
-				post(setupCtx, "/channel/device", map[string]any{"device_key": key, "channel_type": "fcm", "provider_token": d.token})
+				post(setupCtx, "/channel/device", map[string]any{"device_key": key, "channel_type": channelType, "provider_token": d.token})
 				for c, sub := range d.subs {
 					if sub {
 						post(setupCtx, "/channel/subscribe", map[string]any{"device_key": key, "channel_id": channels[c], "password": password})
@@ -559,6 +574,9 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 			}
 		}
 		for _, d := range devs {
+			if d.apns { // the APNs front is the provider itself
+				continue
+			}
 			var ids []string
 			for _, o := range r.fake.Received(d.token) {
 				ids = append(ids, o.Data["delivery_id"])
@@ -572,6 +590,11 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 			if !slices.Equal(ids, w) {
 				seenByFakes.Errorf("P%d's provider received %d pushes for %s, the recorder %d", r.n, len(ids), d.token, len(w))
 			}
+		}
+	}
+	for _, p := range got {
+		if p.APNs && !p.Authorized {
+			seenByFakes.Errorf("P%d's APNs push %s came without a bearer token", p.Replica, p.DeliveryID)
 		}
 	}
 	seenByFakes.done()

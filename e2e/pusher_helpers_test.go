@@ -268,8 +268,12 @@ type recordedPush struct {
 	Replica int
 	At      time.Time // when it arrived
 	Token   string
-	// From the FCM data: "<op seq>:<device_key>", and the operation's id.
+	// From the FCM data or the APNs body: "<op seq>:<device_key>", and the
+	// operation's id.
 	DeliveryID, OpID string
+	// APNs: the push came to an APNs front (apnsFront), with a bearer
+	// token when Authorized.
+	APNs, Authorized bool
 }
 
 func newPushRecorder(t *testing.T, lo, hi time.Duration, seed uint64) *pushRecorder {

@@ -154,6 +154,13 @@ func (s *scheduler) written(q *devQueue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q.handing = false
+	if len(q.ops) == 0 && len(q.inFlight) == 0 {
+		// The transport said "written" after the Send returned and its
+		// answer was counted (its write goroutine lost the race to the
+		// worker): nothing is left of the device.
+		delete(s.devs, q.key)
+		return
+	}
 	if s.promoteLocked(q) {
 		s.cond.Signal()
 	}

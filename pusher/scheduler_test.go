@@ -212,3 +212,20 @@ func TestWorkersPipelineADevice(t *testing.T) {
 		t.Fatalf("%d device records left after every delivery ended", len(s.devs))
 	}
 }
+
+// TestWrittenAfterAnswered: a transport may say "written" after the Send
+// returned and its answer was counted; the device's record goes then, not
+// left behind.
+func TestWrittenAfterAnswered(t *testing.T) {
+	s := newScheduler()
+	op := opOn(1, ops.MessageCreate, "m1")
+	s.schedule(op, []string{"d"})
+	q := mustTake(t, s, "d", 1)
+	s.answered(q, op.entity) // the worker's answer, before the write callback
+	s.written(q)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.devs) != 0 {
+		t.Fatalf("%d device records left after the only delivery ended", len(s.devs))
+	}
+}

@@ -118,7 +118,8 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		// that found it, and the projector rebuilds the projection.
 		EventListener: &pebble.EventListener{DataCorruption: s.corrupt},
 	}
-	// The store holds the cache's one reference once Pebble took its own.
+	// Pebble takes a reference of its own; this one is dropped when Open
+	// returns, so the DB's is the last and Close frees the cache.
 	cache := pebble.NewCache(opts.BlockCacheBytes)
 	defer cache.Unref()
 	po.Cache = cache
