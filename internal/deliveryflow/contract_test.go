@@ -14,6 +14,7 @@ package deliveryflow_test
 // line, fails the test, so every expectation stays traceable.
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/pusher"
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
 
 // contract is testdata/app_contract.json.
@@ -207,8 +209,12 @@ func runScenario(t *testing.T, e *env, c contract, s scenario) {
 }
 
 // collect decodes what the fake providers received for a scenario's two
-// devices, pairing the i-th APNs and FCM requests (one device's pushes go
-// in order).
+// devices, pairing the i-th APNs and FCM requests in log order. An FCM
+// device's pushes come one at a time, in order; an APNs device's are
+// pipelined on its connection, so they reach the provider in order, but
+// the fake (net/http's HTTP/2 server: a handler per stream) records them
+// in whatever order its handlers run: its records are put back in log
+// order by their delivery ids ("<seq>:<device>").
 func collect(t *testing.T, e *env, apnsTok, fcmTok string) []captured {
 	t.Helper()
 	var out []captured
@@ -222,7 +228,14 @@ func collect(t *testing.T, e *env, apnsTok, fcmTok string) []captured {
 		}
 		out = append(out, captured{apnsHeader: r.Header, apnsBody: body})
 	}
-	for i, o := range e.apns.Received(apnsTok) {
+	slices.SortStableFunc(out, func(a, b captured) int {
+		return cmp.Compare(logSeq(t, a.apnsBody["delivery_id"]), logSeq(t, b.apnsBody["delivery_id"]))
+	})
+	received := e.apns.Received(apnsTok)
+	slices.SortStableFunc(received, func(a, b sendertest.Observed) int {
+		return cmp.Compare(logSeq(t, a.Data["delivery_id"]), logSeq(t, b.Data["delivery_id"]))
+	})
+	for i, o := range received {
 		if i < len(out) {
 			out[i].problems = append(out[i].problems, o.Problems...)
 		}
@@ -471,4 +484,16 @@ func TestQuietThingUpdatesOption(t *testing.T) {
 			}
 		}
 	}
+}
+
+// logSeq is the log sequence a push's delivery id ("<seq>:<device>")
+// names.
+func logSeq(t *testing.T, deliveryID any) uint64 {
+	t.Helper()
+	id, _ := deliveryID.(string)
+	seq, err := strconv.ParseUint(strings.SplitN(id, ":", 2)[0], 10, 64)
+	if err != nil {
+		t.Fatalf("push with delivery id %q: not <seq>:<device>", id)
+	}
+	return seq
 }
