@@ -330,7 +330,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	if s.ordered {
 		pushCtx = withWriteTrace(ctx)
 	}
-	resp, err := client.PushWithContext(pushCtx, an)
+	resp, err := push(pushCtx, client, an)
 	_, status, header, _ := rec.Result()
 	if err != nil {
 		res := sender.Result{Outcome: sender.Retry, Reason: "connection", StatusCode: status}
