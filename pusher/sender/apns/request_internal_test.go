@@ -38,7 +38,10 @@ func TestPushIsApns2sRequest(t *testing.T) {
 			w.WriteHeader(http.StatusGone)
 			io.WriteString(w, `{"reason":"Unregistered","timestamp":1713750000000}`)
 		},
-		"garbled": func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError); io.WriteString(w, `{"reason":`) },
+		"garbled": func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `{"reason":`)
+		},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
