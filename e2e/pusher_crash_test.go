@@ -99,7 +99,7 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 	start := func() *replica {
 		t.Helper()
 		r := &replica{n: len(replicas) + 1, fake: sendertest.NewFakeFCM(t)}
-		env := append([]string{"PUSHGO_DELIVERY_FAILOVER=" + failover.String(), "PUSHGO_APNS_ENDPOINT=" + rec.apnsFront(t, r.n, apns)}, apns.env...)
+		env := append([]string{"PUSHGO_DELIVERY_FAILOVER=" + failover.String(), "PUSHGO_APNS_ENDPOINT=" + rec.apnsFront(t, r.n)}, apns.env...)
 		r.g = startPusher(t, a, creds, rec.front(t, r.n, r.fake), env...)
 		replicas = append(replicas, r)
 		return r
@@ -399,8 +399,8 @@ func TestPusherSIGKILLDeliversEveryPushInOrder(t *testing.T) {
 		if n >= pushesN && allAt == 0 {
 			allAt = time.Since(lastKill)
 		}
-		settled = n >= pushesN && rec.inFlight.Load() == 0
-		state = fmt.Sprintf("%d of %d pairs pushed, %d pushes in flight", n, pushesN, rec.inFlight.Load())
+		settled = n >= pushesN && rec.pending() == 0
+		state = fmt.Sprintf("%d of %d pairs pushed, %d pushes in flight", n, pushesN, rec.pending())
 		qctx, qcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		parts, err := bc.partitions(qctx)
 		if err != nil {

@@ -260,6 +260,7 @@ type pushRecorder struct {
 	pushes      []recordedPush
 	rng         *mrand.Rand
 	forwardErrs []string
+	apnsFronts  []*sendertest.FrameAPNs
 }
 
 // recordedPush is one push request as it reached the provider.

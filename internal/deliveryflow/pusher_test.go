@@ -3,12 +3,7 @@ package deliveryflow_test
 import (
 	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -47,18 +42,6 @@ type env struct {
 	start func(more ...func(*pusher.Config)) *pusher.Pusher
 }
 
-func p8(t *testing.T) []byte {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
 // setup runs a broker, ingest over HTTP, and a pusher whose senders are the
 // real APNs and FCM senders pointed at local fake providers. opts change
 // the pusher's configuration.
@@ -75,7 +58,7 @@ func setup(t *testing.T, opts ...func(*pusher.Config)) *env {
 	t.Cleanup(func() { srv.Close(); svc.Close() })
 
 	e := &env{t: t, api: apitest.New(srv.URL), b: b, apns: sendertest.NewFakeAPNs(t), fcm: sendertest.NewFakeFCM(t)}
-	as, err := apns.New(apns.Options{Key: p8(t), KeyID: "ABC123DEFG", TeamID: "TEAM123456", Topic: "dev.pushgo.app",
+	as, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: "ABC123DEFG", TeamID: "TEAM123456", Topic: "dev.pushgo.app",
 		Endpoint: e.apns.URL(), NewHTTPClient: e.apns.NewClient, SendTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

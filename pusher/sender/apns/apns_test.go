@@ -2,11 +2,6 @@ package apns_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,25 +26,11 @@ const (
 	topic  = "app.pushgo.test"
 )
 
-// p8 returns a fresh PKCS#8 PEM P-256 key, as Apple's .p8 files are.
-func p8(t testing.TB) []byte {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
 func newSender(t *testing.T) (*apns.Sender, *sendertest.FakeAPNs) {
 	t.Helper()
 	f := sendertest.NewFakeAPNs(t)
 	s, err := apns.New(apns.Options{
-		Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), HTTPClient: f.Client(), SendTimeout: 5 * time.Second,
 	})
 	if err != nil {
@@ -69,7 +50,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceOverSeveralConnections(t *testing.T) {
 	sendertest.RunConformance(t, func(t *testing.T) (sender.Sender, sendertest.Provider) {
 		f := sendertest.NewFakeAPNs(t)
-		s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 			Endpoint: f.URL(), NewHTTPClient: f.NewClient, Connections: 3, SendTimeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +65,7 @@ func TestConformanceOverSeveralConnections(t *testing.T) {
 func TestPushesSpreadOverConnections(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
 	const conns, devices, pushesEach = 4, 40, 3
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), NewHTTPClient: f.NewClient, Connections: conns, SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +99,7 @@ func TestPushesSpreadOverConnections(t *testing.T) {
 // so the device's next push need not wait for the answer.
 func TestWrittenBeforeTheAnswer(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), NewHTTPClient: f.NewClient, SendTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +138,7 @@ func TestWrittenBeforeTheAnswer(t *testing.T) {
 // Written: the caller waits for each answer.
 func TestNoWrittenOverAnUnorderedTransport(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), HTTPClient: f.Client(), SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -176,11 +157,11 @@ func TestNoWrittenOverAnUnorderedTransport(t *testing.T) {
 // connection count, is a configuration error.
 func TestHTTPClientOptions(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
-	if _, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	if _, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), HTTPClient: f.Client(), NewHTTPClient: f.NewClient}); err == nil {
 		t.Fatal("HTTPClient and NewHTTPClient together accepted")
 	}
-	if _, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	if _, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: f.URL(), Connections: -1}); err == nil {
 		t.Fatal("a negative connection count accepted")
 	}
@@ -270,7 +251,7 @@ func TestID(t *testing.T) {
 
 func TestConnectionErrorIsRetry(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: "https://127.0.0.1:1", HTTPClient: f.Client()})
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +263,7 @@ func TestConnectionErrorIsRetry(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	key := p8(t)
+	key := sendertest.APNsKey(t)
 	file := filepath.Join(t.TempDir(), "AuthKey.p8")
 	if err := os.WriteFile(file, key, 0o600); err != nil {
 		t.Fatal(err)
@@ -316,7 +297,7 @@ func with(o apns.Options, f func(*apns.Options)) apns.Options { f(&o); return o 
 
 func TestLogsNoToken(t *testing.T) {
 	var buf strings.Builder
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
 		Endpoint: "https://127.0.0.1:1", Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +314,7 @@ func TestLogsNoToken(t *testing.T) {
 // which would retire it); every other platform under Topic.
 func TestWatchTopic(t *testing.T) {
 	f := sendertest.NewFakeAPNs(t)
-	s, err := apns.New(apns.Options{Key: p8(t), KeyID: keyID, TeamID: teamID, Topic: topic, WatchTopic: topic + ".watchkitapp",
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic, WatchTopic: topic + ".watchkitapp",
 		Endpoint: f.URL(), HTTPClient: f.Client(), SendTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -123,7 +123,7 @@ func TestTokenSourceOptions(t *testing.T) {
 		t.Errorf("token source: %v", err)
 	}
 	for name, o := range map[string]apns.Options{
-		"with key":    {TokenSource: src, Topic: topic, Key: p8(t)},
+		"with key":    {TokenSource: src, Topic: topic, Key: sendertest.APNsKey(t)},
 		"with key id": {TokenSource: src, Topic: topic, KeyID: keyID},
 		"with team":   {TokenSource: src, Topic: topic, TeamID: teamID},
 		"no topic":    {TokenSource: src},

@@ -1,6 +1,8 @@
 package sendertest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -52,4 +54,19 @@ func ServiceAccount(t testing.TB, project string) (file string, grants *atomic.I
 		t.Fatal(err)
 	}
 	return file, grants
+}
+
+// APNsKey returns a fresh PKCS#8 PEM P-256 key, as Apple's .p8 token-auth
+// files are.
+func APNsKey(t testing.TB) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
