@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -50,29 +51,42 @@ type SelectStats struct {
 // fromRelationship scans the relationship index for the Things its inner
 // selector matched; a toRelationship reads their declarations; a type
 // alone scans the type index. Every relationship's inner selector is
-// evaluated in full first. Everything is read from one Pebble snapshot, so
+// evaluated in full first. Everything is read from one point-in-time view, so
 // a concurrent commit is seen entirely or not at all.
 func (s *Store) SelectThings(channelID string, sel *entityselector.Selector, limit int) (Selection, error) {
-	snap := s.db.NewSnapshot()
-	defer snap.Close()
-	ev := &evaluator{r: snap, channelID: channelID}
+	// One iterator for the index scans and a clone of it for the snapshot
+	// reads: both read the state of the clone's origin, so the selection
+	// sees one point in time, without a Pebble snapshot (and without an
+	// iterator built per scan and per read, most of a selection's cost).
+	scans, err := s.db.NewIter(nil)
+	if err != nil {
+		return Selection{}, fmt.Errorf("select things of %s: %w", channelID, err)
+	}
+	defer scans.Close()
+	reads, err := scans.Clone(pebble.CloneOptions{})
+	if err != nil {
+		return Selection{}, fmt.Errorf("select things of %s: %w", channelID, err)
+	}
+	defer reads.Close()
+	ev := &evaluator{scans: scans, reads: reads, channelID: channelID}
 	out := Selection{ThingIDs: []string{}}
-	for _, typ := range sel.TopTypes() {
-		ok, err := ev.any(typeKey(channelID, typ, ""))
-		if err != nil {
-			return Selection{}, fmt.Errorf("select things of %s: type %q: %w", channelID, typ, err)
-		}
-		if !ok {
-			out.UnknownTypes = append(out.UnknownTypes, typ)
-		}
-	}
-	if len(out.UnknownTypes) > 0 { // no Thing can have a type no Thing has
-		out.Stats = ev.stats
-		return out, nil
-	}
 	things, tooMany, err := ev.level(sel, limit)
 	if err != nil {
 		return Selection{}, fmt.Errorf("select things of %s: %w", channelID, err)
+	}
+	if len(things) == 0 {
+		// Every top-level type(...) is a matched Thing's type when
+		// something matched; only an empty selection asks whether a type
+		// is unknown.
+		for _, typ := range sel.TopTypes() {
+			ok, err := ev.any(typeKey(channelID, typ, ""))
+			if err != nil {
+				return Selection{}, fmt.Errorf("select things of %s: type %q: %w", channelID, typ, err)
+			}
+			if !ok {
+				out.UnknownTypes = append(out.UnknownTypes, typ)
+			}
+		}
 	}
 	for _, t := range things {
 		out.ThingIDs = append(out.ThingIDs, t.ThingID)
@@ -81,11 +95,13 @@ func (s *Store) SelectThings(channelID string, sel *entityselector.Selector, lim
 	return out, nil
 }
 
-// evaluator evaluates one selection against one Pebble snapshot.
+// evaluator evaluates one selection against one view of the store.
 type evaluator struct {
-	r         pebble.Reader
-	channelID string
-	stats     SelectStats
+	// scans visits index keys; reads reads snapshots (a scan's visit may
+	// read a snapshot while the scan goes on).
+	scans, reads *pebble.Iterator
+	channelID    string
+	stats        SelectStats
 }
 
 // relation is a relationship criterion resolved for one evaluation of its
@@ -274,19 +290,15 @@ func visitIDs(ids []string, visit func(id string) (bool, error)) error {
 // scan visits the id ending each key that starts with prefix, in key
 // order, until visit returns false.
 func (e *evaluator) scan(prefix []byte, visit func(id string) (bool, error)) error {
-	it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return err
-	}
+	it := e.scans
+	it.SetBounds(prefix, prefixEnd(prefix))
 	for ok := it.First(); ok; ok = it.Next() {
 		e.stats.IndexEntries++
-		more, err := visit(lastPart(it.Key()))
-		if err != nil || !more {
-			_ = it.Close()
+		if more, err := visit(lastPart(it.Key())); err != nil || !more {
 			return err
 		}
 	}
-	return it.Close()
+	return it.Error()
 }
 
 // any reports whether some key starts with prefix.
@@ -302,14 +314,20 @@ func (e *evaluator) any(prefix []byte) (bool, error) {
 // thing reads the snapshot of a thing, or nil.
 func (e *evaluator) thing(id string) (*fold.Thing, error) {
 	e.stats.SnapshotsRead++
-	v, closer, err := e.r.Get(snapshotKey(ops.KindThing, e.channelID, id))
-	if errors.Is(err, pebble.ErrNotFound) {
+	k := snapshotKey(ops.KindThing, e.channelID, id)
+	// SeekPrefixGE with the whole key: the comparer's prefix of a key is
+	// the key, so this is a point read that the tables' bloom filters
+	// answer, through the selection's one view.
+	if !e.reads.SeekPrefixGE(k) || !bytes.Equal(e.reads.Key(), k) {
+		if err := e.reads.Error(); err != nil {
+			return nil, fmt.Errorf("read thing %s: %w", id, err)
+		}
 		return nil, nil
 	}
+	v, err := e.reads.ValueAndErr()
 	if err != nil {
 		return nil, fmt.Errorf("read thing %s: %w", id, err)
 	}
-	defer closer.Close()
 	t, err := fold.DecodeThing(v)
 	if err != nil {
 		return nil, fmt.Errorf("decode thing %s: %w", id, err)
