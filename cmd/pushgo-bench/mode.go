@@ -58,9 +58,9 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	}
 	defer t.close()
 
-	profile := "" // the first run of the first mode only
+	profile, halfProfile := "", "" // the first run of the first mode only
 	if m == o.modes[0] {
-		profile = o.cpuProfile
+		profile, halfProfile = o.cpuProfile, o.halfProfile
 	}
 	if rep.ours, err = repeat(ctx, o.options, "ours (http)", func(run int) (result, error) {
 		stop, err := profileRun(run, profile, "OURS (http)")
@@ -104,8 +104,13 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	if rate < 1 {
 		return rep, fmt.Errorf("OURS measured %.1f ops/s: no rate to run the open-loop phase at", rep.ours.rate)
 	}
-	if rep.low, err = repeat(ctx, o.options, lowLabel(o), func(int) (result, error) {
+	if rep.low, err = repeat(ctx, o.options, lowLabel(o), func(run int) (result, error) {
+		stop, err := profileRun(run, halfProfile, "OURS open-loop")
+		if err != nil {
+			return result{}, err
+		}
 		r, err := runLoad(ctx, t.spec(opUpdate).open(o.concurrency, rate, o.warmup, o.duration))
+		stop()
 		if err != nil {
 			return result{}, err
 		}

@@ -25,6 +25,7 @@ type writePhase struct {
 	ntfyOptions         // -ntfy: ntfy beside ours (ntfy.go)
 	halfLoad    float64 // fraction of OURS's rate for the open-loop phase
 	cpuProfile  string
+	halfProfile string
 	diag        bool
 	modeList    string
 	modes       []syncMode
@@ -48,6 +49,7 @@ func (*writePhase) about() string { return "raw vs ours, per sync mode" }
 func (p *writePhase) flags(fs *flagSet) {
 	fs.Float64Var(&p.halfLoad, "load", 0.5, "open-loop rate as a fraction of OURS's measured rate")
 	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
+	fs.StringVar(&p.halfProfile, "halfprofile", "", "write a CPU profile of the first OURS open-loop (-load) phase to this file")
 	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor) and raw JetStream open-loop at the half-load rate (informational rows)")
 	fs.StringVar(&p.modeList, "modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
 	p.ntfyFlags(fs)
