@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -51,24 +50,17 @@ type SelectStats struct {
 // fromRelationship scans the relationship index for the Things its inner
 // selector matched; a toRelationship reads their declarations; a type
 // alone scans the type index. Every relationship's inner selector is
-// evaluated in full first. Everything is read from one point-in-time view, so
+// evaluated in full first. Everything is read from one Pebble snapshot, so
 // a concurrent commit is seen entirely or not at all.
 func (s *Store) SelectThings(channelID string, sel *entityselector.Selector, limit int) (Selection, error) {
-	// One iterator for the index scans and a clone of it for the snapshot
-	// reads: both read the state of the clone's origin, so the selection
-	// sees one point in time, without a Pebble snapshot (and without an
-	// iterator built per scan and per read, most of a selection's cost).
-	scans, err := s.db.NewIter(nil)
-	if err != nil {
-		return Selection{}, fmt.Errorf("select things of %s: %w", channelID, err)
-	}
-	defer scans.Close()
-	reads, err := scans.Clone(pebble.CloneOptions{})
-	if err != nil {
-		return Selection{}, fmt.Errorf("select things of %s: %w", channelID, err)
-	}
-	defer reads.Close()
-	ev := &evaluator{scans: scans, reads: reads, channelID: channelID}
+	// One snapshot, so the selection sees one point in time: its point
+	// reads (Get, which stops at the first level holding the key) and one
+	// iterator over it, made at the first index scan, that every scan
+	// repositions, instead of an iterator built per scan.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	ev := &evaluator{snap: snap, channelID: channelID}
+	defer ev.close()
 	out := Selection{ThingIDs: []string{}}
 	things, tooMany, err := ev.level(sel, limit)
 	if err != nil {
@@ -95,13 +87,14 @@ func (s *Store) SelectThings(channelID string, sel *entityselector.Selector, lim
 	return out, nil
 }
 
-// evaluator evaluates one selection against one view of the store.
+// evaluator evaluates one selection against one Pebble snapshot.
 type evaluator struct {
-	// scans visits index keys; reads reads snapshots (a scan's visit may
-	// read a snapshot while the scan goes on).
-	scans, reads *pebble.Iterator
-	channelID    string
-	stats        SelectStats
+	snap *pebble.Snapshot
+	// scans visits index keys (nil before the first scan); a scan's visit
+	// may read a Thing through snap while the scan goes on.
+	scans     *pebble.Iterator
+	channelID string
+	stats     SelectStats
 }
 
 // relation is a relationship criterion resolved for one evaluation of its
@@ -287,9 +280,23 @@ func visitIDs(ids []string, visit func(id string) (bool, error)) error {
 	return nil
 }
 
+// close closes the scans' iterator.
+func (e *evaluator) close() {
+	if e.scans != nil {
+		_ = e.scans.Close()
+	}
+}
+
 // scan visits the id ending each key that starts with prefix, in key
 // order, until visit returns false.
 func (e *evaluator) scan(prefix []byte, visit func(id string) (bool, error)) error {
+	if e.scans == nil {
+		it, err := e.snap.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		e.scans = it
+	}
 	it := e.scans
 	it.SetBounds(prefix, prefixEnd(prefix))
 	for ok := it.First(); ok; ok = it.Next() {
@@ -314,20 +321,14 @@ func (e *evaluator) any(prefix []byte) (bool, error) {
 // thing reads the snapshot of a thing, or nil.
 func (e *evaluator) thing(id string) (*fold.Thing, error) {
 	e.stats.SnapshotsRead++
-	k := snapshotKey(ops.KindThing, e.channelID, id)
-	// SeekPrefixGE with the whole key: the comparer's prefix of a key is
-	// the key, so this is a point read that the tables' bloom filters
-	// answer, through the selection's one view.
-	if !e.reads.SeekPrefixGE(k) || !bytes.Equal(e.reads.Key(), k) {
-		if err := e.reads.Error(); err != nil {
-			return nil, fmt.Errorf("read thing %s: %w", id, err)
-		}
+	v, closer, err := e.snap.Get(snapshotKey(ops.KindThing, e.channelID, id))
+	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
-	v, err := e.reads.ValueAndErr()
 	if err != nil {
 		return nil, fmt.Errorf("read thing %s: %w", id, err)
 	}
+	defer closer.Close()
 	t, err := fold.DecodeThing(v)
 	if err != nil {
 		return nil, fmt.Errorf("decode thing %s: %w", id, err)

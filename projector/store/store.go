@@ -21,7 +21,6 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -128,13 +127,8 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	// writes passes through the upper levels on its way down, and
 	// compressing it at each (snappy) was a tenth of a rebuild's CPU; the
 	// last level holds most of the data, compressed.
-	//
-	// A bloom filter in every table: most point reads of the fold miss (the
-	// snapshot of an entity a create opens, the op_id index's key of a new
-	// operation) and without one each miss searched a table of every level.
 	for i := range po.Levels {
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	po.Levels[len(po.Levels)-1].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
 	if opts.InMemory {
