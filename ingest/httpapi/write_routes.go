@@ -8,28 +8,6 @@ import (
 )
 
 // Response data of the write routes (spec sections 4, 5, 6).
-type eventData struct {
-	ChannelID string `json:"channel_id"`
-	OpID      string `json:"op_id"`
-	EventID   string `json:"event_id"`
-	Accepted  bool   `json:"accepted"`
-}
-
-type thingData struct {
-	ChannelID string `json:"channel_id"`
-	OpID      string `json:"op_id"`
-	ThingID   string `json:"thing_id"`
-	Accepted  bool   `json:"accepted"`
-}
-
-type messageData struct {
-	ChannelID string `json:"channel_id"`
-	OpID      string `json:"op_id"`
-	MessageID string `json:"message_id"`
-	ThingID   string `json:"thing_id,omitempty"`
-	Accepted  bool   `json:"accepted"`
-}
-
 func (s *Server) eventRoute(op ops.Name) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		var req ops.EventRequest
@@ -99,14 +77,16 @@ func (s *Server) accept(c *echo.Context, v *ops.Validated) error {
 		outcome = "replayed"
 	}
 	s.metrics.appends.WithLabelValues(string(v.Op), outcome).Inc()
+	a := accepted{ChannelID: v.ChannelID, OpID: res.OpID, ID: res.EntityID}
 	switch v.Op.Kind() {
 	case ops.KindEvent:
-		return writeOK(c, eventData{ChannelID: v.ChannelID, OpID: res.OpID, EventID: res.EntityID, Accepted: true})
+		a.idKey = "event_id"
 	case ops.KindThing:
-		return writeOK(c, thingData{ChannelID: v.ChannelID, OpID: res.OpID, ThingID: res.EntityID, Accepted: true})
+		a.idKey = "thing_id"
 	default:
-		return writeOK(c, messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, ThingID: res.ThingID, Accepted: true})
+		a.idKey, a.ThingID = "message_id", res.ThingID
 	}
+	return writeAccepted(c, a)
 }
 
 func (s *Server) reject(c *echo.Context, op ops.Name, aerr *apierr.Error) error {
