@@ -55,6 +55,16 @@ type options struct {
 	streams streams.Options
 	ensure  bool
 	connect []nats.Option
+	late    []int // StartCluster: nodes configured but not started
+}
+
+// StartLate makes StartCluster configure node i (its cluster port is in
+// every node's routes) but not start it, as a cluster whose last server
+// has not come up yet: Restart starts it. The others elect no meta leader
+// before it has come up once, so StartCluster neither waits for one nor
+// ensures the streams (as NoEnsure).
+func StartLate(i int) Option {
+	return func(o *options) { o.late = append(o.late, i) }
 }
 
 // Listen makes the broker listen for TCP clients on addr

@@ -3,6 +3,7 @@ package brokertest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -36,11 +37,12 @@ const clusterReady = 60 * time.Second
 // same role keys, as the servers of a real cluster share accounts.conf;
 // the routes between them carry no credentials (loopback only).
 type Cluster struct {
-	// Nodes are the running brokers; a node's index is how Conn, ConnAs
-	// and Leader name it.
+	// Nodes are the brokers (nil: a node StartLate holds back); a node's
+	// index is how Conn, ConnAs and Leader name it.
 	Nodes []*broker.Embedded
 
 	connect []nats.Option
+	cfgs    []broker.Config // each node's, for Restart
 }
 
 // StartCluster starts ClusterSize embedded brokers in t.TempDir(), waits
@@ -77,12 +79,21 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		cfg.ClusterName = "pushgo-test"
 		cfg.ClusterListen = fmt.Sprintf("127.0.0.1:%d", p)
 		cfg.Routes = routes
+		c.cfgs = append(c.cfgs, cfg)
+		if slices.Contains(o.late, i) {
+			c.Nodes = append(c.Nodes, nil)
+			continue
+		}
 		e, err := broker.Start(cfg)
 		if err != nil {
 			t.Fatalf("brokertest: start cluster node %d: %v", i, err)
 		}
 		t.Cleanup(e.Shutdown)
 		c.Nodes = append(c.Nodes, e)
+	}
+	if len(o.late) > 0 {
+		// The servers elect no meta leader until they all came up once.
+		return c
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterReady)
 	defer cancel()
@@ -91,15 +102,8 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		_, js := c.Conn(t, 0)
 		// The meta group may still be settling its first peers: a create
 		// it cannot place yet is asked again.
-		for {
-			err := provision.Ensure(ctx, js, o.streams)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("brokertest: ensure streams and buckets on the cluster: %v", err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := provision.EnsureWhenReady(ctx, js, o.streams, slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatalf("brokertest: ensure streams and buckets on the cluster: %v", err)
 		}
 	}
 	return c
@@ -131,8 +135,12 @@ func freePorts(t testing.TB, n int) []int {
 func (c *Cluster) awaitMetaLeader(t testing.TB, ctx context.Context) {
 	t.Helper()
 	for {
-		leaders, peers, current := 0, 0, 0
+		leaders, peers, current, running := 0, 0, 0, 0
 		for _, n := range c.Nodes {
+			if n == nil {
+				continue
+			}
+			running++
 			if n.Server().JetStreamIsLeader() {
 				leaders++
 				// Only the meta leader lists the peers it hears from.
@@ -142,7 +150,7 @@ func (c *Cluster) awaitMetaLeader(t testing.TB, ctx context.Context) {
 				current++
 			}
 		}
-		if leaders == 1 && peers == len(c.Nodes) && current == len(c.Nodes) {
+		if leaders == 1 && peers == running && current == running {
 			return
 		}
 		select {
@@ -151,6 +159,22 @@ func (c *Cluster) awaitMetaLeader(t testing.TB, ctx context.Context) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Restart starts node i (again, or for the first time after StartLate) on
+// its store, its cluster port and its routes (a new client port). It
+// fails t if the node does not start.
+func (c *Cluster) Restart(t testing.TB, i int) {
+	t.Helper()
+	if c.Nodes[i] != nil {
+		c.Nodes[i].Shutdown()
+	}
+	e, err := broker.Start(c.cfgs[i])
+	if err != nil {
+		t.Fatalf("brokertest: restart cluster node %d: %v", i, err)
+	}
+	t.Cleanup(e.Shutdown)
+	c.Nodes[i] = e
 }
 
 // Conn opens an in-process connection to node i as broker.RoleAdmin and a

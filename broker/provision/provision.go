@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/streams"
@@ -77,6 +78,60 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o streams.Options) erro
 		}
 	}
 	return nil
+}
+
+// JetStream's error codes of a cluster that cannot do a create or update
+// for the moment.
+const (
+	errClusterNoPeers    = 10005 // "no suitable peers for placement": a peer offline, or not yet known
+	errClusterNotAvail   = 10008 // "JetStream system temporarily unavailable"
+	errClusterNotHandled = 10009 // "JetStream cluster can not handle request": no meta leader yet
+)
+
+// Transient reports whether err is a refusal a JetStream cluster gives
+// while it forms or while a peer is away (no meta leader yet, too few
+// peers online to place the replicas, no answer in time): the same
+// request can succeed later, unchanged. A configuration the broker will
+// never take (replicas on a single server, a permission) is not.
+func Transient(err error) bool {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode {
+		case errClusterNoPeers, errClusterNotAvail, errClusterNotHandled:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// EnsureWhenReady is Ensure, asked again while the broker refuses it for
+// the moment (Transient): a gateway started beside a cluster that is still
+// electing its meta leader or waiting for a peer waits for it instead of
+// exiting. It logs why it waits at once and then every 10 seconds, and
+// returns when Ensure succeeds, fails otherwise, or ctx ends.
+func EnsureWhenReady(ctx context.Context, js jetstream.JetStream, o streams.Options, log *slog.Logger) error {
+	// A request the cluster does not answer (no meta leader) would wait
+	// for ctx's end: each pass has a time of its own.
+	const retry, logEvery, pass = 250 * time.Millisecond, 10 * time.Second, 10 * time.Second
+	var lastLog time.Time
+	for {
+		pctx, cancel := context.WithTimeout(ctx, pass)
+		err := Ensure(pctx, js, o)
+		cancel()
+		if err == nil || !Transient(err) || ctx.Err() != nil {
+			return err
+		}
+		if time.Since(lastLog) >= logEvery {
+			log.Warn("broker cannot create the streams and buckets yet; asking again", "err", err)
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the broker to create the streams and buckets: %w", err)
+		case <-time.After(retry):
+		}
+	}
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {

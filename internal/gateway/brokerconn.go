@@ -78,7 +78,7 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 		return err
 	}
 	if role.ManagesStreams() { // every such process can be the first against a fresh broker
-		return provision.Ensure(ctx, js, cfg.StreamOptions())
+		return provision.EnsureWhenReady(ctx, js, cfg.StreamOptions(), log)
 	}
 	if g.broker != nil {
 		return nil
