@@ -111,25 +111,41 @@ func Transient(err error) bool {
 // exiting. It logs why it waits at once and then every 10 seconds, and
 // returns when Ensure succeeds, fails otherwise, or ctx ends.
 func EnsureWhenReady(ctx context.Context, js jetstream.JetStream, o streams.Options, log *slog.Logger) error {
-	// A request the cluster does not answer (no meta leader) would wait
-	// for ctx's end: each pass has a time of its own.
-	const retry, logEvery, pass = 250 * time.Millisecond, 10 * time.Second, 10 * time.Second
-	var lastLog time.Time
+	err := retry(ctx, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		err := Ensure(ctx, js, o)
+		return Transient(err), err
+	}, func(err error) {
+		log.Warn("broker cannot create the streams and buckets yet; asking again", "err", err)
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("waiting for the broker to create the streams and buckets: %w", err)
+	}
+	return err
+}
+
+// retry calls try, each call with a time of its own (a request the
+// cluster does not answer, with no meta leader, would otherwise wait for
+// ctx's end), every `every` until it succeeds, fails with an error it
+// says waiting cannot cure (wait false), or ctx ends. say is told the
+// error at the first wait and every 10 seconds after.
+func retry(ctx context.Context, every time.Duration, try func(context.Context) (wait bool, err error), say func(error)) error {
+	const pass, sayEvery = 10 * time.Second, 10 * time.Second
+	var said time.Time
 	for {
 		pctx, cancel := context.WithTimeout(ctx, pass)
-		err := Ensure(pctx, js, o)
+		wait, err := try(pctx)
 		cancel()
-		if err == nil || !Transient(err) || ctx.Err() != nil {
+		if err == nil || !wait || ctx.Err() != nil {
 			return err
 		}
-		if time.Since(lastLog) >= logEvery {
-			log.Warn("broker cannot create the streams and buckets yet; asking again", "err", err)
-			lastLog = time.Now()
+		if time.Since(said) >= sayEvery {
+			say(err)
+			said = time.Now()
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the broker to create the streams and buckets: %w", err)
-		case <-time.After(retry):
+			return err
+		case <-time.After(every):
 		}
 	}
 }
@@ -171,29 +187,23 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 // Await waits until every stream in names (a bucket's stream is
 // KV_<bucket>) exists, for a process whose broker role may use but not
 // create them (a projector or pusher that starts before any ingest
-// process): it asks again every second and logs what it waits for every
-// 10 seconds. It returns when they all exist or ctx ends.
+// process, or beside a cluster still forming: Transient): it asks again
+// every second and logs what it waits for at once and every 10 seconds.
+// It returns when they all exist, the broker refuses otherwise, or ctx
+// ends.
 func Await(ctx context.Context, js jetstream.JetStream, names []string, log *slog.Logger) error {
-	const retry, logEvery = time.Second, 10 * time.Second
-	var lastLog time.Time
 	for _, name := range names {
-		for {
+		err := retry(ctx, time.Second, func(ctx context.Context) (bool, error) {
 			_, err := js.Stream(ctx, name)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("stream %s: %w", name, err)
-			}
-			if time.Since(lastLog) >= logEvery {
-				log.Info("waiting for a stream an ingest process creates", "stream", name)
-				lastLog = time.Now()
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("waiting for stream %s: %w", name, context.Cause(ctx))
-			case <-time.After(retry):
-			}
+			return errors.Is(err, jetstream.ErrStreamNotFound) || Transient(err), err
+		}, func(err error) {
+			log.Info("waiting for a stream an ingest process creates", "stream", name, "err", err)
+		})
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("waiting for stream %s: %w", name, context.Cause(ctx))
+		case err != nil:
+			return fmt.Errorf("stream %s: %w", name, err)
 		}
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,15 +15,10 @@ import (
 )
 
 // waitLog is a slog handler that hands each record's message to a channel.
-type waitLog struct {
-	mu   sync.Mutex
-	msgs chan string
-}
+type waitLog struct{ msgs chan string }
 
 func (h *waitLog) Enabled(context.Context, slog.Level) bool { return true }
 func (h *waitLog) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	select {
 	case h.msgs <- r.Message:
 	default:
@@ -38,8 +32,8 @@ func (h *waitLog) WithGroup(string) slog.Handler      { return h }
 // not come up yet, the streams' three replicas cannot be placed; one Ensure pass fails with an
 // error Transient recognises, and EnsureWhenReady waits (saying so in its
 // log) until the server is up, then creates every stream and bucket at
-// three replicas. A gateway started beside a cluster still forming used to
-// exit on that first refusal.
+// three replicas; Await, meanwhile, waits for them too. A gateway started
+// beside a cluster still forming used to exit on the first refusal.
 func TestEnsureWaitsForAPeer(t *testing.T) {
 	c := brokertest.StartCluster(t, brokertest.StartLate(2))
 	o := streams.DefaultOptions()
@@ -55,20 +49,34 @@ func TestEnsureWaitsForAPeer(t *testing.T) {
 		t.Fatalf("one pass with a server missing: %v, want a transient refusal", err)
 	}
 
+	// A projector or pusher process waits for the streams (Await) through
+	// the same refusals.
+	awaitLog := &waitLog{msgs: make(chan string, 1)}
+	awaited := make(chan error, 1)
+	go func() { awaited <- provision.Await(ctx, js, []string{streams.Ops}, slog.New(awaitLog)) }()
 	h := &waitLog{msgs: make(chan string, 1)}
 	done := make(chan error, 1)
 	go func() { done <- provision.EnsureWhenReady(ctx, js, o, slog.New(h)) }()
-	select {
-	case msg := <-h.msgs:
-		if !strings.Contains(msg, "asking again") {
-			t.Fatalf("log %q", msg)
+	for _, l := range []struct {
+		log  *waitLog
+		want string
+		done chan error
+	}{{h, "asking again", done}, {awaitLog, "waiting for a stream", awaited}} {
+		select {
+		case msg := <-l.log.msgs:
+			if !strings.Contains(msg, l.want) {
+				t.Fatalf("log %q, want %q", msg, l.want)
+			}
+		case err := <-l.done:
+			t.Fatalf("returned %v with a server missing, want a wait (%q)", err, l.want)
 		}
-	case err := <-done:
-		t.Fatalf("EnsureWhenReady returned %v with a server missing", err)
 	}
 	c.Restart(t, 2)
 	if err := <-done; err != nil {
 		t.Fatalf("EnsureWhenReady once the server is up: %v", err)
+	}
+	if err := <-awaited; err != nil {
+		t.Fatalf("Await once the server is up: %v", err)
 	}
 	for _, s := range streams.AllStreams(o) {
 		info, err := js.Stream(ctx, s.Name)
