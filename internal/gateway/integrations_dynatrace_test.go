@@ -310,3 +310,32 @@ func TestDynatraceWithGatewayToken(t *testing.T) {
 		t.Fatalf("PushGo route with an integration token: %d %s", s, b)
 	}
 }
+
+// TestDynatraceDescription: dt.event.description is the event's message and
+// description; a blank one is no description, and the message falls back to
+// the title instead of the report being refused for a message nobody wrote.
+func TestDynatraceDescription(t *testing.T) {
+	it := startIntegrations(t, "dynatrace-description")
+	for _, tc := range []struct{ description, message string }{
+		{`"Disk /var is 97% full"`, "Disk /var is 97% full"},
+		{`" "`, "Disk alert"},
+		{`"\t\n"`, "Disk alert"},
+	} {
+		s, m := it.dtIngest(`{"eventType":"CUSTOM_INFO","title":"Disk alert","properties":{"dt.event.description":` + tc.description + `}}`)
+		if s != 201 || m["reportCount"] != 1.0 {
+			t.Fatalf("description %s: %d %v", tc.description, s, m)
+		}
+		r := m["eventIngestResults"].([]any)[0].(map[string]any)
+		if r["status"] != "OK" {
+			t.Fatalf("description %s: result %v", tc.description, r)
+		}
+		e := it.event(r["correlationId"].(string))
+		want := any(tc.message)
+		if tc.message == "Disk alert" {
+			want = nil // no description
+		}
+		if e["message"] != tc.message || e["description"] != want {
+			t.Fatalf("description %s: event %v, want message %q", tc.description, e, tc.message)
+		}
+	}
+}

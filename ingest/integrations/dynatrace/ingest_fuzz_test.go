@@ -24,6 +24,8 @@ func FuzzIngest(f *testing.F) {
 		`{"eventType":"AVAILABILITY_EVENT","title":" Host down ","timeout":1000,"entitySelector":"type(HOST),entityName.equals(web-1)"}`,
 		`{"eventType":"WARNING","title":"x","startTime":1800000000000,"endTime":1800000005000}`,
 		`{"eventType":"CUSTOM_INFO","title":"x","properties":{"n":1.50,"b":true,"s":"v","z":null,"dt.event.description":"d"}}`,
+		`{"eventType":"CUSTOM_INFO","title":"x","properties":{"dt.event.description":" "}}`,
+		`{"eventType":"ERROR_EVENT","title":"x","properties":{"dt.event.description":"\t\n"}}`,
 		`{"eventType":"CUSTOM_DEPLOYMENT","title":"deploy","properties":{"dt.event.deployment.name":"v1","dt.event.is_rootcause_relevant":"TRUE"}}`,
 		`{"eventType":"CUSTOM_ALERT","title":"x","properties":{"dt.event.unknown":"v"}}`,
 		`{"eventType":"CUSTOM_INFO","title":"x","properties":{"v":1e400}}`,
