@@ -4,7 +4,8 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Collectors are the projector's Prometheus metrics, for the process's
 // /metrics: the applied sequence, the fold lag, whether the fold stopped,
-// the rebuilds and the dead letters, and what bounded the reads.
+// the projection store's background work, the rebuilds and the dead
+// letters, and what bounded the reads.
 func (p *Projector) Collectors() []prometheus.Collector {
 	return append(append(p.readCollectors(), p.deadLetterCollectors()...), []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -21,6 +22,20 @@ func (p *Projector) Collectors() []prometheus.Collector {
 			}
 			return 0
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pushgo_projection_compaction_debt_bytes",
+			Help: "Bytes the projection store (Pebble) estimates it must compact before its tree is back in shape; growing while writes outrun compactions.",
+		}, func() float64 { return float64(p.StoreBackground().CompactionDebtBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pushgo_projection_compactions_running", Help: "Compactions of the projection store running now.",
+		}, func() float64 { return float64(p.StoreBackground().Compactions) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pushgo_projection_l0_sublevels",
+			Help: "Depth of the projection store's level 0: every read looks in each sublevel; Pebble slows writes down past 20.",
+		}, func() float64 { return float64(p.StoreBackground().L0Sublevels) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pushgo_projection_disk_bytes", Help: "Room the projection store takes on disk: tables, WAL and manifest.",
+		}, func() float64 { return float64(p.StoreBackground().DiskBytes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "pushgo_projector_rebuilds_total",
 			Help: "Automatic rebuilds of the projection from the log since start: found corrupt, its store failed, its fold kept failing, or it held a dead letter this version folds.",

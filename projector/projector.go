@@ -263,6 +263,18 @@ func (p *Projector) Err() error {
 	return nil
 }
 
+// StoreBackground is the projection store's background work (flushes,
+// compactions, the room it takes); the zero value while a rebuild has no
+// store open.
+func (p *Projector) StoreBackground() store.Background {
+	p.storeMu.RLock()
+	defer p.storeMu.RUnlock()
+	if p.store == nil {
+		return store.Background{}
+	}
+	return p.store.Background()
+}
+
 // Store exposes the store to tests and the rebuild comparison. A rebuild
 // replaces it.
 func (p *Projector) Store() *store.Store {

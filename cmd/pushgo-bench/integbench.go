@@ -241,11 +241,11 @@ func (e *integEnv) setup(ctx context.Context, o *integPhase, rep *integReport) e
 		return err
 	}
 	rep.things, rep.setup = len(e.hosts), time.Since(began)
-	backlog, took, ok := t.settle(sctx)
+	backlog, took, compacting, ok := t.settle(sctx)
 	rep.caughtUp = took
-	fmt.Fprintf(os.Stderr, "  set-up (not measured): channel, token, %d Things created over HTTP with %d clients in %s (%.0f/s); projector backlog %d ops, caught up in %s\n",
+	fmt.Fprintf(os.Stderr, "  set-up (not measured): channel, token, %d Things created over HTTP with %d clients in %s (%.0f/s); projector backlog %d ops, caught up in %s, store compactions ended %s later\n",
 		rep.things, min(o.concurrency, o.integThings), rep.setup.Round(time.Millisecond), float64(rep.things)/rep.setup.Seconds(),
-		backlog, took.Round(10*time.Millisecond))
+		backlog, took.Round(10*time.Millisecond), compacting.Round(10*time.Millisecond))
 	if !ok {
 		return fmt.Errorf("the projector did not catch up with the set-up within %s", settleLimit)
 	}

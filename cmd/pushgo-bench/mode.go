@@ -145,15 +145,16 @@ func (t *target) settleNote(ctx context.Context) string {
 	if t.gw == nil || t.gw.Projector() == nil {
 		return ""
 	}
-	backlog, took, ok := t.settle(ctx)
+	backlog, took, compacting, ok := t.settle(ctx)
 	if !ok {
-		return fmt.Sprintf("projector: backlog %d ops at phase end, NOT caught up after %s (lag now %d)",
-			backlog, took.Round(time.Second), t.gw.Projector().Lag())
+		return fmt.Sprintf("projector: backlog %d ops at phase end, NOT settled after %s (lag now %d, store compacting %s)",
+			backlog, (took + compacting).Round(time.Second), t.gw.Projector().Lag(), compacting.Round(time.Second))
 	}
-	if backlog == 0 {
-		return "projector kept up (lag 0 at phase end)"
+	fold := "projector kept up (lag 0 at phase end)"
+	if backlog > 0 {
+		fold = fmt.Sprintf("projector: backlog %d ops at phase end, folded in %s", backlog, took.Round(10*time.Millisecond))
 	}
-	return fmt.Sprintf("projector: backlog %d ops at phase end, folded in %s", backlog, took.Round(10*time.Millisecond))
+	return fmt.Sprintf("%s; store compactions ended %s later", fold, compacting.Round(10*time.Millisecond))
 }
 
 func lowLabel(o *writePhase) string { return fmt.Sprintf("ours @ %.0f%%", o.halfLoad*100) }

@@ -223,27 +223,46 @@ func (t *target) healthz(ctx context.Context, w *worker) error {
 const settleLimit = 2 * time.Minute
 
 // settle waits until the in-process projector (target "all") has folded
-// every operation appended so far, so that the backlog a max-rate phase
-// leaves behind does not load the next phase. It reports the backlog it
-// found and how long the fold took to clear it; ok is false if it did not
-// within settleLimit.
-func (t *target) settle(ctx context.Context) (backlog uint64, took time.Duration, ok bool) {
+// every operation appended so far and its store has finished the flushes
+// and compactions those writes started, so that neither the backlog nor
+// the compactions a max-rate phase leaves behind load the next phase (a
+// Dynatrace row used to pay for the /event/create row's compactions). It
+// reports the backlog it found, how long the fold took to clear it and how
+// long the store's compactions went on after; ok is false if either did
+// not end within settleLimit.
+func (t *target) settle(ctx context.Context) (backlog uint64, took, compacting time.Duration, ok bool) {
 	p := t.gw.Projector()
 	if p == nil {
-		return 0, 0, true
+		return 0, 0, 0, true
 	}
 	began := time.Now()
 	backlog = p.Lag()
 	prev := p.Applied()
-	for time.Since(began) < settleLimit && ctx.Err() == nil {
+	for {
+		if time.Since(began) >= settleLimit || ctx.Err() != nil {
+			return backlog, time.Since(began), 0, false
+		}
 		time.Sleep(100 * time.Millisecond)
 		cur := p.Applied()
 		if p.Lag() == 0 && cur == prev {
-			return backlog, time.Since(began), true
+			break
 		}
 		prev = cur
 	}
-	return backlog, time.Since(began), false
+	took = time.Since(began)
+	// Idle twice in a row: a compaction that ends may pick the next.
+	for idle := 0; idle < 2; {
+		if time.Since(began) >= settleLimit || ctx.Err() != nil {
+			return backlog, took, time.Since(began) - took, false
+		}
+		if p.StoreBackground().Idle() {
+			idle++
+		} else {
+			idle = 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return backlog, took, time.Since(began) - took, true
 }
 
 // close stops the gateway (letting in-flight requests finish) and removes

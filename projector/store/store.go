@@ -90,6 +90,11 @@ type Store struct {
 
 	// cache is the decoded-snapshot cache of NewBatch's batches.
 	cache *Cache
+
+	// closeMu orders Background's reads of Pebble's metrics before the
+	// close that would free what they read; closed is set under it.
+	closeMu sync.RWMutex
+	closed  bool
 }
 
 // Open opens (or creates) the store in dir. A corrupt store may open
@@ -194,6 +199,49 @@ func (s *Store) Close() error {
 	return ferr
 }
 
+// Background is the store's own work behind the writes it took: what
+// Pebble still has to flush and compact, and the room it takes.
+type Background struct {
+	// Compactions is the number of compactions running.
+	Compactions int64
+	// CompactionDebtBytes is Pebble's estimate of the bytes to compact
+	// before the tree is back in shape; it grows when writes outrun the
+	// compactions.
+	CompactionDebtBytes uint64
+	// Flushing is set while a memtable is written to a table.
+	Flushing bool
+	// L0Sublevels is the depth of level 0: every read looks in each
+	// sublevel, and Pebble slows writes down past 20.
+	L0Sublevels int
+	// DiskBytes is the room the store takes on disk (tables, WAL,
+	// manifest).
+	DiskBytes uint64
+}
+
+// Idle reports whether nothing is being flushed or compacted. Debt may
+// remain: Pebble counts every byte of level 0 as owed, and leaves a few
+// tables there until more arrive.
+func (b Background) Idle() bool { return b.Compactions == 0 && !b.Flushing }
+
+// Background reports the store's background work now; the zero value once
+// the store is closed or failed fatally. It takes Pebble's metrics lock: for monitoring, not
+// for a hot path.
+func (s *Store) Background() Background {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed || s.fatal.Load() != nil {
+		return Background{}
+	}
+	m := s.db.Metrics()
+	return Background{
+		Compactions:         m.Compact.NumInProgress,
+		CompactionDebtBytes: m.Compact.EstimatedDebt,
+		Flushing:            m.Flush.NumInProgress > 0,
+		L0Sublevels:         int(m.Levels[0].Sublevels),
+		DiskBytes:           m.DiskSpaceUsage(),
+	}
+}
+
 // Discard closes a store that is about to be deleted: without flushing
 // what it holds.
 func (s *Store) Discard() error {
@@ -204,6 +252,9 @@ func (s *Store) Discard() error {
 }
 
 func (s *Store) close() error {
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
 	err := s.db.Close()
 	if s.lock != nil {
 		err = errors.Join(err, s.lock.Close())
