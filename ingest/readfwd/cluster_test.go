@@ -48,6 +48,9 @@ func TestBarrierHoldsAWriteThroughAnotherReplica(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = sub.Unsubscribe() })
 	}
+	if err := rnc.Flush(); err != nil { // the server holds the subscriptions before a read
+		t.Fatal(err)
+	}
 	f := forwarder(t, rnc, 0)
 	ctx := context.Background()
 	// 300: the old code missed about 60% of these reads, so 300 cannot all

@@ -56,6 +56,13 @@ func answerer(t *testing.T, nc *nats.Conn, send func(m *nats.Msg, answer []byte,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	// QueueSubscribe only buffers the SUB; the reads go over the
+	// forwarder's own connection, which the server reads independently. A
+	// round trip on nc makes the broker hold the subscription before any
+	// read is sent, else a read can be answered "no responders".
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // split cuts b as a projector does: one message if it fits, else chunks of
@@ -157,6 +164,12 @@ func TestLostChunkIsRetryable(t *testing.T) {
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("the lost chunk was noticed after %v", d)
+	}
+	mu.Lock()
+	answered := !drop
+	mu.Unlock()
+	if !answered {
+		t.Fatal("the first read was not answered (no projector subscribed yet?), so no chunk was lost")
 	}
 	data, aerr := req()
 	if aerr != nil || !bytes.Contains(data, []byte(`"blob":"xxx`)) {
