@@ -46,6 +46,7 @@ type integPhase struct {
 	amAlerts      int // alerts per Alertmanager payload
 	amClients     int // concurrent Alertmanager senders
 	integProfile  string
+	integHeap     string // heap profile after the rows
 	dtRatioBudget float64       // Dynatrace reports/s over the /event/create rate
 	dtP99Budget   time.Duration // Dynatrace request p99
 	amP99Budget   time.Duration // Alertmanager payload p99
@@ -61,6 +62,7 @@ func (p *integPhase) flags(fs *flagSet) {
 	fs.IntVar(&p.amAlerts, "am-alerts", 100, "integrations phases: alerts per Alertmanager payload")
 	fs.IntVar(&p.amClients, "am-clients", 1, "integrations phases: concurrent Alertmanager senders (at most -concurrency)")
 	fs.StringVar(&p.integProfile, "integprofile", "", "write a CPU profile of the first run of each integrations phase to this file, the phase inserted before the extension (x.prof: x-base.prof, x-dt-id.prof, x-dt-info.prof, x-dt-name.prof, x-am.prof)")
+	fs.StringVar(&p.integHeap, "integheapprofile", "", "write a heap profile of the benchmark's process (the gateway's, its embedded broker's) to this file after the integrations rows, after a collection: what is live, which every collection marks")
 	fs.quick("integ-things", "20000")
 }
 
@@ -144,49 +146,64 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 		return rep, fmt.Errorf("set-up: %w", err)
 	}
 
-	// phase measures spec o.runs times, each run in a load process; the
-	// first run is profiled when -integprofile is set.
-	phase := func(name, key string, workers int, spec loadSpec) (result, error) {
-		return repeat(ctx, o.options, name, func(run int) (result, error) {
-			stop, err := profileRun(run, profilePath(o.integProfile, key), name)
-			if err != nil {
-				return result{}, err
-			}
-			if spec.Op == opAlertmanager {
-				// Each run's senders have groups of their own (a load
-				// process starts from revision 0), opened by its first
-				// payloads.
-				spec.AMSeed = splitmix(spec.AMSeed + uint64(run))
-			}
-			reps, cpu, err := runLoads(ctx, nil, spec.closed(workers, o.warmup, o.duration))
-			stop()
-			if err != nil {
-				return result{}, err
-			}
-			for i, n := range reps[0].AMOuts {
-				e.amOuts[i].Add(n)
-			}
-			r := reps[0].result(cpu)
-			r.note = t.settleNote(ctx)
-			return r, nil
-		})
-	}
-	if rep.base, err = phase("/event/create", "base", o.concurrency, e.spec(opEventCreate)); err != nil {
-		return rep, err
-	}
-	if rep.dtID, err = phase("dt entityId ERROR", "dt-id", o.concurrency, e.dtSpec(dtProblem, "bench problem by id", selEntityID)); err != nil {
-		return rep, err
-	}
-	if rep.dtInfo, err = phase("dt entityId INFO", "dt-info", o.concurrency, e.dtSpec(dtInfo, "bench info by id", selEntityID)); err != nil {
-		return rep, err
-	}
-	if rep.dtName, err = phase("dt entityName ERROR", "dt-name", o.concurrency, e.dtSpec(dtProblem, "bench problem by name", selEntityName)); err != nil {
-		return rep, err
-	}
+	// The rows run in rounds (each row once per round, -runs rounds): the
+	// store grows by every report, so measuring the /event/create baseline's
+	// runs first would divide the Dynatrace rows, measured on a bigger
+	// store, by a baseline measured on the smallest. Each run is in a load
+	// process; round 0 is profiled when -integprofile is set.
 	am := e.spec(opAlertmanager)
 	am.AMAlerts, am.AMSeed = o.amAlerts, uint64(time.Now().UnixNano())
-	if rep.am, err = phase(fmt.Sprintf("alertmanager x%d", o.amAlerts), "am", o.amClients, am); err != nil {
+	rows := []struct {
+		name, key string
+		workers   int
+		spec      loadSpec
+		out       *result
+	}{
+		{"/event/create", "base", o.concurrency, e.spec(opEventCreate), &rep.base},
+		{"dt entityId ERROR", "dt-id", o.concurrency, e.dtSpec(dtProblem, "bench problem by id", selEntityID), &rep.dtID},
+		{"dt entityId INFO", "dt-info", o.concurrency, e.dtSpec(dtInfo, "bench info by id", selEntityID), &rep.dtInfo},
+		{"dt entityName ERROR", "dt-name", o.concurrency, e.dtSpec(dtProblem, "bench problem by name", selEntityName), &rep.dtName},
+		{fmt.Sprintf("alertmanager x%d", o.amAlerts), "am", o.amClients, am, &rep.am},
+	}
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		names[i] = r.name
+	}
+	medians, err := rounds(ctx, o.options, names, func(i, run int) (result, error) {
+		row := rows[i]
+		stop, err := profileRun(run, profilePath(o.integProfile, row.key), row.name)
+		if err != nil {
+			return result{}, err
+		}
+		spec := row.spec
+		if spec.Op == opAlertmanager {
+			// Each run's senders have groups of their own (a load
+			// process starts from revision 0), opened by its first
+			// payloads.
+			spec.AMSeed = splitmix(spec.AMSeed + uint64(run))
+		}
+		reps, cpu, err := runLoads(ctx, nil, spec.closed(row.workers, o.warmup, o.duration))
+		stop()
+		if err != nil {
+			return result{}, err
+		}
+		for i, n := range reps[0].AMOuts {
+			e.amOuts[i].Add(n)
+		}
+		r := reps[0].result(cpu)
+		r.note = t.settleNote(ctx)
+		return r, nil
+	})
+	if err != nil {
 		return rep, err
+	}
+	for i, r := range rows {
+		*r.out = medians[i]
+	}
+	if o.integHeap != "" {
+		if err := writeHeapProfile(o.integHeap); err != nil {
+			return rep, err
+		}
 	}
 	rep.amOpened, rep.amUpdated, rep.amUnchanged, rep.amOther = e.amOuts[0].Load(), e.amOuts[1].Load(), e.amOuts[2].Load(), e.amOuts[3].Load()
 	return rep, nil

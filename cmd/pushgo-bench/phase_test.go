@@ -208,6 +208,36 @@ func TestRepeat(t *testing.T) {
 	}
 }
 
+// rounds runs every row once per round, the rows in order within a round,
+// -runs rounds, and returns each row's median; the first error names its
+// row and ends the rounds.
+func TestRounds(t *testing.T) {
+	o := &options{runs: 3}
+	var order []string
+	rows, err := rounds(context.Background(), o, []string{"a", "b"}, func(i, run int) (result, error) {
+		order = append(order, fmt.Sprintf("%c%d", 'a'+i, run))
+		return result{rate: float64(10*(i+1) + run)}, nil
+	})
+	if err != nil || strings.Join(order, " ") != "a0 b0 a1 b1 a2 b2" {
+		t.Fatalf("order %v, %v", order, err)
+	}
+	if len(rows) != 2 || rows[0].rate != 11 || rows[1].rate != 21 {
+		t.Fatalf("medians %+v", rows)
+	}
+	boom := errors.New("boom")
+	calls := 0
+	_, err = rounds(context.Background(), o, []string{"a", "b"}, func(i, run int) (result, error) {
+		calls++
+		if i == 1 && run == 1 {
+			return result{}, boom
+		}
+		return result{}, nil
+	})
+	if !errors.Is(err, boom) || err.Error() != "b: boom" || calls != 4 {
+		t.Fatalf("error: %v after %d calls", err, calls)
+	}
+}
+
 // A phase is one file: this one, registered for the test only, gets its
 // own flag and -quick value, is selected by -phases, repeats its
 // measurement -runs times and reports through the common report.

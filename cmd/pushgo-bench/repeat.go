@@ -51,6 +51,37 @@ func repeat[R row[R]](ctx context.Context, o *options, name string, measure func
 	return median(runs), nil
 }
 
+// rounds measures each of the named rows once per round, o.runs rounds,
+// printing each run, and returns each row's median in names' order. Rows
+// compared with each other (one's rate over another's) are measured so
+// because a phase's state grows as it runs: measured one row's runs after
+// the other's, the later row would meet a bigger store and a warmer (or
+// busier) machine than the row it is divided by. measure gets the row's
+// index and the round's from 0 (round 0 is the one profiled). It stops at
+// the first error, which it prefixes with the row's name, or when ctx
+// ends.
+func rounds[R row[R]](ctx context.Context, o *options, names []string, measure func(i, run int) (R, error)) ([]R, error) {
+	runs := make([][]R, len(names))
+	for run := range o.runs {
+		for i, name := range names {
+			r, err := measure(i, run)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			r.progress(o, name, run)
+			runs[i] = append(runs[i], r)
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	out := make([]R, len(names))
+	for i := range runs {
+		out[i] = median(runs[i])
+	}
+	return out, nil
+}
+
 // median combines runs column by column (R's columns); a single run is
 // returned as it is.
 func median[R combinable[R]](runs []R) R {
