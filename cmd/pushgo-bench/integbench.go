@@ -46,7 +46,7 @@ type integPhase struct {
 	amAlerts      int // alerts per Alertmanager payload
 	amClients     int // concurrent Alertmanager senders
 	integProfile  string
-	integHeap     string // heap profile after the rows
+	integHeap     string        // heap profile after the rows
 	dtRatioBudget float64       // Dynatrace reports/s over the /event/create rate
 	dtP99Budget   time.Duration // Dynatrace request p99
 	amP99Budget   time.Duration // Alertmanager payload p99
