@@ -413,7 +413,7 @@ func startDeliveryEnv(ctx context.Context, o *deliveryPhase, log *slog.Logger) (
 	if e.reg, err = devices.Open(sctx, e.js, devices.Options{}); err != nil {
 		return nil, err
 	}
-	e.password = "bench-" + ids.NewOpID()[:16]
+	e.password = "bench-" + ids.NewRandomID()[:16]
 	return e, nil
 }
 

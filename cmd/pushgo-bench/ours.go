@@ -95,7 +95,7 @@ func launchGateway(ctx context.Context, o *options, cfg gateway.Config, log *slo
 	t.lightLoad, t.clientName = o.client == clientLight, o.client
 	t.bodySize = o.bodySize
 
-	password := "bench-" + ids.NewOpID()[:16]
+	password := "bench-" + ids.NewRandomID()[:16]
 	b, err := post(sctx, t.client, t.base+"/channel/create", []byte(`{"channel_name":"pushgo-bench","password":"`+password+`"}`), true)
 	if err != nil {
 		return nil, fmt.Errorf("create channel: %w", err)

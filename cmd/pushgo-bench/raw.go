@@ -107,9 +107,9 @@ func (r *rawTarget) addEntities(n, bodySize int) {
 	r.subjects = [2][]string{make([]string, n), make([]string, n)}
 	r.entityIDs = make([]string, n)
 	for i := range n {
-		r.entityIDs[i] = ids.NewOpID()
+		r.entityIDs[i] = ids.NewRandomID() // as random as the derived ids of the gateway's entities
 		r.subjects[0][i] = streams.OpSubject(channelID, ops.KindEvent, r.entityIDs[i])
-		r.subjects[1][i] = streams.OpSubject(channelID, ops.KindThing, ids.NewOpID())
+		r.subjects[1][i] = streams.OpSubject(channelID, ops.KindThing, ids.NewRandomID())
 	}
 	r.bodies = newBodies(channelID, "bench-password", bodySize)
 }

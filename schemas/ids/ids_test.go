@@ -1,8 +1,10 @@
 package ids
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestChannelIDRoundTrip(t *testing.T) {
@@ -65,5 +67,35 @@ func TestEntityAndOpIDs(t *testing.T) {
 	}
 	if a == DeriveEntityID("C", "thing.create", "op-1") || a == DeriveEntityID("D", "event.create", "op-1") {
 		t.Error("DeriveEntityID ignores route or channel")
+	}
+}
+
+// A generated op_id is a valid op_id of 32 lowercase hex characters whose
+// first 12 are its milliseconds: ids drawn later sort after (the
+// projection's op_id index grows at its end), and ids drawn in the same
+// millisecond still differ.
+func TestNewOpIDIsTimeOrdered(t *testing.T) {
+	before := time.Now().UnixMilli()
+	first := NewOpID()
+	seen := map[string]bool{}
+	for range 10_000 {
+		id := NewOpID()
+		if len(id) != 32 || strings.ToLower(id) != id || !ValidOpID(id) || seen[id] {
+			t.Fatalf("op id %q (seen before: %v)", id, seen[id])
+		}
+		seen[id] = true
+	}
+	ms, err := strconv.ParseInt(first[:12], 16, 64)
+	if err != nil || ms < before || ms > time.Now().UnixMilli() {
+		t.Fatalf("op id %s: time %d (%v), want within [%d, now]", first, ms, err, before)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if later := NewOpID(); later <= first {
+		t.Fatalf("op id drawn later %s sorts before %s", later, first)
+	}
+	for _, key := range []string{NewDeviceKey(), NewRandomID()} {
+		if len(key) != 32 || key[:8] == first[:8] {
+			t.Fatalf("random id %s: want 128 random bits, not a time prefix like %s", key, first)
+		}
 	}
 }
