@@ -2,6 +2,37 @@ package projector
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// The projection store's background work, read from Pebble once per scrape
+// (its metrics take locks and copy every level's figures).
+var (
+	compactionDebtDesc = prometheus.NewDesc("pushgo_projection_compaction_debt_bytes",
+		"Bytes the projection store (Pebble) estimates it must compact before its tree is back in shape; growing while writes outrun compactions.", nil, nil)
+	compactionsDesc = prometheus.NewDesc("pushgo_projection_compactions_running",
+		"Compactions of the projection store running now.", nil, nil)
+	l0SublevelsDesc = prometheus.NewDesc("pushgo_projection_l0_sublevels",
+		"Depth of the projection store's level 0: every read looks in each sublevel; Pebble slows writes down past 20.", nil, nil)
+	diskBytesDesc = prometheus.NewDesc("pushgo_projection_disk_bytes",
+		"Room the projection store takes on disk: tables, WAL and manifest.", nil, nil)
+)
+
+// storeCollector exports Projector.StoreBackground.
+type storeCollector struct{ p *Projector }
+
+func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- compactionDebtDesc
+	ch <- compactionsDesc
+	ch <- l0SublevelsDesc
+	ch <- diskBytesDesc
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	bg := c.p.StoreBackground()
+	ch <- prometheus.MustNewConstMetric(compactionDebtDesc, prometheus.GaugeValue, float64(bg.CompactionDebtBytes))
+	ch <- prometheus.MustNewConstMetric(compactionsDesc, prometheus.GaugeValue, float64(bg.Compactions))
+	ch <- prometheus.MustNewConstMetric(l0SublevelsDesc, prometheus.GaugeValue, float64(bg.L0Sublevels))
+	ch <- prometheus.MustNewConstMetric(diskBytesDesc, prometheus.GaugeValue, float64(bg.DiskBytes))
+}
+
 // Collectors are the projector's Prometheus metrics, for the process's
 // /metrics: the applied sequence, the fold lag, whether the fold stopped,
 // the projection store's background work, the rebuilds and the dead
@@ -22,20 +53,7 @@ func (p *Projector) Collectors() []prometheus.Collector {
 			}
 			return 0
 		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pushgo_projection_compaction_debt_bytes",
-			Help: "Bytes the projection store (Pebble) estimates it must compact before its tree is back in shape; growing while writes outrun compactions.",
-		}, func() float64 { return float64(p.StoreBackground().CompactionDebtBytes) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pushgo_projection_compactions_running", Help: "Compactions of the projection store running now.",
-		}, func() float64 { return float64(p.StoreBackground().Compactions) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pushgo_projection_l0_sublevels",
-			Help: "Depth of the projection store's level 0: every read looks in each sublevel; Pebble slows writes down past 20.",
-		}, func() float64 { return float64(p.StoreBackground().L0Sublevels) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pushgo_projection_disk_bytes", Help: "Room the projection store takes on disk: tables, WAL and manifest.",
-		}, func() float64 { return float64(p.StoreBackground().DiskBytes) }),
+		storeCollector{p},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "pushgo_projector_rebuilds_total",
 			Help: "Automatic rebuilds of the projection from the log since start: found corrupt, its store failed, its fold kept failing, or it held a dead letter this version folds.",

@@ -225,8 +225,7 @@ const settleLimit = 2 * time.Minute
 // settle waits until the in-process projector (target "all") has folded
 // every operation appended so far and its store has finished the flushes
 // and compactions those writes started, so that neither the backlog nor
-// the compactions a max-rate phase leaves behind load the next phase (a
-// Dynatrace row used to pay for the /event/create row's compactions). It
+// the compactions a max-rate phase leaves behind load the next phase. It
 // reports the backlog it found, how long the fold took to clear it and how
 // long the store's compactions went on after; ok is false if either did
 // not end within settleLimit.

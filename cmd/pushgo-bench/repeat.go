@@ -35,20 +35,12 @@ type column[R any] func(out *R, runs []R)
 // measure gets the run's index from 0 (run 0 is the one profiled). It
 // stops at the first error, which it prefixes with name, or when ctx ends.
 func repeat[R row[R]](ctx context.Context, o *options, name string, measure func(run int) (R, error)) (R, error) {
-	var zero R
-	runs := make([]R, 0, o.runs)
-	for i := range o.runs {
-		r, err := measure(i)
-		if err != nil {
-			return zero, fmt.Errorf("%s: %w", name, err)
-		}
-		r.progress(o, name, i)
-		runs = append(runs, r)
-		if err := ctx.Err(); err != nil {
-			return zero, fmt.Errorf("%s: %w", name, err)
-		}
+	rows, err := rounds(ctx, o, []string{name}, func(_, run int) (R, error) { return measure(run) })
+	if err != nil {
+		var zero R
+		return zero, err
 	}
-	return median(runs), nil
+	return rows[0], nil
 }
 
 // rounds measures each of the named rows once per round, o.runs rounds,

@@ -224,8 +224,8 @@ type Background struct {
 func (b Background) Idle() bool { return b.Compactions == 0 && !b.Flushing }
 
 // Background reports the store's background work now; the zero value once
-// the store is closed or failed fatally. It takes Pebble's metrics lock: for monitoring, not
-// for a hot path.
+// the store is closed or failed fatally. It takes Pebble's metrics lock:
+// for monitoring, not for a hot path.
 func (s *Store) Background() Background {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
