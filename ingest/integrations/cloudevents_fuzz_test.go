@@ -271,6 +271,14 @@ func FuzzEventBusRoute(f *testing.F) {
 		`{"eventList":[{"source":"s","type":"t","data":{"k":1e400}}],"eventBusId":"bus"}`,
 		`{"eventList":[{"source":"s","type":"t","time":"2023-01-01T00:00:00+0800"}],"eventBusId":"bus"}`,
 		`{"eventList":[]}`, `[]`, ``,
+		// String-held data nested near the JSON decoder's limit: once
+		// recorded, then answered 500 (the answer nests it deeper).
+		`{"eventList":[{"source":"s","type":"t","data":"` + strings.Repeat(`{\"a\":`, 9998) + `1` + strings.Repeat(`}`, 9998) + `"}],"eventBusId":"bus"}`,
+		// A data member named like the attrs' cut marker, in data over the
+		// attrs budget (the attrs named the marker twice and the batch was
+		// refused 400, which this target allows: eventbus's
+		// TestOccurrenceMapping holds the regression).
+		`{"eventList":[{"source":"s","type":"t","data":{"pushgo.attrs_truncated":1` + fzManyMembers(40, 1000) + `}}],"eventBusId":"bus"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -299,4 +307,13 @@ func FuzzEventBusRoute(f *testing.F) {
 			t.Fatalf("%q appended %s", body, fail)
 		}
 	})
+}
+
+// fzManyMembers is n members `,"m<i>":"vvv…"`, each value size bytes.
+func fzManyMembers(n, size int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `,"m%d":"%s"`, i, strings.Repeat("v", size))
+	}
+	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/ingest/integrations/eventbus"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -204,4 +205,59 @@ func TestCloudEventsFailures(t *testing.T) {
 	if m := envelopeOf(t, rec); rec.Code != 503 || *m.ErrorCode != "append_unavailable" || rec.Header().Get("Retry-After") != "1" {
 		t.Fatalf("overload: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// TestEventBusDeepData: data nested deeper than eventbus.MaxDataDepth is
+// refused before anything is appended, in either form and on either
+// route; data at the bound is recorded and answered. (A string-held data
+// nested near the JSON decoder's limit was recorded and then answered 500,
+// each retry appending again.)
+func TestEventBusDeepData(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n) }
+	quoted := func(s string) string {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	body := func(data string) string {
+		return `{"eventList":[{"source":"s","type":"t","id":"1","data":` + data + `}],"eventBusId":"bus"}`
+	}
+	for _, c := range []struct {
+		name, data string
+		status     int
+	}{
+		{"object at the bound", deep(eventbus.MaxDataDepth), 200},
+		{"string at the bound", quoted(deep(eventbus.MaxDataDepth)), 200},
+		{"object past the bound", deep(eventbus.MaxDataDepth + 1), 400},
+		{"string past the bound", quoted(deep(eventbus.MaxDataDepth + 1)), 400},
+		{"string near the decoder's limit", quoted(deep(9998)), 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := &ebAppender{}
+			e, _ := ebRoutes(t, app, ebChannels{})
+			rec := serve(e, RouteEventBus, ebAuth, body(c.data))
+			m := ebBody(t, rec)
+			switch {
+			case rec.Code != c.status:
+				t.Fatalf("got %d %.200s", rec.Code, rec.Body)
+			case c.status == 200 && len(app.calls) != 2:
+				t.Fatalf("200 after %d appends", len(app.calls))
+			case c.status == 400 && (len(app.calls) != 0 || m["code"] != "INVALID_PARAMETER_VALUE" ||
+				!strings.Contains(m["message"].(string), "eventList[0].data nests objects and arrays deeper than 1000 levels")):
+				t.Fatalf("400 after %d appends: %.300s", len(app.calls), rec.Body)
+			}
+		})
+	}
+	t.Run("cloudevents binary mode", func(t *testing.T) {
+		app := &ebAppender{}
+		e, _ := ebRoutes(t, app, ebChannels{})
+		h := map[string]string{"Authorization": "Api-Token good", "Content-Type": "application/json",
+			"Ce-Id": "1", "Ce-Source": "/s", "Ce-Type": "t", "Ce-Specversion": "1.0"}
+		rec := serve(e, RouteCloudEvents, h, deep(eventbus.MaxDataDepth+1))
+		if rec.Code != 400 || len(app.calls) != 0 {
+			t.Fatalf("got %d after %d appends: %.300s", rec.Code, len(app.calls), rec.Body)
+		}
+	})
 }

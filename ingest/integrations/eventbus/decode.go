@@ -404,6 +404,10 @@ func NormalizeData(raw jsontext.Value, field string) (jsontext.Value, *Error) {
 	if p, found := wire.NumberOutOfRange(raw); found {
 		return nil, &Error{Code: InvalidParameterValue, Field: pointerPath(p, field), Reason: "is a " + wire.OutOfRangeReason}
 	}
+	if nestingDepth(raw) > MaxDataDepth {
+		return nil, &Error{Code: InvalidParameterValue, Field: field,
+			Reason: fmt.Sprintf("nests objects and arrays deeper than %d levels", MaxDataDepth)}
+	}
 	out := raw.Clone()
 	if out.Compact() != nil {
 		return nil, bad
@@ -412,6 +416,42 @@ func NormalizeData(raw jsontext.Value, field string) (jsontext.Value, *Error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// MaxDataDepth bounds how deep a CloudEvent's data nests objects and
+// arrays. The event bus answer echoes the data three levels down
+// ({"events":[{"data":…}]}), and a string-held data is checked on its own:
+// without a bound, data nested near the JSON decoder's limit (10,000) was
+// recorded and then could not be answered (a 500 after the appends, each
+// retry appending again). Real data nests a few levels; deeper values are
+// flattened into attrs as text anyway.
+const MaxDataDepth = 1000
+
+// nestingDepth is how deep v, valid JSON, nests objects and arrays.
+func nestingDepth(v jsontext.Value) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range v {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // text returns a trimmed optional string member ("" when absent).

@@ -97,6 +97,54 @@ func TestDecodeMemberNames(t *testing.T) {
 	}
 }
 
+// nested is a data object that nests objects and arrays depth levels deep
+// (depth >= 1), with brackets and an escaped quote inside its strings,
+// which do not count.
+func nested(depth int) string {
+	var b strings.Builder
+	b.WriteString(`{"s":"[{\\\"","a":`)
+	for i := 1; i < depth; i++ {
+		if i%2 == 1 {
+			b.WriteString(`[`)
+		} else {
+			b.WriteString(`{"k":`)
+		}
+	}
+	b.WriteString(`"]}"`)
+	for i := depth - 1; i >= 1; i-- {
+		if i%2 == 1 {
+			b.WriteString(`]`)
+		} else {
+			b.WriteString(`}`)
+		}
+	}
+	b.WriteString(`}`)
+	return b.String()
+}
+
+// quoted is s as a JSON string.
+func quoted(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func TestDataDepth(t *testing.T) {
+	for _, depth := range []int{1, 2, 3, MaxDataDepth} {
+		if got := nestingDepth(jsontext.Value(nested(depth))); got != depth {
+			t.Fatalf("nestingDepth(nested(%d)) = %d", depth, got)
+		}
+		for _, data := range []string{nested(depth), quoted(nested(depth))} {
+			e := mustDecode(t, `{"eventList":[{"source":"s","type":"t","data":`+data+`}]}`).Events[0]
+			if nestingDepth(e.Data) != depth {
+				t.Fatalf("depth %d: data %.60q...", depth, e.Data)
+			}
+		}
+	}
+}
+
 func TestDecodeData(t *testing.T) {
 	cases := []struct{ data, want string }{
 		{`{"a":1,"b":{"c":"d"}}`, `{"a":1,"b":{"c":"d"}}`},
@@ -222,6 +270,11 @@ func TestDecodeRejections(t *testing.T) {
 		{"data string not json", ev(`,"data":"hello"`), InvalidParameterValue, "eventList[0].data holds a string that is not valid JSON"},
 		{"data string array", ev(`,"data":"[1,2]"`), InvalidParameterValue, "eventList[0].data must be a JSON object"},
 		{"data string duplicate", ev(`,"data":"{\"a\":1,\"a\":2}"`), InvalidParameterValue, "eventList[0].data"},
+		{"data too deep", ev(`,"data":` + nested(MaxDataDepth+1)), InvalidParameterValue, "eventList[0].data nests objects and arrays deeper than 1000 levels"},
+		{"data string too deep", ev(`,"data":` + quoted(nested(MaxDataDepth+1))), InvalidParameterValue, "eventList[0].data nests"},
+		// Near the JSON decoder's own limit: a string-held data is decoded
+		// on its own, so only the bound stops it.
+		{"data string far too deep", ev(`,"data":` + quoted(nested(9998))), InvalidParameterValue, "eventList[0].data nests"},
 		{"id too long", ev(`,"id":"` + long + `"`), InvalidParameterValue, "eventList[0].id must be at most 1024 characters"},
 		{"bus name too long", ev(`,"eventBusName":"` + long + `"`), InvalidParameterValue, "eventList[0].eventBusName"},
 	}
@@ -450,6 +503,25 @@ func TestOccurrenceMapping(t *testing.T) {
 		}
 		if len(p.Attrs) > maxAttrsBytes+2048 {
 			t.Fatalf("attrs %d bytes", len(p.Attrs))
+		}
+	})
+	t.Run("a data member named like the marker", func(t *testing.T) {
+		// Cut or not, the attrs name the marker once (a second one made
+		// ops refuse the attrs: a 400 for an acceptable CloudEvent), and
+		// it is the gateway's.
+		var b strings.Builder
+		b.WriteString(`,"data":{"pushgo.attrs_truncated":"mine","pushgo":{"attrs_truncated":"mine too"}`)
+		for i := range 200 {
+			fmt.Fprintf(&b, `,"k%03d":"%s"`, i, strings.Repeat("v", 500))
+		}
+		b.WriteString(`}`)
+		got := attrsOf(t, validatedCreate(t, decode(b.String()), ch, received).Attrs)
+		if got[TruncatedAttr] != true || got["k000"] == nil {
+			t.Fatalf("cut: marker %v, k000 %v", got[TruncatedAttr], got["k000"])
+		}
+		got = attrsOf(t, validatedCreate(t, decode(`,"data":{"pushgo.attrs_truncated":"mine","a":1}`), ch, received).Attrs)
+		if _, ok := got[TruncatedAttr]; ok || got["a"] != 1.0 {
+			t.Fatalf("not cut: %v", got)
 		}
 	})
 }

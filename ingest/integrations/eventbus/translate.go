@@ -253,7 +253,8 @@ func (e *Event) context() []attr {
 // (a nested object's members become "parent.child"; deeper values and
 // arrays become JSON text; nulls are left out), then the context as
 // "ce.<lower-case name>". A context key wins over a data key of the same
-// name; between data keys, the first wins. nil when there is nothing.
+// name; between data keys, the first wins; a data key named TruncatedAttr
+// is left out. nil when there is nothing.
 func (e *Event) Attrs() jsontext.Value {
 	var ctx []member
 	taken := map[string]bool{}
@@ -265,6 +266,9 @@ func (e *Event) Attrs() jsontext.Value {
 		taken[key] = true
 		ctx = append(ctx, member{key, quote(a.value)})
 	}
+	// The marker's name is the gateway's: a data member spelled so is left
+	// out like one a context key takes, so the attrs never name it twice.
+	taken[TruncatedAttr] = true
 	data, dropped := flatten(e.Data, taken)
 	if dropped {
 		ctx = append(ctx, member{TruncatedAttr, jsontext.Value("true")})
