@@ -185,13 +185,19 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		if !ok {
 			e = entry{Gen: 1, OpID: r.Key.opID(1)}
 			e.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), e.OpID)
+			// Validated before the claim: a report refused (too large,
+			// invalid) leaves no key behind to hold off its resolve.
+			v, aerr := t.createOp(r, e)
+			if aerr != nil {
+				return Outcome{}, aerr
+			}
 			if err := t.claim(ctx, r.Key, &e, 0); err != nil {
 				if cas.Lost(err) {
 					continue // another report opened it first
 				}
 				return Outcome{}, t.unavailable("claim", r.Key, err)
 			}
-			out, aerr, retry := t.create(ctx, r, e)
+			out, aerr, retry := t.appendCreate(ctx, v)
 			if retry {
 				continue
 			}
@@ -206,7 +212,11 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			// The entry was written and its create not (yet) appended:
 			// another request's create in flight, or a process that died
 			// in between. Appending it (idempotent by op_id) settles both.
-			out, aerr, retry := t.create(ctx, r, e)
+			v, aerr := t.createOp(r, e)
+			if aerr != nil {
+				return Outcome{}, aerr
+			}
+			out, aerr, retry := t.appendCreate(ctx, v)
 			if retry {
 				continue
 			}
@@ -217,6 +227,10 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			// a new id, so an old incident's snapshot is never reopened.
 			next := entry{Gen: e.Gen + 1, OpID: r.Key.opID(e.Gen + 1)}
 			next.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), next.OpID)
+			v, aerr := t.createOp(r, next)
+			if aerr != nil {
+				return Outcome{}, aerr
+			}
 			if err := t.claim(ctx, r.Key, &next, e.rev); err != nil {
 				t.forget(r.Key)
 				if cas.Lost(err) {
@@ -224,7 +238,7 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 				}
 				return Outcome{}, t.unavailable("claim", r.Key, err)
 			}
-			out, aerr, retry := t.create(ctx, r, next)
+			out, aerr, retry := t.appendCreate(ctx, v)
 			if retry {
 				continue
 			}
@@ -235,19 +249,24 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 	return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent reports of this alert; retry", RetryAfter: 1}
 }
 
-// create appends the create of e's Event. retry reports a lost race: the
-// Event exists already (another replica created it), so the caller should
-// go round again and update it.
-func (t *Tracker) create(ctx context.Context, r Report, e entry) (Outcome, *apierr.Error, bool) {
+// createOp is the create of e's Event for r, validated.
+func (t *Tracker) createOp(r Report, e entry) (*ops.Validated, *apierr.Error) {
 	req := r.Event
 	req.ChannelID, req.OpID, req.EventID, req.Password = &r.Key.ChannelID, &e.OpID, nil, nil
 	req.EndedAt = nil
 	v, aerr := ops.ValidateIntegrationEvent(ops.EventCreate, &req)
 	if aerr != nil {
-		return Outcome{}, aerr, false
+		return nil, aerr
 	}
 	v.ContentHash, v.LinkVerified = r.ContentHash, r.LinkVerified
 	v.Payload.(*ops.EventPayload).Deadline = r.Deadline
+	return v, nil
+}
+
+// appendCreate appends v, the create of an Event (createOp). retry
+// reports a lost race: the Event exists already (another replica created
+// it), so the caller should go round again and update it.
+func (t *Tracker) appendCreate(ctx context.Context, v *ops.Validated) (Outcome, *apierr.Error, bool) {
 	res, aerr := t.app.Append(ctx, v)
 	switch {
 	case aerr != nil && aerr.Code == apierr.OpIDConflict:

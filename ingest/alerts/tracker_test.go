@@ -2,16 +2,19 @@ package alerts_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/alerts"
 	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -252,5 +255,28 @@ func TestOpenedOnAnotherReplica(t *testing.T) {
 	}
 	if got := opsOf(t, s); len(got) != 2 || got[0][:len("event.create")] != "event.create" || got[1][:len("event.update")] != "event.update" {
 		t.Fatalf("operations %v, want a create and an update", got)
+	}
+}
+
+// TestRefusedReportLeavesNoClaim: a report refused by validation (here,
+// an operation over ops.MaxContentBytes) writes nothing: no operation and
+// no claimed key, so its resolve is a plain "nothing to do" at once, not
+// "being created; retry" for the claim's grace.
+func TestRefusedReportLeavesNoClaim(t *testing.T) {
+	s, rs := setupWith(t, 1, alerts.Options{ClaimGrace: time.Hour})
+	tr := rs[0].tr
+	ctx := context.Background()
+	big := firing("big", "m")
+	big.Event.Attrs = jsontext.Value(`{"a":"` + strings.Repeat("x", ops.MaxContentBytes) + `"}`)
+	if out, aerr := tr.Open(ctx, big); aerr == nil || aerr.Code != apierr.OperationTooLarge {
+		t.Fatalf("oversized report: %+v %v", out, aerr)
+	}
+	at := wire.Millis(1_800_000_060_000)
+	resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
+	if out, aerr := tr.Close(ctx, big.Key, resolve); aerr != nil || !out.Absent {
+		t.Fatalf("resolve after a refused report: %+v %v, want Absent", out, aerr)
+	}
+	if got := opsOf(t, s); len(got) != 0 {
+		t.Fatalf("log %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package oplog_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -186,5 +187,46 @@ func TestAppendAfterCloseAppendsNothing(t *testing.T) {
 	res, aerr := open.Append(ctx, event(t, ops.EventCreate, channelID, "late-create", "", "", "hello"))
 	if aerr != nil || res.Replayed {
 		t.Fatalf("the same create through an open writer: %+v, %v; want appended, not replayed", res, aerr)
+	}
+}
+
+// TestOperationOverTheBrokersLimit: an operation the broker cannot hold
+// (built past validation's bound, which keeps every validated one far
+// below) is refused as operation_too_large, not retryable, and nothing is
+// stored; the writer goes on appending. Before, it was a 503 "retry with
+// the same op_id" that every retry met again.
+func TestOperationOverTheBrokersLimit(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	nc, js := b.Conn(t)
+	w, err := oplog.New(ctx, js, oplog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	channelID := ids.NewChannelID()
+	big := event(t, ops.EventCreate, channelID, "big", "", "", "small")
+	big.Payload.(*ops.EventPayload).Message = strings.Repeat("x", int(nc.MaxPayload())+1)
+	stream, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, aerr := w.Append(ctx, big)
+	if aerr == nil || aerr.Code != apierr.OperationTooLarge || aerr.Status() != 413 || apierr.Lookup(aerr.Code).Retryable {
+		t.Fatalf("append over the limit: %v, want %s (413, not retryable)", aerr, apierr.OperationTooLarge)
+	}
+	if _, aerr := w.Append(ctx, event(t, ops.EventCreate, channelID, "next", "", "", "small")); aerr != nil {
+		t.Fatalf("the next append: %v", aerr)
+	}
+	after, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State.Msgs != before.State.Msgs+1 {
+		t.Fatalf("stream holds %d messages, want %d (only the next one)", after.State.Msgs, before.State.Msgs+1)
 	}
 }

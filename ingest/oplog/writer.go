@@ -449,6 +449,13 @@ func (w *Writer) replayCreate(ctx context.Context, res Result, subject, bodyHash
 }
 
 func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Not "retry": the same operation is refused again. Validation
+		// bounds an operation's content (ops.MaxContentBytes) well below
+		// the broker's limit; this is the backstop.
+		w.log.Warn("oplog: operation over the broker's message limit; refused", "step", what, "subject", subject)
+		return apierr.New(apierr.OperationTooLarge)
+	}
 	if storage.Full(err) {
 		// Not "retry": every write fails until an operator frees storage.
 		w.log.Warn("oplog: the broker's storage is full; operation refused", "step", what, "subject", subject, "err", err)

@@ -163,7 +163,11 @@ const (
 	SequenceMismatch Code = "sequence_mismatch"
 
 	// 413, 429, 500, 503.
-	PayloadTooLarge   Code = "payload_too_large"
+	PayloadTooLarge Code = "payload_too_large"
+	// OperationTooLarge: the operation a request makes (an integration's
+	// report with every attribute it carries) is over ops.MaxContentBytes;
+	// refused before anything is written, since the log could not hold it.
+	OperationTooLarge Code = "operation_too_large"
 	RateLimited       Code = "rate_limited"
 	InternalError     Code = "internal_error"
 	AppendUnavailable Code = "append_unavailable"
@@ -332,6 +336,7 @@ func init() {
 	def(SequenceMismatch, http.StatusConflict, T{"the entity changed since the operation was decided", "操作判定后实体已发生变化", "작업이 결정된 뒤 엔터티가 바뀌었습니다", "操作の判断後にエンティティが変更されました"})
 
 	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, T{"request body is larger than 32 KiB", "请求体超过 32 KiB", "요청 본문이 32KiB보다 큽니다", "リクエスト本文が 32 KiB を超えています"})
+	def(OperationTooLarge, http.StatusRequestEntityTooLarge, T{"the operation this request makes is larger than 512 KiB; send fewer or shorter attributes", "该请求生成的操作超过 512 KiB；请减少属性数量或长度", "이 요청이 만드는 작업이 512KiB보다 큽니다. 속성을 줄이거나 짧게 보내세요", "このリクエストが作る操作が 512 KiB を超えています。属性を減らすか短くしてください"})
 	def(RateLimited, http.StatusTooManyRequests, T{"rate limit exceeded", "请求过于频繁", "요청 한도를 초과했습니다", "レート制限を超えました"})
 	def(TooManyStreams, http.StatusTooManyRequests, T{"too many live streams are open; retry later", "打开的实时流过多；请稍后重试", "열린 실시간 스트림이 너무 많습니다. 잠시 후 다시 시도하세요", "開いているライブストリームが多すぎます。しばらくしてから再試行してください"})
 	def(TooManyPasswordFailures, http.StatusTooManyRequests, T{"too many failed password checks; retry after the seconds in Retry-After", "密码校验失败次数过多；请在 Retry-After 指定的秒数后重试", "비밀번호 확인 실패가 너무 많습니다. Retry-After의 초만큼 기다린 뒤 다시 시도하세요", "パスワードの確認失敗が多すぎます。Retry-After の秒数が過ぎてから再試行してください"})

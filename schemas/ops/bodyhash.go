@@ -6,7 +6,15 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/apierr"
 )
+
+// MaxContentBytes bounds an operation's content (its request as the body
+// hash encodes it): 512 KiB, half the broker's 1 MiB message limit, which
+// leaves the envelope, its defaults and the headers room. A PushGo route's
+// 32 KiB body never reaches it; an integration's 1 MiB report can.
+const MaxContentBytes = 512 << 10
 
 // hashOptions make the encoding a function of the request's meaning:
 // struct fields in declaration order, and nil lists (absent) kept distinct
@@ -19,20 +27,28 @@ var hashOptions = json.JoinOptions(
 
 // bodyHash is the hex SHA-256 of op and view, the request as the client
 // meant it (see Validated.BodyHash). The op is part of the hash so that the
-// same body on another route never counts as the same operation.
-func bodyHash(op Name, view any) string {
+// same body on another route never counts as the same operation. A view
+// over MaxContentBytes is operation_too_large.
+func bodyHash(op Name, view any, rl rules) (string, *apierr.Error) {
 	b, err := json.Marshal(view, hashOptions)
 	if err != nil {
 		// Unreachable for validated requests (their JSON values were checked);
 		// hash the failure rather than panic so the result stays deterministic.
 		b = []byte("unencodable: " + err.Error())
 	}
+	// The view is the operation's content as the log will hold it, less
+	// the defaults: bounding it here refuses an operation the broker could
+	// not store before anything (an alert's claim, another event of the
+	// batch) is written, instead of a 503 that every retry meets again.
+	if len(b) > MaxContentBytes-rl.contentHeadroom {
+		return "", apierr.New(apierr.OperationTooLarge)
+	}
 	h := sha256.New()
 	h.Write([]byte("pushgo-body-v1\x00"))
 	h.Write([]byte(op))
 	h.Write([]byte{0})
 	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // canonJSON returns v in RFC 8785 form (key order and whitespace do not

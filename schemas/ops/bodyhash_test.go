@@ -1,8 +1,11 @@
 package ops
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pushgo/gateway/schemas/apierr"
 )
 
 // TestBodyHash: equal for requests that differ only in presentation
@@ -90,5 +93,32 @@ func TestBodyHashIgnoresClock(t *testing.T) {
 	b, _ := validateBody(MessageCreate, []byte(messageBody), testNow+60_000)
 	if a.BodyHash != b.BodyHash {
 		t.Error("hash depends on the clock")
+	}
+}
+
+// TestContentBound: an operation whose content is over MaxContentBytes is
+// operation_too_large (413) on every kind, so no route appends what the
+// broker's 1 MiB message limit would refuse; one well under it passes.
+func TestContentBound(t *testing.T) {
+	attrs := func(members int) string {
+		var b strings.Builder
+		b.WriteByte('{')
+		for i := range members {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"k` + strconv.Itoa(i) + `":"` + strings.Repeat("v", 1000) + `"`)
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	for _, op := range []Name{EventCreate, EventUpdate, ThingCreate, ThingUpdate} {
+		if _, aerr := validateBody(op, []byte(set(baseBody(op), "attrs", attrs(400))), testNow); aerr != nil {
+			t.Errorf("%s with 400 KiB of attrs: %v", op, aerr)
+		}
+		_, aerr := validateBody(op, []byte(set(baseBody(op), "attrs", attrs(600))), testNow)
+		if aerr == nil || aerr.Code != apierr.OperationTooLarge || aerr.Status() != 413 {
+			t.Errorf("%s with 600 KiB of attrs: %v, want %s", op, aerr, apierr.OperationTooLarge)
+		}
 	}
 }

@@ -91,6 +91,10 @@ func validateEventAs(op Name, r *EventRequest, withPassword bool, rl rules) (*Va
 		return nil, err
 	}
 
+	hash, aerr := bodyHash(op, eventHashView(r, c.channelID), rl)
+	if aerr != nil {
+		return nil, aerr
+	}
 	return &Validated{
 		Op:        op,
 		ChannelID: c.channelID,
@@ -98,7 +102,7 @@ func validateEventAs(op Name, r *EventRequest, withPassword bool, rl rules) (*Va
 		OpID:      c.opID,
 		EntityID:  p.EventID,
 		ThingID:   p.ThingID,
-		BodyHash:  bodyHash(op, eventHashView(r, c.channelID)),
+		BodyHash:  hash,
 		Payload:   p,
 	}, nil
 }

@@ -76,13 +76,17 @@ func validateMessage(r *MessageRequest, now int64, rl rules) (*Validated, *apier
 		p.TTL = ptr(min(ttl, now+maxTTLMillis))
 	}
 
+	hash, aerr := bodyHash(MessageCreate, messageHashView(r, c.channelID), rl)
+	if aerr != nil {
+		return nil, aerr
+	}
 	return &Validated{
 		Op:        MessageCreate,
 		ChannelID: c.channelID,
 		Password:  c.password,
 		OpID:      c.opID,
 		ThingID:   p.ThingID,
-		BodyHash:  bodyHash(MessageCreate, messageHashView(r, c.channelID)),
+		BodyHash:  hash,
 		Payload:   p,
 	}, nil
 }

@@ -18,6 +18,7 @@ type Option func(*rules)
 
 type rules struct {
 	metadataValueMax int
+	contentHeadroom  int
 }
 
 func newRules(opts []Option) rules {
@@ -31,6 +32,12 @@ func newRules(opts []Option) rules {
 // WithMetadataValueMax allows metadata values of up to n bytes; n MUST
 // pass CheckMetadataValueMax.
 func WithMetadataValueMax(n int) Option { return func(r *rules) { r.metadataValueMax = n } }
+
+// WithContentHeadroom validates as if MaxContentBytes were n bytes
+// smaller: for a check made ahead of the operations a report will make,
+// whose ids (a 32-character event_id on an update or a close) it cannot
+// know yet, so that what passes the check passes as the real operation.
+func WithContentHeadroom(n int) Option { return func(r *rules) { r.contentHeadroom = n } }
 
 // CheckMetadataValueMax reports a configured limit out of range.
 func CheckMetadataValueMax(n int) error {

@@ -69,6 +69,10 @@ func validateThing(op Name, r *ThingRequest, rl rules) (*Validated, *apierr.Erro
 		return nil, err
 	}
 
+	hash, aerr := bodyHash(op, thingHashView(r, c.channelID), rl)
+	if aerr != nil {
+		return nil, aerr
+	}
 	return &Validated{
 		Op:        op,
 		ChannelID: c.channelID,
@@ -76,7 +80,7 @@ func validateThing(op Name, r *ThingRequest, rl rules) (*Validated, *apierr.Erro
 		OpID:      c.opID,
 		EntityID:  p.ThingID,
 		ThingID:   p.ThingID,
-		BodyHash:  bodyHash(op, thingHashView(r, c.channelID)),
+		BodyHash:  hash,
 		Payload:   p,
 	}, nil
 }

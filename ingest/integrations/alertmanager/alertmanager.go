@@ -52,6 +52,11 @@ const (
 	MaxAttrValue      = 4096 // characters; a longer value is cut
 	maxURL            = 2048 // ops' limit on images
 	placeholderChanID = "00000000000000000000000000"
+	// placeholderEventID has the length of a derived event id.
+	placeholderEventID = "00000000000000000000000000000000"
+	// checkHeadroom covers what an update adds to a create's content (an
+	// "event_id" member) and more.
+	checkHeadroom = 256
 )
 
 // Payload is the webhook body. Alertmanager and Grafana send the same
@@ -272,13 +277,17 @@ func translate(p *Payload, a *Alert, at string, now int64) (Report, *apierr.Erro
 	}
 	r.Event = ev
 
-	// The check the tracker's appends will make, with placeholder ids.
+	// The check the tracker's appends will make, with placeholder ids of
+	// the real ids' lengths. A firing alert is checked as its create; the
+	// tracker may make it an update, whose event_id the create lacks: the
+	// headroom keeps an alert that passes here within the size bound as
+	// either, so a payload is never refused after some of it is appended.
 	check := ev
 	check.ChannelID = ptr(placeholderChanID)
 	if r.Resolved {
-		check.EventID = ptr("placeholder")
+		check.EventID = ptr(placeholderEventID)
 	}
-	if _, err := ops.ValidateIntegrationEvent(op, &check); err != nil {
+	if _, err := ops.ValidateIntegrationEvent(op, &check, ops.WithContentHeadroom(checkHeadroom)); err != nil {
 		return r, &apierr.Error{Code: err.Code, Detail: at + ": " + err.Detail}
 	}
 	return r, nil

@@ -410,3 +410,50 @@ func TestReportsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeBoundBeforeAppends: an alert near the operation size bound
+// (ops.MaxContentBytes, which an alert within the route's own limits can
+// pass) is either refused by Parse, before anything is appended, or valid
+// as every operation the tracker can make of it: its create, and the
+// update a resend makes, whose event_id the create lacks. (Checked as the
+// create alone, an alert a few bytes under the bound was accepted once and
+// refused as an update on its resend, after the payload's other alerts had
+// been appended.)
+func TestSizeBoundBeforeAppends(t *testing.T) {
+	body := func(extra int) string {
+		labels := map[string]string{"alertname": "A"}
+		for i := range MaxAttrEntries - 1 {
+			labels[fmt.Sprintf("l%02d", i)] = strings.Repeat("v", MaxAttrValue)
+		}
+		annotations := map[string]string{}
+		for i := 0; extra > 0; i++ {
+			n := min(extra, MaxAttrValue)
+			annotations[fmt.Sprintf("a%02d", i)] = strings.Repeat("w", n)
+			extra -= n
+		}
+		b, _ := json.Marshal(map[string]any{"alerts": []any{map[string]any{
+			"status": "firing", "labels": labels, "annotations": annotations,
+			"startsAt": "2025-01-01T00:00:00Z", "fingerprint": "f",
+		}}})
+		return string(b)
+	}
+	// The largest alert Parse accepts, by bisection over the annotations'
+	// length (the content grows with it).
+	lo, hi := 0, (MaxAttrEntries-1)*MaxAttrValue
+	if _, _, err := Parse([]byte(body(hi)), 0); err == nil || err.Code != apierr.OperationTooLarge {
+		t.Fatalf("the largest alert: %v, want %s", err, apierr.OperationTooLarge)
+	}
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if _, _, err := Parse([]byte(body(mid)), 0); err == nil {
+			lo = mid
+		} else if err.Code == apierr.OperationTooLarge {
+			hi = mid
+		} else {
+			t.Fatalf("extra %d: %v", mid, err)
+		}
+	}
+	r := mustParse(t, body(lo))[0]
+	trackerOp(t, "the largest accepted alert", ops.EventCreate, r.Event)
+	trackerOp(t, "the largest accepted alert", ops.EventUpdate, r.Event)
+}
