@@ -320,6 +320,10 @@ func TestDynatraceDescription(t *testing.T) {
 		{`"Disk /var is 97% full"`, "Disk /var is 97% full"},
 		{`" "`, "Disk alert"},
 		{`"\t\n"`, "Disk alert"},
+		// More leading blanks than the message keeps (512 characters):
+		// the message was cut from the untrimmed text, all blanks, and the
+		// report refused "message is required".
+		{`"` + strings.Repeat(" ", 600) + `Disk /var is full  "`, "Disk /var is full"},
 	} {
 		s, m := it.dtIngest(`{"eventType":"CUSTOM_INFO","title":"Disk alert","properties":{"dt.event.description":` + tc.description + `}}`)
 		if s != 201 || m["reportCount"] != 1.0 {

@@ -328,16 +328,15 @@ func (r *Report) Severity() string {
 	return ops.SeverityLow
 }
 
-// Description is dt.event.description, if sent and not blank. A blank one
-// is no description: the event's message falls back to the title rather
-// than the report being refused for a message the sender did not write.
+// Description is dt.event.description, trimmed; "" when not sent or
+// blank. A blank one is no description: the event's message falls back to
+// the title rather than the report being refused for a message the sender
+// did not write. Trimmed, so that the message cut from it (its first 512
+// characters) is never all blanks when the description is not.
 func (r *Report) Description() string {
 	for _, p := range r.Properties {
 		if p.Key == "dt.event.description" {
-			if strings.TrimSpace(p.Value) == "" {
-				return ""
-			}
-			return p.Value
+			return strings.TrimSpace(p.Value)
 		}
 	}
 	return ""
