@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -107,6 +109,23 @@ func TestMillis(t *testing.T) {
 		err := m.UnmarshalJSON([]byte(c.in))
 		if (err == nil) != c.ok || (c.ok && int64(m) != c.want) {
 			t.Errorf("Millis(%s) = %d, %v; want %d, ok=%v", c.in, m, err, c.want, c.ok)
+		}
+	}
+}
+
+// TestMillisErrorIsUTF8: the refusal quotes what was sent, cut to 32
+// bytes; the cut never splits a character (a detail that is not UTF-8
+// cannot be answered: it was a 500 for "é" × 20).
+func TestMillisErrorIsUTF8(t *testing.T) {
+	for _, in := range []string{`"` + strings.Repeat("é", 20) + `"`, `"a` + strings.Repeat("日", 20) + `"`, `"` + strings.Repeat("x", 40) + `"`} {
+		var m Millis
+		err := m.UnmarshalJSON([]byte(in))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Code != apierr.InvalidTimestamp {
+			t.Fatalf("Millis(%s): %v", in, err)
+		}
+		if !utf8.ValidString(fe.Reason) || !strings.HasSuffix(fe.Reason, "...") {
+			t.Fatalf("Millis(%s): reason %q", in, fe.Reason)
 		}
 	}
 }

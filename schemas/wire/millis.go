@@ -2,6 +2,8 @@ package wire
 
 import (
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/pushgo/gateway/schemas/apierr"
 )
@@ -60,5 +62,10 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	// Cut on a rune boundary: the text goes into an error detail, which
+	// must be UTF-8 to be answered (a cut rune made the answer a 500).
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.ToValidUTF8(s[:n], "\uFFFD") + "..."
 }
