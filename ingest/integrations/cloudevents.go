@@ -115,6 +115,10 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 			if !strings.HasPrefix(strings.ToLower(name), "ce-") {
 				continue
 			}
+			if len(vs) > 1 {
+				// The SDK would take the first and drop the others.
+				return nil, apierr.Fieldf(apierr.InvalidJSONData, strings.ToLower(name), "header is sent more than once")
+			}
 			for _, v := range vs {
 				if !utf8.ValidString(v) {
 					return nil, apierr.Fieldf(apierr.InvalidJSONData, strings.ToLower(name), "header is not valid UTF-8")
@@ -154,14 +158,71 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 }
 
 // checkJSONBody holds a JSON body the SDK will read to wire.Decode's rules:
-// valid JSON in UTF-8 (no lone surrogate escape), numbers within a
-// float64's range.
+// valid JSON in UTF-8 (no lone surrogate escape), no member name twice in
+// an object (a CloudEvent's own attributes compared case-insensitively, as
+// the SDK lower-cases extension names and the event bus route compares
+// them), not both data and data_base64, numbers within a float64's range.
+// The SDK itself keeps the last of two "id" members, and of "severity" and
+// "Severity" whichever came last.
 func checkJSONBody(body []byte) *apierr.Error {
 	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
 		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: not valid JSON in UTF-8")
 	}
+	if !jsontext.Value(body).IsValid() {
+		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: a member name is repeated in an object")
+	}
+	if aerr := checkAttributeNames(body); aerr != nil {
+		return aerr
+	}
 	if p, found := wire.NumberOutOfRange(body); found {
 		return apierr.Fieldf(apierr.InvalidJSONData, wire.Dotted(p), "%s", wire.OutOfRangeReason)
+	}
+	return nil
+}
+
+// checkAttributeNames checks the members of each CloudEvent object of
+// body, valid JSON (one object, or an array of them): no name twice in
+// any letter case, and not both data and data_base64.
+func checkAttributeNames(body []byte) *apierr.Error {
+	d := jsontext.NewDecoder(bytes.NewReader(body))
+	batch := d.PeekKind() == '['
+	if batch {
+		if _, err := d.ReadToken(); err != nil {
+			return nil // valid JSON: unreachable; the SDK answers
+		}
+	}
+	for i := 0; d.PeekKind() == '{'; i++ {
+		prefix := ""
+		if batch {
+			prefix = "events[" + strconv.Itoa(i) + "]: "
+		}
+		if _, err := d.ReadToken(); err != nil {
+			return nil
+		}
+		seen := map[string]bool{}
+		for d.PeekKind() == '"' {
+			tok, err := d.ReadToken()
+			if err != nil {
+				return nil
+			}
+			name := strings.ToLower(tok.String())
+			if seen[name] {
+				return apierr.Fieldf(apierr.InvalidJSONData, "body", "%snot a CloudEvent: attribute %q is repeated (names match case-insensitively)", prefix, name)
+			}
+			seen[name] = true
+			if err := d.SkipValue(); err != nil {
+				return nil
+			}
+		}
+		if seen["data"] && seen["data_base64"] {
+			return apierr.Fieldf(apierr.InvalidJSONData, "body", "%snot a CloudEvent: data and data_base64 are both set", prefix)
+		}
+		if _, err := d.ReadToken(); err != nil { // '}'
+			return nil
+		}
+		if !batch {
+			break
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package integrations
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -260,4 +261,20 @@ func TestEventBusDeepData(t *testing.T) {
 			t.Fatalf("got %d after %d appends: %.300s", rec.Code, len(app.calls), rec.Body)
 		}
 	})
+}
+
+// TestCloudEventsHeaderTwice: a binary-mode attribute header sent twice is
+// refused (the SDK took the first and dropped the other).
+func TestCloudEventsHeaderTwice(t *testing.T) {
+	h := http.Header{}
+	for k, v := range map[string]string{"Content-Type": "application/json", "Ce-Id": "1", "Ce-Source": "/s", "Ce-Type": "t", "Ce-Specversion": "1.0"} {
+		h.Set(k, v)
+	}
+	if _, aerr := parseCloudEvents(context.Background(), h, []byte(`{}`)); aerr != nil {
+		t.Fatalf("once: %v", aerr)
+	}
+	h.Add("Ce-Id", "2")
+	if _, aerr := parseCloudEvents(context.Background(), h, []byte(`{}`)); aerr == nil || aerr.Code != apierr.InvalidJSONData || !strings.Contains(aerr.Detail, "ce-id") {
+		t.Fatalf("twice: %v", aerr)
+	}
 }

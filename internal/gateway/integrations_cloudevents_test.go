@@ -220,6 +220,13 @@ func TestCloudEventsRejections(t *testing.T) {
 		{"structured malformed", structured, `{"specversion":"1.0",`, 400, "invalid_json_data"},
 		{"structured no source", structured, `{"specversion":"1.0","id":"1","type":"t"}`, 400, "invalid_json_data"},
 		{"structured data string", structured, `{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":"plain"}`, 400, "invalid_json_data"},
+		// Repeated attributes: the SDK kept the last (or, for an extension
+		// in two letter cases, whichever came last) and recorded it.
+		{"structured id twice", structured, `{"specversion":"1.0","id":"d1","id":"d2","source":"/s","type":"t"}`, 400, "invalid_json_data"},
+		{"structured extension in two cases", structured, `{"specversion":"1.0","id":"1","source":"/s","type":"t","severity":"low","Severity":"critical"}`, 400, "invalid_json_data"},
+		{"structured data twice", structured, `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1},"data":{"a":2}}`, 400, "invalid_json_data"},
+		{"structured data and data_base64", structured, `{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1},"data_base64":"e30="}`, 400, "invalid_json_data"},
+		{"batch repeated attribute", batch, `[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"1.0","id":"2","ID":"3","source":"/s","type":"t"}]`, 400, "invalid_json_data"},
 		{"empty batch", batch, `[]`, 400, "invalid_json_data"},
 		{"101 in a batch", batch, string(many), 400, "invalid_json_data"},
 		{"batch with a bad one", batch, `[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"1.0","id":"2","source":"/s","type":"t","severity":"loud"}]`, 400, "invalid_severity"},
