@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // TestBodyHash: equal for requests that differ only in presentation
@@ -120,5 +121,40 @@ func TestContentBound(t *testing.T) {
 		if aerr == nil || aerr.Code != apierr.OperationTooLarge || aerr.Status() != 413 {
 			t.Errorf("%s with 600 KiB of attrs: %v, want %s", op, aerr, apierr.OperationTooLarge)
 		}
+	}
+}
+
+// TestContentHeadroom: with WithContentHeadroom(n), a content within n
+// bytes of the bound is refused; without, accepted (the check a report's
+// translation makes before the tracker knows the event_id to add).
+func TestContentHeadroom(t *testing.T) {
+	body := func(n int) []byte {
+		return []byte(set(eventCreateBody, "attrs", `{"a":"`+strings.Repeat("v", n)+`"}`))
+	}
+	lo, hi := 0, MaxContentBytes
+	for hi-lo > 1 { // the largest attrs value accepted
+		mid := (lo + hi) / 2
+		if _, aerr := validateBody(EventCreate, body(mid), testNow); aerr == nil {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if _, aerr := validateBody(EventCreate, body(lo+1), testNow); aerr == nil || aerr.Code != apierr.OperationTooLarge {
+		t.Fatalf("one byte more: %v", aerr)
+	}
+	withHeadroom := func(n int) *apierr.Error {
+		var r EventRequest
+		if err := wire.Decode(body(n), &r); err != nil {
+			t.Fatal(err)
+		}
+		_, aerr := ValidateEvent(EventCreate, &r, testNow, WithContentHeadroom(256))
+		return aerr
+	}
+	if aerr := withHeadroom(lo - 255); aerr == nil || aerr.Code != apierr.OperationTooLarge {
+		t.Fatalf("within the headroom: %v", aerr)
+	}
+	if aerr := withHeadroom(lo - 256); aerr != nil {
+		t.Fatalf("outside the headroom: %v", aerr)
 	}
 }

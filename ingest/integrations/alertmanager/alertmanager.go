@@ -52,12 +52,24 @@ const (
 	MaxAttrValue      = 4096 // characters; a longer value is cut
 	maxURL            = 2048 // ops' limit on images
 	placeholderChanID = "00000000000000000000000000"
+	// maxLabelBytes bounds an alert's labels and annotations together, as
+	// encoded: members past it (in name order, labels first) are left out
+	// and TruncatedAttr is set, so an alert within Alertmanager's own
+	// limits (100 labels and 100 annotations of 4096 characters: 3 MiB
+	// and more) is cut, never refused for its size (ops.MaxContentBytes),
+	// which would drop its whole group's notification.
+	maxLabelBytes = 64 << 10
 	// placeholderEventID has the length of a derived event id.
 	placeholderEventID = "00000000000000000000000000000000"
 	// checkHeadroom covers what an update adds to a create's content (an
 	// "event_id" member) and more.
 	checkHeadroom = 256
 )
+
+// TruncatedAttr is set to true in a report's attrs when labels or
+// annotations were left out to respect maxLabelBytes (the event bus's
+// marker too).
+const TruncatedAttr = "pushgo.attrs_truncated"
 
 // Payload is the webhook body. Alertmanager and Grafana send the same
 // shape; Grafana adds orgId, state, title, message and, per alert, values,
@@ -365,11 +377,17 @@ func Fingerprint(labels map[string]string) string {
 // report's keys to send a null).
 func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 	stable = map[string]any{}
-	if m := boundedStrings(a.Labels); len(m) > 0 {
-		stable["labels"] = m
+	budget := maxLabelBytes
+	labels, cutLabels := boundedStrings(a.Labels, &budget)
+	if len(labels) > 0 {
+		stable["labels"] = labels
 	}
-	if m := boundedStrings(a.Annotations); len(m) > 0 {
-		stable["annotations"] = m
+	annotations, cutAnnotations := boundedStrings(a.Annotations, &budget)
+	if len(annotations) > 0 {
+		stable["annotations"] = annotations
+	}
+	if cutLabels || cutAnnotations {
+		stable[TruncatedAttr] = true
 	}
 	for k, v := range map[string]string{
 		"generatorURL": a.GeneratorURL,
@@ -408,17 +426,35 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 // boundedStrings applies the attrs limits to a label or annotation set,
 // deterministically: names in sorted order, names longer than MaxAttrKey
 // (or empty) skipped, the first MaxAttrEntries kept, values cut to
-// MaxAttrValue characters. Empty values are kept: a label may be "".
-func boundedStrings(m map[string]string) map[string]any {
+// MaxAttrValue characters, and only the members whose encoded size still
+// fits in *budget (which they use up; cut reports one left out). Empty
+// values are kept: a label may be "".
+func boundedStrings(m map[string]string, budget *int) (out map[string]any, cut bool) {
 	keys := boundedKeys(m)
 	if len(keys) == 0 {
-		return nil
+		return nil, false
 	}
-	out := make(map[string]any, len(keys))
+	out = make(map[string]any, len(keys))
 	for _, k := range keys {
-		out[k] = ops.Truncate(m[k], MaxAttrValue)
+		v := ops.Truncate(m[k], MaxAttrValue)
+		n := quotedLen(k) + quotedLen(v) + 2 // the colon and the comma
+		if n > *budget {
+			cut = true
+			continue
+		}
+		*budget -= n
+		out[k] = v
 	}
-	return out
+	return out, cut
+}
+
+// quotedLen is the length of s as a JSON string.
+func quotedLen(s string) int {
+	b, err := jsontext.AppendQuote(nil, s)
+	if err != nil {
+		return len(s) * 6 // invalid UTF-8: not reached (decoding refused it); an upper bound
+	}
+	return len(b)
 }
 
 // boundedKeys returns the names of m that boundedStrings keeps.

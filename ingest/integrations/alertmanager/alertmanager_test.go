@@ -411,49 +411,43 @@ func TestReportsValidate(t *testing.T) {
 	}
 }
 
-// TestSizeBoundBeforeAppends: an alert near the operation size bound
-// (ops.MaxContentBytes, which an alert within the route's own limits can
-// pass) is either refused by Parse, before anything is appended, or valid
-// as every operation the tracker can make of it: its create, and the
-// update a resend makes, whose event_id the create lacks. (Checked as the
-// create alone, an alert a few bytes under the bound was accepted once and
-// refused as an update on its resend, after the payload's other alerts had
-// been appended.)
-func TestSizeBoundBeforeAppends(t *testing.T) {
-	body := func(extra int) string {
-		labels := map[string]string{"alertname": "A"}
-		for i := range MaxAttrEntries - 1 {
-			labels[fmt.Sprintf("l%02d", i)] = strings.Repeat("v", MaxAttrValue)
-		}
-		annotations := map[string]string{}
-		for i := 0; extra > 0; i++ {
-			n := min(extra, MaxAttrValue)
-			annotations[fmt.Sprintf("a%02d", i)] = strings.Repeat("w", n)
-			extra -= n
-		}
-		b, _ := json.Marshal(map[string]any{"alerts": []any{map[string]any{
-			"status": "firing", "labels": labels, "annotations": annotations,
-			"startsAt": "2025-01-01T00:00:00Z", "fingerprint": "f",
-		}}})
-		return string(b)
+// TestLargestAlertIsCut: the largest alert Alertmanager sends (100 labels
+// and 100 annotations of 4096 characters each, every URL at its limit) is
+// accepted with its labels and annotations cut to maxLabelBytes and the
+// marker set, and is valid as every operation the tracker makes of it
+// (create, the update a resend makes, close). Refused for its size, it
+// would drop its whole group's notification: Alertmanager does not
+// resend a 4xx.
+func TestLargestAlertIsCut(t *testing.T) {
+	labels, annotations := map[string]string{"alertname": "A"}, map[string]string{}
+	for i := range MaxAttrEntries {
+		labels[fmt.Sprintf("l%02d", i)] = strings.Repeat("é", MaxAttrValue)
+		annotations[fmt.Sprintf("a%02d", i)] = strings.Repeat("\"", MaxAttrValue) // 2 bytes each, encoded
 	}
-	// The largest alert Parse accepts, by bisection over the annotations'
-	// length (the content grows with it).
-	lo, hi := 0, (MaxAttrEntries-1)*MaxAttrValue
-	if _, _, err := Parse([]byte(body(hi)), 0); err == nil || err.Code != apierr.OperationTooLarge {
-		t.Fatalf("the largest alert: %v, want %s", err, apierr.OperationTooLarge)
+	long := "https://example.com/" + strings.Repeat("p", 4096)
+	alert := map[string]any{"status": "firing", "labels": labels, "annotations": annotations,
+		"startsAt": "2025-01-01T00:00:00Z", "fingerprint": "f", "generatorURL": long, "silenceURL": long,
+		"dashboardURL": long, "panelURL": long}
+	b, _ := json.Marshal(map[string]any{"alerts": []any{alert}, "externalURL": long, "receiver": strings.Repeat("r", 4096)})
+	r := mustParse(t, string(b))[0]
+	got := attrsOf(t, r)
+	if got[TruncatedAttr] != true || got["labels"].(map[string]any)["alertname"] != "A" {
+		t.Fatalf("not cut, or cut in the wrong place: marker %v", got[TruncatedAttr])
 	}
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if _, _, err := Parse([]byte(body(mid)), 0); err == nil {
-			lo = mid
-		} else if err.Code == apierr.OperationTooLarge {
-			hi = mid
-		} else {
-			t.Fatalf("extra %d: %v", mid, err)
-		}
+	if n := len(r.Event.Attrs); n > maxLabelBytes+64<<10 {
+		t.Fatalf("attrs %d bytes", n)
 	}
-	r := mustParse(t, body(lo))[0]
-	trackerOp(t, "the largest accepted alert", ops.EventCreate, r.Event)
-	trackerOp(t, "the largest accepted alert", ops.EventUpdate, r.Event)
+	trackerOp(t, "the largest alert", ops.EventCreate, r.Event)
+	trackerOp(t, "the largest alert", ops.EventUpdate, r.Event)
+	resolved := mustParse(t, strings.Replace(string(b), `"status":"firing"`, `"status":"resolved"`, 1))[0]
+	if !resolved.Resolved {
+		t.Fatal("not resolved")
+	}
+	trackerOp(t, "the largest alert, resolved", ops.EventClose, resolved.Event)
+
+	// An alert within the budget is not marked.
+	small := mustParse(t, sampleAM)[0]
+	if _, ok := attrsOf(t, small)[TruncatedAttr]; ok {
+		t.Fatal("a small alert marked as cut")
+	}
 }
