@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
 
 // seed003 are the three curl bodies of seed 003, as written.
@@ -341,5 +343,33 @@ func TestDynatraceDescription(t *testing.T) {
 		if e["message"] != tc.message || e["description"] != want {
 			t.Fatalf("description %s: event %v, want message %q", tc.description, e, tc.message)
 		}
+	}
+}
+
+// TestDynatraceLargeReport: a report within Dynatrace's own limits whose
+// properties make more than dynatrace.MaxAttrsBytes of attrs (60
+// properties of 4096 four-byte characters: nearly the 1 MiB body) is
+// recorded with the properties cut and the marker set; before, its
+// operation was over the size bound and the report was refused. A
+// property named like the marker is left out.
+func TestDynatraceLargeReport(t *testing.T) {
+	it := startIntegrations(t, "dynatrace-large")
+	props := map[string]string{"pushgo.attrs_truncated": "mine", "dt.event.description": strings.Repeat("😀", 4096)}
+	for i := range 59 {
+		props[fmt.Sprintf("p%02d", i)] = strings.Repeat("😀", 4096)
+	}
+	b, err := json.Marshal(map[string]any{"eventType": "CUSTOM_INFO", "title": "big", "properties": props})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, m := it.dtIngest(string(b))
+	if s != 201 || m["reportCount"] != 1.0 {
+		t.Fatalf("%d %v", s, m)
+	}
+	r := m["eventIngestResults"].([]any)[0].(map[string]any)
+	e := it.event(r["correlationId"].(string))
+	attrs := e["attrs"].(map[string]any)
+	if attrs["pushgo.attrs_truncated"] != true || len(attrs) < 2 || len(attrs) > 6 {
+		t.Fatalf("attrs: marker %v, %d members", attrs["pushgo.attrs_truncated"], len(attrs))
 	}
 }

@@ -342,8 +342,20 @@ func (r *Report) Description() string {
 	return ""
 }
 
+// TruncatedAttr is set to true in a report's attrs when properties were
+// left out to respect MaxAttrsBytes (the other integrations' marker too).
+// A property of that name is left out: the name is the gateway's.
+const TruncatedAttr = "pushgo.attrs_truncated"
+
+// MaxAttrsBytes bounds the attrs the properties make, as encoded: the
+// properties past it (in the order sent) are left out and TruncatedAttr is
+// set. Dynatrace allows 100 properties of 4096 characters (1.6 MB of
+// four-byte characters); without a bound such a report made an operation
+// over the size bound (ops.MaxContentBytes) and was refused.
+const MaxAttrsBytes = 64 << 10
+
 // Attrs is the properties as an attrs object (flat, string values), keys
-// in the order sent; nil when there are none.
+// in the order sent, within MaxAttrsBytes; nil when there are none.
 func (r *Report) Attrs() jsontext.Value {
 	if len(r.Properties) == 0 {
 		return nil
@@ -351,15 +363,31 @@ func (r *Report) Attrs() jsontext.Value {
 	var b bytes.Buffer
 	enc := jsontext.NewEncoder(&b)
 	_ = enc.WriteToken(jsontext.BeginObject)
-	seen := map[string]bool{}
+	seen := map[string]bool{TruncatedAttr: true}
+	budget, cut := MaxAttrsBytes, false
 	for _, p := range r.Properties {
 		if seen[p.Key] {
 			continue
 		}
 		seen[p.Key] = true
+		k, kerr := jsontext.AppendQuote(nil, p.Key)
+		v, verr := jsontext.AppendQuote(nil, p.Value)
+		n := len(k) + len(v) + 2 // the colon and the comma
+		if kerr != nil || verr != nil || n > budget {
+			cut = true
+			continue
+		}
+		budget -= n
 		_ = enc.WriteToken(jsontext.String(p.Key))
 		_ = enc.WriteToken(jsontext.String(p.Value))
 	}
+	if cut {
+		_ = enc.WriteToken(jsontext.String(TruncatedAttr))
+		_ = enc.WriteToken(jsontext.True)
+	}
 	_ = enc.WriteToken(jsontext.EndObject)
-	return bytes.TrimSpace(b.Bytes())
+	if out := bytes.TrimSpace(b.Bytes()); string(out) != "{}" {
+		return out
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -325,8 +326,12 @@ func triggerAttrs(ev *Event, dedupKey string) map[string]any {
 			out[k] = ops.Truncate(v, MaxAttrValue)
 		}
 	}
+	budget, cut := maxDetailsBytes, false
 	if d := customDetails(p.CustomDetails); d != nil {
-		out["custom_details"] = d
+		cut = keepWithin(d, &budget)
+		if len(d) > 0 {
+			out["custom_details"] = d
+		}
 	}
 	links := map[string]any{}
 	for _, l := range ev.Links {
@@ -343,10 +348,47 @@ func triggerAttrs(ev *Event, dedupKey string) map[string]any {
 			links[name] = ops.Truncate(href, MaxAttrValue)
 		}
 	}
+	if keepWithin(links, &budget) {
+		cut = true
+	}
 	if len(links) > 0 {
 		out["links"] = links
 	}
+	if cut {
+		out[TruncatedAttr] = true
+	}
 	return out
+}
+
+// TruncatedAttr is set to true in a trigger's attrs when custom_details
+// members or links were left out to respect maxDetailsBytes (the other
+// integrations' marker too).
+const TruncatedAttr = "pushgo.attrs_truncated"
+
+// maxDetailsBytes bounds custom_details and links together, as encoded.
+// Members past it are left out (in name order, custom_details first) and
+// TruncatedAttr is set: without a bound, a trigger within the 1 MiB body
+// (a value's quotes escaped again when a nested value becomes JSON text)
+// made an operation over the size bound (ops.MaxContentBytes) and was
+// refused.
+const maxDetailsBytes = 64 << 10
+
+// keepWithin deletes from m, in name order, the members whose encoded size
+// no longer fits in *budget, which the kept ones use up; it reports
+// whether it deleted any.
+func keepWithin(m map[string]any, budget *int) (cut bool) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		kb, kerr := json.Marshal(k)
+		vb, verr := json.Marshal(m[k])
+		n := len(kb) + len(vb) + 2 // the colon and the comma
+		if kerr != nil || verr != nil || n > *budget {
+			delete(m, k)
+			cut = true
+			continue
+		}
+		*budget -= n
+	}
+	return cut
 }
 
 // customDetails flattens custom_details one level, into what attrs

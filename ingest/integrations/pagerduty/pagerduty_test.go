@@ -329,3 +329,39 @@ func TestReportsValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeTriggerIsCut: a trigger within the 1 MiB body whose
+// custom_details and links make more than maxDetailsBytes of attrs (a
+// nested value's quotes escaped again as JSON text: 800 KB from a 400 KB
+// body) is kept with members cut and the marker set, and is a valid
+// create; before, its operation was over the size bound and the trigger
+// was refused (first as a 429 every retry met again).
+func TestLargeTriggerIsCut(t *testing.T) {
+	details := map[string]any{}
+	for i := range MaxAttrEntries {
+		details[fmt.Sprintf("d%02d", i)] = []string{strings.Repeat(`"`, 2040)}
+	}
+	var links []map[string]string
+	for i := range 20 {
+		links = append(links, map[string]string{"href": "https://example.com/" + strings.Repeat("😀", 1000), "text": fmt.Sprint("l", i)})
+	}
+	b, err := json.Marshal(map[string]any{"routing_key": "k", "event_action": "trigger", "dedup_key": "big", "links": links,
+		"payload": map[string]any{"summary": "s", "source": "src", "severity": "error", "custom_details": details}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustParse(t, string(b))
+	var attrs map[string]any
+	if err := json.Unmarshal(r.Event.Attrs, &attrs); err != nil {
+		t.Fatal(err)
+	}
+	if attrs[TruncatedAttr] != true || attrs["dedup_key"] != "big" || len(r.Event.Attrs) > maxDetailsBytes+16<<10 {
+		t.Fatalf("marker %v, dedup_key %v, %d bytes", attrs[TruncatedAttr], attrs["dedup_key"], len(r.Event.Attrs))
+	}
+	ch, opID := "0123456789ABCDEFGHJKMNPQRS", "pagerduty:x"
+	e := r.Event
+	e.ChannelID, e.OpID = &ch, &opID
+	if _, aerr := ops.ValidateIntegrationEvent(ops.EventCreate, &e); aerr != nil {
+		t.Fatalf("create: %v", aerr)
+	}
+}
