@@ -7,6 +7,12 @@ import (
 	"github.com/pushgo/gateway/schemas/wire"
 )
 
+// TruncatedAttr is the attrs key an integration sets to true when it left
+// members of a report out to stay within its attrs budget (every
+// integration cuts rather than refuses). The name is the gateway's: a
+// member of a report spelled so is left out.
+const TruncatedAttr = "pushgo.attrs_truncated"
+
 // attrs validates an attrs patch (spec §1): an object whose values are
 // scalars, null, or an object of scalars and nulls, each number within a
 // float64's range (wire.NumberOutOfRange: the projector and every reader

@@ -69,7 +69,7 @@ const (
 // TruncatedAttr is set to true in a report's attrs when labels or
 // annotations were left out to respect maxLabelBytes (the event bus's
 // marker too).
-const TruncatedAttr = "pushgo.attrs_truncated"
+const TruncatedAttr = ops.TruncatedAttr
 
 // Payload is the webhook body. Alertmanager and Grafana send the same
 // shape; Grafana adds orgId, state, title, message and, per alert, values,

@@ -345,7 +345,7 @@ func (r *Report) Description() string {
 // TruncatedAttr is set to true in a report's attrs when properties were
 // left out to respect MaxAttrsBytes (the other integrations' marker too).
 // A property of that name is left out: the name is the gateway's.
-const TruncatedAttr = "pushgo.attrs_truncated"
+const TruncatedAttr = ops.TruncatedAttr
 
 // MaxAttrsBytes bounds the attrs the properties make, as encoded: the
 // properties past it (in the order sent) are left out and TruncatedAttr is

@@ -39,7 +39,7 @@ const (
 
 // TruncatedAttr is set to true in an Event's attrs when members of the
 // CloudEvent's data were left out to respect maxAttrsBytes.
-const TruncatedAttr = "pushgo.attrs_truncated"
+const TruncatedAttr = ops.TruncatedAttr
 
 // opIDPrefix marks the op_ids of CloudEvent creates (both routes share it:
 // one CloudEvent sent through either is one Event).

@@ -363,7 +363,7 @@ func triggerAttrs(ev *Event, dedupKey string) map[string]any {
 // TruncatedAttr is set to true in a trigger's attrs when custom_details
 // members or links were left out to respect maxDetailsBytes (the other
 // integrations' marker too).
-const TruncatedAttr = "pushgo.attrs_truncated"
+const TruncatedAttr = ops.TruncatedAttr
 
 // maxDetailsBytes bounds custom_details and links together, as encoded.
 // Members past it are left out (in name order, custom_details first) and
