@@ -432,9 +432,27 @@ func (p *consolePage) navigate(u string) {
 	p.run("open "+u, chromedp.Navigate(u))
 }
 
+// click clicks the element sel selects. The console re-renders a list
+// when the stream brings news (an update, a reconnect's catch-up), which
+// can replace the element between chromedp's finding its node and
+// clicking it: then the element is found again and clicked, within the
+// step's bound (seen once under make test's load: "Could not find node
+// with given id").
 func (p *consolePage) click(sel string) {
 	p.t.Helper()
-	p.run("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		replaced := strings.Contains(err.Error(), "Could not find node with given id") ||
+			strings.Contains(err.Error(), "Node is detached from document")
+		if !replaced || ctx.Err() != nil {
+			p.t.Fatalf("console: click %s: %v", sel, err)
+		}
+	}
 }
 
 // fill replaces an input's text by typing.
