@@ -165,11 +165,12 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 // The SDK itself keeps the last of two "id" members, and of "severity" and
 // "Severity" whichever came last.
 func checkJSONBody(body []byte) *apierr.Error {
-	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
-		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: not valid JSON in UTF-8")
-	}
 	if !jsontext.Value(body).IsValid() {
-		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: a member name is repeated in an object")
+		// Which rule it broke, read again only for the answer.
+		if jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
+			return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: a member name is repeated in an object")
+		}
+		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: not valid JSON in UTF-8")
 	}
 	if aerr := checkAttributeNames(body); aerr != nil {
 		return aerr

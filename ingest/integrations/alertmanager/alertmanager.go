@@ -377,16 +377,14 @@ func Fingerprint(labels map[string]string) string {
 // report's keys to send a null).
 func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 	stable = map[string]any{}
-	budget := maxLabelBytes
-	labels, cutLabels := boundedStrings(a.Labels, &budget)
-	if len(labels) > 0 {
-		stable["labels"] = labels
+	budget := ops.NewAttrsBudget(maxLabelBytes)
+	if m := boundedStrings(a.Labels, &budget); len(m) > 0 {
+		stable["labels"] = m
 	}
-	annotations, cutAnnotations := boundedStrings(a.Annotations, &budget)
-	if len(annotations) > 0 {
-		stable["annotations"] = annotations
+	if m := boundedStrings(a.Annotations, &budget); len(m) > 0 {
+		stable["annotations"] = m
 	}
-	if cutLabels || cutAnnotations {
+	if budget.Cut() {
 		stable[TruncatedAttr] = true
 	}
 	for k, v := range map[string]string{
@@ -426,35 +424,20 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 // boundedStrings applies the attrs limits to a label or annotation set,
 // deterministically: names in sorted order, names longer than MaxAttrKey
 // (or empty) skipped, the first MaxAttrEntries kept, values cut to
-// MaxAttrValue characters, and only the members whose encoded size still
-// fits in *budget (which they use up; cut reports one left out). Empty
-// values are kept: a label may be "".
-func boundedStrings(m map[string]string, budget *int) (out map[string]any, cut bool) {
+// MaxAttrValue characters, and only the members that still fit in budget.
+// Empty values are kept: a label may be "".
+func boundedStrings(m map[string]string, budget *ops.AttrsBudget) map[string]any {
 	keys := boundedKeys(m)
 	if len(keys) == 0 {
-		return nil, false
+		return nil
 	}
-	out = make(map[string]any, len(keys))
+	out := make(map[string]any, len(keys))
 	for _, k := range keys {
-		v := ops.Truncate(m[k], MaxAttrValue)
-		n := quotedLen(k) + quotedLen(v) + 2 // the colon and the comma
-		if n > *budget {
-			cut = true
-			continue
+		if v := ops.Truncate(m[k], MaxAttrValue); budget.TakeString(k, v) != nil {
+			out[k] = v
 		}
-		*budget -= n
-		out[k] = v
 	}
-	return out, cut
-}
-
-// quotedLen is the length of s as a JSON string.
-func quotedLen(s string) int {
-	b, err := jsontext.AppendQuote(nil, s)
-	if err != nil {
-		return len(s) * 6 // invalid UTF-8: not reached (decoding refused it); an upper bound
-	}
-	return len(b)
+	return out
 }
 
 // boundedKeys returns the names of m that boundedStrings keeps.

@@ -364,24 +364,18 @@ func (r *Report) Attrs() jsontext.Value {
 	enc := jsontext.NewEncoder(&b)
 	_ = enc.WriteToken(jsontext.BeginObject)
 	seen := map[string]bool{TruncatedAttr: true}
-	budget, cut := MaxAttrsBytes, false
+	budget := ops.NewAttrsBudget(MaxAttrsBytes)
 	for _, p := range r.Properties {
 		if seen[p.Key] {
 			continue
 		}
 		seen[p.Key] = true
-		k, kerr := jsontext.AppendQuote(nil, p.Key)
-		v, verr := jsontext.AppendQuote(nil, p.Value)
-		n := len(k) + len(v) + 2 // the colon and the comma
-		if kerr != nil || verr != nil || n > budget {
-			cut = true
-			continue
+		if v := budget.TakeString(p.Key, p.Value); v != nil {
+			_ = enc.WriteToken(jsontext.String(p.Key))
+			_ = enc.WriteValue(v)
 		}
-		budget -= n
-		_ = enc.WriteToken(jsontext.String(p.Key))
-		_ = enc.WriteToken(jsontext.String(p.Value))
 	}
-	if cut {
+	if budget.Cut() {
 		_ = enc.WriteToken(jsontext.String(TruncatedAttr))
 		_ = enc.WriteToken(jsontext.True)
 	}

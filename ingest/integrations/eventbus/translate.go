@@ -303,18 +303,12 @@ func flatten(data jsontext.Value, taken map[string]bool) (out []member, dropped 
 	if len(data) == 0 {
 		return nil, false
 	}
-	size := 0
+	budget := ops.NewAttrsBudget(maxAttrsBytes)
 	add := func(key string, v jsontext.Value) {
 		v = attrValue(v)
-		if v == nil || taken[key] {
+		if v == nil || taken[key] || !budget.Take(key, v) {
 			return
 		}
-		n := len(quote(key)) + len(v) + 2
-		if size+n > maxAttrsBytes {
-			dropped = true
-			return
-		}
-		size += n
 		taken[key] = true
 		out = append(out, member{key, v})
 	}
@@ -325,37 +319,37 @@ func flatten(data jsontext.Value, taken map[string]bool) (out []member, dropped 
 	for d.PeekKind() == '"' {
 		tok, err := d.ReadToken()
 		if err != nil {
-			return out, dropped
+			return out, budget.Cut()
 		}
 		name := tok.String() // before the next read voids tok
 		if d.PeekKind() != '{' {
 			v, err := d.ReadValue()
 			if err != nil {
-				return out, dropped
+				return out, budget.Cut()
 			}
 			add(name, v)
 			continue
 		}
 		if _, err := d.ReadToken(); err != nil {
-			return out, dropped
+			return out, budget.Cut()
 		}
 		for d.PeekKind() == '"' {
 			tok, err := d.ReadToken()
 			if err != nil {
-				return out, dropped
+				return out, budget.Cut()
 			}
 			key := name + "." + tok.String()
 			v, err := d.ReadValue()
 			if err != nil {
-				return out, dropped
+				return out, budget.Cut()
 			}
 			add(key, v)
 		}
 		if _, err := d.ReadToken(); err != nil { // '}'
-			return out, dropped
+			return out, budget.Cut()
 		}
 	}
-	return out, dropped
+	return out, budget.Cut()
 }
 
 // attrValue is v as an attrs value: scalars as they are (strings cut to

@@ -326,9 +326,9 @@ func triggerAttrs(ev *Event, dedupKey string) map[string]any {
 			out[k] = ops.Truncate(v, MaxAttrValue)
 		}
 	}
-	budget, cut := maxDetailsBytes, false
+	budget := ops.NewAttrsBudget(maxDetailsBytes)
 	if d := customDetails(p.CustomDetails); d != nil {
-		cut = keepWithin(d, &budget)
+		keepWithin(d, &budget)
 		if len(d) > 0 {
 			out["custom_details"] = d
 		}
@@ -348,13 +348,11 @@ func triggerAttrs(ev *Event, dedupKey string) map[string]any {
 			links[name] = ops.Truncate(href, MaxAttrValue)
 		}
 	}
-	if keepWithin(links, &budget) {
-		cut = true
-	}
+	keepWithin(links, &budget)
 	if len(links) > 0 {
 		out["links"] = links
 	}
-	if cut {
+	if budget.Cut() {
 		out[TruncatedAttr] = true
 	}
 	return out
@@ -373,22 +371,14 @@ const TruncatedAttr = ops.TruncatedAttr
 // refused.
 const maxDetailsBytes = 64 << 10
 
-// keepWithin deletes from m, in name order, the members whose encoded size
-// no longer fits in *budget, which the kept ones use up; it reports
-// whether it deleted any.
-func keepWithin(m map[string]any, budget *int) (cut bool) {
+// keepWithin deletes from m, in name order, the members that no longer
+// fit in budget.
+func keepWithin(m map[string]any, budget *ops.AttrsBudget) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		kb, kerr := json.Marshal(k)
-		vb, verr := json.Marshal(m[k])
-		n := len(kb) + len(vb) + 2 // the colon and the comma
-		if kerr != nil || verr != nil || n > *budget {
+		if v, err := json.Marshal(m[k]); err != nil || !budget.Take(k, v) {
 			delete(m, k)
-			cut = true
-			continue
 		}
-		*budget -= n
 	}
-	return cut
 }
 
 // customDetails flattens custom_details one level, into what attrs
