@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,8 +14,9 @@ type modeReport struct {
 	mode           syncMode
 	raw, ours, low result
 	// -diag only: GET /healthz closed loop, raw JetStream open loop at the
-	// rate of the low phase, and OURS through the other HTTP client.
-	floor, rawLow, oursAlt *result
+	// rate of the low phase, OURS through the other HTTP client, and the
+	// HTTP + publish floor (appendfloor.go).
+	floor, rawLow, oursAlt, appendFloor *result
 	// -ntfy only: POST /message closed loop, the peer comparison's load,
 	// and ntfy with the caches paired with this mode, measured in the
 	// same rounds (ntfy.go).
@@ -22,6 +24,9 @@ type modeReport struct {
 	ntfy      []ntfyRow
 	isDefault bool // the gateway's default mode, sync=1s
 }
+
+// appendFloorLabel names the -diag HTTP + publish row.
+const appendFloorLabel = "http + publish"
 
 // messageLabel names the -ntfy row of ours.
 const messageLabel = "ours /message"
@@ -135,6 +140,20 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 			return rep, err
 		}
 		rep.rawLow = &r
+		spec := t.spec(opUpdate)
+		a, err := repeat(ctx, o.options, appendFloorLabel, func(int) (result, error) {
+			f, err := startAppendFloor(ctx, o.options, m, log)
+			if err != nil {
+				return result{}, err
+			}
+			spec.Addr = f.addr()
+			r, err := runLoad(ctx, spec.closed(o.concurrency, o.warmup, o.duration))
+			return r, errors.Join(err, f.close())
+		})
+		if err != nil {
+			return rep, err
+		}
+		rep.appendFloor = &a
 	}
 	return rep, nil
 }

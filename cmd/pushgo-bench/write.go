@@ -50,7 +50,7 @@ func (p *writePhase) flags(fs *flagSet) {
 	fs.Float64Var(&p.halfLoad, "load", 0.5, "open-loop rate as a fraction of OURS's measured rate")
 	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
 	fs.StringVar(&p.halfProfile, "halfprofile", "", "write a CPU profile of the first OURS open-loop (-load) phase to this file")
-	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor) and raw JetStream open-loop at the half-load rate (informational rows)")
+	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor), raw JetStream open-loop at the half-load rate, and HTTP + publish (net/http publishing each body, nothing else) closed-loop (informational rows)")
 	fs.StringVar(&p.modeList, "modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
 	p.ntfyFlags(fs)
 }
@@ -203,6 +203,10 @@ func printWriteTable(w io.Writer, o *writePhase, reps []modeReport) {
 		if rl := r.rawLow; rl != nil {
 			row(mode, "raw @ same rate", *rl, fmt.Sprintf("(diag: raw jetstream open loop; late %d, skipped %d)", rl.late, rl.skipped))
 		}
+		if a := r.appendFloor; a != nil {
+			row(mode, appendFloorLabel, *a, fmt.Sprintf("%.2f (diag: net/http reads the body and publishes it, nothing else; ours/this %.2f)",
+				a.rate/max(r.raw.rate, 1), r.ours.rate/max(a.rate, 1)))
+		}
 	}
 
 	fmt.Fprintln(w)
@@ -241,6 +245,9 @@ func (r *modeReport) rows(o *writePhase) []namedResult {
 	}
 	if r.rawLow != nil {
 		out = append(out, namedResult{"raw @ same rate", r.rawLow})
+	}
+	if r.appendFloor != nil {
+		out = append(out, namedResult{appendFloorLabel, r.appendFloor})
 	}
 	if r.message != nil {
 		out = append(out, namedResult{messageLabel, r.message})
