@@ -14,6 +14,8 @@ require (
 
 require github.com/getkin/kin-openapi v0.153.0
 
+require github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0

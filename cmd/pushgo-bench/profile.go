@@ -27,6 +27,7 @@ func startCPUProfile(path, what string) (stop func(), err error) {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "  cpu profile of the %s phase written to %s (go tool pprof -top %s)\n", what, path, path)
+		printCPUShares(os.Stderr, path)
 	}, nil
 }
 

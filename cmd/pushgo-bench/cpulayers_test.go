@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"testing"
+
+	"github.com/google/pprof/profile"
+)
+
+// Each sample counts once, for the layer of its innermost frame that
+// belongs to one: an allocation for whoever allocated, Pebble for the
+// store even when the fold called it, the fold for us even when nats.go
+// called it back, a system call for the HTTP server that made it.
+func TestCPUShares(t *testing.T) {
+	p := &profile.Profile{
+		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
+		PeriodType: &profile.ValueType{Type: "cpu", Unit: "nanoseconds"},
+		Period:     10_000_000,
+	}
+	funcs := map[string]*profile.Function{}
+	loc := func(names ...string) *profile.Location { // names innermost first, as inlined lines
+		l := &profile.Location{ID: uint64(len(p.Location) + 1)}
+		for _, n := range names {
+			f := funcs[n]
+			if f == nil {
+				f = &profile.Function{ID: uint64(len(p.Function) + 1), Name: n}
+				funcs[n] = f
+				p.Function = append(p.Function, f)
+			}
+			l.Line = append(l.Line, profile.Line{Function: f})
+		}
+		p.Location = append(p.Location, l)
+		return l
+	}
+	sample := func(ms int64, locs ...*profile.Location) {
+		p.Sample = append(p.Sample, &profile.Sample{Value: []int64{ms / 10, ms * 1e6}, Location: locs})
+	}
+	sample(40, loc("runtime.mallocgc"), loc("github.com/pushgo/gateway/schemas/ops.validateThing"), loc("net/http.(*conn).serve"))
+	sample(30, loc("internal/runtime/syscall/linux.Syscall6", "syscall.write"), loc("net/http.(*response).finishRequest"))
+	sample(20, loc("github.com/cockroachdb/pebble/v2.(*DB).Apply"), loc("github.com/pushgo/gateway/projector.(*groupFold).commit"))
+	sample(10, loc("github.com/pushgo/gateway/projector.applyEntry"), loc("github.com/nats-io/nats%2ego.(*Conn).readLoop"))
+	sample(10, loc("github.com/nats-io/nats%2ego.(*Conn).parse"))
+	sample(10, loc("github.com/nats-io/nats-server/v2/server.(*stream).internalLoop"))
+	sample(5, loc("runtime.scanobject"), loc("runtime.gcBgMarkWorker"))
+	sample(5, loc("runtime.schedule"), loc("runtime.mcall"))
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	s, err := readCPUShares(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cpuShares{layerOurs: 50e6, layerHTTP: 30e6, layerStore: 20e6, layerClient: 10e6, layerBroker: 10e6, layerGC: 5e6, layerOther: 5e6}
+	if s != want {
+		t.Fatalf("shares %v, want %v", s, want)
+	}
+	if got, want := s.String(), "ours 38%, HTTP server 23%, store (Pebble) 15%, broker 8%, NATS client 8%, GC 4%, other 4%"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+	if got := s.oursAtZero(); math.Abs(got-130.0/80) > 1e-9 {
+		t.Fatalf("oursAtZero() = %v, want %v", got, 130.0/80)
+	}
+	if _, err := readCPUShares(bytes.NewReader([]byte("not a profile"))); err == nil {
+		t.Fatal("a file that is not a profile was read")
+	}
+}
