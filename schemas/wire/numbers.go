@@ -87,10 +87,15 @@ func mayHoldHugeNumber(v []byte) bool {
 }
 
 // Dotted is a JSON pointer as a dotted member path ("attrs.cpu",
-// "eventList.0.data"), or "body" for the whole document.
+// "eventList.0.data"), or "body" for the whole document. A member whose
+// name is empty is written `""` ("attrs.\"\"", or `""` at the top level),
+// so a refusal still names where the fault is.
 func Dotted(p jsontext.Pointer) string {
 	var parts []string
 	for tok := range p.Tokens() {
+		if tok == "" {
+			tok = `""`
+		}
 		parts = append(parts, tok)
 	}
 	if len(parts) == 0 {
