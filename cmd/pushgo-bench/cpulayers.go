@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/pprof/profile"
@@ -107,12 +109,19 @@ func sampleLayer(smp *profile.Sample) cpuLayer {
 	return layerOther
 }
 
-// String is the shares in per cent, largest first.
-func (s cpuShares) String() string {
-	var total float64
+// total is the profile's CPU time.
+func (s cpuShares) total() float64 {
+	var t float64
 	for _, v := range s {
-		total += v
+		t += v
 	}
+	return t
+}
+
+// String is the shares in per cent, largest first (equal shares in layer
+// order).
+func (s cpuShares) String() string {
+	total := s.total()
 	if total == 0 {
 		return "no samples"
 	}
@@ -120,12 +129,7 @@ func (s cpuShares) String() string {
 	for l := range numLayers {
 		order = append(order, l)
 	}
-	// Few layers: an insertion sort keeps equal shares in layer order.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && s[order[j]] > s[order[j-1]]; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	slices.SortStableFunc(order, func(a, b cpuLayer) int { return cmp.Compare(s[b], s[a]) })
 	parts := make([]string, 0, numLayers)
 	for _, l := range order {
 		parts = append(parts, fmt.Sprintf("%s %.0f%%", layerNames[l], 100*s[l]/total))
@@ -136,10 +140,7 @@ func (s cpuShares) String() string {
 // oursAtZero is how much faster the profiled work could run, at the same
 // CPU, if our code cost nothing: 1 / (1 - ours' share).
 func (s cpuShares) oursAtZero() float64 {
-	var total float64
-	for _, v := range s {
-		total += v
-	}
+	total := s.total()
 	if total == 0 || s[layerOurs] >= total {
 		return 0
 	}
