@@ -381,6 +381,7 @@ func startDeliveryEnv(ctx context.Context, o *deliveryPhase, log *slog.Logger) (
 	}
 	if e.push, err = pusher.Start(sctx, e.nc, pusher.Config{
 		Senders: map[payload.Provider]sender.Sender{payload.APNs: as, payload.FCM: fs}, Logger: log.With("component", "pusher"),
+		Partitions: o.partitions,
 	}); err != nil {
 		return nil, fmt.Errorf("start pusher: %w", err)
 	}

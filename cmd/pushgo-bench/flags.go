@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pushgo/gateway/pusher"
 )
 
 // options are the common flags after defaults and -quick are applied, and
@@ -19,6 +21,7 @@ type options struct {
 	bodySize    int
 	timeline    bool
 	target      string // gateway.Config.Target
+	partitions  int    // gateway.Config.DeliveryPartitions; 0: the gateway's choice
 	client      string // clientLight or clientNetHTTP: the load phases' HTTP client
 
 	phases  []phase         // selected, in table order
@@ -45,6 +48,7 @@ func parseFlags(args []string) (*options, error) {
 	common.BoolVar(&profileEveryRun, "profile-every-run", false, "profile every run of a phase, not only the first, each to its own file (-run<N> before the extension): to compare a run with the ones after it")
 	common.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	common.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
+	common.IntVar(&o.partitions, "delivery-partitions", 0, "delivery partitions of every gateway the bench starts (PUSHGO_DELIVERY_PARTITIONS; 0: the gateway's default): the broker hands each operation to each partition's consumer, so rows at 1 and at the default show what one costs")
 	common.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")
 	phaseList := common.String("phases", strings.Join(names(defaultPhases(all), false), ","), "comma-separated tables to produce: "+enumerate(names(all, true), "and"))
 	quick := common.Bool("quick", false, "smoke mode: every flag marked (-quick: v) takes v unless given")
@@ -104,6 +108,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("-body must be within 200..16384")
 	case o.target != "all" && o.target != "ingest":
 		return nil, errors.New("-target must be all or ingest (the HTTP routes need ingest)")
+	case o.partitions < 0 || o.partitions > pusher.MaxPartitions:
+		return nil, fmt.Errorf("-delivery-partitions must be within 0..%d", pusher.MaxPartitions)
 	case o.client != clientLight && o.client != clientNetHTTP:
 		return nil, errors.New("-client must be light or nethttp")
 	case len(o.phases) == 0:

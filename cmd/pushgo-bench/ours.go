@@ -83,6 +83,9 @@ func launchGateway(ctx context.Context, o *options, cfg gateway.Config, log *slo
 		}
 	}()
 	cfg.DataDir, cfg.HTTPAddr, cfg.LogLevel = t.dir, "127.0.0.1:0", "warn"
+	if o.partitions > 0 {
+		cfg.DeliveryPartitions = o.partitions
+	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if t.gw, err = gateway.Start(sctx, cfg, log); err != nil {
