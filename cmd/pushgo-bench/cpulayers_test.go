@@ -11,7 +11,9 @@ import (
 // Each sample counts once, for the layer of its innermost frame that
 // belongs to one: an allocation for whoever allocated, Pebble for the
 // store even when the fold called it, the fold for us even when nats.go
-// called it back, a system call for the HTTP server that made it.
+// called it back, a system call for the HTTP server that made it. Our
+// share is split by the service of the outermost frame of ours: a read the
+// HTTP handler serves from the projection in process is ingest's.
 func TestCPUShares(t *testing.T) {
 	p := &profile.Profile{
 		SampleType: []*profile.ValueType{{Type: "samples", Unit: "count"}, {Type: "cpu", Unit: "nanoseconds"}},
@@ -36,11 +38,16 @@ func TestCPUShares(t *testing.T) {
 	sample := func(ms int64, locs ...*profile.Location) {
 		p.Sample = append(p.Sample, &profile.Sample{Value: []int64{ms / 10, ms * 1e6}, Location: locs})
 	}
-	sample(40, loc("runtime.mallocgc"), loc("github.com/pushgo/gateway/schemas/ops.validateThing"), loc("net/http.(*conn).serve"))
+	sample(30, loc("runtime.mallocgc"), loc("github.com/pushgo/gateway/schemas/ops.validateThing"),
+		loc("github.com/pushgo/gateway/ingest/httpapi.(*Server).accept"), loc("net/http.(*conn).serve"))
+	// A read the handler serves from the projection in process: ingest's.
+	sample(10, loc("github.com/pushgo/gateway/projector/store.(*Store).get"),
+		loc("github.com/pushgo/gateway/projector.(*Projector).Read", "github.com/pushgo/gateway/ingest/readfwd.(*Forwarder).Get"), loc("net/http.(*conn).serve"))
 	sample(30, loc("internal/runtime/syscall/linux.Syscall6", "syscall.write"), loc("net/http.(*response).finishRequest"))
 	sample(20, loc("github.com/cockroachdb/pebble/v2.(*DB).Apply"), loc("github.com/pushgo/gateway/projector.(*groupFold).commit"))
 	sample(10, loc("github.com/pushgo/gateway/projector.applyEntry"), loc("github.com/nats-io/nats%2ego.(*Conn).readLoop"))
 	sample(10, loc("github.com/nats-io/nats%2ego.(*Conn).parse"))
+	sample(10, loc("github.com/pushgo/gateway/pusher.(*partition).take"), loc("github.com/pushgo/gateway/broker/consume.(*Loop).Run"))
 	sample(10, loc("github.com/nats-io/nats-server/v2/server.(*stream).internalLoop"))
 	sample(5, loc("runtime.scanobject"), loc("runtime.gcBgMarkWorker"))
 	sample(5, loc("runtime.schedule"), loc("runtime.mcall"))
@@ -52,15 +59,21 @@ func TestCPUShares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cpuShares{layerOurs: 50e6, layerHTTP: 30e6, layerStore: 20e6, layerClient: 10e6, layerBroker: 10e6, layerGC: 5e6, layerOther: 5e6}
+	want := cpuShares{
+		layers: [numLayers]float64{layerOurs: 60e6, layerHTTP: 30e6, layerStore: 20e6, layerClient: 10e6, layerBroker: 10e6, layerGC: 5e6, layerOther: 5e6},
+		ours:   [numServices]float64{serviceIngest: 40e6, serviceProjector: 10e6, servicePusher: 10e6},
+	}
 	if s != want {
 		t.Fatalf("shares %v, want %v", s, want)
 	}
-	if got, want := s.String(), "ours 38%, HTTP server 23%, store (Pebble) 15%, broker 8%, NATS client 8%, GC 4%, other 4%"; got != want {
+	if got, want := s.oursByService(), "ingest 29%, projector 7%, pusher 7%"; got != want {
+		t.Fatalf("oursByService() = %q, want %q", got, want)
+	}
+	if got, want := s.String(), "ours 43%, HTTP server 21%, store (Pebble) 14%, broker 7%, NATS client 7%, GC 4%, other 4%"; got != want {
 		t.Fatalf("String() = %q, want %q", got, want)
 	}
-	if got := s.oursAtZero(); math.Abs(got-130.0/80) > 1e-9 {
-		t.Fatalf("oursAtZero() = %v, want %v", got, 130.0/80)
+	if got := s.oursAtZero(); math.Abs(got-140.0/80) > 1e-9 {
+		t.Fatalf("oursAtZero() = %v, want %v", got, 140.0/80)
 	}
 	if _, err := readCPUShares(bytes.NewReader([]byte("not a profile"))); err == nil {
 		t.Fatal("a file that is not a profile was read")
