@@ -48,6 +48,9 @@ func serve(ctx context.Context, args []string) int {
 	if gc := gateway.TuneGC(os.Getenv); gc != "" {
 		log.Debug("pushgo: garbage collector tuned", "settings", gc)
 	}
+	if procs := gateway.TuneProcs(os.Getenv); procs != "" {
+		log.Debug("pushgo: scheduler tuned", "settings", procs)
+	}
 	if err := gateway.Run(ctx, cfg, log); err != nil {
 		log.Error("pushgo stopped", "err", err)
 		return 1

@@ -123,7 +123,7 @@ func (p *clusterPhase) run(ctx context.Context) (table, error) {
 
 	t := &clusterTable{o: p}
 	if t.raw, err = repeat(ctx, p.options, "raw jetstream", func(int) (clusterRun, error) {
-		return p.rawRun(ctx, c)
+		return atAnchorProcs(func() (clusterRun, error) { return p.rawRun(ctx, c) })
 	}); err != nil {
 		return nil, err
 	}

@@ -78,10 +78,14 @@ func run() int {
 	// binary's garbage collector settings (gorush, a process of its own,
 	// keeps its own).
 	gc := gateway.TuneGC(os.Getenv)
+	procs := tuneProcs()
 	baseline := runtime.NumGoroutine()
 	printHeader(os.Stderr, opts)
 	if gc != "" {
 		fmt.Fprintf(os.Stderr, "  garbage collector as the pushgo binary sets it: %s (GOGC / GOMEMLIMIT override)\n", gc)
+	}
+	if procs != "" {
+		fmt.Fprintf(os.Stderr, "  scheduler as the pushgo binary sets it: %s for the gateway's rows, the raw anchors at the runtime's default %d (GOMAXPROCS overrides both)\n", procs, anchorProcs)
 	}
 	var tables []table
 	for _, p := range opts.phases {

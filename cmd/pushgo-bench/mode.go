@@ -42,12 +42,14 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	// Each raw run gets a fresh broker and store.
 	rawRun := func(measure func(*rawTarget) result) func(int) (result, error) {
 		return func(int) (result, error) {
-			r, err := startRaw(ctx, o.options, m, log)
-			if err != nil {
-				return result{}, err
-			}
-			defer r.close()
-			return measure(r), nil
+			return atAnchorProcs(func() (result, error) {
+				r, err := startRaw(ctx, o.options, m, log)
+				if err != nil {
+					return result{}, err
+				}
+				defer r.close()
+				return measure(r), nil
+			})
 		}
 	}
 	if rep.raw, err = repeat(ctx, o.options, "raw jetstream", rawRun(func(r *rawTarget) result {

@@ -197,7 +197,7 @@ func foldPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 		o.ops, float64(rep.bytes)/1e6, rep.bytes/int64(o.ops), rep.populate.Round(time.Millisecond), float64(o.ops)/rep.populate.Seconds())
 
 	fold, err := repeat(ctx, o.options, "fold", func(run int) (foldRound, error) {
-		c, err := rawConsume(ctx, o, b, last)
+		c, err := atAnchorProcs(func() (timed, error) { return rawConsume(ctx, o, b, last) })
 		if err != nil {
 			return foldRound{}, fmt.Errorf("raw consume: %w", err)
 		}
