@@ -8,7 +8,7 @@ import (
 )
 
 // The gateway's services run in this process with the binary's GOMAXPROCS
-// (gateway.TuneProcs: one P more than the runtime's default), and the raw
+// (gateway.TuneProcs: one P more than the CPUs), and the raw
 // anchors they are divided by run at the runtime's own default: an anchor
 // is what anyone measures of the broker out of the box, and one P more
 // slows the raw ordered consume by about a quarter here (medians 189,000

@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 )
 
@@ -14,16 +15,17 @@ func TestAnchorsRunAtTheRuntimeDefault(t *testing.T) {
 		runtime.GOMAXPROCS(prev)
 		anchorProcs, gatewayProcs = 0, 0
 	})
-	runtime.GOMAXPROCS(2)
+	cpus := runtime.NumCPU()
+	runtime.GOMAXPROCS(cpus)
 	t.Setenv("GOMAXPROCS", "")
-	if got := tuneProcs(); got != "gomaxprocs=3" {
-		t.Fatalf("tuneProcs said %q", got)
+	if got, want := tuneProcs(), "gomaxprocs="+strconv.Itoa(cpus+1); got != want {
+		t.Fatalf("tuneProcs said %q, want %q", got, want)
 	}
 	during, err := atAnchorProcs(func() (int, error) { return runtime.GOMAXPROCS(0), nil })
-	if err != nil || during != 2 {
-		t.Fatalf("anchor measured at GOMAXPROCS %d (err %v), want the default 2", during, err)
+	if err != nil || during != cpus {
+		t.Fatalf("anchor measured at GOMAXPROCS %d (err %v), want the default %d", during, err, cpus)
 	}
-	if n := runtime.GOMAXPROCS(0); n != 3 {
-		t.Fatalf("GOMAXPROCS %d after the anchor, want the gateway's 3", n)
+	if n := runtime.GOMAXPROCS(0); n != cpus+1 {
+		t.Fatalf("GOMAXPROCS %d after the anchor, want the gateway's %d", n, cpus+1)
 	}
 }

@@ -22,16 +22,23 @@ import (
 // unchanged.
 const ExtraProcs = 1
 
-// TuneProcs sets GOMAXPROCS to the runtime's default plus ExtraProcs
-// unless the operator set GOMAXPROCS, and returns what it did, for the
-// start log. The default already follows the cgroup's CPU limit (Go 1.25
-// and later), so a container limited to 2 CPUs runs with 3 Ps; setting it
-// stops the runtime from following later changes of that limit.
+// TuneProcs sets GOMAXPROCS to the runtime's default plus ExtraProcs and
+// returns what it did, for the start log. It leaves GOMAXPROCS alone when
+// the operator set it, and when a cgroup's CPU quota holds the default
+// below the machine's CPUs (Go 1.25 and later follow the quota): a P
+// beyond a quota would spend it sooner in each period and have the
+// process throttled, the opposite of what the extra P is for, and the
+// runtime keeps following later changes of the quota. Setting it stops
+// the runtime from following later changes of the CPUs it may use.
 func TuneProcs(getenv func(string) string) string {
 	if getenv("GOMAXPROCS") != "" {
 		return ""
 	}
-	n := runtime.GOMAXPROCS(0) + ExtraProcs
+	n := runtime.GOMAXPROCS(0)
+	if n < runtime.NumCPU() {
+		return ""
+	}
+	n += ExtraProcs
 	runtime.GOMAXPROCS(n)
 	return "gomaxprocs=" + strconv.Itoa(n)
 }

@@ -2,28 +2,42 @@ package gateway
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 )
 
 // TestTuneProcs: the binary runs with one P more than the runtime's
-// default unless the operator set GOMAXPROCS, which then stays as the
-// runtime read it.
+// default unless the operator set GOMAXPROCS, or a CPU quota holds the
+// default below the machine's CPUs; then it stays as the runtime set it.
 func TestTuneProcs(t *testing.T) {
-	prev := runtime.GOMAXPROCS(2)
+	cpus := runtime.NumCPU()
+	prev := runtime.GOMAXPROCS(cpus)
 	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 
-	if got, want := TuneProcs(func(string) string { return "" }), "gomaxprocs=3"; got != want {
+	noEnv := func(string) string { return "" }
+	if got, want := TuneProcs(noEnv), "gomaxprocs="+strconv.Itoa(cpus+1); got != want {
 		t.Fatalf("TuneProcs said %q, want %q", got, want)
 	}
-	if n := runtime.GOMAXPROCS(0); n != 3 {
-		t.Fatalf("GOMAXPROCS %d after TuneProcs, want 3", n)
+	if n := runtime.GOMAXPROCS(0); n != cpus+1 {
+		t.Fatalf("GOMAXPROCS %d after TuneProcs, want %d", n, cpus+1)
 	}
-	runtime.GOMAXPROCS(2)
-	env := map[string]string{"GOMAXPROCS": "2"}
+
+	runtime.GOMAXPROCS(cpus)
+	env := map[string]string{"GOMAXPROCS": strconv.Itoa(cpus)}
 	if got := TuneProcs(func(k string) string { return env[k] }); got != "" {
 		t.Fatalf("with GOMAXPROCS set, TuneProcs said %q", got)
 	}
-	if n := runtime.GOMAXPROCS(0); n != 2 {
-		t.Fatalf("GOMAXPROCS %d with GOMAXPROCS set, want it untouched (2)", n)
+	if n := runtime.GOMAXPROCS(0); n != cpus {
+		t.Fatalf("GOMAXPROCS %d with GOMAXPROCS set, want it untouched (%d)", n, cpus)
+	}
+
+	if cpus > 1 { // a default below the CPUs: a quota's
+		runtime.GOMAXPROCS(cpus - 1)
+		if got := TuneProcs(noEnv); got != "" {
+			t.Fatalf("under a CPU quota, TuneProcs said %q", got)
+		}
+		if n := runtime.GOMAXPROCS(0); n != cpus-1 {
+			t.Fatalf("GOMAXPROCS %d under a CPU quota, want it untouched (%d)", n, cpus-1)
+		}
 	}
 }
