@@ -48,7 +48,7 @@ func serve(ctx context.Context, args []string) int {
 	if gc := gateway.TuneGC(os.Getenv); gc != "" {
 		log.Debug("pushgo: garbage collector tuned", "settings", gc)
 	}
-	if procs := gateway.TuneProcs(os.Getenv); procs != "" {
+	if procs := gateway.TuneProcs(os.Getenv, cfg.Target); procs != "" {
 		log.Debug("pushgo: scheduler tuned", "settings", procs)
 	}
 	if err := gateway.Run(ctx, cfg, log); err != nil {

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +281,35 @@ func TestBusyPortIsOneClearLine(t *testing.T) {
 	}
 	if len(errLines) != 1 || !strings.Contains(errLines[0], "listen "+busy) || !strings.Contains(errLines[0], "address already in use") {
 		t.Fatalf("want one ERROR line naming %s, got:\n%s", busy, out)
+	}
+}
+
+// TestBinaryRunsOnePMoreThanTheCPUs: a gateway started without GOMAXPROCS
+// runs one P more than the machine's CPUs (the harness sets GOMAXPROCS for
+// every other process it starts; see runMain), and reports it on
+// /metrics; under a CPU quota below the CPUs it keeps the runtime's
+// default.
+func TestBinaryRunsOnePMoreThanTheCPUs(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Env: []string{"GOMAXPROCS="}})
+	def, err := strconv.Atoi(os.Getenv("GOMAXPROCS")) // the runtime's default, as runMain read it
+	if err != nil {
+		t.Fatalf("GOMAXPROCS of the test process %q: %v", os.Getenv("GOMAXPROCS"), err)
+	}
+	want := def
+	if def >= runtime.NumCPU() {
+		want = def + 1
+	}
+	code, body := getPath(t, g, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	line := "\ngo_sched_gomaxprocs_threads " + strconv.Itoa(want) + "\n"
+	if !strings.Contains(body, line) {
+		got := "none"
+		if i := strings.Index(body, "\ngo_sched_gomaxprocs_threads "); i >= 0 {
+			got, _, _ = strings.Cut(body[i+1:], "\n")
+		}
+		t.Fatalf("/metrics reports %q, want %q (runtime default %d, %d CPUs)", got, strings.TrimSpace(line), def, runtime.NumCPU())
 	}
 }

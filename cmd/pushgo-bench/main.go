@@ -78,7 +78,7 @@ func run() int {
 	// binary's garbage collector settings (gorush, a process of its own,
 	// keeps its own).
 	gc := gateway.TuneGC(os.Getenv)
-	procs := tuneProcs()
+	procs := tuneProcs(opts.target)
 	baseline := runtime.NumGoroutine()
 	printHeader(os.Stderr, opts)
 	if gc != "" {

@@ -16,11 +16,11 @@ import (
 // fold's ratio. The load and provider processes keep the default too.
 var anchorProcs, gatewayProcs int
 
-// tuneProcs applies the binary's GOMAXPROCS to this process and returns
-// what it did, for the header.
-func tuneProcs() string {
+// tuneProcs applies the binary's GOMAXPROCS for a gateway of target to
+// this process and returns what it did, for the header.
+func tuneProcs(target string) string {
 	anchorProcs = runtime.GOMAXPROCS(0)
-	did := gateway.TuneProcs(os.Getenv)
+	did := gateway.TuneProcs(os.Getenv, target)
 	gatewayProcs = runtime.GOMAXPROCS(0)
 	return did
 }

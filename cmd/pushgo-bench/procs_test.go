@@ -18,7 +18,7 @@ func TestAnchorsRunAtTheRuntimeDefault(t *testing.T) {
 	cpus := runtime.NumCPU()
 	runtime.GOMAXPROCS(cpus)
 	t.Setenv("GOMAXPROCS", "")
-	if got, want := tuneProcs(), "gomaxprocs="+strconv.Itoa(cpus+1); got != want {
+	if got, want := tuneProcs("all"), "gomaxprocs="+strconv.Itoa(cpus+1); got != want {
 		t.Fatalf("tuneProcs said %q, want %q", got, want)
 	}
 	during, err := atAnchorProcs(func() (int, error) { return runtime.GOMAXPROCS(0), nil })

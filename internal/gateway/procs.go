@@ -5,8 +5,8 @@ import (
 	"strconv"
 )
 
-// ExtraProcs is how many more Ps (GOMAXPROCS) than the runtime's default a
-// gateway process runs with unless GOMAXPROCS is set.
+// ExtraProcs is how many more Ps (GOMAXPROCS) than the runtime's default an
+// all-in-one gateway process runs with (TuneProcs).
 //
 // With one P per core, a P that has goroutines queued does not look at the
 // network: under a load that keeps every P busy, a request that arrives
@@ -22,16 +22,20 @@ import (
 // unchanged.
 const ExtraProcs = 1
 
-// TuneProcs sets GOMAXPROCS to the runtime's default plus ExtraProcs and
-// returns what it did, for the start log. It leaves GOMAXPROCS alone when
-// the operator set it, and when a cgroup's CPU quota holds the default
-// below the machine's CPUs (Go 1.25 and later follow the quota): a P
-// beyond a quota would spend it sooner in each period and have the
-// process throttled, the opposite of what the extra P is for, and the
-// runtime keeps following later changes of the quota. Setting it stops
-// the runtime from following later changes of the CPUs it may use.
-func TuneProcs(getenv func(string) string) string {
-	if getenv("GOMAXPROCS") != "" {
+// TuneProcs sets GOMAXPROCS to the runtime's default plus ExtraProcs for
+// a process that runs every service (target "all", the default binary and
+// make bench's gateway) and returns what it did, for the start log. It
+// leaves GOMAXPROCS alone when the operator set it; for a single service
+// (a scaled deployment runs several on a host: in make test, a dozen
+// gateway processes on two cores each with a P more took 13.6 minutes of
+// CPU against 11.4, the extra Ps spinning for work); and when a cgroup's
+// CPU quota holds the default below the machine's CPUs (Go 1.25 and later
+// follow the quota): a P beyond a quota would spend it sooner in each
+// period and have the process throttled, and the runtime keeps following
+// later changes of the quota. Setting it stops the runtime from following
+// later changes of the CPUs it may use.
+func TuneProcs(getenv func(string) string, target string) string {
+	if getenv("GOMAXPROCS") != "" || target != "all" {
 		return ""
 	}
 	n := runtime.GOMAXPROCS(0)
