@@ -292,10 +292,11 @@ func TestBusyPortIsOneClearLine(t *testing.T) {
 func TestBinaryRunsOnePMoreThanTheCPUs(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Env: []string{"GOMAXPROCS="}})
-	def, err := strconv.Atoi(os.Getenv("GOMAXPROCS")) // the runtime's default, as runMain read it
-	if err != nil {
-		t.Fatalf("GOMAXPROCS of the test process %q: %v", os.Getenv("GOMAXPROCS"), err)
-	}
+	// The runtime's default here (the CPUs, or a quota below them), whatever
+	// GOMAXPROCS the tests themselves run with.
+	prev := runtime.GOMAXPROCS(0)
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(prev)
 	want := def
 	if def >= runtime.NumCPU() {
 		want = def + 1

@@ -188,16 +188,7 @@ func (s cpuShares) String() string {
 	if total == 0 {
 		return "no samples"
 	}
-	order := make([]cpuLayer, 0, numLayers)
-	for l := range numLayers {
-		order = append(order, l)
-	}
-	slices.SortStableFunc(order, func(a, b cpuLayer) int { return cmp.Compare(s.layers[b], s.layers[a]) })
-	parts := make([]string, 0, numLayers)
-	for _, l := range order {
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", layerNames[l], 100*s.layers[l]/total))
-	}
-	return strings.Join(parts, ", ")
+	return percents(s.layers[:], layerNames[:], total, true)
 }
 
 // oursByService is ours split by service, in per cent of the whole
@@ -207,16 +198,22 @@ func (s cpuShares) oursByService() string {
 	if total == 0 || s.layers[layerOurs] == 0 {
 		return "none"
 	}
-	order := make([]service, 0, numServices)
-	for v := range numServices {
-		if s.ours[v] > 0 {
-			order = append(order, v)
+	return percents(s.ours[:], serviceNames[:], total, false)
+}
+
+// percents lists each named value as "name N%" of total, largest first
+// (equal values in index order), zeros only when keepZero.
+func percents(values []float64, names []string, total float64, keepZero bool) string {
+	order := make([]int, 0, len(values))
+	for i, v := range values {
+		if keepZero || v > 0 {
+			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order, func(a, b service) int { return cmp.Compare(s.ours[b], s.ours[a]) })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(values[b], values[a]) })
 	parts := make([]string, 0, len(order))
-	for _, v := range order {
-		parts = append(parts, fmt.Sprintf("%s %.0f%%", serviceNames[v], 100*s.ours[v]/total))
+	for _, i := range order {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", names[i], 100*values[i]/total))
 	}
 	return strings.Join(parts, ", ")
 }
