@@ -329,7 +329,7 @@ func (p *Projector) close() error {
 	sub := p.sub
 	p.sub = nil
 	p.subMu.Unlock()
-	drain(sub)
+	p.drainReads(sub)
 	p.wg.Wait()
 	p.closeReads()
 	p.cancel()
@@ -369,14 +369,21 @@ func (p *Projector) stopServing() {
 	sub := p.sub
 	p.sub = nil
 	p.subMu.Unlock()
-	drain(sub)
+	p.drainReads(sub)
 	p.wg.Wait()
 }
 
-// drain delivers what sub has buffered, then unsubscribes, and waits for
-// it (bounded), so no read starts after it returns.
-func drain(sub *nats.Subscription) {
+// drainReads delivers what sub has buffered, then unsubscribes, and waits
+// for it (bounded), so no read starts after it returns. Without a
+// connection to the broker it unsubscribes at once: no answer could leave,
+// and a drain would wait out the client's 10-second flush first (a
+// gateway stopping while its broker is gone would take that long).
+func (p *Projector) drainReads(sub *nats.Subscription) {
 	if sub == nil {
+		return
+	}
+	if p.readsNC == nil || !p.readsNC.IsConnected() {
+		_ = sub.Unsubscribe()
 		return
 	}
 	_ = sub.Drain()

@@ -447,10 +447,11 @@ func (p *Pusher) Close() error {
 		p.cancel()
 		<-p.done
 		p.laneWG.Wait()
-		// Hand the partitions over now rather than after the failover time.
+		// Hand the partitions over now rather than after the failover time
+		// (without a connection the broker fails them over by itself).
 		uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		for _, pt := range p.parts {
-			if pt.pin != "" {
+			if pt.pin != "" && p.js.Conn().IsConnected() {
 				_ = p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup)
 			}
 		}

@@ -259,8 +259,16 @@ func (l *Loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	// On shutdown, drain: stop pulling, and hand back what was pulled but
 	// not handled, so another replica takes it now rather than after the
-	// ack wait.
-	stop := context.AfterFunc(ctx, it.Drain)
+	// ack wait. Without a connection there is nothing to hand back to (the
+	// broker redelivers after the ack wait), and a drain would wait out
+	// the client's 10-second flush: stop at once.
+	stop := context.AfterFunc(ctx, func() {
+		if l.js.Conn().IsConnected() {
+			it.Drain()
+		} else {
+			it.Stop()
+		}
+	})
 	defer stop()
 	defer it.Stop()
 	l.running.Store(true)

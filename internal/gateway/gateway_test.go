@@ -59,6 +59,17 @@ func TestExternalBrokerAnd503(t *testing.T) {
 	if r := apitest.New(base).Get(t, "/readyz", nil); r.Status != 503 {
 		t.Fatalf("/readyz with the broker down: %d", r.Status)
 	}
+	// Stopping with the broker gone does not wait on it: a container's stop
+	// grace period (10 s in Docker and compose) would otherwise end in a
+	// SIGKILL. It took 17 s while the consumers, the read service and the
+	// pusher's hand-over each waited out a flush or a timeout first.
+	start = time.Now()
+	if err := g.Close(context.Background()); err != nil {
+		t.Logf("close with the broker down: %v", err)
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("close with the broker down took %s, want well within a container's 10 s stop grace period", took)
+	}
 }
 
 func TestLoadConfig(t *testing.T) {
