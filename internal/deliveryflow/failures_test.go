@@ -125,7 +125,7 @@ func TestHistoryIsNeverPushed(t *testing.T) {
 	e.device("ios", "apns", apnsToken, ch)
 	op := e.message(ch, "new")
 	waitFor(t, "the new message", func() bool { return len(e.apns.Received(apnsToken)) >= 1 })
-	time.Sleep(200 * time.Millisecond) // give a wrong push of the old ones time to show
+	waitPartitionsPassed(t, e) // every operation settled: a wrong push of the old ones would have been made
 	got := e.apns.Received(apnsToken)
 	if len(got) != 1 || got[0].Data["op_id"] != op {
 		t.Fatalf("device received %d pushes (%v); want only the new message", len(got), got)
@@ -173,7 +173,7 @@ func TestTwoReplicasSendEachTaskOnce(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitPartitionsPassed(t, e) // nothing left to push again
 	for _, tok := range tokens {
 		seen := map[string]int{}
 		for _, o := range e.apns.Received(tok) {

@@ -197,6 +197,48 @@ func TestSeedEventReachesBothPlatforms(t *testing.T) {
 }
 
 // receipts reads PUSHGO_RECEIPTS.
+// waitPartitionsPassed waits until every delivery partition's ack floor
+// has passed the last operation in the log: every operation so far has
+// been taken, its pushes sent and settled, and none can be delivered to a
+// pusher again. A test that proves a push absent (or not repeated) checks
+// after this, not after a sleep.
+func waitPartitionsPassed(t *testing.T, e *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ops, err := e.b.JS.Stream(ctx, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ops.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := info.State.LastSeq
+	for {
+		behind, seen := 0, 0
+		lister := ops.ListConsumers(ctx)
+		for ci := range lister.Info() {
+			if strings.HasPrefix(ci.Name, pusher.PartitionConsumerPrefix) {
+				seen++
+				if ci.AckFloor.Stream < last {
+					behind++
+				}
+			}
+		}
+		if err := lister.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if seen > 0 && behind == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d delivery partitions never passed sequence %d", behind, seen, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func receipts(t *testing.T, e *env) []delivery.Receipt {
 	t.Helper()
 	ctx := context.Background()
