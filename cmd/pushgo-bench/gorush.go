@@ -258,8 +258,7 @@ func startGorush(ctx context.Context, o *deliveryPhase, fake *providerProc) (_ *
 	g.cmd.Env = gorushEnv(os.Environ(), roots, g.dir)
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
 	g.cmd.WaitDelay = 5 * time.Second
-	dieWithParent(g.cmd)
-	if err := g.cmd.Start(); err != nil {
+	if err := startTied(g.cmd); err != nil {
 		return nil, err
 	}
 	go func() {

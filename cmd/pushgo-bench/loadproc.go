@@ -257,8 +257,7 @@ func startChild(role string) (*childProc, error) {
 	c.cmd = exec.Command(exe)
 	c.cmd.Env = append(os.Environ(), roleEnv+"="+role)
 	c.cmd.Stdin, c.cmd.Stdout, c.cmd.Stderr = inR, outW, os.Stderr
-	dieWithParent(c.cmd)
-	err = c.cmd.Start()
+	err = startTied(c.cmd)
 	inR.Close()
 	outW.Close()
 	if err != nil {

@@ -214,8 +214,7 @@ func (n *natsNode) start(bin, conf string) error {
 	defer logf.Close()
 	n.cmd = exec.Command(bin, "-c", conf)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	dieWithParent(n.cmd)
-	if err := n.cmd.Start(); err != nil {
+	if err := startTied(n.cmd); err != nil {
 		return err
 	}
 	go func() {

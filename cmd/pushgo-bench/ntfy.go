@@ -329,8 +329,7 @@ func startNtfy(ctx context.Context, path string, cache ntfyCache) (_ *ntfyServer
 	s.cmd.Dir = s.dir
 	s.cmd.Env = ntfyEnv(os.Environ())
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	dieWithParent(s.cmd)
-	if err := s.cmd.Start(); err != nil {
+	if err := startTied(s.cmd); err != nil {
 		return nil, err
 	}
 	go func() {

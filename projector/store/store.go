@@ -139,7 +139,11 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		// Pebble's default for a corrupt file is a fatal report (a panic
 		// that takes the process down): here it is an error of the read
 		// that found it, and the projector rebuilds the projection.
-		EventListener: &pebble.EventListener{DataCorruption: s.corrupt},
+		EventListener: &pebble.EventListener{DataCorruption: s.corrupt,
+			FlushBegin:      func(pebble.FlushInfo) { onBackgroundJob() },
+			FlushEnd:        func(pebble.FlushInfo) { restoreBackgroundPriority() },
+			CompactionBegin: func(pebble.CompactionInfo) { onBackgroundJob() },
+			CompactionEnd:   func(pebble.CompactionInfo) { restoreBackgroundPriority() }},
 	}
 	// Pebble takes a reference of its own; this one is dropped when Open
 	// returns, so the DB's is the last and Close frees the cache.
@@ -184,6 +188,10 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	s.db = db
 	return s, nil
 }
+
+// onBackgroundJob runs on the goroutine of each flush and compaction of a
+// store as the job begins (a variable for the test that watches it).
+var onBackgroundJob = lowerBackgroundPriority
 
 // corrupt is Pebble's report of a corrupt file.
 func (s *Store) corrupt(info pebble.DataCorruptionInfo) {
