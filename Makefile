@@ -33,10 +33,11 @@ test-deps:
 # other packages' lines; it takes about 3 minutes on 2 quiet cores.
 unit:
 	@echo "$(GO) test -race -count=1 -timeout 12m <every package but e2e>, and beside it $(GO) test -count=1 -timeout 12m ./e2e/"; \
-	e2elog=$$(mktemp); \
+	pkgs=$$($(GO) list $(PKGS)) || exit 1; \
+	e2elog=$$(mktemp) || exit 1; trap 'rm -f "$$e2elog"' EXIT; \
 	$(GO) test -count=1 -timeout 12m ./e2e/ >"$$e2elog" 2>&1 & e2e=$$!; \
-	$(GO) test -race -count=1 -timeout 12m $$($(GO) list $(PKGS) | grep -v '/e2e$$'); race=$$?; \
-	wait $$e2e; rc=$$?; cat "$$e2elog"; rm -f "$$e2elog"; \
+	$(GO) test -race -count=1 -timeout 12m $$(echo "$$pkgs" | grep -v '/e2e$$'); race=$$?; \
+	wait $$e2e; rc=$$?; cat "$$e2elog"; \
 	[ $$race -eq 0 ] && [ $$rc -eq 0 ]
 
 fuzz:

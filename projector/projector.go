@@ -383,7 +383,16 @@ func (p *Projector) drainReads(sub *nats.Subscription) {
 		return
 	}
 	if p.readsNC == nil || !p.readsNC.IsConnected() {
-		_ = sub.Unsubscribe()
+		// Unsubscribe does not wait for a callback under way; the closed
+		// handler runs after the last one returns.
+		done := make(chan struct{})
+		sub.SetClosedHandler(func(string) { close(done) })
+		if sub.Unsubscribe() == nil {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
+		}
 		return
 	}
 	_ = sub.Drain()

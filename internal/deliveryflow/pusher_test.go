@@ -196,7 +196,6 @@ func TestSeedEventReachesBothPlatforms(t *testing.T) {
 	})
 }
 
-// receipts reads PUSHGO_RECEIPTS.
 // waitPartitionsPassed waits until every delivery partition's ack floor
 // has passed the last operation in the log: every operation so far has
 // been taken, its pushes sent and settled, and none can be delivered to a
@@ -226,19 +225,20 @@ func waitPartitionsPassed(t *testing.T, e *env) {
 				}
 			}
 		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d delivery partitions never passed sequence %d", behind, seen, last)
+		}
 		if err := lister.Err(); err != nil {
 			t.Fatal(err)
 		}
 		if seen > 0 && behind == 0 {
 			return
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("%d of %d delivery partitions never passed sequence %d", behind, seen, last)
-		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
+// receipts reads PUSHGO_RECEIPTS.
 func receipts(t *testing.T, e *env) []delivery.Receipt {
 	t.Helper()
 	ctx := context.Background()

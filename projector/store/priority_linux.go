@@ -22,8 +22,13 @@ var niced sync.Map
 // kernel runs the HTTP handlers and the fold first and the store's
 // background work in what is left.
 func lowerBackgroundPriority() {
-	runtime.LockOSThread()
 	tid := syscall.Gettid()
+	if tid == syscall.Getpid() {
+		// The main thread: the runtime never ends it, so a job that could
+		// not give its priority back would leave it niced for good.
+		return
+	}
+	runtime.LockOSThread()
 	nice, err := threadNiceOf(tid)
 	if err != nil {
 		return // pinned; unpinned when the job ends
