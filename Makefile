@@ -24,22 +24,10 @@ test: lint test-deps unit fuzz
 test-deps:
 	@GO="$(GO)" .ci/test-deps
 
-# -timeout bounds one package's test binary. Every package runs under the
-# race detector but e2e, which runs beside them: it starts the pushgo
-# binary (built without it) as processes, so there the detector would
-# instrument only its own harness, whose fake providers and load clients
-# then set the pace of its push-heavy tests (the pusher crash test took
-# 92 s with it, 30 s without). Its output is printed when it ends, after the
-# other packages' lines; it takes about 3 minutes on 2 quiet cores.
+# Every package under the race detector but e2e, which runs beside them
+# without it (.ci/unit says why).
 unit:
-	@echo "$(GO) test -race -count=1 -timeout 12m <every package but e2e>, and beside it $(GO) test -count=1 -timeout 12m ./e2e/"; \
-	pkgs=$$($(GO) list $(PKGS)) || exit 1; \
-	e2elog=$$(mktemp) || exit 1; trap 'rm -f "$$e2elog"' EXIT; \
-	e2epkg=$$(echo "$$pkgs" | grep '/e2e$$'); rest=$$(echo "$$pkgs" | grep -v '/e2e$$'); rc=0; race=0; \
-	if [ -n "$$e2epkg" ]; then $(GO) test -count=1 -timeout 12m $$e2epkg >"$$e2elog" 2>&1 & e2e=$$!; fi; \
-	if [ -n "$$rest" ]; then $(GO) test -race -count=1 -timeout 12m $$rest; race=$$?; fi; \
-	if [ -n "$$e2epkg" ]; then wait $$e2e; rc=$$?; cat "$$e2elog"; fi; \
-	[ $$race -eq 0 ] && [ $$rc -eq 0 ]
+	@GO="$(GO)" .ci/unit $(PKGS)
 
 fuzz:
 	@GO="$(GO)" FUZZTIME="$(FUZZTIME)" .ci/fuzz

@@ -374,29 +374,27 @@ func (p *Projector) stopServing() {
 }
 
 // drainReads delivers what sub has buffered, then unsubscribes, and waits
-// for it (bounded), so no read starts after it returns. Without a
-// connection to the broker it unsubscribes at once: no answer could leave,
-// and a drain would wait out the client's 10-second flush first (a
-// gateway stopping while its broker is gone would take that long).
+// (bounded) until the last read it started has returned, so no read starts
+// or runs after it returns: the subscription's closed handler runs after
+// its last callback. Without a connection to the broker it unsubscribes at
+// once: no answer could leave, and a drain would wait out the client's
+// 10-second flush first (a gateway stopping while its broker is gone would
+// take that long).
 func (p *Projector) drainReads(sub *nats.Subscription) {
 	if sub == nil {
 		return
 	}
+	done := make(chan struct{})
+	sub.SetClosedHandler(func(string) { close(done) })
+	stop := sub.Drain
 	if p.readsNC == nil || !p.readsNC.IsConnected() {
-		// Unsubscribe does not wait for a callback under way; the closed
-		// handler runs after the last one returns.
-		done := make(chan struct{})
-		sub.SetClosedHandler(func(string) { close(done) })
-		if sub.Unsubscribe() == nil {
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-			}
-		}
-		return
+		stop = sub.Unsubscribe
 	}
-	_ = sub.Drain()
-	for deadline := time.Now().Add(5 * time.Second); sub.IsValid() && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	if stop() != nil {
+		return // already closed
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
 	}
 }

@@ -449,13 +449,15 @@ func (p *Pusher) Close() error {
 		p.laneWG.Wait()
 		// Hand the partitions over now rather than after the failover time
 		// (without a connection the broker fails them over by itself).
-		uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		for _, pt := range p.parts {
-			if pt.pin != "" && p.js.Conn().IsConnected() {
-				_ = p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup)
+		if p.js.Conn().IsConnected() {
+			uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			for _, pt := range p.parts {
+				if pt.pin != "" {
+					_ = p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup)
+				}
 			}
+			cancel()
 		}
-		cancel()
 		p.closeRegistries()
 	})
 	return nil
