@@ -53,6 +53,10 @@ func (p *Projector) Collectors() []prometheus.Collector {
 			}
 			return 0
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "pushgo_projector_groups_total",
+			Help: "Groups of operations the fold committed since start, each one atomic write of the projection store; operations folded over groups is their mean size (small when idle, up to the batch size under load and while catching up).",
+		}, func() float64 { return float64(p.groups.Load()) }),
 		storeCollector{p},
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "pushgo_projector_rebuilds_total",

@@ -112,6 +112,7 @@ type Projector struct {
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
+	groups  atomic.Uint64 // groups committed (partfold.go)
 	served  atomic.Uint64 // reads answered
 	// servedLocal counts the reads answered through ServeLocal.
 	servedLocal atomic.Uint64

@@ -38,6 +38,8 @@ type projPhase struct {
 	historyClients  int // concurrent clients of the concurrent history row
 	historyLimit    int
 	getRate         float64 // /thing/get requests per second under the write load
+	readFloor       bool    // pace GET /healthz beside /thing/get
+	storeFloor      bool    // measure the fold's floor (storefloor.go)
 	foldProfile     string
 	readProfile     string
 	foldRatioBudget float64
@@ -58,6 +60,8 @@ func (p *projPhase) flags(fs *flagSet) {
 	fs.IntVar(&p.historyClients, "history-clients", 8, "concurrent clients of the concurrent /channel/history row (at most -concurrency)")
 	fs.IntVar(&p.historyLimit, "history-limit", 1000, "limit of each /channel/history request")
 	fs.Float64Var(&p.getRate, "get-rate", 200, "/thing/get requests per second issued during the write load")
+	fs.BoolVar(&p.storeFloor, "store-floor", true, "in each fold run, also read the log into a fresh projection store with nothing else (each operation's bytes written once as a history item, groups committed as the fold does): the least any fold of this log into this store does (informational)")
+	fs.BoolVar(&p.readFloor, "read-floor", true, "pace GET /healthz at -get-rate beside /thing/get, from a process of its own: the latency of the gateway's cheapest route under the same write load, the floor under any read (informational)")
 	fs.StringVar(&p.foldProfile, "foldprofile", "", "write a CPU profile of the first projector fold (rebuild) to this file")
 	fs.StringVar(&p.readProfile, "readprofile", "", "write a CPU profile of the gateway during the first /channel/history c=1 run and the first /thing/get run to this file, the phase inserted before the extension (x.prof: x-history.prof, x-thing-get.prof)")
 	fs.quick("ops", "100000")
@@ -111,9 +115,11 @@ type projReport struct {
 	bytes              int64
 	populate           time.Duration
 	consume, fold      timed
+	storeFloor         timed  // the fold's floor (-store-floor; zero without)
 	histOps            uint64 // operations in the history channel
 	histSingle, histMC result
 	get, getLoad       result // /thing/get, and the write load it ran under
+	getFloor           result // GET /healthz paced beside /thing/get (-read-floor; zero without)
 }
 
 // timed is one measured pass over the whole log.
@@ -201,27 +207,34 @@ func foldPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 		if err != nil {
 			return foldRound{}, fmt.Errorf("raw consume: %w", err)
 		}
+		var floor timed
+		if o.storeFloor {
+			if floor, err = storeFloor(ctx, o, b, last); err != nil {
+				return foldRound{}, fmt.Errorf("store floor: %w", err)
+			}
+		}
 		f, err := foldRun(ctx, o, b, last, run)
 		if err != nil {
 			return foldRound{}, err
 		}
-		return foldRound{ops: o.ops, consume: c, fold: f}, nil
+		return foldRound{ops: o.ops, consume: c, floor: floor, fold: f}, nil
 	})
-	rep.consume, rep.fold = fold.consume, fold.fold
+	rep.consume, rep.storeFloor, rep.fold = fold.consume, fold.floor, fold.fold
 	return err
 }
 
 // foldRound is one run of the fold phases: the raw consume of the log,
-// then its fold.
+// the store floor (-store-floor; zero without), then the fold.
 type foldRound struct {
-	ops           int
-	consume, fold timed
+	ops                  int
+	consume, floor, fold timed
 }
 
 func (foldRound) columns() []column[foldRound] {
 	return []column[foldRound]{
 		mid(func(r *foldRound) *int { return &r.ops }),
 		nested(func(r *foldRound) *timed { return &r.consume }),
+		nested(func(r *foldRound) *timed { return &r.floor }),
 		nested(func(r *foldRound) *timed { return &r.fold }),
 	}
 }
@@ -229,6 +242,10 @@ func (foldRound) columns() []column[foldRound] {
 func (r foldRound) progress(_ *options, _ string, run int) {
 	fmt.Fprintf(os.Stderr, "  run %d  raw ordered consume %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
 		run+1, r.ops, r.consume.took.Round(time.Millisecond), r.consume.rate(r.ops), r.consume.cpu.self, r.consume.cpu.others)
+	if r.floor.took > 0 {
+		fmt.Fprintf(os.Stderr, "  run %d  consume + store   %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
+			run+1, r.ops, r.floor.took.Round(time.Millisecond), r.floor.rate(r.ops), r.floor.cpu.self, r.floor.cpu.others)
+	}
 	fmt.Fprintf(os.Stderr, "  run %d  projector fold    %d ops in %s: %.0f ops/s [cpu: us %.2f cores, others %.2f]\n",
 		run+1, r.ops, r.fold.took.Round(time.Millisecond), r.fold.rate(r.ops), r.fold.cpu.self, r.fold.cpu.others)
 }
@@ -303,18 +320,28 @@ func populate(ctx context.Context, o *projPhase, b *broker.Embedded) (last uint6
 // way.
 const consumePull = 2000
 
+// connectJS connects to b, for a reader of the log.
+func connectJS(b *broker.Embedded) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := b.Connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 // rawConsume reads the whole log with an ordered consumer, doing nothing
 // but count, and times it until the message at last arrives.
 func rawConsume(ctx context.Context, o *projPhase, b *broker.Embedded, last uint64) (timed, error) {
-	nc, err := b.Connect()
+	nc, js, err := connectJS(b)
 	if err != nil {
 		return timed{}, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return timed{}, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, o.consumeLimit())
 	defer cancel()
 
@@ -448,35 +475,48 @@ func readPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 		if err != nil {
 			return getRound{}, err
 		}
-		reps, cpu, err := runLoads(ctx, nil,
+		specs := []loadSpec{
 			t.spec(opUpdate).closed(o.concurrency, o.warmup, o.duration),
-			t.spec(opThingGet).open(getReaders, o.getRate, o.warmup, o.duration))
+			t.spec(opThingGet).open(getReaders, o.getRate, o.warmup, o.duration),
+		}
+		if o.readFloor {
+			specs = append(specs, t.spec(opHealthz).open(getReaders, o.getRate, o.warmup, o.duration))
+		}
+		reps, cpu, err := runLoads(ctx, nil, specs...)
 		stop()
 		if err != nil {
 			return getRound{}, err
 		}
 		r := getRound{load: reps[0].result(cpu), get: reps[1].result(cpu)}
+		if o.readFloor {
+			r.floor = reps[2].result(cpu)
+		}
 		r.get.note = t.settleNote(ctx)
 		return r, nil
 	})
-	rep.get, rep.getLoad = get.get, get.load
+	rep.get, rep.getLoad, rep.getFloor = get.get, get.load, get.floor
 	return err
 }
 
-// getRound is one run of the /thing/get phase: the paced reads and the
-// write load they ran under.
-type getRound struct{ get, load result }
+// getRound is one run of the /thing/get phase: the paced reads, the write
+// load they ran under and, with -read-floor, GET /healthz paced beside
+// them (zero without).
+type getRound struct{ get, load, floor result }
 
 func (getRound) columns() []column[getRound] {
 	return []column[getRound]{
 		nested(func(r *getRound) *result { return &r.get }),
 		nested(func(r *getRound) *result { return &r.load }),
+		nested(func(r *getRound) *result { return &r.floor }),
 	}
 }
 
 func (r getRound) progress(o *options, name string, run int) {
 	r.load.progress(o, "  write load", run)
 	r.get.progress(o, name, run)
+	if r.floor.ops > 0 {
+		r.floor.progress(o, "  /healthz beside", run)
+	}
 }
 
 // countLoop issues n operations from `workers` clients, back to back,

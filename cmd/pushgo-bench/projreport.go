@@ -35,6 +35,11 @@ func printProjTable(w io.Writer, o *projPhase, p *projReport) {
 		fmt.Sprintf("(not budgeted; %d bytes/envelope)", p.bytes/max(n, 1)))
 	line("raw ordered consume", n, p.consume.took, p.consume.rate(p.ops), 0, 0,
 		fmt.Sprintf("(cpu %.2f cores)", p.consume.cpu.self))
+	if p.storeFloor.took > 0 {
+		line("consume + store (floor)", n, p.storeFloor.took, p.storeFloor.rate(p.ops), 0, 0,
+			fmt.Sprintf("%.2f of the raw consume (each operation's bytes stored once, nothing decoded: the least any fold does; not budgeted; cpu %.2f cores)",
+				p.consume.took.Seconds()/p.storeFloor.took.Seconds(), p.storeFloor.cpu.self))
+	}
 	fr := p.foldRatio()
 	rb := p.rebuildBudget(o)
 	line("projector fold (rebuild)", n, p.fold.took, p.fold.rate(p.ops), 0, 0,
@@ -47,6 +52,10 @@ func printProjTable(w io.Writer, o *projPhase, p *projReport) {
 	hist(fmt.Sprintf("/channel/history %d (c=%d)", o.historyLimit, o.historyClients), p.histMC)
 	line("/thing/get under load", p.get.ops, 0, 0, p.get.p50, p.get.p99,
 		fmt.Sprintf("(p99 <= %s: %s; %.0f/s, late %d, skipped %d)", fmtDur(o.getBudget), verdict(getOK(o, p.get)), p.get.target, p.get.late, p.get.skipped))
+	if p.getFloor.ops > 0 {
+		line("  GET /healthz beside it", p.getFloor.ops, 0, 0, p.getFloor.p50, p.getFloor.p99,
+			fmt.Sprintf("(the cheapest route under the same load, %.0f/s: the floor under any read; not budgeted)", p.getFloor.target))
+	}
 	line("  write load during /thing/get", p.getLoad.ops, 0, p.getLoad.rate, p.getLoad.p50, p.getLoad.p99,
 		fmt.Sprintf("(%d clients, closed loop, not budgeted)", o.concurrency))
 	fmt.Fprintf(w, "  history channel: %d operations; rebuild budget scaled from %s per million operations\n",
@@ -78,6 +87,7 @@ func (p *projReport) budgets() []budgetRow {
 		budget: "p99 <= " + fmtDur(o.historyBudget), ok: p.histSingle.p99 <= o.historyBudget && p.histSingle.ops > 0,
 	}, {
 		stage:  fmt.Sprintf("/thing/get at %.0f/s under write load", o.getRate),
+		anchor: p.floorAnchor(),
 		ours:   fmt.Sprintf("p99 %s; writes %s, %.2f cores", fmtDur(p.get.p99), fmtRate(p.getLoad.rate), p.get.sutCores()),
 		budget: "p99 <= " + fmtDur(o.getBudget), ok: getOK(o, p.get),
 	}}
@@ -101,7 +111,18 @@ func (p *projReport) phases(o *projPhase) []namedResult {
 		{fmt.Sprintf("/channel/history (c=%d)", o.historyClients), &p.histMC},
 		{"/thing/get", &p.get},
 		{"write load during /thing/get", &p.getLoad},
+		{"GET /healthz beside /thing/get", &p.getFloor},
 	}
+}
+
+// floorAnchor is /thing/get's anchor in the budget rows: the p99 of GET
+// /healthz paced beside it, what the cheapest route waited under the same
+// load (empty without -read-floor).
+func (p *projReport) floorAnchor() string {
+	if p.getFloor.ops == 0 {
+		return ""
+	}
+	return "GET /healthz beside it, p99 " + fmtDur(p.getFloor.p99)
 }
 
 func getOK(o *projPhase, r result) bool { return r.p99 <= o.getBudget && r.skipped == 0 && r.ops > 0 }
