@@ -619,3 +619,49 @@ func TestCatchingUpCommitsFullGroups(t *testing.T) {
 		t.Fatalf("applied %d of %d; the store differs from the sequential fold's at %s", applied, last, firstDifference(got, want))
 	}
 }
+
+// TestLiveFoldBatchesUntilAReadWaits: operations appended one by one while
+// no read waits are committed together (within MaxBatchDelay, here an
+// hour), not one group each; a read waiting on its barrier (WaitApplied)
+// has what the fold holds committed at once.
+func TestLiveFoldBatchesUntilAReadWaits(t *testing.T) {
+	b := brokertest.Start(t)
+	rng := rand.New(rand.NewPCG(4, 99))
+	cfg := Config{Dir: t.TempDir(), MaxBatchDelay: time.Hour, Logger: quietLogger()}
+	p, err := Start(context.Background(), b.NC, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var last uint64
+	for _, e := range mixedLog(rng, 200) {
+		ack, err := b.JS.Publish(context.Background(), e.subject, e.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ack.Sequence
+	}
+	if applied := p.Applied(); applied != 0 {
+		t.Errorf("applied %d with no read waiting and MaxBatchDelay an hour: each operation was committed on its own", applied)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.WaitApplied(ctx, last); err != nil {
+		t.Fatalf("a read waiting for %d: %v (applied %d): the fold did not commit for it", last, err, p.Applied())
+	}
+	// A read that comes after the fold was handed its operation (in some
+	// of these rounds; in the others the operation comes after the read)
+	// has it committed at once, not after the hour.
+	for i, e := range mixedLog(rng, 30) {
+		ack, err := b.JS.Publish(context.Background(), e.subject, e.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = p.WaitApplied(ctx, ack.Sequence)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: a read waiting for %d: %v (applied %d)", i, ack.Sequence, err, p.Applied())
+		}
+	}
+}

@@ -45,10 +45,11 @@ type Config struct {
 	// Default store.DefaultBlockCacheBytes.
 	BlockCacheBytes int64
 	// MaxBatchDelay bounds how long a folded operation waits for its
-	// commit under sustained load while no other commit is under way
-	// (one under way ends the wait: the next group commits as soon as it
-	// has), which is how long a read waits for its read-your-writes
-	// barrier beyond the fold itself. Default 5ms.
+	// commit while no read waits for it: operations that arrive one by
+	// one are committed together, up to this delay, instead of one group
+	// each. A read waiting on its read-your-writes barrier (WaitApplied)
+	// ends the wait: the open group commits as soon as no other commit is
+	// under way. Default 5ms.
 	MaxBatchDelay time.Duration
 	// ReadWait bounds how long a read waits for the fold to reach its
 	// read-your-writes barrier before answering projection_lagging.
@@ -126,6 +127,10 @@ type Projector struct {
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
+	// waiters counts the WaitApplied calls waiting for a commit; hurry
+	// tells the fold one started (partfold.go cuts its open group).
+	waiters atomic.Int64
+	hurry   chan struct{}
 
 	subMu   sync.Mutex // guards sub, closing and readsNC
 	sub     *nats.Subscription
@@ -173,7 +178,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		}
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
-		notify: make(chan struct{}), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
+		notify: make(chan struct{}), hurry: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
 		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}
 	p.retention.Store(retention.Milliseconds())
 	if err := p.openStore(ctx, cfg.Rebuild); err != nil {
@@ -293,8 +298,11 @@ func (p *Projector) committed(seq uint64) {
 	p.mu.Unlock()
 }
 
-// WaitApplied blocks until the fold has committed seq, or ctx ends.
+// WaitApplied blocks until the fold has committed seq, or ctx ends. While
+// it waits, the fold commits what it holds without waiting for more
+// (Config.MaxBatchDelay).
 func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
+	counted := false
 	for {
 		p.mu.Lock()
 		ch := p.notify
@@ -304,6 +312,15 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 		}
 		if err := p.Err(); err != nil {
 			return err
+		}
+		if !counted {
+			counted = true
+			p.waiters.Add(1)
+			defer p.waiters.Add(-1)
+			select {
+			case p.hurry <- struct{}{}:
+			default: // the fold has a call to hurry already
+			}
 		}
 		select {
 		case <-ch:

@@ -75,6 +75,9 @@ type budgetRow struct {
 	ratio               float64
 	budget              string
 	ok                  bool
+	// latency: a latency row, whose anchor is a figure to read beside
+	// ours rather than a rate to divide by (no ratio printed).
+	latency bool
 }
 
 // failure is one row's failed operations.

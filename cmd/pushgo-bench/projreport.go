@@ -89,7 +89,7 @@ func (p *projReport) budgets() []budgetRow {
 		stage:  fmt.Sprintf("/thing/get at %.0f/s under write load", o.getRate),
 		anchor: p.floorAnchor(),
 		ours:   fmt.Sprintf("p99 %s; writes %s, %.2f cores", fmtDur(p.get.p99), fmtRate(p.getLoad.rate), p.get.sutCores()),
-		budget: "p99 <= " + fmtDur(o.getBudget), ok: getOK(o, p.get),
+		budget: "p99 <= " + fmtDur(o.getBudget), ok: getOK(o, p.get), latency: true,
 	}}
 }
 
@@ -122,7 +122,7 @@ func (p *projReport) floorAnchor() string {
 	if p.getFloor.ops == 0 {
 		return ""
 	}
-	return "GET /healthz beside it, p99 " + fmtDur(p.getFloor.p99)
+	return "/healthz beside it p99 " + fmtDur(p.getFloor.p99)
 }
 
 func getOK(o *projPhase, r result) bool { return r.p99 <= o.getBudget && r.skipped == 0 && r.ops > 0 }

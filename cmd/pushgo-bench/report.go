@@ -118,7 +118,7 @@ func printBudgets(w io.Writer, o *options, tables []table) {
 	fmt.Fprintf(w, "%-50s %-34s %-40s %6s  %s\n", "stage", "raw anchor, same run", "ours", "ratio", "budget")
 	for _, r := range rows {
 		ratio := ""
-		if r.ratio > 0 || r.anchor != "" {
+		if r.ratio > 0 || r.anchor != "" && !r.latency {
 			ratio = fmt.Sprintf("%.2f", r.ratio)
 		}
 		line := fmt.Sprintf("%-50s %-34s %-40s %6s  %-14s %s", r.stage, r.anchor, r.ours, ratio, r.budget, verdict(r.ok))
