@@ -154,8 +154,8 @@ func (g *groupFold) failed() error {
 
 // dispatch deals the messages to the partitions and cuts groups: when a
 // group holds BatchSize operations; or, when no group is committing, as
-// soon as a read waits for a commit (Projector.WaitApplied) or the open
-// group's oldest operation has waited MaxBatchDelay. Behind by a group or
+// soon as a read waits for an operation not yet cut (WaitApplied) or the
+// open group's oldest operation has waited MaxBatchDelay. Behind by a group or
 // more (a rebuild, a backlog), the groups are cut full, or when idle after
 // catchUpDelay. Each group encodes the snapshots it touched, commits a
 // Pebble batch and wakes the fold's goroutines: cutting one whenever the
@@ -166,6 +166,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 	last := applied // last dealt
 	var (
 		groupNo   uint64    // last group cut
+		lastCut   = applied // the last sequence of the last group cut
 		open      int       // operations dealt since the last cut
 		opened    time.Time // when the open group got its first
 		committed uint64    // the last group known committed
@@ -198,6 +199,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 			return nil
 		}
 		groupNo++
+		lastCut = last
 		for i := range g.parts {
 			if err := hand(i, groupNo); err != nil {
 				return err
@@ -254,7 +256,9 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		delay := p.cfg.MaxBatchDelay
 		if pending >= uint64(p.cfg.BatchSize) { // catching up
 			delay = catchUpDelay
-		} else if p.waiters.Load() > 0 && idle() {
+		} else if idle() && p.awaited.Load() > lastCut {
+			// A read waits for an operation not yet cut: cut now. (Once
+			// its operation is cut, it no longer hurries later groups.)
 			return cutGroup()
 		}
 		if idle() && time.Since(opened) >= delay {
@@ -308,6 +312,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		}
 		open++
 		last = seq
+		p.dealt.Store(seq)
 		return nil
 	}
 	for {

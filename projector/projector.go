@@ -127,10 +127,12 @@ type Projector struct {
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
-	// waiters counts the WaitApplied calls waiting for a commit; hurry
-	// tells the fold one started (partfold.go cuts its open group).
-	waiters atomic.Int64
+	// awaited is the highest sequence a WaitApplied call has waited for;
+	// hurry tells the fold one started (partfold.go cuts its open group
+	// while it holds operations up to awaited not yet cut).
+	awaited atomic.Uint64
 	hurry   chan struct{}
+	dealt   atomic.Uint64 // the last sequence dealt to the fold's partitions
 
 	subMu   sync.Mutex // guards sub, closing and readsNC
 	sub     *nats.Subscription
@@ -315,8 +317,8 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 		}
 		if !counted {
 			counted = true
-			p.waiters.Add(1)
-			defer p.waiters.Add(-1)
+			for a := p.awaited.Load(); a < seq && !p.awaited.CompareAndSwap(a, seq); a = p.awaited.Load() {
+			}
 			select {
 			case p.hurry <- struct{}{}:
 			default: // the fold has a call to hurry already
