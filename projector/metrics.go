@@ -43,7 +43,7 @@ func (p *Projector) Collectors() []prometheus.Collector {
 			Name: "pushgo_projector_applied_sequence", Help: "Last PUSHGO_OPS sequence folded and committed.",
 		}, func() float64 { return float64(p.Applied()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pushgo_projector_lag_operations", Help: "Operations in PUSHGO_OPS not yet folded.",
+			Name: "pushgo_projector_lag_operations", Help: "Operations in PUSHGO_OPS not yet folded and committed.",
 		}, func() float64 { return float64(p.Lag()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pushgo_projector_failed", Help: "1 when the fold stopped on an error.",

@@ -139,11 +139,6 @@ func (p *Projector) consumeOps(ctx context.Context, msgs <-chan jetstream.Msg, a
 // errStopped ends the fold's goroutines once the dispatcher returned.
 var errStopped = errors.New("fold stopped")
 
-// catchUpDelay bounds how long a group stays open while the fold catches
-// up and no group is committing: a log delivered slowly still moves the
-// applied sequence (and a rebuild's progress) a few times a second.
-const catchUpDelay = 250 * time.Millisecond
-
 // failed reports why the fold's goroutines stopped early, or nil.
 func (g *groupFold) failed() error {
 	if err := context.Cause(g.ctx); err != nil && !errors.Is(err, errStopped) {
@@ -157,13 +152,14 @@ func (g *groupFold) failed() error {
 // soon as a read waits for an operation not yet cut (WaitApplied) or the
 // open group's oldest operation has waited MaxBatchDelay. Behind by a group or
 // more (a rebuild, a backlog), the groups are cut full, or when idle after
-// catchUpDelay. Each group encodes the snapshots it touched, commits a
+// CatchUpDelay. Each group encodes the snapshots it touched, commits a
 // Pebble batch and wakes the fold's goroutines: cutting one whenever the
 // delivery channel ran dry made 2.6 operations a group under the bench's
 // write load and 91 in a rebuild.
 func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, applied uint64) error {
 	p := g.p
 	last := applied // last dealt
+	p.dealt.Store(applied)
 	var (
 		groupNo   uint64    // last group cut
 		lastCut   = applied // the last sequence of the last group cut
@@ -233,7 +229,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		return nil
 	}
 	idle := func() bool { return committed >= groupNo }
-	// deadline wakes the loop for an open group's catchUpDelay.
+	// deadline wakes the loop at an open group's delay.
 	deadline := time.NewTimer(time.Hour)
 	deadline.Stop()
 	defer deadline.Stop()
@@ -255,7 +251,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		}
 		delay := p.cfg.MaxBatchDelay
 		if pending >= uint64(p.cfg.BatchSize) { // catching up
-			delay = catchUpDelay
+			delay = p.cfg.CatchUpDelay
 		} else if idle() && p.awaited.Load() > lastCut {
 			// A read waits for an operation not yet cut: cut now. (Once
 			// its operation is cut, it no longer hurries later groups.)

@@ -51,6 +51,12 @@ type Config struct {
 	// ends the wait: the open group commits as soon as no other commit is
 	// under way. Default 5ms.
 	MaxBatchDelay time.Duration
+	// CatchUpDelay bounds how long a group stays open, no other
+	// committing, while the fold is BatchSize or more operations behind
+	// the log (otherwise it commits only full groups then): a log
+	// delivered slowly still moves the applied sequence, and a rebuild's
+	// progress, a few times a second. Default 250ms.
+	CatchUpDelay time.Duration
 	// ReadWait bounds how long a read waits for the fold to reach its
 	// read-your-writes barrier before answering projection_lagging.
 	// Default 2s.
@@ -78,6 +84,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxBatchDelay <= 0 {
 		c.MaxBatchDelay = 5 * time.Millisecond
+	}
+	if c.CatchUpDelay <= 0 {
+		c.CatchUpDelay = 250 * time.Millisecond
 	}
 	if c.ReadWait <= 0 {
 		c.ReadWait = 2 * time.Second
@@ -256,9 +265,17 @@ func (p *Projector) Applied() uint64 { return p.applied.Load() }
 // ReceiptsApplied is the last PUSHGO_RECEIPTS sequence folded.
 func (p *Projector) ReceiptsApplied() uint64 { return p.receiptsApplied.Load() }
 
-// Lag is the number of operations in the stream not yet folded, as of the
-// last delivered message.
-func (p *Projector) Lag() uint64 { return p.pending.Load() }
+// Lag is the number of operations in the stream not yet folded and
+// committed, as of the last delivered message: those after it, and those
+// the fold holds in a group not yet committed (up to MaxBatchDelay while
+// no read waits for them).
+func (p *Projector) Lag() uint64 {
+	lag := p.pending.Load()
+	if dealt, applied := p.dealt.Load(), p.applied.Load(); dealt > applied {
+		lag += dealt - applied
+	}
+	return lag
+}
 
 // ServedReads is the number of reads this replica has answered.
 func (p *Projector) ServedReads() uint64 { return p.served.Load() }
