@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -286,7 +285,7 @@ func (pt *partition) expandOne(ctx context.Context, it intakeItem) {
 // only a partition with a share writes a summary.
 func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 	p := pt.p
-	channelID, ok := channelOfSubject(it.subject)
+	channelID, _, _, ok := streams.ParseOpSubject(it.subject)
 	if !ok {
 		// Not an operation's subject (ingest writes no other): its channel
 		// is the envelope's.
@@ -339,17 +338,6 @@ func (pt *partition) passMalformed(it intakeItem, err error) {
 	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
 	pt.track(op)
 	op.recorded()
-}
-
-// channelOfSubject returns the channel of an operation's subject,
-// pushgo.op.<channel_id>.<kind>.<entity_id> (streams.OpSubject).
-func channelOfSubject(subject string) (string, bool) {
-	rest, ok := strings.CutPrefix(subject, streams.OpsSubjectPrefix)
-	if !ok {
-		return "", false
-	}
-	channelID, _, ok := strings.Cut(rest, ".")
-	return channelID, ok && channelID != ""
 }
 
 // track adds op to its epoch's operations awaiting the floor.

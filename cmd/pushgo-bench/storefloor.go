@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/projector/store"
-	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -57,7 +55,12 @@ func storeFloor(ctx context.Context, o *projPhase, b *broker.Embedded, last uint
 	}
 	groups := make(chan group, 1)
 	committed := make(chan error, 1)
+	committerDone := make(chan struct{})
+	// Whatever the outcome, no commit runs once groups is closed and the
+	// committer has returned: only then may the store close.
+	defer func() { <-committerDone }()
 	go func() {
+		defer close(committerDone)
 		for g := range groups {
 			if err := g.b.Commit(g.applied); err != nil {
 				committed <- err
@@ -82,7 +85,7 @@ func storeFloor(ctx context.Context, o *projPhase, b *broker.Embedded, last uint
 	cur := st.NewBatch()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		md, err := m.Metadata()
-		channelID, kind, ok := opSubjectParts(m.Subject())
+		channelID, kind, _, ok := streams.ParseOpSubject(m.Subject())
 		if err != nil || !ok {
 			bad++
 			return
@@ -118,19 +121,4 @@ func storeFloor(ctx context.Context, o *projPhase, b *broker.Embedded, last uint
 		return timed{}, fmt.Errorf("%d operations without metadata or with a foreign subject", bad)
 	}
 	return res, nil
-}
-
-// opSubjectParts splits pushgo.op.<channel_id>.<kind>.<entity_id> into its
-// channel and kind.
-func opSubjectParts(subject string) (channelID string, kind ops.Kind, ok bool) {
-	rest, ok := strings.CutPrefix(subject, streams.OpsSubjectPrefix)
-	if !ok {
-		return "", "", false
-	}
-	channelID, rest, ok = strings.Cut(rest, ".")
-	if !ok {
-		return "", "", false
-	}
-	k, _, ok := strings.Cut(rest, ".")
-	return channelID, ops.Kind(k), ok
 }

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -377,7 +376,7 @@ func (f *Follower) dispatch(fd *feed, m jetstream.Msg) {
 		return
 	}
 	seq := md.Sequence.Stream
-	id := channelOf(m.Subject())
+	id, _, _, _ := streams.ParseOpSubject(m.Subject()) // "" for another subject: no stream follows it
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.feed != fd {
@@ -422,14 +421,6 @@ func (f *Follower) dropAllLocked() {
 		}
 		clear(c.subs)
 	}
-}
-
-// channelOf is the channel id of an operation subject
-// (pushgo.op.<channel_id>.<kind>.<entity_id>).
-func channelOf(subject string) string {
-	rest, _ := strings.CutPrefix(subject, streams.OpsSubjectPrefix)
-	id, _, _ := strings.Cut(rest, ".")
-	return id
 }
 
 // Close stops the feed and waits for it; open streams end at their next

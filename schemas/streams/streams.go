@@ -77,6 +77,26 @@ func OpSubject(channelID string, kind ops.Kind, entityID string) string {
 	return b.String()
 }
 
+// ParseOpSubject splits an operation's subject, OpSubject's
+// pushgo.op.<channel_id>.<kind>.<entity_id>, into its parts; ok is false
+// for a subject of another form or with an empty part. The kind is not
+// checked against the known kinds.
+func ParseOpSubject(subject string) (channelID string, kind ops.Kind, entityID string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, OpsSubjectPrefix)
+	if !ok {
+		return "", "", "", false
+	}
+	channelID, rest, ok = strings.Cut(rest, ".")
+	if !ok || channelID == "" {
+		return "", "", "", false
+	}
+	k, entityID, ok := strings.Cut(rest, ".")
+	if !ok || k == "" || entityID == "" {
+		return "", "", "", false
+	}
+	return channelID, ops.Kind(k), entityID, true
+}
+
 // ChannelSubjects returns the filter matching every operation of a channel.
 func ChannelSubjects(channelID string) string { return OpsSubjectPrefix + channelID + ".>" }
 
