@@ -21,7 +21,7 @@ func CheckEnvelope(env *ops.Envelope) error {
 	if !env.Op.Valid() {
 		return fmt.Errorf("unknown operation %q", env.Op)
 	}
-	if id, ok := ids.NormalizeChannelID(env.ChannelID); !ok || id != env.ChannelID {
+	if !ids.CanonicalChannelID(env.ChannelID) {
 		return fmt.Errorf("invalid channel_id %q", env.ChannelID)
 	}
 	if !ids.ValidEntityID(env.EntityID) {
@@ -38,7 +38,7 @@ func CheckEnvelope(env *ops.Envelope) error {
 // out). It returns a new snapshot; prev is not modified.
 func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	var p ops.EventPayload
-	if err := decodeEventPayload(env.Payload, &p); err != nil {
+	if err := decodeEventPayloadWith(checkedAlready, env.Payload, &p); err != nil {
 		return nil, fmt.Errorf("seq %d: event payload: %w", seq, err)
 	}
 	e := &Event{}
@@ -65,7 +65,7 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	if err := replaceValue(&e.Metadata, p.Metadata); err != nil {
 		return nil, fmt.Errorf("seq %d: metadata: %w", seq, err)
 	}
-	attrs, err := MergePatch(e.Attrs, p.Attrs)
+	attrs, err := mergePatch(checkedAlready, e.Attrs, p.Attrs)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", seq, err)
 	}
@@ -91,7 +91,7 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 // ApplyThing folds one thing operation into prev (nil when unknown).
 func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	var p ops.ThingPayload
-	if err := decodeThingPayload(env.Payload, &p); err != nil {
+	if err := decodeThingPayloadWith(checkedAlready, env.Payload, &p); err != nil {
 		return nil, fmt.Errorf("seq %d: thing payload: %w", seq, err)
 	}
 	t := &Thing{}
@@ -116,7 +116,7 @@ func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 		return nil, fmt.Errorf("seq %d: metadata: %w", seq, err)
 	}
 	t.ExternalIDs = mergeExternalIDs(t.ExternalIDs, p.ExternalIDs)
-	attrs, err := MergePatch(t.Attrs, p.Attrs)
+	attrs, err := mergePatch(checkedAlready, t.Attrs, p.Attrs)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", seq, err)
 	}

@@ -81,11 +81,17 @@ func (a *Attrs) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // when the current value is not an object), a scalar replaces. cur is not
 // modified; the result is new (or cur itself when the patch is empty).
 func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
+	return mergePatch(checkAll, cur, patch)
+}
+
+// mergePatch is MergePatch through walk (eachValidMember for a patch
+// checked already).
+func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	if len(patch) == 0 || patch.Kind() == 'n' {
 		return cur, nil
 	}
 	out := slices.Clone(cur)
-	err := eachTopMember(patch, func(name []byte, vs, ve int) error {
+	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := out.findBytes(name)
 		switch v.Kind() {
@@ -99,7 +105,7 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 			if found {
 				base = out[i].Value
 			}
-			merged, err := mergeObject(base, v)
+			merged, err := mergeObject(walk, base, v)
 			if err != nil {
 				return fmt.Errorf("attrs patch %q: %w", name, err)
 			}
@@ -144,10 +150,11 @@ func compareStringBytes(s string, b []byte) int {
 
 // mergeObject merges a nested patch object into cur (a normalised value;
 // nil or not an object: an empty one) and returns the normalised result.
-func mergeObject(cur, patch jsontext.Value) (jsontext.Value, error) {
+func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error) {
 	var base []member
 	if len(cur) > 0 && cur.Kind() == '{' {
-		if _, err := scanObject(cur, 0, 1, func(name []byte, vs, ve int) error {
+		// A snapshot's value: checked when it was merged in.
+		if err := eachValidMember(cur, func(name []byte, vs, ve int) error {
 			base = append(base, member{name: name, value: cur[vs:ve:ve]}) // normalised already
 			return nil
 		}); err != nil {
@@ -155,7 +162,7 @@ func mergeObject(cur, patch jsontext.Value) (jsontext.Value, error) {
 		}
 		slices.SortFunc(base, func(x, y member) int { return bytes.Compare(x.name, y.name) })
 	}
-	_, err := scanObject(patch, 0, 1, func(name []byte, vs, ve int) error {
+	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := slices.BinarySearchFunc(base, name, func(m member, n []byte) int { return bytes.Compare(m.name, n) })
 		if v.Kind() == 'n' {

@@ -374,6 +374,7 @@ var payloadSamples = []string{
 	`{"thing_id":"t","tags":"x"}`,
 	`{"thing_id":"t","attrs":[1],"metadata":"m"}`,
 	`{ "thing_id" : "t" , "attrs" : { "a" : 1 } }`,
+	`{0refresh"0,`, // a member without a value: the skim once handed the decoder an empty one
 }
 
 // TestPayloadDecodersAgree: the hand-written decoders accept exactly what
@@ -397,12 +398,26 @@ func checkPayloadDecoders(t *testing.T, b []byte) {
 	var ew, eg ops.EventPayload
 	errW, errG := json.Unmarshal(b, &ew), decodeEventPayload(b, &eg)
 	agree(t, "event payload", b, errW, errG, &ew, &eg)
+	errEvent := errG
 	var tw, tg ops.ThingPayload
 	errW, errG = json.Unmarshal(b, &tw), decodeThingPayload(b, &tg)
 	agree(t, "thing payload", b, errW, errG, &tw, &tg)
+	errThing := errG
 	var vw, vg ops.Envelope
 	errW, errG = json.Unmarshal(b, &vw), DecodeEnvelope(b, &vg)
 	agree(t, "envelope", b, errW, errG, &vw, &vg)
+
+	// The skim the fold reads a checked payload with: the same values on
+	// what the scan accepts, and on anything else no panic.
+	var es ops.EventPayload
+	if errS := decodeEventPayloadWith(checkedAlready, b, &es); errEvent == nil && (errS != nil || !reflect.DeepEqual(eg, es)) {
+		t.Fatalf("event payload %q, skimmed: %v\n%+v\nwant %+v", b, errS, es, eg)
+	}
+	var ts ops.ThingPayload
+	if errS := decodeThingPayloadWith(checkedAlready, b, &ts); errThing == nil && (errS != nil || !reflect.DeepEqual(tg, ts)) {
+		t.Fatalf("thing payload %q, skimmed: %v\n%+v\nwant %+v", b, errS, ts, tg)
+	}
+	_, _ = mergePatch(checkedAlready, Attrs{{Name: "a", Value: jsontext.Value(`{"b":1}`)}}, b)
 }
 
 func agree(t *testing.T, what string, in []byte, errWant, errGot error, want, got any) {
@@ -530,6 +545,13 @@ func TestMergePatchAgrees(t *testing.T) {
 			b.WriteString("}")
 			patch := jsontext.Value(b.String())
 			next, err := MergePatch(cur, patch)
+			if err == nil {
+				// The fold's merge of a checked patch: the same.
+				skimmed, err := mergePatch(checkedAlready, cur, patch)
+				if err != nil || !reflect.DeepEqual(skimmed, next) {
+					t.Fatalf("round %d step %d, patch %s: skimmed %v, %v; want %v", round, step, patch, skimmed, err, next)
+				}
+			}
 			oldNext, oldErr := oldMergePatch(old, patch)
 			if (err == nil) != (oldErr == nil) {
 				t.Fatalf("round %d step %d, patch %s: MergePatch %v, the map-based merge %v", round, step, patch, err, oldErr)

@@ -2,6 +2,7 @@ package fold
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf16"
@@ -125,13 +126,40 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
+// Word-at-a-time tests (the bit tricks of "Bit Twiddling Hacks": hasless
+// and haszero), each exact as to whether any byte of w matches.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// needsLook reports whether any byte of w ends or leaves the plain run of
+// a string: a control character (< 0x20), a quote, a backslash, or a byte
+// of a multi-byte UTF-8 sequence (>= 0x80).
+func needsLook(w uint64) bool {
+	q := w ^ ('"' * ones)
+	bs := w ^ ('\\' * ones)
+	return ((w-0x20*ones)|(q-ones)&^q|(bs-ones)&^bs|w)&highs != 0
+}
+
+// hasQuote reports whether any byte of w is a quote.
+func hasQuote(w uint64) bool {
+	q := w ^ ('"' * ones)
+	return (q-ones)&^q&highs != 0
+}
+
 // scanString checks the string at b[i] == '"' and returns where it ends
 // and whether it holds an escape.
 func scanString(b []byte, i int) (end int, escaped bool, err error) {
 	start := i
 	i++
 	for {
-		// The common case: printable ASCII without quote or backslash.
+		// The common case: printable ASCII without quote or backslash,
+		// eight bytes at a time, then byte by byte up to the one that
+		// needs a look.
+		for i+8 <= len(b) && !needsLook(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && plainByte[b[i]] {
 			i++
 		}
@@ -359,7 +387,11 @@ func scanArray(b []byte, i, depth int, fn func(vs, ve int) error) (int, error) {
 // nameSet finds duplicate names: the first names by their place in the
 // input (no allocation), a map beyond.
 type nameSet struct {
-	n     int
+	n int
+	// seen has a bit for each name's length and last byte (a Bloom
+	// filter of one hash): a name whose bit is clear is new without a
+	// comparison, which is every name of the objects the fold reads.
+	seen  uint64
 	spans [nameListMax]nameSpan
 	m     map[string]struct{}
 }
@@ -381,6 +413,17 @@ func (s *nameSet) add(b []byte, start, end int, escaped bool, name []byte) bool 
 		s.m[string(name)] = struct{}{}
 		return true
 	}
+	bit := uint64(1) << ((uint(len(name)) * 7) & 63)
+	if len(name) > 0 {
+		bit = uint64(1) << ((uint(len(name))*7 + uint(name[len(name)-1])) & 63)
+	}
+	if s.seen&bit == 0 && s.n < nameListMax {
+		s.seen |= bit
+		s.spans[s.n] = nameSpan{int32(start), int32(end), escaped}
+		s.n++
+		return true
+	}
+	s.seen |= bit
 	for _, sp := range s.spans[:s.n] {
 		prev := b[sp.start:sp.end]
 		if !sp.escaped && !escaped {
@@ -443,4 +486,143 @@ func eachTopMember(b []byte, fn memberFunc) error {
 		return errors.New("invalid JSON: data after the value")
 	}
 	return nil
+}
+
+// A second way through JSON the scan above has checked already: the fold
+// checks each operation's envelope once, whole (DecodeEnvelope), and then
+// reads its payload, and the attrs inside it, again. The skim finds where
+// each member and value ends and nothing more (no checks of UTF-8,
+// escapes, numbers or duplicate names): on JSON that is not valid it
+// returns some result or an error, never a panic, but not a meaningful one.
+
+// walker says how to read an object: checkAll (eachTopMember) for any
+// input, checkedAlready (eachValidMember) for input a scan has checked.
+// (A value, not a function: a function value would make every closure
+// handed to it escape to the heap.)
+type walker uint8
+
+const (
+	checkAll walker = iota
+	checkedAlready
+)
+
+// each calls fn for each member of b, exactly one JSON object (or null: no
+// member).
+func (w walker) each(b []byte, fn memberFunc) error {
+	if w == checkedAlready {
+		return eachValidMember(b, fn)
+	}
+	return eachTopMember(b, fn)
+}
+
+var errSkim = errors.New("invalid JSON (skimmed as checked)")
+
+// eachValidMember is eachTopMember for b that is valid JSON.
+func eachValidMember(b []byte, fn memberFunc) error {
+	i := skipSpace(b, 0)
+	switch {
+	case i < len(b) && b[i] == 'n':
+		return nil
+	case i >= len(b) || b[i] != '{':
+		return fmt.Errorf("want an object, got %s", kindName(at(b, i)))
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for i < len(b) {
+		ne := skimString(b, i)
+		if ne > len(b) {
+			return errSkim
+		}
+		q := b[i:ne]
+		name := stringValue(q, bytes.IndexByte(q, '\\') >= 0)
+		i = skipSpace(b, ne)
+		vs := skipSpace(b, i+1)
+		ve := skimValue(b, vs)
+		if ve > len(b) || ve <= vs {
+			return errSkim
+		}
+		if err := fn(name, vs, ve); err != nil {
+			return err
+		}
+		i = skipSpace(b, ve)
+		if i >= len(b) || b[i] != ',' {
+			return nil
+		}
+		i = skipSpace(b, i+1)
+	}
+	return errSkim
+}
+
+func at(b []byte, i int) byte {
+	if i < len(b) {
+		return b[i]
+	}
+	return 0
+}
+
+// skimValue returns where the value at b[i:] ends (past len(b) when b is
+// cut short).
+func skimValue(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b) + 1
+	}
+	switch b[i] {
+	case '"':
+		return skimString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skimString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return len(b) + 1
+	}
+	for i < len(b) && !endsScalar[b[i]] {
+		i++
+	}
+	return i
+}
+
+// endsScalar marks the bytes that end a number or a literal.
+var endsScalar = func() (t [256]bool) {
+	for _, c := range []byte(",}] \t\n\r") {
+		t[c] = true
+	}
+	return t
+}()
+
+// skimString returns where the string at b[i] == '"' ends (past len(b)
+// when it does not).
+func skimString(b []byte, i int) int {
+	start := i
+	for i++; ; i++ {
+		for i+8 <= len(b) && !hasQuote(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		for i < len(b) && b[i] != '"' {
+			i++
+		}
+		if i >= len(b) {
+			return len(b) + 1
+		}
+		k := i - 1
+		for k > start && b[k] == '\\' {
+			k--
+		}
+		if (i-1-k)%2 == 0 { // not escaped: an even run of backslashes
+			return i + 1
+		}
+	}
 }

@@ -59,7 +59,11 @@ func DecodeEnvelope(data []byte, env *ops.Envelope) error {
 
 // decodeEventPayload decodes an event operation's payload.
 func decodeEventPayload(data []byte, p *ops.EventPayload) error {
-	return decodeObject(data, func(name []byte, d fieldDecoder) error {
+	return decodeEventPayloadWith(checkAll, data, p)
+}
+
+func decodeEventPayloadWith(walk walker, data []byte, p *ops.EventPayload) error {
+	return decodeObjectWith(walk, data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "event_id":
 			return d.string(&p.EventID)
@@ -103,7 +107,11 @@ func decodeEventPayload(data []byte, p *ops.EventPayload) error {
 
 // decodeThingPayload decodes a thing operation's payload.
 func decodeThingPayload(data []byte, p *ops.ThingPayload) error {
-	return decodeObject(data, func(name []byte, d fieldDecoder) error {
+	return decodeThingPayloadWith(checkAll, data, p)
+}
+
+func decodeThingPayloadWith(walk walker, data []byte, p *ops.ThingPayload) error {
+	return decodeObjectWith(walk, data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "thing_id":
 			return d.string(&p.ThingID)
@@ -149,7 +157,13 @@ type fieldDecoder struct {
 // decodeObject reads data, exactly one JSON object (or null: no member),
 // calling field for each member with its name (unescaped) and its value.
 func decodeObject(data []byte, field func(name []byte, d fieldDecoder) error) error {
-	return eachTopMember(data, func(name []byte, vs, ve int) error {
+	return decodeObjectWith(checkAll, data, field)
+}
+
+// decodeObjectWith is decodeObject through walk (eachValidMember for data
+// checked already).
+func decodeObjectWith(walk walker, data []byte, field func(name []byte, d fieldDecoder) error) error {
+	return walk.each(data, func(name []byte, vs, ve int) error {
 		if err := field(name, fieldDecoder{v: jsontext.Value(data[vs:ve:ve])}); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

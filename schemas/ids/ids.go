@@ -72,6 +72,39 @@ func NormalizeChannelID(s string) (id string, ok bool) {
 	return string(out[:]), true
 }
 
+// CanonicalChannelID reports whether s is a channel id in its canonical
+// form: NormalizeChannelID(s) == s, ok, without making a string. The
+// projector checks every operation of the log with it.
+func CanonicalChannelID(s string) bool {
+	if len(s) != ChannelIDLen || s[0] > '7' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if byteClass[s[i]]&classCrockford == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// byteClass marks the bytes of the id alphabets.
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == ':' || c == '-' {
+			t[c] |= classToken
+		}
+	}
+	for i := 0; i < len(crockford); i++ {
+		t[crockford[i]] |= classCrockford
+	}
+	return t
+}()
+
+const (
+	classToken     = 1 << iota // [A-Za-z0-9_:-]
+	classCrockford             // the canonical Crockford symbols
+)
+
 // validToken reports whether s is 1..max characters of [A-Za-z0-9_:-] plus
 // any of extra.
 func validToken(s string, max int, extra string) bool {
@@ -80,10 +113,7 @@ func validToken(s string, max int, extra string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == ':', c == '-':
-		case extra != "" && strings.IndexByte(extra, c) >= 0:
-		default:
+		if byteClass[c]&classToken == 0 && (extra == "" || strings.IndexByte(extra, c) < 0) {
 			return false
 		}
 	}

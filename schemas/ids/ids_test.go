@@ -46,6 +46,28 @@ func TestNormalizeChannelID(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("NormalizeChannelID(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
 		}
+		if canon := CanonicalChannelID(c.in); canon != (ok && got == c.in) {
+			t.Errorf("CanonicalChannelID(%q) = %v; NormalizeChannelID gives %q, %v", c.in, canon, got, ok)
+		}
+	}
+}
+
+// TestCanonicalChannelIDIsNormalizeUnchanged holds CanonicalChannelID to
+// its contract on every string of the id's length that differs from a
+// canonical id in one byte, whatever the byte.
+func TestCanonicalChannelIDIsNormalizeUnchanged(t *testing.T) {
+	base := []byte(NewChannelID())
+	for i := range base {
+		orig := base[i]
+		for c := range 256 {
+			base[i] = byte(c)
+			s := string(base)
+			id, ok := NormalizeChannelID(s)
+			if want := ok && id == s; CanonicalChannelID(s) != want {
+				t.Fatalf("CanonicalChannelID(%q) = %v, want %v", s, !want, want)
+			}
+		}
+		base[i] = orig
 	}
 }
 
