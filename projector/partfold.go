@@ -328,6 +328,22 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 			if err := take(m); err != nil {
 				return err
 			}
+			// Take what else has come, up to a handful, before looking at
+			// the rest of the select: in a rebuild the channel is never
+			// empty, and a select of six cases per operation was 3% of
+			// the fold's CPU. settle still runs before a group would
+			// exceed BatchSize.
+			for n := 1; n < dealt && open < p.cfg.BatchSize; n++ {
+				select {
+				case m := <-msgs:
+					if err := take(m); err != nil {
+						return err
+					}
+					continue
+				default:
+				}
+				break
+			}
 		}
 		if err := settle(); err != nil {
 			return err
