@@ -94,7 +94,7 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := out.findBytes(name)
-		switch v.Kind() {
+		switch v[0] { // a member's value starts at its first byte (not Kind: 13% of a merge)
 		case 'n':
 			if found {
 				out = slices.Delete(out, i, i+1)
@@ -152,7 +152,7 @@ func compareStringBytes(s string, b []byte) int {
 // nil or not an object: an empty one) and returns the normalised result.
 func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error) {
 	var base []member
-	if len(cur) > 0 && cur.Kind() == '{' {
+	if len(cur) > 0 && cur[0] == '{' { // normalised: no space before it
 		// A snapshot's value: checked when it was merged in.
 		if err := eachValidMember(cur, func(name []byte, vs, ve int) error {
 			base = append(base, member{name: name, value: cur[vs:ve:ve]}) // normalised already
@@ -165,7 +165,7 @@ func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error)
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := slices.BinarySearchFunc(base, name, func(m member, n []byte) int { return bytes.Compare(m.name, n) })
-		if v.Kind() == 'n' {
+		if v[0] == 'n' {
 			if found {
 				base = slices.Delete(base, i, i+1)
 			}
