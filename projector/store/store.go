@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -156,6 +157,16 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	// last level holds most of the data, compressed.
 	for i := range po.Levels {
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+		// A Bloom filter in every table, L0 included (Pebble's default is
+		// none): the fold looks up the snapshot of each entity an operation
+		// names, and the receipts fold each outcome key, and for a new
+		// event or a new outcome the key is in no table. Without filters
+		// such a miss searched every level's index: under make bench's
+		// Dynatrace rows the fold's snapshot lookups, nearly all misses,
+		// took 1.0-1.1 s of the gateway's 18 s of CPU, 0.7-0.8 s with the
+		// filters (what is left is the memtables' search, which no filter
+		// skips); a rebuild's rate did not move.
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	po.Levels[len(po.Levels)-1].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
 	if opts.InMemory {
