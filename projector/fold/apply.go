@@ -35,7 +35,9 @@ func CheckEnvelope(env *ops.Envelope) error {
 
 // ApplyEvent folds one event operation at stream sequence seq into prev
 // (nil when the event is unknown: its create, or a log whose create has aged
-// out). It returns a new snapshot; prev is not modified.
+// out). It returns a new snapshot; prev is not modified. env.Payload must
+// be valid JSON, as DecodeEnvelope (or the json package) leaves it: it is
+// read without a second check.
 func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	var p ops.EventPayload
 	if err := decodeEventPayloadWith(checkedAlready, env.Payload, &p); err != nil {
@@ -88,7 +90,8 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	return e, nil
 }
 
-// ApplyThing folds one thing operation into prev (nil when unknown).
+// ApplyThing folds one thing operation into prev (nil when unknown), as
+// ApplyEvent does (env.Payload valid JSON).
 func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	var p ops.ThingPayload
 	if err := decodeThingPayloadWith(checkedAlready, env.Payload, &p); err != nil {
