@@ -333,16 +333,16 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 			// empty, and a select of six cases per operation was 3% of
 			// the fold's CPU. settle still runs before a group would
 			// exceed BatchSize.
+		more:
 			for n := 1; n < dealt && open < p.cfg.BatchSize; n++ {
 				select {
 				case m := <-msgs:
 					if err := take(m); err != nil {
 						return err
 					}
-					continue
 				default:
+					break more
 				}
-				break
 			}
 		}
 		if err := settle(); err != nil {

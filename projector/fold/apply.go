@@ -40,7 +40,7 @@ func CheckEnvelope(env *ops.Envelope) error {
 // read without a second check.
 func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	var p ops.EventPayload
-	if err := decodeEventPayloadWith(checkedAlready, env.Payload, &p); err != nil {
+	if err := decodeEventPayload(checkedAlready, env.Payload, &p); err != nil {
 		return nil, fmt.Errorf("seq %d: event payload: %w", seq, err)
 	}
 	e := &Event{}
@@ -94,7 +94,7 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 // ApplyEvent does (env.Payload valid JSON).
 func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	var p ops.ThingPayload
-	if err := decodeThingPayloadWith(checkedAlready, env.Payload, &p); err != nil {
+	if err := decodeThingPayload(checkedAlready, env.Payload, &p); err != nil {
 		return nil, fmt.Errorf("seq %d: thing payload: %w", seq, err)
 	}
 	t := &Thing{}

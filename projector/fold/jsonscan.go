@@ -137,15 +137,17 @@ const (
 // a string: a control character (< 0x20), a quote, a backslash, or a byte
 // of a multi-byte UTF-8 sequence (>= 0x80).
 func needsLook(w uint64) bool {
-	q := w ^ ('"' * ones)
-	bs := w ^ ('\\' * ones)
-	return ((w-0x20*ones)|(q-ones)&^q|(bs-ones)&^bs|w)&highs != 0
+	return ((w-0x20*ones)|w|bytesOf(w, '"')|bytesOf(w, '\\'))&highs != 0
 }
 
 // hasQuote reports whether any byte of w is a quote.
-func hasQuote(w uint64) bool {
-	q := w ^ ('"' * ones)
-	return (q-ones)&^q&highs != 0
+func hasQuote(w uint64) bool { return bytesOf(w, '"')&highs != 0 }
+
+// bytesOf has the high bit of a byte set at (at least) the first byte of w
+// that is c, and none when no byte is.
+func bytesOf(w uint64, c byte) uint64 {
+	x := w ^ (uint64(c) * ones)
+	return (x - ones) &^ x
 }
 
 // scanString checks the string at b[i] == '"' and returns where it ends
@@ -413,10 +415,11 @@ func (s *nameSet) add(b []byte, start, end int, escaped bool, name []byte) bool 
 		s.m[string(name)] = struct{}{}
 		return true
 	}
-	bit := uint64(1) << ((uint(len(name)) * 7) & 63)
+	h := uint(len(name)) * 7
 	if len(name) > 0 {
-		bit = uint64(1) << ((uint(len(name))*7 + uint(name[len(name)-1])) & 63)
+		h += uint(name[len(name)-1])
 	}
+	bit := uint64(1) << (h & 63)
 	if s.seen&bit == 0 && s.n < nameListMax {
 		s.seen |= bit
 		s.spans[s.n] = nameSpan{int32(start), int32(end), escaped}

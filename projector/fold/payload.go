@@ -21,7 +21,7 @@ import (
 // subslice of data (not copied).
 func DecodeEnvelope(data []byte, env *ops.Envelope) error {
 	*env = ops.Envelope{}
-	return decodeObject(data, func(name []byte, d fieldDecoder) error {
+	return decodeObject(checkAll, data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "v":
 			var v int64
@@ -57,13 +57,10 @@ func DecodeEnvelope(data []byte, env *ops.Envelope) error {
 	})
 }
 
-// decodeEventPayload decodes an event operation's payload.
-func decodeEventPayload(data []byte, p *ops.EventPayload) error {
-	return decodeEventPayloadWith(checkAll, data, p)
-}
-
-func decodeEventPayloadWith(walk walker, data []byte, p *ops.EventPayload) error {
-	return decodeObjectWith(walk, data, func(name []byte, d fieldDecoder) error {
+// decodeEventPayload decodes an event operation's payload, read as walk
+// says.
+func decodeEventPayload(walk walker, data []byte, p *ops.EventPayload) error {
+	return decodeObject(walk, data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "event_id":
 			return d.string(&p.EventID)
@@ -105,13 +102,10 @@ func decodeEventPayloadWith(walk walker, data []byte, p *ops.EventPayload) error
 	})
 }
 
-// decodeThingPayload decodes a thing operation's payload.
-func decodeThingPayload(data []byte, p *ops.ThingPayload) error {
-	return decodeThingPayloadWith(checkAll, data, p)
-}
-
-func decodeThingPayloadWith(walk walker, data []byte, p *ops.ThingPayload) error {
-	return decodeObjectWith(walk, data, func(name []byte, d fieldDecoder) error {
+// decodeThingPayload decodes a thing operation's payload, read as walk
+// says.
+func decodeThingPayload(walk walker, data []byte, p *ops.ThingPayload) error {
+	return decodeObject(walk, data, func(name []byte, d fieldDecoder) error {
 		switch string(name) {
 		case "thing_id":
 			return d.string(&p.ThingID)
@@ -155,14 +149,9 @@ type fieldDecoder struct {
 }
 
 // decodeObject reads data, exactly one JSON object (or null: no member),
-// calling field for each member with its name (unescaped) and its value.
-func decodeObject(data []byte, field func(name []byte, d fieldDecoder) error) error {
-	return decodeObjectWith(checkAll, data, field)
-}
-
-// decodeObjectWith is decodeObject through walk (eachValidMember for data
-// checked already).
-func decodeObjectWith(walk walker, data []byte, field func(name []byte, d fieldDecoder) error) error {
+// as walk says, calling field for each member with its name (unescaped)
+// and its value.
+func decodeObject(walk walker, data []byte, field func(name []byte, d fieldDecoder) error) error {
 	return walk.each(data, func(name []byte, vs, ve int) error {
 		if err := field(name, fieldDecoder{v: jsontext.Value(data[vs:ve:ve])}); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
