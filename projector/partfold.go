@@ -105,6 +105,11 @@ type groupFold struct {
 	committed atomic.Uint64
 	// wake tells the dispatcher that a group committed.
 	wake chan struct{}
+	// spare holds the item slices the partitions have folded, for the
+	// dispatcher to deal into again: under write load it hands a
+	// partition one or two items at a time, and a fresh slice of dealt
+	// items for each was a twentieth of the gateway's allocation.
+	spare chan []foldItem
 
 	ctx    context.Context // ends when the fold fails or has stopped
 	cancel context.CancelCauseFunc
@@ -121,7 +126,7 @@ func (p *Projector) consumeOps(ctx context.Context, msgs <-chan jetstream.Msg, a
 	p.storeMu.RUnlock()
 	n := p.cfg.FoldPartitions
 	g := &groupFold{p: p, st: st, parts: make([]chan partMsg, n), out: make([]chan sealedPart, n),
-		cut: make(chan group, groupsAhead), wake: make(chan struct{}, 1)}
+		cut: make(chan group, groupsAhead), wake: make(chan struct{}, 1), spare: make(chan []foldItem, n*(partitionQueue+2))}
 	g.ctx, g.cancel = context.WithCancelCause(context.Background())
 	for i := range n {
 		g.parts[i] = make(chan partMsg, partitionQueue)
@@ -169,6 +174,9 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		pending   uint64
 		held      = make([][]foldItem, len(g.parts)) // dealt, not yet handed over
 	)
+	for i := range held {
+		held[i] = g.items()
+	}
 	// hand gives partition i what it holds, and the cut of group (when > 0).
 	hand := func(i int, group uint64) error {
 		if len(held[i]) == 0 && group == 0 {
@@ -176,7 +184,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		}
 		select {
 		case g.parts[i] <- partMsg{items: held[i], group: group}:
-			held[i] = make([]foldItem, 0, dealt)
+			held[i] = g.items()
 			return nil
 		case <-g.ctx.Done():
 			return g.failed()
@@ -381,6 +389,7 @@ func (g *groupFold) partition(in <-chan partMsg, out chan<- sealedPart, cache *s
 				return
 			}
 		}
+		g.recycle(m.items)
 		if m.group > 0 {
 			batch.Seal(m.group)
 			select {
@@ -390,6 +399,31 @@ func (g *groupFold) partition(in <-chan partMsg, out chan<- sealedPart, cache *s
 			}
 			batch, dead = g.st.NewBatchWith(cache), 0
 		}
+	}
+}
+
+// items is an empty slice to deal a partition's items into: a spare one
+// when a partition has given one back.
+func (g *groupFold) items() []foldItem {
+	select {
+	case s := <-g.spare:
+		return s
+	default:
+		return make([]foldItem, 0, dealt)
+	}
+}
+
+// recycle gives back the slice of items a partition has folded (each
+// item was passed by value, none is referred to), emptied so that it
+// holds no entry's bytes.
+func (g *groupFold) recycle(s []foldItem) {
+	if cap(s) == 0 {
+		return
+	}
+	clear(s)
+	select {
+	case g.spare <- s[:0]:
+	default:
 	}
 }
 

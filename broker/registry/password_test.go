@@ -1,7 +1,11 @@
 package registry
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -38,4 +42,32 @@ func TestCheckCacheMACDependsOnChannelAndPassword(t *testing.T) {
 	if other := newCheckCache(); other.mac("A", "pw") == c.mac("A", "pw") {
 		t.Fatal("mac key is not per process")
 	}
+}
+
+// The MAC states are reused: a MAC is the HMAC of its channel and
+// password alone, whatever was computed before it and beside it.
+func TestCheckCacheMACIsHMACOfItsInputsAlone(t *testing.T) {
+	c := newCheckCache()
+	want := func(channelID, password string) [32]byte {
+		h := hmac.New(sha256.New, c.key[:])
+		h.Write([]byte(channelID + "\x00" + password))
+		var out [32]byte
+		h.Sum(out[:0])
+		return out
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				ch, pw := fmt.Sprintf("ch%d", (g+i)%5), fmt.Sprintf("pw%d", i%7)
+				if got := c.mac(ch, pw); got != want(ch, pw) {
+					t.Errorf("mac(%q, %q) is not the HMAC of its inputs", ch, pw)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
