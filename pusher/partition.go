@@ -89,10 +89,18 @@ type partition struct {
 type epoch struct {
 	cancelled atomic.Bool
 
-	mu       sync.Mutex
-	ops      []*opRun // taken, not passed by the floor, in sequence order
-	floor    *opRun   // the last operation passed that has a message to acknowledge
+	mu    sync.Mutex
+	ops   []*opRun // taken, not passed by the floor, in sequence order
+	floor floor    // the last operation passed that has a message to acknowledge
+	// ackedSeq is the sequence of the last floor acknowledged.
 	ackedSeq uint64
+}
+
+// floor is the message of the last operation the floor passed (nil
+// before any) and its sequence.
+type floor struct {
+	m   jetstream.Msg
+	seq uint64
 }
 
 type intakeItem struct {
@@ -310,9 +318,7 @@ func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 	}
 	if len(share) == 0 {
 		// Nobody of this partition is pushed: nothing to record either.
-		op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
-		pt.track(op)
-		op.recorded()
+		pt.pass(it)
 		return nil
 	}
 	env, err := p.ops.decode(it.seq, it.data)
@@ -335,7 +341,27 @@ func (pt *partition) expand(ctx context.Context, it intakeItem) error {
 // envelope does not decode).
 func (pt *partition) passMalformed(it intakeItem, err error) {
 	pt.p.log.Error("pusher: malformed operation", "seq", it.seq, "err", err)
-	op := &opRun{pt: pt, ep: it.ep, m: it.m, seq: it.seq}
+	pt.pass(it)
+}
+
+// pass lets the floor pass an operation this partition sends nothing. When
+// every operation taken before it has been passed (the usual case: it is
+// one of many that nobody of this partition is pushed), the floor moves to
+// it at once, with no record of it kept; otherwise it waits behind them,
+// recorded. Called by the intake only, which takes operations in sequence
+// order, so nothing is taken between the check and the move.
+func (pt *partition) pass(it intakeItem) {
+	ep := it.ep
+	ep.mu.Lock()
+	if len(ep.ops) == 0 {
+		if it.m != nil { // AckAll of a later one covers one read from the stream
+			ep.floor = floor{m: it.m, seq: it.seq}
+		}
+		ep.mu.Unlock()
+		return
+	}
+	ep.mu.Unlock()
+	op := &opRun{pt: pt, ep: ep, m: it.m, seq: it.seq}
 	pt.track(op)
 	op.recorded()
 }
@@ -357,7 +383,7 @@ func (pt *partition) ackFloor() {
 	}
 	ep.mu.Lock()
 	f := ep.floor
-	if f == nil || f.seq <= ep.ackedSeq {
+	if f.m == nil || f.seq <= ep.ackedSeq {
 		ep.mu.Unlock()
 		return
 	}
@@ -458,8 +484,8 @@ func (op *opRun) recorded() {
 	op.isDone = true
 	n := 0
 	for n < len(ep.ops) && ep.ops[n].isDone {
-		if ep.ops[n].m != nil { // AckAll of a later one covers one read from the stream
-			ep.floor = ep.ops[n]
+		if r := ep.ops[n]; r.m != nil { // AckAll of a later one covers one read from the stream
+			ep.floor = floor{m: r.m, seq: r.seq}
 		}
 		n++
 	}
