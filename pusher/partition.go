@@ -46,11 +46,18 @@ const (
 	// MaxPartitions bounds Config.Partitions.
 	MaxPartitions = 64
 	// DefaultPartitions is the partitions of a new deployment whose
-	// Config.Partitions is 0: two replicas share the delivery, and a
-	// single node's broker hands each operation to two partitions, not
-	// eight (with eight, the write path took 6,496 and 7,497 operations/s
-	// on the 2-core bench machine; with two, 10,516 and 9,758).
+	// Config.Partitions and Config.NewPartitions are 0: two replicas share
+	// the delivery, and the broker hands each operation to two
+	// partitions, not eight (with eight, the write path took 6,496 and
+	// 7,497 operations/s on the 2-core bench machine; with two, 10,516
+	// and 9,758).
 	DefaultPartitions = 2
+	// SingleNodePartitions is Config.NewPartitions for a process that
+	// runs every service: one pusher, which owns every partition, so a
+	// second partition would only have the broker hand each operation
+	// over once more (about a tenth of the write path's CPU; see
+	// Config.Partitions).
+	SingleNodePartitions = 1
 )
 
 // PartitionOf is the partition of a device among n.

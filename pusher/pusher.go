@@ -54,14 +54,23 @@ type Config struct {
 	// between partitions (their next pushes can be sent twice or cross).
 	// At most MaxPartitions. 0: the count of the deployment's partition
 	// consumers when there are any (an existing deployment keeps its
-	// count), else DefaultPartitions.
+	// count), else NewPartitions.
 	//
 	// Every partition is handed every operation by the broker, whatever
-	// its share of the audience: each one costs about 5% of the write
-	// path's CPU (PUSHGO_OPS delivered once more, parsed and passed). So
+	// its share of the audience: each one costs about a tenth of a
+	// single node's write path (PUSHGO_OPS delivered once more, parsed and
+	// passed; make bench, 2 December: 1 partition against 2, three
+	// alternated pairs, 199-209 µs of CPU per write against 225-244). So
 	// the default is small; set it to at least the pusher replicas a
 	// deployment will run (a replica without a partition is a standby).
 	Partitions int
+	// NewPartitions is the partition count a pusher left to choose
+	// (Partitions 0) gives a new deployment, one without partition
+	// consumers; it never changes an existing deployment's count. At most
+	// MaxPartitions; 0: DefaultPartitions. A process that runs every
+	// service sets it to 1 (SingleNodePartitions): its one pusher owns
+	// every partition anyway.
+	NewPartitions int
 	// PartitionWindow is how many operations a partition takes before the
 	// oldest is finished (the consumer's MaxAckPending): how far its fast devices may run ahead of its slowest, and so what a crash can send again. Default 256.
 	PartitionWindow int
@@ -92,6 +101,9 @@ type Config struct {
 
 func (c *Config) defaults() {
 	c.Partitions = max(c.Partitions, 0) // 0: decided in openPartitions
+	if c.NewPartitions <= 0 {
+		c.NewPartitions = DefaultPartitions
+	}
 	if c.Lanes <= 0 {
 		c.Lanes = 512
 	}
@@ -176,8 +188,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	if err := checkBaseURL(cfg.PublicBaseURL); err != nil {
 		return nil, err
 	}
-	if cfg.Partitions > MaxPartitions {
-		return nil, fmt.Errorf("pusher: %d partitions: at most %d", cfg.Partitions, MaxPartitions)
+	if cfg.Partitions > MaxPartitions || cfg.NewPartitions > MaxPartitions {
+		return nil, fmt.Errorf("pusher: %d partitions (%d for a new deployment): at most %d", cfg.Partitions, cfg.NewPartitions, MaxPartitions)
 	}
 	if cfg.Failover < 3*time.Second {
 		return nil, fmt.Errorf("pusher: failover %s: at least 3s (a pinned replica pulls again every second)", cfg.Failover)
@@ -289,7 +301,7 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 		return err
 	}
 	if p.cfg.Partitions == 0 {
-		p.cfg.Partitions = partitionsOf(have)
+		p.cfg.Partitions = partitionsOf(have, p.cfg.NewPartitions)
 	}
 	expiry := time.Second
 	for i := range p.cfg.Partitions {
@@ -320,9 +332,9 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 
 // partitionsOf is the partition count of a deployment whose partition
 // consumers are have: one more than the highest partition number, or
-// DefaultPartitions when there are none (a new deployment, or one from
-// before partitions).
-func partitionsOf(have map[string]*jetstream.ConsumerInfo) int {
+// fresh when there are none (a new deployment, or one from before
+// partitions).
+func partitionsOf(have map[string]*jetstream.ConsumerInfo, fresh int) int {
 	n := 0
 	for name := range have {
 		rest, ok := strings.CutPrefix(name, PartitionConsumerPrefix)
@@ -331,7 +343,7 @@ func partitionsOf(have map[string]*jetstream.ConsumerInfo) int {
 		}
 	}
 	if n == 0 {
-		return DefaultPartitions
+		return fresh
 	}
 	return n
 }

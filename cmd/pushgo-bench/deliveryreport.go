@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/pushgo/gateway/pusher"
 	"io"
 	"strings"
 	"time"
@@ -83,8 +82,8 @@ func printDeliveryTable(w io.Writer, o *deliveryPhase, d *deliveryReport) {
 	if o.deliveryProvider == providerFCM {
 		transport = "HTTP/1.1, the FCM sender's default transport"
 	}
-	fmt.Fprintf(w, "  provider: the real %s sender against a fake %s in its own process (%s); pusher defaults (%d partitions, 512 workers, 20,000 deliveries in flight)\n",
-		o.deliveryProvider, o.deliveryProvider, transport, pusher.DefaultPartitions)
+	fmt.Fprintf(w, "  provider: the real %s sender against a fake %s in its own process (%s); pusher: %d partitions (-delivery-partitions, else the gateway's for a new deployment), 512 workers, 20,000 deliveries in flight\n",
+		o.deliveryProvider, o.deliveryProvider, transport, o.deliveryPartitions())
 	fmt.Fprintf(w, "  durable per operation: each partition acknowledges the operations it finished and recorded (one summary per operation and partition; file store, sync=%s)\n",
 		gateway.Defaults().Sync)
 	fmt.Fprintf(w, "  notifs/s: from the first request to the last push at the fake; steady: between the 10th and 90th percentile push;\n")

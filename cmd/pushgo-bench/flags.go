@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pushgo/gateway/internal/gateway"
 	"github.com/pushgo/gateway/pusher"
 )
 
@@ -140,4 +141,16 @@ func (o *options) hardLimit() time.Duration {
 		total += p.limit()
 	}
 	return total
+}
+
+// deliveryPartitions is the delivery partitions of the gateways the bench
+// starts: -delivery-partitions, else what the gateway gives a new
+// deployment of its target.
+func (o *options) deliveryPartitions() int {
+	if o.partitions > 0 {
+		return o.partitions
+	}
+	cfg := gateway.Defaults()
+	cfg.Target = o.target
+	return cfg.NewDeliveryPartitions()
 }

@@ -33,7 +33,9 @@ func TestDeliveryPartitionsFlag(t *testing.T) {
 	}{
 		{[]string{"-phases", "write", "-delivery-partitions", "1"}, 1},
 		{[]string{"-phases", "write", "-delivery-partitions", "3"}, 3},
-		{[]string{"-phases", "write"}, pusher.DefaultPartitions},
+		// The bench's gateway runs every service: a new deployment's count
+		// for a single node.
+		{[]string{"-phases", "write"}, pusher.SingleNodePartitions},
 	} {
 		o, err := parseFlags(tc.args)
 		if err != nil {

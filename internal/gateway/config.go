@@ -14,6 +14,7 @@ import (
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/livestream"
+	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/sender/apns"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -96,8 +97,8 @@ type Config struct {
 	// DeliveryPartitions is how many delivery partitions devices are
 	// hashed to; one pusher replica at a time sends a partition's pushes.
 	// Fixed for a deployment (changing it moves devices between
-	// partitions). 0 ("auto"): the deployment's count, or
-	// pusher.DefaultPartitions for a new one (pusher.Config.Partitions).
+	// partitions). 0 ("auto"): the deployment's count, or for a new one
+	// NewDeliveryPartitions (pusher.Config.Partitions, NewPartitions).
 	DeliveryPartitions int // PUSHGO_DELIVERY_PARTITIONS
 	// DeliveryFailover is how long a pusher replica may be gone before
 	// another takes its partitions over.
@@ -131,6 +132,20 @@ var Targets = []string{"all", "ingest", "projector", "pusher"}
 
 // Runs reports whether the process runs service svc.
 func (c Config) Runs(svc string) bool { return c.Target == "all" || c.Target == svc }
+
+// NewDeliveryPartitions is the delivery partitions a pusher left to choose
+// (DeliveryPartitions 0) gives a new deployment: one for a process that
+// runs every service (the single-node shape, whose one pusher owns every
+// partition; each more would only cost the write path a broker delivery
+// per operation), pusher.DefaultPartitions for a pusher-only process (the
+// scaled shape, whose replicas share the partitions). An existing
+// deployment keeps its count either way.
+func (c Config) NewDeliveryPartitions() int {
+	if c.Target == "all" {
+		return pusher.SingleNodePartitions
+	}
+	return pusher.DefaultPartitions
+}
 
 // Load reads the environment (getenv) then the flags in args.
 func Load(args []string, getenv func(string) string) (Config, error) {
@@ -192,7 +207,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.DeliveryPartitions > 0 {
 		partitions = strconv.Itoa(c.DeliveryPartitions)
 	}
-	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64, or auto: the deployment's count, 2 for a new one), fixed for a deployment")
+	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64, or auto: the deployment's count; for a new one 1 with -target all, 2 for a pusher-only process), fixed for a deployment")
 	str(&failover, "delivery-failover", "PUSHGO_DELIVERY_FAILOVER", "how long a gone pusher keeps its partitions before another takes them (at least 3s)")
 	limitSettings := c.Limits.Settings()
 	limitText := make([]string, len(limitSettings))

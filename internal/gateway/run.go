@@ -99,7 +99,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		}
 		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, ThingUpdateAlerts: splitList(cfg.ThingUpdateAlerts),
 			QuietThingUpdates: splitList(cfg.ThingUpdateQuiet), PublicBaseURL: cfg.PublicBaseURL,
-			Partitions: cfg.DeliveryPartitions, Failover: cfg.DeliveryFailover, Logger: log.With("component", "pusher")})
+			Partitions: cfg.DeliveryPartitions, NewPartitions: cfg.NewDeliveryPartitions(), Failover: cfg.DeliveryFailover, Logger: log.With("component", "pusher")})
 		if err != nil {
 			return fmt.Errorf("start pusher: %w", err)
 		}
