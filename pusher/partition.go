@@ -99,9 +99,6 @@ type epoch struct {
 	mu    sync.Mutex
 	ops   []*opRun // taken, not passed by the floor, in sequence order
 	floor floor    // the last operation passed that has a message to acknowledge
-	// passed is the sequence of the last operation the floor passed, with
-	// a message of its own or read from the stream (fillGap) without one.
-	passed uint64
 	// ackedSeq is the sequence of the last floor acknowledged.
 	ackedSeq uint64
 }
@@ -178,10 +175,7 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 	}
 	seq := md.Sequence.Stream
 	if seq <= pt.last {
-		// A redelivery of one already taken: nothing to do again, but it
-		// may give the floor a message to acknowledge (adopt).
-		pt.cur.Load().adopt(m, seq)
-		return consume.Held
+		return consume.Held // a redelivery of one already taken
 	}
 	ep := pt.cur.Load()
 	// The partition consumes every operation of the log, in order. A
@@ -370,7 +364,6 @@ func (pt *partition) pass(it intakeItem) {
 		if it.m != nil { // AckAll of a later one covers one read from the stream
 			ep.floor = floor{m: it.m, seq: it.seq}
 		}
-		ep.passed = it.seq
 		ep.mu.Unlock()
 		return
 	}
@@ -378,22 +371,6 @@ func (pt *partition) pass(it intakeItem) {
 	op := &opRun{pt: pt, ep: ep, m: it.m, seq: it.seq}
 	pt.track(op)
 	op.recorded()
-}
-
-// adopt gives the floor m, a redelivery of the operation at seq, when the
-// floor has passed that operation without a message of its own (it was
-// read from the stream: fillGap) and stands below it. Without it, the
-// operations a new owner read from the stream at the end of a burst stayed
-// unacknowledged until a later operation came: in a quiet log the broker
-// kept them pending for good (sent again at the next takeover, and
-// holding the window). Acknowledging m (AckAll) is safe: the floor has
-// passed every operation up to seq.
-func (ep *epoch) adopt(m jetstream.Msg, seq uint64) {
-	ep.mu.Lock()
-	if seq <= ep.passed && seq > ep.floor.seq {
-		ep.floor = floor{m: m, seq: seq}
-	}
-	ep.mu.Unlock()
 }
 
 // track adds op to its epoch's operations awaiting the floor.
@@ -514,11 +491,9 @@ func (op *opRun) recorded() {
 	op.isDone = true
 	n := 0
 	for n < len(ep.ops) && ep.ops[n].isDone {
-		r := ep.ops[n]
-		if r.m != nil { // AckAll of a later one covers one read from the stream
+		if r := ep.ops[n]; r.m != nil { // AckAll of a later one covers one read from the stream
 			ep.floor = floor{m: r.m, seq: r.seq}
 		}
-		ep.passed = r.seq
 		n++
 	}
 	if n > 0 {
