@@ -355,22 +355,21 @@ func (pt *partition) passMalformed(it intakeItem, err error) {
 // every operation taken before it has been passed (the usual case: it is
 // one of many that nobody of this partition is pushed), the floor moves to
 // it at once, with no record of it kept; otherwise it waits behind them,
-// recorded. Called by the intake only, which takes operations in sequence
-// order, so nothing is taken between the check and the move.
+// recorded as done. Called by the intake only, which takes operations in
+// sequence order, so nothing is taken between the check and the move.
+// The first of ep.ops is never done (recorded passes every done one at the
+// head), so a done one behind it is what track and recorded would leave.
 func (pt *partition) pass(it intakeItem) {
 	ep := it.ep
 	ep.mu.Lock()
-	if len(ep.ops) == 0 {
-		if it.m != nil { // AckAll of a later one covers one read from the stream
-			ep.floor = floor{m: it.m, seq: it.seq}
-		}
-		ep.mu.Unlock()
+	defer ep.mu.Unlock()
+	if len(ep.ops) > 0 {
+		ep.ops = append(ep.ops, &opRun{pt: pt, ep: ep, m: it.m, seq: it.seq, isDone: true})
 		return
 	}
-	ep.mu.Unlock()
-	op := &opRun{pt: pt, ep: ep, m: it.m, seq: it.seq}
-	pt.track(op)
-	op.recorded()
+	if it.m != nil { // AckAll of a later one covers one read from the stream
+		ep.floor = floor{m: it.m, seq: it.seq}
+	}
 }
 
 // track adds op to its epoch's operations awaiting the floor.
