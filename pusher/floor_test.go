@@ -38,6 +38,15 @@ func TestFloorPassesNobodysOperationsInOrder(t *testing.T) {
 		}
 	}
 
+	passedAt := func(want uint64) {
+		t.Helper()
+		ep.mu.Lock()
+		defer ep.mu.Unlock()
+		if ep.passed != want {
+			t.Fatalf("passed %d, want %d", ep.passed, want)
+		}
+	}
+
 	pt.pass(intakeItem{ep: ep, m: msg(1), seq: 1})
 	floorAt(1)
 
@@ -60,6 +69,18 @@ func TestFloorPassesNobodysOperationsInOrder(t *testing.T) {
 	// acknowledgement of a later one: the floor stays where it was.
 	pt.pass(intakeItem{ep: ep, seq: 5})
 	floorAt(4)
+	passedAt(5)
 	pt.pass(intakeItem{ep: ep, m: msg(6), seq: 6})
 	floorAt(6)
+
+	// Behind one in flight, one read from the stream is passed when that
+	// one is recorded, though the floor has no message of its own for it:
+	// what checkFloor compares with the broker's floor.
+	tail := &opRun{pt: pt, ep: ep, m: msg(7), seq: 7}
+	pt.track(tail)
+	pt.pass(intakeItem{ep: ep, seq: 8})
+	passedAt(6)
+	tail.recorded()
+	floorAt(7)
+	passedAt(8)
 }

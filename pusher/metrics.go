@@ -21,6 +21,7 @@ type metrics struct {
 	takeovers        prometheus.Counter
 	summaries        prometheus.Counter
 	gapsFilled       prometheus.Counter
+	floorRepairs     prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -36,6 +37,8 @@ func newMetrics() *metrics {
 			Help: "(operation, partition) summaries written."}),
 		gapsFilled: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_partition_gaps_filled_total",
 			Help: "Operations a partition read from the log because their message had not been delivered in order."}),
+		floorRepairs: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_partition_floor_repairs_total",
+			Help: "Resets of a partition whose acknowledgements the broker ignored (a previous owner's acknowledgement after a takeover) or could not be given."}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_deliveries_total",
 			Help: "Settled deliveries by provider and outcome."}, []string{"provider", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_retries_total",
@@ -56,7 +59,7 @@ func (p *Pusher) Collectors() []prometheus.Collector {
 		Help: "Deliveries scheduled and not ended, plus retry tasks waiting or in flight (sampled every few seconds)."},
 		func() float64 { return float64(uint64(p.window.inFlight()) + p.backlog.Load()) })
 	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider,
-		m.takeovers, m.summaries, m.gapsFilled, backlog}
+		m.takeovers, m.summaries, m.gapsFilled, m.floorRepairs, backlog}
 }
 
 // sampleBacklog refreshes the backlog gauge from the sender consumer until

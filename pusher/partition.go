@@ -79,6 +79,13 @@ type partition struct {
 	resetting bool   // reset asked: skip what was delivered before it
 	resetSeq  uint64
 	last      uint64 // the last stream sequence taken in this epoch
+	// repairing: the broker ignores this epoch's acknowledgements (see
+	// checkFloor); nothing new is taken until the floor is repaired.
+	repairing    bool
+	floorChecked time.Time // the last time checkFloor asked the broker
+	// skipThrough: the operations up to it were finished by this
+	// replica's epoch before a repair; the next one passes them unsent.
+	skipThrough uint64
 
 	cur     atomic.Pointer[epoch]
 	intake  chan intakeItem
@@ -99,6 +106,9 @@ type epoch struct {
 	mu    sync.Mutex
 	ops   []*opRun // taken, not passed by the floor, in sequence order
 	floor floor    // the last operation passed that has a message to acknowledge
+	// passed is the sequence of the last operation the floor passed, with
+	// a message of its own or read from the stream (fillGap) without one.
+	passed uint64
 	// ackedSeq is the sequence of the last floor acknowledged.
 	ackedSeq uint64
 }
@@ -117,6 +127,7 @@ type intakeItem struct {
 	seq     uint64
 	ep      *epoch
 	taken   time.Time
+	done    bool // finished before a repair of the floor (skipThrough): passed unsent
 }
 
 // consumerConfig is a partition consumer's configuration: it starts at
@@ -165,6 +176,10 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 		pt.takeover(ctx, pin)
 		return consume.Held
 	}
+	if pt.repairing {
+		pt.repairFloor(ctx)
+		return consume.Held // taken again after the repair's reset
+	}
 	if pt.resetting {
 		// Messages delivered before the reset are skipped; the first one
 		// after it has consumer sequence 1 (the reset restarts it).
@@ -175,7 +190,10 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 	}
 	seq := md.Sequence.Stream
 	if seq <= pt.last {
-		return consume.Held // a redelivery of one already taken
+		// A redelivery of one already taken: nothing to do again, unless
+		// it shows that the broker ignores this epoch's acknowledgements.
+		pt.checkFloor(ctx, seq)
+		return consume.Held
 	}
 	ep := pt.cur.Load()
 	// The partition consumes every operation of the log, in order. A
@@ -187,7 +205,7 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 		return consume.Held // m comes again after the ack wait
 	}
 	pt.last = seq
-	pt.toIntake(ctx, intakeItem{m: m, subject: m.Subject(), data: m.Data(), seq: seq, ep: ep, taken: time.Now()})
+	pt.toIntake(ctx, intakeItem{m: m, subject: m.Subject(), data: m.Data(), seq: seq, ep: ep, taken: time.Now(), done: seq <= pt.skipThrough})
 	return consume.Held
 }
 
@@ -232,7 +250,7 @@ func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 		}
 		p.metrics.gapsFilled.Inc()
 		pt.last = s
-		pt.toIntake(ctx, intakeItem{subject: raw.Subject, data: raw.Data, seq: s, ep: ep, taken: time.Now()})
+		pt.toIntake(ctx, intakeItem{subject: raw.Subject, data: raw.Data, seq: s, ep: ep, taken: time.Now(), done: s <= pt.skipThrough})
 	}
 	return true
 }
@@ -255,6 +273,9 @@ func (pt *partition) takeover(ctx context.Context, pin string) {
 		return
 	}
 	pt.pin, pt.resetting, pt.resetSeq, pt.last = pin, true, resp.ResetSeq, resp.ResetSeq-1
+	// Another replica may have owned the partition since: nothing above
+	// the floor is known done.
+	pt.repairing, pt.skipThrough = false, 0
 	pt.pinned.Store(pin)
 	pt.cur.Store(&epoch{})
 	pt.p.metrics.takeovers.Inc()
@@ -268,7 +289,11 @@ func (pt *partition) runIntake(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case it := <-pt.intake:
-			pt.expandOne(ctx, it)
+			if it.done {
+				pt.pass(it)
+			} else {
+				pt.expandOne(ctx, it)
+			}
 			pt.pending.Add(-1)
 		}
 	}
@@ -370,6 +395,7 @@ func (pt *partition) pass(it intakeItem) {
 	if it.m != nil { // AckAll of a later one covers one read from the stream
 		ep.floor = floor{m: it.m, seq: it.seq}
 	}
+	ep.passed = it.seq
 }
 
 // track adds op to its epoch's operations awaiting the floor.
@@ -490,9 +516,11 @@ func (op *opRun) recorded() {
 	op.isDone = true
 	n := 0
 	for n < len(ep.ops) && ep.ops[n].isDone {
-		if r := ep.ops[n]; r.m != nil { // AckAll of a later one covers one read from the stream
+		r := ep.ops[n]
+		if r.m != nil { // AckAll of a later one covers one read from the stream
 			ep.floor = floor{m: r.m, seq: r.seq}
 		}
+		ep.passed = r.seq
 		n++
 	}
 	if n > 0 {

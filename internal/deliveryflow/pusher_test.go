@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"golang.org/x/oauth2"
 
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -40,6 +41,8 @@ type env struct {
 	// start starts another pusher with setup's configuration, changed by
 	// more (applied after setup's own).
 	start func(more ...func(*pusher.Config)) *pusher.Pusher
+	// startOn is start over nc (a replica's own connection).
+	startOn func(nc *nats.Conn, more ...func(*pusher.Config)) *pusher.Pusher
 }
 
 // setup runs a broker, ingest over HTTP, and a pusher whose senders are the
@@ -68,7 +71,7 @@ func setup(t *testing.T, opts ...func(*pusher.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.start = func(more ...func(*pusher.Config)) *pusher.Pusher {
+	e.startOn = func(nc *nats.Conn, more ...func(*pusher.Config)) *pusher.Pusher {
 		cfg := pusher.Config{
 			Senders: map[payload.Provider]sender.Sender{payload.APNs: as, payload.FCM: fs},
 			Policy:  sender.Policy{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond, Attempts: 5},
@@ -85,6 +88,7 @@ func setup(t *testing.T, opts ...func(*pusher.Config)) *env {
 		t.Cleanup(func() { _ = p.Close() })
 		return p
 	}
+	e.start = func(more ...func(*pusher.Config)) *pusher.Pusher { return e.startOn(b.NC, more...) }
 	e.push = e.start()
 	return e
 }

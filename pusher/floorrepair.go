@@ -1,0 +1,105 @@
+package pusher
+
+import (
+	"context"
+	"time"
+
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// A partition's acknowledgement is an AckAll, and the broker records its
+// floor by delivery sequence as well as stream sequence: it ignores an
+// AckAll whose delivery sequence is at or below the floor's. A reset (every
+// takeover makes one) restarts the delivery sequences at 1. So an
+// acknowledgement sent by the partition's previous owner after the new
+// owner's reset (the old owner lost the pin without knowing it: a stalled
+// process, a network blip longer than the failover time, and then finished
+// an operation it had taken) carries a delivery sequence above every one of
+// the new owner's, and the broker then ignores the new owner's
+// acknowledgements until its deliveries climb past it: in a quiet log for
+// good. The operations stay pending, are redelivered every ack wait, fill
+// the partition's window (MaxAckPending) in a busy one, and the next owner
+// sends them again. An operation read from the stream (fillGap) at the end
+// of what an epoch took likewise has no message of its own to acknowledge.
+//
+// The owner sees either case as a redelivery of an operation its floor has
+// passed, asks the broker for the consumer's floor, and when the broker
+// still holds the operation, repairs: it takes nothing new until what it
+// took is finished (settled), then resets the consumer to the broker's
+// floor in a new epoch that passes, unsent, every operation up to the last
+// one it took (skipThrough): they come again as fresh deliveries, whose
+// acknowledgements the broker takes. Nothing is sent twice, and the
+// previous owner's acknowledgement only ever covered operations it had
+// finished.
+
+// floorCheckInterval bounds how often a partition asks the broker for its
+// consumer's floor.
+const floorCheckInterval = time.Second
+
+// checkFloor is called by the partition loop with seq, a redelivery of an
+// operation this epoch took. It starts a repair when the floor passed seq
+// and the broker still holds it although the epoch acknowledged it, or
+// although nothing is left to acknowledge it with.
+func (pt *partition) checkFloor(ctx context.Context, seq uint64) {
+	ep := pt.cur.Load()
+	if ep == nil || pt.resetting {
+		return
+	}
+	ep.mu.Lock()
+	passed, acked, floorSeq, idle := ep.passed, ep.ackedSeq, ep.floor.seq, len(ep.ops) == 0
+	ep.mu.Unlock()
+	switch {
+	case seq > passed:
+		return // in flight: its acknowledgement, or a later one's, comes when it is done
+	case seq <= acked:
+		// Acknowledged; the broker may not have had it yet (asked below).
+	case idle && pt.pending.Load() == 0 && floorSeq < seq:
+		// Passed, and no message at or after it is left to acknowledge.
+	default:
+		return // the next acknowledgement covers it
+	}
+	if time.Since(pt.floorChecked) < floorCheckInterval {
+		return
+	}
+	pt.floorChecked = time.Now()
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := pt.p.opsStream.Consumer(ictx, pt.name)
+	if err != nil {
+		return // asked again at a later redelivery
+	}
+	brokerFloor := c.CachedInfo().AckFloor.Stream
+	if brokerFloor >= seq {
+		return
+	}
+	pt.p.log.Warn("pusher: the broker holds operations this partition acknowledged or passed; repairing its floor",
+		"partition", pt.n, "seq", seq, "broker_floor", brokerFloor, "acked", acked, "passed", passed)
+	pt.repairing = true
+	pt.repairFloor(ctx)
+}
+
+// repairFloor resets the consumer to the broker's floor once everything the
+// epoch took is finished, in a new epoch that passes unsent the operations
+// up to the last one taken. Called by the partition loop while repairing;
+// it tries again at the next message until it has reset.
+func (pt *partition) repairFloor(ctx context.Context) {
+	if !pt.settled() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
+	if err != nil {
+		pt.p.log.Warn("pusher: partition reset for a floor repair failed; will retry", "partition", pt.n, "err", err)
+		return
+	}
+	if old := pt.cur.Load(); old != nil {
+		old.cancelled.Store(true)
+	}
+	pt.skipThrough = max(pt.skipThrough, pt.last)
+	pt.resetting, pt.resetSeq, pt.last = true, resp.ResetSeq, resp.ResetSeq-1
+	pt.cur.Store(&epoch{})
+	pt.repairing = false
+	pt.p.metrics.floorRepairs.Inc()
+	pt.p.log.Info("pusher: partition floor repaired", "partition", pt.n, "from_seq", resp.ResetSeq, "passed_through", pt.skipThrough)
+}
