@@ -60,6 +60,11 @@ const (
 	// feedInactive is the feed consumer's inactive threshold: the broker
 	// removes it that long after a process died without deleting it.
 	feedInactive = 30 * time.Second
+	// feedHeartbeat is the feed pull's idle heartbeat: two missed ones
+	// make the client recreate the feed's consumer (deleted under it, or
+	// lost by a broker), so the streams miss at most a few seconds of live
+	// operations, not the ten that the client's default (5 s) would take.
+	feedHeartbeat = time.Second
 	// requestTimeout bounds one request to the broker (a history batch, a
 	// read from the stream leader, the feed's start).
 	requestTimeout = 5 * time.Second
@@ -339,7 +344,7 @@ func (f *Follower) startFeed(ctx context.Context, fd *feed) (jetstream.Consumer,
 	if err != nil {
 		return nil, nil, fmt.Errorf("livestream: feed consumer: %w", err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullHeartbeat(feedHeartbeat))
 	if err != nil {
 		f.deleteConsumer(cons)
 		return nil, nil, fmt.Errorf("livestream: feed consumer: %w", err)
