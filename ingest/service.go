@@ -43,6 +43,10 @@ type Config struct {
 	Streams streams.Options
 	// AppendTimeout bounds one append (default 5s).
 	AppendTimeout time.Duration
+	// Appended, when set, is told of every operation appended (see
+	// oplog.Options.Appended): the same process's projector takes them
+	// from there.
+	Appended func(seq uint64, subject string, data []byte)
 	// ReadTimeout bounds a forwarded read (default 5s).
 	ReadTimeout time.Duration
 	// MaxProjectorLag is the fold lag (operations) above which /readyz
@@ -131,7 +135,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Logger: cfg.Logger})
+	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		return nil, err

@@ -28,6 +28,7 @@ import (
 func (p *Projector) folds() (ops, receipts *consume.Ordered, err error) {
 	ops, err = consume.NewOrdered(p.js, consume.OrderedConfig{
 		Stream: streams.Ops, After: p.applied.Load, Buffer: foldBuffer, MaxFailures: maxFoldRetries, Logger: p.log,
+		Local: p.cfg.LocalOps,
 		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
 			return p.consumeOps(ctx, msgs, p.applied.Load())
 		},

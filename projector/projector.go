@@ -35,6 +35,12 @@ type Config struct {
 	// BatchSize is the most operations committed at once (one Pebble
 	// batch, with the applied sequence). Default 10,000.
 	BatchSize int
+	// LocalOps, when set, is the feed of the operations the same
+	// process's ingest appends (consume.LocalFeed): once caught up with
+	// the log, the fold takes those from it rather than have the broker
+	// deliver them again, and reads the rest from the log. What it folds
+	// is the log, in order, either way.
+	LocalOps *consume.LocalFeed
 	// FoldPartitions is the number of goroutines folding operations, each
 	// the entities its share of subjects names. Default GOMAXPROCS.
 	FoldPartitions int

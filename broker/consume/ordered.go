@@ -38,6 +38,11 @@ type OrderedConfig struct {
 	// MaxFailures is how many failed handlings in a row, without progress,
 	// are tried again before Run gives up. Default 3.
 	MaxFailures int
+	// Local, when set, is the feed of the messages this process appends
+	// to the stream: once the loop has caught up with the stream's end, it
+	// takes those from the feed instead of having the broker deliver them,
+	// and reads the others from the stream (see LocalFeed).
+	Local *LocalFeed
 	// RetryDelay is the pause after a failure; it grows linearly with the
 	// failures (and doubles, up to 5s, while the consumer cannot be
 	// created). Default 500ms.
@@ -131,6 +136,9 @@ func (o *Ordered) Run(ctx context.Context) error {
 // once runs one ordered consumer from after start until the handler
 // returns.
 func (o *Ordered) once(ctx context.Context, start uint64) error {
+	if o.cfg.Local != nil {
+		return o.onceFed(ctx, start)
+	}
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if start > 0 {
 		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start + 1}

@@ -28,10 +28,20 @@ type publisher struct {
 	prefix string // the reply subjects' prefix, "<inbox>."
 	sub    *nats.Subscription
 
+	// appended, when set, is told of every message the broker stored,
+	// in the order of its PubAcks (Options.Appended).
+	appended func(seq uint64, subject string, data []byte)
+
 	mu      sync.Mutex
 	closed  bool
 	next    uint64
-	waiting map[uint64]chan *nats.Msg
+	waiting map[uint64]waiter
+}
+
+// waiter is a publish waiting for its PubAck.
+type waiter struct {
+	ch chan *nats.Msg
+	m  *nats.Msg
 }
 
 // errClosed is the error of a publish after close: nothing is published,
@@ -45,8 +55,8 @@ const (
 	noRespondersWait    = 250 * time.Millisecond
 )
 
-func newPublisher(nc *nats.Conn) (*publisher, error) {
-	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", waiting: make(map[uint64]chan *nats.Msg)}
+func newPublisher(nc *nats.Conn, appended func(seq uint64, subject string, data []byte)) (*publisher, error) {
+	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", appended: appended, waiting: make(map[uint64]waiter)}
 	sub, err := nc.Subscribe(p.prefix+"*", p.reply)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
@@ -65,7 +75,11 @@ func (p *publisher) close() {
 }
 
 // reply hands a PubAck (or the broker's "no responders") to the publish
-// waiting for it. It runs on the subscription's goroutine.
+// waiting for it. It runs on the subscription's goroutine, so appended
+// hears of the stored messages in the order of their PubAcks: the
+// broker's order. A duplicate stored nothing (the message stored is the
+// first one); an answer of another shape is left to the waiter, and
+// appended does not hear of it (its listener reads it from the stream).
 func (p *publisher) reply(m *nats.Msg) {
 	if len(m.Subject) <= len(p.prefix) {
 		return
@@ -75,12 +89,18 @@ func (p *publisher) reply(m *nats.Msg) {
 		return
 	}
 	p.mu.Lock()
-	ch, ok := p.waiting[id]
+	w, ok := p.waiting[id]
 	delete(p.waiting, id)
 	p.mu.Unlock()
-	if ok {
-		ch <- m // buffered: never blocks
+	if !ok {
+		return
 	}
+	if p.appended != nil {
+		if ack, ok := scanPubAck(m.Data); ok && !ack.Duplicate && ack.Sequence > 0 {
+			p.appended(ack.Sequence, w.m.Subject, w.m.Data)
+		}
+	}
+	w.ch <- m // buffered: never blocks
 }
 
 // publish appends m and returns its PubAck: the broker stored m (or found
@@ -120,7 +140,7 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error)
 	}
 	p.next++
 	id := p.next
-	p.waiting[id] = ch
+	p.waiting[id] = waiter{ch: ch, m: m}
 	p.mu.Unlock()
 	m.Reply = p.prefix + strconv.FormatUint(id, 36)
 	if err := p.nc.PublishMsg(m); err != nil {

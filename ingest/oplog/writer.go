@@ -45,6 +45,13 @@ type Options struct {
 	// CachedEntities bounds the entity-state cache. Default 200,000
 	// (about 40 MB).
 	CachedEntities int
+	// Appended, when set, is told of every operation the broker stored
+	// (its sequence, subject and data, which nobody changes afterwards),
+	// in the broker's order, from the goroutine that reads the PubAcks: it
+	// must not block. The gateway hands them to the projector of the same
+	// process (consume.LocalFeed), which then need not have the broker
+	// deliver them.
+	Appended func(seq uint64, subject string, data []byte)
 	// Now is the clock of accepted_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -78,7 +85,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Writer, er
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", streams.Ops, err)
 	}
-	pub, err := newPublisher(js.Conn())
+	pub, err := newPublisher(js.Conn(), opts.Appended)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/consume"
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/ingest/console"
 	"github.com/pushgo/gateway/ingest/readfwd"
@@ -76,10 +77,17 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	var err error
 	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)
+	// A process that appends the operations and folds them hands them from
+	// the one to the other (consume.LocalFeed) rather than have the broker
+	// deliver each back to it.
+	var localOps *consume.LocalFeed
+	if cfg.Runs("projector") && cfg.Runs("ingest") {
+		localOps = consume.NewLocalFeed(0)
+	}
 	if cfg.Runs("projector") {
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
 			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
-			BlockCacheBytes: cfg.ProjectionCache,
+			BlockCacheBytes: cfg.ProjectionCache, LocalOps: localOps,
 		})
 		if err != nil {
 			return fmt.Errorf("start projector: %w", err)
@@ -114,9 +122,13 @@ func (g *Gateway) start(ctx context.Context) error {
 		if g.proj != nil {
 			local = g.proj
 		}
+		var appended func(uint64, string, []byte)
+		if localOps != nil {
+			appended = localOps.Offer
+		}
 		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
-			LocalReads: local,
-			Token:      cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
+			LocalReads: local, Appended: appended,
+			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
 			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel,
 		})

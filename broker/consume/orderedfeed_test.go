@@ -1,0 +1,174 @@
+package consume_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/broker/consume"
+)
+
+// TestOrderedWithLocalFeedHandsTheLogInOrder: a loop with a local feed
+// hands its handler exactly the log, in order, with each message's own
+// subject and data, whatever the feed holds: appends offered in PubAck
+// order, appends offered out of order (writers racing), appends never
+// offered (another process's, a PubAck lost, an offer dropped by a full
+// feed), messages in the log before the loop started, and handler
+// restarts (ErrRestart) at random points. The seed is logged
+// (CONSUME_FEED_SEED replays it).
+func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CONSUME_FEED_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("seed %d", seed)
+	rng := mrand.New(mrand.NewPCG(seed, 7))
+	var rngMu sync.Mutex
+	chance := func(p float64) bool { rngMu.Lock(); defer rngMu.Unlock(); return rng.Float64() < p }
+	var calm atomic.Bool // no restarts, no lost offers
+
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	publish(t, b.JS, 0, 50) // before the loop: caught up through a consumer
+	feed := consume.NewLocalFeed(128)
+
+	var (
+		mu      sync.Mutex
+		after   uint64
+		got     []jetstream.Msg
+		badSeen string
+	)
+	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed, RetryDelay: time.Millisecond, MaxFailures: 1000,
+		After: func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
+		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case m := <-msgs:
+					md, err := m.Metadata()
+					if err != nil {
+						return err
+					}
+					mu.Lock()
+					seq := md.Sequence.Stream
+					if seq != after+1 && badSeen == "" {
+						badSeen = fmt.Sprintf("seq %d handed after %d", seq, after)
+					}
+					after = seq
+					got = append(got, m)
+					mu.Unlock()
+					if !calm.Load() && chance(0.002) {
+						return fmt.Errorf("a restart after %d: %w", seq, consume.ErrRestart)
+					}
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, o)
+
+	// Writers: one offers each append in PubAck order (as ingest does),
+	// two race and offer out of order, one never offers (another
+	// process); any offer may be lost.
+	const perWriter = 400
+	ctx := context.Background()
+	var writers sync.WaitGroup
+	var pubErr error
+	var pubMu sync.Mutex
+	write := func(name string, offer bool, pause time.Duration) {
+		for i := range perWriter {
+			subject, data := "s."+name, []byte(fmt.Sprintf("%s-%d", name, i))
+			ack, err := b.JS.Publish(ctx, subject, data)
+			if err != nil {
+				pubMu.Lock()
+				pubErr = errors.Join(pubErr, err)
+				pubMu.Unlock()
+				return
+			}
+			if offer && (calm.Load() || !chance(0.01)) {
+				feed.Offer(ack.Sequence, subject, data)
+			}
+			if pause > 0 && chance(0.05) {
+				time.Sleep(pause)
+			}
+		}
+	}
+	writers.Go(func() { write("ordered", true, 2*time.Millisecond) })
+	writers.Go(func() { write("racing-a", true, time.Millisecond) })
+	writers.Go(func() { write("racing-b", true, 0) })
+	writers.Go(func() { write("foreign", false, 3*time.Millisecond) })
+	writers.Wait()
+	if pubErr != nil {
+		t.Fatal(pubErr)
+	}
+	mixed := uint64(50 + 4*perWriter)
+	waitFor(t, "every message handled", func() bool { mu.Lock(); defer mu.Unlock(); return after == mixed })
+	// Then one writer offering in PubAck order, alone, with no restart
+	// and no offer lost, as on one node in the steady state.
+	calm.Store(true)
+	write("alone", true, 0)
+	total := mixed + perWriter
+	waitFor(t, "every message handled", func() bool { mu.Lock(); defer mu.Unlock(); return after == total })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if badSeen != "" {
+		t.Fatal(badSeen)
+	}
+	// What was handled, in the end, is the log: each sequence's last
+	// handling (a restart hands some again) has the log's subject and data.
+	last := map[uint64]jetstream.Msg{}
+	for _, m := range got {
+		md, _ := m.Metadata()
+		last[md.Sequence.Stream] = m
+	}
+	// And the feed was used: a message from it has no reply subject (there
+	// is nothing to acknowledge), one the broker delivered has. Most of the
+	// lone writer's come from it (all, usually; a loop that falls more
+	// than the feed's 128 behind reads the dropped ones from the log).
+	fromFeed := [2]int{}
+	for seq, m := range last {
+		if m.Reply() == "" {
+			fromFeed[min(int(seq/(mixed+1)), 1)]++
+		}
+	}
+	t.Logf("from the feed: %d of %d with racing and foreign writers, %d of %d from the lone writer", fromFeed[0], mixed, fromFeed[1], perWriter)
+	if fromFeed[1] < perWriter/2 {
+		t.Errorf("%d of the lone writer's %d messages from the feed: the loop hardly used it", fromFeed[1], perWriter)
+	}
+	s, err := b.JS.Stream(ctx, "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= total; seq++ {
+		m, ok := last[seq]
+		if !ok {
+			t.Fatalf("seq %d never handled", seq)
+		}
+		raw, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject() != raw.Subject || string(m.Data()) != string(raw.Data) {
+			t.Fatalf("seq %d handled as %s %q, the log has %s %q", seq, m.Subject(), m.Data(), raw.Subject, raw.Data)
+		}
+	}
+}
