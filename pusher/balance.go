@@ -124,7 +124,7 @@ func (pt *partition) handOver(ctx context.Context) {
 	}
 	pt.ackFloor()
 	if ep := pt.cur.Load(); ep != nil {
-		ep.cancelled.Store(true) // whatever comes now is the next owner's
+		ep.cancel() // whatever comes now is the next owner's
 	}
 	// Not pulling for longer than a pull lasts: another replica's pull is
 	// the one the broker pins next.

@@ -86,15 +86,19 @@ func (pt *partition) repairFloor(ctx context.Context) {
 	if !pt.settled() {
 		return
 	}
+	// Cancelled first: an acknowledgement of the old epoch sent after the
+	// reset would be taken over the new epoch's (the fault repaired). If
+	// the reset fails, the next message tries again; nothing is taken
+	// meanwhile, and everything taken is finished.
+	if old := pt.cur.Load(); old != nil {
+		old.cancel()
+	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
 	if err != nil {
 		pt.p.log.Warn("pusher: partition reset for a floor repair failed; will retry", "partition", pt.n, "err", err)
 		return
-	}
-	if old := pt.cur.Load(); old != nil {
-		old.cancelled.Store(true)
 	}
 	pt.skipThrough = max(pt.skipThrough, pt.last)
 	pt.resetting, pt.resetSeq, pt.last = true, resp.ResetSeq, resp.ResetSeq-1

@@ -259,7 +259,7 @@ func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 // it never acknowledges again, and the consumer is reset to its ack floor.
 func (pt *partition) takeover(ctx context.Context, pin string) {
 	if old := pt.cur.Load(); old != nil {
-		old.cancelled.Store(true)
+		old.cancel()
 	}
 	pt.cur.Store(nil)
 	pt.pin = ""
@@ -408,20 +408,31 @@ func (pt *partition) track(op *opRun) {
 // ackFloor acknowledges (AckAll) the last operation the floor passed, if
 // it moved since the last call: one acknowledgement covers every
 // operation finished since.
+// The acknowledgement is sent under ep.mu, which cancel takes: an epoch
+// cancelled before a reset sends none after it (one would carry a delivery
+// sequence of before the reset, which the broker takes over the new
+// epoch's: floorrepair.go).
 func (pt *partition) ackFloor() {
 	ep := pt.cur.Load()
-	if ep == nil || ep.cancelled.Load() {
+	if ep == nil {
 		return
 	}
 	ep.mu.Lock()
+	defer ep.mu.Unlock()
 	f := ep.floor
-	if f.m == nil || f.seq <= ep.ackedSeq {
-		ep.mu.Unlock()
+	if ep.cancelled.Load() || f.m == nil || f.seq <= ep.ackedSeq {
 		return
 	}
 	ep.ackedSeq = f.seq
-	ep.mu.Unlock()
 	pt.loop.Settle(f.m, consume.Ack)
+}
+
+// cancel ends the epoch: it acknowledges nothing more, and an
+// acknowledgement under way has been sent when cancel returns.
+func (ep *epoch) cancel() {
+	ep.mu.Lock()
+	ep.cancelled.Store(true)
+	ep.mu.Unlock()
 }
 
 // opRun is one operation being delivered to one partition's share of its

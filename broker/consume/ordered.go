@@ -43,6 +43,14 @@ type OrderedConfig struct {
 	// takes those from the feed instead of having the broker deliver them,
 	// and reads the others from the stream (see LocalFeed).
 	Local *LocalFeed
+	// FeedBackoff bounds how long a loop with a Local feed stays on the
+	// broker's consumer before it tries the feed again, when the feed
+	// keeps missing sequences (other processes append to the stream as
+	// well): each stint on the feed shorter than feedStint doubles the
+	// stay, from minFeedBackoff; a longer stint ends it. Without it, every
+	// run of another process's appends would cost a consumer's creation
+	// and deletion. Default 30s.
+	FeedBackoff time.Duration
 	// RetryDelay is the pause after a failure; it grows linearly with the
 	// failures (and doubles, up to 5s, while the consumer cannot be
 	// created). Default 500ms.
@@ -65,6 +73,9 @@ func (c *OrderedConfig) validate() error {
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 500 * time.Millisecond
+	}
+	if c.FeedBackoff <= 0 {
+		c.FeedBackoff = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -19,6 +19,9 @@ const (
 	// consumerInactive removes a consumer left behind by a process that
 	// died between two modes.
 	consumerInactive = 30 * time.Second
+	// feedStint and minFeedBackoff: see OrderedConfig.FeedBackoff.
+	feedStint      = time.Second
+	minFeedBackoff = 100 * time.Millisecond
 )
 
 // onceFed is once for a loop with a local feed: the handler's messages come
@@ -63,11 +66,18 @@ func (o *Ordered) pump(ctx context.Context, stream jetstream.Stream, msgs chan<-
 		return err
 	}
 	fromFeed := last < next // nothing to catch up with
+	var stay time.Duration  // the least time on the next consumer (FeedBackoff)
 	for {
 		if fromFeed {
+			began := time.Now()
 			next, err = o.fromFeed(ctx, stream, msgs, next)
+			if time.Since(began) < feedStint {
+				stay = min(max(2*stay, minFeedBackoff), o.cfg.FeedBackoff)
+			} else {
+				stay = 0
+			}
 		} else {
-			next, err = o.fromConsumer(ctx, msgs, next)
+			next, err = o.fromConsumer(ctx, msgs, next, stay)
 		}
 		if err != nil {
 			return err
@@ -77,9 +87,11 @@ func (o *Ordered) pump(ctx context.Context, stream jetstream.Stream, msgs chan<-
 }
 
 // fromConsumer hands msgs the stream from next with an ordered consumer
-// until one message is the stream's last (nothing pending after it) or
-// the feed holds the one after it, and returns the sequence after it.
-func (o *Ordered) fromConsumer(ctx context.Context, msgs chan<- jetstream.Msg, next uint64) (uint64, error) {
+// until, stay or more after it began, one message is the stream's last
+// (nothing pending after it) or the feed holds the one after it, and
+// returns the sequence after it.
+func (o *Ordered) fromConsumer(ctx context.Context, msgs chan<- jetstream.Msg, next uint64, stay time.Duration) (uint64, error) {
+	began := time.Now()
 	cons, err := o.js.OrderedConsumer(ctx, o.cfg.Stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next, InactiveThreshold: consumerInactive,
 	})
@@ -104,7 +116,7 @@ func (o *Ordered) fromConsumer(ctx context.Context, msgs chan<- jetstream.Msg, n
 		seq := md.Sequence.Stream
 		// Caught up: nothing after seq yet, or the feed has what follows
 		// (under a steady load the stream's end keeps moving on).
-		if o.cfg.Local.passed(seq) || md.NumPending == 0 {
+		if held := o.cfg.Local.passed(seq); (held || md.NumPending == 0) && time.Since(began) >= stay {
 			done.Store(true)
 			caughtUp <- seq
 		}

@@ -52,7 +52,8 @@ func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
 		badSeen string
 	)
 	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed, RetryDelay: time.Millisecond, MaxFailures: 1000,
-		After: func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
+		FeedBackoff: time.Millisecond, // back to the feed at once: every path, often
+		After:       func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
 		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
 			for {
 				select {
@@ -170,5 +171,81 @@ func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
 		if m.Subject() != raw.Subject || string(m.Data()) != string(raw.Data) {
 			t.Fatalf("seq %d handled as %s %q, the log has %s %q", seq, m.Subject(), m.Data(), raw.Subject, raw.Data)
 		}
+	}
+}
+
+// TestOrderedFeedBacksOffWhenOthersAppend: when another process appends
+// between this process's appends (several all-in-one gateways on one
+// broker), each of its appends is a sequence the feed does not hold; the
+// loop then stays on the broker's consumer for longer and longer instead
+// of creating and deleting a consumer for each, and still hands the
+// handler the log in order.
+func TestOrderedFeedBacksOffWhenOthersAppend(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	feed := consume.NewLocalFeed(0)
+	var (
+		mu    sync.Mutex
+		after uint64
+		bad   string
+	)
+	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed,
+		After: func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
+		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case m := <-msgs:
+					md, _ := m.Metadata()
+					mu.Lock()
+					if md.Sequence.Stream != after+1 && bad == "" {
+						bad = fmt.Sprintf("seq %d after %d", md.Sequence.Stream, after)
+					}
+					after = md.Sequence.Stream
+					mu.Unlock()
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, o)
+	ctx := context.Background()
+	apiCalls := func() uint64 {
+		info, err := b.JS.AccountInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.API.Total
+	}
+	before := apiCalls()
+	const pairs = 300
+	for i := range pairs {
+		ack, err := b.JS.Publish(ctx, "s.local", []byte(strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed.Offer(ack.Sequence, "s.local", []byte(strconv.Itoa(i)))
+		if _, err := b.JS.Publish(ctx, "s.other", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, "every message handled", func() bool { mu.Lock(); defer mu.Unlock(); return after == 2*pairs })
+	calls := apiCalls() - before // publishes are not API calls
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != "" {
+		t.Fatal(bad)
+	}
+	// Without the back-off: a consumer created, looked up and deleted for
+	// each of the other process's 300 appends, 900 calls and more.
+	t.Logf("%d JetStream API calls for %d interleaved appends", calls, 2*pairs)
+	if calls > 150 {
+		t.Errorf("%d JetStream API calls for %d interleaved appends: the loop did not back off", calls, 2*pairs)
 	}
 }
