@@ -45,39 +45,10 @@ func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
 	publish(t, b.JS, 0, 50) // before the loop: caught up through a consumer
 	feed := consume.NewLocalFeed(128)
 
-	var (
-		mu      sync.Mutex
-		after   uint64
-		got     []jetstream.Msg
-		badSeen string
-	)
+	h := &inOrder{restart: func() bool { return !calm.Load() && chance(0.002) }}
 	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed, RetryDelay: time.Millisecond, MaxFailures: 1000,
 		FeedBackoff: time.Millisecond, // back to the feed at once: every path, often
-		After:       func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
-		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case m := <-msgs:
-					md, err := m.Metadata()
-					if err != nil {
-						return err
-					}
-					mu.Lock()
-					seq := md.Sequence.Stream
-					if seq != after+1 && badSeen == "" {
-						badSeen = fmt.Sprintf("seq %d handed after %d", seq, after)
-					}
-					after = seq
-					got = append(got, m)
-					mu.Unlock()
-					if !calm.Load() && chance(0.002) {
-						return fmt.Errorf("a restart after %d: %w", seq, consume.ErrRestart)
-					}
-				}
-			}
-		}})
+		After:       h.After, Handle: h.Handle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,26 +89,26 @@ func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
 		t.Fatal(pubErr)
 	}
 	mixed := uint64(50 + 4*perWriter)
-	waitFor(t, "every message handled", func() bool { mu.Lock(); defer mu.Unlock(); return after == mixed })
+	waitFor(t, "every message handled", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == mixed })
 	// Then one writer offering in PubAck order, alone, with no restart
 	// and no offer lost, as on one node in the steady state.
 	calm.Store(true)
 	write("alone", true, 0)
 	total := mixed + perWriter
-	waitFor(t, "every message handled", func() bool { mu.Lock(); defer mu.Unlock(); return after == total })
+	waitFor(t, "every message handled", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == total })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if badSeen != "" {
-		t.Fatal(badSeen)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bad != "" {
+		t.Fatal(h.bad)
 	}
 	// What was handled, in the end, is the log: each sequence's last
 	// handling (a restart hands some again) has the log's subject and data.
 	last := map[uint64]jetstream.Msg{}
-	for _, m := range got {
+	for _, m := range h.got {
 		md, _ := m.Metadata()
 		last[md.Sequence.Stream] = m
 	}
@@ -184,29 +155,8 @@ func TestOrderedFeedBacksOffWhenOthersAppend(t *testing.T) {
 	b := brokertest.Start(t, brokertest.NoEnsure())
 	stream(t, b.JS, jetstream.LimitsPolicy)
 	feed := consume.NewLocalFeed(0)
-	var (
-		mu    sync.Mutex
-		after uint64
-		bad   string
-	)
-	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed,
-		After: func() uint64 { mu.Lock(); defer mu.Unlock(); return after },
-		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case m := <-msgs:
-					md, _ := m.Metadata()
-					mu.Lock()
-					if md.Sequence.Stream != after+1 && bad == "" {
-						bad = fmt.Sprintf("seq %d after %d", md.Sequence.Stream, after)
-					}
-					after = md.Sequence.Stream
-					mu.Unlock()
-				}
-			}
-		}})
+	h := &inOrder{}
+	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed, After: h.After, Handle: h.Handle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,20 +182,60 @@ func TestOrderedFeedBacksOffWhenOthersAppend(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	waitFor(t, "every message handled", func() bool { mu.Lock(); defer mu.Unlock(); return after == 2*pairs })
+	waitFor(t, "every message handled", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == 2*pairs })
 	calls := apiCalls() - before // publishes are not API calls
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if bad != "" {
-		t.Fatal(bad)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bad != "" {
+		t.Fatal(h.bad)
 	}
 	// Without the back-off: a consumer created, looked up and deleted for
 	// each of the other process's 300 appends, 900 calls and more.
 	t.Logf("%d JetStream API calls for %d interleaved appends", calls, 2*pairs)
 	if calls > 150 {
 		t.Errorf("%d JetStream API calls for %d interleaved appends: the loop did not back off", calls, 2*pairs)
+	}
+}
+
+// inOrder is a handler that records what it is handed: the last sequence
+// (After), every message, and the first one that does not follow the one
+// before. restart, when set and true for a message, makes it ask for a
+// restart after that message.
+type inOrder struct {
+	restart func() bool
+
+	mu    sync.Mutex
+	after uint64
+	got   []jetstream.Msg
+	bad   string
+}
+
+func (h *inOrder) After() uint64 { h.mu.Lock(); defer h.mu.Unlock(); return h.after }
+
+func (h *inOrder) Handle(ctx context.Context, msgs <-chan jetstream.Msg) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			seq := md.Sequence.Stream
+			h.mu.Lock()
+			if seq != h.after+1 && h.bad == "" {
+				h.bad = fmt.Sprintf("seq %d handed after %d", seq, h.after)
+			}
+			h.after = seq
+			h.got = append(h.got, m)
+			h.mu.Unlock()
+			if h.restart != nil && h.restart() {
+				return fmt.Errorf("a restart after %d: %w", seq, consume.ErrRestart)
+			}
+		}
 	}
 }
