@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json"
 
@@ -37,7 +38,7 @@ func TestOperationNotYetOnTheFollowerIsNotTakenAsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Pusher{ops: newOpCache(leaderread.New(rjs, s), 4096), opsStream: s, metrics: newMetrics()}
+	p := &Pusher{cfg: Config{Failover: 6 * time.Second}, ops: newOpCache(leaderread.New(rjs, s), 4096), opsStream: s, metrics: newMetrics()}
 	pt := &partition{p: p, intake: make(chan intakeItem, 1)}
 	ep := &epoch{}
 	channelID := ids.NewChannelID()

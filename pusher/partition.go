@@ -221,9 +221,17 @@ func (pt *partition) toIntake(ctx context.Context, it intakeItem) {
 
 // fillGap takes the operations after pt.last and before seq from the
 // stream itself. It reports false if one could not be read (the broker
-// away): the caller takes nothing more until it can.
+// away), or when it has read for fillGapBudget of the failover time: the
+// caller takes nothing more until it can, and the next message (or m's
+// redelivery) goes on from the last one read. The loop does not pull
+// while it reads, and a partition whose owner stops pulling for the
+// failover time is pinned to another replica while this one still sends
+// what it read (a gap of a few hundred operations read one by one on a
+// loaded machine took longer than that: sent twice, by a replica never
+// killed, in the crash test).
 func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 	p := pt.p
+	began := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	info, err := p.opsStream.Info(gctx)
@@ -231,6 +239,9 @@ func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 		return false
 	}
 	for s := pt.last + 1; s < seq; s++ {
+		if time.Since(began) > p.cfg.Failover/fillGapBudget {
+			return false
+		}
 		if s < info.State.FirstSeq {
 			// Aged out of the log before anyone took it: nothing to send.
 			s = min(info.State.FirstSeq, seq) - 1
@@ -254,6 +265,9 @@ func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 	}
 	return true
 }
+
+// fillGapBudget: fillGap reads for at most the failover time over it.
+const fillGapBudget = 4
 
 // takeover starts a new epoch: the last one's queued sends are dropped and
 // it never acknowledges again, and the consumer is reset to its ack floor.
