@@ -62,7 +62,8 @@ func (pt *partition) checkFloor(ctx context.Context, seq uint64) {
 		return
 	}
 	pt.floorChecked = time.Now()
-	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Bounded like fillGap: the loop does not pull while it asks.
+	ictx, cancel := context.WithTimeout(ctx, pt.p.cfg.Failover/fillGapBudget)
 	defer cancel()
 	c, err := pt.p.opsStream.Consumer(ictx, pt.name)
 	if err != nil {
