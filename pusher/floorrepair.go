@@ -3,8 +3,6 @@ package pusher
 import (
 	"context"
 	"time"
-
-	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // A partition's acknowledgement is an AckAll, and the broker records its
@@ -87,24 +85,12 @@ func (pt *partition) repairFloor(ctx context.Context) {
 	if !pt.settled() {
 		return
 	}
-	// Cancelled first: an acknowledgement of the old epoch sent after the
-	// reset would be taken over the new epoch's (the fault repaired). If
-	// the reset fails, the next message tries again; nothing is taken
-	// meanwhile, and everything taken is finished.
-	if old := pt.cur.Load(); old != nil {
-		old.cancel()
-	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
-	if err != nil {
+	skip := max(pt.skipThrough, pt.last) // everything taken is finished
+	if err := pt.reset(ctx); err != nil {
 		pt.p.log.Warn("pusher: partition reset for a floor repair failed; will retry", "partition", pt.n, "err", err)
 		return
 	}
-	pt.skipThrough = max(pt.skipThrough, pt.last)
-	pt.resetting, pt.resetSeq, pt.last = true, resp.ResetSeq, resp.ResetSeq-1
-	pt.cur.Store(&epoch{})
-	pt.repairing = false
+	pt.skipThrough, pt.repairing = skip, false
 	pt.p.metrics.floorRepairs.Inc()
-	pt.p.log.Info("pusher: partition floor repaired", "partition", pt.n, "from_seq", resp.ResetSeq, "passed_through", pt.skipThrough)
+	pt.p.log.Info("pusher: partition floor repaired", "partition", pt.n, "from_seq", pt.resetSeq, "passed_through", pt.skipThrough)
 }

@@ -272,28 +272,41 @@ const fillGapBudget = 4
 // takeover starts a new epoch: the last one's queued sends are dropped and
 // it never acknowledges again, and the consumer is reset to its ack floor.
 func (pt *partition) takeover(ctx context.Context, pin string) {
-	if old := pt.cur.Load(); old != nil {
-		old.cancel()
-	}
-	pt.cur.Store(nil)
 	pt.pin = ""
 	pt.pinned.Store("")
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
-	if err != nil {
-		// Tried again at the next message.
+	if err := pt.reset(ctx); err != nil {
+		pt.cur.Store(nil) // tried again at the next message
 		pt.p.log.Warn("pusher: partition reset failed; will retry", "partition", pt.n, "err", err)
 		return
 	}
-	pt.pin, pt.resetting, pt.resetSeq, pt.last = pin, true, resp.ResetSeq, resp.ResetSeq-1
+	pt.pin = pin
 	// Another replica may have owned the partition since: nothing above
 	// the floor is known done.
 	pt.repairing, pt.skipThrough = false, 0
 	pt.pinned.Store(pin)
-	pt.cur.Store(&epoch{})
 	pt.p.metrics.takeovers.Inc()
-	pt.p.log.Info("pusher: partition taken", "partition", pt.n, "from_seq", resp.ResetSeq)
+	pt.p.log.Info("pusher: partition taken", "partition", pt.n, "from_seq", pt.resetSeq)
+}
+
+// reset cancels the current epoch (it acknowledges nothing more: an
+// acknowledgement of it after the reset would carry a delivery sequence
+// the broker takes over the new epoch's), resets the consumer to the
+// broker's ack floor and starts a new epoch there, skipping what was
+// delivered before the reset. On failure the cancelled epoch stays, and
+// the caller tries again at a later message.
+func (pt *partition) reset(ctx context.Context) error {
+	if old := pt.cur.Load(); old != nil {
+		old.cancel()
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
+	if err != nil {
+		return err
+	}
+	pt.resetting, pt.resetSeq, pt.last = true, resp.ResetSeq, resp.ResetSeq-1
+	pt.cur.Store(&epoch{})
+	return nil
 }
 
 // runIntake expands the partition's operations in order until ctx ends.

@@ -40,8 +40,15 @@ type publisher struct {
 
 // waiter is a publish waiting for its PubAck.
 type waiter struct {
-	ch chan *nats.Msg
+	ch chan answer
 	m  *nats.Msg
+}
+
+// answer is the broker's answer to a publish, and the PubAck in it when it
+// has the usual shape (scanPubAck), read once, by reply.
+type answer struct {
+	msg *nats.Msg
+	ack *jetstream.PubAck
 }
 
 // errClosed is the error of a publish after close: nothing is published,
@@ -95,12 +102,11 @@ func (p *publisher) reply(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	if p.appended != nil {
-		if ack, ok := scanPubAck(m.Data); ok && !ack.Duplicate && ack.Sequence > 0 {
-			p.appended(ack.Sequence, w.m.Subject, w.m.Data)
-		}
+	ack, _ := scanPubAck(m.Data)
+	if p.appended != nil && ack != nil && !ack.Duplicate && ack.Sequence > 0 {
+		p.appended(ack.Sequence, w.m.Subject, w.m.Data)
 	}
-	w.ch <- m // buffered: never blocks
+	w.ch <- answer{msg: m, ack: ack} // buffered: never blocks
 }
 
 // publish appends m and returns its PubAck: the broker stored m (or found
@@ -113,7 +119,10 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 		if err != nil {
 			return nil, err
 		}
-		if len(resp.Data) == 0 && resp.Header.Get("Status") == "503" {
+		if resp.ack != nil {
+			return resp.ack, nil
+		}
+		if len(resp.msg.Data) == 0 && resp.msg.Header.Get("Status") == "503" {
 			// No responders: the stream has no leader for now.
 			if attempt == noRespondersRetries {
 				return nil, jetstream.ErrNoStreamResponse
@@ -125,18 +134,18 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 				return nil, jetstream.ErrNoStreamResponse
 			}
 		}
-		return parsePubAck(resp.Data)
+		return parsePubAck(resp.msg.Data)
 	}
 }
 
 // request publishes m with a reply subject of its own and waits for the
 // one answer.
-func (p *publisher) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
-	ch := make(chan *nats.Msg, 1)
+func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
+	ch := make(chan answer, 1)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return nil, errClosed
+		return answer{}, errClosed
 	}
 	p.next++
 	id := p.next
@@ -145,7 +154,7 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error)
 	m.Reply = p.prefix + strconv.FormatUint(id, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
 		p.forget(id)
-		return nil, err
+		return answer{}, err
 	}
 	select {
 	case resp := <-ch:
@@ -153,9 +162,9 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error)
 	case <-ctx.Done():
 		p.forget(id)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, nats.ErrTimeout
+			return answer{}, nats.ErrTimeout
 		}
-		return nil, ctx.Err()
+		return answer{}, ctx.Err()
 	}
 }
 
