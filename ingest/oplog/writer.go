@@ -161,10 +161,23 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				return Result{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent writers on this entity; retry with the same op_id", RetryAfter: 1}
 			}
 		}
-		// A create needs no confirmed "none": a follower's stale one is
-		// caught by the append's expected sequence (0), which the leader
-		// refuses, and read again from the leader.
-		cur, leader, aerr := w.state(ctx, st, subject, fresh, !v.Op.IsCreate())
+		// A create reads nothing on its first attempt: its id is derived
+		// from its op_id, so the entity exists only if that op_id was
+		// used before (a retry), and the append's expected sequence (0)
+		// makes the broker answer that case, as a duplicate within the
+		// window or as a lost race, after which the leader is read. Every
+		// /message, /event/create and /thing/create saves a broker round
+		// trip that almost always answered "none".
+		var (
+			cur    entityState
+			leader bool
+			aerr   *apierr.Error
+		)
+		if v.Op.IsCreate() && !fresh {
+			cur, _ = st.get(subject)
+		} else {
+			cur, leader, aerr = w.state(ctx, st, subject, fresh, !v.Op.IsCreate())
+		}
 		if aerr != nil {
 			return Result{}, aerr
 		}

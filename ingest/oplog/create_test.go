@@ -1,0 +1,90 @@
+package oplog_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestCreateRetriedPastTheDuplicateWindow: a create reads nothing before
+// its append, so a retry of a create that only the log remembers (another
+// replica or a restarted process made it, and the broker's duplicate window
+// has passed) is caught by the append's expected sequence, not by a read.
+// Through a writer that never saw the original, the retry of a create
+// alone, and of a create followed by an update, is answered as a replay
+// of the original (same entity, the create's sequence); the same op_id
+// with another body is op_id_conflict; and the log holds nothing more.
+func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	_, js := b.Conn(t)
+	stream, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const window = 200 * time.Millisecond
+	cfg := info.Config
+	cfg.Duplicates = window
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *oplog.Writer {
+		w, err := oplog.New(ctx, js, oplog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		return w
+	}
+	first := open()
+	channelID := ids.NewChannelID()
+	alone, aerr := first.Append(ctx, event(t, ops.EventCreate, channelID, "create-alone", "", "", "hello"))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	updated, aerr := first.Append(ctx, event(t, ops.EventCreate, channelID, "create-then-update", "", "", "hello"))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	if _, aerr := first.Append(ctx, event(t, ops.EventUpdate, channelID, "", updated.EntityID, "", "later")); aerr != nil {
+		t.Fatal(aerr)
+	}
+	// The broker forgets message ids a window after they were stored.
+	time.Sleep(2 * window)
+	before, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	retry := open() // a writer with nothing cached: another replica, or after a restart
+	for _, orig := range []oplog.Result{alone, updated} {
+		got, aerr := retry.Append(ctx, event(t, ops.EventCreate, channelID, orig.OpID, "", "", "hello"))
+		if aerr != nil || !got.Replayed || got.EntityID != orig.EntityID || got.Seq != orig.Seq {
+			t.Fatalf("retry of %s: %+v, %v; want a replay of %+v", orig.OpID, got, aerr, orig)
+		}
+	}
+	for _, orig := range []oplog.Result{alone, updated} {
+		_, aerr := open().Append(ctx, event(t, ops.EventCreate, channelID, orig.OpID, "", "", "another body"))
+		if aerr == nil || aerr.Code != apierr.OpIDConflict {
+			t.Fatalf("the op_id %s with another body: %v, want %s", orig.OpID, aerr, apierr.OpIDConflict)
+		}
+	}
+	after, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State.Msgs != before.State.Msgs {
+		t.Fatalf("the log holds %d operations after the retries, want %d", after.State.Msgs, before.State.Msgs)
+	}
+}
