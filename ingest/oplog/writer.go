@@ -173,9 +173,12 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 			leader bool
 			aerr   *apierr.Error
 		)
-		if v.Op.IsCreate() && !fresh {
+		switch {
+		case v.Op.IsCreate() && !fresh && !clientOpID:
+			// A generated op_id is new: nothing to look up.
+		case v.Op.IsCreate() && !fresh:
 			cur, _ = st.get(subject)
-		} else {
+		default:
 			cur, leader, aerr = w.state(ctx, st, subject, fresh, !v.Op.IsCreate())
 		}
 		if aerr != nil {
@@ -244,7 +247,12 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 				st.forget(subject)
 				return w.replayAt(ctx, res, ack.Sequence, v.BodyHash)
 			}
-			st.put(subject, entityState{exists: true, seq: ack.Sequence, op: v.Op, opID: opID, bodyHash: v.BodyHash, contentHash: v.ContentHash}, w.stripes.perCap)
+			if v.Op != ops.MessageCreate || clientOpID {
+				// A message is never written again, and its state serves
+				// only a retry of a client op_id: the cache keeps the
+				// states of events and things, which updates read.
+				st.put(subject, entityState{exists: true, seq: ack.Sequence, op: v.Op, opID: opID, bodyHash: v.BodyHash, contentHash: v.ContentHash}, w.stripes.perCap)
+			}
 			res.Seq = ack.Sequence
 			return res, nil
 		}
