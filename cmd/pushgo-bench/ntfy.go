@@ -35,6 +35,9 @@ type ntfyOptions struct {
 	ntfyCacheList string
 	ntfyCaches    []ntfyCache
 	ntfyVersion   string
+	// messageProfile: -messageprofile, a CPU profile of ours' first
+	// /message round beside ntfy.
+	messageProfile string
 }
 
 // ntfyCache is one of ntfy's message cache settings.
@@ -72,6 +75,7 @@ func (c ntfyCache) stores() string {
 
 func (p *ntfyOptions) ntfyFlags(fs *flagSet) {
 	fs.StringVar(&p.ntfyPath, "ntfy", "", "write phase: run this ntfy binary beside ours: the same closed-loop load (-concurrency connections, 421-byte JSON messages: POST /message to us, ntfy's JSON publish to it), each from a load process, and print the side by side")
+	fs.StringVar(&p.messageProfile, "messageprofile", "", "write phase with -ntfy: write a CPU profile of ours' first POST /message round beside ntfy to this file")
 	fs.StringVar(&p.ntfyCacheList, "ntfy-caches", string(ntfyNoCache), "write phase: ntfy's message caches to measure with -ntfy, comma-separated: none (cache-duration 0: stores nothing), batched (SQLite, ntfy.sh's batch tuning), durable (SQLite, written before the answer)")
 }
 
@@ -221,10 +225,15 @@ func benchPeerRounds(ctx context.Context, o *writePhase, t *target, rep *modeRep
 		}
 		servers = append(servers, s)
 	}
-	r, err := repeat(ctx, o.options, messageLabel+" beside ntfy", func(int) (peerRound, error) {
+	r, err := repeat(ctx, o.options, messageLabel+" beside ntfy", func(run int) (peerRound, error) {
 		round := peerRound{caches: caches}
-		var err error
-		if round.ours, err = runLoad(ctx, t.spec(opMessage).closed(o.concurrency, o.warmup, o.duration)); err != nil {
+		stop, err := profileRun(run, o.messageProfile, messageLabel+" beside ntfy")
+		if err != nil {
+			return round, err
+		}
+		round.ours, err = runLoad(ctx, t.spec(opMessage).closed(o.concurrency, o.warmup, o.duration))
+		stop()
+		if err != nil {
 			return round, err
 		}
 		round.ours.note = t.settleNote(ctx)
