@@ -30,7 +30,7 @@ var hashOptions = json.JoinOptions(
 // same body on another route never counts as the same operation. A view
 // over MaxContentBytes is operation_too_large.
 func bodyHash(op Name, view any, rl rules) (string, *apierr.Error) {
-	b, err := json.Marshal(view, hashOptions)
+	b, err := encodeHashView(view)
 	if err != nil {
 		// Unreachable for validated requests (their JSON values were checked);
 		// hash the failure rather than panic so the result stays deterministic.
