@@ -78,7 +78,8 @@ type partition struct {
 	pin       string // pin id of the messages taken; "" before the first
 	resetting bool   // reset asked: skip what was delivered before it
 	resetSeq  uint64
-	last      uint64 // the last stream sequence taken in this epoch
+	resetAt   time.Time // when the last reset was answered
+	last      uint64    // the last stream sequence taken in this epoch
 	// repairing: the broker ignores this epoch's acknowledgements (see
 	// checkFloor); nothing new is taken until the floor is repaired.
 	repairing    bool
@@ -184,6 +185,7 @@ func (pt *partition) take(ctx context.Context, m jetstream.Msg) consume.Decision
 		// Messages delivered before the reset are skipped; the first one
 		// after it has consumer sequence 1 (the reset restarts it).
 		if md.Sequence.Consumer != 1 || md.Sequence.Stream < pt.resetSeq {
+			pt.resetAgainIfLost(ctx)
 			return consume.Held
 		}
 		pt.resetting = false
@@ -304,9 +306,28 @@ func (pt *partition) reset(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pt.resetting, pt.resetSeq, pt.last = true, resp.ResetSeq, resp.ResetSeq-1
+	pt.resetting, pt.resetSeq, pt.last, pt.resetAt = true, resp.ResetSeq, resp.ResetSeq-1, time.Now()
 	pt.cur.Store(&epoch{})
 	return nil
+}
+
+// resetAgainIfLost resets the consumer again when the partition has waited
+// longer than the ack wait for the first delivery after its reset. Each
+// delivery, a redelivery too, takes the next delivery sequence, so if that
+// first one (sequence 1) never reached the loop (a pull the client gave
+// up, a subscription the client library restarted), its redelivery comes
+// with a higher sequence, like every message after it, and the partition
+// would skip them all until another replica took it over. Pre-reset
+// deliveries all arrive well within the ack wait.
+func (pt *partition) resetAgainIfLost(ctx context.Context) {
+	if time.Since(pt.resetAt) <= pt.p.cfg.Failover {
+		return
+	}
+	pt.p.log.Warn("pusher: the first delivery after a reset never came; resetting again", "partition", pt.n, "reset_seq", pt.resetSeq)
+	if err := pt.reset(ctx); err != nil {
+		pt.cur.Store(nil) // a takeover at the next message
+		pt.p.log.Warn("pusher: partition reset failed; will retry", "partition", pt.n, "err", err)
+	}
 }
 
 // runIntake expands the partition's operations in order until ctx ends.
