@@ -318,16 +318,47 @@ func (pt *partition) reset(ctx context.Context) error {
 // up, a subscription the client library restarted), its redelivery comes
 // with a higher sequence, like every message after it, and the partition
 // would skip them all until another replica took it over. Pre-reset
-// deliveries all arrive well within the ack wait.
+// deliveries all arrive well within the ack wait. It resets only while the
+// broker still pins this replica: one that stalled past the failover time
+// is reading stale deliveries, and a reset would restart the delivery
+// sequences under the new owner (see floorrepair.go). A failed check or
+// reset is tried again at the next delivery.
 func (pt *partition) resetAgainIfLost(ctx context.Context) {
 	if time.Since(pt.resetAt) <= pt.p.cfg.Failover {
 		return
 	}
+	ictx, cancel := context.WithTimeout(ctx, pt.p.cfg.Failover/fillGapBudget)
+	defer cancel()
+	if !pt.stillPinned(ictx) {
+		return
+	}
 	pt.p.log.Warn("pusher: the first delivery after a reset never came; resetting again", "partition", pt.n, "reset_seq", pt.resetSeq)
 	if err := pt.reset(ctx); err != nil {
-		pt.cur.Store(nil) // a takeover at the next message
+		// The epoch reset cancelled was empty (nothing is taken while
+		// resetting); a fresh one takes the first delivery if it comes
+		// after all, and the next delivery otherwise tries again.
+		pt.cur.Store(&epoch{})
 		pt.p.log.Warn("pusher: partition reset failed; will retry", "partition", pt.n, "err", err)
 	}
+}
+
+// stillPinned reports whether the broker pins this replica's pin to the
+// partition (false when it cannot say).
+func (pt *partition) stillPinned(ctx context.Context) bool {
+	c, err := pt.p.opsStream.Consumer(ctx, pt.name)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == PriorityGroup && g.PinnedClientID == pt.pin {
+			return true
+		}
+	}
+	return false
 }
 
 // runIntake expands the partition's operations in order until ctx ends.

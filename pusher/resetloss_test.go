@@ -16,25 +16,28 @@ import (
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
-// TestFirstDeliveryAfterAResetLost: a partition that takes over resets its
-// consumer and waits for the delivery with consumer sequence 1; if that one
-// never reaches it (here the test drops it, as a pull the client library
-// gave up would), the broker's redelivery after the ack wait carries a
-// higher sequence, like everything after it. The partition resets again
-// once it has waited longer than the ack wait, and takes the operation.
-// Before, it held every message from then on until another replica took
-// the partition over: a partition's devices got nothing.
-func TestFirstDeliveryAfterAResetLost(t *testing.T) {
+// resetLoss is a partition on a real broker whose first delivery after
+// its takeover's reset was lost: the test fetched it and never handed it
+// to the partition.
+type resetLoss struct {
+	pt   *partition
+	s    jetstream.Stream
+	next func() (jetstream.Msg, *jetstream.MsgMetadata) // the next delivery
+	seq  uint64                                         // the operation's stream sequence
+}
+
+// resetLossFailover is the consumer's ack wait in these tests.
+const resetLossFailover = time.Second
+
+func startResetLoss(ctx context.Context, t *testing.T) *resetLoss {
+	t.Helper()
 	b := brokertest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	_, js := b.Conn(t)
 	s, err := js.Stream(ctx, streams.Ops)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const failover = time.Second // the consumer's ack wait
-	p := &Pusher{cfg: Config{Failover: failover, PartitionWindow: 16, Partitions: 1}, js: js, opsStream: s,
+	p := &Pusher{cfg: Config{Failover: resetLossFailover, PartitionWindow: 16, Partitions: 1}, js: js, opsStream: s,
 		metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
 	cfg := p.partitionConsumer(0, 0)
 	cfg.PinnedTTL = time.Minute // the pin stays: no takeover rescues the partition
@@ -42,7 +45,7 @@ func TestFirstDeliveryAfterAResetLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt := &partition{p: p, n: 0, name: cons.CachedInfo().Name, intake: make(chan intakeItem, 4)}
+	r := &resetLoss{pt: &partition{p: p, n: 0, name: cons.CachedInfo().Name, intake: make(chan intakeItem, 4)}, s: s}
 
 	channelID := ids.NewChannelID()
 	entityID := fmt.Sprintf("%032x", 1)
@@ -55,10 +58,11 @@ func TestFirstDeliveryAfterAResetLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() (jetstream.Msg, *jetstream.MsgMetadata) {
+	r.seq = ack.Sequence
+	r.next = func() (jetstream.Msg, *jetstream.MsgMetadata) {
 		t.Helper()
 		for ctx.Err() == nil {
-			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*failover), jetstream.FetchPriorityGroup(PriorityGroup))
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*resetLossFailover), jetstream.FetchPriorityGroup(PriorityGroup))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,32 +79,47 @@ func TestFirstDeliveryAfterAResetLost(t *testing.T) {
 	}
 
 	// The first delivery makes the partition take over: it resets.
-	m, _ := next()
-	pt.take(ctx, m)
-	if !pt.resetting {
+	m, _ := r.next()
+	r.pt.take(ctx, m)
+	if !r.pt.resetting {
 		t.Fatal("the first delivery did not make the partition reset its consumer")
 	}
 	// The first delivery after the reset is lost.
-	if _, md := next(); md.Sequence.Consumer != 1 || md.Sequence.Stream != ack.Sequence {
-		t.Fatalf("first delivery after the reset: consumer sequence %d, stream %d; want 1, %d", md.Sequence.Consumer, md.Sequence.Stream, ack.Sequence)
+	if _, md := r.next(); md.Sequence.Consumer != 1 || md.Sequence.Stream != r.seq {
+		t.Fatalf("first delivery after the reset: consumer sequence %d, stream %d; want 1, %d", md.Sequence.Consumer, md.Sequence.Stream, r.seq)
 	}
+	return r
+}
+
+// TestFirstDeliveryAfterAResetLost: a partition that takes over resets its
+// consumer and waits for the delivery with consumer sequence 1; if that one
+// never reaches it (here the test drops it, as a pull the client library
+// gave up would), the broker's redelivery after the ack wait carries a
+// higher sequence, like everything after it. The partition resets again
+// once it has waited longer than the ack wait, and takes the operation.
+// Before, it held every message from then on until another replica took
+// the partition over: a partition's devices got nothing.
+func TestFirstDeliveryAfterAResetLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startResetLoss(ctx, t)
 	// Every later delivery is handed to the partition until it takes the
 	// operation.
 	resets := 0
 	for {
-		m, md := next()
-		before := pt.resetAt
-		pt.take(ctx, m)
-		if pt.resetAt != before {
+		m, md := r.next()
+		before := r.pt.resetAt
+		r.pt.take(ctx, m)
+		if r.pt.resetAt != before {
 			if md.Sequence.Consumer == 1 {
 				t.Fatalf("reset again at the first delivery after a reset (%+v)", md.Sequence)
 			}
 			resets++
 		}
 		select {
-		case it := <-pt.intake:
-			if it.seq != ack.Sequence {
-				t.Fatalf("took sequence %d, want %d", it.seq, ack.Sequence)
+		case it := <-r.pt.intake:
+			if it.seq != r.seq {
+				t.Fatalf("took sequence %d, want %d", it.seq, r.seq)
 			}
 			if resets != 1 {
 				t.Fatalf("took the operation after %d more resets, want 1", resets)
@@ -108,5 +127,35 @@ func TestFirstDeliveryAfterAResetLost(t *testing.T) {
 			return
 		default:
 		}
+	}
+}
+
+// TestNoResetAgainWithoutThePin: a partition waiting for its first
+// delivery after a reset that is no longer pinned to this replica (it
+// stalled past the failover time, and reads what was delivered before)
+// does not reset the consumer again: that would restart the delivery
+// sequences under the replica the broker pinned next.
+func TestNoResetAgainWithoutThePin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startResetLoss(ctx, t)
+	m, md := r.next() // the redelivery, after the ack wait
+	if md.Sequence.Consumer == 1 {
+		t.Fatalf("the redelivery has consumer sequence 1 (%+v)", md.Sequence)
+	}
+	if err := r.s.UnpinConsumer(ctx, r.pt.name, PriorityGroup); err != nil {
+		t.Fatal(err)
+	}
+	before := r.pt.resetAt
+	r.pt.take(ctx, m)
+	if r.pt.resetAt != before || !r.pt.resetting {
+		t.Fatal("a partition no longer pinned to this replica reset the consumer again")
+	}
+	info, err := r.s.Consumer(ctx, r.pt.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := info.CachedInfo().Delivered.Consumer; d < md.Sequence.Consumer {
+		t.Fatalf("the consumer's delivery sequence went back to %d (a reset) after %d", d, md.Sequence.Consumer)
 	}
 }

@@ -164,10 +164,12 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 		// A create reads nothing on its first attempt: its id is derived
 		// from its op_id, so the entity exists only if that op_id was
 		// used before (a retry), and the append's expected sequence (0)
-		// makes the broker answer that case, as a duplicate within the
-		// window or as a lost race, after which the leader is read. Every
-		// /message, /event/create and /thing/create saves a broker round
-		// trip that almost always answered "none".
+		// makes the broker refuse that case (a lost race; a clustered
+		// stream may answer a duplicate of the window first, with the
+		// original's sequence), after which the leader is read and the
+		// retry answered as before. Every /message, /event/create and
+		// /thing/create saves a broker round trip that almost always
+		// answered "none".
 		var (
 			cur    entityState
 			leader bool

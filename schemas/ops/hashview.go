@@ -157,8 +157,11 @@ func (w *hashWriter) list(name string, l []string) {
 	w.b = append(w.b, ']')
 }
 
-// raw writes a canonical JSON value as it is; absent is null. A value that
-// is not valid JSON leaves the encoding to json.Marshal.
+// raw writes a JSON value as it is; absent is null. The value MUST be
+// canonJSON's answer, as the hash views' constructors make it: canonical
+// bytes, which json.Marshal writes unchanged (it reformats any other), or
+// on a value that could not be canonicalized the value itself, which is
+// not valid JSON and leaves the encoding to json.Marshal.
 func (w *hashWriter) raw(name string, v jsontext.Value) {
 	w.name(',', name)
 	if v == nil {
