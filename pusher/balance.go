@@ -79,22 +79,8 @@ func (p *Pusher) rebalance(ctx context.Context, kv jetstream.KeyValue) {
 func (p *Pusher) owned(ctx context.Context) []*partition {
 	var out []*partition
 	for _, pt := range p.parts {
-		pin, _ := pt.pinned.Load().(string)
-		if pin == "" {
-			continue
-		}
-		c, err := p.opsStream.Consumer(ctx, pt.name)
-		if err != nil {
-			continue
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			continue
-		}
-		for _, g := range info.PriorityGroups {
-			if g.Group == PriorityGroup && g.PinnedClientID == pin {
-				out = append(out, pt)
-			}
+		if pin, _ := pt.pinned.Load().(string); pin != "" && pt.pinnedTo(ctx, pin) {
+			out = append(out, pt)
 		}
 	}
 	return out

@@ -63,11 +63,11 @@ func (pt *partition) checkFloor(ctx context.Context, seq uint64) {
 	// Bounded like fillGap: the loop does not pull while it asks.
 	ictx, cancel := context.WithTimeout(ctx, pt.p.cfg.Failover/fillGapBudget)
 	defer cancel()
-	c, err := pt.p.opsStream.Consumer(ictx, pt.name)
+	info, err := pt.consumerInfo(ictx)
 	if err != nil {
 		return // asked again at a later redelivery
 	}
-	brokerFloor := c.CachedInfo().AckFloor.Stream
+	brokerFloor := info.AckFloor.Stream
 	if brokerFloor >= seq {
 		return
 	}

@@ -329,7 +329,7 @@ func (pt *partition) resetAgainIfLost(ctx context.Context) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, pt.p.cfg.Failover/fillGapBudget)
 	defer cancel()
-	if !pt.stillPinned(ictx) {
+	if !pt.pinnedTo(ictx, pt.pin) {
 		return
 	}
 	pt.p.log.Warn("pusher: the first delivery after a reset never came; resetting again", "partition", pt.n, "reset_seq", pt.resetSeq)
@@ -342,19 +342,25 @@ func (pt *partition) resetAgainIfLost(ctx context.Context) {
 	}
 }
 
-// stillPinned reports whether the broker pins this replica's pin to the
-// partition (false when it cannot say).
-func (pt *partition) stillPinned(ctx context.Context) bool {
+// consumerInfo asks the broker for the partition consumer's state (one
+// request: the answer of Consumer is the consumer's info).
+func (pt *partition) consumerInfo(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 	c, err := pt.p.opsStream.Consumer(ctx, pt.name)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	info, err := c.Info(ctx)
+	return c.CachedInfo(), nil
+}
+
+// pinnedTo reports whether the broker pins pin to the partition now
+// (false when it cannot say).
+func (pt *partition) pinnedTo(ctx context.Context, pin string) bool {
+	info, err := pt.consumerInfo(ctx)
 	if err != nil {
 		return false
 	}
 	for _, g := range info.PriorityGroups {
-		if g.Group == PriorityGroup && g.PinnedClientID == pt.pin {
+		if g.Group == PriorityGroup && g.PinnedClientID == pin {
 			return true
 		}
 	}
