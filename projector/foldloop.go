@@ -255,8 +255,9 @@ func decodeOp(subject string, data []byte) (*ops.Envelope, error) {
 	return &env, nil
 }
 
-// isOpSubject reports whether subject is streams.OpSubject of env, without
-// building it.
+// isOpSubject reports whether subject is streams.OpSubject of env, or
+// streams.MessagesSubject of its channel for a message (where ingest
+// appends those whose op_id it generated), without building either.
 func isOpSubject(subject string, env *ops.Envelope) bool {
 	rest, ok := strings.CutPrefix(subject, streams.OpsSubjectPrefix)
 	if !ok {
@@ -265,10 +266,13 @@ func isOpSubject(subject string, env *ops.Envelope) bool {
 	if rest, ok = strings.CutPrefix(rest, env.ChannelID); !ok || len(rest) == 0 || rest[0] != '.' {
 		return false
 	}
-	if rest, ok = strings.CutPrefix(rest[1:], string(env.Op.Kind())); !ok || len(rest) == 0 || rest[0] != '.' {
+	if rest, ok = strings.CutPrefix(rest[1:], string(env.Op.Kind())); !ok {
 		return false
 	}
-	return rest[1:] == env.EntityID
+	if rest == "" {
+		return env.Op == ops.MessageCreate
+	}
+	return rest[0] == '.' && rest[1:] == env.EntityID
 }
 
 // checkEntry reports whether this version folds the entry of stream at

@@ -128,8 +128,8 @@ func historyItems(t *testing.T, p *projector.Projector) int {
 
 // TestPoisonedLogIsSetAside: entries of PUSHGO_OPS and PUSHGO_RECEIPTS
 // that cannot be folded (bytes that are not JSON, a newer envelope
-// version, an unknown operation, an envelope on another entity's subject,
-// a payload the fold refuses, an unknown receipt) are set aside as dead
+// version, an unknown operation, an envelope on another entity's subject
+// or an event on the channel's messages subject, a payload the fold refuses, an unknown receipt) are set aside as dead
 // letters (listed with sequence and reason, counted in metrics) while the
 // fold goes on: every valid operation around them is folded, the projector
 // stays ready, and a restart or a rebuild does the same. Before, the first
@@ -160,6 +160,7 @@ func TestPoisonedLogIsSetAside(t *testing.T) {
 		{subject, envelope(t, unknown, ev), "unknown operation"},
 		{subject, envelope(t, badIDs, ev), "channel_id"},
 		{streams.OpSubject(healCh, ops.KindEvent, "someone-else"), envelope(t, good, ev), "subject"},
+		{streams.MessagesSubject(healCh), envelope(t, good, ev), "subject"}, // only messages share a subject
 		{subject, envelope(t, badPayload, nil), "attrs"},
 	}
 	var deadSeqs []uint64

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/projector/store"
+	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -19,9 +20,10 @@ import (
 // an operation changes its entity's snapshot and indexes, adds its own
 // history item (keyed by its sequence) and its op_id index key. So the
 // operations are dealt to partitions by their subject, which names their
-// entity (streams.OpSubject): each partition folds its entities' operations
-// in log order into a batch of its own, reading their snapshots through a
-// cache of its own, with no lock.
+// entity (streams.OpSubject), or by their sequence on a channel's messages
+// subject, where every operation is a message of its own: each partition
+// folds its entities' operations in log order into a batch of its own,
+// reading their snapshots through a cache of its own, with no lock.
 //
 // The log is cut into groups of consecutive sequences. At a cut every
 // partition seals its batch for the group; the committer writes the sealed
@@ -87,8 +89,14 @@ type group struct {
 // subjectSeed spreads the subjects over the partitions.
 var subjectSeed = maphash.MakeSeed()
 
-// partitionOf is the partition of the entity a subject names.
-func partitionOf(subject string, n int) int {
+// partitionOf is the partition of the entity a subject names. A channel's
+// messages subject (streams.MessagesSubject) holds many messages, each its
+// only operation: they are dealt by sequence, so a channel's messages are
+// folded on every core.
+func partitionOf(subject string, seq uint64, n int) int {
+	if _, kind, entityID, _ := streams.ParseOpSubject(subject); kind == ops.KindMessage && entityID == "" {
+		return int(seq % uint64(n))
+	}
 	return int(maphash.String(subjectSeed, subject) % uint64(n))
 }
 
@@ -304,7 +312,7 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 			return fmt.Errorf("%s: after %d: %w", streams.Ops, last, errGap)
 		}
 		subject := m.Subject()
-		i := partitionOf(subject, len(g.parts))
+		i := partitionOf(subject, seq, len(g.parts))
 		held[i] = append(held[i], foldItem{seq: seq, subject: subject, data: m.Data()})
 		if len(held[i]) >= dealt {
 			if err := hand(i, 0); err != nil {

@@ -72,9 +72,13 @@ func mixedLog(rng *rand.Rand, n int) []logEntry {
 		switch r := rng.IntN(100); {
 		case r < 3: // cannot be folded
 			var e logEntry
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
 			case 0:
 				e = logEntry{streams.OpSubject(ch, ops.KindEvent, "broken"), []byte(`{"v":1,"op":`)}
+			case 4: // only a message may be on a channel's messages subject
+				data, _ := json.Marshal(ops.Envelope{V: 1, Op: ops.EventCreate, ChannelID: ch, OpID: opID, EntityID: "e" + opID, AcceptedAt: now,
+					Payload: []byte(`{"event_id":"e","title":"t","status":"s","message":"m","severity":"low","event_time":1}`)})
+				e = logEntry{streams.MessagesSubject(ch), data}
 			case 1:
 				data, _ := json.Marshal(ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: opID, EntityID: "m" + opID, AcceptedAt: now,
 					Payload: []byte(`{"message_id":"x","title":"t","severity":"low","occurred_at":1}`)})
@@ -157,7 +161,11 @@ func mixedLog(rng *rand.Rand, n int) []logEntry {
 		env.V, env.ChannelID, env.OpID, env.AcceptedAt = 1, ch, opID, now+7
 		env.Payload, _ = json.Marshal(payload, json.Deterministic(true))
 		data, _ := json.Marshal(env)
-		out = append(out, logEntry{streams.OpSubject(ch, env.Op.Kind(), env.EntityID), data})
+		subject := streams.OpSubject(ch, env.Op.Kind(), env.EntityID)
+		if env.Op == ops.MessageCreate && rng.IntN(2) == 0 {
+			subject = streams.MessagesSubject(ch) // as ingest appends those with a generated op_id
+		}
+		out = append(out, logEntry{subject, data})
 		usedOpIDs[ch] = append(usedOpIDs[ch], opID)
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,11 +36,20 @@ type appended struct {
 	opID string
 }
 
+// published alternates publish's subjects.
+var published atomic.Uint64
+
 // publish appends one message operation to channel ch, as ingest does
-// (subject, op header, envelope), and returns its sequence.
+// (subject, op header, envelope), and returns its sequence: every other
+// one on the channel's messages subject (a message with a generated
+// op_id), the others on subjects of their own (a sender's op_id).
 func publish(t testing.TB, js jetstream.JetStream, ch, opID string) uint64 {
 	t.Helper()
-	m := nats.NewMsg(streams.OpSubject(ch, ops.KindMessage, opID))
+	subject := streams.OpSubject(ch, ops.KindMessage, opID)
+	if published.Add(1)%2 == 0 {
+		subject = streams.MessagesSubject(ch)
+	}
+	m := nats.NewMsg(subject)
 	m.Header.Set(streams.HeaderOp, string(ops.MessageCreate))
 	m.Data = fmt.Appendf(nil, `{"v":1,"op":"message","channel_id":%q,"op_id":%q,"payload":{}}`, ch, opID)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)

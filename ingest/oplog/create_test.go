@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -22,23 +24,9 @@ import (
 // of the original (same entity, the create's sequence); the same op_id
 // with another body is op_id_conflict; and the log holds nothing more.
 func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
-	b := brokertest.Start(t)
 	ctx := context.Background()
-	_, js := b.Conn(t)
-	stream, err := js.Stream(ctx, streams.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const window = 200 * time.Millisecond
-	cfg := info.Config
-	cfg.Duplicates = window
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	js, stream := opsWithDuplicateWindow(t, window)
 	open := func() *oplog.Writer {
 		w, err := oplog.New(ctx, js, oplog.Options{})
 		if err != nil {
@@ -87,4 +75,26 @@ func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
 	if after.State.Msgs != before.State.Msgs {
 		t.Fatalf("the log holds %d operations after the retries, want %d", after.State.Msgs, before.State.Msgs)
 	}
+}
+
+// opsWithDuplicateWindow starts a broker whose PUSHGO_OPS forgets message
+// ids after window, so that a test can retry past it.
+func opsWithDuplicateWindow(t *testing.T, window time.Duration) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	ctx := context.Background()
+	_, js := brokertest.Start(t).Conn(t)
+	stream, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	cfg.Duplicates = window
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	return js, stream
 }

@@ -142,6 +142,10 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 		}
 	}
 
+	if v.Op == ops.MessageCreate && !clientOpID {
+		return w.appendMessage(ctx, v, res)
+	}
+
 	subject := streams.OpSubject(v.ChannelID, kind, v.EntityID)
 	st := w.stripes.of(subject)
 	st.mu.Lock()
@@ -392,7 +396,39 @@ func dedupID(channelID string, op ops.Name, opID string) string {
 	return channelID + ":" + string(op) + ":" + opID
 }
 
+// appendMessage appends a message whose op_id the gateway generated to its
+// channel's messages subject (streams.MessagesSubject), with no read, no
+// lock and no expected sequence: its sender cannot retry it (it does not
+// know the op_id) and nobody writes a message again, so there is nothing
+// for a per-entity subject's compare-and-swap to catch. One subject per
+// channel instead of one per message spares the broker a subject's state
+// for every message it keeps.
+func (w *Writer) appendMessage(ctx context.Context, v *ops.Validated, res Result) (Result, *apierr.Error) {
+	data, err := w.encode(v, res.OpID)
+	if err != nil {
+		w.log.Error("oplog: encode operation", "op", v.Op, "err", err)
+		return Result{}, apierr.New(apierr.InternalError)
+	}
+	subject := streams.MessagesSubject(v.ChannelID)
+	ack, err := w.pub.publish(ctx, opMsg(subject, v, res.OpID, data, false))
+	if err != nil {
+		return Result{}, w.unavailable("append", subject, err)
+	}
+	res.Seq = ack.Sequence
+	return res, nil
+}
+
+// publish appends an operation to its entity's subject, expecting
+// expectSeq as the subject's last sequence (0: none).
 func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, opID string, data []byte, expectSeq uint64, clientOpID bool) (*jetstream.PubAck, error) {
+	m := opMsg(subject, v, opID, data, clientOpID)
+	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(expectSeq, 10)}
+	return w.pub.publish(ctx, m)
+}
+
+// opMsg is the broker message of an operation: its data and the headers
+// every operation carries.
+func opMsg(subject string, v *ops.Validated, opID string, data []byte, clientOpID bool) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header[streams.HeaderOp] = []string{string(v.Op)}
@@ -401,13 +437,12 @@ func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, 
 	if v.ContentHash != "" {
 		m.Header[streams.HeaderContentHash] = []string{v.ContentHash}
 	}
-	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(expectSeq, 10)}
 	if clientOpID {
 		// Generated op_ids cannot be retried by the client, so only client
 		// op_ids spend an entry of the broker's duplicate window.
 		m.Header[jetstream.MsgIDHeader] = []string{dedupID(v.ChannelID, v.Op, opID)}
 	}
-	return w.pub.publish(ctx, m)
+	return m
 }
 
 // probeDuplicate answers a retried op_id whose entity has since been closed

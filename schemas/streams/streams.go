@@ -77,10 +77,25 @@ func OpSubject(channelID string, kind ops.Kind, entityID string) string {
 	return b.String()
 }
 
+// MessagesSubject returns the subject of a channel's messages whose op_id
+// the gateway generated: pushgo.op.<channel_id>.message. Such a message is
+// never retried (its sender does not know the op_id) nor written again
+// (messages are immutable), so it needs neither a subject of its own to
+// order it nor one to catch a racing writer; one subject per channel spares
+// the broker a subject's state for every message it keeps (the embedded
+// broker's per-subject index grew with every /message otherwise). A
+// message with a client op_id keeps its OpSubject: a retry past the
+// duplicate window is recognised by that subject's sequence.
+func MessagesSubject(channelID string) string {
+	return OpsSubjectPrefix + channelID + "." + string(ops.KindMessage)
+}
+
 // ParseOpSubject splits an operation's subject, OpSubject's
-// pushgo.op.<channel_id>.<kind>.<entity_id>, into its parts; ok is false
-// for a subject of another form or with an empty part. The kind is not
-// checked against the known kinds.
+// pushgo.op.<channel_id>.<kind>.<entity_id>, into its parts, and a
+// channel's MessagesSubject into its channel, KindMessage and an empty
+// entity id; ok is false for a subject of another form or with an empty
+// part. The kind of an entity's subject is not checked against the known
+// kinds.
 func ParseOpSubject(subject string) (channelID string, kind ops.Kind, entityID string, ok bool) {
 	rest, ok := strings.CutPrefix(subject, OpsSubjectPrefix)
 	if !ok {
@@ -91,6 +106,9 @@ func ParseOpSubject(subject string) (channelID string, kind ops.Kind, entityID s
 		return "", "", "", false
 	}
 	k, entityID, ok := strings.Cut(rest, ".")
+	if !ok && k == string(ops.KindMessage) {
+		return channelID, ops.KindMessage, "", true
+	}
 	if !ok || k == "" || entityID == "" {
 		return "", "", "", false
 	}
