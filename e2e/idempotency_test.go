@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"net/http"
 	"testing"
@@ -63,5 +64,51 @@ func TestIdempotentRetryAcrossRestart(t *testing.T) {
 	}
 	if creates != 1 || len(msgs) != 1 {
 		t.Errorf("PUSHGO_OPS holds %d operations with %d creates of op_id %s; want exactly one create and nothing else", len(msgs), creates, opID)
+	}
+}
+
+// TestGeneratedMessageOpIDSentBack: a /message without an op_id is
+// answered with the op_id the gateway generated, and its message is kept on
+// the channel's messages subject, not a subject of its own. A sender that
+// sends the same message back with that op_id (after a restart, so no
+// process remembers it) gets the first answer and appends nothing; with
+// another body it gets 409 op_id_conflict.
+func TestGeneratedMessageOpIDSentBack(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	password := "generated-op-id"
+	g1 := startGateway(t, gwConfig{DataDir: dataDir})
+	ch := createChannel(t, g1, "home", password)
+	msg := map[string]any{"channel_id": ch, "password": password, "title": "Backup finished", "body": "412 GB in 38 min", "severity": "low"}
+	first := mustOK(t, g1.Post(t, "/message", mustJSON(t, msg)), messageKeys...)
+	opID := str(t, first, "op_id")
+	if !hex32.MatchString(opID) {
+		t.Fatalf("generated op_id %q is not 32 lowercase hex", opID)
+	}
+	if err := g1.terminate(); err != nil {
+		t.Errorf("pushgo did not stop cleanly on SIGTERM: %v", err)
+	}
+
+	g2 := startGateway(t, gwConfig{DataDir: dataDir})
+	msg["op_id"] = opID
+	again := mustOK(t, g2.Post(t, "/message", mustJSON(t, msg)), messageKeys...)
+	for _, k := range []string{"channel_id", "op_id", "message_id"} {
+		if again[k] != first[k] {
+			t.Errorf("sent back with its op_id: %s %v, want the first answer's %v", k, again[k], first[k])
+		}
+	}
+	msg["body"] = "412 GB in 39 min"
+	mustFail(t, g2.Post(t, "/message", mustJSON(t, msg)), http.StatusConflict, "op_id_conflict")
+
+	msgs := readOps(t, g2.natsURL)
+	if len(msgs) != 1 || msgs[0].OpID != opID || msgs[0].EntityID != first["message_id"] {
+		var held []string
+		for _, m := range msgs {
+			held = append(held, fmt.Sprintf("%d %s %s %s", m.Seq, m.Subject, m.Op, m.OpID))
+		}
+		t.Fatalf("PUSHGO_OPS holds %d operations %q; want the one message %s", len(msgs), held, first["message_id"])
+	}
+	if want := "pushgo.op." + ch + ".message"; msgs[0].Subject != want {
+		t.Errorf("the message is on %q, want its channel's messages subject %q", msgs[0].Subject, want)
 	}
 }

@@ -129,11 +129,12 @@ func historyItems(t *testing.T, p *projector.Projector) int {
 // TestPoisonedLogIsSetAside: entries of PUSHGO_OPS and PUSHGO_RECEIPTS
 // that cannot be folded (bytes that are not JSON, a newer envelope
 // version, an unknown operation, an envelope on another entity's subject
-// or an event on the channel's messages subject, a payload the fold refuses, an unknown receipt) are set aside as dead
-// letters (listed with sequence and reason, counted in metrics) while the
-// fold goes on: every valid operation around them is folded, the projector
-// stays ready, and a restart or a rebuild does the same. Before, the first
-// of them stopped the fold for good.
+// or an event on the channel's messages subject, a payload the fold
+// refuses, an unknown receipt) are set aside as dead letters (listed with
+// sequence and reason, counted in metrics) while the fold goes on: every
+// valid operation around them is folded, the projector stays ready, and a
+// restart or a rebuild does the same. Before, the first of them stopped the
+// fold for good.
 func TestPoisonedLogIsSetAside(t *testing.T) {
 	nc, js := setup(t)
 	dir := t.TempDir()

@@ -40,7 +40,9 @@ import (
 //
 //	dispatcher (consume) ──► partition 0 … n-1 ──sealed parts──► committer ──► Pebble
 //	  reads the log, deals     fold, seal at       one batch per group,
-//	  by subject, cuts groups   each cut           the applied sequence in it
+//	  by subject (messages      each cut           the applied sequence in it
+//	  subject: by sequence),
+//	  cuts groups
 
 // foldBuffer is the fold's consumer buffer: what it pulls from the broker
 // at once is twice this (make bench's raw consume pulls the same).

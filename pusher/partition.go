@@ -123,7 +123,7 @@ type floor struct {
 
 type intakeItem struct {
 	m       jetstream.Msg // nil for an operation read from the stream (fillGap)
-	subject string        // pushgo.op.<channel_id>.<kind>.<entity_id>
+	subject string        // pushgo.op.<channel_id>.<kind>[.<entity_id>] (streams.ParseOpSubject)
 	data    []byte
 	seq     uint64
 	ep      *epoch

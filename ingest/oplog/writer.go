@@ -1,7 +1,9 @@
 // Package oplog appends validated operations to PUSHGO_OPS: it decides the
 // lifecycle (404, 409), recognises retried op_ids, and appends with the
 // entity's expected last subject sequence so that two writers racing on one
-// entity, in one process or in several, cannot both win.
+// entity, in one process or in several, cannot both win. A message whose
+// op_id the gateway generated has no race to lose: it goes to its channel's
+// messages subject with no expectation (appendMessage).
 //
 // In a cluster a direct get may be answered by a follower that has not yet
 // applied a write another ingest replica got acknowledged a moment ago. So
@@ -33,6 +35,7 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -52,6 +55,14 @@ type Options struct {
 	// process (consume.LocalFeed), which then need not have the broker
 	// deliver them.
 	Appended func(seq uint64, subject string, data []byte)
+	// FindOp, when set, finds a channel's operation by its op_id in the
+	// projection (readfwd.Forwarder.FindOp). It is asked only when a
+	// /message carries an op_id the gateway generated (ids.IsGenerated), a
+	// sender sending back what an earlier answer gave it: that message, if
+	// there is one, is on the channel's messages subject, where no expected
+	// sequence finds it. Without FindOp such a message is appended as a new
+	// one (the writer's own tests).
+	FindOp func(ctx context.Context, channelID, opID string) (op reads.OpData, found bool, aerr *apierr.Error)
 	// Now is the clock of accepted_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -144,6 +155,15 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 
 	if v.Op == ops.MessageCreate && !clientOpID {
 		return w.appendMessage(ctx, v, res)
+	}
+	if v.Op == ops.MessageCreate && w.opts.FindOp != nil && ids.IsGenerated(opID) {
+		op, found, aerr := w.opts.FindOp(ctx, v.ChannelID, opID)
+		if aerr != nil {
+			return Result{}, aerr
+		}
+		if found && op.EntityType == ops.KindMessage && op.EntityID == v.EntityID {
+			return w.replayAt(ctx, res, op.Seq, v.BodyHash)
+		}
 	}
 
 	subject := streams.OpSubject(v.ChannelID, kind, v.EntityID)
@@ -398,11 +418,13 @@ func dedupID(channelID string, op ops.Name, opID string) string {
 
 // appendMessage appends a message whose op_id the gateway generated to its
 // channel's messages subject (streams.MessagesSubject), with no read, no
-// lock and no expected sequence: its sender cannot retry it (it does not
-// know the op_id) and nobody writes a message again, so there is nothing
-// for a per-entity subject's compare-and-swap to catch. One subject per
-// channel instead of one per message spares the broker a subject's state
-// for every message it keeps.
+// lock and no expected sequence: the op_id is new, and nobody writes a
+// message again, so there is nothing for a per-entity subject's
+// compare-and-swap to catch. A sender can send the op_id back only after
+// the answer that gave it, when the message is in the log: Append finds it
+// then through the projection (Options.FindOp). One subject per channel
+// instead of one per message spares the broker a subject's state for
+// every message it keeps.
 func (w *Writer) appendMessage(ctx context.Context, v *ops.Validated, res Result) (Result, *apierr.Error) {
 	data, err := w.encode(v, res.OpID)
 	if err != nil {

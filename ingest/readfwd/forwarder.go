@@ -139,6 +139,22 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 	return f.request(ctx, req, barrier)
 }
 
+// FindOp looks the channel's operation with op_id opID up in the
+// projection (reads.OpLookup), once the projector has folded every
+// message of the channel's messages subject: found is false when the
+// channel has none.
+func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op reads.OpData, found bool, aerr *apierr.Error) {
+	raw, aerr := f.Read(ctx, &reads.Request{Route: reads.OpLookup, ChannelID: channelID, OpID: opID})
+	if aerr != nil {
+		return reads.OpData{}, false, aerr
+	}
+	if err := json.Unmarshal(raw, &op); err != nil {
+		f.log.Error("readfwd: op lookup answer", "channel_id", channelID, "err", err)
+		return reads.OpData{}, false, apierr.New(apierr.InternalError)
+	}
+	return op, op.Seq != 0, nil
+}
+
 // request sends req with its barrier to a projector replica. The answer
 // may come in chunks (reads.Request.Chunks): one larger than the broker's
 // max_payload is read whole, so no read fails for its size.
@@ -187,14 +203,16 @@ func answerOf(resp reads.Response) (jsontext.Value, *apierr.Error) {
 
 // barrierSubject is what a read must have seen: the entity's own subject
 // for /thing/get and /event/get (a read of one entity waits only for that
-// entity's writes), the whole channel for lists and history, none ("") for
-// the deadline scan.
+// entity's writes), the channel's messages subject for an op lookup, the
+// whole channel for lists and history, none ("") for the deadline scan.
 func barrierSubject(req *reads.Request) string {
 	switch req.Route {
 	case reads.ThingGet:
 		return streams.OpSubject(req.ChannelID, ops.KindThing, req.ThingID)
 	case reads.EventGet:
 		return streams.OpSubject(req.ChannelID, ops.KindEvent, req.EventID)
+	case reads.OpLookup:
+		return streams.MessagesSubject(req.ChannelID)
 	case reads.ThingsSelect, reads.DeadlinesDue:
 		// A selection reads the projection as it is: the last message of a
 		// wildcard subject costs the broker a walk over every subject it

@@ -12,30 +12,57 @@ import (
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
-// sendOp is what the ops fold records of an operation for /send_status,
-// in the op_id index: its kind byte (kindByte), accepted_at (varint) and
-// entity id.
+// sendOp is what the ops fold records of an operation for /send_status
+// and Op, in the op_id index: its kind byte (kindByte), accepted_at
+// (varint), sequence (uvarint) and entity id.
 type sendOp struct {
 	EntityType ops.Kind
 	EntityID   string
 	AcceptedAt int64
+	Seq        uint64
 }
 
 func appendSendOp(dst []byte, o sendOp) []byte {
 	dst = append(dst, kindByte(o.EntityType))
 	dst = binary.AppendVarint(dst, o.AcceptedAt)
+	dst = binary.AppendUvarint(dst, o.Seq)
 	return append(dst, o.EntityID...)
 }
 
 func decodeSendOp(b []byte) (sendOp, error) {
-	if len(b) < 2 {
+	if len(b) < 3 {
 		return sendOp{}, fmt.Errorf("%w: operation record of %d bytes", ErrCorrupt, len(b))
 	}
 	at, n := binary.Varint(b[1:])
 	if n <= 0 {
 		return sendOp{}, fmt.Errorf("%w: operation record: accepted_at", ErrCorrupt)
 	}
-	return sendOp{EntityType: kindOf(b[0]), AcceptedAt: at, EntityID: string(b[1+n:])}, nil
+	seq, m := binary.Uvarint(b[1+n:])
+	if m <= 0 {
+		return sendOp{}, fmt.Errorf("%w: operation record: sequence", ErrCorrupt)
+	}
+	return sendOp{EntityType: kindOf(b[0]), AcceptedAt: at, Seq: seq, EntityID: string(b[1+n+m:])}, nil
+}
+
+// IndexedOp is an operation as the op_id index records it.
+type IndexedOp struct {
+	Seq        uint64
+	EntityType ops.Kind
+	EntityID   string
+}
+
+// Op returns the channel's operation with op_id opID (its latest, if the
+// channel used the op_id twice), or found false when the index holds none.
+func (s *Store) Op(channelID, opID string) (op IndexedOp, found bool, err error) {
+	raw, err := s.get(opChannelKey(opID, channelID))
+	if err != nil || raw == nil {
+		return IndexedOp{}, false, err
+	}
+	o, err := decodeSendOp(raw)
+	if err != nil {
+		return IndexedOp{}, false, err
+	}
+	return IndexedOp{Seq: o.Seq, EntityType: o.EntityType, EntityID: o.EntityID}, true, nil
 }
 
 // sendCounts is the receipts fold's record of an operation. Its
@@ -101,7 +128,7 @@ func (c *sendCounts) counts() delivery.Counts {
 // for its later operation.
 func (b *Batch) PutOp(env *ops.Envelope, seq uint64) {
 	b.ops = append(b.ops, opRecord{seq: seq, key: opChannelKey(env.OpID, env.ChannelID),
-		value: appendSendOp(nil, sendOp{EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt})})
+		value: appendSendOp(nil, sendOp{EntityType: env.Op.Kind(), EntityID: env.EntityID, AcceptedAt: env.AcceptedAt, Seq: seq})})
 }
 
 // ApplyReceipt folds one receipt. It is idempotent: a receipt recorded

@@ -320,7 +320,8 @@ func (s *Store) abandon() error {
 // sequence (s keys) that pruning reads. 5: snapshots in their binary form
 // (fold.EncodeEvent), the operation record in the O key (no o keys), no
 // g keys and no s keys of operations (history pruned channel by channel).
-const Layout = 5
+// 6: the operation's sequence in its O key's record (Store.Op).
+const Layout = 6
 
 var layoutKey = []byte("m\x00layout")
 

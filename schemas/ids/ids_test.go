@@ -115,9 +115,49 @@ func TestNewOpIDIsTimeOrdered(t *testing.T) {
 	if later := NewOpID(); later <= first {
 		t.Fatalf("op id drawn later %s sorts before %s", later, first)
 	}
+	if !IsGenerated(first) {
+		t.Fatalf("op id %s: not recognised as generated", first)
+	}
 	for _, key := range []string{NewDeviceKey(), NewRandomID()} {
 		if len(key) != 32 || key[:8] == first[:8] {
 			t.Fatalf("random id %s: want 128 random bits, not a time prefix like %s", key, first)
+		}
+	}
+}
+
+// IsGenerated recognises what NewOpID returns and refuses a sender's op_ids
+// of the same length and alphabet (but for the one in 65,536 that checks by
+// chance), any single changed character, uppercase and other lengths.
+func TestIsGenerated(t *testing.T) {
+	hits := 0
+	for range 10_000 {
+		if id := NewOpID(); !IsGenerated(id) {
+			t.Fatalf("%s not recognised", id)
+		}
+		if IsGenerated(NewRandomID()) {
+			hits++
+		}
+	}
+	if hits > 5 { // expected 10,000/65,536
+		t.Fatalf("%d of 10,000 random ids recognised as generated", hits)
+	}
+	const hexDigits = "0123456789abcdef"
+	for n := range 20 { // fixed ids, so that no run differs from another
+		id := formatOpID(1_800_000_000_000+int64(n)*7919, [8]byte{byte(n), 1, 2, 3, 4, 5, 6, byte(255 - n)})
+		if !IsGenerated(id) {
+			t.Fatalf("%s not recognised", id)
+		}
+		for i := range id {
+			changed := []byte(id)
+			changed[i] = hexDigits[(strings.IndexByte(hexDigits, id[i])+1+n%15)%16]
+			if IsGenerated(string(changed)) {
+				t.Errorf("%s (from %s, character %d changed) recognised as generated", changed, id, i)
+			}
+		}
+		for _, other := range []string{strings.ToUpper(id), id[:31], id + "0", "op-" + id[3:]} {
+			if IsGenerated(other) {
+				t.Errorf("%q (from %s) recognised as generated", other, id)
+			}
 		}
 	}
 }

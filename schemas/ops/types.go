@@ -298,7 +298,9 @@ func (v *Validated) SetEntityID(id string) {
 }
 
 // Envelope is one operation in PUSHGO_OPS, on subject
-// pushgo.op.<channel_id>.<kind>.<entity_id>. V is the envelope version.
+// pushgo.op.<channel_id>.<kind>.<entity_id>, or pushgo.op.<channel_id>.message
+// for a message whose op_id the gateway generated (streams.MessagesSubject).
+// V is the envelope version.
 type Envelope struct {
 	V          int            `json:"v"`
 	Op         Name           `json:"op"`

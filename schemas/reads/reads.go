@@ -38,7 +38,22 @@ const (
 	// Request.Before (ms), oldest first: the gateway closes them with
 	// status timed_out. The answer is DueData.
 	DeadlinesDue Route = "deadlines.due"
+	// OpLookup finds the channel's operation with an op_id
+	// (Request.ChannelID, Request.OpID) in the projection's op_id index,
+	// once every message of the channel's messages subject is folded:
+	// ingest asks it when a sender sends back, on /message, an op_id the
+	// gateway generated, whose message is on that subject rather than one
+	// of its own. The answer is OpData.
+	OpLookup Route = "op.lookup"
 )
+
+// OpData is the answer of OpLookup: the operation's sequence, kind and
+// entity, or Seq 0 when the channel has no operation with the op_id.
+type OpData struct {
+	Seq        uint64   `json:"seq"`
+	EntityType ops.Kind `json:"entity_type,omitempty"`
+	EntityID   string   `json:"entity_id,omitempty"`
+}
 
 const (
 	// SubjectPrefix prefixes the read subjects projector replicas serve.
