@@ -135,15 +135,15 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, Logger: cfg.Logger})
+	fwd, err := readfwd.New(ctx, nc, cfg.ReadTimeout, cfg.LocalReads, cfg.Logger)
 	if err != nil {
 		reg.Close()
 		return nil, err
 	}
-	fwd, err := readfwd.New(ctx, nc, cfg.ReadTimeout, cfg.LocalReads, cfg.Logger)
+	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, FindOp: fwd.FindOp, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
-		w.Close()
+		_ = fwd.Close()
 		return nil, err
 	}
 	devs, err := devices.Open(ctx, js, devices.Options{Timeout: regTimeout, Logger: cfg.Logger})
