@@ -68,7 +68,7 @@ func (r *Routes) eventBus(c *echo.Context) error {
 	for i := range batch.Events {
 		ev := &batch.Events[i]
 		if ev.ID == "" {
-			ev.ID = ids.NewOpID()
+			ev.ID = ids.NewSenderOpID()
 		}
 		if occ[i], aerr = prepareOccurrence(ev, tok.ChannelID, received); aerr != nil {
 			return writeBusError(c, http.StatusBadRequest, aerr.Code, eventbus.InvalidParameterValue,

@@ -162,7 +162,7 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 			return Result{}, aerr
 		}
 		if found && op.EntityType == ops.KindMessage && op.EntityID == v.EntityID {
-			return w.replayAt(ctx, res, op.Seq, v.BodyHash)
+			return w.replayIndexed(ctx, res, op.Seq, v.BodyHash)
 		}
 	}
 
@@ -513,6 +513,23 @@ func (w *Writer) replayAt(ctx context.Context, res Result, seq uint64, bodyHash 
 	// not yet (Msg asks the leader then).
 	m, err := w.ops.Msg(ctx, seq)
 	if err != nil {
+		return Result{}, w.unavailable("read original", fmt.Sprint(seq), err)
+	}
+	return w.replay(res, seq, m.Header.Get(streams.HeaderBodyHash), bodyHash)
+}
+
+// replayIndexed answers an op_id the projection's index found at seq. The
+// index may hold an operation retention has removed from the log a moment
+// ago (the projection prunes after it): that one is answered as a replay,
+// as replayCreate does, since its id is derived and no stored body is left
+// to compare against.
+func (w *Writer) replayIndexed(ctx context.Context, res Result, seq uint64, bodyHash string) (Result, *apierr.Error) {
+	m, err := w.ops.Msg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		res.Seq, res.Replayed = seq, true
+		return res, nil
+	case err != nil:
 		return Result{}, w.unavailable("read original", fmt.Sprint(seq), err)
 	}
 	return w.replay(res, seq, m.Header.Get(streams.HeaderBodyHash), bodyHash)

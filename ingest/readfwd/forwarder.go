@@ -145,6 +145,12 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 // channel has none.
 func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op reads.OpData, found bool, aerr *apierr.Error) {
 	raw, aerr := f.Read(ctx, &reads.Request{Route: reads.OpLookup, ChannelID: channelID, OpID: opID})
+	if aerr != nil && aerr.Code == apierr.RouteNotFound {
+		// A projector of an older version, during an upgrade: the write
+		// cannot be decided yet, and is not a 404.
+		f.log.Warn("readfwd: op lookup not served by this projector version", "channel_id", channelID)
+		return reads.OpData{}, false, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
+	}
 	if aerr != nil {
 		return reads.OpData{}, false, aerr
 	}

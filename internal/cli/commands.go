@@ -164,7 +164,7 @@ func (w writeCommand) build(env Env, g *globals) *cobra.Command {
 		}
 		explicitOpID := opID != ""
 		if opID == "" {
-			opID = ids.NewOpID()
+			opID = ids.NewSenderOpID()
 		} else if !ids.ValidOpID(opID) {
 			return usagef("--op-id %q: want 1 to 128 characters of [A-Za-z0-9_:-]", opID)
 		}

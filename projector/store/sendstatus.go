@@ -266,6 +266,21 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 		AcceptedAt: o.AcceptedAt, UpdatedAt: o.AcceptedAt}, nil
 }
 
+// pruneOpRecord deletes the op_id index record and the send status of
+// (channelID, opID) as the log's operations below first go, unless the
+// record is of a later operation: an op_id the channel used again (a
+// sender's, past the duplicate window) answers for that one until it goes.
+func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uint64) {
+	k := opChannelKey(opID, channelID)
+	if raw, err := s.get(k); err == nil && raw != nil {
+		if o, err := decodeSendOp(raw); err == nil && o.Seq >= first {
+			return
+		}
+	}
+	_ = b.Delete(k, nil)
+	_ = b.Delete(countsKey(channelID, opID), nil)
+}
+
 // pruneSendStatus deletes the send status the receipts fold recorded of
 // every operation with a sequence below first: its counts, their index
 // entries by sequence and the outcome keys (the op_id index entries of
@@ -279,8 +294,7 @@ func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64) (int, error) {
 	for ok := it.First(); ok; ok = it.Next() {
 		channelID, opID, ok := parseSendSeqKey(it.Key())
 		if ok {
-			_ = b.Delete(opChannelKey(opID, channelID), nil)
-			_ = b.Delete(countsKey(channelID, opID), nil)
+			s.pruneOpRecord(b, channelID, opID, first)
 		}
 		_ = b.Delete(it.Key(), nil)
 		n++

@@ -152,7 +152,7 @@ func sendStatusKeys(t *testing.T, s *Store) string {
 			if err != nil {
 				t.Fatalf("%q: %v", k, err)
 			}
-			v = fmt.Appendf(nil, "%s %s accepted_at=%d", o.EntityType, o.EntityID, o.AcceptedAt)
+			v = fmt.Appendf(nil, "%s %s accepted_at=%d seq=%d", o.EntityType, o.EntityID, o.AcceptedAt, o.Seq)
 		case 'x':
 			parts = strings.Split(string(k), "\x00")
 		case 'd', 's':

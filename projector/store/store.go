@@ -727,8 +727,7 @@ func (s *Store) pruneHistory(b *pebble.Batch, first uint64) (int, error) {
 		for ; ok && bytes.Compare(it.Key(), to) < 0; ok = it.Next() {
 			var env ops.Envelope
 			if v := it.Value(); len(v) > 1 && fold.DecodeEnvelope(v[1:], &env) == nil && env.OpID != "" {
-				_ = b.Delete(opChannelKey(env.OpID, channelID), nil)
-				_ = b.Delete(countsKey(channelID, env.OpID), nil)
+				s.pruneOpRecord(b, channelID, env.OpID, first)
 			}
 			n++
 		}

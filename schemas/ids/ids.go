@@ -152,6 +152,18 @@ func formatOpID(ms int64, random [8]byte) string {
 	return hex.EncodeToString(b[:])
 }
 
+// NewSenderOpID returns an op_id for a sender: NewOpID's length and time
+// order, with 80 random bits and no check. The CLI's writes carry one (so
+// that a retry is safe), and so does an event the event bus route names
+// for its sender: ingest must not take them for op_ids it generated and
+// answered, which it looks up (IsGenerated).
+func NewSenderOpID() string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixMilli())<<16)
+	_, _ = rand.Read(b[6:])
+	return hex.EncodeToString(b[:])
+}
+
 // IsGenerated reports whether opID has the form NewOpID gives: 32
 // lowercase hex characters whose last 4 check the others. A sender that
 // sends back an op_id the gateway generated for it has one; a sender's own

@@ -138,6 +138,17 @@ func TestIsGenerated(t *testing.T) {
 			hits++
 		}
 	}
+	senderHits := 0
+	for range 10_000 {
+		if id := NewSenderOpID(); len(id) != 32 || !ValidOpID(id) {
+			t.Fatalf("sender op id %q", id)
+		} else if IsGenerated(id) {
+			senderHits++
+		}
+	}
+	if senderHits > 5 {
+		t.Fatalf("%d of 10,000 sender op ids recognised as generated", senderHits)
+	}
 	if hits > 5 { // expected 10,000/65,536
 		t.Fatalf("%d of 10,000 random ids recognised as generated", hits)
 	}
