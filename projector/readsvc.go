@@ -220,14 +220,11 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 	case reads.SendStatus:
 		return p.sendStatus(req.ChannelID, req.OpID)
 	case reads.OpLookup:
-		op, found, err := p.store.Op(req.ChannelID, req.OpID)
+		op, err := p.store.Op(req.ChannelID, req.OpID)
 		if err != nil {
 			return nil, p.storeErr(err)
 		}
-		if !found {
-			return encode(reads.OpData{})
-		}
-		return encode(reads.OpData{Seq: op.Seq, EntityType: op.EntityType, EntityID: op.EntityID})
+		return encode(op)
 	case reads.ThingGet:
 		return p.snapshot(ops.KindThing, req.ChannelID, req.ThingID, apierr.ThingNotFound, "thing_id")
 	case reads.EventGet:

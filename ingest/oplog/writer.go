@@ -62,7 +62,8 @@ type Options struct {
 	// there is one, is on the channel's messages subject, where no expected
 	// sequence finds it. Without FindOp such a message is appended as a new
 	// one (the writer's own tests).
-	FindOp func(ctx context.Context, channelID, opID string) (op reads.OpData, found bool, aerr *apierr.Error)
+	// Its answer's Seq is 0 when the channel has no such operation.
+	FindOp func(ctx context.Context, channelID, opID string) (op reads.OpData, aerr *apierr.Error)
 	// Now is the clock of accepted_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -157,11 +158,11 @@ func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.
 		return w.appendMessage(ctx, v, res)
 	}
 	if v.Op == ops.MessageCreate && w.opts.FindOp != nil && ids.IsGenerated(opID) {
-		op, found, aerr := w.opts.FindOp(ctx, v.ChannelID, opID)
+		op, aerr := w.opts.FindOp(ctx, v.ChannelID, opID)
 		if aerr != nil {
 			return Result{}, aerr
 		}
-		if found && op.EntityType == ops.KindMessage && op.EntityID == v.EntityID {
+		if op.Seq != 0 && op.EntityType == ops.KindMessage && op.EntityID == v.EntityID {
 			return w.replayIndexed(ctx, res, op.Seq, v.BodyHash)
 		}
 	}

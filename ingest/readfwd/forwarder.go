@@ -141,24 +141,24 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 
 // FindOp looks the channel's operation with op_id opID up in the
 // projection (reads.OpLookup), once the projector has folded every
-// message of the channel's messages subject: found is false when the
-// channel has none.
-func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op reads.OpData, found bool, aerr *apierr.Error) {
+// message of the channel's messages subject: Seq 0 when the channel has
+// none.
+func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op reads.OpData, aerr *apierr.Error) {
 	raw, aerr := f.Read(ctx, &reads.Request{Route: reads.OpLookup, ChannelID: channelID, OpID: opID})
 	if aerr != nil && aerr.Code == apierr.RouteNotFound {
 		// A projector of an older version, during an upgrade: the write
 		// cannot be decided yet, and is not a 404.
 		f.log.Warn("readfwd: op lookup not served by this projector version", "channel_id", channelID)
-		return reads.OpData{}, false, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
+		return reads.OpData{}, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
 	}
 	if aerr != nil {
-		return reads.OpData{}, false, aerr
+		return reads.OpData{}, aerr
 	}
 	if err := json.Unmarshal(raw, &op); err != nil {
 		f.log.Error("readfwd: op lookup answer", "channel_id", channelID, "err", err)
-		return reads.OpData{}, false, apierr.New(apierr.InternalError)
+		return reads.OpData{}, apierr.New(apierr.InternalError)
 	}
-	return op, op.Seq != 0, nil
+	return op, nil
 }
 
 // request sends req with its barrier to a projector replica. The answer

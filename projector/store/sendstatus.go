@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 )
 
 // sendOp is what the ops fold records of an operation for /send_status
@@ -44,25 +45,19 @@ func decodeSendOp(b []byte) (sendOp, error) {
 	return sendOp{EntityType: kindOf(b[0]), AcceptedAt: at, Seq: seq, EntityID: string(b[1+n+m:])}, nil
 }
 
-// IndexedOp is an operation as the op_id index records it.
-type IndexedOp struct {
-	Seq        uint64
-	EntityType ops.Kind
-	EntityID   string
-}
-
 // Op returns the channel's operation with op_id opID (its latest, if the
-// channel used the op_id twice), or found false when the index holds none.
-func (s *Store) Op(channelID, opID string) (op IndexedOp, found bool, err error) {
+// channel used the op_id twice) as reads.OpLookup answers it: Seq 0 when
+// the index holds none.
+func (s *Store) Op(channelID, opID string) (reads.OpData, error) {
 	raw, err := s.get(opChannelKey(opID, channelID))
 	if err != nil || raw == nil {
-		return IndexedOp{}, false, err
+		return reads.OpData{}, err
 	}
 	o, err := decodeSendOp(raw)
 	if err != nil {
-		return IndexedOp{}, false, err
+		return reads.OpData{}, err
 	}
-	return IndexedOp{Seq: o.Seq, EntityType: o.EntityType, EntityID: o.EntityID}, true, nil
+	return reads.OpData{Seq: o.Seq, EntityType: o.EntityType, EntityID: o.EntityID}, nil
 }
 
 // sendCounts is the receipts fold's record of an operation. Its

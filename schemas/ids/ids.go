@@ -171,22 +171,13 @@ func NewSenderOpID() string {
 // ingest uses it only to decide where to look for an earlier use of the
 // op_id (a message with a generated op_id is not on a subject of its own).
 func IsGenerated(opID string) bool {
-	if len(opID) != 32 {
+	// hex.Decode takes upper case too; NewOpID writes only lower case.
+	if len(opID) != 32 || strings.ContainsAny(opID, "ABCDEF") {
 		return false
 	}
 	var b [16]byte
-	for i := range 32 {
-		c := opID[i]
-		var v byte
-		switch {
-		case c >= '0' && c <= '9':
-			v = c - '0'
-		case c >= 'a' && c <= 'f':
-			v = c - 'a' + 10
-		default:
-			return false
-		}
-		b[i/2] |= v << (4 * (1 - i%2))
+	if _, err := hex.Decode(b[:], []byte(opID)); err != nil {
+		return false
 	}
 	return binary.BigEndian.Uint16(b[14:]) == opIDCheck(b[:14])
 }

@@ -78,10 +78,11 @@ func OpSubject(channelID string, kind ops.Kind, entityID string) string {
 }
 
 // MessagesSubject returns the subject of a channel's messages whose op_id
-// the gateway generated: pushgo.op.<channel_id>.message. Such a message is
-// never retried (its sender does not know the op_id) nor written again
-// (messages are immutable), so it needs neither a subject of its own to
-// order it nor one to catch a racing writer; one subject per channel spares
+// the gateway generated: pushgo.op.<channel_id>.message. Such a message's
+// op_id is new (a sender can only send it back after the answer, which
+// ingest recognises through the projection) and messages are never
+// written again, so it needs neither a subject of its own to order it nor
+// one to catch a racing writer; one subject per channel spares
 // the broker a subject's state for every message it keeps (the embedded
 // broker's per-subject index grew with every /message otherwise). A
 // message with a client op_id keeps its OpSubject: a retry past the
