@@ -36,12 +36,17 @@ type publisher struct {
 	closed  bool
 	next    uint64
 	waiting map[uint64]waiter
+
+	stop  chan struct{} // closed by close: ends the sweeper
+	swept chan struct{} // closed when the sweeper has ended
 }
 
-// waiter is a publish waiting for its PubAck.
+// waiter is a publish waiting for its PubAck, until deadline (zero:
+// none): the sweeper ends a wait that outlives it.
 type waiter struct {
-	ch chan answer
-	m  *nats.Msg
+	ch       chan answer
+	m        *nats.Msg
+	deadline time.Time
 }
 
 // answer is the broker's answer to a publish, and the PubAck in it when it
@@ -49,7 +54,14 @@ type waiter struct {
 type answer struct {
 	msg *nats.Msg
 	ack *jetstream.PubAck
+	// expired is the sweeper's answer: the deadline passed first.
+	expired bool
 }
+
+// sweepEvery is how often the sweeper looks for waits past their
+// deadline: a publish bounded by a deadline ends at most this much after
+// it, without a timer of its own.
+const sweepEvery = 50 * time.Millisecond
 
 // errClosed is the error of a publish after close: nothing is published,
 // since its acknowledgement could not be received.
@@ -63,22 +75,59 @@ const (
 )
 
 func newPublisher(nc *nats.Conn, appended func(seq uint64, subject string, data []byte)) (*publisher, error) {
-	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", appended: appended, waiting: make(map[uint64]waiter)}
+	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", appended: appended, waiting: make(map[uint64]waiter),
+		stop: make(chan struct{}), swept: make(chan struct{})}
 	sub, err := nc.Subscribe(p.prefix+"*", p.reply)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
 	}
 	p.sub = sub
+	go p.sweep()
 	return p, nil
 }
 
-// close stops taking acks: a publish still waiting ends with its
-// context, and a later one is refused (errClosed) without publishing.
+// close stops taking acks and ends the sweeper: a publish still waiting
+// ends with its context, and a later one is refused (errClosed) without
+// publishing.
 func (p *publisher) close() {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	p.closed = true
 	p.mu.Unlock()
 	_ = p.sub.Unsubscribe()
+	close(p.stop)
+	<-p.swept
+}
+
+// sweep ends, every sweepEvery, the waits whose deadline has passed. It
+// is the publisher's one goroutine, ended by close.
+func (p *publisher) sweep() {
+	defer close(p.swept)
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			p.expire(now)
+		}
+	}
+}
+
+// expire ends the waits whose deadline is not after now.
+func (p *publisher) expire(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, w := range p.waiting {
+		if !w.deadline.IsZero() && !now.Before(w.deadline) {
+			delete(p.waiting, id)
+			w.ch <- answer{expired: true} // buffered: never blocks
+		}
+	}
 }
 
 // reply hands a PubAck (or the broker's "no responders") to the publish
@@ -139,8 +188,10 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 }
 
 // request publishes m with a reply subject of its own and waits for the
-// one answer.
+// one answer, until ctx is done or its deadline passes (waitFor: an
+// append's context starts no timer for it).
 func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
+	done, deadline := waitFor(ctx)
 	ch := make(chan answer, 1)
 	p.mu.Lock()
 	if p.closed {
@@ -149,7 +200,7 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
 	}
 	p.next++
 	id := p.next
-	p.waiting[id] = waiter{ch: ch, m: m}
+	p.waiting[id] = waiter{ch: ch, m: m, deadline: deadline}
 	p.mu.Unlock()
 	m.Reply = p.prefix + strconv.FormatUint(id, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
@@ -158,8 +209,11 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
 	}
 	select {
 	case resp := <-ch:
+		if resp.expired {
+			return answer{}, nats.ErrTimeout
+		}
 		return resp, nil
-	case <-ctx.Done():
+	case <-done:
 		p.forget(id)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return answer{}, nats.ErrTimeout

@@ -135,8 +135,9 @@ const backoffStep = 500 * time.Microsecond
 // Append decides and appends v. On success the operation is durably in the
 // stream (the PubAck was received) or was already there (Replayed).
 func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
-	ctx, cancel := context.WithTimeout(ctx, w.opts.AppendTimeout)
-	defer cancel()
+	actx, release := boundAppend(ctx, w.opts.AppendTimeout)
+	defer release()
+	ctx = actx
 
 	opID, clientOpID := v.OpID, v.OpID != ""
 	if !clientOpID {
