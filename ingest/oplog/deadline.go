@@ -16,13 +16,19 @@ import (
 // request's context) was 2.4% of a /message's CPU and 1.9% of an update's
 // (make bench's profiles, 2 December), for a deadline almost never
 // reached.
+//
+// It keeps the contract of the context WithDeadline would have given:
+// once Done is closed, Err is not nil; after release, Done is closed and
+// Err is context.Canceled (unless the deadline or the parent ended it
+// first).
 type appendCtx struct {
 	parent   context.Context
 	deadline time.Time // the earlier of the append's and the parent's
 
-	once   sync.Once
-	timed  context.Context // WithDeadline(parent, deadline), from the first Done
-	cancel context.CancelFunc
+	mu       sync.Mutex
+	timed    context.Context // WithDeadline(parent, deadline), from the first Done
+	cancel   context.CancelFunc
+	released bool
 }
 
 // boundAppend returns the context of an append that must end by
@@ -36,13 +42,26 @@ func boundAppend(parent context.Context, timeout time.Duration) (*appendCtx, con
 	return c, c.release
 }
 
-func (c *appendCtx) start() {
-	c.once.Do(func() { c.timed, c.cancel = context.WithDeadline(c.parent, c.deadline) })
+// started returns the timed context, starting it (cancelled at once
+// after release).
+func (c *appendCtx) started() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timed == nil {
+		c.timed, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		if c.released {
+			c.cancel()
+		}
+	}
+	return c.timed
 }
 
-// release stops the timer, if Done started one.
+// release ends the context: Done is closed from now on, and a timer
+// Done started is stopped.
 func (c *appendCtx) release() {
-	c.once.Do(func() {}) // no timer from now on
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.released = true
 	if c.cancel != nil {
 		c.cancel()
 	}
@@ -50,27 +69,33 @@ func (c *appendCtx) release() {
 
 func (c *appendCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
-// Done starts the timer: it is closed when the parent is done or the
-// deadline passes. After release it is the parent's.
-func (c *appendCtx) Done() <-chan struct{} {
-	c.start()
-	if c.timed == nil {
-		return c.parent.Done()
-	}
-	return c.timed.Done()
-}
+// Done starts the timer: it is closed when the parent is done, the
+// deadline passes or the append is released.
+func (c *appendCtx) Done() <-chan struct{} { return c.started().Done() }
 
 func (c *appendCtx) Err() error {
-	if err := c.parent.Err(); err != nil {
-		return err
-	}
-	if !time.Now().Before(c.deadline) {
+	c.mu.Lock()
+	timed, released := c.timed, c.released
+	c.mu.Unlock()
+	switch {
+	case timed != nil:
+		return timed.Err()
+	case c.parent.Err() != nil:
+		return c.parent.Err()
+	case !time.Now().Before(c.deadline):
 		return context.DeadlineExceeded
+	case released:
+		return context.Canceled
 	}
 	return nil
 }
 
 func (c *appendCtx) Value(key any) any { return c.parent.Value(key) }
+
+// AfterFunc is how a context derived from this one (a read's
+// WithTimeout) follows it: through the timed context's own AfterFunc,
+// not with a goroutine of its own that waits on Done.
+func (c *appendCtx) AfterFunc(f func()) func() bool { return context.AfterFunc(c.started(), f) }
 
 // waitFor is what a wait bounded by ctx selects on and until when: for an
 // append's context, its parent's Done and the deadline, so that no timer

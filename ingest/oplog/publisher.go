@@ -56,6 +56,9 @@ type answer struct {
 	ack *jetstream.PubAck
 	// expired is the sweeper's answer: the deadline passed first.
 	expired bool
+	// closed is close's answer to a publish still waiting: its
+	// acknowledgement can no longer be received.
+	closed bool
 }
 
 // sweepEvery is how often the sweeper looks for waits past their
@@ -87,8 +90,9 @@ func newPublisher(nc *nats.Conn, appended func(seq uint64, subject string, data 
 }
 
 // close stops taking acks and ends the sweeper: a publish still waiting
-// ends with its context, and a later one is refused (errClosed) without
-// publishing.
+// ends at once with errClosed (what the broker did with it is unknown: a
+// retry with the same op_id finds out), and a later one is refused
+// (errClosed) without publishing.
 func (p *publisher) close() {
 	p.mu.Lock()
 	if p.closed {
@@ -100,6 +104,12 @@ func (p *publisher) close() {
 	_ = p.sub.Unsubscribe()
 	close(p.stop)
 	<-p.swept
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, w := range p.waiting {
+		delete(p.waiting, id)
+		w.ch <- answer{closed: true} // buffered: never blocks
+	}
 }
 
 // sweep ends, every sweepEvery, the waits whose deadline has passed. It
@@ -209,8 +219,11 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
 	}
 	select {
 	case resp := <-ch:
-		if resp.expired {
+		switch {
+		case resp.expired:
 			return answer{}, nats.ErrTimeout
+		case resp.closed:
+			return answer{}, errClosed
 		}
 		return resp, nil
 	case <-done:

@@ -98,3 +98,20 @@ func TestAppendEndsWithItsRequest(t *testing.T) {
 		t.Fatalf("cancelled append: %+v, no error", res)
 	}
 }
+
+// TestCloseEndsAWaitingAppend: closing the writer (the service stopping
+// while requests are in flight) ends an append waiting for an
+// acknowledgement that will no longer be received at once, with 503
+// append_unavailable, however long the append timeout: it does not keep
+// its entity's lock or its request forever.
+func TestCloseEndsAWaitingAppend(t *testing.T) {
+	w, channelID, eventID, taken := silentLog(t, time.Hour)
+	go func() {
+		<-taken // published: the append waits for its acknowledgement
+		w.Close()
+	}()
+	res, aerr := w.Append(context.Background(), event(t, ops.EventUpdate, channelID, "", eventID, "", "in flight at close"))
+	if aerr == nil || aerr.Code != apierr.AppendUnavailable {
+		t.Fatalf("append in flight at close: %+v, %v; want %s", res, aerr, apierr.AppendUnavailable)
+	}
+}
