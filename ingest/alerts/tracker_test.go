@@ -43,6 +43,7 @@ func setupWith(t *testing.T, n int, opts alerts.Options) (jetstream.Stream, []re
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(w.Close)
 		tr, err := alerts.New(ctx, js, w, opts)
 		if err != nil {
 			t.Fatal(err)

@@ -70,6 +70,7 @@ func writers(t *testing.T) (a, b *oplog.Writer) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(w.Close)
 		return w
 	}
 	return open(p.Leader), open(p.Followers[0])

@@ -33,6 +33,7 @@ func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Close)
+		t.Cleanup(w.Close)
 		return w
 	}
 	first := open()

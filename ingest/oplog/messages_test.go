@@ -40,6 +40,7 @@ func TestMessagesWithAGeneratedOpIDShareTheirChannelsSubject(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.Close)
+	t.Cleanup(w.Close)
 
 	channelID, other := ids.NewChannelID(), ids.NewChannelID()
 	var generated []oplog.Result
@@ -93,6 +94,7 @@ func TestMessagesWithAGeneratedOpIDShareTheirChannelsSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(again.Close)
 	t.Cleanup(again.Close)
 	got, aerr := again.Append(ctx, message(t, channelID, "sender-op-1", "cpu high"))
 	if aerr != nil || !got.Replayed || got.EntityID != own.EntityID || got.Seq != own.Seq {

@@ -36,6 +36,7 @@ func TestPipelinedAppendsKeepEachEntitysOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Close)
+		t.Cleanup(w.Close)
 		return w
 	}
 	writers := []*oplog.Writer{newWriter(), newWriter()}
@@ -203,6 +204,7 @@ func TestOperationOverTheBrokersLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(w.Close)
 	t.Cleanup(w.Close)
 	channelID := ids.NewChannelID()
 	big := event(t, ops.EventCreate, channelID, "big", "", "", "small")
