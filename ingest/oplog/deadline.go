@@ -33,8 +33,8 @@ type appendCtx struct {
 
 // boundAppend returns the context of an append that must end by
 // timeout from now, and the function that releases it (the caller MUST
-// call it).
-func boundAppend(parent context.Context, timeout time.Duration) (*appendCtx, context.CancelFunc) {
+// call it): context.WithTimeout's contract, with no timer until Done.
+func boundAppend(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	c := &appendCtx{parent: parent, deadline: time.Now().Add(timeout)}
 	if d, ok := parent.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d

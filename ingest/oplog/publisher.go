@@ -54,11 +54,9 @@ type waiter struct {
 type answer struct {
 	msg *nats.Msg
 	ack *jetstream.PubAck
-	// expired is the sweeper's answer: the deadline passed first.
-	expired bool
-	// closed is close's answer to a publish still waiting: its
-	// acknowledgement can no longer be received.
-	closed bool
+	// err ends a wait with no answer from the broker: nats.ErrTimeout
+	// from the sweeper (the deadline passed first), errClosed from close.
+	err error
 }
 
 // sweepEvery is how often the sweeper looks for waits past their
@@ -104,12 +102,7 @@ func (p *publisher) close() {
 	_ = p.sub.Unsubscribe()
 	close(p.stop)
 	<-p.swept
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id, w := range p.waiting {
-		delete(p.waiting, id)
-		w.ch <- answer{closed: true} // buffered: never blocks
-	}
+	p.endWaits(errClosed, func(waiter) bool { return true })
 }
 
 // sweep ends, every sweepEvery, the waits whose deadline has passed. It
@@ -123,19 +116,20 @@ func (p *publisher) sweep() {
 		case <-p.stop:
 			return
 		case now := <-t.C:
-			p.expire(now)
+			p.endWaits(nats.ErrTimeout, func(w waiter) bool { return !w.deadline.IsZero() && !now.Before(w.deadline) })
 		}
 	}
 }
 
-// expire ends the waits whose deadline is not after now.
-func (p *publisher) expire(now time.Time) {
+// endWaits answers err to the waits due reports, which then hear nothing
+// more (reply finds them gone).
+func (p *publisher) endWaits(err error, due func(waiter) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for id, w := range p.waiting {
-		if !w.deadline.IsZero() && !now.Before(w.deadline) {
+		if due(w) {
 			delete(p.waiting, id)
-			w.ch <- answer{expired: true} // buffered: never blocks
+			w.ch <- answer{err: err} // buffered: never blocks
 		}
 	}
 }
@@ -219,11 +213,8 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
 	}
 	select {
 	case resp := <-ch:
-		switch {
-		case resp.expired:
-			return answer{}, nats.ErrTimeout
-		case resp.closed:
-			return answer{}, errClosed
+		if resp.err != nil {
+			return answer{}, resp.err
 		}
 		return resp, nil
 	case <-done:

@@ -135,9 +135,8 @@ const backoffStep = 500 * time.Microsecond
 // Append decides and appends v. On success the operation is durably in the
 // stream (the PubAck was received) or was already there (Replayed).
 func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
-	actx, release := boundAppend(ctx, w.opts.AppendTimeout)
+	ctx, release := boundAppend(ctx, w.opts.AppendTimeout)
 	defer release()
-	ctx = actx
 
 	opID, clientOpID := v.OpID, v.OpID != ""
 	if !clientOpID {
