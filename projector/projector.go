@@ -346,6 +346,11 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 			case p.hurry <- struct{}{}:
 			default: // the fold has a call to hurry already
 			}
+			if p.cfg.LocalOps != nil {
+				// seq may be another process's append, which the feed
+				// never brings: the loop asks the stream soon.
+				p.cfg.LocalOps.Poke()
+			}
 		}
 		select {
 		case <-ch:

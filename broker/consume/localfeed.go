@@ -32,6 +32,7 @@ type LocalFeed struct {
 	max   int
 	floor uint64 // the loop has passed it: offers at or below are dropped
 	wake  chan struct{}
+	poke  chan struct{} // Poke: a reader waits; look at the stream's end soon
 }
 
 // NewLocalFeed returns a feed that holds at most max messages not yet
@@ -41,7 +42,20 @@ func NewLocalFeed(max int) *LocalFeed {
 	if max <= 0 {
 		max = 8192
 	}
-	return &LocalFeed{held: make(map[uint64]localMsg), max: max, wake: make(chan struct{}, 1)}
+	return &LocalFeed{held: make(map[uint64]localMsg), max: max, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1)}
+}
+
+// Poke tells the loop that a reader waits for a sequence it may not have
+// seen: one another process appended, which no offer brings. A loop on
+// the feed with nothing to take asks the stream for its end less and less
+// often while the stream has nothing new (feedPoll up to feedPollIdle, so
+// an idle process does not ask the broker twenty times a second); a poke
+// has it ask again within feedPoll. Poke never blocks.
+func (f *LocalFeed) Poke() {
+	select {
+	case f.poke <- struct{}{}:
+	default:
+	}
 }
 
 // Offer hands the loop the message the broker acknowledged at seq. The

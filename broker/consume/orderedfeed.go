@@ -12,10 +12,16 @@ import (
 
 const (
 	// feedPoll is how often a loop on its local feed with nothing held
-	// asks the stream for its last sequence: how late another process's
-	// append (or one whose PubAck was lost) reaches the handler at most,
-	// beyond a round trip.
-	feedPoll = 50 * time.Millisecond
+	// asks the stream for its last sequence while the stream has news, or
+	// a reader waits (LocalFeed.Poke): how late another process's append
+	// (or one whose PubAck was lost) then reaches the handler at most,
+	// beyond a round trip. feedPollIdle: the interval doubles up to it
+	// while each answer shows nothing new. At 50 ms throughout, an idle
+	// all-in-one gateway asked its broker for the stream's info twenty
+	// times a second, about half of the process's idle CPU (in a cluster,
+	// requests to the stream's leader, from every replica).
+	feedPoll     = 50 * time.Millisecond
+	feedPollIdle = time.Second
 	// consumerInactive removes a consumer left behind by a process that
 	// died between two modes.
 	consumerInactive = 30 * time.Second
@@ -154,7 +160,8 @@ func (o *Ordered) discard(cons jetstream.Consumer, cc jetstream.ConsumeContext) 
 // sequence has reached it).
 func (o *Ordered) fromFeed(ctx context.Context, stream jetstream.Stream, msgs chan<- jetstream.Msg, next uint64) (uint64, error) {
 	f := o.cfg.Local
-	poll := time.NewTimer(feedPoll)
+	every, polled := feedPoll, time.Now() // the poll's interval, and when it last asked
+	poll := time.NewTimer(every)
 	defer poll.Stop()
 	var target uint64 // the stream's last sequence at the last poll
 	for {
@@ -177,8 +184,12 @@ func (o *Ordered) fromFeed(ctx context.Context, stream jetstream.Stream, msgs ch
 		}
 		select {
 		case <-f.wake:
+		case <-f.poke:
+			if every > feedPoll {
+				every = feedPoll
+				poll.Reset(max(time.Until(polled.Add(every)), 0))
+			}
 		case <-poll.C:
-			poll.Reset(feedPoll)
 			if target >= next && f.lowest() == 0 {
 				// The stream had next a poll ago and the feed still has
 				// not: appended by another process, or its PubAck lost.
@@ -190,10 +201,27 @@ func (o *Ordered) fromFeed(ctx context.Context, stream jetstream.Stream, msgs ch
 			if target, err = o.lastSeq(ctx, stream); err != nil {
 				return 0, err
 			}
+			polled, every = time.Now(), pollAfter(every, target >= next)
+			poll.Reset(every)
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// pollAfter is nextPoll; a test replaces it to count the polls or to
+// space them out.
+var pollAfter = nextPoll
+
+// nextPoll is the interval after a poll whose answer did (news) or did
+// not show the sequence the loop waits for: feedPoll after news (the next
+// poll confirms that the feed will not bring it), else twice the last
+// interval, up to feedPollIdle.
+func nextPoll(every time.Duration, news bool) time.Duration {
+	if news {
+		return feedPoll
+	}
+	return min(2*every, feedPollIdle)
 }
 
 // lastSeq is the stream's last sequence.

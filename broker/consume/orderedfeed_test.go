@@ -152,15 +152,7 @@ func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
 // of creating and deleting a consumer for each, and still hands the
 // handler the log in order.
 func TestOrderedFeedBacksOffWhenOthersAppend(t *testing.T) {
-	b := brokertest.Start(t, brokertest.NoEnsure())
-	stream(t, b.JS, jetstream.LimitsPolicy)
-	feed := consume.NewLocalFeed(0)
-	h := &inOrder{}
-	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed, After: h.After, Handle: h.Handle})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := run(t, o)
+	b, feed, h, stop := runOnFeed(t)
 	ctx := context.Background()
 	apiCalls := func() uint64 {
 		info, err := b.JS.AccountInfo(ctx)
@@ -198,6 +190,84 @@ func TestOrderedFeedBacksOffWhenOthersAppend(t *testing.T) {
 	if calls > 150 {
 		t.Errorf("%d JetStream API calls for %d interleaved appends: the loop did not back off", calls, 2*pairs)
 	}
+}
+
+// TestFeedPollSchedule: a loop on its feed asks the stream for its end
+// every FeedPoll while the answer has news, and twice as long after each
+// answer without, up to FeedPollIdle, so an idle gateway asks its broker
+// about once a second instead of twenty times.
+func TestFeedPollSchedule(t *testing.T) {
+	every := consume.FeedPoll
+	var idle []time.Duration
+	for range 8 {
+		every = consume.NextPoll(every, false)
+		idle = append(idle, every)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		consume.FeedPollIdle, consume.FeedPollIdle, consume.FeedPollIdle, consume.FeedPollIdle}
+	if fmt.Sprint(idle) != fmt.Sprint(want) {
+		t.Errorf("intervals while the stream has nothing new: %v, want %v", idle, want)
+	}
+	if got := consume.NextPoll(consume.FeedPollIdle, true); got != consume.FeedPoll {
+		t.Errorf("interval after an answer with news: %v, want %v (the next poll confirms it)", got, consume.FeedPoll)
+	}
+}
+
+// TestPokeBringsAnotherProcessesAppend: a loop on its feed that has
+// stopped asking the stream (its polls spaced an hour apart here) hands
+// its handler another process's append, which no offer brings, as soon
+// as a reader pokes the feed (a read waiting for that sequence): without
+// the poke it would wait for the hour.
+func TestPokeBringsAnotherProcessesAppend(t *testing.T) {
+	var polls atomic.Int64
+	restore := consume.SetPollAfter(func(every time.Duration, news bool) time.Duration {
+		polls.Add(1)
+		if news {
+			return consume.FeedPoll
+		}
+		return time.Hour
+	})
+	t.Cleanup(restore)
+	b, feed, h, stop := runOnFeed(t)
+	ctx := context.Background()
+	// An append offered, as the ingest of the same process does, then
+	// the loop's first poll of an idle stream: the next is an hour away.
+	ack, err := b.JS.Publish(ctx, "s.local", []byte("mine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed.Offer(ack.Sequence, "s.local", []byte("mine"))
+	waitFor(t, "the offered append handled", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == 1 })
+	waitFor(t, "a poll of the idle stream", func() bool { return polls.Load() >= 1 })
+
+	if _, err := b.JS.Publish(ctx, "s.other", []byte("theirs")); err != nil {
+		t.Fatal(err)
+	}
+	feed.Poke()
+	waitFor(t, "another process's append handled after a poke", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bad != "" {
+		t.Fatal(h.bad)
+	}
+}
+
+// runOnFeed starts a broker with stream S and an Ordered loop over it
+// with a local feed, handing its messages to an inOrder handler.
+func runOnFeed(t *testing.T) (*brokertest.Broker, *consume.LocalFeed, *inOrder, func() error) {
+	t.Helper()
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	feed := consume.NewLocalFeed(0)
+	h := &inOrder{}
+	o, err := consume.NewOrdered(b.JS, consume.OrderedConfig{Stream: "S", Local: feed, After: h.After, Handle: h.Handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, feed, h, run(t, o)
 }
 
 // inOrder is a handler that records what it is handed: the last sequence
