@@ -20,11 +20,24 @@ type stubMsg struct {
 // sends and summary, and a crash then would lose its delivery.
 func TestFloorPassesNobodysOperationsInOrder(t *testing.T) {
 	ep := &epoch{}
-	pt := &partition{}
+	pt := &partition{p: &Pusher{floorMoved: make(chan struct{}, 1)}}
 	pt.cur.Store(ep)
 	msg := func(seq uint64) jetstream.Msg { return stubMsg{seq: seq} }
+	var last uint64 // the floor at the last look
 	floorAt := func(want uint64) {
 		t.Helper()
+		// Each move of the floor wakes the acknowledger (ackFloors, which
+		// has no timer running while no floor moves); nothing else does.
+		woken := false
+		select {
+		case <-pt.p.floorMoved:
+			woken = true
+		default:
+		}
+		if moved := want != last; moved != woken {
+			t.Fatalf("floor %d after %d: acknowledger woken %v", want, last, woken)
+		}
+		last = want
 		ep.mu.Lock()
 		defer ep.mu.Unlock()
 		if want == 0 {

@@ -479,6 +479,7 @@ func (pt *partition) pass(it intakeItem) {
 	}
 	if it.m != nil { // AckAll of a later one covers one read from the stream
 		ep.floor = floor{m: it.m, seq: it.seq}
+		signal(pt.p.floorMoved)
 	}
 	ep.passed = it.seq
 }
@@ -615,6 +616,7 @@ func (op *opRun) recorded() {
 		r := ep.ops[n]
 		if r.m != nil { // AckAll of a later one covers one read from the stream
 			ep.floor = floor{m: r.m, seq: r.seq}
+			signal(op.pt.p.floorMoved)
 		}
 		ep.passed = r.seq
 		n++

@@ -163,6 +163,9 @@ type Pusher struct {
 	sched     *scheduler
 	window    *window
 	summaries *summaries
+	// floorMoved: a partition's floor passed an operation, so ackFloors
+	// has something to acknowledge (capacity one).
+	floorMoved chan struct{}
 
 	parts    []*partition
 	sendLoop *consume.Loop        // the retry queue
@@ -212,7 +215,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
 	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(leaderread.New(js, opsStream), 4096), opsStream: opsStream,
-		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight)}
+		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight), floorMoved: make(chan struct{}, 1)}
 	p.summaries = newSummaries(p)
 	// Who an operation goes to, and each device's route, are read from
 	// memory kept current by watches: no broker round trip per push.
@@ -381,11 +384,15 @@ func (p *Pusher) partitionStart(ctx context.Context) (map[string]*jetstream.Cons
 	return have, floor + 1, nil
 }
 
-// ackFloors acknowledges each partition's finished operations every
-// ackInterval until ctx ends: one AckAll per partition per interval.
+// ackFloors acknowledges each partition's finished operations ackInterval
+// after a floor moved, until ctx ends: one AckAll per partition per
+// interval at most, and no timer at all while no floor moves (an idle
+// gateway is not woken forty times a second).
 func (p *Pusher) ackFloors(ctx context.Context) error {
-	t := time.NewTicker(ackInterval)
+	t := time.NewTimer(ackInterval)
+	t.Stop()
 	defer t.Stop()
+	running := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -393,7 +400,15 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 				pt.ackFloor() // what was finished before the stop
 			}
 			return nil
+		case <-p.floorMoved:
+			// Not a reset of a running timer: under a steady load the floor
+			// moves all the time, and the acknowledgement would never come.
+			if !running {
+				t.Reset(ackInterval)
+				running = true
+			}
 		case <-t.C:
+			running = false
 			for _, pt := range p.parts {
 				pt.ackFloor()
 			}

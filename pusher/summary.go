@@ -13,16 +13,19 @@ import (
 
 // summaries writes the (operation, partition) summaries in batches: one
 // receipt holds every summary finished since the last one (at most
-// summaryBatchMax, or summaryBatchBytes), written every summaryInterval.
-// A summary's done is called once the broker has stored its batch: only
-// then may the partition's floor pass the operation.
+// summaryBatchMax, or summaryBatchBytes), written summaryInterval after
+// the first of them. A summary's done is called once the broker has
+// stored its batch: only then may the partition's floor pass the
+// operation. With nothing pending the writer sleeps: no timer wakes an
+// idle gateway fifty times a second.
 type summaries struct {
 	p *Pusher
 
 	mu      sync.Mutex
 	pending []pendingSummary
 	size    int
-	kick    chan struct{}
+	kick    chan struct{} // a batch is full: write it now
+	armed   chan struct{} // the first summary since a batch: write in summaryInterval
 }
 
 type pendingSummary struct {
@@ -37,36 +40,55 @@ const (
 )
 
 func newSummaries(p *Pusher) *summaries {
-	return &summaries{p: p, kick: make(chan struct{}, 1)}
+	return &summaries{p: p, kick: make(chan struct{}, 1), armed: make(chan struct{}, 1)}
 }
 
 // add queues s; done runs once it is stored.
 func (w *summaries) add(s delivery.Summary, done func()) {
 	w.mu.Lock()
+	first := len(w.pending) == 0
 	w.pending = append(w.pending, pendingSummary{s: s, done: done})
 	w.size += 256 + 96*len(s.Failures) // about its encoded size
 	full := len(w.pending) >= summaryBatchMax || w.size >= summaryBatchBytes
 	w.mu.Unlock()
-	if full {
-		select {
-		case w.kick <- struct{}{}:
-		default:
-		}
+	switch {
+	case full:
+		signal(w.kick)
+	case first:
+		signal(w.armed)
+	}
+}
+
+// signal sends on a channel of capacity one unless a send is pending.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
 // run writes batches until ctx ends.
 func (w *summaries) run(ctx context.Context) error {
-	t := time.NewTicker(summaryInterval)
+	t := time.NewTimer(summaryInterval)
+	t.Stop() // started by the first summary of a batch
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-w.armed:
+			t.Reset(summaryInterval)
+			continue
 		case <-t.C:
 		case <-w.kick:
 		}
 		for w.flush(ctx) {
+		}
+		w.mu.Lock()
+		left := len(w.pending) > 0 // a write failed before them: try again
+		w.mu.Unlock()
+		if left {
+			t.Reset(summaryInterval)
 		}
 	}
 }

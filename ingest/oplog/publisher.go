@@ -36,7 +36,12 @@ type publisher struct {
 	closed  bool
 	next    uint64
 	waiting map[uint64]waiter
+	// sweeping: the sweeper's ticker runs. It stops once no publish
+	// waits, so an idle gateway is not woken twenty times a second, and
+	// a wait with a deadline starts it again (wake).
+	sweeping bool
 
+	wake  chan struct{} // a wait with a deadline, the sweeper stopped (capacity one)
 	stop  chan struct{} // closed by close: ends the sweeper
 	swept chan struct{} // closed when the sweeper has ended
 }
@@ -77,7 +82,7 @@ const (
 
 func newPublisher(nc *nats.Conn, appended func(seq uint64, subject string, data []byte)) (*publisher, error) {
 	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", appended: appended, waiting: make(map[uint64]waiter),
-		stop: make(chan struct{}), swept: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), swept: make(chan struct{})}
 	sub, err := nc.Subscribe(p.prefix+"*", p.reply)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
@@ -105,18 +110,29 @@ func (p *publisher) close() {
 	p.endWaits(errClosed, func(waiter) bool { return true })
 }
 
-// sweep ends, every sweepEvery, the waits whose deadline has passed. It
-// is the publisher's one goroutine, ended by close.
+// sweep ends, every sweepEvery while publishes wait, the waits whose
+// deadline has passed. It is the publisher's one goroutine, ended by
+// close.
 func (p *publisher) sweep() {
 	defer close(p.swept)
 	t := time.NewTicker(sweepEvery)
+	t.Stop() // started by the first wait with a deadline (request)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
+		case <-p.wake:
+			t.Reset(sweepEvery)
 		case now := <-t.C:
 			p.endWaits(nats.ErrTimeout, func(w waiter) bool { return !w.deadline.IsZero() && !now.Before(w.deadline) })
+			p.mu.Lock()
+			idle := len(p.waiting) == 0
+			p.sweeping = !idle
+			p.mu.Unlock()
+			if idle {
+				t.Stop()
+			}
 		}
 	}
 }
@@ -205,6 +221,13 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
 	p.next++
 	id := p.next
 	p.waiting[id] = waiter{ch: ch, m: m, deadline: deadline}
+	if !deadline.IsZero() && !p.sweeping {
+		p.sweeping = true
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
 	p.mu.Unlock()
 	m.Reply = p.prefix + strconv.FormatUint(id, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
