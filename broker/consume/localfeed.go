@@ -50,7 +50,9 @@ func NewLocalFeed(max int) *LocalFeed {
 // the feed with nothing to take asks the stream for its end less and less
 // often while the stream has nothing new (feedPoll up to feedPollIdle, so
 // an idle process does not ask the broker twenty times a second); a poke
-// has it ask again within feedPoll. Poke never blocks.
+// has it ask again within feedPoll, and hand over an append the feed does
+// not hold within about two (the second look confirms no offer brings
+// it). Poke never blocks.
 func (f *LocalFeed) Poke() {
 	select {
 	case f.poke <- struct{}{}:
