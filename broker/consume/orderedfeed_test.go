@@ -96,15 +96,9 @@ func TestOrderedWithLocalFeedHandsTheLogInOrder(t *testing.T) {
 	write("alone", true, 0)
 	total := mixed + perWriter
 	waitFor(t, "every message handled", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == total })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-
+	h.stopInOrder(t, stop)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.bad != "" {
-		t.Fatal(h.bad)
-	}
 	// What was handled, in the end, is the log: each sequence's last
 	// handling (a restart hands some again) has the log's subject and data.
 	last := map[uint64]jetstream.Msg{}
@@ -176,14 +170,7 @@ func TestOrderedFeedBacksOffWhenOthersAppend(t *testing.T) {
 	}
 	waitFor(t, "every message handled", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == 2*pairs })
 	calls := apiCalls() - before // publishes are not API calls
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.bad != "" {
-		t.Fatal(h.bad)
-	}
+	h.stopInOrder(t, stop)
 	// Without the back-off: a consumer created, looked up and deleted for
 	// each of the other process's 300 appends, 900 calls and more.
 	t.Logf("%d JetStream API calls for %d interleaved appends", calls, 2*pairs)
@@ -245,14 +232,7 @@ func TestPokeBringsAnotherProcessesAppend(t *testing.T) {
 	}
 	feed.Poke()
 	waitFor(t, "another process's append handled after a poke", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.after == 2 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.bad != "" {
-		t.Fatal(h.bad)
-	}
+	h.stopInOrder(t, stop)
 }
 
 // runOnFeed starts a broker with stream S and an Ordered loop over it
@@ -268,6 +248,20 @@ func runOnFeed(t *testing.T) (*brokertest.Broker, *consume.LocalFeed, *inOrder, 
 		t.Fatal(err)
 	}
 	return b, feed, h, run(t, o)
+}
+
+// stopInOrder stops the loop (stop, from run) and fails t if it failed
+// or if the handler saw a message out of order.
+func (h *inOrder) stopInOrder(t *testing.T, stop func() error) {
+	t.Helper()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.bad != "" {
+		t.Fatal(h.bad)
+	}
 }
 
 // inOrder is a handler that records what it is handed: the last sequence
