@@ -24,7 +24,7 @@ func attrs(v jsontext.Value) (jsontext.Value, *apierr.Error) {
 	}
 	invalid := apierr.Field(apierr.AttrsInvalid, "attrs")
 	err := decodeObject(v, invalid, func(d *jsontext.Decoder, key string) *apierr.Error {
-		return attrValue(d, "attrs."+key, invalid, true)
+		return attrValue(d, "attrs", key, invalid, true)
 	})
 	if err != nil {
 		return nil, err
@@ -36,18 +36,21 @@ func attrs(v jsontext.Value) (jsontext.Value, *apierr.Error) {
 	return out, nil
 }
 
-// attrValue checks and consumes one value at field; nestOK says whether an
-// object is still allowed at this depth.
-func attrValue(d *jsontext.Decoder, field string, invalid *apierr.Error, nestOK bool) *apierr.Error {
+// attrValue checks and consumes the value of member key of the object at
+// parent; nestOK says whether an object is still allowed at this depth.
+// The member's field name (parent.key) is built only for an error: most
+// values have none, and attrs have a dozen members.
+func attrValue(d *jsontext.Decoder, parent, key string, invalid *apierr.Error, nestOK bool) *apierr.Error {
 	switch d.PeekKind() {
 	case '[':
-		return apierr.Field(apierr.ExtensionObjectArraysUnsupported, field)
+		return apierr.Field(apierr.ExtensionObjectArraysUnsupported, parent+"."+key)
 	case '{':
 		if !nestOK {
-			return apierr.Field(apierr.ExtensionObjectNestedObjectUnsupported, field)
+			return apierr.Field(apierr.ExtensionObjectNestedObjectUnsupported, parent+"."+key)
 		}
+		field := parent + "." + key
 		return readObject(d, invalid, func(key string) *apierr.Error {
-			return attrValue(d, field+"."+key, invalid, false)
+			return attrValue(d, field, key, invalid, false)
 		})
 	case '0':
 		num, err := d.ReadValue()
@@ -55,7 +58,7 @@ func attrValue(d *jsontext.Decoder, field string, invalid *apierr.Error, nestOK 
 			return invalid
 		}
 		if !wire.FitsFloat64(num) {
-			return apierr.Fieldf(apierr.InvalidJSONData, field, "%s", wire.OutOfRangeReason)
+			return apierr.Fieldf(apierr.InvalidJSONData, parent+"."+key, "%s", wire.OutOfRangeReason)
 		}
 		return nil
 	}
