@@ -43,8 +43,8 @@ func decodeObject(v jsontext.Value, invalid *apierr.Error, member func(d *jsonte
 
 // objectDecoder is a strict decoder decodeObject reuses: a new one
 // allocated its state and its duplicate-name sets for every attrs,
-// metadata and external_ids validated (every write validates one, an
-// Alertmanager alert two), about a third of a validation's garbage.
+// metadata and external_ids validated (an Alertmanager alert's attrs are
+// validated twice), about a third of a validation's garbage.
 type objectDecoder struct {
 	d     jsontext.Decoder
 	empty bytes.Buffer // what a pooled decoder reads: it keeps no request's bytes
