@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/go-json-experiment/json"
@@ -24,7 +25,7 @@ var verifyHashEncoding = false
 // encodeHashView returns view's JSON exactly as json.Marshal(view,
 // hashOptions) does.
 func encodeHashView(view any) ([]byte, error) {
-	b, ok := appendHashView(make([]byte, 0, 512+sizeHint(view)), view)
+	b, ok := appendHashView(nil, view)
 	if !ok {
 		return json.Marshal(view, hashOptions)
 	}
@@ -37,28 +38,6 @@ func encodeHashView(view any) ([]byte, error) {
 	return b, nil
 }
 
-// sizeHint is about what a view's variable members add to its encoding,
-// so that the buffer is allocated once (an Alertmanager alert's attrs grew
-// it twice: a sixth of a validation's garbage).
-func sizeHint(view any) int {
-	switch v := view.(type) {
-	case EventRequest:
-		return len(v.Attrs) + len(v.Metadata) + strLen(v.Title) + strLen(v.Description) + strLen(v.Message)
-	case ThingRequest:
-		return len(v.Attrs) + len(v.Metadata) + len(v.ExternalIDs) + strLen(v.Title) + strLen(v.Description)
-	case MessageRequest:
-		return len(v.Metadata) + strLen(v.Title) + strLen(v.Body)
-	}
-	return 0
-}
-
-func strLen(p *string) int {
-	if p == nil {
-		return 0
-	}
-	return len(*p)
-}
-
 // appendHashView appends the JSON of an EventRequest, ThingRequest or
 // MessageRequest view; ok is false for any other value, or a JSON value
 // that is not valid (canonJSON leaves such a one as it was, and json.Marshal
@@ -67,6 +46,7 @@ func appendHashView(dst []byte, view any) (_ []byte, ok bool) {
 	w := hashWriter{b: dst, ok: true}
 	switch v := view.(type) {
 	case EventRequest:
+		w.grow(len(v.Attrs) + len(v.Metadata) + strLen(v.Title) + strLen(v.Description) + strLen(v.Message))
 		w.str('{', "channel_id", v.ChannelID)
 		w.str(',', "password", v.Password)
 		w.str(',', "op_id", v.OpID)
@@ -86,6 +66,7 @@ func appendHashView(dst []byte, view any) (_ []byte, ok bool) {
 		w.raw("metadata", v.Metadata)
 		w.str(',', "ciphertext", v.Ciphertext)
 	case ThingRequest:
+		w.grow(len(v.Attrs) + len(v.Metadata) + len(v.ExternalIDs) + strLen(v.Title) + strLen(v.Description))
 		w.str('{', "channel_id", v.ChannelID)
 		w.str(',', "password", v.Password)
 		w.str(',', "op_id", v.OpID)
@@ -105,6 +86,7 @@ func appendHashView(dst []byte, view any) (_ []byte, ok bool) {
 		w.raw("metadata", v.Metadata)
 		w.str(',', "ciphertext", v.Ciphertext)
 	case MessageRequest:
+		w.grow(len(v.Metadata) + strLen(v.Title) + strLen(v.Body))
 		w.str('{', "channel_id", v.ChannelID)
 		w.str(',', "password", v.Password)
 		w.str(',', "op_id", v.OpID)
@@ -129,6 +111,19 @@ func appendHashView(dst []byte, view any) (_ []byte, ok bool) {
 type hashWriter struct {
 	b  []byte
 	ok bool
+}
+
+// grow makes room for a view's fixed members (member names, ids, times:
+// within 512 bytes) and n bytes of its variable ones, so that the buffer
+// is allocated once (an Alertmanager alert's attrs grew it twice: a sixth
+// of a validation's garbage).
+func (w *hashWriter) grow(n int) { w.b = slices.Grow(w.b, 512+n) }
+
+func strLen(p *string) int {
+	if p == nil {
+		return 0
+	}
+	return len(*p)
 }
 
 // name writes the separator (the object's '{' or ',') and the member name.
