@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -226,6 +227,56 @@ func (s cpuShares) oursAtZero() float64 {
 		return 0
 	}
 	return total / (total - s.layers[layerOurs])
+}
+
+// ratioOursFree bounds a ratio of two rows' rates (ratio = rate of row /
+// rate of anchor, both at about the same cores) if our code cost nothing in
+// either: each rate grows by its own oursAtZero, so the ratio moves by
+// row's over anchor's. An anchor with none of our code (the raw broker or
+// store) has a zero share. It says whether a missed ratio budget is ours
+// to meet: when even this bound stays under it, what is left of both rows
+// (the broker, the store, the HTTP server, the NATS client, the
+// collector) bounds it.
+func ratioOursFree(ratio float64, row, anchor cpuShares) float64 {
+	r, a := row.oursAtZero(), 1.0
+	if anchor.total() > 0 {
+		a = anchor.oursAtZero()
+	}
+	if r == 0 || a == 0 {
+		return 0
+	}
+	return ratio * r / a
+}
+
+// ratioOwnOursFree bounds a ratio of two rows' rates if the row cost no
+// more of our code than the anchor does: the row's CPU an operation
+// (rowCPU, anchorCPU) loses its ours beyond the anchor's, at the same
+// cores. It is the most a cut of the row's own work (what the anchor does
+// not do) can give; 0 when a CPU is unknown.
+func ratioOwnOursFree(ratio float64, rowCPU, anchorCPU time.Duration, row, anchor cpuShares) float64 {
+	if rowCPU <= 0 || anchorCPU <= 0 || row.total() == 0 || anchor.total() == 0 {
+		return 0
+	}
+	rc, ac := float64(rowCPU), float64(anchorCPU)
+	extra := row.layers[layerOurs]/row.total()*rc - anchor.layers[layerOurs]/anchor.total()*ac
+	if extra <= 0 {
+		return ratio
+	}
+	return ratio * rc / (rc - extra)
+}
+
+// sharesOf reads the CPU profile at path; nil when it cannot.
+func sharesOf(path string) *cpuShares {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s, err := readCPUShares(f)
+	if err != nil || s.total() == 0 {
+		return nil
+	}
+	return &s
 }
 
 // printCPUShares prints where a written profile's CPU went.

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"math"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/pprof/profile"
 )
@@ -77,5 +79,61 @@ func TestCPUShares(t *testing.T) {
 	}
 	if _, err := readCPUShares(bytes.NewReader([]byte("not a profile"))); err == nil {
 		t.Fatal("a file that is not a profile was read")
+	}
+}
+
+// A ratio of two rows bounded with our code free in both: each rate grows
+// by 1/(1 - ours' share), so a report that is 40% ours over a create that
+// is 20% ours moves 0.50 to 0.50 × (1/0.6)/(1/0.8) = 0.67, and against an
+// anchor with none of our code (no profile) to 0.83. The integrations
+// report says which side of the budget that bound falls on.
+func TestRatioOursFree(t *testing.T) {
+	shares := func(ours, rest float64) cpuShares {
+		var s cpuShares
+		s.layers[layerOurs], s.layers[layerBroker] = ours, rest
+		return s
+	}
+	near := func(got, want float64) bool { return math.Abs(got-want) < 0.005 }
+	if got := ratioOursFree(0.5, shares(40, 60), shares(20, 80)); !near(got, 0.667) {
+		t.Errorf("report 40%% ours over create 20%% ours: %.3f, want 0.667", got)
+	}
+	if got := ratioOursFree(0.5, shares(40, 60), cpuShares{}); !near(got, 0.833) {
+		t.Errorf("against an anchor with none of our code: %.3f, want 0.833", got)
+	}
+	if got := ratioOursFree(0.5, shares(100, 0), shares(20, 80)); got != 0 {
+		t.Errorf("a row all ours has no bound: %.3f, want 0", got)
+	}
+
+	// A report at 400 µs, 25% ours (100 µs), over a create at 200 µs, 20%
+	// ours (40): free of its 60 µs of ours beyond the create's, it costs
+	// 340 µs, so 0.45 becomes 0.45 × 400/340 = 0.53.
+	if got := ratioOwnOursFree(0.45, 400*time.Microsecond, 200*time.Microsecond, shares(25, 75), shares(20, 80)); !near(got, 0.529) {
+		t.Errorf("a report's own ours free: %.3f, want 0.529", got)
+	}
+	if got := ratioOwnOursFree(0.45, 0, 200*time.Microsecond, shares(25, 75), shares(20, 80)); got != 0 {
+		t.Errorf("without a CPU an operation: %.3f, want 0", got)
+	}
+
+	base, id, name := shares(20, 80), shares(25, 75), shares(40, 60)
+	r := &integReport{o: &integPhase{dtRatioBudget: 0.6}, base: result{rate: 1000, cpuPerOp: 200 * time.Microsecond},
+		dtID: result{rate: 450, cpuPerOp: 400 * time.Microsecond}, dtName: result{rate: 500, cpuPerOp: 360 * time.Microsecond},
+		baseShares: &base, idShares: &id, nameShares: &name}
+	line := r.oursFreeLine()
+	for _, want := range []string{
+		"entityId at most 0.53 with a report's own work free, 0.48 with all of ours free (under it even so",
+		"entityName at most 0.70 with a report's own work free, 0.67 with all of ours free (our code's to meet)",
+		"budget 0.60",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	r.dtID.rate, r.dtName.rate = 700, 650
+	if line := r.oursFreeLine(); line != "" {
+		t.Errorf("both ratios met: %q, want no line", line)
+	}
+	r.baseShares = nil
+	if line := r.oursFreeLine(); line != "" {
+		t.Errorf("without profiles: %q, want no line", line)
 	}
 }

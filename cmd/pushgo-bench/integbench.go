@@ -98,6 +98,11 @@ type integReport struct {
 	am       result        // Alertmanager payloads
 	// Alertmanager outcomes over every run, warm-up included.
 	amOpened, amUpdated, amUnchanged, amOther int64
+	// baseShares, idShares and nameShares are where round 1 of the
+	// baseline and of the two budgeted Dynatrace rows spent their CPU
+	// (with -integprofile; nil without, or when a profile could not be
+	// read).
+	baseShares, idShares, nameShares *cpuShares
 }
 
 // integSetupLimit bounds the set-up: a minute plus 2 ms per Thing.
@@ -199,6 +204,11 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 	}
 	for i, r := range rows {
 		*r.out = medians[i]
+	}
+	if o.integProfile != "" {
+		rep.baseShares = sharesOf(profilePath(o.integProfile, "base"))
+		rep.idShares = sharesOf(profilePath(o.integProfile, "dt-id"))
+		rep.nameShares = sharesOf(profilePath(o.integProfile, "dt-name"))
 	}
 	if o.integHeap != "" {
 		if err := writeHeapProfile(o.integHeap); err != nil {
