@@ -206,9 +206,9 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 		*r.out = medians[i]
 	}
 	if o.integProfile != "" {
-		rep.baseShares = sharesOf(profilePath(o.integProfile, "base"))
-		rep.idShares = sharesOf(profilePath(o.integProfile, "dt-id"))
-		rep.nameShares = sharesOf(profilePath(o.integProfile, "dt-name"))
+		rep.baseShares = sharesOf(runProfilePath(profilePath(o.integProfile, "base"), 0))
+		rep.idShares = sharesOf(runProfilePath(profilePath(o.integProfile, "dt-id"), 0))
+		rep.nameShares = sharesOf(runProfilePath(profilePath(o.integProfile, "dt-name"), 0))
 	}
 	if o.integHeap != "" {
 		if err := writeHeapProfile(o.integHeap); err != nil {

@@ -166,6 +166,16 @@ func nested[R any, S combinable[S]](field func(*R) *S) column[R] {
 // into a file of its own.
 var profileEveryRun bool
 
+// runProfilePath is where run (0-based) writes its profile of path: path
+// itself for the first run, unless -profile-every-run names every run's.
+func runProfilePath(path string, run int) string {
+	if !profileEveryRun {
+		return path
+	}
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-run%d%s", strings.TrimSuffix(path, ext), run+1, ext)
+}
+
 // profileRun profiles the first run (run 0) of a phase into path when it is
 // set, or every run with -profile-every-run (path with -run<N> before its
 // extension); stop ends the profile.
@@ -174,8 +184,7 @@ func profileRun(run int, path, what string) (stop func(), err error) {
 	case path == "":
 		return func() {}, nil
 	case profileEveryRun:
-		ext := filepath.Ext(path)
-		return startCPUProfile(fmt.Sprintf("%s-run%d%s", strings.TrimSuffix(path, ext), run+1, ext), what)
+		return startCPUProfile(runProfilePath(path, run), what)
 	case run > 0:
 		return func() {}, nil
 	}
