@@ -30,6 +30,7 @@ import (
 	"github.com/pushgo/gateway/broker/cas"
 
 	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/storage"
@@ -43,6 +44,14 @@ import (
 // Appender appends validated operations (an *oplog.Writer).
 type Appender interface {
 	Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error)
+}
+
+// AsidePublisher publishes a message to another stream than the log and
+// waits for its PubAck (an *oplog.Writer's PublishAside). When the
+// Appender is one, a key's claim goes through it, pipelined with the
+// appends, instead of through nats.go's key-value API.
+type AsidePublisher interface {
+	PublishAside(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error)
 }
 
 // Key names one alert of one tool in one channel.
@@ -111,11 +120,14 @@ type Options struct {
 // Tracker opens, refreshes and closes the Events of alert keys. It is safe
 // for concurrent use.
 type Tracker struct {
-	kv   jetstream.KeyValue
-	app  Appender
-	log  *slog.Logger
-	max  int
-	opts Options
+	kv  jetstream.KeyValue
+	app Appender
+	pub AsidePublisher // nil: claims through kv
+	// putPrefix is the subject prefix of the bucket's keys, "$KV.<bucket>.".
+	putPrefix string
+	log       *slog.Logger
+	max       int
+	opts      Options
 
 	mu    sync.Mutex
 	cache map[string]entry
@@ -140,7 +152,9 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{kv: kv, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}, nil
+	t := &Tracker{kv: kv, app: app, putPrefix: "$KV." + streams.AlertKeysBucket + ".", log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}
+	t.pub, _ = app.(AsidePublisher)
+	return t, nil
 }
 
 // Report is one "firing" report of a key.
@@ -403,9 +417,18 @@ func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error 
 		return err
 	}
 	bk := k.bucketKey()
-	if rev == 0 {
+	switch {
+	case t.pub != nil:
+		e.rev, err = t.put(ctx, bk, b, rev)
+		if rev == 0 && cas.Lost(err) {
+			// The key has an entry, or only the marker a deletion left
+			// (an operator's): nats.go's Create writes over the marker,
+			// and answers ErrKeyExists for an entry.
+			e.rev, err = t.kv.Create(ctx, bk, b)
+		}
+	case rev == 0:
 		e.rev, err = t.kv.Create(ctx, bk, b)
-	} else {
+	default:
 		e.rev, err = t.kv.Update(ctx, bk, b, rev)
 	}
 	if err != nil {
@@ -413,6 +436,20 @@ func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error 
 	}
 	t.remember(bk, *e)
 	return nil
+}
+
+// put writes b as bucket key bk if the key's revision is still rev (0:
+// the key has never been written), as the key-value API's Update does,
+// through t.pub; it returns the new revision.
+func (t *Tracker) put(ctx context.Context, bk string, b []byte, rev uint64) (uint64, error) {
+	m := nats.NewMsg(t.putPrefix + bk)
+	m.Data = b
+	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(rev, 10)}
+	ack, err := t.pub.PublishAside(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 func (t *Tracker) remember(bk string, e entry) {

@@ -25,6 +25,7 @@ import (
 type replica struct {
 	tr *alerts.Tracker
 	w  *oplog.Writer
+	js jetstream.JetStream
 }
 
 func setup(t *testing.T, n int) (jetstream.Stream, []replica) {
@@ -32,6 +33,26 @@ func setup(t *testing.T, n int) (jetstream.Stream, []replica) {
 }
 
 func setupWith(t *testing.T, n int, opts alerts.Options) (jetstream.Stream, []replica) {
+	return setupClaims(t, n, opts, false)
+}
+
+// claimPaths are the two ways a key's claim reaches its bucket: through
+// the writer's pipeline (an Appender that is an AsidePublisher, as the
+// gateway's), or through nats.go's key-value API (one that is not).
+var claimPaths = []struct {
+	name  string
+	viaKV bool
+}{{"pipelined", false}, {"key-value API", true}}
+
+// appendOnly hides the writer's PublishAside: the tracker claims through
+// the key-value API.
+type appendOnly struct{ w *oplog.Writer }
+
+func (a appendOnly) Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error) {
+	return a.w.Append(ctx, v)
+}
+
+func setupClaims(t testing.TB, n int, opts alerts.Options, viaKV bool) (jetstream.Stream, []replica) {
 	t.Helper()
 	b := brokertest.Start(t)
 	ctx := context.Background()
@@ -44,11 +65,15 @@ func setupWith(t *testing.T, n int, opts alerts.Options) (jetstream.Stream, []re
 			t.Fatal(err)
 		}
 		t.Cleanup(w.Close)
-		tr, err := alerts.New(ctx, js, w, opts)
+		var app alerts.Appender = w
+		if viaKV {
+			app = appendOnly{w}
+		}
+		tr, err := alerts.New(ctx, js, app, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, replica{tr: tr, w: w})
+		out = append(out, replica{tr: tr, w: w, js: js})
 		if stream == nil {
 			stream, _ = js.Stream(ctx, streams.Ops)
 		}
@@ -96,7 +121,13 @@ func opsOf(t *testing.T, s jetstream.Stream) []string {
 // unchanged repeat appends nothing, a changed one updates, a resolve closes,
 // a second resolve is Absent, and the next report opens a new Event.
 func TestOpenRepeatUpdateClose(t *testing.T) {
-	s, rs := setup(t, 1)
+	for _, path := range claimPaths {
+		t.Run(path.name, func(t *testing.T) { openRepeatUpdateClose(t, path.viaKV) })
+	}
+}
+
+func openRepeatUpdateClose(t *testing.T, viaKV bool) {
+	s, rs := setupClaims(t, 1, alerts.Options{}, viaKV)
 	tr := rs[0].tr
 	ctx := context.Background()
 
@@ -137,7 +168,13 @@ func TestOpenRepeatUpdateClose(t *testing.T) {
 // TestReplicasRaceOnOneKey: two replicas opening the same new key at once
 // make one Event; every report lands on it.
 func TestReplicasRaceOnOneKey(t *testing.T) {
-	s, rs := setup(t, 2)
+	for _, path := range claimPaths {
+		t.Run(path.name, func(t *testing.T) { replicasRaceOnOneKey(t, path.viaKV) })
+	}
+}
+
+func replicasRaceOnOneKey(t *testing.T, viaKV bool) {
+	s, rs := setupClaims(t, 2, alerts.Options{}, viaKV)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	eventIDs := make(chan string, 16)
@@ -279,5 +316,52 @@ func TestRefusedReportLeavesNoClaim(t *testing.T) {
 	}
 	if got := opsOf(t, s); len(got) != 0 {
 		t.Fatalf("log %v", got)
+	}
+}
+
+// TestKeyDeletedFromTheBucket: a key an operator deleted from the bucket
+// (its entry replaced by the deletion's marker) is claimed again by the
+// next report, on a replica that has not seen it: the pipelined claim
+// expects no revision at all and loses to the marker, and the key-value
+// API's create writes over it. The key's old Event is closed, so the
+// report opens a new one.
+func TestKeyDeletedFromTheBucket(t *testing.T) {
+	s, rs := setup(t, 2)
+	ctx := context.Background()
+	key := firing("deleted", "").Key
+	first, aerr := rs[0].tr.Open(ctx, firing("deleted", "x"))
+	if aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	at := wire.Millis(1_800_000_060_000)
+	resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
+	if out, aerr := rs[0].tr.Close(ctx, key, resolve); aerr != nil || !out.Updated {
+		t.Fatalf("resolve: %+v %v", out, aerr)
+	}
+	kv, err := rs[1].js.KeyValue(ctx, streams.AlertKeysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for k := range keys.Keys() {
+		if err := kv.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted != 1 {
+		t.Fatalf("%d keys in the bucket, want the one claimed", deleted)
+	}
+	again, aerr := rs[1].tr.Open(ctx, firing("deleted", "y"))
+	if aerr != nil || !again.Created || again.EventID == first.EventID {
+		t.Fatalf("report after the deletion: %+v %v, want a new Event (the old one, %s, is closed)", again, aerr, first.EventID)
+	}
+	want := []string{"event.create:" + first.EventID, "event.close:" + first.EventID, "event.create:" + again.EventID}
+	if got := opsOf(t, s); len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("log %v, want %v", got, want)
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/ids"
@@ -18,7 +21,8 @@ import (
 // appended, once, in sequence order, with the very subject and bytes the
 // log holds at that sequence, while 32 requests append at once; a retried
 // op_id (answered from the log, nothing stored), on this writer or
-// another, and a refused operation are not told.
+// another, a refused operation, and the messages published aside to
+// another stream between the appends (alert keys' claims) are not told.
 func TestAppendedHearsTheLogInOrder(t *testing.T) {
 	b := brokertest.Start(t)
 	ctx := context.Background()
@@ -63,6 +67,13 @@ func TestAppendedHearsTheLogInOrder(t *testing.T) {
 				answeredMu.Lock()
 				answered[res.Seq] = true
 				answeredMu.Unlock()
+				claim := nats.NewMsg("$KV." + streams.AlertKeysBucket + "." + channelID + ".test." + fmt.Sprintf("g%02d-%d", g, i))
+				claim.Data = []byte(`{}`)
+				claim.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+				if ack, err := w.PublishAside(ctx, claim); err != nil || ack.Stream == streams.Ops {
+					t.Errorf("publish aside: %+v %v", ack, err)
+					return
+				}
 			}
 		})
 	}

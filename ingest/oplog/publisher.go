@@ -52,6 +52,9 @@ type waiter struct {
 	ch       chan answer
 	m        *nats.Msg
 	deadline time.Time
+	// aside: m goes to another stream than the log (publishAside), so its
+	// PubAck is not told to appended.
+	aside bool
 }
 
 // answer is the broker's answer to a publish, and the PubAck in it when it
@@ -172,7 +175,7 @@ func (p *publisher) reply(m *nats.Msg) {
 		return
 	}
 	ack, _ := scanPubAck(m.Data)
-	if p.appended != nil && ack != nil && !ack.Duplicate && ack.Sequence > 0 {
+	if p.appended != nil && !w.aside && ack != nil && !ack.Duplicate && ack.Sequence > 0 {
 		p.appended(ack.Sequence, w.m.Subject, w.m.Data)
 	}
 	w.ch <- answer{msg: m, ack: ack} // buffered: never blocks
@@ -183,8 +186,19 @@ func (p *publisher) reply(m *nats.Msg) {
 // *jetstream.APIError: an expectation not met, the store full...).
 // m.Reply is overwritten.
 func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	return p.send(ctx, m, false)
+}
+
+// publishAside is publish for a message to another stream than the log (a
+// key-value bucket's subject): the same pipeline, but its PubAck, a
+// sequence of that other stream, is not told to appended.
+func (p *publisher) publishAside(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	return p.send(ctx, m, true)
+}
+
+func (p *publisher) send(ctx context.Context, m *nats.Msg, aside bool) (*jetstream.PubAck, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := p.request(ctx, m)
+		resp, err := p.request(ctx, m, aside)
 		if err != nil {
 			return nil, err
 		}
@@ -210,7 +224,7 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) (*jetstream.PubAck
 // request publishes m with a reply subject of its own and waits for the
 // one answer, until ctx is done or its deadline passes (waitFor: an
 // append's context starts no timer for it).
-func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
+func (p *publisher) request(ctx context.Context, m *nats.Msg, aside bool) (answer, error) {
 	done, deadline := waitFor(ctx)
 	ch := make(chan answer, 1)
 	p.mu.Lock()
@@ -220,7 +234,7 @@ func (p *publisher) request(ctx context.Context, m *nats.Msg) (answer, error) {
 	}
 	p.next++
 	id := p.next
-	p.waiting[id] = waiter{ch: ch, m: m, deadline: deadline}
+	p.waiting[id] = waiter{ch: ch, m: m, deadline: deadline, aside: aside}
 	if !deadline.IsZero() && !p.sweeping {
 		p.sweeping = true
 		select {
