@@ -120,14 +120,12 @@ type Options struct {
 // Tracker opens, refreshes and closes the Events of alert keys. It is safe
 // for concurrent use.
 type Tracker struct {
-	kv  jetstream.KeyValue
-	app Appender
-	pub AsidePublisher // nil: claims through kv
-	// putPrefix is the subject prefix of the bucket's keys, "$KV.<bucket>.".
-	putPrefix string
-	log       *slog.Logger
-	max       int
-	opts      Options
+	kv   jetstream.KeyValue
+	app  Appender
+	pub  AsidePublisher // nil: claims through kv
+	log  *slog.Logger
+	max  int
+	opts Options
 
 	mu    sync.Mutex
 	cache map[string]entry
@@ -152,7 +150,7 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{kv: kv, app: app, putPrefix: "$KV." + streams.AlertKeysBucket + ".", log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}
+	t := &Tracker{kv: kv, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}
 	t.pub, _ = app.(AsidePublisher)
 	return t, nil
 }
@@ -438,11 +436,15 @@ func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error 
 	return nil
 }
 
+// keySubjects is the subject prefix of the bucket's keys, as the
+// key-value API writes them.
+const keySubjects = "$KV." + streams.AlertKeysBucket + "."
+
 // put writes b as bucket key bk if the key's revision is still rev (0:
 // the key has never been written), as the key-value API's Update does,
 // through t.pub; it returns the new revision.
 func (t *Tracker) put(ctx context.Context, bk string, b []byte, rev uint64) (uint64, error) {
-	m := nats.NewMsg(t.putPrefix + bk)
+	m := nats.NewMsg(keySubjects + bk)
 	m.Data = b
 	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(rev, 10)}
 	ack, err := t.pub.PublishAside(ctx, m)
