@@ -11,9 +11,11 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"slices"
@@ -48,6 +50,11 @@ type Options struct {
 	// (a read, the fold, a background compaction): it must not block. The
 	// read itself fails with an error IsCorruption recognises.
 	OnCorruption func(error)
+	// SnapshotFilterKeys sizes the snapshot filter (snapfilter.go) for
+	// this many entities at first, 10 bits each; it grows with the store.
+	// Default DefaultSnapshotFilterKeys; negative: no filter, every
+	// lookup of a new entity asks Pebble.
+	SnapshotFilterKeys int
 }
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
@@ -96,6 +103,20 @@ type Store struct {
 	// close that would free what they read; closed is set under it.
 	closeMu sync.RWMutex
 	closed  bool
+
+	// The snapshot filter (snapfilter.go). snapFilter is the one in use
+	// (nil until the first is built); building, the one being built,
+	// under filterMu, which an apply holds for reading and a build's scan
+	// takes to begin. filterCtx ends at Close, which waits for filterWG.
+	filterSeed     maphash.Seed
+	snapFilter     atomic.Pointer[snapFilter]
+	filterMu       sync.RWMutex
+	building       *snapFilter
+	filterBuilding atomic.Bool
+	filterCtx      context.Context
+	filterStop     context.CancelFunc
+	filterStartMu  sync.Mutex // orders a build's start (filterWG.Add) before Close's wait
+	filterWG       sync.WaitGroup
 }
 
 // Open opens (or creates) the store in dir. A corrupt store may open
@@ -111,6 +132,9 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	}
 	if opts.BlockCacheBytes <= 0 {
 		opts.BlockCacheBytes = DefaultBlockCacheBytes
+	}
+	if opts.SnapshotFilterKeys == 0 {
+		opts.SnapshotFilterKeys = DefaultSnapshotFilterKeys
 	}
 	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil)}
 	s.cache.mu = new(sync.Mutex)
@@ -197,6 +221,11 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
 	s.db = db
+	s.filterSeed = maphash.MakeSeed()
+	s.filterCtx, s.filterStop = context.WithCancel(context.Background())
+	if opts.SnapshotFilterKeys > 0 {
+		s.startSnapshotFilter(0)
+	}
 	return s, nil
 }
 
@@ -226,6 +255,7 @@ func (s *Store) Failed() error {
 // Pebble cannot close it (it waits forever for a commit that failed), and
 // the process is about to rebuild or end anyway.
 func (s *Store) Close() error {
+	s.stopSnapshotFilter()
 	if err := s.abandon(); err != nil {
 		return err
 	}
@@ -282,6 +312,7 @@ func (s *Store) Background() Background {
 // Discard closes a store that is about to be deleted: without flushing
 // what it holds.
 func (s *Store) Discard() error {
+	s.stopSnapshotFilter()
 	if err := s.abandon(); err != nil {
 		return err
 	}
@@ -400,6 +431,13 @@ type Batch struct {
 
 	receipts map[string]sendCounts // counts written in this batch (receipts fold)
 	outcomes map[string]struct{}   // outcome keys written in this batch
+
+	// snapHashes are the hashes of the snapshot keys the batch writes,
+	// for the snapshot filter; born counts the snapshots it wrote that
+	// were new to the store (PutEvent or PutThing without prev), the
+	// filter's estimate of the keys it holds.
+	snapHashes []uint64
+	born       int
 }
 
 // opRecord is a key of the op_id index and its value, written for the
@@ -445,6 +483,9 @@ func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error
 	}
 	if v, ok := b.cache.get(string(k)); ok {
 		return v, nil
+	}
+	if b.s.snapshotAbsent(k) {
+		return nil, nil
 	}
 	raw, err := b.s.get(k)
 	if err != nil || raw == nil {
@@ -494,6 +535,9 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	}
 	b.moveDeadline(prev, next)
 	b.overlay[string(k)] = next
+	if prev == nil {
+		b.born++
+	}
 	return nil
 }
 
@@ -510,6 +554,9 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	}
 	b.putSelectorIndex(prev, next)
 	b.overlay[string(k)] = next
+	if prev == nil {
+		b.born++
+	}
 	return nil
 }
 
@@ -542,7 +589,11 @@ func (b *Batch) del(k []byte) error {
 
 // writeSnapshots encodes the batch's snapshots into it.
 func (b *Batch) writeSnapshots() {
+	hashed := b.s.opts.SnapshotFilterKeys >= 0
 	for k, snap := range b.overlay {
+		if hashed {
+			b.snapHashes = append(b.snapHashes, maphash.String(b.s.filterSeed, k))
+		}
 		b.buf = b.buf[:0]
 		switch v := snap.(type) {
 		case *fold.Event:
@@ -573,7 +624,7 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 	}
 	_ = b.set(cursor, binary.BigEndian.AppendUint64(nil, applied))
 	b.pebbleBatch()
-	if err := b.s.apply(b.b); err != nil {
+	if err := b.s.applyWithSnapshots(b.b, b.snapHashes, b.born); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = b.b.Close()
@@ -641,7 +692,13 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 		_ = all.Set(r.key, r.value, nil)
 	}
 	_ = all.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
-	if err := s.apply(all); err != nil {
+	var hashes []uint64
+	born := 0
+	for _, p := range parts {
+		hashes = append(hashes, p.snapHashes...)
+		born += p.born
+	}
+	if err := s.applyWithSnapshots(all, hashes, born); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = all.Close()
