@@ -17,6 +17,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/wire"
 )
@@ -143,7 +144,7 @@ func readBody(c *echo.Context) ([]byte, *apierr.Error) {
 	if r.ContentLength > wire.MaxBodyBytes {
 		return nil, apierr.New(apierr.PayloadTooLarge)
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, wire.MaxBodyBytes))
+	b, err := limits.ReadBody(c.Response(), r, wire.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

@@ -2,12 +2,12 @@ package httpapi
 
 import (
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/wire"
 )
@@ -20,11 +20,13 @@ func readJSON(c *echo.Context) ([]byte, *apierr.Error) {
 	if r.ContentLength > wire.MaxBodyBytes {
 		return nil, apierr.New(apierr.PayloadTooLarge)
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return nil, apierr.New(apierr.MissingJSONContentType)
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" { // the common case, parsed for nothing
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return nil, apierr.New(apierr.MissingJSONContentType)
+		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, wire.MaxBodyBytes))
+	body, err := limits.ReadBody(c.Response(), r, wire.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

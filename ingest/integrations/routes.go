@@ -15,7 +15,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -179,7 +178,7 @@ func (r *Routes) readBody(c *echo.Context) ([]byte, error) {
 		return nil, errTooLarge
 	}
 	clear := r.d.Limits.BodyDeadline(c.Response())
-	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes))
+	b, err := limits.ReadBody(c.Response(), req, MaxBodyBytes)
 	if err != nil {
 		closeAfter(c) // the deadline stays: nothing more is read
 	} else {

@@ -7,8 +7,8 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
-	"strings"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -33,7 +33,7 @@ var strict = json.JoinOptions(
 // metadata) gets nothing past that a typed one would refuse. It never
 // panics on any input (see FuzzDecode).
 func Decode(body []byte, v any) *apierr.Error {
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if blank(body) {
 		return apierr.New(apierr.InvalidRequestBody)
 	}
 	// A body that is not an object is a shape error, reported before the
@@ -51,6 +51,22 @@ func Decode(body []byte, v any) *apierr.Error {
 		return classify(err)
 	}
 	return nil
+}
+
+// blank reports whether b is empty or white space only (Unicode's, as
+// bytes.TrimSpace has it), without copying b.
+func blank(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case c == ' ', c == '\t', c == '\r', c == '\n', c == '\v', c == '\f':
+			continue
+		case c < 0x80:
+			return false
+		default:
+			return len(bytes.TrimSpace(b[i:])) == 0
+		}
+	}
+	return true
 }
 
 func firstNonSpace(b []byte) byte {
