@@ -12,7 +12,9 @@ import (
 
 // TestReadBody: the body comes back whole whether its length is
 // announced, unknown (chunked) or announced short; over the limit it is
-// refused with http.MaxBytesError, announced or not.
+// refused with http.MaxBytesError, announced or not, and when announced
+// under the limit but longer. A body announced over preallocMax grows as
+// it arrives.
 func TestReadBody(t *testing.T) {
 	body := strings.Repeat("x", 3000)
 	cases := []struct {
@@ -29,6 +31,12 @@ func TestReadBody(t *testing.T) {
 		{"over the limit, unknown length", -1, 1000, "", true},
 		{"over the limit, announced", 3000, 1000, "", true},
 		{"exactly the limit", 3000, 3000, body, false},
+		{"over the limit, announced short", 500, 1000, "", true},
+	}
+	big := strings.Repeat("y", 3*preallocMax)
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(big))
+	if got, err := ReadBody(httptest.NewRecorder(), r, 4*preallocMax); err != nil || string(got) != big {
+		t.Fatalf("a body announced over preallocMax: %d bytes, %v; want %d", len(got), err, len(big))
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -125,50 +126,79 @@ func (s *Store) applyWithSnapshots(pb *pebble.Batch, hashes []uint64, born int) 
 	}
 	err := s.apply(pb)
 	s.filterMu.RUnlock()
-	if cur != nil && cur.full() {
+	if err == nil && cur != nil && cur.full() {
 		s.startSnapshotFilter(2 * cur.keys.Load())
 	}
 	return err
 }
 
 // stopSnapshotFilter stops a filter's build and waits for it: before the
-// store closes, since its scan holds an iterator.
+// store closes, since its scan holds an iterator. A failed store is not
+// waited for: it is never closed (abandon), and a build may wait for ever
+// on filterMu behind an apply stuck in Pebble's broken commit pipeline.
 func (s *Store) stopSnapshotFilter() {
 	s.filterStartMu.Lock()
 	s.filterStop()
 	s.filterStartMu.Unlock()
-	s.filterWG.Wait()
+	if s.Failed() == nil {
+		s.filterWG.Wait()
+	}
 }
+
+// filterRetry is the least time between a failed build and the next.
+const filterRetry = time.Minute
 
 // startSnapshotFilter builds a filter for at least keys keys in the
 // background, unless one is being built or the store is closing.
 func (s *Store) startSnapshotFilter(keys int64) {
 	s.filterStartMu.Lock()
 	defer s.filterStartMu.Unlock()
-	if s.filterCtx.Err() != nil || !s.filterBuilding.CompareAndSwap(false, true) {
+	if s.filterCtx.Err() != nil || s.Failed() != nil || time.Now().UnixNano() < s.filterRetryAt.Load() ||
+		!s.filterBuilding.CompareAndSwap(false, true) {
 		return
 	}
 	s.filterWG.Add(1)
 	go func() { // owned by the store: Close cancels and waits for it
 		defer s.filterWG.Done()
-		defer s.filterBuilding.Store(false)
 		for {
-			if err := s.buildSnapshotFilter(s.filterCtx, keys); err != nil {
+			if err := s.buildSnapshotFilterSafely(s.filterCtx, keys); err != nil {
 				if s.filterCtx.Err() == nil {
 					// The fold keeps asking Pebble: correct, only slower.
-					s.opts.Logger.Warn("projection store: snapshot filter not built; the fold looks up every new entity in the store", "err", err)
+					s.filterRetryAt.Store(time.Now().Add(filterRetry).UnixNano())
+					s.opts.Logger.Warn("projection store: snapshot filter not built; the fold looks up every new entity in the store until a later build", "err", err)
 				}
+				s.filterBuilding.Store(false)
 				return
 			}
 			// Outgrown while it was built (a scan of a large store, or
-			// a storm of creates): again, larger.
+			// a storm of creates): again, larger. The flag is cleared
+			// before the last look, so that a commit that finds the
+			// filter full after it starts the next build itself.
+			s.filterBuilding.Store(false)
 			f := s.snapFilter.Load()
-			if !f.full() {
+			if !f.full() || !s.filterBuilding.CompareAndSwap(false, true) {
 				return
 			}
 			keys = 2 * f.keys.Load()
 		}
 	}()
+}
+
+// buildSnapshotFilterSafely is buildSnapshotFilter with Pebble's fatal
+// report (a panic, see FatalError) turned into the store's failure and an
+// error, as apply does for a commit.
+func (s *Store) buildSnapshotFilterSafely(ctx context.Context, keys int64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(*FatalError)
+			if !ok {
+				f = &FatalError{Msg: fmt.Sprint(r)}
+			}
+			s.fatal.CompareAndSwap(nil, f)
+			err = f
+		}
+	}()
+	return s.buildSnapshotFilter(ctx, keys)
 }
 
 // buildSnapshotFilter makes a filter of every snapshot key in the store
@@ -205,6 +235,12 @@ func (s *Store) buildSnapshotFilter(ctx context.Context, keys int64) error {
 				return ctx.Err()
 			}
 			f.add(hashKey(s.filterSeed, it.Key()))
+		}
+		// Checked for each range: the next First clears the error, and a
+		// range cut short by a failed read must never be put in use.
+		if err := it.Error(); err != nil {
+			_ = it.Close()
+			return fmt.Errorf("snapshot filter: scan of %q keys: %w", prefix, err)
 		}
 	}
 	if err := it.Close(); err != nil {

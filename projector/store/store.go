@@ -117,6 +117,7 @@ type Store struct {
 	filterStop     context.CancelFunc
 	filterStartMu  sync.Mutex // orders a build's start (filterWG.Add) before Close's wait
 	filterWG       sync.WaitGroup
+	filterRetryAt  atomic.Int64 // unix ns: no build starts before it (after a failed one)
 }
 
 // Open opens (or creates) the store in dir. A corrupt store may open
