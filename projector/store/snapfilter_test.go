@@ -126,7 +126,12 @@ func TestSnapshotFilterGrowsUnderWrites(t *testing.T) {
 	const batches, per = 200, 50
 	for i := range batches {
 		putEvents(t, s, i*per, (i+1)*per, uint64(i+1))
-		for j := range (i + 1) * per {
+		// The batch just committed, and a stride through the earlier ones
+		// (every key of every batch is checked at the end).
+		for j := 0; j < (i+1)*per; j++ {
+			if j < i*per && j%7 != i%7 {
+				continue
+			}
 			if s.snapshotAbsent(snapshotKey(ops.KindEvent, ch, fmt.Sprintf("%032x", j))) {
 				t.Fatalf("after commit %d: event %d committed, reported absent", i, j)
 			}
