@@ -3,9 +3,14 @@ package store
 import (
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -141,6 +146,51 @@ func TestSnapshotFilterGrowsUnderWrites(t *testing.T) {
 	for j := range batches * per {
 		if s.snapshotAbsent(snapshotKey(ops.KindEvent, ch, fmt.Sprintf("%032x", j))) {
 			t.Fatalf("event %d committed, reported absent by the grown filter", j)
+		}
+	}
+}
+
+// TestSnapshotFilterNotUsedAfterAFailedScan: a scan that meets a read error
+// puts no filter in use, even when the error is in its first key range and
+// the second reads nothing (Pebble's First clears the error of the range
+// before); the store answers from Pebble, and every event is still found.
+func TestSnapshotFilterNotUsedAfterAFailedScan(t *testing.T) {
+	mem := vfs.NewMem()
+	s, err := Open("", Options{InMemory: true, memFS: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putEvents(t, s, 0, 1000, 1) // events only: the thing range is empty
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	failing.Store(true)
+	failTables := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind == errorfs.OpFileReadAt && strings.HasSuffix(op.Path, ".sst") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
+	s, err = Open("", Options{InMemory: true, memFS: errorfs.Wrap(mem, failTables)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.filterRetryAt.Load() == 0 && s.snapFilter.Load() == nil { // the build's end, failed or not
+		if time.Now().After(deadline) {
+			t.Fatal("the snapshot filter's build did not end in 30s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if s.snapFilter.Load() != nil {
+		t.Fatal("a filter built by a scan that failed is in use")
+	}
+	failing.Store(false)
+	for i := range 1000 {
+		if ev, err := s.NewBatch().Event(ch, fmt.Sprintf("%032x", i)); err != nil || ev == nil {
+			t.Fatalf("event %d: %v, %v; want it", i, ev, err)
 		}
 	}
 }

@@ -55,6 +55,10 @@ type Options struct {
 	// Default DefaultSnapshotFilterKeys; negative: no filter, every
 	// lookup of a new entity asks Pebble.
 	SnapshotFilterKeys int
+
+	// memFS, for tests, is the file system of an InMemory store: one
+	// that outlives the store (reopened), or that fails on purpose.
+	memFS vfs.FS
 }
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
@@ -196,6 +200,9 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	po.Levels[len(po.Levels)-1].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
+		if opts.memFS != nil {
+			po.FS = opts.memFS
+		}
 	} else {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
