@@ -106,10 +106,11 @@ func (s *Store) snapshotAbsent(k []byte) bool {
 	return f != nil && !f.mayHold(hashKey(s.filterSeed, k))
 }
 
-// applyWithSnapshots applies pb after adding the hashes of the snapshot
-// keys it writes to the filters: the one in use and one being built. born
-// is how many of them are new to the store, for the filter's size.
-func (s *Store) applyWithSnapshots(pb *pebble.Batch, hashes []uint64, born int) error {
+// applyWithSnapshots applies pb, which holds the writes of parts, after
+// adding the hashes of the snapshot keys the parts write to the filters:
+// the one in use and one being built. Their born counts, the snapshots
+// new to the store, feed the filter's size.
+func (s *Store) applyWithSnapshots(pb *pebble.Batch, parts []*Batch) error {
 	if s.opts.SnapshotFilterKeys < 0 {
 		return s.apply(pb)
 	}
@@ -119,10 +120,12 @@ func (s *Store) applyWithSnapshots(pb *pebble.Batch, hashes []uint64, born int) 
 		if f == nil {
 			continue
 		}
-		for _, h := range hashes {
-			f.add(h)
+		for _, p := range parts {
+			for _, h := range p.snapHashes {
+				f.add(h)
+			}
+			f.keys.Add(int64(p.born))
 		}
-		f.keys.Add(int64(born))
 	}
 	err := s.apply(pb)
 	s.filterMu.RUnlock()

@@ -632,7 +632,7 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 	}
 	_ = b.set(cursor, binary.BigEndian.AppendUint64(nil, applied))
 	b.pebbleBatch()
-	if err := b.s.applyWithSnapshots(b.b, b.snapHashes, b.born); err != nil {
+	if err := b.s.applyWithSnapshots(b.b, []*Batch{b}); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = b.b.Close()
@@ -700,13 +700,7 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 		_ = all.Set(r.key, r.value, nil)
 	}
 	_ = all.Set(appliedKey, binary.BigEndian.AppendUint64(nil, applied), nil)
-	var hashes []uint64
-	born := 0
-	for _, p := range parts {
-		hashes = append(hashes, p.snapHashes...)
-		born += p.born
-	}
-	if err := s.applyWithSnapshots(all, hashes, born); err != nil {
+	if err := s.applyWithSnapshots(all, parts); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = all.Close()
