@@ -137,3 +137,51 @@ func TestRatioOursFree(t *testing.T) {
 		t.Errorf("without profiles: %q, want no line", line)
 	}
 }
+
+// The round-by-round bound: each round's ratio with its own profiles, and
+// the median of the bounds against the budget. A row whose every round
+// was profiled gets the line; one with a round unprofiled, or met, does
+// not.
+func TestDTRoundsLine(t *testing.T) {
+	shares := func(ours, rest float64) *cpuShares {
+		var s cpuShares
+		s.layers[layerOurs], s.layers[layerBroker] = ours, rest
+		return &s
+	}
+	round := func(rate float64, cpu time.Duration, s *cpuShares) profiledResult {
+		return profiledResult{res: result{rate: rate, cpuPerOp: cpu}, shares: s}
+	}
+	us := time.Microsecond
+	r := &integReport{o: &integPhase{dtRatioBudget: 0.6},
+		base:   result{rate: 1000},
+		dtID:   result{rate: 450},
+		dtName: result{rate: 500},
+		rounds: map[string][]profiledResult{
+			// Every round a create of 200 µs, 20% ours.
+			"base": {round(1000, 200*us, shares(20, 80)), round(1000, 200*us, shares(20, 80)), round(1000, 200*us, shares(20, 80))},
+			// 0.45 at 400 µs, 25% ours: 0.53 with its own ours free
+			// (TestRatioOursFree), 0.48 with all of ours free; round 2 at
+			// 0.40 is bounded at 0.47, round 3 at 0.55 at 0.65.
+			"dt-id": {round(450, 400*us, shares(25, 75)), round(400, 400*us, shares(25, 75)), round(550, 400*us, shares(25, 75))},
+			// 40% ours at 0.50, 360 µs: 0.70 with its own ours free, each round.
+			"dt-name": {round(500, 360*us, shares(40, 60)), round(500, 360*us, shares(40, 60)), round(500, 360*us, shares(40, 60))},
+		}}
+	line := r.dtRoundsLine()
+	for _, want := range []string{
+		"entityId rounds 0.45 to 0.53, 0.40 to 0.47, 0.55 to 0.65, median at most 0.53 (under it even so",
+		"entityName rounds 0.50 to 0.70, 0.50 to 0.70, 0.50 to 0.70, median at most 0.70 (our code's to meet)",
+		"budget 0.60",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	r.rounds["dt-name"][1].shares = nil
+	if line := r.dtRoundsLine(); strings.Contains(line, "entityName") || !strings.Contains(line, "entityId") {
+		t.Errorf("entityName with round 2 unprofiled: %q, want entityId's bound only", line)
+	}
+	r.dtID.rate = 650
+	if line := r.dtRoundsLine(); line != "" {
+		t.Errorf("entityId met, entityName unprofiled: %q, want no line", line)
+	}
+}

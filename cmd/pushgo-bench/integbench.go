@@ -103,6 +103,18 @@ type integReport struct {
 	// (with -integprofile; nil without, or when a profile could not be
 	// read).
 	baseShares, idShares, nameShares *cpuShares
+	// rounds are those three rows round by round (keys "base", "dt-id",
+	// "dt-name"), each round's result with its profile's shares when it
+	// was profiled (-integprofile with -profile-every-run): what bounds
+	// the median ratio itself rather than round 1 (dtRoundsLine).
+	rounds map[string][]profiledResult
+}
+
+// profiledResult is one round of a row: its result, and where its CPU went
+// (nil: not profiled, or the profile could not be read).
+type profiledResult struct {
+	res    result
+	shares *cpuShares
 }
 
 // integSetupLimit bounds the set-up: a minute plus 2 ms per Thing.
@@ -170,6 +182,8 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 		{"dt entityName ERROR", "dt-name", o.concurrency, e.dtSpec(dtProblem, "bench problem by name", selEntityName), &rep.dtName},
 		{fmt.Sprintf("alertmanager x%d", o.amAlerts), "am", o.amClients, am, &rep.am},
 	}
+	profiledRows := map[string]bool{"base": true, "dt-id": true, "dt-name": true}
+	rep.rounds = map[string][]profiledResult{}
 	names := make([]string, len(rows))
 	for i, r := range rows {
 		names[i] = r.name
@@ -197,6 +211,13 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 		}
 		r := reps[0].result(cpu)
 		r.note = t.settleNote(ctx)
+		if profiledRows[row.key] {
+			pr := profiledResult{res: r}
+			if o.integProfile != "" && (run == 0 || profileEveryRun) {
+				pr.shares = sharesOf(runProfilePath(profilePath(o.integProfile, row.key), run))
+			}
+			rep.rounds[row.key] = append(rep.rounds[row.key], pr)
+		}
 		return r, nil
 	})
 	if err != nil {
