@@ -13,6 +13,12 @@ var (
 		"Depth of the projection store's level 0: every read looks in each sublevel; Pebble slows writes down past 20.", nil, nil)
 	diskBytesDesc = prometheus.NewDesc("pushgo_projection_disk_bytes",
 		"Room the projection store takes on disk: tables, WAL and manifest.", nil, nil)
+	writeStallsDesc = prometheus.NewDesc("pushgo_projection_write_stalls_total",
+		"Times the projection store (Pebble) stopped the fold's writes because its flushes or compactions fell behind, since the store opened.", nil, nil)
+	writeStalledDesc = prometheus.NewDesc("pushgo_projection_write_stall_seconds_total",
+		"Time the fold's writes waited in those stalls, since the store opened; the projection lags the log meanwhile.", nil, nil)
+	slowDiskDesc = prometheus.NewDesc("pushgo_projection_slow_disk_operations_total",
+		"Disk operations of the projection store that Pebble's health check reported slow, since the store opened.", nil, nil)
 )
 
 // storeCollector exports Projector.StoreBackground.
@@ -23,6 +29,9 @@ func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- compactionsDesc
 	ch <- l0SublevelsDesc
 	ch <- diskBytesDesc
+	ch <- writeStallsDesc
+	ch <- writeStalledDesc
+	ch <- slowDiskDesc
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -31,6 +40,9 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(compactionsDesc, prometheus.GaugeValue, float64(bg.Compactions))
 	ch <- prometheus.MustNewConstMetric(l0SublevelsDesc, prometheus.GaugeValue, float64(bg.L0Sublevels))
 	ch <- prometheus.MustNewConstMetric(diskBytesDesc, prometheus.GaugeValue, float64(bg.DiskBytes))
+	ch <- prometheus.MustNewConstMetric(writeStallsDesc, prometheus.CounterValue, float64(bg.WriteStalls))
+	ch <- prometheus.MustNewConstMetric(writeStalledDesc, prometheus.CounterValue, bg.WriteStalled.Seconds())
+	ch <- prometheus.MustNewConstMetric(slowDiskDesc, prometheus.CounterValue, float64(bg.SlowDiskOps))
 }
 
 // Collectors are the projector's Prometheus metrics, for the process's

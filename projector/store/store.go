@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -59,6 +60,9 @@ type Options struct {
 	// memFS, for tests, is the file system of an InMemory store: one
 	// that outlives the store (reopened), or that fails on purpose.
 	memFS vfs.FS
+	// memTableSize, for tests, replaces the memtables' 64 MiB (a write
+	// stall within a few MiB of writes).
+	memTableSize int
 }
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
@@ -122,6 +126,10 @@ type Store struct {
 	filterStartMu  sync.Mutex // orders a build's start (filterWG.Add) before Close's wait
 	filterWG       sync.WaitGroup
 	filterRetryAt  atomic.Int64 // unix ns: no build starts before it (after a failed one)
+
+	// stalls counts Pebble's write stalls and slow disk operations
+	// (stalls.go).
+	stalls stallStats
 }
 
 // Open opens (or creates) the store in dir. A corrupt store may open
@@ -174,6 +182,10 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 			FlushEnd:        func(pebble.FlushInfo) { restoreBackgroundPriority() },
 			CompactionBegin: func(pebble.CompactionInfo) { onBackgroundJob() },
 			CompactionEnd:   func(pebble.CompactionInfo) { restoreBackgroundPriority() }},
+	}
+	s.stallListener(po.EventListener)
+	if opts.memTableSize > 0 {
+		po.MemTableSize = uint64(opts.memTableSize)
 	}
 	// Pebble takes a reference of its own; this one is dropped when Open
 	// returns, so the DB's is the last and Close frees the cache.
@@ -291,6 +303,14 @@ type Background struct {
 	// DiskBytes is the room the store takes on disk (tables, WAL,
 	// manifest).
 	DiskBytes uint64
+	// WriteStalls counts the times since the store opened that Pebble
+	// delayed writes because its flushes or compactions fell behind, and
+	// WriteStalled is how long writes waited in all (the stall in progress
+	// included). SlowDiskOps counts the disk operations Pebble's health
+	// check reported slow (stalls.go).
+	WriteStalls  int64
+	WriteStalled time.Duration
+	SlowDiskOps  int64
 }
 
 // Idle reports whether nothing is being flushed or compacted. Debt may
@@ -308,13 +328,15 @@ func (s *Store) Background() Background {
 		return Background{}
 	}
 	m := s.db.Metrics()
-	return Background{
+	b := Background{
 		Compactions:         m.Compact.NumInProgress,
 		CompactionDebtBytes: m.Compact.EstimatedDebt,
 		Flushing:            m.Flush.NumInProgress > 0,
 		L0Sublevels:         int(m.Levels[0].Sublevels),
 		DiskBytes:           m.DiskSpaceUsage(),
 	}
+	b.WriteStalls, b.WriteStalled, b.SlowDiskOps = s.stallTotals()
+	return b
 }
 
 // Discard closes a store that is about to be deleted: without flushing
