@@ -101,7 +101,7 @@ type integReport struct {
 	// baseShares, idShares and nameShares are where round 1 of the
 	// baseline and of the two budgeted Dynatrace rows spent their CPU
 	// (with -integprofile; nil without, or when a profile could not be
-	// read).
+	// read): rounds' first.
 	baseShares, idShares, nameShares *cpuShares
 	// rounds are those three rows round by round (keys "base", "dt-id",
 	// "dt-name"), each round's result with its profile's shares when it
@@ -226,11 +226,14 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 	for i, r := range rows {
 		*r.out = medians[i]
 	}
-	if o.integProfile != "" {
-		rep.baseShares = sharesOf(runProfilePath(profilePath(o.integProfile, "base"), 0))
-		rep.idShares = sharesOf(runProfilePath(profilePath(o.integProfile, "dt-id"), 0))
-		rep.nameShares = sharesOf(runProfilePath(profilePath(o.integProfile, "dt-name"), 0))
+	// Round 1's shares, read with each round's result above.
+	firstShares := func(key string) *cpuShares {
+		if runs := rep.rounds[key]; len(runs) > 0 {
+			return runs[0].shares
+		}
+		return nil
 	}
+	rep.baseShares, rep.idShares, rep.nameShares = firstShares("base"), firstShares("dt-id"), firstShares("dt-name")
 	if o.integHeap != "" {
 		if err := writeHeapProfile(o.integHeap); err != nil {
 			return rep, err
