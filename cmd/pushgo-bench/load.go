@@ -137,6 +137,7 @@ func openLoop(ctx context.Context, workers int, rate float64, warmup, dur time.D
 				} else {
 					rec.ok(done.Sub(sched))
 					rec.tick(done.Sub(measureFrom))
+					rec.timed = append(rec.timed, timedLatency{sched: sched, lat: done.Sub(sched)})
 				}
 				rec.lastDone = done
 			}
@@ -177,6 +178,14 @@ pace:
 	// completed successfully of what was scheduled in it.
 	res := summarize(recs, dur)
 	res.skipped, res.target = skipped, rate
+	res.from, res.to = measureFrom, end
+	for _, r := range recs {
+		for _, t := range r.timed {
+			if t.lat >= res.p99 {
+				res.tail = append(res.tail, t)
+			}
+		}
+	}
 	res.cpu = cpuBetween(cpu0, sampleCPU())
 	return res
 }

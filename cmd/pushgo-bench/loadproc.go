@@ -144,6 +144,8 @@ type loadReport struct {
 	Began     time.Time      `json:"began"`     // when the loop began (its warm-up)
 	CPU       time.Duration  `json:"cpu"`
 	AMOuts    [4]int64       `json:"am_outcomes,omitzero"` // Alertmanager: opened, updated, unchanged, other
+	// Stalls: open loop, the kernel threads' bursts and the tail (kthreads.go).
+	Stalls *kthreadStalls `json:"kthread_stalls,omitempty"`
 }
 
 func newLoadReport(r result) loadReport {
@@ -157,6 +159,9 @@ func (r loadReport) result(cpu cpuUse) result {
 		perSec: r.PerSec, errors: r.Errors, errKinds: r.ErrKinds, late: r.Late, skipped: r.Skipped, target: r.Target, cpu: cpu}
 	if res.errKinds == nil {
 		res.errKinds = map[string]int{}
+	}
+	if r.Stalls != nil {
+		res.kstalls = r.Stalls.String()
 	}
 	res.cores = cpu.self
 	if r.Ops > 0 {
@@ -434,9 +439,23 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 		_, _ = io.Copy(io.Discard, br)
 		cancel()
 	}()
+	// An open loop's tail is matched with the bursts of the kernel's
+	// memory threads over its window (kthreads.go).
+	var sampler *kthreadSampler
+	sctx, stopSampler := context.WithCancel(ctx)
+	defer stopSampler()
+	if spec.Loop == loopOpen {
+		sampler = startKthreadSampler(sctx, "/proc", memoryKthreads("/proc"))
+	}
 	cpu0, began := processCPU(), time.Now()
 	res := lg.run(ctx)
 	rep := newLoadReport(res)
+	if sampler != nil {
+		stopSampler()
+		bursts, names := sampler.bursts()
+		st := stallsOf(bursts, names, res.tail, res.from, res.to)
+		rep.Stalls = &st
+	}
 	rep.Began = began
 	rep.CPU = processCPU() - cpu0
 	rep.Succeeded = lg.succeeded.Load()

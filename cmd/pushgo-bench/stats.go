@@ -18,6 +18,9 @@ type recorder struct {
 	late     int64
 	lastDone time.Time
 	perSec   []int64 // successes completed in each second of the window
+	// timed: open loop only, each success with when it was scheduled
+	// (the row's tail is matched with the kernel threads' bursts).
+	timed []timedLatency
 }
 
 // maxErrKinds bounds the distinct error messages kept per worker.
@@ -76,6 +79,11 @@ type result struct {
 	cpuPerOp time.Duration
 	perSec   []int64 // of one run: successes per second (-timeline)
 	note     string  // of one run: projector catch-up after the phase
+	kstalls  string  // of one run: the kernel threads' bursts beside the tail (kthreads.go)
+	// Open loop, in its process: the measured window and the requests at
+	// or above its p99 (not reported; the load process matches them).
+	from, to time.Time
+	tail     []timedLatency
 	errors   int64
 	errKinds map[string]int
 	late     int64 // open loop: operations that waited > lateAfter for a free client
@@ -150,6 +158,9 @@ func (result) columns() []column[result] {
 				if r.note != "" {
 					out.note = r.note + " (last run)"
 				}
+				if r.kstalls != "" {
+					out.kstalls = r.kstalls + " (last run)"
+				}
 			}
 		},
 	}
@@ -166,6 +177,9 @@ func (r result) progress(o *options, phase string, run int) {
 		r.ops, r.elapsed.Round(time.Millisecond), r.cpu)
 	if r.note != "" {
 		fmt.Fprintln(os.Stderr, "         "+r.note)
+	}
+	if r.kstalls != "" {
+		fmt.Fprintln(os.Stderr, "         "+r.kstalls)
 	}
 	if o.timeline {
 		fmt.Fprintf(os.Stderr, "         per second: %v\n", r.perSec)

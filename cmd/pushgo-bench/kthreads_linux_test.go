@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var burnSink int
+
+// TestKthreadSamplerSeesABurst: the sampler, pointed at a thread of this
+// process that burns a CPU for a while, reports bursts holding that CPU
+// time (the kernel's threads are sampled the same way, by pid).
+func TestKthreadSamplerSeesABurst(t *testing.T) {
+	tids := make(chan int)
+	release := make(chan struct{})
+	burnt := make(chan time.Duration)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid := syscall.Gettid()
+		tids <- tid
+		<-release
+		path := filepath.Join("/proc/self/task", strconv.Itoa(tid), "schedstat")
+		read := func() time.Duration {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return 0
+			}
+			d, _ := parseSchedstat(b)
+			return d
+		}
+		// Burn until the thread's own CPU time has grown by 40 ms.
+		from := read()
+		for read()-from < 40*time.Millisecond {
+			for i := range 100_000 {
+				burnSink += i
+			}
+		}
+		burnt <- read() - from
+	}()
+	tid := <-tids
+	ctx, cancel := context.WithCancel(context.Background())
+	s := startKthreadSampler(ctx, "/proc/self/task", []kthread{{pid: tid, name: "burner"}})
+	// The sampler's first observation is its baseline: wait for it
+	// before burning.
+	<-s.sampled
+	close(release)
+	total := <-burnt
+	cancel()
+	bursts, names := s.bursts()
+	var cpu time.Duration
+	for _, b := range bursts {
+		cpu += b.cpu
+		if !b.end.After(b.start) {
+			t.Errorf("burst %+v does not end after it starts", b)
+		}
+	}
+	if len(names) != 1 || names[0] != "burner" || cpu < 20*time.Millisecond || cpu > total+10*time.Millisecond {
+		t.Errorf("bursts %d of %v (names %v), the thread burnt %v", len(bursts), cpu, names, total)
+	}
+}
