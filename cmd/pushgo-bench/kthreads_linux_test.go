@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,12 +13,13 @@ import (
 var burnSink int
 
 // TestKthreadSamplerSeesABurst: the sampler, pointed at a thread of this
-// process that burns a CPU for a while, reports bursts holding that CPU
-// time (the kernel's threads are sampled the same way, by pid).
+// process that burns a CPU for a while and polled as the pacer polls it,
+// reports bursts holding that CPU time (the kernel's threads are sampled
+// the same way, by pid).
 func TestKthreadSamplerSeesABurst(t *testing.T) {
 	tids := make(chan int)
 	release := make(chan struct{})
-	burnt := make(chan time.Duration)
+	burnt := make(chan time.Duration, 1)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -45,15 +45,20 @@ func TestKthreadSamplerSeesABurst(t *testing.T) {
 		burnt <- read() - from
 	}()
 	tid := <-tids
-	ctx, cancel := context.WithCancel(context.Background())
-	s := startKthreadSampler(ctx, "/proc/self/task", []kthread{{pid: tid, name: "burner"}})
-	// The sampler's first observation is its baseline: wait for it
-	// before burning.
-	<-s.sampled
+	s := newKthreadSampler("/proc/self/task", []kthread{{pid: tid, name: "burner"}})
+	s.poll(time.Now()) // the baseline, before the burn
 	close(release)
-	total := <-burnt
-	cancel()
-	bursts, names := s.bursts()
+	var total time.Duration
+	for done := false; !done; {
+		select {
+		case total = <-burnt:
+			done = true
+		default:
+			time.Sleep(time.Millisecond) // the pacer's pace
+		}
+		s.poll(time.Now())
+	}
+	bursts, names := s.close()
 	var cpu time.Duration
 	for _, b := range bursts {
 		cpu += b.cpu

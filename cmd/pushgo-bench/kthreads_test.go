@@ -123,6 +123,7 @@ func TestStallsOf(t *testing.T) {
 		{start: at(500), end: at(510), cpu: ms(4)},
 		{start: at(1000), end: at(1020), cpu: ms(15)},
 		{start: at(1540), end: at(1545), cpu: ms(2)},
+		{start: at(1570), end: at(1580), cpu: ms(3)}, // 25 ms after the one before: the same episode
 		{start: at(5000), end: at(5010), cpu: ms(9)}, // after it
 	}
 	tail := []timedLatency{
@@ -134,8 +135,8 @@ func TestStallsOf(t *testing.T) {
 		{sched: at(1200), lat: ms(20)}, // between bursts
 	}
 	st := stallsOf(bursts, []string{"kdamond.0"}, tail, at(0), at(2000))
-	if st.Bursts != 3 || st.MinCPU != ms(2) || st.MaxCPU != ms(15) {
-		t.Errorf("bursts %d, cpu %v to %v", st.Bursts, st.MinCPU, st.MaxCPU)
+	if st.Bursts != 4 || st.Episodes != 3 || st.MinCPU != ms(2) || st.MaxCPU != ms(15) {
+		t.Errorf("bursts %d, episodes %d, cpu %v to %v", st.Bursts, st.Episodes, st.MinCPU, st.MaxCPU)
 	}
 	if st.Period != ms(540) { // gaps 500 and 540: the upper median
 		t.Errorf("period %v", st.Period)
@@ -143,17 +144,17 @@ func TestStallsOf(t *testing.T) {
 	if st.Tail != 6 || st.Overlap != 3 {
 		t.Errorf("overlap %d of %d, want 3 of 6", st.Overlap, st.Tail)
 	}
-	// covered: (10+20+5) + 3*10 = 65 ms of 2000; chance: (35 + 3*(10+mean 49.33)) / 2000.
-	if d := st.Covered - 0.0325; d > 1e-9 || d < -1e-9 {
+	// covered: (10+20+5+10) + 4*10 = 85 ms of 2000; chance: (45 + 4*(10+mean 49.33)) / 2000.
+	if d := st.Covered - 0.0425; d > 1e-9 || d < -1e-9 {
 		t.Errorf("covered %v", st.Covered)
 	}
 	mean := (16 + 20 + 20 + 20 + 200 + 20) * time.Millisecond / 6
-	want := (ms(35) + 3*(ms(10)+mean)).Seconds() / 2
+	want := (ms(45) + 4*(ms(10)+mean)).Seconds() / 2
 	if d := st.ByChance - want; d > 1e-9 || d < -1e-9 {
 		t.Errorf("by chance %v, want %v", st.ByChance, want)
 	}
 	line := st.String()
-	for _, part := range []string{"kdamond.0 took a CPU in 3 bursts", "every 0.54 s", "3 of the 6 requests at or above the p99 (50%) met one"} {
+	for _, part := range []string{"kdamond.0 took a CPU in 4 bursts of 2.0ms to 15.0ms (3 episodes every 0.54 s, 4.2% of the time)", "3 of the 6 requests at or above the p99 (50%) met one"} {
 		if !strings.Contains(line, part) {
 			t.Errorf("%q lacks %q", line, part)
 		}

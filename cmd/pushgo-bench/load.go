@@ -103,7 +103,11 @@ const lateAfter = time.Millisecond
 // that waited more than lateAfter are counted as late. The queue holds up
 // to one second of operations; past that the gateway has fallen hopelessly
 // behind and further operations are skipped and counted.
-func openLoop(ctx context.Context, workers int, rate float64, warmup, dur time.Duration, op opFunc) result {
+//
+// poll, if not nil, is called by the pacer each time it wakes (the kernel
+// threads' sampler, kthreads.go): a sampler of its own would wake the
+// process more often.
+func openLoop(ctx context.Context, workers int, rate float64, warmup, dur time.Duration, op opFunc, poll func(time.Time)) result {
 	cpu0 := sampleCPU()
 	ws := newWorkers(workers)
 	recs := make([]*recorder, workers)
@@ -161,6 +165,9 @@ pace:
 			case <-ctx.Done():
 				break pace
 			}
+		}
+		if poll != nil {
+			poll(time.Now())
 		}
 		select {
 		case tokens <- token{sched: sched, queued: time.Now()}:

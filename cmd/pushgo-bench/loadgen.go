@@ -15,7 +15,8 @@ type loadGen struct {
 	t         *target
 	integ     *integEnv // the integration operations' fixtures
 	op        opFunc
-	succeeded atomic.Int64 // warm-up included
+	succeeded atomic.Int64    // warm-up included
+	kthreads  *kthreadSampler // open loop: sampled by its pacer
 }
 
 // newLoadGen checks spec and prepares its operation; nothing is sent yet.
@@ -158,7 +159,10 @@ func (g *loadGen) run(ctx context.Context) result {
 	s := g.spec
 	switch s.Loop {
 	case loopOpen:
-		return openLoop(ctx, s.Workers, s.Rate, s.Warmup, s.Duration, g.op)
+		// The tail is matched with the kernel's memory threads' bursts
+		// (kthreads.go), sampled by the pacer.
+		g.kthreads = newKthreadSampler("/proc", memoryKthreads("/proc"))
+		return openLoop(ctx, s.Workers, s.Rate, s.Warmup, s.Duration, g.op, g.kthreads.poll)
 	case loopCount:
 		return countLoop(ctx, s.Workers, s.Count, g.op)
 	default:

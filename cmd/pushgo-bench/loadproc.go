@@ -439,20 +439,11 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 		_, _ = io.Copy(io.Discard, br)
 		cancel()
 	}()
-	// An open loop's tail is matched with the bursts of the kernel's
-	// memory threads over its window (kthreads.go).
-	var sampler *kthreadSampler
-	sctx, stopSampler := context.WithCancel(ctx)
-	defer stopSampler()
-	if spec.Loop == loopOpen {
-		sampler = startKthreadSampler(sctx, "/proc", memoryKthreads("/proc"))
-	}
 	cpu0, began := processCPU(), time.Now()
 	res := lg.run(ctx)
 	rep := newLoadReport(res)
-	if sampler != nil {
-		stopSampler()
-		bursts, names := sampler.bursts()
+	if lg.kthreads != nil {
+		bursts, names := lg.kthreads.close()
 		st := stallsOf(bursts, names, res.tail, res.from, res.to)
 		rep.Stalls = &st
 	}

@@ -146,7 +146,7 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	spec := t.spec(opUpdate)
 	t.close()
 	r, err := repeat(ctx, o.options, rawLowLabel, rawRun(func(r *rawTarget) result {
-		return openLoop(ctx, o.concurrency, rate, o.warmup, o.duration, r.publish)
+		return openLoop(ctx, o.concurrency, rate, o.warmup, o.duration, r.publish, nil)
 	}))
 	if err != nil {
 		return rep, err
