@@ -146,6 +146,12 @@ type loadReport struct {
 	AMOuts    [4]int64       `json:"am_outcomes,omitzero"` // Alertmanager: opened, updated, unchanged, other
 	// Stalls: open loop, the kernel threads' bursts and the tail (kthreads.go).
 	Stalls *kthreadStalls `json:"kthread_stalls,omitempty"`
+	// Tail, From and To: open loop, the requests at or above the p99 and
+	// the measured window, matched by the bench with the gateway's garbage
+	// collection (gctail.go).
+	Tail []tailPoint `json:"tail,omitempty"`
+	From time.Time   `json:"from,omitzero"`
+	To   time.Time   `json:"to,omitzero"`
 }
 
 func newLoadReport(r result) loadReport {
@@ -162,6 +168,14 @@ func (r loadReport) result(cpu cpuUse) result {
 	}
 	if r.Stalls != nil {
 		res.kstalls = r.Stalls.String()
+	}
+	if len(r.Tail) > 0 {
+		// The gateway runs in this process: its cycles are this runtime's.
+		tail := make([]timedLatency, len(r.Tail))
+		for i, p := range r.Tail {
+			tail[i] = timedLatency{sched: time.Unix(0, p.At), lat: p.Lat}
+		}
+		res.gcstalls = gcTailOf(gcEnds(), tail, r.From, r.To).String()
 	}
 	res.cores = cpu.self
 	if r.Ops > 0 {
@@ -446,6 +460,12 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 		bursts, names := lg.kthreads.close()
 		st := stallsOf(bursts, names, res.tail, res.from, res.to)
 		rep.Stalls = &st
+	}
+	if spec.Loop == loopOpen {
+		rep.From, rep.To = res.from, res.to
+		for _, t := range res.tail {
+			rep.Tail = append(rep.Tail, tailPoint{At: t.sched.UnixNano(), Lat: t.lat})
+		}
 	}
 	rep.Began = began
 	rep.CPU = processCPU() - cpu0

@@ -80,6 +80,7 @@ type result struct {
 	perSec   []int64 // of one run: successes per second (-timeline)
 	note     string  // of one run: projector catch-up after the phase
 	kstalls  string  // of one run: the kernel threads' bursts beside the tail (kthreads.go)
+	gcstalls string  // of one run: the gateway's GC cycles beside the tail (gctail.go)
 	// Open loop, in its process: the measured window and the requests at
 	// or above its p99 (not reported; the load process matches them).
 	from, to time.Time
@@ -161,6 +162,9 @@ func (result) columns() []column[result] {
 				if r.kstalls != "" {
 					out.kstalls = r.kstalls + " (last run)"
 				}
+				if r.gcstalls != "" {
+					out.gcstalls = r.gcstalls + " (last run)"
+				}
 			}
 		},
 	}
@@ -180,6 +184,9 @@ func (r result) progress(o *options, phase string, run int) {
 	}
 	if r.kstalls != "" {
 		fmt.Fprintln(os.Stderr, "         "+r.kstalls)
+	}
+	if r.gcstalls != "" {
+		fmt.Fprintln(os.Stderr, "         "+r.gcstalls)
 	}
 	if o.timeline {
 		fmt.Fprintf(os.Stderr, "         per second: %v\n", r.perSec)
