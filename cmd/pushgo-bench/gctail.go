@@ -33,14 +33,14 @@ type tailPoint struct {
 
 // gcTail is how the gateway's garbage collection met a row's tail.
 type gcTail struct {
-	cycles   int     // cycles whose mark ended within the window
+	cycles   int     // cycles whose episode touches the window
 	tail     int     // requests at or above the row's p99
 	overlap  int     // of them, those whose span met a cycle's episode
 	byChance float64 // the share that would, with the cycles anywhere
 }
 
-// gcTailOf matches tail with the episodes of the cycles that ended at ends
-// within [from, to].
+// gcTailOf matches tail with the episodes of the cycles whose marks ended
+// at ends, those of them whose episodes touch [from, to].
 func gcTailOf(ends []time.Time, tail []timedLatency, from, to time.Time) gcTail {
 	var in []time.Time
 	for _, e := range ends {
@@ -74,7 +74,7 @@ func (g gcTail) String() string {
 	if g.cycles == 0 || g.tail == 0 {
 		return ""
 	}
-	return fmt.Sprintf("gateway GC: %d cycle(s) in the window; %d of the %d requests at or above the p99 (%.0f%%) met one (%s before its mark's end to %s after), against %.0f%% by chance",
+	return fmt.Sprintf("gateway GC (the bench's process): %d cycle(s) in the window; %d of the %d requests at or above the p99 (%.0f%%) met one (%s before its mark's end to %s after), against %.0f%% by chance",
 		g.cycles, g.overlap, g.tail, 100*float64(g.overlap)/float64(g.tail), fmtDur(gcBefore), fmtDur(gcAfter), 100*g.byChance)
 }
 

@@ -33,7 +33,7 @@ func TestGCTailOf(t *testing.T) {
 	if d := g.byChance - want; d > 1e-9 || d < -1e-9 {
 		t.Errorf("by chance %v, want %v", g.byChance, want)
 	}
-	if line := g.String(); !strings.Contains(line, "2 cycle(s) in the window; 3 of the 6 requests at or above the p99 (50%) met one") {
+	if line := g.String(); !strings.Contains(line, "gateway GC (the bench's process): 2 cycle(s) in the window; 3 of the 6 requests at or above the p99 (50%) met one") {
 		t.Errorf("line %q", line)
 	}
 	if s := gcTailOf(nil, tail, at(0), at(10000)).String(); s != "" {

@@ -32,7 +32,8 @@ import (
 var kthreadPrefixes = []string{"kdamond", "kswapd", "kcompactd", "khugepaged"}
 
 // kthreadSample is how often the sampler reads each thread's CPU time, at
-// most: a burst of one millisecond is seen, and placed within about two.
+// most: a burst of one millisecond is seen, and placed within one sampling
+// interval (this, or the pacer's when it wakes less often).
 const kthreadSample = 2 * time.Millisecond
 
 // kthreadMinBurst is the least CPU a burst must take to be counted (the
@@ -126,18 +127,25 @@ func parseSchedstat(b []byte) (time.Duration, bool) {
 type cpuBurst struct {
 	start, end time.Time
 	cpu        time.Duration
+	thread     string
 }
 
 // burstTrack turns one thread's CPU time, observed at intervals, into
-// bursts: growth observed within two intervals of the last growth extends
-// the burst, growth after a longer quiet starts another.
+// bursts: growth after no more than burstQuiet observations without any
+// extends the burst, growth after a longer quiet starts another. Counted
+// in observations, not time, so that the rule holds at any sampling
+// interval (the pacer's, 5 ms at 200 requests a second).
 type burstTrack struct {
 	seen    bool
 	lastAt  time.Time     // the last observation
 	lastCPU time.Duration // its CPU time
+	quiet   int           // observations without growth since the open burst's last
 	open    *cpuBurst
 	bursts  []cpuBurst
 }
+
+// burstQuiet is how many observations without growth a burst survives.
+const burstQuiet = 2
 
 // observe records the thread's CPU time cpu at at.
 func (t *burstTrack) observe(at time.Time, cpu time.Duration) {
@@ -146,16 +154,19 @@ func (t *burstTrack) observe(at time.Time, cpu time.Duration) {
 		return
 	}
 	grew := cpu - t.lastCPU
-	if grew > 0 {
-		if t.open != nil && at.Sub(t.open.end) <= 2*kthreadSample+kthreadSample/2 {
-			t.open.end = at
-			t.open.cpu += grew
-		} else {
-			t.close()
-			t.open = &cpuBurst{start: t.lastAt, end: at, cpu: grew}
-		}
-	} else if t.open != nil && at.Sub(t.open.end) > 2*kthreadSample+kthreadSample/2 {
+	switch {
+	case grew > 0 && t.open != nil && t.quiet <= burstQuiet:
+		t.open.end = at
+		t.open.cpu += grew
+		t.quiet = 0
+	case grew > 0:
 		t.close()
+		t.open, t.quiet = &cpuBurst{start: t.lastAt, end: at, cpu: grew}, 0
+	case t.open != nil:
+		t.quiet++
+		if t.quiet > burstQuiet {
+			t.close()
+		}
 	}
 	t.lastAt, t.lastCPU = at, cpu
 }
@@ -212,23 +223,34 @@ func (s *kthreadSampler) poll(now time.Time) {
 	}
 }
 
-// close closes the files and returns every thread's bursts, in time
-// order, with the names of the threads that had any.
-func (s *kthreadSampler) close() ([]cpuBurst, []string) {
+// close closes the files and returns every thread's bursts, in the order
+// of their starts.
+func (s *kthreadSampler) close() []cpuBurst {
 	var all []cpuBurst
-	var names []string
 	for i := range s.tracks {
 		if s.files[i] != nil {
 			s.files[i].Close()
 		}
 		s.tracks[i].close()
-		if len(s.tracks[i].bursts) > 0 {
-			names = append(names, s.threads[i].name)
+		for _, b := range s.tracks[i].bursts {
+			b.thread = s.threads[i].name
+			all = append(all, b)
 		}
-		all = append(all, s.tracks[i].bursts...)
 	}
 	slices.SortFunc(all, func(a, b cpuBurst) int { return a.start.Compare(b.start) })
-	return all, names
+	return all
+}
+
+// namesIn is the threads that had the bursts, each once, in the order of
+// their first.
+func namesIn(bursts []cpuBurst) []string {
+	var names []string
+	for _, b := range bursts {
+		if !slices.Contains(names, b.thread) {
+			names = append(names, b.thread)
+		}
+	}
+	return names
 }
 
 // timedLatency is one request of an open-loop row: when it was scheduled
@@ -241,13 +263,13 @@ type timedLatency struct {
 // kthreadStalls is what a load process reports of the kernel threads'
 // bursts during its measured window and of the row's tail.
 type kthreadStalls struct {
-	Threads  []string      `json:"threads"`   // the threads that had bursts
+	Threads  []string      `json:"threads"`   // the threads that had bursts in the window
 	Bursts   int           `json:"bursts"`    // in the measured window
 	Episodes int           `json:"episodes"`  // bursts less than kthreadEpisode apart are one episode
 	MinCPU   time.Duration `json:"min_cpu"`   // the least CPU a burst took
 	MaxCPU   time.Duration `json:"max_cpu"`   // the most
 	Period   time.Duration `json:"period"`    // the median time from one episode's start to the next
-	Covered  float64       `json:"covered"`   // the share of the window within a burst, padded
+	Covered  float64       `json:"covered"`   // the share of the window within a padded burst
 	Tail     int           `json:"tail"`      // requests at or above the row's p99
 	Overlap  int           `json:"overlap"`   // of them, those whose span met a padded burst
 	ByChance float64       `json:"by_chance"` // the share that would, with the bursts placed anywhere
@@ -255,56 +277,71 @@ type kthreadStalls struct {
 
 // stallsOf matches the tail (requests at or above the row's p99) with the
 // bursts within the window [from, to].
-func stallsOf(bursts []cpuBurst, names []string, tail []timedLatency, from, to time.Time) kthreadStalls {
+func stallsOf(bursts []cpuBurst, tail []timedLatency, from, to time.Time) kthreadStalls {
 	var in []cpuBurst
 	for _, b := range bursts {
 		if !b.end.Before(from) && !b.start.After(to) {
 			in = append(in, b)
 		}
 	}
-	st := kthreadStalls{Threads: names, Bursts: len(in), Tail: len(tail)}
+	st := kthreadStalls{Threads: namesIn(in), Bursts: len(in), Tail: len(tail)}
 	window := to.Sub(from)
 	if len(in) == 0 || window <= 0 {
 		return st
 	}
-	var covered, span time.Duration
+	// The bursts of several threads may overlap: the episodes follow the
+	// latest end so far, and the requests are matched with the union of
+	// the padded bursts (sorted and disjoint, as the search needs).
+	type span struct{ a, z time.Time }
+	var union []span
 	var gaps []time.Duration
-	episode := in[0].start // the start of the current episode
+	episode, lastEnd := in[0].start, in[0].end // the current episode's start, the latest end so far
 	st.MinCPU, st.Episodes = in[0].cpu, 1
 	for i, b := range in {
 		st.MinCPU, st.MaxCPU = min(st.MinCPU, b.cpu), max(st.MaxCPU, b.cpu)
-		covered += b.end.Sub(b.start) + 2*kthreadPad
-		span += b.end.Sub(b.start)
-		if i > 0 && b.start.Sub(in[i-1].end) >= kthreadEpisode {
+		if i > 0 && b.start.Sub(lastEnd) >= kthreadEpisode {
 			gaps = append(gaps, b.start.Sub(episode))
 			episode = b.start
 			st.Episodes++
 		}
+		if b.end.After(lastEnd) {
+			lastEnd = b.end
+		}
+		a, z := b.start.Add(-kthreadPad), b.end.Add(kthreadPad)
+		if n := len(union); n > 0 && !a.After(union[n-1].z) {
+			if z.After(union[n-1].z) {
+				union[n-1].z = z
+			}
+			continue
+		}
+		union = append(union, span{a, z})
 	}
 	if len(gaps) > 0 {
 		slices.Sort(gaps)
 		st.Period = gaps[len(gaps)/2]
+	}
+	var covered time.Duration
+	for _, u := range union {
+		covered += u.z.Sub(u.a)
 	}
 	st.Covered = min(1, covered.Seconds()/window.Seconds())
 	var tailSpan time.Duration
 	for _, r := range tail {
 		tailSpan += r.lat
 		a, z := r.sched, r.sched.Add(r.lat)
-		// The first burst that ends (padded) at or after the request's
-		// start; the request meets it if it starts (padded) before the
-		// request's end.
-		i, _ := slices.BinarySearchFunc(in, a, func(b cpuBurst, t time.Time) int {
-			return b.end.Add(kthreadPad).Compare(t)
-		})
-		if i < len(in) && !in[i].start.Add(-kthreadPad).After(z) {
+		// The first padded burst that ends at or after the request's
+		// start; the request meets it if it starts before the request's
+		// end.
+		i, _ := slices.BinarySearchFunc(union, a, func(u span, t time.Time) int { return u.z.Compare(t) })
+		if i < len(union) && !union[i].a.After(z) {
 			st.Overlap++
 		}
 	}
 	if len(tail) > 0 {
-		// A span of length L meets a padded burst placed at random with
-		// probability (burst + 2 pad + L) / window; summed over the bursts.
+		// A span of length L meets a padded burst of length B placed at
+		// random with probability (B + L) / window; summed over them.
 		meanTail := tailSpan / time.Duration(len(tail))
-		st.ByChance = min(1, (span+time.Duration(len(in))*(2*kthreadPad+meanTail)).Seconds()/window.Seconds())
+		st.ByChance = min(1, (covered+time.Duration(len(union))*meanTail).Seconds()/window.Seconds())
 	}
 	return st
 }
@@ -318,7 +355,7 @@ func (s kthreadStalls) String() string {
 	if s.Period > 0 {
 		period = fmt.Sprintf(" every %.2f s", s.Period.Seconds())
 	}
-	line := fmt.Sprintf("kernel threads: %s took a CPU in %d bursts of %s to %s (%d episodes%s, %.1f%% of the time)",
+	line := fmt.Sprintf("kernel threads: %s took a CPU in %d bursts of %s to %s (%d episodes%s; the bursts ±5ms cover %.1f%% of the window)",
 		strings.Join(s.Threads, ", "), s.Bursts, fmtDur(s.MinCPU), fmtDur(s.MaxCPU), s.Episodes, period, 100*s.Covered)
 	if s.Tail > 0 {
 		line += fmt.Sprintf("; %d of the %d requests at or above the p99 (%.0f%%) met one, against %.0f%% by chance",

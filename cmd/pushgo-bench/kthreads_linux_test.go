@@ -27,22 +27,25 @@ func TestKthreadSamplerSeesABurst(t *testing.T) {
 		tids <- tid
 		<-release
 		path := filepath.Join("/proc/self/task", strconv.Itoa(tid), "schedstat")
-		read := func() time.Duration {
+		read := func() (time.Duration, bool) {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return 0
+				return 0, false
 			}
-			d, _ := parseSchedstat(b)
-			return d
+			return parseSchedstat(b)
 		}
-		// Burn until the thread's own CPU time has grown by 40 ms.
-		from := read()
-		for read()-from < 40*time.Millisecond {
+		// Burn until the thread's own CPU time has grown by 40 ms (or, if
+		// its time cannot be read or does not grow, for 5 seconds: the
+		// test then fails, it never hangs).
+		from, ok := read()
+		deadline := time.Now().Add(5 * time.Second)
+		for now, _ := read(); ok && now-from < 40*time.Millisecond && time.Now().Before(deadline); now, _ = read() {
 			for i := range 100_000 {
 				burnSink += i
 			}
 		}
-		burnt <- read() - from
+		to, _ := read()
+		burnt <- to - from
 	}()
 	tid := <-tids
 	s := newKthreadSampler("/proc/self/task", []kthread{{pid: tid, name: "burner"}})
@@ -58,7 +61,8 @@ func TestKthreadSamplerSeesABurst(t *testing.T) {
 		}
 		s.poll(time.Now())
 	}
-	bursts, names := s.close()
+	bursts := s.close()
+	names := namesIn(bursts)
 	var cpu time.Duration
 	for _, b := range bursts {
 		cpu += b.cpu
@@ -66,7 +70,10 @@ func TestKthreadSamplerSeesABurst(t *testing.T) {
 			t.Errorf("burst %+v does not end after it starts", b)
 		}
 	}
-	if len(names) != 1 || names[0] != "burner" || cpu < 20*time.Millisecond || cpu > total+10*time.Millisecond {
+	if total < 40*time.Millisecond {
+		t.Fatalf("the thread's CPU time, read from %s, grew by %v in 5 s of burning: schedstat unreadable?", "/proc/self/task/<tid>/schedstat", total)
+	}
+	if len(names) != 1 || names[0] != "burner" || cpu < 10*time.Millisecond || cpu > total+10*time.Millisecond {
 		t.Errorf("bursts %d of %v (names %v), the thread burnt %v", len(bursts), cpu, names, total)
 	}
 }

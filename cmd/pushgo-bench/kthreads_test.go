@@ -99,6 +99,25 @@ func TestBurstTrack(t *testing.T) {
 	step(24, 0) // a blip of half a millisecond: not kept
 	step(40, 3*time.Millisecond)
 	tr.close()
+	// At the pacer's interval when it wakes less often (5 ms at 200
+	// requests a second), growth two quiet observations after the last is
+	// still the same burst.
+	step(100, 0)
+	step(105, 2*time.Millisecond)
+	step(110, 0)
+	step(115, 0)
+	step(120, 2*time.Millisecond)
+	step(125, 0)
+	step(130, 0)
+	step(135, 0)
+	tr.close()
+	if len(tr.bursts) != 3 {
+		t.Fatalf("bursts %+v", tr.bursts)
+	}
+	if b := tr.bursts[2]; !b.start.Equal(at(100)) || !b.end.Equal(at(120)) || b.cpu != 4*time.Millisecond {
+		t.Errorf("third burst %v to %v, %v", b.start.Sub(t0), b.end.Sub(t0), b.cpu)
+	}
+	tr.bursts = tr.bursts[:2]
 	if len(tr.bursts) != 2 {
 		t.Fatalf("bursts %+v", tr.bursts)
 	}
@@ -119,12 +138,12 @@ func TestStallsOf(t *testing.T) {
 	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 	at := func(v int) time.Time { return t0.Add(ms(v)) }
 	bursts := []cpuBurst{
-		{start: at(-300), end: at(-290), cpu: ms(9)}, // before the window
-		{start: at(500), end: at(510), cpu: ms(4)},
-		{start: at(1000), end: at(1020), cpu: ms(15)},
-		{start: at(1540), end: at(1545), cpu: ms(2)},
-		{start: at(1570), end: at(1580), cpu: ms(3)}, // 25 ms after the one before: the same episode
-		{start: at(5000), end: at(5010), cpu: ms(9)}, // after it
+		{start: at(-300), end: at(-290), cpu: ms(9), thread: "kswapd0"}, // before the window
+		{start: at(500), end: at(510), cpu: ms(4), thread: "kdamond.0"},
+		{start: at(1000), end: at(1020), cpu: ms(15), thread: "kdamond.0"},
+		{start: at(1540), end: at(1545), cpu: ms(2), thread: "kdamond.0"},
+		{start: at(1570), end: at(1580), cpu: ms(3), thread: "kdamond.0"}, // 25 ms after the one before: the same episode
+		{start: at(5000), end: at(5010), cpu: ms(9), thread: "kdamond.0"}, // after it
 	}
 	tail := []timedLatency{
 		{sched: at(480), lat: ms(16)},  // ends at 496: reaches 500-5
@@ -134,8 +153,8 @@ func TestStallsOf(t *testing.T) {
 		{sched: at(900), lat: ms(200)}, // spans the burst at 1000
 		{sched: at(1200), lat: ms(20)}, // between bursts
 	}
-	st := stallsOf(bursts, []string{"kdamond.0"}, tail, at(0), at(2000))
-	if st.Bursts != 4 || st.Episodes != 3 || st.MinCPU != ms(2) || st.MaxCPU != ms(15) {
+	st := stallsOf(bursts, tail, at(0), at(2000))
+	if st.Bursts != 4 || st.Episodes != 3 || st.MinCPU != ms(2) || st.MaxCPU != ms(15) || len(st.Threads) != 1 {
 		t.Errorf("bursts %d, episodes %d, cpu %v to %v", st.Bursts, st.Episodes, st.MinCPU, st.MaxCPU)
 	}
 	if st.Period != ms(540) { // gaps 500 and 540: the upper median
@@ -154,12 +173,41 @@ func TestStallsOf(t *testing.T) {
 		t.Errorf("by chance %v, want %v", st.ByChance, want)
 	}
 	line := st.String()
-	for _, part := range []string{"kdamond.0 took a CPU in 4 bursts of 2.0ms to 15.0ms (3 episodes every 0.54 s, 4.2% of the time)", "3 of the 6 requests at or above the p99 (50%) met one"} {
+	for _, part := range []string{"kdamond.0 took a CPU in 4 bursts of 2.0ms to 15.0ms (3 episodes every 0.54 s; the bursts ±5ms cover 4.2% of the window)", "3 of the 6 requests at or above the p99 (50%) met one"} {
 		if !strings.Contains(line, part) {
 			t.Errorf("%q lacks %q", line, part)
 		}
 	}
-	if s := stallsOf(nil, nil, tail, at(0), at(2000)); s.String() != "" || s.Tail != 6 {
+	if s := stallsOf(nil, tail, at(0), at(2000)); s.String() != "" || s.Tail != 6 {
 		t.Errorf("no bursts: %+v %q", s, s.String())
+	}
+}
+
+// TestStallsOfThreadsOverlap: the bursts of two threads that overlap (a
+// long one holding a short one) are matched as their union, and counted
+// as one episode.
+func TestStallsOfThreadsOverlap(t *testing.T) {
+	t0 := time.Unix(4000, 0)
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	at := func(v int) time.Time { return t0.Add(ms(v)) }
+	bursts := []cpuBurst{ // sorted by start, as kthreadSampler.close returns them
+		{start: at(100), end: at(300), cpu: ms(150), thread: "khugepaged"}, // long
+		{start: at(120), end: at(130), cpu: ms(8), thread: "kdamond.0"},    // inside it
+		{start: at(700), end: at(710), cpu: ms(8), thread: "kdamond.0"},
+	}
+	tail := []timedLatency{
+		{sched: at(250), lat: ms(10)}, // within the long burst, after the short one ended
+		{sched: at(400), lat: ms(10)}, // after both
+	}
+	st := stallsOf(bursts, tail, at(0), at(1000))
+	if strings.Join(st.Threads, ",") != "khugepaged,kdamond.0" {
+		t.Errorf("threads %v", st.Threads)
+	}
+	if st.Overlap != 1 || st.Episodes != 2 || st.Period != ms(600) {
+		t.Errorf("overlap %d, episodes %d, period %v: want 1, 2, 600ms", st.Overlap, st.Episodes, st.Period)
+	}
+	// The union: 95-305 and 695-715 ms, 230 ms of 1000.
+	if d := st.Covered - 0.23; d > 1e-9 || d < -1e-9 {
+		t.Errorf("covered %v", st.Covered)
 	}
 }

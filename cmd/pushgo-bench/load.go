@@ -117,6 +117,7 @@ func openLoop(ctx context.Context, workers int, rate float64, warmup, dur time.D
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		recs[i] = newRecorder(sampleCap(dur, workers))
+		recs[i].timed = make([]tailPoint, 0, int(rate*dur.Seconds())/workers+64)
 		wg.Go(func() {
 			rec := recs[i]
 			for tok := range tokens {
@@ -141,7 +142,7 @@ func openLoop(ctx context.Context, workers int, rate float64, warmup, dur time.D
 				} else {
 					rec.ok(done.Sub(sched))
 					rec.tick(done.Sub(measureFrom))
-					rec.timed = append(rec.timed, timedLatency{sched: sched, lat: done.Sub(sched)})
+					rec.timed = append(rec.timed, tailPoint{At: sched.UnixNano(), Lat: done.Sub(sched)})
 				}
 				rec.lastDone = done
 			}
@@ -188,8 +189,8 @@ pace:
 	res.from, res.to = measureFrom, end
 	for _, r := range recs {
 		for _, t := range r.timed {
-			if t.lat >= res.p99 {
-				res.tail = append(res.tail, t)
+			if t.Lat >= res.p99 {
+				res.tail = append(res.tail, timedLatency{sched: time.Unix(0, t.At), lat: t.Lat})
 			}
 		}
 	}

@@ -457,8 +457,7 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 	res := lg.run(ctx)
 	rep := newLoadReport(res)
 	if lg.kthreads != nil {
-		bursts, names := lg.kthreads.close()
-		st := stallsOf(bursts, names, res.tail, res.from, res.to)
+		st := stallsOf(lg.kthreads.close(), res.tail, res.from, res.to)
 		rep.Stalls = &st
 	}
 	if spec.Loop == loopOpen {

@@ -19,8 +19,9 @@ type recorder struct {
 	lastDone time.Time
 	perSec   []int64 // successes completed in each second of the window
 	// timed: open loop only, each success with when it was scheduled
-	// (the row's tail is matched with the kernel threads' bursts).
-	timed []timedLatency
+	// (the row's tail is matched with the kernel threads' bursts and the
+	// gateway's GC): no pointers, so the generator's GC need not scan it.
+	timed []tailPoint
 }
 
 // maxErrKinds bounds the distinct error messages kept per worker.
