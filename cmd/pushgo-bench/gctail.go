@@ -24,13 +24,6 @@ const (
 	gcAfter  = 150 * time.Millisecond
 )
 
-// tailPoint is a request of an open-loop row's tail as a load process
-// reports it: when it was scheduled (Unix nanoseconds) and its latency.
-type tailPoint struct {
-	At  int64         `json:"at"`
-	Lat time.Duration `json:"lat"`
-}
-
 // gcTail is how the gateway's garbage collection met a row's tail.
 type gcTail struct {
 	cycles   int     // cycles whose episode touches the window
@@ -41,7 +34,7 @@ type gcTail struct {
 
 // gcTailOf matches tail with the episodes of the cycles whose marks ended
 // at ends, those of them whose episodes touch [from, to].
-func gcTailOf(ends []time.Time, tail []timedLatency, from, to time.Time) gcTail {
+func gcTailOf(ends []time.Time, tail []tailPoint, from, to time.Time) gcTail {
 	var in []time.Time
 	for _, e := range ends {
 		if !e.Add(gcAfter).Before(from) && !e.Add(-gcBefore).After(to) {
@@ -50,22 +43,11 @@ func gcTailOf(ends []time.Time, tail []timedLatency, from, to time.Time) gcTail 
 	}
 	slices.SortFunc(in, func(a, b time.Time) int { return a.Compare(b) })
 	g := gcTail{cycles: len(in), tail: len(tail)}
-	if len(in) == 0 || len(tail) == 0 || !to.After(from) {
-		return g
+	var union []span
+	for _, e := range in {
+		union = addSpan(union, e.Add(-gcBefore), e.Add(gcAfter))
 	}
-	var span time.Duration
-	for _, r := range tail {
-		span += r.lat
-		a, z := r.sched, r.sched.Add(r.lat)
-		// The first cycle whose episode ends at or after the request's
-		// start; the request meets it if the episode starts before its end.
-		i, _ := slices.BinarySearchFunc(in, a, func(e, t time.Time) int { return e.Add(gcAfter).Compare(t) })
-		if i < len(in) && !in[i].Add(-gcBefore).After(z) {
-			g.overlap++
-		}
-	}
-	mean := span / time.Duration(len(tail))
-	g.byChance = min(1, (time.Duration(len(in))*(gcBefore+gcAfter+mean)).Seconds()/to.Sub(from).Seconds())
+	g.overlap, g.byChance, _ = tailMatch(union, tail, to.Sub(from))
 	return g
 }
 

@@ -16,13 +16,13 @@ func TestGCTailOf(t *testing.T) {
 	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 	at := func(v int) time.Time { return t0.Add(ms(v)) }
 	ends := []time.Time{at(9000), at(-1000), at(4000), at(20000)} // unordered, as a caller may pass them
-	tail := []timedLatency{
-		{sched: at(3820), lat: ms(40)},  // ends at 3860, within the 150 ms before 4000
-		{sched: at(3800), lat: ms(30)},  // ends at 3830, before 3850
-		{sched: at(4140), lat: ms(20)},  // begins within the 150 ms after
-		{sched: at(4160), lat: ms(20)},  // begins after
-		{sched: at(8000), lat: ms(900)}, // spans the episode of 9000
-		{sched: at(500), lat: ms(50)},   // far from any
+	tail := []tailPoint{
+		{At: at(3820).UnixNano(), Lat: ms(40)},  // ends at 3860, within the 150 ms before 4000
+		{At: at(3800).UnixNano(), Lat: ms(30)},  // ends at 3830, before 3850
+		{At: at(4140).UnixNano(), Lat: ms(20)},  // begins within the 150 ms after
+		{At: at(4160).UnixNano(), Lat: ms(20)},  // begins after
+		{At: at(8000).UnixNano(), Lat: ms(900)}, // spans the episode of 9000
+		{At: at(500).UnixNano(), Lat: ms(50)},   // far from any
 	}
 	g := gcTailOf(ends, tail, at(0), at(10000))
 	if g.cycles != 2 || g.tail != 6 || g.overlap != 3 {

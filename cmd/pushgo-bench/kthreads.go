@@ -253,13 +253,6 @@ func namesIn(bursts []cpuBurst) []string {
 	return names
 }
 
-// timedLatency is one request of an open-loop row: when it was scheduled
-// and how long it took from then.
-type timedLatency struct {
-	sched time.Time
-	lat   time.Duration
-}
-
 // kthreadStalls is what a load process reports of the kernel threads'
 // bursts during its measured window and of the row's tail.
 type kthreadStalls struct {
@@ -277,7 +270,7 @@ type kthreadStalls struct {
 
 // stallsOf matches the tail (requests at or above the row's p99) with the
 // bursts within the window [from, to].
-func stallsOf(bursts []cpuBurst, tail []timedLatency, from, to time.Time) kthreadStalls {
+func stallsOf(bursts []cpuBurst, tail []tailPoint, from, to time.Time) kthreadStalls {
 	var in []cpuBurst
 	for _, b := range bursts {
 		if !b.end.Before(from) && !b.start.After(to) {
@@ -291,8 +284,7 @@ func stallsOf(bursts []cpuBurst, tail []timedLatency, from, to time.Time) kthrea
 	}
 	// The bursts of several threads may overlap: the episodes follow the
 	// latest end so far, and the requests are matched with the union of
-	// the padded bursts (sorted and disjoint, as the search needs).
-	type span struct{ a, z time.Time }
+	// the padded bursts (tailmatch.go).
 	var union []span
 	var gaps []time.Duration
 	episode, lastEnd := in[0].start, in[0].end // the current episode's start, the latest end so far
@@ -307,42 +299,15 @@ func stallsOf(bursts []cpuBurst, tail []timedLatency, from, to time.Time) kthrea
 		if b.end.After(lastEnd) {
 			lastEnd = b.end
 		}
-		a, z := b.start.Add(-kthreadPad), b.end.Add(kthreadPad)
-		if n := len(union); n > 0 && !a.After(union[n-1].z) {
-			if z.After(union[n-1].z) {
-				union[n-1].z = z
-			}
-			continue
-		}
-		union = append(union, span{a, z})
+		union = addSpan(union, b.start.Add(-kthreadPad), b.end.Add(kthreadPad))
 	}
 	if len(gaps) > 0 {
 		slices.Sort(gaps)
 		st.Period = gaps[len(gaps)/2]
 	}
 	var covered time.Duration
-	for _, u := range union {
-		covered += u.z.Sub(u.a)
-	}
+	st.Overlap, st.ByChance, covered = tailMatch(union, tail, window)
 	st.Covered = min(1, covered.Seconds()/window.Seconds())
-	var tailSpan time.Duration
-	for _, r := range tail {
-		tailSpan += r.lat
-		a, z := r.sched, r.sched.Add(r.lat)
-		// The first padded burst that ends at or after the request's
-		// start; the request meets it if it starts before the request's
-		// end.
-		i, _ := slices.BinarySearchFunc(union, a, func(u span, t time.Time) int { return u.z.Compare(t) })
-		if i < len(union) && !union[i].a.After(z) {
-			st.Overlap++
-		}
-	}
-	if len(tail) > 0 {
-		// A span of length L meets a padded burst of length B placed at
-		// random with probability (B + L) / window; summed over them.
-		meanTail := tailSpan / time.Duration(len(tail))
-		st.ByChance = min(1, (covered+time.Duration(len(union))*meanTail).Seconds()/window.Seconds())
-	}
 	return st
 }
 

@@ -145,13 +145,13 @@ func TestStallsOf(t *testing.T) {
 		{start: at(1570), end: at(1580), cpu: ms(3), thread: "kdamond.0"}, // 25 ms after the one before: the same episode
 		{start: at(5000), end: at(5010), cpu: ms(9), thread: "kdamond.0"}, // after it
 	}
-	tail := []timedLatency{
-		{sched: at(480), lat: ms(16)},  // ends at 496: reaches 500-5
-		{sched: at(470), lat: ms(20)},  // ends at 490: short of 495
-		{sched: at(514), lat: ms(20)},  // begins within 510+5
-		{sched: at(516), lat: ms(20)},  // begins after it
-		{sched: at(900), lat: ms(200)}, // spans the burst at 1000
-		{sched: at(1200), lat: ms(20)}, // between bursts
+	tail := []tailPoint{
+		{At: at(480).UnixNano(), Lat: ms(16)},  // ends at 496: reaches 500-5
+		{At: at(470).UnixNano(), Lat: ms(20)},  // ends at 490: short of 495
+		{At: at(514).UnixNano(), Lat: ms(20)},  // begins within 510+5
+		{At: at(516).UnixNano(), Lat: ms(20)},  // begins after it
+		{At: at(900).UnixNano(), Lat: ms(200)}, // spans the burst at 1000
+		{At: at(1200).UnixNano(), Lat: ms(20)}, // between bursts
 	}
 	st := stallsOf(bursts, tail, at(0), at(2000))
 	if st.Bursts != 4 || st.Episodes != 3 || st.MinCPU != ms(2) || st.MaxCPU != ms(15) || len(st.Threads) != 1 {
@@ -195,9 +195,9 @@ func TestStallsOfThreadsOverlap(t *testing.T) {
 		{start: at(120), end: at(130), cpu: ms(8), thread: "kdamond.0"},    // inside it
 		{start: at(700), end: at(710), cpu: ms(8), thread: "kdamond.0"},
 	}
-	tail := []timedLatency{
-		{sched: at(250), lat: ms(10)}, // within the long burst, after the short one ended
-		{sched: at(400), lat: ms(10)}, // after both
+	tail := []tailPoint{
+		{At: at(250).UnixNano(), Lat: ms(10)}, // within the long burst, after the short one ended
+		{At: at(400).UnixNano(), Lat: ms(10)}, // after both
 	}
 	st := stallsOf(bursts, tail, at(0), at(1000))
 	if strings.Join(st.Threads, ",") != "khugepaged,kdamond.0" {

@@ -190,7 +190,7 @@ pace:
 	for _, r := range recs {
 		for _, t := range r.timed {
 			if t.Lat >= res.p99 {
-				res.tail = append(res.tail, timedLatency{sched: time.Unix(0, t.At), lat: t.Lat})
+				res.tail = append(res.tail, t)
 			}
 		}
 	}

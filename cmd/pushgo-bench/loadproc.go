@@ -171,11 +171,7 @@ func (r loadReport) result(cpu cpuUse) result {
 	}
 	if len(r.Tail) > 0 {
 		// The gateway runs in this process: its cycles are this runtime's.
-		tail := make([]timedLatency, len(r.Tail))
-		for i, p := range r.Tail {
-			tail[i] = timedLatency{sched: time.Unix(0, p.At), lat: p.Lat}
-		}
-		res.gcstalls = gcTailOf(gcEnds(), tail, r.From, r.To).String()
+		res.gcstalls = gcTailOf(gcEnds(), r.Tail, r.From, r.To).String()
 	}
 	res.cores = cpu.self
 	if r.Ops > 0 {
@@ -461,10 +457,7 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 		rep.Stalls = &st
 	}
 	if spec.Loop == loopOpen {
-		rep.From, rep.To = res.from, res.to
-		for _, t := range res.tail {
-			rep.Tail = append(rep.Tail, tailPoint{At: t.sched.UnixNano(), Lat: t.lat})
-		}
+		rep.From, rep.To, rep.Tail = res.from, res.to, res.tail
 	}
 	rep.Began = began
 	rep.CPU = processCPU() - cpu0

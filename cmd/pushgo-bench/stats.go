@@ -85,7 +85,7 @@ type result struct {
 	// Open loop, in its process: the measured window and the requests at
 	// or above its p99 (not reported; the load process matches them).
 	from, to time.Time
-	tail     []timedLatency
+	tail     []tailPoint
 	errors   int64
 	errKinds map[string]int
 	late     int64 // open loop: operations that waited > lateAfter for a free client
