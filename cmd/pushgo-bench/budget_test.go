@@ -103,3 +103,26 @@ func TestBudgetsBesideAnchors(t *testing.T) {
 		t.Errorf("budgets of a table without any:\n%s", out.String())
 	}
 }
+
+// With -load-rate the open-loop row is named by its rate, not by a
+// fraction of OURS's (which it no longer follows), in the run lines and the
+// budgets; a negative rate is refused.
+func TestLoadRateNamesTheRow(t *testing.T) {
+	ms := time.Millisecond
+	o := &options{runs: 3, concurrency: 64, client: clientLight}
+	wp := &writePhase{options: o, halfLoad: 0.5, loadRate: 7000, p99Budget: 20 * ms, ratioBudget: 0.5}
+	if got := lowLabel(wp); got != "ours @ 7000/s" {
+		t.Errorf("run label %q", got)
+	}
+	wt := &writeTable{o: wp, reps: []modeReport{{mode: syncMode{sync: gateway.Defaults().Sync}, isDefault: true,
+		raw: result{rate: 36000}, ours: result{rate: 6300, p99: 45 * ms}, low: result{rate: 7000, p99: 12 * ms}}}}
+	var out strings.Builder
+	printBudgets(&out, o, []table{wt})
+	if s := out.String(); !strings.Contains(s, "write sync=1s at 7000/s ") || strings.Contains(s, "50% load") {
+		t.Errorf("budgets:\n%s", s)
+	}
+	bad := &writePhase{halfLoad: 0.5, loadRate: -1, modeList: "default"}
+	if err := bad.setup(o); err == nil {
+		t.Error("a negative -load-rate was accepted")
+	}
+}

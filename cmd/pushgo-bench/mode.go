@@ -113,6 +113,9 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	}
 
 	rate := rep.ours.rate * o.halfLoad
+	if o.loadRate > 0 {
+		rate = o.loadRate
+	}
 	if rate < 1 {
 		return rep, fmt.Errorf("OURS measured %.1f ops/s: no rate to run the open-loop phase at", rep.ours.rate)
 	}
@@ -189,7 +192,20 @@ func (t *target) settleNote(ctx context.Context) string {
 	return fmt.Sprintf("%s; store compactions ended %s later", fold, compacting.Round(10*time.Millisecond))
 }
 
-func lowLabel(o *writePhase) string { return fmt.Sprintf("ours @ %.0f%%", o.halfLoad*100) }
+// loadName is the open-loop phase's rate as the budget lines name it.
+func (o *writePhase) loadName() string {
+	if o.loadRate > 0 {
+		return fmt.Sprintf("%.0f/s", o.loadRate)
+	}
+	return fmt.Sprintf("%.0f%% load", o.halfLoad*100)
+}
+
+func lowLabel(o *writePhase) string {
+	if o.loadRate > 0 {
+		return fmt.Sprintf("ours @ %.0f/s", o.loadRate)
+	}
+	return fmt.Sprintf("ours @ %.0f%%", o.halfLoad*100)
+}
 
 // altLabel names the -diag OURS row through the other HTTP client.
 func (o *options) altLabel() string {

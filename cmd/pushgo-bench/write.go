@@ -24,6 +24,7 @@ type writePhase struct {
 	*options
 	ntfyOptions         // -ntfy: ntfy beside ours (ntfy.go)
 	halfLoad    float64 // fraction of OURS's rate for the open-loop phase
+	loadRate    float64 // -load-rate: the open-loop phase's rate in ops/s, whatever OURS's (0: halfLoad)
 	cpuProfile  string
 	halfProfile string
 	diag        bool
@@ -48,6 +49,7 @@ func (*writePhase) about() string { return "raw vs ours, per sync mode" }
 
 func (p *writePhase) flags(fs *flagSet) {
 	fs.Float64Var(&p.halfLoad, "load", 0.5, "open-loop rate as a fraction of OURS's measured rate")
+	fs.Float64Var(&p.loadRate, "load-rate", 0, "open-loop rate in ops/s, instead of -load's fraction of OURS's measured rate: to compare builds or settings at the same rate (the rate follows each run's machine otherwise)")
 	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
 	fs.StringVar(&p.halfProfile, "halfprofile", "", "write a CPU profile of the first OURS open-loop (-load) phase to this file")
 	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor), ours through the other HTTP client, and HTTP + publish (net/http publishing each body, nothing else) closed-loop (informational rows)")
@@ -59,6 +61,9 @@ func (p *writePhase) setup(o *options) error {
 	p.options = o
 	if p.halfLoad <= 0 || p.halfLoad > 1 {
 		return errors.New("-load must be within (0, 1]")
+	}
+	if p.loadRate < 0 {
+		return errors.New("-load-rate must be positive (or 0: -load)")
 	}
 	p.p99Budget, p.ratioBudget = 20*time.Millisecond, 0.5
 	for _, s := range strings.Split(p.modeList, ",") {
@@ -161,7 +166,7 @@ func (t *writeTable) budgets() []budgetRow {
 			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.ours.rate), fmtDur(r.ours.p99), r.ours.sutCores()),
 			ratio:  ratio(r), budget: fmt.Sprintf(">= %.2f", o.ratioBudget), ok: ratio(r) >= o.ratioBudget,
 		}, budgetRow{
-			stage:  fmt.Sprintf("write %s at %.0f%% load", m, o.halfLoad*100),
+			stage:  fmt.Sprintf("write %s at %s", m, o.loadName()),
 			anchor: rawLowAnchor(r), latency: true,
 			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.low.rate), fmtDur(r.low.p99), r.low.sutCores()),
 			budget: "p99 <= " + fmtDur(o.p99Budget), ok: lowOK(o, r.low),
@@ -214,8 +219,8 @@ func printWriteTable(w io.Writer, o *writePhase, reps []modeReport) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "budgets (informational; load through the %s client):\n", o.client)
 	for _, r := range reps {
-		fmt.Fprintf(w, "  %-12s ratio ours/raw %.2f >= %.2f: %-6s  p99 at %.0f%% load %s <= %s: %s\n", r.mode.label(),
-			ratio(r), o.ratioBudget, verdict(ratio(r) >= o.ratioBudget), o.halfLoad*100, fmtDur(r.low.p99), fmtDur(o.p99Budget),
+		fmt.Fprintf(w, "  %-12s ratio ours/raw %.2f >= %.2f: %-6s  p99 at %s %s <= %s: %s\n", r.mode.label(),
+			ratio(r), o.ratioBudget, verdict(ratio(r) >= o.ratioBudget), o.loadName(), fmtDur(r.low.p99), fmtDur(o.p99Budget),
 			verdict(lowOK(o, r.low)))
 	}
 
