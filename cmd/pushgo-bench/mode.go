@@ -200,9 +200,11 @@ func (o *writePhase) loadName() string {
 	return fmt.Sprintf("%.0f%% load", o.halfLoad*100)
 }
 
+// lowLabel names the open-loop phase's runs: by its rate, or by its
+// fraction of OURS's ("ours @ 50%", as the runs have always been named).
 func lowLabel(o *writePhase) string {
 	if o.loadRate > 0 {
-		return fmt.Sprintf("ours @ %.0f/s", o.loadRate)
+		return "ours @ " + o.loadName()
 	}
 	return fmt.Sprintf("ours @ %.0f%%", o.halfLoad*100)
 }

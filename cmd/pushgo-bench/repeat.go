@@ -136,6 +136,17 @@ func kinds[R any](field func(*R) *map[string]int) column[R] {
 	}
 }
 
+// lastNote keeps the last run's non-empty note, marked as the last run's.
+func lastNote[R any](field func(*R) *string) column[R] {
+	return func(out *R, runs []R) {
+		for i := range runs {
+			if n := *field(&runs[i]); n != "" {
+				*field(out) = n + " (last run)"
+			}
+		}
+	}
+}
+
 // busiest keeps the CPU figures of the run during which other processes
 // took the most (the last such run on a tie), so that a disturbed run is
 // still reported.

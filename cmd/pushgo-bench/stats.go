@@ -155,19 +155,9 @@ func (result) columns() []column[result] {
 		sum(func(r *result) *int64 { return &r.late }),
 		busiest(func(r *result) *cpuUse { return &r.cpu }),
 		kinds(func(r *result) *map[string]int { return &r.errKinds }),
-		func(out *result, runs []result) {
-			for _, r := range runs {
-				if r.note != "" {
-					out.note = r.note + " (last run)"
-				}
-				if r.kstalls != "" {
-					out.kstalls = r.kstalls + " (last run)"
-				}
-				if r.gcstalls != "" {
-					out.gcstalls = r.gcstalls + " (last run)"
-				}
-			}
-		},
+		lastNote(func(r *result) *string { return &r.note }),
+		lastNote(func(r *result) *string { return &r.kstalls }),
+		lastNote(func(r *result) *string { return &r.gcstalls }),
 	}
 }
 
@@ -180,14 +170,10 @@ func (r result) progress(o *options, phase string, run int) {
 	fmt.Fprintf(os.Stderr, "  run %d  %-16s %8.0f ops/s  p50 %s  p99 %s  p99.9 %s  max %s  errors %d%s  [%d ops in %s; cpu: %s]\n",
 		run+1, phase, r.rate, fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), fmtDur(r.max), r.errors, extra,
 		r.ops, r.elapsed.Round(time.Millisecond), r.cpu)
-	if r.note != "" {
-		fmt.Fprintln(os.Stderr, "         "+r.note)
-	}
-	if r.kstalls != "" {
-		fmt.Fprintln(os.Stderr, "         "+r.kstalls)
-	}
-	if r.gcstalls != "" {
-		fmt.Fprintln(os.Stderr, "         "+r.gcstalls)
+	for _, line := range []string{r.note, r.kstalls, r.gcstalls} {
+		if line != "" {
+			fmt.Fprintln(os.Stderr, "         "+line)
+		}
 	}
 	if o.timeline {
 		fmt.Fprintf(os.Stderr, "         per second: %v\n", r.perSec)
