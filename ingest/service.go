@@ -140,7 +140,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		reg.Close()
 		return nil, err
 	}
-	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, FindOp: fwd.FindOp, Logger: cfg.Logger})
+	marks := oplog.NewThingMarks()
+	fwd.FollowThingWrites(marks)
+	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, FindOp: fwd.FindOp,
+		ThingMarks: marks, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		_ = fwd.Close()

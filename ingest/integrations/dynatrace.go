@@ -202,11 +202,13 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 }
 
 // selectThings evaluates the selector over the channel's Things in the
-// projection as it is, which costs no broker round trip. An empty answer
-// is asked again after the projection has caught up with the log, so a
-// Thing created just before its first report is found; a non-empty one may
-// miss a Thing created in the last milliseconds, as Dynatrace's own
-// selection lags entity discovery.
+// projection once it holds every Thing write this ingest process
+// acknowledged (readfwd.Forwarder.FollowThingWrites), which costs no broker
+// round trip. An empty answer is asked again after the projection has
+// caught up with the whole log, so a Thing created through another replica
+// just before its first report is found; a non-empty one may miss a Thing
+// created through another replica in the last milliseconds, as Dynatrace's
+// own selection lags entity discovery.
 func (r *Routes) selectThings(ctx context.Context, channelID, selector string) (reads.SelectData, *apierr.Error) {
 	req := &reads.Request{Route: reads.ThingsSelect, ChannelID: channelID, Selector: selector}
 	sel, aerr := decodeSelection(r.d.Reader.Read(ctx, req))

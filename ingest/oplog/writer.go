@@ -64,6 +64,10 @@ type Options struct {
 	// one (the writer's own tests).
 	// Its answer's Seq is 0 when the channel has no such operation.
 	FindOp func(ctx context.Context, channelID, opID string) (op reads.OpData, aerr *apierr.Error)
+	// ThingMarks, when set, is told of every Thing operation appended or
+	// found already appended (its channel and sequence), for the reads
+	// that select Things (readfwd.Forwarder.FollowThingWrites).
+	ThingMarks *ThingMarks
 	// Now is the clock of accepted_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -149,6 +153,14 @@ const backoffStep = 500 * time.Microsecond
 // Append decides and appends v. On success the operation is durably in the
 // stream (the PubAck was received) or was already there (Replayed).
 func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
+	res, aerr := w.decideAndAppend(ctx, v)
+	if aerr == nil && w.opts.ThingMarks != nil && v.Op.Kind() == ops.KindThing {
+		w.opts.ThingMarks.Note(v.ChannelID, res.Seq)
+	}
+	return res, aerr
+}
+
+func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
 	ctx, release := boundAppend(ctx, w.opts.AppendTimeout)
 	defer release()
 

@@ -46,7 +46,24 @@ type Forwarder struct {
 	replies *replies
 	timeout time.Duration
 	log     *slog.Logger
+	// thingWrites is the barrier of a Thing selection (FollowThingWrites),
+	// or nil: the projection as it is.
+	thingWrites ThingWrites
 }
+
+// ThingWrites knows the Thing writes this process acknowledged (an
+// *oplog.ThingMarks).
+type ThingWrites interface {
+	// Last is a sequence at or after every Thing operation of channelID
+	// this process appended (0 when none).
+	Last(channelID string) uint64
+}
+
+// FollowThingWrites makes a Thing selection (reads.ThingsSelect) wait
+// until the projector has folded every Thing write of the channel that tw
+// knows of, so a Thing created through this process and acknowledged is
+// selected by the next report. Call it before the first read.
+func (f *Forwarder) FollowThingWrites(tw ThingWrites) { f.thingWrites = tw }
 
 // New returns a Forwarder; timeout bounds one read end to end (default 5s).
 // The reads go over a connection of their own, opened with nc's options
@@ -131,6 +148,8 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 		}
 	} else if subject := barrierSubject(req); subject != "" {
 		barrier, err = f.lastSeq(ctx, subject)
+	} else if req.Route == reads.ThingsSelect && f.thingWrites != nil {
+		barrier = f.thingWrites.Last(req.ChannelID)
 	}
 	if err != nil {
 		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
@@ -223,8 +242,10 @@ func barrierSubject(req *reads.Request) string {
 		// A selection reads the projection as it is: the last message of a
 		// wildcard subject costs the broker a walk over every subject it
 		// matches (100,000 Things: every report), and Dynatrace itself
-		// selects from entities seen a while ago. ReadConsistent is the
-		// fallback when that answer would be empty. A deadline scan needs
+		// selects from entities seen a while ago. Read waits for the Thing
+		// writes this process acknowledged (FollowThingWrites), and
+		// ReadConsistent is the fallback when that answer would be empty
+		// (a Thing written through another replica). A deadline scan needs
 		// no barrier: its close is conditional on the event's sequence.
 		// Across channels, and a stale answer costs nothing: the close is
 		// conditional on the event's last sequence.

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/reads"
@@ -333,5 +334,35 @@ func TestLocalProjectorAskedFirst(t *testing.T) {
 	defer remote.Unlock()
 	if remoteAsked != 1 {
 		t.Fatalf("replica over the broker asked %d times, want 1", remoteAsked)
+	}
+}
+
+// TestSelectionWaitsForThisProcessThingWrites: a Thing selection carries
+// as its barrier the channel's last Thing write this process acknowledged
+// (FollowThingWrites), so the projector answers it only once it has folded
+// that write; without it, the projection as it is (barrier 0); a
+// single-Thing read keeps its own barrier.
+func TestSelectionWaitsForThisProcessThingWrites(t *testing.T) {
+	b := brokertest.Start(t)
+	local := &localProjector{serving: true}
+	f, err := readfwd.New(context.Background(), b.NC, 5*time.Second, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	sel := &reads.Request{Route: reads.ThingsSelect, ChannelID: ch, Selector: "type(HOST)"}
+	if _, aerr := f.Read(context.Background(), sel); aerr != nil {
+		t.Fatal(aerr)
+	}
+	marks := oplog.NewThingMarks()
+	marks.Note(ch, 42)
+	f.FollowThingWrites(marks)
+	if _, aerr := f.Read(context.Background(), sel); aerr != nil {
+		t.Fatal(aerr)
+	}
+	local.mu.Lock()
+	defer local.mu.Unlock()
+	if len(local.asked) != 2 || local.asked[0].MinSeq != 0 || local.asked[1].MinSeq != 42 {
+		t.Fatalf("selections asked %+v; want barriers 0, then 42 (the Thing write noted)", local.asked)
 	}
 }
