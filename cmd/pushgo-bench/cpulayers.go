@@ -137,40 +137,59 @@ func readCPUShares(r io.Reader) (cpuShares, error) {
 	if err != nil {
 		return s, err
 	}
-	idx := -1
-	for i, st := range p.SampleType {
-		if st.Type == "cpu" {
-			idx = i
-		}
-	}
-	if idx < 0 {
-		return s, fmt.Errorf("not a CPU profile (sample types %v)", p.SampleType)
-	}
-	for _, smp := range p.Sample {
-		v := float64(smp.Value[idx])
-		l := sampleLayer(smp)
+	err = eachSampleLayer(p, "cpu", func(smp *profile.Sample, l cpuLayer, v float64) {
 		s.layers[l] += v
 		if l == layerOurs {
 			s.ours[sampleService(smp)] += v
 		}
+	})
+	return s, err
+}
+
+// eachSampleLayer calls f with each sample of p, its layer and its value
+// of the sample type typ ("cpu", "alloc_space").
+func eachSampleLayer(p *profile.Profile, typ string, f func(smp *profile.Sample, l cpuLayer, v float64)) error {
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == typ {
+			idx = i
+		}
 	}
-	return s, nil
+	if idx < 0 {
+		return fmt.Errorf("no %s samples in the profile (sample types %v)", typ, p.SampleType)
+	}
+	for _, smp := range p.Sample {
+		f(smp, sampleLayer(smp), float64(smp.Value[idx]))
+	}
+	return nil
 }
 
 // sampleLayer is the layer of a sample's innermost deciding frame,
 // inlined frames included (each location's lines run innermost first).
 func sampleLayer(smp *profile.Sample) cpuLayer {
+	l := layerOther
+	innermostFrame(smp, func(fn string) bool {
+		found, ok := layerOf(fn)
+		if ok {
+			l = found
+		}
+		return ok
+	})
+	return l
+}
+
+// innermostFrame calls f with the function names of smp's frames, inlined
+// ones included, innermost first, until f returns true; it reports
+// whether one did.
+func innermostFrame(smp *profile.Sample, f func(fn string) bool) bool {
 	for _, loc := range smp.Location {
 		for _, ln := range loc.Line {
-			if ln.Function == nil {
-				continue
-			}
-			if l, ok := layerOf(ln.Function.Name); ok {
-				return l
+			if ln.Function != nil && f(ln.Function.Name) {
+				return true
 			}
 		}
 	}
-	return layerOther
+	return false
 }
 
 // total is the profile's CPU time.

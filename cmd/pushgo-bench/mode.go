@@ -70,9 +70,9 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	}
 	defer t.close()
 
-	profile, halfProfile := "", "" // the first run of the first mode only
+	profile, halfProfile, halfAllocs := "", "", "" // the first run of the first mode only
 	if m == o.modes[0] {
-		profile, halfProfile = o.cpuProfile, o.halfProfile
+		profile, halfProfile, halfAllocs = o.cpuProfile, o.halfProfile, o.halfAllocs
 	}
 	if rep.ours, err = repeat(ctx, o.options, "ours (http)", func(run int) (result, error) {
 		stop, err := profileRun(run, profile, "OURS (http)")
@@ -120,6 +120,13 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		return rep, fmt.Errorf("OURS measured %.1f ops/s: no rate to run the open-loop phase at", rep.ours.rate)
 	}
 	if rep.low, err = repeat(ctx, o.options, lowLabel(o), func(run int) (result, error) {
+		var allocs *allocRecorder
+		if halfAllocs != "" && (run == 0 || profileEveryRun) {
+			var err error
+			if allocs, err = startAllocRecorder(runProfilePath(halfAllocs, run), "OURS open-loop"); err != nil {
+				return result{}, err
+			}
+		}
 		stop, err := profileRun(run, halfProfile, "OURS open-loop")
 		if err != nil {
 			return result{}, err
@@ -129,6 +136,7 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		if err != nil {
 			return result{}, err
 		}
+		allocs.stop(os.Stderr, r.rate)
 		r.note = t.settleNote(ctx)
 		return r, nil
 	}); err != nil {
