@@ -3,12 +3,17 @@ package oplog
 import (
 	"bytes"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // envelopeCases are envelopes with the strings a client controls (op_id)
@@ -131,4 +136,45 @@ func FuzzPubAck(f *testing.F) {
 			t.Fatalf("%q: scanned %+v; the json package %+v", b, ack, r.PubAck)
 		}
 	})
+}
+
+// TestEncodeIsTheJSONPackages: an operation's log entry (encode, with its
+// payload's JSON in a pooled buffer) is what json.Marshal of the payload
+// put in the envelope wrote, byte for byte, for payloads of any size one
+// after another (a buffer grown by a large one, then reused by a small
+// one, leaves nothing of the first behind).
+func TestEncodeIsTheJSONPackages(t *testing.T) {
+	at := time.UnixMilli(1_713_750_000_000)
+	w := &Writer{opts: Options{Now: func() time.Time { return at }}}
+	str := func(s string) *string { return &s }
+	when := wire.Millis(at.UnixMilli())
+	var cases []*ops.Validated
+	for _, size := range []int{10, 2_000, 3, 500, 1_500, 0} {
+		msg := strings.Repeat("é\"x", size)
+		r := &ops.EventRequest{ChannelID: str("3VDNK58JZ14ZV5ZZ19466GK25T"), Title: str("disk full"), Status: str("open"),
+			Message: str("m"), Severity: str("high"), EventTime: &when, Attrs: jsontext.Value(`{"b":1,"a":{"z":"w","y":2.5},"blob":` + strconv.Quote(msg) + `}`)}
+		v, aerr := ops.ValidateIntegrationEvent(ops.EventCreate, r)
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		cases = append(cases, v)
+	}
+	for i, v := range cases {
+		got, err := w.encode(v, "op-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := json.Marshal(v.Payload, json.Deterministic(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(ops.Envelope{V: ops.EnvelopeVersion, Op: v.Op, ChannelID: v.ChannelID, OpID: "op-1",
+			EntityID: v.EntityID, AcceptedAt: at.UnixMilli(), BodyHash: v.BodyHash, Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("case %d: encode wrote\n%.300s\nwant\n%.300s", i, got, want)
+		}
+	}
 }

@@ -16,11 +16,13 @@
 package oplog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pushgo/gateway/broker/cas"
@@ -393,17 +395,33 @@ func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string
 }
 
 func (w *Writer) encode(v *ops.Validated, opID string) ([]byte, error) {
+	// The payload's JSON is needed only until the envelope has copied it:
+	// a pooled buffer holds it, where json.Marshal returned a copy of its
+	// own for each operation.
+	buf := payloadBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledPayload {
+			payloadBufs.Put(buf)
+		}
+	}()
 	// Deterministic: external_ids is a map, and equal operations should be
 	// equal bytes in the log.
-	payload, err := json.Marshal(v.Payload, json.Deterministic(true))
-	if err != nil {
+	if err := json.MarshalWrite(buf, v.Payload, json.Deterministic(true)); err != nil {
 		return nil, err
 	}
+	payload := buf.Bytes()
 	return appendEnvelope(make([]byte, 0, len(payload)+envelopeOverhead), ops.Envelope{
 		V: ops.EnvelopeVersion, Op: v.Op, ChannelID: v.ChannelID, OpID: opID, EntityID: v.EntityID,
 		AcceptedAt: w.opts.Now().UnixMilli(), BodyHash: v.BodyHash, Payload: payload,
 	})
 }
+
+// payloadBufs pools encode's payload buffers; one grown past
+// maxPooledPayload (a large integration report) is left to the collector.
+var payloadBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledPayload = 64 << 10
 
 // envelopeOverhead is about what an envelope adds to its payload.
 const envelopeOverhead = 320

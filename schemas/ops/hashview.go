@@ -24,15 +24,25 @@ var verifyHashEncoding = false
 
 // encodeHashView returns view's JSON exactly as json.Marshal(view,
 // hashOptions) does.
-func encodeHashView(view any) ([]byte, error) {
-	b, ok := appendHashView(nil, view)
+func encodeHashView(view any) ([]byte, error) { return appendHashViewOrMarshal(nil, view) }
+
+// appendHashViewOrMarshal appends view's JSON, exactly as json.Marshal(view,
+// hashOptions) writes it, to dst: by appendHashView where it can, else by
+// json.Marshal.
+func appendHashViewOrMarshal(dst []byte, view any) ([]byte, error) {
+	head := len(dst)
+	b, ok := appendHashView(dst, view)
 	if !ok {
-		return json.Marshal(view, hashOptions)
+		m, err := json.Marshal(view, hashOptions)
+		if err != nil {
+			return dst, err
+		}
+		return append(b[:head], m...), nil
 	}
 	if verifyHashEncoding {
 		want, err := json.Marshal(view, hashOptions)
-		if err != nil || string(want) != string(b) {
-			panic("ops: hash view encoding differs from json.Marshal:\n got " + string(b) + "\nwant " + string(want))
+		if err != nil || string(want) != string(b[head:]) {
+			panic("ops: hash view encoding differs from json.Marshal:\n got " + string(b[head:]) + "\nwant " + string(want))
 		}
 	}
 	return b, nil
