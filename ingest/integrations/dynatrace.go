@@ -208,7 +208,9 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 // caught up with the whole log, so a Thing created through another replica
 // just before its first report is found; a non-empty one may miss a Thing
 // created through another replica in the last milliseconds, as Dynatrace's
-// own selection lags entity discovery.
+// own selection lags entity discovery. A projector too far behind this
+// process's Thing writes answers from the projection as it is (the
+// forwarder's fallback), not with a refusal.
 func (r *Routes) selectThings(ctx context.Context, channelID, selector string) (reads.SelectData, *apierr.Error) {
 	req := &reads.Request{Route: reads.ThingsSelect, ChannelID: channelID, Selector: selector}
 	sel, aerr := decodeSelection(r.d.Reader.Read(ctx, req))

@@ -11,8 +11,8 @@ import (
 )
 
 // TestThingMarksFollowThingWrites: the marks a Writer keeps hold the
-// sequence of the channel's last Thing write, a retry of it included, and
-// not of its events; a mark never goes back.
+// sequence of the channel's last Thing write, and not of its events; a
+// mark never goes back.
 func TestThingMarksFollowThingWrites(t *testing.T) {
 	b := brokertest.Start(t)
 	ctx := context.Background()

@@ -268,6 +268,7 @@ func TestReadsHaveAConnectionOfTheirOwn(t *testing.T) {
 type localProjector struct {
 	mu      sync.Mutex
 	serving bool
+	lagging bool // answer projection_lagging to a read with a barrier
 	asked   []reads.Request
 }
 
@@ -278,6 +279,9 @@ func (l *localProjector) ServeLocal(req *reads.Request) (reads.Response, bool) {
 		return reads.Response{}, false
 	}
 	l.asked = append(l.asked, *req)
+	if l.lagging && req.MinSeq > 0 {
+		return reads.Response{ErrorCode: apierr.ProjectionLagging, Error: "behind"}, true
+	}
 	if req.ThingID == "missing" {
 		return reads.Response{ErrorCode: apierr.ThingNotFound, Error: "no such thing"}, true
 	}
@@ -341,7 +345,9 @@ func TestLocalProjectorAskedFirst(t *testing.T) {
 // as its barrier the channel's last Thing write this process acknowledged
 // (FollowThingWrites), so the projector answers it only once it has folded
 // that write; without it, the projection as it is (barrier 0); a
-// single-Thing read keeps its own barrier.
+// single-Thing read keeps its own barrier (the entity's last write, none
+// here); a projector too far behind to reach the mark answers the
+// selection as it is instead of refusing the report.
 func TestSelectionWaitsForThisProcessThingWrites(t *testing.T) {
 	b := brokertest.Start(t)
 	local := &localProjector{serving: true}
@@ -360,9 +366,24 @@ func TestSelectionWaitsForThisProcessThingWrites(t *testing.T) {
 	if _, aerr := f.Read(context.Background(), sel); aerr != nil {
 		t.Fatal(aerr)
 	}
+	if _, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-1"}); aerr != nil {
+		t.Fatal(aerr)
+	}
+	local.mu.Lock()
+	asked := append([]reads.Request(nil), local.asked...)
+	local.asked, local.lagging = nil, true
+	local.mu.Unlock()
+	if len(asked) != 3 || asked[0].MinSeq != 0 || asked[1].MinSeq != 42 || asked[2].MinSeq != 0 {
+		t.Fatalf("reads asked %+v; want barriers 0, then 42 (the Thing write noted), then 0 (the thing's own, none)", asked)
+	}
+
+	data, aerr := f.Read(context.Background(), sel)
+	if aerr != nil || string(data) != `{"from":"local"}` {
+		t.Fatalf("selection with the projector behind the mark: %s, %v; want the projection as it is", data, aerr)
+	}
 	local.mu.Lock()
 	defer local.mu.Unlock()
-	if len(local.asked) != 2 || local.asked[0].MinSeq != 0 || local.asked[1].MinSeq != 42 {
-		t.Fatalf("selections asked %+v; want barriers 0, then 42 (the Thing write noted)", local.asked)
+	if len(local.asked) != 2 || local.asked[0].MinSeq != 42 || local.asked[1].MinSeq != 0 {
+		t.Fatalf("selection behind the mark asked %+v; want barrier 42, then 0", local.asked)
 	}
 }
