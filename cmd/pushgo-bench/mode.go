@@ -120,12 +120,9 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		return rep, fmt.Errorf("OURS measured %.1f ops/s: no rate to run the open-loop phase at", rep.ours.rate)
 	}
 	if rep.low, err = repeat(ctx, o.options, lowLabel(o), func(run int) (result, error) {
-		var allocs *allocRecorder
-		if halfAllocs != "" && (run == 0 || profileEveryRun) {
-			var err error
-			if allocs, err = startAllocRecorder(runProfilePath(halfAllocs, run), "OURS open-loop"); err != nil {
-				return result{}, err
-			}
+		allocs, err := startAllocRecorder(runProfile(run, halfAllocs), "OURS open-loop")
+		if err != nil {
+			return result{}, err
 		}
 		stop, err := profileRun(run, halfProfile, "OURS open-loop")
 		if err != nil {

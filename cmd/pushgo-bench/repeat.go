@@ -187,17 +187,21 @@ func runProfilePath(path string, run int) string {
 	return fmt.Sprintf("%s-run%d%s", strings.TrimSuffix(path, ext), run+1, ext)
 }
 
-// profileRun profiles the first run (run 0) of a phase into path when it is
-// set, or every run with -profile-every-run (path with -run<N> before its
-// extension); stop ends the profile.
-func profileRun(run int, path, what string) (stop func(), err error) {
-	switch {
-	case path == "":
-		return func() {}, nil
-	case profileEveryRun:
-		return startCPUProfile(runProfilePath(path, run), what)
-	case run > 0:
-		return func() {}, nil
+// runProfile is the file run (0-based) profiles into for path: the first
+// run's when path is set, or every run's with -profile-every-run (path with
+// -run<N> before its extension); "" when run is not profiled.
+func runProfile(run int, path string) string {
+	if path == "" || (run > 0 && !profileEveryRun) {
+		return ""
 	}
-	return startCPUProfile(path, what)
+	return runProfilePath(path, run)
+}
+
+// profileRun profiles run's CPU into runProfile(run, path), if any; stop
+// ends the profile.
+func profileRun(run int, path, what string) (stop func(), err error) {
+	if p := runProfile(run, path); p != "" {
+		return startCPUProfile(p, what)
+	}
+	return func() {}, nil
 }
