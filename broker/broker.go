@@ -189,13 +189,13 @@ func Start(cfg Config) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: new server: %w", err)
 	}
-	if cfg.Logger != nil {
-		srv.SetLoggerV2(slogAdapter{cfg.Logger}, false, false, false)
-	}
+	log := newServerLog(cfg.Logger)
+	srv.SetLoggerV2(log, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
+	if err := awaitReady(srv, log, 30*time.Second); err != nil {
 		srv.Shutdown()
-		return nil, errors.New("broker: server not ready after 30s")
+		srv.WaitForShutdown()
+		return nil, err
 	}
 	return &Embedded{srv: srv, creds: creds}, nil
 }
@@ -243,12 +243,3 @@ func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }
-
-type slogAdapter struct{ l *slog.Logger }
-
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  {}
-func (a slogAdapter) Tracef(format string, v ...any)  {}

@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,8 +51,10 @@ type Cluster struct {
 // streams and buckets with Replicas ClusterSize (Streams sets the other
 // options; its Replicas, if not 1, is kept). Listen is ignored: each node
 // listens on a free loopback port (a server opens its routes only after
-// its client port). Any failure fails t at once; the
-// nodes are shut down when t ends.
+// its client port). A node that cannot listen on its ports (another
+// process took one after freePorts found it free) has the cluster started
+// again on new ports, twice at most. Any other failure fails t at once;
+// the nodes are shut down when t ends.
 func StartCluster(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
 	o := options{streams: streams.DefaultOptions(), ensure: true}
@@ -62,34 +65,20 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		o.streams.Replicas = ClusterSize
 	}
 	dir := t.TempDir()
-	ports := freePorts(t, ClusterSize)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
-	c := &Cluster{connect: o.connect}
-	for i, p := range ports {
-		cfg := o.cfg
-		// The server starts its routes only once its client port is
-		// open, so every node listens (on loopback, credentials required).
-		cfg.Listen = "127.0.0.1:0"
-		cfg.Dir = filepath.Join(dir, fmt.Sprintf("n%d", i))
-		cfg.CredentialsDir = filepath.Join(dir, "credentials")
-		cfg.ServerName = fmt.Sprintf("n%d", i)
-		cfg.ClusterName = "pushgo-test"
-		cfg.ClusterListen = fmt.Sprintf("127.0.0.1:%d", p)
-		cfg.Routes = routes
-		c.cfgs = append(c.cfgs, cfg)
-		if slices.Contains(o.late, i) {
-			c.Nodes = append(c.Nodes, nil)
-			continue
+	var c *Cluster
+	for attempt := 1; ; attempt++ {
+		var err error
+		c, err = startNodes(t, filepath.Join(dir, fmt.Sprintf("attempt%d", attempt)), o)
+		if err == nil {
+			break
 		}
-		e, err := broker.Start(cfg)
-		if err != nil {
-			t.Fatalf("brokertest: start cluster node %d: %v", i, err)
+		// freePorts' ports were free a moment before the nodes listened on
+		// them; another process (a parallel test package) may have taken
+		// one since. New ports make that unlikely twice.
+		if !errors.Is(err, broker.ErrNotReady) || attempt == startAttempts {
+			t.Fatalf("brokertest: %v", err)
 		}
-		t.Cleanup(e.Shutdown)
-		c.Nodes = append(c.Nodes, e)
+		t.Logf("brokertest: %v; starting the cluster again on other ports", err)
 	}
 	if len(o.late) > 0 {
 		// The servers elect no meta leader until they all came up once.
@@ -107,6 +96,60 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		}
 	}
 	return c
+}
+
+// startAttempts bounds how often StartCluster starts its nodes on new
+// ports when one cannot listen on its port.
+const startAttempts = 3
+
+// startNodes starts the nodes of a cluster on new ports under dir, except
+// those o holds back. If one fails it shuts down those it started and
+// returns the error; else the nodes are shut down when t ends.
+func startNodes(t testing.TB, dir string, o options) (*Cluster, error) {
+	// A route port and a client port a node. All are taken from the
+	// kernel at once, so they differ; a client port of 0 could be handed
+	// a route port freePorts had just released for a node not started
+	// yet.
+	ports := freePorts(t, 2*ClusterSize)
+	routePorts, clientPorts := ports[:ClusterSize], ports[ClusterSize:]
+	var routes []string
+	for _, p := range routePorts {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	c := &Cluster{connect: o.connect}
+	for i, p := range routePorts {
+		cfg := o.cfg
+		// The server starts its routes only once its client port is
+		// open, so every node listens (on loopback, credentials required).
+		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", clientPorts[i])
+		cfg.Dir = filepath.Join(dir, fmt.Sprintf("n%d", i))
+		cfg.CredentialsDir = filepath.Join(dir, "credentials")
+		cfg.ServerName = fmt.Sprintf("n%d", i)
+		cfg.ClusterName = "pushgo-test"
+		cfg.ClusterListen = fmt.Sprintf("127.0.0.1:%d", p)
+		cfg.Routes = routes
+		c.cfgs = append(c.cfgs, cfg)
+		if slices.Contains(o.late, i) {
+			c.Nodes = append(c.Nodes, nil)
+			continue
+		}
+		e, err := broker.Start(cfg)
+		if err != nil {
+			for _, n := range c.Nodes {
+				if n != nil {
+					n.Shutdown()
+				}
+			}
+			return nil, fmt.Errorf("start cluster node %d: %w", i, err)
+		}
+		c.Nodes = append(c.Nodes, e)
+	}
+	for _, n := range c.Nodes {
+		if n != nil {
+			t.Cleanup(n.Shutdown)
+		}
+	}
+	return c, nil
 }
 
 // freePorts returns n loopback TCP ports that were free a moment ago.
@@ -169,7 +212,9 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	if c.Nodes[i] != nil {
 		c.Nodes[i].Shutdown()
 	}
-	e, err := broker.Start(c.cfgs[i])
+	cfg := c.cfgs[i]
+	cfg.Listen = "127.0.0.1:0" // the old client port is not held for it
+	e, err := broker.Start(cfg)
 	if err != nil {
 		t.Fatalf("brokertest: restart cluster node %d: %v", i, err)
 	}
