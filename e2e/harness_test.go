@@ -201,12 +201,31 @@ var handedOut = struct {
 }{ports: map[int]bool{}}
 
 // startGateway starts pushgo, waits until /readyz answers 200, and kills it
-// at cleanup. Its output is logged when the test fails.
+// at cleanup. Its output is logged when the test fails. A process that
+// could not listen on a port freePort chose (another process took it in
+// between) is started again on new ones, twice at most.
 func startGateway(t *testing.T, cfg gwConfig) *gateway {
 	t.Helper()
 	if cfg.DataDir == "" {
 		t.Fatal("startGateway: DataDir is required")
 	}
+	for attempt := 1; ; attempt++ {
+		g, err := launchGateway(t, cfg)
+		if err == nil {
+			return g
+		}
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; starting it again on other ports", err)
+	}
+}
+
+// launchGateway is one attempt of startGateway. It fails t, except when
+// the process exits before it is ready because a port it was to listen
+// on is taken: that it returns.
+func launchGateway(t *testing.T, cfg gwConfig) (*gateway, error) {
+	t.Helper()
 	startCount.Lock()
 	startCount.n++
 	name := fmt.Sprintf("pushgo#%d", startCount.n)
@@ -276,17 +295,25 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 			t.Logf("---- %s (http %s, nats %s) output ----\n%s---- end of %s ----", name, httpAddr, g.natsURL, g.output.String(), name)
 		}
 	})
+	path := "/readyz"
 	switch {
 	case cfg.WaitPath != "":
-		g.waitPath(cfg.WaitPath, 20*time.Second)
+		path = cfg.WaitPath
 	case cfg.Target == "projector", cfg.Target == "pusher", cfg.Target == "ingest":
 		// Every target serves /healthz; only a process with a projector
 		// (or one reachable) can answer /readyz 200.
-		g.waitPath("/healthz", 20*time.Second)
-	default:
-		g.waitReady(20 * time.Second)
+		path = "/healthz"
 	}
-	return g
+	if err := g.waitUp(path, 20*time.Second); err != nil {
+		// Only a port freePort chose can be asked for again.
+		for _, chosen := range []struct{ given, addr string }{{cfg.HTTPAddr, httpAddr}, {cfg.NATSAddr, natsAddr}} {
+			if g.exited() && chosen.given == "" && strings.Contains(g.output.String(), "listen tcp "+chosen.addr+": bind: address already in use") {
+				return nil, fmt.Errorf("%w (port %s taken)", err, chosen.addr)
+			}
+		}
+		t.Fatal(err)
+	}
+	return g, nil
 }
 
 // brokerCreds maps the client URL of a process's embedded broker to the
@@ -310,8 +337,17 @@ func (g *gateway) waitReady(bound time.Duration) {
 	g.waitPath("/readyz", bound)
 }
 
-// waitPath polls a GET route of g until it answers 200.
+// waitPath polls a GET route of g until it answers 200, and fails the
+// test if it does not within bound.
 func (g *gateway) waitPath(path string, bound time.Duration) {
+	g.t.Helper()
+	if err := g.waitUp(path, bound); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// waitUp is waitPath, returning its failure.
+func (g *gateway) waitUp(path string, bound time.Duration) error {
 	g.t.Helper()
 	deadline := time.Now().Add(bound)
 	probe := &http.Client{Timeout: time.Second, Transport: apiValidating(g.t, nil)}
@@ -320,7 +356,7 @@ func (g *gateway) waitPath(path string, bound time.Duration) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-g.done:
-			g.t.Fatalf("%s exited before it was ready: %v", g.name, g.waitErr)
+			return fmt.Errorf("%s exited before it was ready: %v", g.name, g.waitErr)
 		default:
 		}
 		resp, err := probe.Get(g.base + path)
@@ -328,7 +364,7 @@ func (g *gateway) waitPath(path string, bound time.Duration) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
 		} else {
@@ -336,7 +372,7 @@ func (g *gateway) waitPath(path string, bound time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	g.t.Fatalf("%s: %s not 200 within %s (last: %s)", g.name, path, bound, last)
+	return fmt.Errorf("%s: %s not 200 within %s (last: %s)", g.name, path, bound, last)
 }
 
 // exited reports whether the process has ended.
