@@ -1,18 +1,26 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
 
 // ErrNotReady is wrapped by Start's error when the server started but
-// does not accept connections: it could not listen on one of its ports
-// (the error says which and why) or was not ready in time.
+// does not accept connections: it reported a fatal error first (the
+// error quotes it: a port it cannot listen on, JetStream that cannot
+// start) or was not ready in time.
 var ErrNotReady = errors.New("broker: server not ready")
+
+// ErrListen is wrapped by Start's error, beside ErrNotReady, when the
+// server could not listen on one of its ports (the error says which and
+// why): taken by another process, most often.
+var ErrListen = errors.New("cannot listen")
 
 // serverLog is the embedded server's logger. Its lines go to the
 // configured slog.Logger (nil: dropped). The first fatal line is also
@@ -32,9 +40,16 @@ func newServerLog(l *slog.Logger) *serverLog {
 	return &serverLog{l: l, fatal: make(chan string, 1)}
 }
 
-func (a *serverLog) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a *serverLog) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a *serverLog) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+// log formats a line only when the logger takes its level.
+func (a *serverLog) log(level slog.Level, format string, v []any) {
+	if a.l.Enabled(context.Background(), level) {
+		a.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (a *serverLog) Noticef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
+func (a *serverLog) Warnf(format string, v ...any)   { a.log(slog.LevelWarn, format, v) }
+func (a *serverLog) Errorf(format string, v ...any)  { a.log(slog.LevelError, format, v) }
 func (a *serverLog) Debugf(format string, v ...any)  {}
 func (a *serverLog) Tracef(format string, v ...any)  {}
 
@@ -58,6 +73,11 @@ func awaitReady(srv *server.Server, log *serverLog, timeout time.Duration) error
 		}
 		select {
 		case msg := <-log.fatal:
+			// The server's words for it (server.go, route.go): "Error
+			// listening on port: ...", "Error listening on router port: ...".
+			if strings.HasPrefix(msg, "Error listening on") {
+				return fmt.Errorf("%w: %w: %s", ErrNotReady, ErrListen, msg)
+			}
 			return fmt.Errorf("%w: %s", ErrNotReady, msg)
 		default:
 		}

@@ -39,8 +39,8 @@ func TestStartSaysWhichPortIsTaken(t *testing.T) {
 				e.Shutdown()
 				t.Fatalf("started on a port another listener holds (%s)", taken)
 			}
-			if !errors.Is(err, broker.ErrNotReady) {
-				t.Errorf("error %v does not wrap ErrNotReady", err)
+			if !errors.Is(err, broker.ErrNotReady) || !errors.Is(err, broker.ErrListen) {
+				t.Errorf("error %v does not wrap ErrNotReady and ErrListen", err)
 			}
 			if !strings.Contains(err.Error(), fmt.Sprint(port)) || !strings.Contains(err.Error(), "address already in use") {
 				t.Errorf("error %q does not name the taken port %d and the cause", err, port)

@@ -214,12 +214,16 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 		if err == nil {
 			return g
 		}
-		if attempt == 3 {
+		if attempt == gatewayStartAttempts {
 			t.Fatal(err)
 		}
 		t.Logf("%v; starting it again on other ports", err)
 	}
 }
+
+// gatewayStartAttempts bounds how often startGateway starts a process
+// whose port was taken.
+const gatewayStartAttempts = 3
 
 // launchGateway is one attempt of startGateway. It fails t, except when
 // the process exits before it is ready because a port it was to listen

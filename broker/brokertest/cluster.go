@@ -75,7 +75,7 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		// freePorts' ports were free a moment before the nodes listened on
 		// them; another process (a parallel test package) may have taken
 		// one since. New ports make that unlikely twice.
-		if !errors.Is(err, broker.ErrNotReady) || attempt == startAttempts {
+		if !errors.Is(err, broker.ErrListen) || attempt == startAttempts {
 			t.Fatalf("brokertest: %v", err)
 		}
 		t.Logf("brokertest: %v; starting the cluster again on other ports", err)
@@ -99,7 +99,8 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 }
 
 // startAttempts bounds how often StartCluster starts its nodes on new
-// ports when one cannot listen on its port.
+// ports when one cannot listen on its port, and Restart a node on a new
+// client port.
 const startAttempts = 3
 
 // startNodes starts the nodes of a cluster on new ports under dir, except
@@ -205,8 +206,10 @@ func (c *Cluster) awaitMetaLeader(t testing.TB, ctx context.Context) {
 }
 
 // Restart starts node i (again, or for the first time after StartLate) on
-// its store, its cluster port and its routes (a new client port). It
-// fails t if the node does not start.
+// its store, its cluster port and its routes (a new client port, asked
+// for again, twice at most, if it cannot listen). It fails t if the node
+// does not start: its cluster port taken meanwhile by another process
+// too, which no retry mends.
 func (c *Cluster) Restart(t testing.TB, i int) {
 	t.Helper()
 	if c.Nodes[i] != nil {
@@ -214,9 +217,19 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	}
 	cfg := c.cfgs[i]
 	cfg.Listen = "127.0.0.1:0" // the old client port is not held for it
-	e, err := broker.Start(cfg)
-	if err != nil {
-		t.Fatalf("brokertest: restart cluster node %d: %v", i, err)
+	var e *broker.Embedded
+	for attempt := 1; ; attempt++ {
+		var err error
+		if e, err = broker.Start(cfg); err == nil {
+			break
+		}
+		// A client port of 0 can be handed the node's own route port, just
+		// released by its shutdown, or a late node's: the next one is not.
+		// The route port itself cannot change (the others route to it).
+		if !errors.Is(err, broker.ErrListen) || attempt == startAttempts {
+			t.Fatalf("brokertest: restart cluster node %d: %v", i, err)
+		}
+		t.Logf("brokertest: restart cluster node %d: %v; again", i, err)
 	}
 	t.Cleanup(e.Shutdown)
 	c.Nodes[i] = e
