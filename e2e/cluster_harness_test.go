@@ -122,7 +122,9 @@ type cluster struct {
 }
 
 // startCluster starts compose.yaml's three NATS servers and waits until
-// each says it is healthy (JetStream on, meta leader known).
+// each says it is healthy (JetStream on, meta leader known). A node that
+// could not listen on a port freePort chose has the three started again
+// on new ports (onNewPorts).
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	natsServer, keyGen := buildClusterBins(t)
@@ -143,6 +145,28 @@ func startCluster(t *testing.T) *cluster {
 	if len(names) != 3 {
 		t.Fatalf("compose.yaml has NATS services %v, want three", names)
 	}
+	keys := readKeyValueFile(t, filepath.Join(c.keysDir, "nkeys.env"))
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			c.stopNode(n)
+			if t.Failed() {
+				t.Logf("---- %s (client %d) output, last 4 KiB ----\n%s", n.name, n.client, tail(n.output.String(), 4096))
+			}
+		}
+	})
+	onNewPorts(t, "the cluster", func() error { return c.startNodes(names, keys, natsServer) })
+	return c
+}
+
+// startNodes starts the NATS services names as c's nodes, on ports
+// freePort chooses, and waits until each is healthy. A node that exits
+// because one of its ports was taken in between (by another test
+// process) is returned as an error, after every node of this attempt is
+// stopped; any other failure fails the test.
+func (c *cluster) startNodes(names []string, keys map[string]string, natsServer string) error {
+	t := c.t
+	t.Helper()
+	c.nodes = nil
 	for _, name := range names {
 		c.nodes = append(c.nodes, &natsNode{name: name, client: freePort(t), route: freePort(t), monitor: freePort(t),
 			storeDir: filepath.Join(t.TempDir(), "jetstream")})
@@ -154,9 +178,8 @@ func startCluster(t *testing.T) *cluster {
 	}
 	c.url = strings.Join(urls, ",")
 	brokerCreds.Store(c.url, c.keysDir)
-	keys := readKeyValueFile(t, filepath.Join(c.keysDir, "nkeys.env"))
 	for _, n := range c.nodes {
-		s, _ := p.GetService(n.name)
+		s, _ := c.project.GetService(n.name)
 		n.args = volumePaths(s, s.Command)
 		n.env = baseEnv()
 		for k, v := range s.Environment {
@@ -176,24 +199,35 @@ func startCluster(t *testing.T) *cluster {
 		}
 		c.startNode(n, natsServer)
 	}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.mu.Lock()
-			if n.cmd != nil && n.cmd.Process != nil {
-				_ = n.cmd.Process.Signal(syscall.SIGCONT)
-				_ = n.cmd.Process.Kill()
-			}
-			n.mu.Unlock()
-			<-n.done
-			if t.Failed() {
-				t.Logf("---- %s (client %d) output, last 4 KiB ----\n%s", n.name, n.client, tail(n.output.String(), 4096))
-			}
+	// Every node is watched at once: the others wait for a meta leader
+	// while one of them has exited for a port.
+	if err := c.nodesHealthy(c.nodes, 30*time.Second); err != nil {
+		if !slices.ContainsFunc(c.nodes, func(n *natsNode) bool {
+			return n.exited() && strings.Contains(n.output.String(), "address already in use")
+		}) {
+			t.Fatal(err)
 		}
-	})
-	for _, n := range c.nodes {
-		c.waitNodeHealthy(n, 30*time.Second)
+		for _, n := range c.nodes {
+			c.stopNode(n)
+		}
+		return err
 	}
-	return c
+	return nil
+}
+
+// stopNode ends n's process, if it was started, and waits until it is
+// gone.
+func (c *cluster) stopNode(n *natsNode) {
+	n.mu.Lock()
+	done := n.done
+	if n.cmd != nil && n.cmd.Process != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGCONT)
+		_ = n.cmd.Process.Kill()
+	}
+	n.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // baseEnv is this process's environment without the variables the
@@ -247,27 +281,49 @@ func (c *cluster) startNode(n *natsNode, bin string) {
 	}()
 }
 
-// waitNodeHealthy polls a node's /healthz until it answers 200.
+// waitNodeHealthy polls a node's /healthz until it answers 200, and fails
+// the test if it does not within bound.
 func (c *cluster) waitNodeHealthy(n *natsNode, bound time.Duration) {
 	c.t.Helper()
+	if err := c.nodesHealthy([]*natsNode{n}, bound); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// nodesHealthy polls the nodes' /healthz until each has answered 200. It
+// returns an error when one exits first or bound passes.
+func (c *cluster) nodesHealthy(nodes []*natsNode, bound time.Duration) error {
 	probe := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(bound)
+	healthy := make(map[*natsNode]bool)
 	for time.Now().Before(deadline) {
-		select {
-		case <-n.done:
-			c.t.Fatalf("%s exited:\n%s", n.name, tail(n.output.String(), 4096))
-		default:
-		}
-		resp, err := probe.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", n.monitor))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+		for _, n := range nodes {
+			if n.exited() {
+				return fmt.Errorf("%s exited:\n%s", n.name, tail(n.output.String(), 4096))
 			}
+			if healthy[n] {
+				continue
+			}
+			resp, err := probe.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", n.monitor))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					healthy[n] = true
+				}
+			}
+		}
+		if len(healthy) == len(nodes) {
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("%s not healthy within %s:\n%s", n.name, bound, tail(n.output.String(), 4096))
+	var slow []string
+	for _, n := range nodes {
+		if !healthy[n] {
+			slow = append(slow, fmt.Sprintf("%s:\n%s", n.name, tail(n.output.String(), 4096)))
+		}
+	}
+	return fmt.Errorf("not healthy within %s: %s", bound, strings.Join(slow, "\n"))
 }
 
 // node returns the node called name (a stream leader's name).

@@ -209,21 +209,34 @@ func startGateway(t *testing.T, cfg gwConfig) *gateway {
 	if cfg.DataDir == "" {
 		t.Fatal("startGateway: DataDir is required")
 	}
-	for attempt := 1; ; attempt++ {
-		g, err := launchGateway(t, cfg)
-		if err == nil {
-			return g
-		}
-		if attempt == gatewayStartAttempts {
-			t.Fatal(err)
-		}
-		t.Logf("%v; starting it again on other ports", err)
-	}
+	var g *gateway
+	onNewPorts(t, "it", func() (err error) {
+		g, err = launchGateway(t, cfg)
+		return err
+	})
+	return g
 }
 
-// gatewayStartAttempts bounds how often startGateway starts a process
-// whose port was taken.
-const gatewayStartAttempts = 3
+// portAttempts bounds how often onNewPorts starts something.
+const portAttempts = 3
+
+// onNewPorts calls start until it returns nil, portAttempts times at
+// most, and fails t with its last error. start fails t itself for
+// anything but a port it chose taken in between (another test process
+// listening on it), which it returns: start chooses new ports each call.
+func onNewPorts(t *testing.T, what string, start func() error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil {
+			return
+		}
+		if attempt == portAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("%v; starting %s again on other ports", err, what)
+	}
+}
 
 // launchGateway is one attempt of startGateway. It fails t, except when
 // the process exits before it is ready because a port it was to listen
