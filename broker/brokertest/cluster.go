@@ -65,21 +65,9 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 		o.streams.Replicas = ClusterSize
 	}
 	dir := t.TempDir()
-	var c *Cluster
-	for attempt := 1; ; attempt++ {
-		var err error
-		c, err = startNodes(t, filepath.Join(dir, fmt.Sprintf("attempt%d", attempt)), o)
-		if err == nil {
-			break
-		}
-		// freePorts' ports were free a moment before the nodes listened on
-		// them; another process (a parallel test package) may have taken
-		// one since. New ports make that unlikely twice.
-		if !errors.Is(err, broker.ErrListen) || attempt == startAttempts {
-			t.Fatalf("brokertest: %v", err)
-		}
-		t.Logf("brokertest: %v; starting the cluster again on other ports", err)
-	}
+	c := onNewPorts(t, "start the cluster", func(attempt int) (*Cluster, error) {
+		return startNodes(t, filepath.Join(dir, fmt.Sprintf("attempt%d", attempt)), o)
+	})
 	if len(o.late) > 0 {
 		// The servers elect no meta leader until they all came up once.
 		return c
@@ -98,10 +86,28 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 	return c
 }
 
-// startAttempts bounds how often StartCluster starts its nodes on new
-// ports when one cannot listen on its port, and Restart a node on a new
-// client port.
+// startAttempts bounds how often onNewPorts starts something.
 const startAttempts = 3
+
+// onNewPorts calls start (attempt 1, 2, ...) until it returns without
+// broker.ErrListen, startAttempts times at most, and fails t with what
+// and its error otherwise. Each call of start listens on ports it has not
+// tried before: a port found free a moment ago may have been taken since
+// by another process (a parallel test package), which new ports make
+// unlikely twice.
+func onNewPorts[T any](t testing.TB, what string, start func(attempt int) (T, error)) T {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		v, err := start(attempt)
+		if err == nil {
+			return v
+		}
+		if !errors.Is(err, broker.ErrListen) || attempt == startAttempts {
+			t.Fatalf("brokertest: %s: %v", what, err)
+		}
+		t.Logf("brokertest: %s: %v; again on other ports", what, err)
+	}
+}
 
 // startNodes starts the nodes of a cluster on new ports under dir, except
 // those o holds back. If one fails it shuts down those it started and
@@ -141,7 +147,7 @@ func startNodes(t testing.TB, dir string, o options) (*Cluster, error) {
 					n.Shutdown()
 				}
 			}
-			return nil, fmt.Errorf("start cluster node %d: %w", i, err)
+			return nil, fmt.Errorf("node %d: %w", i, err)
 		}
 		c.Nodes = append(c.Nodes, e)
 	}
@@ -217,20 +223,10 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	}
 	cfg := c.cfgs[i]
 	cfg.Listen = "127.0.0.1:0" // the old client port is not held for it
-	var e *broker.Embedded
-	for attempt := 1; ; attempt++ {
-		var err error
-		if e, err = broker.Start(cfg); err == nil {
-			break
-		}
-		// A client port of 0 can be handed the node's own route port, just
-		// released by its shutdown, or a late node's: the next one is not.
-		// The route port itself cannot change (the others route to it).
-		if !errors.Is(err, broker.ErrListen) || attempt == startAttempts {
-			t.Fatalf("brokertest: restart cluster node %d: %v", i, err)
-		}
-		t.Logf("brokertest: restart cluster node %d: %v; again", i, err)
-	}
+	// A client port of 0 can be handed the node's own route port, just
+	// released by its shutdown, or a late node's: the next one is not.
+	// The route port itself cannot change (the others route to it).
+	e := onNewPorts(t, fmt.Sprintf("restart cluster node %d", i), func(int) (*broker.Embedded, error) { return broker.Start(cfg) })
 	t.Cleanup(e.Shutdown)
 	c.Nodes[i] = e
 }
