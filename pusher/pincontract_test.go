@@ -23,8 +23,8 @@ import (
 //     consumer made by start sequence, and is refused for one made with
 //     DeliverNew (as the partition consumers are made today): what a
 //     one-node owner that takes its operations from the in-process feed
-//     and keeps the pin with one message held would build on (README,
-//     Performance, 3 December, late afternoon).
+//     and keeps the pin with one message held would build on
+//     (docs/performance-log.md, 3 December, late afternoon).
 func TestBrokerPinContract(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

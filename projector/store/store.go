@@ -172,7 +172,7 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		// compactions; at 128, 256 or 512 MiB it wrote 1.7 GB, with the same
 		// compaction debt left at its end, 16-18 µs of CPU per operation
 		// instead of 21-24 (BenchmarkFold, FOLD_N=1000000), and reads as
-		// fast (README, Performance).
+		// fast (docs/performance-log.md, "1 December, afternoon").
 		LBaseMaxBytes: 256 << 20,
 		// Pebble's default for a corrupt file is a fatal report (a panic
 		// that takes the process down): here it is an error of the read
