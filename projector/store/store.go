@@ -103,6 +103,13 @@ type Store struct {
 	// fatal is set when Pebble reported a fatal failure: the store is
 	// abandoned (Close cannot close it).
 	fatal atomic.Pointer[FatalError]
+	// applyMu makes the store's commits one at a time (apply). Pebble
+	// panics on a write the WAL refuses while holding its commit
+	// pipeline's lock, which nothing releases: a second commit already
+	// inside Pebble would wait for ever, and with it the fold that made it
+	// (the projector waits for every fold before it rebuilds the store).
+	// Behind applyMu, a commit after the failure sees it and returns it.
+	applyMu sync.Mutex
 
 	// cache is the decoded-snapshot cache of NewBatch's batches.
 	cache *Cache
@@ -735,8 +742,14 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 
 // apply commits pb without fsync. Pebble panics when the WAL refuses the
 // write (and leaves its commit pipeline unusable): that panic, like a
-// fatal report, marks the store failed and is returned as a *FatalError.
+// fatal report, marks the store failed and is returned as a *FatalError,
+// as it is to every apply after it (applyMu).
 func (s *Store) apply(pb *pebble.Batch) (err error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := s.Failed(); err != nil {
+		return err
+	}
 	defer func() {
 		r := recover()
 		if r == nil {
