@@ -100,6 +100,67 @@ func TestThingLifecycleAndLinks(t *testing.T) {
 	}
 }
 
+// A retry of an operation linked to a Thing deleted since it was stored
+// answers as the first time and appends nothing, as any retry: the
+// client whose answer was lost learns that it was applied, not that it
+// was refused. A new operation with the same link is refused. Also for a
+// writer that never saw the original (another ingest process).
+func TestRetryLinkedToADeletedThingAnswersAsTheFirstTime(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("links")
+
+	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000))).Str("thing_id")
+	create := eventCreate(ch, "thing_id", th, "op_id", "ev-1")
+	ev := mustOK(t, g.post("/event/create", create)).Str("event_id")
+	update := eventUpdate(ch, ev, "thing_id", th, "op_id", "up-1")
+	mustOK(t, g.post("/event/update", update))
+	later := eventUpdate(ch, ev, "thing_id", th, "op_id", "up-2", "message", "later")
+	mustOK(t, g.post("/event/update", later))
+	msg := body(ch, "title", "disk failed", "thing_id", th, "occurred_at", 1713750000, "op_id", "msg-1")
+	msgID := mustOK(t, g.post("/message", msg)).Str("message_id")
+	mustOK(t, g.post("/thing/delete", body(ch, "thing_id", th, "observed_at", 1713750300000)))
+	stored := len(streamOps(t, g.nc))
+
+	other := startIngest(t, b, ingest.Config{})
+	for _, w := range []*gw{g, other} {
+		if r := mustOK(t, w.post("/event/create", create)); r.Str("event_id") != ev || r.Str("op_id") != "ev-1" {
+			t.Fatalf("create retried after its thing's deletion: %s", r.Body)
+		}
+		// The event's latest operation, and one before it (dedup window).
+		for _, u := range []map[string]any{later, update} {
+			if r := mustOK(t, w.post("/event/update", u)); r.Str("op_id") != u["op_id"] {
+				t.Fatalf("update retried after its thing's deletion: %s", r.Body)
+			}
+		}
+		if r := mustOK(t, w.post("/message", msg)); r.Str("message_id") != msgID {
+			t.Fatalf("message retried after its thing's deletion: %s (first %s)", r.Body, msgID)
+		}
+		// The same op_id with another body is still a conflict.
+		if r := w.post("/event/update", eventUpdate(ch, ev, "thing_id", th, "op_id", "up-1", "message", "changed")); r.Code() != "op_id_conflict" {
+			t.Fatalf("update retried with another body: %d %s", r.Status, r.Body)
+		}
+	}
+	// New operations linking to the deleted thing are refused.
+	for _, c := range []struct {
+		path, code string
+		body       map[string]any
+	}{
+		{"/event/create", "thing_deleted", eventCreate(ch, "thing_id", th, "op_id", "ev-2")},
+		{"/event/create", "thing_deleted", eventCreate(ch, "thing_id", th)},
+		{"/event/update", "thing_deleted", eventUpdate(ch, ev, "thing_id", th, "op_id", "up-3")},
+		{"/message", "thing_deleted", body(ch, "title", "again", "thing_id", th, "occurred_at", 1713750000, "op_id", "msg-2")},
+		{"/event/create", "thing_not_found", eventCreate(ch, "thing_id", "never-there", "op_id", "ev-3")},
+	} {
+		if r := g.post(c.path, c.body); r.Code() != c.code {
+			t.Fatalf("%s linked to %v: %d %s, want %s", c.path, c.body["thing_id"], r.Status, r.Body, c.code)
+		}
+	}
+	if n := len(streamOps(t, g.nc)); n != stored {
+		t.Fatalf("stream has %d operations after the retries and refusals, want %d", n, stored)
+	}
+}
+
 // TestConcurrentWritersOneEvent: 64 writers update one event at once.
 // Every 200 is in the stream exactly once, and each writer's updates appear
 // in the order that writer got its answers: no lost or reordered update.

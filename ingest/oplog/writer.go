@@ -176,9 +176,17 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated) (Result,
 	res := Result{OpID: opID, EntityID: v.EntityID, ThingID: v.ThingID}
 	kind := v.Op.Kind()
 
+	// linkRefused is why the Thing this operation links to refuses it (not
+	// found, deleted), kept until the operation is known not to be a retry:
+	// an operation stored before its Thing was deleted is answered as the
+	// first time, like any retry, and only a new one is refused.
+	var linkRefused *apierr.Error
 	if v.ThingID != "" && kind != ops.KindThing && !v.LinkVerified {
 		if aerr := w.checkLinkedThing(ctx, v.ChannelID, v.ThingID); aerr != nil {
-			return Result{}, aerr
+			if !clientOpID || (aerr.Code != apierr.ThingNotFound && aerr.Code != apierr.ThingDeleted) {
+				return Result{}, aerr
+			}
+			linkRefused = aerr
 		}
 	}
 
@@ -247,6 +255,9 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated) (Result,
 			// The derived id is taken: by this op_id's create, followed by
 			// later operations (a late retry).
 			return w.replayCreate(ctx, res, subject, v.BodyHash)
+		}
+		if linkRefused != nil {
+			return w.replayOrRefuse(ctx, st, res, subject, v, opID, data, fresh, linkRefused)
 		}
 		if !v.Op.IsCreate() {
 			if !cur.exists { // the leader's answer (confirmNone)
@@ -541,6 +552,33 @@ func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string,
 	}
 	r, aerr := w.replayAt(ctx, res, ack.Sequence, v.BodyHash)
 	return r, aerr, true
+}
+
+// replayOrRefuse answers an operation whose linked Thing refuses it
+// (refusal): as the first time when it is a retry of an operation stored
+// before, else with refusal; it appends nothing. cur, read with fresh,
+// was neither its entity's latest operation nor, for a create, an entity
+// already there. st.mu MUST be held.
+func (w *Writer) replayOrRefuse(ctx context.Context, st *stripe, res Result, subject string, v *ops.Validated, opID string, data []byte, fresh bool, refusal *apierr.Error) (Result, *apierr.Error) {
+	if v.Op.IsCreate() {
+		// A create's id is derived from its op_id: it was stored if its
+		// entity exists. A cached "none" may predate this process.
+		if !fresh {
+			cur, _, aerr := w.state(ctx, st, subject, true, false)
+			if aerr != nil {
+				return Result{}, aerr
+			}
+			if cur.exists {
+				return w.replayCreate(ctx, res, subject, v.BodyHash)
+			}
+		}
+		return Result{}, refusal
+	}
+	// An earlier operation of the entity, within the dedup window.
+	if r, aerr, found := w.probeDuplicate(ctx, res, subject, v, opID, data); found {
+		return r, aerr
+	}
+	return Result{}, refusal
 }
 
 // replay answers a retried op_id from the hash recorded with the original.
