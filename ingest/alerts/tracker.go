@@ -33,6 +33,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -120,7 +121,10 @@ type Options struct {
 // Tracker opens, refreshes and closes the Events of alert keys. It is safe
 // for concurrent use.
 type Tracker struct {
-	kv   jetstream.KeyValue
+	kv jetstream.KeyValue
+	// keys reads the bucket as its leader holds it where a replica behind
+	// would lose a report (onOpen).
+	keys *leaderread.Bucket
 	app  Appender
 	pub  AsidePublisher // nil: claims through kv
 	log  *slog.Logger
@@ -138,6 +142,10 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", streams.AlertKeysBucket, err)
 	}
+	keys, err := leaderread.NewBucket(ctx, js, kv)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.AlertKeysBucket, err)
+	}
 	if opts.CachedKeys <= 0 {
 		opts.CachedKeys = 100_000
 	}
@@ -150,7 +158,7 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{kv: kv, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}
+	t := &Tracker{kv: kv, keys: keys, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}
 	t.pub, _ = app.(AsidePublisher)
 	return t, nil
 }
@@ -190,7 +198,11 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		// is claimed at once, and the bucket is read only when the claim
 		// loses (the key exists: opened by another replica, or before a
 		// restart). That saves a new alert a broker round trip.
-		e, ok, err := t.lookup(ctx, r.Key, i > 0)
+		read := cacheOnly
+		if i > 0 {
+			read = anyReplica
+		}
+		e, ok, err := t.lookup(ctx, r.Key, read)
 		if err != nil {
 			return Outcome{}, t.unavailable("read", r.Key, err)
 		}
@@ -341,14 +353,19 @@ func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest) (Outco
 }
 
 // onOpen applies fn to the key's Event. An Event that is closed or missing
-// is Absent, once the bucket itself (not a cached entry that another
-// replica may have superseded) confirms the key still names it.
+// is Absent, once the bucket's leader (not a cached entry that another
+// replica may have superseded, nor a replica behind the write that
+// claimed the key through another server) confirms the key names it.
 func (t *Tracker) onOpen(ctx context.Context, k Key, fn func(entry) (Outcome, *apierr.Error)) (Outcome, *apierr.Error) {
 	for fresh := false; ; fresh = true {
 		if fresh {
 			t.forget(k)
 		}
-		e, ok, err := t.lookup(ctx, k, true)
+		read := absentOnLeader
+		if fresh {
+			read = fromLeader
+		}
+		e, ok, err := t.lookup(ctx, k, read)
 		if err != nil {
 			return Outcome{}, t.unavailable("read", k, err)
 		}
@@ -378,20 +395,45 @@ func (t *Tracker) young(e entry) bool {
 	return t.opts.Now().UnixMilli()-e.ClaimedAt < t.opts.ClaimGrace.Milliseconds()
 }
 
-// lookup returns the key's entry, from the cache or the bucket. A cached
-// entry may name an Event that has since closed and been replaced through
-// another replica; the append then answers event_closed and Open claims the
-// next generation, which fails on the stale revision and re-reads. Without
-// read, only the cache is consulted (ok false: not in this process's memory).
-func (t *Tracker) lookup(ctx context.Context, k Key, read bool) (entry, bool, error) {
+// keyRead is where lookup reads a key its cache does not hold.
+type keyRead int
+
+const (
+	// cacheOnly: nowhere (ok false: not in this process's memory).
+	cacheOnly keyRead = iota
+	// anyReplica: a direct get, which any replica of the bucket answers,
+	// possibly behind its leader; enough where a stale answer costs a
+	// claim refused on its revision and a read again (Open).
+	anyReplica
+	// absentOnLeader: as anyReplica, but "absent" is the leader's answer.
+	absentOnLeader
+	// fromLeader: the entry the leader holds.
+	fromLeader
+)
+
+// lookup returns the key's entry, from the cache or else the bucket, as
+// read says. A cached entry may name an Event that has since closed and
+// been replaced through another replica; the append then answers
+// event_closed and Open claims the next generation, which fails on the
+// stale revision and re-reads.
+func (t *Tracker) lookup(ctx context.Context, k Key, read keyRead) (entry, bool, error) {
 	bk := k.bucketKey()
 	t.mu.Lock()
 	e, ok := t.cache[bk]
 	t.mu.Unlock()
-	if ok || !read {
+	if ok || read == cacheOnly {
 		return e, ok, nil
 	}
-	kve, err := t.kv.Get(ctx, bk)
+	var kve jetstream.KeyValueEntry
+	var err error
+	switch read {
+	case absentOnLeader:
+		kve, err = t.keys.Get(ctx, bk)
+	case fromLeader:
+		kve, err = t.keys.Latest(ctx, bk)
+	default:
+		kve, err = t.kv.Get(ctx, bk)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return entry{}, false, nil
 	}
