@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"slices"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/ops"
 )
 
 // SendConsumer is the durable work-queue consumer of PUSHGO_DELIVERIES,
@@ -107,9 +109,11 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		p.sendLoop.Settle(m, consume.Nak(0))
 		return
 	}
-	if wait := time.Until(time.UnixMilli(t.NotBefore)); t.NotBefore > 0 && md.NumDelivered == 1 && wait > 0 {
-		// Queued by a partition with its back-off: wait it out, without
-		// spending an attempt.
+	if wait := time.Until(time.UnixMilli(t.NotBefore)); t.NotBefore > 0 && wait > 0 {
+		// Queued by a partition with its back-off (a provider's
+		// Retry-After): wait it out, without spending an attempt. Also on
+		// a later delivery: a task handed back unsent (a pusher stopping
+		// with it buffered) is not sent before its time either.
 		p.sendLoop.Settle(m, consume.Nak(wait))
 		return
 	}
@@ -157,6 +161,14 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		final(delivery.Expired, "", "operation no longer in the log")
 		return
 	}
+	if later, err := p.laterOfEvent(ctx, env, t.Seq); err != nil {
+		p.log.Warn("pusher: read the event's latest operation", "seq", t.Seq, "err", err)
+		p.sendLoop.Settle(m, consume.Nak(time.Second))
+		return
+	} else if later > 0 {
+		final(delivery.Expired, "", fmt.Sprintf("superseded by the event's later operation %d", later))
+		return
+	}
 	dev, ok, err := p.route(ctx, t.DeviceKey, t.RoutesRev)
 	if err != nil {
 		p.sendLoop.Settle(m, consume.Nak(time.Second))
@@ -183,6 +195,29 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	final(r.Outcome, r.Provider, r.Reason)
+}
+
+// laterOfEvent returns the sequence of a later operation of the event
+// env (at seq) changed, or 0: for an operation of another kind too. A
+// retried push of an event goes after the device's later pushes (a 429 or
+// 5xx does not hold them back), and the app shows an event as its last
+// push said: sent after the event's close, a retried create would show it
+// open again. Each push of an event carries its whole state (status,
+// message, severity), so a later one supersedes it and the retry is
+// dropped. A Thing's push carries the change of its attrs, which a later
+// push does not repeat: it is sent.
+func (p *Pusher) laterOfEvent(ctx context.Context, env *ops.Envelope, seq uint64) (uint64, error) {
+	if env.Op.Kind() != ops.KindEvent {
+		return 0, nil
+	}
+	last, err := p.ops.stream.LastForSubject(ctx, streams.OpSubject(env.ChannelID, ops.KindEvent, env.EntityID))
+	if err != nil {
+		return 0, err
+	}
+	if last.Sequence > seq {
+		return last.Sequence, nil
+	}
+	return 0, nil
 }
 
 // route returns the device of key as of the devices bucket's revision rev

@@ -114,6 +114,43 @@ func TestTransientFailureRetriesThatDeviceOnly(t *testing.T) {
 	}
 }
 
+// TestRetriedEventPushSupersededByALaterOne: an event's create answered
+// 503 goes to the retry queue, and the event's close, sent meanwhile,
+// reaches the device. The create's retry is then dropped (its outcome
+// expired, superseded): sent after the close, it would show the event
+// open again on the phone, which keeps an event as its last push said.
+func TestRetriedEventPushSupersededByALaterOne(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dev := e.device("android", "fcm", fcmToken, ch)
+	// Retry-After: the retry waits 5 s, long after the close is sent.
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 5 * time.Second})
+	created := e.post("/event/create", map[string]any{"channel_id": ch, "password": pw, "title": "Deploy", "status": "running",
+		"message": "started", "severity": "normal", "event_time": 1713750000000})
+	waitFor(t, "the create's 503", func() bool { return len(e.fcm.Received(fcmToken)) == 1 })
+	closed := e.post("/event/close", map[string]any{"channel_id": ch, "password": pw, "event_id": created["event_id"],
+		"status": "success", "message": "done", "severity": "normal", "event_time": 1713750060000})
+	waitFor(t, "the close sent", func() bool { return e.outcome(closed["op_id"].(string), dev) == delivery.Sent })
+	deadline := time.Now().Add(30 * time.Second)
+	for e.outcome(created["op_id"].(string), dev) == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the create's retry never settled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if o := e.outcome(created["op_id"].(string), dev); o != delivery.Expired {
+		t.Errorf("the create's retry: %s, want expired (superseded by the close)", o)
+	}
+	got := e.fcm.Received(fcmToken)
+	if len(got) != 2 || got[1].Data["op_id"] != closed["op_id"] {
+		ids := []string{}
+		for _, r := range got {
+			ids = append(ids, r.Data["op_id"])
+		}
+		t.Fatalf("the device received %v, want the refused create then the close (%s) last", ids, closed["op_id"])
+	}
+}
+
 // TestHistoryIsNeverPushed: operations appended before a device subscribed
 // (replayed later through /channel/history) raise no push for it.
 func TestHistoryIsNeverPushed(t *testing.T) {

@@ -63,7 +63,9 @@ const (
 	Failed Outcome = "failed"
 	// Retired: the provider said the token is dead; the token was retired.
 	Retired Outcome = "retired"
-	// Expired: the message's ttl passed before it could be sent.
+	// Expired: not sent any more: the message's ttl passed, the operation
+	// left the log, or (a retry of an event's push) a later operation of
+	// the event superseded it. The receipt's reason says which.
 	Expired Outcome = "expired"
 	// NoRoute: the device has no push route (never bound, removed, retired).
 	NoRoute Outcome = "no_route"
