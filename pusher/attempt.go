@@ -79,7 +79,9 @@ func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key
 		p.metrics.acceptToProvider.Observe(float64(p.now().UnixMilli()-env.AcceptedAt) / 1000)
 		r.Outcome, r.Reason = delivery.Sent, res.ProviderID
 	case sender.RetireToken:
-		if _, err := p.devices.RetireToken(ctx, dev.ChannelType, dev.ProviderToken, p.now()); err != nil {
+		// From this device only: a token bound to another device since
+		// the send (the app registered it again there) is alive there.
+		if _, err := p.devices.RetireTokenOf(ctx, dev.ChannelType, dev.ProviderToken, key, p.now()); err != nil {
 			return attemptResult{}, fmt.Errorf("retire token of %s: %w", key, err)
 		}
 		p.metrics.retired.WithLabelValues(string(prov)).Inc()

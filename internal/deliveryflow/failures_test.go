@@ -86,6 +86,30 @@ func TestUnregisteredTokenIsRetired(t *testing.T) {
 	}
 }
 
+// TestDeadTokenAnswerRetiresItFromThatDeviceOnly: a token answered
+// "unregistered" for device A is retired from A only. When the token was
+// bound to device B while the push was on its way (the app registered it
+// again there), B keeps it and is pushed; before, the late answer retired
+// the token wherever it was, and B's route with it.
+func TestDeadTokenAnswerRetiresItFromThatDeviceOnly(t *testing.T) {
+	gate := newSendGate("on its way")
+	e := setup(t, gate.wrap)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	a := e.device("android", "fcm", fcmToken, ch)
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unregistered})
+	first := e.message(ch, "on its way")
+	gate.waitStarted(t)
+	b := e.device("android", "fcm", fcmToken, ch) // the token moves to B
+	gate.release()
+	waitFor(t, "A's outcome", func() bool { return e.outcome(first, a) != "" })
+	d, ok, err := e.registry(t).Device(context.Background(), b)
+	if err != nil || !ok || !d.HasRoute() || d.ProviderToken != fcmToken {
+		t.Fatalf("device B after A's late 410: %+v %v %v, want its route to the token", d, ok, err)
+	}
+	second := e.message(ch, "after")
+	waitFor(t, "B pushed", func() bool { return e.outcome(second, b) == delivery.Sent })
+}
+
 // TestTransientFailureRetriesThatDeviceOnly: 503 twice then 200 delivers
 // exactly once to that device, and the other device is not held back.
 func TestTransientFailureRetriesThatDeviceOnly(t *testing.T) {
