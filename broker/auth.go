@@ -87,7 +87,7 @@ func grants(r Role) map[string]grant {
 		g[streams.Ops] |= read
 		g[streams.Deliveries] |= read | write
 		g[streams.Receipts] |= write
-		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.InboxBucket, streams.PushersBucket} {
+		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.InboxBucket, streams.PushersBucket, streams.PartitionFloorsBucket} {
 			g[kv(b)] |= read | write
 		}
 		for _, b := range []string{streams.SubscriptionsBucket, streams.DeviceChannelsBucket} {

@@ -92,6 +92,10 @@ type partition struct {
 	intake  chan intakeItem
 	pinned  atomic.Value // string: pin, for the balancer
 	pending atomic.Int64 // operations passed to the intake and not yet tracked
+	// recorded is the floor last written to the floors' record, and
+	// recordedAt when (ackFloors' goroutine only; floors.go).
+	recorded   uint64
+	recordedAt time.Time
 	// releasing: the partition is being handed over; it keeps pulling (so
 	// it keeps the pin while it finishes what it took) and takes nothing
 	// new (the next owner's reset to the floor delivers it again).
@@ -498,19 +502,26 @@ func (pt *partition) track(op *opRun) {
 // cancelled before a reset sends none after it (one would carry a delivery
 // sequence of before the reset, which the broker takes over the new
 // epoch's: floorrepair.go).
-func (pt *partition) ackFloor() {
+//
+// It returns the floor this replica's epoch has acknowledged (0: none, or
+// the epoch ended), for the floors' record (floors.go).
+func (pt *partition) ackFloor() uint64 {
 	ep := pt.cur.Load()
 	if ep == nil {
-		return
+		return 0
 	}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	if ep.cancelled.Load() {
+		return 0
+	}
 	f := ep.floor
-	if ep.cancelled.Load() || f.m == nil || f.seq <= ep.ackedSeq {
-		return
+	if f.m == nil || f.seq <= ep.ackedSeq {
+		return ep.ackedSeq
 	}
 	ep.ackedSeq = f.seq
 	pt.loop.Settle(f.m, consume.Ack)
+	return f.seq
 }
 
 // cancel ends the epoch: it acknowledges nothing more, and an

@@ -158,6 +158,7 @@ type Pusher struct {
 	ops       *opCache
 	opsStream jetstream.Stream
 	inbox     inbox
+	floors    floorRecord
 	metrics   *metrics
 	now       func() time.Time
 	sched     *scheduler
@@ -214,8 +215,19 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		reg.Close()
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
+	floorsKV, err := js.KeyValue(ctx, streams.PartitionFloorsBucket)
+	if err != nil {
+		reg.Close()
+		return nil, fmt.Errorf("pusher: partition floors: %w", err)
+	}
+	floorsLdr, err := leaderread.NewBucket(ctx, js, floorsKV)
+	if err != nil {
+		reg.Close()
+		return nil, fmt.Errorf("pusher: partition floors: %w", err)
+	}
 	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(leaderread.New(js, opsStream), 4096), opsStream: opsStream,
-		inbox: inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight), floorMoved: make(chan struct{}, 1)}
+		floors: floorRecord{kv: floorsKV, fromLdr: floorsLdr},
+		inbox:  inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight), floorMoved: make(chan struct{}, 1)}
 	p.summaries = newSummaries(p)
 	// Who an operation goes to, and each device's route, are read from
 	// memory kept current by watches: no broker round trip per push.
@@ -317,7 +329,7 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 		}
 		if pt.loop, err = consume.New(p.js, consume.Config{Stream: streams.Ops, Consumer: cfg,
 			Resume: func(lastAcked uint64) jetstream.ConsumerConfig {
-				return p.partitionConsumer(i, max(lastAcked+1, start))
+				return p.partitionConsumer(i, p.resumeAt(i, lastAcked, start))
 			},
 			Handler: pt.take, PullMaxMessages: 256, PriorityGroup: PriorityGroup, PullExpiry: expiry,
 			Heartbeat: expiry / 2, Logger: p.log}); err != nil {
@@ -387,7 +399,8 @@ func (p *Pusher) partitionStart(ctx context.Context) (map[string]*jetstream.Cons
 // ackFloors acknowledges each partition's finished operations ackInterval
 // after a floor moved, until ctx ends: one AckAll per partition per
 // interval at most, and no timer at all while no floor moves (an idle
-// gateway is not woken forty times a second).
+// gateway is not woken forty times a second). It writes the floors to
+// their record too, at most every floorRecordInterval (floors.go).
 func (p *Pusher) ackFloors(ctx context.Context) error {
 	t := time.NewTimer(ackInterval)
 	t.Stop()
@@ -396,9 +409,13 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			for _, pt := range p.parts {
-				pt.ackFloor() // what was finished before the stop
+			acked := make([]uint64, len(p.parts))
+			for i, pt := range p.parts {
+				acked[i] = pt.ackFloor() // what was finished before the stop
 			}
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			p.recordFloors(rctx, acked, time.Now(), true)
+			cancel()
 			return nil
 		case <-p.floorMoved:
 			// Not a reset of a running timer: under a steady load the floor
@@ -409,8 +426,13 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 			}
 		case <-t.C:
 			running = false
-			for _, pt := range p.parts {
-				pt.ackFloor()
+			acked := make([]uint64, len(p.parts))
+			for i, pt := range p.parts {
+				acked[i] = pt.ackFloor()
+			}
+			if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
+				t.Reset(max(again, ackInterval)) // a floor held back is written when its interval ends
+				running = true
 			}
 		}
 	}

@@ -60,6 +60,12 @@ const (
 	// share the delivery partitions. (Who sends a partition is the
 	// broker's pin, never this bucket.)
 	PushersBucket = "PUSHGO_PUSHERS"
+	// PartitionFloorsBucket holds each delivery partition's floor (key:
+	// the partition's number; value: the last PUSHGO_OPS sequence up to
+	// which it finished every operation, decimal), written by its owner
+	// at most every second: where a partition consumer found missing is
+	// created again, whichever replica creates it.
+	PartitionFloorsBucket = "PUSHGO_PARTITION_FLOORS"
 )
 
 // OpSubject returns the subject of an operation on one entity:
@@ -304,5 +310,6 @@ func AllBuckets(o Options) []Bucket {
 		// No TTL: a key must outlive its open Event, however long that stays open.
 		{Name: AlertKeysBucket, Description: "PushGo integration alert keys: <channel>.<source>.<key hash> → current event"},
 		{Name: PushersBucket, Description: "PushGo pusher replicas alive: id → start time", TTL: PushersTTL},
+		{Name: PartitionFloorsBucket, Description: "PushGo delivery partitions' floors: partition → last operation finished"},
 	}
 }
