@@ -361,12 +361,30 @@ func (c *cluster) resume(n *natsNode) {
 	n.stopped = false
 }
 
-// restart starts a killed node again on its ports and store.
+// restart starts a killed node again on its ports and store. Its client
+// and route ports stay (the clients and the other nodes know them); its
+// monitoring port is only the harness's, so one another test process took
+// while the node was down is replaced.
 func (c *cluster) restart(n *natsNode) {
 	c.t.Helper()
 	bin, _ := buildClusterBins(c.t)
-	c.startNode(n, bin)
-	c.waitNodeHealthy(n, 60*time.Second)
+	for attempt := 1; ; attempt++ {
+		c.startNode(n, bin)
+		err := c.nodesHealthy([]*natsNode{n}, 60*time.Second)
+		if err == nil {
+			return
+		}
+		out := n.output.String()
+		thisStart := out[strings.LastIndex(out, "---- start "):]
+		if attempt == portAttempts || !n.exited() || !strings.Contains(thisStart, "can't listen to the monitor port") {
+			c.t.Fatal(err)
+		}
+		n.mu.Lock()
+		n.monitor = freePort(c.t)
+		n.env = append(n.env, fmt.Sprintf("NATS_HTTP=127.0.0.1:%d", n.monitor)) // the last one counts
+		n.mu.Unlock()
+		c.t.Logf("%s: its monitoring port was taken while it was down; starting it again on %d", n.name, n.monitor)
+	}
 }
 
 // startService starts every replica of compose service name (its
