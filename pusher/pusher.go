@@ -402,17 +402,22 @@ func (p *Pusher) partitionStart(ctx context.Context) (map[string]*jetstream.Cons
 // gateway is not woken forty times a second). It writes the floors to
 // their record too, at most every floorRecordInterval (floors.go).
 func (p *Pusher) ackFloors(ctx context.Context) error {
-	t := time.NewTimer(ackInterval)
-	t.Stop()
-	defer t.Stop()
-	running := false
+	ackT, recordT := time.NewTimer(ackInterval), time.NewTimer(floorRecordInterval)
+	ackT.Stop()
+	recordT.Stop()
+	defer ackT.Stop()
+	defer recordT.Stop()
+	acking, recording := false, false
+	acked := make([]uint64, len(p.parts))
+	ackAll := func() {
+		for i, pt := range p.parts {
+			acked[i] = pt.ackFloor()
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			acked := make([]uint64, len(p.parts))
-			for i, pt := range p.parts {
-				acked[i] = pt.ackFloor() // what was finished before the stop
-			}
+			ackAll() // what was finished before the stop
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			p.recordFloors(rctx, acked, time.Now(), true)
 			cancel()
@@ -420,19 +425,28 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 		case <-p.floorMoved:
 			// Not a reset of a running timer: under a steady load the floor
 			// moves all the time, and the acknowledgement would never come.
-			if !running {
-				t.Reset(ackInterval)
-				running = true
+			if !acking {
+				ackT.Reset(ackInterval)
+				acking = true
 			}
-		case <-t.C:
-			running = false
-			acked := make([]uint64, len(p.parts))
-			for i, pt := range p.parts {
-				acked[i] = pt.ackFloor()
+		case <-ackT.C:
+			acking = false
+			ackAll()
+			if !recording {
+				if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
+					recordT.Reset(again) // a floor held back is written when its interval ends
+					recording = true
+				}
 			}
+		case <-recordT.C:
+			// On a timer of its own: holding the acknowledgements back
+			// with the record's once a second filled the partitions'
+			// windows (MaxAckPending) and stalled them.
+			recording = false
+			ackAll()
 			if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
-				t.Reset(max(again, ackInterval)) // a floor held back is written when its interval ends
-				running = true
+				recordT.Reset(again)
+				recording = true
 			}
 		}
 	}
