@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/pushgo/gateway/broker/leaderread"
 )
 
 // The floors' record (streams.PartitionFloorsBucket) keeps each delivery
@@ -25,12 +23,6 @@ import (
 
 // floorRecordInterval bounds how often each partition's floor is written.
 const floorRecordInterval = time.Second
-
-// floorRecord reads and writes the record.
-type floorRecord struct {
-	kv      jetstream.KeyValue
-	fromLdr *leaderread.Bucket
-}
 
 // recordFloors writes the floor of each partition that moved since it was
 // last written, unless written within floorRecordInterval (and not
@@ -50,7 +42,7 @@ func (p *Pusher) recordFloors(ctx context.Context, acked []uint64, now time.Time
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := p.floors.kv.Put(wctx, strconv.Itoa(pt.n), strconv.AppendUint(nil, f, 10))
+		_, err := p.floors.KV().Put(wctx, strconv.Itoa(pt.n), strconv.AppendUint(nil, f, 10))
 		cancel()
 		if err != nil {
 			p.log.Debug("pusher: partition floor not recorded", "partition", pt.n, "err", err)
@@ -65,7 +57,7 @@ func (p *Pusher) recordFloors(ctx context.Context, acked []uint64, now time.Time
 // recordedFloor is partition n's floor as the record holds it (the
 // leader's entry); 0 when it holds none.
 func (p *Pusher) recordedFloor(ctx context.Context, n int) (uint64, error) {
-	e, err := p.floors.fromLdr.Latest(ctx, strconv.Itoa(n))
+	e, err := p.floors.Latest(ctx, strconv.Itoa(n))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}

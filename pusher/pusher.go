@@ -158,7 +158,7 @@ type Pusher struct {
 	ops       *opCache
 	opsStream jetstream.Stream
 	inbox     inbox
-	floors    floorRecord
+	floors    *leaderread.Bucket // the partitions' floors' record (floors.go)
 	metrics   *metrics
 	now       func() time.Time
 	sched     *scheduler
@@ -215,18 +215,13 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		reg.Close()
 		return nil, fmt.Errorf("pusher: inbox: %w", err)
 	}
-	floorsKV, err := js.KeyValue(ctx, streams.PartitionFloorsBucket)
+	floors, err := leaderread.OpenBucket(ctx, js, streams.PartitionFloorsBucket)
 	if err != nil {
 		reg.Close()
-		return nil, fmt.Errorf("pusher: partition floors: %w", err)
-	}
-	floorsLdr, err := leaderread.NewBucket(ctx, js, floorsKV)
-	if err != nil {
-		reg.Close()
-		return nil, fmt.Errorf("pusher: partition floors: %w", err)
+		return nil, fmt.Errorf("pusher: %w", err)
 	}
 	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(leaderread.New(js, opsStream), 4096), opsStream: opsStream,
-		floors: floorRecord{kv: floorsKV, fromLdr: floorsLdr},
+		floors: floors,
 		inbox:  inbox{kv: kv}, metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight), floorMoved: make(chan struct{}, 1)}
 	p.summaries = newSummaries(p)
 	// Who an operation goes to, and each device's route, are read from
@@ -414,6 +409,14 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 			acked[i] = pt.ackFloor()
 		}
 	}
+	// record writes the floors that may be, and sets the record's timer
+	// for one held back by its interval.
+	record := func() {
+		if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
+			recordT.Reset(again)
+			recording = true
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -433,10 +436,7 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 			acking = false
 			ackAll()
 			if !recording {
-				if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
-					recordT.Reset(again) // a floor held back is written when its interval ends
-					recording = true
-				}
+				record()
 			}
 		case <-recordT.C:
 			// On a timer of its own: holding the acknowledgements back
@@ -444,10 +444,7 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 			// windows (MaxAckPending) and stalled them.
 			recording = false
 			ackAll()
-			if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
-				recordT.Reset(again)
-				recording = true
-			}
+			record()
 		}
 	}
 }

@@ -138,14 +138,11 @@ type Tracker struct {
 // New returns a Tracker over the alert key bucket (which streams.Ensure
 // created).
 func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options) (*Tracker, error) {
-	kv, err := js.KeyValue(ctx, streams.AlertKeysBucket)
+	keys, err := leaderread.OpenBucket(ctx, js, streams.AlertKeysBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", streams.AlertKeysBucket, err)
+		return nil, err
 	}
-	keys, err := leaderread.NewBucket(ctx, js, kv)
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", streams.AlertKeysBucket, err)
-	}
+	kv := keys.KV()
 	if opts.CachedKeys <= 0 {
 		opts.CachedKeys = 100_000
 	}
