@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // TestIdempotentRetryAcrossRestart retries a create with the seed's op_id
@@ -71,15 +72,17 @@ func TestIdempotentRetryAcrossRestart(t *testing.T) {
 // answered with the op_id the gateway generated, and its message is kept on
 // the channel's messages subject, not a subject of its own. A sender that
 // sends the same message back with that op_id (after a restart, so no
-// process remembers it) gets the first answer and appends nothing; with
-// another body it gets 409 op_id_conflict.
+// process remembers it, and after the message's ttl passed) gets the first
+// answer and appends nothing; with another body it gets 409 op_id_conflict.
+// A new message with that ttl is refused 400 ttl_expired.
 func TestGeneratedMessageOpIDSentBack(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
 	password := "generated-op-id"
 	g1 := startGateway(t, gwConfig{DataDir: dataDir})
 	ch := createChannel(t, g1, "home", password)
-	msg := map[string]any{"channel_id": ch, "password": password, "title": "Backup finished", "body": "412 GB in 38 min", "severity": "low"}
+	ttl := time.Now().Add(time.Second).UnixMilli()
+	msg := map[string]any{"channel_id": ch, "password": password, "title": "Backup finished", "body": "412 GB in 38 min", "severity": "low", "ttl": ttl}
 	first := mustOK(t, g1.Post(t, "/message", mustJSON(t, msg)), messageKeys...)
 	opID := str(t, first, "op_id")
 	if !hex32.MatchString(opID) {
@@ -90,6 +93,11 @@ func TestGeneratedMessageOpIDSentBack(t *testing.T) {
 	}
 
 	g2 := startGateway(t, gwConfig{DataDir: dataDir})
+	for time.Now().UnixMilli() <= ttl {
+		time.Sleep(time.Until(time.UnixMilli(ttl + 1)))
+	}
+	late := map[string]any{"channel_id": ch, "password": password, "title": "Backup finished", "ttl": ttl}
+	mustFail(t, g2.Post(t, "/message", mustJSON(t, late)), http.StatusBadRequest, "ttl_expired")
 	msg["op_id"] = opID
 	again := mustOK(t, g2.Post(t, "/message", mustJSON(t, msg)), messageKeys...)
 	for _, k := range []string{"channel_id", "op_id", "message_id"} {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pushgo/gateway/ingest"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -154,6 +155,49 @@ func TestRetryLinkedToADeletedThingAnswersAsTheFirstTime(t *testing.T) {
 	} {
 		if r := g.post(c.path, c.body); r.Code() != c.code {
 			t.Fatalf("%s linked to %v: %d %s, want %s", c.path, c.body["thing_id"], r.Status, r.Body, c.code)
+		}
+	}
+	if n := len(streamOps(t, g.nc)); n != stored {
+		t.Fatalf("stream has %d operations after the retries and refusals, want %d", n, stored)
+	}
+}
+
+// A message retried after its ttl passed answers as the first time and
+// appends nothing (the idempotency contract: same op_id, same body, same
+// data), through the writer that stored it and through another; a new
+// message with a passed ttl is refused 400 ttl_expired, with or without an
+// op_id. (A message sent back with the op_id the gateway generated after
+// its ttl: e2e's TestGeneratedMessageOpIDSentBack, which has a projector.)
+func TestMessageRetriedAfterItsTTLAnswersAsTheFirstTime(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("ttl")
+
+	ttl := time.Now().Add(400 * time.Millisecond).UnixMilli()
+	named := body(ch, "title", "backup window", "ttl", ttl, "op_id", "msg-ttl-1")
+	namedID := mustOK(t, g.post("/message", named)).Str("message_id")
+	stored := len(streamOps(t, g.nc))
+	for time.Now().UnixMilli() <= ttl {
+		time.Sleep(time.Until(time.UnixMilli(ttl + 1)))
+	}
+
+	other := startIngest(t, b, ingest.Config{})
+	for _, w := range []*gw{g, other} {
+		if r := w.post("/message", named); r.Status != 200 || r.Str("message_id") != namedID || r.Str("op_id") != "msg-ttl-1" {
+			t.Fatalf("message retried after its ttl: %d %s (first message_id %s)", r.Status, r.Body, namedID)
+		}
+		// The same op_id with another body is still a conflict.
+		changed := body(ch, "title", "another window", "ttl", ttl, "op_id", "msg-ttl-1")
+		if r := w.post("/message", changed); r.Status != 409 || r.Code() != "op_id_conflict" {
+			t.Fatalf("retry with another body after its ttl: %d %s", r.Status, r.Body)
+		}
+	}
+	for _, m := range []map[string]any{
+		body(ch, "title", "late", "ttl", ttl, "op_id", "msg-ttl-2"),
+		body(ch, "title", "late", "ttl", ttl),
+	} {
+		if r := g.post("/message", m); r.Status != 400 || r.Code() != "ttl_expired" {
+			t.Fatalf("new message with a passed ttl (op_id %v): %d %s", m["op_id"], r.Status, r.Body)
 		}
 	}
 	if n := len(streamOps(t, g.nc)); n != stored {

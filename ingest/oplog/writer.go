@@ -176,17 +176,24 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated) (Result,
 	res := Result{OpID: opID, EntityID: v.EntityID, ThingID: v.ThingID}
 	kind := v.Op.Kind()
 
-	// linkRefused is why the Thing this operation links to refuses it (not
-	// found, deleted), kept until the operation is known not to be a retry:
-	// an operation stored before its Thing was deleted is answered as the
-	// first time, like any retry, and only a new one is refused.
-	var linkRefused *apierr.Error
+	// refusal is why this operation is refused if it is new: its
+	// validation's (a message's ttl passed, ops.Validated.RefuseIfNew), or
+	// the Thing it links to (not found, deleted). It is kept until the
+	// operation is known not to be a retry: one stored before its ttl
+	// passed or its Thing was deleted is answered as the first time, like
+	// any retry, and only a new one is refused.
+	refusal := v.RefuseIfNew
+	if refusal != nil && !clientOpID {
+		return Result{}, refusal
+	}
 	if v.ThingID != "" && kind != ops.KindThing && !v.LinkVerified {
 		if aerr := w.checkLinkedThing(ctx, v.ChannelID, v.ThingID); aerr != nil {
 			if !clientOpID || (aerr.Code != apierr.ThingNotFound && aerr.Code != apierr.ThingDeleted) {
 				return Result{}, aerr
 			}
-			linkRefused = aerr
+			if refusal == nil {
+				refusal = aerr
+			}
 		}
 	}
 
@@ -256,8 +263,8 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated) (Result,
 			// later operations (a late retry).
 			return w.replayCreate(ctx, res, subject, v.BodyHash)
 		}
-		if linkRefused != nil {
-			return w.replayOrRefuse(ctx, st, res, subject, v, opID, data, fresh, linkRefused)
+		if refusal != nil {
+			return w.replayOrRefuse(ctx, st, res, subject, v, opID, data, fresh, refusal)
 		}
 		if !v.Op.IsCreate() {
 			if !cur.exists { // the leader's answer (confirmNone)
@@ -554,11 +561,11 @@ func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string,
 	return r, aerr, true
 }
 
-// replayOrRefuse answers an operation whose linked Thing refuses it
-// (refusal): as the first time when it is a retry of an operation stored
-// before, else with refusal; it appends nothing. cur, read with fresh,
-// was neither its entity's latest operation nor, for a create, an entity
-// already there. st.mu MUST be held.
+// replayOrRefuse answers an operation refused if new (refusal: its ttl
+// passed, or its linked Thing refuses it): as the first time when it is a
+// retry of an operation stored before, else with refusal; it appends
+// nothing. cur, read with fresh, was neither its entity's latest operation
+// nor, for a create, an entity already there. st.mu MUST be held.
 func (w *Writer) replayOrRefuse(ctx context.Context, st *stripe, res Result, subject string, v *ops.Validated, opID string, data []byte, fresh bool, refusal *apierr.Error) (Result, *apierr.Error) {
 	if v.Op.IsCreate() {
 		// A create's id is derived from its op_id: it was stored if its

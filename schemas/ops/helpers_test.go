@@ -227,6 +227,16 @@ func opIDIs(want string) check {
 func entityIs(want string) check {
 	return validated("EntityID", func(v *Validated) string { return v.EntityID }, want)
 }
+
+// refusedIfNew checks Validated.RefuseIfNew's code ("" for none).
+func refusedIfNew(want apierr.Code) check {
+	return validated("RefuseIfNew", func(v *Validated) string {
+		if v.RefuseIfNew == nil {
+			return ""
+		}
+		return string(v.RefuseIfNew.Code)
+	}, string(want))
+}
 func thingIs(want string) check {
 	return validated("ThingID", func(v *Validated) string { return v.ThingID }, want)
 }

@@ -68,10 +68,16 @@ func validateMessage(r *MessageRequest, now int64, rl rules) (*Validated, *apier
 	if p.Ciphertext, err = ciphertext(r.Ciphertext); err != nil {
 		return nil, err
 	}
+	var refuseIfNew *apierr.Error
 	if r.TTL != nil {
 		ttl := int64(*r.TTL)
 		if ttl <= now {
-			return nil, apierr.Field(apierr.TTLExpired, "ttl")
+			// A retry of a message stored before its ttl passed is
+			// answered as the first time (Validated.RefuseIfNew).
+			if c.opID == "" {
+				return nil, apierr.Field(apierr.TTLExpired, "ttl")
+			}
+			refuseIfNew = apierr.Field(apierr.TTLExpired, "ttl")
 		}
 		p.TTL = ptr(min(ttl, now+maxTTLMillis))
 	}
@@ -88,6 +94,8 @@ func validateMessage(r *MessageRequest, now int64, rl rules) (*Validated, *apier
 		ThingID:   p.ThingID,
 		BodyHash:  hash,
 		Payload:   p,
+
+		RefuseIfNew: refuseIfNew,
 	}, nil
 }
 

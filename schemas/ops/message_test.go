@@ -63,6 +63,10 @@ func TestMessageRules(t *testing.T) {
 		ok("ttl/capped at 30 days", MessageCreate, set(mc, "ttl", ms(testNow+365*day)), member("ttl", ms(testNow+30*day))),
 		bad("ttl/now", MessageCreate, set(mc, "ttl", ms(testNow)), apierr.TTLExpired, "ttl"),
 		bad("ttl/past", MessageCreate, set(mc, "ttl", ms(testNow/1000-60)), apierr.TTLExpired, "ttl"),
+		// With an op_id the request may be the retry of a message stored
+		// before its ttl passed: valid, refused by the writer only if new.
+		ok("ttl/past with an op_id", MessageCreate, set(mc, "ttl", ms(testNow/1000-60), "op_id", `"m-1"`), refusedIfNew(apierr.TTLExpired)),
+		ok("ttl/ahead with an op_id", MessageCreate, set(mc, "ttl", ms(testNow+1), "op_id", `"m-1"`), refusedIfNew("")),
 		bad("ttl/not a timestamp", MessageCreate, set(mc, "ttl", `"1h"`), apierr.InvalidTimestamp, "ttl"),
 	})
 }

@@ -14,6 +14,7 @@ package ops
 import (
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/wire"
 )
 
@@ -281,6 +282,13 @@ type Validated struct {
 	// (an integration's entity selection): the append skips the linked
 	// Thing's existence check, a broker round trip per report.
 	LinkVerified bool
+	// RefuseIfNew, when set, is why a new operation is refused although
+	// the request is valid as the client sent it first: a message's ttl
+	// that has passed since. The idempotency contract answers a retry of
+	// a stored operation as the first time, so the writer refuses only
+	// when the op_id is not a retry. Set only with a client op_id: without
+	// one the validation refuses at once.
+	RefuseIfNew *apierr.Error
 }
 
 // SetEntityID sets the entity id of v and of its payload.
