@@ -75,6 +75,11 @@ func TestAppendEndsAtItsTimeout(t *testing.T) {
 		if elapsed < timeout {
 			t.Fatalf("%s: answered after %v, before the append timeout (%v)", v.name, elapsed, timeout)
 		}
+		// The append may have landed: the refusal names the op_id that a
+		// retry is answered as the first time with, here generated.
+		if !ids.IsGenerated(aerr.OpID) {
+			t.Fatalf("%s: refused with op_id %q, want the one generated for it", v.name, aerr.OpID)
+		}
 		select {
 		case <-taken:
 		default:

@@ -154,22 +154,33 @@ const backoffStep = 500 * time.Microsecond
 
 // Append decides and appends v. On success the operation is durably in the
 // stream (the PubAck was received) or was already there (Replayed).
+// An operation refused 503 append_unavailable carries its op_id
+// (apierr.Error.OpID), generated or the client's: the append may have
+// landed, and only a retry with that op_id is answered as the first time.
 func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
-	res, aerr := w.decideAndAppend(ctx, v)
+	opID := v.OpID
+	if opID == "" {
+		opID = ids.NewOpID()
+	}
+	res, aerr := w.decideAndAppend(ctx, v, opID)
+	if aerr != nil && aerr.Code == apierr.AppendUnavailable {
+		withOpID := *aerr
+		withOpID.OpID = opID
+		return res, &withOpID
+	}
 	if aerr == nil && w.opts.ThingMarks != nil && v.Op.Kind() == ops.KindThing {
 		w.opts.ThingMarks.Note(v.ChannelID, res.Seq)
 	}
 	return res, aerr
 }
 
-func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
+// decideAndAppend appends v with op_id opID: v.OpID, or one generated
+// when the client sent none.
+func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID string) (Result, *apierr.Error) {
 	ctx, release := boundAppend(ctx, w.opts.AppendTimeout)
 	defer release()
 
-	opID, clientOpID := v.OpID, v.OpID != ""
-	if !clientOpID {
-		opID = ids.NewOpID()
-	}
+	clientOpID := v.OpID != ""
 	if v.Op.IsCreate() {
 		v.SetEntityID(ids.DeriveEntityID(v.ChannelID, string(v.Op), opID))
 	}

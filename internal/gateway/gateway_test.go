@@ -11,6 +11,7 @@ import (
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/apitest"
+	"github.com/pushgo/gateway/schemas/ids"
 )
 
 // post sends a JSON body to base+path and returns the status, the headers
@@ -55,6 +56,16 @@ func TestExternalBrokerAnd503(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("503 took %s, want about the append timeout", took)
+	}
+	// The append may have landed before the broker went: the answer names
+	// the op_id to retry with, the one generated for a create sent
+	// without one (its event's id is derived from it), else the client's.
+	if opID, _ := m["problem"].(map[string]any)["op_id"].(string); !ids.IsGenerated(opID) {
+		t.Fatalf("503 of a create without an op_id: problem.op_id %q, want the one generated for it: %v", opID, m)
+	}
+	withOpID := strings.Replace(create, `"title":"t"`, `"op_id":"deploy-42","title":"u"`, 1)
+	if status, _, m = post(t, base, "/event/create", withOpID); status != 503 || m["problem"].(map[string]any)["op_id"] != "deploy-42" {
+		t.Fatalf("503 of a create with op_id deploy-42: %d %v", status, m)
 	}
 	if r := apitest.New(base).Get(t, "/readyz", nil); r.Status != 503 {
 		t.Fatalf("/readyz with the broker down: %d", r.Status)

@@ -385,6 +385,12 @@ type Error struct {
 	Field string
 	// RetryAfter, in seconds, is sent as Retry-After on 429 and 503.
 	RetryAfter int
+	// OpID, on a write that could not be appended (503), is the op_id to
+	// retry with: the client's, or the one the gateway generated for a
+	// write sent without one. An append that timed out may have landed, and
+	// only a retry with that op_id is answered as the first time instead
+	// of appended again. Sent as problem.op_id.
+	OpID string
 }
 
 // New returns an *Error with the catalog's message.

@@ -190,6 +190,8 @@ type Problem struct {
 	Locale           Locale   `json:"locale"`
 	Retryable        bool     `json:"retryable"`
 	RequestID        string   `json:"request_id,omitempty"`
+	// OpID is Error.OpID: the op_id to retry a write with.
+	OpID string `json:"op_id,omitempty"`
 }
 
 // Problem is e's problem object in l; requestID is the answer's
@@ -200,5 +202,5 @@ func (e *Error) Problem(l Locale, requestID string) *Problem {
 	}
 	entry := Lookup(e.Code)
 	return &Problem{Code: entry.Code, Category: entry.Category, Status: entry.Status, Title: entry.Category.Title(l),
-		Detail: e.Detail, LocalizedMessage: entry.Text(l), Locale: l, Retryable: entry.Retryable, RequestID: requestID}
+		Detail: e.Detail, LocalizedMessage: entry.Text(l), Locale: l, Retryable: entry.Retryable, RequestID: requestID, OpID: e.OpID}
 }
