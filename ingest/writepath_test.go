@@ -162,6 +162,47 @@ func TestRetryLinkedToADeletedThingAnswersAsTheFirstTime(t *testing.T) {
 	}
 }
 
+// An op_id's scope is its channel and route: a sender that uses one op_id
+// (its deployment's id) for an event's create, update and close gets each
+// appended once, whichever operation is the event's latest, and each
+// retried answered as the first time; the same op_id on /thing/create makes
+// a Thing of its own.
+func TestOpIDScopeIsTheRoute(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("scope")
+
+	create := eventCreate(ch, "op_id", "deploy-7")
+	ev := mustOK(t, g.post("/event/create", create)).Str("event_id")
+	update := eventUpdate(ch, ev, "op_id", "deploy-7", "message", "halfway")
+	closeBody := body(ch, "event_id", ev, "status", "success", "message", "done", "severity", "normal", "event_time", 1713750600, "op_id", "deploy-7")
+	other := startIngest(t, b, ingest.Config{})
+	for _, step := range []struct {
+		path string
+		body map[string]any
+	}{{"/event/update", update}, {"/event/close", closeBody}} {
+		if r := mustOK(t, g.post(step.path, step.body)); r.Str("event_id") != ev || r.Str("op_id") != "deploy-7" {
+			t.Fatalf("%s with its create's op_id: %s", step.path, r.Body)
+		}
+		for _, w := range []*gw{g, other} {
+			mustOK(t, w.post(step.path, step.body))
+			mustOK(t, w.post("/event/create", create))
+		}
+	}
+	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000, "op_id", "deploy-7"))).Str("thing_id")
+	if th == ev {
+		t.Fatalf("/thing/create with the event's op_id answered the event's id %s", ev)
+	}
+	var names []ops.Name
+	for _, m := range streamOps(t, g.nc) {
+		names = append(names, envelopeOf(t, m).Op)
+	}
+	want := []ops.Name{ops.EventCreate, ops.EventUpdate, ops.EventClose, ops.ThingCreate}
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("stream holds %v, want %v", names, want)
+	}
+}
+
 // A message retried after its ttl passed answers as the first time and
 // appends nothing (the idempotency contract: same op_id, same body, same
 // data), through the writer that stored it and through another; a new

@@ -265,8 +265,11 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 		if aerr != nil {
 			return Result{}, aerr
 		}
-		// A retry of the entity's latest operation.
-		if clientOpID && cur.exists && cur.opID == opID {
+		// A retry of the entity's latest operation. An op_id's scope is its
+		// channel and route (the broker's duplicate key, a create's derived
+		// id): the same op_id on another route of this entity (an update
+		// sent with its create's op_id) is another operation.
+		if clientOpID && cur.exists && cur.opID == opID && cur.op == v.Op {
 			return w.replay(res, cur.seq, cur.bodyHash, v.BodyHash)
 		}
 		if v.Op.IsCreate() && cur.exists {
