@@ -127,28 +127,13 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	// has stored the receipt (off the lane, so the device's next push need
 	// not wait): a task is never settled without its outcome.
 	final := func(o delivery.Outcome, provider, reason string) {
-		f, err := p.receiptAsync(delivery.Receipt{
+		p.metrics.outcomes.WithLabelValues(providerLabel(provider), string(o)).Inc()
+		r := delivery.Receipt{
 			Kind: delivery.KindOutcome, ChannelID: t.ChannelID, OpID: t.OpID, Seq: t.Seq, EntityType: t.Op.Kind(),
 			EntityID: t.EntityID, AcceptedAt: t.AcceptedAt, At: p.now().UnixMilli(), DeliveryID: t.ID,
 			DeviceKey: t.DeviceKey, Provider: provider, Outcome: o, Reason: reason, Attempts: attempt,
-		})
-		if err != nil {
-			p.sendLoop.Settle(m, consume.Nak(time.Second))
-			return
 		}
-		p.metrics.outcomes.WithLabelValues(providerLabel(provider), string(o)).Inc()
-		p.laneWG.Go(func() {
-			select {
-			case <-f.Ok():
-				p.sendLoop.Settle(m, consume.Ack)
-			case <-f.Err():
-				// Sent again later; the receipt fold counts one outcome
-				// per delivery.
-				p.sendLoop.Settle(m, consume.Nak(time.Second))
-			case <-ctx.Done():
-				// Unsettled: redelivered after the ack wait.
-			}
-		})
+		p.laneWG.Go(func() { p.storeOutcome(ctx, m, r) })
 	}
 
 	env, err := p.ops.get(ctx, t.Seq)
@@ -195,6 +180,58 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	final(r.Outcome, r.Provider, r.Reason)
+}
+
+// Bounds of storeOutcome's back-off between attempts at a receipt, and
+// how long it waits for the broker's answer to one (the pusher's
+// JetStream context gives its asynchronous publishes no timeout).
+const (
+	receiptRetryFirst = 250 * time.Millisecond
+	receiptRetryMax   = 8 * time.Second
+	receiptAnswerWait = 5 * time.Second
+)
+
+// storeOutcome stores the outcome receipt r of the retry task m, then
+// acks m. While the broker refuses the receipt (its stream full or
+// unavailable), it tries again with back-off and holds the task (its ack
+// wait restarted before each wait), so the delivery is not made again:
+// the task handed back, as before, was sent to the device again every
+// second for as long as the receipt could not be stored. Stopping leaves
+// the task unsettled, redelivered after its ack wait: at most one more
+// push, as for any delivery in flight when a pusher stops. The receipt's
+// message id makes a receipt stored twice (its first answer lost) count
+// once.
+func (p *Pusher) storeOutcome(ctx context.Context, m jetstream.Msg, r delivery.Receipt) {
+	wait := receiptRetryFirst
+	for {
+		f, err := p.receiptAsync(r)
+		if err == nil {
+			answer := time.NewTimer(receiptAnswerWait)
+			select {
+			case <-f.Ok():
+				answer.Stop()
+				p.sendLoop.Settle(m, consume.Ack)
+				return
+			case err = <-f.Err():
+			case <-answer.C:
+				err = fmt.Errorf("no answer from the broker in %s", receiptAnswerWait)
+			case <-ctx.Done():
+				answer.Stop()
+				return
+			}
+			answer.Stop()
+		}
+		p.metrics.receiptRetries.Inc()
+		p.log.Warn("pusher: outcome receipt not stored; trying again", "delivery_id", r.DeliveryID, "seq", r.Seq,
+			"outcome", r.Outcome, "in", wait, "err", err)
+		_ = m.InProgress()
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, receiptRetryMax)
+	}
 }
 
 // laterOfEvent returns the sequence of a later operation of the event

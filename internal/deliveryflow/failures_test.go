@@ -2,6 +2,7 @@ package deliveryflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 func (e *env) message(ch, title string) string {
@@ -135,6 +138,77 @@ func TestTransientFailureRetriesThatDeviceOnly(t *testing.T) {
 	}
 	if sent != 1 {
 		t.Fatalf("%d sent receipts for the flaky device", sent)
+	}
+}
+
+// TestRetrySentOnceWhileItsReceiptIsRefused: a retried delivery the
+// provider accepted while the broker refuses its outcome receipt is not
+// sent again: the pusher stores the receipt again (with back-off) and
+// holds the task meanwhile. Before, the task was handed back and the push
+// sent to the device again every second until the receipt was stored.
+func TestRetrySentOnceWhileItsReceiptIsRefused(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dev := e.device("android", "fcm", fcmToken, ch)
+	// Retry-After: the retry comes after the receipts are refused below.
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 1500 * time.Millisecond})
+	op := e.message(ch, "disk 2 failed")
+	part := pusher.PartitionOf(dev, e.partitions)
+	waitFor(t, "the partition's summary listing the retry", func() bool {
+		for _, r := range receipts(t, e) {
+			for _, s := range r.Summaries {
+				if s.OpID == op && s.Partition == part && slices.Contains(s.Retried, dev) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+
+	// Every attempt at the outcome receipt, stored or not.
+	var mu sync.Mutex
+	tries := 0
+	sub, err := e.b.NC.Subscribe(streams.ReceiptSubject(ch), func(m *nats.Msg) {
+		var r delivery.Receipt
+		if json.Unmarshal(m.Data, &r) == nil && r.Kind == delivery.KindOutcome && r.OpID == op && r.DeviceKey == dev {
+			mu.Lock()
+			tries++
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	ctx := context.Background()
+	s, err := e.b.JS.Stream(ctx, streams.Receipts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Full: the stream answers every new receipt with an error.
+	cfg, refusing := info.Config, info.Config
+	refusing.MaxMsgs, refusing.Discard = int64(info.State.Msgs), jetstream.DiscardNew
+	if _, err := e.b.JS.UpdateStream(ctx, refusing); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three attempts at the outcome receipt", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return tries >= 3
+	})
+	if n := len(e.fcm.Received(fcmToken)); n != 2 {
+		t.Fatalf("the device received %d pushes while its receipt was refused, want 2 (the 503, then the retry once)", n)
+	}
+	if _, err := e.b.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the outcome stored", func() bool { return e.outcome(op, dev) == delivery.Sent })
+	if n := len(e.fcm.Received(fcmToken)); n != 2 {
+		t.Fatalf("the device received %d pushes, want 2", n)
 	}
 }
 
