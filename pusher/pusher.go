@@ -85,6 +85,12 @@ type Config struct {
 	// SendTimeout bounds one provider call, SDK retries included.
 	// Default 10s.
 	SendTimeout time.Duration
+	// RetryAckWait is the retry queue's ack wait: how long a retry task
+	// taken by a replica that stopped answering (killed) waits before
+	// another replica takes it. A replica keeps the tasks it holds alive
+	// every third of it, however long they wait in their lanes. Default
+	// SendTimeout + 20s.
+	RetryAckWait time.Duration
 	// QuietThingUpdates lists the channels whose thing updates go as
 	// background pushes instead of PushGo's alerts; "*" means every
 	// channel. ThingUpdateAlerts lists channels exempted from it (alerts
@@ -121,6 +127,9 @@ func (c *Config) defaults() {
 	}
 	if c.SendTimeout <= 0 {
 		c.SendTimeout = 10 * time.Second
+	}
+	if c.RetryAckWait <= 0 {
+		c.RetryAckWait = c.SendTimeout + 20*time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -183,6 +192,7 @@ type Pusher struct {
 	closeOnce sync.Once
 
 	backlog atomic.Uint64 // retry tasks pending or in flight, sampled
+	held    heldTasks     // retry tasks taken and not settled (keepAlive)
 }
 
 // Start binds the streams and buckets (which provision.Ensure created) and
@@ -291,6 +301,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	run("balance", p.balance)
 	run("summaries", p.summaries.run)
 	run("retry", p.send)
+	run("retry keep-alive", p.keepAlive)
 	run("backlog", p.sampleBacklog)
 	go func() {
 		_ = g.Wait()

@@ -33,7 +33,7 @@ func (p *Pusher) sendConsumer() jetstream.ConsumerConfig {
 		Durable:       SendConsumer,
 		Description:   "PushGo pusher: retries deliveries to APNs and FCM",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.cfg.SendTimeout + 20*time.Second,
+		AckWait:       p.cfg.RetryAckWait,
 		MaxAckPending: p.cfg.MaxInFlight,
 	}
 }
@@ -58,7 +58,7 @@ func (p *Pusher) send(ctx context.Context) error {
 					for {
 						select {
 						case m := <-p.lanes[i]:
-							p.sendLoop.Settle(m, consume.Nak(0))
+							p.settleTask(m, consume.Nak(0))
 						default:
 							return
 						}
@@ -77,10 +77,12 @@ func (p *Pusher) toLane(ctx context.Context, m jetstream.Msg) consume.Decision {
 	// The device key is the last subject token: no decoding to route.
 	subj := m.Subject()
 	dev := subj[lastDot(subj)+1:]
+	p.held.hold(m)
 	select {
 	case p.lanes[maphash.String(p.laneSeed, dev)%uint64(len(p.lanes))] <- m:
 		return consume.Held
 	case <-ctx.Done():
+		p.held.release(m)
 		return consume.Nak(0) // stopping: hand it back at once
 	}
 }
@@ -101,12 +103,12 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	var t delivery.Task
 	if err := json.Unmarshal(m.Data(), &t); err != nil {
 		p.log.Error("pusher: malformed task", "err", err)
-		p.sendLoop.Settle(m, consume.Term)
+		p.settleTask(m, consume.Term)
 		return
 	}
 	md, err := m.Metadata()
 	if err != nil {
-		p.sendLoop.Settle(m, consume.Nak(0))
+		p.settleTask(m, consume.Nak(0))
 		return
 	}
 	if wait := time.Until(time.UnixMilli(t.NotBefore)); t.NotBefore > 0 && wait > 0 {
@@ -114,7 +116,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		// Retry-After): wait it out, without spending an attempt. Also on
 		// a later delivery: a task handed back unsent (a pusher stopping
 		// with it buffered) is not sent before its time either.
-		p.sendLoop.Settle(m, consume.Nak(wait))
+		p.settleTask(m, consume.Nak(wait))
 		return
 	}
 	attempt := t.PriorAttempts + int(md.NumDelivered)
@@ -139,7 +141,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	env, err := p.ops.get(ctx, t.Seq)
 	if err != nil {
 		p.log.Warn("pusher: read operation", "seq", t.Seq, "err", err)
-		p.sendLoop.Settle(m, consume.Nak(time.Second))
+		p.settleTask(m, consume.Nak(time.Second))
 		return
 	}
 	if env == nil { // aged out of the log before it could be sent
@@ -148,7 +150,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	}
 	if later, err := p.laterOfEvent(ctx, env, t.Seq); err != nil {
 		p.log.Warn("pusher: read the event's latest operation", "seq", t.Seq, "err", err)
-		p.sendLoop.Settle(m, consume.Nak(time.Second))
+		p.settleTask(m, consume.Nak(time.Second))
 		return
 	} else if later > 0 {
 		final(delivery.Expired, "", fmt.Sprintf("superseded by the event's later operation %d", later))
@@ -156,7 +158,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	}
 	dev, ok, err := p.route(ctx, t.DeviceKey, t.RoutesRev)
 	if err != nil {
-		p.sendLoop.Settle(m, consume.Nak(time.Second))
+		p.settleTask(m, consume.Nak(time.Second))
 		return
 	}
 	r, err := p.attempt(ctx, env, t.Seq, t.DeviceKey, dev, ok, nil)
@@ -164,16 +166,16 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	case errors.Is(err, errStopping) || ctx.Err() != nil:
 		// This attempt says nothing about the device. Hand the task back
 		// without spending its retry budget on it.
-		p.sendLoop.Settle(m, consume.Nak(0))
+		p.settleTask(m, consume.Nak(0))
 		return
 	case err != nil:
 		p.log.Warn("pusher: retry not done", "seq", t.Seq, "err", err)
-		p.sendLoop.Settle(m, consume.Nak(time.Second))
+		p.settleTask(m, consume.Nak(time.Second))
 		return
 	case r.Outcome == handedToRetry:
 		if wait, again := p.cfg.Policy.Next(attempt, r.Res); again {
 			p.metrics.retries.WithLabelValues(r.Provider).Inc()
-			p.sendLoop.Settle(m, consume.Nak(wait))
+			p.settleTask(m, consume.Nak(wait))
 			return
 		}
 		final(delivery.Failed, r.Provider, "retry budget spent: "+r.Reason)
@@ -193,8 +195,8 @@ const (
 
 // storeOutcome stores the outcome receipt r of the retry task m, then
 // acks m. While the broker refuses the receipt (its stream full or
-// unavailable), it tries again with back-off and holds the task (its ack
-// wait restarted before each wait), so the delivery is not made again:
+// unavailable), it tries again with back-off and holds the task (kept
+// alive, heldTasks), so the delivery is not made again:
 // the task handed back, as before, was sent to the device again every
 // second for as long as the receipt could not be stored. Stopping leaves
 // the task unsettled, redelivered after its ack wait: at most one more
@@ -210,13 +212,14 @@ func (p *Pusher) storeOutcome(ctx context.Context, m jetstream.Msg, r delivery.R
 			select {
 			case <-f.Ok():
 				answer.Stop()
-				p.sendLoop.Settle(m, consume.Ack)
+				p.settleTask(m, consume.Ack)
 				return
 			case err = <-f.Err():
 			case <-answer.C:
 				err = fmt.Errorf("no answer from the broker in %s", receiptAnswerWait)
 			case <-ctx.Done():
 				answer.Stop()
+				p.held.release(m)
 				return
 			}
 			answer.Stop()
@@ -224,10 +227,10 @@ func (p *Pusher) storeOutcome(ctx context.Context, m jetstream.Msg, r delivery.R
 		p.metrics.receiptRetries.Inc()
 		p.log.Warn("pusher: outcome receipt not stored; trying again", "delivery_id", r.DeliveryID, "seq", r.Seq,
 			"outcome", r.Outcome, "in", wait, "err", err)
-		_ = m.InProgress()
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+			p.held.release(m)
 			return
 		}
 		wait = min(2*wait, receiptRetryMax)

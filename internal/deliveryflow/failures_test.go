@@ -15,6 +15,8 @@ import (
 
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/pusher"
+	"github.com/pushgo/gateway/pusher/payload"
+	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/streams"
@@ -210,6 +212,114 @@ func TestRetrySentOnceWhileItsReceiptIsRefused(t *testing.T) {
 	if n := len(e.fcm.Received(fcmToken)); n != 2 {
 		t.Fatalf("the device received %d pushes, want 2", n)
 	}
+}
+
+// TestRetryTasksWaitingInTheirLaneAreSentOnce: a device's retry tasks
+// go through its lane one at a time, so while one waits for a provider
+// that does not answer, the ones behind it wait longer than the retry
+// queue's ack wait. The pusher keeps them alive: none is handed out again
+// and each is sent once when the provider answers. Before, the broker
+// redelivered every task past its ack wait, and the device was pushed once
+// per copy.
+func TestRetryTasksWaitingInTheirLaneAreSentOnce(t *testing.T) {
+	const ackWait = time.Second
+	gate := &retryGate{title: "first", release: make(chan struct{})}
+	e := setup(t, func(c *pusher.Config) { c.RetryAckWait = ackWait }, gate.wrap)
+	t.Cleanup(gate.open) // before the pusher's close, which waits for the send
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dev := e.device("android", "fcm", fcmToken, ch)
+	titles := []string{"first", "second", "third"}
+	answers := make([]sendertest.Answer, len(titles))
+	for i := range answers {
+		answers[i] = sendertest.Answer{Kind: sendertest.Unavailable}
+	}
+	e.fcm.Script(fcmToken, answers...)
+
+	// The broker's acks of the retry consumer: "+WPI" says a task is
+	// still in progress.
+	var mu sync.Mutex
+	alive := 0
+	sub, err := e.b.NC.Subscribe("$JS.ACK."+streams.Deliveries+"."+pusher.SendConsumer+".>", func(m *nats.Msg) {
+		if string(m.Data) == "+WPI" {
+			mu.Lock()
+			alive++
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	ops := make([]string, len(titles))
+	for i, title := range titles {
+		ops[i] = e.message(ch, title)
+	}
+	// The first retry is held at the provider, the other two behind it in
+	// the device's lane, until the tasks have been kept alive for longer
+	// than the ack wait: four rounds a third of it apart, of three tasks.
+	waitForWithin(t, "the held tasks kept alive past the ack wait", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return gate.held() && alive >= 4*len(titles)
+	})
+	gate.open()
+	for i, op := range ops {
+		waitFor(t, titles[i]+" sent", func() bool { return e.outcome(op, dev) == delivery.Sent })
+	}
+	sent := map[string]int{}
+	for _, r := range e.fcm.Received(fcmToken) {
+		sent[r.Title]++
+	}
+	for _, title := range titles {
+		if sent[title] != 2 {
+			t.Errorf("%q reached the provider %d times, want 2 (the 503, then its retry once): %v", title, sent[title], sent)
+		}
+	}
+}
+
+// retryGate holds the second send of title (its retry) until open.
+type retryGate struct {
+	title   string
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	sends   int
+}
+
+func (g *retryGate) open() { g.once.Do(func() { close(g.release) }) }
+
+func (g *retryGate) held() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sends >= 2
+}
+
+func (g *retryGate) wrap(c *pusher.Config) {
+	senders := map[payload.Provider]sender.Sender{}
+	for k, v := range c.Senders {
+		senders[k] = v
+	}
+	senders[payload.FCM] = retryGatedSender{Sender: c.Senders[payload.FCM], g: g}
+	c.Senders = senders
+}
+
+type retryGatedSender struct {
+	sender.Sender
+	g *retryGate
+}
+
+func (s retryGatedSender) Send(ctx context.Context, n payload.Notification) sender.Result {
+	if n.Title == s.g.title {
+		s.g.mu.Lock()
+		s.g.sends++
+		second := s.g.sends == 2
+		s.g.mu.Unlock()
+		if second {
+			<-s.g.release
+		}
+	}
+	return s.Sender.Send(ctx, n)
 }
 
 // TestRetriedEventPushSupersededByALaterOne: an event's create answered

@@ -1,0 +1,75 @@
+package pusher
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/consume"
+)
+
+// heldTasks are the retry tasks this replica has taken and not yet
+// settled: queued in their device's lane or being sent. keepAlive
+// restarts their ack wait every third of it. A lane sends one device's
+// tasks one after the other, so during a provider's outage (each send
+// timing out after SendTimeout) a task can wait in its lane longer than
+// the ack wait; the broker then handed it to a replica again, and once the
+// provider answered, the device was pushed once per copy.
+type heldTasks struct {
+	mu sync.Mutex
+	m  map[jetstream.Msg]struct{}
+}
+
+func (h *heldTasks) hold(m jetstream.Msg) {
+	h.mu.Lock()
+	if h.m == nil {
+		h.m = make(map[jetstream.Msg]struct{})
+	}
+	h.m[m] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *heldTasks) release(m jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.m, m)
+	h.mu.Unlock()
+}
+
+// snapshot is the tasks held now.
+func (h *heldTasks) snapshot() []jetstream.Msg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]jetstream.Msg, 0, len(h.m))
+	for m := range h.m {
+		out = append(out, m)
+	}
+	return out
+}
+
+// settleTask settles a retry task the send loop handed over (toLane) and
+// stops keeping it alive.
+func (p *Pusher) settleTask(m jetstream.Msg, d consume.Decision) {
+	p.held.release(m)
+	p.sendLoop.Settle(m, d)
+}
+
+// keepAlive tells the broker every third of the retry queue's ack wait
+// that each held task is still in progress, until ctx ends. The signals
+// are published without waiting for an answer; one that is lost is made
+// up by the next.
+func (p *Pusher) keepAlive(ctx context.Context) error {
+	t := time.NewTicker(max(p.cfg.RetryAckWait/3, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, m := range p.held.snapshot() {
+			_ = m.InProgress()
+		}
+	}
+}
