@@ -151,6 +151,34 @@ func TestChannelStreamManyShortLived(t *testing.T) {
 	}
 }
 
+// TestChannelStreamCursorBound: a Last-Event-ID past the largest log
+// sequence (2^63 - 1) is refused 400 invalid_cursor. The stream resumes at
+// Last-Event-ID + 1, which the largest uint64 wrapped to 0: the channel's
+// whole history was replayed to a client that asked for nothing before
+// its cursor. The largest sequence itself is accepted.
+func TestChannelStreamCursorBound(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{DeadlineScan: -1})
+	ch := g.createChannel("cursor")
+	g.send(ch, "old")
+	for _, id := range []string{"18446744073709551615", "9223372036854775808"} {
+		s := dialStream(t, g.api.Base, ch, id)
+		if s.resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("Last-Event-ID %s: status %d, want 400", id, s.resp.StatusCode)
+		}
+		s.close()
+	}
+	if s := dialStream(t, g.api.Base, ch, "9223372036854775807"); s.resp.StatusCode != http.StatusOK {
+		t.Fatalf("Last-Event-ID 2^63-1: status %d", s.resp.StatusCode)
+	}
+	// The stream of a client that has seen "old" resumes after it.
+	s := dialStream(t, g.api.Base, ch, "1")
+	g.send(ch, "new")
+	if _, data := s.next(t); !strings.Contains(data, `"op_id":"new"`) {
+		t.Fatalf("first event after Last-Event-ID 1: %s, want the new operation", data)
+	}
+}
+
 // TestChannelStreamCaps: over the per-channel or the process's cap a
 // stream is refused with 429 too_many_streams and a Retry-After, before
 // any event; a closed stream frees its place.

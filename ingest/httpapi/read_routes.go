@@ -90,9 +90,11 @@ func (s *Server) channelStream(c *echo.Context) error {
 	}
 	var after uint64
 	if v := strings.TrimSpace(h.Get("Last-Event-ID")); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
+		// At most reads.MaxSeq: the stream resumes at n+1, which the
+		// largest uint64 would wrap to the channel's first operation.
+		n, err := strconv.ParseUint(v, 10, 63)
 		if err != nil {
-			return writeErr(c, apierr.Fieldf(apierr.InvalidCursor, "Last-Event-ID", "must be a sequence number"))
+			return writeErr(c, apierr.Fieldf(apierr.InvalidCursor, "Last-Event-ID", "must be a sequence number below 2^63"))
 		}
 		after = n
 	}

@@ -64,6 +64,9 @@ const (
 	// it by size too.
 	DefaultLimit = 100
 	MaxLimit     = 1000
+	// MaxSeq is the largest log sequence a cursor (after, Last-Event-ID)
+	// may name: JetStream's sequences stay below 2^63.
+	MaxSeq = 1<<63 - 1
 )
 
 // Answers are bounded by the broker's max_payload, the largest NATS
@@ -277,6 +280,12 @@ func Validate(r Route, b *Body) (*Request, string, *apierr.Error) {
 	case ChannelHistory:
 		allowed["after"], allowed["limit"], allowed["kinds"] = true, true, true
 		if b.After != nil {
+			// A log sequence is below 2^63; the page's lower bound is
+			// after+1, which the largest uint64 would wrap to 0 (the
+			// channel's first page instead of an empty one).
+			if *b.After > MaxSeq {
+				return nil, "", apierr.Fieldf(apierr.InvalidCursor, "after", "must be a sequence number below 2^63")
+			}
 			req.After = *b.After
 		}
 		if req.Limit, aerr = limit(b.Limit); aerr != nil {

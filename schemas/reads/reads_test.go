@@ -31,6 +31,11 @@ func TestValidate(t *testing.T) {
 		{ChannelHistory, `{` + cred + `,"after":10,"limit":1000,"kinds":["event","message"]}`, ""},
 		{ChannelHistory, `{` + cred + `,"kinds":["alarm"]}`, apierr.InvalidKinds},
 		{ChannelHistory, `{` + cred + `,"after":-1}`, apierr.InvalidJSONData},
+		// after+1 is the page's lower bound: the largest uint64 wrapped it
+		// to 0 and answered the channel's first page.
+		{ChannelHistory, `{` + cred + `,"after":9223372036854775807}`, ""},
+		{ChannelHistory, `{` + cred + `,"after":9223372036854775808}`, apierr.InvalidCursor},
+		{ChannelHistory, `{` + cred + `,"after":18446744073709551615}`, apierr.InvalidCursor},
 		{ChannelHistory, `{` + cred + `,"state":"active"}`, apierr.InvalidJSONData},
 		{ChannelHistory, `{"password":"correct-horse"}`, apierr.ChannelIDRequired},
 		{ChannelHistory, `{"channel_id":"01arz3ndektsv4rrffq69g5fav","password":"short"}`, apierr.InvalidPassword},
