@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -200,6 +201,58 @@ func TestOpIDScopeIsTheRoute(t *testing.T) {
 	want := []ops.Name{ops.EventCreate, ops.EventUpdate, ops.EventClose, ops.ThingCreate}
 	if fmt.Sprint(names) != fmt.Sprint(want) {
 		t.Fatalf("stream holds %v, want %v", names, want)
+	}
+}
+
+// TestAppsCloseAnEventOfAThing: the PushGo apps close an event that has a
+// thing_id through /thing/{thing_id}/event/close (later PushGo's route),
+// the Android app (1.2.2, ChannelSubscriptionRepository.kt) with no
+// event_time, the Apple app (AppEnvironment.swift) with event_time in
+// seconds and empty attrs. Both close the event; a body that names
+// another Thing than the path is refused and changes nothing.
+func TestAppsCloseAnEventOfAThing(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("apps")
+	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000))).Str("thing_id")
+	other := mustOK(t, g.post("/thing/create", body(ch, "title", "Router", "observed_at", 1713750000000))).Str("thing_id")
+
+	// Opened through the path, the body naming no thing_id: linked to it.
+	android := mustOK(t, g.post("/thing/"+th+"/event/create", eventCreate(ch))).Str("event_id")
+	apple := mustOK(t, g.post("/event/create", eventCreate(ch, "thing_id", th))).Str("event_id")
+	if r := g.post("/thing/"+other+"/event/close", body(ch, "event_id", apple, "thing_id", th, "status", "closed",
+		"message", "closed", "severity", "normal", "event_time", 1713750600)); r.Status != 400 || r.Code() != "invalid_thing_id" {
+		t.Fatalf("close whose body names another thing than the path: %d %s", r.Status, r.Body)
+	}
+	stored := len(streamOps(t, g.nc))
+	mustOK(t, g.post("/thing/"+th+"/event/close", body(ch, "op_id", "6f1c0e2a9b8d4c3e8a7b6c5d4e3f2a1b", "event_id", android,
+		"status", "closed", "message", "closed", "severity", "normal", "thing_id", th)))
+	mustOK(t, g.post("/thing/"+th+"/event/close", body(ch, "op_id", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "event_id", apple,
+		"event_time", time.Now().Unix(), "status", "closed", "message", "closed", "attrs", map[string]any{}, "thing_id", th, "severity", "normal")))
+
+	logged := streamOps(t, g.nc)
+	if len(logged) != stored+2 {
+		t.Fatalf("stream has %d operations after the two closes, want %d", len(logged), stored+2)
+	}
+	for _, m := range logged[stored:] {
+		env := envelopeOf(t, m)
+		if env.Op != "event.close" {
+			t.Fatalf("appended %s, want event.close", env.Op)
+		}
+		var p struct {
+			ThingID   string `json:"thing_id"`
+			EventTime int64  `json:"event_time"`
+		}
+		if err := json.Unmarshal(env.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.ThingID != th || time.Since(time.UnixMilli(p.EventTime)).Abs() > time.Minute {
+			t.Fatalf("close of %s: thing_id %q, event_time %d; want %s and about now", env.EntityID, p.ThingID, p.EventTime, th)
+		}
+	}
+	// The event is closed: a later update is refused as on /event/update.
+	if r := g.post("/thing/"+th+"/event/update", eventUpdate(ch, android)); r.Status != 409 || r.Code() != "event_closed" {
+		t.Fatalf("update after the app's close: %d %s", r.Status, r.Body)
 	}
 }
 

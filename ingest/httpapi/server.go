@@ -105,6 +105,11 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	e.POST("/event/create", s.eventRoute(ops.EventCreate))
 	e.POST("/event/update", s.eventRoute(ops.EventUpdate))
 	e.POST("/event/close", s.eventRoute(ops.EventClose))
+	// Later PushGo's routes of an event that belongs to a Thing, which both
+	// apps post an event's close to when it has one.
+	e.POST("/thing/:thing_id/event/create", s.thingEventRoute(ops.EventCreate))
+	e.POST("/thing/:thing_id/event/update", s.thingEventRoute(ops.EventUpdate))
+	e.POST("/thing/:thing_id/event/close", s.thingEventRoute(ops.EventClose))
 	e.POST("/thing/create", s.thingRoute(ops.ThingCreate))
 	e.POST("/thing/update", s.thingRoute(ops.ThingUpdate))
 	e.POST("/thing/archive", s.thingRoute(ops.ThingArchive))

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"net/url"
+	"strings"
+
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -13,6 +16,34 @@ func (s *Server) eventRoute(op ops.Name) echo.HandlerFunc {
 		var req ops.EventRequest
 		if aerr := decodeJSON(c, &req); aerr != nil {
 			return s.reject(c, op, aerr)
+		}
+		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
+		if aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		return s.accept(c, v)
+	}
+}
+
+// thingEventRoute is /thing/{thing_id}/event/{create,update,close}: the
+// event route with the thing_id of the path. A body that names another
+// thing_id is refused 400 invalid_thing_id; one that names none takes the
+// path's.
+func (s *Server) thingEventRoute(op ops.Name) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		var req ops.EventRequest
+		if aerr := decodeJSON(c, &req); aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		thingID, err := url.PathUnescape(c.Param("thing_id"))
+		if err != nil {
+			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the path's is not a valid escaped segment"))
+		}
+		switch {
+		case req.ThingID == nil:
+			req.ThingID = &thingID
+		case strings.TrimSpace(*req.ThingID) != strings.TrimSpace(thingID):
+			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the body's (%q) is not the path's (%q)", *req.ThingID, thingID))
 		}
 		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
 		if aerr != nil {

@@ -9,8 +9,9 @@ import (
 // route-required fields, then the remaining fields in struct order.
 // validateEventAs validates an event request; an integration's request
 // (withPassword false) carries no password: the integration token has
-// authorized the channel.
-func validateEventAs(op Name, r *EventRequest, withPassword bool, rl rules) (*Validated, *apierr.Error) {
+// authorized the channel. now (ms, > 0) is the event_time of a close that
+// names none (closeTimeDefault); 0 requires it.
+func validateEventAs(op Name, r *EventRequest, withPassword bool, now int64, rl rules) (*Validated, *apierr.Error) {
 	if op.Kind() != KindEvent {
 		return nil, apierr.Fieldf(apierr.InternalError, "op", "%q is not an event operation", op)
 	}
@@ -66,10 +67,18 @@ func validateEventAs(op Name, r *EventRequest, withPassword bool, rl rules) (*Va
 	if p.Severity, err = severity(*r.Severity); err != nil {
 		return nil, err
 	}
-	if r.EventTime == nil {
+	switch {
+	case r.EventTime != nil:
+		p.EventTime = int64(*r.EventTime)
+	case op == EventClose && now > 0:
+		// The Android app (1.2.2) closes an event from its UI with no
+		// event_time (ChannelSubscriptionRepository.kt, closeEvent): the
+		// close happened when it was sent. The body hash is the request's,
+		// so a retry without it is still the same body.
+		p.EventTime = now
+	default:
 		return nil, apierr.Field(apierr.EventTimeRequired, "event_time")
 	}
-	p.EventTime = int64(*r.EventTime)
 
 	p.Description = description(r.Description)
 	if err := eventTimes(op, r, p); err != nil {

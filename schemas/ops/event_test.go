@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,7 +37,9 @@ func TestEventRules(t *testing.T) {
 		bad("update/severity absent", EventUpdate, del(eu, "severity"), apierr.SeverityRequired, "severity"),
 		bad("close/severity absent", EventClose, del(ecl, "severity"), apierr.SeverityRequired, "severity"),
 		bad("update/event_time absent", EventUpdate, del(eu, "event_time"), apierr.EventTimeRequired, "event_time"),
-		bad("close/event_time absent", EventClose, del(ecl, "event_time"), apierr.EventTimeRequired, "event_time"),
+		// The Android app closes an event with no event_time: it happened
+		// when the gateway got it, and its ended_at then.
+		ok("close/event_time absent is now", EventClose, del(ecl, "event_time"), member("event_time", strconv.FormatInt(testNow, 10)), member("ended_at", strconv.FormatInt(testNow, 10))),
 
 		// title: optional on update and close (changes the title).
 		ok("update/title changes", EventUpdate, set(eu, "title", `" Deploy v2 "`), member("title", `"Deploy v2"`)),

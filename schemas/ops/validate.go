@@ -20,9 +20,10 @@ type ChannelRename struct {
 }
 
 // ValidateEvent validates an /event/create|update|close request (op is
-// EventCreate, EventUpdate or EventClose) at time now (ms).
+// EventCreate, EventUpdate or EventClose) at time now (ms): a close
+// without event_time happened at now.
 func ValidateEvent(op Name, r *EventRequest, now int64, opts ...Option) (*Validated, *apierr.Error) {
-	return validateEventAs(op, r, true, newRules(opts))
+	return validateEventAs(op, r, true, now, newRules(opts))
 }
 
 // ValidateIntegrationEvent validates an event operation an integration
@@ -30,7 +31,7 @@ func ValidateEvent(op Name, r *EventRequest, now int64, opts ...Option) (*Valida
 // ValidateEvent, without a password (the integration token authorized the
 // channel). The adapter may then set the payload's Deadline and Refresh.
 func ValidateIntegrationEvent(op Name, r *EventRequest, opts ...Option) (*Validated, *apierr.Error) {
-	return validateEventAs(op, r, false, newRules(opts))
+	return validateEventAs(op, r, false, 0, newRules(opts))
 }
 
 // ValidateThing validates a /thing/create|update|archive|delete request.
