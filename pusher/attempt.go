@@ -56,10 +56,27 @@ func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key
 		return attemptResult{Outcome: delivery.Failed, Provider: string(prov), Reason: "build: " + err.Error()}, nil
 	}
 	n.Platform = dev.Platform
+	// The push's item goes to the device's inbox (see inbox). An oversized
+	// push's before the send: its wake-up makes the app fetch the item at
+	// once. Any other's beside the send, its answer read off the worker
+	// (inbox.runAnswers): waiting for the broker before each send put its
+	// write in front of every push, and waiting after it held the device's
+	// next push (make bench's 500 ops/s row: p99 408 and 485 ms, and 91
+	// and 255 ms, against 25 ms without the inbox).
+	item, err := payload.InboxItem(n)
+	if err != nil {
+		return attemptResult{Outcome: delivery.Failed, Provider: string(prov), Reason: "inbox item: " + err.Error()}, nil
+	}
 	if n.Oversized {
-		if err := p.inbox.put(ctx, key, seq, n.Full); err != nil {
-			return attemptResult{}, err
+		err = p.inbox.put(ctx, key, seq, item)
+	} else {
+		err = p.inbox.putAsync(ctx, key, seq, item)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return attemptResult{}, errStopping
 		}
+		return attemptResult{}, err
 	}
 	s := p.senders[prov]
 	if s == nil {

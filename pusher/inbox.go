@@ -3,25 +3,102 @@ package pusher
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
-	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
-// inbox keeps the full item of an oversized notification for the device
-// to fetch with /v2/messages/pull; the push itself is a small wake-up.
-type inbox struct{ kv jetstream.KeyValue }
+// inbox keeps the full item of every notification the pusher sends, for
+// the device to fetch with /v2/messages/pull (or the legacy
+// /messages/pull) until the app acks it, as PushGo does before every
+// provider send (dispatch/provider.rs, ensure_provider_pull_cached): both
+// apps pull at launch what APNs or FCM did not bring (an offline device
+// gets only the last of its collapsed pushes, FCM drops some), and ack
+// each push they receive. An oversized push is a wake-up that says to
+// fetch its item. Items age out with the bucket's TTL (the retention).
+type inbox struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+	// pending holds the items published beside their pushes, in order,
+	// until runAnswers reads the broker's answer; its capacity bounds how
+	// many wait, below the JetStream context's own limit (where each
+	// publish would stall).
+	pending chan pendingItem
+	misses  prometheus.Counter
+	log     *slog.Logger
+}
 
-func (in inbox) put(ctx context.Context, deviceKey string, seq uint64, full map[string]string) error {
-	id := delivery.ID(seq, deviceKey)
-	b, err := json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: full})
-	if err != nil {
-		return err
-	}
-	if _, err := in.kv.Put(ctx, delivery.InboxKey(deviceKey, seq), b); err != nil {
-		return fmt.Errorf("inbox %s: %w", id, err)
+type pendingItem struct {
+	f          jetstream.PubAckFuture
+	deliveryID string
+}
+
+// maxPendingItems bounds the inbox items unanswered at once.
+const maxPendingItems = 1024
+
+// put stores item (payload.InboxItem) as deviceKey's delivery of seq.
+func (in *inbox) put(ctx context.Context, deviceKey string, seq uint64, item []byte) error {
+	if _, err := in.kv.Put(ctx, delivery.InboxKey(deviceKey, seq), item); err != nil {
+		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
 	}
 	return nil
+}
+
+// putAsync publishes item as put does, beside the push, and leaves its
+// answer to runAnswers; it waits while maxPendingItems are unanswered.
+func (in *inbox) putAsync(ctx context.Context, deviceKey string, seq uint64, item []byte) error {
+	m := nats.NewMsg("$KV." + streams.InboxBucket + "." + delivery.InboxKey(deviceKey, seq))
+	m.Data = item
+	f, err := in.js.PublishMsgAsync(m)
+	if err != nil {
+		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
+	}
+	select {
+	case in.pending <- pendingItem{f: f, deliveryID: delivery.ID(seq, deviceKey)}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// inboxAnswerWait bounds the wait for one item's answer: the pusher's
+// asynchronous publishes have no timeout of their own.
+const inboxAnswerWait = 5 * time.Second
+
+// runAnswers reads the broker's answers to the items putAsync published,
+// in order, until ctx ends. An item the broker did not store is counted
+// and logged, and its push not sent again: it has gone (the device has it
+// unless the provider lost it), and a retried push is stored again with
+// its retry.
+func (in *inbox) runAnswers(ctx context.Context) error {
+	t := time.NewTimer(inboxAnswerWait)
+	defer t.Stop()
+	for {
+		var it pendingItem
+		select {
+		case it = <-in.pending:
+		case <-ctx.Done():
+			return nil
+		}
+		t.Reset(inboxAnswerWait)
+		var err error
+		select {
+		case <-it.f.Ok():
+		case err = <-it.f.Err():
+		case <-t.C:
+			err = fmt.Errorf("no answer from the broker in %s", inboxAnswerWait)
+		case <-ctx.Done():
+			return nil
+		}
+		if err != nil {
+			in.misses.Inc()
+			in.log.Warn("pusher: inbox item not stored", "delivery_id", it.deliveryID, "err", err)
+		}
+	}
 }

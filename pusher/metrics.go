@@ -23,6 +23,7 @@ type metrics struct {
 	gapsFilled       prometheus.Counter
 	floorRepairs     prometheus.Counter
 	receiptRetries   prometheus.Counter
+	inboxMisses      prometheus.Counter
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -42,6 +43,8 @@ func newMetrics() *metrics {
 			Help: "Resets of a partition whose acknowledgements the broker ignored (a previous owner's acknowledgement after a takeover) or could not be given."}),
 		receiptRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_receipt_retries_total",
 			Help: "Outcome receipts of the retry queue the broker did not store at once, tried again (the task held meanwhile, not sent again)."}),
+		inboxMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_inbox_misses_total",
+			Help: "Pushes sent whose inbox item the broker did not store (the app cannot pull them if the provider lost them)."}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_deliveries_total",
 			Help: "Settled deliveries by provider and outcome."}, []string{"provider", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_retries_total",
@@ -62,7 +65,7 @@ func (p *Pusher) Collectors() []prometheus.Collector {
 		Help: "Deliveries scheduled and not ended, plus retry tasks waiting or in flight (sampled every few seconds)."},
 		func() float64 { return float64(uint64(p.window.inFlight()) + p.backlog.Load()) })
 	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider,
-		m.takeovers, m.summaries, m.gapsFilled, m.floorRepairs, m.receiptRetries, backlog}
+		m.takeovers, m.summaries, m.gapsFilled, m.floorRepairs, m.receiptRetries, m.inboxMisses, backlog}
 }
 
 // sampleBacklog refreshes the backlog gauge from the sender consumer until

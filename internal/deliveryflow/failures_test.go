@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
@@ -470,6 +471,71 @@ func TestOversizedGoesThroughTheInbox(t *testing.T) {
 	}
 	if again := e.post("/v2/messages/pull", map[string]any{"device_key": dev}); len(again["items"].([]any)) != 0 {
 		t.Fatalf("inbox after ack %v", again)
+	}
+}
+
+// TestEveryPushWaitsInTheInbox: every push, not only an oversized one,
+// is in its device's inbox until the app acks it, as PushGo stores each
+// provider delivery before sending it: the apps pull at launch what APNs
+// or FCM did not bring (an offline iPhone gets only the last of its
+// collapsed pushes), and ack each push they receive. The item is the
+// push's whole map, on the APNs path cut from the operation's template
+// and on FCM's built per device; the legacy /messages/pull (the Android
+// app's) takes what it answers.
+func TestEveryPushWaitsInTheInbox(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	iphone := e.device("ios", "apns", apnsToken, ch)
+	android := e.device("android", "fcm", fcmToken, ch)
+	titles := []string{"Disk 2 failed", "Disk 2 rebuilt", "Backup done"}
+	for _, title := range titles {
+		e.post("/message", map[string]any{"channel_id": ch, "password": pw, "title": title, "body": title + ", details"})
+	}
+	waitFor(t, "the pushes", func() bool {
+		return len(e.apns.Received(apnsToken)) == len(titles) && len(e.fcm.Received(fcmToken)) == len(titles)
+	})
+	// An item is stored while its push is on its way: the delivery ends
+	// when both are done.
+	inboxed := func(dev string) bool {
+		return len(e.post("/v2/messages/pull", map[string]any{"device_key": dev})["items"].([]any)) == len(titles)
+	}
+	waitFor(t, "the items in the inboxes", func() bool { return inboxed(iphone) && inboxed(android) })
+	pushed := e.apns.Received(apnsToken)
+	page := e.post("/v2/messages/pull", map[string]any{"device_key": iphone})
+	items := page["items"].([]any)
+	if len(items) != len(titles) || page["has_more"] != false {
+		t.Fatalf("the iPhone's inbox: %v", page)
+	}
+	for i, it := range items {
+		item := it.(map[string]any)
+		p := item["payload"].(map[string]any)
+		if item["delivery_id"] != pushed[i].Data["delivery_id"] || p["delivery_id"] != item["delivery_id"] || p["title"] != titles[i] ||
+			p["body"] != titles[i]+", details" || p["message_id"] != pushed[i].Data["message_id"] || p["sent_at"] != pushed[i].Data["sent_at"] {
+			t.Fatalf("inbox item %d %v, push %v", i, item, pushed[i].Data)
+		}
+	}
+	// The app acks what it received: the inbox keeps the rest.
+	e.post("/v2/messages/ack", map[string]any{"device_key": iphone, "delivery_ids": []string{pushed[0].Data["delivery_id"], pushed[2].Data["delivery_id"]}})
+	left := e.post("/v2/messages/pull", map[string]any{"device_key": iphone})["items"].([]any)
+	if len(left) != 1 || left[0].(map[string]any)["delivery_id"] != pushed[1].Data["delivery_id"] {
+		t.Fatalf("the iPhone's inbox after its acks: %v", left)
+	}
+
+	taken := apitest.MustOK(t, e.api.Post(t, "/messages/pull", map[string]any{"device_key": android})).Data["items"]
+	fcmPushed := e.fcm.Received(fcmToken)
+	msgs, _ := taken.([]any)
+	if len(msgs) != len(titles) {
+		t.Fatalf("the Android inbox (legacy pull): %v", taken)
+	}
+	for i, m := range msgs {
+		item := m.(map[string]any)
+		if item["delivery_id"] != fcmPushed[i].Data["delivery_id"] || item["payload"].(map[string]any)["title"] != titles[i] {
+			t.Fatalf("legacy pull item %d %v, push %v", i, item, fcmPushed[i].Data)
+		}
+	}
+	again := apitest.MustOK(t, e.api.Post(t, "/messages/pull", map[string]any{"device_key": android})).Data["items"]
+	if rest, _ := again.([]any); len(rest) != 0 {
+		t.Fatalf("the legacy pull took the items, yet it answers %v again", again)
 	}
 }
 

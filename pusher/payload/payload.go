@@ -138,6 +138,9 @@ type Notification struct {
 	// APNs sender does not encode it again. Nil means "encode when sending"
 	// (a Notification changed after Build MUST reset it).
 	APNsBody []byte
+	// fullJSON is Full encoded, for a notification cut from a Template
+	// (whose Full is nil): InboxItem's payload.
+	fullJSON []byte
 }
 
 // SeverityMapping is one row of the severity table of spec section 8.

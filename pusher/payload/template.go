@@ -5,6 +5,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
@@ -25,7 +28,11 @@ type Template struct {
 	body   []byte
 	idAt   int // offset of the marker in body (inside delivery_id's value)
 	sentAt int // offset of sent_at's digits in body
-	usable bool
+	// full is the full map encoded (InboxItem's payload), cut the same
+	// way at fullIDAt and fullSentAt.
+	full                 []byte
+	fullIDAt, fullSentAt int
+	usable               bool
 }
 
 // templateKey stands for the device key while the template is built; it is
@@ -55,7 +62,18 @@ func NewTemplate(env ops.Envelope, seq uint64, provider Provider, now time.Time,
 	}
 	t.idAt += len(`"delivery_id":"`) + len(n.DeliveryID) - len(templateKey)
 	t.sentAt += len(`"sent_at":"`)
-	t.body, t.usable = n.APNsBody, true
+	full, err := json.Marshal(n.Full, json.Deterministic(true))
+	if err != nil {
+		return t, nil
+	}
+	t.fullIDAt = bytes.Index(full, []byte(`"delivery_id":"`+n.DeliveryID+`"`))
+	t.fullSentAt = bytes.Index(full, sent)
+	if t.fullIDAt < 0 || t.fullSentAt < t.fullIDAt || bytes.Count(full, []byte(templateKey)) != 1 {
+		return t, nil
+	}
+	t.fullIDAt += len(`"delivery_id":"`) + len(n.DeliveryID) - len(templateKey)
+	t.fullSentAt += len(`"sent_at":"`)
+	t.body, t.full, t.usable = n.APNsBody, full, true
 	return t, nil
 }
 
@@ -78,20 +96,46 @@ func (t *Template) For(deviceKey, token, platform string, now time.Time) (n Noti
 	n = t.n
 	n.DeliveryID = DeliveryID(t.seq, deviceKey)
 	n.Token, n.Platform = token, platform
-	body := make([]byte, 0, len(t.body)+len(deviceKey)-len(templateKey))
-	body = append(body, t.body[:t.idAt]...)
-	body = append(body, deviceKey...)
-	// sent_at sorts after delivery_id in the deterministic encoding.
-	body = append(body, t.body[t.idAt+len(templateKey):t.sentAt]...)
-	body = append(body, sentAt...)
-	body = append(body, t.body[t.sentAt+len(sentAt):]...)
-	n.APNsBody = body
-	// APNsBody is the whole push; a copy of the map per device would be
-	// the largest allocation of a send, for nobody (the APNs sender reads
-	// the body; an oversized push, whose Full goes to the inbox, is never
-	// cut from a template).
+	n.APNsBody = splice(t.body, t.idAt, t.sentAt, deviceKey, sentAt)
+	n.fullJSON = splice(t.full, t.fullIDAt, t.fullSentAt, deviceKey, sentAt)
+	// APNsBody is the whole push, and fullJSON the inbox's copy; a copy of
+	// the map per device would be the largest allocation of a send, for
+	// nobody (the APNs sender reads the body).
 	n.Data, n.Full = nil, nil
 	return n, true, nil
+}
+
+// splice is enc with the device key written at idAt (over templateKey) and
+// the send time at sentAt: sent_at sorts after delivery_id in the
+// deterministic encoding.
+func splice(enc []byte, idAt, sentAt int, deviceKey, sent string) []byte {
+	out := make([]byte, 0, len(enc)+len(deviceKey)-len(templateKey))
+	out = append(out, enc[:idAt]...)
+	out = append(out, deviceKey...)
+	out = append(out, enc[idAt+len(templateKey):sentAt]...)
+	out = append(out, sent...)
+	return append(out, enc[sentAt+len(sent):]...)
+}
+
+// InboxItem is n's item for the device's inbox (/v2/messages/pull, the
+// legacy /messages/pull): delivery.InboxItem, its payload the full map.
+func InboxItem(n Notification) ([]byte, error) {
+	full := n.fullJSON
+	if full == nil {
+		var err error
+		if full, err = json.Marshal(n.Full, json.Deterministic(true)); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]byte, 0, len(full)+len(n.DeliveryID)+32)
+	out = append(out, `{"delivery_id":`...)
+	out, err := jsontext.AppendQuote(out, n.DeliveryID)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, `,"payload":`...)
+	out = append(out, full...)
+	return append(out, '}'), nil
 }
 
 // plainKey reports whether k needs no JSON escaping: the gateway's device

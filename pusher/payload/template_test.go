@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
@@ -42,6 +44,18 @@ func TestTemplateCutsWhatBuildBuilds(t *testing.T) {
 			want.Platform = "ios"
 			if !bytes.Equal(got.APNsBody, want.APNsBody) {
 				t.Fatalf("%s: body\n got %s\nwant %s", e.Op, got.APNsBody, want.APNsBody)
+			}
+			// The device's inbox item: the full map, as Build's.
+			gotItem, err := InboxItem(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantItem, err := json.Marshal(delivery.InboxItem{DeliveryID: want.DeliveryID, Payload: want.Full}, json.Deterministic(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(gotItem, wantItem) {
+				t.Fatalf("%s: inbox item\n got %s\nwant %s", e.Op, gotItem, wantItem)
 			}
 			if got.Data != nil || got.Full != nil || got.DeliveryID != want.DeliveryID || got.Token != "tok" || got.Platform != "ios" ||
 				got.CollapseID != want.CollapseID || got.Priority != want.Priority || got.Expiration != want.Expiration {

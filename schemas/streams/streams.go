@@ -44,8 +44,9 @@ const (
 	Receipts = "PUSHGO_RECEIPTS"
 	// ReceiptsSubjectPrefix prefixes receipts: pushgo.receipt.<channel_id>.
 	ReceiptsSubjectPrefix = "pushgo.receipt."
-	// InboxBucket holds the full items of oversized or undelivered
-	// notifications per device, for /v2/messages/pull: <device_key>.<op seq>.
+	// InboxBucket holds the full item of every push per device, from
+	// before its send until the app acks it, for /v2/messages/pull and the
+	// legacy /messages/pull: <device_key>.<op seq>.
 	InboxBucket = "PUSHGO_INBOX"
 	// APITokensBucket holds the channel-scoped integration tokens:
 	// <token id> → the token's channel, name, scopes and secret hash.
