@@ -312,12 +312,21 @@ func (s *Server) channelUnsubscribe(c *echo.Context) error {
 // anything is written, so a registry failure while checking changes
 // nothing.
 //
-// The items are checked in order, one at a time, and the first password
-// that does not match stops the checking: the items after it fail with
-// password_check_skipped, unchecked, so one sync costs at most one failed
-// password hash however many items it lists (PushGo checks them all). A
-// refusal by the password back-off (429) answers the whole sync, nothing
-// written.
+// The items are checked in order, one at a time. PushGo checks them all;
+// here the checking stops after maxSyncMismatches passwords that do not
+// match: the items after them fail with password_check_skipped, unchecked,
+// so one sync costs at most that many failed password hashes however many
+// items it lists. Until 4 December the first mismatch stopped it: a device
+// whose first channel's password had changed was left unsubscribed from
+// every channel after it until its next sync (the apps drop the channel
+// refused password_mismatch and ignore the other codes). A refusal by the
+// password back-off (429) answers the whole sync, nothing written.
+// maxSyncMismatches is how many wrong passwords one /channel/sync checks
+// before it skips the rest: a device's channels whose passwords were
+// changed since its last sync are a few, and each failed check is a
+// deliberately slow hash.
+const maxSyncMismatches = 8
+
 func (s *Server) channelSync(c *echo.Context) error {
 	var req schema.SyncRequest
 	if aerr := decodeJSON(c, &req); aerr != nil {
@@ -334,13 +343,13 @@ func (s *Server) channelSync(c *echo.Context) error {
 
 	names := make([]string, len(v.Channels))
 	errs := make([]*apierr.Error, len(v.Channels))
-	mismatch := false
+	mismatches := 0
 	for i, it := range v.Channels {
 		switch {
 		case it.Err != nil:
 			errs[i] = it.Err
 			continue
-		case mismatch:
+		case mismatches == maxSyncMismatches:
 			errs[i] = apierr.New(apierr.PasswordCheckSkipped)
 			continue
 		}
@@ -352,7 +361,7 @@ func (s *Server) channelSync(c *echo.Context) error {
 		if aerr.Code != apierr.PasswordMismatch {
 			return writeErr(c, aerr) // 429, 503, 500: nothing written, retry the whole sync
 		}
-		mismatch = true
+		mismatches++
 	}
 	out := channelSynced{Total: len(v.Channels), Channels: make([]syncItem, len(v.Channels)), DeviceKey: v.DeviceKey, Unsubscribed: []string{}}
 	for i, it := range v.Channels {

@@ -194,8 +194,8 @@ const (
 	// Abuse limits (ingest/limits).
 	//
 	// PasswordCheckSkipped (409): a /channel/sync item not checked because
-	// an earlier item's password did not match (a sync stops there, so one
-	// request cannot make the gateway compute many password hashes).
+	// eight earlier items' passwords did not match (a sync stops there, so
+	// one request cannot make the gateway compute many password hashes).
 	PasswordCheckSkipped Code = "password_check_skipped"
 	// TokenLimitReached (409): the channel has the most integration tokens
 	// allowed (PUSHGO_LIMIT_TOKENS_PER_CHANNEL).
@@ -331,7 +331,7 @@ func init() {
 	def(ThingDeleted, http.StatusConflict, T{"thing is deleted", "对象已删除", "Thing이 삭제되었습니다", "Thing は削除されています"})
 	def(OpIDConflict, http.StatusConflict, T{"op_id was already used with a different body", "该 op_id 已用于不同的请求内容", "op_id가 이미 다른 본문으로 사용되었습니다", "op_id はすでに別の本文で使われています"})
 	def(OpIDAmbiguous, http.StatusConflict, T{"op_id was used in more than one channel; add ?channel_id= to choose one", "该 op_id 在多个频道中使用过；请添加 ?channel_id= 指定频道", "op_id가 여러 채널에서 사용되었습니다. ?channel_id=를 추가해 하나를 고르세요", "op_id が複数のチャンネルで使われています。?channel_id= を付けてどれか一つを選んでください"})
-	def(PasswordCheckSkipped, http.StatusConflict, T{"not checked: an earlier channel of this sync failed its password check; correct it and sync again", "未检查：本次同步中前面的频道密码校验失败；请更正后重新同步", "확인하지 않음: 이 동기화의 앞선 채널이 비밀번호 확인에 실패했습니다. 바로잡은 뒤 다시 동기화하세요", "未確認: この同期で先のチャンネルがパスワード確認に失敗しました。修正してから再度同期してください"})
+	def(PasswordCheckSkipped, http.StatusConflict, T{"not checked: too many earlier channels of this sync failed their password checks; correct them and sync again", "未检查：本次同步中前面有过多频道密码校验失败；请更正后重新同步", "확인하지 않음: 이 동기화의 앞선 채널 여러 개가 비밀번호 확인에 실패했습니다. 바로잡은 뒤 다시 동기화하세요", "未確認: この同期で先の多くのチャンネルがパスワード確認に失敗しました。修正してから再度同期してください"})
 	def(TokenLimitReached, http.StatusConflict, T{"the channel has the most integration tokens allowed; revoke one first", "该频道的集成令牌已达上限；请先吊销一个", "이 채널의 통합 토큰이 허용 한도에 도달했습니다. 먼저 하나를 폐기하세요", "このチャンネルの連携トークンが上限に達しています。先に一つ失効させてください"})
 	def(SequenceMismatch, http.StatusConflict, T{"the entity changed since the operation was decided", "操作判定后实体已发生变化", "작업이 결정된 뒤 엔터티가 바뀌었습니다", "操作の判断後にエンティティが変更されました"})
 
