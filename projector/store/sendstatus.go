@@ -66,6 +66,11 @@ func (s *Store) Op(channelID, opID string) (reads.OpData, error) {
 // with Tasks) and those of deliveries a partition handed to the retry
 // queue (counted as retrying in its summary until then).
 type sendCounts struct {
+	// Seq is the operation's log sequence (0 in a record written before
+	// it was kept): an op_id used again (on another route, or past the
+	// duplicate window) starts a record of its own, and the earlier
+	// operation's late receipts leave it alone.
+	Seq        uint64          `json:"seq,omitzero"`
 	EntityType ops.Kind        `json:"entity_type"`
 	EntityID   string          `json:"entity_id"`
 	AcceptedAt int64           `json:"accepted_at"`
@@ -151,8 +156,8 @@ func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
 		b.outcomes[string(ok)] = struct{}{}
 		_ = b.set(ok, []byte(r.Outcome))
 	}
-	c, err := b.counts(r.ChannelID, r.OpID)
-	if err != nil {
+	c, current, err := b.countsOf(r.ChannelID, r.OpID, r.Seq)
+	if err != nil || !current {
 		return err
 	}
 	c.EntityType, c.EntityID, c.AcceptedAt = r.EntityType, r.EntityID, r.AcceptedAt
@@ -173,8 +178,8 @@ func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
 // applySummary folds one partition's summary of an operation: its counts
 // replace the partition's earlier ones.
 func (b *Batch) applySummary(s *delivery.Summary) error {
-	c, err := b.counts(s.ChannelID, s.OpID)
-	if err != nil {
+	c, current, err := b.countsOf(s.ChannelID, s.OpID, s.Seq)
+	if err != nil || !current {
 		return err
 	}
 	c.EntityType, c.EntityID, c.AcceptedAt = s.EntityType, s.EntityID, s.AcceptedAt
@@ -182,6 +187,24 @@ func (b *Batch) applySummary(s *delivery.Summary) error {
 	c.Expanded, c.Audience = true, s.Audience
 	c.setPart(partCounts{Partition: s.Partition, Sent: s.Sent, Failed: s.Failed, Retrying: s.Retrying})
 	return b.putCounts(s.Seq, s.ChannelID, s.OpID, c)
+}
+
+// countsOf returns the record of (channelID, opID) for a receipt of the
+// operation at seq: the stored one when it is that operation's (or has no
+// sequence), a new one when it is an earlier operation's, and current
+// false when it is a later operation's (the receipt changes nothing).
+func (b *Batch) countsOf(channelID, opID string, seq uint64) (c sendCounts, current bool, err error) {
+	if c, err = b.counts(channelID, opID); err != nil {
+		return c, false, err
+	}
+	switch {
+	case c.Seq > seq:
+		return c, false, nil
+	case c.Seq != 0 && c.Seq < seq:
+		c = sendCounts{}
+	}
+	c.Seq = seq
+	return c, true, nil
 }
 
 // counts returns the record of (channelID, opID): this batch's, else the
@@ -240,22 +263,31 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 	if err != nil {
 		return nil, err
 	}
+	var c sendCounts
 	if raw != nil {
-		var c sendCounts
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return nil, fmt.Errorf("%w: send status: %v", ErrCorrupt, err)
 		}
+	}
+	// The op_id's latest operation answers: its counts, or "accepted" while
+	// the counts are an earlier operation's with the same op_id.
+	rawOp, err := s.get(opChannelKey(opID, channelID))
+	if err != nil {
+		return nil, err
+	}
+	var o sendOp
+	if rawOp != nil {
+		if o, err = decodeSendOp(rawOp); err != nil {
+			return nil, err
+		}
+	}
+	if raw != nil && (rawOp == nil || c.Seq == 0 || c.Seq >= o.Seq) {
 		counts := c.counts()
 		return &delivery.SendStatus{OpID: opID, Status: delivery.StatusOf(c.Expanded, counts), Model: c.EntityType, EntityType: c.EntityType,
 			EntityID: c.EntityID, AcceptedAt: c.AcceptedAt, UpdatedAt: c.UpdatedAt, Deliveries: counts}, nil
 	}
-	raw, err = s.get(opChannelKey(opID, channelID))
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	o, err := decodeSendOp(raw)
-	if err != nil {
-		return nil, err
+	if rawOp == nil {
+		return nil, nil
 	}
 	return &delivery.SendStatus{OpID: opID, Status: delivery.StatusAccepted, Model: o.EntityType, EntityType: o.EntityType, EntityID: o.EntityID,
 		AcceptedAt: o.AcceptedAt, UpdatedAt: o.AcceptedAt}, nil
