@@ -73,6 +73,31 @@ func TestCompatNtfy(t *testing.T) {
 			want: map[string]any{"title": "NAS", "body": "Disk\nfull", "severity": "high", "tags": list("a", "b"), "url": "https://nas.example"}},
 		{name: "JSON publishing to /ntfy/ with PUT", method: "PUT", path: "/ntfy/", body: `{"topic":"{key}","attach":"https://a.example/x.png"}`,
 			header: text, want: map[string]any{"title": "Notification", "images": list("https://a.example/x.png")}},
+		// Uptime Kuma (server/notification-providers/ntfy.js) adds a view
+		// action to every alert of a monitor with a URL: delivered, the
+		// action's URL the link (the apps show no buttons).
+		{name: "Uptime Kuma's alert with a view action", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","message":"[web] [🔴 Down] timeout","priority":5,"title":"Uptime Kuma","tags":["red_circle"],` +
+				`"actions":[{"action":"view","label":"Open web","url":"https://web.example"}]}`,
+			want: map[string]any{"title": "Uptime Kuma", "severity": "critical", "url": "https://web.example", "tags": list("red_circle")}},
+		{name: "JSON click wins over a view action", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","click":"https://a.example","actions":[{"action":"view","label":"x","url":"https://b.example"}]}`,
+			want: map[string]any{"url": "https://a.example"}},
+		{name: "actions header", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"http, Reboot, https://nas.example/reboot; view, Open, https://a.example"}},
+			want:   map[string]any{"url": "https://a.example"}},
+		// ntfy's JSON publishing skips unset fields; a client that
+		// serialises a whole struct sends them.
+		{name: "JSON with unset fields", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","message":"x","priority":0,"title":"","tags":[],"delay":"","email":"","actions":[],"markdown":false}`,
+			want: map[string]any{"title": "Notification", "body": "x", "severity": "normal"}},
+		// With attach, filename names the linked file (ntfy's publish of a URL).
+		{name: "attach with a file name", method: "POST", path: "/ntfy/{key}", body: "look",
+			header: http.Header{"Content-Type": {"text/plain"}, "Attach": {"https://f.example/space.jpg"}, "Filename": {"disk.jpg"}},
+			want:   map[string]any{"images": list("https://f.example/space.jpg")}},
+		{name: "JSON attach with a file name", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","attach":"https://f.example/space.jpg","filename":"disk.jpg"}`,
+			want: map[string]any{"images": list("https://f.example/space.jpg")}},
 
 		// Rejected.
 		{name: "topic without password", method: "POST", path: "/ntfy/mytopic", body: "x", header: text, status: 400, code: "compat_key_invalid"},
@@ -88,9 +113,9 @@ func TestCompatNtfy(t *testing.T) {
 			header: http.Header{"Content-Type": {"text/plain"}, "X-Delay": {"30m"}}, status: 400, code: "invalid_request_body"},
 		{name: "delay parameter", path: "/ntfy/{key}?in=30m", status: 400, code: "invalid_query"},
 		{name: "email parameter", path: "/ntfy/{key}?email=a@b.example", status: 400, code: "invalid_query"},
-		{name: "actions header", method: "POST", path: "/ntfy/{key}", body: "x",
-			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"view, Open, https://a.example"}}, status: 400, code: "invalid_request_body"},
 		{name: "file upload", method: "PUT", path: "/ntfy/{key}?filename=a.bin", body: "x", header: text, status: 400, code: "invalid_query"},
+		{name: "file upload by header", method: "PUT", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Filename": {"a.bin"}}, status: 400, code: "invalid_request_body"},
 		{name: "binary body", method: "PUT", path: "/ntfy/{key}", body: "\xff\xfe\x00", header: contentType("application/octet-stream"),
 			status: 400, code: "invalid_request_body"},
 		{name: "body over 32 KiB", method: "POST", path: "/ntfy/{key}", body: strings.Repeat("a", 33<<10), header: text,
@@ -105,7 +130,8 @@ func TestCompatNtfy(t *testing.T) {
 		{name: "DELETE", method: "DELETE", path: "/ntfy/{key}", status: 405, code: "method_not_allowed"},
 		{name: "subscribing is not served", path: "/ntfy/{key}/json", status: 404, code: "route_not_found"},
 		{name: "JSON without topic", method: "POST", path: "/ntfy", body: `{"message":"x"}`, status: 400, code: "channel_id_required"},
-		{name: "JSON with actions", method: "POST", path: "/ntfy", body: `{"topic":"{key}","actions":[]}`, status: 400, code: "invalid_json_data"},
+		{name: "JSON with a file name and no attach", method: "POST", path: "/ntfy", body: `{"topic":"{key}","filename":"a.bin"}`, status: 400, code: "invalid_json_data"},
+		{name: "JSON with a delay", method: "POST", path: "/ntfy", body: `{"topic":"{key}","delay":"30m"}`, status: 400, code: "invalid_json_data"},
 		{name: "JSON with an unknown member", method: "POST", path: "/ntfy", body: `{"topic":"{key}","foo":1}`, status: 400, code: "invalid_json_data"},
 		{name: "JSON malformed", method: "POST", path: "/ntfy", body: `{"topic":`, status: 400, code: "invalid_json_syntax"},
 		{name: "JSON title not a string", method: "POST", path: "/ntfy", body: `{"topic":"{key}","title":["a"]}`, status: 400, code: "invalid_json_data"},

@@ -24,6 +24,9 @@ func TestCompatServerChan(t *testing.T) {
 		// Accepted.
 		{name: "GET .send", path: "/serverchan/{key}.send?title=Backup&desp=**done**",
 			want: map[string]any{"title": "Backup", "body": "**done**", "severity": "normal"}},
+		// ServerChan³'s SDKs post to https://<uid>.push.ft07.com/send/<key>.send.
+		{name: "ServerChan³ URL", method: "POST", path: "/serverchan/send/{key}.send", body: `{"title":"Backup","desp":"done","tags":"nas|backup"}`,
+			header: contentType("application/json"), want: map[string]any{"title": "Backup", "body": "done", "tags": list("nas", "backup")}},
 		{name: "GET without suffix, old text name", path: "/serverchan/{key}?text=Old&desp=x", want: map[string]any{"title": "Old", "body": "x"}},
 		{name: "title wins over text", path: "/serverchan/{key}?text=Old&title=New", want: map[string]any{"title": "New"}},
 		{name: "no title", path: "/serverchan/{key}?desp=only", want: map[string]any{"title": "Notification", "body": "only"}},

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+
 	"github.com/pushgo/gateway/ingest/httpapi"
 
 	"github.com/labstack/echo/v5"
@@ -53,10 +55,14 @@ var ntfyRefused = map[string]string{
 	"delay":    "scheduled delivery is not supported: the message would be sent at once",
 	"email":    "e-mail notifications are not supported",
 	"call":     "phone calls are not supported",
-	"actions":  "action buttons are not supported; use click for a link",
-	"filename": "file attachments are not supported; attach a URL with attach",
 	"thing_id": "thing_id is not accepted on the compat routes (as PushGo); use POST /message",
 }
+
+// ntfyFilenameRefused is why a filename without attach is refused: ntfy
+// then expects the body to be the file. With attach it names the linked
+// file (ntfy's publishing of a URL attachment), and is dropped here.
+const ntfyFilenameRefused = "file attachments are not supported; attach a URL with attach"
+
 
 // ntfyQuery is the query vocabulary of /ntfy/{topic}: ntfy's lower-case
 // spellings and PushGo's own parameters.
@@ -79,13 +85,16 @@ var ntfyQuery = vocabulary{
 		"x-markdown": "", "markdown": "", "md": "", "x-cache": "", "cache": "", "x-firebase": "", "firebase": "",
 		"x-unifiedpush": "", "unifiedpush": "", "up": "", "x-poll-id": "", "poll-id": "",
 		"x-sequence-id": "", "sequence-id": "", "sid": "", "auth": "", "authorization": "",
+		// Action buttons, which the apps cannot show: accepted, a "view"
+		// action's URL the link when there is no click (Uptime Kuma sends
+		// one with every alert of a monitor that has a URL).
+		"x-actions": "actions", "actions": "actions", "action": "actions",
+		"x-filename": "filename", "filename": "filename", "file": "filename", "f": "filename",
 	},
 	refused: spellings(ntfyRefused, map[string][]string{
 		"delay":    {"x-delay", "delay", "x-at", "at", "x-in", "in"},
 		"email":    {"x-email", "x-e-mail", "email", "e-mail", "mail", "e"},
 		"call":     {"x-call", "call"},
-		"actions":  {"x-actions", "actions", "action"},
-		"filename": {"x-filename", "filename", "file", "f"},
 		"thing_id": {"thing_id"},
 	}),
 }
@@ -103,16 +112,16 @@ var ntfyHeaders = []struct {
 	{"click", []string{"X-Click", "Click"}},
 	{"attach", []string{"X-Attach", "Attach", "A"}},
 	{"icon", []string{"X-Icon", "Icon"}},
+	{"actions", []string{"X-Actions", "Actions", "Action"}},
+	{"filename", []string{"X-Filename", "Filename", "File"}},
 }
 
 // ntfyRefusedHeaders are the headers of ntfyRefused's features (ntfy's
 // one-letter spellings left out: too easily some proxy's).
 var ntfyRefusedHeaders = map[string][]string{
-	"delay":    {"X-Delay", "Delay", "X-At", "At", "X-In", "In"},
-	"email":    {"X-Email", "X-E-Mail", "Email", "E-Mail", "Mail"},
-	"call":     {"X-Call", "Call"},
-	"actions":  {"X-Actions", "Actions", "Action"},
-	"filename": {"X-Filename", "Filename", "File"},
+	"delay": {"X-Delay", "Delay", "X-At", "At", "X-In", "In"},
+	"email": {"X-Email", "X-E-Mail", "Email", "E-Mail", "Mail"},
+	"call":  {"X-Call", "Call"},
 }
 
 // ntfyJSONVocabulary is the vocabulary of ntfy's JSON publishing, plus
@@ -120,12 +129,18 @@ var ntfyRefusedHeaders = map[string][]string{
 var ntfyJSONVocabulary = vocabulary{
 	names: map[string]string{
 		"topic": "topic", "message": "message", "title": "title", "priority": "priority", "tags": "tags",
-		"click": "click", "attach": "attach", "icon": "icon", "op_id": "op_id",
+		"click": "click", "attach": "attach", "icon": "icon", "op_id": "op_id", "filename": "filename",
 		"markdown": "", "cache": "", "firebase": "", "sequence_id": "",
+		// A list of objects: read by ntfyViewURL, not as a parameter.
+		"actions": "",
 	},
 	refused: spellings(ntfyRefused, map[string][]string{
-		"delay": {"delay"}, "email": {"email"}, "call": {"call"}, "actions": {"actions"}, "filename": {"filename"},
+		"delay": {"delay"}, "email": {"email"}, "call": {"call"},
 	}),
+	// ntfy's JSON publishing skips a zero priority and empty strings and
+	// lists (server/types.go publishMessage, transformBodyJSON): a client
+	// that serialises every field sends them.
+	zeroIsAbsent: true,
 }
 
 // ntfy serves /ntfy/{topic} and its /publish, /send and /trigger forms.
@@ -144,6 +159,9 @@ func (r *Routes) ntfy(c *echo.Context) error {
 	}
 	if aerr == nil {
 		h, aerr = ntfyHeaderParams(c.Request().Header)
+	}
+	if aerr == nil {
+		aerr = ntfyFilename(q.or(h), map[bool]apierr.Code{true: apierr.InvalidQuery, false: apierr.InvalidRequestBody}[q.has("filename")])
 	}
 	var body []byte
 	if aerr == nil && c.Request().Method != http.MethodGet {
@@ -175,6 +193,14 @@ func (r *Routes) ntfyJSON(c *echo.Context) error {
 		aerr = setNtfyTopic(req, p)
 	}
 	if aerr == nil {
+		aerr = ntfyFilename(p, apierr.InvalidJSONData)
+	}
+	if aerr == nil {
+		if _, clicked := p["click"]; !clicked {
+			if u := ntfyJSONViewURL(body); u != "" {
+				p["click"] = value{name: "actions", text: u}
+			}
+		}
 		aerr = ntfyMessage(req, p, nil, nil)
 	}
 	if aerr != nil {
@@ -198,7 +224,7 @@ func setNtfyTopic(req *ops.MessageRequest, p params) *apierr.Error {
 // spellings, RFC 2047 encoded words decoded (as ntfy), UTF-8 required.
 // The headers of refused features are rejected.
 func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
-	for _, feature := range []string{"actions", "call", "delay", "email", "filename"} {
+	for _, feature := range []string{"call", "delay", "email"} {
 		for _, name := range ntfyRefusedHeaders[feature] {
 			if hd.Get(name) != "" {
 				return nil, apierr.Fieldf(apierr.InvalidRequestBody, name, "%s", ntfyRefused[feature])
@@ -273,10 +299,22 @@ func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Erro
 			return err
 		}
 	}
+	if req.URL == nil {
+		actions, err := p.text("actions")
+		if err != nil {
+			return err
+		}
+		if actions != nil {
+			if u := ntfyViewURL(*actions); u != "" {
+				req.URL = &u
+			}
+		}
+	}
 	attach, err := p.text("attach")
 	if err != nil {
 		return err
 	}
+
 	if attach != nil {
 		req.Images = append(req.Images, strings.TrimSpace(*attach))
 	}
@@ -346,4 +384,53 @@ func spellings(reasons map[string]string, names map[string][]string) map[string]
 		}
 	}
 	return out
+}
+
+// ntfyViewURL is the URL of the first "view" action of ntfy's simple
+// action format ("view, Label, https://…[, clear=true]; http, …"), or of
+// its JSON form in a header; "" when there is none.
+func ntfyViewURL(actions string) string {
+	actions = strings.TrimSpace(actions)
+	if strings.HasPrefix(actions, "[") {
+		return ntfyJSONViewURL([]byte(`{"actions":` + actions + `}`))
+	}
+	for _, a := range strings.Split(actions, ";") {
+		parts := strings.Split(a, ",")
+		if len(parts) >= 3 && strings.EqualFold(strings.TrimSpace(parts[0]), "view") {
+			if u := strings.TrimSpace(parts[2]); strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+				return u
+			}
+		}
+	}
+	return ""
+}
+
+// ntfyJSONViewURL is the URL of the first "view" action of a JSON
+// publish's actions ([{"action": "view", "label", "url"}]); "" when there
+// is none or the body does not say.
+func ntfyJSONViewURL(body []byte) string {
+	var b struct {
+		Actions []struct {
+			Action string `json:"action"`
+			URL    string `json:"url"`
+		} `json:"actions"`
+	}
+	if json.Unmarshal(body, &b, json.RejectUnknownMembers(false)) != nil {
+		return ""
+	}
+	for _, a := range b.Actions {
+		if strings.EqualFold(a.Action, "view") && a.URL != "" {
+			return a.URL
+		}
+	}
+	return ""
+}
+
+// ntfyFilename refuses a file name without attach (ntfy then takes the
+// body as the file), with code.
+func ntfyFilename(p params, code apierr.Code) *apierr.Error {
+	if fn, ok := p["filename"]; ok && !p.has("attach") {
+		return apierr.Fieldf(code, safeName(fn.name), "%s", ntfyFilenameRefused)
+	}
+	return nil
 }

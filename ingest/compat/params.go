@@ -44,6 +44,12 @@ type value struct {
 // the path) by canonical name.
 type params map[string]value
 
+// has reports whether p holds the parameter canon.
+func (p params) has(canon string) bool {
+	_, ok := p[canon]
+	return ok
+}
+
 // or returns p with the parameters of q that p lacks: p takes precedence.
 func (p params) or(q params) params {
 	out := maps.Clone(p)
@@ -72,6 +78,9 @@ type vocabulary struct {
 	// foldCase matches spellings case-insensitively (Bark's server
 	// lower-cases parameter names).
 	foldCase bool
+	// zeroIsAbsent (JSON only): a member whose value is 0, false, "" or
+	// [] is left out, as if not sent.
+	zeroIsAbsent bool
 }
 
 // add records one parameter of a source. Unknown and refused names, and a
@@ -228,6 +237,12 @@ func fromJSON(voc vocabulary, body []byte) (params, *apierr.Error) {
 		if err != nil {
 			return nil, syntax
 		}
+		if voc.zeroIsAbsent && zeroJSON(raw) {
+			continue
+		}
+		if canon, known := voc.names[name]; known && canon == "" {
+			continue // accepted and dropped, whatever its shape
+		}
 		v, ok := jsonValue(raw)
 		if !ok {
 			return nil, apierr.Fieldf(apierr.InvalidJSONData, safeName(name), "must be a string, number, boolean, array of strings or object")
@@ -246,6 +261,15 @@ func fromJSON(voc vocabulary, body []byte) (params, *apierr.Error) {
 		return nil, syntax
 	}
 	return p, nil
+}
+
+// zeroJSON reports whether raw is 0, false, "" or [].
+func zeroJSON(raw jsontext.Value) bool {
+	switch string(bytes.Join(bytes.Fields(raw), nil)) {
+	case "0", "false", `""`, "[]":
+		return true
+	}
+	return false
 }
 
 // jsonValue converts one member's value; ok is false for an array holding

@@ -24,11 +24,18 @@ import (
 // Parameters come from the query (GET) or the body (POST: form, multipart or
 // JSON, as ServerChan's SDKs send them; the query too, the body winning).
 
-// RouteServerChan is ServerChan's route pattern.
-const RouteServerChan = "/serverchan/:sendkey"
+// RouteServerChan is ServerChan's route pattern; RouteServerChan3 is
+// ServerChan³'s (its SDKs send a "sctp…" key to
+// https://<uid>.push.ft07.com/send/<key>.send, easychen/serverchan-sdk),
+// the same handler.
+const (
+	RouteServerChan  = "/serverchan/:sendkey"
+	RouteServerChan3 = "/serverchan/send/:sendkey"
+)
 
 func (r *Routes) routeServerChan(e *echo.Echo) {
 	e.Match([]string{http.MethodGet, http.MethodPost}, RouteServerChan, r.serverChan)
+	e.Match([]string{http.MethodGet, http.MethodPost}, RouteServerChan3, r.serverChan)
 }
 
 // serverChanVocabulary is ServerChan's parameters and PushGo's own.
