@@ -63,7 +63,6 @@ var ntfyRefused = map[string]string{
 // file (ntfy's publishing of a URL attachment), and is dropped here.
 const ntfyFilenameRefused = "file attachments are not supported; attach a URL with attach"
 
-
 // ntfyQuery is the query vocabulary of /ntfy/{topic}: ntfy's lower-case
 // spellings and PushGo's own parameters.
 var ntfyQuery = vocabulary{
