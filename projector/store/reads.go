@@ -90,7 +90,17 @@ func (s *Store) List(f ListFilter) (Page, error) {
 	if f.Cursor != "" {
 		lower = append(append(append([]byte(nil), prefix...), f.Cursor...), sep)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	// An index entry and the snapshot it names are read at one point of
+	// the store's history: the fold commits between them otherwise, and a
+	// listing of active things held one deleted a moment before, or an
+	// event listed under a Thing it had just left.
+	var r pebble.Reader = s.db
+	if !direct {
+		snap := s.db.NewSnapshot()
+		defer snap.Close()
+		r = snap
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return Page{}, err
 	}
@@ -102,7 +112,7 @@ func (s *Store) List(f ListFilter) (Page, error) {
 		var raw []byte
 		if direct {
 			raw = it.Value()
-		} else if raw, err = s.get(snapshotKey(f.Kind, f.ChannelID, id)); err != nil {
+		} else if raw, err = getFrom(r, snapshotKey(f.Kind, f.ChannelID, id)); err != nil {
 			return Page{}, err
 		}
 		if raw == nil {

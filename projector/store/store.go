@@ -435,8 +435,11 @@ func (s *Store) cursor(k []byte) (uint64, error) {
 }
 
 // get returns a copy of the value at k, or nil.
-func (s *Store) get(k []byte) ([]byte, error) {
-	v, closer, err := s.db.Get(k)
+func (s *Store) get(k []byte) ([]byte, error) { return getFrom(s.db, k) }
+
+// getFrom is get through r (the store, or a snapshot of it).
+func getFrom(r pebble.Reader, k []byte) ([]byte, error) {
+	v, closer, err := r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
