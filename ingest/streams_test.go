@@ -179,6 +179,33 @@ func TestChannelStreamCursorBound(t *testing.T) {
 	}
 }
 
+// TestChannelStreamLeavesOutExpiredMessages: a stream replaying a
+// channel's history leaves out a message whose ttl has passed (the spec:
+// expired messages are not replayed); one without a ttl, or whose ttl is
+// ahead, is sent.
+func TestChannelStreamLeavesOutExpiredMessages(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{DeadlineScan: -1})
+	ch := g.createChannel("ttl-stream")
+	ttl := time.Now().Add(300 * time.Millisecond).UnixMilli()
+	mustOK(t, g.post("/message", body(ch, "title", "short-lived", "ttl", ttl, "op_id", "gone")))
+	mustOK(t, g.post("/message", body(ch, "title", "kept", "op_id", "kept")))
+	for time.Now().UnixMilli() <= ttl {
+		time.Sleep(time.Until(time.UnixMilli(ttl + 1)))
+	}
+	s := dialStream(t, g.api.Base, ch, "")
+	if s.resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", s.resp.StatusCode)
+	}
+	if _, data := s.next(t); !strings.Contains(data, `"op_id":"kept"`) {
+		t.Fatalf("first event %s, want the message without a ttl (the expired one left out)", data)
+	}
+	mustOK(t, g.post("/message", body(ch, "title", "live", "ttl", time.Now().Add(time.Hour).UnixMilli(), "op_id", "live")))
+	if _, data := s.next(t); !strings.Contains(data, `"op_id":"live"`) {
+		t.Fatalf("next event %s, want the live message", data)
+	}
+}
+
 // TestChannelStreamCaps: over the per-channel or the process's cap a
 // stream is refused with 429 too_many_streams and a Retry-After, before
 // any event; a closed stream frees its place.

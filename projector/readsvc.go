@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -282,7 +283,7 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		buf := getPageBuffer()
 		defer putPageBuffer(buf)
 		b, page, err := p.store.AppendHistory(reads.AppendHistoryHead(*buf), store.HistoryFilter{ChannelID: req.ChannelID,
-			After: req.After, Limit: limitOf(req.Limit), MaxBytes: p.pageBytes(), Kinds: kinds})
+			After: req.After, Limit: limitOf(req.Limit), MaxBytes: p.pageBytes(), Kinds: kinds, Now: time.Now().UnixMilli()})
 		*buf = b
 		if err != nil {
 			return nil, p.storeErr(err)

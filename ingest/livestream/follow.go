@@ -95,7 +95,23 @@ type Op struct {
 	// Item is the history item JSON (reads.AppendItem). Streams share it:
 	// read only.
 	Item []byte
+	// TTL is a message's ttl (Unix ms; 0: none): a stream leaves out a
+	// message whose ttl has passed, as /channel/history does (the spec:
+	// expired messages are not replayed).
+	TTL int64
 }
+
+// opOf is the Op of the operation at seq, logged as data.
+func opOf(seq uint64, name ops.Name, data []byte) *Op {
+	op := &Op{Seq: seq, Name: name, Item: reads.AppendItem(nil, seq, name.Kind(), data)}
+	if name.Kind() == ops.KindMessage {
+		op.TTL, _ = ops.EnvelopeMessageTTL(data)
+	}
+	return op
+}
+
+// expired reports whether op is a message whose ttl is not after now (ms).
+func (op *Op) expired(now int64) bool { return op.TTL != 0 && op.TTL <= now }
 
 // Follower serves the streams of one process. It is safe for concurrent
 // use. The caller MUST call Close.
@@ -393,7 +409,7 @@ func (f *Follower) dispatch(fd *feed, m jetstream.Msg) {
 		return
 	}
 	name := ops.Name(m.Headers().Get(streams.HeaderOp))
-	op := &Op{Seq: seq, Name: name, Item: reads.AppendItem(nil, seq, name.Kind(), m.Data())}
+	op := opOf(seq, name, m.Data())
 	for s := range c.subs {
 		select {
 		case s.ch <- op:

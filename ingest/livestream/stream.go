@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushgo/gateway/schemas/ops"
-	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -60,6 +59,9 @@ func (s *Stream) Next(ctx context.Context, idle time.Duration) (*Op, error) {
 			s.pending = s.pending[1:]
 			if op.Seq > s.last {
 				s.last = op.Seq
+				if op.expired(time.Now().UnixMilli()) {
+					continue
+				}
 				return op, nil
 			}
 		}
@@ -107,6 +109,9 @@ func (s *Stream) Next(ctx context.Context, idle time.Duration) (*Op, error) {
 			s.state = live
 		case live:
 			op, err := s.nextLive(ctx, idle)
+			if op != nil && err == nil && op.expired(time.Now().UnixMilli()) {
+				continue
+			}
 			if op != nil || err != nil {
 				return op, err
 			}
@@ -260,8 +265,7 @@ func (f *Follower) readLeader(ctx context.Context, filter string, from uint64) (
 }
 
 func newOp(seq uint64, h nats.Header, data []byte) *Op {
-	name := ops.Name(h.Get(streams.HeaderOp))
-	return &Op{Seq: seq, Name: name, Item: reads.AppendItem(nil, seq, name.Kind(), data)}
+	return opOf(seq, ops.Name(h.Get(streams.HeaderOp)), data)
 }
 
 // replyMux routes the replies of a Follower's direct gets: one

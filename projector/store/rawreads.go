@@ -32,23 +32,23 @@ func (s *Store) AppendHistory(dst []byte, f HistoryFilter) ([]byte, HistoryItems
 	page := HistoryItems{NextAfter: f.After}
 	size := 0
 	for ok := it.First(); ok; ok = it.Next() {
-		v := it.Value()
-		if len(v) == 0 {
-			return dst, HistoryItems{}, fmt.Errorf("history %s: empty value", channelID)
+		kind, ttl, item, err := historyEntry(it.Value())
+		if err != nil {
+			return dst, HistoryItems{}, fmt.Errorf("history %s: %w", channelID, err)
 		}
-		if len(f.Kinds) > 0 && !f.Kinds[kindOf(v[0])] {
+		if !f.shown(kind, ttl) {
 			continue
 		}
-		if !fits(page.Count, size, len(v)-1, f.Limit, f.MaxBytes) {
+		if !fits(page.Count, size, len(item), f.Limit, f.MaxBytes) {
 			page.HasMore = true
 			break
 		}
 		if page.Count > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, v[1:]...)
+		dst = append(dst, item...)
 		page.Count++
-		size += len(v) - 1
+		size += len(item)
 		page.NextAfter = binary.BigEndian.Uint64(it.Key()[len(prefix):])
 	}
 	if err := it.Error(); err != nil {

@@ -166,6 +166,9 @@ type HistoryFilter struct {
 	// counted (0: no bound); a page holds at least one item however large.
 	MaxBytes int
 	Kinds    map[ops.Kind]bool // nil: every kind
+	// Now (Unix ms) leaves out the messages whose ttl is not after it
+	// (0: none left out).
+	Now int64
 }
 
 // ReadHistory returns the items of f.ChannelID with sequence > f.After in
@@ -183,19 +186,19 @@ func (s *Store) ReadHistory(f HistoryFilter) (HistoryPage, error) {
 	page := HistoryPage{NextAfter: f.After}
 	size := 0
 	for ok := it.First(); ok; ok = it.Next() {
-		v := it.Value()
-		if len(v) == 0 {
-			return HistoryPage{}, fmt.Errorf("history %s: empty value", channelID)
+		kind, ttl, item, err := historyEntry(it.Value())
+		if err != nil {
+			return HistoryPage{}, fmt.Errorf("history %s: %w", channelID, err)
 		}
-		if len(f.Kinds) > 0 && !f.Kinds[kindOf(v[0])] {
+		if !f.shown(kind, ttl) {
 			continue
 		}
-		if !fits(len(page.Items), size, len(v)-1, f.Limit, f.MaxBytes) {
+		if !fits(len(page.Items), size, len(item), f.Limit, f.MaxBytes) {
 			page.HasMore = true
 			break
 		}
-		page.Items = append(page.Items, append([]byte(nil), v[1:]...))
-		size += len(v) - 1
+		page.Items = append(page.Items, append([]byte(nil), item...))
+		size += len(item)
 		page.NextAfter = binary.BigEndian.Uint64(it.Key()[len(prefix):])
 	}
 	if err := it.Error(); err != nil {
@@ -216,6 +219,35 @@ func (s *Store) firstHistorySeq(prefix []byte) (uint64, error) {
 		return 0, it.Error()
 	}
 	return binary.BigEndian.Uint64(it.Key()[len(prefix):]), nil
+}
+
+// messageWithTTL is the kind byte of a history value of a message with a
+// ttl: the byte, the ttl (ms, 8 bytes big-endian), then the item. Reads
+// leave an item out once its ttl has passed (the spec: expired messages
+// are not replayed). Values folded before it have the plain 'm'.
+const messageWithTTL = 'M'
+
+// historyEntry splits a history value into its kind, the ttl of a message
+// that has one (0: none) and the item.
+func historyEntry(v []byte) (kind ops.Kind, ttl int64, item []byte, err error) {
+	switch {
+	case len(v) == 0:
+		return "", 0, nil, fmt.Errorf("%w: empty history value", ErrCorrupt)
+	case v[0] == messageWithTTL:
+		if len(v) < 9 {
+			return "", 0, nil, fmt.Errorf("%w: history value of %d bytes", ErrCorrupt, len(v))
+		}
+		return ops.KindMessage, int64(binary.BigEndian.Uint64(v[1:9])), v[9:], nil
+	}
+	return kindOf(v[0]), 0, v[1:], nil
+}
+
+// shown reports whether an item of kind with ttl goes into a page of f.
+func (f HistoryFilter) shown(kind ops.Kind, ttl int64) bool {
+	if len(f.Kinds) > 0 && !f.Kinds[kind] {
+		return false
+	}
+	return ttl == 0 || f.Now == 0 || ttl > f.Now
 }
 
 func kindOf(b byte) ops.Kind {

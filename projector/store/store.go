@@ -611,7 +611,13 @@ func (b *Batch) PutHistory(channelID string, kind ops.Kind, seq uint64, item []b
 // is raw, to its channel's history (reads.AppendItem).
 func (b *Batch) AppendHistory(env *ops.Envelope, raw []byte, seq uint64) {
 	kind := env.Op.Kind()
-	b.buf = reads.AppendItem(append(b.buf[:0], kindByte(kind)), seq, kind, raw)
+	b.buf = append(b.buf[:0], kindByte(kind))
+	if kind == ops.KindMessage {
+		if ttl, ok := ops.MessageTTL(env.Payload); ok {
+			b.buf = binary.BigEndian.AppendUint64(append(b.buf[:0], messageWithTTL), uint64(ttl))
+		}
+	}
+	b.buf = reads.AppendItem(b.buf, seq, kind, raw)
 	_ = b.set(historyKey(env.ChannelID, seq), b.buf)
 	b.n++
 }
@@ -823,7 +829,7 @@ func (s *Store) pruneHistory(b *pebble.Batch, first uint64) (int, error) {
 		from, to := historyKey(channelID, 0), historyKey(channelID, first)
 		for ; ok && bytes.Compare(it.Key(), to) < 0; ok = it.Next() {
 			var env ops.Envelope
-			if v := it.Value(); len(v) > 1 && fold.DecodeEnvelope(v[1:], &env) == nil && env.OpID != "" {
+			if _, _, item, err := historyEntry(it.Value()); err == nil && fold.DecodeEnvelope(item, &env) == nil && env.OpID != "" {
 				s.pruneOpRecord(b, channelID, env.OpID, first)
 			}
 			n++
