@@ -80,6 +80,11 @@ func TestCompatNtfy(t *testing.T) {
 			body: `{"topic":"{key}","message":"[web] [🔴 Down] timeout","priority":5,"title":"Uptime Kuma","tags":["red_circle"],` +
 				`"actions":[{"action":"view","label":"Open web","url":"https://web.example"}]}`,
 			want: map[string]any{"title": "Uptime Kuma", "severity": "critical", "url": "https://web.example", "tags": list("red_circle")}},
+		{name: "a mailto view action is no link", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","message":"x","actions":[{"action":"view","label":"Mail","url":"mailto:ops@example.com"},{"action":"view","label":"Web","url":"https://w.example"}]}`,
+			want: map[string]any{"url": "https://w.example"}},
+		{name: "PushGo severity keeps the link and attachment", path: "/ntfy/{key}?severity=high&click=https://a.example&attach=https://a.example/x.png",
+			want: map[string]any{"severity": "high", "url": "https://a.example", "images": list("https://a.example/x.png")}},
 		{name: "JSON click wins over a view action", method: "POST", path: "/ntfy",
 			body: `{"topic":"{key}","click":"https://a.example","actions":[{"action":"view","label":"x","url":"https://b.example"}]}`,
 			want: map[string]any{"url": "https://a.example"}},

@@ -279,14 +279,16 @@ func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Erro
 	if req.Body, err = ntfyBody(q, h, body); err != nil {
 		return err
 	}
-	if req.Severity, err = p.text("severity"); err != nil || req.Severity != nil {
+	// PushGo's severity wins over ntfy's priority; the parameters after
+	// them apply either way (they were dropped when severity was given).
+	if req.Severity, err = p.text("severity"); err != nil {
 		return err
 	}
 	prio, err := p.text("priority")
 	if err != nil {
 		return err
 	}
-	if prio != nil {
+	if prio != nil && req.Severity == nil {
 		sev, ok := ntfyPriority(*prio)
 		if !ok {
 			return apierr.Fieldf(apierr.InvalidSeverity, safeName(p["priority"].name), "ntfy priority must be 1-5, min, low, default, high, max or urgent")
@@ -396,7 +398,7 @@ func ntfyViewURL(actions string) string {
 	for _, a := range strings.Split(actions, ";") {
 		parts := strings.Split(a, ",")
 		if len(parts) >= 3 && strings.EqualFold(strings.TrimSpace(parts[0]), "view") {
-			if u := strings.TrimSpace(parts[2]); strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+			if u := strings.TrimSpace(parts[2]); webURL(u) {
 				return u
 			}
 		}
@@ -418,11 +420,19 @@ func ntfyJSONViewURL(body []byte) string {
 		return ""
 	}
 	for _, a := range b.Actions {
-		if strings.EqualFold(a.Action, "view") && a.URL != "" {
+		if strings.EqualFold(a.Action, "view") && webURL(a.URL) {
 			return a.URL
 		}
 	}
 	return ""
+}
+
+// webURL reports whether u is an http(s) URL: a message's link must be
+// one, and ntfy's view actions may also open mailto: or geo: links, which
+// are left out rather than refusing the message.
+func webURL(u string) bool {
+	u = strings.ToLower(strings.TrimSpace(u))
+	return strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")
 }
 
 // ntfyFilename refuses a file name without attach (ntfy then takes the
