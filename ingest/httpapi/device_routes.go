@@ -343,24 +343,33 @@ func (s *Server) channelSync(c *echo.Context) error {
 
 	names := make([]string, len(v.Channels))
 	errs := make([]*apierr.Error, len(v.Channels))
-	mismatches := 0
+	mismatches, checked, backedOff := 0, 0, false
 	for i, it := range v.Channels {
 		switch {
 		case it.Err != nil:
 			errs[i] = it.Err
 			continue
-		case mismatches == maxSyncMismatches:
+		case mismatches == maxSyncMismatches || backedOff:
 			errs[i] = apierr.New(apierr.PasswordCheckSkipped)
 			continue
 		}
 		ch, aerr := s.channels.Authorize(ctx, it.ChannelID, it.Password)
 		names[i], errs[i] = ch.Name, aerr
-		if aerr == nil || aerr.Code == apierr.ChannelNotFound {
+		switch {
+		case aerr == nil || aerr.Code == apierr.ChannelNotFound:
+			checked++
 			continue
-		}
-		if aerr.Code != apierr.PasswordMismatch {
+		case aerr.Code == apierr.TooManyPasswordFailures && checked > 0:
+			// This sync's own wrong passwords crossed the address's
+			// budget: the channels checked so far are synced, the rest
+			// skipped, rather than the whole sync refused (and every
+			// later one, until the failures are forgotten).
+			errs[i], backedOff = apierr.New(apierr.PasswordCheckSkipped), true
+			continue
+		case aerr.Code != apierr.PasswordMismatch:
 			return writeErr(c, aerr) // 429, 503, 500: nothing written, retry the whole sync
 		}
+		checked++
 		mismatches++
 	}
 	out := channelSynced{Total: len(v.Channels), Channels: make([]syncItem, len(v.Channels)), DeviceKey: v.DeviceKey, Unsubscribed: []string{}}
