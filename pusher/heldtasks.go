@@ -37,15 +37,17 @@ func (h *heldTasks) release(m jetstream.Msg) {
 	h.mu.Unlock()
 }
 
-// snapshot is the tasks held now.
-func (h *heldTasks) snapshot() []jetstream.Msg {
+// inProgress tells the broker that every task held is still in progress.
+// Under the lock: a task released (settleTask) is not signalled after its
+// settlement, where the signal would undo a delayed Nak (the broker would
+// redeliver it after the ack wait instead of the policy's delay). Both go
+// out on one connection, in the order the lock gives them.
+func (h *heldTasks) inProgress() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]jetstream.Msg, 0, len(h.m))
 	for m := range h.m {
-		out = append(out, m)
+		_ = m.InProgress()
 	}
-	return out
 }
 
 // settleTask settles a retry task the send loop handed over (toLane) and
@@ -56,9 +58,9 @@ func (p *Pusher) settleTask(m jetstream.Msg, d consume.Decision) {
 }
 
 // keepAlive tells the broker every third of the retry queue's ack wait
-// that each held task is still in progress, until ctx ends. The signals
-// are published without waiting for an answer; one that is lost is made
-// up by the next.
+// that each held task is still in progress (heldTasks.inProgress), until
+// ctx ends. The signals are published without waiting for an answer; one
+// that is lost is made up by the next.
 func (p *Pusher) keepAlive(ctx context.Context) error {
 	t := time.NewTicker(max(p.cfg.RetryAckWait/3, 10*time.Millisecond))
 	defer t.Stop()
@@ -68,8 +70,6 @@ func (p *Pusher) keepAlive(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		for _, m := range p.held.snapshot() {
-			_ = m.InProgress()
-		}
+		p.held.inProgress()
 	}
 }
