@@ -81,7 +81,7 @@ func TestGeneratedMessageOpIDSentBack(t *testing.T) {
 	password := "generated-op-id"
 	g1 := startGateway(t, gwConfig{DataDir: dataDir})
 	ch := createChannel(t, g1, "home", password)
-	ttl := time.Now().Add(time.Second).UnixMilli()
+	ttl := time.Now().Add(2 * time.Second).UnixMilli()
 	msg := map[string]any{"channel_id": ch, "password": password, "title": "Backup finished", "body": "412 GB in 38 min", "severity": "low", "ttl": ttl}
 	first := mustOK(t, g1.Post(t, "/message", mustJSON(t, msg)), messageKeys...)
 	opID := str(t, first, "op_id")

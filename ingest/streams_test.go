@@ -187,7 +187,7 @@ func TestChannelStreamLeavesOutExpiredMessages(t *testing.T) {
 	b := startBroker(t)
 	g := startIngest(t, b, ingest.Config{DeadlineScan: -1})
 	ch := g.createChannel("ttl-stream")
-	ttl := time.Now().Add(300 * time.Millisecond).UnixMilli()
+	ttl := time.Now().Add(2 * time.Second).UnixMilli()
 	mustOK(t, g.post("/message", body(ch, "title", "short-lived", "ttl", ttl, "op_id", "gone")))
 	mustOK(t, g.post("/message", body(ch, "title", "kept", "op_id", "kept")))
 	for time.Now().UnixMilli() <= ttl {

@@ -267,7 +267,7 @@ func TestMessageRetriedAfterItsTTLAnswersAsTheFirstTime(t *testing.T) {
 	g := startIngest(t, b, ingest.Config{})
 	ch := g.createChannel("ttl")
 
-	ttl := time.Now().Add(400 * time.Millisecond).UnixMilli()
+	ttl := time.Now().Add(2 * time.Second).UnixMilli()
 	named := body(ch, "title", "backup window", "ttl", ttl, "op_id", "msg-ttl-1")
 	namedID := mustOK(t, g.post("/message", named)).Str("message_id")
 	stored := len(streamOps(t, g.nc))

@@ -153,8 +153,9 @@ func TestRetrySentOnceWhileItsReceiptIsRefused(t *testing.T) {
 	e := setup(t)
 	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
 	dev := e.device("android", "fcm", fcmToken, ch)
-	// Retry-After: the retry comes after the receipts are refused below.
-	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 1500 * time.Millisecond})
+	// Retry-After: the retry comes after the receipts are refused below
+	// (with room for a busy machine).
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 3 * time.Second})
 	op := e.message(ch, "disk 2 failed")
 	part := pusher.PartitionOf(dev, e.partitions)
 	waitFor(t, "the partition's summary listing the retry", func() bool {
