@@ -48,8 +48,10 @@ func TestCompatBark(t *testing.T) {
 			want: map[string]any{"title": "T", "body": "B", "severity": "low"}},
 		{name: "POST form to the key", method: "POST", path: "/bark/{key}", body: "title=F&body=form+body&group=g", header: form,
 			want: map[string]any{"title": "F", "body": "form body", "metadata": map[string]any{"compat.bark.group": "g"}}},
-		{name: "POST body wins over query", method: "POST", path: "/bark/{key}?title=Query", body: "title=Body", header: form,
-			want: map[string]any{"title": "Body"}},
+		// Bark's server reads the body, then the query over it, then the
+		// path over both (route_push.go, routeDoPushV2).
+		{name: "POST query wins over body", method: "POST", path: "/bark/{key}?title=Query", body: "title=Body&body=b", header: form,
+			want: map[string]any{"title": "Query", "body": "b"}},
 		{name: "POST multipart", method: "POST", path: "/bark/{key}", body: mp.String(), header: contentType(mw.FormDataContentType()),
 			want: map[string]any{"title": "From multipart", "body": "fields"}},
 		{name: "POST to a path route", method: "POST", path: "/bark/{key}/T/B", want: map[string]any{"title": "T", "body": "B"}},
@@ -61,6 +63,10 @@ func TestCompatBark(t *testing.T) {
 		{name: "v2 hint replaces a metadata key", method: "POST", path: "/bark/push",
 			body: `{"device_key":"{key}","metadata":{"compat.bark.group":"mine","k":1},"group":"bark"}`,
 			want: map[string]any{"metadata": map[string]any{"k": float64(1), "compat.bark.group": "bark"}}},
+		{name: "v2 push with the query", method: "POST", path: "/bark/push?level=critical&title=Q", body: `{"device_key":"{key}","body":"b","title":"B"}`,
+			header: contentType("application/json"), want: map[string]any{"title": "Q", "body": "b", "severity": "critical"}},
+		{name: "v2 push with the key in the query", method: "POST", path: "/bark/push?device_key={key}", body: `{"body":"b"}`,
+			header: contentType("application/json"), want: map[string]any{"body": "b"}},
 		{name: "v2 push as a form", method: "POST", path: "/bark/push", body: "device_key={key}&body=f", header: form,
 			want: map[string]any{"body": "f"}},
 

@@ -71,7 +71,9 @@ var barkVocabulary = vocabulary{
 }
 
 // barkV1 serves /bark/{key}[/{title}[/{subtitle}]]/{body}: the path wins
-// over the body, the body over the query (Bark's order).
+// over the query, the query over the body (Bark's order: route_push.go,
+// routeDoPushV2, reads the body, then the query "(medium priority)", then
+// the path "(highest priority)").
 func (r *Routes) barkV1(c *echo.Context) error {
 	req := &ops.MessageRequest{}
 	path, aerr := barkPath(c)
@@ -82,7 +84,7 @@ func (r *Routes) barkV1(c *echo.Context) error {
 	if aerr == nil && c.Request().Method == http.MethodPost {
 		b, aerr = fromBody(barkVocabulary, c)
 	}
-	p := path.or(b).or(q)
+	p := path.or(q).or(b)
 	if aerr == nil {
 		aerr = setKey(req, p[barkKey].text, barkPathKey)
 	}
@@ -96,10 +98,16 @@ func (r *Routes) barkV1(c *echo.Context) error {
 }
 
 // barkPush serves POST /bark/push (Bark's API v2): the parameters in the
-// body, the key in device_key.
+// body and the query (the query wins, as Bark's server reads them), the
+// key in device_key.
 func (r *Routes) barkPush(c *echo.Context) error {
 	req := &ops.MessageRequest{}
-	p, aerr := fromBody(barkVocabulary, c)
+	q, aerr := fromQuery(barkVocabulary, c)
+	var b params
+	if aerr == nil {
+		b, aerr = fromBody(barkVocabulary, c)
+	}
+	p := q.or(b)
 	var key *string
 	if aerr == nil {
 		key, aerr = p.text(barkKey)
