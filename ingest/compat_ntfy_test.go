@@ -85,6 +85,17 @@ func TestCompatNtfy(t *testing.T) {
 			want: map[string]any{"url": "https://w.example"}},
 		{name: "PushGo severity keeps the link and attachment", path: "/ntfy/{key}?severity=high&click=https://a.example&attach=https://a.example/x.png",
 			want: map[string]any{"severity": "high", "url": "https://a.example", "images": list("https://a.example/x.png")}},
+		// ntfy makes a JSON publish's members headers over the request's
+		// own; apprise sends X-Priority, X-Tags and X-Click beside its JSON.
+		{name: "JSON with ntfy headers", method: "POST", path: "/ntfy", body: `{"topic":"{key}","message":"m","title":"T"}`,
+			header: http.Header{"Content-Type": {"application/json"}, "X-Priority": {"max"}, "X-Tags": {"a,b"}, "X-Click": {"https://c.example"}, "X-Title": {"header"}},
+			want:   map[string]any{"title": "T", "body": "m", "severity": "critical", "tags": list("a", "b"), "url": "https://c.example"}},
+		{name: "JSON priority wins over the header's", method: "POST", path: "/ntfy?priority=5", body: `{"topic":"{key}","message":"m","priority":1}`,
+			header: http.Header{"Content-Type": {"application/json"}, "X-Priority": {"4"}}, want: map[string]any{"severity": "low"}},
+		{name: "JSON message taken as sent", method: "POST", path: "/ntfy", body: `{"topic":"{key}","message":"C:\\new dir"}`,
+			want: map[string]any{"body": `C:\new dir`}},
+		{name: "JSON with a delay header", method: "POST", path: "/ntfy", body: `{"topic":"{key}","message":"m"}`,
+			header: http.Header{"Content-Type": {"application/json"}, "X-Delay": {"30m"}}, status: 400, code: "invalid_request_body"},
 		{name: "JSON click wins over a view action", method: "POST", path: "/ntfy",
 			body: `{"topic":"{key}","click":"https://a.example","actions":[{"action":"view","label":"x","url":"https://b.example"}]}`,
 			want: map[string]any{"url": "https://a.example"}},

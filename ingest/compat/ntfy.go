@@ -184,23 +184,42 @@ func (r *Routes) ntfyJSON(c *echo.Context) error {
 	}
 	req := &ops.MessageRequest{}
 	body, aerr := readBody(c)
-	var p params
+	var p, q, h params
 	if aerr == nil {
 		p, aerr = fromJSON(ntfyJSONVocabulary, body)
+	}
+	// ntfy turns the JSON's members into headers over the request's own
+	// (server.go, transformBodyJSON), whose headers and query then apply
+	// to what the JSON does not say (apprise sends X-Priority, X-Tags and
+	// X-Click beside its JSON); its message becomes the body, as sent.
+	if aerr == nil {
+		q, aerr = fromQuery(ntfyQuery, c)
+	}
+	if aerr == nil {
+		h, aerr = ntfyHeaderParams(c.Request().Header)
 	}
 	if aerr == nil {
 		aerr = setNtfyTopic(req, p)
 	}
+	var message []byte
+	if m, ok := p["message"]; ok {
+		message = []byte(m.text)
+		delete(p, "message")
+		delete(h, "message")
+		delete(q, "message")
+		delete(q, "body")
+	}
+	all := p.or(h).or(q)
 	if aerr == nil {
-		aerr = ntfyFilename(p, apierr.InvalidJSONData)
+		aerr = ntfyFilename(all, apierr.InvalidJSONData)
 	}
 	if aerr == nil {
-		if _, clicked := p["click"]; !clicked {
+		if _, clicked := all["click"]; !clicked {
 			if u := ntfyJSONViewURL(body); u != "" {
-				p["click"] = value{name: "actions", text: u}
+				all["click"] = value{name: "actions", text: u}
 			}
 		}
-		aerr = ntfyMessage(req, p, nil, nil)
+		aerr = ntfyMessage(req, all, nil, message)
 	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
@@ -329,8 +348,9 @@ func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Erro
 
 // ntfyBody is the message text, as PushGo picks it (the message
 // parameter, PushGo's body parameter, the Message header, the request
-// body). ntfy's message parameter writes a line break as \n (also in its
-// JSON publishing, which ntfy turns into parameters).
+// body). ntfy's message parameter and header write a line break as \n;
+// the body (and a JSON publish's message, which ntfy makes the body) is
+// taken as sent.
 func ntfyBody(q, h params, body []byte) (*string, *apierr.Error) {
 	if s, err := q.text("message"); s != nil || err != nil {
 		return unescapeNewlines(s), err
