@@ -27,6 +27,11 @@ func TestCompatServerChan(t *testing.T) {
 		// ServerChan³'s SDKs post to https://<uid>.push.ft07.com/send/<key>.send.
 		{name: "ServerChan³ URL", method: "POST", path: "/serverchan/send/{key}.send", body: `{"title":"Backup","desp":"done","tags":"nas|backup"}`,
 			header: contentType("application/json"), want: map[string]any{"title": "Backup", "body": "done", "tags": list("nas", "backup")}},
+		// A ';' in a value is text, as ServerChan's server and Bark's take it
+		// (Go's url.ParseQuery refused the whole request).
+		{name: "semicolon in a value", path: "/serverchan/{key}.send?title=CPU;MEM&desp=a;b", want: map[string]any{"title": "CPU;MEM", "body": "a;b"}},
+		{name: "semicolon in a form value", method: "POST", path: "/serverchan/{key}.send", body: "title=CPU;MEM&desp=x",
+			header: contentType("application/x-www-form-urlencoded"), want: map[string]any{"title": "CPU;MEM"}},
 		{name: "GET without suffix, old text name", path: "/serverchan/{key}?text=Old&desp=x", want: map[string]any{"title": "Old", "body": "x"}},
 		{name: "title wins over text", path: "/serverchan/{key}?text=Old&title=New", want: map[string]any{"title": "New"}},
 		{name: "no title", path: "/serverchan/{key}?desp=only", want: map[string]any{"title": "Notification", "body": "only"}},

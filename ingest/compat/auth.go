@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/pushgo/gateway/ingest/httpapi"
@@ -56,7 +55,7 @@ func (b bearer) check(c *echo.Context) (ok bool, err error) {
 // base64): ntfy writes it unpadded in the URL alphabet, people also pad it
 // or use the standard alphabet.
 func authParam(r *http.Request) string {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := parseValues(r.URL.RawQuery)
 	if err != nil {
 		return ""
 	}

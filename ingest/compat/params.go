@@ -135,10 +135,36 @@ func fromValues(voc vocabulary, vals url.Values, code apierr.Code) (params, *api
 	return p, nil
 }
 
+// parseValues parses a query string or a url-encoded form as the tools'
+// servers do (Bark's fasthttp, ntfy's and ServerChan's): pairs are split at
+// '&' only, so a ';' in a value is text ("title=CPU;MEM"). Go's
+// url.ParseQuery refuses any pair holding one (Go 1.17 on), which refused
+// the whole request. A malformed escape is still an error.
+func parseValues(s string) (url.Values, error) {
+	vals := url.Values{}
+	for s != "" {
+		var pair string
+		pair, s, _ = strings.Cut(s, "&")
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			return nil, err
+		}
+		vals[k] = append(vals[k], v)
+	}
+	return vals, nil
+}
+
 // fromQuery reads the query string strictly (url.Values would drop a
 // malformed pair without a word).
 func fromQuery(voc vocabulary, c *echo.Context) (params, *apierr.Error) {
-	vals, err := url.ParseQuery(c.Request().URL.RawQuery)
+	vals, err := parseValues(c.Request().URL.RawQuery)
 	if err != nil {
 		return nil, apierr.Fieldf(apierr.InvalidQuery, "query", "malformed query string")
 	}
@@ -183,7 +209,7 @@ func fromBody(voc vocabulary, c *echo.Context) (params, *apierr.Error) {
 	case ct == "" && bytes.TrimSpace(body)[0] == '{', err == nil && mt == "application/json":
 		return fromJSON(voc, body)
 	case ct == "", err == nil && mt == "application/x-www-form-urlencoded":
-		vals, err := url.ParseQuery(string(body))
+		vals, err := parseValues(string(body))
 		if err != nil {
 			return nil, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "request body is not a valid url-encoded form"}
 		}
