@@ -369,7 +369,8 @@ func Fingerprint(labels map[string]string) string {
 // attrs returns the alert's attrs in two parts: stable (labels,
 // annotations, URLs, receiver, orgId: what identifies and describes the
 // alert) and volatile (Grafana's values and valueString, which change at
-// every evaluation of a steady alert). Empty strings are left out: they
+// every evaluation of a steady alert, and its dashboard and panel URLs,
+// whose time range ends at the send). Empty strings are left out: they
 // carry nothing, and in a merge patch they would only overwrite.
 //
 // The attrs are a merge patch: an annotation that disappears from a later
@@ -391,8 +392,6 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 		"generatorURL": a.GeneratorURL,
 		"externalURL":  p.ExternalURL,
 		"silenceURL":   a.SilenceURL,
-		"dashboardURL": a.DashboardURL,
-		"panelURL":     a.PanelURL,
 		"receiver":     p.Receiver,
 	} {
 		if v = strings.TrimSpace(v); v != "" {
@@ -404,6 +403,15 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 	}
 
 	volatile = map[string]any{}
+	// Grafana (12 on, grafana/alerting templates generateDashboardURL)
+	// ends a firing alert's dashboard and panel URLs with to=<now>: they
+	// differ at every resend, and in Content they made each resend of a
+	// steady alert a visible push.
+	for k, v := range map[string]string{"dashboardURL": a.DashboardURL, "panelURL": a.PanelURL} {
+		if v = strings.TrimSpace(v); v != "" {
+			volatile[k] = ops.Truncate(v, MaxAttrValue)
+		}
+	}
 	if len(a.Values) > 0 {
 		vals := map[string]any{}
 		for _, k := range boundedKeys(a.Values) {

@@ -168,7 +168,10 @@ func TestContentIgnoresResendNoise(t *testing.T) {
 		"values":      {`"B": 44.23943737541908`, `"B": 51.5`},
 		"valueString": {`value=44.2 ]`, `value=51.5 ]`},
 		"imageURL":    {`render/1.png`, `render/2.png`},
-		"group title": {`"title": "[FIRING:1]  (blue)"`, `"title": "[FIRING:2]  (blue)"`},
+		// Grafana 12 ends them with to=<now> at every resend.
+		"dashboardURL": {`"dashboardURL": ""`, `"dashboardURL": "https://play.grafana.org/d/abc?from=1740070380000&orgId=1&to=1740074106395"`},
+		"panelURL":     {`"panelURL": ""`, `"panelURL": "https://play.grafana.org/d/abc?from=1740070380000&orgId=1&to=1740074106395&viewPanel=2"`},
+		"group title":  {`"title": "[FIRING:1]  (blue)"`, `"title": "[FIRING:2]  (blue)"`},
 	} {
 		body := strings.Replace(sampleGrafana, edit[0], edit[1], 1)
 		if body == sampleGrafana {
