@@ -224,6 +224,16 @@ func TestAppsCloseAnEventOfAThing(t *testing.T) {
 		"message", "closed", "severity", "normal", "event_time", 1713750600)); r.Status != 400 || r.Code() != "invalid_thing_id" {
 		t.Fatalf("close whose body names another thing than the path: %d %s", r.Status, r.Body)
 	}
+	// An update through another Thing's path that names no thing_id
+	// leaves the event where it is: the path alone moves nothing.
+	mustOK(t, g.post("/thing/"+other+"/event/update", eventUpdate(ch, apple, "message", "progress")))
+	moved := streamOps(t, g.nc)
+	var up struct {
+		ThingID *string `json:"thing_id"`
+	}
+	if err := json.Unmarshal(envelopeOf(t, moved[len(moved)-1]).Payload, &up); err != nil || up.ThingID != nil {
+		t.Fatalf("update through another Thing's path: thing_id %v (%v), want none (the link kept)", up.ThingID, err)
+	}
 	stored := len(streamOps(t, g.nc))
 	mustOK(t, g.post("/thing/"+th+"/event/close", body(ch, "op_id", "6f1c0e2a9b8d4c3e8a7b6c5d4e3f2a1b", "event_id", android,
 		"status", "closed", "message", "closed", "severity", "normal", "thing_id", th)))

@@ -27,8 +27,10 @@ func (s *Server) eventRoute(op ops.Name) echo.HandlerFunc {
 
 // thingEventRoute is /thing/{thing_id}/event/{create,update,close}: the
 // event route with the thing_id of the path. A body that names another
-// thing_id is refused 400 invalid_thing_id; one that names none takes the
-// path's.
+// thing_id is refused 400 invalid_thing_id. A create that names none takes
+// the path's (its link); an update or close that names none leaves the
+// event's link as it is (a thing_id there re-links the event, and the
+// path alone should not move it from the Thing it belongs to).
 func (s *Server) thingEventRoute(op ops.Name) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		var req ops.EventRequest
@@ -40,8 +42,10 @@ func (s *Server) thingEventRoute(op ops.Name) echo.HandlerFunc {
 			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the path's is not a valid escaped segment"))
 		}
 		switch {
-		case req.ThingID == nil:
+		case req.ThingID == nil && op == ops.EventCreate:
 			req.ThingID = &thingID
+		case req.ThingID == nil:
+			// An update or close: the event's link stays.
 		case strings.TrimSpace(*req.ThingID) != strings.TrimSpace(thingID):
 			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the body's (%q) is not the path's (%q)", *req.ThingID, thingID))
 		}
