@@ -14,7 +14,6 @@ import (
 	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/delivery"
@@ -184,57 +183,22 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	final(r.Outcome, r.Provider, r.Reason)
 }
 
-// Bounds of storeOutcome's back-off between attempts at a receipt, and
-// how long it waits for the broker's answer to one (the pusher's
-// JetStream context gives its asynchronous publishes no timeout).
-const (
-	receiptRetryFirst = 250 * time.Millisecond
-	receiptRetryMax   = 8 * time.Second
-	receiptAnswerWait = 5 * time.Second
-)
-
 // storeOutcome stores the outcome receipt r of the retry task m, then
 // acks m. While the broker refuses the receipt (its stream full or
-// unavailable), it tries again with back-off and holds the task (kept
-// alive, heldTasks), so the delivery is not made again:
-// the task handed back, as before, was sent to the device again every
-// second for as long as the receipt could not be stored. Stopping leaves
-// the task unsettled, redelivered after its ack wait: at most one more
-// push, as for any delivery in flight when a pusher stops. The receipt's
+// unavailable), storeJSON tries again with back-off and the task stays
+// held (kept alive, heldTasks), so the delivery is not made again: the
+// task handed back, as before, was sent to the device again every second
+// for as long as the receipt could not be stored. Stopping leaves the
+// task unsettled, redelivered after its ack wait: at most one more push,
+// as for any delivery in flight when a pusher stops. The receipt's
 // message id makes a receipt stored twice (its first answer lost) count
 // once.
 func (p *Pusher) storeOutcome(ctx context.Context, m jetstream.Msg, r delivery.Receipt) {
-	wait := receiptRetryFirst
-	for {
-		f, err := p.receiptAsync(r)
-		if err == nil {
-			answer := time.NewTimer(receiptAnswerWait)
-			select {
-			case <-f.Ok():
-				answer.Stop()
-				p.settleTask(m, consume.Ack)
-				return
-			case err = <-f.Err():
-			case <-answer.C:
-				err = fmt.Errorf("no answer from the broker in %s", receiptAnswerWait)
-			case <-ctx.Done():
-				answer.Stop()
-				p.held.release(m)
-				return
-			}
-			answer.Stop()
-		}
-		p.metrics.receiptRetries.Inc()
-		p.log.Warn("pusher: outcome receipt not stored; trying again", "delivery_id", r.DeliveryID, "seq", r.Seq,
-			"outcome", r.Outcome, "in", wait, "err", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			p.held.release(m)
-			return
-		}
-		wait = min(2*wait, receiptRetryMax)
+	if err := p.storeJSON(ctx, streams.ReceiptSubject(r.ChannelID), r.MsgID(), r, "outcome receipt", p.metrics.receiptRetries); err != nil {
+		p.held.release(m)
+		return
 	}
+	p.settleTask(m, consume.Ack)
 }
 
 // laterOfEvent returns the sequence of a later operation of the event
@@ -291,15 +255,4 @@ func (p *Pusher) quietThings(channelID string) bool {
 		return slices.ContainsFunc(list, func(c string) bool { return c == "*" || c == channelID })
 	}
 	return listed(p.cfg.QuietThingUpdates) && !slices.Contains(p.cfg.ThingUpdateAlerts, channelID)
-}
-
-// receiptAsync publishes r and returns the broker's future answer.
-func (p *Pusher) receiptAsync(r delivery.Receipt) (jetstream.PubAckFuture, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	msg := nats.NewMsg(streams.ReceiptSubject(r.ChannelID))
-	msg.Data = b
-	return p.js.PublishMsgAsync(msg, jetstream.WithMsgID(r.MsgID()))
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/cas"
 )
@@ -17,8 +18,9 @@ import (
 // before the operations it stands for may be acknowledged. It returns an
 // error only when v does not encode or ctx ends first; then the
 // operations are not acknowledged and their partition's next owner redoes
-// them. what names the record in the log line of a failed attempt.
-func (p *Pusher) storeJSON(ctx context.Context, subject, msgID string, v any, what string) error {
+// them. what names the record in the log line of a failed attempt, and
+// retried, when set, counts those attempts.
+func (p *Pusher) storeJSON(ctx context.Context, subject, msgID string, v any, what string, retried ...prometheus.Counter) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -36,6 +38,9 @@ func (p *Pusher) storeJSON(ctx context.Context, subject, msgID string, v any, wh
 			return ctx.Err()
 		}
 		p.log.Warn("pusher: "+what+" not stored; trying again", "msg_id", msgID, "err", err)
+		for _, c := range retried {
+			c.Inc()
+		}
 		if err := cas.Backoff(ctx, attempt, 200*time.Millisecond); err != nil {
 			return err
 		}
