@@ -160,7 +160,11 @@ func (r *Routes) ntfy(c *echo.Context) error {
 		h, aerr = ntfyHeaderParams(c.Request().Header)
 	}
 	if aerr == nil {
-		aerr = ntfyFilename(q.or(h), map[bool]apierr.Code{true: apierr.InvalidQuery, false: apierr.InvalidRequestBody}[q.has("filename")])
+		code := apierr.InvalidRequestBody // the header's
+		if q.has("filename") {
+			code = apierr.InvalidQuery
+		}
+		aerr = ntfyFilename(q.or(h), code)
 	}
 	var body []byte
 	if aerr == nil && c.Request().Method != http.MethodGet {

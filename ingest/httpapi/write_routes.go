@@ -17,12 +17,17 @@ func (s *Server) eventRoute(op ops.Name) echo.HandlerFunc {
 		if aerr := decodeJSON(c, &req); aerr != nil {
 			return s.reject(c, op, aerr)
 		}
-		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
-		if aerr != nil {
-			return s.reject(c, op, aerr)
-		}
-		return s.accept(c, v)
+		return s.event(c, op, &req)
 	}
+}
+
+// event validates an event request and accepts it.
+func (s *Server) event(c *echo.Context, op ops.Name, req *ops.EventRequest) error {
+	v, aerr := ops.ValidateEvent(op, req, s.opts.Now().UnixMilli(), s.opts.Validation...)
+	if aerr != nil {
+		return s.reject(c, op, aerr)
+	}
+	return s.accept(c, v)
 }
 
 // thingEventRoute is /thing/{thing_id}/event/{create,update,close}: the
@@ -49,11 +54,7 @@ func (s *Server) thingEventRoute(op ops.Name) echo.HandlerFunc {
 		case strings.TrimSpace(*req.ThingID) != strings.TrimSpace(thingID):
 			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the body's (%q) is not the path's (%q)", *req.ThingID, thingID))
 		}
-		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
-		if aerr != nil {
-			return s.reject(c, op, aerr)
-		}
-		return s.accept(c, v)
+		return s.event(c, op, &req)
 	}
 }
 
