@@ -5,10 +5,11 @@
 // operations appended through the same writer as /event/*.
 //
 // A key lives in the PUSHGO_ALERT_KEYS bucket as <channel>.<source>.<hash>
-// → {event_id, op_id, gen}. The entry is written only when a key opens a
-// new Event (its first report, or the first after its Event closed), never
-// on a refresh, so the hot path of a tool re-sending open alerts is one
-// append (or none when nothing changed). The entry is written before the
+// → {event_id, op_id, gen, acked}. The entry is written only when a key
+// opens a new Event (its first report, or the first after its Event
+// closed) and when its Event is acknowledged, never on a refresh, so the
+// hot path of a tool re-sending open alerts is one append (or none when
+// nothing changed). The entry is written before the
 // Event's create and names the create's op_id, so a crash between the two
 // is repaired by the next report: the update finds no event and the create
 // is appended with the recorded op_id, whose derived event id is the one
@@ -88,7 +89,11 @@ type entry struct {
 	// ClaimedAt (ms) tells a create still on its way (a young claim) from
 	// one that will never come or has aged out of the log (an old one).
 	ClaimedAt int64 `json:"claimed_at"`
-	rev       uint64
+	// Acked: the Event was acknowledged (Tracker.Acknowledge). A report
+	// with WhenAcknowledged set then leaves it acknowledged. A new Event
+	// (the next gen) starts without it.
+	Acked bool `json:"acked,omitzero"`
+	rev   uint64
 }
 
 // Outcome says what a report did.
@@ -180,6 +185,21 @@ type Report struct {
 	// LinkVerified: Event.ThingID was just read as an active Thing (see
 	// ops.Validated.LinkVerified).
 	LinkVerified bool
+	// WhenAcknowledged, when set, is what the report says to an Event that
+	// was acknowledged (Tracker.Acknowledge) and is still open: it is
+	// appended as a background update (ops.EventPayload.Refresh), so the
+	// Event stays acknowledged and no device is alerted again, as
+	// PagerDuty's acknowledged incident takes new triggers into its log
+	// without notifying. It carries the acknowledged status and message;
+	// WhenAcknowledgedHash is its ContentHash (an identical repeat appends
+	// nothing). A closed Event is not held: the report opens a new one.
+	// Such a report reads the key on the bucket's leader, not from this
+	// process's memory: the acknowledge may have gone through another
+	// replica.
+	WhenAcknowledged     *ops.EventRequest
+	WhenAcknowledgedHash string
+	// quiet: append as a background update (Open's held report).
+	quiet bool
 }
 
 // attempts bounds the open/update/create loop: each turn is a lost race
@@ -196,7 +216,11 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		// loses (the key exists: opened by another replica, or before a
 		// restart). That saves a new alert a broker round trip.
 		read := cacheOnly
-		if i > 0 {
+		switch {
+		case r.WhenAcknowledged != nil && i == 0:
+			t.forget(r.Key)
+			read = fromLeader
+		case i > 0:
 			read = anyReplica
 		}
 		e, ok, err := t.lookup(ctx, r.Key, read)
@@ -224,7 +248,11 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			}
 			return out, aerr
 		}
-		out, aerr := t.update(ctx, r, e)
+		u := r
+		if e.Acked && r.WhenAcknowledged != nil {
+			u = Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash, LinkVerified: r.LinkVerified, quiet: true}
+		}
+		out, aerr := t.update(ctx, u, e)
 		if aerr == nil {
 			return out, nil
 		}
@@ -313,7 +341,8 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 	}
 	v.ContentHash, v.LinkVerified = r.ContentHash, r.LinkVerified
 	v.RefreshIfUnchanged = r.Deadline != nil
-	v.Payload.(*ops.EventPayload).Deadline = r.Deadline
+	p := v.Payload.(*ops.EventPayload)
+	p.Deadline, p.Refresh = r.Deadline, r.quiet
 	res, aerr := t.app.Append(ctx, v)
 	if aerr != nil {
 		return Outcome{}, aerr
@@ -321,12 +350,64 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 	return Outcome{EventID: e.EventID, Updated: !res.Unchanged, Unchanged: res.Unchanged, Seq: res.Seq}, nil
 }
 
-// Update appends req as an update of the key's open Event (PagerDuty's
-// acknowledge). A key with no open Event is Absent: nothing is appended.
-func (t *Tracker) Update(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
+// Acknowledge appends req as an update of the key's open Event
+// (PagerDuty's acknowledge) and records in the key's entry that the Event
+// was acknowledged, for the reports with WhenAcknowledged that follow. A
+// key with no open Event is Absent: nothing is appended. When the record
+// fails after the append, the error asks for a retry, which appends
+// nothing (the same content) and records again.
+func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		return t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash}, e)
+		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash}, e)
+		if aerr != nil {
+			return out, aerr
+		}
+		if err := t.markAcked(ctx, k, e); err != nil {
+			return Outcome{}, t.unavailable("acknowledge", k, err)
+		}
+		return out, nil
 	})
+}
+
+// markAcked sets Acked in the key's entry, which names e's Event, by
+// compare-and-swap on its revision. The entry may have been read from
+// this process's memory, its revision behind another replica's write: it
+// is then read again on the leader, and left as it is when it names
+// another Event (the key moved on to its next gen meanwhile).
+func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) error {
+	for range attempts {
+		if e.Acked {
+			return nil
+		}
+		e.Acked = true
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		bk := k.bucketKey()
+		if t.pub != nil {
+			e.rev, err = t.put(ctx, bk, b, e.rev)
+		} else {
+			e.rev, err = t.kv.Update(ctx, bk, b, e.rev)
+		}
+		if err == nil {
+			t.remember(bk, e)
+			return nil
+		}
+		if !cas.Lost(err) {
+			return err
+		}
+		t.forget(k)
+		cur, ok, err := t.lookup(ctx, k, fromLeader)
+		if err != nil {
+			return err
+		}
+		if !ok || cur.EventID != e.EventID {
+			return nil
+		}
+		e = cur
+	}
+	return errors.New("the key's entry kept changing")
 }
 
 // Close closes the key's open Event with req (resolved). A key with no

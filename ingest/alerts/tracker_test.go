@@ -365,3 +365,72 @@ func TestKeyDeletedFromTheBucket(t *testing.T) {
 		t.Fatalf("log %v, want %v", got, want)
 	}
 }
+
+// TestTriggerOfAnAcknowledgedEventOnAnotherReplica: an Event acknowledged
+// through one replica stays acknowledged when a report with
+// WhenAcknowledged reaches another replica that holds the key's entry in
+// its memory from before the acknowledge: the held report is appended as a
+// background update, an identical one not at all; after the Event closes,
+// the report opens a new Event.
+func TestTriggerOfAnAcknowledgedEventOnAnotherReplica(t *testing.T) {
+	for _, path := range claimPaths {
+		t.Run(path.name, func(t *testing.T) {
+			s, rs := setupClaims(t, 2, alerts.Options{}, path.viaKV)
+			ctx := context.Background()
+			a, b := rs[0].tr, rs[1].tr
+			trigger := func(message string) alerts.Report {
+				r := firing("pd1", message)
+				held := r.Event
+				held.Status, held.Message = ptr("acknowledged"), ptr("Acknowledged")
+				r.WhenAcknowledged, r.WhenAcknowledgedHash = &held, "held:"+message
+				return r
+			}
+			first, aerr := a.Open(ctx, trigger("90%"))
+			if aerr != nil || !first.Created {
+				t.Fatalf("open: %+v %v", first, aerr)
+			}
+			if o, aerr := b.Open(ctx, trigger("90%")); aerr != nil || !o.Unchanged {
+				t.Fatalf("repeat on b: %+v %v", o, aerr) // b now holds the entry in memory
+			}
+			at := wire.Millis(1_800_000_060_000)
+			ack := ops.EventRequest{Status: ptr("acknowledged"), Message: ptr("Acknowledged"), Severity: ptr("high"), EventTime: &at}
+			if o, aerr := a.Acknowledge(ctx, trigger("").Key, ack, "ack"); aerr != nil || !o.Updated {
+				t.Fatalf("acknowledge: %+v %v", o, aerr)
+			}
+			held, aerr := b.Open(ctx, trigger("95%"))
+			if aerr != nil || !held.Updated || held.EventID != first.EventID {
+				t.Fatalf("trigger on b: %+v %v", held, aerr)
+			}
+			if o, aerr := b.Open(ctx, trigger("95%")); aerr != nil || !o.Unchanged {
+				t.Fatalf("the same trigger again: %+v %v", o, aerr)
+			}
+			m, err := s.GetMsg(ctx, held.Seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env ops.Envelope
+			var p ops.EventPayload
+			if err := json.Unmarshal(m.Data, &env); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(env.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			if env.Op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
+				t.Fatalf("held trigger appended %s %+v, want a background update keeping the acknowledgement", env.Op, p)
+			}
+
+			resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
+			if o, aerr := a.Close(ctx, trigger("").Key, resolve); aerr != nil || !o.Updated {
+				t.Fatalf("close: %+v %v", o, aerr)
+			}
+			next, aerr := b.Open(ctx, trigger("95%"))
+			if aerr != nil || !next.Created || next.EventID == first.EventID {
+				t.Fatalf("trigger after the close: %+v %v", next, aerr)
+			}
+			if again, aerr := b.Open(ctx, trigger("99%")); aerr != nil || !again.Updated || again.EventID != next.EventID {
+				t.Fatalf("the new Event is not acknowledged: %+v %v", again, aerr)
+			}
+		})
+	}
+}

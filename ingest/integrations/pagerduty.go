@@ -103,7 +103,9 @@ func pdFail(c *echo.Context, e *apierr.Error) error {
 
 // pagerDuty handles one enqueue: validate the event, authorize its
 // routing_key, then trigger (open or update), acknowledge (update) or
-// resolve (close) the Event of its dedup_key. acknowledge and resolve of
+// resolve (close) the Event of its dedup_key. A trigger of an acknowledged
+// Event leaves it acknowledged and alerts no device (a background
+// update), as PagerDuty does. acknowledge and resolve of
 // a key with no open Event are accepted and change nothing.
 func (r *Routes) pagerDuty(c *echo.Context) error {
 	ctx := c.Request().Context()
@@ -125,9 +127,10 @@ func (r *Routes) pagerDuty(c *echo.Context) error {
 	var out alerts.Outcome
 	switch rep.Action {
 	case pagerduty.ActionTrigger:
-		out, aerr = r.d.Alerts.Open(ctx, alerts.Report{Key: key, Event: rep.Event, ContentHash: contentHash(rep.Content)})
+		out, aerr = r.d.Alerts.Open(ctx, alerts.Report{Key: key, Event: rep.Event, ContentHash: contentHash(rep.Content),
+			WhenAcknowledged: rep.Held, WhenAcknowledgedHash: contentHash(rep.HeldContent)})
 	case pagerduty.ActionAcknowledge:
-		out, aerr = r.d.Alerts.Update(ctx, key, rep.Event, contentHash(rep.Content))
+		out, aerr = r.d.Alerts.Acknowledge(ctx, key, rep.Event, contentHash(rep.Content))
 	case pagerduty.ActionResolve:
 		out, aerr = r.d.Alerts.Close(ctx, key, rep.Event)
 	}

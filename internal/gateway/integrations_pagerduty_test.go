@@ -4,6 +4,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
 
 // pagerduty posts an Events v2 body to /v2/enqueue and returns the
@@ -121,6 +124,94 @@ func TestPagerDutyLifecycle(t *testing.T) {
 	}
 	if e := it.pdEvent(key); e["state"] != "ONGOING" || e["event_id"] == id {
 		t.Fatalf("event of the generated key %v", e)
+	}
+}
+
+// TestPagerDutyAcknowledgedStaysAcknowledged: a trigger of an acknowledged
+// incident leaves it acknowledged and alerts no one, as PagerDuty does
+// ("while an incident is acknowledged, it won't generate any additional
+// notifications, even if it receives new trigger events"): monitoring
+// tools re-send their triggers while the problem lasts. It is taken into
+// the Event as a background update. After a resolve, a trigger opens a
+// new Event, which alerts again.
+func TestPagerDutyAcknowledgedStaysAcknowledged(t *testing.T) {
+	fake := sendertest.NewFakeFCM(t)
+	creds, _ := sendertest.ServiceAccount(t, "pushgo-test")
+	it := startIntegrations(t, "pagerduty-ack", func(c *Config) {
+		c.FCMCredentialsFile, c.FCMProjectID, c.FCMEndpoint = creds, "pushgo-test", fake.Endpoint()
+	})
+	s, _, m := it.pushgo("/device/register", map[string]any{"platform": "android"})
+	dev := data(t, s, m)["device_key"].(string)
+	s, _, m = it.pushgo("/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": "tok-pd"})
+	data(t, s, m)
+	s, _, m = it.pushgo("/channel/subscribe", map[string]any{"device_key": dev, "channel_id": it.channel, "password": it.password})
+	data(t, s, m)
+	// pushes waits for the device's n-th push and returns them all.
+	pushes := func(n int) []sendertest.Observed {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got := fake.Received("tok-pd")
+			if len(got) >= n {
+				return got
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d pushes, want %d: %+v", len(got), n, got)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	it.pagerduty(pdBody(it.token, "trigger", "srv02/disk", pdPayload), 202)
+	id := it.pdEvent("srv02/disk")["event_id"].(string)
+	if got := pushes(1); !got[0].High {
+		t.Fatalf("trigger pushed %+v, want an alert", got[0])
+	}
+	it.pagerduty(pdBody(it.token, "acknowledge", "srv02/disk", ""), 202)
+	if got := pushes(2); !got[1].High || got[1].Body != "Acknowledged" {
+		t.Fatalf("acknowledge pushed %+v", got[1])
+	}
+	h := len(it.history())
+
+	// The tool triggers again while the problem lasts, with new details.
+	again := strings.Replace(pdPayload, `"free space":"1%"`, `"free space":"0%"`, 1)
+	it.pagerduty(pdBody(it.token, "trigger", "srv02/disk", again), 202)
+	e := it.event(id)
+	if e["status"] != "acknowledged" || e["message"] != "Acknowledged" || e["state"] != "ONGOING" {
+		t.Fatalf("an acknowledged event after a new trigger: %v", e)
+	}
+	if d := e["attrs"].(map[string]any)["custom_details"].(map[string]any); d["free space"] != "0%" {
+		t.Fatalf("the trigger's details were not taken: %v", d)
+	}
+	if got := pushes(3); got[2].High || got[2].Body != "Acknowledged" {
+		t.Fatalf("a trigger of an acknowledged event pushed %+v, want a background update", got[2])
+	}
+	if n := len(it.history()); n != h+1 {
+		t.Fatalf("history %d after the trigger, want %d", n, h+1)
+	}
+	it.pagerduty(pdBody(it.token, "trigger", "srv02/disk", again), 202)
+	if n := len(it.history()); n != h+1 {
+		t.Fatalf("history %d after the same trigger again, want %d", n, h+1)
+	}
+
+	// Resolved, the next trigger is a new incident.
+	it.pagerduty(pdBody(it.token, "resolve", "srv02/disk", ""), 202)
+	if e := it.event(id); e["state"] != "CLOSED" || e["status"] != "resolved" {
+		t.Fatalf("resolved event %v", e)
+	}
+	n := len(pushes(4))
+	it.pagerduty(pdBody(it.token, "trigger", "srv02/disk", again), 202)
+	var next map[string]any
+	for _, e := range it.events("ONGOING") {
+		if e["event_id"] != id {
+			next = e
+		}
+	}
+	if next == nil || next["status"] != "triggered" {
+		t.Fatalf("no new triggered event after the resolve: %v", it.events(""))
+	}
+	if got := pushes(n + 1); !got[n].High || got[n].Title != "DISK at 99% on machine prod-datapipe03.example.com" {
+		t.Fatalf("the new incident pushed %+v, want an alert", got[n])
 	}
 }
 

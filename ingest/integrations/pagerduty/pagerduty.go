@@ -235,6 +235,14 @@ type Report struct {
 	// into its ContentHash (trigger and acknowledge: a resent, unchanged
 	// one is not appended again). Nil for resolve.
 	Content any
+	// Held and HeldContent (trigger only) are what the trigger says to an
+	// Event that was acknowledged: the trigger's title, severity, attrs and
+	// images under the acknowledged status and message. PagerDuty takes a
+	// trigger of an acknowledged incident into its log and notifies no
+	// one; the tracker appends Held as a background update
+	// (alerts.Report.WhenAcknowledged).
+	Held        *ops.EventRequest
+	HeldContent any
 }
 
 type content struct {
@@ -291,6 +299,10 @@ func Translate(ev *Event, now int64, newKey func() string) Report {
 		e.Images = images(ev.Images)
 		e.Attrs = marshal(attrs)
 		r.Content = content{Action: r.Action, Title: title, Status: StatusTriggered, Message: message, Severity: sev, Images: e.Images, Attrs: attrs}
+		held := e
+		held.Status, held.Message = ptr(StatusAcknowledged), ptr(MessageAcknowledge)
+		r.Held = &held
+		r.HeldContent = content{Action: r.Action, Title: title, Status: StatusAcknowledged, Message: MessageAcknowledge, Severity: sev, Images: e.Images, Attrs: attrs}
 	case ActionAcknowledge:
 		e.Status, e.Message = ptr(StatusAcknowledged), ptr(MessageAcknowledge)
 		r.Content = content{Action: r.Action, Status: StatusAcknowledged, Message: MessageAcknowledge, Severity: sev}
