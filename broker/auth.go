@@ -62,6 +62,9 @@ const (
 	write
 	// manage: create and update the stream.
 	manage
+	// purge: remove a subject's messages (the inbox's acks, which leave no
+	// marker behind, unlike the key-value API's purge).
+	purge
 )
 
 // grants is what each service role may do with each stream, by stream
@@ -77,6 +80,7 @@ func grants(r Role) map[string]grant {
 			g[kv(b.Name)] |= manage | read | write
 		}
 		g[kv(streams.PushersBucket)] &^= read | write
+		g[kv(streams.InboxBucket)] |= purge
 		g[streams.Ops] |= read | write
 	}
 	if r == RoleProjector || r == RoleAll {
@@ -130,6 +134,9 @@ func (r Role) Permissions() *server.Permissions {
 		}
 		if g&write != 0 {
 			pub = append(pub, subjects[name]...)
+		}
+		if g&purge != 0 {
+			pub = append(pub, "$JS.API.STREAM.PURGE."+name)
 		}
 		if g&read != 0 {
 			pub = append(pub,

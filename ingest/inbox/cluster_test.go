@@ -74,3 +74,49 @@ func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
 		t.Errorf("%d of %d acks of items just stored removed nothing", unacked, n)
 	}
 }
+
+// TestAckedItemsLeaveNothing: items acked (v2 ack) or taken (the legacy
+// pull) leave no message in the bucket's stream. A purge left a marker on
+// each key's subject until the retention passed, and the broker keeps every
+// subject with a message in its memory: with one key per push, that memory
+// grew with every push of the retention.
+func TestAckedItemsLeaveNothing(t *testing.T) {
+	b := brokertest.Start(t)
+	_, js := b.Conn(t)
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, streams.InboxBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := inbox.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := ids.NewDeviceKey()
+	var acked []string
+	for seq := uint64(1); seq <= 20; seq++ {
+		if _, err := kv.Put(ctx, delivery.InboxKey(device, seq), []byte(fmt.Sprintf(`{"n":%d}`, seq))); err != nil {
+			t.Fatal(err)
+		}
+		if seq <= 10 {
+			acked = append(acked, delivery.ID(seq, device))
+		}
+	}
+	if removed, err := in.Ack(ctx, device, acked); err != nil || removed != 10 {
+		t.Fatalf("ack: %d %v", removed, err)
+	}
+	if taken, err := in.Take(ctx, device, "", 100); err != nil || len(taken) != 10 {
+		t.Fatalf("take: %d %v", len(taken), err)
+	}
+	s, err := js.Stream(ctx, "KV_"+streams.InboxBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 || info.State.NumSubjects != 0 {
+		t.Fatalf("after every item was acked or taken, the inbox holds %d messages on %d subjects, want none", info.State.Msgs, info.State.NumSubjects)
+	}
+}

@@ -25,9 +25,18 @@ import (
 // answer (leaderread.Bucket.Get): a device fetches its item the moment the
 // wake-up push arrives, and a follower that has not yet applied the
 // pusher's write would answer that it has none.
+//
+// An acked or taken item's messages are purged from the bucket's stream,
+// not through the key-value API, whose purge leaves a marker on the key's
+// subject until the retention passes. The broker keeps every subject that
+// has a message in its memory (and in the stream's index it writes out):
+// with one key per push, that memory grew with every push of the
+// retention (about 150 bytes each; 100 pushes a second for 7 days is 60
+// million subjects). Purged from the stream, an acked item leaves nothing.
 type Inbox struct {
-	kv    jetstream.KeyValue
-	items *leaderread.Bucket
+	kv     jetstream.KeyValue
+	items  *leaderread.Bucket
+	stream jetstream.Stream
 }
 
 // Open binds the inbox bucket, which streams.Ensure created.
@@ -36,7 +45,11 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inbox{kv: b.KV(), items: b}, nil
+	s, err := js.Stream(ctx, "KV_"+streams.InboxBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open stream of %s: %w", streams.InboxBucket, err)
+	}
+	return &Inbox{kv: b.KV(), items: b, stream: s}, nil
 }
 
 // Page is the data of /v2/messages/pull.
@@ -121,7 +134,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 			return nil, err
 		}
 	}
-	items, taken := []jsontext.Value{}, []string{}
+	items, taken := []jsontext.Value{}, []jetstream.KeyValueEntry{}
 	for _, k := range keys {
 		if len(items) == limit {
 			break
@@ -133,11 +146,11 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 		if err != nil {
 			return nil, fmt.Errorf("inbox %s: %w", k, err)
 		}
-		items, taken = append(items, jsontext.Value(e.Value())), append(taken, k)
+		items, taken = append(items, jsontext.Value(e.Value())), append(taken, e)
 	}
-	for _, k := range taken {
-		if err := in.kv.Purge(ctx, k); err != nil {
-			return items, fmt.Errorf("take %s: %w", k, err)
+	for _, e := range taken {
+		if err := in.remove(ctx, e); err != nil {
+			return items, fmt.Errorf("take %s: %w", e.Key(), err)
 		}
 	}
 	return items, nil
@@ -153,18 +166,30 @@ func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, 
 			continue
 		}
 		k := delivery.InboxKey(deviceKey, seq)
-		if _, err := in.items.Get(ctx, k); errors.Is(err, jetstream.ErrKeyNotFound) {
+		e, err := in.items.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		} else if err != nil {
 			return removed, fmt.Errorf("inbox %s: %w", k, err)
 		}
-		if err := in.kv.Purge(ctx, k); err != nil {
+		if err := in.remove(ctx, e); err != nil {
 			return removed, fmt.Errorf("ack %s: %w", k, err)
 		}
 		removed++
 	}
 	return removed, nil
 }
+
+// remove removes every message of e's key from the bucket's stream (see
+// Inbox), with a purge of the stream, not of the key: the key-value purge
+// leaves its marker. A revision stored since the read (a retry of the
+// push) is the same delivery, which the device has: it goes too.
+func (in *Inbox) remove(ctx context.Context, e jetstream.KeyValueEntry) error {
+	return in.stream.Purge(ctx, jetstream.WithPurgeSubject(inboxSubjects+e.Key()))
+}
+
+// inboxSubjects is the subject prefix of the bucket's keys.
+const inboxSubjects = "$KV." + streams.InboxBucket + "."
 
 func (in *Inbox) keys(ctx context.Context, deviceKey string) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
