@@ -62,9 +62,8 @@ const (
 	write
 	// manage: create and update the stream.
 	manage
-	// purge: remove a subject's messages (the inbox's acks, which leave no
-	// marker behind, unlike the key-value API's purge).
-	purge
+	// remove: delete a message by its sequence (the inbox's acks).
+	remove
 )
 
 // grants is what each service role may do with each stream, by stream
@@ -80,7 +79,7 @@ func grants(r Role) map[string]grant {
 			g[kv(b.Name)] |= manage | read | write
 		}
 		g[kv(streams.PushersBucket)] &^= read | write
-		g[kv(streams.InboxBucket)] |= purge
+		g[streams.Inbox] |= read | remove
 		g[streams.Ops] |= read | write
 	}
 	if r == RoleProjector || r == RoleAll {
@@ -91,7 +90,8 @@ func grants(r Role) map[string]grant {
 		g[streams.Ops] |= read
 		g[streams.Deliveries] |= read | write
 		g[streams.Receipts] |= write
-		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.InboxBucket, streams.PushersBucket, streams.PartitionFloorsBucket} {
+		g[streams.Inbox] |= write
+		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.PushersBucket, streams.PartitionFloorsBucket} {
 			g[kv(b)] |= read | write
 		}
 		for _, b := range []string{streams.SubscriptionsBucket, streams.DeviceChannelsBucket} {
@@ -135,8 +135,8 @@ func (r Role) Permissions() *server.Permissions {
 		if g&write != 0 {
 			pub = append(pub, subjects[name]...)
 		}
-		if g&purge != 0 {
-			pub = append(pub, "$JS.API.STREAM.PURGE."+name)
+		if g&remove != 0 {
+			pub = append(pub, "$JS.API.STREAM.MSG.DELETE."+name)
 		}
 		if g&read != 0 {
 			pub = append(pub,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/devices"
@@ -501,14 +502,12 @@ func TestInboxRoutes(t *testing.T) {
 	g := startIngest(t, startBroker(t), ingest.Config{})
 	dev := g.register("android")
 	js, _ := jetstream.New(g.nc)
-	kv, err := js.KeyValue(context.Background(), streams.InboxBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	put := func(seq uint64) string {
 		id := delivery.ID(seq, dev)
-		b, _ := json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: map[string]string{"title": fmt.Sprint("item ", seq)}})
-		if _, err := kv.Put(context.Background(), delivery.InboxKey(dev, seq), b); err != nil {
+		m := nats.NewMsg(streams.InboxSubject(dev))
+		m.Header.Set(streams.HeaderInboxSeq, fmt.Sprint(seq))
+		m.Data, _ = json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: map[string]string{"title": fmt.Sprint("item ", seq)}})
+		if _, err := js.PublishMsg(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 		return id

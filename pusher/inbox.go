@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,9 +22,9 @@ import (
 // apps pull at launch what APNs or FCM did not bring (an offline device
 // gets only the last of its collapsed pushes, FCM drops some), and ack
 // each push they receive. An oversized push is a wake-up that says to
-// fetch its item. Items age out with the bucket's TTL (the retention).
+// fetch its item. Items go to their device's subject of PUSHGO_INBOX
+// (streams.InboxStream) and age out with its retention.
 type inbox struct {
-	kv jetstream.KeyValue
 	js jetstream.JetStream
 	// pending holds the items published beside their pushes, in order,
 	// until runAnswers reads the broker's answer; its capacity bounds how
@@ -42,9 +43,20 @@ type pendingItem struct {
 // maxPendingItems bounds the inbox items unanswered at once.
 const maxPendingItems = 1024
 
-// put stores item (payload.InboxItem) as deviceKey's delivery of seq.
+// itemMsg is the message of item (payload.InboxItem), deviceKey's delivery
+// of the operation at seq.
+func itemMsg(deviceKey string, seq uint64, item []byte) *nats.Msg {
+	m := nats.NewMsg(streams.InboxSubject(deviceKey))
+	m.Header.Set(streams.HeaderInboxSeq, strconv.FormatUint(seq, 10))
+	m.Header.Set(jetstream.MsgIDHeader, strconv.FormatUint(seq, 10)+":"+deviceKey)
+	m.Data = item
+	return m
+}
+
+// put stores item as deviceKey's delivery of seq and waits for the
+// broker's answer.
 func (in *inbox) put(ctx context.Context, deviceKey string, seq uint64, item []byte) error {
-	if _, err := in.kv.Put(ctx, delivery.InboxKey(deviceKey, seq), item); err != nil {
+	if _, err := in.js.PublishMsg(ctx, itemMsg(deviceKey, seq, item)); err != nil {
 		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
 	}
 	return nil
@@ -53,9 +65,7 @@ func (in *inbox) put(ctx context.Context, deviceKey string, seq uint64, item []b
 // putAsync publishes item as put does, beside the push, and leaves its
 // answer to runAnswers; it waits while maxPendingItems are unanswered.
 func (in *inbox) putAsync(ctx context.Context, deviceKey string, seq uint64, item []byte) error {
-	m := nats.NewMsg("$KV." + streams.InboxBucket + "." + delivery.InboxKey(deviceKey, seq))
-	m.Data = item
-	f, err := in.js.PublishMsgAsync(m)
+	f, err := in.js.PublishMsgAsync(itemMsg(deviceKey, seq, item))
 	if err != nil {
 		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
 	}

@@ -220,11 +220,6 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pusher: devices: %w", err)
 	}
-	kv, err := js.KeyValue(ctx, streams.InboxBucket)
-	if err != nil {
-		reg.Close()
-		return nil, fmt.Errorf("pusher: inbox: %w", err)
-	}
 	floors, err := leaderread.OpenBucket(ctx, js, streams.PartitionFloorsBucket)
 	if err != nil {
 		reg.Close()
@@ -233,7 +228,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(leaderread.New(js, opsStream), 4096), opsStream: opsStream,
 		floors:  floors,
 		metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight), floorMoved: make(chan struct{}, 1)}
-	p.inbox = inbox{kv: kv, js: js, pending: make(chan pendingItem, maxPendingItems), misses: p.metrics.inboxMisses, log: cfg.Logger}
+	p.inbox = inbox{js: js, pending: make(chan pendingItem, maxPendingItems), misses: p.metrics.inboxMisses, log: cfg.Logger}
 	p.summaries = newSummaries(p)
 	// Who an operation goes to, and each device's route, are read from
 	// memory kept current by watches: no broker round trip per push.

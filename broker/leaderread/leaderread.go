@@ -60,6 +60,8 @@ type Stream struct {
 	direct  jetstream.Stream
 	name    string
 	subject string // the stream's $JS.API.STREAM.MSG.GET subject
+	// directSubject is the stream's $JS.API.DIRECT.GET subject.
+	directSubject string
 
 	replicas   atomic.Pointer[replicaCount]
 	refreshing atomic.Bool
@@ -83,7 +85,9 @@ func Open(ctx context.Context, js jetstream.JetStream, name string) (*Stream, er
 // taken from s.CachedInfo().
 func New(js jetstream.JetStream, s jetstream.Stream) *Stream {
 	info := s.CachedInfo()
-	r := &Stream{js: js, direct: s, name: info.Config.Name, subject: apiPrefix(js.Options()) + "STREAM.MSG.GET." + info.Config.Name}
+	prefix := apiPrefix(js.Options())
+	r := &Stream{js: js, direct: s, name: info.Config.Name, subject: prefix + "STREAM.MSG.GET." + info.Config.Name,
+		directSubject: prefix + "DIRECT.GET." + info.Config.Name}
 	r.replicas.Store(&replicaCount{n: info.Config.Replicas, at: time.Now()})
 	return r
 }

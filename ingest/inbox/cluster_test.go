@@ -3,7 +3,11 @@ package inbox_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -22,15 +26,10 @@ import (
 // page for the item the push announced, and an ack that removed nothing.
 func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
 	c := brokertest.StartCluster(t)
-	bucket := "KV_" + streams.InboxBucket
-	c.LeadOn(t, bucket, 0)
-	p := c.Placement(t, bucket)
+	c.LeadOn(t, streams.Inbox, 0)
+	p := c.Placement(t, streams.Inbox)
 	ctx := context.Background()
 	_, pjs := c.ConnAs(t, p.Leader, broker.RolePusher)
-	kv, err := pjs.KeyValue(ctx, streams.InboxBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, ijs := c.ConnAs(t, p.Followers[0], broker.RoleIngest)
 	in, err := inbox.Open(ctx, ijs)
 	if err != nil {
@@ -44,9 +43,7 @@ func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
 	for i := range 2 * n {
 		seq := uint64(i + 1)
 		item := fmt.Sprintf(`{"delivery_id":%q}`, delivery.ID(seq, device))
-		if _, err := kv.Put(ctx, delivery.InboxKey(device, seq), []byte(item)); err != nil {
-			t.Fatal(err)
-		}
+		put(t, pjs, device, seq, item)
 		if i%2 == 0 {
 			got, err := in.Get(ctx, device, delivery.ID(seq, device))
 			switch {
@@ -75,40 +72,59 @@ func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
 	}
 }
 
+// put stores item as the pusher does, the operation at seq's item of
+// device.
+func put(t *testing.T, js jetstream.JetStream, device string, seq uint64, item string) {
+	t.Helper()
+	m := nats.NewMsg(streams.InboxSubject(device))
+	m.Header.Set(streams.HeaderInboxSeq, strconv.FormatUint(seq, 10))
+	m.Data = []byte(item)
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAckedItemsLeaveNothing: items acked (v2 ack) or taken (the legacy
-// pull) leave no message in the bucket's stream. A purge left a marker on
-// each key's subject until the retention passed, and the broker keeps every
-// subject with a message in its memory: with one key per push, that memory
-// grew with every push of the retention.
+// pull) leave no message in the inbox stream, and the broker no subject:
+// it keeps every subject that holds a message in its memory. An item
+// stored twice (a retried push) is pulled once and acked whole. Another
+// device's items stay.
 func TestAckedItemsLeaveNothing(t *testing.T) {
 	b := brokertest.Start(t)
 	_, js := b.Conn(t)
 	ctx := context.Background()
-	kv, err := js.KeyValue(ctx, streams.InboxBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	in, err := inbox.Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	device := ids.NewDeviceKey()
+	device, other := ids.NewDeviceKey(), ids.NewDeviceKey()
 	var acked []string
 	for seq := uint64(1); seq <= 20; seq++ {
-		if _, err := kv.Put(ctx, delivery.InboxKey(device, seq), []byte(fmt.Sprintf(`{"n":%d}`, seq))); err != nil {
-			t.Fatal(err)
-		}
+		put(t, js, device, seq, fmt.Sprintf(`{"n":%d}`, seq))
 		if seq <= 10 {
 			acked = append(acked, delivery.ID(seq, device))
 		}
 	}
+	put(t, js, device, 4, `{"n":4,"again":true}`)
+	put(t, js, other, 1, `{"other":1}`)
+	page, err := in.Pull(ctx, device, "", 100)
+	if err != nil || len(page.Items) != 20 || string(page.Items[3]) != `{"n":4,"again":true}` {
+		t.Fatalf("pull: %v %v", page, err)
+	}
+	if page, err := in.Pull(ctx, device, delivery.ID(18, device), 100); err != nil || len(page.Items) != 2 || string(page.Items[0]) != `{"n":19}` {
+		t.Fatalf("pull after 18: %v %v", page, err)
+	}
 	if removed, err := in.Ack(ctx, device, acked); err != nil || removed != 10 {
 		t.Fatalf("ack: %d %v", removed, err)
 	}
-	if taken, err := in.Take(ctx, device, "", 100); err != nil || len(taken) != 10 {
+	if removed, err := in.Ack(ctx, device, acked[:3]); err != nil || removed != 0 {
+		t.Fatalf("ack again: %d %v", removed, err)
+	}
+	taken, err := in.Take(ctx, device, "", 100)
+	if err != nil || len(taken) != 10 || string(taken[0]) != `{"n":11}` {
 		t.Fatalf("take: %d %v", len(taken), err)
 	}
-	s, err := js.Stream(ctx, "KV_"+streams.InboxBucket)
+	s, err := js.Stream(ctx, streams.Inbox)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +132,10 @@ func TestAckedItemsLeaveNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 0 || info.State.NumSubjects != 0 {
-		t.Fatalf("after every item was acked or taken, the inbox holds %d messages on %d subjects, want none", info.State.Msgs, info.State.NumSubjects)
+	if info.State.Msgs != 1 || info.State.NumSubjects != 1 {
+		t.Fatalf("after every item of the device was acked or taken, the inbox holds %d messages on %d subjects, want the other device's 1", info.State.Msgs, info.State.NumSubjects)
+	}
+	if page, err := in.Pull(ctx, other, "", 10); err != nil || len(page.Items) != 1 {
+		t.Fatalf("the other device's inbox: %v %v", page, err)
 	}
 }

@@ -1,14 +1,16 @@
-// Package inbox serves the device inboxes of PUSHGO_INBOX: the full items
-// of notifications too large for a push (the device got a wake-up push with
-// their delivery_id). Pull is non-destructive; the device acks what it has.
+// Package inbox serves the device inboxes of PUSHGO_INBOX
+// (streams.InboxStream): the full item of every push, on its device's
+// subject, from before or beside its send until the app acks it. Pull is
+// non-destructive; the device acks what it has, and the legacy pull takes
+// what it returns.
 package inbox
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+	"slices"
+	"strconv"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -21,35 +23,27 @@ import (
 
 // Inbox reads and acks device inboxes. It is safe for concurrent use.
 //
-// An item is read by direct get and "not there" is the bucket leader's
-// answer (leaderread.Bucket.Get): a device fetches its item the moment the
-// wake-up push arrives, and a follower that has not yet applied the
-// pusher's write would answer that it has none.
+// A device's items are read with batched direct gets of its subject. A
+// replica behind the stream's leader may answer them, so an item asked for
+// by its delivery id (a wake-up's fetch, an ack) and not found is looked
+// for again on the leader: a device fetches its item the moment the
+// wake-up push arrives, and acks each push as it arrives, before a
+// follower may have applied the pusher's write.
 //
-// An acked or taken item's messages are purged from the bucket's stream,
-// not through the key-value API, whose purge leaves a marker on the key's
-// subject until the retention passes. The broker keeps every subject that
-// has a message in its memory (and in the stream's index it writes out):
-// with one key per push, that memory grew with every push of the
-// retention (about 150 bytes each; 100 pushes a second for 7 days is 60
-// million subjects). Purged from the stream, an acked item leaves nothing.
+// An acked or taken item's messages are deleted: a deleted message leaves
+// nothing on its subject, and the broker's memory holds one entry per
+// device with items, not one per item.
 type Inbox struct {
-	kv     jetstream.KeyValue
-	items  *leaderread.Bucket
-	stream jetstream.Stream
+	items *leaderread.Stream
 }
 
-// Open binds the inbox bucket, which streams.Ensure created.
+// Open binds the inbox stream, which streams.Ensure created.
 func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
-	b, err := leaderread.OpenBucket(ctx, js, streams.InboxBucket)
+	s, err := leaderread.Open(ctx, js, streams.Inbox)
 	if err != nil {
 		return nil, err
 	}
-	s, err := js.Stream(ctx, "KV_"+streams.InboxBucket)
-	if err != nil {
-		return nil, fmt.Errorf("open stream of %s: %w", streams.InboxBucket, err)
-	}
-	return &Inbox{kv: b.KV(), items: b, stream: s}, nil
+	return &Inbox{items: s}, nil
 }
 
 // Page is the data of /v2/messages/pull.
@@ -58,58 +52,162 @@ type Page struct {
 	HasMore bool             `json:"has_more"`
 }
 
+// stored is one item of a device's inbox.
+type stored struct {
+	// seq is the item's operation sequence: with the device, what its
+	// delivery id names.
+	seq uint64
+	// msgs are the stream sequences of its messages: more than one when
+	// the pusher stored it again (a retry of its push, later than the
+	// stream's duplicate window).
+	msgs []uint64
+	// data is the latest message's item, when the read kept it.
+	data []byte
+}
+
+// read returns deviceKey's items in operation order, each once. keep
+// says which items' data to keep (nil: none); onLeader reads the stream's
+// leader.
+func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint64) bool, onLeader bool) ([]stored, error) {
+	var out []stored
+	at := map[uint64]int{}
+	each := func(m *jetstream.RawStreamMsg) error {
+		seq, err := strconv.ParseUint(m.Header.Get(streams.HeaderInboxSeq), 10, 64)
+		if err != nil {
+			return nil // not an item: the pusher writes none so
+		}
+		i, ok := at[seq]
+		if !ok {
+			i = len(out)
+			at[seq] = i
+			out = append(out, stored{seq: seq})
+		}
+		out[i].msgs = append(out[i].msgs, m.Sequence)
+		if keep != nil && keep(seq) {
+			out[i].data = m.Data
+		}
+		return nil
+	}
+	subject := streams.InboxSubject(deviceKey)
+	var err error
+	if onLeader {
+		err = in.items.SubjectOnLeader(ctx, subject, each)
+	} else {
+		err = in.items.Subject(ctx, subject, each)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inbox of %s: %w", deviceKey, err)
+	}
+	slices.SortFunc(out, func(a, b stored) int { return cmpSeq(a.seq, b.seq) })
+	return out, nil
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// find returns deviceKey's items of the operation sequences seqs, with
+// their data, in operation order; what a replica did not have is looked
+// for on the leader.
+func (in *Inbox) find(ctx context.Context, deviceKey string, seqs []uint64) ([]stored, error) {
+	want := map[uint64]bool{}
+	for _, s := range seqs {
+		want[s] = true
+	}
+	keep := func(seq uint64) bool { return want[seq] }
+	all, err := in.read(ctx, deviceKey, keep, false)
+	if err != nil {
+		return nil, err
+	}
+	var found []stored
+	for _, it := range all {
+		if want[it.seq] {
+			found = append(found, it)
+			delete(want, it.seq)
+		}
+	}
+	if len(want) == 0 || !in.items.Replicated(ctx) {
+		return found, nil
+	}
+	all, err = in.read(ctx, deviceKey, keep, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range all {
+		if want[it.seq] {
+			found = append(found, it)
+		}
+	}
+	slices.SortFunc(found, func(a, b stored) int { return cmpSeq(a.seq, b.seq) })
+	return found, nil
+}
+
+// seqsOf returns the operation sequences of the delivery ids that name
+// deviceKey; the others name no item of its inbox.
+func seqsOf(deviceKey string, ids ...string) []uint64 {
+	var out []uint64
+	for _, id := range ids {
+		if seq, dev, ok := delivery.ParseID(id); ok && dev == deviceKey {
+			out = append(out, seq)
+		}
+	}
+	return out
+}
+
 // Pull returns up to limit items of deviceKey's inbox in delivery order,
 // after the delivery id after ("" from the start).
 func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (Page, error) {
-	keys, err := in.keys(ctx, deviceKey)
+	all, err := in.read(ctx, deviceKey, nil, false)
 	if err != nil {
 		return Page{}, err
 	}
-	start := 0
-	if after != "" {
-		if seq, dev, ok := delivery.ParseID(after); ok && dev == deviceKey {
-			ak := delivery.InboxKey(deviceKey, seq)
-			start = sort.SearchStrings(keys, ak)
-			if start < len(keys) && keys[start] == ak {
-				start++
-			}
-		}
+	if a := seqsOf(deviceKey, after); len(a) == 1 {
+		all = all[countBelow(all, a[0]+1):]
 	}
 	page := Page{Items: []jsontext.Value{}}
-	for _, k := range keys[start:] {
+	for _, it := range all {
 		if len(page.Items) == limit {
 			page.HasMore = true
 			break
 		}
-		e, err := in.items.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
+		m, err := in.items.Msg(ctx, it.msgs[len(it.msgs)-1])
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // acked meanwhile
 		}
 		if err != nil {
-			return Page{}, fmt.Errorf("inbox %s: %w", k, err)
+			return Page{}, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
 		}
-		page.Items = append(page.Items, jsontext.Value(e.Value()))
+		page.Items = append(page.Items, jsontext.Value(m.Data))
 	}
 	return page, nil
+}
+
+// countBelow is how many of items (in operation order) are of sequences
+// below seq.
+func countBelow(items []stored, seq uint64) int {
+	n, _ := slices.BinarySearchFunc(items, seq, func(it stored, s uint64) int { return cmpSeq(it.seq, s) })
+	return n
 }
 
 // Get returns the item of deviceKey's inbox with delivery id deliveryID
 // (the one a wake-up push named), nil when there is none: never delivered
 // there, another device's, or acked already. Non-destructive.
 func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontext.Value, error) {
-	seq, dev, ok := delivery.ParseID(deliveryID)
-	if !ok || dev != deviceKey {
+	seqs := seqsOf(deviceKey, deliveryID)
+	if len(seqs) == 0 {
 		return nil, nil
 	}
-	k := delivery.InboxKey(deviceKey, seq)
-	e, err := in.items.Get(ctx, k)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+	found, err := in.find(ctx, deviceKey, seqs)
+	if err != nil || len(found) == 0 {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("inbox %s: %w", k, err)
-	}
-	return jsontext.Value(e.Value()), nil
+	return jsontext.Value(found[0].data), nil
 }
 
 // Take is the legacy pull (PushGo's /messages/pull): it returns the item
@@ -121,36 +219,44 @@ func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontex
 // an error while removing returns the items with it (they stay in the
 // inbox and come again with the next pull: at least once).
 func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit int) ([]jsontext.Value, error) {
-	var keys []string
+	var taken []stored
 	if deliveryID != "" {
-		seq, dev, ok := delivery.ParseID(deliveryID)
-		if !ok || dev != deviceKey {
+		seqs := seqsOf(deviceKey, deliveryID)
+		if len(seqs) == 0 {
 			return []jsontext.Value{}, nil
 		}
-		keys = []string{delivery.InboxKey(deviceKey, seq)}
-	} else {
-		var err error
-		if keys, err = in.keys(ctx, deviceKey); err != nil {
+		found, err := in.find(ctx, deviceKey, seqs)
+		if err != nil {
 			return nil, err
 		}
-	}
-	items, taken := []jsontext.Value{}, []jetstream.KeyValueEntry{}
-	for _, k := range keys {
-		if len(items) == limit {
-			break
-		}
-		e, err := in.items.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // acked meanwhile
-		}
+		taken = found
+	} else {
+		n := 0
+		all, err := in.read(ctx, deviceKey, func(uint64) bool { n++; return n <= limit }, false)
 		if err != nil {
-			return nil, fmt.Errorf("inbox %s: %w", k, err)
+			return nil, err
 		}
-		items, taken = append(items, jsontext.Value(e.Value())), append(taken, e)
+		taken = all[:min(limit, len(all))]
 	}
-	for _, e := range taken {
-		if err := in.remove(ctx, e); err != nil {
-			return items, fmt.Errorf("take %s: %w", e.Key(), err)
+	items := []jsontext.Value{}
+	for _, it := range taken {
+		if it.data == nil {
+			// Its first message came past the limit (stored again after
+			// later items): read the latest.
+			m, err := in.items.Msg(ctx, it.msgs[len(it.msgs)-1])
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
+			}
+			it.data = m.Data
+		}
+		items = append(items, jsontext.Value(it.data))
+	}
+	for _, it := range taken {
+		if _, err := in.remove(ctx, it); err != nil {
+			return items, fmt.Errorf("take %s: %w", delivery.ID(it.seq, deviceKey), err)
 		}
 	}
 	return items, nil
@@ -159,54 +265,45 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 // Ack removes the items with the given delivery ids from deviceKey's inbox
 // and reports how many were there.
 func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, error) {
+	seqs := seqsOf(deviceKey, ids...)
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	found, err := in.find(ctx, deviceKey, seqs)
+	if err != nil {
+		return 0, err
+	}
 	removed := 0
-	for _, id := range ids {
-		seq, dev, ok := delivery.ParseID(id)
-		if !ok || dev != deviceKey {
-			continue
+	for _, it := range found {
+		ok, err := in.remove(ctx, it)
+		if err != nil {
+			return removed, fmt.Errorf("ack %s: %w", delivery.ID(it.seq, deviceKey), err)
 		}
-		k := delivery.InboxKey(deviceKey, seq)
-		e, err := in.items.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		} else if err != nil {
-			return removed, fmt.Errorf("inbox %s: %w", k, err)
+		if ok {
+			removed++
 		}
-		if err := in.remove(ctx, e); err != nil {
-			return removed, fmt.Errorf("ack %s: %w", k, err)
-		}
-		removed++
 	}
 	return removed, nil
 }
 
-// remove removes every message of e's key from the bucket's stream (see
-// Inbox), with a purge of the stream, not of the key: the key-value purge
-// leaves its marker. A revision stored since the read (a retry of the
-// push) is the same delivery, which the device has: it goes too.
-func (in *Inbox) remove(ctx context.Context, e jetstream.KeyValueEntry) error {
-	return in.stream.Purge(ctx, jetstream.WithPurgeSubject(inboxSubjects+e.Key()))
-}
-
-// inboxSubjects is the subject prefix of the bucket's keys.
-const inboxSubjects = "$KV." + streams.InboxBucket + "."
-
-func (in *Inbox) keys(ctx context.Context, deviceKey string) ([]string, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	kl, err := in.kv.ListKeysFiltered(ctx, deviceKey+".*")
-	if err != nil {
-		return nil, fmt.Errorf("list inbox of %s: %w", deviceKey, err)
-	}
-	defer func() { _ = kl.Stop() }()
-	var keys []string
-	for k := range kl.Keys() {
-		if strings.HasPrefix(k, deviceKey+".") {
-			keys = append(keys, k)
+// remove deletes the messages of it and reports whether it deleted any:
+// a message the broker no longer holds was removed by another ack or
+// pull meanwhile.
+func (in *Inbox) remove(ctx context.Context, it stored) (bool, error) {
+	removed := false
+	for _, seq := range it.msgs {
+		// The broker answers a sequence it does not hold with an error
+		// that nats.go wraps only as "unsuccessful".
+		err := in.items.Direct().DeleteMsg(ctx, seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful):
+		case err != nil:
+			return removed, err
+		default:
+			removed = true
 		}
 	}
-	sort.Strings(keys) // zero-padded sequences: key order is delivery order
-	return keys, nil
+	return removed, nil
 }
 
 // Item decodes one stored item (for tests and tools).

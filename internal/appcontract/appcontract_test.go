@@ -24,10 +24,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -439,13 +441,11 @@ func TestSubscriptions(t *testing.T) {
 // 4 KiB, and returns its delivery id.
 func (s *stack) putInbox(dev string, seq uint64, payload map[string]string) string {
 	s.t.Helper()
-	kv, err := s.js.KeyValue(context.Background(), streams.InboxBucket)
-	if err != nil {
-		s.t.Fatal(err)
-	}
 	id := delivery.ID(seq, dev)
-	b, _ := json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: payload})
-	if _, err := kv.Put(context.Background(), delivery.InboxKey(dev, seq), b); err != nil {
+	m := nats.NewMsg(streams.InboxSubject(dev))
+	m.Header.Set(streams.HeaderInboxSeq, strconv.FormatUint(seq, 10))
+	m.Data, _ = json.Marshal(delivery.InboxItem{DeliveryID: id, Payload: payload})
+	if _, err := s.js.PublishMsg(context.Background(), m); err != nil {
 		s.t.Fatal(err)
 	}
 	return id

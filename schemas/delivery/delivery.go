@@ -214,21 +214,6 @@ func StatusOf(expanded bool, c Counts) string {
 	return StatusPartiallyFailed
 }
 
-// InboxKey is the inbox bucket key of a delivery: "<device_key>.<seq>",
-// so a device's inbox is one key prefix, in sequence order when the
-// sequence is zero-padded.
-func InboxKey(deviceKey string, seq uint64) string {
-	return deviceKey + "." + padSeq(seq)
-}
-
-func padSeq(seq uint64) string {
-	s := strconv.FormatUint(seq, 10)
-	if len(s) >= 20 {
-		return s
-	}
-	return strings.Repeat("0", 20-len(s)) + s
-}
-
 // InboxItem is one item of a device's inbox (/v2/messages/pull).
 type InboxItem struct {
 	DeliveryID string            `json:"delivery_id"`

@@ -1,0 +1,117 @@
+package leaderread
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The status headers of the broker's answers without a message (nats.go
+// keeps its names of them unexported).
+const (
+	statusHeader      = "Status"
+	descriptionHeader = "Description"
+)
+
+// subjectBatch is how many messages one batched direct get asks for.
+const subjectBatch = 512
+
+// Subject calls fn with every message of subject (no wildcards), in
+// stream order, read through batched direct gets (one request answers up
+// to subjectBatch messages; fn keeps what it needs of each). A replica
+// behind its leader may answer, so a message stored just before the call
+// can be missing: where that loses something, the caller asks
+// SubjectOnLeader for what it did not find. An error of fn ends the read
+// and is returned.
+func (s *Stream) Subject(ctx context.Context, subject string, fn func(*jetstream.RawStreamMsg) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
+		defer cancel()
+	}
+	for from := uint64(1); ; {
+		n, last, err := s.batch(ctx, subject, from, fn)
+		if err != nil {
+			return fmt.Errorf("read %s of %s: %w", subject, s.name, err)
+		}
+		if n < subjectBatch {
+			return nil
+		}
+		from = last + 1
+	}
+}
+
+// SubjectOnLeader is Subject as the leader holds the stream: one round
+// trip a message, for the rare read that must see a write acknowledged an
+// instant before.
+func (s *Stream) SubjectOnLeader(ctx context.Context, subject string, fn func(*jetstream.RawStreamMsg) error) error {
+	for from := uint64(1); ; {
+		m, err := s.NextForSubject(ctx, subject, from)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		from = m.Sequence + 1
+	}
+}
+
+// directBatchRequest is the body of a batched $JS.API.DIRECT.GET.
+type directBatchRequest struct {
+	Seq     uint64 `json:"seq"`
+	NextFor string `json:"next_by_subj"`
+	Batch   int    `json:"batch"`
+}
+
+// batch calls fn with the messages of subject from sequence from, up to
+// subjectBatch, and returns how many and the last one's sequence. The broker answers each
+// message as a message of its own on the reply subject and ends with a
+// status 204 (end of batch), or answers 404 when there is none.
+func (s *Stream) batch(ctx context.Context, subject string, from uint64, fn func(*jetstream.RawStreamMsg) error) (n int, last uint64, err error) {
+	nc := s.js.Conn()
+	reply := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(reply)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	body, err := json.Marshal(directBatchRequest{Seq: from, NextFor: subject, Batch: subjectBatch})
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := nc.PublishRequest(s.directSubject, reply, body); err != nil {
+		return 0, 0, err
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return n, last, err
+		}
+		if status := m.Header.Get(statusHeader); status != "" {
+			switch status {
+			case "204", "404": // end of the batch; none at all
+				return n, last, nil
+			case "503":
+				return n, last, nats.ErrNoResponders
+			}
+			return n, last, fmt.Errorf("direct get: status %s %s", status, m.Header.Get(descriptionHeader))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return n, last, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get(jetstream.SequenceHeader), err)
+		}
+		n, last = n+1, seq
+		if err := fn(&jetstream.RawStreamMsg{Subject: m.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: m.Header, Data: m.Data}); err != nil {
+			return n, last, err
+		}
+	}
+}
