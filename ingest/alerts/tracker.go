@@ -358,7 +358,9 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 // nothing (the same content) and records again.
 func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash}, e)
+		// Acknowledged already (a re-sent acknowledge, after a held
+		// report changed the Event's latest content): no alert again.
+		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash, quiet: e.Acked}, e)
 		if aerr != nil {
 			return out, aerr
 		}

@@ -404,20 +404,16 @@ func TestTriggerOfAnAcknowledgedEventOnAnotherReplica(t *testing.T) {
 			if o, aerr := b.Open(ctx, trigger("95%")); aerr != nil || !o.Unchanged {
 				t.Fatalf("the same trigger again: %+v %v", o, aerr)
 			}
-			m, err := s.GetMsg(ctx, held.Seq)
-			if err != nil {
-				t.Fatal(err)
+			if op, p := appended(t, s, held.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
+				t.Fatalf("held trigger appended %s %+v, want a background update keeping the acknowledgement", op, p)
 			}
-			var env ops.Envelope
-			var p ops.EventPayload
-			if err := json.Unmarshal(m.Data, &env); err != nil {
-				t.Fatal(err)
+			// The tool sends its acknowledge again: no alert again either.
+			reack, aerr := a.Acknowledge(ctx, trigger("").Key, ack, "ack")
+			if aerr != nil || !reack.Updated {
+				t.Fatalf("acknowledge again: %+v %v", reack, aerr)
 			}
-			if err := json.Unmarshal(env.Payload, &p); err != nil {
-				t.Fatal(err)
-			}
-			if env.Op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
-				t.Fatalf("held trigger appended %s %+v, want a background update keeping the acknowledgement", env.Op, p)
+			if op, p := appended(t, s, reack.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
+				t.Fatalf("a re-sent acknowledge appended %s %+v, want a background update", op, p)
 			}
 
 			resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
@@ -428,9 +424,31 @@ func TestTriggerOfAnAcknowledgedEventOnAnotherReplica(t *testing.T) {
 			if aerr != nil || !next.Created || next.EventID == first.EventID {
 				t.Fatalf("trigger after the close: %+v %v", next, aerr)
 			}
-			if again, aerr := b.Open(ctx, trigger("99%")); aerr != nil || !again.Updated || again.EventID != next.EventID {
-				t.Fatalf("the new Event is not acknowledged: %+v %v", again, aerr)
+			again, aerr := b.Open(ctx, trigger("99%"))
+			if aerr != nil || !again.Updated || again.EventID != next.EventID {
+				t.Fatalf("a trigger of the new Event: %+v %v", again, aerr)
+			}
+			if op, p := appended(t, s, again.Seq); op != ops.EventUpdate || p.Status != "firing" || p.Refresh {
+				t.Fatalf("a trigger of the new Event appended %s %+v: it is not acknowledged", op, p)
 			}
 		})
 	}
+}
+
+// appended decodes the event operation at seq.
+func appended(t *testing.T, s jetstream.Stream, seq uint64) (ops.Name, ops.EventPayload) {
+	t.Helper()
+	m, err := s.GetMsg(context.Background(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env ops.Envelope
+	var p ops.EventPayload
+	if err := json.Unmarshal(m.Data, &env); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(env.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	return env.Op, p
 }

@@ -194,12 +194,18 @@ func TestPagerDutyAcknowledgedStaysAcknowledged(t *testing.T) {
 		t.Fatalf("history %d after the same trigger again, want %d", n, h+1)
 	}
 
+	// The tool sends its acknowledge again: no alert either.
+	it.pagerduty(pdBody(it.token, "acknowledge", "srv02/disk", ""), 202)
+	if got := pushes(4); got[3].High || got[3].Body != "Acknowledged" {
+		t.Fatalf("a re-sent acknowledge pushed %+v, want a background update", got[3])
+	}
+
 	// Resolved, the next trigger is a new incident.
 	it.pagerduty(pdBody(it.token, "resolve", "srv02/disk", ""), 202)
 	if e := it.event(id); e["state"] != "CLOSED" || e["status"] != "resolved" {
 		t.Fatalf("resolved event %v", e)
 	}
-	n := len(pushes(4))
+	n := len(pushes(5))
 	it.pagerduty(pdBody(it.token, "trigger", "srv02/disk", again), 202)
 	var next map[string]any
 	for _, e := range it.events("ONGOING") {

@@ -199,10 +199,13 @@ type EventPayload struct {
 	// the event itself with status timed_out. An operation without it
 	// keeps the event's deadline; a close clears it.
 	Deadline *int64 `json:"deadline,omitempty"`
-	// Refresh marks an integration update that re-asserts an open event
-	// without changing what it says (it only moves the deadline): it is
-	// pushed as a background update, so a tool that re-sends an open
-	// problem every minute does not ring the phone every minute.
+	// Refresh marks an integration update that is pushed as a background
+	// update: one that re-asserts an open event without changing what it
+	// says (it only moves the deadline), so a tool that re-sends an open
+	// problem every minute does not ring the phone every minute, or one
+	// that an acknowledged event takes in without alerting anyone again (a
+	// PagerDuty trigger of an acknowledged incident, its re-sent
+	// acknowledge). It is folded as any update.
 	Refresh bool `json:"refresh,omitzero"`
 }
 
