@@ -48,7 +48,6 @@ const maxPendingItems = 1024
 func itemMsg(deviceKey string, seq uint64, item []byte) *nats.Msg {
 	m := nats.NewMsg(streams.InboxSubject(deviceKey))
 	m.Header.Set(streams.HeaderInboxSeq, strconv.FormatUint(seq, 10))
-	m.Header.Set(jetstream.MsgIDHeader, strconv.FormatUint(seq, 10)+":"+deviceKey)
 	m.Data = item
 	return m
 }
