@@ -11,11 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The status headers of the broker's answers without a message (nats.go
-// keeps its names of them unexported).
+// The headers of the broker's answers without a message (nats.go keeps
+// its names of them unexported).
 const (
 	statusHeader      = "Status"
 	descriptionHeader = "Description"
+	numPendingHeader  = "Nats-Num-Pending"
 )
 
 // subjectBatch is how many messages one batched direct get asks for.
@@ -35,11 +36,11 @@ func (s *Stream) Subject(ctx context.Context, subject string, fn func(*jetstream
 		defer cancel()
 	}
 	for from := uint64(1); ; {
-		n, last, err := s.batch(ctx, subject, from, fn)
+		n, last, more, err := s.batch(ctx, subject, from, fn)
 		if err != nil {
 			return fmt.Errorf("read %s of %s: %w", subject, s.name, err)
 		}
-		if n < subjectBatch {
+		if !more || n == 0 {
 			return nil
 		}
 		from = last + 1
@@ -73,45 +74,54 @@ type directBatchRequest struct {
 }
 
 // batch calls fn with the messages of subject from sequence from, up to
-// subjectBatch, and returns how many and the last one's sequence. The broker answers each
-// message as a message of its own on the reply subject and ends with a
-// status 204 (end of batch), or answers 404 when there is none.
-func (s *Stream) batch(ctx context.Context, subject string, from uint64, fn func(*jetstream.RawStreamMsg) error) (n int, last uint64, err error) {
+// subjectBatch, and returns how many, the last one's sequence, and whether
+// the subject has more after it. The broker answers each message as a
+// message of its own on the reply subject and ends with a status 204 (end
+// of batch) that says how many are left (Nats-Num-Pending: a batch also
+// ends early, past the server's max_pending bytes), or answers 404 when
+// there is none.
+func (s *Stream) batch(ctx context.Context, subject string, from uint64, fn func(*jetstream.RawStreamMsg) error) (n int, last uint64, more bool, err error) {
 	nc := s.js.Conn()
 	reply := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(reply)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	body, err := json.Marshal(directBatchRequest{Seq: from, NextFor: subject, Batch: subjectBatch})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	if err := nc.PublishRequest(s.directSubject, reply, body); err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return n, last, err
+			return n, last, false, err
 		}
 		if status := m.Header.Get(statusHeader); status != "" {
 			switch status {
-			case "204", "404": // end of the batch; none at all
-				return n, last, nil
+			case "204": // end of the batch
+				left, err := strconv.ParseUint(m.Header.Get(numPendingHeader), 10, 64)
+				if err != nil {
+					return n, last, false, fmt.Errorf("direct get: end of batch without the count left: %q", m.Header.Get(numPendingHeader))
+				}
+				return n, last, left > 0, nil
+			case "404": // none at all
+				return n, last, false, nil
 			case "503":
-				return n, last, nats.ErrNoResponders
+				return n, last, false, nats.ErrNoResponders
 			}
-			return n, last, fmt.Errorf("direct get: status %s %s", status, m.Header.Get(descriptionHeader))
+			return n, last, false, fmt.Errorf("direct get: status %s %s", status, m.Header.Get(descriptionHeader))
 		}
 		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err != nil {
-			return n, last, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get(jetstream.SequenceHeader), err)
+			return n, last, false, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get(jetstream.SequenceHeader), err)
 		}
 		n, last = n+1, seq
 		if err := fn(&jetstream.RawStreamMsg{Subject: m.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: m.Header, Data: m.Data}); err != nil {
-			return n, last, err
+			return n, last, false, err
 		}
 	}
 }
