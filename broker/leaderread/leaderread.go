@@ -160,9 +160,10 @@ func (s *Stream) NextForSubject(ctx context.Context, subject string, from uint64
 
 // msgGetRequest is the body of $JS.API.STREAM.MSG.GET.
 type msgGetRequest struct {
-	Seq     uint64 `json:"seq,omitempty"`
-	LastFor string `json:"last_by_subj,omitempty"`
-	NextFor string `json:"next_by_subj,omitempty"`
+	Seq       uint64     `json:"seq,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	LastFor   string     `json:"last_by_subj,omitempty"`
+	NextFor   string     `json:"next_by_subj,omitempty"`
 }
 
 type msgGetResponse struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,37 +23,48 @@ const (
 // subjectBatch is how many messages one batched direct get asks for.
 const subjectBatch = 512
 
-// Subject calls fn with every message of subject (no wildcards), in
-// stream order, read through batched direct gets (one request answers up
-// to subjectBatch messages; fn keeps what it needs of each). A replica
-// behind its leader may answer, so a message stored just before the call
-// can be missing: where that loses something, the caller asks
-// SubjectOnLeader for what it did not find. An error of fn ends the read
-// and is returned.
-func (s *Stream) Subject(ctx context.Context, subject string, fn func(*jetstream.RawStreamMsg) error) error {
+// Subject calls fn with every message of subject (no wildcards) stored at
+// or after since (the zero time: all of them), in stream order, read
+// through batched direct gets (one request answers up to subjectBatch
+// messages; fn keeps what it needs of each). A replica behind its leader
+// may answer, so a message stored just before the call can be missing:
+// where that loses something, the caller asks SubjectOnLeader for what
+// came after the last message it read. An error of fn ends the read and is
+// returned.
+func (s *Stream) Subject(ctx context.Context, subject string, since time.Time, fn func(*jetstream.RawStreamMsg) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
 		defer cancel()
 	}
-	for from := uint64(1); ; {
-		n, last, more, err := s.batch(ctx, subject, from, fn)
+	req := directBatchRequest{Seq: 1, NextFor: subject, Batch: subjectBatch}
+	if !since.IsZero() {
+		req.Seq, req.StartTime = 0, &since
+	}
+	for {
+		n, last, more, err := s.batch(ctx, req, fn)
 		if err != nil {
 			return fmt.Errorf("read %s of %s: %w", subject, s.name, err)
 		}
 		if !more || n == 0 {
 			return nil
 		}
-		from = last + 1
+		req.Seq, req.StartTime = last+1, nil
 	}
 }
 
-// SubjectOnLeader is Subject as the leader holds the stream: one round
-// trip a message, for the rare read that must see a write acknowledged an
+// SubjectOnLeader calls fn with the messages of subject at or after
+// sequence from, or when from is 0 stored at or after since (the zero
+// time: all of them), as the leader holds the stream: one round trip a
+// message, for the rare read that must see a write acknowledged an
 // instant before.
-func (s *Stream) SubjectOnLeader(ctx context.Context, subject string, fn func(*jetstream.RawStreamMsg) error) error {
-	for from := uint64(1); ; {
-		m, err := s.NextForSubject(ctx, subject, from)
+func (s *Stream) SubjectOnLeader(ctx context.Context, subject string, from uint64, since time.Time, fn func(*jetstream.RawStreamMsg) error) error {
+	req := msgGetRequest{Seq: max(from, 1), NextFor: subject}
+	if from == 0 && !since.IsZero() {
+		req.Seq, req.StartTime = 0, &since
+	}
+	for {
+		m, err := s.leader(ctx, req)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
@@ -62,25 +74,26 @@ func (s *Stream) SubjectOnLeader(ctx context.Context, subject string, fn func(*j
 		if err := fn(m); err != nil {
 			return err
 		}
-		from = m.Sequence + 1
+		req.Seq, req.StartTime = m.Sequence+1, nil
 	}
 }
 
 // directBatchRequest is the body of a batched $JS.API.DIRECT.GET.
 type directBatchRequest struct {
-	Seq     uint64 `json:"seq"`
-	NextFor string `json:"next_by_subj"`
-	Batch   int    `json:"batch"`
+	Seq       uint64     `json:"seq,omitempty"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+	NextFor   string     `json:"next_by_subj"`
+	Batch     int        `json:"batch"`
 }
 
-// batch calls fn with the messages of subject from sequence from, up to
-// subjectBatch, and returns how many, the last one's sequence, and whether
+// batch calls fn with the messages req asks for (of a subject, from a
+// sequence or a time, up to subjectBatch), and returns how many, the last one's sequence, and whether
 // the subject has more after it. The broker answers each message as a
 // message of its own on the reply subject and ends with a status 204 (end
 // of batch) that says how many are left (Nats-Num-Pending: a batch also
 // ends early, past the server's max_pending bytes), or answers 404 when
 // there is none.
-func (s *Stream) batch(ctx context.Context, subject string, from uint64, fn func(*jetstream.RawStreamMsg) error) (n int, last uint64, more bool, err error) {
+func (s *Stream) batch(ctx context.Context, req directBatchRequest, fn func(*jetstream.RawStreamMsg) error) (n int, last uint64, more bool, err error) {
 	nc := s.js.Conn()
 	reply := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(reply)
@@ -88,7 +101,7 @@ func (s *Stream) batch(ctx context.Context, subject string, from uint64, fn func
 		return 0, 0, false, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	body, err := json.Marshal(directBatchRequest{Seq: from, NextFor: subject, Batch: subjectBatch})
+	body, err := json.Marshal(req)
 	if err != nil {
 		return 0, 0, false, err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -33,9 +34,19 @@ import (
 // An acked or taken item's messages are deleted: a deleted message leaves
 // nothing on its subject, and the broker's memory holds one entry per
 // device with items, not one per item.
+//
+// A read for given delivery ids (an ack, a wake-up's fetch, a pull after a
+// cursor) starts at its earliest operation's time, less opClockSlack: an
+// item is stored after its operation, so the device's older items, its
+// backlog while it was offline, are not read again by each ack.
 type Inbox struct {
 	items *leaderread.Stream
+	ops   *leaderread.Stream
 }
+
+// opClockSlack covers the clocks of the servers that lead PUSHGO_OPS and
+// PUSHGO_INBOX, which stamp an operation and its items.
+const opClockSlack = time.Minute
 
 // Open binds the inbox stream, which streams.Ensure created.
 func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
@@ -43,7 +54,25 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inbox{items: s}, nil
+	o, err := leaderread.Open(ctx, js, streams.Ops)
+	if err != nil {
+		return nil, err
+	}
+	return &Inbox{items: s, ops: o}, nil
+}
+
+// since is where a read for the operations seqs starts: the earliest's
+// time less opClockSlack, or the zero time (everything) when it is not in
+// the log any more or cannot be read.
+func (in *Inbox) since(ctx context.Context, seqs []uint64) time.Time {
+	if len(seqs) == 0 {
+		return time.Time{}
+	}
+	m, err := in.ops.Msg(ctx, slices.Min(seqs))
+	if err != nil || m.Time.IsZero() {
+		return time.Time{}
+	}
+	return m.Time.Add(-opClockSlack)
 }
 
 // Page is the data of /v2/messages/pull.
@@ -65,13 +94,16 @@ type stored struct {
 	data []byte
 }
 
-// read returns deviceKey's items in operation order, each once. keep
-// says which items' data to keep (nil: none); onLeader reads the stream's
-// leader.
-func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint64) bool, onLeader bool) ([]stored, error) {
+// read returns deviceKey's items stored since then (the zero time: all)
+// in operation order, each once, and the last stream sequence it read (0:
+// none). keep says which items' data to keep (nil: none). With onLeader
+// it reads the stream's leader, from stream sequence from when not 0.
+func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint64) bool, since time.Time, onLeader bool, from uint64) ([]stored, uint64, error) {
 	var out []stored
+	var last uint64
 	at := map[uint64]int{}
 	each := func(m *jetstream.RawStreamMsg) error {
+		last = m.Sequence
 		seq, err := strconv.ParseUint(m.Header.Get(streams.HeaderInboxSeq), 10, 64)
 		if err != nil {
 			return nil // not an item: the pusher writes none so
@@ -91,15 +123,15 @@ func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint6
 	subject := streams.InboxSubject(deviceKey)
 	var err error
 	if onLeader {
-		err = in.items.SubjectOnLeader(ctx, subject, each)
+		err = in.items.SubjectOnLeader(ctx, subject, from, since, each)
 	} else {
-		err = in.items.Subject(ctx, subject, each)
+		err = in.items.Subject(ctx, subject, since, each)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("inbox of %s: %w", deviceKey, err)
+		return nil, 0, fmt.Errorf("inbox of %s: %w", deviceKey, err)
 	}
 	slices.SortFunc(out, func(a, b stored) int { return cmpSeq(a.seq, b.seq) })
-	return out, nil
+	return out, last, nil
 }
 
 func cmpSeq(a, b uint64) int {
@@ -121,7 +153,8 @@ func (in *Inbox) find(ctx context.Context, deviceKey string, seqs []uint64) ([]s
 		want[s] = true
 	}
 	keep := func(seq uint64) bool { return want[seq] }
-	all, err := in.read(ctx, deviceKey, keep, false)
+	since := in.since(ctx, seqs)
+	all, last, err := in.read(ctx, deviceKey, keep, since, false, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -135,13 +168,19 @@ func (in *Inbox) find(ctx context.Context, deviceKey string, seqs []uint64) ([]s
 	if len(want) == 0 || !in.items.Replicated(ctx) {
 		return found, nil
 	}
-	all, err = in.read(ctx, deviceKey, keep, true)
+	// What the replica did not have comes after what it had.
+	var from uint64
+	if last > 0 {
+		from = last + 1
+	}
+	all, _, err = in.read(ctx, deviceKey, keep, since, true, from)
 	if err != nil {
 		return nil, err
 	}
 	for _, it := range all {
 		if want[it.seq] {
 			found = append(found, it)
+			delete(want, it.seq)
 		}
 	}
 	slices.SortFunc(found, func(a, b stored) int { return cmpSeq(a.seq, b.seq) })
@@ -163,11 +202,12 @@ func seqsOf(deviceKey string, ids ...string) []uint64 {
 // Pull returns up to limit items of deviceKey's inbox in delivery order,
 // after the delivery id after ("" from the start).
 func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (Page, error) {
-	all, err := in.read(ctx, deviceKey, nil, false)
+	a := seqsOf(deviceKey, after)
+	all, _, err := in.read(ctx, deviceKey, nil, in.since(ctx, a), false, 0)
 	if err != nil {
 		return Page{}, err
 	}
-	if a := seqsOf(deviceKey, after); len(a) == 1 {
+	if len(a) == 1 {
 		all = all[countBelow(all, a[0]+1):]
 	}
 	page := Page{Items: []jsontext.Value{}}
@@ -232,7 +272,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 		taken = found
 	} else {
 		n := 0
-		all, err := in.read(ctx, deviceKey, func(uint64) bool { n++; return n <= limit }, false)
+		all, _, err := in.read(ctx, deviceKey, func(uint64) bool { n++; return n <= limit }, time.Time{}, false, 0)
 		if err != nil {
 			return nil, err
 		}
