@@ -38,6 +38,9 @@ type inbox struct {
 type pendingItem struct {
 	f          jetstream.PubAckFuture
 	deliveryID string
+	// deadline is when the item counts as not stored: its publish time
+	// plus inboxAnswerWait.
+	deadline time.Time
 }
 
 // maxPendingItems bounds the inbox items unanswered at once.
@@ -69,15 +72,16 @@ func (in *inbox) putAsync(ctx context.Context, deviceKey string, seq uint64, ite
 		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
 	}
 	select {
-	case in.pending <- pendingItem{f: f, deliveryID: delivery.ID(seq, deviceKey)}:
+	case in.pending <- pendingItem{f: f, deliveryID: delivery.ID(seq, deviceKey), deadline: time.Now().Add(inboxAnswerWait)}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// inboxAnswerWait bounds the wait for one item's answer: the pusher's
-// asynchronous publishes have no timeout of their own.
+// inboxAnswerWait bounds the wait for one item's answer, from its publish:
+// the pusher's asynchronous publishes have no timeout of their own, and a
+// publish in flight when the stream's leader dies is never answered.
 const inboxAnswerWait = 5 * time.Second
 
 // runAnswers reads the broker's answers to the items putAsync published,
@@ -95,15 +99,25 @@ func (in *inbox) runAnswers(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		t.Reset(inboxAnswerWait)
+		// The deadline runs from the item's publish, not from the answer
+		// before it: when the stream's leader died with many items in
+		// flight, their waits overlap instead of adding up (one after the
+		// other, 5 s each, they held every push behind a full pending
+		// queue for minutes).
+		t.Reset(time.Until(it.deadline))
 		var err error
 		select {
 		case <-it.f.Ok():
 		case err = <-it.f.Err():
-		case <-t.C:
-			err = fmt.Errorf("no answer from the broker in %s", inboxAnswerWait)
-		case <-ctx.Done():
-			return nil
+		default:
+			select {
+			case <-it.f.Ok():
+			case err = <-it.f.Err():
+			case <-t.C:
+				err = fmt.Errorf("no answer from the broker in %s", inboxAnswerWait)
+			case <-ctx.Done():
+				return nil
+			}
 		}
 		if err != nil {
 			in.misses.Inc()
