@@ -177,7 +177,7 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 	// a client retries its 503 like any other.
 	reg := chanCred{Password: "registry-" + randomHex(t, 8)}
 	reg.ID = retry503(t, a, "/channel/create", map[string]any{"channel_name": "cluster-registry", "password": reg.Password})["channel_id"].(string)
-	var tokens []string
+	var tokens, devices []string
 	register := func(g *gateway, n int) {
 		t.Helper()
 		for i := range n {
@@ -186,6 +186,7 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 			retry503(t, g, "/channel/device", map[string]any{"device_key": dev, "channel_type": "fcm", "provider_token": tok})
 			retry503(t, g, "/channel/subscribe", map[string]any{"device_key": dev, "channel_id": reg.ID, "password": reg.Password})
 			tokens = append(tokens, tok)
+			devices = append(devices, dev)
 		}
 	}
 	register(a, 10)
@@ -227,6 +228,30 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 		return true
 	})
 	t.Logf("registry: 20 devices registered before the kill and 20 after, every one subscribed and pushed")
+	// Each push's item waits in its device's inbox (written by the
+	// pushers, read and deleted by ingest, each under its role's
+	// permissions on the cluster) until the app acks it.
+	for _, dev := range devices {
+		var id string
+		// The item is stored beside the push: it may land an instant after.
+		waitFor(t, "device "+dev+": the pushed message in its inbox", 30*time.Second, func() bool {
+			for _, it := range retry503(t, a, "/v2/messages/pull", map[string]any{"device_key": dev})["items"].([]any) {
+				item := it.(map[string]any)
+				if item["payload"].(map[string]any)["title"] == title {
+					id = item["delivery_id"].(string)
+				}
+			}
+			return id != ""
+		})
+		if n := retry503(t, b, "/v2/messages/ack", map[string]any{"device_key": dev, "delivery_ids": []string{id}})["removed_count"]; fmt.Sprint(n) != "1" {
+			t.Fatalf("device %s: ack of %s removed %v", dev, id, n)
+		}
+		for _, it := range retry503(t, a, "/v2/messages/pull", map[string]any{"device_key": dev})["items"].([]any) {
+			if it.(map[string]any)["delivery_id"] == id {
+				t.Fatalf("device %s: %s is still in its inbox after its ack", dev, id)
+			}
+		}
+	}
 	c.restart(leader)
 	for _, bucket := range registryBuckets {
 		c.waitReplicasCurrent(js, bucket, 60*time.Second)

@@ -32,17 +32,12 @@ const subjectBatch = 512
 // came after the last message it read. An error of fn ends the read and is
 // returned.
 func (s *Stream) Subject(ctx context.Context, subject string, since time.Time, fn func(*jetstream.RawStreamMsg) error) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
-		defer cancel()
-	}
 	req := directBatchRequest{Seq: 1, NextFor: subject, Batch: subjectBatch}
 	if !since.IsZero() {
 		req.Seq, req.StartTime = 0, &since
 	}
 	for {
-		n, last, more, err := s.batch(ctx, req, fn)
+		n, last, more, err := s.batch(ctx, req, fn) // each batch within its own timeout
 		if err != nil {
 			return fmt.Errorf("read %s of %s: %w", subject, s.name, err)
 		}
@@ -93,9 +88,20 @@ type directBatchRequest struct {
 // of batch) that says how many are left (Nats-Num-Pending: a batch also
 // ends early, past the server's max_pending bytes), or answers 404 when
 // there is none.
+//
+// Without a deadline of ctx, the batch has the JetStream context's default
+// timeout: a batch, not the whole read, so a long subject is read whole.
 func (s *Stream) batch(ctx context.Context, req directBatchRequest, fn func(*jetstream.RawStreamMsg) error) (n int, last uint64, more bool, err error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
+		defer cancel()
+	}
 	nc := s.js.Conn()
-	reply := nc.NewRespInbox()
+	// A reply subject of its own, not one under the connection's shared
+	// request subscription (NewRespInbox), which would receive every
+	// answer a second time.
+	reply := nc.NewInbox()
 	sub, err := nc.SubscribeSync(reply)
 	if err != nil {
 		return 0, 0, false, err

@@ -104,3 +104,27 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureLeavesStreamsAsTheyAre: each stream the broker holds after
+// Ensure has the settings its definition gives, as the broker stores them,
+// so the next start updates nothing. A stream defined with no duplicate
+// window was stored with the broker's default of two minutes, and updated
+// at every start.
+func TestEnsureLeavesStreamsAsTheyAre(t *testing.T) {
+	br := brokertest.Start(t)
+	ctx := context.Background()
+	o := streams.DefaultOptions()
+	if err := provision.Ensure(ctx, br.JS, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, def := range streams.AllStreams(o) {
+		s, err := br.JS.Stream(ctx, def.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if have := s.CachedInfo().Config; have.Duplicates != def.Duplicates || have.MaxAge != def.MaxAge || have.AllowDirect != def.AllowDirect {
+			t.Errorf("%s is stored with duplicates %s, max age %s, direct %v; defined %s, %s, %v: Ensure updates it at every start",
+				def.Name, have.Duplicates, have.MaxAge, have.AllowDirect, def.Duplicates, def.MaxAge, def.AllowDirect)
+		}
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // TestItemWrittenThroughAnotherServerIsThereAtOnce: on a 3-node cluster,
-// an inbox item the pusher stored through the bucket leader's server is
+// an inbox item the pusher stored through the stream leader's server is
 // there for the device at once through an ingest attached to a
 // follower's server (the device fetches it the moment the wake-up push
 // arrives), 300 times: Get returns it and Ack removes it. Before, both

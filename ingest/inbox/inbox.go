@@ -148,12 +148,16 @@ func cmpSeq(a, b uint64) int {
 // their data, in operation order; what a replica did not have is looked
 // for on the leader.
 func (in *Inbox) find(ctx context.Context, deviceKey string, seqs []uint64) ([]stored, error) {
+	return in.findFrom(ctx, deviceKey, seqs, in.since(ctx, seqs))
+}
+
+// findFrom is find, reading from since (the zero time: all).
+func (in *Inbox) findFrom(ctx context.Context, deviceKey string, seqs []uint64, since time.Time) ([]stored, error) {
 	want := map[uint64]bool{}
 	for _, s := range seqs {
 		want[s] = true
 	}
 	keep := func(seq uint64) bool { return want[seq] }
-	since := in.since(ctx, seqs)
 	all, last, err := in.read(ctx, deviceKey, keep, since, false, 0)
 	if err != nil {
 		return nil, err
@@ -244,6 +248,12 @@ func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontex
 		return nil, nil
 	}
 	found, err := in.find(ctx, deviceKey, seqs)
+	if err == nil && len(found) == 0 {
+		// Read again from the start: the servers' clocks may differ by
+		// more than opClockSlack. A wake-up's fetch of an item not there
+		// is rare; a repeated ack is not, so only this read does it.
+		found, err = in.findFrom(ctx, deviceKey, seqs, time.Time{})
+	}
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
@@ -332,16 +342,19 @@ func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, 
 func (in *Inbox) remove(ctx context.Context, it stored) (bool, error) {
 	removed := false
 	for _, seq := range it.msgs {
-		// The broker answers a sequence it does not hold with an error
-		// that nats.go wraps only as "unsuccessful".
 		err := in.items.Direct().DeleteMsg(ctx, seq)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful):
-		case err != nil:
+		if errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+			// nats.go wraps every refusal so; a message that is gone
+			// was removed by another ack, anything else is an error.
+			if _, gerr := in.items.Msg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+				continue
+			}
 			return removed, err
-		default:
-			removed = true
 		}
+		if err != nil {
+			return removed, err
+		}
+		removed = true
 	}
 	return removed, nil
 }
