@@ -6,6 +6,7 @@
 package inbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -130,18 +131,8 @@ func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint6
 	if err != nil {
 		return nil, 0, fmt.Errorf("inbox of %s: %w", deviceKey, err)
 	}
-	slices.SortFunc(out, func(a, b stored) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(out, func(a, b stored) int { return cmp.Compare(a.seq, b.seq) })
 	return out, last, nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // find returns deviceKey's items of the operation sequences seqs, with
@@ -187,7 +178,7 @@ func (in *Inbox) findFrom(ctx context.Context, deviceKey string, seqs []uint64, 
 			delete(want, it.seq)
 		}
 	}
-	slices.SortFunc(found, func(a, b stored) int { return cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(found, func(a, b stored) int { return cmp.Compare(a.seq, b.seq) })
 	return found, nil
 }
 
@@ -214,28 +205,35 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	if len(a) == 1 {
 		all = all[countBelow(all, a[0]+1):]
 	}
-	page := Page{Items: []jsontext.Value{}}
-	for _, it := range all {
-		if len(page.Items) == limit {
-			page.HasMore = true
-			break
+	items, _, more, err := in.load(ctx, deviceKey, all, limit)
+	return Page{Items: items, HasMore: more}, err
+}
+
+// load returns the data of the first limit of items (read without it),
+// each its latest message's, the items loaded, and whether any are left
+// after them. An item whose message has gone (acked meanwhile) is passed.
+func (in *Inbox) load(ctx context.Context, deviceKey string, items []stored, limit int) ([]jsontext.Value, []stored, bool, error) {
+	data, loaded := []jsontext.Value{}, []stored{}
+	for i, it := range items {
+		if len(data) == limit {
+			return data, loaded, i < len(items), nil
 		}
 		m, err := in.items.Msg(ctx, it.msgs[len(it.msgs)-1])
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // acked meanwhile
+			continue
 		}
 		if err != nil {
-			return Page{}, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
+			return nil, nil, false, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
 		}
-		page.Items = append(page.Items, jsontext.Value(m.Data))
+		data, loaded = append(data, jsontext.Value(m.Data)), append(loaded, it)
 	}
-	return page, nil
+	return data, loaded, false, nil
 }
 
 // countBelow is how many of items (in operation order) are of sequences
 // below seq.
 func countBelow(items []stored, seq uint64) int {
-	n, _ := slices.BinarySearchFunc(items, seq, func(it stored, s uint64) int { return cmpSeq(it.seq, s) })
+	n, _ := slices.BinarySearchFunc(items, seq, func(it stored, s uint64) int { return cmp.Compare(it.seq, s) })
 	return n
 }
 
@@ -269,6 +267,7 @@ func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontex
 // an error while removing returns the items with it (they stay in the
 // inbox and come again with the next pull: at least once).
 func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit int) ([]jsontext.Value, error) {
+	var items []jsontext.Value
 	var taken []stored
 	if deliveryID != "" {
 		seqs := seqsOf(deviceKey, deliveryID)
@@ -279,30 +278,18 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 		if err != nil {
 			return nil, err
 		}
-		taken = found
+		items, taken = []jsontext.Value{}, found
+		for _, it := range found {
+			items = append(items, jsontext.Value(it.data))
+		}
 	} else {
-		n := 0
-		all, _, err := in.read(ctx, deviceKey, func(uint64) bool { n++; return n <= limit }, time.Time{}, false, 0)
+		all, _, err := in.read(ctx, deviceKey, nil, time.Time{}, false, 0)
 		if err != nil {
 			return nil, err
 		}
-		taken = all[:min(limit, len(all))]
-	}
-	items := []jsontext.Value{}
-	for _, it := range taken {
-		if it.data == nil {
-			// Its first message came past the limit (stored again after
-			// later items): read the latest.
-			m, err := in.items.Msg(ctx, it.msgs[len(it.msgs)-1])
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
-			}
-			it.data = m.Data
+		if items, taken, _, err = in.load(ctx, deviceKey, all, limit); err != nil {
+			return nil, err
 		}
-		items = append(items, jsontext.Value(it.data))
 	}
 	for _, it := range taken {
 		if _, err := in.remove(ctx, it); err != nil {
