@@ -228,16 +228,26 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 		return true
 	})
 	t.Logf("registry: 20 devices registered before the kill and 20 after, every one subscribed and pushed")
+	c.restart(leader)
+	for _, bucket := range registryBuckets {
+		c.waitReplicasCurrent(js, bucket, 60*time.Second)
+	}
 	// Each push's item waits in its device's inbox (written by the
 	// pushers, read and deleted by ingest, each under its role's
-	// permissions on the cluster) until the app acks it.
+	// permissions on the cluster) until the app acks it. Checked with a
+	// message sent once the cluster is whole again: an item published
+	// while the inbox stream had no leader is not stored (the pusher
+	// counts and logs it; its push went out).
+	c.waitReplicasCurrent(js, "PUSHGO_INBOX", 60*time.Second)
+	inboxTitle := "inbox check " + randomHex(t, 4)
+	retry503(t, b, "/message", map[string]any{"channel_id": reg.ID, "password": reg.Password, "title": inboxTitle})
 	for _, dev := range devices {
 		var id string
 		// The item is stored beside the push: it may land an instant after.
 		waitFor(t, "device "+dev+": the pushed message in its inbox", 30*time.Second, func() bool {
 			for _, it := range retry503(t, a, "/v2/messages/pull", map[string]any{"device_key": dev})["items"].([]any) {
 				item := it.(map[string]any)
-				if item["payload"].(map[string]any)["title"] == title {
+				if item["payload"].(map[string]any)["title"] == inboxTitle {
 					id = item["delivery_id"].(string)
 				}
 			}
@@ -251,10 +261,6 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 				t.Fatalf("device %s: %s is still in its inbox after its ack", dev, id)
 			}
 		}
-	}
-	c.restart(leader)
-	for _, bucket := range registryBuckets {
-		c.waitReplicasCurrent(js, bucket, 60*time.Second)
 	}
 }
 
