@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -377,14 +378,24 @@ type slowRequest struct {
 // whose body stays open.
 func (g *gw) startSlow(t *testing.T, addr, path string, headers map[string]string) *slowRequest {
 	t.Helper()
+	if addr != "" {
+		h := map[string]string{"X-Forwarded-For": addr}
+		maps.Copy(h, headers)
+		headers = h
+	}
+	return g.startSlowSized(t, path, headers, -1)
+}
+
+// startSlowSized is startSlow with an announced length of n bytes (-1:
+// none), none of which is sent.
+func (g *gw) startSlowSized(t *testing.T, path string, headers map[string]string, n int64) *slowRequest {
+	t.Helper()
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest(http.MethodPost, g.api.Base+path, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if addr != "" {
-		req.Header.Set("X-Forwarded-For", addr)
-	}
+	req.ContentLength = n
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range headers {
 		req.Header.Set(k, v)
@@ -489,7 +500,7 @@ func TestSlowIntegrationBodyIsCut(t *testing.T) {
 		Limits: limits.Config{BodyRead: 200 * time.Millisecond}})
 	ch := g.createChannel("monitoring")
 	tok := mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
-	g.startSlow(t, "", "/integrations/alertmanager", map[string]string{"Authorization": "Bearer " + tok})
+	slow := g.startSlow(t, "", "/integrations/alertmanager", map[string]string{"Authorization": "Bearer " + tok})
 	waitFor(t, func() bool { return metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_body_read") == 1 })
 	am := `{"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f"}]}`
 	// The cut request gives its place back once its answer is written,
@@ -507,4 +518,124 @@ func TestSlowIntegrationBodyIsCut(t *testing.T) {
 	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"opened":1`) {
 		t.Fatalf("after the cut body: %d %s", r.Status, r.Body)
 	}
+	// The cut body was answered 503: Alertmanager resends a notification
+	// only on a 5xx, and a slow network is no reason to drop it.
+	<-slow.done
+	if slow.status != http.StatusServiceUnavailable {
+		t.Errorf("the cut body was answered %d, want 503", slow.status)
+	}
+}
+
+// amGroup is an Alertmanager notification of n alerts of one group, about
+// 600 bytes an alert.
+func amGroup(n int) string {
+	alerts := make([]string, n)
+	for i := range alerts {
+		alerts[i] = fmt.Sprintf(`{"status":"firing","labels":{"alertname":"InstanceDown","instance":"node-%04d:9100","job":"node-exporter",`+
+			`"severity":"critical","cluster":"prod-eu-west-1","namespace":"monitoring"},"annotations":{"summary":"node-%04d is down",`+
+			`"description":"node-%04d:9100 of job node-exporter has not answered a scrape for more than 5 minutes.","runbook_url":`+
+			`"https://runbooks.example.com/node/instancedown"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z",`+
+			`"generatorURL":"http://prometheus:9090/graph?g0.expr=up%%3D%%3D0","fingerprint":"%016x"}`, i, i, i, i+1)
+	}
+	return `{"version":"4","status":"firing","receiver":"pushgo","groupKey":"{}:{alertname=\"InstanceDown\"}",` +
+		`"groupLabels":{"alertname":"InstanceDown"},"alerts":[` + strings.Join(alerts, ",") + `]}`
+}
+
+// postUnannounced posts body to path with Transfer-Encoding chunked (no
+// Content-Length), and returns the answer's status and body.
+func postUnannounced(t *testing.T, g *gw, path, auth, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, g.api.Base+path, io.MultiReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestLargeAlertmanagerNotifications: an Alertmanager notification up to
+// PUSHGO_LIMIT_ALERTMANAGER_BODY is served, with or without its length
+// announced; past it, 413 names the setting; one that does not fit the
+// budget of large bodies (PUSHGO_LIMIT_LARGE_BODIES) beside another is
+// answered 503 with Retry-After and appends nothing. The other
+// integration routes keep their 1 MiB.
+func TestLargeAlertmanagerNotifications(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{AlertmanagerBody: 3 << 20, LargeBodies: 3 << 20}})
+	ch := g.createChannel("monitoring")
+	tok := mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
+	auth := "Api-Token " + tok
+	hdr := http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}}
+	group := amGroup(3000)
+	if len(group) < 3<<19 || len(group) > 2<<20 {
+		t.Fatalf("the group is %d bytes, want 1.5 to 2 MiB", len(group))
+	}
+
+	// Over the budget beside a slow body of 1.5 MiB: 503, nothing appended.
+	before := len(streamOps(t, g.nc))
+	slow := g.startSlowSized(t, "/integrations/alertmanager", map[string]string{"Authorization": auth}, 3<<19)
+	waitFor(t, func() bool { return gauge(t, g, "pushgo_limit_large_body_bytes") == 3<<19 })
+	r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", group, hdr)
+	if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "large request bodies") {
+		t.Fatalf("beside the slow body: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	if code, ans := postUnannounced(t, g, "/integrations/alertmanager", auth, group); code != http.StatusServiceUnavailable {
+		t.Fatalf("unannounced beside the slow body: %d %s", code, ans)
+	}
+	slow.finish()
+	waitFor(t, func() bool { return gauge(t, g, "pushgo_limit_large_body_bytes") == 0 })
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_large_bodies"); n != 2 {
+		t.Errorf("integration_large_bodies refusals %v, want 2", n)
+	}
+	if n := len(streamOps(t, g.nc)) - before; n != 0 {
+		t.Fatalf("%d operations appended by refused notifications", n)
+	}
+
+	// Served, announced and not.
+	r = g.api.Send(t, http.MethodPost, "/integrations/alertmanager", group, hdr)
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"opened":3000`) {
+		t.Fatalf("announced: %d %.300s", r.Status, r.Body)
+	}
+	if code, ans := postUnannounced(t, g, "/integrations/alertmanager", auth, group); code != http.StatusOK || !strings.Contains(ans, `"unchanged":3000`) {
+		t.Fatalf("unannounced: %d %.300s", code, ans)
+	}
+
+	// Past the route's own bound, announced and not: 413, naming it.
+	huge := amGroup(6000)
+	for _, post := range []func() (int, string){
+		func() (int, string) {
+			r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", huge, hdr)
+			return r.Status, string(r.Body)
+		},
+		func() (int, string) { return postUnannounced(t, g, "/integrations/alertmanager", auth, huge) },
+	} {
+		if code, ans := post(); code != http.StatusRequestEntityTooLarge || !strings.Contains(ans, "larger than 3MiB (PUSHGO_LIMIT_ALERTMANAGER_BODY)") {
+			t.Errorf("past the bound: %d %.300s", code, ans)
+		}
+	}
+	// The other routes keep Dynatrace's 1 MiB.
+	if code, ans := postUnannounced(t, g, "/api/v2/events/ingest", auth, group); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 1.5 MiB Dynatrace report: %d %.300s", code, ans)
+	}
+	if b := gauge(t, g, "pushgo_limit_large_body_bytes"); b != 0 {
+		t.Errorf("%v bytes of large bodies held after every answer", b)
+	}
+}
+
+// gauge is the value of the ingest gauge name (one without labels).
+func gauge(t *testing.T, g *gw, name string) float64 {
+	t.Helper()
+	for _, f := range gatherMetrics(t, g) {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

@@ -17,7 +17,10 @@ import (
 // route (spec integrations.md section 4). Answers use the PushGo envelope.
 // Every overload or broker failure is a 503 with Retry-After, never a 429:
 // Alertmanager and Grafana retry a notification only on a 5xx, and drop it
-// on any 4xx.
+// on any 4xx. So is a body cut by its deadline, or one over 1 MiB that
+// finds the budget of such bodies taken. A notification may be up to
+// limits.Config.AlertmanagerBody: Alertmanager sends a group's every alert
+// at once, and an outage's group passes 1 MiB.
 
 // amParallel bounds the alerts of one payload processed at once: a
 // 100-alert group must be answered within Alertmanager's patience (and
@@ -89,11 +92,18 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 		return writePushGoErr(c, amOverloaded())
 	}
 	defer release()
-	body, err := r.readBody(c)
-	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
-		}
+	body, held, err := r.readBodyUpTo(c, int64(r.d.Limits.Config().AlertmanagerBody), "PUSHGO_LIMIT_ALERTMANAGER_BODY")
+	defer held()
+	switch {
+	case errors.Is(err, errTooLarge):
+		// Dropped by the sender: say so where its operator looks.
+		r.log.Warn("alertmanager: notification refused for its size; raise PUSHGO_LIMIT_ALERTMANAGER_BODY or set the receiver's max_alerts",
+			"channel_id", tok.ChannelID, "content_length", c.Request().ContentLength, "err", err)
+		return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
+	case errors.Is(err, errLargeBusy), errors.Is(err, errBodyTimeout):
+		// Retried by the sender (a 4xx would drop the notification).
+		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error(), RetryAfter: 1})
+	case err != nil:
 		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
 	}
 	p, reps, aerr := alertmanager.Parse(body, r.d.Now().UnixMilli())

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
@@ -121,7 +122,7 @@ func TestAlertmanagerRejections(t *testing.T) {
 		{"bad JSON", auth, `{"alerts":`, 400, apierr.InvalidJSONSyntax},
 		{"no alerts", auth, `{"receiver":"r","alerts":[]}`, 400, apierr.InvalidJSONData},
 		{"bad startsAt", auth, strings.Replace(amOneAlert, "2025-01-01T00:00:00Z", "yesterday", 1), 400, apierr.InvalidTimestamp},
-		{"too large", auth, `{"receiver":"` + strings.Repeat("x", MaxBodyBytes) + `"}`, 413, apierr.PayloadTooLarge},
+		{"too large", auth, `{"receiver":"` + strings.Repeat("x", limits.Defaults().AlertmanagerBody) + `"}`, 413, apierr.PayloadTooLarge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

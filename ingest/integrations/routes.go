@@ -15,6 +15,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -121,6 +123,8 @@ type Routes struct {
 	// slots are the places of requests whose token is known; preAuth of
 	// bodies read before it is (per client address).
 	slots, preAuth *limits.Slots
+	// large is the budget of bodies over MaxBodyBytes.
+	large *limits.Budget
 }
 
 // Register adds every integration route to e.
@@ -137,7 +141,7 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Limits == nil {
 		d.Limits = limits.New(limits.Config{}, limits.Options{})
 	}
-	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads()}
+	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies()}
 	r.routeDynatrace(e)
 	r.routeEventBus(e)
 	r.routeCloudEvents(e)
@@ -163,8 +167,17 @@ func (r *Routes) admit(c *echo.Context, tokenID string) (release func(), ok bool
 // sender would make last as long as it likes.
 func closeAfter(c *echo.Context) { c.Response().Header().Set("Connection", "close") }
 
-// errTooLarge is readBody's answer to a body over MaxBodyBytes.
-var errTooLarge = errors.New("request body is larger than 1 MiB")
+// Errors of readBody and readBodyUpTo, besides the transport's.
+var (
+	// errTooLarge: over MaxBodyBytes (readBodyUpTo's own bound wraps it).
+	errTooLarge = errors.New("request body is larger than 1 MiB")
+	// errBodyTimeout: the body did not arrive within its deadline
+	// (limits.Config.BodyRead).
+	errBodyTimeout = errors.New("the body did not arrive in time")
+	// errLargeBusy: a body over MaxBodyBytes found the budget of large
+	// bodies (limits.Config.LargeBodies) taken: overload, to be retried.
+	errLargeBusy = errors.New("too many large request bodies are being handled at once; retry")
+)
 
 // readBody returns the request body, whatever its Content-Type says (tools
 // and curl --data send JSON as form-urlencoded), up to MaxBodyBytes
@@ -172,26 +185,93 @@ var errTooLarge = errors.New("request body is larger than 1 MiB")
 // within the body deadline (limits.Config.BodyRead), so a slow sender
 // holds its place for a bounded time.
 func (r *Routes) readBody(c *echo.Context) ([]byte, error) {
-	req := c.Request()
-	if req.ContentLength > MaxBodyBytes {
-		closeAfter(c)
-		return nil, errTooLarge
+	b, _, err := r.readBodyUpTo(c, MaxBodyBytes, "")
+	return b, err
+}
+
+// readBodyUpTo is readBody with a bound of limit bytes (at least
+// MaxBodyBytes; setting names it in the too-large error). A body past
+// MaxBodyBytes takes its announced length (or, unannounced, limit once
+// its bytes pass MaxBodyBytes) from the large bodies' budget, and
+// release gives it back: the caller MUST call release once the body and
+// what it decoded from it are dropped (after the answer). Such a body
+// also gets its deadline per started MiB.
+func (r *Routes) readBodyUpTo(c *echo.Context, limit int64, setting string) (body []byte, release func(), err error) {
+	release = func() {}
+	limit = max(limit, MaxBodyBytes)
+	tooLarge := errTooLarge
+	if limit > MaxBodyBytes {
+		tooLarge = fmt.Errorf("request body is larger than %s (%s): %w", limits.FormatSize(int(limit)), setting, errTooLarge)
 	}
-	clear := r.d.Limits.BodyDeadline(c.Response())
-	b, err := limits.ReadBody(c.Response(), req, MaxBodyBytes)
+	req := c.Request()
+	if req.ContentLength > limit {
+		closeAfter(c)
+		return nil, release, tooLarge
+	}
+	if req.ContentLength > MaxBodyBytes {
+		held, ok := r.large.Take(req.ContentLength)
+		if !ok {
+			closeAfter(c)
+			return nil, release, errLargeBusy
+		}
+		release = held
+	}
+	clear := r.d.Limits.BodyDeadline(c.Response(), req.ContentLength)
+	if req.ContentLength < 0 && limit > MaxBodyBytes {
+		// Unannounced: the budget and the longer deadline are taken when
+		// the body passes MaxBodyBytes.
+		req.Body = &growingBody{ReadCloser: req.Body, left: MaxBodyBytes, grow: func() error {
+			held, ok := r.large.Take(limit)
+			if !ok {
+				return errLargeBusy
+			}
+			release = held
+			clear = r.d.Limits.BodyDeadline(c.Response(), limit)
+			return nil
+		}}
+	}
+	b, err := limits.ReadBody(c.Response(), req, limit)
 	if err != nil {
 		closeAfter(c) // the deadline stays: nothing more is read
 	} else {
 		clear()
 	}
-	if r.d.Limits.BodyTimedOut(err) {
-		return nil, errors.New("the body did not arrive in time")
+	var maxBytes *http.MaxBytesError
+	switch {
+	case err == nil:
+		return b, release, nil
+	case r.d.Limits.BodyTimedOut(err):
+		err = errBodyTimeout
+	case errors.As(err, &maxBytes):
+		err = tooLarge
 	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, errTooLarge
+	return nil, release, err
+}
+
+// growingBody is a request body that calls grow once, before it reads
+// the byte past its first left bytes; grow's error ends the read.
+type growingBody struct {
+	io.ReadCloser
+	left int64
+	grow func() error
+}
+
+func (g *growingBody) Read(p []byte) (int, error) {
+	if g.grow != nil {
+		if g.left == 0 {
+			if err := g.grow(); err != nil {
+				return 0, err
+			}
+			g.grow = nil
+		} else if int64(len(p)) > g.left {
+			p = p[:g.left]
+		}
 	}
-	return b, err
+	n, err := g.ReadCloser.Read(p)
+	if g.grow != nil {
+		g.left -= int64(n)
+	}
+	return n, err
 }
 
 // contentHash is the hash of what a report says (ops.Validated.ContentHash):

@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -76,8 +77,22 @@ type Config struct {
 	// carries its routing_key in the body).
 	UnauthenticatedReadsPerAddr int
 	// BodyRead bounds the time an integration request may take to send
-	// its body.
+	// its body, per started MiB of the length it announces (so 1 MiB
+	// takes it once, a 16 MiB Alertmanager notification 16 times).
 	BodyRead time.Duration
+	// AlertmanagerBody is the largest Alertmanager or Grafana notification
+	// body, in bytes; at least 1 MiB (the other integration routes'
+	// bound). Alertmanager sends every alert of a group in one
+	// notification, so an outage's group can pass 1 MiB, and it drops a
+	// notification answered 413 (it retries only a 5xx).
+	AlertmanagerBody int
+	// LargeBodies bounds the bytes of integration bodies over 1 MiB held
+	// at once (each from its first byte past 1 MiB until its answer: the
+	// body, and what is decoded from it, which is a few times its size);
+	// a body over the budget is refused as overload (Alertmanager's 503
+	// with Retry-After), never queued. A body larger than the whole budget
+	// is admitted when no other is held.
+	LargeBodies int
 	// TrustedProxies are the proxies whose X-Forwarded-For names the
 	// client. Empty (the default): the client address is the TCP peer's,
 	// and forwarding headers are ignored.
@@ -99,6 +114,8 @@ func Defaults() Config {
 		Devices:                     1_000_000,
 		UnauthenticatedReadsPerAddr: 8,
 		BodyRead:                    10 * time.Second,
+		AlertmanagerBody:            16 << 20,
+		LargeBodies:                 64 << 20,
 	}
 }
 
@@ -108,7 +125,7 @@ func Off() Config {
 	return Config{
 		PasswordFailuresPerAddr: -1, PasswordFailuresPerChannel: -1, PasswordBackoffMax: -1, PasswordHashes: -1,
 		DeviceRegisterPerMinute: -1, ChannelCreatePerMinute: -1, TokensPerChannel: -1, Devices: -1,
-		IntegrationPerToken: -1, UnauthenticatedReadsPerAddr: -1, BodyRead: -1,
+		IntegrationPerToken: -1, UnauthenticatedReadsPerAddr: -1, BodyRead: -1, LargeBodies: -1,
 	}
 }
 
@@ -128,6 +145,8 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.TokensPerChannel, d.TokensPerChannel)
 	setInt(&c.Devices, d.Devices)
 	setInt(&c.UnauthenticatedReadsPerAddr, d.UnauthenticatedReadsPerAddr)
+	setInt(&c.AlertmanagerBody, d.AlertmanagerBody)
+	setInt(&c.LargeBodies, d.LargeBodies)
 	if c.PasswordBackoffMax == 0 {
 		c.PasswordBackoffMax = d.PasswordBackoffMax
 	}
@@ -196,6 +215,28 @@ func (c *Config) Settings() []Setting {
 				return nil
 			}}
 	}
+	size := func(p *int, least int, env, flag, usage string) Setting {
+		return Setting{Env: env, Flag: flag, Usage: usage,
+			Get: func() string { return text(*p, FormatSize(*p)) },
+			Set: func(s string) error {
+				if s == "" {
+					return nil
+				}
+				if isOff(s) && least == 0 {
+					*p = -1
+					return nil
+				}
+				n, err := ParseSize(s)
+				if err != nil || n < max(least, 1) {
+					if least > 0 {
+						return fmt.Errorf("want a size of at least %s (bytes, or with KiB, MiB or GiB)", FormatSize(least))
+					}
+					return fmt.Errorf("want a positive size (bytes, or with KiB, MiB or GiB) or off")
+				}
+				*p = n
+				return nil
+			}}
+	}
 	return []Setting{
 		count(&c.PasswordFailuresPerAddr, "PUSHGO_LIMIT_PASSWORD_FAILURES_ADDR", "limit-password-failures-addr", "failed password checks of one client address before it backs off"),
 		count(&c.PasswordFailuresPerChannel, "PUSHGO_LIMIT_PASSWORD_FAILURES_CHANNEL", "limit-password-failures-channel", "failed password checks of one channel before unproven addresses back off"),
@@ -207,11 +248,50 @@ func (c *Config) Settings() []Setting {
 		count(&c.Devices, "PUSHGO_LIMIT_DEVICES", "limit-devices", "devices the gateway holds"),
 		count(&c.IntegrationPerToken, "PUSHGO_LIMIT_INTEGRATION_PER_TOKEN", "limit-integration-per-token", "integration requests of one token served at once (default a quarter of PUSHGO_MAX_INTEGRATION_REQUESTS)"),
 		count(&c.UnauthenticatedReadsPerAddr, "PUSHGO_LIMIT_UNAUTHENTICATED_READS", "limit-unauthenticated-reads", "integration bodies one client address may send at once before its token is known"),
-		dur(&c.BodyRead, "PUSHGO_LIMIT_BODY_READ", "limit-body-read", "time an integration request may take to send its body"),
+		dur(&c.BodyRead, "PUSHGO_LIMIT_BODY_READ", "limit-body-read", "time an integration request may take to send its body, per started MiB"),
+		size(&c.AlertmanagerBody, 1<<20, "PUSHGO_LIMIT_ALERTMANAGER_BODY", "limit-alertmanager-body", "largest Alertmanager or Grafana notification body (at least 1MiB)"),
+		size(&c.LargeBodies, 0, "PUSHGO_LIMIT_LARGE_BODIES", "limit-large-bodies", "bytes of integration bodies over 1MiB held at once; over it such a body is refused as overload"),
 		{Env: "PUSHGO_TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client; empty: the TCP peer is the client",
 			Get: func() string { return joinPrefixes(c.TrustedProxies) },
 			Set: func(s string) (err error) { c.TrustedProxies, err = ParsePrefixes(s); return err }},
 	}
+}
+
+// ParseSize reads a size in bytes: a whole number, optionally followed by
+// KiB, MiB or GiB (or K, M, G, KB, MB, GB, read as the binary units).
+func ParseSize(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := 1
+	switch strings.ToUpper(strings.TrimSpace(s[len(num):])) {
+	case "", "B":
+	case "K", "KB", "KIB":
+		unit = 1 << 10
+	case "M", "MB", "MIB":
+		unit = 1 << 20
+	case "G", "GB", "GIB":
+		unit = 1 << 30
+	default:
+		return 0, fmt.Errorf("size %q: unknown unit", s)
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > math.MaxInt/unit {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, KiB, MiB or GiB", s)
+	}
+	return n * unit, nil
+}
+
+// FormatSize is n in the largest binary unit that divides it.
+func FormatSize(n int) string {
+	for _, u := range []struct {
+		size int
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.Itoa(n/u.size) + u.name
+		}
+	}
+	return strconv.Itoa(n)
 }
 
 func isOff(s string) bool { return s == "0" || strings.EqualFold(s, "off") }
@@ -273,6 +353,7 @@ const (
 	IntegrationToken    Limit = "integration_token"
 	UnauthenticatedRead Limit = "integration_unauthenticated"
 	BodyRead            Limit = "integration_body_read"
+	LargeBodies         Limit = "integration_large_bodies"
 )
 
 // Limits holds the limits' state. Build it with New; it is safe for
@@ -283,6 +364,7 @@ type Limits struct {
 	log       *slog.Logger
 	refusals  *prometheus.CounterVec
 	checks    *prometheus.CounterVec
+	largeHeld prometheus.Gauge
 	passwords *passwordGate
 	register  *addrBuckets
 	create    *addrBuckets
@@ -322,9 +404,13 @@ func New(cfg Config, o Options) *Limits {
 			Name: "pushgo_password_checks_total",
 			Help: "Channel password checks by outcome: cached (no hash), verified and mismatch (one argon2id hash each), refused (back-off, no hash).",
 		}, []string{"outcome"}),
+		largeHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pushgo_limit_large_body_bytes",
+			Help: "Bytes of integration bodies over 1 MiB held now (PUSHGO_LIMIT_LARGE_BODIES bounds them).",
+		}),
 	}
 	for _, lim := range []Limit{PasswordAddr, PasswordChannel, DeviceRegister, ChannelCreate, TokensPerChannel, Devices,
-		IntegrationTotal, IntegrationToken, UnauthenticatedRead, BodyRead} {
+		IntegrationTotal, IntegrationToken, UnauthenticatedRead, BodyRead, LargeBodies} {
 		l.refusals.WithLabelValues(string(lim))
 	}
 	for _, o := range []string{"cached", "verified", "mismatch", "refused"} {
@@ -341,7 +427,7 @@ func (l *Limits) Config() Config { return l.cfg }
 
 // Collectors are the limits' metrics, for the process's /metrics.
 func (l *Limits) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{l.refusals, l.checks}
+	return []prometheus.Collector{l.refusals, l.checks, l.largeHeld}
 }
 
 // Refused counts a refusal by lim (for the limits applied outside this

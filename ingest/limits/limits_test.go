@@ -200,6 +200,60 @@ func TestSlotsFairPerKey(t *testing.T) {
 	}
 }
 
+// TestSizes: sizes read in bytes and binary units, and print in the
+// largest unit that divides them.
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]int{"1048576": 1 << 20, "16MiB": 16 << 20, "16 MiB": 16 << 20, "512k": 512 << 10,
+		"2GB": 2 << 30, "7B": 7, "0": 0} {
+		if n, err := ParseSize(in); err != nil || n != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "1.5MiB", "1TiB", "-1", "x1"} {
+		if n, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) = %d, want an error", in, n)
+		}
+	}
+	for n, want := range map[int]string{16 << 20: "16MiB", 1536 << 10: "1536KiB", 3 << 30: "3GiB", 1000: "1000"} {
+		if s := FormatSize(n); s != want {
+			t.Errorf("FormatSize(%d) = %q, want %q", n, s, want)
+		}
+	}
+}
+
+// TestBudget: amounts are taken up to the total, never waiting; one
+// larger than the total is taken alone; release gives back once.
+func TestBudget(t *testing.T) {
+	l := New(Config{LargeBodies: 10}, Options{})
+	b := l.LargeBodies()
+	r1, ok1 := b.Take(6)
+	_, ok2 := b.Take(5)
+	r3, ok3 := b.Take(4)
+	if !ok1 || ok2 || !ok3 {
+		t.Fatalf("6, 5, 4 of 10: %v %v %v", ok1, ok2, ok3)
+	}
+	if _, ok := b.Take(20); ok {
+		t.Fatal("20 taken while 10 are held")
+	}
+	r1()
+	r1() // once only
+	r3()
+	r4, ok := b.Take(20)
+	if !ok {
+		t.Fatal("20 refused with nothing held")
+	}
+	if _, ok := b.Take(1); ok {
+		t.Fatal("1 taken beside an amount over the total")
+	}
+	r4()
+	if refusals(l, LargeBodies) != 3 {
+		t.Errorf("refusals %v, want 3", refusals(l, LargeBodies))
+	}
+	if _, ok := New(Off(), Options{}).LargeBodies().Take(1 << 40); !ok {
+		t.Error("off refused")
+	}
+}
+
 // TestSettings: every limit reads from its variable; "off" and "0" turn
 // it off, "" keeps the default, junk is an error.
 func TestSettings(t *testing.T) {
@@ -208,7 +262,8 @@ func TestSettings(t *testing.T) {
 	for _, s := range c.Settings() {
 		set[s.Env] = s.Get()
 	}
-	if set["PUSHGO_LIMIT_TOKENS_PER_CHANNEL"] != "100" || set["PUSHGO_LIMIT_BODY_READ"] != "10s" || set["PUSHGO_LIMIT_INTEGRATION_PER_TOKEN"] != "" {
+	if set["PUSHGO_LIMIT_TOKENS_PER_CHANNEL"] != "100" || set["PUSHGO_LIMIT_BODY_READ"] != "10s" || set["PUSHGO_LIMIT_INTEGRATION_PER_TOKEN"] != "" ||
+		set["PUSHGO_LIMIT_ALERTMANAGER_BODY"] != "16MiB" || set["PUSHGO_LIMIT_LARGE_BODIES"] != "64MiB" {
 		t.Fatalf("defaults as text: %v", set)
 	}
 	apply := func(env, v string) error {
@@ -221,19 +276,23 @@ func TestSettings(t *testing.T) {
 		return nil
 	}
 	for env, v := range map[string]string{"PUSHGO_LIMIT_DEVICES": "5", "PUSHGO_LIMIT_DEVICE_REGISTER": "off", "PUSHGO_LIMIT_CHANNEL_CREATE": "0",
-		"PUSHGO_LIMIT_PASSWORD_BACKOFF_MAX": "1m", "PUSHGO_LIMIT_BODY_READ": "", "PUSHGO_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"} {
+		"PUSHGO_LIMIT_PASSWORD_BACKOFF_MAX": "1m", "PUSHGO_LIMIT_BODY_READ": "", "PUSHGO_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1",
+		"PUSHGO_LIMIT_ALERTMANAGER_BODY": "32MiB", "PUSHGO_LIMIT_LARGE_BODIES": "off"} {
 		if err := apply(env, v); err != nil {
 			t.Fatalf("%s=%s: %v", env, v, err)
 		}
 	}
 	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}
 	if c.Devices != 5 || c.DeviceRegisterPerMinute != -1 || c.ChannelCreatePerMinute != -1 || c.PasswordBackoffMax != time.Minute ||
-		c.BodyRead != 10*time.Second || len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != want[0] || c.TrustedProxies[1] != want[1] {
+		c.BodyRead != 10*time.Second || len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != want[0] || c.TrustedProxies[1] != want[1] ||
+		c.AlertmanagerBody != 32<<20 || c.LargeBodies != -1 {
 		t.Fatalf("applied: %+v", c)
 	}
-	for env, v := range map[string]string{"PUSHGO_LIMIT_DEVICES": "-3", "PUSHGO_LIMIT_BODY_READ": "soon", "PUSHGO_TRUSTED_PROXIES": "proxy.local"} {
-		if err := apply(env, v); err == nil {
-			t.Errorf("%s=%s accepted", env, v)
+	for _, bad := range [][2]string{{"PUSHGO_LIMIT_DEVICES", "-3"}, {"PUSHGO_LIMIT_BODY_READ", "soon"}, {"PUSHGO_TRUSTED_PROXIES", "proxy.local"},
+		{"PUSHGO_LIMIT_ALERTMANAGER_BODY", "512KiB"}, {"PUSHGO_LIMIT_ALERTMANAGER_BODY", "off"}, {"PUSHGO_LIMIT_LARGE_BODIES", "12 parsecs"},
+		{"PUSHGO_LIMIT_LARGE_BODIES", "-1MiB"}, {"PUSHGO_LIMIT_LARGE_BODIES", "99999999999GiB"}} {
+		if err := apply(bad[0], bad[1]); err == nil {
+			t.Errorf("%s=%s accepted", bad[0], bad[1])
 		}
 	}
 	if l := New(Off(), Options{}); l.Passwords() != nil || l.register != nil || l.create != nil || !l.DeviceRoom(context.Background()) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Slots admit requests into a number of places served at once, with a
@@ -82,18 +84,63 @@ func (s *Slots) TakeClient(ctx context.Context) (release func(), ok bool) {
 }
 
 // BodyDeadline sets the time the request's body must have arrived by
-// (Config.BodyRead from now), on servers that support read deadlines;
-// clear, called once the body is read, lifts it again (so a keep-alive
-// connection's next request is not held to it).
-func (l *Limits) BodyDeadline(w http.ResponseWriter) (clear func()) {
+// (Config.BodyRead for each started MiB of n, the length the body
+// announces or the most the route reads; at least once), on servers that
+// support read deadlines; clear, called once the body is read, lifts it
+// again (so a keep-alive connection's next request is not held to it).
+func (l *Limits) BodyDeadline(w http.ResponseWriter, n int64) (clear func()) {
 	if l.cfg.BodyRead <= 0 {
 		return func() {}
 	}
+	mib := max(1, (n+1<<20-1)>>20)
 	rc := http.NewResponseController(w)
-	if rc.SetReadDeadline(time.Now().Add(l.cfg.BodyRead)) != nil {
+	if rc.SetReadDeadline(time.Now().Add(time.Duration(mib)*l.cfg.BodyRead)) != nil {
 		return func() {}
 	}
 	return func() { _ = rc.SetReadDeadline(time.Time{}) }
+}
+
+// LargeBodies are the bytes of integration bodies over 1 MiB held at once
+// (Config.LargeBodies; no bound when it is off).
+func (l *Limits) LargeBodies() *Budget {
+	return &Budget{l: l, total: int64(l.cfg.LargeBodies), lim: LargeBodies, held: l.largeHeld}
+}
+
+// Budget admits amounts (bytes) held at once up to a total. Take never
+// waits: an amount over what is left is refused at once, in the caller's
+// answer shape.
+type Budget struct {
+	l     *Limits
+	total int64 // <= 0: no bound
+	lim   Limit
+	held  prometheus.Gauge // what is taken, as the metric sees it
+	mu    sync.Mutex
+	used  int64
+}
+
+// Take takes n; ok false is a refusal (counted). An n larger than the
+// whole total is taken when nothing else is held, so a configured total
+// below the largest body refuses such a body only while another is held.
+// The caller MUST call release when ok.
+func (b *Budget) Take(n int64) (release func(), ok bool) {
+	b.mu.Lock()
+	if b.total > 0 && b.used > 0 && b.used+n > b.total {
+		b.mu.Unlock()
+		b.l.Refused(b.lim)
+		return nil, false
+	}
+	b.used += n
+	b.held.Set(float64(b.used))
+	b.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.used -= n
+			b.held.Set(float64(b.used))
+			b.mu.Unlock()
+		})
+	}, true
 }
 
 // BodyTimedOut reports whether err, from reading a body, is the deadline

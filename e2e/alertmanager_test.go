@@ -1,0 +1,325 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The real Alertmanager: its released source, built from the module proxy
+// the first time a test needs it, notifying a gateway process through its
+// webhook receiver, as a user's would.
+
+// alertmanagerVersion is the Alertmanager built (the newest the module
+// proxy served when this was written).
+const alertmanagerVersion = "v0.35.0"
+
+var alertmanagerBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildAlertmanager builds cmd/alertmanager at alertmanagerVersion, once
+// per test binary. Its web UI is built by its Makefile and is not in the
+// module, so the build gets an empty one; outside this workspace
+// (GOWORK=off), with the module's own go.mod and go.sum, so none of its
+// requirements reach the gateway's.
+func buildAlertmanager(t *testing.T) string {
+	t.Helper()
+	alertmanagerBin.once.Do(func() {
+		alertmanagerBin.path, alertmanagerBin.err = buildAlertmanagerOnce()
+	})
+	if alertmanagerBin.err != nil {
+		t.Fatal(alertmanagerBin.err)
+	}
+	return alertmanagerBin.path
+}
+
+func buildAlertmanagerOnce() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	work, err := os.MkdirTemp("", "pushgo-e2e-alertmanager-")
+	if err != nil {
+		return "", err
+	}
+	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	dl := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/prometheus/alertmanager@"+alertmanagerVersion)
+	dl.Dir, dl.Env = work, env
+	out, err := dl.Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download alertmanager: %v\n%s", err, out)
+	}
+	var mod struct{ Dir string }
+	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
+		return "", fmt.Errorf("go mod download alertmanager: no directory in %s (%v)", out, err)
+	}
+	src := filepath.Join(work, "src")
+	if err := os.CopyFS(src, os.DirFS(mod.Dir)); err != nil {
+		return "", fmt.Errorf("copy the alertmanager module: %w", err)
+	}
+	for _, ui := range []string{"elm", "mantine"} {
+		dir := filepath.Join(src, "ui", "app", "dist", ui)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "index.html"), nil, 0o644); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(work, "alertmanager")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/alertmanager") // -trimpath: the copy's directory stays out of the build cache's keys
+	build.Dir, build.Env = src, env
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build alertmanager %s: %v\n%s", alertmanagerVersion, err, out)
+	}
+	return bin, nil
+}
+
+// alertmanagerProc is one Alertmanager process.
+type alertmanagerProc struct {
+	base   string
+	output *syncBuffer
+}
+
+// startAlertmanager starts Alertmanager with one route to the gateway's
+// Alertmanager route (token as its Api-Token), grouping by alertname,
+// and waits until it is ready; it is killed at cleanup, its output
+// logged if the test failed.
+func startAlertmanager(t *testing.T, g *gateway, token string) *alertmanagerProc {
+	t.Helper()
+	bin := buildAlertmanager(t)
+	dir := t.TempDir()
+	conf := `route:
+  receiver: pushgo
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: pushgo
+    webhook_configs:
+      - url: ` + g.base + `/integrations/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Api-Token
+            credentials: ` + token + `
+`
+	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	am := &alertmanagerProc{base: "http://" + addr, output: &syncBuffer{}}
+	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=info")
+	cmd.Stdout, cmd.Stderr = am.output, am.output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("alertmanager output:\n%s", am.output.String())
+		}
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if resp, err := http.Get(am.base + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return am
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("alertmanager exited:\n%s", am.output.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alertmanager not ready within a minute:\n%s", am.output.String())
+		}
+	}
+}
+
+// post sends alerts to Alertmanager's API, as Prometheus does.
+func (am *alertmanagerProc) post(t *testing.T, alerts []map[string]any) {
+	t.Helper()
+	body, err := json.Marshal(alerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(am.base+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK {
+		t.Fatalf("alertmanager /api/v2/alerts: %d %s", resp.StatusCode, b)
+	}
+}
+
+// instanceDown is n alerts of one group (alertname InstanceDown), with
+// the labels and annotations of a Kubernetes monitoring stack's rule:
+// about 900 bytes each in a webhook notification. A zero endsAt leaves
+// them firing; one in the past resolves them.
+func instanceDown(n int, startsAt, endsAt time.Time) []map[string]any {
+	alerts := make([]map[string]any, n)
+	for i := range alerts {
+		host := fmt.Sprintf("node-%04d", i)
+		a := map[string]any{
+			"labels": map[string]string{
+				"alertname": "InstanceDown", "severity": "critical", "job": "node-exporter", "instance": host + ":9100",
+				"namespace": "monitoring", "pod": "node-exporter-" + host, "container": "node-exporter",
+				"endpoint": "https", "service": "node-exporter", "prometheus": "monitoring/k8s", "cluster": "prod-eu-west-1",
+			},
+			"annotations": map[string]string{
+				"summary":     host + " is down",
+				"description": host + ":9100 of job node-exporter has not answered a scrape for more than 5 minutes; the node may be gone, or its exporter stopped.",
+				"runbook_url": "https://runbooks.example.com/runbooks/node/instancedown",
+			},
+			"startsAt":     startsAt.UTC().Format(time.RFC3339Nano),
+			"generatorURL": "http://prometheus-k8s-0:9090/graph?g0.expr=up%7Bjob%3D%22node-exporter%22%7D+%3D%3D+0&g0.tab=1",
+		}
+		if !endsAt.IsZero() {
+			a["endsAt"] = endsAt.UTC().Format(time.RFC3339Nano)
+		}
+		alerts[i] = a
+	}
+	return alerts
+}
+
+// countEvents pages /channel/events of state and counts its items.
+func countEvents(t *testing.T, g *gateway, channel, password, state string) int {
+	t.Helper()
+	n, cursor := 0, ""
+	for range 100 {
+		body := map[string]any{"channel_id": channel, "password": password, "state": state, "limit": 1000}
+		if cursor != "" {
+			body["cursor"] = cursor
+		}
+		data := mustOK(t, g.Post(t, "/channel/events", mustJSON(t, body)), "items", "next_cursor", "has_more")
+		items, _ := data["items"].([]any)
+		n += len(items)
+		if cursor, _ = data["next_cursor"].(string); cursor == "" {
+			return n
+		}
+	}
+	t.Fatal("/channel/events: more than 100 pages")
+	return 0
+}
+
+// metricValue is the value of the sample of name with labels (as
+// written, e.g. `{limit="x"}`, or "") in g's /metrics, or -1 when absent.
+func metricValue(t *testing.T, g *gateway, name, labels string) float64 {
+	t.Helper()
+	code, body := getPath(t, g, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+labels+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("/metrics %s%s: %q", name, labels, v)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// TestAlertmanagerLargeGroup: the real Alertmanager notifies the gateway
+// of one group of 3,000 firing alerts, a notification of about 2.7 MiB,
+// then of their resolution. Until 4 December every notification over
+// 1 MiB was answered 413, which Alertmanager never resends: an outage
+// large enough to fill a group reached nobody, and its alerts never
+// resolved. The notification also first finds the budget of large bodies
+// taken (PUSHGO_LIMIT_LARGE_BODIES, by a body that is slow to arrive):
+// it is answered 503, and Alertmanager resends it once the budget is free.
+func TestAlertmanagerLargeGroup(t *testing.T) {
+	t.Parallel()
+	buildAlertmanager(t) // before the slow body's deadline runs
+	// The slow body's deadline is a minute per started MiB: room for a
+	// slow machine between its start and the notification's refusal.
+	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Env: []string{"PUSHGO_LIMIT_LARGE_BODIES=2MiB", "PUSHGO_LIMIT_BODY_READ=1m"}})
+	const password = "correct-horse"
+	channel := createChannel(t, g, "outage", password)
+	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
+		"channel_id": channel, "password": password, "name": "alertmanager", "scopes": []string{"events.ingest"}})),
+		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+
+	// A body of 1.5 MiB, announced and slow to arrive, holds that much of
+	// the 2 MiB budget: the notification does not fit beside it.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest(http.MethodPost, g.base+"/integrations/alertmanager", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 3 << 19
+	req.Header.Set("Authorization", "Api-Token "+token)
+	req.Header.Set("Content-Type", "application/json")
+	held := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			held <- 0
+			return
+		}
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	waitFor(t, "the slow body holds its place", 30*time.Second, func() bool {
+		return metricValue(t, g, "pushgo_limit_large_body_bytes", "") == 3<<19
+	}, g)
+
+	am := startAlertmanager(t, g, token)
+	const n = 3000
+	started := time.Now().Add(-10 * time.Minute)
+	firing := instanceDown(n, started, time.Time{})
+	if b, _ := json.Marshal(firing); len(b) < 2<<20 {
+		t.Fatalf("the alerts are %d bytes: the notification would not pass 2 MiB", len(b))
+	}
+	am.post(t, firing)
+
+	refused := `{limit="integration_large_bodies"}`
+	waitFor(t, "the notification refused while the budget is taken", time.Minute, func() bool {
+		return metricValue(t, g, "pushgo_limit_refusals_total", refused) >= 1
+	}, g)
+	pw.CloseWithError(io.ErrUnexpectedEOF) // the slow body ends unfinished
+	if s := <-held; s == http.StatusOK {
+		t.Fatalf("the unfinished body was answered %d", s)
+	}
+	waitFor(t, fmt.Sprintf("%d ongoing events", n), 2*time.Minute, func() bool {
+		return countEvents(t, g, channel, password, "ONGOING") == n
+	}, g)
+
+	am.post(t, instanceDown(n, started, time.Now().Add(-time.Second)))
+	waitFor(t, fmt.Sprintf("%d closed events", n), 2*time.Minute, func() bool {
+		return countEvents(t, g, channel, password, "CLOSED") == n
+	}, g)
+	if open := countEvents(t, g, channel, password, "ONGOING"); open != 0 {
+		t.Errorf("%d events still ongoing after the resolution", open)
+	}
+	if b := metricValue(t, g, "pushgo_limit_large_body_bytes", ""); b != 0 {
+		t.Errorf("%v bytes of large bodies still held after every answer", b)
+	}
+}
