@@ -115,7 +115,7 @@ func Defaults() Config {
 		UnauthenticatedReadsPerAddr: 8,
 		BodyRead:                    10 * time.Second,
 		AlertmanagerBody:            16 << 20,
-		LargeBodies:                 64 << 20,
+		LargeBodies:                 32 << 20,
 	}
 }
 

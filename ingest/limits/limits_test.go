@@ -263,7 +263,7 @@ func TestSettings(t *testing.T) {
 		set[s.Env] = s.Get()
 	}
 	if set["PUSHGO_LIMIT_TOKENS_PER_CHANNEL"] != "100" || set["PUSHGO_LIMIT_BODY_READ"] != "10s" || set["PUSHGO_LIMIT_INTEGRATION_PER_TOKEN"] != "" ||
-		set["PUSHGO_LIMIT_ALERTMANAGER_BODY"] != "16MiB" || set["PUSHGO_LIMIT_LARGE_BODIES"] != "64MiB" {
+		set["PUSHGO_LIMIT_ALERTMANAGER_BODY"] != "16MiB" || set["PUSHGO_LIMIT_LARGE_BODIES"] != "32MiB" {
 		t.Fatalf("defaults as text: %v", set)
 	}
 	apply := func(env, v string) error {
