@@ -31,8 +31,20 @@ type inbox struct {
 	// many wait, below the JetStream context's own limit (where each
 	// publish would stall).
 	pending chan pendingItem
-	misses  prometheus.Counter
-	log     *slog.Logger
+	// retries holds the items the broker did not store, for runRetries
+	// to publish again; waiting counts them, the one in hand included.
+	retries chan retryItem
+	waiting prometheus.Gauge
+	// misses counts the items given up on; republished those a later
+	// publish stored.
+	misses, republished prometheus.Counter
+	log                 *slog.Logger
+}
+
+// newInbox is the inbox of js, counted in m.
+func newInbox(js jetstream.JetStream, m *metrics, log *slog.Logger) inbox {
+	return inbox{js: js, pending: make(chan pendingItem, maxPendingItems), retries: make(chan retryItem, maxRetryItems),
+		waiting: m.inboxRetrying, misses: m.inboxMisses, republished: m.inboxRepublished, log: log}
 }
 
 type pendingItem struct {
@@ -45,6 +57,31 @@ type pendingItem struct {
 
 // maxPendingItems bounds the inbox items unanswered at once.
 const maxPendingItems = 1024
+
+// retryItem is an item the broker did not store, to be published again
+// until giveUp.
+type retryItem struct {
+	msg        *nats.Msg
+	deliveryID string
+	giveUp     time.Time
+}
+
+// Publishing again. An item is not stored when its stream has no leader
+// (the node that led it died, and the others have not elected another
+// yet: a few seconds) or no quorum. Its push has gone out, but if the
+// provider loses that push too (an offline device gets only the last of
+// its collapsed pushes), the device can pull it only from the inbox; so
+// the item is published again, one at a time in the order they failed,
+// until inboxRetryFor after its failed answer, waiting from
+// inboxRetryFirstWait, doubling up to inboxRetryMaxWait, between tries.
+// An item stored twice (the first publish was stored, its answer lost) is
+// read once and acked whole (streams.InboxStream).
+const (
+	maxRetryItems       = 4096
+	inboxRetryFor       = 2 * time.Minute
+	inboxRetryFirstWait = 250 * time.Millisecond
+	inboxRetryMaxWait   = 5 * time.Second
+)
 
 // itemMsg is the message of item (payload.InboxItem), deviceKey's delivery
 // of the operation at seq.
@@ -85,10 +122,9 @@ func (in *inbox) putAsync(ctx context.Context, deviceKey string, seq uint64, ite
 const inboxAnswerWait = 5 * time.Second
 
 // runAnswers reads the broker's answers to the items putAsync published,
-// in order, until ctx ends. An item the broker did not store is counted
-// and logged, and its push not sent again: it has gone (the device has it
-// unless the provider lost it), and a retried push is stored again with
-// its retry.
+// in order, until ctx ends. An item the broker did not store is queued to
+// be published again (retryLater), and its push not sent again: it has
+// gone (the device has it unless the provider lost it).
 func (in *inbox) runAnswers(ctx context.Context) error {
 	t := time.NewTimer(inboxAnswerWait)
 	defer t.Stop()
@@ -120,8 +156,74 @@ func (in *inbox) runAnswers(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			in.misses.Inc()
-			in.log.Warn("pusher: inbox item not stored", "delivery_id", it.deliveryID, "err", err)
+			in.retryLater(it, err)
 		}
+	}
+}
+
+// retryLater queues it, which the broker did not store (err), for
+// runRetries; when maxRetryItems already wait, it is given up.
+func (in *inbox) retryLater(it pendingItem, err error) {
+	m := it.f.Msg()
+	if m == nil {
+		in.giveUp(it.deliveryID, err)
+		return
+	}
+	// A copy: the asynchronous publish set the original's reply subject.
+	again := &nats.Msg{Subject: m.Subject, Header: nats.Header{}, Data: m.Data}
+	for k, v := range m.Header {
+		again.Header[k] = v
+	}
+	select {
+	case in.retries <- retryItem{msg: again, deliveryID: it.deliveryID, giveUp: time.Now().Add(inboxRetryFor)}:
+		in.waiting.Inc()
+		in.log.Info("pusher: inbox item not stored; publishing it again", "delivery_id", it.deliveryID, "err", err)
+	default:
+		in.giveUp(it.deliveryID, fmt.Errorf("%w (and %d items already wait to be published again)", err, maxRetryItems))
+	}
+}
+
+// giveUp counts and logs an item that is not stored.
+func (in *inbox) giveUp(deliveryID string, err error) {
+	in.misses.Inc()
+	in.log.Warn("pusher: inbox item not stored", "delivery_id", deliveryID, "err", err)
+}
+
+// runRetries publishes again the items retryLater queued, one at a time,
+// each until it is stored or its giveUp passes, until ctx ends (the items
+// still queued then are not stored).
+func (in *inbox) runRetries(ctx context.Context) error {
+	for {
+		var it retryItem
+		select {
+		case it = <-in.retries:
+		case <-ctx.Done():
+			return nil
+		}
+		wait := inboxRetryFirstWait
+		for {
+			pctx, cancel := context.WithTimeout(ctx, inboxAnswerWait)
+			_, err := in.js.PublishMsg(pctx, it.msg)
+			cancel()
+			if err == nil {
+				in.republished.Inc()
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			left := time.Until(it.giveUp)
+			if left <= 0 {
+				in.giveUp(it.deliveryID, err)
+				break
+			}
+			select {
+			case <-time.After(min(wait, left)):
+			case <-ctx.Done():
+				return nil
+			}
+			wait = min(2*wait, inboxRetryMaxWait)
+		}
+		in.waiting.Dec()
 	}
 }

@@ -24,6 +24,8 @@ type metrics struct {
 	floorRepairs     prometheus.Counter
 	receiptRetries   prometheus.Counter
 	inboxMisses      prometheus.Counter
+	inboxRepublished prometheus.Counter
+	inboxRetrying    prometheus.Gauge
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -44,7 +46,11 @@ func newMetrics() *metrics {
 		receiptRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_receipt_retries_total",
 			Help: "Outcome receipts of the retry queue the broker did not store at once, tried again (the task held meanwhile, not sent again)."}),
 		inboxMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_inbox_misses_total",
-			Help: "Pushes sent whose inbox item the broker did not store (the app cannot pull them if the provider lost them)."}),
+			Help: "Pushes sent whose inbox item the broker did not store, also when published again for 2 minutes (the app cannot pull them if the provider lost them)."}),
+		inboxRepublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushgo_pusher_inbox_republished_total",
+			Help: "Inbox items the broker did not store at first (their stream had no leader) and stored when published again."}),
+		inboxRetrying: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushgo_pusher_inbox_retrying",
+			Help: "Inbox items not stored at first, waiting to be published again (at most 4096; past that, counted as misses)."}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_deliveries_total",
 			Help: "Settled deliveries by provider and outcome."}, []string{"provider", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushgo_pusher_retries_total",
@@ -65,7 +71,7 @@ func (p *Pusher) Collectors() []prometheus.Collector {
 		Help: "Deliveries scheduled and not ended, plus retry tasks waiting or in flight (sampled every few seconds)."},
 		func() float64 { return float64(uint64(p.window.inFlight()) + p.backlog.Load()) })
 	return []prometheus.Collector{m.tasks, m.fanoutSeconds, m.outcomes, m.retries, m.retired, m.providerSeconds, m.acceptToProvider,
-		m.takeovers, m.summaries, m.gapsFilled, m.floorRepairs, m.receiptRetries, m.inboxMisses, backlog}
+		m.takeovers, m.summaries, m.gapsFilled, m.floorRepairs, m.receiptRetries, m.inboxMisses, m.inboxRepublished, m.inboxRetrying, backlog}
 }
 
 // sampleBacklog refreshes the backlog gauge from the sender consumer until

@@ -228,7 +228,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	p := &Pusher{cfg: cfg, log: cfg.Logger, js: js, devices: reg, senders: cfg.Senders, ops: newOpCache(leaderread.New(js, opsStream), 4096), opsStream: opsStream,
 		floors:  floors,
 		metrics: newMetrics(), now: cfg.Now, sched: newScheduler(), window: newWindow(cfg.MaxInFlight), floorMoved: make(chan struct{}, 1)}
-	p.inbox = inbox{js: js, pending: make(chan pendingItem, maxPendingItems), misses: p.metrics.inboxMisses, log: cfg.Logger}
+	p.inbox = newInbox(js, p.metrics, cfg.Logger)
 	p.summaries = newSummaries(p)
 	// Who an operation goes to, and each device's route, are read from
 	// memory kept current by watches: no broker round trip per push.
@@ -299,6 +299,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	run("retry", p.send)
 	run("retry keep-alive", p.keepAlive)
 	run("inbox answers", p.inbox.runAnswers)
+	run("inbox retries", p.inbox.runRetries)
 	run("backlog", p.sampleBacklog)
 	go func() {
 		_ = g.Wait()
