@@ -5,7 +5,7 @@
 // operations appended through the same writer as /event/*.
 //
 // A key lives in the PUSHGO_ALERT_KEYS bucket as <channel>.<source>.<hash>
-// → {event_id, op_id, gen, acked}. The entry is written only when a key
+// → {event_id, op_id, gen, acked, since}. The entry is written only when a key
 // opens a new Event (its first report, or the first after its Event
 // closed) and when its Event is acknowledged, never on a refresh, so the
 // hot path of a tool re-sending open alerts is one append (or none when
@@ -93,6 +93,10 @@ type entry struct {
 	// with WhenAcknowledged set then leaves it acknowledged. A new Event
 	// (the next gen) starts without it.
 	Acked bool `json:"acked,omitzero"`
+	// Since (ms) is when the occurrence the Event reports began
+	// (Report.Since); 0 when the source does not say (or the entry is
+	// older than the field).
+	Since int64 `json:"since,omitzero"`
 	rev   uint64
 }
 
@@ -198,6 +202,18 @@ type Report struct {
 	// replica.
 	WhenAcknowledged     *ops.EventRequest
 	WhenAcknowledgedHash string
+	// Since (ms), when not zero, is when this occurrence of the alert
+	// began (Alertmanager's startsAt, the same at every resend while it
+	// fires). A report of a later occurrence than the open Event's is a
+	// new incident whose previous one's resolve never came (cut by the
+	// sender's max_alerts, or a receiver that sends no resolves): the open
+	// Event is closed with Superseded and a new one opened, which alerts
+	// again (the content of the two may be equal, which as an update
+	// would append nothing).
+	Since int64
+	// Superseded is the close appended to the open Event of an earlier
+	// occurrence (required with Since).
+	Superseded *ops.EventRequest
 	// quiet: append as a background update (Open's held report).
 	quiet bool
 }
@@ -228,7 +244,7 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			return Outcome{}, t.unavailable("read", r.Key, err)
 		}
 		if !ok {
-			e = entry{Gen: 1, OpID: r.Key.opID(1)}
+			e = entry{Gen: 1, OpID: r.Key.opID(1), Since: r.Since}
 			e.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), e.OpID)
 			// Validated before the claim: a report refused (too large,
 			// invalid) leaves no key behind to hold off its resolve.
@@ -243,6 +259,20 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 				return Outcome{}, t.unavailable("claim", r.Key, err)
 			}
 			out, aerr, retry := t.appendCreate(ctx, v)
+			if retry {
+				continue
+			}
+			return out, aerr
+		}
+		if r.Since > 0 && e.Since > 0 && r.Since > e.Since && r.Superseded != nil {
+			// A later occurrence: its predecessor is closed (already
+			// closed through another replica: nothing to do), then the
+			// next gen is opened as after any close.
+			if _, aerr := t.closeEvent(ctx, r.Key, e, *r.Superseded); aerr != nil &&
+				aerr.Code != apierr.EventClosed && aerr.Code != apierr.EventNotFound {
+				return Outcome{}, aerr
+			}
+			out, aerr, retry := t.openNext(ctx, r, e)
 			if retry {
 				continue
 			}
@@ -272,22 +302,8 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			return out, aerr
 		case aerr.Code == apierr.EventNotFound, aerr.Code == apierr.EventClosed:
 			// Closed, or an old claim whose Event is not in the log (aged
-			// out with the retention, or never created): a new Event, under
-			// a new id, so an old incident's snapshot is never reopened.
-			next := entry{Gen: e.Gen + 1, OpID: r.Key.opID(e.Gen + 1)}
-			next.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), next.OpID)
-			v, aerr := t.createOp(r, next)
-			if aerr != nil {
-				return Outcome{}, aerr
-			}
-			if err := t.claim(ctx, r.Key, &next, e.rev); err != nil {
-				t.forget(r.Key)
-				if cas.Lost(err) {
-					continue
-				}
-				return Outcome{}, t.unavailable("claim", r.Key, err)
-			}
-			out, aerr, retry := t.appendCreate(ctx, v)
+			// out with the retention, or never created).
+			out, aerr, retry := t.openNext(ctx, r, e)
 			if retry {
 				continue
 			}
@@ -296,6 +312,26 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		return Outcome{}, aerr
 	}
 	return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent reports of this alert; retry", RetryAfter: 1}
+}
+
+// openNext opens r's Event as the key's next gen after e's (closed or
+// gone): a new Event under a new id, so an old incident's snapshot is
+// never reopened. retry reports a lost race (the entry moved on).
+func (t *Tracker) openNext(ctx context.Context, r Report, e entry) (Outcome, *apierr.Error, bool) {
+	next := entry{Gen: e.Gen + 1, OpID: r.Key.opID(e.Gen + 1), Since: r.Since}
+	next.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), next.OpID)
+	v, aerr := t.createOp(r, next)
+	if aerr != nil {
+		return Outcome{}, aerr, false
+	}
+	if err := t.claim(ctx, r.Key, &next, e.rev); err != nil {
+		t.forget(r.Key)
+		if cas.Lost(err) {
+			return Outcome{}, nil, true
+		}
+		return Outcome{}, t.unavailable("claim", r.Key, err), false
+	}
+	return t.appendCreate(ctx, v)
 }
 
 // createOp is the create of e's Event for r, validated.
@@ -412,24 +448,47 @@ func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) error {
 	return errors.New("the key's entry kept changing")
 }
 
+// CloseOption qualifies a Close.
+type CloseOption func(*closeOptions)
+
+type closeOptions struct{ since int64 }
+
+// OfOccurrence says when the occurrence a resolve ends began (ms; see
+// Report.Since): the resolve of an occurrence earlier than the open
+// Event's is one whose Event was superseded already, and is Absent.
+func OfOccurrence(since int64) CloseOption {
+	return func(o *closeOptions) { o.since = since }
+}
+
 // Close closes the key's open Event with req (resolved). A key with no
 // open Event is Absent: nothing is appended, so a repeated or unknown
 // resolve is accepted and changes nothing.
-func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest) (Outcome, *apierr.Error) {
+func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest, opts ...CloseOption) (Outcome, *apierr.Error) {
+	var o closeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		req := req
-		req.ChannelID, req.EventID, req.OpID, req.Password = &k.ChannelID, &e.EventID, nil, nil
-		req.StartedAt = nil
-		v, aerr := ops.ValidateIntegrationEvent(ops.EventClose, &req)
-		if aerr != nil {
-			return Outcome{}, aerr
+		if o.since > 0 && e.Since > 0 && o.since < e.Since {
+			return Outcome{Absent: true}, nil
 		}
-		res, aerr := t.app.Append(ctx, v)
-		if aerr != nil {
-			return Outcome{}, aerr
-		}
-		return Outcome{EventID: e.EventID, Updated: true, Seq: res.Seq}, nil
+		return t.closeEvent(ctx, k, e, req)
 	})
+}
+
+// closeEvent appends req as the close of e's Event.
+func (t *Tracker) closeEvent(ctx context.Context, k Key, e entry, req ops.EventRequest) (Outcome, *apierr.Error) {
+	req.ChannelID, req.EventID, req.OpID, req.Password = &k.ChannelID, &e.EventID, nil, nil
+	req.StartedAt = nil
+	v, aerr := ops.ValidateIntegrationEvent(ops.EventClose, &req)
+	if aerr != nil {
+		return Outcome{}, aerr
+	}
+	res, aerr := t.app.Append(ctx, v)
+	if aerr != nil {
+		return Outcome{}, aerr
+	}
+	return Outcome{EventID: e.EventID, Updated: true, Seq: res.Seq}, nil
 }
 
 // onOpen applies fn to the key's Event. An Event that is closed or missing

@@ -2,6 +2,7 @@ package alerts_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -451,4 +452,67 @@ func appended(t *testing.T, s jetstream.Stream, seq uint64) (ops.Name, ops.Event
 		t.Fatal(err)
 	}
 	return env.Op, p
+}
+
+// occurrence is firing("k", message) of the occurrence that began at
+// since (ms), with the close of an earlier one.
+func occurrence(since int64, message string) alerts.Report {
+	r := firing("k", message)
+	at := wire.Millis(since)
+	r.Event.StartedAt, r.Since = &at, since
+	r.Superseded = &ops.EventRequest{Title: r.Event.Title, Status: ptr("resolved"), Message: ptr(message), Severity: r.Event.Severity,
+		EventTime: &at, EndedAt: &at}
+	return r
+}
+
+// TestLaterOccurrenceSupersedesTheOpenEvent: a report of an occurrence
+// that began after the open Event's, with no resolve between (cut by the
+// sender's max_alerts, or a receiver that sends none), closes that Event
+// at the new start and opens a new one, on either replica, once; until 4
+// December it was an unchanged repeat of the open Event, and nobody was
+// alerted of the new incident. A late resolve of the earlier occurrence
+// leaves the new Event open.
+func TestLaterOccurrenceSupersedesTheOpenEvent(t *testing.T) {
+	for _, path := range claimPaths {
+		t.Run(path.name, func(t *testing.T) {
+			s, rs := setupClaims(t, 2, alerts.Options{}, path.viaKV)
+			ctx := context.Background()
+			const t1, t2 = 1_800_000_000_000, 1_800_003_600_000
+			first, aerr := rs[0].tr.Open(ctx, occurrence(t1, "down"))
+			if aerr != nil || !first.Created {
+				t.Fatalf("open: %+v %v", first, aerr)
+			}
+			if again, aerr := rs[1].tr.Open(ctx, occurrence(t1, "down")); aerr != nil || !again.Unchanged || again.EventID != first.EventID {
+				t.Fatalf("resend: %+v %v", again, aerr)
+			}
+			// The next occurrence reaches both replicas at once.
+			outs := make([]alerts.Outcome, 2)
+			errs := make([]*apierr.Error, 2)
+			var wg sync.WaitGroup
+			for i, r := range rs {
+				wg.Go(func() { outs[i], errs[i] = r.tr.Open(ctx, occurrence(t2, "down")) })
+			}
+			wg.Wait()
+			if errs[0] != nil || errs[1] != nil || outs[0].EventID != outs[1].EventID || outs[0].EventID == first.EventID ||
+				outs[0].Created == outs[1].Created {
+				t.Fatalf("the later occurrence on two replicas: %+v %v, %+v %v", outs[0], errs[0], outs[1], errs[1])
+			}
+			second := outs[0].EventID
+			want := []string{"event.create:" + first.EventID, "event.close:" + first.EventID, "event.create:" + second}
+			if got := opsOf(t, s); !slices.Equal(got, want) {
+				t.Fatalf("log %v, want %v", got, want)
+			}
+			if op, p := appended(t, s, 2); op != ops.EventClose || p.EndedAt == nil || int64(*p.EndedAt) != t2 || p.Status != "resolved" {
+				t.Fatalf("the close: %s %+v", op, p)
+			}
+			at := wire.Millis(t2 + 60_000)
+			resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at, EndedAt: &at}
+			if late, aerr := rs[1].tr.Close(ctx, firing("k", "").Key, resolve, alerts.OfOccurrence(t1)); aerr != nil || !late.Absent {
+				t.Fatalf("a late resolve of the first occurrence: %+v %v", late, aerr)
+			}
+			if closed, aerr := rs[0].tr.Close(ctx, firing("k", "").Key, resolve, alerts.OfOccurrence(t2)); aerr != nil || !closed.Updated || closed.EventID != second {
+				t.Fatalf("the resolve of the second: %+v %v", closed, aerr)
+			}
+		})
+	}
 }

@@ -358,3 +358,53 @@ func TestAlertmanagerRejections(t *testing.T) {
 		t.Fatalf("no Content-Type: %d %s", s, b)
 	}
 }
+
+// amOccurrence is a notification of one alert (fingerprint 0f0f...) of
+// status, begun at startsAt.
+func amOccurrence(status, startsAt, endsAt string) string {
+	return `{"receiver":"pushgo","status":"` + status + `","version":"4","groupKey":"{}:{alertname=\"NodeDown\"}","alerts":[` +
+		`{"status":"` + status + `","labels":{"alertname":"NodeDown","instance":"db-2:9100","severity":"critical"},` +
+		`"annotations":{"summary":"db-2 is down"},"startsAt":"` + startsAt + `","endsAt":"` + endsAt + `",` +
+		`"fingerprint":"0f0f0f0f0f0f0f0f"}]}`
+}
+
+// TestAlertmanagerRefiringWithoutResolve: an alert that fires again (a
+// later startsAt) with no resolve received for its previous occurrence,
+// as with send_resolved: false, Grafana's "Disable resolved message", or a
+// resolve cut by max_alerts, opens a new Event and closes the old one at
+// the new start. Until 4 December the open Event took it as an unchanged
+// resend, and the new incident alerted nobody. A late resolve of the old
+// occurrence leaves the new Event open.
+func TestAlertmanagerRefiringWithoutResolve(t *testing.T) {
+	it := startIntegrations(t, "refire")
+	auth := "Api-Token " + it.token
+	const first, second = "2026-11-01T08:00:00Z", "2026-11-02T09:30:00Z"
+	a, _ := it.alertmanager(auth, amOccurrence("firing", first, "2026-11-01T08:05:00Z"), 200)
+	if a.Opened != 1 {
+		t.Fatalf("first occurrence: %+v", a)
+	}
+	old := a.Events[0].EventID
+	if a, _ = it.alertmanager(auth, amOccurrence("firing", first, "2026-11-01T08:10:00Z"), 200); a.Unchanged != 1 {
+		t.Fatalf("its resend: %+v", a)
+	}
+	a, _ = it.alertmanager(auth, amOccurrence("firing", second, "2026-11-02T09:35:00Z"), 200)
+	if a.Opened != 1 || a.Events[0].EventID == old {
+		t.Fatalf("the next occurrence: %+v", a)
+	}
+	current := a.Events[0].EventID
+	if e := it.event(old); e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] != amMillis(t, second) {
+		t.Fatalf("the first occurrence's event: %v", e)
+	}
+	if e := it.event(current); e["state"] != "ONGOING" || e["started_at"] != amMillis(t, second) {
+		t.Fatalf("the next occurrence's event: %v", e)
+	}
+	if a, _ = it.alertmanager(auth, amOccurrence("resolved", first, "2026-11-01T08:20:00Z"), 200); a.Absent != 1 {
+		t.Fatalf("a late resolve of the first occurrence: %+v", a)
+	}
+	if e := it.event(current); e["state"] != "ONGOING" {
+		t.Fatalf("after the late resolve: %v", e)
+	}
+	if a, _ = it.alertmanager(auth, amOccurrence("resolved", second, "2026-11-02T10:00:00Z"), 200); a.Resolved != 1 || a.Events[0].EventID != current {
+		t.Fatalf("the next occurrence's resolve: %+v", a)
+	}
+}

@@ -160,6 +160,14 @@ type Report struct {
 	// and the screenshot URL. Two resends of an unchanged alert have equal
 	// Content. Nil on resolved reports (a close is never skipped).
 	Content any
+	// Since is the alert's startsAt (ms): when this occurrence began, the
+	// same at every resend while it fires (alerts.Report.Since, and the
+	// occurrence a resolve ends: alerts.OfOccurrence).
+	Since int64
+	// Superseded (firing reports) closes the open Event of an earlier
+	// occurrence whose resolve never came (alerts.Report.Superseded):
+	// status resolved, ended at this occurrence's start.
+	Superseded *ops.EventRequest
 }
 
 // content is the hashed view of a firing report.
@@ -286,8 +294,12 @@ func translate(p *Payload, a *Alert, at string, now int64) (Report, *apierr.Erro
 		ev.Status = ptr(StatusFiring)
 		ev.EventTime, ev.StartedAt = ptr(wire.Millis(startsAt)), ptr(wire.Millis(startsAt))
 		r.Content = content{Title: title, Status: StatusFiring, Message: message, Severity: sev, Attrs: stable}
+		sup := ev
+		sup.Status, sup.StartedAt = ptr(StatusResolved), nil
+		sup.EventTime, sup.EndedAt = ptr(wire.Millis(startsAt)), ptr(wire.Millis(startsAt))
+		r.Superseded = &sup
 	}
-	r.Event = ev
+	r.Event, r.Since = ev, startsAt
 
 	// The check the tracker's appends will make, with placeholder ids of
 	// the real ids' lengths. A firing alert is checked as its create; the
@@ -301,6 +313,13 @@ func translate(p *Payload, a *Alert, at string, now int64) (Report, *apierr.Erro
 	}
 	if _, err := ops.ValidateIntegrationEvent(op, &check, ops.WithContentHeadroom(checkHeadroom)); err != nil {
 		return r, &apierr.Error{Code: err.Code, Detail: at + ": " + err.Detail}
+	}
+	if r.Superseded != nil {
+		check := *r.Superseded
+		check.ChannelID, check.EventID = ptr(placeholderChanID), ptr(placeholderEventID)
+		if _, err := ops.ValidateIntegrationEvent(ops.EventClose, &check, ops.WithContentHeadroom(checkHeadroom)); err != nil {
+			return r, &apierr.Error{Code: err.Code, Detail: at + ": " + err.Detail}
+		}
 	}
 	return r, nil
 }
