@@ -526,6 +526,34 @@ func TestSlowIntegrationBodyIsCut(t *testing.T) {
 	}
 }
 
+// TestSlowBodyIsAnsweredRetry: on every integration route a body cut by
+// its deadline is answered as the route's overload, which its senders
+// resend (PagerDuty's clients a 429, the others a 5xx), with Retry-After:
+// a slow network is no reason to drop a report. Until 4 December it was
+// 400, which every one of them drops.
+func TestSlowBodyIsAnsweredRetry(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{BodyRead: 100 * time.Millisecond}})
+	ch := g.createChannel("monitoring")
+	tok := mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
+	auth := map[string]string{"Authorization": "Api-Token " + tok}
+	for path, want := range map[string]int{
+		"/api/v2/events/ingest":      http.StatusServiceUnavailable,
+		"/v1/event-bus/recv":         http.StatusServiceUnavailable,
+		"/cloudevents":               http.StatusServiceUnavailable,
+		"/integrations/alertmanager": http.StatusServiceUnavailable,
+		"/v2/enqueue":                http.StatusTooManyRequests,
+	} {
+		slow := g.startSlow(t, "", path, auth)
+		<-slow.done
+		if slow.status != want {
+			t.Errorf("%s: a cut body answered %d, want %d", path, slow.status, want)
+		}
+	}
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_body_read"); n != 5 {
+		t.Errorf("integration_body_read refusals %v, want 5", n)
+	}
+}
+
 // amGroup is an Alertmanager notification of n alerts of one group, about
 // 600 bytes an alert.
 func amGroup(n int) string {

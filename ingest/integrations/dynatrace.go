@@ -127,6 +127,10 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 		if err == errTooLarge {
 			return dtFail(c, http.StatusRequestEntityTooLarge, apierr.PayloadTooLarge, "Request body is larger than 1 MiB")
 		}
+		if err == errBodyTimeout {
+			// A slow network, not a bad report: retried (503, Retry-After).
+			return dtFail(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, "Request body did not arrive in time; retry")
+		}
 		return dtFail(c, http.StatusBadRequest, apierr.InvalidRequestBody, "Request body could not be read")
 	}
 	req, vs, err := dynatrace.Decode(body)

@@ -57,6 +57,9 @@ func (r *Routes) pdRead(c *echo.Context) (ev *pagerduty.Event, rep pagerduty.Rep
 		if errors.Is(err, errTooLarge) {
 			return ev, rep, true, pdInvalid(c, http.StatusRequestEntityTooLarge, apierr.PayloadTooLarge, err.Error())
 		}
+		if errors.Is(err, errBodyTimeout) { // a slow network, not a bad event: PagerDuty's clients retry a 429
+			return ev, rep, true, pdThrottle(c, apierr.AppendUnavailable, 1, err.Error())
+		}
 		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, apierr.InvalidRequestBody, "reading the request body: "+err.Error())
 	}
 	// Validation comes before the token check because the token is in the
