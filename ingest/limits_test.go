@@ -616,13 +616,19 @@ func TestLargeAlertmanagerNotifications(t *testing.T) {
 	if code, ans := postUnannounced(t, g, "/integrations/alertmanager", auth, group); code != http.StatusServiceUnavailable {
 		t.Fatalf("unannounced beside the slow body: %d %s", code, ans)
 	}
+	if n := len(streamOps(t, g.nc)) - before; n != 0 {
+		t.Fatalf("%d operations appended by refused notifications", n)
+	}
+	// A body of exactly 1 MiB, unannounced, needs no part of the budget.
+	small := strings.ReplaceAll(amGroup(10), `"fingerprint":"0000`, `"fingerprint":"ffff`) // alerts of their own
+	small += strings.Repeat(" ", 1<<20-len(small))
+	if code, ans := postUnannounced(t, g, "/integrations/alertmanager", auth, small); code != http.StatusOK {
+		t.Fatalf("an unannounced body of exactly 1 MiB beside the slow body: %d %.300s", code, ans)
+	}
 	slow.finish()
 	waitFor(t, func() bool { return gauge(t, g, "pushgo_limit_large_body_bytes") == 0 })
 	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_large_bodies"); n != 2 {
 		t.Errorf("integration_large_bodies refusals %v, want 2", n)
-	}
-	if n := len(streamOps(t, g.nc)) - before; n != 0 {
-		t.Fatalf("%d operations appended by refused notifications", n)
 	}
 
 	// Served, announced and not.

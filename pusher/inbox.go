@@ -169,16 +169,17 @@ func (in *inbox) retryLater(it pendingItem, err error) {
 		in.giveUp(it.deliveryID, err)
 		return
 	}
-	// A copy: the asynchronous publish set the original's reply subject.
+	// A message of its own, not the one the publish future holds.
 	again := &nats.Msg{Subject: m.Subject, Header: nats.Header{}, Data: m.Data}
 	for k, v := range m.Header {
 		again.Header[k] = v
 	}
+	in.waiting.Inc() // before the send: runRetries may take it at once
 	select {
 	case in.retries <- retryItem{msg: again, deliveryID: it.deliveryID, giveUp: time.Now().Add(inboxRetryFor)}:
-		in.waiting.Inc()
 		in.log.Info("pusher: inbox item not stored; publishing it again", "delivery_id", it.deliveryID, "err", err)
 	default:
+		in.waiting.Dec()
 		in.giveUp(it.deliveryID, fmt.Errorf("%w (and %d items already wait to be published again)", err, maxRetryItems))
 	}
 }
@@ -191,8 +192,14 @@ func (in *inbox) giveUp(deliveryID string, err error) {
 
 // runRetries publishes again the items retryLater queued, one at a time,
 // each until it is stored or its giveUp passes, until ctx ends (the items
-// still queued then are not stored).
+// still queued then are not stored: counted and logged as misses).
+//
+// The app may ack an item's push before its item is stored again (it
+// acks every push it receives); the item is then in its inbox once more,
+// and the app, which keeps deliveries by delivery id, takes it as the one
+// it has and acks it again at its next pull.
 func (in *inbox) runRetries(ctx context.Context) error {
+	defer in.dropQueued()
 	for {
 		var it retryItem
 		select {
@@ -210,6 +217,8 @@ func (in *inbox) runRetries(ctx context.Context) error {
 				break
 			}
 			if ctx.Err() != nil {
+				in.giveUp(it.deliveryID, fmt.Errorf("%w (the pusher is stopping)", err))
+				in.waiting.Dec()
 				return nil
 			}
 			left := time.Until(it.giveUp)
@@ -220,10 +229,31 @@ func (in *inbox) runRetries(ctx context.Context) error {
 			select {
 			case <-time.After(min(wait, left)):
 			case <-ctx.Done():
+				in.giveUp(it.deliveryID, fmt.Errorf("%w (the pusher is stopping)", err))
+				in.waiting.Dec()
 				return nil
 			}
 			wait = min(2*wait, inboxRetryMaxWait)
 		}
 		in.waiting.Dec()
+	}
+}
+
+// dropQueued counts the items still queued when runRetries ends as
+// misses, in one log line.
+func (in *inbox) dropQueued() {
+	n := 0
+	for {
+		select {
+		case <-in.retries:
+			n++
+			in.misses.Inc()
+			in.waiting.Dec()
+		default:
+			if n > 0 {
+				in.log.Warn("pusher: inbox items not stored: the pusher stopped before publishing them again", "items", n)
+			}
+			return
+		}
 	}
 }

@@ -208,7 +208,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	if cfg.Failover < 3*time.Second {
 		return nil, fmt.Errorf("pusher: failover %s: at least 3s (a pinned replica pulls again every second)", cfg.Failover)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// An unanswered asynchronous publish (an inbox item in flight when its
+	// stream's leader died) fails after inboxAnswerWait instead of holding
+	// a place of the 4,096 until the connection reconnects.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(inboxAnswerWait))
 	if err != nil {
 		return nil, err
 	}

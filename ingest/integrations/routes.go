@@ -248,8 +248,9 @@ func (r *Routes) readBodyUpTo(c *echo.Context, limit int64, setting string) (bod
 	return nil, release, err
 }
 
-// growingBody is a request body that calls grow once, before it reads
-// the byte past its first left bytes; grow's error ends the read.
+// growingBody is a request body that calls grow once, before it returns
+// the byte past its first left bytes (a body of exactly left bytes never
+// calls it); grow's error ends the read.
 type growingBody struct {
 	io.ReadCloser
 	left int64
@@ -257,20 +258,23 @@ type growingBody struct {
 }
 
 func (g *growingBody) Read(p []byte) (int, error) {
-	if g.grow != nil {
-		if g.left == 0 {
-			if err := g.grow(); err != nil {
-				return 0, err
-			}
-			g.grow = nil
-		} else if int64(len(p)) > g.left {
-			p = p[:g.left]
-		}
+	if g.grow == nil || len(p) == 0 {
+		return g.ReadCloser.Read(p)
 	}
-	n, err := g.ReadCloser.Read(p)
-	if g.grow != nil {
+	if g.left > 0 {
+		n, err := g.ReadCloser.Read(p[:min(int64(len(p)), g.left)])
 		g.left -= int64(n)
+		return n, err
 	}
+	// At the bound: is there a byte past it?
+	n, err := g.ReadCloser.Read(p[:1])
+	if n == 0 {
+		return 0, err
+	}
+	if gerr := g.grow(); gerr != nil {
+		return 0, gerr
+	}
+	g.grow = nil
 	return n, err
 }
 

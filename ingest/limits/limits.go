@@ -87,8 +87,10 @@ type Config struct {
 	// notification answered 413 (it retries only a 5xx).
 	AlertmanagerBody int
 	// LargeBodies bounds the bytes of integration bodies over 1 MiB held
-	// at once (each from its first byte past 1 MiB until its answer: the
-	// body, and what is decoded from it, which is a few times its size);
+	// at once, each until its answer (the body, and what is decoded from
+	// it, a few times its size): an announced length is taken before the
+	// body is read, and a body whose length is not announced takes the
+	// route's whole bound once it passes 1 MiB;
 	// a body over the budget is refused as overload (Alertmanager's 503
 	// with Retry-After), never queued. A body larger than the whole budget
 	// is admitted when no other is held.

@@ -89,11 +89,13 @@ func (s *Slots) TakeClient(ctx context.Context) (release func(), ok bool) {
 // support read deadlines; clear, called once the body is read, lifts it
 // again (so a keep-alive connection's next request is not held to it).
 func (l *Limits) BodyDeadline(w http.ResponseWriter, n int64) (clear func()) {
+	rc := http.NewResponseController(w)
 	if l.cfg.BodyRead <= 0 {
+		// Off: no deadline, not even the server's for a whole request.
+		_ = rc.SetReadDeadline(time.Time{})
 		return func() {}
 	}
 	mib := max(1, (n+1<<20-1)>>20)
-	rc := http.NewResponseController(w)
 	if rc.SetReadDeadline(time.Now().Add(time.Duration(mib)*l.cfg.BodyRead)) != nil {
 		return func() {}
 	}
