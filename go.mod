@@ -14,7 +14,17 @@ require (
 
 require github.com/getkin/kin-openapi v0.153.0
 
-require github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+require (
+	github.com/PagerDuty/go-pagerduty v1.8.0
+	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
+)
+
+require (
+	github.com/go-openapi/jsonpointer v0.22.5 // indirect
+	github.com/go-openapi/swag/jsonname v0.25.5 // indirect
+	github.com/google/go-querystring v1.1.0 // indirect
+	github.com/gorilla/mux v1.8.0 // indirect
+)
 
 require (
 	github.com/chromedp/cdproto v0.159.0
@@ -36,7 +46,7 @@ require (
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/sirupsen/logrus v1.10.1 // indirect
 	github.com/xhit/go-str2duration/v2 v2.1.0 // indirect
-	go.yaml.in/yaml/v4 v4.0.0 // indirect
+	go.yaml.in/yaml/v4 v4.0.0
 )
 
 require (
@@ -102,8 +112,8 @@ require (
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/planetscale/vtprotobuf v0.6.1-0.20240319094008-0393e58bdf10 // indirect
 	github.com/prometheus/client_golang v1.25.0
-	github.com/prometheus/client_model v0.6.3 // indirect
-	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/client_model v0.6.3
+	github.com/prometheus/common v0.72.0
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/pushgo/gateway/broker v0.0.0
 	github.com/rogpeppe/go-internal v1.13.1 // indirect
