@@ -94,11 +94,21 @@ type alertmanagerProc struct {
 	output *syncBuffer
 }
 
+// amReceiver is how Alertmanager notifies: send_resolved, and the
+// repeat_interval of a group whose alerts have not changed.
+type amReceiver struct {
+	sendResolved   bool
+	repeatInterval string
+}
+
+// notifyResolved is the receiver's usual setting (the webhook's default).
+var notifyResolved = amReceiver{sendResolved: true, repeatInterval: "1h"}
+
 // startAlertmanager starts Alertmanager with one route to the gateway's
 // Alertmanager route (token as its Api-Token), grouping by alertname,
 // and waits until it is ready; it is killed at cleanup, its output
 // logged if the test failed.
-func startAlertmanager(t *testing.T, g *gateway, token string) *alertmanagerProc {
+func startAlertmanager(t *testing.T, g *gateway, token string, rcv amReceiver) *alertmanagerProc {
 	t.Helper()
 	bin := buildAlertmanager(t)
 	dir := t.TempDir()
@@ -107,12 +117,12 @@ func startAlertmanager(t *testing.T, g *gateway, token string) *alertmanagerProc
   group_by: [alertname]
   group_wait: 1s
   group_interval: 2s
-  repeat_interval: 1h
+  repeat_interval: ` + rcv.repeatInterval + `
 receivers:
   - name: pushgo
     webhook_configs:
       - url: ` + g.base + `/integrations/alertmanager
-        send_resolved: true
+        send_resolved: ` + strconv.FormatBool(rcv.sendResolved) + `
         http_config:
           authorization:
             type: Api-Token
@@ -291,7 +301,7 @@ func TestAlertmanagerLargeGroup(t *testing.T) {
 		return metricValue(t, g, "pushgo_limit_large_body_bytes", "") == 3<<19
 	}, g)
 
-	am := startAlertmanager(t, g, token)
+	am := startAlertmanager(t, g, token, notifyResolved)
 	const n = 3000
 	started := time.Now().Add(-10 * time.Minute)
 	firing := instanceDown(n, started, time.Time{})
@@ -322,4 +332,75 @@ func TestAlertmanagerLargeGroup(t *testing.T) {
 	if b := metricValue(t, g, "pushgo_limit_large_body_bytes", ""); b != 0 {
 		t.Errorf("%v bytes of large bodies still held after every answer", b)
 	}
+}
+
+// TestAlertmanagerRefiresWithoutResolves: with send_resolved: false,
+// Alertmanager never tells the gateway that an alert resolved; when the
+// alert fires again (a new startsAt), it sends the new occurrence once
+// its repeat_interval has passed. The gateway closes the Event of the
+// first occurrence and opens one for the new, which alerts again. Until
+// 4 December the new occurrence was an unchanged resend of the open
+// Event: nobody was told of it.
+func TestAlertmanagerRefiresWithoutResolves(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, gwConfig{DataDir: t.TempDir()})
+	const password = "correct-horse"
+	channel := createChannel(t, g, "refires", password)
+	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
+		"channel_id": channel, "password": password, "name": "alertmanager", "scopes": []string{"events.ingest"}})),
+		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	am := startAlertmanager(t, g, token, amReceiver{sendResolved: false, repeatInterval: "2s"})
+
+	ongoing := func() []map[string]any {
+		data := mustOK(t, g.Post(t, "/channel/events", mustJSON(t, map[string]any{"channel_id": channel, "password": password,
+			"state": "ONGOING"})), "items", "next_cursor", "has_more")
+		var out []map[string]any
+		for _, it := range data["items"].([]any) {
+			out = append(out, it.(map[string]any))
+		}
+		return out
+	}
+	first := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	am.post(t, instanceDown(1, first, time.Time{}))
+	var firstID string
+	waitFor(t, "the first occurrence's event", time.Minute, func() bool {
+		evs := ongoing()
+		if len(evs) == 1 {
+			firstID, _ = evs[0]["event_id"].(string)
+		}
+		return firstID != ""
+	}, g)
+
+	// Resolved (Alertmanager tells nobody), then firing again, after the
+	// end (Alertmanager merges an alert into the one it holds when their
+	// times overlap, keeping the earlier start).
+	am.post(t, instanceDown(1, first, time.Now().Add(-30*time.Second)))
+	second := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+	waitFor(t, "Alertmanager has the alert resolved", 30*time.Second, func() bool { return am.firing(t) == 0 }, g)
+	am.post(t, instanceDown(1, second, time.Time{}))
+	waitFor(t, "the second occurrence's event, the first closed", time.Minute, func() bool {
+		evs := ongoing()
+		return len(evs) == 1 && evs[0]["event_id"] != firstID && num(t, evs[0], "started_at") == second.UnixMilli()
+	}, g)
+	e := mustOK(t, g.Post(t, "/event/get", mustJSON(t, map[string]any{"channel_id": channel, "password": password, "event_id": firstID})),
+		"channel_id", "event_id", "title", "status", "message", "severity", "state", "event_time", "started_at", "ended_at", "attrs",
+		"created_at", "updated_at", "version", "last_seq", "last_op_id")
+	if e["state"] != "CLOSED" || num(t, e, "ended_at") != second.UnixMilli() {
+		t.Fatalf("the first occurrence's event: %v", e)
+	}
+}
+
+// firing is how many alerts Alertmanager holds as active.
+func (am *alertmanagerProc) firing(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get(am.base + "/api/v2/alerts?active=true&silenced=false&inhibited=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var alerts []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
+		t.Fatalf("alertmanager /api/v2/alerts: %v", err)
+	}
+	return len(alerts)
 }
