@@ -198,7 +198,11 @@ func seqsOf(deviceKey string, ids ...string) []uint64 {
 // after the delivery id after ("" from the start).
 func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (Page, error) {
 	a := seqsOf(deviceKey, after)
-	all, _, err := in.read(ctx, deviceKey, nil, in.since(ctx, a), false, 0)
+	var from uint64
+	if len(a) == 1 {
+		from = a[0] + 1
+	}
+	all, _, err := in.read(ctx, deviceKey, firstItems(limit, from), in.since(ctx, a), false, 0)
 	if err != nil {
 		return Page{}, err
 	}
@@ -209,14 +213,41 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	return Page{Items: items, HasMore: more}, err
 }
 
-// load returns the data of the first limit of items (read without it),
-// each its latest message's, the items loaded, and whether any are left
-// after them. An item whose message has gone (acked meanwhile) is passed.
+// firstItems is read's keep of a page of limit items from operation
+// sequence from on: the data of the first limit items it meets at or
+// after from. The stream holds a device's items in operation order but
+// for one stored again late (the pusher's republish), so these are the
+// page's items, and load fetches the data of any other it answers: one
+// round trip a page instead of one an item.
+func firstItems(limit int, from uint64) func(seq uint64) bool {
+	kept := map[uint64]bool{}
+	return func(seq uint64) bool {
+		switch {
+		case seq < from:
+			return false
+		case kept[seq]:
+			return true
+		case len(kept) >= limit:
+			return false
+		}
+		kept[seq] = true
+		return true
+	}
+}
+
+// load returns the data of the first limit of items, each its latest
+// message's (the data read kept, else fetched), the items loaded, and
+// whether any are left after them. An item whose message has gone (acked
+// meanwhile) is passed.
 func (in *Inbox) load(ctx context.Context, deviceKey string, items []stored, limit int) ([]jsontext.Value, []stored, bool, error) {
 	data, loaded := []jsontext.Value{}, []stored{}
 	for i, it := range items {
 		if len(data) == limit {
 			return data, loaded, i < len(items), nil
+		}
+		if it.data != nil {
+			data, loaded = append(data, jsontext.Value(it.data)), append(loaded, it)
+			continue
 		}
 		m, err := in.items.Msg(ctx, it.msgs[len(it.msgs)-1])
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -283,7 +314,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 			items = append(items, jsontext.Value(it.data))
 		}
 	} else {
-		all, _, err := in.read(ctx, deviceKey, nil, time.Time{}, false, 0)
+		all, _, err := in.read(ctx, deviceKey, firstItems(limit, 0), time.Time{}, false, 0)
 		if err != nil {
 			return nil, err
 		}
