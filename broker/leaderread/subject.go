@@ -139,7 +139,10 @@ func (s *Stream) batch(ctx context.Context, req directBatchRequest, fn func(*jet
 			return n, last, false, fmt.Errorf("direct get: sequence %q: %w", m.Header.Get(jetstream.SequenceHeader), err)
 		}
 		n, last = n+1, seq
-		if err := fn(&jetstream.RawStreamMsg{Subject: m.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: m.Header, Data: m.Data}); err != nil {
+		// The time the message was stored, as nats.go's own direct get
+		// reads it (zero if the header is missing or bad).
+		stored, _ := time.Parse(time.RFC3339Nano, m.Header.Get(jetstream.TimeStampHeaer))
+		if err := fn(&jetstream.RawStreamMsg{Subject: m.Header.Get(jetstream.SubjectHeader), Sequence: seq, Header: m.Header, Data: m.Data, Time: stored}); err != nil {
 			return n, last, false, err
 		}
 	}

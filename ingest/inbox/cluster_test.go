@@ -3,8 +3,10 @@ package inbox_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,4 +140,62 @@ func TestAckedItemsLeaveNothing(t *testing.T) {
 	if page, err := in.Pull(ctx, other, "", 10); err != nil || len(page.Items) != 1 {
 		t.Fatalf("the other device's inbox: %v %v", page, err)
 	}
+}
+
+// TestAckReadsOnlyPastItsItems: an ack reads the device's items only
+// copiesWindow past the last one it names, so acking a backlog oldest
+// first no longer reads the whole rest of it each time (its cost grew
+// with the square of the backlog). A copy of an acked item stored within
+// the window goes with it; one stored later is left, and a pull gives it
+// again (the app, which keeps deliveries by delivery id, acks it again).
+func TestAckReadsOnlyPastItsItems(t *testing.T) {
+	inbox.SetCopiesWindow(t.Cleanup, 300*time.Millisecond)
+	b := brokertest.Start(t)
+	_, js := b.Conn(t)
+	ctx := context.Background()
+	in, err := inbox.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := ids.NewDeviceKey()
+	for seq := uint64(1); seq <= 5; seq++ {
+		put(t, js, device, seq, fmt.Sprintf(`{"n":%d}`, seq))
+	}
+	put(t, js, device, 2, `{"n":2,"copy":"within the window"}`)
+	first := lastStored(t, js)
+	// The next messages are stored more than the window later.
+	for lastStored(t, js).Sub(first) <= 400*time.Millisecond {
+		put(t, js, device, 6, `{"n":6}`)
+		time.Sleep(50 * time.Millisecond)
+	}
+	put(t, js, device, 3, `{"n":3,"copy":"late"}`)
+	if removed, err := in.Ack(ctx, device, []string{delivery.ID(1, device), delivery.ID(2, device), delivery.ID(3, device)}); err != nil || removed != 3 {
+		t.Fatalf("ack: %d %v", removed, err)
+	}
+	page, err := in.Pull(ctx, device, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range page.Items {
+		got = append(got, string(it))
+	}
+	want := []string{`{"n":3,"copy":"late"}`, `{"n":4}`, `{"n":5}`, `{"n":6}`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the ack: %v, want %v", got, want)
+	}
+}
+
+// lastStored is when the inbox stream stored its last message.
+func lastStored(t *testing.T, js jetstream.JetStream) time.Time {
+	t.Helper()
+	s, err := js.Stream(context.Background(), streams.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastTime
 }

@@ -99,7 +99,10 @@ type stored struct {
 // in operation order, each once, and the last stream sequence it read (0:
 // none). keep says which items' data to keep (nil: none). With onLeader
 // it reads the stream's leader, from stream sequence from when not 0.
-func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint64) bool, since time.Time, onLeader bool, from uint64) ([]stored, uint64, error) {
+// stop, when not nil, ends the read early once it says so after a
+// message (of item seq).
+func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint64) bool, since time.Time, onLeader bool, from uint64,
+	stop func(seq uint64, m *jetstream.RawStreamMsg) bool) ([]stored, uint64, error) {
 	var out []stored
 	var last uint64
 	at := map[uint64]int{}
@@ -119,6 +122,9 @@ func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint6
 		if keep != nil && keep(seq) {
 			out[i].data = m.Data
 		}
+		if stop != nil && stop(seq, m) {
+			return errReadEnough
+		}
 		return nil
 	}
 	subject := streams.InboxSubject(deviceKey)
@@ -128,12 +134,24 @@ func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint6
 	} else {
 		err = in.items.Subject(ctx, subject, since, each)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errReadEnough) {
 		return nil, 0, fmt.Errorf("inbox of %s: %w", deviceKey, err)
 	}
 	slices.SortFunc(out, func(a, b stored) int { return cmp.Compare(a.seq, b.seq) })
 	return out, last, nil
 }
+
+// errReadEnough ends a read whose stop said so.
+var errReadEnough = errors.New("read enough")
+
+// copiesWindow is how long after an item's message a copy of it may be
+// stored (the pusher publishes an item again for up to 2 minutes when the
+// broker did not store it; the answer of the first may have been lost):
+// an ack reads that far past the last item it names, and removes every
+// copy stored within it. A copy stored later (a push retried after a
+// longer back-off) is left, and comes again at the next pull, where the
+// app, which keeps deliveries by delivery id, acks it again.
+var copiesWindow = 5 * time.Minute // a variable for the tests only
 
 // find returns deviceKey's items of the operation sequences seqs, with
 // their data, in operation order; what a replica did not have is looked
@@ -148,8 +166,20 @@ func (in *Inbox) findFrom(ctx context.Context, deviceKey string, seqs []uint64, 
 	for _, s := range seqs {
 		want[s] = true
 	}
+	// The read ends copiesWindow after the last item named, once it has
+	// met them all: acking a backlog oldest first (200 ids a call) read
+	// the whole rest of it each time, so its cost grew with the square of
+	// the backlog.
 	keep := func(seq uint64) bool { return want[seq] }
-	all, last, err := in.read(ctx, deviceKey, keep, since, false, 0)
+	met := map[uint64]bool{}
+	var lastMet time.Time
+	stop := func(seq uint64, m *jetstream.RawStreamMsg) bool {
+		if want[seq] {
+			met[seq], lastMet = true, m.Time
+		}
+		return len(met) == len(want) && !m.Time.IsZero() && m.Time.Sub(lastMet) > copiesWindow
+	}
+	all, last, err := in.read(ctx, deviceKey, keep, since, false, 0, stop)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +198,7 @@ func (in *Inbox) findFrom(ctx context.Context, deviceKey string, seqs []uint64, 
 	if last > 0 {
 		from = last + 1
 	}
-	all, _, err = in.read(ctx, deviceKey, keep, since, true, from)
+	all, _, err = in.read(ctx, deviceKey, keep, since, true, from, stop)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +232,7 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	if len(a) == 1 {
 		from = a[0] + 1
 	}
-	all, _, err := in.read(ctx, deviceKey, firstItems(limit, from), in.since(ctx, a), false, 0)
+	all, _, err := in.read(ctx, deviceKey, firstItems(limit, from), in.since(ctx, a), false, 0, nil)
 	if err != nil {
 		return Page{}, err
 	}
@@ -314,7 +344,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 			items = append(items, jsontext.Value(it.data))
 		}
 	} else {
-		all, _, err := in.read(ctx, deviceKey, firstItems(limit, 0), time.Time{}, false, 0)
+		all, _, err := in.read(ctx, deviceKey, firstItems(limit, 0), time.Time{}, false, 0, nil)
 		if err != nil {
 			return nil, err
 		}
