@@ -124,7 +124,7 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	}
 	for _, a := range []string{
 		"PushGoProjectorLagging", "PushGoDeliveryBacklogGrowing", "PushGoProviderFailures", "PushGoBrokerDisconnected",
-		"PushGoStoreNearlyFull", "PushGoDeadLetters", "PushGoTargetDown",
+		"PushGoStoreNearlyFull", "PushGoDeadLetters", "PushGoTargetDown", "PushGoInboxItemsLost", "PushGoLargeNotificationsRefused",
 	} {
 		if !alerts[a] {
 			t.Errorf("%s has no alert %s", alertsFile, a)
