@@ -92,13 +92,8 @@ func put(t *testing.T, js jetstream.JetStream, device string, seq uint64, item s
 // stored twice (a retried push) is pulled once and acked whole. Another
 // device's items stay.
 func TestAckedItemsLeaveNothing(t *testing.T) {
-	b := brokertest.Start(t)
-	_, js := b.Conn(t)
+	js, in := openInbox(t)
 	ctx := context.Background()
-	in, err := inbox.Open(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
 	device, other := ids.NewDeviceKey(), ids.NewDeviceKey()
 	var acked []string
 	for seq := uint64(1); seq <= 20; seq++ {
@@ -150,13 +145,8 @@ func TestAckedItemsLeaveNothing(t *testing.T) {
 // again (the app, which keeps deliveries by delivery id, acks it again).
 func TestAckReadsOnlyPastItsItems(t *testing.T) {
 	inbox.SetCopiesWindow(t.Cleanup, 300*time.Millisecond)
-	b := brokertest.Start(t)
-	_, js := b.Conn(t)
+	js, in := openInbox(t)
 	ctx := context.Background()
-	in, err := inbox.Open(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
 	device := ids.NewDeviceKey()
 	for seq := uint64(1); seq <= 5; seq++ {
 		put(t, js, device, seq, fmt.Sprintf(`{"n":%d}`, seq))
@@ -198,4 +188,16 @@ func lastStored(t *testing.T, js jetstream.JetStream) time.Time {
 		t.Fatal(err)
 	}
 	return info.State.LastTime
+}
+
+// openInbox is the inbox of a fresh single-server broker, and the
+// broker's JetStream.
+func openInbox(t *testing.T) (jetstream.JetStream, *inbox.Inbox) {
+	t.Helper()
+	_, js := brokertest.Start(t).Conn(t)
+	in, err := inbox.Open(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, in
 }
