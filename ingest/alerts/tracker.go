@@ -218,6 +218,29 @@ type Report struct {
 	quiet bool
 }
 
+// sameOccurrenceSlack is how much later a report's Since may be than its
+// open Event's and still be the same occurrence: the two servers of a
+// high-availability pair (Prometheus, Grafana) each evaluate the rule and
+// date the alert's start by their own evaluation, up to an evaluation
+// interval apart. A re-firing that began within it of the previous start
+// is taken as the same occurrence.
+const sameOccurrenceSlack = time.Minute
+
+// laterOccurrence reports whether since (ms; 0: unknown) begins an
+// occurrence after the one e's Event reports: later than its Since by
+// more than sameOccurrenceSlack, or, for an entry written before Since
+// was kept, later than the entry's claim (which came after its
+// occurrence began) by as much (the sender's clock is not ours).
+func (e entry) laterOccurrence(since int64) bool {
+	if since <= 0 {
+		return false
+	}
+	if e.Since > 0 {
+		return since > e.Since+sameOccurrenceSlack.Milliseconds()
+	}
+	return e.ClaimedAt > 0 && since > e.ClaimedAt+sameOccurrenceSlack.Milliseconds()
+}
+
 // attempts bounds the open/update/create loop: each turn is a lost race
 // with another replica on the same key, which resolves in one or two (Open's
 // first turn may also be a claim of a key that exists, not yet read).
@@ -264,12 +287,17 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			}
 			return out, aerr
 		}
-		if r.Since > 0 && e.Since > 0 && r.Since > e.Since && r.Superseded != nil {
+		if r.Superseded != nil && e.laterOccurrence(r.Since) {
 			// A later occurrence: its predecessor is closed (already
 			// closed through another replica: nothing to do), then the
 			// next gen is opened as after any close.
-			if _, aerr := t.closeEvent(ctx, r.Key, e, *r.Superseded); aerr != nil &&
-				aerr.Code != apierr.EventClosed && aerr.Code != apierr.EventNotFound {
+			_, aerr := t.closeEvent(ctx, r.Key, e, *r.Superseded)
+			switch {
+			case aerr != nil && aerr.Code == apierr.EventNotFound && t.young(e):
+				// Its create is on its way (another request's): closing
+				// nothing now would leave it open for good once it lands.
+				return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "the alert's event is being created; retry", RetryAfter: 1}
+			case aerr != nil && aerr.Code != apierr.EventClosed && aerr.Code != apierr.EventNotFound:
 				return Outcome{}, aerr
 			}
 			out, aerr, retry := t.openNext(ctx, r, e)
@@ -448,28 +476,14 @@ func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) error {
 	return errors.New("the key's entry kept changing")
 }
 
-// CloseOption qualifies a Close.
-type CloseOption func(*closeOptions)
-
-type closeOptions struct{ since int64 }
-
-// OfOccurrence says when the occurrence a resolve ends began (ms; see
-// Report.Since): the resolve of an occurrence earlier than the open
-// Event's is one whose Event was superseded already, and is Absent.
-func OfOccurrence(since int64) CloseOption {
-	return func(o *closeOptions) { o.since = since }
-}
-
 // Close closes the key's open Event with req (resolved). A key with no
 // open Event is Absent: nothing is appended, so a repeated or unknown
-// resolve is accepted and changes nothing.
-func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest, opts ...CloseOption) (Outcome, *apierr.Error) {
-	var o closeOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+// resolve is accepted and changes nothing. So is the resolve of an
+// occurrence that ended (req.EndedAt) before the open Event's began
+// (Report.Since): its Event was closed when the open one superseded it.
+func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		if o.since > 0 && e.Since > 0 && o.since < e.Since {
+		if e.Since > 0 && req.EndedAt != nil && int64(*req.EndedAt) < e.Since {
 			return Outcome{Absent: true}, nil
 		}
 		return t.closeEvent(ctx, k, e, req)

@@ -505,14 +505,44 @@ func TestLaterOccurrenceSupersedesTheOpenEvent(t *testing.T) {
 			if op, p := appended(t, s, 2); op != ops.EventClose || p.EndedAt == nil || int64(*p.EndedAt) != t2 || p.Status != "resolved" {
 				t.Fatalf("the close: %s %+v", op, p)
 			}
-			at := wire.Millis(t2 + 60_000)
-			resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at, EndedAt: &at}
-			if late, aerr := rs[1].tr.Close(ctx, firing("k", "").Key, resolve, alerts.OfOccurrence(t1)); aerr != nil || !late.Absent {
+			// The same occurrence dated by the other server of an HA pair,
+			// a few seconds later: no new Event.
+			if same, aerr := rs[0].tr.Open(ctx, occurrence(t2+20_000, "down")); aerr != nil || !same.Unchanged || same.EventID != second {
+				t.Fatalf("the second occurrence a little later: %+v %v", same, aerr)
+			}
+			resolved := func(end int64) ops.EventRequest {
+				at := wire.Millis(end)
+				return ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at, EndedAt: &at}
+			}
+			if late, aerr := rs[1].tr.Close(ctx, firing("k", "").Key, resolved(t1+600_000)); aerr != nil || !late.Absent {
 				t.Fatalf("a late resolve of the first occurrence: %+v %v", late, aerr)
 			}
-			if closed, aerr := rs[0].tr.Close(ctx, firing("k", "").Key, resolve, alerts.OfOccurrence(t2)); aerr != nil || !closed.Updated || closed.EventID != second {
+			if closed, aerr := rs[0].tr.Close(ctx, firing("k", "").Key, resolved(t2+60_000)); aerr != nil || !closed.Updated || closed.EventID != second {
 				t.Fatalf("the resolve of the second: %+v %v", closed, aerr)
 			}
 		})
+	}
+}
+
+// TestEntryWithoutSinceIsSuperseded: an Event opened before entries kept
+// their occurrence's start (its entry has none) is superseded by an
+// occurrence that began after its claim, not by a resend of the one that
+// began before it.
+func TestEntryWithoutSinceIsSuperseded(t *testing.T) {
+	const claimed = 1_800_000_000_000
+	_, rs := setupWith(t, 1, alerts.Options{Now: func() time.Time { return time.UnixMilli(claimed) }})
+	ctx := context.Background()
+	old := occurrence(claimed-3_600_000, "down")
+	old.Since, old.Superseded = 0, nil // as a report before the change
+	first, aerr := rs[0].tr.Open(ctx, old)
+	if aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	if again, aerr := rs[0].tr.Open(ctx, occurrence(claimed-3_600_000, "down")); aerr != nil || !again.Unchanged || again.EventID != first.EventID {
+		t.Fatalf("a resend of the occurrence it was opened for: %+v %v", again, aerr)
+	}
+	later, aerr := rs[0].tr.Open(ctx, occurrence(claimed+300_000, "down"))
+	if aerr != nil || !later.Created || later.EventID == first.EventID {
+		t.Fatalf("an occurrence begun after the claim: %+v %v", later, aerr)
 	}
 }

@@ -171,13 +171,18 @@ func (in *Inbox) findFrom(ctx context.Context, deviceKey string, seqs []uint64, 
 	// the whole rest of it each time, so its cost grew with the square of
 	// the backlog.
 	keep := func(seq uint64) bool { return want[seq] }
+	total := len(want) // want loses what the replica had, before the leader's read
 	met := map[uint64]bool{}
 	var lastMet time.Time
 	stop := func(seq uint64, m *jetstream.RawStreamMsg) bool {
 		if want[seq] {
-			met[seq], lastMet = true, m.Time
+			met[seq] = true
+			if !m.Time.IsZero() && m.Time.After(lastMet) {
+				lastMet = m.Time
+			}
 		}
-		return len(met) == len(want) && !m.Time.IsZero() && m.Time.Sub(lastMet) > copiesWindow
+		// Never on a time unknown: a message without one reads on.
+		return len(met) == total && !lastMet.IsZero() && m.Time.Sub(lastMet) > copiesWindow
 	}
 	all, last, err := in.read(ctx, deviceKey, keep, since, false, 0, stop)
 	if err != nil {
@@ -352,12 +357,19 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 			return nil, err
 		}
 	}
-	for _, it := range taken {
-		if _, err := in.remove(ctx, it); err != nil {
-			return items, fmt.Errorf("take %s: %w", delivery.ID(it.seq, deviceKey), err)
+	// What another take removed meanwhile (its data was read before) is
+	// that take's: answered once, by it.
+	answered := items[:0]
+	for i, it := range taken {
+		removed, err := in.remove(ctx, it)
+		if err != nil {
+			return append(answered, items[i:]...), fmt.Errorf("take %s: %w", delivery.ID(it.seq, deviceKey), err)
+		}
+		if removed {
+			answered = append(answered, items[i])
 		}
 	}
-	return items, nil
+	return answered, nil
 }
 
 // Ack removes the items with the given delivery ids from deviceKey's inbox

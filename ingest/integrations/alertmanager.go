@@ -195,7 +195,7 @@ func (r *Routes) amApply(ctx context.Context, channelID string, reps []alertmana
 func (r *Routes) amReport(ctx context.Context, channelID string, rep alertmanager.Report) (alerts.Outcome, *apierr.Error) {
 	key := alerts.Key{ChannelID: channelID, Source: alertmanager.Source, Value: rep.Fingerprint}
 	if rep.Resolved {
-		return r.d.Alerts.Close(ctx, key, rep.Event, alerts.OfOccurrence(rep.Since))
+		return r.d.Alerts.Close(ctx, key, rep.Event)
 	}
 	return r.d.Alerts.Open(ctx, alerts.Report{Key: key, Event: rep.Event, ContentHash: contentHash(rep.Content),
 		Since: rep.Since, Superseded: rep.Superseded})

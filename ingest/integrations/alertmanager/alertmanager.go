@@ -161,8 +161,7 @@ type Report struct {
 	// Content. Nil on resolved reports (a close is never skipped).
 	Content any
 	// Since is the alert's startsAt (ms): when this occurrence began, the
-	// same at every resend while it fires (alerts.Report.Since, and the
-	// occurrence a resolve ends: alerts.OfOccurrence).
+	// same at every resend while it fires (alerts.Report.Since).
 	Since int64
 	// Superseded (firing reports) closes the open Event of an earlier
 	// occurrence whose resolve never came (alerts.Report.Superseded):
