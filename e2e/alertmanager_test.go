@@ -49,12 +49,23 @@ func buildAlertmanager(t *testing.T) string {
 }
 
 func buildAlertmanagerOnce() (string, error) {
+	// Built once per machine: the binary is kept in the user's cache
+	// directory under its version, so a later run only finds it (the
+	// build cache would still link 50 MB each time).
+	var kept string
+	if cache, err := os.UserCacheDir(); err == nil {
+		kept = filepath.Join(cache, "pushgo-e2e", "alertmanager-"+alertmanagerVersion)
+		if fi, err := os.Stat(kept); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o100 != 0 {
+			return kept, nil
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	work, err := os.MkdirTemp("", "pushgo-e2e-alertmanager-")
 	if err != nil {
 		return "", err
 	}
+	defer os.RemoveAll(work)
 	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
 	dl := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/prometheus/alertmanager@"+alertmanagerVersion)
 	dl.Dir, dl.Env = work, env
@@ -79,11 +90,22 @@ func buildAlertmanagerOnce() (string, error) {
 			return "", err
 		}
 	}
-	bin := filepath.Join(work, "alertmanager")
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/alertmanager") // -trimpath: the copy's directory stays out of the build cache's keys
+	bin := kept
+	if bin == "" {
+		bin = filepath.Join(os.TempDir(), fmt.Sprintf("pushgo-e2e-alertmanager-%s-%d", alertmanagerVersion, os.Getpid()))
+	} else if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	// Built beside its place and renamed into it: a test binary of another
+	// package building at once never finds half a file.
+	tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, "./cmd/alertmanager") // -trimpath: the copy's directory stays out of the build cache's keys
 	build.Dir, build.Env = src, env
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build alertmanager %s: %v\n%s", alertmanagerVersion, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", err
 	}
 	return bin, nil
 }
