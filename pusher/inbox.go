@@ -207,35 +207,39 @@ func (in *inbox) runRetries(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		wait := inboxRetryFirstWait
-		for {
-			pctx, cancel := context.WithTimeout(ctx, inboxAnswerWait)
-			_, err := in.js.PublishMsg(pctx, it.msg)
-			cancel()
-			if err == nil {
-				in.republished.Inc()
-				break
-			}
-			if ctx.Err() != nil {
-				in.giveUp(it.deliveryID, fmt.Errorf("%w (the pusher is stopping)", err))
-				in.waiting.Dec()
-				return nil
-			}
-			left := time.Until(it.giveUp)
-			if left <= 0 {
-				in.giveUp(it.deliveryID, err)
-				break
-			}
+		stopping := !in.publishAgain(ctx, it)
+		in.waiting.Dec()
+		if stopping {
+			return nil
+		}
+	}
+}
+
+// publishAgain publishes it until it is stored or its giveUp passes
+// (given up then); false when ctx ended first (given up too).
+func (in *inbox) publishAgain(ctx context.Context, it retryItem) bool {
+	for wait := inboxRetryFirstWait; ; wait = min(2*wait, inboxRetryMaxWait) {
+		pctx, cancel := context.WithTimeout(ctx, inboxAnswerWait)
+		_, err := in.js.PublishMsg(pctx, it.msg)
+		cancel()
+		if err == nil {
+			in.republished.Inc()
+			return true
+		}
+		left := time.Until(it.giveUp)
+		if ctx.Err() == nil && left <= 0 {
+			in.giveUp(it.deliveryID, err)
+			return true
+		}
+		if ctx.Err() == nil {
 			select {
 			case <-time.After(min(wait, left)):
+				continue
 			case <-ctx.Done():
-				in.giveUp(it.deliveryID, fmt.Errorf("%w (the pusher is stopping)", err))
-				in.waiting.Dec()
-				return nil
 			}
-			wait = min(2*wait, inboxRetryMaxWait)
 		}
-		in.waiting.Dec()
+		in.giveUp(it.deliveryID, fmt.Errorf("%w (the pusher is stopping)", err))
+		return false
 	}
 }
 
