@@ -29,10 +29,13 @@ func (s *Store) stallListener(l *pebble.EventListener) {
 	l.DiskSlow = s.diskSlow
 }
 
+// writeStallBegin logs before it counts, and sets the stall's start before
+// its count: whoever sees the count (Background, a dashboard, a test) finds
+// the stall already in the log and its time running.
 func (s *Store) writeStallBegin(info pebble.WriteStallBeginInfo) {
-	s.stalls.stalls.Add(1)
-	s.stalls.began.Store(time.Now().UnixNano())
 	s.opts.Logger.Warn("projection store: writes stalled", "reason", info.Reason)
+	s.stalls.began.Store(time.Now().UnixNano())
+	s.stalls.stalls.Add(1)
 }
 
 func (s *Store) writeStallEnd() {
