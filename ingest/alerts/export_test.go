@@ -14,3 +14,10 @@ func (t *Tracker) ClaimOnly(ctx context.Context, k Key) (string, error) {
 	e.EventID = ids.DeriveEntityID(k.ChannelID, string(ops.EventCreate), e.OpID)
 	return e.EventID, t.claim(ctx, k, &e, 0)
 }
+
+// SetBetweenAckWrites runs f between each acknowledge's mark and its
+// update, until the test ends.
+func (t *Tracker) SetBetweenAckWrites(tb interface{ Cleanup(func()) }, f func()) {
+	t.betweenAckWrites = f
+	tb.Cleanup(func() { t.betweenAckWrites = nil })
+}

@@ -93,6 +93,11 @@ type entry struct {
 	// with WhenAcknowledged set then leaves it acknowledged. A new Event
 	// (the next gen) starts without it.
 	Acked bool `json:"acked,omitzero"`
+	// AckPending: Acked was set and the acknowledge's own update may not be
+	// in the log yet (Tracker.Acknowledge sets the two before appending
+	// it, and clears this after). A retried acknowledge then appends its
+	// update as news, not as a re-sent one's background update.
+	AckPending bool `json:"ack_pending,omitzero"`
 	// Since (ms) is when the occurrence the Event reports began
 	// (Report.Since); 0 when the source does not say (or the entry is
 	// older than the field).
@@ -142,6 +147,10 @@ type Tracker struct {
 
 	mu    sync.Mutex
 	cache map[string]entry
+
+	// betweenAckWrites, when set (tests), runs between an acknowledge's
+	// mark and its update.
+	betweenAckWrites func()
 }
 
 // New returns a Tracker over the alert key bucket (which streams.Ensure
@@ -418,62 +427,102 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 // (PagerDuty's acknowledge) and records in the key's entry that the Event
 // was acknowledged, for the reports with WhenAcknowledged that follow. A
 // key with no open Event is Absent: nothing is appended. When the record
-// fails after the append, the error asks for a retry, which appends
-// nothing (the same content) and records again.
+// fails, nothing is appended and the error asks for a retry; when the
+// append fails after it, the retry appends it.
+//
+// The entry is marked before the update is appended: a trigger that reaches
+// another replica between the two then finds the mark and is held (a
+// background update), where, marked after, it would find none and alert
+// the devices again, its update naming the Event firing after its
+// acknowledge. Marked and not appended (the append failed), triggers are
+// held as if it had been, and the tool's retry appends it.
 func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		// Acknowledged already (a re-sent acknowledge, after a held
-		// report changed the Event's latest content): no alert again.
-		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash, quiet: e.Acked}, e)
+		// Acknowledged already, its update appended (a re-sent acknowledge,
+		// after a held report changed the Event's latest content): no
+		// alert again.
+		quiet := e.Acked && !e.AckPending
+		marked, err := t.markAcked(ctx, k, e)
+		if err != nil {
+			return Outcome{}, t.unavailable("acknowledge", k, err)
+		}
+		if t.betweenAckWrites != nil {
+			t.betweenAckWrites()
+		}
+		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash, quiet: quiet}, e)
 		if aerr != nil {
 			return out, aerr
 		}
-		if err := t.markAcked(ctx, k, e); err != nil {
-			return Outcome{}, t.unavailable("acknowledge", k, err)
+		if marked.AckPending {
+			t.ackAppended(ctx, k, marked)
 		}
 		return out, nil
 	})
 }
 
-// markAcked sets Acked in the key's entry, which names e's Event, by
-// compare-and-swap on its revision. The entry may have been read from
-// this process's memory, its revision behind another replica's write: it
-// is then read again on the leader, and left as it is when it names
-// another Event (the key moved on to its next gen meanwhile).
-func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) error {
+// markAcked sets Acked (and AckPending) in the key's entry, which names e's
+// Event, by compare-and-swap on its revision, and returns the entry as it
+// now is. The entry may have been read from this process's memory, its
+// revision behind another replica's write: it is then read again on the
+// leader, and left as it is when it names another Event (the key moved on
+// to its next gen meanwhile; the update of e's Event then finds it closed).
+func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) (entry, error) {
 	for range attempts {
 		if e.Acked {
-			return nil
+			return e, nil
 		}
-		e.Acked = true
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		bk := k.bucketKey()
-		if t.pub != nil {
-			e.rev, err = t.put(ctx, bk, b, e.rev)
-		} else {
-			e.rev, err = t.kv.Update(ctx, bk, b, e.rev)
-		}
+		e.Acked, e.AckPending = true, true
+		err := t.rewrite(ctx, k, &e)
 		if err == nil {
-			t.remember(bk, e)
-			return nil
+			return e, nil
 		}
 		if !cas.Lost(err) {
-			return err
+			return entry{}, err
 		}
 		t.forget(k)
 		cur, ok, err := t.lookup(ctx, k, fromLeader)
 		if err != nil {
-			return err
+			return entry{}, err
 		}
 		if !ok || cur.EventID != e.EventID {
-			return nil
+			return cur, nil
 		}
 		e = cur
 	}
-	return errors.New("the key's entry kept changing")
+	return entry{}, errors.New("the key's entry kept changing")
+}
+
+// ackAppended clears AckPending in e, the entry markAcked wrote, once the
+// acknowledge's update is in the log. Best effort: left pending (the
+// entry changed meanwhile, the broker did not answer), a re-sent
+// acknowledge alerts the devices once more, nothing worse.
+func (t *Tracker) ackAppended(ctx context.Context, k Key, e entry) {
+	e.AckPending = false
+	if err := t.rewrite(ctx, k, &e); err != nil && !cas.Lost(err) {
+		t.log.Warn("alerts: acknowledge recorded as pending", "channel_id", k.ChannelID, "source", k.Source, "err", err)
+	}
+}
+
+// rewrite writes e as the key's entry by compare-and-swap on e.rev, sets
+// e.rev to the new revision and remembers it.
+func (t *Tracker) rewrite(ctx context.Context, k Key, e *entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	bk := k.bucketKey()
+	var rev uint64
+	if t.pub != nil {
+		rev, err = t.put(ctx, bk, b, e.rev)
+	} else {
+		rev, err = t.kv.Update(ctx, bk, b, e.rev)
+	}
+	if err != nil {
+		return err
+	}
+	e.rev = rev
+	t.remember(bk, *e)
+	return nil
 }
 
 // Close closes the key's open Event with req (resolved). A key with no

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -544,5 +545,114 @@ func TestEntryWithoutSinceIsSuperseded(t *testing.T) {
 	later, aerr := rs[0].tr.Open(ctx, occurrence(claimed+300_000, "down"))
 	if aerr != nil || !later.Created || later.EventID == first.EventID {
 		t.Fatalf("an occurrence begun after the claim: %+v %v", later, aerr)
+	}
+}
+
+// pdTrigger is a PagerDuty-style trigger of key pd1: held as a background
+// update keeping the acknowledgement while its Event is acknowledged.
+func pdTrigger(message string) alerts.Report {
+	r := firing("pd1", message)
+	held := r.Event
+	held.Status, held.Message = ptr("acknowledged"), ptr("Acknowledged")
+	r.WhenAcknowledged, r.WhenAcknowledgedHash = &held, "held:"+message
+	return r
+}
+
+var pdAck = ops.EventRequest{Status: ptr("acknowledged"), Message: ptr("Acknowledged"), Severity: ptr("high"),
+	EventTime: ptr(wire.Millis(1_800_000_060_000))}
+
+// TestTriggerDuringAnAcknowledgeIsHeld: a trigger that reaches another
+// replica while an acknowledge is being written, between its two writes
+// (the key's entry and the Event's update), is held like one after it:
+// appended as a background update that keeps the Event acknowledged, not
+// as news that alerts the devices again and names the Event firing.
+func TestTriggerDuringAnAcknowledgeIsHeld(t *testing.T) {
+	for _, path := range claimPaths {
+		t.Run(path.name, func(t *testing.T) {
+			s, rs := setupClaims(t, 2, alerts.Options{}, path.viaKV)
+			ctx := context.Background()
+			a, b := rs[0].tr, rs[1].tr
+			first, aerr := a.Open(ctx, pdTrigger("90%"))
+			if aerr != nil || !first.Created {
+				t.Fatalf("open: %+v %v", first, aerr)
+			}
+			var held alerts.Outcome
+			var heldErr *apierr.Error
+			a.SetBetweenAckWrites(t, func() { held, heldErr = b.Open(ctx, pdTrigger("95%")) })
+			acked, aerr := a.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
+			if aerr != nil || !acked.Updated {
+				t.Fatalf("acknowledge: %+v %v", acked, aerr)
+			}
+			if heldErr != nil || !held.Updated || held.EventID != first.EventID {
+				t.Fatalf("trigger during the acknowledge: %+v %v", held, heldErr)
+			}
+			if op, p := appended(t, s, held.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
+				t.Fatalf("a trigger during the acknowledge appended %s %+v, want a background update keeping the acknowledgement", op, p)
+			}
+			if op, p := appended(t, s, acked.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || p.Refresh {
+				t.Fatalf("the acknowledge appended %s %+v, want an update the devices are told of", op, p)
+			}
+		})
+	}
+}
+
+// failingUpdates is the writer, with the next event update refused as
+// the broker's timeout is.
+type failingUpdates struct {
+	*oplog.Writer
+	failNext atomic.Bool
+}
+
+func (f *failingUpdates) Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error) {
+	if v.Op == ops.EventUpdate && f.failNext.Swap(false) {
+		return oplog.Result{}, &apierr.Error{Code: apierr.AppendUnavailable, RetryAfter: 1}
+	}
+	return f.Writer.Append(ctx, v)
+}
+
+// TestAcknowledgeRetriedAfterItsUpdateFailed: an acknowledge whose update
+// the broker did not take answers retry; triggers in between are held as
+// acknowledged (its entry says so already), and the tool's retry appends
+// the acknowledge as news, not as a re-sent one's background update. A
+// re-sent acknowledge after that is background.
+func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
+	s, rs := setup(t, 1)
+	ctx := context.Background()
+	app := &failingUpdates{Writer: rs[0].w}
+	tr, err := alerts.New(ctx, rs[0].js, app, alerts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, aerr := tr.Open(ctx, pdTrigger("90%"))
+	if aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	app.failNext.Store(true)
+	if o, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack"); aerr == nil || aerr.Code != apierr.AppendUnavailable {
+		t.Fatalf("acknowledge with its update refused: %+v %v, want append_unavailable", o, aerr)
+	}
+	held, aerr := tr.Open(ctx, pdTrigger("95%"))
+	if aerr != nil || !held.Updated {
+		t.Fatalf("trigger after the failed acknowledge: %+v %v", held, aerr)
+	}
+	if _, p := appended(t, s, held.Seq); p.Status != "acknowledged" || !p.Refresh {
+		t.Fatalf("a trigger after the failed acknowledge appended %+v, want it held", p)
+	}
+	retried, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
+	if aerr != nil || !retried.Updated {
+		t.Fatalf("the retried acknowledge: %+v %v", retried, aerr)
+	}
+	if _, p := appended(t, s, retried.Seq); p.Status != "acknowledged" || p.Refresh {
+		t.Fatalf("the retried acknowledge appended %+v, want an update the devices are told of", p)
+	}
+	if _, aerr := tr.Open(ctx, pdTrigger("99%")); aerr != nil {
+		t.Fatal(aerr)
+	}
+	resent, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
+	if aerr != nil || !resent.Updated {
+		t.Fatalf("a re-sent acknowledge: %+v %v", resent, aerr)
+	}
+	if _, p := appended(t, s, resent.Seq); p.Status != "acknowledged" || !p.Refresh {
+		t.Fatalf("a re-sent acknowledge appended %+v, want a background update", p)
 	}
 }
