@@ -74,11 +74,15 @@ func TestCommitsAfterAWALFailureAllReturn(t *testing.T) {
 
 	// The WAL writes its records in 32 KiB blocks from a goroutine of its
 	// own, and a commit meets that goroutine's failure once it fills a
-	// block after it. A few such commits, well within the first memtable
-	// (Pebble cannot survive a WAL that fails while it switches memtables:
-	// it ends the process).
+	// block after the goroutine has recorded it, which it does a moment
+	// after the refused write (the injector's count comes first). So
+	// commits of a little over a block each, a few milliseconds apart,
+	// until one fails: at most six, well within the first memtable of
+	// 256 KiB (Pebble cannot survive a WAL that fails while it switches
+	// memtables: it ends the process).
+	const blockAndABit = 33 << 10
 	refuse.Store(true)
-	if err := commit(1, 40<<10); err != nil {
+	if err := commit(1, blockAndABit); err != nil {
 		t.Fatalf("the commit before any write was refused: %v", err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); refused.Load() == 0; time.Sleep(time.Millisecond) {
@@ -88,13 +92,14 @@ func TestCommitsAfterAWALFailureAllReturn(t *testing.T) {
 	}
 	first := make(chan error, 1)
 	go func() {
-		for i := 2; i <= 4; i++ {
-			if err := commit(i, 40<<10); err != nil {
+		for i := 2; i <= 6; i++ {
+			time.Sleep(5 * time.Millisecond) // the WAL's goroutine records its failure
+			if err := commit(i, blockAndABit); err != nil {
 				first <- err
 				return
 			}
 		}
-		first <- errors.New("three commits after the WAL's refused write succeeded")
+		first <- errors.New("five commits after the WAL's refused write succeeded")
 	}()
 	select {
 	case <-h.reached:
