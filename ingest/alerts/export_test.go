@@ -18,6 +18,13 @@ func (t *Tracker) ClaimOnly(ctx context.Context, k Key) (string, error) {
 // SetBetweenAckWrites runs f between each acknowledge's mark and its
 // update, until the test ends.
 func (t *Tracker) SetBetweenAckWrites(tb interface{ Cleanup(func()) }, f func()) {
-	t.betweenAckWrites = f
-	tb.Cleanup(func() { t.betweenAckWrites = nil })
+	t.hooks.betweenAckWrites = f
+	tb.Cleanup(func() { t.hooks.betweenAckWrites = nil })
+}
+
+// SetBeforeUpdate runs f between each Open's read of its key and its
+// update, until the test ends.
+func (t *Tracker) SetBeforeUpdate(tb interface{ Cleanup(func()) }, f func()) {
+	t.hooks.beforeUpdate = f
+	tb.Cleanup(func() { t.hooks.beforeUpdate = nil })
 }

@@ -148,9 +148,14 @@ type Tracker struct {
 	mu    sync.Mutex
 	cache map[string]entry
 
-	// betweenAckWrites, when set (tests), runs between an acknowledge's
-	// mark and its update.
-	betweenAckWrites func()
+	hooks testHooks
+}
+
+// testHooks run, when set (by tests only, before the Tracker is used), at
+// the points a race between replicas turns on.
+type testHooks struct {
+	betweenAckWrites func() // between an acknowledge's mark and its update
+	beforeUpdate     func() // between Open's read of the key and its update
 }
 
 // New returns a Tracker over the alert key bucket (which streams.Ensure
@@ -319,8 +324,14 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		if e.Acked && r.WhenAcknowledged != nil {
 			u = Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash, LinkVerified: r.LinkVerified, quiet: true}
 		}
+		if t.hooks.beforeUpdate != nil {
+			t.hooks.beforeUpdate()
+		}
 		out, aerr := t.update(ctx, u, e)
 		if aerr == nil {
+			if r.WhenAcknowledged != nil && !u.quiet && out.Updated {
+				return t.holdIfAcked(ctx, r, e, out), nil
+			}
 			return out, nil
 		}
 		switch {
@@ -349,6 +360,30 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		return Outcome{}, aerr
 	}
 	return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent reports of this alert; retry", RetryAfter: 1}
+}
+
+// holdIfAcked puts right a report with WhenAcknowledged that read its key
+// before an acknowledge marked it and was appended after the acknowledge's
+// update (out), as news naming the Event firing: read again on the
+// leader, a key that now says acknowledged gets the held report appended
+// after it (a background update), so the Event ends acknowledged. The
+// devices were told of the report already; that is not undone. Its
+// outcome is the held update's, or out when there is nothing to put right
+// or the key cannot be read now.
+func (t *Tracker) holdIfAcked(ctx context.Context, r Report, e entry, out Outcome) Outcome {
+	t.forget(r.Key)
+	cur, ok, err := t.lookup(ctx, r.Key, fromLeader)
+	if err != nil || !ok || !cur.Acked || cur.EventID != e.EventID {
+		return out
+	}
+	held, aerr := t.update(ctx, Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash,
+		LinkVerified: r.LinkVerified, quiet: true}, cur)
+	if aerr != nil {
+		t.log.Warn("alerts: a report appended after an acknowledge not held", "channel_id", r.Key.ChannelID,
+			"source", r.Key.Source, "code", aerr.Code)
+		return out
+	}
+	return held
 }
 
 // openNext opens r's Event as the key's next gen after e's (closed or
@@ -427,79 +462,103 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 // (PagerDuty's acknowledge) and records in the key's entry that the Event
 // was acknowledged, for the reports with WhenAcknowledged that follow. A
 // key with no open Event is Absent: nothing is appended. When the record
-// fails, nothing is appended and the error asks for a retry; when the
-// append fails after it, the retry appends it.
+// fails, nothing is appended and the error asks for a retry.
 //
-// The entry is marked before the update is appended: a trigger that reaches
-// another replica between the two then finds the mark and is held (a
-// background update), where, marked after, it would find none and alert
-// the devices again, its update naming the Event firing after its
-// acknowledge. Marked and not appended (the append failed), triggers are
-// held as if it had been, and the tool's retry appends it.
+// The entry is marked before the update is appended: a trigger that reads
+// it after the mark is held (a background update), where, marked after the
+// update, it found no mark, rang the devices and named the Event firing
+// after its acknowledge. (A trigger that read the entry before the mark
+// and appends after the acknowledge is put right by Open.) When the update
+// fails, the mark is taken back, so triggers alert as before until the
+// tool's retry; should that fail too, the mark stays pending and the retry
+// is appended as news all the same.
 func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		// Acknowledged already, its update appended (a re-sent acknowledge,
-		// after a held report changed the Event's latest content): no
-		// alert again.
-		quiet := e.Acked && !e.AckPending
-		marked, err := t.markAcked(ctx, k, e)
+		m, err := t.markAcked(ctx, k, e)
 		if err != nil {
 			return Outcome{}, t.unavailable("acknowledge", k, err)
 		}
-		if t.betweenAckWrites != nil {
-			t.betweenAckWrites()
+		if t.hooks.betweenAckWrites != nil {
+			t.hooks.betweenAckWrites()
 		}
-		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash, quiet: quiet}, e)
-		if aerr != nil {
-			return out, aerr
+		// Acknowledged already, its update appended (a re-sent acknowledge,
+		// after a held report changed the Event's latest content): no
+		// alert again.
+		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash, quiet: m.wasAcked}, e)
+		switch {
+		case aerr != nil && m.marked:
+			t.settleAck(ctx, k, m.entry, false)
+		case aerr == nil && m.settle:
+			t.settleAck(ctx, k, m.entry, true)
 		}
-		if marked.AckPending {
-			t.ackAppended(ctx, k, marked)
-		}
-		return out, nil
+		return out, aerr
 	})
 }
 
+// ackMark is what markAcked did to the key's entry.
+type ackMark struct {
+	entry entry // the entry as markAcked left it, when it names the Event
+	// marked: this call set Acked: its to take back if the update fails.
+	// settle: its to clear AckPending once the update is appended (also
+	// when an earlier acknowledge left it pending).
+	marked, settle bool
+	// wasAcked: the Event's acknowledge was appended before this call.
+	wasAcked bool
+}
+
 // markAcked sets Acked (and AckPending) in the key's entry, which names e's
-// Event, by compare-and-swap on its revision, and returns the entry as it
-// now is. The entry may have been read from this process's memory, its
-// revision behind another replica's write: it is then read again on the
-// leader, and left as it is when it names another Event (the key moved on
-// to its next gen meanwhile; the update of e's Event then finds it closed).
-func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) (entry, error) {
+// Event, by compare-and-swap on its revision. The entry may have been read
+// from this process's memory, its revision behind another replica's write:
+// it is then read again on the leader, and left as it is when it names
+// another Event (the key moved on to its next gen meanwhile; the update of
+// e's Event then finds it closed).
+func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) (ackMark, error) {
 	for range attempts {
 		if e.Acked {
-			return e, nil
+			return ackMark{entry: e, settle: e.AckPending, wasAcked: !e.AckPending}, nil
 		}
 		e.Acked, e.AckPending = true, true
 		err := t.rewrite(ctx, k, &e)
 		if err == nil {
-			return e, nil
+			return ackMark{entry: e, marked: true, settle: true}, nil
 		}
 		if !cas.Lost(err) {
-			return entry{}, err
+			return ackMark{}, err
 		}
 		t.forget(k)
 		cur, ok, err := t.lookup(ctx, k, fromLeader)
 		if err != nil {
-			return entry{}, err
+			return ackMark{}, err
 		}
 		if !ok || cur.EventID != e.EventID {
-			return cur, nil
+			return ackMark{}, nil
 		}
 		e = cur
 	}
-	return entry{}, errors.New("the key's entry kept changing")
+	return ackMark{}, errors.New("the key's entry kept changing")
 }
 
-// ackAppended clears AckPending in e, the entry markAcked wrote, once the
-// acknowledge's update is in the log. Best effort: left pending (the
-// entry changed meanwhile, the broker did not answer), a re-sent
-// acknowledge alerts the devices once more, nothing worse.
-func (t *Tracker) ackAppended(ctx context.Context, k Key, e entry) {
+// settleAck ends the pending mark markAcked left in e: cleared when the
+// acknowledge's update is in the log (appended), taken back (Acked unset)
+// when it is not. Best effort, on a context of its own (the request's may
+// be what ended the update): an entry that changed meanwhile is left as it
+// is; one the broker could not write stays pending, and a re-sent or
+// retried acknowledge is then appended as news.
+func (t *Tracker) settleAck(ctx context.Context, k Key, e entry, appended bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ClaimGrace/3)
+	defer cancel()
 	e.AckPending = false
-	if err := t.rewrite(ctx, k, &e); err != nil && !cas.Lost(err) {
-		t.log.Warn("alerts: acknowledge recorded as pending", "channel_id", k.ChannelID, "source", k.Source, "err", err)
+	if !appended {
+		e.Acked = false
+	}
+	err := t.rewrite(ctx, k, &e)
+	switch {
+	case cas.Lost(err):
+		t.forget(k)
+	case err != nil:
+		t.forget(k)
+		t.log.Warn("alerts: acknowledge left pending", "channel_id", k.ChannelID, "source", k.Source,
+			"appended", appended, "err", err)
 	}
 }
 

@@ -380,13 +380,7 @@ func TestTriggerOfAnAcknowledgedEventOnAnotherReplica(t *testing.T) {
 			s, rs := setupClaims(t, 2, alerts.Options{}, path.viaKV)
 			ctx := context.Background()
 			a, b := rs[0].tr, rs[1].tr
-			trigger := func(message string) alerts.Report {
-				r := firing("pd1", message)
-				held := r.Event
-				held.Status, held.Message = ptr("acknowledged"), ptr("Acknowledged")
-				r.WhenAcknowledged, r.WhenAcknowledgedHash = &held, "held:"+message
-				return r
-			}
+			trigger := pdTrigger
 			first, aerr := a.Open(ctx, trigger("90%"))
 			if aerr != nil || !first.Created {
 				t.Fatalf("open: %+v %v", first, aerr)
@@ -611,10 +605,11 @@ func (f *failingUpdates) Append(ctx context.Context, v *ops.Validated) (oplog.Re
 }
 
 // TestAcknowledgeRetriedAfterItsUpdateFailed: an acknowledge whose update
-// the broker did not take answers retry; triggers in between are held as
-// acknowledged (its entry says so already), and the tool's retry appends
-// the acknowledge as news, not as a re-sent one's background update. A
-// re-sent acknowledge after that is background.
+// the broker did not take answers retry and takes its mark back, so a
+// trigger in between alerts as before any acknowledge (should the tool
+// never retry, its alerts are not silenced); the tool's retry appends the
+// acknowledge as news, not as a re-sent one's background update. A
+// re-sent acknowledge after a held trigger is background.
 func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	s, rs := setup(t, 1)
 	ctx := context.Background()
@@ -631,12 +626,12 @@ func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	if o, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack"); aerr == nil || aerr.Code != apierr.AppendUnavailable {
 		t.Fatalf("acknowledge with its update refused: %+v %v, want append_unavailable", o, aerr)
 	}
-	held, aerr := tr.Open(ctx, pdTrigger("95%"))
-	if aerr != nil || !held.Updated {
-		t.Fatalf("trigger after the failed acknowledge: %+v %v", held, aerr)
+	news, aerr := tr.Open(ctx, pdTrigger("95%"))
+	if aerr != nil || !news.Updated {
+		t.Fatalf("trigger after the failed acknowledge: %+v %v", news, aerr)
 	}
-	if _, p := appended(t, s, held.Seq); p.Status != "acknowledged" || !p.Refresh {
-		t.Fatalf("a trigger after the failed acknowledge appended %+v, want it held", p)
+	if _, p := appended(t, s, news.Seq); p.Status != "firing" || p.Refresh {
+		t.Fatalf("a trigger after the failed acknowledge appended %+v, want it news (nothing was acknowledged)", p)
 	}
 	retried, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
 	if aerr != nil || !retried.Updated {
@@ -645,8 +640,12 @@ func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	if _, p := appended(t, s, retried.Seq); p.Status != "acknowledged" || p.Refresh {
 		t.Fatalf("the retried acknowledge appended %+v, want an update the devices are told of", p)
 	}
-	if _, aerr := tr.Open(ctx, pdTrigger("99%")); aerr != nil {
+	held, aerr := tr.Open(ctx, pdTrigger("99%"))
+	if aerr != nil {
 		t.Fatal(aerr)
+	}
+	if _, p := appended(t, s, held.Seq); p.Status != "acknowledged" || !p.Refresh {
+		t.Fatalf("a trigger after the acknowledge appended %+v, want it held", p)
 	}
 	resent, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
 	if aerr != nil || !resent.Updated {
@@ -654,5 +653,45 @@ func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	}
 	if _, p := appended(t, s, resent.Seq); p.Status != "acknowledged" || !p.Refresh {
 		t.Fatalf("a re-sent acknowledge appended %+v, want a background update", p)
+	}
+}
+
+// TestTriggerReadBeforeAnAcknowledgeEndsAcknowledged: a trigger that reads
+// its key on one replica before an acknowledge through another marks it,
+// and is appended after the acknowledge, leaves the Event acknowledged: it
+// is followed by its held form, a background update.
+func TestTriggerReadBeforeAnAcknowledgeEndsAcknowledged(t *testing.T) {
+	s, rs := setup(t, 2)
+	ctx := context.Background()
+	a, b := rs[0].tr, rs[1].tr
+	first, aerr := a.Open(ctx, pdTrigger("90%"))
+	if aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	var acked alerts.Outcome
+	var once sync.Once
+	b.SetBeforeUpdate(t, func() {
+		once.Do(func() {
+			if acked, aerr = a.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack"); aerr != nil || !acked.Updated {
+				t.Errorf("acknowledge: %+v %v", acked, aerr)
+			}
+		})
+	})
+	out, aerr := b.Open(ctx, pdTrigger("95%"))
+	if aerr != nil || !out.Updated || out.EventID != first.EventID {
+		t.Fatalf("trigger: %+v %v", out, aerr)
+	}
+	if out.Seq <= acked.Seq {
+		t.Fatalf("the trigger's outcome is at %d, before the acknowledge's %d", out.Seq, acked.Seq)
+	}
+	if op, p := appended(t, s, out.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh || p.Message != "Acknowledged" {
+		t.Fatalf("the trigger ended with %s %+v, want its held form keeping the acknowledgement", op, p)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := info.State.LastSeq; last != out.Seq {
+		t.Fatalf("the log's last operation is %d, want the held trigger's %d", last, out.Seq)
 	}
 }
