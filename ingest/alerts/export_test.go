@@ -15,8 +15,8 @@ func (t *Tracker) ClaimOnly(ctx context.Context, k Key) (string, error) {
 	return e.EventID, t.claim(ctx, k, &e, 0)
 }
 
-// SetBetweenAckWrites runs f between each acknowledge's mark and its
-// update, until the test ends.
+// SetBetweenAckWrites runs f between each acknowledge's update and its
+// record in the key's entry, until the test ends.
 func (t *Tracker) SetBetweenAckWrites(tb interface{ Cleanup(func()) }, f func()) {
 	t.hooks.betweenAckWrites = f
 	tb.Cleanup(func() { t.hooks.betweenAckWrites = nil })

@@ -93,11 +93,6 @@ type entry struct {
 	// with WhenAcknowledged set then leaves it acknowledged. A new Event
 	// (the next gen) starts without it.
 	Acked bool `json:"acked,omitzero"`
-	// AckPending: Acked was set and the acknowledge's own update may not be
-	// in the log yet (Tracker.Acknowledge sets the two before appending
-	// it, and clears this after). A retried acknowledge then appends its
-	// update as news, not as a re-sent one's background update.
-	AckPending bool `json:"ack_pending,omitzero"`
 	// Since (ms) is when the occurrence the Event reports began
 	// (Report.Since); 0 when the source does not say (or the entry is
 	// older than the field).
@@ -154,7 +149,7 @@ type Tracker struct {
 // testHooks run, when set (by tests only, before the Tracker is used), at
 // the points a race between replicas turns on.
 type testHooks struct {
-	betweenAckWrites func() // between an acknowledge's mark and its update
+	betweenAckWrites func() // between an acknowledge's update and its record
 	beforeUpdate     func() // between Open's read of the key and its update
 }
 
@@ -462,104 +457,66 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 // (PagerDuty's acknowledge) and records in the key's entry that the Event
 // was acknowledged, for the reports with WhenAcknowledged that follow. A
 // key with no open Event is Absent: nothing is appended. When the record
-// fails, nothing is appended and the error asks for a retry.
+// fails after the append, the error asks for a retry, which appends
+// nothing (the same content) and records again.
 //
-// The entry is marked before the update is appended: a trigger that reads
-// it after the mark is held (a background update), where, marked after the
-// update, it found no mark, rang the devices and named the Event firing
-// after its acknowledge. (A trigger that read the entry before the mark
-// and appends after the acknowledge is put right by Open.) When the update
-// fails, the mark is taken back, so triggers alert as before until the
-// tool's retry; should that fail too, the mark stays pending and the retry
-// is appended as news all the same.
+// The update comes first and the record after it, so a trigger is held
+// only once the acknowledge is in the log: a failed acknowledge leaves
+// triggers alerting, never silenced. A trigger appended between the two
+// (it read no record) names the Event firing after its acknowledge: once
+// recorded, the acknowledge is appended again as a background update
+// unless it is still the Event's latest content, so the Event ends
+// acknowledged. (A trigger that read the key before the record and lands
+// after that check is put right by Open, which reads the key again.)
 func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		m, err := t.markAcked(ctx, k, e)
-		if err != nil {
-			return Outcome{}, t.unavailable("acknowledge", k, err)
+		// Acknowledged already (a re-sent acknowledge, after a held
+		// report changed the Event's latest content): no alert again.
+		ack := Report{Key: k, Event: req, ContentHash: contentHash, quiet: e.Acked}
+		out, aerr := t.update(ctx, ack, e)
+		if aerr != nil {
+			return out, aerr
 		}
 		if t.hooks.betweenAckWrites != nil {
 			t.hooks.betweenAckWrites()
 		}
-		// Acknowledged already, its update appended (a re-sent acknowledge,
-		// after a held report changed the Event's latest content): no
-		// alert again.
-		out, aerr := t.update(ctx, Report{Key: k, Event: req, ContentHash: contentHash, quiet: m.wasAcked}, e)
-		switch {
-		case aerr != nil && m.marked:
-			t.settleAck(ctx, k, m.entry, false)
-		case aerr == nil && m.settle:
-			t.settleAck(ctx, k, m.entry, true)
+		if err := t.markAcked(ctx, k, e); err != nil {
+			return Outcome{}, t.unavailable("acknowledge", k, err)
 		}
-		return out, aerr
+		ack.quiet = true
+		if _, aerr := t.update(ctx, ack, e); aerr != nil && aerr.Code != apierr.EventClosed {
+			return Outcome{}, aerr
+		}
+		return out, nil
 	})
 }
 
-// ackMark is what markAcked did to the key's entry.
-type ackMark struct {
-	entry entry // the entry as markAcked left it, when it names the Event
-	// marked: this call set Acked: its to take back if the update fails.
-	// settle: its to clear AckPending once the update is appended (also
-	// when an earlier acknowledge left it pending).
-	marked, settle bool
-	// wasAcked: the Event's acknowledge was appended before this call.
-	wasAcked bool
-}
-
-// markAcked sets Acked (and AckPending) in the key's entry, which names e's
-// Event, by compare-and-swap on its revision. The entry may have been read
-// from this process's memory, its revision behind another replica's write:
-// it is then read again on the leader, and left as it is when it names
-// another Event (the key moved on to its next gen meanwhile; the update of
-// e's Event then finds it closed).
-func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) (ackMark, error) {
+// markAcked sets Acked in the key's entry, which names e's Event, by
+// compare-and-swap on its revision. The entry may have been read from
+// this process's memory, its revision behind another replica's write: it
+// is then read again on the leader, and left as it is when it names
+// another Event (the key moved on to its next gen meanwhile).
+func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) error {
 	for range attempts {
 		if e.Acked {
-			return ackMark{entry: e, settle: e.AckPending, wasAcked: !e.AckPending}, nil
+			return nil
 		}
-		e.Acked, e.AckPending = true, true
+		e.Acked = true
 		err := t.rewrite(ctx, k, &e)
-		if err == nil {
-			return ackMark{entry: e, marked: true, settle: true}, nil
-		}
-		if !cas.Lost(err) {
-			return ackMark{}, err
+		if err == nil || !cas.Lost(err) {
+			return err
 		}
 		t.forget(k)
 		cur, ok, err := t.lookup(ctx, k, fromLeader)
 		if err != nil {
-			return ackMark{}, err
+			return err
 		}
 		if !ok || cur.EventID != e.EventID {
-			return ackMark{}, nil
+			return nil
 		}
 		e = cur
 	}
-	return ackMark{}, errors.New("the key's entry kept changing")
-}
-
-// settleAck ends the pending mark markAcked left in e: cleared when the
-// acknowledge's update is in the log (appended), taken back (Acked unset)
-// when it is not. Best effort, on a context of its own (the request's may
-// be what ended the update): an entry that changed meanwhile is left as it
-// is; one the broker could not write stays pending, and a re-sent or
-// retried acknowledge is then appended as news.
-func (t *Tracker) settleAck(ctx context.Context, k Key, e entry, appended bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.opts.ClaimGrace/3)
-	defer cancel()
-	e.AckPending = false
-	if !appended {
-		e.Acked = false
-	}
-	err := t.rewrite(ctx, k, &e)
-	switch {
-	case cas.Lost(err):
-		t.forget(k)
-	case err != nil:
-		t.forget(k)
-		t.log.Warn("alerts: acknowledge left pending", "channel_id", k.ChannelID, "source", k.Source,
-			"appended", appended, "err", err)
-	}
+	return errors.New("the key's entry kept changing")
 }
 
 // rewrite writes e as the key's entry by compare-and-swap on e.rev, sets

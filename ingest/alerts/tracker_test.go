@@ -555,12 +555,13 @@ func pdTrigger(message string) alerts.Report {
 var pdAck = ops.EventRequest{Status: ptr("acknowledged"), Message: ptr("Acknowledged"), Severity: ptr("high"),
 	EventTime: ptr(wire.Millis(1_800_000_060_000))}
 
-// TestTriggerDuringAnAcknowledgeIsHeld: a trigger that reaches another
-// replica while an acknowledge is being written, between its two writes
-// (the key's entry and the Event's update), is held like one after it:
-// appended as a background update that keeps the Event acknowledged, not
-// as news that alerts the devices again and names the Event firing.
-func TestTriggerDuringAnAcknowledgeIsHeld(t *testing.T) {
+// TestTriggerDuringAnAcknowledgeEndsAcknowledged: a trigger that reaches
+// another replica while an acknowledge is being written, between its two
+// writes (the Event's update, then the key's entry), finds no record and
+// is appended as news; the acknowledge, once recorded, is appended again
+// as a background update, so the Event ends acknowledged, not firing. A
+// trigger after that is held.
+func TestTriggerDuringAnAcknowledgeEndsAcknowledged(t *testing.T) {
 	for _, path := range claimPaths {
 		t.Run(path.name, func(t *testing.T) {
 			s, rs := setupClaims(t, 2, alerts.Options{}, path.viaKV)
@@ -570,21 +571,33 @@ func TestTriggerDuringAnAcknowledgeIsHeld(t *testing.T) {
 			if aerr != nil || !first.Created {
 				t.Fatalf("open: %+v %v", first, aerr)
 			}
-			var held alerts.Outcome
-			var heldErr *apierr.Error
-			a.SetBetweenAckWrites(t, func() { held, heldErr = b.Open(ctx, pdTrigger("95%")) })
+			var during alerts.Outcome
+			var duringErr *apierr.Error
+			a.SetBetweenAckWrites(t, func() { during, duringErr = b.Open(ctx, pdTrigger("95%")) })
 			acked, aerr := a.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
 			if aerr != nil || !acked.Updated {
 				t.Fatalf("acknowledge: %+v %v", acked, aerr)
 			}
-			if heldErr != nil || !held.Updated || held.EventID != first.EventID {
-				t.Fatalf("trigger during the acknowledge: %+v %v", held, heldErr)
-			}
-			if op, p := appended(t, s, held.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
-				t.Fatalf("a trigger during the acknowledge appended %s %+v, want a background update keeping the acknowledgement", op, p)
+			if duringErr != nil || !during.Updated || during.EventID != first.EventID || during.Seq <= acked.Seq {
+				t.Fatalf("trigger during the acknowledge: %+v %v (acknowledge at %d)", during, duringErr, acked.Seq)
 			}
 			if op, p := appended(t, s, acked.Seq); op != ops.EventUpdate || p.Status != "acknowledged" || p.Refresh {
 				t.Fatalf("the acknowledge appended %s %+v, want an update the devices are told of", op, p)
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := info.State.LastSeq
+			if op, p := appended(t, s, last); last <= during.Seq || op != ops.EventUpdate || p.Status != "acknowledged" || !p.Refresh {
+				t.Fatalf("the Event ends with %s %+v at %d (the trigger at %d), want the acknowledge again as a background update", op, p, last, during.Seq)
+			}
+			held, aerr := b.Open(ctx, pdTrigger("99%"))
+			if aerr != nil || !held.Updated {
+				t.Fatalf("trigger after the acknowledge: %+v %v", held, aerr)
+			}
+			if _, p := appended(t, s, held.Seq); p.Status != "acknowledged" || !p.Refresh {
+				t.Fatalf("a trigger after the acknowledge appended %+v, want it held", p)
 			}
 		})
 	}
@@ -605,9 +618,9 @@ func (f *failingUpdates) Append(ctx context.Context, v *ops.Validated) (oplog.Re
 }
 
 // TestAcknowledgeRetriedAfterItsUpdateFailed: an acknowledge whose update
-// the broker did not take answers retry and takes its mark back, so a
-// trigger in between alerts as before any acknowledge (should the tool
-// never retry, its alerts are not silenced); the tool's retry appends the
+// the broker did not take answers retry and records nothing, so a trigger
+// in between alerts as before any acknowledge (should the tool never
+// retry, its alerts are not silenced); the tool's retry appends the
 // acknowledge as news, not as a re-sent one's background update. A
 // re-sent acknowledge after a held trigger is background.
 func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
