@@ -325,7 +325,7 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		out, aerr := t.update(ctx, u, e)
 		if aerr == nil {
 			if r.WhenAcknowledged != nil && !u.quiet && out.Updated {
-				return t.holdIfAcked(ctx, r, e, out), nil
+				return t.holdIfAcked(ctx, r, e, out)
 			}
 			return out, nil
 		}
@@ -358,27 +358,34 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 }
 
 // holdIfAcked puts right a report with WhenAcknowledged that read its key
-// before an acknowledge marked it and was appended after the acknowledge's
-// update (out), as news naming the Event firing: read again on the
-// leader, a key that now says acknowledged gets the held report appended
-// after it (a background update), so the Event ends acknowledged. The
-// devices were told of the report already; that is not undone. Its
-// outcome is the held update's, or out when there is nothing to put right
-// or the key cannot be read now.
-func (t *Tracker) holdIfAcked(ctx context.Context, r Report, e entry, out Outcome) Outcome {
-	t.forget(r.Key)
+// before an acknowledge recorded itself and was appended after the
+// acknowledge's own check (out), as news naming the Event firing: read
+// again on the leader, a key that now says acknowledged gets the held
+// report appended after it (a background update), so the Event ends
+// acknowledged. The devices were told of the report already; that is not
+// undone. Its outcome is the held update's, or out when there is nothing
+// to put right. When the key cannot be read or the held report not
+// appended, the answer is "retry": the sender's retry reads the key as
+// acknowledged and is held (answered success, nobody would put it right).
+func (t *Tracker) holdIfAcked(ctx context.Context, r Report, e entry, out Outcome) (Outcome, *apierr.Error) {
 	cur, ok, err := t.lookup(ctx, r.Key, fromLeader)
-	if err != nil || !ok || !cur.Acked || cur.EventID != e.EventID {
-		return out
+	if err != nil {
+		return Outcome{}, t.unavailable("read", r.Key, err)
+	}
+	if !ok || !cur.Acked || cur.EventID != e.EventID {
+		return out, nil
 	}
 	held, aerr := t.update(ctx, Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash,
 		LinkVerified: r.LinkVerified, quiet: true}, cur)
-	if aerr != nil {
-		t.log.Warn("alerts: a report appended after an acknowledge not held", "channel_id", r.Key.ChannelID,
+	switch {
+	case aerr != nil && aerr.Code == apierr.EventClosed:
+		return out, nil // resolved meanwhile: nothing to keep acknowledged
+	case aerr != nil:
+		t.log.Warn("alerts: a report appended after an acknowledge not held yet", "channel_id", r.Key.ChannelID,
 			"source", r.Key.Source, "code", aerr.Code)
-		return out
+		return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "the alert was acknowledged meanwhile; retry", RetryAfter: 1}
 	}
-	return held
+	return held, nil
 }
 
 // openNext opens r's Event as the key's next gen after e's (closed or
@@ -470,6 +477,18 @@ func (t *Tracker) update(ctx context.Context, r Report, e entry) (Outcome, *apie
 // after that check is put right by Open, which reads the key again.)
 func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, contentHash string) (Outcome, *apierr.Error) {
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
+		if !e.Acked {
+			// Read from this process's memory, the entry may be from before
+			// an acknowledge through another replica: whether this one is a
+			// re-sent one is the leader's to say.
+			cur, ok, err := t.lookup(ctx, k, fromLeader)
+			if err != nil {
+				return Outcome{}, t.unavailable("read", k, err)
+			}
+			if ok && cur.EventID == e.EventID {
+				e = cur
+			}
+		}
 		// Acknowledged already (a re-sent acknowledge, after a held
 		// report changed the Event's latest content): no alert again.
 		ack := Report{Key: k, Event: req, ContentHash: contentHash, quiet: e.Acked}
@@ -636,11 +655,16 @@ const (
 // stale revision and re-reads.
 func (t *Tracker) lookup(ctx context.Context, k Key, read keyRead) (entry, bool, error) {
 	bk := k.bucketKey()
-	t.mu.Lock()
-	e, ok := t.cache[bk]
-	t.mu.Unlock()
-	if ok || read == cacheOnly {
-		return e, ok, nil
+	var e entry
+	if read != fromLeader {
+		// A leader's read never answers from the cache: a concurrent
+		// request may have put an older entry there since it was forgotten.
+		t.mu.Lock()
+		cached, ok := t.cache[bk]
+		t.mu.Unlock()
+		if ok || read == cacheOnly {
+			return cached, ok, nil
+		}
 	}
 	var kve jetstream.KeyValueEntry
 	var err error

@@ -603,15 +603,15 @@ func TestTriggerDuringAnAcknowledgeEndsAcknowledged(t *testing.T) {
 	}
 }
 
-// failingUpdates is the writer, with the next event update refused as
-// the broker's timeout is.
+// failingUpdates is the writer, with the failIn-th event update from now
+// (1: the next) refused as the broker's timeout is.
 type failingUpdates struct {
 	*oplog.Writer
-	failNext atomic.Bool
+	failIn atomic.Int32
 }
 
 func (f *failingUpdates) Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error) {
-	if v.Op == ops.EventUpdate && f.failNext.Swap(false) {
+	if v.Op == ops.EventUpdate && f.failIn.Add(-1) == 0 {
 		return oplog.Result{}, &apierr.Error{Code: apierr.AppendUnavailable, RetryAfter: 1}
 	}
 	return f.Writer.Append(ctx, v)
@@ -635,7 +635,7 @@ func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	if aerr != nil || !first.Created {
 		t.Fatalf("open: %+v %v", first, aerr)
 	}
-	app.failNext.Store(true)
+	app.failIn.Store(1)
 	if o, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack"); aerr == nil || aerr.Code != apierr.AppendUnavailable {
 		t.Fatalf("acknowledge with its update refused: %+v %v, want append_unavailable", o, aerr)
 	}
@@ -706,5 +706,71 @@ func TestTriggerReadBeforeAnAcknowledgeEndsAcknowledged(t *testing.T) {
 	}
 	if last := info.State.LastSeq; last != out.Seq {
 		t.Fatalf("the log's last operation is %d, want the held trigger's %d", last, out.Seq)
+	}
+}
+
+// TestHeldFormNotAppendedAnswersRetry: a trigger put right after an
+// acknowledge through another replica (TestTriggerReadBeforeAnAcknowledge
+// EndsAcknowledged) whose held form the broker does not take answers
+// retry, not success, and its retry is held: the Event ends acknowledged.
+func TestHeldFormNotAppendedAnswersRetry(t *testing.T) {
+	s, rs := setup(t, 2)
+	ctx := context.Background()
+	a := rs[0].tr
+	app := &failingUpdates{Writer: rs[1].w}
+	b, err := alerts.New(ctx, rs[1].js, app, alerts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, aerr := a.Open(ctx, pdTrigger("90%")); aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	var once sync.Once
+	b.SetBeforeUpdate(t, func() {
+		once.Do(func() {
+			if acked, aerr := a.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack"); aerr != nil || !acked.Updated {
+				t.Errorf("acknowledge: %+v %v", acked, aerr)
+			}
+			app.failIn.Store(2) // the trigger's update goes through, its held form not
+		})
+	})
+	if out, aerr := b.Open(ctx, pdTrigger("95%")); aerr == nil || aerr.Code != apierr.AppendUnavailable {
+		t.Fatalf("trigger whose held form was refused: %+v %v, want append_unavailable", out, aerr)
+	}
+	retried, aerr := b.Open(ctx, pdTrigger("95%"))
+	if aerr != nil || !retried.Updated {
+		t.Fatalf("the retried trigger: %+v %v", retried, aerr)
+	}
+	if _, p := appended(t, s, retried.Seq); p.Status != "acknowledged" || !p.Refresh {
+		t.Fatalf("the retried trigger appended %+v, want it held", p)
+	}
+}
+
+// TestAcknowledgeResentThroughAStaleReplica: an acknowledge re-sent
+// through a replica that holds the key's entry in its memory from before
+// the first acknowledge (through another replica) is a background update:
+// whether it is a re-sent one is read on the leader.
+func TestAcknowledgeResentThroughAStaleReplica(t *testing.T) {
+	s, rs := setup(t, 2)
+	ctx := context.Background()
+	a, b := rs[0].tr, rs[1].tr
+	if first, aerr := a.Open(ctx, pdTrigger("90%")); aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	if o, aerr := b.Open(ctx, pdTrigger("90%")); aerr != nil || !o.Unchanged {
+		t.Fatalf("repeat on b: %+v %v", o, aerr) // b now holds the entry, not acknowledged
+	}
+	if o, aerr := a.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack"); aerr != nil || !o.Updated {
+		t.Fatalf("acknowledge: %+v %v", o, aerr)
+	}
+	if o, aerr := a.Open(ctx, pdTrigger("95%")); aerr != nil || !o.Updated {
+		t.Fatalf("held trigger: %+v %v", o, aerr)
+	}
+	resent, aerr := b.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
+	if aerr != nil || !resent.Updated {
+		t.Fatalf("the acknowledge re-sent through b: %+v %v", resent, aerr)
+	}
+	if _, p := appended(t, s, resent.Seq); p.Status != "acknowledged" || !p.Refresh {
+		t.Fatalf("the acknowledge re-sent through b appended %+v, want a background update", p)
 	}
 }
