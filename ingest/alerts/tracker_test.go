@@ -555,6 +555,17 @@ func pdTrigger(message string) alerts.Report {
 var pdAck = ops.EventRequest{Status: ptr("acknowledged"), Message: ptr("Acknowledged"), Severity: ptr("high"),
 	EventTime: ptr(wire.Millis(1_800_000_060_000))}
 
+// wantAcknowledged fails the test unless the operation at seq is an event
+// update naming the Event acknowledged, a background one (held, re-sent)
+// or one the devices are told of, as background says.
+func wantAcknowledged(t *testing.T, s jetstream.Stream, seq uint64, background bool, what string) {
+	t.Helper()
+	op, p := appended(t, s, seq)
+	if op != ops.EventUpdate || p.Status != "acknowledged" || p.Refresh != background {
+		t.Fatalf("%s appended %s %+v; want an update naming the Event acknowledged, background %v", what, op, p, background)
+	}
+}
+
 // TestTriggerDuringAnAcknowledgeEndsAcknowledged: a trigger that reaches
 // another replica while an acknowledge is being written, between its two
 // writes (the Event's update, then the key's entry), finds no record and
@@ -596,9 +607,7 @@ func TestTriggerDuringAnAcknowledgeEndsAcknowledged(t *testing.T) {
 			if aerr != nil || !held.Updated {
 				t.Fatalf("trigger after the acknowledge: %+v %v", held, aerr)
 			}
-			if _, p := appended(t, s, held.Seq); p.Status != "acknowledged" || !p.Refresh {
-				t.Fatalf("a trigger after the acknowledge appended %+v, want it held", p)
-			}
+			wantAcknowledged(t, s, held.Seq, true, "a trigger after the acknowledge")
 		})
 	}
 }
@@ -650,23 +659,17 @@ func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	if aerr != nil || !retried.Updated {
 		t.Fatalf("the retried acknowledge: %+v %v", retried, aerr)
 	}
-	if _, p := appended(t, s, retried.Seq); p.Status != "acknowledged" || p.Refresh {
-		t.Fatalf("the retried acknowledge appended %+v, want an update the devices are told of", p)
-	}
+	wantAcknowledged(t, s, retried.Seq, false, "the retried acknowledge")
 	held, aerr := tr.Open(ctx, pdTrigger("99%"))
 	if aerr != nil {
 		t.Fatal(aerr)
 	}
-	if _, p := appended(t, s, held.Seq); p.Status != "acknowledged" || !p.Refresh {
-		t.Fatalf("a trigger after the acknowledge appended %+v, want it held", p)
-	}
+	wantAcknowledged(t, s, held.Seq, true, "a trigger after the acknowledge")
 	resent, aerr := tr.Acknowledge(ctx, pdTrigger("").Key, pdAck, "ack")
 	if aerr != nil || !resent.Updated {
 		t.Fatalf("a re-sent acknowledge: %+v %v", resent, aerr)
 	}
-	if _, p := appended(t, s, resent.Seq); p.Status != "acknowledged" || !p.Refresh {
-		t.Fatalf("a re-sent acknowledge appended %+v, want a background update", p)
-	}
+	wantAcknowledged(t, s, resent.Seq, true, "a re-sent acknowledge")
 }
 
 // TestTriggerReadBeforeAnAcknowledgeEndsAcknowledged: a trigger that reads
@@ -741,9 +744,7 @@ func TestHeldFormNotAppendedAnswersRetry(t *testing.T) {
 	if aerr != nil || !retried.Updated {
 		t.Fatalf("the retried trigger: %+v %v", retried, aerr)
 	}
-	if _, p := appended(t, s, retried.Seq); p.Status != "acknowledged" || !p.Refresh {
-		t.Fatalf("the retried trigger appended %+v, want it held", p)
-	}
+	wantAcknowledged(t, s, retried.Seq, true, "the retried trigger")
 }
 
 // TestAcknowledgeResentThroughAStaleReplica: an acknowledge re-sent
@@ -770,7 +771,5 @@ func TestAcknowledgeResentThroughAStaleReplica(t *testing.T) {
 	if aerr != nil || !resent.Updated {
 		t.Fatalf("the acknowledge re-sent through b: %+v %v", resent, aerr)
 	}
-	if _, p := appended(t, s, resent.Seq); p.Status != "acknowledged" || !p.Refresh {
-		t.Fatalf("the acknowledge re-sent through b appended %+v, want a background update", p)
-	}
+	wantAcknowledged(t, s, resent.Seq, true, "the acknowledge re-sent through b")
 }
