@@ -32,10 +32,12 @@ func StreamConfig(s streams.Stream, o streams.Options) jetstream.StreamConfig {
 		Replicas:    o.Replicas,
 		MaxAge:      s.MaxAge,
 		Duplicates:  s.Duplicates,
-		Discard:     jetstream.DiscardOld,
-		AllowDirect: s.AllowDirect,
-		DenyDelete:  s.DenyDelete,
-		DenyPurge:   s.DenyPurge,
+		// The broker stores "no limit" as -1, whatever was sent.
+		MaxMsgsPerSubject: perSubjectLimit(s.MaxMsgsPerSubject),
+		Discard:           jetstream.DiscardOld,
+		AllowDirect:       s.AllowDirect,
+		DenyDelete:        s.DenyDelete,
+		DenyPurge:         s.DenyPurge,
 	}
 }
 
@@ -49,6 +51,14 @@ func BucketConfig(b streams.Bucket, o streams.Options) jetstream.KeyValueConfig 
 		Storage:     storage(o.Storage),
 		Replicas:    o.Replicas,
 	}
+}
+
+// perSubjectLimit is n as the broker holds it: -1 for no limit.
+func perSubjectLimit(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 func storage(s streams.Storage) jetstream.StorageType {
@@ -163,7 +173,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	}
 	have := s.CachedInfo().Config
 	if have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas &&
-		have.AllowDirect == want.AllowDirect && slices.Equal(have.Subjects, want.Subjects) {
+		have.AllowDirect == want.AllowDirect && slices.Equal(have.Subjects, want.Subjects) &&
+		perSubjectLimit(have.MaxMsgsPerSubject) == want.MaxMsgsPerSubject {
 		return nil
 	}
 	if _, err := js.UpdateStream(ctx, want); err != nil {

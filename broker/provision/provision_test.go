@@ -2,7 +2,10 @@ package provision_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +129,68 @@ func TestEnsureLeavesStreamsAsTheyAre(t *testing.T) {
 			t.Errorf("%s is stored with duplicates %s, max age %s, direct %v; defined %s, %s, %v: Ensure updates it at every start",
 				def.Name, have.Duplicates, have.MaxAge, have.AllowDirect, def.Duplicates, def.MaxAge, def.AllowDirect)
 		}
+		want := provision.StreamConfig(def, o).MaxMsgsPerSubject
+		if have := s.CachedInfo().Config.MaxMsgsPerSubject; have != want {
+			t.Errorf("%s is stored with %d messages a subject, defined %d: Ensure updates it at every start", def.Name, have, want)
+		}
+	}
+}
+
+// TestInboxKeepsADevicesLatestItems: Ensure gives an inbox stream made
+// without a cap (a gateway before PUSHGO_INBOX_PER_DEVICE) the cap at the
+// next start, trimming each device's oldest items past it, and from then
+// on a device's new item past the cap drops its oldest; another device's
+// items stay.
+func TestInboxKeepsADevicesLatestItems(t *testing.T) {
+	br := brokertest.Start(t, brokertest.NoEnsure())
+	ctx := context.Background()
+	o := streams.DefaultOptions()
+	o.InboxPerDevice = 0
+	if err := provision.Ensure(ctx, br.JS, o); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(device string, n int) {
+		for i := range n {
+			if _, err := br.JS.Publish(ctx, streams.InboxSubject(device), fmt.Appendf(nil, "%s-%d", device, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	items := func(device string) []string {
+		var out []string
+		s, err := br.JS.Stream(ctx, streams.Inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(0); ; {
+			m, err := s.GetMsg(ctx, seq+1, jetstream.WithGetMsgSubject(streams.InboxSubject(device)))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, seq = append(out, string(m.Data)), m.Sequence
+		}
+	}
+	publish("phone", 5)
+	publish("tablet", 2)
+	if got := items("phone"); len(got) != 5 {
+		t.Fatalf("without a cap the phone's inbox holds %v", got)
+	}
+
+	o.InboxPerDevice = 3
+	if err := provision.Ensure(ctx, br.JS, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := items("phone"); !slices.Equal(got, []string{"phone-2", "phone-3", "phone-4"}) {
+		t.Fatalf("after the upgrade the phone's inbox holds %v, want its latest 3", got)
+	}
+	publish("phone", 1)
+	if got := items("phone"); !slices.Equal(got, []string{"phone-3", "phone-4", "phone-0"}) {
+		t.Fatalf("after one more item the phone's inbox holds %v, want its latest 3", got)
+	}
+	if got := items("tablet"); !slices.Equal(got, []string{"tablet-0", "tablet-1"}) {
+		t.Fatalf("the tablet's inbox holds %v, want both its items", got)
 	}
 }

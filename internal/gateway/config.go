@@ -35,6 +35,9 @@ type Config struct {
 	DedupWindow   time.Duration // PUSHGO_DEDUP_WINDOW
 	Retention     time.Duration // PUSHGO_RETENTION
 	AppendTimeout time.Duration // PUSHGO_APPEND_TIMEOUT
+	// InboxPerDevice is the most items one device's inbox holds
+	// (PUSHGO_INBOX_PER_DEVICE; 0: no limit).
+	InboxPerDevice int64
 	// NATSPing is how often a process pings an external NATS server
 	// (PUSHGO_NATS_PING); two unanswered pings in a row end the connection
 	// and the client reconnects to another server of the cluster. A hung
@@ -119,7 +122,7 @@ func Defaults() Config {
 	o := streams.DefaultOptions()
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
-		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention,
+		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention, InboxPerDevice: o.InboxPerDevice,
 		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
@@ -172,7 +175,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
 	natsPing := c.NATSPing.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
-	projCache := strconv.FormatInt(c.ProjectionCache, 10)
+	projCache, inboxCap := strconv.FormatInt(c.ProjectionCache, 10), strconv.FormatInt(c.InboxPerDevice, 10)
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
 	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
 	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
@@ -183,6 +186,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&replicas, "replicas", "PUSHGO_REPLICAS", "stream replicas (3 on a cluster)")
 	str(&dedup, "dedup-window", "PUSHGO_DEDUP_WINDOW", "op_id duplicate window")
 	str(&retention, "retention", "PUSHGO_RETENTION", "history retention")
+	str(&inboxCap, "inbox-per-device", "PUSHGO_INBOX_PER_DEVICE", "most items one device's inbox holds, its oldest dropped past it (0: no limit)")
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
 	str(&natsPing, "nats-ping", "PUSHGO_NATS_PING", "ping interval to an external NATS server; two missed pings move the connection to another server")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
@@ -282,6 +286,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.ProjectionCache, err = strconv.ParseInt(projCache, 10, 64); err != nil || c.ProjectionCache < 1<<20 {
 		return Config{}, fmt.Errorf("PUSHGO_PROJECTION_CACHE %q: want a byte count of at least 1048576 (1 MiB)", projCache)
 	}
+	if c.InboxPerDevice, err = strconv.ParseInt(inboxCap, 10, 64); err != nil || c.InboxPerDevice < 0 {
+		return Config{}, fmt.Errorf("PUSHGO_INBOX_PER_DEVICE %q: want 0 (no limit) or a positive item count", inboxCap)
+	}
 	return c, c.Validate()
 }
 
@@ -307,7 +314,7 @@ func parseDuration(s string) (time.Duration, error) {
 // StreamOptions are the stream options implied by c.
 func (c Config) StreamOptions() streams.Options {
 	o := streams.DefaultOptions()
-	o.Replicas, o.Retention, o.DedupWindow = c.Replicas, c.Retention, c.DedupWindow
+	o.Replicas, o.Retention, o.DedupWindow, o.InboxPerDevice = c.Replicas, c.Retention, c.DedupWindow, c.InboxPerDevice
 	return o
 }
 

@@ -106,6 +106,12 @@ func TestLoadConfig(t *testing.T) {
 	if c, err := Load([]string{"-apns-connections", "16"}, func(string) string { return "" }); err != nil || c.APNsConnections != 16 {
 		t.Fatalf("-apns-connections 16: %v %+v", err, c)
 	}
+	if d.InboxPerDevice != 10_000 || d.StreamOptions().InboxPerDevice != 10_000 {
+		t.Fatalf("default inbox cap %d (streams %d), want 10000", d.InboxPerDevice, d.StreamOptions().InboxPerDevice)
+	}
+	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_INBOX_PER_DEVICE": "0"}[k] }); err != nil || c.StreamOptions().InboxPerDevice != 0 {
+		t.Fatalf("PUSHGO_INBOX_PER_DEVICE=0: %v %+v", err, c)
+	}
 	for _, bad := range []map[string]string{
 		{"PUSHGO_SYNC": "sometimes"},
 		{"PUSHGO_REPLICAS": "0"},
@@ -122,6 +128,8 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_APNS_CONNECTIONS": "65"},
 		{"PUSHGO_PROJECTION_CACHE": "1000"},
 		{"PUSHGO_PROJECTION_CACHE": "256MiB"},
+		{"PUSHGO_INBOX_PER_DEVICE": "-1"},
+		{"PUSHGO_INBOX_PER_DEVICE": "many"},
 	} {
 		if _, err := Load(nil, func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("Load accepted %v", bad)

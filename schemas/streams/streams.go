@@ -162,6 +162,11 @@ type Options struct {
 	DedupWindow time.Duration
 	// Storage of every stream; file in production, memory in some tests.
 	Storage Storage
+	// InboxPerDevice is the most items one device's inbox holds: past it
+	// the broker drops the device's oldest (its other devices' are not
+	// touched). 0 holds every item until it is acked or the retention
+	// passes.
+	InboxPerDevice int64
 }
 
 // Storage is where the broker keeps a stream.
@@ -184,10 +189,20 @@ const (
 	WorkQueueRetention
 )
 
+// DefaultInboxPerDevice is the default of Options.InboxPerDevice: a
+// device offline for days on a busy channel keeps its latest 10,000 items
+// (about 10 MB of typical pushes), where every one would grow its inbox,
+// and the pull at its return, for up to the retention. APNs keeps one
+// notification for an offline device and FCM 100; what a device no longer
+// has in its inbox it replays from the channel's history.
+const DefaultInboxPerDevice = 10_000
+
 // DefaultOptions are the documented defaults: one replica, 30 days of
-// history, a one hour idempotency window, file storage.
+// history, a one hour idempotency window, file storage, 10,000 inbox
+// items per device.
 func DefaultOptions() Options {
-	return Options{Replicas: 1, Retention: 30 * 24 * time.Hour, DedupWindow: time.Hour, Storage: FileStorage}
+	return Options{Replicas: 1, Retention: 30 * 24 * time.Hour, DedupWindow: time.Hour, Storage: FileStorage,
+		InboxPerDevice: DefaultInboxPerDevice}
 }
 
 // Validate reports an option out of range.
@@ -201,6 +216,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("dedup window %s: must be positive", o.DedupWindow)
 	case o.DedupWindow > o.Retention:
 		return fmt.Errorf("dedup window %s: must not exceed retention %s", o.DedupWindow, o.Retention)
+	case o.InboxPerDevice < 0:
+		return fmt.Errorf("inbox items per device %d: must be 0 (no limit) or positive", o.InboxPerDevice)
 	}
 	return nil
 }
@@ -227,6 +244,9 @@ type Stream struct {
 	MaxAge time.Duration
 	// Duplicates is the Nats-Msg-Id duplicate window.
 	Duplicates time.Duration
+	// MaxMsgsPerSubject keeps at most this many messages of one subject,
+	// the oldest going first; 0 keeps them all.
+	MaxMsgsPerSubject int64
 	// AllowDirect serves direct gets from any replica.
 	AllowDirect bool
 	// DenyDelete and DenyPurge forbid clients to remove messages.
@@ -322,7 +342,9 @@ func InboxStream(o Options) Stream {
 		Retention:   LimitsRetention,
 		MaxAge:      o.Retention,
 		Duplicates:  perPushDedup(o),
-		AllowDirect: true,
+		// One subject per device: its items past the cap go, oldest first.
+		MaxMsgsPerSubject: o.InboxPerDevice,
+		AllowDirect:       true,
 	}
 }
 
