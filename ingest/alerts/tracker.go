@@ -227,6 +227,12 @@ type Report struct {
 	quiet bool
 }
 
+// held is r as an acknowledged Event takes it: WhenAcknowledged, appended
+// as a background update.
+func (r Report) held() Report {
+	return Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash, LinkVerified: r.LinkVerified, quiet: true}
+}
+
 // sameOccurrenceSlack is how much later a report's Since may be than its
 // open Event's and still be the same occurrence: the two servers of a
 // high-availability pair (Prometheus, Grafana) each evaluate the rule and
@@ -317,7 +323,7 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 		}
 		u := r
 		if e.Acked && r.WhenAcknowledged != nil {
-			u = Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash, LinkVerified: r.LinkVerified, quiet: true}
+			u = r.held()
 		}
 		if t.hooks.beforeUpdate != nil {
 			t.hooks.beforeUpdate()
@@ -375,8 +381,7 @@ func (t *Tracker) holdIfAcked(ctx context.Context, r Report, e entry, out Outcom
 	if !ok || !cur.Acked || cur.EventID != e.EventID {
 		return out, nil
 	}
-	held, aerr := t.update(ctx, Report{Key: r.Key, Event: *r.WhenAcknowledged, ContentHash: r.WhenAcknowledgedHash,
-		LinkVerified: r.LinkVerified, quiet: true}, cur)
+	held, aerr := t.update(ctx, r.held(), cur)
 	switch {
 	case aerr != nil && aerr.Code == apierr.EventClosed:
 		return out, nil // resolved meanwhile: nothing to keep acknowledged
@@ -694,24 +699,24 @@ func (t *Tracker) lookup(ctx context.Context, k Key, read keyRead) (entry, bool,
 // compare-and-swap on rev.
 func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error {
 	e.ClaimedAt = t.opts.Now().UnixMilli()
+	if rev != 0 {
+		e.rev = rev
+		return t.rewrite(ctx, k, e)
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
 	bk := k.bucketKey()
-	switch {
-	case t.pub != nil:
-		e.rev, err = t.put(ctx, bk, b, rev)
-		if rev == 0 && cas.Lost(err) {
-			// The key has an entry, or only the marker a deletion left
-			// (an operator's): nats.go's Create writes over the marker,
-			// and answers ErrKeyExists for an entry.
-			e.rev, err = t.kv.Create(ctx, bk, b)
-		}
-	case rev == 0:
+	if t.pub != nil {
+		e.rev, err = t.put(ctx, bk, b, 0)
+	}
+	if t.pub == nil || cas.Lost(err) {
+		// Through the pipeline, a lost create means the key has an entry,
+		// or only the marker a deletion left (an operator's): nats.go's
+		// Create writes over the marker, and answers ErrKeyExists for an
+		// entry.
 		e.rev, err = t.kv.Create(ctx, bk, b)
-	default:
-		e.rev, err = t.kv.Update(ctx, bk, b, rev)
 	}
 	if err != nil {
 		return err

@@ -619,6 +619,18 @@ type failingUpdates struct {
 	failIn atomic.Int32
 }
 
+// withFailingUpdates is a tracker of r's broker whose writer is r's
+// with failingUpdates.
+func withFailingUpdates(t *testing.T, r replica) (*alerts.Tracker, *failingUpdates) {
+	t.Helper()
+	app := &failingUpdates{Writer: r.w}
+	tr, err := alerts.New(context.Background(), r.js, app, alerts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, app
+}
+
 func (f *failingUpdates) Append(ctx context.Context, v *ops.Validated) (oplog.Result, *apierr.Error) {
 	if v.Op == ops.EventUpdate && f.failIn.Add(-1) == 0 {
 		return oplog.Result{}, &apierr.Error{Code: apierr.AppendUnavailable, RetryAfter: 1}
@@ -635,11 +647,7 @@ func (f *failingUpdates) Append(ctx context.Context, v *ops.Validated) (oplog.Re
 func TestAcknowledgeRetriedAfterItsUpdateFailed(t *testing.T) {
 	s, rs := setup(t, 1)
 	ctx := context.Background()
-	app := &failingUpdates{Writer: rs[0].w}
-	tr, err := alerts.New(ctx, rs[0].js, app, alerts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr, app := withFailingUpdates(t, rs[0])
 	first, aerr := tr.Open(ctx, pdTrigger("90%"))
 	if aerr != nil || !first.Created {
 		t.Fatalf("open: %+v %v", first, aerr)
@@ -720,11 +728,7 @@ func TestHeldFormNotAppendedAnswersRetry(t *testing.T) {
 	s, rs := setup(t, 2)
 	ctx := context.Background()
 	a := rs[0].tr
-	app := &failingUpdates{Writer: rs[1].w}
-	b, err := alerts.New(ctx, rs[1].js, app, alerts.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, app := withFailingUpdates(t, rs[1])
 	if first, aerr := a.Open(ctx, pdTrigger("90%")); aerr != nil || !first.Created {
 		t.Fatalf("open: %+v %v", first, aerr)
 	}
