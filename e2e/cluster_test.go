@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -264,12 +265,49 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 		// The failover's item may come back once: a partition taken over
 		// sends its pushes again, and their items are stored again, maybe
 		// after this ack (the apps ack it again). The other's may not.
+		ackedAt := time.Now()
 		for _, it := range retry503(t, a, "/v2/messages/pull", map[string]any{"device_key": dev})["items"].([]any) {
 			if it.(map[string]any)["delivery_id"] == whole {
-				t.Fatalf("device %s: %s is still in its inbox after its ack", dev, whole)
+				t.Fatalf("device %s: %s is still in its inbox after its ack (answered at %s); the inbox stream's leader holds %s",
+					dev, whole, ackedAt.Format(time.RFC3339Nano), inboxOnLeader(t, js, dev))
 			}
 		}
 	}
+}
+
+// inboxOnLeader says which items of device's inbox the inbox stream's
+// leader holds, with when each was stored: for a failure's message, to
+// tell an item stored again after its ack (a push sent again) from a
+// replica that had not applied the ack's delete.
+func inboxOnLeader(t *testing.T, js *jsConn, device string) string {
+	t.Helper()
+	var held []string
+	// $JS.API.STREAM.MSG.GET, which only the stream's leader answers (a
+	// direct get may be answered by a follower).
+	for seq := uint64(1); ; {
+		req := fmt.Sprintf(`{"seq":%d,"next_by_subj":"pushgo.inbox.%s"}`, seq, device)
+		r, err := js.nc.Request("$JS.API.STREAM.MSG.GET.PUSHGO_INBOX", []byte(req), 10*time.Second)
+		if err != nil {
+			return err.Error()
+		}
+		var resp struct {
+			Error   *struct{ Code int } `json:"error"`
+			Message *struct {
+				Seq  uint64    `json:"seq"`
+				Hdrs []byte    `json:"hdrs"`
+				Time time.Time `json:"time"`
+			} `json:"message"`
+		}
+		if err := json.Unmarshal(r.Data, &resp); err != nil {
+			return err.Error()
+		}
+		if resp.Error != nil || resp.Message == nil {
+			break // 404: no more
+		}
+		held = append(held, fmt.Sprintf("message %d at %s (%q)", resp.Message.Seq, resp.Message.Time.Format(time.RFC3339Nano), resp.Message.Hdrs))
+		seq = resp.Message.Seq + 1
+	}
+	return fmt.Sprintf("%d: %v", len(held), held)
 }
 
 // registryBuckets are the buckets device registration and subscriptions

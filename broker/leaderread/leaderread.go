@@ -20,9 +20,12 @@
 //     answers.
 //   - Msg and NextForSubject (Stream) and Get (Bucket) are direct gets
 //     whose "not found" is confirmed by the leader before it is returned.
-//     A message found by sequence is the same on every replica, so Msg is
-//     exact; NextForSubject's found message is too (a follower holds a
-//     prefix of the leader's log). Get's found entry may be a revision
+//     A message found by sequence is the same on every replica, so Msg's
+//     content is exact; NextForSubject's found message is too (a follower
+//     holds a prefix of the leader's log). But a follower applies a delete
+//     after the leader has answered it, so a message found through a
+//     replica (Msg, NextForSubject, Subject) may be one deleted an instant
+//     before: OnLeader says which of them the leader still holds. Get's found entry may be a revision
 //     older than the leader's: use it only where a compare-and-swap on its
 //     revision catches that (the broker's leader checks the revision), or
 //     where an older value decides nothing.
@@ -42,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -157,6 +161,50 @@ func (s *Stream) NextForSubject(ctx context.Context, subject string, from uint64
 	}
 	return m, err
 }
+
+// OnLeader returns the messages at seqs as the leader holds them, in the
+// order of seqs, nil where it holds none (deleted or aged out): for a read
+// through a replica that must not answer what a delete acknowledged
+// before it removed. The gets go out together, at most leaderGetsInFlight
+// at a time, so a page of messages costs about one round trip, not one a
+// message. When the stream has one replica its direct gets are the
+// leader's answers. An error of any get (the first) is returned, with no
+// messages.
+func (s *Stream) OnLeader(ctx context.Context, seqs []uint64) ([]*jetstream.RawStreamMsg, error) {
+	get := func(seq uint64) (*jetstream.RawStreamMsg, error) { return s.leader(ctx, msgGetRequest{Seq: seq}) }
+	if !s.Replicated(ctx) {
+		get = func(seq uint64) (*jetstream.RawStreamMsg, error) { return s.direct.GetMsg(ctx, seq) }
+	}
+	out := make([]*jetstream.RawStreamMsg, len(seqs))
+	errs := make([]error, len(seqs))
+	inFlight := make(chan struct{}, leaderGetsInFlight)
+	var wg sync.WaitGroup
+	for i, seq := range seqs {
+		inFlight <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-inFlight }()
+			m, err := get(seq)
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+			case err != nil:
+				errs[i] = err
+			default:
+				out[i] = m
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// leaderGetsInFlight bounds OnLeader's gets waiting for their answers at
+// once: a page of the largest inbox pull (200 items) in a few round trips.
+const leaderGetsInFlight = 64
 
 // msgGetRequest is the body of $JS.API.STREAM.MSG.GET.
 type msgGetRequest struct {

@@ -105,6 +105,55 @@ func TestReadsThroughAFollowerSeeTheWrite(t *testing.T) {
 	}
 }
 
+// TestOnLeaderThroughAFollowerSeesADelete: on a 3-node cluster, of three
+// inbox messages (the stream that deletes) whose middle one was deleted through the leader's server an
+// instant before, OnLeader through a follower's server answers the first
+// and the last (in the order asked) and nil for the deleted one, every
+// time; a direct get there still finds the deleted one at times (logged:
+// it is what OnLeader is for).
+func TestOnLeaderThroughAFollowerSeesADelete(t *testing.T) {
+	c := brokertest.StartCluster(t)
+	c.LeadOn(t, streams.Inbox, 0)
+	p := c.Placement(t, streams.Inbox)
+	ctx := context.Background()
+	_, wjs := c.Conn(t, p.Leader)
+	ws, err := wjs.Stream(ctx, streams.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rjs := c.Conn(t, p.Followers[0])
+	r, err := leaderread.Open(ctx, rjs, streams.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := 0
+	for i := range iterations {
+		var seqs []uint64
+		for j := range 3 {
+			ack, err := wjs.Publish(ctx, streams.InboxSubject(fmt.Sprintf("device%d", i)), []byte(fmt.Sprint(3*i+j)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, ack.Sequence)
+		}
+		if err := ws.DeleteMsg(ctx, seqs[1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.OnLeader(ctx, seqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || got[0] == nil || got[0].Sequence != seqs[0] || got[1] != nil || got[2] == nil || got[2].Sequence != seqs[2] ||
+			string(got[2].Data) != fmt.Sprint(3*i+2) {
+			t.Fatalf("OnLeader(%v) with %d deleted: %v", seqs, seqs[1], got)
+		}
+		if _, err := r.Direct().GetMsg(ctx, seqs[1]); err == nil {
+			stale++
+		}
+	}
+	t.Logf("a direct get through follower node %d found %d of %d messages deleted an instant before", p.Followers[0], stale, iterations)
+}
+
 // TestBucketThroughAFollower: a key created through the bucket leader's
 // server is found at once through a follower's server by Get and Latest,
 // with its value and revision, every time; a deleted key and a key never
@@ -192,6 +241,9 @@ func TestSingleReplica(t *testing.T) {
 	}
 	if _, err := r.LastForSubject(ctx, subject(2)); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Errorf("LastForSubject of nothing: %v", err)
+	}
+	if got, err := r.OnLeader(ctx, []uint64{ack.Sequence, ack.Sequence + 1}); err != nil || len(got) != 2 || got[0] == nil || got[0].Subject != subject(1) || got[1] != nil {
+		t.Errorf("OnLeader of a message and of none: %v %v", got, err)
 	}
 	b, err := leaderread.OpenBucket(ctx, br.JS, streams.ChannelsBucket)
 	if err != nil {
