@@ -171,33 +171,41 @@ func (s *Stream) NextForSubject(ctx context.Context, subject string, from uint64
 // leader's answers. An error of any get (the first) is returned, with no
 // messages.
 func (s *Stream) OnLeader(ctx context.Context, seqs []uint64) ([]*jetstream.RawStreamMsg, error) {
+	// The first error ends the gets: those not sent are not, and those
+	// waiting stop waiting (the leader's server gone would otherwise hold
+	// each wave of them for the whole timeout).
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	get := func(seq uint64) (*jetstream.RawStreamMsg, error) { return s.leader(ctx, msgGetRequest{Seq: seq}) }
 	if !s.Replicated(ctx) {
 		get = func(seq uint64) (*jetstream.RawStreamMsg, error) { return s.direct.GetMsg(ctx, seq) }
 	}
 	out := make([]*jetstream.RawStreamMsg, len(seqs))
-	errs := make([]error, len(seqs))
 	inFlight := make(chan struct{}, leaderGetsInFlight)
 	var wg sync.WaitGroup
 	for i, seq := range seqs {
-		inFlight <- struct{}{}
+		select {
+		case inFlight <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-inFlight }()
 			m, err := get(seq)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
 			case err != nil:
-				errs[i] = err
+				cancel(err) // the first cause is kept
 			default:
 				out[i] = m
 			}
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
