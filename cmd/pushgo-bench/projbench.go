@@ -482,7 +482,9 @@ func readPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 		if o.readFloor {
 			specs = append(specs, t.spec(opHealthz).open(getReaders, o.getRate, o.warmup, o.duration))
 		}
+		schedFrom := schedSnapshot()
 		reps, cpu, err := runLoads(ctx, nil, specs...)
+		waits := schedBetween(schedFrom, schedSnapshot())
 		stop()
 		if err != nil {
 			return getRound{}, err
@@ -492,6 +494,9 @@ func readPhases(ctx context.Context, o *projPhase, log *slog.Logger, rep *projRe
 			r.floor = reps[2].result(cpu)
 		}
 		r.get.note = t.settleNote(ctx)
+		if waits.n > 0 {
+			r.get.note += "; " + waits.String()
+		}
 		return r, nil
 	})
 	rep.get, rep.getLoad, rep.getFloor = get.get, get.load, get.floor
