@@ -155,7 +155,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		final(delivery.Expired, "", fmt.Sprintf("superseded by the event's later operation %d", later))
 		return
 	}
-	dev, ok, err := p.route(ctx, t.DeviceKey, t.RoutesRev)
+	dev, ok, err := p.route(ctx, t.DeviceKey)
 	if err != nil {
 		p.settleTask(m, consume.Nak(time.Second))
 		return
@@ -224,27 +224,14 @@ func (p *Pusher) laterOfEvent(ctx context.Context, env *ops.Envelope, seq uint64
 	return 0, nil
 }
 
-// route returns the device of key as of the devices bucket's revision rev
-// (the last one when its operation was expanded), from the in-memory view
-// of the bucket once the view holds that revision (at once, nearly
-// always): a route bound before the operation is the route pushed to,
-// without a bucket read per push. Without a revision (a task of an older
-// pusher), a view that does not catch up within a second, or a device the
-// view holds without a route, the bucket itself is read.
-func (p *Pusher) route(ctx context.Context, key string, rev uint64) (schemadevices.Device, bool, error) {
-	if rev > 0 {
-		var err error
-		if w := p.routes.Watch(); w.Applied() < rev { // nearly never: the view is milliseconds behind at most
-			wctx, cancel := context.WithTimeout(ctx, time.Second)
-			err = w.WaitApplied(wctx, rev)
-			cancel()
-		}
-		if err == nil {
-			if d, ok, _ := p.routes.Get(key); ok && d.HasRoute() {
-				return d, true, nil
-			}
-		}
-	}
+// route returns the device of key as the devices bucket's leader holds
+// it: a queued retry is sent minutes or hours after its operation was
+// expanded, and the device may have been unbound or its token rebound to
+// another device since (the in-memory view of the bucket may not hold
+// that yet). Until 4 December it could answer from the view once the view
+// held a revision the task carried; no task carried one any more (the
+// partitions' retries never set it), and the field is gone.
+func (p *Pusher) route(ctx context.Context, key string) (schemadevices.Device, bool, error) {
 	return p.devices.Device(ctx, key)
 }
 

@@ -275,7 +275,12 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			t.forget(r.Key)
 			read = fromLeader
 		case i > 0:
-			read = anyReplica
+			// A turn after a lost race reads what won it, on the leader:
+			// a follower (a node restarted a moment before answers from
+			// 90% caught up) may not hold the winner's claim yet, or hold
+			// the previous Event's entry, and every turn that read it
+			// lost again until the last answered 503.
+			read = fromLeader
 		}
 		e, ok, err := t.lookup(ctx, r.Key, read)
 		if err != nil {
@@ -643,11 +648,9 @@ type keyRead int
 const (
 	// cacheOnly: nowhere (ok false: not in this process's memory).
 	cacheOnly keyRead = iota
-	// anyReplica: a direct get, which any replica of the bucket answers,
-	// possibly behind its leader; enough where a stale answer costs a
-	// claim refused on its revision and a read again (Open).
-	anyReplica
-	// absentOnLeader: as anyReplica, but "absent" is the leader's answer.
+	// absentOnLeader: a direct get, which any replica of the bucket
+	// answers, possibly behind its leader, but whose "absent" is the
+	// leader's answer.
 	absentOnLeader
 	// fromLeader: the entry the leader holds.
 	fromLeader
@@ -673,13 +676,10 @@ func (t *Tracker) lookup(ctx context.Context, k Key, read keyRead) (entry, bool,
 	}
 	var kve jetstream.KeyValueEntry
 	var err error
-	switch read {
-	case absentOnLeader:
+	if read == absentOnLeader {
 		kve, err = t.keys.Get(ctx, bk)
-	case fromLeader:
+	} else {
 		kve, err = t.keys.Latest(ctx, bk)
-	default:
-		kve, err = t.kv.Get(ctx, bk)
 	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return entry{}, false, nil

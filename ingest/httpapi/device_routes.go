@@ -405,10 +405,16 @@ func (s *Server) channelSync(c *echo.Context) error {
 			if listed[id] {
 				continue
 			}
-			if _, err := s.opts.Devices.Unsubscribe(ctx, v.DeviceKey, id); err != nil {
+			removed, err := s.opts.Devices.Unsubscribe(ctx, v.DeviceKey, id)
+			if err != nil {
 				return s.registryUnavailable(c, "subscriptions could not be removed (the sync is safe to repeat)", err)
 			}
-			out.Unsubscribed = append(out.Unsubscribed, id)
+			// Listed as one this sync removed only when it did: the list
+			// may hold a channel removed through another replica an
+			// instant before.
+			if removed {
+				out.Unsubscribed = append(out.Unsubscribed, id)
+			}
 		}
 	}
 	return writeOK(c, out)

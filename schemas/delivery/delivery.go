@@ -24,12 +24,6 @@ type Task struct {
 	EntityID   string   `json:"entity_id"`
 	DeviceKey  string   `json:"device_key"`
 	AcceptedAt int64    `json:"accepted_at"`
-	// RoutesRev is the devices bucket's last revision when the operation
-	// was expanded: a sender uses its in-memory device routes once they
-	// hold that revision, so a route bound before the operation is the
-	// route pushed to. 0 (a task queued by an older pusher): read the
-	// bucket when in doubt.
-	RoutesRev uint64 `json:"routes_rev,omitempty"`
 	// PriorAttempts is how many sends of this delivery were made before it
 	// was queued (1 for a retry handed over by an operation's partition
 	// after a 429 or 5xx); its retry budget counts them.
