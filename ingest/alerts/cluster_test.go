@@ -28,20 +28,7 @@ func TestResolvedAtOnceThroughAnotherServer(t *testing.T) {
 	c.LeadOn(t, bucket, 0)
 	p := c.Placement(t, bucket)
 	ctx := context.Background()
-	tracker := func(node int) *alerts.Tracker {
-		_, js := c.Conn(t, node)
-		w, err := oplog.New(ctx, js, oplog.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Close)
-		tr, err := alerts.New(ctx, js, w, alerts.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr
-	}
-	opener, resolver := tracker(p.Leader), tracker(p.Followers[0])
+	opener, resolver := clusterTracker(t, c, p.Leader), clusterTracker(t, c, p.Followers[0])
 	at := wire.Millis(1_800_000_060_000)
 	resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
 
@@ -96,27 +83,14 @@ func TestReportedAtOnceThroughAnotherServer(t *testing.T) {
 	c.LeadOn(t, bucket, 0)
 	p := c.Placement(t, bucket)
 	ctx := context.Background()
-	tracker := func(node int) *alerts.Tracker {
-		_, js := c.Conn(t, node)
-		w, err := oplog.New(ctx, js, oplog.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(w.Close)
-		tr, err := alerts.New(ctx, js, w, alerts.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr
-	}
-	first := tracker(p.Leader)
+	first := clusterTracker(t, c, p.Leader)
 	at := wire.Millis(1_800_000_060_000)
 	resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
 	const keys = 50
 	refused := 0
 	for i := range keys {
 		// A process of its own per key: one that has not seen it.
-		second := tracker(p.Followers[i%len(p.Followers)])
+		second := clusterTracker(t, c, p.Followers[i%len(p.Followers)])
 		r := firing(fmt.Sprint("twice-", i), "disk full")
 		for gen := range 2 {
 			opened, aerr := first.Open(ctx, r)
@@ -140,4 +114,22 @@ func TestReportedAtOnceThroughAnotherServer(t *testing.T) {
 	if refused > 0 {
 		t.Errorf("%d of %d reports through the follower's server were refused", refused, 2*keys)
 	}
+}
+
+// clusterTracker is a tracker, with its writer, of a process attached to
+// node of c.
+func clusterTracker(t *testing.T, c *brokertest.Cluster, node int) *alerts.Tracker {
+	t.Helper()
+	ctx := context.Background()
+	_, js := c.Conn(t, node)
+	w, err := oplog.New(ctx, js, oplog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	tr, err := alerts.New(ctx, js, w, alerts.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
