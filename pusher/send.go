@@ -155,6 +155,19 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		final(delivery.Expired, "", fmt.Sprintf("superseded by the event's later operation %d", later))
 		return
 	}
+	// A retry may come minutes after its push was first tried: a device
+	// that left the channel since (or left and joined again, which makes
+	// the operation its history) is not pushed. The audience is made
+	// current as of now first, whichever ingest replica wrote the
+	// unsubscribe.
+	if err := p.fresh.after(ctx, p.now()); err != nil {
+		p.settleTask(m, consume.Nak(time.Second))
+		return
+	}
+	if !p.audience.Includes(t.ChannelID, t.DeviceKey, t.Seq) {
+		final(delivery.Expired, "", "the device left the channel")
+		return
+	}
 	dev, ok, err := p.route(ctx, t.DeviceKey)
 	if err != nil {
 		p.settleTask(m, consume.Nak(time.Second))

@@ -361,6 +361,50 @@ func TestRetriedEventPushSupersededByALaterOne(t *testing.T) {
 	}
 }
 
+// TestRetryNotSentAfterTheDeviceLeftTheChannel: a push the provider
+// refused for a while (503 with Retry-After) is not sent to a device that
+// unsubscribed from the channel meanwhile; its outcome is expired, saying
+// why. Another device still subscribed gets its retry. Before, the retry
+// was sent whatever the device's subscriptions had become since.
+func TestRetryNotSentAfterTheDeviceLeftTheChannel(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	leaving := e.device("android", "fcm", fcmToken, ch)
+	staying := e.device("ios", "apns", apnsToken, ch)
+	// Retry-After: both retries wait 3 s, long after the unsubscribe.
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 3 * time.Second})
+	e.apns.Script(apnsToken, sendertest.Answer{Kind: sendertest.Unavailable, RetryAfter: 3 * time.Second})
+	op := e.message(ch, "hello")
+	waitFor(t, "both first attempts refused", func() bool {
+		return len(e.fcm.Received(fcmToken)) == 1 && len(e.apns.Received(apnsToken)) == 1
+	})
+	e.post("/channel/unsubscribe", map[string]any{"device_key": leaving, "channel_id": ch})
+	deadline := time.Now().Add(30 * time.Second)
+	for e.outcome(op, leaving) == "" || e.outcome(op, staying) == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the retries never settled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if o := e.outcome(op, leaving); o != delivery.Expired {
+		t.Errorf("the retry to the device that left: %s, want expired", o)
+	}
+	if o := e.outcome(op, staying); o != delivery.Sent {
+		t.Errorf("the retry to the device that stayed: %s, want sent", o)
+	}
+	if n := len(e.fcm.Received(fcmToken)); n != 1 {
+		t.Errorf("the device that left received %d attempts, want only the refused first", n)
+	}
+	if n := len(e.apns.Received(apnsToken)); n != 2 {
+		t.Errorf("the device that stayed received %d attempts, want the refused first and its retry", n)
+	}
+	for _, r := range receipts(t, e) {
+		if r.OpID == op && r.DeviceKey == leaving && r.Kind == delivery.KindOutcome && !strings.Contains(r.Reason, "left the channel") {
+			t.Errorf("the expired receipt's reason: %q", r.Reason)
+		}
+	}
+}
+
 // TestHistoryIsNeverPushed: operations appended before a device subscribed
 // (replayed later through /channel/history) raise no push for it.
 func TestHistoryIsNeverPushed(t *testing.T) {

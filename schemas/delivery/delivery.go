@@ -58,8 +58,8 @@ const (
 	// Retired: the provider said the token is dead; the token was retired.
 	Retired Outcome = "retired"
 	// Expired: not sent any more: the message's ttl passed, the operation
-	// left the log, or (a retry of an event's push) a later operation of
-	// the event superseded it. The receipt's reason says which.
+	// left the log, or (a retry) a later operation of the event superseded
+	// it or the device left the channel. The receipt's reason says which.
 	Expired Outcome = "expired"
 	// NoRoute: the device has no push route (never bound, removed, retired).
 	NoRoute Outcome = "no_route"
