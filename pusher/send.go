@@ -157,14 +157,15 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	}
 	// A retry may come minutes after its push was first tried: a device
 	// that left the channel since (or left and joined again, which makes
-	// the operation its history) is not pushed. The audience is made
-	// current as of now first, whichever ingest replica wrote the
-	// unsubscribe.
-	if err := p.fresh.after(ctx, p.now()); err != nil {
+	// the operation its history: the fan-out's rule, audience.At) is not
+	// pushed. Read on the leader, as the route is: an unsubscribe through
+	// any ingest replica counts.
+	sub, subscribed, err := p.devices.Subscription(ctx, t.DeviceKey, t.ChannelID)
+	if err != nil {
 		p.settleTask(m, consume.Nak(time.Second))
 		return
 	}
-	if !p.audience.Includes(t.ChannelID, t.DeviceKey, t.Seq) {
+	if !subscribed || sub.AfterSeq >= t.Seq {
 		final(delivery.Expired, "", "the device left the channel")
 		return
 	}

@@ -89,10 +89,20 @@ func TestWritesThroughOneReplicaAreSeenAtOnceThroughAnother(t *testing.T) {
 		if _, err := a.Subscribe(ctx, key, ch, now); err != nil {
 			t.Fatal(err)
 		}
+		if sub, ok, err := b.Subscription(ctx, key, ch); err != nil {
+			t.Fatal(err)
+		} else if !ok || sub.ChannelID != ch || sub.DeviceKey != key {
+			fail("a subscription just made was not read", nil)
+		}
 		if removed, err := b.Unsubscribe(ctx, key, ch); err != nil {
 			t.Fatal(err)
 		} else if !removed {
 			fail("a subscription just made was not there to remove", nil)
+		}
+		if _, ok, err := a.Subscription(ctx, key, ch); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			fail("a subscription just removed was read", nil)
 		}
 		last := fmt.Sprintf("%064x", 2*n+i)
 		if _, err := a.BindRoute(ctx, key, "apns", last, "", now); err != nil {

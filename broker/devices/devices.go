@@ -500,6 +500,27 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 	return created, nil
 }
 
+// Subscription returns device key's subscription to channelID as the
+// subscriptions bucket's leader holds it: every subscribe and unsubscribe
+// acknowledged before, through any replica, is in it. ok is false when
+// the device is not subscribed.
+func (r *Registry) Subscription(ctx context.Context, key, channelID string) (devices.Subscription, bool, error) {
+	ctx, cancel := r.bound(ctx)
+	defer cancel()
+	e, err := r.subs.Latest(ctx, devices.SubscriptionKey(channelID, key))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return devices.Subscription{}, false, nil
+	}
+	if err != nil {
+		return devices.Subscription{}, false, fmt.Errorf("get subscription: %w", err)
+	}
+	var sub devices.Subscription
+	if err := json.Unmarshal(e.Value(), &sub); err != nil {
+		return devices.Subscription{}, false, fmt.Errorf("decode subscription %s: %w", e.Key(), err)
+	}
+	return sub, true, nil
+}
+
 // createIfAbsent creates k (also over a delete marker) unless it exists;
 // it reports whether it created it.
 func (r *Registry) createIfAbsent(ctx context.Context, b *leaderread.Bucket, k string, val []byte) (bool, error) {

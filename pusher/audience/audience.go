@@ -108,14 +108,5 @@ func (a *Audience) At(channelID string, seq uint64) []string {
 	return out
 }
 
-// Includes reports whether device is among At(channelID, seq): subscribed
-// to channelID before the operation at seq was appended, and still.
-func (a *Audience) Includes(channelID, device string, seq uint64) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	after, ok := a.subs[channelID][device]
-	return ok && after < seq
-}
-
 // Close stops the watch and waits for it.
 func (a *Audience) Close() { a.watch.Close() }
