@@ -106,11 +106,11 @@ func TestLoadConfig(t *testing.T) {
 	if c, err := Load([]string{"-apns-connections", "16"}, func(string) string { return "" }); err != nil || c.APNsConnections != 16 {
 		t.Fatalf("-apns-connections 16: %v %+v", err, c)
 	}
-	if d.InboxPerDevice != 10_000 || d.StreamOptions().InboxPerDevice != 10_000 {
-		t.Fatalf("default inbox cap %d (streams %d), want 10000", d.InboxPerDevice, d.StreamOptions().InboxPerDevice)
+	if d.InboxPerDevice != 0 || d.StreamOptions().InboxPerDevice != 0 {
+		t.Fatalf("default inbox cap %d (streams %d), want 0 (none)", d.InboxPerDevice, d.StreamOptions().InboxPerDevice)
 	}
-	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_INBOX_PER_DEVICE": "0"}[k] }); err != nil || c.StreamOptions().InboxPerDevice != 0 {
-		t.Fatalf("PUSHGO_INBOX_PER_DEVICE=0: %v %+v", err, c)
+	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_INBOX_PER_DEVICE": "10000"}[k] }); err != nil || c.StreamOptions().InboxPerDevice != 10_000 {
+		t.Fatalf("PUSHGO_INBOX_PER_DEVICE=10000: %v %+v", err, c)
 	}
 	for _, bad := range []map[string]string{
 		{"PUSHGO_SYNC": "sometimes"},
