@@ -66,7 +66,7 @@ func TestResolvedAtOnceThroughAnotherServer(t *testing.T) {
 // opened through an ingest attached to the alert keys' leader is reported
 // again at once through an ingest attached to a follower's server, which
 // has not seen the key (an Alertmanager high-availability pair sends each
-// notification to both), 50 times, each time twice: the key's first
+// notification to both), 20 times, each time twice: the key's first
 // Event, and, once the first ingest has resolved it and opened the key
 // again, its next Event. The second report updates the Event the first
 // opened, every time, and is never refused. The second ingest's claim
@@ -86,7 +86,7 @@ func TestReportedAtOnceThroughAnotherServer(t *testing.T) {
 	first := clusterTracker(t, c, p.Leader)
 	at := wire.Millis(1_800_000_060_000)
 	resolve := ops.EventRequest{Status: ptr("resolved"), Message: ptr("ok"), Severity: ptr("high"), EventTime: &at}
-	const keys = 50
+	const keys = 20
 	refused := 0
 	for i := range keys {
 		// A process of its own per key: one that has not seen it.

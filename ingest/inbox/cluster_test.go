@@ -76,7 +76,7 @@ func TestItemWrittenThroughAnotherServerIsThereAtOnce(t *testing.T) {
 
 // TestAckedItemIsGoneAtOnceThroughAnotherServer: on a 3-node cluster, an
 // item acked through one ingest is not in the device's next pull or
-// fetch through an ingest attached to a follower's server, 300 times (the
+// fetch through an ingest attached to a follower's server, 150 times (the
 // app pulls again right after its acks, and may reach another replica);
 // an ack of it again there removes nothing and is no error.
 // Before, both read the follower, which answered with the item until it
@@ -98,7 +98,9 @@ func TestAckedItemIsGoneAtOnceThroughAnotherServer(t *testing.T) {
 	}
 	acker, reader := open(p.Leader), open(p.Followers[0])
 	device := ids.NewDeviceKey()
-	const n = 300
+	// 150: the old code answered about 4 in 10 pulls right after an ack
+	// with the acked item, so 150 cannot all pass by luck.
+	const n = 150
 	pulled, fetched := 0, 0
 	for i := range n {
 		seq := uint64(i + 1)
