@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/pusher/sender/sendertest"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // TestCluster runs compose.yaml's topology as local processes (three
@@ -281,31 +284,19 @@ func registryLeaderKilled(t *testing.T, c *cluster, js *jsConn, ch chanCred, fak
 // replica that had not applied the ack's delete.
 func inboxOnLeader(t *testing.T, js *jsConn, device string) string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := leaderread.Open(ctx, js.js, streams.Inbox)
+	if err != nil {
+		return err.Error()
+	}
 	var held []string
-	// $JS.API.STREAM.MSG.GET, which only the stream's leader answers (a
-	// direct get may be answered by a follower).
-	for seq := uint64(1); ; {
-		req := fmt.Sprintf(`{"seq":%d,"next_by_subj":"pushgo.inbox.%s"}`, seq, device)
-		r, err := js.nc.Request("$JS.API.STREAM.MSG.GET.PUSHGO_INBOX", []byte(req), 10*time.Second)
-		if err != nil {
-			return err.Error()
-		}
-		var resp struct {
-			Error   *struct{ Code int } `json:"error"`
-			Message *struct {
-				Seq  uint64    `json:"seq"`
-				Hdrs []byte    `json:"hdrs"`
-				Time time.Time `json:"time"`
-			} `json:"message"`
-		}
-		if err := json.Unmarshal(r.Data, &resp); err != nil {
-			return err.Error()
-		}
-		if resp.Error != nil || resp.Message == nil {
-			break // 404: no more
-		}
-		held = append(held, fmt.Sprintf("message %d at %s (%q)", resp.Message.Seq, resp.Message.Time.Format(time.RFC3339Nano), resp.Message.Hdrs))
-		seq = resp.Message.Seq + 1
+	err = r.SubjectOnLeader(ctx, streams.InboxSubject(device), 0, time.Time{}, func(m *jetstream.RawStreamMsg) error {
+		held = append(held, fmt.Sprintf("message %d of operation %s at %s", m.Sequence, m.Header.Get(streams.HeaderInboxSeq), m.Time.Format(time.RFC3339Nano)))
+		return nil
+	})
+	if err != nil {
+		return err.Error()
 	}
 	return fmt.Sprintf("%d: %v", len(held), held)
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	schemadevices "github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/streams"
 
 	"github.com/pushgo/gateway/broker/consume"
@@ -169,7 +168,10 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		final(delivery.Expired, "", "the device left the channel")
 		return
 	}
-	dev, ok, err := p.route(ctx, t.DeviceKey)
+	// The route as the leader holds it, as the subscription: the device
+	// may have been unbound, or its token rebound to another device, since
+	// the push was first tried (the in-memory view may not hold that yet).
+	dev, ok, err := p.devices.Device(ctx, t.DeviceKey)
 	if err != nil {
 		p.settleTask(m, consume.Nak(time.Second))
 		return
@@ -236,17 +238,6 @@ func (p *Pusher) laterOfEvent(ctx context.Context, env *ops.Envelope, seq uint64
 		return last.Sequence, nil
 	}
 	return 0, nil
-}
-
-// route returns the device of key as the devices bucket's leader holds
-// it: a queued retry is sent minutes or hours after its operation was
-// expanded, and the device may have been unbound or its token rebound to
-// another device since (the in-memory view of the bucket may not hold
-// that yet). Until 4 December it could answer from the view once the view
-// held a revision the task carried; no task carried one any more (the
-// partitions' retries never set it), and the field is gone.
-func (p *Pusher) route(ctx context.Context, key string) (schemadevices.Device, bool, error) {
-	return p.devices.Device(ctx, key)
 }
 
 // quietThings reports whether channelID asked for quiet thing updates

@@ -244,17 +244,14 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	if len(a) == 1 {
 		all = all[countBelow(all, a[0]+1):]
 	}
-	page := Page{Items: []jsontext.Value{}}
 	if !in.items.Replicated(ctx) {
-		items, _, passed, err := in.load(ctx, deviceKey, all, limit)
-		if err != nil {
-			return Page{}, err
-		}
-		return Page{Items: items, HasMore: passed < len(all)}, nil
+		items, _, more, err := in.load(ctx, deviceKey, all, limit)
+		return Page{Items: items, HasMore: more}, err
 	}
 	// Through a replica: the page's items as the leader holds them, until
 	// it is full or the read's items are all passed (a page short of what
 	// an ack removed is filled from the items after it).
+	page := Page{Items: []jsontext.Value{}}
 	for len(all) > 0 && len(page.Items) < limit {
 		n := min(limit-len(page.Items), len(all))
 		data, err := in.held(ctx, deviceKey, all[:n])
@@ -322,14 +319,14 @@ func firstItems(limit int, from uint64) func(seq uint64) bool {
 }
 
 // load returns the data of the first limit of items, each its latest
-// message's (the data read kept, else fetched), the items loaded, and how
-// many of items it passed (loaded or gone: the rest are after the page).
-// An item whose message has gone (acked meanwhile) is passed.
-func (in *Inbox) load(ctx context.Context, deviceKey string, items []stored, limit int) ([]jsontext.Value, []stored, int, error) {
+// message's (the data read kept, else fetched), the items loaded, and
+// whether any are left after them. An item whose message has gone (acked
+// meanwhile) is passed.
+func (in *Inbox) load(ctx context.Context, deviceKey string, items []stored, limit int) ([]jsontext.Value, []stored, bool, error) {
 	data, loaded := []jsontext.Value{}, []stored{}
 	for i, it := range items {
 		if len(data) == limit {
-			return data, loaded, i, nil
+			return data, loaded, i < len(items), nil
 		}
 		if it.data != nil {
 			data, loaded = append(data, jsontext.Value(it.data)), append(loaded, it)
@@ -340,11 +337,11 @@ func (in *Inbox) load(ctx context.Context, deviceKey string, items []stored, lim
 			continue
 		}
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
+			return nil, nil, false, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
 		}
 		data, loaded = append(data, jsontext.Value(m.Data)), append(loaded, it)
 	}
-	return data, loaded, len(items), nil
+	return data, loaded, false, nil
 }
 
 // countBelow is how many of items (in operation order) are of sequences
