@@ -341,6 +341,7 @@ func startDeliveryEnv(ctx context.Context, o *deliveryPhase, log *slog.Logger) (
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cfg := gateway.Defaults()
+	cfg.InboxPerDevice = o.inboxPerDevice()
 	e.b, err = broker.Start(broker.Config{
 		Dir: filepath.Join(e.dir, "jetstream"), Listen: "off", Sync: cfg.Sync,
 		MaxStore: cfg.MaxStore, MaxMemory: cfg.MaxMemory, Logger: log.With("component", "nats"),

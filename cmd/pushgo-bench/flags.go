@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushgo/gateway/internal/gateway"
 	"github.com/pushgo/gateway/pusher"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // options are the common flags after defaults and -quick are applied, and
@@ -23,6 +24,7 @@ type options struct {
 	timeline    bool
 	target      string // gateway.Config.Target
 	partitions  int    // gateway.Config.DeliveryPartitions; 0: the gateway's choice
+	inboxCap    int64  // gateway.Config.InboxPerDevice; -1: the gateway's default
 	client      string // clientLight or clientNetHTTP: the load phases' HTTP client
 
 	phases  []phase         // selected, in table order
@@ -49,6 +51,7 @@ func parseFlags(args []string) (*options, error) {
 	common.BoolVar(&profileEveryRun, "profile-every-run", false, "profile every run of a phase, not only the first, each to its own file (-run<N> before the extension): to compare a run with the ones after it")
 	common.BoolVar(&o.timeline, "timeline", false, "print each phase's successes per second (to see stalls and drift)")
 	common.StringVar(&o.target, "target", "all", "gateway services to run in-process: all (ingest + projector, the default binary) or ingest")
+	common.Int64Var(&o.inboxCap, "inbox-per-device", -1, "inbox items kept per device by every gateway the bench starts (PUSHGO_INBOX_PER_DEVICE; -1: the gateway's default, 0: none), to measure what a cap costs the delivery rows")
 	common.IntVar(&o.partitions, "delivery-partitions", 0, "delivery partitions of every gateway the bench starts (PUSHGO_DELIVERY_PARTITIONS; 0: the gateway's default): the broker hands each operation to each partition's consumer, so rows at 1 and at the default show what one costs")
 	common.StringVar(&o.client, "client", clientLight, "HTTP client of the load phases: light (minimal keep-alive HTTP/1.1, one connection per worker) or nethttp")
 	phaseList := common.String("phases", strings.Join(names(defaultPhases(all), false), ","), "comma-separated tables to produce: "+enumerate(names(all, true), "and"))
@@ -111,6 +114,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("-target must be all or ingest (the HTTP routes need ingest)")
 	case o.partitions < 0 || o.partitions > pusher.MaxPartitions:
 		return nil, fmt.Errorf("-delivery-partitions must be within 0..%d", pusher.MaxPartitions)
+	case o.inboxCap < -1:
+		return nil, errors.New("-inbox-per-device must be -1 (the default), 0 (none) or positive")
 	case o.client != clientLight && o.client != clientNetHTTP:
 		return nil, errors.New("-client must be light or nethttp")
 	case len(o.phases) == 0:
@@ -141,6 +146,15 @@ func (o *options) hardLimit() time.Duration {
 		total += p.limit()
 	}
 	return total
+}
+
+// inboxPerDevice is the inbox cap of the gateways the bench starts:
+// -inbox-per-device, else the gateway's default.
+func (o *options) inboxPerDevice() int64 {
+	if o.inboxCap >= 0 {
+		return o.inboxCap
+	}
+	return streams.DefaultInboxPerDevice
 }
 
 // deliveryPartitions is the delivery partitions of the gateways the bench

@@ -83,6 +83,7 @@ func launchGateway(ctx context.Context, o *options, cfg gateway.Config, log *slo
 		}
 	}()
 	cfg.DataDir, cfg.HTTPAddr, cfg.LogLevel = t.dir, "127.0.0.1:0", "warn"
+	cfg.InboxPerDevice = o.inboxPerDevice()
 	if o.partitions > 0 {
 		cfg.DeliveryPartitions = o.partitions
 	}

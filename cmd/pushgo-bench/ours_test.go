@@ -47,6 +47,31 @@ func TestDeliveryPartitionsFlag(t *testing.T) {
 	}
 }
 
+// TestInboxPerDeviceFlag: -inbox-per-device sets the inbox cap of the
+// gateways the bench starts (0: none), values under -1 are refused, and
+// without it they keep the gateway's default.
+func TestInboxPerDeviceFlag(t *testing.T) {
+	if _, err := parseFlags([]string{"-phases", "delivery", "-inbox-per-device", "-2"}); err == nil {
+		t.Error("-inbox-per-device -2 accepted")
+	}
+	for _, tc := range []struct {
+		args []string
+		want int64
+	}{
+		{[]string{"-phases", "delivery", "-inbox-per-device", "10000"}, 10_000},
+		{[]string{"-phases", "delivery", "-inbox-per-device", "0"}, 0},
+		{[]string{"-phases", "delivery"}, streams.DefaultInboxPerDevice},
+	} {
+		o, err := parseFlags(tc.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := o.inboxPerDevice(); got != tc.want {
+			t.Errorf("%v: inbox cap %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
+
 // partitionConsumers starts the gateway a row of o would (its broker
 // listening, so the test can ask it) and counts its partition consumers.
 func partitionConsumers(t *testing.T, o *options) int {
