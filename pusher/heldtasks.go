@@ -20,6 +20,9 @@ import (
 type heldTasks struct {
 	mu sync.Mutex
 	m  map[jetstream.Msg]struct{}
+	// readFailures counts, per task held, its tries whose broker reads
+	// failed (parkAfterReadFailure), for their back-off.
+	readFailures map[jetstream.Msg]int
 }
 
 func (h *heldTasks) hold(m jetstream.Msg) {
@@ -34,7 +37,29 @@ func (h *heldTasks) hold(m jetstream.Msg) {
 func (h *heldTasks) release(m jetstream.Msg) {
 	h.mu.Lock()
 	delete(h.m, m)
+	delete(h.readFailures, m)
 	h.mu.Unlock()
+}
+
+// failedRead counts a try of m whose reads failed and returns how long m
+// waits before its next: retryReadFirstWait, doubling up to
+// retryReadMaxWait.
+func (h *heldTasks) failedRead(m jetstream.Msg) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.readFailures == nil {
+		h.readFailures = make(map[jetstream.Msg]int)
+	}
+	n := h.readFailures[m]
+	h.readFailures[m] = n + 1
+	wait := retryReadFirstWait
+	for range n {
+		if wait >= retryReadMaxWait {
+			break
+		}
+		wait *= 2
+	}
+	return min(wait, retryReadMaxWait)
 }
 
 // inProgress tells the broker that every task held is still in progress.

@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/go-json-experiment/json"
@@ -75,6 +76,10 @@ func (c *opCache) templates(seq uint64) *templates {
 	return &templates{}
 }
 
+// errUnreadableOp is get's error for an operation that is in the log but
+// is not an envelope (a poisoned entry): reading it again will not help.
+var errUnreadableOp = errors.New("the operation in the log is not an envelope")
+
 // get returns the operation at seq, nil if it is no longer in the log (the
 // stream's leader has no message there).
 func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
@@ -90,7 +95,7 @@ func (c *opCache) get(ctx context.Context, seq uint64) (*ops.Envelope, error) {
 	}
 	env := &ops.Envelope{}
 	if err := json.Unmarshal(m.Data, env); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errUnreadableOp, err)
 	}
 	c.put(seq, env)
 	return env, nil

@@ -72,17 +72,59 @@ func (p *Pusher) send(ctx context.Context) error {
 // toLane is the send loop's handler: it queues m on its device's lane,
 // which settles it.
 func (p *Pusher) toLane(ctx context.Context, m jetstream.Msg) consume.Decision {
-	// The device key is the last subject token: no decoding to route.
-	subj := m.Subject()
-	dev := subj[lastDot(subj)+1:]
 	p.held.hold(m)
 	select {
-	case p.lanes[maphash.String(p.laneSeed, dev)%uint64(len(p.lanes))] <- m:
+	case p.laneOf(m) <- m:
 		return consume.Held
 	case <-ctx.Done():
 		p.held.release(m)
 		return consume.Nak(0) // stopping: hand it back at once
 	}
+}
+
+// laneOf is the lane of m's device: the last token of its subject (no
+// decoding to route).
+func (p *Pusher) laneOf(m jetstream.Msg) chan jetstream.Msg {
+	subj := m.Subject()
+	dev := subj[lastDot(subj)+1:]
+	return p.lanes[maphash.String(p.laneSeed, dev)%uint64(len(p.lanes))]
+}
+
+// Tries of a retry task whose broker reads failed (the operation, the
+// event's latest, the device's subscription or route: the broker or a
+// bucket's leader unavailable) are not attempts: the task waits in this
+// replica, held, and goes back to its lane after retryReadFirstWait,
+// doubling up to retryReadMaxWait. Handed back to the broker instead (a
+// nak), each would have counted as a delivery, and the attempt count is
+// the task's deliveries: a bucket without a leader for 40 s spent most of
+// a task's retry budget, and its next refusal by the provider failed it.
+// Each try's reads are bounded by retryReadTimeout, so a lane does not
+// wait long on a broker that does not answer.
+const (
+	retryReadFirstWait = time.Second
+	retryReadMaxWait   = 30 * time.Second
+	retryReadTimeout   = 2 * time.Second
+)
+
+// parkAfterReadFailure keeps m, whose reads failed, held (keepAlive) and
+// puts it back in its lane after its back-off; when ctx ends first it is
+// handed back to the broker.
+func (p *Pusher) parkAfterReadFailure(ctx context.Context, m jetstream.Msg) {
+	wait := p.held.failedRead(m)
+	p.laneWG.Go(func() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			select {
+			case p.laneOf(m) <- m:
+				return
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+		p.settleTask(m, consume.Nak(0))
+	})
 }
 
 func lastDot(s string) int {
@@ -136,19 +178,25 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		p.laneWG.Go(func() { p.storeOutcome(ctx, m, r) })
 	}
 
-	env, err := p.ops.get(ctx, t.Seq)
+	rctx, cancel := context.WithTimeout(ctx, retryReadTimeout)
+	defer cancel()
+	env, err := p.ops.get(rctx, t.Seq)
+	if errors.Is(err, errUnreadableOp) {
+		final(delivery.Failed, "", err.Error())
+		return
+	}
 	if err != nil {
 		p.log.Warn("pusher: read operation", "seq", t.Seq, "err", err)
-		p.settleTask(m, consume.Nak(time.Second))
+		p.parkAfterReadFailure(ctx, m)
 		return
 	}
 	if env == nil { // aged out of the log before it could be sent
 		final(delivery.Expired, "", "operation no longer in the log")
 		return
 	}
-	if later, err := p.laterOfEvent(ctx, env, t.Seq); err != nil {
+	if later, err := p.laterOfEvent(rctx, env, t.Seq); err != nil {
 		p.log.Warn("pusher: read the event's latest operation", "seq", t.Seq, "err", err)
-		p.settleTask(m, consume.Nak(time.Second))
+		p.parkAfterReadFailure(ctx, m)
 		return
 	} else if later > 0 {
 		final(delivery.Expired, "", fmt.Sprintf("superseded by the event's later operation %d", later))
@@ -159,9 +207,10 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	// the operation its history: the fan-out's rule, audience.At) is not
 	// pushed. Read on the leader, as the route is: an unsubscribe through
 	// any ingest replica counts.
-	sub, subscribed, err := p.devices.Subscription(ctx, t.DeviceKey, t.ChannelID)
+	sub, subscribed, err := p.devices.Subscription(rctx, t.DeviceKey, t.ChannelID)
 	if err != nil {
-		p.settleTask(m, consume.Nak(time.Second))
+		p.log.Warn("pusher: read the device's subscription", "delivery_id", t.ID, "err", err)
+		p.parkAfterReadFailure(ctx, m)
 		return
 	}
 	if !subscribed || sub.AfterSeq >= t.Seq {
@@ -171,21 +220,26 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	// The route as the leader holds it, as the subscription: the device
 	// may have been unbound, or its token rebound to another device, since
 	// the push was first tried (the in-memory view may not hold that yet).
-	dev, ok, err := p.devices.Device(ctx, t.DeviceKey)
+	dev, ok, err := p.devices.Device(rctx, t.DeviceKey)
 	if err != nil {
-		p.settleTask(m, consume.Nak(time.Second))
+		p.log.Warn("pusher: read the device's route", "delivery_id", t.ID, "err", err)
+		p.parkAfterReadFailure(ctx, m)
 		return
 	}
+	cancel()
 	r, err := p.attempt(ctx, env, t.Seq, t.DeviceKey, dev, ok, nil)
 	switch {
 	case errors.Is(err, errStopping) || ctx.Err() != nil:
 		// This attempt says nothing about the device. Hand the task back
-		// without spending its retry budget on it.
+		// at once (the broker counts the delivery: a stop costs a task
+		// one attempt of its budget).
 		p.settleTask(m, consume.Nak(0))
 		return
 	case err != nil:
+		// Not sent (the push's inbox item was not stored, the token not
+		// retired): not an attempt either.
 		p.log.Warn("pusher: retry not done", "seq", t.Seq, "err", err)
-		p.settleTask(m, consume.Nak(time.Second))
+		p.parkAfterReadFailure(ctx, m)
 		return
 	case r.Outcome == handedToRetry:
 		if wait, again := p.cfg.Policy.Next(attempt, r.Res); again {
