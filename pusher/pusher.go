@@ -519,6 +519,14 @@ func (p *Pusher) Close() error {
 		p.cancel()
 		<-p.done
 		p.laneWG.Wait()
+		// A parked task put back in its lane as the lanes ended
+		// (parkAfterReadFailure) is handed back now, not after its ack
+		// wait.
+		for _, lane := range p.lanes {
+			for len(lane) > 0 {
+				p.settleTask(<-lane, consume.Nak(0))
+			}
+		}
 		// Hand the partitions over now rather than after the failover time
 		// (without a connection the broker fails them over by itself).
 		if p.js.Conn().IsConnected() {

@@ -63,26 +63,38 @@ func retryPusher(t *testing.T, js jetstream.JetStream) *Pusher {
 	return p
 }
 
-// TestRetryWhoseReadsFailIsNotAnAttempt: a retry task whose reads fail
-// (here the pusher's broker connection is closed) is not handed back to the
-// broker, whose redelivery would count as one more attempt of the task's
-// budget: it stays held in this replica and goes back to its device's lane
-// after retryReadFirstWait, and waits twice as long after each further
-// failure, up to retryReadMaxWait. Until 4 December, evening, it was nak'd:
-// a bucket without a leader for 40 s spent most of a task's eight sends,
-// and its next refusal by the provider failed it ("retry budget spent").
-func TestRetryWhoseReadsFailIsNotAnAttempt(t *testing.T) {
-	nc, js := brokertest.Start(t).Conn(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	p := retryPusher(t, js)
-	data, err := json.Marshal(delivery.Task{ID: delivery.ID(7, "dev-1"), Seq: 7, ChannelID: "c", DeviceKey: "dev-1", PriorAttempts: 1})
+// heldTask is task as the send loop hands it to p's lanes: its first
+// delivery, held.
+func heldTask(t *testing.T, p *Pusher, task delivery.Task) *settledMsg {
+	t.Helper()
+	data, err := json.Marshal(task)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &settledMsg{subject: streams.DeliverySubject("c", "dev-1"), data: data, md: &jetstream.MsgMetadata{NumDelivered: 1}}
+	m := &settledMsg{subject: streams.DeliverySubject(task.ChannelID, task.DeviceKey), data: data, md: &jetstream.MsgMetadata{NumDelivered: 1}}
 	p.held.hold(m)
-	nc.Close() // every read of the retry fails
+	return m
+}
+
+// TestRetryWhoseReadsFailIsNotAnAttempt: a retry task whose reads fail
+// while the pusher's connection is up (here its operation's stream is
+// gone, as a stream without a leader answers nothing) is not handed back to
+// the broker, whose redelivery would count as one more attempt of the
+// task's budget: it stays held in this replica and goes back to its
+// device's lane after retryReadFirstWait, and waits twice as long after
+// each further failure, up to retryReadMaxWait. Until 4 December, evening,
+// it was nak'd: a bucket without a leader for 40 s spent most of a task's
+// eight sends, and its next refusal by the provider failed it ("retry
+// budget spent").
+func TestRetryWhoseReadsFailIsNotAnAttempt(t *testing.T) {
+	_, js := brokertest.Start(t).Conn(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := retryPusher(t, js)
+	m := heldTask(t, p, delivery.Task{ID: delivery.ID(7, "dev-1"), Seq: 7, ChannelID: "c", DeviceKey: "dev-1", PriorAttempts: 1})
+	if err := js.DeleteStream(ctx, streams.Ops); err != nil { // every read of the retry fails
+		t.Fatal(err)
+	}
 
 	began := time.Now()
 	p.retryOne(ctx, m)
@@ -126,6 +138,27 @@ func TestRetryWhoseReadsFailIsNotAnAttempt(t *testing.T) {
 	}
 }
 
+// TestRetryWhoseReadsFailWhileDisconnectedIsLetGo: when the reads failed
+// because the pusher's own connection is down, the broker does not hear
+// that the task is in progress and hands it out again after its ack wait,
+// perhaps to another replica: the task is let go here, neither settled nor
+// kept, so it is not sent twice once the connection is back.
+func TestRetryWhoseReadsFailWhileDisconnectedIsLetGo(t *testing.T) {
+	nc, js := brokertest.Start(t).Conn(t)
+	p := retryPusher(t, js)
+	m := heldTask(t, p, delivery.Task{ID: delivery.ID(7, "dev-1"), Seq: 7, ChannelID: "c", DeviceKey: "dev-1", PriorAttempts: 1})
+	nc.Close()
+
+	p.retryOne(context.Background(), m)
+	p.laneWG.Wait() // nothing parked: this returns at once
+	p.held.mu.Lock()
+	_, held := p.held.m[m]
+	p.held.mu.Unlock()
+	if held || len(p.laneOf(m)) != 0 || len(m.settled) != 0 {
+		t.Fatalf("held %v, in its lane %v, settled %v: want the task let go", held, len(p.laneOf(m)) != 0, m.settled)
+	}
+}
+
 // TestRetryOfAnUnreadableOperationFails: a retry task whose operation is
 // in the log but is not an envelope (a poisoned entry) ends failed, with
 // its receipt, rather than waiting for ever for a read that cannot work.
@@ -139,12 +172,7 @@ func TestRetryOfAnUnreadableOperationFails(t *testing.T) {
 	}
 	p := retryPusher(t, js)
 	task := delivery.Task{ID: delivery.ID(ack.Sequence, "dev-1"), Seq: ack.Sequence, ChannelID: "c", DeviceKey: "dev-1", PriorAttempts: 1}
-	data, err := json.Marshal(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &settledMsg{subject: streams.DeliverySubject("c", "dev-1"), data: data, md: &jetstream.MsgMetadata{NumDelivered: 1}}
-	p.held.hold(m)
+	m := heldTask(t, p, task)
 	p.retryOne(ctx, m)
 	p.laneWG.Wait() // the outcome receipt is stored, then the task acked
 

@@ -13,6 +13,7 @@ import (
 	"github.com/pushgo/gateway/broker/consume"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/schemas/delivery"
@@ -98,8 +99,10 @@ func (p *Pusher) laneOf(m jetstream.Msg) chan jetstream.Msg {
 // nak), each would have counted as a delivery, and the attempt count is
 // the task's deliveries: a bucket without a leader for 40 s spent most of
 // a task's retry budget, and its next refusal by the provider failed it.
-// Each try's reads are bounded by retryReadTimeout, so a lane does not
-// wait long on a broker that does not answer.
+// Each read is bounded by retryReadTimeout, so a lane does not wait long
+// on a broker that does not answer. A record that cannot be decoded (the
+// operation, the device or its subscription) ends the task failed: reading
+// it again would not help.
 const (
 	retryReadFirstWait = time.Second
 	retryReadMaxWait   = 30 * time.Second
@@ -109,13 +112,31 @@ const (
 // parkAfterReadFailure keeps m, whose reads failed, held (keepAlive) and
 // puts it back in its lane after its back-off; when ctx ends first it is
 // handed back to the broker.
+//
+// Only while this replica's connection stays up: without it keepAlive's
+// signals do not reach the broker, which hands the task out again after
+// its ack wait, perhaps to another replica, and a copy kept here would be
+// sent a second time. So a task whose reads failed while the connection
+// was down, or that went down (or reconnected) while it waited, is let go
+// unsettled: the broker hands it out again after its ack wait, one
+// delivery of its budget for the outage, not one a try.
 func (p *Pusher) parkAfterReadFailure(ctx context.Context, m jetstream.Msg) {
+	nc := p.js.Conn()
+	if !nc.IsConnected() {
+		p.held.release(m)
+		return
+	}
+	reconnects := nc.Stats().Reconnects
 	wait := p.held.failedRead(m)
 	p.laneWG.Go(func() {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
 		case <-t.C:
+			if !nc.IsConnected() || nc.Stats().Reconnects != reconnects {
+				p.held.release(m)
+				return
+			}
 			select {
 			case p.laneOf(m) <- m:
 				return
@@ -125,6 +146,19 @@ func (p *Pusher) parkAfterReadFailure(ctx context.Context, m jetstream.Msg) {
 		}
 		p.settleTask(m, consume.Nak(0))
 	})
+}
+
+// unreadable reports whether err says a record read for a retry (its
+// operation, the device or its subscription) is not what it should be.
+func unreadable(err error) bool {
+	var semantic *json.SemanticError
+	var syntactic *jsontext.SyntacticError
+	return errors.Is(err, errUnreadableOp) || errors.As(err, &semantic) || errors.As(err, &syntactic)
+}
+
+// readBound bounds one of a retry's reads (retryReadTimeout).
+func readBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, retryReadTimeout)
 }
 
 func lastDot(s string) int {
@@ -178,27 +212,36 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		p.laneWG.Go(func() { p.storeOutcome(ctx, m, r) })
 	}
 
-	rctx, cancel := context.WithTimeout(ctx, retryReadTimeout)
-	defer cancel()
-	env, err := p.ops.get(rctx, t.Seq)
-	if errors.Is(err, errUnreadableOp) {
-		final(delivery.Failed, "", err.Error())
-		return
-	}
-	if err != nil {
-		p.log.Warn("pusher: read operation", "seq", t.Seq, "err", err)
+	// failed ends a try whose read failed: the task fails when the record
+	// is unreadable, and waits here (parkAfterReadFailure) when the broker
+	// did not answer.
+	failed := func(what string, err error) {
+		if unreadable(err) {
+			final(delivery.Failed, "", what+": "+err.Error())
+			return
+		}
+		p.log.Warn("pusher: retry's read failed; trying again", "read", what, "delivery_id", t.ID, "err", err)
 		p.parkAfterReadFailure(ctx, m)
+	}
+	rctx, cancel := readBound(ctx)
+	env, err := p.ops.get(rctx, t.Seq)
+	cancel()
+	if err != nil {
+		failed("the operation", err)
 		return
 	}
 	if env == nil { // aged out of the log before it could be sent
 		final(delivery.Expired, "", "operation no longer in the log")
 		return
 	}
-	if later, err := p.laterOfEvent(rctx, env, t.Seq); err != nil {
-		p.log.Warn("pusher: read the event's latest operation", "seq", t.Seq, "err", err)
-		p.parkAfterReadFailure(ctx, m)
+	rctx, cancel = readBound(ctx)
+	later, err := p.laterOfEvent(rctx, env, t.Seq)
+	cancel()
+	if err != nil {
+		failed("the event's latest operation", err)
 		return
-	} else if later > 0 {
+	}
+	if later > 0 {
 		final(delivery.Expired, "", fmt.Sprintf("superseded by the event's later operation %d", later))
 		return
 	}
@@ -207,10 +250,11 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	// the operation its history: the fan-out's rule, audience.At) is not
 	// pushed. Read on the leader, as the route is: an unsubscribe through
 	// any ingest replica counts.
+	rctx, cancel = readBound(ctx)
 	sub, subscribed, err := p.devices.Subscription(rctx, t.DeviceKey, t.ChannelID)
+	cancel()
 	if err != nil {
-		p.log.Warn("pusher: read the device's subscription", "delivery_id", t.ID, "err", err)
-		p.parkAfterReadFailure(ctx, m)
+		failed("the device's subscription", err)
 		return
 	}
 	if !subscribed || sub.AfterSeq >= t.Seq {
@@ -220,13 +264,13 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 	// The route as the leader holds it, as the subscription: the device
 	// may have been unbound, or its token rebound to another device, since
 	// the push was first tried (the in-memory view may not hold that yet).
+	rctx, cancel = readBound(ctx)
 	dev, ok, err := p.devices.Device(rctx, t.DeviceKey)
+	cancel()
 	if err != nil {
-		p.log.Warn("pusher: read the device's route", "delivery_id", t.ID, "err", err)
-		p.parkAfterReadFailure(ctx, m)
+		failed("the device's route", err)
 		return
 	}
-	cancel()
 	r, err := p.attempt(ctx, env, t.Seq, t.DeviceKey, dev, ok, nil)
 	switch {
 	case errors.Is(err, errStopping) || ctx.Err() != nil:

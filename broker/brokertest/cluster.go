@@ -86,6 +86,9 @@ func StartCluster(t testing.TB, opts ...Option) *Cluster {
 	return c
 }
 
+// restartWait bounds Restart's tries of a node whose cluster port is taken.
+const restartWait = 15 * time.Second
+
 // startAttempts bounds how often onNewPorts starts something.
 const startAttempts = 3
 
@@ -212,10 +215,16 @@ func (c *Cluster) awaitMetaLeader(t testing.TB, ctx context.Context) {
 }
 
 // Restart starts node i (again, or for the first time after StartLate) on
-// its store, its cluster port and its routes (a new client port, asked
-// for again, twice at most, if it cannot listen). It fails t if the node
-// does not start: its cluster port taken meanwhile by another process
-// too, which no retry mends.
+// its store, its cluster port and its routes, on a new client port. It
+// fails t if the node does not start within restartWait.
+//
+// The cluster port cannot change (the others route to it), and right after
+// the node's shutdown it can still be taken: make test's parallel packages
+// open loopback connections by the thousand, and one handed that port as
+// its local port holds it until it closes (TestEnsureWaitsForAPeer failed
+// so on a fresh clone: three starts in a row, none waiting). So a
+// start that cannot listen waits and tries again, from 50 ms doubling to
+// 1 s, each time on a new client port.
 func (c *Cluster) Restart(t testing.TB, i int) {
 	t.Helper()
 	if c.Nodes[i] != nil {
@@ -225,8 +234,19 @@ func (c *Cluster) Restart(t testing.TB, i int) {
 	cfg.Listen = "127.0.0.1:0" // the old client port is not held for it
 	// A client port of 0 can be handed the node's own route port, just
 	// released by its shutdown, or a late node's: the next one is not.
-	// The route port itself cannot change (the others route to it).
-	e := onNewPorts(t, fmt.Sprintf("restart cluster node %d", i), func(int) (*broker.Embedded, error) { return broker.Start(cfg) })
+	deadline := time.Now().Add(restartWait)
+	var e *broker.Embedded
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var err error
+		if e, err = broker.Start(cfg); err == nil {
+			break
+		}
+		if !errors.Is(err, broker.ErrListen) || time.Now().After(deadline) {
+			t.Fatalf("brokertest: restart cluster node %d: %v", i, err)
+		}
+		t.Logf("brokertest: restart cluster node %d: %v; again in %s", i, err, wait)
+		time.Sleep(wait)
+	}
 	t.Cleanup(e.Shutdown)
 	c.Nodes[i] = e
 }
