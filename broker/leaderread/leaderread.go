@@ -69,6 +69,10 @@ type Stream struct {
 
 	replicas   atomic.Pointer[replicaCount]
 	refreshing atomic.Bool
+
+	// gets bounds OnLeader's gets in flight through this Stream, all its
+	// callers together (leaderGetsPerStream).
+	gets chan struct{}
 }
 
 type replicaCount struct {
@@ -91,7 +95,7 @@ func New(js jetstream.JetStream, s jetstream.Stream) *Stream {
 	info := s.CachedInfo()
 	prefix := apiPrefix(js.Options())
 	r := &Stream{js: js, direct: s, name: info.Config.Name, subject: prefix + "STREAM.MSG.GET." + info.Config.Name,
-		directSubject: prefix + "DIRECT.GET." + info.Config.Name}
+		directSubject: prefix + "DIRECT.GET." + info.Config.Name, gets: make(chan struct{}, leaderGetsPerStream)}
 	r.replicas.Store(&replicaCount{n: info.Config.Replicas, at: time.Now()})
 	return r
 }
@@ -188,11 +192,18 @@ func (s *Stream) OnLeader(ctx context.Context, seqs []uint64) ([]*jetstream.RawS
 		case inFlight <- struct{}{}:
 		case <-ctx.Done():
 		}
+		if ctx.Err() == nil {
+			select {
+			case s.gets <- struct{}{}:
+			case <-ctx.Done():
+				<-inFlight
+			}
+		}
 		if ctx.Err() != nil {
 			break
 		}
 		wg.Go(func() {
-			defer func() { <-inFlight }()
+			defer func() { <-s.gets; <-inFlight }()
 			m, err := get(seq)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -210,9 +221,17 @@ func (s *Stream) OnLeader(ctx context.Context, seqs []uint64) ([]*jetstream.RawS
 	return out, nil
 }
 
-// leaderGetsInFlight bounds OnLeader's gets waiting for their answers at
-// once: a page of the largest inbox pull (200 items) in a few round trips.
+// leaderGetsInFlight bounds one OnLeader call's gets waiting for their
+// answers at once: a page of the largest inbox pull (200 items) in a few
+// round trips.
 const leaderGetsInFlight = 64
+
+// leaderGetsPerStream bounds them for every call through one Stream (one
+// process's inbox, say): a leader get is a JetStream API request, and the
+// broker drops every request queued in its API queue when more than 10,000
+// wait. Without it, 160 apps pulling at once through one ingest replica
+// would have reached that.
+const leaderGetsPerStream = 256
 
 // msgGetRequest is the body of $JS.API.STREAM.MSG.GET.
 type msgGetRequest struct {
