@@ -20,9 +20,9 @@ import (
 type heldTasks struct {
 	mu sync.Mutex
 	m  map[jetstream.Msg]struct{}
-	// readFailures counts, per task held, its tries whose broker reads
-	// failed (parkAfterReadFailure), for their back-off.
-	readFailures map[jetstream.Msg]int
+	// readWaits holds, per task held, the back-off of its last try whose
+	// broker reads failed (parkAfterReadFailure).
+	readWaits map[jetstream.Msg]time.Duration
 }
 
 func (h *heldTasks) hold(m jetstream.Msg) {
@@ -37,7 +37,7 @@ func (h *heldTasks) hold(m jetstream.Msg) {
 func (h *heldTasks) release(m jetstream.Msg) {
 	h.mu.Lock()
 	delete(h.m, m)
-	delete(h.readFailures, m)
+	delete(h.readWaits, m)
 	h.mu.Unlock()
 }
 
@@ -47,19 +47,15 @@ func (h *heldTasks) release(m jetstream.Msg) {
 func (h *heldTasks) failedRead(m jetstream.Msg) time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.readFailures == nil {
-		h.readFailures = make(map[jetstream.Msg]int)
+	if h.readWaits == nil {
+		h.readWaits = make(map[jetstream.Msg]time.Duration)
 	}
-	n := h.readFailures[m]
-	h.readFailures[m] = n + 1
 	wait := retryReadFirstWait
-	for range n {
-		if wait >= retryReadMaxWait {
-			break
-		}
-		wait *= 2
+	if last, ok := h.readWaits[m]; ok {
+		wait = min(2*last, retryReadMaxWait)
 	}
-	return min(wait, retryReadMaxWait)
+	h.readWaits[m] = wait
+	return wait
 }
 
 // inProgress tells the broker that every task held is still in progress.
