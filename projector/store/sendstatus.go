@@ -297,6 +297,8 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 // (channelID, opID) as the log's operations below first go, unless the
 // record is of a later operation: an op_id the channel used again (a
 // sender's, past the duplicate window) answers for that one until it goes.
+// It MUST be called under applyMu (Prune's applyAfter): a record read
+// before the fold committed the later one would delete it.
 func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uint64) {
 	k := opChannelKey(opID, channelID)
 	if raw, err := s.get(k); err == nil && raw != nil {
@@ -309,10 +311,10 @@ func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uin
 }
 
 // pruneSendStatus deletes the send status the receipts fold recorded of
-// every operation with a sequence below first: its counts, their index
-// entries by sequence and the outcome keys (the op_id index entries of
-// the operations go with their history, pruneHistory).
-func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64) (int, error) {
+// every operation with a sequence below first: their index entries by
+// sequence and the outcome keys; it adds their op_ids to recs (Prune
+// deletes each op_id record with its counts, pruneOpRecord).
+func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64, recs *opRecords) (int, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sendSeqPrefix(0), UpperBound: sendSeqPrefix(first)})
 	if err != nil {
 		return 0, err
@@ -321,7 +323,7 @@ func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64) (int, error) {
 	for ok := it.First(); ok; ok = it.Next() {
 		channelID, opID, ok := parseSendSeqKey(it.Key())
 		if ok {
-			s.pruneOpRecord(b, channelID, opID, first)
+			recs.add(channelID, opID)
 		}
 		_ = b.Delete(it.Key(), nil)
 		n++

@@ -111,6 +111,12 @@ type Store struct {
 	// Behind applyMu, a commit after the failure sees it and returns it.
 	applyMu sync.Mutex
 
+	// hooks run, when set (by tests only, before the store is used), where
+	// a race with a commit turns.
+	hooks struct {
+		beforePruneCommit func() // after Prune built its batch, before its commit
+	}
+
 	// cache is the decoded-snapshot cache of NewBatch's batches.
 	cache *Cache
 
@@ -754,10 +760,20 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 // fatal report, marks the store failed and is returned as a *FatalError,
 // as it is to every apply after it (applyMu).
 func (s *Store) apply(pb *pebble.Batch) (err error) {
+	return s.applyAfter(pb, nil)
+}
+
+// applyAfter is apply with last run first, under applyMu: what last adds
+// to pb is decided on the store as no other commit can change it before
+// pb's own.
+func (s *Store) applyAfter(pb *pebble.Batch, last func()) (err error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if err := s.Failed(); err != nil {
 		return err
+	}
+	if last != nil {
+		last()
 	}
 	defer func() {
 		r := recover()
@@ -788,6 +804,11 @@ func (b *Batch) Discard() {
 // items, their send status (the op_id index, counts, outcomes). Snapshots
 // remain: an entity outlives its operations. It returns the number of
 // history items and of send-status records removed.
+//
+// An op_id record is deleted only if it still names an operation below
+// first when the batch commits: a channel may use an op_id again (a
+// sender's, past the duplicate window) just as its old operation leaves,
+// and the record the fold wrote for the new one stays.
 func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 	b := s.db.NewBatch()
 	defer func() {
@@ -795,21 +816,36 @@ func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 			_ = b.Close()
 		}
 	}()
-	if history, err = s.pruneHistory(b, first); err != nil {
+	var recs opRecords
+	if history, err = s.pruneHistory(b, first, &recs); err != nil {
 		return 0, 0, err
 	}
-	if sendStatus, err = s.pruneSendStatus(b, first); err != nil {
+	if sendStatus, err = s.pruneSendStatus(b, first, &recs); err != nil {
 		return 0, 0, err
 	}
 	if history+sendStatus == 0 {
 		return 0, 0, nil
 	}
-	return history, sendStatus, s.apply(b)
+	if s.hooks.beforePruneCommit != nil {
+		s.hooks.beforePruneCommit()
+	}
+	return history, sendStatus, s.applyAfter(b, func() {
+		for _, r := range recs {
+			s.pruneOpRecord(b, r.channelID, r.opID, first)
+		}
+	})
 }
 
-// pruneHistory deletes, channel by channel, the history items below first
-// and the op_id index entries of their operations.
-func (s *Store) pruneHistory(b *pebble.Batch, first uint64) (int, error) {
+// opRecords are the (channel, op_id) records a prune goes through.
+type opRecords []struct{ channelID, opID string }
+
+func (r *opRecords) add(channelID, opID string) {
+	*r = append(*r, struct{ channelID, opID string }{channelID, opID})
+}
+
+// pruneHistory deletes, channel by channel, the history items below first,
+// and adds their operations' op_ids to recs.
+func (s *Store) pruneHistory(b *pebble.Batch, first uint64, recs *opRecords) (int, error) {
 	all := key("h", "")
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: all, UpperBound: prefixEnd(all)})
 	if err != nil {
@@ -830,7 +866,7 @@ func (s *Store) pruneHistory(b *pebble.Batch, first uint64) (int, error) {
 		for ; ok && bytes.Compare(it.Key(), to) < 0; ok = it.Next() {
 			var env ops.Envelope
 			if _, _, item, err := historyEntry(it.Value()); err == nil && fold.DecodeEnvelope(item, &env) == nil && env.OpID != "" {
-				s.pruneOpRecord(b, channelID, env.OpID, first)
+				recs.add(channelID, env.OpID)
 			}
 			n++
 		}
