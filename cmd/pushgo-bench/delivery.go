@@ -81,6 +81,8 @@ type deliveryPhase struct {
 	providerLatency    time.Duration // the fake provider's latency of the second throughput phase
 	deliverySenders    int           // HTTP clients sending the messages
 	deliveryProfile    string
+	deliveryHeap       string        // heap profile after the latency rows
+	deliveryAllocs     string        // allocations of the first latency row
 	deliveryRateBudget float64       // notifications/s at providerLatency
 	fanoutBudget       time.Duration // last push of the fan-out
 	latencyBudget      time.Duration // p99 accept-to-provider
@@ -108,6 +110,8 @@ func (p *deliveryPhase) flags(fs *flagSet) {
 	fs.DurationVar(&p.latencyProvider, "latency-provider-latency", 0, "delivery phases: the fake provider's answer latency in the latency phase (issue 11's budget: 0; a real APNs answers in about 20 ms)")
 	fs.DurationVar(&p.providerLatency, "provider-latency", 20*time.Millisecond, "delivery phases: the fake provider's answer latency of the second throughput phase")
 	fs.IntVar(&p.deliverySenders, "delivery-clients", 16, "delivery phases: HTTP clients sending the messages")
+	fs.StringVar(&p.deliveryHeap, "deliveryheapprofile", "", "write a heap profile of the benchmark's process (the gateway's, its embedded broker's) to this file after the latency rows, after a collection: what is live, which every collection marks (the latency row's tail sits on the collection cycles)")
+	fs.StringVar(&p.deliveryAllocs, "deliveryallocprofile", "", "write what the process allocated during the first latency row to this file (a heap profile's difference, after a collection at each end) and print whose allocations they were, per message accepted: the garbage whose collection cycles hold that row's tail")
 	fs.StringVar(&p.deliveryProfile, "deliveryprofile", "", "write a CPU profile of the first run of each delivery phase to this file, the phase inserted before the extension (x.prof: x-0ms.prof, x-20ms.prof, x-fanout.prof, x-latency.prof)")
 	fs.quick("delivery-msgs", "5")
 	p.gorushFlags(fs)
@@ -161,6 +165,9 @@ type deliveryRow struct {
 	// throughput: the live heap after a collection at the start and the
 	// end, bytes (the fake provider's record is in its own process).
 	heap0, heap1 int64
+	// latency phase, of one run: the tail's episodes and the gateway's
+	// collection cycles beside it (latencytail.go, gctail.go).
+	tailNotes []string
 }
 
 // deliveryReport is what the delivery phases measured.
@@ -275,6 +282,11 @@ func benchDelivery(ctx context.Context, o *deliveryPhase) (rep deliveryReport, e
 	}); err != nil {
 		return rep, err
 	}
+	if o.deliveryHeap != "" {
+		if err := writeHeapProfile(o.deliveryHeap); err != nil {
+			return rep, err
+		}
+	}
 	if err := e.push.Err(); err != nil {
 		return rep, fmt.Errorf("pusher: %w", err)
 	}
@@ -310,6 +322,11 @@ func (r deliveryRow) progress(_ *options, name string, run int) {
 		r.errors, r.dups, r.cpu.self, r.cpu.provider, r.cpu.others, numCPU())
 	for k, v := range r.errKinds {
 		fmt.Fprintf(os.Stderr, "         %d x %s\n", v, k)
+	}
+	for _, n := range r.tailNotes {
+		if n != "" {
+			fmt.Fprintf(os.Stderr, "         %s\n", n)
+		}
 	}
 	if r.cpu.others > 0.25 {
 		fmt.Fprintf(os.Stderr, "  warning: other processes used %.2f cores during this phase: the numbers above are disturbed\n", r.cpu.others)
@@ -744,6 +761,10 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 	if err != nil {
 		return deliveryRow{}, err
 	}
+	allocs, err := startAllocRecorder(runProfile(run, o.deliveryAllocs), "latency")
+	if err != nil {
+		return deliveryRow{}, err
+	}
 	stop, err := profileRun(run, profilePath(o.deliveryProfile, "latency"), "latency")
 	if err != nil {
 		return deliveryRow{}, err
@@ -762,6 +783,7 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 	opsBacklog, taskBacklog := e.backlog(ctx)
 	werr := a.wait(ctx, reps[0].Succeeded*int64(o.latencyDevices))
 	stop()
+	allocs.stop(os.Stderr, o.latencyRate)
 
 	st, err := a.stats(ctx, measureFrom.UnixMilli())
 	if err != nil {
@@ -771,6 +793,7 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 		dups: st.dups, sent: res.ops, late: res.late, cpu: res.cpu, errors: res.errors, errKinds: res.errKinds}
 	r.p50, r.p99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
 	r.opsBacklog, r.taskBacklog = opsBacklog, taskBacklog
+	r.tailNotes = []string{episodesOf(st.tail).String(), gcTailOf(gcEnds(), st.tail, measureFrom, measureFrom.Add(o.latencyWindow)).String()}
 	if res.skipped > 0 {
 		r.errors += res.skipped
 		r.errKinds[fmt.Sprintf("messages not sent: the %.0f/s schedule fell more than a second behind", o.latencyRate)] += int(res.skipped)

@@ -209,6 +209,9 @@ type arrivalStats struct {
 	first, last         time.Time
 	lat                 []time.Duration
 	steady              float64
+	// tail: the pushes at or above the p99 of lat, each from its
+	// operation's acceptance (ms precision) to its arrival, in arrival order.
+	tail []tailPoint
 }
 
 func (a *arrivals) stats(fromMs int64) arrivalStats {
@@ -234,6 +237,12 @@ func (a *arrivals) stats(fromMs int64) arrivalStats {
 		}
 	}
 	slices.Sort(s.lat)
+	p99 := percentile(s.lat, 0.99)
+	for i, t := range a.at {
+		if acc := a.accepted[i] * int64(time.Millisecond); a.accepted[i] >= fromMs && time.Duration(t-acc) >= p99 {
+			s.tail = append(s.tail, tailPoint{At: acc, Lat: time.Duration(t - acc)})
+		}
+	}
 	return s
 }
 

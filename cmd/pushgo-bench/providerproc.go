@@ -52,18 +52,19 @@ type providerHello struct {
 // providerStats is arrivalStats on the wire: times in unix ns, latencies
 // in ns, sorted.
 type providerStats struct {
-	N      int64   `json:"n"`
-	Dups   int64   `json:"dups"`
-	Bad    int64   `json:"bad"`
-	Stale  int64   `json:"stale"`
-	First  int64   `json:"first"`
-	Last   int64   `json:"last"`
-	Lat    []int64 `json:"lat"`
-	Steady float64 `json:"steady"`
+	N      int64       `json:"n"`
+	Dups   int64       `json:"dups"`
+	Bad    int64       `json:"bad"`
+	Stale  int64       `json:"stale"`
+	First  int64       `json:"first"`
+	Last   int64       `json:"last"`
+	Lat    []int64     `json:"lat"`
+	Steady float64     `json:"steady"`
+	Tail   []tailPoint `json:"tail,omitempty"`
 }
 
 func (s arrivalStats) wire() providerStats {
-	w := providerStats{N: s.n, Dups: s.dups, Bad: s.bad, Stale: s.stale, Steady: s.steady, Lat: make([]int64, len(s.lat))}
+	w := providerStats{N: s.n, Dups: s.dups, Bad: s.bad, Stale: s.stale, Steady: s.steady, Lat: make([]int64, len(s.lat)), Tail: s.tail}
 	if s.n > 0 {
 		w.First, w.Last = s.first.UnixNano(), s.last.UnixNano()
 	}
@@ -74,7 +75,7 @@ func (s arrivalStats) wire() providerStats {
 }
 
 func (w providerStats) stats() arrivalStats {
-	s := arrivalStats{n: w.N, dups: w.Dups, bad: w.Bad, stale: w.Stale, steady: w.Steady, lat: make([]time.Duration, len(w.Lat))}
+	s := arrivalStats{n: w.N, dups: w.Dups, bad: w.Bad, stale: w.Stale, steady: w.Steady, lat: make([]time.Duration, len(w.Lat)), tail: w.Tail}
 	if w.N > 0 {
 		s.first, s.last = time.Unix(0, w.First), time.Unix(0, w.Last)
 	}
