@@ -90,8 +90,10 @@ type Options struct {
 	Endpoint string
 
 	// HTTPClient replaces apns2's HTTP/2 client (tests: the fake server's
-	// client, which trusts its certificate). Its Transport is wrapped, not
-	// modified. Nil uses apns2's client. One client is one connection
+	// client, which trusts its certificate). Only its Transport is used,
+	// wrapped, not modified: the client's Timeout, Jar and redirect policy
+	// are not (every request is bounded by SendTimeout, and APNs never
+	// redirects). Nil uses apns2's client. One client is one connection
 	// pool, so a sender given HTTPClient uses it for every push whatever
 	// Connections says; NewHTTPClient gives it a client per connection.
 	HTTPClient *http.Client
@@ -210,10 +212,10 @@ func New(opts Options) (*Sender, error) {
 			// order they were written: never say Written.
 			s.ordered = false
 		}
-		client.HTTPClient = &http.Client{
-			Transport: &attempt.Transport{Base: authTransport(src, rt)},
-			Timeout:   base.Timeout,
-		}
+		// No client Timeout: Send bounds every request by SendTimeout
+		// through its context, and a client Timeout costs a timer and a
+		// context of its own a request.
+		client.HTTPClient = &http.Client{Transport: &attempt.Transport{Base: authTransport(src, rt)}}
 		s.clients = append(s.clients, client)
 	}
 	return s, nil
@@ -320,8 +322,14 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	if err != nil {
 		return sender.Result{Outcome: sender.Failed, Reason: "encode: " + err.Error()}
 	}
-	ctx, cancelTimeout := context.WithTimeout(ctx, s.timeout)
-	defer cancelTimeout()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.timeout {
+		// A caller's deadline within the send timeout bounds the request
+		// already (the pusher's is its own send timeout): a second timer
+		// and context a push were garbage.
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, s.timeout)
+		defer cancelTimeout()
+	}
 	ctx, rec, cancel := attempt.Start(ctx, false)
 	defer cancel()
 

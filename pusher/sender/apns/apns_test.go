@@ -343,3 +343,28 @@ func TestWatchTopic(t *testing.T) {
 		t.Errorf("watchos without WatchTopic: apns-topic %q, want %q", got, topic)
 	}
 }
+
+// TestSendTimeoutBoundsAHungRequest: with no deadline from the caller, a
+// provider that holds its answer is given up after the sender's own
+// SendTimeout (the only bound: the HTTP client has no timeout of its own).
+func TestSendTimeoutBoundsAHungRequest(t *testing.T) {
+	f := sendertest.NewFakeAPNs(t)
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: f.URL(), NewHTTPClient: f.NewClient, SendTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "aa11"
+	f.Script(token, sendertest.Answer{Kind: sendertest.OK, Latency: time.Minute})
+	n := build(t, ops.MessageCreate, "m1", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, token)
+	returned := make(chan sender.Result, 1)
+	go func() { returned <- s.Send(context.Background(), n) }()
+	select {
+	case res := <-returned:
+		if res.Outcome != sender.Retry || res.Reason != "timeout" {
+			t.Fatalf("Send of a hung request: %v, want retry (timeout)", res)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Send did not return in 20 s with a send timeout of 300 ms")
+	}
+}

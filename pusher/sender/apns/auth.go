@@ -56,6 +56,9 @@ func (k keySource) Invalidate(rejected string) {
 func authTransport(src TokenSource, base http.RoundTripper) *bearer.Transport {
 	t := &bearer.Transport{
 		Base: base,
+		// push, and apns2's PushWithContext, make a request per send and
+		// never read it again.
+		OwnsRequests: true,
 		Authorize: func(r *http.Request) (string, error) {
 			tok, err := src.Token(r.Context())
 			if err != nil {

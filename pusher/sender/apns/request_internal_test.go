@@ -3,6 +3,7 @@ package apns
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -76,5 +77,39 @@ func TestPushIsApns2sRequest(t *testing.T) {
 		if !reflect.DeepEqual(a, b) {
 			t.Errorf("%s: push sent %+v; apns2 sent %+v", n.CollapseID, b, a)
 		}
+	}
+}
+
+// TestSuccessWithABodyKeepsItsConnection: a 200 that carries a body (a
+// proxy's, in chunks) is read to its end, so the connection serves the
+// next push instead of being dropped and dialled again.
+func TestSuccessWithABodyKeepsItsConnection(t *testing.T) {
+	var conns sync.Map
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("apns-id", "A1")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush() // chunked: no length known before the body
+		io.WriteString(w, `{"note":"proxied"}`)
+	}))
+	n := 0
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Store(c, true)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := apns2.NewTokenClient(nil)
+	c.Host, c.HTTPClient = srv.URL, srv.Client()
+	for range 3 {
+		r, err := push(context.Background(), c, &apns2.Notification{DeviceToken: "aa11", Topic: "app.pushgo", Payload: []byte(`{"aps":{}}`)})
+		if err != nil || r.StatusCode != http.StatusOK || r.ApnsID != "A1" {
+			t.Fatalf("push: %+v, %v", r, err)
+		}
+	}
+	conns.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("three pushes took %d connections, want 1", n)
 	}
 }

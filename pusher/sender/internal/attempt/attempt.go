@@ -47,13 +47,20 @@ type key struct{}
 // Start returns a context that carries a new Record, and the Record. cancel
 // must be called when the send is over (it releases the context).
 func Start(ctx context.Context, stopAfterFirst bool) (context.Context, *Record, context.CancelFunc) {
+	if !stopAfterFirst {
+		// Nothing to stop: a context of its own (and its place among its
+		// parent's children) for every push was garbage.
+		r := &Record{cancel: func() {}}
+		return context.WithValue(ctx, key{}, r), r, r.cancel
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Record{StopAfterFirst: stopAfterFirst, cancel: cancel}
+	r := &Record{StopAfterFirst: true, cancel: cancel}
 	return context.WithValue(ctx, key{}, r), r, cancel
 }
 
 // Result returns the recorded attempt: whether there was one, its HTTP
-// status (0 on a transport error), headers and transport error.
+// status (0 on a transport error), headers (nil for a success: 2xx) and
+// transport error.
 func (r *Record) Result() (attempted bool, status int, header http.Header, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,7 +125,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.err = err
 	} else {
 		r.status = resp.StatusCode
-		r.header = resp.Header.Clone()
+		if resp.StatusCode >= http.StatusMultipleChoices {
+			// Kept for what a refusal says (Retry-After); a success's
+			// headers are not asked for, and a clone a push added to the
+			// garbage that the delivery latency row's tail waits on.
+			r.header = resp.Header.Clone()
+		}
 	}
 	r.mu.Unlock()
 	if err != nil {

@@ -29,8 +29,10 @@ const maxRejectedBody = 8 << 10
 type Transport struct {
 	// Base sends the authorized requests.
 	Base http.RoundTripper
-	// Authorize adds the credential to req, a clone the Transport owns
-	// (headers, and the URL when the credential decides it), and returns
+	// Authorize adds the credential to req, a copy the Transport owns:
+	// its header map (Set, never a change to a value slice in place), and
+	// its URL field, which Authorize may point at a URL of its own when the
+	// credential decides it (never change the URL it points at). It returns
 	// the token it used. An error fails the round trip without a request;
 	// it must not contain a credential.
 	Authorize func(req *http.Request) (token string, err error)
@@ -42,12 +44,22 @@ type Transport struct {
 	// next Authorize should use a fresh one. Nil disables the second
 	// attempt.
 	Invalidate func(token string)
+	// OwnsRequests: every request given to RoundTrip was made for this
+	// round trip alone, and its maker never reads it again, so Authorize
+	// is given the request itself rather than a copy (a copy's header map
+	// was 4% of what the delivery latency row allocated). Set it only for
+	// a sender that builds a request per send (APNs), never below an SDK
+	// or client that may keep or reuse its requests.
+	OwnsRequests bool
 }
 
 // RoundTrip implements http.RoundTripper. A request whose body cannot be
 // replayed (no GetBody) is never sent twice.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
+	r := req
+	if !t.OwnsRequests {
+		r = withOwnHeader(req)
+	}
 	tok, err := t.Authorize(r)
 	if err != nil {
 		if req.Body != nil {
@@ -78,6 +90,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("bearer: replay body: %w", err)
 	}
 	return t.Base.RoundTrip(again)
+}
+
+// withOwnHeader is a shallow copy of req whose header map is its own: what
+// Authorize sets leaves req as the caller made it (a RoundTripper must not
+// change it), and the values it does not set are shared, never changed.
+// req.Clone copied the URL and every header value as well, for each push.
+func withOwnHeader(req *http.Request) *http.Request {
+	r := new(http.Request)
+	*r = *req
+	r.Header = make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		r.Header[k] = v
+	}
+	return r
 }
 
 // CloseIdleConnections forwards to the base transport (apns2's

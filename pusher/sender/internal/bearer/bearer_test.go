@@ -12,12 +12,14 @@ import (
 
 // rt answers scripted statuses and records the authorization it saw.
 type rt struct {
+	reqs     []*http.Request
 	statuses []int
 	auths    []string
 	bodies   []string
 }
 
 func (r *rt) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.reqs = append(r.reqs, req)
 	r.auths = append(r.auths, req.Header.Get("Authorization"))
 	var b []byte
 	if req.Body != nil {
@@ -111,3 +113,39 @@ type closeRecorder struct {
 }
 
 func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+// TestOwnedRequestsAreAuthorizedInPlace: a sender that makes a request per
+// send has it authorized as it is, and the retry after an expired token
+// still goes with a fresh one; any other caller's request is left as it
+// made it.
+func TestOwnedRequestsAreAuthorizedInPlace(t *testing.T) {
+	base := &rt{statuses: []int{403, 200}}
+	s := &source{}
+	tr := s.transport(base)
+	tr.OwnsRequests = true
+	req, _ := http.NewRequest(http.MethodPost, "https://p.invalid/x", strings.NewReader("body"))
+	req.Header.Set("Apns-Topic", "app")
+	resp, err := tr.RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	if len(base.reqs) != 2 || base.reqs[0] != req {
+		t.Fatalf("the first attempt was not the caller's own request")
+	}
+	if strings.Join(base.auths, ",") != "Bearer t1,Bearer t2" || strings.Join(base.bodies, ",") != "body,body" {
+		t.Fatalf("auths %v bodies %v", base.auths, base.bodies)
+	}
+
+	base = &rt{statuses: []int{200}}
+	req, _ = http.NewRequest(http.MethodPost, "https://p.invalid/x", strings.NewReader("body"))
+	req.Header.Set("Apns-Topic", "app")
+	if _, err := s.transport(base).RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if base.reqs[0] == req || req.Header.Get("Authorization") != "" || len(req.Header) != 1 {
+		t.Errorf("a request the transport does not own was changed: %v", req.Header)
+	}
+	if got := base.reqs[0].Header.Get("Apns-Topic"); got != "app" {
+		t.Errorf("the caller's header did not go with the request: %q", got)
+	}
+}
