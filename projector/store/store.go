@@ -800,22 +800,22 @@ func (b *Batch) Discard() {
 }
 
 // Prune deletes what the projection holds of the operations below first
-// (the stream's first retained sequence), in one batch: their history
-// items, their send status (the op_id index, counts, outcomes). Snapshots
-// remain: an entity outlives its operations. It returns the number of
-// history items and of send-status records removed.
+// (the stream's first retained sequence): their history items, their send
+// status (the op_id index, counts, outcomes). Snapshots remain: an entity
+// outlives its operations. It returns the number of history items and of
+// send-status records removed.
 //
 // An op_id record is deleted only if it still names an operation below
-// first when the batch commits: a channel may use an op_id again (a
+// first when its deletion commits: a channel may use an op_id again (a
 // sender's, past the duplicate window) just as its old operation leaves,
-// and the record the fold wrote for the new one stays.
+// and the record the fold wrote for the new one stays. Those deletions are
+// decided under the commit lock, pruneChunk records at a time, so a prune
+// of a minute of a busy log holds the folds back milliseconds at a time;
+// they commit before the history that names them goes, so a prune cut
+// short is taken up again by the next.
 func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 	b := s.db.NewBatch()
-	defer func() {
-		if err != nil || history+sendStatus == 0 {
-			_ = b.Close()
-		}
-	}()
+	defer s.closeBatch(b)
 	var recs opRecords
 	if history, err = s.pruneHistory(b, first, &recs); err != nil {
 		return 0, 0, err
@@ -829,7 +829,34 @@ func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 	if s.hooks.beforePruneCommit != nil {
 		s.hooks.beforePruneCommit()
 	}
-	return history, sendStatus, s.applyAfter(b, func() {
+	for len(recs) > 0 {
+		chunk := recs[:min(len(recs), pruneChunk)]
+		recs = recs[len(chunk):]
+		if err := s.pruneOpRecords(chunk, first); err != nil {
+			return 0, 0, err
+		}
+	}
+	return history, sendStatus, s.apply(b)
+}
+
+// closeBatch releases b, committed or not, unless the store failed: a
+// commit Pebble panicked in may still hold it (Batch.Discard).
+func (s *Store) closeBatch(b *pebble.Batch) {
+	if s.Failed() == nil {
+		_ = b.Close()
+	}
+}
+
+// pruneChunk is how many op_id records a prune decides in one hold of the
+// commit lock: about a millisecond of point reads.
+const pruneChunk = 1024
+
+// pruneOpRecords deletes the records of recs that still name an operation
+// below first, deciding and committing under the commit lock.
+func (s *Store) pruneOpRecords(recs opRecords, first uint64) error {
+	b := s.db.NewBatch()
+	defer s.closeBatch(b)
+	return s.applyAfter(b, func() {
 		for _, r := range recs {
 			s.pruneOpRecord(b, r.channelID, r.opID, first)
 		}
