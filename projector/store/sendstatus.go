@@ -310,10 +310,10 @@ func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uin
 	_ = b.Delete(countsKey(channelID, opID), nil)
 }
 
-// pruneSendStatus deletes the send status the receipts fold recorded of
-// every operation with a sequence below first: their index entries by
-// sequence and the outcome keys; it adds their op_ids to recs (Prune
-// deletes each op_id record with its counts, pruneOpRecord).
+// pruneSendStatus deletes the outcome keys the receipts fold recorded of
+// every operation with a sequence below first, and adds the operations,
+// with their index keys by sequence, to recs (Prune deletes each op_id
+// record with its counts and index key, pruneOpRecords).
 func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64, recs *opRecords) (int, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sendSeqPrefix(0), UpperBound: sendSeqPrefix(first)})
 	if err != nil {
@@ -322,10 +322,12 @@ func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64, recs *opRecords) 
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		channelID, opID, ok := parseSendSeqKey(it.Key())
-		if ok {
-			recs.add(channelID, opID)
+		if !ok {
+			_ = b.Delete(it.Key(), nil)
+		} else {
+			// Deleted with its counts (pruneOpRecords).
+			recs.add(channelID, opID, slices.Clone(it.Key()))
 		}
-		_ = b.Delete(it.Key(), nil)
 		n++
 	}
 	if err := it.Close(); err != nil {

@@ -114,7 +114,8 @@ type Store struct {
 	// hooks run, when set (by tests only, before the store is used), where
 	// a race with a commit turns.
 	hooks struct {
-		beforePruneCommit func() // after Prune built its batch, before its commit
+		beforePruneCommit func() // after Prune built its batch, before its commits
+		afterPruneRecords func() // after Prune's op_id records, before its history
 	}
 
 	// cache is the decoded-snapshot cache of NewBatch's batches.
@@ -829,12 +830,15 @@ func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 	if s.hooks.beforePruneCommit != nil {
 		s.hooks.beforePruneCommit()
 	}
-	for len(recs) > 0 {
-		chunk := recs[:min(len(recs), pruneChunk)]
-		recs = recs[len(chunk):]
+	for len(recs.list) > 0 {
+		chunk := recs.list[:min(len(recs.list), pruneChunk)]
+		recs.list = recs.list[len(chunk):]
 		if err := s.pruneOpRecords(chunk, first); err != nil {
 			return 0, 0, err
 		}
+	}
+	if s.hooks.afterPruneRecords != nil {
+		s.hooks.afterPruneRecords()
 	}
 	return history, sendStatus, s.apply(b)
 }
@@ -847,27 +851,60 @@ func (s *Store) closeBatch(b *pebble.Batch) {
 	}
 }
 
-// pruneChunk is how many op_id records a prune decides in one hold of the
-// commit lock: about a millisecond of point reads.
+// pruneChunk is how many operations' records a prune decides in one hold
+// of the commit lock: milliseconds of point reads (more when they go to
+// the disk), not a pass's.
 const pruneChunk = 1024
 
-// pruneOpRecords deletes the records of recs that still name an operation
-// below first, deciding and committing under the commit lock.
-func (s *Store) pruneOpRecords(recs opRecords, first uint64) error {
+// pruneOpRecords deletes the op_id records (with their counts) of recs
+// that still name an operation below first, deciding and committing under
+// the commit lock, and with them the operations' send-status index keys:
+// in one commit, so that a receipt folded between two of a prune's
+// commits, which writes counts and index key again, leaves both for the
+// next pass, never counts that no index key leads to.
+func (s *Store) pruneOpRecords(recs []prunedOp, first uint64) error {
 	b := s.db.NewBatch()
 	defer s.closeBatch(b)
 	return s.applyAfter(b, func() {
 		for _, r := range recs {
 			s.pruneOpRecord(b, r.channelID, r.opID, first)
+			for _, k := range r.seqKeys {
+				_ = b.Delete(k, nil)
+			}
 		}
 	})
 }
 
-// opRecords are the (channel, op_id) records a prune goes through.
-type opRecords []struct{ channelID, opID string }
+// opRecords are the op_ids whose records a prune goes through, each once,
+// with the send-status index keys of their operations (an op_id a channel
+// used again may have several below first).
+type opRecords struct {
+	list []prunedOp
+	seen map[string]int // channel and op_id: its index in list
+}
 
-func (r *opRecords) add(channelID, opID string) {
-	*r = append(*r, struct{ channelID, opID string }{channelID, opID})
+type prunedOp struct {
+	channelID, opID string
+	seqKeys         [][]byte // send-status index keys (s)
+}
+
+func (r *opRecords) add(channelID, opID string, seqKey []byte) {
+	if r.seen == nil {
+		r.seen = map[string]int{}
+	}
+	k := channelID + "\x00" + opID
+	if i, ok := r.seen[k]; ok {
+		if seqKey != nil {
+			r.list[i].seqKeys = append(r.list[i].seqKeys, seqKey)
+		}
+		return
+	}
+	r.seen[k] = len(r.list)
+	op := prunedOp{channelID: channelID, opID: opID}
+	if seqKey != nil {
+		op.seqKeys = [][]byte{seqKey}
+	}
+	r.list = append(r.list, op)
 }
 
 // pruneHistory deletes, channel by channel, the history items below first,
@@ -893,7 +930,7 @@ func (s *Store) pruneHistory(b *pebble.Batch, first uint64, recs *opRecords) (in
 		for ; ok && bytes.Compare(it.Key(), to) < 0; ok = it.Next() {
 			var env ops.Envelope
 			if _, _, item, err := historyEntry(it.Value()); err == nil && fold.DecodeEnvelope(item, &env) == nil && env.OpID != "" {
-				recs.add(channelID, env.OpID)
+				recs.add(channelID, env.OpID, nil)
 			}
 			n++
 		}
