@@ -17,22 +17,8 @@ import (
 // taken for a new operation.
 func TestPruneKeepsTheRecordOfAReusedOpID(t *testing.T) {
 	s := open(t)
-	fold := func(seq uint64, entityID string) {
-		t.Helper()
-		raw := `{"op":"message.create","channel_id":"c1","op_id":"reused","entity_id":"` + entityID + `","accepted_at":1000}`
-		var env ops.Envelope
-		if err := json.Unmarshal([]byte(raw), &env); err != nil {
-			t.Fatal(err)
-		}
-		b := s.NewBatch()
-		b.AppendHistory(&env, []byte(raw), seq)
-		b.PutOp(&env, seq)
-		if err := b.Commit(seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fold(3, "m-old")
-	s.hooks.beforePruneCommit = func() { fold(12, "m-new") }
+	foldMessage(t, s, 3, "reused", "m-old")
+	s.hooks.beforePruneCommit = func() { foldMessage(t, s, 12, "reused", "m-new") }
 
 	h, _, err := s.Prune(10)
 	if err != nil {
@@ -60,33 +46,12 @@ func TestPruneKeepsTheRecordOfAReusedOpID(t *testing.T) {
 // answer for the pruned operation for ever.
 func TestLateReceiptBetweenAPrunesCommitsIsPrunedNext(t *testing.T) {
 	s := open(t)
-	raw := `{"op":"message.create","channel_id":"c1","op_id":"late","entity_id":"m1","accepted_at":1000}`
-	var env ops.Envelope
-	if err := json.Unmarshal([]byte(raw), &env); err != nil {
-		t.Fatal(err)
-	}
-	b := s.NewBatch()
-	b.AppendHistory(&env, []byte(raw), 3)
-	b.PutOp(&env, 3)
-	if err := b.Commit(3); err != nil {
-		t.Fatal(err)
-	}
+	foldMessage(t, s, 3, "late", "m1")
 	var cursor uint64
 	receipt := func(j string) {
 		t.Helper()
-		var r delivery.Receipt
-		if err := json.Unmarshal([]byte(j), &r); err != nil {
-			t.Fatal(err)
-		}
-		rb := s.NewBatch()
-		if err := rb.ApplyReceipt(&r); err != nil {
-			t.Fatal(err)
-		}
-		rb.Count()
 		cursor++
-		if err := rb.CommitReceipts(cursor); err != nil {
-			t.Fatal(err)
-		}
+		foldReceipt(t, s, cursor, j)
 	}
 	receipt(`{"kind":"expanded","channel_id":"c1","op_id":"late","seq":3,"entity_type":"message","entity_id":"m1","accepted_at":1000,"at":1100,"tasks":2}`)
 	s.hooks.afterPruneRecords = func() {
@@ -105,5 +70,62 @@ func TestLateReceiptBetweenAPrunesCommitsIsPrunedNext(t *testing.T) {
 	}
 	if st != nil {
 		t.Fatalf("after two prunes the pruned operation still has a send status: %+v", st)
+	}
+}
+
+// TestPruneKeepsALaterOperationsCounts: the receipts fold recorded the
+// receipts of an operation that uses an op_id again before the ops fold
+// wrote that operation's op_id record; a prune of the old operation then
+// leaves the new one's counts, and /send_status shows them once the
+// record is written.
+func TestPruneKeepsALaterOperationsCounts(t *testing.T) {
+	s := open(t)
+	foldMessage(t, s, 3, "again", "m-old")
+	foldReceipt(t, s, 1, `{"kind":"expanded","channel_id":"c1","op_id":"again","seq":12,"entity_type":"message","entity_id":"m-new","accepted_at":1000,"at":1100,"tasks":2}`)
+	if _, _, err := s.Prune(10); err != nil {
+		t.Fatal(err)
+	}
+	foldMessage(t, s, 12, "again", "m-new")
+	st, err := s.SendStatus("c1", "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st == nil || st.EntityID != "m-new" || st.Deliveries.Pending != 2 {
+		t.Fatalf("send status of the later operation after the prune: %+v, want m-new with its 2 tasks pending", st)
+	}
+}
+
+// foldMessage folds a message.create of channel c1 at seq, as the ops fold
+// does (its history item and op_id record).
+func foldMessage(t *testing.T, s *Store, seq uint64, opID, entityID string) {
+	t.Helper()
+	raw := `{"op":"message.create","channel_id":"c1","op_id":"` + opID + `","entity_id":"` + entityID + `","accepted_at":1000}`
+	var env ops.Envelope
+	if err := json.Unmarshal([]byte(raw), &env); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	b.AppendHistory(&env, []byte(raw), seq)
+	b.PutOp(&env, seq)
+	if err := b.Commit(seq); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// foldReceipt folds one receipt (JSON) as the receipts fold does, its
+// stream cursor at cursor.
+func foldReceipt(t *testing.T, s *Store, cursor uint64, receipt string) {
+	t.Helper()
+	var r delivery.Receipt
+	if err := json.Unmarshal([]byte(receipt), &r); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	if err := b.ApplyReceipt(&r); err != nil {
+		t.Fatal(err)
+	}
+	b.Count()
+	if err := b.CommitReceipts(cursor); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -297,6 +297,9 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 // (channelID, opID) as the log's operations below first go, unless the
 // record is of a later operation: an op_id the channel used again (a
 // sender's, past the duplicate window) answers for that one until it goes.
+// The counts are kept too when they are a later operation's: the
+// receipts fold, a consumer of its own, may record the later operation's
+// receipts before the ops fold writes its op_id record.
 // It MUST be called under applyMu (Prune's applyAfter): a record read
 // before the fold committed the later one would delete it.
 func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uint64) {
@@ -307,7 +310,14 @@ func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uin
 		}
 	}
 	_ = b.Delete(k, nil)
-	_ = b.Delete(countsKey(channelID, opID), nil)
+	ck := countsKey(channelID, opID)
+	if raw, err := s.get(ck); err == nil && raw != nil {
+		var c sendCounts
+		if json.Unmarshal(raw, &c) == nil && c.Seq >= first {
+			return
+		}
+	}
+	_ = b.Delete(ck, nil)
 }
 
 // pruneSendStatus deletes the outcome keys the receipts fold recorded of
