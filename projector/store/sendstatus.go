@@ -30,6 +30,15 @@ func appendSendOp(dst []byte, o sendOp) []byte {
 	return append(dst, o.EntityID...)
 }
 
+// decodeCounts decodes a stored send-status record (countsKey).
+func decodeCounts(b []byte) (sendCounts, error) {
+	var c sendCounts
+	if err := json.Unmarshal(b, &c); err != nil {
+		return sendCounts{}, fmt.Errorf("%w: send status: %v", ErrCorrupt, err)
+	}
+	return c, nil
+}
+
 func decodeSendOp(b []byte) (sendOp, error) {
 	if len(b) < 3 {
 		return sendOp{}, fmt.Errorf("%w: operation record of %d bytes", ErrCorrupt, len(b))
@@ -214,13 +223,13 @@ func (b *Batch) counts(channelID, opID string) (sendCounts, error) {
 	if v, ok := b.receipts[string(ck)]; ok {
 		return v, nil
 	}
-	c := sendCounts{}
 	raw, err := b.s.get(ck)
 	if err != nil || raw == nil {
-		return c, err
+		return sendCounts{}, err
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return c, fmt.Errorf("%w: send status %q: %v", ErrCorrupt, ck, err)
+	c, err := decodeCounts(raw)
+	if err != nil {
+		return c, fmt.Errorf("%w (%q)", err, ck)
 	}
 	return c, nil
 }
@@ -265,8 +274,8 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 	}
 	var c sendCounts
 	if raw != nil {
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return nil, fmt.Errorf("%w: send status: %v", ErrCorrupt, err)
+		if c, err = decodeCounts(raw); err != nil {
+			return nil, err
 		}
 	}
 	// The op_id's latest operation answers: its counts, or "accepted" while
@@ -312,8 +321,7 @@ func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uin
 	_ = b.Delete(k, nil)
 	ck := countsKey(channelID, opID)
 	if raw, err := s.get(ck); err == nil && raw != nil {
-		var c sendCounts
-		if json.Unmarshal(raw, &c) == nil && c.Seq >= first {
+		if c, err := decodeCounts(raw); err == nil && c.Seq >= first {
 			return
 		}
 	}

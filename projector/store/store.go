@@ -794,10 +794,9 @@ func (s *Store) applyAfter(pb *pebble.Batch, last func()) (err error) {
 
 // Discard drops an uncommitted batch.
 func (b *Batch) Discard() {
-	if b.b == nil || b.s.Failed() != nil {
-		return // nothing written to Pebble; or Pebble may still hold it, committing
+	if b.b != nil { // nil: nothing written to Pebble
+		b.s.closeBatch(b.b)
 	}
-	_ = b.b.Close()
 }
 
 // Prune deletes what the projection holds of the operations below first
