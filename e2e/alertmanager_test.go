@@ -116,11 +116,13 @@ type alertmanagerProc struct {
 	output *syncBuffer
 }
 
-// amReceiver is how Alertmanager notifies: send_resolved, and the
-// repeat_interval of a group whose alerts have not changed.
+// amReceiver is how Alertmanager notifies: send_resolved, the
+// repeat_interval of a group whose alerts have not changed, and
+// max_alerts (0: every alert of a group).
 type amReceiver struct {
 	sendResolved   bool
 	repeatInterval string
+	maxAlerts      int
 }
 
 // notifyResolved is the receiver's usual setting (the webhook's default).
@@ -145,6 +147,7 @@ receivers:
     webhook_configs:
       - url: ` + g.base + `/integrations/alertmanager
         send_resolved: ` + strconv.FormatBool(rcv.sendResolved) + `
+        max_alerts: ` + strconv.Itoa(rcv.maxAlerts) + `
         http_config:
           authorization:
             type: Api-Token
@@ -425,4 +428,60 @@ func (am *alertmanagerProc) firing(t *testing.T) int {
 		t.Fatalf("alertmanager /api/v2/alerts: %v", err)
 	}
 	return len(alerts)
+}
+
+// TestAlertmanagerResolveCutByMaxAlerts: with max_alerts 2, node-0001 and
+// node-0002 fire; then node-0000 fires as node-0002 resolves. Alertmanager
+// sorts a group's alerts by instance and cuts node-0002's resolve from the
+// notification, then forgets it (a resolved alert is dropped after any
+// notification that succeeded); its next notification names node-0000
+// and node-0001 only, complete. The gateway closes node-0002's Event then.
+// Until 4 December it stayed open for good: its resolve never came.
+func TestAlertmanagerResolveCutByMaxAlerts(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Env: []string{"PUSHGO_ALERTMANAGER_ABSENT_AFTER=0s"}})
+	const password = "correct-horse"
+	channel := createChannel(t, g, "max-alerts", password)
+	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
+		"channel_id": channel, "password": password, "name": "alertmanager", "scopes": []string{"events.ingest"}})),
+		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	am := startAlertmanager(t, g, token, amReceiver{sendResolved: true, repeatInterval: "2s", maxAlerts: 2})
+
+	// ongoing is the channel's open Events by message ("node-0002 is down").
+	ongoing := func() map[string]string {
+		data := mustOK(t, g.Post(t, "/channel/events", mustJSON(t, map[string]any{"channel_id": channel, "password": password,
+			"state": "ONGOING"})), "items", "next_cursor", "has_more")
+		out := map[string]string{}
+		for _, it := range data["items"].([]any) {
+			e := it.(map[string]any)
+			out[e["message"].(string)] = e["event_id"].(string)
+		}
+		return out
+	}
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	am.post(t, instanceDown(3, start, time.Time{})[1:])
+	var cut string
+	waitFor(t, "node-0001's and node-0002's events", time.Minute, func() bool {
+		evs := ongoing()
+		cut = evs["node-0002 is down"]
+		return len(evs) == 2 && cut != ""
+	}, g)
+
+	am.post(t, []map[string]any{instanceDown(3, start, time.Time{})[0], instanceDown(3, start, time.Now().Add(-30*time.Second))[2]})
+	waitFor(t, "node-0000 and node-0001 open, node-0002 closed", time.Minute, func() bool {
+		evs := ongoing()
+		return len(evs) == 2 && evs["node-0000 is down"] != "" && evs["node-0001 is down"] != ""
+	}, g)
+	e := mustOK(t, g.Post(t, "/event/get", mustJSON(t, map[string]any{"channel_id": channel, "password": password, "event_id": cut})),
+		"channel_id", "event_id", "title", "status", "message", "severity", "state", "event_time", "started_at", "ended_at", "attrs",
+		"created_at", "updated_at", "version", "last_seq", "last_op_id")
+	if e["state"] != "CLOSED" || e["status"] != "resolved" || e["severity"] != "critical" ||
+		!strings.HasPrefix(e["message"].(string), "Resolved: no longer in its group") {
+		t.Fatalf("node-0002's event: %v", e)
+	}
+	// The premise: Alertmanager did cut the resolve (the gateway logs each
+	// truncated notification), so the close came from the group's record.
+	if out := g.output.String(); !strings.Contains(out, "notification truncated by the sender") || !strings.Contains(out, "truncated_alerts=1") {
+		t.Fatalf("no notification with one alert cut in the gateway's log:\n%s", out)
+	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	Streams streams.Options
 	// AppendTimeout bounds one append (default 5s).
 	AppendTimeout time.Duration
+	// AlertmanagerAbsentAfter is alerts.Options.AbsentAfter: 0 takes its
+	// default (1 minute), a negative value closes at once.
+	AlertmanagerAbsentAfter time.Duration
 	// Appended, when set, is told of every operation appended (see
 	// oplog.Options.Appended): the same process's projector takes them
 	// from there.
@@ -172,7 +175,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		_ = fwd.Close()
 		return nil, err
 	}
-	tracker, err := alerts.New(ctx, js, w, alerts.Options{Logger: cfg.Logger})
+	tracker, err := alerts.New(ctx, js, w, alerts.Options{Logger: cfg.Logger, AbsentAfter: cfg.AlertmanagerAbsentAfter})
 	if err != nil {
 		toks.Close()
 		devs.Close()

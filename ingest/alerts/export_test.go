@@ -28,3 +28,11 @@ func (t *Tracker) SetBeforeUpdate(tb interface{ Cleanup(func()) }, f func()) {
 	t.hooks.beforeUpdate = f
 	tb.Cleanup(func() { t.hooks.beforeUpdate = nil })
 }
+
+// GroupsInMemory is how many group records the tracker keeps in memory,
+// and their weight against Options.CachedGroupMembers.
+func (t *Tracker) GroupsInMemory() (records, weight int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.groups), t.groupWeight
+}

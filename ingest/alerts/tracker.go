@@ -15,6 +15,10 @@
 // is appended with the recorded op_id, whose derived event id is the one
 // the entry names. Two replicas opening one key race on the entry's
 // revision; the loser re-reads it and updates the winner's Event.
+//
+// The same bucket keeps each alert group's record (groups.go): which keys
+// a tool's notifications of the group named lately, so that an alert that
+// leaves its group without its resolve has its Event closed.
 package alerts
 
 import (
@@ -122,7 +126,17 @@ type Options struct {
 	// than "nothing to do", which would lose it. Default 15s (three append
 	// timeouts).
 	ClaimGrace time.Duration
-	// Now is the clock of claims. Default time.Now.
+	// AbsentAfter is how long an alert must have gone unnamed by its
+	// group's notifications before a complete notification that leaves it
+	// out closes its Event (SettleGroup): the two servers of a
+	// high-availability pair notify one group a peer timeout apart (15 s
+	// by default), and the later may not hold an alert the earlier named.
+	// Default 1 minute; negative: at once.
+	AbsentAfter time.Duration
+	// CachedGroupMembers bounds the group records kept in memory, by their
+	// members (a record counts at least one). Default 200,000 (some 30 MB).
+	CachedGroupMembers int
+	// Now is the clock of claims and group records. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -140,8 +154,11 @@ type Tracker struct {
 	max  int
 	opts Options
 
-	mu    sync.Mutex
-	cache map[string]entry
+	mu     sync.Mutex
+	cache  map[string]entry
+	groups map[string]groupRecord // group records (SettleGroup)
+	// groupWeight is the groups' members (groupWeight each).
+	groupWeight int
 
 	hooks testHooks
 }
@@ -167,13 +184,23 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if opts.ClaimGrace <= 0 {
 		opts.ClaimGrace = 15 * time.Second
 	}
+	switch {
+	case opts.AbsentAfter == 0:
+		opts.AbsentAfter = time.Minute
+	case opts.AbsentAfter < 0:
+		opts.AbsentAfter = 0
+	}
+	if opts.CachedGroupMembers <= 0 {
+		opts.CachedGroupMembers = 200_000
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	t := &Tracker{kv: kv, keys: keys, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{}}
+	t := &Tracker{kv: kv, keys: keys, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{},
+		groups: map[string]groupRecord{}}
 	t.pub, _ = app.(AsidePublisher)
 	return t, nil
 }

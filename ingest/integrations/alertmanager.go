@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v5"
 
@@ -37,18 +38,24 @@ const (
 	// amAbsent: a resolved alert with no open Event (resolved before it
 	// was ever reported, or resolved again): nothing was appended.
 	amAbsent = "absent"
+	// amGone: an alert of the group that the notification does not name
+	// any more, whose Event was open: closed (alerts.Tracker.SettleGroup).
+	amGone = "gone"
 )
 
 // amAnswer is the 200 data: one counter per outcome and one item per
 // alert, in payload order.
 type amAnswer struct {
-	Alerts    int       `json:"alerts"`
-	Opened    int       `json:"opened"`
-	Updated   int       `json:"updated"`
-	Unchanged int       `json:"unchanged"`
-	Resolved  int       `json:"resolved"`
-	Absent    int       `json:"absent"`
-	Events    []amEvent `json:"events"`
+	Alerts    int `json:"alerts"`
+	Opened    int `json:"opened"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Resolved  int `json:"resolved"`
+	Absent    int `json:"absent"`
+	// Gone counts the Events closed of alerts the group's notification
+	// no longer names; they follow the payload's items in Events.
+	Gone   int       `json:"gone"`
+	Events []amEvent `json:"events"`
 }
 
 type amEvent struct {
@@ -110,18 +117,26 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	if aerr != nil {
 		return writePushGoErr(c, aerr)
 	}
-	if p.TruncatedAlerts > 0 {
+	if p.Grouped() && *p.TruncatedAlerts > 0 {
 		// Alertmanager's max_alerts cut the group: the alerts left out are
 		// not seen here until a later notification carries them.
 		r.log.Info("alertmanager: notification truncated by the sender", "channel_id", tok.ChannelID,
-			"truncated_alerts", p.TruncatedAlerts, "group_key", p.GroupKey)
+			"truncated_alerts", *p.TruncatedAlerts, "group_key", p.GroupKey)
 	}
 
 	outs, aerr := r.amApply(ctx, tok.ChannelID, reps)
 	if aerr != nil {
 		return writePushGoErr(c, amRetryable(aerr))
 	}
-	ans := amAnswer{Alerts: len(reps), Events: make([]amEvent, len(reps))}
+	var gone []alerts.GoneOutcome
+	if p.Grouped() {
+		if gone, aerr = r.d.Alerts.SettleGroup(ctx, amGroup(tok.ChannelID, p, reps, r.d.Now().UnixMilli())); aerr != nil {
+			r.log.Warn("alertmanager: group not settled", "channel_id", tok.ChannelID, "group_key", p.GroupKey,
+				"error_code", aerr.Code, "err", aerr.Detail)
+			return writePushGoErr(c, amRetryable(aerr))
+		}
+	}
+	ans := amAnswer{Alerts: len(reps), Events: make([]amEvent, len(reps), len(reps)+len(gone))}
 	for i, rep := range reps {
 		o := outs[i]
 		ev := amEvent{Fingerprint: rep.Fingerprint, EventID: o.EventID}
@@ -144,7 +159,39 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 		}
 		ans.Events[i] = ev
 	}
+	for _, g := range gone {
+		if !g.Absent {
+			ans.Gone++
+			ans.Events = append(ans.Events, amEvent{Fingerprint: g.Value, EventID: g.EventID, Outcome: amGone})
+		}
+	}
+	if ans.Gone > 0 {
+		r.log.Info("alertmanager: closed the events of alerts no longer in their group", "channel_id", tok.ChannelID,
+			"group_key", p.GroupKey, "closed", ans.Gone)
+	}
 	return writePushGoOK(c, ans)
+}
+
+// amGroup is p as a notification of its group (p.Grouped), at now (ms).
+func amGroup(channelID string, p *alertmanager.Payload, reps []alertmanager.Report, now int64) alerts.Group {
+	// A group key is unique within one sender, not between two: two
+	// Alertmanagers (production, staging) with one route tree send the
+	// same keys, and each must not close the other's alerts. The sender is
+	// its external URL (an Alertmanager's, or Grafana's root URL and org).
+	sender := p.ExternalURL + "\n" + p.Receiver
+	if p.OrgID != nil {
+		sender += "\n" + strconv.FormatInt(*p.OrgID, 10)
+	}
+	g := alerts.Group{Key: alerts.Key{ChannelID: channelID, Source: alertmanager.Source, Value: sender + "\n" + p.GroupKey},
+		Complete: p.Complete(), Gone: alertmanager.Gone(now)}
+	for _, rep := range reps {
+		if rep.Resolved {
+			g.Resolved = append(g.Resolved, rep.Fingerprint)
+		} else {
+			g.Firing = append(g.Firing, alerts.Member{Value: rep.Fingerprint, Severity: *rep.Event.Severity})
+		}
+	}
+	return g
 }
 
 // amApply reports every alert to the tracker, amParallel at a time, and

@@ -35,6 +35,11 @@ type Config struct {
 	DedupWindow   time.Duration // PUSHGO_DEDUP_WINDOW
 	Retention     time.Duration // PUSHGO_RETENTION
 	AppendTimeout time.Duration // PUSHGO_APPEND_TIMEOUT
+	// AlertmanagerAbsentAfter is how long an alert must have gone unnamed
+	// by its group's Alertmanager (or Grafana) notifications before a
+	// complete one that leaves it out closes its Event
+	// (PUSHGO_ALERTMANAGER_ABSENT_AFTER; 0: at once).
+	AlertmanagerAbsentAfter time.Duration
 	// InboxPerDevice is the most items one device's inbox holds
 	// (PUSHGO_INBOX_PER_DEVICE; 0: no limit).
 	InboxPerDevice int64
@@ -123,7 +128,7 @@ func Defaults() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention, InboxPerDevice: o.InboxPerDevice,
-		AppendTimeout: 5 * time.Second, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, LogLevel: "info",
+		AppendTimeout: 5 * time.Second, AlertmanagerAbsentAfter: time.Minute, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
 		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 0, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
@@ -173,7 +178,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.LogLevel, "log-level", "PUSHGO_LOG_LEVEL", "debug, info, warn or error")
 	syncStr, replicas := c.Sync.String(), strconv.Itoa(c.Replicas)
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
-	natsPing := c.NATSPing.String()
+	natsPing, absentAfter := c.NATSPing.String(), c.AlertmanagerAbsentAfter.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
 	projCache, inboxCap := strconv.FormatInt(c.ProjectionCache, 10), strconv.FormatInt(c.InboxPerDevice, 10)
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
@@ -188,6 +193,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&retention, "retention", "PUSHGO_RETENTION", "history retention")
 	str(&inboxCap, "inbox-per-device", "PUSHGO_INBOX_PER_DEVICE", "most items one device's inbox holds, its oldest dropped past it (0: no limit)")
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
+	str(&absentAfter, "alertmanager-absent-after", "PUSHGO_ALERTMANAGER_ABSENT_AFTER", "how long an alert goes unnamed by its group's complete notifications before its Event is closed (0: at once)")
 	str(&natsPing, "nats-ping", "PUSHGO_NATS_PING", "ping interval to an external NATS server; two missed pings move the connection to another server")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
@@ -250,6 +256,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.out, err = parseDuration(d.in); err != nil {
 			return Config{}, fmt.Errorf("%s %q: %w", d.name, d.in, err)
 		}
+	}
+	if c.AlertmanagerAbsentAfter, err = time.ParseDuration(absentAfter); err != nil || c.AlertmanagerAbsentAfter < 0 {
+		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_ABSENT_AFTER %q: want a duration of 0 or more", absentAfter)
 	}
 	if c.NATSPing < 100*time.Millisecond {
 		return Config{}, fmt.Errorf("PUSHGO_NATS_PING %q: want a duration of at least 100ms", natsPing)

@@ -47,8 +47,8 @@ func amPayload(status, endsAt, summary string) string {
 
 // amAnswer is the data of a 200 answer.
 type amAnswer struct {
-	Alerts, Opened, Updated, Unchanged, Resolved, Absent int
-	Events                                               []struct {
+	Alerts, Opened, Updated, Unchanged, Resolved, Absent, Gone int
+	Events                                                     []struct {
 		Fingerprint string `json:"fingerprint"`
 		EventID     string `json:"event_id"`
 		Outcome     string `json:"outcome"`
@@ -406,5 +406,73 @@ func TestAlertmanagerRefiringWithoutResolve(t *testing.T) {
 	}
 	if a, _ = it.alertmanager(auth, amOccurrence("resolved", second, "2026-11-02T10:00:00Z"), 200); a.Resolved != 1 || a.Events[0].EventID != current {
 		t.Fatalf("the next occurrence's resolve: %+v", a)
+	}
+}
+
+// amReshaped is amPayload("firing", …) with only its first alert, from
+// sender externalURL; truncated is its truncatedAlerts, or nil for a
+// payload without the member (a hand-made one).
+func amReshaped(t *testing.T, externalURL string, truncated *int) string {
+	t.Helper()
+	var p map[string]any
+	if err := json.Unmarshal([]byte(amPayload("firing", "2025-10-09T08:15:00Z", "CPU above 90% on web-1")), &p); err != nil {
+		t.Fatal(err)
+	}
+	p["alerts"] = p["alerts"].([]any)[:1]
+	p["externalURL"] = externalURL
+	delete(p, "truncatedAlerts")
+	if truncated != nil {
+		p["truncatedAlerts"] = *truncated
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestAlertmanagerAlertLeftOutOfItsGroup: a group's notification that no
+// longer names one of its alerts closes that alert's Event (its resolve
+// was cut by max_alerts, or never sent), and lists it as gone, but only
+// a notification that says it is whole: a hand-made payload without
+// truncatedAlerts, one that says alerts were cut, or another
+// Alertmanager's notification of a group with the same key (another
+// externalURL) closes nothing. Until 4 December nothing closed it.
+func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
+	it := startIntegrations(t, "alertmanager-groups", func(c *Config) { c.AlertmanagerAbsentAfter = 0 })
+	auth := "Api-Token " + it.token
+	a, _ := it.alertmanager(auth, amPayload("firing", "2025-10-09T08:10:00Z", "CPU above 90% on web-1"), 200)
+	if a.Opened != 2 {
+		t.Fatalf("first: %+v", a)
+	}
+	disk := a.Events[1].EventID
+	zero, one := 0, 1
+	for _, p := range []struct{ what, body string }{
+		{"a payload without truncatedAlerts", amReshaped(t, "http://alertmanager:9093", nil)},
+		{"a truncated notification", amReshaped(t, "http://alertmanager:9093", &one)},
+		{"another Alertmanager's notification", amReshaped(t, "http://alertmanager-staging:9093", &zero)},
+	} {
+		if a, _ := it.alertmanager(auth, p.body, 200); a.Gone != 0 || len(a.Events) != 1 {
+			t.Fatalf("%s: %+v", p.what, a)
+		}
+		if e := it.event(disk); e["state"] != "ONGOING" {
+			t.Fatalf("after %s, the disk alert's event: %v", p.what, e)
+		}
+	}
+	a, _ = it.alertmanager(auth, amReshaped(t, "http://alertmanager:9093", &zero), 200)
+	if a.Alerts != 1 || a.Opened != 0 || a.Gone != 1 || len(a.Events) != 2 ||
+		a.Events[1] != (struct {
+			Fingerprint string `json:"fingerprint"`
+			EventID     string `json:"event_id"`
+			Outcome     string `json:"outcome"`
+		}{"2b3c4d5e6f7a8b9c", disk, "gone"}) {
+		t.Fatalf("the complete notification without the disk alert: %+v", a)
+	}
+	if e := it.event(disk); e["state"] != "CLOSED" || e["status"] != "resolved" || e["severity"] != "normal" ||
+		!strings.HasPrefix(e["message"].(string), "Resolved: no longer in its group") {
+		t.Fatalf("the disk alert's event: %v", e)
+	}
+	if a, _ = it.alertmanager(auth, amReshaped(t, "http://alertmanager:9093", &zero), 200); a.Gone != 0 {
+		t.Fatalf("its resend: %+v", a)
 	}
 }

@@ -131,6 +131,7 @@ func (g *Gateway) start(ctx context.Context) error {
 			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
 			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel,
+			AlertmanagerAbsentAfter: absentAfter(cfg.AlertmanagerAbsentAfter),
 		})
 		if err != nil {
 			return fmt.Errorf("start ingest: %w", err)
@@ -261,4 +262,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	return g.Serve(ctx)
+}
+
+// absentAfter is the ingest setting of PUSHGO_ALERTMANAGER_ABSENT_AFTER,
+// whose 0 means at once (ingest's 0 takes the default).
+func absentAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

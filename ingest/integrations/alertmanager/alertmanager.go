@@ -84,7 +84,10 @@ type Payload struct {
 	ExternalURL       string            `json:"externalURL"`
 	Version           string            `json:"version"`
 	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   uint64            `json:"truncatedAlerts"`
+	// TruncatedAlerts is how many of the group's alerts the receiver's
+	// max_alerts left out; nil when the member is absent (a sender other
+	// than Alertmanager or Grafana, which both always send it).
+	TruncatedAlerts *uint64 `json:"truncatedAlerts"`
 
 	// Grafana.
 	OrgID   *int64 `json:"orgId"`
@@ -92,6 +95,34 @@ type Payload struct {
 	Title   string `json:"title"`
 	Message string `json:"message"`
 }
+
+// Grouped reports whether p is a notification of a whole alert group, as
+// Alertmanager and Grafana send: it names its group and how many of the
+// group's alerts it left out. A hand-made payload that lacks either may
+// carry any subset of its alerts, and says nothing of the others.
+func (p *Payload) Grouped() bool { return p.GroupKey != "" && p.TruncatedAlerts != nil }
+
+// Complete reports whether p names every alert of its group (Grouped, and
+// none left out by max_alerts): an alert of the group that it leaves out
+// is resolved (its resolve cut from an earlier notification, or never
+// sent), silenced or inhibited.
+func (p *Payload) Complete() bool { return p.Grouped() && *p.TruncatedAlerts == 0 }
+
+// Gone is the close of the Event of an alert that left its group without
+// its resolve (alerts.Group.Gone), at now (ms); the tracker sets its
+// severity to the alert's.
+func Gone(now int64) ops.EventRequest {
+	return ops.EventRequest{
+		Status:    ptr(StatusResolved),
+		Message:   ptr(GoneMessage),
+		Severity:  ptr(ops.SeverityNormal),
+		EventTime: ptr(wire.Millis(now)),
+		EndedAt:   ptr(wire.Millis(now)),
+	}
+}
+
+// GoneMessage is the message of Gone's close.
+const GoneMessage = "Resolved: no longer in its group's notifications (its resolve cut by max_alerts or not sent, or the alert silenced or inhibited)"
 
 // Alert is one alert of a payload. Times are kept as sent and parsed by
 // Translate, so that a bad one is reported with its field.
