@@ -25,27 +25,25 @@ import (
 // send_resolved never sends it at all; a silenced or inhibited alert is
 // left out. The record lives in the alert key bucket beside the keys, as
 // <channel>.<source>_group.<group key hash> →
-// {"members": {value: {"seen": ms, "severity": s}}}.
+// {"members": {value: {"seen": ms, "severity": s, "event": id}}}.
 
 // groupSuffix makes a group's record key out of its tool's key source.
 const groupSuffix = "_group"
 
-// maxGroupRecordBytes bounds a group's record (about 60 bytes a member of
-// 16-character fingerprints: some 8,000 members), well under the broker's
+// maxGroupRecordBytes bounds a group's record (about 116 bytes a member
+// of 16-character fingerprints: some 6,800 members), under the broker's
 // 1 MiB message. Members past it, the least recently named first, are not
 // kept: their Events close only by their resolve, as before records.
-const maxGroupRecordBytes = 512 << 10
+const maxGroupRecordBytes = 768 << 10
 
 // Group is one notification of an alert group.
 type Group struct {
 	// Key names the group: ChannelID, Source the source of its alerts' keys
 	// (the record is kept apart from them), Value the tool's group key.
 	Key Key
-	// Firing holds the alerts the notification named firing.
-	Firing []Member
-	// Resolved holds the values of the alerts it named resolved (closed by
-	// the caller, with their own resolve).
-	Resolved []string
+	// Members holds the alerts the notification named, in its order (of
+	// one value named twice, the last says whether it fires).
+	Members []Member
 	// Complete: the notification named every alert of the group
 	// (Alertmanager's truncatedAlerts is 0). Only a complete notification
 	// closes the Events of the members it leaves out.
@@ -55,10 +53,15 @@ type Group struct {
 	Gone ops.EventRequest
 }
 
-// Member is one alert of a group: the value of its key, and the severity
-// of its Event.
+// Member is one alert of a notification: the value of its key and, when
+// it fires, the Event the caller's report left it naming and that Event's
+// severity. A resolved one was closed by the caller, with its own
+// resolve.
 type Member struct {
-	Value, Severity string
+	Value    string
+	Resolved bool
+	EventID  string
+	Severity string
 }
 
 // GoneOutcome is what a group's notification did to a member it left out.
@@ -72,6 +75,9 @@ type groupMember struct {
 	// Seen (ms, the gateway's clock) is when a notification last named it.
 	Seen     int64  `json:"seen"`
 	Severity string `json:"severity,omitzero"`
+	// Event is the Event it named then: a gone member's close closes that
+	// one only, not a later occurrence's opened meanwhile.
+	Event string `json:"event,omitzero"`
 }
 
 // groupRecord is the bucket value of a group.
@@ -86,17 +92,18 @@ type groupRecord struct {
 // cutoff spares an alert that one server of a high-availability pair
 // named and the other, a few seconds behind, did not yet.
 func (r groupRecord) next(g Group, now, cutoff int64) (next map[string]groupMember, gone []string) {
-	next = make(map[string]groupMember, len(g.Firing)+len(r.Members))
-	for _, m := range g.Firing {
-		next[m.Value] = groupMember{Seen: now, Severity: m.Severity}
-	}
-	resolved := make(map[string]bool, len(g.Resolved))
-	for _, v := range g.Resolved {
-		resolved[v] = true
-		delete(next, v) // a firing-then-resolved pair ends resolved
+	next = make(map[string]groupMember, len(g.Members)+len(r.Members))
+	named := make(map[string]bool, len(g.Members))
+	for _, m := range g.Members {
+		named[m.Value] = true
+		if m.Resolved {
+			delete(next, m.Value)
+		} else {
+			next[m.Value] = groupMember{Seen: now, Severity: m.Severity, Event: m.EventID}
+		}
 	}
 	for v, m := range r.Members {
-		if _, named := next[v]; named || resolved[v] {
+		if named[v] {
 			continue
 		}
 		if g.Complete && m.Seen <= cutoff {
@@ -109,12 +116,16 @@ func (r groupRecord) next(g Group, now, cutoff int64) (next map[string]groupMemb
 	return bounded(next), gone
 }
 
+// memberBytes is a member's encoding beside its value, at most: its
+// quotes, seen, severity and event id with their names.
+const memberBytes = 100
+
 // bounded keeps members within maxGroupRecordBytes, the most recently
 // named first.
 func bounded(ms map[string]groupMember) map[string]groupMember {
 	size := 0
 	for v := range ms {
-		size += len(v) + 48
+		size += len(v) + memberBytes
 	}
 	if size <= maxGroupRecordBytes {
 		return ms
@@ -127,7 +138,7 @@ func bounded(ms map[string]groupMember) map[string]groupMember {
 	})
 	kept, size := make(map[string]groupMember, len(vs)), 0
 	for _, v := range vs {
-		if size += len(v) + 48; size > maxGroupRecordBytes {
+		if size += len(v) + memberBytes; size > maxGroupRecordBytes {
 			break
 		}
 		kept[v] = ms[v]
@@ -135,37 +146,25 @@ func bounded(ms map[string]groupMember) map[string]groupMember {
 	return kept
 }
 
-// stale reports whether writing next over r is worth a broker write: the
-// members differ, or one named now was last written as seen before
-// refresh (so its Seen in the bucket is at most AbsentAfter/2 behind).
-func (r groupRecord) stale(next map[string]groupMember, refresh int64) bool {
-	if len(next) != len(r.Members) {
-		return true
-	}
-	for v, m := range next {
-		old, ok := r.Members[v]
-		if !ok || old.Severity != m.Severity || (m.Seen != old.Seen && old.Seen < refresh) {
-			return true
-		}
-	}
-	return false
-}
-
 // SettleGroup records what g named in its group's record, and closes (with
 // g.Gone) the Events of the members a complete notification no longer
 // names and that no notification named within Options.AbsentAfter. It
-// returns one outcome a member closed (Absent when its Event was closed
-// already), in value order. The closes come before the record's write: a
-// failure answers "retry" with the record still naming them, so the
-// sender's retry closes them. A record written meanwhile through another
-// replica (compare-and-swap on its revision) is read again on the leader
-// and settled anew.
+// returns one outcome a member closed (Absent when the Event it named was
+// closed already, or the key names another one now), in value order.
+//
+// Which members are gone is decided on the record as the bucket's leader
+// holds it, never on this process's memory, which another replica's
+// notification may have overtaken (a member named again since). The
+// closes come before the record's write: a failure answers "retry" with
+// the record still naming them, so the sender's retry closes them. The
+// record is written at every notification, by compare-and-swap on its
+// revision: one written meanwhile through another replica is read again
+// on the leader and settled anew.
 func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *apierr.Error) {
 	gk := Key{ChannelID: g.Key.ChannelID, Source: g.Key.Source + groupSuffix, Value: g.Key.Value}
 	bk := gk.bucketKey()
 	now := t.opts.Now().UnixMilli()
 	cutoff := now - t.opts.AbsentAfter.Milliseconds()
-	refresh := now - t.opts.AbsentAfter.Milliseconds()/2
 	var out []GoneOutcome
 	settled := func() ([]GoneOutcome, *apierr.Error) {
 		slices.SortFunc(out, func(a, b GoneOutcome) int { return cmp.Compare(a.Value, b.Value) })
@@ -179,23 +178,25 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 			return nil, t.unavailable("read group", gk, err)
 		}
 		next, gone := rec.next(g, now, cutoff)
+		if len(gone) > 0 && read != fromLeader {
+			read = fromLeader
+			continue
+		}
 		for _, v := range gone {
 			if closed[v] {
 				continue
 			}
+			m := rec.Members[v]
 			req := g.Gone
-			if sev := rec.Members[v].Severity; sev != "" {
-				req.Severity = &sev
+			if m.Severity != "" {
+				req.Severity = &m.Severity
 			}
-			o, aerr := t.Close(ctx, Key{ChannelID: g.Key.ChannelID, Source: g.Key.Source, Value: v}, req)
+			o, aerr := t.closeNamed(ctx, Key{ChannelID: g.Key.ChannelID, Source: g.Key.Source, Value: v}, m.Event, req)
 			if aerr != nil {
 				return nil, aerr
 			}
 			closed[v] = true
 			out = append(out, GoneOutcome{Value: v, Outcome: o})
-		}
-		if !rec.stale(next, refresh) {
-			return settled()
 		}
 		err = t.writeGroup(ctx, bk, groupRecord{Members: next, rev: rec.rev})
 		if err == nil {
@@ -208,6 +209,19 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 		read = fromLeader
 	}
 	return nil, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "too many concurrent notifications of this alert group; retry", RetryAfter: 1}
+}
+
+// closeNamed closes the key's open Event with req, as Close does, if it is
+// eventID (any, when eventID is empty); another is Absent.
+func (t *Tracker) closeNamed(ctx context.Context, k Key, eventID string, req ops.EventRequest) (Outcome, *apierr.Error) {
+	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
+		if eventID != "" && e.EventID != eventID {
+			// Cached, the entry may be behind: closeEvent of a closed
+			// Event answers event_closed, and onOpen reads the leader.
+			return Outcome{}, &apierr.Error{Code: apierr.EventClosed}
+		}
+		return t.closeEvent(ctx, k, e, req)
+	})
 }
 
 // groupRecord returns the record of bucket key bk, from this process's

@@ -49,10 +49,11 @@ func settle(tr *alerts.Tracker, complete bool, values ...string) ([]alerts.GoneO
 	ctx := context.Background()
 	g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}, Complete: complete, Gone: goneClose()}
 	for _, v := range values {
-		if _, aerr := tr.Open(ctx, firing(v, "m")); aerr != nil {
+		o, aerr := tr.Open(ctx, firing(v, "m"))
+		if aerr != nil {
 			return nil, aerr
 		}
-		g.Firing = append(g.Firing, alerts.Member{Value: v, Severity: "high"})
+		g.Members = append(g.Members, alerts.Member{Value: v, EventID: o.EventID, Severity: "high"})
 	}
 	return tr.SettleGroup(ctx, g)
 }
@@ -126,24 +127,85 @@ func TestGroupClosesTheEventOfAnAlertItNoLongerNames(t *testing.T) {
 	if b2 == b {
 		t.Fatal("b fired again into its closed Event")
 	}
-	// c resolved (its own close), then left out: not closed again.
+	// c resolved (its own close; named firing first in the same
+	// notification, the last says), then left out: the record no longer
+	// names it, so it is not even looked at.
 	ctx := context.Background()
 	if _, aerr := tr.Close(ctx, firing("c", "m").Key, goneClose()); aerr != nil {
 		t.Fatal(aerr)
 	}
 	g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}, Complete: true, Gone: goneClose(),
-		Firing: []alerts.Member{{Value: "a", Severity: "high"}, {Value: "b", Severity: "high"}}, Resolved: []string{"c"}}
+		Members: []alerts.Member{{Value: "a", Severity: "high"}, {Value: "c", Severity: "high"}, {Value: "b", Severity: "high"},
+			{Value: "c", Resolved: true}}}
 	if gone, aerr := tr.SettleGroup(ctx, g); aerr != nil || len(gone) != 0 {
 		t.Fatalf("the resolve's notification: %v %v", gone, aerr)
 	}
 	clock.advance(2 * time.Minute)
 	before := lastSeq(t, s)
-	closed = notification(t, tr, true, "a")
-	if len(closed) != 1 || closed["b"] != b2 {
-		t.Fatalf("closed %v, want only b's second event %s", closed, b2)
+	gone, aerr := settle(tr, true, "a")
+	if aerr != nil || len(gone) != 1 || gone[0].Value != "b" || gone[0].EventID != b2 || gone[0].Absent {
+		t.Fatalf("left out b and c: %+v %v, want only b's second event %s closed", gone, aerr, b2)
 	}
 	if n := lastSeq(t, s) - before; n != 1 {
 		t.Fatalf("%d operations appended, want b's close alone", n)
+	}
+}
+
+// TestGroupDecidesOnTheLeadersRecord: replica 1 holds in memory a record
+// in which b was named long ago; since, b resolved and fired again
+// through replica 0, whose record names it now. A complete notification
+// without b through replica 1 (the other server of a high-availability
+// pair, a moment behind) must not close b's new Event: what is gone is
+// decided on the leader's record, not on memory.
+func TestGroupDecidesOnTheLeadersRecord(t *testing.T) {
+	clock := newGroupClock()
+	_, rs := setupWith(t, 2, alerts.Options{Now: clock.now})
+	ctx := context.Background()
+	notification(t, rs[0].tr, true, "a", "b")
+	notification(t, rs[1].tr, true, "a", "b")
+	clock.advance(2 * time.Minute)
+	if _, aerr := rs[0].tr.Close(ctx, firing("b", "m").Key, goneClose()); aerr != nil {
+		t.Fatal(aerr)
+	}
+	g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}, Complete: true, Gone: goneClose(),
+		Members: []alerts.Member{{Value: "a", Severity: "high"}, {Value: "b", Resolved: true}}}
+	if _, aerr := rs[0].tr.SettleGroup(ctx, g); aerr != nil {
+		t.Fatal(aerr)
+	}
+	notification(t, rs[0].tr, true, "a", "b")
+	b2 := eventOf(t, rs[0].tr, "b").EventID
+	if gone, aerr := settle(rs[1].tr, true, "a"); aerr != nil || len(gone) != 0 {
+		t.Fatalf("replica 1 without b: %+v %v", gone, aerr)
+	}
+	if o := eventOf(t, rs[0].tr, "b"); !o.Unchanged || o.EventID != b2 {
+		t.Fatalf("b's new event: %+v, want %s open", o, b2)
+	}
+}
+
+// TestGroupClosesOnlyTheEventItNamed: the record names b's Event of long
+// ago; b's key has since moved on to a new Event (its resolve and a new
+// firing through another group's notifications, or another request
+// between its report and its group's record). A complete notification
+// without b closes the Event the record named, which is closed already,
+// and leaves the new one open.
+func TestGroupClosesOnlyTheEventItNamed(t *testing.T) {
+	clock := newGroupClock()
+	_, rs := setupWith(t, 1, alerts.Options{Now: clock.now})
+	tr, ctx := rs[0].tr, context.Background()
+	notification(t, tr, true, "a", "b")
+	clock.advance(2 * time.Minute)
+	if _, aerr := tr.Close(ctx, firing("b", "m").Key, goneClose()); aerr != nil {
+		t.Fatal(aerr)
+	}
+	b2, aerr := tr.Open(ctx, firing("b", "m"))
+	if aerr != nil || !b2.Created {
+		t.Fatalf("b fires again: %+v %v", b2, aerr)
+	}
+	if gone, aerr := settle(tr, true, "a"); aerr != nil || len(gone) != 1 || !gone[0].Absent {
+		t.Fatalf("without b: %+v %v, want b absent", gone, aerr)
+	}
+	if o := eventOf(t, tr, "b"); !o.Unchanged || o.EventID != b2.EventID {
+		t.Fatalf("b's new event: %+v, want %s open", o, b2.EventID)
 	}
 }
 
@@ -228,12 +290,12 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 	group := func(name string, values ...string) alerts.Group {
 		g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: name}, Complete: true, Gone: goneClose()}
 		for _, v := range values {
-			g.Firing = append(g.Firing, alerts.Member{Value: v, Severity: "high"})
+			g.Members = append(g.Members, alerts.Member{Value: v, Severity: "high"})
 		}
 		return g
 	}
 	for _, g := range []alerts.Group{group("g1", "a", "b", "c"), group("g2", "d", "e", "f"), group("g3", "x")} {
-		for _, m := range g.Firing {
+		for _, m := range g.Members {
 			if _, aerr := tr.Open(ctx, firing(m.Value, "m")); aerr != nil {
 				t.Fatal(aerr)
 			}

@@ -130,7 +130,7 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	}
 	var gone []alerts.GoneOutcome
 	if p.Grouped() {
-		if gone, aerr = r.d.Alerts.SettleGroup(ctx, amGroup(tok.ChannelID, p, reps, r.d.Now().UnixMilli())); aerr != nil {
+		if gone, aerr = r.d.Alerts.SettleGroup(ctx, amGroup(tok.ChannelID, p, reps, outs, r.d.Now().UnixMilli())); aerr != nil {
 			r.log.Warn("alertmanager: group not settled", "channel_id", tok.ChannelID, "group_key", p.GroupKey,
 				"error_code", aerr.Code, "err", aerr.Detail)
 			return writePushGoErr(c, amRetryable(aerr))
@@ -172,8 +172,9 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	return writePushGoOK(c, ans)
 }
 
-// amGroup is p as a notification of its group (p.Grouped), at now (ms).
-func amGroup(channelID string, p *alertmanager.Payload, reps []alertmanager.Report, now int64) alerts.Group {
+// amGroup is p as a notification of its group (p.Grouped), its alerts
+// applied with outcomes outs, at now (ms).
+func amGroup(channelID string, p *alertmanager.Payload, reps []alertmanager.Report, outs []alerts.Outcome, now int64) alerts.Group {
 	// A group key is unique within one sender, not between two: two
 	// Alertmanagers (production, staging) with one route tree send the
 	// same keys, and each must not close the other's alerts. The sender is
@@ -184,11 +185,11 @@ func amGroup(channelID string, p *alertmanager.Payload, reps []alertmanager.Repo
 	}
 	g := alerts.Group{Key: alerts.Key{ChannelID: channelID, Source: alertmanager.Source, Value: sender + "\n" + p.GroupKey},
 		Complete: p.Complete(), Gone: alertmanager.Gone(now)}
-	for _, rep := range reps {
-		if rep.Resolved {
-			g.Resolved = append(g.Resolved, rep.Fingerprint)
-		} else {
-			g.Firing = append(g.Firing, alerts.Member{Value: rep.Fingerprint, Severity: *rep.Event.Severity})
+	g.Members = make([]alerts.Member, len(reps))
+	for i, rep := range reps {
+		g.Members[i] = alerts.Member{Value: rep.Fingerprint, Resolved: rep.Resolved}
+		if !rep.Resolved {
+			g.Members[i].EventID, g.Members[i].Severity = outs[i].EventID, *rep.Event.Severity
 		}
 	}
 	return g

@@ -409,7 +409,7 @@ func TestAlertmanagerRefiringWithoutResolve(t *testing.T) {
 	}
 }
 
-// amReshaped is amPayload("firing", …) with only its first alert, from
+// amReshaped is amPayload("firing", …) with only its second alert, from
 // sender externalURL; truncated is its truncatedAlerts, or nil for a
 // payload without the member (a hand-made one).
 func amReshaped(t *testing.T, externalURL string, truncated *int) string {
@@ -418,7 +418,7 @@ func amReshaped(t *testing.T, externalURL string, truncated *int) string {
 	if err := json.Unmarshal([]byte(amPayload("firing", "2025-10-09T08:15:00Z", "CPU above 90% on web-1")), &p); err != nil {
 		t.Fatal(err)
 	}
-	p["alerts"] = p["alerts"].([]any)[:1]
+	p["alerts"] = p["alerts"].([]any)[1:]
 	p["externalURL"] = externalURL
 	delete(p, "truncatedAlerts")
 	if truncated != nil {
@@ -445,7 +445,7 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 	if a.Opened != 2 {
 		t.Fatalf("first: %+v", a)
 	}
-	disk := a.Events[1].EventID
+	cpu := a.Events[0].EventID
 	zero, one := 0, 1
 	for _, p := range []struct{ what, body string }{
 		{"a payload without truncatedAlerts", amReshaped(t, "http://alertmanager:9093", nil)},
@@ -455,8 +455,8 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 		if a, _ := it.alertmanager(auth, p.body, 200); a.Gone != 0 || len(a.Events) != 1 {
 			t.Fatalf("%s: %+v", p.what, a)
 		}
-		if e := it.event(disk); e["state"] != "ONGOING" {
-			t.Fatalf("after %s, the disk alert's event: %v", p.what, e)
+		if e := it.event(cpu); e["state"] != "ONGOING" {
+			t.Fatalf("after %s, the cpu alert's event: %v", p.what, e)
 		}
 	}
 	a, _ = it.alertmanager(auth, amReshaped(t, "http://alertmanager:9093", &zero), 200)
@@ -465,12 +465,12 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 			Fingerprint string `json:"fingerprint"`
 			EventID     string `json:"event_id"`
 			Outcome     string `json:"outcome"`
-		}{"2b3c4d5e6f7a8b9c", disk, "gone"}) {
-		t.Fatalf("the complete notification without the disk alert: %+v", a)
+		}{"1a2b3c4d5e6f7a8b", cpu, "gone"}) {
+		t.Fatalf("the complete notification without the cpu alert: %+v", a)
 	}
-	if e := it.event(disk); e["state"] != "CLOSED" || e["status"] != "resolved" || e["severity"] != "normal" ||
+	if e := it.event(cpu); e["state"] != "CLOSED" || e["status"] != "resolved" || e["severity"] != "critical" ||
 		!strings.HasPrefix(e["message"].(string), "Resolved: no longer in its group") {
-		t.Fatalf("the disk alert's event: %v", e)
+		t.Fatalf("the cpu alert's event: %v", e)
 	}
 	if a, _ = it.alertmanager(auth, amReshaped(t, "http://alertmanager:9093", &zero), 200); a.Gone != 0 {
 		t.Fatalf("its resend: %+v", a)
