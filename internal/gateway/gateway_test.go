@@ -112,7 +112,15 @@ func TestLoadConfig(t *testing.T) {
 	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_INBOX_PER_DEVICE": "10000"}[k] }); err != nil || c.StreamOptions().InboxPerDevice != 10_000 {
 		t.Fatalf("PUSHGO_INBOX_PER_DEVICE=10000: %v %+v", err, c)
 	}
+	if d.AlertmanagerAbsentAfter != time.Minute {
+		t.Fatalf("default PUSHGO_ALERTMANAGER_ABSENT_AFTER %s, want 1m", d.AlertmanagerAbsentAfter)
+	}
+	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "0s"}[k] }); err != nil || c.AlertmanagerAbsentAfter != 0 {
+		t.Fatalf("PUSHGO_ALERTMANAGER_ABSENT_AFTER=0s (at once): %v %+v", err, c)
+	}
 	for _, bad := range []map[string]string{
+		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "-1m"},
+		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "soon"},
 		{"PUSHGO_SYNC": "sometimes"},
 		{"PUSHGO_REPLICAS": "0"},
 		{"PUSHGO_RETENTION": "-1h"},
