@@ -58,7 +58,9 @@ const (
 	// AlertKeysBucket maps an integration's alert key (Dynatrace
 	// eventType+title+thing, Alertmanager fingerprint, PagerDuty dedup_key)
 	// to the Event that currently represents it:
-	// <channel_id>.<source>.<key hash> → the event id and its generation.
+	// <channel_id>.<source>.<key hash> → the event id and its generation;
+	// and each alert group's members (Alertmanager, Grafana):
+	// <channel_id>.<source>_group.<group hash> → when each was last named.
 	AlertKeysBucket = "PUSHGO_ALERT_KEYS"
 	// PushersBucket holds one key per live pusher replica, refreshed
 	// every few seconds and expiring after PushersTTL: how many replicas
