@@ -54,9 +54,9 @@ type Group struct {
 }
 
 // Member is one alert of a notification: the value of its key and, when
-// it fires, the Event the caller's report left it naming and that Event's
-// severity. A resolved one was closed by the caller, with its own
-// resolve.
+// it fires, the Event the caller's report left it naming (required: a
+// member recorded without one is never closed) and that Event's severity.
+// A resolved one was closed by the caller, with its own resolve.
 type Member struct {
 	Value    string
 	Resolved bool
@@ -116,16 +116,33 @@ func (r groupRecord) next(g Group, now, cutoff int64) (next map[string]groupMemb
 	return bounded(next), gone
 }
 
-// memberBytes is a member's encoding beside its value, at most: its
-// quotes, seen, severity and event id with their names.
+// memberBytes is a member's encoding beside its value's, at most: seen,
+// severity and event id with their names.
 const memberBytes = 100
+
+// quotedLen is at least the length of s encoded as a JSON string: a
+// control character takes up to 6 bytes (\u0001), a quote or backslash 2.
+func quotedLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20:
+			n += 6
+		case c == '"' || c == '\\':
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
+}
 
 // bounded keeps members within maxGroupRecordBytes, the most recently
 // named first.
 func bounded(ms map[string]groupMember) map[string]groupMember {
 	size := 0
 	for v := range ms {
-		size += len(v) + memberBytes
+		size += quotedLen(v) + memberBytes
 	}
 	if size <= maxGroupRecordBytes {
 		return ms
@@ -138,7 +155,7 @@ func bounded(ms map[string]groupMember) map[string]groupMember {
 	})
 	kept, size := make(map[string]groupMember, len(vs)), 0
 	for _, v := range vs {
-		if size += len(v) + memberBytes; size > maxGroupRecordBytes {
+		if size += quotedLen(v) + memberBytes; size > maxGroupRecordBytes {
 			break
 		}
 		kept[v] = ms[v]
@@ -170,7 +187,7 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 		slices.SortFunc(out, func(a, b GoneOutcome) int { return cmp.Compare(a.Value, b.Value) })
 		return out, nil
 	}
-	closed := map[string]bool{}
+	closed := map[[2]string]bool{} // value and Event
 	read := absentOnLeader
 	for range attempts {
 		rec, err := t.groupRecord(ctx, bk, read)
@@ -183,10 +200,10 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 			continue
 		}
 		for _, v := range gone {
-			if closed[v] {
+			m := rec.Members[v]
+			if closed[[2]string{v, m.Event}] {
 				continue
 			}
-			m := rec.Members[v]
 			req := g.Gone
 			if m.Severity != "" {
 				req.Severity = &m.Severity
@@ -195,7 +212,7 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 			if aerr != nil {
 				return nil, aerr
 			}
-			closed[v] = true
+			closed[[2]string{v, m.Event}] = true
 			out = append(out, GoneOutcome{Value: v, Outcome: o})
 		}
 		err = t.writeGroup(ctx, bk, groupRecord{Members: next, rev: rec.rev})
@@ -212,10 +229,13 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 }
 
 // closeNamed closes the key's open Event with req, as Close does, if it is
-// eventID (any, when eventID is empty); another is Absent.
+// eventID; another (or none named) is Absent.
 func (t *Tracker) closeNamed(ctx context.Context, k Key, eventID string, req ops.EventRequest) (Outcome, *apierr.Error) {
+	if eventID == "" {
+		return Outcome{Absent: true}, nil
+	}
 	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
-		if eventID != "" && e.EventID != eventID {
+		if e.EventID != eventID {
 			// Cached, the entry may be behind: closeEvent of a closed
 			// Event answers event_closed, and onOpen reads the leader.
 			return Outcome{}, &apierr.Error{Code: apierr.EventClosed}

@@ -2,40 +2,54 @@ package alerts
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/go-json-experiment/json"
 )
 
 // TestGroupRecordFitsABrokerMessage: the record of a group of 20,000
-// alerts (an outage's, within the Alertmanager route's 16 MiB body) is
-// cut to the most recently named that fit well under the broker's 1 MiB
-// message; written whole, every notification of the group would be
-// refused by the broker, answered 503, and resent by Alertmanager for
-// good.
+// alerts (an outage's, within the Alertmanager route's 16 MiB body), or of
+// 3,000 whose hand-made fingerprints are 256 control characters (6 bytes
+// each encoded), is cut to the most recently named that fit under the
+// broker's 1 MiB message; written whole, every notification of the group
+// would be refused by the broker, answered 503, and resent by the sender
+// for good.
 func TestGroupRecordFitsABrokerMessage(t *testing.T) {
-	var g Group
-	for i := range 20_000 {
-		g.Members = append(g.Members, Member{Value: fmt.Sprintf("%016x", i), EventID: fmt.Sprintf("%032x", i), Severity: "critical"})
-	}
-	old := groupRecord{Members: map[string]groupMember{}}
-	for i := range 100 {
-		old.Members[fmt.Sprintf("old%013x", i)] = groupMember{Seen: 1, Severity: "critical", Event: fmt.Sprintf("%032x", i)}
-	}
-	next, gone := old.next(g, 1_000, 0) // truncated: nothing gone, the old members kept if they fit
-	if len(gone) != 0 {
-		t.Fatalf("gone %d", len(gone))
-	}
-	b, err := json.Marshal(groupRecord{Members: next}, json.Deterministic(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) > maxGroupRecordBytes || len(next) < 6_000 {
-		t.Fatalf("record of %d members in %d bytes, want at least 6,000 within %d", len(next), len(b), maxGroupRecordBytes)
-	}
-	for v, m := range next {
-		if m.Seen != 1_000 {
-			t.Fatalf("kept %s, named at %d, over members named now", v, m.Seen)
-		}
+	for _, c := range []struct {
+		name     string
+		n, least int
+		value    func(i int) string
+	}{
+		{"16-digit fingerprints", 20_000, 6_000, func(i int) string { return fmt.Sprintf("%016x", i) }},
+		{"256 control characters", 3_000, 400, func(i int) string { return fmt.Sprintf("%08x", i) + strings.Repeat("\x01", 248) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var g Group
+			for i := range c.n {
+				g.Members = append(g.Members, Member{Value: c.value(i), EventID: fmt.Sprintf("%032x", i), Severity: "critical"})
+			}
+			old := groupRecord{Members: map[string]groupMember{}}
+			for i := range 100 {
+				old.Members[fmt.Sprintf("old%013x", i)] = groupMember{Seen: 1_700_000_000_000, Severity: "critical", Event: fmt.Sprintf("%032x", i)}
+			}
+			// Truncated: nothing gone, the old members kept if they fit.
+			next, gone := old.next(g, 1_800_000_000_000, 0)
+			if len(gone) != 0 {
+				t.Fatalf("gone %d", len(gone))
+			}
+			b, err := json.Marshal(groupRecord{Members: next}, json.Deterministic(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > maxGroupRecordBytes || len(next) < c.least {
+				t.Fatalf("record of %d members in %d bytes, want at least %d within %d", len(next), len(b), c.least, maxGroupRecordBytes)
+			}
+			for v, m := range next {
+				if m.Seen != 1_800_000_000_000 {
+					t.Fatalf("kept %q, named at %d, over members named now", v, m.Seen)
+				}
+			}
+		})
 	}
 }

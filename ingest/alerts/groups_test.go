@@ -131,12 +131,14 @@ func TestGroupClosesTheEventOfAnAlertItNoLongerNames(t *testing.T) {
 	// notification, the last says), then left out: the record no longer
 	// names it, so it is not even looked at.
 	ctx := context.Background()
+	c := eventOf(t, tr, "c").EventID
 	if _, aerr := tr.Close(ctx, firing("c", "m").Key, goneClose()); aerr != nil {
 		t.Fatal(aerr)
 	}
+	a := eventOf(t, tr, "a").EventID
 	g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}, Complete: true, Gone: goneClose(),
-		Members: []alerts.Member{{Value: "a", Severity: "high"}, {Value: "c", Severity: "high"}, {Value: "b", Severity: "high"},
-			{Value: "c", Resolved: true}}}
+		Members: []alerts.Member{{Value: "a", EventID: a, Severity: "high"}, {Value: "c", EventID: c, Severity: "high"},
+			{Value: "b", EventID: b2, Severity: "high"}, {Value: "c", Resolved: true}}}
 	if gone, aerr := tr.SettleGroup(ctx, g); aerr != nil || len(gone) != 0 {
 		t.Fatalf("the resolve's notification: %v %v", gone, aerr)
 	}
@@ -152,33 +154,47 @@ func TestGroupClosesTheEventOfAnAlertItNoLongerNames(t *testing.T) {
 }
 
 // TestGroupDecidesOnTheLeadersRecord: replica 1 holds in memory a record
-// in which b was named long ago; since, b resolved and fired again
-// through replica 0, whose record names it now. A complete notification
-// without b through replica 1 (the other server of a high-availability
-// pair, a moment behind) must not close b's new Event: what is gone is
-// decided on the leader's record, not on memory.
+// in which b was named long ago; since, replica 0 named b again (its same
+// Event, still firing). A complete notification without b through
+// replica 1 (the other server of a high-availability pair, a moment
+// behind) must not close b's Event: what is gone is decided on the
+// leader's record, where b was named a moment ago, not on memory.
 func TestGroupDecidesOnTheLeadersRecord(t *testing.T) {
 	clock := newGroupClock()
 	_, rs := setupWith(t, 2, alerts.Options{Now: clock.now})
-	ctx := context.Background()
 	notification(t, rs[0].tr, true, "a", "b")
 	notification(t, rs[1].tr, true, "a", "b")
+	b := eventOf(t, rs[0].tr, "b").EventID
 	clock.advance(2 * time.Minute)
-	if _, aerr := rs[0].tr.Close(ctx, firing("b", "m").Key, goneClose()); aerr != nil {
-		t.Fatal(aerr)
-	}
-	g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}, Complete: true, Gone: goneClose(),
-		Members: []alerts.Member{{Value: "a", Severity: "high"}, {Value: "b", Resolved: true}}}
-	if _, aerr := rs[0].tr.SettleGroup(ctx, g); aerr != nil {
-		t.Fatal(aerr)
-	}
 	notification(t, rs[0].tr, true, "a", "b")
-	b2 := eventOf(t, rs[0].tr, "b").EventID
 	if gone, aerr := settle(rs[1].tr, true, "a"); aerr != nil || len(gone) != 0 {
 		t.Fatalf("replica 1 without b: %+v %v", gone, aerr)
 	}
-	if o := eventOf(t, rs[0].tr, "b"); !o.Unchanged || o.EventID != b2 {
-		t.Fatalf("b's new event: %+v, want %s open", o, b2)
+	if o := eventOf(t, rs[0].tr, "b"); !o.Unchanged || o.EventID != b {
+		t.Fatalf("b's event: %+v, want %s open", o, b)
+	}
+}
+
+// TestGroupTakesAnAlertsLastWord: a notification that names x resolved,
+// then firing (its Event open again), records x as firing, as the
+// payload's reports left it; the next complete notification without x
+// closes its Event.
+func TestGroupTakesAnAlertsLastWord(t *testing.T) {
+	clock := newGroupClock()
+	_, rs := setupWith(t, 1, alerts.Options{Now: clock.now})
+	tr, ctx := rs[0].tr, context.Background()
+	x, aerr := tr.Open(ctx, firing("x", "m"))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	g := alerts.Group{Key: alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}, Complete: true, Gone: goneClose(),
+		Members: []alerts.Member{{Value: "x", Resolved: true}, {Value: "x", EventID: x.EventID, Severity: "high"}}}
+	if gone, aerr := tr.SettleGroup(ctx, g); aerr != nil || len(gone) != 0 {
+		t.Fatalf("x resolved then firing: %+v %v", gone, aerr)
+	}
+	clock.advance(2 * time.Minute)
+	if closed := notification(t, tr, true, "a"); len(closed) != 1 || closed["x"] != x.EventID {
+		t.Fatalf("without x: closed %v, want x's event %s", closed, x.EventID)
 	}
 }
 
@@ -295,10 +311,12 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 		return g
 	}
 	for _, g := range []alerts.Group{group("g1", "a", "b", "c"), group("g2", "d", "e", "f"), group("g3", "x")} {
-		for _, m := range g.Members {
-			if _, aerr := tr.Open(ctx, firing(m.Value, "m")); aerr != nil {
+		for i, m := range g.Members {
+			o, aerr := tr.Open(ctx, firing(m.Value, "m"))
+			if aerr != nil {
 				t.Fatal(aerr)
 			}
+			g.Members[i].EventID = o.EventID
 		}
 		if _, aerr := tr.SettleGroup(ctx, g); aerr != nil {
 			t.Fatal(aerr)
@@ -308,7 +326,11 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 		}
 	}
 	clock.advance(2 * time.Minute)
-	gone, aerr := tr.SettleGroup(ctx, group("g1", "a", "b"))
+	g1 := group("g1", "a", "b")
+	for i, m := range g1.Members {
+		g1.Members[i].EventID = eventOf(t, tr, m.Value).EventID
+	}
+	gone, aerr := tr.SettleGroup(ctx, g1)
 	if aerr != nil || len(gone) != 1 || gone[0].Value != "c" || gone[0].Absent {
 		t.Fatalf("g1 without c: %+v %v", gone, aerr)
 	}
