@@ -363,6 +363,10 @@ func TestRejections(t *testing.T) {
 		{"startsAt before 1970", edit(`2025-01-01T00:00:00Z`, `0001-01-01T00:00:00Z`), apierr.InvalidTimestamp, "alerts.0.startsAt"},
 		{"endsAt not RFC 3339", edit(`"fingerprint":"f"`, `"fingerprint":"f","endsAt":"soon"`), apierr.InvalidTimestamp, "alerts.0.endsAt"},
 		{"second alert bad", `{"alerts":[` + ok + `,` + strings.Replace(ok, `"firing"`, `"bogus"`, 1) + `]}`, apierr.InvalidJSONData, "alerts.1.status"},
+		// Large payloads are translated in parts on every core: the first
+		// bad alert in payload order is still the one named.
+		{"alerts 70 and 90 of 100 bad", manyAlerts(100, 70, 90), apierr.InvalidJSONData, "alerts.70.status"},
+		{"alerts 10 and 90 of 100 bad", manyAlerts(100, 10, 90), apierr.InvalidJSONData, "alerts.10.status"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -452,5 +456,43 @@ func TestLargestAlertIsCut(t *testing.T) {
 	small := mustParse(t, sampleAM)[0]
 	if _, ok := attrsOf(t, small)[TruncatedAttr]; ok {
 		t.Fatal("a small alert marked as cut")
+	}
+}
+
+// manyAlerts is a payload of n firing alerts (fingerprints f0, f1, …),
+// those at the indexes bad with an unknown status.
+func manyAlerts(n int, bad ...int) string {
+	var b strings.Builder
+	b.WriteString(`{"alerts":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		status := "firing"
+		for _, j := range bad {
+			if i == j {
+				status = "bogus"
+			}
+		}
+		fmt.Fprintf(&b, `{"status":%q,"labels":{"alertname":"A","i":"%d"},"startsAt":"2025-01-01T00:00:00Z","fingerprint":"f%d"}`, status, i, i)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
+
+// TestLargePayloadKeepsItsOrder: a payload translated in parts gives its
+// reports in payload order.
+func TestLargePayloadKeepsItsOrder(t *testing.T) {
+	_, reps, err := Parse([]byte(manyAlerts(257)), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reps) != 257 {
+		t.Fatalf("%d reports, want 257", len(reps))
+	}
+	for i, r := range reps {
+		if want := fmt.Sprintf("f%d", i); r.Fingerprint != want || r.Resolved {
+			t.Fatalf("report %d: %s, want %s firing", i, r.Fingerprint, want)
+		}
 	}
 }
