@@ -234,12 +234,24 @@ func Translate(p *Payload, now int64) ([]Report, *apierr.Error) {
 		return out, nil
 	}
 	errs := make([]*apierr.Error, parts)
+	panics := make([]any, parts)
 	var wg sync.WaitGroup
 	for k := range parts {
 		lo, hi := k*len(p.Alerts)/parts, (k+1)*len(p.Alerts)/parts
-		wg.Go(func() { errs[k] = translateRange(p, out, lo, hi, now) })
+		wg.Go(func() {
+			// A panic goes on in the caller's goroutine, where the HTTP
+			// server recovers it for its request, as before the split: in
+			// this goroutine it would end the process.
+			defer func() { panics[k] = recover() }()
+			errs[k] = translateRange(p, out, lo, hi, now)
+		})
 	}
 	wg.Wait()
+	for _, r := range panics {
+		if r != nil {
+			panic(r)
+		}
+	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
