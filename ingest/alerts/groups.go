@@ -3,13 +3,10 @@ package alerts
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/go-json-experiment/json"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -256,24 +253,12 @@ func (t *Tracker) groupRecord(ctx context.Context, bk string, read keyRead) (gro
 			return rec, nil
 		}
 	}
-	var kve jetstream.KeyValueEntry
-	var err error
-	if read == fromLeader {
-		kve, err = t.keys.Latest(ctx, bk)
-	} else {
-		kve, err = t.keys.Get(ctx, bk)
-	}
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return groupRecord{}, nil
-	}
-	if err != nil {
+	var rec groupRecord
+	rev, ok, err := t.readKey(ctx, bk, read, &rec)
+	if !ok || err != nil {
 		return groupRecord{}, err
 	}
-	var rec groupRecord
-	if err := json.Unmarshal(kve.Value(), &rec); err != nil {
-		return groupRecord{}, fmt.Errorf("decode alert group %s: %w", bk, err)
-	}
-	rec.rev = kve.Revision()
+	rec.rev = rev
 	t.rememberGroup(bk, rec)
 	return rec, nil
 }
@@ -285,20 +270,7 @@ func (t *Tracker) writeGroup(ctx context.Context, bk string, rec groupRecord) er
 	if err != nil {
 		return err
 	}
-	var rev uint64
-	switch {
-	case t.pub != nil:
-		rev, err = t.put(ctx, bk, b, rec.rev)
-		if rec.rev == 0 && cas.Lost(err) {
-			// Only the marker an operator's deletion left, or a record:
-			// nats.go's Create writes over the one and refuses the other.
-			rev, err = t.kv.Create(ctx, bk, b)
-		}
-	case rec.rev == 0:
-		rev, err = t.kv.Create(ctx, bk, b)
-	default:
-		rev, err = t.kv.Update(ctx, bk, b, rec.rev)
-	}
+	rev, err := t.writeKey(ctx, bk, b, rec.rev)
 	if err != nil {
 		return err
 	}

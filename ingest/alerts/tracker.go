@@ -576,20 +576,15 @@ func (t *Tracker) markAcked(ctx context.Context, k Key, e entry) error {
 	return errors.New("the key's entry kept changing")
 }
 
-// rewrite writes e as the key's entry by compare-and-swap on e.rev, sets
-// e.rev to the new revision and remembers it.
+// rewrite writes e as the key's entry by compare-and-swap on e.rev (0: a
+// create), sets e.rev to the new revision and remembers it.
 func (t *Tracker) rewrite(ctx context.Context, k Key, e *entry) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
 	bk := k.bucketKey()
-	var rev uint64
-	if t.pub != nil {
-		rev, err = t.put(ctx, bk, b, e.rev)
-	} else {
-		rev, err = t.kv.Update(ctx, bk, b, e.rev)
-	}
+	rev, err := t.writeKey(ctx, bk, b, e.rev)
 	if err != nil {
 		return err
 	}
@@ -702,55 +697,64 @@ func (t *Tracker) lookup(ctx context.Context, k Key, read keyRead) (entry, bool,
 			return cached, ok, nil
 		}
 	}
-	var kve jetstream.KeyValueEntry
-	var err error
-	if read == absentOnLeader {
-		kve, err = t.keys.Get(ctx, bk)
-	} else {
-		kve, err = t.keys.Latest(ctx, bk)
-	}
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return entry{}, false, nil
-	}
-	if err != nil {
+	rev, ok, err := t.readKey(ctx, bk, read, &e)
+	if !ok || err != nil {
 		return entry{}, false, err
 	}
-	if err := json.Unmarshal(kve.Value(), &e); err != nil {
-		return entry{}, false, fmt.Errorf("decode alert key %s: %w", bk, err)
-	}
-	e.rev = kve.Revision()
+	e.rev = rev
 	t.remember(bk, e)
 	return e, true, nil
+}
+
+// readKey decodes bucket key bk into v and returns its revision: read on
+// the leader when read is fromLeader, else by a direct get (ok false: no
+// such key).
+func (t *Tracker) readKey(ctx context.Context, bk string, read keyRead, v any) (rev uint64, ok bool, err error) {
+	var kve jetstream.KeyValueEntry
+	if read == fromLeader {
+		kve, err = t.keys.Latest(ctx, bk)
+	} else {
+		kve, err = t.keys.Get(ctx, bk)
+	}
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if err := json.Unmarshal(kve.Value(), v); err != nil {
+		return 0, false, fmt.Errorf("decode alert bucket key %s: %w", bk, err)
+	}
+	return kve.Revision(), true, nil
 }
 
 // claim writes e as the key's entry: a create when rev is 0, else a
 // compare-and-swap on rev.
 func (t *Tracker) claim(ctx context.Context, k Key, e *entry, rev uint64) error {
-	e.ClaimedAt = t.opts.Now().UnixMilli()
-	if rev != 0 {
-		e.rev = rev
-		return t.rewrite(ctx, k, e)
+	e.ClaimedAt, e.rev = t.opts.Now().UnixMilli(), rev
+	return t.rewrite(ctx, k, e)
+}
+
+// writeKey writes b as bucket key bk by compare-and-swap on its revision
+// rev (0: a create) and returns the new revision: through t.pub,
+// pipelined with the appends, when there is one, else through nats.go's
+// key-value API.
+func (t *Tracker) writeKey(ctx context.Context, bk string, b []byte, rev uint64) (uint64, error) {
+	if t.pub == nil {
+		if rev == 0 {
+			return t.kv.Create(ctx, bk, b)
+		}
+		return t.kv.Update(ctx, bk, b, rev)
 	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	bk := k.bucketKey()
-	if t.pub != nil {
-		e.rev, err = t.put(ctx, bk, b, 0)
-	}
-	if t.pub == nil || cas.Lost(err) {
+	n, err := t.put(ctx, bk, b, rev)
+	if rev == 0 && cas.Lost(err) {
 		// Through the pipeline, a lost create means the key has an entry,
 		// or only the marker a deletion left (an operator's): nats.go's
 		// Create writes over the marker, and answers ErrKeyExists for an
 		// entry.
-		e.rev, err = t.kv.Create(ctx, bk, b)
+		return t.kv.Create(ctx, bk, b)
 	}
-	if err != nil {
-		return err
-	}
-	t.remember(bk, *e)
-	return nil
+	return n, err
 }
 
 // keySubjects is the subject prefix of the bucket's keys, as the
