@@ -51,6 +51,7 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		recs[i] = newRecorder(sampleCap(dur, workers))
+		recs[i].timed = make([]tailPoint, 0, sampleCap(dur, workers))
 		wg.Go(func() {
 			rec := recs[i]
 			for ctx.Err() == nil {
@@ -71,6 +72,7 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 				} else {
 					rec.ok(done.Sub(t0))
 					rec.tick(done.Sub(measureFrom))
+					rec.timed = append(rec.timed, tailPoint{At: t0.UnixNano(), Lat: done.Sub(t0)})
 				}
 				rec.lastDone = done
 			}
@@ -84,8 +86,24 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 		}
 	}
 	res := summarize(recs, last.Sub(measureFrom))
+	res.from, res.to = measureFrom, end
+	res.tail = tailOf(recs, res.p99)
 	res.cpu = cpuBetween(cpu0, sampleCPU())
 	return res
+}
+
+// tailOf is the recorded successes at or above p99: the row's tail, which
+// the bench matches with the gateway's collection cycles (gctail.go).
+func tailOf(recs []*recorder, p99 time.Duration) []tailPoint {
+	var tail []tailPoint
+	for _, r := range recs {
+		for _, t := range r.timed {
+			if t.Lat >= p99 {
+				tail = append(tail, t)
+			}
+		}
+	}
+	return tail
 }
 
 // token is one scheduled open-loop operation: when it should start, and
@@ -187,13 +205,7 @@ pace:
 	res := summarize(recs, dur)
 	res.skipped, res.target = skipped, rate
 	res.from, res.to = measureFrom, end
-	for _, r := range recs {
-		for _, t := range r.timed {
-			if t.Lat >= res.p99 {
-				res.tail = append(res.tail, t)
-			}
-		}
-	}
+	res.tail = tailOf(recs, res.p99)
 	res.cpu = cpuBetween(cpu0, sampleCPU())
 	return res
 }

@@ -146,7 +146,7 @@ type loadReport struct {
 	AMOuts    [4]int64       `json:"am_outcomes,omitzero"` // Alertmanager: opened, updated, unchanged, other
 	// Stalls: open loop, the kernel threads' bursts and the tail (kthreads.go).
 	Stalls *kthreadStalls `json:"kthread_stalls,omitempty"`
-	// Tail, From and To: open loop, the requests at or above the p99 and
+	// Tail, From and To: the requests at or above the p99 and
 	// the measured window, matched by the bench with the gateway's garbage
 	// collection (gctail.go).
 	Tail []tailPoint `json:"tail,omitempty"`
@@ -456,9 +456,7 @@ func runLoadProcess(in io.Reader, out io.Writer) int {
 		st := stallsOf(lg.kthreads.close(), res.tail, res.from, res.to)
 		rep.Stalls = &st
 	}
-	if spec.Loop == loopOpen {
-		rep.From, rep.To, rep.Tail = res.from, res.to, res.tail
-	}
+	rep.From, rep.To, rep.Tail = res.from, res.to, res.tail
 	rep.Began = began
 	rep.CPU = processCPU() - cpu0
 	rep.Succeeded = lg.succeeded.Load()

@@ -18,9 +18,10 @@ type recorder struct {
 	late     int64
 	lastDone time.Time
 	perSec   []int64 // successes completed in each second of the window
-	// timed: open loop only, each success with when it was scheduled
-	// (the row's tail is matched with the kernel threads' bursts and the
-	// gateway's GC): no pointers, so the generator's GC need not scan it.
+	// timed: each success with when it was scheduled (open loop) or began
+	// (closed loop): the row's tail is matched with the gateway's GC, and an
+	// open loop's with the kernel threads' bursts too. No pointers, so the
+	// generator's GC need not scan it.
 	timed []tailPoint
 }
 
