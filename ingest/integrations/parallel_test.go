@@ -2,6 +2,8 @@ package integrations
 
 import (
 	"context"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,12 +49,46 @@ func TestEachBounded(t *testing.T) {
 	if got != want {
 		t.Fatalf("single call answered %v, want %v", got, want)
 	}
+	var called []int
 	if got := eachBounded(ctx, 3, 1, func(ctx context.Context, i int) *apierr.Error {
+		called = append(called, i)
 		if i == 1 {
 			return want
 		}
 		return nil
 	}); got != want {
 		t.Fatalf("three calls answered %v, want the second's error", got)
+	}
+	if !slices.Equal(called, []int{0, 1}) {
+		t.Fatalf("one at a time, the second failing: called %v, want [0 1] (nothing starts after a failure)", called)
+	}
+}
+
+// A report's goroutine holds a report's stack from its start: a hundred
+// goroutines parked right after growStack hold at least reportStackBytes
+// of stack each (the runtime's StackInuse), where a goroutine holds 8 KiB
+// until a call needs more. It fails if the compiler drops growStack's
+// frame, and then every report's goroutine grows its stack by doubling,
+// deep in the encoder.
+func TestGrowStackGrowsTheStackAtOnce(t *testing.T) {
+	const n = 100
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	release := make(chan struct{})
+	var parked, done sync.WaitGroup
+	parked.Add(n)
+	for i := range n {
+		done.Go(func() {
+			growStack(i)
+			parked.Done()
+			<-release
+		})
+	}
+	parked.Wait()
+	runtime.ReadMemStats(&after)
+	close(release)
+	done.Wait()
+	if grew := int64(after.StackInuse) - int64(before.StackInuse); grew < n*reportStackBytes {
+		t.Fatalf("%d goroutines after growStack hold %d more bytes of stack, want at least %d each", n, grew, reportStackBytes)
 	}
 }
