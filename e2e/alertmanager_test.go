@@ -484,4 +484,9 @@ func TestAlertmanagerResolveCutByMaxAlerts(t *testing.T) {
 	if out := g.output.String(); !strings.Contains(out, "notification truncated by the sender") || !strings.Contains(out, "truncated_alerts=1") {
 		t.Fatalf("no notification with one alert cut in the gateway's log:\n%s", out)
 	}
+	// And so do its metrics.
+	if gone, cut := metricValue(t, g, "pushgo_alertmanager_alerts_total", `{outcome="gone"}`),
+		metricValue(t, g, "pushgo_alertmanager_truncated_notifications_total", ""); gone != 1 || cut < 1 {
+		t.Fatalf("/metrics: %v alerts gone, want 1; %v notifications truncated, want at least 1", gone, cut)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -100,6 +101,8 @@ type Service struct {
 	closer   *timeouts.Closer
 	limits   *limits.Limits
 	live     *livestream.Follower
+	// integrations serves the monitoring tools' routes (its metrics).
+	integrations *integrations.Routes
 
 	closeOnce sync.Once
 }
@@ -191,7 +194,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
 		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
-	integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
+	s.integrations = integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Limits: lim, Logger: cfg.Logger})
 	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation()})
 	if cfg.DeadlineScan >= 0 {
@@ -254,7 +257,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Collectors are ingest's metrics, for the process's /metrics.
 func (s *Service) Collectors() []prometheus.Collector {
-	return append(append(s.http.Collectors(), s.live.Collectors()...), s.limits.Collectors()...)
+	return slices.Concat(s.http.Collectors(), s.live.Collectors(), s.limits.Collectors(), s.integrations.Collectors())
 }
 
 // Ready is ingest's part of /readyz: the registry watches run, the

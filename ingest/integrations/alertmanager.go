@@ -120,6 +120,7 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	if p.Grouped() && *p.TruncatedAlerts > 0 {
 		// Alertmanager's max_alerts cut the group: the alerts left out are
 		// not seen here until a later notification carries them.
+		r.m.amTruncated.Inc()
 		r.log.Info("alertmanager: notification truncated by the sender", "channel_id", tok.ChannelID,
 			"truncated_alerts", *p.TruncatedAlerts, "group_key", p.GroupKey)
 	}
@@ -168,6 +169,9 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	if ans.Gone > 0 {
 		r.log.Info("alertmanager: closed the events of alerts no longer in their group", "channel_id", tok.ChannelID,
 			"group_key", p.GroupKey, "closed", ans.Gone)
+	}
+	for _, ev := range ans.Events {
+		r.m.amAlerts.WithLabelValues(ev.Outcome).Inc()
 	}
 	return writePushGoOK(c, ans)
 }

@@ -125,6 +125,7 @@ type Routes struct {
 	slots, preAuth *limits.Slots
 	// large is the budget of bodies over MaxBodyBytes.
 	large *limits.Budget
+	m     *metrics
 }
 
 // Register adds every integration route to e.
@@ -141,7 +142,7 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Limits == nil {
 		d.Limits = limits.New(limits.Config{}, limits.Options{})
 	}
-	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies()}
+	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies(), m: newMetrics()}
 	r.routeDynatrace(e)
 	r.routeEventBus(e)
 	r.routeCloudEvents(e)

@@ -475,4 +475,17 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 	if a, _ = it.alertmanager(auth, amReshaped(t, "http://alertmanager:9093", &zero), 200); a.Gone != 0 {
 		t.Fatalf("its resend: %+v", a)
 	}
+	// An operator sees the gateway's own closes, and the cut notification
+	// whose left-out alerts waited, without reading the log.
+	m := string(it.api.Get(t, "/metrics", nil).Body)
+	for _, want := range []string{
+		`pushgo_alertmanager_alerts_total{outcome="gone"} 1`,
+		`pushgo_alertmanager_alerts_total{outcome="opened"} 2`,
+		`pushgo_alertmanager_alerts_total{outcome="absent"} 0`,
+		`pushgo_alertmanager_truncated_notifications_total 1`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Fatalf("/metrics has no %q:\n%s", want, grepLines(m, "pushgo_alertmanager"))
+		}
+	}
 }
