@@ -178,7 +178,7 @@ func (p *clusterPhase) rawRun(ctx context.Context, c *natsCluster) (clusterRun, 
 	}
 	defer r.close()
 	return c.measure(func() (result, error) {
-		return closedLoop(ctx, p.concurrency, p.warmup, p.duration, r.publish), nil
+		return closedLoop(ctx, p.concurrency, p.warmup, p.duration, r.publish, false), nil
 	})
 }
 

@@ -11,10 +11,11 @@ import (
 // gateway's own garbage collection: a cycle's concurrent mark and the sweep
 // after it took a third of the machine for about 200 ms, once or not at all
 // in a 10-second round, and held nearly all of a round's tail when it came.
-// The gateway runs in the bench's process, so after each open-loop row the
-// bench reads when its cycles ended (runtime/debug.ReadGCStats: the end of
-// each cycle's last stop of the world, the mark's termination) and matches
-// the row's tail, which the load process reports, with a span around each.
+// The gateway runs in the bench's process, so after each row of a load
+// process (open or closed loop; not a peer's, ntfy's) the bench reads when
+// its cycles ended (runtime/debug.ReadGCStats: the end of each cycle's
+// last stop of the world, the mark's termination) and matches the row's
+// tail, which the load process reports, with a span around each.
 
 // gcBefore and gcAfter bound a cycle's episode around its mark
 // termination: the concurrent mark before it (53 ms on an idle share of

@@ -41,8 +41,12 @@ func sampleCap(d time.Duration, workers int) int {
 // closedLoop runs op on every worker back to back: each issues its next
 // operation as soon as the previous one returns. Operations started in the
 // warm-up are not recorded; no operation starts after the deadline, and
-// those in flight at the deadline finish and are recorded.
-func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op opFunc) result {
+// those in flight at the deadline finish and are recorded. With keepTail
+// the result holds its tail (each success's start and latency kept on the
+// way, 16 bytes an operation): a load process's loop keeps it for the
+// bench to match with the gateway's collection cycles; the raw rows, run
+// in the broker's own process, keep nothing they would not use.
+func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op opFunc, keepTail bool) result {
 	cpu0 := sampleCPU()
 	ws := newWorkers(workers)
 	recs := make([]*recorder, workers)
@@ -51,7 +55,9 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		recs[i] = newRecorder(sampleCap(dur, workers))
-		recs[i].timed = make([]tailPoint, 0, sampleCap(dur, workers))
+		if keepTail {
+			recs[i].timed = make([]tailPoint, 0, sampleCap(dur, workers))
+		}
 		wg.Go(func() {
 			rec := recs[i]
 			for ctx.Err() == nil {
@@ -72,7 +78,9 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 				} else {
 					rec.ok(done.Sub(t0))
 					rec.tick(done.Sub(measureFrom))
-					rec.timed = append(rec.timed, tailPoint{At: t0.UnixNano(), Lat: done.Sub(t0)})
+					if keepTail {
+						rec.timed = append(rec.timed, tailPoint{At: t0.UnixNano(), Lat: done.Sub(t0)})
+					}
 				}
 				rec.lastDone = done
 			}
@@ -86,7 +94,9 @@ func closedLoop(ctx context.Context, workers int, warmup, dur time.Duration, op 
 		}
 	}
 	res := summarize(recs, last.Sub(measureFrom))
-	res.from, res.to = measureFrom, end
+	// The window ends with the last operation, as the rate's does: those
+	// in flight at the deadline are the slowest, often the tail's.
+	res.from, res.to = measureFrom, last
 	res.tail = tailOf(recs, res.p99)
 	res.cpu = cpuBetween(cpu0, sampleCPU())
 	return res

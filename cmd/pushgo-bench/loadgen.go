@@ -166,7 +166,7 @@ func (g *loadGen) run(ctx context.Context) result {
 	case loopCount:
 		return countLoop(ctx, s.Workers, s.Count, g.op)
 	default:
-		return closedLoop(ctx, s.Workers, s.Warmup, s.Duration, g.op)
+		return closedLoop(ctx, s.Workers, s.Warmup, s.Duration, g.op, true)
 	}
 }
 

@@ -58,7 +58,7 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		}
 	}
 	if rep.raw, err = repeat(ctx, o.options, "raw jetstream", rawRun(func(r *rawTarget) result {
-		return closedLoop(ctx, o.concurrency, o.warmup, o.duration, r.publish)
+		return closedLoop(ctx, o.concurrency, o.warmup, o.duration, r.publish, false)
 	})); err != nil {
 		return rep, err
 	}

@@ -302,7 +302,7 @@ func (p *noopPhase) run(ctx context.Context) (table, error) {
 	}
 	r, err := repeat(ctx, p.options, "noop", func(int) (result, error) {
 		p.ran++
-		return closedLoop(ctx, p.workers, p.warmup, p.duration, op), nil
+		return closedLoop(ctx, p.workers, p.warmup, p.duration, op, false), nil
 	})
 	return &noopTable{p: p, r: r}, err
 }

@@ -83,8 +83,8 @@ type result struct {
 	note     string  // of one run: projector catch-up after the phase
 	kstalls  string  // of one run: the kernel threads' bursts beside the tail (kthreads.go)
 	gcstalls string  // of one run: the gateway's GC cycles beside the tail (gctail.go)
-	// Open loop, in its process: the measured window and the requests at
-	// or above its p99 (not reported; the load process matches them).
+	// In a load process: the measured window and the requests at or above
+	// its p99, reported for the bench to match (loadReport.Tail).
 	from, to time.Time
 	tail     []tailPoint
 	errors   int64

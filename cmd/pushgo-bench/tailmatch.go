@@ -5,16 +5,17 @@ import (
 	"time"
 )
 
-// An open-loop row's tail (its requests at or above the p99) is matched
-// with spans of time something else held the machine: the kernel threads'
-// bursts (kthreads.go) and the gateway's garbage collection cycles
-// (gctail.go). Both ask the same: how many of the tail's requests met a
-// span, against how many would if the spans were anywhere in the window.
+// A row's tail (its requests at or above the p99) is matched with spans
+// of time something else held the machine: the gateway's garbage
+// collection cycles (gctail.go), and for an open-loop row the kernel
+// threads' bursts (kthreads.go). Both ask the same: how many of the tail's
+// requests met a span, against how many would if the spans were anywhere
+// in the window.
 
-// tailPoint is a request of an open-loop row's tail: when it was
-// scheduled (Unix nanoseconds: it crosses from the load process to the
-// bench) and its latency from then. No pointers: a load process keeps one
-// for every request of the row.
+// tailPoint is a request of a row's tail: when it was scheduled (open
+// loop) or began (closed loop), in Unix nanoseconds (it crosses from the
+// load process to the bench), and its latency from then. No pointers: a
+// load process keeps one for every request of the row.
 type tailPoint struct {
 	At  int64         `json:"at"`
 	Lat time.Duration `json:"lat"`
