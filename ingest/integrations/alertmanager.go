@@ -120,7 +120,6 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	if p.Grouped() && *p.TruncatedAlerts > 0 {
 		// Alertmanager's max_alerts cut the group: the alerts left out are
 		// not seen here until a later notification carries them.
-		r.m.amTruncated.Inc()
 		r.log.Info("alertmanager: notification truncated by the sender", "channel_id", tok.ChannelID,
 			"truncated_alerts", *p.TruncatedAlerts, "group_key", p.GroupKey)
 	}
@@ -170,8 +169,13 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 		r.log.Info("alertmanager: closed the events of alerts no longer in their group", "channel_id", tok.ChannelID,
 			"group_key", p.GroupKey, "closed", ans.Gone)
 	}
+	// Counted once answered 200: a notification answered 503 is counted
+	// by its resend.
 	for _, ev := range ans.Events {
 		r.m.amAlerts.WithLabelValues(ev.Outcome).Inc()
+	}
+	if p.Grouped() && *p.TruncatedAlerts > 0 {
+		r.m.amTruncated.Inc()
 	}
 	return writePushGoOK(c, ans)
 }
