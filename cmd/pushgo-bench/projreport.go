@@ -45,11 +45,12 @@ func printProjTable(w io.Writer, o *projPhase, p *projReport) {
 	line("projector fold (rebuild)", n, p.fold.took, p.fold.rate(p.ops), 0, 0,
 		fmt.Sprintf("%.2f (>= %.2g: %s), rebuild < %s: %s (cpu %.2f cores)", fr, o.foldRatioBudget, verdict(fr >= o.foldRatioBudget),
 			fmtSecs(rb), verdict(p.fold.took < rb), p.fold.cpu.self))
-	hist := func(label string, r result) {
-		line(label, r.ops, 0, 0, r.p50, r.p99, fmt.Sprintf("(p99 <= %s: %s)", fmtDur(o.historyBudget), verdict(r.p99 <= o.historyBudget && r.ops > 0)))
-	}
-	hist(fmt.Sprintf("/channel/history %d (c=1)", o.historyLimit), p.histSingle)
-	hist(fmt.Sprintf("/channel/history %d (c=%d)", o.historyLimit, o.historyClients), p.histMC)
+	// The budget is one client's (the row); the concurrent row is
+	// shown beside it, not judged.
+	line(fmt.Sprintf("/channel/history %d (c=1)", o.historyLimit), p.histSingle.ops, 0, 0, p.histSingle.p50, p.histSingle.p99,
+		fmt.Sprintf("(p99 <= %s: %s)", fmtDur(o.historyBudget), verdict(p.histSingle.p99 <= o.historyBudget && p.histSingle.ops > 0)))
+	line(fmt.Sprintf("/channel/history %d (c=%d)", o.historyLimit, o.historyClients), p.histMC.ops, 0, 0, p.histMC.p50, p.histMC.p99,
+		"(not budgeted)")
 	line("/thing/get under load", p.get.ops, 0, 0, p.get.p50, p.get.p99,
 		fmt.Sprintf("(p99 <= %s: %s; %.0f/s, late %d, skipped %d)", fmtDur(o.getBudget), verdict(getOK(o, p.get)), p.get.target, p.get.late, p.get.skipped))
 	if p.getFloor.ops > 0 {
