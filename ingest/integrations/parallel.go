@@ -12,16 +12,17 @@ import (
 
 // eachBounded calls fn for 0..n-1, at most limit at once, and returns the
 // first error; the first error cancels the ctx given to the calls not yet
-// done, and a call starts after it only if it was taken as it came. Appends already made stay made: the
-// tool's retry is idempotent.
+// done, and no goroutine takes another index after it (one taken as it
+// came may still start). Appends already made stay made: the tool's retry
+// is idempotent.
 // A single call runs on the caller's goroutine: most reports are about one
 // Thing or one group, and a goroutine and a cancellable context for it
 // were a handoff per request for nothing to run beside.
 //
 // Otherwise min(n, limit) goroutines take the indexes in order, each as
 // many as it can: a report's goroutine is costly to start (its stack,
-// growStack), so a 100-alert notification starts one per place, not one
-// per alert.
+// growStack), so a 100-alert notification starts one goroutine per place
+// (64), not one per alert.
 func eachBounded(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) *apierr.Error) *apierr.Error {
 	if n == 1 {
 		return fn(ctx, 0)
