@@ -20,9 +20,11 @@ import (
 // were a handoff per request for nothing to run beside.
 //
 // Otherwise min(n, limit) goroutines take the indexes in order, each as
-// many as it can: a report's goroutine is costly to start (its stack,
-// growStack), so a 100-alert notification starts one goroutine per place
-// (64), not one per alert.
+// many as it can: a report's goroutine is costly to start (it grows its
+// stack by doubling deep in the JSON encoder, each growth copying the
+// stack: 7% of the CPU of 100-alert Alertmanager notifications when each
+// alert had a goroutine of its own), so a 100-alert notification starts
+// one goroutine per place (64), not one per alert.
 func eachBounded(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) *apierr.Error) *apierr.Error {
 	if n == 1 {
 		return fn(ctx, 0)
@@ -31,7 +33,6 @@ func eachBounded(ctx context.Context, n, limit int, fn func(ctx context.Context,
 	var next atomic.Int64
 	for range min(n, max(limit, 1)) {
 		g.Go(func() error {
-			growStack(n)
 			for gctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -49,28 +50,4 @@ func eachBounded(ctx context.Context, n, limit int, fn func(ctx context.Context,
 		return aerr
 	}
 	return nil
-}
-
-// reportStackBytes is about the stack a report's append path needs: the
-// tracker's update, the operation's validation and its JSON encoding
-// (go-json-experiment's encoder recurses deeply with large frames).
-const reportStackBytes = 32 << 10
-
-// growStack grows the calling goroutine's stack to hold a report's append
-// path, in one step and while the stack is nearly empty. A goroutine
-// starts with the average of the stacks the last collection scanned
-// (the runtime's adaptive start), 8 KiB in the gateway, whose goroutines
-// are mostly the broker's and the HTTP server's, shallow; it grows by
-// doubling when a call does not fit: deep in the encoder, each growth
-// copies the stack and adjusts every frame below it, which cost 7% of the
-// CPU of 100-alert Alertmanager notifications (-integprofile, the row's
-// runtime.copystack). One frame of reportStackBytes near the goroutine's
-// root makes the runtime allocate the final size at once with two frames
-// to copy. i only keeps the compiler from dropping the frame (which the
-// language does not promise: TestGrowStackGrowsTheStackAtOnce checks it).
-//
-//go:noinline
-func growStack(i int) byte {
-	var frame [reportStackBytes]byte
-	return frame[i%len(frame)]
 }

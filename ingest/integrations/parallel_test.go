@@ -2,8 +2,6 @@ package integrations
 
 import (
 	"context"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,41 +60,5 @@ func TestEachBounded(t *testing.T) {
 	}
 	if !slices.Equal(called, []int{0, 1}) {
 		t.Fatalf("one at a time, the second failing: called %v, want [0 1] (nothing starts after a failure)", called)
-	}
-}
-
-// A report's goroutine holds a report's stack from its start: a hundred
-// calls of eachBounded parked in their report hold at least
-// reportStackBytes of stack each (the runtime's StackInuse), where a
-// goroutine holds 8 KiB until a call needs more. It fails if eachBounded
-// stops calling growStack or the compiler drops growStack's frame, and
-// then every report's goroutine grows its stack by doubling, deep in the
-// encoder.
-func TestGrowStackGrowsTheStackAtOnce(t *testing.T) {
-	const n = 100
-	// A collection would shrink the parked goroutines' stacks (they use a
-	// fraction of them): none runs while they are counted.
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	release := make(chan struct{})
-	var parked sync.WaitGroup
-	parked.Add(n)
-	done := make(chan *apierr.Error)
-	go func() {
-		done <- eachBounded(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
-			parked.Done()
-			<-release
-			return nil
-		})
-	}()
-	parked.Wait()
-	runtime.ReadMemStats(&after)
-	close(release)
-	if aerr := <-done; aerr != nil {
-		t.Fatal(aerr)
-	}
-	if grew := int64(after.StackInuse) - int64(before.StackInuse); grew < n*reportStackBytes {
-		t.Fatalf("%d reports' goroutines hold %d more bytes of stack, want at least %d each", n, grew, reportStackBytes)
 	}
 }
