@@ -47,6 +47,9 @@ type Config struct {
 	// AlertmanagerAbsentAfter is alerts.Options.AbsentAfter: 0 takes its
 	// default (1 minute), a negative value closes at once.
 	AlertmanagerAbsentAfter time.Duration
+	// AlertmanagerExpireAfter is integrations.Deps.AlertmanagerExpireAfter
+	// (0: never).
+	AlertmanagerExpireAfter time.Duration
 	// Appended, when set, is told of every operation appended (see
 	// oplog.Options.Appended): the same process's projector takes them
 	// from there.
@@ -195,7 +198,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
 		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
 	s.integrations = integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
-		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Limits: lim, Logger: cfg.Logger})
+		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Limits: lim, Logger: cfg.Logger,
+		AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter})
 	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation()})
 	if cfg.DeadlineScan >= 0 {
 		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})

@@ -253,6 +253,12 @@ func (r *Routes) amReport(ctx context.Context, channelID string, rep alertmanage
 	if rep.Resolved {
 		return r.d.Alerts.Close(ctx, key, rep.Event)
 	}
+	var deadline *int64
+	if r.d.AlertmanagerExpireAfter > 0 {
+		// Every notification naming it moves the deadline on (a repeat
+		// is then appended, as a background refresh).
+		deadline = ptr(r.d.Now().Add(r.d.AlertmanagerExpireAfter).UnixMilli())
+	}
 	return r.d.Alerts.Open(ctx, alerts.Report{Key: key, Event: rep.Event, ContentHash: contentHash(rep.Content),
-		Since: rep.Since, Superseded: rep.Superseded})
+		Since: rep.Since, Superseded: rep.Superseded, Deadline: deadline})
 }

@@ -85,6 +85,12 @@ type Deps struct {
 	// per client address, and count the refusals. Default: limits'
 	// defaults, uncounted.
 	Limits *limits.Limits
+	// AlertmanagerExpireAfter, when positive, gives the Event of each
+	// firing Alertmanager or Grafana alert a deadline this long after the
+	// notification that names it: an alert no notification names again
+	// in time (its resolve never sent, the group no longer notified) is
+	// closed timed_out, as a Dynatrace event past its timeout. 0: never.
+	AlertmanagerExpireAfter time.Duration
 	// Now is the clock of defaults (receive times). Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -40,6 +40,11 @@ type Config struct {
 	// complete one that leaves it out closes its Event
 	// (PUSHGO_ALERTMANAGER_ABSENT_AFTER; 0: at once).
 	AlertmanagerAbsentAfter time.Duration
+	// AlertmanagerExpireAfter, when set, closes (timed_out) the Event of a
+	// firing alert that no Alertmanager or Grafana notification named for
+	// that long: each notification naming it moves its deadline
+	// (PUSHGO_ALERTMANAGER_EXPIRE_AFTER; 0, the default: never).
+	AlertmanagerExpireAfter time.Duration
 	// InboxPerDevice is the most items one device's inbox holds
 	// (PUSHGO_INBOX_PER_DEVICE; 0: no limit).
 	InboxPerDevice int64
@@ -178,7 +183,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&c.LogLevel, "log-level", "PUSHGO_LOG_LEVEL", "debug, info, warn or error")
 	syncStr, replicas := c.Sync.String(), strconv.Itoa(c.Replicas)
 	dedup, retention, appendTimeout := c.DedupWindow.String(), c.Retention.String(), c.AppendTimeout.String()
-	natsPing, absentAfter := c.NATSPing.String(), c.AlertmanagerAbsentAfter.String()
+	natsPing, absentAfter, expireAfter := c.NATSPing.String(), c.AlertmanagerAbsentAfter.String(), c.AlertmanagerExpireAfter.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
 	projCache, inboxCap := strconv.FormatInt(c.ProjectionCache, 10), strconv.FormatInt(c.InboxPerDevice, 10)
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
@@ -194,6 +199,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&inboxCap, "inbox-per-device", "PUSHGO_INBOX_PER_DEVICE", "most items one device's inbox holds, its oldest dropped past it (0: no limit)")
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
 	str(&absentAfter, "alertmanager-absent-after", "PUSHGO_ALERTMANAGER_ABSENT_AFTER", "how long an alert goes unnamed by its group's complete notifications before its Event is closed (0: at once)")
+	str(&expireAfter, "alertmanager-expire-after", "PUSHGO_ALERTMANAGER_EXPIRE_AFTER", "close (timed_out) the Event of a firing alert no notification named for this long; longer than the receivers' repeat_interval (0: never)")
 	str(&natsPing, "nats-ping", "PUSHGO_NATS_PING", "ping interval to an external NATS server; two missed pings move the connection to another server")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
@@ -259,6 +265,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.AlertmanagerAbsentAfter, err = time.ParseDuration(absentAfter); err != nil || c.AlertmanagerAbsentAfter < 0 {
 		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_ABSENT_AFTER %q: want a duration of 0 or more", absentAfter)
+	}
+	if c.AlertmanagerExpireAfter, err = time.ParseDuration(expireAfter); err != nil || c.AlertmanagerExpireAfter < 0 {
+		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_EXPIRE_AFTER %q: want a duration of 0 (never) or more", expireAfter)
 	}
 	if c.NATSPing < 100*time.Millisecond {
 		return Config{}, fmt.Errorf("PUSHGO_NATS_PING %q: want a duration of at least 100ms", natsPing)

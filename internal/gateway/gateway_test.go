@@ -118,7 +118,15 @@ func TestLoadConfig(t *testing.T) {
 	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "0s"}[k] }); err != nil || c.AlertmanagerAbsentAfter != 0 {
 		t.Fatalf("PUSHGO_ALERTMANAGER_ABSENT_AFTER=0s (at once): %v %+v", err, c)
 	}
+	if d.AlertmanagerExpireAfter != 0 {
+		t.Fatalf("default PUSHGO_ALERTMANAGER_EXPIRE_AFTER %s, want 0 (never)", d.AlertmanagerExpireAfter)
+	}
+	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER": "4h30m"}[k] }); err != nil || c.AlertmanagerExpireAfter != 4*time.Hour+30*time.Minute {
+		t.Fatalf("PUSHGO_ALERTMANAGER_EXPIRE_AFTER=4h30m: %v %+v", err, c)
+	}
 	for _, bad := range []map[string]string{
+		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER": "-1h"},
+		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER": "later"},
 		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "-1m"},
 		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "soon"},
 		{"PUSHGO_SYNC": "sometimes"},

@@ -446,6 +446,9 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 		t.Fatalf("first: %+v", a)
 	}
 	cpu := a.Events[0].EventID
+	if _, ok := it.event(cpu)["deadline"]; ok {
+		t.Fatalf("without PUSHGO_ALERTMANAGER_EXPIRE_AFTER, the alert's event has a deadline: %v", it.event(cpu))
+	}
 	zero, one := 0, 1
 	for _, p := range []struct{ what, body string }{
 		{"a payload without truncatedAlerts", amReshaped(t, "http://alertmanager:9093", nil)},
@@ -487,5 +490,59 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 		if !strings.Contains(m, want+"\n") {
 			t.Fatalf("/metrics has no %q:\n%s", want, grepLines(m, "pushgo_alertmanager"))
 		}
+	}
+}
+
+// TestAlertmanagerExpireAfter: with PUSHGO_ALERTMANAGER_EXPIRE_AFTER set,
+// a firing alert's Event has a deadline that each notification naming it
+// moves on (the repeat is appended, as a background refresh), and an alert
+// no notification names again in time (its resolve never sent: a receiver
+// without send_resolved, a group no longer notified) is closed timed_out.
+// An alert that fires again then opens a new Event. Without the setting
+// (every other test) an alert's Event has no deadline.
+func TestAlertmanagerExpireAfter(t *testing.T) {
+	const expire = 3 * time.Second
+	it := startIntegrations(t, "alertmanager-expire", func(c *Config) { c.AlertmanagerExpireAfter = expire })
+	auth := "Api-Token " + it.token
+	sent := time.Now().Truncate(time.Millisecond) // the deadline is in milliseconds
+	a, _ := it.alertmanager(auth, amPayload("firing", "0001-01-01T00:00:00Z", "CPU above 90% on web-1"), 200)
+	if a.Opened != 2 {
+		t.Fatalf("first: %+v", a)
+	}
+	cpu := a.Events[0].EventID
+	e := it.event(cpu)
+	deadline, ok := e["deadline"].(float64)
+	if !ok || e["state"] != "ONGOING" {
+		t.Fatalf("the firing alert's event: %v", e)
+	}
+	if d := time.UnixMilli(int64(deadline)).Sub(sent); d < expire || d > expire+5*time.Second {
+		t.Fatalf("deadline %v after the notification, want about %v", d, expire)
+	}
+
+	// The same notification again (Alertmanager's repeat): one more
+	// operation per alert, a later deadline.
+	time.Sleep(5 * time.Millisecond) // a later millisecond for the deadline
+	before := len(it.history())
+	it.alertmanager(auth, amPayload("firing", "0001-01-01T00:00:00Z", "CPU above 90% on web-1"), 200)
+	if n := len(it.history()); n != before+2 {
+		t.Fatalf("history %d after the repeat, want %d (one refresh per alert)", n, before+2)
+	}
+	if moved := it.event(cpu)["deadline"].(float64); moved <= deadline {
+		t.Fatalf("the repeat kept the deadline at %v (was %v)", moved, deadline)
+	}
+
+	// Named by no notification since: closed timed_out at its deadline.
+	for wait := time.Now().Add(30 * time.Second); time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
+		if e = it.event(cpu); e["state"] == "CLOSED" {
+			break
+		}
+	}
+	if e["state"] != "CLOSED" || e["status"] != "timed_out" {
+		t.Fatalf("after the deadline: %v", e)
+	}
+	// Firing again, it opens a new Event.
+	a, _ = it.alertmanager(auth, amPayload("firing", "0001-01-01T00:00:00Z", "CPU above 90% on web-1"), 200)
+	if a.Opened != 2 || a.Events[0].EventID == cpu {
+		t.Fatalf("after the expiry: %+v", a)
 	}
 }

@@ -131,7 +131,7 @@ func (g *Gateway) start(ctx context.Context) error {
 			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
 			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel,
-			AlertmanagerAbsentAfter: absentAfter(cfg.AlertmanagerAbsentAfter),
+			AlertmanagerAbsentAfter: absentAfter(cfg.AlertmanagerAbsentAfter), AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter,
 		})
 		if err != nil {
 			return fmt.Errorf("start ingest: %w", err)
