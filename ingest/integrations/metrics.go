@@ -21,7 +21,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		amAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pushgo_alertmanager_alerts_total",
-			Help: "Alerts of Alertmanager and Grafana notifications applied, by outcome (opened, updated, unchanged, resolved, absent: resolved with no open event; gone: left out of its group's complete notification, its event closed by the gateway).",
+			Help: "Alerts of Alertmanager and Grafana notifications applied, by outcome (opened, updated, unchanged, resolved, absent: resolved with no open event; gone: left out of its group's complete notification, its event closed by the gateway). With PUSHGO_ALERTMANAGER_EXPIRE_AFTER set, a repeat moves the event's deadline and counts as updated.",
 		}, []string{"outcome"}),
 		amTruncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pushgo_alertmanager_truncated_notifications_total",

@@ -199,7 +199,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&inboxCap, "inbox-per-device", "PUSHGO_INBOX_PER_DEVICE", "most items one device's inbox holds, its oldest dropped past it (0: no limit)")
 	str(&appendTimeout, "append-timeout", "PUSHGO_APPEND_TIMEOUT", "bound on one append before 503")
 	str(&absentAfter, "alertmanager-absent-after", "PUSHGO_ALERTMANAGER_ABSENT_AFTER", "how long an alert goes unnamed by its group's complete notifications before its Event is closed (0: at once)")
-	str(&expireAfter, "alertmanager-expire-after", "PUSHGO_ALERTMANAGER_EXPIRE_AFTER", "close (timed_out) the Event of a firing alert no notification named for this long; longer than the receivers' repeat_interval (0: never)")
+	str(&expireAfter, "alertmanager-expire-after", "PUSHGO_ALERTMANAGER_EXPIRE_AFTER", "close (timed_out) the Event of a firing alert no notification named for this long; at least 1m, longer than the receivers' repeat_interval plus group_interval (0: never)")
 	str(&natsPing, "nats-ping", "PUSHGO_NATS_PING", "ping interval to an external NATS server; two missed pings move the connection to another server")
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
@@ -266,8 +266,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.AlertmanagerAbsentAfter, err = time.ParseDuration(absentAfter); err != nil || c.AlertmanagerAbsentAfter < 0 {
 		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_ABSENT_AFTER %q: want a duration of 0 or more", absentAfter)
 	}
-	if c.AlertmanagerExpireAfter, err = time.ParseDuration(expireAfter); err != nil || c.AlertmanagerExpireAfter < 0 {
-		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_EXPIRE_AFTER %q: want a duration of 0 (never) or more", expireAfter)
+	// Alertmanager repeats a firing alert every repeat_interval (4h by
+	// default): an expiry of seconds would close every firing alert
+	// between two notifications and open it again, alerting devices each
+	// time.
+	if c.AlertmanagerExpireAfter, err = time.ParseDuration(expireAfter); err != nil || c.AlertmanagerExpireAfter < 0 ||
+		(c.AlertmanagerExpireAfter > 0 && c.AlertmanagerExpireAfter < time.Minute) {
+		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_EXPIRE_AFTER %q: want 0 (never) or a duration of at least 1m, longer than the receivers' repeat_interval", expireAfter)
 	}
 	if c.NATSPing < 100*time.Millisecond {
 		return Config{}, fmt.Errorf("PUSHGO_NATS_PING %q: want a duration of at least 100ms", natsPing)

@@ -126,6 +126,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	for _, bad := range []map[string]string{
 		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER": "-1h"},
+		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER": "30s"},
 		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER": "later"},
 		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "-1m"},
 		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER": "soon"},

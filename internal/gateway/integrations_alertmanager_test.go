@@ -501,7 +501,9 @@ func TestAlertmanagerAlertLeftOutOfItsGroup(t *testing.T) {
 // An alert that fires again then opens a new Event. Without the setting
 // (every other test) an alert's Event has no deadline.
 func TestAlertmanagerExpireAfter(t *testing.T) {
-	const expire = 3 * time.Second
+	// Long enough that the repeat below lands well before the deadline
+	// even on a loaded machine; the close is awaited, not slept for.
+	const expire = 6 * time.Second
 	it := startIntegrations(t, "alertmanager-expire", func(c *Config) { c.AlertmanagerExpireAfter = expire })
 	auth := "Api-Token " + it.token
 	sent := time.Now().Truncate(time.Millisecond) // the deadline is in milliseconds
@@ -519,16 +521,24 @@ func TestAlertmanagerExpireAfter(t *testing.T) {
 		t.Fatalf("deadline %v after the notification, want about %v", d, expire)
 	}
 
-	// The same notification again (Alertmanager's repeat): one more
-	// operation per alert, a later deadline.
+	// The same notification again (Alertmanager's repeat): one background
+	// refresh per alert, answered as updated, and a later deadline.
 	time.Sleep(5 * time.Millisecond) // a later millisecond for the deadline
 	before := len(it.history())
-	it.alertmanager(auth, amPayload("firing", "0001-01-01T00:00:00Z", "CPU above 90% on web-1"), 200)
-	if n := len(it.history()); n != before+2 {
-		t.Fatalf("history %d after the repeat, want %d (one refresh per alert)", n, before+2)
+	if a, _ = it.alertmanager(auth, amPayload("firing", "0001-01-01T00:00:00Z", "CPU above 90% on web-1"), 200); a.Updated != 2 || a.Unchanged != 0 {
+		t.Fatalf("the repeat: %+v", a)
 	}
-	if moved := it.event(cpu)["deadline"].(float64); moved <= deadline {
-		t.Fatalf("the repeat kept the deadline at %v (was %v)", moved, deadline)
+	h := it.history()
+	if len(h) != before+2 {
+		t.Fatalf("history %d after the repeat, want %d (one refresh per alert)", len(h), before+2)
+	}
+	for _, item := range h[before:] {
+		if p, _ := item["payload"].(map[string]any); item["op"] != "event.update" || p["refresh"] != true {
+			t.Fatalf("the repeat appended %v, want a background refresh", item)
+		}
+	}
+	if e := it.event(cpu); e["state"] != "ONGOING" || e["deadline"] == nil || e["deadline"].(float64) <= deadline {
+		t.Fatalf("after the repeat (deadline was %v): %v", deadline, e)
 	}
 
 	// Named by no notification since: closed timed_out at its deadline.
