@@ -171,12 +171,7 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	}
 	// Counted once answered 200: a notification answered 503 is counted
 	// by its resend.
-	for _, ev := range ans.Events {
-		r.m.amAlerts.WithLabelValues(ev.Outcome).Inc()
-	}
-	if p.Grouped() && *p.TruncatedAlerts > 0 {
-		r.m.amTruncated.Inc()
-	}
+	r.m.countAlertmanager(ans, p.Grouped() && *p.TruncatedAlerts > 0)
 	return writePushGoOK(c, ans)
 }
 

@@ -36,6 +36,22 @@ func newMetrics() *metrics {
 	return m
 }
 
+// countAlertmanager counts a notification's alerts by the outcomes its
+// answer counted, and the notification if max_alerts truncated it.
+func (m *metrics) countAlertmanager(a amAnswer, truncated bool) {
+	for _, c := range []struct {
+		outcome string
+		n       int
+	}{{amOpened, a.Opened}, {amUpdated, a.Updated}, {amUnchanged, a.Unchanged}, {amResolved, a.Resolved}, {amAbsent, a.Absent}, {amGone, a.Gone}} {
+		if c.n > 0 {
+			m.amAlerts.WithLabelValues(c.outcome).Add(float64(c.n))
+		}
+	}
+	if truncated {
+		m.amTruncated.Inc()
+	}
+}
+
 // Collectors are the integration routes' metrics, for the process's
 // registry.
 func (r *Routes) Collectors() []prometheus.Collector {
