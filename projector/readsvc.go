@@ -137,11 +137,19 @@ type readStats struct {
 	pagesCut atomic.Uint64 // pages ended by their byte budget before their limit
 	chunked  atomic.Uint64 // answers sent in chunks
 	refused  atomic.Uint64 // answers over max_payload to an asker that does not read chunks
+	// Dynatrace entitySelector answers, from the selection cache or
+	// evaluated over the store.
+	selectionsCached, selectionsEvaluated atomic.Uint64
 }
 
 func (p *Projector) readCollectors() []prometheus.Collector {
 	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	const selectionsHelp = "Dynatrace entitySelector selections answered, by answer: cached (no Thing change a selector sees since it was evaluated) or evaluated over the projection."
+	selections := func(answer string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pushgo_projector_selections_total", Help: selectionsHelp,
+			ConstLabels: prometheus.Labels{"answer": answer}}, func() float64 { return float64(v.Load()) })
 	}
 	return []prometheus.Collector{
 		counter("pushgo_projector_read_pages_cut_total",
@@ -151,6 +159,8 @@ func (p *Projector) readCollectors() []prometheus.Collector {
 			"Read answers larger than the broker's max_payload sent in chunks.", &p.rstats.chunked),
 		counter("pushgo_projector_read_answers_refused_total",
 			"Read answers larger than the broker's max_payload refused to an asker that does not read chunks.", &p.rstats.refused),
+		selections("cached", &p.rstats.selectionsCached),
+		selections("evaluated", &p.rstats.selectionsEvaluated),
 	}
 }
 
@@ -260,13 +270,17 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		}
 		return encode(reads.DueData{Items: due})
 	case reads.ThingsSelect:
-		sel, perr := entityselector.Parse(req.Selector)
-		if perr != nil {
+		res, err := p.store.Select(req.ChannelID, req.Selector, reads.MaxSelected)
+		if perr := (*entityselector.Error)(nil); errors.As(err, &perr) {
 			return nil, apierr.Fieldf(apierr.InvalidEntitySelector, "entitySelector", "%s", perr.Message)
 		}
-		res, err := p.store.SelectThings(req.ChannelID, sel, reads.MaxSelected)
 		if err != nil {
 			return nil, p.storeErr(err)
+		}
+		if res.Cached {
+			p.rstats.selectionsCached.Add(1)
+		} else {
+			p.rstats.selectionsEvaluated.Add(1)
 		}
 		return encode(reads.SelectData{ThingIDs: res.ThingIDs, UnknownTypes: res.UnknownTypes, TooMany: res.TooMany})
 	case reads.ChannelHistory:

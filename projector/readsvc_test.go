@@ -21,8 +21,9 @@ import (
 	"github.com/pushgo/gateway/schemas/reads"
 )
 
-// counter reads a projector counter from its collectors.
-func counter(t *testing.T, p *projector.Projector, name string) float64 {
+// counter is the value of p's counter name, of the series with labels
+// ("name=value" each) when given.
+func counter(t *testing.T, p *projector.Projector, name string, labels ...string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(p.Collectors()...)
@@ -31,11 +32,25 @@ func counter(t *testing.T, p *projector.Projector, name string) float64 {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for _, l := range labels {
+				ln, lv, _ := strings.Cut(l, "=")
+				found := false
+				for _, h := range m.GetLabel() {
+					found = found || h.GetName() == ln && h.GetValue() == lv
+				}
+				if !found {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no metric %s", name)
+	t.Fatalf("no metric %s with labels %v", name, labels)
 	return 0
 }
 

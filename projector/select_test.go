@@ -70,12 +70,28 @@ func TestThingsSelect(t *testing.T) {
 		}
 	}
 
-	// h2 leaves the group and h1 is archived: neither is selected now.
+	// Asked again with nothing changed, a selection is answered from the
+	// selection cache, and so after an update of attrs no selector reads.
+	cached := selections(t, p, "cached")
+	last = put(ops.ThingUpdate, "s1", "", `{"version":"2.4.1"}`)
+	waitApplied(t, p, last)
+	if got, aerr := sel(`type(SERVICE),entityName.equals(BookingService)`); aerr != nil || !reflect.DeepEqual(got.ThingIDs, []string{"s1"}) {
+		t.Errorf("asked again: %+v %v", got, aerr)
+	}
+	if got := selections(t, p, "cached"); got != cached+1 {
+		t.Errorf("cached selections counted %v, want %v", got, cached+1)
+	}
+
+	// h2 leaves the group and h1 is archived: neither is selected now,
+	// by a selector asked before (cached then) or a new one.
 	put(ops.ThingUpdate, "h2", "", `{"relationships":{"isInstanceOf":null}}`)
 	last = put(ops.ThingArchive, "h1", "", "")
 	waitApplied(t, p, last)
-	if got, aerr := sel(`type(HOST),fromRelationship.isInstanceOf(type(HOST_GROUP))`); aerr != nil || len(got.ThingIDs) != 0 {
-		t.Errorf("after the updates: %+v %v", got, aerr)
+	for _, selector := range []string{`type(HOST),fromRelationship.isInstanceOf(type(HOST_GROUP))`,
+		`type(HOST),fromRelationship.isInstanceOf(type(HOST_GROUP),entityName(cloud-burst-hosts))`} {
+		if got, aerr := sel(selector); aerr != nil || len(got.ThingIDs) != 0 {
+			t.Errorf("after the updates, %s: %+v %v", selector, got, aerr)
+		}
 	}
 
 	if _, aerr := sel(`type(HOST),mzName("prod")`); aerr == nil || aerr.Code != apierr.InvalidEntitySelector ||
@@ -97,6 +113,13 @@ func TestThingsSelect(t *testing.T) {
 	if err := json.Unmarshal(resp.Data, &d); err != nil || !reflect.DeepEqual(d, reads.SelectData{ThingIDs: []string{"h3"}}) {
 		t.Fatalf("over NATS: %s (%v)", m.Data, err)
 	}
+}
+
+// selections is the count of ThingsSelect answers by answer (cached or
+// evaluated) on p's /metrics.
+func selections(t *testing.T, p *projector.Projector, answer string) float64 {
+	t.Helper()
+	return counter(t, p, "pushgo_projector_selections_total", "answer="+answer)
 }
 
 func publishSelectOp(t *testing.T, js jetstream.JetStream, ch string, env *ops.Envelope) uint64 {

@@ -26,6 +26,9 @@ type Selection struct {
 	// TooMany is set when more than limit Things matched.
 	TooMany bool
 	Stats   SelectStats
+	// Cached is set when Select answered from its cache (Stats are zero:
+	// the answer read nothing).
+	Cached bool
 }
 
 // SelectStats measures the work of one selection, so tests can check that
@@ -35,6 +38,30 @@ type SelectStats struct {
 	SnapshotsRead int
 	// IndexEntries counts index keys visited.
 	IndexEntries int
+}
+
+// Select is SelectThings for the selector text selector, parsed here (an
+// invalid one: an error that is a *entityselector.Error), answered from
+// the selection cache when no commit changed what it sees of the
+// channel's Things since it was last evaluated. The answer's slices may be
+// shared with the cache: the caller must not modify them.
+func (s *Store) Select(channelID, selector string, limit int) (Selection, error) {
+	if res, ok := s.selections.get(channelID, selector, limit); ok {
+		return res, nil
+	}
+	sel, perr := entityselector.Parse(selector)
+	if perr != nil {
+		return Selection{}, perr
+	}
+	stamp := s.selections.stamp() // before SelectThings takes its snapshot
+	res, err := s.SelectThings(channelID, sel, limit)
+	if err != nil {
+		return Selection{}, err
+	}
+	cached := res
+	cached.Stats, cached.Cached = SelectStats{}, true
+	s.selections.put(channelID, selector, limit, cached, stamp)
+	return res, nil
 }
 
 // SelectThings evaluates sel over the Things of a channel. Only active

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,6 +209,17 @@ func runSelect(t *testing.T, s *Store, channel, selector string, limit int) stri
 	res, err := s.SelectThings(channel, sel, limit)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Select answers the same, from its cache the second time at the
+	// latest, or from before the things blocks above changed it.
+	for range 2 {
+		got, err := s.Select(channel, selector, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.ThingIDs, res.ThingIDs) || !slices.Equal(got.UnknownTypes, res.UnknownTypes) || got.TooMany != res.TooMany {
+			t.Errorf("%s: Select (cached %v) answered %+v, SelectThings %+v", selector, got.Cached, got, res)
+		}
 	}
 	out := []string{"ids: (none)"}
 	if len(res.ThingIDs) > 0 {

@@ -47,6 +47,15 @@ func sameSelectorIndex(a, b *fold.Thing) bool {
 		bytes.Equal(a.Attrs.Get(relationshipsAttr), b.Attrs.Get(relationshipsAttr))
 }
 
+// sameSelection reports whether a selector sees a and b alike: whether a
+// and b have the same selector index entries, the same state (only active
+// Things are selected) and the same tags. It must cover every field view
+// and thingRelationships read, or the selection cache (selectcache.go)
+// would answer from before a change a selector sees.
+func sameSelection(a, b *fold.Thing) bool {
+	return a.State == b.State && sameSelectorIndex(a, b) && slices.Equal(a.Tags, b.Tags)
+}
+
 // selectorIndexKeys returns the sorted selector index keys of t (none for
 // nil or a deleted thing).
 func selectorIndexKeys(t *fold.Thing) []string {

@@ -106,11 +106,27 @@ func (s *Store) snapshotAbsent(k []byte) bool {
 	return f != nil && !f.mayHold(hashKey(s.filterSeed, k))
 }
 
-// applyWithSnapshots applies pb, which holds the writes of parts, after
-// adding the hashes of the snapshot keys the parts write to the filters:
-// the one in use and one being built. Their born counts, the snapshots
-// new to the store, feed the filter's size.
+// applyWithSnapshots applies pb, which holds the writes of parts (every
+// commit of folded operations), and then drops the selection answers the
+// parts changed.
 func (s *Store) applyWithSnapshots(pb *pebble.Batch, parts []*Batch) error {
+	if err := s.applyFiltered(pb, parts); err != nil {
+		return err
+	}
+	// Before the fold publishes the batch's applied sequence: a read that
+	// waits for it finds no selection answer from before it.
+	for _, p := range parts {
+		s.selections.invalidate(p.reselect)
+		p.reselect = nil
+	}
+	return nil
+}
+
+// applyFiltered applies pb after adding the hashes of the snapshot keys
+// the parts write to the filters: the one in use and one being built.
+// Their born counts, the snapshots new to the store, feed the filter's
+// size.
+func (s *Store) applyFiltered(pb *pebble.Batch, parts []*Batch) error {
 	if s.opts.SnapshotFilterKeys < 0 {
 		return s.apply(pb)
 	}

@@ -56,6 +56,10 @@ type Options struct {
 	// Default DefaultSnapshotFilterKeys; negative: no filter, every
 	// lookup of a new entity asks Pebble.
 	SnapshotFilterKeys int
+	// CachedSelections bounds the answers Select keeps (selectcache.go),
+	// across channels; an answer holds up to its limit of Thing ids.
+	// Default DefaultCachedSelections; negative: none kept.
+	CachedSelections int
 
 	// memFS, for tests, is the file system of an InMemory store: one
 	// that outlives the store (reopened), or that fails on purpose.
@@ -64,6 +68,11 @@ type Options struct {
 	// stall within a few MiB of writes).
 	memTableSize int
 }
+
+// DefaultCachedSelections is the default Options.CachedSelections: a
+// Dynatrace environment's worth of entities reported about, at a few
+// hundred bytes each for the usual answer of one Thing.
+const DefaultCachedSelections = 50_000
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
 // Pebble's own default (8 MiB) held too little of a store of 100,000
@@ -120,6 +129,8 @@ type Store struct {
 
 	// cache is the decoded-snapshot cache of NewBatch's batches.
 	cache *Cache
+	// selections caches Select's answers (selectcache.go).
+	selections *selectionCache
 
 	// closeMu orders Background's reads of Pebble's metrics before the
 	// close that would free what they read; closed is set under it.
@@ -163,7 +174,10 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.SnapshotFilterKeys == 0 {
 		opts.SnapshotFilterKeys = DefaultSnapshotFilterKeys
 	}
-	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil)}
+	if opts.CachedSelections == 0 {
+		opts.CachedSelections = DefaultCachedSelections
+	}
+	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil), selections: newSelectionCache(opts.CachedSelections)}
 	s.cache.mu = new(sync.Mutex)
 	po := &pebble.Options{
 		Logger: pebbleLogger{l: opts.Logger, fatal: &s.fatal},
@@ -485,6 +499,11 @@ type Batch struct {
 	// filter's estimate of the keys it holds.
 	snapHashes []uint64
 	born       int
+
+	// reselect holds the channels whose selector answers the batch
+	// changes (PutThing: sameSelection), for the selection cache's
+	// invalidation at its commit.
+	reselect map[string]struct{}
 }
 
 // opRecord is a key of the op_id index and its value, written for the
@@ -600,6 +619,12 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 		_ = b.set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil)
 	}
 	b.putSelectorIndex(prev, next)
+	if prev == nil || !sameSelection(prev, next) {
+		if b.reselect == nil {
+			b.reselect = map[string]struct{}{}
+		}
+		b.reselect[next.ChannelID] = struct{}{}
+	}
 	b.overlay[string(k)] = next
 	if prev == nil {
 		b.born++
