@@ -174,7 +174,7 @@ func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) 
 }
 
 func (p *Projector) serveReq(req *reads.Request) reads.Response {
-	if req.MinSeq > 0 {
+	if req.MinSeq > p.applied.Load() { // folded already, most often: no timer to wait with
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ReadWait)
 		err := p.WaitApplied(ctx, req.MinSeq)
 		cancel()

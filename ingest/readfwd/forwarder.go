@@ -135,11 +135,21 @@ func (f *Forwarder) Close() error {
 // yet, so a read reflects any write that got its 200 before, through any
 // ingest replica.
 func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
+	selection := req.Route == reads.ThingsSelect && f.thingWrites != nil
+	if !selection {
+		// One bound for the barrier's round trip and the request; a
+		// selection's barrier asks no broker, and request bounds itself
+		// when it leaves the process, so an answer from the in-process
+		// projector makes no timer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
 	var barrier uint64
 	var err error
-	if req.Route == reads.SendStatus && req.ChannelID == "" {
+	if selection {
+		barrier = f.thingWrites.Last(req.ChannelID)
+	} else if req.Route == reads.SendStatus && req.ChannelID == "" {
 		// An op_id of any channel: the whole log's last sequence (one
 		// stream info), so an operation answered 200 before is found.
 		var info *jetstream.StreamInfo
@@ -148,8 +158,6 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 		}
 	} else if subject := barrierSubject(req); subject != "" {
 		barrier, err = f.lastSeq(ctx, subject)
-	} else if req.Route == reads.ThingsSelect && f.thingWrites != nil {
-		barrier = f.thingWrites.Last(req.ChannelID)
 	}
 	if err != nil {
 		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
@@ -187,9 +195,10 @@ func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op read
 	return op, nil
 }
 
-// request sends req with its barrier to a projector replica. The answer
-// may come in chunks (reads.Request.Chunks): one larger than the broker's
-// max_payload is read whole, so no read fails for its size.
+// request sends req with its barrier to a projector replica, within the
+// read timeout (or ctx's earlier deadline). The answer may come in chunks
+// (reads.Request.Chunks): one larger than the broker's max_payload is
+// read whole, so no read fails for its size.
 func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uint64) (jsontext.Value, *apierr.Error) {
 	req.MinSeq, req.Chunks = barrier, true
 	if f.local != nil {
@@ -197,6 +206,8 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 			return answerOf(resp)
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, apierr.New(apierr.InternalError)
