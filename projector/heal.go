@@ -293,7 +293,7 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 // the store opened but must be folded again.
 func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, err error) {
 	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, BlockCacheBytes: p.cfg.BlockCacheBytes,
-		OnCorruption: p.requestRebuild})
+		SelectionCacheBytes: p.cfg.SelectionCacheBytes, OnCorruption: p.requestRebuild})
 	if err != nil {
 		return nil, "", err
 	}

@@ -50,6 +50,10 @@ type Config struct {
 	// BlockCacheBytes sizes the store's block cache (store.Options).
 	// Default store.DefaultBlockCacheBytes.
 	BlockCacheBytes int64
+	// SelectionCacheBytes bounds the Dynatrace selections' answer cache
+	// (store.Options). Default store.DefaultSelectionCacheBytes; negative:
+	// no cache.
+	SelectionCacheBytes int
 	// MaxBatchDelay bounds how long a folded operation waits for its
 	// commit while no read waits for it: operations that arrive one by
 	// one are committed together, up to this delay, instead of one group

@@ -97,11 +97,14 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if d.HTTPAddr != "127.0.0.1:8080" || d.DataDir != "./data" || d.NATSListen != "127.0.0.1:4222" || d.Target != "all" || d.Sync.String() != DefaultSync ||
-		d.APNsConnections != 4 || d.ProjectionCache != 256<<20 {
+		d.APNsConnections != 4 || d.ProjectionCache != 256<<20 || d.SelectionCache != 32<<20 {
 		t.Fatalf("defaults %+v", d)
 	}
 	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_PROJECTION_CACHE": "1073741824"}[k] }); err != nil || c.ProjectionCache != 1<<30 {
 		t.Fatalf("PUSHGO_PROJECTION_CACHE=1073741824: %v %+v", err, c)
+	}
+	if c, err := Load([]string{"-selection-cache", "0"}, func(string) string { return "" }); err != nil || c.SelectionCache != 0 {
+		t.Fatalf("-selection-cache 0: %v %+v", err, c)
 	}
 	if c, err := Load([]string{"-apns-connections", "16"}, func(string) string { return "" }); err != nil || c.APNsConnections != 16 {
 		t.Fatalf("-apns-connections 16: %v %+v", err, c)
@@ -145,6 +148,9 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_APNS_CONNECTIONS": "65"},
 		{"PUSHGO_PROJECTION_CACHE": "1000"},
 		{"PUSHGO_PROJECTION_CACHE": "256MiB"},
+		{"PUSHGO_SELECTION_CACHE": "-1"},
+		{"PUSHGO_SELECTION_CACHE": "32MiB"},
+		{"PUSHGO_SELECTION_CACHE": "4294967296"},
 		{"PUSHGO_INBOX_PER_DEVICE": "-1"},
 		{"PUSHGO_INBOX_PER_DEVICE": "many"},
 	} {

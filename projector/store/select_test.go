@@ -210,8 +210,8 @@ func runSelect(t *testing.T, s *Store, channel, selector string, limit int) stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Select answers the same, from its cache the second time at the
-	// latest, or from before the things blocks above changed it.
+	// Select answers the same, evaluated or from its cache (the second
+	// time at the latest).
 	for range 2 {
 		got, err := s.Select(channel, selector, limit)
 		if err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"hash/maphash"
 	"sync"
 )
 
@@ -19,47 +20,55 @@ import (
 // invalidation (stamp and put), and every commit invalidates before the
 // fold publishes its applied sequence, so a read that waited for a write
 // (reads.Request.MinSeq) never gets an answer from before it.
+//
+// The answers are bounded by an estimate of the bytes they hold; when a
+// new one would not fit, answers chosen at random (map order) across
+// channels make room. An answer with TooMany is not kept: it is the
+// largest (its limit of ids) and ingest only refuses the report.
 type selectionCache struct {
 	mu sync.Mutex
 	// epoch counts invalidations; an evaluation is stamped with it before
 	// its snapshot is taken.
-	epoch    uint64
-	channels map[string]*selectionBucket
-	size     int // answers held, across channels
-	max      int // answers held at most; 0: no cache
+	epoch uint64
+	// invalidated holds, per slot of channels (slotOf), the epoch of the
+	// last invalidation of a channel in it: an evaluation stamped before
+	// it may predate that commit. Channels sharing a slot only drop each
+	// other's evaluations in flight, never a kept answer.
+	invalidated [invalidationSlots]uint64
+	seed        maphash.Seed
+	answers     map[selectionKey]cachedSelection
+	byChannel   map[string]map[selectionKey]struct{}
+	bytes       int // estimated, of the answers held
+	maxBytes    int // 0: no cache
 }
 
-// selectionBucket is one channel's answers, and the epoch when the bucket
-// was made: after the channel's last invalidation, which dropped the
-// bucket before it.
-type selectionBucket struct {
-	since   uint64
-	answers map[selectionKey]Selection
-}
+const invalidationSlots = 4096
 
 type selectionKey struct {
-	selector string
-	limit    int
+	channelID, selector string
+	limit               int
 }
 
-func newSelectionCache(max int) *selectionCache {
-	return &selectionCache{channels: map[string]*selectionBucket{}, max: max}
+type cachedSelection struct {
+	sel   Selection
+	bytes int
+}
+
+func newSelectionCache(maxBytes int) *selectionCache {
+	return &selectionCache{seed: maphash.MakeSeed(), answers: map[selectionKey]cachedSelection{},
+		byChannel: map[string]map[selectionKey]struct{}{}, maxBytes: max(maxBytes, 0)}
 }
 
 // get returns the cached answer of selector in channelID, if any. The
 // answer's slices are shared: callers must not modify them.
 func (c *selectionCache) get(channelID, selector string, limit int) (Selection, bool) {
-	if c.max <= 0 {
+	if c.maxBytes == 0 {
 		return Selection{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.channels[channelID]
-	if b == nil {
-		return Selection{}, false
-	}
-	sel, ok := b.answers[selectionKey{selector, limit}]
-	return sel, ok
+	a, ok := c.answers[selectionKey{channelID, selector, limit}]
+	return a.sel, ok
 }
 
 // stamp returns the epoch to give put for an evaluation about to take its
@@ -71,67 +80,84 @@ func (c *selectionCache) stamp() uint64 {
 }
 
 // put keeps sel, evaluated from a snapshot taken after stamp, unless a
-// commit may have invalidated channelID since stamp: then sel may predate
-// that commit and is dropped. An invalidation drops the channel's bucket,
-// so a channel without one keeps an answer only when nothing at all was
-// invalidated since stamp, and a bucket made since stamp (since > stamp)
-// may have been made after one.
+// commit may have changed channelID's answers since stamp (then sel may
+// predate it), sel is TooMany, or it alone exceeds the bound.
 func (c *selectionCache) put(channelID, selector string, limit int, sel Selection, stamp uint64) {
-	if c.max <= 0 {
+	if c.maxBytes == 0 || sel.TooMany {
+		return
+	}
+	k := selectionKey{channelID, selector, limit}
+	size := selectionBytes(k, sel)
+	if size > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.channels[channelID]
-	switch {
-	case b == nil && stamp != c.epoch, b != nil && stamp < b.since:
+	if c.invalidated[c.slotOf(channelID)] > stamp {
 		return
-	case b != nil:
-		if _, ok := b.answers[selectionKey{selector, limit}]; ok {
-			b.answers[selectionKey{selector, limit}] = sel
-			return
-		}
 	}
-	if c.size >= c.max {
-		c.evictOne() // may drop b, when its only answer goes
-	}
-	if b = c.channels[channelID]; b == nil {
-		b = &selectionBucket{since: stamp, answers: map[selectionKey]Selection{}}
-		c.channels[channelID] = b
-	}
-	b.answers[selectionKey{selector, limit}] = sel
-	c.size++
-}
-
-// evictOne drops one answer, chosen at random (map order), and its bucket
-// when it was the last: no bucket is empty.
-func (c *selectionCache) evictOne() {
-	for ch, b := range c.channels {
-		for k := range b.answers {
-			delete(b.answers, k)
-			c.size--
+	c.remove(k)
+	for c.bytes+size > c.maxBytes && len(c.answers) > 0 {
+		for other := range c.answers {
+			c.remove(other)
 			break
 		}
-		if len(b.answers) == 0 {
-			delete(c.channels, ch)
-		}
+	}
+	c.answers[k] = cachedSelection{sel, size}
+	keys := c.byChannel[channelID]
+	if keys == nil {
+		keys = map[selectionKey]struct{}{}
+		c.byChannel[channelID] = keys
+	}
+	keys[k] = struct{}{}
+	c.bytes += size
+}
+
+// remove drops the answer of k, if held.
+func (c *selectionCache) remove(k selectionKey) {
+	a, ok := c.answers[k]
+	if !ok {
 		return
+	}
+	delete(c.answers, k)
+	c.bytes -= a.bytes
+	keys := c.byChannel[k.channelID]
+	delete(keys, k)
+	if len(keys) == 0 {
+		delete(c.byChannel, k.channelID)
 	}
 }
 
 // invalidate drops the answers of channels, after a commit that changed
 // what their selectors see.
 func (c *selectionCache) invalidate(channels map[string]struct{}) {
-	if c.max <= 0 || len(channels) == 0 {
+	if c.maxBytes == 0 || len(channels) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch++
 	for ch := range channels {
-		if b := c.channels[ch]; b != nil {
-			c.size -= len(b.answers)
-			delete(c.channels, ch)
+		c.invalidated[c.slotOf(ch)] = c.epoch
+		for k := range c.byChannel[ch] {
+			c.remove(k)
 		}
 	}
+}
+
+func (c *selectionCache) slotOf(channelID string) int {
+	return int(maphash.String(c.seed, channelID) % invalidationSlots)
+}
+
+// selectionBytes estimates what k and sel hold: their strings, the slice
+// and string headers, and the two maps' entries.
+func selectionBytes(k selectionKey, sel Selection) int {
+	n := 160 + len(k.channelID) + len(k.selector)
+	for _, id := range sel.ThingIDs {
+		n += 16 + len(id)
+	}
+	for _, t := range sel.UnknownTypes {
+		n += 16 + len(t)
+	}
+	return n
 }

@@ -122,9 +122,9 @@ func TestSelectCacheKeepsAnswersUntilASelectorSeesAChange(t *testing.T) {
 
 // TestSelectCacheStaleEvaluationIsNotKept: an evaluation stamped before an
 // invalidation of its channel is not kept, whether the channel had
-// answers, had none, or got a bucket again from a later evaluation.
+// answers, had none, or got answers again from a later evaluation.
 func TestSelectCacheStaleEvaluationIsNotKept(t *testing.T) {
-	c := newSelectionCache(10)
+	c := newSelectionCache(1 << 20)
 	ans := Selection{ThingIDs: []string{"a"}}
 	changed := map[string]struct{}{"c": {}}
 
@@ -146,17 +146,17 @@ func TestSelectCacheStaleEvaluationIsNotKept(t *testing.T) {
 		t.Fatal("an answer survived its channel's invalidation")
 	}
 	newer := c.stamp()
-	c.put("c", "t", 1, ans, newer) // a new bucket, made after the invalidation
+	c.put("c", "t", 1, ans, newer) // an answer of c evaluated after the invalidation
 	c.put("c", "s", 1, ans, older)
 	if _, ok := c.get("c", "s", 1); ok {
-		t.Fatal("kept an evaluation stamped before the invalidation, into the bucket made after it")
+		t.Fatal("kept an evaluation stamped before the invalidation, beside one evaluated after it")
 	}
 	if _, ok := c.get("c", "t", 1); !ok {
 		t.Fatal("the evaluation stamped after the invalidation was not kept")
 	}
 
-	// Another channel's invalidation keeps c's answers and lets c's
-	// bucket take an evaluation stamped before it.
+	// Another channel's invalidation keeps c's answers and lets c take an
+	// evaluation stamped before it.
 	before := c.stamp()
 	c.invalidate(map[string]struct{}{"d": {}})
 	c.put("c", "u", 1, ans, before)
@@ -168,18 +168,39 @@ func TestSelectCacheStaleEvaluationIsNotKept(t *testing.T) {
 	}
 }
 
-// TestSelectCacheBound: the cache holds at most its bound of answers.
+// TestSelectCacheBound: the cache holds at most its bound of bytes,
+// whatever the channels, dropping answers to make room; it keeps no
+// answer that selects too many.
 func TestSelectCacheBound(t *testing.T) {
-	c := newSelectionCache(100)
-	for i := range 1000 {
-		c.put(fmt.Sprintf("c%d", i%7), fmt.Sprintf("s%d", i), 1, Selection{}, c.stamp())
+	ids := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("01ARZ3NDEKTSV4RRFFQ69G%04d", i)
+		}
+		return out
 	}
-	n := 0
-	for _, b := range c.channels {
-		n += len(b.answers)
+	const bound = 64 << 10
+	c := newSelectionCache(bound)
+	for i := range 5000 {
+		// Answers of one Thing to a thousand across seven channels.
+		c.put(fmt.Sprintf("channel-%d", i%7), fmt.Sprintf("type(HOST),entityName(h%d)", i), 1000, Selection{ThingIDs: ids(1 + i%1000)}, c.stamp())
+		held := 0
+		for k, a := range c.answers {
+			held += a.bytes
+			if _, ok := c.byChannel[k.channelID][k]; !ok {
+				t.Fatalf("answer %v not listed under its channel", k)
+			}
+		}
+		if held != c.bytes || held > bound {
+			t.Fatalf("after %d answers: holds %d bytes (counted %d), bound %d", i+1, held, c.bytes, bound)
+		}
 	}
-	if n != 100 || c.size != 100 {
-		t.Fatalf("holds %d answers (counted %d), want 100", n, c.size)
+	if len(c.answers) == 0 {
+		t.Fatal("holds nothing")
+	}
+	c.put("channel-0", "type(HOST)", 1000, Selection{ThingIDs: ids(10), TooMany: true}, c.stamp())
+	if _, ok := c.get("channel-0", "type(HOST)", 1000); ok {
+		t.Fatal("kept an answer that selects too many")
 	}
 }
 
@@ -282,6 +303,30 @@ func TestSelectCacheMatchesEvaluationUnderCommits(t *testing.T) {
 		got.Stats, got.Cached, fresh.Stats = SelectStats{}, false, SelectStats{}
 		if !reflect.DeepEqual(got, fresh) {
 			t.Fatalf("%s after %d commits: Select answered %+v, a fresh evaluation %+v", selector, before, got, fresh)
+		}
+	}
+}
+
+// TestSelectCacheOff: with a negative SelectionCacheBytes (the gateway's
+// PUSHGO_SELECTION_CACHE=0) every selection is evaluated.
+func TestSelectCacheOff(t *testing.T) {
+	s, err := Open("", Options{InMemory: true, SelectionCacheBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	b := s.NewBatch()
+	if err := b.PutThing(nil, &fold.Thing{ChannelID: ch, ThingID: "h1", Title: "web-1", State: ops.ThingActive,
+		Attrs: fold.Attrs{{Name: "type", Value: []byte(`"HOST"`)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		res, err := s.Select(ch, `type(HOST)`, 10)
+		if err != nil || res.Cached || !slices.Equal(res.ThingIDs, []string{"h1"}) {
+			t.Fatalf("with the cache off: %+v, %v", res, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math/bits"
 	"sync/atomic"
 	"time"
@@ -115,10 +116,16 @@ func (s *Store) applyWithSnapshots(pb *pebble.Batch, parts []*Batch) error {
 	}
 	// Before the fold publishes the batch's applied sequence: a read that
 	// waits for it finds no selection answer from before it.
+	var changed map[string]struct{}
 	for _, p := range parts {
-		s.selections.invalidate(p.reselect)
+		if changed == nil {
+			changed = p.reselect
+		} else {
+			maps.Copy(changed, p.reselect)
+		}
 		p.reselect = nil
 	}
+	s.selections.invalidate(changed)
 	return nil
 }
 

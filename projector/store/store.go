@@ -56,10 +56,10 @@ type Options struct {
 	// Default DefaultSnapshotFilterKeys; negative: no filter, every
 	// lookup of a new entity asks Pebble.
 	SnapshotFilterKeys int
-	// CachedSelections bounds the answers Select keeps (selectcache.go),
-	// across channels; an answer holds up to its limit of Thing ids.
-	// Default DefaultCachedSelections; negative: none kept.
-	CachedSelections int
+	// SelectionCacheBytes bounds the answers Select keeps
+	// (selectcache.go), across channels, by an estimate of their bytes.
+	// Default DefaultSelectionCacheBytes; negative: none kept.
+	SelectionCacheBytes int
 
 	// memFS, for tests, is the file system of an InMemory store: one
 	// that outlives the store (reopened), or that fails on purpose.
@@ -69,10 +69,10 @@ type Options struct {
 	memTableSize int
 }
 
-// DefaultCachedSelections is the default Options.CachedSelections: a
-// Dynatrace environment's worth of entities reported about, at a few
-// hundred bytes each for the usual answer of one Thing.
-const DefaultCachedSelections = 50_000
+// DefaultSelectionCacheBytes is the default Options.SelectionCacheBytes,
+// 32 MiB: about 100,000 answers of one Thing each (a problem reported
+// about one entity), or 700 of 1,000 Things.
+const DefaultSelectionCacheBytes = 32 << 20
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
 // Pebble's own default (8 MiB) held too little of a store of 100,000
@@ -174,10 +174,10 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.SnapshotFilterKeys == 0 {
 		opts.SnapshotFilterKeys = DefaultSnapshotFilterKeys
 	}
-	if opts.CachedSelections == 0 {
-		opts.CachedSelections = DefaultCachedSelections
+	if opts.SelectionCacheBytes == 0 {
+		opts.SelectionCacheBytes = DefaultSelectionCacheBytes
 	}
-	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil), selections: newSelectionCache(opts.CachedSelections)}
+	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil), selections: newSelectionCache(opts.SelectionCacheBytes)}
 	s.cache.mu = new(sync.Mutex)
 	po := &pebble.Options{
 		Logger: pebbleLogger{l: opts.Logger, fatal: &s.fatal},
