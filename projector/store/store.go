@@ -70,8 +70,8 @@ type Options struct {
 }
 
 // DefaultSelectionCacheBytes is the default Options.SelectionCacheBytes,
-// 32 MiB: about 100,000 answers of one Thing each (a problem reported
-// about one entity), or 700 of 1,000 Things.
+// 32 MiB: about 90,000 answers of one Thing each (a problem reported
+// about one entity), or 790 of 1,000 Things.
 const DefaultSelectionCacheBytes = 32 << 20
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
