@@ -135,14 +135,15 @@ func (f *Forwarder) Close() error {
 // yet, so a read reflects any write that got its 200 before, through any
 // ingest replica.
 func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
+	// One bound, deadline, for the barrier's round trip and the requests.
+	// A selection's barrier asks no broker, and request applies the bound
+	// when it leaves the process, so an answer from the in-process
+	// projector makes no timer.
+	deadline := time.Now().Add(f.timeout)
 	selection := req.Route == reads.ThingsSelect && f.thingWrites != nil
 	if !selection {
-		// One bound for the barrier's round trip and the request; a
-		// selection's barrier asks no broker, and request bounds itself
-		// when it leaves the process, so an answer from the in-process
-		// projector makes no timer.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
 	var barrier uint64
@@ -163,12 +164,12 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
 		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
 	}
-	data, aerr := f.request(ctx, req, barrier)
+	data, aerr := f.request(ctx, req, barrier, deadline)
 	if aerr != nil && aerr.Code == apierr.ProjectionLagging && req.Route == reads.ThingsSelect && barrier > 0 {
 		// A projector more than its read wait behind this process's Thing
 		// writes: the selection is answered from the projection as it is,
 		// as before the marks, rather than a report refused for the lag.
-		return f.request(ctx, req, 0)
+		return f.request(ctx, req, 0, deadline)
 	}
 	return data, aerr
 }
@@ -195,19 +196,22 @@ func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op read
 	return op, nil
 }
 
-// request sends req with its barrier to a projector replica, within the
-// read timeout (or ctx's earlier deadline). The answer may come in chunks
+// request sends req with its barrier to a projector replica, by deadline
+// (the read's) when it leaves the process. The answer may come in chunks
 // (reads.Request.Chunks): one larger than the broker's max_payload is
 // read whole, so no read fails for its size.
-func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uint64) (jsontext.Value, *apierr.Error) {
+func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uint64, deadline time.Time) (jsontext.Value, *apierr.Error) {
 	req.MinSeq, req.Chunks = barrier, true
 	if f.local != nil {
 		if resp, ok := f.local.ServeLocal(req); ok {
 			return answerOf(resp)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || d.After(deadline) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, apierr.New(apierr.InternalError)
@@ -289,14 +293,15 @@ func (f *Forwarder) lastSeq(ctx context.Context, subject string) (uint64, error)
 // operation of the whole log appended before the call (one cheap stream
 // info, no wildcard lookup); for reads whose usual barrier is none.
 func (f *Forwarder) ReadConsistent(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	deadline := time.Now().Add(f.timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	info, err := f.stream.Info(ctx)
 	if err != nil {
 		f.log.Warn("readfwd: stream info", "err", err)
 		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
 	}
-	return f.request(ctx, req, info.State.LastSeq)
+	return f.request(ctx, req, info.State.LastSeq, deadline)
 }
 
 // Status asks any projector replica for its fold status.

@@ -373,3 +373,12 @@ func (c Config) Validate() error {
 
 // EnvOS is os.Getenv, for Load.
 func EnvOS(k string) string { return os.Getenv(k) }
+
+// selectionCacheBytes is SelectionCache as projector.Config takes it: 0
+// (off) is negative there, where 0 means the default.
+func (c Config) selectionCacheBytes() int {
+	if c.SelectionCache == 0 {
+		return -1
+	}
+	return int(c.SelectionCache)
+}

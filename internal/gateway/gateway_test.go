@@ -103,8 +103,11 @@ func TestLoadConfig(t *testing.T) {
 	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_PROJECTION_CACHE": "1073741824"}[k] }); err != nil || c.ProjectionCache != 1<<30 {
 		t.Fatalf("PUSHGO_PROJECTION_CACHE=1073741824: %v %+v", err, c)
 	}
-	if c, err := Load([]string{"-selection-cache", "0"}, func(string) string { return "" }); err != nil || c.SelectionCache != 0 {
-		t.Fatalf("-selection-cache 0: %v %+v", err, c)
+	if c, err := Load([]string{"-selection-cache", "0"}, func(string) string { return "" }); err != nil || c.SelectionCache != 0 || c.selectionCacheBytes() >= 0 {
+		t.Fatalf("-selection-cache 0 (off: negative for the projector, whose 0 is its default): %v %+v", err, c)
+	}
+	if got := d.selectionCacheBytes(); got != 32<<20 {
+		t.Fatalf("the projector's default selection cache: %d bytes", got)
 	}
 	if c, err := Load([]string{"-apns-connections", "16"}, func(string) string { return "" }); err != nil || c.APNsConnections != 16 {
 		t.Fatalf("-apns-connections 16: %v %+v", err, c)

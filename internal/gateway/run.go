@@ -85,13 +85,9 @@ func (g *Gateway) start(ctx context.Context) error {
 		localOps = consume.NewLocalFeed(0)
 	}
 	if cfg.Runs("projector") {
-		selectionCache := int(cfg.SelectionCache)
-		if selectionCache == 0 {
-			selectionCache = -1 // off; the store reads 0 as its default
-		}
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
 			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
-			BlockCacheBytes: cfg.ProjectionCache, LocalOps: localOps, SelectionCacheBytes: selectionCache,
+			BlockCacheBytes: cfg.ProjectionCache, LocalOps: localOps, SelectionCacheBytes: cfg.selectionCacheBytes(),
 		})
 		if err != nil {
 			return fmt.Errorf("start projector: %w", err)

@@ -74,6 +74,9 @@ func (c *selectionCache) get(channelID, selector string, limit int) (Selection, 
 // stamp returns the epoch to give put for an evaluation about to take its
 // snapshot.
 func (c *selectionCache) stamp() uint64 {
+	if c.maxBytes == 0 {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.epoch
@@ -88,7 +91,7 @@ func (c *selectionCache) put(channelID, selector string, limit int, sel Selectio
 	}
 	k := selectionKey{channelID, selector, limit}
 	size := selectionBytes(k, sel)
-	if size > c.maxBytes {
+	if size+channelSetBytes > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
@@ -97,7 +100,7 @@ func (c *selectionCache) put(channelID, selector string, limit int, sel Selectio
 		return
 	}
 	c.remove(k)
-	for c.bytes+size > c.maxBytes && len(c.answers) > 0 {
+	for c.bytes+size+channelSetBytes > c.maxBytes && len(c.answers) > 0 {
 		for other := range c.answers {
 			c.remove(other)
 			break
@@ -108,6 +111,7 @@ func (c *selectionCache) put(channelID, selector string, limit int, sel Selectio
 	if keys == nil {
 		keys = map[selectionKey]struct{}{}
 		c.byChannel[channelID] = keys
+		c.bytes += channelSetBytes
 	}
 	keys[k] = struct{}{}
 	c.bytes += size
@@ -125,6 +129,7 @@ func (c *selectionCache) remove(k selectionKey) {
 	delete(keys, k)
 	if len(keys) == 0 {
 		delete(c.byChannel, k.channelID)
+		c.bytes -= channelSetBytes
 	}
 }
 
@@ -148,6 +153,11 @@ func (c *selectionCache) invalidate(channels map[string]struct{}) {
 func (c *selectionCache) slotOf(channelID string) int {
 	return int(maphash.String(c.seed, channelID) % invalidationSlots)
 }
+
+// channelSetBytes estimates a channel's set of keys (byChannel) beside
+// its entries, which selectionBytes counts: a small map's header and
+// first group.
+const channelSetBytes = 400
 
 // selectionBytes estimates what k and sel hold: their strings, the slice
 // and string headers, and the two maps' entries with their slack (a heap

@@ -156,9 +156,14 @@ func TestSelectCacheStaleEvaluationIsNotKept(t *testing.T) {
 	}
 
 	// Another channel's invalidation keeps c's answers and lets c take an
-	// evaluation stamped before it.
+	// evaluation stamped before it (a channel in another slot: two in one
+	// slot drop each other's evaluations in flight).
+	other := "d"
+	for i := 0; c.slotOf(other) == c.slotOf("c"); i++ {
+		other = fmt.Sprintf("d%d", i)
+	}
 	before := c.stamp()
-	c.invalidate(map[string]struct{}{"d": {}})
+	c.invalidate(map[string]struct{}{other: {}})
 	c.put("c", "u", 1, ans, before)
 	if _, ok := c.get("c", "u", 1); !ok {
 		t.Fatal("another channel's invalidation dropped an evaluation of c")
@@ -181,22 +186,38 @@ func TestSelectCacheBound(t *testing.T) {
 	}
 	const bound = 64 << 10
 	c := newSelectionCache(bound)
+	channels := 0 // held at once, at most
 	for i := range 5000 {
 		// Answers of one Thing to a thousand across seven channels.
 		c.put(fmt.Sprintf("channel-%d", i%7), fmt.Sprintf("type(HOST),entityName(h%d)", i), 1000, Selection{ThingIDs: ids(1 + i%1000)}, c.stamp())
-		held := 0
+		held := len(c.byChannel) * channelSetBytes
 		for k, a := range c.answers {
 			held += a.bytes
 			if _, ok := c.byChannel[k.channelID][k]; !ok {
 				t.Fatalf("answer %v not listed under its channel", k)
 			}
 		}
+		for ch, keys := range c.byChannel {
+			if len(keys) == 0 {
+				t.Fatalf("channel %s listed with no answer", ch)
+			}
+			for k := range keys {
+				if _, ok := c.answers[k]; !ok {
+					t.Fatalf("channel %s lists %v, which is not held", ch, k)
+				}
+			}
+		}
 		if held != c.bytes || held > bound {
 			t.Fatalf("after %d answers: holds %d bytes (counted %d), bound %d", i+1, held, c.bytes, bound)
 		}
+		channels = max(channels, len(c.byChannel))
 	}
-	if len(c.answers) == 0 {
-		t.Fatal("holds nothing")
+	if len(c.answers) == 0 || channels < 7 {
+		t.Fatalf("holds %d answers, and held answers of at most %d channels at once of 7", len(c.answers), channels)
+	}
+	c.put("channel-0", "type(HOST)", 2000, Selection{ThingIDs: ids(2000)}, c.stamp())
+	if _, ok := c.get("channel-0", "type(HOST)", 2000); ok {
+		t.Fatal("kept an answer larger than the bound")
 	}
 	c.put("channel-0", "type(HOST)", 1000, Selection{ThingIDs: ids(10), TooMany: true}, c.stamp())
 	if _, ok := c.get("channel-0", "type(HOST)", 1000); ok {
@@ -327,6 +348,53 @@ func TestSelectCacheOff(t *testing.T) {
 		res, err := s.Select(ch, `type(HOST)`, 10)
 		if err != nil || res.Cached || !slices.Equal(res.ThingIDs, []string{"h1"}) {
 			t.Fatalf("with the cache off: %+v, %v", res, err)
+		}
+	}
+}
+
+// TestSelectCacheGroupCommit: a group commit (the fold's, one batch per
+// partition, sealed and committed together) drops the answers of every
+// channel any of its parts changed.
+func TestSelectCacheGroupCommit(t *testing.T) {
+	const other = "01BX5ZZKBKACTAV9WEVGEMMVRZ"
+	s := open(t)
+	thing := func(channel, title string) *fold.Thing {
+		return &fold.Thing{ChannelID: channel, ThingID: "h1", Title: title, State: ops.ThingActive,
+			Attrs: fold.Attrs{{Name: "type", Value: []byte(`"HOST"`)}}}
+	}
+	prev := map[string]*fold.Thing{ch: thing(ch, "a"), other: thing(other, "a")}
+	b := s.NewBatch()
+	for _, th := range prev {
+		if err := b.PutThing(nil, th); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	for channel := range prev {
+		for range 2 {
+			if res, err := s.Select(channel, `type(HOST),entityName.equals(a)`, 10); err != nil || len(res.ThingIDs) != 1 {
+				t.Fatalf("%s before: %+v, %v", channel, res, err)
+			}
+		}
+	}
+	var parts []*Batch
+	for i, channel := range []string{ch, other} {
+		p := s.NewBatchWith(NewCache(100, nil))
+		if err := p.PutThing(prev[channel], thing(channel, "b")); err != nil {
+			t.Fatal(err)
+		}
+		p.Seal(uint64(i + 1))
+		parts = append(parts, p)
+	}
+	if err := s.CommitGroup(parts, 2); err != nil {
+		t.Fatal(err)
+	}
+	for channel := range prev {
+		res, err := s.Select(channel, `type(HOST),entityName.equals(a)`, 10)
+		if err != nil || res.Cached || len(res.ThingIDs) != 0 {
+			t.Errorf("%s after the group renamed h1: %+v, %v, want an evaluation selecting nothing", channel, res, err)
 		}
 	}
 }
