@@ -143,13 +143,17 @@ type readStats struct {
 }
 
 func (p *Projector) readCollectors() []prometheus.Collector {
-	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	counter := func(name, help string, v *atomic.Uint64, labels ...string) prometheus.Collector {
+		opts := prometheus.CounterOpts{Name: name, Help: help}
+		if len(labels) == 2 {
+			opts.ConstLabels = prometheus.Labels{labels[0]: labels[1]}
+		}
+		return prometheus.NewCounterFunc(opts, func() float64 { return float64(v.Load()) })
 	}
-	const selectionsHelp = "Dynatrace entitySelector selections answered, by answer: cached (no Thing change a selector sees since it was evaluated) or evaluated over the projection."
 	selections := func(answer string, v *atomic.Uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pushgo_projector_selections_total", Help: selectionsHelp,
-			ConstLabels: prometheus.Labels{"answer": answer}}, func() float64 { return float64(v.Load()) })
+		return counter("pushgo_projector_selections_total",
+			"Dynatrace entitySelector selections answered, by answer: cached (no Thing change a selector sees since it was evaluated) or evaluated over the projection.",
+			v, "answer", answer)
 	}
 	return []prometheus.Collector{
 		counter("pushgo_projector_read_pages_cut_total",

@@ -20,10 +20,12 @@ const (
 )
 
 // putSelectorIndex moves a thing's Y, N and L entries (see keys.go) from
-// what prev holds to what next holds, writing only the difference.
-func (b *Batch) putSelectorIndex(prev, next *fold.Thing) {
+// what prev holds to what next holds, writing only the difference. It
+// reports whether they are the same (sameSelectorIndex), for
+// sameSelection.
+func (b *Batch) putSelectorIndex(prev, next *fold.Thing) (same bool) {
 	if prev != nil && sameSelectorIndex(prev, next) {
-		return
+		return true
 	}
 	old, cur := selectorIndexKeys(prev), selectorIndexKeys(next)
 	for _, k := range old {
@@ -36,6 +38,7 @@ func (b *Batch) putSelectorIndex(prev, next *fold.Thing) {
 			_ = b.set([]byte(k), nil)
 		}
 	}
+	return false
 }
 
 // sameSelectorIndex reports whether a and b have the same selector index
@@ -48,12 +51,13 @@ func sameSelectorIndex(a, b *fold.Thing) bool {
 }
 
 // sameSelection reports whether a selector sees a and b alike: whether a
-// and b have the same selector index entries, the same state (only active
-// Things are selected) and the same tags. It must cover every field view
-// and thingRelationships read, or the selection cache (selectcache.go)
-// would answer from before a change a selector sees.
-func sameSelection(a, b *fold.Thing) bool {
-	return a.State == b.State && sameSelectorIndex(a, b) && slices.Equal(a.Tags, b.Tags)
+// and b have the same selector index entries (sameIndex, as
+// putSelectorIndex found), the same state (only active Things are
+// selected) and the same tags. It must cover every field view and
+// thingRelationships read, or the selection cache (selectcache.go) would
+// answer from before a change a selector sees.
+func sameSelection(a, b *fold.Thing, sameIndex bool) bool {
+	return sameIndex && a.State == b.State && slices.Equal(a.Tags, b.Tags)
 }
 
 // selectorIndexKeys returns the sorted selector index keys of t (none for

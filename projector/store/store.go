@@ -618,8 +618,8 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	if prev == nil || prev.State != next.State {
 		_ = b.set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil)
 	}
-	b.putSelectorIndex(prev, next)
-	if prev == nil || !sameSelection(prev, next) {
+	sameIndex := b.putSelectorIndex(prev, next)
+	if prev == nil || !sameSelection(prev, next, sameIndex) {
 		if b.reselect == nil {
 			b.reselect = map[string]struct{}{}
 		}
