@@ -70,9 +70,11 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	}
 	defer t.close()
 
-	profile, halfProfile, halfAllocs := "", "", "" // the first run of the first mode only
+	// The first run of the first mode only: a later mode's first run would
+	// write over the same file.
+	profile, halfProfile, halfAllocs, messageProfile := "", "", "", ""
 	if m == o.modes[0] {
-		profile, halfProfile, halfAllocs = o.cpuProfile, o.halfProfile, o.halfAllocs
+		profile, halfProfile, halfAllocs, messageProfile = o.cpuProfile, o.halfProfile, o.halfAllocs, o.messageProfile
 	}
 	if rep.ours, err = repeat(ctx, o.options, "ours (http)", func(run int) (result, error) {
 		stop, err := profileRun(run, profile, "OURS (http)")
@@ -141,7 +143,7 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	}
 
 	if o.ntfyPath != "" {
-		if err := benchPeerRounds(ctx, o, t, &rep); err != nil {
+		if err := benchPeerRounds(ctx, o, t, &rep, messageProfile); err != nil {
 			return rep, err
 		}
 	}

@@ -36,7 +36,7 @@ type ntfyOptions struct {
 	ntfyCaches    []ntfyCache
 	ntfyVersion   string
 	// messageProfile: -messageprofile, a CPU profile of ours' first
-	// /message round beside ntfy.
+	// /message round beside ntfy, in the first sync mode.
 	messageProfile string
 }
 
@@ -75,7 +75,7 @@ func (c ntfyCache) stores() string {
 
 func (p *ntfyOptions) ntfyFlags(fs *flagSet) {
 	fs.StringVar(&p.ntfyPath, "ntfy", "", "write phase: run this ntfy binary beside ours: the same closed-loop load (-concurrency connections, 421-byte JSON messages: POST /message to us, ntfy's JSON publish to it), each from a load process, and print the side by side")
-	fs.StringVar(&p.messageProfile, "messageprofile", "", "write phase with -ntfy: write a CPU profile of ours' first POST /message round beside ntfy to this file")
+	fs.StringVar(&p.messageProfile, "messageprofile", "", "write phase with -ntfy: write a CPU profile of ours' first POST /message round beside ntfy, in the first sync mode, to this file")
 	fs.StringVar(&p.ntfyCacheList, "ntfy-caches", string(ntfyNoCache), "write phase: ntfy's message caches to measure with -ntfy, comma-separated: none (cache-duration 0: stores nothing), batched (SQLite, ntfy.sh's batch tuning), durable (SQLite, written before the answer)")
 }
 
@@ -210,7 +210,8 @@ func (r peerRound) progress(o *options, name string, run int) {
 // benchPeerRounds measures ours' /message on t and ntfy with the caches
 // paired with rep's mode, in -runs rounds, and keeps the medians in rep.
 // The ntfy servers run (idle but for their rounds) until the rounds end.
-func benchPeerRounds(ctx context.Context, o *writePhase, t *target, rep *modeReport) error {
+// profile, when not empty, receives a CPU profile of ours' first round.
+func benchPeerRounds(ctx context.Context, o *writePhase, t *target, rep *modeReport, profile string) error {
 	caches := o.pairedCaches(rep.mode)
 	servers := make([]*ntfyServer, 0, len(caches))
 	defer func() {
@@ -227,7 +228,7 @@ func benchPeerRounds(ctx context.Context, o *writePhase, t *target, rep *modeRep
 	}
 	r, err := repeat(ctx, o.options, messageLabel+" beside ntfy", func(run int) (peerRound, error) {
 		round := peerRound{caches: caches}
-		stop, err := profileRun(run, o.messageProfile, messageLabel+" beside ntfy")
+		stop, err := profileRun(run, profile, messageLabel+" beside ntfy")
 		if err != nil {
 			return round, err
 		}

@@ -372,7 +372,7 @@ func TestPeerRoundsAlternate(t *testing.T) {
 	g := newFakeGateway(t, 0)
 	tg := &target{addr: g.addr(), clientName: clientLight, bodies: newBodies("c0123456789abcdef0123456789abcde", "bench-password", 400)}
 	rep := modeReport{mode: syncMode{sync: gateway.Defaults().Sync}, isDefault: true}
-	if err := benchPeerRounds(context.Background(), w, tg, &rep); err != nil {
+	if err := benchPeerRounds(context.Background(), w, tg, &rep, ""); err != nil {
 		t.Fatal(err)
 	}
 	if rep.message == nil || rep.message.ops < 1 || rep.message.errors != 0 || len(rep.ntfy) != 1 || rep.ntfy[0].cache != ntfyNoCache || rep.ntfy[0].res.ops < 1 {
