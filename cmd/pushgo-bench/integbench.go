@@ -46,6 +46,7 @@ type integPhase struct {
 	amAlerts      int // alerts per Alertmanager payload
 	amClients     int // concurrent Alertmanager senders
 	integProfile  string
+	integTrace    string
 	integHeap     string        // heap profile after the rows
 	dtRatioBudget float64       // Dynatrace reports/s over the /event/create rate
 	dtP99Budget   time.Duration // Dynatrace request p99
@@ -62,6 +63,7 @@ func (p *integPhase) flags(fs *flagSet) {
 	fs.IntVar(&p.amAlerts, "am-alerts", 100, "integrations phases: alerts per Alertmanager payload")
 	fs.IntVar(&p.amClients, "am-clients", 1, "integrations phases: concurrent Alertmanager senders (at most -concurrency)")
 	fs.StringVar(&p.integProfile, "integprofile", "", "write a CPU profile of the first run of each integrations phase to this file, the phase inserted before the extension (x.prof: x-base.prof, x-dt-id.prof, x-dt-info.prof, x-dt-name.prof, x-am.prof)")
+	fs.StringVar(&p.integTrace, "integtrace", "", "write an execution trace (runtime/trace) of the first run of each integrations phase to this file, the phase inserted before the extension as with -integprofile: what the process did while a row's slow requests waited")
 	fs.StringVar(&p.integHeap, "integheapprofile", "", "write a heap profile of the benchmark's process (the gateway's, its embedded broker's) to this file after the integrations rows, after a collection: what is live, which every collection marks")
 	fs.quick("integ-things", "20000")
 }
@@ -194,6 +196,11 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 		if err != nil {
 			return result{}, err
 		}
+		stopTrace, err := traceRun(run, profilePath(o.integTrace, row.key), row.name)
+		if err != nil {
+			stop()
+			return result{}, err
+		}
 		spec := row.spec
 		if spec.Op == opAlertmanager {
 			// Each run's senders have groups of their own (a load
@@ -202,6 +209,7 @@ func benchIntegrations(ctx context.Context, o *integPhase) (rep integReport, err
 			spec.AMSeed = splitmix(spec.AMSeed + uint64(run))
 		}
 		reps, cpu, err := runLoads(ctx, nil, spec.closed(row.workers, o.warmup, o.duration))
+		stopTrace()
 		stop()
 		if err != nil {
 			return result{}, err

@@ -72,9 +72,9 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 
 	// The first run of the first mode only: a later mode's first run would
 	// write over the same file.
-	profile, halfProfile, halfAllocs, messageProfile := "", "", "", ""
+	profile, halfProfile, halfAllocs, halfTrace, messageProfile := "", "", "", "", ""
 	if m == o.modes[0] {
-		profile, halfProfile, halfAllocs, messageProfile = o.cpuProfile, o.halfProfile, o.halfAllocs, o.messageProfile
+		profile, halfProfile, halfAllocs, halfTrace, messageProfile = o.cpuProfile, o.halfProfile, o.halfAllocs, o.halfTrace, o.messageProfile
 	}
 	if rep.ours, err = repeat(ctx, o.options, "ours (http)", func(run int) (result, error) {
 		stop, err := profileRun(run, profile, "OURS (http)")
@@ -130,7 +130,13 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 		if err != nil {
 			return result{}, err
 		}
+		stopTrace, err := traceRun(run, halfTrace, "OURS open-loop")
+		if err != nil {
+			stop()
+			return result{}, err
+		}
 		r, err := runLoad(ctx, t.spec(opUpdate).open(o.concurrency, rate, o.warmup, o.duration))
+		stopTrace()
 		stop()
 		if err != nil {
 			return result{}, err

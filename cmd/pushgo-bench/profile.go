@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
 // startCPUProfile profiles the process until the returned stop is called.
@@ -28,6 +29,29 @@ func startCPUProfile(path, what string) (stop func(), err error) {
 		}
 		fmt.Fprintf(os.Stderr, "  cpu profile of the %s phase written to %s (go tool pprof -top %s)\n", what, path, path)
 		printCPUShares(os.Stderr, path)
+	}, nil
+}
+
+// startTrace starts an execution trace of this process (the gateway, its
+// embedded broker and the bench's own goroutines) into path: every
+// goroutine's wake-ups, blocks, system calls and the collector's phases,
+// so a slow request can be read against what the process did meanwhile.
+func startTrace(path, what string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "trace:", err)
+			return
+		}
+		fmt.Fprintf(os.Stderr, "  execution trace of the %s phase written to %s (go tool trace %s)\n", what, path, path)
 	}, nil
 }
 

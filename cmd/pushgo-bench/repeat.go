@@ -197,6 +197,15 @@ func runProfile(run int, path string) string {
 	return runProfilePath(path, run)
 }
 
+// traceRun records an execution trace of run into runProfile(run, path),
+// if any; stop ends it.
+func traceRun(run int, path, what string) (stop func(), err error) {
+	if p := runProfile(run, path); p != "" {
+		return startTrace(p, what)
+	}
+	return func() {}, nil
+}
+
 // profileRun profiles run's CPU into runProfile(run, path), if any; stop
 // ends the profile.
 func profileRun(run int, path, what string) (stop func(), err error) {

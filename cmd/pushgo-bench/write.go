@@ -27,6 +27,7 @@ type writePhase struct {
 	loadRate    float64 // -load-rate: the open-loop phase's rate in ops/s, whatever OURS's (0: halfLoad)
 	cpuProfile  string
 	halfProfile string
+	halfTrace   string
 	halfAllocs  string // -halfallocprofile
 	diag        bool
 	modeList    string
@@ -53,6 +54,7 @@ func (p *writePhase) flags(fs *flagSet) {
 	fs.Float64Var(&p.loadRate, "load-rate", 0, "open-loop rate in ops/s, instead of -load's fraction of OURS's measured rate: to compare builds or settings at the same rate (the rate follows each run's machine otherwise)")
 	fs.StringVar(&p.cpuProfile, "cpuprofile", "", "write a CPU profile of the first OURS (http) phase to this file")
 	fs.StringVar(&p.halfProfile, "halfprofile", "", "write a CPU profile of the first OURS open-loop (-load) phase to this file")
+	fs.StringVar(&p.halfTrace, "halftrace", "", "write an execution trace (runtime/trace) of the first OURS open-loop (-load) phase to this file: what the process did while the row's slow requests waited")
 	fs.StringVar(&p.halfAllocs, "halfallocprofile", "", "write what the process allocated during the first OURS open-loop (-load) phase to this file (a heap profile's difference, after a collection at each end) and print whose allocations they were: the garbage the collection cycles under that row's tail collect")
 	fs.BoolVar(&p.diag, "diag", false, "also measure GET /healthz closed-loop (the HTTP-only floor), ours through the other HTTP client, and HTTP + publish (net/http publishing each body, nothing else) closed-loop (informational rows)")
 	fs.StringVar(&p.modeList, "modes", "default,always", `comma-separated sync modes: "default" (gateway.Defaults().Sync), "always", or an fsync interval`)
