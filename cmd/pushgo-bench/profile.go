@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -13,23 +14,8 @@ import (
 // profile of such a row is the gateway's alone; a raw or fold profile holds
 // the broker's clients beside the broker.
 func startCPUProfile(path, what string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "cpu profile:", err)
-			return
-		}
-		fmt.Fprintf(os.Stderr, "  cpu profile of the %s phase written to %s (go tool pprof -top %s)\n", what, path, path)
-		printCPUShares(os.Stderr, path)
-	}, nil
+	return startRecording(recording{name: "cpu profile", tool: "go tool pprof -top", start: pprof.StartCPUProfile, stop: pprof.StopCPUProfile,
+		after: func() { printCPUShares(os.Stderr, path) }}, path, what)
 }
 
 // startTrace starts an execution trace of this process (the gateway, its
@@ -37,21 +23,38 @@ func startCPUProfile(path, what string) (stop func(), err error) {
 // goroutine's wake-ups, blocks, system calls and the collector's phases,
 // so a slow request can be read against what the process did meanwhile.
 func startTrace(path, what string) (stop func(), err error) {
+	return startRecording(recording{name: "execution trace", tool: "go tool trace", start: trace.Start, stop: trace.Stop}, path, what)
+}
+
+// recording is one of the runtime's recorders of the whole process.
+type recording struct {
+	name, tool string                // what it is, and what reads its file
+	start      func(io.Writer) error // starts it into a file
+	stop       func()                // ends it
+	after      func()                // after the file is written; nil: nothing
+}
+
+// startRecording starts r into path; the returned stop ends it, closes the
+// file and says where it is.
+func startRecording(r recording, path, what string) (stop func(), err error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("trace: %w", err)
+		return nil, fmt.Errorf("%s: %w", r.name, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := r.start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("trace: %w", err)
+		return nil, fmt.Errorf("%s: %w", r.name, err)
 	}
 	return func() {
-		trace.Stop()
+		r.stop()
 		if err := f.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "trace:", err)
+			fmt.Fprintf(os.Stderr, "%s: %v\n", r.name, err)
 			return
 		}
-		fmt.Fprintf(os.Stderr, "  execution trace of the %s phase written to %s (go tool trace %s)\n", what, path, path)
+		fmt.Fprintf(os.Stderr, "  %s of the %s phase written to %s (%s %s)\n", r.name, what, path, r.tool, path)
+		if r.after != nil {
+			r.after()
+		}
 	}, nil
 }
 
