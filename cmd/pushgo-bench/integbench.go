@@ -77,6 +77,9 @@ func (p *integPhase) setup(o *options) error {
 		return errors.New("-phases integrations needs -target all (the Dynatrace selectors read the projection)")
 	}
 	p.amClients = min(p.amClients, p.concurrency)
+	if err := distinctOutputs(map[string]string{"-integprofile": p.integProfile, "-integtrace": p.integTrace, "-integheapprofile": p.integHeap}); err != nil {
+		return err
+	}
 	// Issue 14 raised the ratio's budget from 0.5 to 0.6.
 	p.dtRatioBudget, p.dtP99Budget, p.amP99Budget = 0.6, 30*time.Millisecond, 50*time.Millisecond
 	return nil

@@ -39,7 +39,7 @@ const messageLabel = "ours /message"
 // benchMode runs raw, ours and the open-loop phase for one sync mode, each
 // o.runs times, and keeps the medians. The open-loop rate is a fraction of
 // the median OURS rate of this mode.
-func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, err error) {
+func benchMode(ctx context.Context, o *writePhase, m syncMode, first bool) (rep modeReport, err error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rep.mode, rep.isDefault = m, m.isDefault()
 	fmt.Fprintf(os.Stderr, "== %s\n", m.label())
@@ -71,9 +71,10 @@ func benchMode(ctx context.Context, o *writePhase, m syncMode) (rep modeReport, 
 	defer t.close()
 
 	// The first run of the first mode only: a later mode's first run would
-	// write over the same file.
+	// write over the same file (first, not the mode's value: -modes may
+	// name one mode twice).
 	profile, halfProfile, halfAllocs, halfTrace, messageProfile := "", "", "", "", ""
-	if m == o.modes[0] {
+	if first {
 		profile, halfProfile, halfAllocs, halfTrace, messageProfile = o.cpuProfile, o.halfProfile, o.halfAllocs, o.halfTrace, o.messageProfile
 	}
 	if rep.ours, err = repeat(ctx, o.options, "ours (http)", func(run int) (result, error) {

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 )
 
 // startCPUProfile profiles the process until the returned stop is called.
@@ -24,6 +26,24 @@ func startCPUProfile(path, what string) (stop func(), err error) {
 // so a slow request can be read against what the process did meanwhile.
 func startTrace(path, what string) (stop func(), err error) {
 	return startRecording(recording{name: "execution trace", tool: "go tool trace", start: trace.Start, stop: trace.Stop}, path, what)
+}
+
+// distinctOutputs refuses two of a phase's recorders (flag name to file)
+// writing one file: two running at once would interleave their bytes, one
+// after the other would leave only the last.
+func distinctOutputs(files map[string]string) error {
+	byPath := map[string]string{}
+	for _, flag := range slices.Sorted(maps.Keys(files)) {
+		path := files[flag]
+		if path == "" {
+			continue
+		}
+		if other, ok := byPath[path]; ok {
+			return fmt.Errorf("%s and %s name one file, %s", other, flag, path)
+		}
+		byPath[path] = flag
+	}
+	return nil
 }
 
 // recording is one of the runtime's recorders of the whole process.

@@ -87,6 +87,10 @@ func (p *writePhase) setup(o *options) error {
 	if len(p.modes) == 0 {
 		return errors.New("-modes names no mode")
 	}
+	if err := distinctOutputs(map[string]string{"-cpuprofile": p.cpuProfile, "-halfprofile": p.halfProfile,
+		"-halfallocprofile": p.halfAllocs, "-halftrace": p.halfTrace, "-messageprofile": p.messageProfile}); err != nil {
+		return err
+	}
 	return p.ntfySetup()
 }
 
@@ -111,8 +115,8 @@ func (p *writePhase) limit() time.Duration {
 
 func (p *writePhase) run(ctx context.Context) (table, error) {
 	t := &writeTable{o: p}
-	for _, m := range p.modes {
-		rep, err := benchMode(ctx, p, m)
+	for i, m := range p.modes {
+		rep, err := benchMode(ctx, p, m, i == 0)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", m.label(), err)
 		}
