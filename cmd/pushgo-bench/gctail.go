@@ -19,7 +19,10 @@ import (
 
 // gcBefore and gcAfter bound a cycle's episode around its mark
 // termination: the concurrent mark before it (53 ms on an idle share of
-// the machine, longer under load) and the sweep after it.
+// the machine, longer under load) and the sweep after it. The runtime
+// tells when a mark ends, not when it began: the integrations rows' marks
+// last 1-3 s (execution traces, -integtrace), and there an episode covers
+// only a mark's end, so the line undercounts.
 const (
 	gcBefore = 150 * time.Millisecond
 	gcAfter  = 150 * time.Millisecond
