@@ -793,7 +793,7 @@ func (e *deliveryEnv) latency(ctx context.Context, o *deliveryPhase, ch string, 
 		dups: st.dups, sent: res.ops, late: res.late, cpu: res.cpu, errors: res.errors, errKinds: res.errKinds}
 	r.p50, r.p99 = percentile(st.lat, 0.50), percentile(st.lat, 0.99)
 	r.opsBacklog, r.taskBacklog = opsBacklog, taskBacklog
-	r.tailNotes = []string{episodesOf(st.tail).String(), gcTailOf(gcEnds(), st.tail, measureFrom, measureFrom.Add(o.latencyWindow)).String()}
+	r.tailNotes = []string{episodesOf(st.tail).String(), gcTailOf(gcCycles(), st.tail, measureFrom, measureFrom.Add(o.latencyWindow)).String()}
 	if res.skipped > 0 {
 		r.errors += res.skipped
 		r.errKinds[fmt.Sprintf("messages not sent: the %.0f/s schedule fell more than a second behind", o.latencyRate)] += int(res.skipped)

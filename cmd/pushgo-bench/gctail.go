@@ -14,42 +14,57 @@ import (
 // The gateway runs in the bench's process, so after each row of a load
 // process (open or closed loop; not a peer's, ntfy's) the bench reads when
 // its cycles ended (runtime/debug.ReadGCStats: the end of each cycle's
-// last stop of the world, the mark's termination) and matches the row's
-// tail, which the load process reports, with a span around each.
+// last stop of the world, the mark's termination) and when it saw their
+// marks begin (gcmarks.go), and matches the row's tail, which the load
+// process reports, with a span around each.
 
-// gcBefore and gcAfter bound a cycle's episode around its mark
-// termination: the concurrent mark before it (53 ms on an idle share of
-// the machine, longer under load) and the sweep after it. The runtime
-// tells when a mark ends, not when it began: the integrations rows' marks
-// last 1-3 s (execution traces, -integtrace), and there an episode covers
-// only a mark's end, so the line undercounts.
+// gcBefore and gcAfter bound a cycle's episode around its mark: from its
+// start when the bench saw it begin (gcmarks.go), else gcBefore before its
+// end (the concurrent mark: 53 ms on an idle share of the machine, longer
+// under load), to gcAfter after its end (the sweep).
 const (
 	gcBefore = 150 * time.Millisecond
 	gcAfter  = 150 * time.Millisecond
 )
 
-// gcTail is how the gateway's garbage collection met a row's tail.
-type gcTail struct {
-	cycles   int     // cycles whose episode touches the window
-	tail     int     // requests at or above the row's p99
-	overlap  int     // of them, those whose span met a cycle's episode
-	byChance float64 // the share that would, with the cycles anywhere
+// episode is the span of c that a request meets.
+func (c gcCycle) episode() (from, to time.Time) {
+	from = c.end.Add(-gcBefore)
+	if !c.start.IsZero() && c.start.Before(from) {
+		from = c.start
+	}
+	return from, c.end.Add(gcAfter)
 }
 
-// gcTailOf matches tail with the episodes of the cycles whose marks ended
-// at ends, those of them whose episodes touch [from, to].
-func gcTailOf(ends []time.Time, tail []tailPoint, from, to time.Time) gcTail {
-	var in []time.Time
-	for _, e := range ends {
-		if !e.Add(gcAfter).Before(from) && !e.Add(-gcBefore).After(to) {
-			in = append(in, e)
+// gcTail is how the gateway's garbage collection met a row's tail.
+type gcTail struct {
+	cycles   int           // cycles whose episode touches the window
+	seen     int           // of them, those whose mark was seen beginning
+	longest  time.Duration // the longest of those marks
+	tail     int           // requests at or above the row's p99
+	overlap  int           // of them, those whose span met a cycle's episode
+	byChance float64       // the share that would, with the cycles anywhere
+}
+
+// gcTailOf matches tail with the episodes of the cycles whose episodes
+// touch [from, to].
+func gcTailOf(cycles []gcCycle, tail []tailPoint, from, to time.Time) gcTail {
+	var in []gcCycle
+	for _, c := range cycles {
+		if a, b := c.episode(); !b.Before(from) && !a.After(to) {
+			in = append(in, c)
 		}
 	}
-	slices.SortFunc(in, func(a, b time.Time) int { return a.Compare(b) })
+	slices.SortFunc(in, func(a, b gcCycle) int { return a.end.Compare(b.end) })
 	g := gcTail{cycles: len(in), tail: len(tail)}
 	var union []span
-	for _, e := range in {
-		union = addSpan(union, e.Add(-gcBefore), e.Add(gcAfter))
+	for _, c := range in {
+		a, b := c.episode()
+		union = addSpan(union, a, b)
+		if !c.start.IsZero() {
+			g.seen++
+			g.longest = max(g.longest, c.end.Sub(c.start))
+		}
 	}
 	g.overlap, g.byChance, _ = tailMatch(union, tail, to.Sub(from))
 	return g
@@ -60,14 +75,20 @@ func (g gcTail) String() string {
 	if g.cycles == 0 || g.tail == 0 {
 		return ""
 	}
-	return fmt.Sprintf("gateway GC (the bench's process): %d cycle(s) in the window; %d of the %d requests at or above the p99 (%.0f%%) met one (%s before its mark's end to %s after), against %.0f%% by chance",
-		g.cycles, g.overlap, g.tail, 100*float64(g.overlap)/float64(g.tail), fmtDur(gcBefore), fmtDur(gcAfter), 100*g.byChance)
+	marks := ""
+	if g.seen > 0 {
+		marks = fmt.Sprintf(" (%d seen beginning, the longest mark %s)", g.seen, fmtDur(g.longest))
+	}
+	return fmt.Sprintf("gateway GC (the bench's process): %d cycle(s) in the window%s; %d of the %d requests at or above the p99 (%.0f%%) met one (from its mark's start, or %s before its end where the start was not seen, to %s after its end), against %.0f%% by chance",
+		g.cycles, marks, g.overlap, g.tail, 100*float64(g.overlap)/float64(g.tail), fmtDur(gcBefore), fmtDur(gcAfter), 100*g.byChance)
 }
 
-// gcEnds is when the process's recent garbage collection cycles ended
-// their mark (up to the runtime's last 256).
-func gcEnds() []time.Time {
+// gcCycles is the process's recent garbage collection cycles (up to the
+// runtime's last 256), each with its mark's start where gcWatch saw it.
+func gcCycles() []gcCycle {
 	var s debug.GCStats
 	debug.ReadGCStats(&s)
-	return s.PauseEnd
+	ends := slices.Clone(s.PauseEnd) // newest first
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	return gcWatch.cycles(ends)
 }

@@ -171,7 +171,7 @@ func (r loadReport) result(cpu cpuUse) result {
 	}
 	if len(r.Tail) > 0 {
 		// The gateway runs in this process: its cycles are this runtime's.
-		res.gcstalls = gcTailOf(gcEnds(), r.Tail, r.From, r.To).String()
+		res.gcstalls = gcTailOf(gcCycles(), r.Tail, r.From, r.To).String()
 	}
 	res.cores = cpu.self
 	if r.Ops > 0 {

@@ -79,6 +79,8 @@ func run() int {
 	// keeps its own).
 	gc := gateway.TuneGC(os.Getenv)
 	procs := tuneProcs(opts.target)
+	gcWatch = startMarkWatch(markWatchEvery)
+	defer gcWatch.Stop()
 	baseline := runtime.NumGoroutine()
 	printHeader(os.Stderr, opts)
 	if gc != "" {
