@@ -293,8 +293,8 @@ func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 	return info, nil
 }
 
-// Close stops the registry watchers and the deadline scan; later calls do
-// nothing. The NATS connection stays open.
+// Close stops the registry watchers, the deadline scan and the
+// integrations' idle report lanes; later calls do nothing. The NATS connection stays open.
 func (s *Service) Close() { s.closeOnce.Do(s.close) }
 
 func (s *Service) close() {
@@ -302,6 +302,7 @@ func (s *Service) close() {
 		s.closer.Close()
 	}
 	s.live.Close()
+	s.integrations.Close()
 	s.tokens.Close()
 	s.devices.Close()
 	s.registry.Close()

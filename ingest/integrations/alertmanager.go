@@ -220,7 +220,7 @@ func (r *Routes) amApply(ctx context.Context, channelID string, reps []alertmana
 	}
 
 	outs := make([]alerts.Outcome, len(reps))
-	first := eachBounded(ctx, len(groups), amParallel, func(ctx context.Context, gi int) *apierr.Error {
+	first := r.lanes.each(ctx, len(groups), amParallel, func(ctx context.Context, gi int) *apierr.Error {
 		for _, i := range groups[gi] {
 			o, aerr := r.amReport(ctx, channelID, reps[i])
 			if aerr != nil {

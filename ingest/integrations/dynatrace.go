@@ -187,7 +187,7 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 
 	// One report per selected Thing, a few at a time: a selector may pick
 	// hundreds, and each is its own append.
-	first := eachBounded(ctx, len(things), 16, func(ctx context.Context, i int) *apierr.Error {
+	first := r.lanes.each(ctx, len(things), 16, func(ctx context.Context, i int) *apierr.Error {
 		id, aerr := r.dtReport(ctx, tok.ChannelID, rep, things[i])
 		if aerr == nil {
 			results[i] = dtResult{CorrelationID: &id, Status: dtOK}

@@ -145,7 +145,7 @@ func (r *Routes) recordAll(ctx context.Context, occ []occurrence) *apierr.Error 
 		groups[g] = append(groups[g], i)
 	}
 
-	return eachBounded(ctx, len(groups), ebParallel, func(ctx context.Context, gi int) *apierr.Error {
+	return r.lanes.each(ctx, len(groups), ebParallel, func(ctx context.Context, gi int) *apierr.Error {
 		for _, i := range groups[gi] {
 			if aerr := r.record(ctx, &occ[i]); aerr != nil {
 				return aerr

@@ -2,53 +2,146 @@ package integrations
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pushgo/gateway/schemas/apierr"
 )
 
-// eachBounded calls fn for 0..n-1, at most limit at once, and returns the
-// first error; the first error cancels the ctx given to the calls not yet
-// done, and no goroutine takes another index after it (one taken as it
-// came may still start). Appends already made stay made: the tool's retry
-// is idempotent.
-// A single call runs on the caller's goroutine: most reports are about one
-// Thing or one group, and a goroutine and a cancellable context for it
-// were a handoff per request for nothing to run beside.
+// maxLanes bounds the lanes a Routes keeps: amParallel, the widest one
+// request runs. Past it, a request's lanes are goroutines of their own
+// that end with it.
+const maxLanes = amParallel
+
+// lanes runs the reports of one request beside each other on goroutines
+// that outlive the request. A report's goroutine is costly to start: it
+// grows its stack by doubling deep in the JSON encoder, each growth copying
+// the stack (6.0% of the CPU of 100-alert Alertmanager notifications with
+// a fresh goroutine per lane, 5 December). A lane that has finished one
+// request's work waits for the next request's, its grown stack kept (the
+// collector halves an idle stack at most once a cycle).
 //
-// Otherwise min(n, limit) goroutines take the indexes in order, each as
-// many as it can: a report's goroutine is costly to start (it grows its
-// stack by doubling deep in the JSON encoder, each growth copying the
-// stack: 7.0% of the CPU of 100-alert Alertmanager notifications with a
-// goroutine per alert, 5.8% with one per place), so a 100-alert
-// notification starts 64 goroutines, not 100. What would take the rest:
-// workers that outlive a request and keep their grown stacks.
-func eachBounded(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) *apierr.Error) *apierr.Error {
-	if n == 1 {
+// The zero value is not usable; newLanes makes one. Close stops the idle
+// lanes; each after it still runs its requests' work, on goroutines that
+// end with it.
+type lanes struct {
+	work chan func() // unbuffered: a send lands only on an idle lane
+	stop chan struct{}
+	once sync.Once
+	live atomic.Int32 // lanes running or idle
+	max  int32
+}
+
+func newLanes(max int) *lanes {
+	return &lanes{work: make(chan func()), stop: make(chan struct{}), max: int32(max)}
+}
+
+// Close stops the idle lanes and, as they finish, the busy ones; later
+// calls do nothing.
+func (l *lanes) Close() { l.once.Do(func() { close(l.stop) }) }
+
+// each calls fn for 0..n-1, at most limit at once, and returns the first
+// error; the first error cancels the ctx given to the calls not yet done,
+// and no lane takes another index after it (one taken as it came may still
+// start). It returns once every call it started has returned. Appends
+// already made stay made: the tool's retry is idempotent. A panic in a
+// call is raised again on the caller's goroutine, as if the call had run
+// there.
+//
+// A single call runs on the caller's goroutine: most reports are about one
+// Thing or one group, and a lane and a cancellable context for it were a
+// handoff per request for nothing to run beside. Otherwise min(n, limit)
+// lanes, the caller one of them, take the indexes in order, each as many
+// as it can (a 100-alert notification runs 64 lanes, not 100).
+func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) *apierr.Error) *apierr.Error {
+	switch {
+	case n <= 0:
+		return nil
+	case n == 1:
 		return fn(ctx, 0)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	var next atomic.Int64
-	for range min(n, max(limit, 1)) {
-		g.Go(func() error {
-			for gctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return nil
-				}
-				if aerr := fn(gctx, i); aerr != nil {
-					return aerr
-				}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		first    atomic.Pointer[apierr.Error]
+		panicked atomic.Pointer[lanePanic]
+		wg       sync.WaitGroup
+	)
+	lane := func() {
+		for ctx.Err() == nil {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
 			}
-			return nil
+			if aerr := fn(ctx, i); aerr != nil {
+				if first.CompareAndSwap(nil, aerr) {
+					cancel()
+				}
+				return
+			}
+		}
+	}
+	others := min(n, max(limit, 1)) - 1
+	wg.Add(others)
+	for range others {
+		l.start(func() {
+			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					panicked.CompareAndSwap(nil, &lanePanic{value: v, stack: debug.Stack()})
+					cancel()
+				}
+			}()
+			lane()
 		})
 	}
-	var aerr *apierr.Error
-	if err := g.Wait(); errors.As(err, &aerr) {
-		return aerr
+	lane()
+	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(p)
 	}
-	return nil
+	return first.Load()
+}
+
+// start runs task on an idle lane, or on a new one while fewer than max
+// run, or else on a goroutine of its own. task must not panic.
+func (l *lanes) start(task func()) {
+	select {
+	case l.work <- task:
+		return
+	default:
+	}
+	if l.live.Add(1) <= l.max {
+		go l.loop(task)
+		return
+	}
+	l.live.Add(-1)
+	go task()
+}
+
+// loop is a lane: it runs task, then each task handed to it, until Close.
+func (l *lanes) loop(task func()) {
+	defer l.live.Add(-1)
+	for {
+		task()
+		select {
+		case task = <-l.work:
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// lanePanic is a call's panic, raised again on the caller's goroutine with
+// the stack it had on the lane.
+type lanePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *lanePanic) Error() string {
+	return fmt.Sprintf("panic in a report's lane: %v\n\nlane's stack:\n%s", p.value, p.stack)
 }

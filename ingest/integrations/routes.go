@@ -132,6 +132,8 @@ type Routes struct {
 	// large is the budget of bodies over MaxBodyBytes.
 	large *limits.Budget
 	m     *metrics
+	// lanes run a request's reports beside each other (parallel.go).
+	lanes *lanes
 }
 
 // Register adds every integration route to e.
@@ -148,7 +150,7 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Limits == nil {
 		d.Limits = limits.New(limits.Config{}, limits.Options{})
 	}
-	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies(), m: newMetrics()}
+	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies(), m: newMetrics(), lanes: newLanes(maxLanes)}
 	r.routeDynatrace(e)
 	r.routeEventBus(e)
 	r.routeCloudEvents(e)
@@ -156,6 +158,10 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	r.routePagerDuty(e)
 	return r
 }
+
+// Close stops the goroutines the routes keep between requests; requests
+// still served after it run their reports on goroutines of their own.
+func (r *Routes) Close() { r.lanes.Close() }
 
 // admit takes an in-flight place for token tokenID without waiting, once
 // the token is authorized (so requests without a valid token never hold
