@@ -3,6 +3,7 @@ package integrations
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,7 @@ const maxLanes = amParallel
 // lanes runs the reports of one request beside each other on goroutines
 // that outlive the request. A report's goroutine is costly to start: it
 // grows its stack by doubling deep in the JSON encoder, each growth copying
-// the stack (6.0% of the CPU of 100-alert Alertmanager notifications with
+// the stack (5.6% of the CPU of 100-alert Alertmanager notifications with
 // a fresh goroutine per lane, 5 December). A lane that has finished one
 // request's work waits for the next request's, its grown stack kept (the
 // collector halves an idle stack at most once a cycle).
@@ -32,10 +33,11 @@ type lanes struct {
 	once sync.Once
 	live atomic.Int32 // lanes running or idle
 	max  int32
+	log  *slog.Logger
 }
 
-func newLanes(max int) *lanes {
-	return &lanes{work: make(chan func()), stop: make(chan struct{}), max: int32(max)}
+func newLanes(max int, log *slog.Logger) *lanes {
+	return &lanes{work: make(chan func()), stop: make(chan struct{}), max: int32(max), log: log}
 }
 
 // Close stops the idle lanes and, as they finish, the busy ones; later
@@ -47,8 +49,9 @@ func (l *lanes) Close() { l.once.Do(func() { close(l.stop) }) }
 // and no lane takes another index after it (one taken as it came may still
 // start). It returns once every call it started has returned. Appends
 // already made stay made: the tool's retry is idempotent. A panic in a
-// call is raised again on the caller's goroutine, as if the call had run
-// there.
+// call is logged at once, cancels the other calls, and is raised again on
+// the caller's goroutine once they have returned, as if the call had run
+// there (the HTTP server then ends the request).
 //
 // A single call runs on the caller's goroutine: most reports are about one
 // Thing or one group, and a lane and a cancellable context for it were a
@@ -84,21 +87,29 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 			}
 		}
 	}
+	// guarded is lane with a call's panic caught: logged at once (another
+	// call may hold the request up for long, or for good if the panic left
+	// a lock held), and raised on the caller once every call has returned.
+	guarded := func() {
+		defer func() {
+			if v := recover(); v != nil {
+				p := &lanePanic{value: v, stack: debug.Stack()}
+				l.log.Error("integrations: panic in a report; its request ends once its other reports have returned", "panic", fmt.Sprint(v), "stack", string(p.stack))
+				panicked.CompareAndSwap(nil, p)
+				cancel()
+			}
+		}()
+		lane()
+	}
 	others := min(n, max(limit, 1)) - 1
 	wg.Add(others)
 	for range others {
 		l.start(func() {
 			defer wg.Done()
-			defer func() {
-				if v := recover(); v != nil {
-					panicked.CompareAndSwap(nil, &lanePanic{value: v, stack: debug.Stack()})
-					cancel()
-				}
-			}()
-			lane()
+			guarded()
 		})
 	}
-	lane()
+	guarded()
 	wg.Wait()
 	if p := panicked.Load(); p != nil {
 		panic(p)

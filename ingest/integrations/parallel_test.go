@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,16 +20,14 @@ import (
 // each calls fn once per index, never more than limit at once, and answers
 // the first error; a single call gets the caller's context.
 func TestLanesEach(t *testing.T) {
-	l := newLanes(maxLanes)
+	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
 	defer l.Close()
 	for _, n := range []int{0, 1, 2, 40} {
 		var mu sync.Mutex
 		seen := map[int]int{}
 		var running, peak atomic.Int32
 		aerr := l.each(context.Background(), n, 4, func(ctx context.Context, i int) *apierr.Error {
-			if r := running.Add(1); r > peak.Load() {
-				peak.Store(r)
-			}
+			raisePeak(&peak, running.Add(1))
 			defer running.Add(-1)
 			mu.Lock()
 			seen[i]++
@@ -94,7 +94,7 @@ func TestLanesEach(t *testing.T) {
 // A request's lanes are the goroutines of the request before it: they
 // outlive it, waiting for the next one's work, and keep their grown stacks.
 func TestLanesOutliveARequest(t *testing.T) {
-	l := newLanes(maxLanes)
+	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
 	defer l.Close()
 	const n = 8
 	run := func() (caller uint64, lanes []uint64) {
@@ -133,7 +133,8 @@ func TestLanesOutliveARequest(t *testing.T) {
 // A panic in a call on a lane is raised again on the caller's goroutine
 // once the other calls have returned, and the lane goes on serving.
 func TestLanePanicReachesTheCaller(t *testing.T) {
-	l := newLanes(maxLanes)
+	var logged bytes.Buffer // written by the lane before the caller's wait ends
+	l := newLanes(maxLanes, slog.New(slog.NewTextHandler(&logged, nil)))
 	defer l.Close()
 	const n = 4
 	caller := goroutineID()
@@ -161,15 +162,88 @@ func TestLanePanicReachesTheCaller(t *testing.T) {
 	if returned.Load() != n-1 {
 		t.Fatalf("%d of the other calls had returned when the panic reached the caller, want %d", returned.Load(), n-1)
 	}
+	if out := logged.String(); !strings.Contains(out, "panic in a report") || !strings.Contains(out, "boom") {
+		t.Fatalf("the panic was not logged: %q", out)
+	}
 	waitIdleLanes(t, n-1)
 	if aerr := l.each(context.Background(), 8, 8, func(context.Context, int) *apierr.Error { return nil }); aerr != nil {
 		t.Fatal(aerr)
 	}
 }
 
+// A panic in the call on the caller's own goroutine also waits for the
+// other calls before it leaves each: the request's state (its results, its
+// in-flight place) is not released under calls still running.
+func TestCallerPanicWaitsForTheLanes(t *testing.T) {
+	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
+	defer l.Close()
+	const n = 4
+	var atGate, returned atomic.Int32
+	gate := make(chan struct{})
+	got := make(chan [2]any, 1) // the panic, and how many other calls had returned when it arrived
+	go func() {
+		caller := goroutineID()
+		defer func() { got <- [2]any{recover(), returned.Load()} }()
+		var all sync.WaitGroup
+		all.Add(n)
+		_ = l.each(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
+			all.Done()
+			all.Wait()
+			if goroutineID() == caller {
+				panic("caller's boom")
+			}
+			<-ctx.Done()
+			atGate.Add(1)
+			<-gate
+			returned.Add(1)
+			return nil
+		})
+	}()
+	for deadline := time.Now().Add(10 * time.Second); atGate.Load() != n-1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the other calls cancelled after 10 s, want %d", atGate.Load(), n-1)
+		}
+	}
+	close(gate)
+	r := <-got
+	var p *lanePanic
+	if err, ok := r[0].(error); !ok || !errors.As(err, &p) || p.value != "caller's boom" {
+		t.Fatalf("recovered %v, want the caller's panic", r[0])
+	}
+	if r[1] != int32(n-1) {
+		t.Fatalf("the panic left each when %v of the other calls had returned, want %d", r[1], n-1)
+	}
+}
+
+// Past max lanes, a request's calls still run at once, on goroutines of
+// their own, and no more than max lanes are kept.
+func TestLanesPastTheirBound(t *testing.T) {
+	l := newLanes(2, slog.New(slog.DiscardHandler))
+	defer l.Close()
+	const n = 8
+	var all sync.WaitGroup
+	all.Add(n)
+	var peak atomic.Int32
+	if aerr := l.each(context.Background(), n, n, func(context.Context, int) *apierr.Error {
+		raisePeak(&peak, l.live.Load())
+		all.Done()
+		all.Wait() // every call at once: eight goroutines
+		return nil
+	}); aerr != nil {
+		t.Fatal(aerr)
+	}
+	if p := peak.Load(); p > 2 {
+		t.Fatalf("%d lanes live at once, want at most 2", p)
+	}
+	waitIdleLanes(t, 2)
+	if live := l.live.Load(); live != 2 {
+		t.Fatalf("%d lanes kept, want 2", live)
+	}
+}
+
 // Close ends the idle lanes; requests after it still run every call.
 func TestLanesClose(t *testing.T) {
-	l := newLanes(maxLanes)
+	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
 	if aerr := l.each(context.Background(), 8, 8, func(context.Context, int) *apierr.Error { return nil }); aerr != nil {
 		t.Fatal(aerr)
 	}
@@ -186,6 +260,12 @@ func TestLanesClose(t *testing.T) {
 	var calls atomic.Int32
 	if aerr := l.each(context.Background(), 8, 8, func(context.Context, int) *apierr.Error { calls.Add(1); return nil }); aerr != nil || calls.Load() != 8 {
 		t.Fatalf("after Close: %v, %d calls, want 8", aerr, calls.Load())
+	}
+}
+
+// raisePeak makes peak at least v.
+func raisePeak(peak *atomic.Int32, v int32) {
+	for p := peak.Load(); v > p && !peak.CompareAndSwap(p, v); p = peak.Load() {
 	}
 }
 
@@ -209,7 +289,7 @@ func waitIdleLanes(t *testing.T, n int) {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		idle := 0
 		for g := range bytes.SplitSeq(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
-			if bytes.Contains(g, []byte("[select]")) && bytes.Contains(g, []byte("integrations.(*lanes).loop")) {
+			if bytes.Contains(g, []byte(" [select")) && bytes.Contains(g, []byte("integrations.(*lanes).loop")) {
 				idle++
 			}
 		}

@@ -150,7 +150,7 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Limits == nil {
 		d.Limits = limits.New(limits.Config{}, limits.Options{})
 	}
-	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies(), m: newMetrics(), lanes: newLanes(maxLanes)}
+	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies(), m: newMetrics(), lanes: newLanes(maxLanes, d.Logger)}
 	r.routeDynatrace(e)
 	r.routeEventBus(e)
 	r.routeCloudEvents(e)
