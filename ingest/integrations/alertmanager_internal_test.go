@@ -47,7 +47,9 @@ func (fakeTokens) AuthorizeToken(_ context.Context, token, scope string) (apitok
 func newTestRoutes(t *testing.T) (*echo.Echo, *Routes) {
 	t.Helper()
 	e := echo.New()
-	return e, Register(e, Deps{Tokens: fakeTokens{}, MaxInFlight: 1})
+	r := Register(e, Deps{Tokens: fakeTokens{}, MaxInFlight: 1})
+	t.Cleanup(r.Close)
+	return e, r
 }
 
 func serve(e *echo.Echo, path string, headers map[string]string, body string) *httptest.ResponseRecorder {

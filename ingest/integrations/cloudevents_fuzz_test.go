@@ -99,11 +99,12 @@ func payloadProblem(v *ops.Validated) string {
 
 // fzRoutes is the integration routes over the stand-ins, shared by the
 // runs of one fuzz target (a worker runs them one at a time).
-func fzRoutes() (*echo.Echo, *fzAppender) {
+func fzRoutes(tb testing.TB) (*echo.Echo, *fzAppender) {
 	e := echo.New()
 	app := &fzAppender{}
-	Register(e, Deps{Tokens: fzTokens{}, Appender: app, Channels: fzChannels{}, MaxInFlight: 64,
+	r := Register(e, Deps{Tokens: fzTokens{}, Appender: app, Channels: fzChannels{}, MaxInFlight: 64,
 		Now: func() time.Time { return fzReceived }})
+	tb.Cleanup(r.Close)
 	return e, app
 }
 
@@ -178,7 +179,7 @@ func FuzzCloudEvents(f *testing.F) {
 	} {
 		f.Add(s.mode, s.contentType, s.id, s.source, s.typ, s.spec, s.at, s.ext, s.extValue, []byte(s.body))
 	}
-	e, app := fzRoutes()
+	e, app := fzRoutes(f)
 	f.Fuzz(func(t *testing.T, mode uint8, contentType, id, source, typ, spec, at, ext, extValue string, body []byte) {
 		h := http.Header{}
 		set := func(name, v string) bool {
@@ -282,7 +283,7 @@ func FuzzEventBusRoute(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	e, app := fzRoutes()
+	e, app := fzRoutes(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, RouteEventBus, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Api-Token good")

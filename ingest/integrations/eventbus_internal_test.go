@@ -57,7 +57,9 @@ func (c ebChannels) Lookup(_ context.Context, id string) (registry.Channel, bool
 func ebRoutes(t *testing.T, app *ebAppender, ch ebChannels) (*echo.Echo, *Routes) {
 	t.Helper()
 	e := echo.New()
-	return e, Register(e, Deps{Tokens: fakeTokens{}, Appender: app, Channels: ch, MaxInFlight: 1})
+	r := Register(e, Deps{Tokens: fakeTokens{}, Appender: app, Channels: ch, MaxInFlight: 1})
+	t.Cleanup(r.Close)
+	return e, r
 }
 
 func ebBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {

@@ -48,16 +48,17 @@ func (l *lanes) Close() { l.once.Do(func() { close(l.stop) }) }
 // error; the first error cancels the ctx given to the calls not yet done,
 // and no lane takes another index after it (one taken as it came may still
 // start). It returns once every call it started has returned. Appends
-// already made stay made: the tool's retry is idempotent. A panic in a
-// call is logged at once, cancels the other calls, and is raised again on
-// the caller's goroutine once they have returned, as if the call had run
-// there (the HTTP server then ends the request).
+// already made stay made: the tool's retry is idempotent. With more than
+// one call, a panic in any is logged at once, cancels the other calls, and
+// is raised again on the caller's goroutine once they have returned, as if
+// the call had run there (the HTTP server then ends the request).
 //
-// A single call runs on the caller's goroutine: most reports are about one
-// Thing or one group, and a lane and a cancellable context for it were a
-// handoff per request for nothing to run beside. Otherwise min(n, limit)
-// lanes, the caller one of them, take the indexes in order, each as many
-// as it can (a 100-alert notification runs 64 lanes, not 100).
+// A single call runs on the caller's goroutine (its panic is the
+// handler's own): most reports are about one Thing or one group, and a
+// lane and a cancellable context for it were a handoff per request for
+// nothing to run beside. Otherwise min(n, limit) lanes, the caller one of
+// them, take the indexes in order, each as many as it can (a 100-alert
+// notification runs 64 lanes, not 100).
 func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Context, i int) *apierr.Error) *apierr.Error {
 	switch {
 	case n <= 0:
@@ -89,13 +90,17 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 	}
 	// guarded is lane with a call's panic caught: logged at once (another
 	// call may hold the request up for long, or for good if the panic left
-	// a lock held), and raised on the caller once every call has returned.
+	// a lock held), the first with its stack, and raised on the caller once
+	// every call has returned.
 	guarded := func() {
 		defer func() {
 			if v := recover(); v != nil {
 				p := &lanePanic{value: v, stack: debug.Stack()}
-				l.log.Error("integrations: panic in a report; its request ends once its other reports have returned", "panic", fmt.Sprint(v), "stack", string(p.stack))
-				panicked.CompareAndSwap(nil, p)
+				if panicked.CompareAndSwap(nil, p) {
+					l.log.Error("integrations: panic in a report; its request ends once its other reports have returned", "panic", fmt.Sprint(v), "stack", string(p.stack))
+				} else {
+					l.log.Error("integrations: another panic in the same request's reports", "panic", fmt.Sprint(v))
+				}
 				cancel()
 			}
 		}()
@@ -153,6 +158,8 @@ type lanePanic struct {
 	stack []byte
 }
 
+// Error is the panic's value; its stack on the lane was logged when it was
+// caught.
 func (p *lanePanic) Error() string {
-	return fmt.Sprintf("panic in a report's lane: %v\n\nlane's stack:\n%s", p.value, p.stack)
+	return fmt.Sprintf("panic in a report's lane (its stack logged with it): %v", p.value)
 }

@@ -20,15 +20,15 @@ import (
 // each calls fn once per index, never more than limit at once, and answers
 // the first error; a single call gets the caller's context.
 func TestLanesEach(t *testing.T) {
-	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
-	defer l.Close()
+	l := testLanes(t, maxLanes, slog.New(slog.DiscardHandler))
 	for _, n := range []int{0, 1, 2, 40} {
 		var mu sync.Mutex
 		seen := map[int]int{}
 		var running, peak atomic.Int32
 		aerr := l.each(context.Background(), n, 4, func(ctx context.Context, i int) *apierr.Error {
 			raisePeak(&peak, running.Add(1))
-			defer running.Add(-1)
+			time.Sleep(time.Millisecond) // long enough for lanes beyond the limit, if started, to run meanwhile
+			running.Add(-1)
 			mu.Lock()
 			seen[i]++
 			mu.Unlock()
@@ -46,9 +46,10 @@ func TestLanesEach(t *testing.T) {
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "caller")
 	want := apierr.New(apierr.AppendUnavailable)
+	caller := goroutineID()
 	got := l.each(ctx, 1, 4, func(ctx context.Context, i int) *apierr.Error {
-		if ctx.Value(key{}) != "caller" || i != 0 {
-			t.Errorf("single call: ctx %v, i %d", ctx, i)
+		if ctx.Value(key{}) != "caller" || i != 0 || goroutineID() != caller {
+			t.Errorf("single call: ctx %v, i %d, on goroutine %d, want the caller's %d", ctx, i, goroutineID(), caller)
 		}
 		return want
 	})
@@ -94,18 +95,14 @@ func TestLanesEach(t *testing.T) {
 // A request's lanes are the goroutines of the request before it: they
 // outlive it, waiting for the next one's work, and keep their grown stacks.
 func TestLanesOutliveARequest(t *testing.T) {
-	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
-	defer l.Close()
+	l := testLanes(t, maxLanes, slog.New(slog.DiscardHandler))
 	const n = 8
-	run := func() (caller uint64, lanes []uint64) {
-		caller = goroutineID()
+	run := func() (lanes []uint64) {
+		caller := goroutineID()
 		var mu sync.Mutex
-		var all sync.WaitGroup
-		all.Add(n)
+		all := newMeeting(t, n)
 		if aerr := l.each(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
-			// Every lane takes one index: each waits until all have one.
-			all.Done()
-			all.Wait()
+			all.arrive() // every lane takes one index
 			mu.Lock()
 			lanes = append(lanes, goroutineID())
 			mu.Unlock()
@@ -114,15 +111,14 @@ func TestLanesOutliveARequest(t *testing.T) {
 			t.Fatal(aerr)
 		}
 		slices.Sort(lanes)
-		return caller, slices.DeleteFunc(lanes, func(id uint64) bool { return id == caller })
+		return slices.DeleteFunc(lanes, func(id uint64) bool { return id == caller })
 	}
-	_, first := run()
+	first := run()
 	if len(first) != n-1 {
 		t.Fatalf("first request ran on %d goroutines beside the caller, want %d", len(first), n-1)
 	}
-	waitIdleLanes(t, n-1)
-	_, second := run()
-	if !slices.Equal(first, second) {
+	waitIdleLanes(t, first, n-1)
+	if second := run(); !slices.Equal(first, second) {
 		t.Fatalf("the second request's lanes %v are not the first's %v", second, first)
 	}
 	if live := l.live.Load(); live != n-1 {
@@ -130,25 +126,44 @@ func TestLanesOutliveARequest(t *testing.T) {
 	}
 }
 
-// A panic in a call on a lane is raised again on the caller's goroutine
-// once the other calls have returned, and the lane goes on serving.
+// A panic in a call on a lane is logged at once, while another call still
+// holds the request up, and is raised again on the caller's goroutine once
+// the other calls have returned; the lanes go on serving.
 func TestLanePanicReachesTheCaller(t *testing.T) {
-	var logged bytes.Buffer // written by the lane before the caller's wait ends
-	l := newLanes(maxLanes, slog.New(slog.NewTextHandler(&logged, nil)))
-	defer l.Close()
+	logged := make(chan string, 16)
+	l := testLanes(t, maxLanes, slog.New(slog.NewTextHandler(chanWriter(logged), nil)))
 	const n = 4
 	caller := goroutineID()
 	var returned atomic.Int32
+	var lanes []uint64
+	var mu sync.Mutex
 	recovered := func() (v any) {
 		defer func() { v = recover() }()
-		var all sync.WaitGroup
-		all.Add(n)
+		all := newMeeting(t, n)
 		var once sync.Once
 		_ = l.each(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
-			all.Done()
-			all.Wait()
-			if goroutineID() != caller {
-				once.Do(func() { panic("boom") })
+			all.arrive()
+			if id := goroutineID(); id != caller {
+				mu.Lock()
+				lanes = append(lanes, id)
+				mu.Unlock()
+				panicked := false
+				once.Do(func() { panicked = true })
+				if panicked {
+					panic("boom")
+				}
+			}
+			if goroutineID() == caller {
+				// Held until the panic is logged: a call that holds the
+				// request up must not hide it.
+				select {
+				case line := <-logged:
+					if !strings.Contains(line, "panic in a report") || !strings.Contains(line, "boom") || !strings.Contains(line, "stack=") {
+						t.Errorf("logged %q, want the panic with its stack", line)
+					}
+				case <-time.After(10 * time.Second):
+					t.Error("the panic was not logged while another call of its request still ran")
+				}
 			}
 			returned.Add(1)
 			return nil
@@ -156,16 +171,13 @@ func TestLanePanicReachesTheCaller(t *testing.T) {
 		return nil
 	}()
 	var p *lanePanic
-	if err, ok := recovered.(error); !ok || !errors.As(err, &p) || p.value != "boom" || !bytes.Contains(p.stack, []byte("TestLanePanicReachesTheCaller")) {
-		t.Fatalf("recovered %v, want the lane's panic with its stack", recovered)
+	if err, ok := recovered.(error); !ok || !errors.As(err, &p) || p.value != "boom" || !bytes.Contains(p.stack, []byte("integrations.(*lanes).loop")) {
+		t.Fatalf("recovered %v, want the lane's panic with the lane's stack", recovered)
 	}
 	if returned.Load() != n-1 {
 		t.Fatalf("%d of the other calls had returned when the panic reached the caller, want %d", returned.Load(), n-1)
 	}
-	if out := logged.String(); !strings.Contains(out, "panic in a report") || !strings.Contains(out, "boom") {
-		t.Fatalf("the panic was not logged: %q", out)
-	}
-	waitIdleLanes(t, n-1)
+	waitIdleLanes(t, lanes, n-1)
 	if aerr := l.each(context.Background(), 8, 8, func(context.Context, int) *apierr.Error { return nil }); aerr != nil {
 		t.Fatal(aerr)
 	}
@@ -175,8 +187,7 @@ func TestLanePanicReachesTheCaller(t *testing.T) {
 // other calls before it leaves each: the request's state (its results, its
 // in-flight place) is not released under calls still running.
 func TestCallerPanicWaitsForTheLanes(t *testing.T) {
-	l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
-	defer l.Close()
+	l := testLanes(t, maxLanes, slog.New(slog.DiscardHandler))
 	const n = 4
 	var atGate, returned atomic.Int32
 	gate := make(chan struct{})
@@ -184,11 +195,9 @@ func TestCallerPanicWaitsForTheLanes(t *testing.T) {
 	go func() {
 		caller := goroutineID()
 		defer func() { got <- [2]any{recover(), returned.Load()} }()
-		var all sync.WaitGroup
-		all.Add(n)
+		all := newMeeting(t, n)
 		_ = l.each(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
-			all.Done()
-			all.Wait()
+			all.arrive()
 			if goroutineID() == caller {
 				panic("caller's boom")
 			}
@@ -205,7 +214,12 @@ func TestCallerPanicWaitsForTheLanes(t *testing.T) {
 		}
 	}
 	close(gate)
-	r := <-got
+	var r [2]any
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("each had not returned 10 s after its other calls were let go")
+	}
 	var p *lanePanic
 	if err, ok := r[0].(error); !ok || !errors.As(err, &p) || p.value != "caller's boom" {
 		t.Fatalf("recovered %v, want the caller's panic", r[0])
@@ -218,16 +232,18 @@ func TestCallerPanicWaitsForTheLanes(t *testing.T) {
 // Past max lanes, a request's calls still run at once, on goroutines of
 // their own, and no more than max lanes are kept.
 func TestLanesPastTheirBound(t *testing.T) {
-	l := newLanes(2, slog.New(slog.DiscardHandler))
-	defer l.Close()
+	l := testLanes(t, 2, slog.New(slog.DiscardHandler))
 	const n = 8
-	var all sync.WaitGroup
-	all.Add(n)
+	all := newMeeting(t, n)
 	var peak atomic.Int32
+	var mu sync.Mutex
+	var ran []uint64
 	if aerr := l.each(context.Background(), n, n, func(context.Context, int) *apierr.Error {
+		all.arrive() // every call at once: eight goroutines
 		raisePeak(&peak, l.live.Load())
-		all.Done()
-		all.Wait() // every call at once: eight goroutines
+		mu.Lock()
+		ran = append(ran, goroutineID())
+		mu.Unlock()
 		return nil
 	}); aerr != nil {
 		t.Fatal(aerr)
@@ -235,7 +251,7 @@ func TestLanesPastTheirBound(t *testing.T) {
 	if p := peak.Load(); p > 2 {
 		t.Fatalf("%d lanes live at once, want at most 2", p)
 	}
-	waitIdleLanes(t, 2)
+	waitIdleLanes(t, ran, 2)
 	if live := l.live.Load(); live != 2 {
 		t.Fatalf("%d lanes kept, want 2", live)
 	}
@@ -263,10 +279,49 @@ func TestLanesClose(t *testing.T) {
 	}
 }
 
+// testLanes is newLanes closed at the test's end.
+func testLanes(t *testing.T, max int, log *slog.Logger) *lanes {
+	l := newLanes(max, log)
+	t.Cleanup(l.Close)
+	return l
+}
+
+// meeting lets n calls wait for one another, for at most 10 s: a call that
+// waits longer fails the test and goes on (rather than hanging it).
+type meeting struct {
+	t    *testing.T
+	wg   sync.WaitGroup
+	done chan struct{}
+}
+
+func newMeeting(t *testing.T, n int) *meeting {
+	m := &meeting{t: t, done: make(chan struct{})}
+	m.wg.Add(n)
+	go func() { m.wg.Wait(); close(m.done) }()
+	return m
+}
+
+func (m *meeting) arrive() {
+	m.wg.Done()
+	select {
+	case <-m.done:
+	case <-time.After(10 * time.Second):
+		m.t.Error("the calls did not all run at once within 10 s")
+	}
+}
+
 // raisePeak makes peak at least v.
 func raisePeak(peak *atomic.Int32, v int32) {
 	for p := peak.Load(); v > p && !peak.CompareAndSwap(p, v); p = peak.Load() {
 	}
+}
+
+// chanWriter sends each write (a log record) to its channel.
+type chanWriter chan string
+
+func (w chanWriter) Write(p []byte) (int, error) {
+	w <- string(p)
+	return len(p), nil
 }
 
 // goroutineID is the running goroutine's number, from its stack's header
@@ -281,23 +336,26 @@ func goroutineID() uint64 {
 	return id
 }
 
-// waitIdleLanes waits until at least n lanes wait for work: goroutines
-// blocked in a select in lanes.loop.
-func waitIdleLanes(t *testing.T, n int) {
+// waitIdleLanes waits until at least n of the goroutines ids are lanes
+// waiting for work: blocked in a select in lanes.loop ("goroutine 12
+// [select]:" or "[select, 2 minutes]:").
+func waitIdleLanes(t *testing.T, ids []uint64, n int) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		idle := 0
 		for g := range bytes.SplitSeq(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
-			if bytes.Contains(g, []byte(" [select")) && bytes.Contains(g, []byte("integrations.(*lanes).loop")) {
-				idle++
+			for _, id := range ids {
+				if bytes.HasPrefix(g, []byte("goroutine "+strconv.FormatUint(id, 10)+" [select")) && bytes.Contains(g, []byte("integrations.(*lanes).loop")) {
+					idle++
+				}
 			}
 		}
 		if idle >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d lanes idle after 10 s, want %d", idle, n)
+			t.Fatalf("%d of the lanes %v idle after 10 s, want %d", idle, ids, n)
 		}
 	}
 }
