@@ -294,7 +294,8 @@ func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 }
 
 // Close stops the registry watchers, the deadline scan and the
-// integrations' idle report lanes; later calls do nothing. The NATS connection stays open.
+// integrations' idle report lanes; later calls do nothing. The NATS
+// connection stays open.
 func (s *Service) Close() { s.closeOnce.Do(s.close) }
 
 func (s *Service) close() {

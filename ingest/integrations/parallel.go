@@ -25,8 +25,8 @@ const maxLanes = amParallel
 // collector halves an idle stack at most once a cycle).
 //
 // The zero value is not usable; newLanes makes one. Close stops the idle
-// lanes; each after it still runs its requests' work, on goroutines that
-// end with it.
+// lanes; a request served after it still runs its calls beside each other,
+// on goroutines that end with them.
 type lanes struct {
 	work chan func() // unbuffered: a send lands only on an idle lane
 	stop chan struct{}
@@ -151,8 +151,8 @@ func (l *lanes) loop(task func()) {
 	}
 }
 
-// lanePanic is a call's panic, raised again on the caller's goroutine with
-// the stack it had on the lane.
+// lanePanic is a call's panic as raised again on the caller's goroutine:
+// its value, and its stack where it was caught (logged then).
 type lanePanic struct {
 	value any
 	stack []byte
