@@ -359,3 +359,40 @@ func waitIdleLanes(t *testing.T, ids []uint64, n int) {
 		}
 	}
 }
+
+// BenchmarkEachDeepCalls runs a 64-call request whose calls use 16 KiB of
+// stack each (as a report does deep in the JSON encoder) on the lanes, and
+// on a fresh goroutine per lane as before 5 December: the difference is
+// the stacks grown and copied again each request.
+func BenchmarkEachDeepCalls(b *testing.B) {
+	const n = 64
+	deep := func(context.Context, int) *apierr.Error { stackDeep(16 << 10); return nil }
+	b.Run("lanes", func(b *testing.B) {
+		l := newLanes(maxLanes, slog.New(slog.DiscardHandler))
+		defer l.Close()
+		for b.Loop() {
+			_ = l.each(context.Background(), n, n, deep)
+		}
+	})
+	b.Run("fresh goroutines", func(b *testing.B) {
+		for b.Loop() {
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { _ = deep(context.Background(), i) })
+			}
+			wg.Wait()
+		}
+	})
+}
+
+// stackDeep uses about size bytes of stack.
+//
+//go:noinline
+func stackDeep(size int) byte {
+	var frame [1024]byte
+	frame[size%1024] = 1
+	if size <= 1024 {
+		return frame[0]
+	}
+	return stackDeep(size-1024) + frame[1]
+}
