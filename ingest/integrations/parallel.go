@@ -74,7 +74,23 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 		panicked atomic.Pointer[lanePanic]
 		wg       sync.WaitGroup
 	)
+	// lane takes indexes until none is left, an error or a cancel. A
+	// call's panic is caught: logged at once (another call may hold the
+	// request up for long, or for good if the panic left a lock held), the
+	// first with its stack, and raised on the caller once every call has
+	// returned.
 	lane := func() {
+		defer func() {
+			if v := recover(); v != nil {
+				p := &lanePanic{value: v, stack: debug.Stack()}
+				if panicked.CompareAndSwap(nil, p) {
+					l.log.Error("integrations: panic in a report; its request ends once its other reports have returned", "panic", fmt.Sprint(v), "stack", string(p.stack))
+				} else {
+					l.log.Error("integrations: another panic in the same request's reports", "panic", fmt.Sprint(v))
+				}
+				cancel()
+			}
+		}()
 		for ctx.Err() == nil {
 			i := int(next.Add(1) - 1)
 			if i >= n {
@@ -88,33 +104,15 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 			}
 		}
 	}
-	// guarded is lane with a call's panic caught: logged at once (another
-	// call may hold the request up for long, or for good if the panic left
-	// a lock held), the first with its stack, and raised on the caller once
-	// every call has returned.
-	guarded := func() {
-		defer func() {
-			if v := recover(); v != nil {
-				p := &lanePanic{value: v, stack: debug.Stack()}
-				if panicked.CompareAndSwap(nil, p) {
-					l.log.Error("integrations: panic in a report; its request ends once its other reports have returned", "panic", fmt.Sprint(v), "stack", string(p.stack))
-				} else {
-					l.log.Error("integrations: another panic in the same request's reports", "panic", fmt.Sprint(v))
-				}
-				cancel()
-			}
-		}()
-		lane()
-	}
 	others := min(n, max(limit, 1)) - 1
 	wg.Add(others)
 	for range others {
 		l.start(func() {
 			defer wg.Done()
-			guarded()
+			lane()
 		})
 	}
-	guarded()
+	lane()
 	wg.Wait()
 	if p := panicked.Load(); p != nil {
 		panic(p)

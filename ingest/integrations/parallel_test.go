@@ -97,21 +97,18 @@ func TestLanesEach(t *testing.T) {
 func TestLanesOutliveARequest(t *testing.T) {
 	l := testLanes(t, maxLanes, slog.New(slog.DiscardHandler))
 	const n = 8
-	run := func() (lanes []uint64) {
+	run := func() []uint64 {
 		caller := goroutineID()
-		var mu sync.Mutex
+		var ran goroutines
 		all := newMeeting(t, n)
 		if aerr := l.each(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
 			all.arrive() // every lane takes one index
-			mu.Lock()
-			lanes = append(lanes, goroutineID())
-			mu.Unlock()
+			ran.add(goroutineID())
 			return nil
 		}); aerr != nil {
 			t.Fatal(aerr)
 		}
-		slices.Sort(lanes)
-		return slices.DeleteFunc(lanes, func(id uint64) bool { return id == caller })
+		return slices.DeleteFunc(ran.sorted(), func(id uint64) bool { return id == caller })
 	}
 	first := run()
 	if len(first) != n-1 {
@@ -135,8 +132,7 @@ func TestLanePanicReachesTheCaller(t *testing.T) {
 	const n = 4
 	caller := goroutineID()
 	var returned atomic.Int32
-	var lanes []uint64
-	var mu sync.Mutex
+	var lanes goroutines
 	recovered := func() (v any) {
 		defer func() { v = recover() }()
 		all := newMeeting(t, n)
@@ -144,9 +140,7 @@ func TestLanePanicReachesTheCaller(t *testing.T) {
 		_ = l.each(context.Background(), n, n, func(ctx context.Context, i int) *apierr.Error {
 			all.arrive()
 			if id := goroutineID(); id != caller {
-				mu.Lock()
-				lanes = append(lanes, id)
-				mu.Unlock()
+				lanes.add(id)
 				panicked := false
 				once.Do(func() { panicked = true })
 				if panicked {
@@ -177,7 +171,7 @@ func TestLanePanicReachesTheCaller(t *testing.T) {
 	if returned.Load() != n-1 {
 		t.Fatalf("%d of the other calls had returned when the panic reached the caller, want %d", returned.Load(), n-1)
 	}
-	waitIdleLanes(t, lanes, n-1)
+	waitIdleLanes(t, lanes.sorted(), n-1)
 	if aerr := l.each(context.Background(), 8, 8, func(context.Context, int) *apierr.Error { return nil }); aerr != nil {
 		t.Fatal(aerr)
 	}
@@ -236,14 +230,11 @@ func TestLanesPastTheirBound(t *testing.T) {
 	const n = 8
 	all := newMeeting(t, n)
 	var peak atomic.Int32
-	var mu sync.Mutex
-	var ran []uint64
+	var ran goroutines
 	if aerr := l.each(context.Background(), n, n, func(context.Context, int) *apierr.Error {
 		all.arrive() // every call at once: eight goroutines
 		raisePeak(&peak, l.live.Load())
-		mu.Lock()
-		ran = append(ran, goroutineID())
-		mu.Unlock()
+		ran.add(goroutineID())
 		return nil
 	}); aerr != nil {
 		t.Fatal(aerr)
@@ -251,7 +242,7 @@ func TestLanesPastTheirBound(t *testing.T) {
 	if p := peak.Load(); p > 2 {
 		t.Fatalf("%d lanes live at once, want at most 2", p)
 	}
-	waitIdleLanes(t, ran, 2)
+	waitIdleLanes(t, ran.sorted(), 2)
 	if live := l.live.Load(); live != 2 {
 		t.Fatalf("%d lanes kept, want 2", live)
 	}
@@ -314,6 +305,25 @@ func (m *meeting) arrive() {
 func raisePeak(peak *atomic.Int32, v int32) {
 	for p := peak.Load(); v > p && !peak.CompareAndSwap(p, v); p = peak.Load() {
 	}
+}
+
+// goroutines collects the goroutines that calls ran on.
+type goroutines struct {
+	mu  sync.Mutex
+	ids []uint64
+}
+
+func (g *goroutines) add(id uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ids = append(g.ids, id)
+}
+
+// sorted is the ids collected, in order.
+func (g *goroutines) sorted() []uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Sorted(slices.Values(g.ids))
 }
 
 // chanWriter sends each write (a log record) to its channel.
