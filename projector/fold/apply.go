@@ -47,9 +47,13 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	if prev != nil {
 		*e = *prev
 	} else {
-		e.ChannelID, e.EventID, e.CreatedAt = env.ChannelID, env.EntityID, env.AcceptedAt
-		e.StartedAt = p.EventTime
+		e.CreatedAt, e.StartedAt = env.AcceptedAt, p.EventTime
 	}
+	// The ids are prev's (it was found under them), but the envelope's
+	// copies were just decoded: the store's keys are built from them next,
+	// and prev's were allocated when the event was last read or created,
+	// long out of the CPU's caches in a fold of many entities.
+	e.ChannelID, e.EventID = env.ChannelID, env.EntityID
 	if env.Op == ops.EventCreate {
 		e.Title = p.Title
 		if p.StartedAt != nil {
@@ -101,8 +105,9 @@ func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	if prev != nil {
 		*t = *prev
 	} else {
-		t.ChannelID, t.ThingID, t.CreatedAt = env.ChannelID, env.EntityID, p.ObservedAt
+		t.CreatedAt = p.ObservedAt
 	}
+	t.ChannelID, t.ThingID = env.ChannelID, env.EntityID // as in ApplyEvent
 	if p.CreatedAt != nil {
 		t.CreatedAt = *p.CreatedAt
 	}

@@ -17,8 +17,11 @@ type Cache struct {
 	// committed is the last group (see Batch.Seal) the store committed;
 	// nil when only committed snapshots are put.
 	committed *atomic.Uint64
-	// spare is the write space of the owner's last batch, for its next.
-	spare sortedWrites
+	// spare is the write space of the owner's last batch, for its next;
+	// returned brings it back from the goroutine that commits the
+	// owner's sealed batches (CommitGroup), when committed is set.
+	spare    sortedWrites
+	returned chan sortedWrites
 }
 
 type cacheEntry struct {
@@ -31,7 +34,44 @@ type cacheEntry struct {
 // batches sealed into groups before their commit (Seal); nil when the
 // batches commit themselves (Commit).
 func NewCache(max int, committed *atomic.Uint64) *Cache {
-	return &Cache{max: max, m: make(map[string]cacheEntry), committed: committed}
+	c := &Cache{max: max, m: make(map[string]cacheEntry), committed: committed}
+	if committed != nil {
+		// Room for the parts of the groups that may be in flight at once.
+		c.returned = make(chan sortedWrites, 4)
+	}
+	return c
+}
+
+// writeSpace is the write space for the owner's next batch: a committed
+// one's, if any came back, else a new one.
+func (c *Cache) writeSpace() sortedWrites {
+	if c.mu != nil {
+		return sortedWrites{}
+	}
+	if c.returned != nil {
+		select {
+		case w := <-c.returned:
+			return w
+		default:
+			return sortedWrites{}
+		}
+	}
+	w := c.spare
+	c.spare = sortedWrites{}
+	return w
+}
+
+// giveBack returns the write space of a committed batch of the owner's
+// (called by the committing goroutine); w is emptied.
+func (c *Cache) giveBack(w *sortedWrites) {
+	if c.returned != nil {
+		w.reset()
+		select {
+		case c.returned <- *w:
+		default:
+		}
+	}
+	*w = sortedWrites{}
 }
 
 func (c *Cache) lock() {
@@ -46,9 +86,9 @@ func (c *Cache) unlock() {
 	}
 }
 
-func (c *Cache) get(k string) (any, bool) {
+func (c *Cache) get(k []byte) (any, bool) {
 	c.lock()
-	e, ok := c.m[k]
+	e, ok := c.m[string(k)] // no string made: a lookup's conversion
 	c.unlock()
 	return e.snap, ok
 }

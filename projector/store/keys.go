@@ -98,6 +98,17 @@ func snapshotKey(kind ops.Kind, channelID, id string) []byte {
 	return key("t", channelID, id)
 }
 
+// appendSnapshotKey appends snapshotKey(kind, channelID, id) to dst: the
+// fold builds each operation's key in its batch's scratch space.
+func appendSnapshotKey(dst []byte, kind ops.Kind, channelID, id string) []byte {
+	prefix := byte('t')
+	if kind == ops.KindEvent {
+		prefix = 'e'
+	}
+	dst = append(append(dst, prefix, sep), channelID...)
+	return append(append(dst, sep), id...)
+}
+
 func stateKey(kind ops.Kind, channelID, state, id string) []byte {
 	if kind == ops.KindEvent {
 		return key("E", channelID, state, id)

@@ -488,6 +488,7 @@ type Batch struct {
 	// part of a group folded which).
 	ops    []opRecord
 	buf    []byte       // encoding scratch
+	kbuf   []byte       // snapshot key scratch (Event, Thing, PutEvent, PutThing)
 	writes sortedWrites // the writes, until Commit or Seal
 
 	receipts map[string]sendCounts // counts written in this batch (receipts fold)
@@ -521,9 +522,7 @@ func (s *Store) NewBatch() *Batch { return s.NewBatchWith(s.cache) }
 // the goroutine that uses the batch, for batches sealed into groups.
 func (s *Store) NewBatchWith(c *Cache) *Batch {
 	b := &Batch{s: s, cache: c, overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
-	if c.mu == nil { // one goroutine's: reuse the space of its last batch
-		b.writes, c.spare = c.spare, sortedWrites{}
-	}
+	b.writes = c.writeSpace() // one goroutine's cache: the space of its last batch
 	return b
 }
 
@@ -547,7 +546,7 @@ func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error
 	if v, ok := b.overlay[string(k)]; ok {
 		return v, nil
 	}
-	if v, ok := b.cache.get(string(k)); ok {
+	if v, ok := b.cache.get(k); ok {
 		return v, nil
 	}
 	if b.s.snapshotAbsent(k) {
@@ -566,7 +565,8 @@ func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error
 
 // Event returns the current snapshot of an event, or nil.
 func (b *Batch) Event(channelID, id string) (*fold.Event, error) {
-	v, err := b.snapshot(snapshotKey(ops.KindEvent, channelID, id), func(raw []byte) (any, error) { return fold.DecodeEvent(raw) })
+	b.kbuf = appendSnapshotKey(b.kbuf[:0], ops.KindEvent, channelID, id)
+	v, err := b.snapshot(b.kbuf, func(raw []byte) (any, error) { return fold.DecodeEvent(raw) })
 	if v == nil || err != nil {
 		return nil, err
 	}
@@ -575,7 +575,8 @@ func (b *Batch) Event(channelID, id string) (*fold.Event, error) {
 
 // Thing returns the current snapshot of a thing, or nil.
 func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
-	v, err := b.snapshot(snapshotKey(ops.KindThing, channelID, id), func(raw []byte) (any, error) { return fold.DecodeThing(raw) })
+	b.kbuf = appendSnapshotKey(b.kbuf[:0], ops.KindThing, channelID, id)
+	v, err := b.snapshot(b.kbuf, func(raw []byte) (any, error) { return fold.DecodeThing(raw) })
 	if v == nil || err != nil {
 		return nil, err
 	}
@@ -586,7 +587,6 @@ func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
 // new). The snapshot is encoded once per batch, at Commit or Seal, however
 // many operations of the batch touch it.
 func (b *Batch) PutEvent(prev, next *fold.Event) error {
-	k := snapshotKey(ops.KindEvent, next.ChannelID, next.EventID)
 	if prev != nil && prev.State != next.State {
 		_ = b.del(stateKey(ops.KindEvent, prev.ChannelID, prev.State, prev.EventID))
 	}
@@ -600,7 +600,8 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 		_ = b.set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil)
 	}
 	b.moveDeadline(prev, next)
-	b.overlay[string(k)] = next
+	b.kbuf = appendSnapshotKey(b.kbuf[:0], ops.KindEvent, next.ChannelID, next.EventID)
+	b.overlay[string(b.kbuf)] = next
 	if prev == nil {
 		b.born++
 	}
@@ -611,7 +612,6 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 // new): the state index, and the entitySelector indexes (type, name,
 // relationships) that a deleted thing leaves.
 func (b *Batch) PutThing(prev, next *fold.Thing) error {
-	k := snapshotKey(ops.KindThing, next.ChannelID, next.ThingID)
 	if prev != nil && prev.State != next.State {
 		_ = b.del(stateKey(ops.KindThing, prev.ChannelID, prev.State, prev.ThingID))
 	}
@@ -625,7 +625,8 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 		}
 		b.reselect[next.ChannelID] = struct{}{}
 	}
-	b.overlay[string(k)] = next
+	b.kbuf = appendSnapshotKey(b.kbuf[:0], ops.KindThing, next.ChannelID, next.ThingID)
+	b.overlay[string(b.kbuf)] = next
 	if prev == nil {
 		b.born++
 	}
@@ -714,13 +715,15 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 }
 
 // Seal ends a batch that is one part of group (numbered from 1, in commit
-// order): its snapshots are encoded into it and kept in its cache as
-// written by group, which CommitGroup then commits with the other parts.
+// order): its snapshots are encoded into it, its writes sorted (on the
+// sealing goroutine, in parallel with the other parts), and the snapshots
+// kept in its cache as written by group, which CommitGroup then commits
+// with the other parts.
 // The goroutine that sealed it goes on with a new batch on the same cache
 // while the group commits.
 func (b *Batch) Seal(group uint64) {
 	b.writeSnapshots()
-	b.pebbleBatch()
+	b.writes.sort()
 	for k, v := range b.overlay {
 		b.cache.put(k, v, group)
 	}
@@ -740,16 +743,17 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 	}
 	size := 64
 	for _, p := range parts {
-		size += len(p.b.Repr())
+		size += p.writes.size()
 		for _, r := range p.ops {
 			size += len(r.key) + len(r.value) + 2*binary.MaxVarintLen32 + 1
 		}
 	}
+	// The parts' sorted writes go straight into the group's batch: a
+	// Pebble batch of each part, applied to this one, copied every byte
+	// twice and allocated a second batch the size of the group.
 	all := s.db.NewBatchWithSize(size)
 	for _, p := range parts {
-		if err := all.Apply(p.b, nil); err != nil {
-			return fmt.Errorf("commit group at %d: %w", applied, err)
-		}
+		p.writes.writeSorted(all)
 	}
 	// The op_id index records, in key order (sorted.go), of each key the
 	// one of the latest operation, as a sequential fold leaves it.
@@ -775,7 +779,7 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 	}
 	_ = all.Close()
 	for _, p := range parts {
-		_ = p.b.Close()
+		p.cache.giveBack(&p.writes)
 		p.ops = nil
 	}
 	return nil
