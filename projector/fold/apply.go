@@ -35,7 +35,8 @@ func CheckEnvelope(env *ops.Envelope) error {
 
 // ApplyEvent folds one event operation at stream sequence seq into prev
 // (nil when the event is unknown: its create, or a log whose create has aged
-// out). It returns a new snapshot; prev is not modified. env.Payload must
+// out); prev must be the snapshot of env's entity, as the result takes
+// env's ids. It returns a new snapshot; prev is not modified. env.Payload must
 // be valid JSON, as DecodeEnvelope (or the json package) leaves it: it is
 // read without a second check.
 func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {

@@ -36,7 +36,8 @@ type cacheEntry struct {
 func NewCache(max int, committed *atomic.Uint64) *Cache {
 	c := &Cache{max: max, m: make(map[string]cacheEntry), committed: committed}
 	if committed != nil {
-		// Room for the parts of the groups that may be in flight at once.
+		// Room for the parts of the groups that may be in flight at once
+		// (the fold's groups ahead); a space that finds no room is dropped.
 		c.returned = make(chan sortedWrites, 4)
 	}
 	return c

@@ -8,8 +8,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// sortedWrites holds the writes of a batch until it is committed or
-// sealed, to hand them to Pebble in key order: Pebble inserts a batch
+// sortedWrites holds the writes of a batch until it is committed (Commit,
+// or its group's CommitGroup), to hand them to Pebble in key order: Pebble inserts a batch
 // into its memtable (a skiplist) one key after the other, remembering
 // where the last one went, so keys in order cost a few comparisons each
 // instead of a search of the whole memtable (most of a commit's time), and

@@ -489,7 +489,7 @@ type Batch struct {
 	ops    []opRecord
 	buf    []byte       // encoding scratch
 	kbuf   []byte       // snapshot key scratch (Event, Thing, PutEvent, PutThing)
-	writes sortedWrites // the writes, until Commit or Seal
+	writes sortedWrites // the writes, until Commit or the group's CommitGroup
 
 	receipts map[string]sendCounts // counts written in this batch (receipts fold)
 	outcomes map[string]struct{}   // outcome keys written in this batch
@@ -522,7 +522,7 @@ func (s *Store) NewBatch() *Batch { return s.NewBatchWith(s.cache) }
 // the goroutine that uses the batch, for batches sealed into groups.
 func (s *Store) NewBatchWith(c *Cache) *Batch {
 	b := &Batch{s: s, cache: c, overlay: map[string]any{}, receipts: map[string]sendCounts{}, outcomes: map[string]struct{}{}}
-	b.writes = c.writeSpace() // one goroutine's cache: the space of its last batch
+	b.writes = c.writeSpace() // a committed batch's space when c is one goroutine's
 	return b
 }
 
@@ -733,7 +733,8 @@ func (b *Batch) Seal(group uint64) {
 // CommitGroup writes the sealed parts of one group and the applied
 // sequence in one atomic batch (without fsync): after a crash the store
 // holds every effect of the operations up to applied, and none of a later
-// one. The parts may not be used afterwards.
+// one. The parts may not be used afterwards; once committed, each part's
+// write space goes back to its cache for the next batch of its goroutine.
 func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 	if len(parts) == 0 {
 		return errors.New("commit group: no parts")
