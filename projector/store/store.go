@@ -77,8 +77,8 @@ const DefaultSelectionCacheBytes = 32 << 20
 // groupBatchRetained bounds the space of CommitGroup's batch that the store
 // keeps between groups: a catch-up's groups of 10,000 operations take about
 // 10 MB, allocated afresh for each (about 100 MB a second at a rebuild's
-// rate, for the collector to reclaim) before the batch was kept. A larger
-// group's batch is let go after its commit.
+// rate, for the collector to reclaim) before the batch was kept. The batch
+// of a group over half of it is let go after its commit.
 const groupBatchRetained = 32 << 20
 
 // DefaultBlockCacheBytes is the default Options.BlockCacheBytes: 256 MiB.
@@ -394,6 +394,7 @@ func (s *Store) close() error {
 	s.closeMu.Lock()
 	s.closed = true
 	s.closeMu.Unlock()
+	s.groupBatch.Store(nil)
 	err := s.db.Close()
 	if s.lock != nil {
 		err = errors.Join(err, s.lock.Close())
@@ -406,6 +407,11 @@ func (s *Store) close() error {
 // failure; nil for a store that did not fail.
 func (s *Store) abandon() error {
 	err := s.Failed()
+	if err != nil {
+		// Pebble's goroutines, which never end, keep the store reachable
+		// (its logger): let the kept batch go at least.
+		s.groupBatch.Store(nil)
+	}
 	if err != nil && s.lock != nil {
 		_ = s.lock.Close()
 		_ = s.lock.Close()
@@ -794,8 +800,15 @@ func (s *Store) CommitGroup(parts []*Batch, applied uint64) error {
 	if err := s.applyWithSnapshots(all, parts); err != nil {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
-	all.Reset() // its space kept when within groupBatchRetained
-	s.groupBatch.Store(all)
+	if size <= groupBatchRetained/2 {
+		// Kept only when its space is kept (within groupBatchRetained,
+		// with room to grow) and Pebble did not take its data (a batch the
+		// size of half a memtable is applied as a memtable of its own):
+		// a kept batch with no space would start the next group's from
+		// nothing, by doublings, instead of at its size.
+		all.Reset()
+		s.groupBatch.Store(all)
+	}
 	for _, p := range parts {
 		p.cache.giveBack(&p.writes)
 		p.ops = nil
