@@ -99,8 +99,10 @@ func (p *Pusher) Owned(ctx context.Context) []int {
 // it stops taking pt's operations but keeps pulling (so the pin stays
 // here while it finishes), waits for what it took to be recorded (at most
 // drainTimeout; longer, and it keeps the partition for a later round),
-// acknowledges it, then stops pulling and unpins, so the broker pins a
-// replica that is pulling, which resets to this floor.
+// acknowledges it and waits for the broker to have applied that
+// (ackFloorSync; else, too, it keeps the partition), then stops pulling and
+// unpins, so the broker pins a replica that is pulling, which resets to
+// this floor.
 func (pt *partition) handOver(ctx context.Context) {
 	p := pt.p
 	pt.releasing.Store(true)
@@ -108,7 +110,9 @@ func (pt *partition) handOver(ctx context.Context) {
 	if !pt.waitSettled(ctx, drainTimeout) {
 		return
 	}
-	pt.ackFloor()
+	if !pt.ackFloorSync(ctx) {
+		return // kept for a later round: unpinned now, the next owner could start below the floor
+	}
 	if ep := pt.cur.Load(); ep != nil {
 		ep.cancel() // whatever comes now is the next owner's
 	}

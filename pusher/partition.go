@@ -524,6 +524,42 @@ func (pt *partition) ackFloor() uint64 {
 	return f.seq
 }
 
+// ackFloorSync acknowledges the floor, as ackFloor does, and waits until
+// the broker has applied the acknowledgement. The broker applies a
+// consumer's acknowledgements in order, on a queue of its own, so every
+// acknowledgement sent before this one is applied too. A hand-over unpins
+// only after it: the next owner resets the consumer to the broker's ack
+// floor, and an acknowledgement still queued then would leave that floor
+// below what this replica sent, to be sent again. It reports false when
+// the broker did not confirm in time, or the epoch has ended.
+func (pt *partition) ackFloorSync(ctx context.Context) bool {
+	ep := pt.cur.Load()
+	if ep == nil {
+		return true // nothing taken, nothing acknowledged
+	}
+	ep.mu.Lock() // held through the round trip: cancel waits for it (a reset's acknowledgement rule)
+	defer ep.mu.Unlock()
+	if ep.cancelled.Load() {
+		return false
+	}
+	f := ep.floor
+	if f.m == nil {
+		return true // this epoch passed nothing with a message: nothing of its to acknowledge
+	}
+	actx, cancel := context.WithTimeout(ctx, ackSyncTimeout)
+	defer cancel()
+	// Again even when ackFloor sent it: that one may still be queued.
+	if err := pt.loop.AckSync(actx, f.m); err != nil {
+		pt.p.log.Warn("pusher: the floor's acknowledgement was not confirmed", "partition", pt.n, "seq", f.seq, "err", err)
+		return false
+	}
+	ep.ackedSeq = max(ep.ackedSeq, f.seq)
+	return true
+}
+
+// ackSyncTimeout bounds ackFloorSync's wait for the broker.
+const ackSyncTimeout = 2 * time.Second
+
 // cancel ends the epoch: it acknowledges nothing more, and an
 // acknowledgement under way has been sent when cancel returns.
 func (ep *epoch) cancel() {

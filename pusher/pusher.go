@@ -515,7 +515,7 @@ func (p *Pusher) Err() error {
 // taken but not settled are redelivered: nothing is lost.
 func (p *Pusher) Close() error {
 	p.closeOnce.Do(func() {
-		p.drain()
+		confirmed := p.drain()
 		p.cancel()
 		<-p.done
 		p.laneWG.Wait()
@@ -528,11 +528,14 @@ func (p *Pusher) Close() error {
 			}
 		}
 		// Hand the partitions over now rather than after the failover time
-		// (without a connection the broker fails them over by itself).
+		// (without a connection the broker fails them over by itself). A
+		// partition whose floor the broker did not confirm is left to the
+		// failover time: unpinned now, its next owner could reset below
+		// the floor and send again what this replica sent.
 		if p.js.Conn().IsConnected() {
 			uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			for _, pt := range p.parts {
-				if pt.pin != "" {
+			for i, pt := range p.parts {
+				if pt.pin != "" && confirmed[i] {
 					_ = p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup)
 				}
 			}
@@ -547,8 +550,9 @@ func (p *Pusher) Close() error {
 // but keep pulling (keeping their pins), the sends in flight end (for at
 // most drainTimeout), their summaries are written and acknowledged, and
 // only then does the pulling stop: the next owner starts where this one
-// stopped and sends nothing twice.
-func (p *Pusher) drain() {
+// stopped and sends nothing twice. It reports, by partition, whether the
+// broker confirmed the floor's acknowledgement (ackFloorSync).
+func (p *Pusher) drain() (confirmed []bool) {
 	for _, pt := range p.parts {
 		pt.releasing.Store(true)
 	}
@@ -559,10 +563,15 @@ func (p *Pusher) drain() {
 	}
 	for p.summaries.flush(ctx) {
 	}
-	for _, pt := range p.parts {
-		pt.ackFloor()
+	// A bound of its own: the sends in flight may have taken all of ctx's.
+	actx, acancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer acancel()
+	confirmed = make([]bool, len(p.parts))
+	for i, pt := range p.parts {
+		confirmed[i] = pt.ackFloorSync(actx)
 	}
 	p.stopTaking()
+	return confirmed
 }
 
 // drainTimeout bounds the wait for sends in flight when the pusher stops.

@@ -306,14 +306,7 @@ func (l *Loop) Settle(m jetstream.Msg, d Decision) {
 	switch d.kind {
 	case ack:
 		if err = m.Ack(); err == nil {
-			if md, merr := m.Metadata(); merr == nil {
-				for {
-					cur := l.lastAcked.Load()
-					if md.Sequence.Stream <= cur || l.lastAcked.CompareAndSwap(cur, md.Sequence.Stream) {
-						break
-					}
-				}
-			}
+			l.acked(m)
 		}
 	case nak:
 		if d.delay > 0 {
@@ -329,6 +322,33 @@ func (l *Loop) Settle(m jetstream.Msg, d Decision) {
 	if err != nil {
 		// The broker redelivers an unsettled message after its ack wait.
 		l.cfg.Logger.Debug("consume: settle failed", "consumer", l.Name(), "err", err)
+	}
+}
+
+// AckSync acknowledges m and waits until the broker has applied the
+// acknowledgement: Settle's Ack only sends it, and the broker applies
+// acknowledgements on a queue of the consumer's own, after API requests
+// sent later on the same connection may have been answered (a consumer
+// reset, which restarts from the ack floor, would then start before m).
+func (l *Loop) AckSync(ctx context.Context, m jetstream.Msg) error {
+	if err := m.DoubleAck(ctx); err != nil {
+		return err
+	}
+	l.acked(m)
+	return nil
+}
+
+// acked records an acknowledged message's stream sequence for Resume.
+func (l *Loop) acked(m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	for {
+		cur := l.lastAcked.Load()
+		if md.Sequence.Stream <= cur || l.lastAcked.CompareAndSwap(cur, md.Sequence.Stream) {
+			return
+		}
 	}
 }
 

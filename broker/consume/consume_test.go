@@ -249,3 +249,55 @@ func TestLoopKeepsAConsumerItCannotUpdate(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestAckSyncIsAppliedBeforeALaterRequest: once AckSync returns, the
+// broker has applied the acknowledgement, so a consumer reset asked right
+// after it (what a pusher partition's next owner does after a hand-over)
+// restarts after the message. Settle's Ack only sends it: the broker
+// applies acknowledgements on the consumer's own queue, and may answer a
+// later reset from the floor before it.
+func TestAckSyncIsAppliedBeforeALaterRequest(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	got := make(chan jetstream.Msg, 1)
+	l, err := consume.New(b.JS, consume.Config{Stream: "S",
+		Consumer: jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckAllPolicy, AckWait: time.Minute},
+		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision {
+			got <- m
+			return consume.Held
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, l)
+	ctx := context.Background()
+	stale := 0
+	const rounds = 300
+	for i := range rounds {
+		publish(t, b.JS, i, i+1)
+		var m jetstream.Msg
+		select {
+		case m = <-got:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("message %d not delivered", i)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.AckSync(ctx, m); err != nil {
+			t.Fatalf("AckSync of %d: %v", md.Sequence.Stream, err)
+		}
+		resp, err := b.JS.ResetConsumer(ctx, "S", "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ResetSeq != md.Sequence.Stream+1 {
+			stale++
+			t.Errorf("reset after the acknowledgement of %d restarts at %d", md.Sequence.Stream, resp.ResetSeq)
+		}
+	}
+	if stale > 0 {
+		t.Errorf("%d of %d resets started below an acknowledged message", stale, rounds)
+	}
+}
