@@ -524,14 +524,16 @@ func (pt *partition) ackFloor() uint64 {
 	return f.seq
 }
 
-// ackFloorSync acknowledges the floor, as ackFloor does, and waits until
-// the broker has applied the acknowledgement. The broker applies a
-// consumer's acknowledgements in order, on a queue of its own, so every
-// acknowledgement sent before this one is applied too. A hand-over unpins
-// only after it: the next owner resets the consumer to the broker's ack
-// floor, and an acknowledgement still queued then would leave that floor
-// below what this replica sent, to be sent again. It reports false when
-// the broker did not confirm in time, or the epoch has ended.
+// ackFloorSync acknowledges the floor, as ackFloor does (again, when
+// ackFloor has), waits for the broker to have processed it (Loop.AckSync:
+// the broker processes a consumer's acknowledgements in order, on a queue
+// of its own, so every one sent before it too), and checks that the
+// broker's ack floor has reached it. A hand-over unpins only after it: the
+// next owner resets the consumer to the broker's ack floor, and an
+// acknowledgement still queued then would leave that floor below what this
+// replica sent, to be sent again. It reports false when the broker did not
+// confirm in time, its floor is behind (an epoch whose acknowledgements it
+// ignores: see checkFloor), or the epoch has ended.
 func (pt *partition) ackFloorSync(ctx context.Context) bool {
 	ep := pt.cur.Load()
 	if ep == nil {
@@ -544,16 +546,23 @@ func (pt *partition) ackFloorSync(ctx context.Context) bool {
 	}
 	f := ep.floor
 	if f.m == nil {
-		return true // this epoch passed nothing with a message: nothing of its to acknowledge
+		// Nothing to acknowledge with: this epoch passed no operation that
+		// came as a message (what it read from the stream alone, fillGap,
+		// the next owner sends again, as it always has).
+		return true
 	}
 	actx, cancel := context.WithTimeout(ctx, ackSyncTimeout)
 	defer cancel()
-	// Again even when ackFloor sent it: that one may still be queued.
 	if err := pt.loop.AckSync(actx, f.m); err != nil {
 		pt.p.log.Warn("pusher: the floor's acknowledgement was not confirmed", "partition", pt.n, "seq", f.seq, "err", err)
 		return false
 	}
 	ep.ackedSeq = max(ep.ackedSeq, f.seq)
+	info, err := pt.consumerInfo(actx)
+	if err != nil || info.AckFloor.Stream < f.seq {
+		pt.p.log.Warn("pusher: the broker's ack floor is behind the partition's", "partition", pt.n, "seq", f.seq, "err", err)
+		return false
+	}
 	return true
 }
 

@@ -563,12 +563,18 @@ func (p *Pusher) drain() (confirmed []bool) {
 	}
 	for p.summaries.flush(ctx) {
 	}
-	// A bound of its own: the sends in flight may have taken all of ctx's.
-	actx, acancel := context.WithTimeout(context.Background(), drainTimeout)
-	defer acancel()
 	confirmed = make([]bool, len(p.parts))
-	for i, pt := range p.parts {
-		confirmed[i] = pt.ackFloorSync(actx)
+	if p.js.Conn().IsConnected() { // else nothing is confirmed (and Close unpins nothing)
+		// A bound of its own (the sends in flight may have taken all of
+		// ctx's), and every partition at once: one slow answer does not
+		// leave the others unconfirmed.
+		actx, acancel := context.WithTimeout(context.Background(), ackSyncTimeout)
+		var wg sync.WaitGroup
+		for i, pt := range p.parts {
+			wg.Go(func() { confirmed[i] = pt.ackFloorSync(actx) })
+		}
+		wg.Wait()
+		acancel()
 	}
 	p.stopTaking()
 	return confirmed

@@ -325,18 +325,28 @@ func (l *Loop) Settle(m jetstream.Msg, d Decision) {
 	}
 }
 
-// AckSync acknowledges m and waits until the broker has applied the
-// acknowledgement: Settle's Ack only sends it, and the broker applies
-// acknowledgements on a queue of the consumer's own, after API requests
-// sent later on the same connection may have been answered (a consumer
-// reset, which restarts from the ack floor, would then start before m).
+// AckSync acknowledges m and waits for the broker's answer, which it
+// sends once it has processed the acknowledgement and every one queued
+// before it for the consumer. Settle's Ack only sends it: the broker
+// processes acknowledgements on a queue of the consumer's own, and may
+// answer an API request sent later (a consumer reset, which restarts from
+// the ack floor) before them. m may have been acknowledged already (Settle):
+// the client library sends a message's acknowledgement once, so the
+// repeat goes as a request of its own, which the broker answers alike.
 func (l *Loop) AckSync(ctx context.Context, m jetstream.Msg) error {
-	if err := m.DoubleAck(ctx); err != nil {
+	err := m.DoubleAck(ctx)
+	if errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		_, err = l.js.Conn().RequestWithContext(ctx, m.Reply(), ackBody)
+	}
+	if err != nil {
 		return err
 	}
 	l.acked(m)
 	return nil
 }
+
+// ackBody is an acknowledgement's body on the wire.
+var ackBody = []byte("+ACK")
 
 // acked records an acknowledged message's stream sequence for Resume.
 func (l *Loop) acked(m jetstream.Msg) {

@@ -92,3 +92,34 @@ func waitForWithin(t *testing.T, what string, bound time.Duration, cond func() b
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStoppedReplicaHandsItsPartitionOverAtOnce: a replica that stops
+// while its partition is idle (its floor acknowledged well before the
+// stop, so the client library will not send that acknowledgement again)
+// still confirms its floor with the broker and unpins the partition: the
+// replica beside it sends the next message at once, not after the
+// failover time, and nothing is sent twice.
+func TestStoppedReplicaHandsItsPartitionOverAtOnce(t *testing.T) {
+	const failover = time.Minute
+	e := setup(t, func(c *pusher.Config) {
+		c.Partitions, c.Failover, c.BalanceInterval = 1, failover, time.Hour
+	})
+	ch := e.post("/channel/create", map[string]any{"channel_name": "stop", "password": pw})["channel_id"].(string)
+	token := fcmToken + "-stop"
+	e.device("android", "fcm", token, ch)
+	received := func(title string) int { return timesReceived(e, token, title) }
+	e.message(ch, "before")
+	waitFor(t, "the first replica's push", func() bool { return received("before") == 1 })
+	waitFloor(t, e, lastSeq(t, e))
+	e.start()
+	if err := e.push.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e.message(ch, "after")
+	waitForWithin(t, "the second replica's push, before the failover time", failover/2, func() bool {
+		return received("after") == 1
+	})
+	if n := received("before"); n != 1 {
+		t.Errorf("the first message was received %d times", n)
+	}
+}

@@ -46,15 +46,7 @@ func TestStaleOwnerAckDoesNotStallTheFloor(t *testing.T) {
 	gateA := newSendGate("held")
 	e.startOn(ncA, gateA.wrap, func(c *pusher.Config) { c.SendTimeout = time.Minute })
 
-	received := func(title string) int {
-		n := 0
-		for _, o := range e.fcm.Received(token) {
-			if o.Title == title {
-				n++
-			}
-		}
-		return n
-	}
+	received := func(title string) int { return timesReceived(e, token, title) }
 	for _, title := range []string{"one", "two", "three", "four", "five"} {
 		e.message(ch, title)
 	}
@@ -201,6 +193,17 @@ func (s gatedSender) Send(ctx context.Context, n payload.Notification) sender.Re
 }
 
 // lastSeq is PUSHGO_OPS's last sequence.
+// timesReceived is how many pushes titled title the FCM token got.
+func timesReceived(e *env, token, title string) int {
+	n := 0
+	for _, o := range e.fcm.Received(token) {
+		if o.Title == title {
+			n++
+		}
+	}
+	return n
+}
+
 func lastSeq(t *testing.T, e *env) uint64 {
 	t.Helper()
 	s, err := e.b.JS.Stream(context.Background(), streams.Ops)
