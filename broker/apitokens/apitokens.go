@@ -151,6 +151,9 @@ type Registry struct {
 	max     int
 	timeout time.Duration
 	log     *slog.Logger
+	// deleteAt deletes a token on condition of its revision (the bucket's
+	// Delete; tests inject the broker's refusals).
+	deleteAt func(ctx context.Context, id string, rev uint64) error
 }
 
 // Open opens the token bucket (which provision.Ensure created) and starts
@@ -165,7 +168,11 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{view: view, max: opts.MaxPerChannel, timeout: opts.Timeout, log: opts.Logger}, nil
+	r := &Registry{view: view, max: opts.MaxPerChannel, timeout: opts.Timeout, log: opts.Logger}
+	r.deleteAt = func(ctx context.Context, id string, rev uint64) error {
+		return r.view.Bucket().Delete(ctx, id, jetstream.LastRevision(rev))
+	}
+	return r, nil
 }
 
 // Close stops the watch and waits for it. Authorize, Create, Revoke and
@@ -274,6 +281,13 @@ func (r *Registry) Create(ctx context.Context, channelID, name string, scopes []
 	}
 }
 
+// revokeAttempts and revokeBackoff bound Revoke's conditional deletes: a
+// refusal by a key still in flight clears in microseconds.
+const (
+	revokeAttempts = 5
+	revokeBackoff  = time.Millisecond
+)
+
 func newID() string {
 	var b [15]byte // 120 bits: exactly 24 base32 characters
 	_, _ = rand.Read(b[:])
@@ -302,17 +316,37 @@ func (r *Registry) Revoke(ctx context.Context, channelID, tokenID string) *apier
 		return apierr.New(apierr.TokenNotFound)
 	}
 	// Conditioned on the revision read, so that of two concurrent revokes
-	// one answers 404 instead of both succeeding.
-	err = r.view.Bucket().Delete(ctx, tokenID, jetstream.LastRevision(en.tok.Revision))
-	if cas.Lost(err) {
-		return apierr.New(apierr.TokenNotFound)
-	}
+	// one answers 404 instead of both succeeding. A refused condition is
+	// not that answer yet: a replicated bucket's leader also refuses a
+	// conditional write to a key whose last write it has acknowledged and
+	// not finished applying (nats-server 2.15 keeps the key "in flight"
+	// until then), which a revoke right after the token's creation met.
+	// The leader's word decides: the token gone (another revoke won: 404),
+	// or still there (tokens are never rewritten: delete it again).
+	rev, gone := en.tok.Revision, false
+	err = cas.Retry(ctx, revokeAttempts, revokeBackoff, func(attempt int) error {
+		if attempt > 0 {
+			e, err := r.view.Reads().Latest(ctx, tokenID)
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				gone = true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			rev = e.Revision()
+		}
+		return r.deleteAt(ctx, tokenID, rev)
+	})
 	if err != nil {
 		r.log.Warn("apitokens: revoke failed", "channel_id", channelID, "token_id", tokenID,
 			"err", fmt.Errorf("delete token %s: %w", tokenID, err))
 		return brokerUnavailable()
 	}
-	r.forget(tokenID, en.tok.Revision)
+	r.forget(tokenID, rev)
+	if gone {
+		return apierr.New(apierr.TokenNotFound)
+	}
 	r.log.Info("apitokens: token revoked", "channel_id", channelID, "token_id", tokenID)
 	return nil
 }

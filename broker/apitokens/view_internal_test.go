@@ -2,6 +2,7 @@ package apitokens
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -86,6 +87,70 @@ func TestIDsAreValid(t *testing.T) {
 		seen[id] = true
 		if _, _, ok := parseToken("pgo1." + id + "." + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"); !ok {
 			t.Fatalf("token with id %q does not parse", id)
+		}
+	}
+}
+
+// TestRevokeRefusedWhileTheCreateIsInFlight: a replicated bucket's leader
+// refuses a conditional delete of a key whose last write it has
+// acknowledged but not finished applying (nats-server 2.15), as it did to
+// a revoke right after the token's creation in a cluster test. Injected
+// here on a real bucket: a refusal with the token still on the leader is
+// retried and the revoke succeeds; a refusal because another revoke won
+// answers 404, once.
+func TestRevokeRefusedWhileTheCreateIsInFlight(t *testing.T) {
+	js := startJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := Open(ctx, js, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	refusal := &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant, Description: "wrong last sequence"}
+	bucketDelete := r.deleteAt
+	for _, c := range []struct {
+		name       string
+		otherWins  bool // the first delete is refused because another revoke deleted the token
+		want       apierr.Code
+		wantCalled int
+	}{
+		{"in flight", false, "", 2},
+		{"another revoke won", true, apierr.TokenNotFound, 1},
+	} {
+		ch := ids.NewChannelID()
+		tok, rec, err := r.Create(ctx, ch, "x", []string{ScopeEventsIngest}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := 0
+		r.deleteAt = func(ctx context.Context, id string, rev uint64) error {
+			calls++
+			if calls > 1 {
+				return bucketDelete(ctx, id, rev)
+			}
+			if c.otherWins {
+				if err := bucketDelete(ctx, id, rev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return refusal
+		}
+		aerr := r.Revoke(ctx, ch, rec.ID)
+		switch {
+		case c.want == "" && aerr != nil:
+			t.Errorf("%s: revoke: %v, want success", c.name, aerr)
+		case c.want != "" && (aerr == nil || aerr.Code != c.want):
+			t.Errorf("%s: revoke: %v, want %s", c.name, aerr, c.want)
+		}
+		if calls != c.wantCalled {
+			t.Errorf("%s: %d conditional deletes, want %d", c.name, calls, c.wantCalled)
+		}
+		if _, err := r.view.Reads().Latest(ctx, rec.ID); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("%s: the token on the leader after the revoke: %v", c.name, err)
+		}
+		if _, aerr := r.Authorize(ctx, "Bearer "+tok, ScopeEventsIngest); aerr == nil || aerr.Code != apierr.InvalidAPIToken {
+			t.Errorf("%s: authorize after the revoke: %v, want %s", c.name, aerr, apierr.InvalidAPIToken)
 		}
 	}
 }
