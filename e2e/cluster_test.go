@@ -144,6 +144,20 @@ func TestCluster(t *testing.T) {
 	}
 	t.Logf("pushes: %d acknowledged messages all pushed to the device subscribed before the faults (%d pushes in all, %d messages pushed more than once)",
 		len(acked), len(fake.Received(token)), dups)
+	// The replicas' stores are compared whole, the receipts fold's records
+	// (send status) too, and /readyz's projector_applied covers the
+	// operations only: stop the pushers, whose summaries are the receipts
+	// (a clean stop flushes them), and wait for both replicas to fold the
+	// last one.
+	for _, p := range c.services["pusher"] {
+		if !p.exited() { // one was killed in the first phase
+			stopClean(t, p)
+		}
+	}
+	lastReceipt := lastSeqOf(t, c.url, receiptsStream)
+	for _, p := range projectors {
+		waitReceiptsApplied(t, p, lastReceipt, 60*time.Second)
+	}
 	for _, p := range projectors {
 		stopClean(t, p)
 	}

@@ -54,7 +54,11 @@ type readyStatus struct {
 	Status  int
 	Applied uint64
 	Lag     uint64
-	Raw     string
+	// ReceiptsApplied is the projector's last PUSHGO_RECEIPTS sequence
+	// folded, reported (Receipts) by a process that runs a projector.
+	ReceiptsApplied uint64
+	Receipts        bool
+	Raw             string
 }
 
 func probeReady(ctx context.Context, a *gateway) (readyStatus, error) {
@@ -66,11 +70,17 @@ func probeReady(ctx context.Context, a *gateway) (readyStatus, error) {
 	if r.Status != http.StatusOK {
 		return st, nil
 	}
-	data, err := okData(r, "projector_applied", "projector_lag", "ready")
+	keys := []string{"projector_applied", "projector_lag", "ready"}
+	dsts := map[string]*uint64{"projector_applied": &st.Applied, "projector_lag": &st.Lag}
+	if strings.Contains(st.Raw, `"projector_receipts_applied"`) {
+		keys, st.Receipts = append(keys, "projector_receipts_applied"), true
+		dsts["projector_receipts_applied"] = &st.ReceiptsApplied
+	}
+	data, err := okData(r, keys...)
 	if err != nil {
 		return st, err
 	}
-	for key, dst := range map[string]*uint64{"projector_applied": &st.Applied, "projector_lag": &st.Lag} {
+	for key, dst := range dsts {
 		n, ok := data[key].(json.Number)
 		if !ok {
 			return st, fmt.Errorf("readyz: %s is %T, want a number: %s", key, data[key], r)
@@ -173,13 +183,43 @@ func waitLog(t *testing.T, p *gateway, substr string, bound time.Duration) {
 // streamLastSeq reads PUSHGO_OPS's last sequence through natsURL.
 func streamLastSeq(t *testing.T, natsURL string) uint64 {
 	t.Helper()
+	return lastSeqOf(t, natsURL, opsStream)
+}
+
+// lastSeqOf is stream's last sequence.
+func lastSeqOf(t *testing.T, natsURL, stream string) uint64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := dialJS(t, natsURL).streamState(ctx, opsStream)
+	st, err := dialJS(t, natsURL).streamState(ctx, stream)
 	if err != nil {
-		t.Fatalf("stream %s: %v", opsStream, err)
+		t.Fatalf("stream %s: %v", stream, err)
 	}
 	return st.LastSeq
+}
+
+// waitReceiptsApplied waits until projector process p reports on /readyz
+// that its receipts fold reached seq.
+func waitReceiptsApplied(t *testing.T, p *gateway, seq uint64, bound time.Duration) {
+	t.Helper()
+	var last string
+	deadline := time.Now().Add(bound)
+	for time.Now().Before(deadline) {
+		failIfExited(t, []*gateway{p})
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		st, err := probeReady(ctx, p)
+		cancel()
+		switch {
+		case err != nil:
+			last = err.Error()
+		case st.Receipts && st.ReceiptsApplied >= seq:
+			return
+		default:
+			last = st.Raw
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: the receipts fold did not reach sequence %d within %s; last: %s", p.name, seq, bound, last)
 }
 
 // stopClean stops p with SIGTERM and fails the test unless it exits 0.

@@ -95,7 +95,8 @@ func (g *Gateway) start(ctx context.Context) error {
 		g.services = append(g.services, service{"projector", g.proj.Run, g.proj.Close})
 		p := g.proj
 		if err := g.ops.add("projector", func(context.Context) (map[string]any, error) {
-			return map[string]any{"projector_applied": p.Applied(), "projector_lag": p.Lag()}, p.Ready()
+			return map[string]any{"projector_applied": p.Applied(), "projector_lag": p.Lag(),
+				"projector_receipts_applied": p.ReceiptsApplied()}, p.Ready()
 		}, p.Collectors()...); err != nil {
 			return err
 		}
