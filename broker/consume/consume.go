@@ -332,7 +332,9 @@ func (l *Loop) Settle(m jetstream.Msg, d Decision) {
 // answer an API request sent later (a consumer reset, which restarts from
 // the ack floor) before them. m may have been acknowledged already (Settle):
 // the client library sends a message's acknowledgement once, so the
-// repeat goes as a request of its own, which the broker answers alike.
+// repeat goes as a request of its own, which the broker answers alike (on
+// a replicated consumer at once, without waiting for the first one's
+// replication: a leader change in that moment may still lose it).
 func (l *Loop) AckSync(ctx context.Context, m jetstream.Msg) error {
 	err := m.DoubleAck(ctx)
 	if errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
