@@ -108,6 +108,14 @@ func failIfExited(t *testing.T, watch []*gateway) {
 // projector to answer its status request.
 func waitServed(t *testing.T, a *gateway, bound time.Duration, watch ...*gateway) readyStatus {
 	t.Helper()
+	return waitReady(t, a, bound, "/readyz not 200", func(st readyStatus) bool { return st.Status == http.StatusOK }, watch...)
+}
+
+// waitReady polls a's /readyz until done accepts its answer, and fails the
+// test with what (and the last answer) after bound, or when a or one of
+// watch has exited.
+func waitReady(t *testing.T, a *gateway, bound time.Duration, what string, done func(readyStatus) bool, watch ...*gateway) readyStatus {
+	t.Helper()
 	deadline := time.Now().Add(bound)
 	var last string
 	for time.Now().Before(deadline) {
@@ -118,14 +126,14 @@ func waitServed(t *testing.T, a *gateway, bound time.Duration, watch ...*gateway
 		switch {
 		case err != nil:
 			last = err.Error()
-		case st.Status == http.StatusOK:
+		case done(st):
 			return st
 		default:
 			last = st.Raw
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s: /readyz not 200 within %s (last: %s)", a.name, bound, last)
+	t.Fatalf("%s: %s within %s (last: %s)", a.name, what, bound, last)
 	return readyStatus{}
 }
 
@@ -202,24 +210,9 @@ func lastSeqOf(t *testing.T, natsURL, stream string) uint64 {
 // that its receipts fold reached seq.
 func waitReceiptsApplied(t *testing.T, p *gateway, seq uint64, bound time.Duration) {
 	t.Helper()
-	var last string
-	deadline := time.Now().Add(bound)
-	for time.Now().Before(deadline) {
-		failIfExited(t, []*gateway{p})
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		st, err := probeReady(ctx, p)
-		cancel()
-		switch {
-		case err != nil:
-			last = err.Error()
-		case st.Receipts && st.ReceiptsApplied >= seq:
-			return
-		default:
-			last = st.Raw
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: the receipts fold did not reach sequence %d within %s; last: %s", p.name, seq, bound, last)
+	waitReady(t, p, bound, fmt.Sprintf("the receipts fold not at sequence %d", seq), func(st readyStatus) bool {
+		return st.Status == http.StatusOK && st.Receipts && st.ReceiptsApplied >= seq
+	})
 }
 
 // stopClean stops p with SIGTERM and fails the test unless it exits 0.

@@ -17,10 +17,9 @@ type Cache struct {
 	// committed is the last group (see Batch.Seal) the store committed;
 	// nil when only committed snapshots are put.
 	committed *atomic.Uint64
-	// spare is the write space of the owner's last batch, for its next;
-	// returned brings it back from the goroutine that commits the
-	// owner's sealed batches (CommitGroup), when committed is set.
-	spare    sortedWrites
+	// returned brings the write space of the owner's committed batches
+	// back for its next ones (a cache of one goroutine's only), from
+	// whichever goroutine committed them (Commit, CommitGroup).
 	returned chan sortedWrites
 }
 
@@ -34,13 +33,9 @@ type cacheEntry struct {
 // batches sealed into groups before their commit (Seal); nil when the
 // batches commit themselves (Commit).
 func NewCache(max int, committed *atomic.Uint64) *Cache {
-	c := &Cache{max: max, m: make(map[string]cacheEntry), committed: committed}
-	if committed != nil {
-		// Room for the parts of the groups that may be in flight at once
-		// (the fold's groups ahead); a space that finds no room is dropped.
-		c.returned = make(chan sortedWrites, 4)
-	}
-	return c
+	// Room for the parts of the groups that may be in flight at once (the
+	// fold's groups ahead); a space that finds no room is dropped.
+	return &Cache{max: max, m: make(map[string]cacheEntry), committed: committed, returned: make(chan sortedWrites, 4)}
 }
 
 // writeSpace is the write space for the owner's next batch: a committed
@@ -49,23 +44,19 @@ func (c *Cache) writeSpace() sortedWrites {
 	if c.mu != nil {
 		return sortedWrites{}
 	}
-	if c.returned != nil {
-		select {
-		case w := <-c.returned:
-			return w
-		default:
-			return sortedWrites{}
-		}
+	select {
+	case w := <-c.returned:
+		return w
+	default:
+		return sortedWrites{}
 	}
-	w := c.spare
-	c.spare = sortedWrites{}
-	return w
 }
 
 // giveBack returns the write space of a committed batch of the owner's
-// (called by the committing goroutine); w is emptied.
+// (called by the committing goroutine); w is emptied. A shared cache's
+// batches take new space (writeSpace): nothing is kept for them.
 func (c *Cache) giveBack(w *sortedWrites) {
-	if c.returned != nil {
+	if c.mu == nil {
 		w.reset()
 		select {
 		case c.returned <- *w:

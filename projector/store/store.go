@@ -550,9 +550,7 @@ func (s *Store) NewBatchWith(c *Cache) *Batch {
 func (b *Batch) pebbleBatch() {
 	b.b = b.s.db.NewBatchWithSize(b.writes.size())
 	b.writes.writeTo(b.b)
-	if b.cache.mu == nil {
-		b.cache.spare, b.writes = b.writes, sortedWrites{}
-	}
+	b.cache.giveBack(&b.writes)
 }
 
 // Count adds one folded record (a receipt) to Len.
