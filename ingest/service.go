@@ -266,7 +266,8 @@ func (s *Service) Collectors() []prometheus.Collector {
 
 // Ready is ingest's part of /readyz: the registry watches run, the
 // stream answers, and a projector replica answers with a fold lag within
-// the bound. info carries the projector's applied sequence and lag.
+// the bound. info carries the projector's applied sequence and lag, and
+// its receipts fold's position when the replica that answered reports it.
 func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("broker connection %s", st)
@@ -284,6 +285,9 @@ func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 		return nil, err
 	}
 	info := map[string]any{"projector_applied": st.Applied, "projector_lag": st.Lag}
+	if st.ReceiptsApplied != nil {
+		info["projector_receipts_applied"] = *st.ReceiptsApplied
+	}
 	if st.Error != "" {
 		return info, fmt.Errorf("projector stopped: %s", st.Error)
 	}

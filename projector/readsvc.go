@@ -227,7 +227,8 @@ func (p *Projector) Read(req *reads.Request) (jsontext.Value, *apierr.Error) { r
 func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 	switch req.Route {
 	case reads.ProjectorStatus:
-		st := reads.Status{Applied: p.Applied(), Lag: p.Lag()}
+		receipts := p.ReceiptsApplied()
+		st := reads.Status{Applied: p.Applied(), Lag: p.Lag(), ReceiptsApplied: &receipts}
 		if err := p.Err(); err != nil {
 			st.Error = err.Error()
 		}

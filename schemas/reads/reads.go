@@ -384,5 +384,9 @@ func AppendItem(dst []byte, seq uint64, kind ops.Kind, envelope []byte) []byte {
 type Status struct {
 	Applied uint64 `json:"applied"`
 	Lag     uint64 `json:"lag"`
-	Error   string `json:"error,omitempty"`
+	// ReceiptsApplied is the last PUSHGO_RECEIPTS sequence the replica's
+	// send-status fold has folded. Nil from a replica that predates it:
+	// a reader reports it only when it came.
+	ReceiptsApplied *uint64 `json:"receipts_applied,omitempty"`
+	Error           string  `json:"error,omitempty"`
 }
