@@ -151,3 +151,46 @@ func TestRetryThroughAnotherReplicaIsReplayed(t *testing.T) {
 		t.Errorf("%d of %d retries through the other replica failed", failed, iterations)
 	}
 }
+
+// TestRefusedOpIDIsRefusedAgainOnACluster: on a replicated log, an update
+// with an op_id the log has not seen, sent to a closed event, is refused
+// 409 event_closed, and so is every retry of it, through either replica,
+// while a retry of an update the log holds is answered as a replay, and
+// the log takes new operations after it all. Before, the duplicate probe
+// behind each refusal carried an expectation a replicated stream's leader
+// checks only when applying the message: the first refusal was right, and
+// then the stream answered no append at all (nats-server 2.15.2), the
+// probes' and every other entity's, until the test gave up.
+func TestRefusedOpIDIsRefusedAgainOnACluster(t *testing.T) {
+	a, b := writers(t)
+	ctx := context.Background()
+	channelID := ids.NewChannelID()
+	created, aerr := a.Append(ctx, event(t, ops.EventCreate, channelID, "create", "", "", "created"))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	stored, aerr := a.Append(ctx, event(t, ops.EventUpdate, channelID, "stored-update", created.EntityID, "", "step 1"))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	if _, aerr := b.Append(ctx, event(t, ops.EventClose, channelID, "close", created.EntityID, "", "done")); aerr != nil {
+		t.Fatal(aerr)
+	}
+	for i, w := range []*oplog.Writer{a, a, b, a, b} {
+		_, aerr = w.Append(ctx, event(t, ops.EventUpdate, channelID, "never-stored", created.EntityID, "", "step 2"))
+		if aerr == nil || aerr.Code != apierr.EventClosed {
+			t.Fatalf("attempt %d of the refused update: %v, want %s", i+1, aerr, apierr.EventClosed)
+		}
+		again, aerr := w.Append(ctx, event(t, ops.EventUpdate, channelID, "stored-update", created.EntityID, "", "step 1"))
+		if aerr != nil || !again.Replayed || again.Seq != stored.Seq {
+			t.Fatalf("attempt %d of the stored update's retry: %+v, %v; want a replay of sequence %d", i+1, again, aerr, stored.Seq)
+		}
+	}
+	next, aerr := b.Append(ctx, event(t, ops.EventCreate, channelID, "another", "", "", "created"))
+	if aerr != nil {
+		t.Fatalf("an append after the probes: %v", aerr)
+	}
+	if next.Seq != stored.Seq+2 {
+		t.Errorf("the next create is at sequence %d, want %d: a probe was stored", next.Seq, stored.Seq+2)
+	}
+}

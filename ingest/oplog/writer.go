@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -546,27 +547,46 @@ func opMsg(subject string, v *ops.Validated, opID string, data []byte, clientOpI
 
 // probeDuplicate answers a retried op_id whose entity has since been closed
 // or deleted by another operation. It publishes with the op's Nats-Msg-Id
-// and an expected last Nats-Msg-Id that can never match: the broker checks
-// the duplicate window before that expectation, so a known op_id comes back
-// as a duplicate ack with the original sequence, and an unknown one is
-// refused without being stored.
+// and an expectation that can never be met, which the broker checks after
+// the duplicate window: a known op_id comes back as a duplicate ack with
+// the original sequence, and an unknown one is refused without being
+// stored.
 //
-// Only the broker's "wrong last msg id" refusal means "not a duplicate";
+// Which expectation depends on the stream's replicas, asked each time
+// (a probe is rare: a retry meeting a closed entity). A single replica
+// checks the duplicate window before every expectation but the last
+// Nats-Msg-Id, so that is the one. A replicated stream's leader checks
+// the window and the expected last sequence before it proposes the
+// message, and the last Nats-Msg-Id only when applying it; a message
+// refused there (nats-server 2.15.2) leaves its id "in process", so that
+// every later probe of it is answered 503, and stalls the stream: its
+// next appends, of every entity, went unanswered for the half minute
+// TestRefusedOpIDIsRefusedAgainOnACluster was first run with. So a
+// replicated stream is probed with an expected last sequence no stream
+// reaches, refused before anything is proposed.
+//
+// Only the broker's refusal of that expectation means "not a duplicate";
 // any other failure answers 503, never a 409 for an op that may be stored.
 func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string, v *ops.Validated, opID string, data []byte) (Result, *apierr.Error, bool) {
+	info, err := w.ops.Direct().Info(ctx)
+	if err != nil {
+		return Result{}, w.unavailable("probe: stream info", subject, err), true
+	}
+	expect, refused := jetstream.WithExpectLastMsgID("pushgo-probe-never-matches"), jsErrCodeWrongLastMsgID
+	if info.Config.Replicas > 1 {
+		expect, refused = jetstream.WithExpectLastSequence(math.MaxInt64), jsErrCodeWrongLastSequence
+	}
 	m := nats.NewMsg(subject)
 	m.Data = data
 	m.Header.Set(streams.HeaderOp, string(v.Op))
 	m.Header.Set(streams.HeaderOpID, opID)
-	ack, err := w.js.PublishMsg(ctx, m,
-		jetstream.WithMsgID(dedupID(v.ChannelID, v.Op, opID)),
-		jetstream.WithExpectLastMsgID("pushgo-probe-never-matches"))
+	ack, err := w.js.PublishMsg(ctx, m, jetstream.WithMsgID(dedupID(v.ChannelID, v.Op, opID)), expect)
 	var apiErr *jetstream.APIError
 	switch {
 	case err == nil && !ack.Duplicate:
 		// Cannot happen (the expectation never matches); treat as unknown.
 		return Result{}, w.unavailable("probe", subject, errors.New("probe was stored")), true
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeWrongLastMsgID:
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == refused:
 		return Result{}, nil, false
 	case err != nil:
 		return Result{}, w.unavailable("probe", subject, err), true
@@ -687,5 +707,9 @@ func lifecycleConflict(k ops.Kind) *apierr.Error {
 	return apierr.Field(apierr.ThingDeleted, "thing_id")
 }
 
-// jsErrCodeWrongLastMsgID is JetStream's "wrong last msg ID" error code.
-const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
+// JetStream's error codes of the two expectations probeDuplicate sends:
+// "wrong last msg ID" and "wrong last sequence".
+const (
+	jsErrCodeWrongLastMsgID    jetstream.ErrorCode = 10070
+	jsErrCodeWrongLastSequence jetstream.ErrorCode = 10071
+)
