@@ -225,6 +225,15 @@ func (p *publisher) send(ctx context.Context, m *nats.Msg, aside bool) (*jetstre
 // one answer, until ctx is done or its deadline passes (waitFor: an
 // append's context starts no timer for it).
 func (p *publisher) request(ctx context.Context, m *nats.Msg, aside bool) (answer, error) {
+	// An append that waited out its time before publishing (behind its
+	// entity's lock, while the broker was slow) is answered 503 anyway:
+	// published now, it would land after that answer, unasked.
+	if err := ctx.Err(); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return answer{}, nats.ErrTimeout
+		}
+		return answer{}, err
+	}
 	done, deadline := waitFor(ctx)
 	ch := make(chan answer, 1)
 	p.mu.Lock()
