@@ -194,3 +194,44 @@ func TestRefusedOpIDIsRefusedAgainOnACluster(t *testing.T) {
 		t.Errorf("the next create is at sequence %d, want %d: a probe was stored", next.Seq, stored.Seq+2)
 	}
 }
+
+// TestConcurrentRetryThroughAnotherReplicaIsReplayed: a create sent
+// through one replica and at the same moment, with the same op_id,
+// through another (an Alertmanager high-availability pair notifying two
+// replicas of one alert, a client's retry overtaking its first attempt) is
+// appended once, and both answer it: the same entity, the same sequence.
+// The second publish may reach the stream's leader while the first is
+// between proposal and apply, which it refuses as a message id "in
+// process"; that refusal was answered 503.
+func TestConcurrentRetryThroughAnotherReplicaIsReplayed(t *testing.T) {
+	a, b := writers(t)
+	ctx := context.Background()
+	channelID := ids.NewChannelID()
+	failed := 0
+	for i := range iterations {
+		opID := fmt.Sprintf("concurrent-%d", i)
+		type answer struct {
+			res  oplog.Result
+			aerr *apierr.Error
+		}
+		answers := make(chan answer, 2)
+		for _, w := range []*oplog.Writer{a, b} {
+			go func() {
+				res, aerr := w.Append(ctx, event(t, ops.EventCreate, channelID, opID, "", "", "created"))
+				answers <- answer{res, aerr}
+			}()
+		}
+		x, y := <-answers, <-answers
+		if x.aerr != nil || y.aerr != nil {
+			failed++
+			t.Logf("round %d: %v, %v", i, x.aerr, y.aerr)
+			continue
+		}
+		if x.res.Seq != y.res.Seq || x.res.EntityID != y.res.EntityID || x.res.Replayed == y.res.Replayed {
+			t.Fatalf("round %d: %+v and %+v, want one append and its replay", i, x.res, y.res)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d rounds had an append refused", failed, iterations)
+	}
+}

@@ -345,7 +345,7 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 			return res, nil
 		}
 		st.forget(subject)
-		if cas.Lost(err) {
+		if cas.Lost(err) || inProcess(err) {
 			fresh = true // another process wrote this entity: re-read and re-decide
 			continue
 		}
@@ -706,6 +706,20 @@ func lifecycleConflict(k ops.Kind) *apierr.Error {
 	}
 	return apierr.Field(apierr.ThingDeleted, "thing_id")
 }
+
+// inProcess reports whether the broker refused the publish because another
+// one with the same Nats-Msg-Id (the same client op_id, sent through
+// another replica a moment before) is between a replicated stream
+// leader's proposal and its apply: the retry after a backoff finds it
+// stored, and is answered as its replay, or finds it refused.
+func inProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrCodeMsgIDInProcess
+}
+
+// jsErrCodeMsgIDInProcess is JetStream's "duplicate message id is in
+// process" error code.
+const jsErrCodeMsgIDInProcess jetstream.ErrorCode = 10158
 
 // JetStream's error codes of the two expectations probeDuplicate sends:
 // "wrong last msg ID" and "wrong last sequence".
