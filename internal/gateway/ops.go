@@ -143,7 +143,8 @@ func (o *opsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ready asks the broker connection, every service and the broker's
 // storage; the first failing service is named, and a full store is said
-// before any of them (it is the one no retry fixes).
+// before any of them (it is the one no retry fixes). A key two services
+// report is the first's.
 func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 	info := map[string]any{}
 	if st := o.nc.Status(); st != nats.CONNECTED {
@@ -153,7 +154,12 @@ func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 	for _, c := range o.checks {
 		more, err := c.check(ctx)
 		for k, v := range more {
-			info[k] = v
+			// The first service to say a key says it: a process's own
+			// projector (added first) before what its ingest asked of
+			// whichever projector replica answered over the broker.
+			if _, said := info[k]; !said {
+				info[k] = v
+			}
 		}
 		if err != nil && failed == nil {
 			failed = errors.New(c.name + ": " + err.Error())
