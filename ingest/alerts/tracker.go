@@ -607,6 +607,22 @@ func (t *Tracker) Close(ctx context.Context, k Key, req ops.EventRequest) (Outco
 	})
 }
 
+// CloseEnded is Close for a source whose reports say when an occurrence
+// ended (req.EndedAt) but carry no start of their own that Report.Since
+// could keep (Dynatrace's startTime may be the sender's "now" at every
+// report): an open Event claimed after that end by more than
+// sameOccurrenceSlack reports a later occurrence than the one that ended,
+// so a stale end (re-sent after the problem came back) leaves it open and
+// is Absent.
+func (t *Tracker) CloseEnded(ctx context.Context, k Key, req ops.EventRequest) (Outcome, *apierr.Error) {
+	return t.onOpen(ctx, k, func(e entry) (Outcome, *apierr.Error) {
+		if req.EndedAt != nil && e.ClaimedAt > int64(*req.EndedAt)+sameOccurrenceSlack.Milliseconds() {
+			return Outcome{Absent: true}, nil
+		}
+		return t.closeEvent(ctx, k, e, req)
+	})
+}
+
 // closeEvent appends req as the close of e's Event.
 func (t *Tracker) closeEvent(ctx context.Context, k Key, e entry, req ops.EventRequest) (Outcome, *apierr.Error) {
 	req.ChannelID, req.EventID, req.OpID, req.Password = &k.ChannelID, &e.EventID, nil, nil

@@ -777,3 +777,48 @@ func TestAcknowledgeResentThroughAStaleReplica(t *testing.T) {
 	}
 	wantAcknowledged(t, s, resent.Seq, true, "the acknowledge re-sent through b")
 }
+
+// TestCloseEndedLeavesALaterOccurrenceOpen: an end (CloseEnded, a
+// Dynatrace problem report whose endTime has passed) closes the key's
+// open Event; sent again after the problem came back, it leaves the new
+// occurrence's Event open, claimed after that end; an end dated within the
+// same-occurrence slack before the claim (the sender's clock is not ours)
+// still closes it.
+func TestCloseEndedLeavesALaterOccurrenceOpen(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.UnixMilli(1_800_000_000_000)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	s, rs := setupWith(t, 1, alerts.Options{Now: now})
+	tr, ctx := rs[0].tr, context.Background()
+	key := firing("problem", "").Key
+	endedAt := func(at time.Time) ops.EventRequest {
+		ms := wire.Millis(at.UnixMilli())
+		return ops.EventRequest{Status: ptr("closed"), Message: ptr("down"), Severity: ptr("high"), EventTime: &ms, EndedAt: &ms}
+	}
+
+	first, aerr := tr.Open(ctx, firing("problem", "down"))
+	if aerr != nil || !first.Created {
+		t.Fatalf("open: %+v %v", first, aerr)
+	}
+	advance(5 * time.Minute)
+	end := endedAt(now())
+	if closed, aerr := tr.CloseEnded(ctx, key, end); aerr != nil || !closed.Updated || closed.EventID != first.EventID {
+		t.Fatalf("the end: %+v %v", closed, aerr)
+	}
+	advance(10 * time.Minute)
+	second, aerr := tr.Open(ctx, firing("problem", "down"))
+	if aerr != nil || !second.Created || second.EventID == first.EventID {
+		t.Fatalf("the next occurrence: %+v %v", second, aerr)
+	}
+	if stale, aerr := tr.CloseEnded(ctx, key, end); aerr != nil || !stale.Absent {
+		t.Fatalf("the first end, sent again: %+v %v; want Absent, the later occurrence left open", stale, aerr)
+	}
+	if skewed, aerr := tr.CloseEnded(ctx, key, endedAt(now().Add(-30*time.Second))); aerr != nil || !skewed.Updated || skewed.EventID != second.EventID {
+		t.Fatalf("an end 30 s before the claim: %+v %v; want the open Event closed", skewed, aerr)
+	}
+	want := []string{"event.create:" + first.EventID, "event.close:" + first.EventID, "event.create:" + second.EventID, "event.close:" + second.EventID}
+	if got := opsOf(t, s); !slices.Equal(got, want) {
+		t.Fatalf("log %v, want %v", got, want)
+	}
+}

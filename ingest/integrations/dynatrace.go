@@ -190,7 +190,10 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 	first := r.lanes.each(ctx, len(things), 16, func(ctx context.Context, i int) *apierr.Error {
 		id, aerr := r.dtReport(ctx, tok.ChannelID, rep, things[i])
 		if aerr == nil {
-			results[i] = dtResult{CorrelationID: &id, Status: dtOK}
+			results[i] = dtResult{Status: dtOK}
+			if id != "" { // "": an ended problem that had no open Event (dtEnded)
+				results[i].CorrelationID = &id
+			}
 		}
 		return aerr
 	})
@@ -260,9 +263,13 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 	}
 	if rep.Problem {
 		ev.Status = ptr("open")
+		key := alerts.Key{ChannelID: channelID, Source: "dynatrace", Value: rep.EventType + "\x00" + rep.Title + "\x00" + thing}
+		if rep.Deadline <= r.d.Now().UnixMilli() {
+			return r.dtEnded(ctx, key, rep, ev)
+		}
 		deadline := rep.Deadline
 		out, aerr := r.d.Alerts.Open(ctx, alerts.Report{
-			Key:   alerts.Key{ChannelID: channelID, Source: "dynatrace", Value: rep.EventType + "\x00" + rep.Title + "\x00" + thing},
+			Key:   key,
 			Event: ev,
 			// What the report says; its times only move the deadline.
 			ContentHash:  contentHash([]any{rep.EventType, rep.Title, rep.Properties, thing}),
@@ -299,6 +306,26 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 		return "", aerr
 	}
 	return created.EntityID, nil
+}
+
+// dtEnded handles a problem reported after its end (its endTime has
+// passed when the report comes): the key's open Event is closed at
+// that end, status "closed", unless it was opened after that end (a later
+// occurrence: the end is a stale one, re-sent); with none open nothing is
+// appended, and the result carries no correlation id. Such a report is a tool ending a
+// problem (as Dynatrace closes an open event whose endTime is sent), or
+// re-sending that end after it landed, or reporting a problem only once it
+// was over: opened as a live problem, as it was before, each alerted
+// devices to a problem already over, and the deadline scan closed it a
+// second later.
+func (r *Routes) dtEnded(ctx context.Context, key alerts.Key, rep *dynatrace.Report, ev ops.EventRequest) (string, *apierr.Error) {
+	end := wire.Millis(rep.Deadline)
+	out, aerr := r.d.Alerts.CloseEnded(ctx, key, ops.EventRequest{Status: ptr("closed"), Message: ev.Message,
+		Severity: ev.Severity, EventTime: &end, EndedAt: &end})
+	if aerr != nil || out.Absent {
+		return "", aerr
+	}
+	return out.EventID, nil
 }
 
 // dtEvent is the answer of GET /api/v2/events/{correlationId}: the event

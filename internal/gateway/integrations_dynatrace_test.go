@@ -189,6 +189,51 @@ func TestDynatraceTimeoutClose(t *testing.T) {
 	}
 }
 
+// TestDynatraceEndedProblem: a problem report whose endTime has passed
+// closes the problem's open Event at that time, status "closed", with the
+// same correlation id; sent again, or for a problem that had no open
+// Event, it is accepted and changes nothing. Before, each such report
+// opened a new Event (devices alerted to a problem already over) that the
+// deadline scan closed a second later.
+func TestDynatraceEndedProblem(t *testing.T) {
+	it := startIntegrations(t, "dynatrace-ended")
+	_, service := dtTopology(it)
+	result := func(s int, m map[string]any) map[string]any {
+		t.Helper()
+		if s != 201 || m["reportCount"] != 1.0 {
+			t.Fatalf("ingest: %d %v", s, m)
+		}
+		r := m["eventIngestResults"].([]any)[0].(map[string]any)
+		if r["status"] != "OK" {
+			t.Fatalf("ingest result: %v", r)
+		}
+		return r
+	}
+	open := result(it.dtIngest(fmt.Sprintf(`{"eventType":"AVAILABILITY_EVENT","title":"BookingService down",
+		"entitySelector":"entityId(%s)"}`, service)))
+	id := open["correlationId"].(string)
+	now := time.Now().UnixMilli()
+	start, end := now-60_000, now-1_000
+	ended := fmt.Sprintf(`{"eventType":"AVAILABILITY_EVENT","title":"BookingService down","startTime":%d,"endTime":%d,
+		"entitySelector":"entityId(%s)"}`, start, end, service)
+	if r := result(it.dtIngest(ended)); r["correlationId"] != id {
+		t.Fatalf("the ended report: %v, want the open Event's correlation id %s", r, id)
+	}
+	if e := it.event(id); e["state"] != "CLOSED" || e["status"] != "closed" || e["ended_at"] != float64(end) {
+		t.Fatalf("after the ended report: %v", e)
+	}
+	again := result(it.dtIngest(ended))
+	never := result(it.dtIngest(fmt.Sprintf(`{"eventType":"ERROR_EVENT","title":"Reported once over","startTime":%d,"endTime":%d}`, start, end)))
+	for name, r := range map[string]map[string]any{"the ended report again": again, "a problem never open": never} {
+		if r["correlationId"] != nil {
+			t.Errorf("%s: %v, want no correlation id (nothing recorded)", name, r)
+		}
+	}
+	if evs := it.events(""); len(evs) != 1 || evs[0]["event_id"] != id {
+		t.Fatalf("the channel's events: %v, want only %s", evs, id)
+	}
+}
+
 // TestDynatraceRejections: every rejection answers Dynatrace's own error
 // envelope and changes nothing.
 func TestDynatraceRejections(t *testing.T) {
