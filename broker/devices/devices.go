@@ -74,6 +74,9 @@ type Registry struct {
 	devices, subs, devChans, tokens *leaderread.Bucket
 	timeout                         time.Duration
 	log                             *slog.Logger
+	// beforeRouteWrite, when set (tests), runs in BindRoute between the
+	// token's claim and the device's write; an error fails the write.
+	beforeRouteWrite func() error
 }
 
 // Open binds the registry buckets, which streams.Ensure created.
@@ -271,6 +274,11 @@ func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platf
 	if err != nil {
 		return devices.Device{}, fmt.Errorf("bind route: %w", err)
 	}
+	if r.beforeRouteWrite != nil {
+		if err := r.beforeRouteWrite(); err != nil {
+			return devices.Device{}, fmt.Errorf("bind route: %w", err)
+		}
+	}
 	var old devices.Device
 	var stored devices.Device
 	ms := now.UnixMilli()
@@ -298,10 +306,13 @@ func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platf
 	if old.HasRoute() && (old.ChannelType != channelType || old.ProviderToken != token) {
 		r.releaseToken(ctx, devices.TokenKey(old.ChannelType, old.ProviderToken), key)
 	}
-	// The token's previous holder, if another device, loses its route.
+	// The token's previous holder, if another device, loses its route. Not
+	// done, the bind answers an error: its retry finds the holder in the
+	// token's index entry (claimToken) and clears it then, where a holder
+	// left with the token would keep receiving this device's pushes.
 	if previousOwner != "" && previousOwner != key {
 		if err := r.clearRouteIf(ctx, previousOwner, channelType, token, now, false); err != nil && !errors.Is(err, ErrDeviceNotFound) {
-			r.log.Warn("devices: previous holder of a rebound token keeps its route", "device_key", previousOwner, "err", err)
+			return devices.Device{}, fmt.Errorf("bind route: clear the token's previous holder: %w", err)
 		}
 	}
 	return stored, nil
@@ -315,9 +326,12 @@ func pick(a, b string) string {
 }
 
 // claimToken points the token index entry tk at device key by
-// compare-and-swap and returns the device it pointed at before ("" if none).
+// compare-and-swap and returns the device it pointed at before ("" if
+// none). An entry that points at key already returns the device it
+// pointed at before key claimed it (TokenOwner.Previous): the holder an
+// earlier attempt of this bind may have left with the token.
 func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, error) {
-	val, err := json.Marshal(devices.TokenOwner{DeviceKey: key})
+	fresh, err := json.Marshal(devices.TokenOwner{DeviceKey: key})
 	if err != nil {
 		return "", err
 	}
@@ -327,7 +341,7 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 		}
 		e, err := r.tokens.Latest(ctx, tk)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			_, err = r.tokens.KV().Create(ctx, tk, val)
+			_, err = r.tokens.KV().Create(ctx, tk, fresh)
 			if cas.Lost(err) {
 				continue
 			}
@@ -344,7 +358,11 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 			r.log.Warn("devices: malformed token index entry replaced", "err", err)
 		}
 		if owner.DeviceKey == key {
-			return key, nil
+			return owner.Previous, nil
+		}
+		val, err := json.Marshal(devices.TokenOwner{DeviceKey: key, Previous: owner.DeviceKey})
+		if err != nil {
+			return "", err
 		}
 		_, err = r.tokens.KV().Update(ctx, tk, val, e.Revision())
 		if cas.Lost(err) {

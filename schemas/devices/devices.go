@@ -159,6 +159,11 @@ type Subscription struct {
 // record (whose token is authoritative) before anything is changed.
 type TokenOwner struct {
 	DeviceKey string `json:"device_key"`
+	// Previous is the device that held the token before DeviceKey claimed
+	// it: a bind whose device write or whose clearing of that holder
+	// failed is retried, and the retry, finding the token its own already,
+	// clears Previous's route then (only if it still names this token).
+	Previous string `json:"previous,omitempty"`
 }
 
 // SubscriptionKey is the PUSHGO_SUBSCRIPTIONS key of (channel, device).
