@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -36,6 +37,9 @@ func (p *Pusher) storeJSON(ctx context.Context, subject, msgID string, v any, wh
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return err // no attempt will be taken
 		}
 		p.log.Warn("pusher: "+what+" not stored; trying again", "msg_id", msgID, "err", err)
 		for _, c := range retried {

@@ -2,9 +2,11 @@ package pusher
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
 	"github.com/pushgo/gateway/schemas/delivery"
@@ -48,7 +50,7 @@ func (w *summaries) add(s delivery.Summary, done func()) {
 	w.mu.Lock()
 	first := len(w.pending) == 0
 	w.pending = append(w.pending, pendingSummary{s: s, done: done})
-	w.size += 256 + 96*len(s.Failures) // about its encoded size
+	w.size += summarySize(s)
 	full := len(w.pending) >= summaryBatchMax || w.size >= summaryBatchBytes
 	w.mu.Unlock()
 	switch {
@@ -98,24 +100,20 @@ func (w *summaries) flush(ctx context.Context) bool {
 	w.mu.Lock()
 	n := 0
 	for size := 0; n < len(w.pending) && n < summaryBatchMax && size < summaryBatchBytes; n++ {
-		size += 256 + 96*len(w.pending[n].s.Failures)
+		size += summarySize(w.pending[n].s)
 	}
 	batch := w.pending[:n:n]
 	w.pending = w.pending[n:]
 	w.size = 0
 	for _, ps := range w.pending {
-		w.size += 256 + 96*len(ps.s.Failures)
+		w.size += summarySize(ps.s)
 	}
 	more := len(w.pending) > 0
 	w.mu.Unlock()
 	if n == 0 {
 		return false
 	}
-	r := delivery.Receipt{Kind: delivery.KindSummary, At: w.p.now().UnixMilli(), BatchID: nuid.Next(), Summaries: make([]delivery.Summary, n)}
-	for i, ps := range batch {
-		r.Summaries[i] = ps.s
-	}
-	if err := w.p.storeJSON(ctx, streams.SummariesSubject, r.MsgID(), r, "summaries"); err != nil {
+	if err := w.store(ctx, batch); err != nil {
 		if ctx.Err() == nil {
 			w.p.log.Error("pusher: encode summaries", "err", err)
 		}
@@ -126,4 +124,37 @@ func (w *summaries) flush(ctx context.Context) bool {
 		ps.done()
 	}
 	return more
+}
+
+// store writes batch as one receipt; one the broker refuses for its size
+// (summarySize is an estimate) is written in halves, rather than retried
+// for ever while every partition's floor waits for it.
+func (w *summaries) store(ctx context.Context, batch []pendingSummary) error {
+	r := delivery.Receipt{Kind: delivery.KindSummary, At: w.p.now().UnixMilli(), BatchID: nuid.Next(), Summaries: make([]delivery.Summary, len(batch))}
+	for i, ps := range batch {
+		r.Summaries[i] = ps.s
+	}
+	err := w.p.storeJSON(ctx, streams.SummariesSubject, r.MsgID(), r, "summaries")
+	if !errors.Is(err, nats.ErrMaxPayload) || len(batch) < 2 {
+		return err
+	}
+	w.p.log.Warn("pusher: a summaries batch over the broker's message size is written in halves", "summaries", len(batch))
+	if err := w.store(ctx, batch[:len(batch)/2]); err != nil {
+		return err
+	}
+	return w.store(ctx, batch[len(batch)/2:])
+}
+
+// summarySize bounds s's encoded size from above, for the batch bound:
+// the fixed members, and each failure's and retried device's strings.
+func summarySize(s delivery.Summary) int {
+	n := 320 + len(s.ChannelID) + len(s.OpID) + len(s.EntityID) + len(s.EntityType)
+	for _, f := range s.Failures {
+		// JSON escapes can make a reason up to six times its length.
+		n += 96 + len(f.DeviceKey) + len(f.Provider) + len(f.Outcome) + 6*len(f.Reason)
+	}
+	for _, k := range s.Retried {
+		n += 4 + len(k)
+	}
+	return n
 }
