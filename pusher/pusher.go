@@ -178,8 +178,8 @@ type Pusher struct {
 	floorMoved chan struct{}
 
 	parts    []*partition
-	sendLoop *consume.Loop        // the retry queue
-	lanes    []chan jetstream.Msg // the retry queue's: one device's tasks go through one lane
+	sendLoop *consume.Loop // the retry queue
+	lanes    []*lane       // the retry queue's: one device's tasks go through one lane
 	laneSeed maphash.Seed
 	laneWG   sync.WaitGroup // retry lanes and receipt waits
 
@@ -522,9 +522,9 @@ func (p *Pusher) Close() error {
 		// A parked task put back in its lane as the lanes ended
 		// (parkAfterReadFailure) is handed back now, not after its ack
 		// wait.
-		for _, lane := range p.lanes {
-			for len(lane) > 0 {
-				p.settleTask(<-lane, consume.Nak(0))
+		for _, l := range p.lanes {
+			for m, ok := l.pop(); ok; m, ok = l.pop() {
+				p.settleTask(m, consume.Nak(0))
 			}
 		}
 		// Hand the partitions over now rather than after the failover time

@@ -58,7 +58,7 @@ func retryPusher(t *testing.T, js jetstream.JetStream) *Pusher {
 	p := &Pusher{cfg: Config{Lanes: 4}, log: slog.New(slog.DiscardHandler), js: js, ops: newOpCache(leaderread.New(js, s), 16),
 		metrics: newMetrics(), now: time.Now, sendLoop: &consume.Loop{}, laneSeed: maphash.MakeSeed()}
 	for range p.cfg.Lanes {
-		p.lanes = append(p.lanes, make(chan jetstream.Msg, 1))
+		p.lanes = append(p.lanes, newLane())
 	}
 	return p
 }
@@ -98,8 +98,10 @@ func TestRetryWhoseReadsFailIsNotAnAttempt(t *testing.T) {
 
 	began := time.Now()
 	p.retryOne(ctx, m)
+	l := p.laneOf(m)
 	select {
-	case got := <-p.laneOf(m):
+	case <-l.wake:
+		got, _ := l.pop()
 		if got != m {
 			t.Fatalf("the lane got %v, want the task", got)
 		}
@@ -154,8 +156,8 @@ func TestRetryWhoseReadsFailWhileDisconnectedIsLetGo(t *testing.T) {
 	p.held.mu.Lock()
 	_, held := p.held.m[m]
 	p.held.mu.Unlock()
-	if held || len(p.laneOf(m)) != 0 || len(m.settled) != 0 {
-		t.Fatalf("held %v, in its lane %v, settled %v: want the task let go", held, len(p.laneOf(m)) != 0, m.settled)
+	if held || p.laneOf(m).len() != 0 || len(m.settled) != 0 {
+		t.Fatalf("held %v, in its lane %v, settled %v: want the task let go", held, p.laneOf(m).len() != 0, m.settled)
 	}
 }
 

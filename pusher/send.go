@@ -42,26 +42,30 @@ func (p *Pusher) sendConsumer() jetstream.ConsumerConfig {
 // the other in the order they were queued, while thousands of devices are
 // sent to at once across lanes.
 func (p *Pusher) send(ctx context.Context) error {
-	p.lanes = make([]chan jetstream.Msg, p.cfg.Lanes)
+	p.lanes = make([]*lane, p.cfg.Lanes)
 	done := make(chan struct{})
 	for i := range p.lanes {
-		p.lanes[i] = make(chan jetstream.Msg, 64)
+		l := newLane()
+		p.lanes[i] = l
 		p.laneWG.Go(func() {
 			for {
 				select {
-				case m := <-p.lanes[i]:
-					p.retryOne(ctx, m)
 				case <-done:
 					// Hand queued tasks back now rather than after the
 					// ack wait.
-					for {
-						select {
-						case m := <-p.lanes[i]:
-							p.settleTask(m, consume.Nak(0))
-						default:
-							return
-						}
+					for m, ok := l.pop(); ok; m, ok = l.pop() {
+						p.settleTask(m, consume.Nak(0))
 					}
+					return
+				default:
+				}
+				if m, ok := l.pop(); ok {
+					p.retryOne(ctx, m)
+					continue
+				}
+				select {
+				case <-l.wake:
+				case <-done:
 				}
 			}
 		})
@@ -71,21 +75,19 @@ func (p *Pusher) send(ctx context.Context) error {
 }
 
 // toLane is the send loop's handler: it queues m on its device's lane,
-// which settles it.
+// which settles it, and returns at once (lane).
 func (p *Pusher) toLane(ctx context.Context, m jetstream.Msg) consume.Decision {
-	p.held.hold(m)
-	select {
-	case p.laneOf(m) <- m:
-		return consume.Held
-	case <-ctx.Done():
-		p.held.release(m)
+	if ctx.Err() != nil {
 		return consume.Nak(0) // stopping: hand it back at once
 	}
+	p.held.hold(m)
+	p.laneOf(m).push(m)
+	return consume.Held
 }
 
 // laneOf is the lane of m's device: the last token of its subject (no
 // decoding to route).
-func (p *Pusher) laneOf(m jetstream.Msg) chan jetstream.Msg {
+func (p *Pusher) laneOf(m jetstream.Msg) *lane {
 	subj := m.Subject()
 	dev := subj[lastDot(subj)+1:]
 	return p.lanes[maphash.String(p.laneSeed, dev)%uint64(len(p.lanes))]
@@ -137,10 +139,9 @@ func (p *Pusher) parkAfterReadFailure(ctx context.Context, m jetstream.Msg) {
 				p.held.release(m)
 				return
 			}
-			select {
-			case p.laneOf(m) <- m:
+			if ctx.Err() == nil {
+				p.laneOf(m).push(m) // queued as the lanes end: Close hands it back
 				return
-			case <-ctx.Done():
 			}
 		case <-ctx.Done():
 		}

@@ -222,7 +222,9 @@ func TestRetrySentOnceWhileItsReceiptIsRefused(t *testing.T) {
 // queue's ack wait. The pusher keeps them alive: none is handed out again
 // and each is sent once when the provider answers. Before, the broker
 // redelivered every task past its ack wait, and the device was pushed once
-// per copy.
+// per copy. There are more of them than a lane once held (64): the retry
+// consumer's handler then blocked on the full lane, and the tasks the
+// client had pulled behind it, not yet held, were handed out again.
 func TestRetryTasksWaitingInTheirLaneAreSentOnce(t *testing.T) {
 	const ackWait = time.Second
 	gate := &retryGate{title: "first", release: make(chan struct{})}
@@ -230,7 +232,10 @@ func TestRetryTasksWaitingInTheirLaneAreSentOnce(t *testing.T) {
 	t.Cleanup(gate.open) // before the pusher's close, which waits for the send
 	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
 	dev := e.device("android", "fcm", fcmToken, ch)
-	titles := []string{"first", "second", "third"}
+	titles := []string{"first"}
+	for i := range 69 {
+		titles = append(titles, fmt.Sprintf("behind-%02d", i))
+	}
 	answers := make([]sendertest.Answer, len(titles))
 	for i := range answers {
 		answers[i] = sendertest.Answer{Kind: sendertest.Unavailable}
@@ -257,9 +262,9 @@ func TestRetryTasksWaitingInTheirLaneAreSentOnce(t *testing.T) {
 	for i, title := range titles {
 		ops[i] = e.message(ch, title)
 	}
-	// The first retry is held at the provider, the other two behind it in
+	// The first retry is held at the provider, the others behind it in
 	// the device's lane, until the tasks have been kept alive for longer
-	// than the ack wait: four rounds a third of it apart, of three tasks.
+	// than the ack wait: four rounds a third of it apart, of every task.
 	waitForWithin(t, "the held tasks kept alive past the ack wait", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
