@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json"
+
 	"github.com/pushgo/gateway/broker/brokertest"
+	schema "github.com/pushgo/gateway/schemas/devices"
 )
 
 // TestRetriedBindClearsTheTokensPreviousHolder: a token moves from device
@@ -52,5 +55,18 @@ func TestRetriedBindClearsTheTokensPreviousHolder(t *testing.T) {
 	}
 	if prev.HasRoute() {
 		t.Fatalf("device A kept the token after B's retried bind took it: %+v", prev)
+	}
+	// Settled, the index entry names B alone: B's later binds (at every
+	// launch of the app) clear nobody.
+	e, err := r.tokens.Latest(ctx, schema.TokenKey("apns", token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner schema.TokenOwner
+	if err := json.Unmarshal(e.Value(), &owner); err != nil {
+		t.Fatal(err)
+	}
+	if owner != (schema.TokenOwner{DeviceKey: b}) {
+		t.Fatalf("the token's index entry %+v, want B's alone", owner)
 	}
 }

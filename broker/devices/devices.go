@@ -270,7 +270,7 @@ func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platf
 		return devices.Device{}, ErrPlatformMismatch
 	}
 	tk := devices.TokenKey(channelType, token)
-	previousOwner, err := r.claimToken(ctx, tk, key)
+	previousOwner, claimRev, err := r.claimToken(ctx, tk, key)
 	if err != nil {
 		return devices.Device{}, fmt.Errorf("bind route: %w", err)
 	}
@@ -314,6 +314,14 @@ func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platf
 		if err := r.clearRouteIf(ctx, previousOwner, channelType, token, now, false); err != nil && !errors.Is(err, ErrDeviceNotFound) {
 			return devices.Device{}, fmt.Errorf("bind route: clear the token's previous holder: %w", err)
 		}
+		// Done: the entry forgets the holder, so that this device's later
+		// binds (an app sends its token at every launch) clear nobody. At
+		// the revision claimed: an entry another bind has changed since is
+		// that bind's to settle. Not written, a later bind clears the
+		// holder again, a no-op unless it took the token back meanwhile.
+		if fresh, err := json.Marshal(devices.TokenOwner{DeviceKey: key}); err == nil {
+			_, _ = r.tokens.KV().Update(ctx, tk, fresh, claimRev)
+		}
 	}
 	return stored, nil
 }
@@ -327,13 +335,14 @@ func pick(a, b string) string {
 
 // claimToken points the token index entry tk at device key by
 // compare-and-swap and returns the device it pointed at before ("" if
-// none). An entry that points at key already returns the device it
-// pointed at before key claimed it (TokenOwner.Previous): the holder an
+// none) and the entry's revision. An entry that points at key already
+// returns the device it pointed at before key claimed it
+// (TokenOwner.Previous, until BindRoute has cleared it): the holder an
 // earlier attempt of this bind may have left with the token.
-func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, error) {
+func (r *Registry) claimToken(ctx context.Context, tk, key string) (previous string, rev uint64, err error) {
 	fresh, err := json.Marshal(devices.TokenOwner{DeviceKey: key})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
@@ -341,39 +350,39 @@ func (r *Registry) claimToken(ctx context.Context, tk, key string) (string, erro
 		}
 		e, err := r.tokens.Latest(ctx, tk)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			_, err = r.tokens.KV().Create(ctx, tk, fresh)
+			rev, err := r.tokens.KV().Create(ctx, tk, fresh)
 			if cas.Lost(err) {
 				continue
 			}
 			if err != nil {
-				return "", fmt.Errorf("claim token: %w", err)
+				return "", 0, fmt.Errorf("claim token: %w", err)
 			}
-			return "", nil
+			return "", rev, nil
 		}
 		if err != nil {
-			return "", fmt.Errorf("claim token: %w", err)
+			return "", 0, fmt.Errorf("claim token: %w", err)
 		}
 		var owner devices.TokenOwner
 		if err := json.Unmarshal(e.Value(), &owner); err != nil {
 			r.log.Warn("devices: malformed token index entry replaced", "err", err)
 		}
 		if owner.DeviceKey == key {
-			return owner.Previous, nil
+			return owner.Previous, e.Revision(), nil
 		}
 		val, err := json.Marshal(devices.TokenOwner{DeviceKey: key, Previous: owner.DeviceKey})
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
-		_, err = r.tokens.KV().Update(ctx, tk, val, e.Revision())
+		rev, err := r.tokens.KV().Update(ctx, tk, val, e.Revision())
 		if cas.Lost(err) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("claim token: %w", err)
+			return "", 0, fmt.Errorf("claim token: %w", err)
 		}
-		return owner.DeviceKey, nil
+		return owner.DeviceKey, rev, nil
 	}
-	return "", ErrConflict
+	return "", 0, ErrConflict
 }
 
 // releaseToken deletes the token index entry tk if it still points at
