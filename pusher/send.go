@@ -60,6 +60,10 @@ func (p *Pusher) send(ctx context.Context) error {
 				default:
 				}
 				if m, ok := l.pop(); ok {
+					if ctx.Err() != nil { // stopping: hand it back, untried
+						p.settleTask(m, consume.Nak(0))
+						continue
+					}
 					p.retryOne(ctx, m)
 					continue
 				}
