@@ -398,7 +398,8 @@ func (r *Registry) releaseToken(ctx context.Context, tk, key string) {
 		return
 	}
 	if err := r.tokens.KV().Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
-		r.log.Warn("devices: token index entry not released", "device_key", key, "err", err)
+		// Not the device key: it is the device's credential.
+		r.log.Warn("devices: token index entry not released", "token_index_key", tk, "err", err)
 	}
 }
 
@@ -495,7 +496,7 @@ func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key st
 	}
 	// Drop the index entry unless someone re-claimed it meanwhile.
 	if err := r.tokens.KV().Delete(ctx, tk, jetstream.LastRevision(e.Revision())); err != nil && !cas.Lost(err) {
-		r.log.Warn("devices: retired token's index entry not deleted", "device_key", owner.DeviceKey, "err", err)
+		r.log.Warn("devices: retired token's index entry not deleted", "token_index_key", tk, "err", err)
 	}
 	return retired, nil
 }
