@@ -46,10 +46,3 @@ func (l *lane) pop() (m jetstream.Msg, ok bool) {
 	}
 	return m, true
 }
-
-// len is the number of tasks queued.
-func (l *lane) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.queue)
-}

@@ -156,8 +156,8 @@ func TestRetryWhoseReadsFailWhileDisconnectedIsLetGo(t *testing.T) {
 	p.held.mu.Lock()
 	_, held := p.held.m[m]
 	p.held.mu.Unlock()
-	if held || p.laneOf(m).len() != 0 || len(m.settled) != 0 {
-		t.Fatalf("held %v, in its lane %v, settled %v: want the task let go", held, p.laneOf(m).len() != 0, m.settled)
+	if held || queued(p.laneOf(m)) || len(m.settled) != 0 {
+		t.Fatalf("held %v, in its lane %v, settled %v: want the task let go", held, queued(p.laneOf(m)), m.settled)
 	}
 }
 
@@ -196,4 +196,11 @@ func TestRetryOfAnUnreadableOperationFails(t *testing.T) {
 	if r.Kind != delivery.KindOutcome || r.Outcome != delivery.Failed || r.DeliveryID != task.ID {
 		t.Fatalf("receipt %+v, want the task's failed outcome", r)
 	}
+}
+
+// queued reports whether l holds a task.
+func queued(l *lane) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.queue) != 0
 }

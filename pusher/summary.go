@@ -33,6 +33,7 @@ type summaries struct {
 type pendingSummary struct {
 	s    delivery.Summary
 	done func()
+	size int // summarySize(s), counted once
 }
 
 const (
@@ -49,8 +50,9 @@ func newSummaries(p *Pusher) *summaries {
 func (w *summaries) add(s delivery.Summary, done func()) {
 	w.mu.Lock()
 	first := len(w.pending) == 0
-	w.pending = append(w.pending, pendingSummary{s: s, done: done})
-	w.size += summarySize(s)
+	ps := pendingSummary{s: s, done: done, size: summarySize(s)}
+	w.pending = append(w.pending, ps)
+	w.size += ps.size
 	full := len(w.pending) >= summaryBatchMax || w.size >= summaryBatchBytes
 	w.mu.Unlock()
 	switch {
@@ -98,16 +100,13 @@ func (w *summaries) run(ctx context.Context) error {
 // flush writes one batch; it reports whether more are waiting.
 func (w *summaries) flush(ctx context.Context) bool {
 	w.mu.Lock()
-	n := 0
-	for size := 0; n < len(w.pending) && n < summaryBatchMax && size < summaryBatchBytes; n++ {
-		size += summarySize(w.pending[n].s)
+	n, size := 0, 0
+	for ; n < len(w.pending) && n < summaryBatchMax && size < summaryBatchBytes; n++ {
+		size += w.pending[n].size
 	}
 	batch := w.pending[:n:n]
 	w.pending = w.pending[n:]
-	w.size = 0
-	for _, ps := range w.pending {
-		w.size += summarySize(ps.s)
-	}
+	w.size -= size
 	more := len(w.pending) > 0
 	w.mu.Unlock()
 	if n == 0 {

@@ -574,7 +574,7 @@ func (w *Writer) probeDuplicate(ctx context.Context, res Result, subject string,
 	}
 	expect, refused := jetstream.WithExpectLastMsgID("pushgo-probe-never-matches"), jsErrCodeWrongLastMsgID
 	if info.Config.Replicas > 1 {
-		expect, refused = jetstream.WithExpectLastSequence(math.MaxInt64), jsErrCodeWrongLastSequence
+		expect, refused = jetstream.WithExpectLastSequence(math.MaxInt64), jetstream.JSErrCodeStreamWrongLastSequence
 	}
 	m := nats.NewMsg(subject)
 	m.Data = data
@@ -721,9 +721,6 @@ func inProcess(err error) bool {
 // process" error code.
 const jsErrCodeMsgIDInProcess jetstream.ErrorCode = 10158
 
-// JetStream's error codes of the two expectations probeDuplicate sends:
-// "wrong last msg ID" and "wrong last sequence".
-const (
-	jsErrCodeWrongLastMsgID    jetstream.ErrorCode = 10070
-	jsErrCodeWrongLastSequence jetstream.ErrorCode = 10071
-)
+// jsErrCodeWrongLastMsgID is JetStream's "wrong last msg ID" error code
+// (the client library names "wrong last sequence", 10071, but not this).
+const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
