@@ -3,12 +3,14 @@ package projector
 import (
 	"context"
 	"time"
+
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // prune keeps the history and /send_status in step with the log's
 // retention: every interval it reads the stream's first sequence and
 // deletes older history items, the send status of older operations and
-// the dead letters of entries that left the log.
+// the dead letters of entries that left the log (or the receipts stream).
 // Snapshots are never pruned: an entity's state outlives its operations.
 func (p *Projector) prune(ctx context.Context) {
 	t := time.NewTicker(p.cfg.PruneInterval)
@@ -30,11 +32,22 @@ func (p *Projector) prune(ctx context.Context) {
 		} else if h+ss > 0 {
 			p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
 		}
-		if n, err := p.store.PruneDeadLetters(streamName, first); err != nil {
-			p.pruneFailed("dead letters", err)
-		} else if n > 0 {
-			p.heal.held[streamIndex(streamName)].Add(-int64(n))
+		p.pruneDeadLetters(streamName, first)
+		// The receipts fold sets entries aside too: theirs go as the
+		// receipts stream's retention takes the entries.
+		if r, err := p.js.Stream(ctx, streams.Receipts); err == nil {
+			p.pruneDeadLetters(streams.Receipts, r.CachedInfo().State.FirstSeq)
 		}
+	}
+}
+
+// pruneDeadLetters deletes the dead letters of stream's entries below
+// first (entries that left the stream).
+func (p *Projector) pruneDeadLetters(stream string, first uint64) {
+	if n, err := p.store.PruneDeadLetters(stream, first); err != nil {
+		p.pruneFailed(stream+" dead letters", err)
+	} else if n > 0 {
+		p.heal.held[streamIndex(stream)].Add(-int64(n))
 	}
 }
 

@@ -1,15 +1,19 @@
 package projector_test
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -89,4 +93,47 @@ func countThings(t *testing.T, p *projector.Projector) int {
 		t.Fatal("no things")
 	}
 	return n
+}
+
+// TestReceiptDeadLettersGoWithTheirEntries: a receipt the fold set aside
+// is listed until the receipts stream's retention takes its entry; then
+// its dead letter goes too (it was kept for ever, and re-read at each
+// start).
+func TestReceiptDeadLettersGoWithTheirEntries(t *testing.T) {
+	nc, js := setup(t)
+	p := start(t, nc, projector.Config{InMemory: true, Serve: true, PruneInterval: 20 * time.Millisecond})
+	bad := publish(t, js, streams.ReceiptSubject(healCh), []byte("{oops"))
+	good, _ := json.Marshal(delivery.Receipt{Kind: delivery.KindExpanded, ChannelID: healCh, OpID: "op-1", Seq: 1,
+		EntityType: ops.KindMessage, EntityID: "m1", Tasks: 1})
+	last := publish(t, js, streams.ReceiptSubject(healCh), good)
+	waitReceipts(t, p, last)
+	if _, total, err := p.DeadLetters(10); err != nil || total != 1 {
+		t.Fatalf("dead letters before retention: %d (%v), want the bad receipt's", total, err)
+	}
+	if got := metric(t, p, "pushgo_projector_dead_letters", streams.Receipts); got != 1 {
+		t.Fatalf("dead letters held of PUSHGO_RECEIPTS: %v, want 1", got)
+	}
+	s, err := js.Stream(context.Background(), streams.Receipts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What retention does: the entries before the good receipt go.
+	if err := s.Purge(context.Background(), jetstream.WithPurgeSequence(bad+1)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, total, err := p.DeadLetters(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead letter of a receipt that left its stream is still listed (%d)", total)
+		}
+	}
+	if got := metric(t, p, "pushgo_projector_dead_letters", streams.Receipts); got != 0 {
+		t.Fatalf("dead letters held of PUSHGO_RECEIPTS after retention: %v, want 0", got)
+	}
 }
