@@ -113,11 +113,26 @@ func (c *sendCounts) setPart(p partCounts) {
 }
 
 // counts derives the deliveries: the partitions' and the outcomes' sent
-// and failed, the rest of the audience pending. A delivery counted both by
-// a summary and by an outcome (a partition re-run after its retry ended)
-// never makes sent and failed exceed the audience.
+// and failed, the rest of the audience pending.
+//
+// An outcome ends a delivery a summary counts as retrying. A partition
+// re-run after a retry ended (a takeover before its floor moved) sends
+// that device again itself and counts it in its new summary, which
+// replaces the first: so once summaries are in, outcomes count only up to
+// the deliveries they still report retrying, failures first (what a
+// re-run reports is mostly its own sends). Counting them all made a
+// failed delivery disappear behind the re-sent one (sent 2, failed 0 of
+// an audience of 2 with one failure).
 func (c *sendCounts) counts() delivery.Counts {
 	sent, failed := c.Done.Sent, c.Done.Failed
+	if len(c.Parts) > 0 {
+		retrying := 0
+		for _, p := range c.Parts {
+			retrying += p.Retrying
+		}
+		failed = min(failed, retrying)
+		sent = min(sent, retrying-failed)
+	}
 	for _, p := range c.Parts {
 		sent += p.Sent
 		failed += p.Failed
