@@ -478,10 +478,16 @@ func marshal(m map[string]any) jsontext.Value {
 // maxMillis is wire.Millis' upper bound, 9999-12-31T23:59:59.999Z.
 const maxMillis = 253_402_300_799_999
 
-// timeLayouts are the ISO 8601 forms senders use: RFC 3339, and the
-// numeric zone without a colon of PagerDuty's own examples
-// (2015-07-17T08:42:58.315+0000).
-var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700"}
+// timeLayouts are the ISO 8601 forms senders use: RFC 3339, the numeric
+// zone without a colon of PagerDuty's own examples
+// (2015-07-17T08:42:58.315+0000), and a local time with no zone at all,
+// read as UTC: what Python's datetime.isoformat() writes for a naive time
+// (senders through pdpyras do), which PagerDuty takes. Each also with a
+// space for the T (RFC 3339's note allows it; Python's str() writes it).
+var timeLayouts = []string{
+	time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z0700", "2006-01-02 15:04:05.999999999",
+}
 
 // parseTime parses payload.timestamp to ms (at or after the Unix epoch).
 func parseTime(s string) (int64, bool) {
