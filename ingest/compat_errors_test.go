@@ -17,7 +17,7 @@ func TestCompatErrorsAnswerLikePushGoRoutes(t *testing.T) {
 	ch := g.createChannel("errors")
 	zh := http.Header{"Accept-Language": {"zh-CN,zh;q=0.9"}}
 	want := g.api.Send(t, "POST", "/message", map[string]any{"channel_id": ch, "password": "wrong-password", "title": "x"}, zh)
-	for _, path := range []string{"/ntfy/" + ch + ":wrong-password", "/bark/" + ch + ":wrong-password/x", "/serverchan/" + ch + ":wrong-password"} {
+	for _, path := range []string{"/ntfy/" + ch + ":wrong-password/publish", "/bark/" + ch + ":wrong-password/x", "/serverchan/" + ch + ":wrong-password"} {
 		got := g.api.Send(t, "GET", path, nil, zh)
 		if got.Status != want.Status || got.Code() != want.Code() || *got.Error != *want.Error ||
 			got.Header.Get("Content-Language") != want.Header.Get("Content-Language") {

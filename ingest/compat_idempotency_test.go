@@ -16,7 +16,7 @@ func TestCompatIdempotencyAndToken(t *testing.T) {
 	g.api.Bearer = token
 	ch := g.createChannel("idem")
 	for _, route := range []struct{ first, retry, conflict string }{
-		{"/ntfy/{key}?m=one&op_id=n-1", "/ntfy/{key}?op_id=n-1&m=one", "/ntfy/{key}?m=two&op_id=n-1"},
+		{"/ntfy/{key}/publish?m=one&op_id=n-1", "/ntfy/{key}/publish?op_id=n-1&m=one", "/ntfy/{key}/publish?m=two&op_id=n-1"},
 		{"/bark/{key}/one?op_id=b-1", "/bark/{key}?body=one&op_id=b-1", "/bark/{key}/two?op_id=b-1"},
 		{"/serverchan/{key}.send?title=one&op_id=s-1", "/serverchan/{key}?title=one&op_id=s-1", "/serverchan/{key}?title=two&op_id=s-1"},
 	} {

@@ -42,9 +42,13 @@ var ntfyRoutes = map[string]bool{RouteNtfy: true, RouteNtfyPublish: true, RouteN
 	RouteNtfyTrigger: true, RouteNtfyJSON: true, RouteNtfyJSONDir: true}
 
 func (r *Routes) routeNtfy(e *echo.Echo) {
-	methods := []string{http.MethodPost, http.MethodPut, http.MethodGet}
-	for _, route := range []string{RouteNtfy, RouteNtfyPublish, RouteNtfySend, RouteNtfyTrigger} {
-		e.Match(methods, route, r.ntfy)
+	// A GET publishes only on the routes that say so (ntfy's own rule): a
+	// GET of the topic itself is what a browser, a link preview or
+	// UnifiedPush's discovery sends, and must not push every device (ntfy
+	// serves its web app there; here it is 405 and appends nothing).
+	e.Match([]string{http.MethodPost, http.MethodPut}, RouteNtfy, r.ntfy)
+	for _, route := range []string{RouteNtfyPublish, RouteNtfySend, RouteNtfyTrigger} {
+		e.Match([]string{http.MethodPost, http.MethodPut, http.MethodGet}, route, r.ntfy)
 	}
 	e.Match([]string{http.MethodPost, http.MethodPut}, RouteNtfyJSON, r.ntfyJSON)
 	e.Match([]string{http.MethodPost, http.MethodPut}, RouteNtfyJSONDir, r.ntfyJSON)
@@ -55,6 +59,7 @@ var ntfyRefused = map[string]string{
 	"delay":    "scheduled delivery is not supported: the message would be sent at once",
 	"email":    "e-mail notifications are not supported",
 	"call":     "phone calls are not supported",
+	"template": "message templates are not supported: the body would be delivered as sent, not rendered",
 	"thing_id": "thing_id is not accepted on the compat routes (as PushGo); use POST /message",
 }
 
@@ -94,6 +99,7 @@ var ntfyQuery = vocabulary{
 		"delay":    {"x-delay", "delay", "x-at", "at", "x-in", "in"},
 		"email":    {"x-email", "x-e-mail", "email", "e-mail", "mail", "e"},
 		"call":     {"x-call", "call"},
+		"template": {"x-template", "template", "tpl"},
 		"thing_id": {"thing_id"},
 	}),
 }
@@ -121,6 +127,10 @@ var ntfyRefusedHeaders = map[string][]string{
 	"delay": {"X-Delay", "Delay", "X-At", "At", "X-In", "In"},
 	"email": {"X-Email", "X-E-Mail", "Email", "E-Mail", "Mail"},
 	"call":  {"X-Call", "Call"},
+	// ntfy renders the JSON body through a template (Grafana's, GitHub's,
+	// or the Title and Message headers as Go templates): ignoring the
+	// switch would push the raw JSON and "{{.title}}".
+	"template": {"X-Template", "Template", "Tpl"},
 }
 
 // ntfyJSONVocabulary is the vocabulary of ntfy's JSON publishing, plus
@@ -140,6 +150,10 @@ var ntfyJSONVocabulary = vocabulary{
 	// lists (server/types.go publishMessage, transformBodyJSON): a client
 	// that serialises every field sends them.
 	zeroIsAbsent: true,
+	// ntfy decodes the body with encoding/json, which matches member names
+	// case-insensitively: PowerShell's ConvertTo-Json of ntfy's own
+	// examples sends Topic, Message, Actions.
+	foldCase: true,
 }
 
 // ntfy serves /ntfy/{topic} and its /publish, /send and /trigger forms.
@@ -246,7 +260,7 @@ func setNtfyTopic(req *ops.MessageRequest, p params) *apierr.Error {
 // spellings, RFC 2047 encoded words decoded (as ntfy), UTF-8 required.
 // The headers of refused features are rejected.
 func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
-	for _, feature := range []string{"call", "delay", "email"} {
+	for _, feature := range []string{"call", "delay", "email", "template"} {
 		for _, name := range ntfyRefusedHeaders[feature] {
 			if hd.Get(name) != "" {
 				return nil, apierr.Fieldf(apierr.InvalidRequestBody, name, "%s", ntfyRefused[feature])
@@ -440,7 +454,7 @@ func ntfyJSONViewURL(body []byte) string {
 			URL    string `json:"url"`
 		} `json:"actions"`
 	}
-	if json.Unmarshal(body, &b, json.RejectUnknownMembers(false)) != nil {
+	if json.Unmarshal(body, &b, json.RejectUnknownMembers(false), json.MatchCaseInsensitiveNames(true)) != nil {
 		return ""
 	}
 	for _, a := range b.Actions {

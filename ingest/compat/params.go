@@ -83,14 +83,19 @@ type vocabulary struct {
 	zeroIsAbsent bool
 }
 
+// spelling is name as the vocabulary's maps spell it.
+func (voc vocabulary) spelling(name string) string {
+	if voc.foldCase {
+		return strings.ToLower(name)
+	}
+	return name
+}
+
 // add records one parameter of a source. Unknown and refused names, and a
 // parameter given twice in one source (also under two of its spellings),
 // are rejected with code.
 func (p params) add(voc vocabulary, name string, v value, code apierr.Code) *apierr.Error {
-	key := name
-	if voc.foldCase {
-		key = strings.ToLower(name)
-	}
+	key := voc.spelling(name)
 	if why, ok := voc.refused[key]; ok {
 		return apierr.Fieldf(code, safeName(name), "%s", why)
 	}
@@ -266,7 +271,7 @@ func fromJSON(voc vocabulary, body []byte) (params, *apierr.Error) {
 		if voc.zeroIsAbsent && zeroJSON(raw) {
 			continue
 		}
-		if canon, known := voc.names[name]; known && canon == "" {
+		if canon, known := voc.names[voc.spelling(name)]; known && canon == "" {
 			continue // accepted and dropped, whatever its shape
 		}
 		v, ok := jsonValue(raw)
