@@ -297,6 +297,13 @@ func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 	return info, nil
 }
 
+// EndStreams ends the open GET /channel/stream responses, each with a
+// comment telling its client to reconnect with Last-Event-ID, and refuses
+// new ones (503). The HTTP server's shutdown calls it: those requests
+// never end by themselves, and the shutdown would wait out its grace
+// period for them and end the process with an error.
+func (s *Service) EndStreams() { s.live.End() }
+
 // Close stops the registry watchers, the deadline scan and the
 // integrations' idle report lanes; later calls do nothing. The NATS
 // connection stays open.

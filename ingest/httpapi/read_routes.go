@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -124,6 +125,10 @@ func (s *Server) channelStream(c *echo.Context) error {
 		case err != nil:
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, livestream.ErrClosed) {
+				buf = append(buf, ": stream ended: the gateway is stopping; reconnect with Last-Event-ID\n\n"...)
+				break
 			}
 			s.log.Warn("http: channel stream ended", "channel_id", id, "last_event_id", st.Last(), "err", err)
 			buf = append(buf, ": stream ended: the log is unavailable; reconnect with Last-Event-ID\n\n"...)

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -125,6 +126,9 @@ type Follower struct {
 	// direct get (any replica, batches) and message get (the leader).
 	directGet, msgGet string
 	replies           *replyMux
+
+	// ended is closed, read without the lock by every stream's Next.
+	ended atomic.Bool
 
 	mu       sync.Mutex
 	closed   bool
@@ -260,7 +264,7 @@ func (f *Follower) register(ctx context.Context, s *Stream) (uint64, error) {
 		f.mu.Lock()
 		if f.closed {
 			f.mu.Unlock()
-			return 0, errors.New("livestream: closed")
+			return 0, ErrClosed
 		}
 		fd := f.feedLocked()
 		select {
@@ -444,19 +448,35 @@ func (f *Follower) dropAllLocked() {
 	}
 }
 
-// Close stops the feed and waits for it; open streams end at their next
-// read of the feed. Later calls do nothing.
-func (f *Follower) Close() {
+// ErrClosed is what Next returns once the follower is ended: the process
+// is stopping, and the client resumes elsewhere with Last-Event-ID.
+var ErrClosed = errors.New("livestream: closed")
+
+// End ends every open stream (its Next returns ErrClosed at once, or as
+// soon as a read under way returns) and stops the feed, without waiting
+// for it: what the HTTP server's shutdown calls, since a stream's request
+// never ends by itself and the server's shutdown would wait out its
+// grace period for it. New streams are refused (503). Later calls do
+// nothing.
+func (f *Follower) End() {
 	f.mu.Lock()
-	if !f.closed {
-		f.closed = true
-		if f.feed != nil {
-			f.feed.cancel()
-			f.feed = nil
-		}
-		f.dropAllLocked()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
 	}
-	f.mu.Unlock()
+	f.closed = true
+	f.ended.Store(true)
+	if f.feed != nil {
+		f.feed.cancel()
+		f.feed = nil
+	}
+	f.dropAllLocked()
+}
+
+// Close ends the streams (End) and waits for the feed to stop. Later
+// calls do nothing more.
+func (f *Follower) Close() {
+	f.End()
 	f.wg.Wait()
 	f.replies.close()
 }

@@ -543,22 +543,32 @@ func TestStreamOutlivesItsFeedConsumer(t *testing.T) {
 	}
 }
 
-// TestClosedFollowerEndsStreams: Close ends the open streams' reads with
-// an error (the HTTP front then ends the response) and refuses new ones.
+// TestClosedFollowerEndsStreams: End (what the HTTP server's shutdown
+// calls) ends the open streams' reads with ErrClosed (the HTTP front then
+// ends the response), a live one and one still reading its history, and
+// refuses new ones.
 func TestClosedFollowerEndsStreams(t *testing.T) {
 	b := brokertest.Start(t)
 	f := livestream.New(b.JS, livestream.Options{})
+	defer f.Close()
 	ch := chanID(1)
 	s := open(t, f, ch, 0)
 	a := appended{publish(t, b.JS, ch, "a"), "a"}
 	check(t, next(t, s), a)
-	f.Close()
+	for i := range 3 {
+		publish(t, b.JS, ch, fmt.Sprintf("h%d", i))
+	}
+	behind := open(t, f, ch, 0) // reads the history first
+	check(t, next(t, behind), a)
+	f.End()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if op, err := s.Next(ctx, 0); err == nil || errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Next after Close: %v %v, want an error at once", op, err)
+	for name, st := range map[string]*livestream.Stream{"live": s, "reading its history": behind} {
+		if op, err := st.Next(ctx, 0); !errors.Is(err, livestream.ErrClosed) {
+			t.Fatalf("Next of a stream %s after End: %v %v, want ErrClosed at once", name, op, err)
+		}
+		st.Close()
 	}
-	s.Close()
 	if _, aerr := f.Open(ctx, ch, 0); aerr == nil || aerr.Code != apierr.BrokerUnavailable {
 		t.Fatalf("Open after Close: %v, want broker_unavailable", aerr)
 	}

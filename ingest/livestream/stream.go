@@ -49,10 +49,14 @@ const (
 
 // Next returns the next operation. When none comes within idle (idle > 0)
 // it returns nil and a nil error: time for a keep-alive. It returns an
-// error when ctx ends or the log cannot be read (the broker is away); the
-// client resumes from the last sequence it got.
+// error when ctx ends, the log cannot be read (the broker is away) or the
+// follower was ended (ErrClosed: the process is stopping); the client
+// resumes from the last sequence it got.
 func (s *Stream) Next(ctx context.Context, idle time.Duration) (*Op, error) {
 	for {
+		if s.f.ended.Load() {
+			return nil, ErrClosed
+		}
 		for len(s.pending) > 0 {
 			op := s.pending[0]
 			s.pending[0] = nil

@@ -158,6 +158,9 @@ func (g *Gateway) start(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if g.ingest != nil {
+		g.http.RegisterOnShutdown(g.ingest.EndStreams)
+	}
 	g.served = make(chan error, 1)
 	go func() { g.served <- g.http.Serve(g.ln) }()
 	log.Info("pushgo serving", "http", g.ln.Addr().String(), "target", cfg.Target, "private", cfg.Token != "")
