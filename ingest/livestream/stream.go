@@ -160,16 +160,34 @@ func (s *Stream) nextLive(ctx context.Context, idle time.Duration) (*Op, error) 
 	}
 }
 
-// Buffered reports whether Next has an operation at hand (read, not yet
-// given), so a writer can flush when it has none.
+// Buffered reports whether Next has an operation at hand to give (read,
+// not yet given), so a writer can flush when it has none. What Next would
+// leave out (a message whose ttl has passed, an operation given already)
+// is dropped here: counting it made the writer hold back the operation it
+// had just written until the next one, or the keep-alive 15 s later.
 func (s *Stream) Buffered() bool {
-	if len(s.pending) > 0 {
-		return true
+	now := time.Now().UnixMilli()
+	for {
+		for len(s.pending) > 0 {
+			op := s.pending[0]
+			if op.Seq > s.last && !op.expired(now) {
+				return true
+			}
+			if op.Seq > s.last {
+				s.last = op.Seq // left out, as Next leaves it
+			}
+			s.pending[0] = nil
+			s.pending = s.pending[1:]
+		}
+		if s.state != live || s.sub == nil || len(s.sub.ch) == 0 {
+			return false
+		}
+		op, ok := <-s.sub.ch // one is buffered: no wait
+		if !ok {
+			return false
+		}
+		s.pending = append(s.pending, op)
 	}
-	if s.state == live && s.sub != nil {
-		return len(s.sub.ch) > 0
-	}
-	return false
 }
 
 // Last is the sequence of the last operation given, or the resume point.
