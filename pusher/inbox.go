@@ -96,7 +96,7 @@ func itemMsg(deviceKey string, seq uint64, item []byte) *nats.Msg {
 // broker's answer.
 func (in *inbox) put(ctx context.Context, deviceKey string, seq uint64, item []byte) error {
 	if _, err := in.js.PublishMsg(ctx, itemMsg(deviceKey, seq, item)); err != nil {
-		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
+		return fmt.Errorf("inbox %s: %w", delivery.LogID(seq, deviceKey), err)
 	}
 	return nil
 }
@@ -106,7 +106,7 @@ func (in *inbox) put(ctx context.Context, deviceKey string, seq uint64, item []b
 func (in *inbox) putAsync(ctx context.Context, deviceKey string, seq uint64, item []byte) error {
 	f, err := in.js.PublishMsgAsync(itemMsg(deviceKey, seq, item))
 	if err != nil {
-		return fmt.Errorf("inbox %s: %w", delivery.ID(seq, deviceKey), err)
+		return fmt.Errorf("inbox %s: %w", delivery.LogID(seq, deviceKey), err)
 	}
 	select {
 	case in.pending <- pendingItem{f: f, deliveryID: delivery.ID(seq, deviceKey), deadline: time.Now().Add(inboxAnswerWait)}:
@@ -177,7 +177,7 @@ func (in *inbox) retryLater(it pendingItem, err error) {
 	in.waiting.Inc() // before the send: runRetries may take it at once
 	select {
 	case in.retries <- retryItem{msg: again, deliveryID: it.deliveryID, giveUp: time.Now().Add(inboxRetryFor)}:
-		in.log.Info("pusher: inbox item not stored; publishing it again", "delivery_id", it.deliveryID, "err", err)
+		in.log.Info("pusher: inbox item not stored; publishing it again", "delivery", delivery.RedactID(it.deliveryID), "err", err)
 	default:
 		in.waiting.Dec()
 		in.giveUp(it.deliveryID, fmt.Errorf("%w (and %d items already wait to be published again)", err, maxRetryItems))
@@ -187,7 +187,7 @@ func (in *inbox) retryLater(it pendingItem, err error) {
 // giveUp counts and logs an item that is not stored.
 func (in *inbox) giveUp(deliveryID string, err error) {
 	in.misses.Inc()
-	in.log.Warn("pusher: inbox item not stored", "delivery_id", deliveryID, "err", err)
+	in.log.Warn("pusher: inbox item not stored", "delivery", delivery.RedactID(deliveryID), "err", err)
 }
 
 // runRetries publishes again the items retryLater queued, one at a time,

@@ -225,7 +225,7 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 			final(delivery.Failed, "", what+": "+err.Error())
 			return
 		}
-		p.log.Warn("pusher: retry's read failed; trying again", "read", what, "delivery_id", t.ID, "err", err)
+		p.log.Warn("pusher: retry's read failed; trying again", "read", what, "delivery", delivery.RedactID(t.ID), "err", err)
 		p.parkAfterReadFailure(ctx, m)
 	}
 	rctx, cancel := readBound(ctx)

@@ -140,7 +140,7 @@ func (r *Registry) Device(ctx context.Context, key string) (devices.Device, bool
 func Decode(key string, b []byte, rev uint64) (devices.Device, error) {
 	var d devices.Device
 	if err := json.Unmarshal(b, &d); err != nil {
-		return devices.Device{}, fmt.Errorf("decode device %s: %w", key, err)
+		return devices.Device{}, fmt.Errorf("decode device %s: %w", devices.KeyRef(key), err)
 	}
 	d.Key, d.Revision = key, rev
 	return d, nil
@@ -544,7 +544,7 @@ func (r *Registry) Subscription(ctx context.Context, key, channelID string) (dev
 	}
 	var sub devices.Subscription
 	if err := json.Unmarshal(e.Value(), &sub); err != nil {
-		return devices.Subscription{}, false, fmt.Errorf("decode subscription %s: %w", e.Key(), err)
+		return devices.Subscription{}, false, fmt.Errorf("decode subscription %s: %w", devices.KeyRef(e.Key()), err)
 	}
 	return sub, true, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/leaderread"
+	"github.com/pushgo/gateway/schemas/devices"
 )
 
 // Decoder turns a bucket value into T. revision is the value's bucket
@@ -120,11 +121,11 @@ func (m *Map[T]) Lookup(ctx context.Context, key string) (T, bool, error) {
 		return zero, false, nil
 	}
 	if err != nil {
-		return zero, false, fmt.Errorf("get %s %s: %w", m.kv.Bucket(), key, err)
+		return zero, false, fmt.Errorf("get %s %s: %w", m.kv.Bucket(), devices.KeyRef(key), err)
 	}
 	v, err := m.decode(key, e.Value(), e.Revision())
 	if err != nil {
-		return zero, false, fmt.Errorf("decode %s %s: %w", m.kv.Bucket(), key, err)
+		return zero, false, fmt.Errorf("decode %s %s: %w", m.kv.Bucket(), devices.KeyRef(key), err)
 	}
 	m.Remember(key, v, e.Revision())
 	// Read the view again: a deletion may have landed while we read.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/broker/leaderread"
+	"github.com/pushgo/gateway/schemas/devices"
 )
 
 // ErrNotFound is returned by Update when the key does not exist.
@@ -52,7 +53,7 @@ func Update(ctx context.Context, b *leaderread.Bucket, key string, change func(v
 			return ErrNotFound
 		}
 		if err != nil {
-			return fmt.Errorf("get %s %s: %w", kv.Bucket(), key, err)
+			return fmt.Errorf("get %s %s: %w", kv.Bucket(), devices.KeyRef(key), err)
 		}
 		next, write, err := change(e.Value(), e.Revision())
 		if err != nil || !write {

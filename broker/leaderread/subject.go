@@ -39,7 +39,9 @@ func (s *Stream) Subject(ctx context.Context, subject string, since time.Time, f
 	for {
 		n, last, more, err := s.batch(ctx, req, fn) // each batch within its own timeout
 		if err != nil {
-			return fmt.Errorf("read %s of %s: %w", subject, s.name, err)
+			// Not the subject: an inbox's names its device by key, the
+			// device's credential; the caller names what it read.
+			return fmt.Errorf("read a subject of %s: %w", s.name, err)
 		}
 		if !more || n == 0 {
 			return nil

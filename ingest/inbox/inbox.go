@@ -20,6 +20,7 @@ import (
 
 	"github.com/pushgo/gateway/broker/leaderread"
 	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -135,7 +136,7 @@ func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint6
 		err = in.items.Subject(ctx, subject, since, each)
 	}
 	if err != nil && !errors.Is(err, errReadEnough) {
-		return nil, 0, fmt.Errorf("inbox of %s: %w", deviceKey, err)
+		return nil, 0, fmt.Errorf("inbox of %s: %w", devices.KeyRef(deviceKey), err)
 	}
 	slices.SortFunc(out, func(a, b stored) int { return cmp.Compare(a.seq, b.seq) })
 	return out, last, nil
@@ -280,7 +281,7 @@ func (in *Inbox) held(ctx context.Context, deviceKey string, items []stored) ([]
 	}
 	msgs, err := in.items.OnLeader(ctx, seqs)
 	if err != nil {
-		return nil, fmt.Errorf("inbox of %s: %w", deviceKey, err)
+		return nil, fmt.Errorf("inbox of %s: %w", devices.KeyRef(deviceKey), err)
 	}
 	var data []jsontext.Value
 	for _, it := range items {
@@ -337,7 +338,7 @@ func (in *Inbox) load(ctx context.Context, deviceKey string, items []stored, lim
 			continue
 		}
 		if err != nil {
-			return nil, nil, false, fmt.Errorf("inbox %s: %w", delivery.ID(it.seq, deviceKey), err)
+			return nil, nil, false, fmt.Errorf("inbox %s: %w", delivery.LogID(it.seq, deviceKey), err)
 		}
 		data, loaded = append(data, jsontext.Value(m.Data)), append(loaded, it)
 	}
@@ -418,7 +419,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 	for i, it := range taken {
 		removed, err := in.remove(ctx, it)
 		if err != nil {
-			return append(answered, items[i:]...), fmt.Errorf("take %s: %w", delivery.ID(it.seq, deviceKey), err)
+			return append(answered, items[i:]...), fmt.Errorf("take %s: %w", delivery.LogID(it.seq, deviceKey), err)
 		}
 		if removed {
 			answered = append(answered, items[i])
@@ -442,7 +443,7 @@ func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, 
 	for _, it := range found {
 		ok, err := in.remove(ctx, it)
 		if err != nil {
-			return removed, fmt.Errorf("ack %s: %w", delivery.ID(it.seq, deviceKey), err)
+			return removed, fmt.Errorf("ack %s: %w", delivery.LogID(it.seq, deviceKey), err)
 		}
 		if ok {
 			removed++

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
@@ -36,6 +37,22 @@ type Task struct {
 // ID is the delivery id of (op seq, device): "<seq>:<device_key>".
 func ID(seq uint64, deviceKey string) string {
 	return strconv.FormatUint(seq, 10) + ":" + deviceKey
+}
+
+// LogID is the delivery id of (seq, device) as a log line or an error
+// names it: the sequence and devices.KeyRef, never the key (the device's
+// credential on the inbox routes).
+func LogID(seq uint64, deviceKey string) string {
+	return strconv.FormatUint(seq, 10) + ":" + devices.KeyRef(deviceKey)
+}
+
+// RedactID is LogID of a delivery id ("malformed" when it does not parse).
+func RedactID(id string) string {
+	seq, dev, ok := ParseID(id)
+	if !ok {
+		return "malformed"
+	}
+	return LogID(seq, dev)
 }
 
 // ParseID splits a delivery id.

@@ -166,6 +166,15 @@ type TokenOwner struct {
 	Previous string `json:"previous,omitempty"`
 }
 
+// KeyRef names a device key, or a registry key that holds one, in a log
+// line or an error without the key itself: the device key is the device's
+// credential on the inbox routes (whoever has it can pull and ack the
+// device's items). It is a short hash, the same for the same key.
+func KeyRef(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "key#" + hex.EncodeToString(h[:4])
+}
+
 // SubscriptionKey is the PUSHGO_SUBSCRIPTIONS key of (channel, device).
 func SubscriptionKey(channelID, deviceKey string) string { return channelID + "." + deviceKey }
 

@@ -49,6 +49,7 @@ import (
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/internal/attempt"
+	"github.com/pushgo/gateway/schemas/delivery"
 )
 
 // Endpoint names accepted by Options.Endpoint besides a URL.
@@ -354,7 +355,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 			res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
 		}
 		s.log.LogAttrs(ctx, slog.LevelDebug, "apns send failed",
-			slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()), slog.String("error", redact(err)))
+			slog.String("delivery", delivery.RedactID(n.DeliveryID)), slog.String("result", res.String()), slog.String("error", redact(err)))
 		return res
 	}
 	res := classify(resp.StatusCode, resp.Reason)
@@ -370,7 +371,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 		res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
 	}
 	s.log.LogAttrs(ctx, slog.LevelDebug, "apns send rejected",
-		slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()))
+		slog.String("delivery", delivery.RedactID(n.DeliveryID)), slog.String("result", res.String()))
 	return res
 }
 

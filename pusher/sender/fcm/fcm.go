@@ -49,6 +49,7 @@ import (
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/internal/attempt"
+	"github.com/pushgo/gateway/schemas/delivery"
 )
 
 // DefaultSendTimeout bounds one Send when Options.SendTimeout is zero.
@@ -246,7 +247,7 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 	}
 	res := s.classify(ctx, rec, err)
 	s.log.LogAttrs(ctx, slog.LevelDebug, "fcm send failed",
-		slog.String("delivery_id", n.DeliveryID), slog.String("result", res.String()))
+		slog.String("delivery", delivery.RedactID(n.DeliveryID)), slog.String("result", res.String()))
 	return res
 }
 
