@@ -548,6 +548,18 @@ func (t *Tracker) Acknowledge(ctx context.Context, k Key, req ops.EventRequest, 
 	})
 }
 
+// EventOf returns the id of the Event key k names now (ok false: none),
+// read as Acknowledge and Close find it: for a caller that must read the
+// Event before reporting on it (a report that leaves a field as it is,
+// which the operation itself cannot leave out).
+func (t *Tracker) EventOf(ctx context.Context, k Key) (eventID string, ok bool, err error) {
+	e, ok, err := t.lookup(ctx, k, absentOnLeader)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	return e.EventID, true, nil
+}
+
 // markAcked sets Acked in the key's entry, which names e's Event, by
 // compare-and-swap on its revision. The entry may have been read from
 // this process's memory, its revision behind another replica's write: it

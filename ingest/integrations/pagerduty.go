@@ -1,10 +1,12 @@
 package integrations
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
 
+	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
@@ -12,6 +14,7 @@ import (
 	"github.com/pushgo/gateway/ingest/integrations/pagerduty"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/reads"
 )
 
 // PagerDuty Events API v2 (spec integrations.md section 5). Answers use
@@ -104,6 +107,30 @@ func pdFail(c *echo.Context, e *apierr.Error) error {
 	}
 }
 
+// pdKeepSeverity puts the severity of the Event key names into an
+// acknowledge or resolve that named none. Where the Event cannot be read
+// (none open: the report changes nothing anyway; the projection
+// unavailable) the report keeps its default: a resolve is not refused for
+// its severity.
+func (r *Routes) pdKeepSeverity(ctx context.Context, key alerts.Key, rep pagerduty.Report) pagerduty.Report {
+	id, ok, err := r.d.Alerts.EventOf(ctx, key)
+	if err != nil || !ok {
+		return rep
+	}
+	b, aerr := r.d.Reader.ReadConsistent(ctx, &reads.Request{Route: reads.EventGet, ChannelID: key.ChannelID, EventID: id})
+	if aerr != nil {
+		r.log.Debug("pagerduty: the Event's severity not read; the default kept", "channel_id", key.ChannelID, "event_id", id, "err", aerr.Detail)
+		return rep
+	}
+	var ev struct {
+		Severity string `json:"severity"`
+	}
+	if err := json.Unmarshal(b, &ev, json.RejectUnknownMembers(false)); err != nil || ev.Severity == "" {
+		return rep
+	}
+	return rep.WithSeverity(ev.Severity)
+}
+
 // pagerDuty handles one enqueue: validate the event, authorize its
 // routing_key, then trigger (open or update), acknowledge (update) or
 // resolve (close) the Event of its dedup_key. A trigger of an acknowledged
@@ -127,6 +154,9 @@ func (r *Routes) pagerDuty(c *echo.Context) error {
 	defer release()
 
 	key := alerts.Key{ChannelID: tok.ChannelID, Source: pagerduty.Source, Value: rep.DedupKey}
+	if rep.KeepsSeverity {
+		rep = r.pdKeepSeverity(ctx, key, rep)
+	}
 	var out alerts.Outcome
 	switch rep.Action {
 	case pagerduty.ActionTrigger:

@@ -86,8 +86,11 @@ func TestPagerDutyLifecycle(t *testing.T) {
 		t.Fatalf("history %d after an identical trigger, want %d", n, h)
 	}
 
+	// An acknowledge and a resolve without a payload (go-pagerduty sends
+	// none) keep the incident's severity: an acknowledged critical
+	// incident is not "normal".
 	it.pagerduty(pdBody(it.token, "acknowledge", "srv01/disk", ""), 202)
-	if e := it.event(id); e["status"] != "acknowledged" || e["message"] != "Acknowledged" || e["state"] != "ONGOING" {
+	if e := it.event(id); e["status"] != "acknowledged" || e["message"] != "Acknowledged" || e["state"] != "ONGOING" || e["severity"] != "critical" {
 		t.Fatalf("acknowledged event %v", e)
 	}
 	if n := len(it.history()); n != h+1 {
@@ -102,7 +105,7 @@ func TestPagerDutyLifecycle(t *testing.T) {
 	if m["dedup_key"] != "srv01/disk" {
 		t.Fatalf("resolve answer %v", m)
 	}
-	if e := it.event(id); e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] == nil {
+	if e := it.event(id); e["state"] != "CLOSED" || e["status"] != "resolved" || e["ended_at"] == nil || e["severity"] != "critical" {
 		t.Fatalf("resolved event %v", e)
 	}
 	h = len(it.history())

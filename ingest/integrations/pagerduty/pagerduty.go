@@ -243,6 +243,22 @@ type Report struct {
 	// (alerts.Report.WhenAcknowledged).
 	Held        *ops.EventRequest
 	HeldContent any
+	// KeepsSeverity (acknowledge and resolve): the event named no
+	// severity (PagerDuty's usually name none), so Event.Severity is the
+	// default, normal, and the caller should put the Event's own in its
+	// place (WithSeverity).
+	KeepsSeverity bool
+}
+
+// WithSeverity is r with severity sev (an acknowledge or resolve that
+// keeps the Event's severity: the caller read it).
+func (r Report) WithSeverity(sev string) Report {
+	r.Event.Severity = &sev
+	if c, ok := r.Content.(content); ok {
+		c.Severity = sev
+		r.Content = c
+	}
+	return r
 }
 
 type content struct {
@@ -266,11 +282,11 @@ type content struct {
 // images = images[].src that are absolute http(s) URLs.
 //
 // acknowledge and resolve: status acknowledged / resolved, message
-// Acknowledged / Resolved. The tracker's operations require a severity,
-// and PagerDuty's acknowledge and resolve usually carry none while the
-// gateway keeps no copy of the Event: the severity is the payload's when
-// sent, else normal. So an acknowledged or resolved Event reads "normal"
-// unless the sender repeats its severity.
+// Acknowledged / Resolved. The Event's operations require a severity, and
+// PagerDuty's acknowledge and resolve usually carry none: the severity is
+// the payload's when sent, else KeepsSeverity is set and the caller puts
+// the Event's own in (WithSeverity), so that an acknowledge does not turn
+// a critical incident "normal".
 func Translate(ev *Event, now int64, newKey func() string) Report {
 	r := Report{Action: ev.EventAction}
 	if ev.DedupKey != nil && strings.TrimSpace(*ev.DedupKey) != "" {
@@ -280,12 +296,13 @@ func Translate(ev *Event, now int64, newKey func() string) Report {
 	}
 	t := now
 	sev := ops.SeverityNormal
+	r.KeepsSeverity = ev.EventAction != ActionTrigger
 	if p := ev.Payload; p != nil {
 		if ms, ok := parseTime(p.Timestamp); ok {
 			t = ms
 		}
 		if s := Severity(p.Severity); s != "" {
-			sev = s
+			sev, r.KeepsSeverity = s, false
 		}
 	}
 	e := ops.EventRequest{Severity: &sev, EventTime: ptr(wire.Millis(t))}

@@ -183,19 +183,24 @@ func TestContentIgnoresTimestamp(t *testing.T) {
 func TestAcknowledgeResolve(t *testing.T) {
 	ack := mustParse(t, `{"routing_key":"k","event_action":"acknowledge","dedup_key":"d1"}`)
 	e := ack.Event
-	if ack.DedupKey != "d1" || *e.Status != "acknowledged" || *e.Message != "Acknowledged" || *e.Severity != "normal" || int64(*e.EventTime) != now {
+	if ack.DedupKey != "d1" || *e.Status != "acknowledged" || *e.Message != "Acknowledged" || *e.Severity != "normal" || int64(*e.EventTime) != now ||
+		!ack.KeepsSeverity {
 		t.Fatalf("acknowledge %+v", ack)
+	}
+	if kept := ack.WithSeverity("critical"); *kept.Event.Severity != "critical" || *ack.Event.Severity != "normal" ||
+		reflect.DeepEqual(kept.Content, ack.Content) {
+		t.Fatalf("the acknowledge with the Event's severity %+v (the report's own %+v)", kept, ack)
 	}
 	if e.Title != nil || e.Attrs != nil {
 		t.Fatal("acknowledge carries trigger fields")
 	}
 	// The payload's severity and timestamp are used when sent.
 	ack = mustParse(t, `{"routing_key":"k","event_action":"acknowledge","dedup_key":"d1","payload":{"severity":"critical","timestamp":"2015-07-17T08:42:58.315Z"}}`)
-	if *ack.Event.Severity != "critical" || int64(*ack.Event.EventTime) != 1437122578315 {
+	if *ack.Event.Severity != "critical" || int64(*ack.Event.EventTime) != 1437122578315 || ack.KeepsSeverity {
 		t.Fatalf("acknowledge with payload %+v", ack.Event)
 	}
 	res := mustParse(t, `{"routing_key":"k","event_action":"resolve","dedup_key":"d1"}`)
-	if *res.Event.Status != "resolved" || *res.Event.Message != "Resolved" || *res.Event.Severity != "normal" || res.Content != nil {
+	if *res.Event.Status != "resolved" || *res.Event.Message != "Resolved" || *res.Event.Severity != "normal" || res.Content != nil || !res.KeepsSeverity {
 		t.Fatalf("resolve %+v", res)
 	}
 }
