@@ -1,7 +1,10 @@
 package store
 
 import (
+	"errors"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/go-json-experiment/json"
 
@@ -92,6 +95,25 @@ func TestPruneKeepsALaterOperationsCounts(t *testing.T) {
 	}
 	if st == nil || st.EntityID != "m-new" || st.Deliveries.Pending != 2 {
 		t.Fatalf("send status of the later operation after the prune: %+v, want m-new with its 2 tasks pending", st)
+	}
+}
+
+// TestPruneStopsAtARecordItCannotRead: an op_id record that does not
+// decode (a corrupt store) ends the prune with ErrCorrupt, which rebuilds
+// the projection, and deletes nothing: deleted all the same, the record
+// could be a later operation's, whose /send_status would be lost.
+func TestPruneStopsAtARecordItCannotRead(t *testing.T) {
+	s := open(t)
+	foldMessage(t, s, 1, "again", "m1")
+	foldMessage(t, s, 5, "again", "m5") // the same op_id, past the duplicate window
+	if err := s.db.Set(opChannelKey("again", "c1"), []byte{0xff}, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Prune(3); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("prune over a corrupt op_id record: %v, want ErrCorrupt", err)
+	}
+	if raw, err := s.get(opChannelKey("again", "c1")); err != nil || raw == nil {
+		t.Fatalf("the record was deleted (%v)", err)
 	}
 }
 

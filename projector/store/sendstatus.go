@@ -325,22 +325,40 @@ func (s *Store) SendStatus(channelID, opID string) (*delivery.SendStatus, error)
 // receipts fold, a consumer of its own, may record the later operation's
 // receipts before the ops fold writes its op_id record.
 // It MUST be called under applyMu (Prune's applyAfter): a record read
-// before the fold committed the later one would delete it.
-func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uint64) {
+// before the fold committed the later one would delete it. A record that
+// cannot be read is an error, the prune's (a corrupt one: the store is
+// rebuilt): deleting it all the same could delete a later operation's.
+func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uint64) error {
 	k := opChannelKey(opID, channelID)
-	if raw, err := s.get(k); err == nil && raw != nil {
-		if o, err := decodeSendOp(raw); err == nil && o.Seq >= first {
-			return
+	raw, err := s.get(k)
+	if err != nil {
+		return err
+	}
+	if raw != nil {
+		o, err := decodeSendOp(raw)
+		if err != nil {
+			return err
+		}
+		if o.Seq >= first {
+			return nil
 		}
 	}
 	_ = b.Delete(k, nil)
 	ck := countsKey(channelID, opID)
-	if raw, err := s.get(ck); err == nil && raw != nil {
-		if c, err := decodeCounts(raw); err == nil && c.Seq >= first {
-			return
+	if raw, err = s.get(ck); err != nil {
+		return err
+	}
+	if raw != nil {
+		c, err := decodeCounts(raw)
+		if err != nil {
+			return err
+		}
+		if c.Seq >= first {
+			return nil
 		}
 	}
 	_ = b.Delete(ck, nil)
+	return nil
 }
 
 // pruneSendStatus deletes the outcome keys the receipts fold recorded of

@@ -824,15 +824,17 @@ func (s *Store) apply(pb *pebble.Batch) (err error) {
 
 // applyAfter is apply with last run first, under applyMu: what last adds
 // to pb is decided on the store as no other commit can change it before
-// pb's own.
-func (s *Store) applyAfter(pb *pebble.Batch, last func()) (err error) {
+// pb's own. An error of last is returned, and pb not committed.
+func (s *Store) applyAfter(pb *pebble.Batch, last func() error) (err error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if err := s.Failed(); err != nil {
 		return err
 	}
 	if last != nil {
-		last()
+		if err := last(); err != nil {
+			return err
+		}
 	}
 	defer func() {
 		r := recover()
@@ -922,13 +924,16 @@ const pruneChunk = 1024
 func (s *Store) pruneOpRecords(recs []prunedOp, first uint64) error {
 	b := s.db.NewBatch()
 	defer s.closeBatch(b)
-	return s.applyAfter(b, func() {
+	return s.applyAfter(b, func() error {
 		for _, r := range recs {
-			s.pruneOpRecord(b, r.channelID, r.opID, first)
+			if err := s.pruneOpRecord(b, r.channelID, r.opID, first); err != nil {
+				return err
+			}
 			for _, k := range r.seqKeys {
 				_ = b.Delete(k, nil)
 			}
 		}
+		return nil
 	})
 }
 
