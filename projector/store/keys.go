@@ -44,6 +44,9 @@ const sep = 0
 var (
 	appliedKey         = []byte("m\x00applied")
 	receiptsAppliedKey = []byte("m\x00receipts")
+	// prunedKey holds the log's first sequence of the last prune: the
+	// receipts fold leaves out what reports on an operation before it.
+	prunedKey = []byte("m\x00pruned")
 )
 
 // Send status keys (folded from the ops and the receipts):

@@ -117,6 +117,33 @@ func TestPruneStopsAtARecordItCannotRead(t *testing.T) {
 	}
 }
 
+// TestLateReceiptOfAPrunedOperationAfterARestart: what the last prune
+// passed is kept with the store, so a restarted projector too records
+// nothing of a late receipt of an operation that left the log.
+func TestLateReceiptOfAPrunedOperationAfterARestart(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foldMessage(t, s, 1, "old", "m1")
+	if _, _, err := s.Prune(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	foldReceipt(t, s, 1, `{"kind":"outcome","channel_id":"c1","op_id":"old","seq":1,"entity_type":"message","entity_id":"m1","accepted_at":1000,`+
+		`"at":9000,"delivery_id":"1:dev4","device_key":"dev4","outcome":"failed"}`)
+	if st, err := s.SendStatus("c1", "old"); err != nil || st != nil {
+		t.Fatalf("status of a pruned operation after a late receipt: %+v %v, want none", st, err)
+	}
+}
+
 // foldMessage folds a message.create of channel c1 at seq, as the ops fold
 // does (its history item and op_id record).
 func foldMessage(t *testing.T, s *Store, seq uint64, opID, entityID string) {

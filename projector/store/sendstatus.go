@@ -159,14 +159,23 @@ func (b *Batch) PutOp(env *ops.Envelope, seq uint64) {
 // twice, an outcome reported twice for one delivery, or a partition's
 // summary of an operation written twice counts once.
 func (b *Batch) ApplyReceipt(r *delivery.Receipt) error {
+	pruned := b.s.prunedBelow.Load()
 	switch r.Kind {
 	case delivery.KindSummary:
 		for i := range r.Summaries {
+			if r.Summaries[i].Seq < pruned {
+				continue // its operation left the log, and its record with it
+			}
 			if err := b.applySummary(&r.Summaries[i]); err != nil {
 				return err
 			}
 		}
 		return nil
+	}
+	if r.Seq < pruned {
+		return nil
+	}
+	switch r.Kind {
 	case delivery.KindOutcome:
 		ok := outcomeKey(r.Seq, r.ChannelID, r.OpID, r.DeviceKey)
 		if _, seen := b.outcomes[string(ok)]; seen {

@@ -119,6 +119,9 @@ type Store struct {
 	// fatal is set when Pebble reported a fatal failure: the store is
 	// abandoned (Close cannot close it).
 	fatal atomic.Pointer[FatalError]
+	// prunedBelow is the first sequence of the log as of the last prune
+	// (prunedKey): a receipt of an operation before it records nothing.
+	prunedBelow atomic.Uint64
 	// applyMu makes the store's commits one at a time (apply). Pebble
 	// panics on a write the WAL refuses while holding its commit
 	// pipeline's lock, which nothing releases: a second commit already
@@ -282,6 +285,12 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
 	s.db = db
+	pruned, err := s.cursor(prunedKey)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+	}
+	s.prunedBelow.Store(pruned)
 	s.filterSeed = maphash.MakeSeed()
 	s.filterCtx, s.filterStop = context.WithCancel(context.Background())
 	if opts.SnapshotFilterKeys > 0 {
@@ -874,8 +883,19 @@ func (b *Batch) Discard() {
 // they commit before the history that names them goes, so a prune cut
 // short is taken up again by the next.
 func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
+	// From now on a receipt of an operation before first records nothing
+	// (ApplyReceipt): late outcomes of a pruned operation (its retries
+	// ending "expired": it left the log) wrote its records again, and
+	// /send_status answered for it until the next prune.
+	moved := first > s.prunedBelow.Load()
+	if moved {
+		s.prunedBelow.Store(first)
+	}
 	b := s.db.NewBatch()
 	defer s.closeBatch(b)
+	if moved {
+		_ = b.Set(prunedKey, binary.BigEndian.AppendUint64(nil, first), nil)
+	}
 	var recs opRecords
 	if history, err = s.pruneHistory(b, first, &recs); err != nil {
 		return 0, 0, err
@@ -884,6 +904,9 @@ func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 		return 0, 0, err
 	}
 	if history+sendStatus == 0 {
+		if moved {
+			return 0, 0, s.apply(b)
+		}
 		return 0, 0, nil
 	}
 	if s.hooks.beforePruneCommit != nil {
