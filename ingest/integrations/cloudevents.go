@@ -3,6 +3,7 @@ package integrations
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
@@ -135,8 +137,10 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 		if ces, err = binding.ToEvents(ctx, msg, msg.BodyReader); err != nil {
 			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvents batch: %v", err)
 		}
-		if n := len(ces); n == 0 || n > eventbus.MaxEvents {
-			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "a batch must hold 1 to %d CloudEvents, got %d", eventbus.MaxEvents, n)
+		// An empty batch is a valid one (the JSON batch format's own
+		// example): nothing to record, answered with no events.
+		if n := len(ces); n > eventbus.MaxEvents {
+			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "a batch must hold at most %d CloudEvents, got %d", eventbus.MaxEvents, n)
 		}
 	case binding.EncodingBinary, binding.EncodingStructured:
 		ce, err := binding.ToEvent(ctx, msg)
@@ -290,7 +294,7 @@ func fromCloudEvent(ce *event.Event, prefix string) (eventbus.Event, *apierr.Err
 			ev.Extensions[name] = s
 		}
 	}
-	data, berr := eventbus.NormalizeData(jsontext.Value(ce.Data()), "data")
+	data, berr := ceData(ce, &ev)
 	if berr != nil {
 		return eventbus.Event{}, ceError(berr, prefix)
 	}
@@ -299,6 +303,55 @@ func fromCloudEvent(ce *event.Event, prefix string) (eventbus.Event, *apierr.Err
 		return eventbus.Event{}, ceError(berr, prefix)
 	}
 	return ev, nil
+}
+
+// ceData is a CloudEvent's data as the Event's attrs take it. A JSON
+// object, or a string holding one, is read as the event bus reads its
+// data. Any other data, which CloudEvents allows and its senders do not
+// send again when refused (a string, an array, a number; a text body in
+// binary mode), is the one member "data" (its text, or its JSON), or
+// "data_base64" for bytes that are not UTF-8 text; a content type other
+// than JSON is then kept as the extension "datacontenttype".
+func ceData(ce *event.Event, ev *eventbus.Event) (jsontext.Value, *eventbus.Error) {
+	raw := ce.Data()
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	ct := ev.DataContentType
+	if ct == "" || eventbus.IsJSONContentType(ct) {
+		v := jsontext.Value(raw)
+		if !v.IsValid() {
+			return eventbus.NormalizeData(v, "data") // its error
+		}
+		switch v.Kind() {
+		case '{', 'n':
+			return eventbus.NormalizeData(v, "data")
+		case '"':
+			if d, err := eventbus.NormalizeData(v, "data"); err == nil {
+				return d, nil // a string holding an object
+			}
+			var text string
+			if err := json.Unmarshal(v, &text); err != nil || strings.TrimSpace(text) == "" {
+				return nil, nil
+			}
+			return wrapData("data", text)
+		}
+		return eventbus.NormalizeData(append(append([]byte(`{"data":`), v...), '}'), "data")
+	}
+	ev.Extensions["datacontenttype"], ev.DataContentType = ct, ""
+	if utf8.Valid(raw) {
+		return wrapData("data", string(raw))
+	}
+	return wrapData("data_base64", base64.StdEncoding.EncodeToString(raw))
+}
+
+// wrapData is the data object {name: text}.
+func wrapData(name, text string) (jsontext.Value, *eventbus.Error) {
+	b, err := json.Marshal(map[string]string{name: text})
+	if err != nil {
+		return nil, &eventbus.Error{Code: eventbus.InvalidParameterValue, Field: "data", Reason: "must be valid UTF-8 text"}
+	}
+	return eventbus.NormalizeData(b, "data")
 }
 
 // ceError turns a check's rejection into the catalog code of its field.
