@@ -70,6 +70,7 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 	defer cancel()
 	var (
 		next     atomic.Int64
+		done     atomic.Int64 // calls that returned nil
 		first    atomic.Pointer[apierr.Error]
 		panicked atomic.Pointer[lanePanic]
 		wg       sync.WaitGroup
@@ -102,6 +103,7 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 				}
 				return
 			}
+			done.Add(1)
 		}
 	}
 	others := min(n, max(limit, 1)) - 1
@@ -117,7 +119,16 @@ func (l *lanes) each(ctx context.Context, n, limit int, fn func(ctx context.Cont
 	if p := panicked.Load(); p != nil {
 		panic(p)
 	}
-	return first.Load()
+	if aerr := first.Load(); aerr != nil {
+		return aerr
+	}
+	if int(done.Load()) < n {
+		// The caller's context ended between calls: the ones never made
+		// are no success to answer (the caller would list them as done).
+		return &apierr.Error{Code: apierr.AppendUnavailable, RetryAfter: 1,
+			Detail: fmt.Sprintf("request ended after %d of its %d reports: %v", done.Load(), n, context.Cause(ctx))}
+	}
+	return nil
 }
 
 // start runs task on an idle lane, or on a new one while fewer than max

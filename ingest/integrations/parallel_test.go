@@ -90,6 +90,20 @@ func TestLanesEach(t *testing.T) {
 	if got != want || cancelled.Load() != 3 {
 		t.Fatalf("a failure among four: answered %v with %d cancelled, want its error and the other three cancelled", got, cancelled.Load())
 	}
+	// The caller's context ends between calls: the calls never made are
+	// no success (a request answered 200 listing reports never recorded).
+	gone, leave := context.WithCancel(ctx)
+	made := 0
+	got = l.each(gone, 5, 1, func(ctx context.Context, i int) *apierr.Error {
+		made++
+		if i == 1 {
+			leave()
+		}
+		return nil
+	})
+	if got == nil || got.Code != apierr.AppendUnavailable || made != 2 {
+		t.Fatalf("the caller gone after 2 of 5 calls: answered %v after %d calls, want append_unavailable after 2", got, made)
+	}
 }
 
 // A request's lanes are the goroutines of the request before it: they
