@@ -27,7 +27,9 @@ func (r *Routes) routeEventBus(e *echo.Echo) {
 // closed at once. The whole batch is decoded, checked and validated before
 // anything is appended, so a rejected batch changes nothing; a batch that
 // fails part-way (503) is safe to resend whole, since source+id makes every
-// append idempotent.
+// append idempotent, except for an event sent without an id: it is given a
+// new one each time (the provider's rule), so it has no identity a resend
+// could be recognised by, and a resend records it again.
 func (r *Routes) eventBus(c *echo.Context) error {
 	ctx := c.Request().Context()
 	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
