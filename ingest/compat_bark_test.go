@@ -34,6 +34,10 @@ func TestCompatBark(t *testing.T) {
 			want: map[string]any{"title": "Deploy", "body": "Done", "severity": "high", "url": "https://ci.example/1",
 				"metadata": map[string]any{"compat.bark.sound": "minuet", "compat.bark.icon": "https://x.example/i.png", "compat.bark.group": "ops"}}},
 		{name: "subtitle", path: "/bark/{key}/Title/Sub/Body", want: map[string]any{"title": "Title", "body": "Sub\nBody"}},
+		// Bark opens an app's URL scheme from url: delivered, the link kept
+		// beside the message (POST /message takes http(s) links only).
+		{name: "an app's url scheme is kept in the metadata", path: "/bark/{key}/x?url=weixin://",
+			want: map[string]any{"url": nil, "metadata": map[string]any{"compat.bark.url": "weixin://"}}},
 		{name: "plus is a space, as Bark's server", path: "/bark/{key}/a+b", want: map[string]any{"body": "a b"}},
 		{name: "escaped slash", path: "/bark/{key}/a%2Fb%2Bc", want: map[string]any{"body": "a/b+c"}},
 		{name: "names match case-insensitively", path: "/bark/{key}/x?LEVEL=passive&Sound=bell",
@@ -78,7 +82,7 @@ func TestCompatBark(t *testing.T) {
 		{name: "Bark encryption", path: "/bark/{key}?ciphertext=abc&iv=123", status: 400, code: "invalid_query"},
 		{name: "thing_id", path: "/bark/{key}/x?thing_id=nas", status: 400, code: "invalid_query"},
 		{name: "unknown parameter", path: "/bark/{key}/x?foo=1", status: 400, code: "invalid_query"},
-		{name: "bad url", path: "/bark/{key}/x?url=ftp://a.example", status: 400, code: "url_invalid"},
+		{name: "bad url", path: "/bark/{key}/x?url=javascript:alert(1)", status: 400, code: "url_invalid"},
 		{name: "bad image", method: "POST", path: "/bark/push", body: `{"device_key":"{key}","images":[""]}`, status: 400, code: "images_format_invalid"},
 		{name: "POST text body", method: "POST", path: "/bark/{key}", body: "hello", header: contentType("text/plain"), status: 400, code: "invalid_request_body"},
 		{name: "POST a file", method: "POST", path: "/bark/{key}", body: file.String(), header: contentType(fw.FormDataContentType()),

@@ -37,6 +37,8 @@ func TestCompatServerChan(t *testing.T) {
 		{name: "no title", path: "/serverchan/{key}?desp=only", want: map[string]any{"title": "Notification", "body": "only"}},
 		{name: "PushGo body and url", path: "/serverchan/{key}?title=t&body=b&url=https://a.example",
 			want: map[string]any{"body": "b", "url": "https://a.example"}},
+		{name: "a tel: url is kept in the metadata", path: "/serverchan/{key}?title=t&url=tel:%2B15551234567",
+			want: map[string]any{"url": nil, "metadata": map[string]any{"compat.serverchan.url": "tel:+15551234567"}}},
 		{name: "POST form with ServerChan's options", method: "POST", path: "/serverchan/{key}.send",
 			body: "title=Form&desp=line1%0Aline2&short=s&noip=1&channel=9&openid=o", header: form,
 			want: map[string]any{"title": "Form", "body": "line1\nline2"}},

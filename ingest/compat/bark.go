@@ -153,7 +153,8 @@ func barkPath(c *echo.Context) (params, *apierr.Error) {
 // "Notification"); the body from markdown or body, after the subtitle's
 // own line; the severity from level (barkLevel); image as the first image;
 // sound, icon and group kept in the metadata as compat.bark.sound,
-// compat.bark.icon and compat.bark.group.
+// compat.bark.icon and compat.bark.group; a url of another scheme than
+// http(s) (an app's, such as weixin://) as compat.bark.url.
 func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
 	if err := setPushGoFields(req, p, ","); err != nil {
 		return err
@@ -195,7 +196,7 @@ func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
 	if image != nil {
 		req.Images = append([]string{strings.TrimSpace(*image)}, req.Images...)
 	}
-	hints := make([]hint, 0, 3)
+	hints := make([]hint, 0, 4)
 	for _, name := range []string{"sound", "icon", "group"} {
 		v, err := p.text(name)
 		if err != nil {
@@ -203,7 +204,9 @@ func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
 		}
 		hints = append(hints, hint{"compat.bark." + name, v})
 	}
-	req.Metadata, err = withHints(req.Metadata, hints...)
+	var link hint
+	req.URL, link = appLink(req.URL, "compat.bark.url")
+	req.Metadata, err = withHints(req.Metadata, append(hints, link)...)
 	return err
 }
 

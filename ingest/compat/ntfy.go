@@ -299,8 +299,9 @@ func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
 // parameter, the Message header, or else the request body (trimmed, UTF-8
 // text: ntfy's file uploads are not supported); the severity from
 // PushGo's severity parameter or ntfy's priority (ntfyPriority); the link
-// from url or click; attach as one more image; icon kept in the metadata
-// as compat.ntfy.icon.
+// from url or click (a link of another scheme than http(s), such as
+// mailto:, kept in the metadata as compat.ntfy.click); attach as one more
+// image; icon kept in the metadata as compat.ntfy.icon.
 func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Error {
 	p := q.or(h)
 	if err := setPushGoFields(req, p, ","); err != nil {
@@ -360,7 +361,9 @@ func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Erro
 	if err != nil {
 		return err
 	}
-	req.Metadata, err = withHints(req.Metadata, hint{"compat.ntfy.icon", icon})
+	var link hint
+	req.URL, link = appLink(req.URL, "compat.ntfy.click")
+	req.Metadata, err = withHints(req.Metadata, hint{"compat.ntfy.icon", icon}, link)
 	return err
 }
 

@@ -91,6 +91,11 @@ func serverChanMessage(req *ops.MessageRequest, p params) *apierr.Error {
 	if req.Title == nil {
 		req.Title = new(defaultTitle)
 	}
-	req.Body, err = p.first("desp", "body")
+	if req.Body, err = p.first("desp", "body"); err != nil {
+		return err
+	}
+	var link hint
+	req.URL, link = appLink(req.URL, "compat.serverchan.url")
+	req.Metadata, err = withHints(req.Metadata, link)
 	return err
 }
