@@ -52,10 +52,15 @@ func TestCompatBark(t *testing.T) {
 			want: map[string]any{"title": "T", "body": "B", "severity": "low"}},
 		{name: "POST form to the key", method: "POST", path: "/bark/{key}", body: "title=F&body=form+body&group=g", header: form,
 			want: map[string]any{"title": "F", "body": "form body", "metadata": map[string]any{"compat.bark.group": "g"}}},
-		// Bark's server reads the body, then the query over it, then the
-		// path over both (route_push.go, routeDoPushV2).
-		{name: "POST query wins over body", method: "POST", path: "/bark/{key}?title=Query", body: "title=Body&body=b", header: form,
-			want: map[string]any{"title": "Query", "body": "b"}},
+		// Bark's server reads the query, then a form over it, but a JSON
+		// body first and the query over it; the path over all
+		// (route_push.go, routeDoPush and routeDoPushV2).
+		{name: "POST form wins over the query", method: "POST", path: "/bark/{key}?title=Query&sound=bell", body: "title=Body&body=b", header: form,
+			want: map[string]any{"title": "Body", "body": "b", "metadata": map[string]any{"compat.bark.sound": "bell"}}},
+		{name: "POST query wins over JSON", method: "POST", path: "/bark/{key}?title=Query", body: `{"title":"Body","body":"b"}`,
+			header: contentType("application/json"), want: map[string]any{"title": "Query", "body": "b"}},
+		{name: "the path wins over the body", method: "POST", path: "/bark/{key}/Path", body: "body=Body", header: form,
+			want: map[string]any{"body": "Path"}},
 		{name: "POST multipart", method: "POST", path: "/bark/{key}", body: mp.String(), header: contentType(mw.FormDataContentType()),
 			want: map[string]any{"title": "From multipart", "body": "fields"}},
 		{name: "POST to a path route", method: "POST", path: "/bark/{key}/T/B", want: map[string]any{"title": "T", "body": "B"}},

@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"mime"
 	"net/http"
 	"strings"
 
@@ -71,9 +72,8 @@ var barkVocabulary = vocabulary{
 }
 
 // barkV1 serves /bark/{key}[/{title}[/{subtitle}]]/{body}: the path wins
-// over the query, the query over the body (Bark's order: route_push.go,
-// routeDoPushV2, reads the body, then the query "(medium priority)", then
-// the path "(highest priority)").
+// over the rest, and of the query and the body (barkOrder) a JSON body
+// loses to the query, a form or multipart body wins over it.
 func (r *Routes) barkV1(c *echo.Context) error {
 	req := &ops.MessageRequest{}
 	path, aerr := barkPath(c)
@@ -84,7 +84,7 @@ func (r *Routes) barkV1(c *echo.Context) error {
 	if aerr == nil && c.Request().Method == http.MethodPost {
 		b, aerr = fromBody(barkVocabulary, c)
 	}
-	p := path.or(q).or(b)
+	p := path.or(barkOrder(c, q, b))
 	if aerr == nil {
 		aerr = setKey(req, p[barkKey].text, barkPathKey)
 	}
@@ -107,7 +107,7 @@ func (r *Routes) barkPush(c *echo.Context) error {
 	if aerr == nil {
 		b, aerr = fromBody(barkVocabulary, c)
 	}
-	p := q.or(b)
+	p := barkOrder(c, q, b)
 	var key *string
 	if aerr == nil {
 		key, aerr = p.text(barkKey)
@@ -125,6 +125,18 @@ func (r *Routes) barkPush(c *echo.Context) error {
 		return httpapi.WriteError(c, aerr)
 	}
 	return r.send(c, req)
+}
+
+// barkOrder merges the query q and the body b in Bark's order
+// (route_push.go, routeDoPush): a JSON body is read first and the query
+// over it "(medium priority)" (routeDoPushV2), a form or multipart body
+// over the query; the path wins over both (the caller's).
+func barkOrder(c *echo.Context, q, b params) params {
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
+	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
+		return q.or(b)
+	}
+	return b.or(q)
 }
 
 // barkPath reads the path parameters, decoded as Bark's server decodes
