@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 )
@@ -147,6 +148,11 @@ func (t *tailer) followForever(ctx context.Context) error {
 		if ctx.Err() != nil || errors.Is(err, errCountReached) {
 			return err
 		}
+		// The output or --state could not be written: no reconnect
+		// changes that (exit 1, as the README says).
+		if f := (*failure)(nil); errors.As(err, &f) {
+			return err
+		}
 		var ae *apiError
 		wait := backoff
 		if errors.As(err, &ae) && ae.Status != 0 {
@@ -182,8 +188,8 @@ func (t *tailer) followForever(ctx context.Context) error {
 }
 
 // follow is one connection: it prints every operation after t.last until
-// the stream ends. connected says whether the gateway answered 200 (then
-// onConnect was called).
+// the stream ends. connected says whether the gateway answered 200;
+// onConnect is called at the stream's first line.
 func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -224,7 +230,10 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		return false, &apiError{Status: http.StatusOK, Message: fmt.Sprintf("answered %q, not an event stream", ct)}
 	}
-	onConnect()
+	// The outage ends at the stream's first line, not at the 200: a
+	// proxy that answers 200 and ends at once is still an outage
+	// (--max-outage, and the back-off, go on).
+	streaming := false
 	// A connection that goes silent (a dead peer, a cut network) is
 	// dropped after streamIdle without a byte; the gateway's keep-alives
 	// keep a live one well inside it.
@@ -236,6 +245,10 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 	for {
 		line, rerr := br.ReadSlice('\n')
 		idle.Reset(streamIdle)
+		if !streaming && rerr == nil {
+			streaming = true
+			onConnect()
+		}
 		if rerr != nil {
 			if errors.Is(rerr, bufio.ErrBufferFull) {
 				// A line longer than the buffer (a large history item):
@@ -331,7 +344,7 @@ func humanItem(seq uint64, event string, data []byte) string {
 	var summary []string
 	for _, k := range []string{"title", "status", "message", "body"} {
 		if v, ok := item.Payload[k].(string); ok && v != "" {
-			summary = append(summary, v)
+			summary = append(summary, oneLine(v))
 		}
 	}
 	if attrs, ok := item.Payload["attrs"]; ok && len(summary) == 0 {
@@ -342,7 +355,27 @@ func humanItem(seq uint64, event string, data []byte) string {
 	if item.AcceptedAt > 0 {
 		when = time.UnixMilli(item.AcceptedAt).UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\n", seq, when, op, item.EntityID, strings.Join(summary, " | "))
+	return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\n", seq, when, oneLine(op), oneLine(item.EntityID), strings.Join(summary, " | "))
+}
+
+// oneLine keeps a sender's text on its line and off the terminal's
+// controls: a line break, a tab (the line's separator) or another control
+// character (an escape sequence would reach the terminal) is written as
+// Go writes it in a quoted string (\n, \t, \x1b).
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // flush writes the printed lines out, then records the last one in the

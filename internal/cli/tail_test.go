@@ -114,3 +114,49 @@ func TestTailStateOfAnotherChannel(t *testing.T) {
 		t.Fatalf("junk state: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestTailEndsWhenItCannotWrite: a --state file that cannot be written
+// (its directory missing) ends tail with exit 1, as the README says, after
+// the lines it printed: it reconnected for ever instead, each batch
+// reported as a lost stream, and never saved its place.
+func TestTailEndsWhenItCannotWrite(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, sseItem(1)+sseItem(2))
+	}))
+	defer srv.Close()
+	state := filepath.Join(t.TempDir(), "missing-dir", "tail.state")
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	r := runMain(t, env, "", "tail", "--state", state, "--count", "5")
+	if r.code != ExitRefused || !strings.Contains(r.stderr, "missing-dir") || strings.Contains(r.stderr, "reconnect") {
+		t.Fatalf("exit %d, stderr %q: want exit 1 naming the state file, no reconnect", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, "1\t") {
+		t.Fatalf("stdout %q: want the lines printed before the failure", r.stdout)
+	}
+}
+
+// TestTailLineHoldsOneOperation: a sender's line breaks, tabs and escape
+// sequences stay on the operation's one line, escaped, and never reach
+// the terminal as controls.
+func TestTailLineHoldsOneOperation(t *testing.T) {
+	got := humanItem(7, "message.create", []byte(`{"entity_id":"m7","accepted_at":1776852000000,"payload":{"title":"a\nb\tc\u001b[2J","body":"line 1\nline 2"}}`))
+	if got != "7\t2026-04-22T10:00:00Z\tmessage.create\tm7\ta\\nb\\tc\\x1b[2J | line 1\\nline 2\n" {
+		t.Fatalf("line %q", got)
+	}
+}
+
+// TestTailOutageOutlastsEmptyStreams: a proxy that answers 200 and ends
+// the stream at once is an outage: --max-outage ends tail (exit 3). The
+// 200 alone reset the outage clock, and tail reconnected for ever.
+func TestTailOutageOutlastsEmptyStreams(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+	}))
+	defer srv.Close()
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	r := runMain(t, env, "", "tail", "--max-outage", "300ms")
+	if r.code != ExitUnavailable || !strings.Contains(r.stderr, "unreachable for more than") {
+		t.Fatalf("exit %d, stderr %q: want exit 3 after the outage", r.code, r.stderr)
+	}
+}
