@@ -18,7 +18,7 @@ import (
 
 // ntfy (PushGo's compat/ntfy.rs, routes in src/api/handlers/mod.rs):
 //
-//	POST|PUT|GET /ntfy/{topic}                     the message in the body (or the message parameter)
+//	POST|PUT     /ntfy/{topic}                     the message in the body (or the message parameter)
 //	POST|PUT|GET /ntfy/{topic}/publish|send|trigger
 //	POST|PUT     /ntfy                             ntfy's JSON publishing: {"topic", "message", ...}
 //
@@ -59,7 +59,6 @@ var ntfyRefused = map[string]string{
 	"delay":    "scheduled delivery is not supported: the message would be sent at once",
 	"email":    "e-mail notifications are not supported",
 	"call":     "phone calls are not supported",
-	"template": "message templates are not supported: the body would be delivered as sent, not rendered",
 	"thing_id": "thing_id is not accepted on the compat routes (as PushGo); use POST /message",
 }
 
@@ -94,12 +93,13 @@ var ntfyQuery = vocabulary{
 		// one with every alert of a monitor that has a URL).
 		"x-actions": "actions", "actions": "actions", "action": "actions",
 		"x-filename": "filename", "filename": "filename", "file": "filename", "f": "filename",
+		// ntfy's template switch: refused when on (ntfyTemplateOn).
+		"x-template": "template", "template": "template", "tpl": "template",
 	},
 	refused: spellings(ntfyRefused, map[string][]string{
 		"delay":    {"x-delay", "delay", "x-at", "at", "x-in", "in"},
 		"email":    {"x-email", "x-e-mail", "email", "e-mail", "mail", "e"},
 		"call":     {"x-call", "call"},
-		"template": {"x-template", "template", "tpl"},
 		"thing_id": {"thing_id"},
 	}),
 }
@@ -121,15 +121,37 @@ var ntfyHeaders = []struct {
 	{"filename", []string{"X-Filename", "Filename", "File"}},
 }
 
+// ntfyTemplateRefused is why a template switched on is refused: ntfy
+// renders the JSON body through a template (Grafana's, GitHub's, or the
+// Title and Message as Go templates), and ignoring the switch would push
+// the raw JSON and "{{.title}}".
+const ntfyTemplateRefused = "message templates are not supported: the body would be delivered as sent, not rendered"
+
+// ntfyTemplateOn reports whether a value of ntfy's template switch asks
+// for a template: any but blank and ntfy's false values (0, no, false).
+func ntfyTemplateOn(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "no", "false", "off":
+		return false
+	}
+	return true
+}
+
+// ntfyTemplateQuery refuses the query's template switch when it is on.
+func ntfyTemplateQuery(q params) *apierr.Error {
+	if v, ok := q["template"]; ok && ntfyTemplateOn(v.text) {
+		return apierr.Fieldf(apierr.InvalidQuery, safeName(v.name), "%s", ntfyTemplateRefused)
+	}
+	return nil
+}
+
 // ntfyRefusedHeaders are the headers of ntfyRefused's features (ntfy's
 // one-letter spellings left out: too easily some proxy's).
 var ntfyRefusedHeaders = map[string][]string{
 	"delay": {"X-Delay", "Delay", "X-At", "At", "X-In", "In"},
 	"email": {"X-Email", "X-E-Mail", "Email", "E-Mail", "Mail"},
 	"call":  {"X-Call", "Call"},
-	// ntfy renders the JSON body through a template (Grafana's, GitHub's,
-	// or the Title and Message headers as Go templates): ignoring the
-	// switch would push the raw JSON and "{{.title}}".
+	// ntfy's template switch, refused only when on (ntfyTemplateOn).
 	"template": {"X-Template", "Template", "Tpl"},
 }
 
@@ -169,6 +191,9 @@ func (r *Routes) ntfy(c *echo.Context) error {
 	var q, h params
 	if aerr == nil {
 		q, aerr = fromQuery(ntfyQuery, c)
+	}
+	if aerr == nil {
+		aerr = ntfyTemplateQuery(q)
 	}
 	if aerr == nil {
 		h, aerr = ntfyHeaderParams(c.Request().Header)
@@ -212,6 +237,9 @@ func (r *Routes) ntfyJSON(c *echo.Context) error {
 	// X-Click beside its JSON); its message becomes the body, as sent.
 	if aerr == nil {
 		q, aerr = fromQuery(ntfyQuery, c)
+	}
+	if aerr == nil {
+		aerr = ntfyTemplateQuery(q)
 	}
 	if aerr == nil {
 		h, aerr = ntfyHeaderParams(c.Request().Header)
@@ -260,11 +288,16 @@ func setNtfyTopic(req *ops.MessageRequest, p params) *apierr.Error {
 // spellings, RFC 2047 encoded words decoded (as ntfy), UTF-8 required.
 // The headers of refused features are rejected.
 func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
-	for _, feature := range []string{"call", "delay", "email", "template"} {
+	for _, feature := range []string{"call", "delay", "email"} {
 		for _, name := range ntfyRefusedHeaders[feature] {
 			if hd.Get(name) != "" {
 				return nil, apierr.Fieldf(apierr.InvalidRequestBody, name, "%s", ntfyRefused[feature])
 			}
+		}
+	}
+	for _, name := range ntfyRefusedHeaders["template"] {
+		if ntfyTemplateOn(hd.Get(name)) {
+			return nil, apierr.Fieldf(apierr.InvalidRequestBody, name, "%s", ntfyTemplateRefused)
 		}
 	}
 	p := params{}
