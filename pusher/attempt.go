@@ -99,7 +99,7 @@ func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key
 		// From this device only: a token bound to another device since
 		// the send (the app registered it again there) is alive there.
 		if _, err := p.devices.RetireTokenOf(ctx, dev.ChannelType, dev.ProviderToken, key, p.now()); err != nil {
-			return attemptResult{}, fmt.Errorf("retire token of %s: %w", key, err)
+			return attemptResult{}, fmt.Errorf("retire token of %s: %w", schemadevices.KeyRef(key), err)
 		}
 		p.metrics.retired.WithLabelValues(string(prov)).Inc()
 		r.Outcome, r.Reason = delivery.Retired, res.Reason

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/cas"
+	"github.com/pushgo/gateway/schemas/delivery"
 )
 
 // storeJSON publishes v, as JSON, on subject with the message id msgID,
@@ -41,7 +42,7 @@ func (p *Pusher) storeJSON(ctx context.Context, subject, msgID string, v any, wh
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return err // no attempt will be taken
 		}
-		p.log.Warn("pusher: "+what+" not stored; trying again", "msg_id", msgID, "err", err)
+		p.log.Warn("pusher: "+what+" not stored; trying again", "msg_id", delivery.LogMsgID(msgID), "err", err)
 		for _, c := range retried {
 			c.Inc()
 		}

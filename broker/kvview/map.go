@@ -70,7 +70,7 @@ func OpenMap[T any](ctx context.Context, js jetstream.JetStream, bucket string, 
 func (m *Map[T]) Put(key string, value []byte, revision uint64) {
 	v, err := m.decode(key, value, revision)
 	if err != nil {
-		m.log.Error("kvview: skip malformed value", "key", key, "err", err)
+		m.log.Error("kvview: skip malformed value", "key", devices.KeyRef(key), "err", err)
 		return
 	}
 	m.Remember(key, v, revision)

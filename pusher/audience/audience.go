@@ -49,7 +49,7 @@ func (a *Audience) Put(key string, value []byte, _ uint64) {
 	}
 	var s devices.Subscription
 	if err := json.Unmarshal(value, &s); err != nil {
-		a.log.Error("audience: skip malformed subscription", "key", key, "err", err)
+		a.log.Error("audience: skip malformed subscription", "channel_id", ch, "device", devices.KeyRef(dev), "err", err)
 		return
 	}
 	a.mu.Lock()

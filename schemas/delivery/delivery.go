@@ -173,6 +173,19 @@ func (r Receipt) MsgID() string {
 	return "outcome:" + r.DeliveryID
 }
 
+// LogMsgID is a message id of the pusher's records (a retry task's: its
+// delivery id; a receipt's: MsgID) as a log line names it: a delivery id
+// in it is redacted (RedactID), the device key never shown.
+func LogMsgID(msgID string) string {
+	if rest, ok := strings.CutPrefix(msgID, "outcome:"); ok {
+		return "outcome:" + RedactID(rest)
+	}
+	if _, _, ok := ParseID(msgID); ok {
+		return RedactID(msgID)
+	}
+	return msgID
+}
+
 // Status values of /send_status (as PushGo 1.3).
 const (
 	StatusAccepted        = "accepted"

@@ -17,6 +17,14 @@ func TestRedactedIDsHoldNoDeviceKey(t *testing.T) {
 			t.Errorf("%q, want 42:%s", got, devices.KeyRef(key))
 		}
 	}
+	for id, want := range map[string]string{
+		ID(42, key): "42:" + devices.KeyRef(key), "outcome:" + ID(42, key): "outcome:42:" + devices.KeyRef(key),
+		"summary:abc": "summary:abc", "expanded:42": "expanded:42",
+	} {
+		if got := LogMsgID(id); got != want {
+			t.Errorf("LogMsgID(%q) = %q, want %q", id, got, want)
+		}
+	}
 	if got := RedactID("not an id"); got != "malformed" {
 		t.Errorf("RedactID of a malformed id: %q", got)
 	}
