@@ -111,13 +111,18 @@ func pdFail(c *echo.Context, e *apierr.Error) error {
 // acknowledge or resolve that named none. Where the Event cannot be read
 // (none open: the report changes nothing anyway; the projection
 // unavailable) the report keeps its default: a resolve is not refused for
-// its severity.
+// its severity. The read is not part of the tracker's append: a trigger
+// that changes the severity at the same moment may be overwritten by the
+// severity read just before it.
 func (r *Routes) pdKeepSeverity(ctx context.Context, key alerts.Key, rep pagerduty.Report) pagerduty.Report {
 	id, ok, err := r.d.Alerts.EventOf(ctx, key)
 	if err != nil || !ok {
 		return rep
 	}
-	b, aerr := r.d.Reader.ReadConsistent(ctx, &reads.Request{Route: reads.EventGet, ChannelID: key.ChannelID, EventID: id})
+	// Read waits for the Event's own last operation (its subject's), not
+	// for the whole log as ReadConsistent does: an acknowledge does not
+	// wait on the projector's lag.
+	b, aerr := r.d.Reader.Read(ctx, &reads.Request{Route: reads.EventGet, ChannelID: key.ChannelID, EventID: id})
 	if aerr != nil {
 		r.log.Debug("pagerduty: the Event's severity not read; the default kept", "channel_id", key.ChannelID, "event_id", id, "err", aerr.Detail)
 		return rep
