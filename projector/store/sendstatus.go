@@ -122,7 +122,10 @@ func (c *sendCounts) setPart(p partCounts) {
 // the deliveries they still report retrying, failures first (what a
 // re-run reports is mostly its own sends). Counting them all made a
 // failed delivery disappear behind the re-sent one (sent 2, failed 0 of
-// an audience of 2 with one failure).
+// an audience of 2 with one failure). The cap is by count, not by device:
+// across partitions, or where a re-run's own send of a device whose retry
+// failed succeeded, the split between sent and failed can be off by the
+// deliveries concerned (their total is right).
 func (c *sendCounts) counts() delivery.Counts {
 	sent, failed := c.Done.Sent, c.Done.Failed
 	if len(c.Parts) > 0 {
