@@ -61,6 +61,13 @@ func TestConsole(t *testing.T) {
 		"message": "Renewal requested", "severity": "low", "event_time": nowMillis()})["event_id"].(string)
 	api.write("/event/update", eventKeys, map[string]any{"event_id": cert, "status": "validating",
 		"message": "DNS challenge published", "severity": "low", "event_time": nowMillis()})
+	// An event opened and closed before sign-in, after the newest
+	// operation the lists reflect: the stream replays it, and it is no
+	// open event (it was listed under Open events, CLOSED).
+	old := api.write("/event/create", eventKeys, map[string]any{"title": "Old deploy", "status": "running",
+		"message": "Deploying", "severity": "low", "event_time": nowMillis()})["event_id"].(string)
+	api.write("/event/close", eventKeys, map[string]any{"event_id": old, "status": "done",
+		"message": "Deployed", "severity": "low", "event_time": nowMillis()})
 	early := api.write("/channel/token/create", []string{"channel_id", "token_id", "token", "name", "scopes", "created_at"}, map[string]any{"name": "alertmanager (before)",
 		"scopes": []string{"events.ingest", "events.read"}})
 	earlyID, earlyToken := early["token_id"].(string), early["token"].(string)
@@ -116,6 +123,11 @@ func TestConsole(t *testing.T) {
 	api.write("/thing/update", thingKeys, map[string]any{"thing_id": nas, "observed_at": nowMillis(), "attrs": map[string]any{"temperature": 51.5}})
 	p.waitText("#thing-"+nas+` dd[data-attr="temperature"]`, "51.5")
 	p.waitText("#thing-"+nas+` dd[data-attr="online"]`, "true") // merged, not replaced
+	// The replayed operations were read in order before this update's
+	// (one refresh at a time): the closed event is not listed.
+	if got := p.eval(`String(document.getElementById('event-` + old + `') === null && !document.getElementById('events-list').textContent.includes('Old deploy'))`); got != "true" {
+		t.Errorf("an event closed before sign-in is listed under Open events")
+	}
 	garage := api.write("/thing/create", thingKeys, map[string]any{"title": "Garage door", "observed_at": nowMillis(),
 		"attrs": map[string]any{"open": false, "battery": 0.91}})["thing_id"].(string)
 	p.waitText("#thing-"+garage+` dd[data-attr="battery"]`, "0.91")

@@ -239,6 +239,13 @@
         try {
           const snap = await call(cred, kind + '/get', { [kind + '_id']: id });
           if (s !== session) return;
+          // The lists show ongoing events and active things: one not shown
+          // that is closed (archived, deleted) by now is not added. At
+          // sign-in the stream may replay a long stretch of history (its
+          // start is the newest operation the lists reflect), and each
+          // closed event of it was listed under Open events.
+          const open = kind === 'thing' ? snap.state === 'active' : snap.state === 'ONGOING';
+          if (!open && !(kind === 'thing' ? things : events).has(id)) continue;
           put(kind, snap, true);
           announce((kind === 'thing' ? 'Thing ' : 'Event ') + (snap.title || id) + ' ' + (kind === 'event' ? snap.status : 'updated'));
         } catch (e) {
