@@ -151,11 +151,15 @@ func parseServer(s string) (*url.URL, error) {
 		// url.Parse's error quotes the whole input, userinfo included.
 		return nil, usagef("server: not a URL: want an http(s) URL such as http://127.0.0.1:8080")
 	}
+	// Named without its userinfo at all: Redacted hides a password only,
+	// and a URL's user part may be a token (https://TOKEN@host).
+	shown := *u
+	shown.User = nil
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("server %q: want an http(s) URL such as http://127.0.0.1:8080", u.Redacted())
+		return nil, usagef("server %q: want an http(s) URL such as http://127.0.0.1:8080", shown.String())
 	}
 	if u.User != nil {
-		return nil, usagef("server %q: credentials do not belong in the URL (use PUSHGO_TOKEN or --credentials)", u.Redacted())
+		return nil, usagef("server %q: credentials do not belong in the URL (use PUSHGO_TOKEN or --credentials)", shown.String())
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return u, nil

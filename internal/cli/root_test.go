@@ -360,9 +360,11 @@ func TestChannelCreateNotRetriedBlind(t *testing.T) {
 }
 
 // TestBadServerRedacted: a --server or PUSHGO_URL that is refused is
-// reported without the password it holds.
+// reported without the credentials it holds: a password, or a user part
+// alone (a token written as https://TOKEN@host).
 func TestBadServerRedacted(t *testing.T) {
-	for _, server := range []string{"ftp://user:s3cr3t-pw@h", "http://user:s3cr3t-pw@h", "http://user:s3cr3t-pw@h:bad port", "user:s3cr3t-pw@/nohost", "http://user:s3cr3t-pw@%zz"} {
+	for _, server := range []string{"ftp://user:s3cr3t-pw@h", "http://user:s3cr3t-pw@h", "http://user:s3cr3t-pw@h:bad port", "user:s3cr3t-pw@/nohost", "http://user:s3cr3t-pw@%zz",
+		"https://s3cr3t-pw@h", "ftp://s3cr3t-pw@h"} {
 		for _, asJSON := range []bool{false, true} {
 			args := []string{"send", "--title", "x", "--server", server}
 			if asJSON {
