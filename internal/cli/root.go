@@ -30,6 +30,38 @@ type Env struct {
 	Getenv         func(string) string
 }
 
+// interruptible ends a read of r when ctx ends (SIGINT, SIGTERM): a read
+// of a terminal, or of a pipe its writer keeps open (--password-stdin,
+// --body-file -), blocks for good, and the signal is the command's
+// context's, not the process's. The read left blocked ends with the
+// process, which exits at once (130).
+type interruptible struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (ir interruptible) Read(p []byte) (int, error) {
+	if err := ir.ctx.Err(); err != nil {
+		return 0, err
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	buf := make([]byte, len(p))
+	done := make(chan result, 1)
+	go func() {
+		n, err := ir.r.Read(buf)
+		done <- result{n, err}
+	}()
+	select {
+	case res := <-done:
+		return copy(p, buf[:res.n]), res.err
+	case <-ir.ctx.Done():
+		return 0, ir.ctx.Err()
+	}
+}
+
 // ServeFunc runs the gateway with the server's own flags and returns the
 // process's exit code.
 type ServeFunc func(ctx context.Context, args []string) int
@@ -108,6 +140,9 @@ Exit codes: 0 done, 1 refused by the gateway, 2 usage error, 3 gateway unavailab
 // Main runs pushgo with args (os.Args[1:]) and returns the exit code. The
 // server runs when serverArgs says so; anything else is a client command.
 func Main(ctx context.Context, args []string, env Env, serve ServeFunc) int {
+	if env.Stdin != nil {
+		env.Stdin = interruptible{ctx: ctx, r: env.Stdin}
+	}
 	root, g := newRoot(env, serve)
 	if sargs, ok := serverArgs(root, args); ok {
 		return serve(ctx, sargs)

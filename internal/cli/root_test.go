@@ -460,6 +460,32 @@ func TestInterruptedWrite(t *testing.T) {
 	}
 }
 
+// TestInterruptedStdinRead: SIGINT while the command reads standard
+// input (--password-stdin from a terminal, or a pipe kept open) ends it
+// with 130: the read ignored the signal, and only Ctrl-D or a kill ended it.
+func TestInterruptedStdinRead(t *testing.T) {
+	for _, args := range [][]string{{"send", "--title", "x", "--password-stdin"}, {"send", "--title", "x", "--body-file", "-"}} {
+		pr, pw := io.Pipe() // its writer never writes nor closes
+		defer pw.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		var out, errOut bytes.Buffer
+		env := map[string]string{EnvURL: "http://127.0.0.1:1", EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+		code := make(chan int, 1)
+		go func() {
+			code <- Main(ctx, args, Env{Stdin: pr, Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
+		}()
+		cancel()
+		select {
+		case c := <-code:
+			if c != ExitInterrupted {
+				t.Errorf("%v: exit %d, stderr %q; want 130", args, c, errOut.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v: still reading standard input 10 s after the interrupt", args)
+		}
+	}
+}
+
 // TestRedirectNotFollowed: a gateway URL that answers a redirect (307,
 // which would resend the body, or 301) is not followed by any command,
 // tail included: the password never reaches the other server, and the
