@@ -8,3 +8,6 @@ func SetCopiesWindow(cleanup func(func()), d time.Duration) {
 	copiesWindow = d
 	cleanup(func() { copiesWindow = old })
 }
+
+// MessagesRead is how many inbox messages in's reads went through.
+func (in *Inbox) MessagesRead() uint64 { return in.msgsRead.Load() }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -44,6 +45,9 @@ import (
 type Inbox struct {
 	items *leaderread.Stream
 	ops   *leaderread.Stream
+	// msgsRead counts the inbox messages the reads went through (for the
+	// tests: a page's read must not grow with the backlog).
+	msgsRead atomic.Uint64
 }
 
 // opClockSlack covers the clocks of the servers that lead PUSHGO_OPS and
@@ -108,6 +112,7 @@ func (in *Inbox) read(ctx context.Context, deviceKey string, keep func(seq uint6
 	var last uint64
 	at := map[uint64]int{}
 	each := func(m *jetstream.RawStreamMsg) error {
+		in.msgsRead.Add(1)
 		last = m.Sequence
 		seq, err := strconv.ParseUint(m.Header.Get(streams.HeaderInboxSeq), 10, 64)
 		if err != nil {
@@ -238,7 +243,8 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	if len(a) == 1 {
 		from = a[0] + 1
 	}
-	all, _, err := in.read(ctx, deviceKey, firstItems(limit, from), in.since(ctx, a), false, 0, nil)
+	stop, truncated := pageRead(limit, from)
+	all, _, err := in.read(ctx, deviceKey, firstItems(limit, from), in.since(ctx, a), false, 0, stop)
 	if err != nil {
 		return Page{}, err
 	}
@@ -247,7 +253,9 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 	}
 	if !in.items.Replicated(ctx) {
 		items, _, more, err := in.load(ctx, deviceKey, all, limit)
-		return Page{Items: items, HasMore: more}, err
+		// A read cut short has more after what it read, whatever load
+		// passed (acked meanwhile).
+		return Page{Items: items, HasMore: more || *truncated}, err
 	}
 	// Through a replica: the page's items as the leader holds them, until
 	// it is full or the read's items are all passed (a page short of what
@@ -262,8 +270,37 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 		page.Items = append(page.Items, data...)
 		all = all[n:]
 	}
-	page.HasMore = len(all) > 0
+	page.HasMore = len(all) > 0 || *truncated
 	return page, nil
+}
+
+// pageRead is the stop of a page's read of limit items from operation
+// sequence from on: once it has met limit+1 items (the page and one to say
+// there are more) and read copiesWindow of messages past the last of them
+// (an item stored again late belongs where its sequence puts it, maybe in
+// the page). truncated reports whether it stopped the read. Without it
+// every page read the device's whole inbox: an app draining a backlog
+// page by page read it again at each page, a cost that grew with the
+// square of the backlog.
+func pageRead(limit int, from uint64) (stop func(seq uint64, m *jetstream.RawStreamMsg) bool, truncated *bool) {
+	need := limit + 1
+	met := map[uint64]bool{}
+	var fullAt time.Time
+	truncated = new(bool)
+	stop = func(seq uint64, m *jetstream.RawStreamMsg) bool {
+		if seq >= from && len(met) < need && !met[seq] {
+			met[seq] = true
+			if len(met) == need {
+				fullAt = m.Time
+			}
+		}
+		// Never on a time unknown: a message without one reads on.
+		if len(met) == need && !fullAt.IsZero() && m.Time.Sub(fullAt) > copiesWindow {
+			*truncated = true
+		}
+		return *truncated
+	}
+	return stop, truncated
 }
 
 // held returns the data of those of items the stream's leader still
@@ -405,7 +442,8 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 			items = append(items, jsontext.Value(it.data))
 		}
 	} else {
-		all, _, err := in.read(ctx, deviceKey, firstItems(limit, 0), time.Time{}, false, 0, nil)
+		stop, _ := pageRead(limit, 0)
+		all, _, err := in.read(ctx, deviceKey, firstItems(limit, 0), time.Time{}, false, 0, stop)
 		if err != nil {
 			return nil, err
 		}

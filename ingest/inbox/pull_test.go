@@ -1,0 +1,74 @@
+package inbox_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/go-json-experiment/json"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/ingest/inbox"
+	"github.com/pushgo/gateway/schemas/delivery"
+	"github.com/pushgo/gateway/schemas/ids"
+)
+
+// TestDrainingABacklogReadsItOnce: an app drains a backlog as the apps
+// do, pull (no after) and ack, a page at a time: every item comes once,
+// in order, and the reads go through the backlog about once in all. Each
+// pull read the device's whole inbox, so draining n items read about
+// n²/(2·page) messages.
+func TestDrainingABacklogReadsItOnce(t *testing.T) {
+	inbox.SetCopiesWindow(t.Cleanup, 0) // the items are stored a moment apart
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	in, err := inbox.Open(ctx, b.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := ids.NewDeviceKey()
+	const n, page = 1000, 100
+	for seq := uint64(1); seq <= n; seq++ {
+		put(t, b.JS, device, seq, fmt.Sprintf(`{"delivery_id":%q}`, delivery.ID(seq, device)))
+	}
+	before := in.MessagesRead()
+	var got []string
+	for {
+		p, err := in.Pull(ctx, device, "", page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range p.Items {
+			var item struct {
+				DeliveryID string `json:"delivery_id"`
+			}
+			if err := json.Unmarshal(it, &item); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, item.DeliveryID)
+		}
+		got = append(got, ids...)
+		if len(ids) > 0 {
+			if removed, err := in.Ack(ctx, device, ids); err != nil || removed != len(ids) {
+				t.Fatalf("ack of %d: %d removed, %v", len(ids), removed, err)
+			}
+		}
+		if !p.HasMore {
+			break
+		}
+		if len(got) > n {
+			t.Fatalf("more than %d items pulled", n)
+		}
+	}
+	if len(got) != n || got[0] != delivery.ID(1, device) || got[n-1] != delivery.ID(n, device) {
+		t.Fatalf("%d items pulled (first %v), want the %d in order", len(got), got[:min(len(got), 3)], n)
+	}
+	// Each page's pull and ack read its page and the next item: about 2n
+	// in all. The whole inbox at each pull: about n²/(2·page) + n = 6,000.
+	read := in.MessagesRead() - before
+	t.Logf("draining %d items read %d messages", n, read)
+	if read > 3*n {
+		t.Fatalf("draining %d items read %d messages: the reads grow with the backlog", n, read)
+	}
+}
