@@ -521,11 +521,42 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 	if _, err := r.createIfAbsent(ctx, r.devChans, devices.DeviceChannelKey(key, channelID), b); err != nil {
 		return false, fmt.Errorf("subscribe %s: index: %w", channelID, err)
 	}
-	created, err := r.createIfAbsent(ctx, r.subs, devices.SubscriptionKey(channelID, key), b)
+	created, err := r.subscribeKey(ctx, devices.SubscriptionKey(channelID, key), b)
 	if err != nil {
 		return false, fmt.Errorf("subscribe %s: %w", channelID, err)
 	}
 	return created, nil
+}
+
+// subscribeKey creates the subscription key k with val unless it holds a
+// subscription; a removal's record (an unsubscribe under way, or one that
+// failed between its two writes) is replaced. It reports whether it wrote.
+func (r *Registry) subscribeKey(ctx context.Context, k string, val []byte) (bool, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			_ = cas.Backoff(ctx, attempt, backoffStep)
+		}
+		e, err := r.subs.Latest(ctx, k)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = r.subs.KV().Create(ctx, k, val)
+		case err != nil:
+			return false, err
+		default:
+			var cur devices.Subscription
+			if json.Unmarshal(e.Value(), &cur) == nil && cur.RemovedAfter == 0 {
+				return false, nil // subscribed already
+			}
+			_, err = r.subs.KV().Update(ctx, k, val, e.Revision())
+		}
+		if err == nil {
+			return true, nil
+		}
+		if !cas.Lost(err) {
+			return false, err
+		}
+	}
+	return false, ErrConflict
 }
 
 // Subscription returns device key's subscription to channelID as the
@@ -545,6 +576,9 @@ func (r *Registry) Subscription(ctx context.Context, key, channelID string) (dev
 	var sub devices.Subscription
 	if err := json.Unmarshal(e.Value(), &sub); err != nil {
 		return devices.Subscription{}, false, fmt.Errorf("decode subscription %s: %w", devices.KeyRef(e.Key()), err)
+	}
+	if sub.RemovedAfter != 0 {
+		return devices.Subscription{}, false, nil // being removed
 	}
 	return sub, true, nil
 }
@@ -575,11 +609,18 @@ func (r *Registry) createIfAbsent(ctx context.Context, b *leaderread.Bucket, k s
 
 // Unsubscribe removes the subscription of device key to channelID and
 // reports whether there was one. The channel key goes before the device
-// index key.
+// index key. The channel key is first rewritten as a removal's record
+// (Subscription.RemovedAfter: the log's last sequence now), then deleted:
+// the pusher's audience keeps that record a while, so that every delivery
+// partition finds the device in the audience of the operations appended
+// before, and not in those appended after, whenever it fans them out. A
+// partition that found the audience after the device left counted it out
+// while another had counted it in, and the operation's /send_status
+// waited for its delivery for good.
 func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	removed, err := r.deleteIfPresent(ctx, r.subs, devices.SubscriptionKey(channelID, key))
+	removed, err := r.unsubscribeKey(ctx, devices.SubscriptionKey(channelID, key))
 	if err != nil {
 		return false, fmt.Errorf("unsubscribe %s: %w", channelID, err)
 	}
@@ -587,6 +628,59 @@ func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool
 		return removed, fmt.Errorf("unsubscribe %s: index: %w", channelID, err)
 	}
 	return removed, nil
+}
+
+// unsubscribeKey writes the removal's record over the subscription key k
+// and deletes it, each by compare-and-swap on its revision, and reports
+// whether k held a subscription (not a removal's record).
+func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			_ = cas.Backoff(ctx, attempt, backoffStep)
+		}
+		e, err := r.subs.Latest(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		var sub devices.Subscription
+		if err := json.Unmarshal(e.Value(), &sub); err != nil {
+			return false, fmt.Errorf("decode subscription %s: %w", devices.KeyRef(k), err)
+		}
+		subscribed, rev := sub.RemovedAfter == 0, e.Revision()
+		if subscribed {
+			ops, err := r.js.Stream(ctx, streams.Ops)
+			if err != nil {
+				return false, fmt.Errorf("log position: %w", err)
+			}
+			sub.RemovedAfter = max(ops.CachedInfo().State.LastSeq, 1)
+			b, err := json.Marshal(sub)
+			if err != nil {
+				return false, err
+			}
+			if rev, err = r.subs.KV().Update(ctx, k, b, rev); cas.Lost(err) {
+				continue
+			} else if err != nil {
+				return false, err
+			}
+		}
+		err = r.subs.KV().Delete(ctx, k, jetstream.LastRevision(rev))
+		if cas.Lost(err) {
+			if subscribed {
+				// Re-subscribed in between: the record is replaced, and the
+				// subscription stands until a later unsubscribe.
+				return true, nil
+			}
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		return subscribed, nil
+	}
+	return false, ErrConflict
 }
 
 // deleteIfPresent deletes k by compare-and-swap on its revision and

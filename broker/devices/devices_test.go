@@ -258,3 +258,39 @@ func TestSubscribeIdempotent(t *testing.T) {
 		t.Fatalf("empty channel: %v %v", subs, err)
 	}
 }
+
+// TestUnsubscribeLeftHalfWay: an unsubscribe that failed between its two
+// writes leaves the removal's record on the key: it is no subscription
+// (Subscription says none), a subscribe replaces it, and an unsubscribe
+// retried deletes it and reports that there was no subscription left.
+func TestUnsubscribeLeftHalfWay(t *testing.T) {
+	r, js := open(t)
+	ctx := context.Background()
+	dk, ch := ids.NewDeviceKey(), ids.NewChannelID()
+	kv, err := js.KeyValue(ctx, streams.SubscriptionsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record, _ := json.Marshal(schema.Subscription{ChannelID: ch, DeviceKey: dk, AfterSeq: 3, RemovedAfter: 9})
+	if _, err := kv.Put(ctx, schema.SubscriptionKey(ch, dk), record); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := r.Subscription(ctx, dk, ch); err != nil || ok {
+		t.Fatalf("a removal's record read as a subscription: %v %v", ok, err)
+	}
+	if removed, err := r.Unsubscribe(ctx, dk, ch); err != nil || removed {
+		t.Fatalf("unsubscribe of a removal's record: removed %v, %v; want false", removed, err)
+	}
+	if _, err := kv.Get(ctx, schema.SubscriptionKey(ch, dk)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the removal's record is still there: %v", err)
+	}
+	if _, err := kv.Put(ctx, schema.SubscriptionKey(ch, dk), record); err != nil {
+		t.Fatal(err)
+	}
+	if created, err := r.Subscribe(ctx, dk, ch, now); err != nil || !created {
+		t.Fatalf("subscribe over a removal's record: %v %v, want created", created, err)
+	}
+	if sub, ok, err := r.Subscription(ctx, dk, ch); err != nil || !ok || sub.RemovedAfter != 0 {
+		t.Fatalf("subscription after subscribing again: %+v %v %v", sub, ok, err)
+	}
+}

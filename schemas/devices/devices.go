@@ -152,6 +152,14 @@ type Subscription struct {
 	// sequence, and everything up to it is history. Sequences order what
 	// timestamps cannot (many operations share a millisecond).
 	AfterSeq uint64 `json:"after_seq,omitempty"`
+	// RemovedAfter, when set, marks the record of a subscription being
+	// removed (Registry.Unsubscribe writes it just before deleting the
+	// key): the last PUSHGO_OPS sequence when the device was unsubscribed.
+	// The operations up to it are the device's as AfterSeq says, those
+	// after it are not: every delivery partition finds the same audience
+	// for an operation, however late it fans it out. A record with it is
+	// no subscription.
+	RemovedAfter uint64 `json:"removed_after,omitempty"`
 }
 
 // TokenOwner is the value of a key in PUSHGO_PROVIDER_TOKENS: the device

@@ -1,0 +1,90 @@
+package audience_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/broker/devices"
+	"github.com/pushgo/gateway/pusher/audience"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestUnsubscribedDeviceStaysInTheAudienceOfEarlierOperations: a device
+// unsubscribed is in the audience of the operations appended before its
+// unsubscribe, and not of those after, whenever the audience is asked:
+// each delivery partition asks when it fans an operation out, one of them
+// maybe long after the others, and they must find the same audience (a
+// partition that found the device gone wrote no share of it while
+// another had counted it in, and /send_status waited for it for good).
+// Subscribed again, it is in the audience of what follows.
+func TestUnsubscribedDeviceStaysInTheAudienceOfEarlierOperations(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	reg, err := devices.Open(ctx, b.JS, devices.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := audience.Open(ctx, b.JS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ch, stay, leave := ids.NewChannelID(), ids.NewDeviceKey(), ids.NewDeviceKey()
+	appendOp := func() uint64 {
+		t.Helper()
+		ack, err := b.JS.Publish(ctx, streams.MessagesSubject(ch), []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	before := appendOp()
+	for _, d := range []string{stay, leave} {
+		if _, err := reg.Subscribe(ctx, d, ch, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	during := appendOp()
+	if removed, err := reg.Unsubscribe(ctx, leave, ch); err != nil || !removed {
+		t.Fatalf("unsubscribe: %v %v", removed, err)
+	}
+	after := appendOp()
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for seq, want := range map[uint64][]string{before: {}, during: sorted(stay, leave), after: {stay}} {
+		if got := a.At(ch, seq); !slices.Equal(got, want) {
+			t.Errorf("audience of seq %d: %v, want %v", seq, got, want)
+		}
+	}
+	if _, ok, err := reg.Subscription(ctx, leave, ch); err != nil || ok {
+		t.Fatalf("the unsubscribed device's subscription: %v %v, want none", ok, err)
+	}
+	if subs, err := reg.Subscribers(ctx, ch); err != nil || !slices.Equal(subs, []string{stay}) {
+		t.Fatalf("subscribers %v %v, want only %s", subs, err, stay)
+	}
+
+	// Subscribed again: in the audience of what follows.
+	if created, err := reg.Subscribe(ctx, leave, ch, time.Now()); err != nil || !created {
+		t.Fatalf("subscribe again: %v %v", created, err)
+	}
+	again := appendOp()
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.At(ch, again); !slices.Equal(got, sorted(stay, leave)) {
+		t.Errorf("audience after subscribing again: %v", got)
+	}
+	if got := a.At(ch, after); !slices.Equal(got, []string{stay}) {
+		t.Errorf("audience of the operation appended while it was away: %v, want %v", got, []string{stay})
+	}
+}
+
+func sorted(s ...string) []string {
+	slices.Sort(s)
+	return s
+}
