@@ -94,6 +94,7 @@ type Config struct {
 type Service struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
+	log      *slog.Logger
 	registry *registry.Registry
 	writer   *oplog.Writer
 	devices  *devices.Registry
@@ -193,7 +194,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if cfg.MaxProjectorLag == 0 {
 		cfg.MaxProjectorLag = 10_000
 	}
-	s := &Service{nc: nc, js: js, registry: reg, writer: w, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag, limits: lim,
+	s := &Service{nc: nc, js: js, log: cfg.Logger, registry: reg, writer: w, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag, limits: lim,
 		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
 		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
@@ -254,10 +255,27 @@ func (s *Service) HTTP() *httpapi.Server { return s.http }
 // nil. Nothing in ingest fails for good: its watches restart themselves
 // and its writes answer 503 while the broker is away.
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
-	s.Close()
-	return nil
+	// The removals' records of unsubscribes (devices.RemovalKept old) are
+	// swept from here: ingest writes the subscriptions.
+	t := time.NewTicker(removalSweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return nil
+		case <-t.C:
+			if n, err := s.devices.SweepRemovals(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("ingest: unsubscribes' records not swept; trying again later", "err", err)
+			} else if n > 0 {
+				s.log.Debug("ingest: unsubscribes' records swept", "records", n)
+			}
+		}
+	}
 }
+
+// removalSweepEvery is how often Run sweeps the unsubscribes' records.
+const removalSweepEvery = 10 * time.Minute
 
 // Collectors are ingest's metrics, for the process's /metrics.
 func (s *Service) Collectors() []prometheus.Collector {

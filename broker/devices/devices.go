@@ -544,10 +544,21 @@ func (r *Registry) subscribeKey(ctx context.Context, k string, val []byte) (bool
 			return false, err
 		default:
 			var cur devices.Subscription
-			if json.Unmarshal(e.Value(), &cur) == nil && cur.RemovedAfter == 0 {
+			if json.Unmarshal(e.Value(), &cur) == nil && !cur.Removed() {
 				return false, nil // subscribed already
 			}
-			_, err = r.subs.KV().Update(ctx, k, val, e.Revision())
+			// Back within RemovalKept of leaving: the stretch it was
+			// subscribed for stays its (the latest one; an older one is
+			// forgotten).
+			next := val
+			var sub devices.Subscription
+			if cur.Removed() && json.Unmarshal(val, &sub) == nil {
+				sub.Before = &devices.Membership{After: cur.AfterSeq, RemovedAfter: cur.RemovedAfter}
+				if next, err = json.Marshal(sub); err != nil {
+					return false, err
+				}
+			}
+			_, err = r.subs.KV().Update(ctx, k, next, e.Revision())
 		}
 		if err == nil {
 			return true, nil
@@ -577,8 +588,8 @@ func (r *Registry) Subscription(ctx context.Context, key, channelID string) (dev
 	if err := json.Unmarshal(e.Value(), &sub); err != nil {
 		return devices.Subscription{}, false, fmt.Errorf("decode subscription %s: %w", devices.KeyRef(e.Key()), err)
 	}
-	if sub.RemovedAfter != 0 {
-		return devices.Subscription{}, false, nil // being removed
+	if sub.Removed() {
+		return devices.Subscription{}, false, nil
 	}
 	return sub, true, nil
 }
@@ -609,30 +620,46 @@ func (r *Registry) createIfAbsent(ctx context.Context, b *leaderread.Bucket, k s
 
 // Unsubscribe removes the subscription of device key to channelID and
 // reports whether there was one. The channel key goes before the device
-// index key. The channel key is first rewritten as a removal's record
-// (Subscription.RemovedAfter: the log's last sequence now), then deleted:
-// the pusher's audience keeps that record a while, so that every delivery
-// partition finds the device in the audience of the operations appended
-// before, and not in those appended after, whenever it fans them out. A
-// partition that found the audience after the device left counted it out
-// while another had counted it in, and the operation's /send_status
-// waited for its delivery for good.
+// index key. The channel key is not deleted but rewritten as a removal's
+// record (Subscription.RemovedAt, RemovedAfter: the log's last sequence
+// now), which the pusher deletes devices.RemovalKept later: until then
+// every delivery partition finds the device in the audience of the
+// operations appended before, and not in those appended after, whenever
+// it fans them out. A partition that found the audience after the device
+// left counted it out while another had counted it in, and the
+// operation's /send_status waited for its delivery for good.
 func (r *Registry) Unsubscribe(ctx context.Context, key, channelID string) (bool, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	removed, err := r.unsubscribeKey(ctx, devices.SubscriptionKey(channelID, key))
+	k := devices.SubscriptionKey(channelID, key)
+	removed, err := r.unsubscribeKey(ctx, k)
 	if err != nil {
 		return false, fmt.Errorf("unsubscribe %s: %w", channelID, err)
 	}
-	if _, err := r.deleteIfPresent(ctx, r.devChans, devices.DeviceChannelKey(key, channelID)); err != nil {
+	ik := devices.DeviceChannelKey(key, channelID)
+	if _, err := r.deleteIfPresent(ctx, r.devChans, ik); err != nil {
 		return removed, fmt.Errorf("unsubscribe %s: index: %w", channelID, err)
+	}
+	// A subscribe through another replica between the two may have
+	// found its index key still there, then replaced the removal's
+	// record: the subscription stands, and its index key must too.
+	e, err := r.subs.Latest(ctx, k)
+	if err == nil {
+		var sub devices.Subscription
+		if json.Unmarshal(e.Value(), &sub) == nil && !sub.Removed() {
+			if _, err := r.createIfAbsent(ctx, r.devChans, ik, e.Value()); err != nil {
+				return removed, fmt.Errorf("unsubscribe %s: index of the subscription made meanwhile: %w", channelID, err)
+			}
+		}
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return removed, fmt.Errorf("unsubscribe %s: %w", channelID, err)
 	}
 	return removed, nil
 }
 
-// unsubscribeKey writes the removal's record over the subscription key k
-// and deletes it, each by compare-and-swap on its revision, and reports
-// whether k held a subscription (not a removal's record).
+// unsubscribeKey rewrites the subscription key k as a removal's record,
+// by compare-and-swap on its revision, and reports whether k held a
+// subscription (not a removal's record, not nothing).
 func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
@@ -649,38 +676,80 @@ func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
 		if err := json.Unmarshal(e.Value(), &sub); err != nil {
 			return false, fmt.Errorf("decode subscription %s: %w", devices.KeyRef(k), err)
 		}
-		subscribed, rev := sub.RemovedAfter == 0, e.Revision()
-		if subscribed {
-			ops, err := r.js.Stream(ctx, streams.Ops)
-			if err != nil {
-				return false, fmt.Errorf("log position: %w", err)
-			}
-			sub.RemovedAfter = max(ops.CachedInfo().State.LastSeq, 1)
-			b, err := json.Marshal(sub)
-			if err != nil {
-				return false, err
-			}
-			if rev, err = r.subs.KV().Update(ctx, k, b, rev); cas.Lost(err) {
-				continue
-			} else if err != nil {
-				return false, err
-			}
+		if sub.Removed() {
+			return false, nil
 		}
-		err = r.subs.KV().Delete(ctx, k, jetstream.LastRevision(rev))
+		// The log's position read before the write: an operation appended
+		// between the two may be counted in by a partition that fanned it
+		// out before the write and out by one after (milliseconds, where
+		// the partitions' lag was the window before).
+		ops, err := r.js.Stream(ctx, streams.Ops)
+		if err != nil {
+			return false, fmt.Errorf("log position: %w", err)
+		}
+		sub.RemovedAt, sub.RemovedAfter = max(time.Now().UnixMilli(), 1), ops.CachedInfo().State.LastSeq
+		b, err := json.Marshal(sub)
+		if err != nil {
+			return false, err
+		}
+		_, err = r.subs.KV().Update(ctx, k, b, e.Revision())
 		if cas.Lost(err) {
-			if subscribed {
-				// Re-subscribed in between: the record is replaced, and the
-				// subscription stands until a later unsubscribe.
-				return true, nil
-			}
 			continue
 		}
 		if err != nil {
 			return false, err
 		}
-		return subscribed, nil
+		return true, nil
 	}
 	return false, ErrConflict
+}
+
+// SweepRemovals deletes the removals' records (Unsubscribe) older than
+// devices.RemovalKept as of now, each by compare-and-swap on the revision
+// it read (a subscription made again since stays), and returns how many
+// it deleted. It reads every subscription's latest value once: ingest
+// runs it every few minutes. Every replica may run it; a record another
+// deleted first is passed.
+func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error) {
+	w, err := r.subs.KV().WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, fmt.Errorf("sweep removals: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	type due struct {
+		key string
+		rev uint64
+	}
+	var expired []due
+	cutoff := now.Add(-devices.RemovalKept).UnixMilli()
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return 0, fmt.Errorf("sweep removals: %w", ctx.Err())
+		}
+		if e == nil {
+			break // the latest values are all in
+		}
+		var sub devices.Subscription
+		if json.Unmarshal(e.Value(), &sub) == nil && sub.Removed() && sub.RemovedAt <= cutoff {
+			expired = append(expired, due{e.Key(), e.Revision()})
+		}
+	}
+	n := 0
+	for _, d := range expired {
+		err := r.subs.KV().Delete(ctx, d.key, jetstream.LastRevision(d.rev))
+		switch {
+		case cas.Lost(err):
+			// Subscribed again, or swept by another replica.
+		case err != nil:
+			return n, fmt.Errorf("sweep removals: %w", err)
+		default:
+			n++
+		}
+	}
+	return n, nil
 }
 
 // deleteIfPresent deletes k by compare-and-swap on its revision and
@@ -729,20 +798,34 @@ func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
 }
 
 // Subscribers returns the keys of the devices subscribed to channelID,
-// sorted. It is one filtered key listing of PUSHGO_SUBSCRIPTIONS (headers
-// only, no values), so its cost is proportional to the channel's
-// subscribers, not to the bucket: 10,000 subscribers list in tens of
-// milliseconds. Fetch routes with Device (the pusher keeps its own view).
+// sorted. It is one filtered read of PUSHGO_SUBSCRIPTIONS's latest values
+// (a removal's record is no subscriber), so its cost is proportional to
+// the channel's keys, not to the bucket. Fetch routes with Device (the
+// pusher keeps its own view).
 func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	keys, err := listKeys(ctx, r.subs.KV(), devices.SubscribersFilter(channelID))
+	w, err := r.subs.KV().WatchFiltered(ctx, []string{devices.SubscribersFilter(channelID)}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers of %s: %w", channelID, err)
 	}
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if _, dk, ok := devices.ParseSubscriptionKey(k); ok {
+	defer func() { _ = w.Stop() }()
+	var out []string
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return nil, fmt.Errorf("list subscribers of %s: %w", channelID, ctx.Err())
+		}
+		if e == nil {
+			break // the latest values are all in
+		}
+		var sub devices.Subscription
+		if json.Unmarshal(e.Value(), &sub) != nil || sub.Removed() {
+			continue
+		}
+		if _, dk, ok := devices.ParseSubscriptionKey(e.Key()); ok {
 			out = append(out, dk)
 		}
 	}

@@ -259,38 +259,67 @@ func TestSubscribeIdempotent(t *testing.T) {
 	}
 }
 
-// TestUnsubscribeLeftHalfWay: an unsubscribe that failed between its two
-// writes leaves the removal's record on the key: it is no subscription
-// (Subscription says none), a subscribe replaces it, and an unsubscribe
-// retried deletes it and reports that there was no subscription left.
-func TestUnsubscribeLeftHalfWay(t *testing.T) {
+// TestRemovalRecord: an unsubscribe leaves a removal's record on the key
+// (for the pusher's audience, devices.RemovalKept): it is no
+// subscription, not a subscriber, and an unsubscribe again finds none; a
+// subscribe replaces it, keeping the stretch it covered; SweepRemovals
+// deletes one older than RemovalKept and leaves a subscription.
+func TestRemovalRecord(t *testing.T) {
 	r, js := open(t)
 	ctx := context.Background()
-	dk, ch := ids.NewDeviceKey(), ids.NewChannelID()
+	dk, other, ch := ids.NewDeviceKey(), ids.NewDeviceKey(), ids.NewChannelID()
 	kv, err := js.KeyValue(ctx, streams.SubscriptionsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	record, _ := json.Marshal(schema.Subscription{ChannelID: ch, DeviceKey: dk, AfterSeq: 3, RemovedAfter: 9})
-	if _, err := kv.Put(ctx, schema.SubscriptionKey(ch, dk), record); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{dk, other} {
+		if _, err := r.Subscribe(ctx, d, ch, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if removed, err := r.Unsubscribe(ctx, dk, ch); err != nil || !removed {
+		t.Fatalf("unsubscribe: %v %v", removed, err)
+	}
+	e, err := kv.Get(ctx, schema.SubscriptionKey(ch, dk))
+	if err != nil {
+		t.Fatalf("no removal's record: %v", err)
+	}
+	var rec schema.Subscription
+	if err := json.Unmarshal(e.Value(), &rec); err != nil || !rec.Removed() {
+		t.Fatalf("record %s (%v): want a removal's", e.Value(), err)
 	}
 	if _, ok, err := r.Subscription(ctx, dk, ch); err != nil || ok {
 		t.Fatalf("a removal's record read as a subscription: %v %v", ok, err)
 	}
+	if subs, err := r.Subscribers(ctx, ch); err != nil || len(subs) != 1 || subs[0] != other {
+		t.Fatalf("subscribers %v %v, want only %s", subs, err, other)
+	}
+	if chs, err := r.Channels(ctx, dk); err != nil || len(chs) != 0 {
+		t.Fatalf("channels of the unsubscribed device: %v %v", chs, err)
+	}
 	if removed, err := r.Unsubscribe(ctx, dk, ch); err != nil || removed {
-		t.Fatalf("unsubscribe of a removal's record: removed %v, %v; want false", removed, err)
-	}
-	if _, err := kv.Get(ctx, schema.SubscriptionKey(ch, dk)); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("the removal's record is still there: %v", err)
-	}
-	if _, err := kv.Put(ctx, schema.SubscriptionKey(ch, dk), record); err != nil {
-		t.Fatal(err)
+		t.Fatalf("unsubscribe again: removed %v, %v; want false", removed, err)
 	}
 	if created, err := r.Subscribe(ctx, dk, ch, now); err != nil || !created {
 		t.Fatalf("subscribe over a removal's record: %v %v, want created", created, err)
 	}
-	if sub, ok, err := r.Subscription(ctx, dk, ch); err != nil || !ok || sub.RemovedAfter != 0 {
-		t.Fatalf("subscription after subscribing again: %+v %v %v", sub, ok, err)
+	sub, ok, err := r.Subscription(ctx, dk, ch)
+	if err != nil || !ok || sub.Removed() || sub.Before == nil || sub.Before.RemovedAfter != rec.RemovedAfter {
+		t.Fatalf("subscription after subscribing again: %+v %v %v, want its earlier stretch in Before", sub, ok, err)
+	}
+	if chs, err := r.Channels(ctx, dk); err != nil || len(chs) != 1 {
+		t.Fatalf("channels after subscribing again: %v %v", chs, err)
+	}
+	if removed, err := r.Unsubscribe(ctx, other, ch); err != nil || !removed {
+		t.Fatal(removed, err)
+	}
+	if n, err := r.SweepRemovals(ctx, time.Now().Add(schema.RemovalKept+time.Minute)); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v, want the one removal's record", n, err)
+	}
+	if _, err := kv.Get(ctx, schema.SubscriptionKey(ch, other)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the swept record is still there: %v", err)
+	}
+	if _, ok, err := r.Subscription(ctx, dk, ch); err != nil || !ok {
+		t.Fatalf("the sweep took a subscription: %v %v", ok, err)
 	}
 }

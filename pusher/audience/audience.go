@@ -5,9 +5,9 @@ package audience
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,35 +21,23 @@ import (
 // one long-lived watch of the subscriptions bucket, so the fan-out finds an
 // operation's audience with no broker round trip. The caller MUST call Close.
 type Audience struct {
-	mu   sync.RWMutex
-	subs map[string]map[string]member // channel → device → its membership
-	// removed are the devices whose removal's record was seen, oldest
-	// first: kept removedFor after their key is deleted, then dropped.
-	removed []removal
-	log     *slog.Logger
-	watch   *kvview.Watch
-	now     func() time.Time
+	mu    sync.RWMutex
+	subs  map[string]map[string]member // channel → device → its membership
+	log   *slog.Logger
+	watch *kvview.Watch
 }
 
-// member is a device's membership of a channel's audience: the
-// operations after after, up to removedAfter when it was unsubscribed
-// (0: still subscribed).
+// member is a device's membership of a channel's audience, as its
+// subscription's record says (devices.Subscription.Covers), in 24 bytes:
+// a gateway's audience holds every subscription.
 type member struct {
-	after, removedAfter uint64
+	devices.Membership
+	before *devices.Membership
 }
 
-// removal is a removed device kept in the audience, until expires.
-type removal struct {
-	channelID, deviceKey string
-	removedAfter         uint64
-	expires              time.Time
+func (m member) covers(seq uint64) bool {
+	return m.Covers(seq) || m.before != nil && m.before.Covers(seq)
 }
-
-// removedFor is how long a device unsubscribed stays in the audience of
-// the operations appended before (devices.Subscription.RemovedAfter): a
-// delivery partition fanning out such an operation later than that (far
-// behind the others) no longer finds it.
-const removedFor = time.Hour
 
 // Open starts the watch and returns once the current subscriptions are
 // loaded.
@@ -57,7 +45,7 @@ func Open(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (*Audie
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Audience{subs: map[string]map[string]member{}, log: log, now: time.Now}
+	a := &Audience{subs: map[string]map[string]member{}, log: log}
 	w, err := kvview.Start(ctx, js, streams.SubscriptionsBucket, a, kvview.Options{Logger: log})
 	if err != nil {
 		return nil, err
@@ -79,11 +67,13 @@ func (a *Audience) Put(key string, value []byte, _ uint64) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.expireLocked(a.now())
 	if a.subs[ch] == nil {
 		a.subs[ch] = map[string]member{}
 	}
-	a.subs[ch][dev] = member{after: s.AfterSeq, removedAfter: s.RemovedAfter}
+	// A removal's record (an unsubscribe) stays until ingest sweeps it
+	// (devices.RemovalKept): the device is in the audience of the
+	// operations appended before its unsubscribe.
+	a.subs[ch][dev] = member{Membership: s.Membership(), before: s.Before}
 }
 
 // Delete applies a subscription removed (kvview.Applier).
@@ -94,33 +84,6 @@ func (a *Audience) Delete(key string, _ uint64) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
-	a.expireLocked(now)
-	m := a.subs[ch]
-	if mb, ok := m[dev]; ok && mb.removedAfter != 0 {
-		// Its removal's record came first: kept for the operations
-		// appended before it, until it expires.
-		a.removed = append(a.removed, removal{channelID: ch, deviceKey: dev, removedAfter: mb.removedAfter, expires: now.Add(removedFor)})
-		return
-	}
-	a.dropLocked(ch, dev)
-}
-
-// expireLocked drops the removed devices kept past their time, unless
-// subscribed again since.
-func (a *Audience) expireLocked(now time.Time) {
-	n := 0
-	for n < len(a.removed) && !now.Before(a.removed[n].expires) {
-		r := a.removed[n]
-		if mb, ok := a.subs[r.channelID][r.deviceKey]; ok && mb.removedAfter == r.removedAfter {
-			a.dropLocked(r.channelID, r.deviceKey)
-		}
-		n++
-	}
-	a.removed = a.removed[n:]
-}
-
-func (a *Audience) dropLocked(ch, dev string) {
 	if m := a.subs[ch]; m != nil {
 		delete(m, dev)
 		if len(m) == 0 {
@@ -142,8 +105,8 @@ func (a *Audience) Err() error { return a.watch.Err() }
 func (a *Audience) Has(channelID string) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	for _, mb := range a.subs[channelID] {
-		if mb.removedAfter == 0 {
+	for _, m := range a.subs[channelID] {
+		if m.RemovedAfter == math.MaxUint64 {
 			return true
 		}
 	}
@@ -151,15 +114,15 @@ func (a *Audience) Has(channelID string) bool {
 }
 
 // At lists, in key order, the devices of channelID that the operation at
-// stream sequence seq is pushed to: those subscribed before it was
-// appended, and not unsubscribed before (a device unsubscribed is kept
-// for the operations appended before, removedFor). For a device that
+// stream sequence seq is pushed to: those subscribed when it was appended
+// (devices.Subscription.Covers; a device unsubscribed is kept for the
+// operations appended before, devices.RemovalKept). For a device that
 // subscribed later it is history.
 func (a *Audience) At(channelID string, seq uint64) []string {
 	a.mu.RLock()
 	out := make([]string, 0, len(a.subs[channelID]))
-	for dev, mb := range a.subs[channelID] {
-		if mb.after < seq && (mb.removedAfter == 0 || seq <= mb.removedAfter) {
+	for dev, m := range a.subs[channelID] {
+		if m.covers(seq) {
 			out = append(out, dev)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/pusher/audience"
+	schema "github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -81,6 +82,29 @@ func TestUnsubscribedDeviceStaysInTheAudienceOfEarlierOperations(t *testing.T) {
 	}
 	if got := a.At(ch, after); !slices.Equal(got, []string{stay}) {
 		t.Errorf("audience of the operation appended while it was away: %v, want %v", got, []string{stay})
+	}
+	if got := a.At(ch, during); !slices.Equal(got, sorted(stay, leave)) {
+		t.Errorf("audience of the operation of its first subscription, after subscribing again: %v, want both", got)
+	}
+
+	// Unsubscribed again and swept by ingest devices.RemovalKept later: it
+	// leaves the audience of every operation.
+	if removed, err := reg.Unsubscribe(ctx, leave, ch); err != nil || !removed {
+		t.Fatalf("unsubscribe again: %v %v", removed, err)
+	}
+	if n, err := reg.SweepRemovals(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("a sweep at once: %d swept, %v; want none", n, err)
+	}
+	if n, err := reg.SweepRemovals(ctx, time.Now().Add(schema.RemovalKept+time.Minute)); err != nil || n != 1 {
+		t.Fatalf("a sweep past RemovalKept: %d swept, %v; want 1", n, err)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{during, again} {
+		if got := a.At(ch, seq); !slices.Equal(got, []string{stay}) {
+			t.Errorf("audience of seq %d after the sweep: %v, want %v", seq, got, []string{stay})
+		}
 	}
 }
 

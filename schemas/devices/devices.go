@@ -25,7 +25,9 @@ package devices
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"strings"
+	"time"
 )
 
 // Platforms (spec section 3).
@@ -152,15 +154,57 @@ type Subscription struct {
 	// sequence, and everything up to it is history. Sequences order what
 	// timestamps cannot (many operations share a millisecond).
 	AfterSeq uint64 `json:"after_seq,omitempty"`
-	// RemovedAfter, when set, marks the record of a subscription being
-	// removed (Registry.Unsubscribe writes it just before deleting the
-	// key): the last PUSHGO_OPS sequence when the device was unsubscribed.
-	// The operations up to it are the device's as AfterSeq says, those
-	// after it are not: every delivery partition finds the same audience
-	// for an operation, however late it fans it out. A record with it is
-	// no subscription.
+	// RemovedAt (ms), when set, makes the record a removal's: the device
+	// was unsubscribed then, when the last PUSHGO_OPS sequence was
+	// RemovedAfter. The operations up to it are the device's as AfterSeq
+	// says, those after it are not, so that every delivery partition finds
+	// the same audience for an operation however late it fans it out
+	// (Registry.Unsubscribe writes the record instead of deleting the key;
+	// the pusher deletes it RemovalKept later). A removal's record is no
+	// subscription.
+	RemovedAt    int64  `json:"removed_at,omitempty"`
 	RemovedAfter uint64 `json:"removed_after,omitempty"`
+	// Before is the device's previous membership of the channel, when it
+	// subscribed again within RemovalKept of leaving: the operations it
+	// covers stay the device's too.
+	Before *Membership `json:"before,omitempty"`
 }
+
+// Membership is a past stretch of the log a device was subscribed for:
+// the operations after After, up to RemovedAfter.
+type Membership struct {
+	After        uint64 `json:"after"`
+	RemovedAfter uint64 `json:"removed_after"`
+}
+
+// Covers reports whether the operation at sequence seq was appended
+// within m.
+func (m Membership) Covers(seq uint64) bool { return m.After < seq && seq <= m.RemovedAfter }
+
+// Removed reports whether s is a removal's record (no subscription).
+func (s Subscription) Removed() bool { return s.RemovedAt != 0 }
+
+// Membership is the stretch of the log s covers (to the end while
+// subscribed), without Before.
+func (s Subscription) Membership() Membership {
+	m := Membership{After: s.AfterSeq, RemovedAfter: math.MaxUint64}
+	if s.Removed() {
+		m.RemovedAfter = s.RemovedAfter
+	}
+	return m
+}
+
+// Covers reports whether the operation at sequence seq is the device's:
+// appended while it was subscribed (now, or in Before).
+func (s Subscription) Covers(seq uint64) bool {
+	return s.Membership().Covers(seq) || s.Before != nil && s.Before.Covers(seq)
+}
+
+// RemovalKept is how long a removal's record stays (its device in the
+// audience of the operations appended before it): a delivery partition
+// fanning out such an operation later than that (far behind the others)
+// no longer finds it.
+const RemovalKept = time.Hour
 
 // TokenOwner is the value of a key in PUSHGO_PROVIDER_TOKENS: the device
 // that last bound the token. It is an index, checked against the device
