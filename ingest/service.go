@@ -256,26 +256,41 @@ func (s *Service) HTTP() *httpapi.Server { return s.http }
 // and its writes answer 503 while the broker is away.
 func (s *Service) Run(ctx context.Context) error {
 	// The removals' records of unsubscribes (devices.RemovalKept old) are
-	// swept from here: ingest writes the subscriptions.
-	t := time.NewTicker(removalSweepEvery)
-	defer t.Stop()
+	// deleted from here: ingest writes the subscriptions. Those this
+	// process wrote are forgotten on time; a sweep of the whole bucket,
+	// soon after the start and then every few hours, takes those whose
+	// writer stopped.
+	forget := time.NewTicker(removalForgetEvery)
+	defer forget.Stop()
+	sweep := time.NewTimer(removalFirstSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.Close()
 			return nil
-		case <-t.C:
+		case <-forget.C:
+			if _, err := s.devices.ForgetRemovals(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("ingest: unsubscribes' records not deleted; trying again later", "err", err)
+			}
+		case <-sweep.C:
+			sweep.Reset(removalSweepEvery)
 			if n, err := s.devices.SweepRemovals(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("ingest: unsubscribes' records not swept; trying again later", "err", err)
 			} else if n > 0 {
-				s.log.Debug("ingest: unsubscribes' records swept", "records", n)
+				s.log.Info("ingest: swept unsubscribes' records left by a stopped process", "records", n)
 			}
 		}
 	}
 }
 
-// removalSweepEvery is how often Run sweeps the unsubscribes' records.
-const removalSweepEvery = 10 * time.Minute
+// How often Run forgets the unsubscribes' records this process wrote, and
+// sweeps the whole bucket (first soon after the start).
+const (
+	removalForgetEvery = time.Minute
+	removalFirstSweep  = 5 * time.Minute
+	removalSweepEvery  = 6 * time.Hour
+)
 
 // Collectors are ingest's metrics, for the process's /metrics.
 func (s *Service) Collectors() []prometheus.Collector {

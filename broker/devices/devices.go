@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pushgo/gateway/broker/cas"
@@ -77,6 +78,18 @@ type Registry struct {
 	// beforeRouteWrite, when set (tests), runs in BindRoute between the
 	// token's claim and the device's write; an error fails the write.
 	beforeRouteWrite func() error
+
+	// removals are the removals' records this registry wrote, oldest
+	// first, for ForgetRemovals to delete once RemovalKept old.
+	removalsMu sync.Mutex
+	removals   []writtenRemoval
+}
+
+// writtenRemoval is a removal's record written by Unsubscribe.
+type writtenRemoval struct {
+	key string
+	rev uint64
+	at  time.Time
 }
 
 // Open binds the registry buckets, which streams.Ensure created.
@@ -692,24 +705,60 @@ func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		_, err = r.subs.KV().Update(ctx, k, b, e.Revision())
+		rev, err := r.subs.KV().Update(ctx, k, b, e.Revision())
 		if cas.Lost(err) {
 			continue
 		}
 		if err != nil {
 			return false, err
 		}
+		r.removalsMu.Lock()
+		r.removals = append(r.removals, writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)})
+		r.removalsMu.Unlock()
 		return true, nil
 	}
 	return false, ErrConflict
+}
+
+// ForgetRemovals deletes the removals' records this registry wrote that
+// are devices.RemovalKept old as of now (unless changed since: subscribed
+// again), and returns how many it deleted. One it could not delete (the
+// broker away) ends the call with the error, and it and the later ones are
+// tried again at the next. The records of another process, or of this one
+// before a restart, are SweepRemovals's. One goroutine calls it.
+func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, error) {
+	done := 0
+	for {
+		r.removalsMu.Lock()
+		if len(r.removals) == 0 || now.Before(r.removals[0].at.Add(devices.RemovalKept)) {
+			r.removalsMu.Unlock()
+			return done, nil
+		}
+		d := r.removals[0]
+		r.removalsMu.Unlock()
+		err := r.subs.KV().Delete(ctx, d.key, jetstream.LastRevision(d.rev))
+		switch {
+		case err == nil:
+			done++
+		case cas.Lost(err):
+			// Subscribed again, or swept by another replica.
+		default:
+			return done, fmt.Errorf("forget removals: %w", err)
+		}
+		r.removalsMu.Lock()
+		r.removals = r.removals[1:] // appends go to the end: the head is d
+		r.removalsMu.Unlock()
+	}
 }
 
 // SweepRemovals deletes the removals' records (Unsubscribe) older than
 // devices.RemovalKept as of now, each by compare-and-swap on the revision
 // it read (a subscription made again since stays), and returns how many
 // it deleted. It reads every subscription's latest value once: ingest
-// runs it every few minutes. Every replica may run it; a record another
-// deleted first is passed.
+// runs it after its start and every few hours, for the records no live
+// process will forget (ForgetRemovals) because the one that wrote them
+// stopped. Every replica may run it; a record another deleted first is
+// passed.
 func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error) {
 	w, err := r.subs.KV().WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {

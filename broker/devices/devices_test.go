@@ -313,7 +313,33 @@ func TestRemovalRecord(t *testing.T) {
 	if removed, err := r.Unsubscribe(ctx, other, ch); err != nil || !removed {
 		t.Fatal(removed, err)
 	}
-	if n, err := r.SweepRemovals(ctx, time.Now().Add(schema.RemovalKept+time.Minute)); err != nil || n != 1 {
+	// The writer forgets its own records RemovalKept later (not sooner);
+	// another registry (a replica, or this one restarted) sweeps them.
+	later := time.Now().Add(schema.RemovalKept + time.Minute)
+	if n, err := r.ForgetRemovals(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("forget at once: %d %v, want none", n, err)
+	}
+	if n, err := r.ForgetRemovals(ctx, later); err != nil || n != 1 {
+		t.Fatalf("forget past RemovalKept: %d %v, want the removal's record left (dk's was replaced)", n, err)
+	}
+	if _, err := kv.Get(ctx, schema.SubscriptionKey(ch, other)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the forgotten record is still there: %v", err)
+	}
+	if removed, err := r.Unsubscribe(ctx, other, ch); err != nil || removed {
+		t.Fatal(removed, err)
+	}
+	if _, err := r.Subscribe(ctx, other, ch, now); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := r.Unsubscribe(ctx, other, ch); err != nil || !removed {
+		t.Fatal(removed, err)
+	}
+	replica, err := devices.Open(ctx, js, devices.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	if n, err := replica.SweepRemovals(ctx, later); err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v, want the one removal's record", n, err)
 	}
 	if _, err := kv.Get(ctx, schema.SubscriptionKey(ch, other)); !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -321,5 +347,8 @@ func TestRemovalRecord(t *testing.T) {
 	}
 	if _, ok, err := r.Subscription(ctx, dk, ch); err != nil || !ok {
 		t.Fatalf("the sweep took a subscription: %v %v", ok, err)
+	}
+	if n, err := r.ForgetRemovals(ctx, later); err != nil || n != 0 {
+		t.Fatalf("forget after another's sweep: %d %v, want none (passed)", n, err)
 	}
 }
