@@ -11,3 +11,10 @@ func SetCopiesWindow(cleanup func(func()), d time.Duration) {
 
 // MessagesRead is how many inbox messages in's reads went through.
 func (in *Inbox) MessagesRead() uint64 { return in.msgsRead.Load() }
+
+// SetCopiesScan sets copiesScan for a test, and restores it at its end.
+func SetCopiesScan(cleanup func(func()), n int) {
+	old := copiesScan
+	copiesScan = n
+	cleanup(func() { copiesScan = old })
+}

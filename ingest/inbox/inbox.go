@@ -159,6 +159,12 @@ var errReadEnough = errors.New("read enough")
 // app, which keeps deliveries by delivery id, acks it again.
 var copiesWindow = 5 * time.Minute // a variable for the tests only
 
+// copiesScan bounds, by count, the messages a read goes through past the
+// last item it needs, as copiesWindow does by time: a backlog stored in a
+// burst (thousands of items within the window) was read whole by every
+// page and every ack. A copy further on comes again at the next pull.
+var copiesScan = 1000 // a variable for the tests only
+
 // find returns deviceKey's items of the operation sequences seqs, with
 // their data, in operation order; what a replica did not have is looked
 // for on the leader.
@@ -180,15 +186,17 @@ func (in *Inbox) findFrom(ctx context.Context, deviceKey string, seqs []uint64, 
 	total := len(want) // want loses what the replica had, before the leader's read
 	met := map[uint64]bool{}
 	var lastMet time.Time
+	past := 0 // messages since the last item named
 	stop := func(seq uint64, m *jetstream.RawStreamMsg) bool {
+		past++
 		if want[seq] {
-			met[seq] = true
+			met[seq], past = true, 0
 			if !m.Time.IsZero() && m.Time.After(lastMet) {
 				lastMet = m.Time
 			}
 		}
 		// Never on a time unknown: a message without one reads on.
-		return len(met) == total && !lastMet.IsZero() && m.Time.Sub(lastMet) > copiesWindow
+		return len(met) == total && (past > copiesScan || !lastMet.IsZero() && m.Time.Sub(lastMet) > copiesWindow)
 	}
 	all, last, err := in.read(ctx, deviceKey, keep, since, false, 0, stop)
 	if err != nil {
@@ -276,9 +284,9 @@ func (in *Inbox) Pull(ctx context.Context, deviceKey, after string, limit int) (
 
 // pageRead is the stop of a page's read of limit items from operation
 // sequence from on: once it has met limit+1 items (the page and one to say
-// there are more) and read copiesWindow of messages past the last of them
-// (an item stored again late belongs where its sequence puts it, maybe in
-// the page). truncated reports whether it stopped the read. Without it
+// there are more) and read copiesWindow, or copiesScan messages, past the
+// last of them (an item stored again late belongs where its sequence puts
+// it, maybe in the page). truncated reports whether it stopped the read. Without it
 // every page read the device's whole inbox: an app draining a backlog
 // page by page read it again at each page, a cost that grew with the
 // square of the backlog.
@@ -286,16 +294,19 @@ func pageRead(limit int, from uint64) (stop func(seq uint64, m *jetstream.RawStr
 	need := limit + 1
 	met := map[uint64]bool{}
 	var fullAt time.Time
+	past := 0 // messages since the page was met
 	truncated = new(bool)
 	stop = func(seq uint64, m *jetstream.RawStreamMsg) bool {
-		if seq >= from && len(met) < need && !met[seq] {
+		if len(met) == need {
+			past++
+		} else if seq >= from && !met[seq] {
 			met[seq] = true
 			if len(met) == need {
 				fullAt = m.Time
 			}
 		}
 		// Never on a time unknown: a message without one reads on.
-		if len(met) == need && !fullAt.IsZero() && m.Time.Sub(fullAt) > copiesWindow {
+		if len(met) == need && (past > copiesScan || !fullAt.IsZero() && m.Time.Sub(fullAt) > copiesWindow) {
 			*truncated = true
 		}
 		return *truncated
