@@ -542,8 +542,9 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 }
 
 // subscribeKey creates the subscription key k with val unless it holds a
-// subscription; a removal's record (an unsubscribe under way, or one that
-// failed between its two writes) is replaced. It reports whether it wrote.
+// subscription; a removal's record (an unsubscribe within
+// devices.RemovalKept) is replaced, its stretch kept as Before. It reports
+// whether it wrote.
 func (r *Registry) subscribeKey(ctx context.Context, k string, val []byte) (bool, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
@@ -635,7 +636,8 @@ func (r *Registry) createIfAbsent(ctx context.Context, b *leaderread.Bucket, k s
 // reports whether there was one. The channel key goes before the device
 // index key. The channel key is not deleted but rewritten as a removal's
 // record (Subscription.RemovedAt, RemovedAfter: the log's last sequence
-// now), which the pusher deletes devices.RemovalKept later: until then
+// now), which ingest deletes devices.RemovalKept later (ForgetRemovals,
+// SweepRemovals): until then
 // every delivery partition finds the device in the audience of the
 // operations appended before, and not in those appended after, whenever
 // it fans them out. A partition that found the audience after the device

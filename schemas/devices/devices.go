@@ -160,7 +160,7 @@ type Subscription struct {
 	// says, those after it are not, so that every delivery partition finds
 	// the same audience for an operation however late it fans it out
 	// (Registry.Unsubscribe writes the record instead of deleting the key;
-	// the pusher deletes it RemovalKept later). A removal's record is no
+	// ingest deletes it RemovalKept later). A removal's record is no
 	// subscription.
 	RemovedAt    int64  `json:"removed_at,omitempty"`
 	RemovedAfter uint64 `json:"removed_after,omitempty"`
