@@ -45,9 +45,30 @@ type ceEvent struct {
 	EventID string `json:"event_id"`
 }
 
-// routeCloudEvents registers POST /cloudevents.
+// routeCloudEvents registers POST /cloudevents, and OPTIONS for the
+// webhook handshake.
 func (r *Routes) routeCloudEvents(e *echo.Echo) {
 	e.POST(RouteCloudEvents, r.cloudEvents)
+	e.OPTIONS(RouteCloudEvents, r.cloudEventsHandshake)
+}
+
+// cloudEventsHandshake answers the abuse-protection handshake of the
+// CloudEvents HTTP webhook spec (section 4.1), which a sender such as Azure
+// Event Grid makes before it delivers: the origin it names may deliver,
+// at any rate (the integration limits bound what it sends). It takes no
+// token: it grants nothing, every delivery still needs one, and the spec's
+// senders send none with it. Without WebHook-Request-Origin it is no
+// handshake: 400.
+func (r *Routes) cloudEventsHandshake(c *echo.Context) error {
+	origin := strings.TrimSpace(c.Request().Header.Get("WebHook-Request-Origin"))
+	if origin == "" {
+		return writePushGoErr(c, apierr.Fieldf(apierr.InvalidRequestBody, "WebHook-Request-Origin", "required: the CloudEvents webhook handshake names the sender's origin"))
+	}
+	h := c.Response().Header()
+	h.Set("Allow", "POST, OPTIONS")
+	h.Set("WebHook-Allowed-Origin", origin)
+	h.Set("WebHook-Allowed-Rate", "*")
+	return c.NoContent(http.StatusOK)
 }
 
 // cloudEvents records the CloudEvents of one request, each as an Event

@@ -214,6 +214,25 @@ func TestCloudEventsAnyData(t *testing.T) {
 	}
 }
 
+// TestCloudEventsWebhookHandshake: the abuse-protection handshake of the
+// CloudEvents HTTP webhook spec (section 4.1), which senders such as Azure
+// Event Grid make before delivering: an OPTIONS with WebHook-Request-Origin
+// is answered 200 with that origin allowed and POST, appending nothing.
+// It was 405, and such a sender never delivered.
+func TestCloudEventsWebhookHandshake(t *testing.T) {
+	it := startIntegrations(t, "ce")
+	s, h, b := it.send("OPTIONS", "/cloudevents", map[string]string{"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "120"}, "")
+	if s != 200 || h.Get("WebHook-Allowed-Origin") != "eventgrid.azure.net" || !strings.Contains(h.Get("Allow"), "POST") || h.Get("WebHook-Allowed-Rate") == "" {
+		t.Fatalf("handshake: %d, headers %v, body %s", s, h, b)
+	}
+	if s, _, _ := it.send("OPTIONS", "/cloudevents", nil, ""); s != 400 {
+		t.Fatalf("OPTIONS without WebHook-Request-Origin: %d, want 400", s)
+	}
+	if n := len(it.history()); n != 0 {
+		t.Fatalf("the handshake appended %d operations", n)
+	}
+}
+
 func TestCloudEventsRejections(t *testing.T) {
 	it := startIntegrations(t, "ce")
 	ctx := context.Background()
