@@ -119,6 +119,10 @@ func TestConsole(t *testing.T) {
 			items[1].includes('event.update') && items[1].includes('validating');
 	})()`)
 
+	if got := p.eval(`String(document.querySelectorAll('ol.timeline').length > 0 && [...document.querySelectorAll('ol.timeline')].every(o => o.getAttribute('aria-label') === 'Timeline'))`); got != "true" {
+		t.Errorf("an event's timeline list has no accessible name (aria-label)")
+	}
+
 	t.Log("a Thing updated and one created over the API change the open page")
 	api.write("/thing/update", thingKeys, map[string]any{"thing_id": nas, "observed_at": nowMillis(), "attrs": map[string]any{"temperature": 51.5}})
 	p.waitText("#thing-"+nas+` dd[data-attr="temperature"]`, "51.5")

@@ -96,7 +96,7 @@
       if (v === undefined || v === null || v === false) continue;
       if (k === 'class') n.className = v;
       else if (k === 'text') n.textContent = v;
-      else if (k.startsWith('data-')) n.setAttribute(k, v);
+      else if (k.startsWith('data-') || k.startsWith('aria-')) n.setAttribute(k, v); // attributes, not properties
       else n[k] = v;
     }
     for (const k of kids) if (k !== null && k !== undefined) n.append(k);
