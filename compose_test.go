@@ -114,6 +114,18 @@ func TestComposeShape(t *testing.T) {
 		if len(s.Ports) > 0 {
 			t.Errorf("%s: ports %v: only the front is published (replicas cannot share a host port)", target, s.Ports)
 		}
+		if target == "projector" {
+			// The projection on a volume, in a slot a replica: recreated,
+			// a replica goes on from its store instead of folding the log
+			// again and losing what left it.
+			onVolume := slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
+				return v.Type == types.VolumeTypeVolume && v.Target == "/data"
+			})
+			slots, _ := strconv.Atoi(env("PUSHGO_PROJECTION_SLOTS"))
+			if !onVolume || slots < int(*s.Deploy.Replicas) {
+				t.Errorf("projector: volumes %v, PUSHGO_PROJECTION_SLOTS %q: want a named volume at /data (the image's data directory) and a slot a replica", s.Volumes, env("PUSHGO_PROJECTION_SLOTS"))
+			}
+		}
 	}
 }
 

@@ -119,6 +119,27 @@ type cluster struct {
 	creds   string // the FCM service account file
 	// services are the pushgo processes by compose service name.
 	services map[string][]*gateway
+	// volumes are the directories standing for the named volumes the
+	// services mount at /data (the image's data directory): one a volume,
+	// shared by every replica that mounts it, as Docker does.
+	volumes map[string]string
+}
+
+// dataDir is the data directory of a process of service s: the directory
+// of the named volume s mounts at /data, else one of its own.
+func (c *cluster) dataDir(s types.ServiceConfig) string {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Target == "/data" {
+			if c.volumes == nil {
+				c.volumes = map[string]string{}
+			}
+			if c.volumes[v.Source] == "" {
+				c.volumes[v.Source] = c.t.TempDir()
+			}
+			return c.volumes[v.Source]
+		}
+	}
+	return c.t.TempDir()
 }
 
 // startCluster starts compose.yaml's three NATS servers and waits until
@@ -434,7 +455,7 @@ func (c *cluster) startReplica(s types.ServiceConfig, extra ...string) *gateway 
 		env = append(env, k+"="+val)
 	}
 	env = append(env, extra...)
-	return startGateway(c.t, gwConfig{DataDir: c.t.TempDir(), NATSURL: c.url, Args: s.Command, Env: env, WaitPath: "/healthz"})
+	return startGateway(c.t, gwConfig{DataDir: c.dataDir(s), NATSURL: c.url, Args: s.Command, Env: env, WaitPath: "/healthz"})
 }
 
 // startAll starts the pushgo services of compose.yaml: ingest first (it

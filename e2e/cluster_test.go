@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -161,7 +162,13 @@ func TestCluster(t *testing.T) {
 	for _, p := range projectors {
 		stopClean(t, p)
 	}
-	imgs := []storeImage{openImage(t, projectors[0].cfg.DataDir, []string{load.ID}), openImage(t, projectors[1].cfg.DataDir, []string{load.ID})}
+	// The two replicas share compose's projection volume, each in its slot
+	// (PUSHGO_PROJECTION_SLOTS): the first started took projection-0.
+	if projectors[0].cfg.DataDir != projectors[1].cfg.DataDir {
+		t.Errorf("the projector replicas have data directories %s and %s: compose.yaml's volume is one", projectors[0].cfg.DataDir, projectors[1].cfg.DataDir)
+	}
+	imgs := []storeImage{openImageAt(t, filepath.Join(projectors[0].cfg.DataDir, "projection-0"), []string{load.ID}),
+		openImageAt(t, filepath.Join(projectors[1].cfg.DataDir, "projection-1"), []string{load.ID})}
 	if imgs[0].Applied != last || imgs[1].Applied != last {
 		t.Errorf("projectors applied %d and %d; the log's last sequence is %d", imgs[0].Applied, imgs[1].Applied, last)
 	}

@@ -236,7 +236,12 @@ type storeImage struct {
 // channels are the channels whose history is read too.
 func openImage(t *testing.T, dataDir string, channels []string) storeImage {
 	t.Helper()
-	dir := projectionDir(dataDir)
+	return openImageAt(t, projectionDir(dataDir), channels)
+}
+
+// openImageAt is openImage of the projection in dir.
+func openImageAt(t *testing.T, dir string, channels []string) storeImage {
+	t.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatalf("open projection %s: %v", dir, err)

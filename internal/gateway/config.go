@@ -63,7 +63,11 @@ type Config struct {
 	// SelectionCache bounds the Dynatrace selections' answer cache, in
 	// bytes (PUSHGO_SELECTION_CACHE); 0 turns it off.
 	SelectionCache int64
-	LogLevel       string // PUSHGO_LOG_LEVEL: debug | info | warn | error
+	// ProjectionSlots (PUSHGO_PROJECTION_SLOTS) lets that many projector
+	// processes share the data directory, each in a slot of its own
+	// (projectionDir); 1, the default, is the one projection directory.
+	ProjectionSlots int
+	LogLevel        string // PUSHGO_LOG_LEVEL: debug | info | warn | error
 	// MaxIntegrationRequests bounds integration requests served at once.
 	MaxIntegrationRequests int // PUSHGO_MAX_INTEGRATION_REQUESTS
 	// MetadataValueMax bounds one metadata value, in bytes (PushGo: 512;
@@ -137,7 +141,7 @@ func Defaults() Config {
 	return Config{
 		HTTPAddr: "127.0.0.1:8080", DataDir: "./data", NATSListen: "127.0.0.1:4222", Target: "all",
 		Replicas: o.Replicas, Sync: s, DedupWindow: o.DedupWindow, Retention: o.Retention, InboxPerDevice: o.InboxPerDevice,
-		AppendTimeout: 5 * time.Second, AlertmanagerAbsentAfter: time.Minute, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, SelectionCache: 32 << 20, LogLevel: "info",
+		AppendTimeout: 5 * time.Second, AlertmanagerAbsentAfter: time.Minute, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, ProjectionSlots: 1, SelectionCache: 32 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
 		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 0, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
@@ -190,7 +194,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	natsPing, absentAfter, expireAfter := c.NATSPing.String(), c.AlertmanagerAbsentAfter.String(), c.AlertmanagerExpireAfter.String()
 	maxStore, maxMem := strconv.FormatInt(c.MaxStore, 10), strconv.FormatInt(c.MaxMemory, 10)
 	projCache, inboxCap := strconv.FormatInt(c.ProjectionCache, 10), strconv.FormatInt(c.InboxPerDevice, 10)
-	selCache := strconv.FormatInt(c.SelectionCache, 10)
+	selCache, projSlots := strconv.FormatInt(c.SelectionCache, 10), strconv.Itoa(c.ProjectionSlots)
 	maxInteg, metaMax := strconv.Itoa(c.MaxIntegrationRequests), strconv.Itoa(c.MetadataValueMax)
 	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
 	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
@@ -209,6 +213,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	str(&maxStore, "max-store", "PUSHGO_MAX_STORE", "embedded JetStream file storage limit, bytes")
 	str(&maxMem, "max-memory", "PUSHGO_MAX_MEMORY", "embedded JetStream memory storage limit, bytes")
 	str(&projCache, "projection-cache", "PUSHGO_PROJECTION_CACHE", "the projection store's block cache, bytes (at least 1 MiB)")
+	str(&projSlots, "projection-slots", "PUSHGO_PROJECTION_SLOTS", "projector processes that may share the data directory (a volume every replica mounts), each in a slot of its own: 1 to 64")
 	str(&selCache, "selection-cache", "PUSHGO_SELECTION_CACHE", "the answers of Dynatrace entitySelector selections kept until a Thing change a selector sees, bytes (0: none)")
 	str(&c.APNsKeyFile, "apns-key-file", "PUSHGO_APNS_KEY_FILE", "APNs .p8 key file (token auth)")
 	str(&c.APNsKeyID, "apns-key-id", "PUSHGO_APNS_KEY_ID", "APNs key id")
@@ -314,6 +319,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.ProjectionCache, err = strconv.ParseInt(projCache, 10, 64); err != nil || c.ProjectionCache < 1<<20 {
 		return Config{}, fmt.Errorf("PUSHGO_PROJECTION_CACHE %q: want a byte count of at least 1048576 (1 MiB)", projCache)
+	}
+	if c.ProjectionSlots, err = strconv.Atoi(projSlots); err != nil || c.ProjectionSlots < 1 || c.ProjectionSlots > 64 {
+		return Config{}, fmt.Errorf("PUSHGO_PROJECTION_SLOTS %q: want 1 to 64", projSlots)
 	}
 	if c.SelectionCache, err = strconv.ParseInt(selCache, 10, 64); err != nil || c.SelectionCache < 0 || c.SelectionCache > math.MaxInt32 {
 		return Config{}, fmt.Errorf("PUSHGO_SELECTION_CACHE %q: want 0 (no cache) or a byte count up to 2147483647", selCache)

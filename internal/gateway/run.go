@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,10 +42,12 @@ type Gateway struct {
 	proj     *projector.Projector
 	push     *pusher.Pusher
 	services []service // in start order; stopped in reverse
-	ops      *opsServer
-	http     *http.Server
-	ln       net.Listener
-	served   chan error
+	// releaseSlot frees the projection's directory (projectionDir).
+	releaseSlot func() error
+	ops         *opsServer
+	http        *http.Server
+	ln          net.Listener
+	served      chan error
 }
 
 // Start starts the broker (unless external), the selected services and the
@@ -85,8 +86,13 @@ func (g *Gateway) start(ctx context.Context) error {
 		localOps = consume.NewLocalFeed(0)
 	}
 	if cfg.Runs("projector") {
+		dir, release, err := projectionDir(cfg.DataDir, cfg.ProjectionSlots)
+		if err != nil {
+			return fmt.Errorf("start projector: %w", err)
+		}
+		g.releaseSlot = release
 		g.proj, err = projector.Start(ctx, g.nc, projector.Config{
-			Dir: filepath.Join(cfg.DataDir, "projection"), Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
+			Dir: dir, Rebuild: cfg.Rebuild, Serve: true, Logger: log.With("component", "projector"),
 			BlockCacheBytes: cfg.ProjectionCache, LocalOps: localOps, SelectionCacheBytes: cfg.selectionCacheBytes(),
 		})
 		if err != nil {
@@ -247,6 +253,12 @@ func (g *Gateway) Close(ctx context.Context) error {
 		}
 	}
 	g.services = nil
+	if g.releaseSlot != nil {
+		if err := g.releaseSlot(); err != nil {
+			errs = append(errs, fmt.Errorf("projection slot: %w", err))
+		}
+		g.releaseSlot = nil
+	}
 	if g.nc != nil {
 		g.nc.Close()
 		g.nc = nil
