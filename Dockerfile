@@ -1,6 +1,7 @@
 # The pushgo binary: one static executable on a minimal base, run as a
 # non-root user. Build: docker build -t pushgo .
-FROM golang:1.26 AS build
+# The toolchain go.mod asks for (the image runs with GOTOOLCHAIN=local).
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.work go.work.sum* ./
 COPY go.mod go.sum ./
@@ -15,7 +16,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/pushgo .
 
 # Alpine rather than distroless: compose's health checks need a wget in the
 # image to ask /readyz.
-FROM alpine:3.20
+FROM alpine:3.22
 RUN adduser -D -H -u 10001 pushgo && mkdir /data && chown pushgo /data
 COPY --from=build /out/pushgo /usr/local/bin/pushgo
 USER pushgo

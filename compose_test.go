@@ -47,6 +47,9 @@ func TestComposeShape(t *testing.T) {
 		if s.HealthCheck == nil || len(s.Volumes) != 2 || s.Environment["SERVER_NAME"] == nil || *s.Environment["SERVER_NAME"] != name {
 			t.Errorf("%s: health check %v, volumes %v, SERVER_NAME %v", name, s.HealthCheck, s.Volumes, s.Environment["SERVER_NAME"])
 		}
+		if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) < 20*time.Second {
+			t.Errorf("%s: stop_grace_period %v, want room for a clean stop (Docker's default is 10 s)", name, s.StopGracePeriod)
+		}
 	}
 	conf, err := os.ReadFile(filepath.Join("deploy", "nats", "nats.conf"))
 	if err != nil {
@@ -74,7 +77,7 @@ func TestComposeShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"dynamic a", "name ingest", "port 8080", "flush_interval -1"} {
+	for _, want := range []string{"dynamic a", "name ingest", "port 8080", "flush_interval -1", "respond /metrics 404", "respond /deadletters 404"} {
 		if !strings.Contains(string(caddyfile), want) {
 			t.Errorf("deploy/caddy/Caddyfile has no %q: the front must follow every ingest replica and stream SSE", want)
 		}
@@ -110,6 +113,11 @@ func TestComposeShape(t *testing.T) {
 		}
 		if s.HealthCheck == nil || !strings.Contains(strings.Join(s.HealthCheck.Test, " "), "/readyz") {
 			t.Errorf("%s: health check %v, want one on /readyz", target, s.HealthCheck)
+		}
+		// The HTTP server's drain (10 s) and the pusher's hand-over take
+		// longer than Docker's 10 s before SIGKILL.
+		if s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) < 20*time.Second {
+			t.Errorf("%s: stop_grace_period %v, want room for a clean stop", target, s.StopGracePeriod)
 		}
 		if len(s.Ports) > 0 {
 			t.Errorf("%s: ports %v: only the front is published (replicas cannot share a host port)", target, s.Ports)
