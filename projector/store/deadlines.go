@@ -45,7 +45,8 @@ func (b *Batch) moveDeadline(prev, next *fold.Event) {
 }
 
 // DueDeadlines returns up to limit open events whose deadline is before
-// before (ms), oldest deadline first.
+// before (ms), oldest deadline first: each as its snapshot says now, its
+// deadline before before.
 func (s *Store) DueDeadlines(before int64, limit int) ([]reads.DueEvent, error) {
 	upper := binary.BigEndian.AppendUint64([]byte("D\x00"), uint64(max(before, 0)))
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("D\x00"), UpperBound: upper})
@@ -53,6 +54,9 @@ func (s *Store) DueDeadlines(before int64, limit int) ([]reads.DueEvent, error) 
 		return nil, err
 	}
 	defer it.Close()
+	if s.hooks.afterDueIndex != nil {
+		s.hooks.afterDueIndex()
+	}
 	var out []reads.DueEvent
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
 		k := it.Key()
@@ -78,8 +82,11 @@ func (s *Store) DueDeadlines(before int64, limit int) ([]reads.DueEvent, error) 
 		if err != nil {
 			return nil, err
 		}
+		// The index was read as the iterator opened, the snapshot as it
+		// is now: a refresh committed in between moved the deadline past
+		// before, and its LastSeq would let the close through.
 		d, open := deadlineOf(e)
-		if !open {
+		if !open || d >= before {
 			continue
 		}
 		out = append(out, reads.DueEvent{ChannelID: channelID, EventID: eventID, Deadline: d, Severity: e.Severity, LastSeq: e.LastSeq})

@@ -135,6 +135,7 @@ type Store struct {
 	hooks struct {
 		beforePruneCommit func() // after Prune built its batch, before its commits
 		afterPruneRecords func() // after Prune's op_id records, before its history
+		afterDueIndex     func() // after DueDeadlines opened its index's iterator
 	}
 
 	// cache is the decoded-snapshot cache of NewBatch's batches.
