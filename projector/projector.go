@@ -400,14 +400,19 @@ func (p *Projector) startServing() error {
 	if p.closing || !p.cfg.Serve {
 		return nil
 	}
-	sub, err := p.subscribeReads()
-	if err != nil {
-		return fmt.Errorf("projector: subscribe reads: %w", err)
-	}
-	p.sub = sub
+	// Serving before the subscription: a read it delivers at once finds
+	// the store served (onRead answers unavailable otherwise).
 	p.localMu.Lock()
 	p.serving = true
 	p.localMu.Unlock()
+	sub, err := p.subscribeReads()
+	if err != nil {
+		p.localMu.Lock()
+		p.serving = false
+		p.localMu.Unlock()
+		return fmt.Errorf("projector: subscribe reads: %w", err)
+	}
+	p.sub = sub
 	return nil
 }
 

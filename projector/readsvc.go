@@ -76,9 +76,25 @@ func (p *Projector) replyMaxPayload() int64 {
 // onRead answers one read request. NATS calls subscription handlers one at
 // a time, so each read runs on its own goroutine, bounded by the reads
 // semaphore; a full semaphore makes the request wait, not fail.
+//
+// Once serving stopped (a rebuild swaps the store, or the projector
+// closes) a request still delivered is answered read_unavailable at once:
+// it read a store about to be discarded or nil, and each waited its read
+// wait for a fold that had stopped, holding up the drain past its bound,
+// after which reads ran on a closed store. The check and the goroutine's
+// count are made under localMu, which stopServing takes to end serving,
+// so none is added once it waits.
 func (p *Projector) onRead(m *nats.Msg) {
-	p.reads <- struct{}{}
+	p.localMu.RLock()
+	if !p.serving {
+		p.localMu.RUnlock()
+		b, _ := json.Marshal(reads.Response{ErrorCode: apierr.ReadUnavailable, Error: "this projector is not serving reads now (rebuilding or stopping); retry"})
+		_ = m.Respond(b)
+		return
+	}
 	p.wg.Add(1)
+	p.localMu.RUnlock()
+	p.reads <- struct{}{}
 	go func() {
 		defer func() { <-p.reads; p.wg.Done() }()
 		resp, chunks := p.serveSafely(m.Data)
