@@ -162,10 +162,12 @@ type Projector struct {
 	done    chan struct{}
 	wg      sync.WaitGroup // in-flight reads
 
-	// localMu guards serving, which says whether ServeLocal answers: set
-	// with the read service's subscription and cleared, under the write
-	// lock, before a rebuild touches the store, so no local read is in
-	// flight then (a local read holds the read lock while it runs).
+	// localMu guards serving, which says whether ServeLocal and the read
+	// service (onRead) answer: set with the read service's subscription
+	// and cleared, under the write lock, before a rebuild touches the
+	// store or a close waits for the reads, so no local read is in flight
+	// then (a local read holds the read lock while it runs) and no read
+	// is counted in wg afterwards.
 	localMu sync.RWMutex
 	serving bool
 
@@ -373,15 +375,19 @@ func (p *Projector) Close() error {
 }
 
 func (p *Projector) close() error {
-	p.localMu.Lock() // waits for the local reads in flight
-	p.serving = false
-	p.localMu.Unlock()
 	p.subMu.Lock()
-	p.closing = true
+	p.closing = true // no rebuild serves again (startServing)
 	sub := p.sub
 	p.sub = nil
 	p.subMu.Unlock()
+	// The reads delivered already are served: the store and the fold run
+	// until they are (a replica stopped cleanly answers them, rather
+	// than 503). Then serving ends, so that no read is added to wg once
+	// it is waited for, even if the drain gave up.
 	p.drainReads(sub)
+	p.localMu.Lock() // waits for the local reads in flight
+	p.serving = false
+	p.localMu.Unlock()
 	p.wg.Wait()
 	p.closeReads()
 	p.cancel()
@@ -396,8 +402,8 @@ func (p *Projector) close() error {
 // projector is closing.
 func (p *Projector) startServing() error {
 	p.subMu.Lock()
-	defer p.subMu.Unlock()
 	if p.closing || !p.cfg.Serve {
+		p.subMu.Unlock()
 		return nil
 	}
 	// Serving before the subscription: a read it delivers at once finds
@@ -406,13 +412,18 @@ func (p *Projector) startServing() error {
 	p.serving = true
 	p.localMu.Unlock()
 	sub, err := p.subscribeReads()
+	if err == nil {
+		p.sub = sub
+	}
+	p.subMu.Unlock()
 	if err != nil {
+		// Not under subMu: reads the failed subscription delivered wait
+		// for it to answer (replyMaxPayload).
 		p.localMu.Lock()
 		p.serving = false
 		p.localMu.Unlock()
 		return fmt.Errorf("projector: subscribe reads: %w", err)
 	}
-	p.sub = sub
 	return nil
 }
 

@@ -77,13 +77,14 @@ func (p *Projector) replyMaxPayload() int64 {
 // a time, so each read runs on its own goroutine, bounded by the reads
 // semaphore; a full semaphore makes the request wait, not fail.
 //
-// Once serving stopped (a rebuild swaps the store, or the projector
-// closes) a request still delivered is answered read_unavailable at once:
-// it read a store about to be discarded or nil, and each waited its read
-// wait for a fold that had stopped, holding up the drain past its bound,
-// after which reads ran on a closed store. The check and the goroutine's
-// count are made under localMu, which stopServing takes to end serving,
-// so none is added once it waits.
+// Once serving stopped (a rebuild about to swap the store, or a close
+// after serving what was delivered) a request still delivered is answered
+// read_unavailable at once: it read a store about to be discarded or nil,
+// and each waited its read wait for a fold that had stopped, holding up
+// the drain past its bound, after which reads ran on a closed store. The
+// check and the goroutine's count are made under localMu, which
+// stopServing and close take to end serving, so none is added once they
+// wait.
 func (p *Projector) onRead(m *nats.Msg) {
 	p.localMu.RLock()
 	if !p.serving {

@@ -75,3 +75,55 @@ func TestNoReadServedAfterServingStops(t *testing.T) {
 		t.Errorf("no read answered read_unavailable once serving stopped")
 	}
 }
+
+// TestCloseServesTheReadsDelivered: a clean close answers the reads
+// delivered before it from the store, as a replica recreated by its
+// orchestrator should; it refused them all (read_unavailable, a 503 to
+// their clients).
+func TestCloseServesTheReadsDelivered(t *testing.T) {
+	b := brokertest.Start(t)
+	p, err := Start(context.Background(), b.NC, Config{InMemory: true, Serve: true, MaxConcurrentReads: 1, ReadWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := make(chan *nats.Msg, 64)
+	inbox := nats.NewInbox()
+	sub, err := b.NC.ChanSubscribe(inbox, answers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	const n = 20
+	ask := func(minSeq uint64) {
+		t.Helper()
+		req, _ := json.Marshal(reads.Request{Route: reads.ThingGet, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", ThingID: "t1", MinSeq: minSeq})
+		if err := b.NC.PublishRequest(reads.Subject(reads.ThingGet), inbox, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask(1 << 40) // holds the one read place for its read wait: the others queue
+	for range n - 1 {
+		ask(0)
+	}
+	if err := b.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(p.reads) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no read started")
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		select {
+		case m := <-answers:
+			if strings.Contains(string(m.Data), `"read_unavailable"`) {
+				t.Fatalf("a read delivered before the close answered %s", m.Data)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("answers missing")
+		}
+	}
+}
