@@ -753,6 +753,9 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 	}
 }
 
+// sweepBound bounds one SweepRemovals.
+const sweepBound = 5 * time.Minute
+
 // SweepRemovals deletes the removals' records (Unsubscribe) older than
 // devices.RemovalKept as of now, each by compare-and-swap on the revision
 // it read (a subscription made again since stays), and returns how many
@@ -762,6 +765,10 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 // stopped. Every replica may run it; a record another deleted first is
 // passed.
 func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error) {
+	// Bounded: with the broker away the watch would wait for it, and the
+	// forgetting of this process's own records with it.
+	ctx, cancel := context.WithTimeout(ctx, sweepBound)
+	defer cancel()
 	w, err := r.subs.KV().WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return 0, fmt.Errorf("sweep removals: %w", err)
@@ -775,10 +782,14 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 	cutoff := now.Add(-devices.RemovalKept).UnixMilli()
 	for {
 		var e jetstream.KeyValueEntry
+		var open bool
 		select {
-		case e = <-w.Updates():
+		case e, open = <-w.Updates():
 		case <-ctx.Done():
 			return 0, fmt.Errorf("sweep removals: %w", ctx.Err())
+		}
+		if !open {
+			return 0, errors.New("sweep removals: the watch ended")
 		}
 		if e == nil {
 			break // the latest values are all in
@@ -864,10 +875,14 @@ func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string,
 	var out []string
 	for {
 		var e jetstream.KeyValueEntry
+		var open bool
 		select {
-		case e = <-w.Updates():
+		case e, open = <-w.Updates():
 		case <-ctx.Done():
 			return nil, fmt.Errorf("list subscribers of %s: %w", channelID, ctx.Err())
+		}
+		if !open {
+			return nil, fmt.Errorf("list subscribers of %s: the watch ended", channelID)
 		}
 		if e == nil {
 			break // the latest values are all in

@@ -218,7 +218,8 @@ func TestCloudEventsAnyData(t *testing.T) {
 // CloudEvents HTTP webhook spec (section 4.1), which senders such as Azure
 // Event Grid make before delivering: an OPTIONS with WebHook-Request-Origin
 // is answered 200 with that origin allowed and POST, appending nothing.
-// It was 405, and such a sender never delivered.
+// Echo answered 204 without WebHook-Allowed-Origin, and such a sender
+// never delivered.
 func TestCloudEventsWebhookHandshake(t *testing.T) {
 	it := startIntegrations(t, "ce")
 	s, h, b := it.send("OPTIONS", "/cloudevents", map[string]string{"WebHook-Request-Origin": "eventgrid.azure.net", "WebHook-Request-Rate": "120"}, "")

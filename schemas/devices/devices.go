@@ -11,11 +11,14 @@
 //	PUSHGO_DEVICE_CHANNELS  <device_key>.<channel_id>       → Subscription
 //	PUSHGO_PROVIDER_TOKENS  <channel_type>.<sha256(token)>  → TokenOwner
 //
-// A channel's subscribers are the keys matching SubscribersFilter(channel):
-// one filtered key listing, no scan of other channels. The per-device index
-// serves /channel/sync and unsubscribe. Writers put the device index key
-// before the channel key and delete the channel key before the index key,
-// so a channel key always has its index key (sync can always find it).
+// A channel's subscribers are the keys matching SubscribersFilter(channel)
+// whose value is a subscription, not a removal's record (an unsubscribe
+// rewrites the channel key as one, Subscription.RemovedAt, which ingest
+// deletes RemovalKept later): one filtered read, no scan of other
+// channels. The per-device index serves /channel/sync and unsubscribe.
+// Writers put the device index key before the channel key and turn the
+// channel key into a removal's record before deleting the index key, so a
+// subscription always has its index key (sync can always find it).
 //
 // Device keys are 32 lowercase hex characters and channel ids 26 Crockford
 // base32 characters, so both are single NATS subject tokens and valid KV

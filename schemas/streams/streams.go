@@ -24,8 +24,9 @@ const (
 	// DevicesBucket is the device registry: device key → devices.Device.
 	DevicesBucket = "PUSHGO_DEVICES"
 	// SubscriptionsBucket holds one key per subscription,
-	// "<channel_id>.<device_key>" → devices.Subscription, so a channel's
-	// subscribers are one key-prefix listing.
+	// "<channel_id>.<device_key>" → devices.Subscription (or, for an hour
+	// after an unsubscribe, its removal's record), so a channel's
+	// subscribers are one key-prefix read.
 	SubscriptionsBucket = "PUSHGO_SUBSCRIPTIONS"
 	// DeviceChannelsBucket is the per-device index of subscriptions,
 	// "<device_key>.<channel_id>" → devices.Subscription (sync, unsubscribe).
