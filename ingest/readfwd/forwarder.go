@@ -216,23 +216,32 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 	if err != nil {
 		return nil, apierr.New(apierr.InternalError)
 	}
-	data, err := f.replies.request(ctx, reads.Subject(req.Route), b)
-	if err != nil {
-		f.log.Warn("readfwd: no answer", "route", req.Route, "err", err)
-		return nil, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
+	for attempt := 0; ; attempt++ {
+		data, err := f.replies.request(ctx, reads.Subject(req.Route), b)
+		if err != nil {
+			f.log.Warn("readfwd: no answer", "route", req.Route, "err", err)
+			return nil, &apierr.Error{Code: apierr.ReadUnavailable, Detail: apierr.Lookup(apierr.ReadUnavailable).Message, RetryAfter: 1}
+		}
+		// A success is taken out of its framing as it is: the projector
+		// wrote the data from its stored bytes, and the HTTP front writes
+		// it to the client as it is (reads/frame.go). Only an error is
+		// decoded.
+		if v, ok := reads.ResponseData(data); ok {
+			return v, nil
+		}
+		var resp reads.Response
+		if err := json.Unmarshal(data, &resp); err != nil {
+			f.log.Error("readfwd: undecodable answer", "route", req.Route, "bytes", len(data), "err", err)
+			return nil, apierr.New(apierr.InternalError)
+		}
+		// A replica that stopped serving (a rebuild, a stop) answers
+		// unavailable what it was handed: asked again, the queue group
+		// hands the read to another replica, when there is one.
+		if resp.ErrorCode == apierr.ReadUnavailable && attempt == 0 && ctx.Err() == nil {
+			continue
+		}
+		return answerOf(resp)
 	}
-	// A success is taken out of its framing as it is: the projector wrote
-	// the data from its stored bytes, and the HTTP front writes it to the
-	// client as it is (reads/frame.go). Only an error is decoded.
-	if v, ok := reads.ResponseData(data); ok {
-		return v, nil
-	}
-	var resp reads.Response
-	if err := json.Unmarshal(data, &resp); err != nil {
-		f.log.Error("readfwd: undecodable answer", "route", req.Route, "bytes", len(data), "err", err)
-		return nil, apierr.New(apierr.InternalError)
-	}
-	return answerOf(resp)
 }
 
 // answerOf is a projector's answer as the HTTP front takes it: the data,

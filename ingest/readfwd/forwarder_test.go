@@ -387,3 +387,33 @@ func TestSelectionWaitsForThisProcessThingWrites(t *testing.T) {
 		t.Fatalf("selection behind the mark asked %+v; want barrier 42, then 0", local.asked)
 	}
 }
+
+// TestReadRefusedByAStoppingReplicaIsAskedAgain: a replica that stopped
+// serving (a rebuild, a stop) answers read_unavailable the reads it was
+// handed; the read is asked again, and the queue group hands it to another
+// replica. It was a 503 to the client.
+func TestReadRefusedByAStoppingReplicaIsAskedAgain(t *testing.T) {
+	b := brokertest.Start(t)
+	var mu sync.Mutex
+	asked := 0
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, _ reads.Request) []chunk {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		if asked == 1 {
+			refused, _ := json.Marshal(reads.Response{ErrorCode: apierr.ReadUnavailable, Error: "this projector is not serving reads now"})
+			return []chunk{{data: refused}}
+		}
+		return []chunk{{data: answer}}
+	})
+	f := forwarder(t, b.NC, time.Minute)
+	data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"})
+	if aerr != nil || !bytes.Contains(data, []byte(`"xxx"`)) {
+		t.Fatalf("read after a refusal: %s %v, want the answer of the next replica", data, aerr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked != 2 {
+		t.Fatalf("asked %d times, want 2", asked)
+	}
+}
