@@ -78,6 +78,10 @@ func (p *Pusher) attempt(ctx context.Context, env *ops.Envelope, seq uint64, key
 		}
 		return attemptResult{}, err
 	}
+	if n.InboxOnly {
+		// In the inbox for the device's next pull; a push would alert.
+		return attemptResult{Outcome: delivery.Sent, Provider: string(prov), Reason: "inbox only: a background update is not pushed to this app"}, nil
+	}
 	s := p.senders[prov]
 	if s == nil {
 		s = sender.Unconfigured(string(prov), "provider "+string(prov)+" is not configured")

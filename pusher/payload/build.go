@@ -170,6 +170,7 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		// An integration's refresh says nothing new: the device learns the
 		// new deadline without an alert.
 		n.Background = env.Op == ops.EventUpdate && p.Refresh
+		n.InboxOnly = n.Background && provider == FCM
 		n.CollapseID = collapseID(kind, env.EntityID, n.Background)
 		n.ThreadID = threadID(kind, env.ChannelID, env.EntityID, "")
 

@@ -118,6 +118,13 @@ type Notification struct {
 	// Background marks an APNs content-available push with no alert, sound
 	// or badge (FCM: the same data-only message at normal priority).
 	Background bool
+	// InboxOnly: the notification goes to the device's inbox, for its next
+	// pull, and is not pushed. Set for a background event update to FCM:
+	// the PushGo Android app reads no silent flag and alerts for every
+	// event push of high or critical severity (NotificationIngressParser),
+	// so an integration's refresh of a critical incident rang the phone's
+	// alarm each time (the iPhone stays silent).
+	InboxOnly bool
 
 	// CollapseID makes later pushes about the same entity replace earlier
 	// ones (apns-collapse-id, FCM collapse_key). At most 64 bytes. Empty for
