@@ -258,6 +258,16 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		n.Priority = PriorityNormal
 	}
 	n.Data, n.Full = d, d
+	if n.Provider == FCM {
+		// No collapse_key on FCM, as PushGo's sends none: on a phone
+		// offline FCM keeps one message a collapse key and four keys a
+		// device, with no promise which, so the pushes of a fifth event
+		// updated meanwhile (its alert included) were dropped; and a
+		// data-only message replaces no notification shown, which is what
+		// a collapse key is for. Messages without one are kept, up to a
+		// hundred a device.
+		n.CollapseID = ""
+	}
 
 	if n.Provider == APNs {
 		body, err := APNsJSON(n)

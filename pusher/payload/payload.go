@@ -127,8 +127,8 @@ type Notification struct {
 	InboxOnly bool
 
 	// CollapseID makes later pushes about the same entity replace earlier
-	// ones (apns-collapse-id, FCM collapse_key). At most 64 bytes. Empty for
-	// messages, which never replace each other.
+	// ones (apns-collapse-id). At most 64 bytes. Empty for messages, which
+	// never replace each other, and for FCM (Build says why).
 	CollapseID string
 	// ThreadID groups notifications on the device (APNs thread-id), in
 	// the form the Apple app computes itself:

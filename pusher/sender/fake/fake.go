@@ -73,7 +73,7 @@ func (s *Sender) Capabilities() sendertest.Capability {
 	if s.platform == payload.FCM {
 		return 0
 	}
-	return sendertest.CapInterruptionLevel | sendertest.CapAlert
+	return sendertest.CapInterruptionLevel | sendertest.CapAlert | sendertest.CapCollapse
 }
 
 // Notifications returns every notification Send was given (attempts

@@ -320,6 +320,14 @@ var cases = []testCase{
 			noProblems(t, o)
 		}
 		first := got[0].CollapseID
+		if !h.has(CapCollapse) {
+			for i, o := range got {
+				if o.CollapseID != "" {
+					t.Errorf("push %d names collapse id %q, on a provider that must see none", i, o.CollapseID)
+				}
+			}
+			return
+		}
 		if first == "" || got[1].CollapseID != first || got[2].CollapseID != first {
 			t.Errorf("collapse ids of one event: %q %q %q, want one non-empty id", first, got[1].CollapseID, got[2].CollapseID)
 		}
@@ -395,7 +403,7 @@ var cases = []testCase{
 			if h.has(CapAlert) && (!c.Alert || c.Title != label+": NAS") {
 				t.Errorf("%s: alert=%v title=%q, want %q", op, c.Alert, c.Title, label+": NAS")
 			}
-			if c.CollapseID == q.CollapseID {
+			if h.has(CapCollapse) && c.CollapseID == q.CollapseID {
 				t.Errorf("%s shares collapse id %q with quiet updates", op, c.CollapseID)
 			}
 		}

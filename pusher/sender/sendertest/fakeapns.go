@@ -83,7 +83,7 @@ func (f *FakeAPNs) Platform() payload.Provider { return payload.APNs }
 
 // Capabilities implements Provider.
 func (f *FakeAPNs) Capabilities() Capability {
-	return CapProviderID | CapInterruptionLevel | CapAuth | CapAlert
+	return CapProviderID | CapInterruptionLevel | CapAuth | CapAlert | CapCollapse
 }
 
 // Requests returns every request received, in order.

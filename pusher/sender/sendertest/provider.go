@@ -126,6 +126,10 @@ const (
 	// CapAlert: the request says whether it is a visible alert or a
 	// background push (APNs). FCM pushes are data-only and say neither.
 	CapAlert
+	// CapCollapse: a push names a collapse id, so a later one about the
+	// same entity replaces it (APNs apns-collapse-id). FCM's pushes name
+	// none (fcm.Message says why).
+	CapCollapse
 )
 
 // Provider is a push provider the suite can script and inspect.
