@@ -42,6 +42,16 @@ func messageRequestFromQuery(q url.Values) (*MessageRequest, *apierr.Error) {
 
 func setQueryParam(r *MessageRequest, k, v string) *apierr.Error {
 	switch k {
+	case "channel_id", "password", "title":
+	default:
+		// An optional parameter left blank is absent, as PushGo reads its
+		// query (deserialize_empty_as_none): a form or a script that
+		// sends every field (severity=&op_id=) was refused.
+		if strings.TrimSpace(v) == "" {
+			return nil
+		}
+	}
+	switch k {
 	case "channel_id":
 		r.ChannelID = &v
 	case "password":
@@ -75,10 +85,6 @@ func setQueryParam(r *MessageRequest, k, v string) *apierr.Error {
 	case "tags":
 		r.Tags = queryList(v)
 	case "metadata":
-		// A blank form field is absent, like an empty list.
-		if v == "" {
-			return nil
-		}
 		if !jsontext.Value(v).IsValid() {
 			return apierr.Fieldf(apierr.MetadataInvalid, "metadata", "not valid JSON")
 		}
@@ -89,12 +95,16 @@ func setQueryParam(r *MessageRequest, k, v string) *apierr.Error {
 	return nil
 }
 
-// queryList splits a comma-separated list; an empty value is absent.
+// queryList splits a comma-separated list, each item trimmed and the
+// empty ones dropped, as PushGo's split_query_list ("a,b," is a and b).
 func queryList(v string) []string {
-	if v == "" {
-		return nil
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
 	}
-	return strings.Split(v, ",")
+	return out
 }
 
 // safeName makes a client-supplied parameter name fit to echo in a detail.
