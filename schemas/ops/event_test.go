@@ -63,7 +63,8 @@ func TestEventRules(t *testing.T) {
 		ok("severity/normal", EventClose, set(ecl, "severity", `"normal"`), member("severity", `"normal"`)),
 		ok("severity/low", EventCreate, set(ec, "severity", `"low"`), member("severity", `"low"`)),
 		ok("severity/trimmed", EventCreate, set(ec, "severity", `" high "`), member("severity", `"high"`)),
-		bad("severity/capitalised", EventCreate, set(ec, "severity", `"High"`), apierr.InvalidSeverity, "severity"),
+		// In any letter case, stored lower-cased (PushGo's normalize_event_severity).
+		ok("severity/capitalised", EventCreate, set(ec, "severity", `" High "`), member("severity", `"high"`)),
 		bad("severity/unknown", EventUpdate, set(eu, "severity", `"urgent"`), apierr.InvalidSeverity, "severity"),
 		bad("severity/empty", EventClose, set(ecl, "severity", `""`), apierr.InvalidSeverity, "severity"),
 		bad("severity/null", EventCreate, set(ec, "severity", `null`), apierr.SeverityRequired, "severity"),

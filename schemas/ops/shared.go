@@ -142,9 +142,10 @@ func validSeverity(s string) bool {
 	return false
 }
 
-// severity validates a present severity value.
+// severity validates a present severity value, in any letter case (as
+// PushGo's normalize_event_severity: trimmed, ASCII lower-cased).
 func severity(s string) (string, *apierr.Error) {
-	t := strings.TrimSpace(s)
+	t := strings.ToLower(strings.TrimSpace(s))
 	if !validSeverity(t) {
 		return "", apierr.Field(apierr.InvalidSeverity, "severity")
 	}
