@@ -131,7 +131,6 @@ func setPushGoFields(req *ops.MessageRequest, p params, seps string) *apierr.Err
 	return err
 }
 
-// hint is one display hint of a tool kept in the message's metadata.
 // appLink takes off a link the apps cannot open as a web page: a
 // well-formed URL of another scheme (mailto:, tel:, geo:, an app's own such
 // as weixin://), which ntfy's click and Bark's url carry, is no message url
@@ -155,6 +154,7 @@ func appLink(u *string, key string) (*string, hint) {
 	return nil, hint{key, &t}
 }
 
+// hint is one display hint of a tool kept in the message's metadata.
 type hint struct {
 	key   string // "compat.<tool>.<name>"
 	value *string
