@@ -25,36 +25,12 @@ func TestNoReadServedAfterServingStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	answers := make(chan *nats.Msg, 64)
-	inbox := nats.NewInbox()
-	sub, err := b.NC.ChanSubscribe(inbox, answers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
 	const waiting, queued = 3, 10
-	ask := func(minSeq uint64) {
-		t.Helper()
-		req, _ := json.Marshal(reads.Request{Route: reads.ThingGet, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", ThingID: "t1", MinSeq: minSeq})
-		if err := b.NC.PublishRequest(reads.Subject(reads.ThingGet), inbox, req); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var minSeqs []uint64
 	for range waiting {
-		ask(1 << 40) // waits its read wait for a fold that will not get there
+		minSeqs = append(minSeqs, 1<<40) // waits its read wait for a fold that will not get there
 	}
-	for range queued {
-		ask(0)
-	}
-	if err := b.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the first read is under way (the others queue behind it).
-	for deadline := time.Now().Add(10 * time.Second); len(p.reads) == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no read started")
-		}
-	}
+	answers := queuedReads(t, b, p, append(minSeqs, make([]uint64, queued)...)...)
 	p.stopServing()
 	served := p.ServedReads()
 	unavailable := 0
@@ -86,33 +62,9 @@ func TestCloseServesTheReadsDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	answers := make(chan *nats.Msg, 64)
-	inbox := nats.NewInbox()
-	sub, err := b.NC.ChanSubscribe(inbox, answers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
 	const n = 20
-	ask := func(minSeq uint64) {
-		t.Helper()
-		req, _ := json.Marshal(reads.Request{Route: reads.ThingGet, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", ThingID: "t1", MinSeq: minSeq})
-		if err := b.NC.PublishRequest(reads.Subject(reads.ThingGet), inbox, req); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ask(1 << 40) // holds the one read place for its read wait: the others queue
-	for range n - 1 {
-		ask(0)
-	}
-	if err := b.NC.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); len(p.reads) == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no read started")
-		}
-	}
+	// The first holds the one read place for its read wait: the others queue.
+	answers := queuedReads(t, b, p, append([]uint64{1 << 40}, make([]uint64, n-1)...)...)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,4 +78,32 @@ func TestCloseServesTheReadsDelivered(t *testing.T) {
 			t.Fatal("answers missing")
 		}
 	}
+}
+
+// queuedReads sends p the reads of minSeqs (one each) from one inbox,
+// waits until the first is under way, and returns where the answers come.
+func queuedReads(t *testing.T, b *brokertest.Broker, p *Projector, minSeqs ...uint64) <-chan *nats.Msg {
+	t.Helper()
+	answers := make(chan *nats.Msg, 64)
+	inbox := nats.NewInbox()
+	sub, err := b.NC.ChanSubscribe(inbox, answers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	for _, minSeq := range minSeqs {
+		req, _ := json.Marshal(reads.Request{Route: reads.ThingGet, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", ThingID: "t1", MinSeq: minSeq})
+		if err := b.NC.PublishRequest(reads.Subject(reads.ThingGet), inbox, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(p.reads) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no read started")
+		}
+	}
+	return answers
 }

@@ -769,35 +769,19 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 	// forgetting of this process's own records with it.
 	ctx, cancel := context.WithTimeout(ctx, sweepBound)
 	defer cancel()
-	w, err := r.subs.KV().WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return 0, fmt.Errorf("sweep removals: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
 	type due struct {
 		key string
 		rev uint64
 	}
 	var expired []due
 	cutoff := now.Add(-devices.RemovalKept).UnixMilli()
-	for {
-		var e jetstream.KeyValueEntry
-		var open bool
-		select {
-		case e, open = <-w.Updates():
-		case <-ctx.Done():
-			return 0, fmt.Errorf("sweep removals: %w", ctx.Err())
-		}
-		if !open {
-			return 0, errors.New("sweep removals: the watch ended")
-		}
-		if e == nil {
-			break // the latest values are all in
-		}
-		var sub devices.Subscription
-		if json.Unmarshal(e.Value(), &sub) == nil && sub.Removed() && sub.RemovedAt <= cutoff {
+	err := r.eachSubscription(ctx, ">", func(e jetstream.KeyValueEntry, sub devices.Subscription) {
+		if sub.Removed() && sub.RemovedAt <= cutoff {
 			expired = append(expired, due{e.Key(), e.Revision()})
 		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep removals: %w", err)
 	}
 	n := 0
 	for _, d := range expired {
@@ -859,6 +843,34 @@ func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
 	return out, nil
 }
 
+// eachSubscription calls fn with the latest value of every key of the
+// subscriptions bucket matching filter (">": all), decoded (a value that
+// does not decode is passed), through one watch of their latest values.
+func (r *Registry) eachSubscription(ctx context.Context, filter string, fn func(jetstream.KeyValueEntry, devices.Subscription)) error {
+	w, err := r.subs.KV().WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e, open := <-w.Updates():
+			if !open {
+				return errors.New("the watch ended")
+			}
+			if e == nil {
+				return nil // the latest values are all in
+			}
+			var sub devices.Subscription
+			if json.Unmarshal(e.Value(), &sub) == nil {
+				fn(e, sub)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Subscribers returns the keys of the devices subscribed to channelID,
 // sorted. It is one filtered read of PUSHGO_SUBSCRIPTIONS's latest values
 // (a removal's record is no subscriber), so its cost is proportional to
@@ -867,33 +879,17 @@ func (r *Registry) Channels(ctx context.Context, key string) ([]string, error) {
 func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
-	w, err := r.subs.KV().WatchFiltered(ctx, []string{devices.SubscribersFilter(channelID)}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("list subscribers of %s: %w", channelID, err)
-	}
-	defer func() { _ = w.Stop() }()
 	var out []string
-	for {
-		var e jetstream.KeyValueEntry
-		var open bool
-		select {
-		case e, open = <-w.Updates():
-		case <-ctx.Done():
-			return nil, fmt.Errorf("list subscribers of %s: %w", channelID, ctx.Err())
-		}
-		if !open {
-			return nil, fmt.Errorf("list subscribers of %s: the watch ended", channelID)
-		}
-		if e == nil {
-			break // the latest values are all in
-		}
-		var sub devices.Subscription
-		if json.Unmarshal(e.Value(), &sub) != nil || sub.Removed() {
-			continue
+	err := r.eachSubscription(ctx, devices.SubscribersFilter(channelID), func(e jetstream.KeyValueEntry, sub devices.Subscription) {
+		if sub.Removed() {
+			return
 		}
 		if _, dk, ok := devices.ParseSubscriptionKey(e.Key()); ok {
 			out = append(out, dk)
 		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list subscribers of %s: %w", channelID, err)
 	}
 	sort.Strings(out)
 	return out, nil

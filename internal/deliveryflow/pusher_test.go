@@ -107,6 +107,18 @@ func (e *env) device(platform, channelType, token, ch string) string {
 	return key
 }
 
+// withChannel returns a body builder for channel ch: its credentials and
+// the given key, value pairs.
+func withChannel(ch string) func(kv ...any) map[string]any {
+	return func(kv ...any) map[string]any {
+		m := map[string]any{"channel_id": ch, "password": pw}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -131,17 +143,7 @@ func TestSeedEventReachesBothPlatforms(t *testing.T) {
 	e.device("ios", "apns", apnsToken, ch)
 	e.device("android", "fcm", fcmToken, ch)
 
-	cred := map[string]any{"channel_id": ch, "password": pw}
-	with := func(kv ...any) map[string]any {
-		m := map[string]any{}
-		for k, v := range cred {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m
-	}
+	with := withChannel(ch)
 	ev := e.post("/event/create", with("title", "Production deployment", "status", "running", "message", "Deployment started",
 		"severity", "normal", "event_time", 1713750000000, "started_at", 1713750000000, "attrs", map[string]any{"service": "api", "revision": "8f3c2a1"}))["event_id"].(string)
 	e.post("/event/update", with("event_id", ev, "status", "publishing", "message", "Image pushed, publishing release",

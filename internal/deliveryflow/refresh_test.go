@@ -22,17 +22,7 @@ func TestRefreshAlertsNoAndroidPhone(t *testing.T) {
 	ch := e.post("/channel/create", map[string]any{"channel_name": "ops", "password": pw})["channel_id"].(string)
 	e.device("ios", "apns", apnsToken, ch)
 	e.device("android", "fcm", fcmToken, ch)
-	cred := map[string]any{"channel_id": ch, "password": pw}
-	with := func(kv ...any) map[string]any {
-		m := map[string]any{}
-		for k, v := range cred {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i].(string)] = kv[i+1]
-		}
-		return m
-	}
+	with := withChannel(ch)
 	ev := e.post("/event/create", with("title", "Disk full", "status", "firing", "message", "Disk at 99%",
 		"severity", "critical", "event_time", 1713750000000))["event_id"].(string)
 
