@@ -523,9 +523,7 @@ func (p *Pusher) Close() error {
 		// (parkAfterReadFailure) is handed back now, not after its ack
 		// wait.
 		for _, l := range p.lanes {
-			for m, ok := l.pop(); ok; m, ok = l.pop() {
-				p.settleTask(m, consume.Nak(0))
-			}
+			p.handBack(l)
 		}
 		// Hand the partitions over now rather than after the failover time
 		// (without a connection the broker fails them over by itself). A

@@ -53,9 +53,7 @@ func (p *Pusher) send(ctx context.Context) error {
 				case <-done:
 					// Hand queued tasks back now rather than after the
 					// ack wait.
-					for m, ok := l.pop(); ok; m, ok = l.pop() {
-						p.settleTask(m, consume.Nak(0))
-					}
+					p.handBack(l)
 					return
 				default:
 				}
@@ -76,6 +74,13 @@ func (p *Pusher) send(ctx context.Context) error {
 	}
 	defer close(done)
 	return p.sendLoop.Run(ctx)
+}
+
+// handBack hands every task queued in l back to the broker, untried.
+func (p *Pusher) handBack(l *lane) {
+	for m, ok := l.pop(); ok; m, ok = l.pop() {
+		p.settleTask(m, consume.Nak(0))
+	}
 }
 
 // toLane is the send loop's handler: it queues m on its device's lane,

@@ -85,7 +85,8 @@ type Registry struct {
 	removals   []writtenRemoval
 }
 
-// writtenRemoval is a removal's record written by Unsubscribe.
+// writtenRemoval is a removal's record (written by Unsubscribe, or found
+// by SweepRemovals) at its revision.
 type writtenRemoval struct {
 	key string
 	rev uint64
@@ -738,14 +739,12 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 		}
 		d := r.removals[0]
 		r.removalsMu.Unlock()
-		err := r.subs.KV().Delete(ctx, d.key, jetstream.LastRevision(d.rev))
-		switch {
-		case err == nil:
-			done++
-		case cas.Lost(err):
-			// Subscribed again, or swept by another replica.
-		default:
+		deleted, err := r.deleteRemoval(ctx, d)
+		if err != nil {
 			return done, fmt.Errorf("forget removals: %w", err)
+		}
+		if deleted {
+			done++
 		}
 		r.removalsMu.Lock()
 		r.removals = r.removals[1:] // appends go to the end: the head is d
@@ -769,15 +768,11 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 	// forgetting of this process's own records with it.
 	ctx, cancel := context.WithTimeout(ctx, sweepBound)
 	defer cancel()
-	type due struct {
-		key string
-		rev uint64
-	}
-	var expired []due
+	var expired []writtenRemoval
 	cutoff := now.Add(-devices.RemovalKept).UnixMilli()
 	err := r.eachSubscription(ctx, ">", func(e jetstream.KeyValueEntry, sub devices.Subscription) {
 		if sub.Removed() && sub.RemovedAt <= cutoff {
-			expired = append(expired, due{e.Key(), e.Revision()})
+			expired = append(expired, writtenRemoval{key: e.Key(), rev: e.Revision()})
 		}
 	})
 	if err != nil {
@@ -785,17 +780,26 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 	}
 	n := 0
 	for _, d := range expired {
-		err := r.subs.KV().Delete(ctx, d.key, jetstream.LastRevision(d.rev))
-		switch {
-		case cas.Lost(err):
-			// Subscribed again, or swept by another replica.
-		case err != nil:
+		deleted, err := r.deleteRemoval(ctx, d)
+		if err != nil {
 			return n, fmt.Errorf("sweep removals: %w", err)
-		default:
+		}
+		if deleted {
 			n++
 		}
 	}
 	return n, nil
+}
+
+// deleteRemoval deletes the removal's record d by compare-and-swap on its
+// revision; deleted is false when the key changed since (subscribed again,
+// or deleted by another replica's sweep).
+func (r *Registry) deleteRemoval(ctx context.Context, d writtenRemoval) (deleted bool, err error) {
+	err = r.subs.KV().Delete(ctx, d.key, jetstream.LastRevision(d.rev))
+	if cas.Lost(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // deleteIfPresent deletes k by compare-and-swap on its revision and
