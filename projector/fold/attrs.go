@@ -151,7 +151,10 @@ func compareStringBytes(s string, b []byte) int {
 // mergeObject merges a nested patch object into cur (a normalised value;
 // nil or not an object: an empty one) and returns the normalised result.
 func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error) {
-	var base []member
+	// Nested objects are small: their members fit here without a heap
+	// allocation (base does not escape: the closures below do not).
+	var room [8]member
+	base := room[:0]
 	if len(cur) > 0 && cur[0] == '{' { // normalised: no space before it
 		// A snapshot's value: checked when it was merged in.
 		if err := eachValidMember(cur, func(name []byte, vs, ve int) error {
@@ -160,7 +163,12 @@ func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error)
 		}); err != nil {
 			return nil, err
 		}
-		slices.SortFunc(base, func(x, y member) int { return bytes.Compare(x.name, y.name) })
+		// A value this function wrote is sorted already; one a create
+		// stored as it came (normalize) may not be.
+		cmpName := func(x, y member) int { return bytes.Compare(x.name, y.name) }
+		if !slices.IsSortedFunc(base, cmpName) {
+			slices.SortFunc(base, cmpName)
+		}
 	}
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
@@ -171,9 +179,14 @@ func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error)
 			}
 			return nil
 		}
-		nv, err := normalize(v)
-		if err != nil {
-			return err
+		// Copied into the result below: a plain value needs no copy of
+		// its own.
+		nv := v
+		if !plain(v) {
+			var err error
+			if nv, err = jsontext.AppendFormat(nil, v); err != nil {
+				return err
+			}
 		}
 		if found {
 			base[i].value = nv
@@ -195,13 +208,27 @@ func mergeObject(walk walker, cur, patch jsontext.Value) (jsontext.Value, error)
 		if i > 0 {
 			out = append(out, ',')
 		}
-		if out, err = jsontext.AppendQuote(out, m.name); err != nil {
+		if plainName(m.name) {
+			out = append(append(append(out, '"'), m.name...), '"')
+		} else if out, err = jsontext.AppendQuote(out, m.name); err != nil {
 			return nil, err
 		}
 		out = append(out, ':')
 		out = append(out, m.value...)
 	}
 	return append(out, '}'), nil
+}
+
+// plainName reports whether name (unescaped) is written in JSON as it is,
+// between quotes: printable ASCII without a quote or a backslash, as
+// jsontext.AppendQuote writes it.
+func plainName(name []byte) bool {
+	for _, c := range name {
+		if c < 0x20 || c > 0x7e || c == '\\' || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // member is a member of a nested attrs object being merged: its name

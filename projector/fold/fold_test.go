@@ -143,6 +143,12 @@ func TestMergePatch(t *testing.T) {
 		{`{"n":{"x":1}}`, `{"n":"flat"}`, `{"n":"flat"}`},
 		{`{"a":true}`, `null`, `{"a":true}`},
 		{`{"a":1}`, `{"a":  [ ]}`, `{"a":[]}`}, // validation forbids arrays; the fold stays total
+		// A nested object stored unsorted (as a create's value came) is
+		// merged in name order.
+		{`{"n":{"y":2,"x":1}}`, `{"n":{"z":3}}`, `{"n":{"x":1,"y":2,"z":3}}`},
+		{`{"n":{"q\"s":1,"p":{}}}`, `{"n":{"r\u00e9":"\u0041"}}`, `{"n":{"p":{},"q\"s":1,"ré":"A"}}`},
+		{`{"n":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8}}`, `{"n":{"i":9,"a":null}}`,
+			`{"n":{"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}}`},
 	}
 	for _, c := range cases {
 		var cur Attrs
