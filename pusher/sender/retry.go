@@ -20,6 +20,12 @@ type Policy struct {
 	NoJitter bool
 }
 
+// FCMQuotaBackoff is the least wait after FCM's QUOTA_EXCEEDED, which
+// Google's ErrorCode reference asks for (the policy doubles from there): the
+// FCM sender returns it as the result's RetryAfter when the answer names a
+// shorter one or none.
+const FCMQuotaBackoff = time.Minute
+
 // DefaultPolicy is the policy used for zero fields.
 var DefaultPolicy = Policy{Base: time.Second, Max: 5 * time.Minute, Attempts: 8}
 

@@ -12,8 +12,9 @@
 // Every Send is bounded by a deadline: the caller's context, and the
 // sender's own SendTimeout, whichever is earlier. A Send that runs out of
 // time returns Outcome Retry: the provider may or may not have the push, and
-// at-least-once delivery (DESIGN invariant 5) means trying again; APNs drops
-// the duplicate by apns-id.
+// at-least-once delivery (DESIGN invariant 5) means trying again, at the
+// cost of a duplicate on the device when the first did arrive (neither
+// provider drops one: apns-id is an identifier, not an idempotency key).
 //
 // Senders hold no global state, are safe for concurrent use, and never log
 // or return a device token or a credential (DESIGN invariant 6).

@@ -6,8 +6,8 @@
 // Request mapping (payload.Notification → APNs):
 //
 //	apns-topic        Options.Topic (the app's bundle id)
-//	apns-id           ID(n.DeliveryID): a name-based UUID, so a retried
-//	                  duplicate of one delivery carries the same apns-id
+//	apns-id           ID(n.DeliveryID): a name-based UUID, so every attempt
+//	                  of one delivery carries the same apns-id
 //	apns-push-type    alert, or background for n.Background
 //	apns-priority     n.Priority (10 or 5; background always 5)
 //	apns-collapse-id  n.CollapseID
@@ -20,6 +20,8 @@
 //	410, or reason Unregistered / ExpiredToken  RetireToken
 //	400 BadDeviceToken, DeviceTokenNotForTopic  RetireToken
 //	429, 5xx                                    Retry (RetryAfter from Retry-After)
+//	403 ExpiredProviderToken                    Retry, after one more request with a
+//	                                            fresh token (see authTransport)
 //	timeout, connection error                   Retry
 //	any other status                            Failed (Reason = APNs reason)
 //	n.Expiration already passed                 Failed "expired", nothing sent
@@ -277,7 +279,8 @@ var namespace = uuid.MustParse("6f1d4c0e-3b57-4a8e-9a57-0f0c2b9e5a11")
 
 // ID is the apns-id of a delivery: the name-based (SHA-1, version 5) UUID
 // of the delivery id, lower case as APNs expects. The same delivery always
-// gets the same id, so APNs can drop a retried duplicate.
+// gets the same id, which names it in Apple's feedback; APNs does not drop
+// a retried duplicate by it.
 func ID(deliveryID string) string {
 	return uuid.NewSHA1(namespace, []byte(deliveryID)).String()
 }
@@ -349,10 +352,13 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 				res.Reason = "canceled"
 			}
 		} else if status != 0 {
-			// An answer whose body did not decode: classify by status.
-			res.Outcome = sender.FromStatus(status)
-			res.Reason = http.StatusText(status)
-			res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
+			// An answer whose body did not decode: classify by status (a
+			// 410 still retires the token).
+			res = classify(status, "")
+			res.StatusCode = status
+			if res.Outcome == sender.Retry {
+				res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
+			}
 		}
 		s.log.LogAttrs(ctx, slog.LevelDebug, "apns send failed",
 			slog.String("delivery", delivery.RedactID(n.DeliveryID)), slog.String("result", res.String()), slog.String("error", redact(err)))
@@ -434,6 +440,12 @@ func classify(status int, reason string) sender.Result {
 	case status == http.StatusBadRequest &&
 		(reason == apns2.ReasonBadDeviceToken || reason == apns2.ReasonDeviceTokenNotForTopic):
 		r.Outcome = sender.RetireToken
+	case reason == apns2.ReasonExpiredProviderToken:
+		// Rejected once more with a fresh token (authTransport), or while
+		// the token source holds no fresher one: the next try may carry
+		// one. Retried within the attempt budget, where a failure lost the
+		// push.
+		r.Outcome = sender.Retry
 	default:
 		r.Outcome = sender.FromStatus(status)
 	}

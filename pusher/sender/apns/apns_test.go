@@ -3,7 +3,10 @@ package apns_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -366,5 +369,40 @@ func TestSendTimeoutBoundsAHungRequest(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Send did not return in 20 s with a send timeout of 300 ms")
+	}
+}
+
+// An answer whose body does not decode is classified by its status: a 410
+// still retires the token, a 503 is retried with its Retry-After.
+func TestUndecodableAnswerByStatus(t *testing.T) {
+	answers := map[string]func(w http.ResponseWriter){
+		"gone": func(w http.ResponseWriter) { w.WriteHeader(http.StatusGone); io.WriteString(w, `{"reason":`) },
+		"busy": func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "9")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `<html>`)
+		},
+		"other": func(w http.ResponseWriter) { w.WriteHeader(http.StatusBadRequest); io.WriteString(w, `{"reason":`) },
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		answers[strings.TrimPrefix(r.URL.Path, "/3/device/")](w)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	s, err := apns.New(apns.Options{Key: sendertest.APNsKey(t), KeyID: keyID, TeamID: teamID, Topic: topic,
+		Endpoint: srv.URL, HTTPClient: srv.Client(), SendTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, want := range map[string]sender.Outcome{"gone": sender.RetireToken, "busy": sender.Retry, "other": sender.Failed} {
+		r := s.Send(context.Background(), plain(t, tok))
+		if r.Outcome != want {
+			t.Errorf("%s: %v, want %v", tok, r, want)
+		}
+		if tok == "busy" && r.RetryAfter != 9*time.Second {
+			t.Errorf("busy: retry after %v", r.RetryAfter)
+		}
 	}
 }

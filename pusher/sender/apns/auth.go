@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-json-experiment/json"
 	"github.com/sideshow/apns2"
@@ -43,11 +44,19 @@ func (k keySource) Token(context.Context) (string, error) {
 	return "", errors.New("apns: signing the provider token failed")
 }
 
-// Invalidate signs a new token if rejected is the current one.
+// minResign is the youngest a .p8 key's token may be to be signed again
+// when APNs calls it expired: Apple refuses a provider token replaced more
+// often than every 20 minutes (429 TooManyProviderTokenUpdates), and a
+// younger token called expired says the clock is wrong, which a new
+// signature with the same clock does not mend.
+const minResign = 20 * time.Minute
+
+// Invalidate signs a new token if rejected is the current one and at least
+// minResign old.
 func (k keySource) Invalidate(rejected string) {
 	k.t.Lock()
 	defer k.t.Unlock()
-	if k.t.Bearer == rejected {
+	if k.t.Bearer == rejected && time.Since(time.Unix(k.t.IssuedAt, 0)) >= minResign {
 		_, _ = k.t.Generate()
 	}
 }

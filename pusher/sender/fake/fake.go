@@ -128,8 +128,16 @@ func (s *Sender) result(a sendertest.Answer) sender.Result {
 		r = sender.Result{Outcome: sender.Failed, StatusCode: http.StatusBadRequest, Reason: "BadRequest"}
 	case sendertest.AuthError:
 		r = sender.Result{Outcome: sender.Failed, StatusCode: http.StatusForbidden, Reason: "AuthError"}
+	case sendertest.ExpiredAuth:
+		r = sender.Result{Outcome: sender.Retry, StatusCode: http.StatusForbidden, Reason: "ExpiredProviderToken"}
+		if s.platform == payload.FCM {
+			r.StatusCode, r.Reason = http.StatusUnauthorized, "UNAUTHENTICATED"
+		}
 	case sendertest.TooManyRequests:
 		r = sender.Result{Outcome: sender.Retry, StatusCode: http.StatusTooManyRequests, Reason: "TooManyRequests"}
+		if s.platform == payload.FCM {
+			r.Reason = "QUOTA_EXCEEDED"
+		}
 	case sendertest.Unavailable:
 		r = sender.Result{Outcome: sender.Retry, StatusCode: http.StatusServiceUnavailable, Reason: "ServiceUnavailable"}
 	default:
@@ -143,6 +151,9 @@ func (s *Sender) result(a sendertest.Answer) sender.Result {
 		if r.RetryAfter < a.RetryAfter {
 			r.RetryAfter += time.Second
 		}
+	}
+	if r.Reason == "QUOTA_EXCEEDED" {
+		r.RetryAfter = max(r.RetryAfter, sender.FCMQuotaBackoff)
 	}
 	return r
 }

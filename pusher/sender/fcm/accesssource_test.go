@@ -20,8 +20,16 @@ import (
 // fake PushGo token service.
 func newServiceSender(t *testing.T) (*fcm.Sender, *sendertest.FakeFCM, *sendertest.FakeTokenService) {
 	t.Helper()
+	return newServiceSenderWith(t, tokenservice.Options{})
+}
+
+// newServiceSenderWith is newServiceSender with the token service's
+// options o (its URL set here).
+func newServiceSenderWith(t *testing.T, o tokenservice.Options) (*fcm.Sender, *sendertest.FakeFCM, *sendertest.FakeTokenService) {
+	t.Helper()
 	svc := sendertest.NewFakeTokenService(t)
-	ts, err := tokenservice.New(tokenservice.Options{URL: svc.URL()})
+	o.URL = svc.URL()
+	ts, err := tokenservice.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +67,13 @@ func TestAccessSourceAuthorizesAndNamesTheProject(t *testing.T) {
 // FCM 401/403: the token (and its project) is replaced and the push sent
 // once more (pushgo-gateway fcm_client.rs token_info_fresh).
 func TestRejectedAccessTokenIsReplacedOnce(t *testing.T) {
-	s, f, svc := newServiceSender(t)
+	// The service's tokens may be replaced at once (the cache otherwise
+	// keeps a token rejected within 5 s of its fetch).
+	s, f, svc := newServiceSenderWith(t, tokenservice.Options{RetryInterval: time.Nanosecond})
 	if r := s.Send(context.Background(), plain(t, "warm")); r.Outcome != sender.Sent {
 		t.Fatalf("warm: %v", r)
 	}
-	f.Script("tok", sendertest.Answer{Kind: sendertest.AuthError})
+	f.Script("tok", sendertest.Answer{Kind: sendertest.ExpiredAuth})
 	svc.SetProjectID("pushgo-next")
 	r := s.Send(context.Background(), plain(t, "tok"))
 	if r.Outcome != sender.Sent {
@@ -74,11 +84,38 @@ func TestRejectedAccessTokenIsReplacedOnce(t *testing.T) {
 		reqs[2].Header.Get("Authorization") != "Bearer fcm-2" || reqs[2].Project != "pushgo-next" || string(reqs[1].Body) != string(reqs[2].Body) {
 		t.Fatalf("requests %+v", reqs)
 	}
-	// Rejected twice: the second answer stands.
-	f.Script("tok", sendertest.Answer{Kind: sendertest.AuthError}, sendertest.Answer{Kind: sendertest.AuthError})
+	// Rejected twice: a 401 is retried later, when the service may have a
+	// fresher token; a 403 (not permitted) fails.
+	f.Script("tok", sendertest.Answer{Kind: sendertest.ExpiredAuth}, sendertest.Answer{Kind: sendertest.ExpiredAuth})
 	r = s.Send(context.Background(), plain(t, "tok"))
-	if r.Outcome != sender.Failed || r.StatusCode != http.StatusUnauthorized || len(f.Requests()) != 5 {
+	if r.Outcome != sender.Retry || r.StatusCode != http.StatusUnauthorized || len(f.Requests()) != 5 {
 		t.Fatalf("rejected twice: %v after %d requests", r, len(f.Requests()))
+	}
+	f.Script("tok", sendertest.Answer{Kind: sendertest.AuthError, Reason: "SENDER_ID_MISMATCH"},
+		sendertest.Answer{Kind: sendertest.AuthError, Reason: "SENDER_ID_MISMATCH"})
+	r = s.Send(context.Background(), plain(t, "tok"))
+	if r.Outcome != sender.Failed || r.StatusCode != http.StatusForbidden || r.Reason != "SENDER_ID_MISMATCH" || len(f.Requests()) != 7 {
+		t.Fatalf("403 twice: %v after %d requests", r, len(f.Requests()))
+	}
+}
+
+// A device of another Firebase project (403 SENDER_ID_MISMATCH) pushed to
+// again and again costs the token service one fetch, not one a push, and
+// the push fails.
+func TestSenderIDMismatchFetchesOnce(t *testing.T) {
+	frozen := time.Now() // every push within a moment of the fetch, however slow the machine
+	s, f, svc := newServiceSenderWith(t, tokenservice.Options{Now: func() time.Time { return frozen }})
+	if r := s.Send(context.Background(), plain(t, "warm")); r.Outcome != sender.Sent {
+		t.Fatalf("warm: %v", r)
+	}
+	for i := range 20 {
+		f.Script("other-project", sendertest.Answer{Kind: sendertest.AuthError, Reason: "SENDER_ID_MISMATCH"})
+		if r := s.Send(context.Background(), plain(t, "other-project")); r.Outcome != sender.Failed || r.Reason != "SENDER_ID_MISMATCH" {
+			t.Fatalf("push %d: %v", i, r)
+		}
+	}
+	if n := svc.Count("/provider/token"); n != 1 {
+		t.Errorf("%d token requests for 20 rejected pushes", n)
 	}
 }
 

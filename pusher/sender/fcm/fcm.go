@@ -16,10 +16,14 @@
 //	200                                         Sent (ProviderID = message name)
 //	UNREGISTERED (404)                          RetireToken
 //	INVALID_ARGUMENT about the token (400)      RetireToken
-//	429 QUOTA_EXCEEDED, 5xx (UNAVAILABLE, ...)  Retry (RetryAfter from Retry-After)
+//	429 QUOTA_EXCEEDED, 5xx (UNAVAILABLE, ...)  Retry (RetryAfter from Retry-After;
+//	                                            at least a minute for QUOTA_EXCEEDED)
+//	401 UNAUTHENTICATED                         Retry, after one more request with a
+//	                                            fresh token (see accessTransport)
 //	timeout, connection error                   Retry
 //	anything else (other INVALID_ARGUMENT,
-//	SENDER_ID_MISMATCH, auth errors, ...)       Failed (Reason = FCM error code)
+//	403 SENDER_ID_MISMATCH, ...)                Failed (Reason = FCM error code), after
+//	                                            one more request with a fresh token for a 403
 //	n.Expiration already passed                 Failed "expired", nothing sent
 //
 // One attempt per Send: the SDK would retry 503s and connection errors by
@@ -44,11 +48,11 @@ import (
 	"github.com/go-json-experiment/json"
 	"golang.org/x/oauth2"
 	"google.golang.org/api/option"
-	htransport "google.golang.org/api/transport/http"
 
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/internal/attempt"
+	"github.com/pushgo/gateway/pusher/sender/tokenservice"
 	"github.com/pushgo/gateway/schemas/delivery"
 )
 
@@ -108,7 +112,7 @@ var _ sender.Sender = (*Sender)(nil)
 // New validates opts and returns a Sender. It reads the credentials file but
 // makes no network call (access tokens are fetched on first use).
 func New(opts Options) (*Sender, error) {
-	var cred option.ClientOption
+	var ts oauth2.TokenSource
 	switch {
 	case (opts.CredentialsFile != "") && (opts.TokenSource != nil || opts.AccessSource != nil),
 		opts.TokenSource != nil && opts.AccessSource != nil:
@@ -126,9 +130,12 @@ func New(opts Options) (*Sender, error) {
 			}
 			opts.ProjectID = pid
 		}
-		cred = option.WithCredentialsFile(opts.CredentialsFile)
+		var err error
+		if ts, err = credentialsSource(opts.CredentialsFile, tokenservice.DefaultFetchTimeout); err != nil {
+			return nil, err
+		}
 	case opts.TokenSource != nil:
-		cred = option.WithTokenSource(opts.TokenSource)
+		ts = opts.TokenSource
 	default:
 		return nil, errors.New("fcm: a credentials file, a token source or an access source is required")
 	}
@@ -160,16 +167,14 @@ func New(opts Options) (*Sender, error) {
 	}
 
 	ctx := context.Background()
-	var authed http.RoundTripper
-	if opts.AccessSource != nil {
-		authed = accessTransport(opts.AccessSource, base)
-	} else {
+	src := opts.AccessSource
+	if src == nil {
 		var err error
-		if authed, err = htransport.NewTransport(ctx, base, cred, option.WithScopes(Scope)); err != nil {
-			return nil, fmt.Errorf("fcm: credentials: %w", err)
+		if src, err = oauthSource(ts, opts.ProjectID); err != nil {
+			return nil, err
 		}
 	}
-	hc := &http.Client{Transport: &attempt.Transport{Base: authed}}
+	hc := &http.Client{Transport: &attempt.Transport{Base: accessTransport(src, base)}}
 	appOpts := []option.ClientOption{option.WithHTTPClient(hc)}
 	if opts.Endpoint != "" {
 		appOpts = append(appOpts, option.WithEndpoint(opts.Endpoint))
@@ -322,11 +327,26 @@ func (s *Sender) classify(ctx context.Context, rec *attempt.Record, err error) s
 		res.Outcome = sender.RetireToken
 	case (messaging.IsInvalidArgument(err) || code == "INVALID_ARGUMENT") && tokenErr:
 		res.Outcome = sender.RetireToken
+	case status == http.StatusUnauthorized:
+		// UNAUTHENTICATED once more with a fresh token (accessTransport),
+		// or within a moment of its fetch (the source fetches a rejected
+		// token again only after tokenservice.DefaultRetryInterval): the
+		// credential, not the push, is stale, and a later try with the
+		// next token may pass. Retried within the attempt budget, where a
+		// failure lost the push. A 403 (PERMISSION_DENIED,
+		// SENDER_ID_MISMATCH: a device of another Firebase project) fails.
+		res.Outcome = sender.Retry
 	default:
 		res.Outcome = sender.FromStatus(status)
 	}
 	if res.Outcome == sender.Retry {
 		res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
+		if code == "QUOTA_EXCEEDED" {
+			// Google asks for a back-off of at least a minute on a quota
+			// error (FCM's ErrorCode reference); the policy doubles from
+			// there.
+			res.RetryAfter = max(res.RetryAfter, sender.FCMQuotaBackoff)
+		}
 	}
 	return res
 }

@@ -3,8 +3,12 @@ package fcm_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -202,5 +206,63 @@ func TestMessage(t *testing.T) {
 	n.Expiration = now.Add(-time.Second)
 	if _, ok := fcm.Message(n, now); ok {
 		t.Errorf("an expired notification made a message")
+	}
+}
+
+// A token endpoint that stalls during a refresh holds a send no longer
+// than the send's context: the send ends as Retry, and the next one, once
+// the endpoint answers, is sent.
+func TestStalledTokenEndpointEndsWithTheContext(t *testing.T) {
+	asked, release := make(chan struct{}, 16), make(chan struct{})
+	var once sync.Once
+	answer := func() { once.Do(func() { close(release) }) }
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"late-token","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(tokens.Close)
+	t.Cleanup(answer)
+	f := sendertest.NewFakeFCM(t)
+	s, err := fcm.New(fcm.Options{CredentialsFile: sendertest.ServiceAccountAt(t, "from-file", tokens.URL+"/token"),
+		Endpoint: f.Endpoint(), SendTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan sender.Result, 1)
+	go func() {
+		done <- s.Send(ctx, build(t, ops.MessageCreate, "m", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok"))
+	}()
+	<-asked // the send waits for the token endpoint
+	cancel()
+	select {
+	case r := <-done:
+		if r.Outcome != sender.Retry || len(f.Requests()) != 0 {
+			t.Fatalf("a send whose token never came: %v, %d requests to FCM", r, len(f.Requests()))
+		}
+	case <-time.After(30 * time.Second): // liveness bound, not a measurement
+		t.Fatal("the send outlived its context while the token endpoint stalled")
+	}
+	// The endpoint answers at last: the fetch brings a token, and sends
+	// go out with it.
+	answer()
+	for i := 0; ; i++ {
+		r := s.Send(context.Background(), build(t, ops.MessageCreate, "m2", ops.MessagePayload{Title: "T", Severity: "normal", OccurredAt: 1}, "tok"))
+		if r.Outcome == sender.Sent {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("no send after the endpoint recovered: %v", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if reqs := f.Requests(); reqs[len(reqs)-1].Header.Get("Authorization") != "Bearer late-token" {
+		t.Errorf("authorization %q", reqs[len(reqs)-1].Header.Get("Authorization"))
 	}
 }

@@ -459,6 +459,13 @@ var cases = []testCase{
 	}},
 
 	{name: "Outcomes", run: func(t *testing.T, h *harness) {
+		// FCM's quota errors wait at least a minute (sender.FCMQuotaBackoff).
+		quota := func(d time.Duration) time.Duration {
+			if h.p.Platform() == payload.FCM {
+				return max(d, sender.FCMQuotaBackoff)
+			}
+			return d
+		}
 		table := []struct {
 			answer     Answer
 			want       sender.Outcome
@@ -469,8 +476,11 @@ var cases = []testCase{
 			{Answer{Kind: BadToken}, sender.RetireToken, 0},
 			{Answer{Kind: BadRequest}, sender.Failed, 0},
 			{Answer{Kind: AuthError}, sender.Failed, 0},
-			{Answer{Kind: TooManyRequests}, sender.Retry, 0},
-			{Answer{Kind: TooManyRequests, RetryAfter: 7 * time.Second}, sender.Retry, 7 * time.Second},
+			// With no fresher credential to try at once: a later try may
+			// have one.
+			{Answer{Kind: ExpiredAuth}, sender.Retry, 0},
+			{Answer{Kind: TooManyRequests}, sender.Retry, quota(0)},
+			{Answer{Kind: TooManyRequests, RetryAfter: 7 * time.Second}, sender.Retry, quota(7 * time.Second)},
 			{Answer{Kind: Unavailable}, sender.Retry, 0},
 			{Answer{Kind: Unavailable, RetryAfter: 30 * time.Second}, sender.Retry, 30 * time.Second},
 			{Answer{Kind: Internal}, sender.Retry, 0},

@@ -35,6 +35,13 @@ func ServiceAccount(t testing.TB, project string) (file string, grants *atomic.I
 		_, _ = io.WriteString(w, `{"access_token":"sa-access-token","token_type":"Bearer","expires_in":3600}`)
 	}))
 	t.Cleanup(tokens.Close)
+	return ServiceAccountAt(t, project, tokens.URL+"/token"), grants
+}
+
+// ServiceAccountAt writes a Google service account file for project whose
+// token endpoint is tokenURI.
+func ServiceAccountAt(t testing.TB, project, tokenURI string) (file string) {
+	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -47,13 +54,13 @@ func ServiceAccount(t testing.TB, project string) (file string, grants *atomic.I
 		"type": "service_account", "project_id": project, "private_key_id": "kid1",
 		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		"client_email": "pusher@" + project + ".iam.gserviceaccount.com", "client_id": "1",
-		"token_uri": tokens.URL + "/token",
+		"token_uri": tokenURI,
 	})
 	file = filepath.Join(t.TempDir(), "sa.json")
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return file, grants
+	return file
 }
 
 // APNsKey returns a fresh PKCS#8 PEM P-256 key, as Apple's .p8 token-auth

@@ -138,6 +138,8 @@ func apnsAnswer(k AnswerKind) (int, string) {
 		return http.StatusBadRequest, "BadCollapseId"
 	case AuthError:
 		return http.StatusForbidden, "InvalidProviderToken"
+	case ExpiredAuth:
+		return http.StatusForbidden, "ExpiredProviderToken"
 	case TooManyRequests:
 		return http.StatusTooManyRequests, "TooManyRequests"
 	case Unavailable:

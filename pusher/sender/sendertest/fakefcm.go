@@ -120,6 +120,8 @@ func fcmAnswer(k AnswerKind) (status int, grpc, code, msg, field string) {
 	case BadRequest:
 		return 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid value at 'message.android.ttl'", "message.android.ttl"
 	case AuthError:
+		return 403, "PERMISSION_DENIED", "", "Permission 'cloudmessaging.messages.create' denied on resource.", ""
+	case ExpiredAuth:
 		return 401, "UNAUTHENTICATED", "", "Request had invalid authentication credentials.", ""
 	case TooManyRequests:
 		return 429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded.", ""

@@ -39,8 +39,8 @@ const (
 	// token (APNs 400 BadCollapseId; FCM 400 INVALID_ARGUMENT about a
 	// message field).
 	BadRequest
-	// AuthError: the sender's credentials are rejected (APNs 403
-	// InvalidProviderToken; FCM 401 UNAUTHENTICATED).
+	// AuthError: the sender's credentials are not accepted (APNs 403
+	// InvalidProviderToken; FCM 403 PERMISSION_DENIED).
 	AuthError
 	// TooManyRequests: rate limited (APNs 429 TooManyRequests; FCM 429
 	// QUOTA_EXCEEDED).
@@ -51,6 +51,10 @@ const (
 	// Internal: the service failed (APNs 500 InternalServerError; FCM 500
 	// INTERNAL).
 	Internal
+	// ExpiredAuth: the sender's credential has expired (APNs 403
+	// ExpiredProviderToken; FCM 401 UNAUTHENTICATED): a later try with a
+	// fresh one may pass.
+	ExpiredAuth
 )
 
 // Answer is one scripted answer.

@@ -205,11 +205,16 @@ func (c *Cache) run(cl *call) {
 // ExpiredProviderToken, FCM 401/403): if it is the cached token, the next
 // Get fetches a new one and, should that fetch fail, keeps using value
 // while it is valid. A value other than the cached one (already replaced)
-// is ignored.
+// is ignored, and so is the cached one within RetryInterval of the start of
+// its fetch: the service has just handed it out, so asking again at once
+// would bring it back, and every caller waits for a stale token's fetch.
+// (FCM answers 403 SENDER_ID_MISMATCH for a device registered with another
+// Firebase project, push after push: each used to cost a fetch that held
+// every send.)
 func (c *Cache) Invalidate(value string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if value != "" && value == c.tok.Value {
+	if value != "" && value == c.tok.Value && c.opts.Now().Sub(c.fetched) >= c.opts.RetryInterval {
 		c.stale = true
 	}
 }

@@ -241,8 +241,16 @@ func TestCacheCallerContextBoundsTheWaitOnly(t *testing.T) {
 }
 
 func TestCacheInvalidate(t *testing.T) {
-	c, f, _ := newCache(t, time.Hour, tokenservice.CacheOptions{})
+	c, f, clk := newCache(t, time.Hour, tokenservice.CacheOptions{})
 	get(t, c)
+	// A token rejected right after its fetch is not fetched again: the
+	// service has just handed it out (FCM's SENDER_ID_MISMATCH for one
+	// device, push after push).
+	c.Invalidate("tok-1")
+	if v := get(t, c); v != "tok-1" || f.calls.Load() != 1 {
+		t.Fatalf("Invalidate right after the fetch: %q after %d fetches", v, f.calls.Load())
+	}
+	clk.Add(tokenservice.DefaultRetryInterval)
 	c.Invalidate("tok-1")
 	c.Invalidate("tok-1") // many rejections of one token: one refresh
 	if v := get(t, c); v != "tok-2" || f.calls.Load() != 2 {
@@ -255,6 +263,7 @@ func TestCacheInvalidate(t *testing.T) {
 	// An invalidated token whose replacement fails is still used while
 	// valid (the provider's answer then stands).
 	f.failing.Store(true)
+	clk.Add(tokenservice.DefaultRetryInterval)
 	c.Invalidate("tok-2")
 	if v := get(t, c); v != "tok-2" || f.calls.Load() != 3 {
 		t.Fatalf("failed refresh after Invalidate: %q after %d fetches", v, f.calls.Load())
@@ -272,6 +281,7 @@ func TestCacheProject(t *testing.T) {
 		t.Fatalf("Access: %q %v", tok, err)
 	}
 	f.project = "" // a later answer without project id keeps the known one
+	clk.Add(time.Minute)
 	c.Invalidate("tok-2")
 	tok, project, err := c.Access(context.Background())
 	if err != nil || tok != "tok-3" || project != "p-1" {
