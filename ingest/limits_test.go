@@ -353,7 +353,13 @@ func TestCaps(t *testing.T) {
 	for range 4 {
 		keys = append(keys, g.register("ios"))
 	}
-	wantErr(t, g.post("/device/register", map[string]any{"platform": "android"}), 503, "device_limit_reached")
+	atCap := g.post("/device/register", map[string]any{"platform": "android"})
+	wantErr(t, atCap, 503, "device_limit_reached")
+	// Retrying does not help until the operator acts: no Retry-After, not
+	// retryable (the apps retry what says so).
+	if p, _ := atCap.Object(t)["problem"].(map[string]any); atCap.Header.Get("Retry-After") != "" || p["retryable"] != false {
+		t.Errorf("device_limit_reached: Retry-After %q, problem %v", atCap.Header.Get("Retry-After"), p)
+	}
 	wantErr(t, g.post("/device/register", map[string]any{"platform": "android", "device_key": "0123456789abcdef0123456789abcdef"}), 503, "device_limit_reached")
 	if r := mustOK(t, g.post("/device/register", map[string]any{"platform": "ios", "device_key": keys[2]})); r.Str("device_key") != keys[2] {
 		t.Fatalf("a known device registering again: %s", r.Body)

@@ -157,8 +157,15 @@ func (s *Server) deviceRegister(c *echo.Context) error {
 	}
 	out := deviceRegistered{DeviceKey: res.Device.Key, IssuedNewKey: res.IssuedNewKey, IssueReason: res.Reason}
 	if v.ChannelType != "" {
-		if _, err := s.opts.Devices.BindRoute(ctx, res.Device.Key, v.ChannelType, v.ProviderToken, "", now); err != nil {
+		_, err := s.opts.Devices.BindRoute(ctx, res.Device.Key, v.ChannelType, v.ProviderToken, "", now)
+		if err != nil && !errors.Is(err, devices.ErrDeviceNotFound) && !errors.Is(err, devices.ErrPlatformMismatch) {
 			return s.registryUnavailable(c, "route could not be stored (the device is registered: repeat the call with its device_key)", err)
+		}
+		if err != nil {
+			// The device changed under the call (another register of its
+			// key to another platform, or its removal): a retry cannot
+			// pass, so the answer is the one /channel/device gives.
+			return s.bindRouteRefused(c, err, v.ChannelType)
 		}
 		out.ChannelType = v.ChannelType
 	}
@@ -175,16 +182,23 @@ func (s *Server) deviceBindRoute(c *echo.Context) error {
 		return writeErr(c, aerr)
 	}
 	_, err := s.opts.Devices.BindRoute(c.Request().Context(), v.DeviceKey, v.ChannelType, v.ProviderToken, v.Platform, s.opts.Now())
-	switch {
-	case errors.Is(err, devices.ErrDeviceNotFound):
-		return writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
-	case errors.Is(err, devices.ErrPlatformMismatch):
-		return writeErr(c, apierr.Fieldf(apierr.ChannelTypePlatformMismatch, "channel_type",
-			"%s does not fit the device's registered platform (apns needs ios, ipados, macos or watchos; fcm needs android)", v.ChannelType))
-	case err != nil:
+	if errors.Is(err, devices.ErrDeviceNotFound) || errors.Is(err, devices.ErrPlatformMismatch) {
+		return s.bindRouteRefused(c, err, v.ChannelType)
+	}
+	if err != nil {
 		return s.registryUnavailable(c, "route could not be stored", err)
 	}
 	return writeOK(c, deviceRoute{DeviceKey: v.DeviceKey, ChannelType: v.ChannelType})
+}
+
+// bindRouteRefused answers a BindRoute refused for the device it names:
+// devices.ErrDeviceNotFound or devices.ErrPlatformMismatch.
+func (s *Server) bindRouteRefused(c *echo.Context, err error, channelType string) error {
+	if errors.Is(err, devices.ErrDeviceNotFound) {
+		return writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
+	}
+	return writeErr(c, apierr.Fieldf(apierr.ChannelTypePlatformMismatch, "channel_type",
+		"%s does not fit the device's registered platform (apns needs ios, ipados, macos or watchos; fcm needs android)", channelType))
 }
 
 // deviceDeleteRoute is POST /channel/device/delete. A channel type of

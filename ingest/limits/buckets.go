@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -44,10 +45,15 @@ func (b *addrBuckets) take(key string, now time.Time) (wait time.Duration, ok bo
 		b.buckets.Add(key, l)
 	}
 	b.mu.Unlock()
-	r := l.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d, false
+	// AllowN takes a token or, when there is none, nothing: a refusal
+	// made as a reservation cancelled after it gave back nothing when
+	// another reservation came between (x/time/rate restores a cancelled
+	// reservation's tokens only while it is the latest), so refusals at
+	// once drove the bucket into debt, and on a shared address (a NAT) the
+	// refusals went on after the flood stopped.
+	if l.AllowN(now, 1) {
+		return 0, true
 	}
-	return 0, true
+	missing := 1 - l.TokensAt(now)
+	return time.Duration(math.Ceil(missing / float64(l.Limit()) * float64(time.Second))), false
 }

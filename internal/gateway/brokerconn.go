@@ -33,6 +33,13 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		log.Warn("broker: asynchronous error", "role", role, "err", err)
 	})
+	// Nothing is buffered while the connection is down: a publish then
+	// fails at once. nats.go's default keeps up to 8 MiB of publishes and
+	// sends them when the connection is back, long after the requests that
+	// made them were answered 503 ("not accepted"): a sender's retry and
+	// the late original were both stored. (An ack then lost is a
+	// redelivery, which every consumer here takes.)
+	noReconnectBuffer := nats.ReconnectBufSize(-1)
 	if cfg.NATSURL == "" {
 		dir := filepath.Join(cfg.DataDir, "jetstream")
 		g.broker, err = broker.Start(broker.Config{
@@ -48,7 +55,7 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 				return err
 			}
 		}
-		g.nc, err = g.broker.ConnectAs(role, nats.MaxReconnects(-1), onErr)
+		g.nc, err = g.broker.ConnectAs(role, nats.MaxReconnects(-1), noReconnectBuffer, onErr)
 	} else {
 		remote := broker.Remote{Creds: cfg.NATSCreds, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey}
 		if f := broker.CredentialsFile(cfg.credentialsDir(), role); remote.Creds == "" && cfg.DataDir != "" && fileExists(f) {
@@ -58,7 +65,8 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 		if opts, err = remote.Options(); err != nil {
 			return err
 		}
-		opts = append(opts, nats.Name("pushgo-"+string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), onErr,
+		opts = append(opts, nats.Name("pushgo-"+string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+			noReconnectBuffer, onErr,
 			nats.PingInterval(cfg.NATSPing), nats.MaxPingsOutstanding(2))
 		g.nc, err = nats.Connect(cfg.NATSURL, opts...)
 		if errors.Is(err, nats.ErrAuthorization) {

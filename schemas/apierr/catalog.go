@@ -206,6 +206,8 @@ const (
 	TooManyPasswordFailures Code = "too_many_password_failures"
 	// DeviceLimitReached (503): the gateway holds the most devices it is
 	// configured for (PUSHGO_LIMIT_DEVICES); a new device is refused.
+	// Retrying does not help until an operator raises the cap or devices
+	// are removed: not retryable, no Retry-After.
 	DeviceLimitReached Code = "device_limit_reached"
 )
 

@@ -62,6 +62,7 @@ func TestCategories(t *testing.T) {
 		RateLimited:            {CategoryRateLimit, true},
 		EventClosed:            {CategoryConflict, false},
 		StoreFull:              {CategoryInternal, false},
+		DeviceLimitReached:     {CategoryTooBusy, false},
 	} {
 		e := Lookup(code)
 		if e.Category != want.cat || e.Retryable != want.retry {

@@ -127,10 +127,13 @@ var Categories = []Category{CategoryValidation, CategoryAuth, CategoryPermission
 // as PushGo's infer_problem_from_status, with PushGo's per-code exceptions
 // (infer_problem_from_code): password_mismatch is a conflict, not a
 // permission problem, and private_channel_disabled is a disabled feature
-// that retrying does not help; and ours: store_full is not retryable
-// either (the storage stays full until an operator acts).
+// that retrying does not help; and ours: store_full and
+// device_limit_reached are not retryable either (the storage stays full,
+// and the gateway at its device cap, until an operator acts).
 func categoryOf(c Code, status int) (Category, bool) {
 	switch c {
+	case DeviceLimitReached:
+		return CategoryTooBusy, false
 	case PasswordMismatch:
 		return CategoryConflict, false
 	case PrivateChannelDisabled:
