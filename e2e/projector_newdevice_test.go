@@ -158,13 +158,18 @@ func TestNewDevicePath(t *testing.T) {
 			t.Fatalf("live event %d: %v", i, err)
 		}
 	}
-	// Nothing more: no duplicate, no stray event.
-	select {
-	case ev, ok := <-sse.events:
-		if ok {
-			t.Errorf("unexpected event after the live operations: id %s event %s data %s", ev.ID, ev.Event, ev.Data)
-		}
-	case <-time.After(300 * time.Millisecond):
+	// Nothing more: no duplicate, no stray event. A sentinel written now
+	// is the stream's next event; anything else before it is one too many.
+	if _, err := okAny(g.Post(t, "/message", mustJSON(t, map[string]any{"channel_id": c.ID, "password": c.Password,
+		"op_id": "nd-sentinel", "title": "sentinel"}))); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := pageHistory(t, g, c, live[len(live)-1].seq)
+	if len(sentinel) != 1 || sentinel[0].body["op_id"] != "nd-sentinel" {
+		t.Fatalf("history after the live operations: %d items, want the sentinel alone", len(sentinel))
+	}
+	if err := sameStreamItem(sse.next(t, 10*time.Second), sentinel[0]); err != nil {
+		t.Errorf("the event after the live operations is not the sentinel (a duplicate or a stray event): %v", err)
 	}
 	sse.close()
 }

@@ -136,9 +136,18 @@ func TestChannelRoutes(t *testing.T) {
 		t.Fatalf("rename: %s", r.Body)
 	}
 	waitFor(t, func() bool { return get(a, "channel_id="+ch).Str("channel_name") == "after" })
-	// After the rename, replica a verifies again: the right password
-	// passes, a wrong one does not.
+	// After the rename, replica a verifies again (its cached proof names
+	// the record's old revision: one hash), then answers from its cache
+	// again (none); the right password passes, a wrong one does not.
+	h := hashes(t, a)
 	mustOK(t, a.post("/thing/create", body(ch, "observed_at", 1713750000)))
+	if got := hashes(t, a); got != h+1 {
+		t.Errorf("the first write after the rename made %v password hashes, want 1 (verified again)", got-h)
+	}
+	mustOK(t, a.post("/thing/create", body(ch, "observed_at", 1713750001)))
+	if got := hashes(t, a); got != h+1 {
+		t.Errorf("the second write after the rename made %v more password hashes, want none (cached again)", got-h-1)
+	}
 	if r := a.post("/thing/create", map[string]any{"channel_id": ch, "password": "wrong-password", "observed_at": 1713750000}); r.Status != 403 {
 		t.Fatalf("wrong password after rename: %d %s", r.Status, r.Body)
 	}

@@ -49,8 +49,7 @@ func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
 	if _, aerr := first.Append(ctx, event(t, ops.EventUpdate, channelID, "", updated.EntityID, "", "later")); aerr != nil {
 		t.Fatal(aerr)
 	}
-	// The broker forgets message ids a window after they were stored.
-	time.Sleep(2 * window)
+	forgetMsgIDs(t, js) // the broker forgets message ids a window after they were stored
 	before, err := stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +79,30 @@ func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
 
 // opsWithDuplicateWindow starts a broker whose PUSHGO_OPS forgets message
 // ids after window, so that a test can retry past it.
+// forgetMsgIDs returns once the broker has forgotten the message ids of
+// PUSHGO_OPS stored before the call: a probe's id, stored after them, is
+// stored again (not answered as a duplicate) only when the window has
+// passed for it, and so for them.
+func forgetMsgIDs(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	subject, id := streams.MessagesSubject(ids.NewChannelID()), "window-probe-"+ids.NewOpID()
+	publish := func() *jetstream.PubAck {
+		ack, err := js.Publish(context.Background(), subject, []byte("{}"), jetstream.WithMsgID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack
+	}
+	publish()
+	deadline := time.Now().Add(time.Minute)
+	for publish().Duplicate {
+		if time.Now().After(deadline) {
+			t.Fatal("the broker still knows a message id a minute after it was stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func opsWithDuplicateWindow(t *testing.T, window time.Duration) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	ctx := context.Background()

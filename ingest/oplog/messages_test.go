@@ -85,7 +85,7 @@ func TestMessagesWithAGeneratedOpIDShareTheirChannelsSubject(t *testing.T) {
 		t.Errorf("message with the sender's op_id on %q, want %q", m.Subject, want)
 	}
 
-	time.Sleep(2 * window) // the broker forgets message ids a window after they were stored
+	forgetMsgIDs(t, js) // the broker forgets message ids a window after they were stored
 	before, err := stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -471,9 +471,11 @@ func TestInterruptedStdinRead(t *testing.T) {
 		var out, errOut bytes.Buffer
 		env := map[string]string{EnvURL: "http://127.0.0.1:1", EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
 		code := make(chan int, 1)
+		stdin := &readStarted{r: pr, started: make(chan struct{})}
 		go func() {
-			code <- Main(ctx, args, Env{Stdin: pr, Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
+			code <- Main(ctx, args, Env{Stdin: stdin, Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
 		}()
+		<-stdin.started // the interrupt comes while the read is under way, not before it
 		cancel()
 		select {
 		case c := <-code:
@@ -484,6 +486,18 @@ func TestInterruptedStdinRead(t *testing.T) {
 			t.Fatalf("%v: still reading standard input 10 s after the interrupt", args)
 		}
 	}
+}
+
+// readStarted is r that closes started when its first Read begins.
+type readStarted struct {
+	r       io.Reader
+	once    sync.Once
+	started chan struct{}
+}
+
+func (s *readStarted) Read(p []byte) (int, error) {
+	s.once.Do(func() { close(s.started) })
+	return s.r.Read(p)
 }
 
 // TestRedirectNotFollowed: a gateway URL that answers a redirect (307,
