@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,5 +119,61 @@ func TestGeneratedMessageOpIDSentBack(t *testing.T) {
 	}
 	if want := "pushgo.op." + ch + ".message"; msgs[0].Subject != want {
 		t.Errorf("the message is on %q, want its channel's messages subject %q", msgs[0].Subject, want)
+	}
+}
+
+// TestGeneratedUpdateOpIDSentBack: an update sent without an op_id is
+// appended without a message id, so the broker's duplicate window does not
+// know the op_id the gateway generated for it. A sender that sends it back
+// with that op_id (what a 503 names as problem.op_id) after a later update
+// gets the first answer and appends nothing (it was appended again, and the
+// event went back to its content); after the event's close it gets the
+// first answer too, not 409 event_closed for an update that is in the log.
+func TestGeneratedUpdateOpIDSentBack(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, gwConfig{DataDir: t.TempDir()})
+	password := "generated-update"
+	ch := createChannel(t, g, "deploys", password)
+	post := func(path string, kv ...any) map[string]any {
+		t.Helper()
+		m := map[string]any{"channel_id": ch, "password": password}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return mustOK(t, g.Post(t, path, mustJSON(t, m)), eventKeys...)
+	}
+	ev := str(t, post("/event/create", "title", "deploy", "status", "running", "message", "started",
+		"severity", "normal", "event_time", 1713750000), "event_id")
+	first := post("/event/update", "event_id", ev, "status", "running", "message", "step 1", "severity", "normal", "event_time", 1713750001)
+	opID := str(t, first, "op_id")
+	if !hex32.MatchString(opID) {
+		t.Fatalf("generated op_id %q is not 32 lowercase hex", opID)
+	}
+	post("/event/update", "event_id", ev, "status", "running", "message", "step 2", "severity", "normal", "event_time", 1713750002)
+	again := post("/event/update", "op_id", opID, "event_id", ev, "status", "running", "message", "step 1", "severity", "normal", "event_time", 1713750001)
+	post("/event/close", "event_id", ev, "status", "done", "message", "finished", "severity", "normal", "event_time", 1713750003)
+	closed := post("/event/update", "op_id", opID, "event_id", ev, "status", "running", "message", "step 1", "severity", "normal", "event_time", 1713750001)
+	for name, a := range map[string]map[string]any{"after a later update": again, "after the close": closed} {
+		if a["op_id"] != opID || a["event_id"] != ev {
+			t.Errorf("sent back %s: %v, want the first answer %v", name, a, first)
+		}
+	}
+	// The same on an event closed right after the update, no retry in
+	// between (the duplicate window does not know its op_id either).
+	ev2 := str(t, post("/event/create", "title", "deploy 2", "status", "running", "message", "started",
+		"severity", "normal", "event_time", 1713750010), "event_id")
+	opID2 := str(t, post("/event/update", "event_id", ev2, "status", "running", "message", "step 1", "severity", "normal", "event_time", 1713750011), "op_id")
+	post("/event/close", "event_id", ev2, "status", "done", "message", "finished", "severity", "normal", "event_time", 1713750012)
+	if a := post("/event/update", "op_id", opID2, "event_id", ev2, "status", "running", "message", "step 1", "severity", "normal",
+		"event_time", 1713750011); a["op_id"] != opID2 {
+		t.Errorf("sent back after the close: %v", a)
+	}
+	var held []string
+	for _, m := range readOps(t, g.natsURL) {
+		held = append(held, m.Op+" "+m.OpID)
+	}
+	all := strings.Join(held, ",")
+	if len(held) != 7 || strings.Count(all, opID) != 1 || strings.Count(all, opID2) != 1 {
+		t.Fatalf("PUSHGO_OPS holds %q; want per event the create, the update sent back once, (a second update,) the close", held)
 	}
 }

@@ -59,14 +59,19 @@ type Options struct {
 	// deliver them.
 	Appended func(seq uint64, subject string, data []byte)
 	// FindOp, when set, finds a channel's operation by its op_id in the
-	// projection (readfwd.Forwarder.FindOp). It is asked only when a
-	// /message carries an op_id the gateway generated (ids.IsGenerated), a
-	// sender sending back what an earlier answer gave it: that message, if
-	// there is one, is on the channel's messages subject, where no expected
-	// sequence finds it. Without FindOp such a message is appended as a new
-	// one (the writer's own tests).
-	// Its answer's Seq is 0 when the channel has no such operation.
-	FindOp func(ctx context.Context, channelID, opID string) (op reads.OpData, aerr *apierr.Error)
+	// projection (readfwd.Forwarder.FindOp), once the projector has folded
+	// the subject it would be on (the entity's of kind and entityID, or the
+	// channel's messages subject for a message, entityID ""). It is asked
+	// only when an operation other than a create carries an op_id the
+	// gateway generated (ids.IsGenerated): a sender sending back what a 503
+	// gave it, for an operation appended without a message id, which the
+	// broker's duplicate window does not know. A message is on the
+	// channel's messages subject, where no expected sequence finds it; an
+	// update or a close may have later operations of its entity after it
+	// (or a close, which would refuse the retry as event_closed). Without
+	// FindOp such an operation is appended as a new one (the writer's own
+	// tests). Its answer's Seq is 0 when the channel has no such operation.
+	FindOp func(ctx context.Context, channelID, opID string, kind ops.Kind, entityID string) (op reads.OpData, aerr *apierr.Error)
 	// ThingMarks, when set, is told of every Thing operation appended or
 	// found already appended (its channel and sequence), for the reads
 	// that select Things (readfwd.Forwarder.FollowThingWrites).
@@ -212,12 +217,19 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 	if v.Op == ops.MessageCreate && !clientOpID {
 		return w.appendMessage(ctx, v, res)
 	}
-	if v.Op == ops.MessageCreate && w.opts.FindOp != nil && ids.IsGenerated(opID) {
-		op, aerr := w.opts.FindOp(ctx, v.ChannelID, opID)
+	if clientOpID && (v.Op == ops.MessageCreate || !v.Op.IsCreate()) && w.opts.FindOp != nil && ids.IsGenerated(opID) {
+		// The retry of an operation appended without a message id (its
+		// op_id was generated): found in the projection, or appended now.
+		// (A create's derived id finds its retry by itself.)
+		entityID := v.EntityID
+		if kind == ops.KindMessage {
+			entityID = ""
+		}
+		op, aerr := w.opts.FindOp(ctx, v.ChannelID, opID, kind, entityID)
 		if aerr != nil {
 			return Result{}, aerr
 		}
-		if op.Seq != 0 && op.EntityType == ops.KindMessage && op.EntityID == v.EntityID {
+		if op.Seq != 0 && op.EntityType == kind && op.EntityID == v.EntityID {
 			return w.replayIndexed(ctx, res, op.Seq, v.BodyHash)
 		}
 	}

@@ -176,10 +176,18 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 
 // FindOp looks the channel's operation with op_id opID up in the
 // projection (reads.OpLookup), once the projector has folded every
-// message of the channel's messages subject: Seq 0 when the channel has
-// none.
-func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string) (op reads.OpData, aerr *apierr.Error) {
-	raw, aerr := f.Read(ctx, &reads.Request{Route: reads.OpLookup, ChannelID: channelID, OpID: opID})
+// message of the subject the operation would be on: the event's or the
+// Thing's (kind and entityID) for their operations, the channel's messages
+// subject for a message (entityID ""). Seq 0 when the channel has none.
+func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string, kind ops.Kind, entityID string) (op reads.OpData, aerr *apierr.Error) {
+	req := &reads.Request{Route: reads.OpLookup, ChannelID: channelID, OpID: opID}
+	switch kind {
+	case ops.KindEvent:
+		req.EventID = entityID
+	case ops.KindThing:
+		req.ThingID = entityID
+	}
+	raw, aerr := f.Read(ctx, req)
 	if aerr != nil && aerr.Code == apierr.RouteNotFound {
 		// A projector of an older version, during an upgrade: the write
 		// cannot be decided yet, and is not a 404.
@@ -268,6 +276,14 @@ func barrierSubject(req *reads.Request) string {
 	case reads.EventGet:
 		return streams.OpSubject(req.ChannelID, ops.KindEvent, req.EventID)
 	case reads.OpLookup:
+		// The subject the operation would be on: the entity's it names,
+		// or the channel's messages subject.
+		switch {
+		case req.EventID != "":
+			return streams.OpSubject(req.ChannelID, ops.KindEvent, req.EventID)
+		case req.ThingID != "":
+			return streams.OpSubject(req.ChannelID, ops.KindThing, req.ThingID)
+		}
 		return streams.MessagesSubject(req.ChannelID)
 	case reads.ThingsSelect, reads.DeadlinesDue:
 		// A selection reads the projection as it is: the last message of a
