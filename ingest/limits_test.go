@@ -452,11 +452,11 @@ func (s *slowRequest) finish() {
 func TestSlowBodiesDoNotCrowdOutIntegrations(t *testing.T) {
 	g := startIngest(t, startBroker(t), ingest.Config{MaxIntegrationRequests: 4,
 		Limits: limits.Config{TrustedProxies: loopbackProxy, UnauthenticatedReadsPerAddr: 4}})
-	ch := g.createChannel("monitoring")
-	newToken := func() string {
+	ch, other := g.createChannel("monitoring"), g.createChannel("greedy")
+	newToken := func(ch string) string {
 		return mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
 	}
-	tok, greedy := newToken(), newToken()
+	tok, greedy, greedy2 := newToken(ch), newToken(other), newToken(other)
 
 	// An attacker sends five PagerDuty bodies slowly: four are read (as
 	// many as the gateway serves integration requests at once) and the
@@ -487,15 +487,20 @@ func TestSlowBodiesDoNotCrowdOutIntegrations(t *testing.T) {
 	}
 
 	// One token holds at most its share (a quarter of 4: one place) with
-	// slow bodies of its own; another token is served.
+	// slow bodies of its own, and so do all the tokens of its channel
+	// together; another channel's token is served.
 	greedyAuth := map[string]string{"Authorization": "Bearer " + greedy}
 	refused(t, []*slowRequest{g.startSlow(t, "203.0.113.7", "/integrations/alertmanager", greedyAuth),
 		g.startSlow(t, "203.0.113.7", "/integrations/alertmanager", greedyAuth)}, http.StatusServiceUnavailable)
+	refused(t, []*slowRequest{g.startSlow(t, "203.0.113.7", "/integrations/alertmanager",
+		map[string]string{"Authorization": "Bearer " + greedy2})}, http.StatusServiceUnavailable)
 	if r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", am, hdr("Bearer "+tok)); r.Status != http.StatusOK {
-		t.Fatalf("Alertmanager beside a greedy token: %d %s", r.Status, r.Body)
+		t.Fatalf("Alertmanager beside a greedy channel: %d %s", r.Status, r.Body)
 	}
-	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "integration_token"); n < 1 {
-		t.Errorf("integration_token refusals %v", n)
+	for _, lim := range []string{"integration_token", "integration_channel"} {
+		if n := metric(t, g, "pushgo_limit_refusals_total", "limit", lim); n < 1 {
+			t.Errorf("%s refusals %v", lim, n)
+		}
 	}
 }
 
@@ -678,4 +683,27 @@ func gauge(t *testing.T, g *gw, name string) float64 {
 	}
 	t.Fatalf("no gauge %s", name)
 	return 0
+}
+
+// TestLargeBodiesSharedBetweenChannels: one channel holds at most half of
+// PUSHGO_LIMIT_LARGE_BODIES with bodies announced and sent slowly (but for
+// one body alone); another channel's large notification is served beside
+// them.
+func TestLargeBodiesSharedBetweenChannels(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{Limits: limits.Config{AlertmanagerBody: 3 << 20, LargeBodies: 4 << 20}})
+	token := func(ch string) string {
+		return mustOK(t, g.post("/channel/token/create", body(ch, "name", "tool", "scopes", []string{"events.ingest"}))).Str("token")
+	}
+	hog, fair := token(g.createChannel("hog")), token(g.createChannel("fair"))
+	hogAuth := map[string]string{"Authorization": "Api-Token " + hog}
+	first := g.startSlowSized(t, "/integrations/alertmanager", hogAuth, 2<<20)
+	waitFor(t, func() bool { return gauge(t, g, "pushgo_limit_large_body_bytes") == 2<<20 })
+	refused(t, []*slowRequest{g.startSlowSized(t, "/integrations/alertmanager", hogAuth, 2<<20)}, http.StatusServiceUnavailable)
+	group := amGroup(3000)
+	r := g.api.Send(t, http.MethodPost, "/integrations/alertmanager", group,
+		http.Header{"Authorization": {"Api-Token " + fair}, "Content-Type": {"application/json"}})
+	if r.Status != http.StatusOK {
+		t.Fatalf("another channel's %d-byte notification beside the hog's: %d %.300s", len(group), r.Status, r.Body)
+	}
+	first.finish()
 }

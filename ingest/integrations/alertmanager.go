@@ -94,12 +94,12 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	if aerr != nil {
 		return writePushGoErr(c, amRetryable(aerr))
 	}
-	release, ok := r.admit(c, tok.ID)
+	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
 		return writePushGoErr(c, amOverloaded())
 	}
 	defer release()
-	body, held, err := r.readBodyUpTo(c, int64(r.d.Limits.Config().AlertmanagerBody), "PUSHGO_LIMIT_ALERTMANAGER_BODY")
+	body, held, err := r.readBodyUpTo(c, tok.ChannelID, int64(r.d.Limits.Config().AlertmanagerBody), "PUSHGO_LIMIT_ALERTMANAGER_BODY")
 	defer held()
 	switch {
 	case errors.Is(err, errTooLarge):

@@ -80,7 +80,7 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 	if aerr != nil {
 		return writePushGoErr(c, aerr)
 	}
-	release, ok := r.admit(c, tok.ID)
+	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
 		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable,
 			Detail: "too many integration requests in flight; retry", RetryAfter: 1})

@@ -117,7 +117,7 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 	if !ok {
 		return err
 	}
-	release, ok := r.admit(c, tok.ID)
+	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
 		return dtFail(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, "Too many concurrent requests; retry later")
 	}

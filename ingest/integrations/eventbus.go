@@ -36,7 +36,7 @@ func (r *Routes) eventBus(c *echo.Context) error {
 	if aerr != nil {
 		return writeBusAPIError(c, aerr)
 	}
-	release, ok := r.admit(c, tok.ID)
+	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
 		return writeBusError(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, eventbus.InternalError, "overloaded, retry", 1)
 	}

@@ -152,7 +152,7 @@ func (r *Routes) pagerDuty(c *echo.Context) error {
 	if aerr != nil {
 		return pdFail(c, aerr)
 	}
-	release, ok := r.admit(c, tok.ID)
+	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
 		return pdThrottle(c, apierr.AppendUnavailable, 1, "too many integration requests in flight")
 	}

@@ -163,12 +163,13 @@ func Register(e *echo.Echo, d Deps) *Routes {
 // still served after it run their reports on goroutines of their own.
 func (r *Routes) Close() { r.lanes.Close() }
 
-// admit takes an in-flight place for token tokenID without waiting, once
-// the token is authorized (so requests without a valid token never hold
-// one); ok false means overload: every place, or the token's share, is
-// taken. The caller MUST call release when ok.
-func (r *Routes) admit(c *echo.Context, tokenID string) (release func(), ok bool) {
-	release, ok = r.slots.Take(tokenID)
+// admit takes an in-flight place for token tokenID of channel channelID
+// without waiting, once the token is authorized (so requests without a
+// valid token never hold one); ok false means overload: every place, or
+// the token's or its channel's share, is taken. The caller MUST call
+// release when ok.
+func (r *Routes) admit(c *echo.Context, channelID, tokenID string) (release func(), ok bool) {
+	release, ok = r.slots.TakeIn(channelID, tokenID)
 	if !ok {
 		closeAfter(c)
 	}
@@ -198,18 +199,18 @@ var (
 // within the body deadline (limits.Config.BodyRead), so a slow sender
 // holds its place for a bounded time.
 func (r *Routes) readBody(c *echo.Context) ([]byte, error) {
-	b, _, err := r.readBodyUpTo(c, MaxBodyBytes, "")
+	b, _, err := r.readBodyUpTo(c, "", MaxBodyBytes, "")
 	return b, err
 }
 
 // readBodyUpTo is readBody with a bound of limit bytes (at least
 // MaxBodyBytes; setting names it in the too-large error). A body past
 // MaxBodyBytes takes its announced length (or, unannounced, limit once
-// its bytes pass MaxBodyBytes) from the large bodies' budget, and
-// release gives it back: the caller MUST call release once the body and
-// what it decoded from it are dropped (after the answer). Such a body
-// also gets its deadline per started MiB.
-func (r *Routes) readBodyUpTo(c *echo.Context, limit int64, setting string) (body []byte, release func(), err error) {
+// its bytes pass MaxBodyBytes) from the large bodies' budget, as channel
+// channelID's, and release gives it back: the caller MUST call release
+// once the body and what it decoded from it are dropped (after the
+// answer). Such a body also gets its deadline per started MiB.
+func (r *Routes) readBodyUpTo(c *echo.Context, channelID string, limit int64, setting string) (body []byte, release func(), err error) {
 	release = func() {}
 	limit = max(limit, MaxBodyBytes)
 	tooLarge := errTooLarge
@@ -222,7 +223,7 @@ func (r *Routes) readBodyUpTo(c *echo.Context, limit int64, setting string) (bod
 		return nil, release, tooLarge
 	}
 	if req.ContentLength > MaxBodyBytes {
-		held, ok := r.large.Take(req.ContentLength)
+		held, ok := r.large.Take(channelID, req.ContentLength)
 		if !ok {
 			closeAfter(c)
 			return nil, release, errLargeBusy
@@ -234,7 +235,7 @@ func (r *Routes) readBodyUpTo(c *echo.Context, limit int64, setting string) (bod
 		// Unannounced: the budget and the longer deadline are taken when
 		// the body passes MaxBodyBytes.
 		req.Body = &growingBody{ReadCloser: req.Body, left: MaxBodyBytes, grow: func() error {
-			held, ok := r.large.Take(limit)
+			held, ok := r.large.Take(channelID, limit)
 			if !ok {
 				return errLargeBusy
 			}

@@ -353,6 +353,7 @@ const (
 	Devices             Limit = "devices"
 	IntegrationTotal    Limit = "integration_total"
 	IntegrationToken    Limit = "integration_token"
+	IntegrationChannel  Limit = "integration_channel"
 	UnauthenticatedRead Limit = "integration_unauthenticated"
 	BodyRead            Limit = "integration_body_read"
 	LargeBodies         Limit = "integration_large_bodies"
@@ -412,7 +413,7 @@ func New(cfg Config, o Options) *Limits {
 		}),
 	}
 	for _, lim := range []Limit{PasswordAddr, PasswordChannel, DeviceRegister, ChannelCreate, TokensPerChannel, Devices,
-		IntegrationTotal, IntegrationToken, UnauthenticatedRead, BodyRead, LargeBodies} {
+		IntegrationTotal, IntegrationToken, IntegrationChannel, UnauthenticatedRead, BodyRead, LargeBodies} {
 		l.refusals.WithLabelValues(string(lim))
 	}
 	for _, o := range []string{"cached", "verified", "mismatch", "refused"} {

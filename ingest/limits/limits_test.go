@@ -200,6 +200,29 @@ func TestSlotsFairPerKey(t *testing.T) {
 	}
 }
 
+// TestSlotsFairPerChannel: the tokens of one channel together take at most
+// one token's share, whatever their number; another channel's token is
+// admitted beside them.
+func TestSlotsFairPerChannel(t *testing.T) {
+	l, _ := newTest(t, Config{IntegrationPerToken: 2})
+	s := l.IntegrationSlots(8)
+	r1, ok1 := s.TakeIn("ch-a", "tok-1")
+	_, ok2 := s.TakeIn("ch-a", "tok-2")
+	if _, ok := s.TakeIn("ch-a", "tok-3"); !ok1 || !ok2 || ok {
+		t.Fatalf("channel a's tokens: %v %v, a third token %v", ok1, ok2, ok)
+	}
+	if _, ok := s.TakeIn("ch-b", "tok-4"); !ok {
+		t.Fatal("channel b's token refused beside channel a's")
+	}
+	r1()
+	if _, ok := s.TakeIn("ch-a", "tok-3"); !ok {
+		t.Fatal("channel a's third token refused after a release")
+	}
+	if refusals(l, IntegrationChannel) != 1 {
+		t.Errorf("channel refusals %v, want 1", refusals(l, IntegrationChannel))
+	}
+}
+
 // TestSizes: sizes read in bytes and binary units, and print in the
 // largest unit that divides them.
 func TestSizes(t *testing.T) {
@@ -221,35 +244,45 @@ func TestSizes(t *testing.T) {
 	}
 }
 
-// TestBudget: amounts are taken up to the total, never waiting; one
-// larger than the total is taken alone; release gives back once.
+// TestBudget: amounts are taken up to the total, never waiting, and up to
+// half of it for one key; one larger than the total (or the key's half) is
+// taken alone; release gives back once.
 func TestBudget(t *testing.T) {
 	l := New(Config{LargeBodies: 10}, Options{})
 	b := l.LargeBodies()
-	r1, ok1 := b.Take(6)
-	_, ok2 := b.Take(5)
-	r3, ok3 := b.Take(4)
+	r1, ok1 := b.Take("a", 6)
+	_, ok2 := b.Take("b", 5)
+	r3, ok3 := b.Take("b", 4)
 	if !ok1 || ok2 || !ok3 {
 		t.Fatalf("6, 5, 4 of 10: %v %v %v", ok1, ok2, ok3)
 	}
-	if _, ok := b.Take(20); ok {
+	if _, ok := b.Take("c", 20); ok {
 		t.Fatal("20 taken while 10 are held")
 	}
 	r1()
 	r1() // once only
 	r3()
-	r4, ok := b.Take(20)
+	r4, ok := b.Take("a", 20)
 	if !ok {
 		t.Fatal("20 refused with nothing held")
 	}
-	if _, ok := b.Take(1); ok {
+	if _, ok := b.Take("b", 1); ok {
 		t.Fatal("1 taken beside an amount over the total")
 	}
 	r4()
-	if refusals(l, LargeBodies) != 3 {
-		t.Errorf("refusals %v, want 3", refusals(l, LargeBodies))
+	// One key holds at most half the total, but for a single amount.
+	r5, ok5 := b.Take("a", 6)
+	_, ok6 := b.Take("a", 1)
+	r7, ok7 := b.Take("b", 4)
+	if !ok5 || ok6 || !ok7 {
+		t.Fatalf("a 6 (alone), a 1 beside it, b 4: %v %v %v", ok5, ok6, ok7)
 	}
-	if _, ok := New(Off(), Options{}).LargeBodies().Take(1 << 40); !ok {
+	r5()
+	r7()
+	if refusals(l, LargeBodies) != 4 {
+		t.Errorf("refusals %v, want 4", refusals(l, LargeBodies))
+	}
+	if _, ok := New(Off(), Options{}).LargeBodies().Take("a", 1<<40); !ok {
 		t.Error("off refused")
 	}
 }

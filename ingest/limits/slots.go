@@ -12,27 +12,31 @@ import (
 )
 
 // Slots admit requests into a number of places served at once, with a
-// share per key (an integration token, a client address), so that one key
-// cannot take every place. Take never waits: a request over a bound is
+// share per key (an integration token, a client address), and the same
+// share per group of keys (a channel's tokens), so that no key and no
+// group can take every place. Take never waits: a request over a bound is
 // refused at once, in the caller's answer shape.
 type Slots struct {
-	l                *Limits
-	total, perKey    int   // <= 0: no bound
-	totalLim, keyLim Limit // the refusals' names
-	mu               sync.Mutex
-	used             int
-	held             map[string]int
+	l                          *Limits
+	total, perKey              int   // <= 0: no bound
+	totalLim, keyLim, groupLim Limit // the refusals' names
+	mu                         sync.Mutex
+	used                       int
+	held, groups               map[string]int
 }
 
 // IntegrationSlots are the integration routes' places, taken once the
 // token is known: total at once, Config.IntegrationPerToken of them for
-// one token (default a quarter of total, at least 1).
+// one token (default a quarter of total, at least 1), and as many for all
+// the tokens of one channel (a channel may hold 100 tokens: per token
+// alone, four of them took every place).
 func (l *Limits) IntegrationSlots(total int) *Slots {
 	per := l.cfg.IntegrationPerToken
 	if per == 0 {
 		per = max(1, total/4)
 	}
-	return &Slots{l: l, total: total, perKey: per, totalLim: IntegrationTotal, keyLim: IntegrationToken, held: map[string]int{}}
+	return &Slots{l: l, total: total, perKey: per, totalLim: IntegrationTotal, keyLim: IntegrationToken,
+		groupLim: IntegrationChannel, held: map[string]int{}, groups: map[string]int{}}
 }
 
 // UnauthenticatedReads are the places of integration bodies read before
@@ -45,7 +49,11 @@ func (l *Limits) UnauthenticatedReads() *Slots {
 
 // Take takes a place for key; ok false is a refusal (counted). The caller
 // MUST call release when ok.
-func (s *Slots) Take(key string) (release func(), ok bool) {
+func (s *Slots) Take(key string) (release func(), ok bool) { return s.TakeIn("", key) }
+
+// TakeIn is Take for key of group (no group: ""), whose keys together hold
+// at most a key's share.
+func (s *Slots) TakeIn(group, key string) (release func(), ok bool) {
 	s.mu.Lock()
 	switch {
 	case s.total > 0 && s.used >= s.total:
@@ -56,9 +64,16 @@ func (s *Slots) Take(key string) (release func(), ok bool) {
 		s.mu.Unlock()
 		s.l.Refused(s.keyLim)
 		return nil, false
+	case group != "" && s.perKey > 0 && s.groups[group] >= s.perKey:
+		s.mu.Unlock()
+		s.l.Refused(s.groupLim)
+		return nil, false
 	}
 	s.used++
 	s.held[key]++
+	if group != "" {
+		s.groups[group]++
+	}
 	s.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -67,6 +82,11 @@ func (s *Slots) Take(key string) (release func(), ok bool) {
 			s.used--
 			if s.held[key]--; s.held[key] <= 0 {
 				delete(s.held, key)
+			}
+			if group != "" {
+				if s.groups[group]--; s.groups[group] <= 0 {
+					delete(s.groups, group)
+				}
 			}
 			s.mu.Unlock()
 		})
@@ -103,35 +123,41 @@ func (l *Limits) BodyDeadline(w http.ResponseWriter, n int64) (clear func()) {
 }
 
 // LargeBodies are the bytes of integration bodies over 1 MiB held at once
-// (Config.LargeBodies; no bound when it is off).
+// (Config.LargeBodies; no bound when it is off), half of them at most for
+// one channel: a body is charged the length it announces before its bytes
+// arrive, so one channel's two slow 16 MiB announcements held the whole
+// budget, and every other channel's large notifications were refused.
 func (l *Limits) LargeBodies() *Budget {
-	return &Budget{l: l, total: int64(l.cfg.LargeBodies), lim: LargeBodies, held: l.largeHeld}
+	total := int64(l.cfg.LargeBodies)
+	return &Budget{l: l, total: total, perKey: total / 2, lim: LargeBodies, held: l.largeHeld, keys: map[string]int64{}}
 }
 
-// Budget admits amounts (bytes) held at once up to a total. Take never
-// waits: an amount over what is left is refused at once, in the caller's
-// answer shape.
+// Budget admits amounts (bytes) held at once up to a total, and up to a
+// share of it for one key. Take never waits: an amount over what is left is
+// refused at once, in the caller's answer shape.
 type Budget struct {
-	l     *Limits
-	total int64 // <= 0: no bound
-	lim   Limit
-	held  prometheus.Gauge // what is taken, as the metric sees it
-	mu    sync.Mutex
-	used  int64
+	l             *Limits
+	total, perKey int64 // <= 0: no bound
+	lim           Limit
+	held          prometheus.Gauge // what is taken, as the metric sees it
+	mu            sync.Mutex
+	used          int64
+	keys          map[string]int64
 }
 
-// Take takes n; ok false is a refusal (counted). An n larger than the
-// whole total is taken when nothing else is held, so a configured total
-// below the largest body refuses such a body only while another is held.
-// The caller MUST call release when ok.
-func (b *Budget) Take(n int64) (release func(), ok bool) {
+// Take takes n for key; ok false is a refusal (counted). An n larger than
+// the whole total (or the key's share) is taken when nothing else is held
+// (by the key), so a configured total below the largest body refuses such
+// a body only while another is held. The caller MUST call release when ok.
+func (b *Budget) Take(key string, n int64) (release func(), ok bool) {
 	b.mu.Lock()
-	if b.total > 0 && b.used > 0 && b.used+n > b.total {
+	if b.total > 0 && (b.used > 0 && b.used+n > b.total || b.keys[key] > 0 && b.keys[key]+n > b.perKey) {
 		b.mu.Unlock()
 		b.l.Refused(b.lim)
 		return nil, false
 	}
 	b.used += n
+	b.keys[key] += n
 	b.held.Set(float64(b.used))
 	b.mu.Unlock()
 	var once sync.Once
@@ -139,6 +165,9 @@ func (b *Budget) Take(n int64) (release func(), ok bool) {
 		once.Do(func() {
 			b.mu.Lock()
 			b.used -= n
+			if b.keys[key] -= n; b.keys[key] <= 0 {
+				delete(b.keys, key)
+			}
 			b.held.Set(float64(b.used))
 			b.mu.Unlock()
 		})
