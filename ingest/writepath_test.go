@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -407,5 +408,25 @@ func TestConcurrentCloseOneWinner(t *testing.T) {
 	}
 	if closes != 1 {
 		t.Fatalf("%d closes appended", closes)
+	}
+}
+
+// A channel id grouped with hyphens or pasted with white space (the apps
+// accept both, as PushGo's decoder does) names the channel.
+func TestChannelIDWithSeparators(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	ch := g.createChannel("grouped")
+	var grouped strings.Builder
+	for i := 0; i < len(ch); i += 4 {
+		if i > 0 {
+			grouped.WriteByte('-')
+		}
+		grouped.WriteString(strings.ToLower(ch[i:min(i+4, len(ch))]))
+	}
+	for _, id := range []string{grouped.String(), " " + ch + "\n"} {
+		r := mustOK(t, g.post("/message", map[string]any{"channel_id": id, "password": password, "title": "t"}))
+		if r.Str("channel_id") != ch {
+			t.Errorf("channel_id %q: answered %q, want %q", id, r.Str("channel_id"), ch)
+		}
 	}
 }

@@ -43,11 +43,17 @@ func encodeCrockford(b [16]byte) string {
 }
 
 // NormalizeChannelID returns the canonical (upper-case) form of a channel id,
-// decoding case-insensitively with O→0 and I/L→1 as Crockford specifies.
-// ok is false for anything that is not 26 symbols encoding 128 bits.
+// decoding case-insensitively with O→0 and I/L→1 as Crockford specifies,
+// and skipping hyphens and ASCII white space, as PushGo's decoder does
+// (src/util/encoding.rs, decode_crockford_base32_128: the apps show and
+// accept ids in groups, and a sender may paste one so). ok is false for
+// anything that is not 26 symbols encoding 128 bits: the two bits beyond
+// 128 either first (this gateway's ids) or last (PushGo's), both zero.
 func NormalizeChannelID(s string) (id string, ok bool) {
 	if len(s) != ChannelIDLen {
-		return "", false
+		if s, ok = withoutSeparators(s); !ok {
+			return "", false
+		}
 	}
 	var out [ChannelIDLen]byte
 	for i := 0; i < len(s); i++ {
@@ -66,18 +72,45 @@ func NormalizeChannelID(s string) (id string, ok bool) {
 		}
 		out[i] = c
 	}
-	// 26 symbols hold 130 bits; the top two must be zero for a 128-bit value.
-	if strings.IndexByte(crockford, out[0]) > 7 {
+	if !within128Bits(out[0], out[ChannelIDLen-1]) {
 		return "", false
 	}
 	return string(out[:]), true
+}
+
+// within128Bits reports whether the 130 bits of 26 symbols, first and last
+// of them canonical, hold a 128-bit value: this gateway's ids keep the two
+// spare bits zero at the top (NewChannelID), PushGo's at the bottom (its
+// encode_crockford_base32_128).
+func within128Bits(first, last byte) bool {
+	return first <= '7' || strings.IndexByte(crockford, last)&3 == 0
+}
+
+// withoutSeparators returns s without hyphens and ASCII white space when
+// that leaves ChannelIDLen bytes.
+func withoutSeparators(s string) (string, bool) {
+	if len(s) < ChannelIDLen || len(s) > 4*ChannelIDLen {
+		return "", false
+	}
+	b := make([]byte, 0, ChannelIDLen)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '-', ' ', '\t', '\n', '\v', '\f', '\r':
+		default:
+			if len(b) == ChannelIDLen {
+				return "", false
+			}
+			b = append(b, c)
+		}
+	}
+	return string(b), len(b) == ChannelIDLen
 }
 
 // CanonicalChannelID reports whether s is a channel id in its canonical
 // form: NormalizeChannelID(s) == s, ok, without making a string. The
 // projector checks every operation of the log with it.
 func CanonicalChannelID(s string) bool {
-	if len(s) != ChannelIDLen || s[0] > '7' {
+	if len(s) != ChannelIDLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -85,7 +118,7 @@ func CanonicalChannelID(s string) bool {
 			return false
 		}
 	}
-	return true
+	return within128Bits(s[0], s[ChannelIDLen-1])
 }
 
 // byteClass marks the bytes of the id alphabets.

@@ -39,6 +39,18 @@ func TestNormalizeChannelID(t *testing.T) {
 		{"01ARZ3NDEKTSV4RRFFQ69G5FAU", "", false},  // U is not Crockford
 		{"81ARZ3NDEKTSV4RRFFQ69G5FAV", "", false},  // more than 128 bits
 		{"01ARZ3NDEKTSV4RRFFQ69G5F-V", "", false},
+		// PushGo's layout: the spare bits last (its ids' last symbol is
+		// one of 0 4 8 C G M R W).
+		{"ZZZZZZZZZZZZZZZZZZZZZZZZZ0", "ZZZZZZZZZZZZZZZZZZZZZZZZZ0", true},
+		{"8ZZZZZZZZZZZZZZZZZZZZZZZZW", "8ZZZZZZZZZZZZZZZZZZZZZZZZW", true},
+		{"ZZZZZZZZZZZZZZZZZZZZZZZZZ1", "", false},
+		// Grouped as the apps show ids, or pasted with white space.
+		{"01AR-Z3ND-EKTS-V4RR-FFQ6-9G5F-AV", "01ARZ3NDEKTSV4RRFFQ69G5FAV", true},
+		{" 01arz3ndektsv4rrffq69g5fav\n", "01ARZ3NDEKTSV4RRFFQ69G5FAV", true},
+		{"01AR Z3ND\tEKTS V4RR FFQ6 9G5F AV", "01ARZ3NDEKTSV4RRFFQ69G5FAV", true},
+		{"01AR-Z3ND-EKTS-V4RR-FFQ6-9G5F-AVX", "", false},
+		{"01AR-Z3ND-EKTS-V4RR-FFQ6-9G5F-A", "", false},
+		{"01AR.Z3ND-EKTS-V4RR-FFQ6-9G5F-AV", "", false},
 		{"", "", false},
 	}
 	for _, c := range cases {
