@@ -70,3 +70,106 @@ func TestRetriedBindClearsTheTokensPreviousHolder(t *testing.T) {
 		t.Fatalf("the token's index entry %+v, want B's alone", owner)
 	}
 }
+
+// TestConcurrentBindsOfOneToken: devices A and B bind one token at once,
+// and A's device write comes last: B claimed the token after A, so B holds
+// it, and A, finding the token's index naming another device after its
+// write, gives its route up. Before, both kept it: the phone got every push
+// twice, and once the token died the pusher's retirement (which asks the
+// index) never found A.
+func TestConcurrentBindsOfOneToken(t *testing.T) {
+	js := brokertest.Start(t).JS
+	ctx := context.Background()
+	r, err := Open(ctx, js, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	now := time.UnixMilli(1713750000000)
+	device := func() string {
+		res, err := r.Register(ctx, "", "ios", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Device.Key
+	}
+	a, b := device(), device()
+	const token = "apns-token-of-the-phone"
+	// A claims the token, then waits before its device write while B's
+	// whole bind runs.
+	paused, resume := make(chan struct{}), make(chan struct{})
+	r.beforeRouteWrite = func() error {
+		r.beforeRouteWrite = nil // B's bind goes straight through
+		close(paused)
+		<-resume
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.BindRoute(ctx, a, "apns", token, "", now)
+		done <- err
+	}()
+	<-paused
+	if _, err := r.BindRoute(ctx, b, "apns", token, "", now); err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	for _, k := range []string{a, b} {
+		d, ok, err := r.Device(ctx, k)
+		if err != nil || !ok {
+			t.Fatalf("device %s: %v %v", k, ok, err)
+		}
+		if d.HasRoute() && d.ProviderToken == token {
+			holders = append(holders, k)
+		}
+	}
+	if len(holders) != 1 || holders[0] != b {
+		t.Fatalf("the token is held by %v, want B (%s) alone", holders, b)
+	}
+}
+
+// TestUnsubscribeBetweenASubscribesWrites: a device subscribed to a
+// channel unsubscribes and subscribes again at once (two replicas, or an
+// app's quick toggle); the whole unsubscribe runs between the subscribe's
+// two writes. The subscription stands, and so does the device's index key
+// of it: without the key, Channels (what /channel/sync compares with) did
+// not list the channel, so no sync could remove it, and the device kept
+// the channel's pushes.
+func TestUnsubscribeBetweenASubscribesWrites(t *testing.T) {
+	js := brokertest.Start(t).JS
+	ctx := context.Background()
+	r, err := Open(ctx, js, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	now := time.UnixMilli(1713750000000)
+	res, err := r.Register(ctx, "", "ios", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, ch := res.Device.Key, "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	if _, err := r.Subscribe(ctx, dk, ch, now); err != nil {
+		t.Fatal(err)
+	}
+	r.beforeSubscriptionWrite = func() {
+		r.beforeSubscriptionWrite = nil
+		if removed, err := r.Unsubscribe(ctx, dk, ch); err != nil || !removed {
+			t.Errorf("the unsubscribe between: %v %v", removed, err)
+		}
+	}
+	if _, err := r.Subscribe(ctx, dk, ch, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := r.Subscription(ctx, dk, ch); err != nil || !ok {
+		t.Fatalf("the subscription after the subscribe: %v %v", ok, err)
+	}
+	chs, err := r.Channels(ctx, dk)
+	if err != nil || len(chs) != 1 || chs[0] != ch {
+		t.Fatalf("the device's channels %v (%v): the subscription stands without its index key", chs, err)
+	}
+}

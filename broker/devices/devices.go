@@ -78,6 +78,9 @@ type Registry struct {
 	// beforeRouteWrite, when set (tests), runs in BindRoute between the
 	// token's claim and the device's write; an error fails the write.
 	beforeRouteWrite func() error
+	// beforeSubscriptionWrite, when set (tests), runs in Subscribe between
+	// the index key's write and the subscription's.
+	beforeSubscriptionWrite func()
 
 	// removals are the removals' records this registry wrote, oldest
 	// first, for ForgetRemovals to delete once RemovalKept old.
@@ -337,7 +340,38 @@ func (r *Registry) BindRoute(ctx context.Context, key, channelType, token, platf
 			_, _ = r.tokens.KV().Update(ctx, tk, fresh, claimRev)
 		}
 	}
+	// Another device claimed the token after this bind did, and its bind
+	// may have looked for this device's route before this write made it:
+	// the token is the later claimer's, and this device gives it up. (Two
+	// devices binding one token at once both kept it: the phone got every
+	// push twice, and the pusher's retirement of the dead token, which asks
+	// the index, never found this one.)
+	if lost, err := r.claimedByAnother(ctx, tk, key); err != nil {
+		return devices.Device{}, fmt.Errorf("bind route: %w", err)
+	} else if lost {
+		if err := r.clearRouteIf(ctx, key, channelType, token, now, false); err != nil {
+			return devices.Device{}, fmt.Errorf("bind route: give up the token another device claimed: %w", err)
+		}
+		stored.ClearRoute()
+	}
 	return stored, nil
+}
+
+// claimedByAnother reports whether the token index entry tk names a device
+// other than key.
+func (r *Registry) claimedByAnother(ctx context.Context, tk, key string) (bool, error) {
+	e, err := r.tokens.Latest(ctx, tk)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the token's index entry: %w", err)
+	}
+	var owner devices.TokenOwner
+	if err := json.Unmarshal(e.Value(), &owner); err != nil {
+		return false, nil // malformed: the next claim replaces it
+	}
+	return owner.DeviceKey != "" && owner.DeviceKey != key, nil
 }
 
 func pick(a, b string) string {
@@ -532,12 +566,25 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 	if err != nil {
 		return false, err
 	}
-	if _, err := r.createIfAbsent(ctx, r.devChans, devices.DeviceChannelKey(key, channelID), b); err != nil {
+	ik := devices.DeviceChannelKey(key, channelID)
+	if _, err := r.createIfAbsent(ctx, r.devChans, ik, b); err != nil {
 		return false, fmt.Errorf("subscribe %s: index: %w", channelID, err)
+	}
+	if r.beforeSubscriptionWrite != nil {
+		r.beforeSubscriptionWrite()
 	}
 	created, err := r.subscribeKey(ctx, devices.SubscriptionKey(channelID, key), b)
 	if err != nil {
 		return false, fmt.Errorf("subscribe %s: %w", channelID, err)
+	}
+	// An unsubscribe between the two writes may have deleted the index key
+	// this one found in place, and looked for a subscription to restore it
+	// for before this one replaced its removal's record: the index key is
+	// written again after the subscription, so that a subscription never
+	// stands without it (/channel/sync would not see it to remove it, and
+	// the device would keep the channel's pushes).
+	if _, err := r.createIfAbsent(ctx, r.devChans, ik, b); err != nil {
+		return false, fmt.Errorf("subscribe %s: index: %w", channelID, err)
 	}
 	return created, nil
 }
