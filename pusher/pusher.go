@@ -182,6 +182,11 @@ type Pusher struct {
 	lanes    []*lane       // the retry queue's: one device's tasks go through one lane
 	laneSeed maphash.Seed
 	laneWG   sync.WaitGroup // retry lanes and receipt waits
+	// lanesDraining stops the lanes from starting a task (drain), and
+	// retrying counts the tasks started and not yet settled (their sends,
+	// their outcome receipts), which drain lets finish.
+	lanesDraining atomic.Bool
+	retrying      atomic.Int64
 
 	cancel     context.CancelFunc // stops every loop
 	stopTaking context.CancelFunc // stops the partitions taking operations
@@ -554,10 +559,21 @@ func (p *Pusher) drain() (confirmed []bool) {
 	for _, pt := range p.parts {
 		pt.releasing.Store(true)
 	}
+	// The retry lanes start no task, and the sends they have under way
+	// end, within the same bound: cut by the stop, a push the provider had
+	// taken was sent again when its task came back (a duplicate on the
+	// device).
+	p.lanesDraining.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	for _, pt := range p.parts {
 		pt.waitSettled(ctx, drainTimeout)
+	}
+	for p.retrying.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
 	for p.summaries.flush(ctx) {
 	}

@@ -57,13 +57,25 @@ func (p *Pusher) send(ctx context.Context) error {
 					return
 				default:
 				}
-				if m, ok := l.pop(); ok {
+				// Counted before the check, so that drain, which sets
+				// lanesDraining and then waits for the count, sees every
+				// task a lane starts.
+				p.retrying.Add(1)
+				if p.lanesDraining.Load() {
+					// Stopping: a task queued stays for Close to hand
+					// back, untried.
+					p.retrying.Add(-1)
+				} else if m, ok := l.pop(); ok {
 					if ctx.Err() != nil { // stopping: hand it back, untried
 						p.settleTask(m, consume.Nak(0))
+						p.retrying.Add(-1)
 						continue
 					}
 					p.retryOne(ctx, m)
+					p.retrying.Add(-1)
 					continue
+				} else {
+					p.retrying.Add(-1)
 				}
 				select {
 				case <-l.wake:
@@ -219,7 +231,11 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 			EntityID: t.EntityID, AcceptedAt: t.AcceptedAt, At: p.now().UnixMilli(), DeliveryID: t.ID,
 			DeviceKey: t.DeviceKey, Provider: provider, Outcome: o, Reason: reason, Attempts: attempt,
 		}
-		p.laneWG.Go(func() { p.storeOutcome(ctx, m, r) })
+		p.retrying.Add(1) // within retryOne's: drain waits for the receipt too
+		p.laneWG.Go(func() {
+			defer p.retrying.Add(-1)
+			p.storeOutcome(ctx, m, r)
+		})
 	}
 
 	// failed ends a try whose read failed: the task fails when the record

@@ -629,3 +629,26 @@ func TestRebindIsPushedAtOnce(t *testing.T) {
 		t.Fatalf("the first token received %d pushes, want only the one before the rebind", n)
 	}
 }
+
+// TestStopLetsARetrySendFinish: a pusher stopped (SIGTERM) while a retry's
+// send is under way lets it finish and stores its outcome before it stops:
+// cut, the push the provider had taken was sent again when its task came
+// back, a duplicate on the device.
+func TestStopLetsARetrySendFinish(t *testing.T) {
+	e := setup(t)
+	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
+	dev := e.device("android", "fcm", fcmToken, ch)
+	e.fcm.Script(fcmToken, sendertest.Answer{Kind: sendertest.Unavailable},
+		sendertest.Answer{Kind: sendertest.OK, Latency: time.Second})
+	op := e.message(ch, "hello")
+	waitFor(t, "the retry's send under way", func() bool { return len(e.fcm.Received(fcmToken)) == 2 })
+	if err := e.push.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if o := e.outcome(op, dev); o != delivery.Sent {
+		t.Fatalf("outcome %q once the pusher stopped, want sent (the send cut by the stop)", o)
+	}
+	if n := len(e.fcm.Received(fcmToken)); n != 2 {
+		t.Fatalf("%d requests, want 2 (the failure and the retry)", n)
+	}
+}
