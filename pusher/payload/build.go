@@ -278,16 +278,37 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 			n.APNsBody = body
 			return n, nil
 		}
-		w := wakeUp(n)
-		if w.APNsBody, err = APNsJSON(w); err != nil {
+		w, err := fittingWakeUp(n)
+		if err != nil {
 			return Notification{}, err
 		}
-		return w, nil
+		w.APNsBody, err = APNsJSON(w)
+		return w, err
 	}
 	if Size(n) > MaxPayloadBytes {
-		n = wakeUp(n)
+		return fittingWakeUp(n)
 	}
 	return n, nil
+}
+
+// fittingWakeUp is n's wake-up, its preview and title shortened (halved,
+// the preview first) until it fits MaxPayloadBytes. A preview of 180
+// characters and a title of 256 bytes fit unless their characters are
+// escaped in JSON (a control character is six bytes, and each is written
+// twice: the alert and the data map): such a wake-up was refused by APNs
+// (413) and nothing arrived.
+func fittingWakeUp(n Notification) (Notification, error) {
+	for preview, title := wakePreviewRunes, wakeTitleBytes; ; {
+		w := wakeUp(n, preview, title)
+		if preview == 0 && title == 0 || Size(w) <= MaxPayloadBytes {
+			return w, nil
+		}
+		if preview > 0 {
+			preview /= 2
+		} else {
+			title /= 2
+		}
+	}
 }
 
 // wakeUp replaces the content of an oversized n with PushGo's wake-up push
@@ -301,18 +322,22 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 // keeps its severity's sound and interruption level for the same reason,
 // and goes at high priority (PushGo's apns.rs wakeup and android.rs
 // "HIGH"): the device must wake up to fetch. A background push stays one.
-func wakeUp(n Notification) Notification {
+//
+// The preview keeps at most previewRunes characters and the title
+// titleBytes bytes (wakePreviewRunes and wakeTitleBytes, unless that does
+// not fit: fittingWakeUp).
+func wakeUp(n Notification, previewRunes, titleBytes int) Notification {
 	full := n.Data
 	d := map[string]string{"provider_mode": "wakeup", "provider_wakeup": "1", "_skip_persist": "1"}
 	for _, k := range wakeupKeys {
 		put(d, k, full[k])
 	}
 	if t, ok := d["title"]; ok {
-		d["title"] = cut(t, wakeTitleBytes)
+		d["title"] = cut(t, titleBytes)
 	}
-	preview := wakePreview(full["body"])
+	preview := wakePreview(full["body"], previewRunes)
 	put(d, "body", preview)
-	n.Title = cut(n.Title, wakeTitleBytes)
+	n.Title = cut(n.Title, titleBytes)
 	n.Body = preview
 	if !n.Background {
 		n.Priority = PriorityHigh
@@ -323,9 +348,9 @@ func wakeUp(n Notification) Notification {
 }
 
 // wakePreview is wakeup.rs's wakeup_body_preview: the body's non-blank
-// lines, trimmed, joined by newlines, at most 180 characters. We end a cut
-// preview with "…" so it does not read as the whole text.
-func wakePreview(body string) string {
+// lines, trimmed, joined by newlines, at most max characters (180). We end
+// a cut preview with "…" so it does not read as the whole text.
+func wakePreview(body string, max int) string {
 	var lines []string
 	for l := range strings.Lines(body) {
 		if l = strings.TrimSpace(l); l != "" {
@@ -333,12 +358,12 @@ func wakePreview(body string) string {
 		}
 	}
 	s := strings.Join(lines, "\n")
-	if utf8.RuneCountInString(s) <= wakePreviewRunes {
+	if utf8.RuneCountInString(s) <= max {
 		return s
 	}
 	i, r := 0, 0
 	for i = range s {
-		if r == wakePreviewRunes {
+		if r == max {
 			break
 		}
 		r++
@@ -528,6 +553,9 @@ func cut(s string, n int) string {
 		return s
 	}
 	const ellipsis = "…"
+	if n <= len(ellipsis) {
+		return ""
+	}
 	n -= len(ellipsis)
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--

@@ -224,6 +224,26 @@ func TestCollapseID(t *testing.T) {
 	}
 }
 
+// TestOversizedWakeUpOfEscapedText: a title and a body of control
+// characters, which JSON writes as six bytes each (and a wake-up carries
+// title and preview twice), still make a wake-up within the provider's
+// limit: its preview and title are shortened further.
+func TestOversizedWakeUpOfEscapedText(t *testing.T) {
+	for _, p := range []Provider{APNs, FCM} {
+		n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: strings.Repeat("\x01", 256),
+			Body: strings.Repeat("\x02", 3000), Severity: "high", OccurredAt: 1}), p)
+		if !n.Oversized || n.Data["provider_wakeup"] != "1" {
+			t.Fatalf("%s: not a wake-up", p)
+		}
+		if Size(n) > MaxPayloadBytes || (p == APNs && len(n.APNsBody) > MaxPayloadBytes) {
+			t.Errorf("%s: wake-up of %d bytes (APNs body %d), over %d", p, Size(n), len(n.APNsBody), MaxPayloadBytes)
+		}
+		if n.Data["delivery_id"] == "" || n.Data["body"] != n.Body {
+			t.Errorf("%s: the shortened wake-up lost its keys: %v", p, n.Data)
+		}
+	}
+}
+
 func TestOversized(t *testing.T) {
 	body := strings.Repeat("é", 3000) // 6000 bytes
 	for _, p := range []Provider{APNs, FCM} {
@@ -273,7 +293,7 @@ func TestWakePreview(t *testing.T) {
 		{strings.Repeat("x", 180), strings.Repeat("x", 180)},
 		{strings.Repeat("é", 181), strings.Repeat("é", 180) + "…"},
 	} {
-		if got := wakePreview(c.in); got != c.want {
+		if got := wakePreview(c.in, wakePreviewRunes); got != c.want {
 			t.Errorf("wakePreview(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
