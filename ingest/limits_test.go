@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/apitest"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -706,4 +707,50 @@ func TestLargeBodiesSharedBetweenChannels(t *testing.T) {
 		t.Fatalf("another channel's %d-byte notification beside the hog's: %d %.300s", len(group), r.Status, r.Body)
 	}
 	first.finish()
+}
+
+// TestFailedTokenChecksBackOff (DESIGN: failed credentials are rate
+// limited): an address that sent PUSHGO_LIMIT_AUTH_FAILURES wrong tokens
+// in a minute, PUSHGO_TOKEN or integration tokens, is refused 429 with
+// Retry-After before any check, its right token included; another address
+// is not.
+func TestFailedTokenChecksBackOff(t *testing.T) {
+	const gatewayToken = "the-gateway-token-0123456789"
+	g := startIngest(t, startBroker(t), ingest.Config{Token: gatewayToken,
+		Limits: limits.Config{TrustedProxies: loopbackProxy, AuthFailuresPerMinute: 3}})
+	from := func(addr, auth string) http.Header {
+		return http.Header{"Authorization": {auth}, "Content-Type": {"application/json"}, "X-Forwarded-For": {addr}}
+	}
+	msg := `{"channel_id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","password":"correct-horse","title":"t"}`
+	const guesser, other = "198.51.100.9", "203.0.113.9"
+	for i := range 3 {
+		if r := g.api.Send(t, http.MethodPost, "/message", msg, from(guesser, "Bearer wrong-"+fmt.Sprint(i))); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	r := g.api.Send(t, http.MethodPost, "/message", msg, from(guesser, "Bearer "+gatewayToken))
+	if r.Status != http.StatusTooManyRequests || r.Code() != "rate_limited" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("the guessing address past its failures: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	// Another address is checked (and its right token passes the front:
+	// the channel is unknown, 404).
+	if r := g.api.Send(t, http.MethodPost, "/message", msg, from(other, "Bearer "+gatewayToken)); r.Status != http.StatusNotFound {
+		t.Fatalf("another address: %d %s", r.Status, r.Body)
+	}
+	// Integration tokens count the same, per address (Dynatrace answers
+	// in its own shape).
+	dtAPI := &apitest.Client{Base: g.api.Base}
+	dt := `{"eventType":"CUSTOM_INFO","title":"deployed"}`
+	for i := range 3 {
+		tok := fmt.Sprintf("Api-Token pgo1.%s.%064x", "abcdefghijkl"[:12], i)
+		if r := dtAPI.Send(t, http.MethodPost, "/api/v2/events/ingest", dt, from(other, tok)); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong integration token %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if r := dtAPI.Send(t, http.MethodPost, "/api/v2/events/ingest", dt, from(other, "Api-Token pgo1.abcdefghijkl.00")); r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("the address past its failed integration tokens: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	if n := metric(t, g, "pushgo_limit_refusals_total", "limit", "auth_failures"); n != 2 {
+		t.Errorf("auth_failures refusals %v, want 2", n)
+	}
 }

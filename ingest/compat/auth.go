@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pushgo/gateway/ingest/httpapi"
+	"github.com/pushgo/gateway/ingest/limits"
 
 	"github.com/labstack/echo/v5"
 
@@ -21,10 +22,14 @@ import (
 type bearer struct {
 	on   bool
 	want [32]byte
+	lim  *limits.Limits // nil: no throttle
 }
 
-func newBearer(token string) bearer {
-	return bearer{on: token != "", want: sha256.Sum256([]byte(token))}
+func newBearer(token string, lim *limits.Limits) bearer {
+	if lim == nil {
+		lim = limits.New(limits.Off(), limits.Options{})
+	}
+	return bearer{on: token != "", want: sha256.Sum256([]byte(token)), lim: lim}
 }
 
 // check answers 401 authentication_failed (with WWW-Authenticate, as the
@@ -38,6 +43,10 @@ func (b bearer) check(c *echo.Context) (ok bool, err error) {
 	if !b.on {
 		return true, nil
 	}
+	ctx := c.Request().Context()
+	if aerr := b.lim.AuthCheck(ctx); aerr != nil {
+		return false, httpapi.WriteError(c, aerr)
+	}
 	h := c.Request().Header.Get("Authorization")
 	if h == "" {
 		h = authParam(c.Request())
@@ -47,6 +56,7 @@ func (b bearer) check(c *echo.Context) (ok bool, err error) {
 	if found && subtle.ConstantTimeCompare(sum[:], b.want[:]) == 1 {
 		return true, nil
 	}
+	b.lim.AuthFailed(ctx)
 	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
 	return false, httpapi.WriteError(c, apierr.New(apierr.AuthenticationFailed))
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -60,6 +61,9 @@ type Deps struct {
 	// Now is the clock of defaults (occurred_at, the ttl bound). Default
 	// time.Now.
 	Now func() time.Time
+	// Limits throttle the failed checks of Token (AuthCheck); nil applies
+	// none.
+	Limits *limits.Limits
 }
 
 // Routes serves the compat routes.
@@ -74,7 +78,7 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	r := &Routes{d: d, auth: newBearer(d.Token)}
+	r := &Routes{d: d, auth: newBearer(d.Token, d.Limits)}
 	r.routeNtfy(e)
 	r.routeBark(e)
 	r.routeServerChan(e)

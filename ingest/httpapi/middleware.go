@@ -81,16 +81,24 @@ func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
 // pattern; nil for none).
 // Both sides are hashed before the constant-time compare so that the
 // comparison time does not reveal the token's length either.
-func bearerAuth(token string, ownAuth func(route string) bool) echo.MiddlewareFunc {
+// A client address that sent too many wrong tokens is refused 429 before
+// the check (lim's AuthCheck): an operator's PUSHGO_TOKEN could otherwise
+// be guessed at the rate the server answers.
+func bearerAuth(token string, ownAuth func(route string) bool, lim *limits.Limits) echo.MiddlewareFunc {
 	want := sha256.Sum256([]byte(token))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			if ownAuth != nil && ownAuth(c.Path()) {
 				return next(c)
 			}
+			ctx := c.Request().Context()
+			if aerr := lim.AuthCheck(ctx); aerr != nil {
+				return writeErr(c, aerr)
+			}
 			got, ok := parseBearer(c.Request().Header.Get("Authorization"))
 			sum := sha256.Sum256([]byte(got))
 			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				lim.AuthFailed(ctx)
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
 				return writeErr(c, apierr.New(apierr.AuthenticationFailed))
 			}

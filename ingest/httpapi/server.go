@@ -95,7 +95,7 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 	e.IPExtractor = ipExtractor(opts.Limits.Config().TrustedProxies)
 	e.Use(requestID, clientAddr, observe(s.metrics, s.log))
 	if opts.Token != "" {
-		e.Use(bearerAuth(opts.Token, opts.OwnAuth))
+		e.Use(bearerAuth(opts.Token, opts.OwnAuth, opts.Limits))
 	}
 
 	e.POST("/channel/create", s.channelCreate)

@@ -75,7 +75,7 @@ func dtFail(c *echo.Context, status int, code apierr.Code, msg string, vs ...dyn
 		body.Error.ConstraintViolations = append(body.Error.ConstraintViolations,
 			dtConstraint{Path: v.Path, Message: v.Message, ParameterLocation: "PAYLOAD_BODY"})
 	}
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && c.Response().Header().Get("Retry-After") == "" {
 		c.Response().Header().Set("Retry-After", "1")
 	}
 	return writeJSON(c, status, body)
@@ -89,6 +89,9 @@ func dtFailAPI(c *echo.Context, aerr *apierr.Error) error {
 		msg = "Token Authentication failed"
 	case apierr.ScopeMissing:
 		msg = "Token is missing required scope. Use one of: " + apitokens.ScopeEventsIngest + " (Ingest events)"
+	}
+	if aerr.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(aerr.RetryAfter))
 	}
 	return dtFail(c, aerr.Status(), aerr.Code, msg)
 }

@@ -215,6 +215,8 @@ func writeBusAPIError(c *echo.Context, e *apierr.Error) error {
 		return writeBusError(c, http.StatusUnauthorized, e.Code, eventbus.AuthorizationError, e.Detail, 0)
 	case e.Code == apierr.ScopeMissing:
 		return writeBusError(c, http.StatusForbidden, e.Code, eventbus.AuthorizationError, e.Detail, 0)
+	case status == http.StatusTooManyRequests: // an address past its failed token checks
+		return writeBusError(c, status, e.Code, eventbus.AuthorizationError, e.Detail, max(e.RetryAfter, 1))
 	case status == http.StatusServiceUnavailable:
 		return writeBusError(c, status, e.Code, eventbus.InternalError, e.Detail, max(e.RetryAfter, 1))
 	case status >= 500:

@@ -150,6 +150,7 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Limits == nil {
 		d.Limits = limits.New(limits.Config{}, limits.Options{})
 	}
+	d.Tokens = throttledTokens{Tokens: d.Tokens, lim: d.Limits}
 	r := &Routes{d: d, log: d.Logger, slots: d.Limits.IntegrationSlots(d.MaxInFlight), preAuth: d.Limits.UnauthenticatedReads(), large: d.Limits.LargeBodies(), m: newMetrics(), lanes: newLanes(maxLanes, d.Logger)}
 	r.routeDynatrace(e)
 	r.routeEventBus(e)

@@ -38,13 +38,7 @@ func newAddrBuckets(perMinute int) *addrBuckets {
 // take takes a token of key's bucket at now; when there is none it takes
 // nothing and says how long until there is one.
 func (b *addrBuckets) take(key string, now time.Time) (wait time.Duration, ok bool) {
-	b.mu.Lock()
-	l, found := b.buckets.Get(key)
-	if !found {
-		l = rate.NewLimiter(rate.Limit(float64(b.perMinute)/60), b.perMinute)
-		b.buckets.Add(key, l)
-	}
-	b.mu.Unlock()
+	l := b.limiter(key)
 	// AllowN takes a token or, when there is none, nothing: a refusal
 	// made as a reservation cancelled after it gave back nothing when
 	// another reservation came between (x/time/rate restores a cancelled
@@ -54,6 +48,33 @@ func (b *addrBuckets) take(key string, now time.Time) (wait time.Duration, ok bo
 	if l.AllowN(now, 1) {
 		return 0, true
 	}
+	return until(l, now), false
+}
+
+// peek is take without taking: whether key's bucket holds a token at now,
+// and if not, how long until it does.
+func (b *addrBuckets) peek(key string, now time.Time) (wait time.Duration, ok bool) {
+	l := b.limiter(key)
+	if l.TokensAt(now) >= 1 {
+		return 0, true
+	}
+	return until(l, now), false
+}
+
+// limiter is key's bucket, made full when it has none.
+func (b *addrBuckets) limiter(key string) *rate.Limiter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, found := b.buckets.Get(key)
+	if !found {
+		l = rate.NewLimiter(rate.Limit(float64(b.perMinute)/60), b.perMinute)
+		b.buckets.Add(key, l)
+	}
+	return l
+}
+
+// until is how long until l holds a token, from now.
+func until(l *rate.Limiter, now time.Time) time.Duration {
 	missing := 1 - l.TokensAt(now)
-	return time.Duration(math.Ceil(missing / float64(l.Limit()) * float64(time.Second))), false
+	return time.Duration(math.Ceil(missing / float64(l.Limit()) * float64(time.Second)))
 }

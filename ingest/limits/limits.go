@@ -63,6 +63,11 @@ type Config struct {
 	// client address (/channel/create and /channel/subscribe with a
 	// channel_name), a token bucket holding a minute's worth.
 	ChannelCreatePerMinute int
+	// AuthFailuresPerMinute are the failed credential checks (a wrong
+	// PUSHGO_TOKEN, an integration token that is wrong or revoked) one
+	// client address may make a minute, a token bucket holding a minute's
+	// worth; past them its requests are refused 429 before any check.
+	AuthFailuresPerMinute int
 	// TokensPerChannel caps the integration tokens of one channel.
 	TokensPerChannel int
 	// Devices caps the devices the gateway holds; /device/register of a
@@ -112,6 +117,7 @@ func Defaults() Config {
 		PasswordHashes:              max(1, runtime.GOMAXPROCS(0)/2),
 		DeviceRegisterPerMinute:     300,
 		ChannelCreatePerMinute:      20,
+		AuthFailuresPerMinute:       30,
 		TokensPerChannel:            100,
 		Devices:                     1_000_000,
 		UnauthenticatedReadsPerAddr: 8,
@@ -126,7 +132,7 @@ func Defaults() Config {
 func Off() Config {
 	return Config{
 		PasswordFailuresPerAddr: -1, PasswordFailuresPerChannel: -1, PasswordBackoffMax: -1, PasswordHashes: -1,
-		DeviceRegisterPerMinute: -1, ChannelCreatePerMinute: -1, TokensPerChannel: -1, Devices: -1,
+		DeviceRegisterPerMinute: -1, ChannelCreatePerMinute: -1, AuthFailuresPerMinute: -1, TokensPerChannel: -1, Devices: -1,
 		IntegrationPerToken: -1, UnauthenticatedReadsPerAddr: -1, BodyRead: -1, LargeBodies: -1,
 	}
 }
@@ -246,6 +252,7 @@ func (c *Config) Settings() []Setting {
 		count(&c.PasswordHashes, "PUSHGO_LIMIT_PASSWORD_HASHES", "limit-password-hashes", "argon2id password hashes computed at once"),
 		count(&c.DeviceRegisterPerMinute, "PUSHGO_LIMIT_DEVICE_REGISTER", "limit-device-register", "/device/register calls per minute of one client address"),
 		count(&c.ChannelCreatePerMinute, "PUSHGO_LIMIT_CHANNEL_CREATE", "limit-channel-create", "channel creations per minute of one client address"),
+		count(&c.AuthFailuresPerMinute, "PUSHGO_LIMIT_AUTH_FAILURES", "limit-auth-failures", "failed token checks (PUSHGO_TOKEN, integration tokens) per minute of one client address"),
 		count(&c.TokensPerChannel, "PUSHGO_LIMIT_TOKENS_PER_CHANNEL", "limit-tokens-per-channel", "integration tokens of one channel"),
 		count(&c.Devices, "PUSHGO_LIMIT_DEVICES", "limit-devices", "devices the gateway holds"),
 		count(&c.IntegrationPerToken, "PUSHGO_LIMIT_INTEGRATION_PER_TOKEN", "limit-integration-per-token", "integration requests of one token served at once (default a quarter of PUSHGO_MAX_INTEGRATION_REQUESTS)"),
@@ -349,6 +356,7 @@ const (
 	PasswordChannel     Limit = "password_channel"
 	DeviceRegister      Limit = "device_register"
 	ChannelCreate       Limit = "channel_create"
+	AuthFailures        Limit = "auth_failures"
 	TokensPerChannel    Limit = "tokens_per_channel"
 	Devices             Limit = "devices"
 	IntegrationTotal    Limit = "integration_total"
@@ -371,6 +379,7 @@ type Limits struct {
 	passwords *passwordGate
 	register  *addrBuckets
 	create    *addrBuckets
+	authFails *addrBuckets
 
 	devMu      sync.Mutex
 	countDevs  func(ctx context.Context) (int64, error)
@@ -412,7 +421,7 @@ func New(cfg Config, o Options) *Limits {
 			Help: "Bytes of integration bodies over 1 MiB held now (PUSHGO_LIMIT_LARGE_BODIES bounds them).",
 		}),
 	}
-	for _, lim := range []Limit{PasswordAddr, PasswordChannel, DeviceRegister, ChannelCreate, TokensPerChannel, Devices,
+	for _, lim := range []Limit{PasswordAddr, PasswordChannel, DeviceRegister, ChannelCreate, AuthFailures, TokensPerChannel, Devices,
 		IntegrationTotal, IntegrationToken, IntegrationChannel, UnauthenticatedRead, BodyRead, LargeBodies} {
 		l.refusals.WithLabelValues(string(lim))
 	}
@@ -422,6 +431,7 @@ func New(cfg Config, o Options) *Limits {
 	l.passwords = newPasswordGate(l)
 	l.register = newAddrBuckets(cfg.DeviceRegisterPerMinute)
 	l.create = newAddrBuckets(cfg.ChannelCreatePerMinute)
+	l.authFails = newAddrBuckets(cfg.AuthFailuresPerMinute)
 	return l
 }
 
@@ -452,6 +462,33 @@ func (l *Limits) DeviceRegister(ctx context.Context) *apierr.Error {
 // rate_limited with Retry-After when its bucket is empty.
 func (l *Limits) ChannelCreate(ctx context.Context) *apierr.Error {
 	return l.bucket(ctx, l.create, ChannelCreate, "channel creations")
+}
+
+// AuthCheck admits a credential check (PUSHGO_TOKEN, an integration
+// token) of the request's client: 429 rate_limited with Retry-After, before
+// any check, when the client has spent its failures
+// (Config.AuthFailuresPerMinute). AuthFailed spends one.
+func (l *Limits) AuthCheck(ctx context.Context) *apierr.Error {
+	cl, ok := ClientOf(ctx)
+	if l.authFails == nil || !ok {
+		return nil
+	}
+	wait, ok := l.authFails.peek(cl.Key, l.now())
+	if ok {
+		return nil
+	}
+	l.Refused(AuthFailures)
+	return &apierr.Error{Code: apierr.RateLimited, RetryAfter: retryAfter(wait),
+		Detail: fmt.Sprintf("too many failed token checks from this address (%d a minute); retry after %d s",
+			l.authFails.perMinute, retryAfter(wait))}
+}
+
+// AuthFailed spends one of the request's client's failures (a credential
+// it sent was refused).
+func (l *Limits) AuthFailed(ctx context.Context) {
+	if cl, ok := ClientOf(ctx); l.authFails != nil && ok {
+		l.authFails.take(cl.Key, l.now())
+	}
 }
 
 func (l *Limits) bucket(ctx context.Context, b *addrBuckets, lim Limit, what string) *apierr.Error {
