@@ -381,10 +381,12 @@ type Limits struct {
 	create    *addrBuckets
 	authFails *addrBuckets
 
-	devMu      sync.Mutex
-	countDevs  func(ctx context.Context) (int64, error)
-	devCount   int64
-	devCounted time.Time
+	devMu       sync.Mutex
+	countDevs   func(ctx context.Context) (int64, error)
+	devCount    int64
+	devKnown    bool      // a count has succeeded
+	devCounted  time.Time // when the last count (successful or not) started
+	devCounting bool      // a count is under way
 }
 
 // Options are what Limits needs besides its Config.
@@ -507,25 +509,40 @@ func (l *Limits) bucket(ctx context.Context, b *addrBuckets, lim Limit, what str
 
 // DeviceRoom reports whether a new device may be made: false when the
 // gateway holds Config.Devices devices. The count is the bucket's, asked
-// at most once a second, plus the devices this process made since (so
-// one process never passes the cap; replicas together can by what they
-// make within a second). A count that fails says yes (the write that
-// follows fails as well, with its own answer).
+// at most once a second by one request at a time (the others meanwhile
+// go by the last count), plus the devices this process made since: the
+// cap is passed by no more than the registrations under way at once, and
+// replicas together by what they make within a second. A count that fails
+// is not asked again for a second, and says yes while no count has
+// succeeded (the write that follows fails as well, with its own answer).
+// The registry was asked under the lock: with its bucket leaderless, each
+// registration waited out every earlier one's 5 s count.
 func (l *Limits) DeviceRoom(ctx context.Context) bool {
 	if l.cfg.Devices < 0 || l.countDevs == nil {
 		return true
 	}
+	now := l.now()
 	l.devMu.Lock()
-	defer l.devMu.Unlock()
-	if now := l.now(); now.Sub(l.devCounted) >= time.Second {
+	due := now.Sub(l.devCounted) >= time.Second && !l.devCounting
+	if due {
+		l.devCounting = true
+	}
+	l.devMu.Unlock()
+	if due {
 		n, err := l.countDevs(ctx)
+		l.devMu.Lock()
+		l.devCounting, l.devCounted = false, now
+		if err == nil {
+			l.devCount, l.devKnown = n, true
+		}
+		l.devMu.Unlock()
 		if err != nil {
 			l.log.Warn("limits: devices not counted", "err", err)
-			return true
 		}
-		l.devCount, l.devCounted = n, now
 	}
-	return l.devCount < int64(l.cfg.Devices)
+	l.devMu.Lock()
+	defer l.devMu.Unlock()
+	return !l.devKnown || l.devCount < int64(l.cfg.Devices)
 }
 
 // DeviceAdded counts a device this process made, until the next count.
