@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -177,6 +178,10 @@ func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 		}
 		return true
 	})
+	// A context of their own for the reads after the waits (the one above
+	// may have run out while they waited).
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	last, err := bc.streamState(ctx, opsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -217,8 +222,12 @@ func TestBrokenServiceEndsTheProcess(t *testing.T) {
 	// (RLIMIT_FSIZE 0), so the next commit of the fold fails, and so does
 	// every rebuild of the projection. A bad log entry would not do: it is
 	// set aside and the fold goes on.
-	if err := limitFileSize(proj.cmd.Process.Pid, 0); err != nil {
-		t.Skipf("cannot limit the projector's file size here: %v", err)
+	if err := limitFileSize(proj.cmd.Process.Pid, 0); errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("cannot limit the projector's file size on this system: %v", err)
+	} else if err != nil {
+		// On Linux (CI) prlimit on a child of this process works: a
+		// failure is not a reason to drop the check silently.
+		t.Fatalf("limit the projector's file size: %v", err)
 	}
 	ch := createChannel(t, a, "broken", "correct-horse")
 	saw503 := ""

@@ -98,7 +98,7 @@ func TestUnregisteredTokenIsRetired(t *testing.T) {
 // again there), B keeps it and is pushed; before, the late answer retired
 // the token wherever it was, and B's route with it.
 func TestDeadTokenAnswerRetiresItFromThatDeviceOnly(t *testing.T) {
-	gate := newSendGate("on its way")
+	gate := newSendGate(t, "on its way")
 	e := setup(t, gate.wrap)
 	ch := e.post("/channel/create", map[string]any{"channel_name": "c", "password": pw})["channel_id"].(string)
 	a := e.device("android", "fcm", fcmToken, ch)
@@ -447,14 +447,29 @@ func TestTwoReplicasSendEachTaskOnce(t *testing.T) {
 	}
 	const n = 40
 	var wg sync.WaitGroup
+	failed := make(chan string, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); e.message(ch, fmt.Sprint("m", i)) }()
+		go func() { // no t.Fatal off the test's goroutine: the failure is reported below
+			defer wg.Done()
+			body := map[string]any{"channel_id": ch, "password": pw, "title": fmt.Sprint("m", i)}
+			r, err := e.api.Do(context.Background(), "POST", "/message", body, nil)
+			switch {
+			case err != nil:
+				failed <- err.Error()
+			case r.Status != 200:
+				failed <- r.String()
+			}
+		}()
 		if i == n/2 {
 			_ = second.Close() // a replica leaves mid-load
 		}
 	}
 	wg.Wait()
+	close(failed)
+	for f := range failed {
+		t.Fatalf("a message was not accepted: %s", f)
+	}
 	for _, tok := range tokens {
 		deadline := time.Now().Add(10 * time.Second)
 		for len(e.apns.Received(tok)) < n {

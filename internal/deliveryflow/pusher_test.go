@@ -239,7 +239,7 @@ func waitPartitionsPassed(t *testing.T, e *env) {
 		if err := lister.Err(); err != nil {
 			t.Fatal(err)
 		}
-		if seen > 0 && behind == 0 {
+		if seen == e.partitions && behind == 0 { // every partition made, and past last
 			return
 		}
 		time.Sleep(10 * time.Millisecond)

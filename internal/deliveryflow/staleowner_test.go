@@ -43,7 +43,7 @@ func TestStaleOwnerAckDoesNotStallTheFloor(t *testing.T) {
 	// summaries) the test can hold, and a provider that holds "held".
 	link := &heldLink{}
 	ncA, _ := e.b.ConnAs(t, broker.RoleAdmin, nats.InProcessServer(link.over(e.b.Server())))
-	gateA := newSendGate("held")
+	gateA := newSendGate(t, "held")
 	e.startOn(ncA, gateA.wrap, func(c *pusher.Config) { c.SendTimeout = time.Minute })
 
 	received := func(title string) int { return timesReceived(e, token, title) }
@@ -58,7 +58,7 @@ func TestStaleOwnerAckDoesNotStallTheFloor(t *testing.T) {
 	gateA.waitStarted(t)
 	link.hold()
 	ncB, _ := e.b.Conn(t)
-	gateB := newSendGate("held")
+	gateB := newSendGate(t, "held")
 	e.startOn(ncB, gateB.wrap)
 	waitForWithin(t, "B taking the partition over", 30*time.Second, gateB.started)
 
@@ -146,11 +146,18 @@ type sendGate struct {
 	title     string
 	startedCh chan struct{}
 	once      sync.Once
-	releaseCh chan struct{}
+	// releaseOnce: released by the test, and again when it ends.
+	releaseOnce sync.Once
+	releaseCh   chan struct{}
 }
 
-func newSendGate(title string) *sendGate {
-	return &sendGate{title: title, startedCh: make(chan struct{}), releaseCh: make(chan struct{})}
+// newSendGate is a gate released, at the latest, when t ends (a failure
+// before the test's own release left the gated send, and with it the
+// pusher's Close, waiting for ever).
+func newSendGate(t *testing.T, title string) *sendGate {
+	g := &sendGate{title: title, startedCh: make(chan struct{}), releaseCh: make(chan struct{})}
+	t.Cleanup(g.release)
+	return g
 }
 
 func (g *sendGate) wrap(c *pusher.Config) {
@@ -177,7 +184,7 @@ func (g *sendGate) waitStarted(t *testing.T) {
 	waitForWithin(t, "the send of "+g.title, 30*time.Second, g.started)
 }
 
-func (g *sendGate) release() { close(g.releaseCh) }
+func (g *sendGate) release() { g.releaseOnce.Do(func() { close(g.releaseCh) }) }
 
 type gatedSender struct {
 	sender.Sender
@@ -187,7 +194,11 @@ type gatedSender struct {
 func (s gatedSender) Send(ctx context.Context, n payload.Notification) sender.Result {
 	if n.Title == s.g.title {
 		s.g.once.Do(func() { close(s.g.startedCh) })
-		<-s.g.releaseCh
+		select {
+		case <-s.g.releaseCh:
+		case <-ctx.Done():
+			return sender.Result{Outcome: sender.Retry, Reason: "canceled"}
+		}
 	}
 	return s.Sender.Send(ctx, n)
 }

@@ -58,10 +58,19 @@ func TestProcessesConnectWithTheirRole(t *testing.T) {
 
 	logs := &lockedBuffer{}
 	started := make(chan error, 1)
-	var proj *Gateway
+	gateway := make(chan *Gateway, 1)
+	projCtx, stopWaiting := context.WithCancel(context.Background())
+	// Whichever way the test ends, the projector it started is stopped
+	// (or its start given up) before the test's end.
+	t.Cleanup(func() {
+		stopWaiting()
+		if g := <-gateway; g != nil {
+			_ = g.Close(context.Background())
+		}
+	})
 	go func() {
-		g, err := Start(context.Background(), cfgFor("projector", b.CredentialsFile(broker.RoleProjector)), slog.New(slog.NewTextHandler(logs, nil)))
-		proj = g
+		g, err := Start(projCtx, cfgFor("projector", b.CredentialsFile(broker.RoleProjector)), slog.New(slog.NewTextHandler(logs, nil)))
+		gateway <- g
 		started <- err
 	}()
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "waiting for a stream"); {
@@ -86,7 +95,6 @@ func TestProcessesConnectWithTheirRole(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the projector, once ingest created the streams: %v\n%s", err, logs)
 		}
-		defer proj.Close(context.Background())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the projector did not start after ingest created the streams:\n%s", logs)
 	}
