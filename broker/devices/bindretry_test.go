@@ -20,21 +20,8 @@ import (
 // once the token died, the pusher's retirement (which asks the token's
 // index) would never find A.
 func TestRetriedBindClearsTheTokensPreviousHolder(t *testing.T) {
-	js := brokertest.Start(t).JS
-	ctx := context.Background()
-	r, err := Open(ctx, js, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	now := time.UnixMilli(1713750000000)
-	device := func() string {
-		res, err := r.Register(ctx, "", "ios", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Device.Key
-	}
+	r, device := openWithDevices(t)
+	ctx, now := context.Background(), time.UnixMilli(1713750000000)
 	a, b := device(), device()
 	const token = "apns-token-of-the-phone"
 	if _, err := r.BindRoute(ctx, a, "apns", token, "", now); err != nil {
@@ -78,21 +65,8 @@ func TestRetriedBindClearsTheTokensPreviousHolder(t *testing.T) {
 // twice, and once the token died the pusher's retirement (which asks the
 // index) never found A.
 func TestConcurrentBindsOfOneToken(t *testing.T) {
-	js := brokertest.Start(t).JS
-	ctx := context.Background()
-	r, err := Open(ctx, js, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	now := time.UnixMilli(1713750000000)
-	device := func() string {
-		res, err := r.Register(ctx, "", "ios", now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Device.Key
-	}
+	r, device := openWithDevices(t)
+	ctx, now := context.Background(), time.UnixMilli(1713750000000)
 	a, b := device(), device()
 	const token = "apns-token-of-the-phone"
 	// A claims the token, then waits before its device write while B's
@@ -140,19 +114,9 @@ func TestConcurrentBindsOfOneToken(t *testing.T) {
 // not list the channel, so no sync could remove it, and the device kept
 // the channel's pushes.
 func TestUnsubscribeBetweenASubscribesWrites(t *testing.T) {
-	js := brokertest.Start(t).JS
-	ctx := context.Background()
-	r, err := Open(ctx, js, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	now := time.UnixMilli(1713750000000)
-	res, err := r.Register(ctx, "", "ios", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk, ch := res.Device.Key, "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	r, device := openWithDevices(t)
+	ctx, now := context.Background(), time.UnixMilli(1713750000000)
+	dk, ch := device(), "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	if _, err := r.Subscribe(ctx, dk, ch, now); err != nil {
 		t.Fatal(err)
 	}
@@ -171,5 +135,23 @@ func TestUnsubscribeBetweenASubscribesWrites(t *testing.T) {
 	chs, err := r.Channels(ctx, dk)
 	if err != nil || len(chs) != 1 || chs[0] != ch {
 		t.Fatalf("the device's channels %v (%v): the subscription stands without its index key", chs, err)
+	}
+}
+
+// openWithDevices opens a registry on a broker of its own, and device
+// registers a new iOS device in it and returns its key.
+func openWithDevices(t *testing.T) (r *Registry, device func() string) {
+	t.Helper()
+	r, err := Open(context.Background(), brokertest.Start(t).JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, func() string {
+		res, err := r.Register(context.Background(), "", "ios", time.UnixMilli(1713750000000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Device.Key
 	}
 }

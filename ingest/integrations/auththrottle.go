@@ -20,27 +20,23 @@ type throttledTokens struct {
 }
 
 func (t throttledTokens) Authorize(ctx context.Context, header, scope string) (apitokens.Token, *apierr.Error) {
-	if aerr := t.lim.AuthCheck(ctx); aerr != nil {
-		return apitokens.Token{}, aerr
-	}
-	tok, aerr := t.Tokens.Authorize(ctx, header, scope)
-	t.failed(ctx, aerr)
-	return tok, aerr
+	return t.check(ctx, func() (apitokens.Token, *apierr.Error) { return t.Tokens.Authorize(ctx, header, scope) })
 }
 
 func (t throttledTokens) AuthorizeToken(ctx context.Context, token, scope string) (apitokens.Token, *apierr.Error) {
+	return t.check(ctx, func() (apitokens.Token, *apierr.Error) { return t.Tokens.AuthorizeToken(ctx, token, scope) })
+}
+
+// check runs authorize unless the client has spent its failures, and
+// spends one for a token refused as wrong or revoked (not for one lacking a
+// scope: that token is the sender's own).
+func (t throttledTokens) check(ctx context.Context, authorize func() (apitokens.Token, *apierr.Error)) (apitokens.Token, *apierr.Error) {
 	if aerr := t.lim.AuthCheck(ctx); aerr != nil {
 		return apitokens.Token{}, aerr
 	}
-	tok, aerr := t.Tokens.AuthorizeToken(ctx, token, scope)
-	t.failed(ctx, aerr)
-	return tok, aerr
-}
-
-// failed spends a failure for a token refused as wrong or revoked (not for
-// one lacking a scope: that token is the sender's own).
-func (t throttledTokens) failed(ctx context.Context, aerr *apierr.Error) {
+	tok, aerr := authorize()
 	if aerr != nil && aerr.Code == apierr.InvalidAPIToken {
 		t.lim.AuthFailed(ctx)
 	}
+	return tok, aerr
 }
