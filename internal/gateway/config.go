@@ -6,6 +6,7 @@ package gateway
 import (
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -170,13 +171,26 @@ func (c Config) NewDeliveryPartitions() int {
 
 // Load reads the environment (getenv) then the flags in args.
 func Load(args []string, getenv func(string) string) (Config, error) {
+	return loadTo(nil, args, getenv)
+}
+
+// loadTo is Load printing the usage (after -h or a bad flag) to out, or to
+// standard error when out is nil.
+func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, error) {
 	c := Defaults()
 	fs := flag.NewFlagSet("pushgo", flag.ContinueOnError)
+	if out != nil {
+		fs.SetOutput(out)
+	}
+	// A flag's default, as -h prints it, is the built-in one, never the
+	// environment's: the environment holds secrets (PUSHGO_TOKEN, a
+	// PUSHGO_NATS_URL with a password), which a mistyped flag printed to
+	// the log with the usage.
 	str := func(p *string, name, env, usage string) {
+		fs.StringVar(p, name, *p, usage+" ("+env+")")
 		if v := getenv(env); v != "" {
 			*p = v
 		}
-		fs.StringVar(p, name, *p, usage+" ("+env+")")
 	}
 	str(&c.HTTPAddr, "http-addr", "PUSHGO_HTTP_ADDR", "HTTP listen address")
 	str(&c.DataDir, "data-dir", "PUSHGO_DATA_DIR", "embedded broker store directory")
@@ -247,6 +261,12 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
+	if fs.NArg() > 0 {
+		// The flags stop at the first word that is not one: those after it
+		// were dropped (pushgo serve ingest -nats-url … ran target all on
+		// an embedded broker).
+		return Config{}, fmt.Errorf("unexpected argument %q: every setting is a flag (-target ingest) or a variable", fs.Arg(0))
+	}
 	var err error
 	for i, s := range limitSettings {
 		if err := s.Set(limitText[i]); err != nil {
@@ -311,11 +331,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if c.MetadataValueMax, err = strconv.Atoi(metaMax); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_METADATA_VALUE_MAX %q: want an integer", metaMax)
 	}
-	if c.MaxStore, err = strconv.ParseInt(maxStore, 10, 64); err != nil {
-		return Config{}, fmt.Errorf("PUSHGO_MAX_STORE %q: %w", maxStore, err)
+	// 0 was taken by the broker for its own default while /readyz and the
+	// store metrics read it as no limit at all.
+	if c.MaxStore, err = strconv.ParseInt(maxStore, 10, 64); err != nil || c.MaxStore < 1 {
+		return Config{}, fmt.Errorf("PUSHGO_MAX_STORE %q: want a positive byte count", maxStore)
 	}
-	if c.MaxMemory, err = strconv.ParseInt(maxMem, 10, 64); err != nil {
-		return Config{}, fmt.Errorf("PUSHGO_MAX_MEMORY %q: %w", maxMem, err)
+	if c.MaxMemory, err = strconv.ParseInt(maxMem, 10, 64); err != nil || c.MaxMemory < 1 {
+		return Config{}, fmt.Errorf("PUSHGO_MAX_MEMORY %q: want a positive byte count", maxMem)
 	}
 	if c.ProjectionCache, err = strconv.ParseInt(projCache, 10, 64); err != nil || c.ProjectionCache < 1<<20 {
 		return Config{}, fmt.Errorf("PUSHGO_PROJECTION_CACHE %q: want a byte count of at least 1048576 (1 MiB)", projCache)
@@ -336,8 +358,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 func parseDuration(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days <= 0 {
-			return 0, fmt.Errorf("bad day count")
+		if err != nil || days <= 0 || days > int(math.MaxInt64/int64(24*time.Hour)) {
+			// Past 106,751 days a Duration wraps: 213504d was 25 minutes.
+			return 0, fmt.Errorf("bad day count (1 to 106751)")
 		}
 		return time.Duration(days) * 24 * time.Hour, nil
 	}

@@ -156,9 +156,42 @@ func TestLoadConfig(t *testing.T) {
 		{"PUSHGO_SELECTION_CACHE": "4294967296"},
 		{"PUSHGO_INBOX_PER_DEVICE": "-1"},
 		{"PUSHGO_INBOX_PER_DEVICE": "many"},
+		{"PUSHGO_RETENTION": "213504d"}, // a Duration wraps past 106,751 days: 25 minutes
+		{"PUSHGO_MAX_STORE": "0"},
+		{"PUSHGO_MAX_STORE": "-1"},
+		{"PUSHGO_MAX_MEMORY": "0"},
 	} {
 		if _, err := Load(nil, func(k string) string { return bad[k] }); err == nil {
 			t.Errorf("Load accepted %v", bad)
 		}
+	}
+	// A word that is not a flag ends the flags: refused, not the rest
+	// silently dropped.
+	if c, err := Load([]string{"ingest", "-nats-url", "nats://10.0.0.1:4222"}, func(string) string { return "" }); err == nil {
+		t.Errorf("Load accepted a stray argument: target %q, NATS %q", c.Target, c.NATSURL)
+	}
+}
+
+// TestUsageShowsNoSecret: the flags' usage (-h, or printed after a bad
+// flag) shows the built-in defaults, never a value from the environment:
+// PUSHGO_TOKEN was printed as the -token flag's default.
+func TestUsageShowsNoSecret(t *testing.T) {
+	var out strings.Builder
+	env := map[string]string{"PUSHGO_TOKEN": "s3cret-gateway-token", "PUSHGO_NATS_URL": "nats://user:hunter2@10.0.0.1:4222"}
+	_, err := loadTo(&out, []string{"-no-such-flag"}, func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("a bad flag was accepted")
+	}
+	if !strings.Contains(out.String(), "-token") {
+		t.Fatalf("no usage printed: %q", out.String())
+	}
+	for _, secret := range []string{"s3cret-gateway-token", "hunter2"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("the usage shows %q:\n%s", secret, out.String())
+		}
+	}
+	c, err := Load(nil, func(k string) string { return env[k] })
+	if err != nil || c.Token != "s3cret-gateway-token" {
+		t.Fatalf("the environment's token not taken: %v %q", err, c.Token)
 	}
 }
