@@ -34,10 +34,10 @@ func TestCompatBark(t *testing.T) {
 			want: map[string]any{"title": "Deploy", "body": "Done", "severity": "high", "url": "https://ci.example/1",
 				"metadata": map[string]any{"compat.bark.sound": "minuet", "compat.bark.icon": "https://x.example/i.png", "compat.bark.group": "ops"}}},
 		{name: "subtitle", path: "/bark/{key}/Title/Sub/Body", want: map[string]any{"title": "Title", "body": "Sub\nBody"}},
-		// Bark opens an app's URL scheme from url: delivered, the link kept
-		// beside the message (POST /message takes http(s) links only).
-		{name: "an app's url scheme is kept in the metadata", path: "/bark/{key}/x?url=weixin://",
-			want: map[string]any{"url": nil, "metadata": map[string]any{"compat.bark.url": "weixin://"}}},
+		// Bark opens an app's URL scheme from url: the message's url, as
+		// PushGo passes it.
+		{name: "an app's url scheme is the url", path: "/bark/{key}/x?url=weixin://",
+			want: map[string]any{"url": "weixin://"}},
 		{name: "plus is a space, as Bark's server", path: "/bark/{key}/a+b", want: map[string]any{"body": "a b"}},
 		{name: "escaped slash", path: "/bark/{key}/a%2Fb%2Bc", want: map[string]any{"body": "a/b+c"}},
 		{name: "names match case-insensitively", path: "/bark/{key}/x?LEVEL=passive&Sound=bell",

@@ -66,11 +66,10 @@ func TestCompatNtfy(t *testing.T) {
 				"tags":     list("a", "b"), "occurred_at": float64(1713750000000)}},
 		{name: "click is the url", path: "/ntfy/{key}/publish?click=https://a.example", want: map[string]any{"url": "https://a.example"}},
 		// ntfy documents mailto:, geo: and app links as click actions: the
-		// message is delivered, the link kept beside it (POST /message
-		// takes http(s) links only).
-		{name: "a mailto click is kept in the metadata", method: "POST", path: "/ntfy/{key}", body: "x",
+		// message's url, as PushGo passes it (the apps open mailto:).
+		{name: "a mailto click is the url", method: "POST", path: "/ntfy/{key}", body: "x",
 			header: http.Header{"Content-Type": {"text/plain"}, "Click": {"mailto:ops@example.com"}},
-			want:   map[string]any{"url": nil, "metadata": map[string]any{"compat.ntfy.click": "mailto:ops@example.com"}}},
+			want:   map[string]any{"url": "mailto:ops@example.com"}},
 		{name: "escaped key", path: "/ntfy/{ch}%3A" + password + "/publish?m=x", want: map[string]any{"body": "x"}},
 		{name: "ntfy delivery switches and auth are accepted", path: "/ntfy/{key}/publish?cache=no&firebase=no&up=0&auth=e30",
 			want: map[string]any{"title": "Notification"}},

@@ -430,3 +430,26 @@ func TestChannelIDWithSeparators(t *testing.T) {
 		}
 	}
 }
+
+// GET /message reads its query as PushGo does: ";" is part of a value, and
+// a "%" that starts no escape is kept (Go's own parser dropped both pairs,
+// and the message was stored without its body, or refused for its title).
+func TestMessageQueryAsPushGoReadsIt(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	ch := g.createChannel("query")
+	q := "channel_id=" + ch + "&password=" + password + "&title=CPU%20at%20100%&body=step1;step2+done"
+	mustOK(t, g.api.Get(t, "/message?"+q, nil))
+	msgs := streamOps(t, g.nc)
+	var env struct {
+		Payload struct {
+			Title string `json:"title"`
+			Body  string `json:"body"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(msgs[len(msgs)-1].Data, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env.Payload.Title != "CPU at 100%" || env.Payload.Body != "step1;step2 done" {
+		t.Fatalf("stored title %q body %q", env.Payload.Title, env.Payload.Body)
+	}
+}

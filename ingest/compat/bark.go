@@ -165,8 +165,8 @@ func barkPath(c *echo.Context) (params, *apierr.Error) {
 // "Notification"); the body from markdown or body, after the subtitle's
 // own line; the severity from level (barkLevel); image as the first image;
 // sound, icon and group kept in the metadata as compat.bark.sound,
-// compat.bark.icon and compat.bark.group; a url of another scheme than
-// http(s) (an app's, such as weixin://) as compat.bark.url.
+// compat.bark.icon and compat.bark.group; the url as the message's (an
+// app's scheme, such as weixin://, included: the apps open what they can).
 func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
 	if err := setPushGoFields(req, p, ","); err != nil {
 		return err
@@ -216,9 +216,7 @@ func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
 		}
 		hints = append(hints, hint{"compat.bark." + name, v})
 	}
-	var link hint
-	req.URL, link = appLink(req.URL, "compat.bark.url")
-	req.Metadata, err = withHints(req.Metadata, append(hints, link)...)
+	req.Metadata, err = withHints(req.Metadata, hints...)
 	return err
 }
 

@@ -2,7 +2,6 @@ package compat
 
 import (
 	"bytes"
-	"net/url"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -129,29 +128,6 @@ func setPushGoFields(req *ops.MessageRequest, p params, seps string) *apierr.Err
 	}
 	req.Metadata, err = p.object("metadata")
 	return err
-}
-
-// appLink takes off a link the apps cannot open as a web page: a
-// well-formed URL of another scheme (mailto:, tel:, geo:, an app's own such
-// as weixin://), which ntfy's click and Bark's url carry, is no message url
-// (POST /message takes http(s) only) but the metadata hint key, so that the
-// message is delivered rather than refused. A malformed link, or a
-// script's (javascript:, data:, vbscript:, file:), stays, to be refused
-// (url_invalid).
-func appLink(u *string, key string) (*string, hint) {
-	if u == nil {
-		return nil, hint{}
-	}
-	t := strings.TrimSpace(*u)
-	p, err := url.Parse(t)
-	if t == "" || err != nil || p.Scheme == "" {
-		return u, hint{}
-	}
-	switch strings.ToLower(p.Scheme) {
-	case "http", "https", "javascript", "data", "vbscript", "file":
-		return u, hint{}
-	}
-	return nil, hint{key, &t}
 }
 
 // hint is one display hint of a tool kept in the message's metadata.

@@ -332,9 +332,9 @@ func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
 // parameter, the Message header, or else the request body (trimmed, UTF-8
 // text: ntfy's file uploads are not supported); the severity from
 // PushGo's severity parameter or ntfy's priority (ntfyPriority); the link
-// from url or click (a link of another scheme than http(s), such as
-// mailto:, kept in the metadata as compat.ntfy.click); attach as one more
-// image; icon kept in the metadata as compat.ntfy.icon.
+// from url or click (mailto:, geo: and app links too: the apps open what
+// they can); attach as one more image; icon kept in the metadata as
+// compat.ntfy.icon.
 func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Error {
 	p := q.or(h)
 	if err := setPushGoFields(req, p, ","); err != nil {
@@ -394,9 +394,7 @@ func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Erro
 	if err != nil {
 		return err
 	}
-	var link hint
-	req.URL, link = appLink(req.URL, "compat.ntfy.click")
-	req.Metadata, err = withHints(req.Metadata, hint{"compat.ntfy.icon", icon}, link)
+	req.Metadata, err = withHints(req.Metadata, hint{"compat.ntfy.icon", icon})
 	return err
 }
 

@@ -94,8 +94,5 @@ func serverChanMessage(req *ops.MessageRequest, p params) *apierr.Error {
 	if req.Body, err = p.first("desp", "body"); err != nil {
 		return err
 	}
-	var link hint
-	req.URL, link = appLink(req.URL, "compat.serverchan.url")
-	req.Metadata, err = withHints(req.Metadata, link)
-	return err
+	return nil
 }

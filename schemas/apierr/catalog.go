@@ -123,6 +123,7 @@ const (
 	TagsFormatInvalid                      Code = "tags_format_invalid"
 	ImagesFormatInvalid                    Code = "images_format_invalid"
 	AttrsInvalid                           Code = "attrs_invalid"
+	ExtensionObjectKeyRequired             Code = "extension_object_key_required"
 	ExtensionObjectArraysUnsupported       Code = "extension_object_arrays_unsupported"
 	ExtensionObjectNestedObjectUnsupported Code = "extension_object_nested_object_unsupported"
 	MetadataInvalid                        Code = "metadata_invalid"
@@ -300,12 +301,13 @@ func init() {
 	def(LocationValueInvalid, bad, T{"location_value does not match its location_type", "location_value 与其 location_type 不符", "location_value가 location_type과 맞지 않습니다", "location_value が location_type と一致しません"})
 
 	def(OccurredAtRequired, bad, T{"occurred_at is required when thing_id is set", "提供 thing_id 时 occurred_at 为必填项", "thing_id를 보낼 때는 occurred_at이 필수입니다", "thing_id を指定するときは occurred_at が必須です"})
-	def(URLInvalid, bad, T{"url must be an absolute URL of at most 2048 characters", "url 必须是不超过 2048 个字符的绝对 URL", "url은 최대 2048자의 절대 URL이어야 합니다", "url は 2048 文字以下の絶対 URL である必要があります"})
+	def(URLInvalid, bad, T{"url must be a link the apps open, of at most 4096 characters", "url 必须是应用可打开的链接，且不超过 4096 个字符", "url은 앱이 열 수 있는 최대 4096자의 링크여야 합니다", "url はアプリが開ける 4096 文字以下のリンクである必要があります"})
 	def(TTLExpired, bad, T{"ttl is in the past", "ttl 已过期", "ttl이 이미 지난 시각입니다", "ttl が過去の時刻です"})
 
 	def(TagsFormatInvalid, bad, T{"tags must be at most 32 non-empty strings of at most 64 characters", "tags 最多 32 个非空字符串，每个不超过 64 个字符", "tags는 각 64자 이하의 비어 있지 않은 문자열 최대 32개여야 합니다", "tags は 64 文字以下の空でない文字列 32 個以下である必要があります"})
 	def(ImagesFormatInvalid, bad, T{"images must be at most 32 non-empty strings (URLs) of at most 2048 characters each", "images 最多 32 个非空字符串（URL），每个不超过 2048 个字符", "images는 각 2048자 이하의 비어 있지 않은 문자열(URL) 최대 32개여야 합니다", "images は各 2048 文字以下の空でない文字列（URL）32 個以下である必要があります"})
 	def(AttrsInvalid, bad, T{"attrs must be a JSON object", "attrs 必须是 JSON 对象", "attrs는 JSON 객체여야 합니다", "attrs は JSON オブジェクトである必要があります"})
+	def(ExtensionObjectKeyRequired, bad, T{"attrs keys must not be empty or blank", "attrs 的键不能为空", "attrs의 키는 비어 있을 수 없습니다", "attrs のキーは空にできません"})
 	def(ExtensionObjectArraysUnsupported, bad, T{"arrays are not allowed in attrs", "attrs 中不允许使用数组", "attrs에는 배열을 쓸 수 없습니다", "attrs に配列は使えません"})
 	def(ExtensionObjectNestedObjectUnsupported, bad, T{"attrs allow one level of nested objects", "attrs 仅允许一层嵌套对象", "attrs는 한 단계의 중첩 객체만 허용합니다", "attrs で入れ子にできるオブジェクトは 1 階層までです"})
 	def(MetadataInvalid, bad, T{"metadata must be a JSON object", "metadata 必须是 JSON 对象", "metadata는 JSON 객체여야 합니다", "metadata は JSON オブジェクトである必要があります"})

@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"strings"
+
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -24,6 +26,11 @@ func attrs(v jsontext.Value) (jsontext.Value, *apierr.Error) {
 	}
 	invalid := apierr.Field(apierr.AttrsInvalid, "attrs")
 	err := decodeObject(v, invalid, func(d *jsontext.Decoder, key string) *apierr.Error {
+		if strings.TrimSpace(key) == "" {
+			// PushGo's ExtensionObjectRef::validate: a blank key is no
+			// attribute anyone can show or update.
+			return apierr.Field(apierr.ExtensionObjectKeyRequired, "attrs")
+		}
 		return attrValue(d, "attrs", key, invalid, true)
 	})
 	if err != nil {

@@ -2,7 +2,9 @@ package ops
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -99,19 +101,50 @@ func validateMessage(r *MessageRequest, now int64, rl rules) (*Validated, *apier
 	}, nil
 }
 
-// messageURL: optional; blank is ignored (as PushGo); otherwise an absolute
-// http(s) URL, since it is opened by the app on tap.
+// messageURL: optional; blank is ignored (as PushGo); otherwise a link the
+// apps open on tap, as they decide (Apple's URLSanitizer, Android's
+// ExternalNavigation): http(s), ftp(s), mailto:, tel:, sms:, an app's own
+// scheme, or a bare host they open as https. PushGo takes any text; this
+// gateway took http(s) only until 5 December, and refused a sender's
+// mailto: link that PushGo took. Refused still: what does not parse as a
+// URL, one longer than the apps open (4096 characters), and the schemes
+// both apps block (a script's or a local file's).
 func messageURL(s *string) (string, *apierr.Error) {
 	if s == nil || strings.TrimSpace(*s) == "" {
 		return "", nil
 	}
 	t := strings.TrimSpace(*s)
-	if utf8.RuneCountInString(t) > maxURL {
+	if utf8.RuneCountInString(t) > maxLinkURL {
 		return "", apierr.Field(apierr.URLInvalid, "url")
 	}
 	u, err := url.Parse(t)
-	if err != nil || u.Host == "" || !(strings.EqualFold(u.Scheme, "http") || strings.EqualFold(u.Scheme, "https")) {
+	if err != nil || blockedURLSchemes[strings.ToLower(u.Scheme)] || strings.ContainsFunc(t, unicode.IsControl) {
 		return "", apierr.Field(apierr.URLInvalid, "url")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "":
+		// The apps open a bare host as https (example.com/status), and
+		// nothing else without a scheme (a relative path).
+		host, _, _ := strings.Cut(t, "/")
+		host, _, _ = strings.Cut(host, ":")
+		if !bareHost.MatchString(host) {
+			return "", apierr.Field(apierr.URLInvalid, "url")
+		}
+	case "http", "https", "ftp", "ftps":
+		if u.Host == "" {
+			return "", apierr.Field(apierr.URLInvalid, "url")
+		}
 	}
 	return t, nil
 }
+
+// bareHost is a host the apps open as https without a scheme (Android's
+// CandidateHostPattern).
+var bareHost = regexp.MustCompile(`^[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$`)
+
+// maxLinkURL is the longest link the apps open (URLSanitizer.maxURLLength).
+const maxLinkURL = 4096
+
+// blockedURLSchemes are the schemes the apps never open
+// (AppConstants.swift blockedOpenSchemes).
+var blockedURLSchemes = map[string]bool{"javascript": true, "data": true, "file": true, "content": true, "intent": true, "vbscript": true}

@@ -152,18 +152,22 @@ func severity(s string) (string, *apierr.Error) {
 	return t, nil
 }
 
-// ciphertext is opaque (E2EE): checked for size only, never trimmed.
+// ciphertext is opaque (E2EE): checked for size only. White space around
+// it is taken off, as PushGo does (Base64 holds none, and the Apple app
+// refused to decode an envelope ending in the newline a shell's base64
+// leaves), nothing else.
 func ciphertext(s *string) (string, *apierr.Error) {
 	if s == nil {
 		return "", nil
 	}
-	if *s == "" {
+	t := strings.TrimSpace(*s)
+	if t == "" {
 		return "", apierr.Field(apierr.InvalidCiphertext, "ciphertext")
 	}
-	if len(*s) > maxCiphertextB {
+	if len(t) > maxCiphertextB {
 		return "", apierr.Field(apierr.CiphertextTooLong, "ciphertext")
 	}
-	return *s, nil
+	return t, nil
 }
 
 func ptr[T any](v T) *T { return &v }

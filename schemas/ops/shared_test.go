@@ -81,12 +81,14 @@ func TestConventions(t *testing.T) {
 
 		// ciphertext: optional, non-empty, <= 16 KiB, untouched.
 		ok("ciphertext/absent", EventCreate, ec, absent("ciphertext")),
-		ok("ciphertext/kept untouched", EventCreate, set(ec, "ciphertext", `" AbC+/= "`), member("ciphertext", `" AbC+/= "`)),
+		ok("ciphertext/kept but for the white space around it", EventCreate, set(ec, "ciphertext", `" AbC+/= "`), member("ciphertext", `"AbC+/="`)),
 		ok("ciphertext/16384 bytes", EventCreate, set(ec, "ciphertext", q(long(16384)))),
 		ok("ciphertext/on thing", ThingCreate, set(thingCreateBody, "ciphertext", `"x"`), member("ciphertext", `"x"`)),
 		ok("ciphertext/on message", MessageCreate, set(messageBody, "ciphertext", `"x"`), member("ciphertext", `"x"`)),
 		bad("ciphertext/16385 bytes", EventCreate, set(ec, "ciphertext", q(long(16385))), apierr.CiphertextTooLong, "ciphertext"),
 		bad("ciphertext/empty", EventCreate, set(ec, "ciphertext", `""`), apierr.InvalidCiphertext, "ciphertext"),
+		bad("ciphertext/blank", EventCreate, set(ec, "ciphertext", `" \n"`), apierr.InvalidCiphertext, "ciphertext"),
+		ok("ciphertext/trimmed", EventCreate, set(ec, "ciphertext", `" QUJD\n"`), member("ciphertext", `"QUJD"`)),
 		bad("ciphertext/empty on thing", ThingCreate, set(thingCreateBody, "ciphertext", `""`), apierr.InvalidCiphertext, "ciphertext"),
 		bad("ciphertext/too long on message", MessageCreate, set(messageBody, "ciphertext", q(long(16385))), apierr.CiphertextTooLong, "ciphertext"),
 
@@ -164,6 +166,8 @@ func TestSharedValueRules(t *testing.T) {
 		ok("attrs/empty object", EventUpdate, set(eventUpdateBody, "attrs", `{}`), member("attrs", `{}`)),
 		bad("attrs/array value", EventCreate, set(ec, "attrs", `{"list":[1,2]}`), apierr.ExtensionObjectArraysUnsupported, "attrs.list"),
 		bad("attrs/array in nested", ThingCreate, set(tc, "attrs", `{"disk":{"ids":[]}}`), apierr.ExtensionObjectArraysUnsupported, "attrs.disk.ids"),
+		bad("attrs/empty key", EventCreate, set(ec, "attrs", `{"":1}`), apierr.ExtensionObjectKeyRequired, "attrs"),
+		bad("attrs/blank key", ThingCreate, set(tc, "attrs", `{"ok":1,"   ":"x"}`), apierr.ExtensionObjectKeyRequired, "attrs"),
 		bad("attrs/two levels of nesting", ThingCreate, set(tc, "attrs", `{"a":{"b":{"c":1}}}`), apierr.ExtensionObjectNestedObjectUnsupported, "attrs.a.b"),
 		bad("attrs/whole array", EventCreate, set(ec, "attrs", `[1]`), apierr.AttrsInvalid, "attrs"),
 		bad("attrs/string", EventCreate, set(ec, "attrs", `"x"`), apierr.AttrsInvalid, "attrs"),

@@ -470,6 +470,13 @@ func TestOccurrenceMapping(t *testing.T) {
 			t.Fatalf("order %s", p.Attrs)
 		}
 	})
+	t.Run("blank data key left out", func(t *testing.T) {
+		// attrs refuse a blank key; the report is not refused for it.
+		got := attrsOf(t, validatedCreate(t, decode(`,"data":{"":1," ":2,"k":3}`), ch, received).Attrs)
+		if _, ok := got[""]; ok || got[" "] != nil || got["k"] != 3.0 {
+			t.Fatalf("%v", got)
+		}
+	})
 	t.Run("nested key meets literal key", func(t *testing.T) {
 		got := attrsOf(t, validatedCreate(t, decode(`,"data":{"a":{"b":1},"a.b":2}`), ch, received).Attrs)
 		if got["a.b"] != 1.0 {

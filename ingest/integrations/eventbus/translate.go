@@ -306,7 +306,9 @@ func flatten(data jsontext.Value, taken map[string]bool) (out []member, dropped 
 	budget := ops.NewAttrsBudget(maxAttrsBytes)
 	add := func(key string, v jsontext.Value) {
 		v = attrValue(v)
-		if v == nil || taken[key] || !budget.Take(key, v) {
+		// A blank key is refused in attrs (PushGo's rule): left out, as a
+		// report is never refused for what its data holds.
+		if v == nil || taken[key] || strings.TrimSpace(key) == "" || !budget.Take(key, v) {
 			return
 		}
 		taken[key] = true
