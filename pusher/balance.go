@@ -106,7 +106,11 @@ func (p *Pusher) Owned(ctx context.Context) []int {
 func (pt *partition) handOver(ctx context.Context) {
 	p := pt.p
 	pt.releasing.Store(true)
-	defer pt.releasing.Store(false)
+	defer func() {
+		if !p.draining.Load() { // a stop meanwhile keeps it releasing (drain)
+			pt.releasing.Store(false)
+		}
+	}()
 	if !pt.waitSettled(ctx, drainTimeout) {
 		return
 	}
@@ -121,6 +125,9 @@ func (pt *partition) handOver(ctx context.Context) {
 	pt.loop.Hold(3*time.Second + p.cfg.Failover/2)
 	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if pin, _ := pt.pinned.Load().(string); !pt.pinnedTo(uctx, pin) {
+		return // another replica holds it already: its pin is not this one's to drop
+	}
 	if err := p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup); err != nil {
 		p.log.Warn("pusher: unpin failed; the partition moves after the failover time", "partition", pt.n, "err", err)
 	}

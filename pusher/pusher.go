@@ -182,10 +182,11 @@ type Pusher struct {
 	lanes    []*lane       // the retry queue's: one device's tasks go through one lane
 	laneSeed maphash.Seed
 	laneWG   sync.WaitGroup // retry lanes and receipt waits
-	// lanesDraining stops the lanes from starting a task (drain), and
-	// retrying counts the tasks started and not yet settled (their sends,
-	// their outcome receipts), which drain lets finish.
-	lanesDraining atomic.Bool
+	// draining is set as the pusher stops (drain): the lanes start no
+	// task, and a hand-over ending meanwhile leaves its partition
+	// releasing. retrying counts the tasks started and not yet settled
+	// (their sends, their outcome receipts), which drain lets finish.
+	draining atomic.Bool
 	retrying      atomic.Int64
 
 	cancel     context.CancelFunc // stops every loop
@@ -538,7 +539,11 @@ func (p *Pusher) Close() error {
 		if p.js.Conn().IsConnected() {
 			uctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			for i, pt := range p.parts {
-				if pt.pin != "" && confirmed[i] {
+				// Only a pin the broker still gives this replica: a replica
+				// that lost its partition (a stall past the failover time)
+				// still holds the old pin id, and unpinning then took the
+				// partition from its new owner mid-send.
+				if pt.pin != "" && confirmed[i] && pt.pinnedTo(uctx, pt.pin) {
 					_ = p.opsStream.UnpinConsumer(uctx, pt.name, PriorityGroup)
 				}
 			}
@@ -556,14 +561,15 @@ func (p *Pusher) Close() error {
 // stopped and sends nothing twice. It reports, by partition, whether the
 // broker confirmed the floor's acknowledgement (ackFloorSync).
 func (p *Pusher) drain() (confirmed []bool) {
-	for _, pt := range p.parts {
-		pt.releasing.Store(true)
-	}
 	// The retry lanes start no task, and the sends they have under way
 	// end, within the same bound: cut by the stop, a push the provider had
 	// taken was sent again when its task came back (a duplicate on the
-	// device).
-	p.lanesDraining.Store(true)
+	// device). Set first: a hand-over that ends now (handOver) then leaves
+	// its partition releasing.
+	p.draining.Store(true)
+	for _, pt := range p.parts {
+		pt.releasing.Store(true)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	for _, pt := range p.parts {
@@ -575,8 +581,13 @@ func (p *Pusher) drain() (confirmed []bool) {
 		case <-ctx.Done():
 		}
 	}
-	for p.summaries.flush(ctx) {
+	// The summaries get a bound of their own: written with a context the
+	// waits above ran out, a batch was dropped unwritten, and the next
+	// owner sent its operations again.
+	fctx, fcancel := context.WithTimeout(context.Background(), ackSyncTimeout)
+	for p.summaries.flush(fctx) {
 	}
+	fcancel()
 	confirmed = make([]bool, len(p.parts))
 	if p.js.Conn().IsConnected() { // else nothing is confirmed (and Close unpins nothing)
 		// A bound of its own (the sends in flight may have taken all of

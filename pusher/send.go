@@ -58,10 +58,10 @@ func (p *Pusher) send(ctx context.Context) error {
 				default:
 				}
 				// Counted before the check, so that drain, which sets
-				// lanesDraining and then waits for the count, sees every
+				// draining and then waits for the count, sees every
 				// task a lane starts.
 				p.retrying.Add(1)
-				if p.lanesDraining.Load() {
+				if p.draining.Load() {
 					// Stopping: a task queued stays for Close to hand
 					// back, untried.
 					p.retrying.Add(-1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestStaleOwnerAckDoesNotStallTheFloor(t *testing.T) {
 	link := &heldLink{}
 	ncA, _ := e.b.ConnAs(t, broker.RoleAdmin, nats.InProcessServer(link.over(e.b.Server())))
 	gateA := newSendGate(t, "held")
-	e.startOn(ncA, gateA.wrap, func(c *pusher.Config) { c.SendTimeout = time.Minute })
+	pusherA := e.startOn(ncA, gateA.wrap, func(c *pusher.Config) { c.SendTimeout = time.Minute })
 
 	received := func(title string) int { return timesReceived(e, token, title) }
 	for _, title := range []string{"one", "two", "three", "four", "five"} {
@@ -59,7 +60,7 @@ func TestStaleOwnerAckDoesNotStallTheFloor(t *testing.T) {
 	link.hold()
 	ncB, _ := e.b.Conn(t)
 	gateB := newSendGate(t, "held")
-	e.startOn(ncB, gateB.wrap)
+	pusherB := e.startOn(ncB, gateB.wrap)
 	waitForWithin(t, "B taking the partition over", 30*time.Second, gateB.started)
 
 	// A finishes "held" and, back on the broker, acknowledges it.
@@ -77,6 +78,16 @@ func TestStaleOwnerAckDoesNotStallTheFloor(t *testing.T) {
 	}
 	if n := received("held"); n != 2 {
 		t.Errorf(`"held" pushed %d times, want twice (by A, then by B, which took the partition over before A finished it)`, n)
+	}
+
+	// A, which lost the partition, stops: its stop leaves B's pin alone
+	// (A still held its old pin id, and unpinned the partition from under
+	// B, which then took it over again and sent its operations twice).
+	if err := pusherA.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if owned := pusherB.Owned(context.Background()); !slices.Contains(owned, 0) {
+		t.Fatalf("B owns partitions %v after A's stop, want 0 still", owned)
 	}
 }
 
