@@ -187,7 +187,7 @@ type Pusher struct {
 	// releasing. retrying counts the tasks started and not yet settled
 	// (their sends, their outcome receipts), which drain lets finish.
 	draining atomic.Bool
-	retrying      atomic.Int64
+	retrying atomic.Int64
 
 	cancel     context.CancelFunc // stops every loop
 	stopTaking context.CancelFunc // stops the partitions taking operations
