@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -412,33 +413,39 @@ func (p *Pusher) partitionStart(ctx context.Context) (map[string]*jetstream.Cons
 // ackFloors acknowledges each partition's finished operations ackInterval
 // after a floor moved, until ctx ends: one AckAll per partition per
 // interval at most, and no timer at all while no floor moves (an idle
-// gateway is not woken forty times a second). It writes the floors to
-// their record too, at most every floorRecordInterval (floors.go).
+// gateway is not woken forty times a second). It hands the floors to their
+// record (recordLoop), written at most every floorRecordInterval
+// (floors.go) on a goroutine of its own: written here, a floors bucket
+// without a leader held every partition's acknowledgements for 5 s a
+// partition each round, and their windows (MaxAckPending) filled.
 func (p *Pusher) ackFloors(ctx context.Context) error {
-	ackT, recordT := time.NewTimer(ackInterval), time.NewTimer(floorRecordInterval)
+	ackT := time.NewTimer(ackInterval)
 	ackT.Stop()
-	recordT.Stop()
 	defer ackT.Stop()
-	defer recordT.Stop()
-	acking, recording := false, false
+	acking := false
 	acked := make([]uint64, len(p.parts))
+	toRecord := make(chan []uint64, 1)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		p.recordLoop(ctx, toRecord)
+	}()
 	ackAll := func() {
 		for i, pt := range p.parts {
 			acked[i] = pt.ackFloor()
 		}
-	}
-	// record writes the floors that may be, and sets the record's timer
-	// for one held back by its interval.
-	record := func() {
-		if again := p.recordFloors(ctx, acked, time.Now(), false); again > 0 {
-			recordT.Reset(again)
-			recording = true
+		// The latest floors replace any the record has not taken yet.
+		select {
+		case <-toRecord:
+		default:
 		}
+		toRecord <- slices.Clone(acked)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			ackAll() // what was finished before the stop
+			<-recorded
 			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			p.recordFloors(rctx, acked, time.Now(), true)
 			cancel()
@@ -453,16 +460,31 @@ func (p *Pusher) ackFloors(ctx context.Context) error {
 		case <-ackT.C:
 			acking = false
 			ackAll()
-			if !recording {
-				record()
-			}
-		case <-recordT.C:
-			// On a timer of its own: holding the acknowledgements back
-			// with the record's once a second filled the partitions'
-			// windows (MaxAckPending) and stalled them.
-			recording = false
-			ackAll()
-			record()
+		}
+	}
+}
+
+// recordLoop writes the floors it is handed to their record until ctx
+// ends, each partition's at most every floorRecordInterval: one held back
+// by its interval (or whose write failed) is written when its time comes,
+// with the latest floors handed.
+func (p *Pusher) recordLoop(ctx context.Context, floors <-chan []uint64) {
+	t := time.NewTimer(floorRecordInterval)
+	t.Stop()
+	defer t.Stop()
+	var latest []uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case latest = <-floors:
+		case <-t.C:
+		}
+		if latest == nil {
+			continue
+		}
+		if again := p.recordFloors(ctx, latest, time.Now(), false); again > 0 {
+			t.Reset(again)
 		}
 	}
 }
