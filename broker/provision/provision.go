@@ -183,14 +183,38 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 	return nil
 }
 
+// ensureBucket creates the bucket want describes, or gives an existing one
+// want's replicas (PUSHGO_REPLICAS raised on a cluster: only the streams
+// followed, and losing the one node that held a registry bucket lost the
+// channels, devices or tokens). Nothing else of an existing bucket is
+// changed.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
 	if _, err := js.KeyValue(ctx, want.Bucket); err == nil {
-		return nil
+		return ensureBucketReplicas(ctx, js, want)
 	} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return fmt.Errorf("bucket %s: %w", want.Bucket, err)
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, want); err != nil {
 		return fmt.Errorf("create bucket %s: %w", want.Bucket, err)
+	}
+	return nil
+}
+
+// ensureBucketReplicas sets the replicas of an existing bucket's stream
+// (KV_<bucket>) to want's.
+func ensureBucketReplicas(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) error {
+	name := "KV_" + want.Bucket
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", want.Bucket, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Replicas == max(want.Replicas, 1) {
+		return nil
+	}
+	cfg.Replicas = max(want.Replicas, 1)
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("update bucket %s: %w", want.Bucket, err)
 	}
 	return nil
 }

@@ -194,3 +194,37 @@ func TestInboxKeepsADevicesLatestItems(t *testing.T) {
 		t.Fatalf("the tablet's inbox holds %v, want both its items", got)
 	}
 }
+
+// TestEnsureRaisesBucketReplicas: a deployment provisioned at one replica
+// and started again with three (PUSHGO_REPLICAS on a cluster) gets three
+// replicas of every bucket, as of every stream: the buckets kept one, and
+// the node that held a registry bucket was a single point of loss.
+func TestEnsureRaisesBucketReplicas(t *testing.T) {
+	c := brokertest.StartCluster(t, brokertest.NoEnsure())
+	_, js := c.Conn(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := streams.DefaultOptions()
+	o.Replicas = 1
+	if err := provision.Ensure(ctx, js, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range streams.AllBuckets(o) { // the premise: made with one
+		if s, err := js.Stream(ctx, "KV_"+b.Name); err != nil || s.CachedInfo().Config.Replicas != 1 {
+			t.Fatalf("bucket %s made with one replica: %v", b.Name, err)
+		}
+	}
+	o.Replicas = brokertest.ClusterSize
+	if err := provision.Ensure(ctx, js, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range streams.AllBuckets(o) {
+		s, err := js.Stream(ctx, "KV_"+b.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Replicas; got != brokertest.ClusterSize {
+			t.Errorf("bucket %s: %d replicas after Ensure with %d", b.Name, got, brokertest.ClusterSize)
+		}
+	}
+}
