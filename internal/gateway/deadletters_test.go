@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,5 +68,32 @@ func TestPoisonedLogEntryIsListed(t *testing.T) {
 	}
 	if r := api.Get(t, "/readyz", nil); r.Status != 200 {
 		t.Fatalf("/readyz after a poisoned entry: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestDeadLettersAskForTheGatewayToken: on a private gateway (PUSHGO_TOKEN)
+// /deadletters answers 401 without the token (its entries name channels
+// and entities and quote the log), and lists them with it; the probes stay
+// open.
+func TestDeadLettersAskForTheGatewayToken(t *testing.T) {
+	cfg := Defaults()
+	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen, cfg.Token = "127.0.0.1:0", t.TempDir(), "off", "private-gateway-token"
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	api := apitest.New("http://" + g.Addr())
+	if r := api.Get(t, "/deadletters", nil); r.Status != 401 || r.Code() != "authentication_failed" {
+		t.Fatalf("/deadletters without the token: %d %s", r.Status, r.Body)
+	}
+	if r := api.Get(t, "/deadletters", http.Header{"Authorization": {"Bearer wrong"}}); r.Status != 401 {
+		t.Fatalf("/deadletters with a wrong token: %d %s", r.Status, r.Body)
+	}
+	if r := api.Get(t, "/deadletters", http.Header{"Authorization": {"Bearer private-gateway-token"}}); r.Status != 200 || !strings.Contains(string(r.Body), `"total":0`) {
+		t.Fatalf("/deadletters with the token: %d %s", r.Status, r.Body)
+	}
+	if r := api.Get(t, "/healthz", nil); r.Status != 200 {
+		t.Fatalf("/healthz: %d", r.Status)
 	}
 }

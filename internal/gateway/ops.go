@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +44,10 @@ type opsServer struct {
 	next     http.Handler // the ingest API, or nil
 	store    *storeGauge
 	proj     func() *projector.Projector // the process's projector, or nil
+	// token is the SHA-256 of PUSHGO_TOKEN, nil for a public gateway:
+	// /deadletters asks for it (its entries name channels and entities,
+	// and quote what the log held).
+	token *[32]byte
 
 	// collectors are every collector of registry, for Describe: a vector
 	// with no series yet is on /metrics only once it has one.
@@ -194,6 +201,15 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		o.answerError(w, apierr.New(apierr.RouteNotFound))
 		return
+	}
+	if o.token != nil {
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(got))
+		if !strings.EqualFold(scheme, "bearer") || subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
+			o.answerError(w, apierr.New(apierr.AuthenticationFailed))
+			return
+		}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		o.answerError(w, apierr.New(apierr.MethodNotAllowed))

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -78,6 +79,10 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	var err error
 	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)
+	if cfg.Token != "" {
+		sum := sha256.Sum256([]byte(cfg.Token))
+		g.ops.token = &sum
+	}
 	// A process that appends the operations and folds them hands them from
 	// the one to the other (consume.LocalFeed) rather than have the broker
 	// deliver each back to it.
