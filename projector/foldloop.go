@@ -80,6 +80,13 @@ func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stre
 			if storeBroken(err) {
 				p.requestRebuild(err)
 			}
+			// A failed commit has taken the batch's writes (into a Pebble
+			// batch of its own): committed again, on the way out, it held
+			// the position and nothing else, and moved it past what it
+			// never wrote. What it held is folded again on restart.
+			batch.Discard()
+			batch = p.store.NewBatch()
+			dead = 0
 			return err
 		}
 		committed(last)

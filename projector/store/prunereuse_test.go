@@ -57,13 +57,33 @@ func TestLateReceiptBetweenAPrunesCommitsIsPrunedNext(t *testing.T) {
 		foldReceipt(t, s, cursor, j)
 	}
 	receipt(`{"kind":"expanded","channel_id":"c1","op_id":"late","seq":3,"entity_type":"message","entity_id":"m1","accepted_at":1000,"at":1100,"tasks":2}`)
+	// The late receipt is folded into its batch before the prune begins
+	// (so it is not dropped as pruned), and committed between the prune's
+	// removal of the records and its last commit.
+	var late delivery.Receipt
+	if err := json.Unmarshal([]byte(`{"kind":"outcome","channel_id":"c1","op_id":"late","seq":3,"entity_type":"message","entity_id":"m1","accepted_at":1000,"at":9000,"delivery_id":"3:dev1","device_key":"dev1","outcome":"sent"}`), &late); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	if err := b.ApplyReceipt(&late); err != nil {
+		t.Fatal(err)
+	}
+	b.Count()
 	s.hooks.afterPruneRecords = func() {
-		receipt(`{"kind":"outcome","channel_id":"c1","op_id":"late","seq":3,"entity_type":"message","entity_id":"m1","accepted_at":1000,"at":9000,"delivery_id":"3:dev1","device_key":"dev1","outcome":"sent"}`)
+		cursor++
+		if err := b.CommitReceipts(cursor); err != nil {
+			t.Error(err)
+		}
 	}
 	if _, _, err := s.Prune(10); err != nil {
 		t.Fatal(err)
 	}
 	s.hooks.afterPruneRecords = nil
+	// The premise: the late receipt wrote the pruned operation's counts
+	// again.
+	if st, err := s.SendStatus("c1", "late"); err != nil || st == nil {
+		t.Fatalf("after the first prune, the late receipt's counts: %+v, %v (the race did not happen)", st, err)
+	}
 	if _, _, err := s.Prune(10); err != nil {
 		t.Fatal(err)
 	}
