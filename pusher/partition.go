@@ -238,7 +238,10 @@ func (pt *partition) toIntake(ctx context.Context, it intakeItem) {
 func (pt *partition) fillGap(ctx context.Context, ep *epoch, seq uint64) bool {
 	p := pt.p
 	began := time.Now()
-	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Each read within the budget too, not only the loop between them: a
+	// read may wait 10 s for a stream without a leader (an election, when
+	// gaps come), and the loop did not pull meanwhile.
+	gctx, cancel := context.WithTimeout(ctx, min(10*time.Second, p.cfg.Failover/fillGapBudget))
 	defer cancel()
 	info, err := p.opsStream.Info(gctx)
 	if err != nil {
