@@ -169,6 +169,9 @@ func (p *Projector) supervise(ctx context.Context) {
 func (p *Projector) runFolds(ctx context.Context) error {
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	pctx, pcancel := context.WithTimeout(gctx, 10*time.Second) // a broker away does not hold the folds back
+	p.pruneOnce(pctx)
+	pcancel()
 	errs := make(chan error, len(foldedStreams))
 	var wg sync.WaitGroup
 	wg.Go(func() { p.prune(gctx) })

@@ -21,23 +21,33 @@ func (p *Projector) prune(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s, err := p.js.Stream(ctx, streamName)
-		if err != nil {
-			continue
-		}
-		p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
-		first := s.CachedInfo().State.FirstSeq
-		if h, ss, err := p.store.Prune(first); err != nil {
-			p.pruneFailed("history and send status", err)
-		} else if h+ss > 0 {
-			p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
-		}
-		p.pruneDeadLetters(streamName, first)
-		// The receipts fold sets entries aside too: theirs go as the
-		// receipts stream's retention takes the entries.
-		if r, err := p.js.Stream(ctx, streams.Receipts); err == nil {
-			p.pruneDeadLetters(streams.Receipts, r.CachedInfo().State.FirstSeq)
-		}
+		p.pruneOnce(ctx)
+	}
+}
+
+// pruneOnce prunes once, to the log's first sequence now. runFolds calls
+// it before the folds start too: a store that has not pruned yet (a new
+// replica, a rebuild) took the receipts of operations that left the log
+// (receipts are younger, and outlive them) as current, and answered their
+// /send_status, where a live replica answers op_not_found, until its
+// first prune a minute later.
+func (p *Projector) pruneOnce(ctx context.Context) {
+	s, err := p.js.Stream(ctx, streamName)
+	if err != nil {
+		return
+	}
+	p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
+	first := s.CachedInfo().State.FirstSeq
+	if h, ss, err := p.store.Prune(first); err != nil {
+		p.pruneFailed("history and send status", err)
+	} else if h+ss > 0 {
+		p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
+	}
+	p.pruneDeadLetters(streamName, first)
+	// The receipts fold sets entries aside too: theirs go as the
+	// receipts stream's retention takes the entries.
+	if r, err := p.js.Stream(ctx, streams.Receipts); err == nil {
+		p.pruneDeadLetters(streams.Receipts, r.CachedInfo().State.FirstSeq)
 	}
 }
 

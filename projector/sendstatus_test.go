@@ -8,7 +8,9 @@ import (
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
@@ -83,4 +85,64 @@ func sendStatus(t *testing.T, p *projector.Projector, opID string) delivery.Send
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestFreshReplicaKnowsNothingOfOperationsThatLeftTheLog: a projector
+// started on a log whose first operations have left it (retention) while
+// their receipts stay (they are younger) answers /send_status for them as
+// a live replica does, op_not_found, from its start: it answered with the
+// receipts' counts until its first prune, a minute later.
+func TestFreshReplicaKnowsNothingOfOperationsThatLeftTheLog(t *testing.T) {
+	o := streams.DefaultOptions()
+	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
+	b := brokertest.Start(t, brokertest.Streams(o))
+	nc, js := b.NC, b.JS
+	ctx := context.Background()
+	// The receipts outlive the operations here, as a receipt made after
+	// its operation does near the retention's edge.
+	rs, err := js.Stream(ctx, streams.Receipts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcfg := rs.CachedInfo().Config
+	rcfg.MaxAge = time.Hour
+	if _, err := js.UpdateStream(ctx, rcfg); err != nil {
+		t.Fatal(err)
+	}
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	payload, _ := json.Marshal(ops.MessagePayload{MessageID: "m1", Title: "hello", Severity: "normal", OccurredAt: 1713750000000})
+	env, _ := json.Marshal(ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "gone", EntityID: "m1", AcceptedAt: 1713750000007, Payload: payload})
+	ack, err := js.Publish(ctx, streams.OpSubject(ch, ops.KindMessage, "m1"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := json.Marshal(delivery.Receipt{Kind: delivery.KindExpanded, ChannelID: ch, OpID: "gone", Seq: ack.Sequence, EntityType: ops.KindMessage,
+		EntityID: "m1", AcceptedAt: 1713750000007, At: 1713750001000, Tasks: 2})
+	rack, err := js.Publish(ctx, streams.ReceiptSubject(ch), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operation leaves the log.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		s, err := js.Stream(ctx, streams.Ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.CachedInfo().State.FirstSeq > ack.Sequence {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the operation did not age out of the log")
+		}
+	}
+
+	p := start(t, nc, projector.Config{InMemory: true, Serve: true, PruneInterval: time.Hour})
+	for deadline := time.Now().Add(10 * time.Second); p.ReceiptsApplied() < rack.Sequence; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("receipts applied %d, want %d", p.ReceiptsApplied(), rack.Sequence)
+		}
+	}
+	if _, aerr := p.Read(&reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: "gone"}); aerr == nil || aerr.Code != apierr.OpNotFound {
+		t.Fatalf("send status of an operation that left the log: %v, want op_not_found", aerr)
+	}
 }
