@@ -37,13 +37,16 @@ func (p *Projector) pruneOnce(ctx context.Context) {
 		return
 	}
 	p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
-	first := s.CachedInfo().State.FirstSeq
-	if h, ss, err := p.store.Prune(first); err != nil {
-		p.pruneFailed("history and send status", err)
-	} else if h+ss > 0 {
-		p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
+	// Nothing has left a log that starts at its first sequence: no prune,
+	// and no record of one (the store stays what a fold of the log makes).
+	if first := s.CachedInfo().State.FirstSeq; first > 1 {
+		if h, ss, err := p.store.Prune(first); err != nil {
+			p.pruneFailed("history and send status", err)
+		} else if h+ss > 0 {
+			p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
+		}
+		p.pruneDeadLetters(streamName, first)
 	}
-	p.pruneDeadLetters(streamName, first)
 	// The receipts fold sets entries aside too: theirs go as the
 	// receipts stream's retention takes the entries.
 	if r, err := p.js.Stream(ctx, streams.Receipts); err == nil {
