@@ -54,8 +54,10 @@ func (b *addrBuckets) take(key string, now time.Time) (wait time.Duration, ok bo
 // peek is take without taking: whether key's bucket holds a token at now,
 // and if not, how long until it does.
 func (b *addrBuckets) peek(key string, now time.Time) (wait time.Duration, ok bool) {
-	l := b.limiter(key)
-	if l.TokensAt(now) >= 1 {
+	b.mu.Lock()
+	l, found := b.buckets.Get(key)
+	b.mu.Unlock()
+	if !found || l.TokensAt(now) >= 1 { // an address with no bucket has a full one
 		return 0, true
 	}
 	return until(l, now), false
