@@ -643,6 +643,13 @@ func TestCLITailResumes(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("tail did not stop within 30s of SIGINT: %s", what())
 	}
+	// The whole output, once tail has stopped: no line repeated after the
+	// eighth either (a reconnection that printed one again).
+	<-out.done // its standard output read to the end
+	out.mu.Lock()
+	all := slices.Clone(out.lines)
+	out.mu.Unlock()
+	wantTail(t, parseTail(t, all), sent)
 	b, err := os.ReadFile(state)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,9 @@ func TestProjectorSIGKILLEqualsRebuild(t *testing.T) {
 	// B again on its directory, beside C: a plain restart folds nothing new.
 	b3 := startProjector(t, a, dirB)
 	waitLog(t, b3, "pushgo serving", 20*time.Second)
+	if m := startedApplied.FindStringSubmatch(b3.output.String()); m == nil || m[1] != strconv.FormatUint(last, 10) {
+		t.Errorf("%s, a plain restart, started at %v, want applied=%d (its store as it stopped)", b3.name, m, last)
+	}
 	waitApplied(t, a, last, 40, 30*time.Second, b3, c)
 	stopClean(t, b3)
 	stopClean(t, c)
