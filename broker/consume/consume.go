@@ -131,6 +131,7 @@ type Loop struct {
 
 	state
 	pulled    bool // the last pull got a message (Run's goroutine only)
+	bound     bool // a consumer was created or bound once (Run's goroutine only)
 	lastAcked atomic.Uint64
 	holdUntil atomic.Int64                              // Unix ns: no pulling before it (Hold)
 	it        atomic.Pointer[jetstream.MessagesContext] // the pull in progress
@@ -169,8 +170,14 @@ func (l *Loop) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		cons, err := l.consumer(ctx, attempt == 0)
+		// Created from its configuration until that has once succeeded:
+		// Resume is for a consumer that went missing while the loop ran,
+		// and a first creation that failed (a timeout, a broker away) then
+		// recreated a partition's consumer from sequence 1 instead of
+		// DeliverNew, and a week of history was pushed as new.
+		cons, err := l.consumer(ctx, attempt == 0 || !l.bound)
 		if err == nil {
+			l.bound = true
 			err = l.pull(ctx, cons)
 			if ctx.Err() != nil {
 				return nil

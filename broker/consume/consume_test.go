@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,5 +305,56 @@ func TestAckSyncIsAppliedBeforeALaterRequest(t *testing.T) {
 	}
 	if stale > 0 {
 		t.Errorf("%d of %d resets started below an acknowledged message", stale, rounds)
+	}
+}
+
+// failingFirstCreate is a JetStream whose first CreateOrUpdateConsumer
+// fails as a broker away does (a timeout), before it reaches the broker.
+type failingFirstCreate struct {
+	jetstream.JetStream
+	failed atomic.Bool
+}
+
+func (f *failingFirstCreate) CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return nil, context.DeadlineExceeded
+	}
+	return f.JetStream.CreateOrUpdateConsumer(ctx, stream, cfg)
+}
+
+// TestLoopWhoseFirstCreateFailedStartsAsConfigured: a loop whose first
+// creation of its consumer fails for a moment creates it from its
+// configuration on the next try (DeliverNew: nothing of the log before),
+// not from Resume, which is for a consumer that went missing while the
+// loop ran: from Resume(0) a new pusher partition started at sequence 1,
+// and the log's history was pushed as new.
+func TestLoopWhoseFirstCreateFailedStartsAsConfigured(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	publish(t, b.JS, 0, 5) // the log before the loop
+	s := &seen{n: map[string]int{}}
+	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
+	l, err := consume.New(&failingFirstCreate{JetStream: b.JS}, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond,
+		RetryDelay: 20 * time.Millisecond,
+		Resume: func(last uint64) jetstream.ConsumerConfig {
+			c := base
+			c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+			return c
+		},
+		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	waitFor(t, "running", l.Running)
+	publish(t, b.JS, 5, 6)
+	waitFor(t, "the message published after the start handled", func() bool { return s.all(5, 6) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if s.n[strconv.Itoa(i)] > 0 {
+			t.Fatalf("message %d, published before the loop started (DeliverNew), was handled", i)
+		}
 	}
 }

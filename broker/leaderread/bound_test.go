@@ -3,6 +3,8 @@ package leaderread
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,5 +48,40 @@ func TestOnLeaderWaitsForTheStreamsBound(t *testing.T) {
 	}
 	if len(r.gets) != leaderGetsPerStream-1 {
 		t.Fatalf("%d places taken after the read, want %d: a place not given back", len(r.gets), leaderGetsPerStream-1)
+	}
+}
+
+// TestOnLeaderGivesBackEveryPlace: calls whose context ends at any moment,
+// a get taking its place as the end comes included, give every place of
+// the stream back: one lost at each such race left the stream's reads
+// waiting for good once all of them were.
+func TestOnLeaderGivesBackEveryPlace(t *testing.T) {
+	br := brokertest.Start(t)
+	ctx := context.Background()
+	r, err := Open(ctx, br.JS, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for range 64 {
+		ack, err := br.JS.Publish(ctx, streams.OpSubject("c", "event", "e"), []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var wg sync.WaitGroup
+	for range 2000 {
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(time.Duration(rng.IntN(200))*time.Microsecond, cancel)
+		wg.Go(func() {
+			defer cancel()
+			_, _ = r.OnLeader(cctx, seqs)
+		})
+	}
+	wg.Wait()
+	if n := len(r.gets); n != 0 {
+		t.Fatalf("%d of the stream's places still taken once every call returned", n)
 	}
 }

@@ -195,6 +195,12 @@ func (s *Stream) OnLeader(ctx context.Context, seqs []uint64) ([]*jetstream.RawS
 		if ctx.Err() == nil {
 			select {
 			case s.gets <- struct{}{}:
+				if ctx.Err() != nil {
+					// Both were ready and the place was taken: given back,
+					// or every such race lost one of the stream's places
+					// for good, until the stream's reads all waited.
+					<-s.gets
+				}
 			case <-ctx.Done():
 				<-inFlight
 			}
