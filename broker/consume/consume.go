@@ -170,12 +170,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		// Created from its configuration until that has once succeeded:
-		// Resume is for a consumer that went missing while the loop ran,
-		// and a first creation that failed (a timeout, a broker away) then
-		// recreated a partition's consumer from sequence 1 instead of
-		// DeliverNew, and a week of history was pushed as new.
-		cons, err := l.consumer(ctx, attempt == 0 || !l.bound)
+		cons, err := l.consumer(ctx, attempt == 0)
 		if err == nil {
 			l.bound = true
 			err = l.pull(ctx, cons)
@@ -232,8 +227,13 @@ func (l *Loop) consumer(ctx context.Context, first bool) (jetstream.Consumer, er
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return cons, err
 	}
+	// From Resume only when a consumer this loop had went missing: one the
+	// loop never had (its first creation failed for a moment: a timeout, a
+	// broker away) is created from its configuration. From Resume(0) a new
+	// pusher partition started at sequence 1 instead of DeliverNew, and the
+	// log's history was pushed as new.
 	cfg := l.cfg.Consumer
-	if l.cfg.Resume != nil {
+	if l.cfg.Resume != nil && l.bound {
 		cfg = l.cfg.Resume(l.lastAcked.Load())
 	}
 	l.cfg.Logger.Warn("consume: consumer missing; creating it again", "consumer", l.Name(), "stream", l.cfg.Stream, "after_seq", l.lastAcked.Load())
