@@ -262,7 +262,12 @@ func (l *Loop) pull(ctx context.Context, cons jetstream.Consumer) error {
 	l.it.Store(&it)
 	defer l.it.Store(nil)
 	if time.Now().UnixNano() < l.holdUntil.Load() {
-		return nil // held since the last check
+		// Held since the last check: the iterator is stopped here (Hold
+		// stops only one it finds stored, and this one was stored after
+		// it looked), or its subscription and goroutines stayed for the
+		// connection's life.
+		it.Stop()
+		return nil
 	}
 	// On shutdown, drain: stop pulling, and hand back what was pulled but
 	// not handled, so another replica takes it now rather than after the

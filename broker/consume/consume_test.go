@@ -358,3 +358,33 @@ func TestLoopWhoseFirstCreateFailedStartsAsConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldDuringAHoldLeavesNoPull: a second Hold while the loop waits out a
+// first one leaves no pull behind once the loop has run again and
+// stopped: the pull made as the first wait ended met the second hold, and
+// its iterator (a subscription and goroutines) stayed for the connection's
+// life.
+func TestHoldDuringAHoldLeavesNoPull(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	l, err := consume.New(b.JS, consume.Config{Stream: "S", Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy},
+		Handler:  func(context.Context, jetstream.Msg) consume.Decision { return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := b.NC.NumSubscriptions()
+	stop := run(t, l)
+	waitFor(t, "running", l.Running)
+	l.Hold(300 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // within the first hold's wait
+	l.Hold(600 * time.Millisecond)
+	time.Sleep(700 * time.Millisecond) // past both holds: pulling again
+	waitFor(t, "running after the holds", l.Running)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.NC.NumSubscriptions(); n != before {
+		t.Fatalf("%d subscriptions once the loop stopped, %d before it ran: a pull left behind", n, before)
+	}
+}
