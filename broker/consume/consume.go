@@ -196,6 +196,10 @@ func (l *Loop) Run(ctx context.Context) error {
 			return fmt.Errorf("consumer %s on %s: %w", l.Name(), l.cfg.Stream, err)
 		}
 		l.setErr(err)
+		// Not running until a pull runs again: a hold said running while
+		// it waited, and a rebind after it that failed left it so, and
+		// /readyz green while nothing was pulled.
+		l.running.Store(false)
 		l.cfg.Logger.Warn("consume: consumer interrupted; recreating", "consumer", l.Name(), "stream", l.cfg.Stream, "err", err, "retry_in", delay)
 		select {
 		case <-time.After(delay):

@@ -388,3 +388,28 @@ func TestHoldDuringAHoldLeavesNoPull(t *testing.T) {
 		t.Fatalf("%d subscriptions once the loop stopped, %d before it ran: a pull left behind", n, before)
 	}
 }
+
+// TestNotRunningWhenTheRebindAfterAHoldFails: a loop held says it runs
+// while it waits; when it cannot bind its consumer again after the hold
+// (the stream gone), it says it does not (readiness went on reporting a
+// loop that pulled nothing).
+func TestNotRunningWhenTheRebindAfterAHoldFails(t *testing.T) {
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	l, err := consume.New(b.JS, consume.Config{Stream: "S", Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy},
+		Handler:  func(context.Context, jetstream.Msg) consume.Decision { return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, l)
+	waitFor(t, "running", l.Running)
+	l.Hold(200 * time.Millisecond)
+	if err := b.JS.DeleteStream(context.Background(), "S"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "not running once the rebind failed", func() bool { return !l.Running() })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
