@@ -22,7 +22,7 @@ import (
 type bearer struct {
 	on   bool
 	want [32]byte
-	lim  *limits.Limits // nil: no throttle
+	lim  *limits.Limits // the failed checks' throttle (limits off when none was given)
 }
 
 func newBearer(token string, lim *limits.Limits) bearer {
