@@ -65,6 +65,10 @@ func TestCompatNtfy(t *testing.T) {
 				"metadata": map[string]any{"room": "hall", "compat.ntfy.icon": "https://x.example/i.png"},
 				"tags":     list("a", "b"), "occurred_at": float64(1713750000000)}},
 		{name: "click is the url", path: "/ntfy/{key}/publish?click=https://a.example", want: map[string]any{"url": "https://a.example"}},
+		// The query read as GET /message reads it: ";" is text, and a "%"
+		// that starts no escape is kept (both were 400 invalid_query).
+		{name: "a stray percent and a semicolon", path: "/ntfy/{key}/publish?title=CPU%20at%20100%&m=a;b",
+			want: map[string]any{"title": "CPU at 100%", "body": "a;b"}},
 		// ntfy documents mailto:, geo: and app links as click actions: the
 		// message's url, as PushGo passes it (the apps open mailto:).
 		{name: "a mailto click is the url", method: "POST", path: "/ntfy/{key}", body: "x",
@@ -92,8 +96,13 @@ func TestCompatNtfy(t *testing.T) {
 				`"Actions":[{"Action":"view","Label":"Open Twitter","URL":"https://twitter.example/1"}]}`,
 			want: map[string]any{"title": "Low disk", "body": "Somebody retweeted your tweet.", "severity": "high", "tags": list("warning"),
 				"url": "https://twitter.example/1"}},
-		{name: "a mailto view action is no link", method: "POST", path: "/ntfy",
+		// A view action's link is taken as a click link is (the first the
+		// apps open); a script's is left out.
+		{name: "a mailto view action is the link, as a mailto click", method: "POST", path: "/ntfy",
 			body: `{"topic":"{key}","message":"x","actions":[{"action":"view","label":"Mail","url":"mailto:ops@example.com"},{"action":"view","label":"Web","url":"https://w.example"}]}`,
+			want: map[string]any{"url": "mailto:ops@example.com"}},
+		{name: "a script's view action is no link", method: "POST", path: "/ntfy",
+			body: `{"topic":"{key}","message":"x","actions":[{"action":"view","label":"Run","url":"javascript:alert(1)"},{"action":"view","label":"Web","url":"https://w.example"}]}`,
 			want: map[string]any{"url": "https://w.example"}},
 		{name: "PushGo severity keeps the link and attachment", path: "/ntfy/{key}/publish?severity=high&click=https://a.example&attach=https://a.example/x.png",
 			want: map[string]any{"severity": "high", "url": "https://a.example", "images": list("https://a.example/x.png")}},

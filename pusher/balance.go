@@ -107,8 +107,13 @@ func (pt *partition) handOver(ctx context.Context) {
 	p := pt.p
 	pt.releasing.Store(true)
 	defer func() {
-		if !p.draining.Load() { // a stop meanwhile keeps it releasing (drain)
-			pt.releasing.Store(false)
+		// Cleared first, then set again if a stop has begun: drain sets
+		// draining before releasing, so whichever order the two run in,
+		// a stopping partition ends releasing (checked first, a stop
+		// between the check and the clear lost its flag).
+		pt.releasing.Store(false)
+		if p.draining.Load() {
+			pt.releasing.Store(true)
 		}
 	}()
 	if !pt.waitSettled(ctx, drainTimeout) {

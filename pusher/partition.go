@@ -93,7 +93,8 @@ type partition struct {
 	pinned  atomic.Value // string: pin, for the balancer
 	pending atomic.Int64 // operations passed to the intake and not yet tracked
 	// recorded is the floor last written to the floors' record, and
-	// recordedAt when (ackFloors' goroutine only; floors.go).
+	// recordedAt when (recordLoop's goroutine, then ackFloors' final write
+	// once recordLoop has returned; floors.go).
 	recorded   uint64
 	recordedAt time.Time
 	// releasing: the partition is being handed over; it keeps pulling (so

@@ -192,20 +192,23 @@ func (s *Stream) OnLeader(ctx context.Context, seqs []uint64) ([]*jetstream.RawS
 		case inFlight <- struct{}{}:
 		case <-ctx.Done():
 		}
+		taken := false
 		if ctx.Err() == nil {
 			select {
 			case s.gets <- struct{}{}:
-				if ctx.Err() != nil {
-					// Both were ready and the place was taken: given back,
-					// or every such race lost one of the stream's places
-					// for good, until the stream's reads all waited.
-					<-s.gets
-				}
+				taken = true
 			case <-ctx.Done():
-				<-inFlight
 			}
 		}
-		if ctx.Err() != nil {
+		// Decided once: a place taken is either handed to the get below,
+		// which gives it back, or given back here. Left to a second look at
+		// ctx (ended between the two by a failed get's cancel), each such
+		// race lost one of the stream's places for good, until the stream's
+		// reads all waited.
+		if !taken || ctx.Err() != nil {
+			if taken {
+				<-s.gets
+			}
 			break
 		}
 		wg.Go(func() {

@@ -499,13 +499,11 @@ func ntfyJSONViewURL(body []byte) string {
 	return ""
 }
 
-// webURL reports whether u is an http(s) URL: a message's link must be
-// one, and ntfy's view actions may also open mailto: or geo: links, which
-// are left out rather than refusing the message.
-func webURL(u string) bool {
-	u = strings.ToLower(strings.TrimSpace(u))
-	return strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://")
-}
+// webURL reports whether u is a link a message's url takes
+// (ops.MessageURLValid: http(s), mailto:, geo:, an app's, but not a
+// script's), as a click link is: a view action's other links are left out
+// rather than refusing the message.
+func webURL(u string) bool { return ops.MessageURLValid(u) }
 
 // ntfyFilename refuses a file name without attach (ntfy then takes the
 // body as the file), with code.

@@ -17,6 +17,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
+	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/wire"
@@ -141,29 +142,14 @@ func fromValues(voc vocabulary, vals url.Values, code apierr.Code) (params, *api
 }
 
 // parseValues parses a query string or a url-encoded form as the tools'
-// servers do (Bark's fasthttp, ntfy's and ServerChan's): pairs are split at
-// '&' only, so a ';' in a value is text ("title=CPU;MEM"). Go's
-// url.ParseQuery refuses any pair holding one (Go 1.17 on), which refused
-// the whole request. A malformed escape is still an error.
+// servers and PushGo's own compat routes do (Bark's fasthttp, ntfy's and
+// ServerChan's; axum's Query): pairs are split at '&' only, so a ';' in a
+// value is text ("title=CPU;MEM"), and a '%' that starts no escape is kept
+// ("CPU%20at%20100%"), as GET /message reads its query
+// (httpapi.FormValues). Go's url.ParseQuery refuses a pair holding either,
+// which refused the whole request. It never fails.
 func parseValues(s string) (url.Values, error) {
-	vals := url.Values{}
-	for s != "" {
-		var pair string
-		pair, s, _ = strings.Cut(s, "&")
-		if pair == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		k, err := url.QueryUnescape(k)
-		if err != nil {
-			return nil, err
-		}
-		if v, err = url.QueryUnescape(v); err != nil {
-			return nil, err
-		}
-		vals[k] = append(vals[k], v)
-	}
-	return vals, nil
+	return httpapi.FormValues(s), nil
 }
 
 // fromQuery reads the query string strictly (url.Values would drop a

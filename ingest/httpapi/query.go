@@ -5,13 +5,13 @@ import (
 	"strings"
 )
 
-// formValues reads a query string as PushGo's does (axum's Query, through
+// FormValues reads a query string as PushGo's does (axum's Query, through
 // form_urlencoded): pairs split at "&" only, "+" a space, and a "%" not
 // followed by two hex digits kept as it is. Go's url.ParseQuery drops a
 // pair holding ";" or a bad escape without a word, so GET /message stored
 // "body=step1;step2" without its body, and refused "title=CPU%20at%20100%"
 // as having no title.
-func formValues(raw string) url.Values {
+func FormValues(raw string) url.Values {
 	vals := url.Values{}
 	for raw != "" {
 		var pair string

@@ -82,7 +82,7 @@ func (s *Server) messagePost(c *echo.Context) error {
 
 // messageGet is GET /message (as PushGo): the fields as query parameters.
 func (s *Server) messageGet(c *echo.Context) error {
-	req, aerr := ops.MessageRequestFromQuery(formValues(c.Request().URL.RawQuery))
+	req, aerr := ops.MessageRequestFromQuery(FormValues(c.Request().URL.RawQuery))
 	if aerr != nil {
 		return s.reject(c, ops.MessageCreate, aerr)
 	}

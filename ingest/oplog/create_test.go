@@ -77,8 +77,6 @@ func TestCreateRetriedPastTheDuplicateWindow(t *testing.T) {
 	}
 }
 
-// opsWithDuplicateWindow starts a broker whose PUSHGO_OPS forgets message
-// ids after window, so that a test can retry past it.
 // forgetMsgIDs returns once the broker has forgotten the message ids of
 // PUSHGO_OPS stored before the call: a probe's id, stored after them, is
 // stored again (not answered as a duplicate) only when the window has
@@ -103,6 +101,8 @@ func forgetMsgIDs(t *testing.T, js jetstream.JetStream) {
 	}
 }
 
+// opsWithDuplicateWindow starts a broker whose PUSHGO_OPS forgets message
+// ids after window, so that a test can retry past it.
 func opsWithDuplicateWindow(t *testing.T, window time.Duration) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	ctx := context.Background()

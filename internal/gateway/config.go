@@ -256,7 +256,7 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 		limitText[i] = s.Get()
 		str(&limitText[i], s.Flag, s.Env, s.Usage)
 	}
-	rebuild := getenv("PUSHGO_REBUILD")
+	var rebuild string // its default, as -h prints it, is none (str takes the environment's)
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err

@@ -78,6 +78,7 @@ func TestPoisonedLogEntryIsListed(t *testing.T) {
 func TestDeadLettersAskForTheGatewayToken(t *testing.T) {
 	cfg := Defaults()
 	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen, cfg.Token = "127.0.0.1:0", t.TempDir(), "off", "private-gateway-token"
+	cfg.Limits.AuthFailuresPerMinute = 3
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -95,5 +96,14 @@ func TestDeadLettersAskForTheGatewayToken(t *testing.T) {
 	}
 	if r := api.Get(t, "/healthz", nil); r.Status != 200 {
 		t.Fatalf("/healthz: %d", r.Status)
+	}
+	// Wrong tokens are throttled as on the API (PUSHGO_LIMIT_AUTH_FAILURES,
+	// here 3 a minute; two spent above): the right one is refused too,
+	// before any check, once they are spent.
+	if r := api.Get(t, "/deadletters", http.Header{"Authorization": {"Bearer wrong-again"}}); r.Status != 401 {
+		t.Fatalf("/deadletters with a third wrong token: %d %s", r.Status, r.Body)
+	}
+	if r := api.Get(t, "/deadletters", http.Header{"Authorization": {"Bearer private-gateway-token"}}); r.Status != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("/deadletters past the failures: %d %v %s", r.Status, r.Header, r.Body)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/pushgo/gateway/ingest/limits"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,9 +35,9 @@ type readiness func(ctx context.Context) (info map[string]any, err error)
 // opsServer serves /healthz, /readyz and /metrics for every target of the
 // process, and /deadletters with a projector, in front of the ingest API
 // when this process runs it: probes and scrapers see every process of a
-// scaled deployment alike. These paths are open even when PUSHGO_TOKEN is
-// set (/deadletters says which log sequences were set aside and why, not
-// what they hold).
+// scaled deployment alike. The probes and /metrics are open even when
+// PUSHGO_TOKEN is set; /deadletters then asks for the token (its entries
+// name channels and entities, and quote the log).
 type opsServer struct {
 	nc       *nats.Conn
 	checks   []namedReadiness
@@ -46,8 +48,11 @@ type opsServer struct {
 	proj     func() *projector.Projector // the process's projector, or nil
 	// token is the SHA-256 of PUSHGO_TOKEN, nil for a public gateway:
 	// /deadletters asks for it (its entries name channels and entities,
-	// and quote what the log held).
-	token *[32]byte
+	// and quote what the log held), and authFails throttles the wrong
+	// tokens of each address (PUSHGO_LIMIT_AUTH_FAILURES), as the API's
+	// front does.
+	token     *[32]byte
+	authFails *limits.Limits
 
 	// collectors are every collector of registry, for Describe: a vector
 	// with no series yet is on /metrics only once it has one.
@@ -203,9 +208,22 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if o.token != nil {
+		// The TCP peer is the client here (a proxy in front answers this
+		// path itself: compose's Caddy, 404).
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		ctx := limits.WithClient(r.Context(), host)
+		if aerr := o.authFails.AuthCheck(ctx); aerr != nil {
+			o.answerError(w, aerr)
+			return
+		}
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		sum := sha256.Sum256([]byte(got))
-		if !strings.EqualFold(scheme, "bearer") || subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
+		if !strings.EqualFold(scheme, "bearer") || got == "" || len(got) > 4096 || strings.ContainsAny(got, " \t") ||
+			subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
+			o.authFails.AuthFailed(ctx)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
 			o.answerError(w, apierr.New(apierr.AuthenticationFailed))
 			return

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/pushgo/gateway/ingest/limits"
 	"log/slog"
 	"net"
 	"net/http"
@@ -82,6 +83,9 @@ func (g *Gateway) start(ctx context.Context) error {
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		g.ops.token = &sum
+		throttle := limits.Off()
+		throttle.AuthFailuresPerMinute = cfg.Limits.AuthFailuresPerMinute
+		g.ops.authFails = limits.New(throttle, limits.Options{})
 	}
 	// A process that appends the operations and folds them hands them from
 	// the one to the other (consume.LocalFeed) rather than have the broker

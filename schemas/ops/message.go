@@ -142,6 +142,16 @@ func messageURL(s *string) (string, *apierr.Error) {
 // CandidateHostPattern).
 var bareHost = regexp.MustCompile(`^[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$`)
 
+// MessageURLValid reports whether u is a link a message's url takes
+// (messageURL): not blank, and one the apps open.
+func MessageURLValid(u string) bool {
+	if strings.TrimSpace(u) == "" {
+		return false
+	}
+	_, err := messageURL(&u)
+	return err == nil
+}
+
 // maxLinkURL is the longest link the apps open (URLSanitizer.maxURLLength).
 const maxLinkURL = 4096
 

@@ -24,8 +24,11 @@ const tokenLifetime = time.Hour
 // stalled during the hourly refresh held every FCM send, one after the
 // other, far past its SendTimeout (and the pusher's workers with them);
 // through the cache a request waits for a token no longer than its context
-// allows, concurrent requests share one fetch, and a token FCM rejects is
-// fetched again once (Invalidate).
+// allows, and concurrent requests share one fetch. A token FCM rejects is
+// asked for again once (Invalidate), but Google's own source hands back
+// the token it holds until about 10 s before its expiry: a rejected
+// credentials-file token is retried with the policy's back-off, not
+// replaced at once.
 func oauthSource(ts oauth2.TokenSource, project string) (AccessSource, error) {
 	fetch := func(context.Context) (tokenservice.Token, error) {
 		// The source takes no context: the credentials file's is bounded

@@ -32,8 +32,9 @@ type CacheOptions struct {
 	// not fetched again on every call.
 	RefreshBefore time.Duration
 	// RetryInterval is how long after the start of a failed fetch no new
-	// fetch starts: callers get the still-valid token, or the failure.
-	// Default DefaultRetryInterval.
+	// fetch starts: callers get the still-valid token, or the failure; and
+	// how long after the start of a successful one a rejection of its
+	// token (Invalidate) is ignored. Default DefaultRetryInterval.
 	RetryInterval time.Duration
 	// FetchTimeout bounds one fetch, which runs on its own context, not a
 	// caller's, because callers share it. Default DefaultFetchTimeout.
@@ -63,7 +64,8 @@ type CacheOptions struct {
 //   - a failed fetch keeps the old token while it is still valid, and no
 //     new fetch starts within RetryInterval of the failure;
 //   - Invalidate(v) marks a token the provider rejected as expired, so the
-//     next call fetches again (once, however many callers saw v rejected).
+//     next call fetches again (once, however many callers saw v rejected),
+//     unless v was fetched less than RetryInterval ago.
 type Cache struct {
 	fetch Fetcher
 	opts  CacheOptions
