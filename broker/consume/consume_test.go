@@ -82,11 +82,7 @@ func TestLoopRecreatesADeletedConsumer(t *testing.T) {
 	s := &seen{n: map[string]int{}}
 	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
 	l, err := consume.New(b.JS, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		Resume: func(last uint64) jetstream.ConsumerConfig {
-			c := base
-			c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-			return c
-		},
+		Resume:  resumeAfter(base),
 		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
 	if err != nil {
 		t.Fatal(err)
@@ -308,6 +304,16 @@ func TestAckSyncIsAppliedBeforeALaterRequest(t *testing.T) {
 	}
 }
 
+// resumeAfter is a loop's Resume that recreates base's consumer right
+// after the last message acknowledged.
+func resumeAfter(base jetstream.ConsumerConfig) func(uint64) jetstream.ConsumerConfig {
+	return func(last uint64) jetstream.ConsumerConfig {
+		c := base
+		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+		return c
+	}
+}
+
 // failingFirstCreate is a JetStream whose first CreateOrUpdateConsumer
 // fails as a broker away does (a timeout), before it reaches the broker.
 type failingFirstCreate struct {
@@ -336,12 +342,8 @@ func TestLoopWhoseFirstCreateFailedStartsAsConfigured(t *testing.T) {
 	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
 	l, err := consume.New(&failingFirstCreate{JetStream: b.JS}, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond,
 		RetryDelay: 20 * time.Millisecond,
-		Resume: func(last uint64) jetstream.ConsumerConfig {
-			c := base
-			c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-			return c
-		},
-		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
+		Resume:     resumeAfter(base),
+		Handler:    func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
 	if err != nil {
 		t.Fatal(err)
 	}
