@@ -122,8 +122,11 @@ func (o *Ordered) fromConsumer(ctx context.Context, msgs chan<- jetstream.Msg, n
 		seq := md.Sequence.Stream
 		// Caught up: nothing after seq yet, or the feed has what follows
 		// (under a steady load the stream's end keeps moving on).
-		if held := o.cfg.Local.passed(seq); (held || md.NumPending == 0) && time.Since(began) >= stay {
-			done.Store(true)
+		// Once only: two callbacks may overlap (the library's ordered
+		// consumer starts a new subscription on a reconnect while the old
+		// one's may still run), and a second send would block for ever on
+		// a delivery goroutine nobody owns.
+		if held := o.cfg.Local.passed(seq); (held || md.NumPending == 0) && time.Since(began) >= stay && done.CompareAndSwap(false, true) {
 			caughtUp <- seq
 		}
 	}, jetstream.PullMaxMessages(2*o.cfg.Buffer))
