@@ -80,13 +80,7 @@ func TestLoopRecreatesADeletedConsumer(t *testing.T) {
 	b := brokertest.Start(t, brokertest.NoEnsure())
 	stream(t, b.JS, jetstream.LimitsPolicy)
 	s := &seen{n: map[string]int{}}
-	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
-	l, err := consume.New(b.JS, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		Resume:  resumeAfter(base),
-		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := resumingLoop(t, b.JS, s)
 	stop := run(t, l)
 	waitFor(t, "running", l.Running)
 	publish(t, b.JS, 0, 10)
@@ -304,14 +298,23 @@ func TestAckSyncIsAppliedBeforeALaterRequest(t *testing.T) {
 	}
 }
 
-// resumeAfter is a loop's Resume that recreates base's consumer right
-// after the last message acknowledged.
-func resumeAfter(base jetstream.ConsumerConfig) func(uint64) jetstream.ConsumerConfig {
-	return func(last uint64) jetstream.ConsumerConfig {
-		c := base
-		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-		return c
+// resumingLoop is a loop over stream S's DeliverNew consumer "c" that
+// recreates the consumer, found missing, right after the last message
+// acknowledged, and records what it handles in s.
+func resumingLoop(t *testing.T, js jetstream.JetStream, s *seen) *consume.Loop {
+	t.Helper()
+	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
+	l, err := consume.New(js, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Resume: func(last uint64) jetstream.ConsumerConfig {
+			c := base
+			c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+			return c
+		},
+		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return l
 }
 
 // failingFirstCreate is a JetStream whose first CreateOrUpdateConsumer
@@ -339,14 +342,7 @@ func TestLoopWhoseFirstCreateFailedStartsAsConfigured(t *testing.T) {
 	stream(t, b.JS, jetstream.LimitsPolicy)
 	publish(t, b.JS, 0, 5) // the log before the loop
 	s := &seen{n: map[string]int{}}
-	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
-	l, err := consume.New(&failingFirstCreate{JetStream: b.JS}, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond,
-		RetryDelay: 20 * time.Millisecond,
-		Resume:     resumeAfter(base),
-		Handler:    func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := resumingLoop(t, &failingFirstCreate{JetStream: b.JS}, s)
 	stop := run(t, l)
 	waitFor(t, "running", l.Running)
 	publish(t, b.JS, 5, 6)

@@ -470,7 +470,7 @@ func ntfyViewURL(actions string) string {
 	for _, a := range strings.Split(actions, ";") {
 		parts := strings.Split(a, ",")
 		if len(parts) >= 3 && strings.EqualFold(strings.TrimSpace(parts[0]), "view") {
-			if u := strings.TrimSpace(parts[2]); webURL(u) {
+			if u := strings.TrimSpace(parts[2]); ops.MessageURLValid(u) {
 				return u
 			}
 		}
@@ -492,18 +492,12 @@ func ntfyJSONViewURL(body []byte) string {
 		return ""
 	}
 	for _, a := range b.Actions {
-		if strings.EqualFold(a.Action, "view") && webURL(a.URL) {
+		if strings.EqualFold(a.Action, "view") && ops.MessageURLValid(a.URL) { // as a click link: not a script's
 			return a.URL
 		}
 	}
 	return ""
 }
-
-// webURL reports whether u is a link a message's url takes
-// (ops.MessageURLValid: http(s), mailto:, geo:, an app's, but not a
-// script's), as a click link is: a view action's other links are left out
-// rather than refusing the message.
-func webURL(u string) bool { return ops.MessageURLValid(u) }
 
 // ntfyFilename refuses a file name without attach (ntfy then takes the
 // body as the file), with code.

@@ -95,7 +95,7 @@ func bearerAuth(token string, ownAuth func(route string) bool, lim *limits.Limit
 			if aerr := lim.AuthCheck(ctx); aerr != nil {
 				return writeErr(c, aerr)
 			}
-			got, ok := parseBearer(c.Request().Header.Get("Authorization"))
+			got, ok := ParseBearer(c.Request().Header.Get("Authorization"))
 			sum := sha256.Sum256([]byte(got))
 			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 				lim.AuthFailed(ctx)
@@ -107,9 +107,9 @@ func bearerAuth(token string, ownAuth func(route string) bool, lim *limits.Limit
 	}
 }
 
-// parseBearer accepts "Bearer <token>" with a case-insensitive scheme and
+// ParseBearer accepts "Bearer <token>" with a case-insensitive scheme and
 // exactly one token of at most 4096 characters.
-func parseBearer(h string) (string, bool) {
+func ParseBearer(h string) (string, bool) {
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") {
 		return "", false

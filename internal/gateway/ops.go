@@ -6,11 +6,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/limits"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -219,10 +219,9 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 			o.answerError(w, aerr)
 			return
 		}
-		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		got, ok := httpapi.ParseBearer(r.Header.Get("Authorization"))
 		sum := sha256.Sum256([]byte(got))
-		if !strings.EqualFold(scheme, "bearer") || got == "" || len(got) > 4096 || strings.ContainsAny(got, " \t") ||
-			subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
+		if !ok || subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
 			o.authFails.AuthFailed(ctx)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
 			o.answerError(w, apierr.New(apierr.AuthenticationFailed))
