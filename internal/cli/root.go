@@ -87,6 +87,9 @@ type globals struct {
 	json          bool
 	timeout       time.Duration
 	retries       int
+	// inFlight says what an interruption leaves open, set by a command
+	// before it sends a write ("" for a read, or before anything is sent).
+	inFlight string
 }
 
 const rootLong = `pushgo is the PushGo gateway and its command line client.
@@ -158,7 +161,11 @@ func Main(ctx context.Context, args []string, env Env, serve ServeFunc) int {
 	}
 	if ctx.Err() != nil {
 		// Stopped by SIGINT or SIGTERM while waiting for the gateway.
-		fmt.Fprintln(env.Stderr, "pushgo: interrupted; a write may or may not have been applied (repeat it with the same --op-id to be sure)")
+		if g.inFlight != "" {
+			fmt.Fprintf(env.Stderr, "pushgo: interrupted; %s\n", g.inFlight)
+		} else {
+			fmt.Fprintln(env.Stderr, "pushgo: interrupted")
+		}
 		return ExitInterrupted
 	}
 	code := exitCodeOf(err)

@@ -438,25 +438,75 @@ func TestParseTime(t *testing.T) {
 }
 
 // TestInterruptedWrite: SIGINT (the context ending) while a write waits
-// for its answer is exit 130, saying the write may have been applied.
+// for its answer is exit 130, saying the write may have been applied and
+// naming the op_id sent (generated: the user could not repeat it
+// otherwise). A channel create, which has no op_id, says what to do
+// instead and names no --op-id.
 func TestInterruptedWrite(t *testing.T) {
-	arrived, release := make(chan struct{}), make(chan struct{})
-	_, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) {
-		close(arrived)
-		<-release
-		return okAnswer(`{}`)
-	})
-	defer close(release)
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-arrived
-		cancel()
-	}()
-	var out, errOut bytes.Buffer
-	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
-	code := Main(ctx, []string{"send", "--title", "x"}, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
-	if code != ExitInterrupted || !strings.Contains(errOut.String(), "interrupted") || out.Len() != 0 {
-		t.Fatalf("exit %d, stdout %q, stderr %q; want 130", code, out.String(), errOut.String())
+	for _, c := range []struct {
+		args     []string
+		want     string
+		withOpID bool
+	}{
+		{[]string{"send", "--title", "x"}, "the write may have been applied; repeat it with --op-id ", true},
+		{[]string{"event", "create", "--title", "x", "--status", "Deploying", "--message", "m", "--severity", "info"}, "the write may have been applied; repeat it with --op-id ", true},
+		{[]string{"channel", "create", "--name", "x"}, "the gateway may have created the channel", false},
+		{[]string{"token", "revoke", "q3vbx7m2k4n5p6r7s2t3u4v5"}, "the gateway may have revoked the token", false},
+	} {
+		arrived, release := make(chan struct{}), make(chan struct{})
+		stub, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) {
+			close(arrived)
+			<-release
+			return okAnswer(`{}`)
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-arrived
+			cancel()
+		}()
+		var out, errOut bytes.Buffer
+		env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+		code := Main(ctx, c.args, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
+		close(release)
+		stderr := errOut.String()
+		if code != ExitInterrupted || !strings.Contains(stderr, "interrupted; "+c.want) || out.Len() != 0 {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q; want 130 and %q", c.args, code, out.String(), stderr, c.want)
+		}
+		if c.withOpID {
+			stub.mu.Lock()
+			sent, _ := stub.requests[0].Body["op_id"].(string)
+			stub.mu.Unlock()
+			if sent == "" || !strings.Contains(stderr, "--op-id "+sent+" ") {
+				t.Errorf("%v: stderr %q does not name the op_id sent, %q", c.args, stderr, sent)
+			}
+		} else if strings.Contains(stderr, "--op-id") {
+			t.Errorf("%v: stderr %q names --op-id, which the command does not take", c.args, stderr)
+		}
+	}
+}
+
+// TestUnavailableWriteNamesItsOpID: a write whose answer is a 503 after
+// its retries may have been stored (the publish timed out after the
+// broker stored it); the error names the generated op_id to repeat it
+// with, in text and in --json.
+func TestUnavailableWriteNamesItsOpID(t *testing.T) {
+	for _, asJSON := range []bool{false, true} {
+		stub, srv := newStub(t, func(int, stubRequest) (int, map[string]string, string) {
+			return http.StatusServiceUnavailable, nil, `{"success":false,"error":"the broker did not answer","error_code":"broker_unavailable"}`
+		})
+		args := []string{"send", "--title", "x", "--retries", "0"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		var out, errOut bytes.Buffer
+		env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+		code := Main(context.Background(), args, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: envOf(env)}, nil)
+		stub.mu.Lock()
+		sent, _ := stub.requests[0].Body["op_id"].(string)
+		stub.mu.Unlock()
+		if code != ExitUnavailable || sent == "" || !strings.Contains(errOut.String(), "repeat it with --op-id "+sent+" ") {
+			t.Errorf("json %v: exit %d, stderr %q; want 3 naming the op_id sent, %q", asJSON, code, errOut.String(), sent)
+		}
 	}
 }
 
@@ -481,6 +531,9 @@ func TestInterruptedStdinRead(t *testing.T) {
 		case c := <-code:
 			if c != ExitInterrupted {
 				t.Errorf("%v: exit %d, stderr %q; want 130", args, c, errOut.String())
+			}
+			if strings.Contains(errOut.String(), "applied") {
+				t.Errorf("%v: stderr %q speaks of a write, interrupted before anything was sent", args, errOut.String())
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%v: still reading standard input 10 s after the interrupt", args)
