@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -74,19 +75,22 @@ func TestBackgroundJobsRunNiced(t *testing.T) {
 			t.Fatal(err)
 		}
 		mu.Lock()
-		for _, j := range jobs {
+		seen := slices.Clone(jobs)
+		mu.Unlock()
+		// Checked with the lock released: a failing check's Close flushes,
+		// and the flush's hook takes the lock.
+		for _, j := range seen {
 			switch {
 			case j.tid == syscall.Getpid():
 				if j.nice != base {
 					t.Fatalf("a job on the main thread ran at nice %d, want it left at %d", j.nice, base)
 				}
 			case j.nice != want:
-				t.Fatalf("a job ran at nice %d, want %d (the process's %d + %d)", j.nice, want, base, backgroundNiceIncrement)
+				t.Fatalf("a job ran at nice %d, want %d (the process's %d + %d); jobs %v", j.nice, want, base, backgroundNiceIncrement, seen)
 			default:
 				offMain++
 			}
 		}
-		mu.Unlock()
 	}
 
 	// The jobs' goroutines end with their jobs, and their threads with
