@@ -253,6 +253,16 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		// filters (what is left is the memtables' search, which no filter
 		// skips); a rebuild's rate did not move.
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		// 32 KiB data blocks instead of Pebble's 4 KiB: a flush or a
+		// compaction writes each block with a write system call of its own,
+		// and on this machine a call costs as much as copying 8 KiB (dd of
+		// 1 GiB: 0.88 s of system time in 4 KiB writes, 0.29 s in 32 KiB).
+		// In make bench's fold the tables' writes fell from 9.5% to 4.1% of
+		// the profile and Pebble's share from 29% to 23%: 16.4 -> 15.3 us of
+		// CPU an operation. Reads read whole blocks: /thing/get and history
+		// p99 did not move in four alternated pairs (performance log, 5
+		// December evening).
+		po.Levels[i].BlockSize = 32 << 10
 	}
 	po.Levels[len(po.Levels)-1].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
 	if opts.InMemory {
