@@ -109,6 +109,23 @@ func (f *foldProgress) status() string {
 	return s
 }
 
+// outOfReach says whether a catch-up is under way that, at its recent
+// rate, would not fold up to target within wait: a read waiting for
+// target would wait in vain (with no rate yet, a target more than
+// catchUpLag ahead counts as out of reach).
+func (f *foldProgress) outOfReach(applied, target uint64, wait time.Duration) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.active || target <= applied {
+		return false
+	}
+	_, _, rate, _ := f.figures(time.Now())
+	if rate <= 0 {
+		return target-applied > catchUpLag
+	}
+	return float64(target-applied)/rate > wait.Seconds()
+}
+
 func (f *foldProgress) whatLocked() string {
 	if f.rebuild {
 		return "rebuilding the projection from the log"

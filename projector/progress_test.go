@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/reads"
 )
 
 // TestProgressSaysHowFar: a fold that starts far behind the log reports
@@ -112,4 +114,44 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestOutOfReach: a read's barrier is out of reach of a catching-up fold
+// when its recent rate would not fold up to it within the read's wait; a
+// fold that is not catching up reaches everything (the read waits).
+func TestOutOfReach(t *testing.T) {
+	f := foldProgress{log: slog.New(slog.DiscardHandler)}
+	if f.outOfReach(0, 1_000_000, 2*time.Second) {
+		t.Fatal("no catch-up under way, yet out of reach")
+	}
+	f.started(0, 1_000_000)
+	if !f.outOfReach(0, 1_000_000, 2*time.Second) || f.outOfReach(0, catchUpLag, 2*time.Second) {
+		t.Fatal("no rate yet: want out of reach only beyond catchUpLag")
+	}
+	f.mu.Lock()
+	f.samples[0].at = f.samples[0].at.Add(-10 * time.Second)
+	f.mu.Unlock()
+	f.committed(100_000, 900_000) // 10,000/s
+	if f.outOfReach(100_000, 100_000+15_000, 2*time.Second) {
+		t.Error("15,000 ahead at 10,000/s is within a 2 s wait")
+	}
+	if !f.outOfReach(100_000, 100_000+25_000, 2*time.Second) {
+		t.Error("25,000 ahead at 10,000/s is beyond a 2 s wait")
+	}
+	if f.outOfReach(100_000, 90_000, 2*time.Second) {
+		t.Error("a barrier already folded is out of reach")
+	}
+}
+
+// TestCatchingUpReplicaAnswersAtOnce: a read whose barrier a catching-up
+// fold would not reach within the read's wait is answered
+// projection_lagging at once, marked CatchingUp (the front asks another
+// replica), not after the wait.
+func TestCatchingUpReplicaAnswersAtOnce(t *testing.T) {
+	p := &Projector{cfg: Config{ReadWait: 30 * time.Second}, progress: foldProgress{log: slog.New(slog.DiscardHandler)}}
+	p.progress.started(0, 1_000_000)
+	resp := p.serveReq(&reads.Request{Route: reads.ThingGet, ChannelID: "c", ThingID: "t", MinSeq: 500_000})
+	if resp.ErrorCode != apierr.ProjectionLagging || !resp.CatchingUp || !strings.Contains(resp.Error, "rebuilding the projection") {
+		t.Fatalf("answer %+v, want projection_lagging, catching up, saying how far", resp)
+	}
 }

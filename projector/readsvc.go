@@ -195,7 +195,15 @@ func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) 
 }
 
 func (p *Projector) serveReq(req *reads.Request) reads.Response {
-	if req.MinSeq > p.applied.Load() { // folded already, most often: no timer to wait with
+	if applied := p.applied.Load(); req.MinSeq > applied { // folded already, most often: no timer to wait with
+		if p.progress.outOfReach(applied, req.MinSeq, p.cfg.ReadWait) {
+			// A replica catching up answers at once what it would answer
+			// after its wait: the front asks again, and another replica,
+			// caught up, answers (each of its reads took 2 s and a 503
+			// here for the whole catch-up, half of them with two replicas).
+			e := apierr.New(apierr.ProjectionLagging)
+			return reads.Response{ErrorCode: e.Code, Error: e.Detail + " (" + p.progress.status() + ")", CatchingUp: true}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ReadWait)
 		err := p.WaitApplied(ctx, req.MinSeq)
 		cancel()

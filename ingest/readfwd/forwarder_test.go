@@ -417,3 +417,45 @@ func TestReadRefusedByAStoppingReplicaIsAskedAgain(t *testing.T) {
 		t.Fatalf("asked %d times, want 2", asked)
 	}
 }
+
+// TestCatchingUpReplicaHandsTheReadOn: a replica catching up answers at
+// once that it would not reach the read's barrier in time (CatchingUp);
+// the front asks again, and the queue group hands the read to a
+// replica that answers it. With none but catching-up replicas the read
+// ends projection_lagging (503) after a bounded number of asks.
+func TestCatchingUpReplicaHandsTheReadOn(t *testing.T) {
+	b := brokertest.Start(t)
+	var mu sync.Mutex
+	asked, lagging := 0, 3
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, _ reads.Request) []chunk {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		if asked <= lagging {
+			behind, _ := json.Marshal(reads.Response{ErrorCode: apierr.ProjectionLagging, Error: "catching up", CatchingUp: true})
+			return []chunk{{data: behind}}
+		}
+		return []chunk{{data: answer}}
+	})
+	f := forwarder(t, b.NC, time.Minute)
+	data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"})
+	if aerr != nil || !bytes.Contains(data, []byte(`"xxx"`)) {
+		t.Fatalf("read after %d catching-up answers: %s %v, want the answer of the replica that came next", lagging, data, aerr)
+	}
+	mu.Lock()
+	if asked != lagging+1 {
+		t.Fatalf("asked %d times, want %d", asked, lagging+1)
+	}
+	asked, lagging = 0, 1<<30
+	mu.Unlock()
+
+	_, aerr = f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"})
+	if aerr == nil || aerr.Code != apierr.ProjectionLagging || aerr.RetryAfter == 0 {
+		t.Fatalf("every replica catching up: %v, want projection_lagging with Retry-After", aerr)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked < 2 || asked > 16 {
+		t.Fatalf("every replica catching up: asked %d times, want a few and a bound", asked)
+	}
+}

@@ -209,6 +209,11 @@ type Response struct {
 	Data      jsontext.Value `json:"data,omitzero"`
 	ErrorCode apierr.Code    `json:"error_code,omitempty"`
 	Error     string         `json:"error,omitempty"`
+	// CatchingUp marks a projection_lagging answered at once by a replica
+	// catching up with the log (a rebuild, a new replica, one started
+	// after a long stop) that would not reach the read's barrier within
+	// its wait: another replica may be caught up, so the asker asks again.
+	CatchingUp bool `json:"catching_up,omitzero"`
 }
 
 // ListData is the data of /channel/things and /channel/events.
