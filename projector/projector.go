@@ -71,7 +71,11 @@ type Config struct {
 	// read-your-writes barrier before answering projection_lagging.
 	// Default 2s.
 	ReadWait time.Duration
-	// MaxConcurrentReads bounds reads served at once. Default 64.
+	// MaxConcurrentReads bounds reads served at once: reading the store
+	// and encoding the answer (a read waiting for the fold to reach its
+	// barrier holds no place). Default 64. A replica holds at most 64
+	// times as many reads in flight (waiting for the fold or for a
+	// place); beyond that the reads wait in the broker's subscription.
 	MaxConcurrentReads int
 	// PruneInterval is how often the history and send status of
 	// operations older than the log's retention are deleted. Default 1
@@ -161,6 +165,8 @@ type Projector struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	wg      sync.WaitGroup // in-flight reads
+	// inflight holds a place for each read over NATS in flight (onRead).
+	inflight chan struct{}
 
 	// localMu guards serving, which says whether ServeLocal and the read
 	// service (onRead) answer: set with the read service's subscription
@@ -201,7 +207,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		}
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
-		notify: make(chan struct{}), hurry: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads), done: make(chan struct{}),
+		notify: make(chan struct{}), hurry: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads),
+		inflight: make(chan struct{}, cfg.MaxConcurrentReads*inflightPerPlace), done: make(chan struct{}),
 		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}
 	p.retention.Store(retention.Milliseconds())
 	if err := p.openStore(ctx, cfg.Rebuild); err != nil {

@@ -95,9 +95,14 @@ func (p *Projector) onRead(m *nats.Msg) {
 	}
 	p.wg.Add(1)
 	p.localMu.RUnlock()
-	p.reads <- struct{}{}
+	// The place among MaxConcurrentReads is taken by serveReq once the
+	// read's barrier is folded: a read waiting for the fold (up to
+	// ReadWait) held one, and this callback waited for one, so 64 such
+	// waits held up every later read of the replica, /readyz's status
+	// too, for 2 s. Here only the reads in flight are bounded.
+	p.inflight <- struct{}{}
 	go func() {
-		defer func() { <-p.reads; p.wg.Done() }()
+		defer func() { <-p.inflight; p.wg.Done() }()
 		resp, chunks := p.serveSafely(m.Data)
 		b := encodeResponse(resp)
 		if err := p.reply(m, b, chunks); err != nil {
@@ -215,12 +220,20 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 			return fail(e)
 		}
 	}
+	if req.Route != reads.ProjectorStatus { // a few atomic loads: never queued behind store reads
+		p.reads <- struct{}{}
+		defer func() { <-p.reads }()
+	}
 	data, aerr := p.answer(req)
 	if aerr != nil {
 		return fail(aerr)
 	}
 	return reads.Response{Data: data}
 }
+
+// inflightPerPlace bounds the reads a replica holds in flight (waiting
+// for the fold, or for a place), per place of MaxConcurrentReads.
+const inflightPerPlace = 64
 
 // ServeLocal answers req in this process, as a read over NATS is answered
 // (after the fold has committed req.MinSeq, within ReadWait): ingest in
@@ -234,8 +247,6 @@ func (p *Projector) ServeLocal(req *reads.Request) (resp reads.Response, ok bool
 	if !p.serving {
 		return reads.Response{}, false
 	}
-	p.reads <- struct{}{}
-	defer func() { <-p.reads }()
 	resp = p.serveReqSafely(req)
 	p.served.Add(1)
 	p.servedLocal.Add(1)

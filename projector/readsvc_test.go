@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -415,5 +416,61 @@ func TestServeLocalAnswersAsOverNATS(t *testing.T) {
 	}
 	if _, ok := p.ServeLocal(&reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "x"}); ok {
 		t.Fatal("a closed projector answered a local read")
+	}
+}
+
+// TestReadsWaitingForTheFoldHoldNoPlace: reads waiting for a barrier the
+// fold has not reached (a write burst) do not hold up the replica's other
+// reads: with twice as many such waits as MaxConcurrentReads has places, a
+// read already folded and /readyz's status request are answered while
+// the waits go on (before, they came after the waits' ReadWait).
+func TestReadsWaitingForTheFoldHoldNoPlace(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	b := brokertest.Start(t)
+	p := start(t, b.NC, projector.Config{InMemory: true, Serve: true, MaxConcurrentReads: 2, ReadWait: 10 * time.Minute})
+	// Every wait is for sequence 1, which the log does not hold yet.
+	waiting := make([]chan *nats.Msg, 0, 4)
+	for i := range 4 {
+		req, _ := json.Marshal(reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: fmt.Sprintf("t%d", i), MinSeq: 1})
+		inbox := nats.NewInbox()
+		c := make(chan *nats.Msg, 1)
+		if _, err := b.NC.ChanSubscribe(inbox, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.NC.PublishRequest(reads.Subject(reads.ThingGet), inbox, req); err != nil {
+			t.Fatal(err)
+		}
+		waiting = append(waiting, c)
+	}
+	// Sent after the waits on the same connection: the replica receives
+	// them after the waits.
+	status, _ := json.Marshal(reads.Request{Route: reads.ProjectorStatus})
+	if m, err := b.NC.Request(reads.Subject(reads.ProjectorStatus), status, time.Minute); err != nil || !bytes.Contains(m.Data, []byte(`"applied"`)) {
+		t.Fatalf("status behind %d reads waiting for the fold: %v %v", len(waiting), m, err)
+	}
+	folded, _ := json.Marshal(reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "absent"})
+	if m, err := b.NC.Request(reads.Subject(reads.ThingGet), folded, time.Minute); err != nil || !bytes.Contains(m.Data, []byte(`thing_not_found`)) {
+		t.Fatalf("a read with no barrier behind %d reads waiting for the fold: %v %v", len(waiting), m, err)
+	}
+	for i, c := range waiting {
+		select {
+		case m := <-c:
+			t.Fatalf("wait %d was answered before the fold reached its barrier: %s", i, m.Data)
+		default: // still waiting, as it must (sequence 1 is not in the log)
+		}
+	}
+	// The fold reaches sequence 1: every wait is answered.
+	env := ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op1", EntityID: "m1", AcceptedAt: 1713750000000}
+	env.Payload, _ = json.Marshal(ops.MessagePayload{MessageID: "m1", Title: "t", Severity: "normal", OccurredAt: 1713750000000})
+	waitApplied(t, p, publishSelectOp(t, b.JS, ch, &env))
+	for i, c := range waiting {
+		select {
+		case m := <-c:
+			if !bytes.Contains(m.Data, []byte(`thing_not_found`)) {
+				t.Errorf("wait %d: %s", i, m.Data)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("wait %d not answered once the fold passed its barrier", i)
+		}
 	}
 }

@@ -25,7 +25,9 @@ func TestNoReadServedAfterServingStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	const waiting, queued = 3, 10
+	// The waits take every place for reads in flight: the others queue
+	// in the subscription.
+	const waiting, queued = inflightPerPlace, 10
 	var minSeqs []uint64
 	for range waiting {
 		minSeqs = append(minSeqs, 1<<40) // waits its read wait for a fold that will not get there
@@ -62,9 +64,14 @@ func TestCloseServesTheReadsDelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 20
-	// The first holds the one read place for its read wait: the others queue.
-	answers := queuedReads(t, b, p, append([]uint64{1 << 40}, make([]uint64, n-1)...)...)
+	// The first ones take every place for reads in flight for their read
+	// wait: the others queue in the subscription.
+	waits := make([]uint64, inflightPerPlace)
+	for i := range waits {
+		waits[i] = 1 << 40
+	}
+	const n = inflightPerPlace + 19
+	answers := queuedReads(t, b, p, append(waits, make([]uint64, n-len(waits))...)...)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +91,7 @@ func TestCloseServesTheReadsDelivered(t *testing.T) {
 // waits until the first is under way, and returns where the answers come.
 func queuedReads(t *testing.T, b *brokertest.Broker, p *Projector, minSeqs ...uint64) <-chan *nats.Msg {
 	t.Helper()
-	answers := make(chan *nats.Msg, 64)
+	answers := make(chan *nats.Msg, 4*inflightPerPlace)
 	inbox := nats.NewInbox()
 	sub, err := b.NC.ChanSubscribe(inbox, answers)
 	if err != nil {
@@ -100,7 +107,7 @@ func queuedReads(t *testing.T, b *brokertest.Broker, p *Projector, minSeqs ...ui
 	if err := b.NC.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(p.reads) == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); len(p.inflight) == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no read started")
 		}
