@@ -326,7 +326,7 @@ func TestCLICommands(t *testing.T) {
 		}
 		// Without a channel the op_id is looked up in every channel.
 		mustCLI(t, []string{server}, "", "status", "cli-send-1")
-		wantExit(t, runCLI(t, creds, "", "status", "no-such-op"), 1, "op_not_found")
+		wantExit(t, runCLI(t, creds, "", "status", "no-such-op"), 1, "send_status_not_found")
 	})
 
 	t.Run("token create list revoke", func(t *testing.T) {

@@ -365,7 +365,7 @@ func (p *Projector) sendStatus(channelID, opID string) (jsontext.Value, *apierr.
 		}
 		switch len(chs) {
 		case 0:
-			return nil, apierr.Field(apierr.OpNotFound, "op_id")
+			return nil, apierr.Field(apierr.SendStatusNotFound, "op_id")
 		case 1:
 			channelID = chs[0]
 		default:
@@ -377,7 +377,7 @@ func (p *Projector) sendStatus(channelID, opID string) (jsontext.Value, *apierr.
 		return nil, p.storeErr(err)
 	}
 	if st == nil {
-		return nil, apierr.Field(apierr.OpNotFound, "op_id")
+		return nil, apierr.Field(apierr.SendStatusNotFound, "op_id")
 	}
 	if r := p.retention.Load(); r > 0 {
 		st.ExpiresAt = st.AcceptedAt + r

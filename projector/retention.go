@@ -29,7 +29,7 @@ func (p *Projector) prune(ctx context.Context) {
 // it before the folds start too: a store that has not pruned yet (a new
 // replica, a rebuild) took the receipts of operations that left the log
 // (receipts are younger, and outlive them) as current, and answered their
-// /send_status, where a live replica answers op_not_found, until its
+// /send_status, where a live replica answers send_status_not_found, until its
 // first prune a minute later.
 func (p *Projector) pruneOnce(ctx context.Context) {
 	s, err := p.js.Stream(ctx, streamName)

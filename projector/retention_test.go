@@ -64,11 +64,11 @@ func TestRetention(t *testing.T) {
 	}
 	for {
 		_, aerr := p.Read(&reads.Request{Route: reads.SendStatus, OpID: "op00050"})
-		if aerr != nil && aerr.Code == apierr.OpNotFound {
+		if aerr != nil && aerr.Code == apierr.SendStatusNotFound {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("send status of an aged-out operation: %v, want op_not_found", aerr)
+			t.Fatalf("send status of an aged-out operation: %v, want send_status_not_found", aerr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

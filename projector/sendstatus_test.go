@@ -90,7 +90,7 @@ func sendStatus(t *testing.T, p *projector.Projector, opID string) delivery.Send
 // TestFreshReplicaKnowsNothingOfOperationsThatLeftTheLog: a projector
 // started on a log whose first operations have left it (retention) while
 // their receipts stay (they are younger) answers /send_status for them as
-// a live replica does, op_not_found, from its start: it answered with the
+// a live replica does, send_status_not_found, from its start: it answered with the
 // receipts' counts until its first prune, a minute later.
 func TestFreshReplicaKnowsNothingOfOperationsThatLeftTheLog(t *testing.T) {
 	o := streams.DefaultOptions()
@@ -142,7 +142,7 @@ func TestFreshReplicaKnowsNothingOfOperationsThatLeftTheLog(t *testing.T) {
 			t.Fatalf("receipts applied %d, want %d", p.ReceiptsApplied(), rack.Sequence)
 		}
 	}
-	if _, aerr := p.Read(&reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: "gone"}); aerr == nil || aerr.Code != apierr.OpNotFound {
-		t.Fatalf("send status of an operation that left the log: %v, want op_not_found", aerr)
+	if _, aerr := p.Read(&reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: "gone"}); aerr == nil || aerr.Code != apierr.SendStatusNotFound {
+		t.Fatalf("send status of an operation that left the log: %v, want send_status_not_found", aerr)
 	}
 }

@@ -569,7 +569,7 @@ func TestSendStatus(t *testing.T) {
 	if d := s.data(s.do(http.MethodGet, "/send_status/only-a?channel_id="+b, nil, nil)); d["op_id"] != "only-a" {
 		t.Fatalf("with channel_id: %v", d)
 	}
-	failure(t, s.do(http.MethodGet, "/send_status/never-sent", nil, nil), 404, "op_not_found")
+	failure(t, s.do(http.MethodGet, "/send_status/never-sent", nil, nil), 404, "send_status_not_found")
 }
 
 // TestLocalizedErrors: the error text, the problem's title and

@@ -143,13 +143,13 @@ const (
 	// DeviceNotFound is no longer answered: an unknown device key answers
 	// DeviceKeyNotFound, the code the PushGo apps re-register on. Kept so
 	// the code is never reused with another meaning.
-	DeviceNotFound    Code = "device_not_found"
-	DeviceKeyNotFound Code = "device_key_not_found"
-	EventNotFound     Code = "event_not_found"
-	ThingNotFound     Code = "thing_not_found"
-	OpNotFound        Code = "op_not_found"
-	RouteNotFound     Code = "route_not_found"
-	MethodNotAllowed  Code = "method_not_allowed"
+	DeviceNotFound     Code = "device_not_found"
+	DeviceKeyNotFound  Code = "device_key_not_found"
+	EventNotFound      Code = "event_not_found"
+	ThingNotFound      Code = "thing_not_found"
+	SendStatusNotFound Code = "send_status_not_found"
+	RouteNotFound      Code = "route_not_found"
+	MethodNotAllowed   Code = "method_not_allowed"
 
 	// 409.
 	EventClosed  Code = "event_closed"
@@ -327,7 +327,7 @@ func init() {
 	def(DeviceKeyNotFound, http.StatusNotFound, T{"device_key not found; register the device again with /device/register", "device_key 不存在；请通过 /device/register 重新注册设备", "device_key를 찾을 수 없습니다. /device/register로 기기를 다시 등록하세요", "device_key が見つかりません。/device/register でデバイスを登録し直してください"})
 	def(EventNotFound, http.StatusNotFound, T{"event not found", "事件不存在", "이벤트를 찾을 수 없습니다", "イベントが見つかりません"})
 	def(ThingNotFound, http.StatusNotFound, T{"thing not found", "对象不存在", "Thing을 찾을 수 없습니다", "Thing が見つかりません"})
-	def(OpNotFound, http.StatusNotFound, T{"no operation with this op_id", "没有使用此 op_id 的操作", "이 op_id를 가진 작업이 없습니다", "この op_id の操作はありません"})
+	def(SendStatusNotFound, http.StatusNotFound, T{"send status not found: no operation with this op_id", "未找到发送状态：没有使用此 op_id 的操作", "전송 상태를 찾을 수 없습니다: 이 op_id를 가진 작업이 없습니다", "送信状態が見つかりません: この op_id の操作はありません"})
 	def(RouteNotFound, http.StatusNotFound, T{"no such route", "没有此接口", "해당 경로가 없습니다", "そのルートはありません"})
 	def(MethodNotAllowed, http.StatusMethodNotAllowed, T{"method not allowed on this route", "该接口不允许此请求方法", "이 경로에서 허용되지 않는 메서드입니다", "このルートでは許可されていないメソッドです"})
 
