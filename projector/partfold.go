@@ -342,6 +342,25 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 		case <-deadline.C:
 			armed = false
 		case <-p.hurry:
+		case <-p.vanished:
+			// A read waited its whole read wait for an operation the fold
+			// never received: when the log holds nothing at all, every
+			// operation up to its last sequence left it (its retention, a
+			// purge) before the fold got there, and nothing will ever come
+			// to move the applied sequence there. Idle, with nothing
+			// received, the fold is past them all. (The committer
+			// publishes a group's last sequence after marking it
+			// committed: only once it has is the applied sequence this
+			// loop's to move.)
+			if open == 0 && idle() && len(msgs) == 0 && p.applied.Load() == last {
+				if tail := p.vanishedTail(ctx, last); tail > last {
+					p.log.Info("projector: the log holds no operation after the last folded; moving past the ones that left it",
+						"last_folded", last, "log_last", tail)
+					last, lastCut = tail, tail
+					p.dealt.Store(tail)
+					p.committed(tail)
+				}
+			}
 		case m := <-msgs:
 			if err := take(m); err != nil {
 				return err
@@ -493,4 +512,20 @@ func commitGroupSafely(st *store.Store, parts []*store.Batch, last uint64) (err 
 		}
 	}()
 	return st.CommitGroup(parts, last)
+}
+
+// vanishedTail is the log's last sequence when it is above last and the
+// log holds no operation at all (each one left it, by its retention or a
+// purge); else 0.
+func (p *Projector) vanishedTail(ctx context.Context, last uint64) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := p.js.Stream(ctx, streams.Ops)
+	if err != nil {
+		return 0
+	}
+	if st := s.CachedInfo().State; st.Msgs == 0 && st.LastSeq > last {
+		return st.LastSeq
+	}
+	return 0
 }

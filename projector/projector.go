@@ -155,7 +155,10 @@ type Projector struct {
 	// while it holds operations up to awaited not yet cut).
 	awaited atomic.Uint64
 	hurry   chan struct{}
-	dealt   atomic.Uint64 // the last sequence dealt to the fold's partitions
+	// vanished tells the fold that a read waited in vain (partfold.go
+	// looks whether the operations it waited for left the log).
+	vanished chan struct{}
+	dealt    atomic.Uint64 // the last sequence dealt to the fold's partitions
 
 	subMu   sync.Mutex // guards sub, closing and readsNC
 	sub     *nats.Subscription
@@ -207,7 +210,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		}
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
-		notify: make(chan struct{}), hurry: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads),
+		notify: make(chan struct{}), hurry: make(chan struct{}, 1), vanished: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads),
 		inflight: make(chan struct{}, cfg.MaxConcurrentReads*inflightPerPlace), done: make(chan struct{}),
 		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}
 	p.retention.Store(retention.Milliseconds())

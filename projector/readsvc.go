@@ -216,6 +216,11 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 			e := apierr.New(apierr.ProjectionLagging)
 			if !errors.Is(err, context.DeadlineExceeded) {
 				e = apierr.New(apierr.ReadUnavailable)
+			} else {
+				select {
+				case p.vanished <- struct{}{}: // have the fold look why
+				default:
+				}
 			}
 			return fail(e)
 		}

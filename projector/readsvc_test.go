@@ -20,6 +20,7 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // counter is the value of p's counter name, of the series with labels
@@ -472,5 +473,66 @@ func TestReadsWaitingForTheFoldHoldNoPlace(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatalf("wait %d not answered once the fold passed its barrier", i)
 		}
+	}
+}
+
+// TestReadPastALogThatEmptied: when every operation left the log before
+// the fold received it (a gateway idle past its retention, then a new
+// replica or a rebuild), nothing comes to move the applied
+// sequence to the log's last, which reads wait for: the first read to
+// wait in vain has the fold look, and it moves past the vanished ones, so
+// the next reads are answered (an unknown op_id 404, not 503 for ever).
+// What comes to the log afterwards is folded as ever.
+func TestReadPastALogThatEmptied(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	o := streams.DefaultOptions()
+	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
+	b := brokertest.Start(t, brokertest.Streams(o))
+	var last uint64
+	for i := range 3 {
+		env := ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: fmt.Sprintf("gone%d", i), EntityID: fmt.Sprintf("m%d", i), AcceptedAt: 1713750000000}
+		env.Payload, _ = json.Marshal(ops.MessagePayload{MessageID: env.EntityID, Title: "t", Severity: "normal", OccurredAt: 1713750000000})
+		last = publishSelectOp(t, b.JS, ch, &env)
+	}
+	s, err := b.JS.Stream(context.Background(), streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) { // the retention passes
+		info, err := s.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log still holds %d operations 20 s into a retention of 1 s", info.State.Msgs)
+		}
+	}
+	p := start(t, b.NC, projector.Config{InMemory: true, Serve: true, ReadWait: 100 * time.Millisecond})
+	req, _ := json.Marshal(reads.Request{Route: reads.SendStatus, OpID: "never", MinSeq: last})
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		m, err := b.NC.Request(reads.Subject(reads.SendStatus), req, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(m.Data, []byte(`"send_status_not_found"`)) {
+			break
+		}
+		if !bytes.Contains(m.Data, []byte(`"projection_lagging"`)) || time.Now().After(deadline) {
+			t.Fatalf("send status of an unknown op_id, the log emptied: %s", m.Data)
+		}
+	}
+	if got := p.Applied(); got != last {
+		t.Fatalf("applied %d, want the log's last sequence %d", got, last)
+	}
+	env := ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "after", EntityID: "m9", AcceptedAt: 1713750000000}
+	env.Payload, _ = json.Marshal(ops.MessagePayload{MessageID: "m9", Title: "t", Severity: "normal", OccurredAt: 1713750000000})
+	next := publishSelectOp(t, b.JS, ch, &env) // within the retention of the one before: the fold gets it
+	waitApplied(t, p, next)
+	after, _ := json.Marshal(reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: "after", MinSeq: next})
+	if m, err := b.NC.Request(reads.Subject(reads.SendStatus), after, 10*time.Second); err != nil || !bytes.Contains(m.Data, []byte(`"op_id":"after"`)) {
+		t.Fatalf("send status of an operation appended after: %v %v", m, err)
 	}
 }
