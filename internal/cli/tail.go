@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -187,6 +188,10 @@ func (t *tailer) followForever(ctx context.Context) error {
 	}
 }
 
+// streamEndedPrefix begins the comment with which the gateway ends a
+// stream, giving its reason (": stream ended: the log is unavailable; …").
+var streamEndedPrefix = []byte(": stream ended")
+
 // follow is one connection: it prints every operation after t.last until
 // the stream ends. connected says whether the gateway answered 200;
 // onConnect is called at the stream's first line.
@@ -242,10 +247,18 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	var id, event string
 	var data []byte
+	// ended is the reason the gateway gave for ending the stream (its
+	// closing comment), the end's error.
+	var ended string
 	for {
 		line, rerr := br.ReadSlice('\n')
 		idle.Reset(streamIdle)
-		if !streaming && rerr == nil {
+		// Its closing comment (and the blank line after it) is no
+		// connection: a gateway that answers
+		// every stream with one (its log unavailable) would reset the
+		// outage and the back-off at each, reconnecting four times a
+		// second for ever, --max-outage never reached.
+		if !streaming && rerr == nil && len(bytes.TrimSpace(line)) > 0 && !bytes.HasPrefix(line, streamEndedPrefix) {
 			streaming = true
 			onConnect()
 		}
@@ -260,6 +273,8 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 				// The caller sees whether tail is stopping (its own
 				// context); here the end is the stream's.
 				switch {
+				case errors.Is(rerr, io.EOF) && ended != "":
+					return true, &apiError{Err: errors.New(ended)}
 				case errors.Is(rerr, io.EOF):
 					return true, nil
 				case ctx.Err() != nil:
@@ -288,6 +303,9 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 			continue
 		}
 		if text[0] == ':' {
+			if strings.HasPrefix(text, string(streamEndedPrefix)) {
+				ended = strings.TrimSpace(text[1:])
+			}
 			continue // a keep-alive, or the gateway saying why it ends the stream
 		}
 		name, value, _ := strings.Cut(text, ":")

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -158,5 +159,23 @@ func TestTailOutageOutlastsEmptyStreams(t *testing.T) {
 	r := runMain(t, env, "", "tail", "--max-outage", "300ms")
 	if r.code != ExitUnavailable || !strings.Contains(r.stderr, "unreachable for more than") {
 		t.Fatalf("exit %d, stderr %q: want exit 3 after the outage", r.code, r.stderr)
+	}
+}
+
+// TestTailOutageOutlastsStreamsTheGatewayEnds: a gateway whose log is
+// unavailable answers every stream with its closing comment only; that is
+// no connection (each reset the outage and the back-off: tail reconnected
+// four times a second for ever), and the reason it gave is said.
+func TestTailOutageOutlastsStreamsTheGatewayEnds(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, ": stream ended: the log is unavailable; reconnect with Last-Event-ID\n\n")
+	}))
+	defer srv.Close()
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	r := runMain(t, env, "", "tail", "--max-outage", "300ms")
+	if r.code != ExitUnavailable || !strings.Contains(r.stderr, "unreachable for more than") ||
+		!strings.Contains(r.stderr, "the log is unavailable") || strings.Contains(r.stderr, "reconnected") {
+		t.Fatalf("exit %d, stderr %q: want exit 3 after the outage, with the gateway's reason and no reconnection", r.code, r.stderr)
 	}
 }
