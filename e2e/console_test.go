@@ -182,6 +182,34 @@ func TestConsole(t *testing.T) {
 	}
 	p.screenshotFor("desktop.png", true)
 
+	t.Log("a message whose answer is lost is sent again with its op_id: stored once")
+	// The next answer of POST /message is lost on its way to the page,
+	// after the gateway stored the message (a dropped connection).
+	p.eval(`(() => {
+		const real = window.fetch;
+		let lose = true;
+		window.fetch = async (u, o) => {
+			const r = await real(u, o);
+			if (lose && String(u).endsWith('/message')) { lose = false; throw new TypeError('the connection was lost'); }
+			return r;
+		};
+		return '';
+	})()`)
+	p.fill("#msg-title", "Sent once though sent twice")
+	p.click("#send-form button[type=submit]")
+	p.waitJS("the lost answer said", `document.getElementById('send-result').textContent.startsWith('Not ')`)
+	if said := p.eval(`document.getElementById('send-result').textContent`); !strings.HasPrefix(said, "Not confirmed:") {
+		t.Errorf("a lost answer is said as %q; want Not confirmed (the message may have been stored)", said)
+	}
+	p.click("#send-form button[type=submit]")
+	p.waitJS("the message sent again is accepted", `!!document.getElementById('send-result').dataset.messageId`)
+	once := func(it map[string]any) bool {
+		return strings.Contains(string(mustJSON(t, it)), "Sent once though sent twice")
+	}
+	if n := api.historyCount(once); n != 1 {
+		t.Errorf("a message sent again after its answer was lost is %d times in the history, want once", n)
+	}
+
 	t.Log("a token created over the API before sign-in is listed, without its secret, and revoked from the page")
 	p.waitJS("the earlier token listed", `(() => {
 		const li = document.getElementById('token-`+earlyID+`');
@@ -298,7 +326,14 @@ func (a consoleAPI) write(path string, keys []string, body map[string]any) map[s
 // entity id.
 func (a consoleAPI) historyHas(id string) bool {
 	a.t.Helper()
+	return a.historyCount(func(it map[string]any) bool { return it["entity_id"] == id }) > 0
+}
+
+// historyCount counts the operations of the channel's history that match.
+func (a consoleAPI) historyCount(match func(item map[string]any) bool) int {
+	a.t.Helper()
 	var after *uint64
+	n := 0
 	for {
 		body := map[string]any{"channel_id": a.ch, "password": a.password, "limit": 1000}
 		if after != nil {
@@ -306,18 +341,18 @@ func (a consoleAPI) historyHas(id string) bool {
 		}
 		data := mustOK(a.t, a.g.Post(a.t, "/channel/history", mustJSON(a.t, body)), "items", "next_after", "has_more", "first_seq")
 		for _, it := range data["items"].([]any) {
-			if it.(map[string]any)["entity_id"] == id {
-				return true
+			if match(it.(map[string]any)) {
+				n++
 			}
 		}
 		if data["has_more"] != true {
-			return false
+			return n
 		}
-		n, err := data["next_after"].(json.Number).Int64()
+		next, err := data["next_after"].(json.Number).Int64()
 		if err != nil {
 			a.t.Fatalf("next_after: %v", err)
 		}
-		u := uint64(n)
+		u := uint64(next)
 		after = &u
 	}
 }

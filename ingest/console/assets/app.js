@@ -440,7 +440,6 @@
         if (lastSeq) h['Last-Event-ID'] = String(lastSeq);
         const res = await fetch(base + 'channel/stream', { headers: h, signal: ctl.signal, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' });
         if (!res.ok) throw await failure(res);
-        attempt = 0;
         setConn('live');
         if (onFirstLive) { const f = onFirstLive; onFirstLive = null; f(); }
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -455,7 +454,11 @@
           buf += chunk.replace(/\r\n?/g, '\n');
           let i;
           while ((i = buf.indexOf('\n\n')) >= 0 && s === session) {
-            handleBlock(buf.slice(0, i));
+            const block = buf.slice(0, i);
+            handleBlock(block);
+            // The gateway's closing comment is no connection: answered
+            // at once with it (its log unavailable), the back-off grows.
+            if (!block.startsWith(': stream ended')) attempt = 0;
             buf = buf.slice(i + 2);
           }
         }
@@ -552,6 +555,23 @@
 
   // ---------------------------------------------------------------- Send
 
+  // unconfirmed is the message whose answer did not come (the connection
+  // lost, a 5xx): the gateway may have stored it, so sending the same one
+  // again reuses its op_id and the gateway applies it once, where a new
+  // op_id pushed it to every device twice.
+  let unconfirmed = null;
+
+  function opIdFor(key) {
+    if (unconfirmed && unconfirmed.key === key) return unconfirmed.opId;
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    return 'console-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  // mayHaveApplied says whether a failed write may still have been applied.
+  function mayHaveApplied(e) {
+    return e.status === 0 || e.status >= 500;
+  }
+
   async function send(ev) {
     ev.preventDefault();
     const out = $('send-result');
@@ -560,18 +580,29 @@
     const body = { title, severity: $('msg-severity').value };
     const text = $('msg-body').value;
     if (text.trim()) body.body = text;
+    const key = JSON.stringify([cred.channel, body]);
+    const opId = opIdFor(key);
+    body.op_id = opId;
     const s = session;
     out.textContent = 'Sending…';
     out.removeAttribute('data-message-id');
     try {
       const d = await call(cred, 'message', body);
       if (s !== session) return;
+      unconfirmed = null;
       out.textContent = 'Accepted: message ' + d.message_id + ' (op ' + d.op_id + ').';
       out.dataset.messageId = d.message_id;
       $('msg-title').value = '';
       $('msg-body').value = '';
     } catch (e) {
-      if (s === session) out.textContent = 'Not sent: ' + explain(e, cred);
+      if (s !== session) return;
+      if (mayHaveApplied(e)) {
+        unconfirmed = { key, opId };
+        out.textContent = 'Not confirmed: ' + explain(e, cred) + ' The gateway may have stored it: Send again sends it once (op ' + opId + ').';
+      } else {
+        unconfirmed = null;
+        out.textContent = 'Not sent: ' + explain(e, cred);
+      }
     }
   }
 
@@ -601,7 +632,14 @@
       out.textContent = 'Token ' + d.token_id + ' created.';
       putTokenRow(tokenRow(d));
     } catch (e) {
-      if (s === session) out.textContent = 'Not created: ' + explain(e, cred);
+      if (s !== session) return;
+      if (mayHaveApplied(e)) {
+        // No op_id on this route: not sent again. The list shows whether it was made.
+        out.textContent = 'Not confirmed: ' + explain(e, cred) + ' The gateway may have created the token (its secret is lost if so): check the list below and revoke a token you do not know.';
+        loadTokens();
+      } else {
+        out.textContent = 'Not created: ' + explain(e, cred);
+      }
     }
   }
 
