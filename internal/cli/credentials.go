@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -36,6 +37,31 @@ type Credentials struct {
 	ChannelID string
 	Password  string
 	Token     string
+	// Withheld names the secrets not sent to Server, given for another
+	// ("" when none).
+	Withheld string
+}
+
+// redactedURL is u with any password in it masked.
+func redactedURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "another server"
+}
+
+// sameServer says whether two gateway URLs name one gateway (a trailing
+// slash and the scheme's and host's case aside).
+func sameServer(a, b string) bool {
+	norm := func(u string) string {
+		u = strings.TrimRight(strings.TrimSpace(u), "/")
+		if scheme, rest, ok := strings.Cut(u, "://"); ok {
+			host, path, _ := strings.Cut(rest, "/")
+			u = strings.ToLower(scheme) + "://" + strings.ToLower(host) + "/" + path
+		}
+		return strings.TrimRight(u, "/")
+	}
+	return norm(a) == norm(b)
 }
 
 // credentialSources are the places credentials come from, in the order
@@ -53,6 +79,13 @@ type credentialSources struct {
 }
 
 // loadCredentials merges the sources. Errors are usage errors (exit 2).
+//
+// A secret (the channel password, the API token) goes only to the server
+// of the source that gave it, when that source names one: with PUSHGO_URL
+// and PUSHGO_TOKEN exported for gateway A, a credentials file naming
+// gateway B (or --server B) must not send A's token to B. A source that
+// names no server (PUSHGO_URL unset, a file without it) binds its secrets
+// to none.
 func loadCredentials(s credentialSources) (Credentials, error) {
 	c := Credentials{
 		Server:    s.Getenv(EnvURL),
@@ -60,6 +93,7 @@ func loadCredentials(s credentialSources) (Credentials, error) {
 		Password:  s.Getenv(EnvPassword),
 		Token:     s.Getenv(EnvToken),
 	}
+	passwordFor, tokenFor := c.Server, c.Server // "": bound to no server
 	path := s.File
 	if path == "" {
 		path = s.Getenv(EnvCredentials)
@@ -69,6 +103,7 @@ func loadCredentials(s credentialSources) (Credentials, error) {
 		if err != nil {
 			return Credentials{}, err
 		}
+		fileServer := file[EnvURL]
 		for k, v := range file {
 			switch k {
 			case EnvURL:
@@ -76,9 +111,9 @@ func loadCredentials(s credentialSources) (Credentials, error) {
 			case EnvChannelID:
 				c.ChannelID = v
 			case EnvPassword:
-				c.Password = v
+				c.Password, passwordFor = v, fileServer
 			case EnvToken:
-				c.Token = v
+				c.Token, tokenFor = v, fileServer
 			}
 		}
 	}
@@ -97,6 +132,14 @@ func loadCredentials(s credentialSources) (Credentials, error) {
 	}
 	if c.Server == "" {
 		c.Server = DefaultServer
+	}
+	if c.Password != "" && !s.PasswordStdin && passwordFor != "" && !sameServer(passwordFor, c.Server) {
+		c.Password = ""
+		c.Withheld = "the channel password given for " + redactedURL(passwordFor)
+	}
+	if c.Token != "" && tokenFor != "" && !sameServer(tokenFor, c.Server) {
+		c.Token = ""
+		c.Withheld = strings.TrimPrefix(c.Withheld+" and the API token given for "+redactedURL(tokenFor), " and ")
 	}
 	c.ChannelID = strings.TrimSpace(c.ChannelID)
 	return c, nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,9 @@ func TestCredentialsPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != (Credentials{Server: "http://flag:2", ChannelID: "FLAGCHANNEL", Password: "stdin-password", Token: "env-token"}) {
+	// The environment's token is for its server, http://env:1: not sent to
+	// the flag's.
+	if c != (Credentials{Server: "http://flag:2", ChannelID: "FLAGCHANNEL", Password: "stdin-password", Withheld: "the API token given for http://env:1"}) {
 		t.Fatalf("flags and stdin over the file: %+v", c)
 	}
 
@@ -62,6 +65,60 @@ func TestCredentialsPrecedence(t *testing.T) {
 	}
 	if c != (Credentials{Server: DefaultServer, ChannelID: "FILECHANNEL", Password: "file-password"}) {
 		t.Fatalf("PUSHGO_CREDENTIALS: %+v", c)
+	}
+}
+
+// TestSecretsGoOnlyToTheirServer: a secret from a source that names a
+// server (PUSHGO_URL in the environment or in a credentials file) is not
+// sent to another (a file naming gateway B took gateway A's exported
+// token along to B); a source that names none binds its secrets to none.
+func TestSecretsGoOnlyToTheirServer(t *testing.T) {
+	env := envOf(map[string]string{EnvURL: "http://a.example:8080", EnvToken: "token-of-a", EnvPassword: "password-of-a"})
+	fileB := writeFile(t, "PUSHGO_URL=http://b.example\nPUSHGO_CHANNEL_ID=CHB\n", 0o600)
+	c, err := loadCredentials(credentialSources{Getenv: env, File: fileB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Token != "" || c.Password != "" || !strings.Contains(c.Withheld, "http://a.example:8080") {
+		t.Fatalf("a file naming gateway B, the environment's secrets for A: %+v", c)
+	}
+	// The same server, spelt with a trailing slash and capitals: sent.
+	c, err = loadCredentials(credentialSources{Getenv: env, ServerFlag: "HTTP://A.example:8080/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Token != "token-of-a" || c.Password != "password-of-a" || c.Withheld != "" {
+		t.Fatalf("--server naming A again: %+v", c)
+	}
+	// A file's secrets go to the file's server only.
+	fileBSecrets := writeFile(t, "PUSHGO_URL=http://b.example\nPUSHGO_CHANNEL_PASSWORD=password-of-b\n", 0o600)
+	c, err = loadCredentials(credentialSources{Getenv: envOf(nil), File: fileBSecrets, ServerFlag: "http://c.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Password != "" || !strings.Contains(c.Withheld, "http://b.example") {
+		t.Fatalf("--server C over a file of B's: %+v", c)
+	}
+	// No server named with the secrets: they go where the flags say.
+	c, err = loadCredentials(credentialSources{Getenv: envOf(map[string]string{EnvToken: "unbound"}), ServerFlag: "http://c.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Token != "unbound" || c.Withheld != "" {
+		t.Fatalf("a token exported with no PUSHGO_URL: %+v", c)
+	}
+
+	// End to end: the stub at B receives no Authorization header, and the
+	// user is told why.
+	var got http.Header
+	_, srv := newStub(t, func(_ int, r stubRequest) (int, map[string]string, string) {
+		got = r.Header
+		return okAnswer(`{"op_id":"x","message_id":"m","channel_id":"CHB","accepted":true}`)
+	})
+	file := writeFile(t, "PUSHGO_URL="+srv.URL+"\nPUSHGO_CHANNEL_ID=CHB\nPUSHGO_CHANNEL_PASSWORD=password-of-b\n", 0o600)
+	r := runMain(t, map[string]string{EnvURL: "http://a.example:8080", EnvToken: "token-of-a"}, "", "send", "--title", "x", "--credentials", file)
+	if r.code != 0 || got.Get("Authorization") != "" || !strings.Contains(r.stderr, "the API token given for http://a.example:8080 is not sent to") {
+		t.Fatalf("exit %d, Authorization %q, stderr %q", r.code, got.Get("Authorization"), r.stderr)
 	}
 }
 

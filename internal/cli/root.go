@@ -322,6 +322,8 @@ func open(env Env, g *globals, needs ...need) (*session, error) {
 		switch {
 		case n == needChannel && creds.ChannelID == "":
 			return nil, usagef("no channel: set PUSHGO_CHANNEL_ID, pass --channel ID, or put PUSHGO_CHANNEL_ID in the --credentials file")
+		case n == needPassword && creds.Password == "" && creds.Withheld != "":
+			return nil, usagef("no channel password for this server: %s is not sent to another (set it for this one: PUSHGO_CHANNEL_PASSWORD beside PUSHGO_URL, --password-stdin, or the --credentials file)", creds.Withheld)
 		case n == needPassword && creds.Password == "":
 			return nil, usagef("no channel password: set PUSHGO_CHANNEL_PASSWORD, pipe it to --password-stdin, or put PUSHGO_CHANNEL_PASSWORD in the --credentials file (there is no --password flag: argv is visible to every user of the machine)")
 		}
@@ -343,6 +345,9 @@ func open(env Env, g *globals, needs ...need) (*session, error) {
 		warn: func(format string, args ...any) {
 			fmt.Fprintf(env.Stderr, "pushgo: "+format+"\n", args...)
 		},
+	}
+	if creds.Withheld != "" {
+		fmt.Fprintf(env.Stderr, "pushgo: %s is not sent to %s\n", creds.Withheld, base.Redacted())
 	}
 	return &session{creds: creds, client: c, env: env, g: g}, nil
 }
