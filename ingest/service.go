@@ -72,10 +72,12 @@ type Config struct {
 	MetadataValueMax int
 	// MaxStreams caps the GET /channel/stream streams open at once in this
 	// process (PUSHGO_STREAMS_MAX); MaxStreamsPerChannel caps one
-	// channel's (PUSHGO_STREAMS_PER_CHANNEL_MAX). Over a cap a stream is
-	// refused with 429 too_many_streams. Defaults
-	// livestream.DefaultMaxStreams and livestream.DefaultMaxPerChannel.
-	MaxStreams, MaxStreamsPerChannel int
+	// channel's (PUSHGO_STREAMS_PER_CHANNEL_MAX), MaxStreamsPerClient one
+	// client address's (PUSHGO_STREAMS_PER_CLIENT_MAX). Over a cap a
+	// stream is refused with 429 too_many_streams. Defaults
+	// livestream.DefaultMaxStreams, DefaultMaxPerChannel and
+	// DefaultMaxPerClient.
+	MaxStreams, MaxStreamsPerChannel, MaxStreamsPerClient int
 	// Limits are the abuse limits (PUSHGO_LIMIT_*); zero fields take
 	// their defaults, negative ones are off (limits.Off turns every one
 	// off).
@@ -195,7 +197,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		cfg.MaxProjectorLag = 10_000
 	}
 	s := &Service{nc: nc, js: js, log: cfg.Logger, registry: reg, writer: w, devices: devs, tokens: toks, reads: fwd, maxLag: cfg.MaxProjectorLag, limits: lim,
-		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel, Logger: cfg.Logger})}
+		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel,
+			MaxPerClient: cfg.MaxStreamsPerClient, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
 		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
 	s.integrations = integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,

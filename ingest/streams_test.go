@@ -271,8 +271,9 @@ func TestManyConcurrentStreams(t *testing.T) {
 	}
 	const channels = 100
 	b := startBroker(t)
-	// 100 channels from one address: over the default creation rate.
-	g := startIngest(t, b, ingest.Config{DeadlineScan: -1, Limits: limits.Config{ChannelCreatePerMinute: -1}})
+	// 100 channels and n streams from one address: over the default
+	// creation rate and the default cap per address.
+	g := startIngest(t, b, ingest.Config{DeadlineScan: -1, MaxStreamsPerClient: n, Limits: limits.Config{ChannelCreatePerMinute: -1}})
 	srv := g.api.Base
 	chs := make([]string, channels)
 	for i := range chs {

@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
@@ -46,6 +47,10 @@ const (
 	// DefaultMaxPerChannel is the default cap on one channel's streams in
 	// one process (PUSHGO_STREAMS_PER_CHANNEL_MAX).
 	DefaultMaxPerChannel = 1_000
+	// DefaultMaxPerClient is the default cap on one client address's
+	// streams in one process (PUSHGO_STREAMS_PER_CLIENT_MAX): anyone may
+	// create channels, and ten of them held every stream of the process.
+	DefaultMaxPerClient = 100
 	// DefaultBuffer is how many live operations a stream may have waiting
 	// before it is taken off the feed to read on from the log.
 	DefaultBuffer = 128
@@ -81,6 +86,11 @@ type Options struct {
 	// MaxPerChannel caps one channel's streams open at once in this
 	// process.
 	MaxPerChannel int
+	// MaxPerClient caps one client address's streams open at once in
+	// this process (an IPv6 address counts as its /64, as the limits
+	// count it); a stream opened without a client in its context
+	// (limits.WithClient) is not counted.
+	MaxPerClient int
 	// Buffer is how many live operations one stream may have waiting; a
 	// stream further behind reads on from the log.
 	Buffer int
@@ -134,6 +144,7 @@ type Follower struct {
 	closed   bool
 	open     int
 	channels map[string]*channel
+	clients  map[string]int // open streams by client address key
 	// feed is the running feed, nil while no stream is open (or after the
 	// last one failed).
 	feed *feed
@@ -170,6 +181,9 @@ func New(js jetstream.JetStream, o Options) *Follower {
 	if o.MaxPerChannel <= 0 {
 		o.MaxPerChannel = DefaultMaxPerChannel
 	}
+	if o.MaxPerClient <= 0 {
+		o.MaxPerClient = DefaultMaxPerClient
+	}
 	if o.Buffer <= 0 {
 		o.Buffer = DefaultBuffer
 	}
@@ -182,6 +196,7 @@ func New(js jetstream.JetStream, o Options) *Follower {
 		msgGet:    jetstream.DefaultAPIPrefix + "STREAM.MSG.GET." + streams.Ops,
 		replies:   &replyMux{nc: js.Conn()},
 		channels:  map[string]*channel{},
+		clients:   map[string]int{},
 	}
 }
 
@@ -200,6 +215,13 @@ func (f *Follower) Open(ctx context.Context, channelID string, after uint64) (*S
 		return nil, &apierr.Error{Code: apierr.TooManyStreams, RetryAfter: refusedRetryAfter,
 			Detail: fmt.Sprintf("this gateway serves %d live streams, its limit; retry later", f.opts.MaxStreams)}
 	}
+	client, _ := limits.ClientOf(ctx)
+	if client.Key != "" && f.clients[client.Key] >= f.opts.MaxPerClient {
+		f.mu.Unlock()
+		f.m.refused.WithLabelValues("client").Inc()
+		return nil, &apierr.Error{Code: apierr.TooManyStreams, RetryAfter: refusedRetryAfter,
+			Detail: fmt.Sprintf("your address has %d live streams open, its limit; close one or retry later", f.opts.MaxPerClient)}
+	}
 	c := f.channels[channelID]
 	if c != nil && c.open >= f.opts.MaxPerChannel {
 		f.mu.Unlock()
@@ -213,11 +235,14 @@ func (f *Follower) Open(ctx context.Context, channelID string, after uint64) (*S
 	}
 	c.open++
 	f.open++
+	if client.Key != "" {
+		f.clients[client.Key]++
+	}
 	f.m.open.Set(float64(f.open))
 	fd := f.feedLocked()
 	f.mu.Unlock()
 
-	s := &Stream{f: f, channel: channelID, filter: streams.ChannelSubjects(channelID), last: after}
+	s := &Stream{f: f, channel: channelID, client: client.Key, filter: streams.ChannelSubjects(channelID), last: after}
 	if err := await(ctx, fd); err != nil {
 		s.Close()
 		if ctx.Err() == nil {
@@ -297,6 +322,11 @@ func (f *Follower) release(s *Stream) {
 	}
 	if c.open--; c.open == 0 {
 		delete(f.channels, s.channel)
+	}
+	if s.client != "" {
+		if f.clients[s.client]--; f.clients[s.client] <= 0 {
+			delete(f.clients, s.client)
+		}
 	}
 	f.open--
 	f.m.open.Set(float64(f.open))
@@ -499,7 +529,7 @@ func newMetrics() metrics {
 			Name: "pushgo_streams_open", Help: "GET /channel/stream streams open in this process.",
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pushgo_streams_refused_total", Help: "Streams refused with 429 too_many_streams, by the cap reached (process, channel).",
+			Name: "pushgo_streams_refused_total", Help: "Streams refused with 429 too_many_streams, by the cap reached (process, channel, client).",
 		}, []string{"limit"}),
 		behind: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pushgo_streams_behind_total", Help: "Times a stream fell more than its buffer behind the live feed and read on from the log.",
@@ -508,7 +538,7 @@ func newMetrics() metrics {
 			Name: "pushgo_stream_feeds", Help: "Consumers this process holds on PUSHGO_OPS for its streams (0 or 1).",
 		}),
 	}
-	for _, l := range []string{"process", "channel"} {
+	for _, l := range []string{"process", "channel", "client"} {
 		m.refused.WithLabelValues(l)
 	}
 	return m

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -286,6 +287,60 @@ func TestStreamCaps(t *testing.T) {
 		s.Close()
 	}
 	open(t, f, chanID(3), 0).Close()
+}
+
+// TestStreamCapPerClient: one client address holds at most MaxPerClient
+// streams, across channels (anyone may create channels: ten held every
+// stream of the process); another address is admitted meanwhile, an IPv6
+// address counts as its /64, and a closed stream frees its place.
+func TestStreamCapPerClient(t *testing.T) {
+	b := brokertest.Start(t)
+	f := follower(t, b.JS, livestream.Options{MaxPerClient: 2})
+	from := func(addr string) context.Context { return limits.WithClient(context.Background(), addr) }
+	a1, aerr := f.Open(from("192.0.2.1"), chanID(1), 0)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	a2, aerr := f.Open(from("192.0.2.1"), chanID(2), 0)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	before := metric(t, f, "pushgo_streams_refused_total", "limit", "client")
+	if s, aerr := f.Open(from("192.0.2.1"), chanID(3), 0); aerr == nil || aerr.Code != apierr.TooManyStreams || aerr.RetryAfter <= 0 {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a third stream of one address: %v, want 429 too_many_streams with Retry-After", aerr)
+	}
+	if got := metric(t, f, "pushgo_streams_refused_total", "limit", "client"); got != before+1 {
+		t.Fatalf("pushgo_streams_refused_total{limit=client} %v, want %v", got, before+1)
+	}
+	other, aerr := f.Open(from("192.0.2.2"), chanID(3), 0)
+	if aerr != nil {
+		t.Fatalf("another address refused: %v", aerr)
+	}
+	other.Close()
+	v6a, aerr := f.Open(from("2001:db8::1"), chanID(1), 0)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	v6b, aerr := f.Open(from("2001:db8::2"), chanID(1), 0)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	if s, aerr := f.Open(from("2001:db8::ffff"), chanID(1), 0); aerr == nil {
+		s.Close()
+		t.Fatal("a third stream of one IPv6 /64 admitted")
+	}
+	v6a.Close()
+	v6b.Close()
+	a1.Close()
+	a3, aerr := f.Open(from("192.0.2.1"), chanID(3), 0)
+	if aerr != nil {
+		t.Fatalf("a stream after one of the address's closed: %v", aerr)
+	}
+	a2.Close()
+	a3.Close()
 }
 
 // TestResumeAfterSequence: a stream gives exactly its channel's

@@ -21,6 +21,7 @@ import (
 type Stream struct {
 	f       *Follower
 	channel string
+	client  string // the client address's key (limits.Client), "" when none
 	filter  string
 	// last is the sequence of the last operation given (or the resume
 	// point): nothing at or below it is given again.

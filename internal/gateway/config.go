@@ -77,6 +77,7 @@ type Config struct {
 	// MaxStreams and MaxStreamsPerChannel cap the GET /channel/stream
 	// streams open at once in one process, and one channel's in it.
 	MaxStreams, MaxStreamsPerChannel int // PUSHGO_STREAMS_MAX, PUSHGO_STREAMS_PER_CHANNEL_MAX
+	MaxStreamsPerClient              int // PUSHGO_STREAMS_PER_CLIENT_MAX
 	// NATSCreds is the broker credentials file (.creds or nkey seed);
 	// default: <data dir>/credentials/<target>.nk when present. The
 	// NATSTLS* are PEM files for an external broker.
@@ -145,7 +146,8 @@ func Defaults() Config {
 		AppendTimeout: 5 * time.Second, AlertmanagerAbsentAfter: time.Minute, NATSPing: 2 * time.Second, MaxStore: 10 << 30, MaxMemory: 256 << 20, ProjectionCache: 256 << 20, ProjectionSlots: 1, SelectionCache: 32 << 20, LogLevel: "info",
 		MaxIntegrationRequests: 1024, MetadataValueMax: ops.DefaultMetadataValueMax,
 		MaxStreams: livestream.DefaultMaxStreams, MaxStreamsPerChannel: livestream.DefaultMaxPerChannel,
-		APNsConnections: apns.DefaultConnections, DeliveryPartitions: 0, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
+		MaxStreamsPerClient: livestream.DefaultMaxPerClient,
+		APNsConnections:     apns.DefaultConnections, DeliveryPartitions: 0, DeliveryFailover: 6 * time.Second, Limits: limits.Defaults(),
 	}
 }
 
@@ -213,8 +215,10 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 	str(&metaMax, "metadata-value-max", "PUSHGO_METADATA_VALUE_MAX", "bytes of one metadata value: 1 to 16384, PushGo's 512 by default")
 	str(&maxInteg, "max-integration-requests", "PUSHGO_MAX_INTEGRATION_REQUESTS", "integration requests served at once before overload answers")
 	maxStreams, maxStreamsChan := strconv.Itoa(c.MaxStreams), strconv.Itoa(c.MaxStreamsPerChannel)
+	maxStreamsClient := strconv.Itoa(c.MaxStreamsPerClient)
 	str(&maxStreams, "streams-max", "PUSHGO_STREAMS_MAX", "GET /channel/stream streams open at once in this process before 429")
 	str(&maxStreamsChan, "streams-per-channel-max", "PUSHGO_STREAMS_PER_CHANNEL_MAX", "one channel's GET /channel/stream streams open at once in this process before 429")
+	str(&maxStreamsClient, "streams-per-client-max", "PUSHGO_STREAMS_PER_CLIENT_MAX", "one client address's GET /channel/stream streams open at once in this process before 429")
 	str(&syncStr, "sync", "PUSHGO_SYNC", "durability: always, or an fsync interval such as 1s")
 	str(&replicas, "replicas", "PUSHGO_REPLICAS", "stream replicas (3 on a cluster)")
 	str(&dedup, "dedup-window", "PUSHGO_DEDUP_WINDOW", "op_id duplicate window")
@@ -327,6 +331,9 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 	}
 	if c.MaxStreamsPerChannel, err = strconv.Atoi(maxStreamsChan); err != nil || c.MaxStreamsPerChannel < 1 {
 		return Config{}, fmt.Errorf("PUSHGO_STREAMS_PER_CHANNEL_MAX %q: want a positive integer", maxStreamsChan)
+	}
+	if c.MaxStreamsPerClient, err = strconv.Atoi(maxStreamsClient); err != nil || c.MaxStreamsPerClient < 1 {
+		return Config{}, fmt.Errorf("PUSHGO_STREAMS_PER_CLIENT_MAX %q: want a positive integer", maxStreamsClient)
 	}
 	if c.MetadataValueMax, err = strconv.Atoi(metaMax); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_METADATA_VALUE_MAX %q: want an integer", metaMax)

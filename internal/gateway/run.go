@@ -146,7 +146,7 @@ func (g *Gateway) start(ctx context.Context) error {
 			LocalReads: local, Appended: appended,
 			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
-			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel,
+			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel, MaxStreamsPerClient: cfg.MaxStreamsPerClient,
 			AlertmanagerAbsentAfter: absentAfter(cfg.AlertmanagerAbsentAfter), AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter,
 		})
 		if err != nil {

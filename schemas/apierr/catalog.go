@@ -187,9 +187,10 @@ const (
 	// off; it is not retryable and carries no Retry-After.
 	PrivateChannelDisabled Code = "private_channel_disabled"
 
-	// TooManyStreams (429): GET /channel/stream over the per-process or
-	// the per-channel cap on open streams (PUSHGO_STREAMS_MAX,
-	// PUSHGO_STREAMS_PER_CHANNEL_MAX); carries Retry-After.
+	// TooManyStreams (429): GET /channel/stream over the per-process,
+	// the per-channel or the per-client-address cap on open streams
+	// (PUSHGO_STREAMS_MAX, PUSHGO_STREAMS_PER_CHANNEL_MAX,
+	// PUSHGO_STREAMS_PER_CLIENT_MAX); carries Retry-After.
 	TooManyStreams Code = "too_many_streams"
 
 	// Abuse limits (ingest/limits).
