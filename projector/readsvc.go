@@ -310,7 +310,7 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		*buf = b
 		return bytes.Clone(b), nil
 	case reads.DeadlinesDue:
-		due, err := p.store.DueDeadlines(req.Before, limitOf(req.Limit))
+		due, err := p.store.DueDeadlines(req.Before, limitOf(req.Limit), req.DueAfter)
 		if err != nil {
 			return nil, p.storeErr(err)
 		}

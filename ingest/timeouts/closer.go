@@ -101,37 +101,53 @@ func (c *Closer) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		// A full batch that closed something means more are due: scan
-		// again at once. One that closed nothing is the projection lagging
-		// behind closes already made: wait for the next tick.
-		for due, closed := c.Scan(ctx); due == c.opts.Batch && closed > 0 && ctx.Err() == nil; due, closed = c.Scan(ctx) {
-		}
+		c.Scan(ctx)
 	}
 }
 
-// Scan closes the events due now; it returns how many were due and how
-// many of them this call closed.
+// Scan closes the events due now, one page of Batch at a time, each page
+// after the last one's last event whatever it closed (scanning from the
+// first again, 500 events that could not be closed, in a deleted channel
+// or refused for good, held back every later deadline for ever). Closes
+// the projection has not folded yet come back due at the next scan and
+// are refused by their expected sequence. It returns how many were due
+// and how many of them this call closed.
 func (c *Closer) Scan(ctx context.Context) (due, closed int) {
+	var after *reads.DueEvent
+	for ctx.Err() == nil {
+		page := c.scan(ctx, after)
+		due += len(page)
+		for _, d := range page {
+			if ctx.Err() != nil {
+				break
+			}
+			if c.close(ctx, d) {
+				closed++
+			}
+		}
+		if len(page) < c.opts.Batch {
+			break
+		}
+		after = &page[len(page)-1]
+	}
+	return due, closed
+}
+
+// scan reads one page of the events due now, after after (nil: from the
+// first).
+func (c *Closer) scan(ctx context.Context, after *reads.DueEvent) []reads.DueEvent {
 	now := c.opts.Now().UnixMilli()
-	b, aerr := c.reader.Read(ctx, &reads.Request{Route: reads.DeadlinesDue, Before: now + 1, Limit: c.opts.Batch})
+	b, aerr := c.reader.Read(ctx, &reads.Request{Route: reads.DeadlinesDue, Before: now + 1, Limit: c.opts.Batch, DueAfter: after})
 	if aerr != nil {
 		c.log.Debug("timeouts: no deadline answer", "code", aerr.Code)
-		return 0, 0
+		return nil
 	}
 	var data reads.DueData
 	if err := json.Unmarshal(b, &data); err != nil {
 		c.log.Error("timeouts: decode due deadlines", "err", err)
-		return 0, 0
+		return nil
 	}
-	for _, d := range data.Items {
-		if ctx.Err() != nil {
-			break
-		}
-		if c.close(ctx, d) {
-			closed++
-		}
-	}
-	return len(data.Items), closed
+	return data.Items
 }
 
 // close appends the timeout close of d and reports whether it did.

@@ -47,9 +47,14 @@ func (b *Batch) moveDeadline(prev, next *fold.Event) {
 // DueDeadlines returns up to limit open events whose deadline is before
 // before (ms), oldest deadline first: each as its snapshot says now, its
 // deadline before before.
-func (s *Store) DueDeadlines(before int64, limit int) ([]reads.DueEvent, error) {
+func (s *Store) DueDeadlines(before int64, limit int, after *reads.DueEvent) ([]reads.DueEvent, error) {
 	upper := binary.BigEndian.AppendUint64([]byte("D\x00"), uint64(max(before, 0)))
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("D\x00"), UpperBound: upper})
+	lower := []byte("D\x00")
+	if after != nil {
+		// The key right after after's: the page goes on past it.
+		lower = append(deadlineKey(after.Deadline, after.ChannelID, after.EventID), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 )
 
 // TestDueDeadlinesReadsTheRefreshedEvent: an event refreshed to a later
@@ -32,11 +34,50 @@ func TestDueDeadlinesReadsTheRefreshedEvent(t *testing.T) {
 		s.hooks.afterDueIndex = nil
 		put(first, before+3_600_000, 2) // the refresh, as the scan runs
 	}
-	due, err := s.DueDeadlines(before, 10)
+	due, err := s.DueDeadlines(before, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(due) != 0 {
 		t.Fatalf("due after the refresh: %+v, want none", due)
+	}
+}
+
+// TestDueDeadlinesPages: a page starts after the event its cursor names,
+// so paging visits every due event once, in deadline order, ties by
+// channel and event id, and none after the bound.
+func TestDueDeadlinesPages(t *testing.T) {
+	s := open(t)
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	b := s.NewBatch()
+	deadlines := map[string]int64{"e1": 100, "e2": 200, "e3": 200, "e4": 300, "e5": 400, "late": 5_000}
+	seq := uint64(0)
+	for id, d := range deadlines {
+		seq++
+		ev := &fold.Event{ChannelID: ch, EventID: id, State: ops.EventOngoing, Deadline: &d, LastSeq: seq, Version: 1}
+		if err := b.PutEvent(nil, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(seq); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var after *reads.DueEvent
+	for range 10 {
+		page, err := s.DueDeadlines(1_000, 2, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			got = append(got, d.EventID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = &page[len(page)-1]
+	}
+	if want := []string{"e1", "e2", "e3", "e4", "e5"}; !slices.Equal(got, want) {
+		t.Fatalf("paged %v, want %v", got, want)
 	}
 }

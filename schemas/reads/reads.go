@@ -166,6 +166,9 @@ type Request struct {
 	Selector string `json:"selector,omitempty"`
 	// Before is the bound of DeadlinesDue (ms).
 	Before int64 `json:"before,omitempty"`
+	// DueAfter is where a page of DeadlinesDue starts: after this event,
+	// in deadline order (nil: from the first).
+	DueAfter *DueEvent `json:"due_after,omitempty"`
 	// Chunks says the asker reads an answer sent in chunks (ChunkHeader),
 	// for an answer larger than one NATS message.
 	Chunks bool `json:"chunks,omitzero"`
