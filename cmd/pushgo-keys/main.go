@@ -26,12 +26,56 @@ import (
 )
 
 func main() {
-	dir := flag.String("dir", "deploy/keys", "directory for the seeds and nkeys.env")
-	flag.Parse()
-	if err := run(*dir); err != nil {
+	dir, err := parseArgs(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pushgo-keys:", err)
+		os.Exit(2)
+	}
+	if err := run(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "pushgo-keys:", err)
 		os.Exit(1)
 	}
+}
+
+// parseArgs reads the flags; an argument that is no flag is refused (flag
+// stops at it, so "pushgo-keys deploy/keys2" wrote deploy/keys).
+func parseArgs(args []string) (string, error) {
+	fs := flag.NewFlagSet("pushgo-keys", flag.ContinueOnError)
+	dir := fs.String("dir", "deploy/keys", "directory for the seeds and nkeys.env")
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("unexpected argument %q (the directory is -dir DIR)", fs.Arg(0))
+	}
+	return *dir, nil
+}
+
+// writeFileAtomic writes path through a temporary file renamed over it,
+// so an interrupted run leaves the file whole or absent, never truncated.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, mode)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 func run(dir string) error {
@@ -53,7 +97,7 @@ func run(dir string) error {
 			if seed, err = kp.Seed(); err != nil {
 				return err
 			}
-			err = os.WriteFile(path, append(seed, '\n'), 0o644)
+			err = writeFileAtomic(path, append(seed, '\n'), 0o644)
 		}
 		if err == nil {
 			// Seeds made by an older version were 0600.
@@ -64,7 +108,7 @@ func run(dir string) error {
 		}
 		kp, err := nkeys.ParseDecoratedNKey(seed)
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w (not a seed: delete it and run again to make a new one, then restart the NATS servers with the new nkeys.env)", path, err)
 		}
 		pub, err := kp.PublicKey()
 		if err != nil {
@@ -73,7 +117,7 @@ func run(dir string) error {
 		fmt.Fprintf(&env, "PUSHGO_NKEY_%s=%s\n", strings.ToUpper(string(r)), pub)
 	}
 	out := filepath.Join(dir, "nkeys.env")
-	if err := os.WriteFile(out, []byte(env.String()), 0o644); err != nil {
+	if err := writeFileAtomic(out, []byte(env.String()), 0o644); err != nil {
 		return err
 	}
 	fmt.Printf("seeds in %s/<role>.nk, public keys in %s\n", dir, out)
