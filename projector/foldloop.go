@@ -115,6 +115,9 @@ func (p *Projector) consume(ctx context.Context, msgs <-chan jetstream.Msg, stre
 				return fmt.Errorf("%s: message metadata: %w", stream, err)
 			}
 			seq := md.Sequence.Stream
+			if stream == streams.Receipts {
+				p.receiptsPending.Store(md.NumPending)
+			}
 			if seq <= last {
 				continue // delivered again after a consumer reset: folded already
 			}

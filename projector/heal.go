@@ -221,6 +221,7 @@ func (p *Projector) rebuild(ctx context.Context, why error) error {
 	p.applied.Store(0)
 	p.receiptsApplied.Store(0)
 	p.pending.Store(0)
+	p.receiptsPending.Store(0)
 	var err error
 	for attempt := 1; ; attempt++ {
 		if err = p.openStore(ctx, true); err == nil {

@@ -155,3 +155,17 @@ func TestCatchingUpReplicaAnswersAtOnce(t *testing.T) {
 		t.Fatalf("answer %+v, want projection_lagging, catching up, saying how far", resp)
 	}
 }
+
+// TestReceiptsFarBehindHandSendStatusOn: a replica whose receipts fold is
+// far behind the log of receipts (a rebuild) hands /send_status on
+// (CatchingUp) rather than answer a delivered operation as not yet sent,
+// after a caught-up replica answered it sent.
+func TestReceiptsFarBehindHandSendStatusOn(t *testing.T) {
+	p := &Projector{cfg: Config{ReadWait: 30 * time.Second}, progress: foldProgress{log: slog.New(slog.DiscardHandler)},
+		reads: make(chan struct{}, 1), log: slog.New(slog.DiscardHandler)}
+	p.receiptsPending.Store(catchUpLag + 1)
+	resp := p.serveReqSafely(&reads.Request{Route: reads.SendStatus, OpID: "op"})
+	if resp.ErrorCode != apierr.ProjectionLagging || !resp.CatchingUp || !strings.Contains(resp.Error, "receipts") {
+		t.Fatalf("send status with the receipts far behind: %+v, want projection_lagging, catching up", resp)
+	}
+}

@@ -136,8 +136,12 @@ type Projector struct {
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
-	groups  atomic.Uint64 // groups committed (partfold.go)
-	served  atomic.Uint64 // reads answered
+	// receiptsPending is the receipts not yet delivered to the receipts
+	// fold, as of its last one (readsvc.go: /send_status of a replica
+	// far behind is asked of another).
+	receiptsPending atomic.Uint64
+	groups          atomic.Uint64 // groups committed (partfold.go)
+	served          atomic.Uint64 // reads answered
 	// servedLocal counts the reads answered through ServeLocal.
 	servedLocal atomic.Uint64
 	rstats      readStats // what bounded the answers (readsvc.go)

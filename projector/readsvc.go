@@ -225,6 +225,15 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 			return fail(e)
 		}
 	}
+	if behind := p.receiptsPending.Load(); req.Route == reads.SendStatus && behind > catchUpLag {
+		// Its receipts fold far behind (a rebuild, a new replica), this
+		// replica would answer a delivered operation as not yet sent,
+		// after another answered it sent: it hands the read on, as a
+		// replica catching up with the operations does.
+		e := apierr.New(apierr.ProjectionLagging)
+		return reads.Response{ErrorCode: e.Code, CatchingUp: true,
+			Error: fmt.Sprintf("%s (the delivery receipts: %d not yet folded)", e.Detail, behind)}
+	}
 	if req.Route != reads.ProjectorStatus { // a few atomic loads: never queued behind store reads
 		p.reads <- struct{}{}
 		defer func() { <-p.reads }()
