@@ -128,9 +128,28 @@ func (c *Closer) Scan(ctx context.Context) (due, closed int) {
 		if len(page) < c.opts.Batch {
 			break
 		}
-		after = &page[len(page)-1]
+		last := &page[len(page)-1]
+		if after != nil && !dueBefore(*after, *last) {
+			// A projector that does not know DueAfter (an older version,
+			// during an upgrade) answers the first page again: the next
+			// tick reads it, rather than this loop for ever.
+			break
+		}
+		after = last
 	}
 	return due, closed
+}
+
+// dueBefore says whether a comes before b in the deadline index's order:
+// deadline, then channel, then event.
+func dueBefore(a, b reads.DueEvent) bool {
+	if a.Deadline != b.Deadline {
+		return a.Deadline < b.Deadline
+	}
+	if a.ChannelID != b.ChannelID {
+		return a.ChannelID < b.ChannelID
+	}
+	return a.EventID < b.EventID
 }
 
 // scan reads one page of the events due now, after after (nil: from the

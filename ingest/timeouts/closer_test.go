@@ -73,3 +73,29 @@ func TestScanGoesPastEventsItCannotClose(t *testing.T) {
 		t.Fatalf("closes asked %v, want %v", app.asked, want)
 	}
 }
+
+// firstPageOnly answers every DeadlinesDue with its first page, as a
+// projector that does not know DueAfter (an older version) does.
+type firstPageOnly struct{ dueList }
+
+func (l *firstPageOnly) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
+	first := *req
+	first.DueAfter = nil
+	return l.dueList.Read(ctx, &first)
+}
+
+// TestScanEndsWhenPagesDoNotMove: a projector answering the first page
+// again whatever the cursor (one older than DueAfter) ends the scan after
+// that page came twice, rather than looping for ever.
+func TestScanEndsWhenPagesDoNotMove(t *testing.T) {
+	var due []reads.DueEvent
+	for i, id := range []string{"a", "b", "c"} {
+		due = append(due, reads.DueEvent{ChannelID: ch, EventID: id, Deadline: int64(1000 + i), Severity: "normal", LastSeq: uint64(i + 1)})
+	}
+	app := &refusing{refuse: map[string]bool{"a": true, "b": true}}
+	c := timeouts.Start(&firstPageOnly{dueList{due: due}}, app, timeouts.Options{Interval: time.Hour, Batch: 2, Now: func() time.Time { return time.UnixMilli(10_000) }})
+	defer c.Close()
+	if n, _ := c.Scan(context.Background()); n != 4 {
+		t.Fatalf("scan over a projector that ignores the cursor: %d due, want the first page twice (4)", n)
+	}
+}
