@@ -357,8 +357,8 @@ func (g *groupFold) dispatch(ctx context.Context, msgs <-chan jetstream.Msg, app
 					p.log.Info("projector: the log holds no operation after the last folded; moving past the ones that left it",
 						"last_folded", last, "log_last", tail)
 					last, lastCut = tail, tail
+					p.committed(tail) // before dealt: the lag (dealt - applied) never counts the vanished ones
 					p.dealt.Store(tail)
-					p.committed(tail)
 				}
 			}
 		case m := <-msgs:

@@ -34,7 +34,9 @@ type foldProgress struct {
 	applied uint64
 	pending uint64
 	logged  time.Time
-	samples []progressSample // recent (time, applied), oldest first
+	// lastCommit is when the catch-up last committed (or began).
+	lastCommit time.Time
+	samples    []progressSample // recent (time, applied), oldest first
 }
 
 type progressSample struct {
@@ -53,7 +55,7 @@ func (f *foldProgress) started(applied, pending uint64) {
 		return
 	}
 	now := time.Now()
-	f.active, f.rebuild, f.began, f.from, f.applied, f.pending, f.logged = true, applied == 0, now, applied, applied, pending, now
+	f.active, f.rebuild, f.began, f.from, f.applied, f.pending, f.logged, f.lastCommit = true, applied == 0, now, applied, applied, pending, now, now
 	f.samples = append(f.samples[:0], progressSample{now, applied})
 	what := "catching up with the log"
 	if f.rebuild {
@@ -72,7 +74,7 @@ func (f *foldProgress) committed(applied, pending uint64) {
 		return
 	}
 	now := time.Now()
-	f.applied, f.pending = applied, pending
+	f.applied, f.pending, f.lastCommit = applied, pending, now
 	if last := f.samples[len(f.samples)-1]; now.Sub(last.at) >= time.Second {
 		f.samples = append(f.samples, progressSample{now, applied})
 	}
@@ -112,11 +114,14 @@ func (f *foldProgress) status() string {
 // outOfReach says whether a catch-up is under way that, at its recent
 // rate, would not fold up to target within wait: a read waiting for
 // target would wait in vain (with no rate yet, a target more than
-// catchUpLag ahead counts as out of reach).
+// catchUpLag ahead counts as out of reach). A catch-up that has not
+// committed for twice wait is stalled, not under way (its fold failed,
+// or what it had left to fold left the log): the read waits, and a wait
+// in vain has the fold look why (partfold.go, vanished).
 func (f *foldProgress) outOfReach(applied, target uint64, wait time.Duration) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.active || target <= applied {
+	if !f.active || target <= applied || time.Since(f.lastCommit) > 2*wait {
 		return false
 	}
 	_, _, rate, _ := f.figures(time.Now())

@@ -169,3 +169,22 @@ func TestReceiptsFarBehindHandSendStatusOn(t *testing.T) {
 		t.Fatalf("send status with the receipts far behind: %+v, want projection_lagging, catching up", resp)
 	}
 }
+
+// TestStalledCatchUpIsNotOutOfReach: a catch-up that has not committed
+// for twice the read's wait (its fold failed, or what it had left left
+// the log) no longer answers at once: the read waits, and a wait in vain
+// has the fold look why (a stale "catching up" answered every read at
+// once for ever, and the fold was never asked to look).
+func TestStalledCatchUpIsNotOutOfReach(t *testing.T) {
+	f := foldProgress{log: slog.New(slog.DiscardHandler)}
+	f.started(0, 1_000_000)
+	if !f.outOfReach(0, 500_000, 2*time.Second) {
+		t.Fatal("a fresh catch-up 500,000 behind is within reach")
+	}
+	f.mu.Lock()
+	f.lastCommit = f.lastCommit.Add(-10 * time.Minute)
+	f.mu.Unlock()
+	if f.outOfReach(0, 500_000, 2*time.Second) {
+		t.Fatal("a catch-up stalled for 10 minutes still answers reads at once")
+	}
+}

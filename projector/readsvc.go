@@ -74,8 +74,10 @@ func (p *Projector) replyMaxPayload() int64 {
 }
 
 // onRead answers one read request. NATS calls subscription handlers one at
-// a time, so each read runs on its own goroutine, bounded by the reads
-// semaphore; a full semaphore makes the request wait, not fail.
+// a time, so each read runs on its own goroutine, bounded by the reads in
+// flight (inflight; a full bound makes the request wait in the
+// subscription, not fail); serveReq takes its place among
+// MaxConcurrentReads once the read's barrier is folded.
 //
 // Once serving stopped (a rebuild about to swap the store, or a close
 // after serving what was delivered) a request still delivered is answered
