@@ -210,6 +210,35 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a message sent again after its answer was lost is %d times in the history, want once", n)
 	}
 
+	t.Log("a 200 whose body is lost is not confirmed either")
+	p.eval(`(() => {
+		const real = window.fetch;
+		let cut = true;
+		window.fetch = async (u, o) => {
+			const r = await real(u, o);
+			if (cut && String(u).endsWith('/message')) {
+				cut = false;
+				return new Response('{"succ', { status: 200, headers: { 'Content-Type': 'application/json' } });
+			}
+			return r;
+		};
+		return '';
+	})()`)
+	p.fill("#msg-title", "Cut mid-answer, sent once")
+	p.click("#send-form button[type=submit]")
+	p.waitJS("the cut answer said", `document.getElementById('send-result').textContent.startsWith('Not ')`)
+	if said := p.eval(`document.getElementById('send-result').textContent`); !strings.HasPrefix(said, "Not confirmed:") {
+		t.Errorf("a 200 whose body was lost is said as %q; want Not confirmed", said)
+	}
+	p.click("#send-form button[type=submit]")
+	p.waitJS("the message sent again is accepted", `!!document.getElementById('send-result').dataset.messageId`)
+	cut := func(it map[string]any) bool {
+		return strings.Contains(string(mustJSON(t, it)), "Cut mid-answer, sent once")
+	}
+	if n := api.historyCount(cut); n != 1 {
+		t.Errorf("a message whose 200 lost its body, sent again, is %d times in the history, want once", n)
+	}
+
 	t.Log("a token created over the API before sign-in is listed, without its secret, and revoked from the page")
 	p.waitJS("the earlier token listed", `(() => {
 		const li = document.getElementById('token-`+earlyID+`');

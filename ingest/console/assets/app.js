@@ -63,7 +63,13 @@
       throw new APIError(0, 'network', 'the gateway cannot be reached (' + e.message + ')', 0);
     }
     if (!res.ok) throw await failure(res);
-    const env = await res.json();
+    let env;
+    try {
+      env = await res.json();
+    } catch (e) {
+      // A 200 whose body was lost (the connection cut mid-answer, a proxy's page): applied, maybe.
+      throw new APIError(0, 'network', 'the answer was lost (' + e.message + ')', 0);
+    }
     if (!env.success) throw new APIError(res.status, env.error_code, env.error, 0);
     return env.data;
   }
@@ -600,7 +606,9 @@
         unconfirmed = { key, opId };
         out.textContent = 'Not confirmed: ' + explain(e, cred) + ' The gateway may have stored it: Send again sends it once (op ' + opId + ').';
       } else {
-        unconfirmed = null;
+        // Refused this time (a 429, say) after an attempt that may have
+        // been stored: the next Send keeps that attempt's op_id.
+        if (!unconfirmed || unconfirmed.key !== key) unconfirmed = null;
         out.textContent = 'Not sent: ' + explain(e, cred);
       }
     }
