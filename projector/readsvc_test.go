@@ -527,9 +527,16 @@ func TestReadPastALogThatEmptied(t *testing.T) {
 	if got := p.Applied(); got != last {
 		t.Fatalf("applied %d, want the log's last sequence %d", got, last)
 	}
+	// A retention long enough that the next operation stays until folded
+	// however loaded the machine is.
+	cfg := s.CachedInfo().Config
+	cfg.MaxAge = time.Hour
+	if _, err := b.JS.UpdateStream(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
 	env := ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "after", EntityID: "m9", AcceptedAt: 1713750000000}
 	env.Payload, _ = json.Marshal(ops.MessagePayload{MessageID: "m9", Title: "t", Severity: "normal", OccurredAt: 1713750000000})
-	next := publishSelectOp(t, b.JS, ch, &env) // within the retention of the one before: the fold gets it
+	next := publishSelectOp(t, b.JS, ch, &env)
 	waitApplied(t, p, next)
 	after, _ := json.Marshal(reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: "after", MinSeq: next})
 	if m, err := b.NC.Request(reads.Subject(reads.SendStatus), after, 10*time.Second); err != nil || !bytes.Contains(m.Data, []byte(`"op_id":"after"`)) {
