@@ -88,10 +88,13 @@ func (s *Store) DueDeadlines(before int64, limit int, after *reads.DueEvent) ([]
 			return nil, err
 		}
 		// The index was read as the iterator opened, the snapshot as it
-		// is now: a refresh committed in between moved the deadline past
-		// before, and its LastSeq would let the close through.
+		// is now: a refresh committed in between moved the deadline (past
+		// before, and its LastSeq would let the close through; or within
+		// it, and a page's cursor, its last event's deadline, would skip
+		// the index keys between the two). The event waits for the next
+		// scan, which reads its new index key.
 		d, open := deadlineOf(e)
-		if !open || d >= before {
+		if !open || d >= before || d != int64(binary.BigEndian.Uint64(k[2:10])) {
 			continue
 		}
 		out = append(out, reads.DueEvent{ChannelID: channelID, EventID: eventID, Deadline: d, Severity: e.Severity, LastSeq: e.LastSeq})

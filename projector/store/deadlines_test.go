@@ -81,3 +81,52 @@ func TestDueDeadlinesPages(t *testing.T) {
 		t.Fatalf("paged %v, want %v", got, want)
 	}
 }
+
+// TestDueDeadlinesPagesPastARefresh: an event refreshed to a later
+// deadline, still due, while a page is read is left to the next scan: the
+// page's cursor is its last event's deadline, and with the refreshed
+// deadline it skipped the events due between the two.
+func TestDueDeadlinesPagesPastARefresh(t *testing.T) {
+	s := open(t)
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	events := map[string]*fold.Event{}
+	seq := uint64(0)
+	put := func(id string, deadline int64) {
+		t.Helper()
+		seq++
+		ev := &fold.Event{ChannelID: ch, EventID: id, State: ops.EventOngoing, Deadline: &deadline, LastSeq: seq, Version: seq}
+		b := s.NewBatch()
+		if err := b.PutEvent(events[id], ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(seq); err != nil {
+			t.Fatal(err)
+		}
+		events[id] = ev
+	}
+	put("e1", 100)
+	put("e2", 200)
+	put("e3", 300)
+	s.hooks.afterDueIndex = func() {
+		s.hooks.afterDueIndex = nil
+		put("e2", 350) // refreshed as the first page is read: still due
+	}
+	seen := map[string]int{}
+	var after *reads.DueEvent
+	for range 10 {
+		page, err := s.DueDeadlines(1_000, 2, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			seen[d.EventID]++
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = &page[len(page)-1]
+	}
+	if seen["e3"] != 1 || seen["e1"] != 1 || seen["e2"] > 1 {
+		t.Fatalf("paged %v: want e1 and e3 once each (e2 at most once)", seen)
+	}
+}
