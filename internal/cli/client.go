@@ -53,6 +53,9 @@ type apiError struct {
 	// Hint is what the user should know besides the answer (a create that
 	// may have been applied, and how to check); "" when nothing.
 	Hint string
+	// Unsent says that no attempt of the request reached a handler (each
+	// connection refused, or turned away by the rate limit).
+	Unsent bool
 }
 
 func (e *apiError) Error() string {
@@ -193,11 +196,14 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
+	unsent := true
 	for attempt := 0; ; attempt++ {
 		data, aerr := c.once(ctx, method, u.String(), header, payload)
 		if aerr == nil {
 			return data, nil
 		}
+		unsent = unsent && certainlyUnapplied(aerr)
+		aerr.Unsent = unsent
 		if ctx.Err() != nil || attempt >= c.retries || !retryable(aerr, kind) {
 			return nil, aerr
 		}

@@ -161,7 +161,10 @@ func Main(ctx context.Context, args []string, env Env, serve ServeFunc) int {
 	}
 	if ctx.Err() != nil {
 		// Stopped by SIGINT or SIGTERM while waiting for the gateway.
-		if g.inFlight != "" {
+		var ae *apiError
+		if g.inFlight != "" && errors.As(err, &ae) && ae.Unsent {
+			fmt.Fprintln(env.Stderr, "pushgo: interrupted; nothing was sent (every attempt was refused before the gateway took it)")
+		} else if g.inFlight != "" {
 			fmt.Fprintf(env.Stderr, "pushgo: interrupted; %s\n", g.inFlight)
 		} else {
 			fmt.Fprintln(env.Stderr, "pushgo: interrupted")

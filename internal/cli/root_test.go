@@ -594,3 +594,35 @@ func TestRedirectNotFollowed(t *testing.T) {
 		t.Errorf("the redirect was followed, the password sent elsewhere: %q", reached)
 	}
 }
+
+// TestInterruptAfterRefusedConnectionsSaysNothingWasSent: interrupted in
+// a retry's back-off after only refused connections, a write was not
+// applied, and the message says so instead of "may have been applied".
+func TestInterruptAfterRefusedConnectionsSaysNothingWasSent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	errOut := &signalWriter{seen: "retrying in", hit: cancel}
+	env := map[string]string{EnvURL: "http://127.0.0.1:1", EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	code := Main(ctx, []string{"send", "--title", "x", "--retries", "3"}, Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: errOut, Getenv: envOf(env)}, nil)
+	stderr := errOut.String()
+	if code != ExitInterrupted || !strings.Contains(stderr, "nothing was sent") || strings.Contains(stderr, "may have been applied") {
+		t.Fatalf("exit %d, stderr %q: want 130 saying nothing was sent", code, stderr)
+	}
+}
+
+// signalWriter is a buffer that calls hit once what was written holds
+// seen (the retry's warning: the command is in its back-off).
+type signalWriter struct {
+	bytes.Buffer
+	seen string
+	hit  func()
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.Buffer.String(), w.seen) {
+		w.once.Do(w.hit)
+	}
+	return n, err
+}
