@@ -48,7 +48,7 @@ func TestBudgetsBesideAnchors(t *testing.T) {
 	wt := &writeTable{o: wp, reps: []modeReport{
 		{mode: syncMode{sync: gateway.Defaults().Sync}, isDefault: true, raw: result{rate: 36000}, ours: result{rate: 6300, p99: 45 * ms, cpu: cpuUse{self: 1.9}},
 			low: result{rate: 3133, p99: 178 * ms}, rawLow: &result{rate: 3133, p99: 3 * ms}, message: &result{rate: 5500, p99: 36 * ms}},
-		{mode: syncMode{sync: always}, raw: result{rate: 3900}, ours: result{rate: 2000, p99: 30 * ms}, low: result{rate: 1000, p99: 15 * ms}},
+		{mode: syncMode{sync: always}, raw: result{rate: 3900}, ours: result{rate: 2000, p99: 30 * ms}, low: result{ops: 10000, rate: 1000, p99: 15 * ms}},
 	}, ntfy: []ntfyRow{{cache: ntfyNoCache, res: result{rate: 5000}}}}
 	pp := &projPhase{options: o, foldRatioBudget: 0.5, historyLimit: 1000, historyBudget: 20 * ms, getRate: 200, getBudget: 5 * ms}
 	pr := &projReport{o: pp, ops: 1_000_000, consume: timed{took: 7300 * ms}, fold: timed{took: 66 * time.Second},
@@ -124,5 +124,39 @@ func TestLoadRateNamesTheRow(t *testing.T) {
 	bad := &writePhase{halfLoad: 0.5, loadRate: -1, modeList: "default"}
 	if err := bad.setup(o); err == nil {
 		t.Error("a negative -load-rate was accepted")
+	}
+}
+
+// TestFailuresMissTheirBudgets: a latency row whose requests failed (its
+// p99 counts the successes only), or that had none, misses its budget; so
+// does a ratio with failures on either side, and the ratio beside ntfy
+// when ntfy's requests failed (its rate counts its successes only).
+func TestFailuresMissTheirBudgets(t *testing.T) {
+	ms := time.Millisecond
+	wp := &writePhase{p99Budget: 20 * ms, ratioBudget: 0.5}
+	if !lowOK(wp, result{ops: 100, p99: 5 * ms}) {
+		t.Fatal("a clean latency row within budget missed it")
+	}
+	for _, r := range []result{{ops: 100, p99: 5 * ms, errors: 500}, {}} {
+		if lowOK(wp, r) {
+			t.Errorf("latency row %+v met its budget", r)
+		}
+	}
+	clean := modeReport{raw: result{rate: 1000}, ours: result{rate: 600}}
+	if !ratioOK(wp, clean) {
+		t.Fatal("a clean ratio within budget missed it")
+	}
+	for _, r := range []modeReport{{raw: result{rate: 1000, errors: 3}, ours: result{rate: 600}}, {raw: result{rate: 1000}, ours: result{rate: 600, errors: 3}}} {
+		if ratioOK(wp, r) {
+			t.Errorf("ratio with failures %+v met its budget", r)
+		}
+	}
+	pair := peerPair{ours: modeReport{message: &result{rate: 100}}, ntfy: ntfyRow{res: result{rate: 90}}, budget: 1}
+	if !pair.ok() {
+		t.Fatal("a clean peer pair within budget missed it")
+	}
+	pair.ntfy.res.errors = 10_000
+	if pair.ok() {
+		t.Error("the ratio beside ntfy met its budget with ntfy's requests failing")
 	}
 }

@@ -485,10 +485,11 @@ func (p peerPair) ratio() float64 {
 	return p.ours.message.rate / p.ntfy.res.rate
 }
 
-// ok: the budget met, with none of our requests failed (ntfy's failures
-// are printed beside; its rate counts its successes only).
+// ok: the budget met, with none of our requests failed, nor ntfy's (its
+// rate counts its successes only: its failures lowered the peer's rate
+// and made the budget easier to meet).
 func (p peerPair) ok() bool {
-	return p.ours.message != nil && p.ratio() >= p.budget && p.ours.message.errors == 0
+	return p.ours.message != nil && p.ratio() >= p.budget && p.ours.message.errors == 0 && p.ntfy.res.errors == 0
 }
 
 // peerPairs pairs ours with ntfy: the default sync mode (1s) with no cache

@@ -172,7 +172,7 @@ func (t *writeTable) budgets() []budgetRow {
 			stage:  fmt.Sprintf("write %s, %d clients", m, o.concurrency),
 			anchor: "JetStream sync publish " + fmtRate(r.raw.rate),
 			ours:   fmt.Sprintf("%s, p99 %s, %.2f cores", fmtRate(r.ours.rate), fmtDur(r.ours.p99), r.ours.sutCores()),
-			ratio:  ratio(r), budget: fmt.Sprintf(">= %.2f", o.ratioBudget), ok: ratio(r) >= o.ratioBudget,
+			ratio:  ratio(r), budget: fmt.Sprintf(">= %.2f", o.ratioBudget), ok: ratioOK(o, r),
 		}, budgetRow{
 			stage:  fmt.Sprintf("write %s at %s", m, o.loadName()),
 			anchor: rawLowAnchor(r), latency: true,
@@ -278,8 +278,19 @@ func ratio(r modeReport) float64 {
 }
 
 // lowOK is the latency budget: p99 within budget, measured from the
-// scheduled times, and every scheduled operation issued.
-func lowOK(o *writePhase, r result) bool { return r.p99 <= o.p99Budget && r.skipped == 0 }
+// scheduled times, every scheduled operation issued and none failed (the
+// p99 counts the successes only: a run whose requests timed out, or that
+// had none, passed).
+func lowOK(o *writePhase, r result) bool {
+	return r.ops > 0 && r.errors == 0 && r.p99 <= o.p99Budget && r.skipped == 0
+}
+
+// ratioOK is the throughput budget: the ratio within budget, with neither
+// side's operations failed (a failed raw publish shrank the anchor and
+// raised the ratio).
+func ratioOK(o *writePhase, r modeReport) bool {
+	return r.ours.errors == 0 && r.raw.errors == 0 && ratio(r) >= o.ratioBudget
+}
 
 // rawLowAnchor is the open-loop row's anchor in the budgets: the raw
 // publish's p99 at the same rate ("" when not measured).
