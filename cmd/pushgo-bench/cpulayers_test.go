@@ -168,8 +168,8 @@ func TestDTRoundsLine(t *testing.T) {
 		}}
 	line := r.dtRoundsLine()
 	for _, want := range []string{
-		"entityId rounds 0.45 to 0.53, 0.40 to 0.47, 0.55 to 0.65, median at most 0.53 (under it even so",
-		"entityName rounds 0.50 to 0.70, 0.50 to 0.70, 0.50 to 0.70, median at most 0.70 (our code's to meet)",
+		"entityId rounds 0.45 to 0.53, 0.40 to 0.47, 0.55 to 0.65, the rounds' median ratio 0.45 at most 0.53 (under it even so",
+		"entityName rounds 0.50 to 0.70, 0.50 to 0.70, 0.50 to 0.70, the rounds' median ratio 0.50 at most 0.70 (our code's to meet)",
 		"budget 0.60",
 	} {
 		if !strings.Contains(line, want) {
