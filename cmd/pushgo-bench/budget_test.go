@@ -160,3 +160,18 @@ func TestFailuresMissTheirBudgets(t *testing.T) {
 		t.Error("the ratio beside ntfy met its budget with ntfy's requests failing")
 	}
 }
+
+// TestFoldCoresAreAMedian: the fold row's cores are the median of its
+// runs' (the header says median), while its CPU figures stay the most
+// disturbed run's; they were that run's cores.
+func TestFoldCoresAreAMedian(t *testing.T) {
+	runs := []timed{
+		{took: time.Second, cpu: cpuUse{self: 1.0}, cores: 1.0},
+		{took: time.Second, cpu: cpuUse{self: 1.5}, cores: 1.5},
+		{took: time.Second, cpu: cpuUse{self: 2.0, others: 0.3}, cores: 2.0},
+	}
+	m := median(runs)
+	if m.cores != 1.5 || m.cpu.self != 2.0 {
+		t.Fatalf("median cores %.2f (cpu.self %.2f), want 1.50 (and the busiest run's 2.00)", m.cores, m.cpu.self)
+	}
+}

@@ -126,13 +126,17 @@ type projReport struct {
 type timed struct {
 	took time.Duration
 	cpu  cpuUse
+	// cores is the process's cores in the run (cpu.self); after median,
+	// the median of the runs', where cpu is the most disturbed run's.
+	cores float64
 }
 
-// columns: the median time, the most disturbed run's CPU.
+// columns: the median time and cores, the most disturbed run's CPU.
 func (timed) columns() []column[timed] {
 	return []column[timed]{
 		mid(func(t *timed) *time.Duration { return &t.took }),
 		busiest(func(t *timed) *cpuUse { return &t.cpu }),
+		mid(func(t *timed) *float64 { return &t.cores }),
 	}
 }
 
@@ -377,6 +381,7 @@ func rawConsume(ctx context.Context, o *projPhase, b *broker.Embedded, last uint
 		return timed{}, fmt.Errorf("last operation not received: %w", ctx.Err())
 	}
 	res := timed{took: doneAt.Sub(began), cpu: cpuBetween(cpu0, sampleCPU())}
+	res.cores = res.cpu.self
 	if bad > 0 || count != int64(o.ops) {
 		return timed{}, fmt.Errorf("received %d operations (%d without metadata), want %d", count, bad, o.ops)
 	}
@@ -413,6 +418,7 @@ func foldRun(ctx context.Context, o *projPhase, b *broker.Embedded, last uint64,
 	}
 	err = p.WaitApplied(ctx, last)
 	res := timed{took: time.Since(began), cpu: cpuBetween(cpu0, sampleCPU())}
+	res.cores = res.cpu.self
 	stop()
 	if cerr := p.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close: %w", cerr)

@@ -80,7 +80,7 @@ func (p *projReport) budgets() []budgetRow {
 	return []budgetRow{{
 		stage:  fmt.Sprintf("projector fold, %d operations", p.ops),
 		anchor: "ordered consume " + fmtRate(p.consume.rate(p.ops)),
-		ours:   fmt.Sprintf("%s (%s), %.2f cores", fmtRate(p.fold.rate(p.ops)), fmtSecs(p.fold.took), p.fold.cpu.self),
+		ours:   fmt.Sprintf("%s (%s), %.2f cores", fmtRate(p.fold.rate(p.ops)), fmtSecs(p.fold.took), p.fold.cores),
 		ratio:  fr, budget: fmt.Sprintf(">= %.2f", o.foldRatioBudget), ok: fr >= o.foldRatioBudget,
 	}, {
 		stage:  fmt.Sprintf("/channel/history %d items, 1 client", o.historyLimit),
