@@ -175,3 +175,17 @@ func TestFoldCoresAreAMedian(t *testing.T) {
 		t.Fatalf("median cores %.2f (cpu.self %.2f), want 1.50 (and the busiest run's 2.00)", m.cores, m.cpu.self)
 	}
 }
+
+// TestUnsettledRunIsNotHidden: a run whose projector did not settle keeps
+// its note in the median's, whichever run it was (only the last run's
+// note was kept, and an earlier run's backlog, on which the next started,
+// went unsaid).
+func TestUnsettledRunIsNotHidden(t *testing.T) {
+	runs := []result{{note: "projector: backlog 500 ops at phase end, NOT settled after 30s"}, {}, {note: "projector kept up"}}
+	if m := median(runs); !strings.Contains(m.note, "NOT settled") || !strings.Contains(m.note, "run 1 of 3") {
+		t.Fatalf("note %q, want run 1's NOT settled", m.note)
+	}
+	if m := median([]result{{}, {note: "projector kept up"}}); m.note != "projector kept up (last run)" {
+		t.Fatalf("note %q, want the last run's", m.note)
+	}
+}

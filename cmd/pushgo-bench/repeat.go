@@ -136,13 +136,24 @@ func kinds[R any](field func(*R) *map[string]int) column[R] {
 	}
 }
 
-// lastNote keeps the last run's non-empty note, marked as the last run's.
+// lastNote keeps the last run's non-empty note, marked as the last run's,
+// unless an earlier run's note says it did NOT settle (its projector's
+// backlog outlasted the phase, and the next run started on it): that
+// note is kept instead, marked with its run, so no table hides it.
 func lastNote[R any](field func(*R) *string) column[R] {
 	return func(out *R, runs []R) {
+		unsettled := ""
 		for i := range runs {
-			if n := *field(&runs[i]); n != "" {
+			n := *field(&runs[i])
+			if n != "" {
 				*field(out) = n + " (last run)"
 			}
+			if unsettled == "" && strings.Contains(n, "NOT settled") {
+				unsettled = fmt.Sprintf("%s (run %d of %d)", n, i+1, len(runs))
+			}
+		}
+		if unsettled != "" {
+			*field(out) = unsettled
 		}
 	}
 }
