@@ -184,60 +184,11 @@ func TestConsole(t *testing.T) {
 
 	t.Log("a message whose answer is lost is sent again with its op_id: stored once")
 	// The next answer of POST /message is lost on its way to the page,
-	// after the gateway stored the message (a dropped connection).
-	p.eval(`(() => {
-		const real = window.fetch;
-		let lose = true;
-		window.fetch = async (u, o) => {
-			const r = await real(u, o);
-			if (lose && String(u).endsWith('/message')) { lose = false; throw new TypeError('the connection was lost'); }
-			return r;
-		};
-		return '';
-	})()`)
-	p.fill("#msg-title", "Sent once though sent twice")
-	p.click("#send-form button[type=submit]")
-	p.waitJS("the lost answer said", `document.getElementById('send-result').textContent.startsWith('Not ')`)
-	if said := p.eval(`document.getElementById('send-result').textContent`); !strings.HasPrefix(said, "Not confirmed:") {
-		t.Errorf("a lost answer is said as %q; want Not confirmed (the message may have been stored)", said)
-	}
-	p.click("#send-form button[type=submit]")
-	p.waitJS("the message sent again is accepted", `!!document.getElementById('send-result').dataset.messageId`)
-	once := func(it map[string]any) bool {
-		return strings.Contains(string(mustJSON(t, it)), "Sent once though sent twice")
-	}
-	if n := api.historyCount(once); n != 1 {
-		t.Errorf("a message sent again after its answer was lost is %d times in the history, want once", n)
-	}
-
-	t.Log("a 200 whose body is lost is not confirmed either")
-	p.eval(`(() => {
-		const real = window.fetch;
-		let cut = true;
-		window.fetch = async (u, o) => {
-			const r = await real(u, o);
-			if (cut && String(u).endsWith('/message')) {
-				cut = false;
-				return new Response('{"succ', { status: 200, headers: { 'Content-Type': 'application/json' } });
-			}
-			return r;
-		};
-		return '';
-	})()`)
-	p.fill("#msg-title", "Cut mid-answer, sent once")
-	p.click("#send-form button[type=submit]")
-	p.waitJS("the cut answer said", `document.getElementById('send-result').textContent.startsWith('Not ')`)
-	if said := p.eval(`document.getElementById('send-result').textContent`); !strings.HasPrefix(said, "Not confirmed:") {
-		t.Errorf("a 200 whose body was lost is said as %q; want Not confirmed", said)
-	}
-	p.click("#send-form button[type=submit]")
-	p.waitJS("the message sent again is accepted", `!!document.getElementById('send-result').dataset.messageId`)
-	cut := func(it map[string]any) bool {
-		return strings.Contains(string(mustJSON(t, it)), "Cut mid-answer, sent once")
-	}
-	if n := api.historyCount(cut); n != 1 {
-		t.Errorf("a message whose 200 lost its body, sent again, is %d times in the history, want once", n)
-	}
+	// after the gateway stored the message: the connection dropped, or a
+	// 200 cut before its body ended.
+	sendLosingTheAnswer(t, p, api, "Sent once though sent twice", "throw new TypeError('the connection was lost')")
+	sendLosingTheAnswer(t, p, api, "Cut mid-answer, sent once",
+		`return new Response('{"succ', { status: 200, headers: { 'Content-Type': 'application/json' } })`)
 
 	t.Log("a token created over the API before sign-in is listed, without its secret, and revoked from the page")
 	p.waitJS("the earlier token listed", `(() => {
@@ -349,6 +300,36 @@ func (a consoleAPI) write(path string, keys []string, body map[string]any) map[s
 	a.t.Helper()
 	body["channel_id"], body["password"] = a.ch, a.password
 	return mustOK(a.t, a.g.Post(a.t, path, mustJSON(a.t, body)), keys...)
+}
+
+// sendLosingTheAnswer sends a test Message titled title from the page
+// while the first answer of POST /message is lost as lose (a statement of
+// the page's fetch: a throw or a return) after the gateway stored the
+// message; the page must say Not confirmed, and Send again must store it
+// once, not twice.
+func sendLosingTheAnswer(t *testing.T, p *consolePage, api consoleAPI, title, lose string) {
+	t.Helper()
+	p.eval(`(() => {
+		const real = window.fetch;
+		let lost = false;
+		window.fetch = async (u, o) => {
+			const r = await real(u, o);
+			if (!lost && String(u).endsWith('/message')) { lost = true; ` + lose + `; }
+			return r;
+		};
+		return '';
+	})()`)
+	p.fill("#msg-title", title)
+	p.click("#send-form button[type=submit]")
+	p.waitJS("the lost answer said", `document.getElementById('send-result').textContent.startsWith('Not ')`)
+	if said := p.eval(`document.getElementById('send-result').textContent`); !strings.HasPrefix(said, "Not confirmed:") {
+		t.Errorf("%q: a lost answer is said as %q; want Not confirmed (the message may have been stored)", title, said)
+	}
+	p.click("#send-form button[type=submit]")
+	p.waitJS("the message sent again is accepted", `!!document.getElementById('send-result').dataset.messageId`)
+	if n := api.historyCount(func(it map[string]any) bool { return strings.Contains(string(mustJSON(t, it)), title) }); n != 1 {
+		t.Errorf("%q, sent again after its answer was lost, is %d times in the history, want once", title, n)
+	}
 }
 
 // historyHas reports whether the channel's history holds an operation on

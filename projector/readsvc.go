@@ -208,8 +208,7 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 			// after its wait: the front asks again, and another replica,
 			// caught up, answers (each of its reads took 2 s and a 503
 			// here for the whole catch-up, half of them with two replicas).
-			e := apierr.New(apierr.ProjectionLagging)
-			return reads.Response{ErrorCode: e.Code, Error: e.Detail + " (" + p.progress.status() + ")", CatchingUp: true}
+			return catchingUp(p.progress.status())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ReadWait)
 		err := p.WaitApplied(ctx, req.MinSeq)
@@ -232,9 +231,7 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 		// replica would answer a delivered operation as not yet sent,
 		// after another answered it sent: it hands the read on, as a
 		// replica catching up with the operations does.
-		e := apierr.New(apierr.ProjectionLagging)
-		return reads.Response{ErrorCode: e.Code, CatchingUp: true,
-			Error: fmt.Sprintf("%s (the delivery receipts: %d not yet folded)", e.Detail, behind)}
+		return catchingUp(fmt.Sprintf("the delivery receipts: %d not yet folded", behind))
 	}
 	if req.Route != reads.ProjectorStatus { // a few atomic loads: never queued behind store reads
 		p.reads <- struct{}{}
@@ -245,6 +242,14 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 		return fail(aerr)
 	}
 	return reads.Response{Data: data}
+}
+
+// catchingUp is a replica's projection_lagging answered at once, marked
+// for the front to ask another replica (reads.Response.CatchingUp); why
+// says how far behind it is.
+func catchingUp(why string) reads.Response {
+	e := apierr.New(apierr.ProjectionLagging)
+	return reads.Response{ErrorCode: e.Code, Error: e.Detail + " (" + why + ")", CatchingUp: true}
 }
 
 // inflightPerPlace bounds the reads a replica holds in flight (waiting

@@ -357,6 +357,19 @@ func TestLoopWhoseFirstCreateFailedStartsAsConfigured(t *testing.T) {
 	}
 }
 
+// ackingLoop is a loop of stream S's durable consumer c, from new
+// messages, acknowledging each.
+func ackingLoop(t *testing.T, js jetstream.JetStream) *consume.Loop {
+	t.Helper()
+	l, err := consume.New(js, consume.Config{Stream: "S", Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy},
+		Handler:  func(context.Context, jetstream.Msg) consume.Decision { return consume.Ack }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // TestHoldDuringAHoldLeavesNoPull: a second Hold while the loop waits out a
 // first one leaves no pull behind once the loop has run again and
 // stopped: the pull made as the first wait ended met the second hold, and
@@ -365,12 +378,7 @@ func TestLoopWhoseFirstCreateFailedStartsAsConfigured(t *testing.T) {
 func TestHoldDuringAHoldLeavesNoPull(t *testing.T) {
 	b := brokertest.Start(t, brokertest.NoEnsure())
 	stream(t, b.JS, jetstream.LimitsPolicy)
-	l, err := consume.New(b.JS, consume.Config{Stream: "S", Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy},
-		Handler:  func(context.Context, jetstream.Msg) consume.Decision { return consume.Ack }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := ackingLoop(t, b.JS)
 	before := b.NC.NumSubscriptions()
 	stop := run(t, l)
 	waitFor(t, "running", l.Running)
@@ -394,12 +402,7 @@ func TestHoldDuringAHoldLeavesNoPull(t *testing.T) {
 func TestNotRunningWhenTheRebindAfterAHoldFails(t *testing.T) {
 	b := brokertest.Start(t, brokertest.NoEnsure())
 	stream(t, b.JS, jetstream.LimitsPolicy)
-	l, err := consume.New(b.JS, consume.Config{Stream: "S", Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy},
-		Handler:  func(context.Context, jetstream.Msg) consume.Decision { return consume.Ack }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := ackingLoop(t, b.JS)
 	stop := run(t, l)
 	waitFor(t, "running", l.Running)
 	l.Hold(200 * time.Millisecond)

@@ -77,11 +77,10 @@ a refused connection or a 429 rate_limited, which apply nothing.`,
 			// rate_limited).
 			const unknown = "the gateway may have created the channel without telling its id; " +
 				"not sent again (a second try makes a second channel): run the command again to get one you know the id of"
-			g.inFlight = unknown
-			data, err := s.client.do(cmd.Context(), http.MethodPost, "/channel/create", nil, nil,
-				map[string]string{"channel_name": name, "password": s.creds.Password}, retryUnsent)
+			data, err := s.write(cmd.Context(), "/channel/create",
+				map[string]string{"channel_name": name, "password": s.creds.Password}, retryUnsent, unknown)
 			if err != nil {
-				return mayHaveApplied(err, unknown)
+				return err
 			}
 			var saveErr error
 			if saveFile != nil {
@@ -193,9 +192,7 @@ func (w writeCommand) build(env Env, g *globals) *cobra.Command {
 		// known only here: it is named wherever the write may have been
 		// applied unseen.
 		repeat := fmt.Sprintf("the write may have been applied; repeat it with --op-id %s (and the same body and times) to apply it once", opID)
-		g.inFlight = repeat
-		data, err := s.client.do(cmd.Context(), http.MethodPost, w.route, nil, nil, body, retrySafe)
-		err = mayHaveApplied(err, repeat)
+		data, err := s.write(cmd.Context(), w.route, body, retrySafe, repeat)
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == "op_id_conflict" && explicitOpID {
 			if defaulted := defaultedTimes(fs, w.fields, w.defaultNow); len(defaulted) > 0 {

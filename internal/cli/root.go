@@ -302,6 +302,16 @@ type session struct {
 	g      *globals
 }
 
+// write POSTs body to route: a write whose outcome an interruption or an
+// answer that may follow an applied write (no answer in time, a 5xx)
+// leaves open, for which hint says what the user should know (the op_id to
+// repeat it with, or how to check).
+func (s *session) write(ctx context.Context, route string, body any, kind retryKind, hint string) (json.RawMessage, error) {
+	s.g.inFlight = hint
+	data, err := s.client.do(ctx, http.MethodPost, route, nil, nil, body, kind)
+	return data, mayHaveApplied(err, hint)
+}
+
 // need says which credentials a command requires.
 type need int
 

@@ -102,11 +102,10 @@ to check with "pushgo token list".`,
 			}
 			unknown := fmt.Sprintf("the gateway may have created the token (its secret is lost if so); "+
 				"not sent again: check with pushgo token list (named %q) and revoke it with pushgo token revoke TOKEN_ID", name)
-			g.inFlight = unknown
-			data, err := s.client.do(cmd.Context(), http.MethodPost, "/channel/token/create", nil, nil,
-				map[string]any{"channel_id": s.creds.ChannelID, "password": s.creds.Password, "name": name, "scopes": scopes}, retryUnsent)
+			data, err := s.write(cmd.Context(), "/channel/token/create",
+				map[string]any{"channel_id": s.creds.ChannelID, "password": s.creds.Password, "name": name, "scopes": scopes}, retryUnsent, unknown)
 			if err != nil {
-				return mayHaveApplied(err, unknown)
+				return err
 			}
 			return s.printData(data, func(m map[string]any) string { return strOf(m, "token") })
 		},
@@ -131,11 +130,10 @@ token_not_found).`,
 			// Retried only when unsent: after a lost answer the revoke may
 			// have been applied, and a retry would answer token_not_found.
 			const unknown = "the gateway may have revoked the token; not sent again: check with pushgo token list"
-			g.inFlight = unknown
-			data, err := s.client.do(cmd.Context(), http.MethodPost, "/channel/token/revoke", nil, nil,
-				map[string]string{"channel_id": s.creds.ChannelID, "password": s.creds.Password, "token_id": strings.TrimSpace(args[0])}, retryUnsent)
+			data, err := s.write(cmd.Context(), "/channel/token/revoke",
+				map[string]string{"channel_id": s.creds.ChannelID, "password": s.creds.Password, "token_id": strings.TrimSpace(args[0])}, retryUnsent, unknown)
 			if err != nil {
-				return mayHaveApplied(err, unknown)
+				return err
 			}
 			return s.printData(data, func(m map[string]any) string { return strOf(m, "token_id") })
 		},

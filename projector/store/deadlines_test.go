@@ -62,22 +62,8 @@ func TestDueDeadlinesPages(t *testing.T) {
 	if err := b.Commit(seq); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	var after *reads.DueEvent
-	for range 10 {
-		page, err := s.DueDeadlines(1_000, 2, after)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range page {
-			got = append(got, d.EventID)
-		}
-		if len(page) < 2 {
-			break
-		}
-		after = &page[len(page)-1]
-	}
-	if want := []string{"e1", "e2", "e3", "e4", "e5"}; !slices.Equal(got, want) {
+	want := []string{"e1", "e2", "e3", "e4", "e5"}
+	if got := pageDue(t, s, 1_000, 2); !slices.Equal(got, want) {
 		t.Fatalf("paged %v, want %v", got, want)
 	}
 }
@@ -112,21 +98,33 @@ func TestDueDeadlinesPagesPastARefresh(t *testing.T) {
 		put("e2", 350) // refreshed as the first page is read: still due
 	}
 	seen := map[string]int{}
-	var after *reads.DueEvent
-	for range 10 {
-		page, err := s.DueDeadlines(1_000, 2, after)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range page {
-			seen[d.EventID]++
-		}
-		if len(page) < 2 {
-			break
-		}
-		after = &page[len(page)-1]
+	for _, id := range pageDue(t, s, 1_000, 2) {
+		seen[id]++
 	}
 	if seen["e3"] != 1 || seen["e1"] != 1 || seen["e2"] > 1 {
 		t.Fatalf("paged %v: want e1 and e3 once each (e2 at most once)", seen)
 	}
+}
+
+// pageDue reads the events due before before, limit a page, each page
+// after the last one's last event, as the closer does (ten pages at
+// most), and returns their ids in the order read.
+func pageDue(t *testing.T, s *Store, before int64, limit int) []string {
+	t.Helper()
+	var got []string
+	var after *reads.DueEvent
+	for range 10 {
+		page, err := s.DueDeadlines(before, limit, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			got = append(got, d.EventID)
+		}
+		if len(page) < limit {
+			break
+		}
+		after = &page[len(page)-1]
+	}
+	return got
 }
