@@ -22,13 +22,18 @@ var niced sync.Map
 // kernel runs the HTTP handlers and the fold first and the store's
 // background work in what is left.
 func lowerBackgroundPriority() {
+	// Pinned first: a thread id read before the pin may be another
+	// thread's by the time its priority is set (the goroutine moved), which
+	// then ran whatever goroutine came to it niced, for good, while the job
+	// ran at full priority (TestBackgroundJobsRunNiced, 1 run in about 30).
+	runtime.LockOSThread()
 	tid := syscall.Gettid()
 	if tid == syscall.Getpid() {
 		// The main thread: the runtime never ends it, so a job that could
 		// not give its priority back would leave it niced for good.
+		runtime.UnlockOSThread()
 		return
 	}
-	runtime.LockOSThread()
 	nice, err := threadNiceOf(tid)
 	if err != nil {
 		return // pinned; unpinned when the job ends
