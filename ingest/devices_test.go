@@ -422,6 +422,27 @@ func TestDeviceRoutesNoSecretsInLogs(t *testing.T) {
 	}
 }
 
+// TestPrivateChannelRefusalIsNoServerError: the private transport's 503
+// (PushGo's answer for a transport this gateway does not serve, which the
+// apps ask for again and again) is logged as no server error; a 5xx of a
+// failure is.
+func TestPrivateChannelRefusalIsNoServerError(t *testing.T) {
+	logs := &deviceLogBuffer{}
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	wantErr(t, g.post("/device/register", map[string]any{"platform": "android", "channel_type": "private"}), 503, "private_channel_disabled")
+	if strings.Contains(logs.String(), "http: server error") {
+		t.Fatalf("the private channel's refusal logged as a server error:\n%s", logs.String())
+	}
+	if err := b.JS.DeleteKeyValue(context.Background(), streams.DevicesBucket); err != nil {
+		t.Fatal(err)
+	}
+	r := g.post("/device/register", map[string]any{"platform": "android", "channel_type": "fcm", "provider_token": fcmTok})
+	if r.Status < 500 || !strings.Contains(logs.String(), "http: server error") {
+		t.Fatalf("a register with the devices bucket gone: %d %s; logs:\n%s", r.Status, r.Body, logs.String())
+	}
+}
+
 // deviceLogBuffer collects log output from concurrent handlers.
 type deviceLogBuffer struct {
 	mu sync.Mutex
