@@ -130,6 +130,11 @@ type Config struct {
 	// Limits are the abuse limits and the client address setting:
 	// PUSHGO_LIMIT_* and PUSHGO_TRUSTED_PROXIES (limits.Config.Settings).
 	Limits limits.Config
+
+	// streamCheckEvery is how often the process checks that its streams
+	// are still the ones it started with (streamwatch.go); 0: the
+	// default. Tests shorten it.
+	streamCheckEvery time.Duration
 }
 
 // DefaultSync is the default of PUSHGO_SYNC; see the README for why.

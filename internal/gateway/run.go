@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +51,9 @@ type Gateway struct {
 	http        *http.Server
 	ln          net.Listener
 	served      chan error
+	// streamChecks counts the broker streams' checks that found them
+	// unchanged (streamwatch.go).
+	streamChecks atomic.Int64
 }
 
 // Start starts the broker (unless external), the selected services and the
@@ -78,7 +82,13 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err := g.connectBroker(ctx); err != nil {
 		return err
 	}
-	var err error
+	role, err := broker.ParseRole(cfg.Target)
+	if err != nil {
+		return err
+	}
+	if err := g.watchStreams(role); err != nil {
+		return err
+	}
 	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
