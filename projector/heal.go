@@ -315,6 +315,9 @@ func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, e
 		// Folded by an older version whose indexes this one reads.
 		return st, "projection layout changed", nil
 	}
+	if why, err := p.sameLogs(st); why != "" || err != nil {
+		return st, why, err
+	}
 	applied, err := st.Applied()
 	if err != nil {
 		return st, "", fmt.Errorf("applied sequence: %w", err)
@@ -336,6 +339,35 @@ func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, e
 	p.applied.Store(applied)
 	p.receiptsApplied.Store(receipts)
 	return st, "", nil
+}
+
+// sameLogs reports why the projection must be folded again when one of
+// the streams it folds is not the stream it folded (created again since:
+// a broker wiped, its storage lost); a projection that recorded none
+// records them now. Its positions name sequences of the log that was:
+// resumed after them, it would wait for ever for the new log to reach
+// them and never fold what the new log holds below.
+func (p *Projector) sameLogs(st *store.Store) (why string, err error) {
+	for _, stream := range foldedStreams {
+		created, ok := p.logsCreated[stream]
+		if !ok {
+			continue
+		}
+		folded, err := st.LogCreated(stream)
+		if err != nil {
+			return "", fmt.Errorf("log of %s: %w", stream, err)
+		}
+		switch {
+		case folded == 0:
+			if err := st.SetLogCreated(stream, created.UnixNano()); err != nil {
+				return "", fmt.Errorf("log of %s: %w", stream, err)
+			}
+		case folded != created.UnixNano():
+			return fmt.Sprintf("the projection folded a %s created %s, and the stream was created again %s",
+				stream, time.Unix(0, folded).UTC().Format(time.RFC3339Nano), created.UTC().Format(time.RFC3339Nano)), nil
+		}
+	}
+	return "", nil
 }
 
 // foldable returns the sequence of the first dead letter whose entry,

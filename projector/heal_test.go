@@ -3,6 +3,7 @@ package projector_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgo/gateway/broker/brokertest"
+	"github.com/pushgo/gateway/broker/provision"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/projector/store"
 	"github.com/pushgo/gateway/schemas/delivery"
@@ -407,5 +410,54 @@ func TestCorruptProjectionAtRuntimeIsRebuilt(t *testing.T) {
 	}
 	if p.Rebuilds() != 1 || p.Ready() != nil {
 		t.Fatalf("rebuilds %d, ready %v; want 1, nil", p.Rebuilds(), p.Ready())
+	}
+}
+
+// TestAProjectionOfALogCreatedAgainIsRebuilt: PUSHGO_OPS deleted and
+// created again (a broker wiped, its storage lost) under a projection
+// folded from the old log: the projector, started again on that
+// projection, folds it again from the new log. Kept, its positions named
+// sequences the new log had not reached: it waited for them, and never
+// folded what the new log held below them (the new log's events not
+// found, the old log's answered).
+func TestAProjectionOfALogCreatedAgainIsRebuilt(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	b := brokertest.Start(t)
+	dir := t.TempDir()
+	create := func(id string, i int) uint64 {
+		env := ops.Envelope{V: 1, Op: ops.EventCreate, ChannelID: ch, OpID: fmt.Sprintf("op-%s", id), EntityID: id, AcceptedAt: int64(1713750000000 + i)}
+		env.Payload, _ = json.Marshal(ops.EventPayload{EventID: id, Title: "t", Status: "open", Message: "m", Severity: ops.SeverityNormal, EventTime: env.AcceptedAt})
+		return publishSelectOp(t, b.JS, ch, &env)
+	}
+	var last uint64
+	for i := range 5 {
+		last = create(fmt.Sprintf("old%d", i), i)
+	}
+	p := start(t, b.NC, projector.Config{Dir: dir})
+	waitApplied(t, p, last)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	if err := b.JS.DeleteStream(ctx, streams.Ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := provision.Ensure(ctx, b.JS, streams.DefaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		last = create(fmt.Sprintf("new%d", i), i)
+	}
+	p = start(t, b.NC, projector.Config{Dir: dir})
+	waitApplied(t, p, last)
+	for id, want := range map[string]bool{"new0": true, "new1": true, "old0": false, "old4": false} {
+		_, aerr := p.Read(&reads.Request{Route: reads.EventGet, ChannelID: ch, EventID: id})
+		if found := aerr == nil; found != want {
+			t.Errorf("event %s after the log was created again: found %v (%v), want %v", id, found, aerr, want)
+		}
+	}
+	if got := p.Applied(); got != last {
+		t.Errorf("applied %d, want the new log's last sequence %d", got, last)
 	}
 }

@@ -312,6 +312,12 @@ func rawContents(t *testing.T, st *store.Store) []byte {
 	var buf bytes.Buffer
 	var line []byte
 	if err := st.Raw(func(k, v []byte) error {
+		if bytes.HasPrefix(k, []byte("m\x00log\x00")) {
+			// Which logs the projector opened the store for (heal.go,
+			// sameLogs), not the fold's state: a sequential fold run
+			// without a projector records none.
+			return nil
+		}
 		// fmt's %q=%q, without fmt's cost: a store of 30,000 operations
 		// took seconds to print under the race detector.
 		line = strconv.AppendQuote(line[:0], string(k))

@@ -133,6 +133,10 @@ type Projector struct {
 	// readers that run beside a rebuild (DeadLetters, Store).
 	storeMu sync.RWMutex
 	store   *store.Store
+	// logsCreated is when each folded stream was created, as the broker
+	// said at start: a projection of a stream created before is rebuilt
+	// (heal.go, tryOpen).
+	logsCreated map[string]time.Time
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
@@ -204,6 +208,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		return nil, err
 	}
 	var retention time.Duration
+	logsCreated := map[string]time.Time{}
 	for _, name := range []string{streams.Ops, streams.Receipts} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
@@ -212,8 +217,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		if name == streams.Ops {
 			retention = s.CachedInfo().Config.MaxAge
 		}
+		logsCreated[name] = s.CachedInfo().Created
 	}
-	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
+	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, logsCreated: logsCreated,
 		notify: make(chan struct{}), hurry: make(chan struct{}, 1), vanished: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads),
 		inflight: make(chan struct{}, cfg.MaxConcurrentReads*inflightPerPlace), done: make(chan struct{}),
 		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}

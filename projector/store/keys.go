@@ -49,6 +49,10 @@ var (
 	prunedKey = []byte("m\x00pruned")
 )
 
+// logKey is the key of the creation time of a log stream the store folds
+// (LogCreated): one per stream, after the stream's name.
+func logKey(stream string) []byte { return append([]byte("m\x00log\x00"), stream...) }
+
 // Send status keys (folded from the ops and the receipts):
 //
 //	O 0 <op_id> 0 <channel>                → sendOp: the operation, for "accepted"; and the

@@ -1035,3 +1035,20 @@ func (s *Store) pruneHistory(b *pebble.Batch, first uint64, recs *opRecords) (in
 	}
 	return n, it.Close()
 }
+
+// LogCreated returns when the log stream the store folded was created
+// (Unix ns; 0 when not recorded: a store of an older version, or a new
+// one). A stream created again since (a broker wiped) holds another log
+// whose sequences the store's positions do not name.
+func (s *Store) LogCreated(stream string) (int64, error) {
+	v, err := s.cursor(logKey(stream))
+	return int64(v), err
+}
+
+// SetLogCreated records when the log stream the store folds was created
+// (Unix ns).
+func (s *Store) SetLogCreated(stream string, unixNano int64) error {
+	b := s.db.NewBatch()
+	_ = b.Set(logKey(stream), binary.BigEndian.AppendUint64(nil, uint64(unixNano)), nil)
+	return s.apply(b)
+}
