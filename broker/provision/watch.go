@@ -19,20 +19,49 @@ import (
 // beginning. So a process watches its streams' identity and ends when one
 // changes; its orchestrator starts it again.
 
-// WatchStreams checks every `every` that each stream of names still is the
-// stream it was at the first check: it returns an error naming the stream
-// once one has been created again (its creation time changed) or has been
-// missing at missingChecks checks in a row; nil when ctx ends. A check the broker
-// cannot answer (away, electing a leader) is skipped. checked, when not
-// nil, is called after each round of checks that found nothing wrong.
-func WatchStreams(ctx context.Context, js jetstream.JetStream, names []string, every time.Duration, checked func()) error {
-	created := map[string]time.Time{}
-	missing := map[string]int{}
+// StreamWatch checks that streams are still the streams they were when
+// it was made (NewStreamWatch).
+type StreamWatch struct {
+	js      jetstream.JetStream
+	names   []string
+	created map[string]time.Time
+	missing map[string]int
+}
+
+// NewStreamWatch reads the creation time of each stream of names: what
+// Run then checks them against. It is to be made before anything reads the
+// streams (a process's start), so that a stream created again in between
+// is not taken for the one the process started with.
+func NewStreamWatch(ctx context.Context, js jetstream.JetStream, names []string) (*StreamWatch, error) {
+	w := &StreamWatch{js: js, names: names, created: map[string]time.Time{}, missing: map[string]int{}}
+	for _, name := range names {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		w.created[name] = s.CachedInfo().Created
+	}
+	return w, nil
+}
+
+// Run checks every `every` that each stream is still the one
+// NewStreamWatch found: it returns an error naming the stream once one has
+// been created again (its creation time changed) or has been missing at
+// missingChecks checks in a row; nil when ctx ends. A check the broker
+// cannot answer (away, electing a leader) is skipped, and starts the count
+// of a missing stream again. checked, when not nil, is called after each
+// round of checks that found nothing wrong.
+func (w *StreamWatch) Run(ctx context.Context, every time.Duration, checked func()) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		for _, name := range names {
-			if err := checkStream(ctx, js, name, created, missing); err != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for _, name := range w.names {
+			if err := w.check(ctx, name); err != nil {
 				return err
 			}
 		}
@@ -42,11 +71,6 @@ func WatchStreams(ctx context.Context, js jetstream.JetStream, names []string, e
 		if checked != nil {
 			checked()
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
 	}
 }
 
@@ -54,28 +78,24 @@ func WatchStreams(ctx context.Context, js jetstream.JetStream, names []string, e
 // broker restarting may say so of a stream for a moment.
 const missingChecks = 3
 
-// checkStream is one check of stream name against what the first found.
-func checkStream(ctx context.Context, js jetstream.JetStream, name string, created map[string]time.Time, missing map[string]int) error {
+// check is one check of stream name.
+func (w *StreamWatch) check(ctx context.Context, name string) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(cctx, name)
+	s, err := w.js.Stream(cctx, name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		if missing[name]++; missing[name] >= missingChecks {
+		if w.missing[name]++; w.missing[name] >= missingChecks {
 			return fmt.Errorf("stream %s was deleted under this process: its positions and views name a log that is gone; "+
 				"ending, so that a fresh start creates it again and reads it from its beginning", name)
 		}
 		return nil
 	case err != nil:
-		return nil // the broker away or busy: the next check
-	}
-	missing[name] = 0
-	at := s.CachedInfo().Created
-	first, seen := created[name]
-	if !seen {
-		created[name] = at
+		w.missing[name] = 0 // the broker away or busy: a missing stream counts again from its next answer
 		return nil
 	}
+	w.missing[name] = 0
+	first, at := w.created[name], s.CachedInfo().Created
 	if !at.Equal(first) {
 		return fmt.Errorf("stream %s was created again under this process (created %s, now %s): its positions and views "+
 			"name a log that is gone; ending, so that a fresh start reads it from its beginning",

@@ -86,7 +86,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := g.watchStreams(role); err != nil {
+	if err := g.watchStreams(ctx, role); err != nil {
 		return err
 	}
 	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)

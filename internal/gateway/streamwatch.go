@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,13 +16,14 @@ import (
 // stream within three times it).
 const defaultStreamCheckEvery = 10 * time.Second
 
-// watchStreams adds the service that ends the process when one of the
-// streams and buckets its role uses is deleted or created again under it
-// (provision.WatchStreams): its positions and bucket views would name a
+// watchStreams reads the creation times of the streams and buckets the
+// process's role uses, before its services read them, and adds the
+// service that ends the process when one is deleted or created again
+// under it (provision.StreamWatch): its positions and bucket views would name a
 // log that is gone, and only a fresh start reads the new one from its
 // beginning (the orchestrator's restart; compose.yaml restarts every
 // service).
-func (g *Gateway) watchStreams(role broker.Role) error {
+func (g *Gateway) watchStreams(ctx context.Context, role broker.Role) error {
 	js, err := jetstream.New(g.nc)
 	if err != nil {
 		return err
@@ -30,9 +32,12 @@ func (g *Gateway) watchStreams(role broker.Role) error {
 	if every <= 0 {
 		every = defaultStreamCheckEvery
 	}
-	names := role.Streams()
+	w, err := provision.NewStreamWatch(ctx, js, role.Streams())
+	if err != nil {
+		return fmt.Errorf("watch the broker's streams: %w", err)
+	}
 	g.services = append(g.services, service{"broker streams", func(ctx context.Context) error {
-		return provision.WatchStreams(ctx, js, names, every, func() { g.streamChecks.Add(1) })
+		return w.Run(ctx, every, func() { g.streamChecks.Add(1) })
 	}, func() error { return nil }})
 	return nil
 }

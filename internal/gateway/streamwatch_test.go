@@ -14,11 +14,10 @@ import (
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
-// serveWatched starts a whole gateway on its embedded broker, checking its
-// streams every few milliseconds, serves it, and returns it, a JetStream
-// client of the broker's admin, and what Serve returns (once it returns)
-// after its first check of the streams.
-func serveWatched(t *testing.T) (*Gateway, jetstream.JetStream, <-chan error) {
+// startWatched starts a whole gateway on its embedded broker, checking its
+// streams every few milliseconds, and returns it with a JetStream client
+// of the broker's admin.
+func startWatched(t *testing.T) (*Gateway, jetstream.JetStream) {
 	t.Helper()
 	cfg := Defaults()
 	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen = "127.0.0.1:0", t.TempDir(), "off"
@@ -27,6 +26,22 @@ func serveWatched(t *testing.T) (*Gateway, jetstream.JetStream, <-chan error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nc, err := g.broker.ConnectAs(broker.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, js
+}
+
+// serve serves g until the test ends and returns what Serve returns (once
+// it returns).
+func serve(t *testing.T, g *Gateway) <-chan error {
+	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
 	served, done := make(chan error, 1), make(chan struct{})
 	go func() {
@@ -41,17 +56,35 @@ func serveWatched(t *testing.T) (*Gateway, jetstream.JetStream, <-chan error) {
 			t.Error("Serve did not return within a minute of its stop")
 		}
 	})
-	nc, err := g.broker.ConnectAs(broker.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return served
+}
+
+// serveWatched is startWatched, served, after its first check of the
+// streams.
+func serveWatched(t *testing.T) (*Gateway, jetstream.JetStream, <-chan error) {
+	t.Helper()
+	g, js := startWatched(t)
+	served := serve(t, g)
 	waitChecks(t, g, 1)
 	return g, js, served
+}
+
+// recreateChannelsBucket deletes the channels bucket and creates it again,
+// as a fresh process would (alone: the other buckets stay).
+func recreateChannelsBucket(t *testing.T, g *Gateway, js jetstream.JetStream) {
+	t.Helper()
+	ctx := context.Background()
+	if err := js.DeleteKeyValue(ctx, streams.ChannelsBucket); err != nil {
+		t.Fatal(err)
+	}
+	o := g.cfg.StreamOptions()
+	for _, b := range streams.AllBuckets(o) {
+		if b.Name == streams.ChannelsBucket {
+			if _, err := js.CreateKeyValue(ctx, provision.BucketConfig(b, o)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // waitChecks waits until g's streams were found unchanged n more times.
@@ -92,14 +125,18 @@ func TestARecreatedBucketEndsTheProcess(t *testing.T) {
 		t.Fatalf("Serve returned with the streams unchanged: %v", err)
 	default:
 	}
-	ctx := context.Background()
-	if err := js.DeleteKeyValue(ctx, streams.ChannelsBucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := provision.Ensure(ctx, js, g.cfg.StreamOptions()); err != nil { // as a fresh process would
-		t.Fatal(err)
-	}
+	recreateChannelsBucket(t, g, js)
 	wantEnded(t, served, "broker streams", "KV_"+streams.ChannelsBucket, "created again")
+}
+
+// A bucket created again after the process started and before it serves
+// ends it as well: its views were loaded at its start, from the bucket
+// that was (the streams' creation times are read before its services
+// start, not at the first check).
+func TestABucketRecreatedBeforeServingEndsTheProcess(t *testing.T) {
+	g, js := startWatched(t)
+	recreateChannelsBucket(t, g, js)
+	wantEnded(t, serve(t, g), "broker streams", "KV_"+streams.ChannelsBucket, "created again")
 }
 
 // A stream deleted under a running process ends it too, once the stream
