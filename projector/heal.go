@@ -224,7 +224,13 @@ func (p *Projector) rebuild(ctx context.Context, why error) error {
 	p.receiptsPending.Store(0)
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = p.openStore(ctx, true); err == nil {
+		// The logs as they are now: the fold may have failed because one
+		// was created again, and the new projection records the one it
+		// folds (sameLogs).
+		if err = p.readLogsCreated(ctx); err == nil {
+			err = p.openStore(ctx, true)
+		}
+		if err == nil {
 			break
 		}
 		if attempt >= maxFoldRetries {
@@ -339,6 +345,20 @@ func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, e
 	p.applied.Store(applied)
 	p.receiptsApplied.Store(receipts)
 	return st, "", nil
+}
+
+// readLogsCreated reads when each folded stream was created.
+func (p *Projector) readLogsCreated(ctx context.Context) error {
+	created := map[string]time.Time{}
+	for _, name := range foldedStreams {
+		s, err := p.js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("projector: stream %s: %w", name, err)
+		}
+		created[name] = s.CachedInfo().Created
+	}
+	p.logsCreated = created
+	return nil
 }
 
 // sameLogs reports why the projection must be folded again when one of

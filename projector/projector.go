@@ -134,8 +134,9 @@ type Projector struct {
 	storeMu sync.RWMutex
 	store   *store.Store
 	// logsCreated is when each folded stream was created, as the broker
-	// said at start: a projection of a stream created before is rebuilt
-	// (heal.go, tryOpen).
+	// said when the projection was last opened (readLogsCreated): a
+	// projection of a stream created before is rebuilt (heal.go,
+	// sameLogs). Read and written by the goroutine that opens the store.
 	logsCreated map[string]time.Time
 
 	applied atomic.Uint64 // last stream sequence committed to the store
@@ -207,23 +208,19 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	var retention time.Duration
-	logsCreated := map[string]time.Time{}
-	for _, name := range []string{streams.Ops, streams.Receipts} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("projector: stream %s: %w", name, err)
-		}
-		if name == streams.Ops {
-			retention = s.CachedInfo().Config.MaxAge
-		}
-		logsCreated[name] = s.CachedInfo().Created
+	s, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		return nil, fmt.Errorf("projector: stream %s: %w", streams.Ops, err)
 	}
-	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js, logsCreated: logsCreated,
+	retention := s.CachedInfo().Config.MaxAge
+	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
 		notify: make(chan struct{}), hurry: make(chan struct{}, 1), vanished: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads),
 		inflight: make(chan struct{}, cfg.MaxConcurrentReads*inflightPerPlace), done: make(chan struct{}),
 		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}
 	p.retention.Store(retention.Milliseconds())
+	if err := p.readLogsCreated(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.openStore(ctx, cfg.Rebuild); err != nil {
 		return nil, err
 	}

@@ -24,10 +24,13 @@ import (
 //	h 0 <channel> 0 <seq, 8 bytes BE>      → <kind byte> history item JSON
 //	m 0 applied                            → last applied PUSHGO_OPS sequence
 //	m 0 receipts                           → last applied PUSHGO_RECEIPTS sequence
+//	m 0 pruned                             → the log's first sequence at the last prune
+//	m 0 log 0 <stream>                     → when the folded stream was created (Unix ns, 8 bytes BE)
 //	z 0 <stream> 0 <seq, 8 bytes BE>       → DeadLetter: an entry the fold set aside
 //
 // z keys need no layout change: a store folded before them cannot hold a
-// dead letter (the fold used to stop at such an entry).
+// dead letter (the fold used to stop at such an entry). Nor m 0 log keys:
+// a store without them records them when it is next opened.
 //
 // Y, N and L serve entitySelector evaluation (select.go). Things that are
 // not deleted have entries, archived ones included. <type> is attrs.type

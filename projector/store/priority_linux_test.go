@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -38,12 +39,18 @@ func TestBackgroundJobsRunNiced(t *testing.T) {
 	}
 	onBackgroundJob = func() {
 		lower()
+		// Pinned for the two reads: a job on the main thread is left
+		// unpinned, and read across a move its nice would be one thread's
+		// and its id another's.
+		runtime.LockOSThread()
 		n, err := threadNice("thread-self")
+		tid := syscall.Gettid()
+		runtime.UnlockOSThread()
 		if err != nil {
 			t.Error(err)
 		}
 		mu.Lock()
-		jobs = append(jobs, job{syscall.Gettid(), n})
+		jobs = append(jobs, job{tid, n})
 		mu.Unlock()
 	}
 	t.Cleanup(func() { onBackgroundJob = lower })

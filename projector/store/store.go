@@ -489,7 +489,7 @@ func (s *Store) cursor(k []byte) (uint64, error) {
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: applied sequence of %d bytes", ErrCorrupt, len(v))
+		return 0, fmt.Errorf("%w: %q of %d bytes, want 8", ErrCorrupt, k, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
