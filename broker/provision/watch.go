@@ -10,7 +10,7 @@ import (
 )
 
 // A stream deleted under running processes, or deleted and created again
-// (an operator wiping the broker, a broker restarted without its storage),
+// (an operator wiping the broker, a lone broker restarted without its storage),
 // leaves each process with positions and views of a log that is gone: the
 // bucket views resume after revisions the new bucket starts again below
 // and stay stale while saying they are current, the consumers wait for
