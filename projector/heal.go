@@ -227,7 +227,7 @@ func (p *Projector) rebuild(ctx context.Context, why error) error {
 		// The logs as they are now: the fold may have failed because one
 		// was created again, and the new projection records the one it
 		// folds (sameLogs).
-		if err = p.readLogsCreated(ctx); err == nil {
+		if err = p.readLogs(ctx); err == nil {
 			err = p.openStore(ctx, true)
 		}
 		if err == nil {
@@ -347,8 +347,9 @@ func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, e
 	return st, "", nil
 }
 
-// readLogsCreated reads when each folded stream was created.
-func (p *Projector) readLogsCreated(ctx context.Context) error {
+// readLogs reads when each folded stream was created, and the operations'
+// retention (which retention.go reads again as it prunes).
+func (p *Projector) readLogs(ctx context.Context) error {
 	created := map[string]time.Time{}
 	for _, name := range foldedStreams {
 		s, err := p.js.Stream(ctx, name)
@@ -356,6 +357,9 @@ func (p *Projector) readLogsCreated(ctx context.Context) error {
 			return fmt.Errorf("projector: stream %s: %w", name, err)
 		}
 		created[name] = s.CachedInfo().Created
+		if name == streams.Ops {
+			p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
+		}
 	}
 	p.logsCreated = created
 	return nil
@@ -369,10 +373,7 @@ func (p *Projector) readLogsCreated(ctx context.Context) error {
 // them and never fold what the new log holds below.
 func (p *Projector) sameLogs(st *store.Store) (why string, err error) {
 	for _, stream := range foldedStreams {
-		created, ok := p.logsCreated[stream]
-		if !ok {
-			continue
-		}
+		created := p.logsCreated[stream] // readLogs reads every one
 		folded, err := st.LogCreated(stream)
 		if err != nil {
 			return "", fmt.Errorf("log of %s: %w", stream, err)

@@ -134,7 +134,7 @@ type Projector struct {
 	storeMu sync.RWMutex
 	store   *store.Store
 	// logsCreated is when each folded stream was created, as the broker
-	// said when the projection was last opened (readLogsCreated): a
+	// said when the projection was last opened (readLogs): a
 	// projection of a stream created before is rebuilt (heal.go,
 	// sameLogs). Read and written by the goroutine that opens the store.
 	logsCreated map[string]time.Time
@@ -208,17 +208,11 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := js.Stream(ctx, streams.Ops)
-	if err != nil {
-		return nil, fmt.Errorf("projector: stream %s: %w", streams.Ops, err)
-	}
-	retention := s.CachedInfo().Config.MaxAge
 	p := &Projector{cfg: cfg, log: cfg.Logger, nc: nc, js: js,
 		notify: make(chan struct{}), hurry: make(chan struct{}, 1), vanished: make(chan struct{}, 1), reads: make(chan struct{}, cfg.MaxConcurrentReads),
 		inflight: make(chan struct{}, cfg.MaxConcurrentReads*inflightPerPlace), done: make(chan struct{}),
 		heal: newHealState(), progress: foldProgress{log: cfg.Logger}}
-	p.retention.Store(retention.Milliseconds())
-	if err := p.readLogsCreated(ctx); err != nil {
+	if err := p.readLogs(ctx); err != nil {
 		return nil, err
 	}
 	if err := p.openStore(ctx, cfg.Rebuild); err != nil {

@@ -144,10 +144,10 @@ func observe(m *metrics, log *slog.Logger) echo.MiddlewareFunc {
 			}
 			code, _ := c.Get(errorCodeKey).(apierr.Code)
 			m.observe(route, status, code, time.Since(start))
-			if status >= 500 && code != apierr.PrivateChannelDisabled {
-				// Not the private channel's 503: PushGo's answer for a
-				// transport this gateway does not serve, by design, which
-				// apps ask for again and again.
+			if status >= 500 && (code == "" || apierr.Lookup(code).Category != apierr.CategoryFeatureDisabled) {
+				// Not a feature this gateway does not serve (the private
+				// channel's 503, PushGo's answer by design, which apps ask
+				// for again and again): no failure of the server's.
 				log.Warn("http: server error", "route", route, "status", status,
 					"request_id", c.Response().Header().Get(headerRequestID))
 			}
