@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,10 +30,7 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A permissions violation is only ever reported this way: say it.
-	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		log.Warn("broker: asynchronous error", "role", role, "err", err)
-	})
+	onErr := nats.ErrorHandler(asyncErrorLogger(log, role))
 	// Nothing is buffered while the connection is down: a publish then
 	// fails at once. nats.go's default keeps up to 8 MiB of publishes and
 	// sends them when the connection is back, long after the requests that
@@ -107,6 +105,21 @@ func provisionAs(ctx context.Context, e *broker.Embedded, cfg Config) error {
 		return err
 	}
 	return provision.Ensure(ctx, js, cfg.StreamOptions())
+}
+
+// asyncErrorLogger logs the errors the broker's client reports outside any
+// call: a permissions violation is only ever reported this way, and so is
+// a slow consumer, which names its subscription and how many messages it
+// dropped, since which one fell behind is what an operator needs to know.
+func asyncErrorLogger(log *slog.Logger, role broker.Role) nats.ErrHandler {
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub == nil {
+			log.Warn("broker: asynchronous error", "role", role, "err", err)
+			return
+		}
+		dropped, _ := sub.Dropped()
+		log.Warn("broker: asynchronous error", "role", role, "subject", sub.Subject, "dropped", dropped, "err", err)
+	}
 }
 
 func fileExists(path string) bool {
