@@ -159,7 +159,7 @@ receivers:
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	am := &alertmanagerProc{base: "http://" + addr, output: &syncBuffer{}}
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=info")
+		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=debug")
 	cmd.Stdout, cmd.Stderr = am.output, am.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -403,8 +403,15 @@ func TestAlertmanagerRefiresWithoutResolves(t *testing.T) {
 	second := time.Now().Add(-10 * time.Second).Truncate(time.Second)
 	waitFor(t, "Alertmanager has the alert resolved", 30*time.Second, func() bool { return am.firing(t) == 0 }, g)
 	am.post(t, instanceDown(1, second, time.Time{}))
+	var seen []map[string]any
+	t.Cleanup(func() {
+		if t.Failed() { // what the gateway held when the wait gave up (Alertmanager's debug log shows what it sent)
+			t.Logf("ongoing events last seen (the first %s, the second's start %d): %v", firstID, second.UnixMilli(), seen)
+		}
+	})
 	waitFor(t, "the second occurrence's event, the first closed", time.Minute, func() bool {
 		evs := ongoing()
+		seen = evs
 		return len(evs) == 1 && evs[0]["event_id"] != firstID && num(t, evs[0], "started_at") == second.UnixMilli()
 	}, g)
 	e := mustOK(t, g.Post(t, "/event/get", mustJSON(t, map[string]any{"channel_id": channel, "password": password, "event_id": firstID})),
