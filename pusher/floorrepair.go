@@ -81,9 +81,22 @@ func (pt *partition) checkFloor(ctx context.Context, seq uint64) {
 // epoch took is finished, in a new epoch that passes unsent the operations
 // up to the last one taken. Called by the partition loop while repairing;
 // it tries again at the next message until it has reset.
+//
+// It resets only while the broker still pins this replica, as
+// resetAgainIfLost does: a replica that stalled past the failover time
+// reads deliveries buffered before it lost the pin (they carry its pin),
+// and its reset would restart the delivery sequences under the new owner,
+// whose acknowledgements the broker would then ignore until its own
+// repair. A message under the new pin ends the repair (a takeover).
 func (pt *partition) repairFloor(ctx context.Context) {
 	if !pt.settled() {
 		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, pt.p.cfg.Failover/fillGapBudget)
+	pinned := pt.pinnedTo(ictx, pt.pin)
+	cancel()
+	if !pinned {
+		return // asked again at the next message, unless it is another pin's
 	}
 	skip := max(pt.skipThrough, pt.last) // everything taken is finished
 	if err := pt.reset(ctx); err != nil {

@@ -159,3 +159,44 @@ func TestNoResetAgainWithoutThePin(t *testing.T) {
 		t.Fatalf("the consumer's delivery sequence went back to %d (a reset) after %d", d, md.Sequence.Consumer)
 	}
 }
+
+// TestNoFloorRepairWithoutThePin: a partition repairing its floor that is
+// no longer pinned (it stalled past the failover time, and reads what was
+// delivered before, under its old pin) does not reset the consumer: that
+// would restart the delivery sequences under the replica the broker
+// pinned next.
+// Its pinned twin repairs: the check keeps no owner from its repair.
+func TestNoFloorRepairWithoutThePin(t *testing.T) {
+	t.Run("pinned", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		r := startResetLoss(ctx, t)
+		m, _ := r.next()
+		r.pt.repairing = true
+		before := r.pt.resetAt
+		r.pt.take(ctx, m)
+		if r.pt.resetAt == before || r.pt.repairing {
+			t.Fatal("a partition still pinned to this replica did not repair its floor")
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := startResetLoss(ctx, t)
+	m, md := r.next() // a redelivery, under this replica's pin
+	if err := r.s.UnpinConsumer(ctx, r.pt.name, PriorityGroup); err != nil {
+		t.Fatal(err)
+	}
+	r.pt.repairing = true // as checkFloor leaves it on a redelivery its floor passed
+	before := r.pt.resetAt
+	r.pt.take(ctx, m)
+	if r.pt.resetAt != before || !r.pt.repairing {
+		t.Fatal("a partition no longer pinned to this replica reset the consumer to repair its floor")
+	}
+	info, err := r.s.Consumer(ctx, r.pt.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := info.CachedInfo().Delivered.Consumer; d < md.Sequence.Consumer {
+		t.Fatalf("the consumer's delivery sequence went back to %d (a reset) after %d", d, md.Sequence.Consumer)
+	}
+}
