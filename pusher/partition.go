@@ -304,11 +304,20 @@ func (pt *partition) takeover(ctx context.Context, pin string) {
 // broker's ack floor and starts a new epoch there, skipping what was
 // delivered before the reset. On failure the cancelled epoch stays, and
 // the caller tries again at a later message.
+//
+// The request waits at most half the failover time: the loop does not
+// pull while it waits, and the pin lapses after the failover time without
+// a pull. A replicated consumer answers a reset once its proposal commits,
+// so a consumer leader that lost its quorum (it steps down after 10 s)
+// left the request unanswered for its whole 10 s, and the partition lost
+// its pin to another replica for nothing. A reset the broker applies after
+// the request gave up is harmless: the next delivery's pin and sequence
+// checks reset again.
 func (pt *partition) reset(ctx context.Context) error {
 	if old := pt.cur.Load(); old != nil {
 		old.cancel()
 	}
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, min(10*time.Second, pt.p.cfg.Failover/2))
 	defer cancel()
 	resp, err := pt.p.js.ResetConsumer(rctx, streams.Ops, pt.name)
 	if err != nil {

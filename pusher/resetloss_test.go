@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -198,5 +199,37 @@ func TestNoFloorRepairWithoutThePin(t *testing.T) {
 	}
 	if d := info.CachedInfo().Delivered.Consumer; d < md.Sequence.Consumer {
 		t.Fatalf("the consumer's delivery sequence went back to %d (a reset) after %d", d, md.Sequence.Consumer)
+	}
+}
+
+// TestResetGivesUpBeforeThePinLapses: a reset the broker does not answer
+// (a replicated consumer whose leader lost its quorum answers once its
+// proposal commits, if ever) gives up within half the failover time, so
+// the partition's loop pulls again before its pin lapses; it used to wait
+// 10 s, past a failover time of 6.
+func TestResetGivesUpBeforeThePinLapses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b := brokertest.Start(t)
+	nc, _ := b.Conn(t)
+	// The JetStream API under a prefix where a subscriber takes every
+	// request and answers none.
+	if _, err := nc.Subscribe("silent.>", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.NewWithAPIPrefix(nc, "silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const failover = 4 * time.Second
+	p := &Pusher{cfg: Config{Failover: failover, PartitionWindow: 16, Partitions: 1}, js: js,
+		metrics: newMetrics(), log: slog.New(slog.DiscardHandler)}
+	pt := &partition{p: p, n: 0, name: PartitionConsumerPrefix + "0", intake: make(chan intakeItem, 4)}
+	began := time.Now()
+	if err := pt.reset(ctx); err == nil {
+		t.Fatal("a reset nobody answered succeeded")
+	}
+	if waited := time.Since(began); waited >= failover {
+		t.Fatalf("the unanswered reset held the loop %s, past the pin's lifetime (%s)", waited, failover)
 	}
 }
