@@ -130,8 +130,9 @@ type Loop struct {
 	cfg Config
 
 	state
-	pulled    bool // the last pull got a message (Run's goroutine only)
-	bound     bool // a consumer was created or bound once (Run's goroutine only)
+	pulled    bool               // the last pull got a message (Run's goroutine only)
+	bound     bool               // a consumer was created or bound once (Run's goroutine only)
+	cons      jetstream.Consumer // the handle bound last, which keeps the pin id (Run's goroutine only)
 	lastAcked atomic.Uint64
 	holdUntil atomic.Int64                              // Unix ns: no pulling before it (Hold)
 	it        atomic.Pointer[jetstream.MessagesContext] // the pull in progress
@@ -172,7 +173,7 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		cons, err := l.consumer(ctx, attempt == 0)
 		if err == nil {
-			l.bound = true
+			l.bound, l.cons = true, cons
 			err = l.pull(ctx, cons)
 			if ctx.Err() != nil {
 				return nil
@@ -185,6 +186,9 @@ func (l *Loop) Run(ctx context.Context) error {
 					return nil
 				}
 				attempt = 0 // bind again as at the start, with no back-off
+				// With a fresh handle: a hold hands the pin over, and the
+				// kept one would pull with its pin id still.
+				l.cons = nil
 				continue
 			}
 			if l.pulled {
@@ -211,9 +215,10 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 // consumer creates or updates the consumer on the first attempt; later it
-// binds the existing one, or recreates it (from Resume) when it is gone.
-// A consumer whose settings cannot be updated (another replica recreated
-// it from a start sequence) is bound as it is.
+// binds the existing one, with the handle bound last when there is one,
+// or recreates it (from Resume, with a new handle) when it is gone. A
+// consumer whose settings cannot be updated (another replica recreated it
+// from a start sequence) is bound as it is.
 func (l *Loop) consumer(ctx context.Context, first bool) (jetstream.Consumer, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -227,7 +232,21 @@ func (l *Loop) consumer(ctx context.Context, first bool) (jetstream.Consumer, er
 		}
 		return cons, err
 	}
-	cons, err := l.js.Consumer(cctx, l.cfg.Stream, l.Name())
+	// The handle bound last is kept while its consumer exists: the client
+	// library keeps the pin id on it and sends it with every pull. A new
+	// handle has none, and the broker skips a puller without the current
+	// pin until the pin expires (PinnedTTL, refreshed only by pulls with
+	// its id), then may pin another replica: the partition stalled and
+	// moved for nothing. Keeping it is safe: a pin gone stale meanwhile
+	// (unpinned, expired, the consumer recreated) is answered 423, and the
+	// library drops it and pulls without.
+	var err error
+	cons := l.cons
+	if cons != nil {
+		_, err = cons.Info(cctx)
+	} else {
+		cons, err = l.js.Consumer(cctx, l.cfg.Stream, l.Name())
+	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return cons, err
 	}

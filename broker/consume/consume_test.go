@@ -414,3 +414,63 @@ func TestNotRunningWhenTheRebindAfterAHoldFails(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLoopKeepsItsPinThroughARebind: a pinned puller whose pull fails
+// binds its consumer again with the handle that carries its pin id, so the
+// broker goes on delivering to it at once. With a new handle (no pin id)
+// the broker skipped its pulls until the pin expired (PinnedTTL), then
+// pinned a puller afresh, maybe another replica: the partition stalled and
+// moved for nothing.
+func TestLoopKeepsItsPinThroughARebind(t *testing.T) {
+	const ttl = 4 * time.Second
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	type delivery struct {
+		loop      int
+		body, pin string
+	}
+	got := make(chan delivery, 16)
+	loops := make([]*consume.Loop, 2)
+	for i := range loops {
+		_, js := b.Conn(t) // a connection each, as replicas have
+		l, err := consume.New(js, consume.Config{Stream: "S", PriorityGroup: "g",
+			Heartbeat: 500 * time.Millisecond, PullExpiry: time.Second, RetryDelay: 20 * time.Millisecond,
+			Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckAllPolicy,
+				PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{"g"}, PinnedTTL: ttl},
+			Handler: func(_ context.Context, m jetstream.Msg) consume.Decision {
+				got <- delivery{loop: i, body: string(m.Data()), pin: m.Headers().Get("Nats-Pin-Id")}
+				return consume.Ack
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loops[i] = l
+		run(t, l)
+	}
+	for i, l := range loops {
+		waitFor(t, "loop "+strconv.Itoa(i)+" running", l.Running)
+	}
+	publish(t, b.JS, 1, 2)
+	var first delivery
+	select {
+	case first = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("message 1 not delivered")
+	}
+	if first.pin == "" {
+		t.Fatal("message 1 delivered with no pin id")
+	}
+	x := loops[first.loop]
+	waitFor(t, "the pinned loop pulling again after a failed pull", x.BreakPull())
+	publish(t, b.JS, 2, 3)
+	// Well under the pin's TTL: delivered after it, the message went to
+	// whichever puller the broker pinned afresh.
+	select {
+	case d := <-got:
+		if d.body != "2" || d.loop != first.loop || d.pin != first.pin {
+			t.Fatalf("message %s to loop %d pinned %q; want message 2 to loop %d, still pinned %q", d.body, d.loop, d.pin, first.loop, first.pin)
+		}
+	case <-time.After(ttl / 2):
+		t.Fatalf("message 2 not delivered within %s (the pin's TTL is %s): the rebound loop lost its pin", ttl/2, ttl)
+	}
+}

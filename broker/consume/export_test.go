@@ -15,3 +15,15 @@ func SetPollAfter(f func(every time.Duration, news bool) time.Duration) (restore
 	pollAfter = f
 	return func() { pollAfter = old }
 }
+
+// BreakPull ends the pull in progress as a failure does (no hold), so the
+// loop binds its consumer again; pulling reports whether a later pull is
+// in progress. It needs a pull in progress.
+func (l *Loop) BreakPull() (pulling func() bool) {
+	it := l.it.Load()
+	(*it).Stop()
+	return func() bool {
+		cur := l.it.Load()
+		return cur != nil && cur != it && l.Running()
+	}
+}
