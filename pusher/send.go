@@ -207,16 +207,24 @@ func (p *Pusher) retryOne(ctx context.Context, m jetstream.Msg) {
 		p.settleTask(m, consume.Nak(0))
 		return
 	}
-	if wait := time.Until(time.UnixMilli(t.NotBefore)); t.NotBefore > 0 && wait > 0 {
-		// Queued by a partition with its back-off (a provider's
-		// Retry-After): wait it out, without spending an attempt. Also on
-		// a later delivery: a task handed back unsent (a pusher stopping
-		// with it buffered) is not sent before its time either.
-		p.settleTask(m, consume.Nak(wait))
+	// Queued by a partition with its back-off (a provider's Retry-After):
+	// the first delivery only waits it out, without spending an attempt,
+	// even when it comes at or after NotBefore (a backlog in the queue,
+	// every pusher down a while, clocks): it is handed back at once, and
+	// the attempt count below, which subtracts that delivery, stays exact.
+	// Sent instead, every count after it was one short, and a task was
+	// tried once more than its budget, its receipt one attempt short.
+	// The cost is one immediate redelivery of a task already late. Also
+	// on a later delivery: a task handed back unsent (a pusher stopping
+	// with it buffered) is not sent before its time either; such a
+	// delivery, counted by the broker but not subtracted here, costs one
+	// attempt of the budget, as any stop does (never one too few).
+	if wait := time.Until(time.UnixMilli(t.NotBefore)); t.NotBefore > 0 && (md.NumDelivered == 1 || wait > 0) {
+		p.settleTask(m, consume.Nak(max(wait, 0)))
 		return
 	}
 	attempt := t.PriorAttempts + int(md.NumDelivered)
-	if t.NotBefore > 0 && md.NumDelivered > 1 {
+	if t.NotBefore > 0 {
 		attempt-- // the first delivery only waited
 	}
 	// The task may have waited in its lane: restart its ack wait now.
