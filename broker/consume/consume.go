@@ -69,7 +69,9 @@ type Config struct {
 	Resume func(lastAcked uint64) jetstream.ConsumerConfig
 	// Handler handles each message.
 	Handler Handler
-	// PullMaxMessages is how many messages are buffered. Default 256.
+	// PullMaxMessages is how many messages are buffered. Default 256. At or
+	// above the consumer's MaxAckPending it is raised to leave room for the
+	// pulls' statuses beyond it (see validate).
 	PullMaxMessages int
 	// Heartbeat is the idle heartbeat of a pull (500ms to 15s); two missed
 	// ones make the loop check that its consumer still exists. Default 2s.
@@ -111,6 +113,18 @@ func (c *Config) validate() error {
 	if c.PullExpiry > 0 && c.Heartbeat > c.PullExpiry/2 {
 		return fmt.Errorf("consume: Heartbeat %s: must be at most half the PullExpiry %s", c.Heartbeat, c.PullExpiry)
 	}
+	// The client library's buffer holds PullMaxMessages, and the pulls'
+	// statuses (idle heartbeats, the expiry's 408) land in it beside the
+	// messages. When MaxAckPending is the tighter bound, a pull waits for
+	// ack room with the buffer full of unsettled messages (a handler that
+	// holds them, then stalls while others are settled and the broker
+	// refills): the statuses, or a message after them, had no room and the
+	// library dropped them ("slow consumer": a lost expiry left the loop
+	// without a pull until its heartbeat check, a lost message was read
+	// again or redelivered after the ack wait). Room for them.
+	if m, room := c.Consumer.MaxAckPending, c.pullStatusRoom(); m > 0 && c.PullMaxMessages >= m && c.PullMaxMessages < m+room {
+		c.PullMaxMessages = m + room
+	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = 250 * time.Millisecond
 	}
@@ -121,6 +135,18 @@ func (c *Config) validate() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// pullStatusRoom is the buffer's room for pull statuses beyond the
+// consumer's MaxAckPending: a few pulls (at most 4) open at once, each
+// with an idle heartbeat every Heartbeat until it expires and one expiry
+// status; at least 64. Heartbeat must be set.
+func (c *Config) pullStatusRoom() int {
+	expiry := c.PullExpiry
+	if expiry <= 0 {
+		expiry = 30 * time.Second // the client library's default
+	}
+	return max(64, 4*int(expiry/c.Heartbeat+1))
 }
 
 // Loop is one durable consumer's loop. Build it with New and run it with

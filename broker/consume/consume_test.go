@@ -434,7 +434,7 @@ func TestLoopKeepsItsPinThroughARebind(t *testing.T) {
 	for i := range loops {
 		_, js := b.Conn(t) // a connection each, as replicas have
 		l, err := consume.New(js, consume.Config{Stream: "S", PriorityGroup: "g",
-			Heartbeat: 500 * time.Millisecond, PullExpiry: time.Second, RetryDelay: 20 * time.Millisecond,
+			Heartbeat: 500 * time.Millisecond, PullExpiry: 2 * time.Second, RetryDelay: 20 * time.Millisecond,
 			Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckAllPolicy,
 				PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{"g"}, PinnedTTL: ttl},
 			Handler: func(_ context.Context, m jetstream.Msg) consume.Decision {
@@ -473,4 +473,72 @@ func TestLoopKeepsItsPinThroughARebind(t *testing.T) {
 	case <-time.After(ttl / 2):
 		t.Fatalf("message 2 not delivered within %s (the pin's TTL is %s): the rebound loop lost its pin", ttl/2, ttl)
 	}
+}
+
+// TestAStalledHandlerWithAFullWindowDropsNothing: a loop whose consumer's
+// MaxAckPending is its buffer's size (the pusher's partitions, until 6
+// December) holds its window unsettled, and its handler stalls just after
+// the client library asked for the window's rest; settlements from
+// elsewhere let the broker refill the window into that pull, which then
+// waits for the last message it asked for: its idle heartbeats and expiry
+// status came into a buffer with no room left, and the library dropped
+// them ("slow consumer, messages dropped"; a message after them would be
+// dropped too). The loop leaves room for them beyond MaxAckPending.
+func TestAStalledHandlerWithAFullWindowDropsNothing(t *testing.T) {
+	const window = 8
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	stream(t, b.JS, jetstream.LimitsPolicy)
+	publish(t, b.JS, 1, 3*window)
+	nc, js := b.Conn(t)
+	taken := make(chan jetstream.Msg, 4*window)
+	release := make(chan struct{})
+	var n atomic.Int32
+	l, err := consume.New(js, consume.Config{Stream: "S", PullMaxMessages: window,
+		Heartbeat: 500 * time.Millisecond, PullExpiry: 2 * time.Second,
+		Consumer: jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: window},
+		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision {
+			taken <- m
+			// The stall: the library asked for the window's rest (a
+			// second pull) as it handed over this message.
+			if n.Add(1) == window/2+2 {
+				<-release
+			}
+			return consume.Held
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			close(release)
+		}
+	}()
+	run(t, l)
+	// Half the window settled while the handler stalls on the next: the
+	// broker delivers as many again into the pull that waits for room.
+	for range window / 2 {
+		l.Settle(<-taken, consume.Ack)
+	}
+	info := func() *jetstream.ConsumerInfo {
+		c, err := b.JS.Consumer(context.Background(), "S", "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CachedInfo()
+	}
+	waitFor(t, "the window refilled and the pull expired", func() bool {
+		i := info()
+		return i.Delivered.Consumer >= window+window/2 && i.NumWaiting == 0
+	})
+	// Everything the broker sent before the pong is read once Flush
+	// returns, and a drop sets the connection's last error as it happens.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.LastError(); err != nil {
+		t.Fatalf("the client dropped what the broker sent: %v", err)
+	}
+	close(release)
+	stopped = true
 }
