@@ -373,12 +373,11 @@ func (s *Store) pruneOpRecord(b *pebble.Batch, channelID, opID string, first uin
 	return nil
 }
 
-// pruneSendStatus deletes the outcome keys the receipts fold recorded of
-// every operation with a sequence below first, and adds the operations,
-// with their index keys by sequence, to recs (Prune deletes each op_id
-// record with its counts and index key, pruneOpRecords).
-func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64, recs *opRecords) (int, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: sendSeqPrefix(0), UpperBound: sendSeqPrefix(first)})
+// sendStatus deletes the send status of the operations below first: their
+// index keys and counts with their op_id records (commit), their outcomes
+// by range, committing when it holds enough records.
+func (p *pruner) sendStatus() (int, error) {
+	it, err := p.s.db.NewIter(&pebble.IterOptions{LowerBound: sendSeqPrefix(0), UpperBound: sendSeqPrefix(p.first)})
 	if err != nil {
 		return 0, err
 	}
@@ -386,19 +385,27 @@ func (s *Store) pruneSendStatus(b *pebble.Batch, first uint64, recs *opRecords) 
 	for ok := it.First(); ok; ok = it.Next() {
 		channelID, opID, ok := parseSendSeqKey(it.Key())
 		if !ok {
-			_ = b.Delete(it.Key(), nil)
+			_ = p.b.Delete(it.Key(), nil)
 		} else {
 			// Deleted with its counts (pruneOpRecords).
-			recs.add(channelID, opID, slices.Clone(it.Key()))
+			p.recs.add(channelID, opID, slices.Clone(it.Key()))
 		}
 		n++
+		if p.full() && len(it.Key()) >= 10 {
+			// Outcome keys begin with their operation's sequence: one
+			// range, up to the operation read last.
+			_ = p.b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(binary.BigEndian.Uint64(it.Key()[2:10])+1), nil)
+			if err := p.commit(); err != nil {
+				_ = it.Close()
+				return 0, err
+			}
+		}
 	}
 	if err := it.Close(); err != nil {
 		return 0, err
 	}
 	if n > 0 {
-		// Outcome keys begin with their operation's sequence: one range.
-		_ = b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(first), nil)
+		_ = p.b.DeleteRange(outcomeSeqPrefix(0), outcomeSeqPrefix(p.first), nil)
 	}
 	return n, nil
 }

@@ -893,6 +893,11 @@ func (b *Batch) Discard() {
 // of a minute of a busy log holds the folds back milliseconds at a time;
 // they commit before the history that names them goes, so a prune cut
 // short is taken up again by the next.
+//
+// The op_ids a prune goes through are held in memory until they commit,
+// which it does whenever it holds pruneHold of them, with the deletions
+// read up to there: a shortened retention's prune, or the first after a
+// long stop, held every pruned operation's (millions) until its end.
 func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 	// From now on a receipt of an operation before first records nothing
 	// (ApplyReceipt): late outcomes of a pruned operation (its retries
@@ -902,38 +907,65 @@ func (s *Store) Prune(first uint64) (history, sendStatus int, err error) {
 	if moved {
 		s.prunedBelow.Store(first)
 	}
-	b := s.db.NewBatch()
-	defer s.closeBatch(b)
+	p := &pruner{s: s, first: first, b: s.db.NewBatch()}
+	defer func() { s.closeBatch(p.b) }()
 	if moved {
-		_ = b.Set(prunedKey, binary.BigEndian.AppendUint64(nil, first), nil)
+		_ = p.b.Set(prunedKey, binary.BigEndian.AppendUint64(nil, first), nil)
 	}
-	var recs opRecords
-	if history, err = s.pruneHistory(b, first, &recs); err != nil {
+	if history, err = p.history(); err != nil {
 		return 0, 0, err
 	}
-	if sendStatus, err = s.pruneSendStatus(b, first, &recs); err != nil {
+	if sendStatus, err = p.sendStatus(); err != nil {
 		return 0, 0, err
 	}
-	if history+sendStatus == 0 {
+	if history+sendStatus == 0 && !p.committed {
 		if moved {
-			return 0, 0, s.apply(b)
+			return 0, 0, s.apply(p.b)
 		}
 		return 0, 0, nil
 	}
+	return history, sendStatus, p.commit()
+}
+
+// pruneHold is how many operations' op_ids a prune holds before it
+// commits what it read (a few hundred bytes each).
+var pruneHold = 1 << 16
+
+// pruner is one Prune: its batch of deletions (ranges, mostly) and the
+// op_ids of the operations it read since its last commit.
+type pruner struct {
+	s         *Store
+	first     uint64
+	b         *pebble.Batch
+	recs      opRecords
+	committed bool // a commit was made before the last
+}
+
+// full reports whether the pruner should commit before it reads on.
+func (p *pruner) full() bool { return len(p.recs.list) >= pruneHold }
+
+// commit deletes the op_id records held, then applies the batch (the
+// history and send-status deletions read so far), and starts a new one.
+func (p *pruner) commit() error {
+	s := p.s
 	if s.hooks.beforePruneCommit != nil {
 		s.hooks.beforePruneCommit()
 	}
-	for len(recs.list) > 0 {
-		chunk := recs.list[:min(len(recs.list), pruneChunk)]
-		recs.list = recs.list[len(chunk):]
-		if err := s.pruneOpRecords(chunk, first); err != nil {
-			return 0, 0, err
+	for list := p.recs.list; len(list) > 0; {
+		chunk := list[:min(len(list), pruneChunk)]
+		list = list[len(chunk):]
+		if err := s.pruneOpRecords(chunk, p.first); err != nil {
+			return err
 		}
 	}
+	p.recs = opRecords{}
 	if s.hooks.afterPruneRecords != nil {
 		s.hooks.afterPruneRecords()
 	}
-	return history, sendStatus, s.apply(b)
+	err := s.apply(p.b)
+	s.closeBatch(p.b)
+	p.b, p.committed = s.db.NewBatch(), true
+	return err
 }
 
 // closeBatch releases b, committed or not, unless the store failed: a
@@ -1003,11 +1035,12 @@ func (r *opRecords) add(channelID, opID string, seqKey []byte) {
 	r.list = append(r.list, op)
 }
 
-// pruneHistory deletes, channel by channel, the history items below first,
-// and adds their operations' op_ids to recs.
-func (s *Store) pruneHistory(b *pebble.Batch, first uint64, recs *opRecords) (int, error) {
+// history deletes, channel by channel, the history items below first,
+// and adds their operations' op_ids to the records held, committing when
+// it holds enough (the items read so far of a channel deleted with them).
+func (p *pruner) history() (int, error) {
 	all := key("h", "")
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: all, UpperBound: prefixEnd(all)})
+	it, err := p.s.db.NewIter(&pebble.IterOptions{LowerBound: all, UpperBound: prefixEnd(all)})
 	if err != nil {
 		return 0, err
 	}
@@ -1022,15 +1055,26 @@ func (s *Store) pruneHistory(b *pebble.Batch, first uint64, recs *opRecords) (in
 		}
 		channelID := string(rest[:i])
 		prefix := key("h", channelID, "")
-		from, to := historyKey(channelID, 0), historyKey(channelID, first)
+		from, to := historyKey(channelID, 0), historyKey(channelID, p.first)
 		for ; ok && bytes.Compare(it.Key(), to) < 0; ok = it.Next() {
 			var env ops.Envelope
 			if _, _, item, err := historyEntry(it.Value()); err == nil && fold.DecodeEnvelope(item, &env) == nil && env.OpID != "" {
-				recs.add(channelID, env.OpID, nil)
+				p.recs.add(channelID, env.OpID, nil)
 			}
 			n++
+			if p.full() {
+				// Pebble's iterator reads the store as it was when opened:
+				// what the commit deletes is still read past.
+				upTo := append(slices.Clone(it.Key()), 0) // the item read last, included
+				_ = p.b.DeleteRange(from, upTo, nil)
+				if err := p.commit(); err != nil {
+					_ = it.Close()
+					return 0, err
+				}
+				from = upTo
+			}
 		}
-		_ = b.DeleteRange(from, to, nil)
+		_ = p.b.DeleteRange(from, to, nil)
 		ok = it.SeekGE(prefixEnd(prefix)) // the next channel
 	}
 	return n, it.Close()
