@@ -167,8 +167,10 @@ type Loop struct {
 // Hold stops the loop pulling until d from now: messages pulled and not
 // yet handled are dropped unsettled (the broker redelivers them after the
 // ack wait, or sooner to a consumer reset). A pinned puller that holds for
-// longer than its pull expiry lets another puller of its priority group be
-// pinned. The loop counts as running while it holds.
+// longer than the consumer's PinnedTTL, or is unpinned meanwhile, lets
+// another puller of its priority group be pinned; after the hold it pulls
+// with a fresh handle, without its old pin id. The loop counts as running
+// while it holds.
 func (l *Loop) Hold(d time.Duration) {
 	l.holdUntil.Store(time.Now().Add(d).UnixNano())
 	if it := l.it.Load(); it != nil {
@@ -211,7 +213,9 @@ func (l *Loop) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return nil
 				}
-				attempt = 0 // bind again as at the start, with no back-off
+				// Bind again (the loop's attempt goes to 1: the consumer
+				// exists, no create), with no back-off.
+				attempt = 0
 				// With a fresh handle: a hold hands the pin over, and the
 				// kept one would pull with its pin id still.
 				l.cons = nil
