@@ -428,6 +428,8 @@ func TestAppContractCoversTheParsers(t *testing.T) {
 		"images", "provider_mode", "provider_wakeup",
 		// Apple NotificationPayloadSemantics.swift, NotificationHandling.swift
 		"description", "message", "status", "state", "attrs", "_skip_persist", "base_url", "tags", "metadata",
+		// Apple ProviderDeliveryAckFailureStore.swift (a direct push's ack)
+		"provider_device_key",
 		// Apple EntityScreens.swift (entity patches)
 		"started_at", "ended_at", "created_at", "deleted_at", "location_type", "location_value", "location", "external_ids",
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,7 +258,17 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 	if n.Background {
 		n.Priority = PriorityNormal
 	}
-	n.Data, n.Full = d, d
+	// The device's key goes in the direct push only (dispatch
+	// direct_data_with_provider_ack_source): the apps ack a direct push
+	// with it and base_url (Apple ProviderDeliveryAckFailureStore
+	// DeliveryIdentity.direct, Android inboundProviderAckIdentity), and
+	// without it never did, so the push stayed in the inbox and came back
+	// at the app's next full pull (a read message unread again, a deleted
+	// one back). The inbox's copy has none, as PushGo's pull cache: an item
+	// pulled is acked through its pull.
+	n.Full = d
+	n.Data = maps.Clone(d)
+	n.Data["provider_device_key"] = deviceKey
 	if n.Provider == FCM {
 		// No collapse_key on FCM, as PushGo's sends none: on a phone
 		// offline FCM keeps one message a collapse key and four keys a
@@ -327,7 +338,7 @@ func fittingWakeUp(n Notification) (Notification, error) {
 // titleBytes bytes (wakePreviewRunes and wakeTitleBytes, unless that does
 // not fit: fittingWakeUp).
 func wakeUp(n Notification, previewRunes, titleBytes int) Notification {
-	full := n.Data
+	full := n.Full
 	d := map[string]string{"provider_mode": "wakeup", "provider_wakeup": "1", "_skip_persist": "1"}
 	for _, k := range wakeupKeys {
 		put(d, k, full[k])

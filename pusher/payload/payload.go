@@ -95,9 +95,10 @@ type Notification struct {
 	// Data is the flat map sent to the device: beside aps for APNs, the
 	// data of a data message for FCM. Every value is a string.
 	Data map[string]string
-	// Full is the complete section-8 map. It is the same map as Data
-	// unless Oversized, in which case Data is the wake-up map and Full is
-	// what the caller keeps in the device's inbox. Treat both as read-only.
+	// Full is the complete section-8 map, what the caller keeps in the
+	// device's inbox. Data is Full with the device's provider_device_key
+	// unless Oversized, in which case Data is the wake-up map. Treat both
+	// as read-only.
 	Full map[string]string
 
 	// Title and Body are the visible alert (APNs aps.alert), PushGo's texts.

@@ -144,12 +144,21 @@ func TestOperations(t *testing.T) {
 			for k, v := range map[string]string{
 				"channel_id": channel, "schema_version": "1", "payload_version": "1", "op_id": "op1", "delivery_id": "42:devkey",
 				"ingested_at": "1779999999995", "sent_at": "1780000000000", "entity_id": "x1",
+				// The direct push's ack identity (with base_url, when set).
+				"provider_device_key": "devkey",
 			} {
 				if n.Data[k] != v {
 					t.Errorf("%s/%s: data[%s] = %q, want %q", c.op, p, k, n.Data[k], v)
 				}
 			}
-			if n.DeliveryID != "42:devkey" || n.Token != "tok" || n.Provider != p || n.Oversized || !maps.Equal(n.Full, n.Data) {
+			// The inbox's copy is the same but for the ack identity: a
+			// pulled item is acked through its pull.
+			direct := maps.Clone(n.Full)
+			direct["provider_device_key"] = "devkey"
+			if _, ok := n.Full["provider_device_key"]; ok || !maps.Equal(direct, n.Data) {
+				t.Errorf("%s/%s: the inbox's copy is not the push's without provider_device_key: %v against %v", c.op, p, n.Full, n.Data)
+			}
+			if n.DeliveryID != "42:devkey" || n.Token != "tok" || n.Provider != p || n.Oversized {
 				t.Errorf("%s/%s: %+v", c.op, p, n)
 			}
 		}
@@ -260,10 +269,15 @@ func TestOversized(t *testing.T) {
 		}
 		// Only wakeup.rs's keys (and severity): the app files the pulled
 		// item, never the wake-up.
-		for _, k := range []string{"ingested_at", "occurred_at", "url", "tags"} {
+		for _, k := range []string{"ingested_at", "occurred_at", "url", "tags", "provider_device_key"} {
 			if _, ok := n.Data[k]; ok {
 				t.Errorf("%s: wake-up carries %s", p, k)
 			}
+		}
+		// A wake-up is acked through the pull, as PushGo's: no ack
+		// identity in the inbox's copy either.
+		if _, ok := n.Full["provider_device_key"]; ok {
+			t.Errorf("%s: the wake-up's inbox copy carries provider_device_key", p)
 		}
 		if Size(n) > MaxPayloadBytes || utf8.RuneCountInString(n.Body) > wakePreviewRunes+1 || len(n.Title) > wakeTitleBytes ||
 			!utf8.ValidString(n.Body) || !strings.HasSuffix(n.Body, "…") || n.Data["body"] != n.Body || n.Data["title"] != n.Title {

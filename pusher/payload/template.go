@@ -16,8 +16,8 @@ import (
 // time into the encoded body: what Build does per device costs a map, two
 // JSON encodings and most of a push's CPU at 10,000 devices per operation.
 //
-// Only the delivery_id and sent_at keys differ between two devices of one
-// operation and provider (the device's platform chooses the APNs topic, not
+// Only the delivery_id, provider_device_key and sent_at keys differ between
+// two devices of one operation and provider (the device's platform chooses the APNs topic, not
 // the body). A template is not used for FCM (its SDK encodes the data map
 // itself), for a push near the size limit (a device key could tip it into
 // a wake-up) or one already oversized: For reports false and the caller
@@ -27,6 +27,7 @@ type Template struct {
 	seq    uint64
 	body   []byte
 	idAt   int // offset of the marker in body (inside delivery_id's value)
+	keyAt  int // offset of the marker in body (provider_device_key's value)
 	sentAt int // offset of sent_at's digits in body
 	// full is the full map encoded (InboxItem's payload), cut the same
 	// way at fullIDAt and fullSentAt.
@@ -36,7 +37,9 @@ type Template struct {
 }
 
 // templateKey stands for the device key while the template is built; it is
-// no device key (those are hex), so it occurs once, in delivery_id.
+// no device key (those are hex), so it occurs in delivery_id and
+// provider_device_key only (once in the inbox's copy, which has no
+// provider_device_key).
 const templateKey = "~pushgo-template-device~"
 
 // templateSlack is the room a template keeps below MaxPayloadBytes for
@@ -54,13 +57,17 @@ func NewTemplate(env ops.Envelope, seq uint64, provider Provider, now time.Time,
 	if provider != APNs || n.Oversized || len(n.APNsBody)+templateSlack > MaxPayloadBytes {
 		return t, nil
 	}
+	// The encoding sorts the keys: delivery_id, provider_device_key, then
+	// sent_at.
 	sent := []byte(`"sent_at":"` + n.Data["sent_at"] + `"`)
 	t.idAt = bytes.Index(n.APNsBody, []byte(`"delivery_id":"`+n.DeliveryID+`"`))
+	t.keyAt = bytes.Index(n.APNsBody, []byte(`"provider_device_key":"`+templateKey+`"`))
 	t.sentAt = bytes.Index(n.APNsBody, sent)
-	if t.idAt < 0 || t.sentAt < t.idAt || bytes.Count(n.APNsBody, []byte(templateKey)) != 1 || len(n.Data["sent_at"]) != 13 {
+	if t.idAt < 0 || t.keyAt < t.idAt || t.sentAt < t.keyAt || bytes.Count(n.APNsBody, []byte(templateKey)) != 2 || len(n.Data["sent_at"]) != 13 {
 		return t, nil
 	}
 	t.idAt += len(`"delivery_id":"`) + len(n.DeliveryID) - len(templateKey)
+	t.keyAt += len(`"provider_device_key":"`)
 	t.sentAt += len(`"sent_at":"`)
 	full, err := json.Marshal(n.Full, json.Deterministic(true))
 	if err != nil {
@@ -96,8 +103,8 @@ func (t *Template) For(deviceKey, token, platform string, now time.Time) (n Noti
 	n = t.n
 	n.DeliveryID = DeliveryID(t.seq, deviceKey)
 	n.Token, n.Platform = token, platform
-	n.APNsBody = splice(t.body, t.idAt, t.sentAt, deviceKey, sentAt)
-	n.fullJSON = splice(t.full, t.fullIDAt, t.fullSentAt, deviceKey, sentAt)
+	n.APNsBody = splice(t.body, []int{t.idAt, t.keyAt}, t.sentAt, deviceKey, sentAt)
+	n.fullJSON = splice(t.full, []int{t.fullIDAt}, t.fullSentAt, deviceKey, sentAt)
 	// APNsBody is the whole push, and fullJSON the inbox's copy; a copy of
 	// the map per device would be the largest allocation of a send, for
 	// nobody (the APNs sender reads the body).
@@ -105,14 +112,19 @@ func (t *Template) For(deviceKey, token, platform string, now time.Time) (n Noti
 	return n, true, nil
 }
 
-// splice is enc with the device key written at idAt (over templateKey) and
-// the send time at sentAt: sent_at sorts after delivery_id in the
-// deterministic encoding.
-func splice(enc []byte, idAt, sentAt int, deviceKey, sent string) []byte {
-	out := make([]byte, 0, len(enc)+len(deviceKey)-len(templateKey))
-	out = append(out, enc[:idAt]...)
-	out = append(out, deviceKey...)
-	out = append(out, enc[idAt+len(templateKey):sentAt]...)
+// splice is enc with the device key written at each offset of keysAt
+// (over templateKey; in increasing order) and the send time at sentAt,
+// after them all: sent_at sorts after delivery_id and provider_device_key
+// in the deterministic encoding.
+func splice(enc []byte, keysAt []int, sentAt int, deviceKey, sent string) []byte {
+	out := make([]byte, 0, len(enc)+len(keysAt)*(len(deviceKey)-len(templateKey)))
+	from := 0
+	for _, at := range keysAt {
+		out = append(out, enc[from:at]...)
+		out = append(out, deviceKey...)
+		from = at + len(templateKey)
+	}
+	out = append(out, enc[from:sentAt]...)
 	out = append(out, sent...)
 	return append(out, enc[sentAt+len(sent):]...)
 }
