@@ -99,8 +99,8 @@ type Config struct {
 	QuietThingUpdates []string
 	ThingUpdateAlerts []string
 	// PublicBaseURL, when set, is sent as base_url in every push: where the
-	// Apple app pulls an oversized item from (as PushGo's
-	// PUSHGO_PUBLIC_BASE_URL). An absolute http(s) URL.
+	// Apple app pulls an oversized item from and acks a direct push at (as
+	// PushGo's PUSHGO_PUBLIC_BASE_URL). An absolute http(s) URL.
 	PublicBaseURL string
 	Now           func() time.Time
 	Logger        *slog.Logger
@@ -260,6 +260,15 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		if cfg.Senders[prov] == nil {
 			cfg.Logger.Warn("pusher: provider not configured; its deliveries will fail with not_configured receipts", "provider", prov)
 		}
+	}
+	if cfg.Senders[payload.APNs] != nil && cfg.PublicBaseURL == "" {
+		// The Apple app acks a direct push with base_url and
+		// provider_device_key; without base_url it acks none, and every
+		// push stays in its device's inbox until the app's next full pull
+		// files it again.
+		cfg.Logger.Warn("pusher: PUSHGO_PUBLIC_BASE_URL is not set: the Apple app cannot acknowledge a push without it, " +
+			"so every push stays in its device's inbox and the app files it again at its next full sync (a read message shows unread); " +
+			"set it to this gateway's public URL")
 	}
 	if err := p.openPartitions(ctx); err != nil {
 		p.closeRegistries()
