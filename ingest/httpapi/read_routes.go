@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -74,7 +75,9 @@ const sseWriteTimeout = time.Minute
 
 // channelStream is GET /channel/stream: Server-Sent Events of the
 // channel's operations, from after Last-Event-ID (or from the start of the
-// retained history), then live. Credentials come in headers, never in the
+// retained history), then live. A Last-Event-ID beyond the log's end is
+// refused (400 invalid_cursor); one whose next operations aged out gets a
+// gap event first (id: the resume point, data: {"after", "first_seq"}). Credentials come in headers, never in the
 // URL, so they stay out of access logs. Streams are capped (429
 // too_many_streams with Retry-After); one that ends on an error says so in
 // a last comment, and the client resumes with Last-Event-ID.
@@ -116,8 +119,18 @@ func (s *Server) channelStream(c *echo.Context) error {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
-	_ = rc.Flush()
 	var buf []byte
+	if first, ok := st.Gap(); ok {
+		// The operations after Last-Event-ID and before first_seq aged
+		// out of the log: said first. Its id is the resume point, so a
+		// client that does not know the event drops it as a repeat.
+		buf = fmt.Appendf(buf, "id: %d\nevent: gap\ndata: {\"after\":%d,\"first_seq\":%d}\n\n", after, after, first)
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+		if _, err := w.Write(buf); err != nil {
+			return nil
+		}
+	}
+	_ = rc.Flush()
 	for {
 		op, err := st.Next(ctx, sseHeartbeat)
 		buf = buf[:0]

@@ -153,6 +153,11 @@ type Follower struct {
 	// dispatched, or the stream's last sequence when the feed started.
 	mark uint64
 	wg   sync.WaitGroup
+
+	// boundsMu guards logBounds, the log's bounds as last read for a
+	// resume (resume.go).
+	boundsMu  sync.Mutex
+	logBounds logBounds
 }
 
 // channel is one channel's streams in this process.
@@ -202,7 +207,9 @@ func New(js jetstream.JetStream, o Options) *Follower {
 
 // Open admits one stream of channelID's operations with a sequence above
 // after: 429 too_many_streams over a cap, 503 broker_unavailable when the
-// feed cannot be started. The caller MUST Close the stream.
+// feed cannot be started, 400 invalid_cursor for an after beyond the log's
+// end (resume.go; a resume before its first retained operation is
+// admitted, and Gap says so). The caller MUST Close the stream.
 func (f *Follower) Open(ctx context.Context, channelID string, after uint64) (*Stream, *apierr.Error) {
 	f.mu.Lock()
 	if f.closed {
@@ -249,6 +256,12 @@ func (f *Follower) Open(ctx context.Context, channelID string, after uint64) (*S
 			f.log.Warn("livestream: feed unavailable", "err", err)
 		}
 		return nil, unavailable()
+	}
+	if after > 0 {
+		if aerr := f.checkResume(ctx, s, after); aerr != nil {
+			s.Close()
+			return nil, aerr
+		}
 	}
 	return s, nil
 }
@@ -513,7 +526,7 @@ func (f *Follower) Close() {
 
 // Collectors are the streams' metrics, for the process's /metrics.
 func (f *Follower) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{f.m.open, f.m.refused, f.m.behind, f.m.feeds}
+	return []prometheus.Collector{f.m.open, f.m.refused, f.m.behind, f.m.feeds, f.m.resumes}
 }
 
 type metrics struct {
@@ -521,6 +534,7 @@ type metrics struct {
 	refused *prometheus.CounterVec
 	behind  prometheus.Counter
 	feeds   prometheus.Gauge
+	resumes *prometheus.CounterVec
 }
 
 func newMetrics() metrics {
@@ -538,8 +552,15 @@ func newMetrics() metrics {
 			Name: "pushgo_stream_feeds", Help: "Consumers this process holds on PUSHGO_OPS for its streams (0 or 1).",
 		}),
 	}
+	m.resumes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pushgo_streams_resumes_checked_total",
+		Help: "Streams resumed (Last-Event-ID) found not to continue the log: beyond_end (refused: the log is not the one the sequence came from), gap (operations after it aged out).",
+	}, []string{"outcome"})
 	for _, l := range []string{"process", "channel", "client"} {
 		m.refused.WithLabelValues(l)
+	}
+	for _, l := range []string{"beyond_end", "gap"} {
+		m.resumes.WithLabelValues(l)
 	}
 	return m
 }

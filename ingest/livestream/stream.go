@@ -33,6 +33,9 @@ type Stream struct {
 	sub     *sub
 	timer   *time.Timer
 	closed  bool
+	// gapFirst, when not 0, is the log's first retained sequence at a
+	// resume from before it (Gap).
+	gapFirst uint64
 }
 
 type state int

@@ -44,7 +44,8 @@ Each operation is printed once, in order, with no gap: tail remembers the last
 sequence number it printed and reconnects after a drop or a gateway restart with
 Last-Event-ID, the gateway answering from the operation after it. It retries
 for ever (--max-outage bounds it) and says on stderr when the stream is lost
-and when it is back.
+and when it is back, and which operations it lost when some aged out of the
+gateway's log (its retention) before it could print them.
 
 Where it starts: after --after SEQ; else after the sequence in the --state file
 when the file exists; else at the start of the channel's retained history.
@@ -325,11 +326,27 @@ func (t *tailer) follow(ctx context.Context, onConnect func()) (connected bool, 
 }
 
 // emit prints one operation unless it is at or before t.last (the gateway
-// resumes after Last-Event-ID; a repeat is dropped all the same).
+// resumes after Last-Event-ID; a repeat is dropped all the same). A gap
+// event (the operations after the resume point aged out of the log while
+// tail was away) is said on stderr: they are not printed, and never will.
 func (t *tailer) emit(id, event string, data []byte) error {
 	seq, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
 		return &apiError{Status: http.StatusBadGateway, Message: fmt.Sprintf("stream event without a sequence number (id %q)", id)}
+	}
+	if event == "gap" {
+		var gap struct {
+			After    uint64 `json:"after"`
+			FirstSeq uint64 `json:"first_seq"`
+		}
+		if json.Unmarshal(data, &gap) == nil && gap.FirstSeq > gap.After+1 {
+			if err := t.out.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(t.env.Stderr, "pushgo tail: the operations after %d and before %d aged out of the gateway's log (its retention) before they were printed; they are lost to this tail\n",
+				gap.After, gap.FirstSeq)
+		}
+		return nil
 	}
 	if seq <= t.last {
 		return nil

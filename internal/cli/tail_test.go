@@ -179,3 +179,29 @@ func TestTailOutageOutlastsStreamsTheGatewayEnds(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q: want exit 3 after the outage, with the gateway's reason and no reconnection", r.code, r.stderr)
 	}
 }
+
+// TestTailSaysWhatAgedOut: resumed after 3 (its --state), tail gets the
+// gateway's gap event (4 to 9 aged out of its log) and says on stderr what
+// it lost; the event prints nothing, and what follows prints as usual.
+func TestTailSaysWhatAgedOut(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 3\nevent: gap\ndata: {\"after\":3,\"first_seq\":10}\n\n"+sseItem(10)+sseItem(11))
+	}))
+	defer srv.Close()
+	state := filepath.Join(t.TempDir(), "tail.state")
+	if err := os.WriteFile(state, []byte(`{"channel_id":"CHANNEL","last_event_id":3}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{EnvURL: srv.URL, EnvChannelID: "CHANNEL", EnvPassword: "the-password"}
+	r := runMain(t, env, "", "tail", "--json", "--state", state, "--count", "2")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "the operations after 3 and before 10 aged out") {
+		t.Errorf("stderr %q does not say what aged out", r.stderr)
+	}
+	if lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n"); len(lines) != 2 || !strings.Contains(lines[0], `"seq":10`) {
+		t.Errorf("stdout %q, want items 10 and 11", r.stdout)
+	}
+}
