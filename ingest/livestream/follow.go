@@ -74,9 +74,12 @@ const (
 	// requestTimeout bounds one request to the broker (a history batch, a
 	// read from the stream leader, the feed's start).
 	requestTimeout = 5 * time.Second
-	// batchSize and batchBytes bound one direct get of history.
-	batchSize  = 256
-	batchBytes = 256 << 10
+	// batchSize and batchBytes bound one direct get of history, which is
+	// what a stream whose client stops reading holds: 256 items and 256 KiB
+	// held 325 KiB a stream of 1 KB operations, 3 GiB at the default cap.
+	// A long replay pays one round trip (about a millisecond) a batch.
+	batchSize  = 64
+	batchBytes = 32 << 10
 )
 
 // Options configure a Follower. Zero values take the defaults.
