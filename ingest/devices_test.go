@@ -541,7 +541,15 @@ func TestInboxRoutes(t *testing.T) {
 	}
 	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev, "delivery_id": b, "after": a}), 400, "invalid_json_data")
 	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev, "delivery_id": ""}), 400, "delivery_id_required")
-	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": "0123456789abcdef0123456789abcdef"}), 404, "device_key_not_found")
+	// A device key never registered has an empty inbox, as in PushGo 1.3
+	// (core/pull.rs and ack.rs check the key's format only).
+	if r := mustOK(t, g.post("/v2/messages/pull", map[string]any{"device_key": "0123456789abcdef0123456789abcdef"})); len(r.Data["items"].([]any)) != 0 || r.Data["has_more"] != false {
+		t.Fatalf("v2 pull of an unknown device: %s", r.Body)
+	}
+	if r := mustOK(t, g.post("/v2/messages/ack", map[string]any{"device_key": "0123456789abcdef0123456789abcdef", "delivery_ids": []string{a}})); r.Data["removed_count"] != float64(0) {
+		t.Fatalf("v2 ack of an unknown device: %s", r.Body)
+	}
+	wantErr(t, g.post("/v2/messages/pull", map[string]any{"device_key": "not a key"}), 400, "invalid_device_key")
 	// Still there: v2 pull is not destructive.
 	if r := mustOK(t, g.post("/v2/messages/pull", map[string]any{"device_key": dev})); len(r.Data["items"].([]any)) != 2 {
 		t.Fatalf("v2 pull: %s", r.Body)

@@ -94,21 +94,6 @@ func deviceKeyOf(raw *string) (string, *apierr.Error) {
 	return key, nil
 }
 
-// knownDevice validates a device key and requires the device to exist
-// (404 device_key_not_found).
-func (s *Server) knownDevice(c *echo.Context, raw *string) (string, *apierr.Error) {
-	key, aerr := deviceKeyOf(raw)
-	if aerr != nil {
-		return "", aerr
-	}
-	if _, found, err := s.opts.Devices.Device(c.Request().Context(), key); err != nil {
-		return "", &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "registry unavailable; retry", RetryAfter: 1}
-	} else if !found {
-		return "", apierr.Field(apierr.DeviceKeyNotFound, "device_key")
-	}
-	return key, nil
-}
-
 // deliveryIDOf is a sent delivery_id, trimmed: "" when absent, 400
 // delivery_id_required when sent blank (as PushGo's pull and ack).
 func deliveryIDOf(raw *string) (string, *apierr.Error) {
@@ -130,13 +115,16 @@ func (s *Server) inboxUnavailable(c *echo.Context, route string, err error) erro
 // inboxPull is POST /v2/messages/pull (as PushGo 1.3): non-destructive.
 // With delivery_id it answers the one item a wake-up push named
 // ({items: [item]}, or no item when it is not there: acked, or not this
-// device's), with has_more false; otherwise a page after "after".
+// device's), with has_more false; otherwise a page after "after". A device
+// key never registered has an empty inbox, as in PushGo (its key's format
+// only is checked): a 404 made the app's every sync fail until it
+// registered again.
 func (s *Server) inboxPull(c *echo.Context) error {
 	var b pullBody
 	if aerr := decodeJSON(c, &b); aerr != nil {
 		return writeErr(c, aerr)
 	}
-	key, aerr := s.knownDevice(c, b.DeviceKey)
+	key, aerr := deviceKeyOf(b.DeviceKey)
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}
@@ -183,7 +171,7 @@ func (s *Server) inboxAck(c *echo.Context) error {
 	if aerr := decodeJSON(c, &b); aerr != nil {
 		return writeErr(c, aerr)
 	}
-	key, aerr := s.knownDevice(c, b.DeviceKey)
+	key, aerr := deviceKeyOf(b.DeviceKey)
 	if aerr != nil {
 		return writeErr(c, aerr)
 	}
