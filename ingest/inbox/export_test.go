@@ -18,3 +18,10 @@ func SetCopiesScan(cleanup func(func()), n int) {
 	copiesScan = n
 	cleanup(func() { copiesScan = old })
 }
+
+// SetOpClockSlack sets opClockSlack for a test, and restores it at its end.
+func SetOpClockSlack(cleanup func(func()), d time.Duration) {
+	old := opClockSlack
+	opClockSlack = d
+	cleanup(func() { opClockSlack = old })
+}

@@ -52,7 +52,7 @@ type Inbox struct {
 
 // opClockSlack covers the clocks of the servers that lead PUSHGO_OPS and
 // PUSHGO_INBOX, which stamp an operation and its items.
-const opClockSlack = time.Minute
+var opClockSlack = time.Minute
 
 // Open binds the inbox stream, which streams.Ensure created.
 func Open(ctx context.Context, js jetstream.JetStream) (*Inbox, error) {
@@ -400,6 +400,19 @@ func countBelow(items []stored, seq uint64) int {
 	return n
 }
 
+// fetch finds the items of seqs (a delivery id's) in deviceKey's inbox,
+// read from shortly before their operation's time and, when none is
+// there, again from the start: the servers' clocks may differ by more than
+// opClockSlack. A wake-up's fetch of an item not there is rare; a repeated
+// ack is not, so only the fetches by delivery id (Get, Take) read twice.
+func (in *Inbox) fetch(ctx context.Context, deviceKey string, seqs []uint64) ([]stored, error) {
+	found, err := in.find(ctx, deviceKey, seqs)
+	if err == nil && len(found) == 0 {
+		found, err = in.findFrom(ctx, deviceKey, seqs, time.Time{})
+	}
+	return found, err
+}
+
 // Get returns the item of deviceKey's inbox with delivery id deliveryID
 // (the one a wake-up push named), nil when there is none: never delivered
 // there, another device's, or acked already. Non-destructive.
@@ -408,13 +421,7 @@ func (in *Inbox) Get(ctx context.Context, deviceKey, deliveryID string) (jsontex
 	if len(seqs) == 0 {
 		return nil, nil
 	}
-	found, err := in.find(ctx, deviceKey, seqs)
-	if err == nil && len(found) == 0 {
-		// Read again from the start: the servers' clocks may differ by
-		// more than opClockSlack. A wake-up's fetch of an item not there
-		// is rare; a repeated ack is not, so only this read does it.
-		found, err = in.findFrom(ctx, deviceKey, seqs, time.Time{})
-	}
+	found, err := in.fetch(ctx, deviceKey, seqs)
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
@@ -444,7 +451,7 @@ func (in *Inbox) Take(ctx context.Context, deviceKey, deliveryID string, limit i
 		if len(seqs) == 0 {
 			return []jsontext.Value{}, nil
 		}
-		found, err := in.find(ctx, deviceKey, seqs)
+		found, err := in.fetch(ctx, deviceKey, seqs)
 		if err != nil {
 			return nil, err
 		}

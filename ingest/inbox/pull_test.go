@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/pushgo/gateway/ingest/inbox"
 	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // TestDrainingABacklogReadsItOnce: an app drains a backlog stored in a
@@ -72,5 +74,37 @@ func TestDrainingABacklogReadsItOnce(t *testing.T) {
 	t.Logf("draining %d items read %d messages", n, read)
 	if read > 3*n {
 		t.Fatalf("draining %d items read %d messages: the reads grow with the backlog", n, read)
+	}
+}
+
+// TestFetchByDeliveryIDOutlastsClockSkew: the item a wake-up push named is
+// found by the v2 pull (Get) and by the legacy pull (Take) even when the
+// servers that stamp the operation and its item disagree by more than the
+// reads' slack (here a reading that starts after the item was stored):
+// the legacy pull answered nothing, and the Android 1.2 app showed nothing
+// for the wake-up.
+func TestFetchByDeliveryIDOutlastsClockSkew(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	in, err := inbox.Open(ctx, b.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := ids.NewDeviceKey()
+	// The operation, in the log: its time starts the item's read.
+	ack, err := b.JS.Publish(ctx, streams.OpsSubjectPrefix+"skew", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := delivery.ID(ack.Sequence, device)
+	put(t, b.JS, device, ack.Sequence, fmt.Sprintf(`{"delivery_id":%q}`, id))
+	inbox.SetOpClockSlack(t.Cleanup, -time.Hour) // the item's server an hour behind
+	got, err := in.Get(ctx, device, id)
+	if err != nil || got == nil {
+		t.Fatalf("v2 pull of %s: %s, %v", id, got, err)
+	}
+	taken, err := in.Take(ctx, device, id, 1)
+	if err != nil || len(taken) != 1 {
+		t.Fatalf("legacy pull of %s: %d items, %v; want the item", id, len(taken), err)
 	}
 }
