@@ -364,8 +364,8 @@ func (p *Projector) answer(req *reads.Request) (jsontext.Value, *apierr.Error) {
 		if err != nil {
 			return nil, p.storeErr(err)
 		}
-		if page.HasMore && page.Count < limitOf(req.Limit) {
-			p.rstats.pagesCut.Add(1)
+		if page.HasMore && page.Count < limitOf(req.Limit) && !page.PassedOver {
+			p.rstats.pagesCut.Add(1) // by its byte budget
 		}
 		*buf = reads.AppendHistoryTail(*buf, page.NextAfter, page.HasMore, page.FirstSeq)
 		return bytes.Clone(*buf), nil // sized as it is, not cleared first

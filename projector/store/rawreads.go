@@ -14,6 +14,9 @@ type HistoryItems struct {
 	NextAfter uint64 // the last sequence in the page (f.After when empty)
 	HasMore   bool
 	FirstSeq  uint64 // the channel's oldest retained item (0 if none)
+	// PassedOver: the page ended after f.skipBound() items it does not
+	// show (NextAfter the last of them), not by its count or bytes.
+	PassedOver bool
 }
 
 // AppendHistory appends the items of the page ReadHistory(f) returns to
@@ -30,13 +33,18 @@ func (s *Store) AppendHistory(dst []byte, f HistoryFilter) ([]byte, HistoryItems
 	}
 	defer it.Close()
 	page := HistoryItems{NextAfter: f.After}
-	size := 0
+	size, skipped := 0, 0
 	for ok := it.First(); ok; ok = it.Next() {
 		kind, ttl, item, err := historyEntry(it.Value())
 		if err != nil {
 			return dst, HistoryItems{}, fmt.Errorf("history %s: %w", channelID, err)
 		}
 		if !f.shown(kind, ttl) {
+			if skipped++; skipped >= f.skipBound() {
+				page.HasMore, page.PassedOver = true, true
+				page.NextAfter = binary.BigEndian.Uint64(it.Key()[len(prefix):])
+				break
+			}
 			continue
 		}
 		if !fits(page.Count, size, len(item), f.Limit, f.MaxBytes) {

@@ -174,7 +174,9 @@ type HistoryFilter struct {
 // ReadHistory returns the items of f.ChannelID with sequence > f.After in
 // log order, optionally only of some kinds; the page ends before the item
 // that would pass f.Limit or f.MaxBytes, with HasMore set and NextAfter the
-// last sequence in it.
+// last sequence in it; or once it passed over f.skipBound() items it does
+// not show, with HasMore set and NextAfter the last of them (a page may
+// then hold none).
 func (s *Store) ReadHistory(f HistoryFilter) (HistoryPage, error) {
 	channelID := f.ChannelID
 	prefix := key("h", channelID, "")
@@ -184,13 +186,18 @@ func (s *Store) ReadHistory(f HistoryFilter) (HistoryPage, error) {
 	}
 	defer it.Close()
 	page := HistoryPage{NextAfter: f.After}
-	size := 0
+	size, skipped := 0, 0
 	for ok := it.First(); ok; ok = it.Next() {
 		kind, ttl, item, err := historyEntry(it.Value())
 		if err != nil {
 			return HistoryPage{}, fmt.Errorf("history %s: %w", channelID, err)
 		}
 		if !f.shown(kind, ttl) {
+			if skipped++; skipped >= f.skipBound() {
+				page.HasMore = true
+				page.NextAfter = binary.BigEndian.Uint64(it.Key()[len(prefix):])
+				break
+			}
 			continue
 		}
 		if !fits(len(page.Items), size, len(item), f.Limit, f.MaxBytes) {
@@ -243,6 +250,13 @@ func historyEntry(v []byte) (kind ops.Kind, ttl int64, item []byte, err error) {
 }
 
 // shown reports whether an item of kind with ttl goes into a page of f.
+// skipBound is how many items a history page passes over unshown (another
+// kind than its filter's, a message past its ttl) before it ends, with
+// HasMore set and NextAfter the last one passed: a filtered page of a
+// channel whose millions of items are all of another kind read them all,
+// and its repeat read them again. At least 1,024, and 16 times the limit.
+func (f HistoryFilter) skipBound() int { return max(1024, 16*f.Limit) }
+
 func (f HistoryFilter) shown(kind ops.Kind, ttl int64) bool {
 	if len(f.Kinds) > 0 && !f.Kinds[kind] {
 		return false

@@ -76,8 +76,12 @@ const (
 //   - A page (/channel/history, /channel/things, /channel/events) holds at
 //     most PageBytes(max_payload) bytes of items, besides its count limit:
 //     a page cut by size says has_more, and next_after or next_cursor says
-//     where the next page starts, as one cut by count. A page always holds
-//     at least one item, however large, so paging always moves on.
+//     where the next page starts, as one cut by count. A page cut by size
+//     always holds at least one item, however large, so paging always
+//     moves on. A history page also ends once it has passed over 16 times
+//     its limit (at least 1,024) items it does not show (another kind, a
+//     message past its ttl): has_more, next_after the last of them, and
+//     maybe no item.
 //   - An answer larger than one NATS message (a single item over the page
 //     budget: a snapshot whose merged attrs grew past it) is sent in chunks
 //     of at most ChunkBytes(max_payload) bytes to an asker that set

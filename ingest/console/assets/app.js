@@ -21,7 +21,7 @@
   const timelines = new Map(); // event id -> [{seq, at, op, status, message}] (seq 0: the snapshot's latest state)
   const timelineNotes = new Map(); // event id -> what the full timeline could not show
   const pages = { things: null, events: null }; // next cursors
-  const hist = { stack: [], after: undefined, items: [], hasMore: false };
+  const hist = { stack: [], after: undefined, items: [], hasMore: false, nextAfter: undefined };
 
   // ---------------------------------------------------------------- API
 
@@ -266,8 +266,9 @@
 
   // fullTimeline reads an event's earlier operations from the channel's
   // history (the gateway has no per-event history): the event operations
-  // up to the event's last one, at most TIMELINE_SCAN of them.
-  const TIMELINE_SCAN = 20000;
+  // up to the event's last one, at most TIMELINE_SCAN of them, in at most
+  // TIMELINE_PAGES pages.
+  const TIMELINE_SCAN = 20000, TIMELINE_PAGES = 200;
   async function fullTimeline(id, button) {
     const ev = events.get(id);
     if (!ev) return;
@@ -277,7 +278,9 @@
     const found = [];
     let after, read = 0, complete = false;
     try {
-      while (read < TIMELINE_SCAN) {
+      // A page that passed over other kinds may hold no event: the
+      // pages are bounded too.
+      for (let pages = 0; read < TIMELINE_SCAN && pages < TIMELINE_PAGES; pages++) {
         const body = { limit: 1000, kinds: ['event'] };
         if (after !== undefined) body.after = after;
         const d = await call(cred, 'channel/history', body);
@@ -288,9 +291,10 @@
           const p = it.payload || {};
           found.push({ seq: it.seq, at: it.accepted_at, op: it.op, status: p.status, message: p.message });
         }
-        const last = d.items[d.items.length - 1];
-        if (!d.has_more || !last || last.seq >= ev.last_seq) { complete = true; break; }
-        after = last.seq;
+        // next_after, not the last item: a page that passed over many
+        // items of other kinds may hold none and still have more.
+        if (!d.has_more || d.next_after >= ev.last_seq) { complete = true; break; }
+        after = d.next_after;
       }
     } catch (e) {
       if (s !== session) return;
@@ -349,6 +353,7 @@
     hist.after = after;
     hist.items = data.items;
     hist.hasMore = data.has_more;
+    hist.nextAfter = data.next_after;
     renderHistory();
   }
 
@@ -356,8 +361,10 @@
     const buttons = [$('hist-prev'), $('hist-next')];
     buttons.forEach((b) => { b.disabled = true; });
     try {
-      if (dir > 0 && hist.hasMore && hist.items.length) {
-        const after = hist.items[hist.items.length - 1].seq;
+      if (dir > 0 && hist.hasMore) {
+        // next_after: a page that passed over expired messages may hold
+        // none and still have more.
+        const after = hist.nextAfter;
         hist.stack.push(hist.after);
         try { await loadHistory(after); } catch (e) { hist.stack.pop(); throw e; }
       } else if (dir < 0 && hist.stack.length) {
@@ -411,12 +418,25 @@
   }
 
   function handleBlock(block) {
-    let id = '', data = '';
+    let id = '', event = '', data = '';
     for (const line of block.split('\n')) {
       if (line.startsWith('id:')) id = line.slice(3).trim();
+      else if (line.startsWith('event:')) event = line.slice(6).trim();
       else if (line.startsWith('data:')) data += line.slice(5).replace(/^ /, '');
     }
     if (!data) return; // a keep-alive or a comment
+    if (event === 'gap') {
+      // The log no longer holds what came after lastSeq and before
+      // first_seq (its retention): resume past it, said once.
+      try {
+        const g = JSON.parse(data);
+        if (g.first_seq - 1 > lastSeq) {
+          lastSeq = g.first_seq - 1;
+          announce('Some operations aged out of the gateway\'s log while disconnected');
+        }
+      } catch (e) { console.warn('console: bad gap event', e); }
+      return;
+    }
     const seq = Number(id);
     if (seq && seq <= lastSeq) return; // replayed after a resume
     try { handleOp(JSON.parse(data)); } catch (e) { console.warn('console: bad stream item', e); }
