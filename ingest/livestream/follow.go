@@ -76,7 +76,7 @@ const (
 	requestTimeout = 5 * time.Second
 	// batchSize and batchBytes bound one direct get of history, which is
 	// what a stream whose client stops reading holds: 256 items and 256 KiB
-	// held 325 KiB a stream of 1 KB operations, 3 GiB at the default cap.
+	// held 320 KiB a stream of 1 KB operations, 3 GiB at the default cap.
 	// A long replay pays one round trip (about a millisecond) a batch.
 	batchSize  = 64
 	batchBytes = 32 << 10

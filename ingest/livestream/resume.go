@@ -14,18 +14,24 @@ import (
 // restored from a copy, a stream recreated, the last second of a sync=1s
 // log lost to a power cut, whose sequences the broker then gives again):
 // the stream would skip, for good and in silence, every new operation up
-// to it. Before its first, operations the client never saw have aged out
-// (the retention) and the stream cannot give them: it says so first.
+// to it. Before its first, operations of the log after it have aged out
+// (the retention), maybe some of the channel's, which the stream cannot
+// give: it says so first. Whether the channel had any there cannot be
+// known once they are gone (a channel quiet for longer than the retention
+// gets the gap too); a client that takes the gap's first_seq as its
+// position hears of it once.
 
 // boundsFresh is how long the log's bounds, read once, serve the resumes
 // after it: a reconnecting crowd asks the broker once a second, not once a
 // stream.
 const boundsFresh = time.Second
 
-// logBounds are PUSHGO_OPS's first and last sequences, as read at at.
+// logBounds are PUSHGO_OPS's first and last sequences, as read at at (or
+// the read's failure).
 type logBounds struct {
 	first, last uint64
 	at          time.Time
+	err         error
 }
 
 // bounds returns the log's bounds, read at most boundsFresh ago unless
@@ -34,13 +40,16 @@ func (f *Follower) bounds(ctx context.Context, fresh bool) (logBounds, error) {
 	f.boundsMu.Lock()
 	defer f.boundsMu.Unlock()
 	if !fresh && !f.logBounds.at.IsZero() && time.Since(f.logBounds.at) < boundsFresh {
-		return f.logBounds, nil
+		return f.logBounds, f.logBounds.err
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	st, err := f.js.Stream(rctx, streams.Ops)
 	if err != nil {
-		return logBounds{}, fmt.Errorf("livestream: stream %s: %w", streams.Ops, err)
+		// Remembered as long as bounds are: the resumes queued behind
+		// this read go on unchecked, not each after a read of its own.
+		f.logBounds = logBounds{at: time.Now(), err: fmt.Errorf("livestream: stream %s: %w", streams.Ops, err)}
+		return logBounds{}, f.logBounds.err
 	}
 	s := st.CachedInfo().State
 	f.logBounds = logBounds{first: s.FirstSeq, last: s.LastSeq, at: time.Now()}
@@ -55,7 +64,8 @@ func (f *Follower) bounds(ctx context.Context, fresh bool) (logBounds, error) {
 func (f *Follower) checkResume(ctx context.Context, s *Stream, after uint64) *apierr.Error {
 	b, err := f.bounds(ctx, false)
 	if err == nil && after > b.last {
-		// Maybe stored since the bounds were read: ask again.
+		// Maybe stored since the bounds were read: ask again (a failure
+		// remembered is not asked again: the resume goes on unchecked).
 		b, err = f.bounds(ctx, true)
 	}
 	if err != nil {
@@ -74,7 +84,8 @@ func (f *Follower) checkResume(ctx context.Context, s *Stream, after uint64) *ap
 	return nil
 }
 
-// Gap reports, for a stream resumed after operations that have since aged
-// out of the log, the log's first retained sequence: the operations after
-// the resume point and before it are gone.
+// Gap reports, for a stream resumed after operations of the log that have
+// since aged out, the log's first retained sequence: the operations after
+// the resume point and before it are gone, the channel's among them if it
+// had any.
 func (s *Stream) Gap() (firstSeq uint64, ok bool) { return s.gapFirst, s.gapFirst != 0 }

@@ -339,12 +339,15 @@ func (t *tailer) emit(id, event string, data []byte) error {
 			After    uint64 `json:"after"`
 			FirstSeq uint64 `json:"first_seq"`
 		}
-		if json.Unmarshal(data, &gap) == nil && gap.FirstSeq > gap.After+1 {
+		if json.Unmarshal(data, &gap) == nil && gap.FirstSeq > gap.After+1 && gap.FirstSeq-1 > t.last {
 			if err := t.out.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(t.env.Stderr, "pushgo tail: the operations after %d and before %d aged out of the gateway's log (its retention) before they were printed; they are lost to this tail\n",
-				gap.After, gap.FirstSeq)
+			fmt.Fprintf(t.env.Stderr, "pushgo tail: the gateway's log no longer holds its operations after %d and before %d (its retention): "+
+				"any of this channel's among them were not printed and never will be\n", gap.After, gap.FirstSeq)
+			// Its position moves past what is gone (saved with the next
+			// batch), so the next reconnect does not say it again.
+			t.last = gap.FirstSeq - 1
 		}
 		return nil
 	}

@@ -198,7 +198,7 @@ func TestTailSaysWhatAgedOut(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "the operations after 3 and before 10 aged out") {
+	if !strings.Contains(r.stderr, "no longer holds its operations after 3 and before 10") {
 		t.Errorf("stderr %q does not say what aged out", r.stderr)
 	}
 	if lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n"); len(lines) != 2 || !strings.Contains(lines[0], `"seq":10`) {
