@@ -403,8 +403,9 @@ func countBelow(items []stored, seq uint64) int {
 // fetch finds the items of seqs (a delivery id's) in deviceKey's inbox,
 // read from shortly before their operation's time and, when none is
 // there, again from the start: the servers' clocks may differ by more than
-// opClockSlack. A wake-up's fetch of an item not there is rare; a repeated
-// ack is not, so only the fetches by delivery id (Get, Take) read twice.
+// opClockSlack. A wake-up's fetch of an item not there is rare, and so is
+// a single ack's (the apps ack each direct push once), so those read
+// twice; a batch ack does not.
 func (in *Inbox) fetch(ctx context.Context, deviceKey string, seqs []uint64) ([]stored, error) {
 	found, err := in.find(ctx, deviceKey, seqs)
 	if err == nil && len(found) == 0 {
@@ -491,7 +492,15 @@ func (in *Inbox) Ack(ctx context.Context, deviceKey string, ids []string) (int, 
 	if len(seqs) == 0 {
 		return 0, nil
 	}
-	found, err := in.find(ctx, deviceKey, seqs)
+	find := in.find
+	if len(ids) == 1 {
+		// The apps ack each direct push alone (the legacy /messages/ack):
+		// an ack the servers' clocks made miss left the push in the inbox,
+		// and the app's next full sync filed it again. A batch ack (of
+		// pulled items, read a moment before) reads once.
+		find = in.fetch
+	}
+	found, err := find(ctx, deviceKey, seqs)
 	if err != nil {
 		return 0, err
 	}

@@ -78,11 +78,12 @@ func TestDrainingABacklogReadsItOnce(t *testing.T) {
 }
 
 // TestFetchByDeliveryIDOutlastsClockSkew: the item a wake-up push named is
-// found by the v2 pull (Get) and by the legacy pull (Take) even when the
-// servers that stamp the operation and its item disagree by more than the
-// reads' slack (here a reading that starts after the item was stored):
-// the legacy pull answered nothing, and the Android 1.2 app showed nothing
-// for the wake-up.
+// found by the v2 pull (Get) and by the legacy pull (Take), and a direct
+// push's by its ack alone, even when the servers that stamp the operation
+// and its item disagree by more than the reads' slack (here a read that
+// starts after the item was stored): the legacy pull answered nothing (the
+// Android 1.2 app showed nothing for the wake-up), and the ack removed
+// nothing (the Apple app's next full sync filed the push again).
 func TestFetchByDeliveryIDOutlastsClockSkew(t *testing.T) {
 	b := brokertest.Start(t)
 	ctx := context.Background()
@@ -98,6 +99,12 @@ func TestFetchByDeliveryIDOutlastsClockSkew(t *testing.T) {
 	}
 	id := delivery.ID(ack.Sequence, device)
 	put(t, b.JS, device, ack.Sequence, fmt.Sprintf(`{"delivery_id":%q}`, id))
+	ack2, err := b.JS.Publish(ctx, streams.OpsSubjectPrefix+"skew", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2 := delivery.ID(ack2.Sequence, device)
+	put(t, b.JS, device, ack2.Sequence, fmt.Sprintf(`{"delivery_id":%q}`, id2))
 	inbox.SetOpClockSlack(t.Cleanup, -time.Hour) // the item's server an hour behind
 	got, err := in.Get(ctx, device, id)
 	if err != nil || got == nil {
@@ -106,5 +113,9 @@ func TestFetchByDeliveryIDOutlastsClockSkew(t *testing.T) {
 	taken, err := in.Take(ctx, device, id, 1)
 	if err != nil || len(taken) != 1 {
 		t.Fatalf("legacy pull of %s: %d items, %v; want the item", id, len(taken), err)
+	}
+	// The ack of a direct push, alone (the apps' legacy /messages/ack).
+	if removed, err := in.Ack(ctx, device, []string{id2}); err != nil || removed != 1 {
+		t.Fatalf("ack of %s: %d removed, %v; want the item", id2, removed, err)
 	}
 }
