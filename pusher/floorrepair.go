@@ -89,14 +89,18 @@ func (pt *partition) checkFloor(ctx context.Context, seq uint64) {
 // whose acknowledgements the broker would then ignore until its own
 // repair. A message under the new pin ends the repair (a takeover).
 func (pt *partition) repairFloor(ctx context.Context) {
-	if !pt.settled() {
+	if !pt.settled() || time.Since(pt.unpinnedAt) < floorCheckInterval {
 		return
 	}
 	ictx, cancel := context.WithTimeout(ctx, pt.p.cfg.Failover/fillGapBudget)
 	pinned := pt.pinnedTo(ictx, pt.pin)
 	cancel()
 	if !pinned {
-		return // asked again at the next message, unless it is another pin's
+		// Asked again a while later, not at each of the stale messages
+		// buffered before the pin moved (a message under the new pin
+		// takes over instead).
+		pt.unpinnedAt = time.Now()
+		return
 	}
 	skip := max(pt.skipThrough, pt.last) // everything taken is finished
 	if err := pt.reset(ctx); err != nil {

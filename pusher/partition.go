@@ -84,6 +84,9 @@ type partition struct {
 	// checkFloor); nothing new is taken until the floor is repaired.
 	repairing    bool
 	floorChecked time.Time // the last time checkFloor asked the broker
+	// unpinnedAt: the last time repairFloor found the broker pinning
+	// another replica; it asks again no sooner than floorCheckInterval.
+	unpinnedAt time.Time
 	// skipThrough: the operations up to it were finished by this
 	// replica's epoch before a repair; the next one passes them unsent.
 	skipThrough uint64
@@ -292,7 +295,7 @@ func (pt *partition) takeover(ctx context.Context, pin string) {
 	pt.pin = pin
 	// Another replica may have owned the partition since: nothing above
 	// the floor is known done.
-	pt.repairing, pt.skipThrough = false, 0
+	pt.repairing, pt.skipThrough, pt.unpinnedAt = false, 0, time.Time{}
 	pt.pinned.Store(pin)
 	pt.p.metrics.takeovers.Inc()
 	pt.p.log.Info("pusher: partition taken", "partition", pt.n, "from_seq", pt.resetSeq)

@@ -434,7 +434,7 @@ func TestLoopKeepsItsPinThroughARebind(t *testing.T) {
 	for i := range loops {
 		_, js := b.Conn(t) // a connection each, as replicas have
 		l, err := consume.New(js, consume.Config{Stream: "S", PriorityGroup: "g",
-			Heartbeat: 500 * time.Millisecond, PullExpiry: 2 * time.Second, RetryDelay: 20 * time.Millisecond,
+			Heartbeat: 500 * time.Millisecond, PullExpiry: time.Second, RetryDelay: 20 * time.Millisecond,
 			Consumer: jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckAllPolicy,
 				PriorityPolicy: jetstream.PriorityPolicyPinned, PriorityGroups: []string{"g"}, PinnedTTL: ttl},
 			Handler: func(_ context.Context, m jetstream.Msg) consume.Decision {

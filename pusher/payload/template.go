@@ -12,16 +12,17 @@ import (
 )
 
 // Template is one operation's APNs notification, built and encoded once,
-// from which each device's is cut by writing its delivery_id and the send
-// time into the encoded body: what Build does per device costs a map, two
-// JSON encodings and most of a push's CPU at 10,000 devices per operation.
+// from which each device's is cut by writing its key (in delivery_id and
+// provider_device_key) and the send time into the encoded body: what Build
+// does per device costs a map, two JSON encodings and most of a push's CPU
+// at 10,000 devices per operation.
 //
-// Only the delivery_id, provider_device_key and sent_at keys differ between
-// two devices of one operation and provider (the device's platform chooses the APNs topic, not
-// the body). A template is not used for FCM (its SDK encodes the data map
-// itself), for a push near the size limit (a device key could tip it into
-// a wake-up) or one already oversized: For reports false and the caller
-// builds per device.
+// Only the delivery_id, provider_device_key and sent_at keys differ
+// between two devices of one operation and provider (the device's platform
+// chooses the APNs topic, not the body). A template is not used for FCM
+// (its SDK encodes the data map itself), for a push near the size limit (a
+// device key could tip it into a wake-up) or one already oversized: For
+// reports false and the caller builds per device.
 type Template struct {
 	n      Notification
 	seq    uint64
