@@ -77,8 +77,9 @@ const sseWriteTimeout = time.Minute
 // channel's operations, from after Last-Event-ID (or from the start of the
 // retained history), then live. A Last-Event-ID beyond the log's end is
 // refused (400 invalid_cursor); one whose next operations aged out gets a
-// gap event first (id: the resume point, data: {"after", "first_seq"}). Credentials come in headers, never in the
-// URL, so they stay out of access logs. Streams are capped (429
+// gap event first (id: the resume point, data: {"after", "first_seq"}).
+// Credentials come in headers, never in the URL, so they stay out of
+// access logs. Streams are capped (429
 // too_many_streams with Retry-After); one that ends on an error says so in
 // a last comment, and the client resumes with Last-Event-ID.
 func (s *Server) channelStream(c *echo.Context) error {
