@@ -248,6 +248,7 @@ func (p *Projector) rebuild(ctx context.Context, why error) error {
 	default:
 	}
 	p.committed(0)
+	p.primeProgress()
 	p.log.Warn("projector: projection deleted; folding it again from the log")
 	return p.startServing()
 }
@@ -357,6 +358,7 @@ func (p *Projector) readLogs(ctx context.Context) error {
 			return fmt.Errorf("projector: stream %s: %w", name, err)
 		}
 		created[name] = s.CachedInfo().Created
+		p.logLast[streamIndex(name)] = s.CachedInfo().State.LastSeq
 		if name == streams.Ops {
 			p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
 		}
@@ -444,3 +446,19 @@ func (p *Projector) DeadLetters(limit int) (items []store.DeadLetter, total int,
 // Rebuilds is the number of automatic rebuilds of the projection since
 // start.
 func (p *Projector) Rebuilds() uint64 { return p.heal.rebuilds.Load() }
+
+// primeProgress tells the catch-up state how far behind the logs (as
+// readLogs read them) the store opened, before any read is served: the
+// folds say so only at their first message, after the first prune, and
+// until then a read a replica far behind could not reach waited its whole
+// ReadWait and was answered a plain projection_lagging (not handed to
+// another replica), and /send_status was answered from receipts far
+// behind.
+func (p *Projector) primeProgress() {
+	if last, applied := p.logLast[streamIndex(streams.Ops)], p.applied.Load(); last > applied {
+		p.progress.started(applied, last-applied)
+	}
+	if last, applied := p.logLast[streamIndex(streams.Receipts)], p.receiptsApplied.Load(); last > applied {
+		p.receiptsPending.Store(last - applied)
+	}
+}

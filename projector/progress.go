@@ -55,6 +55,12 @@ func (f *foldProgress) started(applied, pending uint64) {
 		return
 	}
 	now := time.Now()
+	if f.active && f.from == applied && f.applied == applied {
+		// Told again by the fold's first message after the store opened
+		// (primeProgress told it first): the same catch-up, said once.
+		f.pending, f.lastCommit = pending, now
+		return
+	}
 	f.active, f.rebuild, f.began, f.from, f.applied, f.pending, f.logged, f.lastCommit = true, applied == 0, now, applied, applied, pending, now, now
 	f.samples = append(f.samples[:0], progressSample{now, applied})
 	what := "catching up with the log"

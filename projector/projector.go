@@ -138,6 +138,9 @@ type Projector struct {
 	// projection of a stream created before is rebuilt (heal.go,
 	// sameLogs). Read and written by the goroutine that opens the store.
 	logsCreated map[string]time.Time
+	// logLast are the folded streams' last sequences as readLogs read
+	// them (by streamIndex), for primeProgress.
+	logLast [2]uint64
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
@@ -226,6 +229,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Projector, error) {
 		p.store.Close()
 		return nil, err
 	}
+	p.primeProgress()
 	fctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go func() {
