@@ -212,8 +212,11 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 	req.MinSeq, req.Chunks = barrier, true
 	if f.local != nil {
 		// A local projector catching up hands the read to the replicas
-		// (it is one of them, and may be asked again).
-		if resp, ok := f.local.ServeLocal(req); ok && !resp.CatchingUp {
+		// (it is one of them, and may be asked again); so does one that
+		// cannot serve it (rebuilding, its store failing), as a replica's
+		// read_unavailable over the broker is asked again: answered to
+		// the client, it was a 503 while another replica held the data.
+		if resp, ok := f.local.ServeLocal(req); ok && !resp.CatchingUp && resp.ErrorCode != apierr.ReadUnavailable {
 			return answerOf(resp)
 		}
 	}
@@ -226,8 +229,8 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 	if err != nil {
 		return nil, apierr.New(apierr.InternalError)
 	}
-	catchingUp := 0
-	for attempt := 0; ; attempt++ {
+	catchingUp, unavailable := 0, 0
+	for {
 		data, err := f.replies.request(ctx, reads.Subject(req.Route), b)
 		if err != nil {
 			f.log.Warn("readfwd: no answer", "route", req.Route, "err", err)
@@ -248,7 +251,8 @@ func (f *Forwarder) request(ctx context.Context, req *reads.Request, barrier uin
 		// A replica that stopped serving (a rebuild, a stop) answers
 		// unavailable what it was handed: asked again, the queue group
 		// hands the read to another replica, when there is one.
-		if resp.ErrorCode == apierr.ReadUnavailable && attempt == 0 && ctx.Err() == nil {
+		if resp.ErrorCode == apierr.ReadUnavailable && unavailable == 0 && ctx.Err() == nil {
+			unavailable++ // once, also after answers of replicas catching up
 			continue
 		}
 		// A replica catching up answered at once that it would not reach

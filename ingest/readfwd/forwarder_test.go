@@ -459,3 +459,29 @@ func TestCatchingUpReplicaHandsTheReadOn(t *testing.T) {
 		t.Fatalf("every replica catching up: asked %d times, want a few and a bound", asked)
 	}
 }
+
+// unavailableLocal is a projector in the process that cannot serve (its
+// store rebuilding or failing).
+type unavailableLocal struct{}
+
+func (unavailableLocal) ServeLocal(*reads.Request) (reads.Response, bool) {
+	return reads.Response{ErrorCode: apierr.ReadUnavailable, Error: "the projection is being rebuilt from the log; retry later"}, true
+}
+
+// TestALocalProjectorThatCannotServeHandsTheReadOn: the projector in the
+// process answers read_unavailable (rebuilding, its store failing); the
+// read goes to a replica over the broker, as a replica's read_unavailable
+// is asked again there. It was answered to the client: a 503 while another
+// replica held the data.
+func TestALocalProjectorThatCannotServeHandsTheReadOn(t *testing.T) {
+	b := brokertest.Start(t)
+	answerer(t, b.NC, func(m *nats.Msg, answer []byte, req reads.Request) []chunk { return split(b.NC, answer) })
+	f, err := readfwd.New(context.Background(), b.NC, 5*time.Second, unavailableLocal{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"}); aerr != nil {
+		t.Fatalf("%v, while a replica over the broker answers", aerr)
+	}
+}
