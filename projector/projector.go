@@ -162,6 +162,11 @@ type Projector struct {
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
+	// waitsEnd is closed when serving stops (stopServing; made anew by
+	// startServing): a read waiting for the fold, which has stopped
+	// before a rebuild or a close, ends at once instead of at its
+	// ReadWait, holding the stop (and, on localMu, every read after it).
+	waitsEnd chan struct{}
 	// awaited is the highest sequence a WaitApplied call has waited for;
 	// hurry tells the fold one started (partfold.go cuts its open group
 	// while it holds operations up to awaited not yet cut).
@@ -351,7 +356,7 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 	counted := false
 	for {
 		p.mu.Lock()
-		ch := p.notify
+		ch, end := p.notify, p.waitsEnd
 		p.mu.Unlock()
 		if p.applied.Load() >= seq {
 			return nil
@@ -375,11 +380,18 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 		}
 		select {
 		case <-ch:
+		case <-end: // nil while not serving: never
+			return errServingStopped
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
+
+// errServingStopped ends a wait for the fold when serving stops (a
+// rebuild, a close): the read is answered read_unavailable, which the
+// front asks another replica.
+var errServingStopped = errors.New("projector: serving stopped (a rebuild or a stop); the fold will not reach the read here")
 
 // Close stops serving reads, waits for in-flight ones, stops the fold
 // (committing what it holds) and closes the store. Later calls return the
@@ -423,6 +435,9 @@ func (p *Projector) startServing() error {
 	}
 	// Serving before the subscription: a read it delivers at once finds
 	// the store served (onRead answers unavailable otherwise).
+	p.mu.Lock()
+	p.waitsEnd = make(chan struct{})
+	p.mu.Unlock()
 	p.localMu.Lock()
 	p.serving = true
 	p.localMu.Unlock()
@@ -445,6 +460,14 @@ func (p *Projector) startServing() error {
 // stopServing unsubscribes the read service and waits for the reads in
 // flight: afterwards no read touches the store until startServing.
 func (p *Projector) stopServing() {
+	// The reads waiting for the fold end now (read_unavailable): the
+	// folds have stopped (a rebuild) or are stopping (a close).
+	p.mu.Lock()
+	if p.waitsEnd != nil {
+		close(p.waitsEnd)
+		p.waitsEnd = nil
+	}
+	p.mu.Unlock()
 	p.localMu.Lock() // waits for the local reads in flight
 	p.serving = false
 	p.localMu.Unlock()
