@@ -462,10 +462,11 @@ func Fingerprint(labels map[string]string) string {
 }
 
 // attrs returns the alert's attrs in two parts: stable (labels,
-// annotations, URLs, receiver, orgId: what identifies and describes the
+// annotations, silenceURL, orgId: what identifies and describes the
 // alert) and volatile (Grafana's values and valueString, which change at
-// every evaluation of a steady alert, and its dashboard and panel URLs,
-// whose time range ends at the send). Empty strings are left out: they
+// every evaluation of a steady alert, its dashboard and panel URLs, whose
+// time range ends at the send, and who sent it: generatorURL, externalURL,
+// receiver). Empty strings are left out: they
 // carry nothing, and in a merge patch they would only overwrite.
 //
 // The attrs are a merge patch: an annotation that disappears from a later
@@ -483,12 +484,7 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 	if budget.Cut() {
 		stable[TruncatedAttr] = true
 	}
-	for k, v := range map[string]string{
-		"generatorURL": a.GeneratorURL,
-		"externalURL":  p.ExternalURL,
-		"silenceURL":   a.SilenceURL,
-		"receiver":     p.Receiver,
-	} {
+	for k, v := range map[string]string{"silenceURL": a.SilenceURL} {
 		if v = strings.TrimSpace(v); v != "" {
 			stable[k] = ops.Truncate(v, MaxAttrValue)
 		}
@@ -501,8 +497,16 @@ func attrs(p *Payload, a *Alert) (stable, volatile map[string]any) {
 	// Grafana (12 on, grafana/alerting templates generateDashboardURL)
 	// ends a firing alert's dashboard and panel URLs with to=<now>: they
 	// differ at every resend, and in Content they made each resend of a
-	// steady alert a visible push.
-	for k, v := range map[string]string{"dashboardURL": a.DashboardURL, "panelURL": a.PanelURL} {
+	// steady alert a visible push. Who sent the alert is not the alert
+	// either: the two Prometheus of a high-availability pair each send it
+	// with their own generatorURL, and Alertmanager keeps the latest
+	// sender's (types.Alert.Merge), so it flipped between them from one
+	// notification to the next; the two Alertmanagers of a pair (their own
+	// externalURL) and two receivers of one route sending to one channel
+	// flip the others. Each flip was an alerting update of an unchanged
+	// alert. They are written whenever something else changes.
+	for k, v := range map[string]string{"dashboardURL": a.DashboardURL, "panelURL": a.PanelURL,
+		"generatorURL": a.GeneratorURL, "externalURL": p.ExternalURL, "receiver": p.Receiver} {
 		if v = strings.TrimSpace(v); v != "" {
 			volatile[k] = ops.Truncate(v, MaxAttrValue)
 		}

@@ -158,8 +158,8 @@ func TestGrafanaSample(t *testing.T) {
 
 // TestContentIgnoresResendNoise: what changes on every resend of a steady
 // alert (endsAt, startsAt precision of a re-evaluation, Grafana's values,
-// valueString and screenshot URL) does not change Content; what the alert
-// says does.
+// valueString and screenshot URL) and who sent it (generatorURL,
+// externalURL, receiver) do not change Content; what the alert says does.
 func TestContentIgnoresResendNoise(t *testing.T) {
 	base := mustParse(t, sampleGrafana)[0].Content
 	for name, edit := range map[string][2]string{
@@ -172,6 +172,12 @@ func TestContentIgnoresResendNoise(t *testing.T) {
 		"dashboardURL": {`"dashboardURL": ""`, `"dashboardURL": "https://play.grafana.org/d/abc?from=1740070380000&orgId=1&to=1740074106395"`},
 		"panelURL":     {`"panelURL": ""`, `"panelURL": "https://play.grafana.org/d/abc?from=1740070380000&orgId=1&to=1740074106395&viewPanel=2"`},
 		"group title":  {`"title": "[FIRING:1]  (blue)"`, `"title": "[FIRING:2]  (blue)"`},
+		// Who sent it: the other Prometheus of a high-availability pair
+		// (Alertmanager keeps the latest sender's generatorURL), the other
+		// Alertmanager of a pair, another receiver of one route.
+		"generatorURL": {`"generatorURL": "https://play.grafana.org/alerting/1afz29v7z/edit"`, `"generatorURL": "https://play-2.grafana.org/alerting/1afz29v7z/edit"`},
+		"externalURL":  {`"externalURL": "https://play.grafana.org/"`, `"externalURL": "https://play-2.grafana.org/"`},
+		"receiver":     {`"receiver": "My Super Webhook"`, `"receiver": "Another Webhook"`},
 	} {
 		body := strings.Replace(sampleGrafana, edit[0], edit[1], 1)
 		if body == sampleGrafana {
