@@ -73,6 +73,13 @@ const sseHeartbeat = 15 * time.Second
 // connection is gone, or it does not read); it resumes with Last-Event-ID.
 const sseWriteTimeout = time.Minute
 
+// answerWriteTimeout and answerWritePerMiB bound how long a read's answer
+// may take to leave: 30 s, and 10 s more a MiB (variables for the tests).
+var (
+	answerWriteTimeout = 30 * time.Second
+	answerWritePerMiB  = 10 * time.Second
+)
+
 // channelStream is GET /channel/stream: Server-Sent Events of the
 // channel's operations, from after Last-Event-ID (or from the start of the
 // retained history), then live. A Last-Event-ID beyond the log's end is
@@ -233,6 +240,14 @@ func writeData(c *echo.Context, data jsontext.Value) error {
 		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	}
 	w.WriteHeader(http.StatusOK)
+	// A client that does not read its answer is dropped after a while, as
+	// a stream's is (sseWriteTimeout): it held the page (up to a MiB, a
+	// large Thing's several) and a goroutine for as long as its
+	// connection stayed open. The deadline is the connection's, so it is
+	// cleared for the next request on it.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(answerWriteTimeout + time.Duration(len(data)>>20)*answerWritePerMiB))
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	// Three writes, no copy of the page: the server's buffered writer
 	// passes a large one straight to the connection.
 	for _, b := range [][]byte{okPrefix, data, okSuffix} {
