@@ -57,6 +57,10 @@ type Group struct {
 type Member struct {
 	Value    string
 	Resolved bool
+	// Stale marks a resolve that applied to nothing (Outcome.Absent: of an
+	// occurrence already closed or superseded, a lagging peer's): the
+	// member is named, and the record keeps what it held of it.
+	Stale    bool
 	EventID  string
 	Severity string
 }
@@ -93,9 +97,18 @@ func (r groupRecord) next(g Group, now, cutoff int64) (next map[string]groupMemb
 	named := make(map[string]bool, len(g.Members))
 	for _, m := range g.Members {
 		named[m.Value] = true
-		if m.Resolved {
+		switch {
+		case m.Resolved && m.Stale:
+			// A lagging peer's resolve of an occurrence another
+			// notification superseded: dropped, the record lost the
+			// alert's open Event, and nothing closed it if its own
+			// resolve never came.
+			if old, ok := r.Members[m.Value]; ok {
+				next[m.Value] = old
+			}
+		case m.Resolved:
 			delete(next, m.Value)
-		} else {
+		default:
 			next[m.Value] = groupMember{Seen: now, Severity: m.Severity, Event: m.EventID}
 		}
 	}

@@ -53,3 +53,22 @@ func TestGroupRecordFitsABrokerMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestAStaleResolveKeepsTheAlertsRecord: a lagging peer of an Alertmanager
+// pair resolves an occurrence another notification superseded (its Close
+// applied to nothing: Absent); the group's record keeps the alert with the
+// Event it names, which the alert's own resolve, or its leaving the group,
+// closes later. It dropped the alert, and nothing closed that Event if its
+// resolve never came. A resolve that applied still drops it.
+func TestAStaleResolveKeepsTheAlertsRecord(t *testing.T) {
+	const then, now = 1_700_000_000_000, 1_800_000_000_000
+	old := groupRecord{Members: map[string]groupMember{"A": {Seen: then, Severity: "critical", Event: "e2"}}}
+	next, gone := old.next(Group{Complete: true, Members: []Member{{Value: "A", Resolved: true, Stale: true}}}, now, now)
+	if len(gone) != 0 || next["A"] != old.Members["A"] {
+		t.Fatalf("after a stale resolve: record %v, gone %v; want A kept naming e2", next, gone)
+	}
+	next, gone = old.next(Group{Complete: true, Members: []Member{{Value: "A", Resolved: true}}}, now, now)
+	if _, kept := next["A"]; kept || len(gone) != 0 {
+		t.Fatalf("after a resolve that applied: record %v, gone %v; want A dropped", next, gone)
+	}
+}

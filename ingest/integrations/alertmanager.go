@@ -190,7 +190,7 @@ func amGroup(channelID string, p *alertmanager.Payload, reps []alertmanager.Repo
 		Complete: p.Complete(), Gone: alertmanager.Gone(now)}
 	g.Members = make([]alerts.Member, len(reps))
 	for i, rep := range reps {
-		g.Members[i] = alerts.Member{Value: rep.Fingerprint, Resolved: rep.Resolved}
+		g.Members[i] = alerts.Member{Value: rep.Fingerprint, Resolved: rep.Resolved, Stale: rep.Resolved && outs[i].Absent}
 		if !rep.Resolved {
 			g.Members[i].EventID, g.Members[i].Severity = outs[i].EventID, *rep.Event.Severity
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/integrations/alertmanager"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 )
@@ -158,6 +160,28 @@ func TestAlertmanagerRetryable(t *testing.T) {
 		got := amRetryable(c.in)
 		if got.Status() != c.status || got.RetryAfter != c.retryAfter {
 			t.Errorf("%s: got %d retry %d", c.in.Code, got.Status(), got.RetryAfter)
+		}
+	}
+}
+
+// TestAStaleResolveIsMarkedInItsGroup: a resolved alert whose close applied
+// to nothing (Absent: a lagging peer's resolve of an occurrence already
+// superseded) is a stale member of its group's notification, so the
+// group's record keeps the Event it names (alerts.groupRecord.next); one
+// whose close applied is not.
+func TestAStaleResolveIsMarkedInItsGroup(t *testing.T) {
+	body := `{"version":"4","groupKey":"{}:{alertname=\"A\"}","status":"resolved","receiver":"r","externalURL":"http://am",
+		"alerts":[{"status":"resolved","labels":{"alertname":"A"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T00:05:00Z","fingerprint":"f1"}]}`
+	p, reps, aerr := alertmanager.Parse([]byte(body), 1_800_000_000_000)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	for _, c := range []struct {
+		absent, stale bool
+	}{{true, true}, {false, false}} {
+		g := amGroup("CH", p, reps, []alerts.Outcome{{Absent: c.absent}}, 1_800_000_000_000)
+		if len(g.Members) != 1 || !g.Members[0].Resolved || g.Members[0].Stale != c.stale {
+			t.Errorf("a resolve whose close was absent %v: member %+v, want stale %v", c.absent, g.Members, c.stale)
 		}
 	}
 }
