@@ -358,7 +358,8 @@ func (p *Projector) readLogs(ctx context.Context) error {
 			return fmt.Errorf("projector: stream %s: %w", name, err)
 		}
 		created[name] = s.CachedInfo().Created
-		p.logLast[streamIndex(name)] = s.CachedInfo().State.LastSeq
+		st := s.CachedInfo().State
+		p.logBounds[streamIndex(name)] = [2]uint64{st.FirstSeq, st.LastSeq}
 		if name == streams.Ops {
 			p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
 		}
@@ -454,11 +455,26 @@ func (p *Projector) Rebuilds() uint64 { return p.heal.rebuilds.Load() }
 // ReadWait and was answered a plain projection_lagging (not handed to
 // another replica), and /send_status was answered from receipts far
 // behind.
+//
+// What is left to fold is what the log holds after applied: its last
+// sequence less the later of applied and its first less one (a log whose
+// entries all aged out holds none, whatever its last sequence).
 func (p *Projector) primeProgress() {
-	if last, applied := p.logLast[streamIndex(streams.Ops)], p.applied.Load(); last > applied {
-		p.progress.started(applied, last-applied)
+	left := func(stream string, applied uint64) uint64 {
+		b := p.logBounds[streamIndex(stream)]
+		from := applied
+		if b[0] > 0 {
+			from = max(applied, b[0]-1)
+		}
+		if b[1] <= from {
+			return 0
+		}
+		return b[1] - from
 	}
-	if last, applied := p.logLast[streamIndex(streams.Receipts)], p.receiptsApplied.Load(); last > applied {
-		p.receiptsPending.Store(last - applied)
+	if n := left(streams.Ops, p.applied.Load()); n > 0 {
+		p.progress.started(p.applied.Load(), n)
+	}
+	if n := left(streams.Receipts, p.receiptsApplied.Load()); n > 0 {
+		p.receiptsPending.Store(n)
 	}
 }

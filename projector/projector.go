@@ -138,9 +138,9 @@ type Projector struct {
 	// projection of a stream created before is rebuilt (heal.go,
 	// sameLogs). Read and written by the goroutine that opens the store.
 	logsCreated map[string]time.Time
-	// logLast are the folded streams' last sequences as readLogs read
-	// them (by streamIndex), for primeProgress.
-	logLast [2]uint64
+	// logBounds are the folded streams' first and last sequences as
+	// readLogs read them (by streamIndex), for primeProgress.
+	logBounds [2][2]uint64
 
 	applied atomic.Uint64 // last stream sequence committed to the store
 	pending atomic.Uint64 // operations in the stream not yet delivered to the fold
@@ -162,10 +162,11 @@ type Projector struct {
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and replaced on every commit
-	// waitsEnd is closed when serving stops (stopServing; made anew by
-	// startServing): a read waiting for the fold, which has stopped
-	// before a rebuild or a close, ends at once instead of at its
-	// ReadWait, holding the stop (and, on localMu, every read after it).
+	// waitsEnd is closed when serving stops before a rebuild
+	// (stopServing; made anew by startServing): a read waiting for the
+	// fold, which has stopped, ends at once instead of at its ReadWait,
+	// holding the rebuild (and, on localMu, every read after it). A close
+	// serves what it let in (close does not stop serving so).
 	waitsEnd chan struct{}
 	// awaited is the highest sequence a WaitApplied call has waited for;
 	// hurry tells the fold one started (partfold.go cuts its open group
@@ -388,10 +389,10 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 	}
 }
 
-// errServingStopped ends a wait for the fold when serving stops (a
-// rebuild, a close): the read is answered read_unavailable, which the
-// front asks another replica.
-var errServingStopped = errors.New("projector: serving stopped (a rebuild or a stop); the fold will not reach the read here")
+// errServingStopped ends a wait for the fold when serving stops for a
+// rebuild: the read is answered read_unavailable, which the front asks
+// another replica.
+var errServingStopped = errors.New("projector: serving stopped for a rebuild; the fold will not reach the read here")
 
 // Close stops serving reads, waits for in-flight ones, stops the fold
 // (committing what it holds) and closes the store. Later calls return the
@@ -461,11 +462,16 @@ func (p *Projector) startServing() error {
 // flight: afterwards no read touches the store until startServing.
 func (p *Projector) stopServing() {
 	// The reads waiting for the fold end now (read_unavailable): the
-	// folds have stopped (a rebuild) or are stopping (a close).
+	// folds have stopped (a rebuild).
+	// Kept closed until startServing makes another, so a wait that
+	// begins after this (a read let in just before) ends at once too.
 	p.mu.Lock()
-	if p.waitsEnd != nil {
-		close(p.waitsEnd)
-		p.waitsEnd = nil
+	select {
+	case <-p.waitsEnd:
+	default:
+		if p.waitsEnd != nil {
+			close(p.waitsEnd)
+		}
 	}
 	p.mu.Unlock()
 	p.localMu.Lock() // waits for the local reads in flight

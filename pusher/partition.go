@@ -85,7 +85,8 @@ type partition struct {
 	repairing    bool
 	floorChecked time.Time // the last time checkFloor asked the broker
 	// unpinnedAt: the last time repairFloor found the broker pinning
-	// another replica; it asks again no sooner than floorCheckInterval.
+	// another replica (or could not ask it); it asks again no sooner than
+	// floorCheckInterval, at a later message.
 	unpinnedAt time.Time
 	// skipThrough: the operations up to it were finished by this
 	// replica's epoch before a repair; the next one passes them unsent.

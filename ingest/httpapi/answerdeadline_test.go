@@ -30,6 +30,9 @@ func TestAReadAnswerNobodyReadsIsDropped(t *testing.T) {
 	e.GET("/small", func(c *echo.Context) error { return writeData(c, jsontext.Value(`{"a":1}`)) })
 	// Another route's answer, written with no deadline of its own.
 	e.GET("/plain", func(c *echo.Context) error { return c.String(http.StatusOK, `{"success":true,"data":{"a":1}}`) })
+	e.GET("/small-unread", func(c *echo.Context) error {
+		return writeData(c, jsontext.Value(`"`+string(bytes.Repeat([]byte("y"), 3000))+`"`))
+	})
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 
@@ -49,6 +52,32 @@ func TestAReadAnswerNobodyReadsIsDropped(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the answer's write still waits for a client that does not read")
+	}
+
+	// Small answers, pipelined and never read: each is flushed within its
+	// deadline, so once the socket's buffers are full one fails and the
+	// server closes the connection, which the client's writes then see
+	// (the server's own flush after the handler had no deadline: it
+	// waited for ever, and so did the client's writes).
+	pc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		req := bytes.Repeat([]byte("GET /small-unread HTTP/1.1\r\nHost: x\r\n\r\n"), 100)
+		for {
+			if _, err := pc.Write(req); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("small answers written for ever to a client that reads none of them")
 	}
 
 	// Keep-alive: two requests on one connection, the second after the

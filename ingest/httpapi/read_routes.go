@@ -255,5 +255,8 @@ func writeData(c *echo.Context, data jsontext.Value) error {
 			return err
 		}
 	}
-	return nil
+	// Flushed while the deadline holds: the server flushes its buffer
+	// after the handler returns, past the deferred clear, and a small
+	// answer (or a large one's tail) left so had no deadline.
+	return rc.Flush()
 }

@@ -249,7 +249,6 @@ func historyEntry(v []byte) (kind ops.Kind, ttl int64, item []byte, err error) {
 	return kindOf(v[0]), 0, v[1:], nil
 }
 
-// shown reports whether an item of kind with ttl goes into a page of f.
 // skipBound is how many items a history page passes over unshown (another
 // kind than its filter's, a message past its ttl) before it ends, with
 // HasMore set and NextAfter the last one passed: a filtered page of a
@@ -257,6 +256,7 @@ func historyEntry(v []byte) (kind ops.Kind, ttl int64, item []byte, err error) {
 // and its repeat read them again. At least 1,024, and 16 times the limit.
 func (f HistoryFilter) skipBound() int { return max(1024, 16*f.Limit) }
 
+// shown reports whether an item of kind with ttl goes into a page of f.
 func (f HistoryFilter) shown(kind ops.Kind, ttl int64) bool {
 	if len(f.Kinds) > 0 && !f.Kinds[kind] {
 		return false
