@@ -434,31 +434,29 @@ func TestAlertmanagerRefiresWithoutResolves(t *testing.T) {
 // active alert: a group whose alerts are all resolved drops out.
 func (am *alertmanagerProc) groups(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get(am.base + "/api/v2/alerts/groups?active=true&silenced=false&inhibited=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var groups []json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&groups); err != nil {
-		t.Fatalf("alertmanager /api/v2/alerts/groups: %v", err)
-	}
-	return len(groups)
+	return am.count(t, "/api/v2/alerts/groups")
 }
 
 // firing is how many alerts Alertmanager holds as active.
 func (am *alertmanagerProc) firing(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get(am.base + "/api/v2/alerts?active=true&silenced=false&inhibited=false")
+	return am.count(t, "/api/v2/alerts")
+}
+
+// count is how many active items (unsilenced, uninhibited) the list
+// Alertmanager answers at path holds.
+func (am *alertmanagerProc) count(t *testing.T, path string) int {
+	t.Helper()
+	resp, err := http.Get(am.base + path + "?active=true&silenced=false&inhibited=false")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var alerts []json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
-		t.Fatalf("alertmanager /api/v2/alerts: %v", err)
+	var items []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
+		t.Fatalf("alertmanager %s: %v", path, err)
 	}
-	return len(alerts)
+	return len(items)
 }
 
 // TestAlertmanagerResolveCutByMaxAlerts: with max_alerts 2, node-0001 and
