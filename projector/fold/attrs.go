@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/pushgo/gateway/schemas/ops"
 )
 
 // Attr is one member of an attrs object: its name and its value's JSON
@@ -78,8 +80,10 @@ func (a *Attrs) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // MergePatch applies an attrs patch to cur following JSON Merge Patch
 // (RFC 7386) at the depth the contract allows: a null removes the key, an
 // object is merged key by key into the current object (or into an empty one
-// when the current value is not an object), a scalar replaces. cur is not
-// modified; the result is new (or cur itself when the patch is empty).
+// when the current value is not an object), a scalar replaces; a member
+// that would take the result past MaxAttrsBytes is left out and marked.
+// cur is not modified; the result is new (or cur itself when the patch is
+// empty).
 func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 	return mergePatch(checkAll, cur, patch)
 }
@@ -91,12 +95,15 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 		return cur, nil
 	}
 	out := slices.Clone(cur)
+	size := out.size()
+	cut := false
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := out.findBytes(name)
 		switch v[0] { // a member's value starts at its first byte (not Kind: 13% of a merge)
 		case 'n':
 			if found {
+				size -= memberSize(len(out[i].Name), out[i].Value)
 				out = slices.Delete(out, i, i+1)
 			}
 			return nil
@@ -117,6 +124,15 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 			}
 			v = nv
 		}
+		grown := size + memberSize(len(name), v)
+		if found {
+			grown -= memberSize(len(out[i].Name), out[i].Value)
+		}
+		if grown > MaxAttrsBytes && grown > size {
+			cut = true // what would take the attrs past their bound is left out
+			return nil
+		}
+		size = grown
 		if found {
 			out[i].Value = v
 		} else {
@@ -127,7 +143,40 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attrs patch: %w", err)
 	}
+	if cut {
+		if i, found := out.find(ops.TruncatedAttr); found {
+			out[i].Value = jsontext.Value("true")
+		} else {
+			out = slices.Insert(out, i, Attr{Name: ops.TruncatedAttr, Value: jsontext.Value("true")})
+		}
+	}
 	return out, nil
+}
+
+// MaxAttrsBytes bounds an entity's merged attrs, counted as memberSize
+// does (about their encoded size). Every patch is within the request's
+// body limit, but nothing else bounds what many patches add up to: an
+// entity whose attrs only ever grew (a sender naming a member after a
+// timestamp) would cost every later operation of it, every read and every
+// cached snapshot more, for the whole fold. A patch's member that would
+// take the attrs past the bound is left out (one that keeps or shrinks
+// their size always applies, as does a removal) and TruncatedAttr is set
+// to true, as the integrations mark what they cut; the rest of the
+// operation applies. The bound is part of the fold, not a setting: a
+// rebuild must come to the same snapshot on every replica.
+const MaxAttrsBytes = 256 << 10
+
+// memberSize is what a member counts towards MaxAttrsBytes: its name (as
+// stored: unescaped) and value, two quotes, a colon and a comma.
+func memberSize(name int, v jsontext.Value) int { return name + len(v) + 4 }
+
+// size is what a counts towards MaxAttrsBytes.
+func (a Attrs) size() int {
+	n := 0
+	for _, m := range a {
+		n += memberSize(len(m.Name), m.Value)
+	}
+	return n
 }
 
 // findBytes is find with the name as bytes (no string made of it).

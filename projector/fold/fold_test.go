@@ -176,3 +176,72 @@ func TestCheckEnvelope(t *testing.T) {
 		}
 	}
 }
+
+// TestAttrsStayWithinTheirBound: an entity whose every update adds
+// members stops growing at MaxAttrsBytes: the member that would take it
+// past is left out and the attrs say so (ops.TruncatedAttr), while a
+// smaller member after it, a replacement that does not grow and a removal
+// still apply; once something is removed, growth applies again.
+func TestAttrsStayWithinTheirBound(t *testing.T) {
+	big := strings.Repeat("x", 1000)
+	var cur Attrs
+	for i := 0; ; i++ {
+		next, err := MergePatch(cur, jsontext.Value(fmt.Sprintf(`{"k%04d":%q}`, i, big)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Get(ops.TruncatedAttr) != nil {
+			if s := cur.size(); s > MaxAttrsBytes || s+1011 <= MaxAttrsBytes {
+				t.Fatalf("cut at %d bytes, the bound %d", s, MaxAttrsBytes)
+			}
+			if next.Get(fmt.Sprintf("k%04d", i)) != nil || len(next) != len(cur)+1 {
+				t.Fatalf("the member past the bound was kept (%d members, %d before)", len(next), len(cur))
+			}
+			break
+		}
+		if i > MaxAttrsBytes/1000 {
+			t.Fatalf("attrs grew to %d bytes, past the bound %d", next.size(), MaxAttrsBytes)
+		}
+		cur = next
+	}
+	full := cur
+	// In one patch: a member too large (left out), a small new one that
+	// fits, a replacement of the same size, a removal.
+	patch := fmt.Sprintf(`{"a_big":%q,"a":1,"k0001":%q,"k0002":null}`, big, strings.Repeat("y", 1000))
+	got, err := MergePatch(full, jsontext.Value(patch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Get("a_big") != nil || string(got.Get("a")) != "1" || string(got.Get("k0001")) != `"`+strings.Repeat("y", 1000)+`"` ||
+		got.Get("k0002") != nil || string(got.Get(ops.TruncatedAttr)) != "true" {
+		t.Fatalf("patch at the bound applied as %d members: a_big %q, a %q, k0002 %q, marker %q", len(got),
+			got.Get("a_big"), got.Get("a"), got.Get("k0002"), got.Get(ops.TruncatedAttr))
+	}
+	// With room made by removals, a large member fits again.
+	got, err = MergePatch(got, jsontext.Value(fmt.Sprintf(`{"k0003":null,"k0004":null,"a_big":%q}`, big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Get("a_big") == nil || got.size() > MaxAttrsBytes+64 {
+		t.Fatalf("with room made, the member was left out (size %d)", got.size())
+	}
+	// A snapshot past the bound (stored before there was one): what
+	// shrinks it applies, what grows it does not.
+	over := append(Attrs(nil), full...)
+	over = append(over, Attr{Name: "z_over", Value: jsontext.Value(`"` + strings.Repeat("z", 2*MaxAttrsBytes) + `"`)})
+	got, err = MergePatch(over, jsontext.Value(`{"k0001":"yy","z_over":"short"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Get("z_over")) != `"short"` || string(got.Get("k0001")) != `"yy"` || got.Get(ops.TruncatedAttr) != nil {
+		t.Fatalf("a shrinking replacement of attrs past the bound: z_over %.20q, k0001 %.20q, marker %q",
+			got.Get("z_over"), got.Get("k0001"), got.Get(ops.TruncatedAttr))
+	}
+	got, err = MergePatch(over, jsontext.Value(`{"k0001":"`+strings.Repeat("w", 1001)+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Get("k0001")) == `"`+strings.Repeat("w", 1001)+`"` || got.Get(ops.TruncatedAttr) == nil {
+		t.Fatal("a growing replacement of attrs past the bound applied")
+	}
+}
