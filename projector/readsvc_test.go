@@ -56,8 +56,8 @@ func counter(t *testing.T, p *projector.Projector, name string, labels ...string
 	return 0
 }
 
-// TestAnswersOverMaxPayload: a Thing whose merged attrs grew past the
-// broker's max_payload is answered in chunks of at most max_payload, in
+// TestAnswersOverMaxPayload: a Thing larger than the broker's max_payload
+// (a description near it, attrs within fold.MaxAttrsBytes) is answered in chunks of at most max_payload, in
 // order, that join into the whole snapshot, to an asker that reads chunks;
 // an asker that does not gets at once an error that says why (before, no
 // answer at all: the asker timed out, and every retry too). A history page
@@ -67,15 +67,15 @@ func TestAnswersOverMaxPayload(t *testing.T) {
 	nc, js := setup(t)
 	p := start(t, nc, projector.Config{InMemory: true, Serve: true})
 	maxPayload := nc.MaxPayload()
-	blob := func(i int) string { return strings.Repeat(fmt.Sprintf("%05d", i), 6000) } // 30,000 bytes
+	blob := func(i int) string { return strings.Repeat(fmt.Sprintf("%05d", i), 1200) } // 6,000 bytes
 	var last uint64
-	const updates = 40 // 1.2 MB of attrs
+	const updates = 40 // 240 KB of attrs, beside a 900 KB description
 	for i := 0; i <= updates; i++ {
 		now := int64(1713750000000 + i)
 		env := ops.Envelope{V: 1, Op: ops.ThingUpdate, ChannelID: ch, OpID: fmt.Sprintf("op%03d", i), EntityID: "big", AcceptedAt: now}
 		pl := ops.ThingPayload{ThingID: "big", ObservedAt: now}
 		if i == 0 {
-			env.Op, pl.Title = ops.ThingCreate, "big"
+			env.Op, pl.Title, pl.Description = ops.ThingCreate, "big", strings.Repeat("d", 900_000)
 		} else {
 			pl.Attrs = []byte(fmt.Sprintf(`{"k%02d":"%s"}`, i, blob(i)))
 		}
@@ -194,6 +194,9 @@ func TestPagesAreTheStoredBytesAsTheEncoderWroteThem(t *testing.T) {
 		pl := ops.ThingPayload{ThingID: env.EntityID, ObservedAt: now, Attrs: []byte(fmt.Sprintf(`{"k%02d":%q}`, i, text(i)))}
 		if i < 3 {
 			env.Op, pl.Title = ops.ThingCreate, "thing \"quoted\" "+env.EntityID
+		}
+		if i == 0 { // past max_payload with its attrs (fold.MaxAttrsBytes bounds those alone)
+			pl.Description = strings.Repeat("d", 900_000)
 		}
 		env.Payload, _ = json.Marshal(pl, json.Deterministic(true))
 		last = publishSelectOp(t, b.JS, ch, &env)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,7 +9,12 @@ import (
 
 	"github.com/go-json-experiment/json"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pushgo/gateway/ingest/apitest"
+	schemaids "github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/streams"
 	"github.com/pushgo/gateway/schemas/wire"
 )
 
@@ -180,12 +186,15 @@ func TestThingsWithLargeAttrsPage(t *testing.T) {
 	}
 }
 
-// TestSnapshotLargerThanMaxPayload: a Thing whose merged attrs grew past
-// the broker's max_payload (45 updates of ~30 KB new keys each: 1.3 MB)
-// is still answered by /thing/get, whole, and /channel/things pages over
-// it (a page of that one item) to the things after it.
+// TestSnapshotLargerThanMaxPayload: a Thing larger than the broker's
+// max_payload is still answered by /thing/get, whole, and /channel/things
+// pages over it (a page of that one item) to the things after it. No
+// route's body makes one since merged attrs are bounded (fold.MaxAttrsBytes):
+// its 900 KB description is put in the log as a larger integration body or
+// an older gateway's operation could be, and 8 updates of ~30 KB new attrs
+// each (240 KB) take it past max_payload.
 func TestSnapshotLargerThanMaxPayload(t *testing.T) {
-	base := startAll(t)
+	base, g := startAllGateway(t)
 	s, _, m := post(t, base, "/channel/create", `{"channel_name":"huge","password":"correct-horse"}`)
 	ch := data(t, s, m)["channel_id"].(string)
 	cred := `"channel_id":"` + ch + `","password":"correct-horse"`
@@ -196,7 +205,24 @@ func TestSnapshotLargerThanMaxPayload(t *testing.T) {
 	}
 	slices.Sort(ids)
 	huge := ids[1] // the middle one grows
-	const updates = 45
+	description := bigText(-1, 900_000)
+	payload, err := json.Marshal(ops.ThingPayload{ThingID: huge, ObservedAt: 1713750000000, Description: description})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := json.Marshal(ops.Envelope{V: ops.EnvelopeVersion, Op: ops.ThingUpdate, ChannelID: ch, EntityID: huge,
+		OpID: schemaids.NewOpID(), AcceptedAt: 1713750000000, Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(g.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), streams.OpSubject(ch, ops.KindThing, huge), env); err != nil {
+		t.Fatal(err)
+	}
+	const updates = 8
 	for i := range updates {
 		s, _, m := post(t, base, "/thing/update", fmt.Sprintf(`{%s,"thing_id":"%s","observed_at":%d,"attrs":{"k%02d":"%s"}}`,
 			cred, huge, 1713750000001+i, i, bigText(i, wire.MaxBodyBytes-400)))
@@ -210,6 +236,9 @@ func TestSnapshotLargerThanMaxPayload(t *testing.T) {
 		t.Fatalf("the snapshot is %d bytes: not over max_payload, the test proves nothing", len(r.Body))
 	}
 	snap := data(t, r.Status, r.Object(t))
+	if snap["description"] != description {
+		t.Fatal("the description is missing or different")
+	}
 	attrs := snap["attrs"].(map[string]any)
 	for i := range updates {
 		if attrs[fmt.Sprintf("k%02d", i)] != bigText(i, wire.MaxBodyBytes-400) {

@@ -10,6 +10,13 @@ import (
 
 func startAll(t *testing.T) string {
 	t.Helper()
+	base, _ := startAllGateway(t)
+	return base
+}
+
+// startAllGateway is startAll, with the gateway.
+func startAllGateway(t *testing.T) (string, *Gateway) {
+	t.Helper()
 	cfg := Defaults()
 	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
@@ -17,7 +24,7 @@ func startAll(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	return "http://" + g.Addr()
+	return "http://" + g.Addr(), g
 }
 
 func data(t *testing.T, status int, m map[string]any) map[string]any {

@@ -2,6 +2,7 @@ package fold
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -124,10 +125,14 @@ func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	if err := replaceValue(&t.Metadata, p.Metadata); err != nil {
 		return nil, fmt.Errorf("seq %d: metadata: %w", seq, err)
 	}
-	t.ExternalIDs = mergeExternalIDs(t.ExternalIDs, p.ExternalIDs)
+	ids, idsCut := mergeExternalIDs(t.ExternalIDs, p.ExternalIDs)
+	t.ExternalIDs = ids
 	attrs, err := mergePatch(checkedAlready, t.Attrs, p.Attrs)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", seq, err)
+	}
+	if idsCut {
+		attrs = attrs.marked()
 	}
 	t.Attrs = attrs
 	t.ObservedAt = p.ObservedAt
@@ -182,23 +187,53 @@ func replaceValue(dst *jsontext.Value, v jsontext.Value) error {
 }
 
 // mergeExternalIDs applies an external_ids patch: a null value removes.
-func mergeExternalIDs(cur map[string]string, patch map[string]*string) map[string]string {
+// An id that would take them past MaxExternalIDsBytes is left out (cut
+// reports it), as attrs past theirs: the patch's removals first, then
+// its ids in name order, so the ids kept do not depend on a map's order.
+func mergeExternalIDs(cur map[string]string, patch map[string]*string) (out map[string]string, cut bool) {
 	if len(patch) == 0 {
-		return cur
+		return cur, false
 	}
-	out := make(map[string]string, len(cur)+len(patch))
+	out = make(map[string]string, len(cur)+len(patch))
+	size := 0
 	for k, v := range cur {
 		out[k] = v
+		size += externalIDSize(k, v)
 	}
+	names := make([]string, 0, len(patch))
 	for k, v := range patch {
 		if v == nil {
-			delete(out, k)
-		} else {
-			out[k] = *v
+			if old, ok := out[k]; ok {
+				size -= externalIDSize(k, old)
+				delete(out, k)
+			}
+			continue
 		}
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		v := *patch[k]
+		grown := size + externalIDSize(k, v)
+		if old, ok := out[k]; ok {
+			grown -= externalIDSize(k, old)
+		}
+		if grown > MaxExternalIDsBytes && grown > size {
+			cut = true
+			continue
+		}
+		out[k], size = v, grown
 	}
 	if len(out) == 0 {
-		return nil
+		return nil, cut
 	}
-	return out
+	return out, cut
 }
+
+// MaxExternalIDsBytes bounds a Thing's merged external_ids, each counted
+// as its key and value and six bytes (about its JSON), for the reason
+// attrs have MaxAttrsBytes: every patch is bounded, their sum was not.
+// An id left out sets ops.TruncatedAttr in the attrs.
+const MaxExternalIDsBytes = 64 << 10
+
+func externalIDSize(k, v string) int { return len(k) + len(v) + 6 }

@@ -144,13 +144,24 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 		return nil, fmt.Errorf("attrs patch: %w", err)
 	}
 	if cut {
-		if i, found := out.find(ops.TruncatedAttr); found {
-			out[i].Value = jsontext.Value("true")
-		} else {
-			out = slices.Insert(out, i, Attr{Name: ops.TruncatedAttr, Value: jsontext.Value("true")})
-		}
+		out = out.marked()
 	}
 	return out, nil
+}
+
+// marked is a with ops.TruncatedAttr set to true; a is not modified (it
+// may be a snapshot's: MergePatch returns cur itself for an empty patch).
+func (a Attrs) marked() Attrs {
+	i, found := a.find(ops.TruncatedAttr)
+	switch {
+	case found && string(a[i].Value) == "true":
+		return a
+	case found:
+		a = slices.Clone(a)
+		a[i].Value = jsontext.Value("true")
+		return a
+	}
+	return slices.Insert(slices.Clip(a), i, Attr{Name: ops.TruncatedAttr, Value: jsontext.Value("true")})
 }
 
 // MaxAttrsBytes bounds an entity's merged attrs, counted as memberSize

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/schemas/ops"
@@ -243,5 +245,71 @@ func TestAttrsStayWithinTheirBound(t *testing.T) {
 	}
 	if string(got.Get("k0001")) == `"`+strings.Repeat("w", 1001)+`"` || got.Get(ops.TruncatedAttr) == nil {
 		t.Fatal("a growing replacement of attrs past the bound applied")
+	}
+}
+
+// TestExternalIDsStayWithinTheirBound: a Thing's external ids stop
+// growing at MaxExternalIDsBytes, which ids of a patch are kept does not
+// depend on a map's order (name order), removals apply first, and the
+// attrs say that ids were left out.
+func TestExternalIDsStayWithinTheirBound(t *testing.T) {
+	value := strings.Repeat("v", 250)
+	patch := func(round, n int) map[string]*string {
+		p := make(map[string]*string, n)
+		for j := range n {
+			p[fmt.Sprintf("id%03d_%03d", round, j)] = &value
+		}
+		return p
+	}
+	var th *Thing
+	for round := 0; ; round++ {
+		env := &ops.Envelope{V: 1, Op: ops.ThingUpdate, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", EntityID: "t", OpID: fmt.Sprintf("op%03d", round), AcceptedAt: 1}
+		if round == 0 {
+			env.Op = ops.ThingCreate
+		}
+		pl, err := json.Marshal(ops.ThingPayload{ThingID: "t", ObservedAt: 1, ExternalIDs: patch(round, 100)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Payload = pl
+		next, err := ApplyThing(th, env, uint64(round+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Attrs.Get(ops.TruncatedAttr) != nil {
+			size := 0
+			for k, v := range next.ExternalIDs {
+				size += externalIDSize(k, v)
+			}
+			if size > MaxExternalIDsBytes || size+externalIDSize("id000_000", value) <= MaxExternalIDsBytes {
+				t.Fatalf("cut at %d bytes, the bound %d", size, MaxExternalIDsBytes)
+			}
+			// The ids kept are the first by name, whatever the map's order.
+			for range 20 {
+				again, cut := mergeExternalIDs(th.ExternalIDs, patch(round, 100))
+				if !cut || !maps.Equal(again, next.ExternalIDs) {
+					t.Fatal("the ids kept at the bound depend on the patch map's order")
+				}
+			}
+			kept := len(next.ExternalIDs) - len(th.ExternalIDs)
+			if kept >= 100 || (kept > 0 && next.ExternalIDs[fmt.Sprintf("id%03d_%03d", round, kept-1)] == "") {
+				t.Fatalf("kept %d ids of the patch at the bound, not the first by name", kept)
+			}
+			// A removal in the same patch makes room first.
+			p := patch(round, 1)
+			p["id000_000"] = nil
+			again, cut := mergeExternalIDs(next.ExternalIDs, p)
+			if cut || again["id000_000"] != "" || again[fmt.Sprintf("id%03d_000", round)] == "" && kept == 0 {
+				t.Fatalf("a removal did not make room in the same patch (cut %t)", cut)
+			}
+			if th.Attrs.Get(ops.TruncatedAttr) != nil {
+				t.Fatal("the previous snapshot was modified")
+			}
+			return
+		}
+		if round > MaxExternalIDsBytes/(100*250) {
+			t.Fatalf("external ids grew past the bound: %d of them", len(next.ExternalIDs))
+		}
+		th = next
 	}
 }
