@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/ingest/integrations/alertmanager"
 	"github.com/pushgo/gateway/ingest/integrations/eventbus"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/wire"
@@ -160,8 +161,8 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 		}
 		// An empty batch is a valid one (the JSON batch format's own
 		// example): nothing to record, answered with no events.
-		if n := len(ces); n > eventbus.MaxEvents {
-			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "a batch must hold at most %d CloudEvents, got %d", eventbus.MaxEvents, n)
+		if n := len(ces); n > MaxCloudEventsBatch {
+			return nil, apierr.Fieldf(apierr.InvalidJSONData, "body", "a batch must hold at most %d CloudEvents, got %d", MaxCloudEventsBatch, n)
 		}
 	case binding.EncodingBinary, binding.EncodingStructured:
 		ce, err := binding.ToEvent(ctx, msg)
@@ -184,6 +185,13 @@ func parseCloudEvents(ctx context.Context, header http.Header, body []byte) ([]e
 	}
 	return out, nil
 }
+
+// MaxCloudEventsBatch is the most CloudEvents a batched-mode body may
+// hold: Azure Event Grid's largest batch (its "max events per batch", 1
+// to 5,000). The event bus route's 100 is its provider's rule; here it
+// refused Event Grid's batches of more with a 400, which Event Grid does
+// not retry: the whole batch was lost. The body's size bounds it too.
+const MaxCloudEventsBatch = 5000
 
 // checkJSONBody holds a JSON body the SDK will read to wire.Decode's rules:
 // valid JSON in UTF-8 (no lone surrogate escape), no member name twice in
@@ -294,9 +302,25 @@ func fromCloudEvent(ce *event.Event, prefix string) (eventbus.Event, *apierr.Err
 		s = strings.TrimSpace(s)
 		switch name {
 		case "severity":
-			ev.Severity = s
+			// Extensions are free-form: one of the monitoring words
+			// Alertmanager's labels use (error, warning, info, ...) sets
+			// the Event's severity as there, and any other word is kept
+			// as the attr it names, the severity left to the level; the
+			// whole event was refused 400 for either, which no sender
+			// retries.
+			if sv, ok := eventbus.ParseSeverity(s); ok {
+				ev.Severity = sv
+			} else if sv, ok := monitoringSeverity(s); ok {
+				ev.Severity = sv
+			} else {
+				ev.Extensions[name] = s
+			}
 		case "level":
-			ev.Level = s
+			if l, ok := eventbus.ParseLevel(s); ok {
+				ev.Level = l
+			} else {
+				ev.Extensions[name] = s
+			}
 		case "resourcetype":
 			ev.ResourceType = s
 		case "accountid":
@@ -326,24 +350,32 @@ func fromCloudEvent(ce *event.Event, prefix string) (eventbus.Event, *apierr.Err
 	return ev, nil
 }
 
+// monitoringSeverity maps the severity words of monitoring tools that are
+// not PushGo's as Alertmanager's labels.severity is mapped (error, major
+// → high; warning → normal; info, none → low); false for any other.
+func monitoringSeverity(s string) (string, bool) {
+	switch strings.ToLower(s) {
+	case "error", "major", "warning", "info", "none":
+		return alertmanager.Severity(s), true
+	}
+	return "", false
+}
+
 // ceData is a CloudEvent's data as the Event's attrs take it. A JSON
 // object, or a string holding one, is read as the event bus reads its
 // data. Any other data, which CloudEvents allows and its senders do not
 // send again when refused (a string, an array, a number; a text body in
-// binary mode), is the one member "data" (its text, or its JSON), or
-// "data_base64" for bytes that are not UTF-8 text; a content type other
-// than JSON is then kept as the extension "datacontenttype".
+// binary mode; text that is not JSON, with a JSON content type or none),
+// is the one member "data" (its text, or its JSON), or "data_base64" for
+// bytes that are not UTF-8 text; its content type, when not JSON data, is
+// then kept as the extension "datacontenttype".
 func ceData(ce *event.Event, ev *eventbus.Event) (jsontext.Value, *eventbus.Error) {
 	raw := ce.Data()
 	if len(raw) == 0 {
 		return nil, nil
 	}
 	ct := ev.DataContentType
-	if ct == "" || eventbus.IsJSONContentType(ct) {
-		v := jsontext.Value(raw)
-		if !v.IsValid() {
-			return eventbus.NormalizeData(v, "data") // its error
-		}
+	if v := jsontext.Value(raw); (ct == "" || eventbus.IsJSONContentType(ct)) && v.IsValid() {
 		switch v.Kind() {
 		case '{', 'n':
 			return eventbus.NormalizeData(v, "data")
@@ -359,7 +391,17 @@ func ceData(ce *event.Event, ev *eventbus.Event) (jsontext.Value, *eventbus.Erro
 		}
 		return eventbus.NormalizeData(append(append([]byte(`{"data":`), v...), '}'), "data")
 	}
-	ev.Extensions["datacontenttype"], ev.DataContentType = ct, ""
+	// Not JSON, said so or not: a binary-mode body without a content type,
+	// data_base64 without datacontenttype (the Go SDK's SetData of bytes),
+	// text under a JSON content type (the JS SDK's binary mode), kept as
+	// sent rather than refused (no sender retries a 400) or dropped.
+	if ct != "" {
+		ev.Extensions["datacontenttype"] = ct
+	}
+	ev.DataContentType = ""
+	if strings.TrimSpace(string(raw)) == "" {
+		return nil, nil
+	}
 	if utf8.Valid(raw) {
 		return wrapData("data", string(raw))
 	}

@@ -3,6 +3,8 @@ package integrations
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -278,5 +280,122 @@ func TestCloudEventsHeaderTwice(t *testing.T) {
 	h.Add("Ce-Id", "2")
 	if _, aerr := parseCloudEvents(context.Background(), h, []byte(`{}`)); aerr == nil || aerr.Code != apierr.InvalidJSONData || !strings.Contains(aerr.Detail, "ce-id") {
 		t.Fatalf("twice: %v", aerr)
+	}
+}
+
+// TestCloudEventsDataThatIsNotJSON: data a real sender sends that is not
+// JSON, whether its content type says JSON or says nothing, is recorded
+// as text (or base64 for bytes that are not UTF-8) with its content type,
+// not refused (no sender retries a 400: "timeout…" read as a broken JSON
+// literal was) nor dropped (text read as JSON that is no value was
+// answered 200 with no data recorded).
+func TestCloudEventsDataThatIsNotJSON(t *testing.T) {
+	binary := map[string]string{"Authorization": "Bearer good", "Ce-Specversion": "1.0", "Ce-Source": "/s", "Ce-Type": "t"}
+	with := func(id, ct string) map[string]string {
+		h := maps.Clone(binary)
+		h["Ce-Id"] = id
+		if ct != "" {
+			h["Content-Type"] = ct
+		}
+		return h
+	}
+	structured := map[string]string{"Authorization": "Bearer good", "Content-Type": "application/cloudevents+json"}
+	for _, c := range []struct {
+		name, body string
+		headers    map[string]string
+		want       map[string]any
+	}{
+		{"binary mode, text, no content type", "Disk /dev/sda1 is 95% full", with("1", ""),
+			map[string]any{"data": "Disk /dev/sda1 is 95% full"}},
+		{"binary mode, text under the JS SDK's JSON content type", "nothing to report", with("2", "application/json; charset=utf-8"),
+			map[string]any{"data": "nothing to report", "ce.datacontenttype": "application/json; charset=utf-8"}},
+		{"binary mode, text that starts as a JSON literal", "timeout contacting db", with("3", "application/json"),
+			map[string]any{"data": "timeout contacting db", "ce.datacontenttype": "application/json"}},
+		{"structured, data_base64 without datacontenttype (the Go SDK's SetData of bytes)",
+			`{"specversion":"1.0","id":"4","source":"/s","type":"t","data_base64":"iVBORwD/"}`, structured,
+			map[string]any{"data_base64": "iVBORwD/"}},
+		{"binary mode, JSON still JSON", `{"disk":"sda1"}`, with("5", "application/json"), map[string]any{"disk": "sda1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := &ebAppender{}
+			e, _ := ebRoutes(t, app, ebChannels{})
+			rec := serve(e, RouteCloudEvents, c.headers, c.body)
+			if rec.Code != 200 || len(app.calls) == 0 { // an occurrence: its create, then its close
+				t.Fatalf("%d %s; %d appended", rec.Code, rec.Body, len(app.calls))
+			}
+			var attrs map[string]any
+			if err := json.Unmarshal(app.calls[0].Payload.(*ops.EventPayload).Attrs, &attrs); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range c.want {
+				if attrs[k] != v {
+					t.Errorf("attrs[%q] = %v, want %v (attrs %v)", k, attrs[k], v, attrs)
+				}
+			}
+		})
+	}
+}
+
+// TestCloudEventsBatchOfEventGridsSize: a batch of more than the event bus
+// route's 100 events, as Azure Event Grid sends up to 5,000, is recorded
+// whole (it was refused 400, which Event Grid does not retry); one past
+// MaxCloudEventsBatch is refused before anything is recorded.
+func TestCloudEventsBatchOfEventGridsSize(t *testing.T) {
+	batch := func(n int) string {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"specversion":"1.0","type":"Microsoft.Storage.BlobCreated","source":"/acct","id":"id-%d","data":{"api":"PutBlockList"}}`, i)
+		}
+		return b.String() + "]"
+	}
+	headers := map[string]string{"Authorization": "Bearer good", "Content-Type": "application/cloudevents-batch+json; charset=utf-8"}
+	app := &ebAppender{}
+	e, _ := ebRoutes(t, app, ebChannels{})
+	rec := serve(e, RouteCloudEvents, headers, batch(250))
+	if rec.Code != 200 || len(ebBody(t, rec)["data"].(map[string]any)["events"].([]any)) != 250 {
+		t.Fatalf("a batch of 250: %d %.300s", rec.Code, rec.Body)
+	}
+	app = &ebAppender{}
+	e, _ = ebRoutes(t, app, ebChannels{})
+	if rec := serve(e, RouteCloudEvents, headers, batch(MaxCloudEventsBatch+1)); rec.Code != 400 || len(app.calls) != 0 {
+		t.Fatalf("a batch past the bound: %d, %d recorded", rec.Code, len(app.calls))
+	}
+}
+
+// TestCloudEventsSeverityExtensionsOfOtherTools: a severity or level
+// extension outside PushGo's and the event bus's words is recorded, not
+// refused (400, which no sender retries): a monitoring word sets the
+// severity as Alertmanager's label does, another word is kept as its attr.
+func TestCloudEventsSeverityExtensionsOfOtherTools(t *testing.T) {
+	for i, c := range []struct {
+		header, value, severity, attr string
+	}{
+		{"Ce-Severity", "warning", ops.SeverityNormal, ""},
+		{"Ce-Severity", "Error", ops.SeverityHigh, ""},
+		{"Ce-Severity", "sev2", ops.SeverityLow, "sev2"}, // no level: the event bus's default
+		{"Ce-Level", "info", ops.SeverityLow, "info"},
+		{"Ce-Severity", "HIGH", ops.SeverityHigh, ""},
+	} {
+		app := &ebAppender{}
+		e, _ := ebRoutes(t, app, ebChannels{})
+		headers := map[string]string{"Authorization": "Bearer good", "Ce-Specversion": "1.0", "Ce-Id": fmt.Sprint(i),
+			"Ce-Source": "/mon", "Ce-Type": "alert", "Content-Type": "application/json", c.header: c.value}
+		rec := serve(e, RouteCloudEvents, headers, `{"message":"disk full"}`)
+		if rec.Code != 200 || len(app.calls) == 0 {
+			t.Fatalf("%s: %s: %d %s", c.header, c.value, rec.Code, rec.Body)
+		}
+		p := app.calls[0].Payload.(*ops.EventPayload)
+		var attrs map[string]any
+		if err := json.Unmarshal(p.Attrs, &attrs); err != nil {
+			t.Fatal(err)
+		}
+		name := "ce." + strings.ToLower(strings.TrimPrefix(c.header, "Ce-"))
+		if p.Severity != c.severity || (c.attr != "" && attrs[name] != c.attr) {
+			t.Errorf("%s: %s: severity %q, attrs %v", c.header, c.value, p.Severity, attrs)
+		}
 	}
 }
