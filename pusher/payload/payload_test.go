@@ -236,11 +236,12 @@ func TestCollapseID(t *testing.T) {
 // TestOversizedWakeUpOfEscapedText: a title and a body of control
 // characters, which JSON writes as six bytes each (and a wake-up carries
 // title and preview twice), still make a wake-up within the provider's
-// limit: its preview and title are shortened further.
+// limit: its preview and title are shortened further. (FCM counts them a
+// byte each: its body is past the limit by its length.)
 func TestOversizedWakeUpOfEscapedText(t *testing.T) {
 	for _, p := range []Provider{APNs, FCM} {
 		n := build(t, env(t, ops.MessageCreate, "m", ops.MessagePayload{Title: strings.Repeat("\x01", 256),
-			Body: strings.Repeat("\x02", 3000), Severity: "high", OccurredAt: 1}), p)
+			Body: strings.Repeat("\x02", 4000), Severity: "high", OccurredAt: 1}), p)
 		if !n.Oversized || n.Data["provider_wakeup"] != "1" {
 			t.Fatalf("%s: not a wake-up", p)
 		}

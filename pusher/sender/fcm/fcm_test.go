@@ -266,3 +266,41 @@ func TestStalledTokenEndpointEndsWithTheContext(t *testing.T) {
 		t.Errorf("authorization %q", reqs[len(reqs)-1].Header.Get("Authorization"))
 	}
 }
+
+// TestAPushNearTheLimitIsAWakeUp: a message whose data map's JSON is a
+// few dozen bytes under 4,096, over it as FCM counts (its pairs and about
+// 39 bytes more), goes out as the wake-up the app fetches the item after,
+// and FCM takes it; before, it went whole and FCM refused it (400 "Android
+// message is too big"), and the person never heard of it. A body well
+// under the limit still goes whole.
+func TestAPushNearTheLimitIsAWakeUp(t *testing.T) {
+	s, f := newSender(t)
+	token := strings.Repeat("t", 163) // an FCM token's usual length
+	var nearest, over payload.Notification
+	for n := 3300; n < 4096; n += 2 {
+		m := build(t, ops.MessageCreate, "m1", ops.MessagePayload{Title: "disk", Body: strings.Repeat("b", n), Severity: "high", OccurredAt: 1}, token)
+		if m.Oversized {
+			over = m
+			break
+		}
+		nearest = m
+	}
+	data, _ := json.Marshal(nearest.Data)
+	if nearest.Data == nil || over.Data == nil || len(data) < payload.MaxPayloadBytes-200 {
+		t.Fatalf("the largest push sent whole has data of %d bytes of JSON", len(data))
+	}
+	for _, m := range []payload.Notification{nearest, over} {
+		if r := s.Send(context.Background(), m); r.Outcome != sender.Sent {
+			t.Fatalf("a push (wake-up %t) refused: %+v", m.Oversized, r)
+		}
+	}
+	got := f.Received(token)
+	if len(got) != 2 || got[0].Data["body"] != nearest.Body || got[1].Data["provider_wakeup"] != "1" {
+		t.Fatalf("received %d pushes, the second a wake-up: %v", len(got), len(got) == 2 && got[1].Data["provider_wakeup"] == "1")
+	}
+	for _, o := range got {
+		for _, p := range o.Problems {
+			t.Errorf("FCM saw: %s", p)
+		}
+	}
+}

@@ -113,6 +113,8 @@ type Observed struct {
 	// data value, a background push with priority 10, ...). The suite
 	// requires it empty.
 	Problems []string
+	// tooBig: the provider refuses the push for its size (FakeFCM).
+	tooBig bool
 }
 
 // Capability is a set of provider features a case may need.
