@@ -6,8 +6,9 @@ import (
 )
 
 // Policy is the per-device retry policy for Outcome Retry: exponential
-// back-off from Base doubling up to Max, never sooner than the provider's
-// Retry-After, for at most Attempts sends in all. After the budget the
+// back-off from Base (or the result's Backoff, when larger) doubling up to
+// Max, never sooner than the provider's Retry-After, for at most Attempts
+// sends in all. After the budget the
 // caller records a failed receipt.
 //
 // The zero Policy is usable: it takes DefaultPolicy's values.
@@ -21,9 +22,8 @@ type Policy struct {
 }
 
 // FCMQuotaBackoff is the least wait after FCM's QUOTA_EXCEEDED, which
-// Google's ErrorCode reference asks for (the policy doubles from there): the
-// FCM sender returns it as the result's RetryAfter when the answer names a
-// shorter one or none.
+// Google's ErrorCode reference asks for, with exponential back-off from
+// there: the FCM sender returns it as the result's Backoff.
 const FCMQuotaBackoff = time.Minute
 
 // DefaultPolicy is the policy used for zero fields.
@@ -54,6 +54,21 @@ func (p Policy) Next(attempt int, res Result) (time.Duration, bool) {
 	d = min(d, p.Max)
 	if !p.NoJitter && d > 1 {
 		d = d/2 + rand.N(d/2)
+	}
+	if b := res.Backoff; b > 0 {
+		// Doubled from the provider's floor as the policy's own from
+		// Base, up to Max (or the floor, if larger), and jittered above
+		// it: taken as a Retry-After, every later wait was the floor
+		// itself, so a burst refused for quota came back in the same
+		// second, each time, until its budget was spent.
+		for i := 1; i < attempt && b < p.Max; i++ {
+			b *= 2
+		}
+		b = min(b, max(p.Max, res.Backoff))
+		if !p.NoJitter {
+			b += rand.N(b/2 + 1)
+		}
+		d = max(d, b)
 	}
 	return max(d, res.RetryAfter), true
 }

@@ -88,6 +88,10 @@ type Result struct {
 	// RetryAfter is the provider's requested wait (Retry-After), zero when
 	// it asked for none. Only meaningful with Retry.
 	RetryAfter time.Duration
+	// Backoff is the provider's least back-off for this kind of refusal,
+	// which the policy doubles from (FCM's QUOTA_EXCEEDED: a minute);
+	// zero for the policy's own. Only meaningful with Retry.
+	Backoff time.Duration
 	// Reason is a short machine-readable cause: the provider's reason or
 	// error code ("Unregistered", "UNAVAILABLE"), or "timeout",
 	// "connection", "not_configured", ... It never contains a token.

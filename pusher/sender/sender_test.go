@@ -64,6 +64,30 @@ func TestPolicy(t *testing.T) {
 			t.Errorf("%v retried", o)
 		}
 	}
+	// A provider's back-off floor (FCM's quota: a minute) doubles as the
+	// policy's own does, up to Max or the floor, jittered above it: the
+	// floor taken as a Retry-After made every wait the same minute.
+	quota := sender.Result{Outcome: sender.Retry, Backoff: time.Minute}
+	long := sender.Policy{Base: time.Second, Max: 5 * time.Minute, Attempts: 8, NoJitter: true}
+	for attempt, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute, 4: 5 * time.Minute, 7: 5 * time.Minute} {
+		if d, ok := long.Next(attempt, quota); !ok || d != want {
+			t.Errorf("after quota, Next(%d) = %v %v, want %v", attempt, d, ok, want)
+		}
+	}
+	if d, _ := p.Next(2, quota); d != time.Minute {
+		t.Errorf("a floor above Max: %v, want the floor", d)
+	}
+	seen := map[time.Duration]bool{}
+	for range 100 {
+		d, _ := sender.Policy{}.Next(2, quota)
+		if d < 2*time.Minute || d >= 3*time.Minute {
+			t.Fatalf("jittered Next(2) after quota = %v, want in [2m, 3m)", d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("after quota, the waits are not spread: %d distinct of 100", len(seen))
+	}
 	var zero sender.Policy
 	for range 100 {
 		d, ok := zero.Next(3, retry)

@@ -153,7 +153,7 @@ func (s *Sender) result(a sendertest.Answer) sender.Result {
 		}
 	}
 	if r.Reason == "QUOTA_EXCEEDED" {
-		r.RetryAfter = max(r.RetryAfter, sender.FCMQuotaBackoff)
+		r.Backoff = sender.FCMQuotaBackoff
 	}
 	return r
 }

@@ -17,7 +17,7 @@
 //	UNREGISTERED (404)                          RetireToken
 //	INVALID_ARGUMENT about the token (400)      RetireToken
 //	429 QUOTA_EXCEEDED, 5xx (UNAVAILABLE, ...)  Retry (RetryAfter from Retry-After;
-//	                                            at least a minute for QUOTA_EXCEEDED)
+//	                                            Backoff a minute for QUOTA_EXCEEDED)
 //	401 UNAUTHENTICATED                         Retry, after one more request with a
 //	                                            fresh token (see accessTransport)
 //	timeout, connection error                   Retry
@@ -342,10 +342,9 @@ func (s *Sender) classify(ctx context.Context, rec *attempt.Record, err error) s
 	if res.Outcome == sender.Retry {
 		res.RetryAfter = sender.ParseRetryAfter(header.Get("Retry-After"), s.now())
 		if code == "QUOTA_EXCEEDED" {
-			// Google asks for a back-off of at least a minute on a quota
-			// error (FCM's ErrorCode reference); the policy doubles from
-			// there.
-			res.RetryAfter = max(res.RetryAfter, sender.FCMQuotaBackoff)
+			// Google asks for exponential back-off from at least a minute
+			// on a quota error (FCM's ErrorCode reference).
+			res.Backoff = sender.FCMQuotaBackoff
 		}
 	}
 	return res

@@ -459,31 +459,32 @@ var cases = []testCase{
 	}},
 
 	{name: "Outcomes", run: func(t *testing.T, h *harness) {
-		// FCM's quota errors wait at least a minute (sender.FCMQuotaBackoff).
-		quota := func(d time.Duration) time.Duration {
+		// FCM's quota errors back off from a minute (sender.FCMQuotaBackoff).
+		quota := func() time.Duration {
 			if h.p.Platform() == payload.FCM {
-				return max(d, sender.FCMQuotaBackoff)
+				return sender.FCMQuotaBackoff
 			}
-			return d
+			return 0
 		}
 		table := []struct {
 			answer     Answer
 			want       sender.Outcome
 			retryAfter time.Duration
+			backoff    time.Duration
 		}{
-			{Answer{Kind: OK}, sender.Sent, 0},
-			{Answer{Kind: Unregistered}, sender.RetireToken, 0},
-			{Answer{Kind: BadToken}, sender.RetireToken, 0},
-			{Answer{Kind: BadRequest}, sender.Failed, 0},
-			{Answer{Kind: AuthError}, sender.Failed, 0},
+			{Answer{Kind: OK}, sender.Sent, 0, 0},
+			{Answer{Kind: Unregistered}, sender.RetireToken, 0, 0},
+			{Answer{Kind: BadToken}, sender.RetireToken, 0, 0},
+			{Answer{Kind: BadRequest}, sender.Failed, 0, 0},
+			{Answer{Kind: AuthError}, sender.Failed, 0, 0},
 			// With no fresher credential to try at once: a later try may
 			// have one.
-			{Answer{Kind: ExpiredAuth}, sender.Retry, 0},
-			{Answer{Kind: TooManyRequests}, sender.Retry, quota(0)},
-			{Answer{Kind: TooManyRequests, RetryAfter: 7 * time.Second}, sender.Retry, quota(7 * time.Second)},
-			{Answer{Kind: Unavailable}, sender.Retry, 0},
-			{Answer{Kind: Unavailable, RetryAfter: 30 * time.Second}, sender.Retry, 30 * time.Second},
-			{Answer{Kind: Internal}, sender.Retry, 0},
+			{Answer{Kind: ExpiredAuth}, sender.Retry, 0, 0},
+			{Answer{Kind: TooManyRequests}, sender.Retry, 0, quota()},
+			{Answer{Kind: TooManyRequests, RetryAfter: 7 * time.Second}, sender.Retry, 7 * time.Second, quota()},
+			{Answer{Kind: Unavailable}, sender.Retry, 0, 0},
+			{Answer{Kind: Unavailable, RetryAfter: 30 * time.Second}, sender.Retry, 30 * time.Second, 0},
+			{Answer{Kind: Internal}, sender.Retry, 0, 0},
 		}
 		for i, c := range table {
 			tok := fmt.Sprintf("tok-outcome-%d", i)
@@ -491,8 +492,9 @@ var cases = []testCase{
 			n := h.build(t, message(t, tok, ops.MessagePayload{}), tok, time.Now())
 			start := time.Now()
 			r := h.send(t, n)
-			if r.Outcome != c.want || r.RetryAfter != c.retryAfter {
-				t.Errorf("answer %+v: got %v (retry-after %v), want %v (retry-after %v)", c.answer, r, r.RetryAfter, c.want, c.retryAfter)
+			if r.Outcome != c.want || r.RetryAfter != c.retryAfter || r.Backoff != c.backoff {
+				t.Errorf("answer %+v: got %v (retry-after %v, backoff %v), want %v (retry-after %v, backoff %v)",
+					c.answer, r, r.RetryAfter, r.Backoff, c.want, c.retryAfter, c.backoff)
 			}
 			if r.Outcome != sender.Sent && r.Reason == "" {
 				t.Errorf("answer %+v: no reason in %v", c.answer, r)
