@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pushgo/gateway/ingest"
 )
 
 // The sender compatibility routes (ingest/compat) over HTTP: each tool's
@@ -104,4 +106,55 @@ func list(items ...string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// TestCompatAnswersWhatTheToolsClientsRead: beside PushGo's envelope, each
+// tool's answer carries the members its own clients read: Bark's "code":
+// 200 (shoutrrr, Watchtower's notifier, reported every delivered Bark push
+// as "unknown error" without it), ServerChan's "code": 0 (serverchan-sdk's
+// callers test it), ntfy's message id, time, event and topic (aiontfy reads
+// the answer as the published message). The topic is the channel id: the
+// key's password is not echoed.
+func TestCompatAnswersWhatTheToolsClientsRead(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	ch := g.createChannel("answers")
+	for _, c := range []struct {
+		method, path, body string
+		want               map[string]any
+	}{
+		{http.MethodPost, "/bark/push", `{"body":"disk","device_key":"{key}","title":"","badge":0}`,
+			map[string]any{"code": 200.0, "message": "success"}},
+		{http.MethodGet, "/serverchan/{key}.send?title=Backup&desp=done", "", map[string]any{"code": 0.0, "message": ""}},
+		{http.MethodPost, "/ntfy/{key}", "Disk 2 failed", map[string]any{"event": "message", "topic": ch, "message": "Disk 2 failed"}},
+	} {
+		r := g.api.Send(t, c.method, expandCompat(c.path, ch), func() any {
+			if c.body == "" {
+				return nil
+			}
+			return expandCompat(c.body, ch)
+		}(), nil)
+		mustOK(t, r)
+		var m map[string]any
+		if err := json.Unmarshal(r.Body, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, w := range c.want {
+			if m[k] != w {
+				t.Errorf("%s: %s = %#v, want %#v (%s)", c.path, k, m[k], w, r.Body)
+			}
+		}
+		if m["success"] != true || r.Str("message_id") == "" || strings.Contains(string(r.Body), password) {
+			t.Errorf("%s: the envelope is not whole, or the password is echoed: %s", c.path, r.Body)
+		}
+		switch {
+		case strings.HasPrefix(c.path, "/bark"):
+			if ts, _ := m["timestamp"].(float64); ts < 1e9 {
+				t.Errorf("bark timestamp %v", m["timestamp"])
+			}
+		case strings.HasPrefix(c.path, "/ntfy"):
+			if m["id"] != r.Str("message_id") || m["time"].(float64) < 1e9 {
+				t.Errorf("ntfy id %v time %v", m["id"], m["time"])
+			}
+		}
+	}
 }

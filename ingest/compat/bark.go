@@ -94,7 +94,7 @@ func (r *Routes) barkV1(c *echo.Context) error {
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
-	return r.send(c, req)
+	return r.send(c, req, barkAnswer)
 }
 
 // barkPush serves POST /bark/push (Bark's API v2): the parameters in the
@@ -124,7 +124,7 @@ func (r *Routes) barkPush(c *echo.Context) error {
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
-	return r.send(c, req)
+	return r.send(c, req, barkAnswer)
 }
 
 // barkOrder merges the query q and the body b in Bark's order

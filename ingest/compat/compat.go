@@ -102,7 +102,7 @@ type messageData struct {
 // appends and answers. A retry with the same op_id and the same fields is
 // answered as the first time and appends nothing; the same op_id with other
 // fields is 409 op_id_conflict.
-func (r *Routes) send(c *echo.Context, req *ops.MessageRequest) error {
+func (r *Routes) send(c *echo.Context, req *ops.MessageRequest, tool toolAnswer) error {
 	v, aerr := ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
@@ -115,5 +115,49 @@ func (r *Routes) send(c *echo.Context, req *ops.MessageRequest) error {
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
-	return httpapi.WriteOK(c, messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, Accepted: true})
+	d := messageData{ChannelID: v.ChannelID, OpID: res.OpID, MessageID: res.EntityID, Accepted: true}
+	return httpapi.WriteOKWith(c, d, tool(d, v, r.d.Now()))
+}
+
+// toolAnswer is what a tool's own clients read of its answer, as members
+// beside PushGo's envelope (which stays whole for scripts that check
+// success): shoutrrr, Watchtower's notifier, calls a Bark push without
+// "code": 200 failed, serverchan-sdk's callers test "code" == 0, and
+// aiontfy reads ntfy's message (id, time, event, topic) from the answer.
+type toolAnswer func(d messageData, v *ops.Validated, now time.Time) any
+
+// barkAnswer is bark-server's success (router.go, success()).
+func barkAnswer(_ messageData, _ *ops.Validated, now time.Time) any {
+	return struct {
+		Code      int    `json:"code"`
+		Message   string `json:"message"`
+		Timestamp int64  `json:"timestamp"`
+	}{200, "success", now.Unix()}
+}
+
+// serverChanAnswer is ServerChan's success: code 0 ("0 为正确", its SDK's
+// README). Its data's pushid goes inside PushGo's data, as the message id.
+func serverChanAnswer(_ messageData, _ *ops.Validated, _ time.Time) any {
+	return struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{0, ""}
+}
+
+// ntfyAnswer is the members of ntfy's published message (server.go
+// handlePublish answers the message): its id, time, event, topic (the
+// channel id: the key's password stays out of answers) and text.
+func ntfyAnswer(d messageData, v *ops.Validated, now time.Time) any {
+	var p ops.MessagePayload
+	if mp, ok := v.Payload.(*ops.MessagePayload); ok {
+		p = *mp
+	}
+	return struct {
+		ID      string `json:"id"`
+		Time    int64  `json:"time"`
+		Event   string `json:"event"`
+		Topic   string `json:"topic"`
+		Title   string `json:"title,omitzero"`
+		Message string `json:"message"`
+	}{d.MessageID, now.Unix(), "message", d.ChannelID, p.Title, p.Body}
 }

@@ -215,7 +215,7 @@ func (r *Routes) ntfy(c *echo.Context) error {
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
-	return r.send(c, req)
+	return r.send(c, req, ntfyAnswer)
 }
 
 // ntfyJSON serves ntfy's JSON publishing: POST /ntfy with {"topic": key,
@@ -270,7 +270,7 @@ func (r *Routes) ntfyJSON(c *echo.Context) error {
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
-	return r.send(c, req)
+	return r.send(c, req, ntfyAnswer)
 }
 
 func setNtfyTopic(req *ops.MessageRequest, p params) *apierr.Error {

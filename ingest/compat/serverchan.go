@@ -72,7 +72,7 @@ func (r *Routes) serverChan(c *echo.Context) error {
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
-	return r.send(c, req)
+	return r.send(c, req, serverChanAnswer)
 }
 
 // serverChanMessage converts ServerChan parameters into req, as PushGo's

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -12,6 +13,24 @@ import (
 // WriteOK and WriteError answer as every PushGo route does, for the
 // routes other packages of ingest serve (the sender compat routes).
 func WriteOK(c *echo.Context, data any) error { return writeOK(c, data) }
+
+// WriteOKWith is WriteOK with the members of extra, a value that encodes
+// as a JSON object, after the envelope's own: the compat routes answer
+// with the members the tools' own clients read beside PushGo's envelope.
+func WriteOKWith(c *echo.Context, data, extra any) error {
+	b, err := apierr.EncodeOK(data)
+	if err != nil {
+		return writeErr(c, apierr.New(apierr.InternalError))
+	}
+	x, err := json.Marshal(extra)
+	if err != nil || len(x) < 2 || x[0] != '{' || b[len(b)-1] != '}' {
+		return writeErr(c, apierr.New(apierr.InternalError))
+	}
+	if len(x) > 2 {
+		b = append(append(b[:len(b)-1], ','), x[1:]...)
+	}
+	return blob(c, http.StatusOK, b)
+}
 
 // WriteError: see WriteOK.
 func WriteError(c *echo.Context, e *apierr.Error) error { return writeErr(c, e) }
