@@ -85,6 +85,10 @@ func TestCompatBark(t *testing.T) {
 		{name: "bad level", path: "/bark/{key}/x?level=loud", status: 400, code: "invalid_severity"},
 		{name: "delete", path: "/bark/{key}/x?delete=1&id=a", status: 400, code: "invalid_query"},
 		{name: "Bark encryption", path: "/bark/{key}?ciphertext=abc&iv=123", status: 400, code: "invalid_query"},
+		// Bark's documented encrypted push: ciphertext alone, the IV set
+		// in the Bark app; it was delivered as an unreadable notification.
+		{name: "Bark encryption without iv", method: "POST", path: "/bark/{key}", body: "ciphertext=abc",
+			header: form, status: 400, code: "invalid_request_body"},
 		{name: "thing_id", path: "/bark/{key}/x?thing_id=nas", status: 400, code: "invalid_query"},
 		{name: "unknown parameter", path: "/bark/{key}/x?foo=1", status: 400, code: "invalid_query"},
 		{name: "bad url", path: "/bark/{key}/x?url=javascript:alert(1)", status: 400, code: "url_invalid"},

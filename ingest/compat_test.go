@@ -158,3 +158,24 @@ func TestCompatAnswersWhatTheToolsClientsRead(t *testing.T) {
 		}
 	}
 }
+
+// TestCompatLongIconIsLeftOut: an icon URL longer than a metadata value
+// may be (a signed CDN link) is left out of the message's metadata, and
+// the message goes through, on ntfy and on Bark; it was refused 400
+// metadata_value_too_long, naming a field the sender never sent. The
+// sender's own metadata stays as strict as on POST /message.
+func TestCompatLongIconIsLeftOut(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	ch := g.createChannel("icons")
+	icon := "https://cdn.example.com/i.png?sig=" + strings.Repeat("a", 600)
+	runCompat(t, g, ch, []compatCase{
+		{name: "ntfy", method: http.MethodPost, path: "/ntfy/{key}", body: "disk",
+			header: http.Header{"Icon": {icon}, "Title": {"NAS"}}, want: map[string]any{"body": "disk", "title": "NAS", "metadata": nil}},
+		{name: "bark", method: http.MethodPost, path: "/bark/push",
+			body: `{"device_key":"{key}","body":"disk","icon":"` + icon + `","sound":"alarm"}`,
+			want: map[string]any{"body": "disk", "metadata": map[string]any{"compat.bark.sound": "alarm"}}},
+		{name: "the sender's own metadata", method: http.MethodPost, path: "/bark/push",
+			body:   `{"device_key":"{key}","body":"disk","metadata":{"k":"` + strings.Repeat("v", 600) + `"}}`,
+			status: 400, code: "metadata_value_too_long"},
+	})
+}

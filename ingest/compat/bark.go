@@ -56,7 +56,7 @@ var barkVocabulary = vocabulary{
 	names: map[string]string{
 		"device_key": "device_key", "title": "title", "subtitle": "subtitle", "body": "body", "markdown": "markdown",
 		"level": "level", "sound": "sound", "icon": "icon", "group": "group", "url": "url", "image": "image",
-		"op_id": "op_id", "images": "images", "tags": "tags", "ciphertext": "ciphertext", "metadata": "metadata",
+		"op_id": "op_id", "images": "images", "tags": "tags", "metadata": "metadata",
 		// Accepted, no effect here: Bark app's own display and
 		// clipboard switches, its badge, its notification id (which
 		// replaces an earlier notification there) and the old category.
@@ -64,8 +64,13 @@ var barkVocabulary = vocabulary{
 		"volume": "", "call": "", "id": "", "category": "",
 	},
 	refused: map[string]string{
-		"delete":      "deleting a delivered notification is not supported",
-		"iv":          "Bark's encrypted pushes (ciphertext with iv) cannot be read by the PushGo apps; send PushGo's ciphertext alone",
+		"delete": "deleting a delivered notification is not supported",
+		"iv":     "Bark's encrypted pushes cannot be read by the PushGo apps",
+		// Bark's documented encrypted push is ciphertext alone (its IV set
+		// in the Bark app): taken as PushGo's, it was delivered titled
+		// "Notification" and nobody could read it. PushGo's Bark routes
+		// take no ciphertext either; POST /message does.
+		"ciphertext":  "Bark's encrypted pushes cannot be read by the PushGo apps; send PushGo's ciphertext to POST /message",
 		"device_keys": "batch pushes are not supported: send one request per key",
 		"thing_id":    "thing_id is not accepted on the compat routes (as PushGo); use POST /message",
 	},

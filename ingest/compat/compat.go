@@ -22,6 +22,7 @@ package compat
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/pushgo/gateway/ingest/httpapi"
@@ -104,6 +105,18 @@ type messageData struct {
 // fields is 409 op_id_conflict.
 func (r *Routes) send(c *echo.Context, req *ops.MessageRequest, tool toolAnswer) error {
 	v, aerr := ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
+	for tries := 0; aerr != nil && aerr.Code == apierr.MetadataValueTooLong && tries < maxHints; tries++ {
+		// A display hint the route added (an icon URL, signed and long)
+		// is left out rather than refuse the message for a field its
+		// sender never sent; ntfy and Bark take any length. The sender's
+		// own metadata stays as strict as on POST /message.
+		hint, ok := strings.CutPrefix(aerr.Field, "metadata.")
+		if !ok || !strings.HasPrefix(hint, "compat.") {
+			break
+		}
+		req.Metadata = withoutMember(req.Metadata, hint)
+		v, aerr = ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
+	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}

@@ -136,6 +136,48 @@ type hint struct {
 	value *string
 }
 
+// maxHints is the most display hints a tool adds (Bark's sound, icon and
+// group).
+const maxHints = 3
+
+// withoutMember is the metadata object meta without its member name
+// (meta as it came when it is not an object or has no such member; nil
+// when it had no other).
+func withoutMember(meta jsontext.Value, name string) jsontext.Value {
+	d := jsontext.NewDecoder(bytes.NewReader(meta))
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return meta
+	}
+	out, found := jsontext.Value{'{'}, false
+	for d.PeekKind() != '}' {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return meta
+		}
+		key := tok.String()
+		val, err := d.ReadValue()
+		if err != nil {
+			return meta
+		}
+		if strings.TrimSpace(key) == name {
+			found = true
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out, _ = jsontext.AppendQuote(out, key)
+		out = append(append(out, ':'), val...)
+	}
+	switch {
+	case !found:
+		return meta
+	case len(out) == 1:
+		return nil // nothing left: no metadata, as when none was sent
+	}
+	return append(out, '}')
+}
+
 // withHints adds the tool's display hints (Bark's sound, icon, group;
 // ntfy's icon) to the sender's metadata object under their compat.<tool>
 // keys, as PushGo's CompatMetadata::insert_text: trimmed, blank ones left
