@@ -85,6 +85,12 @@ func TestCompatBark(t *testing.T) {
 		{name: "bad level", path: "/bark/{key}/x?level=loud", status: 400, code: "invalid_severity"},
 		{name: "delete", path: "/bark/{key}/x?delete=1&id=a", status: 400, code: "invalid_query"},
 		{name: "Bark encryption", path: "/bark/{key}?ciphertext=abc&iv=123", status: 400, code: "invalid_query"},
+		// A trailing slash, as Bark's server takes it (not strict routing).
+		{name: "trailing slash, key only", method: "POST", path: "/bark/{key}/", body: `{"body":"slash"}`,
+			want: map[string]any{"body": "slash"}},
+		{name: "trailing slash, title and body", path: "/bark/{key}/T/B/", want: map[string]any{"title": "T", "body": "B"}},
+		{name: "trailing slash, push", method: "POST", path: "/bark/push/", body: `{"device_key":"{key}","body":"p"}`,
+			want: map[string]any{"body": "p"}},
 		// Bark's documented encrypted push: ciphertext alone, the IV set
 		// in the Bark app; it was delivered as an unreadable notification.
 		{name: "Bark encryption without iv", method: "POST", path: "/bark/{key}", body: "ciphertext=abc",

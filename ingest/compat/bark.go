@@ -48,6 +48,22 @@ func (r *Routes) routeBark(e *echo.Echo) {
 		e.Match(methods, route, r.barkV1)
 	}
 	e.POST(RouteBarkPush, r.barkPush)
+	e.Pre(barkTrailingSlash)
+}
+
+// barkTrailingSlash routes a Bark path with a trailing slash as the path
+// without it: Bark's server routes without strict routing (Fiber's
+// default), and a script that builds its URL from a base ending in a slash
+// sends one; it was 404.
+func barkTrailingSlash(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		u := c.Request().URL
+		if strings.HasPrefix(u.Path, "/bark/") && len(u.Path) > len("/bark/") && strings.HasSuffix(u.Path, "/") {
+			u.Path = strings.TrimSuffix(u.Path, "/")
+			u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+		}
+		return next(c)
+	}
 }
 
 // barkVocabulary is Bark's parameters (lower-cased) and PushGo's own.
