@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,6 +56,12 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 		}
 		g.nc, err = g.broker.ConnectAs(role, nats.MaxReconnects(-1), noReconnectBuffer, onErr)
 	} else {
+		if len(cfg.embeddedOnly) > 0 {
+			// An operator who set PUSHGO_SYNC=always on a cluster for
+			// power-loss safety did not get it, and nothing said so.
+			log.Warn("settings of the embedded broker have no effect with PUSHGO_NATS_URL: the cluster's own configuration decides (nats.conf: sync_interval, max_file_store, listen)",
+				"ignored", strings.Join(cfg.embeddedOnly, ","))
+		}
 		remote := broker.Remote{Creds: cfg.NATSCreds, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey}
 		if f := broker.CredentialsFile(cfg.credentialsDir(), role); remote.Creds == "" && cfg.DataDir != "" && fileExists(f) {
 			remote.Creds = f // a local process of the embedded broker's data directory

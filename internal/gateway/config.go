@@ -58,6 +58,11 @@ type Config struct {
 	NATSPing  time.Duration
 	MaxStore  int64 // PUSHGO_MAX_STORE (bytes) for the embedded server
 	MaxMemory int64 // PUSHGO_MAX_MEMORY (bytes) for the embedded server
+	// embeddedOnly names the settings of the embedded server only
+	// (PUSHGO_SYNC, PUSHGO_MAX_STORE, PUSHGO_MAX_MEMORY,
+	// PUSHGO_NATS_LISTEN) that were set, by variable or flag: with
+	// PUSHGO_NATS_URL they do nothing, which the start warns of.
+	embeddedOnly []string
 	// ProjectionCache is the projection store's block cache, in bytes
 	// (PUSHGO_PROJECTION_CACHE).
 	ProjectionCache int64
@@ -200,7 +205,7 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 		}
 	}
 	str(&c.HTTPAddr, "http-addr", "PUSHGO_HTTP_ADDR", "HTTP listen address")
-	str(&c.DataDir, "data-dir", "PUSHGO_DATA_DIR", "embedded broker store directory")
+	str(&c.DataDir, "data-dir", "PUSHGO_DATA_DIR", "data directory: the embedded broker's store and credentials, the projection store")
 	str(&c.NATSURL, "nats-url", "PUSHGO_NATS_URL", "external NATS servers; empty starts the embedded server")
 	str(&c.NATSListen, "nats-listen", "PUSHGO_NATS_LISTEN", "embedded server client address, or off")
 	str(&c.NATSCreds, "nats-creds", "PUSHGO_NATS_CREDS", "broker credentials: .creds or nkey seed file (default: the data dir's for the target)")
@@ -269,6 +274,14 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 	str(&rebuild, "rebuild", "PUSHGO_REBUILD", "true: delete the projection and fold it again from the log")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
+	}
+	for _, o := range []struct{ flag, env string }{{"sync", "PUSHGO_SYNC"}, {"max-store", "PUSHGO_MAX_STORE"},
+		{"max-memory", "PUSHGO_MAX_MEMORY"}, {"nats-listen", "PUSHGO_NATS_LISTEN"}} {
+		set := getenv(o.env) != ""
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == o.flag })
+		if set {
+			c.embeddedOnly = append(c.embeddedOnly, o.env)
+		}
 	}
 	if fs.NArg() > 0 {
 		// The flags stop at the first word that is not one: those after it

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -193,5 +194,41 @@ func TestUsageShowsNoSecret(t *testing.T) {
 	c, err := Load(nil, func(k string) string { return env[k] })
 	if err != nil || c.Token != "s3cret-gateway-token" {
 		t.Fatalf("the environment's token not taken: %v %q", err, c.Token)
+	}
+}
+
+// TestEmbeddedSettingsOnAClusterAreWarnedOf: PUSHGO_SYNC, PUSHGO_MAX_STORE,
+// PUSHGO_MAX_MEMORY and PUSHGO_NATS_LISTEN configure the embedded broker
+// only; set (by variable or flag) beside PUSHGO_NATS_URL, the start says
+// they do nothing (an operator who set PUSHGO_SYNC=always on a cluster for
+// power-loss safety did not get it, and nothing said so). Defaults alone
+// are no warning.
+func TestEmbeddedSettingsOnAClusterAreWarnedOf(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Listen("127.0.0.1:0"), brokertest.NoEnsure())
+	env := map[string]string{"PUSHGO_NATS_URL": b.ClientURL(), "PUSHGO_SYNC": "always", "PUSHGO_DATA_DIR": t.TempDir(),
+		"PUSHGO_HTTP_ADDR": "127.0.0.1:0", "PUSHGO_NATS_CREDS": b.CredentialsFile(broker.RoleAll)}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-max-store", "1073741824"}, env, "PUSHGO_SYNC,PUSHGO_MAX_STORE"},
+		{nil, map[string]string{"PUSHGO_NATS_URL": env["PUSHGO_NATS_URL"], "PUSHGO_DATA_DIR": t.TempDir(), "PUSHGO_HTTP_ADDR": "127.0.0.1:0",
+			"PUSHGO_NATS_CREDS": env["PUSHGO_NATS_CREDS"]}, ""},
+	} {
+		cfg, err := Load(c.args, func(k string) string { return c.env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logged bytes.Buffer
+		g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = g.Close(context.Background())
+		warned := strings.Contains(logged.String(), "have no effect with PUSHGO_NATS_URL")
+		if warned != (c.want != "") || (warned && !strings.Contains(logged.String(), "ignored="+c.want)) {
+			t.Errorf("args %v: warned %t, want the settings %q:\n%s", c.args, warned, c.want, logged.String())
+		}
 	}
 }
