@@ -255,7 +255,7 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 	}
 	n.InterruptionLevel = m.InterruptionLevel
 	n.Priority = m.Priority
-	if n.Background {
+	if n.Background || (n.Provider == FCM && !androidShows(kind, d["severity"])) {
 		n.Priority = PriorityNormal
 	}
 	// The device's key goes in the direct push only (dispatch
@@ -300,6 +300,18 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		return fittingWakeUp(n)
 	}
 	return n, nil
+}
+
+// androidShows reports whether the PushGo Android app shows a push of
+// kind with the data's severity as a notification: a message always, an
+// Event or a Thing only at high or critical (NotificationIngressParser
+// shouldNotifyEntity; a Thing's push has no severity). A push it does not
+// show goes at FCM's normal priority: Google demotes an app whose
+// high-priority messages make no visible notification to normal priority
+// for all of them, so a channel of Thing updates at high priority would
+// in time hold back its critical alerts under Doze.
+func androidShows(kind ops.Kind, severity string) bool {
+	return kind == ops.KindMessage || severity == ops.SeverityHigh || severity == ops.SeverityCritical
 }
 
 // fittingWakeUp is n's wake-up, its preview and title shortened (halved,
@@ -350,7 +362,7 @@ func wakeUp(n Notification, previewRunes, titleBytes int) Notification {
 	put(d, "body", preview)
 	n.Title = cut(n.Title, titleBytes)
 	n.Body = preview
-	if !n.Background {
+	if !n.Background && (n.Provider != FCM || androidShows(ops.Kind(full["entity_type"]), full["severity"])) {
 		n.Priority = PriorityHigh
 	}
 	n.Data, n.Full, n.Oversized = d, full, true

@@ -122,11 +122,16 @@ func TestOperations(t *testing.T) {
 	} {
 		for _, p := range []Provider{APNs, FCM} {
 			n := build(t, env(t, c.op, "x1", c.p), p)
-			collapse := c.collapse
+			collapse, prio := c.collapse, c.prio
 			if p == FCM {
 				collapse = "" // none on FCM (Build says why)
+				// What the Android app does not show goes at normal
+				// priority: a Thing, an Event below high.
+				if ev, isEvent := c.p.(ops.EventPayload); c.op.Kind() == ops.KindThing || isEvent && ev.Severity != "high" && ev.Severity != "critical" {
+					prio = PriorityNormal
+				}
 			}
-			if n.Background != c.background || n.Priority != c.prio || n.CollapseID != collapse || n.ThreadID != c.thread ||
+			if n.Background != c.background || n.Priority != prio || n.CollapseID != collapse || n.ThreadID != c.thread ||
 				n.Title != c.title || n.Body != c.body {
 				t.Errorf("%s/%s: background=%v prio=%d collapse=%q thread=%q title=%q body=%q", c.op, p,
 					n.Background, n.Priority, n.CollapseID, n.ThreadID, n.Title, n.Body)
@@ -436,5 +441,37 @@ func TestBaseURL(t *testing.T) {
 	}
 	if n := build(t, e, FCM); n.Full["base_url"] != "" {
 		t.Errorf("base_url without the option: %q", n.Full["base_url"])
+	}
+}
+
+// TestFCMPriorityFollowsWhatAndroidShows: on FCM a push goes at high
+// priority only when the Android app shows it (a message; an Event at high
+// or critical), whole or as a wake-up; a Thing's, or a normal Event's, goes
+// at normal priority: Google demotes an app whose high-priority messages
+// make no visible notification, which would then hold back its critical
+// alerts under Doze. APNs is unchanged.
+func TestFCMPriorityFollowsWhatAndroidShows(t *testing.T) {
+	long := strings.Repeat("x", 5000) // a wake-up
+	for _, c := range []struct {
+		op   ops.Name
+		p    any
+		want Priority
+	}{
+		{ops.MessageCreate, ops.MessagePayload{Title: "m", Body: "b", Severity: "normal", OccurredAt: 1}, PriorityHigh},
+		{ops.MessageCreate, ops.MessagePayload{Title: "m", Body: long, Severity: "normal", OccurredAt: 1}, PriorityHigh},
+		{ops.EventCreate, ops.EventPayload{Title: "e", Status: "s", Message: "m", Severity: "high", EventTime: 1}, PriorityHigh},
+		{ops.EventCreate, ops.EventPayload{Title: "e", Status: "s", Message: long, Severity: "critical", EventTime: 1}, PriorityHigh},
+		{ops.EventCreate, ops.EventPayload{Title: "e", Status: "s", Message: "m", Severity: "normal", EventTime: 1}, PriorityNormal},
+		{ops.EventUpdate, ops.EventPayload{Status: "s", Message: long, Severity: "normal", EventTime: 1}, PriorityNormal},
+		{ops.ThingUpdate, ops.ThingPayload{Title: "t", Description: long, ObservedAt: 1}, PriorityNormal},
+		{ops.ThingCreate, ops.ThingPayload{Title: "t", ObservedAt: 1}, PriorityNormal},
+	} {
+		n := build(t, env(t, c.op, "x1", c.p), FCM)
+		if n.Priority != c.want {
+			t.Errorf("%s (wake-up %t): priority %d, want %d", c.op, n.Oversized, n.Priority, c.want)
+		}
+		if a := build(t, env(t, c.op, "x1", c.p), APNs); a.Priority != PriorityHigh {
+			t.Errorf("%s on APNs: priority %d", c.op, a.Priority)
+		}
 	}
 }

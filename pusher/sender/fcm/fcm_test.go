@@ -185,11 +185,16 @@ func TestOptions(t *testing.T) {
 
 func TestMessage(t *testing.T) {
 	now := time.Now()
+	// Normal priority: the Android app shows no Thing (payload.androidShows).
 	n := build(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}, "tok")
 	m, ok := fcm.Message(n, now)
-	if !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "high" || m.Android.TTL != nil ||
+	if !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "normal" || m.Android.TTL != nil ||
 		m.Data["thing_id"] != "nas" {
 		t.Errorf("thing update message %+v", m.Android)
+	}
+	n = build(t, ops.EventCreate, "e1", ops.EventPayload{Title: "disk", Status: "s", Message: "m", Severity: "high", EventTime: 1}, "tok")
+	if m, ok := fcm.Message(n, now); !ok || m.Android.Priority != "high" {
+		t.Errorf("high event message %+v", m.Android)
 	}
 	n, err := payload.Build(sendertest.Envelope(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}), 9, "dev", payload.FCM, "tok",
 		now, payload.QuietThingUpdates())
