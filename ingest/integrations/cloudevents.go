@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,7 +78,16 @@ func (r *Routes) cloudEventsHandshake(c *echo.Context) error {
 // validated before anything is appended.
 func (r *Routes) cloudEvents(c *echo.Context) error {
 	ctx := c.Request().Context()
-	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
+	var tok apitokens.Token
+	var aerr *apierr.Error
+	if h := c.Request().Header.Get("Authorization"); h == "" && c.QueryParam("token") != "" {
+		// A Knative Trigger's subscriber or a Source's sink is a URI
+		// alone: it sends no header of ours, so the token may come in
+		// the URI (the gateway logs paths, never queries).
+		tok, aerr = r.d.Tokens.AuthorizeToken(ctx, c.QueryParam("token"), apitokens.ScopeEventsIngest)
+	} else {
+		tok, aerr = r.d.Tokens.Authorize(ctx, h, apitokens.ScopeEventsIngest)
+	}
 	if aerr != nil {
 		return writePushGoErr(c, aerr)
 	}
@@ -117,7 +127,34 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 		ans.Events[i] = ceEvent{ID: evs[i].ID, Source: evs[i].Source, EventID: occ[i].eventID}
 	}
 	r.log.Debug("cloudevents: recorded", "channel_id", tok.ChannelID, "events", len(evs))
+	if !acceptsJSON(c.Request().Header.Values("Accept")) {
+		// An event sink's success, as the CloudEvents webhook spec and
+		// Knative's data plane have it: 202 and no body. Knative's broker
+		// takes a 2xx body that is not a CloudEvent for a failed delivery
+		// (502), and delivered each event again until it dead-lettered.
+		return c.NoContent(http.StatusAccepted)
+	}
 	return writePushGoOK(c, ans)
+}
+
+// acceptsJSON reports whether an Accept header names application/json
+// itself (not */*) at a quality above 0: a client that asks for the
+// answer's JSON, which lists the Events recorded.
+func acceptsJSON(accept []string) bool {
+	for _, h := range accept {
+		for _, r := range strings.Split(h, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(r))
+			if err != nil || mt != "application/json" {
+				continue
+			}
+			if q, ok := params["q"]; !ok {
+				return true
+			} else if v, err := strconv.ParseFloat(q, 64); err == nil && v > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // parseCloudEvents reads the CloudEvents of a request in any of the three

@@ -242,6 +242,7 @@ func FuzzCloudEvents(f *testing.F) {
 		}
 
 		h.Set("Authorization", "Api-Token good")
+		h.Set("Accept", "application/json") // the answer with the Events' ids (else 202, no body)
 		req := httptest.NewRequest(http.MethodPost, RouteCloudEvents, bytes.NewReader(body))
 		req.Header = h
 		rec := httptest.NewRecorder()

@@ -320,7 +320,7 @@ func TestCloudEventsDataThatIsNotJSON(t *testing.T) {
 			app := &ebAppender{}
 			e, _ := ebRoutes(t, app, ebChannels{})
 			rec := serve(e, RouteCloudEvents, c.headers, c.body)
-			if rec.Code != 200 || len(app.calls) == 0 { // an occurrence: its create, then its close
+			if rec.Code != http.StatusAccepted || len(app.calls) == 0 { // an occurrence: its create, then its close
 				t.Fatalf("%d %s; %d appended", rec.Code, rec.Body, len(app.calls))
 			}
 			var attrs map[string]any
@@ -352,7 +352,8 @@ func TestCloudEventsBatchOfEventGridsSize(t *testing.T) {
 		}
 		return b.String() + "]"
 	}
-	headers := map[string]string{"Authorization": "Bearer good", "Content-Type": "application/cloudevents-batch+json; charset=utf-8"}
+	headers := map[string]string{"Authorization": "Bearer good", "Content-Type": "application/cloudevents-batch+json; charset=utf-8",
+		"Accept": "application/json"}
 	app := &ebAppender{}
 	e, _ := ebRoutes(t, app, ebChannels{})
 	rec := serve(e, RouteCloudEvents, headers, batch(250))
@@ -385,7 +386,7 @@ func TestCloudEventsSeverityExtensionsOfOtherTools(t *testing.T) {
 		headers := map[string]string{"Authorization": "Bearer good", "Ce-Specversion": "1.0", "Ce-Id": fmt.Sprint(i),
 			"Ce-Source": "/mon", "Ce-Type": "alert", "Content-Type": "application/json", c.header: c.value}
 		rec := serve(e, RouteCloudEvents, headers, `{"message":"disk full"}`)
-		if rec.Code != 200 || len(app.calls) == 0 {
+		if rec.Code != http.StatusAccepted || len(app.calls) == 0 {
 			t.Fatalf("%s: %s: %d %s", c.header, c.value, rec.Code, rec.Body)
 		}
 		p := app.calls[0].Payload.(*ops.EventPayload)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,7 @@ func (it *integ) ceBatch(token string, events ...cloudevents.Event) (int, map[st
 		it.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
 	r := it.api.Send(it.t, req.Method, "/cloudevents", body, req.Header)
 	return r.Status, decode(it.t, r.Body)
 }
@@ -313,5 +315,50 @@ func TestCloudEventsRejections(t *testing.T) {
 	otherSeverity := ceEvent(t, "2", "/s", "t", nil, map[string]any{"severity": "urgent"})
 	if s := ceStatus(t, it.ceClient(it.token).Send(ctx, otherSeverity)); s != 200 {
 		t.Fatalf("another tool's severity: %d", s)
+	}
+}
+
+// TestCloudEventsForKnative: what a Knative Trigger's subscriber (or a
+// Source's sink) can do, a URI alone: the token in its query, and a
+// success answered 202 with no body, which Knative's broker takes for a
+// delivery (a 2xx body that is not a CloudEvent it took for a failure, 502,
+// and delivered again until it dead-lettered). The SDK's own client,
+// aimed at such a URI, records the event; a wrong token in the query is
+// 401; an Authorization header wins over the query; a client that asks
+// for JSON gets the answer that lists the Events.
+func TestCloudEventsForKnative(t *testing.T) {
+	it := startIntegrations(t, "ce")
+	ctx := context.Background()
+	sink := func(query string) cloudevents.Client {
+		c, err := cloudevents.NewClientHTTP(cloudevents.WithTarget(it.base + "/cloudevents?" + query))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if res := sink("token="+it.token).Send(ctx, ceEvent(t, "k1", "/knative/ping", "dev.knative.sources.ping", map[string]any{"message": "hi"}, nil)); !cloudevents.IsACK(res) {
+		t.Fatalf("a Knative-style delivery: %v", res)
+	}
+	if n := len(it.history()); n != 2 { // its create and close
+		t.Fatalf("%d operations appended, want 2", n)
+	}
+	if s := ceStatus(t, sink("token=pgo1.AAAAAAAAAAAAAAAAAAAAAAAA."+strings.Repeat("0", 64)).Send(ctx, ceEvent(t, "k2", "/s", "t", nil, nil))); s != 401 {
+		t.Fatalf("a wrong token in the query: %d", s)
+	}
+	bin := map[string]string{"Ce-Specversion": "1.0", "Ce-Id": "k3", "Ce-Source": "/s", "Ce-Type": "t", "Content-Type": "application/json"}
+	r := it.api.Send(t, "POST", "/cloudevents?token="+it.token, `{"a":1}`, http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"k3"},
+		"Ce-Source": {"/s"}, "Ce-Type": {"t"}, "Content-Type": {"application/json"}, "Authorization": {"Bearer wrong"}})
+	if r.Status != 401 {
+		t.Fatalf("a wrong header beside a good query token: %d", r.Status)
+	}
+	r = it.api.Send(t, "POST", "/cloudevents?token="+it.token, `{"a":1}`, http.Header{"Ce-Specversion": {bin["Ce-Specversion"]}, "Ce-Id": {"k3"},
+		"Ce-Source": {"/s"}, "Ce-Type": {"t"}, "Content-Type": {"application/json"}, "Authorization": {""}})
+	if r.Status != 202 || len(r.Body) != 0 {
+		t.Fatalf("a success without Accept: %d %q, want 202 and no body", r.Status, r.Body)
+	}
+	r = it.api.Send(t, "POST", "/cloudevents?token="+it.token, `{"a":1}`, http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {"k4"},
+		"Ce-Source": {"/s"}, "Ce-Type": {"t"}, "Content-Type": {"application/json"}, "Authorization": {""}, "Accept": {"text/html, application/json;q=0.9"}})
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"events":[{"id":"k4"`) {
+		t.Fatalf("a success asked as JSON: %d %s", r.Status, r.Body)
 	}
 }
