@@ -14,6 +14,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/nats-io/nats-server/v2/conf"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v4"
@@ -171,6 +172,20 @@ func TestClusterConfigParses(t *testing.T) {
 	}
 	if len(o.Nkeys) != 5 {
 		t.Fatalf("%d nkey users, want one per role (5)", len(o.Nkeys))
+	}
+	// Storage: the account's limit (over all three copies) is what refuses
+	// writes; each node's own is a backstop above its share, with room for
+	// the account's overshoot (up to about 15%), and both are set: without
+	// them three nodes on one disk filled it and JetStream shut down.
+	env := readEnvFile(t, filepath.Join("deploy", "nats", "cluster.env"))
+	account, err := conf.Parse("v: " + env["PUSHGO_MAX_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	accountMax, _ := account["v"].(int64)
+	if o.JetStreamMaxStore <= 0 || accountMax <= 0 || float64(accountMax)/3*1.25 >= float64(o.JetStreamMaxStore) {
+		t.Errorf("node file store limit %d, account limit %d: want both, the node's above a third of the account's with 25%% room",
+			o.JetStreamMaxStore, accountMax)
 	}
 }
 

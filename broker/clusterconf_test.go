@@ -51,7 +51,15 @@ func renderAccounts() string {
 		fmt.Fprintf(&b, "  publish: { allow: [\n%s  ] }\n", quoted(p.Publish.Allow))
 		fmt.Fprintf(&b, "  subscribe: { allow: [\n%s  ] }\n}\n", quoted(p.Subscribe.Allow))
 	}
-	b.WriteString("\naccounts {\n  PUSHGO {\n    jetstream: enabled\n    users: [\n")
+	b.WriteString(`
+# PUSHGO_MAX_FILE bounds the account's file storage over every copy of its
+# data (an R3 stream's bytes count three times); a write past it is refused
+# (the gateway's 507 store_full), and the gateway measures it for /readyz.
+accounts {
+  PUSHGO {
+    jetstream: { max_file: $PUSHGO_MAX_FILE }
+    users: [
+`)
 	for _, r := range broker.Roles {
 		if r.Permissions() == nil {
 			fmt.Fprintf(&b, "      { nkey: $%s }\n", nkeyVar(r))
@@ -108,6 +116,7 @@ func TestClusterAccountsConf(t *testing.T) {
 		t.Setenv(nkeyVar(r), pub)
 		keys[pub] = r
 	}
+	t.Setenv("PUSHGO_MAX_FILE", "22GB")
 	opts, err := server.ProcessConfigFile(accountsConf)
 	if err != nil {
 		t.Fatalf("a NATS server does not read %s: %v", accountsConf, err)

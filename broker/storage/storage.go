@@ -17,6 +17,7 @@ import (
 
 // JetStream's error codes for a write refused for lack of storage.
 const (
+	errAccountResourcesExceed  = 10002 // "resource limits exceeded for account": the account's max_file (a cluster's accounts.conf)
 	errInsufficientResources   = 10023 // "insufficient resources": the server's or account's limit
 	errMemoryResourcesExceeded = 10028 // "insufficient memory resources available"
 	errStorageResourcesExceed  = 10047 // "insufficient storage resources available"
@@ -31,7 +32,7 @@ func Full(err error) bool {
 		return false
 	}
 	switch ae.ErrorCode {
-	case errInsufficientResources, errMemoryResourcesExceeded, errStorageResourcesExceed:
+	case errAccountResourcesExceed, errInsufficientResources, errMemoryResourcesExceeded, errStorageResourcesExceed:
 		return true
 	case errStreamStoreFailed:
 		return strings.Contains(ae.Description, "maximum bytes exceeded")

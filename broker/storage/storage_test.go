@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker"
@@ -68,5 +72,63 @@ func TestFullStore(t *testing.T) {
 		if storage.Full(err) {
 			t.Errorf("Full(%v) = true", err)
 		}
+	}
+}
+
+// TestFullAccount: a server whose account has a file limit of its own (a
+// cluster's accounts.conf: jetstream { max_file }) refuses a write past
+// it with "resource limits exceeded for account" (10002), which Full
+// recognises, so the gateway answers 507 store_full, not 503 "retry"
+// (each retry was refused again); Measure reads the account's limit.
+func TestFullAccount(t *testing.T) {
+	const limit = 2 << 20
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, `listen: "127.0.0.1:-1"
+jetstream { store_dir: %q }
+accounts { PUSHGO { jetstream: { max_file: %d }, users: [ { user: u, password: p } ] } }
+`, filepath.Join(dir, "js"), limit), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.NoLog, o.NoSigs = true, true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("u", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := storage.Measure(ctx, js, 0); err != nil || u.Full() || u.Limit != limit {
+		t.Fatalf("empty account: %+v %v, want not full with the account's limit %d", u, err, limit)
+	}
+	var refused error
+	for i := 0; i < 1000 && refused == nil; i++ {
+		_, refused = js.Publish(ctx, fmt.Sprintf("fill.%d", i), make([]byte, 32<<10))
+	}
+	if !storage.Full(refused) {
+		t.Fatalf("filling the account ended with %v, want a refusal Full recognises", refused)
+	}
+	if u, err := storage.Measure(ctx, js, 0); err != nil || !u.Full() {
+		t.Fatalf("full account measured %+v %v, want full", u, err)
 	}
 }

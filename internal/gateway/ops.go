@@ -193,7 +193,7 @@ func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 type storeFullError struct{ u storage.Usage }
 
 func (e storeFullError) Error() string {
-	return fmt.Sprintf("broker storage full: %d of %d bytes used; writes are refused (store_full) until storage is freed or PUSHGO_MAX_STORE raised",
+	return fmt.Sprintf("broker storage full: %d of %d bytes used; writes are refused (store_full) until storage is freed or its limit raised (PUSHGO_MAX_STORE; a cluster account's max_file)",
 		e.u.Used, e.u.Limit)
 }
 
