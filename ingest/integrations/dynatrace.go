@@ -297,7 +297,13 @@ func (r *Routes) dtReport(ctx context.Context, channelID string, rep *dynatrace.
 	if aerr != nil {
 		return "", aerr
 	}
+	// An info event spans startTime to endTime when the report names one
+	// (a deployment from its start to its end), else an instant; it is
+	// recorded closed either way.
 	end := start
+	if rep.EndSent {
+		end = wire.Millis(rep.Deadline)
+	}
 	closeReq := ops.EventRequest{ChannelID: &channelID, EventID: &created.EntityID, Status: ptr("info"),
 		Message: ev.Message, Severity: ev.Severity, EventTime: &end, EndedAt: &end}
 	cv, aerr := ops.ValidateIntegrationEvent(ops.EventClose, &closeReq)

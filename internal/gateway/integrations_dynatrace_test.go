@@ -234,6 +234,31 @@ func TestDynatraceEndedProblem(t *testing.T) {
 	}
 }
 
+// TestDynatraceInfoEventSpan: an info event (created and closed at once)
+// spans startTime to endTime when the report names its end (a deployment
+// from its start to its end); without one it is an instant. Its end was
+// always its start.
+func TestDynatraceInfoEventSpan(t *testing.T) {
+	it := startIntegrations(t, "dynatrace-info")
+	now := time.Now().UnixMilli()
+	for _, c := range []struct {
+		body       string
+		start, end int64
+	}{
+		{fmt.Sprintf(`{"eventType":"CUSTOM_DEPLOYMENT","title":"deploy 1.2","startTime":%d,"endTime":%d}`, now-600_000, now-60_000), now - 600_000, now - 60_000},
+		{fmt.Sprintf(`{"eventType":"CUSTOM_INFO","title":"note","startTime":%d}`, now-5_000), now - 5_000, now - 5_000},
+	} {
+		s, m := it.dtIngest(c.body)
+		if s != 201 || m["reportCount"] != 1.0 {
+			t.Fatalf("ingest: %d %v", s, m)
+		}
+		id := m["eventIngestResults"].([]any)[0].(map[string]any)["correlationId"].(string)
+		if e := it.event(id); e["state"] != "CLOSED" || e["started_at"] != float64(c.start) || e["ended_at"] != float64(c.end) {
+			t.Errorf("%s: state %v, started_at %v, ended_at %v; want CLOSED, %d, %d", c.body, e["state"], e["started_at"], e["ended_at"], c.start, c.end)
+		}
+	}
+}
+
 // TestDynatraceRejections: every rejection answers Dynatrace's own error
 // envelope and changes nothing.
 func TestDynatraceRejections(t *testing.T) {

@@ -89,6 +89,8 @@ type Report struct {
 	// Start is startTime (default now). Deadline is endTime, or Start +
 	// timeout.
 	Start, Deadline int64
+	// EndSent reports that the report named its endTime (Deadline).
+	EndSent bool
 	// TimeoutMinutes is the timeout after capping.
 	TimeoutMinutes int64
 	// Selector is the parsed entitySelector; nil means the channel as a
@@ -193,7 +195,7 @@ func Validate(r *EventIngest, now int64) (*Report, []Violation) {
 		if *r.EndTime < rep.Start {
 			bad("endTime", "must not be before startTime")
 		}
-		rep.Deadline = *r.EndTime
+		rep.Deadline, rep.EndSent = *r.EndTime, true
 	}
 	if r.EntitySelector != nil && strings.TrimSpace(*r.EntitySelector) != "" {
 		rep.SelectorText = *r.EntitySelector
