@@ -123,6 +123,21 @@ func TestCompatNtfy(t *testing.T) {
 		{name: "actions header", method: "POST", path: "/ntfy/{key}", body: "x",
 			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"http, Reboot, https://nas.example/reboot; view, Open, https://a.example"}},
 			want:   map[string]any{"url": "https://a.example"}},
+		// ntfy's other spellings of the same action (server/actions.go,
+		// docs/publish.md): named sections, a url= prefix, quoted labels
+		// holding a separator; the link was lost for each.
+		{name: "actions header, named sections", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"action=view, label=Open door, url=https://door.example/open, clear=true"}},
+			want:   map[string]any{"url": "https://door.example/open"}},
+		{name: "actions header, url= after positional ones", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"view, Open, url=https://home.example/"}},
+			want:   map[string]any{"url": "https://home.example/"}},
+		{name: "actions header, quoted label with separators", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {`http, "Reboot; now", https://nas.example/r, body='{"a": 1}'; view, 'Open, "web"', https://b.example`}},
+			want:   map[string]any{"url": "https://b.example"}},
+		{name: "actions header that does not parse", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {`view, "Open, https://c.example`}},
+			want:   map[string]any{"url": nil}},
 		// ntfy's JSON publishing skips unset fields; a client that
 		// serialises a whole struct sends them.
 		{name: "JSON with unset fields", method: "POST", path: "/ntfy",

@@ -3,6 +3,7 @@ package compat
 import (
 	"mime"
 	"net/http"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -460,22 +461,107 @@ func spellings(reasons map[string]string, names map[string][]string) map[string]
 }
 
 // ntfyViewURL is the URL of the first "view" action of ntfy's simple
-// action format ("view, Label, https://…[, clear=true]; http, …"), or of
-// its JSON form in a header; "" when there is none.
+// action format, or of its JSON form in a header; "" when there is none
+// or the text does not parse. The simple format is ntfy's grammar
+// (server/actions.go): actions separated by ';', their sections by ',',
+// a section "key=value" or positional (action, label, then url), a value
+// quoted with " or ' (a \" inside) to hold a ',' or ';', spaces around
+// trimmed: "view, Open, https://…", "action=view, label=Open,
+// url=https://…" and `view, "Open, now", https://…` name the same link.
 func ntfyViewURL(actions string) string {
 	actions = strings.TrimSpace(actions)
 	if strings.HasPrefix(actions, "[") {
 		return ntfyJSONViewURL([]byte(`{"actions":` + actions + `}`))
 	}
-	for _, a := range strings.Split(actions, ";") {
-		parts := strings.Split(a, ",")
-		if len(parts) >= 3 && strings.EqualFold(strings.TrimSpace(parts[0]), "view") {
-			if u := strings.TrimSpace(parts[2]); ops.MessageURLValid(u) {
-				return u
-			}
+	p := ntfyActionParser{in: actions}
+	for p.pos < len(p.in) {
+		action, url, ok := p.action()
+		if !ok {
+			return ""
+		}
+		if strings.EqualFold(action, "view") && ops.MessageURLValid(url) {
+			return url
 		}
 	}
 	return ""
+}
+
+// ntfyActionKey is a section's "key=" (ntfy's actionsKeyRegex).
+var ntfyActionKey = regexp.MustCompile(`^([-.\w]+)\s*=\s*`)
+
+// ntfyActionParser reads ntfy's simple action format (ntfyViewURL).
+type ntfyActionParser struct {
+	in  string
+	pos int
+}
+
+// action reads one action and returns its action and url members.
+func (p *ntfyActionParser) action() (action, url string, ok bool) {
+	for section := 0; ; section++ {
+		p.spaces()
+		key := ""
+		if m := ntfyActionKey.FindStringSubmatch(p.in[p.pos:]); m != nil {
+			key = m[1]
+			p.pos += len(m[0])
+		}
+		value, last, ok := p.value()
+		if !ok {
+			return "", "", false
+		}
+		switch {
+		case key == "" && section == 0:
+			key = "action"
+		case key == "" && section == 2 && (strings.EqualFold(action, "view") || strings.EqualFold(action, "http")):
+			key = "url"
+		}
+		switch strings.ToLower(key) {
+		case "action":
+			action = value
+		case "url":
+			url = value
+		}
+		if last {
+			return action, url, true
+		}
+	}
+}
+
+// value reads a section's value and the separator after it (last: the
+// action's end, ';' or the text's).
+func (p *ntfyActionParser) value() (value string, last, ok bool) {
+	if p.pos < len(p.in) && (p.in[p.pos] == '"' || p.in[p.pos] == '\'') {
+		q := p.in[p.pos]
+		p.pos++
+		start := p.pos
+		for ; p.pos < len(p.in) && (p.in[p.pos] != q || p.in[p.pos-1] == '\\'); p.pos++ {
+		}
+		if p.pos >= len(p.in) {
+			return "", false, false // no closing quote
+		}
+		value = strings.ReplaceAll(p.in[start:p.pos], "\\"+string(q), string(q))
+		p.pos++
+		p.spaces()
+		if p.pos < len(p.in) && p.in[p.pos] != ';' && p.in[p.pos] != ',' {
+			return "", false, false // text after the closing quote
+		}
+	} else {
+		start := p.pos
+		for p.pos < len(p.in) && p.in[p.pos] != ';' && p.in[p.pos] != ',' {
+			p.pos++
+		}
+		value = strings.TrimSpace(p.in[start:p.pos])
+	}
+	last = p.pos >= len(p.in) || p.in[p.pos] == ';'
+	if p.pos < len(p.in) {
+		p.pos++
+	}
+	return value, last, true
+}
+
+func (p *ntfyActionParser) spaces() {
+	for p.pos < len(p.in) && strings.IndexByte(" \t\r\n", p.in[p.pos]) >= 0 {
+		p.pos++
+	}
 }
 
 // ntfyJSONViewURL is the URL of the first "view" action of a JSON
