@@ -177,5 +177,64 @@ func TestCompatLongIconIsLeftOut(t *testing.T) {
 		{name: "the sender's own metadata", method: http.MethodPost, path: "/bark/push",
 			body:   `{"device_key":"{key}","body":"disk","metadata":{"k":"` + strings.Repeat("v", 600) + `"}}`,
 			status: 400, code: "metadata_value_too_long"},
+		// Even under a hint's key: the route added nothing there.
+		{name: "the sender's own metadata under a hint's key", method: http.MethodPost, path: "/bark/push",
+			body:   `{"device_key":"{key}","body":"disk","metadata":{"compat.bark.icon":"` + strings.Repeat("v", 600) + `"}}`,
+			status: 400, code: "metadata_value_too_long"},
+		{name: "the sender's own compat metadata on ServerChan", method: http.MethodPost, path: "/serverchan/{key}.send",
+			body:   `{"title":"t","metadata":{"compat.note":"` + strings.Repeat("v", 600) + `"}}`,
+			status: 400, code: "metadata_value_too_long"},
 	})
+}
+
+// TestCompatErrorsCarryTheToolsMembers: a refusal carries, beside PushGo's
+// failure envelope, the members the tool's clients read of an error:
+// ServerChan's non-zero "code" (its SDK reads the body whatever the
+// status, and took a refusal without one for a success), Bark's "code"
+// (the HTTP status), "message" and "timestamp" (bark-server's failed()),
+// ntfy's "code" and "http" (its errHTTP). So does one refused before the
+// route's handler: the gateway token's check.
+func TestCompatErrorsCarryTheToolsMembers(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	ch := g.createChannel("errors")
+	wrong := strings.Replace(ch+":"+password, password, "wrong-password", 1)
+	for _, c := range []struct {
+		method, path, body string
+		want               map[string]any
+	}{
+		{http.MethodGet, "/serverchan/" + wrong + ".send?title=x", "", map[string]any{"code": 403.0}},
+		{http.MethodPost, "/bark/push", `{"device_key":"` + wrong + `","body":"x"}`, map[string]any{"code": 403.0}},
+		{http.MethodPost, "/ntfy/" + wrong, "x", map[string]any{"code": 40300.0, "http": 403.0}},
+	} {
+		var body any
+		if c.body != "" {
+			body = c.body
+		}
+		r := g.api.Send(t, c.method, c.path, body, nil)
+		var m map[string]any
+		if err := json.Unmarshal(r.Body, &m); err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != 403 || m["success"] != false || m["error_code"] == nil {
+			t.Fatalf("%s: %d %s, want 403 in PushGo's failure envelope", c.path, r.Status, r.Body)
+		}
+		for k, w := range c.want {
+			if m[k] != w {
+				t.Errorf("%s: %s = %v, want %v (%s)", c.path, k, m[k], w, r.Body)
+			}
+		}
+		if strings.HasPrefix(c.path, "/bark") && (m["message"] == "" || m["timestamp"] == nil) {
+			t.Errorf("bark error without message or timestamp: %s", r.Body)
+		}
+	}
+	// Refused before the handler: the gateway's token.
+	tg := startIngest(t, startBroker(t), ingest.Config{Token: "gateway-token"})
+	tg.api.Bearer = "gateway-token"
+	tch := tg.createChannel("errors")
+	tg.api.Bearer = ""
+	r := tg.api.Send(t, http.MethodGet, "/serverchan/"+tch+":"+password+".send?title=x", nil, nil)
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil || r.Status != 401 || m["code"] != 401.0 {
+		t.Fatalf("serverchan without the gateway token: %d %s, want 401 with code 401", r.Status, r.Body)
+	}
 }

@@ -204,7 +204,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	s.integrations = integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Limits: lim, Logger: cfg.Logger,
 		AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter})
-	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation(), Limits: lim})
+	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation(),
+		MetadataValueMax: cfg.MetadataValueMax, Limits: lim})
 	if cfg.DeadlineScan >= 0 {
 		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})
 	}

@@ -4,6 +4,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/pushgo/gateway/ingest/httpapi"
 
@@ -49,6 +50,18 @@ func (r *Routes) routeBark(e *echo.Echo) {
 	}
 	e.POST(RouteBarkPush, r.barkPush)
 	e.Pre(barkTrailingSlash)
+}
+
+// barkError is bark-server's failure (router.go, failed()): code is the
+// HTTP status.
+func barkError(now time.Time) func(*apierr.Error) any {
+	return func(e *apierr.Error) any {
+		return struct {
+			Code      int    `json:"code"`
+			Message   string `json:"message"`
+			Timestamp int64  `json:"timestamp"`
+		}{e.Status(), e.Detail, now.Unix()}
+	}
 }
 
 // barkTrailingSlash routes a Bark path with a trailing slash as the path
@@ -110,7 +123,7 @@ func (r *Routes) barkV1(c *echo.Context) error {
 		aerr = setKey(req, p[barkKey].text, barkPathKey)
 	}
 	if aerr == nil {
-		aerr = barkMessage(req, p)
+		aerr = barkMessage(req, p, r.d.MetadataValueMax)
 	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
@@ -140,7 +153,7 @@ func (r *Routes) barkPush(c *echo.Context) error {
 		aerr = setKey(req, *key, barkKey)
 	}
 	if aerr == nil {
-		aerr = barkMessage(req, p)
+		aerr = barkMessage(req, p, r.d.MetadataValueMax)
 	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
@@ -188,7 +201,7 @@ func barkPath(c *echo.Context) (params, *apierr.Error) {
 // sound, icon and group kept in the metadata as compat.bark.sound,
 // compat.bark.icon and compat.bark.group; the url as the message's (an
 // app's scheme, such as weixin://, included: the apps open what they can).
-func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
+func barkMessage(req *ops.MessageRequest, p params, hintMax int) *apierr.Error {
 	if err := setPushGoFields(req, p, ","); err != nil {
 		return err
 	}
@@ -237,7 +250,7 @@ func barkMessage(req *ops.MessageRequest, p params) *apierr.Error {
 		}
 		hints = append(hints, hint{"compat.bark." + name, v})
 	}
-	req.Metadata, err = withHints(req.Metadata, hints...)
+	req.Metadata, err = withHints(req.Metadata, hintMax, hints...)
 	return err
 }
 

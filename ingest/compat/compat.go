@@ -59,6 +59,10 @@ type Deps struct {
 	// Validation adjusts the message rules to the configuration, as for
 	// POST /message (ops.WithMetadataValueMax).
 	Validation []ops.Option
+	// MetadataValueMax is the most bytes of one metadata value, the
+	// limit Validation sets (0: ops.DefaultMetadataValueMax): a display
+	// hint longer than a value may be is left out (withHints).
+	MetadataValueMax int
 	// Now is the clock of defaults (occurred_at, the ttl bound). Default
 	// time.Now.
 	Now func() time.Time
@@ -79,11 +83,32 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.MetadataValueMax <= 0 {
+		d.MetadataValueMax = ops.DefaultMetadataValueMax
+	}
 	r := &Routes{d: d, auth: newBearer(d.Token, d.Limits)}
 	r.routeNtfy(e)
 	r.routeBark(e)
 	r.routeServerChan(e)
+	e.Pre(r.toolErrors)
 	return r
+}
+
+// toolErrors gives a request to a tool's route, before anything can
+// refuse it (the token, the body's limit, routing), the members its
+// failure answers carry for that tool's clients (httpapi.ErrorMembersKey).
+func (r *Routes) toolErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		switch path := c.Request().URL.Path; {
+		case strings.HasPrefix(path, "/bark/"):
+			c.Set(httpapi.ErrorMembersKey, barkError(r.d.Now()))
+		case strings.HasPrefix(path, "/serverchan/"):
+			c.Set(httpapi.ErrorMembersKey, serverChanError)
+		case path == RouteNtfyJSON || strings.HasPrefix(path, RouteNtfyJSONDir):
+			c.Set(httpapi.ErrorMembersKey, ntfyError)
+		}
+		return next(c)
+	}
 }
 
 // OwnAuth reports whether route (an echo route pattern) checks PUSHGO_TOKEN
@@ -105,18 +130,6 @@ type messageData struct {
 // fields is 409 op_id_conflict.
 func (r *Routes) send(c *echo.Context, req *ops.MessageRequest, tool toolAnswer) error {
 	v, aerr := ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
-	for tries := 0; aerr != nil && aerr.Code == apierr.MetadataValueTooLong && tries < maxHints; tries++ {
-		// A display hint the route added (an icon URL, signed and long)
-		// is left out rather than refuse the message for a field its
-		// sender never sent; ntfy and Bark take any length. The sender's
-		// own metadata stays as strict as on POST /message.
-		hint, ok := strings.CutPrefix(aerr.Field, "metadata.")
-		if !ok || !strings.HasPrefix(hint, "compat.") {
-			break
-		}
-		req.Metadata = withoutMember(req.Metadata, hint)
-		v, aerr = ops.ValidateMessage(req, r.d.Now().UnixMilli(), r.d.Validation...)
-	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
 	}
@@ -146,6 +159,25 @@ func barkAnswer(_ messageData, _ *ops.Validated, now time.Time) any {
 		Message   string `json:"message"`
 		Timestamp int64  `json:"timestamp"`
 	}{200, "success", now.Unix()}
+}
+
+// serverChanError is ServerChan's failure: a code other than 0 (the HTTP
+// status) and its message; its SDK reads the code whatever the status.
+func serverChanError(e *apierr.Error) any {
+	return struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{e.Status(), e.Detail}
+}
+
+// ntfyError is ntfy's error (server/errors.go errHTTP): its code (the
+// HTTP status and a serial, here 00) and HTTP status beside the
+// envelope's error text.
+func ntfyError(e *apierr.Error) any {
+	return struct {
+		Code int `json:"code"`
+		HTTP int `json:"http"`
+	}{e.Status() * 100, e.Status()}
 }
 
 // serverChanAnswer is ServerChan's success: code 0 ("0 为正确", its SDK's

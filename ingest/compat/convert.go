@@ -136,58 +136,23 @@ type hint struct {
 	value *string
 }
 
-// maxHints is the most display hints a tool adds (Bark's sound, icon and
-// group).
-const maxHints = 3
-
-// withoutMember is the metadata object meta without its member name
-// (meta as it came when it is not an object or has no such member; nil
-// when it had no other).
-func withoutMember(meta jsontext.Value, name string) jsontext.Value {
-	d := jsontext.NewDecoder(bytes.NewReader(meta))
-	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
-		return meta
-	}
-	out, found := jsontext.Value{'{'}, false
-	for d.PeekKind() != '}' {
-		tok, err := d.ReadToken()
-		if err != nil {
-			return meta
-		}
-		key := tok.String()
-		val, err := d.ReadValue()
-		if err != nil {
-			return meta
-		}
-		if strings.TrimSpace(key) == name {
-			found = true
-			continue
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		out, _ = jsontext.AppendQuote(out, key)
-		out = append(append(out, ':'), val...)
-	}
-	switch {
-	case !found:
-		return meta
-	case len(out) == 1:
-		return nil // nothing left: no metadata, as when none was sent
-	}
-	return append(out, '}')
-}
-
 // withHints adds the tool's display hints (Bark's sound, icon, group;
 // ntfy's icon) to the sender's metadata object under their compat.<tool>
 // keys, as PushGo's CompatMetadata::insert_text: trimmed, blank ones left
-// out, a hint replacing a sender's member of the same key. Metadata that
-// is not an object is left for the validation to reject.
-func withHints(meta jsontext.Value, hints ...hint) (jsontext.Value, *apierr.Error) {
+// out, a hint replacing a sender's member of the same key. A hint longer
+// than a metadata value may be (max bytes: a signed icon URL) is left out
+// too, as if not given: the message was refused 400
+// metadata_value_too_long for a field its sender never sent, where ntfy
+// and Bark take any length. Metadata that is not an object is left for
+// the validation to reject.
+func withHints(meta jsontext.Value, max int, hints ...hint) (jsontext.Value, *apierr.Error) {
 	var add []hint
 	for _, h := range hints {
-		if h.value != nil && strings.TrimSpace(*h.value) != "" {
-			add = append(add, hint{h.key, new(strings.TrimSpace(*h.value))})
+		if h.value == nil {
+			continue
+		}
+		if v := strings.TrimSpace(*h.value); v != "" && len(v) <= max {
+			add = append(add, hint{h.key, &v})
 		}
 	}
 	if len(add) == 0 {

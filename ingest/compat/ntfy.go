@@ -211,7 +211,7 @@ func (r *Routes) ntfy(c *echo.Context) error {
 		body, aerr = readBody(c)
 	}
 	if aerr == nil {
-		aerr = ntfyMessage(req, q, h, body)
+		aerr = ntfyMessage(req, q, h, body, r.d.MetadataValueMax)
 	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
@@ -266,7 +266,7 @@ func (r *Routes) ntfyJSON(c *echo.Context) error {
 				all["click"] = value{name: "actions", text: u}
 			}
 		}
-		aerr = ntfyMessage(req, all, nil, message)
+		aerr = ntfyMessage(req, all, nil, message, r.d.MetadataValueMax)
 	}
 	if aerr != nil {
 		return httpapi.WriteError(c, aerr)
@@ -336,7 +336,7 @@ func ntfyHeaderParams(hd http.Header) (params, *apierr.Error) {
 // from url or click (mailto:, geo: and app links too: the apps open what
 // they can); attach as one more image; icon kept in the metadata as
 // compat.ntfy.icon.
-func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Error {
+func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte, hintMax int) *apierr.Error {
 	p := q.or(h)
 	if err := setPushGoFields(req, p, ","); err != nil {
 		return err
@@ -395,7 +395,7 @@ func ntfyMessage(req *ops.MessageRequest, q, h params, body []byte) *apierr.Erro
 	if err != nil {
 		return err
 	}
-	req.Metadata, err = withHints(req.Metadata, hint{"compat.ntfy.icon", icon})
+	req.Metadata, err = withHints(req.Metadata, hintMax, hint{"compat.ntfy.icon", icon})
 	return err
 }
 

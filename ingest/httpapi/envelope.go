@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -19,17 +20,37 @@ func WriteOK(c *echo.Context, data any) error { return writeOK(c, data) }
 // with the members the tools' own clients read beside PushGo's envelope.
 func WriteOKWith(c *echo.Context, data, extra any) error {
 	b, err := apierr.EncodeOK(data)
+	if err == nil {
+		b, err = withMembers(b, extra)
+	}
 	if err != nil {
 		return writeErr(c, apierr.New(apierr.InternalError))
 	}
+	return blob(c, http.StatusOK, b)
+}
+
+// ErrorMembersKey is the request context's key (echo's c.Set) of a
+// func(*apierr.Error) any whose result, a value that encodes as a JSON
+// object, adds members after the failure envelope's own: set before
+// routing by the compat routes, whose tools' clients read their own
+// members of an error too (ServerChan's SDK reads "code" whatever the
+// status, and took a refusal without one for a success).
+const ErrorMembersKey = "pushgo.errorMembers"
+
+// withMembers is the JSON object b with the members of extra after its
+// own.
+func withMembers(b []byte, extra any) ([]byte, error) {
 	x, err := json.Marshal(extra)
-	if err != nil || len(x) < 2 || x[0] != '{' || b[len(b)-1] != '}' {
-		return writeErr(c, apierr.New(apierr.InternalError))
+	if err != nil {
+		return nil, err
+	}
+	if len(x) < 2 || x[0] != '{' || len(b) < 2 || b[len(b)-1] != '}' {
+		return nil, errors.New("httpapi: members of a value that is not a JSON object")
 	}
 	if len(x) > 2 {
 		b = append(append(b[:len(b)-1], ','), x[1:]...)
 	}
-	return blob(c, http.StatusOK, b)
+	return b, nil
 }
 
 // WriteError: see WriteOK.
@@ -62,6 +83,11 @@ func writeErr(c *echo.Context, e *apierr.Error) error {
 	b, err := apierr.EncodeErrorIn(e, l, requestIDOf(c))
 	if err != nil {
 		return err
+	}
+	if members, ok := c.Get(ErrorMembersKey).(func(*apierr.Error) any); ok {
+		if b, err = withMembers(b, members(e)); err != nil {
+			return err
+		}
 	}
 	RecordErrorCode(c, e.Code)
 	h := c.Response().Header()
