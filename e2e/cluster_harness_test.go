@@ -215,6 +215,8 @@ func (c *cluster) startNodes(names []string, keys map[string]string, natsServer 
 			fmt.Sprintf("NATS_CLUSTER_LISTEN=127.0.0.1:%d", n.route),
 			"NATS_ROUTES=["+strings.Join(routes, ", ")+"]",
 			"NATS_STORE_DIR="+strconv.Quote(n.storeDir))
+		// Its storage limits as the deployment sets them.
+		n.env = append(n.env, clusterEnv(c.t, "NATS_MAX_FILE_STORE", "PUSHGO_MAX_FILE")...)
 		for k, v := range keys {
 			n.env = append(n.env, k+"="+v)
 		}
@@ -261,6 +263,26 @@ func baseEnv() []string {
 		}
 	}
 	return env
+}
+
+// clusterEnv is the settings names of deploy/nats/cluster.env, as
+// NAME=value.
+func clusterEnv(t testing.TB, names ...string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "nats", "cluster.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.Lines(string(raw)) {
+		if k, _, ok := strings.Cut(strings.TrimSpace(line), "="); ok && slices.Contains(names, k) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	if len(out) != len(names) {
+		t.Fatalf("deploy/nats/cluster.env sets %v of %v", out, names)
+	}
+	return out
 }
 
 // volumePaths replaces, in args, each bind mount's path in the container
