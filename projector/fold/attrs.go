@@ -3,6 +3,7 @@ package fold
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -89,7 +90,9 @@ func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
 }
 
 // mergePatch is MergePatch through walk (eachValidMember for a patch
-// checked already).
+// checked already). It merges in one pass, in the patch's order; a patch
+// that meets MaxAttrsBytes is merged again by mergeAtBound, whose result
+// does not depend on the order of its members (RFC 7386 gives them none).
 func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	if len(patch) == 0 || patch.Kind() == 'n' {
 		return cur, nil
@@ -100,37 +103,28 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := out.findBytes(name)
-		switch v[0] { // a member's value starts at its first byte (not Kind: 13% of a merge)
-		case 'n':
+		if v[0] == 'n' { // a member's value starts at its first byte (not Kind: 13% of a merge)
 			if found {
-				size -= memberSize(len(out[i].Name), out[i].Value)
+				size -= out[i].size()
 				out = slices.Delete(out, i, i+1)
 			}
 			return nil
-		case '{':
-			var base jsontext.Value
-			if found {
-				base = out[i].Value
-			}
-			merged, err := mergeObject(walk, base, v)
-			if err != nil {
-				return fmt.Errorf("attrs patch %q: %w", name, err)
-			}
-			v = merged
-		default:
-			nv, err := normalize(v)
-			if err != nil {
-				return fmt.Errorf("attrs patch %q: %w", name, err)
-			}
-			v = nv
 		}
-		grown := size + memberSize(len(name), v)
+		var base jsontext.Value
 		if found {
-			grown -= memberSize(len(out[i].Name), out[i].Value)
+			base = out[i].Value
+		}
+		v, err := mergeValue(walk, name, base, v)
+		if err != nil {
+			return err
+		}
+		grown := size + memberSize(name, v)
+		if found {
+			grown -= out[i].size()
 		}
 		if grown > MaxAttrsBytes && grown > size {
-			cut = true // what would take the attrs past their bound is left out
-			return nil
+			cut = true
+			return errAtBound
 		}
 		size = grown
 		if found {
@@ -140,13 +134,127 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 		}
 		return nil
 	})
+	if cut {
+		return mergeAtBound(walk, cur, patch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("attrs patch: %w", err)
+	}
+	return out, nil
+}
+
+// errAtBound ends mergePatch's pass at a member MaxAttrsBytes leaves out.
+var errAtBound = errors.New("attrs at their bound")
+
+// mergeValue is the value member name of a patch (v, not null) leaves in
+// attrs whose current value is base (nil: none).
+func mergeValue(walk walker, name []byte, base, v jsontext.Value) (jsontext.Value, error) {
+	var err error
+	if v[0] == '{' {
+		v, err = mergeObject(walk, base, v)
+	} else {
+		v, err = normalize(v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attrs patch %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// mergeAtBound merges a patch that takes the attrs past MaxAttrsBytes:
+// first every removal (a member's null, and the nulls inside a nested
+// object's patch, which apply even when the rest of that object cannot),
+// then the other members in name order, each left out when it would take
+// the attrs past the bound and grow them (one that keeps or shrinks their
+// size always applies); the attrs are marked (ops.TruncatedAttr) when one
+// was left out. So which members are kept depends on the patch's content,
+// not its order, and a patch that removes as much as it adds still fits.
+func mergeAtBound(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
+	type member struct {
+		name []byte
+		v    jsontext.Value
+	}
+	var members []member
+	if err := walk.each(patch, func(name []byte, vs, ve int) error {
+		members = append(members, member{name, patch[vs:ve]})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("attrs patch: %w", err)
+	}
+	out := slices.Clone(cur)
+	for _, m := range members {
+		i, found := out.findBytes(m.name)
+		switch {
+		case !found:
+		case m.v[0] == 'n':
+			out = slices.Delete(out, i, i+1)
+		case m.v[0] == '{':
+			if nulls := nestedRemovals(walk, m.v); nulls != nil && len(out[i].Value) > 0 && out[i].Value[0] == '{' {
+				v, err := mergeObject(walk, out[i].Value, nulls)
+				if err != nil {
+					return nil, fmt.Errorf("attrs patch %q: %w", m.name, err)
+				}
+				out[i].Value = v
+			}
+		}
+	}
+	slices.SortFunc(members, func(a, b member) int { return bytes.Compare(a.name, b.name) })
+	size, cut := out.size(), false
+	for _, m := range members {
+		if m.v[0] == 'n' {
+			continue
+		}
+		i, found := out.findBytes(m.name)
+		var base jsontext.Value
+		if found {
+			base = out[i].Value
+		}
+		v, err := mergeValue(walk, m.name, base, m.v)
+		if err != nil {
+			return nil, err
+		}
+		grown := size + memberSize(m.name, v)
+		if found {
+			grown -= out[i].size()
+		}
+		if grown > MaxAttrsBytes && grown > size {
+			cut = true
+			continue
+		}
+		size = grown
+		if found {
+			out[i].Value = v
+		} else {
+			out = slices.Insert(out, i, Attr{Name: string(m.name), Value: v})
+		}
 	}
 	if cut {
 		out = out.marked()
 	}
 	return out, nil
+}
+
+// nestedRemovals is the object of the null members of a nested patch
+// object v ({"a":null,...}), nil when it has none.
+func nestedRemovals(walk walker, v jsontext.Value) jsontext.Value {
+	var out jsontext.Value
+	_ = walk.each(v, func(name []byte, vs, ve int) error {
+		if v[vs] != 'n' {
+			return nil
+		}
+		if out == nil {
+			out = jsontext.Value{'{'}
+		} else {
+			out = append(out, ',')
+		}
+		out, _ = jsontext.AppendQuote(out, name)
+		out = append(out, ":null"...)
+		return nil
+	})
+	if out == nil {
+		return nil
+	}
+	return append(out, '}')
 }
 
 // marked is a with ops.TruncatedAttr set to true; a is not modified (it
@@ -165,27 +273,44 @@ func (a Attrs) marked() Attrs {
 }
 
 // MaxAttrsBytes bounds an entity's merged attrs, counted as memberSize
-// does (about their encoded size). Every patch is within the request's
-// body limit, but nothing else bounds what many patches add up to: an
-// entity whose attrs only ever grew (a sender naming a member after a
-// timestamp) would cost every later operation of it, every read and every
-// cached snapshot more, for the whole fold. A patch's member that would
-// take the attrs past the bound is left out (one that keeps or shrinks
-// their size always applies, as does a removal) and TruncatedAttr is set
-// to true, as the integrations mark what they cut; the rest of the
-// operation applies. The bound is part of the fold, not a setting: a
-// rebuild must come to the same snapshot on every replica.
+// does (their encoded size). Every patch is within the request's body
+// limit, but nothing else bounds what many patches add up to: an entity
+// whose attrs only ever grew (a sender naming a member after a timestamp)
+// would cost every later operation of it, every read and every cached
+// snapshot more, for the whole fold. A patch that meets the bound is
+// merged by mergeAtBound: a member that would take the attrs past it is
+// left out and TruncatedAttr is set to true, as the integrations mark what
+// they cut; the rest of the operation applies. The bound is part of the
+// fold, not a setting: a rebuild must come to the same snapshot on every
+// replica.
 const MaxAttrsBytes = 256 << 10
 
-// memberSize is what a member counts towards MaxAttrsBytes: its name (as
-// stored: unescaped) and value, two quotes, a colon and a comma.
-func memberSize(name int, v jsontext.Value) int { return name + len(v) + 4 }
+// memberSize is what a member counts towards MaxAttrsBytes: its name as
+// JSON writes it (quoted, escaped: a control character is six bytes) and
+// its value (normalised JSON), a colon and a comma.
+func memberSize[Name ~string | ~[]byte](name Name, v jsontext.Value) int {
+	return quotedLen(name) + len(v) + 2
+}
+
+// quotedLen is the length of name as JSON writes it (jsontext.AppendQuote).
+func quotedLen[Name ~string | ~[]byte](name Name) int {
+	for i := range len(name) {
+		if c := name[i]; c < 0x20 || c == '\\' || c == '"' || c >= 0x7f {
+			q, _ := jsontext.AppendQuote(nil, name)
+			return len(q)
+		}
+	}
+	return len(name) + 2
+}
+
+// size is what m counts towards MaxAttrsBytes.
+func (m Attr) size() int { return memberSize(m.Name, m.Value) }
 
 // size is what a counts towards MaxAttrsBytes.
 func (a Attrs) size() int {
 	n := 0
 	for _, m := range a {
-		n += memberSize(len(m.Name), m.Value)
+		n += m.size()
 	}
 	return n
 }

@@ -207,9 +207,10 @@ func TestAttrsStayWithinTheirBound(t *testing.T) {
 		cur = next
 	}
 	full := cur
-	// In one patch: a member too large (left out), a small new one that
-	// fits, a replacement of the same size, a removal.
-	patch := fmt.Sprintf(`{"a_big":%q,"a":1,"k0001":%q,"k0002":null}`, big, strings.Repeat("y", 1000))
+	// In one patch: a member too large even once the removal beside it
+	// made room (left out), a small new one that fits, a replacement of
+	// the same size, a removal.
+	patch := fmt.Sprintf(`{"a_big":%q,"a":1,"k0001":%q,"k0002":null}`, strings.Repeat("x", 3000), strings.Repeat("y", 1000))
 	got, err := MergePatch(full, jsontext.Value(patch))
 	if err != nil {
 		t.Fatal(err)
@@ -295,11 +296,11 @@ func TestExternalIDsStayWithinTheirBound(t *testing.T) {
 			if kept >= 100 || (kept > 0 && next.ExternalIDs[fmt.Sprintf("id%03d_%03d", round, kept-1)] == "") {
 				t.Fatalf("kept %d ids of the patch at the bound, not the first by name", kept)
 			}
-			// A removal in the same patch makes room first.
-			p := patch(round, 1)
-			p["id000_000"] = nil
+			// A removal in the same patch makes room first, for an id that
+			// fits only once it is applied (and sorts before it).
+			p := map[string]*string{"aa_new": &value, "id000_000": nil}
 			again, cut := mergeExternalIDs(next.ExternalIDs, p)
-			if cut || again["id000_000"] != "" || again[fmt.Sprintf("id%03d_000", round)] == "" && kept == 0 {
+			if cut || again["id000_000"] != "" || again["aa_new"] != value {
 				t.Fatalf("a removal did not make room in the same patch (cut %t)", cut)
 			}
 			if th.Attrs.Get(ops.TruncatedAttr) != nil {
@@ -311,5 +312,64 @@ func TestExternalIDsStayWithinTheirBound(t *testing.T) {
 			t.Fatalf("external ids grew past the bound: %d of them", len(next.ExternalIDs))
 		}
 		th = next
+	}
+}
+
+// TestAttrsAtTheBoundIgnoreMemberOrder: at MaxAttrsBytes what a patch
+// keeps does not depend on the order of its members (RFC 7386 gives them
+// none): a removal makes room for a member sent before it; the removals
+// inside a nested object apply even when the rest of that object does not
+// fit; and a name is counted as JSON writes it (escaped).
+func TestAttrsAtTheBoundIgnoreMemberOrder(t *testing.T) {
+	big := strings.Repeat("x", 1000)
+	var full Attrs
+	for i := 0; ; i++ {
+		next, err := MergePatch(full, jsontext.Value(fmt.Sprintf(`{"k%04d":%q}`, i, big)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Get(ops.TruncatedAttr) != nil {
+			break
+		}
+		full = next
+	}
+	renamed := fmt.Sprintf(`"renamed":%q`, big)
+	for _, patch := range []string{`{"k0000":null,` + renamed + `}`, `{` + renamed + `,"k0000":null}`} {
+		got, err := MergePatch(full, jsontext.Value(patch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Get("renamed") == nil || got.Get("k0000") != nil || got.Get(ops.TruncatedAttr) != nil {
+			t.Errorf("%.40s…: renamed kept %t, k0000 removed %t, marked %t", patch,
+				got.Get("renamed") != nil, got.Get("k0000") == nil, got.Get(ops.TruncatedAttr) != nil)
+		}
+	}
+	// Room for one of two new members: the same one kept, whatever the
+	// order (the first by name).
+	room := full[1:]
+	a, _ := MergePatch(room, jsontext.Value(fmt.Sprintf(`{"b_new":%q,"a_new":%q}`, big, big)))
+	b, _ := MergePatch(room, jsontext.Value(fmt.Sprintf(`{"a_new":%q,"b_new":%q}`, big, big)))
+	ja, _ := JSON(a)
+	jb, _ := JSON(b)
+	if !bytes.Equal(ja, jb) || a.Get("a_new") == nil || a.Get("b_new") != nil || a.Get(ops.TruncatedAttr) == nil {
+		t.Errorf("at the bound, the members kept depend on their order (a_new %t, b_new %t, marked %t)",
+			a.Get("a_new") != nil, a.Get("b_new") != nil, a.Get(ops.TruncatedAttr) != nil)
+	}
+	// A nested object that cannot grow still loses what it removes.
+	nested := append(Attrs(nil), room...)
+	nested, err := MergePatch(nested, jsontext.Value(`{"obj":{"old":"o","keep":1}}`))
+	if err != nil || nested.Get("obj") == nil {
+		t.Fatalf("setting up: %v", err)
+	}
+	got, err := MergePatch(nested, jsontext.Value(fmt.Sprintf(`{"obj":{"old":null,"new":%q}}`, big+big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Get("obj")) != `{"keep":1}` || got.Get(ops.TruncatedAttr) == nil {
+		t.Errorf("a nested removal beside a member past the bound: obj %s, marked %t", got.Get("obj"), got.Get(ops.TruncatedAttr) != nil)
+	}
+	// Escaped names count their escapes.
+	if n := memberSize("\x01\x02", jsontext.Value("1")); n != len(`"\u0001\u0002":1,`) {
+		t.Errorf("a name of two control characters counts %d bytes", n)
 	}
 }
