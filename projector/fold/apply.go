@@ -73,11 +73,11 @@ func ApplyEvent(prev *Event, env *ops.Envelope, seq uint64) (*Event, error) {
 	if err := replaceValue(&e.Metadata, p.Metadata); err != nil {
 		return nil, fmt.Errorf("seq %d: metadata: %w", seq, err)
 	}
-	attrs, err := mergePatch(checkedAlready, e.Attrs, p.Attrs)
+	attrs, counted, err := mergePatch(checkedAlready, e.Attrs, e.attrsCounted, p.Attrs)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", seq, err)
 	}
-	e.Attrs = attrs
+	e.Attrs, e.attrsCounted = attrs, counted
 	e.State = ops.EventOngoing
 	if p.Deadline != nil {
 		d := *p.Deadline
@@ -127,14 +127,14 @@ func ApplyThing(prev *Thing, env *ops.Envelope, seq uint64) (*Thing, error) {
 	}
 	ids, idsCut := mergeExternalIDs(t.ExternalIDs, p.ExternalIDs)
 	t.ExternalIDs = ids
-	attrs, err := mergePatch(checkedAlready, t.Attrs, p.Attrs)
+	attrs, counted, err := mergePatch(checkedAlready, t.Attrs, t.attrsCounted, p.Attrs)
 	if err != nil {
 		return nil, fmt.Errorf("seq %d: %w", seq, err)
 	}
 	if idsCut {
-		attrs = attrs.marked()
+		attrs, counted = attrs.marked(), 0
 	}
-	t.Attrs = attrs
+	t.Attrs, t.attrsCounted = attrs, counted
 	t.ObservedAt = p.ObservedAt
 	switch env.Op {
 	case ops.ThingCreate, ops.ThingUpdate:

@@ -86,19 +86,27 @@ func (a *Attrs) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 // cur is not modified; the result is new (or cur itself when the patch is
 // empty).
 func MergePatch(cur Attrs, patch jsontext.Value) (Attrs, error) {
-	return mergePatch(checkAll, cur, patch)
+	out, _, err := mergePatch(checkAll, cur, 0, patch)
+	return out, err
 }
 
 // mergePatch is MergePatch through walk (eachValidMember for a patch
 // checked already). It merges in one pass, in the patch's order; a patch
 // that meets MaxAttrsBytes is merged again by mergeAtBound, whose result
 // does not depend on the order of its members (RFC 7386 gives them none).
-func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
+// counted is what cur counts towards the bound plus one, 0 when not
+// known (a snapshot decoded); so is the count it returns of the result:
+// a snapshot folded again and again in the fold's cache is not counted
+// member by member at each operation.
+func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attrs, int, error) {
 	if len(patch) == 0 || patch.Kind() == 'n' {
-		return cur, nil
+		return cur, counted, nil
 	}
 	out := slices.Clone(cur)
-	size := out.size()
+	size := counted - 1
+	if counted <= 0 {
+		size = out.size()
+	}
 	cut := false
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
@@ -135,12 +143,13 @@ func mergePatch(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 		return nil
 	})
 	if cut {
-		return mergeAtBound(walk, cur, patch)
+		out, err := mergeAtBound(walk, cur, patch)
+		return out, 0, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("attrs patch: %w", err)
+		return nil, 0, fmt.Errorf("attrs patch: %w", err)
 	}
-	return out, nil
+	return out, size + 1, nil
 }
 
 // errAtBound ends mergePatch's pass at a member MaxAttrsBytes leaves out.

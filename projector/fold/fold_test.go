@@ -373,3 +373,44 @@ func TestAttrsAtTheBoundIgnoreMemberOrder(t *testing.T) {
 		t.Errorf("a name of two control characters counts %d bytes", n)
 	}
 }
+
+// TestAttrsCountKeptEqualsACount: the count of a snapshot's attrs kept
+// from one operation to the next (the fold's cache) decides the bound
+// exactly as a count of a snapshot decoded from the store: a Thing's
+// updates, adding and removing members across the bound, fold to the same
+// bytes either way.
+func TestAttrsCountKeptEqualsACount(t *testing.T) {
+	big := strings.Repeat("x", 3000)
+	var kept, decoded *Thing
+	for i := range 300 {
+		op := ops.ThingUpdate
+		if i == 0 {
+			op = ops.ThingCreate
+		}
+		patch := fmt.Sprintf(`{"k%03d":%q,"\u0001n%03d":1}`, i, big, i)
+		if i%7 == 0 && i > 20 {
+			patch = fmt.Sprintf(`{"k%03d":null,"k%03d":null,"k%03d":%q}`, i-20, i-13, i, big+big)
+		}
+		pl, err := json.Marshal(ops.ThingPayload{ThingID: "t", ObservedAt: 1, Attrs: jsontext.Value(patch)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &ops.Envelope{V: 1, Op: op, ChannelID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", EntityID: "t", OpID: fmt.Sprintf("op%03d", i), AcceptedAt: 1, Payload: pl}
+		if kept, err = ApplyThing(kept, env, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if decoded, err = ApplyThing(decoded, env, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		a, b := EncodeThing(nil, kept), EncodeThing(nil, decoded)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("after operation %d the snapshots differ", i)
+		}
+		if decoded, err = DecodeThing(b); err != nil { // its count forgotten
+			t.Fatal(err)
+		}
+	}
+	if kept.Attrs.Get(ops.TruncatedAttr) == nil || kept.Attrs.size() > MaxAttrsBytes {
+		t.Fatalf("the updates never met the bound (marked %t, %d bytes)", kept.Attrs.Get(ops.TruncatedAttr) != nil, kept.Attrs.size())
+	}
+}

@@ -31,6 +31,10 @@ type Event struct {
 	Attrs       Attrs          `json:"attrs"`
 	Metadata    jsontext.Value `json:"metadata,omitzero"`
 	Ciphertext  string         `json:"ciphertext,omitempty"`
+	// attrsCounted is what Attrs count towards MaxAttrsBytes plus one, 0
+	// when not counted (a snapshot decoded): no part of the snapshot's
+	// encoding or of its equality to a rebuilt one.
+	attrsCounted int
 	// Deadline (ms) is when the gateway closes the open event with status
 	// timed_out unless another operation comes first (integrations only).
 	Deadline  *int64 `json:"deadline,omitempty"`
@@ -52,6 +56,7 @@ type Thing struct {
 	PrimaryImage  string            `json:"primary_image,omitempty"`
 	Images        []string          `json:"images,omitempty"`
 	Attrs         Attrs             `json:"attrs"`
+	attrsCounted  int               // as Event's
 	Metadata      jsontext.Value    `json:"metadata,omitzero"`
 	ExternalIDs   map[string]string `json:"external_ids,omitempty"`
 	LocationType  string            `json:"location_type,omitempty"`
