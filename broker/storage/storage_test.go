@@ -32,16 +32,9 @@ func TestFullStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	js := fillStream(ctx, t, nc)
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "KV"})
 	if err != nil {
 		t.Fatal(err)
@@ -50,10 +43,7 @@ func TestFullStore(t *testing.T) {
 		t.Fatalf("empty store: %+v %v, want not full with limit %d", u, err, limit)
 	}
 
-	var refused error
-	for i := 0; i < 1000 && refused == nil; i++ {
-		_, refused = js.Publish(ctx, fmt.Sprintf("fill.%d", i), make([]byte, 32<<10))
-	}
+	refused := fill(ctx, js)
 	if !storage.Full(refused) {
 		t.Fatalf("filling the store ended with %v, want a refusal Full recognises", refused)
 	}
@@ -108,27 +98,42 @@ accounts { PUSHGO { jetstream: { max_file: %d }, users: [ { user: u, password: p
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}}); err != nil {
-		t.Fatal(err)
-	}
+	js := fillStream(ctx, t, nc)
 	if u, err := storage.Measure(ctx, js, 0); err != nil || u.Full() || u.Limit != limit {
 		t.Fatalf("empty account: %+v %v, want not full with the account's limit %d", u, err, limit)
 	}
-	var refused error
-	for i := 0; i < 1000 && refused == nil; i++ {
-		_, refused = js.Publish(ctx, fmt.Sprintf("fill.%d", i), make([]byte, 32<<10))
-	}
-	if !storage.Full(refused) {
+	if refused := fill(ctx, js); !storage.Full(refused) {
 		t.Fatalf("filling the account ended with %v, want a refusal Full recognises", refused)
 	}
 	if u, err := storage.Measure(ctx, js, 0); err != nil || !u.Full() {
 		t.Fatalf("full account measured %+v %v, want full", u, err)
 	}
+}
+
+// fillStream is a JetStream handle over nc (closed when t ends) and its
+// stream FILL (fill.>).
+func fillStream(ctx context.Context, t *testing.T, nc *nats.Conn) jetstream.JetStream {
+	t.Helper()
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// fill publishes 32 KiB messages to FILL until one is refused, and
+// returns the refusal (nil after 1000 accepted).
+func fill(ctx context.Context, js jetstream.JetStream) error {
+	for i := range 1000 {
+		if _, err := js.Publish(ctx, fmt.Sprintf("fill.%d", i), make([]byte, 32<<10)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

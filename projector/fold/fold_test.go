@@ -186,27 +186,7 @@ func TestCheckEnvelope(t *testing.T) {
 // still apply; once something is removed, growth applies again.
 func TestAttrsStayWithinTheirBound(t *testing.T) {
 	big := strings.Repeat("x", 1000)
-	var cur Attrs
-	for i := 0; ; i++ {
-		next, err := MergePatch(cur, jsontext.Value(fmt.Sprintf(`{"k%04d":%q}`, i, big)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if next.Get(ops.TruncatedAttr) != nil {
-			if s := cur.size(); s > MaxAttrsBytes || s+1011 <= MaxAttrsBytes {
-				t.Fatalf("cut at %d bytes, the bound %d", s, MaxAttrsBytes)
-			}
-			if next.Get(fmt.Sprintf("k%04d", i)) != nil || len(next) != len(cur)+1 {
-				t.Fatalf("the member past the bound was kept (%d members, %d before)", len(next), len(cur))
-			}
-			break
-		}
-		if i > MaxAttrsBytes/1000 {
-			t.Fatalf("attrs grew to %d bytes, past the bound %d", next.size(), MaxAttrsBytes)
-		}
-		cur = next
-	}
-	full := cur
+	full := attrsToTheBound(t, big)
 	// In one patch: a member too large even once the removal beside it
 	// made room (left out), a small new one that fits, a replacement of
 	// the same size, a removal.
@@ -322,17 +302,7 @@ func TestExternalIDsStayWithinTheirBound(t *testing.T) {
 // fit; and a name is counted as JSON writes it (escaped).
 func TestAttrsAtTheBoundIgnoreMemberOrder(t *testing.T) {
 	big := strings.Repeat("x", 1000)
-	var full Attrs
-	for i := 0; ; i++ {
-		next, err := MergePatch(full, jsontext.Value(fmt.Sprintf(`{"k%04d":%q}`, i, big)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if next.Get(ops.TruncatedAttr) != nil {
-			break
-		}
-		full = next
-	}
+	full := attrsToTheBound(t, big)
 	renamed := fmt.Sprintf(`"renamed":%q`, big)
 	for _, patch := range []string{`{"k0000":null,` + renamed + `}`, `{` + renamed + `,"k0000":null}`} {
 		got, err := MergePatch(full, jsontext.Value(patch))
@@ -412,5 +382,35 @@ func TestAttrsCountKeptEqualsACount(t *testing.T) {
 	}
 	if kept.Attrs.Get(ops.TruncatedAttr) == nil || kept.Attrs.size() > MaxAttrsBytes {
 		t.Fatalf("the updates never met the bound (marked %t, %d bytes)", kept.Attrs.Get(ops.TruncatedAttr) != nil, kept.Attrs.size())
+	}
+}
+
+// attrsToTheBound merges members "k0000", "k0001", ... of value value one
+// patch at a time until the next would take the attrs past MaxAttrsBytes,
+// and returns the attrs before it, checking that the member was left out,
+// marked, where the bound says.
+func attrsToTheBound(t *testing.T, value string) Attrs {
+	t.Helper()
+	var cur Attrs
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("k%04d", i)
+		next, err := MergePatch(cur, jsontext.Value(fmt.Sprintf(`{%q:%q}`, name, value)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Get(ops.TruncatedAttr) == nil {
+			if next.size() > MaxAttrsBytes {
+				t.Fatalf("attrs grew to %d bytes, past the bound %d", next.size(), MaxAttrsBytes)
+			}
+			cur = next
+			continue
+		}
+		if s, m := cur.size(), memberSize(name, jsontext.Value(`"`+value+`"`)); s > MaxAttrsBytes || s+m <= MaxAttrsBytes {
+			t.Fatalf("%s cut at %d bytes, the bound %d", name, s, MaxAttrsBytes)
+		}
+		if next.Get(name) != nil || len(next) != len(cur)+1 {
+			t.Fatalf("the member past the bound was kept (%d members, %d before)", len(next), len(cur))
+		}
+		return cur
 	}
 }
