@@ -181,7 +181,8 @@ func ntfyError(e *apierr.Error) any {
 }
 
 // serverChanAnswer is ServerChan's success: code 0 ("0 为正确", its SDK's
-// README). Its data's pushid goes inside PushGo's data, as the message id.
+// README). Its data's pushid and readkey have no counterpart here (the
+// message id is PushGo's data's).
 func serverChanAnswer(_ messageData, _ *ops.Validated, _ time.Time) any {
 	return struct {
 		Code    int    `json:"code"`
