@@ -287,9 +287,28 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 func redactedURI(u *url.URL) (string, []string) {
 	q := u.Query()
 	var secrets []string
+	// A compat key in the path (/bark/<channel>:<password>/…,
+	// /ntfy/<key>, /serverchan/[send/]<key>.send): its password.
+	r := *u
+	segs := strings.Split(r.Path, "/")
+	for i := 1; i < len(segs); i++ {
+		tool := segs[i-1]
+		if tool == "send" && i >= 2 && segs[i-2] == "serverchan" {
+			tool = "serverchan"
+		}
+		if tool != "bark" && tool != "ntfy" && tool != "serverchan" {
+			continue
+		}
+		if ch, pw, ok := strings.Cut(segs[i], ":"); ok && pw != "" {
+			pw = strings.TrimSuffix(pw, ".send")
+			secrets = append(secrets, pw, url.PathEscape(pw))
+			segs[i] = ch + ":REDACTED" + strings.TrimPrefix(segs[i], ch+":"+pw)
+		}
+	}
+	r.Path, r.RawPath = strings.Join(segs, "/"), ""
 	for k, vs := range q {
 		lk := strings.ToLower(k)
-		if !strings.Contains(lk, "password") && !strings.Contains(lk, "token") && !strings.Contains(lk, "secret") {
+		if !strings.Contains(lk, "password") && !strings.Contains(lk, "token") && !strings.Contains(lk, "secret") && lk != "auth" {
 			continue
 		}
 		for i, v := range vs {
@@ -302,8 +321,9 @@ func redactedURI(u *url.URL) (string, []string) {
 	if len(secrets) == 0 {
 		return u.RequestURI(), nil
 	}
-	r := *u
-	r.RawQuery = q.Encode()
+	if q.Encode() != u.Query().Encode() {
+		r.RawQuery = q.Encode()
+	}
 	return r.RequestURI(), secrets
 }
 
@@ -632,6 +652,19 @@ func TestMismatchReportHidesThePassword(t *testing.T) {
 	if strings.Contains(got[0], "hunter2") || strings.Contains(got[0], url.QueryEscape(password)) ||
 		!strings.Contains(got[0], "password=REDACTED") || !strings.Contains(got[0], "title=hello") || !strings.HasPrefix(got[0], "GET /message?") {
 		t.Errorf("report %q: want GET /message with password=REDACTED, title kept, the password nowhere", got[0])
+	}
+	// A compat key in the path: its password.
+	for _, path := range []string{"/bark/" + id + ":" + url.PathEscape(password) + "/T/B", "/serverchan/" + id + ":" + url.PathEscape(password) + ".send"} {
+		got = nil
+		resp, err := client.Get(srv + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if len(got) != 1 || strings.Contains(got[0], "hunter2") || !strings.Contains(got[0], id+":REDACTED") {
+			t.Errorf("report %q: want the compat key's password REDACTED", got)
+		}
 	}
 }
 
