@@ -49,3 +49,46 @@ func TestCompatAnswersAgreeWithTheDocument(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudEventsAnswersAgreeWithTheDocument: /cloudevents' answers, a
+// success as an event sink gets it (202, no body), one asked as JSON
+// (200), the token in the query (Knative), and a refusal, are what the
+// OpenAPI document says, through the suite's validating client.
+func TestCloudEventsAnswersAgreeWithTheDocument(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, gwConfig{DataDir: t.TempDir()})
+	const password = "ce-doc-pw"
+	ch := createChannel(t, g, "ce-doc", password)
+	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
+		"channel_id": ch, "password": password, "name": "knative", "scopes": []string{"events.ingest"}})),
+		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	binary := func(id string, extra ...string) http.Header {
+		h := http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {id}, "Ce-Source": {"/knative/ping"}, "Ce-Type": {"dev.knative.ping"},
+			"Content-Type": {"application/json"}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h.Set(extra[i], extra[i+1])
+		}
+		return h
+	}
+	for _, c := range []struct {
+		path   string
+		header http.Header
+		status int
+		body   string
+	}{
+		{"/cloudevents", binary("1", "Authorization", "Bearer "+token), 202, ""},
+		{"/cloudevents", binary("2", "Authorization", "Bearer "+token, "Accept", "application/json"), 200, `"events":[{"id":"2"`},
+		{"/cloudevents?token=" + token, binary("3"), 202, ""},
+		{"/cloudevents?token=pgo1.AAAAAAAAAAAAAAAAAAAAAAAA." + strings.Repeat("0", 64), binary("4"), 401, `"error_code":"invalid_api_token"`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := g.Do(ctx, http.MethodPost, c.path, []byte(`{"message":"hi"}`), c.header)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != c.status || (c.body == "" && len(r.Body) != 0) || !strings.Contains(string(r.Body), c.body) {
+			t.Errorf("POST %s (%s): %d %s, want %d %s", strings.Split(c.path, "?")[0], c.header.Get("Ce-Id"), r.Status, r.Body, c.status, c.body)
+		}
+	}
+}
