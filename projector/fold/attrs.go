@@ -107,7 +107,7 @@ func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attr
 	if counted <= 0 {
 		size = out.size()
 	}
-	cut := false
+	grew := false // a member took more room than it had
 	err := walk.each(patch, func(name []byte, vs, ve int) error {
 		v := patch[vs:ve]
 		i, found := out.findBytes(name)
@@ -126,15 +126,11 @@ func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attr
 		if err != nil {
 			return err
 		}
-		grown := size + memberSize(name, v)
+		delta := memberSize(name, v)
 		if found {
-			grown -= out[i].size()
+			delta -= out[i].size()
 		}
-		if grown > MaxAttrsBytes && grown > size {
-			cut = true
-			return errAtBound
-		}
-		size = grown
+		size, grew = size+delta, grew || delta > 0
 		if found {
 			out[i].Value = v
 		} else {
@@ -142,7 +138,14 @@ func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attr
 		}
 		return nil
 	})
-	if cut {
+	if err != nil {
+		return nil, 0, fmt.Errorf("attrs patch: %w", err)
+	}
+	// Only the result counts, not the sizes on the way (which depend on
+	// the members' order): a result within the bound stands, and so does
+	// one past it that no member grew (attrs stored past the bound before
+	// there was one, shrinking).
+	if size > boundOf(out) && grew {
 		out, err := mergeAtBound(walk, cur, patch)
 		return out, 0, err
 	}
@@ -151,9 +154,6 @@ func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attr
 	}
 	return out, size + 1, nil
 }
-
-// errAtBound ends mergePatch's pass at a member MaxAttrsBytes leaves out.
-var errAtBound = errors.New("attrs at their bound")
 
 // mergeValue is the value member name of a patch (v, not null) leaves in
 // attrs whose current value is base (nil: none).
@@ -170,14 +170,16 @@ func mergeValue(walk walker, name []byte, base, v jsontext.Value) (jsontext.Valu
 	return v, nil
 }
 
-// mergeAtBound merges a patch that takes the attrs past MaxAttrsBytes:
-// first every removal (a member's null, and the nulls inside a nested
-// object's patch, which apply even when the rest of that object cannot),
-// then the other members in name order, each left out when it would take
-// the attrs past the bound and grow them (one that keeps or shrinks their
-// size always applies); the attrs are marked (ops.TruncatedAttr) when one
-// was left out. So which members are kept depends on the patch's content,
-// not its order, and a patch that removes as much as it adds still fits.
+// mergeAtBound merges a patch whose result would be past MaxAttrsBytes
+// with a member that grew: first every removal (a member's null, and the
+// nulls inside a nested object's patch, which apply even when the rest of
+// that object cannot), then every member that takes no more room than it
+// had, then the others in name order, each left out when it would take
+// the attrs past their bound (boundOf: room is kept for the mark,
+// ops.TruncatedAttr, which the attrs get when one was left out). So which
+// members are kept depends on the patch's content, not its order, a patch
+// that frees as much as it adds still fits, and the mark stays within
+// MaxAttrsBytes.
 func mergeAtBound(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	type member struct {
 		name []byte
@@ -207,12 +209,10 @@ func mergeAtBound(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 			}
 		}
 	}
-	slices.SortFunc(members, func(a, b member) int { return bytes.Compare(a.name, b.name) })
-	size, cut := out.size(), false
-	for _, m := range members {
-		if m.v[0] == 'n' {
-			continue
-		}
+	// apply merges m into out unless it grows the attrs (grow false) or
+	// would take them past limit; it reports whether m is done with.
+	size := out.size()
+	apply := func(m member, grow bool, limit int) (bool, error) {
 		i, found := out.findBytes(m.name)
 		var base jsontext.Value
 		if found {
@@ -220,21 +220,47 @@ func mergeAtBound(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 		}
 		v, err := mergeValue(walk, m.name, base, m.v)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		grown := size + memberSize(m.name, v)
+		delta := memberSize(m.name, v)
 		if found {
-			grown -= out[i].size()
+			delta -= out[i].size()
 		}
-		if grown > MaxAttrsBytes && grown > size {
-			cut = true
-			continue
+		switch {
+		case delta > 0 && !grow:
+			return false, nil // for the growing ones, in name order
+		case delta > 0 && size+delta > limit:
+			return true, errLeftOut
 		}
-		size = grown
+		size += delta
 		if found {
 			out[i].Value = v
 		} else {
 			out = slices.Insert(out, i, Attr{Name: string(m.name), Value: v})
+		}
+		return true, nil
+	}
+	growing := members[:0:0]
+	for _, m := range members {
+		if m.v[0] == 'n' {
+			continue
+		}
+		done, err := apply(m, false, 0)
+		if err != nil {
+			return nil, err
+		}
+		if !done {
+			growing = append(growing, m)
+		}
+	}
+	slices.SortFunc(growing, func(a, b member) int { return bytes.Compare(a.name, b.name) })
+	limit := boundOf(out)
+	cut := false
+	for _, m := range growing {
+		if _, err := apply(m, true, limit); errors.Is(err, errLeftOut) {
+			cut = true
+		} else if err != nil {
+			return nil, err
 		}
 	}
 	if cut {
@@ -242,6 +268,22 @@ func mergeAtBound(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 	}
 	return out, nil
 }
+
+// boundOf is what attrs a may take: MaxAttrsBytes, less the room of the
+// mark (ops.TruncatedAttr) unless a has it, so that the mark, when a later
+// patch meets the bound, always fits within it.
+func boundOf(a Attrs) int {
+	if _, marked := a.find(ops.TruncatedAttr); marked {
+		return MaxAttrsBytes
+	}
+	return MaxAttrsBytes - markSize
+}
+
+// markSize is what the mark (ops.TruncatedAttr: true) counts.
+var markSize = memberSize(ops.TruncatedAttr, jsontext.Value("true"))
+
+// errLeftOut is mergeAtBound's member that does not fit.
+var errLeftOut = errors.New("attrs member past the bound")
 
 // nestedRemovals is the object of the null members of a nested patch
 // object v ({"a":null,...}), nil when it has none.

@@ -314,6 +314,48 @@ func TestAttrsAtTheBoundIgnoreMemberOrder(t *testing.T) {
 				got.Get("renamed") != nil, got.Get("k0000") == nil, got.Get(ops.TruncatedAttr) != nil)
 		}
 	}
+	// A replacement that shrinks a member makes room too, sent before or
+	// after the member that needs it; and the mark, when a member is left
+	// out, stays within the bound.
+	for _, patch := range []string{fmt.Sprintf(`{"k0005":"s","a_new":%q}`, big), fmt.Sprintf(`{"a_new":%q,"k0005":"s"}`, big)} {
+		got, err := MergePatch(full, jsontext.Value(patch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Get("a_new") == nil || string(got.Get("k0005")) != `"s"` || got.Get(ops.TruncatedAttr) != nil {
+			t.Errorf("%.20s…: a_new kept %t, k0005 %s, marked %t", patch, got.Get("a_new") != nil, got.Get("k0005"), got.Get(ops.TruncatedAttr) != nil)
+		}
+	}
+	// Past the bound with two new members: the shrink applies first, then
+	// the first by name fits in the room it made, whatever the order.
+	for _, patch := range []string{fmt.Sprintf(`{"k0005":"s","a_new":%q,"b_new":%q}`, big, big), fmt.Sprintf(`{"b_new":%q,"a_new":%q,"k0005":"s"}`, big, big)} {
+		got, err := MergePatch(full, jsontext.Value(patch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Get("a_new") == nil || got.Get("b_new") != nil || string(got.Get("k0005")) != `"s"` || got.Get(ops.TruncatedAttr) == nil {
+			t.Errorf("%.20s…: a_new kept %t, b_new kept %t, k0005 %s, marked %t", patch, got.Get("a_new") != nil, got.Get("b_new") != nil,
+				got.Get("k0005"), got.Get(ops.TruncatedAttr) != nil)
+		}
+	}
+	// Attrs without the mark stay within the bound less its room, so that
+	// it always fits when a member is left out.
+	tight := append(Attrs(nil), full...)
+	tight = append(tight, Attr{Name: "zz", Value: jsontext.Value(`"` + strings.Repeat("p", MaxAttrsBytes-markSize-tight.size()-memberSize("zz", jsontext.Value(`""`))-5) + `"`)})
+	if got, err := MergePatch(tight, jsontext.Value(`{"y":"0123456789"}`)); err != nil || got.Get(ops.TruncatedAttr) == nil || got.size() > MaxAttrsBytes {
+		t.Errorf("a member past the bound less the mark's room: marked %t, %d bytes (%v)", got.Get(ops.TruncatedAttr) != nil, got.size(), err)
+	}
+	for _, pad := range []int{1, 10, 20, 29, 30, 31} { // room from a little to about the mark's
+		near := append(Attrs(nil), full...)
+		near = append(near, Attr{Name: "zz", Value: jsontext.Value(`"` + strings.Repeat("p", MaxAttrsBytes-markSize-near.size()-memberSize("zz", jsontext.Value(`""`))-pad) + `"`)})
+		got, err := MergePatch(near, jsontext.Value(fmt.Sprintf(`{"a_new":%q}`, big)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Get(ops.TruncatedAttr) == nil || got.size() > MaxAttrsBytes {
+			t.Errorf("room %d: marked %t, %d bytes with the mark (bound %d)", pad, got.Get(ops.TruncatedAttr) != nil, got.size(), MaxAttrsBytes)
+		}
+	}
 	// Room for one of two new members: the same one kept, whatever the
 	// order (the first by name).
 	room := full[1:]
@@ -350,7 +392,7 @@ func TestAttrsAtTheBoundIgnoreMemberOrder(t *testing.T) {
 // updates, adding and removing members across the bound, fold to the same
 // bytes either way.
 func TestAttrsCountKeptEqualsACount(t *testing.T) {
-	big := strings.Repeat("x", 3000)
+	big, idValue := strings.Repeat("x", 3000), strings.Repeat("v", 250)
 	var kept, decoded *Thing
 	for i := range 300 {
 		op := ops.ThingUpdate
@@ -361,7 +403,12 @@ func TestAttrsCountKeptEqualsACount(t *testing.T) {
 		if i%7 == 0 && i > 20 {
 			patch = fmt.Sprintf(`{"k%03d":null,"k%03d":null,"k%03d":%q}`, i-20, i-13, i, big+big)
 		}
-		pl, err := json.Marshal(ops.ThingPayload{ThingID: "t", ObservedAt: 1, Attrs: jsontext.Value(patch)})
+		// External ids past their bound too, whose mark changes the attrs.
+		ids := map[string]*string{}
+		for j := range 2 {
+			ids[fmt.Sprintf("id%03d_%d", i, j)] = &idValue
+		}
+		pl, err := json.Marshal(ops.ThingPayload{ThingID: "t", ObservedAt: 1, Attrs: jsontext.Value(patch), ExternalIDs: ids})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,8 +427,9 @@ func TestAttrsCountKeptEqualsACount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if kept.Attrs.Get(ops.TruncatedAttr) == nil || kept.Attrs.size() > MaxAttrsBytes {
-		t.Fatalf("the updates never met the bound (marked %t, %d bytes)", kept.Attrs.Get(ops.TruncatedAttr) != nil, kept.Attrs.size())
+	if kept.Attrs.Get(ops.TruncatedAttr) == nil || kept.Attrs.size() > MaxAttrsBytes || len(kept.ExternalIDs) >= 600 {
+		t.Fatalf("the updates never met the bounds (marked %t, %d bytes, %d external ids)", kept.Attrs.Get(ops.TruncatedAttr) != nil,
+			kept.Attrs.size(), len(kept.ExternalIDs))
 	}
 }
 
@@ -399,13 +447,13 @@ func attrsToTheBound(t *testing.T, value string) Attrs {
 			t.Fatal(err)
 		}
 		if next.Get(ops.TruncatedAttr) == nil {
-			if next.size() > MaxAttrsBytes {
+			if next.size() > MaxAttrsBytes-markSize {
 				t.Fatalf("attrs grew to %d bytes, past the bound %d", next.size(), MaxAttrsBytes)
 			}
 			cur = next
 			continue
 		}
-		if s, m := cur.size(), memberSize(name, jsontext.Value(`"`+value+`"`)); s > MaxAttrsBytes || s+m <= MaxAttrsBytes {
+		if s, m := cur.size(), memberSize(name, jsontext.Value(`"`+value+`"`)); s > MaxAttrsBytes-markSize || s+m <= MaxAttrsBytes-markSize {
 			t.Fatalf("%s cut at %d bytes, the bound %d", name, s, MaxAttrsBytes)
 		}
 		if next.Get(name) != nil || len(next) != len(cur)+1 {
