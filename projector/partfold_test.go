@@ -530,6 +530,13 @@ func TestFoldSIGKILLedAnywhere(t *testing.T) {
 			t.Fatalf("kill %d: the store holds applied %d, below the %d it held before this run", kill+1, applied, from)
 		}
 		want := ref.foldTo(t, applied)
+		if applied == 0 && len(got) == 0 {
+			// Killed before Pebble's log of the store's first commits
+			// reached the file system: nothing at all, not even the
+			// layout the store records when created, which its next open
+			// writes (a store of no operation, as the watermark 0 says).
+			want = nil
+		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("kill %d at applied %d: the store differs from the sequential fold of the first %d operations at %s",
 				kill+1, applied, applied, firstDifference(got, want))
