@@ -123,6 +123,11 @@ func TestCompatNtfy(t *testing.T) {
 		{name: "actions header", method: "POST", path: "/ntfy/{key}", body: "x",
 			header: http.Header{"Content-Type": {"text/plain"}, "Actions": {"http, Reboot, https://nas.example/reboot; view, Open, https://a.example"}},
 			want:   map[string]any{"url": "https://a.example"}},
+		// ntfy takes tags of any length and number: fitted to the rules
+		// (64 characters, 32 tags) rather than the message refused.
+		{name: "a tag longer than 64 characters", method: "POST", path: "/ntfy/{key}", body: "x",
+			header: http.Header{"Content-Type": {"text/plain"}, "Tags": {"disk, " + strings.Repeat("w", 100) + ", disk"}},
+			want:   map[string]any{"tags": list("disk", strings.Repeat("w", 64))}},
 		// ntfy's other spellings of the same action (server/actions.go,
 		// docs/publish.md): named sections, a url= prefix, quoted labels
 		// holding a separator; the link was lost for each.

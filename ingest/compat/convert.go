@@ -117,6 +117,7 @@ func setPushGoFields(req *ops.MessageRequest, p params, seps string) *apierr.Err
 	if req.Tags, err = p.list("tags", seps); err != nil {
 		return err
 	}
+	req.Tags = ops.FitTags(req.Tags)
 	if req.Ciphertext, err = p.text("ciphertext"); err != nil {
 		return err
 	}

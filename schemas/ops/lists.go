@@ -43,6 +43,38 @@ func tags(in []string) ([]string, *apierr.Error) {
 	return stringList(in, "tags", maxTag, apierr.TagsFormatInvalid)
 }
 
+// FitTags fits the tags of a sender whose own tool takes any (ntfy's,
+// Bark's, ServerChan's) to the rules tags are validated by: each trimmed
+// and cut to 64 characters, blanks and repeats left out, the first 32
+// kept. Such a sender's message was refused whole for one long tag.
+func FitTags(in []string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, 0, min(len(in), maxListItems))
+	seen := make(map[string]bool, len(in))
+	for _, s := range in {
+		t := strings.TrimSpace(s)
+		if n := 0; utf8.RuneCountInString(t) > maxTag {
+			for i := range t {
+				if n == maxTag {
+					t = strings.TrimSpace(t[:i])
+					break
+				}
+				n++
+			}
+		}
+		if t == "" || seen[t] {
+			continue
+		}
+		seen[t] = true
+		if out = append(out, t); len(out) == maxListItems {
+			break
+		}
+	}
+	return out
+}
+
 func images(in []string) ([]string, *apierr.Error) {
 	return stringList(in, "images", maxURL, apierr.ImagesFormatInvalid)
 }
