@@ -3,7 +3,6 @@ package fold
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -118,24 +117,12 @@ func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attr
 			}
 			return nil
 		}
-		var base jsontext.Value
-		if found {
-			base = out[i].Value
-		}
-		v, err := mergeValue(walk, name, base, v)
+		merged, delta, err := out.merged(walk, i, found, name, v)
 		if err != nil {
 			return err
 		}
-		delta := memberSize(name, v)
-		if found {
-			delta -= out[i].size()
-		}
 		size, grew = size+delta, grew || delta > 0
-		if found {
-			out[i].Value = v
-		} else {
-			out = slices.Insert(out, i, Attr{Name: string(name), Value: v})
-		}
+		out = out.put(i, found, name, merged)
 		return nil
 	})
 	if err != nil {
@@ -149,10 +136,36 @@ func mergePatch(walk walker, cur Attrs, counted int, patch jsontext.Value) (Attr
 		out, err := mergeAtBound(walk, cur, patch)
 		return out, 0, err
 	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("attrs patch: %w", err)
-	}
 	return out, size + 1, nil
+}
+
+// merged is the value a patch's member name: v (not null) leaves in a,
+// whose member i is name's when found, and the room it takes beyond what
+// the member took before.
+func (a Attrs) merged(walk walker, i int, found bool, name []byte, v jsontext.Value) (jsontext.Value, int, error) {
+	var base jsontext.Value
+	if found {
+		base = a[i].Value
+	}
+	v, err := mergeValue(walk, name, base, v)
+	if err != nil {
+		return nil, 0, err
+	}
+	delta := memberSize(name, v)
+	if found {
+		delta -= a[i].size()
+	}
+	return v, delta, nil
+}
+
+// put is a with member name's value v: in place of member i when found,
+// else inserted at i (a.findBytes' place).
+func (a Attrs) put(i int, found bool, name []byte, v jsontext.Value) Attrs {
+	if found {
+		a[i].Value = v
+		return a
+	}
+	return slices.Insert(a, i, Attr{Name: string(name), Value: v})
 }
 
 // mergeValue is the value member name of a patch (v, not null) leaves in
@@ -209,59 +222,42 @@ func mergeAtBound(walk walker, cur Attrs, patch jsontext.Value) (Attrs, error) {
 			}
 		}
 	}
-	// apply merges m into out unless it grows the attrs (grow false) or
-	// would take them past limit; it reports whether m is done with.
-	size := out.size()
-	apply := func(m member, grow bool, limit int) (bool, error) {
-		i, found := out.findBytes(m.name)
-		var base jsontext.Value
-		if found {
-			base = out[i].Value
-		}
-		v, err := mergeValue(walk, m.name, base, m.v)
-		if err != nil {
-			return false, err
-		}
-		delta := memberSize(m.name, v)
-		if found {
-			delta -= out[i].size()
-		}
-		switch {
-		case delta > 0 && !grow:
-			return false, nil // for the growing ones, in name order
-		case delta > 0 && size+delta > limit:
-			return true, errLeftOut
-		}
-		size += delta
-		if found {
-			out[i].Value = v
-		} else {
-			out = slices.Insert(out, i, Attr{Name: string(m.name), Value: v})
-		}
-		return true, nil
+	// What takes no more room than it had, then what grows, in name
+	// order, while it fits. (A member's merged value depends only on its
+	// own current value, which no other member of the patch changes.)
+	type growing struct {
+		name  []byte
+		v     jsontext.Value
+		delta int
 	}
-	growing := members[:0:0]
+	var grows []growing
+	size := out.size()
 	for _, m := range members {
 		if m.v[0] == 'n' {
 			continue
 		}
-		done, err := apply(m, false, 0)
+		i, found := out.findBytes(m.name)
+		v, delta, err := out.merged(walk, i, found, m.name, m.v)
 		if err != nil {
 			return nil, err
 		}
-		if !done {
-			growing = append(growing, m)
+		if delta > 0 {
+			grows = append(grows, growing{m.name, v, delta})
+			continue
 		}
+		size += delta
+		out = out.put(i, found, m.name, v)
 	}
-	slices.SortFunc(growing, func(a, b member) int { return bytes.Compare(a.name, b.name) })
-	limit := boundOf(out)
-	cut := false
-	for _, m := range growing {
-		if _, err := apply(m, true, limit); errors.Is(err, errLeftOut) {
+	slices.SortFunc(grows, func(a, b growing) int { return bytes.Compare(a.name, b.name) })
+	limit, cut := boundOf(out), false
+	for _, g := range grows {
+		if size+g.delta > limit {
 			cut = true
-		} else if err != nil {
-			return nil, err
+			continue
 		}
+		size += g.delta
+		i, found := out.findBytes(g.name)
+		out = out.put(i, found, g.name, g.v)
 	}
 	if cut {
 		out = out.marked()
@@ -281,9 +277,6 @@ func boundOf(a Attrs) int {
 
 // markSize is what the mark (ops.TruncatedAttr: true) counts.
 var markSize = memberSize(ops.TruncatedAttr, jsontext.Value("true"))
-
-// errLeftOut is mergeAtBound's member that does not fit.
-var errLeftOut = errors.New("attrs member past the bound")
 
 // nestedRemovals is the object of the null members of a nested patch
 // object v ({"a":null,...}), nil when it has none.
