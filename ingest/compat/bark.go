@@ -3,6 +3,7 @@ package compat
 import (
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -49,7 +50,6 @@ func (r *Routes) routeBark(e *echo.Echo) {
 		e.Match(methods, route, r.barkV1)
 	}
 	e.POST(RouteBarkPush, r.barkPush)
-	e.Pre(barkTrailingSlash)
 }
 
 // barkError is bark-server's failure (router.go, failed()): code is the
@@ -64,18 +64,14 @@ func barkError(now time.Time) func(*apierr.Error) any {
 	}
 }
 
-// barkTrailingSlash routes a Bark path with a trailing slash as the path
-// without it: Bark's server routes without strict routing (Fiber's
+// barkTrailingSlash makes u, a Bark path, route as the path without its
+// trailing slash: Bark's server routes without strict routing (Fiber's
 // default), and a script that builds its URL from a base ending in a slash
 // sends one; it was 404.
-func barkTrailingSlash(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c *echo.Context) error {
-		u := c.Request().URL
-		if strings.HasPrefix(u.Path, "/bark/") && len(u.Path) > len("/bark/") && strings.HasSuffix(u.Path, "/") {
-			u.Path = strings.TrimSuffix(u.Path, "/")
-			u.RawPath = strings.TrimSuffix(u.RawPath, "/")
-		}
-		return next(c)
+func barkTrailingSlash(u *url.URL) {
+	if len(u.Path) > len("/bark/") && strings.HasSuffix(u.Path, "/") {
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		u.RawPath = strings.TrimSuffix(u.RawPath, "/")
 	}
 }
 

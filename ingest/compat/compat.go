@@ -90,17 +90,20 @@ func Register(e *echo.Echo, d Deps) *Routes {
 	r.routeNtfy(e)
 	r.routeBark(e)
 	r.routeServerChan(e)
-	e.Pre(r.toolErrors)
+	e.Pre(r.beforeRouting)
 	return r
 }
 
-// toolErrors gives a request to a tool's route, before anything can
+// beforeRouting gives a request to a tool's route, before anything can
 // refuse it (the token, the body's limit, routing), the members its
-// failure answers carry for that tool's clients (httpapi.ErrorMembersKey).
-func (r *Routes) toolErrors(next echo.HandlerFunc) echo.HandlerFunc {
+// failure answers carry for that tool's clients (httpapi.ErrorMembersKey),
+// and a Bark path its route (barkTrailingSlash). One middleware: every
+// request of the gateway passes it.
+func (r *Routes) beforeRouting(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		switch path := c.Request().URL.Path; {
 		case strings.HasPrefix(path, "/bark/"):
+			barkTrailingSlash(c.Request().URL)
 			c.Set(httpapi.ErrorMembersKey, barkError(r.d.Now()))
 		case strings.HasPrefix(path, "/serverchan/"):
 			c.Set(httpapi.ErrorMembersKey, serverChanError)
