@@ -297,9 +297,7 @@ func TestAlertmanagerLargeGroup(t *testing.T) {
 	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Env: []string{"PUSHGO_LIMIT_LARGE_BODIES=2MiB", "PUSHGO_LIMIT_BODY_READ=1m"}})
 	const password = "correct-horse"
 	channel := createChannel(t, g, "outage", password)
-	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
-		"channel_id": channel, "password": password, "name": "alertmanager", "scopes": []string{"events.ingest"}})),
-		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	token := createIngestToken(t, g, channel, password, "alertmanager")
 
 	// A body of 1.5 MiB, announced and slow to arrive, holds that much of
 	// the 2 MiB budget: the notification does not fit beside it.
@@ -371,9 +369,7 @@ func TestAlertmanagerRefiresWithoutResolves(t *testing.T) {
 	g := startGateway(t, gwConfig{DataDir: t.TempDir()})
 	const password = "correct-horse"
 	channel := createChannel(t, g, "refires", password)
-	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
-		"channel_id": channel, "password": password, "name": "alertmanager", "scopes": []string{"events.ingest"}})),
-		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	token := createIngestToken(t, g, channel, password, "alertmanager")
 	am := startAlertmanager(t, g, token, amReceiver{sendResolved: false, repeatInterval: "2s"})
 
 	ongoing := func() []map[string]any {
@@ -471,9 +467,7 @@ func TestAlertmanagerResolveCutByMaxAlerts(t *testing.T) {
 	g := startGateway(t, gwConfig{DataDir: t.TempDir(), Env: []string{"PUSHGO_ALERTMANAGER_ABSENT_AFTER=0s"}})
 	const password = "correct-horse"
 	channel := createChannel(t, g, "max-alerts", password)
-	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
-		"channel_id": channel, "password": password, "name": "alertmanager", "scopes": []string{"events.ingest"}})),
-		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	token := createIngestToken(t, g, channel, password, "alertmanager")
 	am := startAlertmanager(t, g, token, amReceiver{sendResolved: true, repeatInterval: "2s", maxAlerts: 2})
 
 	// ongoing is the channel's open Events by message ("node-0002 is down").

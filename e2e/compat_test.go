@@ -59,9 +59,7 @@ func TestCloudEventsAnswersAgreeWithTheDocument(t *testing.T) {
 	g := startGateway(t, gwConfig{DataDir: t.TempDir()})
 	const password = "ce-doc-pw"
 	ch := createChannel(t, g, "ce-doc", password)
-	token := str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
-		"channel_id": ch, "password": password, "name": "knative", "scopes": []string{"events.ingest"}})),
-		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+	token := createIngestToken(t, g, ch, password, "knative")
 	binary := func(id string, extra ...string) http.Header {
 		h := http.Header{"Ce-Specversion": {"1.0"}, "Ce-Id": {id}, "Ce-Source": {"/knative/ping"}, "Ce-Type": {"dev.knative.ping"},
 			"Content-Type": {"application/json"}}

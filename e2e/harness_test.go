@@ -564,6 +564,15 @@ func str(t *testing.T, data map[string]any, key string) string {
 	return s
 }
 
+// createIngestToken creates an integration token of channel ch with scope
+// events.ingest and returns it.
+func createIngestToken(t *testing.T, g *gateway, ch, password, name string) string {
+	t.Helper()
+	return str(t, mustOK(t, g.Post(t, "/channel/token/create", mustJSON(t, map[string]any{
+		"channel_id": ch, "password": password, "name": name, "scopes": []string{"events.ingest"}})),
+		"channel_id", "token_id", "token", "name", "scopes", "created_at"), "token")
+}
+
 // createChannel creates a channel and returns its id.
 func createChannel(t *testing.T, g *gateway, name, password string) string {
 	t.Helper()
