@@ -230,3 +230,61 @@ func TestCompatNtfyToken(t *testing.T) {
 			status: 401, code: "authentication_failed"},
 	})
 }
+
+// TestCompatNtfyCORS: a page of another origin can publish to the ntfy
+// routes as to ntfy: the preflight is answered without the token and
+// appends nothing, and every answer (a refusal too) may be read by the
+// page; PushGo's own routes stay without CORS, as PushGo's.
+func TestCompatNtfyCORS(t *testing.T) {
+	const token = "gateway-token-2"
+	g := startIngest(t, startBroker(t), ingest.Config{Token: token})
+	g.api.Bearer = token
+	ch := g.createChannel("ntfy-cors")
+	key := expandCompat("{key}", ch)
+	send := func(method, path string, header http.Header) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, g.api.Base+path, strings.NewReader("from a page"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = header
+		req.Header.Set("Origin", "https://status.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	before := len(streamOps(t, g.nc))
+	for _, path := range []string{"/ntfy/" + key, "/ntfy"} {
+		pre := send(http.MethodOptions, path, http.Header{
+			"Access-Control-Request-Method":  {"POST"},
+			"Access-Control-Request-Headers": {"authorization,title"}})
+		h := pre.Header
+		if pre.StatusCode != http.StatusOK || h.Get("Access-Control-Allow-Origin") != "*" ||
+			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
+			!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") ||
+			!strings.Contains(h.Get("Access-Control-Allow-Headers"), "*") {
+			t.Fatalf("preflight of %s: %d %v", path, pre.StatusCode, h)
+		}
+	}
+	if n := len(streamOps(t, g.nc)); n != before {
+		t.Fatalf("a preflight appended %d operations", n-before)
+	}
+	ok := send(http.MethodPost, "/ntfy/"+key, http.Header{"Authorization": {"Bearer " + token}, "Title": {"Page"}})
+	refused := send(http.MethodPost, "/ntfy/"+key, http.Header{})
+	if ok.StatusCode != http.StatusOK || ok.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("publish: %d %v", ok.StatusCode, ok.Header)
+	}
+	if refused.StatusCode != http.StatusUnauthorized || refused.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("publish without the token: %d %v", refused.StatusCode, refused.Header)
+	}
+	if n := len(streamOps(t, g.nc)); n != before+1 {
+		t.Fatalf("%d operations appended, want 1", n-before)
+	}
+	own := send(http.MethodOptions, "/message", http.Header{"Access-Control-Request-Method": {"POST"}})
+	if own.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("POST /message's preflight allowed: %v", own.Header)
+	}
+}

@@ -22,6 +22,7 @@ package compat
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"time"
 
@@ -109,9 +110,34 @@ func (r *Routes) beforeRouting(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set(httpapi.ErrorMembersKey, serverChanError)
 		case path == RouteNtfyJSON || strings.HasPrefix(path, RouteNtfyJSONDir):
 			c.Set(httpapi.ErrorMembersKey, ntfyError)
+			if ntfyCORS(c) {
+				return c.NoContent(http.StatusOK)
+			}
 		}
 		return next(c)
 	}
+}
+
+// ntfyCORS answers the ntfy routes as ntfy answers a browser: every answer,
+// refusals too, may be read by a page of any origin
+// (Access-Control-Allow-Origin: *, ntfy's default), and a preflight
+// (OPTIONS) is allowed any method and header without a token, as ntfy does
+// (server.go handleOptions), so a page following ntfy's JavaScript example
+// publishes with its Title or Authorization header. done reports that the
+// request was a preflight, to be answered 200 with no body. The topic is
+// the channel's secret and the token travels in a header a page must set
+// itself: the wildcard grants a page nothing it does not already hold.
+func ntfyCORS(c *echo.Context) (done bool) {
+	h := c.Response().Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	if c.Request().Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, PUT, POST, PATCH, DELETE")
+	// The Fetch standard's wildcard covers every header but Authorization,
+	// which must be named (ntfy's "*" alone lets no page send a token).
+	h.Set("Access-Control-Allow-Headers", "Authorization, *")
+	return true
 }
 
 // OwnAuth reports whether route (an echo route pattern) checks PUSHGO_TOKEN
