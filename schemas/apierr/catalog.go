@@ -233,7 +233,7 @@ func init() {
 	def(MissingJSONContentType, bad, T{"Content-Type must be application/json", "Content-Type 必须为 application/json", "Content-Type은 application/json이어야 합니다", "Content-Type は application/json である必要があります"})
 	def(InvalidJSONSyntax, bad, T{"request body is not valid JSON", "请求体不是有效的 JSON", "요청 본문이 올바른 JSON이 아닙니다", "リクエスト本文が正しい JSON ではありません"})
 	def(InvalidJSONData, bad, T{"request body does not match the route's schema", "请求体与该接口的结构不符", "요청 본문이 이 경로의 스키마와 맞지 않습니다", "リクエスト本文がこのルートのスキーマと一致しません"})
-	def(InvalidRequestBody, bad, T{"request body is empty", "请求体为空", "요청 본문이 비어 있습니다", "リクエスト本文が空です"})
+	def(InvalidRequestBody, bad, T{"request body is invalid", "请求体无效", "요청 본문이 올바르지 않습니다", "リクエスト本文が不正です"})
 	def(InvalidQuery, bad, T{"query string is invalid", "查询字符串无效", "쿼리 문자열이 올바르지 않습니다", "クエリ文字列が不正です"})
 	def(InvalidState, bad, T{"state must be one of the entity's states", "state 必须是该实体的状态之一", "state는 해당 엔터티의 상태 중 하나여야 합니다", "state はエンティティの状態のいずれかである必要があります"})
 	def(InvalidLimit, bad, T{"limit is out of range", "limit 超出范围", "limit이 허용 범위를 벗어났습니다", "limit が範囲外です"})
