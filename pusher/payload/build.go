@@ -258,6 +258,7 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 	if n.Background || (n.Provider == FCM && !androidShows(kind, d["severity"])) {
 		n.Priority = PriorityNormal
 	}
+	n.NowOrNever = nowOrNever(n.Provider, env.Op, n.Background, d["severity"])
 	// The device's key goes in the direct push only (dispatch
 	// direct_data_with_provider_ack_source): the apps ack a direct push
 	// with it and base_url (Apple ProviderDeliveryAckFailureStore
@@ -312,6 +313,35 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 // in time hold back its critical alerts under Doze.
 func androidShows(kind ops.Kind, severity string) bool {
 	return kind == ops.KindMessage || severity == ops.SeverityHigh || severity == ops.SeverityCritical
+}
+
+// nowOrNever reports whether the push of op to a device of provider is
+// worth delivering only while the device is connected. A provider keeps
+// little for a device that is not: APNs one notification an app (the
+// last), FCM a hundred messages, every one of them dropped when one more
+// comes (and the PushGo Android app handles no onDeletedMessages). The
+// pushes of a busy channel that show nothing filled that store on a phone
+// offline overnight and took its alerts with them: the iPhone kept a Thing's
+// last background update instead of the critical alert before it, and FCM
+// dropped the critical alert with a hundred Thing updates. Such pushes are
+// sent now or never: an APNs background push, and on FCM what the Android
+// app does not show (androidShows). The device's inbox keeps them, and both
+// apps pull it when opened (the Android app at each return to the
+// foreground, the Apple app at launch and on refresh). A Thing's creation,
+// archive and deletion stay stored on FCM: rare, and the Android app holds
+// back, without notifying, a message about a Thing it does not know yet.
+func nowOrNever(p Provider, op ops.Name, background bool, severity string) bool {
+	if background {
+		return true
+	}
+	if p != FCM || androidShows(op.Kind(), severity) {
+		return false
+	}
+	switch op {
+	case ops.ThingCreate, ops.ThingArchive, ops.ThingDelete:
+		return false
+	}
+	return true
 }
 
 // fittingWakeUp is n's wake-up, its preview and title shortened (halved,

@@ -137,6 +137,12 @@ type Notification struct {
 	ThreadID string
 	// Expiration is when the provider may drop the push undelivered.
 	Expiration time.Time
+	// NowOrNever asks the provider to keep nothing for a device that is
+	// not connected (FCM ttl 0s, APNs apns-expiration 0): the push is
+	// delivered now or dropped. Build sets it for pushes that show nothing
+	// on the device (nowOrNever says which and why); the device's inbox
+	// keeps them either way.
+	NowOrNever bool
 
 	// Oversized reports that the full item exceeded MaxPayloadBytes and Data
 	// is a wake-up push; see the package comment.

@@ -11,7 +11,7 @@
 //	apns-push-type    alert, or background for n.Background
 //	apns-priority     n.Priority (10 or 5; background always 5)
 //	apns-collapse-id  n.CollapseID
-//	apns-expiration   n.Expiration (absent when zero)
+//	apns-expiration   n.Expiration (absent when zero); 0 for n.NowOrNever
 //	body              payload.APNsJSON(n)
 //
 // Response mapping (see sender.Outcome):
@@ -307,6 +307,9 @@ func (s *Sender) Notification(n payload.Notification) (*apns2.Notification, erro
 	if n.Background {
 		an.PushType = apns2.PushTypeBackground
 		an.Priority = apns2.PriorityLow
+	}
+	if n.NowOrNever {
+		an.Expiration = nowOrNever
 	}
 	if an.Priority != apns2.PriorityHigh {
 		an.Priority = apns2.PriorityLow

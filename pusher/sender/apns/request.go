@@ -62,6 +62,15 @@ func push(ctx context.Context, c *apns2.Client, n *apns2.Notification) (*apns2.R
 	return r, nil
 }
 
+// nowOrNever is the Expiration of an apns2.Notification that asks APNs to
+// store nothing (apns-expiration 0): apns2 has no word for it (its zero
+// time means no header, and it writes only times after the epoch), so the
+// epoch itself says it here. apns2's own PushWithContext, which push
+// falls back to for a Notification it does not cover, would send no
+// header: the Sender's Notifications are all covered (bytes, no apns2
+// token).
+var nowOrNever = time.Unix(0, 0)
+
 // setHeaders sets n's APNs headers on r, as apns2 does. The keys are
 // written in their canonical form and the values share one array: Set
 // made a canonical copy of each lower-case key and a slice of each value,
@@ -86,7 +95,10 @@ func setHeaders(r *http.Request, n *apns2.Notification) {
 	if n.Priority > 0 {
 		put("Apns-Priority", strconv.Itoa(n.Priority))
 	}
-	if n.Expiration.After(time.Unix(0, 0)) {
+	switch {
+	case n.Expiration.Equal(nowOrNever):
+		put("Apns-Expiration", "0")
+	case n.Expiration.After(nowOrNever):
 		put("Apns-Expiration", strconv.FormatInt(n.Expiration.Unix(), 10))
 	}
 	pushType := n.PushType

@@ -166,6 +166,7 @@ func (s *Sender) observe(n payload.Notification) sendertest.Observed {
 		CollapseID: n.CollapseID,
 		Data:       make(map[string]string, len(n.Data)),
 		Expires:    n.Expiration,
+		NowOrNever: n.NowOrNever,
 	}
 	for k, v := range n.Data {
 		o.Data[k] = v

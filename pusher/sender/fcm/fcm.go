@@ -7,7 +7,8 @@
 //	data                           n.Data (all values strings)
 //	android.priority               n.Priority: "high" or "normal"
 //	android.collapse_key           n.CollapseID
-//	android.ttl                    n.Expiration - now (absent when zero)
+//	android.ttl                    n.Expiration - now (absent when zero);
+//	                               0s for n.NowOrNever
 //	notification, android.notification
 //	                               never: every push is data-only (see Message)
 //
@@ -228,6 +229,12 @@ func Message(n payload.Notification, now time.Time) (*messaging.Message, bool) {
 		}
 		ttl = min(ttl, maxTTL)
 		android.TTL = &ttl
+	}
+	if n.NowOrNever {
+		// FCM's "now or never": a ttl of 0s is delivered at once or
+		// dropped, never stored for a device that is not connected.
+		var now time.Duration
+		android.TTL = &now
 	}
 	return &messaging.Message{Token: n.Token, Data: n.Data, Android: android}, true
 }

@@ -98,8 +98,10 @@ func TestRequest(t *testing.T) {
 	if err := json.Unmarshal(reqs[0].Body, &raw); err != nil || raw.Message["notification"] != nil {
 		t.Errorf("a notification block: %s", reqs[0].Body)
 	}
-	if a.TTL != "3599s" && a.TTL != "3600s" {
-		t.Errorf("ttl %q", a.TTL)
+	// A low event, which the Android app does not show: sent now or
+	// never, whatever its expiration (payload.Notification.NowOrNever).
+	if a.TTL != "0s" {
+		t.Errorf("ttl %q, want 0s", a.TTL)
 	}
 }
 
@@ -188,29 +190,31 @@ func TestMessage(t *testing.T) {
 	// Normal priority: the Android app shows no Thing (payload.androidShows).
 	n := build(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}, "tok")
 	m, ok := fcm.Message(n, now)
-	if !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "normal" || m.Android.TTL != nil ||
-		m.Data["thing_id"] != "nas" {
+	// Now or never (payload.Notification.NowOrNever): ttl 0s.
+	if !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "normal" ||
+		m.Android.TTL == nil || *m.Android.TTL != 0 || m.Data["thing_id"] != "nas" {
 		t.Errorf("thing update message %+v", m.Android)
 	}
 	n = build(t, ops.EventCreate, "e1", ops.EventPayload{Title: "disk", Status: "s", Message: "m", Severity: "high", EventTime: 1}, "tok")
-	if m, ok := fcm.Message(n, now); !ok || m.Android.Priority != "high" {
+	if m, ok := fcm.Message(n, now); !ok || m.Android.Priority != "high" || m.Android.TTL != nil {
 		t.Errorf("high event message %+v", m.Android)
+	}
+	n.Expiration = now.Add(60 * 24 * time.Hour)
+	if m, _ := fcm.Message(n, now); m.Android.TTL == nil || *m.Android.TTL != 28*24*time.Hour {
+		t.Errorf("ttl %v, want capped at 28 days", m.Android.TTL)
+	}
+	n.Expiration = now.Add(-time.Second)
+	if _, ok := fcm.Message(n, now); ok {
+		t.Errorf("an expired notification made a message")
 	}
 	n, err := payload.Build(sendertest.Envelope(t, ops.ThingUpdate, "nas", ops.ThingPayload{ObservedAt: 1}), 9, "dev", payload.FCM, "tok",
 		now, payload.QuietThingUpdates())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, ok := fcm.Message(n, now); !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "normal" {
+	if m, ok := fcm.Message(n, now); !ok || m.Notification != nil || m.Android.Notification != nil || m.Android.Priority != "normal" ||
+		m.Android.TTL == nil || *m.Android.TTL != 0 {
 		t.Errorf("quiet message %+v", m.Android)
-	}
-	n.Expiration = now.Add(60 * 24 * time.Hour)
-	if m, _ := fcm.Message(n, now); *m.Android.TTL != 28*24*time.Hour {
-		t.Errorf("ttl %v, want capped at 28 days", *m.Android.TTL)
-	}
-	n.Expiration = now.Add(-time.Second)
-	if _, ok := fcm.Message(n, now); ok {
-		t.Errorf("an expired notification made a message")
 	}
 }
 

@@ -427,6 +427,67 @@ var cases = []testCase{
 		}
 	}},
 
+	// A phone offline overnight while a busy channel updated gets its
+	// critical alert when it connects, by the provider's own store
+	// (OfflineDelivery): what shows nothing goes now or never, so it
+	// neither replaces the one notification APNs keeps nor fills the
+	// hundred FCM keeps and drops.
+	{name: "OfflineDeviceKeepsItsAlert", run: func(t *testing.T, h *harness) {
+		now := time.Now()
+		tok := "tok-offline"
+		send := func(env ops.Envelope, opts ...payload.Option) payload.Notification {
+			t.Helper()
+			n := h.build(t, env, tok, now, opts...)
+			wantOutcome(t, h.send(t, n), sender.Sent)
+			return n
+		}
+		send(event(t, ops.EventCreate, "e-outage", ops.EventPayload{Title: "Outage", Severity: ops.SeverityCritical}))
+		alerts := 1
+		if h.p.Platform() == payload.FCM {
+			// What the Android app does not show: Thing updates, a normal
+			// event; and a Thing's creation, which stays stored (the app
+			// holds back messages about a Thing it does not know).
+			for i := range FCMStoredMax + 20 {
+				send(thing(t, ops.ThingUpdate, "sensor", ops.ThingPayload{Attrs: mustJSON(t, map[string]any{"temp": i})}))
+			}
+			send(event(t, ops.EventUpdate, "e-deploy", ops.EventPayload{Severity: ops.SeverityNormal}))
+			send(thing(t, ops.ThingCreate, "sensor-2", ops.ThingPayload{Title: "Sensor 2"}))
+			alerts++
+		} else {
+			// Background pushes: a quiet channel's Thing updates and an
+			// integration's refresh of the open event.
+			for i := range 3 {
+				send(thing(t, ops.ThingUpdate, "sensor", ops.ThingPayload{Attrs: mustJSON(t, map[string]any{"temp": i})}),
+					payload.QuietThingUpdates())
+			}
+			send(event(t, ops.EventUpdate, "e-outage", ops.EventPayload{Severity: ops.SeverityCritical, Refresh: true}))
+		}
+		got := h.p.Received(tok)
+		for _, o := range got {
+			noProblems(t, o)
+			// What a device shows is never now or never.
+			shown := o.Alert || (h.p.Platform() == payload.FCM && o.High)
+			if shown && o.NowOrNever {
+				t.Errorf("%s %s: shown, yet sent now or never", o.Data["entity_type"], o.Data["entity_id"])
+			}
+		}
+		kept, dropped := OfflineDelivery(h.p.Platform(), got)
+		if dropped {
+			t.Errorf("the provider dropped its store for the offline device (%d pushes sent)", len(got))
+		}
+		if len(kept) != alerts || kept[0].Data["entity_id"] != "e-outage" || kept[0].Data["severity"] != ops.SeverityCritical ||
+			(h.has(CapAlert) && !kept[0].Alert) {
+			ids := make([]string, len(kept))
+			for i, o := range kept {
+				ids[i] = o.Data["entity_id"]
+			}
+			t.Fatalf("the offline device gets %v, want the critical alert first of %d", ids, alerts)
+		}
+		if alerts == 2 && kept[1].Data["entity_id"] != "sensor-2" {
+			t.Errorf("the Thing's creation was not kept: %v", kept[1].Data)
+		}
+	}},
+
 	{name: "ExpiredIsNotSent", run: func(t *testing.T, h *harness) {
 		built := time.Now().Add(-2 * time.Hour)
 		n := h.build(t, message(t, "m-old", ops.MessagePayload{TTL: ptr(built.Add(time.Hour).UnixMilli())}), "tok-old", built)

@@ -180,9 +180,12 @@ func observeAPNs(req APNsRequest) Observed {
 	}
 	if e := h.Get("apns-expiration"); e != "" {
 		sec, err := strconv.ParseInt(e, 10, 64)
-		if err != nil {
+		switch {
+		case err != nil || sec < 0:
 			o.Problems = append(o.Problems, "bad apns-expiration "+e)
-		} else if sec > 0 {
+		case sec == 0:
+			o.NowOrNever = true
+		default:
 			o.Expires = time.Unix(sec, 0)
 		}
 	}

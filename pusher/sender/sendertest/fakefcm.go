@@ -195,9 +195,12 @@ func observeFCM(req FCMRequest, now time.Time) Observed {
 		}
 		if a.TTL != "" {
 			secs, err := strconv.ParseFloat(strings.TrimSuffix(a.TTL, "s"), 64)
-			if err != nil || !strings.HasSuffix(a.TTL, "s") || secs < 0 {
+			switch {
+			case err != nil || !strings.HasSuffix(a.TTL, "s") || secs < 0:
 				o.Problems = append(o.Problems, "bad ttl "+a.TTL)
-			} else {
+			case secs == 0:
+				o.NowOrNever = true
+			default:
 				o.Expires = now.Add(time.Duration(secs * float64(time.Second))).Truncate(time.Second)
 			}
 		}

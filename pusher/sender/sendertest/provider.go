@@ -95,8 +95,11 @@ type Observed struct {
 	// Data is the flat string map: the keys beside aps, or FCM data.
 	Data map[string]string
 	// Expires is apns-expiration, or FCM receipt time + ttl (to the
-	// second); zero when absent.
+	// second); zero when absent or NowOrNever.
 	Expires time.Time
+	// NowOrNever: apns-expiration 0, or FCM ttl 0s; the provider stores
+	// nothing for a device that is not connected (OfflineDelivery).
+	NowOrNever bool
 
 	// Provider specific, filled when the provider has the capability.
 	ID                string // CapProviderID: apns-id
