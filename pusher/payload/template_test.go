@@ -58,7 +58,8 @@ func TestTemplateCutsWhatBuildBuilds(t *testing.T) {
 				t.Fatalf("%s: inbox item\n got %s\nwant %s", e.Op, gotItem, wantItem)
 			}
 			if got.Data != nil || got.Full != nil || got.DeliveryID != want.DeliveryID || got.Token != "tok" || got.Platform != "ios" ||
-				got.CollapseID != want.CollapseID || got.Priority != want.Priority || got.Expiration != want.Expiration {
+				got.CollapseID != want.CollapseID || got.Priority != want.Priority || got.Expiration != want.Expiration ||
+				got.NowOrNever != want.NowOrNever || got.Background != want.Background {
 				t.Fatalf("%s: notification\n got %+v\nwant %+v", e.Op, got, want)
 			}
 		}
