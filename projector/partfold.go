@@ -141,7 +141,7 @@ func (p *Projector) consumeOps(ctx context.Context, msgs <-chan jetstream.Msg, a
 	for i := range n {
 		g.parts[i] = make(chan partMsg, partitionQueue)
 		g.out[i] = make(chan sealedPart, groupsAhead+1)
-		cache := store.NewCache(max(p.cfg.CachedSnapshots/n, 1000), &g.committed)
+		cache := store.NewCache(max(p.cfg.CachedSnapshots/n, 1000), p.cfg.CachedSnapshotBytes/int64(n), &g.committed)
 		g.wg.Go(func() { g.partition(g.parts[i], g.out[i], cache) })
 	}
 	g.wg.Go(g.commit)

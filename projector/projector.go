@@ -47,6 +47,10 @@ type Config struct {
 	// CachedSnapshots bounds the decoded snapshots the fold keeps (shared
 	// among its partitions). Default 100,000.
 	CachedSnapshots int
+	// CachedSnapshotBytes bounds the same snapshots by an estimate of
+	// their memory (shared among the partitions). Default
+	// store.DefaultCachedSnapshotBytes.
+	CachedSnapshotBytes int64
 	// BlockCacheBytes sizes the store's block cache (store.Options).
 	// Default store.DefaultBlockCacheBytes.
 	BlockCacheBytes int64
@@ -95,6 +99,9 @@ func (c *Config) defaults() error {
 	}
 	if c.CachedSnapshots <= 0 {
 		c.CachedSnapshots = 100_000
+	}
+	if c.CachedSnapshotBytes <= 0 {
+		c.CachedSnapshotBytes = store.DefaultCachedSnapshotBytes
 	}
 	if c.MaxBatchDelay <= 0 {
 		c.MaxBatchDelay = 5 * time.Millisecond

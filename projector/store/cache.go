@@ -6,14 +6,18 @@ import (
 )
 
 // Cache holds decoded snapshots the fold reads through, so that an entity
-// updated again is not read back from Pebble and decoded. It is bounded:
-// past its size, entries are evicted at random, but only those whose
-// state the store already holds (committed), so a snapshot missing from
-// the cache is always read back current.
+// updated again is not read back from Pebble and decoded. It is bounded by
+// a count and by an estimate of the snapshots' memory (snapshotBytes):
+// past either, entries are evicted at random, but only those whose state
+// the store already holds (committed), so a snapshot missing from the
+// cache is always read back current. Snapshots not yet committed are kept
+// whatever their count or bytes, until their commit.
 type Cache struct {
-	mu  *sync.Mutex // nil when one goroutine owns the cache
-	max int
-	m   map[string]cacheEntry
+	mu       *sync.Mutex // nil when one goroutine owns the cache
+	max      int
+	maxBytes int64
+	bytes    int64 // the entries' weights
+	m        map[string]cacheEntry
 	// committed is the last group (see Batch.Seal) the store committed;
 	// nil when only committed snapshots are put.
 	committed *atomic.Uint64
@@ -26,16 +30,18 @@ type Cache struct {
 type cacheEntry struct {
 	snap  any    // *fold.Event | *fold.Thing
 	group uint64 // the group that wrote it (0: committed)
+	bytes int64  // its weight (snapshotBytes)
 }
 
-// NewCache returns a cache of up to max snapshots for one goroutine's
-// batches. committed is the last group committed to the store, for the
-// batches sealed into groups before their commit (Seal); nil when the
-// batches commit themselves (Commit).
-func NewCache(max int, committed *atomic.Uint64) *Cache {
+// NewCache returns a cache of up to max snapshots and maxBytes of them
+// (snapshotBytes) for one goroutine's batches. committed is the last group
+// committed to the store, for the batches sealed into groups before their
+// commit (Seal); nil when the batches commit themselves (Commit).
+func NewCache(max int, maxBytes int64, committed *atomic.Uint64) *Cache {
 	// Room for the parts of the groups that may be in flight at once (the
 	// fold's groups ahead); a space that finds no room is dropped.
-	return &Cache{max: max, m: make(map[string]cacheEntry), committed: committed, returned: make(chan sortedWrites, 4)}
+	return &Cache{max: max, maxBytes: maxBytes, m: make(map[string]cacheEntry), committed: committed,
+		returned: make(chan sortedWrites, 4)}
 }
 
 // writeSpace is the write space for the owner's next batch: a committed
@@ -85,32 +91,50 @@ func (c *Cache) get(k []byte) (any, bool) {
 	return e.snap, ok
 }
 
-// evictScan bounds the entries looked at to find one to evict: when the
+// evictScan bounds the entries not evicted that a put looks at: when the
 // cache is full of uncommitted snapshots (a group larger than the cache)
 // it grows instead, until the commit.
 const evictScan = 8
 
-// put records snap, written by group (0: committed already).
-func (c *Cache) put(k string, snap any, group uint64) {
+// put records w's snapshot, written by group (0: committed already),
+// evicting committed entries at random until the cache is within its
+// count and bytes with it.
+func (c *Cache) put(w cachedSnapshot, group uint64) {
 	c.lock()
 	defer c.unlock()
-	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+	if old, ok := c.m[w.key]; ok {
+		delete(c.m, w.key)
+		c.bytes -= old.bytes
+	}
+	if len(c.m) >= c.max || c.bytes+w.bytes > c.maxBytes {
 		var committed uint64
 		if c.committed != nil {
 			committed = c.committed.Load()
 		}
-		seen := 0
-		for old, e := range c.m { // random eviction: map order is random
+		kept := 0
+		for k, e := range c.m { // random eviction: map order is random
 			if e.group <= committed {
-				delete(c.m, old)
-				break
+				delete(c.m, k)
+				c.bytes -= e.bytes
+				if len(c.m) < c.max && c.bytes+w.bytes <= c.maxBytes {
+					break
+				}
+				continue
 			}
-			if seen++; seen == evictScan {
+			if kept++; kept == evictScan {
 				break
 			}
 		}
 	}
-	c.m[k] = cacheEntry{snap: snap, group: group}
+	c.m[w.key] = cacheEntry{snap: w.snap, group: group, bytes: w.bytes}
+	c.bytes += w.bytes
+}
+
+// Bytes is the weight of the snapshots held (snapshotBytes).
+func (c *Cache) Bytes() int64 {
+	c.lock()
+	defer c.unlock()
+	return c.bytes
 }
 
 // Len is the number of snapshots held.

@@ -2,8 +2,11 @@ package store
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pushgo/gateway/projector/fold"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -53,7 +56,7 @@ func wantTitle(t *testing.T, b *Batch, id, want, when string) {
 func TestDiscardedBatchLeavesNothingInItsCache(t *testing.T) {
 	s := open(t)
 	var committed atomic.Uint64
-	c := NewCache(1000, &committed)
+	c := NewCache(1000, DefaultCachedSnapshotBytes, &committed)
 	b := s.NewBatchWith(c)
 	putGroupEvent(t, b, "e1")
 	b.Seal(1)
@@ -81,7 +84,7 @@ func TestDiscardedBatchLeavesNothingInItsCache(t *testing.T) {
 func TestCacheKeepsWhatIsNotCommitted(t *testing.T) {
 	s := open(t)
 	var committed atomic.Uint64
-	c := NewCache(2, &committed)
+	c := NewCache(2, DefaultCachedSnapshotBytes, &committed)
 	ids := []string{"e1", "e2", "e3", "e4", "e5"}
 	first := s.NewBatchWith(c)
 	for _, id := range ids {
@@ -113,4 +116,74 @@ func TestCacheKeepsWhatIsNotCommitted(t *testing.T) {
 		wantTitle(t, third, id+"-new", "v1", "after both groups")
 	}
 	third.Discard()
+}
+
+// bigThing is thing id of ch with one attrs member of size bytes.
+func bigThing(id string, size int) *fold.Thing {
+	value := jsontext.Value(`"` + strings.Repeat("x", size) + `"`)
+	return &fold.Thing{ChannelID: ch, ThingID: id, State: ops.ThingActive, Attrs: fold.Attrs{{Name: "blob", Value: value}},
+		Version: 1, LastSeq: 1}
+}
+
+// The cache is bounded by its snapshots' memory as well as their count: a
+// Thing's attrs may reach fold.MaxAttrsBytes, and 100,000 of them held by
+// count alone took 155 GiB. What it evicts is read back from the store.
+func TestCacheBoundedByBytes(t *testing.T) {
+	s := open(t)
+	const budget = 64 << 10
+	c := NewCache(1000, budget, nil)
+	for i := range 40 {
+		b := s.NewBatchWith(c)
+		if err := b.PutThing(nil, bigThing(fmt.Sprintf("t%d", i), 8<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(uint64(i + 1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Bytes(); got > budget {
+			t.Fatalf("after %d things the cache holds %d bytes, more than its %d", i+1, got, budget)
+		}
+	}
+	if n := c.Len(); n == 0 || n >= 10 {
+		t.Fatalf("the cache holds %d things of some 8 KiB within %d bytes", n, budget)
+	}
+	b := s.NewBatchWith(c)
+	defer b.Discard()
+	for i := range 40 {
+		got, err := b.Thing(ch, fmt.Sprintf("t%d", i))
+		if err != nil || got == nil || len(got.Attrs.Get("blob")) != 8<<10+2 {
+			t.Fatalf("thing t%d reads %v, %v", i, got, err)
+		}
+	}
+}
+
+// A snapshot not yet committed stays in the cache past its bytes, as past
+// its count (TestCacheKeepsWhatIsNotCommitted): the store does not hold it.
+func TestCacheKeepsWhatIsNotCommittedPastItsBytes(t *testing.T) {
+	s := open(t)
+	var committed atomic.Uint64
+	c := NewCache(1000, 16<<10, &committed)
+	b := s.NewBatchWith(c)
+	for i := range 5 {
+		if err := b.PutThing(nil, bigThing(fmt.Sprintf("t%d", i), 8<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Seal(1)
+	if n := c.Len(); n != 5 {
+		t.Fatalf("the cache holds %d of the 5 sealed things", n)
+	}
+	if err := s.CommitGroup([]*Batch{b}, 5); err != nil {
+		t.Fatal(err)
+	}
+	committed.Store(1)
+	next := s.NewBatchWith(c)
+	if err := next.PutThing(nil, bigThing("t5", 8<<10)); err != nil {
+		t.Fatal(err)
+	}
+	next.Seal(2)
+	if got := c.Bytes(); got > 16<<10+snapshotBytes(bigThing("t5", 8<<10), 8<<10+64) {
+		t.Fatalf("after the commit the cache holds %d bytes, more than its %d and the sealed thing", got, 16<<10)
+	}
+	next.Discard()
 }

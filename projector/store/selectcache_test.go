@@ -381,7 +381,7 @@ func TestSelectCacheGroupCommit(t *testing.T) {
 	}
 	var parts []*Batch
 	for i, channel := range []string{ch, other} {
-		p := s.NewBatchWith(NewCache(100, nil))
+		p := s.NewBatchWith(NewCache(100, DefaultCachedSnapshotBytes, nil))
 		if err := p.PutThing(prev[channel], thing(channel, "b")); err != nil {
 			t.Fatal(err)
 		}

@@ -82,7 +82,7 @@ func TestNewEntityLookupSkipsPebble(t *testing.T) {
 	if hits, misses := missingLookups(t, s); hits+misses > 10 {
 		t.Fatalf("%d of 100 lookups of entities never written reached a table: want only the snapshot filter's false positives", hits+misses)
 	}
-	s.cache = NewCache(10, nil) // read back from Pebble, not the decoded cache
+	s.cache = NewCache(10, DefaultCachedSnapshotBytes, nil) // read back from Pebble, not the decoded cache
 	s.cache.mu = new(sync.Mutex)
 	for i := range 100 {
 		if ev, err := s.NewBatch().Event(ch, fmt.Sprintf("%032x", i)); err != nil || ev == nil {

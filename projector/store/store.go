@@ -43,6 +43,10 @@ type Options struct {
 	// CachedSnapshots bounds the decoded-snapshot cache that NewBatch's
 	// batches read through. Default 100,000.
 	CachedSnapshots int
+	// CachedSnapshotBytes bounds the same cache by an estimate of the
+	// snapshots' memory (snapshotBytes). Default
+	// DefaultCachedSnapshotBytes.
+	CachedSnapshotBytes int64
 	// BlockCacheBytes sizes Pebble's block cache, shared by every read
 	// and the fold's lookups. Default DefaultBlockCacheBytes.
 	BlockCacheBytes int64
@@ -68,6 +72,13 @@ type Options struct {
 	// stall within a few MiB of writes).
 	memTableSize int
 }
+
+// DefaultCachedSnapshotBytes is the default Options.CachedSnapshotBytes
+// and the fold's (shared among its partitions), 512 MiB: 100,000 snapshots
+// of a few attrs take some 150 MiB, but a Thing's attrs may reach
+// fold.MaxAttrsBytes (256 KiB, up to 1.7 MB decoded), and 100,000 of those
+// held by count alone took 155 GiB.
+const DefaultCachedSnapshotBytes = 512 << 20
 
 // DefaultSelectionCacheBytes is the default Options.SelectionCacheBytes,
 // 32 MiB: about 90,000 answers of one Thing each (a problem reported
@@ -182,6 +193,9 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.CachedSnapshots <= 0 {
 		opts.CachedSnapshots = 100_000
 	}
+	if opts.CachedSnapshotBytes <= 0 {
+		opts.CachedSnapshotBytes = DefaultCachedSnapshotBytes
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -194,7 +208,7 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	if opts.SelectionCacheBytes == 0 {
 		opts.SelectionCacheBytes = DefaultSelectionCacheBytes
 	}
-	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, nil), selections: newSelectionCache(opts.SelectionCacheBytes)}
+	s := &Store{opts: opts, cache: NewCache(opts.CachedSnapshots, opts.CachedSnapshotBytes, nil), selections: newSelectionCache(opts.SelectionCacheBytes)}
 	s.cache.mu = new(sync.Mutex)
 	po := &pebble.Options{
 		Logger: pebbleLogger{l: opts.Logger, fatal: &s.fatal},
@@ -520,6 +534,9 @@ type Batch struct {
 	b       *pebble.Batch
 	cache   *Cache
 	overlay map[string]any // snapshot key → *fold.Event | *fold.Thing written in this batch
+	// written are the overlay's snapshots with their weights for the
+	// cache (snapshotBytes), as writeSnapshots encoded them.
+	written []cachedSnapshot
 	n       int
 	// ops are the send-status records of the batch's operations, in
 	// sequence order; written at commit in the order of the log (an
@@ -703,9 +720,43 @@ func (b *Batch) del(k []byte) error {
 	return nil
 }
 
-// writeSnapshots encodes the batch's snapshots into it.
+// cachedSnapshot is a snapshot the batch wrote, for its cache.
+type cachedSnapshot struct {
+	key   string
+	snap  any // *fold.Event | *fold.Thing
+	bytes int64
+}
+
+// Estimated memory of a decoded snapshot beyond its encoding
+// (snapshotBytes): the struct and its strings' headers; each attrs member's
+// Attr (a name and a value header) and its two allocations; each external
+// id's map entry. Measured on 6 December: a Thing of 29,610 one-digit
+// attrs members took 203 KB encoded and 1.66 MB decoded, about 49 bytes a
+// member beyond its encoding.
+const (
+	snapshotOverhead = 512
+	attrOverhead     = 64
+	externalOverhead = 64
+)
+
+// snapshotBytes estimates the memory of the decoded snapshot whose
+// encoding is encoded bytes long: what the cache counts it for.
+func snapshotBytes(snap any, encoded int) int64 {
+	n := snapshotOverhead + encoded
+	switch v := snap.(type) {
+	case *fold.Event:
+		n += attrOverhead * len(v.Attrs)
+	case *fold.Thing:
+		n += attrOverhead*len(v.Attrs) + externalOverhead*len(v.ExternalIDs)
+	}
+	return int64(n)
+}
+
+// writeSnapshots encodes the batch's snapshots into it, and lists them
+// with their weights for the cache (written).
 func (b *Batch) writeSnapshots() {
 	hashed := b.s.opts.SnapshotFilterKeys >= 0
+	b.written = slices.Grow(b.written[:0], len(b.overlay))
 	for k, snap := range b.overlay {
 		if hashed {
 			b.snapHashes = append(b.snapHashes, maphash.String(b.s.filterSeed, k))
@@ -718,6 +769,7 @@ func (b *Batch) writeSnapshots() {
 			b.buf = fold.EncodeThing(b.buf, v)
 		}
 		_ = b.set([]byte(k), b.buf)
+		b.written = append(b.written, cachedSnapshot{key: k, snap: snap, bytes: snapshotBytes(snap, len(b.buf))})
 	}
 }
 
@@ -744,10 +796,10 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 		return fmt.Errorf("commit batch at %d: %w", applied, err)
 	}
 	_ = b.b.Close()
-	for k, v := range b.overlay {
-		b.cache.put(k, v, 0)
+	for _, w := range b.written {
+		b.cache.put(w, 0)
 	}
-	b.overlay, b.ops = nil, nil
+	b.overlay, b.written, b.ops = nil, nil, nil
 	return nil
 }
 
@@ -761,10 +813,10 @@ func (b *Batch) commit(cursor []byte, applied uint64) error {
 func (b *Batch) Seal(group uint64) {
 	b.writeSnapshots()
 	b.writes.sort()
-	for k, v := range b.overlay {
-		b.cache.put(k, v, group)
+	for _, w := range b.written {
+		b.cache.put(w, group)
 	}
-	b.overlay = nil
+	b.overlay, b.written = nil, nil
 }
 
 // CommitGroup writes the sealed parts of one group and the applied
