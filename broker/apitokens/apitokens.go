@@ -115,9 +115,11 @@ type record struct {
 }
 
 // entry is a token of the in-memory view. A revoked token stays as a
-// tombstone of the view: token ids are random and never
-// reissued, so a tombstone is final, and it keeps a bucket read that
-// raced with the revocation from bringing the token back.
+// tombstone of the view for a while (kvview's TombstonesKept): token ids
+// are random and never reissued, so a tombstone is final, and it keeps a
+// bucket read that raced with the revocation from bringing the token
+// back. After it, a revoked token is one the view does not know: its
+// lookup asks the bucket, whose leader answers not found.
 type entry struct {
 	tok  Token
 	hash [sha256.Size]byte

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -157,5 +158,67 @@ func TestUpdateRetriesLostRaces(t *testing.T) {
 	}
 	if !cas.Lost(jetstream.ErrKeyExists) || cas.Lost(errors.New("other")) || cas.Lost(nil) {
 		t.Fatal("cas.Lost misjudges")
+	}
+}
+
+// A deleted key's tombstone is dropped after Options.TombstonesKept: a
+// tombstone for every key ever deleted (a revoked token each) grew without
+// end. Within that time a late read cannot bring the key back; after it,
+// the key is unknown to the view and Lookup's bucket read answers not
+// found.
+func TestTombstonesAreDroppedAfterTheirTime(t *testing.T) {
+	ctx := context.Background()
+	b := brokertest.Start(t, brokertest.NoEnsure())
+	kv := bucket(t, b.JS)
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	m, err := kvview.OpenMap(ctx, b.JS, kv.Bucket(), decodeString,
+		kvview.Options{DeletesAreFinal: true, TombstonesKept: time.Minute, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	const n = 300
+	revs := make([]uint64, n)
+	for i := range n {
+		if revs[i], err = kv.Put(ctx, "k"+strconv.Itoa(i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if err := kv.Delete(ctx, "k"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Watch().Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Tombstones(); got != n {
+		t.Fatalf("%d tombstones after %d deletions", got, n)
+	}
+	// A read that raced with the deletion remembers what it read late.
+	m.Remember("k5", "v", revs[5])
+	if _, ok, known := m.Get("k5"); ok || !known {
+		t.Fatalf("k5 came back within its tombstone's time: ok=%v known=%v", ok, known)
+	}
+
+	advance(time.Minute)
+	if _, err := kv.Put(ctx, "after", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Watch().Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Tombstones(); got != 0 {
+		t.Fatalf("%d tombstones a minute after the deletions, want none", got)
+	}
+	for _, i := range []int{0, 5, n - 1} {
+		key := "k" + strconv.Itoa(i)
+		if _, _, known := m.Get(key); known {
+			t.Errorf("%s still known to the view", key)
+		}
+		if v, ok, err := m.Lookup(ctx, key); err != nil || ok {
+			t.Errorf("Lookup(%s) = %q, %v, %v: want not found", key, v, ok, err)
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,7 +23,8 @@ type Decoder[T any] func(key string, value []byte, revision uint64) (T, error)
 // one Watch, with a fallback to the bucket for keys the watch has not
 // brought yet. Values are ordered by revision: an older write never
 // replaces a newer one, and a deletion stays as a tombstone so a read that
-// raced with it cannot bring the key back. The caller MUST call Close.
+// raced with it cannot bring the key back (for Options.TombstonesKept).
+// The caller MUST call Close.
 type Map[T any] struct {
 	kv     jetstream.KeyValue
 	reads  *leaderread.Bucket
@@ -29,9 +32,21 @@ type Map[T any] struct {
 	log    *slog.Logger
 	watch  *Watch
 	final  bool // Options.DeletesAreFinal
+	kept   time.Duration
+	now    func() time.Time
 
 	mu      sync.RWMutex
 	entries map[string]slot[T]
+	// tombs are the tombstones in the order they were laid, from
+	// tombs[head] on, for their removal after kept (prune).
+	tombs []tombstone
+	head  int
+}
+
+type tombstone struct {
+	key string
+	rev uint64
+	at  time.Time
 }
 
 type slot[T any] struct {
@@ -45,7 +60,8 @@ type slot[T any] struct {
 // Close need OpenMap.
 func NewMap[T any](decode Decoder[T], opts Options) *Map[T] {
 	opts.defaults()
-	return &Map[T]{decode: decode, log: opts.Logger, final: opts.DeletesAreFinal, entries: map[string]slot[T]{}}
+	return &Map[T]{decode: decode, log: opts.Logger, final: opts.DeletesAreFinal, kept: opts.TombstonesKept, now: opts.Now,
+		entries: map[string]slot[T]{}}
 }
 
 // OpenMap loads bucket into memory and keeps it current until Close.
@@ -76,13 +92,58 @@ func (m *Map[T]) Put(key string, value []byte, revision uint64) {
 	m.Remember(key, v, revision)
 }
 
-// Delete applies a watched deletion (Applier).
+// Delete applies a watched deletion (Applier). The key's tombstone is
+// dropped after Options.TombstonesKept: it guards against a read that
+// raced with the deletion (a Lookup's bucket read, which its caller's
+// timeout bounds, remembered after the deletion was applied), and one
+// kept for every key ever deleted grew without end: a revoked integration
+// token each, about 200 bytes in every process, laid again at each start
+// by the bucket's delete markers. A key whose tombstone is gone is one the
+// view has not heard of: Lookup asks the bucket, which answers not found.
 func (m *Map[T]) Delete(key string, revision uint64) {
 	m.mu.Lock()
+	now := m.now()
 	if old, ok := m.entries[key]; !ok || old.rev < revision || m.final {
-		m.entries[key] = slot[T]{rev: max(old.rev, revision), deleted: true}
+		rev := max(old.rev, revision)
+		m.entries[key] = slot[T]{rev: rev, deleted: true}
+		m.tombs = append(m.tombs, tombstone{key: key, rev: rev, at: now})
 	}
+	m.prune(now)
 	m.mu.Unlock()
+}
+
+// prune drops the tombstones laid kept or longer before now, oldest
+// first, unless their key was written again. m.mu is held.
+func (m *Map[T]) prune(now time.Time) {
+	for m.head < len(m.tombs) && now.Sub(m.tombs[m.head].at) >= m.kept {
+		t := m.tombs[m.head]
+		m.tombs[m.head] = tombstone{}
+		m.head++
+		if s, ok := m.entries[t.key]; ok && s.deleted && s.rev == t.rev {
+			delete(m.entries, t.key)
+		}
+	}
+	// The queue's space goes back once most of it is spent, so a burst of
+	// deletions holds none of it afterwards.
+	switch {
+	case m.head == len(m.tombs) && cap(m.tombs) <= 1024:
+		m.tombs, m.head = m.tombs[:0], 0
+	case m.head >= 1024 && m.head*2 >= len(m.tombs):
+		m.tombs, m.head = slices.Clone(m.tombs[m.head:]), 0
+	}
+}
+
+// Tombstones is how many deleted keys the view remembers.
+func (m *Map[T]) Tombstones() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	n := 0
+	for _, s := range m.entries {
+		if s.deleted {
+			n++
+		}
+	}
+	return n
 }
 
 // Remember stores v as key's value at revision unless the view holds that
@@ -92,6 +153,9 @@ func (m *Map[T]) Remember(key string, v T, revision uint64) {
 	m.mu.Lock()
 	if old, ok := m.entries[key]; !ok || (old.rev < revision && !(old.deleted && m.final)) {
 		m.entries[key] = slot[T]{val: v, rev: revision}
+	}
+	if m.head < len(m.tombs) {
+		m.prune(m.now())
 	}
 	m.mu.Unlock()
 }

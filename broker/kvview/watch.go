@@ -33,6 +33,11 @@ type Options struct {
 	// revision is remembered later: for buckets whose keys are random ids
 	// never reused, where a late read must never bring a key back.
 	DeletesAreFinal bool
+	// TombstonesKept is how long a Map keeps a deleted key's tombstone
+	// (Map.Delete says why it is dropped then). Default 10 minutes.
+	TombstonesKept time.Duration
+	// Now is a Map's clock for its tombstones. Default time.Now.
+	Now func() time.Time
 	// RestartDelay is the first pause before a broken watch is started
 	// again (it doubles up to 5s). Default 100ms.
 	RestartDelay time.Duration
@@ -44,6 +49,12 @@ func (o *Options) defaults() {
 	}
 	if o.RestartDelay <= 0 {
 		o.RestartDelay = 100 * time.Millisecond
+	}
+	if o.TombstonesKept <= 0 {
+		o.TombstonesKept = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
