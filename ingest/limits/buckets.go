@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -16,12 +17,14 @@ import (
 const maxBuckets = 1 << 16
 
 // addrBuckets are token buckets per client address: perMinute tokens a
-// minute, holding a minute's worth.
+// minute, holding a minute's worth; and per IPv6 /48 (Client.Network),
+// NetworkFactor times that.
 type addrBuckets struct {
 	perMinute int
 
-	mu      sync.Mutex
-	buckets *simplelru.LRU[string, *rate.Limiter]
+	mu       sync.Mutex
+	buckets  *simplelru.LRU[string, *rate.Limiter]
+	networks *simplelru.LRU[string, *rate.Limiter]
 }
 
 // newAddrBuckets returns the buckets of perMinute, or nil (no limit) when
@@ -32,47 +35,77 @@ func newAddrBuckets(perMinute int) *addrBuckets {
 	}
 	b := &addrBuckets{perMinute: perMinute}
 	b.buckets, _ = simplelru.NewLRU[string, *rate.Limiter](maxBuckets, nil)
+	b.networks, _ = simplelru.NewLRU[string, *rate.Limiter](maxBuckets, nil)
 	return b
 }
 
-// take takes a token of key's bucket at now; when there is none it takes
-// nothing and says how long until there is one.
-func (b *addrBuckets) take(key string, now time.Time) (wait time.Duration, ok bool) {
-	l := b.limiter(key)
+// take takes a token of cl's bucket and of its network's (when it has
+// one) at now; when either has none it takes nothing and says how long
+// until both have one. network reports that the network's refused.
+func (b *addrBuckets) take(cl Client, now time.Time) (wait time.Duration, network, ok bool) {
+	l := b.limiter(b.buckets, cl.Key, b.perMinute)
+	var n *rate.Limiter
+	if cl.Network != "" {
+		n = b.limiter(b.networks, cl.Network, b.perMinute*NetworkFactor)
+		if n.TokensAt(now) < 1 {
+			return until(n, now), true, false
+		}
+	}
 	// AllowN takes a token or, when there is none, nothing: a refusal
 	// made as a reservation cancelled after it gave back nothing when
 	// another reservation came between (x/time/rate restores a cancelled
 	// reservation's tokens only while it is the latest), so refusals at
 	// once drove the bucket into debt, and on a shared address (a NAT) the
 	// refusals went on after the flood stopped.
-	if l.AllowN(now, 1) {
-		return 0, true
+	if !l.AllowN(now, 1) {
+		return until(l, now), false, false
 	}
-	return until(l, now), false
+	if n != nil && !n.AllowN(now, 1) {
+		// Another address of the network took its last token since:
+		// this address's token stays spent (rare, and never in debt).
+		return until(n, now), true, false
+	}
+	return 0, false, true
 }
 
-// peek is take without taking: whether key's bucket holds a token at now,
-// and if not, how long until it does.
-func (b *addrBuckets) peek(key string, now time.Time) (wait time.Duration, ok bool) {
+// peek is take without taking: whether cl's bucket and its network's hold
+// a token at now, and if not, how long until they do.
+func (b *addrBuckets) peek(cl Client, now time.Time) (wait time.Duration, network, ok bool) {
 	b.mu.Lock()
-	l, found := b.buckets.Get(key)
-	b.mu.Unlock()
-	if !found || l.TokensAt(now) >= 1 { // an address with no bucket has a full one
-		return 0, true
+	l, found := b.buckets.Get(cl.Key)
+	var n *rate.Limiter
+	if cl.Network != "" {
+		n, _ = b.networks.Get(cl.Network)
 	}
-	return until(l, now), false
+	b.mu.Unlock()
+	if n != nil && n.TokensAt(now) < 1 {
+		return until(n, now), true, false
+	}
+	if !found || l.TokensAt(now) >= 1 { // an address with no bucket has a full one
+		return 0, false, true
+	}
+	return until(l, now), false, false
 }
 
-// limiter is key's bucket, made full when it has none.
-func (b *addrBuckets) limiter(key string) *rate.Limiter {
+// limiter is key's bucket of m, made full (perMinute) when it has none.
+func (b *addrBuckets) limiter(m *simplelru.LRU[string, *rate.Limiter], key string, perMinute int) *rate.Limiter {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	l, found := b.buckets.Get(key)
+	l, found := m.Get(key)
 	if !found {
-		l = rate.NewLimiter(rate.Limit(float64(b.perMinute)/60), b.perMinute)
-		b.buckets.Add(key, l)
+		l = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+		m.Add(key, l)
 	}
 	return l
+}
+
+// whose names the bucket that refused, for a refusal's detail: the
+// address's, or its network's.
+func (b *addrBuckets) whose(network bool) string {
+	if network {
+		return fmt.Sprintf("network (IPv6 /48: %d a minute)", b.perMinute*NetworkFactor)
+	}
+	return fmt.Sprintf("address (%d a minute)", b.perMinute)
 }
 
 // until is how long until l holds a token, from now.

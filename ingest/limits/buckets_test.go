@@ -21,23 +21,23 @@ func TestBucketRefusalsAtOnceTakeNothing(t *testing.T) {
 	for round := range 30 {
 		key := fmt.Sprint("addr-", round)
 		for i := range 60 {
-			if _, ok := b.take(key, now); !ok {
+			if _, _, ok := b.take(Client{Key: key}, now); !ok {
 				t.Fatalf("take %d of a full bucket refused", i)
 			}
 		}
 		var wg sync.WaitGroup
 		for range 200 {
 			wg.Go(func() {
-				if wait, ok := b.take(key, now); ok || wait <= 0 || wait > time.Second {
+				if wait, _, ok := b.take(Client{Key: key}, now); ok || wait <= 0 || wait > time.Second {
 					t.Errorf("an empty bucket: ok %v, wait %v (want a refusal, a token due within 1 s)", ok, wait)
 				}
 			})
 		}
 		wg.Wait()
-		if _, ok := b.take(key, now.Add(time.Second)); !ok {
+		if _, _, ok := b.take(Client{Key: key}, now.Add(time.Second)); !ok {
 			t.Fatalf("round %d: a token due after a second was refused: the refusals took tokens", round)
 		}
-		if wait, ok := b.take(key, now.Add(time.Second)); ok || wait != time.Second {
+		if wait, _, ok := b.take(Client{Key: key}, now.Add(time.Second)); ok || wait != time.Second {
 			t.Fatalf("round %d: the bucket emptied again: ok %v, wait %v, want a second", round, ok, wait)
 		}
 	}

@@ -475,21 +475,21 @@ func (l *Limits) AuthCheck(ctx context.Context) *apierr.Error {
 	if l.authFails == nil || !ok {
 		return nil
 	}
-	wait, ok := l.authFails.peek(cl.Key, l.now())
+	wait, network, ok := l.authFails.peek(cl, l.now())
 	if ok {
 		return nil
 	}
 	l.Refused(AuthFailures)
 	return &apierr.Error{Code: apierr.RateLimited, RetryAfter: retryAfter(wait),
-		Detail: fmt.Sprintf("too many failed token checks from this address (%d a minute); retry after %d s",
-			l.authFails.perMinute, retryAfter(wait))}
+		Detail: fmt.Sprintf("too many failed token checks from this %s; retry after %d s",
+			l.authFails.whose(network), retryAfter(wait))}
 }
 
 // AuthFailed spends one of the request's client's failures (a credential
 // it sent was refused).
 func (l *Limits) AuthFailed(ctx context.Context) {
 	if cl, ok := ClientOf(ctx); l.authFails != nil && ok {
-		l.authFails.take(cl.Key, l.now())
+		l.authFails.take(cl, l.now())
 	}
 }
 
@@ -498,13 +498,13 @@ func (l *Limits) bucket(ctx context.Context, b *addrBuckets, lim Limit, what str
 	if b == nil || !ok {
 		return nil
 	}
-	wait, ok := b.take(cl.Key, l.now())
+	wait, network, ok := b.take(cl, l.now())
 	if ok {
 		return nil
 	}
 	l.Refused(lim)
 	return &apierr.Error{Code: apierr.RateLimited, RetryAfter: retryAfter(wait),
-		Detail: fmt.Sprintf("too many %s from this address (%d a minute); retry after %d s", what, b.perMinute, retryAfter(wait))}
+		Detail: fmt.Sprintf("too many %s from this %s; retry after %d s", what, b.whose(network), retryAfter(wait))}
 }
 
 // DeviceRoom reports whether a new device may be made: false when the

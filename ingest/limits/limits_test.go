@@ -2,7 +2,9 @@ package limits
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,6 +167,48 @@ func TestBucketsPerAddress(t *testing.T) {
 	}
 	if e := l.ChannelCreate(context.Background()); e != nil {
 		t.Fatalf("no client address: %v", e)
+	}
+}
+
+// TestBucketsPerNetwork: the /64s of one IPv6 /48 share NetworkFactor
+// times an address's budget (a subscriber's /56 held 256 budgets); another
+// /48 has its own, and IPv4 addresses stay each on their own.
+func TestBucketsPerNetwork(t *testing.T) {
+	l, clk := newTest(t, Config{ChannelCreatePerMinute: 2, AuthFailuresPerMinute: 1})
+	budget := 2 * NetworkFactor
+	for i := range budget {
+		// Each /64 of the /56 2001:db8:0:100::/56 within its own budget.
+		if e := l.ChannelCreate(from(fmt.Sprintf("2001:db8:0:1%02x::1", i/2))); e != nil {
+			t.Fatalf("create %d: %v", i, e)
+		}
+	}
+	e := l.ChannelCreate(from("2001:db8:0:1ff::1")) // a /64 of the same /48 not used yet
+	if e == nil || e.Code != apierr.RateLimited || e.RetryAfter != 2 || !strings.Contains(e.Detail, "/48") {
+		t.Fatalf("a fresh /64 of a spent /48: %v, want rate_limited after 2 s naming the /48", e)
+	}
+	if e := l.ChannelCreate(from("2001:db8:1::1")); e != nil {
+		t.Fatalf("another /48: %v", e)
+	}
+	for i := range budget + 1 {
+		if e := l.ChannelCreate(from(fmt.Sprintf("198.51.100.%d", i))); e != nil {
+			t.Fatalf("IPv4 address %d: %v", i, e)
+		}
+	}
+	clk.advance(2 * time.Second)
+	if e := l.ChannelCreate(from("2001:db8:0:1ff::1")); e != nil {
+		t.Fatalf("2 s later: %v", e)
+	}
+	// Failed token checks: the /48 is refused before any check once its
+	// /64s spent its failures.
+	for i := range NetworkFactor {
+		ctx := from(fmt.Sprintf("2001:db8:2:%x::1", i))
+		if e := l.AuthCheck(ctx); e != nil {
+			t.Fatalf("check %d: %v", i, e)
+		}
+		l.AuthFailed(ctx)
+	}
+	if e := l.AuthCheck(from("2001:db8:2:ffff::1")); e == nil || e.Code != apierr.RateLimited {
+		t.Fatalf("a fresh /64 of a /48 that spent its failures: %v, want rate_limited", e)
 	}
 }
 
