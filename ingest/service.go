@@ -32,6 +32,7 @@ import (
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/ingest/timeouts"
+	schemadevices "github.com/pushgo/gateway/schemas/devices"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -283,6 +284,12 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.Warn("ingest: unsubscribes' records not swept; trying again later", "err", err)
 			} else if n > 0 {
 				s.log.Info("ingest: swept unsubscribes' records left by a stopped process", "records", n)
+			}
+			if n, err := s.devices.SweepIdleDevices(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("ingest: idle devices not swept; trying again later", "err", err)
+			} else if n > 0 {
+				s.log.Info("ingest: deleted devices left without a route or a channel", "devices", n,
+					"idle_for", schemadevices.IdleKept.String())
 			}
 		}
 	}

@@ -81,6 +81,9 @@ type Registry struct {
 	// beforeSubscriptionWrite, when set (tests), runs in Subscribe between
 	// the index key's write and the subscription's.
 	beforeSubscriptionWrite func()
+	// markersKept is the constant's, or what a test sets (negative: every
+	// marker is old).
+	markersKept time.Duration
 
 	// removals are the removals' records this registry wrote, oldest
 	// first, for ForgetRemovals to delete once RemovalKept old.
@@ -101,7 +104,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger}
+	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: markersKept}
 	for _, b := range []struct {
 		name string
 		kv   **leaderread.Bucket
@@ -833,6 +836,91 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 		}
 		if deleted {
 			n++
+		}
+	}
+	return n, nil
+}
+
+// markersKept is how long SweepIdleDevices leaves a deleted device's
+// delete marker in the bucket (Registry.markersKept, which tests
+// shorten): the views that watch it (the pusher's devices) see the
+// deletion meanwhile; afterwards the marker would count as a device
+// towards the cap (the bucket's values) and be read at every start.
+const markersKept = time.Hour
+
+// SweepIdleDevices deletes the devices that can be pushed nothing and were
+// left so: no route, no channel, no update for devices.IdleKept as of now,
+// each by compare-and-swap on the revision it read (one updated since
+// stays), and returns how many it deleted. Devices were never deleted, so
+// registrations that bound nothing (anyone may register, 300 a minute an
+// address) filled the cap (PUSHGO_LIMIT_DEVICES) for good and every new
+// install was refused. The delete markers of the devices it deleted
+// before (markersKept old) are purged, so the cap's count drops. It reads
+// every device once: ingest runs it with SweepRemovals. Every replica may
+// run it.
+//
+// A device subscribed between its check and its deletion loses its
+// subscription's use: its app's next call answers device_key_not_found
+// and it registers and subscribes again.
+func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, sweepBound)
+	defer cancel()
+	cutoff := now.Add(-devices.IdleKept).UnixMilli()
+	var idle []devices.Device
+	oldMarkers := false
+	w, err := r.devices.KV().WatchAll(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sweep idle devices: %w", err)
+	}
+	err = func() error {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case e, open := <-w.Updates():
+				if !open {
+					return errors.New("the watch ended")
+				}
+				if e == nil {
+					return nil // the latest values are all in
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					// By the clock PurgeDeletes judges them by.
+					oldMarkers = oldMarkers || time.Since(e.Created()) >= r.markersKept
+					continue
+				}
+				d, err := Decode(e.Key(), e.Value(), e.Revision())
+				if err == nil && !d.HasRoute() && d.UpdatedAt <= cutoff {
+					idle = append(idle, d)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}()
+	if err != nil {
+		return 0, fmt.Errorf("sweep idle devices: %w", err)
+	}
+	n := 0
+	for _, d := range idle {
+		chans, err := listKeys(ctx, r.devChans.KV(), devices.DeviceChannelsFilter(d.Key))
+		if err != nil {
+			return n, fmt.Errorf("sweep idle devices: channels of a device: %w", err)
+		}
+		if len(chans) > 0 {
+			continue
+		}
+		err = r.devices.KV().Delete(ctx, d.Key, jetstream.LastRevision(d.Revision))
+		if cas.Lost(err) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("sweep idle devices: %w", err)
+		}
+		n++
+	}
+	if oldMarkers {
+		if err := r.devices.KV().PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(r.markersKept)); err != nil {
+			return n, fmt.Errorf("sweep idle devices: purge delete markers: %w", err)
 		}
 	}
 	return n, nil

@@ -209,6 +209,13 @@ func (s Subscription) Covers(seq uint64) bool {
 // no longer finds it.
 const RemovalKept = time.Hour
 
+// IdleKept is how long a device that can be pushed nothing (no route, no
+// channel) stays after its last update: an app binds its route and
+// subscribes within moments of registering, so such a device is one
+// abandoned, or made by someone filling the devices' cap. Deleted, its key
+// answers device_key_not_found, on which both apps register again.
+const IdleKept = 24 * time.Hour
+
 // TokenOwner is the value of a key in PUSHGO_PROVIDER_TOKENS: the device
 // that last bound the token. It is an index, checked against the device
 // record (whose token is authoritative) before anything is changed.

@@ -1,0 +1,80 @@
+package devices
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pushgo/gateway/broker/brokertest"
+	schema "github.com/pushgo/gateway/schemas/devices"
+	"github.com/pushgo/gateway/schemas/ids"
+	"github.com/pushgo/gateway/schemas/streams"
+)
+
+// TestSweepIdleDevices: a device registered a day ago that bound no route
+// and joined no channel is deleted, and once its delete marker is old the
+// marker goes too, so the cap's count (the bucket's values) drops; a
+// device with a route, one with a channel, and one registered lately
+// stay. Before, anonymous registrations filled PUSHGO_LIMIT_DEVICES for
+// good.
+func TestSweepIdleDevices(t *testing.T) {
+	ctx := context.Background()
+	b := brokertest.Start(t)
+	r, err := Open(ctx, b.JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	now := time.Now()
+	old := now.Add(-schema.IdleKept - time.Minute)
+	register := func(at time.Time) string {
+		t.Helper()
+		res, err := r.Register(ctx, "", "ios", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Device.Key
+	}
+	idle, routed, subscribed, recent := register(old), register(old), register(old), register(now.Add(-time.Hour))
+	if _, err := r.BindRoute(ctx, routed, "apns", "apns-token-1", "", old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Subscribe(ctx, subscribed, ids.NewChannelID(), old); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := b.JS.KeyValue(ctx, streams.DevicesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := func() uint64 {
+		t.Helper()
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Values()
+	}
+
+	if n, err := r.SweepIdleDevices(ctx, now); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v; want the one idle device", n, err)
+	}
+	for key, want := range map[string]bool{idle: false, routed: true, subscribed: true, recent: true} {
+		if _, found, err := r.Device(ctx, key); err != nil || found != want {
+			t.Errorf("device %s: found %v, %v; want %v", schema.KeyRef(key), found, err, want)
+		}
+	}
+	if _, err := r.BindRoute(ctx, idle, "apns", "apns-token-2", "", now); !errors.Is(err, ErrDeviceNotFound) {
+		t.Fatalf("bind of the swept device: %v, want ErrDeviceNotFound (the apps register again)", err)
+	}
+	if got := values(); got != 4 {
+		t.Fatalf("%d values with a fresh delete marker, want 4 (3 devices, the marker kept for the watchers)", got)
+	}
+	r.markersKept = -1 // every marker old
+	if n, err := r.SweepIdleDevices(ctx, now); err != nil || n != 0 {
+		t.Fatalf("sweep again: %d, %v; want none", n, err)
+	}
+	if got := values(); got != 3 {
+		t.Fatalf("%d values after the old marker's purge, want the 3 devices", got)
+	}
+}
