@@ -24,35 +24,54 @@ type opCache struct {
 	// consumer or a task is in the log even when the follower a direct get
 	// reaches has not stored it yet, so "not found" is the leader's word
 	// (leaderread.Stream.Msg), never a lagging follower's.
-	stream *leaderread.Stream
-	mu     sync.Mutex
-	m      map[uint64]*cachedOp
-	max    int
+	stream   *leaderread.Stream
+	mu       sync.Mutex
+	m        map[uint64]*cachedOp
+	max      int
+	maxBytes int64
+	bytes    int64 // the operations' weights (opWeight)
 }
 
 // cachedOp is one operation of the cache.
 type cachedOp struct {
-	env  *ops.Envelope
-	tmpl templates
+	env    *ops.Envelope
+	tmpl   templates
+	weight int64
 }
+
+// opCacheBytes bounds the operations cached by an estimate of their
+// memory (opWeight), beside their count: an operation's content may reach
+// ops.MaxContentBytes (512 KiB, an integration's), and 4,096 of those held
+// by count alone took 1.97 GiB of every pusher (a reviewer's measure).
+const opCacheBytes = 64 << 20
+
+// opWeight is what an operation counts for in the cache: its payload,
+// and room for the envelope and its templates (an APNs body of up to
+// 4 KiB per provider).
+func opWeight(env *ops.Envelope) int64 { return int64(len(env.Payload)) + 10<<10 }
 
 func newOpCache(s *leaderread.Stream, max int) *opCache {
-	return &opCache{stream: s, m: make(map[uint64]*cachedOp), max: max}
+	return &opCache{stream: s, m: make(map[uint64]*cachedOp), max: max, maxBytes: opCacheBytes}
 }
 
+// put caches env as the operation at seq, evicting others at random while
+// the cache is past its count or its bytes with it.
 func (c *opCache) put(seq uint64, env *ops.Envelope) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[seq]; ok {
 		return // the same operation: keep its templates
 	}
-	if len(c.m) >= c.max {
-		for k := range c.m { // random eviction
-			delete(c.m, k)
+	w := opWeight(env)
+	for k, co := range c.m { // random eviction: map order is random
+		if len(c.m) < c.max && c.bytes+w <= c.maxBytes {
 			break
 		}
+		delete(c.m, k)
+		c.bytes -= co.weight
 	}
-	c.m[seq] = &cachedOp{env: env}
+	c.m[seq] = &cachedOp{env: env, weight: w}
+	c.bytes += w
 }
 
 // peek returns the operation at seq if it is cached.

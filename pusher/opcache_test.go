@@ -62,3 +62,28 @@ func mustEnvelopeJSON(t *testing.T, env *ops.Envelope) []byte {
 	}
 	return b
 }
+
+// TestOpCacheBoundedByBytes: the cache holds operations within its bytes
+// as well as its count: 4,096 integration operations of 512 KiB held by
+// count alone took 2 GiB of every pusher.
+func TestOpCacheBoundedByBytes(t *testing.T) {
+	c := newOpCache(nil, 4096)
+	c.maxBytes = 8 << 20
+	big := &ops.Envelope{V: ops.EnvelopeVersion, Op: ops.EventCreate, Payload: make([]byte, 512<<10)}
+	for seq := range uint64(100) {
+		c.put(seq, big)
+		if c.bytes > c.maxBytes {
+			t.Fatalf("after %d operations of 512 KiB the cache counts %d bytes, past its %d", seq+1, c.bytes, c.maxBytes)
+		}
+	}
+	if n := len(c.m); n == 0 || n > 16 {
+		t.Fatalf("the cache holds %d operations of 512 KiB within 8 MiB", n)
+	}
+	var sum int64
+	for _, co := range c.m {
+		sum += co.weight
+	}
+	if sum != c.bytes {
+		t.Fatalf("the cache counts %d bytes, its operations weigh %d", c.bytes, sum)
+	}
+}
