@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,5 +106,35 @@ func TestDeadLettersAskForTheGatewayToken(t *testing.T) {
 	}
 	if r := api.Get(t, "/deadletters", http.Header{"Authorization": {"Bearer private-gateway-token"}}); r.Status != 429 || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("/deadletters past the failures: %d %v %s", r.Status, r.Header, r.Body)
+	}
+}
+
+// TestDeadLettersOfAPublicGatewayStayOnThisHost: without PUSHGO_TOKEN the
+// API answers a channel's contents only with its password, and
+// /deadletters, which quotes the log of every channel, answers this host
+// only: a loopback peer relaying for no one.
+func TestDeadLettersOfAPublicGatewayStayOnThisHost(t *testing.T) {
+	cfg := Defaults()
+	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen = "127.0.0.1:0", t.TempDir(), "off"
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(context.Background())
+	api := apitest.New("http://" + g.Addr())
+	if r := api.Get(t, "/deadletters", nil); r.Status != 200 || !strings.Contains(string(r.Body), `"total":0`) {
+		t.Fatalf("/deadletters from this host: %d %s", r.Status, r.Body)
+	}
+	if r := api.Get(t, "/deadletters", http.Header{"X-Forwarded-For": {"203.0.113.9"}}); r.Status != 401 || r.Code() != "authentication_failed" {
+		t.Fatalf("/deadletters through a proxy on this host: %d %s", r.Status, r.Body)
+	}
+	for _, peer := range []string{"203.0.113.9:40000", "[2001:db8::9]:40000"} {
+		req := httptest.NewRequest(http.MethodGet, "/deadletters", nil)
+		req.RemoteAddr = peer
+		rec := httptest.NewRecorder()
+		g.ops.ServeHTTP(rec, req)
+		if rec.Code != 401 || strings.Contains(rec.Body.String(), `"items"`) {
+			t.Fatalf("/deadletters from %s: %d %s", peer, rec.Code, rec.Body)
+		}
 	}
 }

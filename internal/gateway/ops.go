@@ -10,6 +10,7 @@ import (
 	"github.com/pushgo/gateway/ingest/limits"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -207,13 +208,21 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 		o.answerError(w, apierr.New(apierr.RouteNotFound))
 		return
 	}
+	// The TCP peer is the client here (a proxy in front answers this path
+	// itself: compose's Caddy, 404).
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if o.token == nil && !localRequest(host, r.Header) {
+		// A public gateway's API answers channels' contents to whoever
+		// holds their passwords; dead letters quote the log of every
+		// channel, so without a token only this host reads them.
+		o.answerError(w, &apierr.Error{Code: apierr.AuthenticationFailed,
+			Detail: "/deadletters is read from this host only, unless PUSHGO_TOKEN is set (its entries quote the log of every channel)"})
+		return
+	}
 	if o.token != nil {
-		// The TCP peer is the client here (a proxy in front answers this
-		// path itself: compose's Caddy, 404).
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
 		ctx := limits.WithClient(r.Context(), host)
 		if aerr := o.authFails.AuthCheck(ctx); aerr != nil {
 			o.answerError(w, aerr)
@@ -246,6 +255,17 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	write(w, http.StatusOK, b)
+}
+
+// localRequest reports whether a request came from this host: a loopback
+// peer, not relaying for anyone (no forwarding header: a proxy on this
+// host that forwards other clients' requests adds one).
+func localRequest(host string, h http.Header) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Unmap().IsLoopback() {
+		return false
+	}
+	return h.Get("X-Forwarded-For") == "" && h.Get("Forwarded") == "" && h.Get("X-Real-Ip") == ""
 }
 
 func (o *opsServer) answer(w http.ResponseWriter, r *http.Request, data map[string]any, err error) {
