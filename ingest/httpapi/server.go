@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -165,7 +166,9 @@ func (s *Server) handleError(c *echo.Context, err error) {
 		if errors.As(err, &sc) && sc.StatusCode() == http.StatusRequestEntityTooLarge {
 			aerr = apierr.New(apierr.PayloadTooLarge)
 		} else {
-			s.log.Error("http: unhandled error", "path", c.Request().URL.Path, "err", err)
+			// The route's pattern, never the path: a compat route's path
+			// holds its channel's password (<channel_id>:<password>).
+			s.log.Error("http: unhandled error", "route", cmp.Or(c.Path(), "unmatched"), "method", c.Request().Method, "err", err)
 			aerr = apierr.New(apierr.InternalError)
 		}
 	}
