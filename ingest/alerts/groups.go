@@ -327,5 +327,14 @@ func (t *Tracker) dropGroup(bk string, rec groupRecord) {
 	t.groupWeight -= groupWeight(rec)
 }
 
-// groupWeight is what a record counts against CachedGroupMembers.
-func groupWeight(rec groupRecord) int { return max(1, len(rec.Members)) }
+// groupWeight is what a record counts against CachedGroupMembers: a member
+// each, and one more per 128 bytes of its name. A fingerprint may be 1 KiB
+// (MaxFingerprint), eight times the memory a short one takes, so a bound
+// by count alone held some 230 MB instead of the 30 MB it was sized for.
+func groupWeight(rec groupRecord) int {
+	n := 0
+	for name := range rec.Members {
+		n += 1 + len(name)/128
+	}
+	return max(1, n)
+}

@@ -2,6 +2,7 @@ package alerts_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -324,6 +325,23 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 		if n, w := tr.GroupsInMemory(); w > 5 || n == 0 {
 			t.Fatalf("after %s: %d records of weight %d in memory, want at most 5", g.Key.Value, n, w)
 		}
+	}
+	// A member counts by its name's length too (a fingerprint may be
+	// 1 KiB): g4's three long names weigh 3 × (1 + 7), kept alone.
+	long := func(c string) string { return strings.Repeat(c, 1000) }
+	g4 := group("g4", long("p"), long("q"), long("r"))
+	for i, m := range g4.Members {
+		o, aerr := tr.Open(ctx, firing(m.Value, "m"))
+		if aerr != nil {
+			t.Fatal(aerr)
+		}
+		g4.Members[i].EventID = o.EventID
+	}
+	if _, aerr := tr.SettleGroup(ctx, g4); aerr != nil {
+		t.Fatal(aerr)
+	}
+	if n, w := tr.GroupsInMemory(); n != 1 || w != 24 {
+		t.Fatalf("after g4: %d records of weight %d in memory, want g4 alone, weight 24", n, w)
 	}
 	clock.advance(2 * time.Minute)
 	g1 := group("g1", "a", "b")

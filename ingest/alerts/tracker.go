@@ -134,8 +134,9 @@ type Options struct {
 	// Default 1 minute; negative: at once.
 	AbsentAfter time.Duration
 	// CachedGroupMembers bounds the group records kept in memory, by their
-	// members (a record counts at least one; one larger than the bound is
-	// still kept, alone). Default 200,000 (some 30 MB).
+	// members (a member counts one more per 128 bytes of its name, a
+	// record at least one; one larger than the bound is still kept,
+	// alone). Default 200,000 (some 30 MB).
 	CachedGroupMembers int
 	// Now is the clock of claims and group records. Default time.Now.
 	Now    func() time.Time
