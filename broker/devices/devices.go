@@ -84,6 +84,8 @@ type Registry struct {
 	// markersKept is the constant's, or what a test sets (negative: every
 	// marker is old).
 	markersKept time.Duration
+	// removalsKept is maxRemovalsKept, or what a test sets.
+	removalsKept int
 
 	// removals are the removals' records this registry wrote, oldest
 	// first, for ForgetRemovals to delete once RemovalKept old.
@@ -104,7 +106,8 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: markersKept}
+	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: markersKept,
+		removalsKept: maxRemovalsKept}
 	for _, b := range []struct {
 		name string
 		kv   **leaderread.Bucket
@@ -766,7 +769,9 @@ func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
 			return false, err
 		}
 		r.removalsMu.Lock()
-		r.removals = append(r.removals, writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)})
+		if len(r.removals) < r.removalsKept {
+			r.removals = append(r.removals, writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)})
+		}
 		r.removalsMu.Unlock()
 		return true, nil
 	}
@@ -801,6 +806,12 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 		r.removalsMu.Unlock()
 	}
 }
+
+// maxRemovalsKept bounds the removals' records a registry keeps in memory
+// for ForgetRemovals (about 110 bytes each): an hour of a subscribe and
+// unsubscribe loop held millions. A record past it is left to
+// SweepRemovals, which finds it in the bucket within hours.
+const maxRemovalsKept = 100_000
 
 // sweepBound bounds one SweepRemovals.
 const sweepBound = 5 * time.Minute

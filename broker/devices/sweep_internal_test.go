@@ -78,3 +78,40 @@ func TestSweepIdleDevices(t *testing.T) {
 		t.Fatalf("%d values after the old marker's purge, want the 3 devices", got)
 	}
 }
+
+// TestRemovalsKeptAreBounded: the removals' records a registry keeps for
+// ForgetRemovals are bounded (an hour of a subscribe and unsubscribe loop
+// held millions); one past the bound is left in the bucket for
+// SweepRemovals, which deletes it.
+func TestRemovalsKeptAreBounded(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	r.removalsKept = 2
+	dk, at := ids.NewDeviceKey(), time.Now()
+	for range 3 {
+		ch := ids.NewChannelID()
+		if _, err := r.Subscribe(ctx, dk, ch, at); err != nil {
+			t.Fatal(err)
+		}
+		if removed, err := r.Unsubscribe(ctx, dk, ch); err != nil || !removed {
+			t.Fatalf("unsubscribe: %v %v", removed, err)
+		}
+	}
+	r.removalsMu.Lock()
+	kept := len(r.removals)
+	r.removalsMu.Unlock()
+	if kept != 2 {
+		t.Fatalf("%d removals' records kept in memory, want the bound's 2", kept)
+	}
+	later := time.Now().Add(schema.RemovalKept + time.Minute)
+	if n, err := r.ForgetRemovals(ctx, later); err != nil || n != 2 {
+		t.Fatalf("forget: %d %v, want the 2 kept", n, err)
+	}
+	if n, err := r.SweepRemovals(ctx, later); err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v, want the one past the bound", n, err)
+	}
+}
