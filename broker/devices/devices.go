@@ -880,34 +880,19 @@ func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, er
 	var idle []devices.Device
 	oldMarkers := false
 	w, err := r.devices.KV().WatchAll(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sweep idle devices: %w", err)
-	}
-	err = func() error {
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case e, open := <-w.Updates():
-				if !open {
-					return errors.New("the watch ended")
-				}
-				if e == nil {
-					return nil // the latest values are all in
-				}
-				if e.Operation() != jetstream.KeyValuePut {
-					// By the clock PurgeDeletes judges them by.
-					oldMarkers = oldMarkers || time.Since(e.Created()) >= r.markersKept
-					continue
-				}
-				d, err := Decode(e.Key(), e.Value(), e.Revision())
-				if err == nil && !d.HasRoute() && d.UpdatedAt <= cutoff {
-					idle = append(idle, d)
-				}
-			case <-ctx.Done():
-				return ctx.Err()
+	if err == nil {
+		err = eachLatest(ctx, w, func(e jetstream.KeyValueEntry) {
+			if e.Operation() != jetstream.KeyValuePut {
+				// By the clock PurgeDeletes judges them by.
+				oldMarkers = oldMarkers || time.Since(e.Created()) >= r.markersKept
+				return
 			}
-		}
-	}()
+			d, err := Decode(e.Key(), e.Value(), e.Revision())
+			if err == nil && !d.HasRoute() && d.UpdatedAt <= cutoff {
+				idle = append(idle, d)
+			}
+		})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("sweep idle devices: %w", err)
 	}
@@ -1001,6 +986,17 @@ func (r *Registry) eachSubscription(ctx context.Context, filter string, fn func(
 	if err != nil {
 		return err
 	}
+	return eachLatest(ctx, w, func(e jetstream.KeyValueEntry) {
+		var sub devices.Subscription
+		if json.Unmarshal(e.Value(), &sub) == nil {
+			fn(e, sub)
+		}
+	})
+}
+
+// eachLatest calls fn with each latest value w brings, until they are all
+// in (w's nil entry), then stops w.
+func eachLatest(ctx context.Context, w jetstream.KeyWatcher, fn func(jetstream.KeyValueEntry)) error {
 	defer func() { _ = w.Stop() }()
 	for {
 		select {
@@ -1011,10 +1007,7 @@ func (r *Registry) eachSubscription(ctx context.Context, filter string, fn func(
 			if e == nil {
 				return nil // the latest values are all in
 			}
-			var sub devices.Subscription
-			if json.Unmarshal(e.Value(), &sub) == nil {
-				fn(e, sub)
-			}
+			fn(e)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
