@@ -380,7 +380,12 @@ func (g *gateway) waitUp(path string, bound time.Duration) error {
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// Only once the process says it listens: another process that
+			// took the port freePort chose answered 200 too, and the test
+			// went on with a gateway that had exited (bind: address
+			// already in use). The harness's processes log at info or
+			// finer.
+			if resp.StatusCode == http.StatusOK && strings.Contains(g.output.String(), `msg="pushgo serving"`) {
 				return nil
 			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
