@@ -496,10 +496,14 @@ func TestProjectorPause(t *testing.T) {
 
 // getPathWithin is one GET of path of g bounded by d: status and body (0
 // and the error when there was no answer).
-func getPathWithin(g *gateway, path string, d time.Duration) (int, string) {
+func getPathWithin(g *gateway, path string, d time.Duration, hdr ...http.Header) (int, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	r, err := g.Do(ctx, http.MethodGet, path, nil, nil)
+	var h http.Header
+	if len(hdr) > 0 {
+		h = hdr[0]
+	}
+	r, err := g.Do(ctx, http.MethodGet, path, nil, h)
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -514,7 +518,9 @@ func getPathWithin(g *gateway, path string, d time.Duration) (int, string) {
 func TestPoisonedLogEntry(t *testing.T) {
 	t.Parallel()
 	a := startIngest(t)
-	proj := startProjector(t, a, t.TempDir())
+	// /deadletters is listed to the gateway token's holder only.
+	const opsToken = "poison-ops-token"
+	proj := startProjector(t, a, t.TempDir(), "PUSHGO_TOKEN="+opsToken)
 	waitServed(t, a, 30*time.Second, proj)
 	c := chanCred{Password: "poison-" + randomHex(t, 8)}
 	c.ID = createChannel(t, a, "poison", c.Password)
@@ -557,7 +563,7 @@ func TestPoisonedLogEntry(t *testing.T) {
 		ack.Sequence, last, time.Since(poisonedAt).Round(time.Millisecond))
 	l.checkReadable(t, a)
 
-	code, body := getPathWithin(proj, "/deadletters", 5*time.Second)
+	code, body := getPathWithin(proj, "/deadletters", 5*time.Second, http.Header{"Authorization": {"Bearer " + opsToken}})
 	if code != 200 || !strings.Contains(body, `"total":1`) || !strings.Contains(body, `"stream":"PUSHGO_OPS"`) ||
 		!strings.Contains(body, `"seq":`+strconv.FormatUint(ack.Sequence, 10)+`,`) {
 		t.Errorf("projector /deadletters: %d %s; want the one entry at sequence %d of PUSHGO_OPS", code, body, ack.Sequence)

@@ -172,15 +172,18 @@ func (m *Map[T]) Get(key string) (v T, ok, known bool) {
 
 // Lookup returns key's value from the view or, when the view has never
 // heard of it, from the bucket: a key written a moment ago by another
-// process may not have reached this watch yet. Not found is the bucket
-// leader's answer (leaderread.Bucket.Get), never a lagging follower's. A
-// deleted key answers not found without a bucket read.
+// process may not have reached this watch yet. The bucket's answer is its
+// leader's (leaderread.Bucket.Latest), never a lagging follower's: a
+// follower behind a deletion whose tombstone the view has dropped
+// (Options.TombstonesKept) would bring the key back, a revoked token
+// accepted again until the process restarts. A deleted key the view
+// still holds answers not found without a bucket read.
 func (m *Map[T]) Lookup(ctx context.Context, key string) (T, bool, error) {
 	if v, ok, known := m.Get(key); known {
 		return v, ok, nil
 	}
 	var zero T
-	e, err := m.reads.Get(ctx, key)
+	e, err := m.reads.Latest(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return zero, false, nil
 	}

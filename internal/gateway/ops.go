@@ -10,7 +10,6 @@ import (
 	"github.com/pushgo/gateway/ingest/limits"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -37,8 +36,8 @@ type readiness func(ctx context.Context) (info map[string]any, err error)
 // process, and /deadletters with a projector, in front of the ingest API
 // when this process runs it: probes and scrapers see every process of a
 // scaled deployment alike. The probes and /metrics are open even when
-// PUSHGO_TOKEN is set; /deadletters then asks for the token (its entries
-// name channels and entities, and quote the log).
+// PUSHGO_TOKEN is set; /deadletters asks for the token, and without one is
+// not listed (its entries name channels and entities, and quote the log).
 type opsServer struct {
 	nc       *nats.Conn
 	checks   []namedReadiness
@@ -208,34 +207,35 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 		o.answerError(w, apierr.New(apierr.RouteNotFound))
 		return
 	}
+	if o.token == nil {
+		// A public gateway's API answers a channel's contents to whoever
+		// holds its password; dead letters quote the log of every
+		// channel. Who asks cannot be told from here (a proxy on this
+		// host makes every request a loopback one, with no forwarding
+		// header unless configured to add one), so they are listed to the
+		// holder of the gateway's token only.
+		o.answerError(w, &apierr.Error{Code: apierr.AuthenticationFailed,
+			Detail: "/deadletters needs PUSHGO_TOKEN (its entries quote the log of every channel); each dead letter is also in this process's log"})
+		return
+	}
 	// The TCP peer is the client here (a proxy in front answers this path
 	// itself: compose's Caddy, 404).
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if o.token == nil && !localRequest(host, r.Header) {
-		// A public gateway's API answers channels' contents to whoever
-		// holds their passwords; dead letters quote the log of every
-		// channel, so without a token only this host reads them.
-		o.answerError(w, &apierr.Error{Code: apierr.AuthenticationFailed,
-			Detail: "/deadletters is read from this host only, unless PUSHGO_TOKEN is set (its entries quote the log of every channel)"})
+	ctx := limits.WithClient(r.Context(), host)
+	if aerr := o.authFails.AuthCheck(ctx); aerr != nil {
+		o.answerError(w, aerr)
 		return
 	}
-	if o.token != nil {
-		ctx := limits.WithClient(r.Context(), host)
-		if aerr := o.authFails.AuthCheck(ctx); aerr != nil {
-			o.answerError(w, aerr)
-			return
-		}
-		got, ok := httpapi.ParseBearer(r.Header.Get("Authorization"))
-		sum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
-			o.authFails.AuthFailed(ctx)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
-			o.answerError(w, apierr.New(apierr.AuthenticationFailed))
-			return
-		}
+	got, ok := httpapi.ParseBearer(r.Header.Get("Authorization"))
+	sum := sha256.Sum256([]byte(got))
+	if !ok || subtle.ConstantTimeCompare(sum[:], o.token[:]) != 1 {
+		o.authFails.AuthFailed(ctx)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pushgo"`)
+		o.answerError(w, apierr.New(apierr.AuthenticationFailed))
+		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		o.answerError(w, apierr.New(apierr.MethodNotAllowed))
@@ -255,17 +255,6 @@ func (o *opsServer) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	write(w, http.StatusOK, b)
-}
-
-// localRequest reports whether a request came from this host: a loopback
-// peer, not relaying for anyone (no forwarding header: a proxy on this
-// host that forwards other clients' requests adds one).
-func localRequest(host string, h http.Header) bool {
-	a, err := netip.ParseAddr(host)
-	if err != nil || !a.Unmap().IsLoopback() {
-		return false
-	}
-	return h.Get("X-Forwarded-For") == "" && h.Get("Forwarded") == "" && h.Get("X-Real-Ip") == ""
 }
 
 func (o *opsServer) answer(w http.ResponseWriter, r *http.Request, data map[string]any, err error) {
