@@ -17,23 +17,25 @@ import (
 const maxBuckets = 1 << 16
 
 // addrBuckets are token buckets per client address: perMinute tokens a
-// minute, holding a minute's worth; and per IPv6 /48 (Client.Network),
-// NetworkFactor times that.
+// minute, holding a minute's worth; and, when networkFactor is set, per
+// IPv6 /48 (Client.Network), networkFactor times that.
 type addrBuckets struct {
-	perMinute int
+	perMinute     int
+	networkFactor int
 
 	mu       sync.Mutex
 	buckets  *simplelru.LRU[string, *rate.Limiter]
 	networks *simplelru.LRU[string, *rate.Limiter]
 }
 
-// newAddrBuckets returns the buckets of perMinute, or nil (no limit) when
-// perMinute is not positive.
-func newAddrBuckets(perMinute int) *addrBuckets {
+// newAddrBuckets returns the buckets of perMinute (and of networkFactor
+// times that per /48; 0: none), or nil (no limit) when perMinute is not
+// positive.
+func newAddrBuckets(perMinute, networkFactor int) *addrBuckets {
 	if perMinute <= 0 {
 		return nil
 	}
-	b := &addrBuckets{perMinute: perMinute}
+	b := &addrBuckets{perMinute: perMinute, networkFactor: networkFactor}
 	b.buckets, _ = simplelru.NewLRU[string, *rate.Limiter](maxBuckets, nil)
 	b.networks, _ = simplelru.NewLRU[string, *rate.Limiter](maxBuckets, nil)
 	return b
@@ -45,8 +47,8 @@ func newAddrBuckets(perMinute int) *addrBuckets {
 func (b *addrBuckets) take(cl Client, now time.Time) (wait time.Duration, network, ok bool) {
 	l := b.limiter(b.buckets, cl.Key, b.perMinute)
 	var n *rate.Limiter
-	if cl.Network != "" {
-		n = b.limiter(b.networks, cl.Network, b.perMinute*NetworkFactor)
+	if cl.Network != "" && b.networkFactor > 0 {
+		n = b.limiter(b.networks, cl.Network, b.perMinute*b.networkFactor)
 		if n.TokensAt(now) < 1 {
 			return until(n, now), true, false
 		}
@@ -74,7 +76,7 @@ func (b *addrBuckets) peek(cl Client, now time.Time) (wait time.Duration, networ
 	b.mu.Lock()
 	l, found := b.buckets.Get(cl.Key)
 	var n *rate.Limiter
-	if cl.Network != "" {
+	if cl.Network != "" && b.networkFactor > 0 {
 		n, _ = b.networks.Get(cl.Network)
 	}
 	b.mu.Unlock()
@@ -103,7 +105,7 @@ func (b *addrBuckets) limiter(m *simplelru.LRU[string, *rate.Limiter], key strin
 // address's, or its network's.
 func (b *addrBuckets) whose(network bool) string {
 	if network {
-		return fmt.Sprintf("network (IPv6 /48: %d a minute)", b.perMinute*NetworkFactor)
+		return fmt.Sprintf("network (IPv6 /48: %d a minute)", b.perMinute*b.networkFactor)
 	}
 	return fmt.Sprintf("address (%d a minute)", b.perMinute)
 }

@@ -14,7 +14,7 @@ import (
 // the next request gets it (refusals made as cancelled reservations put the
 // bucket in debt whenever they overlapped).
 func TestBucketRefusalsAtOnceTakeNothing(t *testing.T) {
-	b := newAddrBuckets(60) // a token a second
+	b := newAddrBuckets(60, 0) // a token a second
 	now := time.Now()
 	// Overlapping refusals are a matter of scheduling: many rounds, each
 	// on a bucket of its own.

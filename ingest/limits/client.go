@@ -13,10 +13,10 @@ type Client struct {
 	// IPv6 address counts as its /64 (one host usually holds a whole /64,
 	// so counting single IPv6 addresses would let it take 2^64 budgets).
 	Key string
-	// Network is an IPv6 address's /48 ("" for IPv4), which the rate
-	// limits also bound, at NetworkFactor times an address's budget: a
-	// home's ISP delegates a /56 or a /48, so a /64 alone gave one
-	// subscriber 256 or 65,536 budgets.
+	// Network is an IPv6 address's /48 ("" for IPv4), which the anonymous
+	// routes' rates also bound, at NetworkFactor times an address's
+	// budget: a home's ISP delegates a /56 or a /48, so a /64 alone gave
+	// one subscriber 256 or 65,536 budgets.
 	Network string
 }
 

@@ -431,9 +431,13 @@ func New(cfg Config, o Options) *Limits {
 		l.checks.WithLabelValues(o)
 	}
 	l.passwords = newPasswordGate(l)
-	l.register = newAddrBuckets(cfg.DeviceRegisterPerMinute)
-	l.create = newAddrBuckets(cfg.ChannelCreatePerMinute)
-	l.authFails = newAddrBuckets(cfg.AuthFailuresPerMinute)
+	l.register = newAddrBuckets(cfg.DeviceRegisterPerMinute, NetworkFactor)
+	l.create = newAddrBuckets(cfg.ChannelCreatePerMinute, NetworkFactor)
+	// Failed token checks are kept per address only: they are refused
+	// before any check, so a /48's bucket would let one subscriber lock
+	// every other of its /48 (up to 256 homes) out of the gateway, and a
+	// 256-bit token cannot be guessed at 256 times the rate either.
+	l.authFails = newAddrBuckets(cfg.AuthFailuresPerMinute, 0)
 	return l
 }
 

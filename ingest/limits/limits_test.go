@@ -171,8 +171,9 @@ func TestBucketsPerAddress(t *testing.T) {
 }
 
 // TestBucketsPerNetwork: the /64s of one IPv6 /48 share NetworkFactor
-// times an address's budget (a subscriber's /56 held 256 budgets); another
-// /48 has its own, and IPv4 addresses stay each on their own.
+// times an address's budget of channel creations (a subscriber's /56 held
+// 256 budgets); another /48 has its own, IPv4 addresses stay each on their
+// own, and failed token checks stay per address.
 func TestBucketsPerNetwork(t *testing.T) {
 	l, clk := newTest(t, Config{ChannelCreatePerMinute: 2, AuthFailuresPerMinute: 1})
 	budget := 2 * NetworkFactor
@@ -198,17 +199,20 @@ func TestBucketsPerNetwork(t *testing.T) {
 	if e := l.ChannelCreate(from("2001:db8:0:1ff::1")); e != nil {
 		t.Fatalf("2 s later: %v", e)
 	}
-	// Failed token checks: the /48 is refused before any check once its
-	// /64s spent its failures.
-	for i := range NetworkFactor {
+	// Failed token checks stay per address: refused before any check, a
+	// /48's bucket would lock every other home of the /48 out.
+	for i := range NetworkFactor + 1 {
 		ctx := from(fmt.Sprintf("2001:db8:2:%x::1", i))
 		if e := l.AuthCheck(ctx); e != nil {
 			t.Fatalf("check %d: %v", i, e)
 		}
 		l.AuthFailed(ctx)
 	}
-	if e := l.AuthCheck(from("2001:db8:2:ffff::1")); e == nil || e.Code != apierr.RateLimited {
-		t.Fatalf("a fresh /64 of a /48 that spent its failures: %v, want rate_limited", e)
+	if e := l.AuthCheck(from("2001:db8:2:ffff::1")); e != nil {
+		t.Fatalf("a fresh /64 of a /48 whose other /64s failed checks: %v", e)
+	}
+	if e := l.AuthCheck(from("2001:db8:2:0::2")); e == nil || e.Code != apierr.RateLimited {
+		t.Fatalf("a /64 that spent its failures: %v, want rate_limited", e)
 	}
 }
 
