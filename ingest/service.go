@@ -213,8 +213,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// countDevices counts the devices of bucket (its values: a device is
-// never deleted), for the devices cap.
+// countDevices counts the devices of bucket (its values; a device the
+// idle sweep deleted counts until its delete marker is purged an hour
+// later), for the devices cap.
 func countDevices(nc *nats.Conn, bucket jetstream.KeyValue, timeout time.Duration) func(ctx context.Context) (int64, error) {
 	return func(ctx context.Context) (int64, error) {
 		// The count is advisory (one that fails lets the registration
@@ -269,6 +270,11 @@ func (s *Service) Run(ctx context.Context) error {
 	defer forget.Stop()
 	sweep := time.NewTimer(removalFirstSweep)
 	defer sweep.Stop()
+	// Devices left with no route and no channel are deleted from here
+	// too (devices.SweepIdleDevices), every hour: what a flood of
+	// registrations holds of the devices' cap is about two hours of it.
+	idle := time.NewTimer(removalFirstSweep)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -285,6 +291,8 @@ func (s *Service) Run(ctx context.Context) error {
 			} else if n > 0 {
 				s.log.Info("ingest: swept unsubscribes' records left by a stopped process", "records", n)
 			}
+		case <-idle.C:
+			idle.Reset(idleSweepEvery)
 			if n, err := s.devices.SweepIdleDevices(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				s.log.Warn("ingest: idle devices not swept; trying again later", "err", err)
 			} else if n > 0 {
@@ -301,6 +309,7 @@ const (
 	removalForgetEvery = time.Minute
 	removalFirstSweep  = 5 * time.Minute
 	removalSweepEvery  = 6 * time.Hour
+	idleSweepEvery     = time.Hour
 )
 
 // Collectors are ingest's metrics, for the process's /metrics.

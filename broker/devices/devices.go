@@ -86,6 +86,9 @@ type Registry struct {
 	markersKept time.Duration
 	// removalsKept is maxRemovalsKept, or what a test sets.
 	removalsKept int
+	// beforeIdleDelete, when set (tests), runs in SweepIdleDevices between
+	// a device's check and its deletion.
+	beforeIdleDelete func(key string)
 
 	// removals are the removals' records this registry wrote, oldest
 	// first, for ForgetRemovals to delete once RemovalKept old.
@@ -558,9 +561,13 @@ func (r *Registry) RetireTokenOf(ctx context.Context, channelType, token, key st
 // Subscribe subscribes device key to channelID (both canonical, both
 // checked by the caller) and reports whether the subscription is new.
 // Idempotent. The device index key is written before the channel key.
+// The device is touched first (touch): ErrDeviceNotFound when it is gone.
 func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now time.Time) (bool, error) {
 	ctx, cancel := r.bound(ctx)
 	defer cancel()
+	if err := r.touch(ctx, key, now); err != nil {
+		return false, fmt.Errorf("subscribe %s: %w", channelID, err)
+	}
 	// Read the log's position before writing: every operation appended
 	// after this subscription is answered has a higher sequence.
 	ops, err := r.js.Stream(ctx, streams.Ops)
@@ -593,6 +600,28 @@ func (r *Registry) Subscribe(ctx context.Context, key, channelID string, now tim
 		return false, fmt.Errorf("subscribe %s: index: %w", channelID, err)
 	}
 	return created, nil
+}
+
+// touchEvery is how stale a device's UpdatedAt may be before touch
+// writes it: well within devices.IdleKept, so a device the idle sweep may
+// take is always written.
+const touchEvery = 10 * time.Minute
+
+// touch records that device key is used at now (its UpdatedAt), unless it
+// was within touchEvery. A subscription does not change the device's
+// record otherwise, so the idle sweep's compare-and-swap on the revision
+// it read did not see one made between its check of the device's channels
+// and its deletion: the subscription stood for a device that was gone.
+// Now either the sweep's deletion fails (the revision moved) or the touch
+// does (ErrDeviceNotFound, and the app registers again).
+func (r *Registry) touch(ctx context.Context, key string, now time.Time) error {
+	return r.updateDevice(ctx, key, func(d *devices.Device) (bool, error) {
+		if now.UnixMilli()-d.UpdatedAt < touchEvery.Milliseconds() {
+			return false, nil
+		}
+		d.UpdatedAt = now.UnixMilli()
+		return true, nil
+	}, nil)
 }
 
 // subscribeKey creates the subscription key k with val unless it holds a
@@ -852,6 +881,10 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 	return n, nil
 }
 
+// idleChecksEach is how many idle devices SweepIdleDevices checks for
+// channels one by one; past it, it reads the whole index once.
+const idleChecksEach = 256
+
 // markersKept is how long SweepIdleDevices leaves a deleted device's
 // delete marker in the bucket (Registry.markersKept, which tests
 // shorten): the views that watch it (the pusher's devices) see the
@@ -896,14 +929,36 @@ func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("sweep idle devices: %w", err)
 	}
+	// Which of them have a channel: a read of each one's index keys, or,
+	// past a few hundred (a flood of registrations), one read of the whole
+	// index (a read each made a consumer each, and a sweep's five minutes
+	// did not see a flood's through).
+	var subscribed map[string]bool
+	if len(idle) > idleChecksEach {
+		keys, err := listKeys(ctx, r.devChans.KV(), ">")
+		if err != nil {
+			return 0, fmt.Errorf("sweep idle devices: the devices' channels: %w", err)
+		}
+		subscribed = make(map[string]bool)
+		for _, k := range keys {
+			if dk, _, ok := devices.ParseDeviceChannelKey(k); ok {
+				subscribed[dk] = true
+			}
+		}
+	}
 	n := 0
 	for _, d := range idle {
-		chans, err := listKeys(ctx, r.devChans.KV(), devices.DeviceChannelsFilter(d.Key))
-		if err != nil {
+		if subscribed != nil {
+			if subscribed[d.Key] {
+				continue
+			}
+		} else if chans, err := listKeys(ctx, r.devChans.KV(), devices.DeviceChannelsFilter(d.Key)); err != nil {
 			return n, fmt.Errorf("sweep idle devices: channels of a device: %w", err)
-		}
-		if len(chans) > 0 {
+		} else if len(chans) > 0 {
 			continue
+		}
+		if r.beforeIdleDelete != nil {
+			r.beforeIdleDelete(d.Key)
 		}
 		err = r.devices.KV().Delete(ctx, d.Key, jetstream.LastRevision(d.Revision))
 		if cas.Lost(err) {

@@ -36,6 +36,17 @@ func open(t *testing.T) (*devices.Registry, jetstream.JetStream) {
 
 var now = time.UnixMilli(1713750000000)
 
+// register registers a new iOS device with r and returns its key (a
+// subscription is only made for a device that exists).
+func register(t *testing.T, r *devices.Registry) string {
+	t.Helper()
+	res, err := r.Register(context.Background(), "", "ios", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Device.Key
+}
+
 // TestSubscribersTenThousand: a channel's 10,000 subscribers list in well
 // under a second, next to another channel of the same size.
 func TestSubscribersTenThousand(t *testing.T) {
@@ -84,7 +95,7 @@ func TestSubscribersTenThousand(t *testing.T) {
 		}
 	}
 	// One more through the registry, and one removed again.
-	extra := ids.NewDeviceKey()
+	extra := register(t, r)
 	if _, err := r.Subscribe(ctx, extra, target, now); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +247,7 @@ func TestRetireTokenOf(t *testing.T) {
 func TestSubscribeIdempotent(t *testing.T) {
 	r, _ := open(t)
 	ctx := context.Background()
-	dk, ch := ids.NewDeviceKey(), ids.NewChannelID()
+	dk, ch := register(t, r), ids.NewChannelID()
 	for i, want := range []bool{true, false} {
 		created, err := r.Subscribe(ctx, dk, ch, now)
 		if err != nil || created != want {
@@ -259,7 +270,7 @@ func TestSubscribeIdempotent(t *testing.T) {
 func TestRemovalRecord(t *testing.T) {
 	r, js := open(t)
 	ctx := context.Background()
-	dk, other, ch := ids.NewDeviceKey(), ids.NewDeviceKey(), ids.NewChannelID()
+	dk, other, ch := register(t, r), register(t, r), ids.NewChannelID()
 	kv, err := js.KeyValue(ctx, streams.SubscriptionsBucket)
 	if err != nil {
 		t.Fatal(err)

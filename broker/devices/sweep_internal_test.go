@@ -36,7 +36,7 @@ func TestSweepIdleDevices(t *testing.T) {
 		}
 		return res.Device.Key
 	}
-	idle, routed, subscribed, recent := register(old), register(old), register(old), register(now.Add(-time.Hour))
+	idle, routed, subscribed, recent := register(old), register(old), register(old), register(now.Add(-10*time.Minute))
 	if _, err := r.BindRoute(ctx, routed, "apns", "apns-token-1", "", old); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,12 @@ func TestRemovalsKeptAreBounded(t *testing.T) {
 	}
 	t.Cleanup(r.Close)
 	r.removalsKept = 2
-	dk, at := ids.NewDeviceKey(), time.Now()
+	at := time.Now()
+	res, err := r.Register(ctx, "", "ios", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk := res.Device.Key
 	for range 3 {
 		ch := ids.NewChannelID()
 		if _, err := r.Subscribe(ctx, dk, ch, at); err != nil {
@@ -113,5 +118,75 @@ func TestRemovalsKeptAreBounded(t *testing.T) {
 	}
 	if n, err := r.SweepRemovals(ctx, later); err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v, want the one past the bound", n, err)
+	}
+}
+
+// TestSweepSparesADeviceSubscribedMeanwhile: a subscription made between
+// the sweep's check of a device's channels and its deletion keeps the
+// device (the subscription touches it, so the sweep's compare-and-swap
+// fails); before, the device was deleted under its new subscription.
+func TestSweepSparesADeviceSubscribedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	now := time.Now()
+	res, err := r.Register(ctx, "", "ios", now.Add(-schema.IdleKept-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ch := res.Device.Key, ids.NewChannelID()
+	r.beforeIdleDelete = func(k string) {
+		if _, err := r.Subscribe(ctx, k, ch, now); err != nil {
+			t.Errorf("subscribe meanwhile: %v", err)
+		}
+	}
+	if n, err := r.SweepIdleDevices(ctx, now); err != nil || n != 0 {
+		t.Fatalf("sweep: %d, %v; want none deleted", n, err)
+	}
+	if _, found, err := r.Device(ctx, key); err != nil || !found {
+		t.Fatalf("the device subscribed meanwhile: found %v, %v", found, err)
+	}
+	if chans, err := r.Channels(ctx, key); err != nil || len(chans) != 1 {
+		t.Fatalf("its channels: %v %v", chans, err)
+	}
+}
+
+// TestSweepOfAFlood: past idleChecksEach idle devices the sweep reads the
+// devices' channels once, and still spares the subscribed ones.
+func TestSweepOfAFlood(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	now := time.Now()
+	old := now.Add(-schema.IdleKept - time.Minute)
+	var keys []string
+	for range idleChecksEach + 20 {
+		res, err := r.Register(ctx, "", "android", old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, res.Device.Key)
+	}
+	kept := map[string]bool{keys[3]: true, keys[idleChecksEach+7]: true}
+	for k := range kept {
+		// Subscribed as long ago as registered: idle by its record, kept
+		// for its channel.
+		if _, err := r.Subscribe(ctx, k, ids.NewChannelID(), old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := r.SweepIdleDevices(ctx, now); err != nil || n != len(keys)-len(kept) {
+		t.Fatalf("sweep: %d, %v; want %d", n, err, len(keys)-len(kept))
+	}
+	for _, k := range keys {
+		if _, found, err := r.Device(ctx, k); err != nil || found != kept[k] {
+			t.Fatalf("device %s: found %v, %v; want %v", schema.KeyRef(k), found, err, kept[k])
+		}
 	}
 }

@@ -34,7 +34,15 @@ func TestUnsubscribedDeviceStaysInTheAudienceOfEarlierOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	ch, stay, leave := ids.NewChannelID(), ids.NewDeviceKey(), ids.NewDeviceKey()
+	register := func() string {
+		t.Helper()
+		res, err := reg.Register(ctx, "", "ios", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Device.Key
+	}
+	ch, stay, leave := ids.NewChannelID(), register(), register()
 	appendOp := func() uint64 {
 		t.Helper()
 		ack, err := b.JS.Publish(ctx, streams.MessagesSubject(ch), []byte(`{}`))

@@ -210,11 +210,15 @@ func (s Subscription) Covers(seq uint64) bool {
 const RemovalKept = time.Hour
 
 // IdleKept is how long a device that can be pushed nothing (no route, no
-// channel) stays after its last update: an app binds its route and
-// subscribes within moments of registering, so such a device is one
-// abandoned, or made by someone filling the devices' cap. Deleted, its key
-// answers device_key_not_found, on which both apps register again.
-const IdleKept = 24 * time.Hour
+// channel) stays after its last update (its registration, a route bound
+// or cleared, a subscription): an app binds its route as it registers
+// (the Android app's ensureProviderRoute registers and binds in one go),
+// so such a device is one abandoned, or made by someone filling the
+// devices' cap, who keeps no more than about two hours of registrations
+// (IdleKept and the sweep's hour). Deleted, its key answers
+// device_key_not_found, on which both apps register again (and a
+// registration under an unknown key is given a new one).
+const IdleKept = time.Hour
 
 // TokenOwner is the value of a key in PUSHGO_PROVIDER_TOKENS: the device
 // that last bound the token. It is an index, checked against the device
