@@ -90,10 +90,14 @@ type Registry struct {
 	// a device's check and its deletion.
 	beforeIdleDelete func(key string)
 
-	// removals are the removals' records this registry wrote, oldest
-	// first, for ForgetRemovals to delete once RemovalKept old.
+	// removals are the keys of the removals' records this registry
+	// wrote, in the order of their first write, for ForgetRemovals to
+	// delete once RemovalKept old; removalOf is each one's last record
+	// (an unsubscribe again of the same key replaces it: one key's loop
+	// filled the bound with stale revisions).
 	removalsMu sync.Mutex
-	removals   []writtenRemoval
+	removals   []string
+	removalOf  map[string]writtenRemoval
 }
 
 // writtenRemoval is a removal's record (written by Unsubscribe, or found
@@ -110,7 +114,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: markersKept,
-		removalsKept: maxRemovalsKept}
+		removalsKept: maxRemovalsKept, removalOf: map[string]writtenRemoval{}}
 	for _, b := range []struct {
 		name string
 		kv   **leaderread.Bucket
@@ -798,8 +802,12 @@ func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
 			return false, err
 		}
 		r.removalsMu.Lock()
-		if len(r.removals) < r.removalsKept {
-			r.removals = append(r.removals, writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)})
+		_, queued := r.removalOf[k]
+		if !queued && len(r.removals) < r.removalsKept {
+			r.removals, queued = append(r.removals, k), true
+		}
+		if queued {
+			r.removalOf[k] = writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)}
 		}
 		r.removalsMu.Unlock()
 		return true, nil
@@ -817,11 +825,17 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 	done := 0
 	for {
 		r.removalsMu.Lock()
-		if len(r.removals) == 0 || now.Before(r.removals[0].at.Add(devices.RemovalKept)) {
+		if len(r.removals) == 0 {
 			r.removalsMu.Unlock()
 			return done, nil
 		}
-		d := r.removals[0]
+		d := r.removalOf[r.removals[0]]
+		if now.Before(d.at.Add(devices.RemovalKept)) {
+			// Its last record is not old yet (keys after it may be: they
+			// wait a minute more).
+			r.removalsMu.Unlock()
+			return done, nil
+		}
 		r.removalsMu.Unlock()
 		deleted, err := r.deleteRemoval(ctx, d)
 		if err != nil {
@@ -831,7 +845,12 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 			done++
 		}
 		r.removalsMu.Lock()
-		r.removals = r.removals[1:] // appends go to the end: the head is d
+		r.removals = r.removals[1:] // appends go to the end: the head is d's key
+		if r.removalOf[d.key] == d { // not unsubscribed again since
+			delete(r.removalOf, d.key)
+		} else {
+			r.removals = append(r.removals, d.key) // its newer record waits its time
+		}
 		r.removalsMu.Unlock()
 	}
 }

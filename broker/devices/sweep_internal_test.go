@@ -81,7 +81,9 @@ func TestSweepIdleDevices(t *testing.T) {
 
 // TestRemovalsKeptAreBounded: the removals' records a registry keeps for
 // ForgetRemovals are bounded (an hour of a subscribe and unsubscribe loop
-// held millions); one past the bound is left in the bucket for
+// held millions), by key: a key unsubscribed again replaces its record
+// (one key's loop filled the bound with stale revisions, and the others'
+// were left to the sweep). One past the bound is left in the bucket for
 // SweepRemovals, which deletes it.
 func TestRemovalsKeptAreBounded(t *testing.T) {
 	ctx := context.Background()
@@ -97,8 +99,8 @@ func TestRemovalsKeptAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	dk := res.Device.Key
-	for range 3 {
-		ch := ids.NewChannelID()
+	toggle := func(ch string) {
+		t.Helper()
 		if _, err := r.Subscribe(ctx, dk, ch, at); err != nil {
 			t.Fatal(err)
 		}
@@ -106,15 +108,21 @@ func TestRemovalsKeptAreBounded(t *testing.T) {
 			t.Fatalf("unsubscribe: %v %v", removed, err)
 		}
 	}
+	looped := ids.NewChannelID()
+	for range 5 {
+		toggle(looped)
+	}
+	toggle(ids.NewChannelID())
+	toggle(ids.NewChannelID()) // past the bound
 	r.removalsMu.Lock()
 	kept := len(r.removals)
 	r.removalsMu.Unlock()
 	if kept != 2 {
-		t.Fatalf("%d removals' records kept in memory, want the bound's 2", kept)
+		t.Fatalf("%d removals' records kept in memory, want the bound's 2 (one a key)", kept)
 	}
 	later := time.Now().Add(schema.RemovalKept + time.Minute)
 	if n, err := r.ForgetRemovals(ctx, later); err != nil || n != 2 {
-		t.Fatalf("forget: %d %v, want the 2 kept", n, err)
+		t.Fatalf("forget: %d %v, want the 2 kept, the looped key's at its last revision", n, err)
 	}
 	if n, err := r.SweepRemovals(ctx, later); err != nil || n != 1 {
 		t.Fatalf("sweep: %d %v, want the one past the bound", n, err)
