@@ -845,7 +845,7 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 			done++
 		}
 		r.removalsMu.Lock()
-		r.removals = r.removals[1:] // appends go to the end: the head is d's key
+		r.removals = r.removals[1:]  // appends go to the end: the head is d's key
 		if r.removalOf[d.key] == d { // not unsubscribed again since
 			delete(r.removalOf, d.key)
 		} else {
