@@ -66,7 +66,8 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 	}
 
 	cfg := Defaults()
-	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen = "127.0.0.1:0", t.TempDir(), "off"
+	// A private gateway: /deadletters lists only to the token's holder.
+	cfg.HTTPAddr, cfg.DataDir, cfg.NATSListen, cfg.Token = "127.0.0.1:0", t.TempDir(), "off", "apidoc-token"
 	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +115,7 @@ func TestEveryRouteIsDocumented(t *testing.T) {
 	// what the process serves, and the console's asset names fit
 	// /console/{asset}.
 	api := apitest.New("http://" + g.Addr())
+	api.Bearer = cfg.Token
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		t.Fatal(err)
