@@ -272,7 +272,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer sweep.Stop()
 	// Devices left with no route and no channel are deleted from here
 	// too (devices.SweepIdleDevices), every hour: what a flood of
-	// registrations holds of the devices' cap is about two hours of it.
+	// registrations holds of the devices' cap is three to four hours of it.
 	idle := time.NewTimer(removalFirstSweep)
 	defer idle.Stop()
 	for {

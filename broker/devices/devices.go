@@ -17,6 +17,7 @@
 package devices
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -90,14 +91,16 @@ type Registry struct {
 	// a device's check and its deletion.
 	beforeIdleDelete func(key string)
 
-	// removals are the keys of the removals' records this registry
-	// wrote, in the order of their first write, for ForgetRemovals to
-	// delete once RemovalKept old; removalOf is each one's last record
-	// (an unsubscribe again of the same key replaces it: one key's loop
-	// filled the bound with stale revisions).
+	// removals are the removals' records this registry wrote, one a key
+	// at its last revision, oldest first, for ForgetRemovals to delete
+	// once RemovalKept old; removalOf finds a key's element. An
+	// unsubscribe again of a key replaces its record and moves it to the
+	// back (one a key: a key's loop filled the bound with stale revisions;
+	// in write order: a key unsubscribed again left at the front held
+	// every older one back).
 	removalsMu sync.Mutex
-	removals   []string
-	removalOf  map[string]writtenRemoval
+	removals   *list.List // of writtenRemoval
+	removalOf  map[string]*list.Element
 }
 
 // writtenRemoval is a removal's record (written by Unsubscribe, or found
@@ -114,7 +117,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: markersKept,
-		removalsKept: maxRemovalsKept, removalOf: map[string]writtenRemoval{}}
+		removalsKept: maxRemovalsKept, removals: list.New(), removalOf: map[string]*list.Element{}}
 	for _, b := range []struct {
 		name string
 		kv   **leaderread.Bucket
@@ -802,12 +805,12 @@ func (r *Registry) unsubscribeKey(ctx context.Context, k string) (bool, error) {
 			return false, err
 		}
 		r.removalsMu.Lock()
-		_, queued := r.removalOf[k]
-		if !queued && len(r.removals) < r.removalsKept {
-			r.removals, queued = append(r.removals, k), true
-		}
-		if queued {
-			r.removalOf[k] = writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)}
+		wr := writtenRemoval{key: k, rev: rev, at: time.UnixMilli(sub.RemovedAt)}
+		if el, queued := r.removalOf[k]; queued {
+			el.Value = wr
+			r.removals.MoveToBack(el)
+		} else if r.removals.Len() < r.removalsKept {
+			r.removalOf[k] = r.removals.PushBack(wr)
 		}
 		r.removalsMu.Unlock()
 		return true, nil
@@ -825,17 +828,12 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 	done := 0
 	for {
 		r.removalsMu.Lock()
-		if len(r.removals) == 0 {
+		front := r.removals.Front()
+		if front == nil || now.Before(front.Value.(writtenRemoval).at.Add(devices.RemovalKept)) {
 			r.removalsMu.Unlock()
 			return done, nil
 		}
-		d := r.removalOf[r.removals[0]]
-		if now.Before(d.at.Add(devices.RemovalKept)) {
-			// Its last record is not old yet (keys after it may be: they
-			// wait a minute more).
-			r.removalsMu.Unlock()
-			return done, nil
-		}
+		d := front.Value.(writtenRemoval)
 		r.removalsMu.Unlock()
 		deleted, err := r.deleteRemoval(ctx, d)
 		if err != nil {
@@ -845,11 +843,9 @@ func (r *Registry) ForgetRemovals(ctx context.Context, now time.Time) (int, erro
 			done++
 		}
 		r.removalsMu.Lock()
-		r.removals = r.removals[1:]  // appends go to the end: the head is d's key
-		if r.removalOf[d.key] == d { // not unsubscribed again since
+		if front.Value.(writtenRemoval) == d { // not unsubscribed again meanwhile (that moved it back)
+			r.removals.Remove(front)
 			delete(r.removalOf, d.key)
-		} else {
-			r.removals = append(r.removals, d.key) // its newer record waits its time
 		}
 		r.removalsMu.Unlock()
 	}
@@ -949,20 +945,25 @@ func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, er
 		return 0, fmt.Errorf("sweep idle devices: %w", err)
 	}
 	// Which of them have a channel: a read of each one's index keys, or,
-	// past a few hundred (a flood of registrations), one read of the whole
-	// index (a read each made a consumer each, and a sweep's five minutes
-	// did not see a flood's through).
+	// past a few hundred (a flood of registrations, or the devices of
+	// uninstalled apps, whose routes were retired and whose channels
+	// stay), one pass over the whole index, marking the candidates only (a
+	// read each made a consumer each, and a sweep's five minutes did not
+	// see a flood's through).
 	var subscribed map[string]bool
 	if len(idle) > idleChecksEach {
-		keys, err := listKeys(ctx, r.devChans.KV(), ">")
-		if err != nil {
-			return 0, fmt.Errorf("sweep idle devices: the devices' channels: %w", err)
+		candidates := make(map[string]bool, len(idle))
+		for _, d := range idle {
+			candidates[d.Key] = true
 		}
 		subscribed = make(map[string]bool)
-		for _, k := range keys {
-			if dk, _, ok := devices.ParseDeviceChannelKey(k); ok {
+		err := eachKey(ctx, r.devChans.KV(), ">", func(k string) {
+			if dk, _, ok := devices.ParseDeviceChannelKey(k); ok && candidates[dk] {
 				subscribed[dk] = true
 			}
+		})
+		if err != nil {
+			return 0, fmt.Errorf("sweep idle devices: the devices' channels: %w", err)
 		}
 	}
 	n := 0
@@ -1114,22 +1115,25 @@ func (r *Registry) Subscribers(ctx context.Context, channelID string) ([]string,
 
 // listKeys lists the live keys of kv matching filter.
 func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	var out []string
+	err := eachKey(ctx, kv, filter, func(k string) { out = append(out, k) })
+	return out, err
+}
+
+// eachKey calls fn with each live key of kv matching filter, as they come.
+func eachKey(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	kl, err := kv.ListKeysFiltered(ctx, filter)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return nil, nil
+			return nil
 		}
-		return nil, err
+		return err
 	}
 	defer func() { _ = kl.Stop() }()
-	var out []string
 	for k := range kl.Keys() {
-		out = append(out, k)
+		fn(k)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return ctx.Err()
 }

@@ -115,7 +115,7 @@ func TestRemovalsKeptAreBounded(t *testing.T) {
 	toggle(ids.NewChannelID())
 	toggle(ids.NewChannelID()) // past the bound
 	r.removalsMu.Lock()
-	kept := len(r.removals)
+	kept := r.removals.Len()
 	r.removalsMu.Unlock()
 	if kept != 2 {
 		t.Fatalf("%d removals' records kept in memory, want the bound's 2 (one a key)", kept)
@@ -196,5 +196,47 @@ func TestSweepOfAFlood(t *testing.T) {
 		if _, found, err := r.Device(ctx, k); err != nil || found != kept[k] {
 			t.Fatalf("device %s: found %v, %v; want %v", schema.KeyRef(k), found, err, kept[k])
 		}
+	}
+}
+
+// TestForgetRemovalsInWriteOrder: a key unsubscribed again goes to the
+// back of the records to forget, so it holds no older one back (kept at
+// the front by its first write, its newer record stopped ForgetRemovals
+// for every key behind it).
+func TestForgetRemovalsInWriteOrder(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	res, err := r.Register(ctx, "", "ios", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, a, b := res.Device.Key, ids.NewChannelID(), ids.NewChannelID()
+	toggle := func(ch string) {
+		t.Helper()
+		if _, err := r.Subscribe(ctx, dk, ch, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if removed, err := r.Unsubscribe(ctx, dk, ch); err != nil || !removed {
+			t.Fatalf("unsubscribe: %v %v", removed, err)
+		}
+	}
+	toggle(a)
+	toggle(b)
+	time.Sleep(3 * time.Millisecond) // a's second record a few milliseconds after b's
+	toggle(a)
+	r.removalsMu.Lock()
+	last := r.removals.Back().Value.(writtenRemoval)
+	r.removalsMu.Unlock()
+	// When b's record is old and a's last is not.
+	now := last.at.Add(schema.RemovalKept - time.Millisecond)
+	if n, err := r.ForgetRemovals(ctx, now); err != nil || n != 1 {
+		t.Fatalf("forget: %d %v, want b's record (a's last is not old yet)", n, err)
+	}
+	if n, err := r.ForgetRemovals(ctx, now.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("forget later: %d %v, want a's", n, err)
 	}
 }

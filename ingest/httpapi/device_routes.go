@@ -115,6 +115,11 @@ type channelSynced struct {
 // registryUnavailable is the answer when the device registry cannot be
 // read or written: nothing (or nothing more) was changed; retry.
 func (s *Server) registryUnavailable(c *echo.Context, what string, err error) error {
+	if errors.Is(err, devices.ErrDeviceNotFound) {
+		// Gone since the route found it (the idle devices' sweep): the
+		// apps register again on this code, and a retry would not pass.
+		return writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
+	}
 	s.log.Warn("http: device registry failed", "route", c.Request().URL.Path, "err", err)
 	return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: what + "; retry", RetryAfter: 1}))
 }

@@ -214,8 +214,9 @@ const RemovalKept = time.Hour
 // or cleared, a subscription): an app binds its route as it registers
 // (the Android app's ensureProviderRoute registers and binds in one go),
 // so such a device is one abandoned, or made by someone filling the
-// devices' cap, who keeps no more than about two hours of registrations
-// (IdleKept and the sweep's hour). Deleted, its key answers
+// devices' cap, who keeps no more than three to four hours of
+// registrations (IdleKept, the sweep's hour, and the delete marker's hour
+// or two before its purge). Deleted, its key answers
 // device_key_not_found, on which both apps register again (and a
 // registration under an unknown key is given a new one).
 const IdleKept = time.Hour
