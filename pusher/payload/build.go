@@ -321,8 +321,9 @@ func androidShows(kind ops.Kind, severity string) bool {
 // last), FCM a hundred messages, every one of them dropped when one more
 // comes (and the PushGo Android app handles no onDeletedMessages). The
 // pushes of a busy channel that show nothing filled that store on a phone
-// offline overnight and took its alerts with them: the iPhone kept a Thing's
-// last background update instead of the critical alert before it, and FCM
+// offline overnight and took its alerts with them: an iPhone on a quiet
+// channel kept a Thing's last background update instead of the critical
+// alert before it (a ringing update still does: it is an alert), and FCM
 // dropped the critical alert with a hundred Thing updates. Such pushes are
 // sent now or never: an APNs background push, and on FCM what the Android
 // app does not show (androidShows). The device's inbox keeps them, and both

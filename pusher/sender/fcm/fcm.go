@@ -233,8 +233,8 @@ func Message(n payload.Notification, now time.Time) (*messaging.Message, bool) {
 	if n.NowOrNever {
 		// FCM's "now or never": a ttl of 0s is delivered at once or
 		// dropped, never stored for a device that is not connected.
-		var now time.Duration
-		android.TTL = &now
+		var zero time.Duration
+		android.TTL = &zero
 	}
 	return &messaging.Message{Token: n.Token, Data: n.Data, Android: android}, true
 }
