@@ -87,11 +87,7 @@ func TestSweepIdleDevices(t *testing.T) {
 // SweepRemovals, which deletes it.
 func TestRemovalsKeptAreBounded(t *testing.T) {
 	ctx := context.Background()
-	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := openRegistry(t)
 	r.removalsKept = 2
 	at := time.Now()
 	res, err := r.Register(ctx, "", "ios", at)
@@ -135,11 +131,7 @@ func TestRemovalsKeptAreBounded(t *testing.T) {
 // fails); before, the device was deleted under its new subscription.
 func TestSweepSparesADeviceSubscribedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := openRegistry(t)
 	now := time.Now()
 	res, err := r.Register(ctx, "", "ios", now.Add(-schema.IdleKept-time.Minute))
 	if err != nil {
@@ -166,11 +158,7 @@ func TestSweepSparesADeviceSubscribedMeanwhile(t *testing.T) {
 // devices' channels once, and still spares the subscribed ones.
 func TestSweepOfAFlood(t *testing.T) {
 	ctx := context.Background()
-	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := openRegistry(t)
 	now := time.Now()
 	old := now.Add(-schema.IdleKept - time.Minute)
 	var keys []string
@@ -205,11 +193,7 @@ func TestSweepOfAFlood(t *testing.T) {
 // for every key behind it).
 func TestForgetRemovalsInWriteOrder(t *testing.T) {
 	ctx := context.Background()
-	r, err := Open(ctx, brokertest.Start(t).JS, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := openRegistry(t)
 	res, err := r.Register(ctx, "", "ios", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -239,4 +223,15 @@ func TestForgetRemovalsInWriteOrder(t *testing.T) {
 	if n, err := r.ForgetRemovals(ctx, now.Add(time.Second)); err != nil || n != 1 {
 		t.Fatalf("forget later: %d %v, want a's", n, err)
 	}
+}
+
+// openRegistry opens a registry on a broker of its own.
+func openRegistry(t *testing.T) *Registry {
+	t.Helper()
+	r, err := Open(context.Background(), brokertest.Start(t).JS, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
 }
