@@ -63,12 +63,14 @@ func (c *opCache) put(seq uint64, env *ops.Envelope) {
 		return // the same operation: keep its templates
 	}
 	w := opWeight(env)
-	for k, co := range c.m { // random eviction: map order is random
-		if len(c.m) < c.max && c.bytes+w <= c.maxBytes {
-			break
+	if len(c.m) >= c.max || c.bytes+w > c.maxBytes {
+		for k, co := range c.m { // random eviction: map order is random
+			delete(c.m, k)
+			c.bytes -= co.weight
+			if len(c.m) < c.max && c.bytes+w <= c.maxBytes {
+				break
+			}
 		}
-		delete(c.m, k)
-		c.bytes -= co.weight
 	}
 	c.m[seq] = &cachedOp{env: env, weight: w}
 	c.bytes += w

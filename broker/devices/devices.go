@@ -950,16 +950,17 @@ func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, er
 	// stay), one pass over the whole index, marking the candidates only (a
 	// read each made a consumer each, and a sweep's five minutes did not
 	// see a flood's through).
-	var subscribed map[string]bool
+	var subscribed map[string]bool // each candidate's answer; nil: asked one by one
 	if len(idle) > idleChecksEach {
-		candidates := make(map[string]bool, len(idle))
+		subscribed = make(map[string]bool, len(idle))
 		for _, d := range idle {
-			candidates[d.Key] = true
+			subscribed[d.Key] = false
 		}
-		subscribed = make(map[string]bool)
 		err := eachKey(ctx, r.devChans.KV(), ">", func(k string) {
-			if dk, _, ok := devices.ParseDeviceChannelKey(k); ok && candidates[dk] {
-				subscribed[dk] = true
+			if dk, _, ok := devices.ParseDeviceChannelKey(k); ok {
+				if _, candidate := subscribed[dk]; candidate {
+					subscribed[dk] = true
+				}
 			}
 		})
 		if err != nil {

@@ -311,7 +311,9 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 		}
 		return g
 	}
-	for _, g := range []alerts.Group{group("g1", "a", "b", "c"), group("g2", "d", "e", "f"), group("g3", "x")} {
+	// openAndSettle opens an Event for each member of g, then settles g.
+	openAndSettle := func(g alerts.Group) {
+		t.Helper()
 		for i, m := range g.Members {
 			o, aerr := tr.Open(ctx, firing(m.Value, "m"))
 			if aerr != nil {
@@ -322,6 +324,9 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 		if _, aerr := tr.SettleGroup(ctx, g); aerr != nil {
 			t.Fatal(aerr)
 		}
+	}
+	for _, g := range []alerts.Group{group("g1", "a", "b", "c"), group("g2", "d", "e", "f"), group("g3", "x")} {
+		openAndSettle(g)
 		if n, w := tr.GroupsInMemory(); w > 5 || n == 0 {
 			t.Fatalf("after %s: %d records of weight %d in memory, want at most 5", g.Key.Value, n, w)
 		}
@@ -329,17 +334,7 @@ func TestGroupRecordsInMemoryAreBounded(t *testing.T) {
 	// A member counts by its name's length too (a fingerprint may be
 	// 1 KiB): g4's three long names weigh 3 × (1 + 7), kept alone.
 	long := func(c string) string { return strings.Repeat(c, 1000) }
-	g4 := group("g4", long("p"), long("q"), long("r"))
-	for i, m := range g4.Members {
-		o, aerr := tr.Open(ctx, firing(m.Value, "m"))
-		if aerr != nil {
-			t.Fatal(aerr)
-		}
-		g4.Members[i].EventID = o.EventID
-	}
-	if _, aerr := tr.SettleGroup(ctx, g4); aerr != nil {
-		t.Fatal(aerr)
-	}
+	openAndSettle(group("g4", long("p"), long("q"), long("r")))
 	if n, w := tr.GroupsInMemory(); n != 1 || w != 24 {
 		t.Fatalf("after g4: %d records of weight %d in memory, want g4 alone, weight 24", n, w)
 	}
