@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -35,5 +38,88 @@ func TestReadyzReportsTheProcesssOwnProjector(t *testing.T) {
 		if info[k] != want {
 			t.Errorf("%s = %v, want the process's own projector's %v", k, info[k], want)
 		}
+	}
+}
+
+// TestReadyzFloodRunsOneCheckAtATime: /readyz is open, and each check asks
+// the broker several things; a flood of probes shares the check in flight
+// instead of running one each, every prober still gets the answer, and a
+// method /readyz does not take is refused without a check.
+func TestReadyzFloodRunsOneCheckAtATime(t *testing.T) {
+	b := brokertest.Start(t)
+	nc, _ := b.Conn(t)
+	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	const probers = 16
+	var (
+		mu              sync.Mutex
+		running, maxRun int
+		calls           int
+		arrived         = make(chan struct{}, probers)
+		release         = make(chan struct{})
+		hold            = make(chan struct{}) // closed: checks do not wait
+	)
+	close(hold)
+	if err := o.add("slow", func(context.Context) (map[string]any, error) {
+		mu.Lock()
+		running++
+		calls++
+		maxRun = max(maxRun, running)
+		gate := hold
+		mu.Unlock()
+		<-gate
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return map[string]any{"checked": true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		o.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	r, err := http.Post(srv.URL+"/readyz", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	<-arrived
+	mu.Lock()
+	posted := calls
+	hold = release
+	mu.Unlock()
+	if r.StatusCode != http.StatusMethodNotAllowed || posted != 0 {
+		t.Fatalf("POST /readyz: %d after %d checks, want 405 and no check", r.StatusCode, posted)
+	}
+
+	statuses := make(chan int, probers)
+	for range probers {
+		go func() {
+			r, err := http.Get(srv.URL + "/readyz")
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			r.Body.Close()
+			statuses <- r.StatusCode
+		}()
+	}
+	// Every prober is in the handler before any check may end: on the
+	// code before, each ran a check of its own, all in flight at once.
+	for range probers {
+		<-arrived
+	}
+	close(release)
+	for range probers {
+		if s := <-statuses; s != http.StatusOK {
+			t.Fatalf("a prober got %d, want 200", s)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxRun != 1 {
+		t.Fatalf("%d readiness checks ran at once under %d probers (%d checks in all), want 1", maxRun, probers, calls)
 	}
 }
