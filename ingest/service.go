@@ -156,7 +156,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	marks := oplog.NewThingMarks()
 	fwd.FollowThingWrites(marks)
 	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, FindOp: fwd.FindOp,
-		ThingMarks: marks, Logger: cfg.Logger})
+		FindEntity: fwd.FindEntity, ThingMarks: marks, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		_ = fwd.Close()

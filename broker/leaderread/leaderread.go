@@ -78,6 +78,9 @@ type Stream struct {
 type replicaCount struct {
 	n  int
 	at time.Time
+	// trimmed: the stream's first sequence was above 1 when read (it has
+	// lost operations to its limits or a purge); it never goes back.
+	trimmed bool
 }
 
 // Open opens stream name of js.
@@ -96,7 +99,7 @@ func New(js jetstream.JetStream, s jetstream.Stream) *Stream {
 	prefix := apiPrefix(js.Options())
 	r := &Stream{js: js, direct: s, name: info.Config.Name, subject: prefix + "STREAM.MSG.GET." + info.Config.Name,
 		directSubject: prefix + "DIRECT.GET." + info.Config.Name, gets: make(chan struct{}, leaderGetsPerStream)}
-	r.replicas.Store(&replicaCount{n: info.Config.Replicas, at: time.Now()})
+	r.replicas.Store(&replicaCount{n: info.Config.Replicas, at: time.Now(), trimmed: info.State.FirstSeq > 1})
 	return r
 }
 
@@ -123,17 +126,37 @@ func (s *Stream) Direct() jetstream.Stream { return s.direct }
 // the stream has more than one replica, or its info could not be read
 // (then the leader is asked, which costs a round trip and risks nothing).
 func (s *Stream) Replicated(ctx context.Context) bool {
-	rc := s.replicas.Load()
+	rc, ok := s.info(ctx)
+	return !ok || rc.n != 1 // unread: asked again by the next call
+}
+
+// Trimmed reports whether the stream has lost operations (its first
+// sequence is above 1: its limits, PUSHGO_RETENTION for the log, or a
+// purge removed some), as read at most replicasRecheck ago; true when the
+// stream's info could not be read. A stream that was trimmed stays so, so
+// a stale answer errs only in the first moments after its first loss.
+func (s *Stream) Trimmed(ctx context.Context) bool {
+	rc, ok := s.info(ctx)
+	return !ok || rc.trimmed
+}
+
+// info is the stream's configured replicas and whether it was trimmed,
+// read again from the broker when older than replicasRecheck (by one
+// caller at a time; the others take the last reading). ok is false when
+// that read failed.
+func (s *Stream) info(ctx context.Context) (rc *replicaCount, ok bool) {
+	rc = s.replicas.Load()
 	if time.Since(rc.at) < replicasRecheck || !s.refreshing.CompareAndSwap(false, true) {
-		return rc.n != 1
+		return rc, true
 	}
 	defer s.refreshing.Store(false)
 	info, err := s.direct.Info(ctx)
 	if err != nil {
-		return true // and asked again by the next call
+		return rc, false
 	}
-	s.replicas.Store(&replicaCount{n: info.Config.Replicas, at: time.Now()})
-	return info.Config.Replicas != 1
+	rc = &replicaCount{n: info.Config.Replicas, at: time.Now(), trimmed: rc.trimmed || info.State.FirstSeq > 1}
+	s.replicas.Store(rc)
+	return rc, true
 }
 
 // LastForSubject returns the last message of subject (which may hold

@@ -21,6 +21,21 @@ type entityState struct {
 	// contentHash is the integration content hash of the latest operation
 	// ("" for operations from the PushGo routes).
 	contentHash string
+	// aged marks a state read from the projection (Options.FindEntity):
+	// the log holds no operation of the entity any more, so the next one
+	// is appended expecting its subject empty (expectSeq 0), while seq is
+	// the last operation's sequence the projection and its readers know
+	// (what an update's expect_seq names).
+	aged bool
+}
+
+// expectSeq is the last sequence of the entity's subject the next append
+// expects: 0 (none) for a state read from the projection.
+func (s entityState) expectSeq() uint64 {
+	if s.aged {
+		return 0
+	}
+	return s.seq
 }
 
 // closed reports whether the entity's lifecycle has ended.

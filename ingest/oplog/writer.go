@@ -72,6 +72,15 @@ type Options struct {
 	// FindOp such an operation is appended as a new one (the writer's own
 	// tests). Its answer's Seq is 0 when the channel has no such operation.
 	FindOp func(ctx context.Context, channelID, opID string, kind ops.Kind, entityID string) (op reads.OpData, aerr *apierr.Error)
+	// FindEntity, when set, reads the head of an entity from the
+	// projection (readfwd.Forwarder.FindEntity). It is asked when the log
+	// holds no operation of an entity an update, a close, a deletion or a
+	// link names: its operations may all have aged out of PUSHGO_OPS
+	// (PUSHGO_RETENTION) while the projection keeps its snapshot, and a
+	// Thing not updated for a retention, or an incident open as long, is
+	// still there for every reader. Without FindEntity (the writer's own
+	// tests) such an entity is not found (404), as before it was asked.
+	FindEntity func(ctx context.Context, channelID string, kind ops.Kind, id string) (reads.EntityHead, *apierr.Error)
 	// ThingMarks, when set, is told of every Thing operation appended or
 	// found already appended (its channel and sequence), for the reads
 	// that select Things (readfwd.Forwarder.FollowThingWrites).
@@ -273,10 +282,15 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 		case v.Op.IsCreate() && !fresh:
 			cur, _ = st.get(subject)
 		default:
-			cur, leader, aerr = w.state(ctx, st, subject, fresh, !v.Op.IsCreate())
+			cur, leader, aerr = w.state(ctx, st, entityRef{v.ChannelID, kind, v.EntityID, subject}, fresh, !v.Op.IsCreate())
 		}
 		if aerr != nil {
 			return Result{}, aerr
+		}
+		if attempt == 0 && clientOpID && v.Op.IsCreate() && kind != ops.KindMessage && !cur.exists {
+			if r, aerr, found := w.agedCreate(ctx, res, v, kind); found {
+				return r, aerr
+			}
 		}
 		// A retry of the entity's latest operation. An op_id's scope is its
 		// channel and route (the broker's duplicate key, a create's derived
@@ -339,7 +353,7 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 			}
 		}
 
-		ack, err := w.publish(ctx, subject, v, opID, data, cur.seq, clientOpID)
+		ack, err := w.publish(ctx, subject, v, opID, data, cur.expectSeq(), clientOpID)
 		if err == nil {
 			if ack.Duplicate {
 				// Same op_id within the dedup window, appended before under
@@ -365,28 +379,72 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 	}
 }
 
+// entityRef names an entity and its subject in the log.
+type entityRef struct {
+	channelID string
+	kind      ops.Kind
+	id        string
+	subject   string
+}
+
 // state returns the entity's latest state: from the cache unless fresh,
 // else from the log, where a fresh read asks the stream's leader and
 // another any replica. leader reports whether the state is the leader's
 // answer (as a direct get is when the stream has one replica). With
 // confirmNone, a state that says the entity does not exist always is the
 // leader's: a follower's "none" is asked again of the leader, since the
-// create may have been acknowledged through another replica a moment ago.
-// st.mu MUST be held.
-func (w *Writer) state(ctx context.Context, st *stripe, subject string, fresh, confirmNone bool) (e entityState, leader bool, aerr *apierr.Error) {
+// create may have been acknowledged through another replica a moment ago;
+// and when the leader holds nothing of the entity either, the projection
+// is asked (Options.FindEntity), which keeps the snapshots of entities
+// whose operations all aged out of the log, once the log has lost
+// operations (leaderread.Stream.Trimmed). st.mu MUST be held.
+func (w *Writer) state(ctx context.Context, st *stripe, ref entityRef, fresh, confirmNone bool) (e entityState, leader bool, aerr *apierr.Error) {
 	if !fresh {
-		if e, ok := st.get(subject); ok {
+		if e, ok := st.get(ref.subject); ok {
 			return e, false, nil
 		}
 	}
-	e, leader, err := w.readLatest(ctx, subject, fresh, confirmNone)
+	e, leader, err := w.readLatest(ctx, ref.subject, fresh, confirmNone)
 	if err != nil {
-		return entityState{}, false, w.unavailable("read", subject, err)
+		return entityState{}, false, w.unavailable("read", ref.subject, err)
 	}
 	if e.exists {
-		st.put(subject, e, w.stripes.perCap)
+		st.put(ref.subject, e, w.stripes.perCap)
+		return e, leader, nil
+	}
+	if confirmNone && leader && w.opts.FindEntity != nil && w.ops.Trimmed(ctx) {
+		// Not cached: the next append puts the entity back in the log,
+		// and a state from the projection is read again until then. A log
+		// that never lost an operation holds every entity: its "none" is
+		// the answer, with no projection read (nor a 503 while no
+		// projector answers).
+		return w.agedState(ctx, ref)
 	}
 	return e, leader, nil
+}
+
+// agedState is the state of an entity the log holds nothing of, from the
+// projection: none when the projection has no snapshot of it either.
+func (w *Writer) agedState(ctx context.Context, ref entityRef) (entityState, bool, *apierr.Error) {
+	head, aerr := w.opts.FindEntity(ctx, ref.channelID, ref.kind, ref.id)
+	if aerr != nil {
+		return entityState{}, false, aerr
+	}
+	if head.LastSeq == 0 {
+		return entityState{}, true, nil
+	}
+	e := entityState{exists: true, seq: head.LastSeq, aged: true}
+	switch {
+	case ref.kind == ops.KindEvent && head.State == ops.EventClosed:
+		e.op = ops.EventClose
+	case ref.kind == ops.KindEvent:
+		e.op = ops.EventUpdate
+	case head.State == ops.ThingDeleted:
+		e.op = ops.ThingDelete
+	default:
+		e.op = ops.ThingUpdate
+	}
+	return e, true, nil
 }
 
 // readLatest reads the entity's latest operation from the leader when
@@ -416,16 +474,16 @@ func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader, con
 // checkLinkedThing requires the Thing an event or message links to to
 // exist (404 thing_not_found) and not to be deleted (409 thing_deleted).
 func (w *Writer) checkLinkedThing(ctx context.Context, channelID, thingID string) *apierr.Error {
-	subject := streams.OpSubject(channelID, ops.KindThing, thingID)
-	st := w.stripes.of(subject)
+	ref := entityRef{channelID, ops.KindThing, thingID, streams.OpSubject(channelID, ops.KindThing, thingID)}
+	st := w.stripes.of(ref.subject)
 	st.mu.Lock()
-	cur, leader, aerr := w.state(ctx, st, subject, false, true)
+	cur, leader, aerr := w.state(ctx, st, ref, false, true)
 	if aerr == nil && cur.exists && !cur.closed() && !leader {
 		// Deleted is final, so a deletion however read can be trusted,
 		// and "none" is the leader's already; "alive" cannot (another
 		// replica may have deleted it, and no compare-and-swap checks the
 		// link), so ask the leader.
-		cur, _, aerr = w.state(ctx, st, subject, true, true)
+		cur, _, aerr = w.state(ctx, st, ref, true, true)
 	}
 	st.mu.Unlock()
 	switch {
@@ -617,7 +675,7 @@ func (w *Writer) replayOrRefuse(ctx context.Context, st *stripe, res Result, sub
 		// A create's id is derived from its op_id: it was stored if its
 		// entity exists. A cached "none" may predate this process.
 		if !fresh {
-			cur, _, aerr := w.state(ctx, st, subject, true, false)
+			cur, _, aerr := w.state(ctx, st, entityRef{subject: subject}, true, false) // the projection is not asked
 			if aerr != nil {
 				return Result{}, aerr
 			}
@@ -669,6 +727,30 @@ func (w *Writer) replayIndexed(ctx context.Context, res Result, seq uint64, body
 		return Result{}, w.unavailable("read original", fmt.Sprint(seq), err)
 	}
 	return w.replay(res, seq, m.Header.Get(streams.HeaderBodyHash), bodyHash)
+}
+
+// agedCreate answers a create whose entity the log holds nothing of but
+// the projection has: its operations all aged out of the log (or were
+// purged), and the create is a retry of the one that made it, come back
+// after the retention (its id is derived from its op_id), answered as a
+// replay; there is no stored body left to compare. Appended, it would
+// have made the entity again over its snapshot (a new created_at, the
+// title it was created with, a push). Asked only once the log has lost
+// operations (leaderread.Stream.Trimmed): a log that never did holds every
+// entity, and a create then costs no projection read.
+func (w *Writer) agedCreate(ctx context.Context, res Result, v *ops.Validated, kind ops.Kind) (Result, *apierr.Error, bool) {
+	if w.opts.FindEntity == nil || !w.ops.Trimmed(ctx) {
+		return Result{}, nil, false
+	}
+	head, aerr := w.opts.FindEntity(ctx, v.ChannelID, kind, v.EntityID)
+	if aerr != nil {
+		return Result{}, aerr, true
+	}
+	if head.LastSeq == 0 {
+		return Result{}, nil, false
+	}
+	res.Seq, res.Replayed = head.LastSeq, true
+	return res, nil, true
 }
 
 // replayCreate answers a retried create whose entity has later operations:

@@ -204,6 +204,35 @@ func (f *Forwarder) FindOp(ctx context.Context, channelID, opID string, kind ops
 	return op, nil
 }
 
+// FindEntity reads the head of the channel's entity of kind and id
+// (reads.EntityHead) from the projection as it is, with no barrier: the
+// writer asks only for an entity whose subject the log no longer holds any
+// operation of, so whatever of it the projection has was folded at least
+// a retention ago. The zero EntityHead when the projection has no such
+// entity.
+func (f *Forwarder) FindEntity(ctx context.Context, channelID string, kind ops.Kind, id string) (reads.EntityHead, *apierr.Error) {
+	req := &reads.Request{Route: reads.ThingGet, ChannelID: channelID, ThingID: id}
+	if kind == ops.KindEvent {
+		req = &reads.Request{Route: reads.EventGet, ChannelID: channelID, EventID: id}
+	}
+	deadline := time.Now().Add(f.timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	raw, aerr := f.request(ctx, req, 0, deadline)
+	if aerr != nil && (aerr.Code == apierr.ThingNotFound || aerr.Code == apierr.EventNotFound) {
+		return reads.EntityHead{}, nil
+	}
+	if aerr != nil {
+		return reads.EntityHead{}, aerr
+	}
+	var head reads.EntityHead
+	if err := json.Unmarshal(raw, &head); err != nil {
+		f.log.Error("readfwd: entity head answer", "channel_id", channelID, "err", err)
+		return reads.EntityHead{}, apierr.New(apierr.InternalError)
+	}
+	return head, nil
+}
+
 // request sends req with its barrier to a projector replica, by deadline
 // (the read's) when it leaves the process. The answer may come in chunks
 // (reads.Request.Chunks): one larger than the broker's max_payload is
