@@ -278,7 +278,7 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 				return fmt.Errorf("projector: rebuild: remove %s: %w", p.cfg.Dir, err)
 			}
 		}
-		st, why, err := p.tryOpen(ctx)
+		st, why, attrs, err := p.tryOpen(ctx)
 		switch {
 		case err == nil && why == "":
 			p.storeMu.Lock()
@@ -294,19 +294,20 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 			return fmt.Errorf("projector: a new projection %s", why)
 		default:
 			p.heal.rebuilds.Add(1)
-			p.log.Warn("projector: "+why+"; rebuilding from the log", "dir", p.cfg.Dir)
+			p.log.Warn("projector: "+why+"; rebuilding from the log", append([]any{"dir", p.cfg.Dir}, attrs...)...)
 		}
 		fresh = true
 	}
 }
 
 // tryOpen opens the store and reads its positions. why is not empty when
-// the store opened but must be folded again.
-func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, err error) {
+// the store opened but must be folded again; attrs then say more of it to
+// the log line.
+func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, attrs []any, err error) {
 	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, BlockCacheBytes: p.cfg.BlockCacheBytes,
 		SelectionCacheBytes: p.cfg.SelectionCacheBytes, OnCorruption: p.requestRebuild})
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	defer func() {
 		if err != nil || why != "" {
@@ -316,40 +317,41 @@ func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, e
 	}()
 	current, err := st.LayoutCurrent()
 	if err != nil {
-		return st, "", fmt.Errorf("layout version: %w", err)
+		return st, "", nil, fmt.Errorf("layout version: %w", err)
 	}
 	if !current {
 		// Folded by an older version whose indexes this one reads.
-		return st, "projection layout changed", nil
-	}
-	if why, err := p.sameLogs(st); why != "" || err != nil {
-		return st, why, err
+		return st, "projection layout changed", nil, nil
 	}
 	applied, err := st.Applied()
 	if err != nil {
-		return st, "", fmt.Errorf("applied sequence: %w", err)
+		return st, "", nil, fmt.Errorf("applied sequence: %w", err)
 	}
 	receipts, err := st.ReceiptsApplied()
 	if err != nil {
-		return st, "", fmt.Errorf("receipts sequence: %w", err)
+		return st, "", nil, fmt.Errorf("receipts sequence: %w", err)
+	}
+	if why, attrs, err := p.sameLogs(st, [len(foldedStreams)]uint64{applied, receipts}); why != "" || err != nil {
+		return st, why, attrs, err
 	}
 	for i, stream := range foldedStreams {
 		held, n, err := st.DeadLetters(stream, deadLetterRecheck)
 		if err != nil {
-			return st, "", fmt.Errorf("dead letters: %w", err)
+			return st, "", nil, fmt.Errorf("dead letters: %w", err)
 		}
 		p.heal.held[i].Store(int64(n))
 		if seq := p.foldable(ctx, stream, held); seq != 0 {
-			return st, fmt.Sprintf("this version folds the entry at %s sequence %d, which the projection holds as a dead letter", stream, seq), nil
+			return st, fmt.Sprintf("this version folds the entry at %s sequence %d, which the projection holds as a dead letter", stream, seq), nil, nil
 		}
 	}
 	p.applied.Store(applied)
 	p.receiptsApplied.Store(receipts)
-	return st, "", nil
+	return st, "", nil, nil
 }
 
-// readLogs reads when each folded stream was created, and the operations'
-// retention (which retention.go reads again as it prunes).
+// readLogs reads when each folded stream was created and its first and
+// last sequences, as its leader holds them (a stream info), and the
+// operations' retention (which retention.go reads again as it prunes).
 func (p *Projector) readLogs(ctx context.Context) error {
 	created := map[string]time.Time{}
 	for _, name := range foldedStreams {
@@ -369,29 +371,48 @@ func (p *Projector) readLogs(ctx context.Context) error {
 }
 
 // sameLogs reports why the projection must be folded again when one of
-// the streams it folds is not the stream it folded (created again since:
-// a broker wiped, its storage lost); a projection that recorded none
-// records them now. Its positions name sequences of the log that was:
-// resumed after them, it would wait for ever for the new log to reach
-// them and never fold what the new log holds below.
-func (p *Projector) sameLogs(st *store.Store) (why string, err error) {
-	for _, stream := range foldedStreams {
+// the streams it folds is not the log it folded, and says so in attrs for
+// the log line; a projection that recorded no creation times records them
+// now. applied are the projection's positions in foldedStreams' order.
+//
+// Another log shows in two ways:
+//
+//   - the stream was created again since (a broker wiped, its storage
+//     lost): its creation time is not the one recorded;
+//   - the projection folded past the stream's last sequence (a broker
+//     restored from a backup of its data directory, which keeps the
+//     creation time; a broker syncing every second that lost its last
+//     moments in a crash). JetStream keeps the last sequence when
+//     messages leave the stream (retention, deletes, a purge, across
+//     restarts), so a position above it was never this log's.
+//
+// Either way its positions name sequences of the log that was: resumed
+// after them, the fold would wait for the new log to reach them and never
+// fold what it holds below (a thing created then answered 404 for good),
+// while the projection kept entities and history the log no longer has.
+func (p *Projector) sameLogs(st *store.Store, applied [len(foldedStreams)]uint64) (why string, attrs []any, err error) {
+	for i, stream := range foldedStreams {
 		created := p.logsCreated[stream] // readLogs reads every one
 		folded, err := st.LogCreated(stream)
 		if err != nil {
-			return "", fmt.Errorf("log of %s: %w", stream, err)
+			return "", nil, fmt.Errorf("log of %s: %w", stream, err)
 		}
 		switch {
 		case folded == 0:
 			if err := st.SetLogCreated(stream, created.UnixNano()); err != nil {
-				return "", fmt.Errorf("log of %s: %w", stream, err)
+				return "", nil, fmt.Errorf("log of %s: %w", stream, err)
 			}
 		case folded != created.UnixNano():
 			return fmt.Sprintf("the projection folded a %s created %s, and the stream was created again %s",
-				stream, time.Unix(0, folded).UTC().Format(time.RFC3339Nano), created.UTC().Format(time.RFC3339Nano)), nil
+				stream, time.Unix(0, folded).UTC().Format(time.RFC3339Nano), created.UTC().Format(time.RFC3339Nano)), nil, nil
+		}
+		if last := p.logBounds[streamIndex(stream)][1]; applied[i] > last {
+			return fmt.Sprintf("the projection folded %s up to sequence %d, past the stream's last sequence %d: it is a projection of another log (a broker restored from a backup, or its last moments lost in a crash)",
+					stream, applied[i], last),
+				[]any{"stream", stream, "applied", applied[i], "last_seq", last}, nil
 		}
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 // foldable returns the sequence of the first dead letter whose entry,

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/provision"
 	"github.com/pushgo/gateway/projector"
@@ -460,4 +463,116 @@ func TestAProjectionOfALogCreatedAgainIsRebuilt(t *testing.T) {
 	if got := p.Applied(); got != last {
 		t.Errorf("applied %d, want the new log's last sequence %d", got, last)
 	}
+}
+
+// TestAProjectionAheadOfItsLogIsRebuilt: the broker's data directory
+// restored from a backup (the streams keep their creation times) under a
+// projection whose delivery receipts were folded past the backup's last
+// one. Its receipts position names sequences the restored log gives
+// again: the projector folds the projection again from the log at start
+// (saying why), so a receipt appended after the restore counts in
+// /send_status, and the lost ones do not. Before, the receipts fold
+// resumed after its old position and skipped every new receipt up to it.
+func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	ctx := context.Background()
+	brokerDir, backup, dir := t.TempDir(), filepath.Join(t.TempDir(), "broker"), t.TempDir()
+	var b *broker.Embedded
+	open := func() (*nats.Conn, jetstream.JetStream) {
+		t.Helper()
+		e, err := broker.Start(broker.Config{Dir: brokerDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Shutdown)
+		nc, err := e.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = e
+		return nc, js
+	}
+	summary := func(partition, sent, failed int) delivery.Receipt {
+		return delivery.Receipt{Kind: delivery.KindSummary, At: 1713750001000, BatchID: fmt.Sprintf("b%d", partition),
+			Summaries: []delivery.Summary{{ChannelID: ch, OpID: "op1", Seq: 1, EntityType: ops.KindMessage, EntityID: "m1",
+				AcceptedAt: 1713750000007, At: 1713750001000, Partition: partition, Audience: 8, Sent: sent, Failed: failed}}}
+	}
+
+	nc, js := open()
+	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(ops.MessagePayload{MessageID: "m1", Title: "hello", Severity: "normal", OccurredAt: 1713750000000})
+	env := envelope(t, ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op1", EntityID: "m1", AcceptedAt: 1713750000007, Payload: payload}, nil)
+	last := publish(t, js, streams.OpSubject(ch, ops.KindMessage, "m1"), env)
+	p := start(t, nc, projector.Config{Dir: dir})
+	waitFolded(t, p, last)
+	publishReceipt(t, js, p, streams.SummariesSubject, summary(0, 1, 0))
+	backedUp := p.ReceiptsApplied()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, js = open()
+	p = start(t, nc, projector.Config{Dir: dir})
+	for part := 1; part <= 3; part++ { // lost with the restore
+		publishReceipt(t, js, p, streams.SummariesSubject, summary(part, 1, 0))
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	if err := os.RemoveAll(brokerDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(brokerDir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, js = open()
+	var logs lockedLog
+	p = start(t, nc, projector.Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if p.Rebuilds() != 1 {
+		t.Errorf("rebuilds at start on a restored log: %d, want 1", p.Rebuilds())
+	}
+	publishReceipt(t, js, p, streams.SummariesSubject, summary(4, 0, 1))
+	if got := p.ReceiptsApplied(); got != backedUp+1 {
+		t.Errorf("receipts applied %d after a receipt appended to the restored log, want its sequence %d", got, backedUp+1)
+	}
+	replica := start(t, nc, projector.Config{InMemory: true})
+	waitFolded(t, replica, last)
+	waitReceipts(t, replica, backedUp+1)
+	if got, want := sendStatus(t, p, "op1"), sendStatus(t, replica, "op1"); got != want {
+		t.Errorf("send status after the restore: %+v, want a fresh replica's %+v", got, want)
+	}
+	if want := fmt.Sprintf("stream=%s applied=%d last_seq=%d", streams.Receipts, backedUp+3, backedUp); !strings.Contains(logs.String(), want) {
+		t.Errorf("no warning with %q:\n%s", want, logs.String())
+	}
+}
+
+// lockedLog is a log's text, safe for a logger's concurrent writes.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -146,7 +146,9 @@ type Projector struct {
 	// sameLogs). Read and written by the goroutine that opens the store.
 	logsCreated map[string]time.Time
 	// logBounds are the folded streams' first and last sequences as
-	// readLogs read them (by streamIndex), for primeProgress.
+	// readLogs read them (by streamIndex), for primeProgress and for
+	// sameLogs (a projection folded past a stream's last sequence is of
+	// another log).
 	logBounds [2][2]uint64
 
 	applied atomic.Uint64 // last stream sequence committed to the store
