@@ -20,6 +20,7 @@ import (
 	"github.com/pushgo/gateway/schemas/entityselector"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // subscribeReads subscribes the read service on the projector's reads
@@ -233,6 +234,11 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 		// replica catching up with the operations does.
 		return catchingUp(fmt.Sprintf("the delivery receipts: %d not yet folded", behind))
 	}
+	if req.Route == reads.ChannelHistory {
+		if aerr := p.checkAfter(req.After); aerr != nil {
+			return fail(aerr)
+		}
+	}
 	if req.Route != reads.ProjectorStatus { // a few atomic loads: never queued behind store reads
 		p.reads <- struct{}{}
 		defer func() { <-p.reads }()
@@ -242,6 +248,47 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 		return fail(aerr)
 	}
 	return reads.Response{Data: data}
+}
+
+// checkAfter refuses a /channel/history cursor past the log's last
+// operation (invalid_cursor): it names a sequence of another log (a broker
+// restored from a backup or recreated, a sync=1s log's last moments lost),
+// and answered, its page was empty with next_after the cursor itself, so a
+// polling client skipped every new operation up to it, for good and in
+// silence. /channel/stream refuses the same Last-Event-ID
+// (ingest/livestream/resume.go).
+//
+// The read's barrier gives no bound above: it is the channel's last
+// sequence, below the log's. The applied sequence gives one below that
+// settles nearly every page: a cursor at or below it is within the log
+// (the fold commits only the log's sequences, and a projection past its
+// log's end is folded again at start: heal.go, sameLogs). A cursor the
+// gateway handed out is a sequence of the channel's history (or the
+// cursor asked with), so at most the channel's last sequence, the
+// barrier, which the fold has reached by now: such a page costs one
+// atomic load more and no broker round trip. Only a cursor beyond the
+// applied sequence asks the stream's leader for the log's last sequence
+// (a stream info, which only the leader answers): one of another log, or
+// a replica's behind the log when every operation of the channel has left
+// it (no barrier then). When the broker does not answer, the page is
+// answered unchecked, as a stream's resume is.
+func (p *Projector) checkAfter(after uint64) *apierr.Error {
+	if after <= p.applied.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ReadWait)
+	defer cancel()
+	s, err := p.js.Stream(ctx, streams.Ops)
+	if err != nil {
+		p.log.Warn("projector: the log's last sequence could not be read; a history cursor past the applied sequence is not checked",
+			"after", after, "applied", p.applied.Load(), "err", fmt.Errorf("stream %s: %w", streams.Ops, err))
+		return nil
+	}
+	if last := s.CachedInfo().State.LastSeq; after > last {
+		return apierr.Fieldf(apierr.InvalidCursor, "after",
+			"%d is beyond the log's last operation (%d): the gateway's log is not the one that sequence came from (restored, recreated, or its last moments lost); read /channel/history again from the start", after, last)
+	}
+	return nil
 }
 
 // catchingUp is a replica's projection_lagging answered at once, marked

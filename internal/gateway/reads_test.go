@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/pushgo/gateway/ingest/apitest"
 )
 
 func startAll(t *testing.T) string {
@@ -124,5 +126,51 @@ func TestAllInOneReadsStayInProcess(t *testing.T) {
 	}
 	if got := g.Projector().ServedLocal() - before; got < reads {
 		t.Fatalf("the projector of the process answered %d of %d reads itself", got, reads)
+	}
+}
+
+// TestHistoryRefusesACursorPastTheLog: /channel/history with an after past
+// the log's last operation (a cursor of another log: the broker restored
+// from a backup or recreated, a sync=1s log's last moments lost) is
+// refused 400 invalid_cursor, as /channel/stream refuses such a
+// Last-Event-ID. Before, it answered an empty page with next_after the
+// cursor, so a polling client skipped every new operation up to it. A
+// cursor up to the log's last operation, the channel's or another's, is
+// answered.
+func TestHistoryRefusesACursorPastTheLog(t *testing.T) {
+	api := apitest.New(startAll(t))
+	channel := func(name string) string {
+		r := apitest.MustOK(t, api.Post(t, "/channel/create", `{"channel_name":"`+name+`","password":"correct-horse"}`))
+		return `"channel_id":"` + r.Str("channel_id") + `","password":"correct-horse"`
+	}
+	cred, other := channel("polled"), channel("other")
+	for _, title := range []string{"a", "b", "c"} {
+		apitest.MustOK(t, api.Post(t, "/message", `{`+cred+`,"title":"`+title+`"}`))
+	}
+	page := apitest.MustOK(t, api.Post(t, "/channel/history", `{`+cred+`}`))
+	last := uint64(page.Data["next_after"].(float64))
+	if items := page.Data["items"].([]any); len(items) != 3 {
+		t.Fatalf("history: %d items, want 3: %s", len(items), page)
+	}
+	// The log's last operation is another channel's: a cursor at it is
+	// within the log, past the polled channel's last.
+	apitest.MustOK(t, api.Post(t, "/message", `{`+other+`,"title":"d"}`))
+	for _, after := range []uint64{last, last + 1} {
+		r := apitest.MustOK(t, api.Post(t, "/channel/history", fmt.Sprintf(`{%s,"after":%d}`, cred, after)))
+		if items := r.Data["items"].([]any); len(items) != 0 || r.Data["has_more"] != false {
+			t.Errorf("after %d: %s, want an empty last page", after, r)
+		}
+	}
+	for _, after := range []uint64{last + 2, 999999} {
+		r := api.Post(t, "/channel/history", fmt.Sprintf(`{%s,"after":%d}`, cred, after))
+		if r.Status != 400 || r.Code() != "invalid_cursor" {
+			t.Errorf("after %d, past the log's last operation %d: %s, want 400 invalid_cursor", after, last+1, r)
+		}
+	}
+	// A client that read again from the start sees what comes next.
+	apitest.MustOK(t, api.Post(t, "/message", `{`+cred+`,"title":"e"}`))
+	r := apitest.MustOK(t, api.Post(t, "/channel/history", fmt.Sprintf(`{%s,"after":%d}`, cred, last)))
+	if items := r.Data["items"].([]any); len(items) != 1 || !strings.Contains(fmt.Sprint(items[0]), "title:e") {
+		t.Errorf("after %d once e was sent: %s, want e", last, r)
 	}
 }

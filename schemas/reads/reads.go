@@ -294,7 +294,9 @@ func Validate(r Route, b *Body) (*Request, string, *apierr.Error) {
 		if b.After != nil {
 			// A log sequence is below 2^63; the page's lower bound is
 			// after+1, which the largest uint64 would wrap to 0 (the
-			// channel's first page instead of an empty one).
+			// channel's first page instead of an empty one). One past
+			// the log's last operation is refused by the projector,
+			// which knows the log (projector/readsvc.go, checkAfter).
 			if *b.After > MaxSeq {
 				return nil, "", apierr.Fieldf(apierr.InvalidCursor, "after", "must be a sequence number below 2^63")
 			}
