@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -58,7 +59,12 @@ func buildSenders(c Config, log *slog.Logger) (map[payload.Provider]sender.Sende
 	case c.FCMCredentialsFile != "" || c.FCMProjectID != "":
 		s, err := fcm.New(fcm.Options{ProjectID: c.FCMProjectID, CredentialsFile: c.FCMCredentialsFile,
 			Endpoint: c.FCMEndpoint, Logger: log})
-		if err != nil {
+		switch {
+		case errors.Is(err, fcm.ErrCredentialsFile):
+			// The file itself (unreadable, not JSON, a key that does not
+			// parse): the one setting to mend.
+			return nil, fmt.Errorf("PUSHGO_FCM_CREDENTIALS_FILE: %w", err)
+		case err != nil:
 			return nil, fmt.Errorf("FCM (PUSHGO_FCM_*): %w", err)
 		}
 		out[payload.FCM] = s

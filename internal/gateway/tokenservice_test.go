@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +123,21 @@ func TestBuildSendersTokenService(t *testing.T) {
 	}
 	if reqs := fake.Requests(); len(reqs) != 1 || reqs[0].Project != "own-project" || grants.Load() != 1 || len(svc.Requests()) != before {
 		t.Fatalf("own credentials: %+v, %d grants, %d token service requests", reqs, grants.Load(), len(svc.Requests())-before)
+	}
+	// A credentials file whose key does not parse stops the start, and
+	// the error names the setting (it used to start, and every Android
+	// push was retried with nothing logged above debug).
+	b, err := os.ReadFile(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(t.TempDir(), "sa.json")
+	if err := os.WriteFile(broken, bytes.ReplaceAll(b, []byte(`\n`), []byte(`\\n`)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildSenders(Config{FCMCredentialsFile: broken}, log); err == nil ||
+		!strings.HasPrefix(err.Error(), "PUSHGO_FCM_CREDENTIALS_FILE: ") || !strings.Contains(err.Error(), "private_key") {
+		t.Fatalf("a credentials file with a broken key: %v", err)
 	}
 	// Own APNs keys half set: an error, as without a token service.
 	if _, err := buildSenders(Config{TokenServiceURL: svc.URL(), APNsKeyID: "ABC123DEFG"}, log); err == nil {

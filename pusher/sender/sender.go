@@ -94,7 +94,9 @@ type Result struct {
 	Backoff time.Duration
 	// Reason is a short machine-readable cause: the provider's reason or
 	// error code ("Unregistered", "UNAVAILABLE"), or "timeout",
-	// "connection", "not_configured", ... It never contains a token.
+	// "connection", "auth" (no credential to send with: the token source
+	// failed, nothing was sent), "not_configured", ... It never contains
+	// a token.
 	Reason string
 	// ProviderID is the provider's id of the accepted push: the apns-id
 	// for APNs, the message name for FCM.

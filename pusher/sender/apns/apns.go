@@ -23,6 +23,7 @@
 //	403 ExpiredProviderToken                    Retry, after one more request with a
 //	                                            fresh token (see authTransport)
 //	timeout, connection error                   Retry
+//	no provider token (the token source failed) Retry "auth", nothing sent
 //	any other status                            Failed (Reason = APNs reason)
 //	n.Expiration already passed                 Failed "expired", nothing sent
 //
@@ -51,6 +52,7 @@ import (
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/internal/attempt"
+	"github.com/pushgo/gateway/pusher/sender/internal/bearer"
 	"github.com/pushgo/gateway/schemas/delivery"
 )
 
@@ -354,6 +356,10 @@ func (s *Sender) Send(ctx context.Context, n payload.Notification) sender.Result
 			if errors.Is(cerr, context.Canceled) {
 				res.Reason = "canceled"
 			}
+		} else if bearer.IsCredential(err) {
+			// No provider token (the token service failed; the cache has
+			// logged why): APNs was never asked.
+			res.Reason = "auth"
 		} else if status != 0 {
 			// An answer whose body did not decode: classify by status (a
 			// 410 still retires the token).

@@ -20,8 +20,8 @@ import (
 type TokenSource interface {
 	// Token returns the token for a request about to be sent. It is called
 	// for every request, so it must answer from a cache when it can; ctx
-	// is the request's. An error fails the Send with Retry, without a
-	// request; it must not contain a credential.
+	// is the request's. An error fails the Send with Retry, reason "auth",
+	// without a request; it must not contain a credential.
 	Token(ctx context.Context) (string, error)
 }
 

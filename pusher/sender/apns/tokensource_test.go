@@ -120,12 +120,13 @@ func TestExpiredYoungKeyTokenIsRetried(t *testing.T) {
 	}
 }
 
-// Without a token the push is not sent and is retried later.
+// Without a token the push is not sent and is retried later, with reason
+// "auth" (not "connection": APNs was never asked).
 func TestTokenSourceFailureIsRetry(t *testing.T) {
 	s, f, svc := newServiceSender(t, tokenservice.Production)
 	svc.Fail(http.StatusServiceUnavailable)
 	r := s.Send(context.Background(), plain(t, "aa11"))
-	if r.Outcome != sender.Retry || len(f.Requests()) != 0 {
+	if r.Outcome != sender.Retry || r.Reason != "auth" || len(f.Requests()) != 0 {
 		t.Fatalf("%v after %d requests", r, len(f.Requests()))
 	}
 }

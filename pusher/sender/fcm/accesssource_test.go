@@ -119,11 +119,13 @@ func TestSenderIDMismatchFetchesOnce(t *testing.T) {
 	}
 }
 
+// Without an access token the push is not sent and is retried later,
+// with reason "auth" (not "connection": FCM was never asked).
 func TestAccessSourceFailureIsRetry(t *testing.T) {
 	s, f, svc := newServiceSender(t)
 	svc.Fail(http.StatusBadGateway)
 	r := s.Send(context.Background(), plain(t, "tok"))
-	if r.Outcome != sender.Retry || len(f.Requests()) != 0 {
+	if r.Outcome != sender.Retry || r.Reason != "auth" || len(f.Requests()) != 0 {
 		t.Fatalf("%v after %d requests", r, len(f.Requests()))
 	}
 }

@@ -17,7 +17,8 @@ type AccessSource interface {
 	// Access returns the access token and project id for a request about
 	// to be sent. It is called for every request, so it must answer from
 	// a cache when it can; ctx is the request's. An error fails the Send
-	// with Retry, without a request; it must not contain a credential.
+	// with Retry, reason "auth", without a request; it must not contain a
+	// credential.
 	Access(ctx context.Context) (token, projectID string, err error)
 }
 

@@ -22,6 +22,7 @@
 //	401 UNAUTHENTICATED                         Retry, after one more request with a
 //	                                            fresh token (see accessTransport)
 //	timeout, connection error                   Retry
+//	no access token (the token source failed)   Retry "auth", nothing sent
 //	anything else (other INVALID_ARGUMENT,
 //	403 SENDER_ID_MISMATCH, ...)                Failed (Reason = FCM error code), after
 //	                                            one more request with a fresh token for a 403
@@ -40,7 +41,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -53,6 +53,7 @@ import (
 	"github.com/pushgo/gateway/pusher/payload"
 	"github.com/pushgo/gateway/pusher/sender"
 	"github.com/pushgo/gateway/pusher/sender/internal/attempt"
+	"github.com/pushgo/gateway/pusher/sender/internal/bearer"
 	"github.com/pushgo/gateway/pusher/sender/tokenservice"
 	"github.com/pushgo/gateway/schemas/delivery"
 )
@@ -93,8 +94,9 @@ type Options struct {
 
 	// SendTimeout bounds one Send; default DefaultSendTimeout.
 	SendTimeout time.Duration
-	// Logger receives debug lines about failed sends (never a token);
-	// default: discard.
+	// Logger receives debug lines about failed sends and, with a
+	// credentials file or token source, a warning for each failed access
+	// token fetch (never a token or key); default: discard.
 	Logger *slog.Logger
 	// Now is the clock for TTLs and Retry-After dates; default time.Now.
 	Now func() time.Time
@@ -110,10 +112,16 @@ type Sender struct {
 
 var _ sender.Sender = (*Sender)(nil)
 
-// New validates opts and returns a Sender. It reads the credentials file but
-// makes no network call (access tokens are fetched on first use).
+// New validates opts and returns a Sender. It reads the credentials file
+// and checks its key (see ErrCredentialsFile) but makes no network call
+// (access tokens are fetched on first use: a key the token endpoint
+// refuses, revoked or deleted, shows then, as a warning in Logger and
+// pushes retried with reason "auth").
 func New(opts Options) (*Sender, error) {
-	var ts oauth2.TokenSource
+	var (
+		ts      oauth2.TokenSource
+		explain func(error) error // a credentials file's token fetch errors, made readable
+	)
 	switch {
 	case (opts.CredentialsFile != "") && (opts.TokenSource != nil || opts.AccessSource != nil),
 		opts.TokenSource != nil && opts.AccessSource != nil:
@@ -124,17 +132,17 @@ func New(opts Options) (*Sender, error) {
 		}
 		opts.ProjectID = sourcedProject
 	case opts.CredentialsFile != "":
-		if opts.ProjectID == "" {
-			pid, err := projectIDOf(opts.CredentialsFile)
-			if err != nil {
-				return nil, err
-			}
-			opts.ProjectID = pid
-		}
-		var err error
-		if ts, err = credentialsSource(opts.CredentialsFile, tokenservice.DefaultFetchTimeout); err != nil {
+		b, sa, err := readCredentials(opts.CredentialsFile)
+		if err != nil {
 			return nil, err
 		}
+		if opts.ProjectID == "" {
+			opts.ProjectID = sa.projectID
+		}
+		if ts, err = credentialsSource(b, opts.CredentialsFile, tokenservice.DefaultFetchTimeout); err != nil {
+			return nil, err
+		}
+		explain = sa.explain
 	case opts.TokenSource != nil:
 		ts = opts.TokenSource
 	default:
@@ -171,7 +179,7 @@ func New(opts Options) (*Sender, error) {
 	src := opts.AccessSource
 	if src == nil {
 		var err error
-		if src, err = oauthSource(ts, opts.ProjectID); err != nil {
+		if src, err = oauthSource(ts, opts.ProjectID, explain, opts.Logger); err != nil {
 			return nil, err
 		}
 	}
@@ -189,20 +197,6 @@ func New(opts Options) (*Sender, error) {
 		return nil, fmt.Errorf("fcm: %w", err)
 	}
 	return &Sender{client: client, timeout: opts.SendTimeout, log: opts.Logger, now: opts.Now}, nil
-}
-
-func projectIDOf(file string) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("fcm: credentials file: %w", err)
-	}
-	var f struct {
-		ProjectID string `json:"project_id"`
-	}
-	if err := json.Unmarshal(b, &f, json.RejectUnknownMembers(false)); err != nil {
-		return "", fmt.Errorf("fcm: credentials file: %w", err)
-	}
-	return f.ProjectID, nil
 }
 
 // Name returns "fcm".
@@ -295,6 +289,13 @@ func (s *Sender) classify(ctx context.Context, rec *attempt.Record, err error) s
 				reason = "canceled"
 			}
 			return sender.Result{Outcome: sender.Retry, Reason: reason}
+		case bearer.IsCredential(terr):
+			// No access token: the credentials file's token endpoint
+			// refused the key (revoked, deleted) or the token service
+			// failed. FCM was never asked; the cache has logged why (a
+			// warning each failed fetch), and a later try may have a
+			// token (a key replaced, the service back).
+			return sender.Result{Outcome: sender.Retry, Reason: "auth"}
 		case terr != nil:
 			return sender.Result{Outcome: sender.Retry, Reason: "connection"}
 		case !attempted:

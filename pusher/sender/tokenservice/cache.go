@@ -192,7 +192,9 @@ func (c *Cache) run(cl *call) {
 		err = fmt.Errorf("%s: %w", c.opts.Name, err)
 		c.failedAt, c.lastErr = started, err
 		kept := c.tok.Valid(c.opts.Now())
-		c.opts.Logger.Warn("token service: fetch failed", "cache", c.opts.Name,
+		// Not "token service": the FCM sender's credentials-file cache
+		// logs here too, and its operator may have no token service.
+		c.opts.Logger.Warn("token fetch failed", "cache", c.opts.Name,
 			"kept_valid_token", kept, "error", err.Error())
 	} else {
 		c.tok, c.fetched, c.stale = tok, started, false

@@ -16,6 +16,7 @@ package bearer
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,8 +34,8 @@ type Transport struct {
 	// its header map (Set, never a change to a value slice in place), and
 	// its URL field, which Authorize may point at a URL of its own when the
 	// credential decides it (never change the URL it points at). It returns
-	// the token it used. An error fails the round trip without a request;
-	// it must not contain a credential.
+	// the token it used. An error fails the round trip without a request
+	// (as a *CredentialError); it must not contain a credential.
 	Authorize func(req *http.Request) (token string, err error)
 	// Expired reports whether an answer rejects the token as expired, so
 	// that a fresh token may succeed. body is the start of the answer's
@@ -53,6 +54,24 @@ type Transport struct {
 	OwnsRequests bool
 }
 
+// CredentialError is the error of a round trip that sent nothing because
+// Authorize had no credential to put on it (the token source failed: a
+// credentials file the token endpoint refuses, a token service down). The
+// senders report it as reason "auth", not "connection": the provider was
+// never asked, and what needs mending is the credential, not the network
+// to the provider.
+type CredentialError struct{ Err error }
+
+func (e *CredentialError) Error() string { return e.Err.Error() }
+func (e *CredentialError) Unwrap() error { return e.Err }
+
+// IsCredential reports whether err, or an error it wraps (an *url.Error
+// of an HTTP client), is a *CredentialError.
+func IsCredential(err error) bool {
+	var ce *CredentialError
+	return errors.As(err, &ce)
+}
+
 // RoundTrip implements http.RoundTripper. A request whose body cannot be
 // replayed (no GetBody) is never sent twice.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -65,7 +84,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, err
+		return nil, &CredentialError{Err: err}
 	}
 	resp, err := t.Base.RoundTrip(r)
 	if err != nil || t.Expired == nil || t.Invalidate == nil || req.GetBody == nil ||

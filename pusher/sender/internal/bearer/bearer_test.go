@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -102,8 +103,14 @@ func TestAuthorizeErrorSendsNothing(t *testing.T) {
 	s := &source{fail: true}
 	body := &closeRecorder{Reader: strings.NewReader("body")}
 	req, _ := http.NewRequest(http.MethodPost, "https://p.invalid/x", body)
-	if _, err := s.transport(base).RoundTrip(req); err == nil || len(base.auths) != 0 || !body.closed {
+	_, err := s.transport(base).RoundTrip(req)
+	if err == nil || len(base.auths) != 0 || !body.closed {
 		t.Fatalf("err %v, %d requests, body closed %v", err, len(base.auths), body.closed)
+	}
+	// Marked, through an HTTP client's *url.Error too, so a sender tells
+	// "no credential" (reason auth) from a failed connection.
+	if !bearer.IsCredential(&url.Error{Op: "Post", URL: "https://p.invalid/x", Err: err}) {
+		t.Fatalf("err %T %v not marked as a credential error", err, err)
 	}
 }
 
