@@ -83,11 +83,11 @@ func authParam(r *http.Request) string {
 }
 
 // tokenOf is the token of an Authorization value: "Bearer <token>" (a
-// case-insensitive scheme and exactly one token of at most 4096
-// characters), or "Basic <base64(:token)>".
+// case-insensitive scheme and exactly one token of at most
+// httpapi.MaxBearerLen characters), or "Basic <base64(:token)>".
 func tokenOf(h string) (string, bool) {
 	scheme, cred, ok := strings.Cut(h, " ")
-	if !ok || cred == "" || len(cred) > 4096 || strings.ContainsAny(cred, " \t") {
+	if !ok || cred == "" || len(cred) > httpapi.MaxBearerLen || strings.ContainsAny(cred, " \t") {
 		return "", false
 	}
 	switch {

@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -107,17 +109,45 @@ func bearerAuth(token string, ownAuth func(route string) bool, lim *limits.Limit
 	}
 }
 
+// MaxBearerLen is the longest token ParseBearer accepts, in bytes.
+const MaxBearerLen = 4096
+
 // ParseBearer accepts "Bearer <token>" with a case-insensitive scheme and
-// exactly one token of at most 4096 characters.
+// exactly one token of at most MaxBearerLen characters.
 func ParseBearer(h string) (string, bool) {
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") {
 		return "", false
 	}
-	if token == "" || len(token) > 4096 || strings.ContainsAny(token, " \t") {
+	if token == "" || len(token) > MaxBearerLen || strings.ContainsAny(token, " \t") {
 		return "", false
 	}
 	return token, true
+}
+
+// CheckToken reports why no request could present token as its bearer
+// token, so that a gateway configured with it (PUSHGO_TOKEN) is refused at
+// start rather than answering every request 401: one longer than
+// MaxBearerLen, or with a space or tab (ParseBearer refuses them; an HTTP
+// server also trims them from a header's ends), or with a control
+// character (no header value carries one: a trailing carriage return is
+// what an env file with CRLF line endings leaves). The error never quotes
+// the token.
+func CheckToken(token string) error {
+	if len(token) > MaxBearerLen {
+		return fmt.Errorf("%d bytes long: a bearer token is at most %d", len(token), MaxBearerLen)
+	}
+	for i := 0; i < len(token); i++ {
+		switch b := token[i]; {
+		case b == ' ' || b == '\t':
+			return fmt.Errorf("a space or tab at byte %d of %d: a bearer token holds none", i+1, len(token))
+		case b == '\r' && i == len(token)-1:
+			return errors.New("ends with a carriage return (an env file with CRLF line endings?): no HTTP header can carry it")
+		case b < 0x20 || b == 0x7f:
+			return fmt.Errorf("a control character (0x%02x) at byte %d of %d: no HTTP header can carry it", b, i+1, len(token))
+		}
+	}
+	return nil
 }
 
 // observe records the request in the metrics and logs server errors. It

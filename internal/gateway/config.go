@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/pusher"
@@ -417,6 +418,14 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("PUSHGO_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Token != "" {
+		// Taken as it is (a token may hold any other byte), so a value
+		// no request can present made every request 401 while the start
+		// reported a private gateway.
+		if err := httpapi.CheckToken(c.Token); err != nil {
+			return fmt.Errorf("PUSHGO_TOKEN: %w", err)
+		}
 	}
 	if err := ops.CheckMetadataValueMax(c.MetadataValueMax); err != nil {
 		return fmt.Errorf("PUSHGO_METADATA_VALUE_MAX: %w", err)

@@ -173,6 +173,38 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// TestTokenNoRequestCanPresentIsRefused: a PUSHGO_TOKEN that no request's
+// Authorization header can carry as ParseBearer takes it stops the start
+// with an error naming the variable and why, never quoting the token.
+// Before, it was taken as it was: the gateway started "private" and
+// answered every request 401 (an env file with CRLF endings left a
+// carriage return at its end; HTTP servers trim a header value's spaces).
+func TestTokenNoRequestCanPresentIsRefused(t *testing.T) {
+	const secret = "s3cretGatewayToken"
+	for name, c := range map[string]struct{ token, why string }{
+		"CRLF env file":  {secret + "\r", "carriage return"},
+		"trailing space": {secret + " ", "space"},
+		"leading tab":    {"\t" + secret, "tab"},
+		"inner space":    {"s3cret " + secret, "space"},
+		"newline":        {secret + "\n", "control character"},
+		"too long":       {strings.Repeat("x", 5000), "at most 4096"},
+	} {
+		_, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_TOKEN": c.token}[k] })
+		if err == nil || !strings.HasPrefix(err.Error(), "PUSHGO_TOKEN: ") || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("%s: Load: %v, want PUSHGO_TOKEN refused (%s)", name, err, c.why)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "xxxx") {
+			t.Errorf("%s: the error quotes the token: %v", name, err)
+		}
+	}
+	for _, ok := range []string{secret, strings.Repeat("x", 4096), "tok-with_~+/=.:!chars"} {
+		if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_TOKEN": ok}[k] }); err != nil || c.Token != ok {
+			t.Errorf("PUSHGO_TOKEN of %d bytes refused: %v", len(ok), err)
+		}
+	}
+}
+
 // TestUsageShowsNoSecret: the flags' usage (-h, or printed after a bad
 // flag) shows the built-in defaults, never a value from the environment:
 // PUSHGO_TOKEN was printed as the -token flag's default.
