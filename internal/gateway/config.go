@@ -317,14 +317,14 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 			return Config{}, fmt.Errorf("%s %q: %w", d.name, d.in, err)
 		}
 	}
-	if c.AlertmanagerAbsentAfter, err = time.ParseDuration(absentAfter); err != nil || c.AlertmanagerAbsentAfter < 0 {
+	if c.AlertmanagerAbsentAfter, err = parseDurationOrZero(absentAfter); err != nil {
 		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_ABSENT_AFTER %q: want a duration of 0 or more", absentAfter)
 	}
 	// Alertmanager repeats a firing alert every repeat_interval (4h by
 	// default): an expiry of seconds would close every firing alert
 	// between two notifications and open it again, alerting devices each
 	// time.
-	if c.AlertmanagerExpireAfter, err = time.ParseDuration(expireAfter); err != nil || c.AlertmanagerExpireAfter < 0 ||
+	if c.AlertmanagerExpireAfter, err = parseDurationOrZero(expireAfter); err != nil ||
 		(c.AlertmanagerExpireAfter > 0 && c.AlertmanagerExpireAfter < time.Minute) {
 		return Config{}, fmt.Errorf("PUSHGO_ALERTMANAGER_EXPIRE_AFTER %q: want 0 (never) or a duration of at least 1m, longer than the receivers' repeat_interval", expireAfter)
 	}
@@ -400,6 +400,23 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// parseDurationOrZero is parseDuration that also takes a zero ("0",
+// "0s"), for the settings whose 0 means at once or never.
+func parseDurationOrZero(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil && d == 0 {
+		return 0, nil
+	}
+	return parseDuration(s)
+}
+
+// formatDuration writes d as a setting would: whole days as "<n>d".
+func formatDuration(d time.Duration) string {
+	if day := 24 * time.Hour; d > 0 && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	return d.String()
+}
+
 // StreamOptions are the stream options implied by c.
 func (c Config) StreamOptions() streams.Options {
 	o := streams.DefaultOptions()
@@ -433,7 +450,31 @@ func (c Config) Validate() error {
 	if c.DataDir == "" && (c.NATSURL == "" || c.Runs("projector")) {
 		return fmt.Errorf("PUSHGO_DATA_DIR is required for the embedded broker and the projection store")
 	}
-	return c.StreamOptions().Validate()
+	// The stream options' own rules (streams.Options.Validate), said with
+	// the variables they come from: its errors name fields ("replicas 7:
+	// must be 1..5"), which an operator has to map back to a setting.
+	switch {
+	case c.Replicas < 1 || c.Replicas > streams.MaxReplicas:
+		return fmt.Errorf("PUSHGO_REPLICAS %d: want 1 to %d", c.Replicas, streams.MaxReplicas)
+	case c.Replicas > 1 && c.NATSURL == "":
+		// The embedded broker is one server: this passed, and the start
+		// failed later, at the streams' creation, with the broker's words.
+		return fmt.Errorf("PUSHGO_REPLICAS %d: the embedded broker (no PUSHGO_NATS_URL) is a single server and keeps 1 replica; "+
+			"set PUSHGO_REPLICAS=1, or PUSHGO_NATS_URL to a cluster of at least %d servers", c.Replicas, c.Replicas)
+	case c.Retention <= 0:
+		return fmt.Errorf("PUSHGO_RETENTION %s: want a positive duration", c.Retention)
+	case c.DedupWindow <= 0:
+		return fmt.Errorf("PUSHGO_DEDUP_WINDOW %s: want a positive duration", c.DedupWindow)
+	case c.DedupWindow > c.Retention:
+		return fmt.Errorf("PUSHGO_DEDUP_WINDOW %s: must not exceed PUSHGO_RETENTION %s (an op_id is remembered no longer than its operation is kept)",
+			formatDuration(c.DedupWindow), formatDuration(c.Retention))
+	case c.InboxPerDevice < 0:
+		return fmt.Errorf("PUSHGO_INBOX_PER_DEVICE %d: want 0 (no limit) or a positive item count", c.InboxPerDevice)
+	}
+	if err := c.StreamOptions().Validate(); err != nil {
+		return fmt.Errorf("stream options: %w", err)
+	}
+	return nil
 }
 
 // EnvOS is os.Getenv, for Load.

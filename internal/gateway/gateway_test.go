@@ -173,6 +173,60 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// TestStreamSettingsErrorsNameTheirVariables: a stream setting out of
+// range stops the start with an error naming its variable (they named
+// fields: "replicas 7: must be 1..5", "dedup window 960h0m0s: must not
+// exceed retention 720h0m0s"), and PUSHGO_REPLICAS above 1 on the embedded
+// broker, a single server, is refused by Load (it passed, and the start
+// failed later at the streams' creation with the broker's message).
+func TestStreamSettingsErrorsNameTheirVariables(t *testing.T) {
+	cluster := "nats://10.0.0.1:4222"
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"PUSHGO_REPLICAS": "7", "PUSHGO_NATS_URL": cluster}, "PUSHGO_REPLICAS 7: want 1 to 5"},
+		{map[string]string{"PUSHGO_REPLICAS": "3"}, "PUSHGO_REPLICAS 3: the embedded broker (no PUSHGO_NATS_URL) is a single server"},
+		{map[string]string{"PUSHGO_DEDUP_WINDOW": "40d"}, "PUSHGO_DEDUP_WINDOW 40d: must not exceed PUSHGO_RETENTION 30d"},
+		{map[string]string{"PUSHGO_DEDUP_WINDOW": "2h", "PUSHGO_RETENTION": "90m"}, "PUSHGO_DEDUP_WINDOW 2h0m0s: must not exceed PUSHGO_RETENTION 1h30m0s"},
+	} {
+		_, err := Load(nil, func(k string) string { return c.env[k] })
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%v: Load: %v, want %q…", c.env, err, c.want)
+		}
+	}
+	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_REPLICAS": "3", "PUSHGO_NATS_URL": cluster}[k] }); err != nil || c.Replicas != 3 {
+		t.Errorf("PUSHGO_REPLICAS=3 with PUSHGO_NATS_URL: %v %+v", err, c)
+	}
+}
+
+// TestAlertmanagerDurationsTakeDays: PUSHGO_ALERTMANAGER_ABSENT_AFTER and
+// _EXPIRE_AFTER take "<n>d" as every other duration setting does (they
+// refused "5d"), and still take 0.
+func TestAlertmanagerDurationsTakeDays(t *testing.T) {
+	for env, want := range map[[2]string]time.Duration{
+		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER", "5d"}: 5 * 24 * time.Hour,
+		{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER", "0"}:  0,
+		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER", "1d"}: 24 * time.Hour,
+		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER", "0"}:  0,
+		{"PUSHGO_ALERTMANAGER_ABSENT_AFTER", "0s"}: 0,
+	} {
+		c, err := Load(nil, func(k string) string { return map[string]string{env[0]: env[1]}[k] })
+		got := c.AlertmanagerAbsentAfter
+		if env[0] == "PUSHGO_ALERTMANAGER_EXPIRE_AFTER" {
+			got = c.AlertmanagerExpireAfter
+		}
+		if err != nil || got != want {
+			t.Errorf("%s=%s: %v, %s; want %s", env[0], env[1], err, got, want)
+		}
+	}
+	for _, bad := range [][2]string{{"PUSHGO_ALERTMANAGER_EXPIRE_AFTER", "-5d"}, {"PUSHGO_ALERTMANAGER_ABSENT_AFTER", "-1d"}} {
+		if _, err := Load(nil, func(k string) string { return map[string]string{bad[0]: bad[1]}[k] }); err == nil || !strings.HasPrefix(err.Error(), bad[0]) {
+			t.Errorf("%s=%s: %v", bad[0], bad[1], err)
+		}
+	}
+}
+
 // TestTokenNoRequestCanPresentIsRefused: a PUSHGO_TOKEN that no request's
 // Authorization header can carry as ParseBearer takes it stops the start
 // with an error naming the variable and why, never quoting the token.

@@ -211,11 +211,14 @@ func DefaultOptions() Options {
 		InboxPerDevice: DefaultInboxPerDevice}
 }
 
+// MaxReplicas is the most replicas of a stream JetStream keeps.
+const MaxReplicas = 5
+
 // Validate reports an option out of range.
 func (o Options) Validate() error {
 	switch {
-	case o.Replicas < 1 || o.Replicas > 5:
-		return fmt.Errorf("replicas %d: must be 1..5", o.Replicas)
+	case o.Replicas < 1 || o.Replicas > MaxReplicas:
+		return fmt.Errorf("replicas %d: must be 1..%d", o.Replicas, MaxReplicas)
 	case o.Retention <= 0:
 		return fmt.Errorf("retention %s: must be positive", o.Retention)
 	case o.DedupWindow <= 0:
