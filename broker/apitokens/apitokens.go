@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -141,6 +142,15 @@ type Options struct {
 	// Logger receives the registry's events. It is never given a token or
 	// a secret. Default: discard.
 	Logger *slog.Logger
+	// FreshEvery is how often the registry checks that its view holds
+	// every write the bucket has (kvview.Watch.Sync, bounded by the same
+	// period). While a check fails, every token is looked up from the
+	// bucket's leader instead of the view. A watch whose consumer's server
+	// died does not break: the client notices only after missed
+	// heartbeats, and the view kept accepting a token revoked through
+	// another replica for some 20 s; with the check, for at most about two
+	// periods. Default 1 s; negative: never checked.
+	FreshEvery time.Duration
 }
 
 // ErrLimitReached is Create's answer when the channel holds
@@ -149,7 +159,14 @@ var ErrLimitReached = errors.New("the channel holds the most tokens allowed")
 
 // Registry holds the tokens. The caller MUST call Close.
 type Registry struct {
-	view    *kvview.Map[entry]
+	view *kvview.Map[entry]
+	// stale is set while the last freshness check failed (Options.
+	// FreshEvery): lookups then ask the bucket's leader.
+	stale      atomic.Bool
+	freshEvery time.Duration
+	stopChecks context.CancelFunc
+	checksDone chan struct{}
+
 	max     int
 	timeout time.Duration
 	log     *slog.Logger
@@ -170,16 +187,60 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{view: view, max: opts.MaxPerChannel, timeout: opts.Timeout, log: opts.Logger}
+	if opts.FreshEvery == 0 {
+		opts.FreshEvery = time.Second
+	}
+	r := &Registry{view: view, max: opts.MaxPerChannel, timeout: opts.Timeout, log: opts.Logger, freshEvery: opts.FreshEvery,
+		checksDone: make(chan struct{})}
 	r.deleteAt = func(ctx context.Context, id string, rev uint64) error {
 		return r.view.Bucket().Delete(ctx, id, jetstream.LastRevision(rev))
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	r.stopChecks = cancel
+	if r.freshEvery > 0 {
+		go r.checkFreshness(cctx)
+	} else {
+		close(r.checksDone)
 	}
 	return r, nil
 }
 
-// Close stops the watch and waits for it. Authorize, Create, Revoke and
-// List MUST NOT be called after Close.
-func (r *Registry) Close() { r.view.Close() }
+// Close stops the freshness checks and the watch, and waits for them.
+// Authorize, Create, Revoke and List MUST NOT be called after Close.
+func (r *Registry) Close() {
+	r.stopChecks()
+	<-r.checksDone
+	r.view.Close()
+}
+
+// checkFreshness checks the view every Options.FreshEvery until ctx ends.
+func (r *Registry) checkFreshness(ctx context.Context) {
+	defer close(r.checksDone)
+	t := time.NewTicker(r.freshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, r.freshEvery)
+			r.checkFresh(cctx)
+			cancel()
+		}
+	}
+}
+
+// checkFresh asks whether the view holds every write the bucket has,
+// within ctx, and sets stale by the answer.
+func (r *Registry) checkFresh(ctx context.Context) {
+	err := r.view.Watch().Sync(ctx)
+	switch was := r.stale.Swap(err != nil); {
+	case err != nil && !was:
+		r.log.Warn("apitokens: the token view is behind the bucket; tokens are looked up from the bucket's leader until it catches up", "err", err)
+	case err == nil && was:
+		r.log.Info("apitokens: the token view caught up with the bucket")
+	}
+}
 
 // Watch is the watch keeping the view current, for readiness.
 func (r *Registry) Watch() *kvview.Watch { return r.view.Watch() }
@@ -214,6 +275,12 @@ func decode(id string, b []byte, rev uint64) (entry, error) {
 // that never happens cost 2.5 µs of a Dynatrace report (make bench's
 // profile, 3 December).
 func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
+	if r.stale.Load() {
+		// The view may lack a revoke made through another replica.
+		ctx, cancel := r.bound(ctx)
+		defer cancel()
+		return r.view.LookupLeader(ctx, id)
+	}
 	if en, ok, known := r.view.Get(id); known {
 		return en, ok, nil
 	}

@@ -154,3 +154,54 @@ func TestRevokeRefusedWhileTheCreateIsInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedTokenRefusedWhileTheViewIsBehind: a replica whose watch has
+// stalled without breaking (its consumer's server died: the client notices
+// only after missed heartbeats, some 20 s on a cluster) refuses a token
+// revoked through another replica once its freshness check has found the
+// view behind, by asking the bucket's leader; before, it accepted the
+// token until the watch was recreated. A view that is current stays
+// trusted (no leader read per request).
+func TestRevokedTokenRefusedWhileTheViewIsBehind(t *testing.T) {
+	js := startJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, err := Open(ctx, js, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// Checked by hand below, never by its own ticker.
+	b, err := Open(ctx, js, Options{FreshEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	channelID := ids.NewChannelID()
+	secret, tok, err := a.Create(ctx, channelID, "ci", []string{ScopeEventsIngest}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, aerr := b.Authorize(ctx, "Api-Token "+secret, ScopeEventsIngest); aerr != nil {
+		t.Fatalf("the token before its revoke: %v", aerr)
+	}
+	check := func() {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		b.checkFresh(cctx)
+	}
+	check()
+	if b.stale.Load() {
+		t.Fatal("a current view was found behind")
+	}
+
+	b.view.Watch().Close() // stalls b's view: the bucket's writes no longer reach it
+	if aerr := a.Revoke(ctx, channelID, tok.ID); aerr != nil {
+		t.Fatal(aerr)
+	}
+	check()
+	_, aerr := b.Authorize(ctx, "Api-Token "+secret, ScopeEventsIngest)
+	if aerr == nil || aerr.Code != apierr.InvalidAPIToken {
+		t.Fatalf("a token revoked through another replica, with this one's view behind: %v, want invalid_api_token", aerr)
+	}
+}

@@ -182,6 +182,15 @@ func (m *Map[T]) Lookup(ctx context.Context, key string) (T, bool, error) {
 	if v, ok, known := m.Get(key); known {
 		return v, ok, nil
 	}
+	return m.LookupLeader(ctx, key)
+}
+
+// LookupLeader returns key's value as the bucket's leader holds it, never
+// the view's: for a reader that knows its view may be behind (its watch
+// stalled without breaking). The answer is remembered in the view unless
+// the view holds a deletion or a later revision, and the view's value is
+// returned (a deletion may have landed while it read).
+func (m *Map[T]) LookupLeader(ctx context.Context, key string) (T, bool, error) {
 	var zero T
 	e, err := m.reads.Latest(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
