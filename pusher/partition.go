@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +80,10 @@ type partition struct {
 	resetting bool   // reset asked: skip what was delivered before it
 	resetSeq  uint64
 	resetAt   time.Time // when the last reset was answered
-	last      uint64    // the last stream sequence taken in this epoch
+	// resetRecord is the partition count the consumer recorded at the last
+	// reset (partitioncount.go); 0: none.
+	resetRecord int
+	last        uint64 // the last stream sequence taken in this epoch
 	// repairing: the broker ignores this epoch's acknowledgements (see
 	// checkFloor); nothing new is taken until the floor is repaired.
 	repairing    bool
@@ -161,6 +165,8 @@ func (p *Pusher) partitionConsumer(i int, start uint64) jetstream.ConsumerConfig
 		PriorityPolicy: jetstream.PriorityPolicyPinned,
 		PriorityGroups: []string{PriorityGroup},
 		PinnedTTL:      p.cfg.Failover,
+		// The deployment's partition count (partitioncount.go).
+		Metadata: map[string]string{partitionsMetadataKey: strconv.Itoa(p.cfg.Partitions)},
 	}
 	if start > 0 {
 		c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
@@ -293,6 +299,14 @@ func (pt *partition) takeover(ctx context.Context, pin string) {
 		pt.p.log.Warn("pusher: partition reset failed; will retry", "partition", pt.n, "err", err)
 		return
 	}
+	if err := pt.p.checkRecorded(pt.resetRecord); err != nil {
+		// Another replica changed the partition count (its consumers were
+		// made again: hence this takeover). This epoch takes nothing: its
+		// devices are hashed with the old count. The pusher stops.
+		pt.releasing.Store(true)
+		pt.cur.Load().cancel()
+		return
+	}
 	pt.pin = pin
 	// Another replica may have owned the partition since: nothing above
 	// the floor is known done.
@@ -328,6 +342,7 @@ func (pt *partition) reset(ctx context.Context) error {
 		return err
 	}
 	pt.resetting, pt.resetSeq, pt.last, pt.resetAt = true, resp.ResetSeq, resp.ResetSeq-1, time.Now()
+	pt.resetRecord = recordOf(resp.ConsumerInfo)
 	pt.cur.Store(&epoch{})
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,11 +50,12 @@ type Config struct {
 	MaxInFlight int
 	// Partitions is how many delivery partitions devices are hashed to
 	// (see PartitionOf); one replica at a time sends a partition's
-	// deliveries. Fixed for a deployment: changing it moves devices
-	// between partitions (their next pushes can be sent twice or cross).
-	// At most MaxPartitions. 0: the count of the deployment's partition
-	// consumers when there are any (an existing deployment keeps its
-	// count), else NewPartitions.
+	// deliveries. The count is the deployment's, recorded in its
+	// partition consumers: one that differs from the recorded count
+	// changes it, and only while no replica runs the partitions (Start
+	// waits for them, then refuses; partitioncount.go). At most
+	// MaxPartitions. 0: the count the deployment's partition consumers
+	// record (an existing deployment keeps its count), else NewPartitions.
 	//
 	// Every partition is handed every operation by the broker, whatever
 	// its share of the audience: each one costs about a tenth of a
@@ -197,13 +197,18 @@ type Pusher struct {
 	err        error
 
 	closeOnce sync.Once
+	failed    atomic.Bool // fail was called
 
 	backlog atomic.Uint64 // retry tasks pending or in flight, sampled
 	held    heldTasks     // retry tasks taken and not settled (keepAlive)
 }
 
-// Start binds the streams and buckets (which provision.Ensure created) and
-// starts the loops.
+// Start binds the streams and buckets (which provision.Ensure created),
+// settles the partition count with the deployment's partition consumers
+// and creates those missing (partitioncount.go), and starts the loops. A
+// Config.Partitions that would change the deployment's count while other
+// replicas run makes it wait for them up to Config.Failover and 2 s, then
+// fail.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	cfg.defaults()
 	if err := checkBaseURL(cfg.PublicBaseURL); err != nil {
@@ -327,19 +332,18 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	return p, nil
 }
 
-// openPartitions builds the partition loops. A partition consumer that
-// exists keeps where it is (its start cannot change); one that does not
-// yet starts after the lowest ack floor of those that do (or of the
-// fan-out consumer of an older pusher), so an operation appended while
-// partitions were added or the pusher upgraded is not skipped; with none
-// it starts at new operations.
+// openPartitions settles the partition count with the deployment's
+// partition consumers (settlePartitions: every replica runs the count
+// they record) and builds the partition loops. A partition consumer keeps
+// where it is (its start cannot change); one created now starts after the
+// lowest ack floor of those that exist (or of the fan-out consumer of an
+// older pusher), so an operation appended while partitions were added or
+// the pusher upgraded is not skipped; with none it starts at new
+// operations.
 func (p *Pusher) openPartitions(ctx context.Context) error {
-	have, start, err := p.partitionStart(ctx)
+	have, start, err := p.settlePartitions(ctx)
 	if err != nil {
 		return err
-	}
-	if p.cfg.Partitions == 0 {
-		p.cfg.Partitions = partitionsOf(have, p.cfg.NewPartitions)
 	}
 	expiry := time.Second
 	for i := range p.cfg.Partitions {
@@ -351,8 +355,17 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = info.Config.DeliverPolicy, info.Config.OptStartSeq, info.Config.OptStartTime
 		}
 		if pt.loop, err = consume.New(p.js, consume.Config{Stream: streams.Ops, Consumer: cfg,
-			Resume: func(lastAcked uint64) jetstream.ConsumerConfig {
-				return p.partitionConsumer(i, p.resumeAt(i, lastAcked, start))
+			// Created again only while the deployment's count is still
+			// this replica's: a replica that changed it deleted this
+			// consumer, and one made again here would record the old
+			// count and start from this replica's floors.
+			Resume: func(lastAcked uint64) (jetstream.ConsumerConfig, error) {
+				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := p.checkPartitions(cctx); err != nil {
+					return jetstream.ConsumerConfig{}, err
+				}
+				return p.partitionConsumer(i, p.resumeAt(i, lastAcked, start)), nil
 			},
 			Handler: pt.take, PullMaxMessages: 256, PriorityGroup: PriorityGroup, PullExpiry: expiry,
 			Heartbeat: expiry / 2, Logger: p.log}); err != nil {
@@ -366,24 +379,6 @@ func (p *Pusher) openPartitions(ctx context.Context) error {
 		p.log.Warn("pusher: could not delete the old fan-out consumer", "err", err)
 	}
 	return nil
-}
-
-// partitionsOf is the partition count of a deployment whose partition
-// consumers are have: one more than the highest partition number, or
-// fresh when there are none (a new deployment, or one from before
-// partitions).
-func partitionsOf(have map[string]*jetstream.ConsumerInfo, fresh int) int {
-	n := 0
-	for name := range have {
-		rest, ok := strings.CutPrefix(name, PartitionConsumerPrefix)
-		if i, err := strconv.Atoi(rest); ok && err == nil && i >= 0 && i < MaxPartitions {
-			n = max(n, i+1)
-		}
-	}
-	if n == 0 {
-		return fresh
-	}
-	return n
 }
 
 // legacyFanoutConsumer is the consumer of PUSHGO_OPS of pushers before

@@ -65,8 +65,11 @@ type Config struct {
 	// after it went missing while the loop ran, given the highest stream
 	// sequence acked through this loop (0 if none). A consumer that starts
 	// at DeliverNew uses it to start after what it settled, so nothing
-	// appended while it was missing is skipped.
-	Resume func(lastAcked uint64) jetstream.ConsumerConfig
+	// appended while it was missing is skipped. An error means the
+	// consumer must not be created now (the caller found that it no
+	// longer belongs to this replica, or could not tell): nothing is
+	// created, and the loop tries again after its back-off.
+	Resume func(lastAcked uint64) (jetstream.ConsumerConfig, error)
 	// Handler handles each message.
 	Handler Handler
 	// PullMaxMessages is how many messages are buffered. Default 256. At or
@@ -287,7 +290,9 @@ func (l *Loop) consumer(ctx context.Context, first bool) (jetstream.Consumer, er
 	// log's history was pushed as new.
 	cfg := l.cfg.Consumer
 	if l.cfg.Resume != nil && l.bound {
-		cfg = l.cfg.Resume(l.lastAcked.Load())
+		if cfg, err = l.cfg.Resume(l.lastAcked.Load()); err != nil {
+			return nil, fmt.Errorf("consume: consumer %s missing, not created again: %w", l.Name(), err)
+		}
 	}
 	l.cfg.Logger.Warn("consume: consumer missing; creating it again", "consumer", l.Name(), "stream", l.cfg.Stream, "after_seq", l.lastAcked.Load())
 	cons, err = l.js.CreateConsumer(cctx, l.cfg.Stream, cfg)

@@ -305,10 +305,10 @@ func resumingLoop(t *testing.T, js jetstream.JetStream, s *seen) *consume.Loop {
 	t.Helper()
 	base := jetstream.ConsumerConfig{Durable: "c", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}
 	l, err := consume.New(js, consume.Config{Stream: "S", Consumer: base, Heartbeat: 500 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		Resume: func(last uint64) jetstream.ConsumerConfig {
+		Resume: func(last uint64) (jetstream.ConsumerConfig, error) {
 			c := base
 			c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
-			return c
+			return c, nil
 		},
 		Handler: func(_ context.Context, m jetstream.Msg) consume.Decision { s.add(m.Data()); return consume.Ack }})
 	if err != nil {

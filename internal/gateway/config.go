@@ -125,9 +125,11 @@ type Config struct {
 
 	// DeliveryPartitions is how many delivery partitions devices are
 	// hashed to; one pusher replica at a time sends a partition's pushes.
-	// Fixed for a deployment (changing it moves devices between
-	// partitions). 0 ("auto"): the deployment's count, or for a new one
-	// NewDeliveryPartitions (pusher.Config.Partitions, NewPartitions).
+	// The deployment's: one that differs from the count its partition
+	// consumers record changes it, with every pusher stopped (a pusher
+	// started with it while others run is refused). 0 ("auto"): the
+	// deployment's count, or for a new one NewDeliveryPartitions
+	// (pusher.Config.Partitions, NewPartitions).
 	DeliveryPartitions int // PUSHGO_DELIVERY_PARTITIONS
 	// DeliveryFailover is how long a pusher replica may be gone before
 	// another takes its partitions over.
@@ -263,7 +265,7 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 	if c.DeliveryPartitions > 0 {
 		partitions = strconv.Itoa(c.DeliveryPartitions)
 	}
-	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64, or auto: the deployment's count; for a new one 1 with -target all, 2 for a pusher-only process), fixed for a deployment")
+	str(&partitions, "delivery-partitions", "PUSHGO_DELIVERY_PARTITIONS", "delivery partitions (1 to 64, or auto: the deployment's count; for a new one 1 with -target all, 2 for a pusher-only process); change it with every pusher stopped")
 	str(&failover, "delivery-failover", "PUSHGO_DELIVERY_FAILOVER", "how long a gone pusher keeps its partitions before another takes them (at least 3s)")
 	limitSettings := c.Limits.Settings()
 	limitText := make([]string, len(limitSettings))
