@@ -288,7 +288,7 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 			return Result{}, aerr
 		}
 		if attempt == 0 && clientOpID && v.Op.IsCreate() && kind != ops.KindMessage && !cur.exists {
-			if r, aerr, found := w.agedCreate(ctx, res, v, kind); found {
+			if r, aerr, found := w.agedCreate(ctx, res, v, kind, subject); found {
 				return r, aerr
 			}
 		}
@@ -735,18 +735,32 @@ func (w *Writer) replayIndexed(ctx context.Context, res Result, seq uint64, body
 // after the retention (its id is derived from its op_id), answered as a
 // replay; there is no stored body left to compare. Appended, it would
 // have made the entity again over its snapshot (a new created_at, the
-// title it was created with, a push). Asked only once the log has lost
-// operations (leaderread.Stream.Trimmed): a log that never did holds every
-// entity, and a create then costs no projection read.
-func (w *Writer) agedCreate(ctx context.Context, res Result, v *ops.Validated, kind ops.Kind) (Result, *apierr.Error, bool) {
+// title it was created with, a push). found is false when the create is to
+// be appended as before: the projection has no such entity, or the log
+// still holds some of it (the append's expected sequence then refuses it,
+// and the retry is answered from the log, its body compared), or no
+// projector answered (a create is not refused for that; the aged retry is
+// then appended, as before this check).
+//
+// Asked only once the log has lost operations (leaderread.Stream.Trimmed):
+// a log that never did holds every entity, and a create then costs no
+// projection read. After that, a create with the sender's op_id whose
+// entity the writer's cache does not hold costs one (in process in the
+// default binary, a read request to a projector otherwise), and the leader
+// read of its subject only when the projection has the entity.
+func (w *Writer) agedCreate(ctx context.Context, res Result, v *ops.Validated, kind ops.Kind, subject string) (Result, *apierr.Error, bool) {
 	if w.opts.FindEntity == nil || !w.ops.Trimmed(ctx) {
 		return Result{}, nil, false
 	}
 	head, aerr := w.opts.FindEntity(ctx, v.ChannelID, kind, v.EntityID)
 	if aerr != nil {
-		return Result{}, aerr, true
+		w.log.Debug("oplog: a create's aged entity not looked up", "subject", subject, "err", aerr.Error())
+		return Result{}, nil, false
 	}
 	if head.LastSeq == 0 {
+		return Result{}, nil, false
+	}
+	if cur, _, err := w.readLatest(ctx, subject, true, true); err != nil || cur.exists {
 		return Result{}, nil, false
 	}
 	res.Seq, res.Replayed = head.LastSeq, true
