@@ -213,6 +213,11 @@ func (r *Registry) Close() {
 	r.view.Close()
 }
 
+// staleLeaderWait bounds a token's leader read while the view is behind:
+// every integration request authorizes a token, and while the leader does
+// not answer (an election) the view answers after it.
+const staleLeaderWait = time.Second
+
 // checkFreshness checks the view every Options.FreshEvery until ctx ends.
 func (r *Registry) checkFreshness(ctx context.Context) {
 	defer close(r.checksDone)
@@ -231,9 +236,16 @@ func (r *Registry) checkFreshness(ctx context.Context) {
 }
 
 // checkFresh asks whether the view holds every write the bucket has,
-// within ctx, and sets stale by the answer.
+// within ctx, and sets stale by the answer: stale when the broker said
+// what the bucket holds and the view did not catch up (kvview.ErrBehind),
+// fresh when it holds it. A check the broker did not answer changes
+// nothing: with the bucket's leader unreachable (an election), leader
+// reads would fail too, and the view is the best answer there is.
 func (r *Registry) checkFresh(ctx context.Context) {
 	err := r.view.Watch().Sync(ctx)
+	if err != nil && !errors.Is(err, kvview.ErrBehind) {
+		return
+	}
 	switch was := r.stale.Swap(err != nil); {
 	case err != nil && !was:
 		r.log.Warn("apitokens: the token view is behind the bucket; tokens are looked up from the bucket's leader until it catches up", "err", err)
@@ -276,10 +288,19 @@ func decode(id string, b []byte, rev uint64) (entry, error) {
 // profile, 3 December).
 func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
 	if r.stale.Load() {
-		// The view may lack a revoke made through another replica.
-		ctx, cancel := r.bound(ctx)
-		defer cancel()
-		return r.view.LookupLeader(ctx, id)
+		// The view may lack a revoke made through another replica: the
+		// leader's answer, or the view's when the leader does not answer.
+		lctx, cancel := context.WithTimeout(ctx, staleLeaderWait)
+		en, ok, err := r.view.LookupLeader(lctx, id)
+		cancel()
+		if err == nil {
+			return en, ok, nil
+		}
+		if en, ok, known := r.view.Get(id); known {
+			r.log.Debug("apitokens: the bucket's leader did not answer; the view's answer", "token_id", id, "err", err)
+			return en, ok, nil
+		}
+		return entry{}, false, err
 	}
 	if en, ok, known := r.view.Get(id); known {
 		return en, ok, nil

@@ -205,3 +205,32 @@ func TestRevokedTokenRefusedWhileTheViewIsBehind(t *testing.T) {
 		t.Fatalf("a token revoked through another replica, with this one's view behind: %v, want invalid_api_token", aerr)
 	}
 }
+
+// TestViewTrustedWhileTheBrokerDoesNotAnswer: a freshness check the broker
+// does not answer (it is down, or the bucket's leader is being elected)
+// does not mark the view behind: the view keeps answering, where leader
+// reads would fail or wait for every integration request.
+func TestViewTrustedWhileTheBrokerDoesNotAnswer(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := Open(ctx, b.JS, Options{FreshEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	secret, _, err := r.Create(ctx, ids.NewChannelID(), "ci", []string{ScopeEventsIngest}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	cctx, ccancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	r.checkFresh(cctx)
+	ccancel()
+	if r.stale.Load() {
+		t.Fatal("a check the broker did not answer marked the view behind")
+	}
+	if _, aerr := r.Authorize(ctx, "Api-Token "+secret, ScopeEventsIngest); aerr != nil {
+		t.Fatalf("a valid token with the broker down: %v, want the view's answer", aerr)
+	}
+}

@@ -217,8 +217,16 @@ func (w *Watch) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return w.WaitApplied(ctx, rev)
+	if err := w.WaitApplied(ctx, rev); err != nil {
+		return fmt.Errorf("sync %s: the view has applied revision %d of %d: %w", w.kv.Bucket(), w.Applied(), rev, errors.Join(ErrBehind, err))
+	}
+	return nil
 }
+
+// ErrBehind is in Sync's error when the broker answered and the view did
+// not apply the bucket's last revision in time: the view is behind, as
+// opposed to the broker not answering.
+var ErrBehind = errors.New("the view is behind its bucket")
 
 // Revision is the bucket's last revision now, as the broker says: what a
 // view must have applied to hold every write made so far.
