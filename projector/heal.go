@@ -407,9 +407,18 @@ func (p *Projector) sameLogs(st *store.Store, applied [len(foldedStreams)]uint64
 				stream, time.Unix(0, folded).UTC().Format(time.RFC3339Nano), created.UTC().Format(time.RFC3339Nano)), nil, nil
 		}
 		if last := p.logBounds[streamIndex(stream)][1]; applied[i] > last {
-			return fmt.Sprintf("the projection folded %s up to sequence %d, past the stream's last sequence %d: it is a projection of another log (a broker restored from a backup, or its last moments lost in a crash)",
-					stream, applied[i], last),
-				[]any{"stream", stream, "applied", applied[i], "last_seq", last}, nil
+			why := fmt.Sprintf("the projection folded %s up to sequence %d, past the stream's last sequence %d: it is a projection of another log (a broker restored from a backup, or its last moments lost in a crash)",
+				stream, applied[i], last)
+			if first := p.logBounds[streamIndex(streams.Ops)][0]; first > 1 {
+				// Folded again from a log that has lost operations, the
+				// projection would lose every entity whose operations
+				// all aged out (a Thing not updated for a retention, an
+				// incident open as long): not done without the operator.
+				return "", nil, fmt.Errorf("%s, and %s has lost its operations before sequence %d (its retention): folded again from it, the projection would lose every entity whose operations have all aged out. "+
+					"Start once with PUSHGO_REBUILD=true to fold it again all the same (those entities are lost), or put back the projection saved with the broker's backup",
+					why, streams.Ops, first)
+			}
+			return why, []any{"stream", stream, "applied", applied[i], "last_seq", last}, nil
 		}
 	}
 	return "", nil, nil

@@ -576,3 +576,95 @@ func (l *lockedLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself: a projection
+// folded past the log's last sequence (a broker restored from a backup)
+// is of another log, but when the log has lost operations to its
+// retention, folding it again would lose every entity whose operations
+// have all aged out: the projector does not start, and says what to do
+// (PUSHGO_REBUILD); with Rebuild it folds the log again. Before, it
+// rebuilt by itself, and those entities were gone without a word.
+func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	ctx := context.Background()
+	brokerDir, backup, dir := t.TempDir(), filepath.Join(t.TempDir(), "broker"), t.TempDir()
+	var b *broker.Embedded
+	open := func() (*nats.Conn, jetstream.JetStream) {
+		t.Helper()
+		e, err := broker.Start(broker.Config{Dir: brokerDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Shutdown)
+		nc, err := e.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = e
+		return nc, js
+	}
+	message := func(js jetstream.JetStream, id string) uint64 {
+		payload, _ := json.Marshal(ops.MessagePayload{MessageID: id, Title: "hello", Severity: "normal", OccurredAt: 1713750000000})
+		env := envelope(t, ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op-" + id, EntityID: id, AcceptedAt: 1713750000007, Payload: payload}, nil)
+		return publish(t, js, streams.OpSubject(ch, ops.KindMessage, id), env)
+	}
+
+	nc, js := open()
+	so := streams.DefaultOptions()
+	so.Retention, so.DedupWindow = time.Second, 500*time.Millisecond
+	if err := provision.Ensure(ctx, js, so); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, nc, projector.Config{Dir: dir})
+	waitFolded(t, p, message(js, "m1"))
+	stream, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for { // m1 ages out: the log has lost operations
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.FirstSeq > 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, js = open()
+	p = start(t, nc, projector.Config{Dir: dir})
+	waitFolded(t, p, message(js, "m2")) // lost with the restore
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.Shutdown()
+	if err := os.RemoveAll(brokerDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(brokerDir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, js = open()
+	if p, err := projector.Start(ctx, nc, projector.Config{Dir: dir}); err == nil {
+		_ = p.Close()
+		t.Fatalf("the projector started ahead of a trimmed log (rebuilds %d)", p.Rebuilds())
+	} else if !strings.Contains(err.Error(), "PUSHGO_REBUILD") {
+		t.Fatalf("the refusal does not say what to do: %v", err)
+	}
+	p = start(t, nc, projector.Config{Dir: dir, Rebuild: true})
+	waitFolded(t, p, message(js, "m3")) // folded: the projection is the restored log's
+}
