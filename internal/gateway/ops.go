@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/ingest/httpapi/apidoc"
@@ -59,9 +58,23 @@ type opsServer struct {
 	// with no series yet is on /metrics only once it has one.
 	collectors []prometheus.Collector
 
-	// readyChecks shares one readiness check among the /readyz requests
-	// that arrive while it runs (see readyShared).
-	readyChecks singleflight.Group
+	// checkMu guards check and checksClosed. check is the readiness check
+	// in flight, shared by the /readyz requests that arrive while it runs
+	// (readyShared); checkRuns counts the checks' goroutines, which
+	// closeChecks waits for, and stopChecks ends their context.
+	checkMu      sync.Mutex
+	check        *readyCheck
+	checksClosed bool
+	checkRuns    sync.WaitGroup
+	checksCtx    context.Context
+	stopChecks   context.CancelFunc
+}
+
+// readyCheck is one readiness check: its answer once done is closed.
+type readyCheck struct {
+	done chan struct{}
+	info map[string]any
+	err  error
 }
 
 type namedReadiness struct {
@@ -77,6 +90,7 @@ func newOpsServer(nc *nats.Conn, storeLimit int64, proj func() *projector.Projec
 	reg := prometheus.NewRegistry()
 	o := &opsServer{nc: nc, registry: reg, metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		store: newStoreGauge(nc, storeLimit), proj: proj}
+	o.checksCtx, o.stopChecks = context.WithCancel(context.Background())
 	o.collectors = append([]prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
 		append(o.store.collectors(), brokerCollectors(nc)...)...)
 	reg.MustRegister(o.collectors...)
@@ -168,21 +182,52 @@ func (o *opsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // storage): a flood of probes used to run a check each, and slowed the
 // writes behind them (/message's p50 from 0.33 to 1.2 ms under one); now
 // it costs at most one check at a time. The check runs on a context of
-// its own (2 s), so a prober that hangs up does not fail the others'.
+// its own (2 s), so a prober that hangs up does not fail the others'; the
+// ops server owns it, and closeChecks ends it and waits for it.
 func (o *opsServer) readyShared(ctx context.Context) (map[string]any, error) {
-	ch := o.readyChecks.DoChan("readyz", func() (any, error) {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		info, err := o.ready(cctx)
-		return info, err
-	})
+	o.checkMu.Lock()
+	c := o.check
+	if c == nil {
+		if o.checksClosed {
+			o.checkMu.Unlock()
+			return nil, errors.New("the process is stopping")
+		}
+		c = &readyCheck{done: make(chan struct{})}
+		o.check = c
+		o.checkRuns.Add(1)
+		go o.runCheck(c)
+	}
+	o.checkMu.Unlock()
 	select {
-	case res := <-ch:
-		info, _ := res.Val.(map[string]any)
-		return info, res.Err
+	case <-c.done:
+		return c.info, c.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// runCheck runs the readiness check c, then lets the next request start
+// another.
+func (o *opsServer) runCheck(c *readyCheck) {
+	defer o.checkRuns.Done()
+	ctx, cancel := context.WithTimeout(o.checksCtx, 2*time.Second)
+	defer cancel()
+	c.info, c.err = o.ready(ctx)
+	o.checkMu.Lock()
+	o.check = nil
+	o.checkMu.Unlock()
+	close(c.done)
+}
+
+// closeChecks ends the readiness check in flight, if any, waits for it,
+// and answers later /readyz requests "not ready": the services it asks
+// are about to close.
+func (o *opsServer) closeChecks() {
+	o.checkMu.Lock()
+	o.checksClosed = true
+	o.checkMu.Unlock()
+	o.stopChecks()
+	o.checkRuns.Wait()
 }
 
 // ready asks the broker connection, every service and the broker's

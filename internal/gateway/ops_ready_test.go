@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pushgo/gateway/broker/brokertest"
@@ -121,5 +122,57 @@ func TestReadyzFloodRunsOneCheckAtATime(t *testing.T) {
 	defer mu.Unlock()
 	if maxRun != 1 {
 		t.Fatalf("%d readiness checks ran at once under %d probers (%d checks in all), want 1", maxRun, probers, calls)
+	}
+}
+
+// TestReadyzCheckEndsWithTheProcess: a readiness check whose probers all
+// hung up is still owned: stopping the ops server (Gateway.Close, before
+// the services the check asks are closed) ends it and waits for it, and a
+// probe after that is answered "not ready" without a check.
+func TestReadyzCheckEndsWithTheProcess(t *testing.T) {
+	b := brokertest.Start(t)
+	nc, _ := b.Conn(t)
+	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	entered := make(chan struct{})
+	var ended atomic.Bool
+	calls := atomic.Int32{}
+	if err := o.add("slow", func(ctx context.Context) (map[string]any, error) {
+		calls.Add(1)
+		close(entered)
+		<-ctx.Done() // a service that does not answer
+		ended.Store(true)
+		return nil, ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(o)
+	defer srv.Close()
+	ctx, hangUp := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/readyz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		r, err := http.DefaultClient.Do(req)
+		if err == nil {
+			r.Body.Close()
+		}
+		answered <- err
+	}()
+	<-entered
+	hangUp()
+	<-answered
+	o.closeChecks()
+	if !ended.Load() {
+		t.Fatal("closeChecks returned with the readiness check still running")
+	}
+	r, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable || calls.Load() != 1 {
+		t.Fatalf("/readyz after the checks closed: %d after %d checks, want 503 and no new check", r.StatusCode, calls.Load())
 	}
 }

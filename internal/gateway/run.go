@@ -266,6 +266,9 @@ func (g *Gateway) shutdownHTTP(ctx context.Context) error {
 // the broker. It is safe on a partly started gateway and after Serve.
 func (g *Gateway) Close(ctx context.Context) error {
 	errs := []error{g.shutdownHTTP(ctx)}
+	if g.ops != nil {
+		g.ops.closeChecks() // they ask the services closed below
+	}
 	for i := len(g.services) - 1; i >= 0; i-- {
 		if err := g.services[i].close(); err != nil {
 			errs = append(errs, fmt.Errorf("%s close: %w", g.services[i].name, err))
