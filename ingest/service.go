@@ -318,9 +318,12 @@ func (s *Service) Collectors() []prometheus.Collector {
 }
 
 // Ready is ingest's part of /readyz: the registry watches run, the
-// stream answers, and a projector replica answers with a fold lag within
-// the bound. info carries the projector's applied sequence and lag, and
-// its receipts fold's position when the replica that answered reports it.
+// stream answers, and some projector replica's fold runs within the lag
+// bound (every replica is asked; readfwd.Forwarder.Status): one replica
+// catching up while another is caught up leaves ingest ready, as its reads
+// are answered. info carries the applied sequence and lag of the replica
+// whose answer counted (the first within the bound, else the least
+// behind), and its receipts fold's position when it reports it.
 func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		return nil, fmt.Errorf("broker connection %s", st)
@@ -333,7 +336,7 @@ func (s *Service) Ready(ctx context.Context) (map[string]any, error) {
 	if _, err := s.js.Stream(ctx, streams.Ops); err != nil {
 		return nil, errors.New("stream " + streams.Ops + " unavailable")
 	}
-	st, err := s.reads.Status(ctx)
+	st, err := s.reads.Status(ctx, s.maxLag)
 	if err != nil {
 		return nil, err
 	}

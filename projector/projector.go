@@ -187,8 +187,8 @@ type Projector struct {
 	vanished chan struct{}
 	dealt    atomic.Uint64 // the last sequence dealt to the fold's partitions
 
-	subMu   sync.Mutex // guards sub, closing and readsNC
-	sub     *nats.Subscription
+	subMu   sync.Mutex           // guards subs, closing and readsNC
+	subs    []*nats.Subscription // the read service's (subscribeReads)
 	closing bool
 	readsNC *nats.Conn // the read service's own connection (readsvc.go)
 	reads   chan struct{}
@@ -414,14 +414,14 @@ func (p *Projector) Close() error {
 func (p *Projector) close() error {
 	p.subMu.Lock()
 	p.closing = true // no rebuild serves again (startServing)
-	sub := p.sub
-	p.sub = nil
+	subs := p.subs
+	p.subs = nil
 	p.subMu.Unlock()
 	// The reads delivered already are served: the store and the fold run
 	// until they are (a replica stopped cleanly answers them, rather
 	// than 503). Then serving ends, so that no read is added to wg once
 	// it is waited for, even if the drain gave up.
-	p.drainReads(sub)
+	p.drainReads(subs)
 	p.localMu.Lock() // waits for the local reads in flight
 	p.serving = false
 	p.localMu.Unlock()
@@ -451,9 +451,9 @@ func (p *Projector) startServing() error {
 	p.localMu.Lock()
 	p.serving = true
 	p.localMu.Unlock()
-	sub, err := p.subscribeReads()
+	subs, err := p.subscribeReads()
 	if err == nil {
-		p.sub = sub
+		p.subs = subs
 	}
 	p.subMu.Unlock()
 	if err != nil {
@@ -487,35 +487,39 @@ func (p *Projector) stopServing() {
 	p.serving = false
 	p.localMu.Unlock()
 	p.subMu.Lock()
-	sub := p.sub
-	p.sub = nil
+	subs := p.subs
+	p.subs = nil
 	p.subMu.Unlock()
-	p.drainReads(sub)
+	p.drainReads(subs)
 	p.wg.Wait()
 }
 
-// drainReads delivers what sub has buffered, then unsubscribes, and waits
-// (bounded) until the last read it started has returned, so no read starts
-// or runs after it returns: the subscription's closed handler runs after
-// its last callback. Without a connection to the broker it unsubscribes at
-// once: no answer could leave, and a drain would wait out the client's
-// 10-second flush first (a gateway stopping while its broker is gone would
-// take that long).
-func (p *Projector) drainReads(sub *nats.Subscription) {
-	if sub == nil {
-		return
+// drainReads delivers what subs have buffered, then unsubscribes them,
+// and waits (bounded, 5 s for all) until the last read they started has
+// returned, so no read starts or runs after it returns: a subscription's
+// closed handler runs after its last callback. Without a connection to
+// the broker it unsubscribes at once: no answer could leave, and a drain
+// would wait out the client's 10-second flush first (a gateway stopping
+// while its broker is gone would take that long).
+func (p *Projector) drainReads(subs []*nats.Subscription) {
+	var closed []chan struct{}
+	for _, sub := range subs {
+		done := make(chan struct{})
+		sub.SetClosedHandler(func(string) { close(done) })
+		stop := sub.Drain
+		if p.readsNC == nil || !p.readsNC.IsConnected() {
+			stop = sub.Unsubscribe
+		}
+		if stop() == nil { // else closed already
+			closed = append(closed, done)
+		}
 	}
-	done := make(chan struct{})
-	sub.SetClosedHandler(func(string) { close(done) })
-	stop := sub.Drain
-	if p.readsNC == nil || !p.readsNC.IsConnected() {
-		stop = sub.Unsubscribe
-	}
-	if stop() != nil {
-		return // already closed
-	}
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	bound := time.After(5 * time.Second)
+	for _, done := range closed {
+		select {
+		case <-done:
+		case <-bound:
+			return
+		}
 	}
 }

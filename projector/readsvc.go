@@ -29,7 +29,10 @@ import (
 // read's request and its answer queued behind the operations the fold
 // consumes, on one socket and one read loop each way: under write load a
 // /thing/get spent 1 to 30 ms there for an answer served in 40 µs.
-func (p *Projector) subscribeReads() (*nats.Subscription, error) {
+//
+// Two subscriptions: the queue group's, where one replica answers each
+// read, and the status subject's, where every replica answers (onStatus).
+func (p *Projector) subscribeReads() ([]*nats.Subscription, error) {
 	if p.readsNC == nil {
 		opts := p.nc.Opts // set when nc connected, never changed after
 		opts.Name = strings.TrimSpace(opts.Name + " projector reads")
@@ -39,19 +42,55 @@ func (p *Projector) subscribeReads() (*nats.Subscription, error) {
 		}
 		p.readsNC = rc
 	}
-	sub, err := p.readsNC.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
+	queue, err := p.readsNC.QueueSubscribe(reads.SubjectPrefix+">", reads.QueueGroup, p.onRead)
 	if err != nil {
 		return nil, err
 	}
-	// The broker has the subscription once this returns: a read sent on
+	status, err := p.readsNC.Subscribe(reads.Subject(reads.ProjectorStatus), p.onStatus)
+	if err != nil {
+		_ = queue.Unsubscribe()
+		return nil, fmt.Errorf("subscribe the status requests: %w", err)
+	}
+	// The broker has the subscriptions once this returns: a read sent on
 	// another connection right after Start is answered, not refused for
 	// want of a responder.
 	if err := p.readsNC.Flush(); err != nil {
-		_ = sub.Unsubscribe()
+		_ = queue.Unsubscribe()
+		_ = status.Unsubscribe()
 		return nil, fmt.Errorf("subscribe the reads: %w", err)
 	}
-	return sub, nil
+	return []*nats.Subscription{queue, status}, nil
 }
+
+// onStatus answers a status request (reads.ProjectorStatus) on the
+// subscription of its own that every replica holds beside the queue
+// group's, so that one request hears every replica and ingest's readiness
+// takes the best answer (readfwd.Forwarder.Status). Asked of the one
+// replica the queue group picked, a replica catching up (a restart, a
+// rebuild) failed every ingest replica's /readyz about half the time,
+// while its reads went on (handed to a replica caught up). The queue group
+// still hands the request to one replica too, which answers it there as
+// well: that is how a replica of a version without this subscription is
+// heard, and a second answer costs the asker nothing. A status is a few
+// atomic loads: it is answered on the subscription's goroutine, holding
+// no place among the reads.
+func (p *Projector) onStatus(m *nats.Msg) {
+	p.localMu.RLock()
+	serving := p.serving
+	p.localMu.RUnlock()
+	resp := reads.Response{ErrorCode: apierr.ReadUnavailable, Error: notServing}
+	if serving {
+		resp = p.serveReqSafely(&reads.Request{Route: reads.ProjectorStatus})
+	}
+	if err := m.Respond(encodeResponse(resp)); err != nil {
+		p.log.Warn("projector: status answer not sent", "err", err)
+		return
+	}
+	p.served.Add(1)
+}
+
+// notServing is the answer to a read delivered once serving stopped.
+const notServing = "this projector is not serving reads now (rebuilding or stopping); retry"
 
 // closeReads closes the reads connection, once no read is served.
 func (p *Projector) closeReads() {
@@ -92,7 +131,7 @@ func (p *Projector) onRead(m *nats.Msg) {
 	p.localMu.RLock()
 	if !p.serving {
 		p.localMu.RUnlock()
-		b, _ := json.Marshal(reads.Response{ErrorCode: apierr.ReadUnavailable, Error: "this projector is not serving reads now (rebuilding or stopping); retry"})
+		b, _ := json.Marshal(reads.Response{ErrorCode: apierr.ReadUnavailable, Error: notServing})
 		_ = m.Respond(b)
 		return
 	}

@@ -485,3 +485,42 @@ func TestALocalProjectorThatCannotServeHandsTheReadOn(t *testing.T) {
 		t.Fatalf("%v, while a replica over the broker answers", aerr)
 	}
 }
+
+// TestStatusHearsEveryReplica: Status asks every replica at once and
+// takes the best answer: one within the bound, whatever answered before
+// it; with none within the bound the one least behind, a running fold
+// before a stopped one; and a refusal (a replica rebuilding) only when no
+// replica said more.
+func TestStatusHearsEveryReplica(t *testing.T) {
+	b := brokertest.Start(t)
+	replica := func(answer string) {
+		t.Helper()
+		sub, err := b.NC.Subscribe(reads.Subject(reads.ProjectorStatus), func(m *nats.Msg) { _ = m.Respond([]byte(answer)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	status := func(data string) string { return string(reads.EncodeResponse([]byte(data))) }
+	replica(`{"error_code":"read_unavailable","error":"rebuilding"}`)
+	replica(status(`{"applied":90,"lag":0,"error":"fold stopped"}`))
+	replica(status(`{"applied":50,"lag":50000}`))
+	replica(status(`{"applied":70,"lag":30000}`))
+	if err := b.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f := forwarder(t, b.NC, time.Second)
+	st, err := f.Status(t.Context(), 10)
+	if err != nil || st.Applied != 70 || st.Error != "" {
+		t.Fatalf("none within the bound: %+v %v; want the running fold least behind (applied 70)", st, err)
+	}
+	replica(status(`{"applied":99,"lag":3}`))
+	if err := b.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		if st, err := f.Status(t.Context(), 10); err != nil || st.Applied != 99 {
+			t.Fatalf("one replica within the bound: %+v %v; want its answer (applied 99)", st, err)
+		}
+	}
+}
