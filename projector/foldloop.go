@@ -40,7 +40,7 @@ func (p *Projector) folds() (ops, receipts *consume.Ordered, err error) {
 		Stream: streams.Receipts, After: p.receiptsApplied.Load, Buffer: foldBuffer, MaxFailures: maxFoldRetries, Logger: p.log,
 		Handle: func(ctx context.Context, msgs <-chan jetstream.Msg) error {
 			return p.consume(ctx, msgs, streams.Receipts, p.receiptsApplied.Load(), applyReceipt,
-				(*store.Batch).CommitReceipts, p.receiptsApplied.Store)
+				(*store.Batch).CommitReceipts, p.receiptsCommitted)
 		},
 	})
 	return ops, receipts, err

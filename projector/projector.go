@@ -170,7 +170,7 @@ type Projector struct {
 	retention atomic.Int64
 
 	mu     sync.Mutex
-	notify chan struct{} // closed and replaced on every commit
+	notify chan struct{} // closed and replaced on every commit of either fold
 	// waitsEnd is closed when serving stops before a rebuild
 	// (stopServing; made anew by startServing): a read waiting for the
 	// fold, which has stopped, ends at once instead of at its ReadWait,
@@ -353,6 +353,19 @@ func (p *Projector) Store() *store.Store {
 // committed publishes a new applied sequence and wakes waiters.
 func (p *Projector) committed(seq uint64) {
 	p.applied.Store(seq)
+	p.wake()
+}
+
+// receiptsCommitted publishes a new receipts applied sequence and wakes
+// waiters (/send_status's, waitReceipts).
+func (p *Projector) receiptsCommitted(seq uint64) {
+	p.receiptsApplied.Store(seq)
+	p.wake()
+}
+
+// wake wakes every waiter for a commit (they look again at what they wait
+// for).
+func (p *Projector) wake() {
 	p.mu.Lock()
 	close(p.notify)
 	p.notify = make(chan struct{})
@@ -387,6 +400,31 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 				// never brings: the loop asks the stream soon.
 				p.cfg.LocalOps.Poke()
 			}
+		}
+		select {
+		case <-ch:
+		case <-end: // nil while not serving: never
+			return errServingStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// waitReceipts blocks until the receipts fold has committed seq (a
+// PUSHGO_RECEIPTS sequence), or ctx ends, serving stops for a rebuild
+// (errServingStopped), or the projector stops for good. The receipts fold
+// commits as soon as it has caught up (consume), so it needs no hurry.
+func (p *Projector) waitReceipts(ctx context.Context, seq uint64) error {
+	for {
+		p.mu.Lock()
+		ch, end := p.notify, p.waitsEnd
+		p.mu.Unlock()
+		if p.receiptsApplied.Load() >= seq {
+			return nil
+		}
+		if err := p.Err(); err != nil {
+			return err
 		}
 		select {
 		case <-ch:

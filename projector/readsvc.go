@@ -242,6 +242,10 @@ func (p *Projector) serveSafely(data []byte) (resp reads.Response, chunks bool) 
 }
 
 func (p *Projector) serveReq(req *reads.Request) reads.Response {
+	// waitEnd ends the read's waits for its barriers, ReadWait after the
+	// first began: the operations' and, for /send_status, the receipts'
+	// share it.
+	var waitEnd time.Time
 	if applied := p.applied.Load(); req.MinSeq > applied { // folded already, most often: no timer to wait with
 		if p.progress.outOfReach(applied, req.MinSeq, p.cfg.ReadWait) {
 			// A replica catching up answers at once what it would answer
@@ -250,7 +254,8 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 			// here for the whole catch-up, half of them with two replicas).
 			return catchingUp(p.progress.status())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ReadWait)
+		waitEnd = time.Now().Add(p.cfg.ReadWait)
+		ctx, cancel := context.WithDeadline(context.Background(), waitEnd)
 		err := p.WaitApplied(ctx, req.MinSeq)
 		cancel()
 		if err != nil {
@@ -266,12 +271,10 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 			return fail(e)
 		}
 	}
-	if behind := p.receiptsPending.Load(); req.Route == reads.SendStatus && behind > catchUpLag {
-		// Its receipts fold far behind (a rebuild, a new replica), this
-		// replica would answer a delivered operation as not yet sent,
-		// after another answered it sent: it hands the read on, as a
-		// replica catching up with the operations does.
-		return catchingUp(fmt.Sprintf("the delivery receipts: %d not yet folded", behind))
+	if req.Route == reads.SendStatus {
+		if resp, ok := p.awaitReceipts(req.MinReceiptsSeq, waitEnd); !ok {
+			return resp
+		}
 	}
 	if req.Route == reads.ChannelHistory {
 		if aerr := p.checkAfter(req.After); aerr != nil {
@@ -287,6 +290,43 @@ func (p *Projector) serveReq(req *reads.Request) reads.Response {
 		return fail(aerr)
 	}
 	return reads.Response{Data: data}
+}
+
+// awaitReceipts holds /send_status until the receipts fold has folded
+// barrier (reads.Request.MinReceiptsSeq: the receipts stream's last
+// sequence when the read started), waiting until waitEnd (ReadWait from
+// now when zero): a replica a few receipts behind answered at once from
+// what it had, processing right after another replica had answered sent.
+// A replica far behind (over catchUpLag receipts, by its fold's last
+// delivery or by the barrier: a rebuild, a new replica, a fold stalled)
+// hands the read on at once, as one catching up with the operations
+// does. ok is false with the answer when the read is not to be served:
+// that hand-on, projection_lagging when the wait ran out, read_unavailable
+// when the fold stopped.
+func (p *Projector) awaitReceipts(barrier uint64, waitEnd time.Time) (resp reads.Response, ok bool) {
+	applied := p.receiptsApplied.Load()
+	behind := p.receiptsPending.Load()
+	if barrier > applied {
+		behind = max(behind, barrier-applied)
+	}
+	if behind > catchUpLag {
+		return catchingUp(fmt.Sprintf("the delivery receipts: %d not yet folded", behind)), false
+	}
+	if barrier <= applied {
+		return reads.Response{}, true
+	}
+	if waitEnd.IsZero() {
+		waitEnd = time.Now().Add(p.cfg.ReadWait)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), waitEnd)
+	defer cancel()
+	if err := p.waitReceipts(ctx, barrier); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fail(apierr.New(apierr.ProjectionLagging)), false
+		}
+		return fail(apierr.New(apierr.ReadUnavailable)), false
+	}
+	return reads.Response{}, true
 }
 
 // checkAfter refuses a /channel/history cursor past the log's last

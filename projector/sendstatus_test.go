@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -144,5 +145,53 @@ func TestFreshReplicaKnowsNothingOfOperationsThatLeftTheLog(t *testing.T) {
 	}
 	if _, aerr := p.Read(&reads.Request{Route: reads.SendStatus, ChannelID: ch, OpID: "gone"}); aerr == nil || aerr.Code != apierr.SendStatusNotFound {
 		t.Fatalf("send status of an operation that left the log: %v, want send_status_not_found", aerr)
+	}
+}
+
+// TestSendStatusWaitsForItsReceiptsBarrier: /send_status is answered only
+// once the replica has folded the receipts up to the read's barrier
+// (MinReceiptsSeq: the receipts stream's last sequence when the read
+// started). A barrier the fold has not reached within the read wait is
+// projection_lagging, one over 10,000 receipts ahead is handed on at once
+// (catching up), and one it reached is answered with what it folded. The
+// replica answered at once from the receipts it had: processing, while
+// another replica had answered sent.
+func TestSendStatusWaitsForItsReceiptsBarrier(t *testing.T) {
+	nc, js := setup(t)
+	p := start(t, nc, projector.Config{InMemory: true, Serve: true, ReadWait: 100 * time.Millisecond})
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	payload, _ := json.Marshal(ops.MessagePayload{MessageID: "m1", Title: "hello", Severity: "normal", OccurredAt: 1713750000000})
+	env, _ := json.Marshal(ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op1", EntityID: "m1", AcceptedAt: 1713750000007, Payload: payload})
+	ack, err := js.Publish(context.Background(), streams.OpSubject(ch, ops.KindMessage, "m1"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitApplied(t, p, ack.Sequence)
+	summary := func(sent int) delivery.Receipt {
+		return delivery.Receipt{Kind: delivery.KindSummary, At: 1713750001000 + int64(sent), BatchID: fmt.Sprint("b", sent),
+			Summaries: []delivery.Summary{{ChannelID: ch, OpID: "op1", Seq: ack.Sequence, EntityType: ops.KindMessage, EntityID: "m1",
+				AcceptedAt: 1713750000007, At: 1713750001000 + int64(sent), Audience: 2, Sent: sent, Retrying: 2 - sent}}}
+	}
+	publishReceipt(t, js, p, streams.SummariesSubject, summary(1))
+	read := func(barrier uint64) reads.Response {
+		t.Helper()
+		resp, ok := p.ServeLocal(&reads.Request{Route: reads.SendStatus, OpID: "op1", MinReceiptsSeq: barrier})
+		if !ok {
+			t.Fatal("not serving")
+		}
+		return resp
+	}
+	applied := p.ReceiptsApplied()
+	if resp := read(applied + 1); resp.ErrorCode != apierr.ProjectionLagging || resp.CatchingUp {
+		t.Fatalf("a barrier one receipt ahead, never appended: %+v; want projection_lagging after the read wait", resp)
+	}
+	if resp := read(applied + 10_001); resp.ErrorCode != apierr.ProjectionLagging || !resp.CatchingUp {
+		t.Fatalf("a barrier 10,001 receipts ahead: %+v; want the read handed on at once", resp)
+	}
+	publishReceipt(t, js, p, streams.SummariesSubject, summary(2))
+	resp := read(p.ReceiptsApplied())
+	var st delivery.SendStatus
+	if err := json.Unmarshal(resp.Data, &st); resp.ErrorCode != "" || err != nil || st.Status != delivery.StatusSent {
+		t.Fatalf("a barrier folded: %+v (%v); want sent", resp, err)
 	}
 }

@@ -46,6 +46,9 @@ type Forwarder struct {
 	replies *replies
 	timeout time.Duration
 	log     *slog.Logger
+	// receipts is the delivery receipts' stream (PUSHGO_RECEIPTS), whose
+	// info, the leader's, is /send_status's barrier in them.
+	receipts jetstream.Stream
 	// thingWrites is the barrier of a Thing selection (FollowThingWrites),
 	// or nil: the projection as it is.
 	thingWrites ThingWrites
@@ -92,6 +95,10 @@ func newForwarder(ctx context.Context, nc *nats.Conn, timeout time.Duration, log
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", streams.Ops, err)
 	}
+	receipts, err := js.Stream(ctx, streams.Receipts)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", streams.Receipts, err)
+	}
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
@@ -102,7 +109,7 @@ func newForwarder(ctx context.Context, nc *nats.Conn, timeout time.Duration, log
 	if err != nil {
 		return nil, err
 	}
-	return &Forwarder{nc: nc, stream: s, ops: leaderread.New(js, s), replies: r, timeout: timeout, log: log}, nil
+	return &Forwarder{nc: nc, stream: s, ops: leaderread.New(js, s), receipts: receipts, replies: r, timeout: timeout, log: log}, nil
 }
 
 // ownConn opens a connection to the broker with nc's options (its
@@ -133,7 +140,8 @@ func (f *Forwarder) Close() error {
 // barrier is the stream leader's (leaderread; a stream info, which only
 // the leader answers), never a follower's that may not hold the write
 // yet, so a read reflects any write that got its 200 before, through any
-// ingest replica.
+// ingest replica. /send_status waits for the delivery receipts as well
+// (receiptsBarrier).
 func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Value, *apierr.Error) {
 	// One bound, deadline, for the barrier's round trip and the requests.
 	// A selection's barrier asks no broker, and request applies the bound
@@ -145,6 +153,16 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
+	}
+	// /send_status's barrier in the receipts is read beside the one in
+	// the operations: the two round trips overlap.
+	var receipts chan barrierRead
+	if req.Route == reads.SendStatus {
+		receipts = make(chan barrierRead, 1)
+		go func() {
+			seq, err := f.receiptsBarrier(ctx)
+			receipts <- barrierRead{seq, err}
+		}()
 	}
 	var barrier uint64
 	var err error
@@ -160,6 +178,13 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 	} else if subject := barrierSubject(req); subject != "" {
 		barrier, err = f.lastSeq(ctx, subject)
 	}
+	if receipts != nil {
+		r := <-receipts
+		req.MinReceiptsSeq = r.seq
+		if err == nil {
+			err = r.err
+		}
+	}
 	if err != nil {
 		f.log.Warn("readfwd: barrier", "channel_id", req.ChannelID, "err", err)
 		return nil, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: apierr.Lookup(apierr.BrokerUnavailable).Message, RetryAfter: 1}
@@ -172,6 +197,40 @@ func (f *Forwarder) Read(ctx context.Context, req *reads.Request) (jsontext.Valu
 		return f.request(ctx, req, 0, deadline)
 	}
 	return data, aerr
+}
+
+// barrierRead is a barrier read from the broker.
+type barrierRead struct {
+	seq uint64
+	err error
+}
+
+// receiptsBarrier is /send_status's barrier in the delivery receipts: the
+// receipts stream's last sequence as its leader holds it (a stream info,
+// which only the leader answers, as the whole log's barrier), so the
+// replica that answers has folded every receipt appended before the read
+// started. Without it a replica a few receipts behind answered processing
+// right after another had answered sent (the hand-on of a replica behind
+// comes only past 10,000 receipts). 0 when the stream holds no receipt:
+// every one aged out, and a replica that never folded them would wait for
+// receipts no longer there to fold.
+//
+// Its cost is one more stream info for each /send_status, sent beside the
+// operations' barrier, so no longer to wait: an answer of the leader's
+// in-memory state, as the barrier of an op_id asked without channel_id
+// already was. Sharing one info among the requests that arrive while it
+// is in flight (each must wait for one sent after it arrived) would bound
+// it by the round trip rather than the request rate; /send_status is a
+// sender's occasional poll, and that is left until it is not.
+func (f *Forwarder) receiptsBarrier(ctx context.Context) (uint64, error) {
+	info, err := f.receipts.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", streams.Receipts, err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	return info.State.LastSeq, nil
 }
 
 // FindOp looks the channel's operation with op_id opID up in the

@@ -16,8 +16,12 @@ import (
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/registry"
 	"github.com/pushgo/gateway/ingest"
+	"github.com/pushgo/gateway/ingest/readfwd"
 	"github.com/pushgo/gateway/projector"
+	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/delivery"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
@@ -150,5 +154,128 @@ func TestIngestReadyWhileOneProjectorReplicaIsFarBehind(t *testing.T) {
 	}
 	if code, body := readyz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "projector lag") {
 		t.Fatalf("/readyz with replica B alone, %d operations behind: %d %s; want 503 naming the lag", bRep.Lag(), code, body)
+	}
+}
+
+// publishSummary appends a delivery summary of the operation at seq (op_id
+// opID, message id) to the receipts stream, as a pusher partition
+// reports: audience 2, sent of them sent and the rest retrying. It
+// returns the receipt's sequence.
+func publishSummary(t *testing.T, js jetstream.JetStream, seq uint64, opID, id string, sent int) uint64 {
+	t.Helper()
+	r := delivery.Receipt{Kind: delivery.KindSummary, At: 1713750001000 + int64(sent), BatchID: fmt.Sprintf("b%d", sent),
+		Summaries: []delivery.Summary{{ChannelID: replicaChannel, OpID: opID, Seq: seq, EntityType: ops.KindMessage, EntityID: id,
+			AcceptedAt: 1713750000007, At: 1713750001000 + int64(sent), Audience: 2, Sent: sent, Retrying: 2 - sent}}}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := js.Publish(context.Background(), streams.SummariesSubject, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+// progress orders send statuses: accepted, processing, then an end; and
+// within one, by deliveries ended.
+func progress(st delivery.SendStatus) (rank, ended int) {
+	switch st.Status {
+	case delivery.StatusAccepted:
+		rank = 0
+	case delivery.StatusProcessing:
+		rank = 1
+	default:
+		rank = 2
+	}
+	return rank, st.Deliveries.Sent + st.Deliveries.Failed
+}
+
+// TestSendStatusNeverGoesBackAcrossReplicas: with two projector replicas,
+// one of which has not folded the last receipt (its folds' connection
+// stalled, a few receipts behind, far from the 10,000 at which it hands
+// /send_status on), /send_status never reports less progress after it
+// reported more: the replica behind waits for the receipts appended
+// before the read (and answers 503 projection_lagging when they do not
+// come in its read wait), and once it has them it answers as the other.
+// It answered at once from the receipts it had: processing right after
+// the other replica had answered sent.
+func TestSendStatusNeverGoesBackAcrossReplicas(t *testing.T) {
+	b := brokertest.Start(t)
+	seq := appendMessages(t, b.JS, 0, 1)
+	const opID, id = "op-m0", "m0"
+
+	ncA, _ := b.Conn(t)
+	a := startReplica(t, ncA, nil, projector.Config{})
+	ncB, gate := stallableConn(t, b)
+	bRep := startReplica(t, ncB, gate, projector.Config{ReadWait: 200 * time.Millisecond})
+	r1 := publishSummary(t, b.JS, seq, opID, id, 1) // processing
+	until(t, "both replicas fold the operation and the first receipt", func() bool {
+		return a.Applied() >= seq && bRep.Applied() >= seq && a.ReceiptsApplied() >= r1 && bRep.ReceiptsApplied() >= r1
+	})
+	gate.stallAfter(0)
+	r2 := publishSummary(t, b.JS, seq, opID, id, 2) // sent
+	until(t, "replica A folds the last receipt", func() bool { return a.ReceiptsApplied() >= r2 })
+
+	ncI, _ := b.Conn(t)
+	f, err := readfwd.New(context.Background(), ncI, 5*time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		seen      delivery.SendStatus
+		best      [2]int
+		answers   []string
+		deadline  = time.Now().Add(30 * time.Second)
+		bAnswered = func(n uint64) func() bool {
+			from := bRep.ServedReads()
+			return func() bool { return bRep.ServedReads() >= from+n }
+		}
+	)
+	// ask reads the status until done, failing on an answer of less
+	// progress than one before it.
+	ask := func(done func() bool, lag bool) {
+		t.Helper()
+		for !done() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not done within 30 s; answers %v", answers)
+			}
+			data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.SendStatus, OpID: opID})
+			if aerr != nil {
+				if !lag || aerr.Code != apierr.ProjectionLagging {
+					t.Fatalf("send status: %v (answers so far %v)", aerr, answers)
+				}
+				answers = append(answers, string(aerr.Code))
+				continue
+			}
+			var st delivery.SendStatus
+			if err := json.Unmarshal(data, &st); err != nil {
+				t.Fatal(err)
+			}
+			answers = append(answers, st.Status)
+			rank, ended := progress(st)
+			if rank < best[0] || ended < best[1] {
+				t.Fatalf("send status went back: %s with %+v after %s with %+v (answers %v)",
+					st.Status, st.Deliveries, seen.Status, seen.Deliveries, answers)
+			}
+			best, seen = [2]int{rank, ended}, st
+		}
+	}
+	// Until an answer says sent (replica A's), then until replica B has
+	// been asked three times more.
+	ask(func() bool { return seen.Status == delivery.StatusSent }, true)
+	ask(bAnswered(3), true)
+	t.Logf("while replica B lacks the last receipt: %v", answers)
+
+	// B gets the receipt: every answer is sent, B's too.
+	gate.release()
+	until(t, "replica B folds the last receipt", func() bool { return bRep.ReceiptsApplied() >= r2 })
+	answers = nil
+	ask(bAnswered(3), false)
+	for _, s := range answers {
+		if s != delivery.StatusSent {
+			t.Fatalf("once both replicas folded every receipt: %v, want sent every time", answers)
+		}
 	}
 }

@@ -176,6 +176,12 @@ type Request struct {
 	// Chunks says the asker reads an answer sent in chunks (ChunkHeader),
 	// for an answer larger than one NATS message.
 	Chunks bool `json:"chunks,omitzero"`
+	// MinReceiptsSeq is SendStatus's barrier in the delivery receipts
+	// (PUSHGO_RECEIPTS), as MinSeq is in the operations: the projector
+	// answers only once its receipts fold has folded up to it, so no
+	// replica answers less progress than one answered before the read
+	// started. 0: none (and a projector of a version before ignores it).
+	MinReceiptsSeq uint64 `json:"min_receipts_seq,omitempty"`
 }
 
 // DueEvent is an open event past its deadline.
