@@ -191,7 +191,7 @@ var errPartitionsRaced = errors.New("pusher: another replica created the partiti
 // starts (partitionStart).
 func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.ConsumerInfo, uint64, error) {
 	want := p.cfg.Partitions
-	deadline := time.Now().Add(p.cfg.Failover + partitionsIdleGrace)
+	began := time.Now()
 	for attempt := 0; ; attempt++ {
 		if attempt == 8 {
 			return nil, 0, errors.New("pusher: the partition consumers kept changing while this replica started; is another replica changing the partition count?")
@@ -214,7 +214,16 @@ func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.Co
 				}
 			}
 			if busy := runningOn(have, names); busy != "" {
-				if time.Now().After(deadline) {
+				// A dead replica's pin lasts the PinnedTTL its consumers
+				// were made with, which may be longer than this start's
+				// PUSHGO_DELIVERY_FAILOVER (both changed in one restart).
+				wait := p.cfg.Failover
+				for _, name := range names {
+					if info := have[name]; info != nil {
+						wait = max(wait, info.Config.PinnedTTL)
+					}
+				}
+				if time.Since(began) > wait+partitionsIdleGrace {
 					return nil, 0, p.refuseChange(pl, busy)
 				}
 				select {
