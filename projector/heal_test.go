@@ -477,26 +477,7 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	ctx := context.Background()
 	brokerDir, backup, dir := t.TempDir(), filepath.Join(t.TempDir(), "broker"), t.TempDir()
-	var b *broker.Embedded
-	open := func() (*nats.Conn, jetstream.JetStream) {
-		t.Helper()
-		e, err := broker.Start(broker.Config{Dir: brokerDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Shutdown)
-		nc, err := e.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = e
-		return nc, js
-	}
+	open, b := brokerOver(t, brokerDir)
 	summary := func(partition, sent, failed int) delivery.Receipt {
 		return delivery.Receipt{Kind: delivery.KindSummary, At: 1713750001000, BatchID: fmt.Sprintf("b%d", partition),
 			Summaries: []delivery.Summary{{ChannelID: ch, OpID: "op1", Seq: 1, EntityType: ops.KindMessage, EntityID: "m1",
@@ -517,7 +498,7 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b.Shutdown()
+	(*b).Shutdown()
 	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +511,7 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b.Shutdown()
+	(*b).Shutdown()
 	if err := os.RemoveAll(brokerDir); err != nil {
 		t.Fatal(err)
 	}
@@ -557,6 +538,33 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 	if want := fmt.Sprintf("stream=%s applied=%d last_seq=%d", streams.Receipts, backedUp+3, backedUp); !strings.Contains(logs.String(), want) {
 		t.Errorf("no warning with %q:\n%s", want, logs.String())
 	}
+}
+
+// brokerOver returns open, which starts an embedded broker over dir (a
+// data directory a test may back up and restore between starts) and
+// connects to it, and where the last one open started is (to shut it
+// down).
+func brokerOver(t *testing.T, dir string) (open func() (*nats.Conn, jetstream.JetStream), last **broker.Embedded) {
+	last = new(*broker.Embedded)
+	return func() (*nats.Conn, jetstream.JetStream) {
+		t.Helper()
+		e, err := broker.Start(broker.Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Shutdown)
+		nc, err := e.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*last = e
+		return nc, js
+	}, last
 }
 
 // lockedLog is a log's text, safe for a logger's concurrent writes.
@@ -588,26 +596,7 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	ctx := context.Background()
 	brokerDir, backup, dir := t.TempDir(), filepath.Join(t.TempDir(), "broker"), t.TempDir()
-	var b *broker.Embedded
-	open := func() (*nats.Conn, jetstream.JetStream) {
-		t.Helper()
-		e, err := broker.Start(broker.Config{Dir: brokerDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(e.Shutdown)
-		nc, err := e.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = e
-		return nc, js
-	}
+	open, b := brokerOver(t, brokerDir)
 	message := func(js jetstream.JetStream, id string) uint64 {
 		payload, _ := json.Marshal(ops.MessagePayload{MessageID: id, Title: "hello", Severity: "normal", OccurredAt: 1713750000000})
 		env := envelope(t, ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op-" + id, EntityID: id, AcceptedAt: 1713750000007, Payload: payload}, nil)
@@ -639,7 +628,7 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b.Shutdown()
+	(*b).Shutdown()
 	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +639,7 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b.Shutdown()
+	(*b).Shutdown()
 	if err := os.RemoveAll(brokerDir); err != nil {
 		t.Fatal(err)
 	}
