@@ -296,9 +296,10 @@ func (r *Registry) lookup(ctx context.Context, id string) (entry, bool, error) {
 		if err == nil {
 			return en, ok, nil
 		}
-		if en, ok, known := r.view.Get(id); known {
-			r.log.Debug("apitokens: the bucket's leader did not answer; the view's answer", "token_id", id, "err", err)
-			return en, ok, nil
+		// The leader did not answer. The view, known to be behind, may
+		// still hold a token revoked since: trusted only to refuse.
+		if _, ok, known := r.view.Get(id); known && !ok {
+			return entry{}, false, nil
 		}
 		return entry{}, false, err
 	}

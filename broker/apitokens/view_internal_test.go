@@ -233,4 +233,10 @@ func TestViewTrustedWhileTheBrokerDoesNotAnswer(t *testing.T) {
 	if _, aerr := r.Authorize(ctx, "Api-Token "+secret, ScopeEventsIngest); aerr != nil {
 		t.Fatalf("a valid token with the broker down: %v, want the view's answer", aerr)
 	}
+	// A view found behind before the broker went down is not trusted to
+	// accept: the token may have been revoked since.
+	r.stale.Store(true)
+	if _, aerr := r.Authorize(ctx, "Api-Token "+secret, ScopeEventsIngest); aerr == nil || aerr.Code != apierr.BrokerUnavailable {
+		t.Fatalf("a token a view known to be behind holds, with the leader not answering: %v, want %s", aerr, apierr.BrokerUnavailable)
+	}
 }
