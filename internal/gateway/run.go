@@ -240,6 +240,9 @@ func (g *Gateway) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := g.shutdownHTTP(sctx)
+	if g.ops != nil {
+		g.ops.closeChecks() // they ask the services stopped next
+	}
 	stopServices()
 	err = errors.Join(group.Wait(), httpErr, err)
 	g.services = nil // stopped by their Run
