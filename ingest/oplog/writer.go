@@ -760,7 +760,13 @@ func (w *Writer) agedCreate(ctx context.Context, res Result, v *ops.Validated, k
 	if head.LastSeq == 0 {
 		return Result{}, nil, false
 	}
-	if cur, _, err := w.readLatest(ctx, subject, true, true); err != nil || cur.exists {
+	cur, _, err := w.readLatest(ctx, subject, true, true)
+	if err != nil {
+		// Appended, it could make the aged entity again: a retry (the
+		// sender's op_id) decides it later.
+		return Result{}, w.unavailable("read", subject, err), true
+	}
+	if cur.exists {
 		return Result{}, nil, false
 	}
 	res.Seq, res.Replayed = head.LastSeq, true
