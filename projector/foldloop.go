@@ -322,6 +322,15 @@ func applyEntry(b *store.Batch, it foldItem) (err error) {
 // entity snapshot and its indexes, and the channel history. It is the whole
 // of what an operation does to the projection. An operation the fold
 // cannot apply (its payload) is an error that leaves the batch untouched.
+//
+// A create folded onto a final snapshot (a CLOSED event, a deleted Thing)
+// starts the entity anew, as onto none: ingest appends it only when the
+// entity was not found, which for a final one means that its operations
+// all left the log and a projection pruned it (store.PruneFinal), the
+// retry of its create with the same op_id (the id is derived from it). A
+// replica that has not pruned it yet, a rebuild of the trimmed log and
+// the replica that pruned it then fold the same snapshot, and the one
+// folded over is replaced with its index keys (PutEvent, PutThing).
 func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 	kind := env.Op.Kind()
 	switch kind {
@@ -330,7 +339,11 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 		if err != nil {
 			return fmt.Errorf("seq %d: read event: %w", seq, err)
 		}
-		next, err := fold.ApplyEvent(prev, env, seq)
+		base := prev
+		if env.Op == ops.EventCreate && prev != nil && prev.State == ops.EventClosed {
+			base = nil
+		}
+		next, err := fold.ApplyEvent(base, env, seq)
 		if err != nil {
 			return &entryError{reason: err.Error()}
 		}
@@ -342,7 +355,11 @@ func Fold(b *store.Batch, env *ops.Envelope, raw []byte, seq uint64) error {
 		if err != nil {
 			return fmt.Errorf("seq %d: read thing: %w", seq, err)
 		}
-		next, err := fold.ApplyThing(prev, env, seq)
+		base := prev
+		if env.Op == ops.ThingCreate && prev != nil && prev.State == ops.ThingDeleted {
+			base = nil
+		}
+		next, err := fold.ApplyThing(base, env, seq)
 		if err != nil {
 			return &entryError{reason: err.Error()}
 		}

@@ -170,7 +170,7 @@ func (p *Projector) runFolds(ctx context.Context) error {
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pctx, pcancel := context.WithTimeout(gctx, 10*time.Second) // a broker away does not hold the folds back
-	p.pruneOnce(pctx)
+	p.pruneOnce(pctx, false)
 	pcancel()
 	errs := make(chan error, len(foldedStreams))
 	var wg sync.WaitGroup

@@ -7,11 +7,18 @@ import (
 	"github.com/pushgo/gateway/schemas/streams"
 )
 
-// prune keeps the history and /send_status in step with the log's
-// retention: every interval it reads the stream's first sequence and
-// deletes older history items, the send status of older operations and
-// the dead letters of entries that left the log (or the receipts stream).
-// Snapshots are never pruned: an entity's state outlives its operations.
+// prune keeps the projection in step with the log's retention: every
+// interval it reads the stream's first sequence and deletes older history
+// items, the send status of older operations, the final entities (CLOSED
+// events, deleted Things) whose last operation is older, and the dead
+// letters of entries that left the log (or the receipts stream). A live
+// entity's snapshot is never pruned: its state outlives its operations,
+// and the write path reads it once they have all aged out.
+//
+// Its passes, not the one before the folds start, also index the final
+// entities of a projection folded before the final index (IndexFinal,
+// once): a one-time pass over them that should not hold the folds back
+// at an upgrade's start.
 func (p *Projector) prune(ctx context.Context) {
 	t := time.NewTicker(p.cfg.PruneInterval)
 	defer t.Stop()
@@ -21,7 +28,7 @@ func (p *Projector) prune(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		p.pruneOnce(ctx)
+		p.pruneOnce(ctx, true)
 	}
 }
 
@@ -30,8 +37,9 @@ func (p *Projector) prune(ctx context.Context) {
 // replica, a rebuild) took the receipts of operations that left the log
 // (receipts are younger, and outlive them) as current, and answered their
 // /send_status, where a live replica answers send_status_not_found, until its
-// first prune a minute later.
-func (p *Projector) pruneOnce(ctx context.Context) {
+// first prune a minute later. With backfill it also indexes, once, the
+// final entities of a projection folded before the final index.
+func (p *Projector) pruneOnce(ctx context.Context, backfill bool) {
 	s, err := p.js.Stream(ctx, streamName)
 	if err != nil {
 		return
@@ -45,12 +53,37 @@ func (p *Projector) pruneOnce(ctx context.Context) {
 		} else if h+ss > 0 {
 			p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
 		}
+		p.pruneFinal(first, backfill)
 		p.pruneDeadLetters(streamName, first)
 	}
 	// The receipts fold sets entries aside too: theirs go as the
 	// receipts stream's retention takes the entries.
 	if r, err := p.js.Stream(ctx, streams.Receipts); err == nil {
 		p.pruneDeadLetters(streams.Receipts, r.CachedInfo().State.FirstSeq)
+	}
+}
+
+// pruneFinal deletes the final entities whose last operation is below
+// first (store.PruneFinal), after indexing those of a projection folded
+// before the final index when backfill (store.IndexFinal, once).
+func (p *Projector) pruneFinal(first uint64, backfill bool) {
+	n, err := p.store.PruneFinal(first)
+	if err != nil {
+		p.pruneFailed("closed events and deleted things", err)
+		return
+	}
+	if backfill && !p.store.FinalIndexed() {
+		p.log.Info("projector: indexing the closed events and deleted things of a projection folded before the final index (once)")
+		m, err := p.store.IndexFinal(first)
+		n += m
+		if err != nil {
+			p.pruneFailed("closed events and deleted things (indexing)", err)
+			return
+		}
+		p.log.Info("projector: indexed the closed events and deleted things", "pruned", m, "first_seq", first)
+	}
+	if n > 0 {
+		p.log.Debug("projector: pruned closed events and deleted things", "entities", n, "first_seq", first)
 	}
 }
 

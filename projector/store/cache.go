@@ -84,11 +84,17 @@ func (c *Cache) unlock() {
 	}
 }
 
-func (c *Cache) get(k []byte) (any, bool) {
+// lookup returns the snapshot cached at k, and whether it is committed
+// (the store holds it, or a later one).
+func (c *Cache) lookup(k []byte) (snap any, committed, ok bool) {
 	c.lock()
 	e, ok := c.m[string(k)] // no string made: a lookup's conversion
 	c.unlock()
-	return e.snap, ok
+	if !ok {
+		return nil, false, false
+	}
+	committed = e.group == 0 || (c.committed != nil && e.group <= c.committed.Load())
+	return e.snap, committed, true
 }
 
 // evictScan bounds the entries not evicted that a put looks at: when the

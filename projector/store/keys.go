@@ -21,16 +21,31 @@ import (
 //	                                       → ∅  typed things by title
 //	L 0 <channel> 0 <rel> 0 <target_id> 0 <source_id>
 //	                                       → ∅  relationships by target
+//	F 0 <seq, 8 bytes BE> 0 <e|t> 0 <channel> 0 <id>
+//	                                       → ∅  final entities (a CLOSED event, a deleted
+//	                                            Thing) by the sequence that made them final
 //	h 0 <channel> 0 <seq, 8 bytes BE>      → <kind byte> history item JSON
 //	m 0 applied                            → last applied PUSHGO_OPS sequence
 //	m 0 receipts                           → last applied PUSHGO_RECEIPTS sequence
 //	m 0 pruned                             → the log's first sequence at the last prune
+//	m 0 final                              → ∅  every final entity has its F key (IndexFinal)
 //	m 0 log 0 <stream>                     → when the folded stream was created (Unix ns, 8 bytes BE)
 //	z 0 <stream> 0 <seq, 8 bytes BE>       → DeadLetter: an entry the fold set aside
 //
 // z keys need no layout change: a store folded before them cannot hold a
 // dead letter (the fold used to stop at such an entry). Nor m 0 log keys:
-// a store without them records them when it is next opened.
+// a store without them records them when it is next opened. Nor F keys: a
+// store folded before them lacks those of the entities that were already
+// final, and IndexFinal writes them once, in place, from the state indexes
+// (it marks m 0 final when done; a new store is marked at once). A layout
+// change would fold the log again and lose every entity whose operations
+// have all aged out of it.
+//
+// F serves the retention's prune of final entities (prunefinal.go): an
+// entity's F key is its snapshot's LastSeq, as long as the snapshot is
+// final (the fold moves it with the snapshot, as the state index), so the
+// entities whose every operation left the log are the F keys below the
+// log's first sequence, read without scanning the others.
 //
 // Y, N and L serve entitySelector evaluation (select.go). Things that are
 // not deleted have entries, archived ones included. <type> is attrs.type
@@ -50,7 +65,47 @@ var (
 	// prunedKey holds the log's first sequence of the last prune: the
 	// receipts fold leaves out what reports on an operation before it.
 	prunedKey = []byte("m\x00pruned")
+	// finalIndexedKey marks a store whose final entities all have their
+	// F key (IndexFinal).
+	finalIndexedKey = []byte("m\x00final")
 )
+
+// finalPrefix begins every F key; finalSeqPrefix(seq) the F keys of the
+// entities made final at seq, after those of every earlier sequence.
+var finalPrefix = []byte("F\x00")
+
+func finalSeqPrefix(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte("F\x00"), seq) }
+
+// finalKey is the F key of the entity of kind (event or thing) made final
+// at seq.
+func finalKey(seq uint64, kind ops.Kind, channelID, id string) []byte {
+	b := append(finalSeqPrefix(seq), sep, kindByte(kind), sep)
+	b = append(append(b, channelID...), sep)
+	return append(b, id...)
+}
+
+// parseFinalKey is finalKey's inverse; ok is false for a key of another
+// shape.
+func parseFinalKey(k []byte) (seq uint64, kind ops.Kind, channelID, id string, ok bool) {
+	const head = len("F\x00") + 8 + 3 // the sequence, then 0 <e|t> 0
+	if len(k) < head+3 || !bytes.HasPrefix(k, finalPrefix) || k[head-3] != sep || k[head-1] != sep {
+		return 0, "", "", "", false
+	}
+	switch k[head-2] {
+	case 'e':
+		kind = ops.KindEvent
+	case 't':
+		kind = ops.KindThing
+	default:
+		return 0, "", "", "", false
+	}
+	rest := k[head:]
+	i := bytes.IndexByte(rest, sep)
+	if i <= 0 || i == len(rest)-1 {
+		return 0, "", "", "", false
+	}
+	return binary.BigEndian.Uint64(k[2:10]), kind, string(rest[:i]), string(rest[i+1:]), true
+}
 
 // logKey is the key of the creation time of a log stream the store folds
 // (LogCreated): one per stream, after the stream's name.

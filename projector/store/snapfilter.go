@@ -51,6 +51,28 @@ type snapFilter struct {
 	// were new to the store (an estimate: see Batch.born).
 	sized int64
 	keys  atomic.Int64
+	// gone counts the snapshots deleted since it was built (PruneFinal):
+	// their bits stay set, so they still count towards full, but a
+	// larger filter is sized for the keys left (live), not for every
+	// key the store ever held.
+	gone atomic.Int64
+}
+
+// live estimates the keys the store holds: those added less those gone.
+func (f *snapFilter) live() int64 { return max(f.keys.Load()-f.gone.Load(), 0) }
+
+// snapshotsGone tells the filters that n snapshots were deleted.
+func (s *Store) snapshotsGone(n int) {
+	if n == 0 || s.opts.SnapshotFilterKeys < 0 {
+		return
+	}
+	s.filterMu.RLock()
+	defer s.filterMu.RUnlock()
+	for _, f := range [...]*snapFilter{s.snapFilter.Load(), s.building} {
+		if f != nil {
+			f.gone.Add(int64(n))
+		}
+	}
 }
 
 // blockWords is the words of a block: 512 bits.
@@ -153,7 +175,7 @@ func (s *Store) applyFiltered(pb *pebble.Batch, parts []*Batch) error {
 	err := s.apply(pb)
 	s.filterMu.RUnlock()
 	if err == nil && cur != nil && cur.full() {
-		s.startSnapshotFilter(2 * cur.keys.Load())
+		s.startSnapshotFilter(2 * cur.live())
 	}
 	return err
 }
@@ -205,7 +227,7 @@ func (s *Store) startSnapshotFilter(keys int64) {
 			if !f.full() || !s.filterBuilding.CompareAndSwap(false, true) {
 				return
 			}
-			keys = 2 * f.keys.Load()
+			keys = 2 * f.live()
 		}
 	}()
 }

@@ -133,6 +133,14 @@ type Store struct {
 	// prunedBelow is the first sequence of the log as of the last prune
 	// (prunedKey): a receipt of an operation before it records nothing.
 	prunedBelow atomic.Uint64
+	// finalBelow is the first sequence of the last prune of final
+	// entities (PruneFinal, IndexFinal), raised before it deletes: a
+	// committed final snapshot older than it that a batch finds in its
+	// cache may be gone from the store, and is read again (Batch.snapshot).
+	finalBelow atomic.Uint64
+	// finalIndexed is set when every final entity has its F key (m 0
+	// final): IndexFinal has nothing to do.
+	finalIndexed atomic.Bool
 	// applyMu makes the store's commits one at a time (apply). Pebble
 	// panics on a write the WAL refuses while holding its commit
 	// pipeline's lock, which nothing releases: a second commit already
@@ -147,6 +155,7 @@ type Store struct {
 		beforePruneCommit func() // after Prune built its batch, before its commits
 		afterPruneRecords func() // after Prune's op_id records, before its history
 		afterDueIndex     func() // after DueDeadlines opened its index's iterator
+		beforePruneFinal  func() // before each chunk of PruneFinal or IndexFinal is decided
 	}
 
 	// cache is the decoded-snapshot cache of NewBatch's batches.
@@ -316,6 +325,12 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
 	s.prunedBelow.Store(pruned)
+	indexed, err := s.has(finalIndexedKey)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+	}
+	s.finalIndexed.Store(indexed)
 	s.filterSeed = maphash.MakeSeed()
 	s.filterCtx, s.filterStop = context.WithCancel(context.Background())
 	if opts.SnapshotFilterKeys > 0 {
@@ -456,7 +471,10 @@ func (s *Store) abandon() error {
 
 // Layout is the version of the key layout. A store folded under another
 // layout lacks indexes this code reads (or has ones it no longer
-// maintains) and must be folded again. Bump it with every change to keys.go.
+// maintains) and must be folded again. Bump it with every change to keys.go
+// that a store folded before cannot be brought to in place (keys.go says
+// which keys need none, and how such a store gets them): a refold loses
+// every entity whose operations have all aged out of the log.
 // 3: the op_id index of /send_status (O keys). 4: delivery summaries in
 // the counts (x), outcome keys (d) by sequence, the send-status index by
 // sequence (s keys) that pruning reads. 5: snapshots in their binary form
@@ -468,8 +486,9 @@ const Layout = 6
 var layoutKey = []byte("m\x00layout")
 
 // LayoutCurrent reports whether the store was folded under Layout: true
-// for a new, empty store (which it then marks), false for one folded by an
-// older version.
+// for a new, empty store (which it then marks, with its F index complete:
+// the fold indexes every final entity it makes), false for one folded by
+// an older version.
 func (s *Store) LayoutCurrent() (bool, error) {
 	v, err := s.get(layoutKey)
 	if err != nil {
@@ -484,7 +503,12 @@ func (s *Store) LayoutCurrent() (bool, error) {
 	}
 	b := s.db.NewBatch()
 	_ = b.Set(layoutKey, binary.BigEndian.AppendUint64(nil, Layout), nil)
-	return true, s.apply(b)
+	markFinalIndexed(b)
+	if err := s.apply(b); err != nil {
+		return false, err
+	}
+	s.finalIndexed.Store(true)
+	return true, nil
 }
 
 // Applied returns the last applied PUSHGO_OPS sequence (0 for a new store).
@@ -510,6 +534,18 @@ func (s *Store) cursor(k []byte) (uint64, error) {
 
 // get returns a copy of the value at k, or nil.
 func (s *Store) get(k []byte) ([]byte, error) { return getFrom(s.db, k) }
+
+// has reports whether the store holds k (an empty value included).
+func (s *Store) has(k []byte) (bool, error) {
+	_, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
 
 // getFrom is get through r (the store, or a snapshot of it).
 func getFrom(r pebble.Reader, k []byte) ([]byte, error) {
@@ -600,8 +636,13 @@ func (b *Batch) snapshot(k []byte, decode func([]byte) (any, error)) (any, error
 	if v, ok := b.overlay[string(k)]; ok {
 		return v, nil
 	}
-	if v, ok := b.cache.get(k); ok {
-		return v, nil
+	if v, committed, ok := b.cache.lookup(k); ok {
+		// A committed final snapshot older than the last prune of final
+		// entities may have been deleted by it (PruneFinal): the store
+		// says. One not yet committed is newer than the store's.
+		if seq, final := finalOf(v); !final || !committed || seq >= b.s.finalBelow.Load() {
+			return v, nil
+		}
 	}
 	if b.s.snapshotAbsent(k) {
 		return nil, nil
@@ -638,8 +679,9 @@ func (b *Batch) Thing(channelID, id string) (*fold.Thing, error) {
 }
 
 // PutEvent records next and moves its index entries from prev (nil if
-// new). The snapshot is encoded once per batch, at Commit or Seal, however
-// many operations of the batch touch it.
+// new): its state, link, deadline and final (F) keys. The snapshot is
+// encoded once per batch, at Commit or Seal, however many operations of
+// the batch touch it.
 func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	if prev != nil && prev.State != next.State {
 		_ = b.del(stateKey(ops.KindEvent, prev.ChannelID, prev.State, prev.EventID))
@@ -654,6 +696,7 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 		_ = b.set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil)
 	}
 	b.moveDeadline(prev, next)
+	b.moveFinal(eventFinalKey(prev), eventFinalKey(next))
 	b.kbuf = appendSnapshotKey(b.kbuf[:0], ops.KindEvent, next.ChannelID, next.EventID)
 	b.overlay[string(b.kbuf)] = next
 	if prev == nil {
@@ -663,8 +706,8 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 }
 
 // PutThing records next and moves its index entries from prev (nil if
-// new): the state index, and the entitySelector indexes (type, name,
-// relationships) that a deleted thing leaves.
+// new): the state index, the final index (F), and the entitySelector
+// indexes (type, name, relationships) that a deleted thing leaves.
 func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	if prev != nil && prev.State != next.State {
 		_ = b.del(stateKey(ops.KindThing, prev.ChannelID, prev.State, prev.ThingID))
@@ -672,6 +715,7 @@ func (b *Batch) PutThing(prev, next *fold.Thing) error {
 	if prev == nil || prev.State != next.State {
 		_ = b.set(stateKey(ops.KindThing, next.ChannelID, next.State, next.ThingID), nil)
 	}
+	b.moveFinal(thingFinalKey(prev), thingFinalKey(next))
 	sameIndex := b.putSelectorIndex(prev, next)
 	if prev == nil || !sameSelection(prev, next, sameIndex) {
 		if b.reselect == nil {
@@ -933,9 +977,9 @@ func (b *Batch) Discard() {
 
 // Prune deletes what the projection holds of the operations below first
 // (the stream's first retained sequence): their history items, their send
-// status (the op_id index, counts, outcomes). Snapshots remain: an entity
-// outlives its operations. It returns the number of history items and of
-// send-status records removed.
+// status (the op_id index, counts, outcomes). Snapshots remain: a live
+// entity outlives its operations (final ones go by PruneFinal). It returns
+// the number of history items and of send-status records removed.
 //
 // An op_id record is deleted only if it still names an operation below
 // first when its deletion commits: a channel may use an op_id again (a
