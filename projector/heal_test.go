@@ -529,6 +529,7 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 	if got := p.ReceiptsApplied(); got != backedUp+1 {
 		t.Errorf("receipts applied %d after a receipt appended to the restored log, want its sequence %d", got, backedUp+1)
 	}
+	waitFolded(t, p, last) // the rebuilt ops fold: the read below does not wait for it
 	replica := start(t, nc, projector.Config{InMemory: true})
 	waitFolded(t, replica, last)
 	waitReceipts(t, replica, backedUp+1)
