@@ -692,7 +692,11 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	if prev != nil && prev.ThingID != next.ThingID && prev.ThingID != "" {
 		_ = b.del(linkKey(prev.ChannelID, prev.ThingID, prev.EventID))
 	}
-	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID) {
+	// A create folded onto a CLOSED event (started anew) sets the link
+	// again even to the same Thing: the prune (PruneFinal) may have deleted
+	// the closed event's keys, its link among them, between this batch's
+	// read of it and its commit.
+	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID || eventFinalKey(prev) != nil && eventFinalKey(next) == nil) {
 		_ = b.set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil)
 	}
 	b.moveDeadline(prev, next)
