@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/pushgo/gateway/schemas/streams"
@@ -53,7 +54,7 @@ func (p *Projector) pruneOnce(ctx context.Context, backfill bool) {
 		} else if h+ss > 0 {
 			p.log.Debug("projector: pruned history and send status", "items", h, "send_status", ss, "first_seq", first)
 		}
-		p.pruneFinal(first, backfill)
+		p.pruneFinal(ctx, first, backfill)
 		p.pruneDeadLetters(streamName, first)
 	}
 	// The receipts fold sets entries aside too: theirs go as the
@@ -66,15 +67,15 @@ func (p *Projector) pruneOnce(ctx context.Context, backfill bool) {
 // pruneFinal deletes the final entities whose last operation is below
 // first (store.PruneFinal), after indexing those of a projection folded
 // before the final index when backfill (store.IndexFinal, once).
-func (p *Projector) pruneFinal(first uint64, backfill bool) {
-	n, err := p.store.PruneFinal(first)
+func (p *Projector) pruneFinal(ctx context.Context, first uint64, backfill bool) {
+	n, err := p.store.PruneFinal(ctx, first)
 	if err != nil {
 		p.pruneFailed("closed events and deleted things", err)
 		return
 	}
 	if backfill && !p.store.FinalIndexed() {
 		p.log.Info("projector: indexing the closed events and deleted things of a projection folded before the final index (once)")
-		m, err := p.store.IndexFinal(first)
+		m, err := p.store.IndexFinal(ctx, first)
 		n += m
 		if err != nil {
 			p.pruneFailed("closed events and deleted things (indexing)", err)
@@ -99,6 +100,9 @@ func (p *Projector) pruneDeadLetters(stream string, first uint64) {
 
 // pruneFailed logs a failed prune; a broken store is rebuilt.
 func (p *Projector) pruneFailed(what string, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return // stopped between chunks (the projector stops, or the pass before the folds ran out of time): the next pass goes on
+	}
 	p.log.Warn("projector: prune "+what, "err", err)
 	if storeBroken(err) {
 		p.requestRebuild(err)

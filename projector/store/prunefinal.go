@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 
@@ -139,41 +140,53 @@ func (s *Store) raiseFinalBelow(first uint64) {
 // decides and commits pruneFinalChunk entities at a time under the commit
 // lock, each on its snapshot as the store holds it then: one that a
 // create has started anew since (Fold) is kept, and the F key that named
-// it goes. Its memory is a chunk's. It returns the number of entities
-// deleted.
+// it goes. Its memory is a chunk's; each chunk is read with an iterator
+// of its own (one held for the whole pass would keep every table the
+// pass's own deletions make obsolete on the disk until it ends). It stops
+// between chunks when ctx ends. It returns the number of entities deleted.
 //
 // A store folded before the F index lacks the keys of the entities that
 // were final then: IndexFinal finds those.
-func (s *Store) PruneFinal(first uint64) (int, error) {
+func (s *Store) PruneFinal(ctx context.Context, first uint64) (int, error) {
 	s.raiseFinalBelow(first)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: finalPrefix, UpperBound: finalSeqPrefix(first)})
-	if err != nil {
-		return 0, err
-	}
 	n := 0
-	var chunk []finalEntity
+	for from := finalPrefix; ; {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		chunk, next, err := s.finalChunk(from, finalSeqPrefix(first))
+		if err != nil {
+			return n, err
+		}
+		m, err := s.pruneFinalEntities(chunk, first)
+		if n += m; err != nil || next == nil {
+			return n, err
+		}
+		from = next
+	}
+}
+
+// finalChunk reads up to pruneFinalChunk F keys from from (included) to
+// upper. next is the key after the chunk's last, nil when none is left.
+func (s *Store) finalChunk(from, upper []byte) (chunk []finalEntity, next []byte, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: upper})
+	if err != nil {
+		return nil, nil, err
+	}
 	for ok := it.First(); ok; ok = it.Next() {
+		if len(chunk) == pruneFinalChunk {
+			next = slices.Clone(it.Key())
+			break
+		}
 		k := slices.Clone(it.Key())
 		_, kind, channelID, id, valid := parseFinalKey(k)
 		if !valid {
 			_ = it.Close()
-			return n, fmt.Errorf("%w: final index key %q", ErrCorrupt, k)
+			return nil, nil, fmt.Errorf("%w: final index key %q", ErrCorrupt, k)
 		}
 		chunk = append(chunk, finalEntity{kind: kind, channelID: channelID, id: id, key: k})
-		if len(chunk) >= pruneFinalChunk {
-			m, err := s.pruneFinalEntities(chunk, first)
-			if n += m; err != nil {
-				_ = it.Close()
-				return n, err
-			}
-			chunk = chunk[:0]
-		}
 	}
-	if err := it.Close(); err != nil {
-		return n, err
-	}
-	m, err := s.pruneFinalEntities(chunk, first)
-	return n + m, err
+	return chunk, next, it.Close()
 }
 
 // FinalIndexed reports whether every final entity of the store has its F
@@ -190,8 +203,9 @@ func (s *Store) FinalIndexed() bool { return s.finalIndexed.Load() }
 // Once every chunk has committed it marks the store (m 0 final), and it
 // does nothing again; a pass cut short (an error, a stop) is done again
 // from the start by the next, which finds what the last one deleted gone
-// and what it indexed indexed. It returns the number of entities deleted.
-func (s *Store) IndexFinal(first uint64) (int, error) {
+// and what it indexed indexed. It stops between chunks when ctx ends. It
+// returns the number of entities deleted.
+func (s *Store) IndexFinal(ctx context.Context, first uint64) (int, error) {
 	if s.finalIndexed.Load() {
 		return 0, nil
 	}
@@ -202,7 +216,7 @@ func (s *Store) IndexFinal(first uint64) (int, error) {
 		prefix string
 		state  string
 	}{{ops.KindEvent, "E", ops.EventClosed}, {ops.KindThing, "T", ops.ThingDeleted}} {
-		m, err := s.indexFinal(x.kind, x.prefix, x.state, first)
+		m, err := s.indexFinal(ctx, x.kind, x.prefix, x.state, first)
 		if n += m; err != nil {
 			return n, err
 		}
@@ -218,15 +232,36 @@ func (s *Store) IndexFinal(first uint64) (int, error) {
 }
 
 // indexFinal is IndexFinal's pass over one state index (prefix, E or T):
-// the entities of kind in the final state.
-func (s *Store) indexFinal(kind ops.Kind, prefix, state string, first uint64) (int, error) {
-	all := key(prefix, "")
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: all, UpperBound: prefixEnd(all)})
-	if err != nil {
-		return 0, err
-	}
+// the entities of kind in the final state, a chunk at a time, each read
+// with an iterator of its own (as PruneFinal's).
+func (s *Store) indexFinal(ctx context.Context, kind ops.Kind, prefix, state string, first uint64) (int, error) {
 	n := 0
-	var chunk []finalEntity
+	for from := key(prefix, ""); ; {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		chunk, next, err := s.stateChunk(kind, prefix, state, from)
+		if err != nil {
+			return n, err
+		}
+		m, err := s.pruneFinalEntities(chunk, first)
+		if n += m; err != nil || next == nil {
+			return n, err
+		}
+		from = next
+	}
+}
+
+// stateChunk reads up to pruneFinalChunk entities of kind in state from
+// the state index prefix, from key from (included), channel by channel
+// (seeking past every other state's keys). next is where the next chunk
+// starts, nil when none is left.
+func (s *Store) stateChunk(kind ops.Kind, prefix, state string, from []byte) (chunk []finalEntity, next []byte, err error) {
+	all := key(prefix, "")
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: prefixEnd(all)})
+	if err != nil {
+		return nil, nil, err
+	}
 	for ok := it.First(); ok; {
 		rest := it.Key()[len(all):]
 		i := bytes.IndexByte(rest, sep)
@@ -236,24 +271,17 @@ func (s *Store) indexFinal(kind ops.Kind, prefix, state string, first uint64) (i
 		}
 		channelID := string(rest[:i])
 		final := stateKey(kind, channelID, state, "")
+		// A seek below the iterator's lower bound (a chunk resumed inside
+		// this channel's final keys) lands on the bound.
 		for ok = it.SeekGE(final); ok && bytes.HasPrefix(it.Key(), final); ok = it.Next() {
-			chunk = append(chunk, finalEntity{kind: kind, channelID: channelID, id: lastPart(it.Key())})
-			if len(chunk) >= pruneFinalChunk {
-				m, err := s.pruneFinalEntities(chunk, first)
-				if n += m; err != nil {
-					_ = it.Close()
-					return n, err
-				}
-				chunk = chunk[:0]
+			if len(chunk) == pruneFinalChunk {
+				return chunk, slices.Clone(it.Key()), it.Close()
 			}
+			chunk = append(chunk, finalEntity{kind: kind, channelID: channelID, id: lastPart(it.Key())})
 		}
 		ok = it.SeekGE(prefixEnd(key(prefix, channelID, ""))) // the next channel
 	}
-	if err := it.Close(); err != nil {
-		return n, err
-	}
-	m, err := s.pruneFinalEntities(chunk, first)
-	return n + m, err
+	return chunk, nil, it.Close()
 }
 
 // pruneFinalEntities decides each entity of chunk on its snapshot as the
@@ -264,6 +292,12 @@ func (s *Store) indexFinal(kind ops.Kind, prefix, state string, first uint64) (i
 func (s *Store) pruneFinalEntities(chunk []finalEntity, first uint64) (int, error) {
 	if len(chunk) == 0 {
 		return 0, nil
+	}
+	// Read once before the commit lock: the snapshots of final entities
+	// are cold, and the reads under the lock, which the fold's commits
+	// wait on, then find their blocks cached.
+	for _, e := range chunk {
+		_, _ = s.get(snapshotKey(e.kind, e.channelID, e.id))
 	}
 	if s.hooks.beforePruneFinal != nil {
 		s.hooks.beforePruneFinal()

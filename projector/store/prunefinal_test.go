@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -135,7 +137,7 @@ func TestPruneFinalDeletesWhatIsDueAndReadsNothingElse(t *testing.T) {
 	decided := 0
 	s.hooks.beforePruneFinal = func() { decided++ }
 
-	n, err := s.PruneFinal(10)
+	n, err := s.PruneFinal(t.Context(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func TestPruneFinalDeletesWhatIsDueAndReadsNothingElse(t *testing.T) {
 	}
 	// The next pass, at the same first sequence, has nothing to read.
 	decided = 0
-	if n, err := s.PruneFinal(10); err != nil || n != 0 || decided != 0 {
+	if n, err := s.PruneFinal(t.Context(), 10); err != nil || n != 0 || decided != 0 {
 		t.Fatalf("a second pass: %d pruned in %d decisions (%v)", n, decided, err)
 	}
 }
@@ -192,7 +194,7 @@ func TestPruneFinalCommitsInChunks(t *testing.T) {
 		}
 		left = append(left, len(p.Items))
 	}
-	n, err := s.PruneFinal(100)
+	n, err := s.PruneFinal(t.Context(), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +226,7 @@ func TestPruneFinalKeepsAnEntityACreateStartedAnew(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if n, err := s.PruneFinal(10); err != nil || n != 0 {
+	if n, err := s.PruneFinal(t.Context(), 10); err != nil || n != 0 {
 		t.Fatalf("pruned %d (%v), want the entity started anew kept", n, err)
 	}
 	snap, err := s.Snapshot(ops.KindEvent, ch, "ev-closed-old")
@@ -248,7 +250,7 @@ func TestPrunedSnapshotIsNotReadFromTheCache(t *testing.T) {
 		t.Fatalf("the closed event before the prune: %v %v", e, err)
 	}
 	b.Discard()
-	if n, err := s.PruneFinal(10); err != nil || n != 1 {
+	if n, err := s.PruneFinal(t.Context(), 10); err != nil || n != 1 {
 		t.Fatalf("pruned %d (%v)", n, err)
 	}
 	if _, _, ok := s.cache.lookup(snapshotKey(ops.KindEvent, ch, "ev-closed-old")); !ok {
@@ -282,10 +284,10 @@ func TestIndexFinalBackfillsAStoreFoldedBeforeTheIndex(t *testing.T) {
 	if s.FinalIndexed() {
 		t.Fatal("a store opened without LayoutCurrent is marked indexed")
 	}
-	if n, err := s.PruneFinal(10); err != nil || n != 0 {
+	if n, err := s.PruneFinal(t.Context(), 10); err != nil || n != 0 {
 		t.Fatalf("PruneFinal without the index: %d (%v)", n, err)
 	}
-	n, err := s.IndexFinal(10)
+	n, err := s.IndexFinal(t.Context(), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,12 +314,12 @@ func TestIndexFinalBackfillsAStoreFoldedBeforeTheIndex(t *testing.T) {
 		t.Fatal("the mark did not outlive a reopen")
 	}
 	s.hooks.beforePruneFinal = func() { t.Error("IndexFinal read the store again") }
-	if n, err := s.IndexFinal(100); err != nil || n != 0 {
+	if n, err := s.IndexFinal(t.Context(), 100); err != nil || n != 0 {
 		t.Fatalf("IndexFinal again: %d (%v)", n, err)
 	}
 	s.hooks.beforePruneFinal = nil
 	// And the index it wrote serves the next prune.
-	if n, err := s.PruneFinal(100); err != nil || n != 2 {
+	if n, err := s.PruneFinal(t.Context(), 100); err != nil || n != 2 {
 		t.Fatalf("PruneFinal after the backfill: %d (%v), want the 2 indexed", n, err)
 	}
 
@@ -343,11 +345,74 @@ func TestSnapshotFilterIsSizedForTheSnapshotsLeft(t *testing.T) {
 		ls = append(ls, lifecycle{id: fmt.Sprintf("ev%02d", i), kind: ops.KindEvent, seq: uint64(2*i + 1), end: uint64(2*i + 2)})
 	}
 	foldLifecycles(t, s, ls, 100)
-	if n, err := s.PruneFinal(1000); err != nil || n != 40 {
+	if n, err := s.PruneFinal(t.Context(), 1000); err != nil || n != 40 {
 		t.Fatalf("pruned %d (%v)", n, err)
 	}
 	f := s.snapFilter.Load()
 	if f.keys.Load() != 40 || f.live() != 0 {
 		t.Fatalf("filter keys %d, live %d after the prune: want 40 added, none left", f.keys.Load(), f.live())
+	}
+}
+
+// TestAnEventStartedAnewKeepsItsLinkWhenThePruneCommitsFirst: the fold
+// reads a CLOSED event and starts it anew (its create retried), linked to
+// the same Thing, and the prune deletes the closed event's keys before the
+// fold's batch commits. The event started anew still has every key a
+// fresh one has, its link to the Thing among them; the batch used to skip
+// the link (the same Thing as the snapshot it read), and lists by Thing
+// never showed the event again.
+func TestAnEventStartedAnewKeepsItsLinkWhenThePruneCommitsFirst(t *testing.T) {
+	s := open(t)
+	foldLifecycles(t, s, lifecycles[:1], 20)
+	b := s.NewBatch()
+	prev, err := b.Event(ch, "ev-closed-old")
+	if err != nil || prev == nil || prev.ThingID == "" {
+		t.Fatalf("the closed, linked event before the prune: %+v %v", prev, err)
+	}
+	again := &fold.Event{ChannelID: ch, EventID: "ev-closed-old", ThingID: prev.ThingID, State: ops.EventOngoing, Title: "again", Version: 1, LastSeq: 21}
+	if err := b.PutEvent(prev, again); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PruneFinal(t.Context(), 10); err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want the closed event", n, err)
+	}
+	if err := b.Commit(21); err != nil {
+		t.Fatal(err)
+	}
+	fresh := open(t)
+	nb := fresh.NewBatch()
+	if err := nb.PutEvent(nil, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := nb.Commit(21); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(keysOf(t, s, "ev-closed-old"), " "), strings.Join(keysOf(t, fresh, "ev-closed-old"), " "); got != want {
+		t.Fatalf("keys of the event started anew after the prune: %q, want a fresh one's %q", got, want)
+	}
+}
+
+// TestPruneFinalStopsBetweenChunks: a prune (or the backfill) whose
+// context ends stops after the chunk it is deciding, with what that chunk
+// deleted committed: a projector stopping, or rebuilding, does not wait
+// for a pass over millions of entities.
+func TestPruneFinalStopsBetweenChunks(t *testing.T) {
+	s := open(t)
+	var ls []lifecycle
+	for i := range 10 {
+		ls = append(ls, lifecycle{id: fmt.Sprintf("ev%02d", i), kind: ops.KindEvent, seq: uint64(2*i + 1), end: uint64(2*i + 2)})
+	}
+	foldLifecycles(t, s, ls, 30)
+	defer func(n int) { pruneFinalChunk = n }(pruneFinalChunk)
+	pruneFinalChunk = 3
+	ctx, stop := context.WithCancel(t.Context())
+	s.hooks.beforePruneFinal = stop // the projector stops while the first chunk is decided
+	n, err := s.PruneFinal(ctx, 100)
+	if !errors.Is(err, context.Canceled) || n != 3 {
+		t.Fatalf("a prune stopped during its first chunk: %d deleted, %v; want that chunk's 3 and context.Canceled", n, err)
+	}
+	s.hooks.beforePruneFinal = nil
+	if n, err := s.PruneFinal(t.Context(), 100); err != nil || n != 7 {
+		t.Fatalf("the next pass: %d deleted, %v; want the other 7", n, err)
 	}
 }
