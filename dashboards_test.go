@@ -125,6 +125,7 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	for _, a := range []string{
 		"PushGoProjectorLagging", "PushGoDeliveryBacklogGrowing", "PushGoProviderFailures", "PushGoBrokerDisconnected",
 		"PushGoStoreNearlyFull", "PushGoDeadLetters", "PushGoTargetDown", "PushGoInboxItemsLost", "PushGoLargeNotificationsRefused",
+		"PushGoTokenViewBehind",
 	} {
 		if !alerts[a] {
 			t.Errorf("%s has no alert %s", alertsFile, a)

@@ -314,7 +314,7 @@ const (
 
 // Collectors are ingest's metrics, for the process's /metrics.
 func (s *Service) Collectors() []prometheus.Collector {
-	return slices.Concat(s.http.Collectors(), s.live.Collectors(), s.limits.Collectors(), s.integrations.Collectors())
+	return slices.Concat(s.http.Collectors(), s.live.Collectors(), s.limits.Collectors(), s.integrations.Collectors(), s.tokens.Collectors())
 }
 
 // Ready is ingest's part of /readyz: the registry watches run, the

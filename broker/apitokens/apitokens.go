@@ -47,6 +47,7 @@ import (
 
 	"github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/broker/kvview"
@@ -203,6 +204,21 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 		close(r.checksDone)
 	}
 	return r, nil
+}
+
+// Collectors are the registry's metrics: pushgo_api_tokens_view_behind,
+// 1 while the last freshness check found the view behind the bucket (its
+// tokens are then looked up from the bucket's leader; a view behind for
+// minutes is a watch that no longer receives the bucket's writes).
+func (r *Registry) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_api_tokens_view_behind",
+		Help: "1 while this process's view of the integration tokens is behind the bucket (tokens are looked up from the bucket's leader meanwhile), else 0."},
+		func() float64 {
+			if r.stale.Load() {
+				return 1
+			}
+			return 0
+		})}
 }
 
 // Close stops the freshness checks and the watch, and waits for them.

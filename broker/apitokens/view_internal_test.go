@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/kvview"
@@ -200,6 +201,9 @@ func TestRevokedTokenRefusedWhileTheViewIsBehind(t *testing.T) {
 		t.Fatal(aerr)
 	}
 	check()
+	if got := testutil.ToFloat64(b.Collectors()[0]); got != 1 {
+		t.Errorf("pushgo_api_tokens_view_behind %v with the view found behind, want 1", got)
+	}
 	_, aerr := b.Authorize(ctx, "Api-Token "+secret, ScopeEventsIngest)
 	if aerr == nil || aerr.Code != apierr.InvalidAPIToken {
 		t.Fatalf("a token revoked through another replica, with this one's view behind: %v, want invalid_api_token", aerr)
