@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +28,9 @@ import (
 //     and the fold goes on;
 //   - a corrupt projection (a checksum that does not match, a value that
 //     does not decode), found at start, by a read, by the fold or by Pebble
-//     in the background, is deleted and folded again from the log;
+//     in the background, is folded again from the log (onto the live
+//     entities of it whose operations have all left the log, carried
+//     over when it can still be read: openStore);
 //   - so is one whose store failed (a write the disk refused), or whose
 //     fold keeps failing;
 //   - at start, a projection holding a dead letter this version can fold
@@ -197,8 +201,10 @@ func (p *Projector) runFolds(ctx context.Context) error {
 	return why
 }
 
-// rebuild replaces the projection with an empty one and lets the folds
-// fold it again from the first retained entry of each stream: reads stop
+// rebuild replaces the projection with a new one, holding only the live
+// entities whose operations have all left the log (carried over from the
+// old one: openStore), and lets the folds fold it again from the first
+// retained entry of each stream: reads stop
 // while the store is swapped (a read answers read_unavailable, or another
 // replica answers), then wait for the fold as after any start. Opening the
 // new store is tried maxFoldRetries times.
@@ -249,7 +255,7 @@ func (p *Projector) rebuild(ctx context.Context, why error) error {
 	}
 	p.committed(0)
 	p.primeProgress()
-	p.log.Warn("projector: projection deleted; folding it again from the log")
+	p.log.Warn("projector: projection replaced; folding it again from the log")
 	return p.startServing()
 }
 
@@ -267,18 +273,65 @@ func discard(s *store.Store) error {
 }
 
 // openStore opens the projection as p.store and loads the positions it
-// holds; fresh deletes it first. A projection that is corrupt, of an
-// older layout, or holding a dead letter this version can fold is deleted
-// and folded again from the log (once: a new store that fails again is an
-// error).
+// holds; fresh folds it again from the log. A projection that is corrupt,
+// of an older layout, of another log, or holding a dead letter this
+// version can fold is folded again (once: a new store that fails again
+// is an error).
+//
+// A projection folded again is not deleted first: it is set aside
+// (asideDir), and the live entities of it whose operations have all left
+// the log are carried into the new store (carryOver) before the fold
+// begins; then it is deleted. Folded from the log alone, the new store
+// would lack them (a Thing not updated for a retention, an incident open
+// as long), which the projection never rebuilt keeps and the write path
+// reads. A projection set aside that is still there at start belongs to
+// a rebuild that stopped before its carry-over committed (a crash, a
+// stop): that rebuild is done again, from it.
 func (p *Projector) openStore(ctx context.Context, fresh bool) error {
+	if !p.cfg.InMemory {
+		// A projection whose carry-over committed, left by a crash before
+		// its deletion ended.
+		if err := os.RemoveAll(spentDir(p.cfg.Dir)); err != nil {
+			return fmt.Errorf("projector: remove %s: %w", spentDir(p.cfg.Dir), err)
+		}
+		switch _, err := os.Stat(asideDir(p.cfg.Dir)); {
+		case err == nil:
+			p.log.Warn("projector: a rebuild stopped before it carried the old projection's live entities over; rebuilding again from it",
+				"dir", p.cfg.Dir, "aside", asideDir(p.cfg.Dir))
+			fresh = true
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("projector: %w", err)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		if fresh && !p.cfg.InMemory {
-			if err := os.RemoveAll(p.cfg.Dir); err != nil {
-				return fmt.Errorf("projector: rebuild: remove %s: %w", p.cfg.Dir, err)
+			if err := p.moveAside(); err != nil {
+				return fmt.Errorf("projector: rebuild: %w", err)
 			}
 		}
 		st, why, attrs, err := p.tryOpen(ctx)
+		if err == nil && why == "" && fresh && !p.cfg.InMemory {
+			if err = p.carryOver(ctx, st); err != nil {
+				_ = discard(st)
+				if ctx.Err() != nil {
+					return ctx.Err() // the projection set aside stays, for the next start
+				}
+				// The new store failed (a disk that refuses the write): the
+				// log is folded without the carry-over, as before it, rather
+				// than not at all.
+				p.log.Warn("projector: the new projection refused the old one's live entities; folding the log without them: those whose operations have all left the log are lost",
+					"dir", p.cfg.Dir, "err", err)
+				for _, dir := range []string{asideDir(p.cfg.Dir), p.cfg.Dir} {
+					if err := os.RemoveAll(dir); err != nil {
+						return fmt.Errorf("projector: rebuild: remove %s: %w", dir, err)
+					}
+				}
+				if attempt > 0 {
+					return fmt.Errorf("projector: a new projection: %w", err)
+				}
+				continue
+			}
+		}
 		switch {
 		case err == nil && why == "":
 			p.storeMu.Lock()
@@ -289,7 +342,7 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 			return fmt.Errorf("projector: %w", err)
 		case err != nil:
 			p.heal.rebuilds.Add(1)
-			p.log.Error("projector: THE PROJECTION IS CORRUPT; deleting it and folding it again from the log", "dir", p.cfg.Dir, "err", err)
+			p.log.Error("projector: THE PROJECTION IS CORRUPT; folding it again from the log", "dir", p.cfg.Dir, "err", err)
 		case attempt > 0:
 			return fmt.Errorf("projector: a new projection %s", why)
 		default:
@@ -298,6 +351,141 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 		}
 		fresh = true
 	}
+}
+
+// asideDir is where a rebuild keeps the projection it replaces until its
+// live entities are carried over; spentDir where it moves it once they
+// are, to delete it. Both are beside the projection's directory (a rename
+// within one file system), under names no projection slot takes.
+func asideDir(dir string) string { return dir + ".aside" }
+func spentDir(dir string) string { return dir + ".spent" }
+
+// moveAside moves the projection's directory to asideDir, unless a rebuild
+// that stopped before its carry-over committed left one there: that one
+// is the projection to carry from, and the directory holds what the
+// stopped rebuild wrote, which is deleted. A directory that cannot be
+// renamed (a mount point) is deleted, as before the carry-over.
+func (p *Projector) moveAside() error {
+	dir, aside := p.cfg.Dir, asideDir(p.cfg.Dir)
+	switch _, err := os.Stat(aside); {
+	case err == nil:
+		return os.RemoveAll(dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	err := os.Rename(dir, aside)
+	switch {
+	case err == nil:
+		return syncDir(filepath.Dir(dir)) // the rename outlives a crash before the new store's first write
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	}
+	p.log.Warn("projector: the projection cannot be set aside; deleting it: its live entities whose operations have all left the log are lost",
+		"dir", dir, "err", err)
+	return os.RemoveAll(dir)
+}
+
+// syncDir makes the renames within dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}
+
+// carryOver copies into st, the new (empty) store of a rebuild, every
+// live entity of the projection set aside whose operations have all left
+// PUSHGO_OPS (store.CarryLive), then deletes that projection. An error is
+// st's (or ctx's): the projection set aside is kept, so a rebuild done
+// again carries from it.
+//
+// It carries nothing, and says what may be lost, when the projection set
+// aside cannot be read (corrupt, or of a layout whose snapshots this
+// version does not decode) or is of another PUSHGO_OPS (one created
+// again since: its sequences are not this log's). Its snapshots whose
+// LastSeq is below the log's first sequence are the state of their
+// entities after every operation below it, which the log and the
+// projection agree on even when the projection folded past the log's last
+// sequence (a broker restored from a backup): an operation the restored
+// log lost is past its last sequence, so the snapshot of an entity it
+// changed is not carried (Carried.PastLog; folded from the log's
+// operations of it, or lost when it has none). A projection that had not
+// folded up to the log's first sequence (stopped longer than a
+// retention) carries its entities as it holds them, as it would have
+// gone on with them.
+func (p *Projector) carryOver(ctx context.Context, st *store.Store) error {
+	aside := asideDir(p.cfg.Dir)
+	if _, err := os.Stat(aside); errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing set aside: a new projection
+	}
+	bounds := p.logBounds[streamIndex(streams.Ops)]
+	first, last := bounds[0], bounds[1]
+	lost := func(why string, args ...any) {
+		p.log.Warn("projector: the rebuild carries none of the old projection's live entities over ("+why+"): those whose operations have all left "+streams.Ops+" are lost",
+			append([]any{"aside", aside, "log_first_seq", first}, args...)...)
+	}
+	if first > 1 { // else no operation has left the log, and every entity is folded from it
+		if err := p.carryFrom(ctx, st, aside, first, last, lost); err != nil {
+			return err
+		}
+	}
+	spent := spentDir(p.cfg.Dir)
+	if err := os.Rename(aside, spent); err != nil {
+		return fmt.Errorf("rename %s: %w", aside, err)
+	}
+	if err := syncDir(filepath.Dir(spent)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(spent); err != nil {
+		p.log.Warn("projector: the old projection is not deleted; deleted at the next start", "dir", spent, "err", err)
+	}
+	return nil
+}
+
+// carryFrom is carryOver's copy from the projection in aside, a store it
+// opens for the copy only (a small block cache, no caches of its own).
+func (p *Projector) carryFrom(ctx context.Context, st *store.Store, aside string, first, last uint64, lost func(string, ...any)) error {
+	old, err := store.Open(aside, store.Options{Logger: p.cfg.Logger, BlockCacheBytes: 8 << 20, CachedSnapshots: 1,
+		SnapshotFilterKeys: -1, SelectionCacheBytes: -1})
+	if err != nil {
+		lost("it cannot be opened", "err", err)
+		return nil
+	}
+	defer func() { _ = discard(old) }()
+	switch created, err := old.LogCreated(streams.Ops); {
+	case err != nil:
+		lost("it cannot be read", "err", err)
+		return nil
+	case created != p.logsCreated[streams.Ops].UnixNano():
+		lost("it was folded from a "+streams.Ops+" created again since", "folded", time.Unix(0, created).UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+	start := time.Now()
+	c, err := st.CarryLive(ctx, old, first, last)
+	var src *store.CarrySourceError
+	switch {
+	case errors.Is(err, store.ErrCarryLayout):
+		lost("its snapshots are of a layout this version does not read")
+		return nil
+	case errors.As(err, &src):
+		p.log.Warn("projector: the old projection could not be read to its end: the rest of its live entities whose operations have all left "+streams.Ops+" are lost",
+			"aside", aside, "err", err, "events", c.Events, "things", c.Things)
+	case err != nil:
+		return err
+	}
+	p.log.Info("projector: carried the old projection's live entities whose operations have all left the log over",
+		"events", c.Events, "things", c.Things, "log_first_seq", first, "took", time.Since(start).Round(time.Millisecond))
+	if c.Undecodable > 0 {
+		p.log.Warn("projector: snapshots of the old projection that do not decode are not carried over: lost if their operations have all left the log",
+			"snapshots", c.Undecodable)
+	}
+	if c.PastLog > 0 {
+		p.log.Warn("projector: entities the old projection holds as changed by operations the log does not have (past its last sequence) are not carried over: those with no operation left in the log are lost",
+			"entities", c.PastLog, "log_last_seq", last)
+	}
+	return nil
 }
 
 // tryOpen opens the store and reads its positions. why is not empty when
@@ -390,6 +578,15 @@ func (p *Projector) readLogs(ctx context.Context) error {
 // after them, the fold would wait for the new log to reach them and never
 // fold what it holds below (a thing created then answered 404 for good),
 // while the projection kept entities and history the log no longer has.
+//
+// Folded again from a log that has lost operations to its retention, a
+// projection ahead of it keeps its live entities whose operations have
+// all left the log (carryOver): their snapshots are below the log's first
+// sequence, on which the log restored and the projection agree, so no
+// operation the log lost is in them; an entity the lost operations
+// changed is folded from what the log has of it, and lost when it has
+// nothing. Before the carry-over the projector refused to start then (every
+// such entity would have been lost), and waited for the operator.
 func (p *Projector) sameLogs(st *store.Store, applied [len(foldedStreams)]uint64) (why string, attrs []any, err error) {
 	for i, stream := range foldedStreams {
 		created := p.logsCreated[stream] // readLogs reads every one
@@ -407,18 +604,13 @@ func (p *Projector) sameLogs(st *store.Store, applied [len(foldedStreams)]uint64
 				stream, time.Unix(0, folded).UTC().Format(time.RFC3339Nano), created.UTC().Format(time.RFC3339Nano)), nil, nil
 		}
 		if last := p.logBounds[streamIndex(stream)][1]; applied[i] > last {
-			why := fmt.Sprintf("the projection folded %s up to sequence %d, past the stream's last sequence %d: it is a projection of another log (a broker restored from a backup, or its last moments lost in a crash)",
-				stream, applied[i], last)
-			if first := p.logBounds[streamIndex(streams.Ops)][0]; first > 1 {
-				// Folded again from a log that has lost operations, the
-				// projection would lose every entity whose operations
-				// all aged out (a Thing not updated for a retention, an
-				// incident open as long): not done without the operator.
-				return "", nil, fmt.Errorf("%s, and %s has lost its operations before sequence %d (its retention): folded again from it, the projection would lose every entity whose operations have all aged out. "+
-					"Start once with PUSHGO_REBUILD=true to fold it again all the same (those entities are lost), or put back the projection saved with the broker's backup",
-					why, streams.Ops, first)
-			}
-			return why, []any{"stream", stream, "applied", applied[i], "last_seq", last}, nil
+			// Folded again from a log that has lost operations to its
+			// retention, the projection keeps its live entities whose
+			// operations all left the log (carryOver): those are below the
+			// log's first sequence, so no operation the log lost (past its
+			// last) is in them.
+			return fmt.Sprintf("the projection folded %s up to sequence %d, past the stream's last sequence %d: it is a projection of another log (a broker restored from a backup, or its last moments lost in a crash)",
+				stream, applied[i], last), []any{"stream", stream, "applied", applied[i], "last_seq", last}, nil
 		}
 	}
 	return "", nil, nil

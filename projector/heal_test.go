@@ -3,7 +3,9 @@ package projector_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -586,14 +588,18 @@ func (l *lockedLog) String() string {
 	return l.b.String()
 }
 
-// TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself: a projection
-// folded past the log's last sequence (a broker restored from a backup)
-// is of another log, but when the log has lost operations to its
-// retention, folding it again would lose every entity whose operations
-// have all aged out: the projector does not start, and says what to do
-// (PUSHGO_REBUILD); with Rebuild it folds the log again. Before, it
-// rebuilt by itself, and those entities were gone without a word.
-func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
+// TestAProjectionAheadOfATrimmedLogIsRebuiltWithItsAgedEntities: a
+// projection folded past the log's last sequence (a broker restored from
+// a backup) is of another log; when the log has lost operations to its
+// retention, the projector folds it again by itself all the same, and
+// carries over the live entities whose operations have all aged out: a
+// Thing not updated since is kept as it was, while one the operations
+// lost with the restore changed is not carried (its snapshot names them)
+// and, with nothing of it in the log, is lost, which the log says.
+// Before, the projector refused to start (folded again, the projection
+// lost every such entity) until started with PUSHGO_REBUILD, which lost
+// them.
+func TestAProjectionAheadOfATrimmedLogIsRebuiltWithItsAgedEntities(t *testing.T) {
 	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	ctx := context.Background()
 	brokerDir, backup, dir := t.TempDir(), filepath.Join(t.TempDir(), "broker"), t.TempDir()
@@ -603,6 +609,11 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 		env := envelope(t, ops.Envelope{V: 1, Op: ops.MessageCreate, ChannelID: ch, OpID: "op-" + id, EntityID: id, AcceptedAt: 1713750000007, Payload: payload}, nil)
 		return publish(t, js, streams.OpSubject(ch, ops.KindMessage, id), env)
 	}
+	thing := func(js jetstream.JetStream, op ops.Name, id, title string) uint64 {
+		env := envelope(t, ops.Envelope{V: 1, Op: op, ChannelID: ch, OpID: "op-" + id + "-" + strings.ReplaceAll(string(op), ".", "-"), EntityID: id, AcceptedAt: 1713750000007},
+			ops.ThingPayload{ThingID: id, Title: title, ObservedAt: 1713750000000, Attrs: []byte(`{"n":1}`)})
+		return publish(t, js, streams.OpSubject(ch, ops.KindThing, id), env)
+	}
 
 	nc, js := open()
 	so := streams.DefaultOptions()
@@ -611,17 +622,20 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, nc, projector.Config{Dir: dir})
-	waitFolded(t, p, message(js, "m1"))
+	thing(js, ops.ThingCreate, "kept", "NAS")
+	thing(js, ops.ThingCreate, "changed", "router")
+	m1 := message(js, "m1")
+	waitFolded(t, p, m1)
 	stream, err := js.Stream(ctx, streams.Ops)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for { // m1 ages out: the log has lost operations
+	for { // the Things and m1 age out: the log has lost operations
 		info, err := stream.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.State.FirstSeq > 1 {
+		if info.State.FirstSeq > m1 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -636,7 +650,11 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 
 	nc, js = open()
 	p = start(t, nc, projector.Config{Dir: dir})
-	waitFolded(t, p, message(js, "m2")) // lost with the restore
+	changed := thing(js, ops.ThingUpdate, "changed", "router 2") // lost with the restore
+	waitFolded(t, p, message(js, "m2"))                          // lost with the restore
+	if snap, err := p.Store().Snapshot(ops.KindThing, ch, "changed"); err != nil || !strings.Contains(string(snap), fmt.Sprintf(`"last_seq":%d`, changed)) {
+		t.Fatalf("the update to be lost with the restore was not folded: %s %v", snap, err)
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -649,12 +667,118 @@ func TestAProjectionAheadOfATrimmedLogIsNotFoldedAgainByItself(t *testing.T) {
 	}
 
 	nc, js = open()
-	if p, err := projector.Start(ctx, nc, projector.Config{Dir: dir}); err == nil {
-		_ = p.Close()
-		t.Fatalf("the projector started ahead of a trimmed log (rebuilds %d)", p.Rebuilds())
-	} else if !strings.Contains(err.Error(), "PUSHGO_REBUILD") {
-		t.Fatalf("the refusal does not say what to do: %v", err)
+	var logs lockedLog
+	p = start(t, nc, projector.Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if p.Rebuilds() != 1 {
+		t.Errorf("rebuilds at start ahead of a trimmed log: %d, want 1", p.Rebuilds())
 	}
-	p = start(t, nc, projector.Config{Dir: dir, Rebuild: true})
 	waitFolded(t, p, message(js, "m3")) // folded: the projection is the restored log's
+	for id, want := range map[string]bool{"kept": true, "changed": false} {
+		snap, err := p.Store().Snapshot(ops.KindThing, ch, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (snap != nil) != want {
+			t.Errorf("Thing %s after the rebuild: %s, want kept %v", id, snap, want)
+		}
+	}
+	if want := "entities=1"; !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), "not carried over") {
+		t.Errorf("no warning of the entity changed by the lost operations (%q):\n%s", want, logs.String())
+	}
+}
+
+// TestARebuildStoppedBeforeItsCarryOverIsDoneAgain: a rebuild that
+// stopped (a crash, a kill) after it set the old projection aside and
+// before its carry-over committed left the old projection aside and a
+// partial new one in its place. The next start, even without Rebuild,
+// rebuilds again from the one set aside, so the live entities whose
+// operations have all left the log are not lost, and deletes it then; a
+// projection set aside whose carry-over had committed (a crash while it
+// was deleted) is deleted at the next start. Before, the partial new
+// projection was opened as it was: without them.
+func TestARebuildStoppedBeforeItsCarryOverIsDoneAgain(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	o := streams.DefaultOptions()
+	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
+	br := brokertest.Start(t, brokertest.Streams(o))
+	nc, js := br.NC, br.JS
+	dir := filepath.Join(t.TempDir(), "projection")
+	p := start(t, nc, projector.Config{Dir: dir})
+	publish(t, js, streams.OpSubject(ch, ops.KindThing, "nas"), envelope(t,
+		ops.Envelope{V: 1, Op: ops.ThingCreate, ChannelID: ch, OpID: "op-nas", EntityID: "nas", AcceptedAt: 1713750000007},
+		ops.ThingPayload{ThingID: "nas", Title: "NAS", ObservedAt: 1713750000000, Attrs: []byte(`{"type":"HOST"}`)}))
+	last := publish(t, js, streams.OpSubject(ch, ops.KindEvent, "disk"), envelope(t,
+		ops.Envelope{V: 1, Op: ops.EventCreate, ChannelID: ch, OpID: "op-disk", EntityID: "disk", AcceptedAt: 1713750000008},
+		ops.EventPayload{EventID: "disk", Title: "disk filling", Status: "firing", Message: "72%", Severity: "high", EventTime: 1713750000000, ThingID: "nas"}))
+	waitFolded(t, p, last)
+	stream, err := js.Stream(context.Background(), streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.FirstSeq > last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log still starts at %d, want after %d", info.State.FirstSeq, last)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	kept := func(p *projector.Projector) {
+		t.Helper()
+		for _, x := range []struct {
+			kind ops.Kind
+			id   string
+		}{{ops.KindThing, "nas"}, {ops.KindEvent, "disk"}} {
+			if snap, err := p.Store().Snapshot(x.kind, ch, x.id); err != nil || snap == nil {
+				t.Fatalf("%s %s lost: %v", x.kind, x.id, err)
+			}
+		}
+	}
+
+	// The rebuild stopped: the old projection aside, a new one begun.
+	if err := os.Rename(dir, dir+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	partial, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := partial.LayoutCurrent(); err != nil {
+		t.Fatal(err)
+	}
+	if err := partial.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p = start(t, nc, projector.Config{Dir: dir})
+	kept(p)
+	if _, err := os.Stat(dir + ".aside"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the projection set aside is still there once carried over: %v", err)
+	}
+	update := publish(t, js, streams.OpSubject(ch, ops.KindThing, "nas"), envelope(t,
+		ops.Envelope{V: 1, Op: ops.ThingUpdate, ChannelID: ch, OpID: "op-nas-2", EntityID: "nas", AcceptedAt: 1713750001007},
+		ops.ThingPayload{ThingID: "nas", ObservedAt: 1713750001000, Attrs: []byte(`{"disk":0.9}`)}))
+	waitFolded(t, p, update)
+	if snap, err := p.Store().Snapshot(ops.KindThing, ch, "nas"); err != nil || !strings.Contains(string(snap), `"version":2`) {
+		t.Fatalf("the carried Thing after an update: %s %v", snap, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A carry-over committed, its old projection not yet deleted.
+	if err := os.MkdirAll(filepath.Join(dir+".spent", "junk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p = start(t, nc, projector.Config{Dir: dir})
+	kept(p)
+	if _, err := os.Stat(dir + ".spent"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a spent projection is still there after a start: %v", err)
+	}
 }

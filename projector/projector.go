@@ -29,8 +29,9 @@ type Config struct {
 	Dir string
 	// InMemory keeps the projection in memory: every start is a rebuild.
 	InMemory bool
-	// Rebuild deletes Dir before opening: the projection is folded again
-	// from the first retained operation.
+	// Rebuild folds the projection in Dir again from the first retained
+	// operation, onto the live entities whose operations have all left
+	// the log, carried over from the projection it replaces (openStore).
 	Rebuild bool
 	// BatchSize is the most operations committed at once (one Pebble
 	// batch, with the applied sequence). Default 10,000.

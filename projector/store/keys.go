@@ -38,8 +38,9 @@ import (
 // store folded before them lacks those of the entities that were already
 // final, and IndexFinal writes them once, in place, from the state indexes
 // (it marks m 0 final when done; a new store is marked at once). A layout
-// change would fold the log again and lose every entity whose operations
-// have all aged out of it.
+// change folds the log again: it keeps the live entities whose operations
+// have all aged out only as far as it can read the old store's snapshots
+// (CarryLive, carryLayout), and has only the retained part of the others.
 //
 // F serves the retention's prune of final entities (prunefinal.go): an
 // entity's F key is its snapshot's LastSeq, as long as the snapshot is

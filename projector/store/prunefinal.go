@@ -19,8 +19,9 @@ import (
 // fold, and its snapshot and index keys would stay for ever: at
 // integration volumes (every Dynatrace info event and every alert
 // occurrence ends CLOSED) they filled the disk while the log stayed
-// bounded, and a disk that refuses a write makes the projector rebuild,
-// which loses every entity whose operations have all aged out.
+// bounded, and a disk that refuses a write makes the projector rebuild
+// (which, before the carry-over, lost every entity whose operations had
+// all aged out: carry.go).
 // PruneFinal deletes them through the F index (keys.go), which holds
 // each final entity under the sequence that made it final, so a pass
 // reads only what is due. Live entities (ONGOING events, active or

@@ -473,8 +473,10 @@ func (s *Store) abandon() error {
 // layout lacks indexes this code reads (or has ones it no longer
 // maintains) and must be folded again. Bump it with every change to keys.go
 // that a store folded before cannot be brought to in place (keys.go says
-// which keys need none, and how such a store gets them): a refold loses
-// every entity whose operations have all aged out of the log.
+// which keys need none, and how such a store gets them): a refold keeps
+// the live entities whose operations have all aged out of the log only
+// when it reads the old snapshots (carryLayout), and has only the
+// retained part of the others.
 // 3: the op_id index of /send_status (O keys). 4: delivery summaries in
 // the counts (x), outcome keys (d) by sequence, the send-status index by
 // sequence (s keys) that pruning reads. 5: snapshots in their binary form
