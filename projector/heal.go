@@ -303,6 +303,7 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 			return fmt.Errorf("projector: %w", err)
 		}
 	}
+	droppedAside := false
 	for attempt := 0; ; attempt++ {
 		if fresh && !p.cfg.InMemory {
 			if err := p.moveAside(); err != nil {
@@ -310,6 +311,23 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 			}
 		}
 		st, why, attrs, err := p.tryOpen(ctx)
+		if err != nil && fresh && !p.cfg.InMemory && !droppedAside && ctx.Err() == nil {
+			if _, serr := os.Stat(asideDir(p.cfg.Dir)); serr == nil {
+				// The new store cannot be opened beside the old one (a
+				// disk too full for both): the old one goes, and the log
+				// is folded without its entities, as before the carry-over,
+				// rather than a start that fails for good.
+				p.log.Warn("projector: the new projection cannot be opened beside the old one; deleting the old one and folding the log without it: its live entities whose operations have all left the log are lost",
+					"dir", p.cfg.Dir, "err", err)
+				for _, dir := range []string{asideDir(p.cfg.Dir), p.cfg.Dir} {
+					if err := os.RemoveAll(dir); err != nil {
+						return fmt.Errorf("projector: rebuild: remove %s: %w", dir, err)
+					}
+				}
+				droppedAside = true
+				continue
+			}
+		}
 		if err == nil && why == "" && fresh && !p.cfg.InMemory {
 			if err = p.carryOver(ctx, st); err != nil {
 				_ = discard(st)
@@ -326,10 +344,7 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 						return fmt.Errorf("projector: rebuild: remove %s: %w", dir, err)
 					}
 				}
-				if attempt > 0 {
-					return fmt.Errorf("projector: a new projection: %w", err)
-				}
-				continue
+				continue // a new store, with nothing set aside to carry
 			}
 		}
 		switch {
@@ -431,12 +446,17 @@ func (p *Projector) carryOver(ctx context.Context, st *store.Store) error {
 			return err
 		}
 	}
+	// The carry-over is committed and flushed: what is left cannot lose
+	// it. A projection set aside that cannot be moved or deleted now only
+	// makes the next start rebuild again from it (nothing lost); it is
+	// not the new store's failure.
 	spent := spentDir(p.cfg.Dir)
 	if err := os.Rename(aside, spent); err != nil {
-		return fmt.Errorf("rename %s: %w", aside, err)
+		p.log.Warn("projector: the old projection is not moved out of the way; the next start rebuilds again from it", "aside", aside, "err", err)
+		return nil
 	}
 	if err := syncDir(filepath.Dir(spent)); err != nil {
-		return err
+		p.log.Warn("projector: the old projection's move is not synced", "dir", spent, "err", err)
 	}
 	if err := os.RemoveAll(spent); err != nil {
 		p.log.Warn("projector: the old projection is not deleted; deleted at the next start", "dir", spent, "err", err)
@@ -458,7 +478,10 @@ func (p *Projector) carryFrom(ctx context.Context, st *store.Store, aside string
 	case err != nil:
 		lost("it cannot be read", "err", err)
 		return nil
-	case created != p.logsCreated[streams.Ops].UnixNano():
+	case created != 0 && created != p.logsCreated[streams.Ops].UnixNano():
+		// (0: a projection that never recorded it, folded by a version
+		// before the record or never opened since by one that writes it,
+		// as sameLogs takes it.)
 		lost("it was folded from a "+streams.Ops+" created again since", "folded", time.Unix(0, created).UTC().Format(time.RFC3339Nano))
 		return nil
 	}

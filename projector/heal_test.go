@@ -695,7 +695,9 @@ func TestAProjectionAheadOfATrimmedLogIsRebuiltWithItsAgedEntities(t *testing.T)
 // operations have all left the log are not lost, and deletes it then; a
 // projection set aside whose carry-over had committed (a crash while it
 // was deleted) is deleted at the next start. Before, the partial new
-// projection was opened as it was: without them.
+// projection was opened as it was: without them. The old projection here
+// never recorded its log's creation (a version before the record): it is
+// carried from all the same (a first version took it for another log's).
 func TestARebuildStoppedBeforeItsCarryOverIsDoneAgain(t *testing.T) {
 	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	o := streams.DefaultOptions()
@@ -742,6 +744,18 @@ func TestARebuildStoppedBeforeItsCarryOverIsDoneAgain(t *testing.T) {
 		}
 	}
 
+	// The old projection never recorded its log's creation (folded by a
+	// version before the record): it is still carried from.
+	old, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.SetLogCreated(streams.Ops, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// The rebuild stopped: the old projection aside, a new one begun.
 	if err := os.Rename(dir, dir+".aside"); err != nil {
 		t.Fatal(err)

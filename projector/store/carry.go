@@ -93,14 +93,20 @@ func (s *Store) CarryLive(ctx context.Context, old *Store, first, last uint64) (
 		return c, ErrCarryLayout
 	}
 	var src *CarrySourceError
+	var srcErr error
 	for _, kind := range [...]ops.Kind{ops.KindEvent, ops.KindThing} {
-		if err = s.carryKind(ctx, old, kind, first, last, &c); err != nil && !errors.As(err, &src) {
-			return c, err
-		}
-		if err != nil {
-			break // what was carried is kept
+		// A read error in one kind's pass (a corrupt table) leaves the
+		// other's to try: each reads with an iterator of its own.
+		if err := s.carryKind(ctx, old, kind, first, last, &c); err != nil {
+			if !errors.As(err, &src) {
+				return c, err
+			}
+			if srcErr == nil {
+				srcErr = err
+			}
 		}
 	}
+	err = srcErr
 	if c.Events+c.Things > 0 {
 		// The store's commits are not synced (the log is the source of
 		// truth, but not of these): flushed, they outlive a crash of the
