@@ -543,6 +543,28 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 	}
 }
 
+// waitLogStartsAfter waits until PUSHGO_OPS's first sequence is past seq:
+// every operation up to it has aged out of the log.
+func waitLogStartsAfter(t *testing.T, js jetstream.JetStream, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, streams.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatalf("the log still starts at or before %d: %v", seq, err)
+		}
+		if info.State.FirstSeq > seq {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // brokerOver returns open, which starts an embedded broker over dir (a
 // data directory a test may back up and restore between starts) and
 // connects to it, and where the last one open started is (to shut it
@@ -626,20 +648,7 @@ func TestAProjectionAheadOfATrimmedLogIsRebuiltWithItsAgedEntities(t *testing.T)
 	thing(js, ops.ThingCreate, "changed", "router")
 	m1 := message(js, "m1")
 	waitFolded(t, p, m1)
-	stream, err := js.Stream(ctx, streams.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for { // the Things and m1 age out: the log has lost operations
-		info, err := stream.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.FirstSeq > m1 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitLogStartsAfter(t, js, m1)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -713,22 +722,7 @@ func TestARebuildStoppedBeforeItsCarryOverIsDoneAgain(t *testing.T) {
 		ops.Envelope{V: 1, Op: ops.EventCreate, ChannelID: ch, OpID: "op-disk", EntityID: "disk", AcceptedAt: 1713750000008},
 		ops.EventPayload{EventID: "disk", Title: "disk filling", Status: "firing", Message: "72%", Severity: "high", EventTime: 1713750000000, ThingID: "nas"}))
 	waitFolded(t, p, last)
-	stream, err := js.Stream(context.Background(), streams.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		info, err := stream.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.FirstSeq > last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log still starts at %d, want after %d", info.State.FirstSeq, last)
-		}
-	}
+	waitLogStartsAfter(t, js, last)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

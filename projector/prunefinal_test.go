@@ -2,7 +2,6 @@ package projector_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,22 +56,7 @@ func TestPrunedProjectionEqualsARebuildOfTheTrimmedLog(t *testing.T) {
 	waitApplied(t, unpruned, last)
 
 	// The retention takes every operation so far out of the log.
-	s, err := js.Stream(context.Background(), streams.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		info, err := s.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.FirstSeq > last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log still starts at %d, want after %d", info.State.FirstSeq, last)
-		}
-	}
+	waitLogStartsAfter(t, js, last)
 	for i := range 5 {
 		for _, x := range []struct {
 			kind ops.Kind
@@ -198,22 +182,7 @@ func TestACarriedOverRebuildEqualsTheLiveProjection(t *testing.T) {
 	}
 	last := op(ops.MessageCreate, "old-msg", ops.MessagePayload{MessageID: "old-msg", Title: "bye", Severity: "low", OccurredAt: at})
 	waitApplied(t, live, last)
-	s, err := js.Stream(context.Background(), streams.Ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		info, err := s.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.FirstSeq > last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log still starts at %d, want after %d", info.State.FirstSeq, last)
-		}
-	}
+	waitLogStartsAfter(t, js, last)
 	for _, x := range final {
 		waitGone(t, live, x.kind, ch, x.id)
 	}

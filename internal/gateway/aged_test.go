@@ -24,14 +24,7 @@ import (
 // closed (and Alertmanager's repeats opened a new one each retention), and
 // a message could not link to the Thing.
 func TestEntitiesOlderThanTheRetentionStayWritable(t *testing.T) {
-	cfg := Defaults()
-	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
-	cfg.Retention, cfg.DedupWindow = 2*time.Second, time.Second
-	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	g := startShortRetention(t)
 	base := "http://" + g.Addr()
 	s, _, m := post(t, base, "/channel/create", `{"channel_name":"old","password":"correct-horse"}`)
 	ch := data(t, s, m)["channel_id"].(string)
@@ -120,14 +113,7 @@ func TestEntitiesOlderThanTheRetentionStayWritable(t *testing.T) {
 // occurrence ends CLOSED) the projection outgrew the disk while the log
 // stayed bounded.
 func TestFinalEntitiesArePrunedWithTheirOperations(t *testing.T) {
-	cfg := Defaults()
-	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
-	cfg.Retention, cfg.DedupWindow = 2*time.Second, time.Second
-	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	g := startShortRetention(t)
 	base := "http://" + g.Addr()
 	s, _, m := post(t, base, "/channel/create", `{"channel_name":"pruned","password":"correct-horse"}`)
 	ch := data(t, s, m)["channel_id"].(string)
@@ -233,14 +219,7 @@ func waitNotFound(t *testing.T, base, path, body, code string) {
 // Before, the rebuild lost both: /thing/get answered 404 for an active
 // Thing, the incident could never be closed.
 func TestARebuildKeepsTheEntitiesOlderThanTheRetention(t *testing.T) {
-	cfg := Defaults()
-	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
-	cfg.Retention, cfg.DedupWindow = 2*time.Second, time.Second
-	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	g := startShortRetention(t)
 	base := "http://" + g.Addr()
 	s, _, m := post(t, base, "/channel/create", `{"channel_name":"rebuilt","password":"correct-horse"}`)
 	ch := data(t, s, m)["channel_id"].(string)
@@ -318,6 +297,22 @@ func TestAlertmanagerAlertFiringLongerThanTheRetention(t *testing.T) {
 	if open := it.events("ONGOING"); len(open) != 0 {
 		t.Fatalf("events left open after the resolve: %v", open)
 	}
+}
+
+// startShortRetention starts an all-in-one gateway whose log keeps its
+// operations two seconds (PUSHGO_RETENTION), for tests of what happens
+// once they have aged out.
+func startShortRetention(t *testing.T) *Gateway {
+	t.Helper()
+	cfg := Defaults()
+	cfg.DataDir, cfg.NATSListen, cfg.HTTPAddr = t.TempDir(), "off", "127.0.0.1:0"
+	cfg.Retention, cfg.DedupWindow = 2*time.Second, time.Second
+	g, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	return g
 }
 
 // restart stops g and starts it again with its configuration: a month

@@ -150,12 +150,21 @@ func (s *Store) raiseFinalBelow(first uint64) {
 // were final then: IndexFinal finds those.
 func (s *Store) PruneFinal(ctx context.Context, first uint64) (int, error) {
 	s.raiseFinalBelow(first)
+	return s.pruneChunks(ctx, first, finalPrefix, func(from []byte) ([]finalEntity, []byte, error) {
+		return s.finalChunk(from, finalSeqPrefix(first))
+	})
+}
+
+// pruneChunks decides (pruneFinalEntities) the chunks read returns, from
+// from on, until none is left or ctx ends between two; read returns a
+// chunk and where the next starts (nil: none).
+func (s *Store) pruneChunks(ctx context.Context, first uint64, from []byte, read func(from []byte) ([]finalEntity, []byte, error)) (int, error) {
 	n := 0
-	for from := finalPrefix; ; {
+	for {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		chunk, next, err := s.finalChunk(from, finalSeqPrefix(first))
+		chunk, next, err := read(from)
 		if err != nil {
 			return n, err
 		}
@@ -236,21 +245,9 @@ func (s *Store) IndexFinal(ctx context.Context, first uint64) (int, error) {
 // the entities of kind in the final state, a chunk at a time, each read
 // with an iterator of its own (as PruneFinal's).
 func (s *Store) indexFinal(ctx context.Context, kind ops.Kind, prefix, state string, first uint64) (int, error) {
-	n := 0
-	for from := key(prefix, ""); ; {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		chunk, next, err := s.stateChunk(kind, prefix, state, from)
-		if err != nil {
-			return n, err
-		}
-		m, err := s.pruneFinalEntities(chunk, first)
-		if n += m; err != nil || next == nil {
-			return n, err
-		}
-		from = next
-	}
+	return s.pruneChunks(ctx, first, key(prefix, ""), func(from []byte) ([]finalEntity, []byte, error) {
+		return s.stateChunk(kind, prefix, state, from)
+	})
 }
 
 // stateChunk reads up to pruneFinalChunk entities of kind in state from

@@ -178,12 +178,7 @@ func TestPruneFinalDeletesWhatIsDueAndReadsNothingElse(t *testing.T) {
 // pruneFinalChunk at a time, each chunk's deletions visible before the
 // next is read, so its memory is a chunk's however many are due.
 func TestPruneFinalCommitsInChunks(t *testing.T) {
-	s := open(t)
-	var ls []lifecycle
-	for i := range 10 {
-		ls = append(ls, lifecycle{id: fmt.Sprintf("ev%02d", i), kind: ops.KindEvent, seq: uint64(2*i + 1), end: uint64(2*i + 2)})
-	}
-	foldLifecycles(t, s, ls, 30)
+	s := tenClosedEvents(t)
 	defer func(n int) { pruneFinalChunk = n }(pruneFinalChunk)
 	pruneFinalChunk = 3
 	var left []int
@@ -397,12 +392,7 @@ func TestAnEventStartedAnewKeepsItsLinkWhenThePruneCommitsFirst(t *testing.T) {
 // deleted committed: a projector stopping, or rebuilding, does not wait
 // for a pass over millions of entities.
 func TestPruneFinalStopsBetweenChunks(t *testing.T) {
-	s := open(t)
-	var ls []lifecycle
-	for i := range 10 {
-		ls = append(ls, lifecycle{id: fmt.Sprintf("ev%02d", i), kind: ops.KindEvent, seq: uint64(2*i + 1), end: uint64(2*i + 2)})
-	}
-	foldLifecycles(t, s, ls, 30)
+	s := tenClosedEvents(t)
 	defer func(n int) { pruneFinalChunk = n }(pruneFinalChunk)
 	pruneFinalChunk = 3
 	ctx, stop := context.WithCancel(t.Context())
@@ -415,4 +405,17 @@ func TestPruneFinalStopsBetweenChunks(t *testing.T) {
 	if n, err := s.PruneFinal(t.Context(), 100); err != nil || n != 7 {
 		t.Fatalf("the next pass: %d deleted, %v; want the other 7", n, err)
 	}
+}
+
+// tenClosedEvents is a store of ten events closed at sequences 2 to 20,
+// folded to 30.
+func tenClosedEvents(t *testing.T) *Store {
+	t.Helper()
+	s := open(t)
+	var ls []lifecycle
+	for i := range 10 {
+		ls = append(ls, lifecycle{id: fmt.Sprintf("ev%02d", i), kind: ops.KindEvent, seq: uint64(2*i + 1), end: uint64(2*i + 2)})
+	}
+	foldLifecycles(t, s, ls, 30)
+	return s
 }
