@@ -464,6 +464,9 @@ func (p *Projector) carryOver(ctx context.Context, st *store.Store) error {
 	return nil
 }
 
+// carryPasses bounds the carry-over's passes after the first (carryFrom).
+const carryPasses = 8
+
 // carryFrom is carryOver's copy from the projection in aside, a store it
 // opens for the copy only (a small block cache, no caches of its own).
 func (p *Projector) carryFrom(ctx context.Context, st *store.Store, aside string, first, last uint64, lost func(string, ...any)) error {
@@ -486,7 +489,26 @@ func (p *Projector) carryFrom(ctx context.Context, st *store.Store, aside string
 		return nil
 	}
 	start := time.Now()
-	c, err := st.CarryLive(ctx, old, first, last)
+	c, err := st.CarryLive(ctx, old, 0, first, last)
+	// The log goes on losing operations while the carry runs (minutes for a
+	// large projection), and the fold begins at its first sequence then:
+	// the entities whose last operation left it meanwhile are carried by
+	// another pass, over the snapshots from the first sequence read before
+	// to the one now, until a pass ends with the log where it began.
+	for pass := 0; err == nil && pass < carryPasses; pass++ {
+		s, serr := p.js.Stream(ctx, streams.Ops)
+		if serr != nil {
+			break // the fold's own start finds the broker, or fails
+		}
+		now := s.CachedInfo().State.FirstSeq
+		if now <= first {
+			break
+		}
+		var more store.Carried
+		more, err = st.CarryLive(ctx, old, first, now, last)
+		c.Events, c.Things = c.Events+more.Events, c.Things+more.Things // (its Undecodable are the first pass's again)
+		first = now
+	}
 	var src *store.CarrySourceError
 	switch {
 	case errors.Is(err, store.ErrCarryLayout):

@@ -79,12 +79,15 @@ type Carried struct {
 // snapshots or carryChunkBytes of them, so its memory is bounded however
 // many there are; each commit sets s's applied sequence to 0 (the fold
 // starts at the log's first sequence), and flushes them to the disk at
-// the end. last is the log's last sequence (Carried.PastLog).
+// the end. last is the log's last sequence (Carried.PastLog). With from
+// above 0 it carries only the snapshots whose LastSeq is at least from
+// (and counts no PastLog): a pass after another, for the entities whose
+// last operation left the log while the one before ran.
 //
 // old must be a projection of the same log (the caller checks its
 // LogCreated). A failure to read old is a *CarrySourceError, and what
 // was committed stays; any other error is s's.
-func (s *Store) CarryLive(ctx context.Context, old *Store, first, last uint64) (c Carried, err error) {
+func (s *Store) CarryLive(ctx context.Context, old *Store, from, first, last uint64) (c Carried, err error) {
 	v, err := old.get(layoutKey)
 	if err != nil {
 		return c, &CarrySourceError{fmt.Errorf("layout version: %w", err)}
@@ -97,7 +100,7 @@ func (s *Store) CarryLive(ctx context.Context, old *Store, first, last uint64) (
 	for _, kind := range [...]ops.Kind{ops.KindEvent, ops.KindThing} {
 		// A read error in one kind's pass (a corrupt table) leaves the
 		// other's to try: each reads with an iterator of its own.
-		if err := s.carryKind(ctx, old, kind, first, last, &c); err != nil {
+		if err := s.carryKind(ctx, old, kind, from, first, last, &c); err != nil {
 			if !errors.As(err, &src) {
 				return c, err
 			}
@@ -122,7 +125,7 @@ func (s *Store) CarryLive(ctx context.Context, old *Store, first, last uint64) (
 // them with one iterator: old is a store no one writes, about to be
 // deleted, whose obsolete tables it could keep on the disk only as long
 // as the pass.
-func (s *Store) carryKind(ctx context.Context, old *Store, kind ops.Kind, first, last uint64, c *Carried) error {
+func (s *Store) carryKind(ctx context.Context, old *Store, kind ops.Kind, from, first, last uint64, c *Carried) error {
 	prefix := snapshotKey(kind, "", "")[:2] // e 0 or t 0
 	it, err := old.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
@@ -161,10 +164,10 @@ func (s *Store) carryKind(ctx context.Context, old *Store, kind ops.Kind, first,
 			}
 			live, seq, snap = t.State != ops.ThingDeleted, t.LastSeq, t
 		}
-		if seq > last {
+		if seq > last && from == 0 {
 			c.PastLog++
 		}
-		if !live || seq >= first {
+		if !live || seq >= first || seq < from {
 			continue
 		}
 		switch v := snap.(type) {

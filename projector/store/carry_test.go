@@ -44,7 +44,7 @@ func TestCarryLiveCopiesTheAgedLiveEntitiesInBoundedCommits(t *testing.T) {
 	if _, err := s.LayoutCurrent(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.CarryLive(context.Background(), old, 9, 20)
+	c, err := s.CarryLive(context.Background(), old, 0, 9, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestCarryLiveRefusesAnOlderLayout(t *testing.T) {
 	if err := old.apply(b); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := open(t).CarryLive(context.Background(), old, 9, 20); err != ErrCarryLayout {
+	if _, err := open(t).CarryLive(context.Background(), old, 0, 9, 20); err != ErrCarryLayout {
 		t.Fatalf("carry from layout %d: %v, want ErrCarryLayout", carryLayout-1, err)
 	}
 }
@@ -87,4 +87,35 @@ func entityKeyDump(t *testing.T, s *Store) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestCarryLiveFromCarriesOnlyWhatLeftTheLogSince: a pass after another
+// (from above 0: the log's first sequence when the pass before began)
+// carries only the live snapshots whose last operation is at or past
+// from and below the log's first sequence now: those that left the log
+// while the pass before ran, which it did not carry and the fold, starting
+// at the log's first sequence now, does not fold.
+func TestCarryLiveFromCarriesOnlyWhatLeftTheLogSince(t *testing.T) {
+	old := open(t)
+	if _, err := old.LayoutCurrent(); err != nil {
+		t.Fatal(err)
+	}
+	extra := []lifecycle{
+		{id: "ev-ongoing-old2", kind: ops.KindEvent, seq: 5},
+		{id: "th-active-old2", kind: ops.KindThing, seq: 6},
+	}
+	foldLifecycles(t, old, append(append([]lifecycle(nil), lifecycles...), extra...), 30)
+	s := open(t)
+	if _, err := s.LayoutCurrent(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.CarryLive(context.Background(), old, 5, 9, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ev-ongoing-old2 (5), th-active-old2 (6), th-active-old (8); not
+	// ev-ongoing-old (3, the pass before's), th-archived-old (9, still in the log).
+	if c != (Carried{Events: 1, Things: 2}) {
+		t.Errorf("carried %+v, want 1 event and 2 things", c)
+	}
 }
