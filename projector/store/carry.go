@@ -114,8 +114,17 @@ func (s *Store) CarryLive(ctx context.Context, old *Store, from, first, last uin
 		// The store's commits are not synced (the log is the source of
 		// truth, but not of these): flushed, they outlive a crash of the
 		// machine once old is deleted.
-		if err := s.db.Flush(); err != nil {
+		// Pebble retries a failed flush without end, and Flush waits for
+		// it: bounded by ctx (the projector stopping), the rebuild is
+		// done again from the projection set aside.
+		flushed, err := s.db.AsyncFlush()
+		if err != nil {
 			return c, fmt.Errorf("flush the carried snapshots: %w", err)
+		}
+		select {
+		case <-flushed:
+		case <-ctx.Done():
+			return c, ctx.Err()
 		}
 	}
 	return c, err
