@@ -468,9 +468,10 @@ func (p *Projector) carryOver(ctx context.Context, st *store.Store) error {
 const carryPasses = 8
 
 // carryFrom is carryOver's copy from the projection in aside, a store it
-// opens for the copy only (a small block cache, no caches of its own).
+// opens for the copy only, to read only (on a disk that may be full: Pebble
+// writes nothing to it; a small block cache, no caches of its own).
 func (p *Projector) carryFrom(ctx context.Context, st *store.Store, aside string, first, last uint64, lost func(string, ...any)) error {
-	old, err := store.Open(aside, store.Options{Logger: p.cfg.Logger, BlockCacheBytes: 8 << 20, CachedSnapshots: 1,
+	old, err := store.Open(aside, store.Options{ReadOnly: true, Logger: p.cfg.Logger, BlockCacheBytes: 8 << 20, CachedSnapshots: 1,
 		SnapshotFilterKeys: -1, SelectionCacheBytes: -1})
 	if err != nil {
 		lost("it cannot be opened", "err", err)

@@ -38,6 +38,11 @@ type Options struct {
 	// InMemory keeps the store in memory (tests, and replicas that accept
 	// a full rebuild on every start).
 	InMemory bool
+	// ReadOnly opens the store to read only (a rebuild's carry-over reads
+	// the projection it replaces): Pebble replays its log in memory and
+	// writes nothing, no flush, no compaction, on a disk that may be full;
+	// every write of the store fails.
+	ReadOnly bool
 	// Logger receives Pebble's messages. Default: discard.
 	Logger *slog.Logger
 	// CachedSnapshots bounds the decoded-snapshot cache that NewBatch's
@@ -314,6 +319,7 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 			_ = s.lock.Close()
 		}
 	}()
+	po.ReadOnly = opts.ReadOnly
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
