@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -789,4 +790,95 @@ func TestARebuildStoppedBeforeItsCarryOverIsDoneAgain(t *testing.T) {
 	if _, err := os.Stat(dir + ".spent"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a spent projection is still there after a start: %v", err)
 	}
+}
+
+// TestABrokerRestoredUnderARunningProjectorIsFoldedAgain: an external
+// broker whose data directory is restored from a backup while the
+// projector runs (it reconnects to the restored log) leaves the projection
+// past the log's end; the projector finds it at its next prune pass (not
+// only at its next start) and folds the projection again, so what is
+// appended after the restore is folded. Before, nothing appended at or
+// below the old position was ever folded until a restart.
+func TestABrokerRestoredUnderARunningProjectorIsFoldedAgain(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	ctx := context.Background()
+	brokerDir, backup, dir := t.TempDir(), filepath.Join(t.TempDir(), "broker"), t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	var e *broker.Embedded
+	up := func() {
+		t.Helper()
+		var err error
+		if e, err = broker.Start(broker.Config{Dir: brokerDir, Listen: addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up()
+	t.Cleanup(func() { e.Shutdown() })
+	nc, err := nats.Connect(e.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		mustNkey(t, e.CredentialsFile(broker.RoleAdmin)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provision.Ensure(ctx, js, streams.DefaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	thing := func(id string) uint64 {
+		return publish(t, js, streams.OpSubject(ch, ops.KindThing, id), envelope(t,
+			ops.Envelope{V: 1, Op: ops.ThingCreate, ChannelID: ch, OpID: "op-" + id, EntityID: id, AcceptedAt: 1713750000007},
+			ops.ThingPayload{ThingID: id, Title: id, ObservedAt: 1713750000000}))
+	}
+	p := start(t, nc, projector.Config{Dir: dir, PruneInterval: 50 * time.Millisecond})
+	waitFolded(t, p, thing("a"))
+	e.Shutdown()
+	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
+		t.Fatal(err)
+	}
+	up()
+	for _, id := range []string{"b", "c", "d"} { // lost with the restore
+		waitFolded(t, p, thing(id))
+	}
+	e.Shutdown()
+	if err := os.RemoveAll(brokerDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(brokerDir, os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	up()
+	for deadline := time.Now().Add(20 * time.Second); p.Rebuilds() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rebuild within 20 s of the restore: applied %d", p.Applied())
+		}
+	}
+	after := thing("after")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st := p.Store(); st != nil { // nil while the rebuild swaps it
+			if snap, err := st.Snapshot(ops.KindThing, ch, "after"); err == nil && snap != nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the thing appended after the restore (sequence %d) is not folded: applied %d", after, p.Applied())
+		}
+	}
+}
+
+// mustNkey is the nats option that signs with the nkey seed in file.
+func mustNkey(t *testing.T, file string) nats.Option {
+	t.Helper()
+	o, err := nats.NkeyOptionFromSeed(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

@@ -3,6 +3,7 @@ package projector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pushgo/gateway/schemas/streams"
@@ -41,8 +42,21 @@ func (p *Projector) prune(ctx context.Context) {
 // first prune a minute later. With backfill it also indexes, once, the
 // final entities of a projection folded before the final index.
 func (p *Projector) pruneOnce(ctx context.Context, backfill bool) {
+	// Read before the log's last sequence: everything folded by then was
+	// appended before it, so on the same log it is never past it.
+	applied := p.applied.Load()
 	s, err := p.js.Stream(ctx, streamName)
 	if err != nil {
+		return
+	}
+	if last := s.CachedInfo().State.LastSeq; applied > last {
+		// The broker's log is another, shorter one (its data directory
+		// restored from a backup while this projector ran, against an
+		// external broker): the start's check (sameLogs) would find it
+		// only at the next start, and until then nothing appended at or
+		// below applied would be folded. Folded again (with its aged
+		// live entities carried over), as at a start.
+		p.requestRebuild(fmt.Errorf("the projection folded %s up to sequence %d, past the stream's last sequence %d: the broker's log is another (restored from a backup?)", streamName, applied, last))
 		return
 	}
 	p.retention.Store(s.CachedInfo().Config.MaxAge.Milliseconds())
