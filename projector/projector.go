@@ -377,39 +377,19 @@ func (p *Projector) wake() {
 // it waits, the fold commits what it holds without waiting for more
 // (Config.MaxBatchDelay).
 func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
-	counted := false
-	for {
-		p.mu.Lock()
-		ch, end := p.notify, p.waitsEnd
-		p.mu.Unlock()
-		if p.applied.Load() >= seq {
-			return nil
-		}
-		if err := p.Err(); err != nil {
-			return err
-		}
-		if !counted {
-			counted = true
-			for a := p.awaited.Load(); a < seq && !p.awaited.CompareAndSwap(a, seq); a = p.awaited.Load() {
-			}
-			select {
-			case p.hurry <- struct{}{}:
-			default: // the fold has a call to hurry already
-			}
-			if p.cfg.LocalOps != nil {
-				// seq may be another process's append, which the feed
-				// never brings: the loop asks the stream soon.
-				p.cfg.LocalOps.Poke()
-			}
+	return p.waitFor(ctx, &p.applied, seq, func() {
+		for a := p.awaited.Load(); a < seq && !p.awaited.CompareAndSwap(a, seq); a = p.awaited.Load() {
 		}
 		select {
-		case <-ch:
-		case <-end: // nil while not serving: never
-			return errServingStopped
-		case <-ctx.Done():
-			return ctx.Err()
+		case p.hurry <- struct{}{}:
+		default: // the fold has a call to hurry already
 		}
-	}
+		if p.cfg.LocalOps != nil {
+			// seq may be another process's append, which the feed
+			// never brings: the loop asks the stream soon.
+			p.cfg.LocalOps.Poke()
+		}
+	})
 }
 
 // waitReceipts blocks until the receipts fold has committed seq (a
@@ -417,15 +397,27 @@ func (p *Projector) WaitApplied(ctx context.Context, seq uint64) error {
 // (errServingStopped), or the projector stops for good. The receipts fold
 // commits as soon as it has caught up (consume), so it needs no hurry.
 func (p *Projector) waitReceipts(ctx context.Context, seq uint64) error {
+	return p.waitFor(ctx, &p.receiptsApplied, seq, nil)
+}
+
+// waitFor blocks until position (a fold's committed sequence) reaches seq,
+// or ctx ends, serving stops (errServingStopped), or the projector stops
+// for good. hurry, when not nil, runs once, when the first look finds the
+// fold behind.
+func (p *Projector) waitFor(ctx context.Context, position *atomic.Uint64, seq uint64, hurry func()) error {
 	for {
 		p.mu.Lock()
 		ch, end := p.notify, p.waitsEnd
 		p.mu.Unlock()
-		if p.receiptsApplied.Load() >= seq {
+		if position.Load() >= seq {
 			return nil
 		}
 		if err := p.Err(); err != nil {
 			return err
+		}
+		if hurry != nil {
+			hurry()
+			hurry = nil
 		}
 		select {
 		case <-ch:

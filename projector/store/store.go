@@ -704,7 +704,7 @@ func (b *Batch) PutEvent(prev, next *fold.Event) error {
 	// again even to the same Thing: the prune (PruneFinal) may have deleted
 	// the closed event's keys, its link among them, between this batch's
 	// read of it and its commit.
-	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID || eventFinalKey(prev) != nil && eventFinalKey(next) == nil) {
+	if next.ThingID != "" && (prev == nil || prev.ThingID != next.ThingID || prev.State == ops.EventClosed && next.State != ops.EventClosed) {
 		_ = b.set(linkKey(next.ChannelID, next.ThingID, next.EventID), nil)
 	}
 	b.moveDeadline(prev, next)
