@@ -502,9 +502,7 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	(*b).Shutdown()
-	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
-		t.Fatal(err)
-	}
+	copyDir(t, brokerDir, backup) // backed up
 
 	nc, js = open()
 	p = start(t, nc, projector.Config{Dir: dir})
@@ -515,12 +513,7 @@ func TestAProjectionAheadOfItsLogIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	(*b).Shutdown()
-	if err := os.RemoveAll(brokerDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(brokerDir, os.DirFS(backup)); err != nil {
-		t.Fatal(err)
-	}
+	copyDir(t, backup, brokerDir) // the backup restored
 
 	nc, js = open()
 	var logs lockedLog
@@ -563,6 +556,18 @@ func waitLogStartsAfter(t *testing.T, js jetstream.JetStream, seq uint64) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// copyDir replaces the directory to with a copy of from (a broker's data
+// directory backed up, or restored).
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.RemoveAll(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -654,9 +659,7 @@ func TestAProjectionAheadOfATrimmedLogIsRebuiltWithItsAgedEntities(t *testing.T)
 		t.Fatal(err)
 	}
 	(*b).Shutdown()
-	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
-		t.Fatal(err)
-	}
+	copyDir(t, brokerDir, backup) // backed up
 
 	nc, js = open()
 	p = start(t, nc, projector.Config{Dir: dir})
@@ -669,12 +672,7 @@ func TestAProjectionAheadOfATrimmedLogIsRebuiltWithItsAgedEntities(t *testing.T)
 		t.Fatal(err)
 	}
 	(*b).Shutdown()
-	if err := os.RemoveAll(brokerDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(brokerDir, os.DirFS(backup)); err != nil {
-		t.Fatal(err)
-	}
+	copyDir(t, backup, brokerDir) // the backup restored
 
 	nc, js = open()
 	var logs lockedLog
@@ -840,20 +838,13 @@ func TestABrokerRestoredUnderARunningProjectorIsFoldedAgain(t *testing.T) {
 	p := start(t, nc, projector.Config{Dir: dir, PruneInterval: 50 * time.Millisecond})
 	waitFolded(t, p, thing("a"))
 	e.Shutdown()
-	if err := os.CopyFS(backup, os.DirFS(brokerDir)); err != nil {
-		t.Fatal(err)
-	}
+	copyDir(t, brokerDir, backup) // backed up
 	up()
 	for _, id := range []string{"b", "c", "d"} { // lost with the restore
 		waitFolded(t, p, thing(id))
 	}
 	e.Shutdown()
-	if err := os.RemoveAll(brokerDir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(brokerDir, os.DirFS(backup)); err != nil {
-		t.Fatal(err)
-	}
+	copyDir(t, backup, brokerDir) // the backup restored
 	up()
 	for deadline := time.Now().Add(20 * time.Second); p.Rebuilds() == 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

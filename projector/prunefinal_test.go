@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/projector"
 	"github.com/pushgo/gateway/schemas/ops"
@@ -36,22 +38,16 @@ func TestPrunedProjectionEqualsARebuildOfTheTrimmedLog(t *testing.T) {
 	pruning := start(t, nc, projector.Config{InMemory: true, PruneInterval: 20 * time.Millisecond})
 	unpruned := start(t, nc, projector.Config{InMemory: true, PruneInterval: time.Hour})
 	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-	at := int64(1713750000000)
-	op := func(name ops.Name, id string, payload any) uint64 {
-		t.Helper()
-		at += 1000
-		env := ops.Envelope{V: 1, Op: name, ChannelID: ch, EntityID: id, OpID: fmt.Sprintf("op-%d", at), AcceptedAt: at}
-		return publish(t, js, streams.OpSubject(ch, name.Kind(), id), envelope(t, env, payload))
-	}
+	op, at := opLog(t, js, ch)
 	for i := range 5 {
 		ev, th := fmt.Sprintf("old-ev%d", i), fmt.Sprintf("old-th%d", i)
-		op(ops.ThingCreate, th, ops.ThingPayload{ThingID: th, Title: "old", ObservedAt: at, Attrs: []byte(`{"type":"HOST"}`)})
-		op(ops.EventCreate, ev, ops.EventPayload{EventID: ev, Title: "old", Status: "firing", Message: "m", Severity: "high", EventTime: at, ThingID: th})
-		op(ops.EventUpdate, ev, ops.EventPayload{EventID: ev, Status: "firing", Message: "m2", Severity: "high", EventTime: at, Attrs: []byte(`{"n":1}`)})
-		op(ops.EventClose, ev, ops.EventPayload{EventID: ev, Status: "resolved", Message: "ok", Severity: "high", EventTime: at})
-		op(ops.ThingDelete, th, ops.ThingPayload{ThingID: th, ObservedAt: at})
+		op(ops.ThingCreate, th, ops.ThingPayload{ThingID: th, Title: "old", ObservedAt: *at, Attrs: []byte(`{"type":"HOST"}`)})
+		op(ops.EventCreate, ev, ops.EventPayload{EventID: ev, Title: "old", Status: "firing", Message: "m", Severity: "high", EventTime: *at, ThingID: th})
+		op(ops.EventUpdate, ev, ops.EventPayload{EventID: ev, Status: "firing", Message: "m2", Severity: "high", EventTime: *at, Attrs: []byte(`{"n":1}`)})
+		op(ops.EventClose, ev, ops.EventPayload{EventID: ev, Status: "resolved", Message: "ok", Severity: "high", EventTime: *at})
+		op(ops.ThingDelete, th, ops.ThingPayload{ThingID: th, ObservedAt: *at})
 	}
-	last := op(ops.MessageCreate, "old-msg", ops.MessagePayload{MessageID: "old-msg", Title: "bye", Severity: "low", OccurredAt: at})
+	last := op(ops.MessageCreate, "old-msg", ops.MessagePayload{MessageID: "old-msg", Title: "bye", Severity: "low", OccurredAt: *at})
 	waitApplied(t, pruning, last)
 	waitApplied(t, unpruned, last)
 
@@ -71,8 +67,8 @@ func TestPrunedProjectionEqualsARebuildOfTheTrimmedLog(t *testing.T) {
 	}
 
 	// The log goes on, with the retried creates of a pruned event and Thing.
-	op(ops.ThingCreate, "old-th0", ops.ThingPayload{ThingID: "old-th0", Title: "again", ObservedAt: at})
-	op(ops.EventCreate, "old-ev0", ops.EventPayload{EventID: "old-ev0", Title: "again", Status: "firing", Message: "m", Severity: "low", EventTime: at})
+	op(ops.ThingCreate, "old-th0", ops.ThingPayload{ThingID: "old-th0", Title: "again", ObservedAt: *at})
+	op(ops.EventCreate, "old-ev0", ops.EventPayload{EventID: "old-ev0", Title: "again", Status: "firing", Message: "m", Severity: "low", EventTime: *at})
 	last = workload(t, js, rand.New(rand.NewPCG(11, 12)), 200) // folded well within the retention
 	rebuilt := start(t, nc, projector.Config{InMemory: true, PruneInterval: time.Hour})
 	for _, p := range []*projector.Projector{pruning, unpruned, rebuilt} {
@@ -146,13 +142,7 @@ func TestACarriedOverRebuildEqualsTheLiveProjection(t *testing.T) {
 	dir := t.TempDir()
 	live := start(t, nc, projector.Config{Dir: dir, PruneInterval: 20 * time.Millisecond})
 	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-	at := int64(1713750000000)
-	op := func(name ops.Name, id string, payload any) uint64 {
-		t.Helper()
-		at += 1000
-		env := ops.Envelope{V: 1, Op: name, ChannelID: ch, EntityID: id, OpID: fmt.Sprintf("op-%d", at), AcceptedAt: at}
-		return publish(t, js, streams.OpSubject(ch, name.Kind(), id), envelope(t, env, payload))
-	}
+	op, at := opLog(t, js, ch)
 	type entity struct {
 		kind ops.Kind
 		id   string
@@ -160,27 +150,27 @@ func TestACarriedOverRebuildEqualsTheLiveProjection(t *testing.T) {
 	var aged, final []entity
 	for i := range 3 {
 		th, ev, gone, closed := fmt.Sprintf("old-th%d", i), fmt.Sprintf("old-ev%d", i), fmt.Sprintf("gone-th%d", i), fmt.Sprintf("closed-ev%d", i)
-		op(ops.ThingCreate, th, ops.ThingPayload{ThingID: th, Title: fmt.Sprintf("host %d", i), ObservedAt: at,
+		op(ops.ThingCreate, th, ops.ThingPayload{ThingID: th, Title: fmt.Sprintf("host %d", i), ObservedAt: *at,
 			Attrs: []byte(fmt.Sprintf(`{"type":"HOST","relationships":{"runsOn":"old-th%d"},"n":%d}`, (i+1)%3, i))})
-		op(ops.ThingUpdate, th, ops.ThingPayload{ThingID: th, ObservedAt: at, Attrs: []byte(`{"load":0.5}`)})
+		op(ops.ThingUpdate, th, ops.ThingPayload{ThingID: th, ObservedAt: *at, Attrs: []byte(`{"load":0.5}`)})
 		if i == 1 {
-			op(ops.ThingArchive, th, ops.ThingPayload{ThingID: th, ObservedAt: at})
+			op(ops.ThingArchive, th, ops.ThingPayload{ThingID: th, ObservedAt: *at})
 		}
-		payload := ops.EventPayload{EventID: ev, Title: "disk", Status: "firing", Message: "m", Severity: "high", EventTime: at, ThingID: th}
+		payload := ops.EventPayload{EventID: ev, Title: "disk", Status: "firing", Message: "m", Severity: "high", EventTime: *at, ThingID: th}
 		if i == 2 {
-			deadline := at + 3_600_000
+			deadline := *at + 3_600_000
 			payload.Deadline = &deadline
 		}
 		op(ops.EventCreate, ev, payload)
-		op(ops.EventUpdate, ev, ops.EventPayload{EventID: ev, Status: "firing", Message: "m2", Severity: "high", EventTime: at, Attrs: []byte(`{"n":1}`)})
-		op(ops.ThingCreate, gone, ops.ThingPayload{ThingID: gone, Title: "old", ObservedAt: at, Attrs: []byte(`{"type":"HOST"}`)})
-		op(ops.EventCreate, closed, ops.EventPayload{EventID: closed, Title: "old", Status: "firing", Message: "m", Severity: "high", EventTime: at, ThingID: gone})
-		op(ops.EventClose, closed, ops.EventPayload{EventID: closed, Status: "resolved", Message: "ok", Severity: "high", EventTime: at})
-		op(ops.ThingDelete, gone, ops.ThingPayload{ThingID: gone, ObservedAt: at})
+		op(ops.EventUpdate, ev, ops.EventPayload{EventID: ev, Status: "firing", Message: "m2", Severity: "high", EventTime: *at, Attrs: []byte(`{"n":1}`)})
+		op(ops.ThingCreate, gone, ops.ThingPayload{ThingID: gone, Title: "old", ObservedAt: *at, Attrs: []byte(`{"type":"HOST"}`)})
+		op(ops.EventCreate, closed, ops.EventPayload{EventID: closed, Title: "old", Status: "firing", Message: "m", Severity: "high", EventTime: *at, ThingID: gone})
+		op(ops.EventClose, closed, ops.EventPayload{EventID: closed, Status: "resolved", Message: "ok", Severity: "high", EventTime: *at})
+		op(ops.ThingDelete, gone, ops.ThingPayload{ThingID: gone, ObservedAt: *at})
 		aged = append(aged, entity{ops.KindThing, th}, entity{ops.KindEvent, ev})
 		final = append(final, entity{ops.KindThing, gone}, entity{ops.KindEvent, closed})
 	}
-	last := op(ops.MessageCreate, "old-msg", ops.MessagePayload{MessageID: "old-msg", Title: "bye", Severity: "low", OccurredAt: at})
+	last := op(ops.MessageCreate, "old-msg", ops.MessagePayload{MessageID: "old-msg", Title: "bye", Severity: "low", OccurredAt: *at})
 	waitApplied(t, live, last)
 	waitLogStartsAfter(t, js, last)
 	for _, x := range final {
@@ -219,4 +209,17 @@ func TestACarriedOverRebuildEqualsTheLiveProjection(t *testing.T) {
 	if _, err := os.Stat(copied + ".aside"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the projection set aside is still there after the rebuild: %v", err)
 	}
+}
+
+// opLog returns op, which appends an operation of channel ch to the log,
+// each accepted (at, in ms) a second after the one before.
+func opLog(t *testing.T, js jetstream.JetStream, ch string) (op func(name ops.Name, id string, payload any) uint64, at *int64) {
+	at = new(int64)
+	*at = 1713750000000
+	return func(name ops.Name, id string, payload any) uint64 {
+		t.Helper()
+		*at += 1000
+		env := ops.Envelope{V: 1, Op: name, ChannelID: ch, EntityID: id, OpID: fmt.Sprintf("op-%d", *at), AcceptedAt: *at}
+		return publish(t, js, streams.OpSubject(ch, name.Kind(), id), envelope(t, env, payload))
+	}, at
 }

@@ -24,25 +24,12 @@ import (
 // closed (and Alertmanager's repeats opened a new one each retention), and
 // a message could not link to the Thing.
 func TestEntitiesOlderThanTheRetentionStayWritable(t *testing.T) {
-	g := startShortRetention(t)
-	base := "http://" + g.Addr()
-	s, _, m := post(t, base, "/channel/create", `{"channel_name":"old","password":"correct-horse"}`)
-	ch := data(t, s, m)["channel_id"].(string)
-	cred := `"channel_id":"` + ch + `","password":"correct-horse"`
-	s, _, m = post(t, base, "/thing/create", `{`+cred+`,"op_id":"nas-1","title":"Home NAS","observed_at":1713750000000,"attrs":{"online":true,"disk_used":0.72}}`)
-	th := data(t, s, m)["thing_id"].(string)
-	s, _, m = post(t, base, "/thing/create", `{`+cred+`,"title":"Old router","observed_at":1713750000000}`)
-	gone := data(t, s, m)["thing_id"].(string)
-	s, _, m = post(t, base, "/thing/delete", `{`+cred+`,"thing_id":"`+gone+`","observed_at":1713750001000}`)
-	data(t, s, m)
-	s, _, m = post(t, base, "/event/create", `{`+cred+`,"title":"Disk filling","status":"firing","message":"72%","severity":"high","event_time":1713750000,"thing_id":"`+th+`"}`)
-	ev := data(t, s, m)["event_id"].(string)
-
-	for _, subject := range []string{streams.OpSubject(ch, ops.KindThing, th), streams.OpSubject(ch, ops.KindThing, gone), streams.OpSubject(ch, ops.KindEvent, ev)} {
-		waitAgedOut(t, g, subject)
-	}
-	g = restart(t, g)
-	base = "http://" + g.Addr()
+	a := agedEntities(t, "old", `"op_id":"nas-1","title":"Home NAS","observed_at":1713750000000,"attrs":{"online":true,"disk_used":0.72}`, false)
+	base, cred, th, gone, ev := a.base, a.cred, a.th, a.gone, a.ev
+	var (
+		s int
+		m map[string]any
+	)
 
 	// The readers still see both, from the projection.
 	s, _, m = post(t, base, "/thing/get", `{`+cred+`,"thing_id":"`+th+`"}`)
@@ -219,25 +206,12 @@ func waitNotFound(t *testing.T, base, path, body, code string) {
 // Before, the rebuild lost both: /thing/get answered 404 for an active
 // Thing, the incident could never be closed.
 func TestARebuildKeepsTheEntitiesOlderThanTheRetention(t *testing.T) {
-	g := startShortRetention(t)
-	base := "http://" + g.Addr()
-	s, _, m := post(t, base, "/channel/create", `{"channel_name":"rebuilt","password":"correct-horse"}`)
-	ch := data(t, s, m)["channel_id"].(string)
-	cred := `"channel_id":"` + ch + `","password":"correct-horse"`
-	s, _, m = post(t, base, "/thing/create", `{`+cred+`,"title":"Home NAS","observed_at":1713750000000,"attrs":{"online":true}}`)
-	th := data(t, s, m)["thing_id"].(string)
-	s, _, m = post(t, base, "/thing/create", `{`+cred+`,"title":"Old router","observed_at":1713750000000}`)
-	gone := data(t, s, m)["thing_id"].(string)
-	s, _, m = post(t, base, "/thing/delete", `{`+cred+`,"thing_id":"`+gone+`","observed_at":1713750001000}`)
-	data(t, s, m)
-	s, _, m = post(t, base, "/event/create", `{`+cred+`,"title":"Disk filling","status":"firing","message":"72%","severity":"high","event_time":1713750000,"thing_id":"`+th+`"}`)
-	ev := data(t, s, m)["event_id"].(string)
-	for _, subject := range []string{streams.OpSubject(ch, ops.KindThing, th), streams.OpSubject(ch, ops.KindThing, gone), streams.OpSubject(ch, ops.KindEvent, ev)} {
-		waitAgedOut(t, g, subject)
-	}
-	g.cfg.Rebuild = true
-	g = restart(t, g)
-	base = "http://" + g.Addr()
+	a := agedEntities(t, "rebuilt", `"title":"Home NAS","observed_at":1713750000000,"attrs":{"online":true}`, true)
+	base, cred, th, gone, ev := a.base, a.cred, a.th, a.gone, a.ev
+	var (
+		s int
+		m map[string]any
+	)
 
 	s, _, m = post(t, base, "/thing/get", `{`+cred+`,"thing_id":"`+th+`"}`)
 	if snap := data(t, s, m); snap["state"] != "active" || snap["title"] != "Home NAS" {
@@ -297,6 +271,44 @@ func TestAlertmanagerAlertFiringLongerThanTheRetention(t *testing.T) {
 	if open := it.events("ONGOING"); len(open) != 0 {
 		t.Fatalf("events left open after the resolve: %v", open)
 	}
+}
+
+// agedSet is what agedEntities made: the gateway it restarted and its
+// URL, the channel's credentials as JSON members, and the ids.
+type agedSet struct {
+	g            *Gateway
+	base, cred   string
+	th, gone, ev string
+}
+
+// agedEntities starts a gateway whose log keeps two seconds
+// (startShortRetention) and makes, in a channel named name, a Thing of the
+// members thingBody, a Thing then deleted, and an event linked to the
+// first; waits until every operation of theirs has aged out of the log;
+// and restarts the gateway (with PUSHGO_REBUILD when rebuild): a month
+// later, nothing of them in any cache.
+func agedEntities(t *testing.T, name, thingBody string, rebuild bool) agedSet {
+	t.Helper()
+	g := startShortRetention(t)
+	base := "http://" + g.Addr()
+	s, _, m := post(t, base, "/channel/create", `{"channel_name":"`+name+`","password":"correct-horse"}`)
+	ch := data(t, s, m)["channel_id"].(string)
+	a := agedSet{cred: `"channel_id":"` + ch + `","password":"correct-horse"`}
+	s, _, m = post(t, base, "/thing/create", `{`+a.cred+`,`+thingBody+`}`)
+	a.th = data(t, s, m)["thing_id"].(string)
+	s, _, m = post(t, base, "/thing/create", `{`+a.cred+`,"title":"Old router","observed_at":1713750000000}`)
+	a.gone = data(t, s, m)["thing_id"].(string)
+	s, _, m = post(t, base, "/thing/delete", `{`+a.cred+`,"thing_id":"`+a.gone+`","observed_at":1713750001000}`)
+	data(t, s, m)
+	s, _, m = post(t, base, "/event/create", `{`+a.cred+`,"title":"Disk filling","status":"firing","message":"72%","severity":"high","event_time":1713750000,"thing_id":"`+a.th+`"}`)
+	a.ev = data(t, s, m)["event_id"].(string)
+	for _, subject := range []string{streams.OpSubject(ch, ops.KindThing, a.th), streams.OpSubject(ch, ops.KindThing, a.gone), streams.OpSubject(ch, ops.KindEvent, a.ev)} {
+		waitAgedOut(t, g, subject)
+	}
+	g.cfg.Rebuild = rebuild
+	a.g = restart(t, g)
+	a.base = "http://" + a.g.Addr()
+	return a
 }
 
 // startShortRetention starts an all-in-one gateway whose log keeps its
