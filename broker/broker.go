@@ -24,6 +24,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/pushgo/gateway/broker/filelock"
 )
 
 // Sync is the durability of acknowledged writes on the embedded server.
@@ -133,8 +135,9 @@ func splitHostPort(hp string) (string, int, error) {
 
 // Embedded is a running embedded server. The caller MUST call Shutdown.
 type Embedded struct {
-	srv   *server.Server
-	creds *credentials
+	srv    *server.Server
+	creds  *credentials
+	unlock func() error // the store's lock (lockStore)
 }
 
 // Start starts the server and waits until it accepts connections and
@@ -146,6 +149,48 @@ func Start(cfg Config) (*Embedded, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	unlock, err := lockStore(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := start(cfg)
+	if err != nil {
+		_ = unlock()
+		return nil, err
+	}
+	e.unlock = unlock
+	return e, nil
+}
+
+// ErrStoreInUse is Start's answer for a store another process's server
+// runs on (errors.Is).
+var ErrStoreInUse = errors.New("broker: the store is in use by another process")
+
+// StoreLockFile is the lock file of the store in dir: whoever holds it
+// runs a server on that store.
+func StoreLockFile(dir string) string { return filepath.Join(dir, "pushgo.lock") }
+
+// lockStore claims the store in dir for this server's life. The NATS
+// server takes no lock of its own: a second server started on a running
+// one's store (a second gateway on the same data directory, on other
+// ports) opened it, found the stream's state files behind the running
+// server's writes and rebuilt them from under it. Where file locks are
+// not supported (not unix) the store is not claimed.
+func lockStore(dir string) (unlock func() error, err error) {
+	unlock, err = filelock.Lock(StoreLockFile(dir))
+	switch {
+	case errors.Is(err, filelock.ErrHeld):
+		return nil, fmt.Errorf("%w: %s (its lock %s is held)", ErrStoreInUse, dir, StoreLockFile(dir))
+	case errors.Is(err, filelock.ErrUnsupported):
+		return func() error { return nil }, nil
+	case err != nil:
+		return nil, fmt.Errorf("broker: lock the store %s: %w", dir, err)
+	}
+	return unlock, nil
+}
+
+// start starts the server on a store already claimed.
+func start(cfg Config) (*Embedded, error) {
 	creds, err := loadCredentials(cfg.CredentialsDir)
 	if err != nil {
 		return nil, err
@@ -238,8 +283,13 @@ func (e *Embedded) ClientURL() string {
 // Server exposes the underlying server for tests that need to inspect it.
 func (e *Embedded) Server() *server.Server { return e.srv }
 
-// Shutdown stops the server and waits for it to finish.
+// Shutdown stops the server, waits for it to finish and releases its
+// store.
 func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
+	if e.unlock != nil {
+		_ = e.unlock()
+		e.unlock = nil
+	}
 }

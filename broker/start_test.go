@@ -1,12 +1,15 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker"
 )
@@ -46,5 +49,74 @@ func TestStartSaysWhichPortIsTaken(t *testing.T) {
 				t.Errorf("error %q does not name the taken port %d and the cause", err, port)
 			}
 		})
+	}
+}
+
+// TestSecondServerOnAStoreIsRefused: a server started on the store another
+// one runs on is refused before it opens anything (the NATS server would
+// have opened it and rebuilt the running one's stream state from under
+// it), the running one keeps its stream, and the store is free again once
+// that one shuts down.
+func TestSecondServerOnAStoreIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	first, err := broker.Start(broker.Config{Dir: dir, Listen: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := first.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "s", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := broker.Start(broker.Config{Dir: dir, Listen: "off"})
+	if err == nil {
+		second.Shutdown()
+		t.Fatal("a second server started on a store another one runs on")
+	}
+	if !errors.Is(err, broker.ErrStoreInUse) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second start: %v, want ErrStoreInUse naming %s", err, dir)
+	}
+	if _, err := js.Publish(ctx, "s", []byte("after")); err != nil {
+		t.Fatalf("the running server after the refused start: %v", err)
+	}
+	s, err := js.Stream(ctx, "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("the running server's stream holds %d messages, want 2", n)
+	}
+	nc.Close()
+
+	first.Shutdown()
+	third, err := broker.Start(broker.Config{Dir: dir, Listen: "off"})
+	if err != nil {
+		t.Fatalf("start after the first shut down: %v", err)
+	}
+	defer third.Shutdown()
+	nc3, err := third.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc3.Close()
+	js3, _ := jetstream.New(nc3)
+	s3, err := js3.Stream(ctx, "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s3.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("the store holds %d messages after a restart, want 2", n)
 	}
 }

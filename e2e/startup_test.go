@@ -117,6 +117,33 @@ func TestRunTwiceIsOneClearLine(t *testing.T) {
 	a.waitReady(10 * time.Second)
 }
 
+// TestSecondGatewayOnTheDataDirIsOneClearLine: a second pushgo on the
+// first one's data directory, on free ports. It exits non-zero with one
+// line saying the directory is in use, before its broker opens the store:
+// it used to start a second NATS server on the running one's store, which
+// rebuilt the stream's state files from under it ("Stream state outdated,
+// last block has additional entries, will rebuild"), and stopped only at
+// the projection's lock. The first process goes on serving, its messages
+// kept.
+func TestSecondGatewayOnTheDataDirIsOneClearLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := startGateway(t, gwConfig{DataDir: dir})
+	ch := createChannel(t, a, "shared-dir", "correct-horse")
+	postOK(t, a, "/message", map[string]any{"channel_id": ch, "password": "correct-horse", "title": "before"})
+	second := launch(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), "PUSHGO_DATA_DIR="+dir,
+		fmt.Sprintf("PUSHGO_NATS_LISTEN=127.0.0.1:%d", freePort(t)))
+	out := second.waitExit(60 * time.Second)
+	checkOneClearLine(t, second, out, "in use", dir, "PUSHGO_DATA_DIR")
+	for _, opened := range []string{"embedded broker started", "Filestore", "will rebuild"} {
+		if strings.Contains(out, opened) {
+			t.Fatalf("the second process opened the store (%q in its output):\n%s", opened, out)
+		}
+	}
+	postOK(t, a, "/message", map[string]any{"channel_id": ch, "password": "correct-horse", "title": "after"})
+	a.waitReady(10 * time.Second)
+}
+
 // TestBusyBrokerPortIsOneClearLine: the embedded broker's port is taken
 // (by anything): one line naming it, and the data directory's store is
 // not opened.

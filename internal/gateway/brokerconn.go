@@ -45,6 +45,10 @@ func (g *Gateway) connectBroker(ctx context.Context) error {
 			Dir: dir, CredentialsDir: cfg.credentialsDir(), Listen: cfg.NATSListen, Sync: cfg.Sync,
 			MaxStore: cfg.MaxStore, MaxMemory: cfg.MaxMemory, Logger: log.With("component", "nats"),
 		})
+		if errors.Is(err, broker.ErrStoreInUse) {
+			return fmt.Errorf("start embedded broker: %w: another pushgo runs on PUSHGO_DATA_DIR=%s; stop it, give this one "+
+				"another PUSHGO_DATA_DIR, or attach this one to its broker with PUSHGO_NATS_URL", err, cfg.DataDir)
+		}
 		if err != nil {
 			return fmt.Errorf("start embedded broker: %w", err)
 		}

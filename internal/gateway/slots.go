@@ -4,12 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+
+	"github.com/pushgo/gateway/broker/filelock"
 )
 
 // projectionDir is the projection store's directory in dataDir, claimed
 // for this process's life: release frees it.
 //
-// With one slot (the default) it is dataDir/projection, as always. With
+// With one slot (the default) it is dataDir/projection, as always, claimed
+// through dataDir/projection.lock where file locks are supported (Pebble's
+// own lock refuses a second opener too, but with "resource temporarily
+// unavailable", which does not say that another process runs on it). With
 // more (PUSHGO_PROJECTION_SLOTS), several projector processes share one
 // data directory, a volume their orchestrator gives every replica of the
 // service (compose's deploy.replicas mounts one named volume in each):
@@ -21,12 +26,23 @@ import (
 // operations have left the log.
 func projectionDir(dataDir string, slots int) (dir string, release func() error, err error) {
 	if slots <= 1 {
-		return filepath.Join(dataDir, "projection"), func() error { return nil }, nil
+		dir := filepath.Join(dataDir, "projection")
+		release, err := filelock.Lock(dir + ".lock")
+		switch {
+		case errors.Is(err, filelock.ErrHeld):
+			return "", nil, fmt.Errorf("the projection %s is in use by another process (its lock %s.lock is held): "+
+				"stop it, or give this one another PUSHGO_DATA_DIR (several projector replicas on one directory: PUSHGO_PROJECTION_SLOTS)", dir, dir)
+		case errors.Is(err, filelock.ErrUnsupported):
+			return dir, func() error { return nil }, nil // Pebble's own lock still refuses a second opener
+		case err != nil:
+			return "", nil, fmt.Errorf("projection %s: %w", dir, err)
+		}
+		return dir, release, nil
 	}
 	for i := range slots {
 		dir := filepath.Join(dataDir, fmt.Sprintf("projection-%d", i))
-		release, err := lockSlot(dir + ".lock")
-		if errors.Is(err, errSlotHeld) {
+		release, err := filelock.Lock(dir + ".lock")
+		if errors.Is(err, filelock.ErrHeld) {
 			continue
 		}
 		if err != nil {
@@ -36,6 +52,3 @@ func projectionDir(dataDir string, slots int) (dir string, release func() error,
 	}
 	return "", nil, fmt.Errorf("all %d projection slots of %s are in use (PUSHGO_PROJECTION_SLOTS: at least the projector replicas sharing the directory)", slots, dataDir)
 }
-
-// errSlotHeld is lockSlot's answer for a slot another process holds.
-var errSlotHeld = errors.New("held by another process")

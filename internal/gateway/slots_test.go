@@ -9,11 +9,24 @@ import (
 // TestProjectionSlots: projector processes sharing a data directory (a
 // compose volume every replica mounts) each take a slot of their own; one
 // more than the slots is refused with a clear error; a slot freed (a
-// replica stopped) is taken again by the next, which finds its store.
+// replica stopped) is taken again by the next, which finds its store. The
+// default single slot is claimed as well.
 func TestProjectionSlots(t *testing.T) {
 	data := t.TempDir()
-	if dir, release, err := projectionDir(data, 1); err != nil || dir != filepath.Join(data, "projection") || release() != nil {
-		t.Fatalf("one slot: %q %v, want %s/projection as always", dir, err, data)
+	one, releaseOne, err := projectionDir(data, 1)
+	if err != nil || one != filepath.Join(data, "projection") {
+		t.Fatalf("one slot: %q %v, want %s/projection as always", one, err, data)
+	}
+	// The one slot is claimed too: a second claim (another process on
+	// this data directory) is refused, saying so, until it is freed.
+	if _, _, err := projectionDir(data, 1); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("a second claim of the one slot: %v, want refused as in use", err)
+	}
+	if err := releaseOne(); err != nil {
+		t.Fatal(err)
+	}
+	if _, release, err := projectionDir(data, 1); err != nil || release() != nil {
+		t.Fatalf("the one slot after it was freed: %v", err)
 	}
 	a, releaseA, err := projectionDir(data, 2)
 	if err != nil {

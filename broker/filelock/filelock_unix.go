@@ -1,6 +1,6 @@
 //go:build unix
 
-package gateway
+package filelock
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"syscall"
 )
 
-// lockSlot takes an exclusive lock on the file at path (created if need
-// be), held until release: flock, so that two claims in one process
-// exclude each other too.
-func lockSlot(path string) (release func() error, err error) {
+// Lock takes an exclusive lock on the file at path (created, with its
+// directory, if need be) without waiting: ErrHeld when another holder has
+// it. The lock is held until release is called or the process ends.
+func Lock(path string) (release func() error, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -23,7 +23,7 @@ func lockSlot(path string) (release func() error, err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errSlotHeld
+			return nil, ErrHeld
 		}
 		return nil, err
 	}
