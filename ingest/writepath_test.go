@@ -210,7 +210,8 @@ func TestOpIDScopeIsTheRoute(t *testing.T) {
 // the Android app (1.2.2, ChannelSubscriptionRepository.kt) with no
 // event_time, the Apple app (AppEnvironment.swift) with event_time in
 // seconds and empty attrs. Both close the event; a body that names
-// another Thing than the path is refused and changes nothing.
+// another Thing than the path is refused and changes nothing, and so is a
+// path whose Thing is no id, unknown or deleted.
 func TestAppsCloseAnEventOfAThing(t *testing.T) {
 	b := startBroker(t)
 	g := startIngest(t, b, ingest.Config{})
@@ -235,7 +236,26 @@ func TestAppsCloseAnEventOfAThing(t *testing.T) {
 	if err := json.Unmarshal(envelopeOf(t, moved[len(moved)-1]).Payload, &up); err != nil || up.ThingID != nil {
 		t.Fatalf("update through another Thing's path: thing_id %v (%v), want none (the link kept)", up.ThingID, err)
 	}
+	// The path's Thing is checked as a link is, though it links nothing:
+	// an id that is none, a Thing unknown, a Thing deleted are refused and
+	// append nothing (each used to be accepted, the path ignored).
+	gone := mustOK(t, g.post("/thing/create", body(ch, "title", "Old", "observed_at", 1713750000000))).Str("thing_id")
+	mustOK(t, g.post("/thing/delete", body(ch, "thing_id", gone, "observed_at", 1713750300000)))
 	stored := len(streamOps(t, g.nc))
+	for _, tc := range []struct{ path, status, code string }{
+		{"/thing/%E2%80%AE%20bad%2F..%20x/event/update", "400", "invalid_thing_id"},
+		{"/thing/" + strings.Repeat("x", 65) + "/event/update", "400", "invalid_thing_id"},
+		{"/thing/nope/event/update", "404", "thing_not_found"},
+		{"/thing/" + gone + "/event/update", "409", "thing_deleted"},
+		{"/thing/nope/event/close", "404", "thing_not_found"},
+	} {
+		if r := g.post(tc.path, eventUpdate(ch, apple)); fmt.Sprint(r.Status) != tc.status || r.Code() != tc.code {
+			t.Errorf("%s naming no thing_id: %d %s, want %s %s", tc.path, r.Status, r.Body, tc.status, tc.code)
+		}
+	}
+	if n := len(streamOps(t, g.nc)); n != stored {
+		t.Fatalf("the refused requests appended %d operations", n-stored)
+	}
 	mustOK(t, g.post("/thing/"+th+"/event/close", body(ch, "op_id", "6f1c0e2a9b8d4c3e8a7b6c5d4e3f2a1b", "event_id", android,
 		"status", "closed", "message", "closed", "severity", "normal", "thing_id", th)))
 	mustOK(t, g.post("/thing/"+th+"/event/close", body(ch, "op_id", "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "event_id", apple,

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/schemas/apierr"
+	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 )
 
@@ -35,7 +36,9 @@ func (s *Server) event(c *echo.Context, op ops.Name, req *ops.EventRequest) erro
 // thing_id is refused 400 invalid_thing_id. A create that names none takes
 // the path's (its link); an update or close that names none leaves the
 // event's link as it is (a thing_id there re-links the event, and the
-// path alone should not move it from the Thing it belongs to).
+// path alone should not move it from the Thing it belongs to), but the
+// path's Thing must be a thing id (400 invalid_thing_id), exist (404
+// thing_not_found) and not be deleted (409 thing_deleted), as a link's.
 func (s *Server) thingEventRoute(op ops.Name) echo.HandlerFunc {
 	return func(c *echo.Context) error {
 		var req ops.EventRequest
@@ -46,15 +49,26 @@ func (s *Server) thingEventRoute(op ops.Name) echo.HandlerFunc {
 		if err != nil {
 			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the path's is not a valid escaped segment"))
 		}
+		pathThing := ""
 		switch {
 		case req.ThingID == nil && op == ops.EventCreate:
 			req.ThingID = &thingID
 		case req.ThingID == nil:
-			// An update or close: the event's link stays.
+			// An update or close: the event's link stays, and the path's
+			// Thing is checked as a link is (the writer).
+			pathThing = strings.TrimSpace(thingID)
+			if !ids.ValidEntityID(pathThing) {
+				return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the path's is not a thing id"))
+			}
 		case strings.TrimSpace(*req.ThingID) != strings.TrimSpace(thingID):
 			return s.reject(c, op, apierr.Fieldf(apierr.InvalidThingID, "thing_id", "the body's (%q) is not the path's (%q)", *req.ThingID, thingID))
 		}
-		return s.event(c, op, &req)
+		v, aerr := ops.ValidateEvent(op, &req, s.opts.Now().UnixMilli(), s.opts.Validation...)
+		if aerr != nil {
+			return s.reject(c, op, aerr)
+		}
+		v.PathThingID = pathThing
+		return s.accept(c, v)
 	}
 }
 

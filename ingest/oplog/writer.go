@@ -17,6 +17,7 @@ package oplog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -212,8 +213,8 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 	if refusal != nil && !clientOpID {
 		return Result{}, refusal
 	}
-	if v.ThingID != "" && kind != ops.KindThing && !v.LinkVerified {
-		if aerr := w.checkLinkedThing(ctx, v.ChannelID, v.ThingID); aerr != nil {
+	if linked := cmp.Or(v.ThingID, v.PathThingID); linked != "" && kind != ops.KindThing && !v.LinkVerified {
+		if aerr := w.checkLinkedThing(ctx, v.ChannelID, linked); aerr != nil {
 			if !clientOpID || (aerr.Code != apierr.ThingNotFound && aerr.Code != apierr.ThingDeleted) {
 				return Result{}, aerr
 			}

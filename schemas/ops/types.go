@@ -281,6 +281,12 @@ type Validated struct {
 	// sequence (the gateway's own timeout close), else it fails with
 	// sequence_mismatch.
 	ExpectSeq uint64
+	// PathThingID is the Thing a /thing/{thing_id}/event/update or /close
+	// path names when the body names none: checked as a link is (404
+	// thing_not_found, 409 thing_deleted), never stored, and the event's
+	// link stays as it is. Unchecked, any id in the path was accepted,
+	// including one that is not an id at all.
+	PathThingID string
 	// LinkVerified says the caller has just read the linked Thing as active
 	// (an integration's entity selection): the append skips the linked
 	// Thing's existence check, a broker round trip per report.
