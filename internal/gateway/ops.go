@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -251,7 +252,7 @@ func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 			}
 		}
 		if err != nil && failed == nil {
-			failed = errors.New(c.name + ": " + err.Error())
+			failed = serviceNotReady{c.name, err}
 		}
 	}
 	if u, err := o.store.measure(ctx); err == nil && u.Full() {
@@ -263,6 +264,26 @@ func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 	info["ready"] = true
 	return info, nil
 }
+
+// serviceNotReady is a /readyz failure of a service (503
+// service_not_ready): its name and why, once (the projector's own errors
+// begin with its name too). It was answered broker_unavailable, which
+// sent an operator looking at a broker that was fine while the projector
+// rebuilt.
+type serviceNotReady struct {
+	name string
+	err  error
+}
+
+func (e serviceNotReady) Error() string {
+	msg := e.err.Error()
+	if strings.HasPrefix(msg, e.name+": ") {
+		return msg
+	}
+	return e.name + ": " + msg
+}
+
+func (e serviceNotReady) Unwrap() error { return e.err }
 
 // storeFullError is a /readyz failure: the broker's storage is full, so
 // every write is refused (507 store_full) until an operator frees or adds
@@ -342,6 +363,11 @@ func (o *opsServer) answer(w http.ResponseWriter, r *http.Request, data map[stri
 	var full storeFullError
 	if errors.As(err, &full) {
 		o.answerError(w, &apierr.Error{Code: apierr.StoreFull, Detail: "not ready: " + err.Error()})
+		return
+	}
+	var service serviceNotReady
+	if errors.As(err, &service) {
+		o.answerError(w, &apierr.Error{Code: apierr.ServiceNotReady, Detail: "not ready: " + err.Error(), RetryAfter: 1})
 		return
 	}
 	if err != nil {

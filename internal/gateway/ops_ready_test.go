@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -174,5 +177,40 @@ func TestReadyzCheckEndsWithTheProcess(t *testing.T) {
 	r.Body.Close()
 	if r.StatusCode != http.StatusServiceUnavailable || calls.Load() != 1 {
 		t.Fatalf("/readyz after the checks closed: %d after %d checks, want 503 and no new check", r.StatusCode, calls.Load())
+	}
+}
+
+// TestReadyzNamesTheServiceThatIsNotReady: a service that is not ready (a
+// projector rebuilding) is answered 503 service_not_ready naming it once,
+// with Retry-After; it was broker_unavailable, with the broker fine, and
+// "projector: projector: …".
+func TestReadyzNamesTheServiceThatIsNotReady(t *testing.T) {
+	b := brokertest.Start(t)
+	nc, _ := b.Conn(t)
+	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	t.Cleanup(o.closeChecks)
+	if err := o.add("projector", func(context.Context) (map[string]any, error) {
+		return nil, errors.New("projector: rebuilding the projection from the log: folded 30000 of 82924 operations (36%)")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.add("pusher", func(context.Context) (map[string]any, error) { return nil, errors.New("partition 0 not consuming") }); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	o.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	var body struct {
+		Error     string `json:"error"`
+		ErrorCode string `json:"error_code"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || body.ErrorCode != "service_not_ready" || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("/readyz with the projector rebuilding: %d %s (Retry-After %q), want 503 service_not_ready with Retry-After",
+			rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+	}
+	if !strings.Contains(body.Error, "projector: rebuilding") || strings.Contains(body.Error, "projector: projector:") {
+		t.Fatalf("/readyz error %q: want the projector named once, and why", body.Error)
 	}
 }

@@ -175,6 +175,11 @@ const (
 	BrokerUnavailable Code = "broker_unavailable"
 	ProjectionLagging Code = "projection_lagging"
 	ReadUnavailable   Code = "read_unavailable"
+	// ServiceNotReady (503, /readyz): a service of the process is not
+	// ready (a projector rebuilding or catching up, a pusher not yet
+	// consuming); the error says which and why. The broker's connection
+	// down is broker_unavailable.
+	ServiceNotReady Code = "service_not_ready"
 	// StoreFull (507): the broker refused the write because its storage is
 	// at its limit (PUSHGO_MAX_STORE, or the account's or stream's limit on
 	// a cluster). Nothing was written. Retrying does not help until an
@@ -349,6 +354,7 @@ func init() {
 	def(AppendUnavailable, http.StatusServiceUnavailable, T{"the operation could not be appended; retry with the same op_id", "操作未能写入；请使用相同的 op_id 重试", "작업을 기록하지 못했습니다. 같은 op_id로 다시 시도하세요", "操作を記録できませんでした。同じ op_id で再試行してください"})
 	def(BrokerUnavailable, http.StatusServiceUnavailable, T{"the broker is unavailable; retry later", "消息代理不可用；请稍后重试", "브로커를 사용할 수 없습니다. 잠시 후 다시 시도하세요", "ブローカーを利用できません。しばらくしてから再試行してください"})
 	def(ProjectionLagging, http.StatusServiceUnavailable, T{"the projection has not caught up with your write yet; retry", "读取视图尚未追上您的写入；请重试", "프로젝션이 아직 쓰기를 따라잡지 못했습니다. 다시 시도하세요", "プロジェクションがまだ書き込みに追いついていません。再試行してください"})
+	def(ServiceNotReady, http.StatusServiceUnavailable, T{"a service of this process is not ready; retry later", "此进程的某项服务尚未就绪；请稍后重试", "이 프로세스의 서비스가 아직 준비되지 않았습니다. 잠시 후 다시 시도하세요", "このプロセスのサービスがまだ準備できていません。しばらくしてから再試行してください"})
 	def(ReadUnavailable, http.StatusServiceUnavailable, T{"no projector answered; retry later", "没有 projector 响应；请稍后重试", "응답한 projector가 없습니다. 잠시 후 다시 시도하세요", "応答した projector がありません。しばらくしてから再試行してください"})
 	def(DeviceLimitReached, http.StatusServiceUnavailable, T{"the gateway holds the most devices it is configured for; its operator can raise the limit", "网关的设备数已达配置上限；可由运维人员调高上限", "게이트웨이의 기기 수가 설정된 한도에 도달했습니다. 운영자가 한도를 올릴 수 있습니다", "ゲートウェイのデバイス数が設定上限に達しています。運用者が上限を引き上げられます"})
 	def(StoreFull, http.StatusInsufficientStorage, T{"the gateway's storage is full: nothing was written; its operator must free or add storage", "网关存储已满：未写入任何内容；需由运维人员释放或扩充存储", "게이트웨이 저장소가 가득 찼습니다. 아무것도 기록되지 않았습니다. 운영자가 저장소를 비우거나 늘려야 합니다", "ゲートウェイのストレージが満杯です。何も書き込まれていません。運用者がストレージを空けるか増やす必要があります"})
