@@ -2,12 +2,10 @@ package compat
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"maps"
 	"mime"
 	"mime/multipart"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -18,7 +16,6 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/ingest/httpapi"
-	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/wire"
 )
@@ -162,24 +159,12 @@ func fromQuery(voc vocabulary, c *echo.Context) (params, *apierr.Error) {
 	return fromValues(voc, vals, apierr.InvalidQuery)
 }
 
-// readBody returns the request body, up to wire.MaxBodyBytes counted on the
-// bytes read (a chunked body cannot get past it): 413 payload_too_large
-// over it, as on every PushGo route.
-func readBody(c *echo.Context) ([]byte, *apierr.Error) {
-	r := c.Request()
-	if r.ContentLength > wire.MaxBodyBytes {
-		return nil, apierr.New(apierr.PayloadTooLarge)
-	}
-	b, err := limits.ReadBody(c.Response(), r, wire.MaxBodyBytes)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, apierr.New(apierr.PayloadTooLarge)
-		}
-		return nil, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "request body could not be read"}
-	}
-	return b, nil
-}
+// readBody returns the request body as every PushGo route reads it
+// (httpapi.ReadBody): decoded as its Content-Encoding says, up to
+// wire.MaxBodyBytes counted on the bytes read (a chunked body cannot get
+// past it), 413 payload_too_large over it, a body that did not arrive in
+// time answered as a retry.
+func readBody(c *echo.Context) ([]byte, *apierr.Error) { return httpapi.ReadBody(c) }
 
 // fromBody reads the parameters of a request body by its Content-Type:
 // application/json (an object), application/x-www-form-urlencoded or

@@ -111,6 +111,9 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 		// Retried by the sender (a 4xx would drop the notification).
 		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error(), RetryAfter: 1})
 	case err != nil:
+		if _, code, ok := encodingRefusal(err); ok {
+			return writePushGoErr(c, &apierr.Error{Code: code, Detail: err.Error()})
+		}
 		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
 	}
 	p, reps, aerr := alertmanager.Parse(body, r.d.Now().UnixMilli())

@@ -105,6 +105,9 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 		if errors.Is(err, errBodyTimeout) { // a slow network, not a bad event: retried
 			return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error() + "; retry", RetryAfter: 1})
 		}
+		if _, code, ok := encodingRefusal(err); ok {
+			return writePushGoErr(c, &apierr.Error{Code: code, Detail: err.Error()})
+		}
 		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
 	}
 	evs, aerr := parseCloudEvents(ctx, c.Request().Header, body)

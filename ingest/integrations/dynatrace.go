@@ -134,6 +134,9 @@ func (r *Routes) dynatraceIngest(c *echo.Context) error {
 			// A slow network, not a bad report: retried (503, Retry-After).
 			return dtFail(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, "Request body did not arrive in time; retry")
 		}
+		if status, code, ok := encodingRefusal(err); ok {
+			return dtFail(c, status, code, err.Error())
+		}
 		return dtFail(c, http.StatusBadRequest, apierr.InvalidRequestBody, "Request body could not be read")
 	}
 	req, vs, err := dynatrace.Decode(body)

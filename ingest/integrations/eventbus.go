@@ -48,6 +48,9 @@ func (r *Routes) eventBus(c *echo.Context) error {
 	if errors.Is(err, errBodyTimeout) { // a slow network, not a bad batch: retried
 		return writeBusError(c, http.StatusServiceUnavailable, apierr.AppendUnavailable, eventbus.InternalError, err.Error()+"; retry", 1)
 	}
+	if status, code, ok := encodingRefusal(err); ok {
+		return writeBusError(c, status, code, eventbus.InvalidParameter, err.Error(), 0)
+	}
 	if err != nil {
 		return writeBusError(c, http.StatusBadRequest, apierr.InvalidRequestBody, eventbus.InvalidParameter, "request body could not be read", 0)
 	}

@@ -63,6 +63,9 @@ func (r *Routes) pdRead(c *echo.Context) (ev *pagerduty.Event, rep pagerduty.Rep
 		if errors.Is(err, errBodyTimeout) { // a slow network, not a bad event: PagerDuty's clients retry a 429
 			return ev, rep, true, pdThrottle(c, apierr.AppendUnavailable, 1, err.Error())
 		}
+		if status, code, ok := encodingRefusal(err); ok {
+			return ev, rep, true, pdInvalid(c, status, code, err.Error())
+		}
 		return ev, rep, true, pdInvalid(c, http.StatusBadRequest, apierr.InvalidRequestBody, "reading the request body: "+err.Error())
 	}
 	// Validation comes before the token check because the token is in the
@@ -74,7 +77,7 @@ func (r *Routes) pdRead(c *echo.Context) (ev *pagerduty.Event, rep pagerduty.Rep
 	return ev, rep, false, nil
 }
 
-// pdInvalid answers status (400, 401, 403, 413) as an invalid event;
+// pdInvalid answers status (400, 401, 403, 413, 415) as an invalid event;
 // code is what the errors metric counts.
 func pdInvalid(c *echo.Context, status int, code apierr.Code, errs ...string) error {
 	countError(c, code)

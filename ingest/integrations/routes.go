@@ -194,11 +194,30 @@ var (
 	errLargeBusy = errors.New("too many large request bodies are being handled at once; retry")
 )
 
+// encodingRefusal is the status and code of a body refused for its
+// Content-Encoding, as on every route of the gateway (limits.DecodeBody):
+// 415 unsupported_content_encoding for a coding it does not decode, 400
+// invalid_request_body for a body that is not the gzip it says; ok false
+// for any other error. The detail is err's text.
+func encodingRefusal(err error) (status int, code apierr.Code, ok bool) {
+	var unsupported *limits.UnsupportedEncodingError
+	var invalid *limits.EncodingError
+	switch {
+	case errors.As(err, &unsupported):
+		return http.StatusUnsupportedMediaType, apierr.UnsupportedContentEncoding, true
+	case errors.As(err, &invalid):
+		return http.StatusBadRequest, apierr.InvalidRequestBody, true
+	}
+	return 0, "", false
+}
+
 // readBody returns the request body, whatever its Content-Type says (tools
-// and curl --data send JSON as form-urlencoded), up to MaxBodyBytes
-// counted on the bytes read, so a chunked body cannot get past it, and
-// within the body deadline (limits.Config.BodyRead), so a slow sender
-// holds its place for a bounded time.
+// and curl --data send JSON as form-urlencoded), decoded as its
+// Content-Encoding says (gzip, or identity; encodingRefusal), up to
+// MaxBodyBytes counted on the bytes read (the decoded bytes of a gzip
+// body), so a chunked body cannot get past it, and within the body
+// deadline (limits.Config.BodyRead), so a slow sender holds its place for
+// a bounded time.
 func (r *Routes) readBody(c *echo.Context) ([]byte, error) {
 	b, _, err := r.readBodyUpTo(c, "", MaxBodyBytes, "")
 	return b, err
@@ -223,6 +242,14 @@ func (r *Routes) readBodyUpTo(c *echo.Context, channelID string, limit int64, se
 		closeAfter(c)
 		return nil, release, tooLarge
 	}
+	// A gzip body is read as its decoded bytes, whose length it does not
+	// announce (so they take the large bodies' budget as they pass
+	// MaxBodyBytes), within the deadline of its bytes as sent.
+	announced := req.ContentLength
+	if err := limits.DecodeBody(c.Response(), req, limit); err != nil {
+		closeAfter(c)
+		return nil, release, err
+	}
 	if req.ContentLength > MaxBodyBytes {
 		held, ok := r.large.Take(channelID, req.ContentLength)
 		if !ok {
@@ -231,7 +258,7 @@ func (r *Routes) readBodyUpTo(c *echo.Context, channelID string, limit int64, se
 		}
 		release = held
 	}
-	clear := r.d.Limits.BodyDeadline(c.Response(), req.ContentLength)
+	clear := r.d.Limits.BodyDeadline(c.Response(), announced)
 	if req.ContentLength < 0 && limit > MaxBodyBytes {
 		// Unannounced: the budget and the longer deadline are taken when
 		// the body passes MaxBodyBytes.

@@ -2,9 +2,7 @@ package limits
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -177,7 +175,7 @@ func (b *Budget) Take(key string, n int64) (release func(), ok bool) {
 // BodyTimedOut reports whether err, from reading a body, is the deadline
 // BodyDeadline set (and counts it).
 func (l *Limits) BodyTimedOut(err error) bool {
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
+	if !ReadTimedOut(err) {
 		return false
 	}
 	l.Refused(BodyRead)

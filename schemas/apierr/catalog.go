@@ -198,6 +198,12 @@ const (
 	// PUSHGO_STREAMS_PER_CLIENT_MAX); carries Retry-After.
 	TooManyStreams Code = "too_many_streams"
 
+	// UnsupportedContentEncoding (415): the body's Content-Encoding is
+	// one the gateway does not decode (it decodes gzip; identity is none).
+	// Nothing of the body was read; the answer's Accept-Encoding names
+	// what is taken (RFC 9110, section 15.5.16).
+	UnsupportedContentEncoding Code = "unsupported_content_encoding"
+
 	// Abuse limits (ingest/limits).
 	//
 	// PasswordCheckSkipped (409): a /channel/sync item not checked because
@@ -347,6 +353,7 @@ func init() {
 
 	def(PayloadTooLarge, http.StatusRequestEntityTooLarge, T{"request body is larger than 32 KiB", "请求体超过 32 KiB", "요청 본문이 32KiB보다 큽니다", "リクエスト本文が 32 KiB を超えています"})
 	def(OperationTooLarge, http.StatusRequestEntityTooLarge, T{"the operation this request makes is larger than 512 KiB; send fewer or shorter attributes", "该请求生成的操作超过 512 KiB；请减少属性数量或长度", "이 요청이 만드는 작업이 512KiB보다 큽니다. 속성을 줄이거나 짧게 보내세요", "このリクエストが作る操作が 512 KiB を超えています。属性を減らすか短くしてください"})
+	def(UnsupportedContentEncoding, http.StatusUnsupportedMediaType, T{"Content-Encoding must be gzip or identity", "Content-Encoding 必须为 gzip 或 identity", "Content-Encoding은 gzip 또는 identity여야 합니다", "Content-Encoding は gzip または identity である必要があります"})
 	def(RateLimited, http.StatusTooManyRequests, T{"rate limit exceeded", "请求过于频繁", "요청 한도를 초과했습니다", "レート制限を超えました"})
 	def(TooManyStreams, http.StatusTooManyRequests, T{"too many live streams are open; retry later", "打开的实时流过多；请稍后重试", "열린 실시간 스트림이 너무 많습니다. 잠시 후 다시 시도하세요", "開いているライブストリームが多すぎます。しばらくしてから再試行してください"})
 	def(TooManyPasswordFailures, http.StatusTooManyRequests, T{"too many failed password checks; retry after the seconds in Retry-After", "密码校验失败次数过多；请在 Retry-After 指定的秒数后重试", "비밀번호 확인 실패가 너무 많습니다. Retry-After의 초만큼 기다린 뒤 다시 시도하세요", "パスワードの確認失敗が多すぎます。Retry-After の秒数が過ぎてから再試行してください"})
