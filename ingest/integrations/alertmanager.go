@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/integrations/alertmanager"
 	"github.com/pushgo/gateway/schemas/apierr"
 )
@@ -92,11 +93,11 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	ctx := c.Request().Context()
 	tok, aerr := r.d.Tokens.Authorize(ctx, c.Request().Header.Get("Authorization"), apitokens.ScopeEventsIngest)
 	if aerr != nil {
-		return writePushGoErr(c, amRetryable(aerr))
+		return httpapi.WriteError(c, amRetryable(aerr))
 	}
 	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
-		return writePushGoErr(c, amOverloaded())
+		return httpapi.WriteError(c, amOverloaded())
 	}
 	defer release()
 	body, held, err := r.readBodyUpTo(c, tok.ChannelID, int64(r.d.Limits.Config().AlertmanagerBody), "PUSHGO_LIMIT_ALERTMANAGER_BODY")
@@ -106,19 +107,19 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 		// Dropped by the sender: say so where its operator looks.
 		r.log.Warn("alertmanager: notification refused for its size; raise PUSHGO_LIMIT_ALERTMANAGER_BODY or set the receiver's max_alerts",
 			"channel_id", tok.ChannelID, "content_length", c.Request().ContentLength, "err", err)
-		return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
+		return httpapi.WriteError(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
 	case errors.Is(err, errLargeBusy), errors.Is(err, errBodyTimeout):
 		// Retried by the sender (a 4xx would drop the notification).
-		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error(), RetryAfter: 1})
+		return httpapi.WriteError(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error(), RetryAfter: 1})
 	case err != nil:
 		if _, code, ok := encodingRefusal(err); ok {
-			return writePushGoErr(c, &apierr.Error{Code: code, Detail: err.Error()})
+			return httpapi.WriteError(c, &apierr.Error{Code: code, Detail: err.Error()})
 		}
-		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
+		return httpapi.WriteError(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
 	}
 	p, reps, aerr := alertmanager.Parse(body, r.d.Now().UnixMilli())
 	if aerr != nil {
-		return writePushGoErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	if p.Grouped() && *p.TruncatedAlerts > 0 {
 		// Alertmanager's max_alerts cut the group: the alerts left out are
@@ -129,14 +130,14 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 
 	outs, aerr := r.amApply(ctx, tok.ChannelID, reps)
 	if aerr != nil {
-		return writePushGoErr(c, amRetryable(aerr))
+		return httpapi.WriteError(c, amRetryable(aerr))
 	}
 	var gone []alerts.GoneOutcome
 	if p.Grouped() {
 		if gone, aerr = r.d.Alerts.SettleGroup(ctx, amGroup(tok.ChannelID, p, reps, outs, r.d.Now().UnixMilli())); aerr != nil {
 			r.log.Warn("alertmanager: group not settled", "channel_id", tok.ChannelID, "group_key", p.GroupKey,
 				"error_code", aerr.Code, "err", aerr.Detail)
-			return writePushGoErr(c, amRetryable(aerr))
+			return httpapi.WriteError(c, amRetryable(aerr))
 		}
 	}
 	ans := amAnswer{Alerts: len(reps), Events: make([]amEvent, len(reps), len(reps)+len(gone))}
@@ -175,7 +176,7 @@ func (r *Routes) alertmanager(c *echo.Context) error {
 	// Counted once answered 200: a notification answered 503 is counted
 	// by its resend.
 	r.m.countAlertmanager(ans, p.Grouped() && *p.TruncatedAlerts > 0)
-	return writePushGoOK(c, ans)
+	return httpapi.WriteOK(c, ans)
 }
 
 // amGroup is p as a notification of its group (p.Grouped), its alerts

@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
+	"github.com/pushgo/gateway/ingest/httpapi"
 	"github.com/pushgo/gateway/ingest/integrations/alertmanager"
 	"github.com/pushgo/gateway/ingest/integrations/eventbus"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -64,7 +65,7 @@ func (r *Routes) routeCloudEvents(e *echo.Echo) {
 func (r *Routes) cloudEventsHandshake(c *echo.Context) error {
 	origin := strings.TrimSpace(c.Request().Header.Get("WebHook-Request-Origin"))
 	if origin == "" {
-		return writePushGoErr(c, apierr.Fieldf(apierr.InvalidRequestBody, "WebHook-Request-Origin", "required: the CloudEvents webhook handshake names the sender's origin"))
+		return httpapi.WriteError(c, apierr.Fieldf(apierr.InvalidRequestBody, "WebHook-Request-Origin", "required: the CloudEvents webhook handshake names the sender's origin"))
 	}
 	h := c.Response().Header()
 	h.Set("Allow", "POST, OPTIONS")
@@ -89,41 +90,41 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 		tok, aerr = r.d.Tokens.Authorize(ctx, h, apitokens.ScopeEventsIngest)
 	}
 	if aerr != nil {
-		return writePushGoErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	release, ok := r.admit(c, tok.ChannelID, tok.ID)
 	if !ok {
-		return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable,
+		return httpapi.WriteError(c, &apierr.Error{Code: apierr.AppendUnavailable,
 			Detail: "too many integration requests in flight; retry", RetryAfter: 1})
 	}
 	defer release()
 	body, err := r.readBody(c)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			return writePushGoErr(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
+			return httpapi.WriteError(c, &apierr.Error{Code: apierr.PayloadTooLarge, Detail: err.Error()})
 		}
 		if errors.Is(err, errBodyTimeout) { // a slow network, not a bad event: retried
-			return writePushGoErr(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error() + "; retry", RetryAfter: 1})
+			return httpapi.WriteError(c, &apierr.Error{Code: apierr.AppendUnavailable, Detail: err.Error() + "; retry", RetryAfter: 1})
 		}
 		if _, code, ok := encodingRefusal(err); ok {
-			return writePushGoErr(c, &apierr.Error{Code: code, Detail: err.Error()})
+			return httpapi.WriteError(c, &apierr.Error{Code: code, Detail: err.Error()})
 		}
-		return writePushGoErr(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
+		return httpapi.WriteError(c, &apierr.Error{Code: apierr.InvalidRequestBody, Detail: "reading the request body: " + err.Error()})
 	}
 	evs, aerr := parseCloudEvents(ctx, c.Request().Header, body)
 	if aerr != nil {
-		return writePushGoErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 
 	received := r.d.Now()
 	occ := make([]occurrence, len(evs))
 	for i := range evs {
 		if occ[i], aerr = prepareOccurrence(&evs[i], tok.ChannelID, received); aerr != nil {
-			return writePushGoErr(c, &apierr.Error{Code: aerr.Code, Detail: ceField(len(evs), i) + aerr.Detail})
+			return httpapi.WriteError(c, &apierr.Error{Code: aerr.Code, Detail: ceField(len(evs), i) + aerr.Detail})
 		}
 	}
 	if aerr := r.recordAll(ctx, occ); aerr != nil {
-		return writePushGoErr(c, aerr)
+		return httpapi.WriteError(c, aerr)
 	}
 	ans := ceAnswer{Events: make([]ceEvent, len(evs))}
 	for i := range occ {
@@ -137,7 +138,7 @@ func (r *Routes) cloudEvents(c *echo.Context) error {
 		// (502), and delivered each event again until it dead-lettered.
 		return c.NoContent(http.StatusAccepted)
 	}
-	return writePushGoOK(c, ans)
+	return httpapi.WriteOK(c, ans)
 }
 
 // acceptsJSON reports whether an Accept header names application/json

@@ -6,8 +6,12 @@
 //
 // One file per tool. Each handler is thin: authenticate the integration
 // token, read the body, decode and translate (the tool's rules), decide
-// (alert keys, entity selection) and append; every rejection is answered in
-// the tool's own error shape.
+// (alert keys, entity selection) and append. A rejection is answered in
+// the tool's own error shape where the tool has one (Dynatrace, the event
+// bus, PagerDuty); the routes of tools without one (Alertmanager and
+// Grafana, CloudEvents) answer as every PushGo route does, through
+// httpapi.WriteOK and httpapi.WriteError: the same envelope, PushGo's
+// problem object, the language Accept-Language asks for.
 package integrations
 
 import (

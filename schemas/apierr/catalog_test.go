@@ -151,6 +151,27 @@ func TestEnvelope(t *testing.T) {
 	}
 }
 
+// TestEnvelopeOfInvalidUTF8: a detail quoting invalid UTF-8 a client sent
+// (the CloudEvents SDK's errors quote what they could not parse) is
+// answered with U+FFFD in its place, in valid JSON, not turned into an
+// encoding failure (a 500 for the client's own mistake).
+func TestEnvelopeOfInvalidUTF8(t *testing.T) {
+	e := Fieldf(InvalidJSONData, "body", "not a CloudEvent: %s", "\xff")
+	b, err := EncodeErrorIn(e, English, "req-1")
+	if err != nil || !jsontext.Value(b).IsValid() {
+		t.Fatalf("%q %v", b, err)
+	}
+	var got struct {
+		Error   string `json:"error"`
+		Problem struct {
+			Detail string `json:"detail"`
+		} `json:"problem"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || got.Error != "body: not a CloudEvent: \uFFFD" || got.Problem.Detail != got.Error {
+		t.Fatalf("%s (%v)", b, err)
+	}
+}
+
 func TestWithin(t *testing.T) {
 	e := Within("channels.2", Field(InvalidPassword, "password"))
 	if e.Field != "channels.2.password" || e.Detail != "channels.2.password: "+Lookup(InvalidPassword).Message {

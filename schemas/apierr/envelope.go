@@ -1,6 +1,9 @@
 package apierr
 
-import "github.com/go-json-experiment/json"
+import (
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
 
 // Envelope is the answer shape of every route (spec section 1), as PushGo's
 // StatusResponse (src/api/response.rs):
@@ -32,8 +35,17 @@ func EncodeError(e *Error) ([]byte, error) { return EncodeErrorIn(e, English, ""
 
 // EncodeErrorIn is the failure envelope of e in locale l: error is e's
 // text in l (Error.Text), error_code its code, problem PushGo's problem
-// object with requestID ("" leaves it out).
+// object with requestID ("" leaves it out). A detail that quotes invalid
+// UTF-8 a client sent (the CloudEvents SDK's errors do) is answered with
+// U+FFFD in its place, not refused: the refusal is still the client's.
 func EncodeErrorIn(e *Error, l Locale, requestID string) ([]byte, error) {
 	msg, code := e.Text(l), e.Code
-	return json.Marshal(Envelope{Success: false, Error: &msg, ErrorCode: &code, Problem: e.Problem(l, requestID)})
+	env := Envelope{Success: false, Error: &msg, ErrorCode: &code, Problem: e.Problem(l, requestID)}
+	b, err := json.Marshal(env)
+	if err != nil {
+		// Only invalid UTF-8 fails (the envelope holds strings, a code and
+		// numbers).
+		return json.Marshal(env, jsontext.AllowInvalidUTF8(true))
+	}
+	return b, nil
 }
