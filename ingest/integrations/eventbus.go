@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
@@ -14,6 +15,8 @@ import (
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
+	"github.com/pushgo/gateway/schemas/wire"
 )
 
 // routeEventBus registers the cloud event bus push API (seed 004, spec
@@ -89,7 +92,13 @@ func (r *Routes) eventBus(c *echo.Context) error {
 
 	resp := eventbus.Response{Events: make([]eventbus.ResponseEvent, len(batch.Events))}
 	for i := range batch.Events {
-		resp.Events[i] = batch.Events[i].Response(tok.ChannelID, ch.Name, received)
+		ev := &batch.Events[i]
+		if at := occ[i].at; at != ev.At(received).UnixMilli() {
+			// Recorded before at another time (record): the answer
+			// describes the Event as recorded.
+			ev.Time, ev.TimeText = time.UnixMilli(at), ""
+		}
+		resp.Events[i] = ev.Response(tok.ChannelID, ch.Name, received)
 	}
 	r.log.Debug("eventbus: batch recorded", "channel_id", tok.ChannelID, "events", len(occ))
 	return writeJSON(c, http.StatusOK, resp)
@@ -103,13 +112,19 @@ type occurrence struct {
 	// subject names no live Thing; nil when create has no link.
 	unlinked *ops.Validated
 	close    *ops.Validated
+	// at is when the Event happened (ms): the CloudEvent's time, or the
+	// receive time it defaults to; once recorded, the time the Event was
+	// recorded with (record).
+	at int64
+	// closeReq is close's request, for a close made again at another at.
+	closeReq ops.EventRequest
 }
 
 // prepareOccurrence translates ev (its ID set) and validates the
 // operations, without appending anything.
 func prepareOccurrence(ev *eventbus.Event, channelID string, received time.Time) (occurrence, *apierr.Error) {
 	o := ev.Occurrence(channelID, received)
-	out := occurrence{eventID: o.EventID}
+	out := occurrence{eventID: o.EventID, at: ev.At(received).UnixMilli(), closeReq: o.Close}
 	var aerr *apierr.Error
 	if out.create, aerr = ops.ValidateIntegrationEvent(ops.EventCreate, &o.Create); aerr != nil {
 		return occurrence{}, aerr
@@ -162,11 +177,13 @@ func (r *Routes) recordAll(ctx context.Context, occ []occurrence) *apierr.Error 
 
 // record appends an occurrence: the create (linked to the subject's Thing
 // when it exists), then the close. A create that is already there answers
-// Replayed, or op_id_conflict when a defaulted field (the receive time)
-// differs from the first time; either way the Event exists, and the close
-// is still made sure of: Replayed, op_id_conflict (its defaulted time
-// differs too) or event_closed (the broker's duplicate window has passed)
-// all mean it is there.
+// Replayed, or op_id_conflict when a field differs from the first time
+// (the receive time a CloudEvent sent without one defaults to, or a time
+// sent differently); either way the Event exists, and the close is still
+// made sure of: Replayed, op_id_conflict or event_closed (the broker's
+// duplicate window has passed) all mean it is there. After a conflict
+// o.at becomes the time the Event was recorded with (recordedAt), and the
+// close is made at that time, as the first request made it.
 func (r *Routes) record(ctx context.Context, o *occurrence) *apierr.Error {
 	_, aerr := r.d.Appender.Append(ctx, o.create)
 	if aerr != nil && o.unlinked != nil && (aerr.Code == apierr.ThingNotFound || aerr.Code == apierr.ThingDeleted) {
@@ -176,11 +193,52 @@ func (r *Routes) record(ctx context.Context, o *occurrence) *apierr.Error {
 		r.log.Warn("eventbus: create failed", "channel_id", o.create.ChannelID, "event_id", o.eventID, "code", aerr.Code)
 		return aerr
 	}
+	if aerr != nil {
+		if aerr = r.recordedAt(ctx, o); aerr != nil {
+			r.log.Warn("eventbus: recorded event not read", "channel_id", o.create.ChannelID, "event_id", o.eventID, "code", aerr.Code)
+			return aerr
+		}
+	}
 	_, aerr = r.d.Appender.Append(ctx, o.close)
 	if aerr != nil && aerr.Code != apierr.EventClosed && aerr.Code != apierr.OpIDConflict {
 		r.log.Warn("eventbus: close failed", "channel_id", o.close.ChannelID, "event_id", o.eventID, "code", aerr.Code)
 		return aerr
 	}
+	return nil
+}
+
+// recordedAt sets o.at to the time o's Event was recorded with, read from
+// the projection (after the Event's operations appended before the read,
+// its create among them), and makes o.close again at that time when it
+// differs: a CloudEvent sent again without a time defaults to its new
+// receive time, which the Event never had, and neither the answer nor the
+// close may carry it. An Event the projection no longer holds keeps o as
+// it is.
+func (r *Routes) recordedAt(ctx context.Context, o *occurrence) *apierr.Error {
+	b, aerr := r.d.Reader.Read(ctx, &reads.Request{Route: reads.EventGet, ChannelID: o.create.ChannelID, EventID: o.eventID})
+	if aerr != nil {
+		if aerr.Code == apierr.EventNotFound {
+			return nil
+		}
+		return aerr
+	}
+	var snap struct {
+		StartedAt *int64 `json:"started_at"`
+	}
+	if err := json.Unmarshal(b, &snap); err != nil || snap.StartedAt == nil {
+		return apierr.New(apierr.InternalError)
+	}
+	if *snap.StartedAt == o.at {
+		return nil
+	}
+	req := o.closeReq
+	at := wire.Millis(*snap.StartedAt)
+	req.EventTime = &at
+	v, aerr := ops.ValidateIntegrationEvent(ops.EventClose, &req)
+	if aerr != nil {
+		return aerr
+	}
+	o.close, o.at = v, *snap.StartedAt
 	return nil
 }
 

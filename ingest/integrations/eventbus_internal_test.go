@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/registry"
@@ -19,6 +20,7 @@ import (
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
+	"github.com/pushgo/gateway/schemas/reads"
 )
 
 // ebChannel is the channel of fakeTokens' "good" token.
@@ -56,10 +58,22 @@ func (c ebChannels) Lookup(_ context.Context, id string) (registry.Channel, bool
 	return registry.Channel{}, false, nil
 }
 
+// ebNoEvents is a projection that holds no Event (a create answered
+// op_id_conflict reads the Event's time: see eventbus_resend_internal_test.go).
+type ebNoEvents struct{}
+
+func (ebNoEvents) Read(context.Context, *reads.Request) (jsontext.Value, *apierr.Error) {
+	return nil, apierr.New(apierr.EventNotFound)
+}
+
+func (ebNoEvents) ReadConsistent(context.Context, *reads.Request) (jsontext.Value, *apierr.Error) {
+	return nil, apierr.New(apierr.EventNotFound)
+}
+
 func ebRoutes(t *testing.T, app *ebAppender, ch ebChannels) (*echo.Echo, *Routes) {
 	t.Helper()
 	e := echo.New()
-	r := Register(e, Deps{Tokens: fakeTokens{}, Appender: app, Channels: ch, MaxInFlight: 1})
+	r := Register(e, Deps{Tokens: fakeTokens{}, Appender: app, Reader: ebNoEvents{}, Channels: ch, MaxInFlight: 1})
 	t.Cleanup(r.Close)
 	return e, r
 }

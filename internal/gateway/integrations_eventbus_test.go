@@ -224,6 +224,58 @@ func TestEventBusDefaults(t *testing.T) {
 	}
 }
 
+// TestEventBusResendAnswersTheRecordedEvent: a CloudEvent sent again (the
+// same source and id) is the Event recorded the first time, and the
+// resend's answer says that Event's time: not the time the resend was
+// received, nor one it sent differently. Until 6 December a resend without
+// a time answered its own receive time ("…08.234Z" for an Event recorded
+// at "…08.233Z"), a time never recorded.
+func TestEventBusResendAnswersTheRecordedEvent(t *testing.T) {
+	it := startIntegrations(t, "bus")
+	batch := func(event string) string {
+		return `{"eventList":[` + event + `],"eventBusId":"` + it.channel + `"}`
+	}
+	answer := func(body string) map[string]any {
+		t.Helper()
+		s, _, m := it.eventBus("/v1/event-bus/recv", it.token, body)
+		if s != 200 {
+			t.Fatalf("%d %v", s, m)
+		}
+		return m["events"].([]any)[0].(map[string]any)
+	}
+	recorded := func(id string) string {
+		t.Helper()
+		var found []map[string]any
+		for _, e := range it.events("") {
+			if e["attrs"].(map[string]any)["ce.id"] == id {
+				found = append(found, e)
+			}
+		}
+		if len(found) != 1 {
+			t.Fatalf("%d Events of %s, want 1", len(found), id)
+		}
+		return time.UnixMilli(int64(found[0]["event_time"].(float64))).UTC().Format(time.RFC3339Nano)
+	}
+
+	// Sent with a time, then again without one.
+	if a := answer(batch(`{"source":"s","type":"T1","id":"x10","time":"2025-03-25T21:04:41.5+08:00"}`)); a["time"] != "2025-03-25T21:04:41.5+08:00" {
+		t.Fatalf("first answer's time %v, want it as sent", a["time"])
+	}
+	if b := answer(batch(`{"source":"s","type":"T1","id":"x10"}`)); b["time"] != "2025-03-25T13:04:41.5Z" || recorded("x10") != b["time"] {
+		t.Fatalf("resend's time %v, the Event's %s: want the recorded 2025-03-25T13:04:41.5Z", b["time"], recorded("x10"))
+	}
+
+	// The tester's case: sent twice without a time.
+	a := answer(batch(`{"source":"s","type":"T1","id":"x20"}`))
+	b := answer(batch(`{"source":"s","type":"T1","id":"x20"}`))
+	if at := recorded("x20"); a["time"] != at || b["time"] != at {
+		t.Fatalf("answers' times %v and %v, the Event's %s", a["time"], b["time"], at)
+	}
+	if n := len(it.history()); n != 4 {
+		t.Fatalf("history %d, want a create and a close of each CloudEvent", n)
+	}
+}
+
 // TestEventBusThingLink links an event whose subject is an existing
 // Thing's id, and records one whose subject names no Thing without a link.
 func TestEventBusThingLink(t *testing.T) {
