@@ -110,6 +110,10 @@ func TestCompatBark(t *testing.T) {
 		{name: "v2 metadata not an object", method: "POST", path: "/bark/push", body: `{"device_key":"{key}","metadata":["a"]}`,
 			status: 400, code: "metadata_invalid"},
 		{name: "v2 malformed", method: "POST", path: "/bark/push", body: `{"device_key":`, status: 400, code: "invalid_json_syntax"},
+		{name: "v2 duplicate title", method: "POST", path: "/bark/push", body: `{"device_key":"{key}","title":"a","body":"x","title":"b"}`,
+			status: 400, code: "invalid_json_data", errorHas: "title: duplicate member"},
+		{name: "v2 lone surrogate in metadata", method: "POST", path: "/bark/push", body: `{"device_key":"{key}","body":"x","metadata":{"k":"\udc00"}}`,
+			status: 400, code: "invalid_json_data", errorHas: `metadata.k: not valid UTF-8 (lone surrogate escape \udc00)`},
 		{name: "v2 GET", path: "/bark/push", status: 400, code: "compat_key_invalid"},
 	})
 }

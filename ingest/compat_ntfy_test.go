@@ -201,6 +201,19 @@ func TestCompatNtfy(t *testing.T) {
 		{name: "JSON with a delay", method: "POST", path: "/ntfy", body: `{"topic":"{key}","delay":"30m"}`, status: 400, code: "invalid_json_data"},
 		{name: "JSON with an unknown member", method: "POST", path: "/ntfy", body: `{"topic":"{key}","foo":1}`, status: 400, code: "invalid_json_data"},
 		{name: "JSON malformed", method: "POST", path: "/ntfy", body: `{"topic":`, status: 400, code: "invalid_json_syntax"},
+		// I-JSON's refusals, as on the PushGo routes (README, "Limits and
+		// abuse"): invalid_json_data naming the member. Until 6 December
+		// they were invalid_json_syntax, "request body is not valid JSON".
+		{name: "JSON duplicate member", method: "POST", path: "/ntfy/", body: `{"topic":"{key}","message":"m","message":"n"}`,
+			status: 400, code: "invalid_json_data", errorHas: "message: duplicate member"},
+		{name: "JSON invalid UTF-8", method: "POST", path: "/ntfy", body: "{\"topic\":\"{key}\",\"title\":\"a\xff\xfe\"}",
+			status: 400, code: "invalid_json_data", errorHas: "title: not valid UTF-8"},
+		{name: "JSON lone surrogate escape", method: "POST", path: "/ntfy", body: `{"topic":"{key}","message":"\ud800"}`,
+			status: 400, code: "invalid_json_data", errorHas: `message: not valid UTF-8 (lone surrogate escape \ud800)`},
+		{name: "JSON invalid UTF-8 in a name", method: "POST", path: "/ntfy", body: "{\"topic\":\"{key}\",\"\xff\":\"x\"}",
+			status: 400, code: "invalid_json_data", errorHas: "body: a member name is not valid UTF-8"},
+		{name: "JSON invalid UTF-8, unterminated", method: "POST", path: "/ntfy", body: "{\"topic\":\"{key}\",\"title\":\"\xff",
+			status: 400, code: "invalid_json_syntax"},
 		{name: "JSON title not a string", method: "POST", path: "/ntfy", body: `{"topic":"{key}","title":["a"]}`, status: 400, code: "invalid_json_data"},
 	})
 }

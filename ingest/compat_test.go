@@ -26,9 +26,11 @@ type compatCase struct {
 	// want are members of the appended message.create payload; a nil value
 	// means the member is absent. Set for accepted requests.
 	want map[string]any
-	// status and code are the rejection's (want unset).
-	status int
-	code   string
+	// status and code are the rejection's (want unset); errorHas, when
+	// set, is text the answer's error must hold (the member it names).
+	status   int
+	code     string
+	errorHas string
 }
 
 // contentType sets the request's Content-Type ("" sends none; apitest
@@ -56,6 +58,9 @@ func runCompat(t *testing.T, g *gw, ch string, cases []compatCase) {
 			if tc.want == nil {
 				if r.Status != tc.status || r.Code() != tc.code || r.Success {
 					t.Fatalf("want %d %s, got %s", tc.status, tc.code, r)
+				}
+				if tc.errorHas != "" && (r.Error == nil || !strings.Contains(*r.Error, tc.errorHas)) {
+					t.Fatalf("want an error naming %q, got %s", tc.errorHas, r)
 				}
 				if len(after) != before {
 					t.Fatalf("a rejected request appended %d operations", len(after)-before)

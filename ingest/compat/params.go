@@ -217,27 +217,30 @@ func fromMultipart(voc vocabulary, body []byte, boundary string) (params, *apier
 
 // fromJSON reads a JSON object's members as parameters, as strictly as
 // wire.Decode reads a PushGo body (valid UTF-8, no duplicate member, nothing
-// after the object). A string, number or boolean is a text value, an array
-// of strings a list, an object an object value (metadata); null is absent.
+// after the object), and answers a refusal as it does (wire.Classify): a
+// duplicate member or text that is not Unicode is invalid_json_data naming
+// the member, malformed JSON invalid_json_syntax. A string, number or
+// boolean is a text value, an array of strings a list, an object an object
+// value (metadata); null is absent.
 func fromJSON(voc vocabulary, body []byte) (params, *apierr.Error) {
-	syntax := apierr.New(apierr.InvalidJSONSyntax)
+	decodeErr := func(err error) *apierr.Error { return wire.Classify(body, err) }
 	d := jsontext.NewDecoder(bytes.NewReader(body))
 	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
 		if err == nil {
 			return nil, &apierr.Error{Code: apierr.InvalidJSONData, Detail: "request body must be a JSON object"}
 		}
-		return nil, syntax
+		return nil, decodeErr(err)
 	}
 	p := params{}
 	for d.PeekKind() != '}' {
 		tok, err := d.ReadToken()
 		if err != nil {
-			return nil, syntax
+			return nil, decodeErr(err)
 		}
 		name := tok.String()
 		raw, err := d.ReadValue()
 		if err != nil {
-			return nil, syntax
+			return nil, decodeErr(err)
 		}
 		if voc.zeroIsAbsent && zeroJSON(raw) {
 			continue
@@ -257,10 +260,10 @@ func fromJSON(voc vocabulary, body []byte) (params, *apierr.Error) {
 		}
 	}
 	if _, err := d.ReadToken(); err != nil {
-		return nil, syntax
+		return nil, decodeErr(err)
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
-		return nil, syntax
+		return nil, apierr.New(apierr.InvalidJSONSyntax) // data after the object
 	}
 	return p, nil
 }

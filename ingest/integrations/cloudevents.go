@@ -243,11 +243,13 @@ const MaxCloudEventsBatch = 5000
 // "Severity" whichever came last.
 func checkJSONBody(body []byte) *apierr.Error {
 	if !jsontext.Value(body).IsValid() {
-		// Which rule it broke, read again only for the answer.
-		if jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
-			return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: a member name is repeated in an object")
+		// Which rule it broke, read again only for the answer: a repeated
+		// name or text that is not Unicode names its member, as
+		// wire.Classify does.
+		if f, ok := wire.FindFault(body); ok {
+			return apierr.Fieldf(apierr.InvalidJSONData, f.Field(), "not a CloudEvent: %s", f.Reason())
 		}
-		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: not valid JSON in UTF-8")
+		return apierr.Fieldf(apierr.InvalidJSONData, "body", "not a CloudEvent: not valid JSON")
 	}
 	if aerr := checkAttributeNames(body); aerr != nil {
 		return aerr

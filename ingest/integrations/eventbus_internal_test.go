@@ -226,6 +226,44 @@ func TestCloudEventsFailures(t *testing.T) {
 	}
 }
 
+// TestCloudEventsNameTheMember: a structured or batched CloudEvent with a
+// member twice or text that is not Unicode is 400 invalid_json_data naming
+// the member (until 6 December: "body: not a CloudEvent: not valid JSON in
+// UTF-8" or "a member name is repeated in an object"), and nothing is
+// appended.
+func TestCloudEventsNameTheMember(t *testing.T) {
+	structured := map[string]string{"Authorization": "Bearer good", "Content-Type": "application/cloudevents+json"}
+	batch := map[string]string{"Authorization": "Bearer good", "Content-Type": "application/cloudevents-batch+json"}
+	ev := func(data string) string {
+		return `{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"application/json","data":` + data + `}`
+	}
+	for _, c := range []struct {
+		name    string
+		headers map[string]string
+		body    string
+		detail  string
+	}{
+		{"invalid utf-8 in data", structured, ev("{\"k\":\"\xff\"}"), "data.k: not a CloudEvent: not valid UTF-8 (byte 0xff)"},
+		{"lone surrogate in a batch's data", batch, "[" + ev(`{"k":"\ud800"}`) + "]", `0.data.k: not a CloudEvent: not valid UTF-8 (lone surrogate escape \ud800)`},
+		{"lone surrogate in a name", structured, ev(`{"\udc00":1}`), "data: not a CloudEvent: a member name is not valid UTF-8"},
+		{"duplicate in data", structured, ev(`{"k":1,"k":2}`), "data.k: not a CloudEvent: duplicate member"},
+		{"malformed", structured, ev("{\"k\":\"\xff\""), "body: not a CloudEvent: not valid JSON"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := &ebAppender{}
+			e, _ := ebRoutes(t, app, ebChannels{})
+			rec := serve(e, RouteCloudEvents, c.headers, c.body)
+			m := envelopeOf(t, rec)
+			if rec.Code != 400 || m.ErrorCode == nil || *m.ErrorCode != "invalid_json_data" || m.Error == nil || !strings.HasPrefix(*m.Error, c.detail) {
+				t.Fatalf("got %d %s, want 400 invalid_json_data %q", rec.Code, rec.Body, c.detail)
+			}
+			if len(app.calls) != 0 {
+				t.Fatalf("%d appends", len(app.calls))
+			}
+		})
+	}
+}
+
 // TestEventBusDeepData: data nested deeper than eventbus.MaxDataDepth is
 // refused before anything is appended, in either form and on either
 // route; data at the bound is recorded and answered. (A string-held data

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,12 @@ func (it *integ) postRoute(r jsonRoute, body string) (int, string) {
 // must be accepted, so the route and its template are sound), then the
 // same body with invalid UTF-8 in a string value, in a member name and
 // deep in a nested value, as raw bytes and as a lone surrogate escape:
-// each is a 4xx, and the log is unchanged.
+// each is a 400 naming what is wrong and where (README, "Limits and
+// abuse": invalid_json_data naming the member, in the tool's own shape on
+// an integration's route; never "not valid JSON", invalid_json_syntax being
+// for malformed JSON), and the log is unchanged. Until 6 December they were
+// invalid_json_syntax "malformed JSON at byte N" (or the tool's "not valid
+// JSON"), naming nothing.
 func TestJSONRoutesRefuseInvalidUTF8(t *testing.T) {
 	it := startIntegrations(t, "utf8")
 	bad := map[string]string{
@@ -165,8 +171,16 @@ func TestJSONRoutesRefuseInvalidUTF8(t *testing.T) {
 				}
 				for where, body := range variants {
 					s, b := it.postRoute(r, body)
-					if s < 400 || s >= 500 {
-						t.Errorf("%s in %s: %d %s, want a 4xx", name, where, s, b)
+					if s != 400 || !strings.Contains(b, "not valid UTF-8") || strings.Contains(b, "invalid_json_syntax") {
+						t.Errorf("%s in %s: %d %s, want 400 saying the text is not valid UTF-8", name, where, s, b)
+					}
+					if strings.Contains(b, `"error_code"`) && !strings.Contains(b, `"error_code":"invalid_json_data"`) {
+						t.Errorf("%s in %s: %s, want invalid_json_data", name, where, b)
+					}
+					// The member: the value's ("….k"), or for a name the
+					// object holding it.
+					if where == "nested value" && !namesK.MatchString(b) || where == "member name" && !strings.Contains(b, "member name") {
+						t.Errorf("%s in %s: %s names no member", name, where, b)
 					}
 				}
 			}
@@ -174,6 +188,45 @@ func TestJSONRoutesRefuseInvalidUTF8(t *testing.T) {
 				t.Fatalf("rejected bodies appended %d operations", n-before)
 			}
 		})
+	}
+}
+
+// namesK finds the member "k" of a route's free-form object named in an
+// answer: "attrs.outer.k", "eventList[0].data.k", 'payload.custom_details.k'.
+var namesK = regexp.MustCompile(`\.k\b`)
+
+// TestJSONRoutesRefuseDuplicateMembers: a member name repeated in an
+// object is a 400 naming the member on every JSON route (the PushGo and
+// compat routes invalid_json_data, as README's "Limits and abuse" says);
+// until 6 December ntfy's and Bark's JSON answered invalid_json_syntax
+// "request body is not valid JSON".
+func TestJSONRoutesRefuseDuplicateMembers(t *testing.T) {
+	it := startIntegrations(t, "duplicates")
+	for i, r := range jsonRoutes() {
+		if !r.nested {
+			continue
+		}
+		t.Run(r.name, func(t *testing.T) {
+			it.t = t
+			before := it.historyLen()
+			ok := fmt.Sprintf(`"ok-%d"`, i)
+			s, b := it.postRoute(r, r.body(it, ok, `"k":"v","k"`, `"w"`))
+			if s != 400 || !namesK.MatchString(b) || strings.Contains(b, "invalid_json_syntax") || strings.Contains(b, "not valid JSON") {
+				t.Errorf("%d %s, want 400 naming the member k", s, b)
+			}
+			if strings.Contains(b, `"error_code"`) && !strings.Contains(b, `"error_code":"invalid_json_data"`) {
+				t.Errorf("%s, want invalid_json_data", b)
+			}
+			if n := it.historyLen(); n != before {
+				t.Fatalf("rejected bodies appended %d operations", n-before)
+			}
+		})
+	}
+	// ntfy's JSON has no free-form object: its message twice.
+	s, b := it.postRoute(jsonRoute{path: "/ntfy/", headers: pushgoHeaders},
+		`{"topic":"`+it.channel+`:`+it.password+`","message":"m","message":"n"}`)
+	if s != 400 || !strings.Contains(b, `"error":"message: duplicate member","error_code":"invalid_json_data"`) {
+		t.Errorf("ntfy: %d %s, want 400 invalid_json_data naming message", s, b)
 	}
 }
 

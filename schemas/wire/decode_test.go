@@ -38,18 +38,41 @@ func TestDecode(t *testing.T) {
 		{"array", `[1,2]`, apierr.InvalidJSONData, ""},
 		{"unknown member", `{"title":"a","bogus":1}`, apierr.InvalidJSONData, "bogus"},
 		{"case variant", `{"Title":"a"}`, apierr.InvalidJSONData, "Title"},
-		{"duplicate", `{"title":"a","title":"b"}`, apierr.InvalidJSONData, "title"},
+		{"duplicate", `{"title":"a","title":"b"}`, apierr.InvalidJSONData, "title: duplicate member"},
+		{"duplicate in a raw value", `{"attrs":{"a":1,"a":2}}`, apierr.InvalidJSONData, "attrs.a: duplicate member"},
 		{"wrong type", `{"title":5}`, apierr.InvalidJSONData, "title"},
 		{"trailing", `{"title":"a"} {}`, apierr.InvalidJSONSyntax, ""},
 		{"nested wrong type", `{"inner":{"k":1}}`, apierr.InvalidJSONData, "inner.k"},
 		{"bad timestamp", `{"when":1.5}`, apierr.InvalidTimestamp, "when"},
-		{"invalid utf8", "{\"title\":\"\xff\"}", apierr.InvalidJSONSyntax, ""},
+		// Text that is not Unicode in well-formed JSON is I-JSON's refusal,
+		// invalid_json_data naming the member (README, "Limits and abuse";
+		// the HTTP contract keeps invalid_json_syntax for malformed JSON).
+		// Until 6 December it was invalid_json_syntax "malformed JSON at
+		// byte N", naming nothing.
+		{"invalid utf8", "{\"title\":\"\xff\"}", apierr.InvalidJSONData, "title: not valid UTF-8 (byte 0xff)"},
 		// Issue 12: nothing gets into a raw value (attrs) that a typed
 		// member would refuse.
-		{"invalid utf8 in a raw value", "{\"attrs\":{\"a\":{\"b\":\"x\xe2\x82\"}}}", apierr.InvalidJSONSyntax, ""},
-		{"invalid utf8 in a raw value's key", "{\"attrs\":{\"\xc0\xaf\":1}}", apierr.InvalidJSONSyntax, ""},
-		{"lone surrogate escape", `{"attrs":{"a":"\ud800"}}`, apierr.InvalidJSONSyntax, ""},
-		{"lone low surrogate escape", `{"title":"\udc00x"}`, apierr.InvalidJSONSyntax, ""},
+		{"invalid utf8 in a raw value", "{\"attrs\":{\"a\":{\"b\":\"x\xe2\x82\"}}}", apierr.InvalidJSONData, "attrs.a.b: not valid UTF-8 (byte 0xe2)"},
+		{"invalid utf8 in a raw value's key", "{\"attrs\":{\"\xc0\xaf\":1}}", apierr.InvalidJSONData, "attrs: a member name is not valid UTF-8 (byte 0xc0)"},
+		{"invalid utf8 in a top-level key", "{\"title\":\"a\", \"\xff\xfe\" :1}", apierr.InvalidJSONData, "body: a member name is not valid UTF-8 (byte 0xff)"},
+		{"invalid utf8 in a map's value", "{\"inner\":{\"k\":\"ok\xff\"}}", apierr.InvalidJSONData, "inner.k: not valid UTF-8"},
+		{"lone surrogate escape", `{"attrs":{"a":"\ud800"}}`, apierr.InvalidJSONData, `attrs.a: not valid UTF-8 (lone surrogate escape \ud800)`},
+		{"lone low surrogate escape", `{"title":"\udc00x"}`, apierr.InvalidJSONData, `title: not valid UTF-8 (lone surrogate escape \udc00)`},
+		{"high surrogate, then no low one", `{"title":"a\uD800\u0041"}`, apierr.InvalidJSONData, `title: not valid UTF-8 (lone surrogate escape \ud800)`},
+		{"lone surrogate escape in a key", `{"attrs":{"k\udc00":1}}`, apierr.InvalidJSONData, `attrs: a member name is not valid UTF-8 (lone surrogate escape \udc00)`},
+		{"escaped quote before a bad byte in a key", "{\"attrs\":{\"\\\"\xff\\\"\":1}}", apierr.InvalidJSONData, "attrs: a member name"},
+		{"colon in a bad value is no name", "{\"title\":\"\xff:\" , \"attrs\":{}}", apierr.InvalidJSONData, "title: not valid UTF-8"},
+		{"not an object, with invalid utf8", "[\"\xff\"]", apierr.InvalidJSONData, "must be a JSON object"},
+		// Malformed JSON stays invalid_json_syntax, whatever its text.
+		{"invalid utf8 in an unterminated string", "{\"title\":\"\xff", apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"invalid utf8, then malformed", "{\"title\":\"\xff\",}", apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"invalid utf8, then trailing data", "{\"title\":\"\xff\"} {}", apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"lone surrogate, then a bad token", `{"title":"\ud800","attrs":tru}`, apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"surrogate-like escape outside a string", `{"title":\ud800}`, apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"bad byte outside a string", "{\"title\":\xff}", apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"bad escape", `{"title":"\x"}`, apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"truncated escape", `{"title":"\ud8"}`, apierr.InvalidJSONSyntax, "malformed JSON"},
+		{"control character in a string", "{\"title\":\"a\x01\"}", apierr.InvalidJSONSyntax, "malformed JSON"},
 		{"surrogate pair escape", `{"title":"\ud83d\ude00","attrs":{"\ud83d\ude00":"\ud83d\ude00"}}`, "", ""},
 		{"huge number in a raw value", `{"attrs":{"v":1e400}}`, apierr.InvalidJSONData, "attrs.v"},
 		{"huge negative number, nested", `{"attrs":{"o":{"v":-1E+309}}}`, apierr.InvalidJSONData, "attrs.o.v"},
@@ -81,6 +104,32 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("detail %q does not name %q", err.Detail, c.field)
 			}
 		})
+	}
+}
+
+// TestFindFault: the integrations' check (their decoders are not strict
+// about text and duplicates) finds what Decode refuses, naming the member,
+// and nothing in malformed JSON, which is a syntax error whatever its text.
+func TestFindFault(t *testing.T) {
+	for _, c := range []struct{ body, field, reason string }{
+		{`{"a":{"b":[1,"x\ud800"]}}`, "a.b.1", `not valid UTF-8 (lone surrogate escape \ud800)`},
+		{"{\"a\":{\"\xff\xfe\":1}}", "a", "a member name is not valid UTF-8 (byte 0xff)"},
+		{"[{\"k\":\"\xc0\xaf\"}]", "0.k", "not valid UTF-8 (byte 0xc0)"},
+		{`{"a":1,"b":{"c":1,"c":2}}`, "b.c", "duplicate member"},
+		{`{"a":"ok","b":[1e400]}`, "", ""},
+		{"{\"a\":\"\xff\"", "", ""},
+		{`{"a":"\ud800",}`, "", ""},
+		{`{"a":"\ud800"} {}`, "", ""},
+		{``, "", ""},
+	} {
+		f, ok := FindFault([]byte(c.body))
+		field := ""
+		if ok {
+			field = f.Field()
+		}
+		if field != c.field || ok && f.Reason() != c.reason {
+			t.Errorf("FindFault(%q) = %q %q, %v; want %q %q", c.body, field, f.Reason(), ok, c.field, c.reason)
+		}
 	}
 }
 
@@ -159,7 +208,7 @@ func TestNumberOutOfRange(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{`{"title":"a"}`, `{"when":"17"}`, `{"inner":{"a":"b"}}`, `[]`, `{`, `{"title":"a","title":"a"}`,
-		`{"attrs":{"v":1e400}}`, `{"attrs":{"v":"\ud800"}}`, `{"float":-1e-400}`} {
+		`{"attrs":{"v":1e400}}`, `{"attrs":{"v":"\ud800"}}`, `{"float":-1e-400}`, "{\"\xff\xfe\":1}", "{\"title\":\"\xff\""} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -167,6 +216,18 @@ func FuzzDecode(f *testing.F) {
 		if err := Decode(b, &s); err != nil {
 			if err.Status() != 400 {
 				t.Fatalf("status %d for %q", err.Status(), b)
+			}
+			if !utf8.ValidString(err.Detail) {
+				t.Fatalf("detail %q for %q is not UTF-8", err.Detail, b)
+			}
+			// invalid_json_syntax is for malformed JSON only: text that is
+			// not Unicode in well-formed JSON is invalid_json_data.
+			lenient := jsontext.Value(b).IsValid(jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+			if err.Code == apierr.InvalidJSONSyntax && lenient {
+				t.Fatalf("%q is well-formed JSON, refused as %s (%s)", b, err.Code, err.Detail)
+			}
+			if strings.Contains(err.Detail, "UTF-8") && (err.Code != apierr.InvalidJSONData || !lenient) {
+				t.Fatalf("%q refused as %s (%s)", b, err.Code, err.Detail)
 			}
 			return
 		}

@@ -13,7 +13,6 @@
 package alertmanager
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
@@ -161,7 +160,9 @@ var decodeOptions = json.JoinOptions(
 )
 
 // Decode reads body as one Payload. Errors are 400s: invalid_request_body
-// (empty), invalid_json_syntax, invalid_json_data (naming the member).
+// (empty), invalid_json_syntax (malformed JSON), invalid_json_data (naming
+// the member: a duplicate, a wrong type, text that is not Unicode), mapped
+// as a PushGo body's are (wire.Classify).
 func Decode(body []byte) (*Payload, *apierr.Error) {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, apierr.New(apierr.InvalidRequestBody)
@@ -171,7 +172,7 @@ func Decode(body []byte) (*Payload, *apierr.Error) {
 	}
 	var p Payload
 	if err := json.Unmarshal(body, &p, decodeOptions); err != nil {
-		return nil, classify(err)
+		return nil, wire.Classify(body, err)
 	}
 	return &p, nil
 }
@@ -597,23 +598,3 @@ func clip(s string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// classify maps a decoding error to a 400 naming the member.
-func classify(err error) *apierr.Error {
-	var syn *jsontext.SyntacticError
-	if errors.Is(err, jsontext.ErrDuplicateName) {
-		return apierr.Fieldf(apierr.InvalidJSONData, wire.PointerOf(err), "duplicate member")
-	}
-	var se *json.SemanticError
-	if errors.As(err, &se) {
-		kind := "value"
-		if se.JSONKind != 0 {
-			kind = se.JSONKind.String()
-		}
-		return apierr.Fieldf(apierr.InvalidJSONData, wire.PointerOf(err), "wrong type (%s)", kind)
-	}
-	if errors.As(err, &syn) {
-		return &apierr.Error{Code: apierr.InvalidJSONSyntax, Detail: fmt.Sprintf("malformed JSON at byte %d", syn.ByteOffset)}
-	}
-	return &apierr.Error{Code: apierr.InvalidJSONSyntax, Detail: "malformed JSON"}
-}

@@ -346,7 +346,13 @@ func TestRejections(t *testing.T) {
 		{"empty body", "  ", apierr.InvalidRequestBody, ""},
 		{"malformed", `{"alerts":[`, apierr.InvalidJSONSyntax, ""},
 		{"trailing data", one(ok) + `{}`, apierr.InvalidJSONSyntax, ""},
-		{"invalid utf-8", "{\"receiver\":\"\xff\",\"alerts\":[" + ok + "]}", apierr.InvalidJSONSyntax, ""},
+		// Text that is not Unicode is invalid_json_data naming the member,
+		// as on every JSON route (it was invalid_json_syntax "malformed JSON
+		// at byte N" until 6 December); malformed JSON stays syntax.
+		{"invalid utf-8", "{\"receiver\":\"\xff\",\"alerts\":[" + ok + "]}", apierr.InvalidJSONData, "receiver"},
+		{"lone surrogate in a label", edit(`{"alertname":"A"}`, `{"alertname":"A\ud800"}`), apierr.InvalidJSONData, "alerts.0.labels.alertname"},
+		{"lone surrogate in a label name", edit(`{"alertname":"A"}`, `{"alertname":"A","\udc00":"x"}`), apierr.InvalidJSONData, "alerts.0.labels"},
+		{"invalid utf-8, unterminated", "{\"receiver\":\"\xff", apierr.InvalidJSONSyntax, ""},
 		{"not an object", `[1]`, apierr.InvalidJSONData, "body"},
 		{"duplicate member", `{"receiver":"a","receiver":"b","alerts":[` + ok + `]}`, apierr.InvalidJSONData, "receiver"},
 		{"duplicate label", edit(`{"alertname":"A"}`, `{"alertname":"A","alertname":"B"}`), apierr.InvalidJSONData, "alerts.0.labels.alertname"},

@@ -109,13 +109,17 @@ type Report struct {
 type Property struct{ Key, Value string }
 
 // Decode strictly decodes an EventIngest: unknown, duplicate and
-// case-variant members and wrong types are violations naming the member.
-// A body that is not JSON is reported as syntax (the second return).
+// case-variant members, wrong types and text that is not Unicode (invalid
+// UTF-8, a lone surrogate escape) are violations naming the member. A body
+// that is not JSON is reported as syntax (the third return).
 func Decode(body []byte) (*EventIngest, []Violation, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, []Violation{{Path: "body", Message: "must not be empty"}}, nil
 	}
 	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
+		if f, ok := wire.FindFault(body); ok {
+			return nil, []Violation{{Path: f.Field(), Message: f.Reason()}}, nil
+		}
 		return nil, nil, errors.New("request body is not valid JSON")
 	}
 	if p, found := wire.NumberOutOfRange(body); found {

@@ -59,6 +59,12 @@ func TestValidateViolations(t *testing.T) {
 		{`{"eventType":"CUSTOM_INFO","title":"x","properties":{"a":[1]}}`, "properties.a", "string, number or boolean"},
 		{`{"eventType":"CUSTOM_INFO","title":"x","properties":{"` + strings.Repeat("k", 101) + `":"v"}}`, "properties." + strings.Repeat("k", 101), "at most 100"},
 		{`{"eventType":"CUSTOM_INFO","title":"x","entitySelector":"healthState(\"HEALTHY\"),type(HOST)"}`, "entitySelector", "healthState"},
+		// Text that is not Unicode is a violation naming the member, as
+		// on every JSON route; it was "Could not map JSON: request body is
+		// not valid JSON" until 6 December.
+		{"{\"eventType\":\"CUSTOM_INFO\",\"title\":\"x\xff\"}", "title", "not valid UTF-8 (byte 0xff)"},
+		{`{"eventType":"CUSTOM_INFO","title":"x","properties":{"k":"\ud800"}}`, "properties.k", `not valid UTF-8 (lone surrogate escape \ud800)`},
+		{`{"eventType":"CUSTOM_INFO","title":"x","properties":{"\udc00":"v"}}`, "properties", "a member name is not valid UTF-8"},
 	} {
 		_, vs := validate(t, tc.body)
 		found := false
@@ -78,8 +84,10 @@ func TestValidateViolations(t *testing.T) {
 	if _, vs := validate(t, `{"eventType":"CUSTOM_INFO","title":"x","properties":{`+strings.Join(props, ",")+`}}`); len(vs) == 0 || vs[0].Path != "properties" {
 		t.Errorf("101 properties: %v", vs)
 	}
-	if _, _, err := Decode([]byte(`{"eventType":`)); err == nil {
-		t.Error("bad JSON: no syntax error")
+	for _, bad := range []string{`{"eventType":`, "{\"eventType\":\"\xff", `{"title":"\ud800",}`} {
+		if _, _, err := Decode([]byte(bad)); err == nil {
+			t.Errorf("bad JSON %q: no syntax error", bad)
+		}
 	}
 }
 

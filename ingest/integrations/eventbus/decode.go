@@ -179,7 +179,22 @@ func Decode(body []byte) (*Batch, *Error) {
 	}
 	// Duplicates are left to the unmarshaler, which names the member.
 	if !jsontext.Value(body).IsValid(jsontext.AllowDuplicateNames(true)) {
-		return nil, &Error{Code: InvalidParameter, Reason: "request body is not valid JSON"}
+		// Text that is not Unicode in well-formed JSON, named as
+		// wire.Classify names it; a duplicate before it is named by the
+		// decoder below, which stops there.
+		f, ok := wire.FindFault(body)
+		field := pointerPath(f.Pointer, "")
+		if field == "" {
+			field = "request body"
+		}
+		switch {
+		case !ok:
+			return nil, &Error{Code: InvalidParameter, Reason: "request body is not valid JSON"}
+		case f.InName:
+			return nil, &Error{Code: InvalidParameter, Field: field, Reason: "holds a member name that is not valid UTF-8 (" + f.What + ")"}
+		case !f.Duplicate:
+			return nil, &Error{Code: InvalidParameter, Field: field, Reason: "is not valid UTF-8 (" + f.What + ")"}
+		}
 	}
 	if jsontext.Value(body).Kind() != '{' {
 		return nil, &Error{Code: InvalidParameter, Reason: "request body must be a JSON object"}

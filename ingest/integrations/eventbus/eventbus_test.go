@@ -232,7 +232,14 @@ func TestDecodeRejections(t *testing.T) {
 		{"empty", ``, InvalidParameter, "empty"},
 		{"blank", " \n", InvalidParameter, "empty"},
 		{"not json", `{"eventList":`, InvalidParameter, "not valid JSON"},
-		{"invalid utf8", "{\"eventList\":[{\"source\":\"\xff\",\"type\":\"t\"}]}", InvalidParameter, "not valid JSON"},
+		// Text that is not Unicode names its member (it was "request body
+		// is not valid JSON" until 6 December); malformed JSON does not.
+		{"invalid utf8", "{\"eventList\":[{\"source\":\"\xff\",\"type\":\"t\"}]}", InvalidParameter, "eventList[0].source is not valid UTF-8 (byte 0xff)"},
+		{"lone surrogate in a data name", `{"eventList":[{"source":"s","type":"t","data":{"\udc00":1}}]}`, InvalidParameter,
+			`eventList[0].data holds a member name that is not valid UTF-8 (lone surrogate escape \udc00)`},
+		{"invalid utf8 in a top-level name", "{\"\xff\":1}", InvalidParameter, "request body holds a member name that is not valid UTF-8"},
+		{"duplicate before invalid utf8", "{\"eventList\":[{\"source\":\"s\",\"source\":\"\xff\",\"type\":\"t\"}]}", InvalidParameter, "eventList[0].source is a duplicate member"},
+		{"invalid utf8, unterminated", "{\"eventList\":[{\"source\":\"\xff", InvalidParameter, "not valid JSON"},
 		{"array body", `[1]`, InvalidParameter, "JSON object"},
 		{"trailing data", `{"eventList":[]} {}`, InvalidParameter, "not valid JSON"},
 		{"no eventList", `{"eventBusId":"b"}`, InvalidParameter, "eventList is required"},

@@ -132,7 +132,7 @@ func Decode(body []byte) (*Event, *Invalid) {
 	}
 	var ev Event
 	if err := json.Unmarshal(body, &ev, decodeOptions); err != nil {
-		return nil, classify(err)
+		return nil, classify(body, err)
 	}
 	return &ev, nil
 }
@@ -531,8 +531,9 @@ func clip(s string) string {
 
 func ptr[T any](v T) *T { return &v }
 
-// classify maps a decoding error to PagerDuty's error strings.
-func classify(err error) *Invalid {
+// classify maps a decoding error of body to PagerDuty's error strings,
+// naming the member as wire.Classify does.
+func classify(body []byte, err error) *Invalid {
 	var syn *jsontext.SyntacticError
 	var se *json.SemanticError
 	switch {
@@ -545,6 +546,13 @@ func classify(err error) *Invalid {
 		}
 		return invalid("'%s' has the wrong type (%s)", wire.PointerOf(err), kind)
 	case errors.As(err, &syn):
+		// Text that is not Unicode in well-formed JSON (the decoder stops
+		// at the first fault: FindFault finds the same one).
+		if f, ok := wire.FindFault(body); ok && f.InName {
+			return invalid("'%s' holds a member name that is not valid UTF-8 (%s)", f.Field(), f.What)
+		} else if ok && !f.Duplicate {
+			return invalid("'%s' is not valid UTF-8 (%s)", f.Field(), f.What)
+		}
 		return invalid("the request body is not valid JSON (at byte %d)", syn.ByteOffset)
 	}
 	return invalid("the request body is not valid JSON")

@@ -264,6 +264,12 @@ func TestRejections(t *testing.T) {
 		{"trailing data", ok + `x`, []string{"not valid JSON"}},
 		{"not an object", `"trigger"`, []string{"'body' has the wrong type"}},
 		{"duplicate member", edit(`"dedup_key":"d"`, `"dedup_key":"d","dedup_key":"e"`), []string{"'dedup_key' is given more than once"}},
+		// Text that is not Unicode names its member (it was "the request
+		// body is not valid JSON (at byte N)" until 6 December).
+		{"invalid utf-8", edit(`"summary":"s"`, "\"summary\":\"s\xff\""), []string{"'payload.summary' is not valid UTF-8 (byte 0xff)"}},
+		{"lone surrogate in a custom detail", edit(`"severity":"critical"`, `"severity":"critical","custom_details":{"k":"\ud800"}`), []string{`'payload.custom_details.k' is not valid UTF-8 (lone surrogate escape \ud800)`}},
+		{"lone surrogate in a name", edit(`"dedup_key":"d"`, `"dedup_key":"d","\udc00":1`), []string{"'body' holds a member name that is not valid UTF-8"}},
+		{"invalid utf-8, malformed", "{\"routing_key\":\"\xff", []string{"not valid JSON"}},
 		{"payload not an object", edit(`"payload":{"summary":"s","source":"src","severity":"critical"}`, `"payload":"x"`), []string{"'payload' has the wrong type"}},
 		{"summary a number", edit(`"summary":"s"`, `"summary":1`), []string{"'payload.summary' has the wrong type"}},
 		{"dedup_key a number", edit(`"dedup_key":"d"`, `"dedup_key":7`), []string{"'dedup_key' has the wrong type"}},
