@@ -140,16 +140,18 @@ func (c *Config) defaults() {
 	}
 }
 
-// checkBaseURL rejects a public base URL the apps could not use: base_url
-// must be an absolute http(s) URL (the Apple app validates it as a server
-// URL and ignores it otherwise), short enough to leave a wake-up room.
-func checkBaseURL(u string) error {
+// CheckPublicBaseURL rejects a public base URL the apps could not use:
+// base_url must be an absolute http(s) URL (the Apple app validates it as a
+// server URL and ignores it otherwise), short enough to leave a wake-up
+// room. The gateway checks PUSHGO_PUBLIC_BASE_URL with it before anything
+// starts; Start checks Config.PublicBaseURL again.
+func CheckPublicBaseURL(u string) error {
 	if u == "" {
 		return nil
 	}
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || len(u) > 512 {
-		return fmt.Errorf("pusher: public base URL must be an absolute http(s) URL of at most 512 bytes, got %q", u)
+		return errors.New("want an absolute http(s) URL of at most 512 bytes, such as https://push.example.com")
 	}
 	return nil
 }
@@ -211,8 +213,8 @@ type Pusher struct {
 // fail.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 	cfg.defaults()
-	if err := checkBaseURL(cfg.PublicBaseURL); err != nil {
-		return nil, err
+	if err := CheckPublicBaseURL(cfg.PublicBaseURL); err != nil {
+		return nil, fmt.Errorf("pusher: public base URL %q: %w", cfg.PublicBaseURL, err)
 	}
 	if cfg.Partitions > MaxPartitions || cfg.NewPartitions > MaxPartitions {
 		return nil, fmt.Errorf("pusher: %d partitions (%d for a new deployment): at most %d", cfg.Partitions, cfg.NewPartitions, MaxPartitions)

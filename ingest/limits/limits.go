@@ -185,8 +185,12 @@ type Setting struct {
 // Settings are c's limits as PUSHGO_LIMIT_* variables and -limit-* flags,
 // reading and writing c. An empty text changes nothing.
 func (c *Config) Settings() []Setting {
+	// A refusal says what the setting takes, its way off included: "0"
+	// and "off" are both accepted (isOff), where it said "or off" alone
+	// and an operator who tried -1 was not told of 0.
+	const orOff, offUsage = ", or 0 or off for no limit", " (0 or off: no limit)"
 	count := func(p *int, env, flag, usage string) Setting {
-		return Setting{Env: env, Flag: flag, Usage: usage,
+		return Setting{Env: env, Flag: flag, Usage: usage + offUsage,
 			Get: func() string { return text(*p, strconv.Itoa(*p)) },
 			Set: func(s string) error {
 				if s == "" {
@@ -198,14 +202,14 @@ func (c *Config) Settings() []Setting {
 				}
 				n, err := strconv.Atoi(s)
 				if err != nil || n < 0 {
-					return fmt.Errorf("want a positive integer or off")
+					return fmt.Errorf("want a positive integer%s", orOff)
 				}
 				*p = n
 				return nil
 			}}
 	}
 	dur := func(p *time.Duration, env, flag, usage string) Setting {
-		return Setting{Env: env, Flag: flag, Usage: usage,
+		return Setting{Env: env, Flag: flag, Usage: usage + offUsage,
 			Get: func() string { return text(*p, p.String()) },
 			Set: func(s string) error {
 				if s == "" {
@@ -217,13 +221,16 @@ func (c *Config) Settings() []Setting {
 				}
 				d, err := time.ParseDuration(s)
 				if err != nil || d <= 0 {
-					return fmt.Errorf("want a positive duration or off")
+					return fmt.Errorf("want a positive duration such as 10s%s", orOff)
 				}
 				*p = d
 				return nil
 			}}
 	}
 	size := func(p *int, least int, env, flag, usage string) Setting {
+		if least == 0 {
+			usage += offUsage
+		}
 		return Setting{Env: env, Flag: flag, Usage: usage,
 			Get: func() string { return text(*p, FormatSize(*p)) },
 			Set: func(s string) error {
@@ -239,7 +246,7 @@ func (c *Config) Settings() []Setting {
 					if least > 0 {
 						return fmt.Errorf("want a size of at least %s (bytes, or with KiB, MiB or GiB)", FormatSize(least))
 					}
-					return fmt.Errorf("want a positive size (bytes, or with KiB, MiB or GiB) or off")
+					return fmt.Errorf("want a positive size (bytes, or with KiB, MiB or GiB)%s", orOff)
 				}
 				*p = n
 				return nil

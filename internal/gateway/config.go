@@ -4,10 +4,12 @@
 package gateway
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/pushgo/gateway/ingest/livestream"
 	"github.com/pushgo/gateway/pusher"
 	"github.com/pushgo/gateway/pusher/sender/apns"
+	"github.com/pushgo/gateway/schemas/ids"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 )
@@ -111,12 +114,13 @@ type Config struct {
 	// without keys of its own.
 	TokenServiceURL string // PUSHGO_TOKEN_SERVICE_URL
 
-	// ThingUpdateAlerts: channel ids (comma-separated, or "*") whose thing
-	// updates ring as alerts instead of background pushes.
+	// ThingUpdateAlerts: channel ids (comma-separated; no "*") exempted
+	// from ThingUpdateQuiet: their thing updates ring as PushGo's do.
 	ThingUpdateAlerts string // PUSHGO_THING_UPDATE_ALERTS
-	// ThingUpdateQuiet: channel ids (comma-separated, or "*") whose thing
-	// updates go as background pushes instead of PushGo's alerts; a channel
-	// also in ThingUpdateAlerts keeps its alerts.
+	// ThingUpdateQuiet: channel ids (comma-separated, or "*" for every
+	// channel) whose thing updates go as background pushes instead of
+	// PushGo's alerts; a channel also in ThingUpdateAlerts keeps its
+	// alerts. Both lists are read by thingUpdateChannels.
 	ThingUpdateQuiet string // PUSHGO_THING_UPDATE_QUIET
 	// PublicBaseURL is the gateway's public URL, sent as base_url in every
 	// push so the Apple app knows where to pull an oversized item (PushGo's
@@ -207,10 +211,10 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 			*p = v
 		}
 	}
-	str(&c.HTTPAddr, "http-addr", "PUSHGO_HTTP_ADDR", "HTTP listen address")
+	str(&c.HTTPAddr, "http-addr", "PUSHGO_HTTP_ADDR", "HTTP listen address, host:port")
 	str(&c.DataDir, "data-dir", "PUSHGO_DATA_DIR", "data directory: the embedded broker's store and credentials, the projection store")
 	str(&c.NATSURL, "nats-url", "PUSHGO_NATS_URL", "external NATS servers; empty starts the embedded server")
-	str(&c.NATSListen, "nats-listen", "PUSHGO_NATS_LISTEN", "embedded server client address, or off")
+	str(&c.NATSListen, "nats-listen", "PUSHGO_NATS_LISTEN", "embedded server client address, host:port, or off")
 	str(&c.NATSCreds, "nats-creds", "PUSHGO_NATS_CREDS", "broker credentials: .creds or nkey seed file (default: the data dir's for the target)")
 	str(&c.NATSTLSCA, "nats-tls-ca", "PUSHGO_NATS_TLS_CA", "CA certificates (PEM) of the external broker")
 	str(&c.NATSTLSCert, "nats-tls-cert", "PUSHGO_NATS_TLS_CERT", "client certificate (PEM) for the external broker")
@@ -258,8 +262,8 @@ func loadTo(out io.Writer, args []string, getenv func(string) string) (Config, e
 	str(&c.FCMProjectID, "fcm-project-id", "PUSHGO_FCM_PROJECT_ID", "FCM project id")
 	str(&c.FCMEndpoint, "fcm-endpoint", "PUSHGO_FCM_ENDPOINT", "FCM endpoint override")
 	str(&c.TokenServiceURL, "token-service-url", "PUSHGO_TOKEN_SERVICE_URL", "PushGo token service: APNs and FCM tokens of the official apps, for a provider without own keys")
-	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (or *) whose thing updates are alerts, not background pushes")
-	str(&c.ThingUpdateQuiet, "thing-update-quiet", "PUSHGO_THING_UPDATE_QUIET", "channel ids (or *) whose thing updates are background pushes, not PushGo's alerts")
+	str(&c.ThingUpdateAlerts, "thing-update-alerts", "PUSHGO_THING_UPDATE_ALERTS", "channel ids (comma-separated) exempted from -thing-update-quiet: their thing updates are alerts")
+	str(&c.ThingUpdateQuiet, "thing-update-quiet", "PUSHGO_THING_UPDATE_QUIET", "channel ids (comma-separated, or * for every channel) whose thing updates are background pushes, not PushGo's alerts")
 	str(&c.PublicBaseURL, "public-base-url", "PUSHGO_PUBLIC_BASE_URL", "the gateway's public http(s) URL, sent as base_url in pushes")
 	partitions, failover := "auto", c.DeliveryFailover.String()
 	if c.DeliveryPartitions > 0 {
@@ -426,8 +430,28 @@ func (c Config) StreamOptions() streams.Options {
 	return o
 }
 
-// Validate reports a configuration that cannot run.
+// Validate reports a configuration that cannot run, naming the variable:
+// Load returns it (the binary exits 2 with it, before the broker starts),
+// and Start checks again.
 func (c Config) Validate() error {
+	// The addresses' form; whether they are free is checked just before
+	// the start (checkPortsFree: a busy port is no setting's fault).
+	if err := checkListenAddr(c.HTTPAddr); err != nil {
+		return fmt.Errorf("PUSHGO_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080, :8080 or [::1]:8080 (%w)", c.HTTPAddr, err)
+	}
+	if c.NATSURL == "" && c.NATSListen != "" && c.NATSListen != "off" {
+		if err := checkListenAddr(c.NATSListen); err != nil {
+			return fmt.Errorf("PUSHGO_NATS_LISTEN %q: want host:port, such as 127.0.0.1:4222, or off (%w)", c.NATSListen, err)
+		}
+	}
+	// The pusher's rule, said with the variable before the broker starts
+	// (it was found by pusher.Start, after the embedded broker started).
+	if err := pusher.CheckPublicBaseURL(c.PublicBaseURL); err != nil {
+		return fmt.Errorf("PUSHGO_PUBLIC_BASE_URL %q: %w", c.PublicBaseURL, err)
+	}
+	if _, _, err := c.thingUpdateChannels(); err != nil {
+		return err
+	}
 	switch c.Target {
 	case "all", "ingest", "projector", "pusher":
 	default:
@@ -477,6 +501,66 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream options: %w", err)
 	}
 	return nil
+}
+
+// checkListenAddr checks the form of a TCP address to listen on, as
+// net.Listen reads it: host:port, the host empty for every interface or an
+// IPv6 address in brackets, the port a number up to 65535 (or a service
+// name). The error says what is wrong, in net's words. "notanaddr" was
+// found only by the listen, after every other setting was checked, without
+// the variable.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return errors.New(ae.Err)
+		}
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// thingUpdateChannels reads PUSHGO_THING_UPDATE_QUIET and _ALERTS: channel
+// ids, comma-separated, each made canonical (the pusher compares them with
+// the operations' ids, so a lower-case or grouped id never matched), and
+// "*" for every channel in the quiet list only: the alerts list names the
+// channels exempted from it, and thing updates ring by default. A word
+// that is not a channel id was taken and never matched anything.
+func (c Config) thingUpdateChannels() (quiet, alerts []string, err error) {
+	list := func(env, v string, star bool) ([]string, error) {
+		out := []string{}
+		for _, s := range splitList(v) {
+			if s == "*" && star {
+				out = append(out, s)
+				continue
+			}
+			id, ok := ids.NormalizeChannelID(s)
+			if !ok && s == "*" {
+				return nil, fmt.Errorf("%s %q: want channel ids (comma-separated), the channels exempted from PUSHGO_THING_UPDATE_QUIET; "+
+					"* would exempt every channel: thing updates ring by default, so leave PUSHGO_THING_UPDATE_QUIET empty instead", env, v)
+			}
+			if !ok {
+				what := "channel ids (comma-separated)"
+				if star {
+					what += " or * for every channel"
+				}
+				return nil, fmt.Errorf("%s %q: %q is not a channel id (26 characters of Crockford base32); want %s", env, v, s, what)
+			}
+			out = append(out, id)
+		}
+		return out, nil
+	}
+	if quiet, err = list("PUSHGO_THING_UPDATE_QUIET", c.ThingUpdateQuiet, true); err != nil {
+		return nil, nil, err
+	}
+	if alerts, err = list("PUSHGO_THING_UPDATE_ALERTS", c.ThingUpdateAlerts, false); err != nil {
+		return nil, nil, err
+	}
+	return quiet, alerts, nil
 }
 
 // EnvOS is os.Getenv, for Load.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,101 @@ func TestStreamSettingsErrorsNameTheirVariables(t *testing.T) {
 	}
 	if c, err := Load(nil, func(k string) string { return map[string]string{"PUSHGO_REPLICAS": "3", "PUSHGO_NATS_URL": cluster}[k] }); err != nil || c.Replicas != 3 {
 		t.Errorf("PUSHGO_REPLICAS=3 with PUSHGO_NATS_URL: %v %+v", err, c)
+	}
+}
+
+// TestSettingErrorsNameTheirVariables: a setting whose value cannot be
+// used is refused by Load with one error naming its variable and what it
+// takes (main exits 2 with it, before the broker starts). Found by testers:
+// PUSHGO_HTTP_ADDR=notanaddr failed only at the listen ("listen notanaddr:
+// … missing port in address", exit 1); PUSHGO_PUBLIC_BASE_URL=notaurl only
+// in pusher.Start, after the embedded broker had started; a
+// PUSHGO_THING_UPDATE_QUIET that is no channel id was taken without a word
+// (and matched nothing); "*" in PUSHGO_THING_UPDATE_ALERTS, which -h
+// offered, did nothing; PUSHGO_LIMIT_*=-1 said "want a positive integer or
+// off" where 0 is taken too.
+func TestSettingErrorsNameTheirVariables(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string // the error's start
+	}{
+		{map[string]string{"PUSHGO_HTTP_ADDR": "notanaddr"}, `PUSHGO_HTTP_ADDR "notanaddr": want host:port, such as 127.0.0.1:8080, :8080 or [::1]:8080 (missing port in address)`},
+		{map[string]string{"PUSHGO_HTTP_ADDR": "127.0.0.1:99999"}, `PUSHGO_HTTP_ADDR "127.0.0.1:99999": want host:port`},
+		{map[string]string{"PUSHGO_HTTP_ADDR": "::1:8080"}, `PUSHGO_HTTP_ADDR "::1:8080": want host:port`},
+		{map[string]string{"PUSHGO_NATS_LISTEN": "nowhere"}, `PUSHGO_NATS_LISTEN "nowhere": want host:port, such as 127.0.0.1:4222, or off`},
+		{map[string]string{"PUSHGO_PUBLIC_BASE_URL": "notaurl"}, `PUSHGO_PUBLIC_BASE_URL "notaurl": want an absolute http(s) URL of at most 512 bytes`},
+		{map[string]string{"PUSHGO_PUBLIC_BASE_URL": "ftp://push.example.com"}, `PUSHGO_PUBLIC_BASE_URL "ftp://push.example.com": want an absolute http(s) URL`},
+		{map[string]string{"PUSHGO_PUBLIC_BASE_URL": "https://"}, `PUSHGO_PUBLIC_BASE_URL "https://": want an absolute http(s) URL`},
+		{map[string]string{"PUSHGO_THING_UPDATE_QUIET": "not-a-channel"}, `PUSHGO_THING_UPDATE_QUIET "not-a-channel": "not-a-channel" is not a channel id`},
+		{map[string]string{"PUSHGO_THING_UPDATE_QUIET": "3VDNK58JZ14ZV5ZZ19466GK25T,nope"}, `PUSHGO_THING_UPDATE_QUIET "3VDNK58JZ14ZV5ZZ19466GK25T,nope": "nope" is not a channel id`},
+		{map[string]string{"PUSHGO_THING_UPDATE_ALERTS": "not-a-channel"}, `PUSHGO_THING_UPDATE_ALERTS "not-a-channel": "not-a-channel" is not a channel id`},
+		{map[string]string{"PUSHGO_THING_UPDATE_ALERTS": "*"}, `PUSHGO_THING_UPDATE_ALERTS "*": want channel ids (comma-separated), the channels exempted from PUSHGO_THING_UPDATE_QUIET`},
+	}
+	// Every limit that 0 or off turns off says so.
+	var limitEnvs []string
+	d := Defaults()
+	for _, s := range d.Limits.Settings() {
+		if !strings.HasPrefix(s.Env, "PUSHGO_LIMIT_") || s.Env == "PUSHGO_LIMIT_ALERTMANAGER_BODY" { // a size of at least 1 MiB, never off
+			continue
+		}
+		limitEnvs = append(limitEnvs, s.Env)
+		cases = append(cases, struct {
+			env  map[string]string
+			want string
+		}{map[string]string{s.Env: "-1"}, s.Env + ` "-1": want a positive `})
+	}
+	if len(limitEnvs) < 13 {
+		t.Fatalf("only %d PUSHGO_LIMIT_* settings: %v", len(limitEnvs), limitEnvs)
+	}
+	for _, c := range cases {
+		_, err := Load(nil, func(k string) string { return c.env[k] })
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%v: Load: %v, want %q…", c.env, err, c.want)
+			continue
+		}
+		for env := range c.env {
+			if strings.HasPrefix(env, "PUSHGO_LIMIT_") && !strings.HasSuffix(err.Error(), ", or 0 or off for no limit") {
+				t.Errorf("%v: Load: %v, want it to say that 0 or off turns the limit off", c.env, err)
+			}
+		}
+	}
+	// And 0 and off are taken, as the error says.
+	for _, env := range limitEnvs {
+		for _, off := range []string{"0", "off"} {
+			if _, err := Load(nil, func(k string) string { return map[string]string{env: off}[k] }); err != nil {
+				t.Errorf("%s=%s: %v", env, off, err)
+			}
+		}
+	}
+}
+
+// TestSettingsThatAreTaken: the forms the checks above must not refuse,
+// and the channel lists read as the pusher compares them (canonical ids).
+func TestSettingsThatAreTaken(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"PUSHGO_HTTP_ADDR": ":8080"},
+		{"PUSHGO_HTTP_ADDR": "[::1]:0"},
+		{"PUSHGO_HTTP_ADDR": "localhost:http"},
+		{"PUSHGO_NATS_LISTEN": "off"},
+		{"PUSHGO_NATS_LISTEN": "nowhere", "PUSHGO_NATS_URL": "nats://10.0.0.1:4222"}, // not used: warned of, not refused
+		{"PUSHGO_PUBLIC_BASE_URL": "https://push.example.com/gateway"},
+		{"PUSHGO_THING_UPDATE_QUIET": "*"},
+	} {
+		if _, err := Load(nil, func(k string) string { return env[k] }); err != nil {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+	c, err := Load(nil, func(k string) string {
+		return map[string]string{"PUSHGO_THING_UPDATE_QUIET": "*, 01ARZ3NDEKTSV4RRFFQ69G5FAV",
+			"PUSHGO_THING_UPDATE_ALERTS": "3vdnk58jz14zv5zz19466gk25t,3VDN-K58J-Z14Z-V5ZZ-1946-6GK2-5T"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet, alerts, err := c.thingUpdateChannels()
+	if err != nil || !slices.Equal(quiet, []string{"*", "01ARZ3NDEKTSV4RRFFQ69G5FAV"}) ||
+		!slices.Equal(alerts, []string{"3VDNK58JZ14ZV5ZZ19466GK25T", "3VDNK58JZ14ZV5ZZ19466GK25T"}) {
+		t.Fatalf("quiet %q, alerts %q, %v", quiet, alerts, err)
 	}
 }
 

@@ -131,8 +131,12 @@ func (g *Gateway) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, ThingUpdateAlerts: splitList(cfg.ThingUpdateAlerts),
-			QuietThingUpdates: splitList(cfg.ThingUpdateQuiet), PublicBaseURL: cfg.PublicBaseURL,
+		quiet, alerts, err := cfg.thingUpdateChannels()
+		if err != nil {
+			return err
+		}
+		g.push, err = pusher.Start(ctx, g.nc, pusher.Config{Senders: senders, ThingUpdateAlerts: alerts,
+			QuietThingUpdates: quiet, PublicBaseURL: cfg.PublicBaseURL,
 			Partitions: cfg.DeliveryPartitions, NewPartitions: cfg.NewDeliveryPartitions(), Failover: cfg.DeliveryFailover, Logger: log.With("component", "pusher")})
 		if err != nil {
 			return fmt.Errorf("start pusher: %w", err)
