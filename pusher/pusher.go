@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -600,8 +601,15 @@ func (p *Pusher) drain() (confirmed []bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
+	settled := true
 	for _, pt := range p.parts {
-		pt.waitSettled(ctx, drainTimeout)
+		settled = pt.waitSettled(ctx, drainTimeout-drainHandOff) && settled
+	}
+	if !settled {
+		p.handOffQueued()
+		for _, pt := range p.parts {
+			pt.waitSettled(ctx, drainTimeout)
+		}
 	}
 	for p.retrying.Load() > 0 && ctx.Err() == nil {
 		select {
@@ -634,7 +642,60 @@ func (p *Pusher) drain() (confirmed []bool) {
 }
 
 // drainTimeout bounds the wait for sends in flight when the pusher stops.
-const drainTimeout = 5 * time.Second
+// Within it, drainHandOff before its end, the deliveries still queued are
+// handed to the retry queue (handOffQueued).
+const (
+	drainTimeout = 5 * time.Second
+	drainHandOff = 2 * time.Second
+)
+
+// handOffQueued hands every delivery still queued (scheduled, not taken by
+// a worker) to the retry queue, as a first try (no attempt counted) due at
+// once, so that its operation ends here and its partition's floor passes
+// it. A device behind (a slow provider answering one push at a time) held
+// its partition's floor at its first unsent operation when the stop's wait
+// ran out, and the next owner redid every operation above it for every
+// device of the partition: a clean stop during a burst pushed tens of
+// operations twice to every healthy phone. The sends workers have taken
+// go on (the drain waits for them). A delivery of an epoch already
+// cancelled is abandoned, as deliver does: its next owner redoes it.
+func (p *Pusher) handOffQueued() {
+	queued := p.sched.takeQueued()
+	if len(queued) == 0 {
+		return
+	}
+	// An operation's deliveries are handed off all or none: one handed off
+	// in part is redone whole by the next owner, and its devices whose
+	// task was stored would be pushed twice. Lowest sequences first: the
+	// floor passes operations in order.
+	byOp := map[*opRun][]string{}
+	var order []*opRun
+	for _, d := range queued {
+		if _, ok := byOp[d.op]; !ok {
+			order = append(order, d.op)
+		}
+		byOp[d.op] = append(byOp[d.op], d.device)
+	}
+	slices.SortFunc(order, func(a, b *opRun) int { return cmp.Compare(a.seq, b.seq) })
+	ctx, cancel := context.WithTimeout(context.Background(), ackSyncTimeout)
+	defer cancel()
+	handed := 0
+	for _, op := range order {
+		devices := byOp[op]
+		if op.ep.cancelled.Load() || ctx.Err() != nil {
+			for range devices {
+				op.abandon()
+			}
+		} else {
+			for _, device := range devices {
+				p.toRetry(ctx, op, device, 0, 0)
+			}
+			handed += len(devices)
+		}
+		p.window.release(len(devices))
+	}
+	p.log.Info("pusher: stopping with deliveries queued; handed to the retry queue", "deliveries", len(queued), "handed", handed)
+}
 
 func (p *Pusher) closeRegistries() {
 	if p.audience != nil {

@@ -183,6 +183,37 @@ func (s *scheduler) answered(q *devQueue, entity string) {
 	}
 }
 
+// queuedDelivery is a delivery scheduled and not taken by a worker.
+type queuedDelivery struct {
+	op     *opRun
+	device string
+}
+
+// takeQueued removes every delivery scheduled and not yet taken, and
+// returns them in each device's order; the deliveries workers have taken
+// go on. A stopping pusher hands them to the retry queue (handOffQueued).
+func (s *scheduler) takeQueued() []queuedDelivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []queuedDelivery
+	for key, q := range s.devs {
+		for _, op := range q.ops {
+			out = append(out, queuedDelivery{op, key})
+		}
+		q.ops, q.queued = nil, false
+		if !q.handing && len(q.inFlight) == 0 {
+			delete(s.devs, key)
+		}
+	}
+	for _, op := range s.ring {
+		clear(op.ready)
+		op.ready, op.readyHead, op.inRing = op.ready[:0], 0, false
+	}
+	clear(s.ring)
+	s.ring, s.next = s.ring[:0], 0
+	return out
+}
+
 // close wakes every worker waiting in take; take returns false from then
 // on. Deliveries still queued are not sent: their operations are not
 // acknowledged, and their partition's next owner sends them.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pushgo/gateway/pusher"
+	"github.com/pushgo/gateway/pusher/sender/sendertest"
 )
 
 // TestReplicasShareThePartitions: three pusher replicas started one after
@@ -121,5 +122,65 @@ func TestStoppedReplicaHandsItsPartitionOverAtOnce(t *testing.T) {
 	})
 	if n := received("before"); n != 1 {
 		t.Errorf("the first message was received %d times", n)
+	}
+}
+
+// TestStopWithADeviceBehindRepeatsNothing: a replica stops (SIGTERM)
+// during a burst while one device is far behind (its provider answers one
+// push at a time, slowly). The deliveries still queued for it go to the
+// retry queue before the replica lets go, so its partition's floor passes
+// every operation taken: the next owner redoes none, the healthy devices
+// get each push once, and the slow one gets every push. Before, the
+// stop's wait ran out with the floor at the slow device's first unsent
+// operation, and the next owner pushed every operation above it again to
+// every device of the partition.
+func TestStopWithADeviceBehindRepeatsNothing(t *testing.T) {
+	e := setup(t, func(c *pusher.Config) { c.Partitions, c.BalanceInterval = 1, time.Hour })
+	ch := e.post("/channel/create", map[string]any{"channel_name": "behind", "password": pw})["channel_id"].(string)
+	slow, fast := fcmToken+"-slow", []string{fcmToken + "-a", fcmToken + "-b"}
+	for _, token := range append([]string{slow}, fast...) {
+		e.device("android", "fcm", token, ch)
+	}
+	const n = 30
+	answers := make([]sendertest.Answer, n)
+	for i := range answers {
+		answers[i] = sendertest.Answer{Kind: sendertest.OK, Latency: 300 * time.Millisecond}
+	}
+	e.fcm.Script(slow, answers...)
+	titles := make([]string, n)
+	for i := range titles {
+		titles[i] = fmt.Sprintf("burst-%02d", i)
+		e.message(ch, titles[i])
+	}
+	waitFor(t, "the healthy devices' pushes", func() bool {
+		for _, token := range fast {
+			if len(e.fcm.Received(token)) < n {
+				return false
+			}
+		}
+		return true
+	})
+	if got := len(e.fcm.Received(slow)); got >= n/2 {
+		t.Fatalf("the slow device has %d of %d pushes before the stop: it is not behind, the test proves nothing", got, n)
+	}
+	e.start() // the replica that takes the partition over
+	if err := e.push.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitForWithin(t, "every push at the slow device", time.Minute, func() bool {
+		for _, title := range titles {
+			if timesReceived(e, slow, title) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	waitFloor(t, e, lastSeq(t, e)) // the next owner has passed every operation: any redo is done
+	for _, token := range append([]string{slow}, fast...) {
+		for _, title := range titles {
+			if got := timesReceived(e, token, title); got != 1 {
+				t.Errorf("%s received %q %d times, want once", token, title, got)
+			}
+		}
 	}
 }
