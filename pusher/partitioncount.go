@@ -84,6 +84,11 @@ const partitionsMetadataKey = "partitions"
 // be gone (a pull lasts a second; a pin the failover time).
 const partitionsIdleGrace = 2 * time.Second
 
+// partitionsIdleConfirm is how long the consumers a change of the count
+// replaces must be seen idle (no pull waiting, no pin), without a break,
+// before the change: two pulls' length.
+const partitionsIdleConfirm = 2 * time.Second
+
 // partitionNumber is the number of the partition consumer name, or false
 // when name is not one.
 func partitionNumber(name string) (int, bool) {
@@ -192,6 +197,7 @@ var errPartitionsRaced = errors.New("pusher: another replica created the partiti
 func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.ConsumerInfo, uint64, error) {
 	want := p.cfg.Partitions
 	began := time.Now()
+	var idleSince time.Time // since when the consumers a change replaces have been seen idle, without a break
 	for attempt := 0; ; attempt++ {
 		if attempt == 8 {
 			return nil, 0, errors.New("pusher: the partition consumers kept changing while this replica started; is another replica changing the partition count?")
@@ -213,7 +219,28 @@ func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.Co
 					}
 				}
 			}
-			if busy := runningOn(have, names); busy != "" {
+			busy := runningOn(have, names)
+			if busy == "" && idleSince.IsZero() {
+				idleSince = time.Now()
+			}
+			if busy != "" {
+				idleSince = time.Time{}
+			}
+			if busy == "" && time.Since(idleSince) < partitionsIdleConfirm {
+				// Idle once is not gone: a running replica's pull ends
+				// every second and its next one is not waiting yet (longer
+				// on a busy machine), and a replica of an idle stream
+				// holds no pin. Seen once, a count was changed under a
+				// replica that ran it.
+				select {
+				case <-time.After(250 * time.Millisecond):
+				case <-ctx.Done():
+					return nil, 0, ctx.Err()
+				}
+				attempt-- // waiting is not a failed attempt
+				continue
+			}
+			if busy != "" {
 				// A dead replica's pin lasts the PinnedTTL its consumers
 				// were made with, which may be longer than this start's
 				// PUSHGO_DELIVERY_FAILOVER (both changed in one restart).

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,5 +241,53 @@ func waitReady(t *testing.T, p *Pusher) {
 			t.Fatalf("the replica is not ready: %v", p.Ready())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAChangeOfTheCountWaitsOutAReplicaBetweenPulls: a replica of an idle
+// stream holds no pin, and between two of its pulls no pull is waiting. A
+// start with another count that saw the partitions idle once changed the
+// count under such a replica (seen on a loaded machine); it must see them
+// idle for two pulls' length, without a break, and so refuses the change
+// while a replica pulls every second.
+func TestAChangeOfTheCountWaitsOutAReplicaBetweenPulls(t *testing.T) {
+	b := brokertest.Start(t)
+	nc, js := b.Conn(t)
+	startPartitioned(t, nc, Config{Partitions: 2, Failover: 3 * time.Second}).Close()
+	// A stand-in for a running replica: on each partition, a pull of
+	// 100 ms once a second.
+	ctx, cancel := context.WithCancel(context.Background())
+	var pullers sync.WaitGroup
+	defer pullers.Wait()
+	defer cancel()
+	for i := range 2 {
+		c, err := js.Consumer(ctx, streams.Ops, fmt.Sprint(PartitionConsumerPrefix, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pullers.Go(func() {
+			for ctx.Err() == nil {
+				if batch, err := c.Fetch(1, jetstream.FetchMaxWait(100*time.Millisecond), jetstream.FetchPriorityGroup(PriorityGroup)); err == nil {
+					for range batch.Messages() {
+					}
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(900 * time.Millisecond):
+				}
+			}
+		})
+	}
+	nc2, _ := b.Conn(t)
+	p, err := Start(context.Background(), nc2, Config{Partitions: 3, Failover: 3 * time.Second})
+	if err == nil {
+		p.Close()
+		t.Fatal("a start with 3 partitions changed the count under a replica of 2 that pulls every second")
+	}
+	if !strings.Contains(err.Error(), "PUSHGO_DELIVERY_PARTITIONS is 3") {
+		t.Errorf("the refusal does not name the setting: %v", err)
+	}
+	if got := partitionConsumers(t, js); len(got) != 2 {
+		t.Fatalf("partition consumers after the refused change: %v", got)
 	}
 }
