@@ -114,11 +114,19 @@ func (c Config) Validate() error {
 		return errors.New("broker: limits must not be negative")
 	}
 	if c.Listen != "" && c.Listen != "off" {
-		if _, _, err := splitHostPort(c.Listen); err != nil {
+		if err := CheckListen(c.Listen); err != nil {
 			return fmt.Errorf("broker: listen %q: %w", c.Listen, err)
 		}
 	}
 	return nil
+}
+
+// CheckListen checks the form of a client or cluster address the server
+// listens on: host:port, the port a number from 0 to 65535 (the NATS
+// server takes no service name).
+func CheckListen(addr string) error {
+	_, _, err := splitHostPort(addr)
+	return err
 }
 
 func splitHostPort(hp string) (string, int, error) {

@@ -189,8 +189,16 @@ func (c *Config) Settings() []Setting {
 	// and "off" are both accepted (isOff), where it said "or off" alone
 	// and an operator who tried -1 was not told of 0.
 	const orOff, offUsage = ", or 0 or off for no limit", " (0 or off: no limit)"
-	count := func(p *int, env, flag, usage string) Setting {
-		return Setting{Env: env, Flag: flag, Usage: usage + offUsage,
+	// off, when given, says what 0 or off does where "no limit" would
+	// mislead (no back-off at all; as many hashes as cores).
+	offSays := func(off []string) string {
+		if len(off) > 0 {
+			return " (0 or off: " + off[0] + ")"
+		}
+		return offUsage
+	}
+	count := func(p *int, env, flag, usage string, off ...string) Setting {
+		return Setting{Env: env, Flag: flag, Usage: usage + offSays(off),
 			Get: func() string { return text(*p, strconv.Itoa(*p)) },
 			Set: func(s string) error {
 				if s == "" {
@@ -208,8 +216,8 @@ func (c *Config) Settings() []Setting {
 				return nil
 			}}
 	}
-	dur := func(p *time.Duration, env, flag, usage string) Setting {
-		return Setting{Env: env, Flag: flag, Usage: usage + offUsage,
+	dur := func(p *time.Duration, env, flag, usage string, off ...string) Setting {
+		return Setting{Env: env, Flag: flag, Usage: usage + offSays(off),
 			Get: func() string { return text(*p, p.String()) },
 			Set: func(s string) error {
 				if s == "" {
@@ -255,8 +263,10 @@ func (c *Config) Settings() []Setting {
 	return []Setting{
 		count(&c.PasswordFailuresPerAddr, "PUSHGO_LIMIT_PASSWORD_FAILURES_ADDR", "limit-password-failures-addr", "failed password checks of one client address before it backs off"),
 		count(&c.PasswordFailuresPerChannel, "PUSHGO_LIMIT_PASSWORD_FAILURES_CHANNEL", "limit-password-failures-channel", "failed password checks of one channel before unproven addresses back off"),
-		dur(&c.PasswordBackoffMax, "PUSHGO_LIMIT_PASSWORD_BACKOFF_MAX", "limit-password-backoff-max", "longest back-off after failed password checks (doubling from 1s)"),
-		count(&c.PasswordHashes, "PUSHGO_LIMIT_PASSWORD_HASHES", "limit-password-hashes", "argon2id password hashes computed at once"),
+		dur(&c.PasswordBackoffMax, "PUSHGO_LIMIT_PASSWORD_BACKOFF_MAX", "limit-password-backoff-max", "longest back-off after failed password checks (doubling from 1s)",
+			"no back-off at all, password guessing is not slowed"),
+		count(&c.PasswordHashes, "PUSHGO_LIMIT_PASSWORD_HASHES", "limit-password-hashes", "argon2id password hashes computed at once",
+			"as many as there are cores"),
 		count(&c.DeviceRegisterPerMinute, "PUSHGO_LIMIT_DEVICE_REGISTER", "limit-device-register", "/device/register calls per minute of one client address"),
 		count(&c.ChannelCreatePerMinute, "PUSHGO_LIMIT_CHANNEL_CREATE", "limit-channel-create", "channel creations per minute of one client address"),
 		count(&c.AuthFailuresPerMinute, "PUSHGO_LIMIT_AUTH_FAILURES", "limit-auth-failures", "failed token checks (PUSHGO_TOKEN, integration tokens) per minute of one client address"),

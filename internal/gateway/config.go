@@ -440,7 +440,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("PUSHGO_HTTP_ADDR %q: want host:port, such as 127.0.0.1:8080, :8080 or [::1]:8080 (%w)", c.HTTPAddr, err)
 	}
 	if c.NATSURL == "" && c.NATSListen != "" && c.NATSListen != "off" {
-		if err := checkListenAddr(c.NATSListen); err != nil {
+		if err := broker.CheckListen(c.NATSListen); err != nil { // the broker's rule: no service name
 			return fmt.Errorf("PUSHGO_NATS_LISTEN %q: want host:port, such as 127.0.0.1:4222, or off (%w)", c.NATSListen, err)
 		}
 	}
@@ -519,7 +519,7 @@ func checkListenAddr(addr string) error {
 		return err
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+		return fmt.Errorf("port %q is neither a number from 0 to 65535 nor a service name", port)
 	}
 	return nil
 }

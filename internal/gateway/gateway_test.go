@@ -220,6 +220,9 @@ func TestSettingErrorsNameTheirVariables(t *testing.T) {
 		{map[string]string{"PUSHGO_HTTP_ADDR": "127.0.0.1:99999"}, `PUSHGO_HTTP_ADDR "127.0.0.1:99999": want host:port`},
 		{map[string]string{"PUSHGO_HTTP_ADDR": "::1:8080"}, `PUSHGO_HTTP_ADDR "::1:8080": want host:port`},
 		{map[string]string{"PUSHGO_NATS_LISTEN": "nowhere"}, `PUSHGO_NATS_LISTEN "nowhere": want host:port, such as 127.0.0.1:4222, or off`},
+		// A service name passes net's rule but not the NATS server's: it was
+		// found by the broker's start, exit 1, the variable not named.
+		{map[string]string{"PUSHGO_NATS_LISTEN": "127.0.0.1:http"}, `PUSHGO_NATS_LISTEN "127.0.0.1:http": want host:port, such as 127.0.0.1:4222, or off`},
 		{map[string]string{"PUSHGO_PUBLIC_BASE_URL": "notaurl"}, `PUSHGO_PUBLIC_BASE_URL "notaurl": want an absolute http(s) URL of at most 512 bytes`},
 		{map[string]string{"PUSHGO_PUBLIC_BASE_URL": "ftp://push.example.com"}, `PUSHGO_PUBLIC_BASE_URL "ftp://push.example.com": want an absolute http(s) URL`},
 		{map[string]string{"PUSHGO_PUBLIC_BASE_URL": "https://"}, `PUSHGO_PUBLIC_BASE_URL "https://": want an absolute http(s) URL`},
