@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -143,9 +144,10 @@ func splitHostPort(hp string) (string, int, error) {
 
 // Embedded is a running embedded server. The caller MUST call Shutdown.
 type Embedded struct {
-	srv    *server.Server
-	creds  *credentials
-	unlock func() error // the store's lock (lockStore)
+	srv        *server.Server
+	creds      *credentials
+	unlock     func() error // the store's lock (lockStore)
+	unlockOnce sync.Once
 }
 
 // Start starts the server and waits until it accepts connections and
@@ -157,7 +159,7 @@ func Start(cfg Config) (*Embedded, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	unlock, err := lockStore(cfg.Dir)
+	unlock, err := lockStore(cfg.Dir, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -183,13 +185,17 @@ func StoreLockFile(dir string) string { return filepath.Join(dir, "pushgo.lock")
 // one's store (a second gateway on the same data directory, on other
 // ports) opened it, found the stream's state files behind the running
 // server's writes and rebuilt them from under it. Where file locks are
-// not supported (not unix) the store is not claimed.
-func lockStore(dir string) (unlock func() error, err error) {
+// not supported (not unix, or a file system without flock: some NFS and
+// FUSE mounts) the store is not claimed, and a warning says so.
+func lockStore(dir string, log *slog.Logger) (unlock func() error, err error) {
 	unlock, err = filelock.Lock(StoreLockFile(dir))
 	switch {
 	case errors.Is(err, filelock.ErrHeld):
 		return nil, fmt.Errorf("%w: %s (its lock %s is held)", ErrStoreInUse, dir, StoreLockFile(dir))
 	case errors.Is(err, filelock.ErrUnsupported):
+		if log != nil {
+			log.Warn("broker: the store cannot be locked here; make sure no other process runs a server on it", "dir", dir, "err", err)
+		}
 		return func() error { return nil }, nil
 	case err != nil:
 		return nil, fmt.Errorf("broker: lock the store %s: %w", dir, err)
@@ -296,8 +302,9 @@ func (e *Embedded) Server() *server.Server { return e.srv }
 func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
-	if e.unlock != nil {
-		_ = e.unlock()
-		e.unlock = nil
-	}
+	e.unlockOnce.Do(func() {
+		if e.unlock != nil {
+			_ = e.unlock()
+		}
+	})
 }

@@ -266,7 +266,10 @@ func TestSlowBodyIsAnsweredRetryOnEveryRoute(t *testing.T) {
 	// A server of the same API whose whole-request read deadline is short:
 	// what the binary's http.Server does after 30 s.
 	slow := httptest.NewUnstartedServer(g.svc.Handler())
-	slow.Config.ReadTimeout = 100 * time.Millisecond
+	// A second, not less: the deadline covers the headers and the first
+	// bytes too, which a loaded machine may take a good part of 100 ms to
+	// read (a timeout there is no answer at all).
+	slow.Config.ReadTimeout = time.Second
 	slow.Start()
 	t.Cleanup(slow.Close)
 

@@ -15,5 +15,6 @@ import "errors"
 // ErrHeld is Lock's answer for a lock file another holder has locked.
 var ErrHeld = errors.New("held by another process")
 
-// ErrUnsupported is Lock's answer on a system without flock.
-var ErrUnsupported = errors.New("file locks need a unix system")
+// ErrUnsupported is Lock's answer on a system or a file system without
+// flock (errors.Is).
+var ErrUnsupported = errors.New("file locks are not supported here")

@@ -191,7 +191,7 @@ func (o *opsServer) readyShared(ctx context.Context) (map[string]any, error) {
 	if c == nil {
 		if o.checksClosed {
 			o.checkMu.Unlock()
-			return nil, errors.New("the process is stopping")
+			return nil, serviceNotReady{"process", errors.New("stopping")}
 		}
 		c = &readyCheck{done: make(chan struct{})}
 		o.check = c

@@ -214,3 +214,18 @@ func TestReadyzNamesTheServiceThatIsNotReady(t *testing.T) {
 		t.Fatalf("/readyz error %q: want the projector named once, and why", body.Error)
 	}
 }
+
+// TestReadyzOfAStoppingProcess: a process that is stopping is not ready,
+// and says so (service_not_ready), not that the broker is unavailable.
+func TestReadyzOfAStoppingProcess(t *testing.T) {
+	b := brokertest.Start(t)
+	nc, _ := b.Conn(t)
+	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	o.closeChecks()
+	rec := httptest.NewRecorder()
+	o.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"error_code":"service_not_ready"`) ||
+		!strings.Contains(rec.Body.String(), "stopping") {
+		t.Fatalf("/readyz of a stopping process: %d %s, want 503 service_not_ready saying it is stopping", rec.Code, rec.Body)
+	}
+}
