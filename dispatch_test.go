@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
-	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,28 +17,16 @@ import (
 // it prints for -h (the flag package writes it to os.Stderr, captured here).
 func serverFlagNames(t *testing.T) []string {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := os.Stderr
-	os.Stderr = w
-	var usage bytes.Buffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		io.Copy(&usage, r)
-	}()
-	_, loadErr := gateway.Load([]string{"-h"}, func(string) string { return "" })
-	os.Stderr = stderr
-	w.Close()
-	<-copied
-	r.Close()
+	var loadErr error
+	_, usage := withStderr(t, func() int {
+		_, loadErr = gateway.Load([]string{"-h"}, func(string) string { return "" })
+		return 0
+	})
 	if !errors.Is(loadErr, flag.ErrHelp) {
 		t.Fatalf("gateway.Load -h: %v, want flag.ErrHelp", loadErr)
 	}
 	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^  -([^\s=]+)`).FindAllStringSubmatch(usage.String(), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  -([^\s=]+)`).FindAllStringSubmatch(usage, -1) {
 		names = append(names, m[1])
 	}
 	return names

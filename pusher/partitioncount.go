@@ -198,6 +198,14 @@ func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.Co
 	want := p.cfg.Partitions
 	began := time.Now()
 	var idleSince time.Time // since when the consumers a change replaces have been seen idle, without a break
+	pause := func() error { // before listing the consumers again
+		select {
+		case <-time.After(250 * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		if attempt == 8 {
 			return nil, 0, errors.New("pusher: the partition consumers kept changing while this replica started; is another replica changing the partition count?")
@@ -232,10 +240,8 @@ func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.Co
 				// on a busy machine), and a replica of an idle stream
 				// holds no pin. Seen once, a count was changed under a
 				// replica that ran it.
-				select {
-				case <-time.After(250 * time.Millisecond):
-				case <-ctx.Done():
-					return nil, 0, ctx.Err()
+				if err := pause(); err != nil {
+					return nil, 0, err
 				}
 				attempt-- // waiting is not a failed attempt
 				continue
@@ -253,10 +259,8 @@ func (p *Pusher) settlePartitions(ctx context.Context) (map[string]*jetstream.Co
 				if time.Since(began) > wait+partitionsIdleGrace {
 					return nil, 0, p.refuseChange(pl, busy)
 				}
-				select {
-				case <-time.After(250 * time.Millisecond):
-				case <-ctx.Done():
-					return nil, 0, ctx.Err()
+				if err := pause(); err != nil {
+					return nil, 0, err
 				}
 				attempt-- // waiting is not a failed attempt
 				continue
