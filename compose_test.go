@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v4"
+
+	"github.com/pushgo/gateway/broker"
 )
 
 // TestComposeShape loads compose.yaml with compose-go (the parser Docker
@@ -166,6 +168,10 @@ func TestClusterConfigParses(t *testing.T) {
 	if !o.JetStream || o.ServerName != "nats-2" || o.Cluster.Name != "pushgo" || len(o.Routes) != 3 {
 		t.Fatalf("jetstream %v, server name %q, cluster %q, %d routes: want JetStream, nats-2, pushgo, 3 routes",
 			o.JetStream, o.ServerName, o.Cluster.Name, len(o.Routes))
+	}
+	if o.PingInterval != broker.ClientPingInterval || o.MaxPingsOut != broker.ClientMaxPingsOut {
+		t.Errorf("client pings every %s, %d missed: want the embedded broker's (%s, %d), so a hung client is dropped within about 20 s",
+			o.PingInterval, o.MaxPingsOut, broker.ClientPingInterval, broker.ClientMaxPingsOut)
 	}
 	if o.SyncInterval != time.Second {
 		t.Errorf("JetStream sync interval %s, want 1s (PUSHGO_SYNC's default; nats-server's own is 2 minutes)", o.SyncInterval)

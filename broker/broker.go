@@ -172,6 +172,14 @@ func Start(cfg Config) (*Embedded, error) {
 	return e, nil
 }
 
+// ClientPingInterval and ClientMaxPingsOut are how often the server pings
+// a client and how many pings it may leave unanswered before the server
+// drops it: the embedded broker's, and deploy/nats/nats.conf's.
+const (
+	ClientPingInterval = 5 * time.Second
+	ClientMaxPingsOut  = 3
+)
+
 // ErrStoreInUse is Start's answer for a store another process's server
 // runs on (errors.Is).
 var ErrStoreInUse = errors.New("broker: the store is in use by another process")
@@ -225,6 +233,14 @@ func start(cfg Config) (*Embedded, error) {
 		NoLog:              cfg.Logger == nil,
 		MaxPayload:         1 << 20,
 		Nkeys:              users,
+		// A client that hangs (a stopped process attached over TCP: a
+		// projector replica answering reads in a queue group) keeps its
+		// socket; the server drops it only when it misses pings, and
+		// until then hands it its share of the reads, which time out. At
+		// the default (2 minutes, two missed) that lasted four minutes; at
+		// ClientPingInterval it ends within about 20 s.
+		PingInterval: ClientPingInterval,
+		MaxPingsOut:  ClientMaxPingsOut,
 	}
 	if cfg.Listen == "" || cfg.Listen == "off" {
 		opts.DontListen = true

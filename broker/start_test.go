@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -118,5 +119,27 @@ func TestSecondServerOnAStoreIsRefused(t *testing.T) {
 	}
 	if n := s3.CachedInfo().State.Msgs; n != 2 {
 		t.Fatalf("the store holds %d messages after a restart, want 2", n)
+	}
+}
+
+// TestEmbeddedBrokerDropsHungClients: the embedded broker pings its clients
+// every ClientPingInterval and drops one that leaves ClientMaxPingsOut
+// unanswered, as deploy/nats/nats.conf does (the server's default, two
+// minutes and two missed, kept a hung projector replica in the read queue
+// group for four minutes).
+func TestEmbeddedBrokerDropsHungClients(t *testing.T) {
+	e, err := broker.Start(broker.Config{Dir: t.TempDir(), Listen: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	v, err := e.Server().Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.PingInterval != broker.ClientPingInterval || v.MaxPingsOut != broker.ClientMaxPingsOut ||
+		broker.ClientPingInterval*time.Duration(broker.ClientMaxPingsOut+1) > 30*time.Second {
+		t.Fatalf("the server pings clients every %s and drops one after %d missed: want %s and %d, together under 30 s",
+			v.PingInterval, v.MaxPingsOut, broker.ClientPingInterval, broker.ClientMaxPingsOut)
 	}
 }

@@ -524,3 +524,50 @@ func TestStatusHearsEveryReplica(t *testing.T) {
 		}
 	}
 }
+
+// TestAReadTakenByAHungReplicaIsAskedAgain: a replica that hangs (a stopped
+// process keeps its subscription until the server's pings find it) takes
+// the read it is handed and never answers; the front asks again after a
+// second, and the queue group's other replica answers. One ask alone
+// waited for the read's whole deadline and failed 503 read_unavailable:
+// with two replicas, one hung, half of all reads.
+func TestAReadTakenByAHungReplicaIsAskedAgain(t *testing.T) {
+	b := brokertest.Start(t)
+	hungConn, _ := b.Conn(t)
+	taken := make(chan struct{}, 1)
+	hung, err := hungConn.QueueSubscribe(reads.Subject(reads.ThingGet), reads.QueueGroup, func(*nats.Msg) {
+		select {
+		case taken <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hungConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f := forwarder(t, b.NC, 20*time.Second)
+	type result struct {
+		data []byte
+		err  *apierr.Error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, aerr := f.Read(context.Background(), &reads.Request{Route: reads.ThingGet, ChannelID: ch, ThingID: "size-3"})
+		done <- result{data, aerr}
+	}()
+	<-taken // the hung replica, alone in the group, has the first ask
+	// Now the other replica is the one the group has.
+	if err := hung.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := hungConn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	answerer(t, b.NC, func(_ *nats.Msg, answer []byte, _ reads.Request) []chunk { return []chunk{{data: answer}} })
+	r := <-done
+	if r.err != nil || !bytes.Contains(r.data, []byte(`"xxx"`)) {
+		t.Fatalf("read whose first ask a hung replica took: %s %v, want the other replica's answer", r.data, r.err)
+	}
+}

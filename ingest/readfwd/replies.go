@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,9 +30,9 @@ type replies struct {
 	waiting map[string]*answer
 }
 
-// answer is one request's reply as it arrives.
+// answer is one ask's reply as it arrives.
 type answer struct {
-	done  chan struct{} // closed once data or err is set
+	first chan *answer // the request's: takes the first of its asks' answers to end
 	parts [][]byte
 	n     int // chunks announced; 0 before the first
 	data  []byte
@@ -67,26 +68,61 @@ func newReplies(nc *nats.Conn) (*replies, error) {
 func (r *replies) close() error { return r.sub.Unsubscribe() }
 
 // request publishes data to subject with a reply token and waits for the
-// whole answer.
+// whole answer. An ask without an answer after hedgeAfter is followed by
+// another, under a new token, up to maxAsks, and the first answer to end
+// is taken: the broker hands each ask to a replica of the queue group at
+// random, and a replica that hangs (a stopped process, a stalled VM) keeps
+// its subscription until the server's pings find it. One ask alone waited
+// for its whole deadline and failed 503 read_unavailable, half of all reads
+// with two replicas, while the other answered in milliseconds. A replica
+// that is only slow is not cut: its answer is taken if it comes first.
 func (r *replies) request(ctx context.Context, subject string, data []byte) ([]byte, error) {
-	a := &answer{done: make(chan struct{})}
-	r.mu.Lock()
-	r.next++
-	token := strconv.FormatUint(r.next, 36)
-	r.waiting[token] = a
-	r.mu.Unlock()
-	if err := r.nc.PublishRequest(subject, r.prefix+token, data); err != nil {
-		r.forget(token)
+	first := make(chan *answer, maxAsks) // never blocks an ask's end
+	var tokens []string
+	defer func() {
+		for _, token := range tokens {
+			r.forget(token)
+		}
+	}()
+	ask := func() error {
+		a := &answer{first: first}
+		r.mu.Lock()
+		r.next++
+		token := strconv.FormatUint(r.next, 36)
+		r.waiting[token] = a
+		r.mu.Unlock()
+		tokens = append(tokens, token)
+		return r.nc.PublishRequest(subject, r.prefix+token, data)
+	}
+	if err := ask(); err != nil {
 		return nil, err
 	}
-	select {
-	case <-a.done:
-		return a.data, a.err
-	case <-ctx.Done():
-		r.forget(token)
-		return nil, ctx.Err()
+	hedge := time.NewTimer(hedgeAfter)
+	defer hedge.Stop()
+	for {
+		select {
+		case a := <-first:
+			return a.data, a.err
+		case <-hedge.C:
+			if len(tokens) < maxAsks && ask() == nil {
+				hedge.Reset(hedgeAfter)
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
+
+// hedgeAfter is how long an ask goes without an answer before another is
+// sent, and maxAsks how many a read sends at most. A read is answered in
+// milliseconds (make bench's history and /thing/get p99 under load: 3-10
+// ms) or at once by a replica catching up, so a second ask costs a replica
+// more work only for a read a second late; with two replicas, one hung, a
+// read fails one time in 2^maxAsks instead of one in two.
+const (
+	hedgeAfter = time.Second
+	maxAsks    = 4
+)
 
 func (r *replies) forget(token string) {
 	r.mu.Lock()
@@ -109,7 +145,7 @@ func (r *replies) on(m *nats.Msg) {
 	finish := func(data []byte, err error) {
 		a.data, a.err = data, err
 		delete(r.waiting, token)
-		close(a.done)
+		a.first <- a // room for every ask's: never blocks
 	}
 	h := m.Header.Get(reads.ChunkHeader)
 	switch {
