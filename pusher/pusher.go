@@ -601,10 +601,13 @@ func (p *Pusher) drain() (confirmed []bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
+	// Every partition within the first part of the wait, together.
+	first, firstCancel := context.WithTimeout(ctx, drainTimeout-drainHandOff)
 	settled := true
 	for _, pt := range p.parts {
-		settled = pt.waitSettled(ctx, drainTimeout-drainHandOff) && settled
+		settled = pt.waitSettled(first, drainTimeout) && settled
 	}
+	firstCancel()
 	if !settled {
 		p.handOffQueued()
 		for _, pt := range p.parts {
