@@ -610,8 +610,15 @@ func (p *Pusher) drain() (confirmed []bool) {
 	firstCancel()
 	if !settled {
 		p.handOffQueued()
+		settled = true
 		for _, pt := range p.parts {
-			pt.waitSettled(ctx, drainTimeout)
+			settled = pt.waitSettled(ctx, drainTimeout) && settled
+		}
+		if !settled {
+			// Operations the intakes scheduled after the hand-off (taken
+			// before the stop, expanded since) may queue behind the same
+			// device again: once more, so the floor passes them too.
+			p.handOffQueued()
 		}
 	}
 	for p.retrying.Load() > 0 && ctx.Err() == nil {
@@ -667,10 +674,12 @@ func (p *Pusher) handOffQueued() {
 	if len(queued) == 0 {
 		return
 	}
-	// An operation's deliveries are handed off all or none: one handed off
-	// in part is redone whole by the next owner, and its devices whose
-	// task was stored would be pushed twice. Lowest sequences first: the
-	// floor passes operations in order.
+	// An operation's deliveries are handed off all or none (one handed off
+	// in part is redone whole by the next owner, and its devices whose task
+	// was stored would be pushed twice): an operation is not begun once the
+	// bound has passed. A store that fails partway (the broker gone) leaves
+	// that one in part, as a send cut by a crash does. Lowest sequences
+	// first: the floor passes operations in order.
 	byOp := map[*opRun][]string{}
 	var order []*opRun
 	for _, d := range queued {

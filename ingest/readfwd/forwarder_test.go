@@ -33,7 +33,17 @@ type chunk struct {
 // "size-N") in the messages send returns.
 func answerer(t *testing.T, nc *nats.Conn, send func(m *nats.Msg, answer []byte, req reads.Request) []chunk) {
 	t.Helper()
+	// An answer under way ends before the test does, and none starts
+	// after it (Cleanup): an ask answered late, after its read took another
+	// ask's answer, reported its publish's failure once the test had ended.
+	var answering sync.Mutex
+	ended := false
 	sub, err := nc.QueueSubscribe(reads.Subject(reads.ThingGet), reads.QueueGroup, func(m *nats.Msg) {
+		answering.Lock()
+		defer answering.Unlock()
+		if ended {
+			return
+		}
 		var req reads.Request
 		if err := json.Unmarshal(m.Data, &req); err != nil {
 			t.Errorf("request: %v", err)
@@ -56,7 +66,12 @@ func answerer(t *testing.T, nc *nats.Conn, send func(m *nats.Msg, answer []byte,
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	t.Cleanup(func() {
+		answering.Lock()
+		ended = true
+		answering.Unlock()
+		_ = sub.Unsubscribe()
+	})
 	// QueueSubscribe only buffers the SUB; the reads go over the
 	// forwarder's own connection, which the server reads independently. A
 	// round trip on nc makes the broker hold the subscription before any

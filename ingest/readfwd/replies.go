@@ -114,14 +114,19 @@ func (r *replies) request(ctx context.Context, subject string, data []byte) ([]b
 }
 
 // hedgeAfter is how long an ask goes without an answer before another is
-// sent, and maxAsks how many a read sends at most. A read is answered in
-// milliseconds (make bench's history and /thing/get p99 under load: 3-10
-// ms) or at once by a replica catching up, so a second ask costs a replica
-// more work only for a read a second late; with two replicas, one hung, a
-// read fails one time in 2^maxAsks instead of one in two.
+// sent, and maxAsks how many a read sends at most. A replica that is alive
+// answers within the projector's read wait (2 s, projector.Config.ReadWait:
+// how long it waits for the fold to reach a read's barrier before it says
+// it is catching up) and milliseconds more, so an ask unanswered after
+// hedgeAfter is one a replica will not answer: a second ask never doubles
+// the work of a replica that is only slow (at a second, a loaded replica
+// got up to four asks per read, which loaded it more). With the read's
+// 5 s budget that is two asks: with two replicas, one hung, a read fails
+// one time in four instead of one in two, for the 20 s until the server
+// drops the hung one (broker.ClientPingInterval).
 const (
-	hedgeAfter = time.Second
-	maxAsks    = 4
+	hedgeAfter = 2500 * time.Millisecond
+	maxAsks    = 2
 )
 
 func (r *replies) forget(token string) {

@@ -126,27 +126,44 @@ func TestStoppedReplicaHandsItsPartitionOverAtOnce(t *testing.T) {
 }
 
 // TestStopWithADeviceBehindRepeatsNothing: a replica stops (SIGTERM)
-// during a burst while one device is far behind (its provider answers one
-// push at a time, slowly). The deliveries still queued for it go to the
-// retry queue before the replica lets go, so its partition's floor passes
-// every operation taken: the next owner redoes none, the healthy devices
-// get each push once, and the slow one gets every push. Before, the
-// stop's wait ran out with the floor at the slow device's first unsent
-// operation, and the next owner pushed every operation above it again to
-// every device of the partition.
+// during a burst while a device of each partition is far behind (its
+// provider answers one push at a time, slowly). The deliveries still
+// queued go to the retry queue before the replica lets go, so every
+// partition's floor passes every operation taken: the next owner redoes
+// none, the healthy devices get each push once, and the slow ones get
+// every push. Before, the stop's wait ran out with a floor at a slow
+// device's first unsent operation, and the next owner pushed every
+// operation above it again to every device of the partition; with two
+// partitions behind, the first one's wait took the hand-off's time.
 func TestStopWithADeviceBehindRepeatsNothing(t *testing.T) {
-	e := setup(t, func(c *pusher.Config) { c.Partitions, c.BalanceInterval = 1, time.Hour })
-	ch := e.post("/channel/create", map[string]any{"channel_name": "behind", "password": pw})["channel_id"].(string)
-	slow, fast := fcmToken+"-slow", []string{fcmToken + "-a", fcmToken + "-b"}
-	for _, token := range append([]string{slow}, fast...) {
-		e.device("android", "fcm", token, ch)
+	for _, parts := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d partitions", parts), func(t *testing.T) { stopWithDevicesBehind(t, parts) })
 	}
+}
+
+func stopWithDevicesBehind(t *testing.T, parts int) {
+	e := setup(t, func(c *pusher.Config) { c.Partitions, c.BalanceInterval = parts, time.Hour })
+	ch := e.post("/channel/create", map[string]any{"channel_name": "behind", "password": pw})["channel_id"].(string)
 	const n = 30
 	answers := make([]sendertest.Answer, n)
 	for i := range answers {
 		answers[i] = sendertest.Answer{Kind: sendertest.OK, Latency: 300 * time.Millisecond}
 	}
-	e.fcm.Script(slow, answers...)
+	// A slow device and a fast one in every partition.
+	var slow, fast []string
+	slowIn, fastIn := map[int]bool{}, map[int]bool{}
+	for i := 0; len(slowIn) < parts || len(fastIn) < parts; i++ {
+		token := fmt.Sprintf("%s-%d", fcmToken, i)
+		part := pusher.PartitionOf(e.device("android", "fcm", token, ch), parts)
+		if !slowIn[part] {
+			slowIn[part] = true
+			e.fcm.Script(token, answers...)
+			slow = append(slow, token)
+			continue
+		}
+		fastIn[part] = true
+		fast = append(fast, token)
+	}
 	titles := make([]string, n)
 	for i := range titles {
 		titles[i] = fmt.Sprintf("burst-%02d", i)
@@ -160,23 +177,37 @@ func TestStopWithADeviceBehindRepeatsNothing(t *testing.T) {
 		}
 		return true
 	})
-	if got := len(e.fcm.Received(slow)); got >= n/2 {
-		t.Fatalf("the slow device has %d of %d pushes before the stop: it is not behind, the test proves nothing", got, n)
+	for _, token := range slow {
+		if got := len(e.fcm.Received(token)); got >= n/2 {
+			t.Fatalf("a slow device has %d of %d pushes before the stop: it is not behind, the test proves nothing", got, n)
+		}
 	}
-	e.start() // the replica that takes the partition over
+	e.start() // the replica that takes the partitions over
 	if err := e.push.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitForWithin(t, "every push at the slow device", time.Minute, func() bool {
-		for _, title := range titles {
-			if timesReceived(e, slow, title) == 0 {
+	waitForWithin(t, "every push at the slow devices", time.Minute, func() bool {
+		for _, token := range slow {
+			for _, title := range titles {
+				if timesReceived(e, token, title) == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	// The next owner has passed every operation in every partition: any
+	// redo is done.
+	last := lastSeq(t, e)
+	waitForWithin(t, fmt.Sprintf("every partition's floor at %d", last), 30*time.Second, func() bool {
+		for i := range parts {
+			if partitionFloorOf(t, e, i) < last {
 				return false
 			}
 		}
 		return true
 	})
-	waitFloor(t, e, lastSeq(t, e)) // the next owner has passed every operation: any redo is done
-	for _, token := range append([]string{slow}, fast...) {
+	for _, token := range append(slow, fast...) {
 		for _, title := range titles {
 			if got := timesReceived(e, token, title); got != 1 {
 				t.Errorf("%s received %q %d times, want once", token, title, got)

@@ -240,9 +240,12 @@ func lastSeq(t *testing.T, e *env) uint64 {
 }
 
 // partitionFloor is the one partition consumer's ack floor.
-func partitionFloor(t *testing.T, e *env) uint64 {
+func partitionFloor(t *testing.T, e *env) uint64 { return partitionFloorOf(t, e, 0) }
+
+// partitionFloorOf is partition consumer i's ack floor.
+func partitionFloorOf(t *testing.T, e *env, i int) uint64 {
 	t.Helper()
-	c, err := e.b.JS.Consumer(context.Background(), streams.Ops, pusher.PartitionConsumerPrefix+"0")
+	c, err := e.b.JS.Consumer(context.Background(), streams.Ops, fmt.Sprint(pusher.PartitionConsumerPrefix, i))
 	if err != nil {
 		t.Fatal(err)
 	}
