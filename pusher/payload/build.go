@@ -43,8 +43,9 @@ const (
 // Apple device whose extension cannot pull shows the wake-up itself
 // (NotificationHandling.swift wakeupFallbackDisplayPayload), and
 // NotificationContentPreparer.swift picks its sound from severity.
+// watch_light_kind (Apple only) is how a watch files the wake-up's pull.
 var wakeupKeys = []string{"title", "delivery_id", "channel_id", "entity_type", "entity_id", "message_id", "event_id",
-	"thing_id", "op_id", "sent_at", "ttl", "schema_version", "payload_version", "base_url", "severity"}
+	"thing_id", "op_id", "sent_at", "ttl", "schema_version", "payload_version", "base_url", "severity", "watch_light_kind"}
 
 // thingActionLabels are the prefixes of a thing alert's title, PushGo's
 // texts (gateway src/api/handlers/thing/helpers.rs notification_label).
@@ -97,6 +98,17 @@ func Build(env ops.Envelope, seq uint64, deviceKey string, provider Provider, to
 		return Notification{}, fmt.Errorf("%w %q", ErrUnknownOp, env.Op)
 	}
 	d["entity_type"] = string(kind)
+	if provider == APNs {
+		// The Apple Watch files a push by watch_light_kind, and without it
+		// takes any push with a thing_id for a Thing's (Shared/Utilities
+		// WatchLightQuantizer.swift resolvedStandaloneKind): a message about
+		// a Thing overwrote that Thing's title and text on a watch
+		// registered as its own device, and never reached its messages.
+		// PushGo sends it to watches only (watch_light.rs); an APNs push is
+		// one template for every Apple device of the operation, and the
+		// iPhone, iPad and Mac apps read no such key.
+		d["watch_light_kind"] = string(kind)
+	}
 
 	switch kind {
 	case ops.KindMessage:
