@@ -443,6 +443,21 @@ func TestPrivateChannelRefusalIsNoServerError(t *testing.T) {
 	}
 }
 
+// TestGatewayProfileSaysThePrivateChannelIsOff: GET /gateway/profile
+// answers PushGo's profile of a gateway without its private module, both
+// flags false and no transport: the Android app reads it
+// (PrivateChannelClient.kt parseGatewayProfileSnapshot) and takes the
+// private mode off its settings only on false; a 404 left it offering a
+// transport every /channel/device then refused.
+func TestGatewayProfileSaysThePrivateChannelIsOff(t *testing.T) {
+	g := startIngest(t, startBroker(t), ingest.Config{})
+	r := mustOK(t, g.api.Get(t, "/gateway/profile", nil))
+	d := r.Envelope.Data
+	if d["private_channel_enabled"] != false || d["private_enabled"] != false || len(d) != 2 {
+		t.Fatalf("/gateway/profile: %s, want both private flags false and nothing else (no transport hints)", r)
+	}
+}
+
 // deviceLogBuffer collects log output from concurrent handlers.
 type deviceLogBuffer struct {
 	mu sync.Mutex

@@ -44,6 +44,27 @@ func (s *Server) routeDevices() {
 	e.POST("/channel/subscribe", s.channelSubscribe)
 	e.POST("/channel/unsubscribe", s.channelUnsubscribe)
 	e.POST("/channel/sync", s.channelSync)
+	e.GET("/gateway/profile", s.gatewayProfile)
+}
+
+// gatewayProfile is PushGo's GET /gateway/profile: what transports the
+// gateway offers a device. This one has no private transport, and says so:
+// the Android app asks before it offers or falls back to the private
+// channel (PrivateChannelClient.kt gatewayPrivateChannelEnabled), and acts
+// only on an answer of false; on a 404 it offered the private mode, cleared
+// its FCM token for it, and on a phone without Google services moved into
+// it silently, where every /channel/device then failed
+// private_channel_disabled.
+func (s *Server) gatewayProfile(c *echo.Context) error {
+	return writeOK(c, gatewayProfile{})
+}
+
+// gatewayProfile is PushGo's answer with the private module off
+// (private/runtime.rs GatewayProfileResponse::private_disabled): both names
+// of the flag, and no transport hints.
+type gatewayProfile struct {
+	PrivateChannelEnabled bool `json:"private_channel_enabled"`
+	PrivateEnabled        bool `json:"private_enabled"`
 }
 
 type deviceRegistered struct {
