@@ -287,6 +287,62 @@ func TestAppsCloseAnEventOfAThing(t *testing.T) {
 	}
 }
 
+// TestAnEventOfADeletedThingIsClosed: once an event's Thing is deleted,
+// the apps' close (through the Thing's path, its thing_id in the body, as
+// both send it) and a close through /event/close naming it, or through the
+// path alone, close the event; an update or a new event naming the
+// deleted Thing is still refused 409 thing_deleted, and a close naming an
+// unknown Thing 404 thing_not_found. Each close used to be 409, and the
+// incident stayed open in both apps.
+func TestAnEventOfADeletedThingIsClosed(t *testing.T) {
+	b := startBroker(t)
+	g := startIngest(t, b, ingest.Config{})
+	ch := g.createChannel("decommissioned")
+	th := mustOK(t, g.post("/thing/create", body(ch, "title", "NAS", "observed_at", 1713750000000))).Str("thing_id")
+	var events []string
+	for range 3 {
+		events = append(events, mustOK(t, g.post("/thing/"+th+"/event/create", eventCreate(ch))).Str("event_id"))
+	}
+	mustOK(t, g.post("/thing/delete", body(ch, "thing_id", th, "observed_at", 1713750300000)))
+
+	stored := len(streamOps(t, g.nc))
+	for _, r := range []reply{
+		g.post("/thing/"+th+"/event/update", eventUpdate(ch, events[0], "thing_id", th)),
+		g.post("/event/update", eventUpdate(ch, events[0], "thing_id", th)),
+		g.post("/event/create", eventCreate(ch, "thing_id", th)),
+	} {
+		wantErr(t, r, 409, "thing_deleted")
+	}
+	wantErr(t, g.post("/event/close", body(ch, "event_id", events[0], "thing_id", "unknown-thing", "status", "closed",
+		"message", "closed", "severity", "normal")), 404, "thing_not_found")
+	if n := len(streamOps(t, g.nc)); n != stored {
+		t.Fatalf("the refused requests appended %d operations", n-stored)
+	}
+
+	closes := []struct {
+		path string
+		body map[string]any
+	}{
+		{"/thing/" + th + "/event/close", body(ch, "event_id", events[0], "thing_id", th, "status", "closed", "message", "closed", "severity", "normal")},
+		{"/event/close", body(ch, "event_id", events[1], "thing_id", th, "status", "closed", "message", "closed", "severity", "normal")},
+		{"/thing/" + th + "/event/close", body(ch, "event_id", events[2], "status", "closed", "message", "closed", "severity", "normal")},
+	}
+	for _, c := range closes {
+		mustOK(t, g.post(c.path, c.body))
+	}
+	logged := streamOps(t, g.nc)[stored:]
+	if len(logged) != len(closes) {
+		t.Fatalf("%d operations appended by %d closes", len(logged), len(closes))
+	}
+	for i, m := range logged {
+		if env := envelopeOf(t, m); env.Op != ops.EventClose || env.EntityID != events[i] {
+			t.Fatalf("appended %s of %s, want the close of %s", env.Op, env.EntityID, events[i])
+		}
+	}
+	// Closed: a later close is refused as any close of a closed event.
+	wantErr(t, g.post("/thing/"+th+"/event/close", closes[0].body), 409, "event_closed")
+}
+
 // A message retried after its ttl passed answers as the first time and
 // appends nothing (the idempotency contract: same op_id, same body, same
 // data), through the writer that stored it and through another; a new

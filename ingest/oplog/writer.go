@@ -214,7 +214,13 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 		return Result{}, refusal
 	}
 	if linked := cmp.Or(v.ThingID, v.PathThingID); linked != "" && kind != ops.KindThing && !v.LinkVerified {
-		if aerr := w.checkLinkedThing(ctx, v.ChannelID, linked); aerr != nil {
+		// A close may name a Thing deleted since its event began: both apps
+		// close an event of a Thing through the Thing's path with its
+		// thing_id (Apple AppEnvironment.swift closeEvent, Android
+		// ChannelSubscriptionRepository.kt closeEvent), and an incident of a
+		// decommissioned server could not be closed from either. Creates
+		// and updates still may not link to one.
+		if aerr := w.checkLinkedThing(ctx, v.ChannelID, linked); aerr != nil && !(v.Op == ops.EventClose && aerr.Code == apierr.ThingDeleted) {
 			if !clientOpID || (aerr.Code != apierr.ThingNotFound && aerr.Code != apierr.ThingDeleted) {
 				return Result{}, aerr
 			}
