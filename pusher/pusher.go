@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -157,6 +158,43 @@ func CheckPublicBaseURL(u string) error {
 	return nil
 }
 
+// publicBaseURLCaveat says what of a valid public base URL the PushGo apps
+// will not use, "" when nothing. The Apple app takes a server URL only over
+// https (http on loopback only under its test automation: AppConstants.swift
+// validatedServerURL), so over http it acks no direct push and pulls no
+// wake-up, and files every push again at its next full sync; the Android
+// app keeps only https://host[:port] of a gateway's address, http on
+// loopback only, and drops any path (UrlValidators.kt
+// normalizeGatewayBaseUrl), so a gateway under a path prefix is out of its
+// reach. Both hold for a test gateway on this machine, which is not warned
+// of.
+func publicBaseURLCaveat(u string) string {
+	p, err := url.Parse(u)
+	if u == "" || err != nil || isLoopbackHost(p.Hostname()) {
+		return ""
+	}
+	var caveats []string
+	if p.Scheme == "http" {
+		caveats = append(caveats, "is plain http: the PushGo apps use a gateway only over https, so the Apple app acknowledges no push "+
+			"(each comes back at its next full sync) and pulls no wake-up; serve the gateway over TLS and set its https URL")
+	}
+	if strings.Trim(p.Path, "/") != "" {
+		caveats = append(caveats, "has a path: the Android app keeps only https://host[:port] of a gateway's address, "+
+			"so a gateway under a path prefix is out of its reach; serve it at the root of a host")
+	}
+	return strings.Join(caveats, "; and it ")
+}
+
+// isLoopbackHost reports whether host names this machine, as both apps'
+// loopback exceptions do (Android's list includes its emulator's 10.0.2.2).
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || host == "10.0.2.2" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Pusher runs the delivery partitions, their workers and the retry queue.
 // The caller MUST call Close.
 type Pusher struct {
@@ -277,6 +315,9 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Pusher, error) {
 		cfg.Logger.Warn("pusher: PUSHGO_PUBLIC_BASE_URL is not set: the Apple app cannot acknowledge a push without it, " +
 			"so every push stays in its device's inbox and the app files it again at its next full sync (a read message shows unread); " +
 			"set it to this gateway's public URL")
+	}
+	if caveat := publicBaseURLCaveat(cfg.PublicBaseURL); caveat != "" {
+		cfg.Logger.Warn("pusher: PUSHGO_PUBLIC_BASE_URL "+caveat, "url", cfg.PublicBaseURL)
 	}
 	if err := p.openPartitions(ctx); err != nil {
 		p.closeRegistries()

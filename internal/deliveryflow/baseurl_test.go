@@ -3,6 +3,7 @@ package deliveryflow_test
 import (
 	"bytes"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,39 @@ func TestAPNsWithoutAPublicBaseURLIsWarnedOf(t *testing.T) {
 		})
 		if got := strings.Contains(out.String(), "PUSHGO_PUBLIC_BASE_URL is not set"); got != c.warned {
 			t.Errorf("base URL %q: warned %v, want %v; the log:\n%s", c.base, got, c.warned, out.String())
+		}
+	}
+}
+
+// TestAPublicBaseURLTheAppsRefuseIsWarnedOf: the PushGo apps use a gateway
+// only over https (the Apple app then acks no direct push and pulls no
+// wake-up), and the Android app only at the root of its host; a pusher
+// started with such a PUSHGO_PUBLIC_BASE_URL says what the apps will not
+// do, and says nothing of an https URL at a host's root or of one on this
+// machine (a test gateway).
+func TestAPublicBaseURLTheAppsRefuseIsWarnedOf(t *testing.T) {
+	for _, c := range []struct {
+		base string
+		want []string
+	}{
+		{"http://push.example.test", []string{"is plain http"}},
+		{"https://example.test/pushgo/", []string{"has a path"}},
+		{"http://example.test/pushgo", []string{"is plain http", "has a path"}},
+		{"https://push.example.test/", nil},
+		{"https://push.example.test:8443", nil},
+		{"http://127.0.0.1:8080", nil},
+		{"http://localhost:8080/x", nil},
+		{"http://[::1]:8080", nil},
+	} {
+		var out logSink
+		setup(t, func(cfg *pusher.Config) {
+			cfg.PublicBaseURL, cfg.Logger = c.base, slog.New(slog.NewTextHandler(&out, nil))
+		})
+		log := out.String()
+		for _, caveat := range []string{"is plain http", "has a path"} {
+			if got, want := strings.Contains(log, caveat), slices.Contains(c.want, caveat); got != want {
+				t.Errorf("base URL %q: warned %q %v, want %v; the log:\n%s", c.base, caveat, got, want, log)
+			}
 		}
 	}
 }
