@@ -209,61 +209,76 @@ func TestConsumersRecreatedUnderRunningServices(t *testing.T) {
 	}
 }
 
-// TestBrokenServiceEndsTheProcess: a projector whose fold cannot go on
-// (a projection it cannot write, nor rebuild: each try fails) answers
-// /readyz 503 naming the projector while it tries, then the process exits
-// non-zero with one log line saying why.
-func TestBrokenServiceEndsTheProcess(t *testing.T) {
+// TestAFullProjectionDiskKeepsTheProjection: a service that cannot go on
+// ends the process. A projector whose disk takes no more writes (RLIMIT_FSIZE 0: EFBIG, as ENOSPC on a full disk) keeps
+// its projection: it does not rebuild it (a rebuild on a full disk deleted
+// the old projection, and with it the live entities whose operations had
+// all left the log), it exits non-zero with one line that says the
+// projection is kept and what to do, and started again on the same
+// directory with room it goes on from where it was, without a rebuild,
+// and serves every operation acknowledged before and during the failure.
+func TestAFullProjectionDiskKeepsTheProjection(t *testing.T) {
 	t.Parallel()
 	a := startIngest(t)
-	proj := startProjector(t, a, t.TempDir())
+	dir := t.TempDir()
+	proj := startProjector(t, a, dir)
 	waitStatus(t, proj, "/readyz", 200, 20*time.Second)
-	// A disk the projector cannot write: its process may not grow any file
-	// (RLIMIT_FSIZE 0), so the next commit of the fold fails, and so does
-	// every rebuild of the projection. A bad log entry would not do: it is
-	// set aside and the fold goes on.
+	ch := createChannel(t, a, "full-disk", "correct-horse")
+	sent := 0
+	send := func() {
+		postOK(t, a, "/message", map[string]any{"channel_id": ch, "password": "correct-horse", "title": fmt.Sprintf("message %d", sent)})
+		sent++
+	}
+	for range 20 {
+		send()
+	}
+	waitApplied(t, a, streamLastSeq(t, a.natsURL), 1, 30*time.Second, proj)
 	if err := limitFileSize(proj.cmd.Process.Pid, 0); errors.Is(err, errors.ErrUnsupported) {
 		t.Skipf("cannot limit the projector's file size on this system: %v", err)
 	} else if err != nil {
-		// On Linux (CI) prlimit on a child of this process works: a
-		// failure is not a reason to drop the check silently.
 		t.Fatalf("limit the projector's file size: %v", err)
 	}
-	ch := createChannel(t, a, "broken", "correct-horse")
-	saw503 := ""
 	deadline := time.Now().Add(30 * time.Second)
 	for !proj.exited() && time.Now().Before(deadline) {
-		if saw503 == "" { // operations for the fold to commit
-			postOK(t, a, "/message", map[string]any{"channel_id": ch, "password": "correct-horse", "title": "to fold"})
-		}
-		if code, body := getPath(t, proj, "/readyz"); code == 503 && saw503 == "" {
-			saw503 = body
-		}
+		send() // operations for the fold to commit
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !proj.exited() {
-		t.Fatal("the projector process did not exit within 30s of a fold that cannot go on")
+		t.Fatal("the projector did not exit within 30s of a disk that takes no more")
 	}
 	if proj.waitErr == nil {
-		t.Fatal("the projector process exited with status 0")
-	}
-	if !strings.Contains(saw503, "projector") {
-		t.Errorf("/readyz before the exit: want a 503 naming the projector, saw %q", saw503)
+		t.Fatal("the projector exited with status 0")
 	}
 	out := proj.output.String()
+	if strings.Contains(out, "REBUILDING") || strings.Contains(out, "deleting the old one") {
+		t.Fatalf("the projector rebuilt its projection on a full disk:\n%s", out)
+	}
 	var stopped []string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.Contains(line, "pushgo stopped") {
 			stopped = append(stopped, line)
 		}
 	}
-	if len(stopped) != 1 || !strings.Contains(stopped[0], "projector") || !strings.Contains(stopped[0], "level=ERROR") {
-		t.Errorf("want one ERROR line 'pushgo stopped' naming the projector, got %q", stopped)
+	if len(stopped) != 1 || !strings.Contains(stopped[0], "level=ERROR") || !strings.Contains(stopped[0], "nothing is lost") ||
+		!strings.Contains(stopped[0], projectionDir(dir)) {
+		t.Errorf("want one ERROR line 'pushgo stopped' saying the projection under %s is kept, got %q", projectionDir(dir), stopped)
 	}
 	if strings.Contains(out, "panic") {
 		t.Errorf("the process panicked:\n%s", out)
 	}
-	t.Logf("exit: %v; %s", proj.waitErr, stopped)
+
+	again := startProjector(t, a, dir)
+	last := streamLastSeq(t, a.natsURL)
+	waitApplied(t, a, last, 1, 30*time.Second, again)
+	if out := again.output.String(); strings.Contains(out, "REBUILDING") || strings.Contains(out, "folding it again") {
+		t.Fatalf("started again with room, the projector rebuilt its projection:\n%s", out)
+	}
+	hist := postOK(t, a, "/channel/history", map[string]any{"channel_id": ch, "password": "correct-horse", "limit": 1000})
+	items, _ := hist["items"].([]any)
+	if len(items) != sent {
+		t.Fatalf("history after the restart holds %d items, want the %d messages acknowledged", len(items), sent)
+	}
+	t.Logf("%d messages; exit: %v; %s", sent, proj.waitErr, stopped)
 }
 
 // TestBusyPortIsOneClearLine: `make run` twice. The second process finds

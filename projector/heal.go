@@ -150,6 +150,16 @@ func (p *Projector) supervise(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if store.DiskFull(err) {
+			// Not a broken projection: a full disk. Rebuilt, it lost its
+			// live entities whose operations have all left the log (the
+			// disk had no room for the new copy beside it, so it was
+			// deleted), and the new one failed the same way. Kept, it is
+			// sound: the process ends, and started again with room it goes
+			// on from the last operation it committed.
+			p.fail(fmt.Errorf("%w: the projection is kept as it is and nothing is lost; free room under %s and start the process again", err, p.cfg.Dir))
+			return
+		}
 		now := time.Now()
 		for len(recent) > 0 && now.Sub(recent[0]) > rebuildWindow {
 			recent = recent[1:]

@@ -291,6 +291,11 @@ func (p *Projector) Ready() error {
 	if s := p.progress.status(); s != "" {
 		return errors.New("projector: " + s)
 	}
+	if st := p.Store(); st != nil {
+		if err := st.DiskRefused(); err != nil {
+			return fmt.Errorf("projector: the projection's disk is full; its writes wait in memory until there is room under %s: %w", p.cfg.Dir, err)
+		}
+	}
 	for _, f := range []struct {
 		stream string
 		loop   *consume.Ordered

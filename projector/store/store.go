@@ -69,6 +69,11 @@ type Options struct {
 	// (selectcache.go), across channels, by an estimate of their bytes.
 	// Default DefaultSelectionCacheBytes; negative: none kept.
 	SelectionCacheBytes int
+	// MinFreeBytes is the free space Open requires on the store's disk;
+	// with less it fails with ErrDiskFull at once. Default: what Pebble
+	// takes to open (a write-ahead log, 110% of a memtable) and 16 MiB
+	// for a flush, 86 MiB; negative: no check.
+	MinFreeBytes int64
 
 	// memFS, for tests, is the file system of an InMemory store: one
 	// that outlives the store (reopened), or that fails on purpose.
@@ -197,6 +202,13 @@ type Store struct {
 	// stalls counts Pebble's write stalls and slow disk operations
 	// (stalls.go).
 	stalls stallStats
+	// refused is the disk's refusal of a flush or compaction
+	// (diskfull.go).
+	refused diskRefusal
+	// dir and memTable are the store's directory ("" in memory) and its
+	// memtables' size: the room a flush takes (roomToFlush).
+	dir      string
+	memTable uint64
 }
 
 // Open opens (or creates) the store in dir. A corrupt store may open
@@ -252,13 +264,18 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		// that found it, and the projector rebuilds the projection.
 		EventListener: &pebble.EventListener{DataCorruption: s.corrupt,
 			FlushBegin:      func(pebble.FlushInfo) { onBackgroundJob() },
-			FlushEnd:        func(pebble.FlushInfo) { restoreBackgroundPriority() },
+			FlushEnd:        func(info pebble.FlushInfo) { s.flushed(info.Err); restoreBackgroundPriority() },
+			BackgroundError: s.backgroundError,
 			CompactionBegin: func(pebble.CompactionInfo) { onBackgroundJob() },
 			CompactionEnd:   func(pebble.CompactionInfo) { restoreBackgroundPriority() }},
 	}
 	s.stallListener(po.EventListener)
 	if opts.memTableSize > 0 {
 		po.MemTableSize = uint64(opts.memTableSize)
+	}
+	s.memTable = po.MemTableSize
+	if !opts.InMemory {
+		s.dir = dir
 	}
 	// Pebble takes a reference of its own; this one is dropped when Open
 	// returns, so the DB's is the last and Close frees the cache.
@@ -301,6 +318,15 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 	} else {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+		}
+		if !opts.ReadOnly && opts.MinFreeBytes >= 0 {
+			need := uint64(opts.MinFreeBytes)
+			if need == 0 {
+				need = walRoom(po.MemTableSize) + minFreeSlack
+			}
+			if err := checkRoom(dir, need); err != nil {
+				return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+			}
 		}
 		if s.lock, err = pebble.LockDirectory(dir, vfs.Default); err != nil {
 			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
@@ -367,7 +393,9 @@ func (s *Store) Failed() error {
 }
 
 // Close flushes the memtables, so a restart does not replay the WAL, and
-// closes the store. A store that failed fatally is abandoned instead:
+// closes the store; on a disk without room for the flush it only closes
+// (the restart replays the WAL): a flush there panicked inside Pebble past
+// any recover ("sync: unlock of unlocked mutex" as it rotated the WAL). A store that failed fatally is abandoned instead:
 // Pebble cannot close it (it waits forever for a commit that failed), and
 // the process is about to rebuild or end anyway.
 func (s *Store) Close() error {
@@ -375,7 +403,10 @@ func (s *Store) Close() error {
 	if err := s.abandon(); err != nil {
 		return err
 	}
-	ferr := s.db.Flush()
+	var ferr error
+	if s.roomToFlush() {
+		ferr = s.db.Flush()
+	}
 	if err := s.close(); err != nil {
 		return err
 	}
