@@ -38,6 +38,19 @@
 //
 // A read the leader cannot answer (no leader during an election, the
 // broker away) returns an error: callers answer 503, never a guess.
+//
+// A leader's answer is not linearizable. The non-direct get is answered by
+// whichever server believes it leads the stream, and a deposed leader
+// believes so until it hears of the new term: a server stopped (SIGSTOP, a
+// stalled VM) or cut off while another was elected, and resumed, answers
+// from its stale store, "not found" for what the new leader stored, until
+// it hears of the new term and steps down (measured on three nats-server
+// 2.15.2 processes, e2e's TestDeposedLeaderNotFoundIsNotA404: from a few
+// milliseconds to 1.1 s after the resume; direct gets through its server
+// and non-direct gets of a stream without AllowDirect alike). A stale
+// "found" is an older message, which a compare-and-swap catches; a stale
+// "none" that decides an answer on its own (a 404) is confirmed first:
+// ConfirmNone.
 package leaderread
 
 import (
@@ -64,11 +77,17 @@ type Stream struct {
 	direct  jetstream.Stream
 	name    string
 	subject string // the stream's $JS.API.STREAM.MSG.GET subject
+	// infoSubject is the stream's $JS.API.STREAM.INFO subject.
+	infoSubject string
 	// directSubject is the stream's $JS.API.DIRECT.GET subject.
 	directSubject string
 
 	replicas   atomic.Pointer[replicaCount]
 	refreshing atomic.Bool
+
+	// stalls, when WatchStalls started it, watches the stalls of the
+	// server the reads go through, for ConfirmNone.
+	stalls atomic.Pointer[stallWatch]
 
 	// gets bounds OnLeader's gets in flight through this Stream, all its
 	// callers together (leaderGetsPerStream).
@@ -98,7 +117,7 @@ func New(js jetstream.JetStream, s jetstream.Stream) *Stream {
 	info := s.CachedInfo()
 	prefix := apiPrefix(js.Options())
 	r := &Stream{js: js, direct: s, name: info.Config.Name, subject: prefix + "STREAM.MSG.GET." + info.Config.Name,
-		directSubject: prefix + "DIRECT.GET." + info.Config.Name, gets: make(chan struct{}, leaderGetsPerStream)}
+		directSubject: prefix + "DIRECT.GET." + info.Config.Name, infoSubject: prefix + "STREAM.INFO." + info.Config.Name, gets: make(chan struct{}, leaderGetsPerStream)}
 	r.replicas.Store(&replicaCount{n: info.Config.Replicas, at: time.Now(), trimmed: info.State.FirstSeq > 1})
 	return r
 }
@@ -167,6 +186,129 @@ func (s *Stream) LastForSubject(ctx context.Context, subject string) (*jetstream
 		return s.direct.GetLastMsgForSubject(ctx, subject)
 	}
 	return s.leader(ctx, msgGetRequest{LastFor: subject})
+}
+
+// ErrUnconfirmed is ConfirmNone's answer when the "none" could not be
+// confirmed: the read is to be answered 503 and retried, never taken.
+var ErrUnconfirmed = errors.New("a leader's \"none\" not confirmed")
+
+// leaseBound is how recently the stream's leader must have heard from a
+// quorum of its replicas (counting itself) for ConfirmNone to take its
+// answer. A live leader hears from each follower at every append and at
+// least at every heartbeat (each second, nats-server's hbInterval); a
+// deposed one last heard from the new term's voters before they voted,
+// and they vote only after their election timeout (4 to 9 s) passed
+// without it, or, deposed while in contact, it steps down at their first
+// answer. Twice the heartbeat, as nats-server's own "current" of a
+// follower's leader.
+const leaseBound = 2 * time.Second
+
+// ConfirmNone confirms LastForSubject's jetstream.ErrMsgNotFound for
+// subject (no wildcards) before a caller answers on it alone, a 404 for an
+// entity a client may have created through another process: nil when the
+// stream has one replica (its server is the stream), or when one answer of
+// the stream's leader says both that it holds no message of subject and
+// that it heard from a quorum of the stream's replicas within leaseBound,
+// which a leader deposed by an election it did not see cannot say (see
+// the package's comment), and, when WatchStalls watches the stream's
+// connection, its server has not stalled within stallWindow (a resumed
+// leader says it heard from its replicas just now: see stalls.go).
+// Otherwise an error: ErrUnconfirmed when the answer says the subject has
+// messages (the first "none" was a deposed leader's), that the leader is
+// out of contact, or that the server stalled; the request's error when
+// none answered. One stream info request (its state filtered to subject)
+// and a ping, asked only on a "none": a read that finds costs nothing
+// more.
+//
+// A bound on time, not a proof: nats-server offers no linearizable read,
+// and grants a vote without asking whether the voter heard from a leader
+// a moment before, so a leader deposed within leaseBound of its last
+// contact (an election forced by a candidate the leader could not reach
+// while a follower could) answers "in contact" for an instant.
+func (s *Stream) ConfirmNone(ctx context.Context, subject string) error {
+	if !s.Replicated(ctx) {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
+		defer cancel()
+	}
+	body, err := json.Marshal(streamInfoRequest{SubjectsFilter: subject})
+	if err != nil {
+		return err
+	}
+	reply, err := s.js.Conn().RequestWithContext(ctx, s.infoSubject, body)
+	if err != nil {
+		return fmt.Errorf("confirm a \"none\" of %s with its leader: %w", s.name, err)
+	}
+	var resp streamInfoResponse
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return fmt.Errorf("confirm a \"none\" of %s with its leader: %w", s.name, err)
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("confirm a \"none\" of %s with its leader: %w", s.name, resp.Error)
+	}
+	cerr := resp.confirmsNone()
+	if cerr == nil {
+		if w := s.stalls.Load(); w != nil {
+			cerr = w.check(ctx)
+		}
+	}
+	return cerr
+}
+
+// streamInfoRequest is the body of $JS.API.STREAM.INFO.
+type streamInfoRequest struct {
+	SubjectsFilter string `json:"subjects_filter,omitempty"`
+}
+
+// streamInfoResponse is what ConfirmNone reads of a stream info answer.
+type streamInfoResponse struct {
+	Error *jetstream.APIError `json:"error,omitempty"`
+	// Total is how many subjects matched the filter (the answer pages
+	// them).
+	Total int `json:"total"`
+	State struct {
+		Subjects map[string]uint64 `json:"subjects"`
+	} `json:"state"`
+	Cluster *struct {
+		Leader   string `json:"leader"`
+		Replicas []struct {
+			Name    string `json:"name"`
+			Offline bool   `json:"offline"`
+			// Active is how long ago the leader last heard from the
+			// replica, in nanoseconds; 0 when never.
+			Active int64 `json:"active"`
+		} `json:"replicas"`
+	} `json:"cluster"`
+}
+
+// confirmsNone reports (nil) whether the answer says the filtered subject
+// has no message and its leader is in contact with a quorum.
+func (r *streamInfoResponse) confirmsNone() error {
+	var held uint64
+	for _, n := range r.State.Subjects {
+		held += n
+	}
+	if held > 0 || r.Total > 0 {
+		return fmt.Errorf("%w: the leader holds %d messages of the subject", ErrUnconfirmed, held)
+	}
+	if r.Cluster == nil || r.Cluster.Leader == "" {
+		return fmt.Errorf("%w: the stream has no leader", ErrUnconfirmed)
+	}
+	// The replicas listed are the others: a quorum of all of them needs
+	// half of them (rounded down) beside the leader.
+	need, have := (len(r.Cluster.Replicas)+1)/2, 0
+	for _, p := range r.Cluster.Replicas {
+		if !p.Offline && p.Active > 0 && time.Duration(p.Active) <= leaseBound {
+			have++
+		}
+	}
+	if have < need {
+		return fmt.Errorf("%w: leader %s heard from %d of %d replicas within %s, a quorum needs %d", ErrUnconfirmed, r.Cluster.Leader, have, len(r.Cluster.Replicas), leaseBound, need)
+	}
+	return nil
 }
 
 // Msg returns the message at seq: jetstream.ErrMsgNotFound only when the

@@ -99,6 +99,8 @@ type Writer struct {
 	opts    Options
 	log     *slog.Logger
 	stripes *stripes
+	// stopWatch stops the log's stall watch (leaderread.Stream.WatchStalls).
+	stopWatch func()
 }
 
 // New returns a Writer over PUSHGO_OPS, which streams.Ensure created.
@@ -123,7 +125,11 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Writer, er
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{js: js, pub: pub, ops: leaderread.New(js, s), opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}, nil
+	w := &Writer{js: js, pub: pub, ops: leaderread.New(js, s), opts: opts, log: opts.Logger, stripes: newStripes(4096, opts.CachedEntities)}
+	// A "none" of the log is taken for a 404 only when its server has not
+	// stalled a moment before (leaderread.Stream.ConfirmNone).
+	w.stopWatch = w.ops.WatchStalls()
+	return w, nil
 }
 
 // PublishAside publishes m, a message for another stream than the log (an
@@ -142,7 +148,10 @@ func (w *Writer) PublishAside(ctx context.Context, m *nats.Msg) (*jetstream.PubA
 
 // Close stops the writer's subscription to its publish acknowledgements.
 // An Append after Close appends nothing and answers 503.
-func (w *Writer) Close() { w.pub.close() }
+func (w *Writer) Close() {
+	w.pub.close()
+	w.stopWatch()
+}
 
 // Result is the outcome of an accepted operation.
 type Result struct {
@@ -456,7 +465,9 @@ func (w *Writer) agedState(ctx context.Context, ref entityRef) (entityState, boo
 
 // readLatest reads the entity's latest operation from the leader when
 // fromLeader, else from any replica, with a "none" confirmed by the leader
-// when confirmNone; leader reports whether the answer is the leader's.
+// when confirmNone (leaderread.Stream.ConfirmNone: a leader in contact
+// with a quorum, not a deposed one); leader reports whether the answer is
+// the leader's.
 func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader, confirmNone bool) (entityState, bool, error) {
 	replicated := w.ops.Replicated(ctx)
 	leader := fromLeader || !replicated
@@ -470,6 +481,16 @@ func (w *Writer) readLatest(ctx context.Context, subject string, fromLeader, con
 		leader = true
 	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if confirmNone && replicated {
+			// A deposed leader, resumed before it heard of the new term,
+			// answers "none" from its stale store (leaderread's package
+			// comment): a 404 for an event created through the new
+			// leader. Its "none" is taken only once the leader confirms it
+			// in contact with a quorum; else 503, and the retry finds it.
+			if cerr := w.ops.ConfirmNone(ctx, subject); cerr != nil {
+				return entityState{}, false, cerr
+			}
+		}
 		return entityState{}, leader, nil
 	}
 	if err != nil {
