@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -150,6 +151,10 @@ func CheckToken(token string) error {
 	return nil
 }
 
+// statusClientClosedRequest is the status counted for a request whose
+// client went before a server error answered it (nginx's 499).
+const statusClientClosedRequest = 499
+
 // observe records the request in the metrics and logs server errors. It
 // logs the path only: query strings may carry channel passwords
 // (GET /message). An error a handler returns is answered here, by the
@@ -160,6 +165,10 @@ func observe(m *metrics, log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c *echo.Context) error {
 			start := time.Now()
+			// The server's own context of the request, which net/http
+			// cancels when the client goes; a handler may replace the
+			// request's with one it cancels itself.
+			clientCtx := c.Request().Context()
 			err := next(c)
 			if err != nil {
 				c.Echo().HTTPErrorHandler(c, err)
@@ -173,6 +182,18 @@ func observe(m *metrics, log *slog.Logger) echo.MiddlewareFunc {
 				status = r.Status
 			}
 			code, _ := c.Get(errorCodeKey).(apierr.Code)
+			if status >= 500 && errors.Is(clientCtx.Err(), context.Canceled) {
+				// The client went before its answer (a read it stopped
+				// waiting for): the 503 it caused reached nobody, and is no
+				// failure of the server's. Counted as 499, nginx's "client
+				// closed request", with no error code, and not logged as a
+				// server error: 480 such hang-ups in a soak test were 503s a
+				// 5xx alert would have fired on.
+				log.Debug("http: the client went before its answer", "route", route, "status", status, "code", code,
+					"request_id", c.Response().Header().Get(headerRequestID))
+				m.observe(route, statusClientClosedRequest, "", time.Since(start))
+				return err
+			}
 			m.observe(route, status, code, time.Since(start))
 			if status >= 500 && (code == "" || apierr.Lookup(code).Category != apierr.CategoryFeatureDisabled) {
 				// Not a feature this gateway does not serve (the private
