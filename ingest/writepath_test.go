@@ -293,7 +293,9 @@ func TestAppsCloseAnEventOfAThing(t *testing.T) {
 // path alone, close the event; an update or a new event naming the
 // deleted Thing is still refused 409 thing_deleted, and a close naming an
 // unknown Thing 404 thing_not_found. Each close used to be 409, and the
-// incident stayed open in both apps.
+// incident stayed open in both apps. The deleted Thing a close names is
+// not stored (as a path's): stored, it would re-link an event of another
+// Thing, or of none, to it.
 func TestAnEventOfADeletedThingIsClosed(t *testing.T) {
 	b := startBroker(t)
 	g := startIngest(t, b, ingest.Config{})
@@ -335,8 +337,16 @@ func TestAnEventOfADeletedThingIsClosed(t *testing.T) {
 		t.Fatalf("%d operations appended by %d closes", len(logged), len(closes))
 	}
 	for i, m := range logged {
-		if env := envelopeOf(t, m); env.Op != ops.EventClose || env.EntityID != events[i] {
+		env := envelopeOf(t, m)
+		if env.Op != ops.EventClose || env.EntityID != events[i] {
 			t.Fatalf("appended %s of %s, want the close of %s", env.Op, env.EntityID, events[i])
+		}
+		// Checked, not stored: the event's link stays as it is.
+		var p struct {
+			ThingID *string `json:"thing_id"`
+		}
+		if err := json.Unmarshal(env.Payload, &p); err != nil || p.ThingID != nil {
+			t.Fatalf("close of %s stored thing_id %v (%v), want none: a deleted Thing named by a close links nothing", events[i], p.ThingID, err)
 		}
 	}
 	// Closed: a later close is refused as any close of a closed event.

@@ -249,6 +249,9 @@ func (p *Projector) rebuild(ctx context.Context, why error) error {
 		if err == nil {
 			break
 		}
+		if store.DiskFull(err) {
+			return err // no room: another try finds none either (noRoomBeside)
+		}
 		if attempt >= maxFoldRetries {
 			return fmt.Errorf("rebuild the projection: %w (tried %d times)", err, attempt)
 		}
@@ -321,6 +324,9 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 			}
 		}
 		st, why, attrs, err := p.tryOpen(ctx)
+		if err != nil && fresh && !p.cfg.InMemory && store.DiskFull(err) {
+			return p.noRoomBeside(err)
+		}
 		if err != nil && fresh && !p.cfg.InMemory && !droppedAside && ctx.Err() == nil {
 			if _, serr := os.Stat(asideDir(p.cfg.Dir)); serr == nil {
 				// The new store cannot be opened beside the old one (a
@@ -343,6 +349,9 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 				_ = discard(st)
 				if ctx.Err() != nil {
 					return ctx.Err() // the projection set aside stays, for the next start
+				}
+				if store.DiskFull(err) {
+					return p.noRoomBeside(err)
 				}
 				// The new store failed (a disk that refuses the write): the
 				// log is folded without the carry-over, as before it, rather
@@ -384,6 +393,18 @@ func (p *Projector) openStore(ctx context.Context, fresh bool) error {
 // within one file system), under names no projection slot takes.
 func asideDir(dir string) string { return dir + ".aside" }
 func spentDir(dir string) string { return dir + ".spent" }
+
+// noRoomBeside is the end of a rebuild whose new projection the disk has
+// no room for beside the old one: the old one stays set aside, and the
+// next start with room goes on from it (openStore). Deleting it, as
+// before, made room at the price of its live entities whose operations
+// have all left the log, and on a disk full for other reasons (the
+// broker's store) made none: they were lost and the rebuild failed all
+// the same.
+func (p *Projector) noRoomBeside(err error) error {
+	return fmt.Errorf("projector: rebuild: %w: the new projection has no room beside the old one, which is kept at %s; free room there and start the process again: the rebuild goes on from it",
+		err, asideDir(p.cfg.Dir))
+}
 
 // moveAside moves the projection's directory to asideDir, unless a rebuild
 // that stopped before its carry-over committed left one there: that one
@@ -548,7 +569,7 @@ func (p *Projector) carryFrom(ctx context.Context, st *store.Store, aside string
 // the store opened but must be folded again; attrs then say more of it to
 // the log line.
 func (p *Projector) tryOpen(ctx context.Context) (st *store.Store, why string, attrs []any, err error) {
-	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, BlockCacheBytes: p.cfg.BlockCacheBytes,
+	st, err = store.Open(p.cfg.Dir, store.Options{InMemory: p.cfg.InMemory, Logger: p.cfg.Logger, BlockCacheBytes: p.cfg.BlockCacheBytes, MinFreeBytes: p.cfg.MinFreeBytes,
 		SelectionCacheBytes: p.cfg.SelectionCacheBytes, OnCorruption: p.requestRebuild})
 	if err != nil {
 		return nil, "", nil, err

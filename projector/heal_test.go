@@ -790,6 +790,47 @@ func TestARebuildStoppedBeforeItsCarryOverIsDoneAgain(t *testing.T) {
 	}
 }
 
+// TestARebuildWithoutRoomKeepsTheOldProjection: a rebuild whose new
+// projection the disk has no room for beside the old one ends the start
+// with store.ErrDiskFull and keeps the old projection set aside, with its
+// live entities whose operations have all left the log; the next start
+// with room rebuilds from it and carries them over. Before, the old
+// projection was deleted to make room, and they were lost.
+func TestARebuildWithoutRoomKeepsTheOldProjection(t *testing.T) {
+	const ch = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+	o := streams.DefaultOptions()
+	o.Retention, o.DedupWindow = time.Second, 500*time.Millisecond
+	br := brokertest.Start(t, brokertest.Streams(o))
+	nc, js := br.NC, br.JS
+	dir := filepath.Join(t.TempDir(), "projection")
+	p := start(t, nc, projector.Config{Dir: dir})
+	last := publish(t, js, streams.OpSubject(ch, ops.KindThing, "nas"), envelope(t,
+		ops.Envelope{V: 1, Op: ops.ThingCreate, ChannelID: ch, OpID: "op-nas", EntityID: "nas", AcceptedAt: 1713750000007},
+		ops.ThingPayload{ThingID: "nas", Title: "NAS", ObservedAt: 1713750000000, Attrs: []byte(`{"type":"HOST"}`)}))
+	waitFolded(t, p, last)
+	waitLogStartsAfter(t, js, last)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// More room asked for than any disk has: the new projection cannot
+	// be opened beside the old one.
+	_, err := projector.Start(context.Background(), nc, projector.Config{Dir: dir, Rebuild: true, MinFreeBytes: 1 << 62})
+	if !store.DiskFull(err) || !strings.Contains(err.Error(), dir+".aside") {
+		t.Fatalf("a rebuild with no room: %v, want a full disk naming the projection kept aside", err)
+	}
+	if _, err := os.Stat(dir + ".aside"); err != nil {
+		t.Fatalf("the old projection is not kept aside: %v", err)
+	}
+	p = start(t, nc, projector.Config{Dir: dir})
+	if snap, err := p.Store().Snapshot(ops.KindThing, ch, "nas"); err != nil || snap == nil {
+		t.Fatalf("the Thing whose operations left the log, after the rebuild with room: %s %v", snap, err)
+	}
+	if _, err := os.Stat(dir + ".aside"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the projection set aside is still there once carried over: %v", err)
+	}
+}
+
 // TestABrokerRestoredUnderARunningProjectorIsFoldedAgain: an external
 // broker whose data directory is restored from a backup while the
 // projector runs (it reconnects to the restored log) leaves the projection

@@ -55,6 +55,11 @@ type Config struct {
 	// BlockCacheBytes sizes the store's block cache (store.Options).
 	// Default store.DefaultBlockCacheBytes.
 	BlockCacheBytes int64
+	// MinFreeBytes is the free space the projection's disk must have for
+	// the store to open (store.Options.MinFreeBytes): with less, Start
+	// and a rebuild end with store.ErrDiskFull. Default the store's
+	// (86 MiB); negative: no check.
+	MinFreeBytes int64
 	// SelectionCacheBytes bounds the Dynatrace selections' answer cache
 	// (store.Options). Default store.DefaultSelectionCacheBytes; negative:
 	// no cache.

@@ -188,7 +188,7 @@ func publicBaseURLCaveat(u string) string {
 // isLoopbackHost reports whether host names this machine, as both apps'
 // loopback exceptions do (Android's list includes its emulator's 10.0.2.2).
 func isLoopbackHost(host string) bool {
-	if host == "localhost" || host == "10.0.2.2" {
+	if strings.EqualFold(host, "localhost") || host == "10.0.2.2" {
 		return true
 	}
 	ip := net.ParseIP(host)

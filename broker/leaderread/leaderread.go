@@ -234,6 +234,42 @@ func (s *Stream) ConfirmNone(ctx context.Context, subject string) error {
 		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
 		defer cancel()
 	}
+	replicas := s.replicas.Load().n
+	cerr := s.askNone(ctx, subject, replicas)
+	if errors.Is(cerr, errLeaseLapsed) {
+		// A live leader that appended nothing for a while hears from its
+		// followers only at its heartbeat, a second after its last append
+		// and checked each second: up to 1.9 s measured (leaseBound 2 s).
+		// Asked again after a heartbeat's interval, a live leader has
+		// heard from them; a deposed one has not.
+		select {
+		case <-time.After(leaseRetry):
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", cerr, ctx.Err())
+		}
+		cerr = s.askNone(ctx, subject, replicas)
+	}
+	if cerr == nil {
+		if w := s.stalls.Load(); w != nil {
+			cerr = w.check(ctx)
+		}
+	}
+	return cerr
+}
+
+// leaseRetry is how long ConfirmNone waits to ask once more a leader
+// whose contact with its replicas lapsed: a little over nats-server's
+// heartbeat interval (1 s).
+const leaseRetry = 1100 * time.Millisecond
+
+// errLeaseLapsed marks ConfirmNone's refusal of a leader that had not
+// heard from a quorum within leaseBound (and nothing else).
+var errLeaseLapsed = fmt.Errorf("%w: the leader's contact with its replicas lapsed", ErrUnconfirmed)
+
+// askNone is one STREAM.INFO of ConfirmNone: nil when its answer says the
+// subject is empty and its leader in contact with a quorum of the
+// stream's replicas (of replicas configured).
+func (s *Stream) askNone(ctx context.Context, subject string, replicas int) error {
 	body, err := json.Marshal(streamInfoRequest{SubjectsFilter: subject})
 	if err != nil {
 		return err
@@ -249,13 +285,7 @@ func (s *Stream) ConfirmNone(ctx context.Context, subject string) error {
 	if resp.Error != nil {
 		return fmt.Errorf("confirm a \"none\" of %s with its leader: %w", s.name, resp.Error)
 	}
-	cerr := resp.confirmsNone()
-	if cerr == nil {
-		if w := s.stalls.Load(); w != nil {
-			cerr = w.check(ctx)
-		}
-	}
-	return cerr
+	return resp.confirmsNone(replicas)
 }
 
 // streamInfoRequest is the body of $JS.API.STREAM.INFO.
@@ -273,20 +303,28 @@ type streamInfoResponse struct {
 		Subjects map[string]uint64 `json:"subjects"`
 	} `json:"state"`
 	Cluster *struct {
-		Leader   string `json:"leader"`
-		Replicas []struct {
-			Name    string `json:"name"`
-			Offline bool   `json:"offline"`
-			// Active is how long ago the leader last heard from the
-			// replica, in nanoseconds; 0 when never.
-			Active int64 `json:"active"`
-		} `json:"replicas"`
+		Leader   string     `json:"leader"`
+		Replicas []peerInfo `json:"replicas"`
 	} `json:"cluster"`
 }
 
+// peerInfo is what ConfirmNone reads of a replica in a stream info answer.
+type peerInfo struct {
+	Name    string `json:"name"`
+	Offline bool   `json:"offline"`
+	// Pending: in the assignment but not (or no longer) a peer of the
+	// raft group (a migration, a change of replicas).
+	Pending bool `json:"pending"`
+	// Active is how long ago the leader last heard from the replica, in
+	// nanoseconds; 0 when never.
+	Active int64 `json:"active"`
+}
+
 // confirmsNone reports (nil) whether the answer says the filtered subject
-// has no message and its leader is in contact with a quorum.
-func (r *streamInfoResponse) confirmsNone() error {
+// has no message and its leader is in contact with a quorum of the
+// stream's replicas (configured: the answer lists the leader's peers, and
+// during a migration the peers to be as well).
+func (r *streamInfoResponse) confirmsNone(replicas int) error {
 	var held uint64
 	for _, n := range r.State.Subjects {
 		held += n
@@ -297,16 +335,16 @@ func (r *streamInfoResponse) confirmsNone() error {
 	if r.Cluster == nil || r.Cluster.Leader == "" {
 		return fmt.Errorf("%w: the stream has no leader", ErrUnconfirmed)
 	}
-	// The replicas listed are the others: a quorum of all of them needs
-	// half of them (rounded down) beside the leader.
-	need, have := (len(r.Cluster.Replicas)+1)/2, 0
+	// A quorum of replicas is the leader and half of the others (rounded
+	// down: of 3, one; of 5, two).
+	need, have := replicas/2, 0
 	for _, p := range r.Cluster.Replicas {
-		if !p.Offline && p.Active > 0 && time.Duration(p.Active) <= leaseBound {
+		if !p.Offline && !p.Pending && p.Active > 0 && time.Duration(p.Active) <= leaseBound {
 			have++
 		}
 	}
 	if have < need {
-		return fmt.Errorf("%w: leader %s heard from %d of %d replicas within %s, a quorum needs %d", ErrUnconfirmed, r.Cluster.Leader, have, len(r.Cluster.Replicas), leaseBound, need)
+		return fmt.Errorf("%w: leader %s heard from %d of %d replicas within %s, a quorum needs %d", errLeaseLapsed, r.Cluster.Leader, have, len(r.Cluster.Replicas), leaseBound, need)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package leaderread
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,9 +44,11 @@ type stallWatch struct {
 	// lastStall is when the watch last saw a stall end (unix
 	// nanoseconds), 0 never.
 	lastStall atomic.Int64
-	stop      chan struct{}
-	done      chan struct{}
-	once      sync.Once
+	// ctx ends with the watch (stop cancels it), a ping under way too: a
+	// hung broker does not hold up the writer's Close for a ping's bound.
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // WatchStalls starts watching the stalls of the server the stream's reads
@@ -55,11 +56,12 @@ type stallWatch struct {
 // process that answers on ConfirmNone (the log's writer): one ping every
 // stallPing.
 func (s *Stream) WatchStalls() (stop func()) {
-	w := &stallWatch{nc: s.js.Conn(), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &stallWatch{nc: s.js.Conn(), done: make(chan struct{})}
+	w.ctx, w.stop = context.WithCancel(context.Background())
 	s.stalls.Store(w)
 	go w.run()
 	return func() {
-		w.once.Do(func() { close(w.stop) })
+		w.stop()
 		<-w.done
 		s.stalls.CompareAndSwap(w, nil)
 	}
@@ -71,7 +73,7 @@ func (w *stallWatch) run() {
 	defer t.Stop()
 	for {
 		select {
-		case <-w.stop:
+		case <-w.ctx.Done():
 			return
 		case <-t.C:
 		}
@@ -80,9 +82,12 @@ func (w *stallWatch) run() {
 		}
 		sent := time.Now()
 		w.pingSince.Store(sent.UnixNano())
-		ctx, cancel := context.WithTimeout(context.Background(), stallWindow)
+		ctx, cancel := context.WithTimeout(w.ctx, stallWindow)
 		err := w.nc.FlushWithContext(ctx)
 		cancel()
+		if w.ctx.Err() != nil {
+			return
+		}
 		if err != nil || time.Since(sent) >= stallThreshold {
 			// Unanswered (the server away, the connection reconnecting)
 			// counts as a stall too: the next server may be a resumed one.

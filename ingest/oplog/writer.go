@@ -227,15 +227,21 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 		// close an event of a Thing through the Thing's path with its
 		// thing_id (Apple AppEnvironment.swift closeEvent, Android
 		// ChannelSubscriptionRepository.kt closeEvent), and an incident of a
-		// decommissioned server could not be closed from either. Creates
+		// decommissioned server could not be closed from either. The
+		// deleted Thing is checked and not stored, as a path's: stored, it
+		// re-linked an event of another Thing, or of none, to it. Creates
 		// and updates still may not link to one.
-		if aerr := w.checkLinkedThing(ctx, v.ChannelID, linked); aerr != nil && !(v.Op == ops.EventClose && aerr.Code == apierr.ThingDeleted) {
-			if !clientOpID || (aerr.Code != apierr.ThingNotFound && aerr.Code != apierr.ThingDeleted) {
-				return Result{}, aerr
+		switch aerr := w.checkLinkedThing(ctx, v.ChannelID, linked); {
+		case aerr == nil:
+		case v.Op == ops.EventClose && aerr.Code == apierr.ThingDeleted:
+			if p, ok := v.Payload.(*ops.EventPayload); ok {
+				p.ThingID = ""
 			}
-			if refusal == nil {
-				refusal = aerr
-			}
+			v.ThingID, res.ThingID = "", ""
+		case !clientOpID || (aerr.Code != apierr.ThingNotFound && aerr.Code != apierr.ThingDeleted):
+			return Result{}, aerr
+		case refusal == nil:
+			refusal = aerr
 		}
 	}
 
@@ -831,7 +837,13 @@ func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
 		w.log.Warn("oplog: the broker's storage is full; operation refused", "step", what, "subject", subject, "err", err)
 		return storage.Refusal()
 	}
-	w.log.Warn("oplog: broker did not answer", "step", what, "subject", subject, "err", err)
+	if errors.Is(err, leaderread.ErrUnconfirmed) {
+		// The log's "none" was not confirmed (a deposed leader's, perhaps):
+		// the client retries; nothing failed.
+		w.log.Info("oplog: the log's \"none\" for the entity was not confirmed; answered retry", "step", what, "subject", subject, "err", err)
+	} else {
+		w.log.Warn("oplog: broker did not answer", "step", what, "subject", subject, "err", err)
+	}
 	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
 }
 

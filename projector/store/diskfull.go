@@ -69,9 +69,8 @@ func checkRoom(dir string, need uint64) error {
 		ErrDiskFull, free>>20, dir, need>>20)
 }
 
-// diskRefusal is the last background write of the store's disk refused
-// (a flush or a compaction), until a flush succeeds again, and when the
-// refusal was last logged.
+// diskRefusal is the last flush the store's disk refused, until a flush
+// succeeds again, and when a refusal was last logged.
 type diskRefusal struct {
 	err    atomic.Pointer[error]
 	logged atomic.Int64 // unix ns
@@ -82,34 +81,38 @@ type diskRefusal struct {
 // second on a full disk.
 const refusalLogEvery = 30 * time.Second
 
-// backgroundError is Pebble's report of a background job that failed: a
-// disk that refuses is recorded (DiskRefused) and logged once every
-// refusalLogEvery; any other failure is logged as Pebble logged it.
+// backgroundError is Pebble's report of a background job that failed. A
+// disk that refuses is logged once every refusalLogEvery (Pebble retries at
+// once); any other failure is logged as Pebble logged it. DiskRefused
+// follows the flushes alone (flushed): a compaction the disk refuses
+// leaves the writes going.
 func (s *Store) backgroundError(err error) {
 	if !DiskFull(err) {
 		s.opts.Logger.Error("projection store: background error", "err", err)
 		return
 	}
-	s.refused.err.Store(&err)
 	now := time.Now().UnixNano()
 	if last := s.refused.logged.Load(); now-last >= int64(refusalLogEvery) && s.refused.logged.CompareAndSwap(last, now) {
-		s.opts.Logger.Error("projection store: the disk refuses its flushes; writes wait in memory until there is room",
+		s.opts.Logger.Error("projection store: the disk refuses its background writes; what cannot be flushed waits in memory until there is room",
 			"err", err, "next_log_in", refusalLogEvery)
 	}
 }
 
-// flushed is Pebble's report of a flush that ended: one that succeeded
-// ends the disk's refusal.
+// flushed is Pebble's report of a flush that ended: one the disk refused
+// makes DiskRefused say so, one that succeeded ends it.
 func (s *Store) flushed(err error) {
-	if err == nil && s.refused.err.Load() != nil {
+	switch {
+	case DiskFull(err):
+		s.refused.err.Store(&err)
+	case err == nil && s.refused.err.Load() != nil:
 		s.refused.err.Store(nil)
 		s.refused.logged.Store(0)
 		s.opts.Logger.Warn("projection store: the disk takes its flushes again")
 	}
 }
 
-// DiskRefused is the disk's refusal of the store's background writes
-// (flushes, compactions) since the last flush that succeeded, or nil. The
+// DiskRefused is the disk's refusal of the store's last flush, until one
+// succeeds, or nil. The
 // store still takes writes meanwhile, into memtables it cannot flush:
 // Pebble stalls them once a few are full.
 func (s *Store) DiskRefused() error {

@@ -115,7 +115,7 @@ func TestARefusedFlushIsReportedUntilOneSucceeds(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if n := strings.Count(logs.String(), "the disk refuses its flushes"); n != 1 {
+	if n := strings.Count(logs.String(), "the disk refuses its background writes"); n != 1 {
 		t.Errorf("the refusal logged %d times, want once:\n%s", n, logs.String())
 	}
 

@@ -319,17 +319,20 @@ func Open(dir string, opts Options) (_ *Store, err error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 		}
+		if s.lock, err = pebble.LockDirectory(dir, vfs.Default); err != nil {
+			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
+		}
+		// After the lock: a directory another process holds is said so,
+		// whatever the room.
 		if !opts.ReadOnly && opts.MinFreeBytes >= 0 {
 			need := uint64(opts.MinFreeBytes)
 			if need == 0 {
 				need = walRoom(po.MemTableSize) + minFreeSlack
 			}
 			if err := checkRoom(dir, need); err != nil {
+				_ = s.lock.Close()
 				return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 			}
-		}
-		if s.lock, err = pebble.LockDirectory(dir, vfs.Default); err != nil {
-			return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 		}
 		po.Lock = s.lock
 	}
