@@ -64,6 +64,9 @@ const (
 	manage
 	// remove: delete a message by its sequence (the inbox's acks).
 	remove
+	// purge: purge the stream's messages by subject (the delete markers
+	// of the device registry's buckets, devices.SweepDeleteMarkers).
+	purge
 )
 
 // grants is what each service role may do with each stream, by stream
@@ -79,6 +82,10 @@ func grants(r Role) map[string]grant {
 			g[kv(b.Name)] |= manage | read | write
 		}
 		g[kv(streams.PushersBucket)] &^= read | write
+		// ingest's sweep purges the device registry's delete markers.
+		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.DeviceChannelsBucket, streams.SubscriptionsBucket} {
+			g[kv(b)] |= purge
+		}
 		g[streams.Inbox] |= read | remove
 		g[streams.Ops] |= read | write
 	}
@@ -137,6 +144,9 @@ func (r Role) Permissions() *server.Permissions {
 		}
 		if g&remove != 0 {
 			pub = append(pub, "$JS.API.STREAM.MSG.DELETE."+name)
+		}
+		if g&purge != 0 {
+			pub = append(pub, "$JS.API.STREAM.PURGE."+name)
 		}
 		if g&read != 0 {
 			pub = append(pub,

@@ -273,6 +273,9 @@ func (s *Service) Run(ctx context.Context) error {
 	// Devices left with no route and no channel are deleted from here
 	// too (devices.SweepIdleDevices), every hour: what a flood of
 	// registrations holds of the devices' cap is three to four hours of it.
+	// The same sweep then purges the registry buckets' delete markers an
+	// hour old (devices.SweepDeleteMarkers): devices, provider tokens,
+	// device channels and subscriptions.
 	idle := time.NewTimer(removalFirstSweep)
 	defer idle.Stop()
 	for {
@@ -298,6 +301,13 @@ func (s *Service) Run(ctx context.Context) error {
 			} else if n > 0 {
 				s.log.Info("ingest: deleted devices left without a route or a channel", "devices", n,
 					"idle_for", schemadevices.IdleKept.String())
+			}
+			// Then the delete markers an hour old of every registry bucket:
+			// those of the devices just deleted go at the next sweep.
+			if n, err := s.devices.SweepDeleteMarkers(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("ingest: the registry's delete markers not all purged; trying again later", "purged", n, "err", err)
+			} else if n > 0 {
+				s.log.Info("ingest: purged the registry's old delete markers", "markers", n)
 			}
 		}
 	}

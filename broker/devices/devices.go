@@ -66,7 +66,11 @@ type Options struct {
 	// the context and JetStream's default, as the pusher wants for its
 	// listings.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// MarkersKept is how long SweepDeleteMarkers leaves a deleted key's
+	// delete marker in its bucket; zero is markersKept (an hour), which
+	// only tests shorten (negative: every marker is old).
+	MarkersKept time.Duration
+	Logger      *slog.Logger
 }
 
 // Registry reads and writes devices and subscriptions. It is safe for
@@ -82,9 +86,12 @@ type Registry struct {
 	// beforeSubscriptionWrite, when set (tests), runs in Subscribe between
 	// the index key's write and the subscription's.
 	beforeSubscriptionWrite func()
-	// markersKept is the constant's, or what a test sets (negative: every
-	// marker is old).
+	// markersKept is Options.MarkersKept, or the constant's (negative:
+	// every marker is old).
 	markersKept time.Duration
+	// beforeMarkerPurge, when set (tests), runs in SweepDeleteMarkers
+	// between the listing of a bucket's markers and the purge of each.
+	beforeMarkerPurge func(bucket, key string)
 	// removalsKept is maxRemovalsKept, or what a test sets.
 	removalsKept int
 	// beforeIdleDelete, when set (tests), runs in SweepIdleDevices between
@@ -116,7 +123,10 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Registry,
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: markersKept,
+	if opts.MarkersKept == 0 {
+		opts.MarkersKept = markersKept
+	}
+	r := &Registry{js: js, timeout: opts.Timeout, log: opts.Logger, markersKept: opts.MarkersKept,
 		removalsKept: maxRemovalsKept, removals: list.New(), removalOf: map[string]*list.Element{}}
 	for _, b := range []struct {
 		name string
@@ -900,23 +910,16 @@ func (r *Registry) SweepRemovals(ctx context.Context, now time.Time) (int, error
 // channels one by one; past it, it reads the whole index once.
 const idleChecksEach = 256
 
-// markersKept is how long SweepIdleDevices leaves a deleted device's
-// delete marker in the bucket (Registry.markersKept, which tests
-// shorten): the views that watch it (the pusher's devices) see the
-// deletion meanwhile; afterwards the marker would count as a device
-// towards the cap (the bucket's values) and be read at every start.
-const markersKept = time.Hour
-
 // SweepIdleDevices deletes the devices that can be pushed nothing and were
 // left so: no route, no channel, no update for devices.IdleKept as of now,
 // each by compare-and-swap on the revision it read (one updated since
 // stays), and returns how many it deleted. Devices were never deleted, so
 // registrations that bound nothing (anyone may register, 300 a minute an
 // address) filled the cap (PUSHGO_LIMIT_DEVICES) for good and every new
-// install was refused. The delete markers of the devices it deleted
-// before (markersKept old) are purged, so the cap's count drops. It reads
-// every device once: ingest runs it with SweepRemovals. Every replica may
-// run it.
+// install was refused. Their delete markers go markersKept later
+// (SweepDeleteMarkers, which ingest runs right after it), so the cap's
+// count drops. It reads every device once: ingest runs it every hour.
+// Every replica may run it.
 //
 // A device subscribed between its check and its deletion loses its
 // subscription's use: its app's next call answers device_key_not_found
@@ -926,15 +929,9 @@ func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, er
 	defer cancel()
 	cutoff := now.Add(-devices.IdleKept).UnixMilli()
 	var idle []devices.Device
-	oldMarkers := false
-	w, err := r.devices.KV().WatchAll(ctx)
+	w, err := r.devices.KV().WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err == nil {
 		err = eachLatest(ctx, w, func(e jetstream.KeyValueEntry) {
-			if e.Operation() != jetstream.KeyValuePut {
-				// By the clock PurgeDeletes judges them by.
-				oldMarkers = oldMarkers || time.Since(e.Created()) >= r.markersKept
-				return
-			}
 			d, err := Decode(e.Key(), e.Value(), e.Revision())
 			if err == nil && !d.HasRoute() && d.UpdatedAt <= cutoff {
 				idle = append(idle, d)
@@ -989,11 +986,6 @@ func (r *Registry) SweepIdleDevices(ctx context.Context, now time.Time) (int, er
 			return n, fmt.Errorf("sweep idle devices: %w", err)
 		}
 		n++
-	}
-	if oldMarkers {
-		if err := r.devices.KV().PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(r.markersKept)); err != nil {
-			return n, fmt.Errorf("sweep idle devices: purge delete markers: %w", err)
-		}
 	}
 	return n, nil
 }

@@ -14,7 +14,7 @@ import (
 
 // TestSweepIdleDevices: a device registered a day ago that bound no route
 // and joined no channel is deleted, and once its delete marker is old the
-// marker goes too, so the cap's count (the bucket's values) drops; a
+// marker goes too (SweepDeleteMarkers, which ingest runs after it), so the cap's count (the bucket's values) drops; a
 // device with a route, one with a channel, and one registered lately
 // stay. Before, anonymous registrations filled PUSHGO_LIMIT_DEVICES for
 // good.
@@ -70,9 +70,15 @@ func TestSweepIdleDevices(t *testing.T) {
 	if got := values(); got != 4 {
 		t.Fatalf("%d values with a fresh delete marker, want 4 (3 devices, the marker kept for the watchers)", got)
 	}
+	if n, err := r.SweepDeleteMarkers(ctx); err != nil || n != 0 {
+		t.Fatalf("marker sweep: %d, %v; want the fresh marker kept", n, err)
+	}
 	r.markersKept = -1 // every marker old
 	if n, err := r.SweepIdleDevices(ctx, now); err != nil || n != 0 {
 		t.Fatalf("sweep again: %d, %v; want none", n, err)
+	}
+	if n, err := r.SweepDeleteMarkers(ctx); err != nil || n != 1 {
+		t.Fatalf("marker sweep: %d, %v; want the old marker purged", n, err)
 	}
 	if got := values(); got != 3 {
 		t.Fatalf("%d values after the old marker's purge, want the 3 devices", got)

@@ -120,3 +120,95 @@ func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// TestAudienceAfterTheMarkersPurge: once an unsubscribed device's record
+// is deleted and the registry's sweep has purged the delete markers
+// (devices.Registry.SweepDeleteMarkers), the audience (watching since
+// before, or started after the purge) neither brings the device back nor
+// misses it when it subscribes again: the key is new, in the audience of
+// what follows only.
+func TestAudienceAfterTheMarkersPurge(t *testing.T) {
+	b := brokertest.Start(t)
+	ctx := context.Background()
+	reg, err := devices.Open(ctx, b.JS, devices.Options{MarkersKept: -1}) // every marker old
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := audience.Open(ctx, b.JS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	register := func() string {
+		t.Helper()
+		res, err := reg.Register(ctx, "", "ios", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Device.Key
+	}
+	ch, stay, leave := ids.NewChannelID(), register(), register()
+	appendOp := func() uint64 {
+		t.Helper()
+		ack, err := b.JS.Publish(ctx, streams.MessagesSubject(ch), []byte(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	for _, d := range []string{stay, leave} {
+		if _, err := reg.Subscribe(ctx, d, ch, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	during := appendOp()
+	if removed, err := reg.Unsubscribe(ctx, leave, ch); err != nil || !removed {
+		t.Fatalf("unsubscribe: %v %v", removed, err)
+	}
+	if n, err := reg.SweepRemovals(ctx, time.Now().Add(schema.RemovalKept+time.Minute)); err != nil || n != 1 {
+		t.Fatalf("a sweep past RemovalKept: %d swept, %v; want 1", n, err)
+	}
+	// The subscription's marker and the per-device index key's.
+	if n, err := reg.SweepDeleteMarkers(ctx); err != nil || n != 2 {
+		t.Fatalf("marker sweep: %d purged, %v; want 2", n, err)
+	}
+	kv, err := b.JS.KeyValue(ctx, streams.SubscriptionsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.Values() != 1 {
+		t.Fatalf("subscriptions bucket after the purge: %v entries, %v; want the one live subscription", st.Values(), err)
+	}
+	fresh, err := audience.Open(ctx, b.JS, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for name, au := range map[string]*audience.Audience{"watching": a, "fresh": fresh} {
+		if err := au.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := au.At(ch, during); !slices.Equal(got, []string{stay}) {
+			t.Errorf("%s audience after the purge: %v, want %v", name, got, []string{stay})
+		}
+	}
+
+	if created, err := reg.Subscribe(ctx, leave, ch, time.Now()); err != nil || !created {
+		t.Fatalf("subscribe again: %v %v", created, err)
+	}
+	again := appendOp()
+	for name, au := range map[string]*audience.Audience{"watching": a, "fresh": fresh} {
+		if err := au.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := au.At(ch, again); !slices.Equal(got, sorted(stay, leave)) {
+			t.Errorf("%s audience after subscribing again: %v, want both", name, got)
+		}
+		if got := au.At(ch, during); !slices.Equal(got, []string{stay}) {
+			t.Errorf("%s audience of the operation before, after subscribing again: %v, want %v", name, got, []string{stay})
+		}
+	}
+	if chans, err := reg.Channels(ctx, leave); err != nil || !slices.Equal(chans, []string{ch}) {
+		t.Fatalf("channels of the device subscribed again: %v, %v", chans, err)
+	}
+}
