@@ -255,3 +255,42 @@ func TestRemoteOptions(t *testing.T) {
 		t.Fatalf(".creds file: %d options, %v", len(opts), err)
 	}
 }
+
+// TestOnlyIngestPurgesTheRegistrysMarkers: ingest may purge the device
+// registry's buckets (devices.SweepDeleteMarkers purges their delete
+// markers), and nothing else; the pusher and the projector may purge
+// nothing. Before, no role could, and ingest's purge of the devices
+// bucket's markers waited for an answer that never came.
+func TestOnlyIngestPurgesTheRegistrysMarkers(t *testing.T) {
+	b := brokertest.Start(t)
+	purge := func(stream string) string { return "$JS.API.STREAM.PURGE." + stream }
+	registry := []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.DeviceChannelsBucket, streams.SubscriptionsBucket}
+
+	onErr, errs := violations()
+	ingest, _ := b.ConnAs(t, broker.RoleIngest, onErr)
+	for _, s := range []string{streams.Ops, streams.Inbox, "KV_" + streams.ChannelsBucket, "KV_" + streams.APITokensBucket} {
+		expectViolation(t, ingest, errs, purge(s))
+	}
+	for _, r := range []broker.Role{broker.RolePusher, broker.RoleProjector} {
+		onErr, errs := violations()
+		nc, _ := b.ConnAs(t, r, onErr)
+		for _, bucket := range registry {
+			expectViolation(t, nc, errs, purge("KV_"+bucket))
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, r := range []broker.Role{broker.RoleIngest, broker.RoleAll} {
+		_, js := b.ConnAs(t, r)
+		for _, bucket := range registry {
+			s, err := js.Stream(ctx, "KV_"+bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bucket+".nothing"), jetstream.WithPurgeSequence(1)); err != nil {
+				t.Fatalf("%s: purge a key of %s: %v", r, bucket, err)
+			}
+		}
+	}
+}

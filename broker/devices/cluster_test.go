@@ -124,3 +124,42 @@ func TestWritesThroughOneReplicaAreSeenAtOnceThroughAnother(t *testing.T) {
 		t.Errorf("%s: %d of %d times", what, k, n)
 	}
 }
+
+// TestMarkersPurgedOnACluster: on a 3-node cluster, the registry of a
+// replica attached to a follower's server purges the provider tokens'
+// delete markers of a device that rotated its token (the buckets
+// replicated, the purge the leader's), and the live token stays.
+func TestMarkersPurgedOnACluster(t *testing.T) {
+	c := brokertest.StartCluster(t)
+	c.LeadOn(t, "KV_"+streams.ProviderTokensBucket, 0)
+	ctx := context.Background()
+	_, js := c.Conn(t, 1)
+	r, err := devices.Open(ctx, js, devices.Options{MarkersKept: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	res, err := r.Register(ctx, "", "android", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := 0; i <= n; i++ {
+		if _, err := r.BindRoute(ctx, res.Device.Key, "fcm", fmt.Sprint("token-", i), "", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if purged, err := r.SweepDeleteMarkers(ctx); err != nil || purged != n {
+		t.Fatalf("sweep: %d purged, %v; want %d", purged, err, n)
+	}
+	kv, err := js.KeyValue(ctx, streams.ProviderTokensBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.Values() != 1 {
+		t.Fatalf("tokens bucket after the sweep: %d entries, %v; want the live token's", st.Values(), err)
+	}
+	if ok, err := r.RetireTokenOf(ctx, "fcm", fmt.Sprint("token-", n), res.Device.Key, now); err != nil || !ok {
+		t.Fatalf("retire the live token: %v, %v", ok, err)
+	}
+}
