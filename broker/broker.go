@@ -145,6 +145,10 @@ func splitHostPort(hp string) (string, int, error) {
 // Embedded is a running embedded server. The caller MUST call Shutdown.
 type Embedded struct {
 	srv        *server.Server
+	opts       *server.Options // as started (restartJetStream reloads them)
+	dir        string          // the store
+	log        *slog.Logger
+	disk       diskGauge
 	creds      *credentials
 	unlock     func() error // the store's lock (lockStore)
 	unlockOnce sync.Once
@@ -272,7 +276,11 @@ func start(cfg Config) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, err
 	}
-	return &Embedded{srv: srv, creds: creds}, nil
+	elog := cfg.Logger
+	if elog == nil {
+		elog = discardLogger
+	}
+	return &Embedded{srv: srv, opts: opts.Clone(), dir: cfg.Dir, log: elog, creds: creds}, nil
 }
 
 // Connect opens an in-process client connection (no TCP) as RoleAdmin,

@@ -15,6 +15,7 @@ package brokertest
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -87,6 +88,14 @@ func Streams(so streams.Options) Option {
 func NoEnsure() Option {
 	return func(o *options) { o.ensure = false }
 }
+
+// Dir starts the broker on a store in dir (a SmallDisk) instead of
+// t.TempDir().
+func Dir(dir string) Option { return func(o *options) { o.cfg.Dir = dir } }
+
+// Logger gives the broker a logger (the server's warnings and errors, and
+// the broker's own lines).
+func Logger(l *slog.Logger) Option { return func(o *options) { o.cfg.Logger = l } }
 
 // ConnectOptions are passed to the connection NC (after the in-process
 // options of broker.Embedded.Connect) and to every connection Conn opens.

@@ -8,6 +8,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -89,4 +90,41 @@ func Measure(ctx context.Context, js jetstream.JetStream, serverLimit int64) (Us
 		u.Limit = max(serverLimit, 0)
 	}
 	return u, nil
+}
+
+// Disk is the file system under the embedded broker's store, as the
+// process that runs it measures it (statfs), and the write error JetStream
+// holds, if any. The broker's own limit (Usage) says nothing of it: a disk
+// that fills below PUSHGO_MAX_STORE makes JetStream fail a write with
+// "no space left on device", after which it answers no write of that
+// stream or bucket (the publisher waits out its timeout) until it is
+// restarted.
+type Disk struct {
+	// Dir is the store's directory.
+	Dir string `json:"-"`
+	// Free is what the server may still write there, Size the file
+	// system's size; both 0 when unknown (not measured on this system).
+	Free int64 `json:"disk_free_bytes"`
+	Size int64 `json:"disk_size_bytes"`
+	// WriteErr is the write error JetStream holds ("" when none): a
+	// stream or bucket that failed to write refuses every later write
+	// until JetStream restarts.
+	WriteErr string `json:"store_write_error,omitempty"`
+}
+
+// Full reports whether the store cannot take writes for lack of disk:
+// less than Headroom is free, or JetStream holds a write error.
+func (d Disk) Full() bool { return (d.Size > 0 && d.Free < Headroom) || d.WriteErr != "" }
+
+// Why says what is full, for an operator: the disk and its directory.
+func (d Disk) Why() string {
+	if d.Size > 0 && d.Free < Headroom {
+		s := fmt.Sprintf("the disk under the broker's store %s is full: %d of %d bytes free", d.Dir, max(d.Free, 0), d.Size)
+		if d.WriteErr != "" {
+			s += "; JetStream failed a write (" + d.WriteErr + ")"
+		}
+		return s + "; writes are refused (store_full) until space is freed on that disk"
+	}
+	return fmt.Sprintf("JetStream failed a write to the broker's store %s (%s); writes are refused (store_full) until JetStream is restarted, which the gateway does once that disk has space (%d of %d bytes free now)",
+		d.Dir, d.WriteErr, max(d.Free, 0), d.Size)
 }
