@@ -22,6 +22,7 @@ import (
 	"github.com/pushgo/gateway/broker/apitokens"
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/ingest/alerts"
 	"github.com/pushgo/gateway/ingest/compat"
 	"github.com/pushgo/gateway/ingest/httpapi"
@@ -90,7 +91,11 @@ type Config struct {
 	// barrier of a read still comes from the broker). Nil: every read goes
 	// over the broker.
 	LocalReads readfwd.Local
-	Logger     *slog.Logger
+	// Disk, when set, measures the disk under the embedded broker's store
+	// (broker.Embedded.Disk): while it is full, writes are answered 507
+	// store_full at once (oplog.Options.Disk). Nil with an external broker.
+	Disk   func() storage.Disk
+	Logger *slog.Logger
 }
 
 // Service is a running ingest. The caller MUST call Close.
@@ -156,7 +161,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	marks := oplog.NewThingMarks()
 	fwd.FollowThingWrites(marks)
 	w, err := oplog.New(ctx, js, oplog.Options{AppendTimeout: cfg.AppendTimeout, Appended: cfg.Appended, FindOp: fwd.FindOp,
-		FindEntity: fwd.FindEntity, ThingMarks: marks, Logger: cfg.Logger})
+		FindEntity: fwd.FindEntity, ThingMarks: marks, Disk: cfg.Disk, Logger: cfg.Logger})
 	if err != nil {
 		reg.Close()
 		_ = fwd.Close()
@@ -201,7 +206,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		live: livestream.New(js, livestream.Options{MaxStreams: cfg.MaxStreams, MaxPerChannel: cfg.MaxStreamsPerChannel,
 			MaxPerClient: cfg.MaxStreamsPerClient, Logger: cfg.Logger})}
 	s.http = httpapi.New(reg, w, httpapi.Options{Token: cfg.Token, Logger: cfg.Logger, Validation: cfg.validation(),
-		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim})
+		Reader: fwd, Follower: s.live, Devices: devs, Inbox: box, Tokens: toks, OwnAuth: ownAuth, Limits: lim, Disk: cfg.Disk})
 	s.integrations = integrations.Register(s.http.Echo(), integrations.Deps{Tokens: toks, Appender: w, Alerts: tracker, Reader: fwd,
 		Channels: reg, MaxInFlight: cfg.MaxIntegrationRequests, Limits: lim, Logger: cfg.Logger,
 		AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter})

@@ -21,11 +21,17 @@ import (
 // the file system.
 func SmallDisk(t testing.TB, size int64) string {
 	t.Helper()
+	return MountSmallDisk(t, filepath.Join(t.TempDir(), "disk"), size)
+}
+
+// MountSmallDisk is SmallDisk on dir (created if need be): a gateway's
+// <data dir>/jetstream, to fill the broker's disk and no other.
+func MountSmallDisk(t testing.TB, dir string, size int64) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("brokertest: SmallDisk mounts a tmpfs, which needs root (run as root, as CI does)")
 	}
-	dir := filepath.Join(t.TempDir(), "disk")
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
@@ -43,26 +49,38 @@ func SmallDisk(t testing.TB, size int64) string {
 }
 
 // FillDisk leaves about leave bytes free on the file system of dir, with a
-// file in dir that FreeDisk removes.
+// file in dir that FreeDisk removes. Others writing there meanwhile (a
+// broker) take their share first.
 func FillDisk(t testing.TB, dir string, leave int64) {
 	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	fill := int64(st.Bavail)*int64(st.Bsize) - leave
-	if fill <= 0 {
-		return
-	}
 	f, err := os.OpenFile(filepath.Join(dir, "filler"), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st0, _ := f.Stat()
-	if err := unix.Fallocate(int(f.Fd()), 0, st0.Size(), fill); err != nil {
-		t.Fatalf("brokertest: FillDisk: %v", err)
+	for range 20 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		fill := int64(st.Bavail)*int64(st.Bsize) - leave
+		if fill <= 0 {
+			return
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = unix.Fallocate(int(f.Fd()), 0, fi.Size(), fill)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, unix.ENOSPC) {
+			t.Fatalf("brokertest: FillDisk: %v", err)
+		}
+		// Someone wrote meanwhile: measure again.
 	}
+	t.Fatal("brokertest: FillDisk: the free space kept shrinking under it")
 }
 
 // FreeDisk removes what FillDisk wrote in dir.

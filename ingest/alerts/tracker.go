@@ -826,5 +826,12 @@ func (t *Tracker) forget(k Key) {
 
 func (t *Tracker) unavailable(step string, k Key, err error) *apierr.Error {
 	t.log.Warn("alerts: broker did not answer", "step", step, "channel_id", k.ChannelID, "source", k.Source, "err", err)
+	if full, ok := t.app.(interface{ DiskFull() *apierr.Error }); ok && !storage.Full(err) {
+		// The disk under the embedded broker's store is full (an
+		// *oplog.Writer measures it): the broker answers no write then.
+		if aerr := full.DiskFull(); aerr != nil {
+			return aerr
+		}
+	}
 	return storage.Or(err, &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1})
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"github.com/labstack/echo/v5"
 
-	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 )
@@ -40,7 +39,7 @@ func (s *Server) channelCreate(c *echo.Context) error {
 	ch, err := s.channels.Create(c.Request().Context(), v.Name, v.Password, s.opts.Now())
 	if err != nil {
 		s.log.Warn("http: channel create failed", "err", err)
-		return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be stored; retry", RetryAfter: 1}))
+		return writeErr(c, s.storeOr(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be stored; retry", RetryAfter: 1}))
 	}
 	return writeOK(c, channelCreated{ChannelID: ch.ID, ChannelName: ch.Name, Created: true})
 }
@@ -85,7 +84,7 @@ func (s *Server) channelRename(c *echo.Context) error {
 	ch, err := s.channels.Rename(ctx, ch, v.Name)
 	if err != nil {
 		s.log.Warn("http: channel rename failed", "channel_id", v.ChannelID, "err", err)
-		return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be renamed; retry", RetryAfter: 1}))
+		return writeErr(c, s.storeOr(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be renamed; retry", RetryAfter: 1}))
 	}
 	return writeOK(c, channelRenamed{ChannelID: ch.ID, ChannelName: ch.Name})
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/pushgo/gateway/broker/devices"
 	"github.com/pushgo/gateway/broker/registry"
-	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/schemas/apierr"
 	schema "github.com/pushgo/gateway/schemas/devices"
 )
@@ -37,13 +36,13 @@ type Devices interface {
 // PrivateChannelClient.kt, isDeviceKeyMissing*).
 func (s *Server) routeDevices() {
 	e := s.echo
-	e.POST("/device/register", s.deviceRegister)
-	e.POST("/channel/device", s.deviceBindRoute)
-	e.POST("/channel/device/delete", s.deviceDeleteRoute)
-	e.POST("/channel/device/provider-token/retire", s.deviceRetireToken)
-	e.POST("/channel/subscribe", s.channelSubscribe)
-	e.POST("/channel/unsubscribe", s.channelUnsubscribe)
-	e.POST("/channel/sync", s.channelSync)
+	e.POST("/device/register", s.deviceRegister, s.refuseOnFullDisk)
+	e.POST("/channel/device", s.deviceBindRoute, s.refuseOnFullDisk)
+	e.POST("/channel/device/delete", s.deviceDeleteRoute, s.refuseOnFullDisk)
+	e.POST("/channel/device/provider-token/retire", s.deviceRetireToken, s.refuseOnFullDisk)
+	e.POST("/channel/subscribe", s.channelSubscribe, s.refuseOnFullDisk)
+	e.POST("/channel/unsubscribe", s.channelUnsubscribe, s.refuseOnFullDisk)
+	e.POST("/channel/sync", s.channelSync, s.refuseOnFullDisk)
 	e.GET("/gateway/profile", s.gatewayProfile)
 }
 
@@ -142,7 +141,7 @@ func (s *Server) registryUnavailable(c *echo.Context, what string, err error) er
 		return writeErr(c, apierr.Field(apierr.DeviceKeyNotFound, "device_key"))
 	}
 	s.log.Warn("http: device registry failed", "route", c.Request().URL.Path, "err", err)
-	return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: what + "; retry", RetryAfter: 1}))
+	return writeErr(c, s.storeOr(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: what + "; retry", RetryAfter: 1}))
 }
 
 // deviceRegister is POST /device/register: it issues or confirms the
@@ -314,7 +313,7 @@ func (s *Server) channelSubscribe(c *echo.Context) error {
 		var err error
 		if ch, err = s.channels.Create(ctx, v.ChannelName, v.Password, s.opts.Now()); err != nil {
 			s.log.Warn("http: channel create failed", "err", err)
-			return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be stored; retry", RetryAfter: 1}))
+			return writeErr(c, s.storeOr(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "channel could not be stored; retry", RetryAfter: 1}))
 		}
 		created = true
 	}

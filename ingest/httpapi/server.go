@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushgo/gateway/broker/registry"
+	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/ingest/limits"
 	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -66,6 +67,11 @@ type Options struct {
 	// Now is the clock for defaults such as occurred_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Disk, when set, measures the disk under the embedded broker's store
+	// (oplog.Options.Disk): while it is full a registry write (a channel,
+	// a device, a token) is refused 507 store_full before it is tried, and
+	// one the broker did not answer is answered so too.
+	Disk func() storage.Disk
 }
 
 // Server holds the routes. Build it with New.
@@ -99,9 +105,9 @@ func New(channels Channels, appender Appender, opts Options) *Server {
 		e.Use(bearerAuth(opts.Token, opts.OwnAuth, opts.Limits))
 	}
 
-	e.POST("/channel/create", s.channelCreate)
+	e.POST("/channel/create", s.channelCreate, s.refuseOnFullDisk)
 	e.GET("/channel/exists", s.channelExists)
-	e.POST("/channel/rename", s.channelRename)
+	e.POST("/channel/rename", s.channelRename, s.refuseOnFullDisk)
 
 	e.POST("/event/create", s.eventRoute(ops.EventCreate))
 	e.POST("/event/update", s.eventRoute(ops.EventUpdate))
@@ -173,4 +179,33 @@ func (s *Server) handleError(c *echo.Context, err error) {
 		}
 	}
 	_ = writeErr(c, aerr)
+}
+
+// storeOr is the answer to a registry write that failed with err: 507
+// store_full when the broker refused it for lack of storage or the disk
+// under its store is full, else unavailable.
+func (s *Server) storeOr(err error, unavailable *apierr.Error) *apierr.Error {
+	if !storage.Full(err) {
+		if aerr := oplog.DiskRefusal(s.opts.Disk); aerr != nil {
+			return aerr
+		}
+	}
+	return storage.Or(err, unavailable)
+}
+
+// diskFull is the refusal of a registry write while the disk under the
+// embedded broker's store is full, else nil.
+func (s *Server) diskFull() *apierr.Error { return oplog.DiskRefusal(s.opts.Disk) }
+
+// refuseOnFullDisk answers a registry write route 507 store_full, before
+// anything is tried, while the disk under the embedded broker's store is
+// full: the broker would not answer the write (JetStream answers none it
+// failed to store), and the client would wait out the registry's timeout.
+func (s *Server) refuseOnFullDisk(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c *echo.Context) error {
+		if aerr := s.diskFull(); aerr != nil {
+			return writeErr(c, aerr)
+		}
+		return next(c)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/labstack/echo/v5"
 
 	"github.com/pushgo/gateway/broker/apitokens"
-	"github.com/pushgo/gateway/broker/storage"
 	"github.com/pushgo/gateway/schemas/apierr"
 	"github.com/pushgo/gateway/schemas/ops"
 )
@@ -69,9 +68,9 @@ type tokenRevoked struct {
 // /channel/rename; the gateway bearer token, when enabled, applies as on
 // every PushGo route.
 func (s *Server) routeTokens() {
-	s.echo.POST("/channel/token/create", s.tokenCreate)
+	s.echo.POST("/channel/token/create", s.tokenCreate, s.refuseOnFullDisk)
 	s.echo.POST("/channel/token/list", s.tokenList)
-	s.echo.POST("/channel/token/revoke", s.tokenRevoke)
+	s.echo.POST("/channel/token/revoke", s.tokenRevoke, s.refuseOnFullDisk)
 }
 
 func (s *Server) tokenCreate(c *echo.Context) error {
@@ -93,7 +92,7 @@ func (s *Server) tokenCreate(c *echo.Context) error {
 	}
 	if err != nil {
 		s.log.Warn("http: token create failed", "channel_id", v.ChannelID, "err", err)
-		return writeErr(c, storage.Or(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "token could not be stored; retry", RetryAfter: 1}))
+		return writeErr(c, s.storeOr(err, &apierr.Error{Code: apierr.BrokerUnavailable, Detail: "token could not be stored; retry", RetryAfter: 1}))
 	}
 	// The answer carries a credential: no cache along the way may keep it.
 	c.Response().Header().Set("Cache-Control", "no-store")

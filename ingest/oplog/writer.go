@@ -86,6 +86,13 @@ type Options struct {
 	// found already appended (its channel and sequence), for the reads
 	// that select Things (readfwd.Forwarder.FollowThingWrites).
 	ThingMarks *ThingMarks
+	// Disk, when set, measures the disk under the embedded broker's store
+	// (broker.Embedded.Disk). While it is full an append is refused 507
+	// store_full before anything is published, and a publish the broker
+	// did not answer is answered so too, not 503 "retry in 1 s": JetStream
+	// answers no write it failed to store, and fails every one on a full
+	// disk. Nil with an external broker.
+	Disk func() storage.Disk
 	// Now is the clock of accepted_at. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -183,6 +190,9 @@ const backoffStep = 500 * time.Microsecond
 // (apierr.Error.OpID), generated or the client's: the append may have
 // landed, and only a retry with that op_id is answered as the first time.
 func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
+	if aerr := w.DiskFull(); aerr != nil {
+		return Result{}, aerr
+	}
 	opID := v.OpID
 	if opID == "" {
 		opID = ids.NewOpID()
@@ -837,6 +847,12 @@ func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
 		w.log.Warn("oplog: the broker's storage is full; operation refused", "step", what, "subject", subject, "err", err)
 		return storage.Refusal()
 	}
+	if aerr := w.DiskFull(); aerr != nil {
+		// The broker does not answer a write it failed to store: on a full
+		// disk that is every write, and nothing of it was stored.
+		w.log.Warn("oplog: the disk under the broker's store is full; operation refused", "step", what, "subject", subject, "err", err)
+		return aerr
+	}
 	if errors.Is(err, leaderread.ErrUnconfirmed) {
 		// The log's "none" was not confirmed (a deposed leader's, perhaps):
 		// the client retries; nothing failed.
@@ -845,6 +861,23 @@ func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
 		w.log.Warn("oplog: broker did not answer", "step", what, "subject", subject, "err", err)
 	}
 	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
+}
+
+// DiskFull is the refusal of a write while the disk under the embedded
+// broker's store is full (Options.Disk): 507 store_full saying which disk,
+// without Retry-After; nil while it is not (or with an external broker).
+func (w *Writer) DiskFull() *apierr.Error { return DiskRefusal(w.opts.Disk) }
+
+// DiskRefusal is 507 store_full naming the disk while disk (nil: not
+// measured) says it is full, else nil.
+func DiskRefusal(disk func() storage.Disk) *apierr.Error {
+	if disk == nil {
+		return nil
+	}
+	if d := disk(); d.Full() {
+		return &apierr.Error{Code: apierr.StoreFull, Detail: d.Why()}
+	}
+	return nil
 }
 
 func notFound(k ops.Kind) *apierr.Error {

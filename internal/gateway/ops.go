@@ -86,11 +86,13 @@ type namedReadiness struct {
 // newOpsServer serves the ops paths of a process connected by nc.
 // storeLimit is the broker's file storage limit when the broker does not
 // tell it (the embedded server's PUSHGO_MAX_STORE; 0 for an external
-// broker); proj returns the process's projector (nil without one).
-func newOpsServer(nc *nats.Conn, storeLimit int64, proj func() *projector.Projector) *opsServer {
+// broker); disk measures the disk under the embedded broker's store (nil
+// for an external broker); proj returns the process's projector (nil
+// without one).
+func newOpsServer(nc *nats.Conn, storeLimit int64, disk func() storage.Disk, proj func() *projector.Projector) *opsServer {
 	reg := prometheus.NewRegistry()
 	o := &opsServer{nc: nc, registry: reg, metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		store: newStoreGauge(nc, storeLimit), proj: proj}
+		store: newStoreGauge(nc, storeLimit, disk), proj: proj}
 	o.checksCtx, o.stopChecks = context.WithCancel(context.Background())
 	o.collectors = append([]prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})},
 		append(o.store.collectors(), brokerCollectors(nc)...)...)
@@ -135,6 +137,15 @@ func (g *Gateway) embeddedStoreLimit() int64 {
 		return 0
 	}
 	return g.cfg.MaxStore
+}
+
+// embeddedDisk measures the disk under the embedded broker's store; nil
+// with an external broker (whose disk its own operator watches).
+func (g *Gateway) embeddedDisk() func() storage.Disk {
+	if g.broker == nil {
+		return nil
+	}
+	return g.broker.Disk
 }
 
 // add registers a service's readiness and metrics.
@@ -256,7 +267,12 @@ func (o *opsServer) ready(ctx context.Context) (map[string]any, error) {
 		}
 	}
 	if u, err := o.store.measure(ctx); err == nil && u.Full() {
-		return info, storeFullError{u}
+		return info, storeFullError{u: u}
+	}
+	if o.store.disk != nil {
+		if d := o.store.disk(); d.Full() {
+			return info, storeFullError{disk: &d}
+		}
 	}
 	if failed != nil {
 		return info, failed
@@ -285,12 +301,19 @@ func (e serviceNotReady) Error() string {
 
 func (e serviceNotReady) Unwrap() error { return e.err }
 
-// storeFullError is a /readyz failure: the broker's storage is full, so
-// every write is refused (507 store_full) until an operator frees or adds
-// storage.
-type storeFullError struct{ u storage.Usage }
+// storeFullError is a /readyz failure: the broker's storage is full (its
+// limit u, or the disk under the embedded broker's store when disk is
+// set), so every write is refused (507 store_full) until an operator frees
+// or adds storage.
+type storeFullError struct {
+	u    storage.Usage
+	disk *storage.Disk
+}
 
 func (e storeFullError) Error() string {
+	if e.disk != nil {
+		return e.disk.Why()
+	}
 	return fmt.Sprintf("broker storage full: %d of %d bytes used; writes are refused (store_full) until storage is freed or its limit raised (PUSHGO_MAX_STORE; a cluster account's max_file)",
 		e.u.Used, e.u.Limit)
 }
@@ -402,6 +425,10 @@ func write(w http.ResponseWriter, status int, b []byte) {
 type storeGauge struct {
 	js    jetstream.JetStream
 	limit int64
+	// disk measures the disk under the embedded broker's store (nil for
+	// an external broker): a disk that fills below the limit fails every
+	// write as surely.
+	disk func() storage.Disk
 
 	mu   sync.Mutex
 	at   time.Time
@@ -409,10 +436,14 @@ type storeGauge struct {
 	err  error         // of the last measure
 }
 
-func newStoreGauge(nc *nats.Conn, limit int64) *storeGauge {
+func newStoreGauge(nc *nats.Conn, limit int64, disk func() storage.Disk) *storeGauge {
 	js, _ := jetstream.New(nc) // fails only on options it is not given
-	return &storeGauge{js: js, limit: limit}
+	return &storeGauge{js: js, limit: limit, disk: disk}
 }
+
+// diskFull reports whether the disk under the embedded broker's store is
+// full (false for an external broker).
+func (s *storeGauge) diskFull() bool { return s.disk != nil && s.disk().Full() }
 
 // measure asks the broker now (/readyz).
 func (s *storeGauge) measure(ctx context.Context) (storage.Usage, error) {
@@ -443,8 +474,9 @@ func (s *storeGauge) measureLocked(ctx context.Context) (storage.Usage, error) {
 
 // collectors are pushgo_store_used_bytes, pushgo_store_limit_bytes and
 // pushgo_store_full, for an alert rule (pushgo_store_full == 1, or used
-// over limit above 0.9). While the broker does not answer they keep the
-// last measure.
+// over limit above 0.9), and with the embedded broker
+// pushgo_store_disk_free_bytes and pushgo_store_disk_size_bytes. While the
+// broker does not answer they keep the last measure.
 func (s *storeGauge) collectors() []prometheus.Collector {
 	measure := func() storage.Usage {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -452,7 +484,7 @@ func (s *storeGauge) collectors() []prometheus.Collector {
 		u, _ := s.usage(ctx)
 		return u
 	}
-	return []prometheus.Collector{
+	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_used_bytes",
 			Help: "Broker file storage (JetStream) the gateway's streams and buckets use."},
 			func() float64 { return float64(measure().Used) }),
@@ -460,12 +492,22 @@ func (s *storeGauge) collectors() []prometheus.Collector {
 			Help: "Broker file storage limit: PUSHGO_MAX_STORE for the embedded broker, the account's limit on a cluster; 0 when unknown."},
 			func() float64 { return float64(measure().Limit) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_full",
-			Help: "1 when less than 1 MiB of the broker's file storage is left: writes are refused with 507 store_full."},
+			Help: "1 when less than 1 MiB of the broker's file storage is left, or of the disk under the embedded broker's store, or JetStream failed a write there: writes are refused with 507 store_full."},
 			func() float64 {
-				if measure().Full() {
+				if measure().Full() || s.diskFull() {
 					return 1
 				}
 				return 0
 			}),
 	}
+	if s.disk != nil {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_disk_free_bytes",
+				Help: "Free space of the file system under the embedded broker's store (what the process may still write there)."},
+				func() float64 { return float64(s.disk().Free) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushgo_store_disk_size_bytes",
+				Help: "Size of the file system under the embedded broker's store."},
+				func() float64 { return float64(s.disk().Size) }))
+	}
+	return cs
 }

@@ -23,7 +23,7 @@ import (
 func TestReadyzReportsTheProcesssOwnProjector(t *testing.T) {
 	b := brokertest.Start(t)
 	nc, _ := b.Conn(t)
-	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	o := newOpsServer(nc, 0, nil, func() *projector.Projector { return nil })
 	local := map[string]any{"projector_applied": uint64(5), "projector_lag": uint64(0), "projector_receipts_applied": uint64(3)}
 	asked := map[string]any{"projector_applied": uint64(9), "projector_lag": uint64(1), "projector_receipts_applied": uint64(7)}
 	for _, c := range []struct {
@@ -52,7 +52,7 @@ func TestReadyzReportsTheProcesssOwnProjector(t *testing.T) {
 func TestReadyzFloodRunsOneCheckAtATime(t *testing.T) {
 	b := brokertest.Start(t)
 	nc, _ := b.Conn(t)
-	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	o := newOpsServer(nc, 0, nil, func() *projector.Projector { return nil })
 	const probers = 16
 	var (
 		mu              sync.Mutex
@@ -135,7 +135,7 @@ func TestReadyzFloodRunsOneCheckAtATime(t *testing.T) {
 func TestReadyzCheckEndsWithTheProcess(t *testing.T) {
 	b := brokertest.Start(t)
 	nc, _ := b.Conn(t)
-	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	o := newOpsServer(nc, 0, nil, func() *projector.Projector { return nil })
 	entered := make(chan struct{})
 	var ended atomic.Bool
 	calls := atomic.Int32{}
@@ -187,7 +187,7 @@ func TestReadyzCheckEndsWithTheProcess(t *testing.T) {
 func TestReadyzNamesTheServiceThatIsNotReady(t *testing.T) {
 	b := brokertest.Start(t)
 	nc, _ := b.Conn(t)
-	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	o := newOpsServer(nc, 0, nil, func() *projector.Projector { return nil })
 	t.Cleanup(o.closeChecks)
 	if err := o.add("projector", func(context.Context) (map[string]any, error) {
 		return nil, errors.New("projector: rebuilding the projection from the log: folded 30000 of 82924 operations (36%)")
@@ -220,7 +220,7 @@ func TestReadyzNamesTheServiceThatIsNotReady(t *testing.T) {
 func TestReadyzOfAStoppingProcess(t *testing.T) {
 	b := brokertest.Start(t)
 	nc, _ := b.Conn(t)
-	o := newOpsServer(nc, 0, func() *projector.Projector { return nil })
+	o := newOpsServer(nc, 0, nil, func() *projector.Projector { return nil })
 	o.closeChecks()
 	rec := httptest.NewRecorder()
 	o.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

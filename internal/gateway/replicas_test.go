@@ -125,7 +125,7 @@ func TestIngestReadyWhileOneProjectorReplicaIsFarBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	o := newOpsServer(ncI, 0, func() *projector.Projector { return nil })
+	o := newOpsServer(ncI, 0, nil, func() *projector.Projector { return nil })
 	if err := o.add("ingest", svc.Ready); err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,14 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err := g.watchStreams(ctx, role); err != nil {
 		return err
 	}
-	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.Projector)
+	g.ops = newOpsServer(g.nc, g.embeddedStoreLimit(), g.embeddedDisk(), g.Projector)
+	if g.broker != nil {
+		// A full disk under the store: measured for /readyz, /metrics and
+		// the writes, and JetStream restarted once it has space again
+		// (broker.WatchDisk); the process ends when that cannot clear it.
+		b := g.broker
+		g.services = append(g.services, service{"broker", b.WatchDisk, func() error { return nil }})
+	}
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		g.ops.token = &sum
@@ -158,7 +165,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		}
 		g.ingest, err = ingest.Start(ctx, g.nc, ingest.Config{
 			LocalReads: local, Appended: appended,
-			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Logger: log.With("component", "ingest"),
+			Token: cfg.Token, Streams: cfg.StreamOptions(), AppendTimeout: cfg.AppendTimeout, Disk: g.embeddedDisk(), Logger: log.With("component", "ingest"),
 			MaxIntegrationRequests: cfg.MaxIntegrationRequests, MetadataValueMax: cfg.MetadataValueMax, Limits: cfg.Limits,
 			MaxStreams: cfg.MaxStreams, MaxStreamsPerChannel: cfg.MaxStreamsPerChannel, MaxStreamsPerClient: cfg.MaxStreamsPerClient,
 			AlertmanagerAbsentAfter: absentAfter(cfg.AlertmanagerAbsentAfter), AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter,
