@@ -145,8 +145,7 @@ func splitHostPort(hp string) (string, int, error) {
 // Embedded is a running embedded server. The caller MUST call Shutdown.
 type Embedded struct {
 	srv        *server.Server
-	opts       *server.Options // as started (restartJetStream reloads them)
-	dir        string          // the store
+	dir        string // the store
 	log        *slog.Logger
 	disk       diskGauge
 	creds      *credentials
@@ -280,7 +279,7 @@ func start(cfg Config) (*Embedded, error) {
 	if elog == nil {
 		elog = discardLogger
 	}
-	return &Embedded{srv: srv, opts: opts.Clone(), dir: cfg.Dir, log: elog, creds: creds}, nil
+	return &Embedded{srv: srv, dir: cfg.Dir, log: elog, creds: creds}, nil
 }
 
 // Connect opens an in-process client connection (no TCP) as RoleAdmin,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -23,15 +24,17 @@ import (
 // without answering the publisher, which waits out its timeout: nothing
 // in the running server clears it, even once space is back. Only the
 // stream's store being opened again does, which happens when JetStream is
-// restarted: the server's own answer to a full disk is to shut JetStream
-// down (stream.go, "JetStream out of space, will be DISABLED") and to
-// start it again on a configuration reload (reload.go, restartJetStream),
-// which recovers every stream and bucket from its files.
+// restarted for the account: the server's own answer to a full disk is to
+// shut JetStream down (stream.go, "JetStream out of space, will be
+// DISABLED") and to start it again on a configuration reload (reload.go,
+// restartJetStream; configJetStream enables each account), which recovers
+// every stream and bucket from its files.
 //
 // So the process that runs the embedded server measures the disk itself
 // (Disk: statfs, and the write error JetStream holds, which its health
 // check reports), refuses writes while it is full (507 store_full), and
-// WatchDisk restarts JetStream in the process once space is back.
+// WatchDisk restarts the account's JetStream in the process once space is
+// back.
 
 // diskFresh is how long a measure of the disk serves Disk.
 const diskFresh = 250 * time.Millisecond
@@ -52,20 +55,34 @@ const (
 // of the process is the way back.
 var ErrDiskFailed = errors.New("broker: the store's disk failed a write")
 
-// diskGauge caches the measure of the disk.
+// diskGauge caches the measure of the disk: every append asks it, so the
+// latest measure is read without a lock, and one caller at a time measures
+// again once it is older than diskFresh (the others take the last one).
 type diskGauge struct {
-	mu   sync.Mutex
-	at   time.Time
-	last storage.Disk
+	mu   sync.Mutex // held while measuring
+	last atomic.Pointer[diskMeasure]
+}
+
+type diskMeasure struct {
+	at time.Time
+	d  storage.Disk
 }
 
 // Disk is the file system under the store and the write error JetStream
-// holds, measured within the last quarter second.
+// holds, measured within the last quarter second (or being measured).
 func (e *Embedded) Disk() storage.Disk {
-	e.disk.mu.Lock()
+	if m := e.disk.last.Load(); m != nil && time.Since(m.at) < diskFresh {
+		return m.d
+	}
+	if !e.disk.mu.TryLock() {
+		if m := e.disk.last.Load(); m != nil {
+			return m.d // another caller is measuring
+		}
+		e.disk.mu.Lock()
+	}
 	defer e.disk.mu.Unlock()
-	if time.Since(e.disk.at) < diskFresh {
-		return e.disk.last
+	if m := e.disk.last.Load(); m != nil && time.Since(m.at) < diskFresh {
+		return m.d
 	}
 	return e.measureDiskLocked()
 }
@@ -82,7 +99,7 @@ func (e *Embedded) measureDiskLocked() storage.Disk {
 		d.Free, d.Size = free, size
 	}
 	d.WriteErr = writeError(e.srv)
-	e.disk.last, e.disk.at = d, time.Now()
+	e.disk.last.Store(&diskMeasure{at: time.Now(), d: d})
 	return d
 }
 
@@ -144,6 +161,11 @@ func (e *Embedded) WatchDisk(ctx context.Context) error {
 			return fmt.Errorf("%w: %s (%s) after %d restarts of JetStream in %s; restart the process",
 				ErrDiskFailed, d.Dir, d.WriteErr, len(recoveries), diskRecoveryWindow)
 		}
+		if e.srv.JetStreamIsClustered() {
+			// A clustered server's streams are its replicas': JetStream
+			// is not restarted under them here.
+			return fmt.Errorf("%w: %s (%s); restart the server", ErrDiskFailed, d.Dir, d.WriteErr)
+		}
 		recoveries = append(recoveries, now)
 		if err := e.restartJetStream(d); err != nil {
 			return fmt.Errorf("%w: %s (%s), and JetStream could not be restarted in the process: %w; restart the process",
@@ -152,24 +174,26 @@ func (e *Embedded) WatchDisk(ctx context.Context) error {
 	}
 }
 
-// restartJetStream shuts JetStream down and starts it again, as the
-// server does on a configuration reload after it disabled JetStream
-// itself: every stream and bucket is recovered from its files, with no
-// write error.
+// restartJetStream disables JetStream for the server's account and
+// enables it again, as the server itself does on a configuration reload
+// (configJetStream): every stream and bucket of the account is stopped
+// and recovered from its files, with no write error. (The account and not
+// the whole of JetStream: restarting it whole sets up its API queues again
+// (setJetStreamExportSubs) under requests in flight, a data race in
+// nats-server 2.15.2 that the race detector reports.) Every client of the
+// broker is in the global account (its users name none).
 func (e *Embedded) restartJetStream(d storage.Disk) error {
 	e.log.Warn("broker: restarting JetStream to clear the write error it holds, now that the disk has space again",
 		"dir", d.Dir, "free_bytes", d.Free, "write_error", d.WriteErr)
 	start := time.Now()
-	if err := e.srv.ShutdownJetStream(); err != nil {
-		return fmt.Errorf("shut JetStream down: %w", err)
+	acc := e.srv.GlobalAccount()
+	if err := acc.DisableJetStream(); err != nil {
+		return fmt.Errorf("disable JetStream for the account: %w", err)
 	}
-	// A reload with the same options starts JetStream again (reload.go:
-	// "jetstream" still true while it is not running: restartJetStream).
-	if err := e.srv.ReloadOptions(e.opts.Clone()); err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	if !e.srv.JetStreamEnabled() {
-		return errors.New("JetStream did not start again")
+	// nil limits: the account's default tiers, which the server gave the
+	// global account at start (enableJetStreamAccounts).
+	if err := acc.EnableJetStream(nil, nil); err != nil {
+		return fmt.Errorf("enable JetStream for the account again: %w", err)
 	}
 	if werr := e.measureDisk().WriteErr; werr != "" {
 		return errors.New(werr)
