@@ -53,7 +53,7 @@ const (
 // ErrDiskFailed is wrapped by WatchDisk's error when JetStream holds a
 // write error that restarting it in the process did not clear: a restart
 // of the process is the way back.
-var ErrDiskFailed = errors.New("broker: the store's disk failed a write")
+var ErrDiskFailed = errors.New("the disk under the broker's store failed a write")
 
 // diskGauge caches the measure of the disk: every append asks it, so the
 // latest measure is read without a lock, and one caller at a time measures
@@ -158,17 +158,17 @@ func (e *Embedded) WatchDisk(ctx context.Context) error {
 			recoveries = recoveries[1:]
 		}
 		if len(recoveries) >= diskRecoveries {
-			return fmt.Errorf("%w: %s (%s) after %d restarts of JetStream in %s; restart the process",
+			return fmt.Errorf("%w: %s (%s), again after %d restarts of JetStream in %s; a restart of the process recovers once the disk takes writes",
 				ErrDiskFailed, d.Dir, d.WriteErr, len(recoveries), diskRecoveryWindow)
 		}
 		if e.srv.JetStreamIsClustered() {
 			// A clustered server's streams are its replicas': JetStream
 			// is not restarted under them here.
-			return fmt.Errorf("%w: %s (%s); restart the server", ErrDiskFailed, d.Dir, d.WriteErr)
+			return fmt.Errorf("%w: %s (%s); a restart of the process recovers", ErrDiskFailed, d.Dir, d.WriteErr)
 		}
 		recoveries = append(recoveries, now)
 		if err := e.restartJetStream(d); err != nil {
-			return fmt.Errorf("%w: %s (%s), and JetStream could not be restarted in the process: %w; restart the process",
+			return fmt.Errorf("%w: %s (%s), and JetStream could not be restarted in the process: %w; a restart of the process recovers",
 				ErrDiskFailed, d.Dir, d.WriteErr, err)
 		}
 	}

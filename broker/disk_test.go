@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
 	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/broker/storage"
 )
@@ -169,4 +170,57 @@ func (l *lockedWriter) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.String()
+}
+
+// TestDiskFailingOverAndOverEndsTheWatch: a disk whose writes keep failing
+// is not cleared by restarting JetStream for ever: after diskRecoveries
+// restarts within the window WatchDisk ends with ErrDiskFailed, naming the
+// store's directory and saying a restart of the process recovers (the
+// gateway then ends, and is started again).
+func TestDiskFailingOverAndOverEndsTheWatch(t *testing.T) {
+	disk := brokertest.SmallDisk(t, 8<<20)
+	b := brokertest.Start(t, brokertest.Dir(filepath.Join(disk, "data")), brokertest.NoEnsure())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := b.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	watched := make(chan error, 1)
+	go func() { watched <- b.WatchDisk(ctx) }()
+	body := make([]byte, 64<<10)
+	for round := 0; ; round++ {
+		if round > 5 {
+			t.Fatal("WatchDisk kept restarting JetStream")
+		}
+		brokertest.FillDisk(t, disk, 0)
+		for i := 0; ; i++ { // write until the disk refuses one (the broker then does not answer)
+			pctx, pcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			_, err := b.JS.Publish(pctx, "t.x", body)
+			pcancel()
+			if err != nil {
+				break
+			}
+			if i > 100 {
+				t.Fatal("the disk never filled")
+			}
+		}
+		brokertest.FreeDisk(t, disk)
+		// Recovered (the measure is not full), or the watch ended.
+		for done := false; !done; {
+			select {
+			case err := <-watched:
+				if !errors.Is(err, broker.ErrDiskFailed) || !strings.Contains(err.Error(), disk) || !strings.Contains(err.Error(), "restart of the process recovers") {
+					t.Fatalf("WatchDisk ended with %v; want ErrDiskFailed naming %s and the restart", err, disk)
+				}
+				if round != 3 {
+					t.Errorf("WatchDisk gave up after %d restarts, want 3", round)
+				}
+				return
+			case <-ctx.Done():
+				t.Fatal("neither recovered nor gave up")
+			case <-time.After(50 * time.Millisecond):
+				done = !b.Disk().Full()
+			}
+		}
+	}
 }
