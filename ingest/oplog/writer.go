@@ -88,7 +88,8 @@ type Options struct {
 	ThingMarks *ThingMarks
 	// Disk, when set, measures the disk under the embedded broker's store
 	// (broker.Embedded.Disk). While it is full an append is refused 507
-	// store_full before anything is published, and a publish the broker
+	// store_full before anything is published (a retry of one stored is
+	// answered as the first time), and a publish the broker
 	// did not answer is answered so too, not 503 "retry in 1 s": JetStream
 	// answers no write it failed to store, and fails every one on a full
 	// disk. Nil with an external broker.
@@ -190,9 +191,6 @@ const backoffStep = 500 * time.Microsecond
 // (apierr.Error.OpID), generated or the client's: the append may have
 // landed, and only a retry with that op_id is answered as the first time.
 func (w *Writer) Append(ctx context.Context, v *ops.Validated) (Result, *apierr.Error) {
-	if aerr := w.DiskFull(); aerr != nil {
-		return Result{}, aerr
-	}
 	opID := v.OpID
 	if opID == "" {
 		opID = ids.NewOpID()
@@ -624,6 +622,9 @@ func (w *Writer) appendMessage(ctx context.Context, v *ops.Validated, res Result
 		return Result{}, apierr.New(apierr.InternalError)
 	}
 	subject := streams.MessagesSubject(v.ChannelID)
+	if w.DiskFull() != nil {
+		return Result{}, w.unavailable("append", subject, errDiskFull)
+	}
 	ack, err := w.pub.publish(ctx, opMsg(subject, v, res.OpID, data, false))
 	if err != nil {
 		return Result{}, w.unavailable("append", subject, err)
@@ -635,6 +636,9 @@ func (w *Writer) appendMessage(ctx context.Context, v *ops.Validated, res Result
 // publish appends an operation to its entity's subject, expecting
 // expectSeq as the subject's last sequence (0: none).
 func (w *Writer) publish(ctx context.Context, subject string, v *ops.Validated, opID string, data []byte, expectSeq uint64, clientOpID bool) (*jetstream.PubAck, error) {
+	if w.DiskFull() != nil {
+		return nil, errDiskFull
+	}
 	m := opMsg(subject, v, opID, data, clientOpID)
 	m.Header[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(expectSeq, 10)}
 	return w.pub.publish(ctx, m)
@@ -862,6 +866,13 @@ func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
 	}
 	return &apierr.Error{Code: apierr.AppendUnavailable, Detail: apierr.Lookup(apierr.AppendUnavailable).Message, RetryAfter: 1}
 }
+
+// errDiskFull is a publish not made: the disk under the broker's store is
+// full (Options.Disk). It is checked at the publish, after the decision,
+// so that a retry of an operation already stored is still answered as the
+// first time (a 507 there told a client whose answer was lost that its
+// stored write failed); unavailable answers it 507.
+var errDiskFull = errors.New("oplog: the disk under the broker's store is full; not published")
 
 // DiskFull is the refusal of a write while the disk under the embedded
 // broker's store is full (Options.Disk): 507 store_full saying which disk,

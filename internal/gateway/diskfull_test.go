@@ -29,7 +29,8 @@ import (
 //   - a write whose publish the full disk left unanswered is 507
 //     store_full, without Retry-After;
 //   - later writes (appends and registry writes) are 507 store_full at
-//     once, /readyz is 507 store_full naming the disk, pushgo_store_full 1;
+//     once (a retry of an acknowledged one is its replay), /readyz is 507
+//     store_full naming the disk, pushgo_store_full 1;
 //   - once space is freed, without a restart, /readyz is ready again and
 //     writes are taken: each retry of a refused op_id is stored once,
 //     each retry of an acknowledged one is its replay, and the log holds
@@ -149,6 +150,11 @@ func TestFullDiskIsSaidClearlyAndRecovers(t *testing.T) {
 		id := fmt.Sprintf("full-%d", i)
 		expectFull("/message", send("/message", message(id)), true)
 		refused = append(refused, id)
+	}
+	// A retry of an acknowledged write (its answer lost) is its replay:
+	// a 507 told the client its stored write failed.
+	if a := send("/message", message(acked[0])); a.status != 200 {
+		t.Fatalf("a retry of acknowledged %s with the disk full: %d %v, want its replay", acked[0], a.status, a.m)
 	}
 	expectFull("/device/register", send("/device/register", `{"platform":"android"}`), true)
 	expectFull("/channel/create", send("/channel/create", `{"channel_name":"more","password":"correct-horse"}`), true)
