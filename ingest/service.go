@@ -52,6 +52,14 @@ type Config struct {
 	// AlertmanagerExpireAfter is integrations.Deps.AlertmanagerExpireAfter
 	// (0: never).
 	AlertmanagerExpireAfter time.Duration
+	// AlertKeysKeep is alerts.Options.Keep: how long the alert key of a
+	// closed Event is kept after its close. 0: Streams.Retention
+	// (PUSHGO_RETENTION).
+	AlertKeysKeep time.Duration
+	// AlertKeysSweepEvery is alerts.Options.SweepEvery: how often one
+	// ingest replica sweeps the alert keys due. 0: its default; negative:
+	// never on this replica.
+	AlertKeysSweepEvery time.Duration
 	// Appended, when set, is told of every operation appended (see
 	// oplog.Options.Appended): the same process's projector takes them
 	// from there.
@@ -111,8 +119,12 @@ type Service struct {
 	maxLag   uint64
 	http     *httpapi.Server
 	closer   *timeouts.Closer
-	limits   *limits.Limits
-	live     *livestream.Follower
+	// stopSweep ends the alert keys' sweep (alerts.Tracker.Run), which
+	// closes sweepDone once it returned.
+	stopSweep func()
+	sweepDone chan struct{}
+	limits    *limits.Limits
+	live      *livestream.Follower
 	// integrations serves the monitoring tools' routes (its metrics).
 	integrations *integrations.Routes
 
@@ -190,7 +202,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		_ = fwd.Close()
 		return nil, err
 	}
-	tracker, err := alerts.New(ctx, js, w, alerts.Options{Logger: cfg.Logger, AbsentAfter: cfg.AlertmanagerAbsentAfter})
+	keep := cfg.AlertKeysKeep
+	if keep <= 0 {
+		keep = cfg.Streams.Retention
+	}
+	tracker, err := alerts.New(ctx, js, w, alerts.Options{Logger: cfg.Logger, AbsentAfter: cfg.AlertmanagerAbsentAfter,
+		Keep: keep, SweepEvery: cfg.AlertKeysSweepEvery})
 	if err != nil {
 		toks.Close()
 		devs.Close()
@@ -212,6 +229,15 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		AlertmanagerExpireAfter: cfg.AlertmanagerExpireAfter})
 	compat.Register(s.http.Echo(), compat.Deps{Channels: reg, Appender: w, Token: cfg.Token, Validation: cfg.validation(),
 		MetadataValueMax: cfg.MetadataValueMax, Limits: lim})
+	// The alert keys of Events closed PUSHGO_RETENTION ago go (one
+	// replica at a time sweeps them), until Close.
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	s.stopSweep = stopSweep
+	s.sweepDone = make(chan struct{})
+	go func() {
+		defer close(s.sweepDone)
+		tracker.Run(sweepCtx)
+	}()
 	if cfg.DeadlineScan >= 0 {
 		s.closer = timeouts.Start(fwd, w, timeouts.Options{Interval: cfg.DeadlineScan, Logger: cfg.Logger})
 	}
@@ -381,6 +407,8 @@ func (s *Service) EndStreams() { s.live.End() }
 func (s *Service) Close() { s.closeOnce.Do(s.close) }
 
 func (s *Service) close() {
+	s.stopSweep()
+	<-s.sweepDone
 	if s.closer != nil {
 		s.closer.Close()
 	}

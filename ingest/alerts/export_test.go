@@ -36,3 +36,11 @@ func (t *Tracker) GroupsInMemory() (records, weight int) {
 	defer t.mu.Unlock()
 	return len(t.groups), t.groupWeight
 }
+
+// BucketKey is k's key in the alert key bucket.
+func (k Key) BucketKey() string { return k.bucketKey() }
+
+// GroupBucketKey is the bucket key of the record of group k (Group.Key).
+func GroupBucketKey(k Key) string {
+	return Key{ChannelID: k.ChannelID, Source: k.Source + groupSuffix, Value: k.Value}.bucketKey()
+}

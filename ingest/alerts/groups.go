@@ -225,6 +225,18 @@ func (t *Tracker) SettleGroup(ctx context.Context, g Group) ([]GoneOutcome, *api
 			closed[[2]string{v, m.Event}] = true
 			out = append(out, GoneOutcome{Value: v, Outcome: o})
 		}
+		if len(next) == 0 {
+			// No member left: the record goes, as if never written.
+			gone, err := t.dropGroupRecord(ctx, bk, rec.rev)
+			if err != nil {
+				return nil, t.unavailable("remove group", gk, err)
+			}
+			if gone {
+				return settled()
+			}
+			read = fromLeader // written meanwhile: settled anew
+			continue
+		}
 		err = t.writeGroup(ctx, bk, groupRecord{Members: next, rev: rec.rev})
 		if err == nil {
 			return settled()
@@ -290,6 +302,22 @@ func (t *Tracker) writeGroup(ctx context.Context, bk string, rec groupRecord) er
 	rec.rev = rev
 	t.rememberGroup(bk, rec)
 	return nil
+}
+
+// dropGroupRecord removes bucket key bk's record at revision rev (0: none
+// was read), as a compare-and-swap: gone reports that the leader holds no
+// record now; false, that one was written since rev (by another
+// replica's notification), which the caller settles anew.
+func (t *Tracker) dropGroupRecord(ctx context.Context, bk string, rev uint64) (gone bool, err error) {
+	if rev != 0 {
+		if err := t.purge(ctx, bk, rev); err != nil {
+			return false, err
+		}
+	}
+	t.forgetGroup(bk)
+	var rec groupRecord
+	_, ok, err := t.readKey(ctx, bk, fromLeader, &rec)
+	return !ok && err == nil, err
 }
 
 // rememberGroup keeps rec in memory, unless a later revision is there,

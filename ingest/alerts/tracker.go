@@ -19,6 +19,10 @@
 // The same bucket keeps each alert group's record (groups.go): which keys
 // a tool's notifications of the group named lately, so that an alert that
 // leaves its group without its resolve has its Event closed.
+//
+// A key is kept while its Event is open and for Options.Keep after its
+// close; a sweep (sweep.go) removes it then, and a group's record once it
+// has no member.
 package alerts
 
 import (
@@ -138,6 +142,18 @@ type Options struct {
 	// record at least one; one larger than the bound is still kept,
 	// alone). Default 200,000 (some 30 MB).
 	CachedGroupMembers int
+	// Keep is how long the key of a closed Event is kept after its close
+	// (and an alert group's record after its last notification, once no
+	// member names an open Event) before the sweep removes it (Run,
+	// sweep.go). The gateway passes PUSHGO_RETENTION. Default 30 days.
+	Keep time.Duration
+	// SweepEvery is how often Run sweeps the bucket. Default Keep/10, at
+	// most an hour and at least a second; negative: Run never sweeps.
+	SweepEvery time.Duration
+	// Events reads the state of an Event for the sweep. Default the
+	// Appender, when it is an EventStater (an *oplog.Writer); none: Run
+	// never sweeps.
+	Events EventStater
 	// Now is the clock of claims and group records. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -152,9 +168,12 @@ type Tracker struct {
 	keys *leaderread.Bucket
 	app  Appender
 	pub  AsidePublisher // nil: claims through kv
-	log  *slog.Logger
-	max  int
-	opts Options
+	// stream is the bucket's stream, which the sweep purges keys of.
+	stream jetstream.Stream
+	states EventStater // nil: no sweep
+	log    *slog.Logger
+	max    int
+	opts   Options
 
 	mu     sync.Mutex
 	cache  map[string]entry
@@ -195,6 +214,12 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	if opts.CachedGroupMembers <= 0 {
 		opts.CachedGroupMembers = 200_000
 	}
+	if opts.Keep <= 0 {
+		opts.Keep = 30 * 24 * time.Hour
+	}
+	if opts.SweepEvery == 0 {
+		opts.SweepEvery = min(max(opts.Keep/10, time.Second), time.Hour)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -204,6 +229,13 @@ func New(ctx context.Context, js jetstream.JetStream, app Appender, opts Options
 	t := &Tracker{kv: kv, keys: keys, app: app, log: opts.Logger, max: opts.CachedKeys, opts: opts, cache: map[string]entry{},
 		groups: map[string]groupRecord{}}
 	t.pub, _ = app.(AsidePublisher)
+	t.states = opts.Events
+	if t.states == nil {
+		t.states, _ = app.(EventStater)
+	}
+	if t.stream, err = js.Stream(ctx, "KV_"+streams.AlertKeysBucket); err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", streams.AlertKeysBucket, err)
+	}
 	return t, nil
 }
 
@@ -316,7 +348,8 @@ func (t *Tracker) Open(ctx context.Context, r Report) (Outcome, *apierr.Error) {
 			return Outcome{}, t.unavailable("read", r.Key, err)
 		}
 		if !ok {
-			e = entry{Gen: 1, OpID: r.Key.opID(1), Since: r.Since}
+			gen := t.firstGen()
+			e = entry{Gen: gen, OpID: r.Key.opID(gen), Since: r.Since}
 			e.EventID = ids.DeriveEntityID(r.Key.ChannelID, string(ops.EventCreate), e.OpID)
 			// Validated before the claim: a report refused (too large,
 			// invalid) leaves no key behind to hold off its resolve.
@@ -425,6 +458,15 @@ func (t *Tracker) holdIfAcked(ctx context.Context, r Report, e entry, out Outcom
 		return Outcome{}, &apierr.Error{Code: apierr.AppendUnavailable, Detail: "the alert was acknowledged meanwhile; retry", RetryAfter: 1}
 	}
 	return held, nil
+}
+
+// firstGen is the gen of a key's first Event: the time in ms. A key is
+// removed once its Event has been closed for Options.Keep (sweep.go), and
+// its next report starts over from firstGen: a counter from 1 would give
+// the new Event the id of the key's first one, which the projection and
+// the apps may still hold.
+func (t *Tracker) firstGen() uint64 {
+	return uint64(max(t.opts.Now().UnixMilli(), 1))
 }
 
 // openNext opens r's Event as the key's next gen after e's (closed or

@@ -54,6 +54,11 @@ func (a appendOnly) Append(ctx context.Context, v *ops.Validated) (oplog.Result,
 	return a.w.Append(ctx, v)
 }
 
+// EventStatus lets the tracker's sweep read the writer's events.
+func (a appendOnly) EventStatus(ctx context.Context, channelID, eventID string) (oplog.EventStatus, error) {
+	return a.w.EventStatus(ctx, channelID, eventID)
+}
+
 func setupClaims(t testing.TB, n int, opts alerts.Options, viaKV bool) (jetstream.Stream, []replica) {
 	t.Helper()
 	b := brokertest.Start(t)

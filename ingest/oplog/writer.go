@@ -922,3 +922,45 @@ const jsErrCodeMsgIDInProcess jetstream.ErrorCode = 10158
 // jsErrCodeWrongLastMsgID is JetStream's "wrong last msg ID" error code
 // (the client library names "wrong last sequence", 10071, but not this).
 const jsErrCodeWrongLastMsgID jetstream.ErrorCode = 10070
+
+// EventStatus is what the log (or, once the log lost its operations, the
+// projection) says of an Event: whether it exists, whether it is closed,
+// and when its close was appended (zero when the close is known from the
+// projection only: it aged out of the log with the retention).
+type EventStatus struct {
+	Exists, Closed bool
+	ClosedAt       time.Time
+}
+
+// EventStatus reads the state of a channel's Event on the log's leader, a
+// "none" confirmed as an append's is, and from the projection when the log
+// holds nothing of it (Options.FindEntity) once the log has lost
+// operations. For the alert keys' sweep (alerts.Options.Keep): an open
+// Event is never reported closed, whatever replica or cache is behind.
+func (w *Writer) EventStatus(ctx context.Context, channelID, eventID string) (EventStatus, error) {
+	ref := entityRef{channelID, ops.KindEvent, eventID, streams.OpSubject(channelID, ops.KindEvent, eventID)}
+	m, err := w.ops.LastForSubject(ctx, ref.subject)
+	switch {
+	case err == nil:
+		st := stateOf(m)
+		if st.closed() {
+			return EventStatus{Exists: true, Closed: true, ClosedAt: m.Time}, nil
+		}
+		return EventStatus{Exists: true}, nil
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return EventStatus{}, err
+	}
+	if w.ops.Replicated(ctx) {
+		if err := w.ops.ConfirmNone(ctx, ref.subject); err != nil {
+			return EventStatus{}, err
+		}
+	}
+	if w.opts.FindEntity == nil || !w.ops.Trimmed(ctx) {
+		return EventStatus{}, nil
+	}
+	st, _, aerr := w.agedState(ctx, ref)
+	if aerr != nil {
+		return EventStatus{}, aerr
+	}
+	return EventStatus{Exists: st.exists, Closed: st.exists && st.closed()}, nil
+}

@@ -375,7 +375,9 @@ func AllBuckets(o Options) []Bucket {
 		{Name: DeviceChannelsBucket, Description: "PushGo subscriptions by device: <device_key>.<channel_id>"},
 		{Name: ProviderTokensBucket, Description: "PushGo provider tokens: <channel_type>.<token hash> → device key"},
 		{Name: APITokensBucket, Description: "PushGo integration tokens: id → channel, scopes and secret hash"},
-		// No TTL: a key must outlive its open Event, however long that stays open.
+		// No TTL: a key must outlive its open Event, however long that stays
+		// open. The ingest replicas sweep the keys of Events closed a
+		// retention ago (ingest/alerts, sweep.go).
 		{Name: AlertKeysBucket, Description: "PushGo integration alert keys: <channel>.<source>.<key hash> → current event"},
 		{Name: PushersBucket, Description: "PushGo pusher replicas alive: id → start time", TTL: PushersTTL},
 		{Name: PartitionFloorsBucket, Description: "PushGo delivery partitions' floors: partition → last operation finished"},
