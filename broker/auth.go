@@ -64,8 +64,10 @@ const (
 	manage
 	// remove: delete a message by its sequence (the inbox's acks).
 	remove
-	// purge: purge the stream's messages by subject (the delete markers
-	// of the device registry's buckets, devices.SweepDeleteMarkers).
+	// purge: purge a subject's messages up to a sequence (the delete
+	// markers of the device registry's buckets, devices.SweepDeleteMarkers;
+	// the alert keys of closed Events and emptied group records:
+	// ingest/alerts).
 	purge
 )
 
@@ -82,8 +84,9 @@ func grants(r Role) map[string]grant {
 			g[kv(b.Name)] |= manage | read | write
 		}
 		g[kv(streams.PushersBucket)] &^= read | write
-		// ingest's sweep purges the device registry's delete markers.
-		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.DeviceChannelsBucket, streams.SubscriptionsBucket} {
+		// ingest's sweeps purge the device registry's delete markers and
+		// the alert keys of closed Events.
+		for _, b := range []string{streams.DevicesBucket, streams.ProviderTokensBucket, streams.DeviceChannelsBucket, streams.SubscriptionsBucket, streams.AlertKeysBucket} {
 			g[kv(b)] |= purge
 		}
 		g[streams.Inbox] |= read | remove

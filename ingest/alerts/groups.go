@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/broker/cas"
 	"github.com/pushgo/gateway/schemas/apierr"
@@ -307,14 +308,19 @@ func (t *Tracker) writeGroup(ctx context.Context, bk string, rec groupRecord) er
 // dropGroupRecord removes bucket key bk's record at revision rev (0: none
 // was read), as a compare-and-swap: gone reports that the leader holds no
 // record now; false, that one was written since rev (by another
-// replica's notification), which the caller settles anew.
+// replica's notification), which the caller settles anew. The removal is
+// a key-value purge, a write like the record's own (no other permission
+// of the broker's): it leaves a marker, which the sweep then removes; a
+// record written later writes over it.
 func (t *Tracker) dropGroupRecord(ctx context.Context, bk string, rev uint64) (gone bool, err error) {
-	if rev != 0 {
-		if err := t.purge(ctx, bk, rev); err != nil {
-			return false, err
-		}
-	}
 	t.forgetGroup(bk)
+	if rev != 0 {
+		err := t.kv.Purge(ctx, bk, jetstream.LastRevision(rev))
+		if cas.Lost(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
 	var rec groupRecord
 	_, ok, err := t.readKey(ctx, bk, fromLeader, &rec)
 	return !ok && err == nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushgo/gateway/ingest/oplog"
+	"github.com/pushgo/gateway/schemas/streams"
 )
 
 // A key is kept while its Event is open, however long, and for
@@ -164,6 +165,12 @@ func (t *Tracker) Sweep(ctx context.Context) (SweepStats, error) {
 			return st, firstErr
 		}
 		removed, err := t.sweepOne(ctx, kve, now, &st)
+		var refused purgeError
+		if errors.As(err, &refused) {
+			// Refused or unanswered: every other would be too (a broker
+			// whose accounts.conf predates the permission).
+			return st, err
+		}
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -265,5 +272,21 @@ func (t *Tracker) due(ctx context.Context, channelID, eventID string, now, named
 // purge removes bucket key bk's messages up to revision rev, leaving no
 // marker: a later write of the key (a higher revision) stays.
 func (t *Tracker) purge(ctx context.Context, bk string, rev uint64) error {
-	return t.stream.Purge(ctx, jetstream.WithPurgeSubject(keySubjects+bk), jetstream.WithPurgeSequence(rev+1))
+	err := t.stream.Purge(ctx, jetstream.WithPurgeSubject(keySubjects+bk), jetstream.WithPurgeSequence(rev+1))
+	if err != nil {
+		return purgeError{err}
+	}
+	return nil
 }
+
+// purgeError is a purge the broker refused or did not answer: the ingest
+// role's permission to purge PUSHGO_ALERT_KEYS's subjects
+// ($JS.API.STREAM.PURGE.KV_PUSHGO_ALERT_KEYS) is missing from a cluster's
+// accounts.conf older than the sweep.
+type purgeError struct{ err error }
+
+func (e purgeError) Error() string {
+	return "purge (the ingest role needs $JS.API.STREAM.PURGE.KV_" + streams.AlertKeysBucket + ": see deploy/nats/accounts.conf): " + e.err.Error()
+}
+
+func (e purgeError) Unwrap() error { return e.err }

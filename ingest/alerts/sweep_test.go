@@ -8,7 +8,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushgo/gateway/broker"
+	"github.com/pushgo/gateway/broker/brokertest"
 	"github.com/pushgo/gateway/ingest/alerts"
+	"github.com/pushgo/gateway/ingest/oplog"
 	"github.com/pushgo/gateway/schemas/ops"
 	"github.com/pushgo/gateway/schemas/streams"
 	"github.com/pushgo/gateway/schemas/wire"
@@ -320,4 +323,42 @@ func TestRefireAfterTheKeyWentOpensANewEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSweepAsTheIngestRole: the gateway's ingest connects to its broker
+// as the ingest role, not as the admin the other tests use: the removal
+// of a key and of an emptied group record (a purge of the bucket's
+// subject) is among what that role may do. (The first version's purge was
+// refused there: every emptied group answered 503.)
+func TestSweepAsTheIngestRole(t *testing.T) {
+	ctx := context.Background()
+	b := brokertest.Start(t)
+	_, js := b.ConnAs(t, broker.RoleIngest)
+	w, err := oplog.New(ctx, js, oplog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	tr, err := alerts.New(ctx, js, w, alerts.Options{Keep: 200 * time.Millisecond, SweepEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := bucketOf(t, js)
+	gk := alerts.Key{ChannelID: channel, Source: "test", Value: "g1"}
+	notification(t, tr, true, "a")
+	if o, aerr := tr.Close(ctx, firing("a", "").Key, resolveReq()); aerr != nil || !o.Updated {
+		t.Fatalf("resolve: %+v %v", o, aerr)
+	}
+	if _, aerr := tr.SettleGroup(ctx, alerts.Group{Key: gk, Complete: true, Gone: goneClose(),
+		Members: []alerts.Member{{Value: "a", Resolved: true}}}); aerr != nil {
+		t.Fatalf("the notification that empties the group: %v", aerr)
+	}
+	if present(t, kv, alerts.GroupBucketKey(gk)) {
+		t.Fatal("the emptied record is still there")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); tr.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	within(t, 10*time.Second, "the closed alert's key removed", func() bool { return !present(t, kv, firing("a", "").Key.BucketKey()) })
 }
