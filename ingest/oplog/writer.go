@@ -405,6 +405,23 @@ func (w *Writer) decideAndAppend(ctx context.Context, v *ops.Validated, opID str
 			fresh = true // another process wrote this entity: re-read and re-decide
 			continue
 		}
+		if errors.Is(err, errDiskFull) && clientOpID {
+			// Refused before the broker saw it, whose duplicate check
+			// would have answered a retry of an operation it holds: a
+			// create decided from the cache, or an update followed by a
+			// later one. Reads still work on a full disk: read the log
+			// (a retry found is answered as the first time), then ask the
+			// broker's duplicate window, which writes nothing.
+			if !fresh {
+				fresh = true
+				continue
+			}
+			if !v.Op.IsCreate() {
+				if r, aerr, found := w.probeDuplicate(ctx, res, subject, v, opID, data); found {
+					return r, aerr
+				}
+			}
+		}
 		return Result{}, w.unavailable("append", subject, err)
 	}
 }
@@ -851,11 +868,17 @@ func (w *Writer) unavailable(what, subject string, err error) *apierr.Error {
 		w.log.Warn("oplog: the broker's storage is full; operation refused", "step", what, "subject", subject, "err", err)
 		return storage.Refusal()
 	}
-	if aerr := w.DiskFull(); aerr != nil {
-		// The broker does not answer a write it failed to store: on a full
-		// disk that is every write, and nothing of it was stored.
-		w.log.Warn("oplog: the disk under the broker's store is full; operation refused", "step", what, "subject", subject, "err", err)
-		return aerr
+	if errors.Is(err, errDiskFull) {
+		// Not published: nothing of it was stored. A publish that was
+		// made and went unanswered stays a 503 with its op_id, full disk
+		// or not (it may have been stored: the disk measures full below
+		// 1 MiB free, where writes still fit); its retry is answered 507
+		// once the log shows it was not.
+		if aerr := w.DiskFull(); aerr != nil {
+			w.log.Warn("oplog: the disk under the broker's store is full; operation refused", "step", what, "subject", subject)
+			return aerr
+		}
+		return storage.Refusal()
 	}
 	if errors.Is(err, leaderread.ErrUnconfirmed) {
 		// The log's "none" was not confirmed (a deposed leader's, perhaps):

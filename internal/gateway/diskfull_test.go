@@ -26,8 +26,10 @@ import (
 // process restarted: every write waited out the append timeout and got
 // 503 append_unavailable with Retry-After: 1, /readyz said ready and
 // pushgo_store_full stayed 0, and freeing space changed nothing. Now:
-//   - a write whose publish the full disk left unanswered is 507
-//     store_full, without Retry-After;
+//   - a write whose publish the full disk left unanswered is 503
+//     append_unavailable with its op_id (a publish unanswered may have been
+//     stored), and its retry is 507 store_full at once, without
+//     Retry-After (the log shows it was not);
 //   - later writes (appends and registry writes) are 507 store_full at
 //     once (a retry of an acknowledged one is its replay), /readyz is 507
 //     store_full naming the disk, pushgo_store_full 1;
@@ -127,7 +129,11 @@ func TestFullDiskIsSaidClearlyAndRecovers(t *testing.T) {
 		case a.status == 200:
 			acked = append(acked, id) // it fit in the store's last pages
 		case a.elapsed >= cfg.AppendTimeout:
-			expectFull("a write the full disk left unanswered", a, false)
+			problem, _ := a.m["problem"].(map[string]any)
+			if a.status != 503 || a.m["error_code"] != "append_unavailable" || len(a.h["Retry-After"]) == 0 || problem["op_id"] != id {
+				t.Fatalf("a write the full disk left unanswered: %d %v Retry-After=%v; want 503 append_unavailable with its op_id", a.status, a.m, a.h["Retry-After"])
+			}
+			expectFull("the retry of a write the full disk left unanswered", send("/message", message(id)), true)
 			refused = append(refused, id)
 			latched = true
 			continue
